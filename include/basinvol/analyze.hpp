@@ -1,0 +1,38 @@
+#pragma once
+// The pipeline for one Hessian: read → solve → cut → measure → a Row.
+#include <basinvol/io/reader.hpp>
+#include <basinvol/measure/cut.hpp>
+#include <basinvol/measure/volume.hpp>
+#include <basinvol/report/row.hpp>
+#include <basinvol/solve/spectrum.hpp>
+
+#include <optional>
+#include <vector>
+
+namespace basinvol {
+
+struct AnalyzeOptions {
+    ReadOptions read;
+    CutOptions cut;
+    Method method = Method::automatic;
+    NegativePolicy negatives = NegativePolicy::abs;
+    std::optional<double> threshold;    // -T; else the dataset's loss_threshold; else 1
+    std::optional<double> regularized;  // λ of the regularized comparator
+    bool keep_eigenvalues = false;      // fill Row::eigenvalues
+};
+
+// Checks option values; throws UsageError naming the option.
+void validate(const AnalyzeOptions& options);
+
+// One Hessian to one row. Never throws for problems of the input or the
+// numerics: those become an error row.
+Row analyze(const HessianInfo& info, const AnalyzeOptions& options);
+
+// The rows of one SOURCE (one per Hessian below it; a single error row when
+// the source itself cannot be listed).
+std::vector<HessianInfo> expand_source(const Source& source, Row* error_row);
+
+// An error row for a source that could not be listed.
+Row source_error_row(const Source& source, const std::string& message);
+
+}  // namespace basinvol

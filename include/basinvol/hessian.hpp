@@ -1,0 +1,46 @@
+#pragma once
+// A Hessian as read from storage: the matrix in the precision it was stored
+// in, plus what the file said about it.
+#include <Eigen/Dense>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace basinvol {
+
+// What the file said about a dataset (optional HDF5 attributes).
+struct Attributes {
+    std::optional<double> step;
+    std::optional<double> loss;
+    std::optional<double> loss_threshold;
+    std::optional<std::string> name;
+    // Other numeric scalar attributes (e.g. expected_rank), by name.
+    std::map<std::string, double> numbers;
+    // Other string attributes, by name.
+    std::map<std::string, std::string> strings;
+};
+
+struct HessianInfo {
+    std::string file;
+    std::string dataset;         // absolute HDF5 path
+    std::size_t n = 0;
+    std::string stored_type;     // "float32", "float64", "int32", ...
+    double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
+    Attributes attrs;
+    // Why this dataset cannot be read as a Hessian (empty when it can).
+    std::string problem;
+    std::string source() const { return file + ":" + dataset; }
+};
+
+// The matrix lives in exactly one of f32 / f64 (float32-stored data stays
+// float32 in memory; products accumulate in double).
+struct Hessian {
+    HessianInfo info;
+    Eigen::MatrixXf f32;
+    Eigen::MatrixXd f64;
+    bool is_f32() const { return f32.size() > 0; }
+    double asymmetry = 0;        // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
+    double frobenius = 0;        // ‖H‖_F (after symmetrizing)
+};
+
+}  // namespace basinvol

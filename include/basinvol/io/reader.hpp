@@ -1,0 +1,38 @@
+#pragma once
+// Reading Hessians from HDF5 files.
+//
+// Every failure is an InputError whose message starts with FILE or
+// FILE:DATASET and names the rule that was broken and the value that broke it.
+// HDF5's own error stack is never printed; its innermost message is folded
+// into ours.
+#include <basinvol/hessian.hpp>
+#include <basinvol/io/source.hpp>
+
+#include <cstddef>
+#include <vector>
+
+namespace basinvol {
+
+struct ReadOptions {
+    // Relative asymmetry ‖H − Hᵀ‖_F / ‖H‖_F above which a matrix is refused.
+    // Below it the matrix is symmetrized, (H + Hᵀ)/2.
+    double max_asymmetry = 1e-3;
+    // Largest matrix (in bytes, as held in memory) that may be allocated;
+    // 0 means half of the physical memory.
+    std::size_t max_bytes = 0;
+};
+
+// The Hessians a SOURCE names, in name order, with their shape, stored type
+// and attributes (no matrix data is read). A dataset path must name a square
+// 2-D numeric dataset; a group or a bare file means every square 2-D dataset
+// below it. Throws InputError.
+std::vector<HessianInfo> list_hessians(const Source& source);
+
+// Reads one Hessian listed by list_hessians, checks it (finite, symmetric to
+// within max_asymmetry) and symmetrizes it. Throws InputError.
+Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});
+
+// Bytes of physical memory on this machine (0 if unknown).
+std::size_t physical_memory_bytes();
+
+}  // namespace basinvol

@@ -1,0 +1,53 @@
+#pragma once
+// Reporters: turn rows into a human table, TSV, CSV, JSON or JSON Lines.
+// Machine formats carry no human text; JSON never holds NaN or Infinity.
+#include <basinvol/report/row.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace basinvol {
+
+enum class Format { table, tsv, csv, json, jsonl };
+
+// Parses "table", "tsv", ...; throws UsageError otherwise.
+Format parse_format(const std::string& name);
+
+struct ReportSpec {
+    Format format = Format::table;
+    bool with_place = false;        // `rank` output
+    bool with_regularized = false;  // --regularized was given
+    nlohmann::ordered_json context;         // the JSON context block (tool, versions, options, date)
+};
+
+// The JSON object of one row (every field; null where a value is undefined).
+nlohmann::ordered_json row_to_json(const Row& row, const ReportSpec& spec);
+
+// Writes rows as they come (TSV, CSV and JSON Lines flush per row; the table
+// is aligned and written by finish()).
+class RowWriter {
+public:
+    RowWriter(std::ostream& out, ReportSpec spec);
+    void write(const Row& row);
+    void finish();
+
+private:
+    void begin();
+    std::ostream& out_;
+    ReportSpec spec_;
+    bool begun_ = false;
+    bool finished_ = false;
+    std::size_t count_ = 0;
+    std::vector<Row> table_;
+};
+
+// `spectrum`: every eigenvalue of one row with kept/dropped.
+void write_spectrum(std::ostream& out, const Row& row, const ReportSpec& spec);
+
+// The schema version of the JSON output (docs/output.md).
+constexpr int schema_version = 1;
+
+}  // namespace basinvol

@@ -1,0 +1,50 @@
+#pragma once
+// One result: everything known about one Hessian. A plain value; reporters
+// (report/format.hpp) turn rows into text.
+#include <basinvol/hessian.hpp>
+#include <basinvol/solve/spectrum.hpp>
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace basinvol {
+
+struct Row {
+    std::string source;   // FILE:/dataset/path (or the SOURCE text when it could not be listed)
+    std::string file;
+    std::string dataset;
+    bool ok = false;      // status "ok" or "error"
+    std::string error;    // the message on error rows
+
+    std::size_t n = 0;
+    std::size_t rank = 0;
+    std::size_t dim = 0;
+    std::size_t negative = 0;
+    double tol = 0;
+    std::optional<double> gap;  // decades; empty = unbounded
+    double noise_floor = 0;
+    std::string cut_rule;
+    double threshold = 1;       // T
+    double log_volume = 0;
+    double log10_volume = 0;
+    std::optional<double> log_volume_regularized;
+
+    std::string method;
+    bool certified = false;
+    double residual_bound = 0;  // every dropped eigenvalue has |λ| ≤ this (partial spectra)
+    SolverStats stats;
+    std::string stored_type;
+    double asymmetry = 0;
+    std::vector<std::string> warnings;
+    double seconds = 0;
+    Attributes attrs;
+
+    std::optional<std::size_t> place;              // `rank` only: 1 = largest basin
+    std::optional<std::size_t> place_regularized;  // `rank --regularized`
+
+    std::vector<double> eigenvalues;  // kept only when asked for (`spectrum`)
+};
+
+}  // namespace basinvol

@@ -1,0 +1,118 @@
+#include <basinvol/analyze.hpp>
+#include <basinvol/error.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <new>
+
+namespace basinvol {
+
+void validate(const AnalyzeOptions& o) {
+    if (o.threshold && !(*o.threshold > 0 && std::isfinite(*o.threshold)))
+        throw UsageError("-T/--threshold must be a positive number, got " + std::to_string(*o.threshold));
+    if (o.regularized && !(*o.regularized > 0 && std::isfinite(*o.regularized)))
+        throw UsageError("--regularized must be a positive number, got " + std::to_string(*o.regularized));
+    if (!(o.read.max_asymmetry >= 0))
+        throw UsageError("--max-asymmetry must be >= 0, got " + std::to_string(o.read.max_asymmetry));
+    if (o.cut.rtol && !(*o.cut.rtol >= 0)) throw UsageError("--rtol must be >= 0, got " + std::to_string(*o.cut.rtol));
+    if (o.cut.atol && !(*o.cut.atol >= 0)) throw UsageError("--atol must be >= 0, got " + std::to_string(*o.cut.atol));
+    if (!(o.cut.min_gap >= 0)) throw UsageError("--min-gap must be >= 0, got " + std::to_string(o.cut.min_gap));
+}
+
+Row source_error_row(const Source& source, const std::string& message) {
+    Row r;
+    r.source = source.text;
+    r.file = source.file;
+    r.dataset = source.path;
+    r.ok = false;
+    r.error = message;
+    return r;
+}
+
+std::vector<HessianInfo> expand_source(const Source& source, Row* error_row) {
+    try {
+        return list_hessians(source);
+    } catch (const Error& e) {
+        if (error_row) *error_row = source_error_row(source, e.what());
+    } catch (const std::bad_alloc&) {
+        if (error_row) *error_row = source_error_row(source, source.file + ": out of memory while listing");
+    }
+    return {};
+}
+
+namespace {
+
+Spectrum solve(Hessian& h, const AnalyzeOptions&) { return dense_spectrum(h); }
+
+}  // namespace
+
+Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
+    auto t0 = std::chrono::steady_clock::now();
+    Row r;
+    r.source = info.source();
+    r.file = info.file;
+    r.dataset = info.dataset;
+    r.n = info.n;
+    r.attrs = info.attrs;
+    r.stored_type = info.stored_type;
+    try {
+        Hessian h = read_hessian(info, opt.read);
+        r.asymmetry = h.asymmetry;
+        const double frob = h.frobenius;
+        Spectrum s = solve(h, opt);
+
+        Magnitudes mags;
+        mags.n = s.n;
+        mags.rest_bound = s.rest_bound;
+        mags.stored_eps = info.stored_eps;
+        mags.frobenius = frob;
+        mags.known.reserve(s.values.size());
+        for (double v : s.values) mags.known.push_back(std::abs(v));
+        std::sort(mags.known.begin(), mags.known.end(), std::greater<double>());
+        Cut cut = choose_cut(mags, opt.cut);
+
+        double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
+        if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
+            throw InputError(info.source() + ": attribute loss_threshold must be a positive number, got " +
+                             std::to_string(T));
+        Measurement m = measure(s.values, s.n, cut.tol, T, opt.negatives);
+        if (!std::isfinite(m.log_volume))
+            throw NumericError(info.source() + ": log-volume is not finite (eigenvalues out of range?)");
+
+        r.rank = m.rank;
+        r.dim = m.dim;
+        r.negative = m.negative;
+        r.tol = cut.tol;
+        r.gap = cut.gap;
+        r.noise_floor = cut.floor;
+        r.cut_rule = cut.rule;
+        r.threshold = T;
+        r.log_volume = m.log_volume;
+        r.log10_volume = m.log10_volume;
+        r.method = s.method;
+        r.certified = s.complete || cut.certified;
+        r.residual_bound = s.rest_bound;
+        r.stats = s.stats;
+        if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
+        if (m.negative > 0) r.warnings.push_back("saddle");
+        if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");
+        if (cut.below_floor) r.warnings.push_back("cut_below_floor");
+        if (!r.certified) r.warnings.push_back("uncertified");
+        // Symmetrizing moved the matrix by more than rounding of its stored type.
+        if (h.asymmetry > 10 * info.stored_eps * std::sqrt(static_cast<double>(info.n)))
+            r.warnings.push_back("symmetrized");
+        if (opt.keep_eigenvalues) r.eigenvalues = s.values;
+        r.ok = true;
+    } catch (const Error& e) {
+        r.ok = false;
+        r.error = e.what();
+    } catch (const std::bad_alloc&) {
+        r.ok = false;
+        r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try --max-memory";
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+}  // namespace basinvol

@@ -1,0 +1,432 @@
+// HDF5 reading. Every HDF5 call is checked; handles close themselves; HDF5's
+// automatic error printing is off while we work, and its innermost message is
+// folded into our InputError.
+#include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace basinvol {
+namespace {
+
+// HDF5 is built without thread safety on Debian: one caller at a time.
+std::recursive_mutex& hdf5_mutex() {
+    static std::recursive_mutex m;
+    return m;
+}
+
+// Silences HDF5's error printing for the scope and restores it after.
+class ErrorSilencer {
+public:
+    ErrorSilencer() {
+        H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
+        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    }
+    ~ErrorSilencer() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+    ErrorSilencer(const ErrorSilencer&) = delete;
+    ErrorSilencer& operator=(const ErrorSilencer&) = delete;
+
+private:
+    H5E_auto2_t func_ = nullptr;
+    void* data_ = nullptr;
+};
+
+// The innermost (most specific) message on HDF5's error stack, or "".
+std::string hdf5_message() {
+    std::string msg;
+    auto walk = [](unsigned n, const H5E_error2_t* err, void* out) -> herr_t {
+        auto* s = static_cast<std::string*>(out);
+        if (n == 0 && err->desc) *s = err->desc;
+        return 0;
+    };
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &msg);
+    H5Eclear2(H5E_DEFAULT);
+    return msg;
+}
+
+[[noreturn]] void fail(const std::string& where, const std::string& what, bool with_hdf5 = true) {
+    std::string m = where + ": " + what;
+    if (with_hdf5) {
+        std::string h = hdf5_message();
+        if (!h.empty()) m += " (HDF5: " + h + ")";
+    }
+    throw InputError(m);
+}
+
+// An HDF5 identifier that closes itself.
+class Handle {
+public:
+    using Closer = herr_t (*)(hid_t);
+    Handle() = default;
+    Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+    Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
+    Handle& operator=(Handle&& o) noexcept {
+        if (this != &o) {
+            reset();
+            id_ = o.id_;
+            closer_ = o.closer_;
+            o.id_ = -1;
+        }
+        return *this;
+    }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    ~Handle() { reset(); }
+    hid_t get() const { return id_; }
+    bool valid() const { return id_ >= 0; }
+
+private:
+    void reset() {
+        if (id_ >= 0 && closer_) closer_(id_);
+        id_ = -1;
+    }
+    hid_t id_ = -1;
+    Closer closer_ = nullptr;
+};
+
+Handle open_file(const std::string& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0)
+        fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
+    if (S_ISDIR(st.st_mode)) fail(file, "cannot open file: it is a directory", false);
+    if (::access(file.c_str(), R_OK) != 0)
+        fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
+    htri_t is = H5Fis_hdf5(file.c_str());
+    if (is == 0) fail(file, "not an HDF5 file (no HDF5 signature found)", false);
+    if (is < 0) fail(file, "cannot read file as HDF5");
+    hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) fail(file, "cannot open HDF5 file (truncated or corrupt?)");
+    return Handle(f, H5Fclose);
+}
+
+std::string type_name(hid_t type) {
+    H5T_class_t cls = H5Tget_class(type);
+    std::size_t size = H5Tget_size(type);
+    switch (cls) {
+        case H5T_FLOAT: return "float" + std::to_string(8 * size);
+        case H5T_INTEGER:
+            return std::string(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(8 * size);
+        case H5T_STRING: return "string";
+        case H5T_COMPOUND: return "compound";
+        case H5T_ENUM: return "enum";
+        case H5T_ARRAY: return "array";
+        case H5T_VLEN: return "variable-length";
+        case H5T_OPAQUE: return "opaque";
+        case H5T_REFERENCE: return "reference";
+        case H5T_BITFIELD: return "bitfield";
+        case H5T_TIME: return "time";
+        default: return "unknown";
+    }
+}
+
+// Reads scalar (or one-element) attributes into `attrs`.
+void read_attributes(hid_t obj, Attributes& attrs) {
+    struct Ctx {
+        Attributes* attrs;
+    } ctx{&attrs};
+    auto op = [](hid_t loc, const char* name, const H5A_info_t*, void* data) -> herr_t {
+        auto* c = static_cast<Ctx*>(data);
+        hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+        if (a < 0) return 0;
+        Handle attr(a, H5Aclose);
+        Handle space(H5Aget_space(a), H5Sclose);
+        Handle type(H5Aget_type(a), H5Tclose);
+        if (!space.valid() || !type.valid()) return 0;
+        hssize_t count = H5Sget_simple_extent_npoints(space.get());
+        if (count != 1) return 0;
+        H5T_class_t cls = H5Tget_class(type.get());
+        std::string key = name;
+        if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+            double v = 0;
+            if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) return 0;
+            if (key == "step") c->attrs->step = v;
+            else if (key == "loss") c->attrs->loss = v;
+            else if (key == "loss_threshold") c->attrs->loss_threshold = v;
+            else if (key == "name") c->attrs->name = std::to_string(v);
+            else c->attrs->numbers[key] = v;
+        } else if (cls == H5T_STRING) {
+            std::string value;
+            if (H5Tis_variable_str(type.get()) > 0) {
+                Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+                H5Tset_size(mem.get(), H5T_VARIABLE);
+                H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+                char* s = nullptr;
+                if (H5Aread(a, mem.get(), &s) < 0) return 0;
+                if (s) value = s;
+                H5free_memory(s);
+            } else {
+                std::size_t size = H5Tget_size(type.get());
+                std::string buf(size + 1, '\0');
+                Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+                H5Tset_size(mem.get(), size + 1);
+                H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
+                if (H5Aread(a, mem.get(), buf.data()) < 0) return 0;
+                value = std::string(buf.c_str());
+            }
+            if (key == "name") c->attrs->name = value;
+            else c->attrs->strings[key] = value;
+        }
+        return 0;
+    };
+    hsize_t idx = 0;
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, &idx, op, &ctx);
+    H5Eclear2(H5E_DEFAULT);
+}
+
+// Describes dataset `d` at `path`; sets `problem` when it is not a readable Hessian.
+HessianInfo describe(hid_t d, const std::string& file, const std::string& path) {
+    HessianInfo info;
+    info.file = file;
+    info.dataset = path;
+    Handle space(H5Dget_space(d), H5Sclose);
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!space.valid() || !type.valid()) fail(info.source(), "cannot read dataset shape or type");
+    int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 0) fail(info.source(), "cannot read dataset shape");
+    hsize_t dims[H5S_MAX_RANK] = {};
+    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    std::ostringstream shape;
+    for (int i = 0; i < rank; ++i) shape << (i ? "x" : "") << dims[i];
+    info.stored_type = type_name(type.get());
+    read_attributes(d, info.attrs);
+    if (rank != 2) {
+        info.problem = "dataset is not a 2-D matrix: it is " + std::to_string(rank) + "-D" +
+                       (rank > 0 ? " with shape " + shape.str() : std::string(" (scalar)"));
+        return info;
+    }
+    if (dims[0] != dims[1]) {
+        info.problem = "dataset is not square: shape " + shape.str();
+        return info;
+    }
+    if (dims[0] == 0) {
+        info.problem = "dataset is empty: shape 0x0";
+        return info;
+    }
+    info.n = static_cast<std::size_t>(dims[0]);
+    H5T_class_t cls = H5Tget_class(type.get());
+    if (cls == H5T_FLOAT) {
+        std::size_t spos, epos, esize, mpos, msize;
+        H5Tget_fields(type.get(), &spos, &epos, &esize, &mpos, &msize);
+        info.stored_eps = std::ldexp(1.0, -static_cast<int>(msize));
+        if (msize > 52) info.stored_eps = std::ldexp(1.0, -52);  // computed in double
+    } else if (cls == H5T_INTEGER) {
+        // Integers up to 2^53 convert to double exactly: they carry float64's resolution.
+        info.stored_eps = std::ldexp(1.0, -52);
+    } else {
+        info.problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
+    }
+    return info;
+}
+
+struct Walker {
+    hid_t file;
+    std::string filename;
+    std::vector<HessianInfo>* out;
+    std::set<haddr_t> seen;
+    std::vector<std::string> skipped;  // datasets that are not 2-D, with why
+};
+
+void walk_group(Walker& w, hid_t group, const std::string& prefix) {
+    std::vector<std::string> names;
+    auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+    };
+    hsize_t idx = 0;
+    if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0)
+        fail(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
+    for (const auto& name : names) {
+        std::string path = prefix + "/" + name;
+        H5O_info_t oi{};
+        if (H5Oget_info_by_name2(group, name.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
+            H5Eclear2(H5E_DEFAULT);  // dangling or external link: not a Hessian here
+            continue;
+        }
+        if (!w.seen.insert(oi.addr).second) continue;  // hard or soft link to something seen
+        if (oi.type == H5O_TYPE_GROUP) {
+            Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
+            if (!g.valid()) fail(w.filename + ":" + path, "cannot open group");
+            walk_group(w, g.get(), path);
+        } else if (oi.type == H5O_TYPE_DATASET) {
+            Handle d(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
+            if (!d.valid()) fail(w.filename + ":" + path, "cannot open dataset");
+            HessianInfo info = describe(d.get(), w.filename, path);
+            // Inside a group, only 2-D datasets are taken for Hessians; others
+            // (loss curves, step lists) are metadata.
+            if (info.problem.rfind("dataset is not a 2-D", 0) == 0) {
+                w.skipped.push_back(path + " is " + info.problem.substr(info.problem.find("it is ") + 6));
+                continue;
+            }
+            w.out->push_back(std::move(info));
+        }
+    }
+}
+
+std::string normalize_path(const std::string& p) {
+    std::string out = p.empty() || p[0] != '/' ? "/" + p : p;
+    while (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+}
+
+}  // namespace
+
+std::size_t physical_memory_bytes() {
+    long pages = ::sysconf(_SC_PHYS_PAGES);
+    long size = ::sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || size <= 0) return 0;
+    return static_cast<std::size_t>(pages) * static_cast<std::size_t>(size);
+}
+
+std::vector<HessianInfo> list_hessians(const Source& source) {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    ErrorSilencer quiet;
+    Handle file = open_file(source.file);
+    std::string path = normalize_path(source.path);
+    std::string where = source.file + ":" + path;
+    if (path != "/") {
+        // Check each link on the way so that the message names what is missing.
+        for (std::size_t pos = 1; pos <= path.size(); ++pos) {
+            if (pos < path.size() && path[pos] != '/') continue;
+            std::string part = path.substr(0, pos);
+            if (H5Lexists(file.get(), part.c_str(), H5P_DEFAULT) <= 0)
+                fail(source.file + ":" + part, "no such object in file", false);
+            if (H5Oexists_by_name(file.get(), part.c_str(), H5P_DEFAULT) <= 0)
+                fail(source.file + ":" + part, "link points to nothing (dangling link)", false);
+        }
+    }
+    H5O_info_t oi{};
+    if (H5Oget_info_by_name2(file.get(), path.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+        fail(where, "cannot open object");
+    std::vector<HessianInfo> out;
+    if (oi.type == H5O_TYPE_DATASET) {
+        Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.valid()) fail(where, "cannot open dataset");
+        out.push_back(describe(d.get(), source.file, path));
+        return out;
+    }
+    if (oi.type != H5O_TYPE_GROUP) fail(where, "object is neither a dataset nor a group", false);
+    Handle g(H5Gopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Gclose);
+    if (!g.valid()) fail(where, "cannot open group");
+    Walker w{file.get(), source.file, &out, {}};
+    w.seen.insert(oi.addr);
+    walk_group(w, g.get(), path == "/" ? "" : path);
+    if (out.empty()) {
+        std::string why = "no Hessian found: the group holds no 2-D dataset";
+        for (std::size_t i = 0; i < w.skipped.size() && i < 3; ++i) why += (i ? "; " : " (") + w.skipped[i];
+        if (!w.skipped.empty()) why += w.skipped.size() > 3 ? "; ...)" : ")";
+        fail(where, why, false);
+    }
+    std::sort(out.begin(), out.end(),
+              [](const HessianInfo& a, const HessianInfo& b) { return a.dataset < b.dataset; });
+    return out;
+}
+
+namespace {
+
+template <class Matrix>
+void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt, Hessian& h) {
+    using S = typename Matrix::Scalar;
+    const Eigen::Index n = m.rows();
+    // The buffer holds the file's rows as columns: m(j, i) is the file's [i, j].
+    for (Eigen::Index c = 0; c < n; ++c)
+        for (Eigen::Index r = 0; r < n; ++r)
+            if (!std::isfinite(m(r, c))) {
+                std::ostringstream s;
+                s << "non-finite value " << m(r, c) << " at [" << c << ", " << r << "]";
+                throw InputError(info.source() + ": " + s.str());
+            }
+    // Norms in double, scaled against overflow at 1e±300 entries.
+    double scale = 0;
+    for (Eigen::Index c = 0; c < n; ++c)
+        for (Eigen::Index r = 0; r < n; ++r) scale = std::max(scale, std::abs(static_cast<double>(m(r, c))));
+    if (scale == 0) {
+        h.asymmetry = 0;
+        h.frobenius = 0;
+        return;
+    }
+    double asym2 = 0, norm2 = 0;
+    for (Eigen::Index c = 0; c < n; ++c) {
+        for (Eigen::Index r = c + 1; r < n; ++r) {
+            double a = static_cast<double>(m(r, c)) / scale, b = static_cast<double>(m(c, r)) / scale;
+            asym2 += 2 * (a - b) * (a - b);
+            norm2 += a * a + b * b;
+        }
+        double d = static_cast<double>(m(c, c)) / scale;
+        norm2 += d * d;
+    }
+    h.asymmetry = std::sqrt(asym2 / norm2);
+    if (h.asymmetry > opt.max_asymmetry) {
+        std::ostringstream s;
+        s.precision(3);
+        s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << h.asymmetry << " exceeds " << opt.max_asymmetry
+          << " (--max-asymmetry)";
+        throw InputError(info.source() + ": " + s.str());
+    }
+    double sym2 = 0;
+    for (Eigen::Index c = 0; c < n; ++c) {
+        for (Eigen::Index r = c + 1; r < n; ++r) {
+            S v = static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
+            m(r, c) = v;
+            m(c, r) = v;
+            double vs = static_cast<double>(v) / scale;
+            sym2 += 2 * vs * vs;
+        }
+        double d = static_cast<double>(m(c, c)) / scale;
+        sym2 += d * d;
+    }
+    h.frobenius = scale * std::sqrt(sym2);
+}
+
+}  // namespace
+
+Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
+    if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
+    Hessian h;
+    h.info = info;
+    const std::size_t n = info.n;
+    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+    const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
+    if (budget == 0) budget = std::size_t(1) << 33;
+    // Refuse before allocating: n² elements must fit the budget (no overflow: n < 2^32 checked first).
+    if (n > (std::size_t(1) << 31) || n * n > budget / elem) {
+        std::ostringstream s;
+        s.precision(3);
+        s << "matrix of n = " << n << " needs " << double(n) * double(n) * double(elem) / 1e9
+          << " GB in memory, over the budget of " << double(budget) / 1e9 << " GB (--max-memory)";
+        throw InputError(info.source() + ": " + s.str());
+    }
+    {
+        std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+        ErrorSilencer quiet;
+        Handle file = open_file(info.file);
+        Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.valid()) fail(info.source(), "cannot open dataset");
+        const auto N = static_cast<Eigen::Index>(n);
+        herr_t st;
+        if (f32) {
+            h.f32.resize(N, N);
+            st = H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, h.f32.data());
+        } else {
+            h.f64.resize(N, N);
+            st = H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, h.f64.data());
+        }
+        if (st < 0) fail(info.source(), "cannot read dataset values (truncated or corrupt data?)");
+    }
+    if (f32) check_and_symmetrize(h.f32, info, opt, h);
+    else check_and_symmetrize(h.f64, info, opt, h);
+    return h;
+}
+
+}  // namespace basinvol

@@ -1,0 +1,42 @@
+#include <basinvol/error.hpp>
+#include <basinvol/io/source.hpp>
+
+#include <sys/stat.h>
+
+namespace basinvol {
+namespace {
+bool exists(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0;
+}
+}  // namespace
+
+Source parse_source(const std::string& text) {
+    if (text.empty()) throw UsageError("a SOURCE must not be empty (expected FILE or FILE:PATH)");
+    Source s;
+    s.text = text;
+    if (exists(text)) {
+        s.file = text;
+        return s;
+    }
+    // The first ':' whose left side exists as a file is the split.
+    for (std::size_t pos = text.find(':'); pos != std::string::npos; pos = text.find(':', pos + 1)) {
+        std::string left = text.substr(0, pos);
+        if (!left.empty() && exists(left)) {
+            s.file = left;
+            s.path = text.substr(pos + 1);
+            return s;
+        }
+    }
+    // Nothing exists: split at the first ':' so the error names the file part.
+    auto pos = text.find(':');
+    if (pos == std::string::npos || pos == 0) {
+        s.file = text;
+    } else {
+        s.file = text.substr(0, pos);
+        s.path = text.substr(pos + 1);
+    }
+    return s;
+}
+
+}  // namespace basinvol

@@ -1,0 +1,50 @@
+#include <basinvol/error.hpp>
+#include <basinvol/measure/volume.hpp>
+
+#include <cmath>
+#include <string>
+
+namespace basinvol {
+
+double log_unit_ball(std::size_t k) {
+    const double h = static_cast<double>(k) / 2;
+    // log ω_k = (k/2)·log π − log Γ(k/2 + 1); lgamma, never tgamma (k can be 10^5).
+    return h * std::log(M_PI) - std::lgamma(h + 1);
+}
+
+Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
+                    NegativePolicy policy) {
+    if (!(threshold > 0) || !std::isfinite(threshold))
+        throw UsageError("the loss threshold T must be a positive number, got " + std::to_string(threshold));
+    Measurement m;
+    m.n = n;
+    long double sum_log = 0;
+    std::size_t curved = 0;
+    for (double v : values) {
+        double a = std::abs(v);
+        if (!(a > tol)) continue;
+        ++curved;
+        if (v < 0) ++m.negative;
+        if (v < 0 && policy == NegativePolicy::drop) continue;
+        ++m.rank;
+        sum_log += std::log(static_cast<long double>(a));
+    }
+    m.dim = n - curved;
+    const double r = static_cast<double>(m.rank);
+    // log V = log ω_r + (r/2)·log(2T) − ½ Σ log|λ|
+    m.log_volume = log_unit_ball(m.rank) + r / 2 * std::log(2 * threshold) - static_cast<double>(sum_log / 2);
+    m.log10_volume = m.log_volume / std::log(10.0);
+    return m;
+}
+
+double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda) {
+    if (!(lambda > 0) || !std::isfinite(lambda))
+        throw UsageError("--regularized LAMBDA must be a positive number, got " + std::to_string(lambda));
+    long double sum_log = 0;
+    for (double v : values) sum_log += std::log(static_cast<long double>(std::abs(v)) + lambda);
+    sum_log += static_cast<long double>(n - values.size()) * std::log(static_cast<long double>(lambda));
+    const double nn = static_cast<double>(n);
+    return log_unit_ball(n) + nn / 2 * std::log(2 * threshold) - static_cast<double>(sum_log / 2);
+}
+
+}  // namespace basinvol
