@@ -47,8 +47,9 @@ Spectrum solve(Hessian& h, const AnalyzeOptions&) { return dense_spectrum(h); }
 
 }  // namespace
 
-Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
-    auto t0 = std::chrono::steady_clock::now();
+namespace {
+
+Row blank_row(const HessianInfo& info) {
     Row r;
     r.source = info.source();
     r.file = info.file;
@@ -56,54 +57,66 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     r.n = info.n;
     r.attrs = info.attrs;
     r.stored_type = info.stored_type;
+    return r;
+}
+
+// Solve, cut and measure; throws on failure.
+void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
+    const HessianInfo& info = h.info;
+    r.asymmetry = h.asymmetry;
+    const double frob = h.frobenius;
+    Spectrum s = solve(h, opt);
+
+    Magnitudes mags;
+    mags.n = s.n;
+    mags.rest_bound = s.rest_bound;
+    mags.stored_eps = info.stored_eps;
+    mags.frobenius = frob;
+    mags.known.reserve(s.values.size());
+    for (double v : s.values) mags.known.push_back(std::abs(v));
+    std::sort(mags.known.begin(), mags.known.end(), std::greater<double>());
+    Cut cut = choose_cut(mags, opt.cut);
+
+    double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
+    if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
+        throw InputError(info.source() + ": attribute loss_threshold must be a positive number, got " +
+                         std::to_string(T));
+    Measurement m = measure(s.values, s.n, cut.tol, T, opt.negatives);
+    if (!std::isfinite(m.log_volume))
+        throw NumericError(info.source() + ": log-volume is not finite (eigenvalues out of range?)");
+
+    r.rank = m.rank;
+    r.dim = m.dim;
+    r.negative = m.negative;
+    r.tol = cut.tol;
+    r.gap = cut.gap;
+    r.noise_floor = cut.floor;
+    r.cut_rule = cut.rule;
+    r.threshold = T;
+    r.log_volume = m.log_volume;
+    r.log10_volume = m.log10_volume;
+    r.method = s.method;
+    r.certified = s.complete || cut.certified;
+    r.residual_bound = s.rest_bound;
+    r.stats = s.stats;
+    if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
+    if (m.negative > 0) r.warnings.push_back("saddle");
+    if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");
+    if (cut.below_floor) r.warnings.push_back("cut_below_floor");
+    if (!r.certified) r.warnings.push_back("uncertified");
+    // Symmetrizing moved the matrix by more than rounding of its stored type.
+    if (r.asymmetry > 10 * info.stored_eps * std::sqrt(static_cast<double>(info.n)))
+        r.warnings.push_back("symmetrized");
+    if (opt.keep_eigenvalues) r.eigenvalues = s.values;
+    r.ok = true;
+}
+
+template <class Body>
+Row guarded(const HessianInfo& info, Body body) {
+    auto t0 = std::chrono::steady_clock::now();
+    Row r = blank_row(info);
     try {
-        Hessian h = read_hessian(info, opt.read);
-        r.asymmetry = h.asymmetry;
-        const double frob = h.frobenius;
-        Spectrum s = solve(h, opt);
-
-        Magnitudes mags;
-        mags.n = s.n;
-        mags.rest_bound = s.rest_bound;
-        mags.stored_eps = info.stored_eps;
-        mags.frobenius = frob;
-        mags.known.reserve(s.values.size());
-        for (double v : s.values) mags.known.push_back(std::abs(v));
-        std::sort(mags.known.begin(), mags.known.end(), std::greater<double>());
-        Cut cut = choose_cut(mags, opt.cut);
-
-        double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
-        if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
-            throw InputError(info.source() + ": attribute loss_threshold must be a positive number, got " +
-                             std::to_string(T));
-        Measurement m = measure(s.values, s.n, cut.tol, T, opt.negatives);
-        if (!std::isfinite(m.log_volume))
-            throw NumericError(info.source() + ": log-volume is not finite (eigenvalues out of range?)");
-
-        r.rank = m.rank;
-        r.dim = m.dim;
-        r.negative = m.negative;
-        r.tol = cut.tol;
-        r.gap = cut.gap;
-        r.noise_floor = cut.floor;
-        r.cut_rule = cut.rule;
-        r.threshold = T;
-        r.log_volume = m.log_volume;
-        r.log10_volume = m.log10_volume;
-        r.method = s.method;
-        r.certified = s.complete || cut.certified;
-        r.residual_bound = s.rest_bound;
-        r.stats = s.stats;
-        if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
-        if (m.negative > 0) r.warnings.push_back("saddle");
-        if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");
-        if (cut.below_floor) r.warnings.push_back("cut_below_floor");
-        if (!r.certified) r.warnings.push_back("uncertified");
-        // Symmetrizing moved the matrix by more than rounding of its stored type.
-        if (h.asymmetry > 10 * info.stored_eps * std::sqrt(static_cast<double>(info.n)))
-            r.warnings.push_back("symmetrized");
-        if (opt.keep_eigenvalues) r.eigenvalues = s.values;
-        r.ok = true;
+        body(r);
     } catch (const Error& e) {
         r.ok = false;
         r.error = e.what();
@@ -113,6 +126,19 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
+}
+
+}  // namespace
+
+Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
+    return guarded(info, [&](Row& r) {
+        Hessian h = read_hessian(info, opt.read);
+        fill(r, h, opt);
+    });
+}
+
+Row analyze_hessian(Hessian h, const AnalyzeOptions& opt) {
+    return guarded(h.info, [&](Row& r) { fill(r, h, opt); });
 }
 
 }  // namespace basinvol

@@ -1,3 +1,2 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
-TEST_CASE("placeholder") { CHECK(1 == 1); }

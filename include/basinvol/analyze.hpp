@@ -28,6 +28,10 @@ void validate(const AnalyzeOptions& options);
 // numerics: those become an error row.
 Row analyze(const HessianInfo& info, const AnalyzeOptions& options);
 
+// The same for a Hessian already in memory (checked and symmetric, with
+// asymmetry and frobenius filled in; see make_hessian).
+Row analyze_hessian(Hessian h, const AnalyzeOptions& options);
+
 // The rows of one SOURCE (one per Hessian below it; a single error row when
 // the source itself cannot be listed).
 std::vector<HessianInfo> expand_source(const Source& source, Row* error_row);

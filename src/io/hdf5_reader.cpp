@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
+#include <type_traits>
 #include <unistd.h>
 
 namespace basinvol {
@@ -427,6 +428,36 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     if (f32) check_and_symmetrize(h.f32, info, opt, h);
     else check_and_symmetrize(h.f64, info, opt, h);
     return h;
+}
+
+namespace {
+template <class Matrix>
+Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt, bool f32) {
+    if (m.rows() != m.cols()) {
+        std::ostringstream s;
+        s << label << ": matrix is not square: shape " << m.rows() << "x" << m.cols();
+        throw InputError(s.str());
+    }
+    if (m.rows() == 0) throw InputError(label + ": matrix is empty: shape 0x0");
+    Hessian h;
+    h.info.file = label;
+    h.info.dataset = "/";
+    h.info.n = static_cast<std::size_t>(m.rows());
+    h.info.stored_type = f32 ? "float32" : "float64";
+    h.info.stored_eps = f32 ? std::ldexp(1.0, -23) : std::ldexp(1.0, -52);
+    check_and_symmetrize(m, h.info, opt, h);
+    if constexpr (std::is_same_v<typename Matrix::Scalar, float>) h.f32 = std::move(m);
+    else h.f64 = std::move(m);
+    return h;
+}
+}  // namespace
+
+Hessian make_hessian(Eigen::MatrixXd m, const std::string& label, const ReadOptions& opt) {
+    return from_memory(std::move(m), label, opt, false);
+}
+
+Hessian make_hessian(Eigen::MatrixXf m, const std::string& label, const ReadOptions& opt) {
+    return from_memory(std::move(m), label, opt, true);
 }
 
 }  // namespace basinvol

@@ -32,6 +32,11 @@ std::vector<HessianInfo> list_hessians(const Source& source);
 // within max_asymmetry) and symmetrizes it. Throws InputError.
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});
 
+// A Hessian from a matrix already in memory, checked and symmetrized like a
+// read one (stored type float64 / float32). `label` stands in for the file.
+Hessian make_hessian(Eigen::MatrixXd m, const std::string& label = "memory", const ReadOptions& options = {});
+Hessian make_hessian(Eigen::MatrixXf m, const std::string& label = "memory", const ReadOptions& options = {});
+
 // Bytes of physical memory on this machine (0 if unknown).
 std::size_t physical_memory_bytes();
 

@@ -1,0 +1,84 @@
+#!/usr/bin/python3
+"""Train a small tanh MLP on scikit-learn's bundled digits data and export the
+loss Hessian at several checkpoints into one HDF5 file for basinvol.
+
+    /usr/bin/python3 examples/digits/train.py --out digits.h5
+
+The network is 64 -> 8 -> 10 (tanh), 610 parameters, trained full-batch with
+Adam on 1500 of the 1797 images (the rest are held out for accuracy). Each
+checkpoint is written as /checkpoints/step_NNNNN (float64) with the
+attributes step, loss, name and the parameter blocks. Deterministic: seeded,
+single-threaded. Needs Debian's python3-torch, python3-sklearn, python3-h5py.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from basinvol_export import hessian_of, parameter_blocks, write_checkpoint  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="HDF5 file to write (replaced)")
+    p.add_argument("--steps", default="25,100,250,500,1000",
+                   help="comma-separated checkpoint steps (training runs to the last)")
+    p.add_argument("--hidden", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64", help="stored type")
+    p.add_argument("--loss-threshold", type=float, help="T stored on each checkpoint (basinvol's default is 1)")
+    a = p.parse_args(argv)
+    steps = sorted({int(s) for s in a.steps.split(",")})
+
+    torch.manual_seed(a.seed)
+    np.random.seed(a.seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+    digits = load_digits()
+    X = torch.tensor(digits.data / 16.0, dtype=torch.float32)
+    y = torch.tensor(digits.target, dtype=torch.long)
+    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(a.seed))
+    train, test = perm[:1500], perm[1500:]
+    Xtr, ytr, Xte, yte = X[train], y[train], X[test], y[test]
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, a.hidden), torch.nn.Tanh(), torch.nn.Linear(a.hidden, 10))
+    loss_fn = torch.nn.functional.cross_entropy
+    blocks = parameter_blocks(model)
+    n = sum(blocks["sizes"])
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+
+    if os.path.exists(a.out):
+        os.remove(a.out)
+    print(f"digits: MLP 64-{a.hidden}-10 (tanh), n = {n} parameters, checkpoints at {steps}", file=sys.stderr)
+    t0 = time.time()
+    for step in range(steps[-1] + 1):
+        if step in steps:
+            model.eval()
+            with torch.no_grad():
+                acc = (model(Xte).argmax(1) == yte).float().mean().item()
+            H = hessian_of(model, loss_fn, Xtr, ytr)  # float64, on the training set
+            loss = loss_fn(model.double()(Xtr.double()), ytr).item()
+            model.float()
+            where = write_checkpoint(a.out, H, step, loss=loss, dtype=a.dtype, blocks=blocks,
+                                     name=f"digits mlp64-{a.hidden}-10 step {step}",
+                                     loss_threshold=a.loss_threshold, test_accuracy=acc)
+            print(f"  step {step:5d}  loss {loss:.4f}  test accuracy {acc:.3f}  -> {a.out}:{where}"
+                  f"  ({time.time() - t0:.1f} s)", file=sys.stderr)
+        if step == steps[-1]:
+            break
+        model.train()
+        opt.zero_grad()
+        loss_fn(model(Xtr), ytr).backward()
+        opt.step()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

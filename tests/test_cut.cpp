@@ -1,0 +1,158 @@
+// The cut between flat and curved directions, and how sure it is.
+#include "support.hpp"
+
+#include <basinvol/analyze.hpp>
+#include <basinvol/error.hpp>
+#include <basinvol/measure/cut.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+using namespace basinvol;
+using testing_support::geometric;
+using testing_support::with_spectrum;
+
+namespace {
+bool has(const Row& r, const char* w) { return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end(); }
+
+Row run_f32(const Eigen::MatrixXd& m, CutRule rule = CutRule::automatic) {
+    AnalyzeOptions opt;
+    opt.method = Method::dense;
+    opt.cut.rule = rule;
+    return analyze_hessian(make_hessian(Eigen::MatrixXf(m.cast<float>())), opt);
+}
+}  // namespace
+
+TEST_CASE("dtype cut is max|lambda| * n * eps of the stored type") {
+    Magnitudes m;
+    m.known = {10, 1, 1e-20};
+    m.n = 3;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.frobenius = 10.05;
+    CutOptions opt;
+    opt.rule = CutRule::dtype;
+    Cut c = choose_cut(m, opt);
+    CHECK(c.tol == doctest::Approx(10 * 3 * m.stored_eps));
+    REQUIRE(c.gap.has_value());
+    CHECK(*c.gap == doctest::Approx(20.0));
+    CHECK_FALSE(c.ambiguous);
+}
+
+TEST_CASE("auto agrees with dtype where a clear gap straddles it") {
+    Eigen::MatrixXd h = with_spectrum({9, 3, 1, 0.3, 0.1, 0, 0, 0}, 5);
+    Row a = run_f32(h), d = run_f32(h, CutRule::dtype);
+    CHECK(a.rank == 5);
+    CHECK(d.rank == 5);
+    CHECK(a.tol == doctest::Approx(d.tol));
+    CHECK(a.cut_rule == "dtype");
+}
+
+TEST_CASE("auto recovers rank 300 of a float32-stored Hessian with spectrum 1e2..1e-4") {
+    // Measured: the dtype rule keeps about 196 here; the spectrum above the
+    // float32 noise floor ends with a clear gap at the true rank.
+    std::vector<double> eigs = geometric(300, 1e2, 1e-4);
+    eigs.resize(1000, 0.0);
+    Eigen::MatrixXd h = with_spectrum(eigs, 7);
+    Row a = run_f32(h);
+    Row d = run_f32(h, CutRule::dtype);
+    Row g = run_f32(h, CutRule::gap);
+    REQUIRE(a.ok);
+    CHECK(a.rank == 300);
+    CHECK(a.cut_rule == "gap");
+    CHECK(a.tol >= a.noise_floor);  // never below the noise floor
+    REQUIRE(a.gap.has_value());
+    CHECK(*a.gap >= 1.0);
+    CHECK_FALSE(has(a, "ambiguous_rank"));
+    CHECK(d.rank < 250);
+    CHECK(d.rank > 150);
+    CHECK(has(d, "ambiguous_rank"));
+    CHECK(g.rank == 300);
+}
+
+TEST_CASE("a float32 continuum across the cut is reported as ambiguous") {
+    Eigen::MatrixXd h = with_spectrum(geometric(400, 1.0, 1e-8), 8);
+    Row a = run_f32(h);
+    REQUIRE(a.ok);
+    CHECK(has(a, "ambiguous_rank"));
+    REQUIRE(a.gap.has_value());
+    CHECK(*a.gap < 1.0);
+}
+
+TEST_CASE("auto never drops eigenvalues of a well-conditioned full-rank Hessian") {
+    for (std::uint32_t seed : {1u, 2u}) {
+        Eigen::MatrixXd h = with_spectrum(geometric(200, 10.0, 0.01), seed);
+        AnalyzeOptions opt;
+        Row a = analyze_hessian(make_hessian(h), opt);
+        Row f = run_f32(h);
+        CHECK(a.rank == 200);
+        CHECK(f.rank == 200);
+        CHECK_FALSE(a.gap.has_value());  // nothing dropped: unbounded
+        CHECK_FALSE(has(a, "ambiguous_rank"));
+    }
+}
+
+TEST_CASE("no automatic cut is placed under the noise floor") {
+    // A clean gap far below the float32 floor must not be taken for a cut.
+    std::vector<double> eigs = geometric(50, 1.0, 1e-3);
+    std::vector<double> tiny = geometric(10, 1e-12, 1e-13);
+    eigs.insert(eigs.end(), tiny.begin(), tiny.end());
+    eigs.resize(80, 0.0);
+    Magnitudes m;
+    for (double v : eigs) m.known.push_back(v);
+    std::sort(m.known.rbegin(), m.known.rend());
+    m.n = m.known.size();
+    m.stored_eps = std::ldexp(1.0, -23);
+    m.frobenius = 3;
+    for (CutRule rule : {CutRule::automatic, CutRule::gap, CutRule::dtype}) {
+        CutOptions opt;
+        opt.rule = rule;
+        Cut c = choose_cut(m, opt);
+        CHECK(c.tol >= c.floor);
+    }
+}
+
+TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
+    Eigen::MatrixXd h = with_spectrum({4, 2, 1e-3, 1e-6, 0}, 9);
+    AnalyzeOptions opt;
+    opt.cut.atol = 1e-4;
+    Row r = analyze_hessian(make_hessian(h), opt);
+    CHECK(r.rank == 3);
+    CHECK(r.tol == doctest::Approx(1e-4));
+    CHECK(r.cut_rule == "atol");
+    opt.cut.atol.reset();
+    opt.cut.rtol = 1e-2;
+    r = analyze_hessian(make_hessian(h), opt);
+    CHECK(r.rank == 2);
+    CHECK(r.tol == doctest::Approx(4e-2));
+    opt.cut.rtol.reset();
+    opt.cut.atol = 1e-20;
+    r = analyze_hessian(make_hessian(h), opt);
+    CHECK(has(r, "cut_below_floor"));
+}
+
+TEST_CASE("a partial spectrum is certified only when its rest bound is under tol") {
+    Magnitudes m;
+    m.known = {5, 2, 1};
+    m.n = 100;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.frobenius = 5.5;
+    m.rest_bound = 1e-14;
+    Cut c = choose_cut(m, {});
+    CHECK(c.certified);
+    REQUIRE(c.gap.has_value());
+    CHECK(*c.gap == doctest::Approx(14.0));  // a lower bound: against the rest bound
+    m.rest_bound = 1e-3;
+    CHECK_FALSE(choose_cut(m, {}).certified);
+}
+
+TEST_CASE("negative tolerances are usage errors") {
+    Magnitudes m;
+    m.known = {1};
+    m.n = 1;
+    CutOptions opt;
+    opt.atol = -1;
+    CHECK_THROWS_AS(choose_cut(m, opt), UsageError);
+}

@@ -1,0 +1,171 @@
+// Reading: sources, layouts, attributes, and one clear error per bad file.
+#include <basinvol/analyze.hpp>
+#include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+using namespace basinvol;
+
+namespace {
+const std::string data = BASINVOL_TESTDATA;
+
+std::vector<Row> rows_of(const std::string& spec, AnalyzeOptions opt = {}) {
+    Source s = parse_source(spec);
+    Row err;
+    auto list = expand_source(s, &err);
+    if (list.empty()) return {err};
+    std::vector<Row> out;
+    for (const auto& h : list) out.push_back(analyze(h, opt));
+    return out;
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("SOURCE parsing: FILE, FILE:PATH, and colons in file names") {
+    Source a = parse_source(data + "/ok.saddle.h5");
+    CHECK(a.file == data + "/ok.saddle.h5");
+    CHECK(a.path.empty());
+    Source b = parse_source(data + "/ok.saddle.h5:/hessian");
+    CHECK(b.file == data + "/ok.saddle.h5");
+    CHECK(b.path == "/hessian");
+    Source c = parse_source("missing.h5:/x");
+    CHECK(c.file == "missing.h5");
+    CHECK(c.path == "/x");
+    CHECK_THROWS_AS(parse_source(""), UsageError);
+}
+
+TEST_CASE("a file read from disk gives the closed form") {
+    auto rows = rows_of(data + "/ok.parabola_xy_in_r3.h5");
+    REQUIRE(rows.size() == 1);
+    REQUIRE(rows[0].ok);
+    CHECK(rows[0].dim == 1);
+    CHECK(rows[0].log_volume == doctest::Approx(std::log(M_PI)).epsilon(1e-14));
+    CHECK(rows[0].dataset == "/hessian");
+    auto t = rows_of(data + "/ok.parabola_rotated_T05.h5:/hessian");
+    REQUIRE(t[0].ok);
+    CHECK(t[0].threshold == 0.5);
+    CHECK(t[0].log_volume == doctest::Approx(std::log(M_PI / 2)).epsilon(1e-12));
+}
+
+TEST_CASE("big-endian float32 and float64 read right; the stored type sets eps") {
+    auto rows = rows_of(data + "/ok.big_endian.h5");
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].dataset == "/f32be");
+    CHECK(rows[0].stored_type == "float32");
+    CHECK(rows[1].stored_type == "float64");
+    for (const auto& r : rows) {
+        REQUIRE(r.ok);
+        CHECK(r.rank == 4);
+        CHECK(r.dim == 2);
+    }
+    // 5·3·1·0.5 → log V = log ω_4 + 2 log 2 − ½ log 7.5
+    double expect = std::log(M_PI * M_PI / 2) + 2 * std::log(2.0) - 0.5 * std::log(7.5);
+    CHECK(rows[1].log_volume == doctest::Approx(expect).epsilon(1e-12));
+    CHECK(rows[0].log_volume == doctest::Approx(expect).epsilon(1e-6));
+    CHECK(rows[0].tol > rows[1].tol * 1e6);  // float32 eps vs float64 eps
+}
+
+TEST_CASE("chunked gzip deep in groups, soft links, metadata skipped") {
+    auto rows = rows_of(data + "/ok.chunked_gzip.h5");
+    // The soft link and the dataset are one object: listed once. /run/losses is 1-D metadata.
+    REQUIRE(rows.size() == 1);
+    REQUIRE(rows[0].ok);
+    CHECK(rows[0].rank == 30);
+    CHECK(rows[0].dim == 34);
+    auto direct = rows_of(data + "/ok.chunked_gzip.h5:/run/a/b/hessian");
+    auto linked = rows_of(data + "/ok.chunked_gzip.h5:/link_to_hessian");
+    REQUIRE(direct[0].ok);
+    REQUIRE(linked[0].ok);
+    CHECK(direct[0].log_volume == linked[0].log_volume);
+}
+
+TEST_CASE("a group of checkpoints expands in name order with its attributes") {
+    auto rows = rows_of(data + "/example_checkpoints.h5:/checkpoints");
+    REQUIRE(rows.size() == 5);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        REQUIRE(rows[i].ok);
+        REQUIRE(rows[i].attrs.step.has_value());
+        CHECK(*rows[i].attrs.step == doctest::Approx(100.0 * i));
+        CHECK(rows[i].attrs.loss.has_value());
+    }
+    CHECK(rows[0].dataset == "/checkpoints/step_0000");
+}
+
+TEST_CASE("integer data is read exactly") {
+    auto rows = rows_of(data + "/ok.integer.h5");
+    REQUIRE(rows[0].ok);
+    CHECK(rows[0].rank == 2);  // [[2,1],[1,2]] has eigenvalues 3 and 1
+    CHECK(rows[0].log_volume == doctest::Approx(std::log(M_PI) + std::log(2.0) - 0.5 * std::log(3.0)));
+}
+
+TEST_CASE("small asymmetry is symmetrized and reported") {
+    auto rows = rows_of(data + "/ok.near_symmetric.h5");
+    REQUIRE(rows[0].ok);
+    CHECK(rows[0].asymmetry > 0);
+    CHECK(rows[0].asymmetry < 1e-8);
+    CHECK(std::find(rows[0].warnings.begin(), rows[0].warnings.end(), "symmetrized") != rows[0].warnings.end());
+}
+
+TEST_CASE("every bad input gets one error naming the file, the rule and the value") {
+    struct Case {
+        const char* file;
+        const char* what;
+    };
+    Case cases[] = {
+        {"bad.nan.h5", "non-finite value nan at [1, 2]"},
+        {"bad.inf.h5", "non-finite value inf at [0, 2]"},
+        {"bad.asymmetric.h5", "not symmetric"},
+        {"bad.nonsquare.h5", "not square: shape 3x4"},
+        {"bad.3d.h5", "3-D with shape 2x2x2"},
+        {"bad.empty.h5", "empty: shape 0x0"},
+        {"bad.string.h5", "type is string"},
+        {"bad.compound.h5", "type is compound"},
+        {"bad.empty_group.h5", "no Hessian found"},
+        {"bad.huge_declared.h5", "n = 300000 needs 720 GB"},
+        {"bad.not_hdf5.h5", "not an HDF5 file"},
+        {"bad.truncated.h5", "cannot open HDF5 file"},
+        {"does_not_exist.h5", "No such file"},
+        {"", "it is a directory"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.file);
+        std::string path = data + "/" + c.file;
+        auto rows = rows_of(path);
+        REQUIRE(rows.size() == 1);
+        CHECK_FALSE(rows[0].ok);
+        CHECK(contains(rows[0].error, c.file[0] ? c.file : data));
+        CHECK(contains(rows[0].error, c.what));
+        CHECK(rows[0].error.find('\n') == std::string::npos);
+    }
+}
+
+TEST_CASE("a missing path inside a file names the path") {
+    auto rows = rows_of(data + "/ok.saddle.h5:/no/such");
+    REQUIRE(rows.size() == 1);
+    CHECK_FALSE(rows[0].ok);
+    CHECK(contains(rows[0].error, "ok.saddle.h5:/no"));
+    CHECK(contains(rows[0].error, "no such object"));
+}
+
+TEST_CASE("one broken member: the others are still measured") {
+    auto rows = rows_of(data + "/bad.one_broken_member.h5");
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[0].ok);
+    CHECK_FALSE(rows[1].ok);
+    CHECK(contains(rows[1].error, "/checkpoints/step_0001"));
+    CHECK(rows[2].ok);
+}
+
+TEST_CASE("a matrix over the memory budget is refused before allocating") {
+    AnalyzeOptions opt;
+    opt.read.max_bytes = 100;  // 7x7 doubles = 392 bytes
+    auto rows = rows_of(data + "/ok.saddle.h5", opt);
+    REQUIRE(rows.size() == 1);
+    CHECK_FALSE(rows[0].ok);
+    CHECK(contains(rows[0].error, "over the budget"));
+}

@@ -1,0 +1,176 @@
+// Closed forms and invariances of the dimension and log-volume.
+#include "support.hpp"
+
+#include <basinvol/analyze.hpp>
+#include <basinvol/measure/volume.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+
+using namespace basinvol;
+using testing_support::log_ball;
+using testing_support::with_spectrum;
+
+namespace {
+Row run(Eigen::MatrixXd m, AnalyzeOptions opt = {}) {
+    opt.method = Method::dense;
+    return analyze_hessian(make_hessian(std::move(m)), opt);
+}
+}  // namespace
+
+TEST_CASE("unit-ball volumes match their closed forms") {
+    CHECK(std::exp(log_unit_ball(0)) == doctest::Approx(1.0));
+    CHECK(std::exp(log_unit_ball(1)) == doctest::Approx(2.0));
+    CHECK(std::exp(log_unit_ball(2)) == doctest::Approx(M_PI));
+    CHECK(std::exp(log_unit_ball(3)) == doctest::Approx(4.0 * M_PI / 3.0));
+    CHECK(std::exp(log_unit_ball(4)) == doctest::Approx(M_PI * M_PI / 2.0));
+    // r = 10^5 stays finite in log space (ω_r itself underflows).
+    CHECK(std::isfinite(log_unit_ball(100000)));
+    CHECK(log_unit_ball(100000) < -1e5);
+}
+
+TEST_CASE("L = x^2 + y^2 in R^3: H = diag(2,2,0), dimension 1, log V = log(pi T)") {
+    for (double T : {1.0, 0.5, 3.0}) {
+        AnalyzeOptions opt;
+        opt.threshold = T;
+        Row r = run(Eigen::Vector3d(2, 2, 0).asDiagonal().toDenseMatrix(), opt);
+        REQUIRE(r.ok);
+        CHECK(r.n == 3);
+        CHECK(r.dim == 1);
+        CHECK(r.rank == 2);
+        CHECK(r.negative == 0);
+        CHECK(r.log_volume == doctest::Approx(std::log(M_PI * T)).epsilon(1e-14));
+        CHECK(r.log10_volume == doctest::Approx(std::log10(M_PI * T)).epsilon(1e-14));
+        CHECK_FALSE(r.gap.has_value());  // the dropped eigenvalue is exactly zero: unbounded gap
+    }
+}
+
+TEST_CASE("the loss_threshold attribute sets T unless -T is given") {
+    Hessian h = make_hessian(Eigen::MatrixXd(Eigen::Vector3d(2, 2, 0).asDiagonal()));
+    h.info.attrs.loss_threshold = 0.25;
+    Row r = analyze_hessian(h, {});
+    CHECK(r.log_volume == doctest::Approx(std::log(M_PI * 0.25)));
+    AnalyzeOptions opt;
+    opt.threshold = 2.0;
+    CHECK(analyze_hessian(h, opt).log_volume == doctest::Approx(std::log(M_PI * 2.0)));
+    h.info.attrs.loss_threshold = -1;
+    Row bad = analyze_hessian(h, {});
+    CHECK_FALSE(bad.ok);
+    CHECK(bad.error.find("loss_threshold") != std::string::npos);
+}
+
+TEST_CASE("invariance under H -> Q H Q^T") {
+    std::vector<double> eigs = {5, 3, 1, 0.2, 1e-3, -0.7, 0, 0, 0, 0};
+    Row a = run(with_spectrum(eigs, 11));
+    Row b = run(with_spectrum(eigs, 12));
+    Eigen::VectorXd d = Eigen::Map<Eigen::VectorXd>(eigs.data(), 10);
+    Row c = run(d.asDiagonal().toDenseMatrix());
+    for (const Row* r : {&a, &b}) {
+        REQUIRE(r->ok);
+        CHECK(r->rank == c.rank);
+        CHECK(r->dim == c.dim);
+        CHECK(r->negative == c.negative);
+        CHECK(r->log_volume == doctest::Approx(c.log_volume).epsilon(1e-12));
+    }
+    CHECK(c.dim == 4);
+    CHECK(c.negative == 1);
+}
+
+TEST_CASE("H -> alpha H shifts log V by exactly -(r/2) log alpha") {
+    std::vector<double> eigs = {4, 2, 1, 0.5, 0.25, -0.125, 0, 0};
+    Eigen::MatrixXd h = with_spectrum(eigs, 21);
+    Row base = run(h);
+    REQUIRE(base.ok);
+    const double r = static_cast<double>(base.rank);
+    for (double alpha : {1e-300, 1e-3, 1e3, 1e300}) {
+        CAPTURE(alpha);
+        Row s = run(h * alpha);
+        REQUIRE(s.ok);
+        CHECK(s.rank == base.rank);
+        CHECK(s.dim == base.dim);
+        CHECK(std::isfinite(s.log_volume));
+        CHECK(s.log_volume == doctest::Approx(base.log_volume - r / 2 * std::log(alpha)).epsilon(1e-12));
+    }
+}
+
+TEST_CASE("an exactly flat coordinate adds one dimension and leaves log V unchanged") {
+    Eigen::MatrixXd h = with_spectrum({3, 2, 1, 0.1, 0}, 31);
+    Eigen::MatrixXd g = Eigen::MatrixXd::Zero(6, 6);
+    g.topLeftCorner(5, 5) = h;
+    Row a = run(h), b = run(g);
+    REQUIRE(a.ok);
+    REQUIRE(b.ok);
+    CHECK(b.dim == a.dim + 1);
+    CHECK(b.rank == a.rank);
+    CHECK(b.log_volume == doctest::Approx(a.log_volume).epsilon(1e-12));
+}
+
+TEST_CASE("dense results agree with an independent eigen-solver") {
+    // Eigen's own solver, and the formula written out here, as the reference.
+    for (std::uint32_t seed : {41u, 42u, 43u}) {
+        std::vector<double> eigs;
+        for (int i = 0; i < 60; ++i) eigs.push_back(std::pow(10.0, -4 + 6.0 * i / 59.0) * (i % 7 == 0 ? -1 : 1));
+        for (int i = 0; i < 20; ++i) eigs.push_back(0.0);
+        Eigen::MatrixXd h = with_spectrum(eigs, seed);
+        Row r = run(h);
+        REQUIRE(r.ok);
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(h, Eigen::EigenvaluesOnly);
+        Eigen::VectorXd w = es.eigenvalues();
+        const double tol = w.cwiseAbs().maxCoeff() * 80 * std::numeric_limits<double>::epsilon();
+        std::size_t rank = 0, neg = 0;
+        double sum = 0;
+        for (Eigen::Index i = 0; i < w.size(); ++i)
+            if (std::abs(w(i)) > tol) {
+                ++rank;
+                neg += w(i) < 0;
+                sum += std::log(std::abs(w(i)));
+            }
+        CHECK(r.rank == rank);
+        CHECK(r.dim == 80 - rank);
+        CHECK(r.negative == neg);
+        CHECK(r.log_volume == doctest::Approx(log_ball(rank) + rank / 2.0 * std::log(2.0) - sum / 2).epsilon(1e-10));
+        CHECK(rank == 60);
+        CHECK(neg == 9);
+    }
+}
+
+TEST_CASE("negative eigenvalues: abs flags saddles, drop leaves them out of the volume") {
+    std::vector<double> eigs = {4, 1, -2, 0};
+    Eigen::VectorXd d = Eigen::Map<Eigen::VectorXd>(eigs.data(), 4);
+    Eigen::MatrixXd h = d.asDiagonal().toDenseMatrix();
+    Row a = run(h);
+    CHECK(a.rank == 3);
+    CHECK(a.negative == 1);
+    CHECK(a.log_volume == doctest::Approx(log_ball(3) + 1.5 * std::log(2.0) - 0.5 * std::log(8.0)));
+    CHECK(std::find(a.warnings.begin(), a.warnings.end(), "saddle") != a.warnings.end());
+    AnalyzeOptions opt;
+    opt.negatives = NegativePolicy::drop;
+    Row b = run(h, opt);
+    CHECK(b.rank == 2);
+    CHECK(b.dim == 1);
+    CHECK(b.negative == 1);
+    CHECK(b.log_volume == doctest::Approx(log_ball(2) + std::log(2.0) - 0.5 * std::log(4.0)));
+}
+
+TEST_CASE("regularized comparator: log V_lambda over all n directions") {
+    std::vector<double> eigs = {4, 1, 0};
+    double lambda = 0.01;
+    double expect = log_ball(3) + 1.5 * std::log(2.0) - 0.5 * (std::log(4.01) + std::log(1.01) + std::log(0.01));
+    CHECK(regularized_log_volume(eigs, 3, 1.0, lambda) == doctest::Approx(expect).epsilon(1e-14));
+    // Eigenvalues not listed count as zero.
+    CHECK(regularized_log_volume({4, 1}, 3, 1.0, lambda) == doctest::Approx(expect).epsilon(1e-14));
+}
+
+TEST_CASE("n = 1 and the all-zero matrix") {
+    Row one = run(Eigen::MatrixXd::Constant(1, 1, 8.0));
+    REQUIRE(one.ok);
+    CHECK(one.rank == 1);
+    // ω_1 = 2; radius sqrt(2T/λ) = 0.5: length 1.
+    CHECK(one.log_volume == doctest::Approx(0.0).epsilon(1e-14));
+    Row zero = run(Eigen::MatrixXd::Zero(5, 5));
+    REQUIRE(zero.ok);
+    CHECK(zero.rank == 0);
+    CHECK(zero.dim == 5);
+    CHECK(zero.log_volume == doctest::Approx(0.0));
+}
