@@ -74,13 +74,20 @@ def plot_spectrum(row, out, title=None):
     idx = np.arange(1, len(lam) + 1)
     tol = row.get("tol")
 
-    fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10, 5), constrained_layout=True)
     pos, neg, zero = lam > 0, lam < 0, lam == 0
-    ax.scatter(idx[pos], shown[pos], s=14, marker="o", color="tab:blue", label=f"λ > 0 ({pos.sum()})", zorder=3)
-    ax.scatter(idx[neg], shown[neg], s=22, marker="v", color="tab:red", label=f"λ < 0 ({neg.sum()})", zorder=3)
+
+    def label(sel, what):
+        k = int(np.sum(sel & kept))
+        return f"{what}: {k} kept, {int(sel.sum()) - k} dropped"
+
+    if pos.any():
+        ax.scatter(idx[pos], shown[pos], s=14, marker="o", color="tab:blue", label=label(pos, "λ > 0"), zorder=3)
+    if neg.any():
+        ax.scatter(idx[neg], shown[neg], s=22, marker="v", color="tab:red", label=label(neg, "λ < 0"), zorder=3)
     if zero.any():
         ax.scatter(idx[zero], shown[zero], s=14, marker="x", color="0.4",
-                   label=f"λ = 0 exactly ({zero.sum()}, drawn at bottom)", zorder=3)
+                   label=f"λ = 0 exactly: {int(zero.sum())} (drawn at bottom)", zorder=3)
     ax.set_yscale("log")
     if tol is not None and tol > 0:
         ax.axhline(tol, color="k", ls="--", lw=1.2, label=f"cut: tol = {tol:.3g} ({row.get('cut', '?')})")
@@ -105,7 +112,7 @@ def plot_spectrum(row, out, title=None):
         sub += "   warnings: " + ",".join(warn)
     ax.set_title((title or short(row.get("source", ""))) + "\n" + sub, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     fig.savefig(out, dpi=110)
     plt.close(fig)
 
@@ -126,16 +133,20 @@ def plot_run(rows, out, title=None):
 
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
     a1.plot(x, dim, "-", color="tab:blue", lw=1.2)
-    a1.plot(x[~saddle], dim[~saddle], "o", color="tab:blue", label="minimum")
-    a1.plot(x[saddle], dim[saddle], "v", color="tab:red", ms=8, label="saddle (λ < 0 present)")
+    if (~saddle).any():
+        a1.plot(x[~saddle], dim[~saddle], "o", color="tab:blue", label="minimum")
+    if saddle.any():
+        a1.plot(x[saddle], dim[saddle], "v", color="tab:red", ms=8, label="saddle (kept λ < 0)")
     if ambiguous.any():
         a1.plot(x[ambiguous], dim[ambiguous], "s", mfc="none", mec="tab:orange", ms=12, mew=1.5,
                 label="ambiguous rank (gap < min_gap)")
     a1.set_ylabel("basin dimension (flat directions)")
     a1.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.plot(x, logv, "-", color="tab:green", lw=1.2)
-    a2.plot(x[~saddle], logv[~saddle], "o", color="tab:green", label="minimum")
-    a2.plot(x[saddle], logv[saddle], "v", color="tab:red", ms=8, label="saddle (λ < 0 present)")
+    if (~saddle).any():
+        a2.plot(x[~saddle], logv[~saddle], "o", color="tab:green", label="minimum")
+    if saddle.any():
+        a2.plot(x[saddle], logv[saddle], "v", color="tab:red", ms=8, label="saddle (kept λ < 0)")
     a2.set_ylabel("log-volume (nats, curved subspace)")
     for i in best:
         for ax, y in ((a1, dim[i]), (a2, logv[i])):
