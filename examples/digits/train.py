@@ -11,6 +11,7 @@ attributes step, loss, name and the parameter blocks. Deterministic: seeded,
 single-threaded. Needs Debian's python3-torch, python3-sklearn, python3-h5py.
 """
 import argparse
+import copy
 import os
 import sys
 import time
@@ -64,8 +65,8 @@ def main(argv=None):
             with torch.no_grad():
                 acc = (model(Xte).argmax(1) == yte).float().mean().item()
             H = hessian_of(model, loss_fn, Xtr, ytr)  # float64, on the training set
-            loss = loss_fn(model.double()(Xtr.double()), ytr).item()
-            model.float()
+            with torch.no_grad():
+                loss = loss_fn(copy.deepcopy(model).double()(Xtr.double()), ytr).item()
             where = write_checkpoint(a.out, H, step, loss=loss, dtype=a.dtype, blocks=blocks,
                                      name=f"digits mlp64-{a.hidden}-10 step {step}",
                                      loss_threshold=a.loss_threshold, test_accuracy=acc)
