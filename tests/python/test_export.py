@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+"""Tests of the Python side: tools/basinvol_export.py and tools/plot_basins.py,
+checked against PyTorch, numpy and the basinvol binary.
+
+    /usr/bin/python3 tests/python/test_export.py BASINVOL [unittest options]
+
+BASINVOL is the path of the built binary. Needs Debian's python3-torch,
+python3-numpy, python3-h5py and python3-matplotlib; a missing module is a
+failure, not a skip. Everything is written to a temporary directory."""
+import copy
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import basinvol_export as bx  # noqa: E402
+
+PLOT = os.path.join(ROOT, "tools", "plot_basins.py")
+BASINVOL = None  # set from the command line
+
+
+def reference_hessian(model, loss_fn, x, y):
+    """torch.autograd.functional.hessian over the tuple of parameter tensors, in float64,
+    assembled into one matrix in model.parameters() order."""
+    from torch.nn.utils import stateless
+    m = copy.deepcopy(model).double()
+    names = [k for k, _ in m.named_parameters()]
+    params = tuple(p.detach() for _, p in m.named_parameters())
+    xd = x.double() if x.is_floating_point() else x
+    yd = y.double() if y.is_floating_point() else y
+
+    def f(*ps):
+        return loss_fn(stateless.functional_call(m, dict(zip(names, ps)), (xd,)), yd)
+
+    blocks = torch.autograd.functional.hessian(f, params)
+    sizes = [p.numel() for p in params]
+    return np.block([[blocks[i][j].reshape(sizes[i], sizes[j]).numpy() for j in range(len(sizes))]
+                     for i in range(len(sizes))])
+
+
+def with_spectrum(eigs, seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigs), len(eigs))))
+    q = q * np.sign(np.diag(r))
+    h = (q * np.asarray(eigs, dtype=float)) @ q.T
+    return (h + h.T) / 2
+
+
+def expected(H_stored, threshold=1.0):
+    """rank, dim, negative, tol and log-volume by numpy, with the dtype cut of the stored type."""
+    eps = np.finfo(H_stored.dtype).eps
+    lam = np.linalg.eigvalsh(H_stored.astype(np.float64))
+    n = len(lam)
+    tol = np.abs(lam).max() * n * eps
+    kept = lam[np.abs(lam) > tol]
+    r = len(kept)
+    log_omega = (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1)
+    logv = log_omega + (r / 2) * math.log(2 * threshold) - 0.5 * np.sum(np.log(np.abs(kept)))
+    return dict(rank=r, dim=n - r, negative=int(np.sum(kept < 0)), tol=tol, log_volume=float(logv))
+
+
+def basinvol(*args, expect_status=0):
+    p = subprocess.run([BASINVOL, *args], capture_output=True, text=True)
+    if p.returncode != expect_status:
+        raise AssertionError(f"basinvol {' '.join(args)} exited {p.returncode}:\n{p.stderr}")
+    return p.stdout
+
+
+def rows_of(*args):
+    return json.loads(basinvol(*args, "--format", "json"))["rows"]
+
+
+class HessianOf(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(0)
+        self.x = torch.randn(30, 5)
+        self.y = torch.randint(0, 3, (30,))
+
+    def check(self, model, loss_fn, x, y):
+        H = bx.hessian_of(model, loss_fn, x, y)
+        R = reference_hessian(model, loss_fn, x, y)
+        n = sum(p.numel() for p in model.parameters())
+        self.assertEqual(H.shape, (n, n))
+        self.assertEqual(H.dtype, np.float64)
+        np.testing.assert_allclose(H, R, rtol=0, atol=1e-10)
+        self.assertLess(np.abs(H - H.T).max(), 1e-12)
+        return H
+
+    def test_mlp_cross_entropy(self):
+        model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+        before = [p.detach().clone() for p in model.parameters()]
+        self.check(model, torch.nn.functional.cross_entropy, self.x, self.y)
+        # the model is left as it was: float32, same values
+        for b, p in zip(before, model.parameters()):
+            self.assertEqual(p.dtype, torch.float32)
+            self.assertTrue(torch.equal(b, p.detach()))
+
+    def test_mse_float_targets_and_vectorize(self):
+        model = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+        y = torch.randn(30, 2)
+        H = self.check(model, torch.nn.functional.mse_loss, self.x, y)
+        Hv = bx.hessian_of(model, torch.nn.functional.mse_loss, self.x, y, vectorize=True)
+        np.testing.assert_allclose(Hv, H, rtol=0, atol=1e-12)
+
+    def test_tied_weights(self):
+        class Tied(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = torch.nn.Linear(3, 3, bias=False)
+                self.b = torch.nn.Linear(3, 3)
+                self.b.weight = self.a.weight
+
+            def forward(self, x):
+                return self.b(torch.tanh(self.a(x)))
+
+        model = Tied()
+        x, y = torch.randn(10, 3), torch.randn(10, 3)
+        H = bx.hessian_of(model, torch.nn.functional.mse_loss, x, y)
+        w0 = model.a.weight.detach().double()
+        b0 = model.b.bias.detach().double()
+
+        def f(w, b):
+            return torch.nn.functional.mse_loss(torch.tanh(x.double() @ w.T) @ w.T + b, y.double())
+
+        hb = torch.autograd.functional.hessian(f, (w0, b0))
+        R = np.block([[hb[0][0].reshape(9, 9).numpy(), hb[0][1].reshape(9, 3).numpy()],
+                      [hb[1][0].reshape(3, 9).numpy(), hb[1][1].numpy()]])
+        self.assertEqual(H.shape, (12, 12))
+        np.testing.assert_allclose(H, R, rtol=0, atol=1e-10)
+
+    def test_parameter_blocks(self):
+        model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+        b = bx.parameter_blocks(model)
+        self.assertEqual(b["names"], ["0.weight", "0.bias", "2.weight", "2.bias"])
+        self.assertEqual(b["offsets"], [0, 20, 24, 36])
+        self.assertEqual(b["sizes"], [20, 4, 12, 3])
+        self.assertEqual(b["shapes"], [(4, 5), (4,), (3, 4), (3,)])
+
+
+class WrittenFilesReadByBasinvol(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def agree(self, row, H_stored, threshold=1.0):
+        e = expected(H_stored, threshold)
+        self.assertEqual(row["status"], "ok", row.get("error"))
+        self.assertEqual(row["n"], H_stored.shape[0])
+        self.assertEqual(row["stored_type"], str(H_stored.dtype))
+        for k in ("rank", "dim", "negative"):
+            self.assertEqual(row[k], e[k], f"{k}: basinvol {row[k]}, numpy {e[k]} ({row['source']})")
+        self.assertAlmostEqual(row["tol"] / e["tol"], 1.0, delta=1e-6)
+        self.assertLessEqual(abs(row["log_volume"] - e["log_volume"]), 1e-7 * abs(e["log_volume"]),
+                             f"log_volume: basinvol {row['log_volume']!r}, numpy {e['log_volume']!r}")
+        self.assertEqual(row["threshold"], threshold)
+
+    def cases(self):
+        """(name, H, stored dtype, T): saddles, flat directions, a real MLP Hessian."""
+        rng = np.random.default_rng(7)
+        spec = np.concatenate([np.geomspace(30, 1e-3, 40) * rng.choice([1, 1, 1, -1], 40), np.zeros(20)])
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 4))
+        x = torch.randn(50, 6)
+        x[:, 0] = 0  # an input that is always zero: exact flat directions
+        H_mlp = bx.hessian_of(model, torch.nn.functional.cross_entropy, x, torch.randint(0, 4, (50,)))
+        return [("synthetic64", with_spectrum(spec, 1), "float64", 1.0),
+                ("synthetic32", with_spectrum(spec, 2), "float32", 0.25),
+                ("mlp64", H_mlp, "float64", 1.0)]
+
+    def test_rank_dim_negative_log_volume_match_numpy(self):
+        for name, H, dtype, T in self.cases():
+            with self.subTest(name):
+                f = os.path.join(self.dir, name + ".h5")
+                where = bx.write_hessian(f, H, dtype=dtype, loss_threshold=T if T != 1.0 else None,
+                                         name=name, step=3, loss=0.5)
+                self.assertEqual(where, "/hessian")
+                with h5py.File(f, "r") as h:
+                    stored = h["hessian"][()]
+                self.assertEqual(stored.dtype, np.dtype(dtype))
+                for extra in ((), ("--cut", "dtype")):
+                    (row,) = rows_of("volume", f, *extra)
+                    self.agree(row, stored, T)
+                self.assertEqual(row["name"], name)
+                self.assertEqual(row["step"], 3)
+                self.assertEqual(row["loss"], 0.5)
+                self.assertTrue(row["negative"] > 0 or name == "mlp64")
+
+    def test_large_is_chunked_gzip_and_read(self):
+        n = bx.CHUNK_FROM
+        spec = np.concatenate([np.geomspace(10, 1e-2, 300), -np.geomspace(1, 1e-2, 20), np.zeros(n - 320)])
+        H = with_spectrum(spec, 3)
+        f = os.path.join(self.dir, "big.h5")
+        bx.write_hessian(f, H, dataset="run/hessian")
+        with h5py.File(f, "r") as h:
+            d = h["run/hessian"]
+            self.assertEqual(d.compression, "gzip")
+            self.assertIsNotNone(d.chunks)
+            self.assertEqual(d.chunks[1], n)
+            stored = d[()]
+        np.testing.assert_array_equal(stored, H)
+        (row,) = rows_of("volume", f + ":/run/hessian")
+        self.agree(row, stored)
+        small = os.path.join(self.dir, "small.h5")
+        bx.write_hessian(small, H[:10, :10] @ H[:10, :10].T)
+        with h5py.File(small, "r") as h:
+            self.assertIsNone(h["hessian"].chunks)
+
+    def test_checkpoints_and_blocks(self):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+        blocks = bx.parameter_blocks(model)
+        x, y = torch.randn(20, 4), torch.randint(0, 2, (20,))
+        f = os.path.join(self.dir, "run.h5")
+        stored = {}
+        for step in (0, 7, 120, 4000):
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.mul_(1.1)
+            H = bx.hessian_of(model, torch.nn.functional.cross_entropy, x, y)
+            where = bx.write_checkpoint(f, H, step, loss=1.0 / (step + 1), blocks=blocks)
+            self.assertEqual(where, f"/checkpoints/step_{step:05d}")
+            stored[step] = H
+        bx.write_checkpoint(f, stored[7], 7, loss=0.125, blocks=blocks)  # rewriting a step replaces it
+        with h5py.File(f, "r") as h:
+            self.assertEqual(sorted(h["checkpoints"]), ["step_00000", "step_00007", "step_00120", "step_04000"])
+            d = h["checkpoints/step_00120"]
+            self.assertEqual(int(d.attrs["step"]), 120)
+            self.assertEqual(bx.read_blocks(d)["names"], blocks["names"])
+            self.assertEqual(list(d.attrs["param_offsets"]), blocks["offsets"])
+            self.assertEqual(list(d.attrs["param_sizes"]), blocks["sizes"])
+            self.assertEqual(bx.read_blocks(d)["shapes"], blocks["shapes"])
+        rows = rows_of("rank", f)
+        self.assertEqual(sorted(r["step"] for r in rows), [0, 7, 120, 4000])
+        self.assertEqual(sorted(r["place"] for r in rows), [1, 2, 3, 4])
+        for r in rows:
+            self.agree(r, stored[int(r["step"])])
+            self.assertEqual(r["loss"], 0.125 if r["step"] == 7 else 1.0 / (r["step"] + 1))
+        with self.assertRaises(ValueError):
+            bx.write_hessian(f, stored[0], dataset="bad", blocks={**blocks, "sizes": [1, 2]})
+        with self.assertRaises(ValueError):
+            bx.write_hessian(f, np.zeros((3, 4)))
+        with self.assertRaises(ValueError):
+            bx.write_hessian(f, np.full((2, 2), np.nan))
+
+    def test_cli_convert(self):
+        H = with_spectrum([3.0, 1.0, -0.5, 0.0], 5)
+        npy = os.path.join(self.dir, "h.npy")
+        np.save(npy, H)
+        f = os.path.join(self.dir, "c.h5")
+        cli = os.path.join(ROOT, "tools", "basinvol_export.py")
+        out = subprocess.run([sys.executable, cli, "convert", npy, f, "--step", "42", "--loss", "0.2"],
+                             capture_output=True, text=True, check=True).stdout
+        self.assertEqual(out.strip(), f + ":/checkpoints/step_00042")
+        (row,) = rows_of("volume", f)
+        self.agree(row, H)
+        self.assertEqual(row["step"], 42)
+        info = subprocess.run([sys.executable, cli, "info", f], capture_output=True, text=True, check=True).stdout
+        self.assertIn("/checkpoints/step_00042  n 4  float64", info)
+
+
+class PlotTool(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        f = os.path.join(self.dir, "run.h5")
+        for i, step in enumerate((10, 20, 30)):
+            spec = np.concatenate([np.geomspace(5, 1e-2 / (i + 1), 20 - 3 * i), [-0.1] * (i == 1), np.zeros(3 * i)])
+            bx.write_checkpoint(f, with_spectrum(np.resize(spec, 20), i), step, loss=1.0 / step)
+        self.h5 = f
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def plot(self, mode, json_text, out):
+        src = os.path.join(self.dir, mode + ".json")
+        with open(src, "w") as fh:
+            fh.write(json_text)
+        subprocess.run([sys.executable, PLOT, mode, src, out], check=True, capture_output=True)
+        with open(out, "rb") as fh:
+            return fh.read()
+
+    def assertPng(self, data):
+        self.assertEqual(data[:8], b"\x89PNG\r\n\x1a\n")
+        self.assertGreater(len(data), 20_000)
+
+    def test_spectrum_png_and_svg(self):
+        text = basinvol("spectrum", self.h5 + ":/checkpoints/step_00020", "--format", "json")
+        self.assertPng(self.plot("spectrum", text, os.path.join(self.dir, "s.png")))
+        svg = self.plot("spectrum", text, os.path.join(self.dir, "s.svg"))
+        self.assertIn(b"<svg", svg[:2000])
+
+    def test_spectrum_of_several_sources_takes_one(self):
+        text = basinvol("spectrum", self.h5, "--format", "json")
+        out = os.path.join(self.dir, "s2.png")
+        src = os.path.join(self.dir, "multi.json")
+        with open(src, "w") as fh:
+            fh.write(text)
+        subprocess.run([sys.executable, PLOT, "spectrum", src, out, "--source", "step_00030"],
+                       check=True, capture_output=True)
+        with open(out, "rb") as fh:
+            self.assertPng(fh.read())
+
+    def test_run_png(self):
+        for cmd in ("rank", "volume"):
+            with self.subTest(cmd):
+                text = basinvol(cmd, self.h5, "--format", "json")
+                self.assertPng(self.plot("run", text, os.path.join(self.dir, cmd + ".png")))
+
+    def test_bad_input_fails(self):
+        src = os.path.join(self.dir, "empty.json")
+        with open(src, "w") as fh:
+            fh.write("{}")
+        p = subprocess.run([sys.executable, PLOT, "run", src, os.path.join(self.dir, "x.png")],
+                           capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("plot_basins: error", p.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
+        print("usage: test_export.py BASINVOL [unittest options]  (BASINVOL: the built binary)", file=sys.stderr)
+        sys.exit(2)
+    BASINVOL = sys.argv.pop(1)
+    unittest.main()
