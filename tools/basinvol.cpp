@@ -271,18 +271,12 @@ int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o
     a.keep_eigenvalues = true;
     auto spec = spec_for("spectrum", o, false);
     Work w = expand(sources);
+    std::vector<bv::Row> rows;
     bool ok = run_all(w, a, [&](const bv::Row& r) {
-        if (!r.ok) {
-            std::cerr << "basinvol: error: " << r.error << '\n';
-            if (spec.format == bv::Format::json || spec.format == bv::Format::jsonl) {
-                bv::RowWriter out(std::cout, spec);
-                out.write(r);
-                out.finish();
-            }
-            return;
-        }
-        bv::write_spectrum(std::cout, r, spec);
+        if (!r.ok) std::cerr << "basinvol: error: " << r.error << '\n';
+        rows.push_back(r);
     });
+    bv::write_spectra(std::cout, rows, spec);
     return finish_output(ok ? exit_ok : exit_failed);
 }
 
@@ -324,6 +318,14 @@ int main(int argc, char** argv) {
     add_common(spectrum, o, false, false);
     spectrum->footer("Example: basinvol spectrum run.h5:/checkpoints/step_0100 --format tsv");
 
+    if (argc > 1 && argv[1][0] != '-') {
+        const std::string word = argv[1];
+        if (word != "volume" && word != "rank" && word != "compare" && word != "spectrum") {
+            std::cerr << "basinvol: unknown command '" << word
+                      << "' (expected volume, rank, compare or spectrum)\nRun 'basinvol --help' for usage.\n";
+            return exit_usage;
+        }
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

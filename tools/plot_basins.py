@@ -153,11 +153,14 @@ def plot_run(rows, out, title=None):
             ax.plot(x[i], y, "*", color="gold", mec="k", ms=16, zorder=5,
                     label="place 1 (largest basin)" if ax is a1 else None)
     a2.set_xlabel("training step" if have_steps else "checkpoint (in name order)")
+    files = sorted({r.get("file", "") for r in ok})
     if not have_steps:
         a2.set_xticks(x)
-        a2.set_xticklabels([short(r.get("source", "")) for r in ok], rotation=30, ha="right", fontsize=8)
+        label = (lambda r: short(r.get("source", ""))) if len(files) == 1 else \
+            (lambda r: os.path.basename(r.get("file", "")) + ":" + short(r.get("source", "")))
+        a2.set_xticklabels([label(r) for r in ok], rotation=30, ha="right", fontsize=8)
     ns = sorted({r.get("n") for r in ok})
-    head = title or (os.path.basename(ok[0].get("file", "")) or "basins")
+    head = title or (os.path.basename(files[0]) if len(files) == 1 else f"{len(files)} files")
     sub = f"n {ns[0]}" if len(ns) == 1 else f"n varies ({ns[0]}..{ns[-1]}): log-volumes not comparable"
     if bad:
         sub += f"   ({bad} error row{'s' if bad > 1 else ''} not shown)"

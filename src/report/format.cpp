@@ -248,45 +248,71 @@ void RowWriter::finish() {
     out_.flush();
 }
 
-void write_spectrum(std::ostream& out, const Row& r, const ReportSpec& spec) {
-    // Descending by magnitude: the order in which the cut reads the spectrum.
+namespace {
+
+// Descending by magnitude: the order in which the cut reads the spectrum.
+std::vector<double> by_magnitude(const Row& r) {
     std::vector<double> v = r.eigenvalues;
     std::stable_sort(v.begin(), v.end(), [](double a, double b) { return std::abs(a) > std::abs(b); });
-    auto kept = [&](double x) { return std::abs(x) > r.tol; };
-    if (spec.format == Format::json || spec.format == Format::jsonl) {
-        json j = row_to_json(r, spec);
-        json ev = json::array();
+    return v;
+}
+
+json spectrum_json(const Row& r, const ReportSpec& spec) {
+    json j = row_to_json(r, spec);
+    json ev = json::array();
+    if (r.ok) {
+        auto v = by_magnitude(r);
         for (std::size_t i = 0; i < v.size(); ++i)
             ev.push_back({{"index", i}, {"eigenvalue", number(v[i])}, {"abs", number(std::abs(v[i]))},
-                          {"kept", kept(v[i])}});
-        j["eigenvalues"] = ev;
-        j["eigenvalues_complete"] = r.eigenvalues.size() == r.n;
-        if (spec.format == Format::json)
-            out << json{{"schema_version", schema_version}, {"context", spec.context}, {"rows", json::array({j})}}.dump(2)
-                << '\n';
-        else
-            out << j.dump() << '\n';
-        return;
+                          {"kept", std::abs(v[i]) > r.tol}});
     }
-    const char* sep = spec.format == Format::csv ? "," : "\t";
-    if (spec.format == Format::table) {
-        out << "# " << r.source << "  n " << r.n << "  rank " << r.rank << "  dim " << r.dim << "  negative "
-            << r.negative << "  tol " << fmt(r.tol, 6) << "  gap " << (r.gap ? fmt(*r.gap, 3) : "inf") << "  cut "
-            << r.cut_rule;
-        if (!r.warnings.empty()) out << "  warnings " << join(r.warnings, ",");
-        out << '\n';
-        if (v.size() < r.n)
-            out << "# " << (r.n - v.size()) << " eigenvalues not computed: |λ| <= " << fmt(r.residual_bound, 6)
-                << " (certified)\n";
-        out << std::left << std::setw(8) << "index" << std::setw(26) << "eigenvalue" << "kept\n";
-        for (std::size_t i = 0; i < v.size(); ++i)
-            out << std::left << std::setw(8) << i << std::setw(26) << fmt(v[i]) << (kept(v[i]) ? "kept" : "dropped")
-                << '\n';
+    j["eigenvalues"] = ev;
+    j["eigenvalues_complete"] = r.ok && r.eigenvalues.size() == r.n;
+    return j;
+}
+
+}  // namespace
+
+void write_spectra(std::ostream& out, const std::vector<Row>& rows, const ReportSpec& spec) {
+    if (spec.format == Format::json) {
+        json all = json::array();
+        for (const auto& r : rows) all.push_back(spectrum_json(r, spec));
+        out << json{{"schema_version", schema_version}, {"context", spec.context}, {"rows", all}}.dump(2) << '\n';
+    } else if (spec.format == Format::jsonl) {
+        for (const auto& r : rows) out << spectrum_json(r, spec).dump() << '\n';
+    } else if (spec.format == Format::table) {
+        for (const auto& r : rows) {
+            if (!r.ok) {
+                out << "# " << r.source << "  error: " << r.error << "\n\n";
+                continue;
+            }
+            out << "# " << r.source << "  n " << r.n << "  rank " << r.rank << "  dim " << r.dim << "  negative "
+                << r.negative << "  tol " << fmt(r.tol, 6) << "  gap " << (r.gap ? fmt(*r.gap, 3) : "inf")
+                << "  cut " << r.cut_rule;
+            if (!r.warnings.empty()) out << "  warnings " << join(r.warnings, ",");
+            out << '\n';
+            if (r.eigenvalues.size() < r.n)
+                out << "# " << (r.n - r.eigenvalues.size()) << " eigenvalues not computed: |λ| <= "
+                    << fmt(r.residual_bound, 6) << " (certified)\n";
+            out << std::left << std::setw(8) << "index" << std::setw(26) << "eigenvalue" << "kept\n";
+            auto v = by_magnitude(r);
+            for (std::size_t i = 0; i < v.size(); ++i)
+                out << std::left << std::setw(8) << i << std::setw(26) << fmt(v[i])
+                    << (std::abs(v[i]) > r.tol ? "kept" : "dropped") << '\n';
+            out << '\n';
+        }
     } else {
-        out << "index" << sep << "eigenvalue" << sep << "abs" << sep << "kept\n";
-        for (std::size_t i = 0; i < v.size(); ++i)
-            out << i << sep << fmt(v[i]) << sep << fmt(std::abs(v[i])) << sep << (kept(v[i]) ? "true" : "false")
-                << '\n';
+        const bool csv = spec.format == Format::csv;
+        const char* sep = csv ? "," : "\t";
+        auto src = [&](const std::string& s) { return csv ? csv_quote(s) : tsv_clean(s); };
+        out << "source" << sep << "index" << sep << "eigenvalue" << sep << "abs" << sep << "kept\n";
+        for (const auto& r : rows) {
+            if (!r.ok) continue;
+            auto v = by_magnitude(r);
+            for (std::size_t i = 0; i < v.size(); ++i)
+                out << src(r.source) << sep << i << sep << fmt(v[i]) << sep << fmt(std::abs(v[i])) << sep
+                    << (std::abs(v[i]) > r.tol ? "true" : "false") << '\n';
+        }
     }
     out.flush();
 }

@@ -44,8 +44,9 @@ private:
     std::vector<Row> table_;
 };
 
-// `spectrum`: every eigenvalue of one row with kept/dropped.
-void write_spectrum(std::ostream& out, const Row& row, const ReportSpec& spec);
+// `spectrum`: every eigenvalue of each row, by magnitude, marked kept or
+// dropped (rows carry their eigenvalues; error rows are kept in JSON).
+void write_spectra(std::ostream& out, const std::vector<Row>& rows, const ReportSpec& spec);
 
 // The schema version of the JSON output (docs/output.md).
 constexpr int schema_version = 1;
