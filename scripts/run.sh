@@ -13,6 +13,7 @@ packages=(
   libeigen3-dev libspectra-dev libhdf5-dev libopenblas-dev liblapack-dev
   libcli11-dev nlohmann-json3-dev doctest-dev
   python3-numpy python3-scipy python3-h5py
+  python3-torch python3-sklearn python3-matplotlib
 )
 
 install_missing() {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <new>
+#include <sstream>
 
 namespace basinvol {
 
@@ -43,7 +44,45 @@ std::vector<HessianInfo> expand_source(const Source& source, Row* error_row) {
 
 namespace {
 
-Spectrum solve(Hessian& h, const AnalyzeOptions&) { return dense_spectrum(h); }
+// Below this n the dense solver is cheap enough to always be the answer.
+constexpr std::size_t dense_below = 500;
+
+Magnitudes magnitudes(const Spectrum& s, const Hessian& h) {
+    Magnitudes m;
+    m.n = s.n;
+    m.rest_bound = s.rest_bound;
+    m.stored_eps = h.info.stored_eps;
+    m.frobenius = h.frobenius;
+    m.known.reserve(s.values.size());
+    for (double v : s.values) m.known.push_back(std::abs(v));
+    std::sort(m.known.begin(), m.known.end(), std::greater<double>());
+    return m;
+}
+
+// A partial spectrum when the method allows one, else (or when it cannot be
+// had) the dense one. `why` says why a partial method fell back.
+Spectrum partial_or_dense(Hessian& h, const AnalyzeOptions& opt) {
+    std::optional<Spectrum> s;
+    Method m = opt.method;
+    if (m == Method::automatic) m = h.info.n < dense_below ? Method::dense : Method::sketch;
+    if (m == Method::sketch) {
+        s = sketch_spectrum(h);
+        if (!s) {
+            Spectrum d = dense_spectrum(h);
+            d.note = "sketch: the range did not fit n/4 Ritz pairs";
+            return d;
+        }
+    } else if (m == Method::lanczos) {
+        s = lanczos_spectrum(h);
+        if (!s) {
+            Spectrum d = dense_spectrum(h);
+            d.note = "lanczos: n too small";
+            return d;
+        }
+    }
+    if (!s) return dense_spectrum(h);
+    return *s;
+}
 
 }  // namespace
 
@@ -64,18 +103,20 @@ Row blank_row(const HessianInfo& info) {
 void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     r.asymmetry = h.asymmetry;
-    const double frob = h.frobenius;
-    Spectrum s = solve(h, opt);
-
-    Magnitudes mags;
-    mags.n = s.n;
-    mags.rest_bound = s.rest_bound;
-    mags.stored_eps = info.stored_eps;
-    mags.frobenius = frob;
-    mags.known.reserve(s.values.size());
-    for (double v : s.values) mags.known.push_back(std::abs(v));
-    std::sort(mags.known.begin(), mags.known.end(), std::greater<double>());
-    Cut cut = choose_cut(mags, opt.cut);
+    Spectrum s = partial_or_dense(h, opt);
+    Cut cut = choose_cut(magnitudes(s, h), opt.cut);
+    if (!s.complete && !cut.certified) {
+        // Never report an unproven rank: finish densely.
+        std::ostringstream why;
+        why << s.method << ": rest bound " << s.rest_bound << " above tol " << cut.tol;
+        SolverStats before = s.stats;
+        s = dense_spectrum(h);
+        s.note = why.str();
+        s.stats.matvecs += before.matvecs;
+        s.stats.passes += before.passes;
+        s.stats.seconds += before.seconds;
+        cut = choose_cut(magnitudes(s, h), opt.cut);
+    }
 
     double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
     if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
@@ -99,6 +140,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     r.certified = s.complete || cut.certified;
     r.residual_bound = s.rest_bound;
     r.stats = s.stats;
+    r.solver_note = s.note;
     if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
     if (m.negative > 0) r.warnings.push_back("saddle");
     if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");

@@ -106,7 +106,8 @@ json row_to_json(const Row& r, const ReportSpec& spec) {
         j["solver"] = {{"matvecs", r.stats.matvecs},
                        {"passes", r.stats.passes},
                        {"restarts", r.stats.restarts},
-                       {"seconds", number(r.stats.seconds)}};
+                       {"seconds", number(r.stats.seconds)},
+                       {"note", r.solver_note.empty() ? json(nullptr) : json(r.solver_note)}};
         j["asymmetry"] = number(r.asymmetry);
     } else {
         for (const char* k : {"rank", "dim", "negative", "tol", "gap", "noise_floor", "cut", "log_volume",

@@ -1,6 +1,10 @@
-// Dense symmetric eigenvalues through LAPACK. At n = 4000 LAPACK's two-stage
-// tridiagonal reduction was measured 2–3x faster than Eigen's
-// SelfAdjointEigenSolver on this machine (docs/performance.md).
+// Dense symmetric eigenvalues through LAPACK dsyevd (eigenvalues only). At
+// n = 4000 on this machine (Debian OpenBLAS 0.3.21, which runs its generic
+// Prescott kernels on this CPU) dsyevd took 4.1–4.3 s and dsyev_2stage
+// 5.1–5.4 s; Eigen's SelfAdjointEigenSolver was measured 2–3x slower than
+// LAPACK (docs/performance.md).
+#include "blas.hpp"
+
 #include <basinvol/error.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
@@ -8,11 +12,6 @@
 #include <chrono>
 #include <climits>
 #include <string>
-
-extern "C" {
-void dsyev_2stage_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w,
-                   double* work, const int* lwork, int* info, std::size_t jobz_len, std::size_t uplo_len);
-}
 
 namespace basinvol {
 
@@ -31,15 +30,17 @@ Spectrum dense_spectrum(Hessian& h) {
     if (n == 1) {
         s.values[0] = h.f64(0, 0);
     } else {
-        int lwork = -1, info = 0;
+        int lwork = -1, liwork = -1, info = 0, iquery = 0;
         double query = 0;
-        dsyev_2stage_("N", "L", &n, h.f64.data(), &n, s.values.data(), &query, &lwork, &info, 1, 1);
-        if (info != 0) throw NumericError("LAPACK dsyev_2stage workspace query failed: info = " + std::to_string(info));
+        dsyevd_("N", "L", &n, h.f64.data(), &n, s.values.data(), &query, &lwork, &iquery, &liwork, &info, 1, 1);
+        if (info != 0) throw NumericError("LAPACK dsyevd workspace query failed: info = " + std::to_string(info));
         lwork = static_cast<int>(query) + 1;
+        liwork = std::max(1, iquery);
         std::vector<double> work(static_cast<std::size_t>(lwork));
-        dsyev_2stage_("N", "L", &n, h.f64.data(), &n, s.values.data(), work.data(), &lwork, &info, 1, 1);
-        if (info != 0)
-            throw NumericError("LAPACK dsyev_2stage did not converge: info = " + std::to_string(info));
+        std::vector<int> iwork(static_cast<std::size_t>(liwork));
+        dsyevd_("N", "L", &n, h.f64.data(), &n, s.values.data(), work.data(), &lwork, iwork.data(), &liwork, &info,
+                1, 1);
+        if (info != 0) throw NumericError("LAPACK dsyevd did not converge: info = " + std::to_string(info));
     }
     h.f64.resize(0, 0);
     std::sort(s.values.begin(), s.values.end());

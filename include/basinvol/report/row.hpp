@@ -35,6 +35,7 @@ struct Row {
     bool certified = false;
     double residual_bound = 0;  // every dropped eigenvalue has |λ| ≤ this (partial spectra)
     SolverStats stats;
+    std::string solver_note;    // why a partial method fell back to dense, if it did
     std::string stored_type;
     double asymmetry = 0;
     std::vector<std::string> warnings;

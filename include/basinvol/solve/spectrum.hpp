@@ -4,12 +4,15 @@
 #include <basinvol/hessian.hpp>
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace basinvol {
 
-enum class Method { automatic, dense, lanczos };
+// automatic: dense for n < 500, else the sketch (dense when it cannot certify).
+enum class Method { automatic, dense, sketch, lanczos };
 
 struct SolverStats {
     std::size_t matvecs = 0;   // matrix-vector products (a block of k counts k)
@@ -31,8 +34,34 @@ struct Spectrum {
     SolverStats stats;
 };
 
-// All n eigenvalues through LAPACK (dsyev_2stage, eigenvalues only). Consumes
+// All n eigenvalues through LAPACK (dsyevd, eigenvalues only). Consumes
 // the matrix: the Hessian's storage is released or overwritten.
 Spectrum dense_spectrum(Hessian& h);
+
+}  // namespace basinvol
+
+namespace basinvol {
+
+struct PartialOptions {
+    // Give up (return nullopt) rather than use more than this many Ritz pairs;
+    // past about n/4 the dense solver is cheaper.
+    std::size_t max_k = 0;      // 0: n/4
+    std::size_t oversample = 8; // slack a sketch must show before it is trusted to hold the range
+    std::uint64_t seed = 20261129;
+};
+
+// Blocked randomized range finder with Rayleigh–Ritz ("sketch"): Y = H·Ω
+// (Gaussian Ω, k columns), Q = orth(Y), θ = eig(QᵀHQ), grown until the sketch
+// has slack; then the certificate ‖H − VΘVᵀ‖_F becomes rest_bound. All BLAS-3,
+// three passes over H when the first size suffices. Returns an empty optional
+// when the range does not fit max_k (the caller goes dense).
+std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& options = {});
+
+// Spectra's SymEigsSolver (Lanczos, largest magnitude) on the Hessian
+// operator, with the same certificate. The number of wanted eigenvalues
+// doubles until the rest bound is under the dtype cut (n·ε·max|λ|), stops
+// shrinking, or reaches max_k; the caller decides whether it certifies.
+// Empty when n is too small for Lanczos.
+std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions& options = {});
 
 }  // namespace basinvol

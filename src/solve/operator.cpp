@@ -1,0 +1,104 @@
+#include "blas.hpp"
+
+#include <basinvol/error.hpp>
+#include <basinvol/solve/operator.hpp>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+namespace basinvol {
+
+namespace {
+// Panel width for float32 → double conversion: n×256 doubles stays small next
+// to the matrix (24.6 MB at n = 12000) and keeps GEMM efficient.
+constexpr Eigen::Index panel_width = 256;
+}  // namespace
+
+HessianOperator::HessianOperator(const Hessian& h) : h_(h), n_(static_cast<Eigen::Index>(h.info.n)) {
+    if (n_ > INT_MAX / 2) throw NumericError("n is too large for BLAS");
+    if (h.f32.size() == 0 && h.f64.size() == 0) throw NumericError("the Hessian holds no matrix");
+}
+
+template <class F>
+void HessianOperator::for_each_panel(Eigen::Index width, F f) const {
+    ++passes_;
+    if (h_.f32.size() == 0) {
+        for (Eigen::Index j0 = 0; j0 < n_; j0 += width)
+            f(j0, std::min(width, n_ - j0), h_.f64.data() + j0 * n_);
+        return;
+    }
+    Eigen::MatrixXd buf(n_, std::min(width, n_));
+    for (Eigen::Index j0 = 0; j0 < n_; j0 += width) {
+        const Eigen::Index w = std::min(width, n_ - j0);
+        buf.leftCols(w) = h_.f32.middleCols(j0, w).cast<double>();
+        f(j0, w, buf.data());
+    }
+}
+
+void HessianOperator::perform_op(const double* x, double* y) const {
+    ++matvecs_;
+    Eigen::Map<const Eigen::VectorXd> xv(x, n_);
+    Eigen::Map<Eigen::VectorXd> yv(y, n_);
+    if (h_.f32.size() == 0) {
+        yv.noalias() = h_.f64 * xv;
+        return;
+    }
+    // H is symmetric: y_j = H(:, j)·x, one column at a time, accumulated in double.
+    for (Eigen::Index j = 0; j < n_; ++j) {
+        const float* col = h_.f32.data() + j * n_;
+        double s = 0;
+        for (Eigen::Index i = 0; i < n_; ++i) s += static_cast<double>(col[i]) * x[i];
+        y[j] = s;
+    }
+}
+
+Eigen::MatrixXd HessianOperator::apply(const Eigen::MatrixXd& X) const {
+    const int n = static_cast<int>(n_), k = static_cast<int>(X.cols());
+    Eigen::MatrixXd Y(n_, X.cols());
+    matvecs_ += static_cast<std::size_t>(k);
+    if (h_.f32.size() == 0) {
+        ++passes_;
+        blas::gemm('N', 'N', n, k, n, 1.0, h_.f64.data(), n, X.data(), n, 0.0, Y.data(), n);
+        return Y;
+    }
+    // Y = Σ_J H(:, J)·X(J, :)
+    for_each_panel(panel_width, [&](Eigen::Index j0, Eigen::Index w, const double* panel) {
+        blas::gemm('N', 'N', n, k, static_cast<int>(w), 1.0, panel, n, X.data() + j0, n, j0 == 0 ? 0.0 : 1.0,
+                   Y.data(), n);
+    });
+    return Y;
+}
+
+double HessianOperator::residual_frobenius(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) const {
+    const int n = static_cast<int>(n_), k = static_cast<int>(V.cols());
+    // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
+    const double scale = h_.frobenius > 0 ? h_.frobenius : 1.0;
+    long double sum = 0;
+    Eigen::MatrixXd C(n_, std::min(panel_width, n_));
+    Eigen::MatrixXd S(V.cols(), std::min(panel_width, n_));
+    for_each_panel(panel_width, [&](Eigen::Index j0, Eigen::Index w, const double* panel) {
+        // Rows j0.. of the panel: the diagonal block once, the rows below it twice (symmetry).
+        const Eigen::Index m = n_ - j0;
+        C.topLeftCorner(m, w) = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
+            panel + j0, m, w, Eigen::OuterStride<>(n_));
+        S.leftCols(w) = theta.asDiagonal() * V.middleRows(j0, w).transpose();
+        if (k > 0)
+            blas::gemm('N', 'N', static_cast<int>(m), static_cast<int>(w), k, -1.0, V.data() + j0, n, S.data(),
+                       static_cast<int>(S.rows()), 1.0, C.data(), static_cast<int>(C.rows()));
+        for (Eigen::Index c = 0; c < w; ++c)
+            for (Eigen::Index r = 0; r < m; ++r) {
+                const long double v = C(r, c) / scale;
+                sum += (r < w ? 1 : 2) * v * v;
+            }
+    });
+    return scale * std::sqrt(static_cast<double>(sum));
+}
+
+double HessianOperator::trace() const {
+    long double t = 0;
+    for (Eigen::Index i = 0; i < n_; ++i) t += h_.f32.size() ? h_.f32(i, i) : h_.f64(i, i);
+    return static_cast<double>(t);
+}
+
+}  // namespace basinvol
