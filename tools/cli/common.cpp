@@ -1,0 +1,135 @@
+#include "common.hpp"
+
+#include <basinvol/error.hpp>
+#include <basinvol/version.hpp>
+
+#include <cctype>
+#include <ctime>
+#include <iostream>
+
+namespace cli {
+
+void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
+    app->add_option("-f,--format", o.format, "Output format: table, tsv, csv, json, jsonl")
+        ->check(CLI::IsMember({"table", "tsv", "csv", "json", "jsonl"}))
+        ->capture_default_str();
+    app->add_option("--cut", o.cut, "Where flat directions end: auto, dtype or gap (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dtype", "gap"}))
+        ->capture_default_str();
+    app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
+    app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
+    app->add_option("--min-gap", o.min_gap, "Decades between kept and dropped |lambda| below which the rank is ambiguous")
+        ->capture_default_str();
+    app->add_option("-T,--threshold", o.threshold,
+                    "Loss threshold T of the basin {u : u'Hu/2 <= T} (default: the dataset's loss_threshold, else 1)");
+    app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
+        ->check(CLI::IsMember({"abs", "drop", "last"}))
+        ->capture_default_str();
+    app->add_option("--method", o.method, "Eigen-solver: auto, dense, sketch or lanczos (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dense", "sketch", "lanczos"}))
+        ->capture_default_str();
+    app->add_option("--max-asymmetry", o.max_asymmetry,
+                    "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
+        ->capture_default_str();
+    app->add_option("--max-memory", o.max_memory,
+                    "Largest matrix held in memory, e.g. 8G or 500M (default: half the physical memory)");
+    if (ranking)
+        app->add_option("--tie-tol", o.tie_tol, "Log-volumes (nats) within this share a place")->capture_default_str();
+    if (regularized)
+        app->add_option("--regularized", o.regularized,
+                        "Also report the regularized det(H + LAMBDA I) log-volume over all n directions");
+}
+
+std::size_t parse_bytes(const std::string& text) {
+    if (text.empty()) return 0;
+    std::size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(text, &pos);
+    } catch (...) {
+        throw bv::UsageError("--max-memory must be a size such as 8G or 500M, got '" + text + "'");
+    }
+    std::string unit = text.substr(pos);
+    for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+    if (!unit.empty() && unit.back() == 'I') unit.pop_back();
+    double mult = unit.empty() ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1024.0 * 1024 : unit == "G" ? 1024.0 * 1024 * 1024 : unit == "T" ? 1024.0 * 1024 * 1024 * 1024 : -1;
+    if (mult < 0 || !(v > 0))
+        throw bv::UsageError("--max-memory must be a size such as 8G or 500M, got '" + text + "'");
+    return static_cast<std::size_t>(v * mult);
+}
+
+bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
+    bv::AnalyzeOptions a;
+    a.cut.rule = o.cut == "dtype" ? bv::CutRule::dtype : o.cut == "gap" ? bv::CutRule::gap : bv::CutRule::automatic;
+    a.cut.rtol = o.rtol;
+    a.cut.atol = o.atol;
+    a.cut.min_gap = o.min_gap;
+    a.threshold = o.threshold;
+    a.regularized = o.regularized;
+    a.negatives = o.negatives == "drop" ? bv::NegativePolicy::drop
+                  : o.negatives == "last" ? bv::NegativePolicy::last
+                                          : bv::NegativePolicy::abs;
+    a.method = o.method == "dense"     ? bv::Method::dense
+               : o.method == "sketch"  ? bv::Method::sketch
+               : o.method == "lanczos" ? bv::Method::lanczos
+                                       : bv::Method::automatic;
+    a.read.max_asymmetry = o.max_asymmetry;
+    a.read.max_bytes = parse_bytes(o.max_memory);
+    bv::validate(a);
+    return a;
+}
+
+namespace {
+
+nlohmann::ordered_json context(const std::string& command, const CommonOptions& o) {
+    char date[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    nlohmann::ordered_json opts = {{"cut", o.cut},         {"min_gap", o.min_gap},     {"negatives", o.negatives},
+                           {"method", o.method},   {"tie_tol", o.tie_tol},     {"max_asymmetry", o.max_asymmetry}};
+    opts["rtol"] = o.rtol ? nlohmann::ordered_json(*o.rtol) : nlohmann::ordered_json(nullptr);
+    opts["atol"] = o.atol ? nlohmann::ordered_json(*o.atol) : nlohmann::ordered_json(nullptr);
+    opts["threshold"] = o.threshold ? nlohmann::ordered_json(*o.threshold) : nlohmann::ordered_json(nullptr);
+    opts["regularized"] = o.regularized ? nlohmann::ordered_json(*o.regularized) : nlohmann::ordered_json(nullptr);
+    return {{"tool", "basinvol"},
+            {"version", bv::version()},
+            {"command", command},
+            {"options", opts},
+            {"libraries", bv::library_versions()},
+            {"date", date}};
+}
+
+}  // namespace
+
+bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place) {
+    bv::ReportSpec s;
+    s.format = bv::parse_format(o.format);
+    s.with_place = with_place;
+    s.with_regularized = o.regularized.has_value();
+    s.context = context(command, o);
+    return s;
+}
+
+Work expand(const std::vector<std::string>& sources) {
+    Work w;
+    for (const auto& text : sources) {
+        bv::Source src = bv::parse_source(text);
+        bv::Row err;
+        auto list = bv::expand_source(src, &err);
+        if (list.empty()) w.errors.emplace_back(w.hessians.size(), err);
+        for (auto& h : list) w.hessians.push_back(std::move(h));
+    }
+    return w;
+}
+
+int finish_output(int status) {
+    std::cout.flush();
+    if (!std::cout) {
+        std::cerr << "basinvol: error: cannot write the results to standard output\n";
+        return exit_failed;
+    }
+    return status;
+}
+
+}  // namespace cli

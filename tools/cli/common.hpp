@@ -1,0 +1,82 @@
+#pragma once
+// Shared pieces of the basinvol command line: options common to every
+// subcommand, expanding SOURCEs into work, running it, and exit statuses.
+#include <basinvol/analyze.hpp>
+#include <basinvol/report/format.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace cli {
+
+namespace bv = basinvol;
+
+constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2;
+
+// Options shared by every subcommand, as the user gave them.
+struct CommonOptions {
+    std::string format = "table";
+    std::string cut = "auto";
+    std::string negatives = "abs";
+    std::string method = "auto";
+    std::string max_memory;
+    double min_gap = 1.0;
+    double max_asymmetry = 1e-3;
+    double tie_tol = 1e-6;
+    std::optional<double> rtol, atol, threshold, regularized;
+};
+
+// Adds the common options to a subcommand (`ranking`: --tie-tol; `regularized`: --regularized).
+void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized);
+
+// Parses sizes such as 8G, 500M, 1024; throws UsageError.
+std::size_t parse_bytes(const std::string& text);
+
+// The library options from the command line's; throws UsageError.
+bv::AnalyzeOptions to_analyze(const CommonOptions& o);
+
+// How rows are written for `command`.
+bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place);
+
+// Every Hessian of every source, with an error row for each source that cannot be listed.
+struct Work {
+    std::vector<bv::HessianInfo> hessians;
+    std::vector<std::pair<std::size_t, bv::Row>> errors;  // (position in `hessians`, row)
+};
+
+// Lists every SOURCE; a source that cannot be listed becomes an error row.
+Work expand(const std::vector<std::string>& sources);
+
+// Analyzes everything, handing each row to `sink` in input order.
+template <class Sink>
+bool run_all(const Work& w, const bv::AnalyzeOptions& a, Sink sink) {
+    bool all_ok = true;
+    std::size_t e = 0;
+    for (std::size_t i = 0; i <= w.hessians.size(); ++i) {
+        while (e < w.errors.size() && w.errors[e].first == i) {
+            sink(w.errors[e].second);
+            all_ok = false;
+            ++e;
+        }
+        if (i == w.hessians.size()) break;
+        bv::Row r = bv::analyze(w.hessians[i], a);
+        all_ok = all_ok && r.ok;
+        sink(r);
+    }
+    return all_ok;
+}
+
+// Flushes stdout; a failed write turns success into failure.
+int finish_output(int status);
+
+// The subcommands.
+int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o);
+int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o);
+int cmd_compare(const std::string& a, const std::string& b, const CommonOptions& o);
+int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o);
+
+}  // namespace cli
