@@ -76,6 +76,14 @@ with h5py.File(path("ok.chunked_gzip.h5"), "w") as f:
     f.create_dataset("run/a/b/hessian", data=h, chunks=(16, 16), compression="gzip")
     f["link_to_hessian"] = h5py.SoftLink("/run/a/b/hessian")
     f.create_dataset("run/losses", data=np.linspace(1, 0, 10))  # 1-D metadata: not a Hessian
+# Chunked with shuffle + gzip and partial edge chunks (n = 50, chunks 16x16),
+# next to contiguous twins: both must read to the same numbers.
+with h5py.File(path("ok.shuffle_gzip_edges.h5"), "w") as f:
+    h = with_spectrum(np.concatenate([np.geomspace(10, 0.1, 20), -np.geomspace(1, 0.5, 3), np.zeros(27)]), 16)
+    f.create_dataset("chunked/f64", data=h, chunks=(16, 16), shuffle=True, compression="gzip")
+    f.create_dataset("chunked/f32", data=h.astype(np.float32), chunks=(16, 16), shuffle=True, compression="gzip")
+    f.create_dataset("plain/f64", data=h)
+    f.create_dataset("plain/f32", data=h.astype(np.float32))
 # A saddle: 2 negative eigenvalues.
 write("ok.saddle.h5", with_spectrum([4.0, 2.0, 1.0, -0.5, -0.25, 0.0, 0.0], 4))
 # Float32-stored low-rank matrix.
