@@ -59,29 +59,58 @@ Magnitudes magnitudes(const Spectrum& s, const Hessian& h) {
     return m;
 }
 
-// A partial spectrum when the method allows one, else (or when it cannot be
-// had) the dense one. `why` says why a partial method fell back.
-Spectrum partial_or_dense(Hessian& h, const AnalyzeOptions& opt) {
-    std::optional<Spectrum> s;
-    Method m = opt.method;
-    if (m == Method::automatic) m = h.info.n < dense_below ? Method::dense : Method::sketch;
-    if (m == Method::sketch) {
-        s = sketch_spectrum(h);
-        if (!s) {
-            Spectrum d = dense_spectrum(h);
-            d.note = "sketch: the range did not fit n/4 Ritz pairs";
-            return d;
-        }
-    } else if (m == Method::lanczos) {
-        s = lanczos_spectrum(h);
-        if (!s) {
-            Spectrum d = dense_spectrum(h);
-            d.note = "lanczos: n too small";
-            return d;
+std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, const char* method) {
+    std::ostringstream why;
+    why << method << ": ";
+    if (!s) why << "not applicable (negative diagonal, or rank above n/4)";
+    else why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
+    return why.str();
+}
+
+// The solvers to try, cheapest first; dense always ends the list.
+std::vector<Method> plan(const Hessian& h, Method m) {
+    if (m == Method::dense || (m == Method::automatic && h.info.n < dense_below)) return {Method::dense};
+    if (m == Method::automatic) return {Method::cholesky, Method::sketch, Method::dense};
+    return {m, Method::dense};
+}
+
+// A spectrum whose cut is certified: partial methods in turn, each kept only
+// when its rest bound is under the cut it leads to; dense finishes otherwise.
+std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& opt) {
+    std::string notes;
+    SolverStats spent;
+    for (Method m : plan(h, opt.method)) {
+        if (m == Method::dense) break;
+        std::optional<Spectrum> s;
+        const char* name = m == Method::cholesky ? "cholesky" : m == Method::sketch ? "sketch" : "lanczos";
+        if (m == Method::cholesky) s = cholesky_spectrum(h);
+        else if (m == Method::sketch) s = sketch_spectrum(h);
+        else s = lanczos_spectrum(h);
+        if (s) {
+            Cut cut = choose_cut(magnitudes(*s, h), opt.cut);
+            if (s->complete || cut.certified) {
+                s->note = notes;
+                s->stats.matvecs += spent.matvecs;
+                s->stats.passes += spent.passes;
+                s->stats.seconds += spent.seconds;
+                return {std::move(*s), cut};
+            }
+            spent.matvecs += s->stats.matvecs;
+            spent.passes += s->stats.passes;
+            spent.seconds += s->stats.seconds;
+            notes += (notes.empty() ? "" : "; ") + describe_failure(s, &cut, name);
+        } else {
+            notes += (notes.empty() ? "" : "; ") + describe_failure(s, nullptr, name);
         }
     }
-    if (!s) return dense_spectrum(h);
-    return *s;
+    // Never report an unproven rank: finish densely.
+    Spectrum d = dense_spectrum(h);
+    d.note = notes;
+    d.stats.matvecs += spent.matvecs;
+    d.stats.passes += spent.passes;
+    d.stats.seconds += spent.seconds;
+    Cut cut = choose_cut(magnitudes(d, h), opt.cut);
+    return {std::move(d), cut};
 }
 
 }  // namespace
@@ -103,20 +132,7 @@ Row blank_row(const HessianInfo& info) {
 void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     r.asymmetry = h.asymmetry;
-    Spectrum s = partial_or_dense(h, opt);
-    Cut cut = choose_cut(magnitudes(s, h), opt.cut);
-    if (!s.complete && !cut.certified) {
-        // Never report an unproven rank: finish densely.
-        std::ostringstream why;
-        why << s.method << ": rest bound " << s.rest_bound << " above tol " << cut.tol;
-        SolverStats before = s.stats;
-        s = dense_spectrum(h);
-        s.note = why.str();
-        s.stats.matvecs += before.matvecs;
-        s.stats.passes += before.passes;
-        s.stats.seconds += before.seconds;
-        cut = choose_cut(magnitudes(s, h), opt.cut);
-    }
+    auto [s, cut] = certified_spectrum(h, opt);
 
     double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
     if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))

@@ -71,21 +71,31 @@ Eigen::MatrixXd HessianOperator::apply(const Eigen::MatrixXd& X) const {
 }
 
 double HessianOperator::residual_frobenius(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) const {
-    const int n = static_cast<int>(n_), k = static_cast<int>(V.cols());
+    return residual_frobenius(V, V * theta.asDiagonal(), nullptr, nullptr);
+}
+
+double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B,
+                                           const Eigen::MatrixXd* Q, Eigen::MatrixXd* W) const {
+    const int n = static_cast<int>(n_), k = static_cast<int>(A.cols());
     // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
     const double scale = h_.frobenius > 0 ? h_.frobenius : 1.0;
     long double sum = 0;
     Eigen::MatrixXd C(n_, std::min(panel_width, n_));
-    Eigen::MatrixXd S(V.cols(), std::min(panel_width, n_));
+    if (Q) {
+        W->resize(n_, Q->cols());
+        matvecs_ += static_cast<std::size_t>(Q->cols());
+    }
     for_each_panel(panel_width, [&](Eigen::Index j0, Eigen::Index w, const double* panel) {
+        if (Q)  // W(J, :) = H(:, J)ᵀ·Q = (H·Q)(J, :) by symmetry
+            blas::gemm('T', 'N', static_cast<int>(w), static_cast<int>(Q->cols()), n, 1.0, panel, n, Q->data(), n,
+                       0.0, W->data() + j0, n);
         // Rows j0.. of the panel: the diagonal block once, the rows below it twice (symmetry).
         const Eigen::Index m = n_ - j0;
-        C.topLeftCorner(m, w) = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(
-            panel + j0, m, w, Eigen::OuterStride<>(n_));
-        S.leftCols(w) = theta.asDiagonal() * V.middleRows(j0, w).transpose();
-        if (k > 0)
-            blas::gemm('N', 'N', static_cast<int>(m), static_cast<int>(w), k, -1.0, V.data() + j0, n, S.data(),
-                       static_cast<int>(S.rows()), 1.0, C.data(), static_cast<int>(C.rows()));
+        C.topLeftCorner(m, w) =
+            Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(panel + j0, m, w, Eigen::OuterStride<>(n_));
+        if (k > 0)  // C −= A(j0:, :)·B(J, :)ᵀ
+            blas::gemm('N', 'T', static_cast<int>(m), static_cast<int>(w), k, -1.0, A.data() + j0, n, B.data() + j0,
+                       n, 1.0, C.data(), static_cast<int>(C.rows()));
         for (Eigen::Index c = 0; c < w; ++c)
             for (Eigen::Index r = 0; r < m; ++r) {
                 const long double v = C(r, c) / scale;
@@ -93,6 +103,19 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& V, const Eigen
             }
     });
     return scale * std::sqrt(static_cast<double>(sum));
+}
+
+void HessianOperator::column(Eigen::Index j, double* out) const {
+    if (h_.f32.size() == 0) {
+        std::copy(h_.f64.data() + j * n_, h_.f64.data() + (j + 1) * n_, out);
+        return;
+    }
+    const float* col = h_.f32.data() + j * n_;
+    for (Eigen::Index i = 0; i < n_; ++i) out[i] = col[i];
+}
+
+Eigen::VectorXd HessianOperator::diagonal() const {
+    return h_.f32.size() ? Eigen::VectorXd(h_.f32.diagonal().cast<double>()) : Eigen::VectorXd(h_.f64.diagonal());
 }
 
 double HessianOperator::trace() const {

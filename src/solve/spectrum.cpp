@@ -141,6 +141,72 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     return s;
 }
 
+std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& o) {
+    const auto t0 = Clock::now();
+    HessianOperator op(h);
+    const auto n = static_cast<Eigen::Index>(h.info.n);
+    const std::size_t max_k = max_pairs(h, o);
+    Spectrum s;
+    s.n = h.info.n;
+    s.method = "cholesky";
+    if (h.frobenius == 0) {
+        finish(s, op, t0);
+        return s;
+    }
+    Eigen::VectorXd d = op.diagonal();
+    // A positive semi-definite matrix has a non-negative diagonal.
+    if (d.minCoeff() < 0) return std::nullopt;
+    // Stop pivoting where the remaining diagonal is rounding of the stored
+    // type (or of double arithmetic over n terms) relative to the largest pivot.
+    const double stop = 4 * std::max(h.info.stored_eps, eps64 * std::sqrt(double(n))) * d.maxCoeff();
+    Eigen::MatrixXd L(n, std::min<Eigen::Index>(64, Eigen::Index(max_k)));
+    Eigen::VectorXd col(n);
+    Eigen::Index r = 0;
+    for (;;) {
+        Eigen::Index p = 0;
+        const double dp = d.maxCoeff(&p);
+        if (!(dp > stop)) break;
+        if (r >= Eigen::Index(max_k)) return std::nullopt;  // the range does not fit
+        if (r == L.cols()) L.conservativeResize(Eigen::NoChange, std::min<Eigen::Index>(2 * r, Eigen::Index(max_k)));
+        // L(:, r) = (H(:, p) − L(:, :r)·L(p, :r)ᵀ) / √d_p
+        op.column(p, col.data());
+        if (r > 0) col.noalias() -= L.leftCols(r) * L.row(p).head(r).transpose();
+        L.col(r) = col / std::sqrt(dp);
+        d -= L.col(r).cwiseAbs2();
+        d(p) = 0;
+        ++r;
+    }
+    L.conservativeResize(Eigen::NoChange, r);
+    s.stats.matvecs = static_cast<std::size_t>(r);
+    // Rayleigh–Ritz on range(L), and the certificate ‖H − LLᵀ‖_F, in one pass.
+    Eigen::MatrixXd Q = L;
+    Eigen::VectorXd tau;
+    if (r > 0) {
+        householder_qr(Q, tau);
+        form_q(Q, tau);
+    }
+    Eigen::MatrixXd W;
+    s.rest_bound = op.residual_frobenius(L, L, &Q, &W);
+    if (r > 0) {
+        const int ni = static_cast<int>(n), ri = static_cast<int>(r);
+        Eigen::MatrixXd B(ri, ri);
+        blas::gemm('T', 'N', ri, ri, ni, 1.0, Q.data(), ni, W.data(), ni, 0.0, B.data(), ri);
+        B = (B + B.transpose()).eval() / 2;
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(B, Eigen::EigenvaluesOnly);
+        if (es.info() != Eigen::Success) throw NumericError("Rayleigh–Ritz eigen-solver did not converge");
+        s.values.assign(es.eigenvalues().data(), es.eigenvalues().data() + ri);
+    }
+    // By Weyl, the n − r eigenvalues of H that LLᵀ maps to zero lie within
+    // ‖H − LLᵀ‖_F of zero; the Ritz values stand for the other r.
+    s.complete = s.values.size() == s.n;
+    if (s.complete) s.rest_bound = 0;
+    s.stats.matvecs += op.matvecs();
+    s.stats.passes = op.passes();
+    std::sort(s.values.begin(), s.values.end());
+    s.stats.seconds = since(t0);
+    return s;
+}
+
 std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions& o) {
     const auto t0 = Clock::now();
     HessianOperator op(h);

@@ -25,8 +25,8 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
         ->check(CLI::IsMember({"abs", "drop", "last"}))
         ->capture_default_str();
-    app->add_option("--method", o.method, "Eigen-solver: auto, dense, sketch or lanczos (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dense", "sketch", "lanczos"}))
+    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
         ->capture_default_str();
     app->add_option("--max-asymmetry", o.max_asymmetry,
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
@@ -70,8 +70,9 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     a.negatives = o.negatives == "drop" ? bv::NegativePolicy::drop
                   : o.negatives == "last" ? bv::NegativePolicy::last
                                           : bv::NegativePolicy::abs;
-    a.method = o.method == "dense"     ? bv::Method::dense
-               : o.method == "sketch"  ? bv::Method::sketch
+    a.method = o.method == "dense"      ? bv::Method::dense
+               : o.method == "cholesky" ? bv::Method::cholesky
+               : o.method == "sketch"   ? bv::Method::sketch
                : o.method == "lanczos" ? bv::Method::lanczos
                                        : bv::Method::automatic;
     a.read.max_asymmetry = o.max_asymmetry;

@@ -34,6 +34,18 @@ public:
     // inequality every eigenvalue of H not matched by θ lies within this of 0.
     double residual_frobenius(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) const;
 
+    // ‖H − A·Bᵀ‖_F for A, B of n×k whose product is symmetric (V and V·diag(θ),
+    // or L and L), one pass over the lower triangle of H; when Q is given, the
+    // same pass also forms W = H·Q.
+    double residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXd* Q,
+                              Eigen::MatrixXd* W) const;
+
+    // Column j of H as double.
+    void column(Eigen::Index j, double* out) const;
+
+    // diag(H) as double.
+    Eigen::VectorXd diagonal() const;
+
     // Σ H_ii (exact for the stored values, summed in long double).
     double trace() const;
 

@@ -11,8 +11,9 @@
 
 namespace basinvol {
 
-// automatic: dense for n < 500, else the sketch (dense when it cannot certify).
-enum class Method { automatic, dense, sketch, lanczos };
+// automatic: dense for n < 500; else pivoted Cholesky when the diagonal is
+// non-negative, the sketch when that does not certify, dense last.
+enum class Method { automatic, dense, cholesky, sketch, lanczos };
 
 struct SolverStats {
     std::size_t matvecs = 0;   // matrix-vector products (a block of k counts k)
@@ -56,6 +57,14 @@ struct PartialOptions {
 // three passes over H when the first size suffices. Returns an empty optional
 // when the range does not fit max_k (the caller goes dense).
 std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& options = {});
+
+// Pivoted Cholesky for matrices that look positive semi-definite: r pivot
+// columns of H give H ≈ LLᵀ (exact for a PSD matrix of rank r, which reads
+// only r columns), then one pass over H forms both the Rayleigh–Ritz values
+// on range(L) and the certificate ‖H − LLᵀ‖_F (Weyl: the n − r others lie
+// within it of zero). Empty when the diagonal has a negative entry or the
+// rank passes max_k; an indefinite matrix shows as a large certificate.
+std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& options = {});
 
 // Spectra's SymEigsSolver (Lanczos, largest magnitude) on the Hessian
 // operator, with the same certificate. The number of wanted eigenvalues
