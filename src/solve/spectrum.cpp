@@ -154,8 +154,10 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
         return s;
     }
     Eigen::VectorXd d = op.diagonal();
-    // A positive semi-definite matrix has a non-negative diagonal.
+    // A positive semi-definite matrix has a non-negative diagonal, and rank at
+    // least trace²/‖H‖_F²: past max_k the pivots cannot win.
     if (d.minCoeff() < 0) return std::nullopt;
+    if (rank_guess(op, h.frobenius) > max_k) return std::nullopt;
     // Stop pivoting where the remaining diagonal is rounding of the stored
     // type (or of double arithmetic over n terms) relative to the largest pivot.
     const double stop = 4 * std::max(h.info.stored_eps, eps64 * std::sqrt(double(n))) * d.maxCoeff();
