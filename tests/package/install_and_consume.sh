@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the build tree into a temporary prefix, then configures, builds and
+# runs a separate project against it with find_package(basinvol).
+set -euo pipefail
+build=$1
+source=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log"
+test -x "$tmp/prefix/bin/basinvol"
+test -f "$tmp/prefix/include/basinvol/analyze.hpp"
+cmake -S "$source/tests/package/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+  -DCMAKE_BUILD_TYPE=Release > "$tmp/configure.log"
+cmake --build "$tmp/consumer" -j2 > "$tmp/build.log"
+"$tmp/consumer/consumer"
+"$tmp/prefix/bin/basinvol" --version
