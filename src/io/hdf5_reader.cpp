@@ -157,7 +157,11 @@ void read_attributes(hid_t obj, Attributes& attrs) {
             if (key == "step") c->attrs->step = v;
             else if (key == "loss") c->attrs->loss = v;
             else if (key == "loss_threshold") c->attrs->loss_threshold = v;
-            else if (key == "name") c->attrs->name = std::to_string(v);
+            else if (key == "name") {
+                char buf[32];
+                std::snprintf(buf, sizeof buf, "%.17g", v);
+                c->attrs->name = buf;
+            }
             else c->attrs->numbers[key] = v;
         } else if (cls == H5T_STRING) {
             std::string value;

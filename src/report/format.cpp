@@ -122,7 +122,12 @@ json row_to_json(const Row& r, const ReportSpec& spec) {
     }
     j["stored_type"] = r.stored_type.empty() ? json(nullptr) : json(r.stored_type);
     j["seconds"] = number(r.seconds);
-    j["step"] = number(r.attrs.step);
+    // A whole-number step is written as an integer (400, not 400.0).
+    if (r.attrs.step && std::isfinite(*r.attrs.step) && std::abs(*r.attrs.step) < 9e15 &&
+        *r.attrs.step == std::floor(*r.attrs.step))
+        j["step"] = static_cast<long long>(*r.attrs.step);
+    else
+        j["step"] = number(r.attrs.step);
     j["loss"] = number(r.attrs.loss);
     j["loss_threshold"] = number(r.attrs.loss_threshold);
     j["name"] = r.attrs.name ? json(*r.attrs.name) : json(nullptr);
