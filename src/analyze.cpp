@@ -78,39 +78,35 @@ std::vector<Method> plan(const Hessian& h, Method m) {
 // when its rest bound is under the cut it leads to; dense finishes otherwise.
 std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& opt) {
     std::string notes;
-    SolverStats spent;
+    SolverStats spent;  // work of the methods that were left
+    auto add = [](SolverStats& to, const SolverStats& from) {
+        to.matvecs += from.matvecs;
+        to.passes += from.passes;
+        to.seconds += from.seconds;
+    };
+    auto settle = [&](Spectrum s, Cut cut) {
+        s.note = notes;
+        add(s.stats, spent);
+        return std::pair<Spectrum, Cut>{std::move(s), cut};
+    };
     for (Method m : plan(h, opt.method)) {
         if (m == Method::dense) break;
-        std::optional<Spectrum> s;
         const char* name = m == Method::cholesky ? "cholesky" : m == Method::sketch ? "sketch" : "lanczos";
-        if (m == Method::cholesky) s = cholesky_spectrum(h);
-        else if (m == Method::sketch) s = sketch_spectrum(h);
-        else s = lanczos_spectrum(h);
+        std::optional<Spectrum> s = m == Method::cholesky ? cholesky_spectrum(h)
+                                    : m == Method::sketch ? sketch_spectrum(h)
+                                                          : lanczos_spectrum(h);
+        std::optional<Cut> cut;
         if (s) {
-            Cut cut = choose_cut(magnitudes(*s, h), opt.cut);
-            if (s->complete || cut.certified) {
-                s->note = notes;
-                s->stats.matvecs += spent.matvecs;
-                s->stats.passes += spent.passes;
-                s->stats.seconds += spent.seconds;
-                return {std::move(*s), cut};
-            }
-            spent.matvecs += s->stats.matvecs;
-            spent.passes += s->stats.passes;
-            spent.seconds += s->stats.seconds;
-            notes += (notes.empty() ? "" : "; ") + describe_failure(s, &cut, name);
-        } else {
-            notes += (notes.empty() ? "" : "; ") + describe_failure(s, nullptr, name);
+            cut = choose_cut(magnitudes(*s, h), opt.cut);
+            if (s->complete || cut->certified) return settle(std::move(*s), *cut);
+            add(spent, s->stats);
         }
+        notes += (notes.empty() ? "" : "; ") + describe_failure(s, cut ? &*cut : nullptr, name);
     }
     // Never report an unproven rank: finish densely.
     Spectrum d = dense_spectrum(h);
-    d.note = notes;
-    d.stats.matvecs += spent.matvecs;
-    d.stats.passes += spent.passes;
-    d.stats.seconds += spent.seconds;
     Cut cut = choose_cut(magnitudes(d, h), opt.cut);
-    return {std::move(d), cut};
+    return settle(std::move(d), cut);
 }
 
 }  // namespace
