@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
@@ -73,10 +74,25 @@ bool run_all(const Work& w, const bv::AnalyzeOptions& a, Sink sink) {
 // Flushes stdout; a failed write turns success into failure.
 int finish_output(int status);
 
+// Options of `validate` beyond the common ones.
+struct ValidateCli {
+    std::optional<double> logv_tol;
+    std::size_t samples = 200000;
+    std::uint64_t seed = 20240611;
+    double sigmas = 4;
+    std::size_t mc_max_rank = 8;
+    std::size_t scan_max_n = 8;
+    std::size_t radial_directions = 4000;
+};
+
+// Adds `validate`'s options (a subset of the common ones, and its own).
+void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v);
+
 // The subcommands.
 int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o);
 int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o);
 int cmd_compare(const std::string& a, const std::string& b, const CommonOptions& o);
 int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o);
+int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const ValidateCli& v);
 
 }  // namespace cli

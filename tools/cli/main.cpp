@@ -1,7 +1,8 @@
 // The basinvol command line. Only the CLI chooses exit statuses and touches
 // stdout/stderr. Exit status: 0 every source succeeded, 1 at least one failed
 // (the others are still reported), 2 usage error. `compare` exits 0 when A
-// ranks strictly above B, 1 when it does not, 2 on error.
+// ranks strictly above B, 1 when it does not, 2 on error. `validate` exits 0
+// when every check agrees, 1 when any disagrees or cannot be made.
 #include "common.hpp"
 
 #include <basinvol/error.hpp>
@@ -47,11 +48,22 @@ int main(int argc, char** argv) {
     add_common(spectrum, o, false, false);
     spectrum->footer("Example: basinvol spectrum run.h5:/checkpoints/step_0100 --format tsv");
 
+    ValidateCli vcli;
+    auto* validate = app.add_subcommand(
+        "validate", "Check toys with known answers (expected_* attributes): exit 0 when every check agrees");
+    validate->add_option("SOURCE", sources, "FILE or FILE:PATH of toys written by basinvol-toy")->required();
+    add_validate_options(validate, o, vcli);
+    validate->footer("Example: basinvol validate testdata/toys/suite.h5\n"
+                     "Checks rank, dim, negative and log_volume against expected_*; estimates the volume by\n"
+                     "Monte Carlo (curved rank <= 8); shows the radial estimator's bias; samples the true loss\n"
+                     "of toys that record it (toy_loss). See docs/toys.md.");
+
     if (argc > 1 && argv[1][0] != '-') {
         const std::string word = argv[1];
-        if (word != "volume" && word != "rank" && word != "compare" && word != "spectrum") {
+        if (word != "volume" && word != "rank" && word != "compare" && word != "spectrum" &&
+            word != "validate") {
             std::cerr << "basinvol: unknown command '" << word
-                      << "' (expected volume, rank, compare or spectrum)\nRun 'basinvol --help' for usage.\n";
+                      << "' (expected volume, rank, compare, spectrum or validate)\nRun 'basinvol --help' for usage.\n";
             return exit_usage;
         }
     }
@@ -68,6 +80,7 @@ int main(int argc, char** argv) {
         if (*rank) return cmd_rank(sources, o);
         if (*spectrum) return cmd_spectrum(sources, o);
         if (*compare) return cmd_compare(a_src, b_src, o);
+        if (*validate) return cmd_validate(sources, o, vcli);
     } catch (const bv::UsageError& e) {
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;

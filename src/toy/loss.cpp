@@ -1,0 +1,188 @@
+#include <basinvol/error.hpp>
+#include <basinvol/toy/loss.hpp>
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace basinvol::toy {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& text, std::size_t at, const std::string& what) {
+    throw UsageError("loss '" + text + "': " + what + " at position " + std::to_string(at + 1));
+}
+
+}  // namespace
+
+PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
+    std::string s;
+    std::vector<std::size_t> where;  // position in `text` of each char of `s`
+    for (std::size_t i = 0; i < text.size(); ++i)
+        if (!std::isspace(static_cast<unsigned char>(text[i]))) {
+            s += text[i];
+            where.push_back(i);
+        }
+    if (s.empty()) throw UsageError("loss: empty expression");
+    auto at = [&](std::size_t i) { return i < where.size() ? where[i] : text.size(); };
+    PolyLoss loss;
+    std::size_t i = 0, used = 0;
+    while (i < s.size()) {
+        double sign = 1;
+        if (s[i] == '+' || s[i] == '-') {
+            sign = s[i] == '-' ? -1 : 1;
+            ++i;
+        } else if (i > 0) {
+            bad(text, at(i), "expected '+' or '-'");
+        }
+        Term t;
+        t.coef = sign;
+        if (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) {
+            const char* begin = s.c_str() + i;
+            char* end = nullptr;
+            double c = std::strtod(begin, &end);
+            if (end == begin || !std::isfinite(c)) bad(text, at(i), "expected a number");
+            t.coef *= c;
+            i += static_cast<std::size_t>(end - begin);
+            if (i < s.size() && s[i] == '*') ++i;
+        }
+        if (i >= s.size()) bad(text, at(i), "expected a coordinate (x0, x1, ... or x, y, z, w)");
+        const char ch = s[i];
+        if (ch == 'x' && i + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+            std::size_t j = i + 1;
+            while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+            if (j - i - 1 > 6) bad(text, at(i), "coordinate index too large");
+            t.var = static_cast<std::size_t>(std::stoul(s.substr(i + 1, j - i - 1)));
+            i = j;
+        } else if (ch == 'x' || ch == 'y' || ch == 'z' || ch == 'w') {
+            t.var = ch == 'x' ? 0 : ch == 'y' ? 1 : ch == 'z' ? 2 : 3;
+            ++i;
+        } else {
+            bad(text, at(i), "expected a coordinate (x0, x1, ... or x, y, z, w)");
+        }
+        t.power = 1;
+        if (i < s.size() && s[i] == '^') {
+            ++i;
+            std::size_t j = i;
+            while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+            if (j == i || j - i > 2) bad(text, at(i), "expected an integer power 2..64");
+            t.power = std::stoi(s.substr(i, j - i));
+            i = j;
+        }
+        if (t.power < 2 || t.power > 64)
+            bad(text, at(i ? i - 1 : 0),
+                "power must be an integer 2..64 (a linear term would make the origin not a critical point), got " +
+                    std::to_string(t.power));
+        if (t.coef == 0) continue;
+        loss.terms_.push_back(t);
+        used = std::max(used, t.var + 1);
+    }
+    if (n != 0 && n < used)
+        throw UsageError("loss '" + text + "' uses " + std::to_string(used) + " coordinates but n is " +
+                         std::to_string(n));
+    loss.n_ = n ? n : used;
+    if (loss.n_ == 0) throw UsageError("loss '" + text + "' has no nonzero term");
+    return loss;
+}
+
+std::string PolyLoss::str() const {
+    std::ostringstream s;
+    s.precision(17);
+    for (std::size_t k = 0; k < terms_.size(); ++k) {
+        const Term& t = terms_[k];
+        double c = t.coef;
+        if (k > 0) {
+            s << (c < 0 ? " - " : " + ");
+            c = std::abs(c);
+        } else if (c < 0) {
+            s << "-";
+            c = -c;
+        }
+        if (c != 1) s << c << "*";
+        s << "x" << t.var << "^" << t.power;
+    }
+    return s.str();
+}
+
+double PolyLoss::operator()(const double* x) const {
+    double sum = 0;
+    for (const Term& t : terms_) sum += t.coef * std::pow(x[t.var], t.power);
+    return sum;
+}
+
+double PolyLoss::coordinate(std::size_t i, double x) const {
+    double sum = 0;
+    for (const Term& t : terms_)
+        if (t.var == i) sum += t.coef * std::pow(x, t.power);
+    return sum;
+}
+
+Eigen::VectorXd PolyLoss::hessian_diagonal() const {
+    Eigen::VectorXd h = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(n_));
+    // d²/dx² (c·x²) = 2c; higher powers vanish at the origin.
+    for (const Term& t : terms_)
+        if (t.power == 2) h(static_cast<Eigen::Index>(t.var)) += 2 * t.coef;
+    return h;
+}
+
+bool PolyLoss::nonnegative() const {
+    for (const Term& t : terms_)
+        if (!(t.coef > 0) || t.power % 2 != 0) return false;
+    return true;
+}
+
+bool PolyLoss::appears(std::size_t i) const {
+    for (const Term& t : terms_)
+        if (t.var == i) return true;
+    return false;
+}
+
+double PolyLoss::half_width(std::size_t i, double T) const {
+    double hi = 1;
+    while (coordinate(i, hi) <= T && hi < 1e300) hi *= 2;
+    double lo = 0;
+    // Bisection on the increasing function |x| ↦ coordinate(i, x).
+    for (int k = 0; k < 200 && hi - lo > 1e-15 * hi; ++k) {
+        const double mid = (lo + hi) / 2;
+        (coordinate(i, mid) <= T ? lo : hi) = mid;
+    }
+    return hi;
+}
+
+std::optional<double> PolyLoss::learning_coefficient() const {
+    std::vector<int> count(n_, 0);
+    double sum = 0;
+    for (const Term& t : terms_) {
+        if (!(t.coef > 0) || t.power % 2 != 0) return std::nullopt;
+        ++count[t.var];
+        sum += 1.0 / t.power;
+    }
+    for (int c : count)
+        if (c != 1) return std::nullopt;
+    return sum;
+}
+
+const std::vector<Preset>& presets() {
+    static const std::vector<Preset> list = {
+        {"parabola", "x0^2 + x1^2", 3,
+         "L = x^2 + y^2 in R^3: a 2-D parabola with one flat direction; the slice has area pi*T"},
+        {"bowl", "x0^2 + x1^2 + x2^2", 3, "L = x^2 + y^2 + z^2: a round bowl, no flat direction"},
+        {"saddle", "x0^2 - x1^2", 2, "L = x^2 - y^2: one negative eigenvalue (a saddle, not a minimum)"},
+        {"quartic-valley", "x0^2 + x1^4", 2,
+         "L = x^2 + y^4: the Hessian calls y flat, yet {L <= T} is bounded; volume ~ T^(3/4)"},
+        {"quartic-bowl", "x0^4 + x1^4", 2,
+         "L = x^4 + y^4: the Hessian is zero (dimension 2), the basin is bounded; volume ~ T^(1/2)"},
+        {"mixed", "x0^2 + x1^2 + x2^4 + x3^6", 4,
+         "L = x^2 + y^2 + z^4 + w^6: volume ~ T^(1/2 + 1/2 + 1/4 + 1/6)"},
+    };
+    return list;
+}
+
+const Preset* find_preset(const std::string& name) {
+    for (const auto& p : presets())
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
+}  // namespace basinvol::toy

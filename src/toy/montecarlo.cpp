@@ -1,0 +1,122 @@
+#include <basinvol/error.hpp>
+#include <basinvol/measure/volume.hpp>
+#include <basinvol/toy/montecarlo.hpp>
+#include <basinvol/toy/spectrum.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace basinvol::toy {
+
+double Estimate::value_over(double log_reference) const {
+    return static_cast<double>(hits) / static_cast<double>(samples) * std::exp(log_box - log_reference);
+}
+
+double Estimate::se_over(double log_reference) const {
+    const double p = static_cast<double>(hits) / static_cast<double>(samples);
+    return std::sqrt(p * (1 - p) / static_cast<double>(samples)) * std::exp(log_box - log_reference);
+}
+
+Estimate box_volume(const std::vector<double>& half_widths, const std::function<bool(const double*)>& inside,
+                    std::size_t samples, std::uint64_t seed) {
+    if (samples < 2) throw UsageError("Monte Carlo needs at least 2 samples, got " + std::to_string(samples));
+    Estimate e;
+    e.samples = samples;
+    for (double a : half_widths) e.log_box += std::log(2 * a);
+    Rng rng(seed);
+    std::vector<double> z(half_widths.size());
+    for (std::size_t s = 0; s < samples; ++s) {
+        for (std::size_t i = 0; i < z.size(); ++i) z[i] = half_widths[i] * (2 * rng.uniform() - 1);
+        if (inside(z.data())) ++e.hits;
+    }
+    const double p = static_cast<double>(e.hits) / static_cast<double>(samples);
+    if (e.hits == 0) {
+        e.log_value = -std::numeric_limits<double>::infinity();
+        e.se_log = std::numeric_limits<double>::infinity();
+    } else {
+        e.log_value = e.log_box + std::log(p);
+        e.se_log = std::sqrt((1 - p) / (p * static_cast<double>(samples)));
+    }
+    return e;
+}
+
+Estimate ellipsoid_volume(const Eigen::MatrixXd& M, double T, std::size_t samples, std::uint64_t seed) {
+    const auto r = M.rows();
+    std::vector<double> half(static_cast<std::size_t>(r));
+    for (Eigen::Index i = 0; i < r; ++i) {
+        if (!(M(i, i) > 0)) throw NumericError("ellipsoid_volume: the quadratic form is not positive definite");
+        // ½·M_ii·z_i² ≤ T on the axis; off-diagonal entries are rounding-sized here.
+        half[static_cast<std::size_t>(i)] = std::sqrt(2 * T / M(i, i));
+    }
+    Eigen::VectorXd z(r);
+    return box_volume(
+        half,
+        [&](const double* x) {
+            for (Eigen::Index i = 0; i < r; ++i) z(i) = x[i];
+            return 0.5 * z.dot(M * z) <= T;
+        },
+        samples, seed);
+}
+
+Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::size_t directions, std::uint64_t seed) {
+    if (directions < 2) throw UsageError("the radial estimator needs at least 2 directions");
+    Radial out;
+    out.directions = directions;
+    const std::size_t r = curved_abs.size();
+    if (r == 0) return out;
+    Rng rng(seed);
+    long double sum = 0, sum2 = 0;
+    std::vector<double> v(r);
+    for (std::size_t k = 0; k < directions; ++k) {
+        double norm2 = 0, quad = 0;
+        for (std::size_t i = 0; i < r; ++i) {
+            v[i] = rng.normal();
+            norm2 += v[i] * v[i];
+        }
+        for (std::size_t i = 0; i < r; ++i) quad += curved_abs[i] * v[i] * v[i];
+        // R(v) = sqrt(2T / vᵀHv) for the unit vector v/|v|.
+        const double log_R = 0.5 * (std::log(2 * T) - std::log(quad / norm2));
+        sum += log_R;
+        sum2 += static_cast<long double>(log_R) * log_R;
+    }
+    const double m = static_cast<double>(sum / directions);
+    const double var = std::max(0.0, static_cast<double>(sum2 / directions) - m * m);
+    const double rr = static_cast<double>(r);
+    out.log_volume = log_unit_ball(r) + rr * m;
+    out.se = rr * std::sqrt(var / static_cast<double>(directions - 1));
+    long double sum_log = 0, sum_lin = 0;
+    for (double x : curved_abs) {
+        sum_log += std::log(static_cast<long double>(x));
+        sum_lin += x;
+    }
+    out.exact = log_unit_ball(r) + rr / 2 * std::log(2 * T) - static_cast<double>(sum_log / 2);
+    out.gap_per_dim = (out.exact - out.log_volume) / rr;
+    // ½(ln AM − ln GM)
+    out.amgm_per_dim = 0.5 * (std::log(static_cast<double>(sum_lin / r)) - static_cast<double>(sum_log / r));
+    return out;
+}
+
+ScalingFit fit_scaling(std::vector<ScalingPoint> points) {
+    ScalingFit f;
+    f.points = std::move(points);
+    double sw = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
+    int used = 0;
+    for (const auto& p : f.points) {
+        if (p.estimate.hits == 0 || !std::isfinite(p.estimate.se_log)) continue;
+        // A set that fills its box has se 0; one sample's worth keeps the weight finite.
+        const double s = std::max(p.estimate.se_log, 1.0 / static_cast<double>(p.estimate.samples));
+        const double w = 1 / (s * s);
+        const double x = std::log(p.T), y = p.estimate.log_value;
+        sw += w, sx += w * x, sy += w * y, sxx += w * x * x, sxy += w * x * y;
+        ++used;
+    }
+    const double det = sw * sxx - sx * sx;
+    if (used < 2 || !(det > 0)) return f;
+    f.slope = (sw * sxy - sx * sy) / det;
+    f.se = std::sqrt(sw / det);
+    f.ok = true;
+    return f;
+}
+
+}  // namespace basinvol::toy

@@ -1,0 +1,334 @@
+#include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
+#include <basinvol/toy/loss.hpp>
+#include <basinvol/toy/montecarlo.hpp>
+#include <basinvol/toy/spectrum.hpp>
+#include <basinvol/toy/validate.hpp>
+
+#include <Eigen/Eigenvalues>
+
+#include <cmath>
+#include <cstdio>
+#include <new>
+#include <sstream>
+
+namespace basinvol::toy {
+
+const char* verdict_name(Verdict v) {
+    switch (v) {
+        case Verdict::pass: return "pass";
+        case Verdict::fail: return "fail";
+        case Verdict::info: return "info";
+        case Verdict::error: return "error";
+    }
+    return "error";
+}
+
+bool has_expectations(const Attributes& attrs) {
+    for (const auto& [k, v] : attrs.numbers)
+        if (k.rfind("expected_", 0) == 0) return true;
+    return attrs.strings.count("toy_loss") > 0;
+}
+
+double logv_tolerance(const std::vector<double>& curved_abs, double frobenius, double eps, double log_volume) {
+    long double inv = 0;
+    for (double x : curved_abs) inv += 1.0L / x;
+    return 1e-12 * std::max(1.0, std::abs(log_volume)) + 2 * eps * frobenius * static_cast<double>(inv);
+}
+
+namespace {
+
+std::string fmt(const char* f, double a, double b = 0, double c = 0, double d = 0) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, f, a, b, c, d);
+    return buf;
+}
+
+std::optional<double> attr(const Attributes& a, const char* key) {
+    auto it = a.numbers.find(key);
+    if (it == a.numbers.end()) return std::nullopt;
+    return it->second;
+}
+
+// The r curved directions of the stored matrix: M = S·VᵀHV (S = sign of each
+// eigenvalue, so --negatives abs measures |λ|), symmetrized.
+Eigen::MatrixXd curved_form(const HessianInfo& info, const ReadOptions& read, double tol, bool drop_negative) {
+    Hessian h = read_hessian(info, read);
+    Eigen::MatrixXd H = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(H);
+    if (es.info() != Eigen::Success) throw NumericError(info.source() + ": eigen-decomposition did not converge");
+    std::vector<Eigen::Index> keep;
+    std::vector<double> sign;
+    for (Eigen::Index i = 0; i < H.rows(); ++i) {
+        const double v = es.eigenvalues()(i);
+        if (!(std::abs(v) > tol) || (drop_negative && v < 0)) continue;
+        keep.push_back(i);
+        sign.push_back(v < 0 ? -1 : 1);
+    }
+    Eigen::MatrixXd V(H.rows(), static_cast<Eigen::Index>(keep.size()));
+    for (std::size_t k = 0; k < keep.size(); ++k) V.col(static_cast<Eigen::Index>(k)) = es.eigenvectors().col(keep[k]);
+    Eigen::MatrixXd M = V.transpose() * H * V;
+    for (std::size_t k = 0; k < keep.size(); ++k) M.row(static_cast<Eigen::Index>(k)) *= sign[k];
+    return (M + M.transpose()) / 2;
+}
+
+Check make(const std::string& source, const std::string& name) {
+    Check c;
+    c.source = source;
+    c.check = name;
+    return c;
+}
+
+void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, std::vector<Check>& out) {
+    const std::string src = info.source();
+    const auto expected_lc = attr(info.attrs, "expected_learning_coefficient");
+    auto it = info.attrs.strings.find("toy_loss");
+    if (it == info.attrs.strings.end()) {
+        if (expected_lc) {
+            Check c = make(src, "learning_coefficient");
+            c.verdict = Verdict::error;
+            c.expected = expected_lc;
+            c.note = "expected_learning_coefficient needs the loss itself (attribute toy_loss)";
+            out.push_back(c);
+        }
+        return;
+    }
+    std::optional<PolyLoss> loss;
+    try {
+        const auto n = attr(info.attrs, "toy_n");
+        loss = PolyLoss::parse(it->second, n ? static_cast<std::size_t>(*n) : 0);
+    } catch (const Error& e) {
+        Check c = make(src, "toy_loss");
+        c.verdict = Verdict::error;
+        c.note = e.what();
+        out.push_back(c);
+        return;
+    }
+    const double T = row.threshold;
+    const Eigen::VectorXd h = loss->hessian_diagonal();
+    std::vector<std::size_t> curved;
+    std::vector<double> curved_h;
+    for (Eigen::Index i = 0; i < h.size(); ++i)
+        if (h(i) != 0) {
+            curved.push_back(static_cast<std::size_t>(i));
+            curved_h.push_back(h(i));
+        }
+    const std::size_t n = loss->n();
+
+    // The slice through the minimum along the Hessian's curved directions.
+    Check slice = make(src, "true_slice_log_volume");
+    slice.expected = expected_answer(curved_h, T).log_volume;
+    if (!loss->nonnegative()) {
+        slice.note = "skipped: the loss has a negative or odd term, so {L <= T} is not box-bounded";
+    } else if (curved.empty()) {
+        slice.note = "skipped: the Hessian has no curved direction";
+    } else if (curved.size() > o.mc_max_rank) {
+        slice.note = "skipped: curved rank " + std::to_string(curved.size()) + " > --mc-max-rank";
+    } else {
+        std::vector<double> half;
+        for (std::size_t i : curved) half.push_back(loss->half_width(i, T));
+        std::vector<double> x(n, 0.0);
+        Estimate e = box_volume(
+            half,
+            [&](const double* z) {
+                for (std::size_t k = 0; k < curved.size(); ++k) x[curved[k]] = z[k];
+                return (*loss)(x.data()) <= T;
+            },
+            o.samples, o.seed + 3);
+        slice.measured = e.log_value;
+        slice.se = e.se_log;
+        slice.note = fmt("Hessian volume minus true sublevel volume on the curved slice at T = %g: %.4g nats", T,
+                         *slice.expected - e.log_value);
+    }
+    out.push_back(slice);
+
+    // Over all directions: how the sublevel volume scales with T.
+    Check lc = make(src, "learning_coefficient");
+    lc.expected = expected_lc;
+    std::string missing;
+    for (std::size_t i = 0; i < n && missing.empty(); ++i)
+        if (!loss->appears(i)) missing = "x" + std::to_string(i);
+    const double hessian_exponent = static_cast<double>(curved.size()) / 2;
+    bool skipped = true;
+    if (n > o.scan_max_n) {
+        lc.note = "not measured: n = " + std::to_string(n) + " > --scan-max-n";
+    } else if (!loss->nonnegative()) {
+        lc.note = "not measured: the loss has a negative or odd term";
+    } else if (!missing.empty()) {
+        lc.note = "not measured: " + missing + " does not appear in the loss, so {L <= T} is unbounded";
+    } else {
+        skipped = false;
+        std::vector<ScalingPoint> pts;
+        std::vector<double> x(n, 0.0);
+        for (std::size_t k = 0; k < o.scan_factors.size(); ++k) {
+            const double Tk = T * o.scan_factors[k];
+            std::vector<double> half;
+            for (std::size_t i = 0; i < n; ++i) half.push_back(loss->half_width(i, Tk));
+            ScalingPoint p;
+            p.T = Tk;
+            p.estimate = box_volume(
+                half, [&](const double* z) { return (*loss)(z) <= Tk; }, o.samples, o.seed + 10 + k);
+            pts.push_back(p);
+        }
+        ScalingFit fit = fit_scaling(pts);
+        if (fit.ok) {
+            lc.measured = fit.slope;
+            lc.se = fit.se;
+            std::ostringstream s;
+            s << "V(T) ~ T^" << fit.slope << " over T = " << T * o.scan_factors.back() << ".." << T
+              << "; the Hessian implies r/2 = " << hessian_exponent;
+            lc.note = s.str();
+        } else {
+            lc.note = "no sample hit the sublevel set";
+        }
+    }
+    if (lc.expected) {
+        if (skipped || !lc.measured) {
+            lc.verdict = Verdict::error;
+            lc.note = "cannot check expected_learning_coefficient: " + lc.note;
+        } else {
+            // Exact scaling (one monomial per coordinate): only sampling noise.
+            lc.tolerance = o.sigmas * *lc.se;
+            lc.verdict = std::abs(*lc.measured - *lc.expected) <= *lc.tolerance ? Verdict::pass : Verdict::fail;
+        }
+    }
+    out.push_back(lc);
+    Check he = make(src, "hessian_exponent");
+    he.measured = hessian_exponent;
+    he.note = "r/2: the volume exponent a quadratic model with r = " + std::to_string(curved.size()) +
+              " curved directions implies";
+    out.push_back(he);
+}
+
+void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, std::vector<Check>& out) {
+    const std::string src = info.source();
+    const Attributes& a = info.attrs;
+    auto count = [&](const char* key, const char* name, std::size_t got) {
+        auto e = attr(a, key);
+        if (!e) return;
+        Check c = make(src, name);
+        c.expected = *e;
+        c.measured = static_cast<double>(got);
+        c.tolerance = 0;
+        c.verdict = *e == static_cast<double>(got) ? Verdict::pass : Verdict::fail;
+        out.push_back(c);
+    };
+    count("expected_rank", "rank", row.rank);
+    count("expected_dim", "dim", row.dim);
+    count("expected_negative", "negative", row.negative);
+
+    const bool drop = o.analyze.negatives == NegativePolicy::drop;
+    std::vector<double> curved_abs;
+    long double frob2 = 0;
+    for (double v : row.eigenvalues) {
+        frob2 += static_cast<long double>(v) * v;
+        if (std::abs(v) > row.tol && !(drop && v < 0)) curved_abs.push_back(std::abs(v));
+    }
+    const double eps = row.stored_type == "float32" ? stored_eps(StoredType::float32) : stored_eps(StoredType::float64);
+    const auto expected_logv = attr(a, "expected_log_volume");
+    if (expected_logv) {
+        Check c = make(src, "log_volume");
+        c.expected = *expected_logv;
+        c.measured = row.log_volume;
+        c.tolerance = o.logv_tol ? *o.logv_tol
+                                 : logv_tolerance(curved_abs, std::sqrt(static_cast<double>(frob2)), eps, row.log_volume);
+        c.verdict = std::abs(row.log_volume - *expected_logv) <= *c.tolerance ? Verdict::pass : Verdict::fail;
+        c.note = fmt("difference %.3g nats", row.log_volume - *expected_logv);
+        out.push_back(c);
+    }
+
+    const std::size_t r = curved_abs.size();
+    const double reference = expected_logv ? *expected_logv : row.log_volume;
+    Check mc = make(src, "mc_log_volume");
+    mc.expected = reference;
+    if (r == 0) {
+        mc.note = "skipped: no curved direction (the volume of a point is 1)";
+        out.push_back(mc);
+    } else if (r > o.mc_max_rank || row.n > o.mc_max_n) {
+        mc.note = "skipped: curved rank " + std::to_string(r) + " > --mc-max-rank or n > " + std::to_string(o.mc_max_n);
+        out.push_back(mc);
+    } else {
+        try {
+            Eigen::MatrixXd M = curved_form(info, o.analyze.read, row.tol, drop);
+            Estimate e = ellipsoid_volume(M, row.threshold, o.samples, o.seed + 1);
+            mc.measured = e.log_value;
+            mc.se = e.se_log;
+            // Compare on the linear scale, V̂/V − 1 against k·SE/V; a set that
+            // fills its box (r = 1) has SE 0 and agrees to rounding.
+            const double ratio = e.value_over(reference), se = e.se_over(reference);
+            mc.tolerance = o.sigmas * e.se_log;
+            const bool agree = e.hits > 0 && std::abs(ratio - 1) <= o.sigmas * se + 1e-9;
+            mc.verdict = agree ? Verdict::pass : Verdict::fail;
+            mc.note = fmt("V_mc/V = %.5f +- %.5f (%.2f SE) from %.0f samples", ratio, se,
+                          se > 0 ? (ratio - 1) / se : 0.0, static_cast<double>(e.samples));
+        } catch (const Error& ex) {
+            mc.verdict = Verdict::error;
+            mc.note = ex.what();
+        }
+        out.push_back(mc);
+    }
+
+    if (r > 0) {
+        Radial rd = radial_estimate(curved_abs, row.threshold, o.radial_directions, o.seed + 2);
+        Check c = make(src, "radial_log_volume");
+        c.expected = rd.exact;
+        c.measured = rd.log_volume;
+        c.se = rd.se;
+        c.note = fmt("random-direction estimate, mean log radius over %.0f directions: %.4g nats below exact",
+                     static_cast<double>(rd.directions), rd.exact - rd.log_volume);
+        out.push_back(c);
+        Check g = make(src, "radial_gap_per_dim");
+        g.expected = rd.amgm_per_dim;
+        g.measured = rd.gap_per_dim;
+        g.se = rd.se / static_cast<double>(r);
+        g.note = "(exact - radial)/r; expected column: (ln AM - ln GM)/2 of the curved |lambda|";
+        out.push_back(g);
+    }
+}
+
+}  // namespace
+
+std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options) {
+    // Each dataset draws its own numbers: the seed mixed with its path (FNV-1a),
+    // so estimates of different toys are independent yet reproducible.
+    ValidateOptions o = options;
+    std::uint64_t h = 1469598103934665603ULL;
+    for (unsigned char ch : info.dataset) h = (h ^ ch) * 1099511628211ULL;
+    o.seed = options.seed ^ h;
+    if (o.samples < 2) throw UsageError("--samples must be >= 2, got " + std::to_string(o.samples));
+    if (!(o.sigmas > 0)) throw UsageError("--sigmas must be positive");
+    if (o.logv_tol && !(*o.logv_tol >= 0)) throw UsageError("--logv-tol must be >= 0");
+    if (o.radial_directions < 2) throw UsageError("--radial-directions must be >= 2");
+    for (double f : o.scan_factors)
+        if (!(f > 0 && std::isfinite(f))) throw UsageError("--scan factors must be positive numbers");
+    std::vector<Check> out;
+    AnalyzeOptions a = o.analyze;
+    a.keep_eigenvalues = true;
+    Row row = analyze(info, a);
+    if (!row.ok) {
+        Check c = make(info.source(), "analyze");
+        c.verdict = Verdict::error;
+        c.note = row.error;
+        out.push_back(c);
+        return out;
+    }
+    try {
+        spectrum_checks(info, row, o, out);
+        loss_checks(info, row, o, out);
+    } catch (const UsageError&) {
+        throw;
+    } catch (const Error& e) {
+        Check c = make(info.source(), "validate");
+        c.verdict = Verdict::error;
+        c.note = e.what();
+        out.push_back(c);
+    } catch (const std::bad_alloc&) {
+        Check c = make(info.source(), "validate");
+        c.verdict = Verdict::error;
+        c.note = "out of memory";
+        out.push_back(c);
+    }
+    return out;
+}
+
+}  // namespace basinvol::toy
