@@ -130,6 +130,24 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     r.asymmetry = h.asymmetry;
     auto [s, cut] = certified_spectrum(h, opt);
 
+    if (opt.regularized && !s.complete) {
+        // log V_λ counts the eigenvalues not found as 0; each is within rest_bound of 0,
+        // so that moves log V_λ by at most ½(n − k)·log(1 + rest_bound/λ). Finish densely
+        // when that could exceed a micro-nat (the default --tie-tol).
+        const double unseen = static_cast<double>(s.n - s.values.size());
+        if (0.5 * unseen * std::log1p(s.rest_bound / *opt.regularized) > 1e-6) {
+            std::ostringstream why;
+            why << s.method << ": rest bound " << s.rest_bound << " too coarse for --regularized " << *opt.regularized;
+            SolverStats before = s.stats;
+            s = dense_spectrum(h);
+            s.note = why.str();
+            s.stats.matvecs += before.matvecs;
+            s.stats.passes += before.passes;
+            s.stats.seconds += before.seconds;
+            cut = choose_cut(magnitudes(s, h), opt.cut);
+        }
+    }
+
     double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
     if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
         throw InputError(info.source() + ": attribute loss_threshold must be a positive number, got " +

@@ -47,10 +47,16 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     return result;
 }
 
-void rank_regularized(std::vector<Row>& rows, double tie_tol) {
+bool rank_regularized(std::vector<Row>& rows, double tie_tol) {
     std::vector<Row*> with;
     for (auto& r : rows)
         if (r.ok && r.log_volume_regularized) with.push_back(&r);
+    // log V_λ is an n-dimensional volume: rows of different n are in different units.
+    for (const Row* r : with)
+        if (r->n != with.front()->n) {
+            for (Row* x : with) x->place_regularized.reset();
+            return false;
+        }
     std::stable_sort(with.begin(), with.end(), [](const Row* a, const Row* b) {
         return *a->log_volume_regularized > *b->log_volume_regularized;
     });
@@ -60,6 +66,7 @@ void rank_regularized(std::vector<Row>& rows, double tie_tol) {
         else
             with[i]->place_regularized = i + 1;
     }
+    return true;
 }
 
 int compare_rows(const Row& a, const Row& b, const RankOptions& opt, std::string& reason) {

@@ -19,7 +19,9 @@ int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o) {
     ro.tie_tol = o.tie_tol;
     ro.saddles_last = a.negatives == bv::NegativePolicy::last;
     auto ranking = bv::rank_rows(rows, ro);
-    if (a.regularized) bv::rank_regularized(rows, o.tie_tol);
+    if (a.regularized && !bv::rank_regularized(rows, o.tie_tol))
+        std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
+                     "(regularized volumes of different n are in different units)\n";
     if (ranking.mixed_n)
         std::cerr << "basinvol: note: the Hessians have different n: they are ranked by dimension only "
                      "(log-volumes of different n are in different units)\n";

@@ -23,8 +23,9 @@ struct Ranking {
 Ranking rank_rows(std::vector<Row>& rows, const RankOptions& options);
 
 // Sets `place_regularized` from log_volume_regularized (larger wins), on rows
-// that have it.
-void rank_regularized(std::vector<Row>& rows, double tie_tol);
+// that have it. Returns false, and sets no place, when those rows have
+// different n (their regularized volumes are in different units).
+bool rank_regularized(std::vector<Row>& rows, double tie_tol);
 
 // Compares two ok rows. Returns +1 when a ranks strictly above b, −1 when b
 // ranks strictly above a, 0 when they share a place; `reason` says what decided.
