@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""Tests of basinvol validate, basinvol-toy and the regularized comparator on
+toys made here with numpy/h5py (outside basinvol-toy), with answers computed
+independently:
+
+    log V   = log ω_r + (r/2)·log(2T) − ½ Σ_{λ≠0} log|λ|
+    log V_λ = log ω_n + (n/2)·log(2T) − ½ Σ log(|λ| + λ_reg)
+
+Usage: /usr/bin/python3 tests/cli/test_toys.py PATH/TO/basinvol PATH/TO/basinvol-toy
+Writes only into a temporary directory. Monte Carlo comparisons are in units
+of the standard error the tool reports, with the tool's fixed default seed.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = TOY = None
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOYS = os.path.normpath(os.path.join(HERE, "..", "..", "testdata", "toys"))
+
+
+def run(*args, binary=None):
+    p = subprocess.run([binary or BIN] + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def log_ball(r):
+    return (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1)
+
+
+def exact_log_volume(eigs, T):
+    nz = [abs(x) for x in eigs if x != 0]
+    r = len(nz)
+    return log_ball(r) + r / 2 * math.log(2 * T) - 0.5 * sum(math.log(x) for x in nz)
+
+
+def rotated(eigs, seed):
+    rng = np.random.default_rng(seed)
+    q, rr = np.linalg.qr(rng.standard_normal((len(eigs), len(eigs))))
+    q = q * np.sign(np.diag(rr))
+    h = q @ np.diag(eigs) @ q.T
+    return (h + h.T) / 2
+
+
+def write_toy(path, name, eigs, T=1.0, dtype=np.float64, seed=0, **override):
+    eigs = [float(x) for x in eigs]
+    attrs = {"expected_rank": sum(1 for x in eigs if x != 0), "expected_dim": sum(1 for x in eigs if x == 0),
+             "expected_negative": sum(1 for x in eigs if x < 0), "expected_log_volume": exact_log_volume(eigs, T),
+             "loss_threshold": T}
+    attrs.update(override)
+    with h5py.File(path, "a") as f:
+        d = f.create_dataset(name, data=rotated(eigs, seed).astype(dtype))
+        for k, v in attrs.items():
+            d.attrs[k] = v
+
+
+def checks(out):
+    return json.loads(out)["checks"]
+
+
+def check(rows, source_end, name):
+    for c in rows:
+        if c["source"].endswith(source_end) and c["check"] == name:
+            return c
+    raise KeyError((source_end, name))
+
+
+class Toys(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.f = os.path.join(self.tmp.name, "toys.h5")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_suite_in_testdata_validates(self):
+        rc, out, err = run("validate", os.path.join(TOYS, "suite.h5"), "-f", "json")
+        self.assertEqual(rc, 0, err)
+        s = json.loads(out)["summary"]
+        self.assertEqual(s["fail"] + s["error"], 0)
+        self.assertGreater(s["pass"], 50)
+
+    def test_wrong_expectations_in_testdata_fail(self):
+        rc, out, err = run("validate", os.path.join(TOYS, "bad.wrong_expected.h5"), "-f", "json")
+        self.assertEqual(rc, 1)
+        rows = checks(out)
+        self.assertEqual(check(rows, "/rank", "rank")["status"], "fail")
+        self.assertEqual(check(rows, "/log_volume", "log_volume")["status"], "fail")
+        self.assertEqual(check(rows, "/learning_coefficient", "learning_coefficient")["status"], "fail")
+
+    def test_outside_toys_pass_and_wrong_ones_fail(self):
+        write_toy(self.f, "/parabola", [2, 2, 0], seed=1)
+        write_toy(self.f, "/f32", [3, 1, 0.5, 0, 0], T=0.3, dtype=np.float32, seed=2)
+        write_toy(self.f, "/saddle", [4, -1, 0.5, 0], seed=3)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        self.assertEqual(rc, 0, out + err)
+        # log V of x^2 + y^2 in R^3 is log(pi T).
+        self.assertAlmostEqual(check(checks(out), "/parabola", "log_volume")["measured"], math.log(math.pi), places=12)
+        for bad, override in [("rank", {"expected_rank": 3}), ("dim", {"expected_dim": 0}),
+                              ("negative", {"expected_negative": 1}), ("log_volume", {"expected_log_volume": 1.0})]:
+            g = os.path.join(self.tmp.name, "bad_%s.h5" % bad)
+            write_toy(g, "/t", [2, 2, 0], seed=4, **override)
+            rc, out, err = run("validate", g, "-f", "json")
+            self.assertEqual(rc, 1, bad)
+            self.assertEqual(check(checks(out), "/t", bad)["status"], "fail")
+        # Wrong by a little, stored float32: still outside the stored-type bound.
+        g = os.path.join(self.tmp.name, "bad_small.h5")
+        write_toy(g, "/t", [2, 2, 0], dtype=np.float32, seed=5, expected_log_volume=math.log(math.pi) + 1e-4)
+        self.assertEqual(run("validate", g)[0], 1)
+        # --logv-tol widens it.
+        self.assertEqual(run("validate", g, "--logv-tol", "1e-3")[0], 0)
+
+    def test_monte_carlo_agrees_within_its_standard_error(self):
+        rng = np.random.default_rng(7)
+        for r in range(1, 9):
+            eigs = list(np.exp(rng.uniform(-2, 2, r))) + [0.0] * 2
+            write_toy(self.f, "/r%d" % r, eigs, T=0.5 + r / 4, seed=10 + r)
+        rc, out, err = run("validate", self.f, "-f", "json", "--samples", "100000")
+        self.assertEqual(rc, 0, err)
+        for r in range(1, 9):
+            c = check(checks(out), "/r%d" % r, "mc_log_volume")
+            self.assertEqual(c["status"], "pass")
+            exact = c["expected"]
+            # Linear scale: |V_mc - V| <= 4 SE, SE = se_log * V_mc.
+            v_mc, se = math.exp(c["measured"]), c["se"] * math.exp(c["measured"])
+            self.assertLessEqual(abs(v_mc - math.exp(exact)), 4 * se + 1e-9 * math.exp(exact), r)
+        # A curved rank over 8 is not sampled.
+        write_toy(self.f, "/r9", [1.0] * 9, seed=1)
+        rc, out, err = run("validate", self.f + ":/r9", "-f", "json")
+        self.assertEqual(check(checks(out), "/r9", "mc_log_volume")["status"], "info")
+
+    def test_radial_gap_on_loguniform_spectrum(self):
+        rc, out, err = run(self.f, "--flat", 0, "--curved", 1000, "--lo", "1e-4", "--hi", "1e2", "--seed", 3,
+                           binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f, "r") as f:
+            lam = np.abs(np.diag(f["/toy"][...]))
+        # Independent closed form: (ln AM - ln GM)/2 of these eigenvalues, and of the log-uniform law.
+        sample = 0.5 * (math.log(lam.mean()) - np.log(lam).mean())
+        a, b = 1e-4, 1e2
+        law = 0.5 * (math.log((b - a) / math.log(b / a)) - 0.5 * math.log(a * b))
+        self.assertAlmostEqual(law, 2.141, places=3)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        self.assertEqual(rc, 0, err)
+        g = check(checks(out), "/toy", "radial_gap_per_dim")
+        self.assertAlmostEqual(g["expected"], sample, places=9)
+        self.assertLess(abs(g["measured"] - sample), 0.02)   # finite-r (Jensen) bias ~0.003
+        self.assertLess(abs(g["measured"] - law), 0.06)      # sampling of the spectrum itself
+
+    def test_quartic_valley_learning_coefficient(self):
+        rc, out, err = run(self.f, "--loss", "x^2 + y^4", "--rotate", 3, binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f, "r") as f:
+            a = dict(f["/toy"].attrs)
+        self.assertEqual(a["expected_dim"], 1)   # the Hessian calls y flat
+        self.assertAlmostEqual(a["expected_learning_coefficient"], 0.75)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        self.assertEqual(rc, 0, err)
+        lc = check(checks(out), "/toy", "learning_coefficient")
+        self.assertLessEqual(abs(lc["measured"] - 0.75), 4 * lc["se"])
+        self.assertEqual(check(checks(out), "/toy", "hessian_exponent")["measured"], 0.5)
+
+    def test_regularized_and_dimension_first_disagree(self):
+        src = os.path.join(TOYS, "regularized.h5")
+        rc, out, err = run("rank", src, "--regularized", "1e-3", "-f", "json")
+        self.assertEqual(rc, 0, err)
+        rows = {r["dataset"]: r for r in json.loads(out)["rows"]}
+        self.assertEqual(rows["/valley"]["place"], 1)
+        self.assertEqual(rows["/bowl"]["place"], 2)
+        self.assertEqual(rows["/valley"]["place_regularized"], 2)
+        self.assertEqual(rows["/bowl"]["place_regularized"], 1)
+        for name, eigs in [("/valley", [1e4, 1e4, 0, 0]), ("/bowl", [0.01] * 4)]:
+            want = log_ball(4) + 2 * math.log(2) - 0.5 * sum(math.log(abs(x) + 1e-3) for x in eigs)
+            self.assertAlmostEqual(rows[name]["log_volume_regularized"], want, places=9)
+        # A small enough lambda flips the regularized order back: it is lambda that decides.
+        rc, out, err = run("rank", src, "--regularized", "1e-10", "-f", "json")
+        rows = {r["dataset"]: r for r in json.loads(out)["rows"]}
+        self.assertEqual(rows["/valley"]["place_regularized"], 1)
+
+    def test_generator_refuses_unresolvable_spectra_and_bad_usage(self):
+        rc, out, err = run(self.f, "--curved", 50, "--lo", "1e-4", "--hi", "1e2", "--dtype", "float32", binary=TOY)
+        self.assertEqual(rc, 2)
+        self.assertIn("ambiguous", err)
+        self.assertFalse(os.path.exists(self.f))
+        self.assertEqual(run(self.f, "--loss", "x + y^2", binary=TOY)[0], 2)
+        self.assertEqual(run(self.f, "--preset", "nope", binary=TOY)[0], 2)
+        self.assertEqual(run(self.f, binary=TOY)[0], 2)
+        rc, out, err = run("--list-presets", binary=TOY)
+        self.assertEqual(rc, 0)
+        self.assertIn("quartic-valley", out)
+
+    def test_validate_statuses(self):
+        with h5py.File(self.f, "w") as f:
+            f["/plain"] = np.eye(3)
+        rc, out, err = run("validate", self.f)
+        self.assertEqual(rc, 1)
+        self.assertIn("nothing to validate", err)
+        self.assertEqual(run("validate", self.f, "--samples", "x")[0], 2)
+        self.assertEqual(run("validate", os.path.join(self.tmp.name, "missing.h5"))[0], 1)
+        write_toy(self.f, "/t", [2, 2, 0])
+        for fmt in ["table", "tsv", "csv", "jsonl"]:
+            rc, out, err = run("validate", self.f + ":/t", "-f", fmt)
+            self.assertEqual(rc, 0, fmt)
+            self.assertTrue(out.strip())
+
+
+if __name__ == "__main__":
+    BIN, TOY = sys.argv[1], sys.argv[2]
+    unittest.main(argv=[sys.argv[0]] + sys.argv[3:])
