@@ -18,8 +18,8 @@ void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v) {
         ->capture_default_str();
     app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
     app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
-    app->add_option("--method", o.method, "Eigen-solver: auto, dense, sketch or lanczos (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dense", "sketch", "lanczos"}))
+    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
         ->capture_default_str();
     app->add_option("--max-memory", o.max_memory, "Largest matrix held in memory, e.g. 8G or 500M");
     app->add_option("--logv-tol", v.logv_tol,
