@@ -1,0 +1,108 @@
+#pragma once
+// Running analyze() over many Hessians at once: a pool of jobs under a memory
+// budget, rows handed back on the calling thread in input or finish order.
+//
+// The scheduler never starts a Hessian whose working set (working_set_bytes)
+// would push the sum of running working sets past the budget; a Hessian that
+// could never fit becomes an error row. Reading is serialized inside the
+// reader (HDF5 is not thread-safe); solving runs in parallel.
+#include <basinvol/analyze.hpp>
+#include <basinvol/report/row.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace basinvol {
+
+// One unit of work: a Hessian to analyze, or a source that could not be
+// listed (its error row is the result).
+struct WorkItem {
+    HessianInfo info;
+    std::optional<Row> error;
+    // What the progress display calls it: FILE:/dataset, or the SOURCE text.
+    std::string label() const { return error ? error->source : info.source(); }
+};
+
+// Bytes the analysis of one Hessian holds at its peak: the matrix in its
+// stored type plus the float64 copy the dense solver works on (for float64
+// data, room for the sketch's blocks, which are smaller), plus O(n)
+// vectors. An upper bound for every method.
+std::size_t working_set_bytes(const HessianInfo& info);
+
+// min(physical memory, the cgroup memory limit if one is set); 0 if unknown.
+std::size_t usable_memory_bytes();
+
+// The default budget: half of usable_memory_bytes() (8 GiB when unknown).
+std::size_t default_memory_budget();
+
+// CPUs this process may run on (sched affinity, as Slurm's --cpus-per-task sets it).
+std::size_t available_cpus();
+
+enum class RowOrder { input, finish };
+
+struct BatchOptions {
+    AnalyzeOptions analyze;
+    std::size_t jobs = 0;           // 0: available_cpus()
+    std::size_t memory_budget = 0;  // bytes; 0: default_memory_budget()
+    RowOrder order = RowOrder::input;
+    // Set (by a signal handler, say) to start nothing new: running Hessians
+    // finish, their rows are delivered, run_batch returns.
+    const std::atomic<bool>* stop = nullptr;
+    // Split the cores between jobs and OpenBLAS (jobs × BLAS threads ≈ cores);
+    // the previous BLAS thread count is restored at the end.
+    bool split_blas_threads = true;
+    // How often on_progress is called while nothing finishes.
+    std::chrono::milliseconds tick{250};
+    // The analysis of one Hessian (default: analyze(info, analyze)). Must not throw.
+    std::function<Row(const HessianInfo&)> analyze_one;
+    // The working set of one Hessian (default: working_set_bytes).
+    std::function<std::size_t(const HessianInfo&)> estimate;
+};
+
+struct BatchProgress {
+    std::size_t done = 0;      // rows delivered
+    std::size_t total = 0;     // rows the batch will deliver unless stopped
+    std::size_t running = 0;   // Hessians being analyzed now
+    std::string current;       // the Hessian started last
+    double elapsed = 0;        // seconds since run_batch began
+};
+
+struct BatchCallbacks {
+    // Each row once, on the calling thread; `index` is the item's position.
+    std::function<void(std::size_t index, const Row& row)> on_row;
+    // After every row and every tick, on the calling thread.
+    std::function<void(const BatchProgress&)> on_progress;
+};
+
+struct BatchSummary {
+    std::size_t delivered = 0;   // rows handed to on_row
+    std::size_t failed = 0;      // of which error rows
+    std::size_t not_started = 0; // items left undone because `stop` was set
+    bool stopped = false;        // `stop` was set before every item was started
+    std::size_t jobs = 0;        // jobs actually used
+    int blas_threads = 0;        // BLAS threads per job (0: left alone)
+};
+
+// Analyzes every item. Throws UsageError for a zero budget; otherwise never
+// throws for problems of the input (they are error rows).
+BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& options,
+                       const BatchCallbacks& callbacks);
+
+// OpenBLAS's thread count (process-global); set_blas_threads(n ≥ 1).
+int blas_threads();
+void set_blas_threads(int n);
+
+// The kernel family OpenBLAS chose at load time ("Prescott", "Haswell", ...).
+std::string blas_core();
+
+// When OpenBLAS fell back to its generic kernels on a CPU that has AVX2 or
+// AVX-512 (older OpenBLAS does not know newer CPU models), the
+// OPENBLAS_CORETYPE value that selects the right ones; else empty.
+std::string better_blas_core();
+
+}  // namespace basinvol

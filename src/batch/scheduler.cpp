@@ -1,0 +1,270 @@
+// The batch scheduler: worker threads take items in input order, each after
+// reserving its working set against the memory budget; the calling thread
+// delivers rows (in input or finish order) and progress.
+#include <basinvol/batch/scheduler.hpp>
+#include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sched.h>
+#include <sstream>
+#include <thread>
+
+extern "C" {
+// OpenBLAS (linked through LAPACK): its thread count is process-global.
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
+char* openblas_get_corename(void);
+}
+
+namespace basinvol {
+
+std::size_t working_set_bytes(const HessianInfo& info) {
+    const std::size_t n = info.n;
+    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+    const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
+    if (n > (std::size_t(1) << 31)) return SIZE_MAX;
+    // Stored matrix + float64 copy for dsyevd (float64 data is solved in place,
+    // but the sketch's Y, Q, W blocks, 3·n·(n/4) doubles, sit beside it).
+    return n * n * elem + n * n * sizeof(double) + 64 * n * sizeof(double);
+}
+
+namespace {
+
+std::size_t read_number_file(const char* path) {
+    std::ifstream in(path);
+    std::string s;
+    if (!(in >> s) || s == "max") return 0;
+    try {
+        return static_cast<std::size_t>(std::stoull(s));
+    } catch (...) {
+        return 0;
+    }
+}
+
+}  // namespace
+
+std::size_t usable_memory_bytes() {
+    std::size_t m = physical_memory_bytes();
+    // cgroup v2, then v1 (a batch system's per-job limit).
+    for (const char* p : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+        std::size_t limit = read_number_file(p);
+        if (limit > 0 && (m == 0 || limit < m)) m = limit;
+    }
+    return m;
+}
+
+std::size_t default_memory_budget() {
+    std::size_t m = usable_memory_bytes();
+    return m ? m / 2 : std::size_t(8) << 30;
+}
+
+std::size_t available_cpus() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int c = CPU_COUNT(&set);
+        if (c > 0) return static_cast<std::size_t>(c);
+    }
+    unsigned h = std::thread::hardware_concurrency();
+    return h ? h : 1;
+}
+
+int blas_threads() { return openblas_get_num_threads(); }
+
+void set_blas_threads(int n) {
+    if (n < 1) throw UsageError("BLAS threads must be >= 1, got " + std::to_string(n));
+    openblas_set_num_threads(n);
+}
+
+std::string blas_core() {
+    const char* c = openblas_get_corename();
+    return c ? c : "";
+}
+
+std::string better_blas_core() {
+    std::string core = blas_core();
+    for (auto& ch : core) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    // Only the generic fallbacks are second-guessed; a recognized CPU is left alone.
+    if (core != "prescott" && core != "core2" && core != "nehalem" && core != "katmai") return "";
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+    return "";
+}
+
+namespace {
+
+std::string gigabytes(std::size_t bytes) {
+    std::ostringstream s;
+    s.precision(3);
+    s << double(bytes) / 1e9 << " GB";
+    return s.str();
+}
+
+using Clock = std::chrono::steady_clock;
+
+// State shared by the workers and the delivering thread.
+struct Shared {
+    std::mutex m;
+    std::condition_variable work;  // a reservation was released, or stop
+    std::condition_variable done;  // a row is ready
+    std::size_t next = 0;          // next item to start
+    std::size_t reserved = 0;      // bytes of the running working sets
+    std::size_t running = 0;
+    std::size_t workers_left = 0;
+    std::string current;
+    std::deque<std::pair<std::size_t, Row>> ready;
+};
+
+}  // namespace
+
+BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
+    const auto t0 = Clock::now();
+    const std::size_t budget = opt.memory_budget ? opt.memory_budget : default_memory_budget();
+    if (budget == 0) throw UsageError("--max-memory must be positive");
+    auto analyze_one = opt.analyze_one ? opt.analyze_one
+                                       : std::function<Row(const HessianInfo&)>(
+                                             [&](const HessianInfo& h) { return analyze(h, opt.analyze); });
+    auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>(working_set_bytes);
+    std::vector<std::size_t> need(items.size(), 0);
+    std::size_t solvable = 0;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        if (!items[i].error) {
+            need[i] = estimate(items[i].info);
+            ++solvable;
+        }
+
+    BatchSummary sum;
+    const std::size_t cpus = available_cpus();
+    sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
+    const int saved_blas = opt.split_blas_threads ? blas_threads() : 0;
+    if (opt.split_blas_threads) {
+        sum.blas_threads = static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
+        set_blas_threads(sum.blas_threads);
+    }
+    auto stopping = [&] { return opt.stop && opt.stop->load(); };
+
+    Shared sh;
+    sh.workers_left = sum.jobs;
+    auto worker = [&] {
+        std::unique_lock<std::mutex> lock(sh.m);
+        for (;;) {
+            if (sh.next == items.size() || stopping()) break;
+            const std::size_t i = sh.next;
+            const WorkItem& item = items[i];
+            if (item.error) {  // nothing to compute
+                ++sh.next;
+                sh.ready.emplace_back(i, *item.error);
+                sh.done.notify_one();
+                continue;
+            }
+            if (need[i] > budget) {  // could never fit: an error row, not an out-of-memory kill
+                ++sh.next;
+                Row r;
+                r.source = item.info.source();
+                r.file = item.info.file;
+                r.dataset = item.info.dataset;
+                r.n = item.info.n;
+                r.attrs = item.info.attrs;
+                r.stored_type = item.info.stored_type;
+                r.error = item.info.source() + ": n = " + std::to_string(item.info.n) + " needs about " +
+                          gigabytes(need[i]) + " to analyze, over the memory budget of " + gigabytes(budget) +
+                          " (--max-memory)";
+                sh.ready.emplace_back(i, std::move(r));
+                sh.done.notify_one();
+                continue;
+            }
+            if (sh.reserved + need[i] > budget) {  // wait for room; items start in input order
+                sh.work.wait_for(lock, opt.tick);
+                continue;
+            }
+            ++sh.next;
+            sh.reserved += need[i];
+            ++sh.running;
+            sh.current = item.label();
+            lock.unlock();
+            Row r = analyze_one(item.info);
+            lock.lock();
+            sh.reserved -= need[i];
+            --sh.running;
+            sh.ready.emplace_back(i, std::move(r));
+            sh.work.notify_all();
+            sh.done.notify_one();
+        }
+        --sh.workers_left;
+        sh.done.notify_one();
+    };
+
+    std::vector<std::thread> pool;
+    pool.reserve(sum.jobs);
+    for (std::size_t j = 0; j < sum.jobs; ++j) pool.emplace_back(worker);
+
+    // Deliver on this thread.
+    std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
+    std::size_t next_out = 0;
+    std::vector<bool> seen(items.size(), false);
+    auto deliver = [&](std::size_t i, const Row& r) {
+        ++sum.delivered;
+        if (!r.ok) ++sum.failed;
+        seen[i] = true;
+        if (cb.on_row) cb.on_row(i, r);
+    };
+    auto progress = [&](std::size_t running, const std::string& current) {
+        if (!cb.on_progress) return;
+        BatchProgress p;
+        p.done = sum.delivered;
+        p.total = items.size();
+        p.running = running;
+        p.current = current;
+        p.elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+        cb.on_progress(p);
+    };
+    {
+        std::unique_lock<std::mutex> lock(sh.m);
+        for (;;) {
+            if (sh.ready.empty() && sh.workers_left > 0) sh.done.wait_for(lock, opt.tick);
+            if (stopping()) sh.work.notify_all();
+            std::deque<std::pair<std::size_t, Row>> batch;
+            batch.swap(sh.ready);
+            const bool finished = sh.workers_left == 0 && batch.empty();
+            const std::size_t running = sh.running;
+            const std::string current = sh.current;
+            lock.unlock();
+            for (auto& [i, r] : batch) {
+                if (opt.order == RowOrder::finish) {
+                    deliver(i, r);
+                } else {
+                    held.emplace(i, std::move(r));
+                    while (!held.empty() && held.begin()->first == next_out) {
+                        deliver(next_out, held.begin()->second);
+                        held.erase(held.begin());
+                        ++next_out;
+                    }
+                }
+            }
+            progress(running, current);
+            lock.lock();
+            if (finished) break;
+        }
+    }
+    for (auto& t : pool) t.join();
+    // Stopped early: rows that finished after a gap in input order still go out, in order.
+    for (auto& [i, r] : held) deliver(i, r);
+    sum.not_started = items.size() - sum.delivered;
+    sum.stopped = sum.not_started > 0;
+    if (opt.split_blas_threads && saved_blas > 0) set_blas_threads(saved_blas);
+    return sum;
+}
+
+}  // namespace basinvol
