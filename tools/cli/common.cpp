@@ -32,7 +32,8 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
         ->capture_default_str();
     app->add_option("--max-memory", o.max_memory,
-                    "Largest matrix held in memory, e.g. 8G or 500M (default: half the physical memory)");
+                    "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
+                    "usable memory, the cgroup limit counted)");
     if (ranking)
         app->add_option("--tie-tol", o.tie_tol, "Log-volumes (nats) within this share a place")->capture_default_str();
     if (regularized)

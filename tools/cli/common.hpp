@@ -89,8 +89,9 @@ struct ValidateCli {
 void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v);
 
 // The subcommands.
-int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o);
-int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o);
+struct BatchCli;
+int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);
+int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);
 int cmd_compare(const std::string& a, const std::string& b, const CommonOptions& o);
 int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o);
 int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const ValidateCli& v);

@@ -2,17 +2,41 @@
 // stdout/stderr. Exit status: 0 every source succeeded, 1 at least one failed
 // (the others are still reported), 2 usage error. `compare` exits 0 when A
 // ranks strictly above B, 1 when it does not, 2 on error. `validate` exits 0
-// when every check agrees, 1 when any disagrees or cannot be made.
-#include "common.hpp"
+// when every check agrees, 1 when any disagrees or cannot be made. A batch
+// stopped by SIGINT or SIGTERM exits 128 + the signal.
+#include "batch.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/version.hpp>
 
+#include <basinvol/batch/scheduler.hpp>
+
+#include <cstdlib>
 #include <iostream>
+#include <unistd.h>
 
 using namespace cli;
 
+namespace {
+
+// Older OpenBLAS (Debian 12 ships 0.3.21) does not know newer CPU models and
+// falls back to its generic SSE3 kernels, which run the dense solver at half
+// speed. OpenBLAS reads OPENBLAS_CORETYPE only while loading, so the process
+// restarts itself once with the kernels the CPU supports. A user's own
+// OPENBLAS_CORETYPE is always left alone.
+void choose_blas_kernels(char** argv) {
+    if (std::getenv("OPENBLAS_CORETYPE")) return;
+    const std::string core = bv::better_blas_core();
+    if (core.empty()) return;
+    if (::setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
+    ::execv("/proc/self/exe", argv);
+    ::unsetenv("OPENBLAS_CORETYPE");  // exec failed: carry on with the generic kernels
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+    choose_blas_kernels(argv);
     CLI::App app{"basinvol: basin dimension and log-volume from loss Hessians in HDF5.\n"
                  "Flat directions (|lambda| <= tol) are counted, not regularized; basins rank by\n"
                  "dimension first, then by log-volume.",
@@ -22,20 +46,25 @@ int main(int argc, char** argv) {
     app.footer("Example: basinvol rank checkpoints.h5\nRun 'basinvol COMMAND --help' for a command's options.");
 
     CommonOptions o;
+    BatchCli batch;
     std::vector<std::string> sources;
     std::string a_src, b_src;
 
     auto* volume = app.add_subcommand("volume", "Dimension and log-volume of each Hessian");
-    volume->add_option("SOURCE", sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)")
-        ->required();
+    volume->add_option("SOURCE", sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)");
     add_common(volume, o, false, true);
-    volume->footer("Example: basinvol volume run.h5:/checkpoints --format tsv");
+    add_batch(volume, batch, true, false);
+    volume->footer("Example: basinvol volume run.h5:/checkpoints --format tsv\n"
+                   "         basinvol volume ckpt/*.h5 -j 4 -f jsonl -o rows.jsonl --resume");
 
     auto* rank = app.add_subcommand("rank", "Rank basins: dimension first, then log-volume (place 1 = largest)");
-    rank->add_option("SOURCE", sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)")
-        ->required();
+    rank->add_option("SOURCE", sources,
+                     "FILE or FILE:PATH (a dataset, or a group: every Hessian below it); with --from-results, "
+                     "files of saved rows");
     add_common(rank, o, true, true);
-    rank->footer("Example: basinvol rank run.h5 other.h5:/final --format json");
+    add_batch(rank, batch, false, true);
+    rank->footer("Example: basinvol rank run.h5 other.h5:/final --format json\n"
+                 "         basinvol rank --from-results shard1.jsonl shard2.jsonl");
 
     auto* compare = app.add_subcommand("compare", "Exit 0 when basin A ranks strictly above basin B, else 1");
     compare->add_option("A", a_src, "FILE:PATH of one Hessian")->required();
@@ -76,8 +105,8 @@ int main(int argc, char** argv) {
     }
 
     try {
-        if (*volume) return cmd_volume(sources, o);
-        if (*rank) return cmd_rank(sources, o);
+        if (*volume) return cmd_volume(sources, o, batch);
+        if (*rank) return cmd_rank(sources, o, batch);
         if (*spectrum) return cmd_spectrum(sources, o);
         if (*compare) return cmd_compare(a_src, b_src, o);
         if (*validate) return cmd_validate(sources, o, vcli);

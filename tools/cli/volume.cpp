@@ -1,20 +1,11 @@
-#include "common.hpp"
-
-#include <iostream>
+#include "batch.hpp"
 
 namespace cli {
 
-int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o) {
-    auto a = to_analyze(o);
-    auto spec = spec_for("volume", o, false);
-    Work w = expand(sources);
-    bv::RowWriter out(std::cout, spec);
-    bool ok = run_all(w, a, [&](const bv::Row& r) {
-        if (!r.ok) std::cerr << "basinvol: error: " << r.error << '\n';
-        out.write(r);
-    });
-    out.finish();
-    return finish_output(ok ? exit_ok : exit_failed);
+// Streams one row per Hessian as soon as it is known (in input order unless
+// --order finish); see run_batch_command.
+int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b) {
+    return run_batch_command("volume", sources, o, b);
 }
 
 }  // namespace cli

@@ -1,0 +1,388 @@
+#include "batch.hpp"
+
+#include <basinvol/batch/results.hpp>
+#include <basinvol/error.hpp>
+#include <basinvol/rank/ranking.hpp>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace cli {
+
+void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
+    app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)");
+    app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
+        ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
+    if (streaming)
+        app->add_option("--order", b.order, "Rows in input order, or as they finish (streamed either way)")
+            ->check(CLI::IsMember({"input", "finish"}))
+            ->capture_default_str();
+    app->add_option("--shard", b.shard, "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
+    app->add_option("-o,--output", b.output, "Write results to FILE (through a temporary file and a rename)");
+    app->add_flag("--resume", b.resume, "With -o: keep the ok rows already in FILE and analyze only the rest");
+    app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
+    if (ranking)
+        app->add_flag("--from-results", b.from_results,
+                      "The arguments are saved rows (jsonl/json/tsv/csv, '-': standard input) to merge and rank "
+                      "without recomputing");
+}
+
+namespace {
+
+void read_list(std::istream& in, std::vector<std::string>& out) {
+    std::string line;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.find_first_not_of(" \t") == std::string::npos) continue;
+        out.push_back(line);
+    }
+}
+
+}  // namespace
+
+std::vector<std::string> gather_sources(const std::vector<std::string>& args, const BatchCli& b) {
+    std::vector<std::string> all = args;
+    for (const auto& list : b.files_from) {
+        if (list == "-") {
+            read_list(std::cin, all);
+        } else {
+            std::ifstream in(list);
+            if (!in) throw bv::UsageError("--files-from: cannot open '" + list + "'");
+            read_list(in, all);
+        }
+    }
+    if (all.empty())
+        throw bv::UsageError(b.files_from.empty() ? "no SOURCE given (give SOURCE arguments or --files-from FILE)"
+                                                  : "no SOURCE given: the --files-from list is empty");
+    return all;
+}
+
+std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard) {
+    std::vector<bv::WorkItem> items;
+    for (const auto& text : sources) {
+        bv::Source src = bv::parse_source(text);
+        bv::Row err;
+        auto list = bv::expand_source(src, &err);
+        if (list.empty()) {
+            if (!shard || bv::in_shard(text, *shard)) {
+                bv::WorkItem w;
+                w.error = err;
+                items.push_back(std::move(w));
+            }
+            continue;
+        }
+        for (auto& h : list) {
+            if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
+            bv::WorkItem w;
+            w.info = std::move(h);
+            items.push_back(std::move(w));
+        }
+    }
+    return items;
+}
+
+// ---------------------------------------------------------------- interrupts
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+volatile std::sig_atomic_t g_signal = 0;
+char g_temp[4096] = {0};  // the temporary output file, removed by a second signal
+
+extern "C" void on_signal(int sig) {
+    if (g_stop.load()) {
+        if (g_temp[0]) ::unlink(g_temp);
+        ::_exit(128 + sig);
+    }
+    g_signal = sig;
+    g_stop.store(true);
+}
+
+}  // namespace
+
+void install_interrupt_handlers() {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+const std::atomic<bool>* interrupt_flag() { return &g_stop; }
+int interrupt_signal() { return static_cast<int>(g_signal); }
+
+// ---------------------------------------------------------------- output file
+
+AtomicFile::AtomicFile(const std::string& path) : path_(path) {
+    std::string tmpl = path + ".tmp-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    int fd = ::mkstemp(buf.data());
+    if (fd < 0) throw bv::InputError(path + ": cannot create a temporary file beside it: " + std::strerror(errno));
+    mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd, 0666 & ~mask);
+    ::close(fd);
+    temp_ = buf.data();
+    if (temp_.size() < sizeof g_temp) std::memcpy(g_temp, temp_.c_str(), temp_.size() + 1);
+    out_.open(temp_, std::ios::binary | std::ios::trunc);
+    if (!out_) throw bv::InputError(temp_ + ": cannot open for writing");
+}
+
+AtomicFile::~AtomicFile() {
+    if (!committed_) {
+        g_temp[0] = '\0';
+        out_.close();
+        ::unlink(temp_.c_str());
+    }
+}
+
+void AtomicFile::commit() {
+    out_.flush();
+    bool ok = static_cast<bool>(out_);
+    out_.close();
+    ok = ok && !out_.fail();
+    if (ok) {
+        int fd = ::open(temp_.c_str(), O_RDONLY);
+        if (fd >= 0) {
+            ok = ::fsync(fd) == 0;
+            ::close(fd);
+        }
+    }
+    if (!ok) throw bv::Error(path_ + ": cannot write the results (disk full?)");
+    g_temp[0] = '\0';
+    if (::rename(temp_.c_str(), path_.c_str()) != 0)
+        throw bv::Error(path_ + ": cannot rename the finished results into place: " + std::strerror(errno));
+    committed_ = true;
+}
+
+// ---------------------------------------------------------------- progress
+
+Progress::Progress(bool wanted) : on_(wanted && ::isatty(STDERR_FILENO)) {}
+
+namespace {
+
+std::string clock_text(double s) {
+    if (!(s >= 0) || s > 360000) return "--:--";
+    long t = static_cast<long>(s + 0.5);
+    char buf[32];
+    if (t >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
+    else std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+
+std::size_t terminal_width() {
+    struct winsize w;
+    if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 20) return w.ws_col;
+    return 80;
+}
+
+}  // namespace
+
+void Progress::clear() {
+    if (on_ && drawn_) std::cerr << "\r\033[K" << std::flush;
+    drawn_ = false;
+}
+
+void Progress::draw() {
+    const auto& p = last_;
+    const std::size_t width = terminal_width();
+    std::string counts = std::to_string(p.done) + "/" + std::to_string(p.total);
+    std::string eta = p.done > 0 && p.total > p.done ? clock_text(p.elapsed / double(p.done) * double(p.total - p.done))
+                                                     : "--:--";
+    std::string tail = " " + counts + "  " + clock_text(p.elapsed) + " ETA " + eta + "  ";
+    const std::size_t bar = 20;
+    std::size_t fill = p.total ? bar * p.done / p.total : bar;
+    std::string line = "[" + std::string(fill, '#') + std::string(bar - fill, '.') + "]" + tail;
+    std::string cur = p.current;
+    if (line.size() + 1 < width) {
+        std::size_t room = width - line.size() - 1;
+        if (cur.size() > room) cur = "..." + cur.substr(cur.size() - (room > 3 ? room - 3 : 0));
+        line += cur;
+    }
+    std::cerr << "\r\033[K" << line << std::flush;
+    drawn_ = true;
+}
+
+void Progress::update(const bv::BatchProgress& p) {
+    if (!told_stop_ && interrupt_flag()->load()) {
+        told_stop_ = true;
+        message("basinvol: interrupted: finishing " + std::to_string(p.running) +
+                " running Hessian(s); interrupt again to abandon them");
+    }
+    if (!on_) return;
+    last_ = p;
+    // At most ten redraws a second, and always the last one.
+    if (p.done < p.total && last_draw_ >= 0 && p.elapsed - last_draw_ < 0.1) return;
+    last_draw_ = p.elapsed;
+    draw();
+}
+
+void Progress::message(const std::string& line) {
+    clear();
+    std::cerr << line << '\n' << std::flush;
+    if (on_ && last_draw_ >= 0) draw();
+}
+
+void Progress::finish() { clear(); }
+
+// ---------------------------------------------------------------- the command
+
+namespace {
+
+std::string slurp(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
+
+bool file_exists(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0;
+}
+
+// Saved rows of every results file, each source once (an ok row wins over an
+// error row; otherwise the first is kept, and the duplicate is reported).
+std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress) {
+    std::vector<bv::Row> rows;
+    std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file)
+    for (const auto& f : files) {
+        auto got = f == "-" ? bv::parse_saved(slurp(std::cin), "standard input") : bv::read_rows(f);
+        for (auto& r : got) {
+            auto it = where.find(r.source);
+            if (it == where.end()) {
+                where.emplace(r.source, std::make_pair(rows.size(), f));
+                rows.push_back(std::move(r));
+                continue;
+            }
+            bv::Row& old = rows[it->second.first];
+            const bool replace = !old.ok && r.ok;
+            progress.message("basinvol: warning: " + r.source + " is in both " + it->second.second + " and " + f +
+                             "; kept the " + (replace ? "ok row of " + f : "row of " + it->second.second));
+            if (replace) {
+                old = std::move(r);
+                it->second.second = f;
+            }
+        }
+    }
+    return rows;
+}
+
+}  // namespace
+
+int run_batch_command(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
+                      const BatchCli& b) {
+    const bool ranking = command == "rank";
+    auto spec = spec_for(command, o, ranking);
+    if (b.resume && b.output.empty()) throw bv::UsageError("--resume needs -o FILE (the results to continue)");
+    if (b.resume && spec.format == bv::Format::table)
+        throw bv::UsageError("--resume needs a machine format: -f jsonl, json, tsv or csv");
+    if (b.from_results && (b.resume || !b.shard.empty() || !b.files_from.empty()))
+        throw bv::UsageError("--from-results ranks saved rows: --resume, --shard and --files-from do not apply");
+    if (b.from_results && args.empty()) throw bv::UsageError("--from-results needs at least one results FILE");
+    std::optional<bv::Shard> shard;
+    if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
+    bv::AnalyzeOptions a = to_analyze(o);
+    const std::size_t budget = o.max_memory.empty() ? bv::default_memory_budget() : parse_bytes(o.max_memory);
+    a.read.max_bytes = budget;
+
+    // An earlier run's ok rows (--resume); error rows are computed again.
+    std::vector<bv::Row> kept;
+    std::set<std::string> done;
+    if (b.resume && file_exists(b.output)) {
+        std::ifstream in(b.output, std::ios::binary);
+        if (!in) throw bv::UsageError("--resume: cannot read '" + b.output + "'");
+        std::string text = slurp(in);
+        auto f = bv::detect_format(text);
+        if (f && *f != spec.format)
+            throw bv::UsageError("--resume: '" + b.output + "' is not " + o.format + " output (give the -f it was written with)");
+        for (auto& r : bv::parse_rows(text, spec.format, b.output))
+            if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
+    }
+
+    install_interrupt_handlers();
+    Progress progress(!b.no_progress);
+    std::vector<bv::Row> rows;  // rank: every row before printing
+    bv::BatchSummary sum;
+    std::size_t failed = 0;
+
+    std::unique_ptr<AtomicFile> file;
+    std::vector<bv::WorkItem> items;
+    if (b.from_results) {
+        rows = merge_results(args, progress);
+        for (const auto& r : rows) failed += r.ok ? 0 : 1;
+    } else {
+        auto sources = gather_sources(args, b);
+        items = plan(sources, shard);
+        if (!done.empty()) {
+            std::vector<bv::WorkItem> rest;
+            for (auto& w : items)
+                if (w.error || !done.count(w.info.source())) rest.push_back(std::move(w));
+            items.swap(rest);
+        }
+    }
+    if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
+    std::ostream& out = file ? file->stream() : std::cout;
+    bv::RowWriter writer(out, spec);
+    if (ranking) rows.insert(rows.end(), kept.begin(), kept.end());
+    else
+        for (const auto& r : kept) writer.write(r);
+
+    if (!b.from_results) {
+        bv::BatchOptions bo;
+        bo.analyze = a;
+        bo.jobs = b.jobs;
+        bo.memory_budget = budget;
+        bo.order = b.order == "finish" ? bv::RowOrder::finish : bv::RowOrder::input;
+        bo.stop = interrupt_flag();
+        bv::BatchCallbacks cb;
+        cb.on_row = [&](std::size_t, const bv::Row& r) {
+            if (!r.ok) progress.message("basinvol: error: " + r.error);
+            if (ranking) rows.push_back(r);
+            else writer.write(r);
+        };
+        cb.on_progress = [&](const bv::BatchProgress& p) { progress.update(p); };
+        sum = bv::run_batch(items, bo, cb);
+        failed += sum.failed;
+    }
+    progress.finish();
+    const int sig = interrupt_signal();
+    if (sig)
+        std::cerr << "basinvol: interrupted: " << sum.delivered << " row(s) done, " << sum.not_started
+                  << " Hessian(s) not started" << (file ? "; the rows done are in " + b.output : "") << '\n';
+
+    if (ranking) {
+        bv::RankOptions ro;
+        ro.tie_tol = o.tie_tol;
+        ro.saddles_last = a.negatives == bv::NegativePolicy::last;
+        bool any_regularized = false;
+        for (const auto& r : rows) any_regularized = any_regularized || r.log_volume_regularized.has_value();
+        if (b.from_results && any_regularized && !spec.with_regularized) {
+            spec.with_regularized = true;
+        }
+        auto ranking_result = bv::rank_rows(rows, ro);
+        if (spec.with_regularized && !bv::rank_regularized(rows, o.tie_tol))
+            std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
+                         "(regularized volumes of different n are in different units)\n";
+        if (ranking_result.mixed_n)
+            std::cerr << "basinvol: note: the Hessians have different n: they are ranked by dimension only "
+                         "(log-volumes of different n are in different units)\n";
+        bv::RowWriter ranked(out, spec);
+        for (const auto& r : rows) ranked.write(r);
+        ranked.finish();
+    } else {
+        writer.finish();
+    }
+    if (file) file->commit();
+    const int status = sig ? 128 + sig : failed ? exit_failed : exit_ok;
+    return finish_output(status);
+}
+
+}  // namespace cli

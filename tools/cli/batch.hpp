@@ -1,0 +1,92 @@
+#pragma once
+// The command line's side of batch work: SOURCE lists, shards, the progress
+// bar, Ctrl-C, and output written through a temporary file.
+#include "common.hpp"
+
+#include <basinvol/batch/scheduler.hpp>
+#include <basinvol/batch/shard.hpp>
+
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cli {
+
+// Batch options of `volume` and `rank`, as the user gave them.
+struct BatchCli {
+    std::size_t jobs = 0;
+    std::string order = "input";
+    std::vector<std::string> files_from;
+    std::string shard;
+    std::string output;
+    bool resume = false;
+    bool no_progress = false;
+    bool from_results = false;
+};
+
+// Adds the batch options; `streaming`: --order (volume); `ranking`: --from-results (rank).
+void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
+
+// The SOURCE arguments, then each --files-from list ("-": standard input; one
+// SOURCE a line, blank lines skipped). Throws UsageError when there is none.
+std::vector<std::string> gather_sources(const std::vector<std::string>& args, const BatchCli& b);
+
+// Every Hessian of every source in this shard, in input order; a source that
+// cannot be listed is an error item (in the shard its text hashes to).
+std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard);
+
+// Results written to FILE through FILE.tmp-XXXXXX in the same directory and
+// a rename at commit(); a run that stops before commit() leaves FILE as it was.
+class AtomicFile {
+public:
+    explicit AtomicFile(const std::string& path);
+    ~AtomicFile();
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+    std::ostream& stream() { return out_; }
+    // Flushes, syncs and renames; throws bv::Error on a write failure.
+    void commit();
+
+private:
+    std::string path_, temp_;
+    std::ofstream out_;
+    bool committed_ = false;
+};
+
+// Ctrl-C and SIGTERM: the first stops new work (running Hessians finish and
+// their rows are written); a second abandons them at once, removing the
+// temporary output file.
+void install_interrupt_handlers();
+const std::atomic<bool>* interrupt_flag();
+int interrupt_signal();  // 0 when none arrived
+
+// done / total, current source, elapsed and ETA on stderr, only when stderr is
+// a terminal; messages printed through it do not tear the bar.
+class Progress {
+public:
+    explicit Progress(bool wanted);
+    void update(const bv::BatchProgress& p);
+    void message(const std::string& line);
+    void finish();
+
+private:
+    void draw();
+    void clear();
+    bool on_ = false;
+    bool drawn_ = false;
+    bv::BatchProgress last_;
+    double last_draw_ = -1;
+    bool told_stop_ = false;
+};
+
+// Runs a batch for `volume` or `rank`: sources (or saved rows), resume, shard,
+// jobs, progress, interrupts. `rank` collects every row and ranks before
+// writing; `volume` streams. Returns the exit status.
+int run_batch_command(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
+                      const BatchCli& b);
+
+}  // namespace cli
