@@ -31,7 +31,7 @@ std::string shard_key(const std::string& file, const std::string& dataset) {
 }
 
 std::uint64_t stable_hash(const std::string& key) {
-    std::uint64_t h = 1469598103934665603ULL;  // FNV-1a offset basis
+    std::uint64_t h = 14695981039346656037ULL;  // FNV-1a offset basis
     for (unsigned char c : key) {
         h ^= c;
         h *= 1099511628211ULL;  // FNV prime
