@@ -1,0 +1,368 @@
+#!/usr/bin/python3
+"""Contract tests of batch work: many sources, --files-from, -j, --order,
+--shard with --from-results, -o through a rename, --resume, Ctrl-C, progress.
+
+Usage: /usr/bin/python3 tests/cli/test_batch.py PATH/TO/basinvol [unittest options]
+Needs Debian's python3-numpy and python3-h5py. Writes only into temporary
+directories.
+"""
+import glob
+import json
+import math
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = None  # set from argv[1] in __main__
+LOGV_RTOL = 1e-9
+
+
+def run(*args, stdin=None, timeout=300):
+    proc = subprocess.run([BIN] + [str(a) for a in args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout)
+    return proc
+
+
+def jsonl(text):
+    rows = []
+    for line in text.splitlines():
+        if line.strip():
+            rows.append(json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))))
+    return rows
+
+
+def slurp(path):
+    with open(path) as fh:
+        return fh.read()
+
+
+def gram(rng, n, r, dtype=np.float64):
+    j = rng.standard_normal((r, n)) / math.sqrt(n)
+    h = j.T @ j
+    return ((h + h.T) / 2).astype(dtype)
+
+
+def write_checkpoints(path, count, n, seed, broken=None, dtype=np.float64):
+    """A file of `count` checkpoints /checkpoints/step_XXXX; member `broken` holds a NaN."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("checkpoints")
+        for i in range(count):
+            h = gram(rng, n, 2 + (i * 5) % (n - 2), dtype)
+            if i == broken:
+                h[1, 2] = h[2, 1] = np.nan
+            d = g.create_dataset("step_%04d" % i, data=h)
+            d.attrs["step"] = i
+    return path
+
+
+def expected_logv(h, eps):
+    w = np.linalg.eigvalsh(h.astype(np.float64))
+    tol = np.abs(w).max() * h.shape[0] * eps
+    a = np.abs(w[np.abs(w) > tol])
+    r = len(a)
+    return r, (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1) + (r / 2) * math.log(2.0) - 0.5 * np.log(a).sum()
+
+
+class BatchTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="basinvol-batch-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def assertSameRows(self, a, b):
+        """Same sources, same statuses, log-volumes equal to LOGV_RTOL."""
+        da = {r["source"]: r for r in a}
+        db = {r["source"]: r for r in b}
+        self.assertEqual(len(da), len(a), "a source appears twice")
+        self.assertEqual(len(db), len(b), "a source appears twice")
+        self.assertEqual(set(da), set(db))
+        for s in da:
+            self.assertEqual(da[s]["status"], db[s]["status"], s)
+            if da[s]["status"] == "ok":
+                self.assertEqual(da[s]["rank"], db[s]["rank"], s)
+                self.assertTrue(math.isclose(da[s]["log_volume"], db[s]["log_volume"], rel_tol=LOGV_RTOL,
+                                             abs_tol=1e-9), s)
+
+    # ------------------------------------------------------------------ sources
+
+    def test_broken_member_is_an_error_row_and_the_rest_is_reported(self):
+        f = write_checkpoints(self.path("ckpt.h5"), 6, 30, seed=1, broken=3)
+        p = run("volume", f, "-f", "jsonl", "-j", "2")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["dataset"] for r in rows], ["/checkpoints/step_%04d" % i for i in range(6)])
+        self.assertEqual([r["status"] for r in rows], ["ok"] * 3 + ["error"] + ["ok"] * 2)
+        self.assertIn("non-finite", rows[3]["error"])
+        self.assertIn("step_0003", p.stderr)
+        with h5py.File(f, "r") as h:
+            for r in rows:
+                if r["status"] == "ok":
+                    rank, logv = expected_logv(h[r["dataset"]][...], np.finfo(np.float64).eps)
+                    self.assertEqual(r["rank"], rank)
+                    self.assertTrue(math.isclose(r["log_volume"], logv, rel_tol=1e-7))
+
+    def test_many_sources_and_files_from_stdin_are_one_stream(self):
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=2)
+        b = write_checkpoints(self.path("b.h5"), 2, 25, seed=3)
+        listing = "%s\n\n%s:/checkpoints/step_0001\n%s\n" % (a, b, self.path("missing.h5"))
+        p = run("volume", "--files-from", "-", "-f", "jsonl", stdin=listing)
+        self.assertEqual(p.returncode, 1, p.stderr)  # the missing file fails; the others are reported
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["source"] for r in rows],
+                         [a + ":/checkpoints/step_%04d" % i for i in range(3)] +
+                         [b + ":/checkpoints/step_0001", self.path("missing.h5")])
+        self.assertEqual([r["status"] for r in rows], ["ok"] * 4 + ["error"])
+        # The same as the sources given as arguments.
+        q = run("volume", a, b + ":/checkpoints/step_0001", self.path("missing.h5"), "-f", "jsonl")
+        self.assertSameRows(jsonl(q.stdout), rows)
+        # Arguments and a list file together, arguments first.
+        lst = self.path("list.txt")
+        with open(lst, "w") as fh:
+            fh.write(b + "\n")
+        p = run("rank", a, "--files-from", lst, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 5)
+
+    def test_no_source_is_a_usage_error(self):
+        p = run("volume", "--files-from", "-", stdin="\n\n")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no SOURCE", p.stderr)
+        self.assertEqual(p.stdout, "")
+        self.assertEqual(run("volume").returncode, 2)
+        self.assertEqual(run("volume", "x.h5", "--shard", "3/2").returncode, 2)
+        self.assertEqual(run("volume", "x.h5", "--resume").returncode, 2)  # --resume needs -o
+        self.assertEqual(run("volume", "x.h5", "-j", "0").returncode, 2)
+
+    # ------------------------------------------------------------------ parallel, order
+
+    def test_jobs_and_finish_order_give_the_same_rows(self):
+        f = write_checkpoints(self.path("ckpt.h5"), 12, 40, seed=4, dtype=np.float32)
+        one = run("volume", f, "-f", "jsonl", "-j", "1")
+        two = run("volume", f, "-f", "jsonl", "-j", "2")
+        fin = run("volume", f, "-f", "jsonl", "-j", "2", "--order", "finish")
+        for p in (one, two, fin):
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["source"] for r in jsonl(one.stdout)], [r["source"] for r in jsonl(two.stdout)])
+        self.assertSameRows(jsonl(one.stdout), jsonl(two.stdout))
+        self.assertSameRows(jsonl(one.stdout), jsonl(fin.stdout))
+
+    def test_a_hessian_over_the_memory_budget_is_an_error_row(self):
+        rng = np.random.default_rng(5)
+        f = self.path("sizes.h5")
+        with h5py.File(f, "w") as h:
+            h["small"] = gram(rng, 20, 5)
+            h["large"] = gram(rng, 300, 5)  # 300² doubles × 2 ≈ 1.4 MB
+        p = run("volume", f, "-f", "jsonl", "--max-memory", "200K")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in jsonl(p.stdout)}
+        self.assertEqual(rows["/small"]["status"], "ok")
+        self.assertEqual(rows["/large"]["status"], "error")
+        self.assertIn("memory budget", rows["/large"]["error"])
+
+    # ------------------------------------------------------------------ shards
+
+    def test_two_shards_merge_to_the_unsharded_run(self):
+        a = write_checkpoints(self.path("a.h5"), 9, 30, seed=6, broken=4)
+        b = write_checkpoints(self.path("b.h5"), 7, 24, seed=7)
+        full = run("volume", a, b, "-f", "jsonl")
+        self.assertEqual(full.returncode, 1)
+        s1, s2 = self.path("s1.jsonl"), self.path("s2.jsonl")
+        p1 = run("volume", a, b, "--shard", "1/2", "-f", "jsonl", "-o", s1)
+        p2 = run("volume", b, a, "--shard", "2/2", "-f", "jsonl", "-o", s2)  # another argument order
+        self.assertEqual(p1.stdout + p2.stdout, "")  # results went to the files
+        r1, r2 = jsonl(slurp(s1)), jsonl(slurp(s2))
+        self.assertTrue(r1 and r2, "each shard gets some of 16 Hessians")
+        self.assertFalse({r["source"] for r in r1} & {r["source"] for r in r2}, "a Hessian in both shards")
+        self.assertSameRows(r1 + r2, jsonl(full.stdout))
+        self.assertEqual(sorted((p1.returncode, p2.returncode)), [0, 1])  # the broken member is in one shard
+        # The same shard of a reordered argument list is the same set.
+        again = run("volume", b, a, "--shard", "1/2", "-f", "jsonl")
+        self.assertEqual({r["source"] for r in jsonl(again.stdout)}, {r["source"] for r in r1})
+
+        merged = run("rank", "--from-results", s1, s2, "-f", "jsonl")
+        direct = run("rank", a, b, "-f", "jsonl")
+        self.assertEqual(merged.returncode, 1)  # the error row stays an error row
+        self.assertEqual(direct.returncode, 1)
+        m, d = jsonl(merged.stdout), jsonl(direct.stdout)
+        self.assertSameRows(m, d)
+        self.assertEqual([r["place"] for r in m], [r["place"] for r in d])
+        self.assertEqual([r["source"] for r in m if r["place"] is None], [a + ":/checkpoints/step_0004"])
+        # JSON documents and standard input merge the same way.
+        j1 = run("volume", a, b, "--shard", "1/2", "-f", "json").stdout
+        merged2 = run("rank", "--from-results", "-", s2, "-f", "jsonl", stdin=j1)
+        self.assertSameRows(jsonl(merged2.stdout), d)
+        # A file given twice: each source once, with a warning.
+        twice = run("rank", "--from-results", s1, s1, s2, "-f", "jsonl")
+        self.assertEqual(len(jsonl(twice.stdout)), 16)
+        self.assertIn("warning", twice.stderr)
+
+    # ------------------------------------------------------------------ -o, --resume
+
+    def test_output_file_and_resume(self):
+        a = write_checkpoints(self.path("a.h5"), 4, 30, seed=8)
+        b = write_checkpoints(self.path("b.h5"), 3, 30, seed=9)
+        for fmt in ("jsonl", "tsv", "csv", "json"):
+            out = self.path("rows." + fmt)
+            p = run("volume", a, "-f", fmt, "-o", out)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(p.stdout, "")
+            first = slurp(out)
+            p = run("volume", a, b, "-f", fmt, "-o", out, "--resume")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            second = slurp(out)
+            full = run("volume", a, b, "-f", "jsonl")
+            if fmt == "jsonl":
+                # The rows of the first run are kept byte for byte (not recomputed: same `seconds`).
+                self.assertTrue(second.startswith(first))
+                self.assertSameRows(jsonl(second), jsonl(full.stdout))
+            elif fmt == "json":
+                doc = json.loads(second)
+                self.assertSameRows(doc["rows"], jsonl(full.stdout))
+            else:
+                lines = second.splitlines()
+                self.assertEqual(len(lines), 1 + 7, fmt)
+                self.assertEqual(lines[:5], first.splitlines(), fmt)
+            self.assertEqual(glob.glob(out + ".tmp-*"), [])
+        # Resuming with another format than the file's is a usage error, and the file is untouched.
+        before = slurp(self.path("rows.tsv"))
+        p = run("volume", a, "-f", "jsonl", "-o", self.path("rows.tsv"), "--resume")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(slurp(self.path("rows.tsv")), before)
+
+    def test_resume_computes_error_rows_again(self):
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
+        out = self.path("rows.jsonl")
+        p = run("volume", a, self.path("later.h5"), "-f", "jsonl", "-o", out)
+        self.assertEqual(p.returncode, 1)
+        write_checkpoints(self.path("later.h5"), 2, 20, seed=11)
+        p = run("volume", a, self.path("later.h5"), "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = jsonl(slurp(out))
+        self.assertEqual(len(rows), 5)
+        self.assertTrue(all(r["status"] == "ok" for r in rows))
+
+    # ------------------------------------------------------------------ interrupts
+
+    def big_batch(self):
+        # Enough work that a signal lands mid-batch: 60 Hessians of n = 400.
+        return write_checkpoints(self.path("big.h5"), 60, 400, seed=12)
+
+    def test_interrupt_flushes_rows_done_and_exits_130(self):
+        f = self.big_batch()
+        proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()  # a row is out: the batch is running
+        self.assertTrue(first.startswith("{"))
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        rows = jsonl(first + rest)  # every line a complete row
+        self.assertLess(len(rows), 60)
+        self.assertEqual([r["dataset"] for r in rows], ["/checkpoints/step_%04d" % i for i in range(len(rows))])
+        self.assertIn("interrupted", err)
+
+    def wait_for_temp(self, out, proc):
+        """Polls until the temporary output holds a row (or the process ends)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            temps = glob.glob(out + ".tmp-*")
+            if temps and os.path.getsize(temps[0]) > 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def test_interrupted_output_file_is_complete_and_resumable(self):
+        f = self.big_batch()
+        out = self.path("rows.jsonl")
+        proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1", "-o", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertTrue(self.wait_for_temp(out, proc))
+        self.assertFalse(os.path.exists(out))  # nothing at FILE until the rename
+        proc.send_signal(signal.SIGINT)
+        stdout, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertEqual(stdout, "")
+        self.assertEqual(glob.glob(out + ".tmp-*"), [])
+        partial = jsonl(slurp(out))  # complete lines only
+        self.assertGreater(len(partial), 0)
+        self.assertLess(len(partial), 60)
+        p = run("volume", f, "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = jsonl(slurp(out))
+        self.assertEqual([r["dataset"] for r in rows], ["/checkpoints/step_%04d" % i for i in range(60)])
+        self.assertEqual(rows[:len(partial)], partial)
+
+    def test_second_interrupt_abandons_and_leaves_no_half_file(self):
+        f = self.big_batch()
+        out = self.path("rows.json")
+        proc = subprocess.Popen([BIN, "volume", f, "-f", "json", "-j", "1", "-o", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.assertTrue(self.wait_for_temp(out, proc))
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130)
+        self.assertEqual(glob.glob(out + ".tmp-*"), [])
+        if os.path.exists(out):  # only if the first signal's clean stop won the race: then it is whole
+            json.loads(slurp(out))
+
+    # ------------------------------------------------------------------ progress
+
+    def run_with_tty_stderr(self, *args):
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([BIN] + list(args), stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        tty = b""
+        while True:
+            r, _, _ = select.select([master], [], [], 60)
+            if not r:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            tty += chunk
+        out = proc.stdout.read()
+        proc.stdout.close()
+        proc.wait(timeout=60)
+        os.close(master)
+        return proc.returncode, out.decode(), tty.decode(errors="replace")
+
+    def test_progress_bar_only_on_a_terminal_and_never_on_stdout(self):
+        f = write_checkpoints(self.path("ckpt.h5"), 5, 30, seed=13)
+        rc, out, tty = self.run_with_tty_stderr("volume", f, "-f", "jsonl")
+        self.assertEqual(rc, 0)
+        self.assertEqual(len(jsonl(out)), 5)  # stdout: rows only
+        self.assertNotIn("ETA", out)
+        self.assertIn("ETA", tty)
+        self.assertIn("/5", tty)
+        rc, out, tty = self.run_with_tty_stderr("volume", f, "-f", "jsonl", "--no-progress")
+        self.assertEqual(rc, 0)
+        self.assertNotIn("ETA", tty)
+        p = run("rank", f, "-f", "jsonl")  # stderr a pipe: no bar
+        self.assertNotIn("ETA", p.stderr)
+        self.assertNotIn("\r", p.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: test_batch.py PATH/TO/basinvol [unittest options]")
+    BIN = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
