@@ -14,6 +14,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev doctest-dev
   python3-numpy python3-scipy python3-h5py
   python3-torch python3-sklearn python3-matplotlib
+  parallel hyperfine time
 )
 
 install_missing() {

@@ -12,6 +12,7 @@ import math
 import os
 import pty
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import h5py
 import numpy as np
 
 BIN = None  # set from argv[1] in __main__
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 LOGV_RTOL = 1e-9
 
 
@@ -210,6 +212,42 @@ class BatchTest(unittest.TestCase):
         twice = run("rank", "--from-results", s1, s1, s2, "-f", "jsonl")
         self.assertEqual(len(jsonl(twice.stdout)), 16)
         self.assertIn("warning", twice.stderr)
+
+    def cluster_inputs(self):
+        a = write_checkpoints(self.path("a.h5"), 8, 24, seed=14)
+        b = write_checkpoints(self.path("b.h5"), 5, 20, seed=15)
+        lst = self.path("checkpoints.txt")
+        with open(lst, "w") as fh:
+            fh.write(a + "\n" + b + "\n")
+        return lst, jsonl(run("volume", a, b, "-f", "jsonl").stdout)
+
+    def test_readme_slurm_array_script_with_two_local_tasks(self):
+        lst, full = self.cluster_inputs()
+        out = self.path("results")
+        for task in ("1", "2"):
+            env = dict(os.environ, LIST=lst, OUT=out, BASINVOL=BIN, SLURM_ARRAY_TASK_COUNT="2",
+                       SLURM_ARRAY_TASK_ID=task)
+            p = subprocess.run(["bash", os.path.join(REPO, "examples", "cluster", "slurm_array.sh")], env=env,
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        shards = [jsonl(slurp(os.path.join(out, "shard-%s.jsonl" % t))) for t in ("1", "2")]
+        self.assertSameRows(shards[0] + shards[1], full)  # nothing twice, nothing missing
+        merged = run("rank", "--from-results", *sorted(glob.glob(os.path.join(out, "shard-*.jsonl"))), "-f", "jsonl")
+        self.assertEqual(merged.returncode, 0, merged.stderr)
+        self.assertSameRows(jsonl(merged.stdout), full)
+
+    @unittest.skipUnless(shutil.which("parallel"), "GNU parallel is not installed")
+    def test_readme_gnu_parallel_line_with_two_shards(self):
+        lst, full = self.cluster_inputs()
+        # The README's line, with this build's binary.
+        line = ("parallel -j 2 basinvol volume --files-from checkpoints.txt --shard {}/2 -j 1 "
+                "-f jsonl -o shard-{}.jsonl --no-progress ::: 1 2")
+        p = subprocess.run(line.replace("basinvol", BIN, 1), shell=True, cwd=self.dir, capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        merged = run("rank", "--from-results", self.path("shard-1.jsonl"), self.path("shard-2.jsonl"), "-f", "jsonl")
+        self.assertEqual(merged.returncode, 0, merged.stderr)
+        self.assertSameRows(jsonl(merged.stdout), full)
 
     # ------------------------------------------------------------------ -o, --resume
 
