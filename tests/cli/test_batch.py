@@ -26,6 +26,9 @@ import numpy as np
 BIN = None  # set from argv[1] in __main__
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 LOGV_RTOL = 1e-9
+# The README's GNU parallel line, run as it is (with this build's binary).
+GNU_PARALLEL_LINE = ("parallel -j 2 basinvol volume --files-from checkpoints.txt --shard {}/2 -j 1 "
+                     "-f jsonl -o shard-{}.jsonl --no-progress ::: 1 2")
 
 
 def run(*args, stdin=None, timeout=300):
@@ -236,13 +239,18 @@ class BatchTest(unittest.TestCase):
         self.assertEqual(merged.returncode, 0, merged.stderr)
         self.assertSameRows(jsonl(merged.stdout), full)
 
+    def test_readme_shows_the_tested_commands(self):
+        readme = slurp(os.path.join(REPO, "README.md"))
+        script = slurp(os.path.join(REPO, "examples", "cluster", "slurm_array.sh")).splitlines()
+        body = [script[0]] + [l for l in script[1:] if not (l.startswith("# ") or l == "#")]
+        self.assertIn("```sh\n" + "\n".join(body) + "\n```", readme)
+        self.assertIn(GNU_PARALLEL_LINE, readme)
+
     @unittest.skipUnless(shutil.which("parallel"), "GNU parallel is not installed")
     def test_readme_gnu_parallel_line_with_two_shards(self):
         lst, full = self.cluster_inputs()
         # The README's line, with this build's binary.
-        line = ("parallel -j 2 basinvol volume --files-from checkpoints.txt --shard {}/2 -j 1 "
-                "-f jsonl -o shard-{}.jsonl --no-progress ::: 1 2")
-        p = subprocess.run(line.replace("basinvol", BIN, 1), shell=True, cwd=self.dir, capture_output=True,
+        p = subprocess.run(GNU_PARALLEL_LINE.replace("basinvol", BIN, 1), shell=True, cwd=self.dir, capture_output=True,
                            text=True, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
         merged = run("rank", "--from-results", self.path("shard-1.jsonl"), self.path("shard-2.jsonl"), "-f", "jsonl")
