@@ -136,6 +136,22 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     auto analyze_one = opt.analyze_one ? opt.analyze_one
                                        : std::function<Row(const HessianInfo&)>(
                                              [&](const HessianInfo& h) { return analyze(h, opt.analyze); });
+    // analyze() turns every failure of the input into a row; anything else
+    // escaping a worker would end the process, so it becomes a row as well.
+    auto run_one = [&](const HessianInfo& h) {
+        try {
+            return analyze_one(h);
+        } catch (const std::exception& e) {
+            Row r;
+            r.source = h.source();
+            r.file = h.file;
+            r.dataset = h.dataset;
+            r.n = h.n;
+            r.attrs = h.attrs;
+            r.error = h.source() + ": " + e.what();
+            return r;
+        }
+    };
     auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>(working_set_bytes);
     std::vector<std::size_t> need(items.size(), 0);
     std::size_t solvable = 0;
@@ -194,7 +210,7 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
             ++sh.running;
             sh.current = item.label();
             lock.unlock();
-            Row r = analyze_one(item.info);
+            Row r = run_one(item.info);
             lock.lock();
             sh.reserved -= need[i];
             --sh.running;
@@ -213,11 +229,9 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     // Deliver on this thread.
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;
-    std::vector<bool> seen(items.size(), false);
     auto deliver = [&](std::size_t i, const Row& r) {
         ++sum.delivered;
         if (!r.ok) ++sum.failed;
-        seen[i] = true;
         if (cb.on_row) cb.on_row(i, r);
     };
     auto progress = [&](std::size_t running, const std::string& current) {

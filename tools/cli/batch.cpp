@@ -307,7 +307,6 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
     }
 
-    install_interrupt_handlers();
     Progress progress(!b.no_progress);
     std::vector<bv::Row> rows;  // rank: every row before printing
     bv::BatchSummary sum;
@@ -328,6 +327,8 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             items.swap(rest);
         }
     }
+    // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
+    install_interrupt_handlers();
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
     std::ostream& out = file ? file->stream() : std::cout;
     bv::RowWriter writer(out, spec);
