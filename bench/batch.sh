@@ -6,7 +6,12 @@
 # peak RSS (/usr/bin/time -f %M). Round 1 also checks that basinvol's rank,
 # dim and negative equal the peer's and log_volume agrees to 1e-9 relative.
 #
-#   bash bench/batch.sh [--data DIR] [--rounds N] [--basinvol PATH]
+#   bash bench/batch.sh [--data DIR] [--rounds N] [--basinvol PATH] [--peer-coretype NAME]
+#
+# --peer-coretype runs the peer with OPENBLAS_CORETYPE=NAME (e.g. SkylakeX):
+# the same OpenBLAS kernels basinvol selects for itself on CPUs Debian's
+# OpenBLAS does not recognize (docs/batch.md), to separate that gain from
+# the rest.
 #
 # DIR (default: bench-data beside the repository, or $BASINVOL_BENCH_DATA)
 # gets the workloads from ../shared/bench/make_workloads.py when missing.
@@ -17,13 +22,15 @@ repo="$(dirname "$here")"
 shared="${BASINVOL_BENCH_SHARED:-$(dirname "$repo")/shared/bench}"
 data="${BASINVOL_BENCH_DATA:-$(dirname "$repo")/bench-data}"
 rounds=5
+peer_env=""
 bin="$repo/build/basinvol"
 while [ $# -gt 0 ]; do
   case "$1" in
     --data) data="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --basinvol) bin="$2"; shift 2 ;;
-    *) echo "usage: bash bench/batch.sh [--data DIR] [--rounds N] [--basinvol PATH]" >&2; exit 2 ;;
+    --peer-coretype) peer_env="env OPENBLAS_CORETYPE=$2 "; shift 2 ;;
+    *) echo "usage: bash bench/batch.sh [--data DIR] [--rounds N] [--basinvol PATH] [--peer-coretype NAME]" >&2; exit 2 ;;
   esac
 done
 file="$data/batch_100x1000_f32.h5"
@@ -35,7 +42,7 @@ trap 'rm -rf "$work"' EXIT
 # `auto` cut keeps one more eigenvalue on step_0095, where a 4.5-decade gap
 # sits under the dtype tol (docs/method.md); the cost is the same.
 bv_cmd="$bin volume $file --format tsv --no-progress --cut dtype"
-peer_cmd="/usr/bin/python3 $shared/peer_numpy.py $file"
+peer_cmd="${peer_env}/usr/bin/python3 $shared/peer_numpy.py $file"
 
 # Same answers first (and warm caches).
 $bv_cmd > "$work/bv.tsv"
@@ -67,9 +74,9 @@ for i in $(seq 1 "$rounds"); do
     -n "${order[1]}" "${cmds[1]}" > /dev/null 2>&1
 done
 
-/usr/bin/python3 - "$work" "$rounds" "$(nproc)" <<'PY'
+/usr/bin/python3 - "$work" "$rounds" "$(nproc)" "$peer_env" <<'PY'
 import json, statistics, sys, platform, time
-work, rounds, cores = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+work, rounds, cores, peer_env = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].strip()
 t = {"bv": [], "peer": []}
 rss = {"bv": [], "peer": []}
 for i in range(1, rounds + 1):
@@ -78,7 +85,8 @@ for i in range(1, rounds + 1):
     for k in t:
         rss[k].append(int(open(f"{work}/{k}.rss.{i}").read().split()[-1]) / 1024)
 ratios = [p / b for p, b in zip(t["peer"], t["bv"])]
-print(f"batch_100x1000_f32: {rounds} paired rounds, {cores} cores, {platform.platform()}, {time.strftime('%Y-%m-%d')}\n")
+print(f"batch_100x1000_f32: {rounds} paired rounds, {cores} cores, {platform.platform()}, {time.strftime('%Y-%m-%d')}"
+      + (f"; peer run with {peer_env.replace('env ', '')}" if peer_env else "") + "\n")
 print("| workload | basinvol | RSS | peer_numpy | RSS | peer/basinvol (median of rounds) |")
 print("|---|---|---|---|---|---|")
 print(f"| batch_100x1000_f32 | {statistics.median(t['bv']):.2f} s | {max(rss['bv']):.0f} MB | "
