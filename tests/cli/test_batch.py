@@ -142,6 +142,10 @@ class BatchTest(unittest.TestCase):
         p = run("rank", a, "--files-from", lst, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(jsonl(p.stdout)), 5)
+        # A SOURCE after --files-from FILE is a SOURCE, not a second list.
+        p = run("volume", "--files-from", lst, a, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["file"] for r in jsonl(p.stdout)], [a] * 3 + [b] * 2)
 
     def test_no_source_is_a_usage_error(self):
         p = run("volume", "--files-from", "-", stdin="\n\n")

@@ -19,7 +19,9 @@
 namespace cli {
 
 void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
-    app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)");
+    // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
+    app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
+        ->allow_extra_args(false);
     app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
         ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
     if (streaming)
