@@ -220,8 +220,9 @@ void Progress::draw() {
 void Progress::update(const bv::BatchProgress& p) {
     if (!told_stop_ && interrupt_flag()->load()) {
         told_stop_ = true;
-        message("basinvol: interrupted: finishing " + std::to_string(p.running) +
-                " running Hessian(s); interrupt again to abandon them");
+        message("basinvol: interrupted: starting nothing new" +
+                (p.running ? "; finishing the Hessians running now (interrupt again to abandon them)"
+                           : std::string()));
     }
     if (!on_) return;
     last_ = p;
