@@ -62,7 +62,8 @@ Magnitudes magnitudes(const Spectrum& s, const Hessian& h) {
 std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, const char* method) {
     std::ostringstream why;
     why << method << ": ";
-    if (!s) why << "not applicable (negative diagonal, or rank above n/4)";
+    if (!s) why << "not applicable (negative diagonal)";
+    else if (s->too_large) why << "rank above n/4";
     else why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
     return why.str();
 }
@@ -96,6 +97,11 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
                                     : m == Method::sketch ? sketch_spectrum(h)
                                                           : lanczos_spectrum(h);
         std::optional<Cut> cut;
+        if (s && s->too_large) {  // no other partial method will fit either
+            add(spent, s->stats);
+            notes += (notes.empty() ? "" : "; ") + describe_failure(s, nullptr, name);
+            break;
+        }
         if (s) {
             cut = choose_cut(magnitudes(*s, h), opt.cut);
             if (s->complete || cut->certified) return settle(std::move(*s), *cut);

@@ -34,6 +34,14 @@ std::size_t rank_guess(const HessianOperator& op, double frobenius) {
     return static_cast<std::size_t>(std::min(g, 1e9));
 }
 
+// A rank estimate for deciding whether a partial method is worth starting
+// (not a bound): for a Wishart-like spectrum (Marchenko–Pastur) with rank r,
+// trace²/‖H‖_F² ≈ r·n/(n + r), so r ≈ g·n/(n − g).
+std::size_t likely_rank(const HessianOperator& op, const Hessian& h) {
+    const double g = static_cast<double>(rank_guess(op, h.frobenius)), n = static_cast<double>(h.info.n);
+    return g >= n ? h.info.n : static_cast<std::size_t>(g * n / (n - g));
+}
+
 Eigen::MatrixXd gaussian(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng) {
     std::normal_distribution<double> normal;
     Eigen::MatrixXd m(rows, cols);
@@ -75,6 +83,15 @@ void finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
     s.stats.seconds = since(t0);
 }
 
+// The method gave up: the rank is (very likely) above its budget.
+Spectrum too_large(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
+    s.too_large = true;
+    s.values.clear();
+    s.rest_bound = INFINITY;
+    finish(s, op, t0);
+    return s;
+}
+
 }  // namespace
 
 std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& o) {
@@ -97,7 +114,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     // For a positive semi-definite H the guess is a lower bound on the rank:
     // past max_k the sketch cannot win, so do not start it.
     const std::size_t guess = rank_guess(op, h.frobenius) * 5 / 4 + 2 * o.oversample;
-    if (guess > max_k) return std::nullopt;
+    if (guess > max_k || likely_rank(op, h) > max_k) return too_large(s, op, t0);
     std::size_t k = std::max<std::size_t>(guess, std::min<std::size_t>(32, max_k));
     std::mt19937_64 rng(o.seed);
     Eigen::MatrixXd Y = op.apply(gaussian(n, static_cast<Eigen::Index>(k), rng));
@@ -112,7 +129,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
         for (Eigen::Index j = 0; j < sigma.size(); ++j)
             if (sigma(j) / std::sqrt(double(k)) > signal) ++found;
         if (found + o.oversample <= k) break;  // the sketch has slack: it holds the range
-        if (k >= max_k) return std::nullopt;
+        if (k >= max_k) return too_large(s, op, t0);
         const std::size_t more = std::min(k, max_k - k);
         ++s.stats.restarts;
         Y.conservativeResize(Eigen::NoChange, static_cast<Eigen::Index>(k + more));
@@ -157,7 +174,7 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
     // A positive semi-definite matrix has a non-negative diagonal, and rank at
     // least trace²/‖H‖_F²: past max_k the pivots cannot win.
     if (d.minCoeff() < 0) return std::nullopt;
-    if (rank_guess(op, h.frobenius) > max_k) return std::nullopt;
+    if (likely_rank(op, h) > max_k) return too_large(s, op, t0);
     // Stop pivoting where the remaining diagonal is rounding of the stored
     // type (or of double arithmetic over n terms) relative to the largest pivot.
     const double stop = 4 * std::max(h.info.stored_eps, eps64 * std::sqrt(double(n))) * d.maxCoeff();
@@ -168,7 +185,8 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
         Eigen::Index p = 0;
         const double dp = d.maxCoeff(&p);
         if (!(dp > stop)) break;
-        if (r >= Eigen::Index(max_k)) return std::nullopt;  // the range does not fit
+        // More than max_k pivots above the stop: a PSD matrix of rank > max_k.
+        if (r >= Eigen::Index(max_k)) return too_large(s, op, t0);
         if (r == L.cols()) L.conservativeResize(Eigen::NoChange, std::min<Eigen::Index>(2 * r, Eigen::Index(max_k)));
         // L(:, r) = (H(:, p) − L(:, :r)·L(p, :r)ᵀ) / √d_p
         op.column(p, col.data());

@@ -32,6 +32,7 @@ struct Spectrum {
     double rest_bound = 0;
     std::string method;          // what ran: "dense", "lanczos", ...
     std::string note;            // why a fallback happened, if one did
+    bool too_large = false;      // a partial method gave up: the rank is above its budget
     SolverStats stats;
 };
 
@@ -54,16 +55,17 @@ struct PartialOptions {
 // Blocked randomized range finder with Rayleigh–Ritz ("sketch"): Y = H·Ω
 // (Gaussian Ω, k columns), Q = orth(Y), θ = eig(QᵀHQ), grown until the sketch
 // has slack; then the certificate ‖H − VΘVᵀ‖_F becomes rest_bound. All BLAS-3,
-// three passes over H when the first size suffices. Returns an empty optional
-// when the range does not fit max_k (the caller goes dense).
+// three passes over H when the first size suffices. Sets too_large when the
+// range does not fit max_k (the caller goes dense).
 std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& options = {});
 
 // Pivoted Cholesky for matrices that look positive semi-definite: r pivot
 // columns of H give H ≈ LLᵀ (exact for a PSD matrix of rank r, which reads
 // only r columns), then one pass over H forms both the Rayleigh–Ritz values
 // on range(L) and the certificate ‖H − LLᵀ‖_F (Weyl: the n − r others lie
-// within it of zero). Empty when the diagonal has a negative entry or the
-// rank passes max_k; an indefinite matrix shows as a large certificate.
+// within it of zero). Empty when the diagonal has a negative entry (not PSD);
+// too_large when the rank passes max_k; an indefinite matrix shows as a large
+// certificate.
 std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& options = {});
 
 // Spectra's SymEigsSolver (Lanczos, largest magnitude) on the Hessian
