@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <iomanip>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -49,9 +50,11 @@ private:
 // The innermost (most specific) message on HDF5's error stack, or "".
 std::string hdf5_message() {
     std::string msg;
-    auto walk = [](unsigned n, const H5E_error2_t* err, void* out) -> herr_t {
+    // Downward walks start at the API call ("can't read data") and end where
+    // the error was found ("data error detected by Fletcher32 checksum"): keep the last.
+    auto walk = [](unsigned, const H5E_error2_t* err, void* out) -> herr_t {
         auto* s = static_cast<std::string*>(out);
-        if (n == 0 && err->desc) *s = err->desc;
+        if (err->desc && *err->desc) *s = err->desc;
         return 0;
     };
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &msg);
@@ -192,6 +195,25 @@ void read_attributes(hid_t obj, Attributes& attrs) {
     H5Eclear2(H5E_DEFAULT);
 }
 
+// The first filter of `d`'s pipeline this HDF5 library cannot decode, as
+// "ID (name)", or "" when every filter is available.
+std::string missing_filter(hid_t d) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (!dcpl.valid()) return "";
+    int count = H5Pget_nfilters(dcpl.get());
+    for (int i = 0; i < count; ++i) {
+        unsigned flags = 0, config = 0;
+        std::size_t nvalues = 0;
+        char name[64] = {};
+        H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr,
+                                         sizeof name, name, &config);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0)
+            return std::to_string(id) + (name[0] ? " (" + std::string(name) + ")" : std::string());
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return "";
+}
+
 // Describes dataset `d` at `path`; sets `problem` when it is not a readable Hessian.
 HessianInfo describe(hid_t d, const std::string& file, const std::string& path) {
     HessianInfo info;
@@ -234,6 +256,9 @@ HessianInfo describe(hid_t d, const std::string& file, const std::string& path) 
     } else {
         info.problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
+    std::string filter = info.problem.empty() ? missing_filter(d) : "";
+    if (!filter.empty())
+        info.problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
     return info;
 }
 
@@ -363,6 +388,19 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
                     // The buffer holds the file's rows as columns: m(r, c) is the file's [c, r].
                     std::ostringstream s;
                     s << "non-finite value " << m(r, c) << " at [" << c << ", " << r << "]";
+                    throw InputError(info.source() + ": " + s.str());
+                }
+    }
+    // 64-bit integers beyond 2^53 were rounded on conversion: refuse, never guess.
+    if (info.stored_type == "int64" || info.stored_type == "uint64") {
+        const double exact = std::ldexp(1.0, 53);
+        for (Eigen::Index c = 0; c < n; ++c)
+            for (Eigen::Index r = 0; r < n; ++r)
+                if (std::abs(static_cast<double>(m(r, c))) > exact) {
+                    std::ostringstream s;
+                    s << std::fixed << std::setprecision(0) << info.stored_type << " value "
+                      << static_cast<double>(m(r, c)) << " at [" << c << ", " << r
+                      << "] is beyond 2^53 and cannot be read exactly as float64";
                     throw InputError(info.source() + ": " + s.str());
                 }
     }
