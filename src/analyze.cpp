@@ -144,6 +144,10 @@ Row blank_row(const HessianInfo& info) {
 void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     r.asymmetry = h.asymmetry;
+    // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
+    // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
+    if (!std::isfinite(h.frobenius))
+        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
     auto [s, cut] = certified_spectrum(h, opt);
 
     if (opt.regularized && !s.complete) {
@@ -219,6 +223,8 @@ Row guarded(const HessianInfo& info, Body body) {
     } catch (const Error& e) {
         r.ok = false;
         r.error = e.what();
+        // Solvers do not know the source; every error row names it.
+        if (r.error.rfind(info.source(), 0) != 0) r.error = info.source() + ": " + r.error;
     } catch (const std::bad_alloc&) {
         r.ok = false;
         r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try --max-memory";

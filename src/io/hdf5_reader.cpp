@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <iomanip>
 #include <limits>
 #include <mutex>
@@ -102,7 +103,25 @@ private:
     Closer closer_ = nullptr;
 };
 
-Handle open_file(const std::string& file) {
+// Opens an in-memory file image through HDF5's core driver (no disk access).
+Handle open_image(const std::string& label, const std::string& image) {
+    // The signature "\211HDF\r\n\032\n" sits at 0, 512, 1024, 2048, ... (after a user block).
+    static const char sig[] = "\211HDF\r\n\032\n";
+    bool found = false;
+    for (std::size_t at = 0; !found && at + 8 <= image.size(); at = at ? 2 * at : 512)
+        found = image.compare(at, 8, sig, 8) == 0;
+    if (!found) fail(label, "not an HDF5 file (no HDF5 signature found)", false);
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 16, 0) < 0 ||
+        H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) < 0)
+        fail(label, "cannot set up an in-memory HDF5 file");
+    hid_t f = H5Fopen(label.c_str(), H5F_ACC_RDONLY, fapl.get());
+    if (f < 0) fail(label, "cannot open HDF5 file (truncated or corrupt?)");
+    return Handle(f, H5Fclose);
+}
+
+Handle open_file(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr) {
+    if (image) return open_image(file, *image);
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0)
         fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
@@ -324,7 +343,7 @@ std::size_t physical_memory_bytes() {
 std::vector<HessianInfo> list_hessians(const Source& source) {
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
-    Handle file = open_file(source.file);
+    Handle file = open_file(source.file, source.image);
     std::string path = normalize_path(source.path);
     std::string where = source.file + ":" + path;
     if (path != "/") {
@@ -346,6 +365,7 @@ std::vector<HessianInfo> list_hessians(const Source& source) {
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(where, "cannot open dataset");
         out.push_back(describe(d.get(), source.file, path));
+        out.back().image = source.image;
         return out;
     }
     if (oi.type != H5O_TYPE_GROUP) fail(where, "object is neither a dataset nor a group", false);
@@ -362,6 +382,7 @@ std::vector<HessianInfo> list_hessians(const Source& source) {
     }
     std::sort(out.begin(), out.end(),
               [](const HessianInfo& a, const HessianInfo& b) { return a.dataset < b.dataset; });
+    for (auto& info : out) info.image = source.image;
     return out;
 }
 
@@ -476,7 +497,7 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     {
         std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
         ErrorSilencer quiet;
-        Handle file = open_file(info.file);
+        Handle file = open_file(info.file, info.image);
         Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(info.source(), "cannot open dataset");
         const auto N = static_cast<Eigen::Index>(n);
