@@ -22,13 +22,14 @@ using testing_support::with_spectrum;
 
 namespace {
 
-const Method all_methods[] = {Method::dense, Method::sketch, Method::lanczos, Method::automatic};
+const Method all_methods[] = {Method::dense, Method::cholesky, Method::sketch, Method::lanczos, Method::automatic};
 
 const char* name(Method m) {
     switch (m) {
         case Method::dense: return "dense";
         case Method::sketch: return "sketch";
         case Method::lanczos: return "lanczos";
+        case Method::cholesky: return "cholesky";
         default: return "auto";
     }
 }

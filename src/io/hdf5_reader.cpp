@@ -233,6 +233,25 @@ std::string missing_filter(hid_t d) {
     return "";
 }
 
+// Why the stored bytes of a compact or contiguous dataset cannot hold its
+// shape, or "". HDF5 1.10 trusts a compact dataset's size field and copies
+// past the end of its buffer (found by fuzzing): check before reading.
+std::string storage_problem(hid_t d, hid_t type, std::size_t n) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (!dcpl.valid()) return "";
+    H5D_layout_t layout = H5Pget_layout(dcpl.get());
+    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
+    const hsize_t stored = H5Dget_storage_size(d);
+    const double needed = double(n) * double(n) * double(H5Tget_size(type));
+    if (layout == H5D_CONTIGUOUS && stored == 0) return "";  // never written: reads as the fill value
+    if (double(stored) >= needed) return "";
+    std::ostringstream s;
+    s.precision(15);
+    s << (layout == H5D_COMPACT ? "compact" : "contiguous") << " dataset stores " << stored
+      << " bytes but its shape needs " << needed << " (corrupt file)";
+    return s.str();
+}
+
 // Describes dataset `d` at `path`; sets `problem` when it is not a readable Hessian.
 HessianInfo describe(hid_t d, const std::string& file, const std::string& path) {
     HessianInfo info;
@@ -275,6 +294,7 @@ HessianInfo describe(hid_t d, const std::string& file, const std::string& path) 
     } else {
         info.problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
+    if (info.problem.empty()) info.problem = storage_problem(d, type.get(), info.n);
     std::string filter = info.problem.empty() ? missing_filter(d) : "";
     if (!filter.empty())
         info.problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
@@ -441,10 +461,13 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
                     for (Eigen::Index r = std::max(r0, c); r < r1; ++r) f(r, c);
             }
     };
+    // 1/scale overflows when max|H| is subnormal (under 2^-1022): divide there instead.
     const double inv = 1 / scale;
+    const bool divide = !std::isfinite(inv);
+    auto unit = [&](double x) { return divide ? x / scale : x * inv; };
     double asym2 = 0, norm2 = 0;
     over_tiles([&](Eigen::Index r, Eigen::Index c) {
-        const double a = static_cast<double>(m(r, c)) * inv, b = static_cast<double>(m(c, r)) * inv;
+        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
         if (r == c) {
             norm2 += a * a;
         } else {
@@ -469,7 +492,7 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
         const S v = r == c ? m(r, c) : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
         m(r, c) = v;
         m(c, r) = v;
-        const double vs = static_cast<double>(v) * inv;
+        const double vs = unit(static_cast<double>(v));
         sym2 += (r == c ? 1 : 2) * vs * vs;
     });
     h.frobenius = scale * std::sqrt(sym2);
