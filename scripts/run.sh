@@ -72,7 +72,7 @@ fuzz() {
     ASAN_OPTIONS=allocator_may_return_null=1 \
     LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
     OPENBLAS_NUM_THREADS=1 \
-      "build-fuzz/fuzz/${target}_libfuzzer" -max_total_time="${FUZZ_SECONDS:-30}" -rss_limit_mb=2048 \
+      "build-fuzz/fuzz/${target}_libfuzzer" -seed=1 -max_total_time="${FUZZ_SECONDS:-30}" -timeout=20 -rss_limit_mb=2048 \
         -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ \
         "$scratch" "fuzz/corpus/$target" "fuzz/regressions/$target" || { rm -rf "$scratch"; return 1; }
     rm -rf "$scratch"
