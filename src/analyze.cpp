@@ -93,9 +93,19 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
     for (Method m : plan(h, opt.method)) {
         if (m == Method::dense) break;
         const char* name = m == Method::cholesky ? "cholesky" : m == Method::sketch ? "sketch" : "lanczos";
-        std::optional<Spectrum> s = m == Method::cholesky ? cholesky_spectrum(h)
-                                    : m == Method::sketch ? sketch_spectrum(h)
-                                                          : lanczos_spectrum(h);
+        std::optional<Spectrum> s;
+        try {
+            s = m == Method::cholesky ? cholesky_spectrum(h)
+                : m == Method::sketch ? sketch_spectrum(h)
+                                      : lanczos_spectrum(h);
+        } catch (const std::bad_alloc&) {
+            throw;
+        } catch (const std::exception& e) {
+            // A partial solver that breaks down (Spectra throws std::runtime_error
+            // on an exactly rank-one operator) hands over to the next method.
+            notes += (notes.empty() ? "" : "; ") + std::string(name) + ": failed (" + e.what() + ")";
+            continue;
+        }
         std::optional<Cut> cut;
         if (s && s->too_large) {  // no other partial method will fit either
             add(spent, s->stats);
@@ -134,6 +144,10 @@ Row blank_row(const HessianInfo& info) {
 void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     r.asymmetry = h.asymmetry;
+    // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
+    // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
+    if (!std::isfinite(h.frobenius))
+        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
     auto [s, cut] = certified_spectrum(h, opt);
 
     if (opt.regularized && !s.complete) {
@@ -153,6 +167,17 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
             cut = choose_cut(magnitudes(s, h), opt.cut);
         }
     }
+
+    // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
+    // make tol infinite and every direction "flat": a wrong number, so an error.
+    for (double v : s.values)
+        if (!std::isfinite(v)) {
+            std::ostringstream msg;
+            msg.precision(3);
+            msg << info.source() << ": an eigenvalue overflowed float64 (‖H‖_F = " << h.frobenius
+                << "); rescale the Hessian";
+            throw NumericError(msg.str());
+        }
 
     double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
     if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
@@ -198,9 +223,19 @@ Row guarded(const HessianInfo& info, Body body) {
     } catch (const Error& e) {
         r.ok = false;
         r.error = e.what();
+        // Solvers do not know the source; every error row names it.
+        if (r.error.rfind(info.source(), 0) != 0) r.error = info.source() + ": " + r.error;
     } catch (const std::bad_alloc&) {
         r.ok = false;
         r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try --max-memory";
+    } catch (const std::exception& e) {
+        // Anything a dependency throws (Eigen, Spectra, the standard library)
+        // ends this row, never the batch.
+        r.ok = false;
+        r.error = info.source() + ": numerical failure: " + e.what();
+    } catch (...) {
+        r.ok = false;
+        r.error = info.source() + ": unexpected failure";
     }
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;

@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 using namespace basinvol;
@@ -181,4 +183,47 @@ TEST_CASE("a matrix over the memory budget is refused before allocating") {
     REQUIRE(rows.size() == 1);
     CHECK_FALSE(rows[0].ok);
     CHECK(contains(rows[0].error, "over the budget"));
+}
+
+namespace {
+std::string bytes_of(const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::vector<Row> rows_of_image(std::string bytes, const std::string& path = "") {
+    Source s = image_source(std::move(bytes), "image.h5", path);
+    Row err;
+    auto list = expand_source(s, &err);
+    if (list.empty()) return {err};
+    std::vector<Row> out;
+    for (const auto& h : list) out.push_back(analyze(h, {}));
+    return out;
+}
+}  // namespace
+
+TEST_CASE("an HDF5 image in memory reads like its file") {
+    for (const char* name : {"ok.parabola_xy_in_r3.h5", "ok.chunked_gzip.h5", "ok.big_endian.h5"}) {
+        CAPTURE(name);
+        auto from_file = rows_of(data + "/" + name);
+        auto from_image = rows_of_image(bytes_of(data + "/" + name));
+        REQUIRE(from_file.size() == from_image.size());
+        for (std::size_t i = 0; i < from_file.size(); ++i) {
+            REQUIRE(from_image[i].ok);
+            CHECK(from_image[i].source == "image.h5:" + from_file[i].dataset);
+            CHECK(from_image[i].rank == from_file[i].rank);
+            CHECK(from_image[i].log_volume == from_file[i].log_volume);
+        }
+    }
+    auto one = rows_of_image(bytes_of(data + "/ok.chunked_gzip.h5"), "/link_to_hessian");
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].ok);
+}
+
+TEST_CASE("a broken image gets the same errors as a broken file, naming the image") {
+    CHECK(contains(rows_of_image("")[0].error, "image.h5: not an HDF5 file"));
+    CHECK(contains(rows_of_image(bytes_of(data + "/bad.not_hdf5.h5"))[0].error, "not an HDF5 file"));
+    CHECK(contains(rows_of_image(bytes_of(data + "/bad.truncated.h5"))[0].error, "image.h5: cannot open HDF5 file"));
+    CHECK(contains(rows_of_image(bytes_of(data + "/bad.nan.h5"))[0].error, "image.h5:/hessian: non-finite value nan"));
+    CHECK(contains(rows_of_image(bytes_of(data + "/ok.saddle.h5"), "/missing")[0].error, "image.h5:/missing: no such"));
 }

@@ -36,7 +36,7 @@ struct TempDir {
 };
 
 HessianInfo only(const std::string& file, const std::string& path) {
-    Source s{file, path, file + ":" + path};
+    Source s{file, path, file + ":" + path, nullptr};
     auto list = list_hessians(s);
     REQUIRE(list.size() == 1);
     return list[0];

@@ -3,6 +3,7 @@
 // in, plus what the file said about it.
 #include <Eigen/Dense>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,8 @@ struct HessianInfo {
     Attributes attrs;
     // Why this dataset cannot be read as a Hessian (empty when it can).
     std::string problem;
+    // The file's bytes when it was listed from an in-memory image (see image_source).
+    std::shared_ptr<const std::string> image;
     std::string source() const { return file + ":" + dataset; }
 };
 

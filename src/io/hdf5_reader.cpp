@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
+#include <iomanip>
 #include <limits>
 #include <mutex>
 #include <set>
@@ -49,9 +51,11 @@ private:
 // The innermost (most specific) message on HDF5's error stack, or "".
 std::string hdf5_message() {
     std::string msg;
-    auto walk = [](unsigned n, const H5E_error2_t* err, void* out) -> herr_t {
+    // Downward walks start at the API call ("can't read data") and end where
+    // the error was found ("data error detected by Fletcher32 checksum"): keep the last.
+    auto walk = [](unsigned, const H5E_error2_t* err, void* out) -> herr_t {
         auto* s = static_cast<std::string*>(out);
-        if (n == 0 && err->desc) *s = err->desc;
+        if (err->desc && *err->desc) *s = err->desc;
         return 0;
     };
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &msg);
@@ -99,7 +103,25 @@ private:
     Closer closer_ = nullptr;
 };
 
-Handle open_file(const std::string& file) {
+// Opens an in-memory file image through HDF5's core driver (no disk access).
+Handle open_image(const std::string& label, const std::string& image) {
+    // The signature "\211HDF\r\n\032\n" sits at 0, 512, 1024, 2048, ... (after a user block).
+    static const char sig[] = "\211HDF\r\n\032\n";
+    bool found = false;
+    for (std::size_t at = 0; !found && at + 8 <= image.size(); at = at ? 2 * at : 512)
+        found = image.compare(at, 8, sig, 8) == 0;
+    if (!found) fail(label, "not an HDF5 file (no HDF5 signature found)", false);
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 16, 0) < 0 ||
+        H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) < 0)
+        fail(label, "cannot set up an in-memory HDF5 file");
+    hid_t f = H5Fopen(label.c_str(), H5F_ACC_RDONLY, fapl.get());
+    if (f < 0) fail(label, "cannot open HDF5 file (truncated or corrupt?)");
+    return Handle(f, H5Fclose);
+}
+
+Handle open_file(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr) {
+    if (image) return open_image(file, *image);
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0)
         fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
@@ -192,6 +214,44 @@ void read_attributes(hid_t obj, Attributes& attrs) {
     H5Eclear2(H5E_DEFAULT);
 }
 
+// The first filter of `d`'s pipeline this HDF5 library cannot decode, as
+// "ID (name)", or "" when every filter is available.
+std::string missing_filter(hid_t d) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (!dcpl.valid()) return "";
+    int count = H5Pget_nfilters(dcpl.get());
+    for (int i = 0; i < count; ++i) {
+        unsigned flags = 0, config = 0;
+        std::size_t nvalues = 0;
+        char name[64] = {};
+        H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr,
+                                         sizeof name, name, &config);
+        if (id >= 0 && H5Zfilter_avail(id) <= 0)
+            return std::to_string(id) + (name[0] ? " (" + std::string(name) + ")" : std::string());
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return "";
+}
+
+// Why the stored bytes of a compact or contiguous dataset cannot hold its
+// shape, or "". HDF5 1.10 trusts a compact dataset's size field and copies
+// past the end of its buffer (found by fuzzing): check before reading.
+std::string storage_problem(hid_t d, hid_t type, std::size_t n) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (!dcpl.valid()) return "";
+    H5D_layout_t layout = H5Pget_layout(dcpl.get());
+    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
+    const hsize_t stored = H5Dget_storage_size(d);
+    const double needed = double(n) * double(n) * double(H5Tget_size(type));
+    if (layout == H5D_CONTIGUOUS && stored == 0) return "";  // never written: reads as the fill value
+    if (double(stored) >= needed) return "";
+    std::ostringstream s;
+    s.precision(15);
+    s << (layout == H5D_COMPACT ? "compact" : "contiguous") << " dataset stores " << stored
+      << " bytes but its shape needs " << needed << " (corrupt file)";
+    return s.str();
+}
+
 // Describes dataset `d` at `path`; sets `problem` when it is not a readable Hessian.
 HessianInfo describe(hid_t d, const std::string& file, const std::string& path) {
     HessianInfo info;
@@ -234,6 +294,10 @@ HessianInfo describe(hid_t d, const std::string& file, const std::string& path) 
     } else {
         info.problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
+    if (info.problem.empty()) info.problem = storage_problem(d, type.get(), info.n);
+    std::string filter = info.problem.empty() ? missing_filter(d) : "";
+    if (!filter.empty())
+        info.problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
     return info;
 }
 
@@ -299,7 +363,7 @@ std::size_t physical_memory_bytes() {
 std::vector<HessianInfo> list_hessians(const Source& source) {
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
-    Handle file = open_file(source.file);
+    Handle file = open_file(source.file, source.image);
     std::string path = normalize_path(source.path);
     std::string where = source.file + ":" + path;
     if (path != "/") {
@@ -321,6 +385,7 @@ std::vector<HessianInfo> list_hessians(const Source& source) {
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(where, "cannot open dataset");
         out.push_back(describe(d.get(), source.file, path));
+        out.back().image = source.image;
         return out;
     }
     if (oi.type != H5O_TYPE_GROUP) fail(where, "object is neither a dataset nor a group", false);
@@ -337,6 +402,7 @@ std::vector<HessianInfo> list_hessians(const Source& source) {
     }
     std::sort(out.begin(), out.end(),
               [](const HessianInfo& a, const HessianInfo& b) { return a.dataset < b.dataset; });
+    for (auto& info : out) info.image = source.image;
     return out;
 }
 
@@ -366,6 +432,19 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
                     throw InputError(info.source() + ": " + s.str());
                 }
     }
+    // 64-bit integers beyond 2^53 were rounded on conversion: refuse, never guess.
+    if (info.stored_type == "int64" || info.stored_type == "uint64") {
+        const double exact = std::ldexp(1.0, 53);
+        for (Eigen::Index c = 0; c < n; ++c)
+            for (Eigen::Index r = 0; r < n; ++r)
+                if (std::abs(static_cast<double>(m(r, c))) > exact) {
+                    std::ostringstream s;
+                    s << std::fixed << std::setprecision(0) << info.stored_type << " value "
+                      << static_cast<double>(m(r, c)) << " at [" << c << ", " << r
+                      << "] is beyond 2^53 and cannot be read exactly as float64";
+                    throw InputError(info.source() + ": " + s.str());
+                }
+    }
     if (scale == 0) {
         h.asymmetry = 0;
         h.frobenius = 0;
@@ -382,10 +461,13 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
                     for (Eigen::Index r = std::max(r0, c); r < r1; ++r) f(r, c);
             }
     };
+    // 1/scale overflows when max|H| is subnormal (under 2^-1022): divide there instead.
     const double inv = 1 / scale;
+    const bool divide = !std::isfinite(inv);
+    auto unit = [&](double x) { return divide ? x / scale : x * inv; };
     double asym2 = 0, norm2 = 0;
     over_tiles([&](Eigen::Index r, Eigen::Index c) {
-        const double a = static_cast<double>(m(r, c)) * inv, b = static_cast<double>(m(c, r)) * inv;
+        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
         if (r == c) {
             norm2 += a * a;
         } else {
@@ -410,7 +492,7 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
         const S v = r == c ? m(r, c) : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
         m(r, c) = v;
         m(c, r) = v;
-        const double vs = static_cast<double>(v) * inv;
+        const double vs = unit(static_cast<double>(v));
         sym2 += (r == c ? 1 : 2) * vs * vs;
     });
     h.frobenius = scale * std::sqrt(sym2);
@@ -438,7 +520,7 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     {
         std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
         ErrorSilencer quiet;
-        Handle file = open_file(info.file);
+        Handle file = open_file(info.file, info.image);
         Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(info.source(), "cannot open dataset");
         const auto N = static_cast<Eigen::Index>(n);

@@ -11,6 +11,15 @@ bool exists(const std::string& p) {
 }
 }  // namespace
 
+Source image_source(std::string bytes, const std::string& label, const std::string& path) {
+    Source s;
+    s.file = label;
+    s.path = path;
+    s.text = path.empty() ? label : label + ":" + path;
+    s.image = std::make_shared<const std::string>(std::move(bytes));
+    return s;
+}
+
 Source parse_source(const std::string& text) {
     if (text.empty()) throw UsageError("a SOURCE must not be empty (expected FILE or FILE:PATH)");
     Source s;

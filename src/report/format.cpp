@@ -10,6 +10,9 @@ namespace basinvol {
 namespace {
 
 using json = nlohmann::ordered_json;
+// File, dataset and attribute names come from HDF5 as bytes and need not be
+// UTF-8: invalid bytes print as U+FFFD instead of throwing mid-report.
+constexpr auto utf8_replace = json::error_handler_t::replace;
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 json number(const std::optional<double>& v) { return v ? number(*v) : json(nullptr); }
@@ -52,7 +55,7 @@ std::string cell(const json& v) {
         for (const auto& x : v) parts.push_back(cell(x));
         return join(parts, ",");
     }
-    return v.dump();
+    return v.dump(-1, ' ', false, utf8_replace);
 }
 
 std::string tsv_clean(std::string s) {
@@ -152,7 +155,7 @@ void RowWriter::begin() {
         }
         case Format::json: {
             json head = {{"schema_version", schema_version}, {"context", spec_.context}};
-            std::string h = head.dump(2);
+            std::string h = head.dump(2, ' ', false, utf8_replace);
             h.pop_back();  // reopen the object to append the rows
             while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
             out_ << h << ",\n  \"rows\": [";
@@ -166,9 +169,9 @@ void RowWriter::write(const Row& r) {
     begin();
     switch (spec_.format) {
         case Format::table: table_.push_back(r); return;
-        case Format::jsonl: out_ << row_to_json(r, spec_).dump() << '\n'; break;
+        case Format::jsonl: out_ << row_to_json(r, spec_).dump(-1, ' ', false, utf8_replace) << '\n'; break;
         case Format::json: {
-            std::string body = row_to_json(r, spec_).dump(2);
+            std::string body = row_to_json(r, spec_).dump(2, ' ', false, utf8_replace);
             std::string indented;
             for (char ch : body) {
                 indented += ch;
@@ -283,9 +286,9 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
     if (spec.format == Format::json) {
         json all = json::array();
         for (const auto& r : rows) all.push_back(spectrum_json(r, spec));
-        out << json{{"schema_version", schema_version}, {"context", spec.context}, {"rows", all}}.dump(2) << '\n';
+        out << json{{"schema_version", schema_version}, {"context", spec.context}, {"rows", all}}.dump(2, ' ', false, utf8_replace) << '\n';
     } else if (spec.format == Format::jsonl) {
-        for (const auto& r : rows) out << spectrum_json(r, spec).dump() << '\n';
+        for (const auto& r : rows) out << spectrum_json(r, spec).dump(-1, ' ', false, utf8_replace) << '\n';
     } else if (spec.format == Format::table) {
         for (const auto& r : rows) {
             if (!r.ok) {

@@ -4,13 +4,16 @@
 set -euo pipefail
 build=$1
 source=$2
+# A sanitized library needs the consumer compiled and linked the same way:
+# Eigen's allocator differs under AddressSanitizer, so the flags are part of the ABI.
+flags=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log"
 test -x "$tmp/prefix/bin/basinvol"
 test -f "$tmp/prefix/include/basinvol/analyze.hpp"
 cmake -S "$source/tests/package/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
-  -DCMAKE_BUILD_TYPE=Release > "$tmp/configure.log"
+  -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" > "$tmp/configure.log"
 cmake --build "$tmp/consumer" -j2 > "$tmp/build.log"
 "$tmp/consumer/consumer"
 "$tmp/prefix/bin/basinvol" --version

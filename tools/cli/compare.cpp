@@ -41,9 +41,9 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
         if (spec.format == bv::Format::json) {
             j["schema_version"] = bv::schema_version;
             j["context"] = spec.context;
-            std::cout << j.dump(2) << '\n';
+            std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace /* names from files need not be UTF-8 */) << '\n';
         } else {
-            std::cout << j.dump() << '\n';
+            std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
         }
     } else if (spec.format == bv::Format::table) {
         std::cout << "A " << (c > 0 ? "ranks above" : c < 0 ? "ranks below" : "ties with") << " B — " << reason

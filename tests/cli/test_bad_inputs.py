@@ -1,0 +1,582 @@
+#!/usr/bin/python3
+"""Broken and awkward inputs, end to end through the command line.
+
+Every broken file is written here with h5py (or by damaging a valid file) in a
+temporary directory and run through `basinvol volume`, once on its own and once
+mixed with every good file in one command. A broken source must:
+
+  - exit 1 (never a signal: returncode >= 0), within seconds;
+  - print one error line on stderr that names the file (and the dataset where
+    there is one), the rule broken and the value that broke it;
+  - leave every other source of the same run reported.
+
+Every awkward but valid file (big-endian, float32, soft and external links,
+chunked and compressed layouts, deep groups, near-symmetric matrices, odd
+attribute types) has a clean twin (the same matrix as a plain little-endian
+contiguous dataset) and must give the twin's numbers.
+
+The catalogue of messages is docs/errors.md.
+
+Usage: /usr/bin/python3 tests/cli/test_bad_inputs.py PATH/TO/basinvol [unittest options]
+Needs Debian's python3-numpy and python3-h5py.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = None  # set from argv[1] in __main__
+TIMEOUT = 30  # seconds; every case here finishes in well under one
+DIR = None  # the temporary directory holding every file
+
+
+def run(*args, preexec=None, user=None):
+    cmd = [BIN] + [str(a) for a in args]
+    if user is not None:
+        cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user, "--clear-groups"] + cmd
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=preexec)
+    p.seconds = time.monotonic() - t0
+    return p
+
+
+def rows_of(p):
+    return [json.loads(line, parse_constant=_no_constants) for line in p.stdout.splitlines() if line.strip()]
+
+
+def _no_constants(name):
+    raise ValueError("non-finite number %s in JSON output" % name)
+
+
+def path(name):
+    return os.path.join(DIR, name)
+
+
+def with_spectrum(eigs, seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((len(eigs), len(eigs))))
+    q = q * np.sign(np.diag(r))
+    h = (q * np.asarray(eigs, dtype=float)) @ q.T
+    return (h + h.T) / 2
+
+
+H = with_spectrum(np.concatenate([np.geomspace(5, 0.05, 12), [-0.3], np.zeros(7)]), 1)  # n = 20
+H_LARGE = with_spectrum(np.concatenate([np.geomspace(10, 0.1, 30), np.zeros(20)]), 2)  # n = 50
+
+
+def h5(name, build):
+    with h5py.File(path(name), "w") as f:
+        build(f)
+    return path(name)
+
+
+def plain(name, data, dtype=None):
+    return h5(name, lambda f: f.create_dataset("hessian", data=data, dtype=dtype))
+
+
+def flip_bytes(file, offset, count):
+    with open(file, "r+b") as f:
+        f.seek(offset)
+        b = bytearray(f.read(count))
+        f.seek(offset)
+        f.write(bytes(x ^ 0x5A for x in b))
+
+
+def corrupt_chunks(name, **dataset_options):
+    """A chunked dataset whose stored chunks have bytes flipped in the middle."""
+    file = h5(name, lambda f: f.create_dataset("hessian", data=H_LARGE, chunks=(16, 16), **dataset_options))
+    with h5py.File(file, "r") as f:
+        d = f["hessian"]
+        chunks = [d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())]
+    for c in chunks:
+        flip_bytes(file, c.byte_offset + c.size // 2, min(16, c.size // 4))
+    return file
+
+
+# --------------------------------------------------------------------------
+# The catalogue: name -> (make the file, return the SOURCE; pieces the message must hold)
+# --------------------------------------------------------------------------
+
+def _text():
+    with open(path("text.h5"), "w") as f:
+        f.write("this is not an HDF5 file\n" * 10)
+    return path("text.h5")
+
+
+def _zero_bytes():
+    open(path("zero_bytes.h5"), "wb").close()
+    return path("zero_bytes.h5")
+
+
+def _truncated(keep):
+    def make():
+        name = "truncated_%s.h5" % str(keep).replace(".", "_")
+        file = plain(name, H_LARGE)
+        os.truncate(file, int(os.path.getsize(file) * keep))
+        return file
+    return make
+
+
+def _corrupt_superblock():
+    file = plain("corrupt_superblock.h5", H)
+    flip_bytes(file, 8, 40)  # keep the 8-byte signature, wreck what follows
+    return file
+
+
+def _nan_fill_missing_chunk():
+    def build(f):
+        d = f.create_dataset("hessian", shape=(20, 20), dtype="f8", chunks=(10, 10), fillvalue=np.nan)
+        d[:10, :10] = H[:10, :10]  # three of four chunks are never written
+    return h5("missing_chunk.h5", build)
+
+
+def _scalar():
+    return h5("scalar.h5", lambda f: f.create_dataset("hessian", data=3.0)) + ":/hessian"
+
+
+def _null_space():
+    return h5("null_space.h5", lambda f: f.create_dataset("hessian", data=h5py.Empty("f8"))) + ":/hessian"
+
+
+def _typed(name, data, dtype=None):
+    return lambda: plain(name, data, dtype) + ":/hessian"
+
+
+def _enum():
+    dt = h5py.enum_dtype({"a": 0, "b": 1}, basetype="i1")
+    return plain("enum.h5", np.zeros((3, 3), dtype="i1"), dt) + ":/hessian"
+
+
+def _vlen():
+    def build(f):
+        d = f.create_dataset("hessian", shape=(2, 2), dtype=h5py.vlen_dtype(np.float64))
+        d[0, 0] = np.arange(3.0)
+    return h5("vlen.h5", build) + ":/hessian"
+
+
+def _reference():
+    def build(f):
+        f.create_dataset("target", data=1.0)
+        d = f.create_dataset("hessian", shape=(2, 2), dtype=h5py.ref_dtype)
+        d[0, 0] = f["target"].ref
+    return h5("reference.h5", build) + ":/hessian"
+
+
+def _opaque():
+    return plain("opaque.h5", np.zeros((2, 2), dtype="V8")) + ":/hessian"
+
+
+def _array_type():
+    # h5py turns numpy sub-arrays into extra dimensions; the low-level API makes a true H5T_ARRAY.
+    def build(f):
+        h5py.h5d.create(f.id, b"hessian", h5py.h5t.array_create(h5py.h5t.IEEE_F64LE, (2,)),
+                        h5py.h5s.create_simple((2, 2)))
+    return h5("array_type.h5", build) + ":/hessian"
+
+
+def _int64_inexact():
+    m = np.array([[2**60 + 1, 1], [1, 2]], dtype=np.int64)
+    return plain("int64_inexact.h5", m)
+
+
+def _nan():
+    m = H.copy()
+    m[3, 7] = np.nan
+    return plain("nan.h5", m)
+
+
+def _inf():
+    m = H.copy()
+    m[5, 2] = -np.inf
+    return plain("inf.h5", m)
+
+
+def _asymmetric():
+    m = H.copy()
+    m[0, 1] += 1.0
+    return plain("asymmetric.h5", m)
+
+
+def _huge_chunked():
+    return h5("huge_chunked.h5", lambda f: f.create_dataset("hessian", shape=(300000, 300000), dtype="f8",
+                                                             chunks=(1000, 1000), compression="gzip"))
+
+
+def _huge_contiguous():
+    return h5("huge_contiguous.h5", lambda f: f.create_dataset("hessian", shape=(2**31 + 3, 2**31 + 3), dtype="i1"))
+
+
+def _group_without_hessian():
+    def build(f):
+        f.create_group("checkpoints/empty")
+        f.create_dataset("checkpoints/losses", data=np.arange(5.0))
+    return h5("group_without_hessian.h5", build) + ":/checkpoints"
+
+
+def _missing_path():
+    return plain("missing_path.h5", H) + ":/no/such/hessian"
+
+
+def _dangling_soft():
+    def build(f):
+        f["hessian"] = h5py.SoftLink("/nowhere")
+    return h5("dangling_soft.h5", build) + ":/hessian"
+
+
+def _dangling_external():
+    def build(f):
+        f["hessian"] = h5py.ExternalLink("no_such_file.h5", "/hessian")
+    return h5("dangling_external.h5", build) + ":/hessian"
+
+
+def _directory():
+    os.makedirs(path("a_directory.h5"), exist_ok=True)
+    return path("a_directory.h5")
+
+
+def _lzf():
+    # h5py's own LZF filter: HDF5 itself does not ship it, so the data cannot be decoded.
+    return h5("lzf.h5", lambda f: f.create_dataset("hessian", data=H, chunks=(10, 10), compression="lzf"))
+
+
+def _bad_threshold(value):
+    def make():
+        name = "threshold_%s.h5" % ("nan" if value != value else str(value).replace("-", "minus"))
+        def build(f):
+            d = f.create_dataset("hessian", data=H)
+            d.attrs["loss_threshold"] = value
+        return h5(name, build)
+    return make
+
+
+BAD = {
+    # name: (make, pieces of the message; the file name is always checked)
+    "text": (_text, ["not an HDF5 file"]),
+    "zero_bytes": (_zero_bytes, ["not an HDF5 file"]),
+    "truncated_half": (_truncated(0.5), ["cannot open HDF5 file", "truncated"]),
+    "truncated_header": (_truncated(0.02), ["truncated"]),
+    "corrupt_superblock": (_corrupt_superblock, ["HDF5"]),
+    "corrupt_gzip_chunks": (lambda: corrupt_chunks("corrupt_gzip.h5", compression="gzip"),
+                            [":/hessian", "chunk", "corrupt"]),
+    "corrupt_fletcher32_chunks": (lambda: corrupt_chunks("corrupt_fletcher32.h5", fletcher32=True),
+                                  [":/hessian", "cannot read dataset values", "checksum"]),
+    "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode"]),
+    "missing_chunk_nan_fill": (_nan_fill_missing_chunk, [":/hessian", "non-finite value nan at [0, 10]"]),
+    "missing_file": (lambda: path("does_not_exist.h5"), ["No such file or directory"]),
+    "missing_path": (_missing_path, [":/no", "no such object"]),
+    "dangling_soft_link": (_dangling_soft, [":/hessian", "dangling"]),
+    "dangling_external_link": (_dangling_external, [":/hessian", "dangling"]),
+    "group_without_hessian": (_group_without_hessian, [":/checkpoints", "no Hessian found", "losses is 1-D"]),
+    "directory": (_directory, ["it is a directory"]),
+    "scalar": (_scalar, [":/hessian", "not a 2-D matrix", "scalar"]),
+    "null_dataspace": (_null_space, [":/hessian", "not a 2-D matrix"]),
+    "one_d": (_typed("one_d.h5", np.arange(4.0)), [":/hessian", "1-D with shape 4"]),
+    "three_d": (_typed("three_d.h5", np.ones((2, 3, 3))), [":/hessian", "3-D with shape 2x3x3"]),
+    "non_square": (_typed("non_square.h5", np.ones((3, 5))), [":/hessian", "not square: shape 3x5"]),
+    "zero_by_zero": (_typed("zero_by_zero.h5", np.zeros((0, 0))), [":/hessian", "empty: shape 0x0"]),
+    "string": (_typed("string.h5", np.array([[b"a", b"b"], [b"c", b"d"]])), [":/hessian", "type is string"]),
+    "vlen_string": (_typed("vlen_string.h5", np.array([["a", "b"], ["c", "d"]], dtype=object),
+                           h5py.string_dtype()), [":/hessian", "type is string"]),
+    "compound": (_typed("compound.h5", np.zeros((2, 2), dtype=[("a", "<f8"), ("b", "<i4")])),
+                 [":/hessian", "type is compound"]),
+    "complex": (_typed("complex.h5", np.eye(2, dtype=np.complex128)), [":/hessian", "type is compound"]),
+    "enum": (_enum, [":/hessian", "type is enum"]),
+    "bool": (_typed("bool.h5", np.eye(3, dtype=bool)), [":/hessian", "type is enum"]),
+    "vlen": (_vlen, [":/hessian", "type is variable-length"]),
+    "reference": (_reference, [":/hessian", "type is reference"]),
+    "opaque": (_opaque, [":/hessian", "type is opaque"]),
+    "array_type": (_array_type, [":/hessian", "type is array"]),
+    "int64_inexact": (_int64_inexact, [":/hessian", "int64 value 1152921504606846976 at [0, 0] is beyond 2^53"]),
+    "nan": (_nan, [":/hessian", "non-finite value nan at [3, 7]"]),
+    "inf": (_inf, [":/hessian", "non-finite value -inf at [5, 2]"]),
+    "asymmetric": (_asymmetric, [":/hessian", "not symmetric", "exceeds 0.001"]),
+    "huge_chunked": (_huge_chunked, [":/hessian", "n = 300000 needs", "over the memory budget"]),
+    "huge_contiguous": (_huge_contiguous, [":/hessian", "n = 2147483651"]),
+    "threshold_negative": (_bad_threshold(-1.0), [":/hessian", "loss_threshold must be a positive number"]),
+    "threshold_nan": (_bad_threshold(float("nan")), [":/hessian", "loss_threshold must be a positive number"]),
+}
+
+
+# --------------------------------------------------------------------------
+# Awkward but valid: name -> (make the file, return the SOURCE; the clean twin's SOURCE)
+# --------------------------------------------------------------------------
+
+def _twin(name, data):
+    return plain("twin_" + name + ".h5", data)
+
+
+def _good(name, build, data=H, source_path="", twin_dtype=None):
+    def make():
+        file = h5(name + ".h5", build)
+        twin = _twin(name, data if twin_dtype is None else data.astype(twin_dtype))
+        return file + source_path, twin
+    return make
+
+
+def _float16():
+    # float16 carries its own eps (2^-10), so the default cut differs from the
+    # float32 twin's; an explicit cut compares the numbers themselves.
+    source, twin = _good("float16", lambda f: f.create_dataset("hessian", data=H.astype(np.float16)),
+                         data=H.astype(np.float16).astype(np.float32))()
+    return source, twin, ["--atol", "0.02"]
+
+
+NEAR = H.copy()
+NEAR[0, 1] += 1e-9  # relative asymmetry ~1e-10: symmetrized, like its twin (H + Hᵀ)/2
+
+
+def _external_link():
+    target = plain("external_target.h5", H)
+
+    def build(f):
+        f["hessian"] = h5py.ExternalLink(os.path.basename(target), "/hessian")
+    return h5("external_link.h5", build) + ":/hessian", _twin("external_link", H)
+
+
+def _odd_attributes(f):
+    d = f.create_dataset("hessian", data=H)
+    d.attrs["step"] = "not a number"
+    d.attrs["loss"] = np.array([1.0, 2.0, 3.0])
+    d.attrs["name"] = np.array([1, 2], dtype="i4")
+    d.attrs["loss_threshold_note"] = np.zeros(2, dtype=[("a", "f8"), ("b", "i4")])
+    d.attrs["epoch"] = np.nan
+    d.attrs.create("blob", np.void(b"\x00\x01\x02"))
+    d.attrs["bytes"] = np.bytes_(b"\xff\xfe not utf-8")
+
+
+def _non_utf8_names():
+    with h5py.File(path("non_utf8.h5"), "w") as f:
+        g = f.create_group(b"run\xff")
+        d = g.create_dataset(b"hessian\xfe", data=H)
+        d.attrs["name"] = np.bytes_(b"\xc3\x28")
+    return path("non_utf8.h5"), _twin("non_utf8", H)
+
+
+def _partly_written_zero_fill(f):
+    d = f.create_dataset("hessian", shape=(20, 20), dtype="f8", chunks=(10, 10))
+    d[:10, :10] = H[:10, :10]
+
+
+GOOD = {
+    "big_endian_f64": _good("big_endian_f64", lambda f: f.create_dataset("hessian", data=H, dtype=">f8")),
+    "big_endian_f32": _good("big_endian_f32", lambda f: f.create_dataset("hessian", data=H, dtype=">f4"),
+                            twin_dtype=np.float32),
+    "float32": _good("float32", lambda f: f.create_dataset("hessian", data=H.astype(np.float32)),
+                     twin_dtype=np.float32),
+    "float16": _float16,
+    "int16": _good("int16", lambda f: f.create_dataset("hessian", data=np.round(H * 100).astype(np.int16)),
+                   data=np.round(H * 100)),
+    "soft_link": _good("soft_link", lambda f: (f.create_dataset("data/h", data=H),
+                                               f.__setitem__("hessian", h5py.SoftLink("/data/h"))),
+                       source_path=":/hessian"),
+    "external_link": _external_link,
+    "deep_groups": _good("deep_groups", lambda f: f.create_dataset("a/b/c/d/e/f/g/hessian", data=H)),
+    "chunked_gzip_shuffle": _good("chunked_gzip_shuffle", lambda f: f.create_dataset(
+        "hessian", data=H_LARGE, chunks=(16, 16), compression="gzip", compression_opts=9, shuffle=True),
+        data=H_LARGE),
+    "chunked_fletcher32_edge": _good("chunked_fletcher32_edge", lambda f: f.create_dataset(
+        "hessian", data=H_LARGE, chunks=(7, 13), fletcher32=True), data=H_LARGE),
+    "chunked_one_row": _good("chunked_one_row", lambda f: f.create_dataset(
+        "hessian", data=H_LARGE, chunks=(1, 50), compression="gzip"), data=H_LARGE),
+    "missing_chunks_zero_fill": _good("missing_chunks_zero_fill", _partly_written_zero_fill,
+                                      data=np.pad(H[:10, :10], ((0, 10), (0, 10)))),
+    "near_symmetric": _good("near_symmetric", lambda f: f.create_dataset("hessian", data=NEAR),
+                            data=(NEAR + NEAR.T) / 2),
+    "odd_attributes": _good("odd_attributes", _odd_attributes),
+    "non_utf8_names": _non_utf8_names,
+}
+
+
+def setUpModule():
+    global DIR
+    DIR = tempfile.mkdtemp(prefix="basinvol-bad-")
+    os.chmod(DIR, 0o755)  # the permission check runs the tool as another user
+
+
+def tearDownModule():
+    shutil.rmtree(DIR, ignore_errors=True)
+
+
+class BadInputs(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not GOOD_SOURCES:
+            AwkwardInputs.setUpClass()
+        cls.sources = {name: make() for name, (make, _) in BAD.items()}
+
+    def check_one_error(self, name, source, p, pieces):
+        self.assertGreaterEqual(p.returncode, 0, "%s: killed by signal %d" % (name, -p.returncode))
+        self.assertEqual(p.returncode, 1, "%s: %s" % (name, p.stderr))
+        lines = [l for l in p.stderr.splitlines() if l.startswith("basinvol: error:")]
+        self.assertEqual(len(lines), 1, "%s: %s" % (name, p.stderr))
+        file = source.split(".h5")[0] + ".h5" if ".h5" in source else source
+        self.assertIn(file, lines[0])
+        for piece in pieces:
+            self.assertIn(piece, lines[0], name)
+        rows = rows_of(p)
+        self.assertEqual(len(rows), 1, name)
+        self.assertEqual(rows[0]["status"], "error")
+        self.assertEqual(rows[0]["error"], lines[0][len("basinvol: error: "):])
+
+    def test_each_bad_input_alone(self):
+        for name, (_, pieces) in BAD.items():
+            with self.subTest(name):
+                source = self.sources[name]
+                p = run("volume", source, "-f", "jsonl")
+                self.check_one_error(name, source, p, pieces)
+                self.assertLess(p.seconds, 10, name)
+
+    def test_every_subcommand_survives_bad_inputs(self):
+        for name in BAD:
+            with self.subTest(name):
+                for cmd in (["rank"], ["spectrum"]):
+                    p = run(*cmd, self.sources[name], "-f", "json")
+                    self.assertEqual(p.returncode, 1, "%s %s: %s" % (cmd, name, p.stderr))
+                    json.loads(p.stdout, parse_constant=_no_constants)
+                p = run("compare", self.sources[name], GOOD_SOURCES["float32"][0])
+                self.assertEqual(p.returncode, 2, "compare %s: %s" % (name, p.stderr))
+                self.assertIn("error", p.stderr)
+
+    def test_unreadable_permissions(self):
+        file = plain("no_permission.h5", H)
+        os.chmod(file, 0)
+        try:
+            if os.geteuid() == 0:
+                # Permission bits do not stop root: run the tool as `nobody` instead.
+                if shutil.which("setpriv") is None:
+                    self.skipTest("running as root without setpriv: cannot drop privileges to test permissions")
+                p = run("volume", file, "-f", "jsonl", user=65534)
+            else:
+                p = run("volume", file, "-f", "jsonl")
+            self.check_one_error("no_permission", file, p, ["Permission denied"])
+        finally:
+            os.chmod(file, 0o644)
+
+    def test_out_of_memory_is_an_error_row(self):
+        # An address-space limit far below what the matrix needs: the allocation
+        # fails inside the tool and becomes an error row, not a kill.
+        if os.environ.get("BASINVOL_SANITIZE"):
+            self.skipTest("AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
+        # 10000 x 10000 float64 (800 MB in memory) stored as never-written chunks: a tiny file.
+        big = h5("big_for_ulimit.h5", lambda f: f.create_dataset("hessian", shape=(10000, 10000), dtype="f8",
+                                                                  chunks=(500, 500)))
+        small = GOOD_SOURCES["float32"][0]
+        import resource
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (400 << 20, 400 << 20))
+            os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+        env_before = os.environ.get("OPENBLAS_NUM_THREADS")
+        os.environ["OPENBLAS_NUM_THREADS"] = "1"
+        try:
+            p = subprocess.run([BIN, "volume", small, big, small, "-f", "jsonl", "--max-memory", "64G"],
+                               capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=limit)
+        finally:
+            if env_before is None:
+                del os.environ["OPENBLAS_NUM_THREADS"]
+            else:
+                os.environ["OPENBLAS_NUM_THREADS"] = env_before
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([r["status"] for r in rows], ["ok", "error", "ok"], p.stderr)
+        self.assertIn("big_for_ulimit.h5:/hessian", rows[1]["error"])
+        self.assertIn("out of memory", rows[1]["error"])
+
+
+GOOD_SOURCES = {}
+
+
+class AwkwardInputs(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for name, make in GOOD.items():
+            GOOD_SOURCES[name] = make()
+
+    def assert_same(self, name, row, twin):
+        self.assertEqual(row["status"], "ok", "%s: %s" % (name, row.get("error")))
+        for key in ("n", "rank", "dim", "negative"):
+            self.assertEqual(row[key], twin[key], "%s: %s" % (name, key))
+        self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=1e-9 * (1 + abs(twin["log_volume"])),
+                               msg=name)
+
+    def test_each_awkward_input_equals_its_clean_twin(self):
+        for name, (source, twin, *extra) in GOOD_SOURCES.items():
+            with self.subTest(name):
+                p = run("volume", source, twin, "-f", "jsonl", *(extra[0] if extra else []))
+                self.assertEqual(p.returncode, 0, "%s: %s" % (name, p.stderr))
+                self.assertEqual(p.stderr, "")
+                rows = rows_of(p)
+                self.assertEqual(len(rows), 2)
+                self.assert_same(name, rows[0], rows[1])
+
+    def test_odd_attributes_are_kept_or_ignored_never_fatal(self):
+        p = run("volume", GOOD_SOURCES["odd_attributes"][0], "-f", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row = json.loads(p.stdout, parse_constant=_no_constants)["rows"][0]
+        self.assertIsNone(row["step"])  # a string step is not a step
+        self.assertIsNone(row["loss"])  # neither is an array
+        for fmt in ("table", "tsv", "csv", "jsonl"):
+            self.assertEqual(run("volume", GOOD_SOURCES["odd_attributes"][0], "-f", fmt).returncode, 0, fmt)
+
+    def test_non_utf8_names_print_as_valid_json(self):
+        p = run("volume", GOOD_SOURCES["non_utf8_names"][0], "-f", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row = json.loads(p.stdout)["rows"][0]
+        self.assertEqual(row["status"], "ok")
+
+
+class Mixed(unittest.TestCase):
+    """Every bad and every good source in one command."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not GOOD_SOURCES:
+            AwkwardInputs.setUpClass()
+        cls.bad = {name: make() for name, (make, _) in BAD.items()}
+
+    def test_one_command_reports_every_source(self):
+        sources = []
+        for name in sorted(set(GOOD_SOURCES) | set(self.bad)):
+            if name in GOOD_SOURCES:
+                sources += [GOOD_SOURCES[name][0], GOOD_SOURCES[name][1]]
+            if name in self.bad:
+                sources.append(self.bad[name])
+        p = run("volume", *sources, "-f", "jsonl")
+        self.assertGreaterEqual(p.returncode, 0, "killed by signal %d" % -p.returncode)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertLess(p.seconds, 20)
+        rows = rows_of(p)
+        errors = [l for l in p.stderr.splitlines() if l.startswith("basinvol: error:")]
+        self.assertEqual(len(errors), len(self.bad), p.stderr)
+        self.assertEqual(len(rows), len(sources))
+        for source, row in zip(sources, rows):
+            bad = source in self.bad.values()
+            self.assertEqual(row["status"], "error" if bad else "ok", "%s: %s" % (source, row.get("error")))
+        by_source = dict(zip(sources, rows))
+        for name, (good, twin, *extra) in GOOD_SOURCES.items():
+            if extra:
+                continue  # compared under its own options above
+            AwkwardInputs.assert_same(self, name, by_source[good], by_source[twin])
+        for name, source in self.bad.items():
+            file = source.split(".h5")[0] + ".h5"
+            self.assertEqual(sum(file in e and BAD[name][1][0] in e for e in errors), 1, name)
+
+    def test_rank_puts_every_bad_source_after_the_ranked_rows(self):
+        good = [s for pair in GOOD_SOURCES.values() for s in pair[:2]]
+        p = run("rank", *good, *self.bad.values(), "-f", "json")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = json.loads(p.stdout, parse_constant=_no_constants)["rows"]
+        status = [r["status"] for r in rows]
+        self.assertEqual(status, ["ok"] * len(good) + ["error"] * len(self.bad))
+
+
+if __name__ == "__main__":
+    BIN = os.path.abspath(sys.argv.pop(1))
+    unittest.main()
