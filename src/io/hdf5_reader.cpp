@@ -2,6 +2,7 @@
 // automatic error printing is off while we work, and its innermost message is
 // folded into our InputError.
 #include "chunk_reader.hpp"
+#include "hdf5_detail.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
@@ -26,42 +27,11 @@
 namespace basinvol {
 namespace {
 
-// HDF5 is built without thread safety on Debian: one caller at a time.
-std::recursive_mutex& hdf5_mutex() {
-    static std::recursive_mutex m;
-    return m;
-}
+using detail::ErrorSilencer;
+using detail::Handle;
+using detail::hdf5_message;
+using detail::hdf5_mutex;
 
-// Silences HDF5's error printing for the scope and restores it after.
-class ErrorSilencer {
-public:
-    ErrorSilencer() {
-        H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    }
-    ~ErrorSilencer() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-    ErrorSilencer(const ErrorSilencer&) = delete;
-    ErrorSilencer& operator=(const ErrorSilencer&) = delete;
-
-private:
-    H5E_auto2_t func_ = nullptr;
-    void* data_ = nullptr;
-};
-
-// The innermost (most specific) message on HDF5's error stack, or "".
-std::string hdf5_message() {
-    std::string msg;
-    // Downward walks start at the API call ("can't read data") and end where
-    // the error was found ("data error detected by Fletcher32 checksum"): keep the last.
-    auto walk = [](unsigned, const H5E_error2_t* err, void* out) -> herr_t {
-        auto* s = static_cast<std::string*>(out);
-        if (err->desc && *err->desc) *s = err->desc;
-        return 0;
-    };
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &msg);
-    H5Eclear2(H5E_DEFAULT);
-    return msg;
-}
 
 [[noreturn]] void fail(const std::string& where, const std::string& what, bool with_hdf5 = true) {
     std::string m = where + ": " + what;
@@ -72,36 +42,6 @@ std::string hdf5_message() {
     throw InputError(m);
 }
 
-// An HDF5 identifier that closes itself.
-class Handle {
-public:
-    using Closer = herr_t (*)(hid_t);
-    Handle() = default;
-    Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-    Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
-    Handle& operator=(Handle&& o) noexcept {
-        if (this != &o) {
-            reset();
-            id_ = o.id_;
-            closer_ = o.closer_;
-            o.id_ = -1;
-        }
-        return *this;
-    }
-    Handle(const Handle&) = delete;
-    Handle& operator=(const Handle&) = delete;
-    ~Handle() { reset(); }
-    hid_t get() const { return id_; }
-    bool valid() const { return id_ >= 0; }
-
-private:
-    void reset() {
-        if (id_ >= 0 && closer_) closer_(id_);
-        id_ = -1;
-    }
-    hid_t id_ = -1;
-    Closer closer_ = nullptr;
-};
 
 // Opens an in-memory file image through HDF5's core driver (no disk access).
 Handle open_image(const std::string& label, const std::string& image) {

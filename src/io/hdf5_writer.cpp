@@ -1,5 +1,7 @@
 // HDF5 writing. Every call is checked; handles close themselves; HDF5's
 // automatic error printing is off while we work.
+#include "hdf5_detail.hpp"
+
 #include <basinvol/error.hpp>
 #include <basinvol/io/writer.hpp>
 
@@ -13,32 +15,10 @@
 namespace basinvol {
 namespace {
 
-// Silences HDF5's error printing for the scope and restores it after.
-class ErrorSilencer {
-public:
-    ErrorSilencer() {
-        H5Eget_auto2(H5E_DEFAULT, &func_, &data_);
-        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-    }
-    ~ErrorSilencer() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-    ErrorSilencer(const ErrorSilencer&) = delete;
-    ErrorSilencer& operator=(const ErrorSilencer&) = delete;
-
-private:
-    H5E_auto2_t func_ = nullptr;
-    void* data_ = nullptr;
-};
-
-std::string hdf5_message() {
-    std::string msg;
-    auto walk = [](unsigned n, const H5E_error2_t* err, void* out) -> herr_t {
-        if (n == 0 && err->desc) *static_cast<std::string*>(out) = err->desc;
-        return 0;
-    };
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &msg);
-    H5Eclear2(H5E_DEFAULT);
-    return msg;
-}
+using detail::ErrorSilencer;
+using detail::Handle;
+using detail::hdf5_message;
+using detail::hdf5_mutex;
 
 [[noreturn]] void fail(const std::string& where, const std::string& what) {
     std::string m = where + ": " + what;
@@ -47,23 +27,6 @@ std::string hdf5_message() {
     throw InputError(m);
 }
 
-// An HDF5 identifier that closes itself.
-class Handle {
-public:
-    using Closer = herr_t (*)(hid_t);
-    Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
-    Handle(const Handle&) = delete;
-    Handle& operator=(const Handle&) = delete;
-    ~Handle() {
-        if (id_ >= 0) closer_(id_);
-    }
-    hid_t get() const { return id_; }
-    bool valid() const { return id_ >= 0; }
-
-private:
-    hid_t id_;
-    Closer closer_;
-};
 
 void write_number(hid_t obj, const std::string& where, const std::string& key, double v) {
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
@@ -98,6 +61,7 @@ void write_string(hid_t obj, const std::string& where, const std::string& key, c
 
 void write_hessian(const std::string& file, const std::string& dataset, const Eigen::MatrixXd& matrix,
                    bool as_float32, const Attributes& attrs, WriteMode mode) {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
     const std::string where = file + ":" + dataset;
     if (dataset.empty() || dataset[0] != '/' || dataset.back() == '/')
