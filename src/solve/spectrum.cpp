@@ -83,6 +83,14 @@ void finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
     s.stats.seconds = since(t0);
 }
 
+// An empty spectrum of h, named for the method that will fill it.
+Spectrum named(const Hessian& h, const char* method) {
+    Spectrum s;
+    s.n = h.info.n;
+    s.method = method;
+    return s;
+}
+
 // The method gave up: the rank is (very likely) above its budget.
 Spectrum too_large(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
     s.too_large = true;
@@ -99,9 +107,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     HessianOperator op(h);
     const auto n = static_cast<Eigen::Index>(h.info.n);
     const std::size_t max_k = max_pairs(h, o);
-    Spectrum s;
-    s.n = h.info.n;
-    s.method = "sketch";
+    Spectrum s = named(h, "sketch");
     if (h.frobenius == 0) {  // the zero matrix: nothing is curved
         finish(s, op, t0);
         return s;
@@ -163,9 +169,7 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
     HessianOperator op(h);
     const auto n = static_cast<Eigen::Index>(h.info.n);
     const std::size_t max_k = max_pairs(h, o);
-    Spectrum s;
-    s.n = h.info.n;
-    s.method = "cholesky";
+    Spectrum s = named(h, "cholesky");
     if (h.frobenius == 0) {
         finish(s, op, t0);
         return s;
@@ -232,9 +236,7 @@ std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions&
     HessianOperator op(h);
     const auto n = static_cast<Eigen::Index>(h.info.n);
     const std::size_t max_k = std::min<std::size_t>(max_pairs(h, o), h.info.n - 1);
-    Spectrum s;
-    s.n = h.info.n;
-    s.method = "lanczos";
+    Spectrum s = named(h, "lanczos");
     if (h.frobenius == 0) {
         finish(s, op, t0);
         return s;

@@ -9,7 +9,7 @@
 
 namespace cli {
 
-void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
+void add_core_options(CLI::App* app, CommonOptions& o) {
     app->add_option("-f,--format", o.format, "Output format: table, tsv, csv, json, jsonl")
         ->check(CLI::IsMember({"table", "tsv", "csv", "json", "jsonl"}))
         ->capture_default_str();
@@ -18,15 +18,19 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
         ->capture_default_str();
     app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
     app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
+    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
+        ->capture_default_str();
+}
+
+void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
+    add_core_options(app, o);
     app->add_option("--min-gap", o.min_gap, "Decades between kept and dropped |lambda| below which the rank is ambiguous")
         ->capture_default_str();
     app->add_option("-T,--threshold", o.threshold,
                     "Loss threshold T of the basin {u : u'Hu/2 <= T} (default: the dataset's loss_threshold, else 1)");
     app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
         ->check(CLI::IsMember({"abs", "drop", "last"}))
-        ->capture_default_str();
-    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
         ->capture_default_str();
     app->add_option("--max-asymmetry", o.max_asymmetry,
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")

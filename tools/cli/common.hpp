@@ -31,6 +31,9 @@ struct CommonOptions {
     std::optional<double> rtol, atol, threshold, regularized;
 };
 
+// Adds --format, --cut, --rtol, --atol and --method.
+void add_core_options(CLI::App* app, CommonOptions& o);
+
 // Adds the common options to a subcommand (`ranking`: --tie-tol; `regularized`: --regularized).
 void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized);
 

@@ -10,17 +10,7 @@
 namespace cli {
 
 void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v) {
-    app->add_option("-f,--format", o.format, "Output format: table, tsv, csv, json, jsonl")
-        ->check(CLI::IsMember({"table", "tsv", "csv", "json", "jsonl"}))
-        ->capture_default_str();
-    app->add_option("--cut", o.cut, "Where flat directions end: auto, dtype or gap (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dtype", "gap"}))
-        ->capture_default_str();
-    app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
-    app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
-    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
-        ->capture_default_str();
+    add_core_options(app, o);
     app->add_option("--max-memory", o.max_memory, "Largest matrix held in memory, e.g. 8G or 500M");
     app->add_option("--logv-tol", v.logv_tol,
                     "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)");
