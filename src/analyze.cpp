@@ -63,7 +63,7 @@ std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, c
     std::ostringstream why;
     why << method << ": ";
     if (!s) why << "not applicable (negative diagonal)";
-    else if (s->too_large) why << "rank above n/4";
+    else if (s->too_large) why << "rank above " << s->rank_budget << " (cheaper densely)";
     else why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
     return why.str();
 }

@@ -8,7 +8,9 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 using namespace basinvol;
 using testing_support::geometric;
@@ -129,4 +131,93 @@ TEST_CASE("an uncertifiable partial spectrum is finished densely") {
     CHECK(s.method == "dense");
     CHECK(s.rank == d.rank);
     CHECK(s.log_volume == doctest::Approx(d.log_volume).epsilon(1e-12));
+}
+
+namespace {
+// A float32-stored Hessian with the given spectrum (rank share high enough for
+// the factored Cholesky form: likely rank > n/8).
+Hessian float32_hessian(const std::vector<double>& e, std::uint32_t seed) {
+    return make_hessian(Eigen::MatrixXf(with_spectrum(e, seed).cast<float>()));
+}
+}  // namespace
+
+TEST_CASE("factored Cholesky: rank n/2 of a float32 Hessian matches dense and is certified") {
+    std::vector<double> e = geometric(300, 10, 0.05);
+    e.resize(600, 0.0);
+    Hessian h = float32_hessian(e, 21);
+    Row d = run(h, Method::dense), a = run(h, Method::automatic), c = run(h, Method::cholesky);
+    CHECK(a.method == "cholesky");
+    CHECK(a.solver_note.empty());
+    check_same(a, d);
+    check_same(c, d);
+    CHECK(a.rank == 300);
+    CHECK(a.residual_bound <= a.tol);
+    CHECK(a.residual_bound > 0);
+}
+
+TEST_CASE("factored Cholesky: Ritz values match dense, the rest lie within the certificate, H is given back") {
+    std::vector<double> e = geometric(250, 4, 0.02);
+    e.resize(560, 0.0);
+    const Eigen::MatrixXd m = with_spectrum(e, 22);
+    // Float32 storage, and float64 storage of the same float values declared
+    // float32-precise: both branches of the borrowed storage.
+    for (bool f32 : {true, false}) {
+        CAPTURE(f32);
+        Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>()))
+                        : make_hessian(Eigen::MatrixXd(m.cast<float>().cast<double>()));
+        h.info.stored_eps = std::numeric_limits<float>::epsilon();
+        const Hessian before = h;
+        Hessian dense_copy = h;
+        const Spectrum d = dense_spectrum(dense_copy);
+        const std::optional<Spectrum> s = cholesky_spectrum(h);
+        REQUIRE(s);
+        CHECK(s->method == "cholesky");
+        CHECK(s->stats.matvecs == 0);  // factored: no operator products, one pass
+        REQUIRE(s->values.size() >= 250);
+        const std::size_t r = s->values.size();
+        // The r Ritz values against the r largest-magnitude dense eigenvalues.
+        std::vector<double> by_size = d.values, ritz = s->values;
+        auto magnitude_desc = [](double x, double y) { return std::abs(x) > std::abs(y); };
+        std::sort(by_size.begin(), by_size.end(), magnitude_desc);
+        std::sort(ritz.begin(), ritz.end(), magnitude_desc);
+        for (std::size_t i = 0; i < 250; ++i) CHECK(ritz[i] == doctest::Approx(by_size[i]).epsilon(1e-9));
+        // Weyl: the n − r others lie within rest_bound of zero.
+        for (std::size_t i = r; i < by_size.size(); ++i) CHECK(std::abs(by_size[i]) <= s->rest_bound);
+        CHECK(s->rest_bound < 1e-3 * std::abs(by_size[249]));
+        // Same storage type, same values, bit for bit.
+        CHECK(h.is_f32() == f32);
+        if (f32) CHECK((h.f32.array() == before.f32.array()).all());
+        else CHECK((h.f64.array() == before.f64.array()).all());
+    }
+}
+
+TEST_CASE("factored Cholesky: past 0.7·n pivots auto goes dense and says why") {
+    std::vector<double> e = geometric(480, 10, 0.1);
+    e.resize(600, 0.0);
+    Hessian h = float32_hessian(e, 23);
+    Row d = run(h, Method::dense), a = run(h, Method::automatic);
+    REQUIRE(a.ok);
+    CHECK(a.method == "dense");
+    CHECK(a.solver_note.find("cholesky: rank above 420") == 0);
+    CHECK(a.rank == d.rank);
+    CHECK(a.log_volume == d.log_volume);
+}
+
+TEST_CASE("factored Cholesky on a saddle with a non-negative diagonal: the certificate refuses it") {
+    std::vector<double> e = geometric(300, 10, 0.05);
+    for (std::size_t i = 0; i < 300; i += 7) e[i] = -e[i];
+    e.resize(600, 0.0);
+    Hessian h = float32_hessian(e, 24);
+    REQUIRE(Eigen::VectorXf(h.f32.diagonal()).minCoeff() >= 0);
+    Row d = run(h, Method::dense), c = run(h, Method::cholesky), a = run(h, Method::automatic);
+    CHECK(c.method == "dense");
+    CHECK(c.solver_note.find("cholesky: rest bound") == 0);
+    CHECK(a.method == "dense");
+    CHECK(d.negative > 0);
+    for (const Row* x : {&c, &a}) {
+        REQUIRE(x->ok);
+        CHECK(x->rank == d.rank);
+        CHECK(x->negative == d.negative);
+        CHECK(x->log_volume == doctest::Approx(d.log_volume).epsilon(1e-12));
+    }
 }

@@ -1,26 +1,67 @@
 #pragma once
 // The few BLAS and LAPACK routines basinvol calls directly (Fortran symbols
-// of the system's BLAS/LAPACK, Debian OpenBLAS by default).
+// of the system's BLAS/LAPACK, Debian OpenBLAS by default), with thin
+// column-major wrappers that take their scalar arguments by value.
 #include <cstddef>
 
 extern "C" {
 void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
             const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
             const int* ldc, std::size_t, std::size_t);
+void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha, const double* a,
+            const int* lda, const double* beta, double* c, const int* ldc, std::size_t, std::size_t);
+void dsymm_(const char* side, const char* uplo, const int* m, const int* n, const double* alpha, const double* a,
+            const int* lda, const double* b, const int* ldb, const double* beta, double* c, const int* ldc,
+            std::size_t, std::size_t);
+void dtrmm_(const char* side, const char* uplo, const char* transa, const char* diag, const int* m, const int* n,
+            const double* alpha, const double* a, const int* lda, double* b, const int* ldb, std::size_t,
+            std::size_t, std::size_t, std::size_t);
+void dtrsm_(const char* side, const char* uplo, const char* transa, const char* diag, const int* m, const int* n,
+            const double* alpha, const double* a, const int* lda, double* b, const int* ldb, std::size_t,
+            std::size_t, std::size_t, std::size_t);
 void dgeqrf_(const int* m, const int* n, double* a, const int* lda, double* tau, double* work, const int* lwork,
              int* info);
 void dorgqr_(const int* m, const int* n, const int* k, double* a, const int* lda, const double* tau, double* work,
              const int* lwork, int* info);
+void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dlauum_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
+void dpstrf_(const char* uplo, const int* n, double* a, const int* lda, int* piv, int* rank, const double* tol,
+             double* work, int* info, std::size_t);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
              const int* lwork, int* iwork, const int* liwork, int* info, std::size_t, std::size_t);
 }
 
 namespace basinvol::blas {
 
-// C = alpha·op(A)·op(B) + beta·C, column-major.
+// C = alpha·op(A)·op(B) + beta·C.
 inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                  int ldb, double beta, double* c, int ldc) {
     dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
+}
+
+// C = alpha·A·Aᵀ + beta·C (trans 'N', A n×k) or alpha·AᵀA + beta·C (trans 'T',
+// A k×n); only the `uplo` triangle of C is written.
+inline void syrk(char uplo, char trans, int n, int k, double alpha, const double* a, int lda, double beta, double* c,
+                 int ldc) {
+    dsyrk_(&uplo, &trans, &n, &k, &alpha, a, &lda, &beta, c, &ldc, 1, 1);
+}
+
+// C = alpha·A·B + beta·C with A symmetric (side 'L'), read from its `uplo` triangle.
+inline void symm(char side, char uplo, int m, int n, double alpha, const double* a, int lda, const double* b, int ldb,
+                 double beta, double* c, int ldc) {
+    dsymm_(&side, &uplo, &m, &n, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
+}
+
+// B = alpha·op(A)·B (side 'L') or alpha·B·op(A) (side 'R'), A triangular.
+inline void trmm(char side, char uplo, char ta, char diag, int m, int n, double alpha, const double* a, int lda,
+                 double* b, int ldb) {
+    dtrmm_(&side, &uplo, &ta, &diag, &m, &n, &alpha, a, &lda, b, &ldb, 1, 1, 1, 1);
+}
+
+// B = alpha·op(A)⁻¹·B (side 'L') or alpha·B·op(A)⁻¹ (side 'R'), A triangular.
+inline void trsm(char side, char uplo, char ta, char diag, int m, int n, double alpha, const double* a, int lda,
+                 double* b, int ldb) {
+    dtrsm_(&side, &uplo, &ta, &diag, &m, &n, &alpha, a, &lda, b, &ldb, 1, 1, 1, 1);
 }
 
 }  // namespace basinvol::blas

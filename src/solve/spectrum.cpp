@@ -1,5 +1,7 @@
-// Partial spectra with certificates: the blocked sketch and Spectra's Lanczos.
+// Partial spectra with certificates: the blocked sketch and Spectra's Lanczos,
+// and the helpers all solvers share.
 #include "blas.hpp"
+#include "detail.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
@@ -14,33 +16,12 @@
 #include <random>
 
 namespace basinvol {
+
+using detail::Clock;
+using detail::since;
+
 namespace {
-
-using Clock = std::chrono::steady_clock;
 constexpr double eps64 = std::numeric_limits<double>::epsilon();
-
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::size_t max_pairs(const Hessian& h, const PartialOptions& o) {
-    return o.max_k ? std::min(o.max_k, h.info.n) : h.info.n / 4;
-}
-
-// A lower bound on the rank of a positive semi-definite H: trace² / ‖H‖_F²
-// (Cauchy–Schwarz over the eigenvalues). A first guess for the block size.
-std::size_t rank_guess(const HessianOperator& op, double frobenius) {
-    const double t = op.trace();
-    if (!(t > 0) || !(frobenius > 0)) return 0;
-    const double g = (t / frobenius) * (t / frobenius);
-    return static_cast<std::size_t>(std::min(g, 1e9));
-}
-
-// A rank estimate for deciding whether a partial method is worth starting
-// (not a bound): for a Wishart-like spectrum (Marchenko–Pastur) with rank r,
-// trace²/‖H‖_F² ≈ r·n/(n + r), so r ≈ g·n/(n − g).
-std::size_t likely_rank(const HessianOperator& op, const Hessian& h) {
-    const double g = static_cast<double>(rank_guess(op, h.frobenius)), n = static_cast<double>(h.info.n);
-    return g >= n ? h.info.n : static_cast<std::size_t>(g * n / (n - g));
-}
 
 Eigen::MatrixXd gaussian(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng) {
     std::normal_distribution<double> normal;
@@ -49,10 +30,30 @@ Eigen::MatrixXd gaussian(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& 
         for (Eigen::Index i = 0; i < rows; ++i) m(i, j) = normal(rng);
     return m;
 }
+}  // namespace
 
-// In-place Householder QR of A (m×k, m ≥ k): returns R's diagonal block and
-// leaves the reflectors in A with their scalars in tau.
-Eigen::MatrixXd householder_qr(Eigen::MatrixXd& A, Eigen::VectorXd& tau) {
+double detail::since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::size_t detail::max_pairs(const Hessian& h, const PartialOptions& o) {
+    return o.max_k ? std::min(o.max_k, h.info.n) : h.info.n / 4;
+}
+
+// Cauchy–Schwarz over the eigenvalues of a positive semi-definite H.
+std::size_t detail::rank_guess(const HessianOperator& op, double frobenius) {
+    const double t = op.trace();
+    if (!(t > 0) || !(frobenius > 0)) return 0;
+    const double g = (t / frobenius) * (t / frobenius);
+    return static_cast<std::size_t>(std::min(g, 1e9));
+}
+
+// For a Wishart-like spectrum (Marchenko–Pastur) of rank r,
+// trace²/‖H‖_F² ≈ r·n/(n + r), so r ≈ g·n/(n − g).
+std::size_t detail::likely_rank(const HessianOperator& op, const Hessian& h) {
+    const double g = static_cast<double>(rank_guess(op, h.frobenius)), n = static_cast<double>(h.info.n);
+    return g >= n ? h.info.n : static_cast<std::size_t>(g * n / (n - g));
+}
+
+Eigen::MatrixXd detail::householder_qr(Eigen::MatrixXd& A, Eigen::VectorXd& tau) {
     const int m = static_cast<int>(A.rows()), k = static_cast<int>(A.cols());
     tau.resize(k);
     int lwork = -1, info = 0;
@@ -65,7 +66,7 @@ Eigen::MatrixXd householder_qr(Eigen::MatrixXd& A, Eigen::VectorXd& tau) {
     return A.topRows(k).triangularView<Eigen::Upper>();
 }
 
-void form_q(Eigen::MatrixXd& A, const Eigen::VectorXd& tau) {
+void detail::form_q(Eigen::MatrixXd& A, const Eigen::VectorXd& tau) {
     const int m = static_cast<int>(A.rows()), k = static_cast<int>(A.cols());
     int lwork = -1, info = 0;
     double q = 0;
@@ -76,31 +77,30 @@ void form_q(Eigen::MatrixXd& A, const Eigen::VectorXd& tau) {
     if (info != 0) throw NumericError("LAPACK dorgqr failed: info = " + std::to_string(info));
 }
 
-void finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
+void detail::finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
     std::sort(s.values.begin(), s.values.end());
-    s.stats.matvecs = op.matvecs();
-    s.stats.passes = op.passes();
+    s.stats.matvecs += op.matvecs();
+    s.stats.passes += op.passes();
     s.stats.seconds = since(t0);
 }
 
-// An empty spectrum of h, named for the method that will fill it.
-Spectrum named(const Hessian& h, const char* method) {
+Spectrum detail::named(const Hessian& h, const char* method) {
     Spectrum s;
     s.n = h.info.n;
     s.method = method;
     return s;
 }
 
-// The method gave up: the rank is (very likely) above its budget.
-Spectrum too_large(Spectrum& s, const HessianOperator& op, Clock::time_point t0) {
+Spectrum detail::too_large(Spectrum& s, std::size_t budget, const HessianOperator& op, Clock::time_point t0) {
     s.too_large = true;
+    s.rank_budget = budget;
     s.values.clear();
     s.rest_bound = INFINITY;
     finish(s, op, t0);
     return s;
 }
 
-}  // namespace
+using namespace detail;
 
 std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& o) {
     const auto t0 = Clock::now();
@@ -120,7 +120,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     // For a positive semi-definite H the guess is a lower bound on the rank:
     // past max_k the sketch cannot win, so do not start it.
     const std::size_t guess = rank_guess(op, h.frobenius) * 5 / 4 + 2 * o.oversample;
-    if (guess > max_k || likely_rank(op, h) > max_k) return too_large(s, op, t0);
+    if (guess > max_k || likely_rank(op, h) > max_k) return too_large(s, max_k, op, t0);
     std::size_t k = std::max<std::size_t>(guess, std::min<std::size_t>(32, max_k));
     std::mt19937_64 rng(o.seed);
     Eigen::MatrixXd Y = op.apply(gaussian(n, static_cast<Eigen::Index>(k), rng));
@@ -135,7 +135,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
         for (Eigen::Index j = 0; j < sigma.size(); ++j)
             if (sigma(j) / std::sqrt(double(k)) > signal) ++found;
         if (found + o.oversample <= k) break;  // the sketch has slack: it holds the range
-        if (k >= max_k) return too_large(s, op, t0);
+        if (k >= max_k) return too_large(s, max_k, op, t0);
         const std::size_t more = std::min(k, max_k - k);
         ++s.stats.restarts;
         Y.conservativeResize(Eigen::NoChange, static_cast<Eigen::Index>(k + more));
@@ -161,73 +161,6 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = 0;
     finish(s, op, t0);
-    return s;
-}
-
-std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& o) {
-    const auto t0 = Clock::now();
-    HessianOperator op(h);
-    const auto n = static_cast<Eigen::Index>(h.info.n);
-    const std::size_t max_k = max_pairs(h, o);
-    Spectrum s = named(h, "cholesky");
-    if (h.frobenius == 0) {
-        finish(s, op, t0);
-        return s;
-    }
-    Eigen::VectorXd d = op.diagonal();
-    // A positive semi-definite matrix has a non-negative diagonal, and rank at
-    // least trace²/‖H‖_F²: past max_k the pivots cannot win.
-    if (d.minCoeff() < 0) return std::nullopt;
-    if (likely_rank(op, h) > max_k) return too_large(s, op, t0);
-    // Stop pivoting where the remaining diagonal is rounding of the stored
-    // type (or of double arithmetic over n terms) relative to the largest pivot.
-    const double stop = 4 * std::max(h.info.stored_eps, eps64 * std::sqrt(double(n))) * d.maxCoeff();
-    Eigen::MatrixXd L(n, std::min<Eigen::Index>(64, Eigen::Index(max_k)));
-    Eigen::VectorXd col(n);
-    Eigen::Index r = 0;
-    for (;;) {
-        Eigen::Index p = 0;
-        const double dp = d.maxCoeff(&p);
-        if (!(dp > stop)) break;
-        // More than max_k pivots above the stop: a PSD matrix of rank > max_k.
-        if (r >= Eigen::Index(max_k)) return too_large(s, op, t0);
-        if (r == L.cols()) L.conservativeResize(Eigen::NoChange, std::min<Eigen::Index>(2 * r, Eigen::Index(max_k)));
-        // L(:, r) = (H(:, p) − L(:, :r)·L(p, :r)ᵀ) / √d_p
-        op.column(p, col.data());
-        if (r > 0) col.noalias() -= L.leftCols(r) * L.row(p).head(r).transpose();
-        L.col(r) = col / std::sqrt(dp);
-        d -= L.col(r).cwiseAbs2();
-        d(p) = 0;
-        ++r;
-    }
-    L.conservativeResize(Eigen::NoChange, r);
-    s.stats.matvecs = static_cast<std::size_t>(r);
-    // Rayleigh–Ritz on range(L), and the certificate ‖H − LLᵀ‖_F, in one pass.
-    Eigen::MatrixXd Q = L;
-    Eigen::VectorXd tau;
-    if (r > 0) {
-        householder_qr(Q, tau);
-        form_q(Q, tau);
-    }
-    Eigen::MatrixXd W;
-    s.rest_bound = op.residual_frobenius(L, L, &Q, &W);
-    if (r > 0) {
-        const int ni = static_cast<int>(n), ri = static_cast<int>(r);
-        Eigen::MatrixXd B(ri, ri);
-        blas::gemm('T', 'N', ri, ri, ni, 1.0, Q.data(), ni, W.data(), ni, 0.0, B.data(), ri);
-        B = (B + B.transpose()).eval() / 2;
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(B, Eigen::EigenvaluesOnly);
-        if (es.info() != Eigen::Success) throw NumericError("Rayleigh–Ritz eigen-solver did not converge");
-        s.values.assign(es.eigenvalues().data(), es.eigenvalues().data() + ri);
-    }
-    // By Weyl, the n − r eigenvalues of H that LLᵀ maps to zero lie within
-    // ‖H − LLᵀ‖_F of zero; the Ritz values stand for the other r.
-    s.complete = s.values.size() == s.n;
-    if (s.complete) s.rest_bound = 0;
-    s.stats.matvecs += op.matvecs();
-    s.stats.passes = op.passes();
-    std::sort(s.values.begin(), s.values.end());
-    s.stats.seconds = since(t0);
     return s;
 }
 

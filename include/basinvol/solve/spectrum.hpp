@@ -33,6 +33,7 @@ struct Spectrum {
     std::string method;          // what ran: "dense", "lanczos", ...
     std::string note;            // why a fallback happened, if one did
     bool too_large = false;      // a partial method gave up: the rank is above its budget
+    std::size_t rank_budget = 0; // that budget, when too_large
     SolverStats stats;
 };
 
@@ -59,14 +60,21 @@ struct PartialOptions {
 // range does not fit max_k (the caller goes dense).
 std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& options = {});
 
-// Pivoted Cholesky for matrices that look positive semi-definite: r pivot
-// columns of H give H ≈ LLᵀ (exact for a PSD matrix of rank r, which reads
-// only r columns), then one pass over H forms both the Rayleigh–Ritz values
-// on range(L) and the certificate ‖H − LLᵀ‖_F (Weyl: the n − r others lie
-// within it of zero). Empty when the diagonal has a negative entry (not PSD);
-// too_large when the rank passes max_k; an indefinite matrix shows as a large
-// certificate.
-std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& options = {});
+// Pivoted Cholesky for matrices that look positive semi-definite (non-negative
+// diagonal): H ≈ LLᵀ with r pivots, the Rayleigh–Ritz values of H on range(L),
+// and the certificate ‖H − LLᵀ‖_F (Weyl: the n − r other eigenvalues lie
+// within it of zero). Two forms, chosen by the likely rank:
+// - columns (likely rank ≤ n/8, or max_k set): reads only the r pivot columns
+//   of H, then one pass over H forms the Ritz values and the certificate; gives
+//   up past max_k pivots;
+// - factored (likely rank > n/8, float32-like storage): LAPACK dpstrf on a
+//   float64 copy of H, the Schur complement S = H₂₂ − L₂L₂ᵀ from the stored
+//   values, and the Ritz values as eig(RRᵀ + Q₂ᵀSQ₂) with L = QR, all BLAS-3;
+//   gives up past 0.7·n pivots, where dense LAPACK is as fast. It borrows h's
+//   storage and hands it back unchanged (same values, same type).
+// Empty when the diagonal has a negative entry; too_large when the rank passes
+// the budget; an indefinite matrix shows as a large certificate.
+std::optional<Spectrum> cholesky_spectrum(Hessian& h, const PartialOptions& options = {});
 
 // Spectra's SymEigsSolver (Lanczos, largest magnitude) on the Hessian
 // operator, with the same certificate. The number of wanted eigenvalues
