@@ -352,16 +352,9 @@ template <class Matrix>
 void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt, Hessian& h) {
     using S = typename Matrix::Scalar;
     const Eigen::Index n = m.rows();
-    // One contiguous pass: finiteness and the largest magnitude.
-    double scale = 0;
-    bool finite = true;
-    const S* p = m.data();
-    const std::size_t total = static_cast<std::size_t>(n) * static_cast<std::size_t>(n);
-    for (std::size_t i = 0; i < total; ++i) {
-        const double a = std::abs(static_cast<double>(p[i]));
-        finite = finite && a <= std::numeric_limits<double>::max();
-        scale = a > scale ? a : scale;
-    }
+    // Contiguous, vectorized passes: finiteness, then the largest magnitude.
+    const bool finite = m.allFinite();
+    const double scale = finite && m.size() ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
     if (!finite) {
         for (Eigen::Index c = 0; c < n; ++c)
             for (Eigen::Index r = 0; r < n; ++r)
@@ -406,15 +399,31 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
     const bool divide = !std::isfinite(inv);
     auto unit = [&](double x) { return divide ? x / scale : x * inv; };
     double asym2 = 0, norm2 = 0;
-    over_tiles([&](Eigen::Index r, Eigen::Index c) {
-        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
-        if (r == c) {
-            norm2 += a * a;
-        } else {
-            asym2 += 2 * (a - b) * (a - b);
-            norm2 += a * a + b * b;
+    using Tile = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile>;
+    auto unit_tile = [&](const auto& block) -> Tile {
+        return divide ? Tile(block.template cast<double>() / scale) : Tile(block.template cast<double>() * inv);
+    };
+    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
+        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
+            const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
+            if (r0 == c0) {  // a diagonal tile: its lower triangle against its upper
+                for (Eigen::Index c = c0; c < c0 + w; ++c)
+                    for (Eigen::Index r = c; r < r0 + ht; ++r) {
+                        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
+                        if (r == c) {
+                            norm2 += a * a;
+                        } else {
+                            asym2 += 2 * (a - b) * (a - b);
+                            norm2 += a * a + b * b;
+                        }
+                    }
+                continue;
+            }
+            const Tile lower = unit_tile(m.block(r0, c0, ht, w));
+            const Tile upper = unit_tile(m.block(c0, r0, w, ht).transpose());
+            asym2 += 2 * (lower - upper).squaredNorm();
+            norm2 += lower.squaredNorm() + upper.squaredNorm();
         }
-    });
     h.asymmetry = std::sqrt(asym2 / norm2);
     if (h.asymmetry > opt.max_asymmetry) {
         std::ostringstream s;

@@ -149,6 +149,13 @@ public:
         h_.f64.swap(a);
     }
 
+    // The caller is done with the matrix: leave h without storage, as the
+    // dense solver does.
+    void release() noexcept {
+        returned_ = true;
+        a.resize(0, 0);
+    }
+
     Eigen::MatrixXd a;
     Eigen::VectorXd diagonal;
 
@@ -158,7 +165,8 @@ private:
     bool returned_ = false;
 };
 
-std::optional<Spectrum> factored_cholesky(Hessian& h, const HessianOperator& op, Clock::time_point t0) {
+std::optional<Spectrum> factored_cholesky(Hessian& h, const PartialOptions& o, const HessianOperator& op,
+                                          Clock::time_point t0) {
     const std::size_t budget = static_cast<std::size_t>(factored_share * static_cast<double>(h.info.n));
     Spectrum s = named(h, "cholesky");
     const int n = static_cast<int>(h.info.n);
@@ -193,19 +201,17 @@ std::optional<Spectrum> factored_cholesky(Hessian& h, const HessianOperator& op,
     // The certificate: ‖S‖_F plus the rounding allowance γ_{r+1}·(‖L‖_F² + ‖H‖_F)
     // for the entries not recomputed (see rounding_fits). Scaled by ‖H‖_F so
     // that squares of entries near 1e±300 stay finite.
-    long double s2 = 0, l2 = 0;
+    double s2 = 0, l2 = 0;  // summed in double: relative rounding n·ε, far under the allowance
     for (int b = 0; b < rest; ++b) {
-        const double* column = S + static_cast<std::size_t>(b) * n;
-        s2 += static_cast<long double>(column[b] / scale) * (column[b] / scale);
-        for (int i = b + 1; i < rest; ++i) s2 += 2 * static_cast<long double>(column[i] / scale) * (column[i] / scale);
+        const Eigen::Map<const Eigen::VectorXd> column(S + static_cast<std::size_t>(b) * n + b, rest - b);
+        s2 += 2 * (column / scale).squaredNorm() - (column(0) / scale) * (column(0) / scale);
     }
+    const double root = std::sqrt(scale);  // L's entries scale as √H
     for (int j = 0; j < r; ++j)
-        for (int i = j; i < n; ++i) {
-            const double v = A[i + static_cast<std::size_t>(j) * n] / std::sqrt(scale);
-            l2 += static_cast<long double>(v) * v;
-        }
-    const double norm_s = scale * std::sqrt(static_cast<double>(s2));
-    s.rest_bound = norm_s * (1 + gamma(n)) + gamma(r + 1) * (scale * static_cast<double>(l2) + scale);
+        l2 += (Eigen::Map<const Eigen::VectorXd>(A + j + static_cast<std::size_t>(j) * n, n - j) / root).squaredNorm();
+    s2 = std::max(s2, 0.0);
+    const double norm_s = scale * std::sqrt(s2);
+    s.rest_bound = norm_s * (1 + gamma(n)) + gamma(r + 1) * (scale * l2 + scale);
 
     // Rayleigh–Ritz on range(L) with L = QR: QᵀHQ = RRᵀ + Q₂ᵀSQ₂. R comes from
     // the Cholesky factor of LᵀL (R = Gᵀ for LᵀL = GGᵀ), Q₂ = L₂R⁻¹ overwrites L₂.
@@ -233,12 +239,14 @@ std::optional<Spectrum> factored_cholesky(Hessian& h, const HessianOperator& op,
         T.resize(0, 0);
         s.values = symmetric_eigenvalues(B.data(), r, r, 'L');
     }
-    m.give_back();
     // By Weyl, the n − r eigenvalues of H that LLᵀ maps to zero lie within
     // ‖H − LLᵀ‖_F of zero; the Ritz values stand for the other r.
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = 0;
     finish(s, op, t0);
+    if (o.keep_matrix && !o.keep_matrix(s)) m.release();
+    else m.give_back();
+    s.stats.seconds = since(t0);
     return s;
 }
 
@@ -258,7 +266,7 @@ std::optional<Spectrum> cholesky_spectrum(Hessian& h, const PartialOptions& o) {
     if (o.max_k == 0 && likely > n / 8 && n <= static_cast<std::size_t>(INT_MAX) && rounding_fits(op, h)) {
         const auto budget = static_cast<std::size_t>(factored_share * static_cast<double>(n));
         if (likely > budget + n / 10) return too_large(s, budget, op, t0);  // past the budget: skip dpstrf
-        return factored_cholesky(h, op, t0);
+        return factored_cholesky(h, o, op, t0);
     }
     // Rank at least trace²/‖H‖_F² for a PSD H: past max_k the pivots cannot win.
     if (likely > max_pairs(h, o)) return too_large(s, max_pairs(h, o), op, t0);
