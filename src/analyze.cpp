@@ -94,13 +94,8 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
         if (m == Method::dense) break;
         const char* name = m == Method::cholesky ? "cholesky" : m == Method::sketch ? "sketch" : "lanczos";
         std::optional<Spectrum> s;
-        PartialOptions partial;
-        // The matrix is needed again unless this spectrum settles the row.
-        partial.keep_matrix = [&](const Spectrum& found) {
-            return opt.regularized || !(found.complete || choose_cut(magnitudes(found, h), opt.cut).certified);
-        };
         try {
-            s = m == Method::cholesky ? cholesky_spectrum(h, partial)
+            s = m == Method::cholesky ? cholesky_spectrum(h)
                 : m == Method::sketch ? sketch_spectrum(h)
                                       : lanczos_spectrum(h);
         } catch (const std::bad_alloc&) {

@@ -13,7 +13,6 @@
 #include <climits>
 #include <cmath>
 #include <limits>
-#include <new>
 #include <string>
 
 namespace basinvol {
@@ -24,11 +23,11 @@ namespace {
 
 constexpr double eps64 = std::numeric_limits<double>::epsilon();
 
-// The factored form gives up past this share of n pivots: at n = 1000 with
-// OpenBLAS's AVX-512 kernels it took 25 ms at rank 300, 41 ms at 500 and
-// 65 ms at 700 against 80 ms for dsyevd; its r×r matrix then also fits in
-// the half of the float64 copy's size that a float32 Hessian's storage frees.
-constexpr double factored_share = 0.7;
+// The factored form gives up past this share of n pivots, where dense LAPACK
+// is as fast: at n = 1000 with OpenBLAS's AVX-512 kernels, one thread, it took
+// 25 ms at rank 300, 41 ms at 500, 65 ms at 700 and 90 ms at 850 against
+// 76–80 ms for dsyevd (and ~95 ms for dsyevd beside a second job).
+constexpr double factored_share = 0.75;
 
 // Stop pivoting where the remaining diagonal is rounding of the stored type
 // (or of double arithmetic over n terms) relative to the largest pivot.
@@ -104,76 +103,22 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     return s;
 }
 
-// The Hessian's storage, lent to the factored form as one float64 matrix.
-// dpstrf('L') and everything after it write only the lower triangle and the
-// diagonal, so the strict upper triangle and the saved diagonal still hold H;
-// give_back rebuilds the matrix from them in the type it was stored in.
-class Borrowed {
-public:
-    explicit Borrowed(Hessian& h) : h_(h), f32_(h.is_f32()) {
-        if (f32_) {
-            a = h.f32.cast<double>();
-            h.f32.resize(0, 0);
-        } else {
-            a.swap(h.f64);
-        }
-        diagonal = a.diagonal();
-    }
-    Borrowed(const Borrowed&) = delete;
-    Borrowed& operator=(const Borrowed&) = delete;
-    ~Borrowed() { give_back(); }
-
-    // H(i, j) as stored.
-    double original(Eigen::Index i, Eigen::Index j) const {
-        return i == j ? diagonal(i) : i < j ? a(i, j) : a(j, i);
-    }
-
-    void give_back() noexcept {
-        if (returned_) return;
-        returned_ = true;
-        const Eigen::Index n = a.rows();
-        constexpr Eigen::Index tile = 64;  // mirror the upper triangle tile by tile
-        for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
-            for (Eigen::Index r0 = c0; r0 < n; r0 += tile)
-                for (Eigen::Index c = c0; c < std::min(n, c0 + tile); ++c)
-                    for (Eigen::Index r = std::max(r0, c + 1); r < std::min(n, r0 + tile); ++r) a(r, c) = a(c, r);
-        a.diagonal() = diagonal;
-        if (f32_) {
-            try {  // exact: every value came from a float
-                h_.f32 = a.cast<float>();
-                a.resize(0, 0);
-                return;
-            } catch (const std::bad_alloc&) {  // keep the same values as float64
-            }
-        }
-        h_.f64.swap(a);
-    }
-
-    // The caller is done with the matrix: leave h without storage, as the
-    // dense solver does.
-    void release() noexcept {
-        returned_ = true;
-        a.resize(0, 0);
-    }
-
-    Eigen::MatrixXd a;
-    Eigen::VectorXd diagonal;
-
-private:
-    Hessian& h_;
-    bool f32_;
-    bool returned_ = false;
-};
-
-std::optional<Spectrum> factored_cholesky(Hessian& h, const PartialOptions& o, const HessianOperator& op,
-                                          Clock::time_point t0) {
+// The factored form works in one float64 copy A of H (the working set the
+// dense solver needs too) and leaves h untouched:
+// - dpstrf('L') puts L₁ (r×r, lower) and L₂ (m×r, m = n − r) in A's first r
+//   columns; S = H₂₂ − L₂L₂ᵀ goes to the lower triangle of the trailing block;
+// - the r×r Rayleigh–Ritz matrix lives in A's strict upper triangle, as the
+//   upper triangle of the view V = A(0:r, 1:r+1) (lda n), which no lower
+//   or diagonal element of A touches.
+std::optional<Spectrum> factored_cholesky(const Hessian& h, const HessianOperator& op, Clock::time_point t0) {
     const std::size_t budget = static_cast<std::size_t>(factored_share * static_cast<double>(h.info.n));
     Spectrum s = named(h, "cholesky");
     const int n = static_cast<int>(h.info.n);
     const double scale = h.frobenius;
-    Borrowed m(h);
-    double* A = m.a.data();
-    const double stop = pivot_stop(h, m.diagonal.maxCoeff());
+    Eigen::MatrixXd a = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
+    double* A = a.data();
+    auto at = [&](int i, int j) -> double& { return A[i + static_cast<std::size_t>(j) * n]; };
+    const double stop = pivot_stop(h, a.diagonal().maxCoeff());
     std::vector<int> piv(static_cast<std::size_t>(n));
     std::vector<double> work(2 * static_cast<std::size_t>(n));
     int r = 0, info = 0;
@@ -181,78 +126,77 @@ std::optional<Spectrum> factored_cholesky(Hessian& h, const PartialOptions& o, c
     if (info < 0) throw NumericError("LAPACK dpstrf: argument " + std::to_string(-info) + " is invalid");
     work = {};
     s.stats.passes = 1;
-    if (static_cast<std::size_t>(r) > budget) {
-        m.give_back();
-        return too_large(s, budget, op, t0);
-    }
-    // P·H·Pᵀ = [L₁; L₂]·[L₁; L₂]ᵀ + [0 0; 0 S]: L₁ (r×r, lower) and L₂ (m×r) sit
-    // in the first r columns of A; S (m×m) is written into the lower triangle
-    // of A's trailing block, S = H₂₂ − L₂L₂ᵀ from the stored values.
+    if (static_cast<std::size_t>(r) > budget) return too_large(s, budget, op, t0);
+
     const int rest = n - r;
     double* L2 = A + r;
-    double* S = A + r + static_cast<std::size_t>(r) * n;
-    for (int b = 0; b < rest; ++b) {
+    double* S = &at(r, r);
+    for (int b = 0; b < rest; ++b) {  // S = H₂₂ from the stored values (a column of h at a time)
         const Eigen::Index pb = piv[static_cast<std::size_t>(r + b)] - 1;
         double* column = S + static_cast<std::size_t>(b) * n;
-        for (int i = b; i < rest; ++i) column[i] = m.original(piv[static_cast<std::size_t>(r + i)] - 1, pb);
+        if (h.is_f32()) {
+            const float* hb = h.f32.data() + pb * h.f32.rows();
+            for (int i = b; i < rest; ++i) column[i] = hb[piv[static_cast<std::size_t>(r + i)] - 1];
+        } else {
+            const double* hb = h.f64.data() + pb * h.f64.rows();
+            for (int i = b; i < rest; ++i) column[i] = hb[piv[static_cast<std::size_t>(r + i)] - 1];
+        }
     }
     if (rest > 0 && r > 0) blas::syrk('L', 'N', rest, r, -1.0, L2, n, 1.0, S, n);
 
     // The certificate: ‖S‖_F plus the rounding allowance γ_{r+1}·(‖L‖_F² + ‖H‖_F)
     // for the entries not recomputed (see rounding_fits). Scaled by ‖H‖_F so
-    // that squares of entries near 1e±300 stay finite.
-    double s2 = 0, l2 = 0;  // summed in double: relative rounding n·ε, far under the allowance
+    // that squares of entries near 1e±300 stay finite; summed in double
+    // (relative rounding n·ε, far under the allowance).
+    double s2 = 0, l2 = 0;
     for (int b = 0; b < rest; ++b) {
-        const Eigen::Map<const Eigen::VectorXd> column(S + static_cast<std::size_t>(b) * n + b, rest - b);
+        const Eigen::Map<const Eigen::VectorXd> column(&at(r + b, r + b), rest - b);
         s2 += 2 * (column / scale).squaredNorm() - (column(0) / scale) * (column(0) / scale);
     }
     const double root = std::sqrt(scale);  // L's entries scale as √H
-    for (int j = 0; j < r; ++j)
-        l2 += (Eigen::Map<const Eigen::VectorXd>(A + j + static_cast<std::size_t>(j) * n, n - j) / root).squaredNorm();
-    s2 = std::max(s2, 0.0);
-    const double norm_s = scale * std::sqrt(s2);
+    for (int j = 0; j < r; ++j) l2 += (Eigen::Map<const Eigen::VectorXd>(&at(j, j), n - j) / root).squaredNorm();
+    const double norm_s = scale * std::sqrt(std::max(s2, 0.0));
     s.rest_bound = norm_s * (1 + gamma(n)) + gamma(r + 1) * (scale * l2 + scale);
 
-    // Rayleigh–Ritz on range(L) with L = QR: QᵀHQ = RRᵀ + Q₂ᵀSQ₂. R comes from
-    // the Cholesky factor of LᵀL (R = Gᵀ for LᵀL = GGᵀ), Q₂ = L₂R⁻¹ overwrites L₂.
+    // Rayleigh–Ritz on range(L) with L = QR: QᵀHQ = RRᵀ + Q₂ᵀSQ₂, R from the
+    // Cholesky factor of M = LᵀL = RᵀR, Q₂ = L₂R⁻¹ written over L₂.
     if (r > 0) {
-        Eigen::MatrixXd B = Eigen::MatrixXd::Zero(r, r);
-        for (int j = 0; j < r; ++j)
-            for (int i = j; i < r; ++i) B(i, j) = A[i + static_cast<std::size_t>(j) * n];
-        blas::trmm('L', 'L', 'T', 'N', r, r, 1.0, A, n, B.data(), r);  // L₁ᵀL₁
-        if (rest > 0) blas::syrk('L', 'T', r, rest, 1.0, L2, n, 1.0, B.data(), r);  // + L₂ᵀL₂
-        dpotrf_("L", &r, B.data(), &r, &info, 1);
+        double* V = A + n;  // V(j, i) = A(j, i + 1); its upper triangle is A's strict upper
+        const int m = rest;  // ≥ 1: r is within the budget, under n
+        blas::syrk('U', 'T', r, m, 1.0, L2, n, 0.0, V, n);  // L₂ᵀL₂
+        dlauum_("L", &r, A, &n, &info, 1);  // L₁ᵀL₁ over L₁ (lower), then added across
+        if (info != 0) throw NumericError("LAPACK dlauum failed: info = " + std::to_string(info));
+        for (int i = 0; i < r; ++i)
+            for (int j = 0; j <= i; ++j) V[j + static_cast<std::size_t>(i) * n] += at(i, j);
+        dpotrf_("U", &r, V, &n, &info, 1);
         if (info != 0) throw NumericError("Rayleigh–Ritz: LᵀL is not positive definite (LAPACK dpotrf info = " +
                                           std::to_string(info) + ")");
-        if (rest > 0) blas::trsm('R', 'L', 'T', 'N', rest, r, 1.0, B.data(), r, L2, n);
-        dlauum_("L", &r, B.data(), &r, &info, 1);  // GᵀG = RRᵀ
+        blas::trsm('R', 'U', 'N', 'N', m, r, 1.0, V, n, L2, n);  // Q₂ = L₂R⁻¹
+        dlauum_("U", &r, V, &n, &info, 1);                    // RRᵀ
         if (info != 0) throw NumericError("LAPACK dlauum failed: info = " + std::to_string(info));
-        // B += Q₂ᵀ·(S·Q₂), a block of columns at a time (lower triangle only).
+        // V += Q₂ᵀ·(S·Q₂), a block of columns at a time (upper triangle and the
+        // diagonal block; what lands under V's diagonal is A's spent L₁ᵀL₁).
         constexpr int width = 64;
-        Eigen::MatrixXd T(rest, std::min(width, r));
-        for (int c = 0; c < r && rest > 0; c += width) {
+        Eigen::MatrixXd T(m, std::min(width, r));
+        for (int c = 0; c < r; c += width) {
             const int w = std::min(width, r - c);
-            blas::symm('L', 'L', rest, w, 1.0, S, n, L2 + static_cast<std::size_t>(c) * n, n, 0.0, T.data(), rest);
-            blas::gemm('T', 'N', r - c, w, rest, 1.0, L2 + static_cast<std::size_t>(c) * n, n, T.data(), rest, 1.0,
-                       B.data() + c + static_cast<std::size_t>(c) * r, r);
+            blas::symm('L', 'L', m, w, 1.0, S, n, L2 + static_cast<std::size_t>(c) * n, n, 0.0, T.data(), m);
+            blas::gemm('T', 'N', c + w, w, m, 1.0, L2, n, T.data(), m, 1.0, V + static_cast<std::size_t>(c) * n, n);
         }
         T.resize(0, 0);
-        s.values = symmetric_eigenvalues(B.data(), r, r, 'L');
+        s.values = symmetric_eigenvalues(V, r, n, 'U');
     }
     // By Weyl, the n − r eigenvalues of H that LLᵀ maps to zero lie within
     // ‖H − LLᵀ‖_F of zero; the Ritz values stand for the other r.
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = 0;
     finish(s, op, t0);
-    if (o.keep_matrix && !o.keep_matrix(s)) m.release();
-    else m.give_back();
-    s.stats.seconds = since(t0);
     return s;
 }
 
 }  // namespace
 
-std::optional<Spectrum> cholesky_spectrum(Hessian& h, const PartialOptions& o) {
+std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& o) {
     const auto t0 = Clock::now();
     HessianOperator op(h);
     Spectrum s = named(h, "cholesky");
@@ -265,8 +209,8 @@ std::optional<Spectrum> cholesky_spectrum(Hessian& h, const PartialOptions& o) {
     const std::size_t n = h.info.n, likely = likely_rank(op, h);
     if (o.max_k == 0 && likely > n / 8 && n <= static_cast<std::size_t>(INT_MAX) && rounding_fits(op, h)) {
         const auto budget = static_cast<std::size_t>(factored_share * static_cast<double>(n));
-        if (likely > budget + n / 10) return too_large(s, budget, op, t0);  // past the budget: skip dpstrf
-        return factored_cholesky(h, o, op, t0);
+        if (likely > budget + n / 20) return too_large(s, budget, op, t0);  // well past it: skip dpstrf
+        return factored_cholesky(h, op, t0);
     }
     // Rank at least trace²/‖H‖_F² for a PSD H: past max_k the pivots cannot win.
     if (likely > max_pairs(h, o)) return too_large(s, max_pairs(h, o), op, t0);

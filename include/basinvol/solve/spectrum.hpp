@@ -5,7 +5,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,10 +51,6 @@ struct PartialOptions {
     std::size_t max_k = 0;      // 0: n/4
     std::size_t oversample = 8; // slack a sketch must show before it is trusted to hold the range
     std::uint64_t seed = 20261129;
-    // Asked with the finished spectrum: does the caller still need the
-    // Hessian's matrix? When it says no, the factored Cholesky releases the
-    // storage it borrowed instead of rebuilding it. Unset: always rebuilt.
-    std::function<bool(const Spectrum&)> keep_matrix;
 };
 
 // Blocked randomized range finder with Rayleigh–Ritz ("sketch"): Y = H·Ω
@@ -74,13 +69,12 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
 //   up past max_k pivots;
 // - factored (likely rank > n/8, float32-like storage): LAPACK dpstrf on a
 //   float64 copy of H, the Schur complement S = H₂₂ − L₂L₂ᵀ from the stored
-//   values, and the Ritz values as eig(RRᵀ + Q₂ᵀSQ₂) with L = QR, all BLAS-3;
-//   gives up past 0.7·n pivots, where dense LAPACK is as fast. It borrows h's
-//   storage and hands it back unchanged (same values, same type), unless
-//   options.keep_matrix says the caller is done with it.
+//   values, and the Ritz values as eig(RRᵀ + Q₂ᵀSQ₂) with L = QR, all BLAS-3
+//   and all inside the copy (the dense solver's working set); gives up past
+//   0.75·n pivots, where dense LAPACK is as fast.
 // Empty when the diagonal has a negative entry; too_large when the rank passes
 // the budget; an indefinite matrix shows as a large certificate.
-std::optional<Spectrum> cholesky_spectrum(Hessian& h, const PartialOptions& options = {});
+std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions& options = {});
 
 // Spectra's SymEigsSolver (Lanczos, largest magnitude) on the Hessian
 // operator, with the same certificate. The number of wanted eigenvalues
