@@ -30,8 +30,9 @@ std::size_t working_set_bytes(const HessianInfo& info) {
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
     if (n > (std::size_t(1) << 31)) return SIZE_MAX;
-    // Stored matrix + float64 copy for dsyevd (float64 data is solved in place,
-    // but the sketch's Y, Q, W blocks, 3·n·(n/4) doubles, sit beside it).
+    // Stored matrix + float64 copy for dsyevd and the factored Cholesky
+    // (float64 data is solved in place by dsyevd, but the sketch's Y, Q, W
+    // blocks, 3·n·(n/4) doubles, sit beside it) + O(n) vectors.
     return n * n * elem + n * n * sizeof(double) + 64 * n * sizeof(double);
 }
 

@@ -176,7 +176,7 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, const HessianOperato
         if (info != 0) throw NumericError("LAPACK dlauum failed: info = " + std::to_string(info));
         // V += Q₂ᵀ·(S·Q₂), a block of columns at a time (upper triangle and the
         // diagonal block; what lands under V's diagonal is A's spent L₁ᵀL₁).
-        constexpr int width = 64;
+        constexpr int width = 48;  // T, m×48, stays inside the O(n) share of the working set
         Eigen::MatrixXd T(m, std::min(width, r));
         for (int c = 0; c < r; c += width) {
             const int w = std::min(width, r - c);
