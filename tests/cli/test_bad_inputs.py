@@ -255,6 +255,37 @@ def _bad_threshold(value):
     return make
 
 
+def _corrupt_fourth_attribute():
+    """Four attributes, the fourth with an invalid dataspace version byte.
+    HDF5 1.10 fails to decode it while building its attribute table and then
+    closes table slots it never filled (a crash under AddressSanitizer; in a
+    plain build the three good attributes, loss_threshold among them, were
+    silently dropped). Attribute message version 1: version, reserved, name
+    size, datatype size, dataspace size, then name, datatype and dataspace,
+    each padded to 8 bytes; a dataspace message starts with its version."""
+    import struct
+
+    def build(f):
+        d = f.create_dataset("hessian", data=H)
+        d.attrs["step"] = 7.0
+        d.attrs["loss"] = 0.25
+        d.attrs["loss_threshold"] = 0.5
+        d.attrs["zz_corrupt"] = 2.0
+
+    file = h5("corrupt_attribute.h5", build)
+    with open(file, "r+b") as f:
+        b = bytearray(f.read())
+        at = b.find(b"zz_corrupt\x00")
+        version, _, name_size, type_size, _ = struct.unpack("<BBHHH", b[at - 8:at])
+        assert version == 1, version
+        pad = lambda x: (x + 7) // 8 * 8
+        dataspace = at + pad(name_size) + pad(type_size)
+        assert b[dataspace] in (1, 2), b[dataspace]
+        f.seek(dataspace)
+        f.write(bytes([9]))
+    return file
+
+
 BAD = {
     # name: (make, pieces of the message; the file name is always checked)
     "text": (_text, ["not an HDF5 file"]),
@@ -300,6 +331,8 @@ BAD = {
     "huge_contiguous": (_huge_contiguous, [":/hessian", "n = 2147483651"]),
     "threshold_negative": (_bad_threshold(-1.0), [":/hessian", "loss_threshold must be a positive number"]),
     "threshold_nan": (_bad_threshold(float("nan")), [":/hessian", "loss_threshold must be a positive number"]),
+    "corrupt_attribute": (_corrupt_fourth_attribute, [":/hessian", "an attribute cannot be decoded",
+                                                      "wrong version number in dataspace message"]),
 }
 
 
