@@ -269,6 +269,13 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
         static_cast<std::vector<std::string>*>(data)->emplace_back(name);
         return 0;
     };
+    // Count the links first: on a group whose symbol-table B-tree points
+    // outside the file this fails cleanly, while HDF5 1.10's H5Literate
+    // goes on to read the group's local heap and crashes in its metadata
+    // accumulator (a memcpy from NULL, found by fuzzing).
+    H5G_info_t group_info{};
+    if (H5Gget_info(group, &group_info) < 0)
+        fail(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
     hsize_t idx = 0;
     if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0)
         fail(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");

@@ -286,6 +286,19 @@ def _corrupt_fourth_attribute():
     return file
 
 
+def _symbol_table_outside_file():
+    """A fuzz-found file whose root group's symbol-table B-tree points past
+    the end of the file. HDF5 1.10's H5Literate then crashed in its metadata
+    accumulator (SIGSEGV in a plain build too); the reader counts the
+    group's links first, which fails cleanly."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    src = os.path.join(here, "..", "..", "fuzz", "regressions", "fuzz_reader",
+                       "hdf5-symbol-table-outside-file-crashes-accumulator")
+    file = path("symbol_table_outside_file.h5")
+    shutil.copyfile(src, file)
+    return file
+
+
 BAD = {
     # name: (make, pieces of the message; the file name is always checked)
     "text": (_text, ["not an HDF5 file"]),
@@ -333,6 +346,8 @@ BAD = {
     "threshold_nan": (_bad_threshold(float("nan")), [":/hessian", "loss_threshold must be a positive number"]),
     "corrupt_attribute": (_corrupt_fourth_attribute, [":/hessian", "an attribute cannot be decoded",
                                                       "wrong version number in dataspace message"]),
+    "symbol_table_outside_file": (_symbol_table_outside_file, [":/", "cannot list group",
+                                                               "attempting I/O in temporary file space"]),
 }
 
 
