@@ -3,6 +3,7 @@
 // the answer is a list of rows or one error row: never a crash, and an error
 // row always carries a message naming the image.
 #include <basinvol/analyze.hpp>
+#include <basinvol/io/reader.hpp>
 #include <basinvol/io/source.hpp>
 
 #include <cstddef>
@@ -10,6 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+// libFuzzer only (the replay driver does not call it): list in this process,
+// so that the fuzzer sees the walk's coverage and HDF5's own crashes. The
+// replayed regressions run with the child-process listing users get.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    basinvol::set_listing_isolation(false);
+    return 0;
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     basinvol::Source src =

@@ -2,18 +2,28 @@
 // HDF5 helpers shared by the reader and the writer (internal): every call is
 // checked by its caller; handles close themselves; HDF5's automatic error
 // printing is off while we work, and its innermost message is folded into ours.
+#include <basinvol/hessian.hpp>
+#include <basinvol/io/source.hpp>
+
 #include <hdf5.h>
 
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace basinvol::detail {
 
-// HDF5 is built without thread safety on Debian: one caller at a time.
-inline std::recursive_mutex& hdf5_mutex() {
-    static std::recursive_mutex m;
+// HDF5 is built without thread safety on Debian: one caller at a time. The
+// slot lets a forked child (single-threaded, see listing.cpp) start from a
+// fresh mutex instead of the copy its parent holds.
+inline std::recursive_mutex*& hdf5_mutex_slot() {
+    static std::recursive_mutex* m = new std::recursive_mutex;
     return m;
 }
+inline std::recursive_mutex& hdf5_mutex() { return *hdf5_mutex_slot(); }
+
+// list_hessians in this process (listing.cpp wraps it in a child process).
+std::vector<HessianInfo> list_hessians_here(const Source& source);
 
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {

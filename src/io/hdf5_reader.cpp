@@ -321,7 +321,7 @@ std::size_t physical_memory_bytes() {
     return static_cast<std::size_t>(pages) * static_cast<std::size_t>(size);
 }
 
-std::vector<HessianInfo> list_hessians(const Source& source) {
+std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
     Handle file = open_file(source.file, source.image);

@@ -286,17 +286,14 @@ def _corrupt_fourth_attribute():
     return file
 
 
-def _symbol_table_outside_file():
-    """A fuzz-found file whose root group's symbol-table B-tree points past
-    the end of the file. HDF5 1.10's H5Literate then crashed in its metadata
-    accumulator (SIGSEGV in a plain build too); the reader counts the
-    group's links first, which fails cleanly."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    src = os.path.join(here, "..", "..", "fuzz", "regressions", "fuzz_reader",
-                       "hdf5-symbol-table-outside-file-crashes-accumulator")
-    file = path("symbol_table_outside_file.h5")
-    shutil.copyfile(src, file)
-    return file
+def _fuzz_regression(regression, name):
+    """A file the fuzzer found (fuzz/regressions/fuzz_reader), as a file on disk."""
+    def make():
+        here = os.path.dirname(os.path.abspath(__file__))
+        file = path(name)
+        shutil.copyfile(os.path.join(here, "..", "..", "fuzz", "regressions", "fuzz_reader", regression), file)
+        return file
+    return make
 
 
 BAD = {
@@ -346,8 +343,17 @@ BAD = {
     "threshold_nan": (_bad_threshold(float("nan")), [":/hessian", "loss_threshold must be a positive number"]),
     "corrupt_attribute": (_corrupt_fourth_attribute, [":/hessian", "an attribute cannot be decoded",
                                                       "wrong version number in dataspace message"]),
-    "symbol_table_outside_file": (_symbol_table_outside_file, [":/", "cannot list group",
-                                                               "attempting I/O in temporary file space"]),
+    # The root group's symbol-table B-tree points past the end of the file:
+    # HDF5 1.10's H5Literate crashed in its metadata accumulator (SIGSEGV in a
+    # plain build too); counting the links first fails cleanly.
+    "symbol_table_outside_file": (
+        _fuzz_regression("hdf5-symbol-table-outside-file-crashes-accumulator", "symbol_table_outside_file.h5"),
+        [":/", "cannot list group", "attempting I/O in temporary file space"]),
+    # A B-tree node on which HDF5 1.10 crashes even while counting links: the
+    # listing's child process dies and the file becomes one error row.
+    "hdf5_crash_while_listing": (
+        _fuzz_regression("hdf5-btree-node-crashes-group-info", "hdf5_crash_while_listing.h5"),
+        ["the HDF5 library failed while reading this file's structure", "corrupt file"]),
 }
 
 

@@ -26,7 +26,16 @@ struct ReadOptions {
 // and attributes (no matrix data is read). A dataset path must name a square
 // 2-D numeric dataset; a group or a bare file means every square 2-D dataset
 // below it. Throws InputError.
+//
+// HDF5 1.10 can crash on corrupt metadata, so the walk runs in a forked child
+// process: a child that dies is an InputError naming the file ("the HDF5
+// library failed while reading this file's structure"), never the caller's
+// death.
 std::vector<HessianInfo> list_hessians(const Source& source);
+
+// Whether list_hessians walks files in a child process (default on). Off
+// lists in this process: for fuzzing, where the walk's coverage must be seen.
+void set_listing_isolation(bool on);
 
 // Reads one Hessian listed by list_hessians, checks it (finite, symmetric to
 // within max_asymmetry) and symmetrizes it. Throws InputError.

@@ -1,0 +1,220 @@
+// Listing a SOURCE walks all of a file's metadata through HDF5, and HDF5 1.10
+// (Debian 12's) can crash on corrupt metadata: fuzzing found several such
+// crashes, fixed only in later HDF5 releases. So the walk runs in a forked
+// child process that sends back what it found; a child that dies becomes one
+// error naming the file, and the batch goes on. Reading values stays in this
+// process (its known crashes are guarded in hdf5_reader.cpp).
+#include "hdf5_detail.hpp"
+
+#include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
+
+#include <atomic>
+#include <cerrno>
+#include <csignal>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace basinvol {
+namespace {
+
+std::atomic<bool> g_isolate{true};
+
+// A byte string both sides agree on: fixed-width numbers, length-prefixed
+// strings (any bytes: names need not be UTF-8), doubles bit for bit (NaN too).
+class Writer {
+public:
+    void u64(std::uint64_t v) { buf_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+    void f64(double v) { buf_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+    void str(const std::string& s) {
+        u64(s.size());
+        buf_ += s;
+    }
+    void opt(const std::optional<double>& v) {
+        u64(v.has_value());
+        if (v) f64(*v);
+    }
+    void opt(const std::optional<std::string>& v) {
+        u64(v.has_value());
+        if (v) str(*v);
+    }
+    const std::string& bytes() const { return buf_; }
+
+private:
+    std::string buf_;
+};
+
+class Reader {
+public:
+    explicit Reader(const std::string& b) : b_(b) {}
+    std::uint64_t u64() {
+        std::uint64_t v;
+        take(&v, sizeof v);
+        return v;
+    }
+    double f64() {
+        double v;
+        take(&v, sizeof v);
+        return v;
+    }
+    std::string str() {
+        const std::uint64_t n = u64();
+        if (n > b_.size() - pos_) throw std::length_error("truncated");
+        std::string s = b_.substr(pos_, n);
+        pos_ += n;
+        return s;
+    }
+    void opt(std::optional<double>& v) {
+        if (u64()) v = f64();
+    }
+    void opt(std::optional<std::string>& v) {
+        if (u64()) v = str();
+    }
+
+private:
+    void take(void* out, std::size_t n) {
+        if (n > b_.size() - pos_) throw std::length_error("truncated");
+        std::memcpy(out, b_.data() + pos_, n);
+        pos_ += n;
+    }
+    const std::string& b_;
+    std::size_t pos_ = 0;
+};
+
+void put(Writer& w, const HessianInfo& h) {
+    w.str(h.file);
+    w.str(h.dataset);
+    w.u64(h.n);
+    w.str(h.stored_type);
+    w.f64(h.stored_eps);
+    w.str(h.problem);
+    w.opt(h.attrs.step);
+    w.opt(h.attrs.loss);
+    w.opt(h.attrs.loss_threshold);
+    w.opt(h.attrs.name);
+    w.u64(h.attrs.numbers.size());
+    for (const auto& [k, v] : h.attrs.numbers) {
+        w.str(k);
+        w.f64(v);
+    }
+    w.u64(h.attrs.strings.size());
+    for (const auto& [k, v] : h.attrs.strings) {
+        w.str(k);
+        w.str(v);
+    }
+}
+
+HessianInfo get(Reader& r) {
+    HessianInfo h;
+    h.file = r.str();
+    h.dataset = r.str();
+    h.n = static_cast<std::size_t>(r.u64());
+    h.stored_type = r.str();
+    h.stored_eps = r.f64();
+    h.problem = r.str();
+    r.opt(h.attrs.step);
+    r.opt(h.attrs.loss);
+    r.opt(h.attrs.loss_threshold);
+    r.opt(h.attrs.name);
+    for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) {
+        std::string k = r.str();
+        h.attrs.numbers[k] = r.f64();
+    }
+    for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) {
+        std::string k = r.str();
+        h.attrs.strings[k] = r.str();
+    }
+    return h;
+}
+
+// The child: list, send the result ('L') or the error ('E'), exit without
+// running this process's exit handlers or flushing its stdio buffers.
+[[noreturn]] void child(const Source& source, int fd) {
+    detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
+    Writer w;
+    try {
+        std::vector<HessianInfo> list = detail::list_hessians_here(source);
+        w.u64('L');
+        w.u64(list.size());
+        for (const auto& h : list) put(w, h);
+    } catch (const Error& e) {
+        w = Writer();
+        w.u64('E');
+        w.str(e.what());
+    } catch (const std::bad_alloc&) {
+        w = Writer();
+        w.u64('E');
+        w.str(source.file + ": out of memory while listing");
+    } catch (const std::exception& e) {
+        w = Writer();
+        w.u64('E');
+        w.str(source.file + ": cannot list: " + e.what());
+    }
+    const std::string& bytes = w.bytes();
+    for (std::size_t done = 0; done < bytes.size();) {
+        const ssize_t k = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) _exit(3);
+        done += static_cast<std::size_t>(k);
+    }
+    _exit(0);
+}
+
+}  // namespace
+
+void set_listing_isolation(bool on) { g_isolate = on; }
+
+std::vector<HessianInfo> list_hessians(const Source& source) {
+    if (!g_isolate) return detail::list_hessians_here(source);
+    // Held across fork: no other thread is inside HDF5 while its state is copied.
+    std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+    int fd[2];
+    if (::pipe(fd) != 0) return detail::list_hessians_here(source);  // cannot isolate: list here
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(fd[0]);
+        ::close(fd[1]);
+        return detail::list_hessians_here(source);
+    }
+    if (pid == 0) {
+        ::close(fd[0]);
+        child(source, fd[1]);
+    }
+    ::close(fd[1]);
+    std::string bytes;
+    char chunk[65536];
+    for (;;) {
+        const ssize_t k = ::read(fd[0], chunk, sizeof chunk);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        bytes.append(chunk, static_cast<std::size_t>(k));
+    }
+    ::close(fd[0]);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    try {
+        if (!clean) throw std::length_error("no answer");
+        Reader r(bytes);
+        const std::uint64_t kind = r.u64();
+        if (kind == 'E') throw InputError(r.str());
+        std::vector<HessianInfo> list(static_cast<std::size_t>(r.u64()));
+        for (auto& h : list) {
+            h = get(r);
+            h.image = source.image;
+        }
+        return list;
+    } catch (const std::length_error&) {
+        std::string why = source.file + ": the HDF5 library failed while reading this file's structure (corrupt file";
+        if (WIFSIGNALED(status)) why += std::string("; it stopped on signal ") + std::to_string(WTERMSIG(status));
+        throw InputError(why + ")");
+    }
+}
+
+}  // namespace basinvol
