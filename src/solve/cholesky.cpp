@@ -110,8 +110,9 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
 // - the r×r Rayleigh–Ritz matrix lives in A's strict upper triangle, as the
 //   upper triangle of the view V = A(0:r, 1:r+1) (lda n), which no lower
 //   or diagonal element of A touches.
-std::optional<Spectrum> factored_cholesky(const Hessian& h, const HessianOperator& op, Clock::time_point t0) {
-    const std::size_t budget = static_cast<std::size_t>(factored_share * static_cast<double>(h.info.n));
+// Gives up (too_large) past `budget` pivots.
+std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, const HessianOperator& op,
+                                          Clock::time_point t0) {
     Spectrum s = named(h, "cholesky");
     const int n = static_cast<int>(h.info.n);
     const double scale = h.frobenius;
@@ -210,7 +211,7 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
     if (o.max_k == 0 && likely > n / 8 && n <= static_cast<std::size_t>(INT_MAX) && rounding_fits(op, h)) {
         const auto budget = static_cast<std::size_t>(factored_share * static_cast<double>(n));
         if (likely > budget + n / 20) return too_large(s, budget, op, t0);  // well past it: skip dpstrf
-        return factored_cholesky(h, op, t0);
+        return factored_cholesky(h, budget, op, t0);
     }
     // Rank at least trace²/‖H‖_F² for a PSD H: past max_k the pivots cannot win.
     if (likely > max_pairs(h, o)) return too_large(s, max_pairs(h, o), op, t0);
