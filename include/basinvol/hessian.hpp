@@ -14,6 +14,7 @@ struct Attributes {
     std::optional<double> step;
     std::optional<double> loss;
     std::optional<double> loss_threshold;
+    std::optional<double> hessian_error;  // the exporter's bound on the matrix's own error (absolute)
     std::optional<std::string> name;
     // Other numeric scalar attributes (e.g. expected_rank), by name.
     std::map<std::string, double> numbers;

@@ -96,8 +96,37 @@ std::string type_name(hid_t type) {
     }
 }
 
+// Attributes whose value changes a row's numbers: never silently dropped.
+bool changes_answer(const std::string& key) { return key == "loss_threshold" || key == "hessian_error"; }
+
+// The whole of `text` as a finite number (surrounding blanks allowed).
+std::optional<double> parse_number(const std::string& text) {
+    const char* begin = text.c_str();
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(begin, &end);
+    if (end == begin || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
+    while (*end == ' ' || *end == '\t') ++end;
+    if (*end != '\0') return std::nullopt;
+    return v;
+}
+
+void store_number(Attributes& attrs, const std::string& key, double v) {
+    if (key == "step") attrs.step = v;
+    else if (key == "loss") attrs.loss = v;
+    else if (key == "loss_threshold") attrs.loss_threshold = v;
+    else if (key == "hessian_error") attrs.hessian_error = v;
+    else if (key == "name") {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.17g", v);
+        attrs.name = buf;
+    } else attrs.numbers[key] = v;
+}
+
 // Reads scalar (or one-element) attributes into `attrs`; returns why they
-// cannot be read ("" when they can).
+// cannot be read ("" when they can): a corrupt attribute list, or an
+// attribute that changes an answer (loss_threshold, hessian_error) holding
+// anything but one number.
 std::string read_attributes(hid_t obj, Attributes& attrs) {
     // HDF5 1.10 iterates a compact attribute list through a table it builds
     // first; when a message fails to decode, it then closes table slots it
@@ -110,7 +139,8 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
     }
     struct Ctx {
         Attributes* attrs;
-    } ctx{&attrs};
+        std::string problem;  // the first attribute that changes an answer and cannot be read as one number
+    } ctx{&attrs, {}};
     auto op = [](hid_t loc, const char* name, const H5A_info_t*, void* data) -> herr_t {
         auto* c = static_cast<Ctx*>(data);
         hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
@@ -119,22 +149,28 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
         Handle space(H5Aget_space(a), H5Sclose);
         Handle type(H5Aget_type(a), H5Tclose);
         if (!space.valid() || !type.valid()) return 0;
+        const std::string key = name;
+        const bool answer = changes_answer(key);
+        auto refuse = [&](const std::string& why) {
+            if (answer && c->problem.empty())
+                c->problem = "attribute " + key + " must be one number, got " + why;
+            else if (!answer && key.rfind("expected_", 0) == 0)
+                c->attrs->strings[key] = "unreadable: must be one number, got " + why;
+        };
         hssize_t count = H5Sget_simple_extent_npoints(space.get());
-        if (count != 1) return 0;
         H5T_class_t cls = H5Tget_class(type.get());
-        std::string key = name;
+        if (count != 1) {
+            refuse(count < 0 ? std::string("an unreadable dataspace")
+                             : "an array of " + std::to_string(count) + " values");
+            return 0;
+        }
         if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
             double v = 0;
-            if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) return 0;
-            if (key == "step") c->attrs->step = v;
-            else if (key == "loss") c->attrs->loss = v;
-            else if (key == "loss_threshold") c->attrs->loss_threshold = v;
-            else if (key == "name") {
-                char buf[32];
-                std::snprintf(buf, sizeof buf, "%.17g", v);
-                c->attrs->name = buf;
+            if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) {
+                refuse("a value that cannot be read");
+                return 0;
             }
-            else c->attrs->numbers[key] = v;
+            store_number(*c->attrs, key, v);
         } else if (cls == H5T_STRING) {
             std::string value;
             if (H5Tis_variable_str(type.get()) > 0) {
@@ -154,8 +190,17 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
                 if (H5Aread(a, mem.get(), buf.data()) < 0) return 0;
                 value = std::string(buf.c_str());
             }
+            // A number written as text ("0.5") is that number; other text is
+            // refused where it would change an answer.
             if (key == "name") c->attrs->name = value;
-            else c->attrs->strings[key] = value;
+            else if (auto v = parse_number(value); v && (answer || key.rfind("expected_", 0) == 0))
+                store_number(*c->attrs, key, *v);
+            else if (answer || key.rfind("expected_", 0) == 0)
+                refuse("the string '" + value.substr(0, 40) + "'");
+            else
+                c->attrs->strings[key] = value;
+        } else {
+            refuse("a value of type " + type_name(type.get()));
         }
         return 0;
     };
@@ -164,7 +209,7 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
     hsize_t idx = 0;
     H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, op, &ctx);
     H5Eclear2(H5E_DEFAULT);
-    return "";
+    return ctx.problem;
 }
 
 // The first filter of `d`'s pipeline this HDF5 library cannot decode, as

@@ -109,6 +109,7 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
     if (attrs.step) write_number(d.get(), where, "step", *attrs.step);
     if (attrs.loss) write_number(d.get(), where, "loss", *attrs.loss);
     if (attrs.loss_threshold) write_number(d.get(), where, "loss_threshold", *attrs.loss_threshold);
+    if (attrs.hessian_error) write_number(d.get(), where, "hessian_error", *attrs.hessian_error);
     if (attrs.name) write_string(d.get(), where, "name", *attrs.name);
     for (const auto& [k, v] : attrs.numbers) write_number(d.get(), where, k, v);
     for (const auto& [k, v] : attrs.strings) write_string(d.get(), where, k, v);

@@ -96,6 +96,7 @@ void put(Writer& w, const HessianInfo& h) {
     w.opt(h.attrs.step);
     w.opt(h.attrs.loss);
     w.opt(h.attrs.loss_threshold);
+    w.opt(h.attrs.hessian_error);
     w.opt(h.attrs.name);
     w.u64(h.attrs.numbers.size());
     for (const auto& [k, v] : h.attrs.numbers) {
@@ -120,6 +121,7 @@ HessianInfo get(Reader& r) {
     r.opt(h.attrs.step);
     r.opt(h.attrs.loss);
     r.opt(h.attrs.loss_threshold);
+    r.opt(h.attrs.hessian_error);
     r.opt(h.attrs.name);
     for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) {
         std::string k = r.str();
