@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <cmath>
 #include <new>
 #include <sstream>
@@ -14,6 +15,8 @@ void validate(const AnalyzeOptions& o) {
         throw UsageError("-T/--threshold must be a positive number, got " + std::to_string(*o.threshold));
     if (o.regularized && !(*o.regularized > 0 && std::isfinite(*o.regularized)))
         throw UsageError("--regularized must be a positive number, got " + std::to_string(*o.regularized));
+    if (o.hessian_error && !(*o.hessian_error >= 0 && std::isfinite(*o.hessian_error)))
+        throw UsageError("--hessian-error must be a finite number >= 0, got " + std::to_string(*o.hessian_error));
     if (!(o.read.max_asymmetry >= 0))
         throw UsageError("--max-asymmetry must be >= 0, got " + std::to_string(o.read.max_asymmetry));
     if (o.cut.rtol && !(*o.cut.rtol >= 0)) throw UsageError("--rtol must be >= 0, got " + std::to_string(*o.cut.rtol));
@@ -44,27 +47,48 @@ std::vector<HessianInfo> expand_source(const Source& source, Row* error_row) {
 
 namespace {
 
+constexpr double eps64 = std::numeric_limits<double>::epsilon();
+
 // Below this n the dense solver is cheap enough to always be the answer.
 constexpr std::size_t dense_below = 500;
 
-Magnitudes magnitudes(const Spectrum& s, const Hessian& h) {
+// The input's own error: the larger of what was stated (option, else the
+// dataset's hessian_error attribute) and ‖H − Hᵀ‖_F. For an error E with
+// independent entries the symmetric part left after symmetrizing has about
+// half the Frobenius norm of H − Hᵀ = E − Eᵀ; taking all of it is a factor 2
+// of margin for an estimate read from one matrix.
+double input_noise(const Hessian& h, const AnalyzeOptions& opt) {
+    const double stated = opt.hessian_error ? *opt.hessian_error : h.info.attrs.hessian_error.value_or(0.0);
+    return std::max(stated, h.asymmetry * h.frobenius);
+}
+
+Magnitudes magnitudes(const Spectrum& s, const Hessian& h, const AnalyzeOptions& opt) {
     Magnitudes m;
     m.n = s.n;
-    m.rest_bound = s.rest_bound;
     m.stored_eps = h.info.stored_eps;
     m.frobenius = h.frobenius;
+    m.input_noise = input_noise(h, opt);
+    if (!s.complete) {
+        // A partial spectrum's bounds carry the rounding of the products that
+        // formed them (about ε·√n·‖H‖_F) on top of what they prove.
+        const double rounding = eps64 * std::sqrt(static_cast<double>(s.n)) * h.frobenius;
+        m.rest_bound = s.rest_bound + rounding;
+        m.value_error = s.value_error + rounding;
+    }
     m.known.reserve(s.values.size());
     for (double v : s.values) m.known.push_back(std::abs(v));
     std::sort(m.known.begin(), m.known.end(), std::greater<double>());
     return m;
 }
 
-std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, const char* method) {
+std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, Method method) {
     std::ostringstream why;
-    why << method << ": ";
-    if (!s) why << "not applicable (negative diagonal)";
+    why << method_name(method) << ": ";
+    if (!s) why << (method == Method::cholesky ? "not applicable (negative diagonal)" : "not applicable (n too small)");
     else if (s->too_large) why << "rank above " << s->rank_budget << " (cheaper densely)";
-    else why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
+    else if (cut->tol < s->rest_bound) why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
+    else why << "the cut is not decided by the partial spectrum (rest bound " << s->rest_bound << ", tol " << cut->tol
+             << ")";
     return why.str();
 }
 
@@ -92,7 +116,7 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
     };
     for (Method m : plan(h, opt.method)) {
         if (m == Method::dense) break;
-        const char* name = m == Method::cholesky ? "cholesky" : m == Method::sketch ? "sketch" : "lanczos";
+        const std::string name = method_name(m);
         std::optional<Spectrum> s;
         try {
             s = m == Method::cholesky ? cholesky_spectrum(h)
@@ -103,25 +127,25 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
         } catch (const std::exception& e) {
             // A partial solver that breaks down (Spectra throws std::runtime_error
             // on an exactly rank-one operator) hands over to the next method.
-            notes += (notes.empty() ? "" : "; ") + std::string(name) + ": failed (" + e.what() + ")";
+            notes += (notes.empty() ? "" : "; ") + name + ": failed (" + e.what() + ")";
             continue;
         }
         std::optional<Cut> cut;
         if (s && s->too_large) {  // no other partial method will fit either
             add(spent, s->stats);
-            notes += (notes.empty() ? "" : "; ") + describe_failure(s, nullptr, name);
+            notes += (notes.empty() ? "" : "; ") + describe_failure(s, nullptr, m);
             break;
         }
         if (s) {
-            cut = choose_cut(magnitudes(*s, h), opt.cut);
-            if (s->complete || cut->certified) return settle(std::move(*s), *cut);
+            cut = choose_cut(magnitudes(*s, h, opt), opt.cut);
+            if (s->complete || cut->decided) return settle(std::move(*s), *cut);
             add(spent, s->stats);
         }
-        notes += (notes.empty() ? "" : "; ") + describe_failure(s, cut ? &*cut : nullptr, name);
+        notes += (notes.empty() ? "" : "; ") + describe_failure(s, cut ? &*cut : nullptr, m);
     }
     // Never report an unproven rank: finish densely.
     Spectrum d = dense_spectrum(h);
-    Cut cut = choose_cut(magnitudes(d, h), opt.cut);
+    Cut cut = choose_cut(magnitudes(d, h, opt), opt.cut);
     return settle(std::move(d), cut);
 }
 
@@ -164,7 +188,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
             s.stats.matvecs += before.matvecs;
             s.stats.passes += before.passes;
             s.stats.seconds += before.seconds;
-            cut = choose_cut(magnitudes(s, h), opt.cut);
+            cut = choose_cut(magnitudes(s, h, opt), opt.cut);
         }
     }
 
@@ -197,8 +221,17 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     r.threshold = T;
     r.log_volume = m.log_volume;
     r.log10_volume = m.log10_volume;
+    r.dim_low = cut.dim_low;
+    r.dim_high = cut.dim_high;
+    // Each kept value is within this of the stored matrix's exact eigenvalue:
+    // LAPACK's own bound ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
+    // symmetric eigenproblem") plus, for a partial spectrum, its pairing error.
+    const Magnitudes known = magnitudes(s, h, opt);
+    const double value_error = eps64 * h.frobenius + known.value_error;
+    r.log_volume_error = log_volume_error(s.values, cut.tol, value_error, opt.negatives);
+    r.hessian_error = opt.hessian_error ? opt.hessian_error : info.attrs.hessian_error;
     r.method = s.method;
-    r.certified = s.complete || cut.certified;
+    r.certified = s.complete || cut.decided;
     r.residual_bound = s.rest_bound;
     r.stats = s.stats;
     r.solver_note = s.note;

@@ -1,7 +1,11 @@
-// Dimension-first ranking, ties, mixed n, saddles last, compare.
+// The ranking rule: fewest curved directions first, then log-volume; ties,
+// mixed n, saddles last, compare, and places that noise may decide.
 #include <basinvol/rank/ranking.hpp>
 
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <random>
 
 using namespace basinvol;
 
@@ -11,12 +15,13 @@ Row row(const char* name, std::size_t n, std::size_t dim, double logv, std::size
     r.source = name;
     r.ok = true;
     r.n = n;
-    r.dim = dim;
+    r.dim = r.dim_low = r.dim_high = dim;
     r.rank = n - dim;
     r.log_volume = logv;
     r.negative = neg;
     return r;
 }
+bool has(const Row& r, const char* w) { return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end(); }
 }  // namespace
 
 TEST_CASE("dimension first, then log-volume; error rows last with no place") {
@@ -33,9 +38,10 @@ TEST_CASE("dimension first, then log-volume; error rows last with no place") {
     CHECK(*rows[1].place == 2);
     CHECK(*rows[2].place == 3);
     CHECK_FALSE(rows[3].place.has_value());
+    CHECK_FALSE(has(rows[0], "place_uncertain"));
 }
 
-TEST_CASE("log-volumes within --tie-tol share a place") {
+TEST_CASE("log-volumes on one --tie-tol step share a place") {
     std::vector<Row> rows = {row("a", 5, 1, 1.0), row("b", 5, 1, 1.0 + 1e-9), row("c", 5, 1, 0.5)};
     RankOptions opt;
     opt.tie_tol = 1e-6;
@@ -45,15 +51,62 @@ TEST_CASE("log-volumes within --tie-tol share a place") {
     CHECK(*rows[2].place == 3);
 }
 
-TEST_CASE("rows of different n are ranked by dimension only") {
+TEST_CASE("ties do not chain: rank and compare agree on every pair") {
+    // 0.9e-6 apart each: "within tie_tol of a neighbour" would chain all five
+    // into one place while compare orders the ends.
+    std::vector<Row> rows;
+    for (int i = 0; i < 5; ++i) rows.push_back(row("r", 7, 2, 3.0 + 0.9e-6 * i));
+    rows.push_back(row("far", 7, 2, 2.0));
+    RankOptions opt;
+    std::vector<Row> ranked = rows;
+    rank_rows(ranked, opt);
+    for (const Row& a : ranked)
+        for (const Row& b : ranked) {
+            const Comparison c = compare_rows(a, b, opt);
+            if (c.sign > 0) CHECK(*a.place < *b.place);
+            if (c.sign < 0) CHECK(*a.place > *b.place);
+            if (c.sign == 0) CHECK(*a.place == *b.place);
+        }
+}
+
+TEST_CASE("random rows: places are a consistent total preorder with compare") {
+    std::mt19937_64 rng(20261201);
+    std::uniform_int_distribution<int> n_of(3, 6), dim_of(0, 3), step(0, 6);
+    for (int trial = 0; trial < 50; ++trial) {
+        std::vector<Row> rows;
+        for (int i = 0; i < 12; ++i) {
+            const int n = n_of(rng);
+            rows.push_back(row("x", static_cast<std::size_t>(n), static_cast<std::size_t>(std::min(dim_of(rng), n)),
+                               1.0 + 0.4e-6 * step(rng), static_cast<std::size_t>(step(rng) % 2)));
+        }
+        RankOptions opt;
+        opt.saddles_last = trial % 2 == 0;
+        rank_rows(rows, opt);
+        for (const Row& a : rows)
+            for (const Row& b : rows) {
+                const int s = compare_rows(a, b, opt).sign;
+                CHECK(s == -compare_rows(b, a, opt).sign);
+                if (s > 0) CHECK(*a.place < *b.place);
+                if (s == 0) CHECK(*a.place == *b.place);
+            }
+    }
+}
+
+TEST_CASE("rows of different n rank by curved directions r, then log-volume") {
+    // r: small 2, large 4, flat 2 (n 5, dim 3). Equal r: volumes in the same units.
     std::vector<Row> rows = {row("small", 3, 1, 100.0), row("large", 5, 1, -100.0), row("flat", 5, 3, -200.0)};
     Ranking r = rank_rows(rows, {});
     CHECK(r.mixed_n);
-    CHECK(rows[0].source == "flat");
+    CHECK(rows[0].source == "small");
+    CHECK(rows[1].source == "flat");
+    CHECK(rows[2].source == "large");
     CHECK(*rows[0].place == 1);
     CHECK(*rows[1].place == 2);
-    CHECK(*rows[2].place == 2);  // same dimension, different n: not compared by volume
-    CHECK(std::find(rows[1].warnings.begin(), rows[1].warnings.end(), "mixed_n") != rows[1].warnings.end());
+    CHECK(*rows[2].place == 3);
+    CHECK(has(rows[1], "mixed_n"));
+    // compare follows the same rule
+    CHECK(compare_rows(rows[0], rows[1], {}).sign == 1);
+    CHECK(compare_rows(rows[1], rows[2], {}).by == Decider::curved);
 }
 
 TEST_CASE("--negatives last ranks saddles after every minimum") {
@@ -68,14 +121,40 @@ TEST_CASE("--negatives last ranks saddles after every minimum") {
 }
 
 TEST_CASE("compare says what decided") {
-    std::string why;
-    CHECK(compare_rows(row("a", 4, 2, 0.0), row("b", 4, 1, 9.0), {}, why) == 1);
-    CHECK(why.find("dimension") == 0);
-    CHECK(compare_rows(row("a", 4, 1, 0.0), row("b", 4, 1, 9.0), {}, why) == -1);
-    CHECK(why.find("volume") == 0);
-    CHECK(compare_rows(row("a", 4, 1, 1.0), row("b", 4, 1, 1.0), {}, why) == 0);
-    CHECK(why.find("tie") == 0);
-    CHECK(compare_rows(row("a", 4, 1, 1.0), row("b", 5, 1, 0.0), {}, why) == 0);
+    Comparison c = compare_rows(row("a", 4, 2, 0.0), row("b", 4, 1, 9.0), {});
+    CHECK(c.sign == 1);
+    CHECK(c.reason.find("dimension") == 0);
+    c = compare_rows(row("a", 4, 1, 0.0), row("b", 4, 1, 9.0), {});
+    CHECK(c.sign == -1);
+    CHECK(c.reason.find("volume") == 0);
+    c = compare_rows(row("a", 4, 1, 1.0), row("b", 4, 1, 1.0), {});
+    CHECK(c.sign == 0);
+    CHECK(c.reason.find("tie") == 0);
+    CHECK_FALSE(c.noise_decides);
+}
+
+TEST_CASE("noise decides an order when the tolerance bands overlap") {
+    Row a = row("a", 10, 4, 0.0), b = row("b", 10, 3, 5.0);
+    CHECK_FALSE(compare_rows(a, b, {}).noise_decides);
+    b.dim_high = 4;  // a cut a decade higher would give b a's dimension
+    Comparison c = compare_rows(a, b, {});
+    CHECK(c.sign == 1);
+    CHECK(c.noise_decides);
+    CHECK(c.reason.find("noise may decide") != std::string::npos);
+    // Equal dims decided by volume: noisy when either rank is unsettled.
+    Row x = row("x", 10, 3, 1.0), y = row("y", 10, 3, 2.0);
+    CHECK_FALSE(compare_rows(x, y, {}).noise_decides);
+    x.warnings.push_back("ambiguous_rank");
+    CHECK(compare_rows(x, y, {}).noise_decides);
+
+    std::vector<Row> rows = {a, b, row("c", 10, 1, 0.0)};
+    rank_rows(rows, {});
+    CHECK(has(rows[0], "place_uncertain"));
+    CHECK(has(rows[1], "place_uncertain"));
+    CHECK_FALSE(has(rows[2], "place_uncertain"));
+    // Ranking again (rows read back) does not repeat the warning.
+    rank_rows(rows, {});
+    CHECK(std::count(rows[0].warnings.begin(), rows[0].warnings.end(), "place_uncertain") == 1);
 }
 
 TEST_CASE("regularized places follow the regularized volume") {

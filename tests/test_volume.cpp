@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <limits>
 
 using namespace basinvol;
 using testing_support::log_ball;
@@ -42,7 +43,14 @@ TEST_CASE("L = x^2 + y^2 in R^3: H = diag(2,2,0), dimension 1, log V = log(pi T)
         CHECK(r.negative == 0);
         CHECK(r.log_volume == doctest::Approx(std::log(M_PI * T)).epsilon(1e-14));
         CHECK(r.log10_volume == doctest::Approx(std::log10(M_PI * T)).epsilon(1e-14));
-        CHECK_FALSE(r.gap.has_value());  // the dropped eigenvalue is exactly zero: unbounded gap
+        // The dropped eigenvalue is exactly zero, but below the noise floor a
+        // value is noise: the gap is measured against the floor.
+        REQUIRE(r.gap.has_value());
+        CHECK(*r.gap == doctest::Approx(std::log10(2 / r.noise_floor)));
+        CHECK(r.noise_floor >= std::numeric_limits<double>::epsilon() * std::sqrt(8.0));
+        CHECK(r.dim_low == 1);
+        CHECK(r.dim_high == 1);
+        CHECK(r.log_volume_error < 1e-14);
     }
 }
 

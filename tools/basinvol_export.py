@@ -131,8 +131,11 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     n >= CHUNK_FROM is written chunked (bands of rows) with shuffle+gzip.
     blocks: parameter_blocks(model), stored as the attributes param_names,
     param_offsets, param_sizes and param_shapes. Other keyword arguments become
-    attributes; basinvol reads step, loss, loss_threshold and name, and None
-    values are skipped. Returns the dataset path."""
+    attributes; basinvol reads step, loss, loss_threshold, hessian_error and
+    name, and None values are skipped. Unless given, hessian_error is recorded
+    as ||H - H^T||_F of the H passed in: the computed Hessian's own error
+    (autograd in float64: ~1e-13 relative), which raises basinvol's noise
+    floor even when the matrix is symmetrized later. Returns the dataset path."""
     H = np.asarray(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"a Hessian must be a square 2-D array, got shape {H.shape}")
@@ -141,6 +144,10 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     if not np.all(np.isfinite(H)):
         raise ValueError("the Hessian has non-finite entries")
     n = H.shape[0]
+    if attrs.get("hessian_error") is None:
+        H64 = H.astype(np.float64, copy=False)
+        asym = float(np.linalg.norm(H64 - H64.T))
+        attrs["hessian_error"] = asym if asym > 0 else None
     data = H.astype(dtype)
     kw = {}
     if n >= CHUNK_FROM:

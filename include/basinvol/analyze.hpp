@@ -18,6 +18,9 @@ struct AnalyzeOptions {
     NegativePolicy negatives = NegativePolicy::abs;
     std::optional<double> threshold;    // -T; else the dataset's loss_threshold; else 1
     std::optional<double> regularized;  // λ of the regularized comparator
+    // The input's known error (absolute, a bound on ‖H_stored − H_true‖₂);
+    // else the dataset's hessian_error attribute. Raises the noise floor.
+    std::optional<double> hessian_error;
     bool keep_eigenvalues = false;      // fill Row::eigenvalues
 };
 

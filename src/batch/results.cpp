@@ -145,6 +145,9 @@ Row row_from_json(const json& j) {
     if (!r.ok) return r;
     r.rank = count(j, "rank");
     r.dim = count(j, "dim");
+    // Rows written before the band existed carry none: a band of one dim.
+    r.dim_low = j.contains("dim_low") && !j["dim_low"].is_null() ? count(j, "dim_low") : r.dim;
+    r.dim_high = j.contains("dim_high") && !j["dim_high"].is_null() ? count(j, "dim_high") : r.dim;
     r.negative = count(j, "negative");
     r.tol = number(j, "tol");
     r.gap = opt_number(j, "gap");
@@ -155,6 +158,8 @@ Row row_from_json(const json& j) {
     if (!lv) throw InputError(r.source + ": an ok row has no log_volume");
     r.log_volume = *lv;
     r.log10_volume = number(j, "log10_volume");
+    r.log_volume_error = number(j, "log_volume_error");
+    r.hessian_error = opt_number(j, "hessian_error");
     r.method = text(j, "method");
     if (auto it = j.find("certified"); it != j.end() && it->is_boolean()) r.certified = it->get<bool>();
     r.residual_bound = number(j, "residual_bound");

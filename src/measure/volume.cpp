@@ -6,6 +6,11 @@
 
 namespace basinvol {
 
+namespace {
+// log(2T) without forming 2T, which overflows for T > DBL_MAX/2.
+double log_2T(double threshold) { return M_LN2 + std::log(threshold); }
+}  // namespace
+
 double log_unit_ball(std::size_t k) {
     const double h = static_cast<double>(k) / 2;
     // log ω_k = (k/2)·log π − log Γ(k/2 + 1); lgamma, never tgamma (k can be 10^5).
@@ -32,7 +37,7 @@ Measurement measure(const std::vector<double>& values, std::size_t n, double tol
     m.dim = n - curved;
     const double r = static_cast<double>(m.rank);
     // log V = log ω_r + (r/2)·log(2T) − ½ Σ log|λ|
-    m.log_volume = log_unit_ball(m.rank) + r / 2 * std::log(2 * threshold) - static_cast<double>(sum_log / 2);
+    m.log_volume = log_unit_ball(m.rank) + r / 2 * log_2T(threshold) - static_cast<double>(sum_log / 2);
     m.log10_volume = m.log_volume / std::log(10.0);
     return m;
 }
@@ -44,7 +49,19 @@ double regularized_log_volume(const std::vector<double>& values, std::size_t n, 
     for (double v : values) sum_log += std::log(static_cast<long double>(std::abs(v)) + lambda);
     sum_log += static_cast<long double>(n - values.size()) * std::log(static_cast<long double>(lambda));
     const double nn = static_cast<double>(n);
-    return log_unit_ball(n) + nn / 2 * std::log(2 * threshold) - static_cast<double>(sum_log / 2);
+    return log_unit_ball(n) + nn / 2 * log_2T(threshold) - static_cast<double>(sum_log / 2);
+}
+
+double log_volume_error(const std::vector<double>& values, double tol, double error, NegativePolicy policy) {
+    long double sum = 0;
+    for (double v : values) {
+        const double a = std::abs(v);
+        if (!(a > tol) || (v < 0 && policy == NegativePolicy::drop)) continue;
+        if (!(a > error)) return INFINITY;
+        // |log|λ| − log|θ|| ≤ −log(1 − e/|θ|) for |λ − θ| ≤ e < |θ|
+        sum -= std::log1p(-error / a);
+    }
+    return static_cast<double>(sum / 2);
 }
 
 }  // namespace basinvol

@@ -9,35 +9,128 @@ namespace {
 
 bool is_saddle(const Row& r) { return r.negative > 0; }
 
-// −1: a before b, +1: b before a, 0: tie. `by_volume` false compares by dimension only.
-int order(const Row& a, const Row& b, const RankOptions& opt, bool by_volume) {
-    if (opt.saddles_last && is_saddle(a) != is_saddle(b)) return is_saddle(a) ? 1 : -1;
-    if (a.dim != b.dim) return a.dim > b.dim ? -1 : 1;
-    if (!by_volume || a.n != b.n) return 0;
-    if (std::abs(a.log_volume - b.log_volume) <= opt.tie_tol) return 0;
-    return a.log_volume > b.log_volume ? -1 : 1;
+// Curved directions r = n − dim, and the range the tolerance band allows.
+std::size_t curved(const Row& r) { return r.n - r.dim; }
+std::size_t curved_min(const Row& r) { return r.n - std::max(r.dim, r.dim_high); }
+std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); }
+
+bool has_warning(const Row& r, const char* w) {
+    return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end();
+}
+
+// A row whose curved count is not pinned down: a cut a decade either way
+// gives another r, or the gap at the cut is ambiguous.
+bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || has_warning(r, "ambiguous_rank"); }
+
+// The grid cell of a log-volume: ties are equal cells, an equivalence, so
+// places and pairwise comparisons agree.
+double cell(double log_volume, double tie_tol) {
+    return tie_tol > 0 ? std::floor(log_volume / tie_tol + 0.5) : log_volume;
+}
+
+Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
+    sign = 0;
+    if (opt.saddles_last && is_saddle(a) != is_saddle(b)) {
+        sign = is_saddle(a) ? -1 : 1;
+        return Decider::saddle;
+    }
+    if (curved(a) != curved(b)) {
+        sign = curved(a) < curved(b) ? 1 : -1;
+        return Decider::curved;
+    }
+    const double ca = cell(a.log_volume, opt.tie_tol), cb = cell(b.log_volume, opt.tie_tol);
+    if (ca != cb) {
+        sign = ca > cb ? 1 : -1;
+        return Decider::volume;
+    }
+    return Decider::tie;
+}
+
+bool noise_decides(const Row& a, const Row& b, Decider by) {
+    switch (by) {
+        case Decider::saddle: return false;
+        case Decider::curved:  // the r ranges overlap: a cut within the band could reorder them
+            return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
+        default:  // equal r: the volume decides only if r itself is settled
+            return unsettled(a) || unsettled(b);
+    }
 }
 
 }  // namespace
 
+Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
+    Comparison c;
+    c.by = decider(a, b, opt, c.sign);
+    c.noise_decides = noise_decides(a, b, c.by);
+    std::ostringstream s;
+    s.precision(10);
+    switch (c.by) {
+        case Decider::saddle:
+            s << "saddle: " << (is_saddle(a) ? "A" : "B") << " has negative eigenvalues (A " << a.negative << ", B "
+              << b.negative << ") and --negatives last ranks saddles after minima";
+            break;
+        case Decider::curved:
+            if (a.n == b.n)
+                s << "dimension: A " << a.dim << (a.dim > b.dim ? " > " : " < ") << "B " << b.dim;
+            else
+                s << "curved directions: A " << curved(a) << (curved(a) < curved(b) ? " < " : " > ") << "B "
+                  << curved(b) << " (n differs: A " << a.n << ", B " << b.n << "; fewer curved directions wins)";
+            break;
+        case Decider::volume:
+            s << "volume: equal " << (a.n == b.n ? "dimension " + std::to_string(a.dim)
+                                                 : "curved directions " + std::to_string(curved(a)))
+              << ", log_volume A " << a.log_volume << (c.sign > 0 ? " > " : " < ") << "B " << b.log_volume;
+            break;
+        case Decider::tie:
+            s << "tie: equal " << (a.n == b.n ? "dimension " + std::to_string(a.dim)
+                                              : "curved directions " + std::to_string(curved(a)))
+              << ", log_volume A " << a.log_volume << " and B " << b.log_volume << " on one --tie-tol "
+              << opt.tie_tol << " step";
+            break;
+    }
+    if (c.noise_decides) {
+        s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
+          << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
+        if (has_warning(a, "ambiguous_rank") || has_warning(b, "ambiguous_rank")) s << ", ambiguous_rank";
+    }
+    c.reason = s.str();
+    return c;
+}
+
 Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     Ranking result;
     std::vector<Row> good, bad;
-    for (auto& r : rows) (r.ok ? good : bad).push_back(std::move(r));
+    for (auto& r : rows) {
+        // Warnings of an earlier ranking (rows read back with --from-results) are recomputed.
+        r.warnings.erase(std::remove_if(r.warnings.begin(), r.warnings.end(),
+                                        [](const std::string& w) { return w == "mixed_n" || w == "place_uncertain"; }),
+                         r.warnings.end());
+        (r.ok ? good : bad).push_back(std::move(r));
+    }
     for (std::size_t i = 1; i < good.size(); ++i)
         if (good[i].n != good[0].n) result.mixed_n = true;
-    const bool by_volume = !result.mixed_n;
-    // Display order: the ranking key, then log-volume, then input order.
+    int sign = 0;
+    // Display order: the ranking rule, then log-volume, then input order.
     std::stable_sort(good.begin(), good.end(), [&](const Row& a, const Row& b) {
-        int o = order(a, b, opt, by_volume);
-        if (o != 0) return o < 0;
+        decider(a, b, opt, sign);
+        if (sign != 0) return sign > 0;
         return a.log_volume > b.log_volume;
     });
     for (std::size_t i = 0; i < good.size(); ++i) {
-        if (i > 0 && order(good[i - 1], good[i], opt, by_volume) == 0) good[i].place = good[i - 1].place;
-        else good[i].place = i + 1;
+        decider(good[i > 0 ? i - 1 : 0], good[i], opt, sign);
+        good[i].place = i > 0 && sign == 0 ? *good[i - 1].place : i + 1;
         if (result.mixed_n) good[i].warnings.push_back("mixed_n");
     }
+    // A place is uncertain when noise may decide its order against any other row.
+    std::vector<bool> uncertain(good.size(), false);
+    for (std::size_t i = 0; i < good.size(); ++i)
+        for (std::size_t j = i + 1; j < good.size(); ++j) {
+            if (uncertain[i] && uncertain[j]) continue;
+            if (!unsettled(good[i]) && !unsettled(good[j]) && curved(good[i]) != curved(good[j])) continue;
+            if (noise_decides(good[i], good[j], decider(good[i], good[j], opt, sign))) uncertain[i] = uncertain[j] = true;
+        }
+    for (std::size_t i = 0; i < good.size(); ++i)
+        if (uncertain[i]) good[i].warnings.push_back("place_uncertain");
     rows.clear();
     for (auto& r : good) rows.push_back(std::move(r));
     for (auto& r : bad) {
@@ -61,45 +154,12 @@ bool rank_regularized(std::vector<Row>& rows, double tie_tol) {
         return *a->log_volume_regularized > *b->log_volume_regularized;
     });
     for (std::size_t i = 0; i < with.size(); ++i) {
-        if (i > 0 && std::abs(*with[i - 1]->log_volume_regularized - *with[i]->log_volume_regularized) <= tie_tol)
+        if (i > 0 && cell(*with[i - 1]->log_volume_regularized, tie_tol) == cell(*with[i]->log_volume_regularized, tie_tol))
             with[i]->place_regularized = with[i - 1]->place_regularized;
         else
             with[i]->place_regularized = i + 1;
     }
     return true;
-}
-
-int compare_rows(const Row& a, const Row& b, const RankOptions& opt, std::string& reason) {
-    std::ostringstream s;
-    s.precision(10);
-    if (opt.saddles_last && is_saddle(a) != is_saddle(b)) {
-        s << "saddle: " << (is_saddle(a) ? "A" : "B") << " has negative eigenvalues (A " << a.negative << ", B "
-          << b.negative << ") and --negatives last ranks saddles after minima";
-        reason = s.str();
-        return is_saddle(a) ? -1 : 1;
-    }
-    if (a.dim != b.dim) {
-        s << "dimension: A " << a.dim << (a.dim > b.dim ? " > " : " < ") << "B " << b.dim;
-        reason = s.str();
-        return a.dim > b.dim ? 1 : -1;
-    }
-    if (a.n != b.n) {
-        s << "tie: equal dimension " << a.dim << " but different n (A " << a.n << ", B " << b.n
-          << "): log-volumes are in different units and are not compared";
-        reason = s.str();
-        return 0;
-    }
-    double d = a.log_volume - b.log_volume;
-    if (std::abs(d) <= opt.tie_tol) {
-        s << "tie: equal dimension " << a.dim << ", log_volume A " << a.log_volume << " and B " << b.log_volume
-          << " within --tie-tol " << opt.tie_tol;
-        reason = s.str();
-        return 0;
-    }
-    s << "volume: equal dimension " << a.dim << ", log_volume A " << a.log_volume << (d > 0 ? " > " : " < ") << "B "
-      << b.log_volume;
-    reason = s.str();
-    return d > 0 ? 1 : -1;
 }
 
 }  // namespace basinvol

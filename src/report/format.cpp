@@ -1,6 +1,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/report/format.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -34,9 +35,10 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 std::vector<std::string> columns(const ReportSpec& spec) {
     std::vector<std::string> c;
     if (spec.with_place) c.push_back("place");
-    for (const char* k : {"source", "file", "dataset", "n", "rank", "dim", "negative", "tol", "gap", "log_volume",
-                          "log10_volume", "method", "status", "warnings", "error", "seconds", "step", "loss",
-                          "loss_threshold", "name", "threshold", "certified", "residual_bound", "stored_type"})
+    for (const char* k : {"source", "file", "dataset", "n", "rank", "dim", "dim_low", "dim_high", "negative", "tol",
+                          "gap", "noise_floor", "cut", "log_volume", "log10_volume", "log_volume_error", "method",
+                          "status", "warnings", "error", "seconds", "step", "loss", "loss_threshold", "name",
+                          "threshold", "certified", "residual_bound", "hessian_error", "asymmetry", "stored_type"})
         c.push_back(k);
     if (spec.with_regularized) {
         c.push_back("log_volume_regularized");
@@ -95,6 +97,8 @@ json row_to_json(const Row& r, const ReportSpec& spec) {
     if (r.ok) {
         j["rank"] = r.rank;
         j["dim"] = r.dim;
+        j["dim_low"] = r.dim_low;
+        j["dim_high"] = r.dim_high;
         j["negative"] = r.negative;
         j["tol"] = number(r.tol);
         j["gap"] = number(r.gap);
@@ -102,6 +106,7 @@ json row_to_json(const Row& r, const ReportSpec& spec) {
         j["cut"] = r.cut_rule;
         j["log_volume"] = number(r.log_volume);
         j["log10_volume"] = number(r.log10_volume);
+        j["log_volume_error"] = number(r.log_volume_error);
         j["threshold"] = number(r.threshold);
         j["method"] = r.method;
         j["certified"] = r.certified;
@@ -112,10 +117,11 @@ json row_to_json(const Row& r, const ReportSpec& spec) {
                        {"seconds", number(r.stats.seconds)},
                        {"note", r.solver_note.empty() ? json(nullptr) : json(r.solver_note)}};
         j["asymmetry"] = number(r.asymmetry);
+        j["hessian_error"] = number(r.hessian_error);
     } else {
-        for (const char* k : {"rank", "dim", "negative", "tol", "gap", "noise_floor", "cut", "log_volume",
-                              "log10_volume", "threshold", "method", "certified", "residual_bound", "solver",
-                              "asymmetry"})
+        for (const char* k : {"rank", "dim", "dim_low", "dim_high", "negative", "tol", "gap", "noise_floor", "cut",
+                              "log_volume", "log10_volume", "log_volume_error", "threshold", "method", "certified",
+                              "residual_bound", "solver", "asymmetry", "hessian_error"})
             j[k] = nullptr;
     }
     if (spec.with_regularized) {
@@ -206,7 +212,8 @@ void RowWriter::finish() {
     } else if (spec_.format == Format::table) {
         std::vector<std::string> head;
         if (spec_.with_place) head.push_back("place");
-        for (const char* k : {"source", "n", "dim", "rank", "neg", "log_volume", "log10_V", "gap", "method", "status"})
+        for (const char* k : {"source", "n", "dim", "dim_band", "rank", "neg", "log_volume", "log10_V", "gap", "method",
+                              "status"})
             head.push_back(k);
         if (spec_.with_regularized) {
             head.push_back("logV_reg");
@@ -216,11 +223,16 @@ void RowWriter::finish() {
         std::vector<std::vector<std::string>> cells;
         for (const auto& r : table_) {
             std::vector<std::string> c;
-            if (spec_.with_place) c.push_back(r.place ? std::to_string(*r.place) : "-");
+            // A place that noise may change is marked "~"; a dim whose band is
+            // wider than itself shows the band, and an ambiguous one a "?".
+            const bool uncertain = std::find(r.warnings.begin(), r.warnings.end(), "place_uncertain") != r.warnings.end();
+            const bool ambiguous = std::find(r.warnings.begin(), r.warnings.end(), "ambiguous_rank") != r.warnings.end();
+            if (spec_.with_place) c.push_back(r.place ? std::to_string(*r.place) + (uncertain ? "~" : "") : "-");
             c.push_back(r.source);
             c.push_back(r.n ? std::to_string(r.n) : "-");
             if (r.ok) {
-                c.push_back(std::to_string(r.dim));
+                c.push_back(std::to_string(r.dim) + (ambiguous ? "?" : ""));
+                c.push_back(r.dim_low == r.dim_high ? "-" : std::to_string(r.dim_low) + ".." + std::to_string(r.dim_high));
                 c.push_back(std::to_string(r.rank));
                 c.push_back(std::to_string(r.negative));
                 c.push_back(fmt(r.log_volume, 10));
@@ -228,7 +240,7 @@ void RowWriter::finish() {
                 c.push_back(r.gap ? fmt(*r.gap, 3) : "inf");
                 c.push_back(r.method);
             } else {
-                for (int i = 0; i < 6; ++i) c.push_back("-");
+                for (int i = 0; i < 7; ++i) c.push_back("-");
             }
             c.push_back(r.ok ? "ok" : "error");
             if (spec_.with_regularized) {

@@ -52,6 +52,16 @@ bool rounding_fits(const HessianOperator& op, const Hessian& h) {
     return gamma(n + 1) * (op.trace() + h.frobenius) <= 1e-3 * std::sqrt(n) * h.info.stored_eps * h.frobenius;
 }
 
+// By Weyl, eig(H) pairs with eig(LLᵀ) = μ ∪ {0} within ρ = ‖H − LLᵀ‖_F: the
+// n − r eigenvalues paired with zero are the unseen ones. The Ritz values θ =
+// eig(QᵀHQ) lie within ‖Qᵀ(H − LLᵀ)Q‖ ≤ ρ of μ = eig(QᵀLLᵀQ), so each is
+// within 2ρ of its partner in eig(H).
+void pair_ritz_values(Spectrum& s) {
+    s.value_error = 2 * s.rest_bound;
+    s.complete = s.values.size() == s.n;
+    if (s.complete) s.rest_bound = s.value_error = 0;
+}
+
 std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& o, const HessianOperator& op,
                                         Clock::time_point t0) {
     const auto n = static_cast<Eigen::Index>(h.info.n);
@@ -95,10 +105,7 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
         B = (B + B.transpose()).eval() / 2;
         s.values = symmetric_eigenvalues(B.data(), ri, ri, 'L');
     }
-    // By Weyl, the n − r eigenvalues of H that LLᵀ maps to zero lie within
-    // ‖H − LLᵀ‖_F of zero; the Ritz values stand for the other r.
-    s.complete = s.values.size() == s.n;
-    if (s.complete) s.rest_bound = 0;
+    pair_ritz_values(s);
     finish(s, op, t0);
     return s;
 }
@@ -187,10 +194,7 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         T.resize(0, 0);
         s.values = symmetric_eigenvalues(V, r, n, 'U');
     }
-    // By Weyl, the n − r eigenvalues of H that LLᵀ maps to zero lie within
-    // ‖H − LLᵀ‖_F of zero; the Ritz values stand for the other r.
-    s.complete = s.values.size() == s.n;
-    if (s.complete) s.rest_bound = 0;
+    pair_ritz_values(s);
     finish(s, op, t0);
     return s;
 }

@@ -100,7 +100,13 @@ class Ref:
         self.eigs = np.linalg.eigvalsh(h.astype(np.float64))
         a = np.abs(self.eigs)
         self.n = len(self.eigs)
-        self.tol = float(a.max() * self.n * self.eps) if tol is None else tol
+        # The noise floor: the stored type's rounding, what a double-precision
+        # solver resolves (8·sqrt(n)·eps64), and the input's own asymmetry.
+        h64 = h.astype(np.float64)
+        frob = float(np.linalg.norm((h64 + h64.T) / 2))
+        self.floor = max(self.eps * frob, 8 * math.sqrt(self.n) * np.finfo(np.float64).eps * frob,
+                         float(np.linalg.norm(h64 - h64.T)))
+        self.tol = max(float(a.max() * self.n * self.eps), self.floor) if tol is None else tol
         curved = a > self.tol
         neg = self.eigs < -self.tol
         used = curved & ~neg if negatives == "drop" else curved
@@ -111,10 +117,10 @@ class Ref:
         self.T = T
         self.log_volume = log_volume_of(a[used], T)
         kept, dropped = a[curved], a[~curved]
-        if len(kept) == 0 or len(dropped) == 0 or dropped.max() == 0:
+        if len(kept) == 0 or len(dropped) == 0:
             self.gap = None
-        else:
-            self.gap = math.log10(kept.min()) - math.log10(dropped.max())
+        else:  # below the floor a value is noise: the gap's lower side is at least the floor
+            self.gap = math.log10(kept.min()) - math.log10(max(dropped.max(), self.floor))
         nz = a[a > 0]
         # Decades between the cut and the nearest eigenvalue: where this is
         # tiny the count depends on rounding, and the test data is unfit.
@@ -287,8 +293,10 @@ class Data:
             f.create_dataset("final", data=h)
             cls.ckpt["/final"] = (h, {})
 
-        # float32: low rank 300 of 1000, log-uniform 1e2..1e-4, rotated.
-        eigs = np.concatenate([np.exp(np.linspace(math.log(1e2), math.log(1e-4), 300)), np.zeros(700)])
+        # float32: low rank 300 of 1000, log-uniform 1e2..3e-3, rotated: the
+        # dtype cut (1.2e-2) drops the smallest, the float32 floor (~3e-5)
+        # lies two decades under them.
+        eigs = np.concatenate([np.exp(np.linspace(math.log(1e2), math.log(3e-3), 300)), np.zeros(700)])
         cls.f32_lowrank = with_spectrum(eigs, rng).astype(np.float32)
         cls.f32_lowrank_file = os.path.join(cls.dir, "f32_lowrank.h5")
         write_h5(cls.f32_lowrank_file, {"/hessian": (cls.f32_lowrank, {})})
@@ -504,7 +512,10 @@ class TestClosedForms(Base):
             self.assertRc(r, 0)
             self.assertEqual(rows[0]["dim"], 1)
             self.assertLogV(rows[0]["log_volume"], math.log(math.pi * T), "T=%g" % T)
-            self.assertIsNone(rows[0]["gap"], "dropped eigenvalue exactly zero: gap unbounded (null)")
+            # The dropped eigenvalue is exactly zero, but under the noise floor a
+            # value is noise: the gap is measured against the floor.
+            self.assertAlmostEqual(rows[0]["gap"], math.log10(2 / rows[0]["noise_floor"]), delta=1e-9)
+            self.assertEqual((rows[0]["dim_low"], rows[0]["dim_high"]), (1, 1))
 
     def _logv(self, h, name, *extra):
         p = Data.write(name, h)
@@ -562,15 +573,17 @@ class TestCut(Base):
         ref_dtype = Ref(Data.f32_lowrank)  # the dtype rule, in float32 eps
         self.assertEqual(ref_dtype.eps, float(np.finfo(np.float32).eps))
         a = np.sort(np.abs(ref_dtype.eigs))[::-1]
-        gap300 = math.log10(a[299]) - math.log10(a[300])
-        self.assertGreater(gap300, 1.0, "test data: the float32 rounding floor must sit well under 1e-4")
+        gap300 = math.log10(a[299]) - math.log10(max(a[300], ref_dtype.floor))
+        self.assertGreater(gap300, 1.0, "test data: the float32 noise floor must sit well under 3e-3")
+        self.assertLess(ref_dtype.rank, 300, "test data: the dtype rule alone drops curved directions")
         r, rows = rows_json("volume", Data.f32_lowrank_file)
         self.assertRc(r, 0)
         row = rows[0]
         self.assertEqual(row["rank"], 300, r.out[:2000])
         self.assertEqual(row["dim"], 700)
         self.assertEqual(row["negative"], 0, "every curved eigenvalue is positive")
-        self.assertTrue(a[300] < row["tol"] < a[299], "the cut lies inside the gap")
+        self.assertTrue(max(a[300], row["noise_floor"]) <= row["tol"] < a[299], "the cut lies inside the gap")
+        self.assertAlmostEqual(row["noise_floor"], ref_dtype.floor, delta=1e-6 * ref_dtype.floor)
         self.assertLogV(row["log_volume"], log_volume_of(a[:300], 1.0), "float32 low rank")
         self.assertAlmostEqual(row["gap"], gap300, delta=1e-6)
         self.assertNotIn("ambiguous_rank", row["warnings"])
@@ -832,7 +845,7 @@ class TestRanking(Base):
         self.assertIn("bad.nan.h5", r.err)
         self.assertIn("bad.not_hdf5.h5", r.err)
 
-    def test_mixed_n_ranks_by_dimension_only(self):
+    def test_mixed_n_ranks_by_curved_directions(self):
         rng = np.random.default_rng(12)
         x = Data.write("mx_x.h5", with_spectrum(np.r_[log_uniform(0.1, 10, 7, rng), np.zeros(3)], rng))  # n 10 dim 3
         y = Data.write("mx_y.h5", with_spectrum(np.r_[log_uniform(0.1, 10, 9, rng), np.zeros(3)], rng))  # n 12 dim 3
@@ -840,13 +853,16 @@ class TestRanking(Base):
         r, rows = rows_json("rank", x, y, z)
         self.assertRc(r, 0)
         got = {row["file"]: row for row in rows}
-        self.assertEqual(rows[0]["file"], z)
-        self.assertEqual(got[z]["place"], 1)
-        self.assertEqual(got[x]["place"], got[y]["place"], "equal dimension, different n: same place")
-        self.assertEqual(got[x]["place"], 2)
+        # r = n - dim: z 3, x 7, y 9; fewer curved directions first.
+        self.assertEqual([row["file"] for row in rows], [z, x, y])
+        self.assertEqual([row["place"] for row in rows], [1, 2, 3])
         for row in rows:
             self.assertIn("mixed_n", row["warnings"])
-        self.assertIn("dimension", r.err)
+        self.assertIn("curved directions", r.err)
+        # compare follows the same rule: x (r 7) ranks above y (r 9) although their dims are equal.
+        c = run("compare", x, y)
+        self.assertRc(c, 0)
+        self.assertIn("curved directions", c.err)
         self.assertTrue(r.err.strip(), "a note on stderr")
         # Same n: no mixed_n warning.
         r, rows = rows_json("rank", self.files["mid"], self.files["big"])

@@ -55,11 +55,15 @@ def with_spectrum(eigs, seed):
 
 
 def expected(H_stored, threshold=1.0):
-    """rank, dim, negative, tol and log-volume by numpy, with the dtype cut of the stored type."""
+    """rank, dim, negative, tol and log-volume by numpy, with the dtype cut of the stored type
+    (never under the noise floor: stored rounding, 8·sqrt(n)·eps64, and the input's asymmetry)."""
     eps = np.finfo(H_stored.dtype).eps
-    lam = np.linalg.eigvalsh(H_stored.astype(np.float64))
+    H64 = H_stored.astype(np.float64)
+    lam = np.linalg.eigvalsh(H64)
     n = len(lam)
-    tol = np.abs(lam).max() * n * eps
+    frob = np.linalg.norm((H64 + H64.T) / 2)
+    floor = max(eps * frob, 8 * math.sqrt(n) * np.finfo(np.float64).eps * frob, np.linalg.norm(H64 - H64.T))
+    tol = max(np.abs(lam).max() * n * eps, floor)
     kept = lam[np.abs(lam) > tol]
     r = len(kept)
     log_omega = (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1)
@@ -195,6 +199,27 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
                 self.assertEqual(row["step"], 3)
                 self.assertEqual(row["loss"], 0.5)
                 self.assertTrue(row["negative"] > 0 or name == "mlp64")
+
+    def test_hessian_error_is_recorded_and_raises_the_floor(self):
+        rng = np.random.default_rng(3)
+        q, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+        H = (q * np.r_[np.logspace(0, -2, 10), np.zeros(30)]) @ q.T
+        H = (H + H.T) / 2
+        noisy = H + np.triu(1e-12 * rng.standard_normal((40, 40)), 1)  # the computed Hessian's own error
+        path = os.path.join(self.dir, "err.h5")
+        bx.write_hessian(path, noisy, dataset="noisy")
+        bx.write_hessian(path, (noisy + noisy.T) / 2, dataset="symmetrized", hessian_error=float(np.linalg.norm(noisy - noisy.T)))
+        bx.write_hessian(path, H, dataset="exact")
+        with h5py.File(path) as f:
+            self.assertAlmostEqual(f["noisy"].attrs["hessian_error"], np.linalg.norm(noisy - noisy.T), delta=1e-20)
+            self.assertNotIn("hessian_error", f["exact"].attrs)  # exactly symmetric: nothing to record
+        rows = {r["dataset"]: r for r in rows_of("volume", path)}
+        for name in ("noisy", "symmetrized"):
+            self.assertEqual(rows["/" + name]["rank"], 10, name)
+            self.assertGreaterEqual(rows["/" + name]["noise_floor"], np.linalg.norm(noisy - noisy.T) * 0.999)
+        for name in ("noisy", "symmetrized"):  # the row reports the stated error
+            self.assertAlmostEqual(rows["/" + name]["hessian_error"], np.linalg.norm(noisy - noisy.T), delta=1e-20)
+        self.assertEqual(rows["/exact"]["rank"], 10)
 
     def test_large_is_chunked_gzip_and_read(self):
         n = bx.CHUNK_FROM

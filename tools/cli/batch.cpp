@@ -376,8 +376,9 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
                          "(regularized volumes of different n are in different units)\n";
         if (ranking_result.mixed_n)
-            std::cerr << "basinvol: note: the Hessians have different n: they are ranked by dimension only "
-                         "(log-volumes of different n are in different units)\n";
+            std::cerr << "basinvol: note: the Hessians have different n: they are ranked by curved directions "
+                         "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
+                         "log-volume among equal r\n";
         bv::RowWriter ranked(out, spec);
         for (const auto& r : rows) ranked.write(r);
         ranked.finish();

@@ -32,6 +32,9 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
         ->check(CLI::IsMember({"abs", "drop", "last"}))
         ->capture_default_str();
+    app->add_option("--hessian-error", o.hessian_error,
+                    "Known error of the stored Hessian (absolute, eigenvalue units); raises the noise floor "
+                    "(default: the dataset's hessian_error attribute, else the measured asymmetry)");
     app->add_option("--max-asymmetry", o.max_asymmetry,
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
         ->capture_default_str();
@@ -39,7 +42,9 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
                     "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
                     "usable memory, the cgroup limit counted)");
     if (ranking)
-        app->add_option("--tie-tol", o.tie_tol, "Log-volumes (nats) within this share a place")->capture_default_str();
+        app->add_option("--tie-tol", o.tie_tol,
+                        "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
+            ->capture_default_str();
     if (regularized)
         app->add_option("--regularized", o.regularized,
                         "Also report the regularized det(H + LAMBDA I) log-volume over all n directions");
@@ -72,6 +77,7 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     a.cut.min_gap = o.min_gap;
     a.threshold = o.threshold;
     a.regularized = o.regularized;
+    a.hessian_error = o.hessian_error;
     a.negatives = o.negatives == "drop" ? bv::NegativePolicy::drop
                   : o.negatives == "last" ? bv::NegativePolicy::last
                                           : bv::NegativePolicy::abs;
@@ -94,6 +100,7 @@ nlohmann::ordered_json context(const std::string& command, const CommonOptions& 
     std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
     nlohmann::ordered_json opts = {{"cut", o.cut},         {"min_gap", o.min_gap},     {"negatives", o.negatives},
                            {"method", o.method},   {"tie_tol", o.tie_tol},     {"max_asymmetry", o.max_asymmetry}};
+    opts["hessian_error"] = o.hessian_error ? nlohmann::ordered_json(*o.hessian_error) : nlohmann::ordered_json(nullptr);
     opts["rtol"] = o.rtol ? nlohmann::ordered_json(*o.rtol) : nlohmann::ordered_json(nullptr);
     opts["atol"] = o.atol ? nlohmann::ordered_json(*o.atol) : nlohmann::ordered_json(nullptr);
     opts["threshold"] = o.threshold ? nlohmann::ordered_json(*o.threshold) : nlohmann::ordered_json(nullptr);

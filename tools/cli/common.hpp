@@ -17,6 +17,8 @@ namespace cli {
 namespace bv = basinvol;
 
 constexpr int exit_ok = 0, exit_failed = 1, exit_usage = 2;
+// `compare --strict`: the order is decided by a quantity that noise may change.
+constexpr int exit_noise_decides = 3;
 
 // Options shared by every subcommand, as the user gave them.
 struct CommonOptions {
@@ -28,7 +30,8 @@ struct CommonOptions {
     double min_gap = 1.0;
     double max_asymmetry = 1e-3;
     double tie_tol = 1e-6;
-    std::optional<double> rtol, atol, threshold, regularized;
+    std::optional<double> rtol, atol, threshold, regularized, hessian_error;
+    bool strict = false;  // compare: exit 3 when noise may decide
 };
 
 // Adds --format, --cut, --rtol, --atol and --method.

@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
     compare->add_option("A", a_src, "FILE:PATH of one Hessian")->required();
     compare->add_option("B", b_src, "FILE:PATH of one Hessian")->required();
     add_common(compare, o, true, false);
+    compare->add_flag("--strict", o.strict,
+                      "Exit 3 when the deciding quantity is within noise (dims within their tolerance bands, "
+                      "or an ambiguous rank)");
     compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
 
     auto* spectrum = app.add_subcommand("spectrum", "Every eigenvalue, marked kept or dropped by the cut");

@@ -1,6 +1,14 @@
 #pragma once
 // Where the spectrum is cut into flat (|λ| ≤ tol) and curved (|λ| > tol)
 // directions, and how sure that cut is. The long form is in docs/method.md.
+//
+// The cut is decided from what is *known* of the spectrum: exact values
+// (dense), or Ritz values known to within `value_error` plus n − k unseen
+// eigenvalues within `rest_bound` of zero (partial solvers). choose_cut
+// applies the rule to the known values and says whether every full spectrum
+// consistent with that knowledge would give the same cut (`decided`): the
+// same kept set, the same signs, the same ambiguity flag and the same band.
+// Only a decided cut may stand for the full spectrum's answer.
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -9,8 +17,8 @@
 namespace basinvol {
 
 enum class CutRule {
-    automatic,  // dtype where a clear gap straddles it, else the largest gap between the floor and dtype
-    dtype,      // tol = max|λ| · n · ε(stored type), as numpy.linalg.matrix_rank
+    automatic,  // dtype where a clear gap straddles it, else the largest clear gap between the floor and dtype
+    dtype,      // tol = max(max|λ| · n · ε(stored type), noise floor), as numpy.linalg.matrix_rank
     gap,        // the largest log-gap of the spectrum above the floor
 };
 
@@ -25,20 +33,38 @@ struct CutOptions {
 struct Magnitudes {
     std::vector<double> known;  // |λ| found, sorted descending
     std::size_t n = 0;          // size of the matrix
-    double rest_bound = 0;      // the n − known.size() others have |λ| ≤ rest_bound
-    double stored_eps = 0;      // ε of the stored type
-    double frobenius = 0;       // ‖H‖_F
+    // The true eigenvalues can be paired one to one with known ∪ {0}ⁿ⁻ᵏ so
+    // that each known value is within value_error of its partner and each
+    // unseen one has |λ| ≤ rest_bound. Both 0 for an exact (dense) spectrum.
+    double value_error = 0;
+    double rest_bound = 0;
+    double stored_eps = 0;  // ε of the stored type
+    double frobenius = 0;   // ‖H‖_F
+    double input_noise = 0; // error of the input itself (absolute): measured asymmetry or stated
 };
+
+// The tolerance band reported with every cut: the dims at tol·10 and at
+// max(tol/10, floor). Where they differ, a cut within a decade of the chosen
+// one gives another dimension.
+constexpr double band_factor = 10.0;
 
 struct Cut {
     double tol = 0;              // |λ| ≤ tol is flat
-    std::optional<double> gap;   // log10(smallest kept / largest dropped); empty = unbounded
-    double floor = 0;            // ε(stored)·‖H‖_F: below it eigenvalues are rounding noise
+    std::optional<double> gap;   // log10(smallest kept / max(largest dropped, floor)); empty = unbounded
+    double floor = 0;            // noise_floor(): below it eigenvalues are noise
     std::string rule;            // "dtype", "gap", "atol", "rtol"
-    bool ambiguous = false;      // gap < min_gap
+    bool ambiguous = false;      // gap under min_gap, or nothing kept above the floor
     bool below_floor = false;    // an explicit tol under the floor
-    bool certified = true;       // every unknown eigenvalue is provably ≤ tol
+    bool decided = true;         // the full spectrum gives this same cut (always true when exact)
+    std::size_t kept = 0;        // |λ| > tol (count)
+    std::size_t dim_low = 0;     // flat directions at max(tol/10, floor)
+    std::size_t dim_high = 0;    // flat directions at tol·10
 };
+
+// The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 8·√n·ε(float64)·‖H‖_F,
+// input noise): the stored type's rounding, what a double-precision solver
+// resolves, and the input's own error.
+double noise_floor(const Magnitudes& m);
 
 // Chooses the cut. Throws UsageError on negative rtol/atol/min_gap.
 Cut choose_cut(const Magnitudes& m, const CutOptions& options);

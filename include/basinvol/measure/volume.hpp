@@ -31,6 +31,12 @@ double log_unit_ball(std::size_t k);
 Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
                     NegativePolicy policy);
 
+// A bound on the error of log V when each value in `values` is within `error`
+// of the true eigenvalue it stands for and the kept set is right:
+//   ½ Σ_kept −log(1 − error/|λ|)
+// (infinite when a kept |λ| ≤ error).
+double log_volume_error(const std::vector<double>& values, double tol, double error, NegativePolicy policy);
+
 // The regularized volume the method replaces, over all n directions:
 //   log V_λ = log ω_n + (n/2)·log(2T) − ½ Σ log(|λ_i| + λ)
 // Eigenvalues not in `values` count as 0.

@@ -1,7 +1,7 @@
 #pragma once
-// Ranking basins: dimension first (more flat directions wins), then
-// log-volume (larger wins). Rows of different n are comparable by dimension
-// only.
+// Ranking basins: fewest curved directions first (r = n − dim; at equal n
+// this is "most flat directions first"), then log-volume (larger wins). One
+// rule, shared by `rank` and `compare`; ties are an equivalence (transitive).
 #include <basinvol/report/row.hpp>
 
 #include <string>
@@ -10,25 +10,39 @@
 namespace basinvol {
 
 struct RankOptions {
-    double tie_tol = 1e-6;      // log-volumes within this many nats share a place
+    // Log-volumes are compared on a grid of this many nats (rounded to the
+    // nearest multiple): equal multiples share a place. 0 compares exactly.
+    double tie_tol = 1e-6;
     bool saddles_last = false;  // --negatives last
 };
 
 struct Ranking {
-    bool mixed_n = false;  // rows of different n: ranked by dimension only
+    bool mixed_n = false;  // rows of different n: ordered by curved directions r, then log-volume
 };
 
+// What decided the order of two rows.
+enum class Decider { saddle, curved, volume, tie };
+
+struct Comparison {
+    int sign = 0;            // +1: a ranks strictly above b; −1: below; 0: they share a place
+    Decider by = Decider::tie;
+    // The deciding quantity can change within the rows' tolerance bands
+    // (dim_low..dim_high) or an ambiguous rank: noise may decide this order.
+    bool noise_decides = false;
+    std::string reason;      // one line: what decided, with the numbers
+};
+
+// Compares two ok rows by the ranking rule.
+Comparison compare_rows(const Row& a, const Row& b, const RankOptions& options);
+
 // Orders `rows` in place (ranked ok rows first, then error rows in input
-// order) and sets `place` on the ok rows.
+// order) and sets `place` on the ok rows; a row whose order against another
+// row noise may decide gets the warning `place_uncertain`.
 Ranking rank_rows(std::vector<Row>& rows, const RankOptions& options);
 
 // Sets `place_regularized` from log_volume_regularized (larger wins), on rows
 // that have it. Returns false, and sets no place, when those rows have
 // different n (their regularized volumes are in different units).
 bool rank_regularized(std::vector<Row>& rows, double tie_tol);
-
-// Compares two ok rows. Returns +1 when a ranks strictly above b, −1 when b
-// ranks strictly above a, 0 when they share a place; `reason` says what decided.
-int compare_rows(const Row& a, const Row& b, const RankOptions& options, std::string& reason);
 
 }  // namespace basinvol

@@ -29,6 +29,13 @@ struct Row {
     double threshold = 1;       // T
     double log_volume = 0;
     double log10_volume = 0;
+    // Bound on |log_volume − its value from the exact eigenvalues of the stored
+    // matrix|: the eigen-solver's error (Ritz values, or LAPACK's ε·‖H‖).
+    double log_volume_error = 0;
+    // The band: dims at max(tol/10, noise_floor) and at tol·10 (dim_low ≤ dim ≤ dim_high).
+    std::size_t dim_low = 0;
+    std::size_t dim_high = 0;
+    std::optional<double> hessian_error;  // the input's stated error (--hessian-error or attribute), absolute
     std::optional<double> log_volume_regularized;
 
     std::string method;

@@ -15,6 +15,9 @@ namespace basinvol {
 // non-negative, the sketch when that does not certify, dense last.
 enum class Method { automatic, dense, cholesky, sketch, lanczos };
 
+// "auto", "dense", "cholesky", "sketch", "lanczos".
+const char* method_name(Method m);
+
 struct SolverStats {
     std::size_t matvecs = 0;   // matrix-vector products (a block of k counts k)
     std::size_t passes = 0;    // passes over the whole matrix
@@ -30,6 +33,10 @@ struct Spectrum {
     // Every eigenvalue not in `values` has |λ| ≤ rest_bound (Weyl bound from
     // ‖H − VΛVᵀ‖_F); 0 when complete.
     double rest_bound = 0;
+    // The found values can be paired one to one with true eigenvalues, each
+    // within value_error (Weyl on H − VΘVᵀ, or its Cholesky form); the unseen
+    // ones are those within rest_bound of zero. 0 when complete.
+    double value_error = 0;
     std::string method;          // what ran: "dense", "lanczos", ...
     std::string note;            // why a fallback happened, if one did
     bool too_large = false;      // a partial method gave up: the rank is above its budget

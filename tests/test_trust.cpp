@@ -1,0 +1,225 @@
+// The trust contract: for any input, options and method, an ok row has
+// exactly the rank, dim, negative, flags and band of `--method dense` under
+// the same options, and a log-volume within the error bars the rows report.
+// Run over adversarial families: hidden saddles the diagonal cannot show,
+// delocalized small eigenvalues, clusters at the cut, float32 wide ranges,
+// rank budgets, and inputs carrying their own noise.
+#include "support.hpp"
+
+#include <basinvol/analyze.hpp>
+#include <basinvol/measure/cut.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+
+using namespace basinvol;
+using testing_support::geometric;
+using testing_support::random_orthogonal;
+using testing_support::with_spectrum;
+
+namespace {
+
+bool has(const Row& r, const char* w) { return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end(); }
+
+Row run(const Hessian& h, Method m, CutRule rule, std::optional<double> hessian_error = std::nullopt) {
+    AnalyzeOptions opt;
+    opt.method = m;
+    opt.cut.rule = rule;
+    opt.hessian_error = hessian_error;
+    return analyze_hessian(h, opt);
+}
+
+// Every method against dense, under every cut rule.
+void check_every_method(const Hessian& h, const char* family) {
+    for (CutRule rule : {CutRule::automatic, CutRule::gap, CutRule::dtype}) {
+        const Row d = run(h, Method::dense, rule);
+        REQUIRE(d.ok);
+        for (Method m : {Method::automatic, Method::cholesky, Method::sketch, Method::lanczos}) {
+            const Row p = run(h, m, rule);
+            CAPTURE(family);
+            CAPTURE(static_cast<int>(rule));
+            CAPTURE(method_name(m));
+            CAPTURE(p.method);
+            CAPTURE(p.solver_note);
+            REQUIRE(p.ok);
+            CHECK(p.certified);
+            CHECK(p.rank == d.rank);
+            CHECK(p.dim == d.dim);
+            CHECK(p.negative == d.negative);
+            CHECK(p.dim_low == d.dim_low);
+            CHECK(p.dim_high == d.dim_high);
+            CHECK(has(p, "saddle") == has(d, "saddle"));
+            CHECK(has(p, "ambiguous_rank") == has(d, "ambiguous_rank"));
+            // Both log-volumes are within their error bars of the exact one.
+            CHECK(std::abs(p.log_volume - d.log_volume) <= p.log_volume_error + d.log_volume_error + 1e-12 * std::abs(d.log_volume));
+        }
+    }
+}
+
+Hessian f32(const Eigen::MatrixXd& m) { return make_hessian(Eigen::MatrixXf(m.cast<float>())); }
+
+// Curved directions on the first coordinates, rotated among themselves, and
+// a ±s pair on two further coordinates whose diagonal is exactly zero: a
+// saddle pivoted Cholesky never pivots on.
+Eigen::MatrixXd hidden_saddle(std::size_t n, std::size_t curved, double s, std::uint32_t seed) {
+    const auto m = static_cast<Eigen::Index>(curved + 20);
+    std::vector<double> e = geometric(curved, 0.5, 5e-3);
+    e.resize(static_cast<std::size_t>(m), 0.0);
+    Eigen::MatrixXd h = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(n), static_cast<Eigen::Index>(n));
+    h.topLeftCorner(m, m) = with_spectrum(e, seed);
+    const Eigen::Index a = m + 3, b = static_cast<Eigen::Index>(n) - 2;
+    h(a, b) = h(b, a) = s;
+    return h;
+}
+
+}  // namespace
+
+TEST_CASE("hidden saddle on zero-diagonal coordinates: every method reports it as dense does") {
+    for (std::uint32_t seed : {11u, 12u}) {
+        Eigen::MatrixXd m = hidden_saddle(600, 40, 1e-4, seed);
+        REQUIRE(m.diagonal().minCoeff() >= 0);
+        Hessian h = f32(m);
+        const Row d = run(h, Method::dense, CutRule::automatic);
+        CHECK(d.negative == 1);  // −1e-4 is above the dtype cut (≈ 3.6e-5): a saddle
+        CHECK(has(d, "saddle"));
+        check_every_method(h, "hidden saddle f32");
+        check_every_method(make_hessian(m), "hidden saddle f64");
+    }
+}
+
+TEST_CASE("a delocalized small eigenvalue just above the cut is counted by every method") {
+    for (std::uint32_t seed : {21u, 22u}) {
+        std::vector<double> e = geometric(40, 0.5, 5e-3);
+        e.push_back(1e-4);
+        e.resize(600, 0.0);
+        Hessian h = f32(with_spectrum(e, seed));
+        CHECK(run(h, Method::dense, CutRule::automatic).rank == 41);
+        check_every_method(h, "delocalized");
+    }
+}
+
+TEST_CASE("rotated indefinite spectra with a non-negative diagonal, --cut gap included") {
+    std::mt19937_64 rng(31);
+    std::uniform_real_distribution<double> u(0, 1);
+    for (int trial = 0; trial < 2; ++trial) {
+        std::vector<double> e;
+        for (int i = 0; i < 3; ++i) e.push_back(-std::pow(10.0, -2 * u(rng)));  // [−1, −0.01]
+        for (int i = 0; i < 37; ++i) e.push_back(std::pow(10.0, 1 - 3 * u(rng)));
+        e.resize(600, 0.0);
+        Eigen::MatrixXd m = with_spectrum(e, 40u + static_cast<std::uint32_t>(trial));
+        Hessian h = f32(m);
+        const Row d = run(h, Method::dense, CutRule::gap);
+        CHECK(d.negative == 3);
+        check_every_method(h, "indefinite");
+    }
+}
+
+TEST_CASE("clusters at the cut and float32 continua: flags and counts match dense") {
+    // Eigenvalues straddling the dtype cut within a factor of 2, and a
+    // spectrum running through the float32 floor.
+    std::vector<double> at_cut = geometric(30, 1.0, 1e-2);
+    const double dtype = 600 * std::ldexp(1.0, -23);
+    for (double f : {0.5, 0.8, 1.2, 2.0}) at_cut.push_back(f * dtype);
+    at_cut.resize(600, 0.0);
+    check_every_method(f32(with_spectrum(at_cut, 51)), "cluster at cut");
+
+    std::vector<double> wide = geometric(120, 1e2, 1e-9);
+    wide.resize(600, 0.0);
+    check_every_method(f32(with_spectrum(wide, 52)), "float32 wide range");
+}
+
+TEST_CASE("rank budgets: just under and over n/4, and past the factored Cholesky's 0.75n") {
+    for (std::size_t r : {140u, 160u, 460u}) {
+        std::vector<double> e = geometric(r, 10, 1e-2);
+        e.resize(600, 0.0);
+        check_every_method(f32(with_spectrum(e, 60u + static_cast<std::uint32_t>(r))), "budget");
+    }
+}
+
+TEST_CASE("the input's own noise raises the floor: a perturbed upper triangle is not curvature") {
+    // float64, 20 curved directions, 1e-14 added to the upper triangle only
+    // (asymmetry far inside --max-asymmetry). Symmetrizing leaves noise of
+    // about ‖H − Hᵀ‖_F/2 in the flat directions, far above the dtype cut.
+    const Eigen::Index n = 120;
+    std::vector<double> e = geometric(20, 1.0, 1e-2);
+    e.resize(n, 0.0);
+    Eigen::MatrixXd m = with_spectrum(e, 71);
+    std::mt19937_64 rng(72);
+    std::normal_distribution<double> g;
+    for (Eigen::Index j = 0; j < n; ++j)
+        for (Eigen::Index i = 0; i < j; ++i) m(i, j) += 1e-14 * g(rng);
+    Hessian h = make_hessian(m);
+    Row r = run(h, Method::dense, CutRule::automatic);
+    CHECK(r.rank == 20);
+    CHECK(r.negative == 0);
+    CHECK_FALSE(has(r, "ambiguous_rank"));
+    CHECK(r.noise_floor >= h.asymmetry * h.frobenius);
+    // Without the measured noise the symmetrized noise counts as curvature:
+    // dense eigenvalues of the noise exceed the dtype cut.
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es((m + m.transpose()) / 2);
+    const double dtype = static_cast<double>(n) * std::numeric_limits<double>::epsilon();
+    CHECK(es.eigenvalues().cwiseAbs().unaryExpr([&](double v) { return v > dtype ? 1.0 : 0.0; }).sum() > 20);
+    // A stated error does the same for a matrix whose asymmetry hides it.
+    Eigen::MatrixXd sym = (m + m.transpose()) / 2;
+    Hessian s = make_hessian(sym);
+    CHECK(run(s, Method::dense, CutRule::automatic).rank > 20);
+    Row stated = run(s, Method::dense, CutRule::automatic, 1e-12);
+    CHECK(stated.rank == 20);
+    CHECK(stated.noise_floor == doctest::Approx(1e-12));
+    check_every_method(make_hessian(m), "input noise");
+}
+
+TEST_CASE("an eigenvalue just above the floor has no clean gap to noise below it") {
+    // Measured on the batch workload: a kept eigenvalue 1.45x the float32
+    // floor and a "gap" to values far under the floor. The gap's lower side
+    // is the floor: under one decade, so the rank is ambiguous.
+    // A continuum from 1 down through the dtype cut, ending at 1.45x the floor.
+    double norm = 0;
+    for (double v : geometric(300, 1.0, 1e-6)) norm += v * v;
+    const double floor = std::ldexp(1.0, -23) * std::sqrt(norm);
+    std::vector<double> e = geometric(300, 1.0, 1.45 * floor);
+    e.resize(400, 0.0);
+    Eigen::MatrixXd m = with_spectrum(e, 81);
+    Row r = run(f32(m), Method::dense, CutRule::automatic);
+    REQUIRE(r.gap.has_value());
+    CHECK(*r.gap < 1.0);
+    CHECK(has(r, "ambiguous_rank"));
+    CHECK(r.dim_low < r.dim_high);  // and the band says how far the dim can move
+}
+
+TEST_CASE("float16-like storage where n·ε ≥ 1: the rank is flagged, not silently 0") {
+    // ε = 2^-10 (float16), n = 1100: the dtype cut exceeds max|λ|.
+    Magnitudes m;
+    m.known = geometric(1100, 10, 1);
+    m.n = 1100;
+    m.stored_eps = std::ldexp(1.0, -10);
+    double f2 = 0;
+    for (double v : m.known) f2 += v * v;
+    m.frobenius = std::sqrt(f2);
+    Cut c = choose_cut(m, {});
+    CHECK(c.kept == 0);
+    CHECK(c.ambiguous);
+}
+
+TEST_CASE("the log-volume error bar bounds the distance to the exact spectrum's value") {
+    std::vector<double> e = geometric(50, 10, 1e-3);
+    e.resize(700, 0.0);
+    Eigen::MatrixXd m = with_spectrum(e, 91);
+    // The exact log-volume of this matrix, from its known spectrum.
+    const double T = 1.0;
+    double sum_log = 0;
+    for (std::size_t i = 0; i < 50; ++i) sum_log += std::log(e[i]);
+    const double exact = testing_support::log_ball(50) + 25 * std::log(2 * T) - sum_log / 2;
+    for (Method meth : {Method::dense, Method::sketch, Method::lanczos, Method::cholesky}) {
+        Row r = run(make_hessian(m), meth, CutRule::automatic);
+        CAPTURE(r.method);
+        REQUIRE(r.rank == 50);
+        CHECK(r.log_volume_error > 0);
+        // the matrix itself is exact only to rounding of its construction (~1e-15 relative)
+        CHECK(std::abs(r.log_volume - exact) <= r.log_volume_error + 1e-10);
+    }
+}
