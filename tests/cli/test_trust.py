@@ -1,0 +1,219 @@
+"""The trust contract through the command line: every method gives dense's
+rank on Hessians whose rank is known in closed form; attributes that change an
+answer are used or refused; ranking and comparing agree and say when noise
+decides; extreme thresholds and storage types are handled or flagged.
+
+Run: /usr/bin/python3 tests/cli/test_trust.py path/to/basinvol
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = None
+METHODS = ("auto", "dense", "cholesky", "sketch", "lanczos")
+
+
+def run(*args):
+    p = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+    return p
+
+
+def rows_of(p):
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def deep_linear_hessian(d0, d1, d2, rng):
+    """Hessian of L(W1, W2) = ½‖W2 W1 X − Y‖²_F at a zero-residual minimum
+    (Y = W2 W1 X), X square and invertible: H = JᵀJ with J the Jacobian of
+    (W1, W2) ↦ W2 W1 X. For full-rank W1 (d1×d0), W2 (d2×d1) and
+    d1 ≤ min(d0, d2) its rank is d1·(d0 + d2 − d1): the map
+    (A, B) ↦ W2 A X + B W1 X has the kernel {(C W1, −W2 C)} of dimension d1²."""
+    W1 = rng.standard_normal((d1, d0))
+    W2 = rng.standard_normal((d2, d1))
+    X = np.linalg.qr(rng.standard_normal((d0, d0)))[0] * np.linspace(1, 3, d0)
+    # vec(W2 A X) = (Xᵀ ⊗ W2) vec(A), vec(B W1 X) = ((W1 X)ᵀ ⊗ I) vec(B) (column-major vec)
+    J = np.hstack([np.kron(X.T, W2), np.kron((W1 @ X).T, np.eye(d2))])
+    H = J.T @ J
+    return (H + H.T) / 2, d1 * (d0 + d2 - d1)
+
+
+class Base(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="basinvol-trust-")
+        cls.dir = cls.tmp.name
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+class DeepLinearNetworks(Base):
+    def test_every_method_finds_the_closed_form_rank(self):
+        rng = np.random.default_rng(5)
+        # (16, 12, 30): rank 408 of 552, inside the factored Cholesky's 0.75n;
+        # (30, 10, 26): rank 460 of 560, past every partial budget.
+        for (d0, d1, d2) in ((16, 12, 30), (30, 10, 26)):
+            H, rank = deep_linear_hessian(d0, d1, d2, rng)
+            n = H.shape[0]
+            self.assertGreaterEqual(n, 500, "large enough for the partial solvers")
+            for dtype in ("float64", "float32"):
+                f = self.path("dln_%d_%d_%d_%s.h5" % (d0, d1, d2, dtype))
+                with h5py.File(f, "w") as h5:
+                    h5["hessian"] = H.astype(dtype)
+                for method in METHODS:
+                    with self.subTest(shape=(d0, d1, d2), dtype=dtype, method=method):
+                        p = run("volume", f, "--method", method, "-f", "jsonl")
+                        self.assertEqual(p.returncode, 0, p.stderr)
+                        row = rows_of(p)[0]
+                        flagged = "ambiguous_rank" in row["warnings"]
+                        if not flagged:
+                            self.assertEqual(row["rank"], rank, row)
+                            self.assertEqual(row["dim"], n - rank)
+                        self.assertEqual(row["negative"], 0)
+                        self.assertTrue(row["certified"])
+                        if dtype == "float64":  # eight decades of gap: never ambiguous
+                            self.assertFalse(flagged, row)
+
+
+class Attributes(Base):
+    def write(self, name, **attrs):
+        f = self.path(name + ".h5")
+        with h5py.File(f, "w") as h5:
+            d = h5.create_dataset("hessian", data=np.diag([2.0, 2.0, 0.0]))
+            for k, v in attrs.items():
+                d.attrs[k] = v
+        return f
+
+    def test_loss_threshold_as_number_string_or_one_element_array_is_used(self):
+        for value in (0.5, "0.5", np.array([0.5]), b"0.5"):
+            f = self.write("lt_ok", loss_threshold=value)
+            p = run("volume", f, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, (value, p.stderr))
+            row = rows_of(p)[0]
+            self.assertEqual(row["threshold"], 0.5, value)
+            self.assertAlmostEqual(row["log_volume"], math.log(math.pi * 0.5), delta=1e-12)
+
+    def test_an_unreadable_loss_threshold_is_an_error_row_naming_it(self):
+        for value, words in (("half", "the string 'half'"), (np.array([0.5, 1.0]), "an array of 2 values")):
+            f = self.write("lt_bad", loss_threshold=value)
+            p = run("volume", f, "-f", "jsonl")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            row = rows_of(p)[0]
+            self.assertEqual(row["status"], "error")
+            self.assertIn("lt_bad.h5:/hessian", row["error"])
+            self.assertIn("loss_threshold", row["error"])
+            self.assertIn(words, row["error"])
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
+    def test_validate_never_skips_an_expectation_it_cannot_read(self):
+        good = self.write("exp_ok", expected_rank="2", expected_dim=np.array([1]))
+        p = run("validate", good, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('"rank"', p.stdout)
+        bad = self.write("exp_bad", expected_rank="two")
+        p = run("validate", bad, "-f", "jsonl")
+        self.assertNotEqual(p.returncode, 0, p.stdout)
+        self.assertIn("expected_rank", p.stdout + p.stderr)
+
+    def test_huge_threshold_does_not_overflow(self):
+        f = self.write("huge_T")
+        for T in (1e308, 1.7e308):
+            p = run("volume", f, "-T", T, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            row = rows_of(p)[0]
+            self.assertAlmostEqual(row["log_volume"], math.log(math.pi) + math.log(T), delta=1e-9)
+
+
+class Ranking(Base):
+    def test_rank_and_compare_agree_on_every_pair_with_near_ties(self):
+        # Volumes 0.9e-6 nats apart: "within --tie-tol of a neighbour" would
+        # chain them into one place while compare orders the ends.
+        files = []
+        for i in range(5):
+            s = math.exp(-2 * 0.9e-6 * i)  # log V = const − ½·log(s²)... scale moves log V by 0.9e-6·i
+            f = self.path("tie_%d.h5" % i)
+            with h5py.File(f, "w") as h5:
+                h5["hessian"] = np.diag([2.0 * s, 2.0 * s, 0.0])
+            files.append(f)
+        p = run("rank", *files, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        place = {r["file"]: r["place"] for r in rows_of(p)}
+        for a in files:
+            for b in files:
+                if a == b:
+                    continue
+                c = run("compare", a, b)
+                if c.returncode == 0:
+                    self.assertLess(place[a], place[b], c.stderr)
+                elif "tie" in c.stderr:
+                    self.assertEqual(place[a], place[b], c.stderr)
+                else:
+                    self.assertGreaterEqual(place[a], place[b], c.stderr)
+
+    def test_noise_decided_order_is_marked_and_strict_compare_exits_3(self):
+        rng = np.random.default_rng(9)
+        q = np.linalg.qr(rng.standard_normal((60, 60)))[0]
+        clean = (q * np.r_[np.logspace(0, -2, 20), np.zeros(40)]) @ q.T  # dim 40
+        # Three eigenvalues within a decade above the cut (~2e-14): dim 37 at
+        # the cut, 40 a decade higher; its band reaches the clean basin's dim.
+        noisy = (q * np.r_[np.logspace(0, -2, 20), [3e-14, 5e-14, 1e-13], np.zeros(37)]) @ q.T
+        a, b = self.path("clean.h5"), self.path("smooth.h5")
+        for f, h in ((a, clean), (b, noisy)):
+            with h5py.File(f, "w") as h5:
+                h5["hessian"] = (h + h.T) / 2
+        p = run("rank", a, b, "-f", "jsonl")
+        rows = {r["file"]: r for r in rows_of(p)}
+        self.assertEqual(rows[a]["dim"], 40)
+        self.assertLessEqual(rows[b]["dim_low"], rows[b]["dim"])
+        self.assertGreaterEqual(rows[b]["dim_high"], 40, rows[b])
+        self.assertEqual(rows[a]["dim_low"], rows[a]["dim_high"])
+        self.assertIn("place_uncertain", rows[a]["warnings"])
+        self.assertIn("place_uncertain", rows[b]["warnings"])
+        c = run("compare", a, b)
+        self.assertIn("noise may decide", c.stderr)
+        self.assertIn(c.returncode, (0, 1))
+        s = run("compare", a, b, "--strict")
+        self.assertEqual(s.returncode, 3, s.stderr)
+        # Two clean basins: strict changes nothing.
+        s = run("compare", a, a, "--strict")
+        self.assertEqual(s.returncode, 1, s.stderr)
+        # The table shows it in the row: '~' on the place, the band in its column.
+        t = run("rank", a, b)
+        line = [l for l in t.stdout.splitlines() if "smooth.h5" in l][0]
+        self.assertRegex(line, r"^\d+~ ")
+        self.assertIn("%d..%d" % (rows[b]["dim_low"], rows[b]["dim_high"]), line)
+
+
+class Storage(Base):
+    def test_float16_where_the_dtype_cut_passes_the_spectrum_is_flagged(self):
+        rng = np.random.default_rng(11)
+        n = 1100
+        q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        h = (q * np.linspace(1, 10, n)) @ q.T
+        f = self.path("f16.h5")
+        with h5py.File(f, "w") as h5:
+            h5["hessian"] = ((h + h.T) / 2).astype(np.float16)
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row = rows_of(p)[0]
+        self.assertEqual(row["stored_type"], "float16")
+        self.assertIn("ambiguous_rank", row["warnings"], row)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
+        sys.stderr.write("usage: test_trust.py path/to/basinvol\n")
+        sys.exit(2)
+    BIN = sys.argv.pop(1)
+    unittest.main(verbosity=1)
