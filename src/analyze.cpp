@@ -1,5 +1,6 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -52,29 +53,39 @@ constexpr double eps64 = std::numeric_limits<double>::epsilon();
 // Below this n the dense solver is cheap enough to always be the answer.
 constexpr std::size_t dense_below = 500;
 
-// The input's own error: the larger of what was stated (option, else the
-// dataset's hessian_error attribute) and ‖H − Hᵀ‖_F. For an error E with
-// independent entries the symmetric part left after symmetrizing has about
-// half the Frobenius norm of H − Hᵀ = E − Eᵀ; taking all of it is a factor 2
-// of margin for an estimate read from one matrix.
-double input_noise(const Hessian& h, const AnalyzeOptions& opt) {
-    const double stated = opt.hessian_error ? *opt.hessian_error : h.info.attrs.hessian_error.value_or(0.0);
-    return std::max(stated, h.asymmetry * h.frobenius);
+// What the cut and the report need to know of a matrix besides its spectrum.
+struct MatrixFacts {
+    const HessianInfo& info;
+    double frobenius = 0;  // ‖H‖_F
+    double asymmetry = 0;  // ‖H − Hᵀ‖_F as stored (absolute)
+    double computed = 0;   // each eigenvalue's error from how it was computed (structured parts), else 0
+};
+
+MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius, h.asymmetry * h.frobenius, 0.0}; }
+
+// The input's own error: the largest of what was stated (option, else the
+// dataset's hessian_error attribute), ‖H − Hᵀ‖_F, and the computation's own
+// resolution. For an error E with independent entries the symmetric part
+// left after symmetrizing has about half the Frobenius norm of
+// H − Hᵀ = E − Eᵀ; taking all of it is a factor 2 of margin for an estimate
+// read from one matrix.
+double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
+    const double stated = opt.hessian_error ? *opt.hessian_error : f.info.attrs.hessian_error.value_or(0.0);
+    return std::max({stated, f.asymmetry, f.computed});
 }
 
-Magnitudes magnitudes(const Spectrum& s, const Hessian& h, const AnalyzeOptions& opt) {
+Magnitudes magnitudes(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions& opt) {
     Magnitudes m;
     m.n = s.n;
-    m.stored_eps = h.info.stored_eps;
-    m.frobenius = h.frobenius;
-    m.input_noise = input_noise(h, opt);
-    if (!s.complete) {
-        // A partial spectrum's bounds carry the rounding of the products that
-        // formed them (about ε·√n·‖H‖_F) on top of what they prove.
-        const double rounding = eps64 * std::sqrt(static_cast<double>(s.n)) * h.frobenius;
-        m.rest_bound = s.rest_bound + rounding;
-        m.value_error = s.value_error + rounding;
-    }
+    m.stored_eps = f.info.stored_eps;
+    m.frobenius = f.frobenius;
+    m.input_noise = input_noise(f, opt);
+    // A partial spectrum's bounds carry the rounding of the products that
+    // formed them (about ε·√n·‖H‖_F) on top of what they prove. (Exact
+    // zeros of a structure carry no bound and stay exact.)
+    const double rounding = eps64 * std::sqrt(static_cast<double>(s.n)) * f.frobenius;
+    if (s.rest_bound > 0) m.rest_bound = s.rest_bound + rounding;
+    if (s.value_error > 0) m.value_error = s.value_error + rounding;
     m.known.reserve(s.values.size());
     for (double v : s.values) m.known.push_back(std::abs(v));
     std::sort(m.known.begin(), m.known.end(), std::greater<double>());
@@ -137,7 +148,7 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
             break;
         }
         if (s) {
-            cut = choose_cut(magnitudes(*s, h, opt), opt.cut);
+            cut = choose_cut(magnitudes(*s, facts_of(h), opt), opt.cut);
             if (s->complete || cut->decided) return settle(std::move(*s), *cut);
             add(spent, s->stats);
         }
@@ -145,7 +156,7 @@ std::pair<Spectrum, Cut> certified_spectrum(Hessian& h, const AnalyzeOptions& op
     }
     // Never report an unproven rank: finish densely.
     Spectrum d = dense_spectrum(h);
-    Cut cut = choose_cut(magnitudes(d, h, opt), opt.cut);
+    Cut cut = choose_cut(magnitudes(d, facts_of(h), opt), opt.cut);
     return settle(std::move(d), cut);
 }
 
@@ -161,13 +172,72 @@ Row blank_row(const HessianInfo& info) {
     r.n = info.n;
     r.attrs = info.attrs;
     r.stored_type = info.stored_type;
+    r.structure = info.structure;
     return r;
 }
 
-// Solve, cut and measure; throws on failure.
+// Measures and reports a solved spectrum under its cut; throws on failure.
+void report(Row& r, const Spectrum& s, const Cut& cut, const MatrixFacts& f, const AnalyzeOptions& opt) {
+    r.asymmetry = f.frobenius > 0 ? f.asymmetry / f.frobenius : 0.0;
+    // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
+    // make tol infinite and every direction "flat": a wrong number, so an error.
+    for (double v : s.values)
+        if (!std::isfinite(v)) {
+            std::ostringstream msg;
+            msg.precision(3);
+            msg << f.info.source() << ": an eigenvalue overflowed float64 (‖H‖_F = " << f.frobenius
+                << "); rescale the Hessian";
+            throw NumericError(msg.str());
+        }
+
+    double T = opt.threshold ? *opt.threshold : f.info.attrs.loss_threshold.value_or(1.0);
+    if (!opt.threshold && f.info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
+        throw InputError(f.info.source() + ": attribute loss_threshold must be a positive number, got " +
+                         std::to_string(T));
+    Measurement m = measure(s.values, s.n, cut.tol, T, opt.negatives);
+    if (!std::isfinite(m.log_volume))
+        throw NumericError(f.info.source() + ": log-volume is not finite (eigenvalues out of range?)");
+
+    r.rank = m.rank;
+    r.dim = m.dim;
+    r.negative = m.negative;
+    r.tol = cut.tol;
+    r.gap = cut.gap;
+    r.noise_floor = cut.floor;
+    r.cut_rule = cut.rule;
+    r.threshold = T;
+    r.log_volume = m.log_volume;
+    r.log10_volume = m.log10_volume;
+    r.dim_low = cut.dim_low;
+    r.dim_high = cut.dim_high;
+    // Each kept value is within this of the stored matrix's exact eigenvalue:
+    // LAPACK's own bound ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
+    // symmetric eigenproblem") plus, for a partial spectrum, its pairing error.
+    const Magnitudes known = magnitudes(s, f, opt);
+    const double value_error = eps64 * f.frobenius + known.value_error + f.computed;
+    r.log_volume_error = log_volume_error(s.values, cut.tol, value_error, opt.negatives);
+    r.hessian_error = opt.hessian_error ? opt.hessian_error : f.info.attrs.hessian_error;
+    r.method = s.method;
+    r.certified = s.complete || cut.decided;
+    r.residual_bound = s.rest_bound;
+    r.stats = s.stats;
+    r.solver_note = s.note;
+    if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
+    if (m.negative > 0) r.warnings.push_back("saddle");
+    if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");
+    if (cut.below_floor) r.warnings.push_back("cut_below_floor");
+    if (!r.certified) r.warnings.push_back("uncertified");
+    // Symmetrizing moved the matrix by more than rounding of its stored type.
+    if (r.asymmetry > 10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)))
+        r.warnings.push_back("symmetrized");
+    if (opt.keep_eigenvalues) r.eigenvalues = s.values;
+    r.ok = true;
+}
+
+
+// Solve, cut and measure a dense Hessian; throws on failure.
 void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
-    r.asymmetry = h.asymmetry;
     // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
     // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
     if (!std::isfinite(h.frobenius))
@@ -188,63 +258,48 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
             s.stats.matvecs += before.matvecs;
             s.stats.passes += before.passes;
             s.stats.seconds += before.seconds;
-            cut = choose_cut(magnitudes(s, h, opt), opt.cut);
+            cut = choose_cut(magnitudes(s, facts_of(h), opt), opt.cut);
         }
     }
 
-    // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
-    // make tol infinite and every direction "flat": a wrong number, so an error.
-    for (double v : s.values)
-        if (!std::isfinite(v)) {
-            std::ostringstream msg;
-            msg.precision(3);
-            msg << info.source() << ": an eigenvalue overflowed float64 (‖H‖_F = " << h.frobenius
-                << "); rescale the Hessian";
-            throw NumericError(msg.str());
+    report(r, s, cut, facts_of(h), opt);
+}
+
+// Each top-level block's share of a structured Hessian's answer.
+std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, NegativePolicy policy) {
+    std::vector<BlockRow> out;
+    for (const BlockSpan& b : ss.blocks) {
+        BlockRow br;
+        br.name = b.name;
+        br.n = b.n;
+        long double sum_log = 0;
+        std::size_t curved = 0;
+        for (std::size_t i = b.begin; i < b.end; ++i) {
+            const double v = ss.spectrum.values[i], a = std::abs(v);
+            if (!(a > tol)) continue;
+            ++curved;
+            if (v < 0) ++br.negative;
+            if (v < 0 && policy == NegativePolicy::drop) continue;
+            ++br.rank;
+            sum_log += std::log(static_cast<long double>(a));
         }
+        br.dim = b.n - curved;
+        br.log_volume_part = -static_cast<double>(sum_log / 2);
+        out.push_back(br);
+    }
+    return out;
+}
 
-    double T = opt.threshold ? *opt.threshold : info.attrs.loss_threshold.value_or(1.0);
-    if (!opt.threshold && info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
-        throw InputError(info.source() + ": attribute loss_threshold must be a positive number, got " +
-                         std::to_string(T));
-    Measurement m = measure(s.values, s.n, cut.tol, T, opt.negatives);
-    if (!std::isfinite(m.log_volume))
-        throw NumericError(info.source() + ": log-volume is not finite (eigenvalues out of range?)");
-
-    r.rank = m.rank;
-    r.dim = m.dim;
-    r.negative = m.negative;
-    r.tol = cut.tol;
-    r.gap = cut.gap;
-    r.noise_floor = cut.floor;
-    r.cut_rule = cut.rule;
-    r.threshold = T;
-    r.log_volume = m.log_volume;
-    r.log10_volume = m.log10_volume;
-    r.dim_low = cut.dim_low;
-    r.dim_high = cut.dim_high;
-    // Each kept value is within this of the stored matrix's exact eigenvalue:
-    // LAPACK's own bound ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
-    // symmetric eigenproblem") plus, for a partial spectrum, its pairing error.
-    const Magnitudes known = magnitudes(s, h, opt);
-    const double value_error = eps64 * h.frobenius + known.value_error;
-    r.log_volume_error = log_volume_error(s.values, cut.tol, value_error, opt.negatives);
-    r.hessian_error = opt.hessian_error ? opt.hessian_error : info.attrs.hessian_error;
-    r.method = s.method;
-    r.certified = s.complete || cut.decided;
-    r.residual_bound = s.rest_bound;
-    r.stats = s.stats;
-    r.solver_note = s.note;
-    if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
-    if (m.negative > 0) r.warnings.push_back("saddle");
-    if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");
-    if (cut.below_floor) r.warnings.push_back("cut_below_floor");
-    if (!r.certified) r.warnings.push_back("uncertified");
-    // Symmetrizing moved the matrix by more than rounding of its stored type.
-    if (r.asymmetry > 10 * info.stored_eps * std::sqrt(static_cast<double>(info.n)))
-        r.warnings.push_back("symmetrized");
-    if (opt.keep_eigenvalues) r.eigenvalues = s.values;
-    r.ok = true;
+// Solve, cut and measure a structured Hessian (its parts read one at a time).
+void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt) {
+    StructuredSpectrum ss = structured_spectrum(info, opt.read);
+    // A structure's eigenvalues are computed directly, as dense ones are; the
+    // error of how they were computed (a Gram matrix's rounding) is noise
+    // under which no eigenvalue counts.
+    const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error};
+    const Cut cut = choose_cut(magnitudes(ss.spectrum, f, opt), opt.cut);
+    report(r, ss.spectrum, cut, f, opt);  // exact knowledge: the cut is decided, the row certified
+    r.blocks = block_rows(ss, cut.tol, opt.negatives);
 }
 
 template <class Body>
@@ -278,6 +333,7 @@ Row guarded(const HessianInfo& info, Body body) {
 
 Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     return guarded(info, [&](Row& r) {
+        if (!info.structure.empty()) return fill_structured(r, info, opt);
         Hessian h = read_hessian(info, opt.read);
         fill(r, h, opt);
     });

@@ -26,7 +26,13 @@ struct HessianInfo {
     std::string file;
     std::string dataset;         // absolute HDF5 path
     std::size_t n = 0;
-    std::string stored_type;     // "float32", "float64", "int32", ...
+    std::string stored_type;     // "float32", "float64", "int32", ... (structured: the coarsest part's)
+    // "" for a dense dataset; else the structure (docs/structured.md):
+    // "blocks", "factor", "kron" or "diagonal".
+    std::string structure;
+    // Structured: the memory its analysis needs at most (the largest part
+    // with its solver's workspace, and the n eigenvalues); 0 for dense.
+    std::size_t working_bytes = 0;
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
     Attributes attrs;
     // Why this dataset cannot be read as a Hessian (empty when it can).

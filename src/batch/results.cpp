@@ -136,6 +136,18 @@ Row row_from_json(const json& j) {
         for (const auto& w : *it)
             if (w.is_string()) r.warnings.push_back(w.get<std::string>());
     r.stored_type = text(j, "stored_type");
+    r.structure = text(j, "structure");
+    if (auto it = j.find("blocks"); it != j.end() && it->is_array())
+        for (const auto& b : *it) {
+            BlockRow br;
+            br.name = text(b, "name");
+            br.n = count(b, "n");
+            br.rank = count(b, "rank");
+            br.dim = count(b, "dim");
+            br.negative = count(b, "negative");
+            br.log_volume_part = number(b, "log_volume_part");
+            r.blocks.push_back(br);
+        }
     r.seconds = number(j, "seconds");
     r.attrs.step = opt_number(j, "step");
     r.attrs.loss = opt_number(j, "loss");

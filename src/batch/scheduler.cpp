@@ -26,6 +26,7 @@ char* openblas_get_corename(void);
 namespace basinvol {
 
 std::size_t working_set_bytes(const HessianInfo& info) {
+    if (!info.structure.empty()) return info.working_bytes;
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     const std::size_t elem = f32 ? sizeof(float) : sizeof(double);

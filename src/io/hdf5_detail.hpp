@@ -7,6 +7,7 @@
 
 #include <hdf5.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -86,5 +87,23 @@ private:
     hid_t id_ = -1;
     Closer closer_ = nullptr;
 };
+
+// The reader's building blocks, shared with the structured reader
+// (structure_reader.cpp). Each throws InputError naming `where`.
+[[noreturn]] void fail_at(const std::string& where, const std::string& what, bool with_hdf5 = true);
+Handle open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr);
+// A dataset as a dense Hessian candidate (problem set when it is not one).
+HessianInfo describe_dataset(hid_t d, const std::string& file, const std::string& path);
+// Reads obj's attributes into attrs; returns why they cannot be read ("" when they can).
+std::string read_object_attributes(hid_t obj, Attributes& attrs);
+std::string hdf5_type_name(hid_t type);
+
+// The value of obj's `structure` attribute ("" when it has none); throws
+// when it is there but not one of blocks, factor, kron, diagonal.
+std::string structure_kind(hid_t obj, const std::string& where);
+// A structured Hessian (group or 1-D dataset with `structure`) as one
+// listing entry: n, the coarsest stored type, the attributes; `problem` set
+// when its layout breaks the contract (docs/structured.md).
+HessianInfo describe_structured(hid_t obj, const std::string& file, const std::string& path);
 
 }  // namespace basinvol::detail

@@ -335,10 +335,19 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
         if (oi.type == H5O_TYPE_GROUP) {
             Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
             if (!g.valid()) fail(w.filename + ":" + path, "cannot open group");
+            // A group with a `structure` attribute is one Hessian, not a collection.
+            if (!detail::structure_kind(g.get(), w.filename + ":" + path).empty()) {
+                w.out->push_back(detail::describe_structured(g.get(), w.filename, path));
+                continue;
+            }
             walk_group(w, g.get(), path);
         } else if (oi.type == H5O_TYPE_DATASET) {
             Handle d(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
             if (!d.valid()) fail(w.filename + ":" + path, "cannot open dataset");
+            if (!detail::structure_kind(d.get(), w.filename + ":" + path).empty()) {
+                w.out->push_back(detail::describe_structured(d.get(), w.filename, path));
+                continue;
+            }
             HessianInfo info = describe(d.get(), w.filename, path);
             // Inside a group, only 2-D datasets are taken for Hessians; others
             // (loss curves, step lists) are metadata.
@@ -358,6 +367,18 @@ std::string normalize_path(const std::string& p) {
 }
 
 }  // namespace
+
+void detail::fail_at(const std::string& where, const std::string& what, bool with_hdf5) {
+    fail(where, what, with_hdf5);
+}
+Handle detail::open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image) {
+    return open_file(file, image);
+}
+HessianInfo detail::describe_dataset(hid_t d, const std::string& file, const std::string& path) {
+    return describe(d, file, path);
+}
+std::string detail::read_object_attributes(hid_t obj, Attributes& attrs) { return read_attributes(obj, attrs); }
+std::string detail::hdf5_type_name(hid_t type) { return type_name(type); }
 
 std::size_t physical_memory_bytes() {
     long pages = ::sysconf(_SC_PHYS_PAGES);
@@ -390,13 +411,21 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
     if (oi.type == H5O_TYPE_DATASET) {
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(where, "cannot open dataset");
-        out.push_back(describe(d.get(), source.file, path));
+        if (!detail::structure_kind(d.get(), where).empty())
+            out.push_back(detail::describe_structured(d.get(), source.file, path));
+        else
+            out.push_back(describe(d.get(), source.file, path));
         out.back().image = source.image;
         return out;
     }
     if (oi.type != H5O_TYPE_GROUP) fail(where, "object is neither a dataset nor a group", false);
     Handle g(H5Gopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Gclose);
     if (!g.valid()) fail(where, "cannot open group");
+    if (!detail::structure_kind(g.get(), where).empty()) {
+        out.push_back(detail::describe_structured(g.get(), source.file, path));
+        out.back().image = source.image;
+        return out;
+    }
     Walker w{file.get(), source.file, &out, {}, {}};
     w.seen.insert(oi.addr);
     walk_group(w, g.get(), path == "/" ? "" : path);

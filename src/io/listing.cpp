@@ -91,6 +91,8 @@ void put(Writer& w, const HessianInfo& h) {
     w.str(h.dataset);
     w.u64(h.n);
     w.str(h.stored_type);
+    w.str(h.structure);
+    w.u64(h.working_bytes);
     w.f64(h.stored_eps);
     w.str(h.problem);
     w.opt(h.attrs.step);
@@ -116,6 +118,8 @@ HessianInfo get(Reader& r) {
     h.dataset = r.str();
     h.n = static_cast<std::size_t>(r.u64());
     h.stored_type = r.str();
+    h.structure = r.str();
+    h.working_bytes = static_cast<std::size_t>(r.u64());
     h.stored_eps = r.f64();
     h.problem = r.str();
     r.opt(h.attrs.step);

@@ -38,7 +38,8 @@ std::vector<std::string> columns(const ReportSpec& spec) {
     for (const char* k : {"source", "file", "dataset", "n", "rank", "dim", "dim_low", "dim_high", "negative", "tol",
                           "gap", "noise_floor", "cut", "log_volume", "log10_volume", "log_volume_error", "method",
                           "status", "warnings", "error", "seconds", "step", "loss", "loss_threshold", "name",
-                          "threshold", "certified", "residual_bound", "hessian_error", "asymmetry", "stored_type"})
+                          "threshold", "certified", "residual_bound", "hessian_error", "asymmetry", "stored_type",
+                          "structure"})
         c.push_back(k);
     if (spec.with_regularized) {
         c.push_back("log_volume_regularized");
@@ -130,6 +131,14 @@ json row_to_json(const Row& r, const ReportSpec& spec) {
             j["place_regularized"] = r.place_regularized ? json(*r.place_regularized) : json(nullptr);
     }
     j["stored_type"] = r.stored_type.empty() ? json(nullptr) : json(r.stored_type);
+    j["structure"] = r.structure.empty() ? json(nullptr) : json(r.structure);
+    if (!r.blocks.empty()) {
+        json blocks = json::array();
+        for (const BlockRow& b : r.blocks)
+            blocks.push_back({{"name", b.name}, {"n", b.n}, {"rank", b.rank}, {"dim", b.dim},
+                              {"negative", b.negative}, {"log_volume_part", number(b.log_volume_part)}});
+        j["blocks"] = blocks;
+    }
     j["seconds"] = number(r.seconds);
     // A whole-number step is written as an integer (400, not 400.0).
     if (r.attrs.step && std::isfinite(*r.attrs.step) && std::abs(*r.attrs.step) < 9e15 &&

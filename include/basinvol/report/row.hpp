@@ -11,6 +11,16 @@
 
 namespace basinvol {
 
+// One top-level block of a structured Hessian: its share of the answer.
+struct BlockRow {
+    std::string name;
+    std::size_t n = 0;
+    std::size_t rank = 0;      // its curved directions used in the volume
+    std::size_t dim = 0;       // its flat directions
+    std::size_t negative = 0;
+    double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
+};
+
 struct Row {
     std::string source;   // FILE:/dataset/path (or the SOURCE text when it could not be listed)
     std::string file;
@@ -44,6 +54,8 @@ struct Row {
     SolverStats stats;
     std::string solver_note;    // why a partial method fell back to dense, if it did
     std::string stored_type;
+    std::string structure;            // "" for a dense dataset; blocks, factor, kron, diagonal
+    std::vector<BlockRow> blocks;     // structured Hessians: one per top-level block
     double asymmetry = 0;
     std::vector<std::string> warnings;
     double seconds = 0;

@@ -1,0 +1,333 @@
+// Structured Hessians in HDF5 (docs/structured.md): describing the layout
+// (at listing time, in the listing child, and again before analysis) and
+// reading each part's values. Every rule the layout breaks is one InputError
+// naming the file, the object and the value.
+#include "hdf5_detail.hpp"
+
+#include <basinvol/error.hpp>
+#include <basinvol/io/structure.hpp>
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+namespace basinvol {
+namespace {
+
+using detail::fail_at;
+using detail::Handle;
+
+constexpr int max_depth = 16;  // blocks nested deeper than this are refused
+
+std::string shape_text(const std::vector<hsize_t>& dims) {
+    std::ostringstream s;
+    for (std::size_t i = 0; i < dims.size(); ++i) s << (i ? "x" : "") << dims[i];
+    return dims.empty() ? std::string("scalar") : s.str();
+}
+
+struct DatasetShape {
+    std::vector<hsize_t> dims;
+    std::string type;
+    double eps = 0;
+};
+
+// Shape and numeric type of dataset `d`; throws when it is not numeric.
+DatasetShape dataset_shape(hid_t d, const std::string& where) {
+    DatasetShape s;
+    Handle space(H5Dget_space(d), H5Sclose);
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!space.valid() || !type.valid()) fail_at(where, "cannot read dataset shape or type");
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 0) fail_at(where, "cannot read dataset shape");
+    s.dims.resize(static_cast<std::size_t>(rank));
+    if (rank > 0 && H5Sget_simple_extent_dims(space.get(), s.dims.data(), nullptr) < 0)
+        fail_at(where, "cannot read dataset shape");
+    s.type = detail::hdf5_type_name(type.get());
+    const H5T_class_t cls = H5Tget_class(type.get());
+    if (cls == H5T_FLOAT) {
+        std::size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+        if (H5Tget_fields(type.get(), &spos, &epos, &esize, &mpos, &msize) < 0) fail_at(where, "cannot read float type");
+        s.eps = std::ldexp(1.0, -static_cast<int>(std::min<std::size_t>(msize, 52)));
+    } else if (cls == H5T_INTEGER) {
+        s.eps = std::ldexp(1.0, -52);  // integers up to 2^53 convert exactly
+    } else {
+        fail_at(where, "dataset type is " + s.type + ", not a number (expected float32 or float64)", false);
+    }
+    return s;
+}
+
+void coarsest(StructurePart& into, const std::string& type, double eps, std::size_t work) {
+    if (eps > into.stored_eps) {
+        into.stored_eps = eps;
+        into.stored_type = type;
+    }
+    into.work_bytes = std::max(into.work_bytes, work);
+}
+
+std::size_t elem_bytes(double eps) { return eps > std::ldexp(1.0, -30) ? sizeof(float) : sizeof(double); }
+
+double scale_of(hid_t obj, const std::string& where) {
+    Attributes attrs;
+    const std::string problem = detail::read_object_attributes(obj, attrs);
+    if (!problem.empty()) fail_at(where, problem, false);
+    if (auto text = attrs.strings.find("scale"); text != attrs.strings.end()) {  // a number written as text
+        char* end = nullptr;
+        const double v = std::strtod(text->second.c_str(), &end);
+        if (end == text->second.c_str() || *end != '\0')
+            fail_at(where, "attribute scale must be one number, got '" + text->second + "'", false);
+        attrs.numbers["scale"] = v;
+    }
+    auto it = attrs.numbers.find("scale");
+    if (it == attrs.numbers.end()) return 1.0;
+    if (!std::isfinite(it->second) || it->second == 0) {
+        std::ostringstream s;
+        s << "attribute scale must be a finite nonzero number, got " << it->second;
+        fail_at(where, s.str(), false);
+    }
+    return it->second;
+}
+
+// Opens the dataset `name` of group `g` (which must exist) with its shape.
+std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name, const std::string& where) {
+    const std::string at = where + "/" + name;
+    if (H5Lexists(g, name.c_str(), H5P_DEFAULT) <= 0) fail_at(where, "has no dataset " + name, false);
+    Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
+    DatasetShape s = dataset_shape(d.get(), at);
+    return {std::move(d), std::move(s)};
+}
+
+struct Walk {
+    std::string file;
+    std::set<haddr_t> seen;  // a hard-linked cycle of groups is refused, not followed
+};
+
+StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth);
+
+StructurePart square_dataset(hid_t d, const std::string& path, const std::string& where) {
+    DatasetShape s = dataset_shape(d, where);
+    if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
+        fail_at(where, "a dense part must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
+    StructurePart p;
+    p.kind = PartKind::dense;
+    p.path = path;
+    p.n = static_cast<std::size_t>(s.dims[0]);
+    coarsest(p, s.type, s.eps, p.n * p.n * (elem_bytes(s.eps) + sizeof(double)));  // stored + LAPACK's copy
+    return p;
+}
+
+StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::string& where, int depth) {
+    std::vector<std::string> names;
+    auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+    };
+    H5G_info_t gi{};
+    if (H5Gget_info(g, &gi) < 0) fail_at(where, "cannot list group");
+    hsize_t idx = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0) fail_at(where, "cannot list group");
+    if (names.empty()) fail_at(where, "structure blocks has no members", false);
+    StructurePart p;
+    p.kind = PartKind::blocks;
+    p.path = path;
+    for (const auto& name : names) {
+        const std::string member = path + "/" + name;
+        Handle o(H5Oopen(g, name.c_str(), H5P_DEFAULT), H5Oclose);
+        if (!o.valid()) fail_at(w.file + ":" + member, "cannot open blocks member (dangling link?)");
+        StructurePart child = walk(w, o.get(), member, depth + 1);
+        p.n += child.n;
+        coarsest(p, child.stored_type, child.stored_eps, child.work_bytes);
+        p.parts.push_back(std::move(child));
+    }
+    return p;
+}
+
+StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
+    const std::string where = w.file + ":" + path;
+    if (depth > max_depth) fail_at(where, "blocks nested more than " + std::to_string(max_depth) + " deep", false);
+    H5O_info_t oi{};
+    if (H5Oget_info2(obj, &oi, H5O_INFO_BASIC) < 0) fail_at(where, "cannot open object");
+    if (oi.type == H5O_TYPE_GROUP && !w.seen.insert(oi.addr).second)
+        fail_at(where, "blocks member links back to a group above it (a cycle)", false);
+    const std::string kind = detail::structure_kind(obj, where);
+    const bool group = oi.type == H5O_TYPE_GROUP;
+    if (kind.empty()) {
+        if (group) fail_at(where, "a group inside a structure needs a structure attribute (blocks, factor or kron)", false);
+        return square_dataset(obj, path, where);
+    }
+    if (kind == "diagonal") {
+        if (group) fail_at(where, "structure diagonal must be a 1-D dataset, not a group", false);
+        DatasetShape s = dataset_shape(obj, where);
+        if (s.dims.size() != 1 || s.dims[0] == 0)
+            fail_at(where, "structure diagonal must be a non-empty 1-D dataset, got shape " + shape_text(s.dims), false);
+        StructurePart p;
+        p.kind = PartKind::diagonal;
+        p.path = path;
+        p.n = static_cast<std::size_t>(s.dims[0]);
+        coarsest(p, s.type, s.eps, p.n * sizeof(double));
+        return p;
+    }
+    if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
+    if (kind == "blocks") return blocks(w, obj, path, where, depth);
+    StructurePart p;
+    p.path = path;
+    p.scale = scale_of(obj, where);
+    if (kind == "factor") {
+        auto [g, s] = member_dataset(obj, "G", where);
+        if (s.dims.size() != 2 || s.dims[0] == 0 || s.dims[1] == 0)
+            fail_at(where + "/G", "G must be a non-empty 2-D dataset (m x n), got shape " + shape_text(s.dims), false);
+        p.kind = PartKind::factor;
+        p.m = static_cast<std::size_t>(s.dims[0]);
+        p.n = static_cast<std::size_t>(s.dims[1]);
+        const std::size_t k = std::min(p.m, p.n);  // G, a widened panel, the Gram matrix
+        coarsest(p, s.type, s.eps, p.m * p.n * elem_bytes(s.eps) + 2048 * std::max(p.m, p.n) * sizeof(double) + k * k * sizeof(double));
+        return p;
+    }
+    if (kind == "kron") {
+        p.kind = PartKind::kron;
+        for (const char* name : {"A", "B"}) {
+            auto [d, s] = member_dataset(obj, name, where);
+            if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
+                fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
+            (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
+            coarsest(p, s.type, s.eps, static_cast<std::size_t>(s.dims[0] * s.dims[0]) * 2 * sizeof(double));
+        }
+        p.n = p.a * p.b;
+        return p;
+    }
+    fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got '" + kind + "'", false);
+}
+
+// Reads a whole numeric dataset as float or double (row-major bytes).
+void read_all(const HessianInfo& info, const std::string& path, bool f32, void* buf) {
+    std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+    detail::ErrorSilencer quiet;
+    Handle file = detail::open_hdf5(info.file, info.image);
+    Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
+    if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        fail_at(info.file + ":" + path, "cannot read dataset values (truncated or corrupt data?)");
+}
+
+template <class M>
+void check_finite(const M& m, const std::string& where) {
+    if (m.allFinite()) return;
+    for (Eigen::Index j = 0; j < m.cols(); ++j)
+        for (Eigen::Index i = 0; i < m.rows(); ++i)
+            if (!std::isfinite(m(i, j))) {
+                std::ostringstream s;
+                s << "non-finite value " << m(i, j) << " at [" << j << ", " << i << "]";
+                throw InputError(where + ": " + s.str());
+            }
+}
+
+std::size_t budget_of(const ReadOptions& opt) {
+    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
+    return budget ? budget : std::size_t(1) << 33;
+}
+
+}  // namespace
+
+std::string detail::structure_kind(hid_t obj, const std::string& where) {
+    // A lookup by name decodes every compact attribute message without
+    // building HDF5's attribute table (see read_attributes); a corrupt list
+    // fails here and is reported, with its cause, when the object is described.
+    (void)where;
+    const htri_t has = H5Aexists(obj, "structure");
+    if (has <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return "";
+    }
+    Attributes attrs;
+    detail::read_object_attributes(obj, attrs);
+    auto it = attrs.strings.find("structure");
+    if (it != attrs.strings.end()) return it->second.empty() ? std::string("(empty)") : it->second;
+    return "(not a string)";
+}
+
+HessianInfo detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
+    HessianInfo info;
+    info.file = file;
+    info.dataset = path;
+    info.structure = detail::structure_kind(obj, file + ":" + path);
+    info.problem = detail::read_object_attributes(obj, info.attrs);
+    if (!info.problem.empty()) return info;
+    try {
+        Walk w{file, {}};
+        StructurePart p = walk(w, obj, path, 0);
+        info.n = p.n;
+        info.stored_type = p.stored_type;
+        info.stored_eps = p.stored_eps;
+        // the largest part while it is solved, and the n eigenvalues with the cut's sorted copy
+        info.working_bytes = p.work_bytes + 3 * p.n * sizeof(double);
+    } catch (const InputError& e) {
+        // The row names the source; the problem names the part.
+        std::string m = e.what();
+        const std::string prefix = file + ":";
+        info.problem = m.rfind(prefix, 0) == 0 ? "structure: " + m.substr(prefix.size()) : m;
+    }
+    return info;
+}
+
+StructurePart describe_structure(const HessianInfo& info) {
+    if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
+    std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+    detail::ErrorSilencer quiet;
+    Handle file = detail::open_hdf5(info.file, info.image);
+    Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!o.valid()) fail_at(info.source(), "cannot open object");
+    Walk w{info.file, {}};
+    return walk(w, o.get(), info.dataset, 0);
+}
+
+Hessian read_square_part(const HessianInfo& info, const std::string& path, const ReadOptions& opt) {
+    HessianInfo part;
+    {
+        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::ErrorSilencer quiet;
+        Handle file = detail::open_hdf5(info.file, info.image);
+        Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
+        part = detail::describe_dataset(d.get(), info.file, path);
+    }
+    part.image = info.image;
+    return read_hessian(part, opt);
+}
+
+FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
+    const bool f32 = elem_bytes(p.stored_eps) == sizeof(float);
+    const std::string path = p.path + "/G", where = info.file + ":" + path;
+    const double bytes = double(p.m) * double(p.n) * double(f32 ? sizeof(float) : sizeof(double));
+    if (bytes > double(budget_of(opt))) {
+        std::ostringstream s;
+        s.precision(3);
+        s << "G of " << p.m << " x " << p.n << " needs " << bytes / 1e9 << " GB in memory, over the budget of "
+          << double(budget_of(opt)) / 1e9 << " GB (--max-memory)";
+        throw InputError(where + ": " + s.str());
+    }
+    FactorValues v;
+    const auto n = static_cast<Eigen::Index>(p.n), m = static_cast<Eigen::Index>(p.m);
+    if (f32) {
+        v.t32.resize(n, m);
+        read_all(info, path, true, v.t32.data());
+        check_finite(v.t32, where);
+    } else {
+        v.t64.resize(n, m);
+        read_all(info, path, false, v.t64.data());
+        check_finite(v.t64, where);
+    }
+    return v;
+}
+
+Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& p) {
+    Eigen::VectorXd d(static_cast<Eigen::Index>(p.n));
+    read_all(info, p.path, false, d.data());
+    check_finite(d, info.file + ":" + p.path);
+    return d;
+}
+
+}  // namespace basinvol

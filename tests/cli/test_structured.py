@@ -1,0 +1,247 @@
+"""Structured Hessians (docs/structured.md) through the command line: each
+structure and a blocks model mixing them agree with their dense twins (the
+n×n matrix the structure stands for) and with numpy references computed from
+the structure; per-block answers add up; broken layouts are one error row each.
+
+Run: /usr/bin/python3 tests/cli/test_structured.py path/to/basinvol
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = None
+
+
+def run(*args):
+    return subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True, timeout=300)
+
+
+def rows_of(p):
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+def rotated(eigs, rng):
+    q = np.linalg.qr(rng.standard_normal((len(eigs), len(eigs))))[0]
+    h = (q * np.asarray(eigs, dtype=float)) @ q.T
+    return (h + h.T) / 2
+
+
+def block_diag(*mats):
+    n = sum(m.shape[0] for m in mats)
+    out = np.zeros((n, n))
+    i = 0
+    for m in mats:
+        k = m.shape[0]
+        out[i:i + k, i:i + k] = m
+        i += k
+    return out
+
+
+def log_volume_of(abs_kept, T=1.0):
+    r = len(abs_kept)
+    return (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1) + (r / 2) * math.log(2 * T) - 0.5 * float(np.sum(np.log(abs_kept)))
+
+
+class Structured(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="basinvol-structured-")
+        cls.dir = cls.tmp.name
+        rng = np.random.default_rng(2026)
+        # The parts: a dense block with negative eigenvalues, a scaled factor,
+        # a Kronecker pair (A PSD of rank 5, B indefinite), a diagonal with zeros.
+        cls.dense = rotated(np.r_[np.logspace(1, -2, 12), [-0.5, -0.03], np.zeros(6)], rng)
+        cls.G = rng.standard_normal((7, 30)) * np.logspace(0, -1, 30)
+        cls.scale = 0.25
+        cls.A = rotated(np.r_[np.logspace(0.5, -1, 5), np.zeros(3)], rng)
+        cls.B = rotated(np.r_[[2.0, 1.0, 0.3, -0.2], np.zeros(2)], rng)
+        cls.diag = np.r_[np.logspace(1, -3, 9), np.zeros(4)]
+        cls.twin = block_diag(cls.dense, cls.scale * cls.G.T @ cls.G, np.kron(cls.A, cls.B), np.diag(cls.diag))
+        cls.file = os.path.join(cls.dir, "model.h5")
+        with h5py.File(cls.file, "w") as f:
+            m = f.create_group("model")
+            m.attrs["structure"] = "blocks"
+            m.attrs["loss_threshold"] = 0.5
+            m["a_dense"] = cls.dense
+            g = m.create_group("b_factor")
+            g.attrs["structure"] = "factor"
+            g.attrs["scale"] = cls.scale
+            g["G"] = cls.G
+            k = m.create_group("c_kron")
+            k.attrs["structure"] = "kron"
+            k["A"] = cls.A
+            k["B"] = cls.B
+            d = m.create_dataset("d_diag", data=cls.diag)
+            d.attrs["structure"] = "diagonal"
+            t = f.create_dataset("twin", data=cls.twin)
+            t.attrs["loss_threshold"] = 0.5
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def assert_same_answer(self, row, twin):
+        for k in ("n", "rank", "dim", "negative"):
+            self.assertEqual(row[k], twin[k], "%s: structured %s, dense twin %s" % (k, row[k], twin[k]))
+        # A float32 twin is the product rounded to float32: its eigenvalues
+        # differ from the structure's by that rounding.
+        rel = 1e-5 if twin["stored_type"] == "float32" else 1e-8
+        self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=rel * (1 + abs(twin["log_volume"])))
+
+    def test_blocks_model_equals_its_dense_twin(self):
+        p = run("volume", self.file + ":/model", self.file + ":/twin", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row, twin = rows_of(p)
+        self.assertEqual(row["structure"], "blocks")
+        self.assertEqual(row["method"], "structured")
+        self.assertTrue(row["certified"])
+        self.assertIsNone(twin["structure"])
+        self.assertEqual(row["n"], 20 + 30 + 48 + 13)
+        self.assertEqual(row["threshold"], 0.5)
+        self.assert_same_answer(row, twin)
+        # Against numpy from the structure itself: the eigenvalues of each part.
+        lam = np.r_[np.linalg.eigvalsh(self.dense), self.scale * np.linalg.svd(self.G, compute_uv=False) ** 2,
+                    np.zeros(30 - 7), np.outer(np.linalg.eigvalsh(self.A), np.linalg.eigvalsh(self.B)).ravel(), self.diag]
+        kept = np.abs(lam) > row["tol"]
+        self.assertEqual(row["rank"], int(kept.sum()))
+        self.assertEqual(row["negative"], int((lam[kept] < 0).sum()))
+        self.assertEqual(row["negative"], 2 + 5 * 1)  # the dense block's two, and A's five positives times B's one negative
+        self.assertAlmostEqual(row["log_volume"], log_volume_of(np.abs(lam[kept]), 0.5), delta=1e-9 * abs(row["log_volume"]))
+
+    def test_per_block_answers_add_up(self):
+        p = run("volume", self.file + ":/model", "-f", "jsonl")
+        row = rows_of(p)[0]
+        blocks = row["blocks"]
+        self.assertEqual([b["name"] for b in blocks], ["a_dense", "b_factor", "c_kron", "d_diag"])
+        self.assertEqual([b["n"] for b in blocks], [20, 30, 48, 13])
+        self.assertEqual([b["rank"] for b in blocks], [14, 7, 5 * 4, 9])
+        for k in ("rank", "dim", "negative", "n"):
+            self.assertEqual(sum(b[k] for b in blocks), row[k], k)
+        r = row["rank"]
+        head = (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1) + (r / 2) * math.log(2 * row["threshold"])
+        self.assertAlmostEqual(head + sum(b["log_volume_part"] for b in blocks), row["log_volume"], delta=1e-9)
+        # The factor block alone: −½ Σ log(s·σ²) over its 7 curved directions.
+        sigma = np.linalg.svd(self.G, compute_uv=False)
+        self.assertAlmostEqual(blocks[1]["log_volume_part"], -0.5 * float(np.sum(np.log(self.scale * sigma ** 2))), delta=1e-9)
+
+    def test_each_structure_alone_equals_its_twin_in_both_stored_types(self):
+        rng = np.random.default_rng(7)
+        G = rng.standard_normal((25, 160))  # m < n: rank 25
+        Gtall = rng.standard_normal((90, 40))  # m > n: full rank 40
+        cases = {
+            "factor": ({"G": G}, {"scale": 2.0}, 2.0 * G.T @ G),
+            "factor_tall": ({"G": Gtall}, {}, Gtall.T @ Gtall),
+            "kron": ({"A": self.A, "B": self.B}, {"scale": 3.0}, 3.0 * np.kron(self.A, self.B)),
+        }
+        for dtype in ("float64", "float32"):
+            f = self.path("alone_%s.h5" % dtype)
+            with h5py.File(f, "w") as h5:
+                for name, (members, attrs, twin) in cases.items():
+                    g = h5.create_group(name)
+                    g.attrs["structure"] = name.split("_")[0]
+                    for k, v in attrs.items():
+                        g.attrs[k] = v
+                    for k, v in members.items():
+                        g[k] = v.astype(dtype)
+                    # the twin is the matrix the stored values stand for, in the same type
+                    stored = {k: v.astype(dtype).astype(np.float64) for k, v in members.items()}
+                    t = (attrs.get("scale", 1.0) * stored["G"].T @ stored["G"]) if "G" in stored else \
+                        attrs.get("scale", 1.0) * np.kron(stored["A"], stored["B"])
+                    h5["twin_" + name] = ((t + t.T) / 2).astype(dtype)
+                d = h5.create_dataset("diagonal", data=self.diag.astype(dtype))
+                d.attrs["structure"] = "diagonal"
+                h5["twin_diagonal"] = np.diag(self.diag).astype(dtype)
+            p = run("volume", f, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rows = {r["dataset"]: r for r in rows_of(p)}
+            for name in list(cases) + ["diagonal"]:
+                with self.subTest(dtype=dtype, structure=name):
+                    row, twin = rows["/" + name], rows["/twin_" + name]
+                    self.assertEqual(row["stored_type"], dtype)
+                    if "ambiguous_rank" in twin["warnings"]:
+                        continue  # the contract holds where the twin's answer is unambiguous
+                    self.assert_same_answer(row, twin)
+            self.assertEqual(rows["/factor"]["rank"], 25)
+            self.assertEqual(rows["/factor_tall"]["rank"], 40)
+
+    def test_rank_mixes_structured_and_dense_rows(self):
+        p = run("rank", self.file, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual(sorted(r["dataset"] for r in rows), ["/model", "/twin"])
+        self.assertEqual(rows[0]["place"], rows[1]["place"], "a structure and its twin share a place")
+
+    def test_broken_layouts_are_one_error_row_each(self):
+        f = self.path("broken.h5")
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("no_G")
+            g.attrs["structure"] = "factor"
+            g["F"] = np.eye(3)
+            g = h5.create_group("kron_not_square")
+            g.attrs["structure"] = "kron"
+            g["A"] = np.ones((2, 3))
+            g["B"] = np.eye(2)
+            g = h5.create_group("bogus")
+            g.attrs["structure"] = "tensor-train"
+            g = h5.create_group("bad_member")
+            g.attrs["structure"] = "blocks"
+            g["loss_curve"] = np.ones(5)
+            g = h5.create_group("bad_scale")
+            g.attrs["structure"] = "factor"
+            g.attrs["scale"] = "large"
+            g["G"] = np.ones((2, 3))
+            d = h5.create_dataset("diag_2d", data=np.eye(3))
+            d.attrs["structure"] = "diagonal"
+            d = h5.create_dataset("diag_nan", data=np.array([1.0, np.nan]))
+            d.attrs["structure"] = "diagonal"
+            h5["fine"] = np.diag([1.0, 2.0])
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertEqual(rows["/fine"]["status"], "ok")
+        expect = {
+            "/no_G": "has no dataset G",
+            "/kron_not_square": "A must be a square 2-D dataset, got shape 2x3",
+            "/bogus": "got 'tensor-train'",
+            "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
+            "/bad_scale": "attribute scale must be one number, got 'large'",
+            "/diag_2d": "non-empty 1-D dataset, got shape 3x3",
+            "/diag_nan": "non-finite value nan",
+        }
+        for name, words in expect.items():
+            with self.subTest(name):
+                row = rows[name]
+                self.assertEqual(row["status"], "error")
+                self.assertIn("broken.h5:" + name, row["error"])
+                self.assertIn(words, row["error"])
+        self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), len(expect), p.stderr)
+
+    def test_memory_budget_refuses_a_factor_before_reading_it(self):
+        f = self.path("big_factor.h5")
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("f")
+            g.attrs["structure"] = "factor"
+            g.create_dataset("G", shape=(50, 40000), dtype="float32", fillvalue=1.0)
+        p = run("volume", f, "--max-memory", "4M", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1)
+        row = rows_of(p)[0]
+        self.assertIn("budget", row["error"])
+        self.assertIn("big_factor.h5:/f", row["error"])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
+        sys.stderr.write("usage: test_structured.py path/to/basinvol\n")
+        sys.exit(2)
+    BIN = sys.argv.pop(1)
+    unittest.main(verbosity=1)
