@@ -8,6 +8,11 @@ Library:
     write_hessian("h.h5", H, step=100, loss=0.3, blocks=parameter_blocks(model))
     write_checkpoint("run.h5", H, step=100, loss=0.3)       # /checkpoints/step_00100
 
+    # Structured Hessians (docs/structured.md): no n x n matrix anywhere.
+    G = gauss_newton_factor(model, inputs, targets, loss="cross_entropy")   # m x n, G^T G = GGN
+    write_structure("h.h5", "ggn", Factor(G), step=100)
+    write_structure("h.h5", "model", {"0_fc1": Factor(G1), "1_fc2": Kron(A, B), "2_bias": Diagonal(d)})
+
 Command line (no PyTorch needed):
 
     basinvol_export.py convert H.npy OUT.h5 [--dataset D] [--dtype float32] [--step S] ...
@@ -24,7 +29,8 @@ import h5py
 import numpy as np
 
 __all__ = ["hessian_of", "parameter_blocks", "write_hessian", "write_checkpoint", "checkpoint_name",
-           "read_blocks", "CHUNK_FROM"]
+           "read_blocks", "CHUNK_FROM", "Factor", "Kron", "Diagonal", "write_structure",
+           "gauss_newton_factor", "empirical_fisher_factor"]
 
 # Square datasets of at least this many rows are written chunked and gzip-compressed.
 CHUNK_FROM = 1024
@@ -200,6 +206,183 @@ def read_blocks(dataset):
             "sizes": [int(v) for v in a["param_sizes"]],
             "shapes": [tuple(int(k) for k in dec(s).split(",") if k) for s in a["param_shapes"]]
             if "param_shapes" in a else None}
+
+
+# --- structured Hessians (docs/structured.md) ---
+
+class Factor:
+    """H = scale * G^T G with G of m x n (a Gauss-Newton matrix or an empirical Fisher)."""
+
+    def __init__(self, G, scale=1.0):
+        self.G, self.scale = np.asarray(G), float(scale)
+
+
+class Kron:
+    """H = scale * (A kron B), A of a x a and B of b x b: n = a * b."""
+
+    def __init__(self, A, B, scale=1.0):
+        self.A, self.B, self.scale = np.asarray(A), np.asarray(B), float(scale)
+
+
+class Diagonal:
+    """H = diag(values)."""
+
+    def __init__(self, values):
+        self.values = np.asarray(values)
+
+
+def _check_finite(name, a):
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} has non-finite entries")
+
+
+def _write_part(g, name, part, dtype):
+    if isinstance(part, dict):
+        if not part:
+            raise ValueError(f"blocks {name!r} has no members")
+        sub = g.create_group(name)
+        sub.attrs["structure"] = "blocks"
+        for k in part:  # basinvol reads members in name order: name them so that it is parameter order
+            _write_part(sub, k, part[k], dtype)
+        return sub
+    if isinstance(part, Factor):
+        if part.G.ndim != 2:
+            raise ValueError(f"factor {name!r}: G must be 2-D, got shape {part.G.shape}")
+        _check_finite(f"factor {name!r}", part.G)
+        sub = g.create_group(name)
+        sub.attrs["structure"] = "factor"
+        sub.attrs["scale"] = part.scale
+        sub.create_dataset("G", data=part.G.astype(dtype))
+        return sub
+    if isinstance(part, Kron):
+        for k, m in (("A", part.A), ("B", part.B)):
+            if m.ndim != 2 or m.shape[0] != m.shape[1]:
+                raise ValueError(f"kron {name!r}: {k} must be square, got shape {m.shape}")
+            _check_finite(f"kron {name!r} {k}", m)
+        sub = g.create_group(name)
+        sub.attrs["structure"] = "kron"
+        sub.attrs["scale"] = part.scale
+        sub.create_dataset("A", data=part.A.astype(dtype))
+        sub.create_dataset("B", data=part.B.astype(dtype))
+        return sub
+    if isinstance(part, Diagonal):
+        if part.values.ndim != 1:
+            raise ValueError(f"diagonal {name!r} must be 1-D, got shape {part.values.shape}")
+        _check_finite(f"diagonal {name!r}", part.values)
+        d = g.create_dataset(name, data=part.values.astype(dtype))
+        d.attrs["structure"] = "diagonal"
+        return d
+    H = np.asarray(part)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"dense block {name!r} must be square, got shape {H.shape}")
+    _check_finite(f"dense block {name!r}", H)
+    return g.create_dataset(name, data=H.astype(dtype))
+
+
+def write_structure(path, dataset, part, dtype="float64", mode="a", **attrs):
+    """Writes a structured Hessian to `dataset` of the HDF5 file `path`.
+
+    part: Factor(G, scale), Kron(A, B, scale), Diagonal(values), a dense square
+    array, or a dict of name -> part for a block-diagonal Hessian (members are
+    read in name order: name them so that name order is parameter order, e.g.
+    "00_fc1.weight"). Dicts nest. Keyword arguments become attributes of the
+    whole (step, loss, loss_threshold, name, hessian_error); None values are
+    skipped. An existing object of the same name is replaced. Returns its path."""
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    f, close = _open(path, mode)
+    try:
+        parent, _, name = dataset.strip("/").rpartition("/")
+        g = f.require_group(parent) if parent else f
+        if name in g:
+            del g[name]
+        obj = _write_part(g, name, part, dtype)
+        for k, v in attrs.items():
+            if v is not None:
+                obj.attrs[k] = v
+        return obj.name
+    finally:
+        if close:
+            f.close()
+
+
+def _output_jacobian(model, inputs, dtype):
+    """Per-sample output Jacobian J (N, k, n) in model.parameters() order, and the outputs (N, k)."""
+    import torch
+    tdtype = getattr(torch, str(dtype))
+    named = list(model.named_parameters())
+    names = [k for k, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+    flat0 = torch.cat([p.detach().to(tdtype).reshape(-1) for _, p in named])
+    x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
+    buffers = {k: (b.detach().to(tdtype) if b.is_floating_point() else b) for k, b in model.named_buffers()}
+
+    def outputs(flat):
+        tensors = dict(buffers)
+        for k, piece, shape in zip(names, torch.split(flat, sizes), shapes):
+            tensors[k] = piece.view(shape)
+        out = _functional_call(model, tensors, (x,))
+        return out.reshape(out.shape[0], -1)
+
+    out = outputs(flat0).detach()
+    J = torch.autograd.functional.jacobian(outputs, flat0)  # (N, k, n)
+    return J.detach(), out
+
+
+def gauss_newton_factor(model, inputs, targets, loss="mse", dtype="float64"):
+    """G (m x n, numpy) whose G^T G is the Gauss-Newton matrix of the mean loss:
+    sum_i J_i^T Lambda_i J_i with J_i the i-th sample's output Jacobian and
+    Lambda_i the loss's Hessian in that sample's outputs.
+
+    loss "mse": torch's mse_loss with mean reduction over the N x k outputs,
+    Lambda_i = 2/(N k) I, so G = sqrt(2/(N k)) J (m = N k). At a zero-residual
+    minimum G^T G is the exact Hessian.
+    loss "cross_entropy": mean over N samples of softmax cross-entropy on
+    logits, Lambda_i = (diag(p) - p p^T)/N = B B^T/N with
+    B = diag(sqrt p) - p sqrt(p)^T, so G_i = B^T J_i / sqrt(N) (m = N k).
+    Memory and time scale with m x n, never n^2."""
+    import torch
+    J, out = _output_jacobian(model, inputs, dtype)
+    N, k, n = J.shape
+    if loss == "mse":
+        G = J.reshape(N * k, n) * math.sqrt(2.0 / (N * k))
+    elif loss == "cross_entropy":
+        p = torch.softmax(out, dim=1)
+        s = p.sqrt()
+        B = torch.diag_embed(s) - p.unsqueeze(2) * s.unsqueeze(1)  # (N, k, k)
+        G = torch.einsum("nkj,nkp->njp", B, J).reshape(N * k, n) / math.sqrt(N)
+    else:
+        raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
+    return G.cpu().numpy().astype(np.float64, copy=False)
+
+
+def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):
+    """G (N x n, numpy) whose rows are the per-sample loss gradients / sqrt(N):
+    G^T G = (1/N) sum_i g_i g_i^T, the empirical Fisher. loss_fn(output, target)
+    is called on one sample at a time (batch of one)."""
+    import torch
+    tdtype = getattr(torch, str(dtype))
+    named = list(model.named_parameters())
+    names = [k for k, _ in named]
+    shapes = [p.shape for _, p in named]
+    sizes = [p.numel() for _, p in named]
+    flat0 = torch.cat([p.detach().to(tdtype).reshape(-1) for _, p in named])
+    buffers = {k: (b.detach().to(tdtype) if b.is_floating_point() else b) for k, b in model.named_buffers()}
+    rows = []
+    N = inputs.shape[0]
+    for i in range(N):
+        x = inputs[i:i + 1]
+        x = x.detach().to(tdtype) if x.is_floating_point() else x
+        y = targets[i:i + 1]
+        y = y.detach().to(tdtype) if y.is_floating_point() else y
+        flat = flat0.clone().requires_grad_(True)
+        tensors = dict(buffers)
+        for k, piece, shape in zip(names, torch.split(flat, sizes), shapes):
+            tensors[k] = piece.view(shape)
+        (g,) = torch.autograd.grad(loss_fn(_functional_call(model, tensors, (x,)), y), flat)
+        rows.append(g.detach() / math.sqrt(N))
+    return torch.stack(rows).cpu().numpy().astype(np.float64, copy=False)
 
 
 # --- command line ---

@@ -293,6 +293,91 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
         self.assertIn("/checkpoints/step_00042  n 4  float64", info)
 
 
+class StructuredExport(unittest.TestCase):
+    """Gauss-Newton and empirical-Fisher factors from PyTorch, and structured
+    files that basinvol reads with the same answer as their dense twins."""
+
+    def setUp(self):
+        torch.manual_seed(1)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_gauss_newton_factor_is_the_exact_hessian_at_a_zero_residual_minimum(self):
+        # A two-layer linear network fitted exactly: the residual is zero, so
+        # the Hessian is its Gauss-Newton part.
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3, bias=False), torch.nn.Linear(3, 2, bias=False)).double()
+        x = torch.randn(9, 4, dtype=torch.float64)
+        with torch.no_grad():
+            y = model(x)
+        G = bx.gauss_newton_factor(model, x, y, loss="mse")
+        self.assertEqual(G.shape, (9 * 2, 12 + 6))
+        H = reference_hessian(model, torch.nn.functional.mse_loss, x, y)
+        np.testing.assert_allclose(G.T @ G, H, rtol=0, atol=1e-12 * np.abs(H).max())
+
+    def test_gauss_newton_factor_equals_torch_ggn_away_from_a_minimum(self):
+        model = torch.nn.Sequential(torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3))
+        x = torch.randn(7, 5)
+        y = torch.randint(0, 3, (7,))
+        G = bx.gauss_newton_factor(model, x, y, loss="cross_entropy")
+        # Independent: J from autograd, Lambda from torch's own Hessian of the loss in the outputs.
+        m = copy.deepcopy(model).double()
+        with torch.no_grad():
+            out = m(x.double())
+        J = []
+        params = list(m.parameters())
+        for i in range(7):
+            for c in range(3):
+                m.zero_grad()
+                o = m(x[i:i + 1].double())[0, c]
+                grads = torch.autograd.grad(o, params)
+                J.append(torch.cat([g.reshape(-1) for g in grads]))
+        J = torch.stack(J).reshape(7, 3, -1)
+        lam = torch.autograd.functional.hessian(lambda o: torch.nn.functional.cross_entropy(o, y), out)  # (7,3,7,3)
+        ggn = sum(J[i].T @ lam[i, :, i, :] @ J[i] for i in range(7)).numpy()
+        np.testing.assert_allclose(G.T @ G, ggn, rtol=0, atol=1e-12 * np.abs(ggn).max())
+
+    def test_empirical_fisher_factor(self):
+        model = torch.nn.Sequential(torch.nn.Linear(3, 2)).double()
+        x = torch.randn(6, 3, dtype=torch.float64)
+        y = torch.randn(6, 2, dtype=torch.float64)
+        G = bx.empirical_fisher_factor(model, torch.nn.functional.mse_loss, x, y)
+        grads = []
+        for i in range(6):
+            model.zero_grad()
+            torch.nn.functional.mse_loss(model(x[i:i + 1]), y[i:i + 1]).backward()
+            grads.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).numpy())
+        F = sum(np.outer(g, g) for g in grads) / 6
+        np.testing.assert_allclose(G.T @ G, F, rtol=0, atol=1e-14 * np.abs(F).max())
+
+    def test_written_structures_give_their_dense_twins_answer(self):
+        rng = np.random.default_rng(4)
+        G = rng.standard_normal((6, 20))
+        A = with_spectrum([2.0, 1.0, 0.0], 1)
+        B = with_spectrum([1.5, -0.5, 0.2, 0.0], 2)
+        d = np.array([3.0, 0.0, 1e-3])
+        path = os.path.join(self.dir, "s.h5")
+        bx.write_structure(path, "model", {"0_g": bx.Factor(G, 0.5), "1_k": bx.Kron(A, B), "2_d": bx.Diagonal(d)},
+                           step=3, loss_threshold=2.0)
+        twin = np.zeros((35, 35))
+        twin[:20, :20] = 0.5 * G.T @ G
+        twin[20:32, 20:32] = np.kron(A, B)
+        twin[32:, 32:] = np.diag(d)
+        bx.write_hessian(path, (twin + twin.T) / 2, dataset="twin", loss_threshold=2.0)
+        rows = {r["dataset"]: r for r in rows_of("volume", path)}
+        s, t = rows["/model"], rows["/twin"]
+        self.assertEqual(s["structure"], "blocks")
+        self.assertEqual(s["step"], 3)
+        for k in ("n", "rank", "dim", "negative"):
+            self.assertEqual(s[k], t[k], k)
+        self.assertAlmostEqual(s["log_volume"], t["log_volume"], delta=1e-9 * abs(t["log_volume"]))
+        self.assertEqual([b["rank"] for b in s["blocks"]], [6, 2 * 3, 2])
+        with self.assertRaises(ValueError):
+            bx.write_structure(path, "bad", bx.Kron(np.ones((2, 3)), np.eye(2)))
+
+
 class PlotTool(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
