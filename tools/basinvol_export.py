@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["hessian_of", "parameter_blocks", "write_hessian", "write_checkpoint", "checkpoint_name",
            "read_blocks", "CHUNK_FROM", "Factor", "Kron", "Diagonal", "write_structure",
-           "gauss_newton_factor", "empirical_fisher_factor"]
+           "gauss_newton_factor", "empirical_fisher_factor", "kfac_blocks"]
 
 # Square datasets of at least this many rows are written chunked and gzip-compressed.
 CHUNK_FROM = 1024
@@ -355,6 +355,82 @@ def gauss_newton_factor(model, inputs, targets, loss="mse", dtype="float64"):
     else:
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
     return G.cpu().numpy().astype(np.float64, copy=False)
+
+
+def _loss_sqrt(out, loss, N):
+    """B (N, k, k) with sum_i B_i B_i^T the loss's Hessian in the outputs (mean reduction)."""
+    import torch
+    k = out.shape[1]
+    if loss == "mse":
+        eye = torch.eye(k, dtype=out.dtype).expand(out.shape[0], k, k)
+        return eye * math.sqrt(2.0 / (N * k))
+    if loss == "cross_entropy":
+        p = torch.softmax(out, dim=1)
+        s = p.sqrt()
+        return (torch.diag_embed(s) - p.unsqueeze(2) * s.unsqueeze(1)) / math.sqrt(N)
+    raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
+
+
+def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
+    """Kronecker-factored Gauss-Newton blocks of every torch.nn.Linear layer
+    (K-FAC), as a dict for write_structure: for a layer y = W a + b, W of
+    out x in flattened row-major (model.parameters() order),
+
+        "NN_<name>.weight": Kron(S, A)   S = sum_i g_i^T g_i   (out x out)
+                                         A = (1/N) sum_i a_i a_i^T   (in x in)
+        "NN_<name>.bias":   S            (a dense out x out block)
+
+    where the rows of g_i are B_i^T J_i (the loss's square-root Hessian times
+    the Jacobian of the network's outputs in y). For one sample this is the
+    exact Gauss-Newton block (GGN_W = S ⊗ a a^T); for N samples it is K-FAC's
+    approximation. Cross-layer blocks are dropped. Only Linear layers are
+    handled; a model with other parameters raises ValueError."""
+    import torch
+    tdtype = getattr(torch, str(dtype))
+    m = __import__("copy").deepcopy(model).to(tdtype)
+    x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
+    linear = [(name, mod) for name, mod in m.named_modules() if isinstance(mod, torch.nn.Linear)]
+    covered = {id(p) for _, mod in linear for p in mod.parameters()}
+    if any(id(p) not in covered for p in m.parameters()):
+        raise ValueError("kfac_blocks handles torch.nn.Linear layers only; the model has other parameters")
+    acts, outs = {}, {}
+    hooks = []
+    for name, mod in linear:
+        def fwd(module, args, result, name=name):
+            acts[name] = args[0].detach()
+            result.retain_grad()
+            outs[name] = result
+        hooks.append(mod.register_forward_hook(fwd))
+    try:
+        out = m(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    N, k = out.shape[0], out.reshape(out.shape[0], -1).shape[1]
+    out2 = out.reshape(N, k)
+    B = _loss_sqrt(out2.detach(), loss, N)  # (N, k, k)
+    # One backward pass per output coordinate c gives d out_ic / d y_i for
+    # every layer and sample i at once (samples do not mix).
+    jac = {name: [] for name, _ in linear}
+    for c in range(k):
+        for y in outs.values():
+            y.grad = None
+        out2[:, c].sum().backward(retain_graph=True)
+        for name, _ in linear:
+            jac[name].append(outs[name].grad.detach().reshape(N, -1))
+    blocks = {}
+    index = 0
+    for name, mod in linear:
+        J = torch.stack(jac[name], dim=1)       # (N, k, out)
+        g = torch.einsum("nkr,nko->nro", B, J)  # rows of B_i^T J_i
+        S = torch.einsum("nro,nrp->op", g, g)   # sum_i g_i^T g_i
+        a = acts[name].reshape(N, -1)
+        blocks[f"{index:04d}_{name}.weight"] = Kron(S.numpy(), (a.T @ a / N).numpy())
+        index += 1
+        if mod.bias is not None:
+            blocks[f"{index:04d}_{name}.bias"] = S.numpy()
+            index += 1
+    return blocks
 
 
 def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):

@@ -352,6 +352,31 @@ class StructuredExport(unittest.TestCase):
         F = sum(np.outer(g, g) for g in grads) / 6
         np.testing.assert_allclose(G.T @ G, F, rtol=0, atol=1e-14 * np.abs(F).max())
 
+    def test_kfac_blocks_equal_the_exact_ggn_blocks_for_one_sample(self):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+        x = torch.randn(1, 4)
+        for loss, y in (("mse", torch.randn(1, 2)), ("cross_entropy", torch.tensor([1]))):
+            blocks = bx.kfac_blocks(model, x, y, loss=loss)
+            self.assertEqual(list(blocks), ["0000_0.weight", "0001_0.bias", "0002_2.weight", "0003_2.bias"])
+            G = bx.gauss_newton_factor(model, x, y, loss=loss)
+            ggn = G.T @ G
+            offsets = bx.parameter_blocks(model)["offsets"] + [ggn.shape[0]]
+            for j, (name, part) in enumerate(blocks.items()):
+                ref = ggn[offsets[j]:offsets[j + 1], offsets[j]:offsets[j + 1]]
+                mat = np.kron(part.A, part.B) * part.scale if isinstance(part, bx.Kron) else part
+                np.testing.assert_allclose(mat, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()), err_msg=f"{loss} {name}")
+        # N samples: A is the mean input second moment, S the summed output factor (K-FAC).
+        x = torch.randn(5, 4)
+        blocks = bx.kfac_blocks(model, x, torch.randn(5, 2), loss="mse")
+        a = x.double().numpy()
+        np.testing.assert_allclose(blocks["0000_0.weight"].B, a.T @ a / 5, rtol=1e-12)
+        path = os.path.join(self.dir, "kfac.h5")
+        bx.write_structure(path, "kfac", blocks)
+        row = rows_of("volume", path)[0]
+        self.assertEqual(row["structure"], "blocks")
+        self.assertEqual(row["n"], sum(p.numel() for p in model.parameters()))
+        self.assertEqual(len(row["blocks"]), 4)
+
     def test_written_structures_give_their_dense_twins_answer(self):
         rng = np.random.default_rng(4)
         G = rng.standard_normal((6, 20))
