@@ -99,6 +99,7 @@ Spectrum detail::named(const Hessian& h, const char* method) {
     Spectrum s;
     s.n = h.info.n;
     s.method = method;
+    s.partial = true;
     return s;
 }
 

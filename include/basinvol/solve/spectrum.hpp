@@ -37,6 +37,7 @@ struct Spectrum {
     // within value_error (Weyl on H − VΘVᵀ, or its Cholesky form); the unseen
     // ones are those within rest_bound of zero. 0 when complete.
     double value_error = 0;
+    bool partial = false;        // from a partial solver (its bounds get a rounding allowance)
     std::string method;          // what ran: "dense", "lanczos", ...
     std::string note;            // why a fallback happened, if one did
     bool too_large = false;      // a partial method gave up: the rank is above its budget
