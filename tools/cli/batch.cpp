@@ -1,4 +1,5 @@
 #include "batch.hpp"
+#include "journal.hpp"
 
 #include <basinvol/batch/results.hpp>
 #include <basinvol/error.hpp>
@@ -29,8 +30,10 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
             ->check(CLI::IsMember({"input", "finish"}))
             ->capture_default_str();
     app->add_option("--shard", b.shard, "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
-    app->add_option("-o,--output", b.output, "Write results to FILE (through a temporary file and a rename)");
-    app->add_flag("--resume", b.resume, "With -o: keep the ok rows already in FILE and analyze only the rest");
+    app->add_option("-o,--output", b.output, "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at the "
+                    "end; FILE.lock keeps out a second run)");
+    app->add_flag("--resume", b.resume, "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
+                  "only the rest");
     app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
     if (ranking)
         app->add_flag("--from-results", b.from_results,
@@ -167,6 +170,7 @@ void AtomicFile::commit() {
     if (::rename(temp_.c_str(), path_.c_str()) != 0)
         throw bv::Error(path_ + ": cannot rename the finished results into place: " + std::strerror(errno));
     committed_ = true;
+    sync_directory_of(path_);
 }
 
 // ---------------------------------------------------------------- progress
@@ -296,7 +300,16 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     const std::size_t budget = o.max_memory.empty() ? bv::default_memory_budget() : parse_bytes(o.max_memory);
     a.read.max_bytes = budget;
 
-    // An earlier run's ok rows (--resume); error rows are computed again.
+    // One run at a time writes FILE (a second is refused, naming the first).
+    std::unique_ptr<OutputLock> lock;
+    if (!b.output.empty()) {
+        lock = std::make_unique<OutputLock>(b.output);
+        if (!lock->warning().empty()) std::cerr << lock->warning() << '\n';
+        remove_stale_temps(b.output);
+    }
+
+    // An earlier run's ok rows (--resume): FILE, then the journal of a run
+    // that was killed; error rows are computed again.
     std::vector<bv::Row> kept;
     std::set<std::string> done;
     if (b.resume && file_exists(b.output)) {
@@ -308,6 +321,18 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             throw bv::UsageError("--resume: '" + b.output + "' is not " + o.format + " output (give the -f it was written with)");
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
             if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
+    }
+    bool journal_found = false;
+    if (!b.output.empty() && !b.from_results) {
+        auto j = read_journal(b.output);
+        journal_found = j.exists;
+        if (b.resume) {
+            for (auto& r : j.rows)
+                if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
+            if (j.unreadable)
+                std::cerr << "basinvol: warning: " << journal_path(b.output) << ": " << j.unreadable
+                          << " unreadable line(s) skipped; their Hessians are analyzed again\n";
+        }
     }
 
     Progress progress(!b.no_progress);
@@ -333,6 +358,13 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
     install_interrupt_handlers();
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
+    std::unique_ptr<Journal> journal;
+    if (file && !b.from_results) {
+        if (journal_found && !b.resume)
+            std::cerr << "basinvol: note: " << journal_path(b.output)
+                      << " held the rows of an unfinished run; starting afresh (--resume keeps them)\n";
+        journal = std::make_unique<Journal>(b.output, b.resume, spec);
+    }
     std::ostream& out = file ? file->stream() : std::cout;
     bv::RowWriter writer(out, spec);
     if (ranking) rows.insert(rows.end(), kept.begin(), kept.end());
@@ -348,11 +380,18 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         bo.stop = interrupt_flag();
         bv::BatchCallbacks cb;
         cb.on_row = [&](std::size_t, const bv::Row& r) {
+            if (journal) {
+                const std::string why = journal->append(r);
+                if (!why.empty()) progress.message("basinvol: warning: " + why);
+            }
             if (!r.ok) progress.message("basinvol: error: " + r.error);
             if (ranking) rows.push_back(r);
             else writer.write(r);
         };
-        cb.on_progress = [&](const bv::BatchProgress& p) { progress.update(p); };
+        cb.on_progress = [&](const bv::BatchProgress& p) {
+            if (journal) journal->sync_if_due();
+            progress.update(p);
+        };
         sum = bv::run_batch(items, bo, cb);
         failed += sum.failed;
     }
@@ -385,6 +424,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         writer.finish();
     }
     if (file) file->commit();
+    if (journal) journal->remove();  // every row is in FILE now
     const int status = sig ? 128 + sig : failed ? exit_failed : exit_ok;
     return finish_output(status);
 }
