@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Faults of the environment, applied from outside: SIGKILL at random moments
 of a batch followed by --resume, two runs on one -o, a closed pipe, a full
-stdout, few file descriptors, a file truncated while it is read.
+stdout, few file descriptors, a file truncated while it is read, a listing
+that never ends.
 
 Usage: /usr/bin/python3 tests/cli/test_faults.py PATH/TO/basinvol [unittest options]
 Needs Debian's python3-numpy and python3-h5py. Writes only into temporary
@@ -306,6 +307,67 @@ class FaultTest(unittest.TestCase):
             self.assertIn(a, r["error"])
         # The last datasets lie past the cut: none of them can be an ok row.
         self.assertEqual(rows[-1]["status"], "error")
+
+    def test_a_listing_that_never_ends_is_stopped_and_is_one_error_row(self):
+        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=11)
+        fifo = self.path("stuck.h5")
+        os.mkfifo(fifo)  # opening it for reading waits for a writer that never comes
+        t0 = time.monotonic()
+        p = subprocess.run([BIN, "volume", fifo, good, "-f", "jsonl", "--list-timeout", "0.5"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["status"] for r in rows], ["error", "ok", "ok"])
+        self.assertIn("took longer than the listing limit of 0.5 s", rows[0]["error"])
+        self.assertTrue(rows[0]["error"].startswith(fifo + ": "))
+        bad = subprocess.run([BIN, "volume", good, "--list-timeout", "0"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 2)
+
+    def test_a_listing_child_dies_with_its_killed_parent(self):
+        fifo = self.path("stuck.h5")
+        os.mkfifo(fifo)
+        out = self.path("rows.jsonl")
+        proc = subprocess.Popen([BIN, "volume", fifo, "-f", "jsonl", "-o", out], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        child = None
+        deadline = time.monotonic() + 60
+        while child is None and time.monotonic() < deadline:
+            child = next((pid for pid in children_of(proc.pid)), None)
+            time.sleep(0.01)
+        self.assertIsNotNone(child, "no listing child appeared")
+        proc.kill()
+        proc.communicate(timeout=60)
+        # The child held the parent's FILE.lock (inherited over fork): it must go too.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and alive(child):
+            time.sleep(0.01)
+        self.assertFalse(alive(child), "the listing child outlived its parent")
+        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=12)
+        p = subprocess.run([BIN, "volume", good, "-f", "jsonl", "-o", out], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+
+def children_of(parent):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                yield int(entry)
+
+
+def alive(pid):
+    """Running, not a zombie (a zombie has closed its files)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
                     "end; FILE.lock keeps out a second run)");
     app->add_flag("--resume", b.resume, "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
                   "only the rest");
+    app->add_option("--list-timeout", b.list_timeout,
+                    "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
     if (ranking)
         app->add_flag("--from-results", b.from_results,
@@ -346,6 +350,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         rows = merge_results(args, progress);
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
     } else {
+        bv::set_listing_time_limit(b.list_timeout);
         auto sources = gather_sources(args, b);
         items = plan(sources, shard);
         if (!done.empty()) {
