@@ -266,6 +266,30 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertEqual(p.stderr, "basinvol: error: cannot write the results to standard output\n")
 
+    def test_full_disk_for_the_output_file_is_one_error_and_leaves_the_previous_file(self):
+        a = write_checkpoints(self.path("a.h5"), 120, 8, seed=13)  # ~70 kB of rows for a 16 kB disk
+        prev = self.path("prev.jsonl")
+        with open(prev, "w") as fh:
+            fh.write(subprocess.run([BIN, "volume", a + ":/checkpoints/step_0000", "-f", "jsonl"],
+                                    capture_output=True, text=True, timeout=60).stdout)
+        mnt = self.path("small")
+        os.mkdir(mnt)
+        script = ('mount -t tmpfs -o size=16k tmpfs "$1" || exit 99; cp "$2" "$1/rows.jsonl"; '
+                  '"$0" volume "$3" -f jsonl -o "$1/rows.jsonl"; echo "rc=$?"; '
+                  'cmp -s "$2" "$1/rows.jsonl" && echo intact; ls "$1"')
+        unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+        p = subprocess.run(unshare + ["bash", "-c", script, BIN, mnt, prev, a], capture_output=True, text=True,
+                           timeout=120)
+        if p.returncode == 99 or "rc=" not in p.stdout:
+            self.skipTest("cannot mount a small tmpfs here (%s)" % p.stderr.strip()[:200])
+        out = p.stdout.splitlines()
+        self.assertIn("rc=1", out, p.stderr)
+        self.assertIn("intact", out)  # the previous results are untouched
+        self.assertIn("basinvol: error: %s/rows.jsonl: cannot write the results (disk full?)" % mnt,
+                      p.stderr.splitlines())
+        self.assertFalse([f for f in out if ".tmp-" in f or f.endswith(".lock")], out)  # no half file, no lock
+        self.assertNotIn("Traceback", p.stderr)
+
     # ------------------------------------------------------------- limits
 
     def test_300_sources_under_64_file_descriptors(self):
