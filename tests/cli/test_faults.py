@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Faults of the environment, applied from outside: SIGKILL at random moments
 of a batch followed by --resume, two runs on one -o, a closed pipe, a full
-stdout, few file descriptors, a file truncated while it is read, a listing
-that never ends.
+stdout, a full disk, few file descriptors, 10^4 sources, a file truncated
+while it is read, a listing that never ends.
 
 Usage: /usr/bin/python3 tests/cli/test_faults.py PATH/TO/basinvol [unittest options]
 Needs Debian's python3-numpy and python3-h5py. Writes only into temporary
@@ -310,6 +310,23 @@ class FaultTest(unittest.TestCase):
         rows = jsonl(slurp(out))
         self.assertEqual(len(rows), 300)
         self.assertTrue(all(r["status"] == "ok" for r in rows))
+
+    def test_ten_thousand_sources_through_the_journal(self):
+        many = self.path("many.h5")
+        with h5py.File(many, "w") as f:
+            for i in range(10000):
+                f.create_dataset("d%05d" % i, data=np.eye(3) * (1 + i % 7))
+        listing = self.path("list.txt")
+        with open(listing, "w") as fh:
+            fh.write("".join("%s:/d%05d\n" % (many, i) for i in range(10000)))
+        out = self.path("rows.jsonl")
+        p = subprocess.run([BIN, "volume", "--files-from", listing, "-f", "jsonl", "-j", "2", "-o", out],
+                           capture_output=True, text=True, timeout=240)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        rows = by_source(jsonl(slurp(out)))  # each source once
+        self.assertEqual(len(rows), 10000)
+        self.assertTrue(all(r["status"] == "ok" and r["rank"] == 3 for r in rows.values()))
+        self.assertEqual(self.leftovers(out), [])
 
     # ------------------------------------------------------------- hostile files
 
