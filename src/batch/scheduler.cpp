@@ -14,7 +14,9 @@
 #include <mutex>
 #include <sched.h>
 #include <sstream>
+#include <sys/resource.h>
 #include <thread>
+#include <unistd.h>
 
 extern "C" {
 // OpenBLAS (linked through LAPACK): its thread count is process-global.
@@ -77,6 +79,18 @@ std::size_t available_cpus() {
     return h ? h : 1;
 }
 
+std::size_t address_space_left() {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+    std::ifstream in("/proc/self/statm");
+    std::size_t pages = 0;
+    if (!(in >> pages)) return SIZE_MAX;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    const std::size_t used = pages * static_cast<std::size_t>(page > 0 ? page : 4096);
+    const std::size_t limit = static_cast<std::size_t>(rl.rlim_cur);
+    return limit > used ? limit - used : 0;
+}
+
 int blas_threads() { return openblas_get_num_threads(); }
 
 void set_blas_threads(int n) {
@@ -132,7 +146,7 @@ struct Shared {
 
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
-    const std::size_t budget = opt.memory_budget ? opt.memory_budget : default_memory_budget();
+    std::size_t budget = opt.memory_budget ? opt.memory_budget : default_memory_budget();
     if (budget == 0) throw UsageError("--max-memory must be positive");
     auto analyze_one = opt.analyze_one ? opt.analyze_one
                                        : std::function<Row(const HessianInfo&)>(
@@ -165,11 +179,31 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     BatchSummary sum;
     const std::size_t cpus = available_cpus();
     sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
+    // Under an address-space limit (ulimit -v) the budget is also what the
+    // limit leaves, less per job a BLAS buffer, a thread stack and a malloc
+    // arena: OpenBLAS maps a buffer for each thread that calls it and retries
+    // forever when it cannot, so running out there would be a hang, not an
+    // error row. Jobs are cut until they take at most half of what is left
+    // (never below one); OpenBLAS's own threads would need a buffer each
+    // too, so BLAS runs one thread per job.
+    const std::size_t left = address_space_left();
+    bool address_limited = false;
+    if (left != SIZE_MAX) {
+        const std::size_t per_job = blas_buffer_bytes + (std::size_t(72) << 20);
+        while (sum.jobs > 1 && per_job * sum.jobs > left / 2) --sum.jobs;
+        const std::size_t reserve = per_job * sum.jobs;
+        const std::size_t room = left > reserve ? left - reserve : 0;
+        if (room < budget) {
+            budget = room;
+            address_limited = true;
+        }
+    }
     const int saved_blas = opt.split_blas_threads ? blas_threads() : 0;
     if (opt.split_blas_threads) {
-        sum.blas_threads = static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
+        sum.blas_threads = left != SIZE_MAX ? 1 : static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
         set_blas_threads(sum.blas_threads);
     }
+
     auto stopping = [&] { return opt.stop && opt.stop->load(); };
 
     Shared sh;
@@ -196,8 +230,10 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
                 r.attrs = item.info.attrs;
                 r.stored_type = item.info.stored_type;
                 r.error = item.info.source() + ": n = " + std::to_string(item.info.n) + " needs about " +
-                          gigabytes(need[i]) + " to analyze, over the memory budget of " + gigabytes(budget) +
-                          " (--max-memory)";
+                          gigabytes(need[i]) + " to analyze, " +
+                          (address_limited ? "out of memory under the address-space limit (ulimit -v), which leaves " +
+                                                 gigabytes(budget)
+                                           : "over the memory budget of " + gigabytes(budget) + " (--max-memory)");
                 sh.ready.emplace_back(i, std::move(r));
                 sh.done.notify_one();
                 continue;

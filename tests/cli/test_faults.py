@@ -328,6 +328,33 @@ class FaultTest(unittest.TestCase):
         self.assertTrue(all(r["status"] == "ok" and r["rank"] == 3 for r in rows.values()))
         self.assertEqual(self.leftovers(out), [])
 
+    def test_a_tight_address_space_limit_is_error_rows_never_a_hang(self):
+        # OpenBLAS retries forever for a work buffer it cannot map: under
+        # ulimit -v that was a hang at the first fork, at exit or in the solve.
+        a = write_checkpoints(self.path("a.h5"), 12, 300, seed=14)
+        rng = np.random.default_rng(15)
+        dense = self.path("dense.h5")
+        with h5py.File(dense, "w") as f:
+            g = rng.standard_normal((1500, 1500))
+            f.create_dataset("h", data=(g + g.T) / 2)  # 18 MB stored, full rank: the dense solver
+        for kb in (100000, 200000, 300000, 450000, 700000):
+            p = subprocess.run(["bash", "-c", 'ulimit -v "$1" && exec "$0" volume "$2" "$3" -f jsonl',
+                                BIN, str(kb), a, dense], capture_output=True, text=True, timeout=120)
+            self.assertIn(p.returncode, (0, 1), "ulimit -v %d: %s" % (kb, p.stderr[-500:]))
+            rows = jsonl(p.stdout)
+            self.assertEqual(len(rows), 13, "ulimit -v %d" % kb)
+            for r in rows:
+                if r["status"] == "error":
+                    self.assertIn("memory", r["error"], "ulimit -v %d" % kb)
+            if kb >= 450000:  # room enough for all of it
+                self.assertEqual(p.returncode, 0, "ulimit -v %d: %s" % (kb, p.stderr[-500:]))
+            s = subprocess.run(["bash", "-c", 'ulimit -v "$1" && exec "$0" spectrum "$2" -f tsv',
+                                BIN, str(kb), a + ":/checkpoints/step_0001"], capture_output=True, text=True,
+                               timeout=120)
+            self.assertIn(s.returncode, (0, 1), "ulimit -v %d: %s" % (kb, s.stderr[-500:]))
+            if s.returncode:
+                self.assertIn("address-space limit (ulimit -v)", s.stderr)
+
     # ------------------------------------------------------------- hostile files
 
     def test_file_truncated_while_read_gives_error_rows_not_a_crash(self):

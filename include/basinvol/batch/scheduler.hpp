@@ -40,6 +40,17 @@ std::size_t usable_memory_bytes();
 // The default budget: half of usable_memory_bytes() (8 GiB when unknown).
 std::size_t default_memory_budget();
 
+// Bytes of address space left under RLIMIT_AS (ulimit -v) beyond what this
+// process has mapped; SIZE_MAX when there is no such limit. Under a limit,
+// run_batch runs fewer jobs if their fixed needs would take over half of it,
+// lowers its budget to it less a BLAS buffer, a thread stack and a malloc
+// arena per job, and runs BLAS on one thread per job.
+std::size_t address_space_left();
+
+// The work buffer OpenBLAS maps for each thread that calls it (128 MiB on
+// x86-64 builds); it retries forever when it cannot map one.
+constexpr std::size_t blas_buffer_bytes = std::size_t(128) << 20;
+
 // CPUs this process may run on (sched affinity, as Slurm's --cpus-per-task sets it).
 std::size_t available_cpus();
 
