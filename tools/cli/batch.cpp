@@ -326,10 +326,10 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
             if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
     }
-    bool journal_found = false;
+    bool journal_found = false;  // with rows of a run that did not finish
     if (!b.output.empty() && !b.from_results) {
         auto j = read_journal(b.output);
-        journal_found = j.exists;
+        journal_found = !j.rows.empty();
         if (b.resume) {
             for (auto& r : j.rows)
                 if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
