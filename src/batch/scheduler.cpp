@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <sched.h>
@@ -53,13 +54,55 @@ std::size_t read_number_file(const char* path) {
 
 }  // namespace
 
+std::size_t cgroup_memory_limit(const std::string& proc_cgroup, const std::string& root) {
+    // v1's "no limit" is a page-rounded 2^63 - 1: anything this large is none.
+    constexpr std::size_t unlimited = std::size_t(1) << 62;
+    std::size_t best = 0;
+    auto consider = [&](const std::string& file) {
+        const std::size_t v = read_number_file(file.c_str());
+        if (v > 0 && v < unlimited && (best == 0 || v < best)) best = v;
+    };
+    // From the process's own cgroup up to the root: the smallest limit on the
+    // way binds (Slurm sets it on the job's cgroup, a container on its own).
+    auto walk = [&](const std::string& mount, std::string path, const char* name) {
+        while (!path.empty() && path.back() == '/') path.pop_back();
+        for (;;) {
+            consider(mount + path + "/" + name);
+            if (path.empty()) break;
+            path.erase(path.rfind('/'));
+        }
+    };
+    std::istringstream lines(proc_cgroup);
+    std::string line;
+    while (std::getline(lines, line)) {
+        // "hierarchy-id:controllers:path"; cgroup v2 is "0::path".
+        const auto a = line.find(':');
+        const auto b = a == std::string::npos ? a : line.find(':', a + 1);
+        if (b == std::string::npos) continue;
+        const std::string controllers = line.substr(a + 1, b - a - 1);
+        const std::string path = line.substr(b + 1);
+        if (path.empty() || path[0] != '/') continue;
+        if (controllers.empty()) {
+            walk(root, path, "memory.max");
+            continue;
+        }
+        std::istringstream list(controllers);
+        std::string c;
+        while (std::getline(list, c, ','))
+            if (c == "memory") walk(root + "/memory", path, "memory.limit_in_bytes");
+    }
+    // No /proc/self/cgroup (or paths this mount namespace does not show): the mount's own root.
+    consider(root + "/memory.max");
+    consider(root + "/memory/memory.limit_in_bytes");
+    return best;
+}
+
 std::size_t usable_memory_bytes() {
     std::size_t m = physical_memory_bytes();
-    // cgroup v2, then v1 (a batch system's per-job limit).
-    for (const char* p : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
-        std::size_t limit = read_number_file(p);
-        if (limit > 0 && (m == 0 || limit < m)) m = limit;
-    }
+    std::ifstream in("/proc/self/cgroup");
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    const std::size_t limit = cgroup_memory_limit(text, "/sys/fs/cgroup");
+    if (limit > 0 && (m == 0 || limit < m)) m = limit;
     return m;
 }
 

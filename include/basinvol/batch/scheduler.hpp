@@ -37,6 +37,13 @@ std::size_t working_set_bytes(const HessianInfo& info);
 // min(physical memory, the cgroup memory limit if one is set); 0 if unknown.
 std::size_t usable_memory_bytes();
 
+// The memory limit of the cgroup this process is in: the smallest cgroup v2
+// memory.max or v1 memory.limit_in_bytes on the path from its own cgroup
+// (named in `proc_cgroup`, the text of /proc/self/cgroup) up to the root of
+// the cgroup file system mounted at `root` (/sys/fs/cgroup); 0 when none is
+// set. A batch system's limit sits on the job's cgroup, not on the root.
+std::size_t cgroup_memory_limit(const std::string& proc_cgroup, const std::string& root);
+
 // The default budget: half of usable_memory_bytes() (8 GiB when unknown).
 std::size_t default_memory_budget();
 
