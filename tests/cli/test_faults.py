@@ -106,17 +106,17 @@ class FaultTest(unittest.TestCase):
 
     # ------------------------------------------------------------- SIGKILL + --resume
 
-    def kill_and_resume(self, fmt, sources, reference, rng, want):
+    def kill_and_resume(self, fmt, sources, reference, rng, want, command="volume"):
         """Trials from an empty directory: up to three runs killed at random
         moments, each with --resume, then one --resume to the end, whose rows
         must equal the uninterrupted run's. Stops when `want` kills have hit a
         running process; returns (kills that hit, of them with journal rows)."""
         landed = with_rows = 0
-        base = [BIN, "volume"] + sources + ["-f", fmt, "-j", "2", "--no-progress"]
+        base = [BIN, command] + sources + ["-f", fmt, "-j", "2", "--no-progress"]
         for trial in range(60):
             if landed >= want:
                 break
-            out = self.path("rows-%d.%s" % (trial, fmt))
+            out = self.path("%s-%d.%s" % (command, trial, fmt))
             journaled = set()  # ok rows in the journal when a kill struck
             for k in range(3):
                 # Any moment of the run: start-up, listing, rows, the final rename.
@@ -144,7 +144,7 @@ class FaultTest(unittest.TestCase):
             final = slurp(out)
             got = by_source(parse(final, fmt))
             self.assertEqual(got, reference, "seed %d trial %d: the resumed rows differ" % (SEED, trial))
-            if fmt == "jsonl":
+            if fmt == "jsonl" and command == "volume":
                 # Only the Hessians in flight are redone: a journaled row is kept byte for byte
                 # (its `seconds` too), never computed again.
                 redone = journaled - set(final.splitlines(keepends=True))
@@ -159,16 +159,21 @@ class FaultTest(unittest.TestCase):
         b = write_checkpoints(self.path("b.h5"), 16, 300, seed=2)
         sources = [a, b]
         reference = {}
-        for fmt in ("jsonl", "tsv"):
+        for command, fmt in (("volume", "jsonl"), ("volume", "tsv"), ("rank", "jsonl")):
             t0 = time.monotonic()
-            p = subprocess.run([BIN, "volume"] + sources + ["-f", fmt, "-j", "2"], capture_output=True, text=True,
+            p = subprocess.run([BIN, command] + sources + ["-f", fmt, "-j", "2"], capture_output=True, text=True,
                                timeout=120)
             self.full_seconds = max(0.2, time.monotonic() - t0)
             self.assertEqual(p.returncode, 1, p.stderr)
-            reference[fmt] = by_source(parse(p.stdout, fmt))
-            self.assertEqual(len(reference[fmt]), 64)
-        landed, with_rows = self.kill_and_resume("jsonl", sources, reference["jsonl"], rng, want=20)
-        more, more_rows = self.kill_and_resume("tsv", sources, reference["tsv"], rng, want=4)
+            reference[command, fmt] = by_source(parse(p.stdout, fmt))
+            self.assertEqual(len(reference[command, fmt]), 64)
+        landed, with_rows = self.kill_and_resume("jsonl", sources, reference["volume", "jsonl"], rng, want=20)
+        more, more_rows = self.kill_and_resume("tsv", sources, reference["volume", "tsv"], rng, want=4)
+        # rank: every row is ranked at the end, the journaled ones with the new.
+        ranked, ranked_rows = self.kill_and_resume("jsonl", sources, reference["rank", "jsonl"], rng, want=4,
+                                                   command="rank")
+        more += ranked
+        more_rows += ranked_rows
         self.assertGreaterEqual(landed + more, 24, "seed %d" % SEED)
         # Kills after rows were journaled are the ones that test the journal.
         self.assertGreaterEqual(with_rows + more_rows, 8, "seed %d: %d kills with rows journaled" %

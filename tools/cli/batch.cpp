@@ -5,6 +5,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/rank/ranking.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -415,6 +416,10 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (b.from_results && any_regularized && !spec.with_regularized) {
             spec.with_regularized = true;
         }
+        // Ranking adds mixed_n where it applies; saved rows (--resume,
+        // --from-results) carry it from their own ranking already.
+        for (auto& r : rows)
+            r.warnings.erase(std::remove(r.warnings.begin(), r.warnings.end(), "mixed_n"), r.warnings.end());
         auto ranking_result = bv::rank_rows(rows, ro);
         if (spec.with_regularized && !bv::rank_regularized(rows, o.tie_tol))
             std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
