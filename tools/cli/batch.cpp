@@ -332,8 +332,15 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         auto j = read_journal(b.output);
         journal_found = !j.rows.empty();
         if (b.resume) {
+            std::size_t from_journal = 0;
             for (auto& r : j.rows)
-                if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
+                if (r.ok && done.insert(r.source).second) {
+                    kept.push_back(std::move(r));
+                    ++from_journal;
+                }
+            if (from_journal)
+                std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
+                          << " row(s) of a run that did not finish\n";
             if (j.unreadable)
                 std::cerr << "basinvol: warning: " << journal_path(b.output) << ": " << j.unreadable
                           << " unreadable line(s) skipped; their Hessians are analyzed again\n";
