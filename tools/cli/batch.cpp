@@ -31,9 +31,11 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
             ->check(CLI::IsMember({"input", "finish"}))
             ->capture_default_str();
     app->add_option("--shard", b.shard, "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
-    app->add_option("-o,--output", b.output, "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at the "
-                    "end; FILE.lock keeps out a second run)");
-    app->add_flag("--resume", b.resume, "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
+    app->add_option("-o,--output", b.output,
+                    "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
+                    "the end; FILE.lock keeps out a second run)");
+    app->add_flag("--resume", b.resume,
+                  "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
                   "only the rest");
     app->add_option("--list-timeout", b.list_timeout,
                     "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
