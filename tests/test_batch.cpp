@@ -12,6 +12,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -211,6 +214,52 @@ TEST_CASE("scheduler: a stop starts nothing new and delivers what finished") {
     CHECK(got.size() < items.size());
     CHECK(sum.not_started == items.size() - got.size());
     for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == i);
+}
+
+namespace {
+// A fake cgroup file system in a fresh temporary directory.
+struct FakeCgroups {
+    std::string root;
+    FakeCgroups() {
+        char tmpl[] = "/tmp/basinvol-cgroup-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl) != nullptr);
+        root = tmpl;
+    }
+    ~FakeCgroups() { std::filesystem::remove_all(root); }
+    void put(const std::string& dir, const std::string& file, const std::string& value) {
+        std::filesystem::create_directories(root + dir);
+        std::ofstream(root + dir + "/" + file) << value << "\n";
+    }
+};
+}  // namespace
+
+TEST_CASE("cgroup memory limit: the process's own cgroup and its ancestors, v1 and v2") {
+    const std::string none = "9223372036854771712";  // v1's "unlimited"
+    {
+        FakeCgroups c;  // v1 under Slurm: the limit is on the job, not the root
+        c.put("/memory", "memory.limit_in_bytes", none);
+        c.put("/memory/slurm", "memory.limit_in_bytes", none);
+        c.put("/memory/slurm/uid_0/job_7", "memory.limit_in_bytes", "1073741824");
+        CHECK(cgroup_memory_limit("5:cpu,cpuacct:/slurm/uid_0/job_7\n4:memory:/slurm/uid_0/job_7\n0::/\n",
+                                  c.root) == 1073741824);
+        CHECK(cgroup_memory_limit("4:memory:/\n", c.root) == 0);  // the root's own: none
+        CHECK(cgroup_memory_limit("", c.root) == 0);
+    }
+    {
+        FakeCgroups c;  // v2: an ancestor's smaller limit binds
+        c.put("", "memory.max", "max");
+        c.put("/user.slice", "memory.max", "2147483648");
+        c.put("/user.slice/job.scope", "memory.max", "max");
+        CHECK(cgroup_memory_limit("0::/user.slice/job.scope\n", c.root) == 2147483648);
+        c.put("/user.slice/job.scope", "memory.max", "536870912");
+        CHECK(cgroup_memory_limit("0::/user.slice/job.scope\n", c.root) == 536870912);
+        CHECK(cgroup_memory_limit("0::/elsewhere\n", c.root) == 0);  // not in this mount: the root's none
+    }
+    {
+        FakeCgroups c;  // a container: its cgroup is the mount's root
+        c.put("", "memory.max", "268435456");
+        CHECK(cgroup_memory_limit("0::/\n", c.root) == 268435456);
+    }
 }
 
 TEST_CASE("scheduler: BLAS threads split between jobs and restored") {

@@ -10,11 +10,14 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <sched.h>
 #include <sstream>
+#include <sys/resource.h>
 #include <thread>
+#include <unistd.h>
 
 extern "C" {
 // OpenBLAS (linked through LAPACK): its thread count is process-global.
@@ -52,13 +55,55 @@ std::size_t read_number_file(const char* path) {
 
 }  // namespace
 
+std::size_t cgroup_memory_limit(const std::string& proc_cgroup, const std::string& root) {
+    // v1's "no limit" is a page-rounded 2^63 - 1: anything this large is none.
+    constexpr std::size_t unlimited = std::size_t(1) << 62;
+    std::size_t best = 0;
+    auto consider = [&](const std::string& file) {
+        const std::size_t v = read_number_file(file.c_str());
+        if (v > 0 && v < unlimited && (best == 0 || v < best)) best = v;
+    };
+    // From the process's own cgroup up to the root: the smallest limit on the
+    // way binds (Slurm sets it on the job's cgroup, a container on its own).
+    auto walk = [&](const std::string& mount, std::string path, const char* name) {
+        while (!path.empty() && path.back() == '/') path.pop_back();
+        for (;;) {
+            consider(mount + path + "/" + name);
+            if (path.empty()) break;
+            path.erase(path.rfind('/'));
+        }
+    };
+    std::istringstream lines(proc_cgroup);
+    std::string line;
+    while (std::getline(lines, line)) {
+        // "hierarchy-id:controllers:path"; cgroup v2 is "0::path".
+        const auto a = line.find(':');
+        const auto b = a == std::string::npos ? a : line.find(':', a + 1);
+        if (b == std::string::npos) continue;
+        const std::string controllers = line.substr(a + 1, b - a - 1);
+        const std::string path = line.substr(b + 1);
+        if (path.empty() || path[0] != '/') continue;
+        if (controllers.empty()) {
+            walk(root, path, "memory.max");
+            continue;
+        }
+        std::istringstream list(controllers);
+        std::string c;
+        while (std::getline(list, c, ','))
+            if (c == "memory") walk(root + "/memory", path, "memory.limit_in_bytes");
+    }
+    // No /proc/self/cgroup (or paths this mount namespace does not show): the mount's own root.
+    consider(root + "/memory.max");
+    consider(root + "/memory/memory.limit_in_bytes");
+    return best;
+}
+
 std::size_t usable_memory_bytes() {
     std::size_t m = physical_memory_bytes();
-    // cgroup v2, then v1 (a batch system's per-job limit).
-    for (const char* p : {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
-        std::size_t limit = read_number_file(p);
-        if (limit > 0 && (m == 0 || limit < m)) m = limit;
-    }
+    std::ifstream in("/proc/self/cgroup");
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    const std::size_t limit = cgroup_memory_limit(text, "/sys/fs/cgroup");
+    if (limit > 0 && (m == 0 || limit < m)) m = limit;
     return m;
 }
 
@@ -76,6 +121,18 @@ std::size_t available_cpus() {
     }
     unsigned h = std::thread::hardware_concurrency();
     return h ? h : 1;
+}
+
+std::size_t address_space_left() {
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
+    std::ifstream in("/proc/self/statm");
+    std::size_t pages = 0;
+    if (!(in >> pages)) return SIZE_MAX;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    const std::size_t used = pages * static_cast<std::size_t>(page > 0 ? page : 4096);
+    const std::size_t limit = static_cast<std::size_t>(rl.rlim_cur);
+    return limit > used ? limit - used : 0;
 }
 
 int blas_threads() { return openblas_get_num_threads(); }
@@ -133,7 +190,7 @@ struct Shared {
 
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
-    const std::size_t budget = opt.memory_budget ? opt.memory_budget : default_memory_budget();
+    std::size_t budget = opt.memory_budget ? opt.memory_budget : default_memory_budget();
     if (budget == 0) throw UsageError("--max-memory must be positive");
     auto analyze_one = opt.analyze_one ? opt.analyze_one
                                        : std::function<Row(const HessianInfo&)>(
@@ -166,11 +223,31 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     BatchSummary sum;
     const std::size_t cpus = available_cpus();
     sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
+    // Under an address-space limit (ulimit -v) the budget is also what the
+    // limit leaves, less per job a BLAS buffer, a thread stack and a malloc
+    // arena: OpenBLAS maps a buffer for each thread that calls it and retries
+    // forever when it cannot, so running out there would be a hang, not an
+    // error row. Jobs are cut until they take at most half of what is left
+    // (never below one); OpenBLAS's own threads would need a buffer each
+    // too, so BLAS runs one thread per job.
+    const std::size_t left = address_space_left();
+    bool address_limited = false;
+    if (left != SIZE_MAX) {
+        const std::size_t per_job = blas_buffer_bytes + (std::size_t(72) << 20);
+        while (sum.jobs > 1 && per_job * sum.jobs > left / 2) --sum.jobs;
+        const std::size_t reserve = per_job * sum.jobs;
+        const std::size_t room = left > reserve ? left - reserve : 0;
+        if (room < budget) {
+            budget = room;
+            address_limited = true;
+        }
+    }
     const int saved_blas = opt.split_blas_threads ? blas_threads() : 0;
     if (opt.split_blas_threads) {
-        sum.blas_threads = static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
+        sum.blas_threads = left != SIZE_MAX ? 1 : static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
         set_blas_threads(sum.blas_threads);
     }
+
     auto stopping = [&] { return opt.stop && opt.stop->load(); };
 
     Shared sh;
@@ -197,8 +274,10 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
                 r.attrs = item.info.attrs;
                 r.stored_type = item.info.stored_type;
                 r.error = item.info.source() + ": n = " + std::to_string(item.info.n) + " needs about " +
-                          gigabytes(need[i]) + " to analyze, over the memory budget of " + gigabytes(budget) +
-                          " (--max-memory)";
+                          gigabytes(need[i]) + " to analyze, " +
+                          (address_limited ? "out of memory under the address-space limit (ulimit -v), which leaves " +
+                                                 gigabytes(budget)
+                                           : "over the memory budget of " + gigabytes(budget) + " (--max-memory)");
                 sh.ready.emplace_back(i, std::move(r));
                 sh.done.notify_one();
                 continue;

@@ -2,28 +2,40 @@
 // (Debian 12's) can crash on corrupt metadata: fuzzing found several such
 // crashes, fixed only in later HDF5 releases. So the walk runs in a forked
 // child process that sends back what it found; a child that dies becomes one
-// error naming the file, and the batch goes on. Reading values stays in this
-// process (its known crashes are guarded in hdf5_reader.cpp).
+// error naming the file, and the batch goes on. A child that has not answered
+// within the listing time limit (a FIFO, a hung network file system, HDF5
+// looping on corrupt metadata) is killed and is one error as well. Reading
+// values stays in this process (its known crashes are guarded in
+// hdf5_reader.cpp).
 #include "hdf5_detail.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <chrono>
+#include <cmath>
 #include <new>
+#include <poll.h>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 namespace basinvol {
 namespace {
 
 std::atomic<bool> g_isolate{true};
+std::atomic<double> g_time_limit{default_listing_time_limit};
 
 // A byte string both sides agree on: fixed-width numbers, length-prefixed
 // strings (any bytes: names need not be UTF-8), doubles bit for bit (NaN too).
@@ -140,7 +152,14 @@ HessianInfo get(Reader& r) {
 
 // The child: list, send the result ('L') or the error ('E'), exit without
 // running this process's exit handlers or flushing its stdio buffers.
-[[noreturn]] void child(const Source& source, int fd) {
+[[noreturn]] void child(const Source& source, int fd, pid_t parent) {
+#ifdef __linux__
+    // A child stuck in a hung read must not outlive a parent that was killed.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(4);
+#else
+    (void)parent;
+#endif
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
     Writer w;
     try {
@@ -175,12 +194,24 @@ HessianInfo get(Reader& r) {
 
 void set_listing_isolation(bool on) { g_isolate = on; }
 
+void set_listing_time_limit(double seconds) {
+    if (!(seconds > 0) || !std::isfinite(seconds)) {
+        std::ostringstream v;
+        v << seconds;
+        throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
+    }
+    g_time_limit = seconds;
+}
+
+double listing_time_limit() { return g_time_limit; }
+
 std::vector<HessianInfo> list_hessians(const Source& source) {
     if (!g_isolate) return detail::list_hessians_here(source);
     // Held across fork: no other thread is inside HDF5 while its state is copied.
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
     int fd[2];
     if (::pipe(fd) != 0) return detail::list_hessians_here(source);  // cannot isolate: list here
+    const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) {
         ::close(fd[0]);
@@ -189,20 +220,45 @@ std::vector<HessianInfo> list_hessians(const Source& source) {
     }
     if (pid == 0) {
         ::close(fd[0]);
-        child(source, fd[1]);
+        child(source, fd[1], parent);
     }
     ::close(fd[1]);
+    // The watchdog: the answer must be complete (the pipe closed) by the deadline.
+    using Clock = std::chrono::steady_clock;
+    const double limit = g_time_limit;
+    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(limit));
+    bool timed_out = false;
     std::string bytes;
     char chunk[65536];
     for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        struct pollfd p {};
+        p.fd = fd[0];
+        p.events = POLLIN;
+        const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30)));
+        if (ready < 0 && errno != EINTR) break;
+        if (ready <= 0) continue;
         const ssize_t k = ::read(fd[0], chunk, sizeof chunk);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) break;
         bytes.append(chunk, static_cast<std::size_t>(k));
     }
     ::close(fd[0]);
+    if (timed_out) ::kill(pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (timed_out) {
+        std::ostringstream v;
+        v << limit;
+        throw InputError(source.file + ": reading this file's structure took longer than the listing limit of " +
+                         v.str() + " s, so it was stopped (a FIFO, a hung file system, or HDF5 looping on a "
+                         "corrupt file; --list-timeout)");
     }
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     try {

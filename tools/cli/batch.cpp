@@ -1,9 +1,11 @@
 #include "batch.hpp"
+#include "journal.hpp"
 
 #include <basinvol/batch/results.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/rank/ranking.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -29,8 +31,16 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
             ->check(CLI::IsMember({"input", "finish"}))
             ->capture_default_str();
     app->add_option("--shard", b.shard, "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
-    app->add_option("-o,--output", b.output, "Write results to FILE (through a temporary file and a rename)");
-    app->add_flag("--resume", b.resume, "With -o: keep the ok rows already in FILE and analyze only the rest");
+    app->add_option("-o,--output", b.output,
+                    "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
+                    "the end; FILE.lock keeps out a second run)");
+    app->add_flag("--resume", b.resume,
+                  "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
+                  "only the rest");
+    app->add_option("--list-timeout", b.list_timeout,
+                    "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
     app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
     if (ranking)
         app->add_flag("--from-results", b.from_results,
@@ -167,6 +177,7 @@ void AtomicFile::commit() {
     if (::rename(temp_.c_str(), path_.c_str()) != 0)
         throw bv::Error(path_ + ": cannot rename the finished results into place: " + std::strerror(errno));
     committed_ = true;
+    sync_directory_of(path_);
 }
 
 // ---------------------------------------------------------------- progress
@@ -296,7 +307,16 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     const std::size_t budget = o.max_memory.empty() ? bv::default_memory_budget() : parse_bytes(o.max_memory);
     a.read.max_bytes = budget;
 
-    // An earlier run's ok rows (--resume); error rows are computed again.
+    // One run at a time writes FILE (a second is refused, naming the first).
+    std::unique_ptr<OutputLock> lock;
+    if (!b.output.empty()) {
+        lock = std::make_unique<OutputLock>(b.output);
+        if (!lock->warning().empty()) std::cerr << lock->warning() << '\n';
+        remove_stale_temps(b.output);
+    }
+
+    // An earlier run's ok rows (--resume): FILE, then the journal of a run
+    // that was killed; error rows are computed again.
     std::vector<bv::Row> kept;
     std::set<std::string> done;
     if (b.resume && file_exists(b.output)) {
@@ -308,6 +328,25 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             throw bv::UsageError("--resume: '" + b.output + "' is not " + o.format + " output (give the -f it was written with)");
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
             if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
+    }
+    bool journal_found = false;  // with rows of a run that did not finish
+    if (!b.output.empty() && !b.from_results) {
+        auto j = read_journal(b.output);
+        journal_found = !j.rows.empty();
+        if (b.resume) {
+            std::size_t from_journal = 0;
+            for (auto& r : j.rows)
+                if (r.ok && done.insert(r.source).second) {
+                    kept.push_back(std::move(r));
+                    ++from_journal;
+                }
+            if (from_journal)
+                std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
+                          << " row(s) of a run that did not finish\n";
+            if (j.unreadable)
+                std::cerr << "basinvol: warning: " << journal_path(b.output) << ": " << j.unreadable
+                          << " unreadable line(s) skipped; their Hessians are analyzed again\n";
+        }
     }
 
     Progress progress(!b.no_progress);
@@ -321,6 +360,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         rows = merge_results(args, progress);
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
     } else {
+        bv::set_listing_time_limit(b.list_timeout);
         auto sources = gather_sources(args, b);
         items = plan(sources, shard);
         if (!done.empty()) {
@@ -333,6 +373,13 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
     install_interrupt_handlers();
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
+    std::unique_ptr<Journal> journal;
+    if (file && !b.from_results) {
+        if (journal_found && !b.resume)
+            std::cerr << "basinvol: note: " << journal_path(b.output)
+                      << " held the rows of an unfinished run; starting afresh (--resume keeps them)\n";
+        journal = std::make_unique<Journal>(b.output, b.resume, spec);
+    }
     std::ostream& out = file ? file->stream() : std::cout;
     bv::RowWriter writer(out, spec);
     if (ranking) rows.insert(rows.end(), kept.begin(), kept.end());
@@ -348,11 +395,18 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         bo.stop = interrupt_flag();
         bv::BatchCallbacks cb;
         cb.on_row = [&](std::size_t, const bv::Row& r) {
+            if (journal) {
+                const std::string why = journal->append(r);
+                if (!why.empty()) progress.message("basinvol: warning: " + why);
+            }
             if (!r.ok) progress.message("basinvol: error: " + r.error);
             if (ranking) rows.push_back(r);
             else writer.write(r);
         };
-        cb.on_progress = [&](const bv::BatchProgress& p) { progress.update(p); };
+        cb.on_progress = [&](const bv::BatchProgress& p) {
+            if (journal) journal->sync_if_due();
+            progress.update(p);
+        };
         sum = bv::run_batch(items, bo, cb);
         failed += sum.failed;
     }
@@ -371,6 +425,8 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (b.from_results && any_regularized && !spec.with_regularized) {
             spec.with_regularized = true;
         }
+        // rank_rows recomputes the ranking's own warnings (saved rows from
+        // --resume or --from-results carry those of an earlier ranking).
         auto ranking_result = bv::rank_rows(rows, ro);
         if (spec.with_regularized && !bv::rank_regularized(rows, o.tie_tol))
             std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
@@ -386,6 +442,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         writer.finish();
     }
     if (file) file->commit();
+    if (journal) journal->remove();  // every row is in FILE now
     const int status = sig ? 128 + sig : failed ? exit_failed : exit_ok;
     return finish_output(status);
 }

@@ -5,6 +5,7 @@
 
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/batch/shard.hpp>
+#include <basinvol/io/reader.hpp>
 
 #include <atomic>
 #include <fstream>
@@ -26,6 +27,7 @@ struct BatchCli {
     bool resume = false;
     bool no_progress = false;
     bool from_results = false;
+    double list_timeout = bv::default_listing_time_limit;
 };
 
 // Adds the batch options; `streaming`: --order (volume); `ranking`: --from-results (rank).

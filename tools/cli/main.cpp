@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <sys/resource.h>
 #include <unistd.h>
 
 using namespace cli;
@@ -24,13 +25,26 @@ namespace {
 // speed. OpenBLAS reads OPENBLAS_CORETYPE only while loading, so the process
 // restarts itself once with the kernels the CPU supports. A user's own
 // OPENBLAS_CORETYPE is always left alone.
+//
+// Under an address-space limit (ulimit -v) OpenBLAS's own threads, started
+// when it loads, each map a 128 MiB buffer and retry forever when they
+// cannot; the process then hangs at its first fork or at exit. So a process
+// under such a limit restarts with OPENBLAS_NUM_THREADS=1 (one BLAS thread
+// per job; the scheduler keeps room for their buffers), unless the user set
+// OPENBLAS_NUM_THREADS.
 void choose_blas_kernels(char** argv) {
-    if (std::getenv("OPENBLAS_CORETYPE")) return;
-    const std::string core = bv::better_blas_core();
-    if (core.empty()) return;
-    if (::setenv("OPENBLAS_CORETYPE", core.c_str(), 1) != 0) return;
+    bool restart = false;
+    if (!std::getenv("OPENBLAS_CORETYPE")) {
+        const std::string core = bv::better_blas_core();
+        if (!core.empty() && ::setenv("OPENBLAS_CORETYPE", core.c_str(), 1) == 0) restart = true;
+    }
+    struct rlimit rl {};
+    if (!std::getenv("OPENBLAS_NUM_THREADS") && ::getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        ::setenv("OPENBLAS_NUM_THREADS", "1", 1) == 0)
+        restart = true;
+    if (!restart) return;
     ::execv("/proc/self/exe", argv);
-    ::unsetenv("OPENBLAS_CORETYPE");  // exec failed: carry on with the generic kernels
+    // exec failed: carry on as loaded
 }
 
 }  // namespace
@@ -108,6 +122,15 @@ int main(int argc, char** argv) {
     }
 
     try {
+        // The batch commands turn a tight ulimit -v into error rows (the
+        // scheduler keeps room for OpenBLAS); the others solve here, where
+        // OpenBLAS would retry forever for a buffer it cannot map.
+        const std::size_t left = bv::address_space_left();
+        const std::size_t blas_need = bv::blas_buffer_bytes + (std::size_t(16) << 20);
+        if (!*volume && !*rank && left < blas_need)
+            throw bv::Error("the address-space limit (ulimit -v) leaves " + std::to_string(left >> 20) +
+                            " MiB; solving needs at least " + std::to_string(blas_need >> 20) +
+                            " MiB beside the matrix (OpenBLAS's buffer): raise the limit");
         if (*volume) return cmd_volume(sources, o, batch);
         if (*rank) return cmd_rank(sources, o, batch);
         if (*spectrum) return cmd_spectrum(sources, o);

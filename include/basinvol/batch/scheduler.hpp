@@ -37,8 +37,26 @@ std::size_t working_set_bytes(const HessianInfo& info);
 // min(physical memory, the cgroup memory limit if one is set); 0 if unknown.
 std::size_t usable_memory_bytes();
 
+// The memory limit of the cgroup this process is in: the smallest cgroup v2
+// memory.max or v1 memory.limit_in_bytes on the path from its own cgroup
+// (named in `proc_cgroup`, the text of /proc/self/cgroup) up to the root of
+// the cgroup file system mounted at `root` (/sys/fs/cgroup); 0 when none is
+// set. A batch system's limit sits on the job's cgroup, not on the root.
+std::size_t cgroup_memory_limit(const std::string& proc_cgroup, const std::string& root);
+
 // The default budget: half of usable_memory_bytes() (8 GiB when unknown).
 std::size_t default_memory_budget();
+
+// Bytes of address space left under RLIMIT_AS (ulimit -v) beyond what this
+// process has mapped; SIZE_MAX when there is no such limit. Under a limit,
+// run_batch runs fewer jobs if their fixed needs would take over half of it,
+// lowers its budget to it less a BLAS buffer, a thread stack and a malloc
+// arena per job, and runs BLAS on one thread per job.
+std::size_t address_space_left();
+
+// The work buffer OpenBLAS maps for each thread that calls it (128 MiB on
+// x86-64 builds); it retries forever when it cannot map one.
+constexpr std::size_t blas_buffer_bytes = std::size_t(128) << 20;
 
 // CPUs this process may run on (sched affinity, as Slurm's --cpus-per-task sets it).
 std::size_t available_cpus();

@@ -37,6 +37,13 @@ std::vector<HessianInfo> list_hessians(const Source& source);
 // lists in this process: for fuzzing, where the walk's coverage must be seen.
 void set_listing_isolation(bool on);
 
+// How long a listing child may take before it is killed and the SOURCE is an
+// InputError ("took longer than the listing limit of S s"). Process-wide;
+// throws UsageError unless seconds > 0. Applies only with isolation on.
+constexpr double default_listing_time_limit = 120;
+void set_listing_time_limit(double seconds);
+double listing_time_limit();
+
 // Reads one Hessian listed by list_hessians, checks it (finite, symmetric to
 // within max_asymmetry) and symmetrizes it. Throws InputError.
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});

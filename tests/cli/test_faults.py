@@ -1,0 +1,454 @@
+#!/usr/bin/python3
+"""Faults of the environment, applied from outside: SIGKILL at random moments
+of a batch followed by --resume, two runs on one -o, a closed pipe, a full
+stdout, a full disk, few file descriptors, 10^4 sources, a file truncated
+while it is read, a listing that never ends.
+
+Usage: /usr/bin/python3 tests/cli/test_faults.py PATH/TO/basinvol [unittest options]
+Needs Debian's python3-numpy and python3-h5py. Writes only into temporary
+directories. BASINVOL_FAULT_SEED fixes the random kill moments (the seed in
+use is printed on a failure).
+"""
+import csv
+import glob
+import io
+import json
+import math
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = None  # set from argv[1] in __main__
+SEED = int(os.environ.get("BASINVOL_FAULT_SEED", str(int(time.time()) % 100000)))
+# Fields that measure time, not the Hessian: excluded when rows are compared.
+TIMING = {"seconds"}
+
+
+def gram(rng, n, r):
+    j = rng.standard_normal((r, n)) / math.sqrt(n)
+    h = j.T @ j
+    return (h + h.T) / 2
+
+
+def write_checkpoints(path, count, n, seed, broken=()):
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("checkpoints")
+        for i in range(count):
+            h = gram(rng, n, 2 + (i * 7) % (n - 2))
+            if i in broken:
+                h[1, 2] = h[2, 1] = np.nan
+            g.create_dataset("step_%04d" % i, data=h).attrs["step"] = i
+    return path
+
+
+def jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def table(text, fmt):
+    """TSV/CSV rows as dicts of strings."""
+    return list(csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ","))
+
+
+def parse(text, fmt):
+    return jsonl(text) if fmt == "jsonl" else table(text, fmt)
+
+
+def deterministic(row):
+    """A row without its timing fields (solver.seconds included)."""
+    out = {}
+    for k, v in row.items():
+        if k in TIMING or k.endswith("seconds"):
+            continue
+        if isinstance(v, dict):
+            v = {kk: vv for kk, vv in v.items() if not kk.endswith("seconds")}
+        out[k] = v
+    return out
+
+
+def by_source(rows):
+    d = {}
+    for r in rows:
+        if r["source"] in d:
+            raise AssertionError("%s appears twice" % r["source"])
+        d[r["source"]] = deterministic(r)
+    return d
+
+
+def slurp(path):
+    with open(path) as fh:
+        return fh.read()
+
+
+class FaultTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="basinvol-faults-")
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def leftovers(self, out):
+        return sorted(glob.glob(out + ".tmp-*") + glob.glob(out + ".journal") + glob.glob(out + ".lock"))
+
+    # ------------------------------------------------------------- SIGKILL + --resume
+
+    def kill_and_resume(self, fmt, sources, reference, rng, want, command="volume"):
+        """Trials from an empty directory: up to three runs killed at random
+        moments, each with --resume, then one --resume to the end, whose rows
+        must equal the uninterrupted run's. Stops when `want` kills have hit a
+        running process; returns (kills that hit, of them with journal rows)."""
+        landed = with_rows = 0
+        base = [BIN, command] + sources + ["-f", fmt, "-j", "2", "--no-progress"]
+        for trial in range(60):
+            if landed >= want:
+                break
+            out = self.path("%s-%d.%s" % (command, trial, fmt))
+            journaled = set()  # ok rows in the journal when a kill struck
+            for k in range(3):
+                # Any moment of the run: start-up, listing, rows, the final rename.
+                delay = rng.uniform(0, 1.1 * self.full_seconds)
+                proc = subprocess.Popen(base + ["-o", out, "--resume"], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+                try:
+                    proc.wait(timeout=delay)
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGKILL)
+                _, err = proc.communicate(timeout=60)
+                self.assertIn(proc.returncode, (-signal.SIGKILL, 1),
+                              "seed %d trial %d kill %d: %s" % (SEED, trial, k, err))
+                if proc.returncode == -signal.SIGKILL:
+                    landed += 1
+                    journal = out + ".journal"
+                    if os.path.exists(journal) and os.path.getsize(journal) > 0:
+                        with_rows += 1
+                        with open(journal) as fh:
+                            done = [line for line in fh if line.endswith("\n") and '"status":"ok"' in line]
+                        journaled.update(done)
+            p = subprocess.run(base + ["-o", out, "--resume"], capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 1, "seed %d: %s" % (SEED, p.stderr))  # the broken member
+            self.assertEqual(p.stdout, "")
+            final = slurp(out)
+            got = by_source(parse(final, fmt))
+            self.assertEqual(got, reference, "seed %d trial %d: the resumed rows differ" % (SEED, trial))
+            if fmt == "jsonl" and command == "volume":
+                # Only the Hessians in flight are redone: a journaled row is kept byte for byte
+                # (its `seconds` too), never computed again.
+                redone = journaled - set(final.splitlines(keepends=True))
+                self.assertEqual(redone, set(), "seed %d trial %d: journaled rows were computed again" %
+                                 (SEED, trial))
+            self.assertEqual(self.leftovers(out), [], "seed %d trial %d" % (SEED, trial))
+        return landed, with_rows
+
+    def test_sigkill_at_random_moments_then_resume_loses_nothing_and_repeats_nothing(self):
+        rng = random.Random(SEED)
+        a = write_checkpoints(self.path("a.h5"), 48, 400, seed=1, broken=(5,))
+        b = write_checkpoints(self.path("b.h5"), 16, 300, seed=2)
+        sources = [a, b]
+        reference = {}
+        for command, fmt in (("volume", "jsonl"), ("volume", "tsv"), ("rank", "jsonl")):
+            t0 = time.monotonic()
+            p = subprocess.run([BIN, command] + sources + ["-f", fmt, "-j", "2"], capture_output=True, text=True,
+                               timeout=120)
+            self.full_seconds = max(0.2, time.monotonic() - t0)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            reference[command, fmt] = by_source(parse(p.stdout, fmt))
+            self.assertEqual(len(reference[command, fmt]), 64)
+        landed, with_rows = self.kill_and_resume("jsonl", sources, reference["volume", "jsonl"], rng, want=20)
+        more, more_rows = self.kill_and_resume("tsv", sources, reference["volume", "tsv"], rng, want=4)
+        # rank: every row is ranked at the end, the journaled ones with the new.
+        ranked, ranked_rows = self.kill_and_resume("jsonl", sources, reference["rank", "jsonl"], rng, want=4,
+                                                   command="rank")
+        more += ranked
+        more_rows += ranked_rows
+        self.assertGreaterEqual(landed + more, 28, "seed %d" % SEED)
+        # Kills after rows were journaled are the ones that test the journal.
+        self.assertGreaterEqual(with_rows + more_rows, 8, "seed %d: %d kills with rows journaled" %
+                                (SEED, with_rows + more_rows))
+
+    def test_journal_keeps_whole_rows_and_skips_a_cut_off_one(self):
+        a = write_checkpoints(self.path("a.h5"), 6, 40, seed=3)
+        full = subprocess.run([BIN, "volume", a, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(full.returncode, 0, full.stderr)
+        lines = full.stdout.splitlines(keepends=True)
+        out = self.path("rows.jsonl")
+        # What a kill leaves: two whole rows, garbage a power loss can leave, half a row.
+        with open(out + ".journal", "w") as fh:
+            fh.write(lines[0] + lines[1] + "\0\0\0\0\n" + lines[2][:40])
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out, "--resume"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("1 unreadable line(s) skipped", p.stderr)
+        self.assertIn("kept 2 row(s) of a run that did not finish", p.stderr)
+        got = slurp(out).splitlines(keepends=True)
+        self.assertEqual(got[:2], lines[:2])  # kept as written, not recomputed (same seconds)
+        self.assertEqual(by_source(jsonl("".join(got))), by_source(jsonl(full.stdout)))
+        self.assertEqual(self.leftovers(out), [])
+
+    def test_a_fresh_run_discards_the_journal_and_says_so(self):
+        a = write_checkpoints(self.path("a.h5"), 3, 30, seed=4)
+        out = self.path("rows.jsonl")
+        with open(out + ".journal", "w") as fh:
+            fh.write('{"source": "elsewhere.h5:/x", "status": "ok", "log_volume": 1}\n')
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("unfinished run", p.stderr)
+        self.assertEqual(len(jsonl(slurp(out))), 3)
+        self.assertEqual(self.leftovers(out), [])
+
+    # ------------------------------------------------------------- two runs, one -o
+
+    def test_a_second_run_on_the_same_output_is_refused_naming_the_first(self):
+        a = write_checkpoints(self.path("a.h5"), 4, 30, seed=5)
+        out = self.path("rows.jsonl")
+        # The first run holds the lock while it waits for its SOURCE list on stdin.
+        first = subprocess.Popen([BIN, "volume", "--files-from", "-", "-f", "jsonl", "-o", out],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and first.poll() is None:
+            if os.path.exists(out + ".lock") and slurp(out + ".lock").strip() == str(first.pid):
+                break
+            time.sleep(0.01)
+        self.assertEqual(slurp(out + ".lock").strip(), str(first.pid))
+        for extra in ([], ["--resume"]):
+            second = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out] + extra, capture_output=True,
+                                    text=True, timeout=60)
+            self.assertEqual(second.returncode, 1, second.stderr)
+            self.assertEqual(second.stdout, "")
+            lines = second.stderr.splitlines()
+            self.assertEqual(len(lines), 1, second.stderr)
+            self.assertIn("another basinvol run is writing it (pid %d" % first.pid, lines[0])
+            self.assertTrue(os.path.exists(out + ".lock"))  # the refused run leaves the holder's lock alone
+        self.assertIsNone(first.poll())
+        _, err = first.communicate(a + "\n", timeout=60)
+        self.assertEqual(first.returncode, 0, err)
+        self.assertEqual(len(jsonl(slurp(out))), 4)
+        self.assertEqual(self.leftovers(out), [])
+        # Free again: the next run goes ahead.
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out, "--resume"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_lock_left_by_a_killed_run_does_not_block(self):
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=6)
+        out = self.path("rows.jsonl")
+        with open(out + ".lock", "w") as fh:
+            fh.write("999999\n")  # the file of a run that is gone: flock(2) died with it
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.leftovers(out), [])
+
+    # ------------------------------------------------------------- stdout
+
+    def test_closed_pipe_exits_quietly(self):
+        a = write_checkpoints(self.path("a.h5"), 200, 8, seed=7)  # far more rows than a pipe holds
+        err = self.path("stderr")
+        p = subprocess.run(["bash", "-c", '"$0" volume "$1" -f jsonl 2>"$2" | head -n1; echo "${PIPESTATUS[0]}"',
+                            BIN, a, err], capture_output=True, text=True, timeout=60)
+        lines = p.stdout.splitlines()
+        self.assertEqual(len(lines), 2, p.stdout)
+        self.assertTrue(lines[0].startswith("{"))
+        self.assertEqual(lines[1], "141")  # SIGPIPE, as for any Unix filter
+        self.assertEqual(slurp(err), "")
+
+    def test_full_stdout_is_one_line_and_exit_1(self):
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=8)
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([BIN, "volume", a, "-f", "jsonl"], stdout=full, stderr=subprocess.PIPE, text=True,
+                               timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "basinvol: error: cannot write the results to standard output\n")
+
+    def test_full_disk_for_the_output_file_is_one_error_and_leaves_the_previous_file(self):
+        a = write_checkpoints(self.path("a.h5"), 120, 8, seed=13)  # ~70 kB of rows for a 16 kB disk
+        prev = self.path("prev.jsonl")
+        with open(prev, "w") as fh:
+            fh.write(subprocess.run([BIN, "volume", a + ":/checkpoints/step_0000", "-f", "jsonl"],
+                                    capture_output=True, text=True, timeout=60).stdout)
+        mnt = self.path("small")
+        os.mkdir(mnt)
+        script = ('mount -t tmpfs -o size=16k tmpfs "$1" || exit 99; cp "$2" "$1/rows.jsonl"; '
+                  '"$0" volume "$3" -f jsonl -o "$1/rows.jsonl"; echo "rc=$?"; '
+                  'cmp -s "$2" "$1/rows.jsonl" && echo intact; ls "$1"')
+        unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+        p = subprocess.run(unshare + ["bash", "-c", script, BIN, mnt, prev, a], capture_output=True, text=True,
+                           timeout=120)
+        if p.returncode == 99 or "rc=" not in p.stdout:
+            self.skipTest("cannot mount a small tmpfs here (%s)" % p.stderr.strip()[:200])
+        out = p.stdout.splitlines()
+        self.assertIn("rc=1", out, p.stderr)
+        self.assertIn("intact", out)  # the previous results are untouched
+        self.assertIn("basinvol: error: %s/rows.jsonl: cannot write the results (disk full?)" % mnt,
+                      p.stderr.splitlines())
+        self.assertFalse([f for f in out if ".tmp-" in f or f.endswith(".lock")], out)  # no half file, no lock
+        self.assertNotIn("Traceback", p.stderr)
+
+    # ------------------------------------------------------------- limits
+
+    def test_300_sources_under_64_file_descriptors(self):
+        rng = np.random.default_rng(9)
+        names = []
+        for i in range(300):
+            name = self.path("s%03d.h5" % i)
+            with h5py.File(name, "w") as f:
+                f.create_dataset("h", data=gram(rng, 6, 3))
+            names.append(name)
+        listing = self.path("list.txt")
+        with open(listing, "w") as fh:
+            fh.write("\n".join(names) + "\n")
+        out = self.path("rows.jsonl")
+        p = subprocess.run(["bash", "-c", 'ulimit -n 64 && exec "$0" volume --files-from "$1" -f jsonl -j 2 -o "$2"',
+                            BIN, listing, out], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        rows = jsonl(slurp(out))
+        self.assertEqual(len(rows), 300)
+        self.assertTrue(all(r["status"] == "ok" for r in rows))
+
+    def test_ten_thousand_sources_through_the_journal(self):
+        many = self.path("many.h5")
+        with h5py.File(many, "w") as f:
+            for i in range(10000):
+                f.create_dataset("d%05d" % i, data=np.eye(3) * (1 + i % 7))
+        listing = self.path("list.txt")
+        with open(listing, "w") as fh:
+            fh.write("".join("%s:/d%05d\n" % (many, i) for i in range(10000)))
+        out = self.path("rows.jsonl")
+        p = subprocess.run([BIN, "volume", "--files-from", listing, "-f", "jsonl", "-j", "2", "-o", out],
+                           capture_output=True, text=True, timeout=240)
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        rows = by_source(jsonl(slurp(out)))  # each source once
+        self.assertEqual(len(rows), 10000)
+        self.assertTrue(all(r["status"] == "ok" and r["rank"] == 3 for r in rows.values()))
+        self.assertEqual(self.leftovers(out), [])
+
+    def test_a_tight_address_space_limit_is_error_rows_never_a_hang(self):
+        # OpenBLAS retries forever for a work buffer it cannot map: under
+        # ulimit -v that was a hang at the first fork, at exit or in the solve.
+        if os.environ.get("BASINVOL_SANITIZE"):
+            self.skipTest("AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
+        a = write_checkpoints(self.path("a.h5"), 12, 300, seed=14)
+        rng = np.random.default_rng(15)
+        dense = self.path("dense.h5")
+        with h5py.File(dense, "w") as f:
+            g = rng.standard_normal((1500, 1500))
+            f.create_dataset("h", data=(g + g.T) / 2)  # 18 MB stored, full rank: the dense solver
+        for kb in (100000, 200000, 300000, 450000, 700000):
+            p = subprocess.run(["bash", "-c", 'ulimit -v "$1" && exec "$0" volume "$2" "$3" -f jsonl',
+                                BIN, str(kb), a, dense], capture_output=True, text=True, timeout=120)
+            self.assertIn(p.returncode, (0, 1), "ulimit -v %d: %s" % (kb, p.stderr[-500:]))
+            rows = jsonl(p.stdout)
+            self.assertEqual(len(rows), 13, "ulimit -v %d" % kb)
+            for r in rows:
+                if r["status"] == "error":
+                    self.assertIn("memory", r["error"], "ulimit -v %d" % kb)
+            if kb >= 450000:  # room enough for all of it
+                self.assertEqual(p.returncode, 0, "ulimit -v %d: %s" % (kb, p.stderr[-500:]))
+            s = subprocess.run(["bash", "-c", 'ulimit -v "$1" && exec "$0" spectrum "$2" -f tsv',
+                                BIN, str(kb), a + ":/checkpoints/step_0001"], capture_output=True, text=True,
+                               timeout=120)
+            self.assertIn(s.returncode, (0, 1), "ulimit -v %d: %s" % (kb, s.stderr[-500:]))
+            if s.returncode:
+                self.assertIn("address-space limit (ulimit -v)", s.stderr)
+
+    # ------------------------------------------------------------- hostile files
+
+    def test_file_truncated_while_read_gives_error_rows_not_a_crash(self):
+        a = write_checkpoints(self.path("a.h5"), 40, 200, seed=10)
+        size = os.path.getsize(a)
+        proc = subprocess.Popen([BIN, "volume", a, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()  # listed and reading: now the file shrinks under it
+        self.assertTrue(first.startswith("{"))
+        os.truncate(a, size // 3)
+        rest, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 1, err)  # an exit status, not a signal
+        rows = jsonl(first + rest)
+        self.assertEqual(len(rows), 40)
+        errors = [r for r in rows if r["status"] == "error"]
+        self.assertGreater(len(errors), 0)
+        for r in errors:
+            self.assertIn(a, r["error"])
+        # The last datasets lie past the cut: none of them can be an ok row.
+        self.assertEqual(rows[-1]["status"], "error")
+
+    def test_a_listing_that_never_ends_is_stopped_and_is_one_error_row(self):
+        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=11)
+        fifo = self.path("stuck.h5")
+        os.mkfifo(fifo)  # opening it for reading waits for a writer that never comes
+        t0 = time.monotonic()
+        p = subprocess.run([BIN, "volume", fifo, good, "-f", "jsonl", "--list-timeout", "0.5"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["status"] for r in rows], ["error", "ok", "ok"])
+        self.assertIn("took longer than the listing limit of 0.5 s", rows[0]["error"])
+        self.assertTrue(rows[0]["error"].startswith(fifo + ": "))
+        bad = subprocess.run([BIN, "volume", good, "--list-timeout", "0"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(bad.returncode, 2)
+
+    def test_a_listing_child_dies_with_its_killed_parent(self):
+        fifo = self.path("stuck.h5")
+        os.mkfifo(fifo)
+        out = self.path("rows.jsonl")
+        proc = subprocess.Popen([BIN, "volume", fifo, "-f", "jsonl", "-o", out], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        child = None
+        deadline = time.monotonic() + 60
+        while child is None and time.monotonic() < deadline:
+            child = next((pid for pid in children_of(proc.pid)), None)
+            time.sleep(0.01)
+        self.assertIsNotNone(child, "no listing child appeared")
+        proc.kill()
+        proc.communicate(timeout=60)
+        # The child held the parent's FILE.lock (inherited over fork): it must go too.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and alive(child):
+            time.sleep(0.01)
+        self.assertFalse(alive(child), "the listing child outlived its parent")
+        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=12)
+        p = subprocess.run([BIN, "volume", good, "-f", "jsonl", "-o", out], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("unfinished run", p.stderr)  # the killed run's journal held no row: nothing to say
+
+
+def children_of(parent):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                yield int(entry)
+
+
+def alive(pid):
+    """Running, not a zombie (a zombie has closed its files)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit("usage: test_faults.py PATH/TO/basinvol [unittest options]")
+    BIN = os.path.abspath(sys.argv.pop(1))
+    unittest.main()

@@ -1,0 +1,221 @@
+#include "journal.hpp"
+
+#include <basinvol/batch/results.hpp>
+#include <basinvol/error.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace cli {
+
+std::string lock_path(const std::string& output) { return output + ".lock"; }
+std::string journal_path(const std::string& output) { return output + ".journal"; }
+
+namespace {
+
+std::string errno_text() { return std::strerror(errno); }
+
+// The directory and base name of a path ("rows.jsonl" -> ".", "rows.jsonl").
+std::pair<std::string, std::string> split_path(const std::string& path) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos) return {".", path};
+    return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
+}
+
+bool write_all(int fd, const char* data, std::size_t size) {
+    while (size > 0) {
+        const ssize_t k = ::write(fd, data, size);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            if (k == 0) errno = ENOSPC;
+            return false;
+        }
+        data += k;
+        size -= static_cast<std::size_t>(k);
+    }
+    return true;
+}
+
+std::string read_all(int fd) {
+    std::string s;
+    char buf[65536];
+    for (;;) {
+        const ssize_t k = ::read(fd, buf, sizeof buf);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
+        s.append(buf, static_cast<std::size_t>(k));
+    }
+    return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the lock
+
+OutputLock::OutputLock(const std::string& output) : path_(lock_path(output)) {
+    // The holder removes FILE.lock at the end while it still holds it; a run
+    // that opened the old file before that must not count its lock, so the
+    // locked file has to be the one at the path.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0) throw bv::Error(output + ": cannot create the lock file " + path_ + ": " + errno_text());
+        if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            const int err = errno;
+            if (err == EWOULDBLOCK) {
+                std::string pid = read_all(fd);
+                ::close(fd);
+                while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+                throw bv::Error(output + ": another basinvol run is writing it (" +
+                                (pid.empty() ? std::string("pid unknown") : "pid " + pid) + ", holding " + path_ +
+                                "); wait for it to end or give another -o");
+            }
+            ::close(fd);
+            ::unlink(path_.c_str());
+            warning_ = "basinvol: warning: " + path_ + ": cannot lock (" + std::strerror(err) +
+                       "): a second run on the same -o would not be refused";
+            return;
+        }
+        struct stat held, there;
+        if (::fstat(fd, &held) == 0 && ::stat(path_.c_str(), &there) == 0 && held.st_dev == there.st_dev &&
+            held.st_ino == there.st_ino) {
+            fd_ = fd;
+            break;
+        }
+        ::close(fd);  // removed by its holder between open and flock: take the new one
+    }
+    if (fd_ < 0) throw bv::Error(output + ": cannot take the lock " + path_ + " (it keeps being replaced)");
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || !write_all(fd_, pid.data(), pid.size())) {
+        // The lock holds without the pid; a refused run then says "pid unknown".
+    }
+}
+
+OutputLock::~OutputLock() {
+    if (fd_ < 0) return;
+    ::unlink(path_.c_str());
+    ::close(fd_);
+}
+
+void remove_stale_temps(const std::string& output) {
+    const auto [dir, base] = split_path(output);
+    const std::string prefix = base + ".tmp-";
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return;
+    std::vector<std::string> stale;
+    while (const dirent* e = ::readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0) stale.push_back(name);
+    }
+    ::closedir(d);
+    for (const auto& name : stale) ::unlink((dir + "/" + name).c_str());
+}
+
+void sync_directory_of(const std::string& path) {
+    const int fd = ::open(split_path(path).first.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    ::fsync(fd);
+    ::close(fd);
+}
+
+// ---------------------------------------------------------------- the journal
+
+JournalRows read_journal(const std::string& output) {
+    JournalRows got;
+    const std::string path = journal_path(output);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) return got;
+        throw bv::Error(path + ": cannot read the journal of finished rows: " + errno_text());
+    }
+    got.exists = true;
+    const std::string text = read_all(fd);
+    ::close(fd);
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        const auto nl = text.find('\n', pos);
+        if (nl == std::string::npos) break;  // cut off by the kill: that Hessian is analyzed again
+        const std::string line = text.substr(pos, nl - pos);
+        pos = nl + 1;
+        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+        const auto j = nlohmann::ordered_json::parse(line, nullptr, false);
+        try {
+            if (j.is_discarded()) throw bv::InputError("not JSON");
+            got.rows.push_back(bv::row_from_json(j));
+        } catch (const bv::Error&) {
+            ++got.unreadable;  // e.g. zeros left by a power loss before the sync
+        }
+    }
+    return got;
+}
+
+Journal::Journal(const std::string& output, bool keep, bv::ReportSpec spec)
+    : path_(journal_path(output)), spec_(std::move(spec)), last_sync_(std::chrono::steady_clock::now()) {
+    spec_.format = bv::Format::jsonl;
+    spec_.with_place = false;
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (keep ? 0 : O_TRUNC), 0666);
+    if (fd_ < 0) throw bv::Error(path_ + ": cannot create the journal of finished rows: " + errno_text());
+    if (keep) {
+        // A partial last line (the previous run was killed inside a write)
+        // is cut off, so that the next row starts on a line of its own.
+        const std::string text = read_all(fd_);
+        const auto nl = text.rfind('\n');
+        const off_t whole = nl == std::string::npos ? 0 : static_cast<off_t>(nl + 1);
+        if (static_cast<std::size_t>(whole) != text.size() && ::ftruncate(fd_, whole) != 0) {
+            const std::string why = errno_text();
+            ::close(fd_);
+            throw bv::Error(path_ + ": cannot cut off the partial last row: " + why);
+        }
+    }
+    if (::lseek(fd_, 0, SEEK_END) < 0 || ::fcntl(fd_, F_SETFL, O_APPEND) != 0) {
+        const std::string why = errno_text();
+        ::close(fd_);
+        throw bv::Error(path_ + ": cannot append to the journal: " + why);
+    }
+    sync_directory_of(path_);
+}
+
+Journal::~Journal() {
+    if (fd_ < 0) return;
+    sync();
+    ::close(fd_);
+}
+
+std::string Journal::append(const bv::Row& row) {
+    if (fd_ < 0 || failed_) return "";
+    const std::string line =
+        bv::row_to_json(row, spec_).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    if (!write_all(fd_, line.data(), line.size())) {
+        failed_ = true;
+        return path_ + ": cannot write the journal of finished rows (" + errno_text() +
+               "): the rows that finish from now on are not safe from a crash";
+    }
+    dirty_ = true;
+    sync_if_due();
+    return "";
+}
+
+void Journal::sync_if_due() {
+    if (dirty_ && std::chrono::steady_clock::now() - last_sync_ >= std::chrono::seconds(1)) sync();
+}
+
+void Journal::sync() {
+    if (fd_ < 0 || !dirty_) return;
+    ::fdatasync(fd_);
+    dirty_ = false;
+    last_sync_ = std::chrono::steady_clock::now();
+}
+
+void Journal::remove() {
+    if (fd_ < 0) return;
+    ::close(fd_);
+    fd_ = -1;
+    ::unlink(path_.c_str());
+    sync_directory_of(path_);
+}
+
+}  // namespace cli

@@ -1,0 +1,86 @@
+#pragma once
+// Crash safety of `-o FILE`: a lock that keeps two runs from writing the same
+// FILE, and a journal of finished rows beside it that survives SIGKILL, so
+// that `--resume` redoes only the Hessians that were running.
+//
+//   FILE.lock      flock(2)'d by the run writing FILE; holds its pid
+//   FILE.journal   one JSON Lines row per finished Hessian, appended with one
+//                  write(2) each and fsync'd at most once a second
+//
+// Both are removed when FILE is renamed into place. Only the command line
+// uses these (they print nothing; messages come back as strings).
+#include "common.hpp"
+
+#include <basinvol/report/format.hpp>
+#include <basinvol/report/row.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace cli {
+
+std::string lock_path(const std::string& output);
+std::string journal_path(const std::string& output);
+
+// Takes FILE.lock without waiting. Throws bv::Error naming the holder's pid
+// when another run holds it. A file system without locks leaves `warning`
+// set and the run unlocked.
+class OutputLock {
+public:
+    explicit OutputLock(const std::string& output);
+    ~OutputLock();  // removes FILE.lock and releases it
+    OutputLock(const OutputLock&) = delete;
+    OutputLock& operator=(const OutputLock&) = delete;
+    const std::string& warning() const { return warning_; }
+
+private:
+    std::string path_;
+    int fd_ = -1;
+    std::string warning_;
+};
+
+// Removes FILE.tmp-XXXXXX files that killed runs left (call only under the lock).
+void remove_stale_temps(const std::string& output);
+
+struct JournalRows {
+    std::vector<bv::Row> rows;
+    std::size_t unreadable = 0;  // complete lines that are not a row (skipped: analyzed again)
+    bool exists = false;
+};
+
+// The rows of FILE.journal; a cut-off last line (a write the kill
+// interrupted) is left out.
+JournalRows read_journal(const std::string& output);
+
+class Journal {
+public:
+    // Opens FILE.journal: `keep` appends to it (cutting off a partial last
+    // line), otherwise it starts empty. Throws bv::Error when it cannot be made.
+    Journal(const std::string& output, bool keep, bv::ReportSpec spec);
+    ~Journal();  // syncs and closes; the file stays for --resume
+    Journal(const Journal&) = delete;
+    Journal& operator=(const Journal&) = delete;
+    // Writes the row at once (one write(2): a kill keeps it); syncs when a
+    // second has passed since the last sync. Returns a message on the first
+    // failure (the journal is then off), else an empty string.
+    std::string append(const bv::Row& row);
+    // Syncs pending rows when a second has passed (call on progress ticks).
+    void sync_if_due();
+    // Deletes the journal (the final FILE is in place).
+    void remove();
+
+private:
+    void sync();
+    std::string path_;
+    bv::ReportSpec spec_;
+    int fd_ = -1;
+    bool dirty_ = false;
+    bool failed_ = false;
+    std::chrono::steady_clock::time_point last_sync_;
+};
+
+// fsync(2) of the directory holding `path` (a rename or unlink in it becomes durable).
+void sync_directory_of(const std::string& path);
+
+}  // namespace cli
