@@ -37,7 +37,7 @@ install_missing() {
 }
 
 build() {
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@"
   cmake --build build -j"$(nproc)"
 }
 
@@ -47,15 +47,17 @@ build() {
 # the behaviour under test (ASan would abort instead). LeakSanitizer stays on;
 # HDF5's own leaks on corrupt-file error paths are suppressed (fuzz/lsan.supp).
 # OpenBLAS (not instrumented) runs one thread: its spinning threads only slow
-# a loaded machine down.
+# a loaded machine down. The `slow` label (the installed-package build and the
+# digits example, which exercise no code the other tests miss) runs once, in
+# the plain build.
 sanitized_tests() {
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBASINVOL_SANITIZE=ON
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBASINVOL_SANITIZE=ON -DBASINVOL_WERROR=ON
   cmake --build build-asan -j"$(nproc)"
   ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:abort_on_error=1 \
   LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   OPENBLAS_NUM_THREADS=1 \
-    ctest --test-dir build-asan --output-on-failure -j1
+    ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -LE slow
 }
 
 # A bounded libFuzzer run of each target (FUZZ_SECONDS each, default 30) from
@@ -104,8 +106,8 @@ case "${1:-}" in
     ;;
   test)
     install_missing
-    build
-    ctest --test-dir build --output-on-failure -j1
+    build -DBASINVOL_WERROR=ON
+    ctest --test-dir build --output-on-failure -j"$(nproc)"
     fuzz
     sanitized_tests
     ;;
