@@ -306,8 +306,9 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", **attrs):
             f.close()
 
 
-def _output_jacobian(model, inputs, dtype):
-    """Per-sample output Jacobian J (N, k, n) in model.parameters() order, and the outputs (N, k)."""
+def _flat_model(model, dtype):
+    """The parameters as one flat tensor in model.parameters() order (cast to
+    dtype), and call(flat, x) running the model functionally with them."""
     import torch
     tdtype = getattr(torch, str(dtype))
     named = list(model.named_parameters())
@@ -315,14 +316,25 @@ def _output_jacobian(model, inputs, dtype):
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
     flat0 = torch.cat([p.detach().to(tdtype).reshape(-1) for _, p in named])
-    x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
     buffers = {k: (b.detach().to(tdtype) if b.is_floating_point() else b) for k, b in model.named_buffers()}
 
-    def outputs(flat):
+    def call(flat, x):
         tensors = dict(buffers)
         for k, piece, shape in zip(names, torch.split(flat, sizes), shapes):
             tensors[k] = piece.view(shape)
-        out = _functional_call(model, tensors, (x,))
+        x = x.detach().to(tdtype) if x.is_floating_point() else x.detach()
+        return _functional_call(model, tensors, (x,))
+
+    return flat0, call
+
+
+def _output_jacobian(model, inputs, dtype):
+    """Per-sample output Jacobian J (N, k, n) in model.parameters() order, and the outputs (N, k)."""
+    import torch
+    flat0, call = _flat_model(model, dtype)
+
+    def outputs(flat):
+        out = call(flat, inputs)
         return out.reshape(out.shape[0], -1)
 
     out = outputs(flat0).detach()
@@ -439,24 +451,14 @@ def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):
     is called on one sample at a time (batch of one)."""
     import torch
     tdtype = getattr(torch, str(dtype))
-    named = list(model.named_parameters())
-    names = [k for k, _ in named]
-    shapes = [p.shape for _, p in named]
-    sizes = [p.numel() for _, p in named]
-    flat0 = torch.cat([p.detach().to(tdtype).reshape(-1) for _, p in named])
-    buffers = {k: (b.detach().to(tdtype) if b.is_floating_point() else b) for k, b in model.named_buffers()}
+    flat0, call = _flat_model(model, dtype)
     rows = []
     N = inputs.shape[0]
     for i in range(N):
-        x = inputs[i:i + 1]
-        x = x.detach().to(tdtype) if x.is_floating_point() else x
         y = targets[i:i + 1]
         y = y.detach().to(tdtype) if y.is_floating_point() else y
         flat = flat0.clone().requires_grad_(True)
-        tensors = dict(buffers)
-        for k, piece, shape in zip(names, torch.split(flat, sizes), shapes):
-            tensors[k] = piece.view(shape)
-        (g,) = torch.autograd.grad(loss_fn(_functional_call(model, tensors, (x,)), y), flat)
+        (g,) = torch.autograd.grad(loss_fn(call(flat, inputs[i:i + 1]), y), flat)
         rows.append(g.detach() / math.sqrt(N))
     return torch.stack(rows).cpu().numpy().astype(np.float64, copy=False)
 
