@@ -238,6 +238,28 @@ TEST_CASE("the log-volume tolerance is the stored-type rounding bound") {
     CHECK(logv_tolerance({1, 1e-4}, 1, eps, 0) == doctest::Approx(1e-12 + 2 * eps * 10001).epsilon(1e-12));
 }
 
+TEST_CASE("float32 storage: the entrywise tolerance holds the actual error and is far under Weyl's") {
+    // A rotated spectrum stored as float32: the stored matrix's log V against
+    // the exact spectrum's, for several rotations.
+    for (std::uint32_t seed : {3u, 4u, 5u}) {
+        std::vector<double> e = testing_support::geometric(60, 10, 1e-2);
+        e.resize(80, 0.0);
+        const Eigen::MatrixXd exact = testing_support::with_spectrum(e, seed);
+        const Eigen::MatrixXd stored = exact.cast<float>().cast<double>();
+        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(stored);
+        double actual = 0;
+        for (std::size_t i = 0; i < 60; ++i) actual += std::log(e[i]);
+        for (Eigen::Index i = 20; i < 80; ++i) actual -= std::log(es.eigenvalues()(i));
+        actual = std::abs(actual) / 2;
+        const double u = std::ldexp(1.0, -24);
+        const double tight = entrywise_logv_tolerance(stored, 1e-4, false, u, 1.0);
+        std::vector<double> curved(e.begin(), e.begin() + 60);
+        const double weyl = logv_tolerance(curved, stored.norm(), 2 * u, 1.0);
+        CHECK(actual <= tight);
+        CHECK(tight * 20 < weyl);
+    }
+}
+
 TEST_CASE("regularized places need equal n, and partial spectra finish densely for it") {
     std::vector<Row> rows(2);
     rows[0].ok = rows[1].ok = true;

@@ -1,4 +1,5 @@
 #pragma once
+#include <Eigen/Dense>
 // Validating basinvol on toys whose answers are known: compare the computed
 // rank, dimension, negative count and log-volume with a dataset's expected_*
 // attributes, estimate the volume by Monte Carlo, show the radial estimator's
@@ -57,5 +58,15 @@ std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptio
 // eigenvalue moves by at most about ε·‖H‖_F (Weyl), so log V moves by at most
 // ½ Σ δ/|λ|; twice that (the rotation's own rounding), plus summation error.
 double logv_tolerance(const std::vector<double>& curved_abs, double frobenius, double eps, double log_volume);
+
+// The tolerance for a matrix stored in a coarser type (float32) than it was
+// computed in: each stored entry is within u·|H_jk| of the exact one
+// (round to nearest, u = ε/2), and the generation in double adds at most
+// about n·ε₆₄·‖H‖_F in norm. To first order log V moves by
+// ½·Σ_jk E_jk·M_jk with M = Σ_curved v vᵀ/λ, so by at most ½·u·Σ|H_jk||M_jk|
+// (plus ½·n·ε₆₄·‖H‖_F·Σ 1/|λ|); the tolerance is twice that, plus summation
+// error. Far tighter than the Weyl bound of logv_tolerance, which charges
+// every eigenvalue the whole ε·‖H‖_F.
+double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume);
 
 }  // namespace basinvol::toy
