@@ -223,3 +223,18 @@ TEST_CASE("the log-volume error bar bounds the distance to the exact spectrum's 
         CHECK(std::abs(r.log_volume - exact) <= r.log_volume_error + 1e-10);
     }
 }
+
+TEST_CASE("the solver note names why a partial method was left") {
+    // n = 20: the sketch refuses so small an n (it needs twice its
+    // oversampling in Ritz pairs); that is not a negative diagonal.
+    Eigen::MatrixXd m = with_spectrum({3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, 101);
+    Row r = run(make_hessian(m), Method::sketch, CutRule::automatic);
+    CHECK(r.method == "dense");
+    CHECK(r.solver_note == "sketch: not applicable (n too small)");
+    // A negative diagonal entry is what stops pivoted Cholesky.
+    Eigen::MatrixXd s = with_spectrum({3, -2, 1, 0, 0, 0}, 102);
+    s(0, 0) = -std::abs(s(0, 0)) - 0.1;
+    Row c = run(make_hessian(s), Method::cholesky, CutRule::automatic);
+    CHECK(c.method == "dense");
+    CHECK(c.solver_note.find("cholesky: not applicable (negative diagonal)") == 0);
+}
