@@ -68,14 +68,16 @@ std::vector<std::string> next_record(const std::string& s, std::size_t& pos, cha
 
 // A TSV/CSV cell back to the JSON value row_to_json had written.
 json cell_value(const std::string& column, const std::string& v) {
-    static const char* strings[] = {"source", "file", "dataset", "method", "status", "error", "name", "stored_type", "cut"};
+    static const char* strings[] = {"source", "file", "dataset", "method",    "status",
+                                    "error",  "name", "stored_type", "cut", "structure"};
     for (const char* s : strings)
         if (column == s) return v.empty() ? json(nullptr) : json(v);
-    if (column == "warnings") {
+    if (column == "warnings") {  // ';'-separated (',' in files written before 0.2)
         json a = json::array();
         std::size_t start = 0;
+        const char sep = v.find(';') != std::string::npos ? ';' : ',';
         while (!v.empty() && start <= v.size()) {
-            auto comma = v.find(',', start);
+            auto comma = v.find(sep, start);
             a.push_back(v.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
             if (comma == std::string::npos) break;
             start = comma + 1;

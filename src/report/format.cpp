@@ -53,10 +53,10 @@ std::string cell(const json& v) {
     if (v.is_string()) return v.get<std::string>();
     if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
     if (v.is_number_float()) return fmt(v.get<double>());
-    if (v.is_array()) {
+    if (v.is_array()) {  // ';' keeps a list in one CSV cell without quotes (numpy.genfromtxt, csv)
         std::vector<std::string> parts;
         for (const auto& x : v) parts.push_back(cell(x));
-        return join(parts, ",");
+        return join(parts, ";");
     }
     return v.dump(-1, ' ', false, utf8_replace);
 }

@@ -652,7 +652,7 @@ def parse_cell(field, text):
     if field in ("n", "rank", "dim", "negative", "place"):
         return int(text)
     if field == "warnings":
-        return text.split(",")
+        return text.split(";")  # one cell, no quotes needed
     if field in ("source", "file", "dataset", "method", "status", "error", "name"):
         return text
     return float(text)

@@ -181,6 +181,23 @@ class Structured(unittest.TestCase):
         self.assertEqual(sorted(r["dataset"] for r in rows), ["/model", "/twin"])
         self.assertEqual(rows[0]["place"], rows[1]["place"], "a structure and its twin share a place")
 
+    def test_csv_and_tsv_rows_round_trip_and_read_with_numpy(self):
+        for fmt, delim in (("csv", ","), ("tsv", "\t")):
+            out = self.path("rows." + fmt)
+            p = run("volume", self.file, "-f", fmt, "-o", out, "--negatives", "abs")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            table = np.genfromtxt(out, delimiter=delim, names=True, dtype=None, encoding=None)
+            self.assertEqual(len(table), 2)
+            self.assertIn("structure", table.dtype.names)
+            self.assertEqual(sorted(str(v) for v in table["structure"]), ["", "blocks"])
+            self.assertTrue(all(";" in str(w) or "," not in str(w) for w in table["warnings"]))
+            back = run("rank", "--from-results", out, "-f", "jsonl")
+            self.assertEqual(back.returncode, 0, back.stderr)
+            rows = {r["dataset"]: r for r in rows_of(back)}
+            self.assertEqual(rows["/model"]["structure"], "blocks")
+            self.assertIsNone(rows["/twin"]["structure"])
+            self.assertIn("saddle", rows["/model"]["warnings"])
+
     def test_broken_layouts_are_one_error_row_each(self):
         f = self.path("broken.h5")
         with h5py.File(f, "w") as h5:
