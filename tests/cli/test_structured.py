@@ -174,6 +174,22 @@ class Structured(unittest.TestCase):
             self.assertEqual(rows["/factor"]["rank"], 25)
             self.assertEqual(rows["/factor_tall"]["rank"], 40)
 
+    def test_per_block_rows_follow_the_whole(self):
+        p = run("volume", self.file + ":/model", "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([r["dataset"] for r in rows],
+                         ["/model", "/model/a_dense", "/model/b_factor", "/model/c_kron", "/model/d_diag"])
+        self.assertEqual([r["n"] for r in rows[1:]], [20, 30, 48, 13])
+        for r in rows[1:]:
+            self.assertEqual(r["threshold"], 0.5, "the whole's loss_threshold holds for its blocks")
+        # Each block on its own: its own cut, here the same counts as in the whole.
+        self.assertEqual([r["rank"] for r in rows[1:]], [b["rank"] for b in rows[0]["blocks"]])
+        self.assertEqual(rows[1]["method"], "dense")
+        self.assertEqual(rows[2]["structure"], "factor")
+        own = run("volume", self.file + ":/model/c_kron", "-f", "jsonl")
+        self.assertEqual(rows_of(own)[0]["rank"], rows[3]["rank"])
+
     def test_rank_mixes_structured_and_dense_rows(self):
         p = run("rank", self.file, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -3,6 +3,7 @@
 
 #include <basinvol/batch/results.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/io/structure.hpp>
 #include <basinvol/rank/ranking.hpp>
 
 #include <algorithm>
@@ -26,10 +27,14 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
         ->allow_extra_args(false);
     app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
         ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
-    if (streaming)
+    if (streaming) {
         app->add_option("--order", b.order, "Rows in input order, or as they finish (streamed either way)")
             ->check(CLI::IsMember({"input", "finish"}))
             ->capture_default_str();
+        app->add_flag("--per-block", b.per_block,
+                      "After a blocks structure's row, a row for each of its top-level blocks, each analyzed on "
+                      "its own (docs/structured.md)");
+    }
     app->add_option("--shard", b.shard, "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
     app->add_option("-o,--output", b.output,
                     "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
@@ -78,7 +83,42 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
     return all;
 }
 
-std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard) {
+namespace {
+
+// The top-level members of a blocks structure, each listed as a SOURCE of its
+// own; a member that cannot be listed is an error item.
+void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items) {
+    bv::StructurePart root;
+    try {
+        root = bv::describe_structure(h);
+    } catch (const bv::Error&) {
+        return;  // the whole's own row says what is wrong
+    }
+    for (const auto& part : root.parts) {
+        bv::Source member{h.file, part.path, h.file + ":" + part.path, h.image};
+        bv::Row err;
+        auto list = bv::expand_source(member, &err);
+        if (list.empty()) {
+            bv::WorkItem w;
+            w.error = err;
+            items.push_back(std::move(w));
+        }
+        for (auto& m : list) {
+            // The whole's step, loss and threshold hold for its blocks unless they say otherwise.
+            if (!m.attrs.loss_threshold) m.attrs.loss_threshold = h.attrs.loss_threshold;
+            if (!m.attrs.step) m.attrs.step = h.attrs.step;
+            if (!m.attrs.loss) m.attrs.loss = h.attrs.loss;
+            bv::WorkItem w;
+            w.info = std::move(m);
+            items.push_back(std::move(w));
+        }
+    }
+}
+
+}  // namespace
+
+std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
+                               bool per_block) {
     std::vector<bv::WorkItem> items;
     for (const auto& text : sources) {
         bv::Source src = bv::parse_source(text);
@@ -94,9 +134,11 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
         }
         for (auto& h : list) {
             if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
+            const bool blocks = per_block && h.structure == "blocks" && h.problem.empty();
             bv::WorkItem w;
-            w.info = std::move(h);
+            w.info = h;
             items.push_back(std::move(w));
+            if (blocks) add_blocks(h, items);
         }
     }
     return items;
@@ -362,7 +404,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     } else {
         bv::set_listing_time_limit(b.list_timeout);
         auto sources = gather_sources(args, b);
-        items = plan(sources, shard);
+        items = plan(sources, shard, b.per_block);
         if (!done.empty()) {
             std::vector<bv::WorkItem> rest;
             for (auto& w : items)

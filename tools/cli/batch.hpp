@@ -27,6 +27,7 @@ struct BatchCli {
     bool resume = false;
     bool no_progress = false;
     bool from_results = false;
+    bool per_block = false;  // volume: a row for each top-level block of a blocks structure too
     double list_timeout = bv::default_listing_time_limit;
 };
 
@@ -39,7 +40,10 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 
 // Every Hessian of every source in this shard, in input order; a source that
 // cannot be listed is an error item (in the shard its text hashes to).
-std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard);
+// With `per_block`, each top-level member of a `blocks` structure follows its
+// Hessian as a Hessian of its own (its own cut: the block's own curvature).
+std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
+                               bool per_block = false);
 
 // Results written to FILE through FILE.tmp-XXXXXX in the same directory and
 // a rename at commit(); a run that stops before commit() leaves FILE as it was.
