@@ -184,7 +184,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         p.m = static_cast<std::size_t>(s.dims[0]);
         p.n = static_cast<std::size_t>(s.dims[1]);
         const std::size_t k = std::min(p.m, p.n);  // G, a widened panel, the Gram matrix
-        coarsest(p, s.type, s.eps, p.m * p.n * elem_bytes(s.eps) + 2048 * std::max(p.m, p.n) * sizeof(double) + k * k * sizeof(double));
+        coarsest(p, s.type, s.eps, p.m * p.n * elem_bytes(s.eps) + 2048 * k * sizeof(double) + k * k * sizeof(double));
         return p;
     }
     if (kind == "kron") {
