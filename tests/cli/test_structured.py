@@ -259,6 +259,19 @@ class Structured(unittest.TestCase):
                 self.assertIn(words, row["error"])
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), len(expect), p.stderr)
 
+    def test_a_factor_is_budgeted_by_its_stored_size(self):
+        # G of 50 x 400,000 float32 (80 MB) under a 200 MB budget: it needs G,
+        # a Gram matrix of 50 x 50 and widened panels, not n-sized buffers.
+        f = self.path("wide_factor.h5")
+        rng = np.random.default_rng(8)
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("f")
+            g.attrs["structure"] = "factor"
+            g["G"] = rng.standard_normal((50, 400_000)).astype(np.float32)
+        p = run("volume", f, "--max-memory", "200M", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(rows_of(p)[0]["rank"], 50)
+
     def test_memory_budget_refuses_a_factor_before_reading_it(self):
         f = self.path("big_factor.h5")
         with h5py.File(f, "w") as h5:
