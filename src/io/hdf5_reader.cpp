@@ -69,7 +69,19 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
     if (::access(file.c_str(), R_OK) != 0)
         fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
     htri_t is = H5Fis_hdf5(file.c_str());
-    if (is == 0) fail(file, "not an HDF5 file (no HDF5 signature found)", false);
+    if (is == 0) {
+        // A matrix saved by numpy or torch: say how to convert it.
+        static const char* known[] = {".npy", ".npz", ".pt", ".pth", ".txt", ".csv"};
+        for (const char* ext : known) {
+            const std::string e = ext;
+            if (file.size() > e.size() && file.compare(file.size() - e.size(), e.size(), e) == 0)
+                fail(file,
+                     "not an HDF5 file (a " + e + " file?); convert it with: python3 "
+                     "tools/basinvol_export.py convert " + file + " OUT.h5",
+                     false);
+        }
+        fail(file, "not an HDF5 file (no HDF5 signature found)", false);
+    }
     if (is < 0) fail(file, "cannot read file as HDF5");
     hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) fail(file, "cannot open HDF5 file (truncated or corrupt?)");
@@ -360,6 +372,48 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
     }
 }
 
+// Levenshtein distance, for "did you mean" suggestions.
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+        std::size_t diag = row[0];
+        row[0] = i;
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t up = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+// "; did you mean /a/b?" with the objects of the file nearest to `missing`
+// (at most three, each within a third of its length), or "".
+std::string nearest_names(hid_t file, const std::string& missing) {
+    std::vector<std::string> paths;
+    auto visit = [](hid_t, const char* name, const H5O_info_t*, void* data) -> herr_t {
+        auto* out = static_cast<std::vector<std::string>*>(data);
+        if (out->size() < 100000) out->push_back(std::string("/") + name);
+        return 0;
+    };
+    if (H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, visit, &paths, H5O_INFO_BASIC) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return "";
+    }
+    std::vector<std::pair<std::size_t, std::string>> near;
+    for (const auto& p : paths) {
+        if (p == "/.") continue;
+        const std::size_t d = edit_distance(missing, p);
+        if (d <= std::max<std::size_t>(2, missing.size() / 3)) near.emplace_back(d, p);
+    }
+    if (near.empty()) return "";
+    std::sort(near.begin(), near.end());
+    std::string out = "; did you mean " + near[0].second;
+    for (std::size_t i = 1; i < near.size() && i < 3; ++i) out += " or " + near[i].second;
+    return out + "?";
+}
+
 std::string normalize_path(const std::string& p) {
     std::string out = p.empty() || p[0] != '/' ? "/" + p : p;
     while (out.size() > 1 && out.back() == '/') out.pop_back();
@@ -399,7 +453,7 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
             if (pos < path.size() && path[pos] != '/') continue;
             std::string part = path.substr(0, pos);
             if (H5Lexists(file.get(), part.c_str(), H5P_DEFAULT) <= 0)
-                fail(source.file + ":" + part, "no such object in file", false);
+                fail(source.file + ":" + part, "no such object in file" + nearest_names(file.get(), part), false);
             if (H5Oexists_by_name(file.get(), part.c_str(), H5P_DEFAULT) <= 0)
                 fail(source.file + ":" + part, "link points to nothing (dangling link)", false);
         }

@@ -67,9 +67,22 @@ void read_list(std::istream& in, std::vector<std::string>& out) {
 }  // namespace
 
 std::vector<std::string> gather_sources(const std::vector<std::string>& args, const BatchCli& b) {
-    std::vector<std::string> all = args;
+    std::vector<std::string> all;
+    bool stdin_read = false;
+    for (const auto& a : args) {
+        if (a != "-") {
+            all.push_back(a);
+            continue;
+        }
+        // '-' as a SOURCE reads SOURCEs from standard input, as --files-from - does.
+        if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
+        stdin_read = true;
+        read_list(std::cin, all);
+    }
     for (const auto& list : b.files_from) {
         if (list == "-") {
+            if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
+            stdin_read = true;
             read_list(std::cin, all);
         } else {
             std::ifstream in(list);

@@ -1,0 +1,68 @@
+"""Command-line ergonomics: a numpy/torch file gets the converter command, a
+mistyped dataset path gets the nearest names, '-' as a SOURCE reads SOURCEs
+from standard input.
+
+Run: /usr/bin/python3 tests/cli/test_ergonomics.py path/to/basinvol
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = None
+
+
+def run(*args, stdin=None):
+    return subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True, input=stdin, timeout=120)
+
+
+class Ergonomics(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="basinvol-ergonomics-")
+        cls.dir = cls.tmp.name
+        cls.h5 = os.path.join(cls.dir, "run.h5")
+        with h5py.File(cls.h5, "w") as f:
+            for step in (3000, 3100, 12000):
+                f["checkpoints/step_%05d" % step] = np.diag([2.0, 1.0, 0.0])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_a_numpy_file_gets_the_converter_command(self):
+        npy = os.path.join(self.dir, "H.npy")
+        np.save(npy, np.eye(3))
+        p = run("volume", npy)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("not an HDF5 file (a .npy file?)", p.stderr)
+        self.assertIn("tools/basinvol_export.py convert " + npy + " OUT.h5", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+
+    def test_a_mistyped_dataset_gets_the_nearest_names(self):
+        p = run("volume", self.h5 + ":/checkpoints/step_3000")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no such object in file; did you mean /checkpoints/step_03000", p.stderr)
+        p = run("volume", self.h5 + ":/nothing_like_it_at_all")
+        self.assertIn("no such object in file", p.stderr)
+        self.assertNotIn("did you mean", p.stderr)
+
+    def test_dash_reads_sources_from_stdin(self):
+        p = run("volume", "-", "-f", "tsv", stdin=self.h5 + ":/checkpoints/step_03000\n\n" + self.h5 + ":/checkpoints/step_03100\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(p.stdout.strip().splitlines()), 3)
+        p = run("volume", "-", "--files-from", "-", stdin="")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("more than once", p.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
+        sys.stderr.write("usage: test_ergonomics.py path/to/basinvol\n")
+        sys.exit(2)
+    BIN = sys.argv.pop(1)
+    unittest.main(verbosity=1)
