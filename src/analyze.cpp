@@ -3,6 +3,7 @@
 #include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <limits>
 #include <cmath>
@@ -23,6 +24,50 @@ void validate(const AnalyzeOptions& o) {
     if (o.cut.rtol && !(*o.cut.rtol >= 0)) throw UsageError("--rtol must be >= 0, got " + std::to_string(*o.cut.rtol));
     if (o.cut.atol && !(*o.cut.atol >= 0)) throw UsageError("--atol must be >= 0, got " + std::to_string(*o.cut.atol));
     if (!(o.cut.min_gap >= 0)) throw UsageError("--min-gap must be >= 0, got " + std::to_string(o.cut.min_gap));
+}
+
+CutRule parse_cut_rule(const std::string& name) {
+    if (name == "auto") return CutRule::automatic;
+    if (name == "dtype") return CutRule::dtype;
+    if (name == "gap") return CutRule::gap;
+    throw UsageError("cut must be one of auto, dtype, gap; got '" + name + "'");
+}
+
+Method parse_method(const std::string& name) {
+    if (name == "auto") return Method::automatic;
+    if (name == "dense") return Method::dense;
+    if (name == "cholesky") return Method::cholesky;
+    if (name == "sketch") return Method::sketch;
+    if (name == "lanczos") return Method::lanczos;
+    throw UsageError("method must be one of auto, dense, cholesky, sketch, lanczos; got '" + name + "'");
+}
+
+NegativePolicy parse_negatives(const std::string& name) {
+    if (name == "abs") return NegativePolicy::abs;
+    if (name == "drop") return NegativePolicy::drop;
+    if (name == "last") return NegativePolicy::last;
+    throw UsageError("negatives must be one of abs, drop, last; got '" + name + "'");
+}
+
+std::size_t parse_memory_size(const std::string& text) {
+    if (text.empty()) return 0;
+    const std::string bad = "--max-memory must be a size such as 8G or 500M, got '" + text + "'";
+    std::size_t pos = 0;
+    double v = 0;
+    try {
+        v = std::stod(text, &pos);
+    } catch (...) {
+        throw UsageError(bad);
+    }
+    std::string unit = text.substr(pos);
+    for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
+    if (!unit.empty() && unit.back() == 'I') unit.pop_back();
+    const double k = 1024.0;
+    const double mult = unit.empty() ? 1 : unit == "K" ? k : unit == "M" ? k * k : unit == "G" ? k * k * k
+                        : unit == "T" ? k * k * k * k : -1;
+    if (mult < 0 || !(v > 0) || !std::isfinite(v * mult)) throw UsageError(bad);
+    return static_cast<std::size_t>(v * mult);
 }
 
 Row source_error_row(const Source& source, const std::string& message) {

@@ -6,7 +6,9 @@
 #include <basinvol/report/row.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
+#include <cstddef>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace basinvol {
@@ -26,6 +28,14 @@ struct AnalyzeOptions {
 
 // Checks option values; throws UsageError naming the option.
 void validate(const AnalyzeOptions& options);
+
+// Option values by name, as the command line and the Python package spell
+// them; each throws UsageError listing the accepted names.
+CutRule parse_cut_rule(const std::string& name);        // auto, dtype, gap
+Method parse_method(const std::string& name);           // auto, dense, cholesky, sketch, lanczos
+NegativePolicy parse_negatives(const std::string& name); // abs, drop, last
+// A memory size such as 8G, 500M or 1024 (bytes); "" is 0 (the default budget).
+std::size_t parse_memory_size(const std::string& text);
 
 // One Hessian to one row. Never throws for problems of the input or the
 // numerics: those become an error row.

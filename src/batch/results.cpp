@@ -3,6 +3,7 @@
 #include <basinvol/batch/results.hpp>
 #include <basinvol/error.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -151,6 +152,8 @@ Row row_from_json(const json& j) {
             r.blocks.push_back(br);
         }
     r.seconds = number(j, "seconds");
+    for (auto [key, place] : {std::pair{"place", &r.place}, std::pair{"place_regularized", &r.place_regularized}})
+        if (auto v = opt_number(j, key); v && *v >= 1 && *v == std::floor(*v)) *place = static_cast<std::size_t>(*v);
     r.attrs.step = opt_number(j, "step");
     r.attrs.loss = opt_number(j, "loss");
     r.attrs.loss_threshold = opt_number(j, "loss_threshold");

@@ -359,7 +359,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::AnalyzeOptions a = to_analyze(o);
-    const std::size_t budget = o.max_memory.empty() ? bv::default_memory_budget() : parse_bytes(o.max_memory);
+    const std::size_t budget = o.max_memory.empty() ? bv::default_memory_budget() : bv::parse_memory_size(o.max_memory);
     a.read.max_bytes = budget;
 
     // One run at a time writes FILE (a second is refused, naming the first).

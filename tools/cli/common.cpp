@@ -3,7 +3,6 @@
 #include <basinvol/error.hpp>
 #include <basinvol/version.hpp>
 
-#include <cctype>
 #include <ctime>
 #include <iostream>
 
@@ -50,44 +49,19 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
                         "Also report the regularized det(H + LAMBDA I) log-volume over all n directions");
 }
 
-std::size_t parse_bytes(const std::string& text) {
-    if (text.empty()) return 0;
-    std::size_t pos = 0;
-    double v = 0;
-    try {
-        v = std::stod(text, &pos);
-    } catch (...) {
-        throw bv::UsageError("--max-memory must be a size such as 8G or 500M, got '" + text + "'");
-    }
-    std::string unit = text.substr(pos);
-    for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (!unit.empty() && unit.back() == 'B') unit.pop_back();
-    if (!unit.empty() && unit.back() == 'I') unit.pop_back();
-    double mult = unit.empty() ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1024.0 * 1024 : unit == "G" ? 1024.0 * 1024 * 1024 : unit == "T" ? 1024.0 * 1024 * 1024 * 1024 : -1;
-    if (mult < 0 || !(v > 0))
-        throw bv::UsageError("--max-memory must be a size such as 8G or 500M, got '" + text + "'");
-    return static_cast<std::size_t>(v * mult);
-}
-
 bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     bv::AnalyzeOptions a;
-    a.cut.rule = o.cut == "dtype" ? bv::CutRule::dtype : o.cut == "gap" ? bv::CutRule::gap : bv::CutRule::automatic;
+    a.cut.rule = bv::parse_cut_rule(o.cut);
     a.cut.rtol = o.rtol;
     a.cut.atol = o.atol;
     a.cut.min_gap = o.min_gap;
     a.threshold = o.threshold;
     a.regularized = o.regularized;
     a.hessian_error = o.hessian_error;
-    a.negatives = o.negatives == "drop" ? bv::NegativePolicy::drop
-                  : o.negatives == "last" ? bv::NegativePolicy::last
-                                          : bv::NegativePolicy::abs;
-    a.method = o.method == "dense"      ? bv::Method::dense
-               : o.method == "cholesky" ? bv::Method::cholesky
-               : o.method == "sketch"   ? bv::Method::sketch
-               : o.method == "lanczos" ? bv::Method::lanczos
-                                       : bv::Method::automatic;
+    a.negatives = bv::parse_negatives(o.negatives);
+    a.method = bv::parse_method(o.method);
     a.read.max_asymmetry = o.max_asymmetry;
-    a.read.max_bytes = parse_bytes(o.max_memory);
+    a.read.max_bytes = bv::parse_memory_size(o.max_memory);
     bv::validate(a);
     return a;
 }

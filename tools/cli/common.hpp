@@ -40,9 +40,6 @@ void add_core_options(CLI::App* app, CommonOptions& o);
 // Adds the common options to a subcommand (`ranking`: --tie-tol; `regularized`: --regularized).
 void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized);
 
-// Parses sizes such as 8G, 500M, 1024; throws UsageError.
-std::size_t parse_bytes(const std::string& text);
-
 // The library options from the command line's; throws UsageError.
 bv::AnalyzeOptions to_analyze(const CommonOptions& o);
 

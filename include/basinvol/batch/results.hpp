@@ -12,8 +12,8 @@
 
 namespace basinvol {
 
-// A Row from the JSON object row_to_json wrote (place fields are ignored:
-// ranking sets them again). Throws InputError when `source` or `status` is
+// A Row from the JSON object row_to_json wrote (with its places, when the
+// rows were ranked; rank_rows sets them again). Throws InputError when `source` or `status` is
 // missing or a field has the wrong type.
 Row row_from_json(const nlohmann::ordered_json& object);
 
