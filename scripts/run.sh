@@ -15,7 +15,8 @@ packages=(
   libeigen3-dev libspectra-dev libhdf5-dev libopenblas-dev liblapack-dev
   libcli11-dev nlohmann-json3-dev doctest-dev
   python3-numpy python3-scipy python3-h5py
-  python3-torch python3-sklearn python3-matplotlib
+  python3-torch python3-sklearn python3-matplotlib python3-pandas
+  python3-dev python3-pybind11 pybind11-dev python3-pytest
   parallel hyperfine time
 )
 

@@ -33,6 +33,6 @@ h5="$out/digits.h5"
 last="$("$py" -c 'import json,sys; rows=json.load(open(sys.argv[1]))["rows"]; print(max(rows, key=lambda r: r["step"])["dataset"])' "$out/rank.json")"
 "$bin" spectrum "$h5:$last" --format json > "$out/spectrum.json"
 
-"$py" "$root/tools/plot_basins.py" run "$out/rank.json" "$out/run.png" --title "digits MLP 64-8-10: basins over training"
-"$py" "$root/tools/plot_basins.py" spectrum "$out/spectrum.json" "$out/spectrum.png"
+PYTHONPATH="$root/python" "$py" -m basinvol.plot run "$out/rank.json" "$out/run.png" --title "digits MLP 64-8-10: basins over training"
+PYTHONPATH="$root/python" "$py" -m basinvol.plot spectrum "$out/spectrum.json" "$out/spectrum.png"
 echo "digits: wrote $h5, $out/rank.json, $out/run.png, $out/spectrum.png" >&2

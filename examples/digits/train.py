@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
-from basinvol_export import hessian_of, parameter_blocks, write_checkpoint  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from basinvol.export import hessian_of, parameter_blocks, write_checkpoint  # noqa: E402
 
 
 def main(argv=None):

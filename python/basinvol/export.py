@@ -1,9 +1,8 @@
-#!/usr/bin/python3
 """Export loss Hessians of PyTorch models to HDF5 in basinvol's layout.
 
 Library:
 
-    from basinvol_export import hessian_of, parameter_blocks, write_hessian, write_checkpoint
+    from basinvol.export import hessian_of, parameter_blocks, write_hessian, write_checkpoint
     H = hessian_of(model, loss_fn, inputs, targets)        # numpy float64, n x n
     write_hessian("h.h5", H, step=100, loss=0.3, blocks=parameter_blocks(model))
     write_checkpoint("run.h5", H, step=100, loss=0.3)       # /checkpoints/step_00100
@@ -15,8 +14,8 @@ Library:
 
 Command line (no PyTorch needed):
 
-    basinvol_export.py convert H.npy OUT.h5 [--dataset D] [--dtype float32] [--step S] ...
-    basinvol_export.py info FILE.h5
+    python3 -m basinvol.export convert H.npy OUT.h5 [--dataset D] [--dtype float32] [--step S] ...
+    python3 -m basinvol.export info FILE.h5
 
 Needs Debian's python3-numpy and python3-h5py; hessian_of and parameter_blocks
 also need python3-torch. See docs/python.md.
@@ -28,9 +27,11 @@ import sys
 import h5py
 import numpy as np
 
+from .structures import Diagonal, Factor, Kron, as_numpy
+
 __all__ = ["hessian_of", "parameter_blocks", "write_hessian", "write_checkpoint", "checkpoint_name",
            "read_blocks", "CHUNK_FROM", "Factor", "Kron", "Diagonal", "write_structure",
-           "gauss_newton_factor", "empirical_fisher_factor", "kfac_blocks"]
+           "gauss_newton_factor", "empirical_fisher_factor", "kfac_blocks", "structure_dtype"]
 
 # Square datasets of at least this many rows are written chunked and gzip-compressed.
 CHUNK_FROM = 1024
@@ -142,7 +143,7 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     as ||H - H^T||_F of the H passed in: the computed Hessian's own error
     (autograd in float64: ~1e-13 relative), which raises basinvol's noise
     floor even when the matrix is symmetrized later. Returns the dataset path."""
-    H = np.asarray(H)
+    H = as_numpy(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"a Hessian must be a square 2-D array, got shape {H.shape}")
     if dtype not in ("float64", "float32"):
@@ -210,45 +211,24 @@ def read_blocks(dataset):
 
 # --- structured Hessians (docs/structured.md) ---
 
-class Factor:
-    """H = scale * G^T G with G of m x n (a Gauss-Newton matrix or an empirical Fisher)."""
-
-    def __init__(self, G, scale=1.0):
-        self.G, self.scale = np.asarray(G), float(scale)
-
-
-class Kron:
-    """H = scale * (A kron B), A of a x a and B of b x b: n = a * b."""
-
-    def __init__(self, A, B, scale=1.0):
-        self.A, self.B, self.scale = np.asarray(A), np.asarray(B), float(scale)
-
-
-class Diagonal:
-    """H = diag(values)."""
-
-    def __init__(self, values):
-        self.values = np.asarray(values)
-
-
-def _check_finite(name, a):
-    if not np.all(np.isfinite(a)):
+def _check_finite(name, a, check=True):
+    if check and not np.all(np.isfinite(a)):
         raise ValueError(f"{name} has non-finite entries")
 
 
-def _write_part(g, name, part, dtype):
+def _write_part(g, name, part, dtype, check=True):
     if isinstance(part, dict):
         if not part:
             raise ValueError(f"blocks {name!r} has no members")
         sub = g.create_group(name)
         sub.attrs["structure"] = "blocks"
         for k in part:  # basinvol reads members in name order: name them so that it is parameter order
-            _write_part(sub, k, part[k], dtype)
+            _write_part(sub, k, part[k], dtype, check)
         return sub
     if isinstance(part, Factor):
         if part.G.ndim != 2:
             raise ValueError(f"factor {name!r}: G must be 2-D, got shape {part.G.shape}")
-        _check_finite(f"factor {name!r}", part.G)
+        _check_finite(f"factor {name!r}", part.G, check)
         sub = g.create_group(name)
         sub.attrs["structure"] = "factor"
         sub.attrs["scale"] = part.scale
@@ -258,7 +238,7 @@ def _write_part(g, name, part, dtype):
         for k, m in (("A", part.A), ("B", part.B)):
             if m.ndim != 2 or m.shape[0] != m.shape[1]:
                 raise ValueError(f"kron {name!r}: {k} must be square, got shape {m.shape}")
-            _check_finite(f"kron {name!r} {k}", m)
+            _check_finite(f"kron {name!r} {k}", m, check)
         sub = g.create_group(name)
         sub.attrs["structure"] = "kron"
         sub.attrs["scale"] = part.scale
@@ -268,18 +248,35 @@ def _write_part(g, name, part, dtype):
     if isinstance(part, Diagonal):
         if part.values.ndim != 1:
             raise ValueError(f"diagonal {name!r} must be 1-D, got shape {part.values.shape}")
-        _check_finite(f"diagonal {name!r}", part.values)
+        _check_finite(f"diagonal {name!r}", part.values, check)
         d = g.create_dataset(name, data=part.values.astype(dtype))
         d.attrs["structure"] = "diagonal"
         return d
-    H = np.asarray(part)
+    H = as_numpy(part)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"dense block {name!r} must be square, got shape {H.shape}")
-    _check_finite(f"dense block {name!r}", H)
+    _check_finite(f"dense block {name!r}", H, check)
     return g.create_dataset(name, data=H.astype(dtype))
 
 
-def write_structure(path, dataset, part, dtype="float64", mode="a", **attrs):
+def structure_dtype(part):
+    """"float32" when every array of a structured Hessian is float32, else "float64"."""
+    def arrays(p):
+        if isinstance(p, dict):
+            for v in p.values():
+                yield from arrays(v)
+        elif isinstance(p, Factor):
+            yield p.G
+        elif isinstance(p, Kron):
+            yield from (p.A, p.B)
+        elif isinstance(p, Diagonal):
+            yield p.values
+        else:
+            yield as_numpy(p)
+    return "float32" if all(a.dtype == np.float32 for a in arrays(part)) else "float64"
+
+
+def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, **attrs):
     """Writes a structured Hessian to `dataset` of the HDF5 file `path`.
 
     part: Factor(G, scale), Kron(A, B, scale), Diagonal(values), a dense square
@@ -287,7 +284,9 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", **attrs):
     read in name order: name them so that name order is parameter order, e.g.
     "00_fc1.weight"). Dicts nest. Keyword arguments become attributes of the
     whole (step, loss, loss_threshold, name, hessian_error); None values are
-    skipped. An existing object of the same name is replaced. Returns its path."""
+    skipped. An existing object of the same name is replaced. check=False
+    skips the finite-value checks (basinvol checks again when it reads).
+    Returns its path."""
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     f, close = _open(path, mode)
@@ -296,7 +295,7 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", **attrs):
         g = f.require_group(parent) if parent else f
         if name in g:
             del g[name]
-        obj = _write_part(g, name, part, dtype)
+        obj = _write_part(g, name, part, dtype, check)
         for k, v in attrs.items():
             if v is not None:
                 obj.attrs[k] = v
@@ -510,7 +509,7 @@ def _cmd_info(a):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="basinvol_export.py",
+    p = argparse.ArgumentParser(prog="python3 -m basinvol.export",
                                 description="Write Hessians in basinvol's HDF5 layout.")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("convert", help="write a matrix (.npy, .npz, .pt, or text) as a Hessian dataset")
@@ -532,7 +531,7 @@ def main(argv=None):
     try:
         return a.run(a)
     except (OSError, ValueError) as e:
-        print(f"basinvol_export: error: {e}", file=sys.stderr)
+        print(f"basinvol.export: error: {e}", file=sys.stderr)
         return 1
 
 

@@ -1,21 +1,28 @@
-#!/usr/bin/python3
-"""Plot basinvol's JSON output (matplotlib, no display needed).
+"""Plots of basinvol results (matplotlib, no display needed).
+
+From Python:
+
+    import basinvol, basinvol.plot
+    r = basinvol.analyze(H, eigenvalues=True)
+    basinvol.plot.plot_spectrum(r, "spectrum.png")
+    basinvol.plot.plot_run(basinvol.rank(["a.h5", "b.h5"]), "run.png")
+
+From the shell (rows the command line wrote; JSON, JSON Lines, TSV or CSV):
 
     basinvol spectrum run.h5:/checkpoints/step_00100 --format json > s.json
-    plot_basins.py spectrum s.json spectrum.png
-
-    basinvol rank run.h5 --format json > r.json
-    plot_basins.py run r.json run.png
+    python3 -m basinvol.plot spectrum s.json spectrum.png
+    basinvol rank a.h5 b.h5 --format json > r.json
+    python3 -m basinvol.plot run r.json run.png [--group-by file|name] [--step-scale log]
 
 spectrum: |lambda| sorted, log scale, positive and negative eigenvalues marked
-differently, the cut (tol) and the gap between kept and dropped drawn.
-run: basin dimension and log-volume against the checkpoint step (from
-`basinvol rank` or `basinvol volume`), saddles marked.
+differently, the cut (tol), the noise floor and the gap between kept and
+dropped drawn. run: basin dimension and log-volume against the training step,
+one line per run (a file, or a `name`), on a log step axis when steps span
+decades; saddles, ambiguous ranks and uncertain places marked.
 
-The output type follows the extension (.png, .svg, .pdf). INPUT may be - for
-standard input; --format json and jsonl are both read, and a file holding
-several JSON documents (spectrum of several sources) is read whole.
-Needs Debian's python3-matplotlib and python3-numpy. See docs/python.md.
+The output type follows the extension (.png, .svg, .pdf); SVG keeps text as
+text. INPUT may be - for standard input. Needs Debian's python3-matplotlib
+and python3-numpy. See docs/python.md.
 """
 import argparse
 import json
@@ -25,15 +32,33 @@ import sys
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "matplotlib.pyplot" not in sys.modules:  # a notebook's own backend stays
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import Error  # noqa: E402
+
+__all__ = ["plot_spectrum", "plot_run", "read_rows"]
+
+
+def _save(fig, out):
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays searchable text
+        fig.savefig(out, dpi=110)
+    plt.close(fig)
+
 
 def read_rows(path):
-    """Every row of basinvol JSON or JSONL output (one or several documents)."""
+    """Every row of basinvol output as dicts: JSON or JSON Lines (one or several
+    documents, spectrum and compare output included), or TSV/CSV through
+    basinvol.read_results (needs the compiled core)."""
     text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+    if text.lstrip()[:1] not in ("{", "["):
+        if path == "-":
+            raise ValueError("standard input: only JSON and JSON Lines are read from standard input")
+        from . import read_results
+        return [r.to_dict() for r in read_results(path)]
     dec = json.JSONDecoder()
     rows, pos = [], 0
     while True:
@@ -55,24 +80,42 @@ def read_rows(path):
     return rows
 
 
-def short(source):
-    """The dataset part of a source, for titles and labels."""
-    return source.rsplit(":", 1)[-1] if ":" in source else source
+def short(row):
+    """FILE-NAME:DATASET of a row, for titles and labels (the file without its folders)."""
+    file, dataset = row.get("file") or "", row.get("dataset") or ""
+    if not file:
+        return row.get("source", "")
+    return os.path.basename(file) + (":" + dataset if dataset and dataset != "/" else "")
 
 
 def plot_spectrum(row, out, title=None):
-    ev = row.get("eigenvalues")
-    if ev is None:
-        raise ValueError(f"{row.get('source')}: no eigenvalues (use `basinvol spectrum ... --format json`)")
-    lam = np.array([e["eigenvalue"] for e in ev], dtype=float)
-    kept = np.array([e["kept"] for e in ev], dtype=bool)
+    """|λ| of one Hessian on a log scale with the cut, the noise floor and the
+    gap. row: a basinvol.Result from analyze(..., eigenvalues=True), or a row
+    of `basinvol spectrum --format json`. Returns {"kept": k, "shown": m}."""
+    if hasattr(row, "to_dict"):
+        ev, row = row.eigenvalues, row.to_dict()
+        if ev is None:
+            raise ValueError(f"{row.get('source')}: no eigenvalues (use basinvol.analyze(..., eigenvalues=True))")
+        lam = np.asarray(ev, dtype=float)
+        kept = np.abs(lam) > (row.get("tol") or 0)
+    else:
+        ev = row.get("eigenvalues")
+        if ev is None:
+            raise ValueError(f"{row.get('source')}: no eigenvalues (use `basinvol spectrum ... --format json`)")
+        lam = np.array([e["eigenvalue"] for e in ev], dtype=float)
+        kept = np.array([e["kept"] for e in ev], dtype=bool)
+    if lam.size == 0:
+        raise ValueError(f"{row.get('source')}: no eigenvalues to plot")
     order = np.argsort(-np.abs(lam), kind="stable")
     lam, kept = lam[order], kept[order]
     mag = np.abs(lam)
-    tiny = mag[mag > 0].min() * 0.1 if np.any(mag > 0) else 1e-300
+    tol = row.get("tol")
+    floor = row.get("noise_floor")
+    # Exact zeros are drawn a decade below everything else, the cut and the floor included.
+    lows = [v for v in (mag[mag > 0].min() if np.any(mag > 0) else None, tol, floor) if v]
+    tiny = min(lows) * 0.1 if lows else 1e-300
     shown = np.where(mag > 0, mag, tiny)  # exact zeros drawn at the bottom of the axis
     idx = np.arange(1, len(lam) + 1)
-    tol = row.get("tol")
 
     fig, ax = plt.subplots(figsize=(10, 5), constrained_layout=True)
     pos, neg, zero = lam > 0, lam < 0, lam == 0
@@ -91,9 +134,8 @@ def plot_spectrum(row, out, title=None):
     ax.set_yscale("log")
     if tol is not None and tol > 0:
         ax.axhline(tol, color="k", ls="--", lw=1.2, label=f"cut: tol = {tol:.3g} ({row.get('cut', '?')})")
-    floor = row.get("noise_floor")
     if floor:
-        ax.axhline(floor, color="tab:purple", ls=":", lw=1.2, label=f"noise floor of stored type ({floor:.2g})")
+        ax.axhline(floor, color="tab:purple", ls=":", lw=1.2, label=f"noise floor ({floor:.2g})")
     if kept.any() and (~kept).any():
         lo_kept = mag[kept].min()
         hi_drop = mag[~kept].max()
@@ -110,71 +152,134 @@ def plot_spectrum(row, out, title=None):
     warn = row.get("warnings") or []
     if warn:
         sub += "   warnings: " + ",".join(warn)
-    ax.set_title((title or short(row.get("source", ""))) + "\n" + sub, fontsize=10)
+    ax.set_title((title or short(row)) + "\n" + sub, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    _save(fig, out)
+    return {"kept": int(kept.sum()), "shown": int(lam.size)}
 
 
-def plot_run(rows, out, title=None):
+def _field(r, k, default=None):
+    v = r.get(k, default) if isinstance(r, dict) else (r[k] if k in r else default)
+    return default if v is None else v
+
+
+def _as_row(r):
+    """A plain row dict from a basinvol.Result or a dict."""
+    return r.to_dict() if hasattr(r, "to_dict") else dict(r)
+
+
+def _run_key(r, group_by):
+    if group_by == "name":
+        return _field(r, "name") or os.path.basename(_field(r, "file", "")) or "memory"
+    return os.path.basename(_field(r, "file", "")) or _field(r, "name") or "memory"
+
+
+def _step_scale(steps, scale):
+    """'linear', 'log' or ('symlog', linthresh) for the step axis."""
+    if scale in ("linear", "log"):
+        return scale
+    positive = steps[steps > 0]
+    if scale == "symlog" or (scale == "auto" and steps.min() <= 0 and positive.size and positive.max() >= 20 * positive.min()):
+        return ("symlog", float(positive.min()) if positive.size else 1.0)
+    if scale == "auto" and steps.min() > 0 and steps.max() >= 20 * steps.min():
+        return "log"
+    return "linear"
+
+
+def plot_run(rows, out, title=None, group_by="auto", step_scale="auto"):
+    """Basin dimension (top) and log-volume (bottom) against the training step,
+    one line per run. rows: basinvol.Result objects or row dicts (basinvol
+    rank/volume output). A run is the rows of one file (group_by="file") or of
+    one `name` attribute (group_by="name"); "auto" takes name when rows carry
+    one. The step axis is log when the largest step is 20 times the smallest or more (symlog when
+    step 0 is among them); step_scale="linear"/"log"/"symlog" forces it.
+    Saddles, ambiguous ranks and uncertain places are marked; place 1 is a
+    star. Returns what was drawn: {"runs": [labels], "xscale": ..., "title": ...}."""
+    rows = [_as_row(r) for r in rows]
     ok = [r for r in rows if r.get("status") == "ok"]
     bad = len(rows) - len(ok)
     if not ok:
         raise ValueError("no successful rows to plot")
+    if group_by == "auto":
+        group_by = "name" if any(r.get("name") for r in ok) else "file"
+    if group_by not in ("file", "name"):
+        raise ValueError(f"group_by must be auto, file or name, got {group_by!r}")
+    runs = {}
+    for r in ok:
+        runs.setdefault(_run_key(r, group_by), []).append(r)
     have_steps = all(r.get("step") is not None for r in ok)
-    ok.sort(key=(lambda r: r["step"]) if have_steps else (lambda r: r.get("source", "")))
-    x = np.array([r["step"] if have_steps else i for i, r in enumerate(ok)], dtype=float)
-    dim = np.array([r["dim"] for r in ok], dtype=float)
-    logv = np.array([np.nan if r.get("log_volume") is None else r["log_volume"] for r in ok], dtype=float)
-    saddle = np.array([(r.get("negative") or 0) > 0 for r in ok])
-    ambiguous = np.array(["ambiguous_rank" in (r.get("warnings") or []) for r in ok])
-    best = [i for i, r in enumerate(ok) if r.get("place") == 1]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, constrained_layout=True)
-    a1.plot(x, dim, "-", color="tab:blue", lw=1.2)
-    if (~saddle).any():
-        a1.plot(x[~saddle], dim[~saddle], "o", color="tab:blue", label="minimum")
-    if saddle.any():
-        a1.plot(x[saddle], dim[saddle], "v", color="tab:red", ms=8, label="saddle (kept λ < 0)")
-    if ambiguous.any():
-        a1.plot(x[ambiguous], dim[ambiguous], "s", mfc="none", mec="tab:orange", ms=12, mew=1.5,
-                label="ambiguous rank (gap < min_gap)")
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, constrained_layout=True)
+    style = {
+        "saddle": dict(marker="v", ms=9, mfc="none", mec="tab:red", mew=1.6, label="saddle (kept λ < 0)"),
+        "ambiguous": dict(marker="s", ms=12, mfc="none", mec="tab:orange", mew=1.5,
+                          label="ambiguous rank (gap < min_gap)"),
+        "uncertain": dict(marker="D", ms=11, mfc="none", mec="tab:purple", mew=1.2,
+                          label="place may change within noise"),
+        "best": dict(marker="*", ms=16, color="gold", mec="k", label="place 1 (largest basin)"),
+    }
+    tests = {
+        "saddle": lambda r: (r.get("negative") or 0) > 0,
+        "ambiguous": lambda r: "ambiguous_rank" in (r.get("warnings") or []),
+        "uncertain": lambda r: "place_uncertain" in (r.get("warnings") or []),
+        "best": lambda r: r.get("place") == 1,
+    }
+    drawn, all_x = [], []
+    for k, label in enumerate(sorted(runs)):
+        rs = runs[label]
+        rs.sort(key=(lambda r: r["step"]) if have_steps else (lambda r: r.get("source", "")))
+        x = np.array([r["step"] if have_steps else i for i, r in enumerate(rs)], dtype=float)
+        dim = np.array([r["dim"] for r in rs], dtype=float)
+        logv = np.array([np.nan if r.get("log_volume") is None else r["log_volume"] for r in rs], dtype=float)
+        c = colors[k % len(colors)]
+        a1.plot(x, dim, "-o", color=c, lw=1.4, ms=4, label=label)
+        a2.plot(x, logv, "-o", color=c, lw=1.4, ms=4, label=label)
+        drawn.append((rs, x, dim, logv))
+        all_x.append(x)
+    for what, test in tests.items():  # markers after the runs, so the legend lists runs first
+        first = True
+        for rs, x, dim, logv in drawn:
+            m = np.array([test(r) for r in rs])
+            if not m.any():
+                continue
+            st = dict(style[what])
+            lab = st.pop("label")
+            a1.plot(x[m], dim[m], ls="none", zorder=5, label=lab if first else None, **st)
+            a2.plot(x[m], logv[m], ls="none", zorder=5, **st)
+            first = False
+    xs = np.concatenate(all_x)
+    scale = _step_scale(xs, step_scale) if have_steps else "linear"
+    if isinstance(scale, tuple):
+        a2.set_xscale("symlog", linthresh=scale[1])
+        scale_name = "symlog"
+    else:
+        a2.set_xscale(scale)
+        scale_name = scale
     a1.set_ylabel("basin dimension (flat directions)")
     a1.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    a2.plot(x, logv, "-", color="tab:green", lw=1.2)
-    if (~saddle).any():
-        a2.plot(x[~saddle], logv[~saddle], "o", color="tab:green", label="minimum")
-    if saddle.any():
-        a2.plot(x[saddle], logv[saddle], "v", color="tab:red", ms=8, label="saddle (kept λ < 0)")
     a2.set_ylabel("log-volume (nats, curved subspace)")
-    for i in best:
-        for ax, y in ((a1, dim[i]), (a2, logv[i])):
-            ax.plot(x[i], y, "*", color="gold", mec="k", ms=16, zorder=5,
-                    label="place 1 (largest basin)" if ax is a1 else None)
-    a2.set_xlabel("training step" if have_steps else "checkpoint (in name order)")
-    files = sorted({r.get("file", "") for r in ok})
-    if not have_steps:
-        a2.set_xticks(x)
-        label = (lambda r: short(r.get("source", ""))) if len(files) == 1 else \
-            (lambda r: os.path.basename(r.get("file", "")) + ":" + short(r.get("source", "")))
-        a2.set_xticklabels([label(r) for r in ok], rotation=30, ha="right", fontsize=8)
+    a2.set_xlabel(("training step" + ("" if scale_name == "linear" else f" ({scale_name} scale)"))
+                  if have_steps else "checkpoint (in name order)")
+    files = sorted({os.path.basename(r.get("file") or "") or "memory" for r in ok})
+    head = title or (files[0] if len(files) == 1 else ", ".join(files) if len(files) <= 3 else f"{len(files)} files")
     ns = sorted({r.get("n") for r in ok})
-    head = title or (os.path.basename(files[0]) if len(files) == 1 else f"{len(files)} files")
     sub = f"n {ns[0]}" if len(ns) == 1 else f"n varies ({ns[0]}..{ns[-1]}): log-volumes not comparable"
+    sub += f"   {len(runs)} run{'s' if len(runs) > 1 else ''} (by {group_by})"
     if bad:
         sub += f"   ({bad} error row{'s' if bad > 1 else ''} not shown)"
     a1.set_title(f"{head}\n{sub}", fontsize=10)
     for ax in (a1, a2):
-        ax.grid(True, alpha=0.3)
-    a1.legend(fontsize=8, loc="best")
-    a2.legend(fontsize=8, loc="best")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+        ax.grid(True, which="major", alpha=0.3)
+    a1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="run / marker")
+    a2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="run")
+    _save(fig, out)
+    return {"runs": sorted(runs), "xscale": scale_name, "title": head}
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="plot_basins.py", description="Plot basinvol JSON output.")
+    p = argparse.ArgumentParser(prog="python3 -m basinvol.plot", description="Plot basinvol output.")
     sub = p.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("spectrum", help="|λ| on a log scale with the cut and the gap (basinvol spectrum)")
     s.add_argument("input", help="basinvol spectrum --format json output, or -")
@@ -185,6 +290,9 @@ def main(argv=None):
     r.add_argument("input", help="basinvol rank or volume --format json output, or -")
     r.add_argument("output", help="image file; type from the extension (.png, .svg, .pdf)")
     r.add_argument("--title")
+    r.add_argument("--group-by", choices=["auto", "file", "name"], default="auto",
+                   help="a run is a file's rows or a name's rows (auto: name when rows carry one)")
+    r.add_argument("--step-scale", choices=["auto", "linear", "log", "symlog"], default="auto")
     a = p.parse_args(argv)
     try:
         rows = read_rows(a.input)
@@ -193,13 +301,13 @@ def main(argv=None):
             if not pick:
                 raise ValueError("no successful row" + (f" matching {a.source!r}" if a.source else ""))
             if len(pick) > 1:
-                print(f"plot_basins: {len(pick)} rows; plotting {pick[0].get('source')} (choose with --source)",
+                print(f"basinvol.plot: {len(pick)} rows; plotting {pick[0].get('source')} (choose with --source)",
                       file=sys.stderr)
             plot_spectrum(pick[0], a.output, a.title)
         else:
-            plot_run(rows, a.output, a.title)
-    except (OSError, ValueError, KeyError) as e:
-        print(f"plot_basins: error: {e}", file=sys.stderr)
+            plot_run(rows, a.output, a.title, group_by=a.group_by, step_scale=a.step_scale)
+    except (OSError, ValueError, KeyError, ImportError, Error) as e:
+        print(f"basinvol.plot: error: {e}", file=sys.stderr)
         return 1
     return 0
 

@@ -76,8 +76,8 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
             const std::string e = ext;
             if (file.size() > e.size() && file.compare(file.size() - e.size(), e.size(), e) == 0)
                 fail(file,
-                     "not an HDF5 file (a " + e + " file?); convert it with: python3 "
-                     "tools/basinvol_export.py convert " + file + " OUT.h5",
+                     "not an HDF5 file (a " + e + " file?); convert it with: python3 -m basinvol.export convert " +
+                         file + " OUT.h5",
                      false);
         }
         fail(file, "not an HDF5 file (no HDF5 signature found)", false);

@@ -40,7 +40,7 @@ class Ergonomics(unittest.TestCase):
         p = run("volume", npy)
         self.assertEqual(p.returncode, 1)
         self.assertIn("not an HDF5 file (a .npy file?)", p.stderr)
-        self.assertIn("tools/basinvol_export.py convert " + npy + " OUT.h5", p.stderr)
+        self.assertIn("python3 -m basinvol.export convert " + npy + " OUT.h5", p.stderr)
         self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
 
     def test_a_mistyped_dataset_gets_the_nearest_names(self):

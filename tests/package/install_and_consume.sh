@@ -7,6 +7,8 @@ source=$2
 # A sanitized library needs the consumer compiled and linked the same way:
 # Eigen's allocator differs under AddressSanitizer, so the flags are part of the ABI.
 flags=${3:-}
+# "python": the Python package was built; check it from the prefix too.
+python=${4:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" > "$tmp/install.log"
@@ -17,3 +19,9 @@ cmake -S "$source/tests/package/consumer" -B "$tmp/consumer" -DCMAKE_PREFIX_PATH
 cmake --build "$tmp/consumer" -j2 > "$tmp/build.log"
 "$tmp/consumer/consumer"
 "$tmp/prefix/bin/basinvol" --version
+if [ "$python" = python ]; then
+  site=$(echo "$tmp"/prefix/lib/python3.*/dist-packages)
+  test -f "$site/basinvol/__init__.py"
+  # From a neutral directory, with only the prefix on the path.
+  (cd "$tmp" && PYTHONPATH="$site" /usr/bin/python3 "$source/tests/package/check_python.py" "$tmp/prefix")
+fi

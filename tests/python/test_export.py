@@ -1,8 +1,11 @@
 #!/usr/bin/python3
-"""Tests of the Python side: tools/basinvol_export.py and tools/plot_basins.py,
-checked against PyTorch, numpy and the basinvol binary.
+"""Tests of basinvol.export and basinvol.plot (the package's pure-Python
+modules, python/basinvol/), checked against PyTorch, numpy and the basinvol
+binary, and of the deprecated tools/ shims that forward to them.
 
-    /usr/bin/python3 tests/python/test_export.py BASINVOL [unittest options]
+    PYTHONPATH=build/python /usr/bin/python3 tests/python/test_export.py BASINVOL [unittest options]
+
+(without PYTHONPATH the package is taken from the source tree, python/).
 
 BASINVOL is the path of the built binary. Needs Debian's python3-torch,
 python3-numpy, python3-h5py and python3-matplotlib; a missing module is a
@@ -21,10 +24,12 @@ import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "tools"))
-import basinvol_export as bx  # noqa: E402
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, os.path.join(ROOT, "python"))
+    os.environ["PYTHONPATH"] = os.path.join(ROOT, "python")  # for the subprocesses
+import basinvol.export as bx  # noqa: E402
 
-PLOT = os.path.join(ROOT, "tools", "plot_basins.py")
+PLOT = ["-m", "basinvol.plot"]
 BASINVOL = None  # set from the command line
 
 
@@ -282,14 +287,14 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
         npy = os.path.join(self.dir, "h.npy")
         np.save(npy, H)
         f = os.path.join(self.dir, "c.h5")
-        cli = os.path.join(ROOT, "tools", "basinvol_export.py")
-        out = subprocess.run([sys.executable, cli, "convert", npy, f, "--step", "42", "--loss", "0.2"],
+        cli = ["-m", "basinvol.export"]
+        out = subprocess.run([sys.executable, *cli, "convert", npy, f, "--step", "42", "--loss", "0.2"],
                              capture_output=True, text=True, check=True).stdout
         self.assertEqual(out.strip(), f + ":/checkpoints/step_00042")
         (row,) = rows_of("volume", f)
         self.agree(row, H)
         self.assertEqual(row["step"], 42)
-        info = subprocess.run([sys.executable, cli, "info", f], capture_output=True, text=True, check=True).stdout
+        info = subprocess.run([sys.executable, *cli, "info", f], capture_output=True, text=True, check=True).stdout
         self.assertIn("/checkpoints/step_00042  n 4  float64", info)
 
 
@@ -420,7 +425,7 @@ class PlotTool(unittest.TestCase):
         src = os.path.join(self.dir, mode + ".json")
         with open(src, "w") as fh:
             fh.write(json_text)
-        subprocess.run([sys.executable, PLOT, mode, src, out], check=True, capture_output=True)
+        subprocess.run([sys.executable, *PLOT, mode, src, out], check=True, capture_output=True)
         with open(out, "rb") as fh:
             return fh.read()
 
@@ -440,7 +445,7 @@ class PlotTool(unittest.TestCase):
         src = os.path.join(self.dir, "multi.json")
         with open(src, "w") as fh:
             fh.write(text)
-        subprocess.run([sys.executable, PLOT, "spectrum", src, out, "--source", "step_00030"],
+        subprocess.run([sys.executable, *PLOT, "spectrum", src, out, "--source", "step_00030"],
                        check=True, capture_output=True)
         with open(out, "rb") as fh:
             self.assertPng(fh.read())
@@ -455,10 +460,33 @@ class PlotTool(unittest.TestCase):
         src = os.path.join(self.dir, "empty.json")
         with open(src, "w") as fh:
             fh.write("{}")
-        p = subprocess.run([sys.executable, PLOT, "run", src, os.path.join(self.dir, "x.png")],
+        p = subprocess.run([sys.executable, *PLOT, "run", src, os.path.join(self.dir, "x.png")],
                            capture_output=True, text=True)
         self.assertNotEqual(p.returncode, 0)
-        self.assertIn("plot_basins: error", p.stderr)
+        self.assertIn("basinvol.plot: error", p.stderr)
+
+    def test_deprecated_shims_forward(self):
+        """tools/basinvol_export.py and tools/plot_basins.py still work for one
+        release, from the source tree, and say what replaces them."""
+        H = with_spectrum([2.0, 1.0, 0.0], 6)
+        npy, f = os.path.join(self.dir, "s.npy"), os.path.join(self.dir, "s.h5")
+        np.save(npy, H)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "basinvol_export.py"), "convert", npy, f],
+                           capture_output=True, text=True, env=env, check=True)
+        self.assertEqual(p.stdout.strip(), f + ":/hessian")
+        self.assertIn("python3 -m basinvol.export", p.stderr)
+        (row,) = rows_of("volume", f)
+        self.assertEqual((row["n"], row["rank"], row["dim"]), (3, 2, 1))
+        src = os.path.join(self.dir, "r.json")
+        with open(src, "w") as fh:
+            fh.write(basinvol("rank", f, "--format", "json"))
+        out = os.path.join(self.dir, "shim.png")
+        p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "plot_basins.py"), "run", src, out],
+                           capture_output=True, text=True, env=env, check=True)
+        self.assertIn("python3 -m basinvol.plot", p.stderr)
+        with open(out, "rb") as fh:
+            self.assertPng(fh.read())
 
 
 if __name__ == "__main__":

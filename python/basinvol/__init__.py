@@ -1,0 +1,302 @@
+"""basinvol from Python: basin dimension and log-volume of loss Hessians.
+
+    import basinvol
+    r = basinvol.analyze(H)                    # numpy array, torch tensor or structured object
+    r.dim, r.rank, r.log_volume, r.warnings    # the fields of a JSON row (docs/output.md)
+    rows = basinvol.volume("run.h5")           # every Hessian of a file, as `basinvol volume`
+    ranked = basinvol.rank(rows)               # place 1 = the largest basin, as `basinvol rank`
+    basinvol.compare(ranked[0], ranked[1])     # as `basinvol compare`
+    basinvol.read_results("rows.jsonl")        # rows the command line saved
+
+The numbers come from the same C++ code as the command line (the compiled
+module basinvol._core); nothing is written to disk. Submodules that need no
+compiled code: basinvol.export (Hessians of PyTorch models to HDF5 and the
+structured forms), basinvol.plot (spectrum and run plots). docs/python.md.
+"""
+import io
+import json
+import os
+
+from .structures import Diagonal, Factor, Kron
+
+__all__ = ["analyze", "volume", "rank", "compare", "read_results", "to_dataframe", "Result", "Comparison",
+           "Factor", "Kron", "Diagonal", "Error", "InputError", "UsageError", "NumericError", "__version__"]
+
+try:
+    from . import _core
+except ImportError as _missing:  # the pure-Python submodules still work
+    _core = None
+    _core_problem = _missing
+
+if _core is not None:
+    Error, InputError, UsageError, NumericError = _core.Error, _core.InputError, _core.UsageError, _core.NumericError
+    __version__ = _core.version()
+else:
+    class Error(Exception):
+        """Base of basinvol's errors."""
+
+    class InputError(Error):
+        """The input (a matrix, a file, its values) breaks a rule."""
+
+    class UsageError(Error):
+        """An option value that cannot be used."""
+
+    class NumericError(Error):
+        """A numerical method failed to give a trustworthy answer."""
+
+    __version__ = "unknown"
+
+
+def _need_core():
+    if _core is None:
+        raise ImportError("basinvol's compiled core (basinvol._core) is not importable: "
+                          f"{_core_problem}. Build with -DBASINVOL_PYTHON=ON (docs/python.md); "
+                          "basinvol.export and basinvol.plot work without it.")
+    return _core
+
+
+class Result:
+    """One Hessian's row: the fields of a `basinvol ... --format json` row, by
+    attribute (`r.dim`) or key (`r["dim"]`); `to_dict()` gives the row itself.
+    `eigenvalues` is a numpy array when asked for (eigenvalues=True), else None."""
+
+    __slots__ = ("_row", "eigenvalues")
+
+    def __init__(self, row, eigenvalues=None):
+        object.__setattr__(self, "_row", dict(row))
+        object.__setattr__(self, "eigenvalues", eigenvalues)
+
+    def __getattr__(self, name):
+        try:
+            return self._row[name]
+        except KeyError:
+            raise AttributeError(f"a basinvol row has no field {name!r} (fields: {', '.join(self._row)})") from None
+
+    def __setattr__(self, name, value):
+        raise AttributeError("basinvol.Result is read-only; use to_dict() for a copy to change")
+
+    def __getitem__(self, name):
+        return self._row[name]
+
+    def __contains__(self, name):
+        return name in self._row
+
+    def __eq__(self, other):
+        return isinstance(other, Result) and self._row == other._row
+
+    def __dir__(self):
+        return sorted(set(self._row) | {"to_dict", "keys", "ok", "eigenvalues"})
+
+    def keys(self):
+        return self._row.keys()
+
+    @property
+    def ok(self):
+        """True for a successful row (status "ok")."""
+        return self._row.get("status") == "ok"
+
+    def to_dict(self):
+        """The row as a dict with the JSON row's fields and names (a copy)."""
+        return json.loads(json.dumps(self._row))
+
+    def __repr__(self):
+        r = self._row
+        if not self.ok:
+            return f"Result(source={r.get('source')!r}, status='error', error={r.get('error')!r})"
+        head = [f"source={r.get('source')!r}", f"n={r.get('n')}", f"dim={r.get('dim')}", f"rank={r.get('rank')}",
+                f"negative={r.get('negative')}", f"log_volume={r.get('log_volume')!r}"]
+        if r.get("place") is not None:
+            head.insert(1, f"place={r['place']}")
+        if r.get("warnings"):
+            head.append(f"warnings={r['warnings']!r}")
+        return "Result(" + ", ".join(head) + ")"
+
+
+class Comparison:
+    """`basinvol compare`'s verdict: result ("above", "below" or "tie": A against
+    B), sign (+1, -1, 0), by (what decided: "saddle", "curved", "volume" or
+    "tie"), noise_decides, reason (one line), and the two rows a and b."""
+
+    __slots__ = ("result", "sign", "by", "noise_decides", "reason", "a", "b")
+
+    def __init__(self, verdict, a, b):
+        for k in ("result", "sign", "by", "noise_decides", "reason"):
+            object.__setattr__(self, k, verdict[k])
+        object.__setattr__(self, "a", a)
+        object.__setattr__(self, "b", b)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("basinvol.Comparison is read-only")
+
+    def __bool__(self):
+        return self.sign > 0
+
+    def __repr__(self):
+        return (f"Comparison(result={self.result!r}, by={self.by!r}, noise_decides={self.noise_decides}, "
+                f"reason={self.reason!r})")
+
+
+def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
+             hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False):
+    if max_memory is not None and not isinstance(max_memory, str):
+        max_memory = str(int(max_memory))
+    return dict(threshold=threshold, cut=cut, method=method, negatives=negatives, rtol=rtol, atol=atol,
+                min_gap=min_gap, hessian_error=hessian_error, max_asymmetry=max_asymmetry,
+                regularized=regularized, max_memory=max_memory, eigenvalues=bool(eigenvalues))
+
+
+def _results(pairs):
+    return [Result(json.loads(text), ev) for text, ev in pairs]
+
+
+def _is_torch(x):
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def _as_array(H, label):
+    """A numpy view of H (a torch tensor shares its memory when on the CPU)."""
+    import numpy as np
+    if _is_torch(H):
+        t = H.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if str(t.dtype) not in ("torch.float32", "torch.float64"):
+            raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
+        H = t.numpy()
+    a = np.asarray(H)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")
+    if a.ndim == 2 and any(s <= 0 or s % a.itemsize for s in a.strides):
+        a = np.ascontiguousarray(a)  # reversed or broadcast views: one copy
+    return a
+
+
+def _structured_image(part, label, attrs):
+    """An HDF5 file image (bytes) holding `part` as /hessian in the layout of
+    docs/structured.md, written in memory."""
+    import h5py
+    from . import export
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        export.write_structure(f, "hessian", part, dtype=export.structure_dtype(part), check=False, **attrs)
+    return buf.getvalue()
+
+
+def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
+            hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False,
+            label="memory", step=None, loss=None, name=None):
+    """Basin dimension and log-volume of one Hessian, as `basinvol volume` computes them.
+
+    H: a square numpy array or torch tensor (float32 or float64; float32 stays
+    float32, as a float32 dataset would), or a structured Hessian: Factor(G),
+    Kron(A, B), Diagonal(d), or a dict of name -> part (blocks, in name order).
+    The options are those of the command line (docs/method.md): threshold
+    (-T), cut, method, negatives, rtol, atol, min_gap, hessian_error,
+    max_asymmetry, regularized, max_memory ("8G" or bytes). eigenvalues=True
+    keeps the computed eigenvalues in Result.eigenvalues. label names the
+    matrix in messages and the row's source; step, loss and name are stored in
+    the row as the HDF5 attributes would be.
+
+    Returns a Result. Raises InputError (the command line's error-row message)
+    when the matrix breaks a rule, UsageError for a bad option value, TypeError
+    for an element type other than float32/float64. The GIL is released during
+    the solve; the array is copied once into the solver's working storage
+    (LAPACK overwrites its input), never changed."""
+    core = _need_core()
+    opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
+                    regularized, max_memory, eigenvalues)
+    attrs = {k: v for k, v in (("step", step), ("loss", loss), ("name", name)) if v is not None}
+    if isinstance(H, (Factor, Kron, Diagonal, dict)):
+        rows = _results(core.analyze_image(_structured_image(H, label, attrs), label, "/hessian", opts))
+    else:
+        opts.update(attrs)
+        rows = _results([core.analyze_array(_as_array(H, label), opts, label)])
+    if len(rows) != 1:
+        raise InputError(f"{label}: expected one Hessian, got {len(rows)} rows")
+    if not rows[0].ok:
+        raise InputError(rows[0].error)
+    return rows[0]
+
+
+def _source_list(sources):
+    if isinstance(sources, (str, os.PathLike)):
+        return [os.fspath(sources)]
+    return [os.fspath(s) for s in sources]
+
+
+def volume(sources, **options):
+    """Every Hessian of SOURCEs (FILE or FILE:PATH, as on the command line), one
+    Result each in order; a source that cannot be read gives an error row
+    (Result.ok False, Result.error the message), and the rest go on. Options as
+    analyze()."""
+    return _results(_need_core().analyze_sources(_source_list(sources), _options(**options)))
+
+
+def _row_json(item, options):
+    if isinstance(item, Result):
+        return json.dumps(item._row)
+    if isinstance(item, dict):
+        return json.dumps(item)
+    raise TypeError(f"not a basinvol row: {type(item).__name__}")
+
+
+def rank(results_or_sources, *, tie_tol=1e-6, **options):
+    """Ranks basins as `basinvol rank`: fewest curved directions first, then
+    the larger log-volume (on a tie_tol grid); error rows last. Items are
+    Results, row dicts (read_results, JSON rows), or SOURCE strings/paths,
+    which are analysed first with `options` (as analyze()). Returns new
+    Results in ranked order with `place` (and `place_uncertain` warnings where
+    noise may decide an order)."""
+    items = [results_or_sources] if isinstance(results_or_sources, (str, os.PathLike)) else list(results_or_sources)
+    rows = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)):
+            rows.extend(volume(item, **options))
+        else:
+            rows.append(item)
+    core = _need_core()
+    texts = core.rank([_row_json(r, options) for r in rows],
+                      dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))
+    return [Result(json.loads(t)) for t in texts]
+
+
+def _one_row(x, options, which):
+    if isinstance(x, (Result, dict)):
+        return x if isinstance(x, Result) else Result(x)
+    if isinstance(x, (str, os.PathLike)):
+        rows = volume(x, **options)
+        if len(rows) != 1:
+            raise UsageError(f"{which} names {len(rows)} Hessians; compare takes one each "
+                             "(give FILE:PATH of a dataset)")
+        if not rows[0].ok:
+            raise InputError(rows[0].error)
+        return rows[0]
+    return analyze(x, label=which, **options)
+
+
+def compare(a, b, *, tie_tol=1e-6, **options):
+    """`basinvol compare A B`: does A's basin rank above B's? a and b are each
+    a Result, a row dict, a SOURCE naming one Hessian, or anything analyze()
+    takes (analysed with `options`). Returns a Comparison (truthy when A ranks
+    strictly above B)."""
+    ra, rb = _one_row(a, options, "A"), _one_row(b, options, "B")
+    verdict = _need_core().compare(_row_json(ra, options), _row_json(rb, options),
+                                   dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))
+    return Comparison(verdict, ra, rb)
+
+
+def read_results(path, *, dataframe=False):
+    """The rows of saved basinvol output (JSON Lines, JSON, TSV or CSV, detected
+    from the content) as Results; dataframe=True gives a pandas DataFrame
+    (to_dataframe) instead. Raises InputError on text that is not basinvol
+    output."""
+    rows = [Result(json.loads(t)) for t in _need_core().read_results(os.fspath(path))]
+    return to_dataframe(rows) if dataframe else rows
+
+
+def to_dataframe(results):
+    """A pandas DataFrame with one row per Result (or row dict) and the JSON
+    row's fields as columns (lists such as warnings stay lists). Needs pandas
+    (Debian: python3-pandas)."""
+    import pandas as pd
+    return pd.DataFrame([r.to_dict() if isinstance(r, Result) else dict(r) for r in results])

@@ -1,0 +1,37 @@
+"""Structured Hessians (docs/structured.md), as basinvol.analyze() takes them and
+basinvol.export.write_structure() writes them. A dict of name -> part is a
+block-diagonal Hessian (members in name order); a square array is a dense
+block. Arrays may be numpy arrays or torch tensors (detached, moved to the
+CPU); their values are not copied here."""
+import numpy as np
+
+__all__ = ["Factor", "Kron", "Diagonal", "as_numpy"]
+
+
+def as_numpy(x):
+    """A numpy array of x; a torch tensor is detached and moved to the CPU
+    (sharing memory when it is already there)."""
+    if type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+class Factor:
+    """H = scale * G^T G with G of m x n (a Gauss-Newton matrix or an empirical Fisher)."""
+
+    def __init__(self, G, scale=1.0):
+        self.G, self.scale = as_numpy(G), float(scale)
+
+
+class Kron:
+    """H = scale * (A kron B), A of a x a and B of b x b: n = a * b."""
+
+    def __init__(self, A, B, scale=1.0):
+        self.A, self.B, self.scale = as_numpy(A), as_numpy(B), float(scale)
+
+
+class Diagonal:
+    """H = diag(values)."""
+
+    def __init__(self, values):
+        self.values = as_numpy(values)

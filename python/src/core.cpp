@@ -1,0 +1,244 @@
+// basinvol._core: the compiled half of `import basinvol` (python/basinvol/).
+//
+// Rows cross the boundary as the JSON objects the command line writes
+// (row_to_json / row_from_json), so a Python result has the same fields and
+// names as a JSON row by construction; eigenvalues, when asked for, come as
+// a numpy array beside it. Every solve runs with the GIL released.
+#include <basinvol/analyze.hpp>
+#include <basinvol/batch/results.hpp>
+#include <basinvol/error.hpp>
+#include <basinvol/rank/ranking.hpp>
+#include <basinvol/report/format.hpp>
+#include <basinvol/version.hpp>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+namespace bv = basinvol;
+
+namespace {
+
+template <class T>
+std::optional<T> get(const py::dict& d, const char* key) {
+    if (!d.contains(key) || d[key].is_none()) return std::nullopt;
+    try {
+        return d[key].cast<T>();
+    } catch (const py::cast_error&) {
+        throw bv::UsageError(std::string(key) + " has the wrong type: " +
+                             py::str(py::type::of(d[key])).cast<std::string>());
+    }
+}
+
+// The analysis options from the keyword arguments of basinvol.analyze/volume
+// (names as in python/basinvol/__init__.py, values as on the command line).
+bv::AnalyzeOptions analyze_options(const py::dict& d) {
+    bv::AnalyzeOptions a;
+    a.cut.rule = bv::parse_cut_rule(get<std::string>(d, "cut").value_or("auto"));
+    a.cut.rtol = get<double>(d, "rtol");
+    a.cut.atol = get<double>(d, "atol");
+    a.cut.min_gap = get<double>(d, "min_gap").value_or(1.0);
+    a.threshold = get<double>(d, "threshold");
+    a.regularized = get<double>(d, "regularized");
+    a.hessian_error = get<double>(d, "hessian_error");
+    a.negatives = bv::parse_negatives(get<std::string>(d, "negatives").value_or("abs"));
+    a.method = bv::parse_method(get<std::string>(d, "method").value_or("auto"));
+    a.read.max_asymmetry = get<double>(d, "max_asymmetry").value_or(1e-3);
+    a.read.max_bytes = bv::parse_memory_size(get<std::string>(d, "max_memory").value_or(""));
+    a.keep_eigenvalues = get<bool>(d, "eigenvalues").value_or(false);
+    bv::validate(a);
+    return a;
+}
+
+bv::RankOptions rank_options(const py::dict& d) {
+    bv::RankOptions r;
+    r.tie_tol = get<double>(d, "tie_tol").value_or(1e-6);
+    if (!(r.tie_tol >= 0)) throw bv::UsageError("tie_tol must be >= 0, got " + std::to_string(r.tie_tol));
+    r.saddles_last = get<std::string>(d, "negatives").value_or("abs") == "last";
+    return r;
+}
+
+bv::ReportSpec json_spec(bool with_place, bool with_regularized) {
+    bv::ReportSpec s;
+    s.format = bv::Format::json;
+    s.with_place = with_place;
+    s.with_regularized = with_regularized;
+    return s;
+}
+
+std::string to_json(const bv::Row& r, const bv::ReportSpec& spec) {
+    return bv::row_to_json(r, spec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// (row JSON, eigenvalues or None) for Python.
+py::tuple to_python(const bv::Row& r, const bv::ReportSpec& spec) {
+    py::object ev = py::none();
+    if (!r.eigenvalues.empty()) ev = py::array_t<double>(static_cast<py::ssize_t>(r.eigenvalues.size()), r.eigenvalues.data());
+    return py::make_tuple(to_json(r, spec), ev);
+}
+
+bv::Row from_json(const std::string& text) {
+    try {
+        return bv::row_from_json(nlohmann::ordered_json::parse(text));
+    } catch (const nlohmann::json::exception& e) {
+        throw bv::InputError(std::string("not a basinvol row: ") + e.what());
+    }
+}
+
+// A matrix in numpy's memory (any positive strides) copied once into the
+// solver's working storage: LAPACK overwrites its input, so the caller's array
+// is never touched. The buffer holds the array's rows as columns, exactly as
+// the HDF5 reader holds a dataset's rows (m(r, c) = a[c, r]; the same matrix,
+// H is symmetric): a C-contiguous array is one straight copy, and the
+// package's answers and messages are bit for bit the command line's.
+template <class Scalar>
+Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::array& a) {
+    using Strides = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+    const auto item = static_cast<py::ssize_t>(sizeof(Scalar));
+    Eigen::Map<const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>, 0, Strides> m(
+        static_cast<const Scalar*>(a.data()), a.shape(1), a.shape(0), Strides(a.strides(0) / item, a.strides(1) / item));
+    return m;
+}
+
+py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {
+    const bv::AnalyzeOptions opt = analyze_options(options);
+    if (a.ndim() != 2)
+        throw bv::InputError(label + ": not a matrix: " + std::to_string(a.ndim()) + " dimensions (a Hessian is n x n)");
+    if (a.shape(0) != a.shape(1))  // checked here: the copy below holds the array's rows as columns
+        throw bv::InputError(label + ": matrix is not square: shape " + std::to_string(a.shape(0)) + "x" +
+                             std::to_string(a.shape(1)));
+    const bool f32 = a.dtype().is(py::dtype::of<float>());
+    if (!f32 && !a.dtype().is(py::dtype::of<double>()))
+        throw bv::InputError(label + ": element type " + py::str(a.dtype()).cast<std::string>() +
+                             " is not float32 or float64");
+    for (int k = 0; k < 2; ++k)
+        if (a.strides(k) <= 0 || a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) != 0)
+            throw bv::InputError(label + ": strides the library cannot read (make it contiguous first)");
+    bv::Attributes attrs;  // what an HDF5 dataset's attributes would say
+    attrs.step = get<double>(options, "step");
+    attrs.loss = get<double>(options, "loss");
+    if (auto name = get<std::string>(options, "name")) attrs.name = *name;
+    bv::Row row;
+    {
+        py::gil_scoped_release unlocked;
+        bv::Hessian h = f32 ? bv::make_hessian(copy_matrix<float>(a), label, opt.read)
+                            : bv::make_hessian(copy_matrix<double>(a), label, opt.read);
+        h.info.attrs = attrs;
+        row = bv::analyze_hessian(std::move(h), opt);
+    }
+    return to_python(row, json_spec(false, opt.regularized.has_value()));
+}
+
+// Every Hessian of every source (FILE, FILE:PATH), in order; an error row for
+// what cannot be listed or read, as `basinvol volume` writes.
+std::vector<py::tuple> analyze_sources(const std::vector<std::string>& sources, const py::dict& options) {
+    const bv::AnalyzeOptions opt = analyze_options(options);
+    std::vector<bv::Row> rows;
+    {
+        py::gil_scoped_release unlocked;
+        for (const auto& text : sources) {
+            bv::Source src = bv::parse_source(text);
+            bv::Row err;
+            auto list = bv::expand_source(src, &err);
+            if (list.empty()) rows.push_back(err);
+            for (const auto& info : list) rows.push_back(bv::analyze(info, opt));
+        }
+    }
+    std::vector<py::tuple> out;
+    const auto spec = json_spec(false, opt.regularized.has_value());
+    for (const auto& r : rows) out.push_back(to_python(r, spec));
+    return out;
+}
+
+// The Hessians of an HDF5 file image held in memory (a structured Hessian
+// the package wrote with h5py's core driver): no file touches the disk.
+std::vector<py::tuple> analyze_image(const py::bytes& image, const std::string& label, const std::string& path,
+                                     const py::dict& options) {
+    const bv::AnalyzeOptions opt = analyze_options(options);
+    std::string bytes = image;
+    std::vector<bv::Row> rows;
+    {
+        py::gil_scoped_release unlocked;
+        bv::Source src = bv::image_source(std::move(bytes), label, path);
+        bv::Row err;
+        auto list = bv::expand_source(src, &err);
+        if (list.empty()) rows.push_back(err);
+        for (const auto& info : list) rows.push_back(bv::analyze(info, opt));
+    }
+    std::vector<py::tuple> out;
+    const auto spec = json_spec(false, opt.regularized.has_value());
+    for (const auto& r : rows) out.push_back(to_python(r, spec));
+    return out;
+}
+
+// `basinvol rank`'s ordering of rows already computed: ranked ok rows first
+// with `place`, then error rows in input order.
+std::vector<std::string> rank(const std::vector<std::string>& rows_json, const py::dict& options) {
+    const bv::RankOptions ro = rank_options(options);
+    std::vector<bv::Row> rows;
+    bool regularized = false;
+    for (const auto& text : rows_json) {
+        rows.push_back(from_json(text));
+        regularized = regularized || rows.back().log_volume_regularized.has_value();
+    }
+    bv::rank_rows(rows, ro);
+    if (regularized) bv::rank_regularized(rows, ro.tie_tol);
+    std::vector<std::string> out;
+    const auto spec = json_spec(true, regularized);
+    for (const auto& r : rows) out.push_back(to_json(r, spec));
+    return out;
+}
+
+// `basinvol compare`'s verdict on two ok rows.
+py::dict compare(const std::string& a_json, const std::string& b_json, const py::dict& options) {
+    const bv::RankOptions ro = rank_options(options);
+    const bv::Row a = from_json(a_json), b = from_json(b_json);
+    for (const bv::Row* r : {&a, &b})
+        if (!r->ok) throw bv::InputError(r->error.empty() ? r->source + ": an error row cannot be compared" : r->error);
+    const bv::Comparison c = bv::compare_rows(a, b, ro);
+    py::dict d;
+    d["result"] = c.sign > 0 ? "above" : c.sign < 0 ? "below" : "tie";
+    d["sign"] = c.sign;
+    d["by"] = c.by == bv::Decider::saddle ? "saddle" : c.by == bv::Decider::curved ? "curved"
+              : c.by == bv::Decider::volume ? "volume" : "tie";
+    d["noise_decides"] = c.noise_decides;
+    d["reason"] = c.reason;
+    return d;
+}
+
+std::vector<std::string> read_results(const std::string& path) {
+    std::vector<bv::Row> rows = bv::read_rows(path);
+    bool with_place = false, regularized = false;
+    for (const auto& r : rows) {
+        with_place = with_place || r.place.has_value();
+        regularized = regularized || r.log_volume_regularized.has_value();
+    }
+    std::vector<std::string> out;
+    const auto spec = json_spec(with_place, regularized);
+    for (const auto& r : rows) out.push_back(to_json(r, spec));
+    return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "basinvol's C++ core (use the functions of the basinvol package)";
+    auto error = py::register_exception<bv::Error>(m, "Error");
+    py::register_exception<bv::InputError>(m, "InputError", error);
+    py::register_exception<bv::UsageError>(m, "UsageError", error);
+    py::register_exception<bv::NumericError>(m, "NumericError", error);
+    m.def("analyze_array", &analyze_array, py::arg("array"), py::arg("options"), py::arg("label"));
+    m.def("analyze_sources", &analyze_sources, py::arg("sources"), py::arg("options"));
+    m.def("analyze_image", &analyze_image, py::arg("image"), py::arg("label"), py::arg("path"), py::arg("options"));
+    m.def("rank", &rank, py::arg("rows"), py::arg("options"));
+    m.def("compare", &compare, py::arg("a"), py::arg("b"), py::arg("options"));
+    m.def("read_results", &read_results, py::arg("path"));
+    m.def("version", &bv::version);
+    m.def("library_versions", [] { return bv::library_versions().dump(); });
+}

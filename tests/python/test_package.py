@@ -1,0 +1,388 @@
+"""`import basinvol` against the command line: the same rows from the same
+matrices, for every method, input kind and error; results read back; plots
+whose content is checked.
+
+    PYTHONPATH=build/python BASINVOL=build/basinvol /usr/bin/python3 -m pytest tests/python/test_package.py
+
+Needs Debian's python3-pytest, python3-numpy, python3-h5py, python3-torch,
+python3-matplotlib and python3-pandas (a missing one is a failure)."""
+import json
+import os
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+
+import basinvol
+import basinvol.export as bx
+import basinvol.plot as bp
+
+BASINVOL = os.environ.get("BASINVOL", "basinvol")
+
+# Fields that name where a row came from or how long it took: everything else
+# must be equal between the package and the command line.
+WHERE = {"source", "file", "dataset", "seconds"}
+
+
+def cli(*args, status=0):
+    p = subprocess.run([BASINVOL, *args], capture_output=True, text=True)
+    assert p.returncode == status, p.stderr
+    return p.stdout
+
+
+def cli_rows(*args, status=0):
+    return [json.loads(line) for line in cli(*args, "--format", "jsonl", status=status).splitlines()]
+
+
+def with_spectrum(values, seed=0, dtype=np.float64):
+    """Q diag(values) Qᵀ with a random orthogonal Q."""
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return ((Q * np.asarray(values, dtype=float)) @ Q.T).astype(dtype)
+
+
+# Error bounds computed from residuals (‖H − VΘVᵀ‖, Ritz pairing errors):
+# cancellation makes them differ in the leading digits between two processes
+# whose BLAS rounds differently (thread split, buffer alignment), while every
+# answer they bound agrees to 1e-9. They must agree to within a factor of 2.
+BOUNDS = {"log_volume_error", "residual_bound"}
+
+
+def same_value(x, y, key):
+    if isinstance(x, dict) and isinstance(y, dict):
+        assert set(x) == set(y), key
+        for k in x:
+            if k not in ("seconds", "note"):  # solver timing; the note quotes bounds to 6 digits
+                same_value(x[k], y[k], key + "." + k)
+    elif isinstance(x, list) and isinstance(y, list):
+        assert len(x) == len(y), key
+        for i, (u, v) in enumerate(zip(x, y)):
+            same_value(u, v, f"{key}[{i}]")
+    elif isinstance(x, float) and isinstance(y, float) and key in BOUNDS:
+        assert y / 2 <= x <= 2 * y, (key, x, y)
+    elif isinstance(x, float) and isinstance(y, float):
+        assert x == pytest.approx(y, rel=1e-9, abs=1e-300), key
+    else:
+        assert x == y, key
+
+
+def same_row(py, ref, skip=()):
+    """Every field the same: counts, flags, names and warnings exactly, numbers
+    to 1e-9 relative (the package and the command line run the same code on
+    the same bytes), error bounds to a factor of 2."""
+    a, b = py.to_dict() if hasattr(py, "to_dict") else py, ref
+    assert set(a) == set(b), set(a) ^ set(b)
+    for k in a:
+        if k not in WHERE and k not in skip:
+            same_value(a[k], b[k], k)
+
+
+def written(tmp, H, dtype="float64"):
+    """H written as FILE:/hessian by the exporter, and the error it stated
+    (its measured asymmetry, the hessian_error attribute) for analyze() to be
+    given the same input."""
+    import h5py
+    f = os.path.join(tmp, "h.h5")
+    bx.write_hessian(f, H, dtype=dtype)
+    with h5py.File(f, "r") as h:
+        stated = h["hessian"].attrs.get("hessian_error")
+    return f, (None if stated is None else float(stated))
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    return str(tmp_path)
+
+
+LOW_RANK = [50.0 * 0.8 ** i for i in range(25)] + [0.0] * 275   # partial methods apply
+FULL = list(np.logspace(-2, 2, 60)) + [-0.3]                      # a saddle, no flat directions
+FLAT = [3.0, 2.0, 1.0, 1e-14, -2e-14] + [0.0] * 40                # exact flat directions
+
+
+@pytest.mark.parametrize("method", ["auto", "dense", "cholesky", "sketch", "lanczos"])
+@pytest.mark.parametrize("spectrum", ["LOW_RANK", "FULL", "FLAT"])
+def test_analyze_equals_cli_for_every_method(tmp, method, spectrum):
+    H = with_spectrum(globals()[spectrum], seed=len(spectrum))
+    f, stated = written(tmp, H)
+    (ref,) = cli_rows("volume", f, "--method", method)
+    r = basinvol.analyze(H, method=method, hessian_error=stated)
+    same_row(r, ref)
+    assert r.source == "memory:/"
+
+
+@pytest.mark.parametrize("options, flags", [
+    (dict(threshold=0.25), ["-T", "0.25"]),
+    (dict(cut="gap", min_gap=0.5), ["--cut", "gap", "--min-gap", "0.5"]),
+    (dict(rtol=2e-3), ["--rtol", "2e-3"]),
+    (dict(negatives="drop", regularized=1e-2), ["--negatives", "drop", "--regularized", "1e-2"]),
+    (dict(hessian_error=1e-6), ["--hessian-error", "1e-6"]),
+])
+def test_options_mean_what_the_flags_mean(tmp, options, flags):
+    H = with_spectrum(FULL, seed=3)
+    f, stated = written(tmp, H)
+    (ref,) = cli_rows("volume", f, *flags)
+    options.setdefault("hessian_error", stated)
+    same_row(basinvol.analyze(H, **options), ref)
+
+
+def test_float32_stays_float32(tmp):
+    H = with_spectrum(LOW_RANK, seed=5, dtype=np.float32)
+    f, stated = written(tmp, H, "float32")
+    (ref,) = cli_rows("volume", f)
+    r = basinvol.analyze(H, hessian_error=stated)
+    same_row(r, ref)
+    assert r.stored_type == "float32"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_tensors_equal_numpy(dtype):
+    H = torch.tensor(with_spectrum(FLAT, seed=7), dtype=dtype)
+    ref = basinvol.analyze(H.numpy())
+    same_row(basinvol.analyze(H), ref.to_dict())
+    same_row(basinvol.analyze(H.clone().requires_grad_(True)), ref.to_dict())  # detached, not refused
+    same_row(basinvol.analyze(H.t()), ref.to_dict(), skip={"asymmetry"})  # a transposed view
+
+
+def test_non_contiguous_views():
+    """Views with strides: the Hessian they show, not the buffer behind them."""
+    rng = np.random.default_rng(11)
+    big = np.zeros((120, 120))
+    H = with_spectrum(FLAT, seed=13)
+    n = H.shape[0]
+    big[:2 * n:2, 1:2 * n:2] = H  # every other row and column
+    view = big[:2 * n:2, 1:2 * n:2]
+    assert not view.flags.c_contiguous and not view.flags.f_contiguous
+    ref = basinvol.analyze(np.ascontiguousarray(view)).to_dict()
+    same_row(basinvol.analyze(view), ref)
+    same_row(basinvol.analyze(np.asfortranarray(H)), ref, skip={"asymmetry"})
+    # A symmetric permutation (reversed order) has the same spectrum.
+    rev = basinvol.analyze(H[::-1, ::-1])
+    assert (rev.n, rev.rank, rev.dim, rev.negative) == (ref["n"], ref["rank"], ref["dim"], ref["negative"])
+    assert rev.log_volume == pytest.approx(ref["log_volume"], rel=1e-9)
+    del rng
+
+
+def test_input_is_not_changed():
+    H = with_spectrum(FULL, seed=17)
+    H[0, 1] += 1e-9  # a little asymmetry, which the solver symmetrizes in its own copy
+    before = H.copy()
+    basinvol.analyze(H, method="dense")
+    basinvol.analyze(H, method="cholesky")
+    assert np.array_equal(H, before)
+
+
+def test_structured_objects_equal_the_cli_and_the_dense_twin(tmp):
+    rng = np.random.default_rng(19)
+    G = rng.standard_normal((12, 30))
+    A, B = with_spectrum([4.0, 1.0, 0.0], seed=1), with_spectrum([2.0, 0.5], seed=2)
+    d = np.array([3.0, 0.0, 1e-3, 2.0])
+    D = with_spectrum([1.0, 0.5, 0.0, 0.0], seed=3)
+    part = {"0_factor": basinvol.Factor(G, 0.5), "1_kron": basinvol.Kron(A, B, 2.0),
+            "2_diag": basinvol.Diagonal(d), "3_dense": D}
+    f = os.path.join(tmp, "s.h5")
+    bx.write_structure(f, "hessian", part)
+    (ref,) = cli_rows("volume", f)
+    r = basinvol.analyze(part)
+    same_row(r, ref)
+    assert r.structure == "blocks"
+    twin = np.zeros((30 + 6 + 4 + 4,) * 2)
+    blocks = [0.5 * G.T @ G, 2.0 * np.kron(A, B), np.diag(d), D]
+    o = 0
+    for blk in blocks:
+        twin[o:o + len(blk), o:o + len(blk)] = blk
+        o += len(blk)
+    dense = basinvol.analyze(twin)
+    assert (r.rank, r.dim, r.negative) == (dense.rank, dense.dim, dense.negative)
+    assert r.log_volume == pytest.approx(dense.log_volume, rel=1e-9)
+    # Each structure alone, from torch tensors too.
+    for one, mat in ((basinvol.Factor(torch.tensor(G)), G.T @ G), (basinvol.Kron(A, B), np.kron(A, B)),
+                     (basinvol.Diagonal(torch.tensor(d)), np.diag(d))):
+        a, b = basinvol.analyze(one), basinvol.analyze(mat)
+        assert (a.rank, a.dim) == (b.rank, b.dim)
+        assert a.log_volume == pytest.approx(b.log_volume, rel=1e-9)
+
+
+def test_errors_are_exceptions_with_the_cli_message(tmp):
+    cases = {
+        "nan": np.array([[1.0, np.nan], [np.nan, 1.0]]),
+        "nonsquare": np.ones((2, 3)),
+        "asymmetric": np.array([[1.0, 2.0], [0.0, 1.0]]),
+    }
+    for name, H in cases.items():
+        f = os.path.join(tmp, name + ".h5")
+        import h5py
+        with h5py.File(f, "w") as h:
+            h["hessian"] = H
+        (ref,) = cli_rows("volume", f, status=1)
+        assert ref["status"] == "error"
+        with pytest.raises(basinvol.InputError) as e:
+            basinvol.analyze(H)
+        # The same message after the name of the input (FILE:/hessian vs
+        # memory:/), an array being a matrix where a file holds a dataset.
+        cli_rule = ref["error"].split(": ", 1)[1].replace("dataset is", "matrix is")
+        assert str(e.value).startswith("memory")
+        assert str(e.value).split(": ", 1)[1] == cli_rule
+    with pytest.raises(basinvol.UsageError, match="method must be one of"):
+        basinvol.analyze(np.eye(3), method="qr")
+    with pytest.raises(basinvol.UsageError, match="threshold must be a positive number"):
+        basinvol.analyze(np.eye(3), threshold=-1)
+    with pytest.raises(TypeError, match="int64 is not float32 or float64"):
+        basinvol.analyze(np.eye(3, dtype=np.int64))
+    with pytest.raises(basinvol.InputError, match="not a matrix: 3 dimensions"):
+        basinvol.analyze(np.zeros((2, 2, 2)))
+    assert issubclass(basinvol.InputError, basinvol.Error)
+
+
+def checkpoints(tmp, name, spectra, loss_threshold=None):
+    f = os.path.join(tmp, name)
+    for step, values in spectra:
+        bx.write_checkpoint(f, with_spectrum(values, seed=step), step=step, loss=1.0 / (1 + step),
+                            loss_threshold=loss_threshold)
+    return f
+
+
+def test_volume_rank_compare_equal_the_cli(tmp):
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5]), (100, [5.0, 2.0, 0.0, 0.0]),
+                                 (1000, [4.0, 2.0, 1.0, 0.0])])
+    b = checkpoints(tmp, "b.h5", [(0, [1.0, 1.0, 0.0, 0.0]), (500, [0.1, 0.0, 0.0, 0.0])], loss_threshold=0.5)
+    missing = os.path.join(tmp, "missing.h5")
+    rows = basinvol.volume([a, b, missing])
+    ref = cli_rows("volume", a, b, missing, status=1)
+    assert len(rows) == len(ref) == 6
+    for r, x in zip(rows, ref):
+        same_row(r, x)
+    assert not rows[-1].ok and "missing.h5" in rows[-1].error
+
+    ranked = basinvol.rank([a, b, missing])
+    ref_ranked = cli_rows("rank", a, b, missing, status=1)
+    assert [r.source for r in ranked] == [x["source"] for x in ref_ranked]
+    for r, x in zip(ranked, ref_ranked):
+        same_row(r, x)
+    # Ranking rows already computed gives the same order and places.
+    again = basinvol.rank(rows)
+    assert [(r.source, r["place"]) for r in again] == [(x["source"], x["place"]) for x in ref_ranked]
+
+    x, y = a + ":/checkpoints/step_00100", b + ":/checkpoints/step_00500"
+    c = basinvol.compare(x, y)
+    p = subprocess.run([BASINVOL, "compare", x, y, "--format", "json"], capture_output=True, text=True)
+    ref_c = json.loads(p.stdout)
+    assert p.returncode == (0 if ref_c["result"] == "above" else 1)
+    assert (c.result, c.reason, c.noise_decides) == (ref_c["result"], ref_c["reason"], ref_c["noise_decides"])
+    # Any mix of inputs: a Result, a matrix, a SOURCE.
+    c2 = basinvol.compare(rows[1], with_spectrum([0.1, 0.0, 0.0, 0.0], seed=500))
+    assert (c2.result, c2.by) == (c.result, c.by)
+    assert bool(c2) == (c2.sign > 0)
+    with pytest.raises(basinvol.UsageError, match="names 3 Hessians"):
+        basinvol.compare(a, y)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "tsv", "csv"])
+def test_read_results_of_every_format(tmp, fmt):
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5]), (100, [5.0, 2.0, 0.0, 0.0])])
+    out = os.path.join(tmp, "rows." + fmt)
+    cli("rank", a, "--format", fmt, "-o", out)
+    rows = basinvol.read_results(out)
+    ref = cli_rows("rank", a)
+    assert [r.source for r in rows] == [x["source"] for x in ref]
+    for r, x in zip(rows, ref):
+        for k in ("n", "rank", "dim", "negative", "place", "status", "step"):
+            assert r[k] == x[k], (fmt, k)
+        assert r.log_volume == pytest.approx(x["log_volume"], rel=1e-6)
+    df = basinvol.read_results(out, dataframe=True)
+    assert list(df["dim"]) == [x["dim"] for x in ref]
+    assert list(df["source"]) == [x["source"] for x in ref]
+
+
+def test_result_is_a_row():
+    r = basinvol.analyze(with_spectrum(FLAT, seed=23), step=300, name="run-a", eigenvalues=True)
+    d = r.to_dict()
+    assert d["step"] == 300 and d["name"] == "run-a"
+    assert r.dim == d["dim"] == r["dim"]
+    assert np.sort(r.eigenvalues) == pytest.approx(np.sort(FLAT), abs=1e-12)
+    with pytest.raises(AttributeError, match="no field 'dimension'"):
+        r.dimension
+    assert "dim=" in repr(r)
+    assert json.loads(json.dumps(d)) == d  # plain JSON types only
+
+
+def test_the_gil_is_released_during_the_solve():
+    """Another Python thread runs while analyze() solves (it would not if the
+    GIL were held): it counts during a solve of about a second."""
+    H = with_spectrum(np.linspace(1, 2, 1500), seed=29)
+    counts, stop = [0], threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            counts[0] += 1
+
+    t0 = time.perf_counter()
+    basinvol.analyze(H, method="dense")
+    alone = time.perf_counter() - t0
+    t = threading.Thread(target=spin)
+    t.start()
+    time.sleep(0.05)
+    before = counts[0]
+    basinvol.analyze(H, method="dense")
+    during = counts[0] - before
+    stop.set()
+    t.join()
+    # Held GIL: the spinner gets the interpreter only between calls (≈ 0
+    # increments); released: it runs for the whole solve (millions).
+    assert alone > 0.05
+    assert during > 10_000
+
+
+def svg_text(path):
+    root = ET.parse(path).getroot()
+    return [el.text for el in root.iter() if el.tag.endswith("text") and el.text]
+
+
+def test_run_plot_draws_one_line_per_run(tmp):
+    runs = {}
+    for name, shift in (("a.h5", 0), ("b.h5", 1), ("c.h5", 2)):
+        runs[name] = checkpoints(tmp, name, [(s, [5.0, 2.0, 1.0, 0.5 * (s == 0)][:4 - shift] + [0.0] * shift)
+                                             for s in (0, 50, 200, 5000)])
+    rows = basinvol.rank(list(runs.values()))
+    out = os.path.join(tmp, "run.svg")
+    drawn = bp.plot_run(rows, out)
+    assert drawn["runs"] == ["a.h5", "b.h5", "c.h5"] and drawn["xscale"] == "symlog"
+    text = svg_text(out)
+    for name in runs:
+        assert text.count(name) >= 2, name  # both legends (and the title)
+    assert "training step (symlog scale)" in text
+    assert "basin dimension (flat directions)" in text
+    assert "place 1 (largest basin)" in text
+    lines = [el for el in ET.parse(out).getroot().iter() if el.get("id", "").startswith("line2d")]
+    assert len(lines) >= 6  # three runs in two panels
+    # Grouped by name: the same rows under two names give two runs.
+    named = [dict(r.to_dict(), name="even" if i % 2 == 0 else "odd") for i, r in enumerate(rows)]
+    assert bp.plot_run(named, os.path.join(tmp, "named.png"))["runs"] == ["even", "odd"]
+    png = os.path.join(tmp, "named.png")
+    import matplotlib.image
+    img = matplotlib.image.imread(png)
+    assert img.shape[0] > 500 and img.shape[1] > 700
+    # The command line reads TSV too.
+    tsv = os.path.join(tmp, "r.tsv")
+    cli("rank", *runs.values(), "--format", "tsv", "-o", tsv)
+    p = subprocess.run(["/usr/bin/python3", "-m", "basinvol.plot", "run", tsv, os.path.join(tmp, "t.svg"),
+                        "--step-scale", "log"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "training step (log scale)" in svg_text(os.path.join(tmp, "t.svg"))
+
+
+def test_spectrum_plot_of_an_in_memory_result(tmp):
+    r = basinvol.analyze(np.diag([1e3, 10.0, 0.1, -0.5, 0.0, 0.0]), eigenvalues=True)
+    out = os.path.join(tmp, "s.svg")
+    assert bp.plot_spectrum(r, out) == {"kept": 4, "shown": 6}
+    text = " ".join(svg_text(out))
+    assert "λ > 0: 3 kept, 0 dropped" in text
+    assert "λ < 0: 1 kept, 0 dropped" in text
+    assert "λ = 0 exactly: 2" in text
+    assert "cut: tol" in text
+    with pytest.raises(ValueError, match="eigenvalues=True"):
+        bp.plot_spectrum(basinvol.analyze(np.eye(2)), out)
