@@ -13,6 +13,7 @@ module basinvol._core); nothing is written to disk. Submodules that need no
 compiled code: basinvol.export (Hessians of PyTorch models to HDF5 and the
 structured forms), basinvol.plot (spectrum and run plots). docs/python.md.
 """
+import contextlib
 import io
 import json
 import os
@@ -58,15 +59,23 @@ def _need_core():
 class Result:
     """One Hessian's row: the fields of a `basinvol ... --format json` row, by
     attribute (`r.dim`) or key (`r["dim"]`); `to_dict()` gives the row itself.
-    `eigenvalues` is a numpy array when asked for (eigenvalues=True), else None."""
+    `eigenvalues` is a numpy array (ascending) when asked for (eigenvalues=True),
+    else None; `eigenvalues_complete` says whether it holds all n (a partial
+    method's hold the ones it computed)."""
 
-    __slots__ = ("_row", "eigenvalues")
+    __slots__ = ("_row", "eigenvalues", "eigenvalues_complete")
 
-    def __init__(self, row, eigenvalues=None):
+    def __init__(self, row, eigenvalues=None, eigenvalues_complete=False):
         object.__setattr__(self, "_row", dict(row))
         object.__setattr__(self, "eigenvalues", eigenvalues)
+        object.__setattr__(self, "eigenvalues_complete", bool(eigenvalues_complete))
+
+    def __reduce__(self):  # copy, deepcopy, pickle (multiprocessing, joblib)
+        return (Result, (self._row, self.eigenvalues, self.eigenvalues_complete))
 
     def __getattr__(self, name):
+        if name.startswith("_"):  # not a field; also keeps copy/pickle probes from recursing
+            raise AttributeError(name)
         try:
             return self._row[name]
         except KeyError:
@@ -85,7 +94,7 @@ class Result:
         return isinstance(other, Result) and self._row == other._row
 
     def __dir__(self):
-        return sorted(set(self._row) | {"to_dict", "keys", "ok", "eigenvalues"})
+        return sorted(set(self._row) | {"to_dict", "keys", "ok", "eigenvalues", "eigenvalues_complete"})
 
     def keys(self):
         return self._row.keys()
@@ -140,13 +149,32 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
              hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False):
     if max_memory is not None and not isinstance(max_memory, str):
         max_memory = str(int(max_memory))
+    if not isinstance(eigenvalues, bool):
+        raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
     return dict(threshold=threshold, cut=cut, method=method, negatives=negatives, rtol=rtol, atol=atol,
                 min_gap=min_gap, hessian_error=hessian_error, max_asymmetry=max_asymmetry,
                 regularized=regularized, max_memory=max_memory, eigenvalues=bool(eigenvalues))
 
 
-def _results(pairs):
-    return [Result(json.loads(text), ev) for text, ev in pairs]
+def _hdf5_lock():
+    """h5py's lock around every HDF5 call: held while basinvol lists files
+    (which forks), so that no h5py thread is inside HDF5 at the fork."""
+    try:
+        from h5py._objects import phil
+        return phil
+    except ImportError:  # no h5py in this process: nothing else calls HDF5
+        return contextlib.nullcontext()
+
+
+def _analyze_sources(texts, opts):
+    core = _need_core()
+    with _hdf5_lock():
+        listed = core.list_sources(texts)
+    return _results(core.analyze_listed(listed, opts))
+
+
+def _results(triples):
+    return [Result(json.loads(text), ev, complete) for text, ev, complete in triples]
 
 
 def _is_torch(x):
@@ -166,7 +194,7 @@ def _as_array(H, label):
     a = np.asarray(H)
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")
-    if a.ndim == 2 and any(s <= 0 or s % a.itemsize for s in a.strides):
+    if a.ndim == 2 and a.size and any(s <= 0 or s % a.itemsize for s in a.strides):
         a = np.ascontiguousarray(a)  # reversed or broadcast views: one copy
     return a
 
@@ -177,8 +205,11 @@ def _structured_image(part, label, attrs):
     import h5py
     from . import export
     buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        export.write_structure(f, "hessian", part, dtype=export.structure_dtype(part), check=False, **attrs)
+    try:
+        with h5py.File(buf, "w") as f:
+            export.write_structure(f, "hessian", part, dtype=export.structure_dtype(part), check=False, **attrs)
+    except (ValueError, TypeError) as e:  # a malformed structure: the part's name and the rule broken
+        raise InputError(f"{label}: {e}") from None
     return buf.getvalue()
 
 
@@ -205,9 +236,14 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     core = _need_core()
     opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
                     regularized, max_memory, eigenvalues)
-    attrs = {k: v for k, v in (("step", step), ("loss", loss), ("name", name)) if v is not None}
+    label = str(label)
+    attrs = {k: conv(v) for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str))
+             if v is not None}
     if isinstance(H, (Factor, Kron, Diagonal, dict)):
-        rows = _results(core.analyze_image(_structured_image(H, label, attrs), label, "/hessian", opts))
+        image = _structured_image(H, label, attrs)
+        with _hdf5_lock():
+            listed = core.list_image(image, label, "/hessian")
+        rows = _results(core.analyze_listed(listed, opts))
     else:
         opts.update(attrs)
         rows = _results([core.analyze_array(_as_array(H, label), opts, label)])
@@ -229,15 +265,32 @@ def volume(sources, **options):
     Result each in order; a source that cannot be read gives an error row
     (Result.ok False, Result.error the message), and the rest go on. Options as
     analyze()."""
-    return _results(_need_core().analyze_sources(_source_list(sources), _options(**options)))
+    return _analyze_sources(_source_list(sources), _options(**options))
 
 
-def _row_json(item, options):
+# Row fields that are counts: a DataFrame turns them into floats (and missing ones into NaN).
+_COUNTS = {"n", "rank", "dim", "dim_low", "dim_high", "negative", "place", "place_regularized"}
+
+
+def _is_row(x):
+    return isinstance(x, Result) or (isinstance(x, dict) and "source" in x and "status" in x)
+
+
+def _row_json(item):
     if isinstance(item, Result):
         return json.dumps(item._row)
-    if isinstance(item, dict):
-        return json.dumps(item)
-    raise TypeError(f"not a basinvol row: {type(item).__name__}")
+    if not isinstance(item, dict):
+        raise TypeError(f"not a basinvol row: {type(item).__name__}")
+
+    def clean(k, v):
+        if isinstance(v, float) and v != v:
+            return None  # NaN: a DataFrame's missing value
+        if k in _COUNTS and isinstance(v, float) and v.is_integer():
+            return int(v)
+        if hasattr(v, "item") and not isinstance(v, (list, dict)):  # numpy scalars
+            return clean(k, v.item())
+        return v
+    return json.dumps({k: clean(k, v) for k, v in item.items()})
 
 
 def rank(results_or_sources, *, tie_tol=1e-6, **options):
@@ -247,7 +300,8 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     which are analysed first with `options` (as analyze()). Returns new
     Results in ranked order with `place` (and `place_uncertain` warnings where
     noise may decide an order)."""
-    items = [results_or_sources] if isinstance(results_or_sources, (str, os.PathLike)) else list(results_or_sources)
+    single = isinstance(results_or_sources, (str, os.PathLike)) or _is_row(results_or_sources)
+    items = [results_or_sources] if single else list(results_or_sources)
     rows = []
     for item in items:
         if isinstance(item, (str, os.PathLike)):
@@ -255,13 +309,13 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
         else:
             rows.append(item)
     core = _need_core()
-    texts = core.rank([_row_json(r, options) for r in rows],
+    texts = core.rank([_row_json(r) for r in rows],
                       dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))
     return [Result(json.loads(t)) for t in texts]
 
 
 def _one_row(x, options, which):
-    if isinstance(x, (Result, dict)):
+    if _is_row(x):
         return x if isinstance(x, Result) else Result(x)
     if isinstance(x, (str, os.PathLike)):
         rows = volume(x, **options)
@@ -271,16 +325,17 @@ def _one_row(x, options, which):
         if not rows[0].ok:
             raise InputError(rows[0].error)
         return rows[0]
-    return analyze(x, label=which, **options)
+    options = dict(options)
+    return analyze(x, label=options.pop("label", which), **options)
 
 
 def compare(a, b, *, tie_tol=1e-6, **options):
     """`basinvol compare A B`: does A's basin rank above B's? a and b are each
-    a Result, a row dict, a SOURCE naming one Hessian, or anything analyze()
-    takes (analysed with `options`). Returns a Comparison (truthy when A ranks
+    a Result, a row dict (one with "source" and "status"), a SOURCE naming one
+    Hessian, or anything analyze() takes (analysed with `options`). Returns a Comparison (truthy when A ranks
     strictly above B)."""
     ra, rb = _one_row(a, options, "A"), _one_row(b, options, "B")
-    verdict = _need_core().compare(_row_json(ra, options), _row_json(rb, options),
+    verdict = _need_core().compare(_row_json(ra), _row_json(rb),
                                    dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))
     return Comparison(verdict, ra, rb)
 

@@ -223,6 +223,9 @@ def _write_part(g, name, part, dtype, check=True):
         sub = g.create_group(name)
         sub.attrs["structure"] = "blocks"
         for k in part:  # basinvol reads members in name order: name them so that it is parameter order
+            if not isinstance(k, str):
+                raise ValueError(f"blocks {name!r}: member names must be strings (read in name order), "
+                                 f"got {type(k).__name__} {k!r}")
             _write_part(sub, k, part[k], dtype, check)
         return sub
     if isinstance(part, Factor):

@@ -92,7 +92,10 @@ def plot_spectrum(row, out, title=None):
     """|λ| of one Hessian on a log scale with the cut, the noise floor and the
     gap. row: a basinvol.Result from analyze(..., eigenvalues=True), or a row
     of `basinvol spectrum --format json`. Returns {"kept": k, "shown": m}."""
+    computed = ""
     if hasattr(row, "to_dict"):
+        if row.eigenvalues is not None and not row.eigenvalues_complete:
+            computed = f"   ({len(row.eigenvalues)} of {row.n} eigenvalues computed)"
         ev, row = row.eigenvalues, row.to_dict()
         if ev is None:
             raise ValueError(f"{row.get('source')}: no eigenvalues (use basinvol.analyze(..., eigenvalues=True))")
@@ -138,7 +141,7 @@ def plot_spectrum(row, out, title=None):
         ax.axhline(floor, color="tab:purple", ls=":", lw=1.2, label=f"noise floor ({floor:.2g})")
     if kept.any() and (~kept).any():
         lo_kept = mag[kept].min()
-        hi_drop = mag[~kept].max()
+        hi_drop = max(mag[~kept].max(), floor or 0)  # the gap is measured down to the noise floor
         if hi_drop > 0:
             ax.axhspan(hi_drop, lo_kept, color="tab:green", alpha=0.15,
                        label=f"gap: {math.log10(lo_kept / hi_drop):.2f} decades")
@@ -152,6 +155,7 @@ def plot_spectrum(row, out, title=None):
     warn = row.get("warnings") or []
     if warn:
         sub += "   warnings: " + ",".join(warn)
+    sub += computed
     ax.set_title((title or short(row)) + "\n" + sub, fontsize=10)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
@@ -177,6 +181,8 @@ def _run_key(r, group_by):
 
 def _step_scale(steps, scale):
     """'linear', 'log' or ('symlog', linthresh) for the step axis."""
+    if scale not in ("auto", "linear", "log", "symlog"):
+        raise ValueError(f"step_scale must be auto, linear, log or symlog, got {scale!r}")
     if scale in ("linear", "log"):
         return scale
     positive = steps[steps > 0]

@@ -16,22 +16,30 @@ def as_numpy(x):
     return np.asarray(x)
 
 
+def _real(x, what):
+    """as_numpy(x), refusing what a Hessian's values cannot be (complex, text, objects)."""
+    a = as_numpy(x)
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{what}: element type {a.dtype} is not real numbers")
+    return a
+
+
 class Factor:
     """H = scale * G^T G with G of m x n (a Gauss-Newton matrix or an empirical Fisher)."""
 
     def __init__(self, G, scale=1.0):
-        self.G, self.scale = as_numpy(G), float(scale)
+        self.G, self.scale = _real(G, "Factor G"), float(scale)
 
 
 class Kron:
     """H = scale * (A kron B), A of a x a and B of b x b: n = a * b."""
 
     def __init__(self, A, B, scale=1.0):
-        self.A, self.B, self.scale = as_numpy(A), as_numpy(B), float(scale)
+        self.A, self.B, self.scale = _real(A, "Kron A"), _real(B, "Kron B"), float(scale)
 
 
 class Diagonal:
     """H = diag(values)."""
 
     def __init__(self, values):
-        self.values = as_numpy(values)
+        self.values = _real(values, "Diagonal values")

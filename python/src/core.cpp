@@ -15,6 +15,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <utility>
@@ -76,11 +77,21 @@ std::string to_json(const bv::Row& r, const bv::ReportSpec& spec) {
     return bv::row_to_json(r, spec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// (row JSON, eigenvalues or None) for Python.
+// (row JSON, eigenvalues or None, whether they are all n) for Python; the
+// eigenvalues ascending. A structured spectrum lists its nonzero part in
+// block order, the others being exactly zero (solve/structured.hpp): they
+// are added, so it is complete; a partial method's are what it computed.
 py::tuple to_python(const bv::Row& r, const bv::ReportSpec& spec) {
     py::object ev = py::none();
-    if (!r.eigenvalues.empty()) ev = py::array_t<double>(static_cast<py::ssize_t>(r.eigenvalues.size()), r.eigenvalues.data());
-    return py::make_tuple(to_json(r, spec), ev);
+    bool complete = false;
+    if (r.ok && !r.eigenvalues.empty()) {
+        std::vector<double> v = r.eigenvalues;
+        if (!r.structure.empty() && v.size() < r.n) v.resize(r.n, 0.0);
+        std::sort(v.begin(), v.end());
+        complete = v.size() == r.n;
+        ev = py::array_t<double>(static_cast<py::ssize_t>(v.size()), v.data());
+    }
+    return py::make_tuple(to_json(r, spec), ev, complete);
 }
 
 bv::Row from_json(const std::string& text) {
@@ -113,13 +124,21 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     if (a.shape(0) != a.shape(1))  // checked here: the copy below holds the array's rows as columns
         throw bv::InputError(label + ": matrix is not square: shape " + std::to_string(a.shape(0)) + "x" +
                              std::to_string(a.shape(1)));
-    const bool f32 = a.dtype().is(py::dtype::of<float>());
-    if (!f32 && !a.dtype().is(py::dtype::of<double>()))
+    if (a.shape(0) == 0) throw bv::InputError(label + ": matrix is empty: shape 0x0");
+    const char kind = a.dtype().kind();
+    const bool f32 = kind == 'f' && a.itemsize() == 4;
+    if (kind != 'f' || (a.itemsize() != 4 && a.itemsize() != 8))
         throw bv::InputError(label + ": element type " + py::str(a.dtype()).cast<std::string>() +
                              " is not float32 or float64");
     for (int k = 0; k < 2; ++k)
         if (a.strides(k) <= 0 || a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) != 0)
             throw bv::InputError(label + ": strides the library cannot read (make it contiguous first)");
+    bv::HessianInfo sized;  // the budget check names the matrix as make_hessian will
+    sized.file = label;
+    sized.dataset = "/";
+    sized.n = static_cast<std::size_t>(a.shape(0));
+    sized.stored_type = f32 ? "float32" : "float64";
+    bv::check_memory_budget(sized, opt.read);
     bv::Attributes attrs;  // what an HDF5 dataset's attributes would say
     attrs.step = get<double>(options, "step");
     attrs.loss = get<double>(options, "loss");
@@ -135,41 +154,47 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     return to_python(row, json_spec(false, opt.regularized.has_value()));
 }
 
-// Every Hessian of every source (FILE, FILE:PATH), in order; an error row for
-// what cannot be listed or read, as `basinvol volume` writes.
-std::vector<py::tuple> analyze_sources(const std::vector<std::string>& sources, const py::dict& options) {
+// SOURCEs listed (each with its error row when it cannot be), ready to analyse.
+struct Listed {
+    std::vector<std::pair<std::vector<bv::HessianInfo>, bv::Row>> sources;
+};
+
+// Listing forks a child that walks the file (docs/errors.md). A fork while
+// another thread is inside HDF5 would leave the child waiting on HDF5's lock:
+// the package calls these under h5py's own lock (h5py holds it around every
+// HDF5 call, with or without the GIL), and basinvol's own HDF5 calls hold
+// hdf5_mutex, which the listing takes before it forks.
+Listed list_sources(const std::vector<std::string>& texts) {
+    Listed l;
+    for (const auto& text : texts) {
+        bv::Row err;
+        auto list = bv::expand_source(bv::parse_source(text), &err);
+        l.sources.emplace_back(std::move(list), std::move(err));
+    }
+    return l;
+}
+
+// An HDF5 file image held in memory (a structured Hessian the package wrote
+// with h5py): no file touches the disk.
+Listed list_image(const py::bytes& image, const std::string& label, const std::string& path) {
+    Listed l;
+    bv::Row err;
+    auto list = bv::expand_source(bv::image_source(std::string(image), label, path), &err);
+    l.sources.emplace_back(std::move(list), std::move(err));
+    return l;
+}
+
+// Every listed Hessian analysed in order (the GIL released), an error row for
+// each source that could not be listed, as `basinvol volume` writes them.
+std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) {
     const bv::AnalyzeOptions opt = analyze_options(options);
     std::vector<bv::Row> rows;
     {
         py::gil_scoped_release unlocked;
-        for (const auto& text : sources) {
-            bv::Source src = bv::parse_source(text);
-            bv::Row err;
-            auto list = bv::expand_source(src, &err);
+        for (const auto& [list, err] : l.sources) {
             if (list.empty()) rows.push_back(err);
             for (const auto& info : list) rows.push_back(bv::analyze(info, opt));
         }
-    }
-    std::vector<py::tuple> out;
-    const auto spec = json_spec(false, opt.regularized.has_value());
-    for (const auto& r : rows) out.push_back(to_python(r, spec));
-    return out;
-}
-
-// The Hessians of an HDF5 file image held in memory (a structured Hessian
-// the package wrote with h5py's core driver): no file touches the disk.
-std::vector<py::tuple> analyze_image(const py::bytes& image, const std::string& label, const std::string& path,
-                                     const py::dict& options) {
-    const bv::AnalyzeOptions opt = analyze_options(options);
-    std::string bytes = image;
-    std::vector<bv::Row> rows;
-    {
-        py::gil_scoped_release unlocked;
-        bv::Source src = bv::image_source(std::move(bytes), label, path);
-        bv::Row err;
-        auto list = bv::expand_source(src, &err);
-        if (list.empty()) rows.push_back(err);
-        for (const auto& info : list) rows.push_back(bv::analyze(info, opt));
     }
     std::vector<py::tuple> out;
     const auto spec = json_spec(false, opt.regularized.has_value());
@@ -234,8 +259,10 @@ PYBIND11_MODULE(_core, m) {
     py::register_exception<bv::UsageError>(m, "UsageError", error);
     py::register_exception<bv::NumericError>(m, "NumericError", error);
     m.def("analyze_array", &analyze_array, py::arg("array"), py::arg("options"), py::arg("label"));
-    m.def("analyze_sources", &analyze_sources, py::arg("sources"), py::arg("options"));
-    m.def("analyze_image", &analyze_image, py::arg("image"), py::arg("label"), py::arg("path"), py::arg("options"));
+    py::class_<Listed>(m, "Listed");
+    m.def("list_sources", &list_sources, py::arg("sources"));
+    m.def("list_image", &list_image, py::arg("image"), py::arg("label"), py::arg("path"));
+    m.def("analyze_listed", &analyze_listed, py::arg("listed"), py::arg("options"));
     m.def("rank", &rank, py::arg("rows"), py::arg("options"));
     m.def("compare", &compare, py::arg("a"), py::arg("b"), py::arg("options"));
     m.def("read_results", &read_results, py::arg("path"));

@@ -386,3 +386,88 @@ def test_spectrum_plot_of_an_in_memory_result(tmp):
     assert "cut: tol" in text
     with pytest.raises(ValueError, match="eigenvalues=True"):
         bp.plot_spectrum(basinvol.analyze(np.eye(2)), out)
+
+
+def test_results_copy_and_pickle():
+    import copy
+    import pickle
+    r = basinvol.analyze(with_spectrum(FLAT, seed=31), eigenvalues=True)
+    for c in (copy.copy(r), copy.deepcopy(r), pickle.loads(pickle.dumps(r))):
+        assert c == r and c.dim == r.dim
+        assert np.array_equal(c.eigenvalues, r.eigenvalues) and c.eigenvalues_complete
+
+
+def test_structured_eigenvalues_are_all_n_ascending():
+    G = np.random.default_rng(37).standard_normal((3, 6))
+    r = basinvol.analyze(basinvol.Factor(G), eigenvalues=True)
+    assert r.eigenvalues_complete and len(r.eigenvalues) == 6
+    assert np.allclose(r.eigenvalues, np.linalg.eigvalsh(G.T @ G), atol=1e-12)
+    k = basinvol.analyze({"a": basinvol.Kron(np.diag([1.0, 2.0]), np.diag([3.0, 0.0])),
+                          "b": basinvol.Diagonal([-1.0, 5.0])}, eigenvalues=True)
+    assert list(k.eigenvalues) == [-1.0, 0.0, 0.0, 3.0, 5.0, 6.0]
+    # A partial method keeps what it computed, and says so.
+    big = basinvol.analyze(with_spectrum(LOW_RANK, seed=41), method="sketch", eigenvalues=True)
+    if big.method == "sketch":
+        assert not big.eigenvalues_complete and len(big.eigenvalues) < big.n
+
+
+def test_input_rules_for_memory_and_shapes():
+    with pytest.raises(basinvol.InputError, match="over the budget of .* GB \\(--max-memory\\)"):
+        basinvol.analyze(np.eye(100), max_memory="1K")
+    with pytest.raises(basinvol.InputError, match="matrix is empty: shape 0x0"):
+        basinvol.analyze(np.zeros((0, 0)))
+    with pytest.raises(basinvol.InputError, match="matrix is not square: shape 2x3"):
+        basinvol.analyze(np.ones((2, 3)))
+    with pytest.raises(basinvol.InputError, match="factor 'hessian': G must be 2-D"):
+        basinvol.analyze(basinvol.Factor(np.ones(3)), label="net")
+    with pytest.raises(basinvol.InputError, match="member names must be strings"):
+        basinvol.analyze({1: np.eye(2)})
+    with pytest.raises(TypeError, match="is not real numbers"):
+        basinvol.Factor(np.ones((2, 2), dtype=complex))
+    with pytest.raises(TypeError, match="eigenvalues must be True or False"):
+        basinvol.analyze(np.eye(2), eigenvalues="no")
+    meta = np.eye(3, dtype=np.dtype(np.float64, metadata={"unit": "nats"}))
+    assert basinvol.analyze(meta).rank == 3
+
+
+def test_rank_and_compare_take_what_they_are_given(tmp):
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5]), (100, [5.0, 2.0, 0.0, 0.0])])
+    rows = basinvol.volume([a, os.path.join(tmp, "missing.h5")])
+    (one,) = basinvol.rank(rows[0])  # a single Result
+    assert one.place == 1
+    (one,) = basinvol.rank(rows[0].to_dict())  # a single row dict
+    assert one.place == 1
+    df = basinvol.to_dataframe(rows)  # NaN cells and float counts, as pandas makes them
+    ranked = basinvol.rank(df.to_dict("records"))
+    assert [r.place for r in ranked if r.ok] == [1, 2] and not ranked[-1].ok
+    c = basinvol.compare({"blk": with_spectrum([1.0, 1.0, 0.0], 1)}, with_spectrum([1.0, 0.0, 0.0], 2),
+                         label="same label for both")
+    assert c.result == "below" and c.by == "curved"
+
+
+def test_concurrent_h5py_in_another_thread(tmp):
+    """A thread writing with h5py while volume() and analyze() of structures
+    run: listing forks a child, which must not inherit HDF5's lock held by
+    that thread (it would wait until the listing limit, 120 s)."""
+    import h5py
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5]), (100, [5.0, 2.0, 0.0, 0.0])])
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            with h5py.File(os.path.join(tmp, f"w{i % 4}.h5"), "w") as f:
+                f["x"] = np.zeros((50, 50))
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    t0 = time.perf_counter()
+    try:
+        for _ in range(30):
+            assert all(r.ok for r in basinvol.volume(a))
+            assert basinvol.analyze(basinvol.Factor(np.ones((2, 5)))).rank == 1
+    finally:
+        stop.set()
+        t.join()
+    assert time.perf_counter() - t0 < 60
