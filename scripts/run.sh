@@ -2,9 +2,10 @@
 # One command per job, on a fresh Debian 12 machine (as root, or with the
 # packages already installed):
 #   bash scripts/run.sh example   install what is missing, build, rank the example checkpoints
-#   bash scripts/run.sh test      install what is missing, build, run the whole test suite (ctest),
-#                                 again under AddressSanitizer + UBSan (build-asan), then a bounded
-#                                 libFuzzer run of each fuzz target (build-fuzz, clang)
+#   bash scripts/run.sh test      install what is missing (MPI too), build (basinvol-mpi too), run the
+#                                 whole test suite (ctest), again under AddressSanitizer + UBSan
+#                                 (build-asan), then a bounded libFuzzer run of each fuzz target
+#                                 (build-fuzz, clang)
 #   bash scripts/run.sh build     install what is missing and build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ packages=(
   python3-dev python3-pybind11 pybind11-dev python3-pytest
   parallel hyperfine time
 )
+# basinvol-mpi (-DBASINVOL_MPI=ON, docs/mpi.md): Open MPI, ScaLAPACK, parallel HDF5.
+mpi_packages=(openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libhdf5-openmpi-dev)
 
 install_missing() {
   local missing=()
@@ -106,8 +109,9 @@ case "${1:-}" in
     ./build/basinvol rank testdata/example_checkpoints.h5
     ;;
   test)
+    packages+=("${mpi_packages[@]}")
     install_missing
-    build -DBASINVOL_WERROR=ON
+    build -DBASINVOL_WERROR=ON -DBASINVOL_MPI=ON
     ctest --test-dir build --output-on-failure -j"$(nproc)"
     fuzz
     sanitized_tests

@@ -395,4 +395,27 @@ Row analyze_hessian(Hessian h, const AnalyzeOptions& opt) {
     return guarded(h.info, [&](Row& r) { fill(r, h, opt); });
 }
 
+Row error_row(const HessianInfo& info, const std::string& message) {
+    return guarded(info, [&](Row&) { throw InputError(message); });
+}
+
+Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,
+                        double seconds, const AnalyzeOptions& opt) {
+    return guarded(info, [&](Row& r) {
+        if (!std::isfinite(frobenius))
+            throw NumericError(info.source() +
+                               ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+        Spectrum s;
+        s.n = info.n;
+        s.method = "dense";
+        s.values = std::move(eigenvalues);
+        std::sort(s.values.begin(), s.values.end());
+        s.complete = true;
+        s.stats.passes = 1;
+        s.stats.seconds = seconds;
+        const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
+        report(r, s, choose_cut(magnitudes(s, f, opt), opt.cut), f, opt);
+    });
+}
+
 }  // namespace basinvol

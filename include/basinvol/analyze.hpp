@@ -45,6 +45,17 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& options);
 // asymmetry and frobenius filled in; see make_hessian).
 Row analyze_hessian(Hessian h, const AnalyzeOptions& options);
 
+// A dense Hessian whose every eigenvalue was computed elsewhere (basinvol-mpi's
+// distributed solve): the dense method's cut, measurement and row. frobenius
+// is ‖H‖_F after symmetrizing, asymmetry ‖H − Hᵀ‖_F / ‖H‖_F as stored,
+// seconds the solve's time. Never throws for problems of the numbers.
+Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius,
+                        double asymmetry, double seconds, const AnalyzeOptions& options);
+
+// The error row of a listed Hessian (the message is prefixed with its source
+// unless it starts with it).
+Row error_row(const HessianInfo& info, const std::string& message);
+
 // The rows of one SOURCE (one per Hessian below it; a single error row when
 // the source itself cannot be listed).
 std::vector<HessianInfo> expand_source(const Source& source, Row* error_row);

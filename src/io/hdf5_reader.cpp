@@ -507,12 +507,9 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
     if (!finite) {
         for (Eigen::Index c = 0; c < n; ++c)
             for (Eigen::Index r = 0; r < n; ++r)
-                if (!std::isfinite(m(r, c))) {
-                    // The buffer holds the file's rows as columns: m(r, c) is the file's [c, r].
-                    std::ostringstream s;
-                    s << "non-finite value " << m(r, c) << " at [" << c << ", " << r << "]";
-                    throw InputError(info.source() + ": " + s.str());
-                }
+                if (!std::isfinite(m(r, c)))  // the buffer holds the file's rows as columns: m(r, c) is [c, r]
+                    reject_nonfinite(info, static_cast<double>(m(r, c)), static_cast<std::size_t>(c),
+                                     static_cast<std::size_t>(r));
     }
     // 64-bit integers beyond 2^53 were rounded on conversion: refuse, never guess.
     if (info.stored_type == "int64" || info.stored_type == "uint64") {
@@ -574,13 +571,7 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
             norm2 += lower.squaredNorm() + upper.squaredNorm();
         }
     h.asymmetry = std::sqrt(asym2 / norm2);
-    if (h.asymmetry > opt.max_asymmetry) {
-        std::ostringstream s;
-        s.precision(3);
-        s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << h.asymmetry << " exceeds " << opt.max_asymmetry
-          << " (--max-asymmetry)";
-        throw InputError(info.source() + ": " + s.str());
-    }
+    check_symmetry(info, h.asymmetry, opt);
     if (asym2 == 0) {
         h.frobenius = scale * std::sqrt(norm2);
         return;
@@ -598,10 +589,22 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
 
 }  // namespace
 
-Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
-    if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
-    Hessian h;
-    h.info = info;
+void reject_nonfinite(const HessianInfo& info, double value, std::size_t row, std::size_t col) {
+    std::ostringstream s;
+    s << "non-finite value " << value << " at [" << row << ", " << col << "]";
+    throw InputError(info.source() + ": " + s.str());
+}
+
+void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {
+    if (!(relative_asymmetry > opt.max_asymmetry)) return;
+    std::ostringstream s;
+    s.precision(3);
+    s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << relative_asymmetry << " exceeds " << opt.max_asymmetry
+      << " (--max-asymmetry)";
+    throw InputError(info.source() + ": " + s.str());
+}
+
+void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
@@ -615,6 +618,15 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
           << " GB in memory, over the budget of " << double(budget) / 1e9 << " GB (--max-memory)";
         throw InputError(info.source() + ": " + s.str());
     }
+}
+
+Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
+    if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
+    Hessian h;
+    h.info = info;
+    const std::size_t n = info.n;
+    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+    check_memory_budget(info, opt);
     {
         std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
         ErrorSilencer quiet;

@@ -53,6 +53,15 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});
 Hessian make_hessian(Eigen::MatrixXd m, const std::string& label = "memory", const ReadOptions& options = {});
 Hessian make_hessian(Eigen::MatrixXf m, const std::string& label = "memory", const ReadOptions& options = {});
 
+// The value rules every reader applies, with the same messages from each: a
+// non-finite entry (at the file's [row, col]), and the asymmetry limit
+// (relative ‖H − Hᵀ‖_F / ‖H‖_F against options.max_asymmetry). Throw InputError.
+[[noreturn]] void reject_nonfinite(const HessianInfo& info, double value, std::size_t row, std::size_t col);
+void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& options);
+// The n×n matrix of info's stored type fits options.max_bytes (else half the
+// physical memory); throws InputError naming both, before anything is allocated.
+void check_memory_budget(const HessianInfo& info, const ReadOptions& options);
+
 // Bytes of physical memory on this machine (0 if unknown).
 std::size_t physical_memory_bytes();
 

@@ -1,0 +1,331 @@
+#include <basinvol/error.hpp>
+#include <basinvol/mpi/distributed.hpp>
+
+#include <hdf5.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <sstream>
+
+// ScaLAPACK and BLACS (Debian: libscalapack-openmpi-dev) have no C header.
+extern "C" {
+int Csys2blacs_handle(MPI_Comm comm);
+void Cfree_blacs_system_handle(int handle);
+void Cblacs_gridinit(int* context, const char* order, int nprow, int npcol);
+void Cblacs_gridinfo(int context, int* nprow, int* npcol, int* myrow, int* mycol);
+void Cblacs_gridexit(int context);
+int numroc_(const int* n, const int* nb, const int* iproc, const int* isrcproc, const int* nprocs);
+void descinit_(int* desc, const int* m, const int* n, const int* mb, const int* nb, const int* irsrc,
+               const int* icsrc, const int* ictxt, const int* lld, int* info);
+void pdtran_(const int* m, const int* n, const double* alpha, const double* a, const int* ia, const int* ja,
+             const int* desca, const double* beta, double* c, const int* ic, const int* jc, const int* descc);
+void pdsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* ia, const int* ja,
+             const int* desca, double* w, double* z, const int* iz, const int* jz, const int* descz, double* work,
+             const int* lwork, int* info);
+}
+
+namespace basinvol::mpi {
+
+namespace {
+
+// A BLACS process grid over `comm`, as square as the rank count allows.
+struct Grid {
+    int system = -1, context = -1, rows = 1, cols = 1, row = 0, col = 0;
+    explicit Grid(MPI_Comm comm) {
+        int p = 1;
+        MPI_Comm_size(comm, &p);
+        rows = static_cast<int>(std::sqrt(static_cast<double>(p)));
+        while (rows > 1 && p % rows != 0) --rows;
+        cols = p / rows;
+        system = Csys2blacs_handle(comm);
+        context = system;
+        Cblacs_gridinit(&context, "Row", rows, cols);
+        Cblacs_gridinfo(context, &rows, &cols, &row, &col);
+    }
+    ~Grid() {
+        Cblacs_gridexit(context);
+        Cfree_blacs_system_handle(system);
+    }
+    Grid(const Grid&) = delete;
+    Grid& operator=(const Grid&) = delete;
+};
+
+// One dimension's share of a block-cyclic distribution: `full` whole blocks
+// of `nb` from `start` every `stride`, then perhaps a shorter last block.
+struct Cyclic {
+    hsize_t nb = 1, start = 0, stride = 1, full = 0, tail_start = 0, tail = 0;
+};
+
+Cyclic cyclic(std::size_t n, std::size_t nb, int me, int procs) {
+    Cyclic c;
+    const std::size_t blocks = (n + nb - 1) / nb;
+    const auto m = static_cast<std::size_t>(me), p = static_cast<std::size_t>(procs);
+    const std::size_t mine = blocks > m ? (blocks - 1 - m) / p + 1 : 0;
+    c.nb = nb;
+    c.start = m * nb;
+    c.stride = p * nb;
+    c.full = mine;
+    if (mine > 0 && (blocks - 1) % p == m && n % nb != 0) {
+        c.full = mine - 1;
+        c.tail_start = (blocks - 1) * nb;
+        c.tail = n % nb;
+    }
+    return c;
+}
+
+// The global index of local index l.
+std::size_t global_index(std::size_t l, std::size_t nb, int me, int procs) {
+    return ((l / nb) * static_cast<std::size_t>(procs) + static_cast<std::size_t>(me)) * nb + l % nb;
+}
+
+// The message of the lowest rank that failed, on every rank ("" when none did).
+std::string agree(MPI_Comm comm, const std::string& mine) {
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &size);
+    int first = mine.empty() ? size : me;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == size) return {};
+    int len = first == me ? static_cast<int>(mine.size()) : 0;
+    MPI_Bcast(&len, 1, MPI_INT, first, comm);
+    std::string text = first == me ? mine : std::string(static_cast<std::size_t>(len), '\0');
+    MPI_Bcast(text.data(), len, MPI_CHAR, first, comm);
+    return text;
+}
+
+struct H5Closer {
+    hid_t id;
+    herr_t (*close)(hid_t);
+    ~H5Closer() {
+        if (id >= 0) close(id);
+    }
+};
+
+// Silences HDF5's error stack printing for this scope (errors become messages).
+struct QuietHdf5 {
+    H5E_auto2_t func = nullptr;
+    void* data = nullptr;
+    QuietHdf5() {
+        H5Eget_auto2(H5E_DEFAULT, &func, &data);
+        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    }
+    ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func, data); }
+};
+
+// Reads this rank's tiles: local(lr, lc), column-major with leading dimension
+// mloc, holds file[gc, gr] — the file's rows as columns, as the serial reader
+// holds them — so that the matrix is the serial tool's, bit for bit. The
+// selection (file rows = my global columns, file columns = my global rows)
+// is iterated by HDF5 in row-major file order: lc-major, lr-minor. Contiguous
+// datasets are read collectively; chunked (compressed) ones independently,
+// so that a corrupt chunk fails one rank's read without holding the others
+// in a collective call.
+void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows, const Cyclic& file_cols,
+                double* local, std::size_t count) {
+    const std::string where = info.source();
+    QuietHdf5 quiet;
+    H5Closer fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
+    H5Pset_fapl_mpio(fapl.id, comm, MPI_INFO_NULL);
+    H5Closer file{H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.id), H5Fclose};
+    if (file.id < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
+    H5Closer d{H5Dopen2(file.id, info.dataset.c_str(), H5P_DEFAULT), H5Dclose};
+    if (d.id < 0) throw InputError(where + ": cannot open dataset");
+    H5Closer space{H5Dget_space(d.id), H5Sclose};
+    H5Closer dcpl{H5Dget_create_plist(d.id), H5Pclose};
+    const bool chunked = H5Pget_layout(dcpl.id) == H5D_CHUNKED;
+
+    bool any = false;
+    // A product of a piece of file rows and a piece of file columns.
+    auto add = [&](hsize_t r0, hsize_t rstride, hsize_t rcount, hsize_t rblock, hsize_t c0, hsize_t cstride,
+                   hsize_t ccount, hsize_t cblock) {
+        if (rcount == 0 || ccount == 0 || rblock == 0 || cblock == 0) return;
+        const hsize_t start[2] = {r0, c0}, stride[2] = {rstride, cstride}, cnt[2] = {rcount, ccount},
+                      block[2] = {rblock, cblock};
+        if (H5Sselect_hyperslab(space.id, any ? H5S_SELECT_OR : H5S_SELECT_SET, start, stride, cnt, block) < 0)
+            throw InputError(where + ": cannot select this rank's tiles");
+        any = true;
+    };
+    const Cyclic& r = file_rows;
+    const Cyclic& c = file_cols;
+    add(r.start, r.stride, r.full, r.nb, c.start, c.stride, c.full, c.nb);
+    add(r.start, r.stride, r.full, r.nb, c.tail_start, 1, 1, c.tail);
+    add(r.tail_start, 1, 1, r.tail, c.start, c.stride, c.full, c.nb);
+    add(r.tail_start, 1, 1, r.tail, c.tail_start, 1, 1, c.tail);
+    if (!any) H5Sselect_none(space.id);
+    const hsize_t mcount = std::max<hsize_t>(1, count);
+    H5Closer memory{H5Screate_simple(1, &mcount, nullptr), H5Sclose};
+    if (count == 0) H5Sselect_none(memory.id);
+    H5Closer dxpl{H5Pcreate(H5P_DATASET_XFER), H5Pclose};
+    H5Pset_dxpl_mpio(dxpl.id, chunked ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE);
+    double dummy = 0;
+    if (H5Dread(d.id, H5T_NATIVE_DOUBLE, memory.id, space.id, dxpl.id, count ? local : &dummy) < 0)
+        throw InputError(where + ": cannot read dataset values (truncated or corrupt data?)");
+}
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    DistributedSpectrum out;
+    Grid grid(comm);
+    out.grid_rows = grid.rows;
+    out.grid_cols = grid.cols;
+    const std::size_t n = info.n;
+    if (n == 0 || n > static_cast<std::size_t>(std::numeric_limits<int>::max() / 2)) {
+        out.error = info.source() + ": n = " + std::to_string(n) + " is outside what ScaLAPACK takes";
+        return out;
+    }
+    // Blocks of 64 (ScaLAPACK's usual), smaller when n is small, so every rank holds some.
+    const int most = std::max(grid.rows, grid.cols);
+    const int nb = static_cast<int>(std::clamp<std::size_t>(n / (2 * static_cast<std::size_t>(most)), 1, 64));
+    out.block = nb;
+    const int N = static_cast<int>(n), zero = 0, one = 1;
+    const int mloc = numroc_(&N, &nb, &grid.row, &zero, &grid.rows);
+    const int nloc = numroc_(&N, &nb, &grid.col, &zero, &grid.cols);
+    const int lld = std::max(1, mloc);
+    const std::size_t count = static_cast<std::size_t>(mloc) * static_cast<std::size_t>(nloc);
+    out.local_bytes = 2 * count * sizeof(double);
+
+    // The budget per rank: --max-memory, else half the physical memory shared
+    // by the ranks on this node. Decided on every rank, agreed on all.
+    std::string failure;
+    {
+        MPI_Comm node;
+        MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+        int on_node = 1;
+        MPI_Comm_size(node, &on_node);
+        MPI_Comm_free(&node);
+        std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
+        if (budget == 0) budget = std::size_t(1) << 33;
+        if (out.local_bytes > budget) {
+            std::ostringstream s;
+            s.precision(3);
+            s << info.source() << ": matrix of n = " << n << " needs " << double(out.local_bytes) / 1e9
+              << " GB per rank on a " << grid.rows << "x" << grid.cols << " grid, over the budget of "
+              << double(budget) / 1e9 << " GB (--max-memory; more ranks spread it)";
+            failure = s.str();
+        }
+    }
+    if (!(out.error = agree(comm, failure)).empty()) return out;
+
+    std::vector<double> a, t;
+    try {
+        a.resize(std::max<std::size_t>(1, count));
+        read_tiles(comm, info, cyclic(n, static_cast<std::size_t>(nb), grid.col, grid.cols),
+                   cyclic(n, static_cast<std::size_t>(nb), grid.row, grid.rows), a.data(), count);
+    } catch (const std::bad_alloc&) {
+        failure = info.source() + ": out of memory for this rank's tiles";
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    if (!(out.error = agree(comm, failure)).empty()) return out;
+
+    // Finite values: the first non-finite entry in the file's row-major order,
+    // as the serial reader reports it.
+    const auto gr = [&](int lr) { return global_index(static_cast<std::size_t>(lr), nb, grid.row, grid.rows); };
+    const auto gc = [&](int lc) { return global_index(static_cast<std::size_t>(lc), nb, grid.col, grid.cols); };
+    std::uint64_t first_bad = std::numeric_limits<std::uint64_t>::max();
+    double bad_value = 0, scale = 0;
+    for (int lc = 0; lc < nloc; ++lc)
+        for (int lr = 0; lr < mloc; ++lr) {
+            const double v = a[static_cast<std::size_t>(lc) * lld + lr];
+            if (!std::isfinite(v)) {
+                const std::uint64_t at = static_cast<std::uint64_t>(gc(lc)) * n + gr(lr);  // file [gc, gr]
+                if (at < first_bad) first_bad = at, bad_value = v;
+            } else {
+                scale = std::max(scale, std::abs(v));
+            }
+        }
+    std::uint64_t global_bad = first_bad;
+    MPI_Allreduce(&first_bad, &global_bad, 1, MPI_UINT64_T, MPI_MIN, comm);
+    if (global_bad != std::numeric_limits<std::uint64_t>::max()) {
+        if (global_bad == first_bad) {
+            try {
+                reject_nonfinite(info, bad_value, static_cast<std::size_t>(global_bad / n),
+                                 static_cast<std::size_t>(global_bad % n));
+            } catch (const InputError& e) {
+                failure = e.what();
+            }
+        }
+        out.error = agree(comm, failure);
+        return out;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
+
+    int desc[9], dinfo = 0;
+    descinit_(desc, &N, &N, &nb, &nb, &zero, &zero, &grid.context, &lld, &dinfo);
+    if (scale > 0) {
+        // ‖H − Hᵀ‖_F and ‖H‖_F scaled by max|H| (entries near 1e308 stay finite),
+        // then (H + Hᵀ)/2 in the stored precision, as the serial reader does.
+        try {
+            t.resize(a.size());
+        } catch (const std::bad_alloc&) {
+            failure = info.source() + ": out of memory for the transposed tiles";
+        }
+        if (!(out.error = agree(comm, failure)).empty()) return out;
+        const double alpha = 1, beta = 0;
+        pdtran_(&N, &N, &alpha, a.data(), &one, &one, desc, &beta, t.data(), &one, &one, desc);
+        const double inv = 1 / scale;
+        const bool divide = !std::isfinite(inv);
+        auto unit = [&](double x) { return divide ? x / scale : x * inv; };
+        const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+        double sums[3] = {0, 0, 0};  // asym², norm², symmetric part's norm²
+        for (std::size_t k = 0; k < count; ++k) {
+            const double x = unit(a[k]), y = unit(t[k]);
+            sums[0] += (x - y) * (x - y);
+            sums[1] += x * x;
+        }
+        MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
+        out.asymmetry = std::sqrt(sums[0] / sums[1]);
+        try {
+            check_symmetry(info, out.asymmetry, opt);
+        } catch (const InputError& e) {
+            out.error = e.what();  // the same on every rank: the sums were reduced
+            return out;
+        }
+        if (sums[0] == 0) {
+            out.frobenius = scale * std::sqrt(sums[1]);
+        } else {
+            for (std::size_t k = 0; k < count; ++k) {
+                const double v = (a[k] + t[k]) / 2;
+                a[k] = f32 ? static_cast<double>(static_cast<float>(v)) : v;
+                const double u = unit(a[k]);
+                sums[2] += u * u;
+            }
+            MPI_Allreduce(MPI_IN_PLACE, &sums[2], 1, MPI_DOUBLE, MPI_SUM, comm);
+            out.frobenius = scale * std::sqrt(sums[2]);
+        }
+        std::vector<double>().swap(t);
+    }
+
+    // Eigenvalues only: pdsyev with JOBZ = 'N' (pdsyevd computes vectors too).
+    out.eigenvalues.assign(n, 0.0);
+    int lwork = -1, sinfo = 0;
+    double query = 0;
+    pdsyev_("N", "L", &N, a.data(), &one, &one, desc, out.eigenvalues.data(), nullptr, &one, &one, desc, &query,
+            &lwork, &sinfo);
+    std::vector<double> work;
+    try {
+        lwork = static_cast<int>(std::min<double>(query * 1.1 + 64, std::numeric_limits<int>::max()));
+        work.resize(static_cast<std::size_t>(lwork));
+    } catch (const std::bad_alloc&) {
+        failure = info.source() + ": out of memory for ScaLAPACK's workspace";
+    }
+    if (!(out.error = agree(comm, failure)).empty()) return out;
+    pdsyev_("N", "L", &N, a.data(), &one, &one, desc, out.eigenvalues.data(), nullptr, &one, &one, desc,
+            work.data(), &lwork, &sinfo);
+    if (sinfo != 0) failure = info.source() + ": ScaLAPACK pdsyev failed (info " + std::to_string(sinfo) + ")";
+    if (!(out.error = agree(comm, failure)).empty()) return out;
+    out.seconds = since(t0);
+    return out;
+}
+
+}  // namespace basinvol::mpi

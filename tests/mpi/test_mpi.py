@@ -1,0 +1,211 @@
+#!/usr/bin/python3
+"""basinvol-mpi against the serial tool: the same rows on 1, 2 and 4 ranks.
+
+    /usr/bin/python3 tests/mpi/test_mpi.py BUILD_DIR SOURCE_DIR [unittest options]
+
+BUILD_DIR holds basinvol and basinvol-mpi. Rows must match the serial tool's
+(rank, dim, dim band, negative and the warnings exactly; log-volume, tol, gap
+and the noise floor to 1e-9 relative) on dense float64 and float32 files,
+gzip-chunked ones, a low-rank one, an asymmetric one (symmetrized), a
+structured one (rank 0 alone) and every broken file of testdata/ (error rows,
+the same message, no hang); a rank killed mid-run ends the job with a
+message. Needs Debian's openmpi-bin, python3-numpy and python3-h5py."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+BUILD = SOURCE = None
+RANKS = (1, 2, 4)
+# As root (CI), in containers without ptrace (no single-copy transfers).
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1")
+EXACT = ("status", "n", "rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut", "stored_type",
+         "structure", "certified", "step", "name")
+CLOSE = ("log_volume", "log10_volume", "tol", "gap", "noise_floor", "threshold", "asymmetry")
+
+
+def serial(*args, status=None):
+    p = subprocess.run([os.path.join(BUILD, "basinvol"), *args], capture_output=True, text=True, env=ENV)
+    if status is not None:
+        assert p.returncode == status, p.stderr
+    return p
+
+
+def mpi(ranks, *args, timeout=300, wrapper=()):
+    return subprocess.run(["mpirun", "-n", str(ranks), *wrapper, os.path.join(BUILD, "basinvol-mpi"), *args],
+                          capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def rows(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def with_spectrum(values, seed):
+    n = len(values)
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
+    return (Q * np.asarray(values, dtype=float)) @ Q.T
+
+
+class SameRowsAsSerial(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        sys.path.insert(0, os.path.join(SOURCE, "python"))
+        import basinvol.export as bx
+        cls.tmp = tempfile.TemporaryDirectory()
+        d = cls.tmp.name
+        cls.files = {}
+
+        def put(key, H, **kw):
+            f = os.path.join(d, key + ".h5")
+            bx.write_hessian(f, H, **kw)
+            cls.files[key] = f
+
+        put("dense", with_spectrum(list(np.logspace(-2, 2, 150)) + [-0.5, -3.0] + [0.0] * 49, 1), step=7, name="d")
+        put("float32", with_spectrum(list(np.logspace(-2, 2, 100)) + [0.0] * 31, 2), dtype="float32")
+        # n >= 1024: written chunked with shuffle + gzip (a partial last block too).
+        put("chunked", with_spectrum(list(np.logspace(-3, 1, 500)) + [0.0] * 533, 3))
+        put("lowrank", with_spectrum([10.0 * 0.7 ** i for i in range(12)] + [0.0] * 300, 4))
+        H = with_spectrum(list(np.logspace(-1, 1, 40)) + [0.0] * 9, 5)
+        H[0, 1] += 1e-9  # within --max-asymmetry: symmetrized, like the serial reader does
+        put("asymmetric", H, hessian_error=1e-9)
+        put("small", with_spectrum([2.0, 1.0, 0.0], 6))
+        f = os.path.join(d, "structured.h5")
+        bx.write_structure(f, "model", {"0_g": bx.Factor(np.random.default_rng(7).standard_normal((5, 30))),
+                                        "1_d": bx.Diagonal(np.array([1.0, 0.0, 2.0]))})
+        cls.files["structured"] = f
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def same(self, got, ref, where):
+        self.assertEqual(len(got), len(ref), where)
+        for g, r in zip(got, ref):
+            self.assertEqual(g["source"], r["source"], where)
+            if r["status"] == "error":
+                self.assertEqual(g["status"], "error", where)
+                if "over the memory budget" in r["error"]:  # the distributed budget is per rank
+                    self.assertRegex(g["error"], r"needs .* GB per rank on a \d+x\d+ grid, over the budget")
+                else:
+                    self.assertEqual(g["error"], r["error"], where)
+                continue
+            for k in EXACT:
+                self.assertEqual(g[k], r[k], f"{where} {r['source']} {k}")
+            for k in CLOSE:
+                if r[k] is None:
+                    self.assertIsNone(g[k], k)
+                else:
+                    self.assertAlmostEqual(g[k], r[k], delta=1e-9 * abs(r[k]) + 1e-300, msg=f"{where} {r['source']} {k}")
+
+    def test_volume_rows_equal_the_serial_dense_rows(self):
+        names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured"]
+        srcs = [self.files[k] for k in names]
+        ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
+        for p in RANKS:
+            with self.subTest(ranks=p):
+                r = mpi(p, "volume", *srcs, "-f", "jsonl")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.same(rows(r.stdout), ref, f"-n {p}")
+
+    def test_options_travel(self):
+        f = self.files["dense"]
+        for flags in (["-T", "0.25", "--negatives", "drop"], ["--cut", "gap"], ["--rtol", "2e-3"],
+                      ["--regularized", "0.01"], ["--hessian-error", "1e-6"]):
+            ref = rows(serial("volume", f, "--method", "dense", "-f", "jsonl", *flags, status=0).stdout)
+            r = mpi(2, "volume", f, "-f", "jsonl", *flags)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.same(rows(r.stdout), ref, " ".join(flags))
+            if "--regularized" in flags:
+                self.assertAlmostEqual(rows(r.stdout)[0]["log_volume_regularized"], ref[0]["log_volume_regularized"],
+                                       delta=1e-9 * abs(ref[0]["log_volume_regularized"]))
+
+    def test_rank_and_output_file(self):
+        srcs = [self.files[k] for k in ("dense", "lowrank", "small", "structured")]
+        ref = rows(serial("rank", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
+        out = os.path.join(self.tmp.name, "ranked.jsonl")
+        r = mpi(4, "rank", *srcs, "-f", "jsonl", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "")
+        with open(out) as fh:
+            got = rows(fh.read())
+        self.same(got, ref, "rank")
+        self.assertEqual([g["place"] for g in got], [x["place"] for x in ref])
+
+    def test_broken_files_are_error_rows_on_every_rank_count(self):
+        data = os.path.join(SOURCE, "testdata")
+        bad = sorted(os.path.join(data, f) for f in os.listdir(data) if f.startswith("bad.") and f.endswith(".h5"))
+        self.assertGreater(len(bad), 5)
+        missing = os.path.join(self.tmp.name, "missing.h5")
+        srcs = bad + [missing, self.files["small"]]
+        ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl").stdout)
+        self.assertEqual(ref[-1]["status"], "ok")
+        self.assertIn("missing.h5", ref[-2]["error"])
+        for p in RANKS:
+            with self.subTest(ranks=p):
+                r = mpi(p, "volume", *srcs, "-f", "jsonl", timeout=240)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.same(rows(r.stdout), ref, f"-n {p}")
+
+    def test_values_that_break_the_rules(self):
+        import h5py
+        d = self.tmp.name
+        cases = {"nan": np.eye(70), "asym": with_spectrum(np.linspace(1, 2, 70), 8)}
+        cases["nan"][37, 12] = np.nan
+        cases["asym"][3, 50] += 0.5
+        srcs = []
+        for name, H in cases.items():
+            f = os.path.join(d, name + ".h5")
+            with h5py.File(f, "w") as h:
+                h["hessian"] = H
+            srcs.append(f)
+        ref = rows(serial("volume", *srcs, "-f", "jsonl", status=1).stdout)
+        self.assertIn("non-finite value nan at [37, 12]", ref[0]["error"])
+        self.assertIn("not symmetric", ref[1]["error"])
+        for p in RANKS:
+            with self.subTest(ranks=p):
+                r = mpi(p, "volume", *srcs, "-f", "jsonl")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.same(rows(r.stdout), ref, f"-n {p}")
+
+    def test_memory_budget_per_rank(self):
+        f = self.files["chunked"]  # n = 1033: 2 · 8 · n² / P bytes of tiles
+        r = mpi(2, "volume", f, "-f", "jsonl", "--max-memory", "4M")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        (row,) = rows(r.stdout)
+        self.assertIn("GB per rank on a 1x2 grid, over the budget", row["error"])
+        r = mpi(4, "volume", f, "-f", "jsonl", "--max-memory", "5M")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_usage_errors_stop_every_rank(self):
+        r = mpi(2, "volume", self.files["small"], "--method", "sketch")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not available across ranks", r.stderr)
+        r = mpi(2, "volume")
+        self.assertEqual(r.returncode, 2)
+
+    def test_a_killed_rank_ends_the_job(self):
+        """Rank 1 is killed (SIGKILL) a second into a run of many Hessians:
+        mpirun ends the job with a message naming the rank, no hang."""
+        wrapper = os.path.join(self.tmp.name, "kill_rank1.sh")
+        with open(wrapper, "w") as fh:
+            fh.write('#!/bin/sh\nif [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then\n'
+                     '  "$@" & pid=$!; sleep 1; kill -9 $pid; wait $pid; exit 137\nfi\nexec "$@"\n')
+        os.chmod(wrapper, 0o755)
+        srcs = [self.files["chunked"]] * 200
+        r = mpi(2, "volume", *srcs, "-f", "jsonl", timeout=120, wrapper=(wrapper,))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertLess(len(rows(r.stdout)), 200)
+        self.assertRegex(r.stderr, r"(?i)mpirun")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        print("usage: test_mpi.py BUILD_DIR SOURCE_DIR [unittest options]", file=sys.stderr)
+        sys.exit(2)
+    BUILD, SOURCE = sys.argv.pop(1), sys.argv.pop(1)
+    unittest.main()

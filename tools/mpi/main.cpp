@@ -1,0 +1,196 @@
+// basinvol-mpi: one Hessian across MPI ranks (docs/mpi.md).
+//
+//   mpirun -n P basinvol-mpi volume SOURCE... [options]
+//   mpirun -n P basinvol-mpi rank SOURCE... [options]
+//
+// The same SOURCEs, analysis options, rows, formats and exit statuses as
+// `basinvol volume` / `basinvol rank`. Rank 0 lists the sources and writes
+// every row; each dense Hessian is read, checked and solved by all ranks
+// together (src/mpi/distributed.cpp); structured Hessians are analysed by
+// rank 0 alone. Every rank takes part in every collective step, and every
+// failure is agreed on before the next one, so a bad input is an error row
+// and never a hang.
+#include "../cli/batch.hpp"
+#include "../cli/common.hpp"
+
+#include <basinvol/error.hpp>
+#include <basinvol/mpi/distributed.hpp>
+#include <basinvol/rank/ranking.hpp>
+#include <basinvol/version.hpp>
+
+#include <mpi.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+
+namespace {
+
+using namespace cli;
+
+// What every rank must know of one row to be written, in input order.
+struct Item {
+    enum Kind { error, serial, dense } kind = error;
+    bv::HessianInfo info;          // dense: file, dataset, n, stored_type on every rank; all of it on rank 0
+    std::optional<bv::Row> row;    // error: the row (rank 0)
+};
+
+// Rank 0 lists the sources; the others get what a distributed solve needs.
+std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
+    std::vector<Item> items;
+    std::string text;
+    if (me == 0) {
+        Work w = expand(sources);
+        std::size_t e = 0;
+        for (std::size_t i = 0; i <= w.hessians.size(); ++i) {
+            while (e < w.errors.size() && w.errors[e].first == i) items.push_back({Item::error, {}, w.errors[e++].second});
+            if (i == w.hessians.size()) break;
+            const bv::HessianInfo& h = w.hessians[i];
+            items.push_back({h.structure.empty() && h.problem.empty() ? Item::dense : Item::serial, h, std::nullopt});
+        }
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& it : items)
+            list.push_back({{"kind", static_cast<int>(it.kind)}, {"file", it.info.file}, {"dataset", it.info.dataset},
+                            {"n", it.info.n}, {"stored_type", it.info.stored_type}});
+        text = list.dump();
+    }
+    unsigned long long len = text.size();
+    MPI_Bcast(&len, 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD);
+    text.resize(len);
+    MPI_Bcast(text.data(), static_cast<int>(len), MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (me != 0)
+        for (const auto& j : nlohmann::json::parse(text)) {
+            Item it;
+            it.kind = static_cast<Item::Kind>(j["kind"].get<int>());
+            it.info.file = j["file"];
+            it.info.dataset = j["dataset"];
+            it.info.n = j["n"];
+            it.info.stored_type = j["stored_type"];
+            items.push_back(std::move(it));
+        }
+    return items;
+}
+
+int run(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
+        const std::string& output, int me) {
+    // Options are checked on every rank alike (the same arguments): all stop together.
+    bv::AnalyzeOptions a;
+    std::vector<std::string> sources;
+    try {
+        a = to_analyze(o);
+        if (a.method != bv::Method::automatic && a.method != bv::Method::dense)
+            throw bv::UsageError("--method " + o.method +
+                                 " is not available across ranks: the distributed solver is dense (docs/mpi.md)");
+        for (const auto& s : args)
+            if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
+                                               "mpirun gives standard input to rank 0 only; name the SOURCEs");
+        sources = args;
+    } catch (const bv::UsageError& e) {
+        if (me == 0) std::cerr << "basinvol-mpi: error: " << e.what() << '\n';
+        return exit_usage;
+    }
+    const std::vector<Item> items = plan_items(sources, me);
+    const bool ranking = command == "rank";
+
+    std::unique_ptr<AtomicFile> file;
+    std::unique_ptr<bv::RowWriter> writer;
+    std::string open_error;
+    if (me == 0) {
+        try {
+            if (!output.empty()) file = std::make_unique<AtomicFile>(output);
+            writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec_for(command, o, ranking));
+        } catch (const bv::Error& e) {
+            open_error = e.what();
+        }
+    }
+    int cannot_write = open_error.empty() ? 0 : 1;
+    MPI_Bcast(&cannot_write, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (cannot_write) {
+        if (me == 0) std::cerr << "basinvol-mpi: error: " << open_error << '\n';
+        return exit_failed;
+    }
+
+    bool all_ok = true;
+    std::vector<bv::Row> rows;
+    auto emit = [&](bv::Row r) {
+        all_ok = all_ok && r.ok;
+        if (ranking) rows.push_back(std::move(r));
+        else writer->write(r);
+    };
+    for (const Item& it : items) {
+        if (it.kind == Item::dense) {
+            const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
+            if (me == 0)
+                emit(d.error.empty()
+                         ? bv::analyze_eigenvalues(it.info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
+                         : bv::error_row(it.info, d.error));
+        } else if (me == 0) {
+            emit(it.kind == Item::error ? *it.row : bv::analyze(it.info, a));
+        }
+    }
+    int status = exit_ok;
+    if (me == 0) {
+        try {
+            if (ranking) {
+                bv::RankOptions ro;
+                ro.tie_tol = o.tie_tol;
+                ro.saddles_last = a.negatives == bv::NegativePolicy::last;
+                bv::rank_rows(rows, ro);
+                if (o.regularized) bv::rank_regularized(rows, o.tie_tol);
+                for (const auto& r : rows) writer->write(r);
+            }
+            writer->finish();
+            if (file) file->commit();
+            status = finish_output(all_ok ? exit_ok : exit_failed);
+        } catch (const bv::Error& e) {
+            std::cerr << "basinvol-mpi: error: " << e.what() << '\n';
+            status = exit_failed;
+        }
+    }
+    MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    MPI_Init(&argc, &argv);
+    int me = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    // Ranks share the node's cores: one BLAS thread each (ScaLAPACK is the parallelism).
+    if (size > 1) bv::set_blas_threads(1);
+
+    CLI::App app{"basinvol-mpi: basinvol's volume and rank with each dense Hessian spread over MPI ranks\n"
+                 "(ScaLAPACK, parallel HDF5). Same SOURCEs, options and rows as basinvol.",
+                 "basinvol-mpi"};
+    app.set_version_flag("--version", "basinvol-mpi " + bv::version());
+    app.require_subcommand(1);
+    app.footer("Example: mpirun -n 4 basinvol-mpi volume big.h5:/hessian -f jsonl -o rows.jsonl");
+    CommonOptions o;
+    std::vector<std::string> sources;
+    std::string output;
+    auto* volume = app.add_subcommand("volume", "Dimension and log-volume of each Hessian");
+    auto* rank = app.add_subcommand("rank", "Rank basins: dimension first, then log-volume (place 1 = largest)");
+    for (auto* sub : {volume, rank}) {
+        sub->add_option("SOURCE", sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)")
+            ->required();
+        add_common(sub, o, sub == rank, true);
+        sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)");
+    }
+    int status = 0;
+    try {
+        app.parse(argc, argv);
+        status = run(*volume ? "volume" : "rank", sources, o, output, me);
+    } catch (const CLI::ParseError& e) {
+        if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0
+            status = me == 0 ? app.exit(e) : 0;
+        } else {
+            if (me == 0) std::cerr << "basinvol-mpi: " << e.what() << "\nRun 'basinvol-mpi --help' for usage.\n";
+            status = exit_usage;
+        }
+    }
+    MPI_Finalize();
+    return status;
+}
