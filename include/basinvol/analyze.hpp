@@ -5,6 +5,7 @@
 #include <basinvol/measure/volume.hpp>
 #include <basinvol/report/row.hpp>
 #include <basinvol/solve/spectrum.hpp>
+#include <basinvol/solve/structured.hpp>
 
 #include <cstddef>
 #include <optional>
@@ -24,6 +25,8 @@ struct AnalyzeOptions {
     // else the dataset's hessian_error attribute. Raises the noise floor.
     std::optional<double> hessian_error;
     bool keep_eigenvalues = false;      // fill Row::eigenvalues
+    // Factors' Gram matrices formed by this builder (basinvol-mpi); none: in this process.
+    const GramBuilder* gram = nullptr;
 };
 
 // Checks option values; throws UsageError naming the option.

@@ -1,3 +1,5 @@
+#include "../solve/blas.hpp"
+
 #include <basinvol/error.hpp>
 #include <basinvol/mpi/distributed.hpp>
 
@@ -326,6 +328,104 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     if (!(out.error = agree(comm, failure)).empty()) return out;
     out.seconds = since(t0);
     return out;
+}
+
+Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt,
+                                      double& g2) const {
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm_, &me);
+    MPI_Comm_size(comm_, &size);
+    const std::size_t m = p.m, n = p.n;
+    const bool small_m = m <= n;  // then K = GGᵀ (m×m) over column slabs, else GᵀG (n×n) over row slabs
+    const std::size_t longer = small_m ? n : m, k = small_m ? m : n;
+    const std::size_t lo = longer * static_cast<std::size_t>(me) / static_cast<std::size_t>(size);
+    const std::size_t hi = longer * static_cast<std::size_t>(me + 1) / static_cast<std::size_t>(size);
+    const std::size_t w = hi - lo, count = w * k;
+    HessianInfo g = info;  // names G in messages as the serial reader does: FILE:/path/G
+    g.dataset = p.path + "/G";
+    std::string failure;
+    {
+        const double bytes = double(count + k * k) * sizeof(double);
+        const std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
+        if (budget && bytes > double(budget)) {
+            std::ostringstream s;
+            s.precision(3);
+            s << g.source() << ": G of " << m << " x " << n << " needs " << bytes / 1e9 << " GB per rank (a slab of "
+              << w << " and the " << k << " x " << k << " Gram), over the budget of " << double(budget) / 1e9
+              << " GB (--max-memory; more ranks spread it)";
+            failure = s.str();
+        }
+    }
+    if (auto e = agree(comm_, failure); !e.empty()) throw InputError(e);
+
+    // The slab, read as stored (row-major G) into a column-major view:
+    // small_m: G[:, lo:hi] is Y = (Gᵀ)[lo:hi, :], w×m; else G[lo:hi, :] is
+    // Y = Gᵀ[:, lo:hi], n×w.
+    std::vector<double> slab;
+    try {
+        slab.resize(std::max<std::size_t>(1, count));
+        QuietHdf5 quiet;
+        H5Closer fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
+        H5Pset_fapl_mpio(fapl.id, comm_, MPI_INFO_NULL);
+        H5Closer file{H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.id), H5Fclose};
+        if (file.id < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
+        H5Closer d{H5Dopen2(file.id, g.dataset.c_str(), H5P_DEFAULT), H5Dclose};
+        if (d.id < 0) throw InputError(g.source() + ": cannot open dataset");
+        H5Closer space{H5Dget_space(d.id), H5Sclose};
+        const hsize_t start[2] = {small_m ? 0 : lo, small_m ? lo : 0};
+        const hsize_t cnt[2] = {small_m ? m : w, small_m ? w : n};
+        if (count) H5Sselect_hyperslab(space.id, H5S_SELECT_SET, start, nullptr, cnt, nullptr);
+        else H5Sselect_none(space.id);
+        const hsize_t mcount = std::max<hsize_t>(1, count);
+        H5Closer memory{H5Screate_simple(1, &mcount, nullptr), H5Sclose};
+        if (!count) H5Sselect_none(memory.id);
+        H5Closer dxpl{H5Pcreate(H5P_DATASET_XFER), H5Pclose};
+        H5Pset_dxpl_mpio(dxpl.id, H5FD_MPIO_INDEPENDENT);
+        if (H5Dread(d.id, H5T_NATIVE_DOUBLE, memory.id, space.id, dxpl.id, slab.data()) < 0)
+            throw InputError(g.source() + ": cannot read dataset values (truncated or corrupt data?)");
+    } catch (const std::bad_alloc&) {
+        failure = g.source() + ": out of memory for this rank's slab of G";
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    if (auto e = agree(comm_, failure); !e.empty()) throw InputError(e);
+
+    // The first non-finite value in G's row-major order, as the serial reader reports it.
+    std::uint64_t first_bad = std::numeric_limits<std::uint64_t>::max();
+    double bad_value = 0, local_g2 = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const double v = slab[i];
+        if (std::isfinite(v)) {
+            local_g2 += v * v;
+            continue;
+        }
+        // small_m: slab[r·w + c] = G[r, lo + c]; else slab[r·n + c] = G[lo + r, c].
+        const std::uint64_t at = small_m ? (i / w) * n + lo + i % w : (lo + i / n) * n + i % n;
+        if (at < first_bad) first_bad = at, bad_value = v;
+    }
+    std::uint64_t global_bad = first_bad;
+    MPI_Allreduce(&first_bad, &global_bad, 1, MPI_UINT64_T, MPI_MIN, comm_);
+    if (global_bad != std::numeric_limits<std::uint64_t>::max()) {
+        if (global_bad == first_bad) {
+            try {
+                reject_nonfinite(g, bad_value, static_cast<std::size_t>(global_bad / n),
+                                 static_cast<std::size_t>(global_bad % n));
+            } catch (const InputError& e) {
+                failure = e.what();
+            }
+        }
+        throw InputError(agree(comm_, failure));
+    }
+
+    const auto K_ = static_cast<Eigen::Index>(k);
+    Eigen::MatrixXd K = Eigen::MatrixXd::Zero(K_, K_);
+    if (count)
+        blas::syrk('U', small_m ? 'T' : 'N', static_cast<int>(k), static_cast<int>(w), 1.0, slab.data(),
+                   static_cast<int>(small_m ? w : n), 0.0, K.data(), static_cast<int>(k));
+    std::vector<double>().swap(slab);
+    MPI_Allreduce(MPI_IN_PLACE, K.data(), static_cast<int>(K.size()), MPI_DOUBLE, MPI_SUM, comm_);
+    MPI_Allreduce(&local_g2, &g2, 1, MPI_DOUBLE, MPI_SUM, comm_);
+    return K;
 }
 
 }  // namespace basinvol::mpi

@@ -33,19 +33,17 @@ void check_int(std::size_t v, const std::string& where) {
     if (v > static_cast<std::size_t>(INT_MAX)) throw NumericError(where + ": a dimension of " + std::to_string(v) + " is too large for LAPACK");
 }
 
-// The nonzero part of eig(s·GᵀG) through the smaller Gram matrix, built in
-// double from G's stored values (X = Gᵀ, n×m).
-void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, Accumulator& acc) {
-    const std::string where = info.file + ":" + p.path;
-    check_int(std::max(p.m, p.n), where);
+// The Gram matrix of a factor read whole into this process (X = Gᵀ, n×m):
+// K = XᵀX (m×m) or XXᵀ (n×n), upper triangle, built in double from G's
+// stored values (float32 widened a panel at a time).
+Eigen::MatrixXd local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, double& g2) {
     FactorValues v = read_factor(info, p, opt);
     const int n = static_cast<int>(p.n), m = static_cast<int>(p.m);
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
     Eigen::MatrixXd K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
-    double g2 = 0;  // ‖G‖_F²
+    g2 = 0;
     if (!v.is_f32()) {
-        // K = XᵀX (m×m) or XXᵀ (n×n)
         blas::syrk('U', small_m ? 'T' : 'N', k, small_m ? n : m, 1.0, v.t64.data(), n, 0.0, K.data(), k);
         g2 = v.t64.squaredNorm();
     } else if (small_m) {
@@ -63,7 +61,19 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
             g2 += P.squaredNorm();
         }
     }
-    v = {};
+    return K;
+}
+
+// The nonzero part of eig(s·GᵀG) through the smaller Gram matrix.
+void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
+                   Accumulator& acc) {
+    const std::string where = info.file + ":" + p.path;
+    check_int(std::max(p.m, p.n), where);
+    const int n = static_cast<int>(p.n), m = static_cast<int>(p.m);
+    const bool small_m = m <= n;
+    const int k = small_m ? m : n;
+    double g2 = 0;  // ‖G‖_F²
+    Eigen::MatrixXd K = gram ? gram->gram(info, p, opt, g2) : local_gram(info, p, opt, g2);
     const double k_norm = std::abs(p.scale) * std::sqrt(2.0) * K.norm();  // ≥ ‖s·K‖_F from its upper triangle
     std::vector<double> w = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     for (double x : w) acc.values.push_back(p.scale * x);
@@ -73,7 +83,8 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     acc.value_error = std::max(acc.value_error, std::abs(p.scale) * gamma(inner) * g2 + eps64 * k_norm);
 }
 
-void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, Accumulator& acc) {
+void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
+                 Accumulator& acc) {
     switch (p.kind) {
         case PartKind::dense: {
             Hessian h = read_square_part(info, p.path, opt);
@@ -88,7 +99,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             acc.values.insert(acc.values.end(), d.data(), d.data() + d.size());
             return;
         }
-        case PartKind::factor: factor_values(info, p, opt, acc); return;
+        case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
         case PartKind::kron: {
             Hessian A = read_square_part(info, p.path + "/A", opt), B = read_square_part(info, p.path + "/B", opt);
             const double fa = A.frobenius, fb = B.frobenius, s = std::abs(p.scale);
@@ -104,14 +115,14 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             return;
         }
         case PartKind::blocks:
-            for (const auto& child : p.parts) part_values(info, child, opt, acc);
+            for (const auto& child : p.parts) part_values(info, child, opt, gram, acc);
             return;
     }
 }
 
 }  // namespace
 
-StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt) {
+StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, const GramBuilder* gram) {
     const auto t0 = detail::Clock::now();
     const StructurePart root = describe_structure(info);
     StructuredSpectrum out;
@@ -121,7 +132,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         b.name = name;
         b.n = p.n;
         b.begin = acc.values.size();
-        part_values(info, p, opt, acc);
+        part_values(info, p, opt, gram, acc);
         b.end = acc.values.size();
         out.blocks.push_back(b);
     };

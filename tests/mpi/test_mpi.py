@@ -6,8 +6,9 @@
 BUILD_DIR holds basinvol and basinvol-mpi. Rows must match the serial tool's
 (rank, dim, dim band, negative and the warnings exactly; log-volume, tol, gap
 and the noise floor to 1e-9 relative) on dense float64 and float32 files,
-gzip-chunked ones, a low-rank one, an asymmetric one (symmetrized), a
-structured one (rank 0 alone) and every broken file of testdata/ (error rows,
+gzip-chunked ones, a low-rank one, an asymmetric one (symmetrized),
+structured ones (factors wide and tall, float32, mixed blocks: Grams summed
+across ranks) and every broken file of testdata/ (error rows,
 the same message, no hang); a rank killed mid-run ends the job with a
 message. Needs Debian's openmpi-bin, python3-numpy and python3-h5py."""
 import json
@@ -78,6 +79,18 @@ class SameRowsAsSerial(unittest.TestCase):
         bx.write_structure(f, "model", {"0_g": bx.Factor(np.random.default_rng(7).standard_normal((5, 30))),
                                         "1_d": bx.Diagonal(np.array([1.0, 0.0, 2.0]))})
         cls.files["structured"] = f
+        rng = np.random.default_rng(8)
+        for key, part, dtype in (
+                ("factor_wide", bx.Factor(rng.standard_normal((23, 301)), 0.5), "float64"),   # m < n: GGᵀ
+                ("factor_tall", bx.Factor(rng.standard_normal((97, 13))), "float64"),         # m > n: GᵀG
+                ("factor32", bx.Factor(rng.standard_normal((17, 211))), "float32"),
+                ("mixed", {"0_g": bx.Factor(rng.standard_normal((9, 50))),
+                           "1_k": bx.Kron(with_spectrum([2.0, 1.0, 0.0], 9), with_spectrum([1.0, 0.5], 10)),
+                           "2_dense": with_spectrum([3.0, 0.0, 0.0, 1.0], 11),
+                           "3_g": bx.Factor(rng.standard_normal((60, 7)))}, "float64")):
+            f = os.path.join(d, key + ".h5")
+            bx.write_structure(f, "hessian", part, dtype=dtype)
+            cls.files[key] = f
 
     @classmethod
     def tearDownClass(cls):
@@ -103,7 +116,8 @@ class SameRowsAsSerial(unittest.TestCase):
                     self.assertAlmostEqual(g[k], r[k], delta=1e-9 * abs(r[k]) + 1e-300, msg=f"{where} {r['source']} {k}")
 
     def test_volume_rows_equal_the_serial_dense_rows(self):
-        names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured"]
+        names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
+                 "factor_tall", "factor32", "mixed"]
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
         for p in RANKS:
@@ -163,9 +177,21 @@ class SameRowsAsSerial(unittest.TestCase):
             with h5py.File(f, "w") as h:
                 h["hessian"] = H
             srcs.append(f)
+        for name, shape, at in (("g_wide_nan", (6, 90), (4, 71)), ("g_tall_inf", (90, 6), (63, 2))):
+            G = np.ones(shape)
+            G[at] = np.nan if "nan" in name else np.inf
+            G[at[0] + 1, at[1]] = np.nan  # a later one: the first in row-major order is reported
+            f = os.path.join(d, name + ".h5")
+            with h5py.File(f, "w") as h:
+                grp = h.create_group("hessian")
+                grp.attrs["structure"] = "factor"
+                grp["G"] = G
+            srcs.append(f)
         ref = rows(serial("volume", *srcs, "-f", "jsonl", status=1).stdout)
         self.assertIn("non-finite value nan at [37, 12]", ref[0]["error"])
         self.assertIn("not symmetric", ref[1]["error"])
+        self.assertIn("/hessian/G: non-finite value nan at [4, 71]", ref[2]["error"])
+        self.assertIn("/hessian/G: non-finite value inf at [63, 2]", ref[3]["error"])
         for p in RANKS:
             with self.subTest(ranks=p):
                 r = mpi(p, "volume", *srcs, "-f", "jsonl")
@@ -179,6 +205,14 @@ class SameRowsAsSerial(unittest.TestCase):
         (row,) = rows(r.stdout)
         self.assertIn("GB per rank on a 1x2 grid, over the budget", row["error"])
         r = mpi(4, "volume", f, "-f", "jsonl", "--max-memory", "5M")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # A factor: each rank's slab of G and the Gram (23 x 301 G: 2 ranks hold 23 x 150 each).
+        f = self.files["factor_wide"]
+        r = mpi(2, "volume", f, "-f", "jsonl", "--max-memory", "20K")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        (row,) = rows(r.stdout)
+        self.assertRegex(row["error"], r"/hessian/G: G of 23 x 301 needs .* GB per rank \(a slab of 15[01] and the 23 x 23 Gram\)")
+        r = mpi(2, "volume", f, "-f", "jsonl", "--max-memory", "40K")
         self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_usage_errors_stop_every_rank(self):

@@ -31,7 +31,9 @@ using namespace cli;
 
 // What every rank must know of one row to be written, in input order.
 struct Item {
-    enum Kind { error, serial, dense } kind = error;
+    // error: rank 0 writes the row; serial: rank 0 analyses alone; dense and
+    // structured: every rank takes part (structured: factors' Grams across ranks).
+    enum Kind { error, serial, dense, structured } kind = error;
     bv::HessianInfo info;          // dense: file, dataset, n, stored_type on every rank; all of it on rank 0
     std::optional<bv::Row> row;    // error: the row (rank 0)
 };
@@ -47,12 +49,14 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
             while (e < w.errors.size() && w.errors[e].first == i) items.push_back({Item::error, {}, w.errors[e++].second});
             if (i == w.hessians.size()) break;
             const bv::HessianInfo& h = w.hessians[i];
-            items.push_back({h.structure.empty() && h.problem.empty() ? Item::dense : Item::serial, h, std::nullopt});
+            const Item::Kind kind = !h.problem.empty() ? Item::serial : h.structure.empty() ? Item::dense : Item::structured;
+            items.push_back({kind, h, std::nullopt});
         }
         nlohmann::json list = nlohmann::json::array();
         for (const auto& it : items)
             list.push_back({{"kind", static_cast<int>(it.kind)}, {"file", it.info.file}, {"dataset", it.info.dataset},
-                            {"n", it.info.n}, {"stored_type", it.info.stored_type}});
+                            {"n", it.info.n}, {"stored_type", it.info.stored_type}, {"structure", it.info.structure},
+                            {"stored_eps", it.info.stored_eps}});
         text = list.dump();
     }
     unsigned long long len = text.size();
@@ -67,6 +71,8 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
             it.info.dataset = j["dataset"];
             it.info.n = j["n"];
             it.info.stored_type = j["stored_type"];
+            it.info.structure = j["structure"];
+            it.info.stored_eps = j["stored_eps"];
             items.push_back(std::move(it));
         }
     return items;
@@ -118,8 +124,16 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         if (ranking) rows.push_back(std::move(r));
         else writer->write(r);
     };
+    const bv::mpi::DistributedGram gram(MPI_COMM_WORLD);
+    bv::AnalyzeOptions spread = a;
+    spread.gram = &gram;
     for (const Item& it : items) {
-        if (it.kind == Item::dense) {
+        if (it.kind == Item::structured) {
+            // Every rank walks the structure (small parts redundantly); factors
+            // are read in slabs and their Grams summed across ranks.
+            bv::Row r = bv::analyze(it.info, spread);
+            if (me == 0) emit(std::move(r));
+        } else if (it.kind == Item::dense) {
             const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
             if (me == 0)
                 emit(d.error.empty()

@@ -6,6 +6,7 @@
 // eigenvalues only. No rank holds the whole matrix. docs/mpi.md.
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/solve/structured.hpp>
 
 #include <mpi.h>
 
@@ -32,5 +33,22 @@ struct DistributedSpectrum {
 // memory budget per rank) are returned as `error`, never thrown, so that no
 // rank is left waiting in a collective call.
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& options);
+
+// Factors across ranks: G's longer dimension is split into contiguous slabs,
+// one per rank of `comm`, each read with parallel HDF5; each rank forms its
+// slab's part of the Gram matrix and one MPI_Allreduce sums them, so no rank
+// holds more than its slab and the k×k Gram (k = min(m, n)). Collective:
+// every rank analyses the same structured Hessian with this builder in its
+// AnalyzeOptions. Value and memory failures are agreed on and thrown as the
+// same InputError on every rank.
+class DistributedGram : public GramBuilder {
+public:
+    explicit DistributedGram(MPI_Comm comm) : comm_(comm) {}
+    Eigen::MatrixXd gram(const HessianInfo& info, const StructurePart& part, const ReadOptions& options,
+                         double& g2) const override;
+
+private:
+    MPI_Comm comm_;
+};
 
 }  // namespace basinvol::mpi

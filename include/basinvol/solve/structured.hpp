@@ -9,6 +9,7 @@
 // Dense members and Kronecker factors go through LAPACK like a dense Hessian.
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/io/structure.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
 #include <cstddef>
@@ -32,9 +33,22 @@ struct StructuredSpectrum {
     double value_error = 0;          // each eigenvalue's computed error bound (Gram rounding, LAPACK)
 };
 
+// How a factor's Gram matrix is formed: in this process (no builder), or by
+// a caller that spreads G over processes (basinvol-mpi: each rank reads a
+// slab of G's longer dimension, the Gram is summed across ranks).
+struct GramBuilder {
+    virtual ~GramBuilder() = default;
+    // K in double, k×k with k = min(m, n), its upper triangle filled: s·GGᵀ's
+    // Gram GGᵀ when m ≤ n, else GᵀG; and ‖G‖_F² in g2. Throws InputError
+    // (values, memory) naming FILE:/path/G as read_factor does.
+    virtual Eigen::MatrixXd gram(const HessianInfo& info, const StructurePart& part, const ReadOptions& options,
+                                 double& g2) const = 0;
+};
+
 // Reads a listed structured Hessian one part at a time and computes its
-// spectrum. Throws InputError (layout, values, memory budget) or
-// NumericError.
-StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& options);
+// spectrum (factors' Grams through `gram` when given). Throws InputError
+// (layout, values, memory budget) or NumericError.
+StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& options,
+                                       const GramBuilder* gram = nullptr);
 
 }  // namespace basinvol
