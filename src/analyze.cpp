@@ -385,8 +385,28 @@ Row guarded(const HessianInfo& info, Body body) {
 
 Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     return guarded(info, [&](Row& r) {
-        if (!info.structure.empty()) return fill_structured(r, info, opt);
-        Hessian h = read_hessian(info, opt.read);
+        // A file rewritten while it is read may give values mixed from two
+        // versions: that, not what the mixture breaks, is the error.
+        if (!info.structure.empty()) {
+            try {
+                check_unchanged(info);
+                fill_structured(r, info, opt);  // reads its parts as it goes
+            } catch (const InputError&) {
+                check_unchanged(info);
+                throw;
+            }
+            check_unchanged(info);
+            return;
+        }
+        Hessian h;
+        try {
+            check_unchanged(info);  // since it was listed (its shape, its layout)
+            h = read_hessian(info, opt.read);
+        } catch (const InputError&) {
+            check_unchanged(info);
+            throw;
+        }
+        check_unchanged(info);
         fill(r, h, opt);
     });
 }

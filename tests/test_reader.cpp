@@ -2,10 +2,14 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/io/writer.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -226,4 +230,31 @@ TEST_CASE("a broken image gets the same errors as a broken file, naming the imag
     CHECK(contains(rows_of_image(bytes_of(data + "/bad.truncated.h5"))[0].error, "image.h5: cannot open HDF5 file"));
     CHECK(contains(rows_of_image(bytes_of(data + "/bad.nan.h5"))[0].error, "image.h5:/hessian: non-finite value nan"));
     CHECK(contains(rows_of_image(bytes_of(data + "/ok.saddle.h5"), "/missing")[0].error, "image.h5:/missing: no such"));
+}
+
+TEST_CASE("a file changed after it was listed: an error row, never a read into the old shape") {
+    // tests/cli/test_faults.py rewrites a file while it is read; here the
+    // change lands between listing and reading, deterministically.
+    const std::string file =
+        (std::filesystem::temp_directory_path() / ("basinvol_changed_" + std::to_string(::getpid()) + ".h5")).string();
+    Attributes none;
+    write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(5, 5), false, none, WriteMode::create);
+    auto list = list_hessians(parse_source(file));
+    REQUIRE(list.size() == 1);
+    CHECK(list[0].stamp.valid);
+    CHECK(analyze(list[0], {}).ok);
+    // Rewritten with a larger matrix: the stamp differs, and the reader
+    // itself refuses the new shape (a read into the listed 5x5 buffer would overflow it).
+    write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(9, 9), false, none, WriteMode::create);
+    const Row r = analyze(list[0], {});
+    CHECK_FALSE(r.ok);
+    CHECK(contains(r.error, "the file changed while it was read"));
+    CHECK_THROWS_WITH_AS(read_hessian(list[0]), doctest::Contains("no longer the 5 x 5 matrix that was listed"),
+                         InputError);
+    // An in-memory source has no stamp and nothing to compare.
+    auto image = list_hessians(image_source(bytes_of(file), "image.h5"));
+    REQUIRE(image.size() == 1);
+    CHECK_FALSE(image[0].stamp.valid);
+    CHECK(analyze(image[0], {}).ok);
+    std::remove(file.c_str());
 }

@@ -633,6 +633,16 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
         Handle file = open_file(info.file, info.image);
         Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(info.source(), "cannot open dataset");
+        {
+            // The shape read must be the shape listed: a file rewritten in
+            // between would otherwise be read into a buffer of another size.
+            Handle space(H5Dget_space(d.get()), H5Sclose);
+            hsize_t dims[2] = {0, 0};
+            if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
+                H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != n || dims[1] != n)
+                throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(n) + " x " +
+                                 std::to_string(n) + " matrix that was listed (the file changed after it was listed)");
+        }
         const auto N = static_cast<Eigen::Index>(n);
         if (f32) h.f32.resize(N, N);
         else h.f64.resize(N, N);

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -383,6 +384,55 @@ class FaultTest(unittest.TestCase):
             self.assertIn(a, r["error"])
         # The last datasets lie past the cut: none of them can be an ok row.
         self.assertEqual(rows[-1]["status"], "error")
+
+    def test_a_file_rewritten_while_read_never_gives_a_mixed_answer(self):
+        """Another program rewrites the file in place (as cp or rsync --inplace
+        do: no HDF5 lock), alternating two versions with different spectra,
+        while basinvol reads it again and again: every row is one version's
+        answer or an error saying that the file changed; a matrix mixed from
+        both versions is never measured. (A writer through HDF5 holds the
+        file's lock: the reader's open then fails with an error row.)"""
+        n = 1200
+        rng = np.random.default_rng(12)
+        answers, copies = set(), []
+        for i, r in enumerate((40, 700)):
+            v = self.path(f"v{i}.h5")
+            with h5py.File(v, "w") as h:
+                h.create_dataset("hessian", data=gram(rng, n, r))  # contiguous, the same layout in both
+            copies.append(v)
+            row = jsonl(subprocess.run([BIN, "volume", v, "-f", "jsonl", "--method", "dense"], capture_output=True,
+                                       text=True, check=True).stdout)[0]
+            answers.add((row["rank"], row["dim"], round(row["log_volume"], 9)))
+        self.assertEqual(len(answers), 2)
+        self.assertEqual(os.path.getsize(copies[0]), os.path.getsize(copies[1]))
+        f = self.path("rewritten.h5")
+        shutil.copyfile(copies[0], f)
+        proc = subprocess.Popen([BIN, "volume", *([f] * 60), "-f", "jsonl", "--method", "dense", "-j", "1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = proc.stdout.readline()  # listed, and one row read before any rewrite
+        writer = subprocess.Popen([sys.executable, "-c", (
+            "import sys, time\n"
+            "f, vs = sys.argv[1], [open(p, 'rb').read() for p in sys.argv[2:4]]\n"
+            "t0 = time.time(); i = 1\n"
+            "while time.time() - t0 < 8:\n"
+            "    with open(f, 'r+b') as out:\n"
+            "        for k in range(0, len(vs[0]), 1 << 20): out.write(vs[i % 2][k:k + (1 << 20)])\n"
+            "    i += 1\n"), f, *copies])
+        try:
+            rest, _ = proc.communicate(timeout=300)
+        finally:
+            writer.wait(timeout=60)
+        rows = jsonl(first + rest)
+        self.assertEqual(rows[0]["status"], "ok")
+        self.assertEqual(len(rows), 60)
+        changed = 0
+        for r in rows:
+            if r["status"] == "ok":
+                self.assertIn((r["rank"], r["dim"], round(r["log_volume"], 9)), answers, "a mixed matrix was measured")
+            else:
+                self.assertIn("changed while it was read", r["error"])
+                changed += 1
+        self.assertGreater(changed, 0)
 
     def test_a_listing_that_never_ends_is_stopped_and_is_one_error_row(self):
         good = write_checkpoints(self.path("good.h5"), 2, 20, seed=11)

@@ -1,4 +1,4 @@
-// basinvol-mpi: one Hessian across MPI ranks (docs/mpi.md).
+// basinvol-mpi: one Hessian across MPI ranks (docs/cluster.md).
 //
 //   mpirun -n P basinvol-mpi volume SOURCE... [options]
 //   mpirun -n P basinvol-mpi rank SOURCE... [options]
@@ -87,7 +87,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         a = to_analyze(o);
         if (a.method != bv::Method::automatic && a.method != bv::Method::dense)
             throw bv::UsageError("--method " + o.method +
-                                 " is not available across ranks: the distributed solver is dense (docs/mpi.md)");
+                                 " is not available across ranks: the distributed solver is dense (docs/cluster.md)");
         for (const auto& s : args)
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
@@ -135,10 +135,19 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             if (me == 0) emit(std::move(r));
         } else if (it.kind == Item::dense) {
             const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
-            if (me == 0)
-                emit(d.error.empty()
+            if (me == 0) {
+                std::string error = d.error;
+                if (error.empty()) {
+                    try {
+                        bv::check_unchanged(it.info);  // rank 0 holds the stamp taken when it listed the file
+                    } catch (const bv::InputError& e) {
+                        error = e.what();
+                    }
+                }
+                emit(error.empty()
                          ? bv::analyze_eigenvalues(it.info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
-                         : bv::error_row(it.info, d.error));
+                         : bv::error_row(it.info, error));
+            }
         } else if (me == 0) {
             emit(it.kind == Item::error ? *it.row : bv::analyze(it.info, a));
         }

@@ -3,7 +3,7 @@
 // -DBASINVOL_MPI=ON): each rank reads its block-cyclic tiles with parallel
 // HDF5, the values are checked and symmetrized across ranks by the serial
 // reader's rules and messages, and ScaLAPACK's pdsyev computes the
-// eigenvalues only. No rank holds the whole matrix. docs/mpi.md.
+// eigenvalues only. No rank holds the whole matrix. docs/cluster.md.
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
 #include <basinvol/solve/structured.hpp>
