@@ -232,7 +232,7 @@ TEST_CASE("a broken image gets the same errors as a broken file, naming the imag
     CHECK(contains(rows_of_image(bytes_of(data + "/ok.saddle.h5"), "/missing")[0].error, "image.h5:/missing: no such"));
 }
 
-TEST_CASE("a file changed after it was listed: an error row, never a read into the old shape") {
+TEST_CASE("a file changed after it was listed is read as it now is, or refused; never into the old shape") {
     // tests/cli/test_faults.py rewrites a file while it is read; here the
     // change lands between listing and reading, deterministically.
     const std::string file =
@@ -241,20 +241,27 @@ TEST_CASE("a file changed after it was listed: an error row, never a read into t
     write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(5, 5), false, none, WriteMode::create);
     auto list = list_hessians(parse_source(file));
     REQUIRE(list.size() == 1);
-    CHECK(list[0].stamp.valid);
+    const FileStamp listed = stamp_file(list[0]);
+    CHECK(listed.valid);
+    CHECK_NOTHROW(check_unchanged(list[0], listed));
     CHECK(analyze(list[0], {}).ok);
     // Rewritten with a larger matrix: the stamp differs, and the reader
-    // itself refuses the new shape (a read into the listed 5x5 buffer would overflow it).
+    // refuses the new shape (a read into the listed 5x5 buffer would overflow it).
     write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(9, 9), false, none, WriteMode::create);
+    CHECK_THROWS_WITH_AS(check_unchanged(list[0], listed), doctest::Contains("the file changed while it was read"),
+                         InputError);
     const Row r = analyze(list[0], {});
     CHECK_FALSE(r.ok);
-    CHECK(contains(r.error, "the file changed while it was read"));
-    CHECK_THROWS_WITH_AS(read_hessian(list[0]), doctest::Contains("no longer the 5 x 5 matrix that was listed"),
-                         InputError);
-    // An in-memory source has no stamp and nothing to compare.
+    CHECK(contains(r.error, "is no longer the 5 x 5 matrix that was listed"));
+    // Rewritten with the listed shape: read as it now is, one version.
+    write_hessian(file, "/hessian", 2 * Eigen::MatrixXd::Identity(5, 5), false, none, WriteMode::create);
+    const Row again = analyze(list[0], {});
+    CHECK(again.ok);
+    CHECK(again.rank == 5);
+    // An in-memory source has no file to stamp.
     auto image = list_hessians(image_source(bytes_of(file), "image.h5"));
     REQUIRE(image.size() == 1);
-    CHECK_FALSE(image[0].stamp.valid);
+    CHECK_FALSE(stamp_file(image[0]).valid);
     CHECK(analyze(image[0], {}).ok);
     std::remove(file.c_str());
 }

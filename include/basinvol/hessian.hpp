@@ -22,8 +22,8 @@ struct Attributes {
     std::map<std::string, std::string> strings;
 };
 
-// What the file system said of a file when its Hessians were listed; a
-// read that ends with another stamp read a file that was being rewritten.
+// What the file system says of a file (stamp_file): a read that starts and
+// ends with different stamps read a file that was being rewritten.
 struct FileStamp {
     bool valid = false;  // false for in-memory images and files that could not be stat'ed
     unsigned long long device = 0, inode = 0, size = 0;
@@ -50,7 +50,6 @@ struct HessianInfo {
     Attributes attrs;
     // Why this dataset cannot be read as a Hessian (empty when it can).
     std::string problem;
-    FileStamp stamp;             // the file as listed (check_unchanged compares after reading)
     // The file's bytes when it was listed from an in-memory image (see image_source).
     std::shared_ptr<const std::string> image;
     std::string source() const { return file + ":" + dataset; }

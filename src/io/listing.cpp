@@ -206,12 +206,10 @@ void set_listing_time_limit(double seconds) {
 
 double listing_time_limit() { return g_time_limit; }
 
-static std::vector<HessianInfo> list_hessians_walk(const Source& source);  // below: the isolated walk
-
-FileStamp stamp_file(const std::string& path) {
+FileStamp stamp_file(const HessianInfo& info) {
     FileStamp st;
     struct stat sb {};
-    if (::stat(path.c_str(), &sb) != 0) return st;
+    if (info.image || ::stat(info.file.c_str(), &sb) != 0) return st;
     st.valid = true;
     st.device = sb.st_dev;
     st.inode = sb.st_ino;
@@ -221,28 +219,19 @@ FileStamp stamp_file(const std::string& path) {
     return st;
 }
 
-void check_unchanged(const HessianInfo& info) {
-    if (!info.stamp.valid || info.image) return;
-    const FileStamp now = stamp_file(info.file);
-    if (now == info.stamp) return;
+void check_unchanged(const HessianInfo& info, const FileStamp& before) {
+    if (!before.valid) return;
+    const FileStamp now = stamp_file(info);
+    if (now == before) return;
     const char* what = !now.valid ? "it is gone"
-                       : now.inode != info.stamp.inode || now.device != info.stamp.device ? "it was replaced"
-                       : now.size != info.stamp.size ? "its size changed"
-                                                     : "it was modified";
+                       : now.inode != before.inode || now.device != before.device ? "it was replaced"
+                       : now.size != before.size ? "its size changed"
+                                                 : "it was modified";
     throw InputError(info.source() + ": the file changed while it was read (" + what +
-                     " since it was listed): the values may mix two versions; analyze it again once it is complete");
+                     "): the values may mix two versions; analyze it again once it is complete");
 }
 
 std::vector<HessianInfo> list_hessians(const Source& source) {
-    // The stamp is taken before the walk: a file rewritten from then until
-    // its values are read is caught by check_unchanged.
-    const FileStamp stamp = source.image ? FileStamp{} : stamp_file(source.file);
-    std::vector<HessianInfo> list = list_hessians_walk(source);
-    for (auto& h : list) h.stamp = stamp;
-    return list;
-}
-
-static std::vector<HessianInfo> list_hessians_walk(const Source& source) {
     if (!g_isolate) return detail::list_hessians_here(source);
     // Held across fork: no other thread is inside HDF5 while its state is copied.
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());

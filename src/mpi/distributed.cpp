@@ -1,3 +1,4 @@
+#include "../io/hdf5_detail.hpp"
 #include "../solve/blas.hpp"
 
 #include <basinvol/error.hpp>
@@ -84,6 +85,8 @@ std::size_t global_index(std::size_t l, std::size_t nb, int me, int procs) {
     return ((l / nb) * static_cast<std::size_t>(procs) + static_cast<std::size_t>(me)) * nb + l % nb;
 }
 
+constexpr std::uint64_t none = std::numeric_limits<std::uint64_t>::max();
+
 // The message of the lowest rank that failed, on every rank ("" when none did).
 std::string agree(MPI_Comm comm, const std::string& mine) {
     int me = 0, size = 1;
@@ -99,24 +102,28 @@ std::string agree(MPI_Comm comm, const std::string& mine) {
     return text;
 }
 
-struct H5Closer {
-    hid_t id;
-    herr_t (*close)(hid_t);
-    ~H5Closer() {
-        if (id >= 0) close(id);
-    }
-};
+using detail::ErrorSilencer;
+using detail::Handle;
 
-// Silences HDF5's error stack printing for this scope (errors become messages).
-struct QuietHdf5 {
-    H5E_auto2_t func = nullptr;
-    void* data = nullptr;
-    QuietHdf5() {
-        H5Eget_auto2(H5E_DEFAULT, &func, &data);
-        H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+// The first non-finite value in the file's row-major order across all ranks
+// (each passes its own first: its linear index row·n + col, or `none`), as
+// the serial reader reports it: the agreed message on every rank, "" if none.
+std::string first_nonfinite(MPI_Comm comm, const HessianInfo& where, std::uint64_t first_bad, double bad_value,
+                            std::size_t n) {
+    std::uint64_t global_bad = first_bad;
+    MPI_Allreduce(&first_bad, &global_bad, 1, MPI_UINT64_T, MPI_MIN, comm);
+    if (global_bad == none) return {};
+    std::string failure;
+    if (global_bad == first_bad) {
+        try {
+            reject_nonfinite(where, bad_value, static_cast<std::size_t>(global_bad / n),
+                             static_cast<std::size_t>(global_bad % n));
+        } catch (const InputError& e) {
+            failure = e.what();
+        }
     }
-    ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func, data); }
-};
+    return agree(comm, failure);
+}
 
 // Reads this rank's tiles: local(lr, lc), column-major with leading dimension
 // mloc, holds file[gc, gr] — the file's rows as columns, as the serial reader
@@ -129,16 +136,16 @@ struct QuietHdf5 {
 void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows, const Cyclic& file_cols,
                 double* local, std::size_t count) {
     const std::string where = info.source();
-    QuietHdf5 quiet;
-    H5Closer fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
-    H5Pset_fapl_mpio(fapl.id, comm, MPI_INFO_NULL);
-    H5Closer file{H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.id), H5Fclose};
-    if (file.id < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
-    H5Closer d{H5Dopen2(file.id, info.dataset.c_str(), H5P_DEFAULT), H5Dclose};
-    if (d.id < 0) throw InputError(where + ": cannot open dataset");
-    H5Closer space{H5Dget_space(d.id), H5Sclose};
-    H5Closer dcpl{H5Dget_create_plist(d.id), H5Pclose};
-    const bool chunked = H5Pget_layout(dcpl.id) == H5D_CHUNKED;
+    ErrorSilencer quiet;
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
+    Handle file(H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+    if (file.get() < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
+    Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (d.get() < 0) throw InputError(where + ": cannot open dataset");
+    Handle space(H5Dget_space(d.get()), H5Sclose);
+    Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
+    const bool chunked = H5Pget_layout(dcpl.get()) == H5D_CHUNKED;
 
     bool any = false;
     // A product of a piece of file rows and a piece of file columns.
@@ -147,7 +154,7 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
         if (rcount == 0 || ccount == 0 || rblock == 0 || cblock == 0) return;
         const hsize_t start[2] = {r0, c0}, stride[2] = {rstride, cstride}, cnt[2] = {rcount, ccount},
                       block[2] = {rblock, cblock};
-        if (H5Sselect_hyperslab(space.id, any ? H5S_SELECT_OR : H5S_SELECT_SET, start, stride, cnt, block) < 0)
+        if (H5Sselect_hyperslab(space.get(), any ? H5S_SELECT_OR : H5S_SELECT_SET, start, stride, cnt, block) < 0)
             throw InputError(where + ": cannot select this rank's tiles");
         any = true;
     };
@@ -157,14 +164,14 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
     add(r.start, r.stride, r.full, r.nb, c.tail_start, 1, 1, c.tail);
     add(r.tail_start, 1, 1, r.tail, c.start, c.stride, c.full, c.nb);
     add(r.tail_start, 1, 1, r.tail, c.tail_start, 1, 1, c.tail);
-    if (!any) H5Sselect_none(space.id);
+    if (!any) H5Sselect_none(space.get());
     const hsize_t mcount = std::max<hsize_t>(1, count);
-    H5Closer memory{H5Screate_simple(1, &mcount, nullptr), H5Sclose};
-    if (count == 0) H5Sselect_none(memory.id);
-    H5Closer dxpl{H5Pcreate(H5P_DATASET_XFER), H5Pclose};
-    H5Pset_dxpl_mpio(dxpl.id, chunked ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE);
+    Handle memory(H5Screate_simple(1, &mcount, nullptr), H5Sclose);
+    if (count == 0) H5Sselect_none(memory.get());
+    Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+    H5Pset_dxpl_mpio(dxpl.get(), chunked ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE);
     double dummy = 0;
-    if (H5Dread(d.id, H5T_NATIVE_DOUBLE, memory.id, space.id, dxpl.id, count ? local : &dummy) < 0)
+    if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), dxpl.get(), count ? local : &dummy) < 0)
         throw InputError(where + ": cannot read dataset values (truncated or corrupt data?)");
 }
 
@@ -234,7 +241,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     // as the serial reader reports it.
     const auto gr = [&](int lr) { return global_index(static_cast<std::size_t>(lr), nb, grid.row, grid.rows); };
     const auto gc = [&](int lc) { return global_index(static_cast<std::size_t>(lc), nb, grid.col, grid.cols); };
-    std::uint64_t first_bad = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t first_bad = none;
     double bad_value = 0, scale = 0;
     for (int lc = 0; lc < nloc; ++lc)
         for (int lr = 0; lr < mloc; ++lr) {
@@ -246,20 +253,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
                 scale = std::max(scale, std::abs(v));
             }
         }
-    std::uint64_t global_bad = first_bad;
-    MPI_Allreduce(&first_bad, &global_bad, 1, MPI_UINT64_T, MPI_MIN, comm);
-    if (global_bad != std::numeric_limits<std::uint64_t>::max()) {
-        if (global_bad == first_bad) {
-            try {
-                reject_nonfinite(info, bad_value, static_cast<std::size_t>(global_bad / n),
-                                 static_cast<std::size_t>(global_bad % n));
-            } catch (const InputError& e) {
-                failure = e.what();
-            }
-        }
-        out.error = agree(comm, failure);
-        return out;
-    }
+    if (!(out.error = first_nonfinite(comm, info, first_bad, bad_value, n)).empty()) return out;
     MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
 
     int desc[9], dinfo = 0;
@@ -364,24 +358,24 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     std::vector<double> slab;
     try {
         slab.resize(std::max<std::size_t>(1, count));
-        QuietHdf5 quiet;
-        H5Closer fapl{H5Pcreate(H5P_FILE_ACCESS), H5Pclose};
-        H5Pset_fapl_mpio(fapl.id, comm_, MPI_INFO_NULL);
-        H5Closer file{H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.id), H5Fclose};
-        if (file.id < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
-        H5Closer d{H5Dopen2(file.id, g.dataset.c_str(), H5P_DEFAULT), H5Dclose};
-        if (d.id < 0) throw InputError(g.source() + ": cannot open dataset");
-        H5Closer space{H5Dget_space(d.id), H5Sclose};
+        ErrorSilencer quiet;
+        Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+        H5Pset_fapl_mpio(fapl.get(), comm_, MPI_INFO_NULL);
+        Handle file(H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+        if (file.get() < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
+        Handle d(H5Dopen2(file.get(), g.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+        if (d.get() < 0) throw InputError(g.source() + ": cannot open dataset");
+        Handle space(H5Dget_space(d.get()), H5Sclose);
         const hsize_t start[2] = {small_m ? 0 : lo, small_m ? lo : 0};
         const hsize_t cnt[2] = {small_m ? m : w, small_m ? w : n};
-        if (count) H5Sselect_hyperslab(space.id, H5S_SELECT_SET, start, nullptr, cnt, nullptr);
-        else H5Sselect_none(space.id);
+        if (count) H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, cnt, nullptr);
+        else H5Sselect_none(space.get());
         const hsize_t mcount = std::max<hsize_t>(1, count);
-        H5Closer memory{H5Screate_simple(1, &mcount, nullptr), H5Sclose};
-        if (!count) H5Sselect_none(memory.id);
-        H5Closer dxpl{H5Pcreate(H5P_DATASET_XFER), H5Pclose};
-        H5Pset_dxpl_mpio(dxpl.id, H5FD_MPIO_INDEPENDENT);
-        if (H5Dread(d.id, H5T_NATIVE_DOUBLE, memory.id, space.id, dxpl.id, slab.data()) < 0)
+        Handle memory(H5Screate_simple(1, &mcount, nullptr), H5Sclose);
+        if (!count) H5Sselect_none(memory.get());
+        Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
+        H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_INDEPENDENT);
+        if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), dxpl.get(), slab.data()) < 0)
             throw InputError(g.source() + ": cannot read dataset values (truncated or corrupt data?)");
     } catch (const std::bad_alloc&) {
         failure = g.source() + ": out of memory for this rank's slab of G";
@@ -391,7 +385,7 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     if (auto e = agree(comm_, failure); !e.empty()) throw InputError(e);
 
     // The first non-finite value in G's row-major order, as the serial reader reports it.
-    std::uint64_t first_bad = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t first_bad = none;
     double bad_value = 0, local_g2 = 0;
     for (std::size_t i = 0; i < count; ++i) {
         const double v = slab[i];
@@ -403,19 +397,7 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
         const std::uint64_t at = small_m ? (i / w) * n + lo + i % w : (lo + i / n) * n + i % n;
         if (at < first_bad) first_bad = at, bad_value = v;
     }
-    std::uint64_t global_bad = first_bad;
-    MPI_Allreduce(&first_bad, &global_bad, 1, MPI_UINT64_T, MPI_MIN, comm_);
-    if (global_bad != std::numeric_limits<std::uint64_t>::max()) {
-        if (global_bad == first_bad) {
-            try {
-                reject_nonfinite(g, bad_value, static_cast<std::size_t>(global_bad / n),
-                                 static_cast<std::size_t>(global_bad % n));
-            } catch (const InputError& e) {
-                failure = e.what();
-            }
-        }
-        throw InputError(agree(comm_, failure));
-    }
+    if (auto e = first_nonfinite(comm_, g, first_bad, bad_value, n); !e.empty()) throw InputError(e);
 
     const auto K_ = static_cast<Eigen::Index>(k);
     Eigen::MatrixXd K = Eigen::MatrixXd::Zero(K_, K_);

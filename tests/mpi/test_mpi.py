@@ -115,16 +115,19 @@ class SameRowsAsSerial(unittest.TestCase):
                 else:
                     self.assertAlmostEqual(g[k], r[k], delta=1e-9 * abs(r[k]) + 1e-300, msg=f"{where} {r['source']} {k}")
 
+    def same_on_every_rank_count(self, srcs, ref, status, timeout=300):
+        for p in RANKS:
+            with self.subTest(ranks=p):
+                r = mpi(p, "volume", *srcs, "-f", "jsonl", timeout=timeout)
+                self.assertEqual(r.returncode, status, r.stderr)
+                self.same(rows(r.stdout), ref, f"-n {p}")
+
     def test_volume_rows_equal_the_serial_dense_rows(self):
         names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
                  "factor_tall", "factor32", "mixed"]
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
-        for p in RANKS:
-            with self.subTest(ranks=p):
-                r = mpi(p, "volume", *srcs, "-f", "jsonl")
-                self.assertEqual(r.returncode, 0, r.stderr)
-                self.same(rows(r.stdout), ref, f"-n {p}")
+        self.same_on_every_rank_count(srcs, ref, 0)
 
     def test_options_travel(self):
         f = self.files["dense"]
@@ -159,11 +162,7 @@ class SameRowsAsSerial(unittest.TestCase):
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl").stdout)
         self.assertEqual(ref[-1]["status"], "ok")
         self.assertIn("missing.h5", ref[-2]["error"])
-        for p in RANKS:
-            with self.subTest(ranks=p):
-                r = mpi(p, "volume", *srcs, "-f", "jsonl", timeout=240)
-                self.assertEqual(r.returncode, 1, r.stderr)
-                self.same(rows(r.stdout), ref, f"-n {p}")
+        self.same_on_every_rank_count(srcs, ref, 1, timeout=240)
 
     def test_values_that_break_the_rules(self):
         import h5py
@@ -192,11 +191,7 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertIn("not symmetric", ref[1]["error"])
         self.assertIn("/hessian/G: non-finite value nan at [4, 71]", ref[2]["error"])
         self.assertIn("/hessian/G: non-finite value inf at [63, 2]", ref[3]["error"])
-        for p in RANKS:
-            with self.subTest(ranks=p):
-                r = mpi(p, "volume", *srcs, "-f", "jsonl")
-                self.assertEqual(r.returncode, 1, r.stderr)
-                self.same(rows(r.stdout), ref, f"-n {p}")
+        self.same_on_every_rank_count(srcs, ref, 1)
 
     def test_memory_budget_per_rank(self):
         f = self.files["chunked"]  # n = 1033: 2 · 8 · n² / P bytes of tiles

@@ -134,16 +134,16 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             bv::Row r = bv::analyze(it.info, spread);
             if (me == 0) emit(std::move(r));
         } else if (it.kind == Item::dense) {
+            const bv::FileStamp before = me == 0 ? bv::stamp_file(it.info) : bv::FileStamp{};
             const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
             if (me == 0) {
-                std::string error = d.error;
-                if (error.empty()) {
-                    try {
-                        bv::check_unchanged(it.info);  // rank 0 holds the stamp taken when it listed the file
-                    } catch (const bv::InputError& e) {
-                        error = e.what();
-                    }
+                std::string error;
+                try {  // rewritten during the read: that is the error, ahead of what the mixture broke
+                    bv::check_unchanged(it.info, before);
+                } catch (const bv::InputError& e) {
+                    error = e.what();
                 }
+                if (error.empty()) error = d.error;
                 emit(error.empty()
                          ? bv::analyze_eigenvalues(it.info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
                          : bv::error_row(it.info, error));

@@ -62,12 +62,13 @@ void check_symmetry(const HessianInfo& info, double relative_asymmetry, const Re
 // physical memory); throws InputError naming both, before anything is allocated.
 void check_memory_budget(const HessianInfo& info, const ReadOptions& options);
 
-// The file's stamp now (invalid when it cannot be stat'ed).
-FileStamp stamp_file(const std::string& path);
-// Throws InputError when info's file no longer has the stamp it was listed
-// with (rewritten, replaced or removed): values read from it may mix two
-// versions. Call after reading; nothing to check for in-memory sources.
-void check_unchanged(const HessianInfo& info);
+// info's file's stamp now: taken before its values are read (invalid for an
+// in-memory image, or a file that cannot be stat'ed).
+FileStamp stamp_file(const HessianInfo& info);
+// Throws InputError when info's file no longer has the stamp `before` taken
+// before its values were read (rewritten, replaced or removed meanwhile):
+// the values may mix two versions. Nothing to check when `before` is invalid.
+void check_unchanged(const HessianInfo& info, const FileStamp& before);
 
 // Bytes of physical memory on this machine (0 if unknown).
 std::size_t physical_memory_bytes();
