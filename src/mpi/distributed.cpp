@@ -125,6 +125,19 @@ std::string first_nonfinite(MPI_Comm comm, const HessianInfo& where, std::uint64
     return agree(comm, failure);
 }
 
+// A dataset opened through MPI-IO (H5Fopen is collective over comm).
+struct ParallelDataset {
+    Handle file, dataset;
+    ParallelDataset(MPI_Comm comm, const HessianInfo& where) {
+        Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+        H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
+        file = Handle(H5Fopen(where.file.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+        if (!file.valid()) throw InputError(where.file + ": cannot open the file with parallel HDF5");
+        dataset = Handle(H5Dopen2(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!dataset.valid()) throw InputError(where.source() + ": cannot open dataset");
+    }
+};
+
 // Reads this rank's tiles: local(lr, lc), column-major with leading dimension
 // mloc, holds file[gc, gr] — the file's rows as columns, as the serial reader
 // holds them — so that the matrix is the serial tool's, bit for bit. The
@@ -137,12 +150,8 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
                 double* local, std::size_t count) {
     const std::string where = info.source();
     ErrorSilencer quiet;
-    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-    H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
-    Handle file(H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
-    if (file.get() < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
-    Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-    if (d.get() < 0) throw InputError(where + ": cannot open dataset");
+    const ParallelDataset opened(comm, info);
+    const Handle& d = opened.dataset;
     Handle space(H5Dget_space(d.get()), H5Sclose);
     Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
     const bool chunked = H5Pget_layout(dcpl.get()) == H5D_CHUNKED;
@@ -359,12 +368,8 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     try {
         slab.resize(std::max<std::size_t>(1, count));
         ErrorSilencer quiet;
-        Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-        H5Pset_fapl_mpio(fapl.get(), comm_, MPI_INFO_NULL);
-        Handle file(H5Fopen(info.file.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
-        if (file.get() < 0) throw InputError(info.file + ": cannot open the file with parallel HDF5");
-        Handle d(H5Dopen2(file.get(), g.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-        if (d.get() < 0) throw InputError(g.source() + ": cannot open dataset");
+        const ParallelDataset opened(comm_, g);
+        const Handle& d = opened.dataset;
         Handle space(H5Dget_space(d.get()), H5Sclose);
         const hsize_t start[2] = {small_m ? 0 : lo, small_m ? lo : 0};
         const hsize_t cnt[2] = {small_m ? m : w, small_m ? w : n};
