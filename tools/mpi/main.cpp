@@ -6,8 +6,10 @@
 // The same SOURCEs, analysis options, rows, formats and exit statuses as
 // `basinvol volume` / `basinvol rank`. Rank 0 lists the sources and writes
 // every row; each dense Hessian is read, checked and solved by all ranks
-// together (src/mpi/distributed.cpp); structured Hessians are analysed by
-// rank 0 alone. Every rank takes part in every collective step, and every
+// together (src/mpi/distributed.cpp); a structured Hessian is walked by
+// every rank, its factors' Grams summed across ranks (DistributedGram), and
+// what cannot be read at all is analysed by rank 0 alone for its error row.
+// Every rank takes part in every collective step, and every
 // failure is agreed on before the next one, so a bad input is an error row
 // and never a hang.
 #include "../cli/batch.hpp"
