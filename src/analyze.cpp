@@ -387,25 +387,19 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     return guarded(info, [&](Row& r) {
         // A file rewritten while it is read may give values mixed from two
         // versions: that, not what the mixture breaks, is the error.
-        const FileStamp before = stamp_file(info);
         if (!info.structure.empty()) {
-            try {
+            const Row blank = r;
+            read_consistently(info, [&] {
+                r = blank;
                 fill_structured(r, info, opt);  // reads its parts as it goes
-            } catch (const InputError&) {
-                check_unchanged(info, before);
-                throw;
-            }
-            check_unchanged(info, before);
+            });
             return;
         }
         Hessian h;
-        try {
+        read_consistently(info, [&] {
+            h = Hessian{};  // a repeated pass never holds two copies
             h = read_hessian(info, opt.read);
-        } catch (const InputError&) {
-            check_unchanged(info, before);
-            throw;
-        }
-        check_unchanged(info, before);
+        });
         fill(r, h, opt);
     });
 }

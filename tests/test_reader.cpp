@@ -10,6 +10,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <ctime>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -263,5 +266,61 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
     REQUIRE(image.size() == 1);
     CHECK_FALSE(stamp_file(image[0]).valid);
     CHECK(analyze(image[0], {}).ok);
+    std::remove(file.c_str());
+}
+
+TEST_CASE("a read that starts in the tick of a write is read again; a file written throughout is an error") {
+    // Stamps tick with the file system's coarse clock: a write in the tick a
+    // read starts may change the values without changing the stamp.
+    const std::string file =
+        (std::filesystem::temp_directory_path() / ("basinvol_tick_" + std::to_string(::getpid()) + ".h5")).string();
+    Attributes none;
+    write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(4, 4), false, none, WriteMode::create);
+    const HessianInfo info = list_hessians(parse_source(file)).at(0);
+    auto set_mtime = [&](long long seconds_from_now) {
+        timespec times[2]{};
+        ::clock_gettime(CLOCK_REALTIME, &times[0]);
+        times[0].tv_sec += seconds_from_now;
+        times[1] = times[0];
+        REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
+    };
+    int passes = 0;
+    // Settled long ago (ctime is now, so wait past its tick): one pass.
+    set_mtime(-100);
+    ::usleep(60000);
+    CHECK_NOTHROW(read_consistently(info, [&] { ++passes; }));
+    CHECK(passes == 1);
+    // Stamped in the pass's tick or later, every time: three passes, then the
+    // error, even when the values broke a rule of their own.
+    set_mtime(+100);
+    passes = 0;
+    CHECK_THROWS_WITH_AS(read_consistently(info, [&] { ++passes; }),
+                         doctest::Contains("the file changed while it was read (it is being written)"), InputError);
+    CHECK(passes == 3);
+    passes = 0;
+    CHECK_THROWS_WITH_AS(read_consistently(info,
+                                           [&] {
+                                               ++passes;
+                                               throw InputError("not symmetric");
+                                           }),
+                         doctest::Contains("it is being written"), InputError);
+    CHECK(passes == 3);
+    // Written during a pass: the change is the error, ahead of the values'.
+    set_mtime(-100);
+    ::usleep(60000);
+    passes = 0;
+    CHECK_THROWS_WITH_AS(read_consistently(info,
+                                           [&] {
+                                               ++passes;
+                                               set_mtime(-50);
+                                               throw InputError("not symmetric");
+                                           }),
+                         doctest::Contains("it was modified"), InputError);
+    CHECK(passes == 1);
+    // A settled file whose values break a rule: that rule is the error.
+    set_mtime(-100);
+    ::usleep(60000);
+    CHECK_THROWS_WITH_AS(read_consistently(info, [] { throw InputError("not symmetric"); }),
+                         doctest::Contains("not symmetric"), InputError);
     std::remove(file.c_str());
 }

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <mutex>
 #include <chrono>
+#include <ctime>
 #include <cmath>
 #include <new>
 #include <poll.h>
@@ -227,8 +228,47 @@ void check_unchanged(const HessianInfo& info, const FileStamp& before) {
                        : now.inode != before.inode || now.device != before.device ? "it was replaced"
                        : now.size != before.size ? "its size changed"
                                                  : "it was modified";
-    throw InputError(info.source() + ": the file changed while it was read (" + what +
-                     "): the values may mix two versions; analyze it again once it is complete");
+    throw file_changed(info, what);
+}
+
+InputError file_changed(const HessianInfo& info, const std::string& how) {
+    return InputError(info.source() + ": the file changed while it was read (" + how +
+                      "): the values may mix two versions; analyze it again once it is complete");
+}
+
+long long file_clock_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+bool written_since(const FileStamp& stamp, long long clock_ns) {
+    return stamp.valid && std::max(stamp.mtime_ns, stamp.ctime_ns) >= clock_ns;
+}
+
+void read_consistently(const HessianInfo& info, const std::function<void()>& read) {
+    constexpr int passes = 3;
+    for (int pass = 1;; ++pass) {
+        const long long start = file_clock_ns();
+        const FileStamp before = stamp_file(info);
+        const bool unsettled = written_since(before, start);
+        try {
+            read();
+        } catch (const InputError&) {
+            check_unchanged(info, before);
+            if (!unsettled) throw;  // a settled file: what its values broke is the error
+        }
+        check_unchanged(info, before);
+        if (!unsettled) return;
+        if (pass == passes)
+            throw file_changed(info, "it is being written");
+        // Past the tick of the last write: the next pass tells "before" from "during".
+        timespec tick{};
+        ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
+        tick.tv_nsec = std::min<long>(std::max<long>(tick.tv_nsec, 1000000L), 50000000L) + 1000000L;
+        tick.tv_sec = 0;
+        ::nanosleep(&tick, nullptr);
+    }
 }
 
 std::vector<HessianInfo> list_hessians(const Source& source) {

@@ -21,6 +21,8 @@
 #include <basinvol/version.hpp>
 
 #include <mpi.h>
+
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include <iostream>
@@ -136,19 +138,35 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             bv::Row r = bv::analyze(it.info, spread);
             if (me == 0) emit(std::move(r));
         } else if (it.kind == Item::dense) {
-            const bv::FileStamp before = me == 0 ? bv::stamp_file(it.info) : bv::FileStamp{};
-            const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
-            if (me == 0) {
-                std::string error;
-                try {  // rewritten during the read: that is the error, ahead of what the mixture broke
-                    bv::check_unchanged(it.info, before);
-                } catch (const bv::InputError& e) {
-                    error = e.what();
+            // Rank 0 watches the file as the serial reader does
+            // (bv::read_consistently): a change during the read is the error,
+            // ahead of what the mixture broke; a write in the tick the read
+            // started is read again, by every rank, after that tick.
+            for (int pass = 1;; ++pass) {
+                const long long start = bv::file_clock_ns();
+                const bv::FileStamp before = me == 0 ? bv::stamp_file(it.info) : bv::FileStamp{};
+                const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
+                int again = 0;
+                if (me == 0) {
+                    std::string error;
+                    try {
+                        bv::check_unchanged(it.info, before);
+                        again = bv::written_since(before, start) && pass < 3;
+                        if (bv::written_since(before, start) && !again)
+                            throw bv::file_changed(it.info, "it is being written");
+                    } catch (const bv::InputError& e) {
+                        error = e.what();
+                    }
+                    if (error.empty()) error = d.error;
+                    if (!again)
+                        emit(error.empty() ? bv::analyze_eigenvalues(it.info, d.eigenvalues, d.frobenius, d.asymmetry,
+                                                                     d.seconds, a)
+                                           : bv::error_row(it.info, error));
                 }
-                if (error.empty()) error = d.error;
-                emit(error.empty()
-                         ? bv::analyze_eigenvalues(it.info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
-                         : bv::error_row(it.info, error));
+                MPI_Bcast(&again, 1, MPI_INT, 0, MPI_COMM_WORLD);
+                if (!again) break;
+                const timespec tick{0, 20000000L};
+                ::nanosleep(&tick, nullptr);
             }
         } else if (me == 0) {
             emit(it.kind == Item::error ? *it.row : bv::analyze(it.info, a));

@@ -5,10 +5,12 @@
 // FILE:DATASET and names the rule that was broken and the value that broke it.
 // HDF5's own error stack is never printed; its innermost message is folded
 // into ours.
+#include <basinvol/error.hpp>
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/source.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 namespace basinvol {
@@ -69,6 +71,22 @@ FileStamp stamp_file(const HessianInfo& info);
 // before its values were read (rewritten, replaced or removed meanwhile):
 // the values may mix two versions. Nothing to check when `before` is invalid.
 void check_unchanged(const HessianInfo& info, const FileStamp& before);
+// The clock the file system stamps mtime and ctime with (coarse real time,
+// one tick of a few milliseconds), in nanoseconds.
+long long file_clock_ns();
+// The error for a file that changed while it was read; `how` says what changed.
+InputError file_changed(const HessianInfo& info, const std::string& how);
+// A stamp whose mtime or ctime is not before `clock_ns` (taken before the
+// stamp) was written in that tick or later: a write there may fall during a
+// read that started then without changing the stamp, so the stamp cannot
+// tell the values were from one version.
+bool written_since(const FileStamp& stamp, long long clock_ns);
+// Runs `read` (which reads info's values and may throw InputError for what
+// it found in them) until one pass reads a settled file: the stamp the same
+// after as before, and not written in the tick the pass started (then the
+// pass is repeated after one tick, at most twice). A file that changed
+// during a pass is the error, ahead of what its values broke.
+void read_consistently(const HessianInfo& info, const std::function<void()>& read);
 
 // Bytes of physical memory on this machine (0 if unknown).
 std::size_t physical_memory_bytes();
