@@ -3,7 +3,7 @@
 #include <basinvol/io/reader.hpp>
 #include <basinvol/measure/cut.hpp>
 #include <basinvol/measure/volume.hpp>
-#include <basinvol/report/row.hpp>
+#include <basinvol/result.hpp>
 #include <basinvol/solve/spectrum.hpp>
 #include <basinvol/solve/structured.hpp>
 

@@ -1,5 +1,6 @@
 #include <basinvol/error.hpp>
 #include <basinvol/report/format.hpp>
+#include <basinvol/report/schema.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -16,63 +17,8 @@ using json = nlohmann::ordered_json;
 constexpr auto utf8_replace = json::error_handler_t::replace;
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-json number(const std::optional<double>& v) { return v ? number(*v) : json(nullptr); }
 
-std::string fmt(double v, int digits = 17) {
-    if (!std::isfinite(v)) return "";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
-    return buf;
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-    std::string s;
-    for (std::size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-    return s;
-}
-
-// The flat columns of TSV and CSV, in order.
-std::vector<std::string> columns(const ReportSpec& spec) {
-    std::vector<std::string> c;
-    if (spec.with_place) c.push_back("place");
-    for (const char* k : {"source", "file", "dataset", "n", "rank", "dim", "dim_low", "dim_high", "negative", "tol",
-                          "gap", "noise_floor", "cut", "log_volume", "log10_volume", "log_volume_error", "method",
-                          "status", "warnings", "error", "seconds", "step", "loss", "loss_threshold", "name",
-                          "threshold", "certified", "residual_bound", "hessian_error", "asymmetry", "stored_type",
-                          "structure"})
-        c.push_back(k);
-    if (spec.with_regularized) {
-        c.push_back("log_volume_regularized");
-        if (spec.with_place) c.push_back("place_regularized");
-    }
-    return c;
-}
-
-std::string cell(const json& v) {
-    if (v.is_null()) return "";
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
-    if (v.is_number_float()) return fmt(v.get<double>());
-    if (v.is_array()) {  // ';' keeps a list in one CSV cell without quotes (numpy.genfromtxt, csv)
-        std::vector<std::string> parts;
-        for (const auto& x : v) parts.push_back(cell(x));
-        return join(parts, ";");
-    }
-    return v.dump(-1, ' ', false, utf8_replace);
-}
-
-std::string tsv_clean(std::string s) {
-    for (auto& ch : s)
-        if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
-    return s;
-}
-
-std::string csv_quote(const std::string& s) {
-    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    return q + "\"";
-}
+Shape shape_of(const ReportSpec& spec) { return {spec.with_place, spec.with_regularized}; }
 
 }  // namespace
 
@@ -85,72 +31,7 @@ Format parse_format(const std::string& name) {
     throw UsageError("--format must be one of table, tsv, csv, json, jsonl; got '" + name + "'");
 }
 
-json row_to_json(const Row& r, const ReportSpec& spec) {
-    json j = json::object();
-    if (spec.with_place) j["place"] = r.place ? json(*r.place) : json(nullptr);
-    j["source"] = r.source;
-    j["file"] = r.file;
-    j["dataset"] = r.dataset;
-    j["n"] = r.n ? json(r.n) : json(nullptr);
-    j["status"] = r.ok ? "ok" : "error";
-    j["warnings"] = r.warnings;
-    j["error"] = r.ok ? json(nullptr) : json(r.error);
-    if (r.ok) {
-        j["rank"] = r.rank;
-        j["dim"] = r.dim;
-        j["dim_low"] = r.dim_low;
-        j["dim_high"] = r.dim_high;
-        j["negative"] = r.negative;
-        j["tol"] = number(r.tol);
-        j["gap"] = number(r.gap);
-        j["noise_floor"] = number(r.noise_floor);
-        j["cut"] = r.cut_rule;
-        j["log_volume"] = number(r.log_volume);
-        j["log10_volume"] = number(r.log10_volume);
-        j["log_volume_error"] = number(r.log_volume_error);
-        j["threshold"] = number(r.threshold);
-        j["method"] = r.method;
-        j["certified"] = r.certified;
-        j["residual_bound"] = number(r.residual_bound);
-        j["solver"] = {{"matvecs", r.stats.matvecs},
-                       {"passes", r.stats.passes},
-                       {"restarts", r.stats.restarts},
-                       {"seconds", number(r.stats.seconds)},
-                       {"note", r.solver_note.empty() ? json(nullptr) : json(r.solver_note)}};
-        j["asymmetry"] = number(r.asymmetry);
-        j["hessian_error"] = number(r.hessian_error);
-    } else {
-        for (const char* k : {"rank", "dim", "dim_low", "dim_high", "negative", "tol", "gap", "noise_floor", "cut",
-                              "log_volume", "log10_volume", "log_volume_error", "threshold", "method", "certified",
-                              "residual_bound", "solver", "asymmetry", "hessian_error"})
-            j[k] = nullptr;
-    }
-    if (spec.with_regularized) {
-        j["log_volume_regularized"] = number(r.log_volume_regularized);
-        if (spec.with_place)
-            j["place_regularized"] = r.place_regularized ? json(*r.place_regularized) : json(nullptr);
-    }
-    j["stored_type"] = r.stored_type.empty() ? json(nullptr) : json(r.stored_type);
-    j["structure"] = r.structure.empty() ? json(nullptr) : json(r.structure);
-    if (!r.blocks.empty()) {
-        json blocks = json::array();
-        for (const BlockRow& b : r.blocks)
-            blocks.push_back({{"name", b.name}, {"n", b.n}, {"rank", b.rank}, {"dim", b.dim},
-                              {"negative", b.negative}, {"log_volume_part", number(b.log_volume_part)}});
-        j["blocks"] = blocks;
-    }
-    j["seconds"] = number(r.seconds);
-    // A whole-number step is written as an integer (400, not 400.0).
-    if (r.attrs.step && std::isfinite(*r.attrs.step) && std::abs(*r.attrs.step) < 9e15 &&
-        *r.attrs.step == std::floor(*r.attrs.step))
-        j["step"] = static_cast<long long>(*r.attrs.step);
-    else
-        j["step"] = number(r.attrs.step);
-    j["loss"] = number(r.attrs.loss);
-    j["loss_threshold"] = number(r.attrs.loss_threshold);
-    j["name"] = r.attrs.name ? json(*r.attrs.name) : json(nullptr);
-    return j;
-}
+json row_to_json(const Row& r, const ReportSpec& spec) { return fields_to_json(r, shape_of(spec)); }
 
 RowWriter::RowWriter(std::ostream& out, ReportSpec spec) : out_(out), spec_(std::move(spec)) {}
 
@@ -158,16 +39,8 @@ void RowWriter::begin() {
     if (begun_) return;
     begun_ = true;
     switch (spec_.format) {
-        case Format::tsv: {
-            auto c = columns(spec_);
-            out_ << join(c, "\t") << '\n';
-            break;
-        }
-        case Format::csv: {
-            auto c = columns(spec_);
-            out_ << join(c, ",") << '\n';
-            break;
-        }
+        case Format::tsv: out_ << join(flat_columns(shape_of(spec_)), "\t") << '\n'; break;
+        case Format::csv: out_ << join(flat_columns(shape_of(spec_)), ",") << '\n'; break;
         case Format::json: {
             json head = {{"schema_version", schema_version}, {"context", spec_.context}};
             std::string h = head.dump(2, ' ', false, utf8_replace);
@@ -197,14 +70,10 @@ void RowWriter::write(const Row& r) {
         }
         case Format::tsv:
         case Format::csv: {
-            json j = row_to_json(r, spec_);
-            auto c = columns(spec_);
-            for (std::size_t i = 0; i < c.size(); ++i) {
-                std::string v = cell(j.contains(c[i]) ? j[c[i]] : json(nullptr));
-                if (spec_.format == Format::tsv) out_ << (i ? "\t" : "") << tsv_clean(v);
-                else out_ << (i ? "," : "") << csv_quote(v);
-            }
-            out_ << '\n';
+            const json j = row_to_json(r, spec_);
+            std::vector<std::string> cells;
+            for (const auto& c : flat_columns(shape_of(spec_))) cells.push_back(flat_cell(j.at(c)));
+            write_flat_line(out_, cells, spec_.format == Format::csv);
             break;
         }
     }
@@ -244,36 +113,22 @@ void RowWriter::finish() {
                 c.push_back(r.dim_low == r.dim_high ? "-" : std::to_string(r.dim_low) + ".." + std::to_string(r.dim_high));
                 c.push_back(std::to_string(r.rank));
                 c.push_back(std::to_string(r.negative));
-                c.push_back(fmt(r.log_volume, 10));
-                c.push_back(fmt(r.log10_volume, 6));
-                c.push_back(r.gap ? fmt(*r.gap, 3) : "inf");
+                c.push_back(format_number(r.log_volume, 10));
+                c.push_back(format_number(r.log10_volume, 6));
+                c.push_back(r.gap ? format_number(*r.gap, 3) : "inf");
                 c.push_back(r.method);
             } else {
                 for (int i = 0; i < 7; ++i) c.push_back("-");
             }
             c.push_back(r.ok ? "ok" : "error");
             if (spec_.with_regularized) {
-                c.push_back(r.log_volume_regularized ? fmt(*r.log_volume_regularized, 10) : "-");
+                c.push_back(r.log_volume_regularized ? format_number(*r.log_volume_regularized, 10) : "-");
                 if (spec_.with_place) c.push_back(r.place_regularized ? std::to_string(*r.place_regularized) : "-");
             }
             c.push_back(r.ok ? join(r.warnings, ",") : r.error);
             cells.push_back(std::move(c));
         }
-        std::vector<std::size_t> width(head.size());
-        for (std::size_t i = 0; i < head.size(); ++i) width[i] = head[i].size();
-        for (const auto& c : cells)
-            for (std::size_t i = 0; i + 1 < c.size(); ++i) width[i] = std::max(width[i], c[i].size());
-        auto line = [&](const std::vector<std::string>& c) {
-            std::string s;
-            for (std::size_t i = 0; i < c.size(); ++i) {
-                s += c[i];
-                if (i + 1 < c.size()) s += std::string(width[i] - c[i].size() + 2, ' ');
-            }
-            while (!s.empty() && s.back() == ' ') s.pop_back();
-            out_ << s << '\n';
-        };
-        line(head);
-        for (const auto& c : cells) line(c);
+        write_aligned(out_, head, cells);
     }
     out_.flush();
 }
@@ -317,32 +172,64 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
                 continue;
             }
             out << "# " << r.source << "  n " << r.n << "  rank " << r.rank << "  dim " << r.dim << "  negative "
-                << r.negative << "  tol " << fmt(r.tol, 6) << "  gap " << (r.gap ? fmt(*r.gap, 3) : "inf")
+                << r.negative << "  tol " << format_number(r.tol, 6) << "  gap " << (r.gap ? format_number(*r.gap, 3) : "inf")
                 << "  cut " << r.cut_rule;
             if (!r.warnings.empty()) out << "  warnings " << join(r.warnings, ",");
             out << '\n';
             if (r.eigenvalues.size() < r.n)
                 out << "# " << (r.n - r.eigenvalues.size()) << " eigenvalues not computed: |λ| <= "
-                    << fmt(r.residual_bound, 6) << " (certified)\n";
+                    << format_number(r.residual_bound, 6) << " (certified)\n";
             out << std::left << std::setw(8) << "index" << std::setw(26) << "eigenvalue" << "kept\n";
             auto v = by_magnitude(r);
             for (std::size_t i = 0; i < v.size(); ++i)
-                out << std::left << std::setw(8) << i << std::setw(26) << fmt(v[i])
+                out << std::left << std::setw(8) << i << std::setw(26) << format_number(v[i])
                     << (std::abs(v[i]) > r.tol ? "kept" : "dropped") << '\n';
             out << '\n';
         }
     } else {
         const bool csv = spec.format == Format::csv;
-        const char* sep = csv ? "," : "\t";
-        auto src = [&](const std::string& s) { return csv ? csv_quote(s) : tsv_clean(s); };
-        out << "source" << sep << "index" << sep << "eigenvalue" << sep << "abs" << sep << "kept\n";
+        write_flat_line(out, {"source", "index", "eigenvalue", "abs", "kept"}, csv);
         for (const auto& r : rows) {
             if (!r.ok) continue;
             auto v = by_magnitude(r);
             for (std::size_t i = 0; i < v.size(); ++i)
-                out << src(r.source) << sep << i << sep << fmt(v[i]) << sep << fmt(std::abs(v[i])) << sep
-                    << (std::abs(v[i]) > r.tol ? "true" : "false") << '\n';
+                write_flat_line(out,
+                                {r.source, std::to_string(i), format_number(v[i]), format_number(std::abs(v[i])),
+                                 std::abs(v[i]) > r.tol ? "true" : "false"},
+                                csv);
         }
+    }
+    out.flush();
+}
+
+void write_comparison(std::ostream& out, const Row& a, const Row& b, const Comparison& c, const ReportSpec& spec) {
+    const char* result = c.sign > 0 ? "above" : c.sign < 0 ? "below" : "tie";
+    if (spec.format == Format::json || spec.format == Format::jsonl) {
+        json j = {{"result", result}, {"reason", c.reason}, {"noise_decides", c.noise_decides},
+                  {"a", row_to_json(a, spec)}, {"b", row_to_json(b, spec)}};
+        if (spec.format == Format::json) {
+            j["schema_version"] = schema_version;
+            j["context"] = spec.context;
+        }
+        out << j.dump(spec.format == Format::json ? 2 : -1, ' ', false, utf8_replace) << '\n';
+    } else if (spec.format == Format::table) {
+        auto line = [&](const char* which, const Row& r) {
+            out << "  " << which << "  " << r.source << "  dim " << r.dim << " (band " << r.dim_low << ".."
+                << r.dim_high << ")  log_volume " << format_number(r.log_volume, 10) << '\n';
+        };
+        out << "A " << (c.sign > 0 ? "ranks above" : c.sign < 0 ? "ranks below" : "ties with") << " B — " << c.reason
+            << '\n';
+        line("A", a);
+        line("B", b);
+    } else {
+        const bool csv = spec.format == Format::csv;
+        write_flat_line(out, {"result", "noise_decides", "reason", "a", "a_dim", "a_log_volume", "b", "b_dim",
+                              "b_log_volume"},
+                        csv);
+        write_flat_line(out,
+                        {result, c.noise_decides ? "true" : "false", c.reason, a.source, std::to_string(a.dim),
+                         format_number(a.log_volume), b.source, std::to_string(b.dim), format_number(b.log_volume)},
+                        csv);
     }
     out.flush();
 }

@@ -33,37 +33,10 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     ro.tie_tol = o.tie_tol;
     ro.saddles_last = a.negatives == bv::NegativePolicy::last;
     const bv::Comparison cmp = bv::compare_rows(ra, rb, ro);
-    const int c = cmp.sign;
-    const std::string& reason = cmp.reason;
-    const char* result = c > 0 ? "above" : c < 0 ? "below" : "tie";
-    if (spec.format == bv::Format::json || spec.format == bv::Format::jsonl) {
-        nlohmann::ordered_json j = {{"result", result}, {"reason", reason}, {"noise_decides", cmp.noise_decides},
-                            {"a", bv::row_to_json(ra, spec)}, {"b", bv::row_to_json(rb, spec)}};
-        if (spec.format == bv::Format::json) {
-            j["schema_version"] = bv::schema_version;
-            j["context"] = spec.context;
-            std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace /* names from files need not be UTF-8 */) << '\n';
-        } else {
-            std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-        }
-    } else if (spec.format == bv::Format::table) {
-        std::cout << "A " << (c > 0 ? "ranks above" : c < 0 ? "ranks below" : "ties with") << " B — " << reason
-                  << '\n'
-                  << "  A  " << ra.source << "  dim " << ra.dim << " (band " << ra.dim_low << ".." << ra.dim_high << ")  log_volume " << ra.log_volume << '\n'
-                  << "  B  " << rb.source << "  dim " << rb.dim << " (band " << rb.dim_low << ".." << rb.dim_high << ")  log_volume " << rb.log_volume << '\n';
-    } else {
-        const char* sep = spec.format == bv::Format::csv ? "," : "\t";
-        auto q = [&](const std::string& s) {
-            return spec.format == bv::Format::csv ? "\"" + s + "\"" : s;
-        };
-        std::cout << "result" << sep << "noise_decides" << sep << "reason" << sep << "a" << sep << "a_dim" << sep << "a_log_volume" << sep << "b"
-                  << sep << "b_dim" << sep << "b_log_volume\n"
-                  << result << sep << (cmp.noise_decides ? "true" : "false") << sep << q(reason) << sep << q(ra.source) << sep << ra.dim << sep << ra.log_volume << sep
-                  << q(rb.source) << sep << rb.dim << sep << rb.log_volume << '\n';
-    }
-    std::cerr << "basinvol: " << reason << '\n';
+    bv::write_comparison(std::cout, ra, rb, cmp, spec);
+    std::cerr << "basinvol: " << cmp.reason << '\n';
     if (o.strict && cmp.noise_decides) return finish_output(exit_noise_decides);
-    return finish_output(c > 0 ? exit_ok : exit_failed);
+    return finish_output(cmp.sign > 0 ? exit_ok : exit_failed);
 }
 
 }  // namespace cli

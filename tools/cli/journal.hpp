@@ -12,7 +12,7 @@
 #include "common.hpp"
 
 #include <basinvol/report/format.hpp>
-#include <basinvol/report/row.hpp>
+#include <basinvol/result.hpp>
 
 #include <chrono>
 #include <string>

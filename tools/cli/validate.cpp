@@ -1,6 +1,6 @@
 #include "common.hpp"
 
-#include <basinvol/report/checks.hpp>
+#include <basinvol/toy/report.hpp>
 #include <basinvol/toy/validate.hpp>
 #include <basinvol/version.hpp>
 

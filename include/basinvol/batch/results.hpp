@@ -3,7 +3,7 @@
 // without recomputing them). The inverse of the reporters: JSON Lines, JSON,
 // TSV and CSV; the human table is not read back.
 #include <basinvol/report/format.hpp>
-#include <basinvol/report/row.hpp>
+#include <basinvol/result.hpp>
 
 #include <istream>
 #include <optional>

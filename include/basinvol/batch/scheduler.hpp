@@ -7,7 +7,7 @@
 // could never fit becomes an error row. Reading is serialized inside the
 // reader (HDF5 is not thread-safe); solving runs in parallel.
 #include <basinvol/analyze.hpp>
-#include <basinvol/report/row.hpp>
+#include <basinvol/result.hpp>
 
 #include <atomic>
 #include <chrono>

@@ -2,7 +2,7 @@
 // Ranking basins: fewest curved directions first (r = n − dim; at equal n
 // this is "most flat directions first"), then log-volume (larger wins). One
 // rule, shared by `rank` and `compare`; ties are an equivalence (transitive).
-#include <basinvol/report/row.hpp>
+#include <basinvol/result.hpp>
 
 #include <string>
 #include <vector>

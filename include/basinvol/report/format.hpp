@@ -1,7 +1,8 @@
 #pragma once
 // Reporters: turn rows into a human table, TSV, CSV, JSON or JSON Lines.
 // Machine formats carry no human text; JSON never holds NaN or Infinity.
-#include <basinvol/report/row.hpp>
+#include <basinvol/rank/ranking.hpp>
+#include <basinvol/result.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,11 @@ private:
 // `spectrum`: every eigenvalue of each row, by magnitude, marked kept or
 // dropped (rows carry their eigenvalues; error rows are kept in JSON).
 void write_spectra(std::ostream& out, const std::vector<Row>& rows, const ReportSpec& spec);
+
+// `compare`: "above", "below" or "tie", whether noise may decide it, the
+// reason, and (JSON) both rows; TSV/CSV one line with each row's source,
+// dim and log-volume; the table two lines for people.
+void write_comparison(std::ostream& out, const Row& a, const Row& b, const Comparison& c, const ReportSpec& spec);
 
 // The schema version of the JSON output (docs/output.md).
 constexpr int schema_version = 1;

@@ -1,4 +1,5 @@
-#include <basinvol/report/checks.hpp>
+#include <basinvol/report/text.hpp>
+#include <basinvol/toy/report.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -11,30 +12,12 @@ using json = nlohmann::ordered_json;
 
 json number(const std::optional<double>& v) { return v && std::isfinite(*v) ? json(*v) : json(nullptr); }
 
-std::string fmt(const std::optional<double>& v, int digits) {
-    if (!v || !std::isfinite(*v)) return "";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.*g", digits, *v);
-    return buf;
-}
+std::string fmt(const std::optional<double>& v, int digits) { return v ? format_number(*v, digits) : ""; }
 
 json to_json(const toy::Check& c) {
     return {{"source", c.source},      {"check", c.check},       {"status", toy::verdict_name(c.verdict)},
             {"expected", number(c.expected)}, {"measured", number(c.measured)}, {"se", number(c.se)},
             {"tolerance", number(c.tolerance)}, {"note", c.note}};
-}
-
-std::string csv_quote(const std::string& s) {
-    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-    std::string q = "\"";
-    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-    return q + "\"";
-}
-
-std::string tsv_clean(std::string s) {
-    for (auto& ch : s)
-        if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
-    return s;
 }
 
 }  // namespace
@@ -71,35 +54,14 @@ void write_checks(std::ostream& out, const std::vector<toy::Check>& checks, Form
             for (const auto& c : checks) out << to_json(c).dump() << '\n';
             break;
         case Format::tsv:
-        case Format::csv: {
-            const bool tsv = format == Format::tsv;
-            auto line = [&](const std::vector<std::string>& v) {
-                for (std::size_t i = 0; i < v.size(); ++i)
-                    out << (i ? (tsv ? "\t" : ",") : "") << (tsv ? tsv_clean(v[i]) : csv_quote(v[i]));
-                out << '\n';
-            };
-            line(head);
-            for (const auto& c : checks) line(cells(c, 17));
+        case Format::csv:
+            write_flat_line(out, head, format == Format::csv);
+            for (const auto& c : checks) write_flat_line(out, cells(c, 17), format == Format::csv);
             break;
-        }
         case Format::table: {
             std::vector<std::vector<std::string>> rows;
             for (const auto& c : checks) rows.push_back(cells(c, 8));
-            std::vector<std::size_t> width(head.size());
-            for (std::size_t i = 0; i < head.size(); ++i) width[i] = head[i].size();
-            for (const auto& r : rows)
-                for (std::size_t i = 0; i + 1 < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
-            auto line = [&](const std::vector<std::string>& v) {
-                std::string s;
-                for (std::size_t i = 0; i < v.size(); ++i) {
-                    s += v[i];
-                    if (i + 1 < v.size()) s += std::string(width[i] - v[i].size() + 2, ' ');
-                }
-                while (!s.empty() && s.back() == ' ') s.pop_back();
-                out << s << '\n';
-            };
-            line(head);
-            for (const auto& r : rows) line(r);
+            write_aligned(out, head, rows);
             break;
         }
     }

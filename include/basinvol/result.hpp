@@ -1,6 +1,8 @@
 #pragma once
-// One result: everything known about one Hessian. A plain value; reporters
-// (report/format.hpp) turn rows into text.
+// One result: everything known about one Hessian. A plain value made by
+// analysing (analyze.hpp), ordered by ranking (rank/), turned into text and
+// read back by the reporting layer through one table of fields
+// (report/schema.hpp).
 #include <basinvol/hessian.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
@@ -51,7 +53,7 @@ struct Row {
     std::string method;
     bool certified = false;
     double residual_bound = 0;  // every dropped eigenvalue has |λ| ≤ this (partial spectra)
-    SolverStats stats;
+    std::optional<SolverStats> stats;  // empty when read back from a format that does not carry it
     std::string solver_note;    // why a partial method fell back to dense, if it did
     std::string stored_type;
     std::string structure;            // "" for a dense dataset; blocks, factor, kron, diagonal

@@ -1,0 +1,23 @@
+#pragma once
+// Text helpers every reporter shares: numbers, cells, aligned tables.
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace basinvol {
+
+// %.*g with `digits` significant digits; "" when not finite.
+std::string format_number(double v, int digits = 17);
+std::string join(const std::vector<std::string>& parts, const char* sep);
+// A TSV cell: tabs and line breaks become spaces.
+std::string tsv_cell(std::string s);
+// A CSV cell: quoted (with "" for a quote) when it holds , " or a line break.
+std::string csv_cell(const std::string& s);
+// One TSV (csv = false) or CSV line of cells, each made safe for its format.
+void write_flat_line(std::ostream& out, const std::vector<std::string>& cells, bool csv);
+// A table for people: columns padded to their widest cell and two spaces
+// apart (the last column unpadded), trailing spaces trimmed.
+void write_aligned(std::ostream& out, const std::vector<std::string>& head,
+                   const std::vector<std::vector<std::string>>& rows);
+
+}  // namespace basinvol

@@ -1,0 +1,296 @@
+// The row's fields, once: name, kind, which outputs carry them, how a Row
+// gives and takes each value. A new output field is one entry here (and its
+// line in docs/output.md).
+#include <basinvol/error.hpp>
+#include <basinvol/report/schema.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+
+namespace basinvol {
+namespace {
+
+Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+Json number(const std::optional<double>& v) { return v ? number(*v) : Json(nullptr); }
+Json text(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
+Json place(const std::optional<std::size_t>& p) { return p ? Json(*p) : Json(nullptr); }
+
+std::size_t to_count(const Json& v) { return v.get<std::size_t>(); }
+std::optional<std::size_t> to_place(const Json& v, const char* name) {
+    const double d = v.get<double>();
+    if (d < 1 || d != std::floor(d))
+        throw InputError(std::string("field '") + name + "' must be a whole number from 1, got " + v.dump());
+    return static_cast<std::size_t>(d);
+}
+
+Json step(const Row& r) {
+    // A whole-number step is written as an integer (400, not 400.0).
+    const auto& s = r.attrs.step;
+    if (s && std::isfinite(*s) && std::abs(*s) < 9e15 && *s == std::floor(*s)) return static_cast<long long>(*s);
+    return number(s);
+}
+
+Json solver(const Row& r) {
+    if (!r.stats) return nullptr;
+    return {{"matvecs", r.stats->matvecs},
+            {"passes", r.stats->passes},
+            {"restarts", r.stats->restarts},
+            {"seconds", number(r.stats->seconds)},
+            {"note", text(r.solver_note)}};
+}
+
+// A nested object's field: absent or null is `fallback`; else of its kind.
+double inner_number(const Json& o, const char* key, double fallback = 0) {
+    auto it = o.find(key);
+    if (it == o.end() || it->is_null()) return fallback;
+    if (!it->is_number()) throw InputError(std::string("field '") + key + "' is not a number");
+    return it->get<double>();
+}
+std::size_t inner_count(const Json& o, const char* key) {
+    const double v = inner_number(o, key);
+    if (v < 0) throw InputError(std::string("field '") + key + "' is negative");
+    return static_cast<std::size_t>(v);
+}
+std::string inner_text(const Json& o, const char* key) {
+    auto it = o.find(key);
+    if (it == o.end() || it->is_null()) return "";
+    if (!it->is_string()) throw InputError(std::string("field '") + key + "' is not a string");
+    return it->get<std::string>();
+}
+
+void set_solver(Row& r, const Json& o) {
+    SolverStats s;
+    s.matvecs = inner_count(o, "matvecs");
+    s.passes = inner_count(o, "passes");
+    s.restarts = inner_count(o, "restarts");
+    s.seconds = inner_number(o, "seconds");
+    r.stats = s;
+    r.solver_note = inner_text(o, "note");
+}
+
+Json blocks(const Row& r) {
+    Json a = Json::array();
+    for (const BlockRow& b : r.blocks)
+        a.push_back({{"name", b.name}, {"n", b.n}, {"rank", b.rank}, {"dim", b.dim}, {"negative", b.negative},
+                     {"log_volume_part", number(b.log_volume_part)}});
+    return a;
+}
+
+void set_blocks(Row& r, const Json& a) {
+    if (!a.is_array()) throw InputError("field 'blocks' is not a list");
+    for (const auto& b : a) {
+        if (!b.is_object()) throw InputError("field 'blocks' holds a value that is not an object");
+        BlockRow br;
+        br.name = inner_text(b, "name");
+        br.n = inner_count(b, "n");
+        br.rank = inner_count(b, "rank");
+        br.dim = inner_count(b, "dim");
+        br.negative = inner_count(b, "negative");
+        br.log_volume_part = inner_number(b, "log_volume_part");
+        r.blocks.push_back(br);
+    }
+}
+
+using K = FieldKind;
+using S = FieldShown;
+constexpr bool ok_only = true, any_row = false, flat = true, json_only = false;
+
+// Shorthands for the common getter/setter pairs of a Row member.
+#define BV_TEXT(member) [](const Row& r) { return text(r.member); }, [](Row& r, const Json& v) { r.member = v.get<std::string>(); }
+#define BV_COUNT(member) [](const Row& r) { return Json(r.member); }, [](Row& r, const Json& v) { r.member = to_count(v); }
+#define BV_NUMBER(member) [](const Row& r) { return number(r.member); }, [](Row& r, const Json& v) { r.member = v.get<double>(); }
+
+const std::vector<Field> fields = {
+    {"place", K::count, S::ranked, any_row, flat, [](const Row& r) { return place(r.place); },
+     [](Row& r, const Json& v) { r.place = to_place(v, "place"); }},
+    {"source", K::text, S::always, any_row, flat, BV_TEXT(source)},
+    {"file", K::text, S::always, any_row, flat, BV_TEXT(file)},
+    {"dataset", K::text, S::always, any_row, flat, BV_TEXT(dataset)},
+    {"n", K::count, S::always, any_row, flat, [](const Row& r) { return r.n ? Json(r.n) : Json(nullptr); },
+     [](Row& r, const Json& v) { r.n = to_count(v); }},
+    {"rank", K::count, S::always, ok_only, flat, BV_COUNT(rank)},
+    {"dim", K::count, S::always, ok_only, flat, BV_COUNT(dim)},
+    {"dim_low", K::count, S::always, ok_only, flat, BV_COUNT(dim_low)},
+    {"dim_high", K::count, S::always, ok_only, flat, BV_COUNT(dim_high)},
+    {"negative", K::count, S::always, ok_only, flat, BV_COUNT(negative)},
+    {"tol", K::number, S::always, ok_only, flat, BV_NUMBER(tol)},
+    {"gap", K::number, S::always, ok_only, flat, BV_NUMBER(gap)},
+    {"noise_floor", K::number, S::always, ok_only, flat, BV_NUMBER(noise_floor)},
+    {"cut", K::text, S::always, ok_only, flat, BV_TEXT(cut_rule)},
+    {"log_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume)},
+    {"log10_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log10_volume)},
+    {"log_volume_error", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume_error)},
+    {"method", K::text, S::always, ok_only, flat, BV_TEXT(method)},
+    {"status", K::text, S::always, any_row, flat, [](const Row& r) { return Json(r.ok ? "ok" : "error"); },
+     [](Row& r, const Json& v) {
+         const std::string s = v.get<std::string>();
+         if (s != "ok" && s != "error") throw InputError("status must be 'ok' or 'error', got '" + s + "'");
+         r.ok = s == "ok";
+     }},
+    {"warnings", K::list, S::always, any_row, flat, [](const Row& r) { return Json(r.warnings); },
+     [](Row& r, const Json& v) { r.warnings = v.get<std::vector<std::string>>(); }},
+    {"error", K::text, S::always, any_row, flat, [](const Row& r) { return r.ok ? Json(nullptr) : Json(r.error); },
+     [](Row& r, const Json& v) { r.error = v.get<std::string>(); }},
+    {"seconds", K::number, S::always, any_row, flat, BV_NUMBER(seconds)},
+    {"step", K::number, S::always, any_row, flat, step, [](Row& r, const Json& v) { r.attrs.step = v.get<double>(); }},
+    {"loss", K::number, S::always, any_row, flat, BV_NUMBER(attrs.loss)},
+    {"loss_threshold", K::number, S::always, any_row, flat, BV_NUMBER(attrs.loss_threshold)},
+    {"name", K::text, S::always, any_row, flat,
+     [](const Row& r) { return r.attrs.name ? Json(*r.attrs.name) : Json(nullptr); },
+     [](Row& r, const Json& v) { r.attrs.name = v.get<std::string>(); }},
+    {"threshold", K::number, S::always, ok_only, flat, BV_NUMBER(threshold)},
+    {"certified", K::flag, S::always, ok_only, flat, [](const Row& r) { return Json(r.certified); },
+     [](Row& r, const Json& v) { r.certified = v.get<bool>(); }},
+    {"residual_bound", K::number, S::always, ok_only, flat, BV_NUMBER(residual_bound)},
+    {"hessian_error", K::number, S::always, ok_only, flat, BV_NUMBER(hessian_error)},
+    {"asymmetry", K::number, S::always, ok_only, flat, BV_NUMBER(asymmetry)},
+    {"stored_type", K::text, S::always, any_row, flat, BV_TEXT(stored_type)},
+    {"structure", K::text, S::always, any_row, flat, BV_TEXT(structure)},
+    {"log_volume_regularized", K::number, S::regularized, any_row, flat, BV_NUMBER(log_volume_regularized)},
+    {"place_regularized", K::count, S::ranked_regularized, any_row, flat,
+     [](const Row& r) { return place(r.place_regularized); },
+     [](Row& r, const Json& v) { r.place_regularized = to_place(v, "place_regularized"); }},
+    {"solver", K::object, S::always, ok_only, json_only, solver, set_solver},
+    {"blocks", K::object, S::when_present, any_row, json_only, blocks, set_blocks},
+};
+
+#undef BV_TEXT
+#undef BV_COUNT
+#undef BV_NUMBER
+
+// The value's JSON type fits the field's kind; else InputError naming it.
+void check_kind(const Field& f, const Json& v) {
+    const std::string name = std::string("field '") + f.name + "'";
+    switch (f.kind) {
+        case K::text:
+            if (!v.is_string()) throw InputError(name + " is not a string");
+            break;
+        case K::count:
+            if (!v.is_number()) throw InputError(name + " is not a number");
+            if (v.get<double>() < 0) throw InputError(name + " is negative");
+            if (v.get<double>() != std::floor(v.get<double>()))
+                throw InputError(name + " is not a whole number: " + v.dump());
+            break;
+        case K::number:
+            if (!v.is_number()) throw InputError(name + " is not a number");
+            break;
+        case K::flag:
+            if (!v.is_boolean()) throw InputError(name + " is not true or false");
+            break;
+        case K::list:
+            if (!v.is_array()) throw InputError(name + " is not a list");
+            for (const auto& x : v)
+                if (!x.is_string()) throw InputError(name + " holds a value that is not a string");
+            break;
+        case K::object: break;  // the setter checks its own structure
+    }
+}
+
+}  // namespace
+
+const std::vector<Field>& row_fields() { return fields; }
+
+const Field* find_field(const std::string& name) {
+    for (const Field& f : fields)
+        if (name == f.name) return &f;
+    return nullptr;
+}
+
+bool shows(const Field& f, const Shape& shape) {
+    switch (f.shown) {
+        case S::ranked: return shape.with_place;
+        case S::regularized: return shape.with_regularized;
+        case S::ranked_regularized: return shape.with_place && shape.with_regularized;
+        default: return true;
+    }
+}
+
+Json fields_to_json(const Row& r, const Shape& shape) {
+    Json j = Json::object();
+    for (const Field& f : fields) {
+        if (!shows(f, shape)) continue;
+        if (f.shown == S::when_present && r.blocks.empty()) continue;
+        j[f.name] = f.ok_only && !r.ok ? Json(nullptr) : f.get(r);
+    }
+    return j;
+}
+
+std::vector<std::string> flat_columns(const Shape& shape) {
+    std::vector<std::string> c;
+    for (const Field& f : fields)
+        if (f.flat && shows(f, shape)) c.push_back(f.name);
+    return c;
+}
+
+std::string flat_cell(const Json& v) {
+    if (v.is_null()) return "";
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+    if (v.is_number_float()) return format_number(v.get<double>());
+    if (v.is_array()) {  // ';' keeps a list in one CSV cell without quotes (numpy.genfromtxt, csv)
+        std::vector<std::string> parts;
+        for (const auto& x : v) parts.push_back(flat_cell(x));
+        return join(parts, ";");
+    }
+    return v.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json flat_value(const std::string& column, const std::string& cell) {
+    const Field* f = find_field(column);
+    if (!f || f->kind == K::text) return cell.empty() ? Json(nullptr) : Json(cell);
+    if (f->kind == K::list) {  // ';'-separated (',' in files written before 0.2)
+        Json a = Json::array();
+        if (cell.empty()) return a;
+        const char sep = cell.find(';') != std::string::npos ? ';' : ',';
+        for (std::size_t start = 0;;) {
+            const auto end = cell.find(sep, start);
+            a.push_back(cell.substr(start, end == std::string::npos ? std::string::npos : end - start));
+            if (end == std::string::npos) return a;
+            start = end + 1;
+        }
+    }
+    if (cell.empty()) return nullptr;
+    if (f->kind == K::flag) {
+        if (cell != "true" && cell != "false")
+            throw InputError("column '" + column + "' holds '" + cell + "', not true or false");
+        return cell == "true";
+    }
+    char* end = nullptr;
+    const double d = std::strtod(cell.c_str(), &end);
+    if (end == cell.c_str() || *end != '\0')
+        throw InputError("column '" + column + "' holds '" + cell + "', not a number");
+    return d;
+}
+
+Row fields_from_json(const Json& j) {
+    if (!j.is_object()) throw InputError("a row is not a JSON object");
+    Row r;
+    auto take = [&](const Field& f) {
+        auto it = j.find(f.name);
+        if (it == j.end() || it->is_null()) return false;
+        check_kind(f, *it);
+        f.set(r, *it);
+        return true;
+    };
+    // The source names the row in every message; the status says whether
+    // the ok-only fields are read.
+    const Field& source = *find_field("source");
+    const Field& status = *find_field("status");
+    if (!take(source) || r.source.empty()) throw InputError("a row has no 'source'");
+    try {
+        if (!take(status)) throw InputError("a row has no 'status'");
+        for (const Field& f : fields)
+            if (&f != &source && &f != &status && !(f.ok_only && !r.ok)) take(f);
+        if (r.ok && !take(*find_field("log_volume"))) throw InputError("an ok row has no log_volume");
+    } catch (const InputError& e) {
+        throw InputError(r.source + ": " + e.what());
+    }
+    // Rows written before the band existed carry none: a band of one dim.
+    auto absent = [&](const char* key) { return !j.contains(key) || j.at(key).is_null(); };
+    if (r.ok && absent("dim_low")) r.dim_low = r.dim;
+    if (r.ok && absent("dim_high")) r.dim_high = r.dim;
+    return r;
+}
+
+}  // namespace basinvol

@@ -1,0 +1,60 @@
+#include <basinvol/report/text.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace basinvol {
+
+std::string format_number(double v, int digits) {
+    if (!std::isfinite(v)) return "";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    return buf;
+}
+
+std::string join(const std::vector<std::string>& parts, const char* sep) {
+    std::string s;
+    for (std::size_t i = 0; i < parts.size(); ++i) s += (i ? sep : "") + parts[i];
+    return s;
+}
+
+std::string tsv_cell(std::string s) {
+    for (auto& ch : s)
+        if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
+    return s;
+}
+
+std::string csv_cell(const std::string& s) {
+    if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+    std::string q = "\"";
+    for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return q + "\"";
+}
+
+void write_flat_line(std::ostream& out, const std::vector<std::string>& cells, bool csv) {
+    for (std::size_t i = 0; i < cells.size(); ++i)
+        out << (i ? (csv ? "," : "\t") : "") << (csv ? csv_cell(cells[i]) : tsv_cell(cells[i]));
+    out << '\n';
+}
+
+void write_aligned(std::ostream& out, const std::vector<std::string>& head,
+                   const std::vector<std::vector<std::string>>& rows) {
+    std::vector<std::size_t> width(head.size());
+    for (std::size_t i = 0; i < head.size(); ++i) width[i] = head[i].size();
+    for (const auto& r : rows)
+        for (std::size_t i = 0; i + 1 < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+    auto line = [&](const std::vector<std::string>& c) {
+        std::string s;
+        for (std::size_t i = 0; i < c.size(); ++i) {
+            s += c[i];
+            if (i + 1 < c.size() && i < width.size()) s += std::string(width[i] - c[i].size() + 2, ' ');
+        }
+        while (!s.empty() && s.back() == ' ') s.pop_back();
+        out << s << '\n';
+    };
+    line(head);
+    for (const auto& r : rows) line(r);
+}
+
+}  // namespace basinvol
