@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 using namespace basinvol;
@@ -277,6 +278,36 @@ TEST_CASE("scheduler: BLAS threads split between jobs and restored") {
     auto sum = run_batch(items, o, {});
     CHECK(sum.blas_threads == std::max(1, static_cast<int>(available_cpus() / sum.jobs)));
     CHECK(seen == sum.blas_threads);
+    CHECK(blas_threads() == before);
+}
+
+TEST_CASE("scheduler: a row callback that throws stops the batch cleanly and restores BLAS threads") {
+    // The callback writes rows (a closed pipe, a full disk): its exception
+    // must reach the caller with every worker joined, never std::terminate.
+    set_blas_threads(2);
+    const int before = blas_threads();
+    auto items = fake_items(std::vector<std::size_t>(50, 1));
+    BatchOptions o;
+    o.jobs = 2;
+    o.memory_budget = 100;
+    o.estimate = [](const HessianInfo&) { return std::size_t(1); };
+    std::atomic<std::size_t> analyzed{0};
+    o.analyze_one = [&](const HessianInfo& h) {
+        ++analyzed;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        return ok_row(h);
+    };
+    std::size_t delivered = 0;
+    auto throwing = [&](std::size_t, const Row&) {
+        if (++delivered == 3) throw std::runtime_error("cannot write the results");
+    };
+    CHECK_THROWS_WITH(run_batch(items, o, {throwing, {}}), "cannot write the results");
+    CHECK(delivered == 3);
+    CHECK(analyzed.load() < items.size());  // the workers stopped starting items
+    CHECK(blas_threads() == before);
+    // A progress callback that throws unwinds the same way.
+    auto progress_throws = [](const BatchProgress&) { throw std::runtime_error("progress"); };
+    CHECK_THROWS_WITH(run_batch(items, o, {{}, progress_throws}), "progress");
     CHECK(blas_threads() == before);
 }
 

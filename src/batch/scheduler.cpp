@@ -173,42 +173,183 @@ std::string gigabytes(std::size_t bytes) {
 
 using Clock = std::chrono::steady_clock;
 
-// State shared by the workers and the delivering thread.
-struct Shared {
-    std::mutex m;
-    std::condition_variable work;  // a reservation was released, or stop
-    std::condition_variable done;  // a row is ready
-    std::size_t next = 0;          // next item to start
-    std::size_t reserved = 0;      // bytes of the running working sets
+// How much may run at once.
+struct Budget {
+    std::size_t bytes = 0;
+    bool address_limited = false;  // cut to what `ulimit -v` leaves
+};
+
+// Sets sum.jobs (and sum.blas_threads) and returns the memory budget. Under
+// an address-space limit (ulimit -v) the budget is also what the limit
+// leaves, less per job a BLAS buffer, a thread stack and a malloc arena:
+// OpenBLAS maps a buffer for each thread that calls it and retries forever
+// when it cannot, so running out there would be a hang, not an error row.
+// Jobs are cut until they take at most half of what is left (never below
+// one); OpenBLAS's own threads would need a buffer each too, so BLAS runs one
+// thread per job.
+Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& sum) {
+    Budget b;
+    b.bytes = opt.memory_budget ? opt.memory_budget : default_memory_budget();
+    if (b.bytes == 0) throw UsageError("--max-memory must be positive");
+    const std::size_t cpus = available_cpus();
+    sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
+    const std::size_t left = address_space_left();
+    if (left != SIZE_MAX) {
+        const std::size_t per_job = blas_buffer_bytes + (std::size_t(72) << 20);
+        while (sum.jobs > 1 && per_job * sum.jobs > left / 2) --sum.jobs;
+        const std::size_t reserve = per_job * sum.jobs;
+        const std::size_t room = left > reserve ? left - reserve : 0;
+        if (room < b.bytes) {
+            b.bytes = room;
+            b.address_limited = true;
+        }
+    }
+    if (opt.split_blas_threads)
+        sum.blas_threads = left != SIZE_MAX ? 1 : static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
+    return b;
+}
+
+// An item whose working set could never fit: an error row, not an
+// out-of-memory kill.
+Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) {
+    return error_row(info, info.source() + ": n = " + std::to_string(info.n) + " needs about " + gigabytes(need) +
+                               " to analyze, " +
+                               (b.address_limited
+                                    ? "out of memory under the address-space limit (ulimit -v), which leaves " +
+                                          gigabytes(b.bytes)
+                                    : "over the memory budget of " + gigabytes(b.bytes) + " (--max-memory)"));
+}
+
+// The BLAS thread count as it was, on every way out of run_batch.
+class BlasThreads {
+public:
+    BlasThreads(bool change, int threads) : saved_(change ? blas_threads() : 0) {
+        if (change) set_blas_threads(threads);
+    }
+    ~BlasThreads() {
+        if (saved_ > 0) set_blas_threads(saved_);
+    }
+    BlasThreads(const BlasThreads&) = delete;
+    BlasThreads& operator=(const BlasThreads&) = delete;
+
+private:
+    int saved_;
+};
+
+// Finished rows, as the delivering thread takes them.
+struct Delivery {
+    std::deque<std::pair<std::size_t, Row>> rows;
+    bool finished = false;  // every worker has stopped and nothing is left
     std::size_t running = 0;
-    std::size_t workers_left = 0;
     std::string current;
-    std::deque<std::pair<std::size_t, Row>> ready;
+};
+
+// The workers: each starts the next item in input order once its working set
+// fits the budget. The destructor stops and joins them, so an exception on
+// the delivering thread (a row callback that throws) unwinds cleanly.
+class Pool {
+public:
+    Pool(const std::vector<WorkItem>& items, const std::vector<std::size_t>& need, const Budget& budget,
+         const BatchOptions& opt, std::function<Row(const HessianInfo&)> run_one, std::size_t jobs)
+        : items_(items), need_(need), budget_(budget), opt_(opt), run_one_(std::move(run_one)), left_(jobs) {
+        threads_.reserve(jobs);
+        for (std::size_t j = 0; j < jobs; ++j) threads_.emplace_back([this] { work(); });
+    }
+    ~Pool() {
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            abort_ = true;
+        }
+        work_.notify_all();
+        for (auto& t : threads_) t.join();
+    }
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    // The rows finished since the last call, waiting at most one tick for one.
+    Delivery take() {
+        std::unique_lock<std::mutex> lock(m_);
+        if (ready_.empty() && left_ > 0) done_.wait_for(lock, opt_.tick);
+        if (stopping()) work_.notify_all();
+        Delivery d;
+        d.rows.swap(ready_);
+        d.finished = left_ == 0 && d.rows.empty();
+        d.running = running_;
+        d.current = current_;
+        return d;
+    }
+
+private:
+    bool stopping() const { return abort_ || (opt_.stop && opt_.stop->load()); }
+
+    void finish(std::size_t i, Row r) {  // under the lock
+        ready_.emplace_back(i, std::move(r));
+        done_.notify_one();
+    }
+
+    void work() {
+        std::unique_lock<std::mutex> lock(m_);
+        while (next_ < items_.size() && !stopping()) {
+            const std::size_t i = next_;
+            const WorkItem& item = items_[i];
+            if (item.error) {  // nothing to compute
+                ++next_;
+                finish(i, *item.error);
+            } else if (need_[i] > budget_.bytes) {
+                ++next_;
+                finish(i, over_budget_row(item.info, need_[i], budget_));
+            } else if (reserved_ + need_[i] > budget_.bytes) {  // wait for room; items start in input order
+                work_.wait_for(lock, opt_.tick);
+            } else {
+                ++next_;
+                reserved_ += need_[i];
+                ++running_;
+                current_ = item.label();
+                lock.unlock();
+                Row r = run_one_(item.info);
+                lock.lock();
+                reserved_ -= need_[i];
+                --running_;
+                finish(i, std::move(r));
+                work_.notify_all();
+            }
+        }
+        --left_;
+        done_.notify_one();
+    }
+
+    const std::vector<WorkItem>& items_;
+    const std::vector<std::size_t>& need_;
+    const Budget budget_;
+    const BatchOptions& opt_;
+    const std::function<Row(const HessianInfo&)> run_one_;
+    std::mutex m_;
+    std::condition_variable work_;  // a reservation was released, or stop
+    std::condition_variable done_;  // a row is ready
+    std::size_t next_ = 0;          // next item to start
+    std::size_t reserved_ = 0;      // bytes of the running working sets
+    std::size_t running_ = 0;
+    std::size_t left_;              // workers still running
+    bool abort_ = false;
+    std::string current_;
+    std::deque<std::pair<std::size_t, Row>> ready_;
+    std::vector<std::thread> threads_;  // last: started after every member above exists
 };
 
 }  // namespace
 
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
-    std::size_t budget = opt.memory_budget ? opt.memory_budget : default_memory_budget();
-    if (budget == 0) throw UsageError("--max-memory must be positive");
     auto analyze_one = opt.analyze_one ? opt.analyze_one
                                        : std::function<Row(const HessianInfo&)>(
                                              [&](const HessianInfo& h) { return analyze(h, opt.analyze); });
     // analyze() turns every failure of the input into a row; anything else
     // escaping a worker would end the process, so it becomes a row as well.
-    auto run_one = [&](const HessianInfo& h) {
+    auto run_one = [analyze_one](const HessianInfo& h) {
         try {
             return analyze_one(h);
         } catch (const std::exception& e) {
-            Row r;
-            r.source = h.source();
-            r.file = h.file;
-            r.dataset = h.dataset;
-            r.n = h.n;
-            r.attrs = h.attrs;
-            r.error = h.source() + ": " + e.what();
-            return r;
+            return error_row(h, e.what());  // names the source
         }
     };
     auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>(working_set_bytes);
@@ -219,95 +360,10 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
             need[i] = estimate(items[i].info);
             ++solvable;
         }
-
     BatchSummary sum;
-    const std::size_t cpus = available_cpus();
-    sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
-    // Under an address-space limit (ulimit -v) the budget is also what the
-    // limit leaves, less per job a BLAS buffer, a thread stack and a malloc
-    // arena: OpenBLAS maps a buffer for each thread that calls it and retries
-    // forever when it cannot, so running out there would be a hang, not an
-    // error row. Jobs are cut until they take at most half of what is left
-    // (never below one); OpenBLAS's own threads would need a buffer each
-    // too, so BLAS runs one thread per job.
-    const std::size_t left = address_space_left();
-    bool address_limited = false;
-    if (left != SIZE_MAX) {
-        const std::size_t per_job = blas_buffer_bytes + (std::size_t(72) << 20);
-        while (sum.jobs > 1 && per_job * sum.jobs > left / 2) --sum.jobs;
-        const std::size_t reserve = per_job * sum.jobs;
-        const std::size_t room = left > reserve ? left - reserve : 0;
-        if (room < budget) {
-            budget = room;
-            address_limited = true;
-        }
-    }
-    const int saved_blas = opt.split_blas_threads ? blas_threads() : 0;
-    if (opt.split_blas_threads) {
-        sum.blas_threads = left != SIZE_MAX ? 1 : static_cast<int>(std::max<std::size_t>(1, cpus / sum.jobs));
-        set_blas_threads(sum.blas_threads);
-    }
+    const Budget budget = plan_jobs(opt, solvable, sum);
+    const BlasThreads blas(opt.split_blas_threads, sum.blas_threads);
 
-    auto stopping = [&] { return opt.stop && opt.stop->load(); };
-
-    Shared sh;
-    sh.workers_left = sum.jobs;
-    auto worker = [&] {
-        std::unique_lock<std::mutex> lock(sh.m);
-        for (;;) {
-            if (sh.next == items.size() || stopping()) break;
-            const std::size_t i = sh.next;
-            const WorkItem& item = items[i];
-            if (item.error) {  // nothing to compute
-                ++sh.next;
-                sh.ready.emplace_back(i, *item.error);
-                sh.done.notify_one();
-                continue;
-            }
-            if (need[i] > budget) {  // could never fit: an error row, not an out-of-memory kill
-                ++sh.next;
-                Row r;
-                r.source = item.info.source();
-                r.file = item.info.file;
-                r.dataset = item.info.dataset;
-                r.n = item.info.n;
-                r.attrs = item.info.attrs;
-                r.stored_type = item.info.stored_type;
-                r.error = item.info.source() + ": n = " + std::to_string(item.info.n) + " needs about " +
-                          gigabytes(need[i]) + " to analyze, " +
-                          (address_limited ? "out of memory under the address-space limit (ulimit -v), which leaves " +
-                                                 gigabytes(budget)
-                                           : "over the memory budget of " + gigabytes(budget) + " (--max-memory)");
-                sh.ready.emplace_back(i, std::move(r));
-                sh.done.notify_one();
-                continue;
-            }
-            if (sh.reserved + need[i] > budget) {  // wait for room; items start in input order
-                sh.work.wait_for(lock, opt.tick);
-                continue;
-            }
-            ++sh.next;
-            sh.reserved += need[i];
-            ++sh.running;
-            sh.current = item.label();
-            lock.unlock();
-            Row r = run_one(item.info);
-            lock.lock();
-            sh.reserved -= need[i];
-            --sh.running;
-            sh.ready.emplace_back(i, std::move(r));
-            sh.work.notify_all();
-            sh.done.notify_one();
-        }
-        --sh.workers_left;
-        sh.done.notify_one();
-    };
-
-    std::vector<std::thread> pool;
-    pool.reserve(sum.jobs);
-    for (std::size_t j = 0; j < sum.jobs; ++j) pool.emplace_back(worker);
-
-    // Deliver on this thread.
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;
     auto deliver = [&](std::size_t i, const Row& r) {
@@ -315,50 +371,30 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
         if (!r.ok) ++sum.failed;
         if (cb.on_row) cb.on_row(i, r);
     };
-    auto progress = [&](std::size_t running, const std::string& current) {
-        if (!cb.on_progress) return;
-        BatchProgress p;
-        p.done = sum.delivered;
-        p.total = items.size();
-        p.running = running;
-        p.current = current;
-        p.elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-        cb.on_progress(p);
-    };
     {
-        std::unique_lock<std::mutex> lock(sh.m);
-        for (;;) {
-            if (sh.ready.empty() && sh.workers_left > 0) sh.done.wait_for(lock, opt.tick);
-            if (stopping()) sh.work.notify_all();
-            std::deque<std::pair<std::size_t, Row>> batch;
-            batch.swap(sh.ready);
-            const bool finished = sh.workers_left == 0 && batch.empty();
-            const std::size_t running = sh.running;
-            const std::string current = sh.current;
-            lock.unlock();
-            for (auto& [i, r] : batch) {
+        Pool pool(items, need, budget, opt, run_one, sum.jobs);
+        for (Delivery d = pool.take();; d = pool.take()) {
+            for (auto& [i, r] : d.rows) {
                 if (opt.order == RowOrder::finish) {
                     deliver(i, r);
-                } else {
-                    held.emplace(i, std::move(r));
-                    while (!held.empty() && held.begin()->first == next_out) {
-                        deliver(next_out, held.begin()->second);
-                        held.erase(held.begin());
-                        ++next_out;
-                    }
+                    continue;
+                }
+                held.emplace(i, std::move(r));
+                for (; !held.empty() && held.begin()->first == next_out; ++next_out) {
+                    deliver(next_out, held.begin()->second);
+                    held.erase(held.begin());
                 }
             }
-            progress(running, current);
-            lock.lock();
-            if (finished) break;
+            if (cb.on_progress)
+                cb.on_progress({sum.delivered, items.size(), d.running, d.current,
+                                std::chrono::duration<double>(Clock::now() - t0).count()});
+            if (d.finished) break;
         }
     }
-    for (auto& t : pool) t.join();
     // Stopped early: rows that finished after a gap in input order still go out, in order.
     for (auto& [i, r] : held) deliver(i, r);
     sum.not_started = items.size() - sum.delivered;
     sum.stopped = sum.not_started > 0;
-    if (opt.split_blas_threads && saved_blas > 0) set_blas_threads(saved_blas);
     return sum;
 }
 

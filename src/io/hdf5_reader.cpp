@@ -18,6 +18,7 @@
 #include <iomanip>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
@@ -135,6 +136,74 @@ void store_number(Attributes& attrs, const std::string& key, double v) {
     } else attrs.numbers[key] = v;
 }
 
+// A string attribute's value (fixed or variable length, its character set
+// kept), or nothing when HDF5 cannot read it.
+std::optional<std::string> read_string_attribute(hid_t a, hid_t type) {
+    const bool variable = H5Tis_variable_str(type) > 0;
+    const std::size_t size = variable ? 0 : H5Tget_size(type);
+    Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
+    const H5T_cset_t cset = H5Tget_cset(type);
+    if (!mem.valid() || cset < 0 || H5Tset_size(mem.get(), variable ? H5T_VARIABLE : size + 1) < 0 ||
+        H5Tset_cset(mem.get(), cset) < 0)
+        return std::nullopt;
+    if (variable) {
+        char* s = nullptr;
+        if (H5Aread(a, mem.get(), &s) < 0) return std::nullopt;
+        std::string value = s ? s : "";
+        H5free_memory(s);
+        return value;
+    }
+    std::string buf(size + 1, '\0');
+    if (H5Aread(a, mem.get(), buf.data()) < 0) return std::nullopt;
+    return std::string(buf.c_str());
+}
+
+// The attributes read so far, and the first that changes an answer and
+// cannot be read as one number.
+struct AttributeReading {
+    Attributes* attrs;
+    std::string problem;
+};
+
+// One attribute into `into` (an H5Aiterate2 callback's body).
+void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return;
+    Handle attr(a, H5Aclose);
+    Handle space(H5Aget_space(a), H5Sclose);
+    Handle type(H5Aget_type(a), H5Tclose);
+    if (!space.valid() || !type.valid()) return;
+    const std::string key = name;
+    const bool answer = changes_answer(key);
+    const bool expected = key.rfind("expected_", 0) == 0;
+    auto refuse = [&](const std::string& why) {
+        if (answer && into.problem.empty())
+            into.problem = "attribute " + key + " must be one number, got " + why;
+        else if (!answer && expected)
+            into.attrs->strings[key] = "unreadable: must be one number, got " + why;
+    };
+    const hssize_t count = H5Sget_simple_extent_npoints(space.get());
+    const H5T_class_t cls = H5Tget_class(type.get());
+    if (count != 1) {
+        refuse(count < 0 ? std::string("an unreadable dataspace") : "an array of " + std::to_string(count) + " values");
+    } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
+        double v = 0;
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) refuse("a value that cannot be read");
+        else store_number(*into.attrs, key, v);
+    } else if (cls == H5T_STRING) {
+        const auto value = read_string_attribute(a, type.get());
+        if (!value) return;
+        // A number written as text ("0.5") is that number; other text is
+        // refused where it would change an answer.
+        if (key == "name") into.attrs->name = *value;
+        else if (auto v = parse_number(*value); v && (answer || expected)) store_number(*into.attrs, key, *v);
+        else if (answer || expected) refuse("the string '" + value->substr(0, 40) + "'");
+        else into.attrs->strings[key] = *value;
+    } else {
+        refuse("a value of type " + type_name(type.get()));
+    }
+}
+
 // Reads scalar (or one-element) attributes into `attrs`; returns why they
 // cannot be read ("" when they can): a corrupt attribute list, or an
 // attribute that changes an answer (loss_threshold, hessian_error) holding
@@ -149,79 +218,17 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
         const std::string h = hdf5_message();
         return "an attribute cannot be decoded (corrupt file" + (h.empty() ? std::string() : ": HDF5: " + h) + ")";
     }
-    struct Ctx {
-        Attributes* attrs;
-        std::string problem;  // the first attribute that changes an answer and cannot be read as one number
-    } ctx{&attrs, {}};
+    AttributeReading reading{&attrs, {}};
     auto op = [](hid_t loc, const char* name, const H5A_info_t*, void* data) -> herr_t {
-        auto* c = static_cast<Ctx*>(data);
-        hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-        if (a < 0) return 0;
-        Handle attr(a, H5Aclose);
-        Handle space(H5Aget_space(a), H5Sclose);
-        Handle type(H5Aget_type(a), H5Tclose);
-        if (!space.valid() || !type.valid()) return 0;
-        const std::string key = name;
-        const bool answer = changes_answer(key);
-        auto refuse = [&](const std::string& why) {
-            if (answer && c->problem.empty())
-                c->problem = "attribute " + key + " must be one number, got " + why;
-            else if (!answer && key.rfind("expected_", 0) == 0)
-                c->attrs->strings[key] = "unreadable: must be one number, got " + why;
-        };
-        hssize_t count = H5Sget_simple_extent_npoints(space.get());
-        H5T_class_t cls = H5Tget_class(type.get());
-        if (count != 1) {
-            refuse(count < 0 ? std::string("an unreadable dataspace")
-                             : "an array of " + std::to_string(count) + " values");
-            return 0;
-        }
-        if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
-            double v = 0;
-            if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) {
-                refuse("a value that cannot be read");
-                return 0;
-            }
-            store_number(*c->attrs, key, v);
-        } else if (cls == H5T_STRING) {
-            std::string value;
-            if (H5Tis_variable_str(type.get()) > 0) {
-                Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-                H5Tset_size(mem.get(), H5T_VARIABLE);
-                H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
-                char* s = nullptr;
-                if (H5Aread(a, mem.get(), &s) < 0) return 0;
-                if (s) value = s;
-                H5free_memory(s);
-            } else {
-                std::size_t size = H5Tget_size(type.get());
-                std::string buf(size + 1, '\0');
-                Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
-                H5Tset_size(mem.get(), size + 1);
-                H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
-                if (H5Aread(a, mem.get(), buf.data()) < 0) return 0;
-                value = std::string(buf.c_str());
-            }
-            // A number written as text ("0.5") is that number; other text is
-            // refused where it would change an answer.
-            if (key == "name") c->attrs->name = value;
-            else if (auto v = parse_number(value); v && (answer || key.rfind("expected_", 0) == 0))
-                store_number(*c->attrs, key, *v);
-            else if (answer || key.rfind("expected_", 0) == 0)
-                refuse("the string '" + value.substr(0, 40) + "'");
-            else
-                c->attrs->strings[key] = value;
-        } else {
-            refuse("a value of type " + type_name(type.get()));
-        }
+        read_one_attribute(loc, name, *static_cast<AttributeReading*>(data));
         return 0;
     };
     // Native order walks a dense (B-tree) attribute store directly, without
     // building such a table.
     hsize_t idx = 0;
-    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, op, &ctx);
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, op, &reading);
     H5Eclear2(H5E_DEFAULT);
-    return ctx.problem;
+    return reading.problem;
 }
 
 // The first filter of `d`'s pipeline this HDF5 library cannot decode, as
@@ -497,14 +504,13 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
 
 namespace {
 
+// The value rules: every entry finite, 64-bit integers exact in float64.
+// Returns max|H| (0 for a zero matrix).
 template <class Matrix>
-void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt, Hessian& h) {
-    using S = typename Matrix::Scalar;
+double check_values(const Matrix& m, const HessianInfo& info) {
     const Eigen::Index n = m.rows();
     // Contiguous, vectorized passes: finiteness, then the largest magnitude.
-    const bool finite = m.allFinite();
-    const double scale = finite && m.size() ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
-    if (!finite) {
+    if (!m.allFinite()) {
         for (Eigen::Index c = 0; c < n; ++c)
             for (Eigen::Index r = 0; r < n; ++r)
                 if (!std::isfinite(m(r, c)))  // the buffer holds the file's rows as columns: m(r, c) is [c, r]
@@ -524,31 +530,31 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
                     throw InputError(info.source() + ": " + s.str());
                 }
     }
-    if (scale == 0) {
-        h.asymmetry = 0;
-        h.frobenius = 0;
-        return;
-    }
-    // ‖H − Hᵀ‖_F and ‖H‖_F over tiles of the lower triangle and their mirrors
-    // (cache-friendly), scaled by max|H| so that 1e±300 entries stay finite.
-    constexpr Eigen::Index tile = 64;
-    auto over_tiles = [&](auto&& f) {
-        for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
-            for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
-                const Eigen::Index c1 = std::min(n, c0 + tile), r1 = std::min(n, r0 + tile);
-                for (Eigen::Index c = c0; c < c1; ++c)
-                    for (Eigen::Index r = std::max(r0, c); r < r1; ++r) f(r, c);
-            }
-    };
-    // 1/scale overflows when max|H| is subnormal (under 2^-1022): divide there instead.
-    const double inv = 1 / scale;
-    const bool divide = !std::isfinite(inv);
-    auto unit = [&](double x) { return divide ? x / scale : x * inv; };
-    double asym2 = 0, norm2 = 0;
+    return m.size() ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
+}
+
+// Entries scaled by 1/max|H| so that 1e±300 entries stay finite in squares
+// (dividing where 1/max|H| overflows: max|H| subnormal, under 2^-1022).
+struct Unit {
+    double scale, inv;
+    bool divide;
+    explicit Unit(double s) : scale(s), inv(1 / s), divide(!std::isfinite(1 / s)) {}
+    double operator()(double x) const { return divide ? x / scale : x * inv; }
+};
+
+constexpr Eigen::Index tile = 64;
+
+// ‖H − Hᵀ‖_F² and ‖H‖_F² in units of max|H|², over tiles of the lower
+// triangle and their mirrors (cache-friendly).
+template <class Matrix>
+std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
     using Tile = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile>;
     auto unit_tile = [&](const auto& block) -> Tile {
-        return divide ? Tile(block.template cast<double>() / scale) : Tile(block.template cast<double>() * inv);
+        return unit.divide ? Tile(block.template cast<double>() / unit.scale)
+                           : Tile(block.template cast<double>() * unit.inv);
     };
+    const Eigen::Index n = m.rows();
+    double asym2 = 0, norm2 = 0;
     for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
         for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
             const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
@@ -570,21 +576,44 @@ void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions&
             asym2 += 2 * (lower - upper).squaredNorm();
             norm2 += lower.squaredNorm() + upper.squaredNorm();
         }
-    h.asymmetry = std::sqrt(asym2 / norm2);
-    check_symmetry(info, h.asymmetry, opt);
-    if (asym2 == 0) {
-        h.frobenius = scale * std::sqrt(norm2);
+    return {asym2, norm2};
+}
+
+// m ← (m + mᵀ)/2 in place; returns its ‖·‖_F² in units of max|H|².
+template <class Matrix>
+double symmetrize(Matrix& m, const Unit& unit) {
+    using S = typename Matrix::Scalar;
+    const Eigen::Index n = m.rows();
+    double sym2 = 0;
+    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
+        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
+            const Eigen::Index c1 = std::min(n, c0 + tile), r1 = std::min(n, r0 + tile);
+            for (Eigen::Index c = c0; c < c1; ++c)
+                for (Eigen::Index r = std::max(r0, c); r < r1; ++r) {
+                    const S v = r == c ? m(r, c)
+                                       : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
+                    m(r, c) = v;
+                    m(c, r) = v;
+                    const double vs = unit(static_cast<double>(v));
+                    sym2 += (r == c ? 1 : 2) * vs * vs;
+                }
+        }
+    return sym2;
+}
+
+template <class Matrix>
+void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt, Hessian& h) {
+    const double scale = check_values(m, info);
+    if (scale == 0) {
+        h.asymmetry = 0;
+        h.frobenius = 0;
         return;
     }
-    double sym2 = 0;
-    over_tiles([&](Eigen::Index r, Eigen::Index c) {
-        const S v = r == c ? m(r, c) : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
-        m(r, c) = v;
-        m(c, r) = v;
-        const double vs = unit(static_cast<double>(v));
-        sym2 += (r == c ? 1 : 2) * vs * vs;
-    });
-    h.frobenius = scale * std::sqrt(sym2);
+    const Unit unit(scale);
+    const auto [asym2, norm2] = asymmetry_and_norm2(m, unit);
+    h.asymmetry = std::sqrt(asym2 / norm2);
+    check_symmetry(info, h.asymmetry, opt);
+    h.frobenius = scale * std::sqrt(asym2 == 0 ? norm2 : symmetrize(m, unit));
 }
 
 }  // namespace

@@ -188,6 +188,141 @@ double since(std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// This rank's share of the n×n matrix on the process grid: ScaLAPACK's
+// local column-major array of mloc×nloc values and its descriptor.
+struct Tiles {
+    const Grid& grid;
+    std::size_t n;
+    int N, nb, mloc = 0, nloc = 0, lld = 1;
+    std::size_t count = 0;  // mloc·nloc
+    std::vector<double> a;
+    int desc[9] = {};
+    Tiles(const Grid& g, std::size_t n_, int nb_) : grid(g), n(n_), N(static_cast<int>(n_)), nb(nb_) {
+        const int zero = 0;
+        mloc = numroc_(&N, &nb, &grid.row, &zero, &grid.rows);
+        nloc = numroc_(&N, &nb, &grid.col, &zero, &grid.cols);
+        lld = std::max(1, mloc);
+        count = static_cast<std::size_t>(mloc) * static_cast<std::size_t>(nloc);
+    }
+    // The file's row of local column lc, and the file's column of local row lr
+    // (the buffer holds the file's rows as columns).
+    std::size_t file_row(int lc) const { return global_index(static_cast<std::size_t>(lc), nb, grid.col, grid.cols); }
+    std::size_t file_col(int lr) const { return global_index(static_cast<std::size_t>(lr), nb, grid.row, grid.rows); }
+};
+
+// The budget per rank: --max-memory, else half the physical memory shared by
+// the ranks on this node. A message when `bytes` is over it ("" otherwise).
+std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t bytes, const Grid& grid,
+                        const ReadOptions& opt) {
+    MPI_Comm node;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int on_node = 1;
+    MPI_Comm_size(node, &on_node);
+    MPI_Comm_free(&node);
+    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
+    if (budget == 0) budget = std::size_t(1) << 33;
+    if (bytes <= budget) return "";
+    std::ostringstream s;
+    s.precision(3);
+    s << info.source() << ": matrix of n = " << info.n << " needs " << double(bytes) / 1e9 << " GB per rank on a "
+      << grid.rows << "x" << grid.cols << " grid, over the budget of " << double(budget) / 1e9
+      << " GB (--max-memory; more ranks spread it)";
+    return s.str();
+}
+
+// Finite values across ranks (the first non-finite entry in the file's
+// row-major order, as the serial reader reports it); sets `scale` to max|H|.
+std::string check_finite(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double& scale) {
+    std::uint64_t first_bad = none;
+    double bad_value = 0;
+    scale = 0;
+    for (int lc = 0; lc < t.nloc; ++lc)
+        for (int lr = 0; lr < t.mloc; ++lr) {
+            const double v = t.a[static_cast<std::size_t>(lc) * t.lld + lr];
+            if (!std::isfinite(v)) {
+                const std::uint64_t at = static_cast<std::uint64_t>(t.file_row(lc)) * t.n + t.file_col(lr);
+                if (at < first_bad) first_bad = at, bad_value = v;
+            } else {
+                scale = std::max(scale, std::abs(v));
+            }
+        }
+    std::string error = first_nonfinite(comm, info, first_bad, bad_value, t.n);
+    MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
+    return error;
+}
+
+// ‖H − Hᵀ‖_F and ‖H‖_F scaled by max|H| (entries near 1e308 stay finite),
+// the asymmetry limit, then (H + Hᵀ)/2 in the stored precision, as the
+// serial reader does. An error message agreed on every rank, or "".
+std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double scale, const ReadOptions& opt,
+                       DistributedSpectrum& out) {
+    std::vector<double> tr;
+    std::string failure;
+    try {
+        tr.resize(t.a.size());
+    } catch (const std::bad_alloc&) {
+        failure = info.source() + ": out of memory for the transposed tiles";
+    }
+    if (auto e = agree(comm, failure); !e.empty()) return e;
+    const double alpha = 1, beta = 0;
+    const int one = 1;
+    pdtran_(&t.N, &t.N, &alpha, t.a.data(), &one, &one, t.desc, &beta, tr.data(), &one, &one, t.desc);
+    const double inv = 1 / scale;
+    const bool divide = !std::isfinite(inv);
+    auto unit = [&](double x) { return divide ? x / scale : x * inv; };
+    double sums[3] = {0, 0, 0};  // asym², norm², symmetric part's norm²
+    for (std::size_t k = 0; k < t.count; ++k) {
+        const double x = unit(t.a[k]), y = unit(tr[k]);
+        sums[0] += (x - y) * (x - y);
+        sums[1] += x * x;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
+    out.asymmetry = std::sqrt(sums[0] / sums[1]);
+    try {
+        check_symmetry(info, out.asymmetry, opt);
+    } catch (const InputError& e) {
+        return e.what();  // the same on every rank: the sums were reduced
+    }
+    if (sums[0] == 0) {
+        out.frobenius = scale * std::sqrt(sums[1]);
+        return "";
+    }
+    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+    for (std::size_t k = 0; k < t.count; ++k) {
+        const double v = (t.a[k] + tr[k]) / 2;
+        t.a[k] = f32 ? static_cast<double>(static_cast<float>(v)) : v;
+        const double u = unit(t.a[k]);
+        sums[2] += u * u;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &sums[2], 1, MPI_DOUBLE, MPI_SUM, comm);
+    out.frobenius = scale * std::sqrt(sums[2]);
+    return "";
+}
+
+// Eigenvalues only: pdsyev with JOBZ = 'N' (pdsyevd computes vectors too).
+// An error message agreed on every rank, or "".
+std::string eigenvalues(MPI_Comm comm, const HessianInfo& info, Tiles& t, std::vector<double>& values) {
+    values.assign(t.n, 0.0);
+    const int one = 1;
+    int lwork = -1, sinfo = 0;
+    double query = 0;
+    pdsyev_("N", "L", &t.N, t.a.data(), &one, &one, t.desc, values.data(), nullptr, &one, &one, t.desc, &query,
+            &lwork, &sinfo);
+    std::vector<double> work;
+    std::string failure;
+    try {
+        lwork = static_cast<int>(std::min<double>(query * 1.1 + 64, std::numeric_limits<int>::max()));
+        work.resize(static_cast<std::size_t>(lwork));
+    } catch (const std::bad_alloc&) {
+        failure = info.source() + ": out of memory for ScaLAPACK's workspace";
+    }
+    if (auto e = agree(comm, failure); !e.empty()) return e;
+    pdsyev_("N", "L", &t.N, t.a.data(), &one, &one, t.desc, values.data(), nullptr, &one, &one, t.desc, work.data(),
+            &lwork, &sinfo);
+    if (sinfo != 0) failure = info.source() + ": ScaLAPACK pdsyev failed (info " + std::to_string(sinfo) + ")";
+    return agree(comm, failure);
+}
+
 }  // namespace
 
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt) {
@@ -203,132 +338,30 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     }
     // Blocks of 64 (ScaLAPACK's usual), smaller when n is small, so every rank holds some.
     const int most = std::max(grid.rows, grid.cols);
-    const int nb = static_cast<int>(std::clamp<std::size_t>(n / (2 * static_cast<std::size_t>(most)), 1, 64));
-    out.block = nb;
-    const int N = static_cast<int>(n), zero = 0, one = 1;
-    const int mloc = numroc_(&N, &nb, &grid.row, &zero, &grid.rows);
-    const int nloc = numroc_(&N, &nb, &grid.col, &zero, &grid.cols);
-    const int lld = std::max(1, mloc);
-    const std::size_t count = static_cast<std::size_t>(mloc) * static_cast<std::size_t>(nloc);
-    out.local_bytes = 2 * count * sizeof(double);
+    out.block = static_cast<int>(std::clamp<std::size_t>(n / (2 * static_cast<std::size_t>(most)), 1, 64));
+    Tiles t(grid, n, out.block);
+    out.local_bytes = 2 * t.count * sizeof(double);  // the tiles and their transpose
+    if (!(out.error = agree(comm, over_budget(comm, info, out.local_bytes, grid, opt))).empty()) return out;
 
-    // The budget per rank: --max-memory, else half the physical memory shared
-    // by the ranks on this node. Decided on every rank, agreed on all.
     std::string failure;
-    {
-        MPI_Comm node;
-        MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-        int on_node = 1;
-        MPI_Comm_size(node, &on_node);
-        MPI_Comm_free(&node);
-        std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
-        if (budget == 0) budget = std::size_t(1) << 33;
-        if (out.local_bytes > budget) {
-            std::ostringstream s;
-            s.precision(3);
-            s << info.source() << ": matrix of n = " << n << " needs " << double(out.local_bytes) / 1e9
-              << " GB per rank on a " << grid.rows << "x" << grid.cols << " grid, over the budget of "
-              << double(budget) / 1e9 << " GB (--max-memory; more ranks spread it)";
-            failure = s.str();
-        }
-    }
-    if (!(out.error = agree(comm, failure)).empty()) return out;
-
-    std::vector<double> a, t;
     try {
-        a.resize(std::max<std::size_t>(1, count));
-        read_tiles(comm, info, cyclic(n, static_cast<std::size_t>(nb), grid.col, grid.cols),
-                   cyclic(n, static_cast<std::size_t>(nb), grid.row, grid.rows), a.data(), count);
+        t.a.resize(std::max<std::size_t>(1, t.count));
+        const auto nb = static_cast<std::size_t>(t.nb);
+        read_tiles(comm, info, cyclic(n, nb, grid.col, grid.cols), cyclic(n, nb, grid.row, grid.rows), t.a.data(),
+                   t.count);
     } catch (const std::bad_alloc&) {
         failure = info.source() + ": out of memory for this rank's tiles";
     } catch (const std::exception& e) {
         failure = e.what();
     }
     if (!(out.error = agree(comm, failure)).empty()) return out;
-
-    // Finite values: the first non-finite entry in the file's row-major order,
-    // as the serial reader reports it.
-    const auto gr = [&](int lr) { return global_index(static_cast<std::size_t>(lr), nb, grid.row, grid.rows); };
-    const auto gc = [&](int lc) { return global_index(static_cast<std::size_t>(lc), nb, grid.col, grid.cols); };
-    std::uint64_t first_bad = none;
-    double bad_value = 0, scale = 0;
-    for (int lc = 0; lc < nloc; ++lc)
-        for (int lr = 0; lr < mloc; ++lr) {
-            const double v = a[static_cast<std::size_t>(lc) * lld + lr];
-            if (!std::isfinite(v)) {
-                const std::uint64_t at = static_cast<std::uint64_t>(gc(lc)) * n + gr(lr);  // file [gc, gr]
-                if (at < first_bad) first_bad = at, bad_value = v;
-            } else {
-                scale = std::max(scale, std::abs(v));
-            }
-        }
-    if (!(out.error = first_nonfinite(comm, info, first_bad, bad_value, n)).empty()) return out;
-    MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
-
-    int desc[9], dinfo = 0;
-    descinit_(desc, &N, &N, &nb, &nb, &zero, &zero, &grid.context, &lld, &dinfo);
-    if (scale > 0) {
-        // ‖H − Hᵀ‖_F and ‖H‖_F scaled by max|H| (entries near 1e308 stay finite),
-        // then (H + Hᵀ)/2 in the stored precision, as the serial reader does.
-        try {
-            t.resize(a.size());
-        } catch (const std::bad_alloc&) {
-            failure = info.source() + ": out of memory for the transposed tiles";
-        }
-        if (!(out.error = agree(comm, failure)).empty()) return out;
-        const double alpha = 1, beta = 0;
-        pdtran_(&N, &N, &alpha, a.data(), &one, &one, desc, &beta, t.data(), &one, &one, desc);
-        const double inv = 1 / scale;
-        const bool divide = !std::isfinite(inv);
-        auto unit = [&](double x) { return divide ? x / scale : x * inv; };
-        const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
-        double sums[3] = {0, 0, 0};  // asym², norm², symmetric part's norm²
-        for (std::size_t k = 0; k < count; ++k) {
-            const double x = unit(a[k]), y = unit(t[k]);
-            sums[0] += (x - y) * (x - y);
-            sums[1] += x * x;
-        }
-        MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
-        out.asymmetry = std::sqrt(sums[0] / sums[1]);
-        try {
-            check_symmetry(info, out.asymmetry, opt);
-        } catch (const InputError& e) {
-            out.error = e.what();  // the same on every rank: the sums were reduced
-            return out;
-        }
-        if (sums[0] == 0) {
-            out.frobenius = scale * std::sqrt(sums[1]);
-        } else {
-            for (std::size_t k = 0; k < count; ++k) {
-                const double v = (a[k] + t[k]) / 2;
-                a[k] = f32 ? static_cast<double>(static_cast<float>(v)) : v;
-                const double u = unit(a[k]);
-                sums[2] += u * u;
-            }
-            MPI_Allreduce(MPI_IN_PLACE, &sums[2], 1, MPI_DOUBLE, MPI_SUM, comm);
-            out.frobenius = scale * std::sqrt(sums[2]);
-        }
-        std::vector<double>().swap(t);
-    }
-
-    // Eigenvalues only: pdsyev with JOBZ = 'N' (pdsyevd computes vectors too).
-    out.eigenvalues.assign(n, 0.0);
-    int lwork = -1, sinfo = 0;
-    double query = 0;
-    pdsyev_("N", "L", &N, a.data(), &one, &one, desc, out.eigenvalues.data(), nullptr, &one, &one, desc, &query,
-            &lwork, &sinfo);
-    std::vector<double> work;
-    try {
-        lwork = static_cast<int>(std::min<double>(query * 1.1 + 64, std::numeric_limits<int>::max()));
-        work.resize(static_cast<std::size_t>(lwork));
-    } catch (const std::bad_alloc&) {
-        failure = info.source() + ": out of memory for ScaLAPACK's workspace";
-    }
-    if (!(out.error = agree(comm, failure)).empty()) return out;
-    pdsyev_("N", "L", &N, a.data(), &one, &one, desc, out.eigenvalues.data(), nullptr, &one, &one, desc,
-            work.data(), &lwork, &sinfo);
-    if (sinfo != 0) failure = info.source() + ": ScaLAPACK pdsyev failed (info " + std::to_string(sinfo) + ")";
-    if (!(out.error = agree(comm, failure)).empty()) return out;
+    double scale = 0;
+    if (!(out.error = check_finite(comm, info, t, scale)).empty()) return out;
+    const int zero = 0;
+    int dinfo = 0;
+    descinit_(t.desc, &t.N, &t.N, &t.nb, &t.nb, &zero, &zero, &grid.context, &t.lld, &dinfo);
+    if (scale > 0 && !(out.error = symmetrize(comm, info, t, scale, opt, out)).empty()) return out;
+    if (!(out.error = eigenvalues(comm, info, t, out.eigenvalues)).empty()) return out;
     out.seconds = since(t0);
     return out;
 }

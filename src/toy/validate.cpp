@@ -106,6 +106,98 @@ Check make(const std::string& source, const std::string& name) {
     return c;
 }
 
+// A toy loss at its minimum: the loss, the threshold and the directions its
+// Hessian curves.
+struct LossAtMinimum {
+    const PolyLoss& loss;
+    double T;
+    std::vector<std::size_t> curved;
+    std::vector<double> curved_h;  // their second derivatives
+};
+
+// The slice through the minimum along the Hessian's curved directions: the
+// Hessian's volume against the true sublevel volume there.
+Check slice_check(const std::string& src, const LossAtMinimum& m, const ValidateOptions& o) {
+    Check slice = make(src, "true_slice_log_volume");
+    slice.expected = expected_answer(m.curved_h, m.T).log_volume;
+    if (!m.loss.nonnegative()) {
+        slice.note = "skipped: the loss has a negative or odd term, so {L <= T} is not box-bounded";
+    } else if (m.curved.empty()) {
+        slice.note = "skipped: the Hessian has no curved direction";
+    } else if (m.curved.size() > o.mc_max_rank) {
+        slice.note = "skipped: curved rank " + std::to_string(m.curved.size()) + " > --mc-max-rank";
+    } else {
+        std::vector<double> half;
+        for (std::size_t i : m.curved) half.push_back(m.loss.half_width(i, m.T));
+        std::vector<double> x(m.loss.n(), 0.0);
+        Estimate e = box_volume(
+            half,
+            [&](const double* z) {
+                for (std::size_t k = 0; k < m.curved.size(); ++k) x[m.curved[k]] = z[k];
+                return m.loss(x.data()) <= m.T;
+            },
+            o.samples, o.seed + 3);
+        slice.measured = e.log_value;
+        slice.se = e.se_log;
+        slice.note = fmt("Hessian volume minus true sublevel volume on the curved slice at T = %g: %.4g nats", m.T,
+                         *slice.expected - e.log_value);
+    }
+    return slice;
+}
+
+// Over all directions: how the sublevel volume scales with T (the learning
+// coefficient), checked against expected_learning_coefficient when given.
+Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m, std::optional<double> expected,
+                                 const ValidateOptions& o) {
+    Check lc = make(src, "learning_coefficient");
+    lc.expected = expected;
+    const std::size_t n = m.loss.n();
+    std::string missing;
+    for (std::size_t i = 0; i < n && missing.empty(); ++i)
+        if (!m.loss.appears(i)) missing = "x" + std::to_string(i);
+    if (n > o.scan_max_n) {
+        lc.note = "not measured: n = " + std::to_string(n) + " > --scan-max-n";
+    } else if (!m.loss.nonnegative()) {
+        lc.note = "not measured: the loss has a negative or odd term";
+    } else if (!missing.empty()) {
+        lc.note = "not measured: " + missing + " does not appear in the loss, so {L <= T} is unbounded";
+    } else {
+        std::vector<ScalingPoint> pts;
+        for (std::size_t k = 0; k < o.scan_factors.size(); ++k) {
+            const double Tk = m.T * o.scan_factors[k];
+            std::vector<double> half;
+            for (std::size_t i = 0; i < n; ++i) half.push_back(m.loss.half_width(i, Tk));
+            ScalingPoint p;
+            p.T = Tk;
+            p.estimate = box_volume(
+                half, [&](const double* z) { return m.loss(z) <= Tk; }, o.samples, o.seed + 10 + k);
+            pts.push_back(p);
+        }
+        ScalingFit fit = fit_scaling(pts);
+        if (fit.ok) {
+            lc.measured = fit.slope;
+            lc.se = fit.se;
+            std::ostringstream s;
+            s << "V(T) ~ T^" << fit.slope << " over T = " << m.T * o.scan_factors.back() << ".." << m.T
+              << "; the Hessian implies r/2 = " << static_cast<double>(m.curved.size()) / 2;
+            lc.note = s.str();
+        } else {
+            lc.note = "no sample hit the sublevel set";
+        }
+    }
+    if (lc.expected) {
+        if (!lc.measured) {
+            lc.verdict = Verdict::error;
+            lc.note = "cannot check expected_learning_coefficient: " + lc.note;
+        } else {
+            // Exact scaling (one monomial per coordinate): only sampling noise.
+            lc.tolerance = o.sigmas * *lc.se;
+            lc.verdict = std::abs(*lc.measured - *lc.expected) <= *lc.tolerance ? Verdict::pass : Verdict::fail;
+        }
+    }
+    return lc;
+}
+
 void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, std::vector<Check>& out) {
     const std::string src = info.source();
     const auto expected_lc = attr(info.attrs, "expected_learning_coefficient");
@@ -131,107 +223,103 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
         out.push_back(c);
         return;
     }
-    const double T = row.threshold;
+    LossAtMinimum m{*loss, row.threshold, {}, {}};
     const Eigen::VectorXd h = loss->hessian_diagonal();
-    std::vector<std::size_t> curved;
-    std::vector<double> curved_h;
     for (Eigen::Index i = 0; i < h.size(); ++i)
         if (h(i) != 0) {
-            curved.push_back(static_cast<std::size_t>(i));
-            curved_h.push_back(h(i));
+            m.curved.push_back(static_cast<std::size_t>(i));
+            m.curved_h.push_back(h(i));
         }
-    const std::size_t n = loss->n();
-
-    // The slice through the minimum along the Hessian's curved directions.
-    Check slice = make(src, "true_slice_log_volume");
-    slice.expected = expected_answer(curved_h, T).log_volume;
-    if (!loss->nonnegative()) {
-        slice.note = "skipped: the loss has a negative or odd term, so {L <= T} is not box-bounded";
-    } else if (curved.empty()) {
-        slice.note = "skipped: the Hessian has no curved direction";
-    } else if (curved.size() > o.mc_max_rank) {
-        slice.note = "skipped: curved rank " + std::to_string(curved.size()) + " > --mc-max-rank";
-    } else {
-        std::vector<double> half;
-        for (std::size_t i : curved) half.push_back(loss->half_width(i, T));
-        std::vector<double> x(n, 0.0);
-        Estimate e = box_volume(
-            half,
-            [&](const double* z) {
-                for (std::size_t k = 0; k < curved.size(); ++k) x[curved[k]] = z[k];
-                return (*loss)(x.data()) <= T;
-            },
-            o.samples, o.seed + 3);
-        slice.measured = e.log_value;
-        slice.se = e.se_log;
-        slice.note = fmt("Hessian volume minus true sublevel volume on the curved slice at T = %g: %.4g nats", T,
-                         *slice.expected - e.log_value);
-    }
-    out.push_back(slice);
-
-    // Over all directions: how the sublevel volume scales with T.
-    Check lc = make(src, "learning_coefficient");
-    lc.expected = expected_lc;
-    std::string missing;
-    for (std::size_t i = 0; i < n && missing.empty(); ++i)
-        if (!loss->appears(i)) missing = "x" + std::to_string(i);
-    const double hessian_exponent = static_cast<double>(curved.size()) / 2;
-    bool skipped = true;
-    if (n > o.scan_max_n) {
-        lc.note = "not measured: n = " + std::to_string(n) + " > --scan-max-n";
-    } else if (!loss->nonnegative()) {
-        lc.note = "not measured: the loss has a negative or odd term";
-    } else if (!missing.empty()) {
-        lc.note = "not measured: " + missing + " does not appear in the loss, so {L <= T} is unbounded";
-    } else {
-        skipped = false;
-        std::vector<ScalingPoint> pts;
-        std::vector<double> x(n, 0.0);
-        for (std::size_t k = 0; k < o.scan_factors.size(); ++k) {
-            const double Tk = T * o.scan_factors[k];
-            std::vector<double> half;
-            for (std::size_t i = 0; i < n; ++i) half.push_back(loss->half_width(i, Tk));
-            ScalingPoint p;
-            p.T = Tk;
-            p.estimate = box_volume(
-                half, [&](const double* z) { return (*loss)(z) <= Tk; }, o.samples, o.seed + 10 + k);
-            pts.push_back(p);
-        }
-        ScalingFit fit = fit_scaling(pts);
-        if (fit.ok) {
-            lc.measured = fit.slope;
-            lc.se = fit.se;
-            std::ostringstream s;
-            s << "V(T) ~ T^" << fit.slope << " over T = " << T * o.scan_factors.back() << ".." << T
-              << "; the Hessian implies r/2 = " << hessian_exponent;
-            lc.note = s.str();
-        } else {
-            lc.note = "no sample hit the sublevel set";
-        }
-    }
-    if (lc.expected) {
-        if (skipped || !lc.measured) {
-            lc.verdict = Verdict::error;
-            lc.note = "cannot check expected_learning_coefficient: " + lc.note;
-        } else {
-            // Exact scaling (one monomial per coordinate): only sampling noise.
-            lc.tolerance = o.sigmas * *lc.se;
-            lc.verdict = std::abs(*lc.measured - *lc.expected) <= *lc.tolerance ? Verdict::pass : Verdict::fail;
-        }
-    }
-    out.push_back(lc);
+    out.push_back(slice_check(src, m, o));
+    out.push_back(learning_coefficient_check(src, m, expected_lc, o));
     Check he = make(src, "hessian_exponent");
-    he.measured = hessian_exponent;
-    he.note = "r/2: the volume exponent a quadratic model with r = " + std::to_string(curved.size()) +
+    he.measured = static_cast<double>(m.curved.size()) / 2;
+    he.note = "r/2: the volume exponent a quadratic model with r = " + std::to_string(m.curved.size()) +
               " curved directions implies";
     out.push_back(he);
 }
 
+// log_volume against expected_log_volume, within what rounding of the
+// stored values can move it.
+Check log_volume_check(const HessianInfo& info, const Row& row, double expected, const std::vector<double>& curved_abs,
+                       double frobenius, const ValidateOptions& o) {
+    const bool drop = o.analyze.negatives == NegativePolicy::drop;
+    const double eps = row.stored_type == "float32" ? stored_eps(StoredType::float32) : stored_eps(StoredType::float64);
+    Check c = make(info.source(), "log_volume");
+    c.expected = expected;
+    c.measured = row.log_volume;
+    if (o.logv_tol) {
+        c.tolerance = *o.logv_tol;
+    } else if (row.stored_type == "float64") {
+        c.tolerance = logv_tolerance(curved_abs, frobenius, eps, row.log_volume);
+    } else {  // coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance)
+        Hessian h = read_hessian(info, o.analyze.read);
+        const Eigen::MatrixXd H = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
+        c.tolerance = entrywise_logv_tolerance(H, row.tol, drop, eps / 2, row.log_volume) + row.log_volume_error;
+    }
+    c.verdict = std::abs(row.log_volume - expected) <= *c.tolerance ? Verdict::pass : Verdict::fail;
+    c.note = fmt("difference %.3g nats", row.log_volume - expected);
+    return c;
+}
+
+// The volume of the curved part's ellipsoid by Monte Carlo, against `reference`.
+Check monte_carlo_check(const HessianInfo& info, const Row& row, double reference, std::size_t r,
+                        const ValidateOptions& o) {
+    Check mc = make(info.source(), "mc_log_volume");
+    mc.expected = reference;
+    if (r == 0) {
+        mc.note = "skipped: no curved direction (the volume of a point is 1)";
+        return mc;
+    }
+    if (r > o.mc_max_rank || row.n > o.mc_max_n) {
+        mc.note = "skipped: curved rank " + std::to_string(r) + " > --mc-max-rank or n > " + std::to_string(o.mc_max_n);
+        return mc;
+    }
+    try {
+        const bool drop = o.analyze.negatives == NegativePolicy::drop;
+        Eigen::MatrixXd M = curved_form(info, o.analyze.read, row.tol, drop);
+        Estimate e = ellipsoid_volume(M, row.threshold, o.samples, o.seed + 1);
+        mc.measured = e.log_value;
+        mc.se = e.se_log;
+        // Compare on the linear scale, V̂/V − 1 against k·SE/V; a set that
+        // fills its box (r = 1) has SE 0 and agrees to rounding.
+        const double ratio = e.value_over(reference), se = e.se_over(reference);
+        mc.tolerance = o.sigmas * e.se_log;
+        const bool agree = e.hits > 0 && std::abs(ratio - 1) <= o.sigmas * se + 1e-9;
+        mc.verdict = agree ? Verdict::pass : Verdict::fail;
+        mc.note = fmt("V_mc/V = %.5f +- %.5f (%.2f SE) from %.0f samples", ratio, se, se > 0 ? (ratio - 1) / se : 0.0,
+                      static_cast<double>(e.samples));
+    } catch (const Error& ex) {
+        mc.verdict = Verdict::error;
+        mc.note = ex.what();
+    }
+    return mc;
+}
+
+// The random-direction estimator and its gap per dimension (information only).
+void radial_checks(const std::string& src, const std::vector<double>& curved_abs, double T, const ValidateOptions& o,
+                   std::vector<Check>& out) {
+    const std::size_t r = curved_abs.size();
+    Radial rd = radial_estimate(curved_abs, T, o.radial_directions, o.seed + 2);
+    Check c = make(src, "radial_log_volume");
+    c.expected = rd.exact;
+    c.measured = rd.log_volume;
+    c.se = rd.se;
+    c.note = fmt("random-direction estimate, mean log radius over %.0f directions: %.4g nats below exact",
+                 static_cast<double>(rd.directions), rd.exact - rd.log_volume);
+    out.push_back(c);
+    Check g = make(src, "radial_gap_per_dim");
+    g.expected = rd.amgm_per_dim;
+    g.measured = rd.gap_per_dim;
+    g.se = rd.se / static_cast<double>(r);
+    g.note = "(exact - radial)/r; expected column: (ln AM - ln GM)/2 of the curved |lambda|";
+    out.push_back(g);
+}
+
 void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, std::vector<Check>& out) {
     const std::string src = info.source();
-    const Attributes& a = info.attrs;
     auto count = [&](const char* key, const char* name, std::size_t got) {
-        auto e = attr(a, key);
+        auto e = attr(info.attrs, key);
         if (!e) return;
         Check c = make(src, name);
         c.expected = *e;
@@ -251,73 +339,12 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
         frob2 += static_cast<long double>(v) * v;
         if (std::abs(v) > row.tol && !(drop && v < 0)) curved_abs.push_back(std::abs(v));
     }
-    const double eps = row.stored_type == "float32" ? stored_eps(StoredType::float32) : stored_eps(StoredType::float64);
-    const auto expected_logv = attr(a, "expected_log_volume");
-    if (expected_logv) {
-        Check c = make(src, "log_volume");
-        c.expected = *expected_logv;
-        c.measured = row.log_volume;
-        if (o.logv_tol)
-            c.tolerance = *o.logv_tol;
-        else if (row.stored_type == "float64")
-            c.tolerance = logv_tolerance(curved_abs, std::sqrt(static_cast<double>(frob2)), eps, row.log_volume);
-        else {  // coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance)
-            Hessian h = read_hessian(info, o.analyze.read);
-            const Eigen::MatrixXd H = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
-            c.tolerance = entrywise_logv_tolerance(H, row.tol, drop, eps / 2, row.log_volume) + row.log_volume_error;
-        }
-        c.verdict = std::abs(row.log_volume - *expected_logv) <= *c.tolerance ? Verdict::pass : Verdict::fail;
-        c.note = fmt("difference %.3g nats", row.log_volume - *expected_logv);
-        out.push_back(c);
-    }
-
-    const std::size_t r = curved_abs.size();
-    const double reference = expected_logv ? *expected_logv : row.log_volume;
-    Check mc = make(src, "mc_log_volume");
-    mc.expected = reference;
-    if (r == 0) {
-        mc.note = "skipped: no curved direction (the volume of a point is 1)";
-        out.push_back(mc);
-    } else if (r > o.mc_max_rank || row.n > o.mc_max_n) {
-        mc.note = "skipped: curved rank " + std::to_string(r) + " > --mc-max-rank or n > " + std::to_string(o.mc_max_n);
-        out.push_back(mc);
-    } else {
-        try {
-            Eigen::MatrixXd M = curved_form(info, o.analyze.read, row.tol, drop);
-            Estimate e = ellipsoid_volume(M, row.threshold, o.samples, o.seed + 1);
-            mc.measured = e.log_value;
-            mc.se = e.se_log;
-            // Compare on the linear scale, V̂/V − 1 against k·SE/V; a set that
-            // fills its box (r = 1) has SE 0 and agrees to rounding.
-            const double ratio = e.value_over(reference), se = e.se_over(reference);
-            mc.tolerance = o.sigmas * e.se_log;
-            const bool agree = e.hits > 0 && std::abs(ratio - 1) <= o.sigmas * se + 1e-9;
-            mc.verdict = agree ? Verdict::pass : Verdict::fail;
-            mc.note = fmt("V_mc/V = %.5f +- %.5f (%.2f SE) from %.0f samples", ratio, se,
-                          se > 0 ? (ratio - 1) / se : 0.0, static_cast<double>(e.samples));
-        } catch (const Error& ex) {
-            mc.verdict = Verdict::error;
-            mc.note = ex.what();
-        }
-        out.push_back(mc);
-    }
-
-    if (r > 0) {
-        Radial rd = radial_estimate(curved_abs, row.threshold, o.radial_directions, o.seed + 2);
-        Check c = make(src, "radial_log_volume");
-        c.expected = rd.exact;
-        c.measured = rd.log_volume;
-        c.se = rd.se;
-        c.note = fmt("random-direction estimate, mean log radius over %.0f directions: %.4g nats below exact",
-                     static_cast<double>(rd.directions), rd.exact - rd.log_volume);
-        out.push_back(c);
-        Check g = make(src, "radial_gap_per_dim");
-        g.expected = rd.amgm_per_dim;
-        g.measured = rd.gap_per_dim;
-        g.se = rd.se / static_cast<double>(r);
-        g.note = "(exact - radial)/r; expected column: (ln AM - ln GM)/2 of the curved |lambda|";
-        out.push_back(g);
-    }
+    const auto expected_logv = attr(info.attrs, "expected_log_volume");
+    if (expected_logv)
+        out.push_back(
+            log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(static_cast<double>(frob2)), o));
+    out.push_back(monte_carlo_check(info, row, expected_logv.value_or(row.log_volume), curved_abs.size(), o));
+    if (!curved_abs.empty()) radial_checks(src, curved_abs, row.threshold, o, out);
 }
 
 }  // namespace

@@ -344,18 +344,122 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
     return rows;
 }
 
-}  // namespace
-
-int run_batch_command(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
-                      const BatchCli& b) {
-    const bool ranking = command == "rank";
-    auto spec = spec_for(command, o, ranking);
+void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std::vector<std::string>& args) {
     if (b.resume && b.output.empty()) throw bv::UsageError("--resume needs -o FILE (the results to continue)");
     if (b.resume && spec.format == bv::Format::table)
         throw bv::UsageError("--resume needs a machine format: -f jsonl, json, tsv or csv");
     if (b.from_results && (b.resume || !b.shard.empty() || !b.files_from.empty()))
         throw bv::UsageError("--from-results ranks saved rows: --resume, --shard and --files-from do not apply");
     if (b.from_results && args.empty()) throw bv::UsageError("--from-results needs at least one results FILE");
+}
+
+// What an earlier run on -o FILE left.
+struct Earlier {
+    std::vector<bv::Row> kept;   // ok rows to keep (--resume)
+    std::set<std::string> done;  // their sources
+    bool journal_found = false;  // a journal with rows of a run that did not finish
+};
+
+// An earlier run's ok rows (--resume): FILE, then the journal of a run that
+// was killed; error rows are computed again.
+Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::string& format_name) {
+    Earlier e;
+    if (b.resume && file_exists(b.output)) {
+        std::ifstream in(b.output, std::ios::binary);
+        if (!in) throw bv::UsageError("--resume: cannot read '" + b.output + "'");
+        std::string text = slurp(in);
+        auto f = bv::detect_format(text);
+        if (f && *f != spec.format)
+            throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +
+                                 " output (give the -f it was written with)");
+        for (auto& r : bv::parse_rows(text, spec.format, b.output))
+            if (r.ok && e.done.insert(r.source).second) e.kept.push_back(std::move(r));
+    }
+    if (b.output.empty() || b.from_results) return e;
+    auto j = read_journal(b.output);
+    e.journal_found = !j.rows.empty();
+    if (!b.resume) return e;
+    std::size_t from_journal = 0;
+    for (auto& r : j.rows)
+        if (r.ok && e.done.insert(r.source).second) {
+            e.kept.push_back(std::move(r));
+            ++from_journal;
+        }
+    if (from_journal)
+        std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
+                  << " row(s) of a run that did not finish\n";
+    if (j.unreadable)
+        std::cerr << "basinvol: warning: " << journal_path(b.output) << ": " << j.unreadable
+                  << " unreadable line(s) skipped; their Hessians are analyzed again\n";
+    return e;
+}
+
+// `rank`: places by the ranking rule, then every row.
+void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpec spec, const CommonOptions& o,
+                    const BatchCli& b, const bv::AnalyzeOptions& a) {
+    bv::RankOptions ro;
+    ro.tie_tol = o.tie_tol;
+    ro.saddles_last = a.negatives == bv::NegativePolicy::last;
+    bool any_regularized = false;
+    for (const auto& r : rows) any_regularized = any_regularized || r.log_volume_regularized.has_value();
+    if (b.from_results && any_regularized) spec.with_regularized = true;
+    // rank_rows recomputes the ranking's own warnings (saved rows from
+    // --resume or --from-results carry those of an earlier ranking).
+    auto ranking_result = bv::rank_rows(rows, ro);
+    if (spec.with_regularized && !bv::rank_regularized(rows, o.tie_tol))
+        std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
+                     "(regularized volumes of different n are in different units)\n";
+    if (ranking_result.mixed_n)
+        std::cerr << "basinvol: note: the Hessians have different n: they are ranked by curved directions "
+                     "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
+                     "log-volume among equal r\n";
+    bv::RowWriter ranked(out, spec);
+    for (const auto& r : rows) ranked.write(r);
+    ranked.finish();
+}
+
+// Where each finished row goes: the journal first (it survives a kill), an
+// error's message to stderr, then the list to rank or the writer.
+struct RowSink {
+    Journal* journal;
+    Progress& progress;
+    std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
+    bv::RowWriter& writer;
+    void operator()(const bv::Row& r) const {
+        if (journal) {
+            const std::string why = journal->append(r);
+            if (!why.empty()) progress.message("basinvol: warning: " + why);
+        }
+        if (!r.ok) progress.message("basinvol: error: " + r.error);
+        if (ranked) ranked->push_back(r);
+        else writer.write(r);
+    }
+};
+
+bv::BatchSummary analyze_items(const std::vector<bv::WorkItem>& items, const bv::AnalyzeOptions& a,
+                               std::size_t budget, const BatchCli& b, const RowSink& sink) {
+    bv::BatchOptions bo;
+    bo.analyze = a;
+    bo.jobs = b.jobs;
+    bo.memory_budget = budget;
+    bo.order = b.order == "finish" ? bv::RowOrder::finish : bv::RowOrder::input;
+    bo.stop = interrupt_flag();
+    bv::BatchCallbacks cb;
+    cb.on_row = [&](std::size_t, const bv::Row& r) { sink(r); };
+    cb.on_progress = [&](const bv::BatchProgress& p) {
+        if (sink.journal) sink.journal->sync_if_due();
+        sink.progress.update(p);
+    };
+    return bv::run_batch(items, bo, cb);
+}
+
+}  // namespace
+
+int run_batch_command(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
+                      const BatchCli& b) {
+    const bool ranking = command == "rank";
+    const auto spec = spec_for(command, o, ranking);
+    check_batch_usage(b, spec, args);
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::AnalyzeOptions a = to_analyze(o);
@@ -369,100 +473,46 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (!lock->warning().empty()) std::cerr << lock->warning() << '\n';
         remove_stale_temps(b.output);
     }
-
-    // An earlier run's ok rows (--resume): FILE, then the journal of a run
-    // that was killed; error rows are computed again.
-    std::vector<bv::Row> kept;
-    std::set<std::string> done;
-    if (b.resume && file_exists(b.output)) {
-        std::ifstream in(b.output, std::ios::binary);
-        if (!in) throw bv::UsageError("--resume: cannot read '" + b.output + "'");
-        std::string text = slurp(in);
-        auto f = bv::detect_format(text);
-        if (f && *f != spec.format)
-            throw bv::UsageError("--resume: '" + b.output + "' is not " + o.format + " output (give the -f it was written with)");
-        for (auto& r : bv::parse_rows(text, spec.format, b.output))
-            if (r.ok && done.insert(r.source).second) kept.push_back(std::move(r));
-    }
-    bool journal_found = false;  // with rows of a run that did not finish
-    if (!b.output.empty() && !b.from_results) {
-        auto j = read_journal(b.output);
-        journal_found = !j.rows.empty();
-        if (b.resume) {
-            std::size_t from_journal = 0;
-            for (auto& r : j.rows)
-                if (r.ok && done.insert(r.source).second) {
-                    kept.push_back(std::move(r));
-                    ++from_journal;
-                }
-            if (from_journal)
-                std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
-                          << " row(s) of a run that did not finish\n";
-            if (j.unreadable)
-                std::cerr << "basinvol: warning: " << journal_path(b.output) << ": " << j.unreadable
-                          << " unreadable line(s) skipped; their Hessians are analyzed again\n";
-        }
-    }
+    Earlier earlier = earlier_rows(b, spec, o.format);
 
     Progress progress(!b.no_progress);
     std::vector<bv::Row> rows;  // rank: every row before printing
-    bv::BatchSummary sum;
     std::size_t failed = 0;
-
-    std::unique_ptr<AtomicFile> file;
     std::vector<bv::WorkItem> items;
     if (b.from_results) {
         rows = merge_results(args, progress);
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
     } else {
         bv::set_listing_time_limit(b.list_timeout);
-        auto sources = gather_sources(args, b);
-        items = plan(sources, shard, b.per_block);
-        if (!done.empty()) {
+        items = plan(gather_sources(args, b), shard, b.per_block);
+        if (!earlier.done.empty()) {
             std::vector<bv::WorkItem> rest;
             for (auto& w : items)
-                if (w.error || !done.count(w.info.source())) rest.push_back(std::move(w));
+                if (w.error || !earlier.done.count(w.info.source())) rest.push_back(std::move(w));
             items.swap(rest);
         }
     }
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
     install_interrupt_handlers();
+    std::unique_ptr<AtomicFile> file;
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
     std::unique_ptr<Journal> journal;
     if (file && !b.from_results) {
-        if (journal_found && !b.resume)
+        if (earlier.journal_found && !b.resume)
             std::cerr << "basinvol: note: " << journal_path(b.output)
                       << " held the rows of an unfinished run; starting afresh (--resume keeps them)\n";
         journal = std::make_unique<Journal>(b.output, b.resume, spec);
     }
     std::ostream& out = file ? file->stream() : std::cout;
     bv::RowWriter writer(out, spec);
-    if (ranking) rows.insert(rows.end(), kept.begin(), kept.end());
+    if (ranking) rows.insert(rows.end(), earlier.kept.begin(), earlier.kept.end());
     else
-        for (const auto& r : kept) writer.write(r);
+        for (const auto& r : earlier.kept) writer.write(r);
 
+    bv::BatchSummary sum;
     if (!b.from_results) {
-        bv::BatchOptions bo;
-        bo.analyze = a;
-        bo.jobs = b.jobs;
-        bo.memory_budget = budget;
-        bo.order = b.order == "finish" ? bv::RowOrder::finish : bv::RowOrder::input;
-        bo.stop = interrupt_flag();
-        bv::BatchCallbacks cb;
-        cb.on_row = [&](std::size_t, const bv::Row& r) {
-            if (journal) {
-                const std::string why = journal->append(r);
-                if (!why.empty()) progress.message("basinvol: warning: " + why);
-            }
-            if (!r.ok) progress.message("basinvol: error: " + r.error);
-            if (ranking) rows.push_back(r);
-            else writer.write(r);
-        };
-        cb.on_progress = [&](const bv::BatchProgress& p) {
-            if (journal) journal->sync_if_due();
-            progress.update(p);
-        };
-        sum = bv::run_batch(items, bo, cb);
+        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer};
+        sum = analyze_items(items, a, budget, b, sink);
         failed += sum.failed;
     }
     progress.finish();
@@ -470,36 +520,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     if (sig)
         std::cerr << "basinvol: interrupted: " << sum.delivered << " row(s) done, " << sum.not_started
                   << " Hessian(s) not started" << (file ? "; the rows done are in " + b.output : "") << '\n';
-
-    if (ranking) {
-        bv::RankOptions ro;
-        ro.tie_tol = o.tie_tol;
-        ro.saddles_last = a.negatives == bv::NegativePolicy::last;
-        bool any_regularized = false;
-        for (const auto& r : rows) any_regularized = any_regularized || r.log_volume_regularized.has_value();
-        if (b.from_results && any_regularized && !spec.with_regularized) {
-            spec.with_regularized = true;
-        }
-        // rank_rows recomputes the ranking's own warnings (saved rows from
-        // --resume or --from-results carry those of an earlier ranking).
-        auto ranking_result = bv::rank_rows(rows, ro);
-        if (spec.with_regularized && !bv::rank_regularized(rows, o.tie_tol))
-            std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
-                         "(regularized volumes of different n are in different units)\n";
-        if (ranking_result.mixed_n)
-            std::cerr << "basinvol: note: the Hessians have different n: they are ranked by curved directions "
-                         "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
-                         "log-volume among equal r\n";
-        bv::RowWriter ranked(out, spec);
-        for (const auto& r : rows) ranked.write(r);
-        ranked.finish();
-    } else {
-        writer.finish();
-    }
+    if (ranking) rank_and_write(rows, out, spec, o, b, a);
+    else writer.finish();
     if (file) file->commit();
     if (journal) journal->remove();  // every row is in FILE now
-    const int status = sig ? 128 + sig : failed ? exit_failed : exit_ok;
-    return finish_output(status);
+    return finish_output(sig ? 128 + sig : failed ? exit_failed : exit_ok);
 }
 
 }  // namespace cli

@@ -47,6 +47,89 @@ void choose_blas_kernels(char** argv) {
     // exec failed: carry on as loaded
 }
 
+// What the command line holds once parsed: the options of every command and
+// which command was chosen.
+struct Args {
+    CommonOptions o;
+    BatchCli batch;
+    ValidateCli validate_options;
+    std::vector<std::string> sources;
+    std::string a_src, b_src;
+    CLI::App* volume = nullptr;
+    CLI::App* rank = nullptr;
+    CLI::App* compare = nullptr;
+    CLI::App* spectrum = nullptr;
+    CLI::App* validate = nullptr;
+};
+
+void add_commands(CLI::App& app, Args& a) {
+    a.volume = app.add_subcommand("volume", "Dimension and log-volume of each Hessian");
+    a.volume->add_option("SOURCE", a.sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)");
+    add_common(a.volume, a.o, false, true);
+    add_batch(a.volume, a.batch, true, false);
+    a.volume->footer("Example: basinvol volume run.h5:/checkpoints --format tsv\n"
+                     "         basinvol volume ckpt/*.h5 -j 4 -f jsonl -o rows.jsonl --resume");
+
+    a.rank = app.add_subcommand("rank", "Rank basins: dimension first, then log-volume (place 1 = largest)");
+    a.rank->add_option("SOURCE", a.sources,
+                       "FILE or FILE:PATH (a dataset, or a group: every Hessian below it); with --from-results, "
+                       "files of saved rows");
+    add_common(a.rank, a.o, true, true);
+    add_batch(a.rank, a.batch, false, true);
+    a.rank->footer("Example: basinvol rank run.h5 other.h5:/final --format json\n"
+                   "         basinvol rank --from-results shard1.jsonl shard2.jsonl");
+
+    a.compare = app.add_subcommand("compare", "Exit 0 when basin A ranks strictly above basin B, else 1");
+    a.compare->add_option("A", a.a_src, "FILE:PATH of one Hessian")->required();
+    a.compare->add_option("B", a.b_src, "FILE:PATH of one Hessian")->required();
+    add_common(a.compare, a.o, true, false);
+    a.compare->add_flag("--strict", a.o.strict,
+                        "Exit 3 when the deciding quantity is within noise (dims within their tolerance bands, "
+                        "or an ambiguous rank)");
+    a.compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
+
+    a.spectrum = app.add_subcommand("spectrum", "Every eigenvalue, marked kept or dropped by the cut");
+    a.spectrum->add_option("SOURCE", a.sources, "FILE or FILE:PATH")->required();
+    add_common(a.spectrum, a.o, false, false);
+    a.spectrum->footer("Example: basinvol spectrum run.h5:/checkpoints/step_0100 --format tsv");
+
+    a.validate = app.add_subcommand(
+        "validate", "Check toys with known answers (expected_* attributes): exit 0 when every check agrees");
+    a.validate->add_option("SOURCE", a.sources, "FILE or FILE:PATH of toys written by basinvol-toy")->required();
+    add_validate_options(a.validate, a.o, a.validate_options);
+    a.validate->footer("Example: basinvol validate testdata/toys/suite.h5\n"
+                       "Checks rank, dim, negative and log_volume against expected_*; estimates the volume by\n"
+                       "Monte Carlo (curved rank <= 8); shows the radial estimator's bias; samples the true loss\n"
+                       "of toys that record it (toy_loss). See docs/toys.md.");
+}
+
+// Runs the chosen command; its errors become a message and an exit status.
+int run(const Args& a) {
+    try {
+        // The batch commands turn a tight ulimit -v into error rows (the
+        // scheduler keeps room for OpenBLAS); the others solve here, where
+        // OpenBLAS would retry forever for a buffer it cannot map.
+        const std::size_t left = bv::address_space_left();
+        const std::size_t blas_need = bv::blas_buffer_bytes + (std::size_t(16) << 20);
+        if (!*a.volume && !*a.rank && left < blas_need)
+            throw bv::Error("the address-space limit (ulimit -v) leaves " + std::to_string(left >> 20) +
+                            " MiB; solving needs at least " + std::to_string(blas_need >> 20) +
+                            " MiB beside the matrix (OpenBLAS's buffer): raise the limit");
+        if (*a.volume) return cmd_volume(a.sources, a.o, a.batch);
+        if (*a.rank) return cmd_rank(a.sources, a.o, a.batch);
+        if (*a.spectrum) return cmd_spectrum(a.sources, a.o);
+        if (*a.compare) return cmd_compare(a.a_src, a.b_src, a.o);
+        if (*a.validate) return cmd_validate(a.sources, a.o, a.validate_options);
+    } catch (const bv::UsageError& e) {
+        std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
+        return exit_usage;
+    } catch (const std::exception& e) {
+        std::cerr << "basinvol: error: " << e.what() << '\n';
+        return *a.compare ? exit_usage : exit_failed;
+    }
+    return exit_usage;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -58,56 +141,11 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", "basinvol " + bv::version());
     app.require_subcommand(1);
     app.footer("Example: basinvol rank checkpoints.h5\nRun 'basinvol COMMAND --help' for a command's options.");
-
-    CommonOptions o;
-    BatchCli batch;
-    std::vector<std::string> sources;
-    std::string a_src, b_src;
-
-    auto* volume = app.add_subcommand("volume", "Dimension and log-volume of each Hessian");
-    volume->add_option("SOURCE", sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)");
-    add_common(volume, o, false, true);
-    add_batch(volume, batch, true, false);
-    volume->footer("Example: basinvol volume run.h5:/checkpoints --format tsv\n"
-                   "         basinvol volume ckpt/*.h5 -j 4 -f jsonl -o rows.jsonl --resume");
-
-    auto* rank = app.add_subcommand("rank", "Rank basins: dimension first, then log-volume (place 1 = largest)");
-    rank->add_option("SOURCE", sources,
-                     "FILE or FILE:PATH (a dataset, or a group: every Hessian below it); with --from-results, "
-                     "files of saved rows");
-    add_common(rank, o, true, true);
-    add_batch(rank, batch, false, true);
-    rank->footer("Example: basinvol rank run.h5 other.h5:/final --format json\n"
-                 "         basinvol rank --from-results shard1.jsonl shard2.jsonl");
-
-    auto* compare = app.add_subcommand("compare", "Exit 0 when basin A ranks strictly above basin B, else 1");
-    compare->add_option("A", a_src, "FILE:PATH of one Hessian")->required();
-    compare->add_option("B", b_src, "FILE:PATH of one Hessian")->required();
-    add_common(compare, o, true, false);
-    compare->add_flag("--strict", o.strict,
-                      "Exit 3 when the deciding quantity is within noise (dims within their tolerance bands, "
-                      "or an ambiguous rank)");
-    compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
-
-    auto* spectrum = app.add_subcommand("spectrum", "Every eigenvalue, marked kept or dropped by the cut");
-    spectrum->add_option("SOURCE", sources, "FILE or FILE:PATH")->required();
-    add_common(spectrum, o, false, false);
-    spectrum->footer("Example: basinvol spectrum run.h5:/checkpoints/step_0100 --format tsv");
-
-    ValidateCli vcli;
-    auto* validate = app.add_subcommand(
-        "validate", "Check toys with known answers (expected_* attributes): exit 0 when every check agrees");
-    validate->add_option("SOURCE", sources, "FILE or FILE:PATH of toys written by basinvol-toy")->required();
-    add_validate_options(validate, o, vcli);
-    validate->footer("Example: basinvol validate testdata/toys/suite.h5\n"
-                     "Checks rank, dim, negative and log_volume against expected_*; estimates the volume by\n"
-                     "Monte Carlo (curved rank <= 8); shows the radial estimator's bias; samples the true loss\n"
-                     "of toys that record it (toy_loss). See docs/toys.md.");
-
+    Args args;
+    add_commands(app, args);
     if (argc > 1 && argv[1][0] != '-') {
         const std::string word = argv[1];
-        if (word != "volume" && word != "rank" && word != "compare" && word != "spectrum" &&
-            word != "validate") {
+        if (word != "volume" && word != "rank" && word != "compare" && word != "spectrum" && word != "validate") {
             std::cerr << "basinvol: unknown command '" << word
                       << "' (expected volume, rank, compare, spectrum or validate)\nRun 'basinvol --help' for usage.\n";
             return exit_usage;
@@ -120,31 +158,5 @@ int main(int argc, char** argv) {
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;
     }
-
-    try {
-        // The batch commands turn a tight ulimit -v into error rows (the
-        // scheduler keeps room for OpenBLAS); the others solve here, where
-        // OpenBLAS would retry forever for a buffer it cannot map.
-        const std::size_t left = bv::address_space_left();
-        const std::size_t blas_need = bv::blas_buffer_bytes + (std::size_t(16) << 20);
-        if (!*volume && !*rank && left < blas_need)
-            throw bv::Error("the address-space limit (ulimit -v) leaves " + std::to_string(left >> 20) +
-                            " MiB; solving needs at least " + std::to_string(blas_need >> 20) +
-                            " MiB beside the matrix (OpenBLAS's buffer): raise the limit");
-        if (*volume) return cmd_volume(sources, o, batch);
-        if (*rank) return cmd_rank(sources, o, batch);
-        if (*spectrum) return cmd_spectrum(sources, o);
-        if (*compare) return cmd_compare(a_src, b_src, o);
-        if (*validate) return cmd_validate(sources, o, vcli);
-    } catch (const bv::UsageError& e) {
-        std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
-        return exit_usage;
-    } catch (const bv::Error& e) {
-        std::cerr << "basinvol: error: " << e.what() << '\n';
-        return *compare ? exit_usage : exit_failed;
-    } catch (const std::exception& e) {
-        std::cerr << "basinvol: error: " << e.what() << '\n';
-        return *compare ? exit_usage : exit_failed;
-    }
-    return exit_usage;
+    return run(args);
 }

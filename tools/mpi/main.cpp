@@ -82,6 +82,60 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
     return items;
 }
 
+// Rank 0, once every row is in: places (rank), the end of the output, the
+// exit status.
+int finish_rows(std::vector<bv::Row>& rows, bool ranking, bool all_ok, const CommonOptions& o,
+                const bv::AnalyzeOptions& a, bv::RowWriter& writer, AtomicFile* file) {
+    try {
+        if (ranking) {
+            bv::RankOptions ro;
+            ro.tie_tol = o.tie_tol;
+            ro.saddles_last = a.negatives == bv::NegativePolicy::last;
+            bv::rank_rows(rows, ro);
+            if (o.regularized) bv::rank_regularized(rows, o.tie_tol);
+            for (const auto& r : rows) writer.write(r);
+        }
+        writer.finish();
+        if (file) file->commit();
+        return finish_output(all_ok ? exit_ok : exit_failed);
+    } catch (const bv::Error& e) {
+        std::cerr << "basinvol-mpi: error: " << e.what() << '\n';
+        return exit_failed;
+    }
+}
+
+// One dense Hessian across every rank; the row on rank 0. Rank 0 watches the
+// file as the serial reader does (bv::read_consistently): a change during the
+// read is the error, ahead of what the mixture broke; a write in the tick the
+// read started is read again, by every rank, after that tick.
+bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int me) {
+    for (int pass = 1;; ++pass) {
+        const long long start = bv::file_clock_ns();
+        const bv::FileStamp before = me == 0 ? bv::stamp_file(info) : bv::FileStamp{};
+        const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, info, a.read);
+        int again = 0;
+        std::string error;
+        if (me == 0) {
+            try {
+                bv::check_unchanged(info, before);
+                again = bv::written_since(before, start) && pass < 3;
+                if (bv::written_since(before, start) && !again) throw bv::file_changed(info, "it is being written");
+            } catch (const bv::InputError& e) {
+                error = e.what();
+            }
+            if (error.empty()) error = d.error;
+        }
+        MPI_Bcast(&again, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!again) {
+            if (me != 0) return {};
+            return error.empty() ? bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
+                                 : bv::error_row(info, error);
+        }
+        const timespec tick{0, 20000000L};
+        ::nanosleep(&tick, nullptr);
+    }
+}
+
 int run(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
         const std::string& output, int me) {
     // Options are checked on every rank alike (the same arguments): all stop together.
@@ -138,59 +192,14 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             bv::Row r = bv::analyze(it.info, spread);
             if (me == 0) emit(std::move(r));
         } else if (it.kind == Item::dense) {
-            // Rank 0 watches the file as the serial reader does
-            // (bv::read_consistently): a change during the read is the error,
-            // ahead of what the mixture broke; a write in the tick the read
-            // started is read again, by every rank, after that tick.
-            for (int pass = 1;; ++pass) {
-                const long long start = bv::file_clock_ns();
-                const bv::FileStamp before = me == 0 ? bv::stamp_file(it.info) : bv::FileStamp{};
-                const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, it.info, a.read);
-                int again = 0;
-                if (me == 0) {
-                    std::string error;
-                    try {
-                        bv::check_unchanged(it.info, before);
-                        again = bv::written_since(before, start) && pass < 3;
-                        if (bv::written_since(before, start) && !again)
-                            throw bv::file_changed(it.info, "it is being written");
-                    } catch (const bv::InputError& e) {
-                        error = e.what();
-                    }
-                    if (error.empty()) error = d.error;
-                    if (!again)
-                        emit(error.empty() ? bv::analyze_eigenvalues(it.info, d.eigenvalues, d.frobenius, d.asymmetry,
-                                                                     d.seconds, a)
-                                           : bv::error_row(it.info, error));
-                }
-                MPI_Bcast(&again, 1, MPI_INT, 0, MPI_COMM_WORLD);
-                if (!again) break;
-                const timespec tick{0, 20000000L};
-                ::nanosleep(&tick, nullptr);
-            }
+            bv::Row r = dense_row(it.info, a, me);
+            if (me == 0) emit(std::move(r));
         } else if (me == 0) {
             emit(it.kind == Item::error ? *it.row : bv::analyze(it.info, a));
         }
     }
     int status = exit_ok;
-    if (me == 0) {
-        try {
-            if (ranking) {
-                bv::RankOptions ro;
-                ro.tie_tol = o.tie_tol;
-                ro.saddles_last = a.negatives == bv::NegativePolicy::last;
-                bv::rank_rows(rows, ro);
-                if (o.regularized) bv::rank_regularized(rows, o.tie_tol);
-                for (const auto& r : rows) writer->write(r);
-            }
-            writer->finish();
-            if (file) file->commit();
-            status = finish_output(all_ok ? exit_ok : exit_failed);
-        } catch (const bv::Error& e) {
-            std::cerr << "basinvol-mpi: error: " << e.what() << '\n';
-            status = exit_failed;
-        }
-    }
+    if (me == 0) status = finish_rows(rows, ranking, all_ok, o, a, *writer, file.get());
     MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD);
     return status;
 }

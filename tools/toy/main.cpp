@@ -50,14 +50,8 @@ void apply_override(bv::Attributes& a, const std::string& kv) {
     }
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-    CLI::App app{"basinvol-toy: write toy Hessians with known answers (expected_rank, expected_dim,\n"
-                 "expected_negative, expected_log_volume) to HDF5, for `basinvol validate`.",
-                 "basinvol-toy"};
-    app.set_version_flag("--version", "basinvol-toy " + bv::version());
-
+// The command line, parsed.
+struct ToyArgs {
     std::string out, dataset, eigenvalues, preset, loss_text, dtype = "float64", spectrum = "loguniform";
     std::optional<std::uint64_t> rotate;
     std::size_t n = 0, count = 0;
@@ -66,46 +60,110 @@ int main(int argc, char** argv) {
     bool append = false, list = false;
     std::vector<std::string> overrides;
     toy::Recipe recipe;
+    CLI::Option* eigs = nullptr;
+    CLI::Option* preset_given = nullptr;
+    CLI::Option* loss = nullptr;
+    CLI::Option* flat = nullptr;
+    CLI::Option* curved = nullptr;
+};
 
-    app.add_option("OUT", out, "HDF5 file to write");
-    app.add_option("-d,--dataset", dataset, "Dataset path (default /toy; with --count, the group, default /toys)");
-    auto* o_eigs = app.add_option("--eigenvalues", eigenvalues, "The spectrum as a list, e.g. 2,2,0");
-    auto* o_preset = app.add_option("--preset", preset, "A named toy (--list-presets)");
-    auto* o_loss = app.add_option("--loss", loss_text, "A toy loss, e.g. 'x^2 + y^4' (format: docs/toys.md)");
-    app.add_option("--n", n, "Dimension of a --loss toy (default: the coordinates it uses)");
-    auto* o_flat = app.add_option("--flat", recipe.flat, "Recipe: number of flat (exactly zero) directions");
-    auto* o_curved = app.add_option("--curved", recipe.curved, "Recipe: number of nonzero eigenvalues");
-    app.add_option("--negative", recipe.negative, "Recipe: how many of the curved eigenvalues are negative");
-    app.add_option("--spectrum", spectrum, "Recipe: loguniform or clustered")
+void add_options(CLI::App& app, ToyArgs& a) {
+    app.add_option("OUT", a.out, "HDF5 file to write");
+    app.add_option("-d,--dataset", a.dataset, "Dataset path (default /toy; with --count, the group, default /toys)");
+    a.eigs = app.add_option("--eigenvalues", a.eigenvalues, "The spectrum as a list, e.g. 2,2,0");
+    a.preset_given = app.add_option("--preset", a.preset, "A named toy (--list-presets)");
+    a.loss = app.add_option("--loss", a.loss_text, "A toy loss, e.g. 'x^2 + y^4' (format: docs/toys.md)");
+    app.add_option("--n", a.n, "Dimension of a --loss toy (default: the coordinates it uses)");
+    a.flat = app.add_option("--flat", a.recipe.flat, "Recipe: number of flat (exactly zero) directions");
+    a.curved = app.add_option("--curved", a.recipe.curved, "Recipe: number of nonzero eigenvalues");
+    app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative");
+    app.add_option("--spectrum", a.spectrum, "Recipe: loguniform or clustered")
         ->check(CLI::IsMember({"loguniform", "clustered"}))
         ->capture_default_str();
-    app.add_option("--lo", recipe.lo, "Recipe: smallest |lambda|")->capture_default_str();
-    app.add_option("--hi", recipe.hi, "Recipe: largest |lambda|")->capture_default_str();
-    app.add_option("--clusters", recipe.clusters, "Recipe (clustered): number of clusters")->capture_default_str();
-    app.add_option("--spread", recipe.spread, "Recipe (clustered): relative half-width of a cluster")
+    app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")->capture_default_str();
+    app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")->capture_default_str();
+    app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")->capture_default_str();
+    app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")
         ->capture_default_str();
-    app.add_option("--seed", recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
+    app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
         ->capture_default_str();
-    app.add_option("--rotate", rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)");
-    app.add_option("--dtype", dtype, "Stored type: float32 or float64")
+    app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)");
+    app.add_option("--dtype", a.dtype, "Stored type: float32 or float64")
         ->check(CLI::IsMember({"float32", "float64"}))
         ->capture_default_str();
-    app.add_option("-T,--threshold", threshold, "Loss threshold written as loss_threshold")->capture_default_str();
-    app.add_option("--count", count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
-    app.add_option("--name", name, "The name attribute");
-    app.add_flag("--append", append, "Add to an existing file (default: create or truncate OUT)");
-    app.add_option("--set", overrides,
+    app.add_option("-T,--threshold", a.threshold, "Loss threshold written as loss_threshold")->capture_default_str();
+    app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
+    app.add_option("--name", a.name, "The name attribute");
+    app.add_flag("--append", a.append, "Add to an existing file (default: create or truncate OUT)");
+    app.add_option("--set", a.overrides,
                    "Override an attribute, KEY=VALUE (e.g. a deliberately wrong expected_rank=3 for testing)");
-    app.add_flag("--list-presets", list, "List the presets and exit");
-    o_eigs->excludes(o_preset)->excludes(o_loss)->excludes(o_flat)->excludes(o_curved);
-    o_preset->excludes(o_loss)->excludes(o_flat)->excludes(o_curved);
-    o_loss->excludes(o_flat)->excludes(o_curved);
+    app.add_flag("--list-presets", a.list, "List the presets and exit");
+    a.eigs->excludes(a.preset_given)->excludes(a.loss)->excludes(a.flat)->excludes(a.curved);
+    a.preset_given->excludes(a.loss)->excludes(a.flat)->excludes(a.curved);
+    a.loss->excludes(a.flat)->excludes(a.curved);
     app.footer("Examples:\n"
                "  basinvol-toy toys.h5 --preset parabola              # x^2 + y^2 in R^3, log V = log(pi T)\n"
                "  basinvol-toy toys.h5 --append -d /lu --flat 10 --curved 40 --lo 1e-4 --hi 1e2 --rotate 7\n"
                "  basinvol-toy toys.h5 --append -d /q --loss 'x^2 + y^4'\n"
                "Exit status: 0 written, 1 write failed, 2 usage error.");
+}
 
+// Toy i of the ones asked for.
+toy::ToySpec toy_spec(const ToyArgs& a, std::size_t i) {
+    toy::ToySpec spec;
+    spec.type = a.dtype == "float32" ? toy::StoredType::float32 : toy::StoredType::float64;
+    spec.threshold = a.threshold;
+    spec.name = a.name;
+    if (a.rotate) spec.rotation = *a.rotate + i;
+    if (!a.eigs->empty()) {
+        spec.eigenvalues = toy::parse_list(a.eigenvalues);
+        spec.recipe = "eigenvalues=" + a.eigenvalues;
+    } else if (!a.preset_given->empty()) {
+        const toy::Preset* p = toy::find_preset(a.preset);
+        if (!p) throw bv::UsageError("unknown preset '" + a.preset + "' (see --list-presets)");
+        spec.loss = toy::PolyLoss::parse(p->loss, a.n ? a.n : p->n);
+        spec.preset = p->name;
+        if (spec.name.empty()) spec.name = p->name;
+    } else if (!a.loss->empty()) {
+        spec.loss = toy::PolyLoss::parse(a.loss_text, a.n);
+    } else {
+        toy::Recipe r = a.recipe;
+        r.distribution = a.spectrum == "clustered" ? toy::Distribution::clustered : toy::Distribution::loguniform;
+        r.seed = a.recipe.seed + i;
+        spec.eigenvalues = toy::recipe_spectrum(r);
+        spec.recipe = recipe_text(r, a.spectrum);
+    }
+    return spec;
+}
+
+void write_toys(ToyArgs a) {
+    if (a.out.empty()) throw bv::UsageError("OUT is required");
+    const bool from_recipe = a.eigs->empty() && (!a.flat->empty() || !a.curved->empty());
+    if (a.eigs->empty() && a.preset_given->empty() && a.loss->empty() && !from_recipe)
+        throw bv::UsageError("give a spectrum: --eigenvalues, --preset, --loss or --flat/--curved");
+    if (!(a.threshold > 0)) throw bv::UsageError("-T/--threshold must be positive");
+    if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
+    for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
+        const toy::ToySpec spec = toy_spec(a, i);
+        toy::Toy t = toy::make_toy(spec);
+        for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
+        char leaf[32];
+        std::snprintf(leaf, sizeof leaf, "/toy_%03zu", i);
+        const std::string path = a.count ? (a.dataset == "/" ? std::string(leaf) : a.dataset + leaf) : a.dataset;
+        bv::write_hessian(a.out, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
+                          a.append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"basinvol-toy: write toy Hessians with known answers (expected_rank, expected_dim,\n"
+                 "expected_negative, expected_log_volume) to HDF5, for `basinvol validate`.",
+                 "basinvol-toy"};
+    app.set_version_flag("--version", "basinvol-toy " + bv::version());
+    ToyArgs args;
+    add_options(app, args);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -113,52 +171,14 @@ int main(int argc, char** argv) {
         std::cerr << "basinvol-toy: " << e.what() << "\nRun 'basinvol-toy --help' for usage.\n";
         return 2;
     }
-    if (list) {
+    if (args.list) {
         for (const auto& p : toy::presets())
             std::cout << p.name << "\tn=" << p.n << "\t" << p.loss << "\t" << p.about << '\n';
         std::cout.flush();
         return std::cout ? 0 : 1;
     }
     try {
-        if (out.empty()) throw bv::UsageError("OUT is required");
-        const bool from_recipe = !o_eigs->empty() ? false : (!o_flat->empty() || !o_curved->empty());
-        if (o_eigs->empty() && o_preset->empty() && o_loss->empty() && !from_recipe)
-            throw bv::UsageError("give a spectrum: --eigenvalues, --preset, --loss or --flat/--curved");
-        if (!(threshold > 0)) throw bv::UsageError("-T/--threshold must be positive");
-        recipe.distribution = spectrum == "clustered" ? toy::Distribution::clustered : toy::Distribution::loguniform;
-        const std::size_t k = count ? count : 1;
-        if (dataset.empty()) dataset = count ? "/toys" : "/toy";
-        for (std::size_t i = 0; i < k; ++i) {
-            toy::ToySpec spec;
-            spec.type = dtype == "float32" ? toy::StoredType::float32 : toy::StoredType::float64;
-            spec.threshold = threshold;
-            spec.name = name;
-            if (rotate) spec.rotation = *rotate + i;
-            if (!o_eigs->empty()) {
-                spec.eigenvalues = toy::parse_list(eigenvalues);
-                spec.recipe = "eigenvalues=" + eigenvalues;
-            } else if (!o_preset->empty()) {
-                const toy::Preset* p = toy::find_preset(preset);
-                if (!p) throw bv::UsageError("unknown preset '" + preset + "' (see --list-presets)");
-                spec.loss = toy::PolyLoss::parse(p->loss, n ? n : p->n);
-                spec.preset = p->name;
-                if (spec.name.empty()) spec.name = p->name;
-            } else if (!o_loss->empty()) {
-                spec.loss = toy::PolyLoss::parse(loss_text, n);
-            } else {
-                toy::Recipe r = recipe;
-                r.seed = recipe.seed + i;
-                spec.eigenvalues = toy::recipe_spectrum(r);
-                spec.recipe = recipe_text(r, spectrum);
-            }
-            toy::Toy t = toy::make_toy(spec);
-            for (const auto& kv : overrides) apply_override(t.attrs, kv);
-            char leaf[32];
-            std::snprintf(leaf, sizeof leaf, "/toy_%03zu", i);
-            const std::string path = count ? (dataset == "/" ? std::string(leaf) : dataset + leaf) : dataset;
-            bv::write_hessian(out, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
-                              append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
-        }
+        write_toys(args);
     } catch (const bv::UsageError& e) {
         std::cerr << "basinvol-toy: " << e.what() << "\nRun 'basinvol-toy --help' for usage.\n";
         return 2;
