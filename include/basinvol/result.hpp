@@ -4,7 +4,7 @@
 // read back by the reporting layer through one table of fields
 // (report/schema.hpp).
 #include <basinvol/hessian.hpp>
-#include <basinvol/solve/spectrum.hpp>
+#include <basinvol/solver_stats.hpp>
 
 #include <cstddef>
 #include <optional>

@@ -2,6 +2,7 @@
 // Spectra of Hessians: the full spectrum (dense LAPACK) or the part of it
 // that matters (largest magnitudes, with a certificate for the rest).
 #include <basinvol/hessian.hpp>
+#include <basinvol/solver_stats.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -17,13 +18,6 @@ enum class Method { automatic, dense, cholesky, sketch, lanczos };
 
 // "auto", "dense", "cholesky", "sketch", "lanczos".
 const char* method_name(Method m);
-
-struct SolverStats {
-    std::size_t matvecs = 0;   // matrix-vector products (a block of k counts k)
-    std::size_t passes = 0;    // passes over the whole matrix
-    std::size_t restarts = 0;  // solver restarts / growth steps
-    double seconds = 0;
-};
 
 // The eigenvalues a solver found, and what is proven about the others.
 struct Spectrum {
