@@ -15,8 +15,12 @@
 // libFuzzer only (the replay driver does not call it): list in this process,
 // so that the fuzzer sees the walk's coverage and HDF5's own crashes. The
 // replayed regressions run with the child-process listing users get.
+namespace {
+basinvol::ListOptions listing;  // the child-process listing users get, unless libFuzzer runs
+}
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-    basinvol::set_listing_isolation(false);
+    listing.isolate = false;
     return 0;
 }
 
@@ -26,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     basinvol::AnalyzeOptions opt;
     opt.read.max_bytes = std::size_t(1) << 20;  // n <= 362: fast, and never an out-of-memory kill
     basinvol::Row err;
-    auto list = basinvol::expand_source(src, &err);
+    auto list = basinvol::expand_source(src, &err, listing);
     auto broken = [](const std::string& why) {
         std::fprintf(stderr, "fuzz_reader: contract broken: %s\n", why.c_str());
         std::abort();

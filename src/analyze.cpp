@@ -80,9 +80,9 @@ Row source_error_row(const Source& source, const std::string& message) {
     return r;
 }
 
-std::vector<HessianInfo> expand_source(const Source& source, Row* error_row) {
+std::vector<HessianInfo> expand_source(const Source& source, Row* error_row, const ListOptions& options) {
     try {
-        return list_hessians(source);
+        return list_hessians(source, options);
     } catch (const Error& e) {
         if (error_row) *error_row = source_error_row(source, e.what());
     } catch (const std::bad_alloc&) {

@@ -36,8 +36,6 @@
 namespace basinvol {
 namespace {
 
-std::atomic<bool> g_isolate{true};
-std::atomic<double> g_time_limit{default_listing_time_limit};
 
 // A byte string both sides agree on: fixed-width numbers, length-prefixed
 // strings (any bytes: names need not be UTF-8), doubles bit for bit (NaN too).
@@ -194,19 +192,6 @@ HessianInfo get(Reader& r) {
 
 }  // namespace
 
-void set_listing_isolation(bool on) { g_isolate = on; }
-
-void set_listing_time_limit(double seconds) {
-    if (!(seconds > 0) || !std::isfinite(seconds)) {
-        std::ostringstream v;
-        v << seconds;
-        throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
-    }
-    g_time_limit = seconds;
-}
-
-double listing_time_limit() { return g_time_limit; }
-
 FileStamp stamp_file(const HessianInfo& info) {
     FileStamp st;
     struct stat sb {};
@@ -271,8 +256,14 @@ void read_consistently(const HessianInfo& info, const std::function<void()>& rea
     }
 }
 
-std::vector<HessianInfo> list_hessians(const Source& source) {
-    if (!g_isolate) return detail::list_hessians_here(source);
+std::vector<HessianInfo> list_hessians(const Source& source, const ListOptions& options) {
+    const double limit = options.time_limit;
+    if (!(limit > 0) || !std::isfinite(limit)) {
+        std::ostringstream v;
+        v << limit;
+        throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
+    }
+    if (!options.isolate) return detail::list_hessians_here(source);
     // Held across fork: no other thread is inside HDF5 while its state is copied.
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
     int fd[2];
@@ -291,7 +282,6 @@ std::vector<HessianInfo> list_hessians(const Source& source) {
     ::close(fd[1]);
     // The watchdog: the answer must be complete (the pipe closed) by the deadline.
     using Clock = std::chrono::steady_clock;
-    const double limit = g_time_limit;
     const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                              std::chrono::duration<double>(limit));
     bool timed_out = false;

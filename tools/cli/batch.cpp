@@ -100,7 +100,7 @@ namespace {
 
 // The top-level members of a blocks structure, each listed as a SOURCE of its
 // own; a member that cannot be listed is an error item.
-void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items) {
+void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
     bv::StructurePart root;
     try {
         root = bv::describe_structure(h);
@@ -110,7 +110,7 @@ void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items) {
     for (const auto& part : root.parts) {
         bv::Source member{h.file, part.path, h.file + ":" + part.path, h.image};
         bv::Row err;
-        auto list = bv::expand_source(member, &err);
+        auto list = bv::expand_source(member, &err, listing);
         if (list.empty()) {
             bv::WorkItem w;
             w.error = err;
@@ -131,12 +131,12 @@ void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items) {
 }  // namespace
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
-                               bool per_block) {
+                               bool per_block, const bv::ListOptions& listing) {
     std::vector<bv::WorkItem> items;
     for (const auto& text : sources) {
         bv::Source src = bv::parse_source(text);
         bv::Row err;
-        auto list = bv::expand_source(src, &err);
+        auto list = bv::expand_source(src, &err, listing);
         if (list.empty()) {
             if (!shard || bv::in_shard(text, *shard)) {
                 bv::WorkItem w;
@@ -151,7 +151,7 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
             bv::WorkItem w;
             w.info = h;
             items.push_back(std::move(w));
-            if (blocks) add_blocks(h, items);
+            if (blocks) add_blocks(h, items, listing);
         }
     }
     return items;
@@ -483,8 +483,9 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         rows = merge_results(args, progress);
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
     } else {
-        bv::set_listing_time_limit(b.list_timeout);
-        items = plan(gather_sources(args, b), shard, b.per_block);
+        bv::ListOptions listing;
+        listing.time_limit = b.list_timeout;
+        items = plan(gather_sources(args, b), shard, b.per_block, listing);
         if (!earlier.done.empty()) {
             std::vector<bv::WorkItem> rest;
             for (auto& w : items)

@@ -43,7 +43,7 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 // With `per_block`, each top-level member of a `blocks` structure follows its
 // Hessian as a Hessian of its own (its own cut: the block's own curvature).
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
-                               bool per_block = false);
+                               bool per_block = false, const bv::ListOptions& listing = {});
 
 // Results written to FILE through FILE.tmp-XXXXXX in the same directory and
 // a rename at commit(); a run that stops before commit() leaves FILE as it was.

@@ -33,18 +33,17 @@ struct ReadOptions {
 // process: a child that dies is an InputError naming the file ("the HDF5
 // library failed while reading this file's structure"), never the caller's
 // death.
-std::vector<HessianInfo> list_hessians(const Source& source);
-
-// Whether list_hessians walks files in a child process (default on). Off
-// lists in this process: for fuzzing, where the walk's coverage must be seen.
-void set_listing_isolation(bool on);
-
-// How long a listing child may take before it is killed and the SOURCE is an
-// InputError ("took longer than the listing limit of S s"). Process-wide;
-// throws UsageError unless seconds > 0. Applies only with isolation on.
 constexpr double default_listing_time_limit = 120;
-void set_listing_time_limit(double seconds);
-double listing_time_limit();
+struct ListOptions {
+    // Walk in a child process (default). Off lists in this process: for
+    // fuzzing, where the walk's coverage must be seen.
+    bool isolate = true;
+    // Seconds the child may take before it is killed and the SOURCE is an
+    // InputError ("took longer than the listing limit of S s"); must be > 0
+    // (UsageError otherwise).
+    double time_limit = default_listing_time_limit;
+};
+std::vector<HessianInfo> list_hessians(const Source& source, const ListOptions& options = {});
 
 // Reads one Hessian listed by list_hessians, checks it (finite, symmetric to
 // within max_asymmetry) and symmetrizes it. Throws InputError.
