@@ -106,7 +106,7 @@ struct MatrixFacts {
     double computed = 0;   // each eigenvalue's error from how it was computed (structured parts), else 0
 };
 
-MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius, h.asymmetry * h.frobenius, 0.0}; }
+MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymmetry() * h.frobenius(), 0.0}; }
 
 // The input's own error: the largest of what was stated (option, else the
 // dataset's hessian_error attribute), ‖H − Hᵀ‖_F, and the computation's own
@@ -292,7 +292,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
     // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
-    if (!std::isfinite(h.frobenius))
+    if (!std::isfinite(h.frobenius()))
         throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
     auto [s, cut] = certified_spectrum(h, opt);
 

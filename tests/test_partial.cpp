@@ -189,8 +189,8 @@ TEST_CASE("factored Cholesky: Ritz values match dense, the rest lie within the c
         CHECK(s->rest_bound < 1e-3 * std::abs(by_size[249]));
         // The solver reads h and never writes it.
         CHECK(h.is_f32() == f32);
-        if (f32) CHECK((h.f32.array() == before.f32.array()).all());
-        else CHECK((h.f64.array() == before.f64.array()).all());
+        if (f32) CHECK((h.f32().array() == before.f32().array()).all());
+        else CHECK((h.f64().array() == before.f64().array()).all());
     }
 }
 
@@ -211,7 +211,7 @@ TEST_CASE("factored Cholesky on a saddle with a non-negative diagonal: the certi
     for (std::size_t i = 0; i < 300; i += 7) e[i] = -e[i];
     e.resize(600, 0.0);
     Hessian h = float32_hessian(e, 24);
-    REQUIRE(Eigen::VectorXf(h.f32.diagonal()).minCoeff() >= 0);
+    REQUIRE(Eigen::VectorXf(h.f32().diagonal()).minCoeff() >= 0);
     Row d = run(h, Method::dense), c = run(h, Method::cholesky), a = run(h, Method::automatic);
     CHECK(c.method == "dense");
     CHECK(c.solver_note.find("cholesky: rest bound") == 0);

@@ -324,3 +324,30 @@ TEST_CASE("a read that starts in the tick of a write is read again; a file writt
                          doctest::Contains("not symmetric"), InputError);
     std::remove(file.c_str());
 }
+
+TEST_CASE("a Hessian holds a finite, symmetrized matrix in one precision, with its norms") {
+    Eigen::MatrixXd m(3, 3);
+    m << 2, 1, 0,  //
+        1.002, 3, 0,  //
+        0, 0, 0;
+    const Hessian h = make_hessian(m, "mem", ReadOptions{});
+    CHECK(h.storage() == Hessian::Storage::float64);
+    CHECK(h.n() == 3);
+    CHECK(h.f64()(0, 1) == h.f64()(1, 0));
+    CHECK(h.f64()(0, 1) == doctest::Approx(1.001));
+    // The norms are the symmetrized matrix's, and the asymmetry the input's.
+    CHECK(h.frobenius() == doctest::Approx(h.f64().norm()).epsilon(1e-15));
+    CHECK(h.asymmetry() == doctest::Approx((m - m.transpose()).norm() / m.norm()).epsilon(1e-12));
+    CHECK_THROWS_AS(h.f32(), NumericError);
+    Hessian g = make_hessian(Eigen::MatrixXf(m.cast<float>()), "mem", ReadOptions{});
+    CHECK(g.is_f32());
+    CHECK_THROWS_AS(g.f64(), NumericError);
+    CHECK((g.to_f64() - g.f32().cast<double>()).norm() == 0);
+    const Eigen::MatrixXd taken = g.release_f64();
+    CHECK(taken.rows() == 3);
+    CHECK(g.empty());
+    CHECK(Hessian().empty());
+    m(2, 2) = std::nan("");
+    CHECK_THROWS_WITH_AS(make_hessian(m, "mem", ReadOptions{}), doctest::Contains("mem:/: non-finite value nan at [2, 2]"),
+                         InputError);
+}

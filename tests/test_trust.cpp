@@ -157,7 +157,7 @@ TEST_CASE("the input's own noise raises the floor: a perturbed upper triangle is
     CHECK(r.rank == 20);
     CHECK(r.negative == 0);
     CHECK_FALSE(has(r, "ambiguous_rank"));
-    CHECK(r.noise_floor >= h.asymmetry * h.frobenius);
+    CHECK(r.noise_floor >= h.asymmetry() * h.frobenius());
     // Without the measured noise the symmetrized noise counts as curvature:
     // dense eigenvalues of the noise exceed the dtype cut.
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es((m + m.transpose()) / 2);

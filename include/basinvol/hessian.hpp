@@ -1,6 +1,6 @@
 #pragma once
-// A Hessian as read from storage: the matrix in the precision it was stored
-// in, plus what the file said about it.
+// A Hessian as listed (HessianInfo: where it is and what its file says) and
+// as read (Hessian: the checked matrix in its stored precision).
 #include <Eigen/Dense>
 #include <map>
 #include <memory>
@@ -55,15 +55,53 @@ struct HessianInfo {
     std::string source() const { return file + ":" + dataset; }
 };
 
-// The matrix lives in exactly one of f32 / f64 (float32-stored data stays
-// float32 in memory; products accumulate in double).
-struct Hessian {
+struct ReadOptions;  // io/reader.hpp
+
+// A dense Hessian whose invariants hold by construction: its matrix (n×n, in
+// the precision it was stored in: float32 data stays float32, products
+// accumulate in double) is finite and symmetric, and its norms are measured.
+// The only ways in are validated() (the readers and make_hessian use it) and
+// an empty default. Solvers reach the matrix through HessianOperator
+// (solve/operator.hpp) or take a float64 copy; the dense solver takes the
+// matrix itself (release_f64).
+//
+// A structured Hessian (blocks, factor, Kronecker, diagonal) never becomes
+// one of these: its parts are read and solved as a StructurePart
+// (io/structure.hpp, solve/structured.hpp).
+class Hessian {
+public:
+    enum class Storage { none, float32, float64 };
     HessianInfo info;
-    Eigen::MatrixXf f32;
-    Eigen::MatrixXd f64;
-    bool is_f32() const { return f32.size() > 0; }
-    double asymmetry = 0;        // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
-    double frobenius = 0;        // ‖H‖_F (after symmetrizing)
+
+    Hessian() = default;
+    // Checks m (every entry finite, 64-bit integers exact in float64, the
+    // relative asymmetry within options.max_asymmetry), symmetrizes it, and
+    // measures ‖H − Hᵀ‖_F / ‖H‖_F and ‖H‖_F. m holds the file's rows as
+    // columns. Throws InputError naming info's source.
+    static Hessian validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options);
+    static Hessian validated(HessianInfo info, Eigen::MatrixXd m, const ReadOptions& options);
+
+    Storage storage() const { return f32_.size() ? Storage::float32 : f64_.size() ? Storage::float64 : Storage::none; }
+    bool is_f32() const { return storage() == Storage::float32; }
+    bool empty() const { return storage() == Storage::none; }
+    Eigen::Index n() const { return is_f32() ? f32_.rows() : f64_.rows(); }
+    // The matrix in its stored precision; NumericError when it is stored in the other.
+    const Eigen::MatrixXf& f32() const;
+    const Eigen::MatrixXd& f64() const;
+    // A float64 copy.
+    Eigen::MatrixXd to_f64() const;
+    // The matrix as float64, leaving this Hessian empty (for a solver that
+    // overwrites its input).
+    Eigen::MatrixXd release_f64();
+
+    double asymmetry() const { return asymmetry_; }  // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
+    double frobenius() const { return frobenius_; }  // ‖H‖_F after symmetrizing
+
+private:
+    Eigen::MatrixXf f32_;
+    Eigen::MatrixXd f64_;
+    double asymmetry_ = 0;
+    double frobenius_ = 0;
 };
 
 }  // namespace basinvol

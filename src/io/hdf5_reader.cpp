@@ -502,137 +502,6 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
     return out;
 }
 
-namespace {
-
-// The value rules: every entry finite, 64-bit integers exact in float64.
-// Returns max|H| (0 for a zero matrix).
-template <class Matrix>
-double check_values(const Matrix& m, const HessianInfo& info) {
-    const Eigen::Index n = m.rows();
-    // Contiguous, vectorized passes: finiteness, then the largest magnitude.
-    if (!m.allFinite()) {
-        for (Eigen::Index c = 0; c < n; ++c)
-            for (Eigen::Index r = 0; r < n; ++r)
-                if (!std::isfinite(m(r, c)))  // the buffer holds the file's rows as columns: m(r, c) is [c, r]
-                    reject_nonfinite(info, static_cast<double>(m(r, c)), static_cast<std::size_t>(c),
-                                     static_cast<std::size_t>(r));
-    }
-    // 64-bit integers beyond 2^53 were rounded on conversion: refuse, never guess.
-    if (info.stored_type == "int64" || info.stored_type == "uint64") {
-        const double exact = std::ldexp(1.0, 53);
-        for (Eigen::Index c = 0; c < n; ++c)
-            for (Eigen::Index r = 0; r < n; ++r)
-                if (std::abs(static_cast<double>(m(r, c))) > exact) {
-                    std::ostringstream s;
-                    s << std::fixed << std::setprecision(0) << info.stored_type << " value "
-                      << static_cast<double>(m(r, c)) << " at [" << c << ", " << r
-                      << "] is beyond 2^53 and cannot be read exactly as float64";
-                    throw InputError(info.source() + ": " + s.str());
-                }
-    }
-    return m.size() ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
-}
-
-// Entries scaled by 1/max|H| so that 1e±300 entries stay finite in squares
-// (dividing where 1/max|H| overflows: max|H| subnormal, under 2^-1022).
-struct Unit {
-    double scale, inv;
-    bool divide;
-    explicit Unit(double s) : scale(s), inv(1 / s), divide(!std::isfinite(1 / s)) {}
-    double operator()(double x) const { return divide ? x / scale : x * inv; }
-};
-
-constexpr Eigen::Index tile = 64;
-
-// ‖H − Hᵀ‖_F² and ‖H‖_F² in units of max|H|², over tiles of the lower
-// triangle and their mirrors (cache-friendly).
-template <class Matrix>
-std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
-    using Tile = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile>;
-    auto unit_tile = [&](const auto& block) -> Tile {
-        return unit.divide ? Tile(block.template cast<double>() / unit.scale)
-                           : Tile(block.template cast<double>() * unit.inv);
-    };
-    const Eigen::Index n = m.rows();
-    double asym2 = 0, norm2 = 0;
-    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
-        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
-            const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
-            if (r0 == c0) {  // a diagonal tile: its lower triangle against its upper
-                for (Eigen::Index c = c0; c < c0 + w; ++c)
-                    for (Eigen::Index r = c; r < r0 + ht; ++r) {
-                        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
-                        if (r == c) {
-                            norm2 += a * a;
-                        } else {
-                            asym2 += 2 * (a - b) * (a - b);
-                            norm2 += a * a + b * b;
-                        }
-                    }
-                continue;
-            }
-            const Tile lower = unit_tile(m.block(r0, c0, ht, w));
-            const Tile upper = unit_tile(m.block(c0, r0, w, ht).transpose());
-            asym2 += 2 * (lower - upper).squaredNorm();
-            norm2 += lower.squaredNorm() + upper.squaredNorm();
-        }
-    return {asym2, norm2};
-}
-
-// m ← (m + mᵀ)/2 in place; returns its ‖·‖_F² in units of max|H|².
-template <class Matrix>
-double symmetrize(Matrix& m, const Unit& unit) {
-    using S = typename Matrix::Scalar;
-    const Eigen::Index n = m.rows();
-    double sym2 = 0;
-    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
-        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
-            const Eigen::Index c1 = std::min(n, c0 + tile), r1 = std::min(n, r0 + tile);
-            for (Eigen::Index c = c0; c < c1; ++c)
-                for (Eigen::Index r = std::max(r0, c); r < r1; ++r) {
-                    const S v = r == c ? m(r, c)
-                                       : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
-                    m(r, c) = v;
-                    m(c, r) = v;
-                    const double vs = unit(static_cast<double>(v));
-                    sym2 += (r == c ? 1 : 2) * vs * vs;
-                }
-        }
-    return sym2;
-}
-
-template <class Matrix>
-void check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt, Hessian& h) {
-    const double scale = check_values(m, info);
-    if (scale == 0) {
-        h.asymmetry = 0;
-        h.frobenius = 0;
-        return;
-    }
-    const Unit unit(scale);
-    const auto [asym2, norm2] = asymmetry_and_norm2(m, unit);
-    h.asymmetry = std::sqrt(asym2 / norm2);
-    check_symmetry(info, h.asymmetry, opt);
-    h.frobenius = scale * std::sqrt(asym2 == 0 ? norm2 : symmetrize(m, unit));
-}
-
-}  // namespace
-
-void reject_nonfinite(const HessianInfo& info, double value, std::size_t row, std::size_t col) {
-    std::ostringstream s;
-    s << "non-finite value " << value << " at [" << row << ", " << col << "]";
-    throw InputError(info.source() + ": " + s.str());
-}
-
-void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {
-    if (!(relative_asymmetry > opt.max_asymmetry)) return;
-    std::ostringstream s;
-    s.precision(3);
-    s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << relative_asymmetry << " exceeds " << opt.max_asymmetry
-      << " (--max-asymmetry)";
-    throw InputError(info.source() + ": " + s.str());
-}
-
 void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
@@ -651,11 +520,12 @@ void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
 
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
-    Hessian h;
-    h.info = info;
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     check_memory_budget(info, opt);
+    const auto N = static_cast<Eigen::Index>(n);
+    Eigen::MatrixXf m32;
+    Eigen::MatrixXd m64;
     {
         std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
         ErrorSilencer quiet;
@@ -672,48 +542,15 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
                 throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(n) + " x " +
                                  std::to_string(n) + " matrix that was listed (the file changed after it was listed)");
         }
-        const auto N = static_cast<Eigen::Index>(n);
-        if (f32) h.f32.resize(N, N);
-        else h.f64.resize(N, N);
-        void* buf = f32 ? static_cast<void*>(h.f32.data()) : static_cast<void*>(h.f64.data());
+        if (f32) m32.resize(N, N);
+        else m64.resize(N, N);
+        void* buf = f32 ? static_cast<void*>(m32.data()) : static_cast<void*>(m64.data());
         if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
             herr_t st = H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
             if (st < 0) fail(info.source(), "cannot read dataset values (truncated or corrupt data?)");
         }
     }
-    if (f32) check_and_symmetrize(h.f32, info, opt, h);
-    else check_and_symmetrize(h.f64, info, opt, h);
-    return h;
-}
-
-namespace {
-template <class Matrix>
-Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt, bool f32) {
-    if (m.rows() != m.cols()) {
-        std::ostringstream s;
-        s << label << ": matrix is not square: shape " << m.rows() << "x" << m.cols();
-        throw InputError(s.str());
-    }
-    if (m.rows() == 0) throw InputError(label + ": matrix is empty: shape 0x0");
-    Hessian h;
-    h.info.file = label;
-    h.info.dataset = "/";
-    h.info.n = static_cast<std::size_t>(m.rows());
-    h.info.stored_type = f32 ? "float32" : "float64";
-    h.info.stored_eps = f32 ? std::ldexp(1.0, -23) : std::ldexp(1.0, -52);
-    check_and_symmetrize(m, h.info, opt, h);
-    if constexpr (std::is_same_v<typename Matrix::Scalar, float>) h.f32 = std::move(m);
-    else h.f64 = std::move(m);
-    return h;
-}
-}  // namespace
-
-Hessian make_hessian(Eigen::MatrixXd m, const std::string& label, const ReadOptions& opt) {
-    return from_memory(std::move(m), label, opt, false);
-}
-
-Hessian make_hessian(Eigen::MatrixXf m, const std::string& label, const ReadOptions& opt) {
-    return from_memory(std::move(m), label, opt, true);
+    return f32 ? Hessian::validated(info, std::move(m32), opt) : Hessian::validated(info, std::move(m64), opt);
 }
 
 }  // namespace basinvol

@@ -49,7 +49,7 @@ double gamma(double k) {
 // float64 (whose cut sits at the rounding of the factorization itself).
 bool rounding_fits(const HessianOperator& op, const Hessian& h) {
     const double n = static_cast<double>(h.info.n);
-    return gamma(n + 1) * (op.trace() + h.frobenius) <= 1e-3 * std::sqrt(n) * h.info.stored_eps * h.frobenius;
+    return gamma(n + 1) * (op.trace() + h.frobenius()) <= 1e-3 * std::sqrt(n) * h.info.stored_eps * h.frobenius();
 }
 
 // By Weyl, eig(H) pairs with eig(LLᵀ) = μ ∪ {0} within ρ = ‖H − LLᵀ‖_F: the
@@ -122,8 +122,8 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
                                           Clock::time_point t0) {
     Spectrum s = named(h, "cholesky");
     const int n = static_cast<int>(h.info.n);
-    const double scale = h.frobenius;
-    Eigen::MatrixXd a = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
+    const double scale = h.frobenius();
+    Eigen::MatrixXd a = h.to_f64();
     double* A = a.data();
     auto at = [&](int i, int j) -> double& { return A[i + static_cast<std::size_t>(j) * n]; };
     const double stop = pivot_stop(h, a.diagonal().maxCoeff());
@@ -143,10 +143,10 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         const Eigen::Index pb = piv[static_cast<std::size_t>(r + b)] - 1;
         double* column = S + static_cast<std::size_t>(b) * n;
         if (h.is_f32()) {
-            const float* hb = h.f32.data() + pb * h.f32.rows();
+            const float* hb = h.f32().data() + pb * h.f32().rows();
             for (int i = b; i < rest; ++i) column[i] = hb[piv[static_cast<std::size_t>(r + i)] - 1];
         } else {
-            const double* hb = h.f64.data() + pb * h.f64.rows();
+            const double* hb = h.f64().data() + pb * h.f64().rows();
             for (int i = b; i < rest; ++i) column[i] = hb[piv[static_cast<std::size_t>(r + i)] - 1];
         }
     }
@@ -205,7 +205,7 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
     const auto t0 = Clock::now();
     HessianOperator op(h);
     Spectrum s = named(h, "cholesky");
-    if (h.frobenius == 0) {
+    if (h.frobenius() == 0) {
         finish(s, op, t0);
         return s;
     }

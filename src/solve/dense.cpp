@@ -43,13 +43,9 @@ Spectrum dense_spectrum(Hessian& h) {
     s.n = h.info.n;
     s.method = "dense";
     if (h.info.n > static_cast<std::size_t>(INT_MAX)) throw NumericError("n is too large for LAPACK");
-    if (h.is_f32()) {
-        h.f64 = h.f32.cast<double>();
-        h.f32.resize(0, 0);
-    }
+    Eigen::MatrixXd a = h.release_f64();  // LAPACK overwrites it
     const int n = static_cast<int>(h.info.n);
-    s.values = detail::symmetric_eigenvalues(h.f64.data(), n, n, 'L');
-    h.f64.resize(0, 0);
+    s.values = detail::symmetric_eigenvalues(a.data(), n, n, 'L');
     s.complete = true;
     s.stats.passes = 1;
     s.stats.seconds = detail::since(t0);

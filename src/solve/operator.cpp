@@ -17,21 +17,21 @@ constexpr Eigen::Index panel_width = 256;
 
 HessianOperator::HessianOperator(const Hessian& h) : h_(h), n_(static_cast<Eigen::Index>(h.info.n)) {
     if (n_ > INT_MAX / 2) throw NumericError("n is too large for BLAS");
-    if (h.f32.size() == 0 && h.f64.size() == 0) throw NumericError("the Hessian holds no matrix");
+    if (h.empty()) throw NumericError("the Hessian holds no matrix");
 }
 
 template <class F>
 void HessianOperator::for_each_panel(Eigen::Index width, F f) const {
     ++passes_;
-    if (h_.f32.size() == 0) {
+    if (!h_.is_f32()) {
         for (Eigen::Index j0 = 0; j0 < n_; j0 += width)
-            f(j0, std::min(width, n_ - j0), h_.f64.data() + j0 * n_);
+            f(j0, std::min(width, n_ - j0), h_.f64().data() + j0 * n_);
         return;
     }
     Eigen::MatrixXd buf(n_, std::min(width, n_));
     for (Eigen::Index j0 = 0; j0 < n_; j0 += width) {
         const Eigen::Index w = std::min(width, n_ - j0);
-        buf.leftCols(w) = h_.f32.middleCols(j0, w).cast<double>();
+        buf.leftCols(w) = h_.f32().middleCols(j0, w).cast<double>();
         f(j0, w, buf.data());
     }
 }
@@ -40,13 +40,13 @@ void HessianOperator::perform_op(const double* x, double* y) const {
     ++matvecs_;
     Eigen::Map<const Eigen::VectorXd> xv(x, n_);
     Eigen::Map<Eigen::VectorXd> yv(y, n_);
-    if (h_.f32.size() == 0) {
-        yv.noalias() = h_.f64 * xv;
+    if (!h_.is_f32()) {
+        yv.noalias() = h_.f64() * xv;
         return;
     }
     // H is symmetric: y_j = H(:, j)·x, one column at a time, accumulated in double.
     for (Eigen::Index j = 0; j < n_; ++j) {
-        const float* col = h_.f32.data() + j * n_;
+        const float* col = h_.f32().data() + j * n_;
         double s = 0;
         for (Eigen::Index i = 0; i < n_; ++i) s += static_cast<double>(col[i]) * x[i];
         y[j] = s;
@@ -57,9 +57,9 @@ Eigen::MatrixXd HessianOperator::apply(const Eigen::MatrixXd& X) const {
     const int n = static_cast<int>(n_), k = static_cast<int>(X.cols());
     Eigen::MatrixXd Y(n_, X.cols());
     matvecs_ += static_cast<std::size_t>(k);
-    if (h_.f32.size() == 0) {
+    if (!h_.is_f32()) {
         ++passes_;
-        blas::gemm('N', 'N', n, k, n, 1.0, h_.f64.data(), n, X.data(), n, 0.0, Y.data(), n);
+        blas::gemm('N', 'N', n, k, n, 1.0, h_.f64().data(), n, X.data(), n, 0.0, Y.data(), n);
         return Y;
     }
     // Y = Σ_J H(:, J)·X(J, :)
@@ -78,7 +78,7 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
                                            const Eigen::MatrixXd* Q, Eigen::MatrixXd* W) const {
     const int n = static_cast<int>(n_), k = static_cast<int>(A.cols());
     // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
-    const double scale = h_.frobenius > 0 ? h_.frobenius : 1.0;
+    const double scale = h_.frobenius() > 0 ? h_.frobenius() : 1.0;
     long double sum = 0;
     Eigen::MatrixXd C(n_, std::min(panel_width, n_));
     if (Q) {
@@ -106,21 +106,22 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
 }
 
 void HessianOperator::column(Eigen::Index j, double* out) const {
-    if (h_.f32.size() == 0) {
-        std::copy(h_.f64.data() + j * n_, h_.f64.data() + (j + 1) * n_, out);
+    if (!h_.is_f32()) {
+        std::copy(h_.f64().data() + j * n_, h_.f64().data() + (j + 1) * n_, out);
         return;
     }
-    const float* col = h_.f32.data() + j * n_;
+    const float* col = h_.f32().data() + j * n_;
     for (Eigen::Index i = 0; i < n_; ++i) out[i] = col[i];
 }
 
 Eigen::VectorXd HessianOperator::diagonal() const {
-    return h_.f32.size() ? Eigen::VectorXd(h_.f32.diagonal().cast<double>()) : Eigen::VectorXd(h_.f64.diagonal());
+    return h_.is_f32() ? Eigen::VectorXd(h_.f32().diagonal().cast<double>()) : Eigen::VectorXd(h_.f64().diagonal());
 }
 
 double HessianOperator::trace() const {
     long double t = 0;
-    for (Eigen::Index i = 0; i < n_; ++i) t += h_.f32.size() ? h_.f32(i, i) : h_.f64(i, i);
+    const Eigen::VectorXd d = diagonal();
+    for (Eigen::Index i = 0; i < n_; ++i) t += d(i);
     return static_cast<double>(t);
 }
 

@@ -60,7 +60,7 @@ std::size_t detail::rank_guess(const HessianOperator& op, double frobenius) {
 // For a Wishart-like spectrum (Marchenko–Pastur) of rank r,
 // trace²/‖H‖_F² ≈ r·n/(n + r), so r ≈ g·n/(n − g).
 std::size_t detail::likely_rank(const HessianOperator& op, const Hessian& h) {
-    const double g = static_cast<double>(rank_guess(op, h.frobenius)), n = static_cast<double>(h.info.n);
+    const double g = static_cast<double>(rank_guess(op, h.frobenius())), n = static_cast<double>(h.info.n);
     return g >= n ? h.info.n : static_cast<std::size_t>(g * n / (n - g));
 }
 
@@ -120,7 +120,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     const auto n = static_cast<Eigen::Index>(h.info.n);
     const std::size_t max_k = max_pairs(h, o);
     Spectrum s = named(h, "sketch");
-    if (h.frobenius == 0) {  // the zero matrix: nothing is curved
+    if (h.frobenius() == 0) {  // the zero matrix: nothing is curved
         finish(s, op, t0);
         return s;
     }
@@ -128,10 +128,10 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
 
     // What a sketch column can tell from zero: the stored type's rounding of H
     // (ε_stored·‖H‖_F) or double rounding in the product (~ε·√n·‖H‖_F).
-    const double signal = std::max(h.info.stored_eps, 10 * eps64 * std::sqrt(double(n))) * h.frobenius;
+    const double signal = std::max(h.info.stored_eps, 10 * eps64 * std::sqrt(double(n))) * h.frobenius();
     // For a positive semi-definite H the guess is a lower bound on the rank:
     // past max_k the sketch cannot win, so do not start it.
-    const std::size_t guess = rank_guess(op, h.frobenius) * 5 / 4 + 2 * o.oversample;
+    const std::size_t guess = rank_guess(op, h.frobenius()) * 5 / 4 + 2 * o.oversample;
     if (guess > max_k || likely_rank(op, h) > max_k) return too_large(s, max_k, op, t0);
     std::size_t k = std::max<std::size_t>(guess, std::min<std::size_t>(32, max_k));
     std::mt19937_64 rng(o.seed);
@@ -184,12 +184,12 @@ std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions&
     const auto n = static_cast<Eigen::Index>(h.info.n);
     const std::size_t max_k = std::min<std::size_t>(max_pairs(h, o), h.info.n - 1);
     Spectrum s = named(h, "lanczos");
-    if (h.frobenius == 0) {
+    if (h.frobenius() == 0) {
         finish(s, op, t0);
         return s;
     }
     if (max_k < 1) return std::nullopt;
-    std::size_t nev = std::clamp<std::size_t>(rank_guess(op, h.frobenius) + o.oversample, 1, max_k);
+    std::size_t nev = std::clamp<std::size_t>(rank_guess(op, h.frobenius()) + o.oversample, 1, max_k);
     double previous = INFINITY;
     for (;;) {
         const auto ncv = std::min<Eigen::Index>(n, std::max<Eigen::Index>(2 * Eigen::Index(nev) + 1, Eigen::Index(nev) + 20));

@@ -88,8 +88,8 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
     switch (p.kind) {
         case PartKind::dense: {
             Hessian h = read_square_part(info, p.path, opt);
-            acc.asym2 += static_cast<long double>(h.asymmetry * h.frobenius) * (h.asymmetry * h.frobenius);
-            acc.value_error = std::max(acc.value_error, eps64 * h.frobenius);
+            acc.asym2 += static_cast<long double>(h.asymmetry() * h.frobenius()) * (h.asymmetry() * h.frobenius());
+            acc.value_error = std::max(acc.value_error, eps64 * h.frobenius());
             Spectrum s = dense_spectrum(h);
             acc.values.insert(acc.values.end(), s.values.begin(), s.values.end());
             return;
@@ -102,9 +102,9 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
         case PartKind::kron: {
             Hessian A = read_square_part(info, p.path + "/A", opt), B = read_square_part(info, p.path + "/B", opt);
-            const double fa = A.frobenius, fb = B.frobenius, s = std::abs(p.scale);
+            const double fa = A.frobenius(), fb = B.frobenius(), s = std::abs(p.scale);
             // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
-            const double asym = s * (A.asymmetry * fa * fb + fa * B.asymmetry * fb);
+            const double asym = s * (A.asymmetry() * fa * fb + fa * B.asymmetry() * fb);
             acc.asym2 += static_cast<long double>(asym) * asym;
             const std::vector<double> alpha = dense_spectrum(A).values, beta = dense_spectrum(B).values;
             acc.values.reserve(acc.values.size() + alpha.size() * beta.size());

@@ -81,7 +81,7 @@ std::optional<double> attr(const Attributes& a, const char* key) {
 // eigenvalue, so --negatives abs measures |λ|), symmetrized.
 Eigen::MatrixXd curved_form(const HessianInfo& info, const ReadOptions& read, double tol, bool drop_negative) {
     Hessian h = read_hessian(info, read);
-    Eigen::MatrixXd H = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
+    Eigen::MatrixXd H = h.to_f64();
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(H);
     if (es.info() != Eigen::Success) throw NumericError(info.source() + ": eigen-decomposition did not converge");
     std::vector<Eigen::Index> keep;
@@ -254,7 +254,7 @@ Check log_volume_check(const HessianInfo& info, const Row& row, double expected,
         c.tolerance = logv_tolerance(curved_abs, frobenius, eps, row.log_volume);
     } else {  // coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance)
         Hessian h = read_hessian(info, o.analyze.read);
-        const Eigen::MatrixXd H = h.is_f32() ? Eigen::MatrixXd(h.f32.cast<double>()) : h.f64;
+        const Eigen::MatrixXd H = h.to_f64();
         c.tolerance = entrywise_logv_tolerance(H, row.tol, drop, eps / 2, row.log_volume) + row.log_volume_error;
     }
     c.verdict = std::abs(row.log_volume - expected) <= *c.tolerance ? Verdict::pass : Verdict::fail;

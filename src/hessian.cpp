@@ -1,0 +1,206 @@
+// The Hessian's invariants: its matrix is finite, symmetric (symmetrized
+// within the asymmetry limit) and its norms are measured, whatever produced
+// it (an HDF5 reader, an array in memory). The value rules and their
+// messages are the ones every reader shares (io/reader.hpp).
+#include <basinvol/error.hpp>
+#include <basinvol/hessian.hpp>
+#include <basinvol/io/reader.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+#include <type_traits>
+#include <utility>
+
+namespace basinvol {
+namespace {
+
+// The value rules: every entry finite, 64-bit integers exact in float64.
+// Returns max|H| (0 for a zero matrix).
+template <class Matrix>
+double check_values(const Matrix& m, const HessianInfo& info) {
+    const Eigen::Index n = m.rows();
+    // Contiguous, vectorized passes: finiteness, then the largest magnitude.
+    if (!m.allFinite()) {
+        for (Eigen::Index c = 0; c < n; ++c)
+            for (Eigen::Index r = 0; r < n; ++r)
+                if (!std::isfinite(m(r, c)))  // the buffer holds the file's rows as columns: m(r, c) is [c, r]
+                    reject_nonfinite(info, static_cast<double>(m(r, c)), static_cast<std::size_t>(c),
+                                     static_cast<std::size_t>(r));
+    }
+    // 64-bit integers beyond 2^53 were rounded on conversion: refuse, never guess.
+    if (info.stored_type == "int64" || info.stored_type == "uint64") {
+        const double exact = std::ldexp(1.0, 53);
+        for (Eigen::Index c = 0; c < n; ++c)
+            for (Eigen::Index r = 0; r < n; ++r)
+                if (std::abs(static_cast<double>(m(r, c))) > exact) {
+                    std::ostringstream s;
+                    s << std::fixed << std::setprecision(0) << info.stored_type << " value "
+                      << static_cast<double>(m(r, c)) << " at [" << c << ", " << r
+                      << "] is beyond 2^53 and cannot be read exactly as float64";
+                    throw InputError(info.source() + ": " + s.str());
+                }
+    }
+    return m.size() ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
+}
+
+// Entries scaled by 1/max|H| so that 1e±300 entries stay finite in squares
+// (dividing where 1/max|H| overflows: max|H| subnormal, under 2^-1022).
+struct Unit {
+    double scale, inv;
+    bool divide;
+    explicit Unit(double s) : scale(s), inv(1 / s), divide(!std::isfinite(1 / s)) {}
+    double operator()(double x) const { return divide ? x / scale : x * inv; }
+};
+
+constexpr Eigen::Index tile = 64;
+
+// ‖H − Hᵀ‖_F² and ‖H‖_F² in units of max|H|², over tiles of the lower
+// triangle and their mirrors (cache-friendly).
+template <class Matrix>
+std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
+    using Tile = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile>;
+    auto unit_tile = [&](const auto& block) -> Tile {
+        return unit.divide ? Tile(block.template cast<double>() / unit.scale)
+                           : Tile(block.template cast<double>() * unit.inv);
+    };
+    const Eigen::Index n = m.rows();
+    double asym2 = 0, norm2 = 0;
+    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
+        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
+            const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
+            if (r0 == c0) {  // a diagonal tile: its lower triangle against its upper
+                for (Eigen::Index c = c0; c < c0 + w; ++c)
+                    for (Eigen::Index r = c; r < r0 + ht; ++r) {
+                        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
+                        if (r == c) {
+                            norm2 += a * a;
+                        } else {
+                            asym2 += 2 * (a - b) * (a - b);
+                            norm2 += a * a + b * b;
+                        }
+                    }
+                continue;
+            }
+            const Tile lower = unit_tile(m.block(r0, c0, ht, w));
+            const Tile upper = unit_tile(m.block(c0, r0, w, ht).transpose());
+            asym2 += 2 * (lower - upper).squaredNorm();
+            norm2 += lower.squaredNorm() + upper.squaredNorm();
+        }
+    return {asym2, norm2};
+}
+
+// m ← (m + mᵀ)/2 in place; returns its ‖·‖_F² in units of max|H|².
+template <class Matrix>
+double symmetrize(Matrix& m, const Unit& unit) {
+    using S = typename Matrix::Scalar;
+    const Eigen::Index n = m.rows();
+    double sym2 = 0;
+    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
+        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
+            const Eigen::Index c1 = std::min(n, c0 + tile), r1 = std::min(n, r0 + tile);
+            for (Eigen::Index c = c0; c < c1; ++c)
+                for (Eigen::Index r = std::max(r0, c); r < r1; ++r) {
+                    const S v = r == c ? m(r, c)
+                                       : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
+                    m(r, c) = v;
+                    m(c, r) = v;
+                    const double vs = unit(static_cast<double>(v));
+                    sym2 += (r == c ? 1 : 2) * vs * vs;
+                }
+        }
+    return sym2;
+}
+
+// Checks, symmetrizes and measures m: (asymmetry, ‖H‖_F after symmetrizing).
+template <class Matrix>
+std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt) {
+    const double scale = check_values(m, info);
+    if (scale == 0) return {0.0, 0.0};
+    const Unit unit(scale);
+    const auto [asym2, norm2] = asymmetry_and_norm2(m, unit);
+    const double asymmetry = std::sqrt(asym2 / norm2);
+    check_symmetry(info, asymmetry, opt);
+    return {asymmetry, scale * std::sqrt(asym2 == 0 ? norm2 : symmetrize(m, unit))};
+}
+
+template <class Matrix>
+Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt) {
+    if (m.rows() != m.cols()) {
+        std::ostringstream s;
+        s << label << ": matrix is not square: shape " << m.rows() << "x" << m.cols();
+        throw InputError(s.str());
+    }
+    if (m.rows() == 0) throw InputError(label + ": matrix is empty: shape 0x0");
+    const bool f32 = std::is_same_v<typename Matrix::Scalar, float>;
+    HessianInfo info;
+    info.file = label;
+    info.dataset = "/";
+    info.n = static_cast<std::size_t>(m.rows());
+    info.stored_type = f32 ? "float32" : "float64";
+    info.stored_eps = f32 ? std::ldexp(1.0, -23) : std::ldexp(1.0, -52);
+    return Hessian::validated(std::move(info), std::move(m), opt);
+}
+
+}  // namespace
+
+Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options) {
+    Hessian h;
+    h.info = std::move(info);
+    std::tie(h.asymmetry_, h.frobenius_) = check_and_symmetrize(m, h.info, options);
+    h.f32_ = std::move(m);
+    return h;
+}
+
+Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXd m, const ReadOptions& options) {
+    Hessian h;
+    h.info = std::move(info);
+    std::tie(h.asymmetry_, h.frobenius_) = check_and_symmetrize(m, h.info, options);
+    h.f64_ = std::move(m);
+    return h;
+}
+
+const Eigen::MatrixXf& Hessian::f32() const {
+    if (!is_f32()) throw NumericError(info.source() + ": the Hessian is not stored as float32");
+    return f32_;
+}
+
+const Eigen::MatrixXd& Hessian::f64() const {
+    if (is_f32() || empty()) throw NumericError(info.source() + ": the Hessian is not stored as float64");
+    return f64_;
+}
+
+Eigen::MatrixXd Hessian::to_f64() const { return is_f32() ? Eigen::MatrixXd(f32_.cast<double>()) : f64_; }
+
+Eigen::MatrixXd Hessian::release_f64() {
+    Eigen::MatrixXd out = is_f32() ? Eigen::MatrixXd(f32_.cast<double>()) : std::move(f64_);
+    f32_.resize(0, 0);
+    f64_.resize(0, 0);
+    return out;
+}
+
+void reject_nonfinite(const HessianInfo& info, double value, std::size_t row, std::size_t col) {
+    std::ostringstream s;
+    s << "non-finite value " << value << " at [" << row << ", " << col << "]";
+    throw InputError(info.source() + ": " + s.str());
+}
+
+void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {
+    if (!(relative_asymmetry > opt.max_asymmetry)) return;
+    std::ostringstream s;
+    s.precision(3);
+    s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << relative_asymmetry << " exceeds " << opt.max_asymmetry
+      << " (--max-asymmetry)";
+    throw InputError(info.source() + ": " + s.str());
+}
+
+Hessian make_hessian(Eigen::MatrixXd m, const std::string& label, const ReadOptions& opt) {
+    return from_memory(std::move(m), label, opt);
+}
+
+Hessian make_hessian(Eigen::MatrixXf m, const std::string& label, const ReadOptions& opt) {
+    return from_memory(std::move(m), label, opt);
+}
+
+}  // namespace basinvol
