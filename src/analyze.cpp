@@ -389,10 +389,15 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
         // versions: that, not what the mixture breaks, is the error.
         if (!info.structure.empty()) {
             const Row blank = r;
-            read_consistently(info, [&] {
-                r = blank;
-                fill_structured(r, info, opt);  // reads its parts as it goes
-            });
+            // Spread across ranks (opt.gram), every rank must make the same
+            // number of passes: one, with the stamps compared around it.
+            read_consistently(
+                info,
+                [&] {
+                    r = blank;
+                    fill_structured(r, info, opt);  // reads its parts as it goes
+                },
+                opt.gram ? 1 : 3);
             return;
         }
         Hessian h;

@@ -160,6 +160,10 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
     refused("status", "fine", "status must be 'ok' or 'error', got 'fine'");
     refused("log_volume", nullptr, "an ok row has no log_volume");
     refused("place", 0, "field 'place' must be a whole number from 1");
+    // pandas writes booleans back as True/False.
+    CHECK(flat_value("certified", "True") == Json(true));
+    CHECK(flat_value("certified", "False") == Json(false));
+    CHECK_THROWS_AS(flat_value("certified", "yes"), InputError);
     Json no_source = j;
     no_source.erase("source");
     CHECK_THROWS_WITH_AS(fields_from_json(no_source), doctest::Contains("a row has no 'source'"), InputError);

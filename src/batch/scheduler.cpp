@@ -253,16 +253,14 @@ public:
          const BatchOptions& opt, std::function<Row(const HessianInfo&)> run_one, std::size_t jobs)
         : items_(items), need_(need), budget_(budget), opt_(opt), run_one_(std::move(run_one)), left_(jobs) {
         threads_.reserve(jobs);
-        for (std::size_t j = 0; j < jobs; ++j) threads_.emplace_back([this] { work(); });
-    }
-    ~Pool() {
-        {
-            std::lock_guard<std::mutex> lock(m_);
-            abort_ = true;
+        try {
+            for (std::size_t j = 0; j < jobs; ++j) threads_.emplace_back([this] { work(); });
+        } catch (...) {  // a thread could not start (a process or cgroup limit): join those that did
+            stop_and_join();
+            throw;
         }
-        work_.notify_all();
-        for (auto& t : threads_) t.join();
     }
+    ~Pool() { stop_and_join(); }
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
@@ -281,6 +279,16 @@ public:
 
 private:
     bool stopping() const { return abort_ || (opt_.stop && opt_.stop->load()); }
+
+    void stop_and_join() {
+        {
+            std::lock_guard<std::mutex> lock(m_);
+            abort_ = true;
+        }
+        work_.notify_all();
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+    }
 
     void finish(std::size_t i, Row r) {  // under the lock
         ready_.emplace_back(i, std::move(r));

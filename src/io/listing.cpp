@@ -227,16 +227,34 @@ long long file_clock_ns() {
     return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
+namespace {
+constexpr long long skew_ns = 1000000000LL;  // a stamp further ahead of the clock is a clock skew, not a write
+
+long long stamp_time(const FileStamp& s) { return std::max(s.mtime_ns, s.ctime_ns); }
+}  // namespace
+
 bool written_since(const FileStamp& stamp, long long clock_ns) {
-    return stamp.valid && std::max(stamp.mtime_ns, stamp.ctime_ns) >= clock_ns;
+    const long long t = stamp_time(stamp);
+    return stamp.valid && t >= clock_ns && t <= file_clock_ns() + skew_ns;
 }
 
-void read_consistently(const HessianInfo& info, const std::function<void()>& read) {
-    constexpr int passes = 3;
+void wait_past(const FileStamp& stamp) {
+    timespec tick{};
+    ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
+    const long long step = std::min<long long>(std::max<long long>(tick.tv_nsec, 1000000LL), 50000000LL) + 1000000LL;
+    const long long until = std::min(stamp_time(stamp), file_clock_ns() + skew_ns);
+    for (long long now = file_clock_ns(); now <= until; now = file_clock_ns()) {
+        const long long wait = std::min(until - now + step, skew_ns + step);
+        const timespec ts{static_cast<time_t>(wait / 1000000000LL), static_cast<long>(wait % 1000000000LL)};
+        ::nanosleep(&ts, nullptr);
+    }
+}
+
+void read_consistently(const HessianInfo& info, const std::function<void()>& read, int passes) {
     for (int pass = 1;; ++pass) {
         const long long start = file_clock_ns();
         const FileStamp before = stamp_file(info);
-        const bool unsettled = written_since(before, start);
+        const bool unsettled = passes > 1 && written_since(before, start);
         try {
             read();
         } catch (const InputError&) {
@@ -245,14 +263,8 @@ void read_consistently(const HessianInfo& info, const std::function<void()>& rea
         }
         check_unchanged(info, before);
         if (!unsettled) return;
-        if (pass == passes)
-            throw file_changed(info, "it is being written");
-        // Past the tick of the last write: the next pass tells "before" from "during".
-        timespec tick{};
-        ::clock_getres(CLOCK_REALTIME_COARSE, &tick);
-        tick.tv_nsec = std::min<long>(std::max<long>(tick.tv_nsec, 1000000L), 50000000L) + 1000000L;
-        tick.tv_sec = 0;
-        ::nanosleep(&tick, nullptr);
+        if (pass >= passes) throw file_changed(info, "it is being written");
+        wait_past(before);  // then the next pass tells "before" from "during"
     }
 }
 

@@ -97,7 +97,8 @@ using S = FieldShown;
 constexpr bool ok_only = true, any_row = false, flat = true, json_only = false;
 
 // Shorthands for the common getter/setter pairs of a Row member.
-#define BV_TEXT(member) [](const Row& r) { return text(r.member); }, [](Row& r, const Json& v) { r.member = v.get<std::string>(); }
+#define BV_TEXT(member) [](const Row& r) { return Json(r.member); }, [](Row& r, const Json& v) { r.member = v.get<std::string>(); }
+#define BV_TEXT_OR_NULL(member) [](const Row& r) { return text(r.member); }, [](Row& r, const Json& v) { r.member = v.get<std::string>(); }
 #define BV_COUNT(member) [](const Row& r) { return Json(r.member); }, [](Row& r, const Json& v) { r.member = to_count(v); }
 #define BV_NUMBER(member) [](const Row& r) { return number(r.member); }, [](Row& r, const Json& v) { r.member = v.get<double>(); }
 
@@ -145,8 +146,8 @@ const std::vector<Field> fields = {
     {"residual_bound", K::number, S::always, ok_only, flat, BV_NUMBER(residual_bound)},
     {"hessian_error", K::number, S::always, ok_only, flat, BV_NUMBER(hessian_error)},
     {"asymmetry", K::number, S::always, ok_only, flat, BV_NUMBER(asymmetry)},
-    {"stored_type", K::text, S::always, any_row, flat, BV_TEXT(stored_type)},
-    {"structure", K::text, S::always, any_row, flat, BV_TEXT(structure)},
+    {"stored_type", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(stored_type)},
+    {"structure", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(structure)},
     {"log_volume_regularized", K::number, S::regularized, any_row, flat, BV_NUMBER(log_volume_regularized)},
     {"place_regularized", K::count, S::ranked_regularized, any_row, flat,
      [](const Row& r) { return place(r.place_regularized); },
@@ -156,6 +157,7 @@ const std::vector<Field> fields = {
 };
 
 #undef BV_TEXT
+#undef BV_TEXT_OR_NULL
 #undef BV_COUNT
 #undef BV_NUMBER
 
@@ -251,10 +253,10 @@ Json flat_value(const std::string& column, const std::string& cell) {
         }
     }
     if (cell.empty()) return nullptr;
-    if (f->kind == K::flag) {
-        if (cell != "true" && cell != "false")
-            throw InputError("column '" + column + "' holds '" + cell + "', not true or false");
-        return cell == "true";
+    if (f->kind == K::flag) {  // true/false as written; True/False as pandas writes them back
+        if (cell == "true" || cell == "True" || cell == "TRUE") return true;
+        if (cell == "false" || cell == "False" || cell == "FALSE") return false;
+        throw InputError("column '" + column + "' holds '" + cell + "', not true or false");
     }
     char* end = nullptr;
     const double d = std::strtod(cell.c_str(), &end);

@@ -447,8 +447,11 @@ class FaultTest(unittest.TestCase):
         self.assertEqual([r["status"] for r in rows], ["error", "ok", "ok"])
         self.assertIn("took longer than the listing limit of 0.5 s", rows[0]["error"])
         self.assertTrue(rows[0]["error"].startswith(fifo + ": "))
-        bad = subprocess.run([BIN, "volume", good, "--list-timeout", "0"], capture_output=True, text=True, timeout=60)
-        self.assertEqual(bad.returncode, 2)
+        for limit in ("0", "-1", "inf", "nan"):
+            bad = subprocess.run([BIN, "volume", good, "--list-timeout", limit], capture_output=True, text=True,
+                                 timeout=60)
+            self.assertEqual(bad.returncode, 2, limit)
+            self.assertEqual(bad.stdout, "", limit)
 
     def test_a_listing_child_dies_with_its_killed_parent(self):
         fifo = self.path("stuck.h5")

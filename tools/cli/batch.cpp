@@ -460,6 +460,8 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     const bool ranking = command == "rank";
     const auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
+    if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
+        throw bv::UsageError("--list-timeout must be a positive number of seconds");
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::AnalyzeOptions a = to_analyze(o);

@@ -118,8 +118,9 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
         if (me == 0) {
             try {
                 bv::check_unchanged(info, before);
-                again = bv::written_since(before, start) && pass < 3;
-                if (bv::written_since(before, start) && !again) throw bv::file_changed(info, "it is being written");
+                const bool unsettled = bv::written_since(before, start);
+                again = unsettled && pass < 3;
+                if (unsettled && !again) throw bv::file_changed(info, "it is being written");
             } catch (const bv::InputError& e) {
                 error = e.what();
             }
@@ -131,8 +132,7 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
             return error.empty() ? bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
                                  : bv::error_row(info, error);
         }
-        const timespec tick{0, 20000000L};
-        ::nanosleep(&tick, nullptr);
+        if (me == 0) bv::wait_past(before);  // the other ranks wait in the next read's collectives
     }
 }
 

@@ -78,14 +78,21 @@ InputError file_changed(const HessianInfo& info, const std::string& how);
 // A stamp whose mtime or ctime is not before `clock_ns` (taken before the
 // stamp) was written in that tick or later: a write there may fall during a
 // read that started then without changing the stamp, so the stamp cannot
-// tell the values were from one version.
+// tell the values were from one version. A stamp more than a second ahead
+// of the clock is a clock skew (a file copied from a machine whose clock is
+// ahead), not a write: a write now would change it.
 bool written_since(const FileStamp& stamp, long long clock_ns);
+// Sleeps until the file system clock is past the stamp (at most about a
+// second): a read that starts then tells "before" from "during".
+void wait_past(const FileStamp& stamp);
 // Runs `read` (which reads info's values and may throw InputError for what
 // it found in them) until one pass reads a settled file: the stamp the same
 // after as before, and not written in the tick the pass started (then the
-// pass is repeated after one tick, at most twice). A file that changed
-// during a pass is the error, ahead of what its values broke.
-void read_consistently(const HessianInfo& info, const std::function<void()>& read);
+// pass is repeated once the clock is past the write, up to `passes` in all).
+// A file that changed during a pass is the error, ahead of what its values
+// broke. With passes = 1 only the stamps before and after are compared (the
+// distributed tool, whose ranks must not decide to read again one by one).
+void read_consistently(const HessianInfo& info, const std::function<void()>& read, int passes = 3);
 
 // Bytes of physical memory on this machine (0 if unknown).
 std::size_t physical_memory_bytes();
