@@ -158,7 +158,10 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
 
 def _hdf5_lock():
     """h5py's lock around every HDF5 call: held while basinvol lists files
-    (which forks), so that no h5py thread is inside HDF5 at the fork."""
+    (which forks: no h5py thread may be inside HDF5 at the fork) and reads
+    them (Debian's HDF5 is not thread-safe: h5py and basinvol must not be
+    inside it at once). Other threads run meanwhile; only their h5py calls
+    wait."""
     try:
         from h5py._objects import phil
         return phil
@@ -170,7 +173,7 @@ def _analyze_sources(texts, opts):
     core = _need_core()
     with _hdf5_lock():
         listed = core.list_sources(texts)
-    return _results(core.analyze_listed(listed, opts))
+        return _results(core.analyze_listed(listed, opts))
 
 
 def _results(triples):
@@ -243,7 +246,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
             listed = core.list_image(image, label, "/hessian")
-        rows = _results(core.analyze_listed(listed, opts))
+            rows = _results(core.analyze_listed(listed, opts))
     else:
         opts.update(attrs)
         rows = _results([core.analyze_array(_as_array(H, label), opts, label)])

@@ -161,7 +161,8 @@ struct Listed {
 
 // Listing forks a child that walks the file (docs/errors.md). A fork while
 // another thread is inside HDF5 would leave the child waiting on HDF5's lock:
-// the package calls these under h5py's own lock (h5py holds it around every
+// the package calls these (and analyze_listed, which reads: Debian's HDF5 is
+// not thread-safe) under h5py's own lock (h5py holds it around every
 // HDF5 call, with or without the GIL), and basinvol's own HDF5 calls hold
 // hdf5_mutex, which the listing takes before it forks.
 Listed list_sources(const std::vector<std::string>& texts) {
