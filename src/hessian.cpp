@@ -145,18 +145,17 @@ Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt) 
 
 }  // namespace
 
+Hessian::Hessian(HessianInfo i, std::pair<double, double> norms)
+    : info(std::move(i)), asymmetry_(norms.first), frobenius_(norms.second) {}
+
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options) {
-    Hessian h;
-    h.info = std::move(info);
-    std::tie(h.asymmetry_, h.frobenius_) = check_and_symmetrize(m, h.info, options);
+    Hessian h(info, check_and_symmetrize(m, info, options));
     h.f32_ = std::move(m);
     return h;
 }
 
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXd m, const ReadOptions& options) {
-    Hessian h;
-    h.info = std::move(info);
-    std::tie(h.asymmetry_, h.frobenius_) = check_and_symmetrize(m, h.info, options);
+    Hessian h(info, check_and_symmetrize(m, info, options));
     h.f64_ = std::move(m);
     return h;
 }

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 namespace basinvol {
 
@@ -98,6 +99,7 @@ public:
     double frobenius() const { return frobenius_; }  // ‖H‖_F after symmetrizing
 
 private:
+    Hessian(HessianInfo info, std::pair<double, double> asymmetry_and_frobenius);
     Eigen::MatrixXf f32_;
     Eigen::MatrixXd f64_;
     double asymmetry_ = 0;
