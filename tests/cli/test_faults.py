@@ -410,17 +410,20 @@ class FaultTest(unittest.TestCase):
         proc = subprocess.Popen([BIN, "volume", *([f] * 60), "-f", "jsonl", "--method", "dense", "-j", "1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first = proc.stdout.readline()  # listed, and one row read before any rewrite
+        # The writer runs until every read is done, so that the reads overlap
+        # writes however the machine schedules the two processes.
         writer = subprocess.Popen([sys.executable, "-c", (
-            "import sys, time\n"
+            "import sys\n"
             "f, vs = sys.argv[1], [open(p, 'rb').read() for p in sys.argv[2:4]]\n"
-            "t0 = time.time(); i = 1\n"
-            "while time.time() - t0 < 8:\n"
+            "i = 1\n"
+            "while True:\n"
             "    with open(f, 'r+b') as out:\n"
             "        for k in range(0, len(vs[0]), 1 << 20): out.write(vs[i % 2][k:k + (1 << 20)])\n"
             "    i += 1\n"), f, *copies])
         try:
             rest, _ = proc.communicate(timeout=300)
         finally:
+            writer.kill()
             writer.wait(timeout=60)
         rows = jsonl(first + rest)
         self.assertEqual(rows[0]["status"], "ok")
