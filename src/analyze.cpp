@@ -275,13 +275,13 @@ void report(Row& r, const Spectrum& s, const Cut& cut, const MatrixFacts& f, con
     r.stats = s.stats;
     r.solver_note = s.note;
     if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
-    if (m.negative > 0) r.warnings.push_back("saddle");
-    if (cut.ambiguous) r.warnings.push_back("ambiguous_rank");
-    if (cut.below_floor) r.warnings.push_back("cut_below_floor");
-    if (!r.certified) r.warnings.push_back("uncertified");
+    if (m.negative > 0) r.warnings.add(Warning::saddle);
+    if (cut.ambiguous) r.warnings.add(Warning::ambiguous_rank);
+    if (cut.below_floor) r.warnings.add(Warning::cut_below_floor);
+    if (!r.certified) r.warnings.add(Warning::uncertified);
     // Symmetrizing moved the matrix by more than rounding of its stored type.
     if (r.asymmetry > 10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)))
-        r.warnings.push_back("symmetrized");
+        r.warnings.add(Warning::symmetrized);
     if (opt.keep_eigenvalues) r.eigenvalues = s.values;
     r.ok = true;
 }

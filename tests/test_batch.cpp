@@ -82,7 +82,7 @@ TEST_CASE("scheduler: never more running than the budget allows") {
     o.memory_budget = 10;
     o.split_blas_threads = false;
     o.estimate = [](const HessianInfo& h) { return h.n; };
-    o.analyze_one = [&](const HessianInfo& h) {
+    o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         std::size_t now = in_use += h.n;
         std::size_t r = ++running;
         std::size_t p = peak.load();
@@ -106,19 +106,22 @@ TEST_CASE("scheduler: jobs run at once when the budget allows") {
     auto items = fake_items({1, 1, 1, 1});
     std::mutex m;
     std::condition_variable cv;
-    std::size_t running = 0, met = 0;
+    std::size_t running = 0, started = 0, met = 0;
     BatchOptions o;
     o.jobs = 2;
     o.memory_budget = 100;
     o.split_blas_threads = false;
     o.estimate = [](const HessianInfo& h) { return h.n; };
-    o.analyze_one = [&](const HessianInfo& h) {
+    o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         std::unique_lock<std::mutex> lock(m);
         ++running;
+        ++started;
         cv.notify_all();
-        // Each job waits for a second one to be running (bounded, so a serial
-        // scheduler fails the check instead of hanging).
-        if (cv.wait_for(lock, std::chrono::seconds(10), [&] { return running >= 2; })) ++met;
+        // Each job waits for a second one to be running, or for the last item
+        // to have started (bounded, so a serial scheduler fails the check
+        // instead of hanging). The first two items always meet.
+        cv.wait_for(lock, std::chrono::seconds(10), [&] { return running >= 2 || started == items.size(); });
+        if (running >= 2) ++met;
         lock.unlock();
         Row r = ok_row(h);
         lock.lock();
@@ -139,7 +142,7 @@ TEST_CASE("scheduler: rows in input order, or each once in finish order") {
     o.memory_budget = 100;
     o.split_blas_threads = false;
     o.estimate = [](const HessianInfo&) { return std::size_t(1); };
-    o.analyze_one = [&](const HessianInfo& h) {
+    o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         // Early items take longest, so they finish out of order.
         int idx = std::stoi(h.dataset.substr(2));
         std::this_thread::sleep_for(std::chrono::microseconds(200 * (30 - idx)));
@@ -204,7 +207,7 @@ TEST_CASE("scheduler: a stop starts nothing new and delivers what finished") {
     o.stop = &stop;
     o.estimate = [](const HessianInfo&) { return std::size_t(1); };
     std::atomic<std::size_t> started{0};
-    o.analyze_one = [&](const HessianInfo& h) {
+    o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         if (++started == 5) stop = true;  // as a signal handler would
         return ok_row(h);
     };
@@ -271,7 +274,7 @@ TEST_CASE("scheduler: BLAS threads split between jobs and restored") {
     o.memory_budget = 100;
     o.estimate = [](const HessianInfo&) { return std::size_t(1); };
     int seen = 0;
-    o.analyze_one = [&](const HessianInfo& h) {
+    o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         seen = blas_threads();
         return ok_row(h);
     };
@@ -292,7 +295,7 @@ TEST_CASE("scheduler: a row callback that throws stops the batch cleanly and res
     o.memory_budget = 100;
     o.estimate = [](const HessianInfo&) { return std::size_t(1); };
     std::atomic<std::size_t> analyzed{0};
-    o.analyze_one = [&](const HessianInfo& h) {
+    o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         ++analyzed;
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         return ok_row(h);

@@ -16,7 +16,7 @@ using testing_support::geometric;
 using testing_support::with_spectrum;
 
 namespace {
-bool has(const Row& r, const char* w) { return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end(); }
+bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
 
 Row run_f32(const Eigen::MatrixXd& m, CutRule rule = CutRule::automatic) {
     AnalyzeOptions opt;

@@ -21,7 +21,7 @@ Row row(const char* name, std::size_t n, std::size_t dim, double logv, std::size
     r.negative = neg;
     return r;
 }
-bool has(const Row& r, const char* w) { return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end(); }
+bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
 }  // namespace
 
 TEST_CASE("dimension first, then log-volume; error rows last with no place") {
@@ -144,7 +144,7 @@ TEST_CASE("noise decides an order when the tolerance bands overlap") {
     // Equal dims decided by volume: noisy when either rank is unsettled.
     Row x = row("x", 10, 3, 1.0), y = row("y", 10, 3, 2.0);
     CHECK_FALSE(compare_rows(x, y, {}).noise_decides);
-    x.warnings.push_back("ambiguous_rank");
+    x.warnings.add(Warning::ambiguous_rank);
     CHECK(compare_rows(x, y, {}).noise_decides);
 
     std::vector<Row> rows = {a, b, row("c", 10, 1, 0.0)};
@@ -154,7 +154,7 @@ TEST_CASE("noise decides an order when the tolerance bands overlap") {
     CHECK_FALSE(has(rows[2], "place_uncertain"));
     // Ranking again (rows read back) does not repeat the warning.
     rank_rows(rows, {});
-    CHECK(std::count(rows[0].warnings.begin(), rows[0].warnings.end(), "place_uncertain") == 1);
+    CHECK(rows[0].warnings.names() == std::vector<std::string>{"place_uncertain"});
 }
 
 TEST_CASE("regularized places follow the regularized volume") {

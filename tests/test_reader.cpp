@@ -132,7 +132,7 @@ TEST_CASE("small asymmetry is symmetrized and reported") {
     REQUIRE(rows[0].ok);
     CHECK(rows[0].asymmetry > 0);
     CHECK(rows[0].asymmetry < 1e-8);
-    CHECK(std::find(rows[0].warnings.begin(), rows[0].warnings.end(), "symmetrized") != rows[0].warnings.end());
+    CHECK(rows[0].warnings.has(Warning::symmetrized));
 }
 
 TEST_CASE("every bad input gets one error naming the file, the rule and the value") {

@@ -52,7 +52,8 @@ std::vector<Row> sample_rows() {
     ok.solver_note = "cholesky: rank above 450, \"tab\"\there";
     ok.stored_type = "float32";
     ok.asymmetry = 1.5e-8;
-    ok.warnings = {"saddle", "ambiguous_rank"};
+    ok.warnings.add(Warning::saddle);
+    ok.warnings.add(Warning::ambiguous_rank);
     ok.seconds = 1.0 / 7;
     ok.attrs.step = 400;
     ok.attrs.loss = 0.031;
@@ -67,7 +68,7 @@ std::vector<Row> sample_rows() {
     structured.gap.reset();
     structured.hessian_error.reset();
     structured.attrs.step = 2.5;
-    structured.warnings.clear();
+    structured.warnings = {};
     structured.solver_note.clear();
     structured.blocks = {{"fc1", 400, 30, 370, 2, -80.5}, {"fc2", 130, 11, 119, 1, -40.25}};
 
@@ -157,6 +158,7 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
     refused("cut", 3, "field 'cut' is not a string");
     refused("certified", "yes", "field 'certified' is not true or false");
     refused("warnings", Json::array({1}), "field 'warnings' holds a value that is not a string");
+    refused("warnings", Json::array({"sadle"}), "unknown warning 'sadle'");
     refused("status", "fine", "status must be 'ok' or 'error', got 'fine'");
     refused("log_volume", nullptr, "an ok row has no log_volume");
     refused("place", 0, "field 'place' must be a whole number from 1");

@@ -23,7 +23,7 @@ using testing_support::with_spectrum;
 
 namespace {
 
-bool has(const Row& r, const char* w) { return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end(); }
+bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
 
 Row run(const Hessian& h, Method m, CutRule rule, std::optional<double> hessian_error = std::nullopt) {
     AnalyzeOptions opt;

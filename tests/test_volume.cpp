@@ -151,7 +151,7 @@ TEST_CASE("negative eigenvalues: abs flags saddles, drop leaves them out of the 
     CHECK(a.rank == 3);
     CHECK(a.negative == 1);
     CHECK(a.log_volume == doctest::Approx(log_ball(3) + 1.5 * std::log(2.0) - 0.5 * std::log(8.0)));
-    CHECK(std::find(a.warnings.begin(), a.warnings.end(), "saddle") != a.warnings.end());
+    CHECK(a.warnings.has(Warning::saddle));
     AnalyzeOptions opt;
     opt.negatives = NegativePolicy::drop;
     Row b = run(h, opt);

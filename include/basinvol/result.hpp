@@ -7,6 +7,7 @@
 #include <basinvol/solver_stats.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,40 @@ struct BlockRow {
     std::size_t dim = 0;       // its flat directions
     std::size_t negative = 0;
     double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
+};
+
+// What a row warns of (docs/output.md, "Warnings"). The first five come from
+// analysing one Hessian, the last two from ranking it among others.
+enum class Warning : std::uint8_t {
+    saddle,           // negative eigenvalues among the curved directions
+    ambiguous_rank,   // the gap at the cut is under min_gap decades
+    cut_below_floor,  // the cut lies under the noise floor
+    uncertified,      // no method proved the dropped eigenvalues small
+    symmetrized,      // symmetrizing moved the matrix past its stored type's rounding
+    mixed_n,          // ranked among Hessians of different n
+    place_uncertain,  // noise may decide the place
+};
+constexpr std::size_t warning_count = 7;
+
+// The name a warning has in every output ("saddle", ...).
+const char* warning_name(Warning w);
+// The warning of a name; nullopt for a name this version does not know.
+std::optional<Warning> parse_warning(const std::string& name);
+
+// A set of warnings, listed in the order of the enum.
+class Warnings {
+public:
+    bool has(Warning w) const { return bits_ & bit(w); }
+    void add(Warning w) { bits_ |= bit(w); }
+    void remove(Warning w) { bits_ &= static_cast<std::uint8_t>(~bit(w)); }
+    bool empty() const { return bits_ == 0; }
+    std::vector<std::string> names() const;
+    bool operator==(const Warnings& o) const { return bits_ == o.bits_; }
+    bool operator!=(const Warnings& o) const { return bits_ != o.bits_; }
+
+private:
+    static std::uint8_t bit(Warning w) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(w)); }
+    std::uint8_t bits_ = 0;
 };
 
 struct Row {
@@ -59,7 +94,7 @@ struct Row {
     std::string structure;            // "" for a dense dataset; blocks, factor, kron, diagonal
     std::vector<BlockRow> blocks;     // structured Hessians: one per top-level block
     double asymmetry = 0;
-    std::vector<std::string> warnings;
+    Warnings warnings;
     double seconds = 0;
     Attributes attrs;
 

@@ -250,7 +250,7 @@ struct Delivery {
 class Pool {
 public:
     Pool(const std::vector<WorkItem>& items, const std::vector<std::size_t>& need, const Budget& budget,
-         const BatchOptions& opt, std::function<Row(const HessianInfo&)> run_one, std::size_t jobs)
+         const BatchOptions& opt, std::function<Row(std::size_t, const HessianInfo&)> run_one, std::size_t jobs)
         : items_(items), need_(need), budget_(budget), opt_(opt), run_one_(std::move(run_one)), left_(jobs) {
         threads_.reserve(jobs);
         try {
@@ -314,7 +314,7 @@ private:
                 ++running_;
                 current_ = item.label();
                 lock.unlock();
-                Row r = run_one_(item.info);
+                Row r = run_one_(i, item.info);
                 lock.lock();
                 reserved_ -= need_[i];
                 --running_;
@@ -330,7 +330,7 @@ private:
     const std::vector<std::size_t>& need_;
     const Budget budget_;
     const BatchOptions& opt_;
-    const std::function<Row(const HessianInfo&)> run_one_;
+    const std::function<Row(std::size_t, const HessianInfo&)> run_one_;
     std::mutex m_;
     std::condition_variable work_;  // a reservation was released, or stop
     std::condition_variable done_;  // a row is ready
@@ -349,13 +349,13 @@ private:
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
     auto analyze_one = opt.analyze_one ? opt.analyze_one
-                                       : std::function<Row(const HessianInfo&)>(
-                                             [&](const HessianInfo& h) { return analyze(h, opt.analyze); });
+                                       : std::function<Row(std::size_t, const HessianInfo&)>(
+                                             [&](std::size_t, const HessianInfo& h) { return analyze(h, opt.analyze); });
     // analyze() turns every failure of the input into a row; anything else
     // escaping a worker would end the process, so it becomes a row as well.
-    auto run_one = [analyze_one](const HessianInfo& h) {
+    auto run_one = [analyze_one](std::size_t i, const HessianInfo& h) {
         try {
-            return analyze_one(h);
+            return analyze_one(i, h);
         } catch (const std::exception& e) {
             return error_row(h, e.what());  // names the source
         }

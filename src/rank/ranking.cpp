@@ -14,13 +14,9 @@ std::size_t curved(const Row& r) { return r.n - r.dim; }
 std::size_t curved_min(const Row& r) { return r.n - std::max(r.dim, r.dim_high); }
 std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); }
 
-bool has_warning(const Row& r, const char* w) {
-    return std::find(r.warnings.begin(), r.warnings.end(), w) != r.warnings.end();
-}
-
 // A row whose curved count is not pinned down: a cut a decade either way
 // gives another r, or the gap at the cut is ambiguous.
-bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || has_warning(r, "ambiguous_rank"); }
+bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
 
 // The grid cell of a log-volume: ties are equal cells, an equivalence, so
 // places and pairwise comparisons agree.
@@ -91,7 +87,7 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     if (c.noise_decides) {
         s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
           << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
-        if (has_warning(a, "ambiguous_rank") || has_warning(b, "ambiguous_rank")) s << ", ambiguous_rank";
+        if (a.warnings.has(Warning::ambiguous_rank) || b.warnings.has(Warning::ambiguous_rank)) s << ", ambiguous_rank";
     }
     c.reason = s.str();
     return c;
@@ -102,9 +98,8 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     std::vector<Row> good, bad;
     for (auto& r : rows) {
         // Warnings of an earlier ranking (rows read back with --from-results) are recomputed.
-        r.warnings.erase(std::remove_if(r.warnings.begin(), r.warnings.end(),
-                                        [](const std::string& w) { return w == "mixed_n" || w == "place_uncertain"; }),
-                         r.warnings.end());
+        r.warnings.remove(Warning::mixed_n);
+        r.warnings.remove(Warning::place_uncertain);
         (r.ok ? good : bad).push_back(std::move(r));
     }
     for (std::size_t i = 1; i < good.size(); ++i)
@@ -119,7 +114,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     for (std::size_t i = 0; i < good.size(); ++i) {
         decider(good[i > 0 ? i - 1 : 0], good[i], opt, sign);
         good[i].place = i > 0 && sign == 0 ? *good[i - 1].place : i + 1;
-        if (result.mixed_n) good[i].warnings.push_back("mixed_n");
+        if (result.mixed_n) good[i].warnings.add(Warning::mixed_n);
     }
     // A place is uncertain when noise may decide its order against any other row.
     std::vector<bool> uncertain(good.size(), false);
@@ -130,7 +125,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
             if (noise_decides(good[i], good[j], decider(good[i], good[j], opt, sign))) uncertain[i] = uncertain[j] = true;
         }
     for (std::size_t i = 0; i < good.size(); ++i)
-        if (uncertain[i]) good[i].warnings.push_back("place_uncertain");
+        if (uncertain[i]) good[i].warnings.add(Warning::place_uncertain);
     rows.clear();
     for (auto& r : good) rows.push_back(std::move(r));
     for (auto& r : bad) {

@@ -103,8 +103,8 @@ void RowWriter::finish() {
             std::vector<std::string> c;
             // A place that noise may change is marked "~"; a dim whose band is
             // wider than itself shows the band, and an ambiguous one a "?".
-            const bool uncertain = std::find(r.warnings.begin(), r.warnings.end(), "place_uncertain") != r.warnings.end();
-            const bool ambiguous = std::find(r.warnings.begin(), r.warnings.end(), "ambiguous_rank") != r.warnings.end();
+            const bool uncertain = r.warnings.has(Warning::place_uncertain);
+            const bool ambiguous = r.warnings.has(Warning::ambiguous_rank);
             if (spec_.with_place) c.push_back(r.place ? std::to_string(*r.place) + (uncertain ? "~" : "") : "-");
             c.push_back(r.source);
             c.push_back(r.n ? std::to_string(r.n) : "-");
@@ -125,7 +125,7 @@ void RowWriter::finish() {
                 c.push_back(r.log_volume_regularized ? format_number(*r.log_volume_regularized, 10) : "-");
                 if (spec_.with_place) c.push_back(r.place_regularized ? std::to_string(*r.place_regularized) : "-");
             }
-            c.push_back(r.ok ? join(r.warnings, ",") : r.error);
+            c.push_back(r.ok ? join(r.warnings.names(), ",") : r.error);
             cells.push_back(std::move(c));
         }
         write_aligned(out_, head, cells);
@@ -174,7 +174,7 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
             out << "# " << r.source << "  n " << r.n << "  rank " << r.rank << "  dim " << r.dim << "  negative "
                 << r.negative << "  tol " << format_number(r.tol, 6) << "  gap " << (r.gap ? format_number(*r.gap, 3) : "inf")
                 << "  cut " << r.cut_rule;
-            if (!r.warnings.empty()) out << "  warnings " << join(r.warnings, ",");
+            if (!r.warnings.empty()) out << "  warnings " << join(r.warnings.names(), ",");
             out << '\n';
             if (r.eigenvalues.size() < r.n)
                 out << "# " << (r.n - r.eigenvalues.size()) << " eigenvalues not computed: |λ| <= "

@@ -129,8 +129,15 @@ const std::vector<Field> fields = {
          if (s != "ok" && s != "error") throw InputError("status must be 'ok' or 'error', got '" + s + "'");
          r.ok = s == "ok";
      }},
-    {"warnings", K::list, S::always, any_row, flat, [](const Row& r) { return Json(r.warnings); },
-     [](Row& r, const Json& v) { r.warnings = v.get<std::vector<std::string>>(); }},
+    {"warnings", K::list, S::always, any_row, flat, [](const Row& r) { return Json(r.warnings.names()); },
+     [](Row& r, const Json& v) {
+         r.warnings = {};
+         for (const auto& name : v.get<std::vector<std::string>>()) {
+             const auto w = parse_warning(name);
+             if (!w) throw InputError("unknown warning '" + name + "'");
+             r.warnings.add(*w);
+         }
+     }},
     {"error", K::text, S::always, any_row, flat, [](const Row& r) { return r.ok ? Json(nullptr) : Json(r.error); },
      [](Row& r, const Json& v) { r.error = v.get<std::string>(); }},
     {"seconds", K::number, S::always, any_row, flat, BV_NUMBER(seconds)},

@@ -349,19 +349,23 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
 
 }  // namespace
 
-std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options) {
-    // Each dataset draws its own numbers: the seed mixed with its path (FNV-1a),
-    // so estimates of different toys are independent yet reproducible.
-    ValidateOptions o = options;
-    std::uint64_t h = 1469598103934665603ULL;
-    for (unsigned char ch : info.dataset) h = (h ^ ch) * 1099511628211ULL;
-    o.seed = options.seed ^ h;
+void check_options(const ValidateOptions& o) {
     if (o.samples < 2) throw UsageError("--samples must be >= 2, got " + std::to_string(o.samples));
     if (!(o.sigmas > 0)) throw UsageError("--sigmas must be positive");
     if (o.logv_tol && !(*o.logv_tol >= 0)) throw UsageError("--logv-tol must be >= 0");
     if (o.radial_directions < 2) throw UsageError("--radial-directions must be >= 2");
     for (double f : o.scan_factors)
         if (!(f > 0 && std::isfinite(f))) throw UsageError("--scan factors must be positive numbers");
+}
+
+std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options) {
+    check_options(options);
+    // Each dataset draws its own numbers: the seed mixed with its path (FNV-1a),
+    // so estimates of different toys are independent yet reproducible.
+    ValidateOptions o = options;
+    std::uint64_t h = 1469598103934665603ULL;
+    for (unsigned char ch : info.dataset) h = (h ^ ch) * 1099511628211ULL;
+    o.seed = options.seed ^ h;
     std::vector<Check> out;
     AnalyzeOptions a = o.analyze;
     a.keep_eigenvalues = true;

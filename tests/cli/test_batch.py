@@ -220,6 +220,57 @@ class BatchTest(unittest.TestCase):
         self.assertEqual(len(jsonl(twice.stdout)), 16)
         self.assertIn("warning", twice.stderr)
 
+    def test_every_command_takes_the_same_input_options(self):
+        """spectrum, validate and compare go through the same source listing and
+        runner as volume: --files-from, --shard and -j mean the same."""
+        a = write_checkpoints(self.path("a.h5"), 6, 20, seed=21, broken=2)
+        b = write_checkpoints(self.path("b.h5"), 5, 16, seed=22)
+        lst = self.path("list.txt")
+        with open(lst, "w") as fh:
+            fh.write(a + "\n" + b + "\n")
+        full = run("spectrum", a, b, "-f", "jsonl", "-j", "1")
+        self.assertEqual(full.returncode, 1)  # the broken member
+        self.assertIn("step_0002", full.stderr)
+        parts = [run("spectrum", "--files-from", lst, "--shard", "%d/2" % k, "-f", "jsonl", "-j", "2")
+                 for k in (1, 2)]
+        got = {r["source"]: r for p in parts for r in jsonl(p.stdout)}
+        want = {r["source"]: r for r in jsonl(full.stdout)}
+        self.assertEqual(sum(len(jsonl(p.stdout)) for p in parts), len(want), "a Hessian in both shards")
+        self.assertEqual(set(got), set(want))
+        for s, r in want.items():
+            self.assertEqual(got[s]["status"], r["status"], s)
+            if r["status"] == "ok":
+                # -j changes OpenBLAS's thread count, so the last bits may differ.
+                mine, theirs = got[s]["eigenvalues"], r["eigenvalues"]
+                self.assertEqual([e["kept"] for e in mine], [e["kept"] for e in theirs], s)
+                np.testing.assert_allclose([e["eigenvalue"] for e in mine], [e["eigenvalue"] for e in theirs],
+                                           rtol=0, atol=1e-12 * abs(theirs[0]["eigenvalue"]), err_msg=s)
+        self.assertEqual(sorted(p.returncode for p in parts), [0, 1])
+
+        suite = os.path.join(REPO, "testdata", "toys", "suite.h5")
+        whole = run("validate", suite, "-f", "jsonl", "--samples", "2000", "-j", "1")
+        # Sources, checks and verdicts equal; measured values to rounding (-j changes OpenBLAS's threads).
+        checks = lambda text: sorted(((c["source"], c["check"], c["status"]), c["measured"]) for c in jsonl(text))
+        halves = [run("validate", "--files-from", "-", "--shard", "%d/2" % k, "-f", "jsonl", "--samples", "2000",
+                      "-j", "2", stdin=suite + "\n") for k in (1, 2)]
+        self.assertEqual(whole.returncode, 0, whole.stderr)
+        self.assertTrue(all(h.stdout for h in halves), "each shard gets some of the toys")
+        mine, theirs = checks(halves[0].stdout + halves[1].stdout), checks(whole.stdout)
+        self.assertEqual([c[0] for c in mine], [c[0] for c in theirs])
+        for (key, m), (_, t) in zip(mine, theirs):
+            self.assertTrue(m == t or math.isclose(m, t, rel_tol=1e-9, abs_tol=1e-12), (key, m, t))
+
+        x, y = a + ":/checkpoints/step_0001", b + ":/checkpoints/step_0003"
+        one = run("compare", x, y, "-f", "json", "-j", "1")
+        two = run("compare", x, y, "-f", "json", "-j", "2")
+        self.assertIn(one.returncode, (0, 1))
+        self.assertEqual(one.returncode, two.returncode)
+        self.assertEqual((json.loads(one.stdout)["result"], json.loads(one.stdout)["a"]["rank"]),
+                         (json.loads(two.stdout)["result"], json.loads(two.stdout)["a"]["rank"]))
+        broken = run("compare", x, a + ":/checkpoints/step_0002")
+        self.assertEqual(broken.returncode, 2)
+        self.assertIn("step_0002", broken.stderr)
+
     def cluster_inputs(self):
         a = write_checkpoints(self.path("a.h5"), 8, 24, seed=14)
         b = write_checkpoints(self.path("b.h5"), 5, 20, seed=15)

@@ -21,12 +21,25 @@
 
 namespace cli {
 
-void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
-    // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
-    app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
-        ->allow_extra_args(false);
+void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
+    if (lists) {
+        // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
+        app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
+            ->allow_extra_args(false);
+        app->add_option("--shard", b.shard,
+                        "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
+    }
     app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
         ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
+    app->add_option("--list-timeout", b.list_timeout,
+                    "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
+}
+
+void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
+    add_input_options(app, b);
     if (streaming) {
         app->add_option("--order", b.order, "Rows in input order, or as they finish (streamed either way)")
             ->check(CLI::IsMember({"input", "finish"}))
@@ -35,18 +48,12 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
                       "After a blocks structure's row, a row for each of its top-level blocks, each analyzed on "
                       "its own (docs/structured.md)");
     }
-    app->add_option("--shard", b.shard, "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
     app->add_option("-o,--output", b.output,
                     "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
                     "the end; FILE.lock keeps out a second run)");
     app->add_flag("--resume", b.resume,
                   "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
                   "only the rest");
-    app->add_option("--list-timeout", b.list_timeout,
-                    "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
     if (ranking)
         app->add_flag("--from-results", b.from_results,
                       "The arguments are saved rows (jsonl/json/tsv/csv, '-': standard input) to merge and rank "
@@ -155,6 +162,20 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
         }
     }
     return items;
+}
+
+std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b) {
+    if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
+        throw bv::UsageError("--list-timeout must be a positive number of seconds");
+    std::optional<bv::Shard> shard;
+    if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
+    bv::ListOptions listing;
+    listing.time_limit = b.list_timeout;
+    return plan(gather_sources(args, b), shard, b.per_block, listing);
+}
+
+std::size_t memory_budget(const CommonOptions& o) {
+    return o.max_memory.empty() ? bv::default_memory_budget() : bv::parse_memory_size(o.max_memory);
 }
 
 // ---------------------------------------------------------------- interrupts
@@ -418,55 +439,64 @@ void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpe
     ranked.finish();
 }
 
-// Where each finished row goes: the journal first (it survives a kill), an
-// error's message to stderr, then the list to rank or the writer.
+// Where each finished row goes: the journal first (it survives a kill),
+// then the list to rank or the writer.
 struct RowSink {
     Journal* journal;
     Progress& progress;
     std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
     bv::RowWriter& writer;
-    void operator()(const bv::Row& r) const {
+    void operator()(std::size_t, const bv::Row& r) const {
         if (journal) {
             const std::string why = journal->append(r);
             if (!why.empty()) progress.message("basinvol: warning: " + why);
         }
-        if (!r.ok) progress.message("basinvol: error: " + r.error);
         if (ranked) ranked->push_back(r);
         else writer.write(r);
     }
 };
 
-bv::BatchSummary analyze_items(const std::vector<bv::WorkItem>& items, const bv::AnalyzeOptions& a,
-                               std::size_t budget, const BatchCli& b, const RowSink& sink) {
-    bv::BatchOptions bo;
-    bo.analyze = a;
+}  // namespace
+
+bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOptions bo, const CommonOptions& o,
+                           const BatchCli& b, Progress& progress, const OnRow& on_row,
+                           const std::function<void()>& on_tick) {
+    // From here on a signal stops the batch cleanly: running Hessians finish.
+    install_interrupt_handlers();
     bo.jobs = b.jobs;
-    bo.memory_budget = budget;
+    bo.memory_budget = memory_budget(o);
+    bo.analyze.read.max_bytes = bo.memory_budget;
     bo.order = b.order == "finish" ? bv::RowOrder::finish : bv::RowOrder::input;
     bo.stop = interrupt_flag();
     bv::BatchCallbacks cb;
-    cb.on_row = [&](std::size_t, const bv::Row& r) { sink(r); };
-    cb.on_progress = [&](const bv::BatchProgress& p) {
-        if (sink.journal) sink.journal->sync_if_due();
-        sink.progress.update(p);
+    cb.on_row = [&](std::size_t i, const bv::Row& r) {
+        if (!r.ok) progress.message("basinvol: error: " + r.error);
+        on_row(i, r);
     };
-    return bv::run_batch(items, bo, cb);
+    cb.on_progress = [&](const bv::BatchProgress& p) {
+        if (on_tick) on_tick();
+        progress.update(p);
+    };
+    bv::BatchSummary sum = bv::run_batch(items, bo, cb);
+    progress.finish();
+    if (const int sig = interrupt_signal())
+        std::cerr << "basinvol: interrupted: " << sum.delivered << " row(s) done, " << sum.not_started
+                  << " Hessian(s) not started\n";
+    return sum;
 }
 
-}  // namespace
+int batch_status(bool failed) {
+    const int sig = interrupt_signal();
+    return sig ? 128 + sig : failed ? exit_failed : exit_ok;
+}
 
 int run_batch_command(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
                       const BatchCli& b) {
     const bool ranking = command == "rank";
     const auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
-    if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
-        throw bv::UsageError("--list-timeout must be a positive number of seconds");
-    std::optional<bv::Shard> shard;
-    if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
-    bv::AnalyzeOptions a = to_analyze(o);
-    const std::size_t budget = o.max_memory.empty() ? bv::default_memory_budget() : bv::parse_memory_size(o.max_memory);
-    a.read.max_bytes = budget;
+    bv::BatchOptions bo;
+    bo.analyze = to_analyze(o);
 
     // One run at a time writes FILE (a second is refused, naming the first).
     std::unique_ptr<OutputLock> lock;
@@ -485,9 +515,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         rows = merge_results(args, progress);
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
     } else {
-        bv::ListOptions listing;
-        listing.time_limit = b.list_timeout;
-        items = plan(gather_sources(args, b), shard, b.per_block, listing);
+        items = work_for(args, b);
         if (!earlier.done.empty()) {
             std::vector<bv::WorkItem> rest;
             for (auto& w : items)
@@ -512,22 +540,20 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     else
         for (const auto& r : earlier.kept) writer.write(r);
 
-    bv::BatchSummary sum;
     if (!b.from_results) {
         RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer};
-        sum = analyze_items(items, a, budget, b, sink);
-        failed += sum.failed;
+        auto sync = [&] {
+            if (journal) journal->sync_if_due();
+        };
+        failed += run_items(items, bo, o, b, progress, sink, sync).failed;
+        if (interrupt_signal() && file) std::cerr << "basinvol: interrupted: the rows done are in " << b.output << '\n';
     }
     progress.finish();
-    const int sig = interrupt_signal();
-    if (sig)
-        std::cerr << "basinvol: interrupted: " << sum.delivered << " row(s) done, " << sum.not_started
-                  << " Hessian(s) not started" << (file ? "; the rows done are in " + b.output : "") << '\n';
-    if (ranking) rank_and_write(rows, out, spec, o, b, a);
+    if (ranking) rank_and_write(rows, out, spec, o, b, bo.analyze);
     else writer.finish();
     if (file) file->commit();
     if (journal) journal->remove();  // every row is in FILE now
-    return finish_output(sig ? 128 + sig : failed ? exit_failed : exit_ok);
+    return finish_output(batch_status(failed > 0));
 }
 
 }  // namespace cli

@@ -1,6 +1,7 @@
 #pragma once
-// The command line's side of batch work: SOURCE lists, shards, the progress
-// bar, Ctrl-C, and output written through a temporary file.
+// The command line's side of batch work, the one driver of every command
+// that reads SOURCEs: SOURCE lists, shards, the runner (jobs, memory budget),
+// the progress bar, Ctrl-C, and output written through a temporary file.
 #include "common.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
@@ -8,6 +9,7 @@
 #include <basinvol/io/reader.hpp>
 
 #include <atomic>
+#include <functional>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -17,7 +19,8 @@
 
 namespace cli {
 
-// Batch options of `volume` and `rank`, as the user gave them.
+// Batch options, as the user gave them: those of every command that reads
+// SOURCEs (add_input_options) and the output options of `volume` and `rank`.
 struct BatchCli {
     std::size_t jobs = 0;
     std::string order = "input";
@@ -31,7 +34,12 @@ struct BatchCli {
     double list_timeout = bv::default_listing_time_limit;
 };
 
-// Adds the batch options; `streaming`: --order (volume); `ranking`: --from-results (rank).
+// Adds -j, --list-timeout, --no-progress and (`lists`: commands whose
+// SOURCEs may be many) --files-from and --shard.
+void add_input_options(CLI::App* app, BatchCli& b, bool lists = true);
+
+// Adds the input options and those of `volume` and `rank`: -o, --resume;
+// `streaming`: --order, --per-block (volume); `ranking`: --from-results (rank).
 void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
 
 // The SOURCE arguments, then each --files-from list ("-": standard input; one
@@ -44,6 +52,13 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 // Hessian as a Hessian of its own (its own cut: the block's own curvature).
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block = false, const bv::ListOptions& listing = {});
+
+// The work of a command: its SOURCE arguments and --files-from lists, in
+// --shard's shard, listed under --list-timeout. Throws UsageError.
+std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b);
+
+// The memory budget --max-memory gives (default: default_memory_budget()).
+std::size_t memory_budget(const CommonOptions& o);
 
 // Results written to FILE through FILE.tmp-XXXXXX in the same directory and
 // a rename at commit(); a run that stops before commit() leaves FILE as it was.
@@ -88,6 +103,19 @@ private:
     double last_draw_ = -1;
     bool told_stop_ = false;
 };
+
+// Runs `items` through the batch runner with -j, the memory budget, Ctrl-C
+// and the progress bar; each row goes to `on_row` with its item's index, in
+// input order (--order finish: as it finishes). Error rows are reported on
+// stderr.
+using OnRow = std::function<void(std::size_t index, const bv::Row&)>;
+bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOptions bo, const CommonOptions& o,
+                           const BatchCli& b, Progress& progress, const OnRow& on_row,
+                           const std::function<void()>& on_tick = {});
+
+// The exit status of a run: 128 + the signal that stopped it, else 1 when a
+// row failed, else 0.
+int batch_status(bool failed);
 
 // Runs a batch for `volume` or `rank`: sources (or saved rows), resume, shard,
 // jobs, progress, interrupts. `rank` collects every row and ranks before

@@ -98,18 +98,6 @@ bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool
     return s;
 }
 
-Work expand(const std::vector<std::string>& sources) {
-    Work w;
-    for (const auto& text : sources) {
-        bv::Source src = bv::parse_source(text);
-        bv::Row err;
-        auto list = bv::expand_source(src, &err);
-        if (list.empty()) w.errors.emplace_back(w.hessians.size(), err);
-        for (auto& h : list) w.hessians.push_back(std::move(h));
-    }
-    return w;
-}
-
 int finish_output(int status) {
     std::cout.flush();
     if (!std::cout) {

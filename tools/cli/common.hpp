@@ -46,34 +46,6 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o);
 // How rows are written for `command`.
 bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place);
 
-// Every Hessian of every source, with an error row for each source that cannot be listed.
-struct Work {
-    std::vector<bv::HessianInfo> hessians;
-    std::vector<std::pair<std::size_t, bv::Row>> errors;  // (position in `hessians`, row)
-};
-
-// Lists every SOURCE; a source that cannot be listed becomes an error row.
-Work expand(const std::vector<std::string>& sources);
-
-// Analyzes everything, handing each row to `sink` in input order.
-template <class Sink>
-bool run_all(const Work& w, const bv::AnalyzeOptions& a, Sink sink) {
-    bool all_ok = true;
-    std::size_t e = 0;
-    for (std::size_t i = 0; i <= w.hessians.size(); ++i) {
-        while (e < w.errors.size() && w.errors[e].first == i) {
-            sink(w.errors[e].second);
-            all_ok = false;
-            ++e;
-        }
-        if (i == w.hessians.size()) break;
-        bv::Row r = bv::analyze(w.hessians[i], a);
-        all_ok = all_ok && r.ok;
-        sink(r);
-    }
-    return all_ok;
-}
-
 // Flushes stdout; a failed write turns success into failure.
 int finish_output(int status);
 
@@ -88,15 +60,17 @@ struct ValidateCli {
     std::size_t radial_directions = 4000;
 };
 
-// Adds `validate`'s options (a subset of the common ones, and its own).
-void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v);
-
 // The subcommands.
 struct BatchCli;
+
+// Adds `validate`'s options (a subset of the common ones, the input options, and its own).
+void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);
+
 int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);
 int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);
-int cmd_compare(const std::string& a, const std::string& b, const CommonOptions& o);
-int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o);
-int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const ValidateCli& v);
+int cmd_compare(const std::string& a, const std::string& b, const CommonOptions& o, const BatchCli& batch);
+int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);
+int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b,
+                 const ValidateCli& v);
 
 }  // namespace cli

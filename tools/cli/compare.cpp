@@ -1,4 +1,4 @@
-#include "common.hpp"
+#include "batch.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/rank/ranking.hpp>
@@ -9,31 +9,38 @@ namespace cli {
 
 namespace {
 
-// The single Hessian a `compare` argument names, analyzed; throws UsageError otherwise.
-bv::Row one_row(const std::string& text, const bv::AnalyzeOptions& a, const char* label) {
-    bv::Source src = bv::parse_source(text);
-    bv::Row err;
-    auto list = bv::expand_source(src, &err);
-    if (list.empty()) throw bv::InputError(err.error);
-    if (list.size() != 1)
-        throw bv::UsageError(std::string(label) + " names " + std::to_string(list.size()) +
+// The single Hessian a `compare` argument names; throws UsageError or InputError otherwise.
+bv::WorkItem one_item(const std::string& text, const BatchCli& b, const char* label) {
+    auto items = work_for({text}, b);
+    if (items.size() == 1 && items.front().error) throw bv::InputError(items.front().error->error);
+    if (items.size() != 1)
+        throw bv::UsageError(std::string(label) + " names " + std::to_string(items.size()) +
                              " Hessians; compare takes one each (give FILE:PATH of a dataset)");
-    bv::Row r = bv::analyze(list.front(), a);
-    if (!r.ok) throw bv::InputError(r.error);
-    return r;
+    return items.front();
 }
 
 }  // namespace
 
-int cmd_compare(const std::string& a_text, const std::string& b_text, const CommonOptions& o) {
-    auto a = to_analyze(o);
-    auto spec = spec_for("compare", o, false);
-    bv::Row ra = one_row(a_text, a, "A"), rb = one_row(b_text, a, "B");
+// A and B are analyzed through the batch runner (both at once when -j and
+// the memory budget allow). Exit 0 when A ranks strictly above B, 1 when it
+// does not, 2 when either cannot be analyzed, 3 with --strict when noise may
+// decide the order.
+int cmd_compare(const std::string& a_text, const std::string& b_text, const CommonOptions& o, const BatchCli& batch) {
+    bv::BatchOptions bo;
+    bo.analyze = to_analyze(o);
+    const auto spec = spec_for("compare", o, false);
+    const std::vector<bv::WorkItem> items = {one_item(a_text, batch, "A"), one_item(b_text, batch, "B")};
+    Progress progress(!batch.no_progress);
+    std::vector<bv::Row> rows;
+    run_items(items, bo, o, batch, progress, [&](std::size_t, const bv::Row& r) { rows.push_back(r); });
+    if (rows.size() != 2) return batch_status(true);  // interrupted
+    for (const auto& r : rows)
+        if (!r.ok) return exit_usage;  // its error is on stderr
     bv::RankOptions ro;
     ro.tie_tol = o.tie_tol;
-    ro.saddles_last = a.negatives == bv::NegativePolicy::last;
-    const bv::Comparison cmp = bv::compare_rows(ra, rb, ro);
-    bv::write_comparison(std::cout, ra, rb, cmp, spec);
+    ro.saddles_last = bo.analyze.negatives == bv::NegativePolicy::last;
+    const bv::Comparison cmp = bv::compare_rows(rows[0], rows[1], ro);
+    bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
     std::cerr << "basinvol: " << cmp.reason << '\n';
     if (o.strict && cmp.noise_decides) return finish_output(exit_noise_decides);
     return finish_output(cmp.sign > 0 ? exit_ok : exit_failed);

@@ -83,20 +83,22 @@ void add_commands(CLI::App& app, Args& a) {
     a.compare->add_option("A", a.a_src, "FILE:PATH of one Hessian")->required();
     a.compare->add_option("B", a.b_src, "FILE:PATH of one Hessian")->required();
     add_common(a.compare, a.o, true, false);
+    add_input_options(a.compare, a.batch, false);
     a.compare->add_flag("--strict", a.o.strict,
                         "Exit 3 when the deciding quantity is within noise (dims within their tolerance bands, "
                         "or an ambiguous rank)");
     a.compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
 
     a.spectrum = app.add_subcommand("spectrum", "Every eigenvalue, marked kept or dropped by the cut");
-    a.spectrum->add_option("SOURCE", a.sources, "FILE or FILE:PATH")->required();
+    a.spectrum->add_option("SOURCE", a.sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)");
     add_common(a.spectrum, a.o, false, false);
+    add_input_options(a.spectrum, a.batch);
     a.spectrum->footer("Example: basinvol spectrum run.h5:/checkpoints/step_0100 --format tsv");
 
     a.validate = app.add_subcommand(
         "validate", "Check toys with known answers (expected_* attributes): exit 0 when every check agrees");
-    a.validate->add_option("SOURCE", a.sources, "FILE or FILE:PATH of toys written by basinvol-toy")->required();
-    add_validate_options(a.validate, a.o, a.validate_options);
+    a.validate->add_option("SOURCE", a.sources, "FILE or FILE:PATH of toys written by basinvol-toy");
+    add_validate_options(a.validate, a.o, a.batch, a.validate_options);
     a.validate->footer("Example: basinvol validate testdata/toys/suite.h5\n"
                        "Checks rank, dim, negative and log_volume against expected_*; estimates the volume by\n"
                        "Monte Carlo (curved rank <= 8); shows the radial estimator's bias; samples the true loss\n"
@@ -106,20 +108,13 @@ void add_commands(CLI::App& app, Args& a) {
 // Runs the chosen command; its errors become a message and an exit status.
 int run(const Args& a) {
     try {
-        // The batch commands turn a tight ulimit -v into error rows (the
-        // scheduler keeps room for OpenBLAS); the others solve here, where
-        // OpenBLAS would retry forever for a buffer it cannot map.
-        const std::size_t left = bv::address_space_left();
-        const std::size_t blas_need = bv::blas_buffer_bytes + (std::size_t(16) << 20);
-        if (!*a.volume && !*a.rank && left < blas_need)
-            throw bv::Error("the address-space limit (ulimit -v) leaves " + std::to_string(left >> 20) +
-                            " MiB; solving needs at least " + std::to_string(blas_need >> 20) +
-                            " MiB beside the matrix (OpenBLAS's buffer): raise the limit");
+        // Every command runs its Hessians through the batch runner, which
+        // turns a tight ulimit -v into error rows (it keeps room for OpenBLAS).
         if (*a.volume) return cmd_volume(a.sources, a.o, a.batch);
         if (*a.rank) return cmd_rank(a.sources, a.o, a.batch);
-        if (*a.spectrum) return cmd_spectrum(a.sources, a.o);
-        if (*a.compare) return cmd_compare(a.a_src, a.b_src, a.o);
-        if (*a.validate) return cmd_validate(a.sources, a.o, a.validate_options);
+        if (*a.spectrum) return cmd_spectrum(a.sources, a.o, a.batch);
+        if (*a.compare) return cmd_compare(a.a_src, a.b_src, a.o, a.batch);
+        if (*a.validate) return cmd_validate(a.sources, a.o, a.batch, a.validate_options);
     } catch (const bv::UsageError& e) {
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;

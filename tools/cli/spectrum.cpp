@@ -1,21 +1,22 @@
-#include "common.hpp"
+#include "batch.hpp"
 
 #include <iostream>
 
 namespace cli {
 
-int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o) {
-    auto a = to_analyze(o);
-    a.keep_eigenvalues = true;
-    auto spec = spec_for("spectrum", o, false);
-    Work w = expand(sources);
+// Every eigenvalue of each Hessian, through the batch runner; the listing is
+// written when every row is in.
+int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b) {
+    bv::BatchOptions bo;
+    bo.analyze = to_analyze(o);
+    bo.analyze.keep_eigenvalues = true;
+    const auto spec = spec_for("spectrum", o, false);
+    const auto items = work_for(sources, b);
+    Progress progress(!b.no_progress);
     std::vector<bv::Row> rows;
-    bool ok = run_all(w, a, [&](const bv::Row& r) {
-        if (!r.ok) std::cerr << "basinvol: error: " << r.error << '\n';
-        rows.push_back(r);
-    });
+    const auto sum = run_items(items, bo, o, b, progress, [&](std::size_t, const bv::Row& r) { rows.push_back(r); });
     bv::write_spectra(std::cout, rows, spec);
-    return finish_output(ok ? exit_ok : exit_failed);
+    return finish_output(batch_status(sum.failed > 0));
 }
 
 }  // namespace cli

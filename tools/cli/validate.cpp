@@ -1,4 +1,4 @@
-#include "common.hpp"
+#include "batch.hpp"
 
 #include <basinvol/toy/report.hpp>
 #include <basinvol/toy/validate.hpp>
@@ -9,9 +9,12 @@
 
 namespace cli {
 
-void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v) {
+void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v) {
     add_core_options(app, o);
-    app->add_option("--max-memory", o.max_memory, "Largest matrix held in memory, e.g. 8G or 500M");
+    add_input_options(app, b);
+    app->add_option("--max-memory", o.max_memory,
+                    "Memory budget for the Hessians checked at once, e.g. 8G or 500M (default: half the usable "
+                    "memory, the cgroup limit counted)");
     app->add_option("--logv-tol", v.logv_tol,
                     "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)");
     app->add_option("--samples", v.samples, "Monte Carlo points per estimate")->capture_default_str();
@@ -26,7 +29,45 @@ void add_validate_options(CLI::App* app, CommonOptions& o, ValidateCli& v) {
         ->capture_default_str();
 }
 
-int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const ValidateCli& v) {
+namespace {
+
+// The report's context: the tool, the options that shape the checks, the libraries.
+nlohmann::ordered_json validate_context(const CommonOptions& o, const bv::toy::ValidateOptions& opt) {
+    char date[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return {{"tool", "basinvol"},
+            {"version", bv::version()},
+            {"command", "validate"},
+            {"options",
+             {{"cut", o.cut},
+              {"logv_tol", opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol) : nlohmann::ordered_json(nullptr)},
+              {"samples", opt.samples},
+              {"seed", opt.seed},
+              {"sigmas", opt.sigmas},
+              {"mc_max_rank", opt.mc_max_rank},
+              {"scan_max_n", opt.scan_max_n},
+              {"radial_directions", opt.radial_directions}}},
+            {"libraries", bv::library_versions()},
+            {"date", date}};
+}
+
+// The check that stands for a Hessian that could not be analyzed.
+bv::toy::Check error_check(const bv::Row& r) {
+    bv::toy::Check c;
+    c.source = r.source;
+    c.check = "analyze";
+    c.verdict = bv::toy::Verdict::error;
+    c.note = r.error;
+    return c;
+}
+
+}  // namespace
+
+// Each toy with expectations is checked through the batch runner (its row
+// says whether every check agreed); the checks are written in input order.
+int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b,
+                 const ValidateCli& v) {
     bv::toy::ValidateOptions opt;
     opt.analyze = to_analyze(o);
     opt.logv_tol = v.logv_tol;
@@ -36,53 +77,37 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
     opt.mc_max_rank = v.mc_max_rank;
     opt.scan_max_n = v.scan_max_n;
     opt.radial_directions = v.radial_directions;
+    bv::toy::check_options(opt);
     const bv::Format format = bv::parse_format(o.format);
 
-    Work w = expand(sources);
-    std::vector<bv::toy::Check> checks;
-    std::size_t e = 0, validated = 0, skipped = 0;
-    auto source_errors = [&](std::size_t i) {
-        for (; e < w.errors.size() && w.errors[e].first == i; ++e) {
-            const bv::Row& r = w.errors[e].second;
-            std::cerr << "basinvol: error: " << r.error << '\n';
-            bv::toy::Check c;
-            c.source = r.source;
-            c.check = "analyze";
-            c.verdict = bv::toy::Verdict::error;
-            c.note = r.error;
-            checks.push_back(c);
-        }
-    };
-    for (std::size_t i = 0; i < w.hessians.size(); ++i) {
-        source_errors(i);
-        if (!bv::toy::has_expectations(w.hessians[i].attrs)) {
-            ++skipped;
-            continue;
-        }
-        ++validated;
-        for (auto& c : bv::toy::validate_hessian(w.hessians[i], opt)) checks.push_back(std::move(c));
+    // Toys without expectations are skipped; a source that cannot be listed is an error check.
+    std::vector<bv::WorkItem> items;
+    std::size_t skipped = 0;
+    for (auto& w : work_for(sources, b)) {
+        if (!w.error && !bv::toy::has_expectations(w.info.attrs)) ++skipped;
+        else items.push_back(std::move(w));
     }
-    source_errors(w.hessians.size());
-
-    char date[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    nlohmann::ordered_json context = {{"tool", "basinvol"},
-                                      {"version", bv::version()},
-                                      {"command", "validate"},
-                                      {"options",
-                                       {{"cut", o.cut},
-                                        {"logv_tol", opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol)
-                                                                  : nlohmann::ordered_json(nullptr)},
-                                        {"samples", opt.samples},
-                                        {"seed", opt.seed},
-                                        {"sigmas", opt.sigmas},
-                                        {"mc_max_rank", opt.mc_max_rank},
-                                        {"scan_max_n", opt.scan_max_n},
-                                        {"radial_directions", opt.radial_directions}}},
-                                      {"libraries", bv::library_versions()},
-                                      {"date", date}};
-    bv::write_checks(std::cout, checks, format, context);
+    std::vector<std::vector<bv::toy::Check>> found(items.size());
+    bv::BatchOptions bo;
+    bo.analyze = opt.analyze;
+    // A toy's row is an error row when a check could not be made (a check
+    // that disagrees is a verdict, reported in the checks).
+    bo.analyze_one = [&](std::size_t i, const bv::HessianInfo& h) {
+        found[i] = bv::toy::validate_hessian(h, opt);
+        for (const auto& c : found[i])
+            if (c.verdict == bv::toy::Verdict::error) return bv::error_row(h, c.note);
+        bv::Row r = bv::error_row(h, "");
+        r.ok = true;
+        r.error.clear();
+        return r;
+    };
+    Progress progress(!b.no_progress);
+    std::vector<bv::toy::Check> checks;
+    run_items(items, bo, o, b, progress, [&](std::size_t i, const bv::Row& r) {
+        if (found[i].empty()) checks.push_back(error_check(r));  // not listed, or over the memory budget
+        for (auto& c : found[i]) checks.push_back(std::move(c));
+    });
+    bv::write_checks(std::cout, checks, format, validate_context(o, opt));
 
     bool ok = true;
     std::size_t failed = 0;
@@ -92,11 +117,12 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
             ++failed;
         }
     if (skipped) std::cerr << "basinvol: note: " << skipped << " dataset(s) without expected_* attributes skipped\n";
-    if (validated == 0 && w.errors.empty()) {
+    if (items.empty()) {
         std::cerr << "basinvol: error: nothing to validate (no dataset has expected_* or toy_loss attributes)\n";
         ok = false;
     }
     if (failed) std::cerr << "basinvol: " << failed << " check(s) failed\n";
+    if (interrupt_signal()) return finish_output(batch_status(true));
     return finish_output(ok ? exit_ok : exit_failed);
 }
 

@@ -47,12 +47,12 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
     std::vector<Item> items;
     std::string text;
     if (me == 0) {
-        Work w = expand(sources);
-        std::size_t e = 0;
-        for (std::size_t i = 0; i <= w.hessians.size(); ++i) {
-            while (e < w.errors.size() && w.errors[e].first == i) items.push_back({Item::error, {}, w.errors[e++].second});
-            if (i == w.hessians.size()) break;
-            const bv::HessianInfo& h = w.hessians[i];
+        for (auto& w : plan(sources, std::nullopt)) {
+            if (w.error) {
+                items.push_back({Item::error, {}, std::move(w.error)});
+                continue;
+            }
+            const bv::HessianInfo& h = w.info;
             const Item::Kind kind = !h.problem.empty() ? Item::serial : h.structure.empty() ? Item::dense : Item::structured;
             items.push_back({kind, h, std::nullopt});
         }

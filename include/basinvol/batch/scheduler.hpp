@@ -76,8 +76,9 @@ struct BatchOptions {
     bool split_blas_threads = true;
     // How often on_progress is called while nothing finishes.
     std::chrono::milliseconds tick{250};
-    // The analysis of one Hessian (default: analyze(info, analyze)). Must not throw.
-    std::function<Row(const HessianInfo&)> analyze_one;
+    // The analysis of item `index` (default: analyze(info, analyze)); an
+    // exception it throws becomes the item's error row.
+    std::function<Row(std::size_t index, const HessianInfo&)> analyze_one;
     // The working set of one Hessian (default: working_set_bytes).
     std::function<std::size_t(const HessianInfo&)> estimate;
 };

@@ -50,6 +50,9 @@ struct ValidateOptions {
 // Whether a dataset carries anything to validate (an expected_* number or toy_loss).
 bool has_expectations(const Attributes& attrs);
 
+// Throws UsageError when an option is out of its range.
+void check_options(const ValidateOptions& options);
+
 // Every check for one dataset. Never throws for problems of the input: they
 // become `error` rows. Throws UsageError for bad options.
 std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options);
