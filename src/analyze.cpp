@@ -14,23 +14,23 @@ namespace basinvol {
 
 void validate(const AnalyzeOptions& o) {
     if (o.threshold && !(*o.threshold > 0 && std::isfinite(*o.threshold)))
-        throw UsageError("-T/--threshold must be a positive number, got " + std::to_string(*o.threshold));
+        throw UsageError("threshold", "must be a positive number, got " + std::to_string(*o.threshold));
     if (o.regularized && !(*o.regularized > 0 && std::isfinite(*o.regularized)))
-        throw UsageError("--regularized must be a positive number, got " + std::to_string(*o.regularized));
+        throw UsageError("regularized", "must be a positive number, got " + std::to_string(*o.regularized));
     if (o.hessian_error && !(*o.hessian_error >= 0 && std::isfinite(*o.hessian_error)))
-        throw UsageError("--hessian-error must be a finite number >= 0, got " + std::to_string(*o.hessian_error));
+        throw UsageError("hessian_error", "must be a finite number >= 0, got " + std::to_string(*o.hessian_error));
     if (!(o.read.max_asymmetry >= 0))
-        throw UsageError("--max-asymmetry must be >= 0, got " + std::to_string(o.read.max_asymmetry));
-    if (o.cut.rtol && !(*o.cut.rtol >= 0)) throw UsageError("--rtol must be >= 0, got " + std::to_string(*o.cut.rtol));
-    if (o.cut.atol && !(*o.cut.atol >= 0)) throw UsageError("--atol must be >= 0, got " + std::to_string(*o.cut.atol));
-    if (!(o.cut.min_gap >= 0)) throw UsageError("--min-gap must be >= 0, got " + std::to_string(o.cut.min_gap));
+        throw UsageError("max_asymmetry", "must be >= 0, got " + std::to_string(o.read.max_asymmetry));
+    if (o.cut.rtol && !(*o.cut.rtol >= 0)) throw UsageError("rtol", "must be >= 0, got " + std::to_string(*o.cut.rtol));
+    if (o.cut.atol && !(*o.cut.atol >= 0)) throw UsageError("atol", "must be >= 0, got " + std::to_string(*o.cut.atol));
+    if (!(o.cut.min_gap >= 0)) throw UsageError("min_gap", "must be >= 0, got " + std::to_string(o.cut.min_gap));
 }
 
 CutRule parse_cut_rule(const std::string& name) {
     if (name == "auto") return CutRule::automatic;
     if (name == "dtype") return CutRule::dtype;
     if (name == "gap") return CutRule::gap;
-    throw UsageError("cut must be one of auto, dtype, gap; got '" + name + "'");
+    throw UsageError("cut", "must be one of auto, dtype, gap; got '" + name + "'");
 }
 
 Method parse_method(const std::string& name) {
@@ -39,25 +39,25 @@ Method parse_method(const std::string& name) {
     if (name == "cholesky") return Method::cholesky;
     if (name == "sketch") return Method::sketch;
     if (name == "lanczos") return Method::lanczos;
-    throw UsageError("method must be one of auto, dense, cholesky, sketch, lanczos; got '" + name + "'");
+    throw UsageError("method", "must be one of auto, dense, cholesky, sketch, lanczos; got '" + name + "'");
 }
 
 NegativePolicy parse_negatives(const std::string& name) {
     if (name == "abs") return NegativePolicy::abs;
     if (name == "drop") return NegativePolicy::drop;
     if (name == "last") return NegativePolicy::last;
-    throw UsageError("negatives must be one of abs, drop, last; got '" + name + "'");
+    throw UsageError("negatives", "must be one of abs, drop, last; got '" + name + "'");
 }
 
 std::size_t parse_memory_size(const std::string& text) {
     if (text.empty()) return 0;
-    const std::string bad = "--max-memory must be a size such as 8G or 500M, got '" + text + "'";
+    const std::string bad = "must be a size such as 8G or 500M, got '" + text + "'";
     std::size_t pos = 0;
     double v = 0;
     try {
         v = std::stod(text, &pos);
     } catch (...) {
-        throw UsageError(bad);
+        throw UsageError("max_memory", bad);
     }
     std::string unit = text.substr(pos);
     for (auto& ch : unit) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -66,7 +66,7 @@ std::size_t parse_memory_size(const std::string& text) {
     const double k = 1024.0;
     const double mult = unit.empty() ? 1 : unit == "K" ? k : unit == "M" ? k * k : unit == "G" ? k * k * k
                         : unit == "T" ? k * k * k * k : -1;
-    if (mult < 0 || !(v > 0) || !std::isfinite(v * mult)) throw UsageError(bad);
+    if (mult < 0 || !(v > 0) || !std::isfinite(v * mult)) throw UsageError("max_memory", bad);
     return static_cast<std::size_t>(v * mult);
 }
 
@@ -303,7 +303,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
         const double unseen = static_cast<double>(s.n - s.values.size());
         if (0.5 * unseen * std::log1p(s.rest_bound / *opt.regularized) > 1e-6) {
             std::ostringstream why;
-            why << s.method << ": rest bound " << s.rest_bound << " too coarse for --regularized " << *opt.regularized;
+            why << s.method << ": rest bound " << s.rest_bound << " too coarse for option regularized " << *opt.regularized;
             SolverStats before = s.stats;
             s = dense_spectrum(h);
             s.note = why.str();
@@ -367,7 +367,7 @@ Row guarded(const HessianInfo& info, Body body) {
         if (r.error.rfind(info.source(), 0) != 0) r.error = info.source() + ": " + r.error;
     } catch (const std::bad_alloc&) {
         r.ok = false;
-        r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try --max-memory";
+        r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try option max_memory";
     } catch (const std::exception& e) {
         // Anything a dependency throws (Eigen, Spectra, the standard library)
         // ends this row, never the batch.

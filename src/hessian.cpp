@@ -190,7 +190,7 @@ void check_symmetry(const HessianInfo& info, double relative_asymmetry, const Re
     std::ostringstream s;
     s.precision(3);
     s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << relative_asymmetry << " exceeds " << opt.max_asymmetry
-      << " (--max-asymmetry)";
+      << " (option max_asymmetry)";
     throw InputError(info.source() + ": " + s.str());
 }
 

@@ -17,8 +17,19 @@ struct InputError : Error {
 };
 
 // The caller asked for something that cannot be done (bad option values).
+// An option's error names the option by its library name (the options
+// struct's field, Python's keyword: "max_memory"), never by a front end's
+// spelling; a front end maps option() to its own (the CLI: --max-memory).
 struct UsageError : Error {
     using Error::Error;
+    // what(): "OPTION RULE", e.g. "max_memory must be positive".
+    UsageError(const std::string& option, const std::string& rule)
+        : Error(option + " " + rule), option_(option), rule_(rule) {}
+    const std::string& option() const noexcept { return option_; }
+    const std::string& rule() const noexcept { return rule_; }
+
+private:
+    std::string option_, rule_;
 };
 
 // A numerical method failed to produce a trustworthy answer.

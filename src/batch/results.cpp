@@ -129,7 +129,7 @@ std::vector<Row> parse_rows(const std::string& s, Format format, const std::stri
         case Format::csv: return parse_table(s, ',', what);
         case Format::table: break;
     }
-    throw InputError(what + ": the human table cannot be read back; save rows with --format jsonl, json, tsv or csv");
+    throw InputError(what + ": the human table cannot be read back; save rows as jsonl, json, tsv or csv (option format)");
 }
 
 std::vector<Row> parse_saved(const std::string& s, const std::string& what) {

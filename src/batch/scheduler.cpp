@@ -190,7 +190,7 @@ struct Budget {
 Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& sum) {
     Budget b;
     b.bytes = opt.memory_budget ? opt.memory_budget : default_memory_budget();
-    if (b.bytes == 0) throw UsageError("--max-memory must be positive");
+    if (b.bytes == 0) throw UsageError("max_memory", "must be positive");
     const std::size_t cpus = available_cpus();
     sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
     const std::size_t left = address_space_left();
@@ -217,7 +217,7 @@ Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) 
                                (b.address_limited
                                     ? "out of memory under the address-space limit (ulimit -v), which leaves " +
                                           gigabytes(b.bytes)
-                                    : "over the memory budget of " + gigabytes(b.bytes) + " (--max-memory)"));
+                                    : "over the memory budget of " + gigabytes(b.bytes) + " (option max_memory)"));
 }
 
 // The BLAS thread count as it was, on every way out of run_batch.

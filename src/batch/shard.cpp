@@ -8,7 +8,7 @@ namespace basinvol {
 Shard parse_shard(const std::string& text) {
     const auto slash = text.find('/');
     auto bad = [&] {
-        return UsageError("--shard must be I/N with 1 <= I <= N (e.g. 2/8), got '" + text + "'");
+        return UsageError("shard", "must be I/N with 1 <= I <= N (e.g. 2/8), got '" + text + "'");
     };
     if (slash == std::string::npos || slash == 0 || slash + 1 == text.size()) throw bad();
     const std::string a = text.substr(0, slash), b = text.substr(slash + 1);

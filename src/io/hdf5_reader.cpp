@@ -513,7 +513,7 @@ void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
         std::ostringstream s;
         s.precision(3);
         s << "matrix of n = " << n << " needs " << double(n) * double(n) * double(elem) / 1e9
-          << " GB in memory, over the budget of " << double(budget) / 1e9 << " GB (--max-memory)";
+          << " GB in memory, over the budget of " << double(budget) / 1e9 << " GB (option max_memory)";
         throw InputError(info.source() + ": " + s.str());
     }
 }

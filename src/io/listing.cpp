@@ -326,7 +326,7 @@ std::vector<HessianInfo> list_hessians(const Source& source, const ListOptions& 
         v << limit;
         throw InputError(source.file + ": reading this file's structure took longer than the listing limit of " +
                          v.str() + " s, so it was stopped (a FIFO, a hung file system, or HDF5 looping on a "
-                         "corrupt file; --list-timeout)");
+                         "corrupt file; option list_timeout)");
     }
     const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     try {

@@ -306,7 +306,7 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
         std::ostringstream s;
         s.precision(3);
         s << "G of " << p.m << " x " << p.n << " needs " << bytes / 1e9 << " GB in memory, over the budget of "
-          << double(budget_of(opt)) / 1e9 << " GB (--max-memory)";
+          << double(budget_of(opt)) / 1e9 << " GB (option max_memory)";
         throw InputError(where + ": " + s.str());
     }
     FactorValues v;

@@ -44,7 +44,7 @@ Measurement measure(const std::vector<double>& values, std::size_t n, double tol
 
 double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda) {
     if (!(lambda > 0) || !std::isfinite(lambda))
-        throw UsageError("--regularized LAMBDA must be a positive number, got " + std::to_string(lambda));
+        throw UsageError("regularized", "must be a positive number, got " + std::to_string(lambda));
     long double sum_log = 0;
     for (double v : values) sum_log += std::log(static_cast<long double>(std::abs(v)) + lambda);
     sum_log += static_cast<long double>(n - values.size()) * std::log(static_cast<long double>(lambda));

@@ -226,7 +226,7 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
     s.precision(3);
     s << info.source() << ": matrix of n = " << info.n << " needs " << double(bytes) / 1e9 << " GB per rank on a "
       << grid.rows << "x" << grid.cols << " grid, over the budget of " << double(budget) / 1e9
-      << " GB (--max-memory; more ranks spread it)";
+      << " GB (option max_memory; more ranks spread it)";
     return s.str();
 }
 
@@ -388,7 +388,7 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
             s.precision(3);
             s << g.source() << ": G of " << m << " x " << n << " needs " << bytes / 1e9 << " GB per rank (a slab of "
               << w << " and the " << k << " x " << k << " Gram), over the budget of " << double(budget) / 1e9
-              << " GB (--max-memory; more ranks spread it)";
+              << " GB (option max_memory; more ranks spread it)";
             failure = s.str();
         }
     }

@@ -63,7 +63,7 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     switch (c.by) {
         case Decider::saddle:
             s << "saddle: " << (is_saddle(a) ? "A" : "B") << " has negative eigenvalues (A " << a.negative << ", B "
-              << b.negative << ") and --negatives last ranks saddles after minima";
+              << b.negative << ") and option negatives last ranks saddles after minima";
             break;
         case Decider::curved:
             if (a.n == b.n)
@@ -80,7 +80,7 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         case Decider::tie:
             s << "tie: equal " << (a.n == b.n ? "dimension " + std::to_string(a.dim)
                                               : "curved directions " + std::to_string(curved(a)))
-              << ", log_volume A " << a.log_volume << " and B " << b.log_volume << " on one --tie-tol "
+              << ", log_volume A " << a.log_volume << " and B " << b.log_volume << " on one option tie_tol "
               << opt.tie_tol << " step";
             break;
     }

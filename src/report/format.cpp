@@ -28,7 +28,7 @@ Format parse_format(const std::string& name) {
     if (name == "csv") return Format::csv;
     if (name == "json") return Format::json;
     if (name == "jsonl") return Format::jsonl;
-    throw UsageError("--format must be one of table, tsv, csv, json, jsonl; got '" + name + "'");
+    throw UsageError("format", "must be one of table, tsv, csv, json, jsonl; got '" + name + "'");
 }
 
 json row_to_json(const Row& r, const ReportSpec& spec) { return fields_to_json(r, shape_of(spec)); }

@@ -125,7 +125,7 @@ Check slice_check(const std::string& src, const LossAtMinimum& m, const Validate
     } else if (m.curved.empty()) {
         slice.note = "skipped: the Hessian has no curved direction";
     } else if (m.curved.size() > o.mc_max_rank) {
-        slice.note = "skipped: curved rank " + std::to_string(m.curved.size()) + " > --mc-max-rank";
+        slice.note = "skipped: curved rank " + std::to_string(m.curved.size()) + " > option mc_max_rank";
     } else {
         std::vector<double> half;
         for (std::size_t i : m.curved) half.push_back(m.loss.half_width(i, m.T));
@@ -156,7 +156,7 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
     for (std::size_t i = 0; i < n && missing.empty(); ++i)
         if (!m.loss.appears(i)) missing = "x" + std::to_string(i);
     if (n > o.scan_max_n) {
-        lc.note = "not measured: n = " + std::to_string(n) + " > --scan-max-n";
+        lc.note = "not measured: n = " + std::to_string(n) + " > option scan_max_n";
     } else if (!m.loss.nonnegative()) {
         lc.note = "not measured: the loss has a negative or odd term";
     } else if (!missing.empty()) {
@@ -272,7 +272,7 @@ Check monte_carlo_check(const HessianInfo& info, const Row& row, double referenc
         return mc;
     }
     if (r > o.mc_max_rank || row.n > o.mc_max_n) {
-        mc.note = "skipped: curved rank " + std::to_string(r) + " > --mc-max-rank or n > " + std::to_string(o.mc_max_n);
+        mc.note = "skipped: curved rank " + std::to_string(r) + " > option mc_max_rank or n > " + std::to_string(o.mc_max_n);
         return mc;
     }
     try {
@@ -350,12 +350,12 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
 }  // namespace
 
 void check_options(const ValidateOptions& o) {
-    if (o.samples < 2) throw UsageError("--samples must be >= 2, got " + std::to_string(o.samples));
-    if (!(o.sigmas > 0)) throw UsageError("--sigmas must be positive");
-    if (o.logv_tol && !(*o.logv_tol >= 0)) throw UsageError("--logv-tol must be >= 0");
-    if (o.radial_directions < 2) throw UsageError("--radial-directions must be >= 2");
+    if (o.samples < 2) throw UsageError("samples", "must be >= 2, got " + std::to_string(o.samples));
+    if (!(o.sigmas > 0)) throw UsageError("sigmas", "must be positive");
+    if (o.logv_tol && !(*o.logv_tol >= 0)) throw UsageError("logv_tol", "must be >= 0");
+    if (o.radial_directions < 2) throw UsageError("radial_directions", "must be >= 2");
     for (double f : o.scan_factors)
-        if (!(f > 0 && std::isfinite(f))) throw UsageError("--scan factors must be positive numbers");
+        if (!(f > 0 && std::isfinite(f))) throw UsageError("scan_factors", "must be positive numbers");
 }
 
 std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options) {

@@ -914,6 +914,25 @@ class TestExitStatus(Base):
         r = run("spectrum", Data.full_file)
         self.assertRc(r, 0)
 
+    def test_messages_name_flags_never_library_option_names(self):
+        """The library names options as Python does (option max_memory); the
+        command line says its flags, for usage errors and row messages alike."""
+        suite = os.path.join(TESTDATA, "toys", "suite.h5")
+        for args, flag in [(("volume", Data.full_file, "--min-gap", "-1"), "--min-gap must be >= 0"),
+                           (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
+                           (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
+                           (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),
+                           (("validate", suite, "--samples", "1"), "--samples must be >= 2")]:
+            r = run(*args)
+            self.assertRc(r, 2)
+            self.assertIn(flag, r.err)
+            self.assertNotIn("option ", r.err)
+        r, rows = rows_json("volume", Data.full_file, "--max-memory", "1K")
+        self.assertRc(r, 1)
+        self.assertIn("(--max-memory)", rows[0]["error"])
+        self.assertIn("(--max-memory)", r.err)
+        self.assertNotIn("option ", r.err + rows[0]["error"])
+
     def test_bad_files_mixed_with_good_exit_1_and_report_the_rest(self):
         self.assertGreaterEqual(len(BAD), 10, TESTDATA)
         ok1 = os.path.join(TESTDATA, "ok.parabola_xy_in_r3.h5")

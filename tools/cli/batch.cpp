@@ -470,8 +470,9 @@ bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOpti
     bo.stop = interrupt_flag();
     bv::BatchCallbacks cb;
     cb.on_row = [&](std::size_t i, const bv::Row& r) {
-        if (!r.ok) progress.message("basinvol: error: " + r.error);
-        on_row(i, r);
+        const bv::Row said = cli_row(r);
+        if (!said.ok) progress.message("basinvol: error: " + said.error);
+        on_row(i, said);
     };
     cb.on_progress = [&](const bv::BatchProgress& p) {
         if (on_tick) on_tick();

@@ -1,6 +1,8 @@
 #pragma once
 // Shared pieces of the basinvol command line: options common to every
 // subcommand, expanding SOURCEs into work, running it, and exit statuses.
+#include "words.hpp"
+
 #include <basinvol/analyze.hpp>
 #include <basinvol/report/format.hpp>
 

@@ -39,7 +39,8 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     bv::RankOptions ro;
     ro.tie_tol = o.tie_tol;
     ro.saddles_last = bo.analyze.negatives == bv::NegativePolicy::last;
-    const bv::Comparison cmp = bv::compare_rows(rows[0], rows[1], ro);
+    bv::Comparison cmp = bv::compare_rows(rows[0], rows[1], ro);
+    cmp.reason = cli_words(cmp.reason);
     bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
     std::cerr << "basinvol: " << cmp.reason << '\n';
     if (o.strict && cmp.noise_decides) return finish_output(exit_noise_decides);

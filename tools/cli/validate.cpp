@@ -105,7 +105,10 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
     std::vector<bv::toy::Check> checks;
     run_items(items, bo, o, b, progress, [&](std::size_t i, const bv::Row& r) {
         if (found[i].empty()) checks.push_back(error_check(r));  // not listed, or over the memory budget
-        for (auto& c : found[i]) checks.push_back(std::move(c));
+        for (auto& c : found[i]) {
+            c.note = cli_words(c.note);
+            checks.push_back(std::move(c));
+        }
     });
     bv::write_checks(std::cout, checks, format, validate_context(o, opt));
 

@@ -144,14 +144,14 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     try {
         a = to_analyze(o);
         if (a.method != bv::Method::automatic && a.method != bv::Method::dense)
-            throw bv::UsageError("--method " + o.method +
+            throw bv::UsageError("method", o.method +
                                  " is not available across ranks: the distributed solver is dense (docs/cluster.md)");
         for (const auto& s : args)
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
         sources = args;
     } catch (const bv::UsageError& e) {
-        if (me == 0) std::cerr << "basinvol-mpi: error: " << e.what() << '\n';
+        if (me == 0) std::cerr << "basinvol-mpi: error: " << usage_message(e) << '\n';
         return exit_usage;
     }
     const std::vector<Item> items = plan_items(sources, me);
@@ -177,7 +177,8 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
 
     bool all_ok = true;
     std::vector<bv::Row> rows;
-    auto emit = [&](bv::Row r) {
+    auto emit = [&](const bv::Row& said) {
+        bv::Row r = cli_row(said);
         all_ok = all_ok && r.ok;
         if (ranking) rows.push_back(std::move(r));
         else writer->write(r);

@@ -1,6 +1,8 @@
 // basinvol-toy: writes toy Hessians with their exact answers to HDF5.
 // Exit status: 0 written, 1 the file could not be written, 2 usage error
 // (including spectra whose rank the stored type cannot resolve).
+#include "../cli/words.hpp"
+
 #include <basinvol/error.hpp>
 #include <basinvol/io/writer.hpp>
 #include <basinvol/toy/generate.hpp>
@@ -180,10 +182,10 @@ int main(int argc, char** argv) {
     try {
         write_toys(args);
     } catch (const bv::UsageError& e) {
-        std::cerr << "basinvol-toy: " << e.what() << "\nRun 'basinvol-toy --help' for usage.\n";
+        std::cerr << "basinvol-toy: " << cli::usage_message(e) << "\nRun 'basinvol-toy --help' for usage.\n";
         return 2;
     } catch (const std::exception& e) {
-        std::cerr << "basinvol-toy: error: " << e.what() << '\n';
+        std::cerr << "basinvol-toy: error: " << cli::cli_words(e.what()) << '\n';
         return 1;
     }
     return 0;
