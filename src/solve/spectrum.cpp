@@ -1,13 +1,11 @@
-// Partial spectra with certificates: the blocked sketch and Spectra's Lanczos,
-// and the helpers all solvers share.
+// Partial spectra with certificates: the blocked sketch (Spectra's Lanczos is
+// in lanczos.cpp), and the helpers all solvers share.
 #include "blas.hpp"
 #include "detail.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
 #include <basinvol/solve/spectrum.hpp>
-
-#include <Spectra/SymEigsSolver.h>
 
 #include <algorithm>
 #include <chrono>
@@ -174,42 +172,6 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     s.value_error = s.rest_bound;
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = s.value_error = 0;
-    finish(s, op, t0);
-    return s;
-}
-
-std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions& o) {
-    const auto t0 = Clock::now();
-    HessianOperator op(h);
-    const auto n = static_cast<Eigen::Index>(h.info.n);
-    const std::size_t max_k = std::min<std::size_t>(max_pairs(h, o), h.info.n - 1);
-    Spectrum s = named(h, "lanczos");
-    if (h.frobenius() == 0) {
-        finish(s, op, t0);
-        return s;
-    }
-    if (max_k < 1) return std::nullopt;
-    std::size_t nev = std::clamp<std::size_t>(rank_guess(op, h.frobenius()) + o.oversample, 1, max_k);
-    double previous = INFINITY;
-    for (;;) {
-        const auto ncv = std::min<Eigen::Index>(n, std::max<Eigen::Index>(2 * Eigen::Index(nev) + 1, Eigen::Index(nev) + 20));
-        Spectra::SymEigsSolver<HessianOperator> eigs(op, static_cast<Eigen::Index>(nev), ncv);
-        eigs.init();
-        // Largest magnitude: saddles have large negative eigenvalues too.
-        eigs.compute(Spectra::SortRule::LargestMagn, 1000, 1e-10, Spectra::SortRule::LargestMagn);
-        const Eigen::VectorXd theta = eigs.eigenvalues();
-        const Eigen::MatrixXd V = eigs.eigenvectors();
-        s.rest_bound = op.residual_frobenius(V, theta);
-        s.values.assign(theta.data(), theta.data() + theta.size());
-        // Done when the rest is under the dtype cut, n·ε·max|λ|, or stopped shrinking.
-        const double amax = theta.size() ? theta.cwiseAbs().maxCoeff() : 0.0;
-        const double target = amax * static_cast<double>(n) * h.info.stored_eps;
-        if (s.rest_bound <= target || nev >= max_k || !(s.rest_bound < previous / 2)) break;
-        previous = s.rest_bound;
-        ++s.stats.restarts;
-        nev = std::min(2 * nev, max_k);
-    }
-    s.value_error = s.rest_bound;  // Weyl, as for the sketch
     finish(s, op, t0);
     return s;
 }

@@ -21,45 +21,6 @@
 
 namespace cli {
 
-void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
-    if (lists) {
-        // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
-        app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
-            ->allow_extra_args(false);
-        app->add_option("--shard", b.shard,
-                        "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
-    }
-    app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
-        ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
-    app->add_option("--list-timeout", b.list_timeout,
-                    "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
-}
-
-void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
-    add_input_options(app, b);
-    if (streaming) {
-        app->add_option("--order", b.order, "Rows in input order, or as they finish (streamed either way)")
-            ->check(CLI::IsMember({"input", "finish"}))
-            ->capture_default_str();
-        app->add_flag("--per-block", b.per_block,
-                      "After a blocks structure's row, a row for each of its top-level blocks, each analyzed on "
-                      "its own (docs/structured.md)");
-    }
-    app->add_option("-o,--output", b.output,
-                    "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
-                    "the end; FILE.lock keeps out a second run)");
-    app->add_flag("--resume", b.resume,
-                  "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
-                  "only the rest");
-    if (ranking)
-        app->add_flag("--from-results", b.from_results,
-                      "The arguments are saved rows (jsonl/json/tsv/csv, '-': standard input) to merge and rank "
-                      "without recomputing");
-}
-
 namespace {
 
 void read_list(std::istream& in, std::vector<std::string>& out) {

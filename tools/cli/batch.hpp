@@ -34,14 +34,6 @@ struct BatchCli {
     double list_timeout = bv::default_listing_time_limit;
 };
 
-// Adds -j, --list-timeout, --no-progress and (`lists`: commands whose
-// SOURCEs may be many) --files-from and --shard.
-void add_input_options(CLI::App* app, BatchCli& b, bool lists = true);
-
-// Adds the input options and those of `volume` and `rank`: -o, --resume;
-// `streaming`: --order, --per-block (volume); `ranking`: --from-results (rank).
-void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
-
 // The SOURCE arguments, then each --files-from list ("-": standard input; one
 // SOURCE a line, blank lines skipped). Throws UsageError when there is none.
 std::vector<std::string> gather_sources(const std::vector<std::string>& args, const BatchCli& b);

@@ -8,47 +8,6 @@
 
 namespace cli {
 
-void add_core_options(CLI::App* app, CommonOptions& o) {
-    app->add_option("-f,--format", o.format, "Output format: table, tsv, csv, json, jsonl")
-        ->check(CLI::IsMember({"table", "tsv", "csv", "json", "jsonl"}))
-        ->capture_default_str();
-    app->add_option("--cut", o.cut, "Where flat directions end: auto, dtype or gap (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dtype", "gap"}))
-        ->capture_default_str();
-    app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
-    app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
-    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
-        ->capture_default_str();
-}
-
-void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
-    add_core_options(app, o);
-    app->add_option("--min-gap", o.min_gap, "Decades between kept and dropped |lambda| below which the rank is ambiguous")
-        ->capture_default_str();
-    app->add_option("-T,--threshold", o.threshold,
-                    "Loss threshold T of the basin {u : u'Hu/2 <= T} (default: the dataset's loss_threshold, else 1)");
-    app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
-        ->check(CLI::IsMember({"abs", "drop", "last"}))
-        ->capture_default_str();
-    app->add_option("--hessian-error", o.hessian_error,
-                    "Known error of the stored Hessian (absolute, eigenvalue units); raises the noise floor "
-                    "(default: the dataset's hessian_error attribute, else the measured asymmetry)");
-    app->add_option("--max-asymmetry", o.max_asymmetry,
-                    "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
-        ->capture_default_str();
-    app->add_option("--max-memory", o.max_memory,
-                    "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
-                    "usable memory, the cgroup limit counted)");
-    if (ranking)
-        app->add_option("--tie-tol", o.tie_tol,
-                        "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
-            ->capture_default_str();
-    if (regularized)
-        app->add_option("--regularized", o.regularized,
-                        "Also report the regularized det(H + LAMBDA I) log-volume over all n directions");
-}
-
 bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     bv::AnalyzeOptions a;
     a.cut.rule = bv::parse_cut_rule(o.cut);

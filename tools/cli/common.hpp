@@ -6,8 +6,6 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/report/format.hpp>
 
-#include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -36,12 +34,6 @@ struct CommonOptions {
     bool strict = false;  // compare: exit 3 when noise may decide
 };
 
-// Adds --format, --cut, --rtol, --atol and --method.
-void add_core_options(CLI::App* app, CommonOptions& o);
-
-// Adds the common options to a subcommand (`ranking`: --tie-tol; `regularized`: --regularized).
-void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized);
-
 // The library options from the command line's; throws UsageError.
 bv::AnalyzeOptions to_analyze(const CommonOptions& o);
 
@@ -64,9 +56,6 @@ struct ValidateCli {
 
 // The subcommands.
 struct BatchCli;
-
-// Adds `validate`'s options (a subset of the common ones, the input options, and its own).
-void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);
 
 int cmd_volume(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);
 int cmd_rank(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b);

@@ -4,7 +4,7 @@
 // ranks strictly above B, 1 when it does not, 2 on error. `validate` exits 0
 // when every check agrees, 1 when any disagrees or cannot be made. A batch
 // stopped by SIGINT or SIGTERM exits 128 + the signal.
-#include "batch.hpp"
+#include "options.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/version.hpp>

@@ -9,26 +9,6 @@
 
 namespace cli {
 
-void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v) {
-    add_core_options(app, o);
-    add_input_options(app, b);
-    app->add_option("--max-memory", o.max_memory,
-                    "Memory budget for the Hessians checked at once, e.g. 8G or 500M (default: half the usable "
-                    "memory, the cgroup limit counted)");
-    app->add_option("--logv-tol", v.logv_tol,
-                    "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)");
-    app->add_option("--samples", v.samples, "Monte Carlo points per estimate")->capture_default_str();
-    app->add_option("--seed", v.seed, "Seed of every Monte Carlo estimate")->capture_default_str();
-    app->add_option("--sigmas", v.sigmas, "Monte Carlo agreement: within this many standard errors")
-        ->capture_default_str();
-    app->add_option("--mc-max-rank", v.mc_max_rank, "Monte Carlo volume only for curved rank <= this")
-        ->capture_default_str();
-    app->add_option("--scan-max-n", v.scan_max_n, "Threshold scan of the true loss only for n <= this")
-        ->capture_default_str();
-    app->add_option("--radial-directions", v.radial_directions, "Directions of the radial estimator")
-        ->capture_default_str();
-}
-
 namespace {
 
 // The report's context: the tool, the options that shape the checks, the libraries.

@@ -12,7 +12,7 @@
 // Every rank takes part in every collective step, and every
 // failure is agreed on before the next one, so a bad input is an error row
 // and never a hang.
-#include "../cli/batch.hpp"
+#include "../cli/options.hpp"
 #include "../cli/common.hpp"
 
 #include <basinvol/error.hpp>

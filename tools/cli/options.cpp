@@ -1,0 +1,107 @@
+// Every flag of the basinvol command line, bound to the option structs
+// (common.hpp, batch.hpp): the only code besides main.cpp that sees CLI11.
+#include "options.hpp"
+
+namespace cli {
+
+void add_core_options(CLI::App* app, CommonOptions& o) {
+    app->add_option("-f,--format", o.format, "Output format: table, tsv, csv, json, jsonl")
+        ->check(CLI::IsMember({"table", "tsv", "csv", "json", "jsonl"}))
+        ->capture_default_str();
+    app->add_option("--cut", o.cut, "Where flat directions end: auto, dtype or gap (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dtype", "gap"}))
+        ->capture_default_str();
+    app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
+    app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
+    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
+        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
+        ->capture_default_str();
+}
+
+void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
+    add_core_options(app, o);
+    app->add_option("--min-gap", o.min_gap, "Decades between kept and dropped |lambda| below which the rank is ambiguous")
+        ->capture_default_str();
+    app->add_option("-T,--threshold", o.threshold,
+                    "Loss threshold T of the basin {u : u'Hu/2 <= T} (default: the dataset's loss_threshold, else 1)");
+    app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
+        ->check(CLI::IsMember({"abs", "drop", "last"}))
+        ->capture_default_str();
+    app->add_option("--hessian-error", o.hessian_error,
+                    "Known error of the stored Hessian (absolute, eigenvalue units); raises the noise floor "
+                    "(default: the dataset's hessian_error attribute, else the measured asymmetry)");
+    app->add_option("--max-asymmetry", o.max_asymmetry,
+                    "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
+        ->capture_default_str();
+    app->add_option("--max-memory", o.max_memory,
+                    "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
+                    "usable memory, the cgroup limit counted)");
+    if (ranking)
+        app->add_option("--tie-tol", o.tie_tol,
+                        "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
+            ->capture_default_str();
+    if (regularized)
+        app->add_option("--regularized", o.regularized,
+                        "Also report the regularized det(H + LAMBDA I) log-volume over all n directions");
+}
+
+void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
+    if (lists) {
+        // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
+        app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
+            ->allow_extra_args(false);
+        app->add_option("--shard", b.shard,
+                        "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
+    }
+    app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
+        ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
+    app->add_option("--list-timeout", b.list_timeout,
+                    "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
+}
+
+void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
+    add_input_options(app, b);
+    if (streaming) {
+        app->add_option("--order", b.order, "Rows in input order, or as they finish (streamed either way)")
+            ->check(CLI::IsMember({"input", "finish"}))
+            ->capture_default_str();
+        app->add_flag("--per-block", b.per_block,
+                      "After a blocks structure's row, a row for each of its top-level blocks, each analyzed on "
+                      "its own (docs/structured.md)");
+    }
+    app->add_option("-o,--output", b.output,
+                    "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
+                    "the end; FILE.lock keeps out a second run)");
+    app->add_flag("--resume", b.resume,
+                  "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
+                  "only the rest");
+    if (ranking)
+        app->add_flag("--from-results", b.from_results,
+                      "The arguments are saved rows (jsonl/json/tsv/csv, '-': standard input) to merge and rank "
+                      "without recomputing");
+}
+
+void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v) {
+    add_core_options(app, o);
+    add_input_options(app, b);
+    app->add_option("--max-memory", o.max_memory,
+                    "Memory budget for the Hessians checked at once, e.g. 8G or 500M (default: half the usable "
+                    "memory, the cgroup limit counted)");
+    app->add_option("--logv-tol", v.logv_tol,
+                    "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)");
+    app->add_option("--samples", v.samples, "Monte Carlo points per estimate")->capture_default_str();
+    app->add_option("--seed", v.seed, "Seed of every Monte Carlo estimate")->capture_default_str();
+    app->add_option("--sigmas", v.sigmas, "Monte Carlo agreement: within this many standard errors")
+        ->capture_default_str();
+    app->add_option("--mc-max-rank", v.mc_max_rank, "Monte Carlo volume only for curved rank <= this")
+        ->capture_default_str();
+    app->add_option("--scan-max-n", v.scan_max_n, "Threshold scan of the true loss only for n <= this")
+        ->capture_default_str();
+    app->add_option("--radial-directions", v.radial_directions, "Directions of the radial estimator")
+        ->capture_default_str();
+}
+
+}  // namespace cli

@@ -1,0 +1,27 @@
+#pragma once
+// The flags of each subcommand, bound to the option structs the commands
+// read (CommonOptions, BatchCli, ValidateCli).
+#include "batch.hpp"
+
+#include <CLI/CLI.hpp>
+
+namespace cli {
+
+// Adds --format, --cut, --rtol, --atol and --method.
+void add_core_options(CLI::App* app, CommonOptions& o);
+
+// Adds the common options to a subcommand (`ranking`: --tie-tol; `regularized`: --regularized).
+void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized);
+
+// Adds -j, --list-timeout, --no-progress and (`lists`: commands whose
+// SOURCEs may be many) --files-from and --shard.
+void add_input_options(CLI::App* app, BatchCli& b, bool lists = true);
+
+// Adds the input options and those of `volume` and `rank`: -o, --resume;
+// `streaming`: --order, --per-block (volume); `ranking`: --from-results (rank).
+void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
+
+// Adds `validate`'s options (a subset of the common ones, the input options, and its own).
+void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);
+
+}  // namespace cli
