@@ -26,28 +26,29 @@ void validate(const AnalyzeOptions& o) {
     if (!(o.cut.min_gap >= 0)) throw UsageError("min_gap", "must be >= 0, got " + std::to_string(o.cut.min_gap));
 }
 
-CutRule parse_cut_rule(const std::string& name) {
-    if (name == "auto") return CutRule::automatic;
-    if (name == "dtype") return CutRule::dtype;
-    if (name == "gap") return CutRule::gap;
-    throw UsageError("cut", "must be one of auto, dtype, gap; got '" + name + "'");
+const Names<CutRule>& cut_rule_names() {
+    static const Names<CutRule> names = {{"auto", CutRule::automatic}, {"dtype", CutRule::dtype}, {"gap", CutRule::gap}};
+    return names;
 }
 
-Method parse_method(const std::string& name) {
-    if (name == "auto") return Method::automatic;
-    if (name == "dense") return Method::dense;
-    if (name == "cholesky") return Method::cholesky;
-    if (name == "sketch") return Method::sketch;
-    if (name == "lanczos") return Method::lanczos;
-    throw UsageError("method", "must be one of auto, dense, cholesky, sketch, lanczos; got '" + name + "'");
+const Names<Method>& method_names() {
+    static const Names<Method> names = {{"auto", Method::automatic},
+                                        {"dense", Method::dense},
+                                        {"cholesky", Method::cholesky},
+                                        {"sketch", Method::sketch},
+                                        {"lanczos", Method::lanczos}};
+    return names;
 }
 
-NegativePolicy parse_negatives(const std::string& name) {
-    if (name == "abs") return NegativePolicy::abs;
-    if (name == "drop") return NegativePolicy::drop;
-    if (name == "last") return NegativePolicy::last;
-    throw UsageError("negatives", "must be one of abs, drop, last; got '" + name + "'");
+const Names<NegativePolicy>& negatives_names() {
+    static const Names<NegativePolicy> names = {
+        {"abs", NegativePolicy::abs}, {"drop", NegativePolicy::drop}, {"last", NegativePolicy::last}};
+    return names;
 }
+
+CutRule parse_cut_rule(const std::string& name) { return parse_name(cut_rule_names(), "cut", name); }
+Method parse_method(const std::string& name) { return parse_name(method_names(), "method", name); }
+NegativePolicy parse_negatives(const std::string& name) { return parse_name(negatives_names(), "negatives", name); }
 
 std::size_t parse_memory_size(const std::string& text) {
     if (text.empty()) return 0;

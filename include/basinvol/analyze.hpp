@@ -1,5 +1,6 @@
 #pragma once
 // The pipeline for one Hessian: read → solve → cut → measure → a Row.
+#include <basinvol/names.hpp>
 #include <basinvol/io/reader.hpp>
 #include <basinvol/measure/cut.hpp>
 #include <basinvol/measure/volume.hpp>
@@ -33,10 +34,13 @@ struct AnalyzeOptions {
 void validate(const AnalyzeOptions& options);
 
 // Option values by name, as the command line and the Python package spell
-// them; each throws UsageError listing the accepted names.
-CutRule parse_cut_rule(const std::string& name);        // auto, dtype, gap
-Method parse_method(const std::string& name);           // auto, dense, cholesky, sketch, lanczos
-NegativePolicy parse_negatives(const std::string& name); // abs, drop, last
+// them (names.hpp); each parse throws UsageError listing the accepted names.
+const Names<CutRule>& cut_rule_names();        // auto, dtype, gap
+const Names<Method>& method_names();           // auto, dense, cholesky, sketch, lanczos
+const Names<NegativePolicy>& negatives_names(); // abs, drop, last
+CutRule parse_cut_rule(const std::string& name);
+Method parse_method(const std::string& name);
+NegativePolicy parse_negatives(const std::string& name);
 // A memory size such as 8G, 500M or 1024 (bytes); "" is 0 (the default budget).
 std::size_t parse_memory_size(const std::string& text);
 

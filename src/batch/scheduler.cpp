@@ -346,6 +346,11 @@ private:
 
 }  // namespace
 
+const Names<RowOrder>& row_order_names() {
+    static const Names<RowOrder> names = {{"input", RowOrder::input}, {"finish", RowOrder::finish}};
+    return names;
+}
+
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
     auto analyze_one = opt.analyze_one ? opt.analyze_one

@@ -22,14 +22,16 @@ Shape shape_of(const ReportSpec& spec) { return {spec.with_place, spec.with_regu
 
 }  // namespace
 
-Format parse_format(const std::string& name) {
-    if (name == "table") return Format::table;
-    if (name == "tsv") return Format::tsv;
-    if (name == "csv") return Format::csv;
-    if (name == "json") return Format::json;
-    if (name == "jsonl") return Format::jsonl;
-    throw UsageError("format", "must be one of table, tsv, csv, json, jsonl; got '" + name + "'");
+const Names<Format>& format_names() {
+    static const Names<Format> names = {{"table", Format::table},
+                                        {"tsv", Format::tsv},
+                                        {"csv", Format::csv},
+                                        {"json", Format::json},
+                                        {"jsonl", Format::jsonl}};
+    return names;
 }
+
+Format parse_format(const std::string& name) { return parse_name(format_names(), "format", name); }
 
 json row_to_json(const Row& r, const ReportSpec& spec) { return fields_to_json(r, shape_of(spec)); }
 

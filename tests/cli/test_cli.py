@@ -922,7 +922,11 @@ class TestExitStatus(Base):
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),
-                           (("validate", suite, "--samples", "1"), "--samples must be >= 2")]:
+                           (("validate", suite, "--samples", "1"), "--samples must be >= 2"),
+                           # Enum options take their names only, not the values behind them.
+                           (("volume", Data.full_file, "--cut", "1"), "--cut: must be one of auto, dtype, gap"),
+                           (("rank", Data.full_file, "-f", "xml"), "--format: must be one of table, tsv"),
+                           (("volume", Data.full_file, "--order", "0"), "--order: must be one of input, finish")]:
             r = run(*args)
             self.assertRc(r, 2)
             self.assertIn(flag, r.err)

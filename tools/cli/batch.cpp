@@ -427,7 +427,7 @@ bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOpti
     bo.jobs = b.jobs;
     bo.memory_budget = memory_budget(o);
     bo.analyze.read.max_bytes = bo.memory_budget;
-    bo.order = b.order == "finish" ? bv::RowOrder::finish : bv::RowOrder::input;
+    bo.order = b.order;
     bo.stop = interrupt_flag();
     bv::BatchCallbacks cb;
     cb.on_row = [&](std::size_t i, const bv::Row& r) {
@@ -467,7 +467,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (!lock->warning().empty()) std::cerr << lock->warning() << '\n';
         remove_stale_temps(b.output);
     }
-    Earlier earlier = earlier_rows(b, spec, o.format);
+    Earlier earlier = earlier_rows(b, spec, bv::name_of(bv::format_names(), o.format));
 
     Progress progress(!b.no_progress);
     std::vector<bv::Row> rows;  // rank: every row before printing

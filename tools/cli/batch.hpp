@@ -23,7 +23,7 @@ namespace cli {
 // SOURCEs (add_input_options) and the output options of `volume` and `rank`.
 struct BatchCli {
     std::size_t jobs = 0;
-    std::string order = "input";
+    bv::RowOrder order = bv::RowOrder::input;
     std::vector<std::string> files_from;
     std::string shard;
     std::string output;

@@ -10,15 +10,15 @@ namespace cli {
 
 bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     bv::AnalyzeOptions a;
-    a.cut.rule = bv::parse_cut_rule(o.cut);
+    a.cut.rule = o.cut;
     a.cut.rtol = o.rtol;
     a.cut.atol = o.atol;
     a.cut.min_gap = o.min_gap;
     a.threshold = o.threshold;
     a.regularized = o.regularized;
     a.hessian_error = o.hessian_error;
-    a.negatives = bv::parse_negatives(o.negatives);
-    a.method = bv::parse_method(o.method);
+    a.negatives = o.negatives;
+    a.method = o.method;
     a.read.max_asymmetry = o.max_asymmetry;
     a.read.max_bytes = bv::parse_memory_size(o.max_memory);
     bv::validate(a);
@@ -31,8 +31,12 @@ nlohmann::ordered_json context(const std::string& command, const CommonOptions& 
     char date[32];
     std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    nlohmann::ordered_json opts = {{"cut", o.cut},         {"min_gap", o.min_gap},     {"negatives", o.negatives},
-                           {"method", o.method},   {"tie_tol", o.tie_tol},     {"max_asymmetry", o.max_asymmetry}};
+    nlohmann::ordered_json opts = {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
+                                   {"min_gap", o.min_gap},
+                                   {"negatives", bv::name_of(bv::negatives_names(), o.negatives)},
+                                   {"method", bv::name_of(bv::method_names(), o.method)},
+                                   {"tie_tol", o.tie_tol},
+                                   {"max_asymmetry", o.max_asymmetry}};
     opts["hessian_error"] = o.hessian_error ? nlohmann::ordered_json(*o.hessian_error) : nlohmann::ordered_json(nullptr);
     opts["rtol"] = o.rtol ? nlohmann::ordered_json(*o.rtol) : nlohmann::ordered_json(nullptr);
     opts["atol"] = o.atol ? nlohmann::ordered_json(*o.atol) : nlohmann::ordered_json(nullptr);
@@ -50,7 +54,7 @@ nlohmann::ordered_json context(const std::string& command, const CommonOptions& 
 
 bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place) {
     bv::ReportSpec s;
-    s.format = bv::parse_format(o.format);
+    s.format = o.format;
     s.with_place = with_place;
     s.with_regularized = o.regularized.has_value();
     s.context = context(command, o);

@@ -22,10 +22,10 @@ constexpr int exit_noise_decides = 3;
 
 // Options shared by every subcommand, as the user gave them.
 struct CommonOptions {
-    std::string format = "table";
-    std::string cut = "auto";
-    std::string negatives = "abs";
-    std::string method = "auto";
+    bv::Format format = bv::Format::table;
+    bv::CutRule cut = bv::CutRule::automatic;
+    bv::NegativePolicy negatives = bv::NegativePolicy::abs;
+    bv::Method method = bv::Method::automatic;
     std::string max_memory;
     double min_gap = 1.0;
     double max_asymmetry = 1e-3;

@@ -4,18 +4,35 @@
 
 namespace cli {
 
+namespace {
+
+// An enum option bound to its names by a CLI11 transformer: the name the
+// user gives becomes the value; another name is refused, listing the names.
+template <class T>
+CLI::Option* add_choice(CLI::App* app, const std::string& flags, T& value, const bv::Names<T>& names,
+                        const std::string& help) {
+    const std::string list = bv::name_list(names);
+    auto to_value = [&names, list](std::string& in) {
+        for (const auto& [name, v] : names)
+            if (in == name) {
+                in = std::to_string(static_cast<int>(v));
+                return std::string();
+            }
+        return "must be one of " + list + "; got '" + in + "'";
+    };
+    return app->add_option(flags, value, help)
+        ->transform(CLI::Validator(to_value, "{" + list + "}", "choice"))
+        ->default_str(bv::name_of(names, value));
+}
+
+}  // namespace
+
 void add_core_options(CLI::App* app, CommonOptions& o) {
-    app->add_option("-f,--format", o.format, "Output format: table, tsv, csv, json, jsonl")
-        ->check(CLI::IsMember({"table", "tsv", "csv", "json", "jsonl"}))
-        ->capture_default_str();
-    app->add_option("--cut", o.cut, "Where flat directions end: auto, dtype or gap (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dtype", "gap"}))
-        ->capture_default_str();
+    add_choice(app, "-f,--format", o.format, bv::format_names(), "Output format");
+    add_choice(app, "--cut", o.cut, bv::cut_rule_names(), "Where flat directions end (docs/method.md)");
     app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)");
     app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)");
-    app->add_option("--method", o.method, "Eigen-solver: auto, dense, cholesky, sketch or lanczos (docs/method.md)")
-        ->check(CLI::IsMember({"auto", "dense", "cholesky", "sketch", "lanczos"}))
-        ->capture_default_str();
+    add_choice(app, "--method", o.method, bv::method_names(), "Eigen-solver (docs/method.md)");
 }
 
 void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
@@ -24,9 +41,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
         ->capture_default_str();
     app->add_option("-T,--threshold", o.threshold,
                     "Loss threshold T of the basin {u : u'Hu/2 <= T} (default: the dataset's loss_threshold, else 1)");
-    app->add_option("--negatives", o.negatives, "Negative eigenvalues: abs, drop or last (docs/method.md)")
-        ->check(CLI::IsMember({"abs", "drop", "last"}))
-        ->capture_default_str();
+    add_choice(app, "--negatives", o.negatives, bv::negatives_names(), "Negative eigenvalues (docs/method.md)");
     app->add_option("--hessian-error", o.hessian_error,
                     "Known error of the stored Hessian (absolute, eigenvalue units); raises the noise floor "
                     "(default: the dataset's hessian_error attribute, else the measured asymmetry)");
@@ -65,9 +80,8 @@ void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
 void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
     add_input_options(app, b);
     if (streaming) {
-        app->add_option("--order", b.order, "Rows in input order, or as they finish (streamed either way)")
-            ->check(CLI::IsMember({"input", "finish"}))
-            ->capture_default_str();
+        add_choice(app, "--order", b.order, bv::row_order_names(),
+                   "Rows in input order, or as they finish (streamed either way)");
         app->add_flag("--per-block", b.per_block,
                       "After a blocks structure's row, a row for each of its top-level blocks, each analyzed on "
                       "its own (docs/structured.md)");

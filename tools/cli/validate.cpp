@@ -20,7 +20,7 @@ nlohmann::ordered_json validate_context(const CommonOptions& o, const bv::toy::V
             {"version", bv::version()},
             {"command", "validate"},
             {"options",
-             {{"cut", o.cut},
+             {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
               {"logv_tol", opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol) : nlohmann::ordered_json(nullptr)},
               {"samples", opt.samples},
               {"seed", opt.seed},
@@ -58,7 +58,7 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
     opt.scan_max_n = v.scan_max_n;
     opt.radial_directions = v.radial_directions;
     bv::toy::check_options(opt);
-    const bv::Format format = bv::parse_format(o.format);
+    const bv::Format format = o.format;
 
     // Toys without expectations are skipped; a source that cannot be listed is an error check.
     std::vector<bv::WorkItem> items;

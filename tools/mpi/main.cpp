@@ -144,7 +144,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     try {
         a = to_analyze(o);
         if (a.method != bv::Method::automatic && a.method != bv::Method::dense)
-            throw bv::UsageError("method", o.method +
+            throw bv::UsageError("method", bv::name_of(bv::method_names(), o.method) +
                                  " is not available across ranks: the distributed solver is dense (docs/cluster.md)");
         for (const auto& s : args)
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "

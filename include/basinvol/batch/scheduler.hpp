@@ -6,6 +6,7 @@
 // would push the sum of running working sets past the budget; a Hessian that
 // could never fit becomes an error row. Reading is serialized inside the
 // reader (HDF5 is not thread-safe); solving runs in parallel.
+#include <basinvol/names.hpp>
 #include <basinvol/analyze.hpp>
 #include <basinvol/result.hpp>
 
@@ -62,6 +63,7 @@ constexpr std::size_t blas_buffer_bytes = std::size_t(128) << 20;
 std::size_t available_cpus();
 
 enum class RowOrder { input, finish };
+const Names<RowOrder>& row_order_names();  // input, finish
 
 struct BatchOptions {
     AnalyzeOptions analyze;

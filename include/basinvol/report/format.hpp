@@ -1,6 +1,7 @@
 #pragma once
 // Reporters: turn rows into a human table, TSV, CSV, JSON or JSON Lines.
 // Machine formats carry no human text; JSON never holds NaN or Infinity.
+#include <basinvol/names.hpp>
 #include <basinvol/rank/ranking.hpp>
 #include <basinvol/result.hpp>
 
@@ -14,7 +15,9 @@ namespace basinvol {
 
 enum class Format { table, tsv, csv, json, jsonl };
 
-// Parses "table", "tsv", ...; throws UsageError otherwise.
+// The formats' names (table, tsv, csv, json, jsonl), and the one named;
+// parse_format throws UsageError for another name.
+const Names<Format>& format_names();
 Format parse_format(const std::string& name);
 
 struct ReportSpec {

@@ -1,0 +1,40 @@
+#pragma once
+// The names of a choice's values, as every front end spells them (the
+// command line's --cut values, Python's cut= strings), in one table per
+// choice; the command line binds them with CLI11 transformers.
+#include <basinvol/error.hpp>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace basinvol {
+
+template <class T>
+using Names = std::vector<std::pair<std::string, T>>;
+
+// "a, b, c": the names in table order.
+template <class T>
+std::string name_list(const Names<T>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n.first;
+    return out;
+}
+
+// The value named `name`; throws UsageError(option, "must be one of ...").
+template <class T>
+T parse_name(const Names<T>& names, const std::string& option, const std::string& name) {
+    for (const auto& n : names)
+        if (n.first == name) return n.second;
+    throw UsageError(option, "must be one of " + name_list(names) + "; got '" + name + "'");
+}
+
+// The name of `value` (every value of the enum has one).
+template <class T>
+const std::string& name_of(const Names<T>& names, T value) {
+    for (const auto& n : names)
+        if (n.second == value) return n.first;
+    throw Error("a value without a name");
+}
+
+}  // namespace basinvol
