@@ -105,6 +105,17 @@ std::vector<double> parse_list(const std::string& text) {
     return v;
 }
 
+const Names<StoredType>& stored_type_names() {
+    static const Names<StoredType> names = {{"float32", StoredType::float32}, {"float64", StoredType::float64}};
+    return names;
+}
+
+const Names<Distribution>& distribution_names() {
+    static const Names<Distribution> names = {{"loguniform", Distribution::loguniform},
+                                              {"clustered", Distribution::clustered}};
+    return names;
+}
+
 double stored_eps(StoredType type) {
     return type == StoredType::float32 ? std::numeric_limits<float>::epsilon()
                                        : std::numeric_limits<double>::epsilon();

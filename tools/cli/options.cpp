@@ -1,31 +1,9 @@
 // Every flag of the basinvol command line, bound to the option structs
 // (common.hpp, batch.hpp): the only code besides main.cpp that sees CLI11.
 #include "options.hpp"
+#include "choice.hpp"
 
 namespace cli {
-
-namespace {
-
-// An enum option bound to its names by a CLI11 transformer: the name the
-// user gives becomes the value; another name is refused, listing the names.
-template <class T>
-CLI::Option* add_choice(CLI::App* app, const std::string& flags, T& value, const bv::Names<T>& names,
-                        const std::string& help) {
-    const std::string list = bv::name_list(names);
-    auto to_value = [&names, list](std::string& in) {
-        for (const auto& [name, v] : names)
-            if (in == name) {
-                in = std::to_string(static_cast<int>(v));
-                return std::string();
-            }
-        return "must be one of " + list + "; got '" + in + "'";
-    };
-    return app->add_option(flags, value, help)
-        ->transform(CLI::Validator(to_value, "{" + list + "}", "choice"))
-        ->default_str(bv::name_of(names, value));
-}
-
-}  // namespace
 
 void add_core_options(CLI::App* app, CommonOptions& o) {
     add_choice(app, "-f,--format", o.format, bv::format_names(), "Output format");

@@ -1,6 +1,7 @@
 // basinvol-toy: writes toy Hessians with their exact answers to HDF5.
 // Exit status: 0 written, 1 the file could not be written, 2 usage error
 // (including spectra whose rank the stored type cannot resolve).
+#include "../cli/choice.hpp"
 #include "../cli/words.hpp"
 
 #include <basinvol/error.hpp>
@@ -22,7 +23,8 @@ namespace toy = basinvol::toy;
 
 namespace {
 
-std::string recipe_text(const toy::Recipe& r, const std::string& dist) {
+std::string recipe_text(const toy::Recipe& r) {
+    const std::string& dist = bv::name_of(toy::distribution_names(), r.distribution);
     char buf[256];
     std::snprintf(buf, sizeof buf, "flat=%zu curved=%zu negative=%zu spectrum=%s lo=%g hi=%g clusters=%zu spread=%g seed=%llu",
                   r.flat, r.curved, r.negative, dist.c_str(), r.lo, r.hi, r.clusters, r.spread,
@@ -54,7 +56,8 @@ void apply_override(bv::Attributes& a, const std::string& kv) {
 
 // The command line, parsed.
 struct ToyArgs {
-    std::string out, dataset, eigenvalues, preset, loss_text, dtype = "float64", spectrum = "loguniform";
+    std::string out, dataset, eigenvalues, preset, loss_text;
+    toy::StoredType dtype = toy::StoredType::float64;
     std::optional<std::uint64_t> rotate;
     std::size_t n = 0, count = 0;
     double threshold = 1;
@@ -79,9 +82,8 @@ void add_options(CLI::App& app, ToyArgs& a) {
     a.flat = app.add_option("--flat", a.recipe.flat, "Recipe: number of flat (exactly zero) directions");
     a.curved = app.add_option("--curved", a.recipe.curved, "Recipe: number of nonzero eigenvalues");
     app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative");
-    app.add_option("--spectrum", a.spectrum, "Recipe: loguniform or clustered")
-        ->check(CLI::IsMember({"loguniform", "clustered"}))
-        ->capture_default_str();
+    cli::add_choice(&app, "--spectrum", a.recipe.distribution, toy::distribution_names(),
+                    "Recipe: how the curved |lambda| spread between --lo and --hi");
     app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")->capture_default_str();
     app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")->capture_default_str();
     app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")->capture_default_str();
@@ -90,9 +92,7 @@ void add_options(CLI::App& app, ToyArgs& a) {
     app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
         ->capture_default_str();
     app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)");
-    app.add_option("--dtype", a.dtype, "Stored type: float32 or float64")
-        ->check(CLI::IsMember({"float32", "float64"}))
-        ->capture_default_str();
+    cli::add_choice(&app, "--dtype", a.dtype, toy::stored_type_names(), "Stored type");
     app.add_option("-T,--threshold", a.threshold, "Loss threshold written as loss_threshold")->capture_default_str();
     app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
     app.add_option("--name", a.name, "The name attribute");
@@ -113,7 +113,7 @@ void add_options(CLI::App& app, ToyArgs& a) {
 // Toy i of the ones asked for.
 toy::ToySpec toy_spec(const ToyArgs& a, std::size_t i) {
     toy::ToySpec spec;
-    spec.type = a.dtype == "float32" ? toy::StoredType::float32 : toy::StoredType::float64;
+    spec.type = a.dtype;
     spec.threshold = a.threshold;
     spec.name = a.name;
     if (a.rotate) spec.rotation = *a.rotate + i;
@@ -130,10 +130,9 @@ toy::ToySpec toy_spec(const ToyArgs& a, std::size_t i) {
         spec.loss = toy::PolyLoss::parse(a.loss_text, a.n);
     } else {
         toy::Recipe r = a.recipe;
-        r.distribution = a.spectrum == "clustered" ? toy::Distribution::clustered : toy::Distribution::loguniform;
         r.seed = a.recipe.seed + i;
         spec.eigenvalues = toy::recipe_spectrum(r);
-        spec.recipe = recipe_text(r, a.spectrum);
+        spec.recipe = recipe_text(r);
     }
     return spec;
 }

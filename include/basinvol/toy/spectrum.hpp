@@ -2,6 +2,8 @@
 // Toy Hessians with known answers: prescribed spectra (lists or recipes),
 // seeded random rotations, and the exact dimension and log-volume that follow
 // from the prescription alone (no eigen-solver involved).
+#include <basinvol/names.hpp>
+
 #include <Eigen/Dense>
 
 #include <cstddef>
@@ -56,6 +58,8 @@ std::vector<double> recipe_spectrum(const Recipe& recipe);
 std::vector<double> parse_list(const std::string& text);
 
 enum class StoredType { float32, float64 };
+const Names<StoredType>& stored_type_names();     // float32, float64
+const Names<Distribution>& distribution_names();  // loguniform, clustered
 
 // Machine epsilon of the stored type (float32: 2^-23, float64: 2^-52).
 double stored_eps(StoredType type);
