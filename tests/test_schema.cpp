@@ -193,3 +193,33 @@ TEST_CASE("rows saved before a field existed read back without it") {
     CHECK_FALSE(r.stats.has_value());
     CHECK(fields_to_json(r, {}).at("solver").is_null());
 }
+
+TEST_CASE("the human table shows the fields the shape carries, error rows aligned") {
+    for (const auto& c : table_columns()) CHECK_MESSAGE(find_field(c.field) != nullptr, c.header);
+    auto headers = [](const Shape& shape) {
+        std::vector<std::string> h;
+        for (const auto* c : table_columns(shape)) h.push_back(c->header);
+        return h;
+    };
+    const auto plain = headers({false, false}), ranked = headers({true, true});
+    CHECK(std::find(plain.begin(), plain.end(), "place") == plain.end());
+    CHECK(std::find(plain.begin(), plain.end(), "logV_reg") == plain.end());
+    CHECK(ranked.front() == "place");
+    CHECK(std::find(ranked.begin(), ranked.end(), "place_reg") != ranked.end());
+
+    // An error row's cells line up with the header: its status sits under "status".
+    ReportSpec spec;
+    spec.format = Format::table;
+    spec.with_place = true;
+    const std::string text = written(sample_rows(), spec);
+    std::istringstream in(text);
+    std::string header, line;
+    std::getline(in, header);
+    const std::size_t at = header.find("status");
+    REQUIRE(at != std::string::npos);
+    bool saw_error = false;
+    while (std::getline(in, line))
+        if (line.size() > at + 5 && line.compare(at, 5, "error") == 0) saw_error = true;
+        else CHECK(line.compare(at, 2, "ok") == 0);
+    CHECK(saw_error);
+}

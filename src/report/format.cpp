@@ -90,45 +90,14 @@ void RowWriter::finish() {
     if (spec_.format == Format::json) {
         out_ << (count_ ? "\n  ]\n}\n" : "]\n}\n");
     } else if (spec_.format == Format::table) {
+        const auto columns = table_columns(shape_of(spec_));
         std::vector<std::string> head;
-        if (spec_.with_place) head.push_back("place");
-        for (const char* k : {"source", "n", "dim", "dim_band", "rank", "neg", "log_volume", "log10_V", "gap", "method",
-                              "status"})
-            head.push_back(k);
-        if (spec_.with_regularized) {
-            head.push_back("logV_reg");
-            if (spec_.with_place) head.push_back("place_reg");
-        }
-        head.push_back("warnings / error");
+        for (const auto* c : columns) head.push_back(c->header);
         std::vector<std::vector<std::string>> cells;
         for (const auto& r : table_) {
-            std::vector<std::string> c;
-            // A place that noise may change is marked "~"; a dim whose band is
-            // wider than itself shows the band, and an ambiguous one a "?".
-            const bool uncertain = r.warnings.has(Warning::place_uncertain);
-            const bool ambiguous = r.warnings.has(Warning::ambiguous_rank);
-            if (spec_.with_place) c.push_back(r.place ? std::to_string(*r.place) + (uncertain ? "~" : "") : "-");
-            c.push_back(r.source);
-            c.push_back(r.n ? std::to_string(r.n) : "-");
-            if (r.ok) {
-                c.push_back(std::to_string(r.dim) + (ambiguous ? "?" : ""));
-                c.push_back(r.dim_low == r.dim_high ? "-" : std::to_string(r.dim_low) + ".." + std::to_string(r.dim_high));
-                c.push_back(std::to_string(r.rank));
-                c.push_back(std::to_string(r.negative));
-                c.push_back(format_number(r.log_volume, 10));
-                c.push_back(format_number(r.log10_volume, 6));
-                c.push_back(r.gap ? format_number(*r.gap, 3) : "inf");
-                c.push_back(r.method);
-            } else {
-                for (int i = 0; i < 7; ++i) c.push_back("-");
-            }
-            c.push_back(r.ok ? "ok" : "error");
-            if (spec_.with_regularized) {
-                c.push_back(r.log_volume_regularized ? format_number(*r.log_volume_regularized, 10) : "-");
-                if (spec_.with_place) c.push_back(r.place_regularized ? std::to_string(*r.place_regularized) : "-");
-            }
-            c.push_back(r.ok ? join(r.warnings.names(), ",") : r.error);
-            cells.push_back(std::move(c));
+            std::vector<std::string> line;
+            for (const auto* c : columns) line.push_back(r.ok || c->any_row ? c->cell(r) : "-");
+            cells.push_back(std::move(line));
         }
         write_aligned(out_, head, cells);
     }

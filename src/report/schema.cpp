@@ -272,6 +272,59 @@ Json flat_value(const std::string& column, const std::string& cell) {
     return d;
 }
 
+namespace {
+
+std::string count_or_dash(std::size_t v, bool known) { return known ? std::to_string(v) : "-"; }
+
+}  // namespace
+
+const std::vector<TableColumn>& table_columns() {
+    // A place that noise may change is marked "~"; a dim whose band is wider
+    // than itself shows the band, and an ambiguous one a "?".
+    static const std::vector<TableColumn> columns = {
+        {"place", "place", true,
+         [](const Row& r) {
+             return r.place ? std::to_string(*r.place) + (r.warnings.has(Warning::place_uncertain) ? "~" : "")
+                            : std::string("-");
+         }},
+        {"source", "source", true, [](const Row& r) { return r.source; }},
+        {"n", "n", true, [](const Row& r) { return count_or_dash(r.n, r.n > 0); }},
+        {"dim", "dim", false,
+         [](const Row& r) { return std::to_string(r.dim) + (r.warnings.has(Warning::ambiguous_rank) ? "?" : ""); }},
+        {"dim_low", "dim_band", false,
+         [](const Row& r) {
+             return r.dim_low == r.dim_high ? std::string("-")
+                                            : std::to_string(r.dim_low) + ".." + std::to_string(r.dim_high);
+         }},
+        {"rank", "rank", false, [](const Row& r) { return std::to_string(r.rank); }},
+        {"negative", "neg", false, [](const Row& r) { return std::to_string(r.negative); }},
+        {"log_volume", "log_volume", false, [](const Row& r) { return format_number(r.log_volume, 10); }},
+        {"log10_volume", "log10_V", false, [](const Row& r) { return format_number(r.log10_volume, 6); }},
+        {"gap", "gap", false, [](const Row& r) { return r.gap ? format_number(*r.gap, 3) : std::string("inf"); }},
+        {"method", "method", false, [](const Row& r) { return r.method; }},
+        {"status", "status", true, [](const Row& r) { return std::string(r.ok ? "ok" : "error"); }},
+        {"log_volume_regularized", "logV_reg", false,
+         [](const Row& r) {
+             return r.log_volume_regularized ? format_number(*r.log_volume_regularized, 10) : std::string("-");
+         }},
+        {"place_regularized", "place_reg", false,
+         [](const Row& r) { return r.place_regularized ? std::to_string(*r.place_regularized) : std::string("-"); }},
+        {"warnings", "warnings / error", true,
+         [](const Row& r) { return r.ok ? join(r.warnings.names(), ",") : r.error; }},
+    };
+    return columns;
+}
+
+std::vector<const TableColumn*> table_columns(const Shape& shape) {
+    std::vector<const TableColumn*> out;
+    for (const auto& c : table_columns()) {
+        const Field* f = find_field(c.field);
+        if (!f) throw Error(std::string("table column '") + c.header + "' shows an unknown field");
+        if (shows(*f, shape)) out.push_back(&c);
+    }
+    return out;
+}
+
 Row fields_from_json(const Json& j) {
     if (!j.is_object()) throw InputError("a row is not a JSON object");
     Row r;

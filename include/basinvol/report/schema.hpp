@@ -69,6 +69,22 @@ std::string flat_cell(const Json& value);
 // A flat cell read back as the JSON value its column's field had; "" is null.
 // Unknown columns are kept as text. Throws InputError for a malformed number.
 Json flat_value(const std::string& column, const std::string& cell);
+// A column of the human table: a view of one field of the table above (its
+// `shown` rule says whether the column is there), with a header and the text
+// of its cells. Error rows show "-" in columns that are not `any_row`.
+struct TableColumn {
+    const char* field;
+    const char* header;
+    bool any_row;
+    std::string (*cell)(const Row&);
+};
+
+// The human table's columns, in display order.
+const std::vector<TableColumn>& table_columns();
+
+// The columns a shape shows.
+std::vector<const TableColumn*> table_columns(const Shape& shape);
+
 // A row from its JSON object: each known field type-checked and stored; a
 // field the object lacks (or a format did not carry) stays unknown, read
 // back as null. Throws InputError naming the field.
