@@ -54,9 +54,10 @@ build() {
 # a loaded machine down. -O1 -g1 (ASan's own advice, with the line tables its
 # reports need) compiles in about half the time of -O2 -g. The `slow` label
 # (the installed-package build and the digits example, which exercise no code
-# the other tests miss) and the `faults` label (kills, full disks, ulimits:
-# how the process behaves, which does not change under a sanitizer) run once,
-# in the plain build.
+# the other tests miss) and the `faults` label (kills, locks, pipes, full
+# disks, ulimits: how the process meets them) run once, in the plain build;
+# torn journals and files changing while read (cli_faults_reading) run here
+# too.
 sanitized_tests() {
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
     -DBASINVOL_SANITIZE=ON -DBASINVOL_WERROR=ON

@@ -46,9 +46,9 @@ std::string num(double v) {
 
 std::vector<double> recipe_spectrum(const Recipe& r) {
     if (r.negative > r.curved)
-        throw UsageError("negative", "must be at most curved, got " + std::to_string(r.negative) + " > " +
+        throw UsageError("negative", "must be at most option curved, got " + std::to_string(r.negative) + " > " +
                          std::to_string(r.curved));
-    if (r.flat + r.curved == 0) throw UsageError("curved", "plus flat must be >= 1, got 0");
+    if (r.flat + r.curved == 0) throw UsageError("curved", "plus option flat must be >= 1, got 0");
     if (r.curved > 0 && !(r.lo > 0 && r.hi >= r.lo && std::isfinite(r.hi)))
         throw UsageError("recipe bounds must satisfy 0 < lo <= hi, got lo " + num(r.lo) + ", hi " + num(r.hi));
     if (r.distribution == Distribution::clustered && r.clusters == 0)
@@ -89,7 +89,7 @@ std::vector<double> parse_list(const std::string& text) {
     while (std::getline(in, item, ',')) {
         item.erase(0, item.find_first_not_of(" \t"));
         item.erase(item.find_last_not_of(" \t") + 1);
-        if (item.empty()) throw UsageError("eigenvalues", "empty entry in '" + text + "'");
+        if (item.empty()) throw UsageError("eigenvalues", "has an empty entry in '" + text + "'");
         std::size_t pos = 0;
         double x = 0;
         try {
@@ -98,7 +98,7 @@ std::vector<double> parse_list(const std::string& text) {
             pos = 0;
         }
         if (pos != item.size() || !std::isfinite(x))
-            throw UsageError("eigenvalues", "'" + item + "' is not a finite number");
+            throw UsageError("eigenvalues", "has '" + item + "', which is not a finite number");
         v.push_back(x);
     }
     if (v.empty()) throw UsageError("eigenvalues", "needs at least one number, got '" + text + "'");

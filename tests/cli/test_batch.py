@@ -270,6 +270,14 @@ class BatchTest(unittest.TestCase):
         broken = run("compare", x, a + ":/checkpoints/step_0002")
         self.assertEqual(broken.returncode, 2)
         self.assertIn("step_0002", broken.stderr)
+        dash = run("compare", x, "-", stdin="")
+        self.assertEqual(dash.returncode, 2)
+        self.assertIn("not '-'", dash.stderr)
+        # A shard without toys (more shards than toys) is not a failure.
+        empty = [run("validate", suite, "--shard", "%d/1000" % k, "--samples", "2000") for k in (1, 2, 3)]
+        quiet = [e for e in empty if "holds no toy" in e.stderr]
+        self.assertTrue(quiet, "one of three shards of 1000 holds none of the suite's toys")
+        self.assertEqual([e.returncode for e in quiet], [0] * len(quiet))
 
     def cluster_inputs(self):
         a = write_checkpoints(self.path("a.h5"), 8, 24, seed=14)

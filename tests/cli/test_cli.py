@@ -936,6 +936,10 @@ class TestExitStatus(Base):
         self.assertIn("(--max-memory)", rows[0]["error"])
         self.assertIn("(--max-memory)", r.err)
         self.assertNotIn("option ", r.err + rows[0]["error"])
+        # Only option names become flags: a path saying "option a" stays as it is.
+        r, rows = rows_json("volume", "/nonexistent/option a/x.h5")
+        self.assertRc(r, 1)
+        self.assertIn("/nonexistent/option a/x.h5", rows[0]["error"])
 
     def test_bad_files_mixed_with_good_exit_1_and_report_the_rest(self):
         self.assertGreaterEqual(len(BAD), 10, TESTDATA)

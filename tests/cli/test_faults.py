@@ -91,7 +91,7 @@ def slurp(path):
         return fh.read()
 
 
-class FaultTest(unittest.TestCase):
+class FaultBase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory(prefix="basinvol-faults-")
         self.dir = self.tmp.name
@@ -154,6 +154,11 @@ class FaultTest(unittest.TestCase):
             self.assertEqual(self.leftovers(out), [], "seed %d trial %d" % (SEED, trial))
         return landed, with_rows
 
+
+class ProcessFaults(FaultBase):
+    """How the process meets kills, locks, pipes, full disks and limits (run
+    once, in the plain build)."""
+
     def test_sigkill_at_random_moments_then_resume_loses_nothing_and_repeats_nothing(self):
         rng = random.Random(SEED)
         a = write_checkpoints(self.path("a.h5"), 48, 400, seed=1, broken=(5,))
@@ -179,25 +184,6 @@ class FaultTest(unittest.TestCase):
         # Kills after rows were journaled are the ones that test the journal.
         self.assertGreaterEqual(with_rows + more_rows, 8, "seed %d: %d kills with rows journaled" %
                                 (SEED, with_rows + more_rows))
-
-    def test_journal_keeps_whole_rows_and_skips_a_cut_off_one(self):
-        a = write_checkpoints(self.path("a.h5"), 6, 40, seed=3)
-        full = subprocess.run([BIN, "volume", a, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
-        self.assertEqual(full.returncode, 0, full.stderr)
-        lines = full.stdout.splitlines(keepends=True)
-        out = self.path("rows.jsonl")
-        # What a kill leaves: two whole rows, garbage a power loss can leave, half a row.
-        with open(out + ".journal", "w") as fh:
-            fh.write(lines[0] + lines[1] + "\0\0\0\0\n" + lines[2][:40])
-        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out, "--resume"], capture_output=True,
-                           text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("1 unreadable line(s) skipped", p.stderr)
-        self.assertIn("kept 2 row(s) of a run that did not finish", p.stderr)
-        got = slurp(out).splitlines(keepends=True)
-        self.assertEqual(got[:2], lines[:2])  # kept as written, not recomputed (same seconds)
-        self.assertEqual(by_source(jsonl("".join(got))), by_source(jsonl(full.stdout)))
-        self.assertEqual(self.leftovers(out), [])
 
     def test_a_fresh_run_discards_the_journal_and_says_so(self):
         a = write_checkpoints(self.path("a.h5"), 3, 30, seed=4)
@@ -364,7 +350,96 @@ class FaultTest(unittest.TestCase):
             if s.returncode:
                 self.assertIn("address-space limit (ulimit -v)", s.stderr)
 
-    # ------------------------------------------------------------- hostile files
+    # ------------------------------------------------------------- listings
+
+    def test_a_listing_that_never_ends_is_stopped_and_is_one_error_row(self):
+        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=11)
+        fifo = self.path("stuck.h5")
+        os.mkfifo(fifo)  # opening it for reading waits for a writer that never comes
+        t0 = time.monotonic()
+        p = subprocess.run([BIN, "volume", fifo, good, "-f", "jsonl", "--list-timeout", "0.5"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertLess(time.monotonic() - t0, 30)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["status"] for r in rows], ["error", "ok", "ok"])
+        self.assertIn("took longer than the listing limit of 0.5 s", rows[0]["error"])
+        self.assertTrue(rows[0]["error"].startswith(fifo + ": "))
+        for limit in ("0", "-1", "inf", "nan"):
+            bad = subprocess.run([BIN, "volume", good, "--list-timeout", limit], capture_output=True, text=True,
+                                 timeout=60)
+            self.assertEqual(bad.returncode, 2, limit)
+            self.assertEqual(bad.stdout, "", limit)
+
+    def test_a_listing_child_dies_with_its_killed_parent(self):
+        fifo = self.path("stuck.h5")
+        os.mkfifo(fifo)
+        out = self.path("rows.jsonl")
+        proc = subprocess.Popen([BIN, "volume", fifo, "-f", "jsonl", "-o", out], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        child = None
+        deadline = time.monotonic() + 60
+        while child is None and time.monotonic() < deadline:
+            child = next((pid for pid in children_of(proc.pid)), None)
+            time.sleep(0.01)
+        self.assertIsNotNone(child, "no listing child appeared")
+        proc.kill()
+        proc.communicate(timeout=60)
+        # The child held the parent's FILE.lock (inherited over fork): it must go too.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and alive(child):
+            time.sleep(0.01)
+        self.assertFalse(alive(child), "the listing child outlived its parent")
+        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=12)
+        p = subprocess.run([BIN, "volume", good, "-f", "jsonl", "-o", out], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("unfinished run", p.stderr)  # the killed run's journal held no row: nothing to say
+
+
+def children_of(parent):
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                yield int(entry)
+
+
+def alive(pid):
+    """Running, not a zombie (a zombie has closed its files)."""
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class ReadingFaults(FaultBase):
+    """Torn journals and files changing under the reader: the parsing and
+    reading code on damaged input, run under the sanitizers too."""
+
+    def test_journal_keeps_whole_rows_and_skips_a_cut_off_one(self):
+        a = write_checkpoints(self.path("a.h5"), 6, 40, seed=3)
+        full = subprocess.run([BIN, "volume", a, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(full.returncode, 0, full.stderr)
+        lines = full.stdout.splitlines(keepends=True)
+        out = self.path("rows.jsonl")
+        # What a kill leaves: two whole rows, garbage a power loss can leave, half a row.
+        with open(out + ".journal", "w") as fh:
+            fh.write(lines[0] + lines[1] + "\0\0\0\0\n" + lines[2][:40])
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out, "--resume"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("1 unreadable line(s) skipped", p.stderr)
+        self.assertIn("kept 2 row(s) of a run that did not finish", p.stderr)
+        got = slurp(out).splitlines(keepends=True)
+        self.assertEqual(got[:2], lines[:2])  # kept as written, not recomputed (same seconds)
+        self.assertEqual(by_source(jsonl("".join(got))), by_source(jsonl(full.stdout)))
+        self.assertEqual(self.leftovers(out), [])
 
     def test_file_truncated_while_read_gives_error_rows_not_a_crash(self):
         a = write_checkpoints(self.path("a.h5"), 40, 200, seed=10)
@@ -436,71 +511,6 @@ class FaultTest(unittest.TestCase):
                 self.assertIn("changed while it was read", r["error"])
                 changed += 1
         self.assertGreater(changed, 0)
-
-    def test_a_listing_that_never_ends_is_stopped_and_is_one_error_row(self):
-        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=11)
-        fifo = self.path("stuck.h5")
-        os.mkfifo(fifo)  # opening it for reading waits for a writer that never comes
-        t0 = time.monotonic()
-        p = subprocess.run([BIN, "volume", fifo, good, "-f", "jsonl", "--list-timeout", "0.5"], capture_output=True,
-                           text=True, timeout=60)
-        self.assertLess(time.monotonic() - t0, 30)
-        self.assertEqual(p.returncode, 1, p.stderr)
-        rows = jsonl(p.stdout)
-        self.assertEqual([r["status"] for r in rows], ["error", "ok", "ok"])
-        self.assertIn("took longer than the listing limit of 0.5 s", rows[0]["error"])
-        self.assertTrue(rows[0]["error"].startswith(fifo + ": "))
-        for limit in ("0", "-1", "inf", "nan"):
-            bad = subprocess.run([BIN, "volume", good, "--list-timeout", limit], capture_output=True, text=True,
-                                 timeout=60)
-            self.assertEqual(bad.returncode, 2, limit)
-            self.assertEqual(bad.stdout, "", limit)
-
-    def test_a_listing_child_dies_with_its_killed_parent(self):
-        fifo = self.path("stuck.h5")
-        os.mkfifo(fifo)
-        out = self.path("rows.jsonl")
-        proc = subprocess.Popen([BIN, "volume", fifo, "-f", "jsonl", "-o", out], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        child = None
-        deadline = time.monotonic() + 60
-        while child is None and time.monotonic() < deadline:
-            child = next((pid for pid in children_of(proc.pid)), None)
-            time.sleep(0.01)
-        self.assertIsNotNone(child, "no listing child appeared")
-        proc.kill()
-        proc.communicate(timeout=60)
-        # The child held the parent's FILE.lock (inherited over fork): it must go too.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and alive(child):
-            time.sleep(0.01)
-        self.assertFalse(alive(child), "the listing child outlived its parent")
-        good = write_checkpoints(self.path("good.h5"), 2, 20, seed=12)
-        p = subprocess.run([BIN, "volume", good, "-f", "jsonl", "-o", out], capture_output=True, text=True,
-                           timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertNotIn("unfinished run", p.stderr)  # the killed run's journal held no row: nothing to say
-
-
-def children_of(parent):
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == parent:
-                yield int(entry)
-
-
-def alive(pid):
-    """Running, not a zombie (a zombie has closed its files)."""
-    try:
-        with open("/proc/%d/stat" % pid) as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ template <class T>
 inline CLI::Option* add_choice(CLI::App* app, const std::string& flags, T& value, const basinvol::Names<T>& names,
                         const std::string& help) {
     const std::string list = basinvol::name_list(names);
-    auto to_value = [&names, list](std::string& in) {
+    auto to_value = [names, list](std::string& in) {
         for (const auto& [name, v] : names)
             if (in == name) {
                 in = std::to_string(static_cast<int>(v));

@@ -11,6 +11,7 @@ namespace {
 
 // The single Hessian a `compare` argument names; throws UsageError or InputError otherwise.
 bv::WorkItem one_item(const std::string& text, const BatchCli& b, const char* label) {
+    if (text == "-") throw bv::UsageError(std::string(label) + " must name one Hessian (FILE:PATH), not '-'");
     auto items = work_for({text}, b);
     if (items.size() == 1 && items.front().error) throw bv::InputError(items.front().error->error);
     if (items.size() != 1)
@@ -33,7 +34,7 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     Progress progress(!batch.no_progress);
     std::vector<bv::Row> rows;
     run_items(items, bo, o, batch, progress, [&](std::size_t, const bv::Row& r) { rows.push_back(r); });
-    if (rows.size() != 2) return batch_status(true);  // interrupted
+    if (rows.size() != 2 || interrupt_signal()) return finish_output(batch_status(true));  // interrupted
     for (const auto& r : rows)
         if (!r.ok) return exit_usage;  // its error is on stderr
     bv::RankOptions ro;

@@ -70,6 +70,9 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
     std::vector<std::vector<bv::toy::Check>> found(items.size());
     bv::BatchOptions bo;
     bo.analyze = opt.analyze;
+    // Beside the analysis, the checks hold a float64 copy of the matrix and
+    // its eigenvectors (Monte Carlo, the float32 log-volume bound).
+    bo.estimate = [](const bv::HessianInfo& h) { return 3 * bv::working_set_bytes(h); };
     // A toy's row is an error row when a check could not be made (a check
     // that disagrees is a verdict, reported in the checks).
     bo.analyze_one = [&](std::size_t i, const bv::HessianInfo& h) {
@@ -100,7 +103,9 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
             ++failed;
         }
     if (skipped) std::cerr << "basinvol: note: " << skipped << " dataset(s) without expected_* attributes skipped\n";
-    if (items.empty()) {
+    if (items.empty() && !b.shard.empty()) {
+        std::cerr << "basinvol: note: shard " << b.shard << " holds no toy to validate\n";
+    } else if (items.empty()) {
         std::cerr << "basinvol: error: nothing to validate (no dataset has expected_* or toy_loss attributes)\n";
         ok = false;
     }

@@ -1,10 +1,29 @@
 #include "words.hpp"
 
+#include <algorithm>
+#include <array>
+
 namespace cli {
 
 namespace {
 
+// The library's names of the options the command-line tools have a flag for
+// (basinvol, basinvol-mpi, basinvol-toy); each flag is --NAME with dashes.
+constexpr std::array<const char*, 35> flagged = {
+    "atol",      "clusters",     "curved",        "cut",          "dtype",         "eigenvalues",
+    "files_from", "flat",        "format",        "hessian_error", "hi",           "jobs",
+    "list_timeout", "lo",        "logv_tol",      "max_asymmetry", "max_memory",   "mc_max_rank",
+    "method",    "min_gap",      "negative",      "negatives",    "order",         "radial_directions",
+    "regularized", "rtol",       "samples",       "scan_max_n",   "seed",          "shard",
+    "sigmas",    "spectrum",     "spread",        "threshold",    "tie_tol"};
+
+bool has_flag(const std::string& option) {
+    return std::any_of(flagged.begin(), flagged.end(), [&](const char* f) { return option == f; });
+}
+
+// The flag of an option that has one; else its library name.
 std::string flag(const std::string& option) {
+    if (!has_flag(option)) return option;
     std::string f = "--" + option;
     for (auto& c : f)
         if (c == '_') c = '-';
@@ -22,9 +41,10 @@ std::string cli_words(const std::string& text) {
     for (std::size_t hit = text.find(word); hit != std::string::npos; hit = text.find(word, at)) {
         std::size_t end = hit + word.size();
         while (end < text.size() && name_char(text[end])) ++end;
-        const bool whole = (hit == 0 || !name_char(text[hit - 1])) && end > hit + word.size();
+        const std::string name = text.substr(hit + word.size(), end - hit - word.size());
+        const bool known = (hit == 0 || !name_char(text[hit - 1])) && has_flag(name);
         out += text.substr(at, hit - at);
-        out += whole ? flag(text.substr(hit + word.size(), end - hit - word.size())) : text.substr(hit, end - hit);
+        out += known ? flag(name) : text.substr(hit, end - hit);
         at = end;
     }
     return out + text.substr(at);

@@ -10,8 +10,9 @@
 
 namespace cli {
 
-// A library text in the command line's words: each "option NAME" becomes
-// --NAME (underscores as dashes).
+// A library text in the command line's words: each "option NAME" where NAME
+// is an option with a flag becomes --NAME (underscores as dashes); any other
+// text, a path saying "option x" included, is left as it is.
 std::string cli_words(const std::string& text);
 
 // A UsageError as the command line says it: the flag, then the rule broken.
