@@ -36,8 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::abort();
     };
     if (list.empty() && (err.ok || err.error.rfind("fuzz.h5", 0) != 0)) broken("source error: " + err.error);
-    for (const auto& info : list) {
-        basinvol::Row r = basinvol::analyze(info, opt);
+    for (const auto& listed : list) {
+        basinvol::Row r = basinvol::analyze_listed(listed, opt);
         if (!r.ok && r.error.rfind("fuzz.h5:", 0) != 0) broken("row error: " + r.error);
     }
     return 0;

@@ -78,27 +78,34 @@ sanitized_tests() {
 # and lists what it found. A random search cannot gate a merge; the inputs it
 # finds become committed regressions (fuzz/regressions/), which ctest replays
 # under ASan and which do fail the run.
+fuzz_one() {
+  local target=$1 scratch status=0
+  scratch=$(mktemp -d)
+  # In fork mode the exit status is that of the last job (a crash, an
+  # out-of-memory or a timeout the flags below tell it to go past), so it
+  # is reported, not taken as the run's failure.
+  ASAN_OPTIONS=allocator_may_return_null=1 \
+  LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
+  OPENBLAS_NUM_THREADS=1 \
+    "build-fuzz/fuzz/${target}_libfuzzer" -seed=1 -max_total_time="${FUZZ_SECONDS:-30}" -timeout=20 -rss_limit_mb=2048 -fork=1 -ignore_ooms=1 -ignore_timeouts=1 -ignore_crashes=1 \
+      -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ \
+      "$scratch" "fuzz/corpus/$target" "fuzz/regressions/$target" > "build-fuzz/${target}.log" 2>&1 || status=$?
+  rm -rf "$scratch"
+  cat "build-fuzz/${target}.log"
+  [ "$status" -eq 0 ] || echo "basinvol: WARNING: ${target}: the fuzzer's last job ended with status $status" >&2
+}
+
+# -O1 -g1 as in the sanitized build. The two targets run side by side (one
+# core each), FUZZ_SECONDS each.
 fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DBASINVOL_FUZZ=ON -DBASINVOL_BUILD_TESTS=OFF
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DBASINVOL_FUZZ=ON -DBASINVOL_BUILD_TESTS=OFF
   cmake --build build-fuzz -j"$(nproc)" --target fuzz_source_libfuzzer fuzz_reader_libfuzzer
   mkdir -p build-fuzz/artifacts
-  for target in fuzz_source fuzz_reader; do
-    local scratch
-    scratch=$(mktemp -d)
-    # In fork mode the exit status is that of the last job (a crash, an
-    # out-of-memory or a timeout the flags below tell it to go past), so it
-    # is reported, not taken as the run's failure.
-    local status=0
-    ASAN_OPTIONS=allocator_may_return_null=1 \
-    LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
-    OPENBLAS_NUM_THREADS=1 \
-      "build-fuzz/fuzz/${target}_libfuzzer" -seed=1 -max_total_time="${FUZZ_SECONDS:-30}" -timeout=20 -rss_limit_mb=2048 -fork=1 -ignore_ooms=1 -ignore_timeouts=1 -ignore_crashes=1 \
-        -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ \
-        "$scratch" "fuzz/corpus/$target" "fuzz/regressions/$target" || status=$?
-    rm -rf "$scratch"
-    [ "$status" -eq 0 ] || echo "basinvol: WARNING: ${target}: the fuzzer's last job ended with status $status" >&2
-  done
+  fuzz_one fuzz_source &
+  local first=$!
+  fuzz_one fuzz_reader
+  wait "$first"
   local found
   found=$(ls build-fuzz/artifacts 2>/dev/null | grep '^crash-' || true)
   if [ -n "$found" ]; then

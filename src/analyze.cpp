@@ -81,7 +81,7 @@ Row source_error_row(const Source& source, const std::string& message) {
     return r;
 }
 
-std::vector<HessianInfo> expand_source(const Source& source, Row* error_row, const ListOptions& options) {
+std::vector<ListedHessian> expand_source(const Source& source, Row* error_row, const ListOptions& options) {
     try {
         return list_hessians(source, options);
     } catch (const Error& e) {
@@ -416,6 +416,10 @@ Row analyze_hessian(Hessian h, const AnalyzeOptions& opt) {
 
 Row error_row(const HessianInfo& info, const std::string& message) {
     return guarded(info, [&](Row&) { throw InputError(message); });
+}
+
+Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& opt) {
+    return listed.problem.empty() ? analyze(listed.info, opt) : error_row(listed.info, listed.problem);
 }
 
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,

@@ -52,9 +52,10 @@ Row ok_row(const HessianInfo& h) {
 
 std::vector<WorkItem> real_items(const std::string& spec) {
     std::vector<WorkItem> v;
-    for (auto& h : list_hessians(parse_source(spec))) {
+    for (auto& listed : list_hessians(parse_source(spec))) {
+        REQUIRE(listed.problem.empty());
         WorkItem w;
-        w.info = h;
+        w.info = listed.info;
         v.push_back(w);
     }
     return v;

@@ -226,9 +226,9 @@ TEST_CASE("the largest n the memory budget holds is read; one byte less is refus
     REQUIRE(list.size() == 1);
     AnalyzeOptions opt;
     opt.read.max_bytes = 7 * 7 * 8;
-    CHECK(analyze(list[0], opt).ok);
+    CHECK(analyze_listed(list[0], opt).ok);
     opt.read.max_bytes = 7 * 7 * 8 - 1;
-    Row refused = analyze(list[0], opt);
+    Row refused = analyze_listed(list[0], opt);
     CHECK_FALSE(refused.ok);
     CHECK(refused.error.find("n = 7 needs") != std::string::npos);
 }

@@ -30,7 +30,7 @@ std::vector<Row> rows_of(const std::string& spec, AnalyzeOptions opt = {}) {
     auto list = expand_source(s, &err);
     if (list.empty()) return {err};
     std::vector<Row> out;
-    for (const auto& h : list) out.push_back(analyze(h, opt));
+    for (const auto& listed : list) out.push_back(analyze_listed(listed, opt));
     return out;
 }
 
@@ -206,7 +206,7 @@ std::vector<Row> rows_of_image(std::string bytes, const std::string& path = "") 
     auto list = expand_source(s, &err);
     if (list.empty()) return {err};
     std::vector<Row> out;
-    for (const auto& h : list) out.push_back(analyze(h, {}));
+    for (const auto& listed : list) out.push_back(analyze_listed(listed, {}));
     return out;
 }
 }  // namespace
@@ -244,8 +244,9 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
         (std::filesystem::temp_directory_path() / ("basinvol_changed_" + std::to_string(::getpid()) + ".h5")).string();
     Attributes none;
     write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(5, 5), false, none, WriteMode::create);
-    auto list = list_hessians(parse_source(file));
-    REQUIRE(list.size() == 1);
+    const auto found = list_hessians(parse_source(file));
+    REQUIRE(found.size() == 1);
+    const std::vector<HessianInfo> list = {found[0].info};
     const FileStamp listed = stamp_file(list[0]);
     CHECK(listed.valid);
     CHECK_NOTHROW(check_unchanged(list[0], listed));
@@ -266,8 +267,8 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
     // An in-memory source has no file to stamp.
     auto image = list_hessians(image_source(bytes_of(file), "image.h5"));
     REQUIRE(image.size() == 1);
-    CHECK_FALSE(stamp_file(image[0]).valid);
-    CHECK(analyze(image[0], {}).ok);
+    CHECK_FALSE(stamp_file(image[0].info).valid);
+    CHECK(analyze_listed(image[0], {}).ok);
     std::remove(file.c_str());
 }
 
@@ -278,7 +279,7 @@ TEST_CASE("a read that starts in the tick of a write is read again; a file writt
         (std::filesystem::temp_directory_path() / ("basinvol_tick_" + std::to_string(::getpid()) + ".h5")).string();
     Attributes none;
     write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(4, 4), false, none, WriteMode::create);
-    const HessianInfo info = list_hessians(parse_source(file)).at(0);
+    const HessianInfo info = list_hessians(parse_source(file)).at(0).info;
     auto set_mtime = [&](double seconds_from_now) {
         timespec times[2]{};
         ::clock_gettime(CLOCK_REALTIME, &times[0]);

@@ -39,7 +39,8 @@ HessianInfo only(const std::string& file, const std::string& path) {
     Source s{file, path, file + ":" + path, nullptr};
     auto list = list_hessians(s);
     REQUIRE(list.size() == 1);
-    return list[0];
+    REQUIRE(list[0].problem.empty());
+    return list[0].info;
 }
 
 const Check* find(const std::vector<Check>& cs, const std::string& name) {

@@ -65,7 +65,11 @@ Row error_row(const HessianInfo& info, const std::string& message);
 
 // The rows of one SOURCE (one per Hessian below it; a single error row when
 // the source itself cannot be listed).
-std::vector<HessianInfo> expand_source(const Source& source, Row* error_row, const ListOptions& options = {});
+std::vector<ListedHessian> expand_source(const Source& source, Row* error_row, const ListOptions& options = {});
+
+// A listed dataset's row: its error row when the listing found a problem,
+// else analyze().
+Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& options);
 
 // An error row for a source that could not be listed.
 Row source_error_row(const Source& source, const std::string& message);

@@ -156,7 +156,7 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
 
 // SOURCEs listed (each with its error row when it cannot be), ready to analyse.
 struct Listed {
-    std::vector<std::pair<std::vector<bv::HessianInfo>, bv::Row>> sources;
+    std::vector<std::pair<std::vector<bv::ListedHessian>, bv::Row>> sources;
 };
 
 // Listing forks a child that walks the file (docs/errors.md). A fork while
@@ -194,7 +194,7 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) 
         py::gil_scoped_release unlocked;
         for (const auto& [list, err] : l.sources) {
             if (list.empty()) rows.push_back(err);
-            for (const auto& info : list) rows.push_back(bv::analyze(info, opt));
+            for (const auto& listed : list) rows.push_back(bv::analyze_listed(listed, opt));
         }
     }
     std::vector<py::tuple> out;

@@ -4,6 +4,7 @@
 // printing is off while we work, and its innermost message is folded into ours.
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/source.hpp>
+#include <basinvol/io/reader.hpp>
 
 #include <hdf5.h>
 
@@ -24,7 +25,7 @@ inline std::recursive_mutex*& hdf5_mutex_slot() {
 inline std::recursive_mutex& hdf5_mutex() { return *hdf5_mutex_slot(); }
 
 // list_hessians in this process (listing.cpp wraps it in a child process).
-std::vector<HessianInfo> list_hessians_here(const Source& source);
+std::vector<ListedHessian> list_hessians_here(const Source& source);
 
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {
@@ -93,7 +94,7 @@ private:
 [[noreturn]] void fail_at(const std::string& where, const std::string& what, bool with_hdf5 = true);
 Handle open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr);
 // A dataset as a dense Hessian candidate (problem set when it is not one).
-HessianInfo describe_dataset(hid_t d, const std::string& file, const std::string& path);
+ListedHessian describe_dataset(hid_t d, const std::string& file, const std::string& path);
 // Reads obj's attributes into attrs; returns why they cannot be read ("" when they can).
 std::string read_object_attributes(hid_t obj, Attributes& attrs);
 std::string hdf5_type_name(hid_t type);
@@ -104,6 +105,6 @@ std::string structure_kind(hid_t obj, const std::string& where);
 // A structured Hessian (group or 1-D dataset with `structure`) as one
 // listing entry: n, the coarsest stored type, the attributes; `problem` set
 // when its layout breaks the contract (docs/structured.md).
-HessianInfo describe_structured(hid_t obj, const std::string& file, const std::string& path);
+ListedHessian describe_structured(hid_t obj, const std::string& file, const std::string& path);
 
 }  // namespace basinvol::detail

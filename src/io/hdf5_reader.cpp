@@ -269,9 +269,11 @@ std::string storage_problem(hid_t d, hid_t type, std::size_t n) {
     return s.str();
 }
 
-// Describes dataset `d` at `path`; sets `problem` when it is not a readable Hessian.
-HessianInfo describe(hid_t d, const std::string& file, const std::string& path) {
-    HessianInfo info;
+// Describes dataset `d` at `path`; `problem` says why it is not a readable Hessian.
+ListedHessian describe(hid_t d, const std::string& file, const std::string& path) {
+    ListedHessian listed;
+    HessianInfo& info = listed.info;
+    std::string& problem = listed.problem;
     info.file = file;
     info.dataset = path;
     Handle space(H5Dget_space(d), H5Sclose);
@@ -280,49 +282,50 @@ HessianInfo describe(hid_t d, const std::string& file, const std::string& path) 
     int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank < 0) fail(info.source(), "cannot read dataset shape");
     hsize_t dims[H5S_MAX_RANK] = {};
-    H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+    if (H5Sget_simple_extent_dims(space.get(), dims, nullptr) < 0) fail(info.source(), "cannot read dataset shape");
     std::ostringstream shape;
     for (int i = 0; i < rank; ++i) shape << (i ? "x" : "") << dims[i];
     info.stored_type = type_name(type.get());
     if (rank != 2) {
-        info.problem = "dataset is not a 2-D matrix: it is " + std::to_string(rank) + "-D" +
+        problem = "dataset is not a 2-D matrix: it is " + std::to_string(rank) + "-D" +
                        (rank > 0 ? " with shape " + shape.str() : std::string(" (scalar)"));
-        return info;
+        return listed;
     }
-    info.problem = read_attributes(d, info.attrs);
-    if (!info.problem.empty()) return info;
+    problem = read_attributes(d, info.attrs);
+    if (!problem.empty()) return listed;
     if (dims[0] != dims[1]) {
-        info.problem = "dataset is not square: shape " + shape.str();
-        return info;
+        problem = "dataset is not square: shape " + shape.str();
+        return listed;
     }
     if (dims[0] == 0) {
-        info.problem = "dataset is empty: shape 0x0";
-        return info;
+        problem = "dataset is empty: shape 0x0";
+        return listed;
     }
     info.n = static_cast<std::size_t>(dims[0]);
     H5T_class_t cls = H5Tget_class(type.get());
     if (cls == H5T_FLOAT) {
         std::size_t spos, epos, esize, mpos, msize;
-        H5Tget_fields(type.get(), &spos, &epos, &esize, &mpos, &msize);
+        if (H5Tget_fields(type.get(), &spos, &epos, &esize, &mpos, &msize) < 0)
+            fail(info.source(), "cannot read the float type's fields");
         info.stored_eps = std::ldexp(1.0, -static_cast<int>(msize));
         if (msize > 52) info.stored_eps = std::ldexp(1.0, -52);  // computed in double
     } else if (cls == H5T_INTEGER) {
         // Integers up to 2^53 convert to double exactly: they carry float64's resolution.
         info.stored_eps = std::ldexp(1.0, -52);
     } else {
-        info.problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
+        problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
-    if (info.problem.empty()) info.problem = storage_problem(d, type.get(), info.n);
-    std::string filter = info.problem.empty() ? missing_filter(d) : "";
+    if (problem.empty()) problem = storage_problem(d, type.get(), info.n);
+    std::string filter = problem.empty() ? missing_filter(d) : "";
     if (!filter.empty())
-        info.problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
-    return info;
+        problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
+    return listed;
 }
 
 struct Walker {
     hid_t file;
     std::string filename;
-    std::vector<HessianInfo>* out;
+    std::vector<ListedHessian>* out;
     std::set<haddr_t> seen;
     std::vector<std::string> skipped;  // datasets that are not 2-D, with why
 };
@@ -367,14 +370,15 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
                 w.out->push_back(detail::describe_structured(d.get(), w.filename, path));
                 continue;
             }
-            HessianInfo info = describe(d.get(), w.filename, path);
+            ListedHessian listed = describe(d.get(), w.filename, path);
             // Inside a group, only 2-D datasets are taken for Hessians; others
             // (loss curves, step lists) are metadata.
-            if (info.problem.rfind("dataset is not a 2-D", 0) == 0) {
-                w.skipped.push_back(path + " is " + info.problem.substr(info.problem.find("it is ") + 6));
+            const std::string& problem = listed.problem;
+            if (problem.rfind("dataset is not a 2-D", 0) == 0) {
+                w.skipped.push_back(path + " is " + problem.substr(problem.find("it is ") + 6));
                 continue;
             }
-            w.out->push_back(std::move(info));
+            w.out->push_back(std::move(listed));
         }
     }
 }
@@ -435,7 +439,7 @@ void detail::fail_at(const std::string& where, const std::string& what, bool wit
 Handle detail::open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image) {
     return open_file(file, image);
 }
-HessianInfo detail::describe_dataset(hid_t d, const std::string& file, const std::string& path) {
+ListedHessian detail::describe_dataset(hid_t d, const std::string& file, const std::string& path) {
     return describe(d, file, path);
 }
 std::string detail::read_object_attributes(hid_t obj, Attributes& attrs) { return read_attributes(obj, attrs); }
@@ -448,7 +452,7 @@ std::size_t physical_memory_bytes() {
     return static_cast<std::size_t>(pages) * static_cast<std::size_t>(size);
 }
 
-std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
+std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
     Handle file = open_file(source.file, source.image);
@@ -468,7 +472,7 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
     H5O_info_t oi{};
     if (H5Oget_info_by_name2(file.get(), path.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
         fail(where, "cannot open object");
-    std::vector<HessianInfo> out;
+    std::vector<ListedHessian> out;
     if (oi.type == H5O_TYPE_DATASET) {
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail(where, "cannot open dataset");
@@ -476,7 +480,7 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
             out.push_back(detail::describe_structured(d.get(), source.file, path));
         else
             out.push_back(describe(d.get(), source.file, path));
-        out.back().image = source.image;
+        out.back().info.image = source.image;
         return out;
     }
     if (oi.type != H5O_TYPE_GROUP) fail(where, "object is neither a dataset nor a group", false);
@@ -484,7 +488,7 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
     if (!g.valid()) fail(where, "cannot open group");
     if (!detail::structure_kind(g.get(), where).empty()) {
         out.push_back(detail::describe_structured(g.get(), source.file, path));
-        out.back().image = source.image;
+        out.back().info.image = source.image;
         return out;
     }
     Walker w{file.get(), source.file, &out, {}, {}};
@@ -497,8 +501,8 @@ std::vector<HessianInfo> detail::list_hessians_here(const Source& source) {
         fail(where, why, false);
     }
     std::sort(out.begin(), out.end(),
-              [](const HessianInfo& a, const HessianInfo& b) { return a.dataset < b.dataset; });
-    for (auto& info : out) info.image = source.image;
+              [](const ListedHessian& a, const ListedHessian& b) { return a.info.dataset < b.info.dataset; });
+    for (auto& listed : out) listed.info.image = source.image;
     return out;
 }
 
@@ -519,7 +523,6 @@ void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
 }
 
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
-    if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     check_memory_budget(info, opt);

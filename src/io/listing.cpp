@@ -98,7 +98,8 @@ private:
     std::size_t pos_ = 0;
 };
 
-void put(Writer& w, const HessianInfo& h) {
+void put(Writer& w, const ListedHessian& listed) {
+    const HessianInfo& h = listed.info;
     w.str(h.file);
     w.str(h.dataset);
     w.u64(h.n);
@@ -106,7 +107,7 @@ void put(Writer& w, const HessianInfo& h) {
     w.str(h.structure);
     w.u64(h.working_bytes);
     w.f64(h.stored_eps);
-    w.str(h.problem);
+    w.str(listed.problem);
     w.opt(h.attrs.step);
     w.opt(h.attrs.loss);
     w.opt(h.attrs.loss_threshold);
@@ -124,8 +125,9 @@ void put(Writer& w, const HessianInfo& h) {
     }
 }
 
-HessianInfo get(Reader& r) {
-    HessianInfo h;
+ListedHessian get(Reader& r) {
+    ListedHessian listed;
+    HessianInfo& h = listed.info;
     h.file = r.str();
     h.dataset = r.str();
     h.n = static_cast<std::size_t>(r.u64());
@@ -133,7 +135,7 @@ HessianInfo get(Reader& r) {
     h.structure = r.str();
     h.working_bytes = static_cast<std::size_t>(r.u64());
     h.stored_eps = r.f64();
-    h.problem = r.str();
+    listed.problem = r.str();
     r.opt(h.attrs.step);
     r.opt(h.attrs.loss);
     r.opt(h.attrs.loss_threshold);
@@ -147,7 +149,7 @@ HessianInfo get(Reader& r) {
         std::string k = r.str();
         h.attrs.strings[k] = r.str();
     }
-    return h;
+    return listed;
 }
 
 // The child: list, send the result ('L') or the error ('E'), exit without
@@ -163,7 +165,7 @@ HessianInfo get(Reader& r) {
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
     Writer w;
     try {
-        std::vector<HessianInfo> list = detail::list_hessians_here(source);
+        std::vector<ListedHessian> list = detail::list_hessians_here(source);
         w.u64('L');
         w.u64(list.size());
         for (const auto& h : list) put(w, h);
@@ -268,7 +270,7 @@ void read_consistently(const HessianInfo& info, const std::function<void()>& rea
     }
 }
 
-std::vector<HessianInfo> list_hessians(const Source& source, const ListOptions& options) {
+std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options) {
     const double limit = options.time_limit;
     if (!(limit > 0) || !std::isfinite(limit)) {
         std::ostringstream v;
@@ -334,10 +336,10 @@ std::vector<HessianInfo> list_hessians(const Source& source, const ListOptions& 
         Reader r(bytes);
         const std::uint64_t kind = r.u64();
         if (kind == 'E') throw InputError(r.str());
-        std::vector<HessianInfo> list(static_cast<std::size_t>(r.u64()));
+        std::vector<ListedHessian> list(static_cast<std::size_t>(r.u64()));
         for (auto& h : list) {
             h = get(r);
-            h.image = source.image;
+            h.info.image = source.image;
         }
         return list;
     } catch (const std::length_error&) {

@@ -249,13 +249,14 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
     return "(not a string)";
 }
 
-HessianInfo detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
-    HessianInfo info;
+ListedHessian detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
+    ListedHessian listed;
+    HessianInfo& info = listed.info;
     info.file = file;
     info.dataset = path;
     info.structure = detail::structure_kind(obj, file + ":" + path);
-    info.problem = detail::read_object_attributes(obj, info.attrs);
-    if (!info.problem.empty()) return info;
+    listed.problem = detail::read_object_attributes(obj, info.attrs);
+    if (!listed.problem.empty()) return listed;
     try {
         Walk w{file, {}};
         StructurePart p = walk(w, obj, path, 0);
@@ -268,13 +269,12 @@ HessianInfo detail::describe_structured(hid_t obj, const std::string& file, cons
         // The row names the source; the problem names the part.
         std::string m = e.what();
         const std::string prefix = file + ":";
-        info.problem = m.rfind(prefix, 0) == 0 ? "structure: " + m.substr(prefix.size()) : m;
+        listed.problem = m.rfind(prefix, 0) == 0 ? "structure: " + m.substr(prefix.size()) : m;
     }
-    return info;
+    return listed;
 }
 
 StructurePart describe_structure(const HessianInfo& info) {
-    if (!info.problem.empty()) throw InputError(info.source() + ": " + info.problem);
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
     detail::ErrorSilencer quiet;
     Handle file = detail::open_hdf5(info.file, info.image);
@@ -292,7 +292,9 @@ Hessian read_square_part(const HessianInfo& info, const std::string& path, const
         Handle file = detail::open_hdf5(info.file, info.image);
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
-        part = detail::describe_dataset(d.get(), info.file, path);
+        ListedHessian listed = detail::describe_dataset(d.get(), info.file, path);
+        if (!listed.problem.empty()) throw InputError(listed.info.source() + ": " + listed.problem);
+        part = std::move(listed.info);
     }
     part.image = info.image;
     return read_hessian(part, opt);

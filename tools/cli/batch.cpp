@@ -66,6 +66,14 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 
 namespace {
 
+// The work item of a listed dataset: an error item when the listing found a problem.
+bv::WorkItem item_of(bv::ListedHessian listed) {
+    bv::WorkItem w;
+    if (!listed.problem.empty()) w.error = bv::error_row(listed.info, listed.problem);
+    w.info = std::move(listed.info);
+    return w;
+}
+
 // The top-level members of a blocks structure, each listed as a SOURCE of its
 // own; a member that cannot be listed is an error item.
 void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
@@ -84,14 +92,13 @@ void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items, cons
             w.error = err;
             items.push_back(std::move(w));
         }
-        for (auto& m : list) {
+        for (auto& listed : list) {
             // The whole's step, loss and threshold hold for its blocks unless they say otherwise.
+            bv::HessianInfo& m = listed.info;
             if (!m.attrs.loss_threshold) m.attrs.loss_threshold = h.attrs.loss_threshold;
             if (!m.attrs.step) m.attrs.step = h.attrs.step;
             if (!m.attrs.loss) m.attrs.loss = h.attrs.loss;
-            bv::WorkItem w;
-            w.info = std::move(m);
-            items.push_back(std::move(w));
+            items.push_back(item_of(std::move(listed)));
         }
     }
 }
@@ -113,12 +120,11 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
             }
             continue;
         }
-        for (auto& h : list) {
+        for (auto& listed : list) {
+            const bv::HessianInfo& h = listed.info;
             if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
-            const bool blocks = per_block && h.structure == "blocks" && h.problem.empty();
-            bv::WorkItem w;
-            w.info = h;
-            items.push_back(std::move(w));
+            const bool blocks = per_block && h.structure == "blocks" && listed.problem.empty();
+            items.push_back(item_of(listed));
             if (blocks) add_blocks(h, items, listing);
         }
     }

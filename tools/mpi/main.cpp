@@ -8,7 +8,7 @@
 // every row; each dense Hessian is read, checked and solved by all ranks
 // together (src/mpi/distributed.cpp); a structured Hessian is walked by
 // every rank, its factors' Grams summed across ranks (DistributedGram), and
-// what cannot be read at all is analysed by rank 0 alone for its error row.
+// what cannot be listed or read as a Hessian is an error row rank 0 writes.
 // Every rank takes part in every collective step, and every
 // failure is agreed on before the next one, so a bad input is an error row
 // and never a hang.
@@ -35,9 +35,10 @@ using namespace cli;
 
 // What every rank must know of one row to be written, in input order.
 struct Item {
-    // error: rank 0 writes the row; serial: rank 0 analyses alone; dense and
-    // structured: every rank takes part (structured: factors' Grams across ranks).
-    enum Kind { error, serial, dense, structured } kind = error;
+    // error (a source that cannot be listed, a dataset that cannot be a
+    // Hessian): rank 0 writes the row; dense and structured: every rank takes
+    // part (structured: factors' Grams across ranks).
+    enum Kind { error, dense, structured } kind = error;
     bv::HessianInfo info;          // dense: file, dataset, n, stored_type on every rank; all of it on rank 0
     std::optional<bv::Row> row;    // error: the row (rank 0)
 };
@@ -53,8 +54,7 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
                 continue;
             }
             const bv::HessianInfo& h = w.info;
-            const Item::Kind kind = !h.problem.empty() ? Item::serial : h.structure.empty() ? Item::dense : Item::structured;
-            items.push_back({kind, h, std::nullopt});
+            items.push_back({h.structure.empty() ? Item::dense : Item::structured, h, std::nullopt});
         }
         nlohmann::json list = nlohmann::json::array();
         for (const auto& it : items)
@@ -196,7 +196,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             bv::Row r = dense_row(it.info, a, me);
             if (me == 0) emit(std::move(r));
         } else if (me == 0) {
-            emit(it.kind == Item::error ? *it.row : bv::analyze(it.info, a));
+            emit(*it.row);
         }
     }
     int status = exit_ok;

@@ -43,7 +43,14 @@ struct ListOptions {
     // (UsageError otherwise).
     double time_limit = default_listing_time_limit;
 };
-std::vector<HessianInfo> list_hessians(const Source& source, const ListOptions& options = {});
+// One dataset a listing found: a Hessian to read, or (`problem` not empty)
+// why the dataset cannot be one, `info` then holding what could be read of
+// it (shape, type, attributes) for its error row.
+struct ListedHessian {
+    HessianInfo info;
+    std::string problem;
+};
+std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options = {});
 
 // Reads one Hessian listed by list_hessians, checks it (finite, symmetric to
 // within max_asymmetry) and symmetrizes it. Throws InputError.
