@@ -28,9 +28,6 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
 namespace {
 
 nlohmann::ordered_json context(const std::string& command, const CommonOptions& o) {
-    char date[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
     nlohmann::ordered_json opts = {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
                                    {"min_gap", o.min_gap},
                                    {"negatives", bv::name_of(bv::negatives_names(), o.negatives)},
@@ -42,15 +39,22 @@ nlohmann::ordered_json context(const std::string& command, const CommonOptions& 
     opts["atol"] = o.atol ? nlohmann::ordered_json(*o.atol) : nlohmann::ordered_json(nullptr);
     opts["threshold"] = o.threshold ? nlohmann::ordered_json(*o.threshold) : nlohmann::ordered_json(nullptr);
     opts["regularized"] = o.regularized ? nlohmann::ordered_json(*o.regularized) : nlohmann::ordered_json(nullptr);
-    return {{"tool", "basinvol"},
-            {"version", bv::version()},
-            {"command", command},
-            {"options", opts},
-            {"libraries", bv::library_versions()},
-            {"date", date}};
+    return run_context(command, opts);
 }
 
 }  // namespace
+
+nlohmann::ordered_json run_context(const std::string& command, nlohmann::ordered_json options) {
+    char date[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return {{"tool", "basinvol"},
+            {"version", bv::version()},
+            {"command", command},
+            {"options", std::move(options)},
+            {"libraries", bv::library_versions()},
+            {"date", date}};
+}
 
 bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place) {
     bv::ReportSpec s;

@@ -37,6 +37,10 @@ struct CommonOptions {
 // The library options from the command line's; throws UsageError.
 bv::AnalyzeOptions to_analyze(const CommonOptions& o);
 
+// What a JSON report says of the run: tool, version, command, `options`,
+// library versions and the date.
+nlohmann::ordered_json run_context(const std::string& command, nlohmann::ordered_json options);
+
 // How rows are written for `command`.
 bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place);
 

@@ -2,9 +2,7 @@
 
 #include <basinvol/toy/report.hpp>
 #include <basinvol/toy/validate.hpp>
-#include <basinvol/version.hpp>
 
-#include <ctime>
 #include <iostream>
 
 namespace cli {
@@ -13,23 +11,16 @@ namespace {
 
 // The report's context: the tool, the options that shape the checks, the libraries.
 nlohmann::ordered_json validate_context(const CommonOptions& o, const bv::toy::ValidateOptions& opt) {
-    char date[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    return {{"tool", "basinvol"},
-            {"version", bv::version()},
-            {"command", "validate"},
-            {"options",
-             {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
-              {"logv_tol", opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol) : nlohmann::ordered_json(nullptr)},
-              {"samples", opt.samples},
-              {"seed", opt.seed},
-              {"sigmas", opt.sigmas},
-              {"mc_max_rank", opt.mc_max_rank},
-              {"scan_max_n", opt.scan_max_n},
-              {"radial_directions", opt.radial_directions}}},
-            {"libraries", bv::library_versions()},
-            {"date", date}};
+    return run_context(
+        "validate",
+        {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
+         {"logv_tol", opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol) : nlohmann::ordered_json(nullptr)},
+         {"samples", opt.samples},
+         {"seed", opt.seed},
+         {"sigmas", opt.sigmas},
+         {"mc_max_rank", opt.mc_max_rank},
+         {"scan_max_n", opt.scan_max_n},
+         {"radial_directions", opt.radial_directions}});
 }
 
 // The check that stands for a Hessian that could not be analyzed.
