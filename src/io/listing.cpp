@@ -252,6 +252,13 @@ void wait_past(const FileStamp& stamp) {
     }
 }
 
+namespace {
+
+// How long a read whose values broke a rule waits for a paused writer.
+constexpr timespec writer_grace{0, 50000000L};  // 50 ms
+
+}  // namespace
+
 void read_consistently(const HessianInfo& info, const std::function<void()>& read, int passes) {
     for (int pass = 1;; ++pass) {
         const long long start = file_clock_ns();
@@ -261,7 +268,14 @@ void read_consistently(const HessianInfo& info, const std::function<void()>& rea
             read();
         } catch (const InputError&) {
             check_unchanged(info, before);
-            if (!unsettled) throw;  // a settled file: what its values broke is the error
+            if (!unsettled) {
+                // A writer paused in the middle of a rewrite leaves a file that
+                // looks settled: give it a moment. A file that changes meanwhile
+                // was being written; else what its values broke is the error.
+                ::nanosleep(&writer_grace, nullptr);
+                check_unchanged(info, before);
+                throw;
+            }
         }
         check_unchanged(info, before);
         if (!unsettled) return;

@@ -97,7 +97,9 @@ void wait_past(const FileStamp& stamp);
 // after as before, and not written in the tick the pass started (then the
 // pass is repeated once the clock is past the write, up to `passes` in all).
 // A file that changed during a pass is the error, ahead of what its values
-// broke. With passes = 1 only the stamps before and after are compared (the
+// broke; before a settled file's broken rule is reported, the stamp is
+// compared once more 50 ms later (a writer paused mid-rewrite leaves a file
+// that looks settled). With passes = 1 only the stamps before and after are compared (the
 // distributed tool, whose ranks must not decide to read again one by one).
 void read_consistently(const HessianInfo& info, const std::function<void()>& read, int passes = 3);
 
