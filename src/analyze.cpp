@@ -322,22 +322,14 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
 std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, NegativePolicy policy) {
     std::vector<BlockRow> out;
     for (const BlockSpan& b : ss.blocks) {
+        const Measurement m = measure(ss.spectrum.values.data() + b.begin, b.end - b.begin, b.n, tol, 1.0, policy);
         BlockRow br;
         br.name = b.name;
         br.n = b.n;
-        long double sum_log = 0;
-        std::size_t curved = 0;
-        for (std::size_t i = b.begin; i < b.end; ++i) {
-            const double v = ss.spectrum.values[i], a = std::abs(v);
-            if (!(a > tol)) continue;
-            ++curved;
-            if (v < 0) ++br.negative;
-            if (v < 0 && policy == NegativePolicy::drop) continue;
-            ++br.rank;
-            sum_log += std::log(static_cast<long double>(a));
-        }
-        br.dim = b.n - curved;
-        br.log_volume_part = -static_cast<double>(sum_log / 2);
+        br.rank = m.rank;
+        br.dim = m.dim;
+        br.negative = m.negative;
+        br.log_volume_part = -m.sum_log / 2;
         out.push_back(br);
     }
     return out;

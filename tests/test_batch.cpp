@@ -42,6 +42,17 @@ std::vector<WorkItem> fake_items(const std::vector<std::size_t>& sizes) {
     return v;
 }
 
+// A scheduler with `jobs` workers and a budget of `budget` size units; each
+// item costs its n (the fake items' sizes), BLAS threads left alone.
+BatchOptions sized_jobs(std::size_t jobs, std::size_t budget) {
+    BatchOptions o;
+    o.jobs = jobs;
+    o.memory_budget = budget;
+    o.split_blas_threads = false;
+    o.estimate = [](const HessianInfo& h) { return h.n; };
+    return o;
+}
+
 Row ok_row(const HessianInfo& h) {
     Row r;
     r.source = h.source();
@@ -78,11 +89,7 @@ TEST_CASE("scheduler: never more running than the budget allows") {
     for (std::size_t i = 0; i < 40; ++i) sizes.push_back(1 + (i * 7) % 9);
     auto items = fake_items(sizes);
     std::atomic<std::size_t> in_use{0}, peak{0}, running{0}, peak_running{0};
-    BatchOptions o;
-    o.jobs = 4;
-    o.memory_budget = 10;
-    o.split_blas_threads = false;
-    o.estimate = [](const HessianInfo& h) { return h.n; };
+    BatchOptions o = sized_jobs(4, 10);
     o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         std::size_t now = in_use += h.n;
         std::size_t r = ++running;
@@ -108,11 +115,7 @@ TEST_CASE("scheduler: jobs run at once when the budget allows") {
     std::mutex m;
     std::condition_variable cv;
     std::size_t running = 0, started = 0, met = 0;
-    BatchOptions o;
-    o.jobs = 2;
-    o.memory_budget = 100;
-    o.split_blas_threads = false;
-    o.estimate = [](const HessianInfo& h) { return h.n; };
+    BatchOptions o = sized_jobs(2, 100);
     o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         std::unique_lock<std::mutex> lock(m);
         ++running;
@@ -138,10 +141,7 @@ TEST_CASE("scheduler: jobs run at once when the budget allows") {
 TEST_CASE("scheduler: rows in input order, or each once in finish order") {
     std::vector<std::size_t> sizes(30, 1);
     auto items = fake_items(sizes);
-    BatchOptions o;
-    o.jobs = 3;
-    o.memory_budget = 100;
-    o.split_blas_threads = false;
+    BatchOptions o = sized_jobs(3, 100);
     o.estimate = [](const HessianInfo&) { return std::size_t(1); };
     o.analyze_one = [&](std::size_t, const HessianInfo& h) {
         // Early items take longest, so they finish out of order.
@@ -201,10 +201,7 @@ TEST_CASE("scheduler: errors are rows and the batch goes on") {
 TEST_CASE("scheduler: a stop starts nothing new and delivers what finished") {
     auto items = fake_items(std::vector<std::size_t>(50, 1));
     std::atomic<bool> stop{false};
-    BatchOptions o;
-    o.jobs = 2;
-    o.memory_budget = 100;
-    o.split_blas_threads = false;
+    BatchOptions o = sized_jobs(2, 100);
     o.stop = &stop;
     o.estimate = [](const HessianInfo&) { return std::size_t(1); };
     std::atomic<std::size_t> started{0};

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <random>
+#include <string>
+#include <vector>
 
 using namespace basinvol;
 
@@ -22,6 +24,17 @@ Row row(const char* name, std::size_t n, std::size_t dim, double logv, std::size
     return r;
 }
 bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
+// The rows' sources in order, and their places (0: no place).
+std::vector<std::string> sources(const std::vector<Row>& rows) {
+    std::vector<std::string> v;
+    for (const Row& r : rows) v.push_back(r.source);
+    return v;
+}
+std::vector<std::size_t> places(const std::vector<Row>& rows) {
+    std::vector<std::size_t> v;
+    for (const Row& r : rows) v.push_back(r.place.value_or(0));
+    return v;
+}
 }  // namespace
 
 TEST_CASE("dimension first, then log-volume; error rows last with no place") {
@@ -30,13 +43,9 @@ TEST_CASE("dimension first, then log-volume; error rows last with no place") {
     std::vector<Row> rows = {row("a", 10, 2, 50.0), err, row("b", 10, 3, -100.0), row("c", 10, 2, 60.0)};
     rank_rows(rows, {});
     REQUIRE(rows.size() == 4);
-    CHECK(rows[0].source == "b");  // more flat directions wins, whatever its volume
-    CHECK(rows[1].source == "c");
-    CHECK(rows[2].source == "a");
-    CHECK(rows[3].source == "bad");
-    CHECK(*rows[0].place == 1);
-    CHECK(*rows[1].place == 2);
-    CHECK(*rows[2].place == 3);
+    // more flat directions wins, whatever its volume
+    CHECK(sources(rows) == std::vector<std::string>{"b", "c", "a", "bad"});
+    CHECK(places(rows) == std::vector<std::size_t>{1, 2, 3, 0});
     CHECK_FALSE(rows[3].place.has_value());
     CHECK_FALSE(has(rows[0], "place_uncertain"));
 }
@@ -46,9 +55,7 @@ TEST_CASE("log-volumes on one --tie-tol step share a place") {
     RankOptions opt;
     opt.tie_tol = 1e-6;
     rank_rows(rows, opt);
-    CHECK(*rows[0].place == 1);
-    CHECK(*rows[1].place == 1);
-    CHECK(*rows[2].place == 3);
+    CHECK(places(rows) == std::vector<std::size_t>{1, 1, 3});
 }
 
 TEST_CASE("ties do not chain: rank and compare agree on every pair") {
@@ -97,12 +104,8 @@ TEST_CASE("rows of different n rank by curved directions r, then log-volume") {
     std::vector<Row> rows = {row("small", 3, 1, 100.0), row("large", 5, 1, -100.0), row("flat", 5, 3, -200.0)};
     Ranking r = rank_rows(rows, {});
     CHECK(r.mixed_n);
-    CHECK(rows[0].source == "small");
-    CHECK(rows[1].source == "flat");
-    CHECK(rows[2].source == "large");
-    CHECK(*rows[0].place == 1);
-    CHECK(*rows[1].place == 2);
-    CHECK(*rows[2].place == 3);
+    CHECK(sources(rows) == std::vector<std::string>{"small", "flat", "large"});
+    CHECK(places(rows) == std::vector<std::size_t>{1, 2, 3});
     CHECK(has(rows[1], "mixed_n"));
     // compare follows the same rule
     CHECK(compare_rows(rows[0], rows[1], {}).sign == 1);

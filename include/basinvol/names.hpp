@@ -1,9 +1,14 @@
 #pragma once
 // The names of a choice's values, as every front end spells them (the
 // command line's --cut values, Python's cut= strings), in one table per
-// choice; the command line binds them with CLI11 transformers.
+// choice; the command line binds them with CLI11 transformers. And the one
+// reading of a number written as text.
 #include <basinvol/error.hpp>
 
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,6 +40,19 @@ const std::string& name_of(const Names<T>& names, T value) {
     for (const auto& n : names)
         if (n.second == value) return n.first;
     throw Error("a value without a name");
+}
+
+// The whole of `text` as a finite number (blanks around it allowed); nullopt
+// for anything else, a value out of float64's range included.
+inline std::optional<double> parse_finite(const std::string& text) {
+    const char* begin = text.c_str();
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(begin, &end);
+    if (end == begin || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
+    while (*end == ' ' || *end == '\t') ++end;
+    if (*end != '\0') return std::nullopt;
+    return v;
 }
 
 }  // namespace basinvol

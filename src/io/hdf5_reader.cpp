@@ -6,6 +6,7 @@
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/names.hpp>
 
 #include <hdf5.h>
 
@@ -29,20 +30,10 @@ namespace basinvol {
 namespace {
 
 using detail::ErrorSilencer;
+using detail::fail_at;
 using detail::Handle;
 using detail::hdf5_message;
 using detail::hdf5_mutex;
-
-
-[[noreturn]] void fail(const std::string& where, const std::string& what, bool with_hdf5 = true) {
-    std::string m = where + ": " + what;
-    if (with_hdf5) {
-        std::string h = hdf5_message();
-        if (!h.empty()) m += " (HDF5: " + h + ")";
-    }
-    throw InputError(m);
-}
-
 
 // Opens an in-memory file image through HDF5's core driver (no disk access).
 Handle open_image(const std::string& label, const std::string& image) {
@@ -51,13 +42,13 @@ Handle open_image(const std::string& label, const std::string& image) {
     bool found = false;
     for (std::size_t at = 0; !found && at + 8 <= image.size(); at = at ? 2 * at : 512)
         found = image.compare(at, 8, sig, 8) == 0;
-    if (!found) fail(label, "not an HDF5 file (no HDF5 signature found)", false);
+    if (!found) fail_at(label, "not an HDF5 file (no HDF5 signature found)", false);
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 16, 0) < 0 ||
         H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) < 0)
-        fail(label, "cannot set up an in-memory HDF5 file");
+        fail_at(label, "cannot set up an in-memory HDF5 file");
     hid_t f = H5Fopen(label.c_str(), H5F_ACC_RDONLY, fapl.get());
-    if (f < 0) fail(label, "cannot open HDF5 file (truncated or corrupt?)");
+    if (f < 0) fail_at(label, "cannot open HDF5 file (truncated or corrupt?)");
     return Handle(f, H5Fclose);
 }
 
@@ -65,10 +56,10 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
     if (image) return open_image(file, *image);
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0)
-        fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
-    if (S_ISDIR(st.st_mode)) fail(file, "cannot open file: it is a directory", false);
+        fail_at(file, std::string("cannot open file: ") + std::strerror(errno), false);
+    if (S_ISDIR(st.st_mode)) fail_at(file, "cannot open file: it is a directory", false);
     if (::access(file.c_str(), R_OK) != 0)
-        fail(file, std::string("cannot open file: ") + std::strerror(errno), false);
+        fail_at(file, std::string("cannot open file: ") + std::strerror(errno), false);
     htri_t is = H5Fis_hdf5(file.c_str());
     if (is == 0) {
         // A matrix saved by numpy or torch: say how to convert it.
@@ -76,16 +67,16 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
         for (const char* ext : known) {
             const std::string e = ext;
             if (file.size() > e.size() && file.compare(file.size() - e.size(), e.size(), e) == 0)
-                fail(file,
+                fail_at(file,
                      "not an HDF5 file (a " + e + " file?); convert it with: python3 -m basinvol.export convert " +
                          file + " OUT.h5",
                      false);
         }
-        fail(file, "not an HDF5 file (no HDF5 signature found)", false);
+        fail_at(file, "not an HDF5 file (no HDF5 signature found)", false);
     }
-    if (is < 0) fail(file, "cannot read file as HDF5");
+    if (is < 0) fail_at(file, "cannot read file as HDF5");
     hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) fail(file, "cannot open HDF5 file (truncated or corrupt?)");
+    if (f < 0) fail_at(file, "cannot open HDF5 file (truncated or corrupt?)");
     return Handle(f, H5Fclose);
 }
 
@@ -111,18 +102,6 @@ std::string type_name(hid_t type) {
 
 // Attributes whose value changes a row's numbers: never silently dropped.
 bool changes_answer(const std::string& key) { return key == "loss_threshold" || key == "hessian_error"; }
-
-// The whole of `text` as a finite number (surrounding blanks allowed).
-std::optional<double> parse_number(const std::string& text) {
-    const char* begin = text.c_str();
-    char* end = nullptr;
-    errno = 0;
-    const double v = std::strtod(begin, &end);
-    if (end == begin || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
-    while (*end == ' ' || *end == '\t') ++end;
-    if (*end != '\0') return std::nullopt;
-    return v;
-}
 
 void store_number(Attributes& attrs, const std::string& key, double v) {
     if (key == "step") attrs.step = v;
@@ -196,7 +175,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         // A number written as text ("0.5") is that number; other text is
         // refused where it would change an answer.
         if (key == "name") into.attrs->name = *value;
-        else if (auto v = parse_number(*value); v && (answer || expected)) store_number(*into.attrs, key, *v);
+        else if (auto v = parse_finite(*value); v && (answer || expected)) store_number(*into.attrs, key, *v);
         else if (answer || expected) refuse("the string '" + value->substr(0, 40) + "'");
         else into.attrs->strings[key] = *value;
     } else {
@@ -278,11 +257,11 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     info.dataset = path;
     Handle space(H5Dget_space(d), H5Sclose);
     Handle type(H5Dget_type(d), H5Tclose);
-    if (!space.valid() || !type.valid()) fail(info.source(), "cannot read dataset shape or type");
+    if (!space.valid() || !type.valid()) fail_at(info.source(), "cannot read dataset shape or type");
     int rank = H5Sget_simple_extent_ndims(space.get());
-    if (rank < 0) fail(info.source(), "cannot read dataset shape");
+    if (rank < 0) fail_at(info.source(), "cannot read dataset shape");
     hsize_t dims[H5S_MAX_RANK] = {};
-    if (H5Sget_simple_extent_dims(space.get(), dims, nullptr) < 0) fail(info.source(), "cannot read dataset shape");
+    if (H5Sget_simple_extent_dims(space.get(), dims, nullptr) < 0) fail_at(info.source(), "cannot read dataset shape");
     std::ostringstream shape;
     for (int i = 0; i < rank; ++i) shape << (i ? "x" : "") << dims[i];
     info.stored_type = type_name(type.get());
@@ -306,7 +285,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     if (cls == H5T_FLOAT) {
         std::size_t spos, epos, esize, mpos, msize;
         if (H5Tget_fields(type.get(), &spos, &epos, &esize, &mpos, &msize) < 0)
-            fail(info.source(), "cannot read the float type's fields");
+            fail_at(info.source(), "cannot read the float type's fields");
         info.stored_eps = std::ldexp(1.0, -static_cast<int>(msize));
         if (msize > 52) info.stored_eps = std::ldexp(1.0, -52);  // computed in double
     } else if (cls == H5T_INTEGER) {
@@ -342,10 +321,10 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
     // accumulator (a memcpy from NULL, found by fuzzing).
     H5G_info_t group_info{};
     if (H5Gget_info(group, &group_info) < 0)
-        fail(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
+        fail_at(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
     hsize_t idx = 0;
     if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0)
-        fail(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
+        fail_at(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
     for (const auto& name : names) {
         std::string path = prefix + "/" + name;
         H5O_info_t oi{};
@@ -356,7 +335,7 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
         if (!w.seen.insert(oi.addr).second) continue;  // hard or soft link to something seen
         if (oi.type == H5O_TYPE_GROUP) {
             Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
-            if (!g.valid()) fail(w.filename + ":" + path, "cannot open group");
+            if (!g.valid()) fail_at(w.filename + ":" + path, "cannot open group");
             // A group with a `structure` attribute is one Hessian, not a collection.
             if (!detail::structure_kind(g.get(), w.filename + ":" + path).empty()) {
                 w.out->push_back(detail::describe_structured(g.get(), w.filename, path));
@@ -365,7 +344,7 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
             walk_group(w, g.get(), path);
         } else if (oi.type == H5O_TYPE_DATASET) {
             Handle d(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
-            if (!d.valid()) fail(w.filename + ":" + path, "cannot open dataset");
+            if (!d.valid()) fail_at(w.filename + ":" + path, "cannot open dataset");
             if (!detail::structure_kind(d.get(), w.filename + ":" + path).empty()) {
                 w.out->push_back(detail::describe_structured(d.get(), w.filename, path));
                 continue;
@@ -434,7 +413,12 @@ std::string normalize_path(const std::string& p) {
 }  // namespace
 
 void detail::fail_at(const std::string& where, const std::string& what, bool with_hdf5) {
-    fail(where, what, with_hdf5);
+    std::string m = where + ": " + what;
+    if (with_hdf5) {
+        std::string h = hdf5_message();
+        if (!h.empty()) m += " (HDF5: " + h + ")";
+    }
+    throw InputError(m);
 }
 Handle detail::open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image) {
     return open_file(file, image);
@@ -464,18 +448,18 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
             if (pos < path.size() && path[pos] != '/') continue;
             std::string part = path.substr(0, pos);
             if (H5Lexists(file.get(), part.c_str(), H5P_DEFAULT) <= 0)
-                fail(source.file + ":" + part, "no such object in file" + nearest_names(file.get(), part), false);
+                fail_at(source.file + ":" + part, "no such object in file" + nearest_names(file.get(), part), false);
             if (H5Oexists_by_name(file.get(), part.c_str(), H5P_DEFAULT) <= 0)
-                fail(source.file + ":" + part, "link points to nothing (dangling link)", false);
+                fail_at(source.file + ":" + part, "link points to nothing (dangling link)", false);
         }
     }
     H5O_info_t oi{};
     if (H5Oget_info_by_name2(file.get(), path.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
-        fail(where, "cannot open object");
+        fail_at(where, "cannot open object");
     std::vector<ListedHessian> out;
     if (oi.type == H5O_TYPE_DATASET) {
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
-        if (!d.valid()) fail(where, "cannot open dataset");
+        if (!d.valid()) fail_at(where, "cannot open dataset");
         if (!detail::structure_kind(d.get(), where).empty())
             out.push_back(detail::describe_structured(d.get(), source.file, path));
         else
@@ -483,9 +467,9 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
         out.back().info.image = source.image;
         return out;
     }
-    if (oi.type != H5O_TYPE_GROUP) fail(where, "object is neither a dataset nor a group", false);
+    if (oi.type != H5O_TYPE_GROUP) fail_at(where, "object is neither a dataset nor a group", false);
     Handle g(H5Gopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Gclose);
-    if (!g.valid()) fail(where, "cannot open group");
+    if (!g.valid()) fail_at(where, "cannot open group");
     if (!detail::structure_kind(g.get(), where).empty()) {
         out.push_back(detail::describe_structured(g.get(), source.file, path));
         out.back().info.image = source.image;
@@ -498,7 +482,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
         std::string why = "no Hessian found: the group holds no 2-D dataset";
         for (std::size_t i = 0; i < w.skipped.size() && i < 3; ++i) why += (i ? "; " : " (") + w.skipped[i];
         if (!w.skipped.empty()) why += w.skipped.size() > 3 ? "; ...)" : ")";
-        fail(where, why, false);
+        fail_at(where, why, false);
     }
     std::sort(out.begin(), out.end(),
               [](const ListedHessian& a, const ListedHessian& b) { return a.info.dataset < b.info.dataset; });
@@ -534,7 +518,7 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
         ErrorSilencer quiet;
         Handle file = open_file(info.file, info.image);
         Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-        if (!d.valid()) fail(info.source(), "cannot open dataset");
+        if (!d.valid()) fail_at(info.source(), "cannot open dataset");
         {
             // The shape read must be the shape listed: a file rewritten in
             // between would otherwise be read into a buffer of another size.
@@ -550,7 +534,7 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
         void* buf = f32 ? static_cast<void*>(m32.data()) : static_cast<void*>(m64.data());
         if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
             herr_t st = H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-            if (st < 0) fail(info.source(), "cannot read dataset values (truncated or corrupt data?)");
+            if (st < 0) fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
         }
     }
     return f32 ? Hessian::validated(info, std::move(m32), opt) : Hessian::validated(info, std::move(m64), opt);

@@ -16,25 +16,17 @@ namespace basinvol {
 namespace {
 
 using detail::ErrorSilencer;
+using detail::fail_at;
 using detail::Handle;
-using detail::hdf5_message;
 using detail::hdf5_mutex;
-
-[[noreturn]] void fail(const std::string& where, const std::string& what) {
-    std::string m = where + ": " + what;
-    std::string h = hdf5_message();
-    if (!h.empty()) m += " (HDF5: " + h + ")";
-    throw InputError(m);
-}
-
 
 void write_number(hid_t obj, const std::string& where, const std::string& key, double v) {
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
-    if (!space.valid()) fail(where, "Unable to create attribute space for '" + key + "'");
+    if (!space.valid()) fail_at(where, "Unable to create attribute space for '" + key + "'");
     const bool integral = std::isfinite(v) && v == std::floor(v) && std::abs(v) < 9007199254740992.0;
     hid_t file_type = integral ? H5T_STD_I64LE : H5T_IEEE_F64LE;
     Handle a(H5Acreate2(obj, key.c_str(), file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    if (!a.valid()) fail(where, "Unable to create attribute '" + key + "'");
+    if (!a.valid()) fail_at(where, "Unable to create attribute '" + key + "'");
     herr_t st;
     if (integral) {
         const std::int64_t i = static_cast<std::int64_t>(v);
@@ -42,19 +34,19 @@ void write_number(hid_t obj, const std::string& where, const std::string& key, d
     } else {
         st = H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &v);
     }
-    if (st < 0) fail(where, "Unable to write attribute '" + key + "'");
+    if (st < 0) fail_at(where, "Unable to write attribute '" + key + "'");
 }
 
 void write_string(hid_t obj, const std::string& where, const std::string& key, const std::string& value) {
     Handle space(H5Screate(H5S_SCALAR), H5Sclose);
     Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-    if (!space.valid() || !type.valid()) fail(where, "Unable to create attribute type for '" + key + "'");
+    if (!space.valid() || !type.valid()) fail_at(where, "Unable to create attribute type for '" + key + "'");
     if (H5Tset_size(type.get(), H5T_VARIABLE) < 0 || H5Tset_cset(type.get(), H5T_CSET_UTF8) < 0)
-        fail(where, "Unable to set string type for '" + key + "'");
+        fail_at(where, "Unable to set string type for '" + key + "'");
     Handle a(H5Acreate2(obj, key.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-    if (!a.valid()) fail(where, "Unable to create attribute '" + key + "'");
+    if (!a.valid()) fail_at(where, "Unable to create attribute '" + key + "'");
     const char* p = value.c_str();
-    if (H5Awrite(a.get(), type.get(), &p) < 0) fail(where, "Unable to write attribute '" + key + "'");
+    if (H5Awrite(a.get(), type.get(), &p) < 0) fail_at(where, "Unable to write attribute '" + key + "'");
 }
 
 }  // namespace
@@ -73,12 +65,12 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
     const bool exists = ::stat(file.c_str(), &st) == 0;
     hid_t f;
     if (mode == WriteMode::append && exists) {
-        if (H5Fis_hdf5(file.c_str()) <= 0) fail(file, "Unable to append: not an HDF5 file");
+        if (H5Fis_hdf5(file.c_str()) <= 0) fail_at(file, "Unable to append: not an HDF5 file");
         f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     } else {
         f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     }
-    if (f < 0) fail(file, "Unable to open the file for writing");
+    if (f < 0) fail_at(file, "Unable to open the file for writing");
     Handle fh(f, H5Fclose);
 
     htri_t there = H5Lexists(f, dataset.c_str(), H5P_DEFAULT);
@@ -86,14 +78,14 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
 
     Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
     if (!lcpl.valid() || H5Pset_create_intermediate_group(lcpl.get(), 1) < 0)
-        fail(where, "Unable to set up group creation");
+        fail_at(where, "Unable to set up group creation");
     const hsize_t dims[2] = {static_cast<hsize_t>(matrix.rows()), static_cast<hsize_t>(matrix.cols())};
     Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
-    if (!space.valid()) fail(where, "Unable to create the dataspace");
+    if (!space.valid()) fail_at(where, "Unable to create the dataspace");
     Handle d(H5Dcreate2(f, dataset.c_str(), as_float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, space.get(), lcpl.get(),
                         H5P_DEFAULT, H5P_DEFAULT),
              H5Dclose);
-    if (!d.valid()) fail(where, "Unable to create the dataset");
+    if (!d.valid()) fail_at(where, "Unable to create the dataset");
 
     // HDF5 is row-major, Eigen column-major: write the transpose's bytes.
     herr_t w;
@@ -104,7 +96,7 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
         Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m = matrix;
         w = H5Dwrite(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data());
     }
-    if (w < 0) fail(where, "Unable to write the dataset");
+    if (w < 0) fail_at(where, "Unable to write the dataset");
 
     if (attrs.step) write_number(d.get(), where, "step", *attrs.step);
     if (attrs.loss) write_number(d.get(), where, "loss", *attrs.loss);
@@ -113,7 +105,7 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
     if (attrs.name) write_string(d.get(), where, "name", *attrs.name);
     for (const auto& [k, v] : attrs.numbers) write_number(d.get(), where, k, v);
     for (const auto& [k, v] : attrs.strings) write_string(d.get(), where, k, v);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) fail(file, "Unable to flush the file");
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) fail_at(file, "Unable to flush the file");
 }
 
 }  // namespace basinvol

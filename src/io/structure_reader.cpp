@@ -6,6 +6,7 @@
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/structure.hpp>
+#include <basinvol/names.hpp>
 
 #include <hdf5.h>
 
@@ -75,11 +76,9 @@ double scale_of(hid_t obj, const std::string& where) {
     const std::string problem = detail::read_object_attributes(obj, attrs);
     if (!problem.empty()) fail_at(where, problem, false);
     if (auto text = attrs.strings.find("scale"); text != attrs.strings.end()) {  // a number written as text
-        char* end = nullptr;
-        const double v = std::strtod(text->second.c_str(), &end);
-        if (end == text->second.c_str() || *end != '\0')
-            fail_at(where, "attribute scale must be one number, got '" + text->second + "'", false);
-        attrs.numbers["scale"] = v;
+        const std::optional<double> v = parse_finite(text->second);
+        if (!v) fail_at(where, "attribute scale must be one number, got '" + text->second + "'", false);
+        attrs.numbers["scale"] = *v;
     }
     auto it = attrs.numbers.find("scale");
     if (it == attrs.numbers.end()) return 1.0;

@@ -17,7 +17,7 @@ double log_unit_ball(std::size_t k) {
     return h * std::log(M_PI) - std::lgamma(h + 1);
 }
 
-Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
+Measurement measure(const double* values, std::size_t count, std::size_t n, double tol, double threshold,
                     NegativePolicy policy) {
     if (!(threshold > 0) || !std::isfinite(threshold))
         throw UsageError("the loss threshold T must be a positive number, got " + std::to_string(threshold));
@@ -25,8 +25,8 @@ Measurement measure(const std::vector<double>& values, std::size_t n, double tol
     m.n = n;
     long double sum_log = 0;
     std::size_t curved = 0;
-    for (double v : values) {
-        double a = std::abs(v);
+    for (std::size_t i = 0; i < count; ++i) {
+        const double v = values[i], a = std::abs(v);
         if (!(a > tol)) continue;
         ++curved;
         if (v < 0) ++m.negative;
@@ -35,11 +35,17 @@ Measurement measure(const std::vector<double>& values, std::size_t n, double tol
         sum_log += std::log(static_cast<long double>(a));
     }
     m.dim = n - curved;
+    m.sum_log = static_cast<double>(sum_log);
     const double r = static_cast<double>(m.rank);
     // log V = log ω_r + (r/2)·log(2T) − ½ Σ log|λ|
     m.log_volume = log_unit_ball(m.rank) + r / 2 * log_2T(threshold) - static_cast<double>(sum_log / 2);
     m.log10_volume = m.log_volume / std::log(10.0);
     return m;
+}
+
+Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
+                    NegativePolicy policy) {
+    return measure(values.data(), values.size(), n, tol, threshold, policy);
 }
 
 double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda) {

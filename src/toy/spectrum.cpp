@@ -90,16 +90,9 @@ std::vector<double> parse_list(const std::string& text) {
         item.erase(0, item.find_first_not_of(" \t"));
         item.erase(item.find_last_not_of(" \t") + 1);
         if (item.empty()) throw UsageError("eigenvalues", "has an empty entry in '" + text + "'");
-        std::size_t pos = 0;
-        double x = 0;
-        try {
-            x = std::stod(item, &pos);
-        } catch (...) {
-            pos = 0;
-        }
-        if (pos != item.size() || !std::isfinite(x))
-            throw UsageError("eigenvalues", "has '" + item + "', which is not a finite number");
-        v.push_back(x);
+        const std::optional<double> x = parse_finite(item);
+        if (!x) throw UsageError("eigenvalues", "has '" + item + "', which is not a finite number");
+        v.push_back(*x);
     }
     if (v.empty()) throw UsageError("eigenvalues", "needs at least one number, got '" + text + "'");
     return v;

@@ -29,6 +29,8 @@ import tempfile
 import time
 import unittest
 
+import clitest
+
 import h5py
 import numpy as np
 
@@ -465,12 +467,17 @@ def tearDownModule():
     shutil.rmtree(DIR, ignore_errors=True)
 
 
+def make_bad_sources():
+    """Every bad input written, by name (the good ones it is paired with first)."""
+    if not GOOD_SOURCES:
+        AwkwardInputs.setUpClass()
+    return {name: make() for name, (make, _) in BAD.items()}
+
+
 class BadInputs(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not GOOD_SOURCES:
-            AwkwardInputs.setUpClass()
-        cls.sources = {name: make() for name, (make, _) in BAD.items()}
+        cls.sources = make_bad_sources()
 
     def check_one_error(self, name, source, p, pieces):
         self.assertGreaterEqual(p.returncode, 0, "%s: killed by signal %d" % (name, -p.returncode))
@@ -599,9 +606,7 @@ class Mixed(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not GOOD_SOURCES:
-            AwkwardInputs.setUpClass()
-        cls.bad = {name: make() for name, (make, _) in BAD.items()}
+        cls.bad = make_bad_sources()
 
     def test_one_command_reports_every_source(self):
         sources = []
@@ -640,5 +645,4 @@ class Mixed(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    BIN = os.path.abspath(sys.argv.pop(1))
-    unittest.main()
+    clitest.main()

@@ -20,6 +20,8 @@ import tempfile
 import time
 import unittest
 
+import clitest
+
 import h5py
 import numpy as np
 
@@ -78,16 +80,8 @@ def expected_logv(h, eps):
     return r, (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1) + (r / 2) * math.log(2.0) - 0.5 * np.log(a).sum()
 
 
-class BatchTest(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="basinvol-batch-")
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+class BatchTest(clitest.TempDirTest):
+    prefix = "basinvol-batch-"
 
     def assertSameRows(self, a, b):
         """Same sources, same statuses, log-volumes equal to LOGV_RTOL."""
@@ -385,22 +379,24 @@ class BatchTest(unittest.TestCase):
         self.assertEqual([r["dataset"] for r in rows], ["/checkpoints/step_%04d" % i for i in range(len(rows))])
         self.assertIn("interrupted", err)
 
-    def wait_for_temp(self, out, proc):
-        """Polls until the temporary output holds a row (or the process ends)."""
+    def start_writing(self, f, out, fmt):
+        """Starts `volume F -f FMT -o OUT` on one job and returns it once its
+        temporary output holds a row."""
+        proc = subprocess.Popen([BIN, "volume", f, "-f", fmt, "-j", "1", "-o", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             temps = glob.glob(out + ".tmp-*")
             if temps and os.path.getsize(temps[0]) > 0:
-                return True
+                return proc
             time.sleep(0.01)
-        return False
+        proc.kill()
+        self.fail("no row was written to a temporary beside %s" % out)
 
     def test_interrupted_output_file_is_complete_and_resumable(self):
         f = self.big_batch()
         out = self.path("rows.jsonl")
-        proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1", "-o", out],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.assertTrue(self.wait_for_temp(out, proc))
+        proc = self.start_writing(f, out, "jsonl")
         self.assertFalse(os.path.exists(out))  # nothing at FILE until the rename
         proc.send_signal(signal.SIGINT)
         stdout, err = proc.communicate(timeout=120)
@@ -419,9 +415,7 @@ class BatchTest(unittest.TestCase):
     def test_second_interrupt_abandons_and_leaves_no_half_file(self):
         f = self.big_batch()
         out = self.path("rows.json")
-        proc = subprocess.Popen([BIN, "volume", f, "-f", "json", "-j", "1", "-o", out],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.assertTrue(self.wait_for_temp(out, proc))
+        proc = self.start_writing(f, out, "json")
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=120)
@@ -471,7 +465,4 @@ class BatchTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: test_batch.py PATH/TO/basinvol [unittest options]")
-    BIN = os.path.abspath(sys.argv.pop(1))
-    unittest.main()
+    clitest.main()

@@ -10,6 +10,8 @@ import sys
 import tempfile
 import unittest
 
+import clitest
+
 import h5py
 import numpy as np
 
@@ -61,8 +63,4 @@ class Ergonomics(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
-        sys.stderr.write("usage: test_ergonomics.py path/to/basinvol\n")
-        sys.exit(2)
-    BIN = sys.argv.pop(1)
-    unittest.main(verbosity=1)
+    clitest.main()

@@ -25,6 +25,8 @@ import tempfile
 import time
 import unittest
 
+import clitest
+
 import h5py
 import numpy as np
 
@@ -91,16 +93,8 @@ def slurp(path):
         return fh.read()
 
 
-class FaultBase(unittest.TestCase):
-    def setUp(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="basinvol-faults-")
-        self.dir = self.tmp.name
-
-    def tearDown(self):
-        self.tmp.cleanup()
-
-    def path(self, name):
-        return os.path.join(self.dir, name)
+class FaultBase(clitest.TempDirTest):
+    prefix = "basinvol-faults-"
 
     def leftovers(self, out):
         return sorted(glob.glob(out + ".tmp-*") + glob.glob(out + ".journal") + glob.glob(out + ".lock"))
@@ -514,7 +508,4 @@ class ReadingFaults(FaultBase):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit("usage: test_faults.py PATH/TO/basinvol [unittest options]")
-    BIN = os.path.abspath(sys.argv.pop(1))
-    unittest.main()
+    clitest.main()

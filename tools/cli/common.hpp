@@ -5,6 +5,7 @@
 
 #include <basinvol/analyze.hpp>
 #include <basinvol/report/format.hpp>
+#include <basinvol/toy/validate.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -47,16 +48,9 @@ bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool
 // Flushes stdout; a failed write turns success into failure.
 int finish_output(int status);
 
-// Options of `validate` beyond the common ones.
-struct ValidateCli {
-    std::optional<double> logv_tol;
-    std::size_t samples = 200000;
-    std::uint64_t seed = 20240611;
-    double sigmas = 4;
-    std::size_t mc_max_rank = 8;
-    std::size_t scan_max_n = 8;
-    std::size_t radial_directions = 4000;
-};
+// Options of `validate` beyond the common ones (its `analyze` is filled
+// from CommonOptions when the command runs).
+using ValidateCli = basinvol::toy::ValidateOptions;
 
 // The subcommands.
 struct BatchCli;

@@ -39,15 +39,8 @@ bv::toy::Check error_check(const bv::Row& r) {
 // says whether every check agreed); the checks are written in input order.
 int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o, const BatchCli& b,
                  const ValidateCli& v) {
-    bv::toy::ValidateOptions opt;
+    bv::toy::ValidateOptions opt = v;
     opt.analyze = to_analyze(o);
-    opt.logv_tol = v.logv_tol;
-    opt.samples = v.samples;
-    opt.seed = v.seed;
-    opt.sigmas = v.sigmas;
-    opt.mc_max_rank = v.mc_max_rank;
-    opt.scan_max_n = v.scan_max_n;
-    opt.radial_directions = v.radial_directions;
     bv::toy::check_options(opt);
     const bv::Format format = o.format;
 

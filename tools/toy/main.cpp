@@ -37,17 +37,10 @@ void apply_override(bv::Attributes& a, const std::string& kv) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw bv::UsageError("--set must be KEY=VALUE, got '" + kv + "'");
     const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
-    std::size_t pos = 0;
-    double x = 0;
-    try {
-        x = std::stod(value, &pos);
-    } catch (...) {
-        pos = 0;
-    }
-    if (pos == value.size() && !value.empty()) {
+    if (const std::optional<double> x = bv::parse_finite(value)) {
         a.strings.erase(key);
-        if (key == "loss_threshold") a.loss_threshold = x;
-        else a.numbers[key] = x;
+        if (key == "loss_threshold") a.loss_threshold = *x;
+        else a.numbers[key] = *x;
     } else {
         a.numbers.erase(key);
         a.strings[key] = value;

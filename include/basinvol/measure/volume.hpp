@@ -21,6 +21,7 @@ struct Measurement {
     std::size_t negative = 0;  // λ < −tol
     double log_volume = 0;     // natural log
     double log10_volume = 0;
+    double sum_log = 0;        // Σ log|λ| over the `rank` values the volume uses
 };
 
 // log of the volume of the unit k-ball, ω_k.
@@ -29,6 +30,9 @@ double log_unit_ball(std::size_t k);
 // Measures a basin from the eigenvalues that are known (those not in
 // `values` are flat, |λ| ≤ tol). Throws UsageError for T ≤ 0.
 Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
+                    NegativePolicy policy);
+// The same over values[0, count): a part of a longer spectrum.
+Measurement measure(const double* values, std::size_t count, std::size_t n, double tol, double threshold,
                     NegativePolicy policy);
 
 // A bound on the error of log V when each value in `values` is within `error`

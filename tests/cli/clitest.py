@@ -1,0 +1,33 @@
+"""What the command-line test files share: the basinvol binary from the
+command line, and a test case with a temporary directory of its own."""
+import os
+import sys
+import tempfile
+import unittest
+
+
+def main():
+    """Runs the calling file's tests against the basinvol binary named first
+    on the command line (the rest goes to unittest); the binary's path is
+    the file's global BIN."""
+    script = os.path.basename(sys.argv[0])
+    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
+        sys.exit("usage: %s PATH/TO/basinvol [unittest options]" % script)
+    caller = sys.modules["__main__"]
+    caller.BIN = os.path.abspath(sys.argv.pop(1))
+    unittest.main(module=caller, verbosity=1)
+
+
+class TempDirTest(unittest.TestCase):
+    """A test case with a fresh temporary directory per test (self.dir)."""
+    prefix = "basinvol-test-"
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix=self.prefix)
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
