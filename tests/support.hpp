@@ -1,36 +1,23 @@
 #pragma once
-// Helpers shared by the unit tests: matrices with prescribed spectra.
+// Helpers shared by the unit tests: matrices with prescribed spectra. The
+// Eigen decompositions live in support.cpp, compiled once for every test file.
 #include <Eigen/Dense>
 
+#include <cmath>
 #include <cstdint>
-#include <random>
 #include <vector>
 
 namespace testing_support {
 
 // A random orthogonal matrix (Haar, via QR with sign fix), from a local seed.
-inline Eigen::MatrixXd random_orthogonal(Eigen::Index n, std::uint32_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<double> normal;
-    Eigen::MatrixXd a(n, n);
-    for (Eigen::Index j = 0; j < n; ++j)
-        for (Eigen::Index i = 0; i < n; ++i) a(i, j) = normal(rng);
-    Eigen::HouseholderQR<Eigen::MatrixXd> qr(a);
-    Eigen::MatrixXd q = qr.householderQ();
-    Eigen::MatrixXd r = qr.matrixQR().triangularView<Eigen::Upper>();
-    for (Eigen::Index j = 0; j < n; ++j)
-        if (r(j, j) < 0) q.col(j) *= -1;
-    return q;
-}
+Eigen::MatrixXd random_orthogonal(Eigen::Index n, std::uint32_t seed);
 
-// Q diag(eigs) Qᵀ, symmetrized.
-inline Eigen::MatrixXd with_spectrum(const std::vector<double>& eigs, std::uint32_t seed) {
-    const auto n = static_cast<Eigen::Index>(eigs.size());
-    Eigen::MatrixXd q = random_orthogonal(n, seed);
-    Eigen::VectorXd d = Eigen::Map<const Eigen::VectorXd>(eigs.data(), n);
-    Eigen::MatrixXd h = q * d.asDiagonal() * q.transpose();
-    return (h + h.transpose()) / 2;
-}
+// Q diag(eigs) Qᵀ, symmetrized, Q = random_orthogonal(eigs.size(), seed).
+Eigen::MatrixXd with_spectrum(const std::vector<double>& eigs, std::uint32_t seed);
+
+// The eigenvalues of a symmetric matrix, ascending (Eigen's own solver, not
+// the library's LAPACK path).
+Eigen::VectorXd eigenvalues_of(const Eigen::MatrixXd& symmetric);
 
 // n values log-uniform between lo and hi (descending), deterministic.
 inline std::vector<double> geometric(std::size_t n, double hi, double lo) {

@@ -247,10 +247,10 @@ TEST_CASE("float32 storage: the entrywise tolerance holds the actual error and i
         e.resize(80, 0.0);
         const Eigen::MatrixXd exact = testing_support::with_spectrum(e, seed);
         const Eigen::MatrixXd stored = exact.cast<float>().cast<double>();
-        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(stored);
+        const Eigen::VectorXd w = testing_support::eigenvalues_of(stored);
         double actual = 0;
         for (std::size_t i = 0; i < 60; ++i) actual += std::log(e[i]);
-        for (Eigen::Index i = 20; i < 80; ++i) actual -= std::log(es.eigenvalues()(i));
+        for (Eigen::Index i = 20; i < 80; ++i) actual -= std::log(w(i));
         actual = std::abs(actual) / 2;
         const double u = std::ldexp(1.0, -24);
         const double tight = entrywise_logv_tolerance(stored, 1e-4, false, u, 1.0);
