@@ -7,12 +7,14 @@
 #                                 (build-asan), then a bounded libFuzzer run of each fuzz target
 #                                 (build-fuzz, clang)
 #   bash scripts/run.sh build     install what is missing and build
+#   bash scripts/run.sh campaign  a long fuzz campaign (CAMPAIGN_SECONDS per target, default 3600,
+#                                 side by side); new coverage is merged into fuzz/corpus/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian 12 packages basinvol builds and tests with.
 packages=(
-  g++ cmake make pkg-config clang libclang-rt-14-dev
+  g++ cmake make pkg-config clang libclang-rt-14-dev llvm-14
   libeigen3-dev libspectra-dev libhdf5-dev libopenblas-dev liblapack-dev
   libcli11-dev nlohmann-json3-dev doctest-dev
   python3-numpy python3-scipy python3-h5py
@@ -73,11 +75,13 @@ sanitized_tests() {
 # the committed corpus; new inputs go to a temporary directory. HDF5 sizes some
 # metadata buffers from the file (a corrupt local heap asks for 4 GB, granted
 # lazily outside the fuzzer but slow to poison under ASan), and HDF5 1.10
-# itself over-reads some corrupt compact datasets: the run forks, keeps every
-# out-of-memory, timeout and crash input in build-fuzz/artifacts/ and goes on,
-# and lists what it found. A random search cannot gate a merge; the inputs it
-# finds become committed regressions (fuzz/regressions/), which ctest replays
-# under ASan and which do fail the run.
+# itself crashes on some corrupt files: the run forks, keeps every
+# out-of-memory, timeout and crash input in build-fuzz/artifacts/TARGET/ and
+# goes on. fuzz/triage.py then replays each crash (and leak) input: one whose
+# fault lies inside libhdf5 is listed (listing a file runs in a child
+# process for that reason, docs/errors.md); one in basinvol's own code fails
+# the run, once the sanitized tests have run too. Inputs found become
+# committed regressions (fuzz/regressions/), which ctest replays under ASan.
 fuzz_one() {
   local target=$1 scratch status=0
   scratch=$(mktemp -d)
@@ -88,7 +92,7 @@ fuzz_one() {
   LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
   OPENBLAS_NUM_THREADS=1 \
     "build-fuzz/fuzz/${target}_libfuzzer" -seed=1 -max_total_time="${FUZZ_SECONDS:-30}" -timeout=20 -rss_limit_mb=2048 -fork=1 -ignore_ooms=1 -ignore_timeouts=1 -ignore_crashes=1 \
-      -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/ \
+      -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$target/" \
       "$scratch" "fuzz/corpus/$target" "fuzz/regressions/$target" > "build-fuzz/${target}.log" 2>&1 || status=$?
   rm -rf "$scratch"
   cat "build-fuzz/${target}.log"
@@ -96,22 +100,71 @@ fuzz_one() {
 }
 
 # -O1 -g1 as in the sanitized build. The two targets run side by side (one
-# core each), FUZZ_SECONDS each.
+# core each), FUZZ_SECONDS each. Sets fuzz_status to 1 when an input crashes
+# basinvol's own code.
+fuzz_status=0
 fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DBASINVOL_FUZZ=ON -DBASINVOL_BUILD_TESTS=OFF
   cmake --build build-fuzz -j"$(nproc)" --target fuzz_source_libfuzzer fuzz_reader_libfuzzer
-  mkdir -p build-fuzz/artifacts
+  rm -rf build-fuzz/artifacts
+  mkdir -p build-fuzz/artifacts/fuzz_source build-fuzz/artifacts/fuzz_reader
   fuzz_one fuzz_source &
   local first=$!
   fuzz_one fuzz_reader
   wait "$first"
-  local found
-  found=$(ls build-fuzz/artifacts 2>/dev/null | grep '^crash-' || true)
-  if [ -n "$found" ]; then
-    echo "basinvol: WARNING: fuzzing found crash inputs (kept in build-fuzz/artifacts/):" >&2
-    echo "$found" >&2
-  fi
+  local target found
+  for target in fuzz_source fuzz_reader; do
+    found=$(find "build-fuzz/artifacts/$target" -name 'crash-*' -o -name 'leak-*' | sort)
+    [ -n "$found" ] || continue
+    echo "basinvol: ${target} kept inputs that crash; replaying them:" >&2
+    # shellcheck disable=SC2086
+    /usr/bin/python3 fuzz/triage.py "build-fuzz/fuzz/${target}_libfuzzer" $found >&2 || fuzz_status=1
+  done
+}
+
+# A long campaign: each target for CAMPAIGN_SECONDS (default an hour), side
+# by side, from the committed corpus and regressions, into a corpus kept in
+# build-fuzz/campaign/TARGET. Inputs that add coverage are then merged into
+# fuzz/corpus/TARGET (libFuzzer's -merge=1 keeps only those), and every crash
+# kept is triaged as in the bounded run. What it found is for a person to
+# commit: new corpus files, and each crash class as a named regression.
+campaign_one() {
+  local target=$1 status=0
+  mkdir -p "build-fuzz/campaign/$target" "build-fuzz/artifacts/$target"
+  ASAN_OPTIONS=allocator_may_return_null=1 \
+  LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
+  OPENBLAS_NUM_THREADS=1 \
+    "build-fuzz/fuzz/${target}_libfuzzer" -max_total_time="${CAMPAIGN_SECONDS:-3600}" -timeout=20 -rss_limit_mb=2048 \
+      -fork=1 -ignore_ooms=1 -ignore_timeouts=1 -ignore_crashes=1 -print_final_stats=1 \
+      -artifact_prefix="build-fuzz/artifacts/$target/" \
+      "build-fuzz/campaign/$target" "fuzz/corpus/$target" "fuzz/regressions/$target" \
+      > "build-fuzz/campaign-${target}.log" 2>&1 || status=$?
+  ASAN_OPTIONS=allocator_may_return_null=1 \
+  LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
+  OPENBLAS_NUM_THREADS=1 \
+    "build-fuzz/fuzz/${target}_libfuzzer" -merge=1 -timeout=20 -rss_limit_mb=2048 \
+      "fuzz/corpus/$target" "build-fuzz/campaign/$target" >> "build-fuzz/campaign-${target}.log" 2>&1 || status=$?
+  tail -n 5 "build-fuzz/campaign-${target}.log"
+  [ "$status" -eq 0 ] || echo "basinvol: WARNING: ${target}: the campaign's last job ended with status $status" >&2
+}
+
+campaign() {
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DBASINVOL_FUZZ=ON -DBASINVOL_BUILD_TESTS=OFF
+  cmake --build build-fuzz -j"$(nproc)" --target fuzz_source_libfuzzer fuzz_reader_libfuzzer
+  campaign_one fuzz_source &
+  local first=$!
+  campaign_one fuzz_reader
+  wait "$first"
+  local target found status=0
+  for target in fuzz_source fuzz_reader; do
+    found=$(find "build-fuzz/artifacts/$target" -name 'crash-*' -o -name 'leak-*' | sort)
+    [ -n "$found" ] || continue
+    # shellcheck disable=SC2086
+    /usr/bin/python3 fuzz/triage.py "build-fuzz/fuzz/${target}_libfuzzer" $found || status=1
+  done
+  return "$status"
 }
 
 case "${1:-}" in
@@ -127,13 +180,21 @@ case "${1:-}" in
     ctest --test-dir build --output-on-failure -j"$(nproc)"
     fuzz
     sanitized_tests
+    if [ "$fuzz_status" -ne 0 ]; then
+      echo "basinvol: fuzzing crashed basinvol's own code (inputs in build-fuzz/artifacts/, listed above)" >&2
+      exit 1
+    fi
     ;;
   build)
     install_missing
     build
     ;;
+  campaign)
+    install_missing
+    campaign
+    ;;
   *)
-    echo "usage: bash scripts/run.sh example|test|build" >&2
+    echo "usage: bash scripts/run.sh example|test|build|campaign" >&2
     exit 2
     ;;
 esac

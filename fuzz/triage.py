@@ -1,0 +1,105 @@
+#!/usr/bin/python3
+"""Sorts the inputs a fuzz run kept into crashes inside HDF5 and crashes in
+basinvol's own code.
+
+    triage.py FUZZER ARTIFACT...
+
+Replays each ARTIFACT once through FUZZER (a libFuzzer binary built with
+ASan/UBSan) and reads the sanitizer's report. The innermost frame of the
+report's first stack that is neither the sanitizer runtime nor the C or C++
+runtime decides: a frame in libhdf5 is HDF5's own bug (Debian 12 ships HDF5
+1.10, which crashes on some corrupt files; listing runs in a child process
+for that reason, docs/errors.md), anything else is basinvol's. One line per
+input; exit status 1 when any input crashes basinvol's own code, else 0.
+An input that no longer crashes is reported and does not count.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+(?: +in (.+?))?(?: +(/\S+|\(\S+\)))?$")
+# The sanitizers, libFuzzer, and the C and C++ runtimes between the fault and
+# the code that caused it (an abort, an uncaught exception's terminate).
+RUNTIME_FUNCTIONS = ("__interceptor_", "___interceptor_", "__asan", "__sanitizer", "__ubsan", "__lsan",
+                     "__interception", "fuzzer::", "__libc_", "__GI_", "__memcpy", "__memmove", "__memset",
+                     "__strlen", "__restore_rt", "__cxa", "__cxxabiv1", "__gnu_cxx::__verbose_terminate_handler",
+                     "std::terminate", "std::__throw")
+RUNTIME_PLACES = ("compiler-rt/", "libclang_rt", "/libc.so", "/libc-", "libstdc++", "libgcc_s", "/libm.so")
+REPORT_START = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "ERROR: libFuzzer")
+
+
+def report_frames(text):
+    """(function, place) of the first stack after the report's first line."""
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if any(m in l for m in REPORT_START)), None)
+    if start is None:
+        return None, []
+    frames = []
+    for line in lines[start + 1:]:
+        m = FRAME.match(line)
+        if m:
+            if int(m.group(1)) == 0 and frames:
+                break  # the next stack (allocation, free) is not where it failed
+            frames.append((m.group(2) or "", m.group(3) or ""))
+        elif frames and not line.strip():
+            break
+    headline = lines[start].strip()
+    headline = re.sub(r"^==\d+== ?", "", headline).split(" (pc ")[0]
+    return headline, frames
+
+
+def is_runtime(function, place):
+    return function.startswith(RUNTIME_FUNCTIONS) or any(p in place for p in RUNTIME_PLACES) \
+        or function in ("malloc", "calloc", "realloc", "free", "memcpy", "memmove", "memset", "operator new",
+                        "operator delete", "abort", "raise")
+
+
+def classify(text):
+    """('hdf5' | 'basinvol' | 'none', what) for one sanitizer report."""
+    headline, frames = report_frames(text)
+    if headline is None:
+        return "none", "did not crash when replayed"
+    if "runtime error:" in headline:  # UBSan instruments basinvol's code only
+        return "basinvol", headline
+    for function, place in frames:
+        if is_runtime(function, place):
+            continue
+        if "libhdf5" in place or function.startswith(("H5", "H5_")):
+            return "hdf5", "%s in %s %s" % (headline, function, place)
+        return "basinvol", "%s in %s %s" % (headline, function, place)
+    return "basinvol", headline + " (no frame outside the runtimes)"
+
+
+def replay(fuzzer, artifact):
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "allocator_may_return_null=1")
+    symbolizer = shutil.which("llvm-symbolizer") or "/usr/lib/llvm-14/bin/llvm-symbolizer"
+    if os.access(symbolizer, os.X_OK):
+        env["ASAN_SYMBOLIZER_PATH"] = symbolizer
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        p = subprocess.run([fuzzer, "-runs=1", "-rss_limit_mb=2048", artifact], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                           timeout=300)
+        return p.stdout
+    except subprocess.TimeoutExpired:
+        return ""
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit("usage: triage.py FUZZER ARTIFACT...")
+    fuzzer, artifacts = argv[0], argv[1:]
+    own = 0
+    for artifact in artifacts:
+        kind, what = classify(replay(fuzzer, artifact))
+        own += kind == "basinvol"
+        label = {"hdf5": "inside HDF5", "basinvol": "IN BASINVOL'S OWN CODE", "none": "not reproduced"}[kind]
+        print("%s: %s: %s" % (os.path.basename(artifact), label, what))
+    return 1 if own else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
