@@ -38,7 +38,7 @@ def report_frames(text):
         return None, []
     frames = []
     for line in lines[start + 1:]:
-        m = FRAME.match(line)
+        m = FRAME.match(re.sub(r" \(BuildId: [0-9a-f]+\)$", "", line.rstrip()))
         if m:
             if int(m.group(1)) == 0 and frames:
                 break  # the next stack (allocation, free) is not where it failed
@@ -48,6 +48,12 @@ def report_frames(text):
     headline = lines[start].strip()
     headline = re.sub(r"^==\d+== ?", "", headline).split(" (pc ")[0]
     return headline, frames
+
+
+def short_name(function):
+    """A C++ function's name without its parameter list."""
+    name = function.replace("(anonymous namespace)", "{anon}")
+    return name.split("(")[0].replace("{anon}", "(anonymous namespace)")
 
 
 def is_runtime(function, place):
@@ -63,11 +69,18 @@ def classify(text):
         return "none", "did not crash when replayed"
     if "runtime error:" in headline:  # UBSan instruments basinvol's code only
         return "basinvol", headline
-    for function, place in frames:
+    def in_hdf5(function, place):
+        return "libhdf5" in place or function.startswith("H5")
+
+    for i, (function, place) in enumerate(frames):
         if is_runtime(function, place):
             continue
-        if "libhdf5" in place or function.startswith(("H5", "H5_")):
-            return "hdf5", "%s in %s %s" % (headline, function, place)
+        if in_hdf5(function, place):
+            # The crash's class: where in HDF5, and which call of basinvol's led there.
+            api = [f for f, p in frames[i:] if in_hdf5(f, p) and re.match(r"H5[A-Z][a-z]", f)]
+            caller = next((f for f, p in frames[i:] if not in_hdf5(f, p) and not is_runtime(f, p)), "?")
+            return "hdf5", "%s in %s (through %s, called from %s)" % (
+                headline, function, api[-1] if api else "?", short_name(caller))
         return "basinvol", "%s in %s %s" % (headline, function, place)
     return "basinvol", headline + " (no frame outside the runtimes)"
 
