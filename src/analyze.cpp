@@ -379,13 +379,17 @@ Row guarded(const HessianInfo& info, Body body) {
 Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     return guarded(info, [&](Row& r) {
         // A file rewritten while it is read may give values mixed from two
-        // versions: that, not what the mixture breaks, is the error.
+        // versions: that, not what the mixture breaks, is the error. An
+        // in-memory image cannot change.
+        auto consistently = [&](const std::function<void()>& read, int passes) {
+            if (opt.read.image) read();
+            else read_consistently(info, read, passes);
+        };
         if (!info.structure.empty()) {
             const Row blank = r;
             // Spread across ranks (opt.gram), every rank must make the same
             // number of passes: one, with the stamps compared around it.
-            read_consistently(
-                info,
+            consistently(
                 [&] {
                     r = blank;
                     fill_structured(r, info, opt);  // reads its parts as it goes
@@ -394,10 +398,12 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
             return;
         }
         Hessian h;
-        read_consistently(info, [&] {
-            h = Hessian{};  // a repeated pass never holds two copies
-            h = read_hessian(info, opt.read);
-        });
+        consistently(
+            [&] {
+                h = Hessian{};  // a repeated pass never holds two copies
+                h = read_hessian(info, opt.read);
+            },
+            3);
         fill(r, h, opt);
     });
 }
@@ -411,7 +417,11 @@ Row error_row(const HessianInfo& info, const std::string& message) {
 }
 
 Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& opt) {
-    return listed.problem.empty() ? analyze(listed.info, opt) : error_row(listed.info, listed.problem);
+    if (!listed.problem.empty()) return error_row(listed.info, listed.problem);
+    if (!listed.image) return analyze(listed.info, opt);
+    AnalyzeOptions from_image = opt;
+    from_image.read.image = listed.image;
+    return analyze(listed.info, from_image);
 }
 
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,

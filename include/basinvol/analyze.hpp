@@ -68,7 +68,7 @@ Row error_row(const HessianInfo& info, const std::string& message);
 std::vector<ListedHessian> expand_source(const Source& source, Row* error_row, const ListOptions& options = {});
 
 // A listed dataset's row: its error row when the listing found a problem,
-// else analyze().
+// else analyze() (reading from the listing's in-memory image, if it was one).
 Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& options);
 
 // An error row for a source that could not be listed.

@@ -49,8 +49,6 @@ struct HessianInfo {
     std::size_t working_bytes = 0;
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
     Attributes attrs;
-    // The file's bytes when it was listed from an in-memory image (see image_source).
-    std::shared_ptr<const std::string> image;
     std::string source() const { return file + ":" + dataset; }
 };
 

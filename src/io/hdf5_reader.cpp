@@ -464,7 +464,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
             out.push_back(detail::describe_structured(d.get(), source.file, path));
         else
             out.push_back(describe(d.get(), source.file, path));
-        out.back().info.image = source.image;
+        out.back().image = source.image;
         return out;
     }
     if (oi.type != H5O_TYPE_GROUP) fail_at(where, "object is neither a dataset nor a group", false);
@@ -472,7 +472,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
     if (!g.valid()) fail_at(where, "cannot open group");
     if (!detail::structure_kind(g.get(), where).empty()) {
         out.push_back(detail::describe_structured(g.get(), source.file, path));
-        out.back().info.image = source.image;
+        out.back().image = source.image;
         return out;
     }
     Walker w{file.get(), source.file, &out, {}, {}};
@@ -486,7 +486,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
     }
     std::sort(out.begin(), out.end(),
               [](const ListedHessian& a, const ListedHessian& b) { return a.info.dataset < b.info.dataset; });
-    for (auto& listed : out) listed.info.image = source.image;
+    for (auto& listed : out) listed.image = source.image;
     return out;
 }
 
@@ -516,7 +516,7 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     {
         std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
         ErrorSilencer quiet;
-        Handle file = open_file(info.file, info.image);
+        Handle file = open_file(info.file, opt.image);
         Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(info.source(), "cannot open dataset");
         {

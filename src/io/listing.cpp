@@ -197,7 +197,7 @@ ListedHessian get(Reader& r) {
 FileStamp stamp_file(const HessianInfo& info) {
     FileStamp st;
     struct stat sb {};
-    if (info.image || ::stat(info.file.c_str(), &sb) != 0) return st;
+    if (::stat(info.file.c_str(), &sb) != 0) return st;
     st.valid = true;
     st.device = sb.st_dev;
     st.inode = sb.st_ino;
@@ -353,7 +353,7 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
         std::vector<ListedHessian> list(static_cast<std::size_t>(r.u64()));
         for (auto& h : list) {
             h = get(r);
-            h.info.image = source.image;
+            h.image = source.image;
         }
         return list;
     } catch (const std::length_error&) {

@@ -202,10 +202,10 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
 }
 
 // Reads a whole numeric dataset as float or double (row-major bytes).
-void read_all(const HessianInfo& info, const std::string& path, bool f32, void* buf) {
+void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string& path, bool f32, void* buf) {
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
     detail::ErrorSilencer quiet;
-    Handle file = detail::open_hdf5(info.file, info.image);
+    Handle file = detail::open_hdf5(info.file, opt.image);
     Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
     if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
@@ -273,10 +273,10 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
     return listed;
 }
 
-StructurePart describe_structure(const HessianInfo& info) {
+StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt) {
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
     detail::ErrorSilencer quiet;
-    Handle file = detail::open_hdf5(info.file, info.image);
+    Handle file = detail::open_hdf5(info.file, opt.image);
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
     if (!o.valid()) fail_at(info.source(), "cannot open object");
     Walk w{info.file, {}};
@@ -288,14 +288,13 @@ Hessian read_square_part(const HessianInfo& info, const std::string& path, const
     {
         std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
         detail::ErrorSilencer quiet;
-        Handle file = detail::open_hdf5(info.file, info.image);
+        Handle file = detail::open_hdf5(info.file, opt.image);
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
         ListedHessian listed = detail::describe_dataset(d.get(), info.file, path);
         if (!listed.problem.empty()) throw InputError(listed.info.source() + ": " + listed.problem);
         part = std::move(listed.info);
     }
-    part.image = info.image;
     return read_hessian(part, opt);
 }
 
@@ -314,19 +313,19 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
     const auto n = static_cast<Eigen::Index>(p.n), m = static_cast<Eigen::Index>(p.m);
     if (f32) {
         v.t32.resize(n, m);
-        read_all(info, path, true, v.t32.data());
+        read_all(info, opt, path, true, v.t32.data());
         check_finite(v.t32, where);
     } else {
         v.t64.resize(n, m);
-        read_all(info, path, false, v.t64.data());
+        read_all(info, opt, path, false, v.t64.data());
         check_finite(v.t64, where);
     }
     return v;
 }
 
-Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& p) {
+Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     Eigen::VectorXd d(static_cast<Eigen::Index>(p.n));
-    read_all(info, p.path, false, d.data());
+    read_all(info, opt, p.path, false, d.data());
     check_finite(d, info.file + ":" + p.path);
     return d;
 }

@@ -142,9 +142,16 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
                 out << "# " << r.source << "  error: " << r.error << "\n\n";
                 continue;
             }
-            out << "# " << r.source << "  n " << r.n << "  rank " << r.rank << "  dim " << r.dim << "  negative "
-                << r.negative << "  tol " << format_number(r.tol, 6) << "  gap " << (r.gap ? format_number(*r.gap, 3) : "inf")
-                << "  cut " << r.cut_rule;
+            // The row's cells in the human table (one definition of each), then the cut.
+            out << "# " << r.source;
+            for (const TableColumn* c : table_columns(shape_of(spec))) {
+                const std::string cell = c->cell(r);
+                const std::string field = c->field;
+                if (field == "source" || field == "status" || field == "warnings" || cell.empty() || cell == "-")
+                    continue;  // said already, or below
+                out << "  " << c->header << " " << cell;
+            }
+            out << "  tol " << format_number(r.tol, 6) << "  cut " << r.cut_rule;
             if (!r.warnings.empty()) out << "  warnings " << join(r.warnings.names(), ",");
             out << '\n';
             if (r.eigenvalues.size() < r.n)

@@ -95,7 +95,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             return;
         }
         case PartKind::diagonal: {
-            const Eigen::VectorXd d = read_diagonal(info, p);
+            const Eigen::VectorXd d = read_diagonal(info, p, opt);
             acc.values.insert(acc.values.end(), d.data(), d.data() + d.size());
             return;
         }
@@ -124,7 +124,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
 
 StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, const GramBuilder* gram) {
     const auto t0 = detail::Clock::now();
-    const StructurePart root = describe_structure(info);
+    const StructurePart root = describe_structure(info, opt);
     StructuredSpectrum out;
     Accumulator acc;
     auto span = [&](const StructurePart& p, const std::string& name) {

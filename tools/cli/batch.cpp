@@ -84,7 +84,7 @@ void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items, cons
         return;  // the whole's own row says what is wrong
     }
     for (const auto& part : root.parts) {
-        bv::Source member{h.file, part.path, h.file + ":" + part.path, h.image};
+        bv::Source member{h.file, part.path, h.file + ":" + part.path, nullptr};  // the command line reads files
         bv::Row err;
         auto list = bv::expand_source(member, &err, listing);
         if (list.empty()) {

@@ -22,6 +22,10 @@ struct ReadOptions {
     // Largest matrix (in bytes, as held in memory) that may be allocated;
     // 0 means half of the physical memory.
     std::size_t max_bytes = 0;
+    // The bytes of the HDF5 file `file` names, when it was listed from an
+    // in-memory image (image_source): read from them, not the file system.
+    // analyze_listed sets it from the listing.
+    std::shared_ptr<const std::string> image;
 };
 
 // The Hessians a SOURCE names, in name order, with their shape, stored type
@@ -49,6 +53,7 @@ struct ListOptions {
 struct ListedHessian {
     HessianInfo info;
     std::string problem;
+    std::shared_ptr<const std::string> image;  // the source's in-memory image, if it was one
 };
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options = {});
 

@@ -20,7 +20,8 @@ struct Source {
 Source parse_source(const std::string& text);
 
 // A SOURCE over an HDF5 file image held in memory (`label` names it in
-// messages; `path` as in FILE:PATH). The Hessians it lists keep the image.
+// messages; `path` as in FILE:PATH). The Hessians it lists keep the image
+// beside them (ListedHessian::image); analyze_listed reads from it.
 Source image_source(std::string bytes, const std::string& label, const std::string& path = "");
 
 }  // namespace basinvol

@@ -33,7 +33,7 @@ struct StructurePart {
 
 // The structure of a listed structured Hessian (info.structure not empty).
 // Throws InputError naming the file, the object and the rule broken.
-StructurePart describe_structure(const HessianInfo& info);
+StructurePart describe_structure(const HessianInfo& info, const ReadOptions& options = {});
 
 // A square dataset of a structure (a dense block, a Kronecker factor), read,
 // checked and symmetrized like a dense Hessian. Throws InputError.
@@ -49,6 +49,6 @@ struct FactorValues {
 FactorValues read_factor(const HessianInfo& info, const StructurePart& part, const ReadOptions& options);
 
 // A diagonal's values. Finite values checked.
-Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& part);
+Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& part, const ReadOptions& options);
 
 }  // namespace basinvol
