@@ -264,11 +264,19 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
     const Row again = analyze(list[0], {});
     CHECK(again.ok);
     CHECK(again.rank == 5);
-    // An in-memory source has no file to stamp.
-    auto image = list_hessians(image_source(bytes_of(file), "image.h5"));
+    // An in-memory image is read from its bytes, even when its label names a
+    // file on disk that now holds another matrix; the image travels beside the
+    // listed Hessian, not in its HessianInfo.
+    auto image = list_hessians(image_source(bytes_of(file), file));
     REQUIRE(image.size() == 1);
-    CHECK_FALSE(stamp_file(image[0].info).valid);
-    CHECK(analyze_listed(image[0], {}).ok);
+    REQUIRE(image[0].image);
+    write_hessian(file, "/hessian", 7 * Eigen::MatrixXd::Identity(5, 5), false, none, WriteMode::create);
+    const Row from_image = analyze_listed(image[0], {});
+    const Row from_disk = analyze(image[0].info, {});
+    REQUIRE(from_image.ok);
+    REQUIRE(from_disk.ok);
+    CHECK(from_image.log_volume == doctest::Approx(again.log_volume).epsilon(1e-14));
+    CHECK(from_disk.log_volume < from_image.log_volume);  // 7·I is narrower than 2·I
     std::remove(file.c_str());
 }
 

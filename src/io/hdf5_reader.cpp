@@ -47,7 +47,12 @@ Handle open_image(const std::string& label, const std::string& image) {
     if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 16, 0) < 0 ||
         H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) < 0)
         fail_at(label, "cannot set up an in-memory HDF5 file");
-    hid_t f = H5Fopen(label.c_str(), H5F_ACC_RDONLY, fapl.get());
+    // HDF5 refuses an image whose name exists on disk ("file already exists")
+    // and takes two open files of one name for one file: the name it gets is
+    // one no file can have (under /dev/null), unique to the image's bytes.
+    char name[64];
+    std::snprintf(name, sizeof name, "/dev/null/basinvol-image-%p", static_cast<const void*>(image.data()));
+    hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl.get());
     if (f < 0) fail_at(label, "cannot open HDF5 file (truncated or corrupt?)");
     return Handle(f, H5Fclose);
 }
