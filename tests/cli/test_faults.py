@@ -344,6 +344,69 @@ class ProcessFaults(FaultBase):
             if s.returncode:
                 self.assertIn("address-space limit (ulimit -v)", s.stderr)
 
+    def memory_cgroup(self, limit_bytes):
+        """A memory cgroup of its own with a hard limit (v2 memory.max, or v1
+        memory.limit_in_bytes), removed at cleanup; its cgroup.procs path."""
+        name = "basinvol-test-%d" % os.getpid()
+        tried = []
+        for root, limit_file in (("/sys/fs/cgroup", "memory.max"),
+                                 ("/sys/fs/cgroup/unified", "memory.max"),
+                                 ("/sys/fs/cgroup/memory", "memory.limit_in_bytes")):
+            group = os.path.join(root, name)
+            try:
+                os.mkdir(group)
+            except OSError as e:
+                tried.append("%s: %s" % (root, e.strerror))
+                continue
+            if not os.path.exists(os.path.join(group, limit_file)):  # not a cgroup file system, or no memory controller
+                os.rmdir(group)
+                tried.append("%s: no %s" % (root, limit_file))
+                continue
+            self.addCleanup(os.rmdir, group)
+            try:
+                with open(os.path.join(group, limit_file), "w") as fh:
+                    fh.write(str(limit_bytes))
+                for swap, value in (("memory.swap.max", "0"), ("memory.memsw.limit_in_bytes", str(limit_bytes))):
+                    if os.path.exists(os.path.join(group, swap)):  # no swapping past the limit
+                        with open(os.path.join(group, swap), "w") as fh:
+                            fh.write(value)
+                return os.path.join(group, "cgroup.procs")
+            except OSError as e:
+                tried.append("%s: %s" % (limit_file, e.strerror))
+        self.skipTest("cannot make a memory cgroup here (%s)" % "; ".join(tried))
+
+    def run_in_cgroup(self, procs, args):
+        def enter():
+            with open(procs, "w") as fh:
+                fh.write(str(os.getpid()))
+        return subprocess.run([BIN] + args, capture_output=True, text=True, timeout=240, preexec_fn=enter)
+
+    def test_a_cgroup_memory_limit_is_an_error_row_naming_the_need_not_an_oom_kill(self):
+        # A Slurm job's or a container's limit: 200 MB for a batch holding a
+        # 6000 x 6000 float64 Hessian (288 MB stored, about 0.6 GB to analyze).
+        rng = np.random.default_rng(16)
+        f = self.path("limit.h5")
+        with h5py.File(f, "w") as h:
+            g = rng.standard_normal((6000, 40))
+            h.create_dataset("big", data=g @ g.T)
+            h.create_dataset("small", data=gram(rng, 300, 20))
+        procs = self.memory_cgroup(200 * 2 ** 20)
+        # The limit is real: told to ignore it, the process is killed by the kernel.
+        forced = self.run_in_cgroup(procs, ["volume", f + ":/big", "-f", "jsonl", "--max-memory", "4G"])
+        self.assertEqual(forced.returncode, -signal.SIGKILL, "the cgroup's limit is not enforced here")
+        # Left to read the limit, every row is there: the one that cannot fit
+        # is an error row before it is read, the other is measured.
+        p = self.run_in_cgroup(procs, ["volume", f, "-f", "jsonl"])
+        self.assertEqual(p.returncode, 1, p.stderr[-2000:])
+        rows = by_source(jsonl(p.stdout))
+        self.assertEqual(set(rows), {f + ":/big", f + ":/small"})
+        self.assertEqual(rows[f + ":/small"]["status"], "ok")
+        self.assertEqual(rows[f + ":/small"]["rank"], 20)
+        big = rows[f + ":/big"]
+        self.assertEqual(big["status"], "error")
+        self.assertRegex(big["error"], r"n = 6000 needs about [0-9.]+ GB to analyze, over the memory budget of "
+                                       r"0\.[01][0-9]* GB \(--max-memory\)")
+
     # ------------------------------------------------------------- listings
 
     def test_a_listing_that_never_ends_is_stopped_and_is_one_error_row(self):
