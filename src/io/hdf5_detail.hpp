@@ -8,8 +8,10 @@
 
 #include <hdf5.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +28,27 @@ inline std::recursive_mutex& hdf5_mutex() { return *hdf5_mutex_slot(); }
 
 // list_hessians in this process (listing.cpp wraps it in a child process).
 std::vector<ListedHessian> list_hessians_here(const Source& source);
+
+// What work run in a child process gave (child.cpp).
+struct ChildResult {
+    std::string bytes;       // what the child sent (whole when `clean`)
+    bool clean = false;      // it exited 0 within the limit
+    bool timed_out = false;  // killed at the limit
+    int signal = 0;          // the signal that ended it, if one did
+};
+// Runs `work` in a forked child (a fresh HDF5 mutex; it dies with this
+// process) and returns what it returned, killing it after `limit` seconds;
+// nullopt when no child can be started (the caller then works in-process).
+// Holds the HDF5 mutex throughout.
+std::optional<ChildResult> run_in_child(const std::function<std::string()>& work, double limit);
+// The seconds a child may take to read `bytes` of values (ReadOptions::time_limit).
+double read_time_limit(const ReadOptions& options, std::size_t bytes);
+// `read(buf)` fills `bytes` bytes of values; run in a child when options.isolate
+// (through shared memory, then moved into `out`), else here. A child that
+// dies or overruns its limit is an InputError naming `where`; so is an error
+// the read throws, with its message.
+void read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& options,
+                   const std::function<void(void*)>& read, void* out);
 
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {
@@ -98,6 +121,8 @@ ListedHessian describe_dataset(hid_t d, const std::string& file, const std::stri
 // Reads obj's attributes into attrs; returns why they cannot be read ("" when they can).
 std::string read_object_attributes(hid_t obj, Attributes& attrs);
 std::string hdf5_type_name(hid_t type);
+// Why dataset d's external raw-data files cannot be read safely, or "".
+std::string external_problem(hid_t d, const std::string& file);
 
 // The value of obj's `structure` attribute ("" when it has none); throws
 // when it is there but not one of blocks, factor, kron, diagonal.

@@ -22,6 +22,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <cstdlib>
 #include <sys/stat.h>
 #include <type_traits>
 #include <unistd.h>
@@ -234,12 +235,48 @@ std::string missing_filter(hid_t d) {
     return "";
 }
 
+// Why the external raw-data files of a dataset (H5Pset_external) cannot be
+// read, or "". HDF5 opens and reads them as they are: a FIFO or a device
+// there blocks the read forever (or never ends), so each must be a regular
+// file. A relative name is found as HDF5 finds it: under $HDF5_EXTFILE_PREFIX
+// (${ORIGIN}: the HDF5 file's folder) when that is set, else from the
+// current directory.
+std::string external_problem_of(hid_t dcpl, const std::string& file) {
+    const int count = H5Pget_external_count(dcpl);
+    if (count < 0) return "cannot read the dataset's list of external raw-data files";
+    for (int i = 0; i < count; ++i) {
+        char name[4096] = {0};
+        off_t offset = 0;
+        hsize_t size = 0;
+        if (H5Pget_external(dcpl, static_cast<unsigned>(i), sizeof name, name, &offset, &size) < 0)
+            return "cannot read external raw-data file " + std::to_string(i) + " of the dataset";
+        std::string path = name;
+        const char* prefix = std::getenv("HDF5_EXTFILE_PREFIX");
+        if (!path.empty() && path[0] != '/' && prefix && *prefix) {
+            std::string dir = prefix;
+            if (dir.rfind("${ORIGIN}", 0) == 0) {
+                const std::size_t slash = file.rfind('/');
+                dir = (slash == std::string::npos ? std::string(".") : file.substr(0, slash)) + dir.substr(9);
+            }
+            path = dir + "/" + path;
+        }
+        struct stat st {};
+        if (::stat(path.c_str(), &st) != 0)
+            return "external raw-data file '" + path + "' cannot be opened: " + std::strerror(errno);
+        if (!S_ISREG(st.st_mode))
+            return "external raw-data file '" + path + "' is not a regular file (a FIFO or a device would block the "
+                   "read or never end)";
+    }
+    return "";
+}
+
 // Why the stored bytes of a compact or contiguous dataset cannot hold its
 // shape, or "". HDF5 1.10 trusts a compact dataset's size field and copies
 // past the end of its buffer (found by fuzzing): check before reading.
-std::string storage_problem(hid_t d, hid_t type, std::size_t n) {
+std::string storage_problem(hid_t d, hid_t type, std::size_t n, const std::string& file) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (!dcpl.valid()) return "";
+    if (std::string why = external_problem_of(dcpl.get(), file); !why.empty()) return why;
     H5D_layout_t layout = H5Pget_layout(dcpl.get());
     if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
     const hsize_t stored = H5Dget_storage_size(d);
@@ -299,7 +336,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     } else {
         problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
-    if (problem.empty()) problem = storage_problem(d, type.get(), info.n);
+    if (problem.empty()) problem = storage_problem(d, type.get(), info.n, info.file);
     std::string filter = problem.empty() ? missing_filter(d) : "";
     if (!filter.empty())
         problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
@@ -417,6 +454,10 @@ std::string normalize_path(const std::string& p) {
 
 }  // namespace
 
+std::string detail::external_problem(hid_t d, const std::string& file) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    return dcpl.valid() ? external_problem_of(dcpl.get(), file) : "";
+}
 void detail::fail_at(const std::string& where, const std::string& what, bool with_hdf5) {
     std::string m = where + ": " + what;
     if (with_hdf5) {
@@ -511,6 +552,35 @@ void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
     }
 }
 
+namespace {
+
+// The listed dataset's n×n values into buf (float or double), checked to be
+// of the listed shape. Throws InputError.
+void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void* buf) {
+    const std::size_t n = info.n;
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    ErrorSilencer quiet;
+    Handle file = open_file(info.file, opt.image);
+    Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!d.valid()) fail_at(info.source(), "cannot open dataset");
+    {
+        // The shape read must be the shape listed: a file rewritten in
+        // between would otherwise be read into a buffer of another size.
+        Handle space(H5Dget_space(d.get()), H5Sclose);
+        hsize_t dims[2] = {0, 0};
+        if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
+            H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != n || dims[1] != n)
+            throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(n) + " x " +
+                             std::to_string(n) + " matrix that was listed (the file changed after it was listed)");
+    }
+    if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
+        herr_t st = H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+        if (st < 0) fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
+    }
+}
+
+}  // namespace
+
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
@@ -518,30 +588,11 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     const auto N = static_cast<Eigen::Index>(n);
     Eigen::MatrixXf m32;
     Eigen::MatrixXd m64;
-    {
-        std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
-        ErrorSilencer quiet;
-        Handle file = open_file(info.file, opt.image);
-        Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-        if (!d.valid()) fail_at(info.source(), "cannot open dataset");
-        {
-            // The shape read must be the shape listed: a file rewritten in
-            // between would otherwise be read into a buffer of another size.
-            Handle space(H5Dget_space(d.get()), H5Sclose);
-            hsize_t dims[2] = {0, 0};
-            if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
-                H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != n || dims[1] != n)
-                throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(n) + " x " +
-                                 std::to_string(n) + " matrix that was listed (the file changed after it was listed)");
-        }
-        if (f32) m32.resize(N, N);
-        else m64.resize(N, N);
-        void* buf = f32 ? static_cast<void*>(m32.data()) : static_cast<void*>(m64.data());
-        if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
-            herr_t st = H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-            if (st < 0) fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
-        }
-    }
+    if (f32) m32.resize(N, N);
+    else m64.resize(N, N);
+    void* buf = f32 ? static_cast<void*>(m32.data()) : static_cast<void*>(m64.data());
+    const std::size_t bytes = n * n * (f32 ? sizeof(float) : sizeof(double));
+    detail::read_isolated(info.source(), bytes, opt, [&](void* to) { read_values(info, opt, f32, to); }, buf);
     return f32 ? Hessian::validated(info, std::move(m32), opt) : Hessian::validated(info, std::move(m64), opt);
 }
 

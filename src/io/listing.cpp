@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -23,14 +22,11 @@
 #include <ctime>
 #include <cmath>
 #include <new>
-#include <poll.h>
 #include <sstream>
 #include <string>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
-#include <sys/prctl.h>
 #endif
 
 namespace basinvol {
@@ -152,17 +148,8 @@ ListedHessian get(Reader& r) {
     return listed;
 }
 
-// The child: list, send the result ('L') or the error ('E'), exit without
-// running this process's exit handlers or flushing its stdio buffers.
-[[noreturn]] void child(const Source& source, int fd, pid_t parent) {
-#ifdef __linux__
-    // A child stuck in a hung read must not outlive a parent that was killed.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) _exit(4);
-#else
-    (void)parent;
-#endif
-    detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
+// The child's work: the listing ('L') or the error ('E'), as bytes.
+std::string listing_answer(const Source& source) {
     Writer w;
     try {
         std::vector<ListedHessian> list = detail::list_hessians_here(source);
@@ -182,14 +169,7 @@ ListedHessian get(Reader& r) {
         w.u64('E');
         w.str(source.file + ": cannot list: " + e.what());
     }
-    const std::string& bytes = w.bytes();
-    for (std::size_t done = 0; done < bytes.size();) {
-        const ssize_t k = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) _exit(3);
-        done += static_cast<std::size_t>(k);
-    }
-    _exit(0);
+    return w.bytes();
 }
 
 }  // namespace
@@ -292,62 +272,19 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
         throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
     }
     if (!options.isolate) return detail::list_hessians_here(source);
-    // Held across fork: no other thread is inside HDF5 while its state is copied.
-    std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
-    int fd[2];
-    if (::pipe(fd) != 0) return detail::list_hessians_here(source);  // cannot isolate: list here
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-        ::close(fd[0]);
-        ::close(fd[1]);
-        return detail::list_hessians_here(source);
-    }
-    if (pid == 0) {
-        ::close(fd[0]);
-        child(source, fd[1], parent);
-    }
-    ::close(fd[1]);
-    // The watchdog: the answer must be complete (the pipe closed) by the deadline.
-    using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                             std::chrono::duration<double>(limit));
-    bool timed_out = false;
-    std::string bytes;
-    char chunk[65536];
-    for (;;) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        if (left <= 0) {
-            timed_out = true;
-            break;
-        }
-        struct pollfd p {};
-        p.fd = fd[0];
-        p.events = POLLIN;
-        const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30)));
-        if (ready < 0 && errno != EINTR) break;
-        if (ready <= 0) continue;
-        const ssize_t k = ::read(fd[0], chunk, sizeof chunk);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        bytes.append(chunk, static_cast<std::size_t>(k));
-    }
-    ::close(fd[0]);
-    if (timed_out) ::kill(pid, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (timed_out) {
+    const std::optional<detail::ChildResult> child =
+        detail::run_in_child([&] { return listing_answer(source); }, limit);
+    if (!child) return detail::list_hessians_here(source);  // cannot isolate: list here
+    if (child->timed_out) {
         std::ostringstream v;
         v << limit;
         throw InputError(source.file + ": reading this file's structure took longer than the listing limit of " +
                          v.str() + " s, so it was stopped (a FIFO, a hung file system, or HDF5 looping on a "
                          "corrupt file; option list_timeout)");
     }
-    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     try {
-        if (!clean) throw std::length_error("no answer");
-        Reader r(bytes);
+        if (!child->clean) throw std::length_error("no answer");
+        Reader r(child->bytes);
         const std::uint64_t kind = r.u64();
         if (kind == 'E') throw InputError(r.str());
         std::vector<ListedHessian> list(static_cast<std::size_t>(r.u64()));
@@ -358,7 +295,7 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
         return list;
     } catch (const std::length_error&) {
         std::string why = source.file + ": the HDF5 library failed while reading this file's structure (corrupt file";
-        if (WIFSIGNALED(status)) why += std::string("; it stopped on signal ") + std::to_string(WTERMSIG(status));
+        if (child->signal) why += std::string("; it stopped on signal ") + std::to_string(child->signal);
         throw InputError(why + ")");
     }
 }

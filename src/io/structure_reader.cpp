@@ -36,9 +36,12 @@ struct DatasetShape {
     double eps = 0;
 };
 
-// Shape and numeric type of dataset `d`; throws when it is not numeric.
+// Shape and numeric type of dataset `d`; throws when it is not numeric or its
+// values lie in external files that cannot be read safely.
 DatasetShape dataset_shape(hid_t d, const std::string& where) {
     DatasetShape s;
+    if (std::string why = detail::external_problem(d, where.substr(0, where.rfind(':'))); !why.empty())
+        fail_at(where, why, false);
     Handle space(H5Dget_space(d), H5Sclose);
     Handle type(H5Dget_type(d), H5Tclose);
     if (!space.valid() || !type.valid()) fail_at(where, "cannot read dataset shape or type");
@@ -201,15 +204,20 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got '" + kind + "'", false);
 }
 
-// Reads a whole numeric dataset as float or double (row-major bytes).
-void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string& path, bool f32, void* buf) {
-    std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
-    detail::ErrorSilencer quiet;
-    Handle file = detail::open_hdf5(info.file, opt.image);
-    Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
-    if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
-    if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        fail_at(info.file + ":" + path, "cannot read dataset values (truncated or corrupt data?)");
+// Reads a whole numeric dataset as float or double (row-major bytes, `bytes`
+// of them), in a child process unless opt.isolate is off.
+void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string& path, bool f32, std::size_t bytes,
+              void* buf) {
+    const std::string where = info.file + ":" + path;
+    detail::read_isolated(where, bytes, opt, [&](void* to) {
+        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::ErrorSilencer quiet;
+        Handle file = detail::open_hdf5(info.file, opt.image);
+        Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.valid()) fail_at(where, "cannot open dataset");
+        if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, to) < 0)
+            fail_at(where, "cannot read dataset values (truncated or corrupt data?)");
+    }, buf);
 }
 
 template <class M>
@@ -313,11 +321,11 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
     const auto n = static_cast<Eigen::Index>(p.n), m = static_cast<Eigen::Index>(p.m);
     if (f32) {
         v.t32.resize(n, m);
-        read_all(info, opt, path, true, v.t32.data());
+        read_all(info, opt, path, true, sizeof(float) * p.m * p.n, v.t32.data());
         check_finite(v.t32, where);
     } else {
         v.t64.resize(n, m);
-        read_all(info, opt, path, false, v.t64.data());
+        read_all(info, opt, path, false, sizeof(double) * p.m * p.n, v.t64.data());
         check_finite(v.t64, where);
     }
     return v;
@@ -325,7 +333,7 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
 
 Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     Eigen::VectorXd d(static_cast<Eigen::Index>(p.n));
-    read_all(info, opt, p.path, false, d.data());
+    read_all(info, opt, p.path, false, sizeof(double) * p.n, d.data());
     check_finite(d, info.file + ":" + p.path);
     return d;
 }

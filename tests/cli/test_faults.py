@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import stat
@@ -391,9 +392,13 @@ class ProcessFaults(FaultBase):
             h.create_dataset("big", data=g @ g.T)
             h.create_dataset("small", data=gram(rng, 300, 20))
         procs = self.memory_cgroup(200 * 2 ** 20)
-        # The limit is real: told to ignore it, the process is killed by the kernel.
+        # The limit is real: told to ignore it, the kernel kills the process
+        # that reads the values (the child; or the tool itself).
         forced = self.run_in_cgroup(procs, ["volume", f + ":/big", "-f", "jsonl", "--max-memory", "4G"])
-        self.assertEqual(forced.returncode, -signal.SIGKILL, "the cgroup's limit is not enforced here")
+        if forced.returncode != -signal.SIGKILL:
+            self.assertEqual(forced.returncode, 1, "the cgroup's limit is not enforced here: " + forced.stderr[-500:])
+            self.assertIn("the process reading the values was killed (SIGKILL: out of memory",
+                          jsonl(forced.stdout)[0]["error"])
         # Left to read the limit, every row is there: the one that cannot fit
         # is an error row before it is read, the other is measured.
         p = self.run_in_cgroup(procs, ["volume", f, "-f", "jsonl"])
@@ -478,6 +483,64 @@ def alive(pid):
 class ReadingFaults(FaultBase):
     """Torn journals and files changing under the reader: the parsing and
     reading code on damaged input, run under the sanitizers too."""
+
+    def test_values_behind_a_fifo_are_an_error_row_not_a_hang(self):
+        # A dataset whose values lie in an external raw-data file that is a
+        # FIFO nobody writes: HDF5 would block in its open forever.
+        fifo = self.path("values.raw")
+        f = self.path("fifo.h5")
+        with h5py.File(f, "w") as h:
+            h.create_dataset("h", shape=(20, 20), dtype="f8", external=[(fifo, 0, 20 * 20 * 8)])
+            h.create_dataset("ok", data=gram(np.random.default_rng(17), 20, 5))
+        os.mkfifo(fifo)
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = by_source(jsonl(p.stdout))
+        self.assertEqual(rows[f + ":/ok"]["rank"], 5)
+        self.assertEqual(rows[f + ":/h"]["error"], "%s:/h: external raw-data file '%s' is not a regular file (a FIFO "
+                         "or a device would block the read or never end)" % (f, fifo))
+
+    def test_an_isolated_read_that_overruns_or_crashes_is_an_error_row(self):
+        # --read-timeout reads each Hessian's values in a child process.
+        rng = np.random.default_rng(18)
+        f = self.path("slow.h5")
+        with h5py.File(f, "w") as h:
+            g = rng.standard_normal((3000, 30))
+            h.create_dataset("big", data=g @ g.T, chunks=(250, 250), compression="gzip", compression_opts=9)
+            h.create_dataset("ok", data=gram(rng, 20, 5))
+        # Overrun: inflating 72 MB takes far longer than 50 ms.
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl", "--read-timeout", "0.05"], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = by_source(jsonl(p.stdout))
+        self.assertEqual(rows[f + ":/ok"]["rank"], 5)
+        self.assertIn(f + ":/big: reading the values took longer than the limit of 0.05 s, so it was stopped",
+                      rows[f + ":/big"]["error"])
+        self.assertIn("--read-timeout", rows[f + ":/big"]["error"])
+        # Crash: the reading process dies of a signal (sent to it here, as a
+        # corrupt file makes HDF5 do): an error row, and the tool goes on.
+        proc = subprocess.Popen([BIN, "volume", f + ":/big", f + ":/ok", "-f", "jsonl", "-j", "1",
+                                 "--read-timeout", "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # The listing child ends in milliseconds; the reading child of /big
+        # is the one still there a moment later.
+        reader, seen = None, {}
+        deadline = time.monotonic() + 60
+        while reader is None and time.monotonic() < deadline and proc.poll() is None:
+            now = time.monotonic()
+            for pid in children_of(proc.pid):
+                if now - seen.setdefault(pid, now) >= 0.02:
+                    reader = pid
+            time.sleep(0.005)
+        self.assertIsNotNone(reader, "no reading child was seen")
+        os.kill(reader, signal.SIGSEGV)
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 1, err)
+        rows = by_source(jsonl(out))
+        self.assertEqual(rows[f + ":/ok"]["rank"], 5)
+        # (Under AddressSanitizer its handler turns the SIGSEGV into an abort.)
+        self.assertRegex(rows[f + ":/big"]["error"], re.escape(f + ":/big: the HDF5 library failed while reading the "
+                                                                "values (corrupt data; it stopped on signal ") +
+                         r"\d+\)$")
 
     def test_journal_keeps_whole_rows_and_skips_a_cut_off_one(self):
         a = write_checkpoints(self.path("a.h5"), 6, 40, seed=3)

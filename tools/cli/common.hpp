@@ -32,6 +32,7 @@ struct CommonOptions {
     double max_asymmetry = 1e-3;
     double tie_tol = 1e-6;
     std::optional<double> rtol, atol, threshold, regularized, hessian_error;
+    std::optional<double> read_timeout;  // given: values read in a child process under this limit
     bool strict = false;  // compare: exit 3 when noise may decide
 };
 

@@ -26,6 +26,10 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     app->add_option("--max-asymmetry", o.max_asymmetry,
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
         ->capture_default_str();
+    app->add_option("--read-timeout", o.read_timeout,
+                    "Read each Hessian's values in a child process, stopped after this many seconds (an error row); "
+                    "a crash while reading is an error row too. For untrusted files: a fork per Hessian")
+        ->check(CLI::PositiveNumber);
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
                     "usable memory, the cgroup limit counted)");

@@ -9,12 +9,12 @@ namespace {
 
 // The library's names of the options the command-line tools have a flag for
 // (basinvol, basinvol-mpi, basinvol-toy); each flag is --NAME with dashes.
-constexpr std::array<const char*, 35> flagged = {
+constexpr std::array<const char*, 36> flagged = {
     "atol",      "clusters",     "curved",        "cut",          "dtype",         "eigenvalues",
     "files_from", "flat",        "format",        "hessian_error", "hi",           "jobs",
     "list_timeout", "lo",        "logv_tol",      "max_asymmetry", "max_memory",   "mc_max_rank",
     "method",    "min_gap",      "negative",      "negatives",    "order",         "radial_directions",
-    "regularized", "rtol",       "samples",       "scan_max_n",   "seed",          "shard",
+    "read_timeout", "regularized", "rtol",       "samples",       "scan_max_n",   "seed",          "shard",
     "sigmas",    "spectrum",     "spread",        "threshold",    "tie_tol"};
 
 bool has_flag(const std::string& option) {

@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace basinvol {
@@ -26,7 +28,19 @@ struct ReadOptions {
     // in-memory image (image_source): read from them, not the file system.
     // analyze_listed sets it from the listing.
     std::shared_ptr<const std::string> image;
+    // Read the values in a child process, so that HDF5 crashing or hanging
+    // on corrupt data (or a hung file system behind it) is an error for this
+    // Hessian, at the cost of a fork per Hessian (with other jobs running,
+    // their pages copied on write: about 15 ms a Hessian here). Off by
+    // default: the reader guards every path HDF5 was seen to crash or hang
+    // on before it calls HDF5 (docs/errors.md).
+    bool isolate = false;
+    // Seconds an isolated read may take; 0: default_read_time_limit plus one
+    // second per default_read_bytes_per_second of values.
+    double time_limit = 0;
 };
+constexpr double default_read_time_limit = 120;
+constexpr double default_read_bytes_per_second = 10e6;
 
 // The Hessians a SOURCE names, in name order, with their shape, stored type
 // and attributes (no matrix data is read). A dataset path must name a square

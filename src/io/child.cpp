@@ -1,0 +1,162 @@
+// Work that may crash or hang inside HDF5 (walking a corrupt file, reading
+// values through a FIFO or a hung file system) runs in a forked child under
+// a watchdog: a child that dies or overruns its limit is an error for one
+// Hessian, never the death or the hang of the caller.
+#include "hdf5_detail.hpp"
+
+#include <basinvol/error.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <poll.h>
+#include <sstream>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace basinvol {
+namespace {
+
+// The child: run the work, send its answer, exit without running this
+// process's exit handlers or flushing its stdio buffers.
+[[noreturn]] void child(const std::function<std::string()>& work, int fd, pid_t parent) {
+#ifdef __linux__
+    // A child stuck in a hung read must not outlive a parent that was killed.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) _exit(4);
+#else
+    (void)parent;
+#endif
+    detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
+    std::string bytes;
+    try {
+        bytes = work();
+    } catch (...) {
+        _exit(5);  // the work encodes its errors; anything else is a failure without an answer
+    }
+    for (std::size_t done = 0; done < bytes.size();) {
+        const ssize_t k = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) _exit(3);
+        done += static_cast<std::size_t>(k);
+    }
+    _exit(0);
+}
+
+// Reads the child's answer until it closes the pipe or the deadline passes.
+bool read_answer(int fd, double limit, std::string& bytes) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+    char chunk[65536];
+    for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) return false;
+        struct pollfd p {};
+        p.fd = fd;
+        p.events = POLLIN;
+        const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30)));
+        if (ready < 0 && errno != EINTR) return true;
+        if (ready <= 0) continue;
+        const ssize_t k = ::read(fd, chunk, sizeof chunk);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return true;
+        bytes.append(chunk, static_cast<std::size_t>(k));
+    }
+}
+
+}  // namespace
+
+std::optional<detail::ChildResult> detail::run_in_child(const std::function<std::string()>& work, double limit) {
+    // Held across fork: no other thread is inside HDF5 while its state is copied.
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    int fd[2];
+    if (::pipe(fd) != 0) return std::nullopt;
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+        ::close(fd[0]);
+        ::close(fd[1]);
+        return std::nullopt;
+    }
+    if (pid == 0) {
+        ::close(fd[0]);
+        child(work, fd[1], parent);
+    }
+    ::close(fd[1]);
+    ChildResult r;
+    r.timed_out = !read_answer(fd[0], limit, r.bytes);
+    ::close(fd[0]);
+    if (r.timed_out) ::kill(pid, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    r.clean = !r.timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+    return r;
+}
+
+double detail::read_time_limit(const ReadOptions& opt, std::size_t bytes) {
+    if (opt.time_limit > 0) return opt.time_limit;
+    return default_read_time_limit + static_cast<double>(bytes) / default_read_bytes_per_second;
+}
+
+void detail::read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& opt,
+                           const std::function<void(void*)>& read, void* out) {
+    if (!opt.isolate) return read(out);
+    // The child writes the values into memory shared with this process; they
+    // are then moved into `out` a slice at a time, each slice of the shared
+    // copy released once moved, so the peak stays near one copy.
+    const std::size_t length = std::max<std::size_t>(bytes, 1);
+    void* shared = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) return read(out);  // cannot isolate: read here
+    const double limit = read_time_limit(opt, bytes);
+    std::optional<ChildResult> r = run_in_child(
+        [&]() -> std::string {
+            try {
+                read(shared);
+                return "K";
+            } catch (const Error& e) {
+                return std::string("E") + e.what();
+            } catch (const std::bad_alloc&) {
+                return "E" + where + ": out of memory while reading the values";
+            }
+        },
+        limit);
+    if (!r) {
+        ::munmap(shared, length);
+        return read(out);
+    }
+    if (!r->clean || r->bytes.empty() || r->bytes[0] != 'K') {
+        ::munmap(shared, length);
+        if (r->timed_out) {
+            std::ostringstream v;
+            v << limit;
+            throw InputError(where + ": reading the values took longer than the limit of " + v.str() +
+                             " s, so it was stopped (a FIFO or a hung file system behind the data, or HDF5 "
+                             "looping on corrupt data; option read_timeout)");
+        }
+        if (r->clean && !r->bytes.empty() && r->bytes[0] == 'E') throw InputError(r->bytes.substr(1));
+        if (r->signal == SIGKILL)
+            throw InputError(where + ": the process reading the values was killed (SIGKILL: out of memory under a "
+                                     "memory limit, or stopped from outside)");
+        std::string why = where + ": the HDF5 library failed while reading the values (corrupt data";
+        if (r->signal) why += "; it stopped on signal " + std::to_string(r->signal);
+        throw InputError(why + ")");
+    }
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    const std::size_t slice = std::max<std::size_t>(page, std::size_t(64) << 20) / page * page;
+    for (std::size_t at = 0; at < bytes; at += slice) {
+        const std::size_t k = std::min(slice, bytes - at);
+        std::memcpy(static_cast<char*>(out) + at, static_cast<char*>(shared) + at, k);
+        if (k == slice) ::munmap(static_cast<char*>(shared) + at, k);  // whole pages: release them now
+        else ::munmap(static_cast<char*>(shared) + at, length - at);
+    }
+    if (bytes == 0) ::munmap(shared, length);
+}
+
+}  // namespace basinvol
