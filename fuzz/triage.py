@@ -88,6 +88,10 @@ def classify(text):
 def replay(fuzzer, artifact):
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "allocator_may_return_null=1")
+    # HDF5's own leaks on corrupt files are suppressed, as in the fuzz run.
+    supp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lsan.supp")
+    env.setdefault("LSAN_OPTIONS", "suppressions=%s:print_suppressions=0" % supp)
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
     symbolizer = shutil.which("llvm-symbolizer") or "/usr/lib/llvm-14/bin/llvm-symbolizer"
     if os.access(symbolizer, os.X_OK):
         env["ASAN_SYMBOLIZER_PATH"] = symbolizer

@@ -90,6 +90,7 @@ fuzz_one() {
   # is reported, not taken as the run's failure.
   ASAN_OPTIONS=allocator_may_return_null=1 \
   LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   OPENBLAS_NUM_THREADS=1 \
     "build-fuzz/fuzz/${target}_libfuzzer" -seed=1 -max_total_time="${FUZZ_SECONDS:-30}" -timeout=20 -rss_limit_mb=2048 -fork=1 -ignore_ooms=1 -ignore_timeouts=1 -ignore_crashes=1 \
       -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$target/" \
@@ -134,6 +135,7 @@ campaign_one() {
   mkdir -p "build-fuzz/campaign/$target" "build-fuzz/artifacts/$target"
   ASAN_OPTIONS=allocator_may_return_null=1 \
   LSAN_OPTIONS=suppressions="$PWD/fuzz/lsan.supp":print_suppressions=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   OPENBLAS_NUM_THREADS=1 \
     "build-fuzz/fuzz/${target}_libfuzzer" -max_total_time="${CAMPAIGN_SECONDS:-3600}" -timeout=20 -rss_limit_mb=2048 \
       -fork=1 -ignore_ooms=1 -ignore_timeouts=1 -ignore_crashes=1 -print_final_stats=1 \

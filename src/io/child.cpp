@@ -50,6 +50,7 @@ namespace {
 // Reads the child's answer until it closes the pipe or the deadline passes.
 bool read_answer(int fd, double limit, std::string& bytes) {
     using Clock = std::chrono::steady_clock;
+    limit = std::min(limit, 1e9);  // about 30 years: "no limit", without overflowing the clock
     const auto deadline =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
     char chunk[65536];
@@ -112,6 +113,9 @@ void detail::read_isolated(const std::string& where, std::size_t bytes, const Re
     // are then moved into `out` a slice at a time, each slice of the shared
     // copy released once moved, so the peak stays near one copy.
     const std::size_t length = std::max<std::size_t>(bytes, 1);
+    // Mapped under the HDF5 mutex, which every fork takes: no other child
+    // process inherits the mapping (and keeps its pages alive).
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     void* shared = ::mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (shared == MAP_FAILED) return read(out);  // cannot isolate: read here
     const double limit = read_time_limit(opt, bytes);
@@ -153,10 +157,11 @@ void detail::read_isolated(const std::string& where, std::size_t bytes, const Re
     for (std::size_t at = 0; at < bytes; at += slice) {
         const std::size_t k = std::min(slice, bytes - at);
         std::memcpy(static_cast<char*>(out) + at, static_cast<char*>(shared) + at, k);
-        if (k == slice) ::munmap(static_cast<char*>(shared) + at, k);  // whole pages: release them now
-        else ::munmap(static_cast<char*>(shared) + at, length - at);
+        // Shared memory stays until its pages are removed (unmapping keeps
+        // them): free each slice once it is copied.
+        if (k == slice) ::madvise(static_cast<char*>(shared) + at, k, MADV_REMOVE);
     }
-    if (bytes == 0) ::munmap(shared, length);
+    ::munmap(shared, length);
 }
 
 }  // namespace basinvol

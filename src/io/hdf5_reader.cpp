@@ -248,8 +248,11 @@ std::string external_problem_of(hid_t dcpl, const std::string& file) {
         char name[4096] = {0};
         off_t offset = 0;
         hsize_t size = 0;
-        if (H5Pget_external(dcpl, static_cast<unsigned>(i), sizeof name, name, &offset, &size) < 0)
+        if (H5Pget_external(dcpl, static_cast<unsigned>(i), sizeof name - 1, name, &offset, &size) < 0)
             return "cannot read external raw-data file " + std::to_string(i) + " of the dataset";
+        name[sizeof name - 1] = '\0';  // HDF5 copies with strncpy: a name this long is not terminated
+        if (std::strlen(name) >= sizeof name - 2)
+            return "external raw-data file " + std::to_string(i) + " has a name of 4094 bytes or more";
         std::string path = name;
         const char* prefix = std::getenv("HDF5_EXTFILE_PREFIX");
         if (!path.empty() && path[0] != '/' && prefix && *prefix) {

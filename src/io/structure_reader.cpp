@@ -40,7 +40,8 @@ struct DatasetShape {
 // values lie in external files that cannot be read safely.
 DatasetShape dataset_shape(hid_t d, const std::string& where) {
     DatasetShape s;
-    if (std::string why = detail::external_problem(d, where.substr(0, where.rfind(':'))); !why.empty())
+    // `where` is FILE:/PATH (a path may hold ':', a path starts with '/').
+    if (std::string why = detail::external_problem(d, where.substr(0, where.find(":/"))); !why.empty())
         fail_at(where, why, false);
     Handle space(H5Dget_space(d), H5Sclose);
     Handle type(H5Dget_type(d), H5Tclose);
@@ -215,6 +216,13 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
         Handle file = detail::open_hdf5(info.file, opt.image);
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(where, "cannot open dataset");
+        // The size read must be the size listed: a file rewritten in between
+        // would otherwise be read into a buffer of another size.
+        Handle space(H5Dget_space(d.get()), H5Sclose);
+        const hssize_t points = space.valid() ? H5Sget_simple_extent_npoints(space.get()) : -1;
+        if (points < 0 || static_cast<std::size_t>(points) * (f32 ? sizeof(float) : sizeof(double)) != bytes)
+            throw InputError(where + ": the dataset no longer has the shape that was listed (the file changed "
+                                     "after it was listed)");
         if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, to) < 0)
             fail_at(where, "cannot read dataset values (truncated or corrupt data?)");
     }, buf);
