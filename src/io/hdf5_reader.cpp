@@ -285,6 +285,20 @@ std::string storage_problem(hid_t d, hid_t type, std::size_t n, const std::strin
     const hsize_t stored = H5Dget_storage_size(d);
     const double needed = double(n) * double(n) * double(H5Tget_size(type));
     if (layout == H5D_CONTIGUOUS && stored == 0) return "";  // never written: reads as the fill value
+    if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl.get()) == 0) {
+        // Its bytes must lie inside the file: a corrupt size or address would
+        // have the reader allocate (and HDF5 fill) the whole shape first.
+        const haddr_t offset = H5Dget_offset(d);
+        hsize_t file_size = 0;
+        Handle f(H5Iget_file_id(d), H5Fclose);
+        if (offset != HADDR_UNDEF && f.valid() && H5Fget_filesize(f.get(), &file_size) >= 0 &&
+            (offset > file_size || stored > file_size - offset)) {
+            std::ostringstream s;
+            s << "contiguous dataset stores " << stored << " bytes at offset " << offset
+              << ", past the end of the file (" << file_size << " bytes; truncated or corrupt file)";
+            return s.str();
+        }
+    }
     if (double(stored) >= needed) return "";
     std::ostringstream s;
     s.precision(15);

@@ -356,6 +356,11 @@ BAD = {
     "hdf5_crash_while_listing": (
         _fuzz_regression("hdf5-btree-node-crashes-group-info", "hdf5_crash_while_listing.h5"),
         ["the HDF5 library failed while reading this file's structure", "corrupt file"]),
+    # A 3 KB file whose contiguous dataset claims 1.4e19 bytes: before the
+    # check, HDF5 was handed (and filled) a buffer of the whole shape, 2 GB.
+    "contiguous_past_end_of_file": (
+        lambda: _fuzz_regression("hdf5-contiguous-size-past-end-of-file", "contiguous_past_end.h5")() + ":/large",
+        [":/large", "contiguous dataset stores", "past the end of the file", "truncated or corrupt file"]),
 }
 
 
