@@ -280,6 +280,19 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
     std::remove(file.c_str());
 }
 
+namespace {
+// Sets a file's modification time to now + seconds (negative: the past).
+void set_mtime(const std::string& file, double seconds_from_now) {
+    timespec times[2]{};
+    ::clock_gettime(CLOCK_REALTIME, &times[0]);
+    const long long ns = static_cast<long long>(times[0].tv_nsec) + static_cast<long long>(seconds_from_now * 1e9);
+    times[0].tv_sec += static_cast<time_t>(ns / 1000000000LL) - (ns < 0 ? 1 : 0);
+    times[0].tv_nsec = static_cast<long>(((ns % 1000000000LL) + 1000000000LL) % 1000000000LL);
+    times[1] = times[0];
+    REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
+}
+}  // namespace
+
 TEST_CASE("a read that starts in the tick of a write is read again; a file written throughout is an error") {
     // Stamps tick with the file system's coarse clock: a write in the tick a
     // read starts may change the values without changing the stamp.
@@ -288,15 +301,7 @@ TEST_CASE("a read that starts in the tick of a write is read again; a file writt
     Attributes none;
     write_hessian(file, "/hessian", Eigen::MatrixXd::Identity(4, 4), false, none, WriteMode::create);
     const HessianInfo info = list_hessians(parse_source(file)).at(0).info;
-    auto set_mtime = [&](double seconds_from_now) {
-        timespec times[2]{};
-        ::clock_gettime(CLOCK_REALTIME, &times[0]);
-        const long long ns = static_cast<long long>(times[0].tv_nsec) + static_cast<long long>(seconds_from_now * 1e9);
-        times[0].tv_sec += static_cast<time_t>(ns / 1000000000LL) - (ns < 0 ? 1 : 0);
-        times[0].tv_nsec = static_cast<long>(((ns % 1000000000LL) + 1000000000LL) % 1000000000LL);
-        times[1] = times[0];
-        REQUIRE(::utimensat(AT_FDCWD, file.c_str(), times, 0) == 0);
-    };
+    auto set_mtime = [&](double seconds_from_now) { ::set_mtime(file, seconds_from_now); };
     auto settle = [&] {  // a stamp from long ago; ctime (set now) past its tick
         set_mtime(-100);
         ::usleep(60000);
