@@ -471,6 +471,19 @@ std::string normalize_path(const std::string& p) {
 
 }  // namespace
 
+bool detail::converts_type(const std::string& file, const ReadOptions& opt, const std::string& path, bool f32) {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    ErrorSilencer quiet;
+    try {
+        Handle f = open_file(file, opt.image);
+        Handle d(H5Dopen2(f.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
+        Handle type(d.valid() ? H5Dget_type(d.get()) : -1, H5Tclose);
+        return !type.valid() || H5Tequal(type.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE) <= 0;
+    } catch (const Error&) {
+        return true;  // the read itself will say what is wrong, in a child
+    }
+}
+
 std::string detail::external_problem(hid_t d, const std::string& file) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     return dcpl.valid() ? external_problem_of(dcpl.get(), file) : "";
@@ -609,7 +622,10 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     else m64.resize(N, N);
     void* buf = f32 ? static_cast<void*>(m32.data()) : static_cast<void*>(m64.data());
     const std::size_t bytes = n * n * (f32 ? sizeof(float) : sizeof(double));
-    detail::read_isolated(info.source(), bytes, opt, [&](void* to) { read_values(info, opt, f32, to); }, buf);
+    const bool converts = opt.isolate == ReadOptions::Isolation::converted &&
+                          detail::converts_type(info.file, opt, info.dataset, f32);
+    detail::read_isolated(info.source(), bytes, opt, converts, [&](void* to) { read_values(info, opt, f32, to); },
+                          buf);
     return f32 ? Hessian::validated(info, std::move(m32), opt) : Hessian::validated(info, std::move(m64), opt);
 }
 

@@ -206,11 +206,13 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
 }
 
 // Reads a whole numeric dataset as float or double (row-major bytes, `bytes`
-// of them), in a child process unless opt.isolate is off.
+// of them), in a child process when opt.isolate says so.
 void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string& path, bool f32, std::size_t bytes,
               void* buf) {
     const std::string where = info.file + ":" + path;
-    detail::read_isolated(where, bytes, opt, [&](void* to) {
+    const bool converts = opt.isolate == ReadOptions::Isolation::converted &&
+                          detail::converts_type(info.file, opt, path, f32);
+    detail::read_isolated(where, bytes, opt, converts, [&](void* to) {
         std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
         detail::ErrorSilencer quiet;
         Handle file = detail::open_hdf5(info.file, opt.image);

@@ -22,7 +22,7 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     a.read.max_asymmetry = o.max_asymmetry;
     a.read.max_bytes = bv::parse_memory_size(o.max_memory);
     if (o.read_timeout) {  // reading in a child process, stopped at the limit
-        a.read.isolate = true;
+        a.read.isolate = bv::ReadOptions::Isolation::always;
         a.read.time_limit = *o.read_timeout;
     }
     bv::validate(a);

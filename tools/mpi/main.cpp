@@ -147,8 +147,9 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             throw bv::UsageError("method", bv::name_of(bv::method_names(), o.method) +
                                  " is not available across ranks: the distributed solver is dense (docs/cluster.md)");
         // A read stopped on one rank would leave the others waiting in a collective.
-        if (a.read.isolate)
+        if (a.read.isolate == bv::ReadOptions::Isolation::always)
             throw bv::UsageError("read_timeout", "is not available in basinvol-mpi: ranks read their parts together");
+        a.read.isolate = bv::ReadOptions::Isolation::never;
         for (const auto& s : args)
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
