@@ -55,8 +55,9 @@ build() {
 # OpenBLAS (not instrumented) runs one thread: its spinning threads only slow
 # a loaded machine down. -O1 -g1 (ASan's own advice, with the line tables its
 # reports need) compiles in about half the time of -O2 -g. The `slow` label
-# (the installed-package build and the digits example, which exercise no code
-# the other tests miss) and the `faults` label (kills, locks, pipes, full
+# (the installed-package build, the digits example, and the property cases of
+# test suite "large", n of 600 to 1200 through every solver, whose code the
+# smaller cases run too) and the `faults` label (kills, locks, pipes, full
 # disks, ulimits: how the process meets them) run once, in the plain build;
 # torn journals and files changing while read (cli_faults_reading) run here
 # too.

@@ -166,7 +166,7 @@ TEST_CASE("a diagonal geometric spectrum is measured to rounding") {
     CHECK(r.log_volume == doctest::Approx(expected_log_volume(eigs)).epsilon(1e-14));
 }
 
-TEST_CASE("entries scaled by 1e-300 and 1e+300: finite, and shifted by exactly -(r/2) log alpha") {
+TEST_CASE("entries scaled by 1e-300 and 1e+300: finite, and shifted by exactly -(r/2) log alpha" * doctest::test_suite("large")) {
     for (std::size_t n : {30u, 600u}) {
         const std::size_t r = n / 3;
         std::vector<double> eigs = with_zeros(geometric(r, 10.0, 0.1), n - r);
@@ -233,7 +233,7 @@ TEST_CASE("the largest n the memory budget holds is read; one byte less is refus
     CHECK(refused.error.find("n = 7 needs") != std::string::npos);
 }
 
-TEST_CASE("a large prescribed spectrum: n = 1200, rank 150, every solver agrees") {
+TEST_CASE("a large prescribed spectrum: n = 1200, rank 150, every solver agrees" * doctest::test_suite("large")) {
     const std::size_t n = 1200, r = 150;
     std::vector<double> eigs = with_zeros(geometric(r, 1e2, 1e-3), n - r);
     const Eigen::MatrixXd h = with_spectrum(eigs, 15);

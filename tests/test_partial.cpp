@@ -63,7 +63,7 @@ TEST_CASE("the operator's products and certificate agree with plain Eigen") {
     }
 }
 
-TEST_CASE("sketch and Lanczos match dense on low-rank float64 Hessians, negatives included") {
+TEST_CASE("sketch and Lanczos match dense on low-rank float64 Hessians, negatives included" * doctest::test_suite("large")) {
     for (bool neg : {false, true}) {
         CAPTURE(neg);
         Hessian h = make_hessian(with_spectrum(lowrank(800, 60, neg), neg ? 5u : 6u));

@@ -78,7 +78,7 @@ Eigen::MatrixXd hidden_saddle(std::size_t n, std::size_t curved, double s, std::
 
 }  // namespace
 
-TEST_CASE("hidden saddle on zero-diagonal coordinates: every method reports it as dense does") {
+TEST_CASE("hidden saddle on zero-diagonal coordinates: every method reports it as dense does" * doctest::test_suite("large")) {
     for (std::uint32_t seed : {11u, 12u}) {
         Eigen::MatrixXd m = hidden_saddle(600, 40, 1e-4, seed);
         REQUIRE(m.diagonal().minCoeff() >= 0);
@@ -132,7 +132,7 @@ TEST_CASE("clusters at the cut and float32 continua: flags and counts match dens
     check_every_method(f32(with_spectrum(wide, 52)), "float32 wide range");
 }
 
-TEST_CASE("rank budgets: just under and over n/4, and past the factored Cholesky's 0.75n") {
+TEST_CASE("rank budgets: just under and over n/4, and past the factored Cholesky's 0.75n" * doctest::test_suite("large")) {
     for (std::size_t r : {140u, 160u, 460u}) {
         std::vector<double> e = geometric(r, 10, 1e-2);
         e.resize(600, 0.0);
