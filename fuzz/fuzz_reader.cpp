@@ -12,17 +12,16 @@
 #include <cstdlib>
 #include <string>
 
-// libFuzzer only (the replay driver does not call it): list and read in this
-// process, so that the fuzzer sees the coverage and HDF5's own crashes. The
-// replayed regressions run with the child processes users get.
+// libFuzzer only (the replay driver does not call it): list in this process,
+// so that the fuzzer sees the walk's coverage and HDF5's own crashes. The
+// replayed regressions run with the child-process listing users get. Values
+// are read in this process in both, as users read them by default.
 namespace {
 basinvol::ListOptions listing;  // the child processes users get, unless libFuzzer runs
-auto reading = basinvol::ReadOptions::Isolation::converted;
 }
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
     listing.isolate = false;
-    reading = basinvol::ReadOptions::Isolation::never;
     return 0;
 }
 
@@ -30,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     basinvol::Source src =
         basinvol::image_source(std::string(reinterpret_cast<const char*>(data), size), "fuzz.h5");
     basinvol::AnalyzeOptions opt;
-    opt.read.isolate = reading;
+    opt.read.isolate = basinvol::ReadOptions::Isolation::never;  // values read here, as users read them by default
     opt.read.max_bytes = std::size_t(1) << 20;  // n <= 362: fast, and never an out-of-memory kill
     basinvol::Row err;
     auto list = basinvol::expand_source(src, &err, listing);

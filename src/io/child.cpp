@@ -106,10 +106,9 @@ double detail::read_time_limit(const ReadOptions& opt, std::size_t bytes) {
     return default_read_time_limit + static_cast<double>(bytes) / default_read_bytes_per_second;
 }
 
-void detail::read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& opt, bool converts,
+void detail::read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& opt,
                            const std::function<void(void*)>& read, void* out) {
-    using I = ReadOptions::Isolation;
-    if (opt.isolate == I::never || (opt.isolate == I::converted && !converts)) return read(out);
+    if (opt.isolate == ReadOptions::Isolation::never) return read(out);
     // The child writes the values into memory shared with this process; they
     // are then moved into `out` a slice at a time, each slice of the shared
     // copy released once moved, so the peak stays near one copy.

@@ -44,15 +44,11 @@ std::optional<ChildResult> run_in_child(const std::function<std::string()>& work
 // The seconds a child may take to read `bytes` of values (ReadOptions::time_limit).
 double read_time_limit(const ReadOptions& options, std::size_t bytes);
 // `read(buf)` fills `bytes` bytes of values; run in a child (through shared
-// memory, then moved into `out`) when options.isolate says so for a read
-// that does (`converts`) or does not convert the stored type, else here. A
+// memory, then moved into `out`) when options.isolate says so, else here. A
 // child that dies or overruns its limit is an InputError naming `where`; so
 // is an error the read throws, with its message.
-void read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& options, bool converts,
+void read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& options,
                    const std::function<void(void*)>& read, void* out);
-// Whether reading dataset `path` of the file as float (f32) or double makes
-// HDF5 convert its stored type (true when that cannot be told).
-bool converts_type(const std::string& file, const ReadOptions& options, const std::string& path, bool f32);
 
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {

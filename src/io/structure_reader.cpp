@@ -210,9 +210,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
 void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string& path, bool f32, std::size_t bytes,
               void* buf) {
     const std::string where = info.file + ":" + path;
-    const bool converts = opt.isolate == ReadOptions::Isolation::converted &&
-                          detail::converts_type(info.file, opt, path, f32);
-    detail::read_isolated(where, bytes, opt, converts, [&](void* to) {
+    detail::read_isolated(where, bytes, opt, [&](void* to) {
         std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
         detail::ErrorSilencer quiet;
         Handle file = detail::open_hdf5(info.file, opt.image);

@@ -356,17 +356,19 @@ BAD = {
     "hdf5_crash_while_listing": (
         _fuzz_regression("hdf5-btree-node-crashes-group-info", "hdf5_crash_while_listing.h5"),
         ["the HDF5 library failed while reading this file's structure", "corrupt file"]),
-    # A 3 KB file whose contiguous dataset claims 1.4e19 bytes: before the
-    # check, HDF5 was handed (and filled) a buffer of the whole shape, 2 GB.
+    # A 3 KB file whose dataset's type claims 2 GB elements (1.4e19 bytes of
+    # storage): HDF5 was handed, and filled, a 2 GB buffer before the read
+    # failed. Its type's layout is refused at listing (and storage past the
+    # end of the file would be too).
     "contiguous_past_end_of_file": (
         lambda: _fuzz_regression("hdf5-contiguous-size-past-end-of-file", "contiguous_past_end.h5")() + ":/large",
-        [":/large", "contiguous dataset stores", "past the end of the file", "truncated or corrupt file"]),
-    # An integer dataset whose corrupt type makes HDF5 1.10's conversion
-    # (H5T__bit_copy) die of SIGBUS: values that need converting are read in
-    # a child process, so this is an error row, not the tool's death.
-    "hdf5_crash_while_converting": (
+        [":/large", "the stored type is corrupt", "in 2046820360 bytes"]),
+    # An integer dataset whose corrupt type made HDF5 1.10's conversion
+    # (H5T__bit_copy) die of SIGBUS, and the tool with it: its type's bit
+    # layout is checked at listing.
+    "corrupt_integer_type": (
         lambda: _fuzz_regression("hdf5-corrupt-integer-type-crashes-conversion", "crash_converting.h5")() + ":/int64",
-        [":/int64", "the HDF5 library failed while reading the values (corrupt data; it stopped on signal"]),
+        [":/int64", "the stored type is corrupt"]),
 }
 
 

@@ -149,7 +149,6 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         // A read stopped on one rank would leave the others waiting in a collective.
         if (a.read.isolate == bv::ReadOptions::Isolation::always)
             throw bv::UsageError("read_timeout", "is not available in basinvol-mpi: ranks read their parts together");
-        a.read.isolate = bv::ReadOptions::Isolation::never;
         for (const auto& s : args)
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");

@@ -28,17 +28,15 @@ struct ReadOptions {
     // in-memory image (image_source): read from them, not the file system.
     // analyze_listed sets it from the listing.
     std::shared_ptr<const std::string> image;
-    // Where the values are read. In a child process, HDF5 crashing or
-    // hanging on corrupt data (or a hung file system behind it) is an error
-    // for this Hessian, at the cost of a fork per Hessian (with other jobs
-    // running, their pages copied on write: about 15 ms a Hessian here).
-    //   converted  in a child when HDF5 must convert the stored type (float16,
-    //              integers, big-endian, odd layouts: the conversion code has
-    //              crashed on corrupt types); native float32/float64 here
-    //   always     every read in a child (--read-timeout)
-    //   never      every read here (fuzzing, basinvol-mpi)
-    enum class Isolation { converted, always, never };
-    Isolation isolate = Isolation::converted;
+    // Where the values are read. In a child process (always, --read-timeout),
+    // HDF5 crashing or hanging on corrupt data (or a hung file system behind
+    // it) is an error for this Hessian, at the cost of a fork per Hessian
+    // (with other jobs running, their pages copied on write: about 15 ms a
+    // Hessian here). By default (never) they are read here, after the
+    // listing refused every layout and type HDF5 was seen to crash or hang
+    // on (docs/errors.md).
+    enum class Isolation { never, always };
+    Isolation isolate = Isolation::never;
     // Seconds an isolated read may take; 0: default_read_time_limit plus one
     // second per default_read_bytes_per_second of values.
     double time_limit = 0;
