@@ -49,6 +49,16 @@ struct HessianInfo {
     std::size_t working_bytes = 0;
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
     Attributes attrs;
+    // A diagonal block of a dense dataset read as a Hessian of its own
+    // (list_parameter_blocks): rows and columns [offset, offset + n) of the
+    // of_n×of_n dataset `dataset`; this info's `dataset` is then the block's
+    // label, "<dataset>[<parameter name>]".
+    struct Window {
+        std::string dataset;
+        std::size_t offset = 0;
+        std::size_t of_n = 0;
+    };
+    std::optional<Window> window;
     std::string source() const { return file + ":" + dataset; }
 };
 

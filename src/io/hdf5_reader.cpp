@@ -605,20 +605,30 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
     Handle file = open_file(info.file, opt.image);
-    Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    const auto& window = info.window;
+    const std::size_t whole = window ? window->of_n : n;
+    Handle d(H5Dopen2(file.get(), (window ? window->dataset : info.dataset).c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(info.source(), "cannot open dataset");
-    {
-        // The shape read must be the shape listed: a file rewritten in
-        // between would otherwise be read into a buffer of another size.
-        Handle space(H5Dget_space(d.get()), H5Sclose);
-        hsize_t dims[2] = {0, 0};
-        if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
-            H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != n || dims[1] != n)
-            throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(n) + " x " +
-                             std::to_string(n) + " matrix that was listed (the file changed after it was listed)");
+    // The shape read must be the shape listed: a file rewritten in between
+    // would otherwise be read into a buffer of another size.
+    Handle space(H5Dget_space(d.get()), H5Sclose);
+    hsize_t dims[2] = {0, 0};
+    if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
+        H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != whole || dims[1] != whole)
+        throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(whole) + " x " +
+                         std::to_string(whole) + " matrix that was listed (the file changed after it was listed)");
+    const hid_t type = f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
+    if (window) {
+        // The diagonal block's rows and columns only.
+        const hsize_t start[2] = {window->offset, window->offset}, count[2] = {n, n};
+        Handle mem(H5Screate_simple(2, count, nullptr), H5Sclose);
+        if (!mem.valid() || H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
+            H5Dread(d.get(), type, mem.get(), space.get(), H5P_DEFAULT, buf) < 0)
+            fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
+        return;
     }
     if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
-        herr_t st = H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+        herr_t st = H5Dread(d.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
         if (st < 0) fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
     }
 }

@@ -192,6 +192,82 @@ class Structured(unittest.TestCase):
         own = run("volume", self.file + ":/model/c_kron", "-f", "jsonl")
         self.assertEqual(rows_of(own)[0]["rank"], rows[3]["rank"])
 
+    def test_per_block_rows_of_a_dense_hessian_are_its_parameter_blocks(self):
+        # A dense Hessian with cross-block terms, written with the exporter's
+        # parameter-block attributes; each block's row is its diagonal block's
+        # own answer, from numpy on that block.
+        rng = np.random.default_rng(7)
+        parts = [rotated(np.r_[np.logspace(1, -2, 6), np.zeros(4)], rng),   # w: rank 6 of 10
+                 rotated(np.r_[[3.0, -0.4], np.zeros(2)], rng),             # b: one negative
+                 rotated(np.r_[np.logspace(0, -1, 9), np.zeros(7)], rng)]   # v: rank 9 of 16
+        H = block_diag(*parts)
+        C = rng.standard_normal((10, 16)) * 0.3
+        H[:10, 14:] = C
+        H[14:, :10] = C.T
+        names, offsets, sizes = ["fc.weight", "fc.bias", "out.weight"], [0, 10, 14], [10, 4, 16]
+        f = self.path("params.h5")
+        with h5py.File(f, "w") as h5:
+            for dtype, fixed in (("float64", False), ("float32", True)):
+                chunked = dict(chunks=(7, 30), compression="gzip") if fixed else {}
+                d = h5.create_dataset("h_" + dtype, data=H.astype(dtype), **chunked)
+                d.attrs["loss_threshold"] = 0.5
+                d.attrs["step"] = 300
+                d.attrs["param_names"] = (np.array(names, dtype="S") if fixed
+                                          else np.array(names, dtype=h5py.string_dtype()))
+                d.attrs["param_offsets"] = np.array(offsets, dtype=np.int64)
+                d.attrs["param_sizes"] = np.array(sizes, dtype=np.int32 if fixed else np.int64)
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for dtype in ("float64", "float32"):
+            whole = "/h_" + dtype
+            self.assertEqual([r["dataset"] for r in rows_of(p) if r["dataset"].startswith(whole)],
+                             [whole] + [whole + "[" + k + "]" for k in names])
+            for name, o, k in zip(names, offsets, sizes):
+                with self.subTest(dtype=dtype, block=name):
+                    row = rows[whole + "[" + name + "]"]
+                    self.assertEqual((row["n"], row["stored_type"], row["step"], row["threshold"]), (k, dtype, 300, 0.5))
+                    lam = np.linalg.eigvalsh(H.astype(dtype).astype(np.float64)[o:o + k, o:o + k])
+                    kept = np.abs(lam) > row["tol"]
+                    self.assertEqual(row["rank"], int(kept.sum()))
+                    self.assertEqual(row["negative"], int((lam[kept] < 0).sum()))
+                    rel = 1e-5 if dtype == "float32" else 1e-9
+                    self.assertAlmostEqual(row["log_volume"], log_volume_of(np.abs(lam[kept]), 0.5),
+                                           delta=rel * (1 + abs(row["log_volume"])))
+            self.assertEqual([rows[whole + "[" + k + "]"]["rank"] for k in names], [6, 1 + 1, 9])
+        # Without --per-block, one row a dataset.
+        self.assertEqual(len(rows_of(run("volume", f, "-f", "jsonl"))), 2)
+
+    def test_broken_parameter_blocks_are_one_error_row_and_the_whole_is_measured(self):
+        f = self.path("bad_params.h5")
+        H = np.diag(np.arange(1.0, 13.0))
+        cases = {
+            "overlap": ({"param_offsets": [0, 4], "param_sizes": [6, 6]}, "block 1 starts at 4, before the block before it ends (6)"),
+            "past_end": ({"param_offsets": [0, 8], "param_sizes": [8, 5]}, "block 1 ends at 8 + 5, past n = 12"),
+            "empty": ({"param_offsets": [0, 3], "param_sizes": [3, 0]}, "block 1 has size 0"),
+            "no_sizes": ({"param_offsets": [0, 6]}, "param_offsets is given without param_sizes"),
+            "lengths": ({"param_offsets": [0, 6], "param_sizes": [6]}, "param_sizes lists 1 blocks, param_offsets 2"),
+            "floats": ({"param_offsets": [0.0, 6.0], "param_sizes": [6, 6]}, "param_offsets must hold integers, got float"),
+            "names": ({"param_offsets": [0, 6], "param_sizes": [6, 6], "param_names": ["a"]}, "param_names lists 1 names for 2 blocks"),
+        }
+        with h5py.File(f, "w") as h5:
+            for name, (attrs, _) in cases.items():
+                d = h5.create_dataset(name, data=H)
+                for k, v in attrs.items():
+                    d.attrs[k] = np.array(v, dtype=h5py.string_dtype()) if k == "param_names" else np.array(v)
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertEqual(len(rows), 2 * len(cases))
+        for name, (_, words) in cases.items():
+            with self.subTest(name):
+                self.assertEqual(rows["/" + name]["status"], "ok")
+                self.assertEqual(rows["/" + name]["rank"], 12)
+                err = rows["/" + name + "[param_offsets]"]
+                self.assertEqual(err["status"], "error")
+                self.assertIn("bad_params.h5:/" + name + "[param_offsets]: ", err["error"])
+                self.assertIn(words, err["error"])
+
     def test_rank_mixes_structured_and_dense_rows(self):
         p = run("rank", self.file, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -103,6 +103,25 @@ void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items, cons
     }
 }
 
+// The exporter's parameter blocks of a dense Hessian, each its own item; one
+// error item (labelled "<dataset>[param_offsets]") when its attributes break a rule.
+void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkItem>& items) {
+    bv::ReadOptions read;
+    read.image = whole.image;
+    try {
+        for (auto& b : bv::list_parameter_blocks(whole.info, read)) items.push_back(item_of(std::move(b)));
+    } catch (const bv::Error& e) {
+        bv::WorkItem w;
+        w.info = whole.info;
+        std::string why = e.what();
+        const std::string prefix = w.info.source() + ": ";
+        if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
+        w.info.dataset += "[param_offsets]";
+        w.error = bv::error_row(w.info, why);
+        items.push_back(std::move(w));
+    }
+}
+
 }  // namespace
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
@@ -123,9 +142,10 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
         for (auto& listed : list) {
             const bv::HessianInfo& h = listed.info;
             if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
-            const bool blocks = per_block && h.structure == "blocks" && listed.problem.empty();
+            const bool blocks = per_block && listed.problem.empty();
             items.push_back(item_of(listed));
-            if (blocks) add_blocks(h, items, listing);
+            if (blocks && h.structure == "blocks") add_blocks(h, items, listing);
+            if (blocks && h.structure.empty()) add_parameter_blocks(listed, items);
         }
     }
     return items;

@@ -30,7 +30,7 @@ struct BatchCli {
     bool resume = false;
     bool no_progress = false;
     bool from_results = false;
-    bool per_block = false;  // volume: a row for each top-level block of a blocks structure too
+    bool per_block = false;  // volume: a row for each top-level block (or parameter block) too
     double list_timeout = bv::default_listing_time_limit;
 };
 
@@ -40,8 +40,10 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 
 // Every Hessian of every source in this shard, in input order; a source that
 // cannot be listed is an error item (in the shard its text hashes to).
-// With `per_block`, each top-level member of a `blocks` structure follows its
-// Hessian as a Hessian of its own (its own cut: the block's own curvature).
+// With `per_block`, each top-level member of a `blocks` structure, and each
+// parameter block of a dense dataset carrying param_offsets (its diagonal
+// block), follows its Hessian as a Hessian of its own (its own cut: the
+// block's own curvature).
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block = false, const bv::ListOptions& listing = {});
 

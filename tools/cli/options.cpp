@@ -65,8 +65,9 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
         add_choice(app, "--order", b.order, bv::row_order_names(),
                    "Rows in input order, or as they finish (streamed either way)");
         app->add_flag("--per-block", b.per_block,
-                      "After a blocks structure's row, a row for each of its top-level blocks, each analyzed on "
-                      "its own (docs/structured.md)");
+                      "After a blocks structure's row, a row for each of its top-level blocks; after a dense "
+                      "dataset carrying the exporter's param_offsets, a row for each parameter block's "
+                      "diagonal block: each analyzed on its own (docs/structured.md)");
     }
     app->add_option("-o,--output", b.output,
                     "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "

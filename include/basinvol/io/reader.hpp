@@ -73,6 +73,16 @@ struct ListedHessian {
 };
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options = {});
 
+// The parameter blocks of a dense dataset written by the exporter (its
+// attributes param_offsets, param_sizes and param_names), each listed as a
+// Hessian of its own: the diagonal block of its parameters (HessianInfo::
+// window), with the whole's stored type and attributes. Empty when the
+// dataset has no param_offsets. Throws InputError naming the attribute and
+// the rule broken (offsets and sizes: 1-D integer arrays of one length, each
+// block non-empty, inside the matrix and after the one before; names, if
+// given, one string a block).
+std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const ReadOptions& options = {});
+
 // Reads one Hessian listed by list_hessians, checks it (finite, symmetric to
 // within max_asymmetry) and symmetrizes it. Throws InputError.
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});
