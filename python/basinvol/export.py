@@ -385,31 +385,60 @@ def _loss_sqrt(out, loss, N):
     raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
 
 
+def _kfac_layers(m):
+    """The (name, module) of every Linear and Conv2d layer of m; ValueError
+    when m has parameters outside them or a layer K-FAC cannot factor."""
+    import torch
+    layers = [(name, mod) for name, mod in m.named_modules() if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d))]
+    for name, mod in layers:
+        if isinstance(mod, torch.nn.Conv2d) and (mod.groups != 1 or mod.padding_mode != "zeros"):
+            raise ValueError(f"kfac_blocks: Conv2d layer {name!r} has groups={mod.groups}, "
+                             f"padding_mode={mod.padding_mode!r}; only groups=1 with zero padding is Kronecker-factored")
+    covered = {id(p) for _, mod in layers for p in mod.parameters()}
+    if any(id(p) not in covered for p in m.parameters()):
+        raise ValueError("kfac_blocks handles torch.nn.Linear and torch.nn.Conv2d layers only; "
+                         "the model has other parameters")
+    return layers
+
+
+def _layer_inputs(mod, a):
+    """A layer's inputs as (N, d, T): d = in (Linear) or in*kh*kw (Conv2d, the
+    patches torch's unfold takes, in the weight's flattening order), T the
+    output locations (1 for a Linear layer)."""
+    import torch
+    N = a.shape[0]
+    if isinstance(mod, torch.nn.Conv2d):
+        return torch.nn.functional.unfold(a, mod.kernel_size, dilation=mod.dilation, padding=mod.padding,
+                                          stride=mod.stride)
+    return a.reshape(N, -1, 1)
+
+
 def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
-    """Kronecker-factored Gauss-Newton blocks of every torch.nn.Linear layer
-    (K-FAC), as a dict for write_structure: for a layer y = W a + b, W of
-    out x in flattened row-major (model.parameters() order),
+    """Kronecker-factored Gauss-Newton blocks of every torch.nn.Linear and
+    torch.nn.Conv2d layer (K-FAC), as a dict for write_structure, in
+    model.parameters() order. For a layer y_t = W a_t + b at output locations
+    t = 1..T (T = 1 for Linear; for Conv2d a_t are the input patches, W of
+    out x (in*kh*kw), flattened row-major like the weight):
 
-        "NN_<name>.weight": Kron(S, A)   S = sum_i g_i^T g_i   (out x out)
-                                         A = (1/N) sum_i a_i a_i^T   (in x in)
-        "NN_<name>.bias":   S            (a dense out x out block)
+        "NN_<name>.weight": Kron(S, A)   S = sum_i sum_t g_it^T g_it    (out x out)
+                                         A = 1/(N T) sum_i sum_t a_it a_it^T
+        "NN_<name>.bias":   sum_i (sum_t g_it)^T (sum_t g_it)   (dense out x out)
 
-    where the rows of g_i are B_i^T J_i (the loss's square-root Hessian times
-    the Jacobian of the network's outputs in y). For one sample this is the
-    exact Gauss-Newton block (GGN_W = S ⊗ a a^T); for N samples it is K-FAC's
-    approximation. Cross-layer blocks are dropped. Only Linear layers are
-    handled; a model with other parameters raises ValueError."""
+    where the rows of g_it are B_i^T J_it (the loss's square-root Hessian
+    times the Jacobian of the network's outputs in y_t). For one sample and
+    one location (any Linear layer; a Conv2d whose kernel covers its input)
+    the weight block is the exact Gauss-Newton block S ⊗ a a^T; otherwise it
+    is K-FAC's approximation (for Conv2d, the "expand" form, which treats
+    locations as samples). The bias block is exact. Cross-layer blocks are
+    dropped. Other parameters (or a grouped Conv2d) raise ValueError."""
     import torch
     tdtype = getattr(torch, str(dtype))
     m = __import__("copy").deepcopy(model).to(tdtype)
     x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
-    linear = [(name, mod) for name, mod in m.named_modules() if isinstance(mod, torch.nn.Linear)]
-    covered = {id(p) for _, mod in linear for p in mod.parameters()}
-    if any(id(p) not in covered for p in m.parameters()):
-        raise ValueError("kfac_blocks handles torch.nn.Linear layers only; the model has other parameters")
+    layers = _kfac_layers(m)
     acts, outs = {}, {}
     hooks = []
-    for name, mod in linear:
+    for name, mod in layers:
         def fwd(module, args, result, name=name):
             acts[name] = args[0].detach()
             result.retain_grad()
@@ -423,26 +452,29 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
     N, k = out.shape[0], out.reshape(out.shape[0], -1).shape[1]
     out2 = out.reshape(N, k)
     B = _loss_sqrt(out2.detach(), loss, N)  # (N, k, k)
-    # One backward pass per output coordinate c gives d out_ic / d y_i for
-    # every layer and sample i at once (samples do not mix).
-    jac = {name: [] for name, _ in linear}
+    # One backward pass per output coordinate c gives d out_ic / d y_it for
+    # every layer, sample i and location t at once (samples do not mix).
+    jac = {name: [] for name, _ in layers}
     for c in range(k):
         for y in outs.values():
             y.grad = None
         out2[:, c].sum().backward(retain_graph=True)
-        for name, _ in linear:
-            jac[name].append(outs[name].grad.detach().reshape(N, -1))
+        for name, _ in layers:
+            grad = outs[name].grad.detach()
+            jac[name].append(grad.reshape(N, grad.shape[1], -1))  # (N, out, T)
     blocks = {}
     index = 0
-    for name, mod in linear:
-        J = torch.stack(jac[name], dim=1)       # (N, k, out)
-        g = torch.einsum("nkr,nko->nro", B, J)  # rows of B_i^T J_i
-        S = torch.einsum("nro,nrp->op", g, g)   # sum_i g_i^T g_i
-        a = acts[name].reshape(N, -1)
-        blocks[f"{index:04d}_{name}.weight"] = Kron(S.numpy(), (a.T @ a / N).numpy())
+    for name, mod in layers:
+        J = torch.stack(jac[name], dim=1)           # (N, k, out, T)
+        g = torch.einsum("nkr,nkot->nrot", B, J)    # rows of B_i^T J_it
+        S = torch.einsum("nrot,nrpt->op", g, g)     # sum_i sum_t g_it^T g_it
+        a = _layer_inputs(mod, acts[name])          # (N, d, T)
+        A = torch.einsum("ndt,net->de", a, a) / (N * a.shape[2])
+        blocks[f"{index:04d}_{name}.weight"] = Kron(S.numpy(), A.numpy())
         index += 1
         if mod.bias is not None:
-            blocks[f"{index:04d}_{name}.bias"] = S.numpy()
+            gb = g.sum(dim=3)                       # the bias moves every location alike
+            blocks[f"{index:04d}_{name}.bias"] = torch.einsum("nro,nrp->op", gb, gb).numpy()
             index += 1
     return blocks
 

@@ -382,6 +382,44 @@ class StructuredExport(unittest.TestCase):
         self.assertEqual(row["n"], sum(p.numel() for p in model.parameters()))
         self.assertEqual(len(row["blocks"]), 4)
 
+    def test_kfac_conv2d_blocks(self):
+        # A Conv2d whose kernel covers its input has one output location: with
+        # one sample its Kronecker block is the exact Gauss-Newton block.
+        model = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+                                    torch.nn.Linear(3, 2))
+        x = torch.randn(1, 2, 3, 3)
+        for loss, y in (("mse", torch.randn(1, 2)), ("cross_entropy", torch.tensor([0]))):
+            blocks = bx.kfac_blocks(model, x, y, loss=loss)
+            self.assertEqual(list(blocks), ["0000_0.weight", "0001_0.bias", "0002_3.weight", "0003_3.bias"])
+            self.assertEqual(blocks["0000_0.weight"].A.shape, (3, 3))
+            self.assertEqual(blocks["0000_0.weight"].B.shape, (2 * 3 * 3, 2 * 3 * 3))
+            ggn = (lambda G: G.T @ G)(bx.gauss_newton_factor(model, x, y, loss=loss))
+            offsets = bx.parameter_blocks(model)["offsets"] + [ggn.shape[0]]
+            for j, (name, part) in enumerate(blocks.items()):
+                ref = ggn[offsets[j]:offsets[j + 1], offsets[j]:offsets[j + 1]]
+                mat = np.kron(part.A, part.B) * part.scale if isinstance(part, bx.Kron) else part
+                np.testing.assert_allclose(mat, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()),
+                                           err_msg=f"{loss} {name}")
+        # Many locations (padding, stride): A is the mean patch second moment,
+        # patches cut out by hand here; the bias block stays exact.
+        conv = torch.nn.Conv2d(2, 3, 2, padding=1, stride=2)
+        model = torch.nn.Sequential(conv, torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(3 * 3 * 3, 2))
+        x = torch.randn(2, 2, 5, 5)
+        y = torch.randn(2, 2)
+        blocks = bx.kfac_blocks(model, x, y, loss="mse")
+        padded = np.pad(x.double().numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)))
+        patches = [padded[i, :, r:r + 2, c:c + 2].reshape(-1) for i in range(2) for r in (0, 2, 4) for c in (0, 2, 4)]
+        A = sum(np.outer(a, a) for a in patches) / len(patches)
+        np.testing.assert_allclose(blocks["0000_0.weight"].B, A, rtol=1e-12, atol=1e-15)
+        ggn = (lambda G: G.T @ G)(bx.gauss_newton_factor(model, x, y, loss="mse"))
+        o = bx.parameter_blocks(model)["offsets"]
+        np.testing.assert_allclose(blocks["0001_0.bias"], ggn[o[1]:o[2], o[1]:o[2]], rtol=0,
+                                   atol=1e-12 * np.abs(ggn).max())
+        for bad in (torch.nn.Conv2d(2, 2, 1, groups=2), torch.nn.BatchNorm1d(3)):
+            with self.assertRaises(ValueError):
+                bx.kfac_blocks(torch.nn.Sequential(bad), torch.randn(2, 2, 3, 3) if bad.__class__.__name__ == "Conv2d"
+                               else torch.randn(2, 3), torch.randn(2, 2), loss="mse")
+
     def test_written_structures_give_their_dense_twins_answer(self):
         rng = np.random.default_rng(4)
         G = rng.standard_normal((6, 20))
