@@ -13,12 +13,16 @@ From the shell (rows the command line wrote; JSON, JSON Lines, TSV or CSV):
     python3 -m basinvol.plot spectrum s.json spectrum.png
     basinvol rank a.h5 b.h5 --format json > r.json
     python3 -m basinvol.plot run r.json run.png [--group-by file|name] [--step-scale log]
+    basinvol rank model.h5:/kfac --format json > k.json       # structured rows carry `blocks`
+    python3 -m basinvol.plot blocks k.json layers.png
 
 spectrum: |lambda| sorted, log scale, positive and negative eigenvalues marked
 differently, the cut (tol), the noise floor and the gap between kept and
 dropped drawn. run: basin dimension and log-volume against the training step,
 one line per run (a file, or a `name`), on a log step axis when steps span
-decades; saddles, ambiguous ranks and uncertain places marked.
+decades; saddles, ambiguous ranks and uncertain places marked. blocks: for
+a structured Hessian's rows (their `blocks` list), each block's curved share
+rank/n and its log-volume part against the step, one line per block.
 
 The output type follows the extension (.png, .svg, .pdf); SVG keeps text as
 text. INPUT may be - for standard input. Needs Debian's python3-matplotlib
@@ -40,7 +44,7 @@ import numpy as np  # noqa: E402
 
 from . import Error  # noqa: E402
 
-__all__ = ["plot_spectrum", "plot_run", "read_rows"]
+__all__ = ["plot_spectrum", "plot_run", "plot_blocks", "read_rows"]
 
 
 def _save(fig, out):
@@ -284,6 +288,54 @@ def plot_run(rows, out, title=None, group_by="auto", step_scale="auto"):
     return {"runs": sorted(runs), "xscale": scale_name, "title": head}
 
 
+def plot_blocks(rows, out, title=None, step_scale="auto"):
+    """Per-block curvature of structured Hessians against the training step:
+    for each top-level block (a layer), its curved fraction rank/n (top) and
+    its log-volume part -1/2 sum log|lambda| over its curved directions
+    (bottom), from the rows' `blocks` lists (basinvol rank/volume JSON of
+    `blocks` structures). Rows of one file should be one run: blocks are
+    matched by name. Returns {"blocks": [names], "rows": count, "xscale": ...}."""
+    rows = [_as_row(r) for r in rows]
+    ok = [r for r in rows if r.get("status") == "ok" and r.get("blocks")]
+    if not ok:
+        raise ValueError("no successful rows with per-block answers (a `blocks` structure's rows carry them)")
+    have_steps = all(r.get("step") is not None for r in ok)
+    ok.sort(key=(lambda r: r["step"]) if have_steps else (lambda r: r.get("source", "")))
+    x = np.array([r["step"] if have_steps else i for i, r in enumerate(ok)], dtype=float)
+    names = []
+    for r in ok:
+        names += [b["name"] for b in r["blocks"] if b["name"] not in names]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, constrained_layout=True)
+    for name in names:
+        got = [next((b for b in r["blocks"] if b["name"] == name), None) for r in ok]
+        frac = np.array([np.nan if b is None else b["rank"] / b["n"] for b in got], dtype=float)
+        part = np.array([np.nan if b is None or b.get("log_volume_part") is None else b["log_volume_part"]
+                         for b in got], dtype=float)
+        n = max(b["n"] for b in got if b is not None)
+        line = a1.plot(x, frac, "-o", lw=1.4, ms=4, label=f"{name} (n {n})")[0]
+        a2.plot(x, part, "-o", lw=1.4, ms=4, color=line.get_color(), label=name)
+        neg = np.array([b is not None and (b.get("negative") or 0) > 0 for b in got])
+        if neg.any():
+            a1.plot(x[neg], frac[neg], ls="none", marker="v", ms=9, mfc="none", mec="tab:red", mew=1.4)
+    scale = _step_scale(x, step_scale) if have_steps else "linear"
+    if isinstance(scale, tuple):
+        a2.set_xscale("symlog", linthresh=scale[1])
+        scale = "symlog"
+    else:
+        a2.set_xscale(scale)
+    a1.set_ylabel("curved fraction rank / n")
+    a2.set_ylabel("log-volume part (nats)")
+    a2.set_xlabel("training step" if have_steps else "checkpoint (in name order)")
+    head = title or short(ok[0]).split(":")[0]
+    a1.set_title(f"{head}\nper block: {len(names)} blocks, {len(ok)} checkpoints (red: the block has kept λ < 0)",
+                 fontsize=10)
+    for ax in (a1, a2):
+        ax.grid(True, which="major", alpha=0.3)
+    a1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0, title="block")
+    _save(fig, out)
+    return {"blocks": names, "rows": len(ok), "xscale": scale}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python3 -m basinvol.plot", description="Plot basinvol output.")
     sub = p.add_subparsers(dest="mode", required=True)
@@ -299,6 +351,11 @@ def main(argv=None):
     r.add_argument("--group-by", choices=["auto", "file", "name"], default="auto",
                    help="a run is a file's rows or a name's rows (auto: name when rows carry one)")
     r.add_argument("--step-scale", choices=["auto", "linear", "log", "symlog"], default="auto")
+    b = sub.add_parser("blocks", help="each block's curved fraction and log-volume part against step")
+    b.add_argument("input", help="basinvol rank or volume --format json output of blocks structures, or -")
+    b.add_argument("output", help="image file; type from the extension (.png, .svg, .pdf)")
+    b.add_argument("--title")
+    b.add_argument("--step-scale", choices=["auto", "linear", "log", "symlog"], default="auto")
     a = p.parse_args(argv)
     try:
         rows = read_rows(a.input)
@@ -310,6 +367,8 @@ def main(argv=None):
                 print(f"basinvol.plot: {len(pick)} rows; plotting {pick[0].get('source')} (choose with --source)",
                       file=sys.stderr)
             plot_spectrum(pick[0], a.output, a.title)
+        elif a.mode == "blocks":
+            plot_blocks(rows, a.output, a.title, step_scale=a.step_scale)
         else:
             plot_run(rows, a.output, a.title, group_by=a.group_by, step_scale=a.step_scale)
     except (OSError, ValueError, KeyError, ImportError, Error) as e:

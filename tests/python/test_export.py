@@ -494,6 +494,22 @@ class PlotTool(unittest.TestCase):
                 text = basinvol(cmd, self.h5, "--format", "json")
                 self.assertPng(self.plot("run", text, os.path.join(self.dir, cmd + ".png")))
 
+    def test_blocks_png_needs_rows_with_blocks(self):
+        dense = basinvol("volume", self.h5, "--format", "json")  # dense rows carry no `blocks`
+        p = subprocess.run([sys.executable, *PLOT, "blocks", "-", os.path.join(self.dir, "b.png")],
+                           input=dense, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no successful rows with per-block answers", p.stderr)
+        rows = [{"status": "ok", "step": s, "source": "m.h5:/k", "file": "m.h5", "dataset": "/k",
+                 "blocks": [{"name": "w", "n": 6, "rank": r, "dim": 6 - r, "negative": 0, "log_volume_part": 1.0 * r},
+                            {"name": "b", "n": 2, "rank": 2, "dim": 0, "negative": 1, "log_volume_part": -0.5}]}
+                for s, r in ((10, 6), (100, 4), (1000, 3))]
+        import basinvol.plot as bp
+        got = bp.plot_blocks(rows, os.path.join(self.dir, "b.png"))
+        self.assertEqual(got, {"blocks": ["w", "b"], "rows": 3, "xscale": "log"})
+        with open(os.path.join(self.dir, "b.png"), "rb") as fh:
+            self.assertPng(fh.read())
+
     def test_bad_input_fails(self):
         src = os.path.join(self.dir, "empty.json")
         with open(src, "w") as fh:
