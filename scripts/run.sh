@@ -23,7 +23,7 @@ packages=(
   parallel hyperfine time
 )
 # basinvol-mpi (-DBASINVOL_MPI=ON, docs/mpi.md): Open MPI, ScaLAPACK, parallel HDF5.
-mpi_packages=(openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libhdf5-openmpi-dev)
+mpi_packages=(openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libhdf5-openmpi-dev libelpa-dev)
 
 install_missing() {
   local missing=()
