@@ -96,9 +96,6 @@ namespace {
 
 constexpr double eps64 = std::numeric_limits<double>::epsilon();
 
-// Below this n the dense solver is cheap enough to always be the answer.
-constexpr std::size_t dense_below = 500;
-
 // What the cut and the report need to know of a matrix besides its spectrum.
 struct MatrixFacts {
     const HessianInfo& info;
@@ -422,6 +419,16 @@ Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& opt) {
     AnalyzeOptions from_image = opt;
     from_image.read.image = listed.image;
     return analyze(listed.info, from_image);
+}
+
+std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double frobenius, double asymmetry,
+                                   const AnalyzeOptions& opt) {
+    if (!std::isfinite(frobenius) || s.too_large) return std::nullopt;
+    std::sort(s.values.begin(), s.values.end());
+    const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
+    const Cut cut = choose_cut(magnitudes(s, f, opt), opt.cut);
+    if (!s.complete && !cut.decided) return std::nullopt;
+    return guarded(info, [&](Row& r) { report(r, s, cut, f, opt); });
 }
 
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,

@@ -52,6 +52,17 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& options);
 // asymmetry and frobenius filled in; see make_hessian).
 Row analyze_hessian(Hessian h, const AnalyzeOptions& options);
 
+// Below this n the automatic plan goes straight to the dense solver.
+constexpr std::size_t dense_below = 500;
+
+// A partial spectrum computed elsewhere (basinvol-mpi's distributed sketch):
+// its row when the spectrum is complete or certifies the cut by the serial
+// rules (rest bound under the cut it leads to), nothing otherwise (the
+// caller then computes every eigenvalue). frobenius and asymmetry as for
+// analyze_eigenvalues.
+std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum spectrum, double frobenius, double asymmetry,
+                                   const AnalyzeOptions& options);
+
 // A dense Hessian whose every eigenvalue was computed elsewhere (basinvol-mpi's
 // distributed solve): the dense method's cut, measurement and row. frobenius
 // is ‖H‖_F after symmetrizing, asymmetry ‖H − Hᵀ‖_F / ‖H‖_F as stored,

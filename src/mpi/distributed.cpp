@@ -1,5 +1,6 @@
 #include "../io/hdf5_detail.hpp"
 #include "../solve/blas.hpp"
+#include "../solve/detail.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/mpi/distributed.hpp>
@@ -323,9 +324,146 @@ std::string eigenvalues(MPI_Comm comm, const HessianInfo& info, Tiles& t, std::v
     return agree(comm, failure);
 }
 
+// The sum over ranks of n doubles at x, the same on every rank: reduced on
+// rank 0 in one order and broadcast (an all-reduce may round differently on
+// different ranks, and the sketch's decisions must not differ).
+void sum_everywhere(MPI_Comm comm, double* x, std::size_t n) {
+    int me = 0;
+    MPI_Comm_rank(comm, &me);
+    constexpr std::size_t chunk = std::size_t(1) << 26;
+    for (std::size_t at = 0; at < n; at += chunk) {
+        const int c = static_cast<int>(std::min(chunk, n - at));
+        MPI_Reduce(me == 0 ? MPI_IN_PLACE : x + at, me == 0 ? x + at : nullptr, c, MPI_DOUBLE, MPI_SUM, 0, comm);
+        MPI_Bcast(x + at, c, MPI_DOUBLE, 0, comm);
+    }
+}
+
+// The sketch's view of the distributed matrix: products H·X of a replicated
+// n×k block X (one local GEMM over this rank's tiles, rows summed across
+// ranks) and the certificate ‖H − VΘVᵀ‖_F (this rank's tiles, in panels).
+class TileProducts {
+public:
+    TileProducts(MPI_Comm comm, const Tiles& t) : comm_(comm), t_(t), rows_(t.mloc), cols_(t.nloc) {
+        for (int i = 0; i < t.mloc; ++i) rows_[static_cast<std::size_t>(i)] = static_cast<Eigen::Index>(t.file_col(i));
+        for (int j = 0; j < t.nloc; ++j) cols_[static_cast<std::size_t>(j)] = static_cast<Eigen::Index>(t.file_row(j));
+    }
+    std::size_t matvecs = 0, passes = 0;
+
+    double trace() const {
+        double sum = 0;
+        for (int j = 0; j < t_.nloc; ++j)
+            for (int i = 0; i < t_.mloc; ++i)
+                if (rows_[static_cast<std::size_t>(i)] == cols_[static_cast<std::size_t>(j)])
+                    sum += t_.a[static_cast<std::size_t>(j) * static_cast<std::size_t>(t_.lld) + static_cast<std::size_t>(i)];
+        sum_everywhere(comm_, &sum, 1);
+        return sum;
+    }
+
+    Eigen::MatrixXd apply(const Eigen::MatrixXd& X) {
+        const Eigen::Index k = X.cols();
+        Eigen::MatrixXd Y = Eigen::MatrixXd::Zero(X.rows(), k);
+        if (t_.mloc > 0 && t_.nloc > 0 && k > 0) {
+            Eigen::MatrixXd mine(t_.nloc, k), local(t_.mloc, k);
+            for (int j = 0; j < t_.nloc; ++j) mine.row(j) = X.row(cols_[static_cast<std::size_t>(j)]);
+            blas::gemm('N', 'N', t_.mloc, static_cast<int>(k), t_.nloc, 1.0, t_.a.data(), t_.lld, mine.data(), t_.nloc,
+                       0.0, local.data(), t_.mloc);
+            for (int i = 0; i < t_.mloc; ++i) Y.row(rows_[static_cast<std::size_t>(i)]) += local.row(i);
+        }
+        sum_everywhere(comm_, Y.data(), static_cast<std::size_t>(Y.size()));
+        matvecs += static_cast<std::size_t>(k);
+        ++passes;
+        return Y;
+    }
+
+    // Scaled by ‖H‖_F (`scale`) so that squares of entries near 1e±300 stay finite.
+    double residual(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta, double scale) {
+        const Eigen::Index k = V.cols();
+        long double sum = 0;
+        if (t_.mloc > 0 && t_.nloc > 0) {
+            Eigen::MatrixXd left(t_.mloc, k), right(t_.nloc, k);
+            for (int i = 0; i < t_.mloc; ++i) left.row(i) = V.row(rows_[static_cast<std::size_t>(i)]);
+            for (int j = 0; j < t_.nloc; ++j) right.row(j) = V.row(cols_[static_cast<std::size_t>(j)]);
+            left = left * theta.asDiagonal();
+            const int width = std::min(t_.nloc, 256);
+            Eigen::MatrixXd panel(t_.mloc, width);
+            for (int c0 = 0; c0 < t_.nloc; c0 += width) {
+                const int w = std::min(width, t_.nloc - c0);
+                for (int j = 0; j < w; ++j)
+                    panel.col(j) = Eigen::Map<const Eigen::VectorXd>(
+                        t_.a.data() + static_cast<std::size_t>(c0 + j) * static_cast<std::size_t>(t_.lld), t_.mloc);
+                if (k > 0)  // panel −= (VΘ)(rows)·V(cols of the panel)ᵀ
+                    blas::gemm('N', 'T', t_.mloc, w, static_cast<int>(k), -1.0, left.data(), t_.mloc,
+                               right.data() + c0, t_.nloc, 1.0, panel.data(), t_.mloc);
+                for (int j = 0; j < w; ++j)
+                    for (int i = 0; i < t_.mloc; ++i) {
+                        const double e = panel(i, j) / scale;
+                        sum += static_cast<long double>(e) * e;
+                    }
+            }
+        }
+        double total = static_cast<double>(sum);
+        sum_everywhere(comm_, &total, 1);
+        ++passes;
+        return std::sqrt(total) * scale;
+    }
+
+private:
+    MPI_Comm comm_;
+    const Tiles& t_;
+    std::vector<Eigen::Index> rows_, cols_;  // global row of each local row, column of each local column
+};
+
+// The serial sketch (detail::sketch) over the tiles; every rank runs it with
+// the same replicated blocks, and its decisions are rank 0's. Its replicated
+// n×k blocks (about four at a time) are kept within this rank's tile memory:
+// k ≤ min(n/4, n/(2P)). An empty optional when it does not apply, gave up or
+// failed (the same on every rank).
+std::optional<Spectrum> distributed_sketch(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double frobenius) {
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &size);
+    const auto t0 = std::chrono::steady_clock::now();
+    TileProducts products(comm, t);
+    detail::SketchTarget target;
+    target.n = info.n;
+    target.frobenius = frobenius;
+    MPI_Bcast(&target.frobenius, 1, MPI_DOUBLE, 0, comm);  // rank 0's, for the same decisions everywhere
+    target.stored_eps = info.stored_eps;
+    target.trace = products.trace();
+    target.apply = [&](const Eigen::MatrixXd& X) { return products.apply(X); };
+    const double scale = target.frobenius > 0 ? target.frobenius : 1.0;
+    target.residual = [&](const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) {
+        return products.residual(V, theta, scale);
+    };
+    target.agree = [&](bool b) {
+        int v = b ? 1 : 0;
+        MPI_Bcast(&v, 1, MPI_INT, 0, comm);
+        return v != 0;
+    };
+    Spectrum s;
+    s.n = info.n;
+    s.method = "sketch";
+    s.partial = true;
+    const std::size_t max_k = std::min(info.n / 4, info.n / (2 * static_cast<std::size_t>(size)));
+    std::optional<Spectrum> out;
+    std::string failure;
+    try {
+        out = detail::sketch(target, max_k, PartialOptions{}, std::move(s));
+    } catch (const std::exception& e) {
+        failure = e.what();  // deterministic (the same blocks everywhere): dense finishes
+    }
+    if (!agree(comm, failure).empty() || !out || out->too_large) return std::nullopt;
+    std::sort(out->values.begin(), out->values.end());
+    out->stats.matvecs = products.matvecs;
+    out->stats.passes = products.passes;
+    out->stats.seconds = since(t0);
+    return out;
+}
+
 }  // namespace
 
-DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt) {
+DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt,
+                                      const SketchFirst& sketch_first) {
     const auto t0 = std::chrono::steady_clock::now();
     DistributedSpectrum out;
     Grid grid(comm);
@@ -361,6 +499,18 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     int dinfo = 0;
     descinit_(t.desc, &t.N, &t.N, &t.nb, &t.nb, &zero, &zero, &grid.context, &t.lld, &dinfo);
     if (scale > 0 && !(out.error = symmetrize(comm, info, t, scale, opt, out)).empty()) return out;
+    if (sketch_first) {
+        int me = 0;
+        MPI_Comm_rank(comm, &me);
+        std::optional<Spectrum> partial = distributed_sketch(comm, info, t, out.frobenius);
+        int kept = partial && me == 0 && sketch_first(*partial, out.frobenius, out.asymmetry) ? 1 : 0;
+        MPI_Bcast(&kept, 1, MPI_INT, 0, comm);
+        if (kept) {
+            out.sketched = true;
+            out.seconds = since(t0);
+            return out;
+        }
+    }
     if (!(out.error = eigenvalues(comm, info, t, out.eigenvalues)).empty()) return out;
     out.seconds = since(t0);
     return out;

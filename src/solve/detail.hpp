@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <vector>
 
 namespace basinvol::detail {
@@ -20,11 +22,33 @@ double since(Clock::time_point t0);
 std::size_t max_pairs(const Hessian& h, const PartialOptions& o);
 
 // trace²/‖H‖_F²: a lower bound on the rank of a positive semi-definite H.
+std::size_t rank_guess(double trace, double frobenius);
 std::size_t rank_guess(const HessianOperator& op, double frobenius);
 
 // A rank estimate (not a bound) for choosing a method: the rank r of a
 // Marchenko–Pastur spectrum with the same trace²/‖H‖_F².
+std::size_t likely_rank(double trace, double frobenius, std::size_t n);
 std::size_t likely_rank(const HessianOperator& op, const Hessian& h);
+
+// What the sketch needs of a symmetric matrix: its size, ‖H‖_F, stored
+// rounding and trace, the products H·X, and the certificate ‖H − VΘVᵀ‖_F;
+// from one process (sketch_spectrum's HessianOperator) or from many
+// (basinvol-mpi's tiles, src/mpi). `agree` makes a decision taken from
+// computed values the same on every process running the sketch together
+// (one process: the identity).
+struct SketchTarget {
+    std::size_t n = 0;
+    double frobenius = 0, stored_eps = 0, trace = 0;
+    std::function<Eigen::MatrixXd(const Eigen::MatrixXd&)> apply;
+    std::function<double(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta)> residual;
+    std::function<bool(bool)> agree = [](bool b) { return b; };
+};
+
+// The blocked randomized range finder with Rayleigh–Ritz of sketch_spectrum
+// on `t`, with at most max_k columns, filling `s` (values unsorted; the
+// caller adds the work counts and sorts). nullopt when max_k leaves no room
+// for the oversampling; too_large when the range does not fit max_k.
+std::optional<Spectrum> sketch(const SketchTarget& t, std::size_t max_k, const PartialOptions& o, Spectrum s);
 
 // In-place Householder QR of A (m×k, m ≥ k): returns R and leaves the
 // reflectors in A with their scalars in tau; form_q turns them into Q.

@@ -48,18 +48,25 @@ std::size_t detail::max_pairs(const Hessian& h, const PartialOptions& o) {
 }
 
 // Cauchy–Schwarz over the eigenvalues of a positive semi-definite H.
-std::size_t detail::rank_guess(const HessianOperator& op, double frobenius) {
-    const double t = op.trace();
-    if (!(t > 0) || !(frobenius > 0)) return 0;
-    const double g = (t / frobenius) * (t / frobenius);
+std::size_t detail::rank_guess(double trace, double frobenius) {
+    if (!(trace > 0) || !(frobenius > 0)) return 0;
+    const double g = (trace / frobenius) * (trace / frobenius);
     return static_cast<std::size_t>(std::min(g, 1e9));
+}
+
+std::size_t detail::rank_guess(const HessianOperator& op, double frobenius) {
+    return rank_guess(op.trace(), frobenius);
 }
 
 // For a Wishart-like spectrum (Marchenko–Pastur) of rank r,
 // trace²/‖H‖_F² ≈ r·n/(n + r), so r ≈ g·n/(n − g).
+std::size_t detail::likely_rank(double trace, double frobenius, std::size_t n) {
+    const double g = static_cast<double>(rank_guess(trace, frobenius)), nd = static_cast<double>(n);
+    return g >= nd ? n : static_cast<std::size_t>(g * nd / (nd - g));
+}
+
 std::size_t detail::likely_rank(const HessianOperator& op, const Hessian& h) {
-    const double g = static_cast<double>(rank_guess(op, h.frobenius())), n = static_cast<double>(h.info.n);
-    return g >= n ? h.info.n : static_cast<std::size_t>(g * n / (n - g));
+    return likely_rank(op.trace(), h.frobenius(), h.info.n);
 }
 
 Eigen::MatrixXd detail::householder_qr(Eigen::MatrixXd& A, Eigen::VectorXd& tau) {
@@ -112,28 +119,29 @@ Spectrum detail::too_large(Spectrum& s, std::size_t budget, const HessianOperato
 
 using namespace detail;
 
-std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& o) {
-    const auto t0 = Clock::now();
-    HessianOperator op(h);
-    const auto n = static_cast<Eigen::Index>(h.info.n);
-    const std::size_t max_k = max_pairs(h, o);
-    Spectrum s = named(h, "sketch");
-    if (h.frobenius() == 0) {  // the zero matrix: nothing is curved
-        finish(s, op, t0);
+std::optional<Spectrum> detail::sketch(const SketchTarget& t, std::size_t max_k, const PartialOptions& o,
+                                       Spectrum s) {
+    const auto n = static_cast<Eigen::Index>(t.n);
+    auto too_large = [&] {
+        s.too_large = true;
+        s.rank_budget = max_k;
+        s.values.clear();
+        s.rest_bound = INFINITY;
         return s;
-    }
+    };
+    if (t.frobenius == 0) return s;  // the zero matrix: nothing is curved
     if (max_k < 2 * o.oversample) return std::nullopt;
 
     // What a sketch column can tell from zero: the stored type's rounding of H
     // (ε_stored·‖H‖_F) or double rounding in the product (~ε·√n·‖H‖_F).
-    const double signal = std::max(h.info.stored_eps, 10 * eps64 * std::sqrt(double(n))) * h.frobenius();
+    const double signal = std::max(t.stored_eps, 10 * eps64 * std::sqrt(double(n))) * t.frobenius;
     // For a positive semi-definite H the guess is a lower bound on the rank:
     // past max_k the sketch cannot win, so do not start it.
-    const std::size_t guess = rank_guess(op, h.frobenius()) * 5 / 4 + 2 * o.oversample;
-    if (guess > max_k || likely_rank(op, h) > max_k) return too_large(s, max_k, op, t0);
+    const std::size_t guess = rank_guess(t.trace, t.frobenius) * 5 / 4 + 2 * o.oversample;
+    if (guess > max_k || likely_rank(t.trace, t.frobenius, t.n) > max_k) return too_large();
     std::size_t k = std::max<std::size_t>(guess, std::min<std::size_t>(32, max_k));
     std::mt19937_64 rng(o.seed);
-    Eigen::MatrixXd Y = op.apply(gaussian(n, static_cast<Eigen::Index>(k), rng));
+    Eigen::MatrixXd Y = t.apply(gaussian(n, static_cast<Eigen::Index>(k), rng));
     Eigen::MatrixXd Q;
     Eigen::VectorXd tau;
     for (;;) {
@@ -144,12 +152,12 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
         std::size_t found = 0;
         for (Eigen::Index j = 0; j < sigma.size(); ++j)
             if (sigma(j) / std::sqrt(double(k)) > signal) ++found;
-        if (found + o.oversample <= k) break;  // the sketch has slack: it holds the range
-        if (k >= max_k) return too_large(s, max_k, op, t0);
+        if (t.agree(found + o.oversample <= k)) break;  // the sketch has slack: it holds the range
+        if (k >= max_k) return too_large();
         const std::size_t more = std::min(k, max_k - k);
         ++s.stats.restarts;
         Y.conservativeResize(Eigen::NoChange, static_cast<Eigen::Index>(k + more));
-        Y.rightCols(static_cast<Eigen::Index>(more)) = op.apply(gaussian(n, static_cast<Eigen::Index>(more), rng));
+        Y.rightCols(static_cast<Eigen::Index>(more)) = t.apply(gaussian(n, static_cast<Eigen::Index>(more), rng));
         k += more;
     }
     Y.resize(0, 0);
@@ -157,7 +165,7 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
 
     // Rayleigh–Ritz: B = QᵀHQ, θ = eig(B), V = QU.
     const int ni = static_cast<int>(n), ki = static_cast<int>(k);
-    Eigen::MatrixXd W = op.apply(Q);
+    Eigen::MatrixXd W = t.apply(Q);
     Eigen::MatrixXd B(ki, ki);
     blas::gemm('T', 'N', ki, ki, ni, 1.0, Q.data(), ni, W.data(), ni, 0.0, B.data(), ki);
     B = (B + B.transpose()).eval() / 2;
@@ -166,13 +174,27 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
     blas::gemm('N', 'N', ni, ki, ki, 1.0, Q.data(), ni, es.eigenvectors().data(), ki, 0.0, W.data(), ni);
     Q.resize(0, 0);
     const Eigen::VectorXd theta = es.eigenvalues();
-    s.rest_bound = op.residual_frobenius(W, theta);
+    s.rest_bound = t.residual(W, theta);
     s.values.assign(theta.data(), theta.data() + theta.size());
     // Weyl on H = VΘVᵀ + R: eig(H) pairs with Θ ∪ {0} within ‖R‖₂ ≤ ‖R‖_F.
     s.value_error = s.rest_bound;
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = s.value_error = 0;
-    finish(s, op, t0);
+    return s;
+}
+
+std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& o) {
+    const auto t0 = Clock::now();
+    HessianOperator op(h);
+    SketchTarget t;
+    t.n = h.info.n;
+    t.frobenius = h.frobenius();
+    t.stored_eps = h.info.stored_eps;
+    t.trace = t.frobenius == 0 ? 0.0 : op.trace();
+    t.apply = [&](const Eigen::MatrixXd& X) { return op.apply(X); };
+    t.residual = [&](const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) { return op.residual_frobenius(V, theta); };
+    std::optional<Spectrum> s = detail::sketch(t, max_pairs(h, o), o, named(h, "sketch"));
+    if (s) finish(*s, op, t0);
     return s;
 }
 

@@ -75,6 +75,11 @@ class SameRowsAsSerial(unittest.TestCase):
         H[0, 1] += 1e-9  # within --max-asymmetry: symmetrized, like the serial reader does
         put("asymmetric", H, hessian_error=1e-9)
         put("small", with_spectrum([2.0, 1.0, 0.0], 6))
+        # n >= 500, low rank: sketched across ranks (float32 stored, and chunked).
+        curved = [10.0 * 0.8 ** i for i in range(28)] + [-2.0, -0.5]
+        put("sketch", with_spectrum(curved + [0.0] * 570, 12), step=3)
+        put("sketch32", with_spectrum(curved + [0.0] * 690, 13), dtype="float32")
+        put("sketch_chunked", with_spectrum(curved + [0.0] * 1100, 14))
         f = os.path.join(d, "structured.h5")
         bx.write_structure(f, "model", {"0_g": bx.Factor(np.random.default_rng(7).standard_normal((5, 30))),
                                         "1_d": bx.Diagonal(np.array([1.0, 0.0, 2.0]))})
@@ -128,6 +133,30 @@ class SameRowsAsSerial(unittest.TestCase):
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
         self.same_on_every_rank_count(srcs, ref, 0)
+
+    def test_low_rank_hessians_are_sketched_across_ranks(self):
+        """A low-rank Hessian (n >= 500) is sketched across ranks, as the serial
+        sketch does it (rows equal to the serial --method sketch rows); one
+        whose rank is too high for the sketch gets every eigenvalue."""
+        names = ["sketch", "sketch32", "sketch_chunked"]
+        srcs = [self.files[k] for k in names]
+        ref = rows(serial("volume", *srcs, "--method", "sketch", "-f", "jsonl", status=0).stdout)
+        self.assertEqual([r["method"] for r in ref], ["sketch"] * 3)
+        self.assertEqual([r["negative"] for r in ref], [2] * 3)
+        self.assertEqual([r["rank"] for r in ref], [30] * 3)
+        for p in RANKS:
+            with self.subTest(ranks=p):
+                r = mpi(p, "volume", *srcs, self.files["chunked"], "-f", "jsonl")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                got = rows(r.stdout)
+                self.same(got[:3], ref, f"-n {p}")
+                self.assertEqual([g["method"] for g in got], ["sketch"] * 3 + ["dense"])
+                self.assertTrue(all(g["certified"] for g in got))
+        # --method sketch asks for it at any n; the rows are the serial sketch's.
+        small = rows(serial("volume", self.files["lowrank"], "--method", "sketch", "-f", "jsonl", status=0).stdout)
+        got = rows(mpi(2, "volume", self.files["lowrank"], "--method", "sketch", "-f", "jsonl").stdout)
+        self.same(got, small, "--method sketch")
+        self.assertEqual(got[0]["method"], small[0]["method"])
 
     def test_options_travel(self):
         f = self.files["dense"]
@@ -211,7 +240,7 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_usage_errors_stop_every_rank(self):
-        r = mpi(2, "volume", self.files["small"], "--method", "sketch")
+        r = mpi(2, "volume", self.files["small"], "--method", "lanczos")
         self.assertEqual(r.returncode, 2)
         self.assertIn("not available across ranks", r.stderr)
         r = mpi(2, "volume")

@@ -108,11 +108,24 @@ int finish_rows(std::vector<bv::Row>& rows, bool ranking, bool all_ok, const Com
 // file as the serial reader does (bv::read_consistently): a change during the
 // read is the error, ahead of what the mixture broke; a write in the tick the
 // read started is read again, by every rank, after that tick.
+//
+// As in the serial automatic plan, a Hessian of n ≥ dense_below (or any, with
+// --method sketch) is first sketched; a sketch that certifies the cut is the
+// row, and only otherwise does ScaLAPACK compute every eigenvalue.
 bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int me) {
+    const bool sketch = a.method == bv::Method::sketch ||
+                        (a.method == bv::Method::automatic && info.n >= bv::dense_below);
     for (int pass = 1;; ++pass) {
         const long long start = bv::file_clock_ns();
         const bv::FileStamp before = me == 0 ? bv::stamp_file(info) : bv::FileStamp{};
-        const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, info, a.read);
+        std::optional<bv::Row> sketched;
+        bv::mpi::SketchFirst keep;
+        if (sketch)
+            keep = [&](const bv::Spectrum& s, double frobenius, double asymmetry) {
+                sketched = bv::analyze_partial(info, s, frobenius, asymmetry, a);
+                return sketched.has_value();
+            };
+        const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, info, a.read, keep);
         int again = 0;
         std::string error;
         if (me == 0) {
@@ -129,8 +142,9 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
         MPI_Bcast(&again, 1, MPI_INT, 0, MPI_COMM_WORLD);
         if (!again) {
             if (me != 0) return {};
-            return error.empty() ? bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a)
-                                 : bv::error_row(info, error);
+            if (!error.empty()) return bv::error_row(info, error);
+            if (d.sketched && sketched) return std::move(*sketched);
+            return bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a);
         }
         if (me == 0) bv::wait_past(before);  // the other ranks wait in the next read's collectives
     }
@@ -143,9 +157,10 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     std::vector<std::string> sources;
     try {
         a = to_analyze(o);
-        if (a.method != bv::Method::automatic && a.method != bv::Method::dense)
+        if (a.method != bv::Method::automatic && a.method != bv::Method::dense && a.method != bv::Method::sketch)
             throw bv::UsageError("method", bv::name_of(bv::method_names(), o.method) +
-                                 " is not available across ranks: the distributed solver is dense (docs/cluster.md)");
+                                 " is not available across ranks: the distributed solvers are sketch and dense "
+                                 "(docs/cluster.md)");
         // A read stopped on one rank would leave the others waiting in a collective.
         if (a.read.isolate == bv::ReadOptions::Isolation::always)
             throw bv::UsageError("read_timeout", "is not available in basinvol-mpi: ranks read their parts together");

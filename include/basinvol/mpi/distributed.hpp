@@ -6,11 +6,13 @@
 // eigenvalues only. No rank holds the whole matrix. docs/cluster.md.
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/solve/spectrum.hpp>
 #include <basinvol/solve/structured.hpp>
 
 #include <mpi.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,14 +27,27 @@ struct DistributedSpectrum {
     std::size_t local_bytes = 0;      // this rank's matrix storage at its peak (tiles and their transpose)
     int grid_rows = 1, grid_cols = 1; // the process grid
     int block = 0;                    // the block-cyclic block size
+    bool sketched = false;            // the sketch certified the cut: no eigenvalues were computed here
 };
+
+// Called on rank 0 with the distributed sketch's spectrum (and ‖H‖_F and the
+// relative asymmetry): true keeps it (the row is the caller's), false has
+// ScaLAPACK compute every eigenvalue.
+using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double asymmetry)>;
 
 // Collective over `comm`: every rank calls it with the same info (file,
 // dataset, n, stored_type) and options, and every rank gets the same result.
 // Failures of the input (missing file, non-finite value, asymmetry, the
 // memory budget per rank) are returned as `error`, never thrown, so that no
 // rank is left waiting in a collective call.
-DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& options);
+//
+// With `sketch_first`, the serial tool's randomized sketch runs first on the
+// distributed matrix (products over each rank's tiles, the same growth rule
+// and certificate ‖H − VΘVᵀ‖_F, replicated n×k blocks with
+// k ≤ min(n/4, n/(2P))); when it applies and sketch_first keeps it, no
+// eigensolve runs and `sketched` is set.
+DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& options,
+                                      const SketchFirst& sketch_first = {});
 
 // Factors across ranks: G's longer dimension is split into contiguous slabs,
 // one per rank of `comm`, each read with parallel HDF5; each rank forms its
