@@ -10,9 +10,10 @@
 // of its eigenvalues from pdsyev's, relative to max|λ|. Run with
 // OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 so that P ranks use P cores.
 
-#include <mpi.h>
+#include "../src/mpi/scalapack.hpp"
 
 #include <elpa/elpa.h>
+#include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,23 +23,6 @@
 #include <functional>
 #include <string>
 #include <vector>
-
-extern "C" {
-int Csys2blacs_handle(MPI_Comm comm);
-void Cblacs_gridinit(int* context, const char* order, int nprow, int npcol);
-void Cblacs_gridinfo(int context, int* nprow, int* npcol, int* myrow, int* mycol);
-void Cblacs_gridexit(int context);
-int numroc_(const int* n, const int* nb, const int* iproc, const int* isrcproc, const int* nprocs);
-void descinit_(int* desc, const int* m, const int* n, const int* mb, const int* nb, const int* irsrc,
-               const int* icsrc, const int* ictxt, const int* lld, int* info);
-void pdsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* ia, const int* ja,
-             const int* desca, double* w, double* z, const int* iz, const int* jz, const int* descz, double* work,
-             const int* lwork, int* info);
-void pdsyevr_(const char* jobz, const char* range, const char* uplo, const int* n, double* a, const int* ia,
-              const int* ja, const int* desca, const double* vl, const double* vu, const int* il, const int* iu,
-              int* m, int* nz, double* w, double* z, const int* iz, const int* jz, const int* descz, double* work,
-              const int* lwork, int* iwork, const int* liwork, int* info);
-}
 
 namespace {
 
@@ -129,9 +113,10 @@ void elpa_solver(const Layout& l, double* a, double* w, int solver) {
 
 int main(int argc, char** argv) {
     MPI_Init(&argc, &argv);
-    int me = 0, p = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &me);
-    MPI_Comm_size(MPI_COMM_WORLD, &p);
+    int ranks[2] = {0, 1};  // this one, and how many
+    MPI_Comm_rank(MPI_COMM_WORLD, &ranks[0]);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks[1]);
+    const int me = ranks[0], p = ranks[1];
     if (argc < 2 || std::atoi(argv[1]) < 1) {
         if (me == 0) std::fprintf(stderr, "usage: mpirun -n P bench_mpi_eigensolvers N [REPEATS]\n");
         MPI_Finalize();

@@ -28,10 +28,11 @@ import time
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "..", "python")]
 from basinvol.export import Factor, gauss_newton_factor, kfac_blocks, parameter_blocks, write_structure  # noqa: E402
+from train import digits_split, train  # noqa: E402  (the MLP example's data and loop)
 
 
 def network(width, hidden):
@@ -63,11 +64,7 @@ def main(argv=None):
 
     torch.manual_seed(a.seed)
     torch.set_num_threads(1)
-    digits = load_digits()
-    X = torch.tensor(digits.images / 16.0, dtype=torch.float32).unsqueeze(1)  # (1797, 1, 8, 8)
-    y = torch.tensor(digits.target, dtype=torch.long)
-    perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(a.seed))
-    Xtr, ytr, Xte, yte = X[perm[:1500]], y[perm[:1500]], X[perm[1500:]], y[perm[1500:]]
+    Xtr, ytr, Xte, yte = digits_split(a.seed, images=True)
 
     model = network(a.width, a.hidden)
     blocks = parameter_blocks(model)
@@ -79,24 +76,21 @@ def main(argv=None):
     print(f"digits CNN: n = {n} parameters, {len(blocks['names'])} tensors, checkpoints at {steps}",
           file=sys.stderr)
     t0 = time.time()
-    for step in range(steps[-1] + 1):
-        if step in steps:
-            with torch.no_grad():
-                loss = loss_fn(model(Xtr), ytr).item()
-                acc = (model(Xte).argmax(1) == yte).float().mean().item()
-            attrs = dict(step=step, loss=loss, name=f"digits cnn step {step}", test_accuracy=acc)
-            write_structure(a.out, f"kfac/step_{step:05d}", kfac_blocks(model, Xtr, ytr, loss="cross_entropy"),
-                            **attrs)
-            write_structure(a.out, f"ggn/step_{step:05d}",
-                            ggn_blocks(model, Xtr[:a.ggn_samples], ytr[:a.ggn_samples], blocks),
-                            **attrs)
-            print(f"  step {step:5d}  loss {loss:.4f}  test accuracy {acc:.3f}  ({time.time() - t0:.1f} s)",
-                  file=sys.stderr)
-        if step == steps[-1]:
-            break
-        opt.zero_grad()
-        loss_fn(model(Xtr), ytr).backward()
-        opt.step()
+
+    def checkpoint(step):
+        model.eval()
+        with torch.no_grad():
+            loss = loss_fn(model(Xtr), ytr).item()
+            acc = (model(Xte).argmax(1) == yte).float().mean().item()
+        attrs = dict(step=step, loss=loss, name=f"digits cnn step {step}", test_accuracy=acc)
+        write_structure(a.out, f"kfac/step_{step:05d}", kfac_blocks(model, Xtr, ytr, loss="cross_entropy"),
+                        **attrs)
+        write_structure(a.out, f"ggn/step_{step:05d}",
+                        ggn_blocks(model, Xtr[:a.ggn_samples], ytr[:a.ggn_samples], blocks), **attrs)
+        print(f"  step {step:5d}  loss {loss:.4f}  test accuracy {acc:.3f}  ({time.time() - t0:.1f} s)",
+              file=sys.stderr)
+
+    train(model, opt, loss_fn, Xtr, ytr, steps, checkpoint)
     return 0
 
 

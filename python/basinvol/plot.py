@@ -197,6 +197,16 @@ def _step_scale(steps, scale):
     return "linear"
 
 
+def _set_step_axis(ax, steps, step_scale, have_steps):
+    """Sets ax's x scale for these steps (see _step_scale); returns its name."""
+    scale = _step_scale(steps, step_scale) if have_steps else "linear"
+    if isinstance(scale, tuple):
+        ax.set_xscale("symlog", linthresh=scale[1])
+        return "symlog"
+    ax.set_xscale(scale)
+    return scale
+
+
 def plot_run(rows, out, title=None, group_by="auto", step_scale="auto"):
     """Basin dimension (top) and log-volume (bottom) against the training step,
     one line per run. rows: basinvol.Result objects or row dicts (basinvol
@@ -259,14 +269,7 @@ def plot_run(rows, out, title=None, group_by="auto", step_scale="auto"):
             a1.plot(x[m], dim[m], ls="none", zorder=5, label=lab if first else None, **st)
             a2.plot(x[m], logv[m], ls="none", zorder=5, **st)
             first = False
-    xs = np.concatenate(all_x)
-    scale = _step_scale(xs, step_scale) if have_steps else "linear"
-    if isinstance(scale, tuple):
-        a2.set_xscale("symlog", linthresh=scale[1])
-        scale_name = "symlog"
-    else:
-        a2.set_xscale(scale)
-        scale_name = scale
+    scale_name = _set_step_axis(a2, np.concatenate(all_x), step_scale, have_steps)
     a1.set_ylabel("basin dimension (flat directions)")
     a1.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.set_ylabel("log-volume (nats, curved subspace)")
@@ -317,12 +320,7 @@ def plot_blocks(rows, out, title=None, step_scale="auto"):
         neg = np.array([b is not None and (b.get("negative") or 0) > 0 for b in got])
         if neg.any():
             a1.plot(x[neg], frac[neg], ls="none", marker="v", ms=9, mfc="none", mec="tab:red", mew=1.4)
-    scale = _step_scale(x, step_scale) if have_steps else "linear"
-    if isinstance(scale, tuple):
-        a2.set_xscale("symlog", linthresh=scale[1])
-        scale = "symlog"
-    else:
-        a2.set_xscale(scale)
+    scale = _set_step_axis(a2, x, step_scale, have_steps)
     a1.set_ylabel("curved fraction rank / n")
     a2.set_ylabel("log-volume part (nats)")
     a2.set_xlabel("training step" if have_steps else "checkpoint (in name order)")

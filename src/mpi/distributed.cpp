@@ -1,6 +1,7 @@
 #include "../io/hdf5_detail.hpp"
 #include "../solve/blas.hpp"
 #include "../solve/detail.hpp"
+#include "scalapack.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/mpi/distributed.hpp>
@@ -14,23 +15,6 @@
 #include <limits>
 #include <new>
 #include <sstream>
-
-// ScaLAPACK and BLACS (Debian: libscalapack-openmpi-dev) have no C header.
-extern "C" {
-int Csys2blacs_handle(MPI_Comm comm);
-void Cfree_blacs_system_handle(int handle);
-void Cblacs_gridinit(int* context, const char* order, int nprow, int npcol);
-void Cblacs_gridinfo(int context, int* nprow, int* npcol, int* myrow, int* mycol);
-void Cblacs_gridexit(int context);
-int numroc_(const int* n, const int* nb, const int* iproc, const int* isrcproc, const int* nprocs);
-void descinit_(int* desc, const int* m, const int* n, const int* mb, const int* nb, const int* irsrc,
-               const int* icsrc, const int* ictxt, const int* lld, int* info);
-void pdtran_(const int* m, const int* n, const double* alpha, const double* a, const int* ia, const int* ja,
-             const int* desca, const double* beta, double* c, const int* ic, const int* jc, const int* descc);
-void pdsyev_(const char* jobz, const char* uplo, const int* n, double* a, const int* ia, const int* ja,
-             const int* desca, double* w, double* z, const int* iz, const int* jz, const int* descz, double* work,
-             const int* lwork, int* info);
-}
 
 namespace basinvol::mpi {
 
