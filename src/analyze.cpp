@@ -285,6 +285,16 @@ void report(Row& r, const Spectrum& s, const Cut& cut, const MatrixFacts& f, con
 }
 
 
+// log V_λ counts the eigenvalues a partial spectrum did not find as 0; each
+// is within rest_bound of 0, so that moves log V_λ by at most
+// ½(n − k)·log(1 + rest_bound/λ). Too coarse (finish densely) when that could
+// exceed a micro-nat (the default --tie-tol).
+bool too_coarse_for_regularized(const Spectrum& s, const AnalyzeOptions& opt) {
+    if (!opt.regularized || s.complete) return false;
+    const double unseen = static_cast<double>(s.n - s.values.size());
+    return 0.5 * unseen * std::log1p(s.rest_bound / *opt.regularized) > 1e-6;
+}
+
 // Solve, cut and measure a dense Hessian; throws on failure.
 void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
@@ -294,22 +304,16 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
         throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
     auto [s, cut] = certified_spectrum(h, opt);
 
-    if (opt.regularized && !s.complete) {
-        // log V_λ counts the eigenvalues not found as 0; each is within rest_bound of 0,
-        // so that moves log V_λ by at most ½(n − k)·log(1 + rest_bound/λ). Finish densely
-        // when that could exceed a micro-nat (the default --tie-tol).
-        const double unseen = static_cast<double>(s.n - s.values.size());
-        if (0.5 * unseen * std::log1p(s.rest_bound / *opt.regularized) > 1e-6) {
-            std::ostringstream why;
-            why << s.method << ": rest bound " << s.rest_bound << " too coarse for option regularized " << *opt.regularized;
-            SolverStats before = s.stats;
-            s = dense_spectrum(h);
-            s.note = why.str();
-            s.stats.matvecs += before.matvecs;
-            s.stats.passes += before.passes;
-            s.stats.seconds += before.seconds;
-            cut = choose_cut(magnitudes(s, facts_of(h), opt), opt.cut);
-        }
+    if (too_coarse_for_regularized(s, opt)) {
+        std::ostringstream why;
+        why << s.method << ": rest bound " << s.rest_bound << " too coarse for option regularized " << *opt.regularized;
+        SolverStats before = s.stats;
+        s = dense_spectrum(h);
+        s.note = why.str();
+        s.stats.matvecs += before.matvecs;
+        s.stats.passes += before.passes;
+        s.stats.seconds += before.seconds;
+        cut = choose_cut(magnitudes(s, facts_of(h), opt), opt.cut);
     }
 
     report(r, s, cut, facts_of(h), opt);
@@ -423,7 +427,7 @@ Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& opt) {
 
 std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double frobenius, double asymmetry,
                                    const AnalyzeOptions& opt) {
-    if (!std::isfinite(frobenius) || s.too_large) return std::nullopt;
+    if (!std::isfinite(frobenius) || s.too_large || too_coarse_for_regularized(s, opt)) return std::nullopt;
     std::sort(s.values.begin(), s.values.end());
     const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
     const Cut cut = choose_cut(magnitudes(s, f, opt), opt.cut);

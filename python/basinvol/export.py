@@ -408,8 +408,17 @@ def _layer_inputs(mod, a):
     import torch
     N = a.shape[0]
     if isinstance(mod, torch.nn.Conv2d):
-        return torch.nn.functional.unfold(a, mod.kernel_size, dilation=mod.dilation, padding=mod.padding,
+        padding = mod.padding
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":  # torch pads "same" itself, unevenly for even kernels: do as it does
+            a = torch.nn.functional.pad(a, mod._reversed_padding_repeated_twice)
+            padding = 0
+        return torch.nn.functional.unfold(a, mod.kernel_size, dilation=mod.dilation, padding=padding,
                                           stride=mod.stride)
+    if a.dim() != 2:
+        raise ValueError(f"kfac_blocks: a Linear layer's input must be (N, in), got shape {tuple(a.shape)}; "
+                         "K-FAC of a Linear layer over sequences is not handled")
     return a.reshape(N, -1, 1)
 
 

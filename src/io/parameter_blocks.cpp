@@ -8,6 +8,7 @@
 
 #include <hdf5.h>
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -126,6 +127,16 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
                                  " names for " + std::to_string(off->count) + " blocks");
             names = read_strings(*nam, "param_names", where);
         }
+    }
+    // Names label rows (and key --resume's journal): each one, non-empty.
+    std::map<std::string, std::size_t> seen;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        if (names[i].empty())
+            throw InputError(where + ": attribute param_names: block " + std::to_string(i) + " has an empty name");
+        const auto [it, fresh] = seen.emplace(names[i], i);
+        if (!fresh)
+            throw InputError(where + ": attribute param_names: blocks " + std::to_string(it->second) + " and " +
+                             std::to_string(i) + " have the same name '" + names[i] + "'; names must be unique");
     }
     std::vector<ListedHessian> out;
     long long end = 0;  // where the block before ends

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <new>
 #include <sstream>
@@ -398,10 +399,12 @@ private:
 };
 
 // The serial sketch (detail::sketch) over the tiles; every rank runs it with
-// the same replicated blocks, and its decisions are rank 0's. Its replicated
-// n×k blocks (about four at a time) are kept within this rank's tile memory:
-// k ≤ min(n/4, n/(2P)). An empty optional when it does not apply, gave up or
-// failed (the same on every rank).
+// the same replicated blocks, and its decisions are rank 0's. At most five
+// replicated n×k blocks live at once (Ω, H·Ω, Y while it grows, Q); with
+// k ≤ min(n/4, n/(5P)) they fit the room budgeted for the transpose of the
+// tiles, freed by then. An empty optional when it does not apply, gave up or
+// failed (the same on every rank). Running out of memory anyway would leave
+// the ranks in different collectives: the job is aborted with a message.
 std::optional<Spectrum> distributed_sketch(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double frobenius) {
     int me = 0, size = 1;
     MPI_Comm_rank(comm, &me);
@@ -428,11 +431,15 @@ std::optional<Spectrum> distributed_sketch(MPI_Comm comm, const HessianInfo& inf
     s.n = info.n;
     s.method = "sketch";
     s.partial = true;
-    const std::size_t max_k = std::min(info.n / 4, info.n / (2 * static_cast<std::size_t>(size)));
+    const std::size_t max_k = std::min(info.n / 4, info.n / (5 * static_cast<std::size_t>(size)));
     std::optional<Spectrum> out;
     std::string failure;
     try {
         out = detail::sketch(target, max_k, PartialOptions{}, std::move(s));
+    } catch (const std::bad_alloc&) {
+        std::fprintf(stderr, "basinvol-mpi: rank %d: out of memory in the sketch of %s; ending the job\n", me,
+                     info.source().c_str());
+        MPI_Abort(comm, 1);
     } catch (const std::exception& e) {
         failure = e.what();  // deterministic (the same blocks everywhere): dense finishes
     }
@@ -487,7 +494,12 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
         int me = 0;
         MPI_Comm_rank(comm, &me);
         std::optional<Spectrum> partial = distributed_sketch(comm, info, t, out.frobenius);
-        int kept = partial && me == 0 && sketch_first(*partial, out.frobenius, out.asymmetry) ? 1 : 0;
+        int kept = 0;
+        try {
+            kept = partial && me == 0 && sketch_first(*partial, out.frobenius, out.asymmetry) ? 1 : 0;
+        } catch (const std::exception&) {
+            kept = 0;  // the eigensolve below gives the row (and any error it has)
+        }
         MPI_Bcast(&kept, 1, MPI_INT, 0, comm);
         if (kept) {
             out.sketched = true;

@@ -249,6 +249,10 @@ class Structured(unittest.TestCase):
             "lengths": ({"param_offsets": [0, 6], "param_sizes": [6]}, "param_sizes lists 1 blocks, param_offsets 2"),
             "floats": ({"param_offsets": [0.0, 6.0], "param_sizes": [6, 6]}, "param_offsets must hold integers, got float"),
             "names": ({"param_offsets": [0, 6], "param_sizes": [6, 6], "param_names": ["a"]}, "param_names lists 1 names for 2 blocks"),
+            "same_names": ({"param_offsets": [0, 6], "param_sizes": [6, 6], "param_names": ["w", "w"]},
+                           "blocks 0 and 1 have the same name 'w'"),
+            "empty_name": ({"param_offsets": [0, 6], "param_sizes": [6, 6], "param_names": ["w", ""]},
+                           "block 1 has an empty name"),
         }
         with h5py.File(f, "w") as h5:
             for name, (attrs, _) in cases.items():

@@ -75,11 +75,12 @@ class SameRowsAsSerial(unittest.TestCase):
         H[0, 1] += 1e-9  # within --max-asymmetry: symmetrized, like the serial reader does
         put("asymmetric", H, hessian_error=1e-9)
         put("small", with_spectrum([2.0, 1.0, 0.0], 6))
-        # n >= 500, low rank: sketched across ranks (float32 stored, and chunked).
+        # n >= 500, low rank: sketched across ranks (float32 stored, and
+        # chunked); large enough that 4 ranks' sketch budget n/20 holds it.
         curved = [10.0 * 0.8 ** i for i in range(28)] + [-2.0, -0.5]
-        put("sketch", with_spectrum(curved + [0.0] * 570, 12), step=3)
-        put("sketch32", with_spectrum(curved + [0.0] * 690, 13), dtype="float32")
-        put("sketch_chunked", with_spectrum(curved + [0.0] * 1100, 14))
+        put("sketch", with_spectrum(curved + [0.0] * 1170, 12), step=3)
+        put("sketch32", with_spectrum(curved + [0.0] * 1070, 13), dtype="float32")
+        put("sketch_chunked", with_spectrum(curved + [0.0] * 1270, 14))
         f = os.path.join(d, "structured.h5")
         bx.write_structure(f, "model", {"0_g": bx.Factor(np.random.default_rng(7).standard_normal((5, 30))),
                                         "1_d": bx.Diagonal(np.array([1.0, 0.0, 2.0]))})
@@ -152,6 +153,17 @@ class SameRowsAsSerial(unittest.TestCase):
                 self.same(got[:3], ref, f"-n {p}")
                 self.assertEqual([g["method"] for g in got], ["sketch"] * 3 + ["dense"])
                 self.assertTrue(all(g["certified"] for g in got))
+        # --regularized needs the unseen eigenvalues within a micro-nat: as in
+        # the serial tool, the sketch then hands over to the eigensolve.
+        # (The float32 one: its certificate carries float32 rounding, ~1e-6,
+        # which certifies the cut but not log det(H + 0.01 I) to a micro-nat.)
+        noisy = [self.files["sketch32"], "--regularized", "0.01", "-f", "jsonl"]
+        ref = rows(serial("volume", *noisy, status=0).stdout)
+        got = rows(mpi(2, "volume", *noisy).stdout)
+        self.same(got, ref, "--regularized")
+        self.assertEqual((got[0]["method"], ref[0]["method"]), ("dense", "dense"))
+        self.assertAlmostEqual(got[0]["log_volume_regularized"], ref[0]["log_volume_regularized"],
+                               delta=1e-9 * abs(ref[0]["log_volume_regularized"]))
         # --method sketch asks for it at any n; the rows are the serial sketch's.
         small = rows(serial("volume", self.files["lowrank"], "--method", "sketch", "-f", "jsonl", status=0).stdout)
         got = rows(mpi(2, "volume", self.files["lowrank"], "--method", "sketch", "-f", "jsonl").stdout)

@@ -415,6 +415,22 @@ class StructuredExport(unittest.TestCase):
         o = bx.parameter_blocks(model)["offsets"]
         np.testing.assert_allclose(blocks["0001_0.bias"], ggn[o[1]:o[2], o[1]:o[2]], rtol=0,
                                    atol=1e-12 * np.abs(ggn).max())
+        # padding="same" (uneven for an even kernel) and "valid": the patches torch convolves.
+        for padding, pad in (("same", (0, 1, 0, 1)), ("valid", (0, 0, 0, 0))):
+            conv = torch.nn.Conv2d(2, 3, 2, padding=padding)
+            model = torch.nn.Sequential(conv, torch.nn.Flatten())
+            x = torch.randn(2, 2, 4, 4)
+            out = model(x)
+            blocks = bx.kfac_blocks(model, x, torch.randn(*out.shape), loss="mse")
+            padded = np.pad(x.double().numpy(), ((0, 0), (0, 0), (pad[2], pad[3]), (pad[0], pad[1])))
+            side = padded.shape[2] - 1
+            patches = [padded[i, :, r:r + 2, c:c + 2].reshape(-1) for i in range(2) for r in range(side)
+                       for c in range(side)]
+            self.assertEqual(len(patches) // 2, out.shape[1] // 3, padding)
+            np.testing.assert_allclose(blocks["0000_0.weight"].B, sum(np.outer(a, a) for a in patches) / len(patches),
+                                       rtol=1e-12, atol=1e-15, err_msg=padding)
+        with self.assertRaisesRegex(ValueError, "must be \\(N, in\\)"):
+            bx.kfac_blocks(torch.nn.Sequential(torch.nn.Linear(3, 2)), torch.randn(4, 5, 3), torch.randn(4, 5, 2))
         for bad in (torch.nn.Conv2d(2, 2, 1, groups=2), torch.nn.BatchNorm1d(3)):
             with self.assertRaises(ValueError):
                 bx.kfac_blocks(torch.nn.Sequential(bad), torch.randn(2, 2, 3, 3) if bad.__class__.__name__ == "Conv2d"

@@ -80,7 +80,7 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
 // dataset has no param_offsets. Throws InputError naming the attribute and
 // the rule broken (offsets and sizes: 1-D integer arrays of one length, each
 // block non-empty, inside the matrix and after the one before; names, if
-// given, one string a block).
+// given, one non-empty string a block, no two alike).
 std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const ReadOptions& options = {});
 
 // Reads one Hessian listed by list_hessians, checks it (finite, symmetric to

@@ -44,8 +44,9 @@ using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double
 // With `sketch_first`, the serial tool's randomized sketch runs first on the
 // distributed matrix (products over each rank's tiles, the same growth rule
 // and certificate ‖H − VΘVᵀ‖_F, replicated n×k blocks with
-// k ≤ min(n/4, n/(2P))); when it applies and sketch_first keeps it, no
-// eigensolve runs and `sketched` is set.
+// k ≤ min(n/4, n/(5P)), within the memory budgeted for the tiles'
+// transpose); when it applies and sketch_first keeps it, no eigensolve runs
+// and `sketched` is set.
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& options,
                                       const SketchFirst& sketch_first = {});
 
