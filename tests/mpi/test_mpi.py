@@ -10,7 +10,9 @@ gzip-chunked ones, a low-rank one, an asymmetric one (symmetrized),
 structured ones (factors wide and tall, float32, mixed blocks: Grams summed
 across ranks) and every broken file of testdata/ (error rows,
 the same message, no hang); a rank killed mid-run ends the job with a
-message. Needs Debian's openmpi-bin, python3-numpy and python3-h5py."""
+message. Checkpoints of a trained network agree with the same exact counts,
+their log-volume within the row's log_volume_error (python3-torch; skipped
+without it). Needs Debian's openmpi-bin, python3-numpy and python3-h5py."""
 import json
 import os
 import subprocess
@@ -169,6 +171,31 @@ class SameRowsAsSerial(unittest.TestCase):
         got = rows(mpi(2, "volume", self.files["lowrank"], "--method", "sketch", "-f", "jsonl").stdout)
         self.same(got, small, "--method sketch")
         self.assertEqual(got[0]["method"], small[0]["method"])
+
+    def test_real_checkpoints_agree_within_their_error_bar(self):
+        """Checkpoints of a trained network (the digits example, n = 610):
+        rank, dim, band and negatives exact; the log-volume within the row's
+        own log_volume_error. Kept eigenvalues near the cut are known to
+        ε·‖H‖ absolute, so two eigensolvers (or one with other BLAS threads)
+        differ there by far more than 1e-9 relative, and by far less than
+        the bar."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            self.skipTest("torch is not installed (the example trains with it)")
+        f = os.path.join(self.tmp.name, "digits.h5")
+        subprocess.run([sys.executable, os.path.join(SOURCE, "examples", "digits", "train.py"), "--out", f,
+                        "--steps", "25,250"], check=True, capture_output=True, timeout=300)
+        ref = rows(serial("volume", f, "-f", "jsonl", status=0).stdout)
+        self.assertEqual(len(ref), 2)
+        for p in RANKS:
+            got = rows(mpi(p, "volume", f, "-f", "jsonl").stdout)
+            for g, r in zip(got, ref):
+                with self.subTest(ranks=p, checkpoint=r["dataset"]):
+                    for k in ("status", "n", "rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut"):
+                        self.assertEqual(g[k], r[k], k)
+                    self.assertLessEqual(abs(g["log_volume"] - r["log_volume"]), r["log_volume_error"])
+                    self.assertAlmostEqual(g["tol"], r["tol"], delta=1e-9 * r["tol"])
 
     def test_options_travel(self):
         f = self.files["dense"]
