@@ -335,11 +335,16 @@ public:
     std::size_t matvecs = 0, passes = 0;
 
     double trace() const {
+        // H(g, g) is here when this rank's grid row owns row g's block: local
+        // row (g / (nb·rows))·nb + g mod nb.
+        const auto nb = static_cast<std::size_t>(t_.nb), rows = static_cast<std::size_t>(t_.grid.rows);
         double sum = 0;
-        for (int j = 0; j < t_.nloc; ++j)
-            for (int i = 0; i < t_.mloc; ++i)
-                if (rows_[static_cast<std::size_t>(i)] == cols_[static_cast<std::size_t>(j)])
-                    sum += t_.a[static_cast<std::size_t>(j) * static_cast<std::size_t>(t_.lld) + static_cast<std::size_t>(i)];
+        for (int j = 0; j < t_.nloc; ++j) {
+            const auto g = static_cast<std::size_t>(cols_[static_cast<std::size_t>(j)]);
+            if ((g / nb) % rows != static_cast<std::size_t>(t_.grid.row)) continue;
+            const std::size_t i = (g / (nb * rows)) * nb + g % nb;
+            sum += t_.a[static_cast<std::size_t>(j) * static_cast<std::size_t>(t_.lld) + i];
+        }
         sum_everywhere(comm_, &sum, 1);
         return sum;
     }
