@@ -83,6 +83,16 @@ class SameRowsAsSerial(unittest.TestCase):
         put("sketch", with_spectrum(curved + [0.0] * 1170, 12), step=3)
         put("sketch32", with_spectrum(curved + [0.0] * 1070, 13), dtype="float32")
         put("sketch_chunked", with_spectrum(curved + [0.0] * 1270, 14))
+        # Adversarial: eigenvalues running down through the cut (10·0.35^i
+        # reaches 1e-13 near i = 27), a hidden saddle among the small ones,
+        # and a float32 one spanning nine decades.
+        steep = [10.0 * 0.35 ** i for i in range(34)]
+        steep[20] = -steep[20]
+        put("sketch_at_cut", with_spectrum(steep + [0.0] * 1166, 16))
+        put("sketch32_wide", with_spectrum(list(np.logspace(1, -8, 40)) + [-1e-3] + [0.0] * 1159, 17), dtype="float32")
+        # Certifiable: seven decades down to a clear gap, two small negatives.
+        put("sketch_small_saddle", with_spectrum([10.0 * 0.5 ** i for i in range(27)] + [-1e-6, -3e-7]
+                                                 + [0.0] * 1171, 18))
         f = os.path.join(d, "structured.h5")
         bx.write_structure(f, "model", {"0_g": bx.Factor(np.random.default_rng(7).standard_normal((5, 30))),
                                         "1_d": bx.Diagonal(np.array([1.0, 0.0, 2.0]))})
@@ -171,6 +181,25 @@ class SameRowsAsSerial(unittest.TestCase):
         got = rows(mpi(2, "volume", self.files["lowrank"], "--method", "sketch", "-f", "jsonl").stdout)
         self.same(got, small, "--method sketch")
         self.assertEqual(got[0]["method"], small[0]["method"])
+
+    def test_sketch_against_the_dense_answer_on_adversarial_spectra(self):
+        """Eigenvalues through the cut, a small hidden saddle, float32 over nine
+        decades: whatever basinvol-mpi's automatic plan keeps (sketch or
+        dense), the counts are the serial dense answer's exactly and the
+        log-volume is within the row's own error bar."""
+        srcs = [self.files[k] for k in ("sketch_at_cut", "sketch32_wide", "sketch_small_saddle")]
+        dense = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
+        self.assertEqual([r["negative"] for r in dense], [1, 0, 2])
+        for p in RANKS:
+            got = rows(mpi(p, "volume", *srcs, "-f", "jsonl").stdout)
+            # The first two have no decided cut in the sketch (dense finishes); the third is certified.
+            self.assertEqual([g["method"] for g in got], ["dense", "dense", "sketch"])
+            for g, r in zip(got, dense):
+                with self.subTest(ranks=p, source=r["dataset"], method=g["method"]):
+                    for k in ("status", "n", "rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut"):
+                        self.assertEqual(g[k], r[k], k)
+                    self.assertLessEqual(abs(g["log_volume"] - r["log_volume"]),
+                                         max(g["log_volume_error"], r["log_volume_error"]))
 
     def test_real_checkpoints_agree_within_their_error_bar(self):
         """Checkpoints of a trained network (the digits example, n = 610):
