@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """Structured Hessians at scale against the numpy script a user would write.
 
-    /usr/bin/python3 bench/structured.py [--dir DIR] [--n-factor N] [--m M] [--kron-a A] [--kron-b B] [--rounds R]
+    /usr/bin/python3 bench/structured.py [--dir DIR] [--n-factor N] [--m M] [--kron-a A] [--kron-b B]
+                                         [--net-pairs P] [--net-side S] [--rounds R] [--workloads LIST]
 
 Writes (once, into DIR, default a temporary directory outside the
-repository) a float32 factor G of M x N and a Kronecker pair A (a x a),
-B (b x b) of rank 3/4 each, then times, alternately in each round,
-`basinvol volume` and the peer script (h5py read, then
+repository) a float32 factor G of M x N, a Kronecker pair A (a x a),
+B (b x b) of rank 3/4 each, and a network of P such pairs S x S (a
+`blocks` group; n = P·S², 10^7 by default), then times, alternately in each
+round, `basinvol volume` and the peer script (h5py read, then
 np.linalg.svd(G, compute_uv=False), or eigvalsh of each Kronecker factor and
-the outer product), whole process, with peak RSS from /usr/bin/time.
+the outer product), whole process, with peak RSS from /usr/bin/time, and
+the stored datasets' size beside it.
 Checks that both report the same rank and log-volume, and prints the
 ratios. Which OpenBLAS kernels each side ran is printed by the peer
 (threadpoolctl, when installed) and by basinvol's context block.
@@ -39,8 +42,12 @@ with h5py.File(path, "r") as f:
         n = G.shape[1]
         frob = math.sqrt(float(np.sum(lam ** 2)))
     else:
-        A = f["kron/A"][...].astype(np.float64); B = f["kron/B"][...].astype(np.float64)
-        lam = np.outer(np.linalg.eigvalsh(A), np.linalg.eigvalsh(B)).ravel()
+        pairs = [f["kron"]] if kind == "kron" else [f["net"][k] for k in sorted(f["net"])]
+        lam = []
+        for g in pairs:
+            A = g["A"][...].astype(np.float64); B = g["B"][...].astype(np.float64)
+            lam.append(np.outer(np.linalg.eigvalsh(A), np.linalg.eigvalsh(B)).ravel())
+        lam = np.concatenate(lam)
         n = lam.size
         frob = math.sqrt(float(np.sum(lam ** 2)))
 a = np.abs(lam)
@@ -64,6 +71,15 @@ def timed(cmd, env=None):
     return dt, rss, p.stdout
 
 
+def stored_mb(path):
+    """The bytes the file's datasets hold (the factors basinvol reads), in MB."""
+    import h5py
+    total = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda _, o: total.append(o.id.get_storage_size()) if isinstance(o, h5py.Dataset) else None)
+    return sum(total) / 2**20
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir")
@@ -71,7 +87,10 @@ def main():
     ap.add_argument("--m", type=int, default=500)
     ap.add_argument("--kron-a", type=int, default=500)
     ap.add_argument("--kron-b", type=int, default=1000)
+    ap.add_argument("--net-pairs", type=int, default=10)
+    ap.add_argument("--net-side", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workloads", default="factor,kron,net", help="comma-separated subset of factor,kron,net")
     ap.add_argument("--peer-coretype", help="OPENBLAS_CORETYPE for the peer (basinvol picks SkylakeX/Haswell "
                     "itself on CPUs Debian's OpenBLAS 0.3.21 does not know): equal kernels on both sides")
     a = ap.parse_args()
@@ -90,22 +109,37 @@ def main():
             for r0 in range(0, a.m, 50):
                 G[r0:r0 + 50] = (rng.standard_normal((min(50, a.m - r0), a.n_factor)) * scale[r0:r0 + 50]).astype(np.float32)
     files["factor"] = f
+
+    def psd(k):
+        q = np.linalg.qr(rng.standard_normal((k, k)))[0]
+        e = np.r_[np.logspace(0, -1, 3 * k // 4), np.zeros(k - 3 * k // 4)]
+        h = (q * e) @ q.T
+        return ((h + h.T) / 2).astype(np.float32)
+
     f = os.path.join(d, "kron_%d_%d.h5" % (a.kron_a, a.kron_b))
     if not os.path.exists(f):
-        def psd(k):
-            q = np.linalg.qr(rng.standard_normal((k, k)))[0]
-            e = np.r_[np.logspace(0, -1, 3 * k // 4), np.zeros(k - 3 * k // 4)]
-            h = (q * e) @ q.T
-            return ((h + h.T) / 2).astype(np.float32)
         with h5py.File(f, "w") as h5:
             g = h5.create_group("kron")
             g.attrs["structure"] = "kron"
             g["A"] = psd(a.kron_a)
             g["B"] = psd(a.kron_b)
     files["kron"] = f
-    print("| workload | basinvol | RSS | numpy script | RSS | ratio | answers |")
-    print("|---|---|---|---|---|---|---|")
+    f = os.path.join(d, "kron_net_%dx%d.h5" % (a.net_pairs, a.net_side))
+    if not os.path.exists(f):
+        with h5py.File(f, "w") as h5:
+            net = h5.create_group("net")
+            net.attrs["structure"] = "blocks"
+            for i in range(a.net_pairs):
+                g = net.create_group("layer%02d" % i)
+                g.attrs["structure"] = "kron"
+                g["A"] = psd(a.net_side)
+                g["B"] = psd(a.net_side)
+    files["net"] = f
+    print("| workload | stored | basinvol | RSS | numpy script | RSS | ratio | answers |")
+    print("|---|---|---|---|---|---|---|---|")
     for kind, path in files.items():
+        if kind not in a.workloads.split(","):
+            continue
         tb, tp = [], []
         for _ in range(a.rounds):
             t, rb, out = timed([BASINVOL, "volume", path, "-f", "jsonl"])
@@ -119,8 +153,10 @@ def main():
             tp.append(t)
         same = row["rank"] == peer["rank"] and abs(row["log_volume"] - peer["log_volume"]) <= 1e-6 * abs(peer["log_volume"])
         mb, mp = sorted(tb)[len(tb) // 2], sorted(tp)[len(tp) // 2]
-        print("| %s (n %d) | %.2f s | %.0f MB | %.2f s | %.0f MB | %.1fx | %s (rank %d, log V %.6g) |" % (
-            kind, row["n"], mb, rb, mp, rp, mp / mb, "equal" if same else "DIFFER", row["rank"], row["log_volume"]))
+        stored = stored_mb(path)
+        print("| %s (n %d) | %.0f MB | %.2f s | %.0f MB (%.2fx) | %.2f s | %.0f MB | %.1fx | %s (rank %d, log V %.6g) |" % (
+            kind, row["n"], stored, mb, rb, rb / stored, mp, rp, mp / mb, "equal" if same else "DIFFER", row["rank"],
+            row["log_volume"]))
 
 
 if __name__ == "__main__":

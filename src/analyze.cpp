@@ -126,7 +126,8 @@ double partial_allowance(const Spectrum& s, const MatrixFacts& f) {
     return s.partial && !s.complete ? 4 * eps64 * std::sqrt(static_cast<double>(s.n)) * f.frobenius : 0.0;
 }
 
-Magnitudes magnitudes(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions& opt) {
+// What the cut knows of a spectrum, its values aside.
+Magnitudes bounds(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions& opt) {
     Magnitudes m;
     m.n = s.n;
     m.stored_eps = f.info.stored_eps;
@@ -136,6 +137,11 @@ Magnitudes magnitudes(const Spectrum& s, const MatrixFacts& f, const AnalyzeOpti
         m.rest_bound = s.rest_bound + partial_allowance(s, f);
         m.value_error = s.value_error + partial_allowance(s, f);
     }
+    return m;
+}
+
+Magnitudes magnitudes(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions& opt) {
+    Magnitudes m = bounds(s, f, opt);
     m.known.reserve(s.values.size());
     for (double v : s.values) m.known.push_back(std::abs(v));
     std::sort(m.known.begin(), m.known.end(), std::greater<double>());
@@ -227,24 +233,28 @@ Row blank_row(const HessianInfo& info) {
 }
 
 // Measures and reports a solved spectrum under its cut; throws on failure.
-void report(Row& r, const Spectrum& s, const Cut& cut, const MatrixFacts& f, const AnalyzeOptions& opt) {
+// The row of spectrum `s`, whose eigenvalues are `values` (s.values, or a
+// structure's parts).
+void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut, const MatrixFacts& f,
+            const AnalyzeOptions& opt) {
     r.asymmetry = f.frobenius > 0 ? f.asymmetry / f.frobenius : 0.0;
     // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
     // make tol infinite and every direction "flat": a wrong number, so an error.
-    for (double v : s.values)
-        if (!std::isfinite(v)) {
-            std::ostringstream msg;
-            msg.precision(3);
-            msg << f.info.source() << ": an eigenvalue overflowed float64 (‖H‖_F = " << f.frobenius
-                << "); rescale the Hessian";
-            throw NumericError(msg.str());
-        }
+    bool finite = true;
+    values.for_each([&](double v) { finite = finite && std::isfinite(v); });
+    if (!finite) {
+        std::ostringstream msg;
+        msg.precision(3);
+        msg << f.info.source() << ": an eigenvalue overflowed float64 (‖H‖_F = " << f.frobenius
+            << "); rescale the Hessian";
+        throw NumericError(msg.str());
+    }
 
     double T = opt.threshold ? *opt.threshold : f.info.attrs.loss_threshold.value_or(1.0);
     if (!opt.threshold && f.info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
         throw InputError(f.info.source() + ": attribute loss_threshold must be a positive number, got " +
                          std::to_string(T));
-    Measurement m = measure(s.values, s.n, cut.tol, T, opt.negatives);
+    Measurement m = measure(values, s.n, cut.tol, T, opt.negatives);
     if (!std::isfinite(m.log_volume))
         throw NumericError(f.info.source() + ": log-volume is not finite (eigenvalues out of range?)");
 
@@ -265,14 +275,14 @@ void report(Row& r, const Spectrum& s, const Cut& cut, const MatrixFacts& f, con
     // symmetric eigenproblem") plus, for a partial spectrum, its pairing error.
     const double pairing = s.partial && !s.complete ? s.value_error + partial_allowance(s, f) : 0.0;
     const double value_error = eps64 * f.frobenius + pairing + f.computed;
-    r.log_volume_error = log_volume_error(s.values, cut.tol, value_error, opt.negatives);
+    r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives);
     r.hessian_error = opt.hessian_error ? opt.hessian_error : f.info.attrs.hessian_error;
     r.method = s.method;
     r.certified = s.complete || cut.decided;
     r.residual_bound = s.rest_bound;
     r.stats = s.stats;
     r.solver_note = s.note;
-    if (opt.regularized) r.log_volume_regularized = regularized_log_volume(s.values, s.n, T, *opt.regularized);
+    if (opt.regularized) r.log_volume_regularized = regularized_log_volume(values, s.n, T, *opt.regularized);
     if (m.negative > 0) r.warnings.add(Warning::saddle);
     if (cut.ambiguous) r.warnings.add(Warning::ambiguous_rank);
     if (cut.below_floor) r.warnings.add(Warning::cut_below_floor);
@@ -280,7 +290,10 @@ void report(Row& r, const Spectrum& s, const Cut& cut, const MatrixFacts& f, con
     // Symmetrizing moved the matrix by more than rounding of its stored type.
     if (r.asymmetry > 10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)))
         r.warnings.add(Warning::symmetrized);
-    if (opt.keep_eigenvalues) r.eigenvalues = s.values;
+    if (opt.keep_eigenvalues) {
+        r.eigenvalues.reserve(values.size());
+        values.for_each([&](double v) { r.eigenvalues.push_back(v); });
+    }
     r.ok = true;
 }
 
@@ -316,14 +329,14 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
         cut = choose_cut(magnitudes(s, facts_of(h), opt), opt.cut);
     }
 
-    report(r, s, cut, facts_of(h), opt);
+    report(r, s, EigenvalueList(s.values), cut, facts_of(h), opt);
 }
 
 // Each top-level block's share of a structured Hessian's answer.
 std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, NegativePolicy policy) {
     std::vector<BlockRow> out;
     for (const BlockSpan& b : ss.blocks) {
-        const Measurement m = measure(ss.spectrum.values.data() + b.begin, b.end - b.begin, b.n, tol, 1.0, policy);
+        const Measurement m = measure(ss.values(b), b.n, tol, 1.0, policy);
         BlockRow br;
         br.name = b.name;
         br.n = b.n;
@@ -343,8 +356,11 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     // error of how they were computed (a Gram matrix's rounding) is noise
     // under which no eigenvalue counts.
     const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error};
-    const Cut cut = choose_cut(magnitudes(ss.spectrum, f, opt), opt.cut);
-    report(r, ss.spectrum, cut, f, opt);  // exact knowledge: the cut is decided, the row certified
+    Magnitudes known = bounds(ss.spectrum, f, opt);
+    known.sorted = ss.values().magnitudes();
+    const Cut cut = choose_cut(known, opt.cut);
+    known.sorted.reset();  // the sorted copies are the cut's alone
+    report(r, ss.spectrum, ss.values(), cut, f, opt);  // exact knowledge: the cut is decided, the row certified
     r.blocks = block_rows(ss, cut.tol, opt.negatives);
 }
 
@@ -432,7 +448,7 @@ std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double f
     const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
     const Cut cut = choose_cut(magnitudes(s, f, opt), opt.cut);
     if (!s.complete && !cut.decided) return std::nullopt;
-    return guarded(info, [&](Row& r) { report(r, s, cut, f, opt); });
+    return guarded(info, [&](Row& r) { report(r, s, EigenvalueList(s.values), cut, f, opt); });
 }
 
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,
@@ -450,7 +466,7 @@ Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues
         s.stats.passes = 1;
         s.stats.seconds = seconds;
         const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
-        report(r, s, choose_cut(magnitudes(s, f, opt), opt.cut), f, opt);
+        report(r, s, EigenvalueList(s.values), choose_cut(magnitudes(s, f, opt), opt.cut), f, opt);
     });
 }
 

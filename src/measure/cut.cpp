@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace basinvol {
@@ -13,34 +15,78 @@ struct Range {
     double lo = 0, hi = 0;
 };
 
+// The known values when they are a list (sorted descending).
+class ListMagnitudes final : public SortedMagnitudes {
+public:
+    explicit ListMagnitudes(const std::vector<double>& a) : a_(a) {}
+    std::size_t size() const override { return a_.size(); }
+    double at(std::size_t i) const override { return a_[i]; }
+    std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
+        return static_cast<std::size_t>(std::partition_point(a_.begin(), a_.end(), holds) - a_.begin());
+    }
+    void scan(const std::function<bool(double)>& visit) const override {
+        for (double x : a_)
+            if (!visit(x)) return;
+    }
+
+private:
+    const std::vector<double>& a_;
+};
+
+// One position of the sorted magnitudes and its known value (0 past them).
+struct Pos {
+    std::size_t i = 0;
+    double v = 0;
+};
+
 // What is known of the true magnitudes m_0 ≥ m_1 ≥ … ≥ m_{n−1} (and m_n = 0,
 // "past the end"): each lies in [lo(i), hi(i)]. With values x_j each in its
 // own interval [l_j, u_j], the i-th largest x lies between the i-th largest l
 // and the i-th largest u. Known value a_i gives [a_i − e, a_i + e], an unseen
 // one [0, ρ]; the i-th largest upper end is at most max(a_i + e, ρ) for i < k
 // and at most ρ after (at most k upper ends exceed ρ). A complete, exact
-// spectrum has lo = hi = mid.
+// spectrum has lo = hi = mid. Every bound is monotone in a_i, so a count of
+// positions meeting one is the length of a prefix.
 struct Knowledge {
-    const std::vector<double>& a;
+    const SortedMagnitudes& a;
     std::size_t k, n;
     double e, rho, floor;
 
-    double mid(std::size_t i) const { return i < k ? a[i] : 0.0; }
-    double lo(std::size_t i) const { return i < k ? std::max(0.0, a[i] - e) : 0.0; }
-    double hi(std::size_t i) const { return i < k ? std::max(a[i] + e, rho) : i < n ? rho : 0.0; }
+    Pos at(std::size_t i) const { return {i, i < k ? a.at(i) : 0.0}; }
+    double mid(Pos p) const { return p.i < k ? p.v : 0.0; }
+    double lo(Pos p) const { return p.i < k ? std::max(0.0, p.v - e) : 0.0; }
+    double hi(Pos p) const { return p.i < k ? std::max(p.v + e, rho) : p.i < n ? rho : 0.0; }
     double clamp(double v) const { return std::max(v, floor); }  // below the floor a value is noise
     bool exact() const { return e == 0 && rho == 0; }
 
-    // Candidate gap below position i (between m_i and m_{i+1}), in decades,
-    // with its lower side clamped to the floor.
-    double gap_mid(std::size_t i) const { return std::log10(mid(i)) - std::log10(clamp(mid(i + 1))); }
-    Range gap_range(std::size_t i) const {
-        return {std::log10(lo(i)) - std::log10(clamp(hi(i + 1))), std::log10(hi(i)) - std::log10(clamp(lo(i + 1)))};
+    // Candidate gap between position p and the next one q, in decades, with
+    // its lower side clamped to the floor.
+    double gap_mid(Pos p, Pos q) const { return std::log10(mid(p)) - std::log10(clamp(mid(q))); }
+    Range gap_range(Pos p, Pos q) const {
+        return {std::log10(lo(p)) - std::log10(clamp(hi(q))), std::log10(hi(p)) - std::log10(clamp(lo(q)))};
     }
     // The cut a gap places: the geometric mean of its sides.
-    double cut_mid(std::size_t i) const { return std::sqrt(mid(i) * clamp(mid(i + 1))); }
-    Range cut_range(std::size_t i) const {
-        return {std::sqrt(lo(i) * clamp(lo(i + 1))), std::sqrt(hi(i) * clamp(hi(i + 1)))};
+    double cut_mid(Pos p, Pos q) const { return std::sqrt(mid(p) * clamp(mid(q))); }
+    Range cut_range(Pos p, Pos q) const { return {std::sqrt(lo(p) * clamp(lo(q))), std::sqrt(hi(p) * clamp(hi(q)))}; }
+
+    // Visits the gaps below positions 0, 1, …, min(k, n − 1) in order, as
+    // (position, next position), until `visit` returns false. Position k
+    // stands for every unseen one (they share one range).
+    template <class F>
+    void for_each_gap(F visit) const {
+        const std::size_t last = std::min(k, n - 1);
+        bool go = true;
+        std::size_t i = 0;
+        double prev = 0;
+        if (k > 0)
+            a.scan([&](double v) {
+                if (i > 0) go = visit(Pos{i - 1, prev}, Pos{i, v});
+                prev = v;
+                ++i;
+                return go && i < k;
+            });
+        if (go && k > 0) go = visit(Pos{k - 1, prev}, at(k));
+        if (go && k <= last) visit(at(k), at(k + 1));
     }
 };
 
@@ -52,15 +98,12 @@ struct Count {
 };
 
 Count count_above(const Knowledge& K, double t_mid, Range t) {
+    auto prefix = [&](const std::function<bool(double)>& holds) { return std::min(K.a.prefix_where(holds), K.k); };
     Count c;
-    for (std::size_t i = 0; i < K.k; ++i)
-        if (K.mid(i) > t_mid) ++c.value;
+    c.value = prefix([&](double v) { return v > t_mid; });
     if (K.exact()) return c;
-    std::size_t surely = 0, maybe = 0;
-    for (std::size_t i = 0; i < K.k; ++i) {
-        if (K.lo(i) > t.hi) ++surely;
-        if (K.hi(i) > t.lo) ++maybe;
-    }
+    const std::size_t surely = prefix([&](double v) { return std::max(0.0, v - K.e) > t.hi; });
+    std::size_t maybe = prefix([&](double v) { return std::max(v + K.e, K.rho) > t.lo; });
     if (K.k < K.n && K.rho > t.lo) maybe += K.n - K.k;
     c.decided = surely == maybe && surely == c.value;
     return c;
@@ -77,46 +120,125 @@ bool decided_ge(Range r, double threshold) { return r.lo >= threshold || r.hi < 
 // so position k stands for them when checking that no other gap could win.
 struct Choice {
     bool found = false;
-    std::size_t at = 0;
+    Pos at, next;  // the gap lies between these positions
     bool decided = true;
 };
 
-Choice largest_gap(const Knowledge& K, double ceiling_mid, Range ceiling, double min_gap) {
+bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {
+    const double g = K.gap_mid(p, q);
+    return g > 0 && g >= min_gap && K.cut_mid(p, q) <= ceiling_mid;
+}
+
+// The exact-knowledge answer of largest_gap without walking the values in
+// order (which a structure's sorted view does with a heap). The values
+// above the floor are put in buckets by their bit patterns, which order as
+// the values do, keeping each bucket's least and greatest value. Consecutive
+// values in different buckets are a non-empty bucket's least and the next
+// non-empty one's greatest: those gaps, and the last one (to the floor), are
+// known exactly. A gap inside bucket b is at most w_b = log10(max_b/min_b).
+// When the largest eligible gap between buckets exceeds every w_b (with a
+// margin for log10's rounding), no gap inside a bucket can match it; when
+// none is eligible and min_gap exceeds every w_b, none inside is either.
+// Otherwise (empty) the values must be walked.
+std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mid, double min_gap) {
+    constexpr double margin = 1e-9;  // decades; log10's error is ~1e-13 here
+    const std::size_t above = std::min(K.a.prefix_where([&](double v) { return v > K.floor; }), K.k);
+    if (above == 0) return Choice{};  // the first position is at or under the floor: no gap
+    const double top = K.a.at(0);
+    if (!std::isfinite(top)) return std::nullopt;
+    auto bits = [](double x) {
+        std::uint64_t u;
+        std::memcpy(&u, &x, sizeof u);
+        return u;
+    };
+    // Values above the floor have patterns in (floor, top]: bucket by the
+    // offset's high bits, at most `above` buckets.
+    const std::uint64_t base = bits(K.floor) + 1, span = bits(top) - base;
+    const std::size_t wanted = std::min<std::size_t>(above, 1 << 16);
+    int shift = 0;
+    while ((span >> shift) >= wanted) ++shift;
+    const std::size_t count = static_cast<std::size_t>(span >> shift) + 1;
+    std::vector<double> least(count, INFINITY), most(count, -INFINITY);
+    K.a.visit_all([&](double v) {
+        if (!(v > K.floor)) return;
+        const std::size_t b = static_cast<std::size_t>((bits(v) - base) >> shift);
+        least[b] = std::min(least[b], v);
+        most[b] = std::max(most[b], v);
+    });
+    double inside = 0;  // the largest w_b
+    for (std::size_t b = 0; b < count; ++b)
+        if (least[b] <= most[b]) inside = std::max(inside, std::log10(most[b]) - std::log10(least[b]));
+    // The gaps between buckets, from the top: the first of equal ones wins.
+    // Known values only (k ≥ 1 here), so position 0 reads as its value.
     Choice best;
-    double best_gap = -INFINITY;
-    const std::size_t last = std::min(K.k, K.n - 1);
-    for (std::size_t i = 0; i <= last; ++i) {
-        if (!(K.mid(i) > K.floor)) break;
-        const double g = K.gap_mid(i);
-        if (!(g > 0) || g < min_gap || K.cut_mid(i) > ceiling_mid) continue;
+    double best_gap = -INFINITY, upper = -1;  // upper: the last non-empty bucket's least
+    auto consider = [&](double p, double q) {
+        if (!eligible(K, Pos{0, p}, Pos{0, q}, ceiling_mid, min_gap)) return;
+        const double g = K.gap_mid(Pos{0, p}, Pos{0, q});
         if (g > best_gap) {
             best_gap = g;
-            best.at = i;
+            best.at.v = p;
             best.found = true;
         }
+    };
+    for (std::size_t b = count; b-- > 0;) {
+        if (!(least[b] <= most[b])) continue;
+        if (upper >= 0) consider(upper, most[b]);
+        upper = least[b];
     }
+    consider(upper, 0.0);  // the smallest value above the floor, and the floor
+    if (!(best.found ? best_gap > inside + margin : min_gap > inside + margin)) return std::nullopt;
+    if (best.found) {  // the gap lies below the last position holding its upper value
+        best.at = K.at(K.a.prefix_where([&](double v) { return v >= best.at.v; }) - 1);
+        best.next = K.at(best.at.i + 1);
+    }
+    return best;
+}
+
+Choice largest_gap(const Knowledge& K, double ceiling_mid, Range ceiling, double min_gap) {
+    if (K.exact())
+        if (const auto fast = largest_gap_bucketed(K, ceiling_mid, min_gap)) return *fast;
+    Choice best;
+    double best_gap = -INFINITY;
+    K.for_each_gap([&](Pos p, Pos q) {
+        if (!(K.mid(p) > K.floor)) return false;
+        if (!eligible(K, p, q, ceiling_mid, min_gap)) return true;
+        const double g = K.gap_mid(p, q);
+        if (g > best_gap) {
+            best_gap = g;
+            best.at = p;
+            best.next = q;
+            best.found = true;
+        }
+        return true;
+    });
     if (K.exact()) return best;
-    // Could gap j be eligible for some consistent spectrum?
-    auto maybe_eligible = [&](std::size_t j) {
-        const Range g = K.gap_range(j);
-        return K.hi(j) > K.floor && g.hi > 0 && g.hi >= min_gap && K.cut_range(j).lo <= ceiling.hi;
+    // Could gap (p, q) be eligible for some consistent spectrum? hi only
+    // falls along the positions: none after the first with hi ≤ floor.
+    auto maybe_eligible = [&](Pos p, Pos q) {
+        const Range g = K.gap_range(p, q);
+        return K.hi(p) > K.floor && g.hi > 0 && g.hi >= min_gap && K.cut_range(p, q).lo <= ceiling.hi;
     };
     if (!best.found) {
-        for (std::size_t j = 0; j <= last; ++j)
-            if (maybe_eligible(j)) best.decided = false;
+        K.for_each_gap([&](Pos p, Pos q) {
+            if (maybe_eligible(p, q)) best.decided = false;
+            return best.decided && K.hi(p) > K.floor;
+        });
         return best;
     }
-    const std::size_t c = best.at;
-    const Range gc = K.gap_range(c);
+    const Range gc = K.gap_range(best.at, best.next);
     // The chosen gap is eligible in every consistent spectrum ...
-    if (!(K.lo(c) > K.floor && gc.lo > 0 && gc.lo >= min_gap && K.cut_range(c).hi <= ceiling.lo))
+    if (!(K.lo(best.at) > K.floor && gc.lo > 0 && gc.lo >= min_gap && K.cut_range(best.at, best.next).hi <= ceiling.lo))
         best.decided = false;
     // ... and no other gap can beat it (an earlier one would win a tie).
-    for (std::size_t j = 0; j <= last && best.decided; ++j) {
-        if (j == c || !maybe_eligible(j)) continue;
-        const double gj = K.gap_range(j).hi;
-        if (j < c ? gj >= gc.lo : gj > gc.lo) best.decided = false;
-    }
+    if (best.decided)
+        K.for_each_gap([&](Pos p, Pos q) {
+            if (p.i != best.at.i && maybe_eligible(p, q)) {
+                const double gj = K.gap_range(p, q).hi;
+                if (p.i < best.at.i ? gj >= gc.lo : gj > gc.lo) best.decided = false;
+            }
+            return best.decided && K.hi(p) > K.floor;
+        });
     return best;
 }
 
@@ -145,11 +267,15 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         c.rule = "dtype";
         return c;
     }
-    const Knowledge K{m.known, std::min(m.known.size(), m.n), m.n, m.value_error, m.rest_bound, c.floor};
+    const ListMagnitudes list(m.known);
+    const SortedMagnitudes& known = m.sorted ? *m.sorted : list;
+    const Knowledge K{known, std::min(known.size(), m.n), m.n, m.value_error, m.rest_bound, c.floor};
     const double n_eps = static_cast<double>(m.n) * m.stored_eps;
-    const Range amax{K.lo(0), K.hi(0)};
+    const Pos top = K.at(0);
+    const Range amax{K.lo(top), K.hi(top)};
+    auto gap_below = [&](std::size_t i) { return std::pair<Pos, Pos>{K.at(i), K.at(i + 1)}; };
     // numpy.linalg.matrix_rank's default, max|λ|·n·ε, never under the floor.
-    const double dtype_mid = std::max(K.mid(0) * n_eps, c.floor);
+    const double dtype_mid = std::max(K.mid(top) * n_eps, c.floor);
     const Range dtype{std::max(amax.lo * n_eps, c.floor), std::max(amax.hi * n_eps, c.floor)};
     bool decided = true;
 
@@ -159,13 +285,13 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     auto take_gap = [&](const Choice& g) {
         decided = decided && g.decided;
         if (!g.found) return;
-        c.tol = K.cut_mid(g.at);
-        tol = K.cut_range(g.at);
+        c.tol = K.cut_mid(g.at, g.next);
+        tol = K.cut_range(g.at, g.next);
         c.rule = "gap";
     };
     if (opt.rtol || opt.atol) {
         const double r = opt.rtol.value_or(0.0), a = opt.atol.value_or(0.0);
-        c.tol = std::max(a, r * K.mid(0));
+        c.tol = std::max(a, r * K.mid(top));
         tol = {std::max(a, r * amax.lo), std::max(a, r * amax.hi)};
         c.rule = opt.atol && (!opt.rtol || c.tol == a) ? "atol" : "rtol";
         c.below_floor = c.tol < c.floor;
@@ -180,11 +306,12 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         decided = decided && p.decided;
         bool search = false;
         if (p.value == 0) {
-            search = K.mid(0) > c.floor;
+            search = K.mid(top) > c.floor;
             decided = decided && (K.exact() || amax.lo > c.floor || amax.hi <= c.floor);
         } else if (p.value < m.n) {
-            search = K.gap_mid(p.value - 1) < opt.min_gap;
-            decided = decided && (K.exact() || decided_ge(K.gap_range(p.value - 1), opt.min_gap));
+            const auto [below, next] = gap_below(p.value - 1);
+            search = K.gap_mid(below, next) < opt.min_gap;
+            decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
         }
         if (search) take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
     }
@@ -195,12 +322,13 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     c.kept = kept.value;
     if (c.kept == 0) {
         // Nothing kept: unbounded, but ambiguous when something lies above the floor.
-        c.ambiguous = K.mid(0) > c.floor;
+        c.ambiguous = K.mid(top) > c.floor;
         decided = decided && (K.exact() || amax.lo > c.floor || amax.hi <= c.floor);
     } else if (c.kept < m.n) {
-        c.gap = K.gap_mid(c.kept - 1);
+        const auto [below, next] = gap_below(c.kept - 1);
+        c.gap = K.gap_mid(below, next);
         c.ambiguous = *c.gap < opt.min_gap;
-        decided = decided && (K.exact() || decided_ge(K.gap_range(c.kept - 1), opt.min_gap));
+        decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
     }
     const Count high = count_above(K, c.tol * band_factor, {tol.lo * band_factor, tol.hi * band_factor});
     const Count low = count_above(K, std::max(c.tol / band_factor, c.floor),

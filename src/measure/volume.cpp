@@ -17,24 +17,33 @@ double log_unit_ball(std::size_t k) {
     return h * std::log(M_PI) - std::lgamma(h + 1);
 }
 
-Measurement measure(const double* values, std::size_t count, std::size_t n, double tol, double threshold,
-                    NegativePolicy policy) {
+KeptSums Eigenvalues::kept(double tol, double error) const {
+    KeptSums k;
+    for_each([&](double v) {
+        const double a = std::abs(v);
+        if (!(a > tol)) return;
+        const int sign = v < 0;
+        ++k.count[sign];
+        k.log_sum[sign] += std::log(static_cast<long double>(a));
+        if (!(error > 0)) return;
+        if (!(a > error)) k.unbounded[sign] = true;
+        // |log|λ| − log|θ|| ≤ −log(1 − e/|θ|) for |λ − θ| ≤ e < |θ|
+        else k.error_sum[sign] -= std::log1p(-error / a);
+    });
+    return k;
+}
+
+Measurement measure(const Eigenvalues& values, std::size_t n, double tol, double threshold, NegativePolicy policy) {
     if (!(threshold > 0) || !std::isfinite(threshold))
         throw UsageError("the loss threshold T must be a positive number, got " + std::to_string(threshold));
+    const KeptSums k = values.kept(tol, 0.0);
+    const bool with_negative = policy != NegativePolicy::drop;
     Measurement m;
     m.n = n;
-    long double sum_log = 0;
-    std::size_t curved = 0;
-    for (std::size_t i = 0; i < count; ++i) {
-        const double v = values[i], a = std::abs(v);
-        if (!(a > tol)) continue;
-        ++curved;
-        if (v < 0) ++m.negative;
-        if (v < 0 && policy == NegativePolicy::drop) continue;
-        ++m.rank;
-        sum_log += std::log(static_cast<long double>(a));
-    }
-    m.dim = n - curved;
+    m.negative = k.count[1];
+    m.dim = n - k.count[0] - k.count[1];
+    m.rank = k.count[0] + (with_negative ? k.count[1] : 0);
+    const long double sum_log = k.log_sum[0] + (with_negative ? k.log_sum[1] : 0.0L);
     m.sum_log = static_cast<double>(sum_log);
     const double r = static_cast<double>(m.rank);
     // log V = log ω_r + (r/2)·log(2T) − ½ Σ log|λ|
@@ -45,29 +54,32 @@ Measurement measure(const double* values, std::size_t count, std::size_t n, doub
 
 Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
                     NegativePolicy policy) {
-    return measure(values.data(), values.size(), n, tol, threshold, policy);
+    return measure(EigenvalueList(values), n, tol, threshold, policy);
 }
 
-double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda) {
+double regularized_log_volume(const Eigenvalues& values, std::size_t n, double threshold, double lambda) {
     if (!(lambda > 0) || !std::isfinite(lambda))
         throw UsageError("regularized", "must be a positive number, got " + std::to_string(lambda));
     long double sum_log = 0;
-    for (double v : values) sum_log += std::log(static_cast<long double>(std::abs(v)) + lambda);
+    values.for_each([&](double v) { sum_log += std::log(static_cast<long double>(std::abs(v)) + lambda); });
     sum_log += static_cast<long double>(n - values.size()) * std::log(static_cast<long double>(lambda));
     const double nn = static_cast<double>(n);
     return log_unit_ball(n) + nn / 2 * log_2T(threshold) - static_cast<double>(sum_log / 2);
 }
 
+double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda) {
+    return regularized_log_volume(EigenvalueList(values), n, threshold, lambda);
+}
+
+double log_volume_error(const Eigenvalues& values, double tol, double error, NegativePolicy policy) {
+    const KeptSums k = values.kept(tol, error);
+    const bool with_negative = policy != NegativePolicy::drop;
+    if (k.unbounded[0] || (with_negative && k.unbounded[1])) return INFINITY;
+    return static_cast<double>((k.error_sum[0] + (with_negative ? k.error_sum[1] : 0.0L)) / 2);
+}
+
 double log_volume_error(const std::vector<double>& values, double tol, double error, NegativePolicy policy) {
-    long double sum = 0;
-    for (double v : values) {
-        const double a = std::abs(v);
-        if (!(a > tol) || (v < 0 && policy == NegativePolicy::drop)) continue;
-        if (!(a > error)) return INFINITY;
-        // |log|λ| − log|θ|| ≤ −log(1 − e/|θ|) for |λ − θ| ≤ e < |θ|
-        sum -= std::log1p(-error / a);
-    }
-    return static_cast<double>(sum / 2);
+    return log_volume_error(EigenvalueList(values), tol, error, policy);
 }
 
 }  // namespace basinvol

@@ -9,7 +9,10 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <queue>
 
 namespace basinvol {
 namespace {
@@ -18,7 +21,7 @@ constexpr double eps64 = std::numeric_limits<double>::epsilon();
 constexpr Eigen::Index panel = 2048;  // rows (or columns) of a float32 factor widened to double at once
 
 struct Accumulator {
-    std::vector<double> values;
+    std::vector<SpectrumPart> parts;
     long double asym2 = 0;  // Σ ‖H_part − H_partᵀ‖_F²
     double value_error = 0;
 };
@@ -75,8 +78,9 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     double g2 = 0;  // ‖G‖_F²
     Eigen::MatrixXd K = gram ? gram->gram(info, p, opt, g2) : local_gram(info, p, opt, g2);
     const double k_norm = std::abs(p.scale) * std::sqrt(2.0) * K.norm();  // ≥ ‖s·K‖_F from its upper triangle
-    std::vector<double> w = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
-    for (double x : w) acc.values.push_back(p.scale * x);
+    SpectrumPart& out = acc.parts.emplace_back();
+    out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
+    for (double& x : out.values) x *= p.scale;
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
     // ‖ΔK‖₂ ≤ γ·‖G‖_F²; LAPACK adds ε·‖K‖.
     const double inner = small_m ? n : m;
@@ -90,13 +94,12 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             Hessian h = read_square_part(info, p.path, opt);
             acc.asym2 += static_cast<long double>(h.asymmetry() * h.frobenius()) * (h.asymmetry() * h.frobenius());
             acc.value_error = std::max(acc.value_error, eps64 * h.frobenius());
-            Spectrum s = dense_spectrum(h);
-            acc.values.insert(acc.values.end(), s.values.begin(), s.values.end());
+            acc.parts.emplace_back().values = dense_spectrum(h).values;
             return;
         }
         case PartKind::diagonal: {
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
-            acc.values.insert(acc.values.end(), d.data(), d.data() + d.size());
+            acc.parts.emplace_back().values.assign(d.data(), d.data() + d.size());
             return;
         }
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
@@ -106,10 +109,11 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
             const double asym = s * (A.asymmetry() * fa * fb + fa * B.asymmetry() * fb);
             acc.asym2 += static_cast<long double>(asym) * asym;
-            const std::vector<double> alpha = dense_spectrum(A).values, beta = dense_spectrum(B).values;
-            acc.values.reserve(acc.values.size() + alpha.size() * beta.size());
-            for (double x : alpha)
-                for (double y : beta) acc.values.push_back(p.scale * x * y);
+            SpectrumPart& out = acc.parts.emplace_back();
+            out.kron = true;
+            out.scale = p.scale;
+            out.alpha = dense_spectrum(A).values;
+            out.beta = dense_spectrum(B).values;
             // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
             acc.value_error = std::max(acc.value_error, s * 4 * eps64 * fa * fb);
             return;
@@ -120,7 +124,201 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
     }
 }
 
+// The magnitudes of a set of parts as rows, each a multiplier c and a list b
+// sorted descending: row values fl(c·b_j), descending along the row since
+// rounding is monotone. A listed part is one row with c = 1 (exact); a
+// Kronecker part is one row per α_i, c = |fl(s·α_i)|, over |β| sorted, and
+// |fl(fl(s·α_i)·β_j)| = fl(c·|β_j|) exactly.
+class RowMagnitudes final : public SortedMagnitudes {
+public:
+    RowMagnitudes(const SpectrumPart* begin, const SpectrumPart* end) {
+        lists_.reserve(static_cast<std::size_t>(end - begin));  // rows point into it
+        for (const SpectrumPart* p = begin; p != end; ++p) {
+            std::vector<double>& b = lists_.emplace_back(p->kron ? p->beta : p->values);
+            for (double& x : b) x = std::abs(x);
+            std::sort(b.begin(), b.end(), std::greater<double>());
+            if (!p->kron) rows_.push_back({1.0, &lists_.back()});
+            else
+                for (double a : p->alpha) rows_.push_back({std::abs(p->scale * a), &lists_.back()});
+        }
+        for (const Row& r : rows_) size_ += r.b->size();
+    }
+    std::size_t size() const override { return size_; }
+
+    std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
+        std::size_t count = 0;
+        for (const Row& r : rows_) {
+            const auto end = std::partition_point(r.b->begin(), r.b->end(), [&](double x) { return holds(r.c * x); });
+            count += static_cast<std::size_t>(end - r.b->begin());
+        }
+        return count;
+    }
+
+    // The i-th largest x is the least double x ≥ 0 with at most i values
+    // above it; non-negative doubles order as their bit patterns.
+    double at(std::size_t i) const override {
+        std::uint64_t lo = 0, hi = bits(top());
+        while (lo < hi) {
+            const std::uint64_t mid = lo + (hi - lo) / 2;
+            const double x = value(mid);
+            if (prefix_where([x](double v) { return v > x; }) <= i) hi = mid;
+            else lo = mid + 1;
+        }
+        return value(lo);
+    }
+
+    void scan(const std::function<bool(double)>& visit) const override {
+        struct Head {
+            double v;
+            std::size_t row, j;
+            bool operator<(const Head& o) const { return v < o.v; }
+        };
+        std::priority_queue<Head> heads;
+        for (std::size_t r = 0; r < rows_.size(); ++r)
+            if (!rows_[r].b->empty()) heads.push({rows_[r].c * rows_[r].b->front(), r, 0});
+        while (!heads.empty()) {
+            Head h = heads.top();
+            heads.pop();
+            if (!visit(h.v)) return;
+            const Row& r = rows_[h.row];
+            if (++h.j < r.b->size()) heads.push({r.c * (*r.b)[h.j], h.row, h.j});
+        }
+    }
+
+    void visit_all(const std::function<void(double)>& visit) const override {
+        for (const Row& r : rows_)
+            for (double x : *r.b) visit(r.c * x);
+    }
+
+private:
+    struct Row {
+        double c;
+        const std::vector<double>* b;
+    };
+    std::vector<std::vector<double>> lists_;
+    std::vector<Row> rows_;
+    std::size_t size_ = 0;
+
+    double top() const {
+        double t = 0;
+        for (const Row& r : rows_)
+            if (!r.b->empty()) t = std::max(t, r.c * r.b->front());
+        return t;
+    }
+    static std::uint64_t bits(double x) {
+        std::uint64_t u;
+        std::memcpy(&u, &x, sizeof u);
+        return u;
+    }
+    static double value(std::uint64_t u) {
+        double x;
+        std::memcpy(&x, &u, sizeof x);
+        return x;
+    }
+};
+
+// The kept sums of a Kronecker part s·(A ⊗ B). With c = fl(s·α_i), the
+// products |fl(c·β_j)| = fl(|c|·|β_j|) fall along |β| sorted descending, so
+// row i keeps a prefix of that order; prefix sums over it (by β's sign) give
+// the row's counts and Σ log|λ| = L·log|c| + Σ log|β_j| (exact to a rounding
+// per term). The error sum is bounded per row and sign: −log(1 − x) ≤
+// x/(1 − x), and every kept |λ| of that sign is at least the last one m, so
+// Σ −log(1 − e/|λ_j|) ≤ (e/|c|)·Σ 1/|β_j| / (1 − e/m), widened by a
+// few roundings.
+void kron_kept(const SpectrumPart& p, double tol, double error, KeptSums& k) {
+    const std::size_t b = p.beta.size();
+    std::vector<double> mag(b);
+    std::vector<unsigned char> negative(b);
+    {
+        std::vector<std::size_t> order(b);
+        for (std::size_t j = 0; j < b; ++j) order[j] = j;
+        std::sort(order.begin(), order.end(),
+                  [&](std::size_t x, std::size_t y) { return std::abs(p.beta[x]) > std::abs(p.beta[y]); });
+        for (std::size_t j = 0; j < b; ++j) {
+            mag[j] = std::abs(p.beta[order[j]]);
+            negative[j] = p.beta[order[j]] < 0;
+        }
+    }
+    // Over the first j of that order, by β's sign: count, Σ log|β|, Σ 1/|β|,
+    // and the index of the last one (b when none).
+    std::vector<std::size_t> count[2], last[2];
+    std::vector<long double> logs[2], inverse[2];
+    for (int s = 0; s < 2; ++s) {
+        count[s].assign(b + 1, 0);
+        last[s].assign(b + 1, b);
+        logs[s].assign(b + 1, 0);
+        inverse[s].assign(b + 1, 0);
+    }
+    for (std::size_t j = 0; j < b; ++j)
+        for (int s = 0; s < 2; ++s) {
+            const bool here = negative[j] == s;
+            count[s][j + 1] = count[s][j] + here;
+            last[s][j + 1] = here ? j : last[s][j];
+            logs[s][j + 1] = logs[s][j] + (here ? std::log(static_cast<long double>(mag[j])) : 0.0L);
+            inverse[s][j + 1] = inverse[s][j] + (here ? 1.0L / mag[j] : 0.0L);
+        }
+    for (double a : p.alpha) {
+        const double c = p.scale * a, ac = std::abs(c);
+        const std::size_t L = static_cast<std::size_t>(
+            std::partition_point(mag.begin(), mag.end(), [&](double x) { return ac * x > tol; }) - mag.begin());
+        if (L == 0) continue;
+        const long double log_c = std::log(static_cast<long double>(ac));
+        for (int s = 0; s < 2; ++s) {
+            const std::size_t cnt = count[s][L];
+            if (cnt == 0) continue;
+            const int sign = s ^ (c < 0);  // the products' sign
+            k.count[sign] += cnt;
+            k.log_sum[sign] += static_cast<long double>(cnt) * log_c + logs[s][L];
+            if (!(error > 0)) continue;
+            const double m = ac * mag[last[s][L]];
+            if (!(m > error)) k.unbounded[sign] = true;
+            else k.error_sum[sign] += (1 + 8 * eps64) * (error / ac) * inverse[s][L] / (1 - error / m);
+        }
+    }
+}
+
 }  // namespace
+
+std::size_t PartValues::size() const {
+    std::size_t k = 0;
+    for (const SpectrumPart* p = begin_; p != end_; ++p) k += p->size();
+    return k;
+}
+
+void PartValues::for_each(const std::function<void(double)>& visit) const {
+    for (const SpectrumPart* p = begin_; p != end_; ++p) {
+        if (!p->kron) {
+            for (double v : p->values) visit(v);
+            continue;
+        }
+        for (double a : p->alpha) {
+            const double c = p->scale * a;
+            for (double b : p->beta) visit(c * b);
+        }
+    }
+}
+
+KeptSums PartValues::kept(double tol, double error) const {
+    KeptSums k;
+    for (const SpectrumPart* p = begin_; p != end_; ++p) {
+        if (!p->kron) {
+            const KeptSums part = EigenvalueList(p->values).kept(tol, error);
+            for (int s = 0; s < 2; ++s) {
+                k.count[s] += part.count[s];
+                k.log_sum[s] += part.log_sum[s];
+                k.error_sum[s] += part.error_sum[s];
+                k.unbounded[s] = k.unbounded[s] || part.unbounded[s];
+            }
+            continue;
+        }
+        kron_kept(*p, tol, error, k);
+    }
+    return k;
+}
+
+std::shared_ptr<const SortedMagnitudes> PartValues::magnitudes() const {
+    return std::make_shared<RowMagnitudes>(begin_, end_);
+}
 
 StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, const GramBuilder* gram) {
     const auto t0 = detail::Clock::now();
@@ -131,27 +329,30 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         BlockSpan b;
         b.name = name;
         b.n = p.n;
-        b.begin = acc.values.size();
+        b.begin = acc.parts.size();
         part_values(info, p, opt, gram, acc);
-        b.end = acc.values.size();
+        b.end = acc.parts.size();
         out.blocks.push_back(b);
     };
     if (root.kind == PartKind::blocks)
         for (const auto& child : root.parts) span(child, child.path.substr(child.path.rfind('/') + 1));
     else
         span(root, root.path.substr(root.path.rfind('/') + 1));
+    out.parts = std::move(acc.parts);
     long double f2 = 0;
-    for (double v : acc.values) f2 += static_cast<long double>(v) * v;
-    for (double v : acc.values)
-        if (!std::isfinite(v)) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
+    bool finite = true;
+    out.values().for_each([&](double v) {
+        f2 += static_cast<long double>(v) * v;
+        finite = finite && std::isfinite(v);
+    });
+    if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
     out.frobenius = std::sqrt(static_cast<double>(f2));
     out.asymmetry = std::sqrt(static_cast<double>(acc.asym2));
     out.value_error = acc.value_error;
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";
-    s.values = std::move(acc.values);
-    s.complete = s.values.size() == s.n;  // the others are exactly zero: nothing is unknown
+    s.complete = out.values().size() == s.n;  // the others are exactly zero: nothing is unknown
     s.stats.passes = 1;
     s.stats.seconds = detail::since(t0);
     return out;

@@ -10,6 +10,8 @@
 // same kept set, the same signs, the same ambiguity flag and the same band.
 // Only a decided cut may stand for the full spectrum's answer.
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,9 +31,32 @@ struct CutOptions {
     double min_gap = 1.0;        // decades; a smaller gap makes the rank ambiguous
 };
 
+// Magnitudes sorted descending, held by something other than a list (a
+// structure's values, never all in memory at once). Every query answers as
+// the sorted list would.
+class SortedMagnitudes {
+public:
+    virtual ~SortedMagnitudes() = default;
+    virtual std::size_t size() const = 0;
+    virtual double at(std::size_t i) const = 0;  // the i-th largest, 0-based
+    // The length of the longest prefix whose values all satisfy `holds`,
+    // which must be monotone: true for a value, true for every larger one.
+    virtual std::size_t prefix_where(const std::function<bool(double)>& holds) const = 0;
+    // Visits the values largest first until `visit` returns false.
+    virtual void scan(const std::function<bool(double)>& visit) const = 0;
+    // Visits every value in no set order (cheaper than scan).
+    virtual void visit_all(const std::function<void(double)>& visit) const {
+        scan([&](double v) {
+            visit(v);
+            return true;
+        });
+    }
+};
+
 // What is known of a spectrum's magnitudes.
 struct Magnitudes {
     std::vector<double> known;  // |λ| found, sorted descending
+    std::shared_ptr<const SortedMagnitudes> sorted;  // when set, the known values instead of `known`
     std::size_t n = 0;          // size of the matrix
     // The true eigenvalues can be paired one to one with known ∪ {0}ⁿ⁻ᵏ so
     // that each known value is within value_error of its partner and each

@@ -3,10 +3,48 @@
 //
 //   log V = log ω_r + (r/2)·log(2T) − ½ Σ_{|λ|>tol} log|λ|,   ω_k = π^(k/2) / Γ(k/2 + 1)
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace basinvol {
+
+// What the eigenvalues with |λ| > tol add up to, by sign ([0]: λ > tol,
+// [1]: λ < −tol), for a value error e.
+struct KeptSums {
+    std::size_t count[2] = {0, 0};
+    long double log_sum[2] = {0, 0};    // Σ log|λ|
+    long double error_sum[2] = {0, 0};  // ≥ Σ −log(1 − e/|λ|): each log's error when λ is within e of the truth
+    bool unbounded[2] = {false, false}; // some kept |λ| ≤ e
+};
+
+// Eigenvalues visited one at a time, in no set order: a stored list, or a
+// structure's values that are never all in memory at once (a Kronecker
+// part's products).
+class Eigenvalues {
+public:
+    virtual ~Eigenvalues() = default;
+    virtual std::size_t size() const = 0;
+    virtual void for_each(const std::function<void(double)>& visit) const = 0;
+    // The sums over the kept values; by default each value in turn, the error
+    // sum exactly. A structure may sum in closed form (and bound the error sum).
+    virtual KeptSums kept(double tol, double error) const;
+};
+
+// A stored list, [values, values + count).
+class EigenvalueList final : public Eigenvalues {
+public:
+    EigenvalueList(const double* values, std::size_t count) : v_(values), k_(count) {}
+    explicit EigenvalueList(const std::vector<double>& values) : v_(values.data()), k_(values.size()) {}
+    std::size_t size() const override { return k_; }
+    void for_each(const std::function<void(double)>& visit) const override {
+        for (std::size_t i = 0; i < k_; ++i) visit(v_[i]);
+    }
+
+private:
+    const double* v_;
+    std::size_t k_;
+};
 
 enum class NegativePolicy {
     abs,   // curved = {|λ| > tol}; the volume uses |λ|; saddles flagged
@@ -29,21 +67,21 @@ double log_unit_ball(std::size_t k);
 
 // Measures a basin from the eigenvalues that are known (those not in
 // `values` are flat, |λ| ≤ tol). Throws UsageError for T ≤ 0.
+Measurement measure(const Eigenvalues& values, std::size_t n, double tol, double threshold, NegativePolicy policy);
 Measurement measure(const std::vector<double>& values, std::size_t n, double tol, double threshold,
-                    NegativePolicy policy);
-// The same over values[0, count): a part of a longer spectrum.
-Measurement measure(const double* values, std::size_t count, std::size_t n, double tol, double threshold,
                     NegativePolicy policy);
 
 // A bound on the error of log V when each value in `values` is within `error`
 // of the true eigenvalue it stands for and the kept set is right:
 //   ½ Σ_kept −log(1 − error/|λ|)
 // (infinite when a kept |λ| ≤ error).
+double log_volume_error(const Eigenvalues& values, double tol, double error, NegativePolicy policy);
 double log_volume_error(const std::vector<double>& values, double tol, double error, NegativePolicy policy);
 
 // The regularized volume the method replaces, over all n directions:
 //   log V_λ = log ω_n + (n/2)·log(2T) − ½ Σ log(|λ_i| + λ)
 // Eigenvalues not in `values` count as 0.
+double regularized_log_volume(const Eigenvalues& values, std::size_t n, double threshold, double lambda);
 double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda);
 
 }  // namespace basinvol

@@ -4,30 +4,66 @@
 //   blocks    the union of the members' spectra;
 //   factor    H = s·GᵀG: the eigenvalues of the smaller Gram matrix s·GGᵀ
 //             (m×m) or s·GᵀG (n×n), the other |n − m| exactly zero;
-//   kron      H = s·(A ⊗ B): s·α_i·β_j over the eigenvalues of A and B;
+//   kron      H = s·(A ⊗ B): s·α_i·β_j over the eigenvalues of A and B,
+//             kept as α and β: the a·b products are never stored;
 //   diagonal  the values themselves.
 // Dense members and Kronecker factors go through LAPACK like a dense Hessian.
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
 #include <basinvol/io/structure.hpp>
+#include <basinvol/measure/cut.hpp>
+#include <basinvol/measure/volume.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace basinvol {
 
-// Where one top-level block's eigenvalues sit in the spectrum's values.
+// One part's eigenvalues: a list, or a Kronecker part's products
+// fl(fl(s·α_i)·β_j) (the order the listed products were rounded in), held
+// as α and β.
+struct SpectrumPart {
+    bool kron = false;
+    std::vector<double> values;       // listed
+    std::vector<double> alpha, beta;  // kron
+    double scale = 1;                 // kron
+    std::size_t size() const { return kron ? alpha.size() * beta.size() : values.size(); }
+};
+
+// The eigenvalues of parts [begin, end), visited one at a time.
+class PartValues final : public Eigenvalues {
+public:
+    PartValues(const SpectrumPart* begin, const SpectrumPart* end) : begin_(begin), end_(end) {}
+    std::size_t size() const override;
+    void for_each(const std::function<void(double)>& visit) const override;
+    // A Kronecker part in O(a·log b): each α_i keeps a prefix of β sorted by
+    // magnitude, whose sums are prefix sums (the error sum bounded).
+    KeptSums kept(double tol, double error) const override;
+    // The same magnitudes, sorted descending, as the cut reads them; a
+    // Kronecker part costs O(a + b) memory, not O(a·b).
+    std::shared_ptr<const SortedMagnitudes> magnitudes() const;
+
+private:
+    const SpectrumPart* begin_;
+    const SpectrumPart* end_;
+};
+
+// Where one top-level block's eigenvalues sit among the spectrum's parts.
 struct BlockSpan {
-    std::string name;             // the member's name (its last path component)
-    std::size_t n = 0;            // its parameters
-    std::size_t begin = 0, end = 0;  // values[begin, end); its n − (end − begin) others are exactly 0
+    std::string name;                // the member's name (its last path component)
+    std::size_t n = 0;               // its parameters
+    std::size_t begin = 0, end = 0;  // parts[begin, end); its n − (their size) others are exactly 0
 };
 
 struct StructuredSpectrum {
-    Spectrum spectrum;               // values in block order; the n − k not listed are exactly 0
+    Spectrum spectrum;               // n, method, stats; its values are in `parts`, not listed
+    std::vector<SpectrumPart> parts; // in block order; the n − k values not in them are exactly 0
     std::vector<BlockSpan> blocks;   // one per top-level block (one in all for other structures)
+    PartValues values() const { return {parts.data(), parts.data() + parts.size()}; }
+    PartValues values(const BlockSpan& b) const { return {parts.data() + b.begin, parts.data() + b.end}; }
     double frobenius = 0;            // ‖H‖_F, from the eigenvalues
     double asymmetry = 0;            // ‖H − Hᵀ‖_F of the stored parts (absolute), before symmetrizing
     double value_error = 0;          // each eigenvalue's computed error bound (Gram rounding, LAPACK)
