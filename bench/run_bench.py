@@ -8,7 +8,7 @@ checks that basinvol's rank, dim and negative equal peer_numpy's and that
 log_volume agrees to 1e-9 relative.
 
 Usage: /usr/bin/python3 bench/run_bench.py [--data DIR] [--reps N] [--basinvol PATH]
-                                           [--workloads a,b,...] [--peer-reps N]
+                                           [--workloads a,b,...] [--peer-reps N] [--peer-coretype T]
 The workloads are written by ../shared/bench/make_workloads.py into DIR
 (default: bench-data beside the repository) when missing."""
 import argparse
@@ -38,11 +38,11 @@ WORKLOADS = {
 }
 
 
-def timed(cmd):
+def timed(cmd, env=None):
     """Runs cmd under /usr/bin/time; returns (seconds, peak RSS MB, stdout)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.monotonic()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name] + cmd, capture_output=True, text=True)
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name] + cmd, capture_output=True, text=True, env=env)
         wall = time.monotonic() - t0
         if p.returncode != 0:
             sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr}")
@@ -76,10 +76,15 @@ def main():
     ap.add_argument("--basinvol", default=os.path.join(REPO, "build", "basinvol"))
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--peer-coretype", help="OPENBLAS_CORETYPE for the peers (basinvol picks SkylakeX/Haswell "
+                    "itself on CPUs Debian's OpenBLAS 0.3.21 does not know): equal kernels on both sides")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.data, "batch_100x1000_f32.h5")):
         subprocess.run([PY, os.path.join(SHARED, "make_workloads.py"), a.data], check=True)
     peer_reps = a.peer_reps or a.reps
+    peer_env = dict(os.environ)
+    if a.peer_coretype:
+        peer_env["OPENBLAS_CORETYPE"] = a.peer_coretype
     results = []
     for name in a.workloads.split(","):
         file, peers, k, extra = WORKLOADS[name]
@@ -95,7 +100,7 @@ def main():
         for rep in range(a.reps):
             outs = {}
             for tool in ["basinvol"] + [p for p in peers if rep < peer_reps]:
-                w, m, out = timed(cmds[tool])
+                w, m, out = timed(cmds[tool], None if tool == "basinvol" else peer_env)
                 times[tool].append(w)
                 rss[tool].append(m)
                 outs[tool] = out

@@ -365,7 +365,11 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
             return error_row(h, e.what());  // names the source
         }
     };
-    auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>(working_set_bytes);
+    // A structure's values are not all in memory unless the row keeps them.
+    auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>([&](const HessianInfo& h) {
+        const std::size_t kept = opt.analyze.keep_eigenvalues && !h.structure.empty() ? h.n * sizeof(double) : 0;
+        return working_set_bytes(h) + kept;
+    });
     std::vector<std::size_t> need(items.size(), 0);
     std::size_t solvable = 0;
     for (std::size_t i = 0; i < items.size(); ++i)

@@ -264,6 +264,26 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
     return "(not a string)";
 }
 
+// What a structure's spectrum holds once solved, with the cut's sorted copy
+// and the measurement's prefix sums: listed values twice (values, the
+// sorted copy); a Kronecker part its α and β, a row per α and, per β, its
+// sorted copy and prefix sums (about 110 bytes).
+std::size_t values_bytes(const StructurePart& p) {
+    constexpr std::size_t d = sizeof(double);
+    switch (p.kind) {
+        case PartKind::blocks: {
+            std::size_t sum = 0;
+            for (const auto& child : p.parts) sum += values_bytes(child);
+            return sum;
+        }
+        case PartKind::factor: return 2 * std::min(p.m, p.n) * d;
+        case PartKind::kron: return 3 * p.a * d + 16 * p.b * d;
+        case PartKind::dense:
+        case PartKind::diagonal: return 2 * p.n * d;
+    }
+    return 2 * p.n * d;
+}
+
 ListedHessian detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
     ListedHessian listed;
     HessianInfo& info = listed.info;
@@ -278,8 +298,8 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         info.n = p.n;
         info.stored_type = p.stored_type;
         info.stored_eps = p.stored_eps;
-        // the largest part while it is solved, and the n eigenvalues with the cut's sorted copy
-        info.working_bytes = p.work_bytes + 3 * p.n * sizeof(double);
+        // the largest part while it is solved, and the spectrum's values with the cut's copies
+        info.working_bytes = p.work_bytes + values_bytes(p);
     } catch (const InputError& e) {
         // The row names the source; the problem names the part.
         std::string m = e.what();

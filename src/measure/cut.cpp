@@ -145,7 +145,8 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
     const std::size_t above = std::min(K.a.prefix_where([&](double v) { return v > K.floor; }), K.k);
     if (above == 0) return Choice{};  // the first position is at or under the floor: no gap
     const double top = K.a.at(0);
-    if (!std::isfinite(top)) return std::nullopt;
+    // Every value is bucketed: only when all of them are positions (k of them).
+    if (!std::isfinite(top) || K.a.size() != K.k) return std::nullopt;
     auto bits = [](double x) {
         std::uint64_t u;
         std::memcpy(&u, &x, sizeof u);
@@ -159,12 +160,18 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
     while ((span >> shift) >= wanted) ++shift;
     const std::size_t count = static_cast<std::size_t>(span >> shift) + 1;
     std::vector<double> least(count, INFINITY), most(count, -INFINITY);
+    bool sorted = true;  // every value at most the first (a list not sorted fails this)
     K.a.visit_all([&](double v) {
         if (!(v > K.floor)) return;
         const std::size_t b = static_cast<std::size_t>((bits(v) - base) >> shift);
+        if (b >= count) {
+            sorted = false;
+            return;
+        }
         least[b] = std::min(least[b], v);
         most[b] = std::max(most[b], v);
     });
+    if (!sorted) return std::nullopt;
     double inside = 0;  // the largest w_b
     for (std::size_t b = 0; b < count; ++b)
         if (least[b] <= most[b]) inside = std::max(inside, std::log10(most[b]) - std::log10(least[b]));

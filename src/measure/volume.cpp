@@ -25,7 +25,7 @@ KeptSums Eigenvalues::kept(double tol, double error) const {
         const int sign = v < 0;
         ++k.count[sign];
         k.log_sum[sign] += std::log(static_cast<long double>(a));
-        if (!(error > 0)) return;
+        if (error == 0) return;
         if (!(a > error)) k.unbounded[sign] = true;
         // |log|λ| − log|θ|| ≤ −log(1 − e/|θ|) for |λ − θ| ≤ e < |θ|
         else k.error_sum[sign] -= std::log1p(-error / a);

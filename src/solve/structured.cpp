@@ -126,23 +126,31 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
 
 // The magnitudes of a set of parts as rows, each a multiplier c and a list b
 // sorted descending: row values fl(c·b_j), descending along the row since
-// rounding is monotone. A listed part is one row with c = 1 (exact); a
-// Kronecker part is one row per α_i, c = |fl(s·α_i)|, over |β| sorted, and
-// |fl(fl(s·α_i)·β_j)| = fl(c·|β_j|) exactly.
+// rounding is monotone. The listed parts together are one row with c = 1
+// (exact); a Kronecker part is one row per α_i, c = |fl(s·α_i)|, over |β|
+// sorted, and |fl(fl(s·α_i)·β_j)| = fl(c·|β_j|) exactly. Queries cost
+// O(rows · log), rows = 1 + Σ a.
 class RowMagnitudes final : public SortedMagnitudes {
 public:
     RowMagnitudes(const SpectrumPart* begin, const SpectrumPart* end) {
-        lists_.reserve(static_cast<std::size_t>(end - begin));  // rows point into it
+        std::size_t lists = 1;
+        for (const SpectrumPart* p = begin; p != end; ++p) lists += p->kron;
+        lists_.reserve(lists);  // rows point into it
+        std::vector<double>& listed = lists_.emplace_back();
+        for (const SpectrumPart* p = begin; p != end; ++p)
+            if (!p->kron) listed.insert(listed.end(), p->values.begin(), p->values.end());
+        sort_magnitudes(listed);
+        if (!listed.empty()) rows_.push_back({1.0, &listed});
         for (const SpectrumPart* p = begin; p != end; ++p) {
-            std::vector<double>& b = lists_.emplace_back(p->kron ? p->beta : p->values);
-            for (double& x : b) x = std::abs(x);
-            std::sort(b.begin(), b.end(), std::greater<double>());
-            if (!p->kron) rows_.push_back({1.0, &lists_.back()});
-            else
-                for (double a : p->alpha) rows_.push_back({std::abs(p->scale * a), &lists_.back()});
+            if (!p->kron) continue;
+            std::vector<double>& b = lists_.emplace_back(p->beta);
+            sort_magnitudes(b);
+            for (double a : p->alpha) rows_.push_back({std::abs(p->scale * a), &b});
         }
         for (const Row& r : rows_) size_ += r.b->size();
     }
+    RowMagnitudes(const RowMagnitudes&) = delete;
+    RowMagnitudes& operator=(const RowMagnitudes&) = delete;
     std::size_t size() const override { return size_; }
 
     std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
@@ -204,6 +212,10 @@ private:
         for (const Row& r : rows_)
             if (!r.b->empty()) t = std::max(t, r.c * r.b->front());
         return t;
+    }
+    static void sort_magnitudes(std::vector<double>& v) {
+        for (double& x : v) x = std::abs(x);
+        std::sort(v.begin(), v.end(), std::greater<double>());
     }
     static std::uint64_t bits(double x) {
         std::uint64_t u;
@@ -269,7 +281,7 @@ void kron_kept(const SpectrumPart& p, double tol, double error, KeptSums& k) {
             const int sign = s ^ (c < 0);  // the products' sign
             k.count[sign] += cnt;
             k.log_sum[sign] += static_cast<long double>(cnt) * log_c + logs[s][L];
-            if (!(error > 0)) continue;
+            if (error == 0) continue;
             const double m = ac * mag[last[s][L]];
             if (!(m > error)) k.unbounded[sign] = true;
             else k.error_sum[sign] += (1 + 8 * eps64) * (error / ac) * inverse[s][L] / (1 - error / m);

@@ -36,6 +36,7 @@ class EigenvalueList final : public Eigenvalues {
 public:
     EigenvalueList(const double* values, std::size_t count) : v_(values), k_(count) {}
     explicit EigenvalueList(const std::vector<double>& values) : v_(values.data()), k_(values.size()) {}
+    explicit EigenvalueList(std::vector<double>&&) = delete;  // a view: the list must outlive it
     std::size_t size() const override { return k_; }
     void for_each(const std::function<void(double)>& visit) const override {
         for (std::size_t i = 0; i < k_; ++i) visit(v_[i]);
