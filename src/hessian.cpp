@@ -7,14 +7,36 @@
 #include <basinvol/io/reader.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
+#include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace basinvol {
 namespace {
+
+// A large matrix's checks run as `slices` column ranges on up to as many
+// threads (the reader's inflate uses every core the same way). The slices
+// depend on n alone and their sums are added in slice order, so the result
+// does not depend on the machine.
+constexpr Eigen::Index sliced_from = 2048;
+constexpr unsigned slices = 4;
+
+template <class Body>
+void for_each_slice(Body body) {
+    const unsigned threads = std::max(1u, std::min(slices, std::thread::hardware_concurrency()));
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            for (unsigned s = t; s < slices; s += threads) body(s);
+        });
+    for (unsigned s = 0; s < slices; s += threads) body(s);
+    for (auto& th : pool) th.join();
+}
 
 // The value rules: every entry finite, 64-bit integers exact in float64.
 // Returns max|H| (0 for a zero matrix).
@@ -22,7 +44,26 @@ template <class Matrix>
 double check_values(const Matrix& m, const HessianInfo& info) {
     const Eigen::Index n = m.rows();
     // Contiguous, vectorized passes: finiteness, then the largest magnitude.
-    if (!m.allFinite()) {
+    bool finite = true;
+    double largest = 0;
+    if (n < sliced_from) {
+        finite = m.allFinite();
+        largest = m.size() && finite ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
+    } else {
+        std::array<bool, slices> ok{};
+        std::array<double, slices> top{};
+        for_each_slice([&](unsigned s) {
+            const Eigen::Index c0 = n * s / slices, c1 = n * (s + 1) / slices;
+            const auto cols = m.middleCols(c0, c1 - c0);
+            ok[s] = cols.allFinite();
+            top[s] = ok[s] ? static_cast<double>(cols.cwiseAbs().maxCoeff()) : 0.0;
+        });
+        for (unsigned s = 0; s < slices; ++s) {
+            finite = finite && ok[s];
+            largest = std::max(largest, top[s]);
+        }
+    }
+    if (!finite) {
         for (Eigen::Index c = 0; c < n; ++c)
             for (Eigen::Index r = 0; r < n; ++r)
                 if (!std::isfinite(m(r, c)))  // the buffer holds the file's rows as columns: m(r, c) is [c, r]
@@ -42,7 +83,7 @@ double check_values(const Matrix& m, const HessianInfo& info) {
                     throw InputError(info.source() + ": " + s.str());
                 }
     }
-    return m.size() ? static_cast<double>(m.cwiseAbs().maxCoeff()) : 0.0;
+    return largest;
 }
 
 // Entries scaled by 1/max|H| so that 1e±300 entries stay finite in squares
@@ -66,28 +107,49 @@ std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit)
                            : Tile(block.template cast<double>() * unit.inv);
     };
     const Eigen::Index n = m.rows();
-    double asym2 = 0, norm2 = 0;
-    for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
-        for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
-            const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
-            if (r0 == c0) {  // a diagonal tile: its lower triangle against its upper
-                for (Eigen::Index c = c0; c < c0 + w; ++c)
-                    for (Eigen::Index r = c; r < r0 + ht; ++r) {
-                        const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
-                        if (r == c) {
-                            norm2 += a * a;
-                        } else {
-                            asym2 += 2 * (a - b) * (a - b);
-                            norm2 += a * a + b * b;
+    // Column tiles [c_begin, c_end) of the lower triangle.
+    auto tiles = [&](Eigen::Index c_begin, Eigen::Index c_end, double& asym2, double& norm2) {
+        for (Eigen::Index c0 = c_begin; c0 < c_end; c0 += tile)
+            for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
+                const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
+                if (r0 == c0) {  // a diagonal tile: its lower triangle against its upper
+                    for (Eigen::Index c = c0; c < c0 + w; ++c)
+                        for (Eigen::Index r = c; r < r0 + ht; ++r) {
+                            const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
+                            if (r == c) {
+                                norm2 += a * a;
+                            } else {
+                                asym2 += 2 * (a - b) * (a - b);
+                                norm2 += a * a + b * b;
+                            }
                         }
-                    }
-                continue;
+                    continue;
+                }
+                const Tile lower = unit_tile(m.block(r0, c0, ht, w));
+                const Tile upper = unit_tile(m.block(c0, r0, w, ht).transpose());
+                asym2 += 2 * (lower - upper).squaredNorm();
+                norm2 += lower.squaredNorm() + upper.squaredNorm();
             }
-            const Tile lower = unit_tile(m.block(r0, c0, ht, w));
-            const Tile upper = unit_tile(m.block(c0, r0, w, ht).transpose());
-            asym2 += 2 * (lower - upper).squaredNorm();
-            norm2 += lower.squaredNorm() + upper.squaredNorm();
-        }
+    };
+    double asym2 = 0, norm2 = 0;
+    if (n < sliced_from) {
+        tiles(0, n, asym2, norm2);
+        return {asym2, norm2};
+    }
+    // Slices of equal area of the triangle: column c carries n − c entries,
+    // so slice s starts at n·(1 − √(1 − s/slices)), rounded to a tile.
+    std::array<Eigen::Index, slices + 1> start{};
+    for (unsigned s = 0; s <= slices; ++s) {
+        const double at = static_cast<double>(n) * (1 - std::sqrt(1 - static_cast<double>(s) / slices));
+        start[s] = std::min(n, static_cast<Eigen::Index>(at) / tile * tile);
+    }
+    start[slices] = n;
+    std::array<double, slices> a{}, f{};
+    for_each_slice([&](unsigned s) { tiles(start[s], start[s + 1], a[s], f[s]); });
+    for (unsigned s = 0; s < slices; ++s) {
+        asym2 += a[s];
+        norm2 += f[s];
+    }
     return {asym2, norm2};
 }
 

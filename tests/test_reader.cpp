@@ -393,3 +393,28 @@ TEST_CASE("a Hessian holds a finite, symmetrized matrix in one precision, with i
     CHECK_THROWS_WITH_AS(make_hessian(m, "mem", ReadOptions{}), doctest::Contains("mem:/: non-finite value nan at [2, 2]"),
                          InputError);
 }
+
+TEST_CASE("a large Hessian's checks, run in column slices, give the whole matrix's norms and first bad value") {
+    // n past the size from which the checks are split across threads, not a
+    // multiple of the tile, with the asymmetry and the largest entry in the
+    // last slice and a lone non-finite value past the first slice.
+    const Eigen::Index n = 2131;
+    Eigen::MatrixXd m = Eigen::MatrixXd::Random(n, n);
+    m = (m + m.transpose()).eval();
+    m(n - 5, n - 40) += 1e-6;
+    m(n - 2, n - 1) = m(n - 1, n - 2) = 7.5;
+    for (bool f32 : {false, true}) {
+        CAPTURE(f32);
+        const Eigen::MatrixXd stored = f32 ? Eigen::MatrixXd(m.cast<float>().cast<double>()) : m;
+        const Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>()), "big", ReadOptions{})
+                              : make_hessian(m, "big", ReadOptions{});
+        const Eigen::MatrixXd sym = (stored + stored.transpose()) / 2;
+        CHECK(h.frobenius() == doctest::Approx(sym.norm()).epsilon(1e-12));
+        CHECK(h.asymmetry() == doctest::Approx((stored - stored.transpose()).norm() / stored.norm()).epsilon(1e-9));
+    }
+    Eigen::MatrixXd bad = m;
+    bad(n - 7, 1900) = -std::numeric_limits<double>::infinity();  // [column, row] in the file's order
+    bad(n - 9, 2000) = std::nan("");
+    CHECK_THROWS_WITH_AS(make_hessian(bad, "big", ReadOptions{}), doctest::Contains("big:/: non-finite value -inf at [1900, 2124]"),
+                         InputError);
+}
