@@ -249,6 +249,37 @@ Choice largest_gap(const Knowledge& K, double ceiling_mid, Range ceiling, double
     return best;
 }
 
+// Whether every consistent spectrum puts the largest magnitude on the same
+// side of the floor.
+bool top_decided(const Knowledge& K) {
+    const Pos top = K.at(0);
+    return K.exact() || K.lo(top) > K.floor || K.hi(top) <= K.floor;
+}
+
+// With c.tol (known to lie in `tol`) chosen: what it keeps, the gap at it,
+// the band around it, and whether all of that is decided.
+void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, Cut& c) {
+    const Count kept = count_above(K, c.tol, tol);
+    decided = decided && (c.rule == "gap" || kept.decided);
+    c.kept = kept.value;
+    if (c.kept == 0) {
+        // Nothing kept: unbounded, but ambiguous when something lies above the floor.
+        c.ambiguous = K.mid(K.at(0)) > c.floor;
+        decided = decided && top_decided(K);
+    } else if (c.kept < K.n) {
+        const Pos below = K.at(c.kept - 1), next = K.at(c.kept);
+        c.gap = K.gap_mid(below, next);
+        c.ambiguous = *c.gap < opt.min_gap;
+        decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
+    }
+    const Count high = count_above(K, c.tol * band_factor, {tol.lo * band_factor, tol.hi * band_factor});
+    const Count low = count_above(K, std::max(c.tol / band_factor, c.floor),
+                                  {std::max(tol.lo / band_factor, c.floor), std::max(tol.hi / band_factor, c.floor)});
+    c.dim_high = K.n - high.value;
+    c.dim_low = K.n - low.value;
+    c.decided = decided && high.decided && low.decided;
+}
+
 }  // namespace
 
 double noise_floor(const Magnitudes& m) {
@@ -280,7 +311,6 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     const double n_eps = static_cast<double>(m.n) * m.stored_eps;
     const Pos top = K.at(0);
     const Range amax{K.lo(top), K.hi(top)};
-    auto gap_below = [&](std::size_t i) { return std::pair<Pos, Pos>{K.at(i), K.at(i + 1)}; };
     // numpy.linalg.matrix_rank's default, max|λ|·n·ε, never under the floor.
     const double dtype_mid = std::max(K.mid(top) * n_eps, c.floor);
     const Range dtype{std::max(amax.lo * n_eps, c.floor), std::max(amax.hi * n_eps, c.floor)};
@@ -314,35 +344,16 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         bool search = false;
         if (p.value == 0) {
             search = K.mid(top) > c.floor;
-            decided = decided && (K.exact() || amax.lo > c.floor || amax.hi <= c.floor);
+            decided = decided && top_decided(K);
         } else if (p.value < m.n) {
-            const auto [below, next] = gap_below(p.value - 1);
+            const Pos below = K.at(p.value - 1), next = K.at(p.value);
             search = K.gap_mid(below, next) < opt.min_gap;
             decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
         }
         if (search) take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
     }
 
-    // What the chosen tol keeps, the gap at it, and the band around it.
-    const Count kept = count_above(K, c.tol, tol);
-    decided = decided && (c.rule == "gap" || kept.decided);
-    c.kept = kept.value;
-    if (c.kept == 0) {
-        // Nothing kept: unbounded, but ambiguous when something lies above the floor.
-        c.ambiguous = K.mid(top) > c.floor;
-        decided = decided && (K.exact() || amax.lo > c.floor || amax.hi <= c.floor);
-    } else if (c.kept < m.n) {
-        const auto [below, next] = gap_below(c.kept - 1);
-        c.gap = K.gap_mid(below, next);
-        c.ambiguous = *c.gap < opt.min_gap;
-        decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
-    }
-    const Count high = count_above(K, c.tol * band_factor, {tol.lo * band_factor, tol.hi * band_factor});
-    const Count low = count_above(K, std::max(c.tol / band_factor, c.floor),
-                                  {std::max(tol.lo / band_factor, c.floor), std::max(tol.hi / band_factor, c.floor)});
-    c.dim_high = m.n - high.value;
-    c.dim_low = m.n - low.value;
-    c.decided = decided && high.decided && low.decided;
+    settle(K, opt, tol, decided, c);
     return c;
 }
 
