@@ -233,8 +233,7 @@ Row blank_row(const HessianInfo& info) {
 }
 
 // Measures and reports a solved spectrum under its cut; throws on failure.
-// The row of spectrum `s`, whose eigenvalues are `values` (s.values, or a
-// structure's parts).
+// Its eigenvalues are `values`: s.values, or a structure's parts.
 void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut, const MatrixFacts& f,
             const AnalyzeOptions& opt) {
     r.asymmetry = f.frobenius > 0 ? f.asymmetry / f.frobenius : 0.0;
@@ -359,7 +358,7 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     Magnitudes known = bounds(ss.spectrum, f, opt);
     known.sorted = ss.values().magnitudes();
     const Cut cut = choose_cut(known, opt.cut);
-    known.sorted.reset();  // the sorted copies are the cut's alone
+    known.sorted.reset();  // frees the cut's sorted copies before measuring
     report(r, ss.spectrum, ss.values(), cut, f, opt);  // exact knowledge: the cut is decided, the row certified
     r.blocks = block_rows(ss, cut.tol, opt.negatives);
 }
