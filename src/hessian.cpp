@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <iomanip>
 #include <sstream>
+#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -28,13 +30,18 @@ constexpr unsigned slices = 4;
 
 template <class Body>
 void for_each_slice(Body body) {
+    std::atomic<unsigned> next{0};
+    auto work = [&] {
+        for (unsigned s = next++; s < slices; s = next++) body(s);
+    };
     const unsigned threads = std::max(1u, std::min(slices, std::thread::hardware_concurrency()));
     std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t)
-        pool.emplace_back([&, t] {
-            for (unsigned s = t; s < slices; s += threads) body(s);
-        });
-    for (unsigned s = 0; s < slices; s += threads) body(s);
+    try {
+        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    } catch (const std::system_error&) {
+        // No thread to spare (a process or memory limit): this one takes the rest.
+    }
+    work();
     for (auto& th : pool) th.join();
 }
 
@@ -145,7 +152,12 @@ std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit)
     }
     start[slices] = n;
     std::array<double, slices> a{}, f{};
-    for_each_slice([&](unsigned s) { tiles(start[s], start[s + 1], a[s], f[s]); });
+    for_each_slice([&](unsigned s) {
+        double as = 0, fs = 0;  // accumulated apart from the neighbouring slices' slots
+        tiles(start[s], start[s + 1], as, fs);
+        a[s] = as;
+        f[s] = fs;
+    });
     for (unsigned s = 0; s < slices; ++s) {
         asym2 += a[s];
         norm2 += f[s];

@@ -396,25 +396,40 @@ TEST_CASE("a Hessian holds a finite, symmetrized matrix in one precision, with i
 
 TEST_CASE("a large Hessian's checks, run in column slices, give the whole matrix's norms and first bad value") {
     // n past the size from which the checks are split across threads, not a
-    // multiple of the tile, with the asymmetry and the largest entry in the
-    // last slice and a lone non-finite value past the first slice.
+    // multiple of the tile.
     const Eigen::Index n = 2131;
-    Eigen::MatrixXd m = Eigen::MatrixXd::Random(n, n);
-    m = (m + m.transpose()).eval();
-    m(n - 5, n - 40) += 1e-6;
-    m(n - 2, n - 1) = m(n - 1, n - 2) = 7.5;
-    for (bool f32 : {false, true}) {
-        CAPTURE(f32);
-        const Eigen::MatrixXd stored = f32 ? Eigen::MatrixXd(m.cast<float>().cast<double>()) : m;
-        const Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>()), "big", ReadOptions{})
-                              : make_hessian(m, "big", ReadOptions{});
-        const Eigen::MatrixXd sym = (stored + stored.transpose()) / 2;
-        CHECK(h.frobenius() == doctest::Approx(sym.norm()).epsilon(1e-12));
-        CHECK(h.asymmetry() == doctest::Approx((stored - stored.transpose()).norm() / stored.norm()).epsilon(1e-9));
+    Eigen::MatrixXd sym = Eigen::MatrixXd::Random(n, n);
+    sym = (sym + sym.transpose()).eval();
+    SUBCASE("exactly symmetric: the sliced sums are the norm") {
+        for (bool f32 : {false, true}) {
+            CAPTURE(f32);
+            const Hessian h = f32 ? make_hessian(Eigen::MatrixXf(sym.cast<float>()), "big", ReadOptions{})
+                                  : make_hessian(sym, "big", ReadOptions{});
+            const double want = f32 ? sym.cast<float>().cast<double>().norm() : sym.norm();
+            CHECK(h.asymmetry() == 0);
+            CHECK(h.frobenius() == doctest::Approx(want).epsilon(1e-12));
+        }
     }
-    Eigen::MatrixXd bad = m;
-    bad(n - 7, 1900) = -std::numeric_limits<double>::infinity();  // [column, row] in the file's order
-    bad(n - 9, 2000) = std::nan("");
-    CHECK_THROWS_WITH_AS(make_hessian(bad, "big", ReadOptions{}), doctest::Contains("big:/: non-finite value -inf at [1900, 2124]"),
-                         InputError);
+    SUBCASE("the largest entry only in the last slice sets the scale") {
+        // Entries near 1e300 square past DBL_MAX unless scaled by the true
+        // max|H|: a slice left out of the max makes ‖H‖_F infinite or wrong.
+        Eigen::MatrixXd big = sym * 1e-300;
+        big(n - 2, n - 1) = big(n - 1, n - 2) = 3e300;
+        big(n - 3, n - 3) = 1e300;
+        const Hessian h = make_hessian(big, "big", ReadOptions{});
+        CHECK(h.frobenius() == doctest::Approx(std::sqrt(2 * 9.0 + 1.0) * 1e300).epsilon(1e-12));
+    }
+    SUBCASE("asymmetry in the last slice, measured against the whole") {
+        Eigen::MatrixXd m = sym;
+        m(n - 5, n - 40) += 1e-6;
+        CHECK(make_hessian(m, "big", ReadOptions{}).asymmetry() ==
+              doctest::Approx((m - m.transpose()).norm() / m.norm()).epsilon(1e-9));
+    }
+    SUBCASE("the first non-finite value in the file's order") {
+        Eigen::MatrixXd bad = sym;
+        bad(n - 7, 1900) = -std::numeric_limits<double>::infinity();  // bad(r, c) is the file's [c, r]
+        bad(n - 9, 2000) = std::nan("");
+        CHECK_THROWS_WITH_AS(make_hessian(bad, "big", ReadOptions{}),
+                             doctest::Contains("big:/: non-finite value -inf at [1900, 2124]"), InputError);
+    }
 }

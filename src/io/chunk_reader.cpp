@@ -15,6 +15,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -137,7 +138,11 @@ void inflate(std::vector<Chunk>& chunks, const Layout& l, std::size_t n, unsigne
         }
     };
     std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    try {
+        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    } catch (const std::system_error&) {
+        // No thread to spare (a process or memory limit): this one inflates the rest.
+    }
     work();
     for (auto& t : pool) t.join();
     for (const auto& ch : chunks)
