@@ -159,6 +159,14 @@ std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, M
     return why.str();
 }
 
+// Why a partial spectrum does not give --regularized's log det(H + λI) to a
+// micro-nat (too_coarse_for_regularized).
+std::string too_coarse_note(const Spectrum& s, const AnalyzeOptions& opt) {
+    std::ostringstream why;
+    why << s.method << ": rest bound " << s.rest_bound << " too coarse for option regularized " << *opt.regularized;
+    return why.str();
+}
+
 // The solvers to try, cheapest first; dense always ends the list.
 std::vector<Method> plan(const Hessian& h, Method m) {
     if (m == Method::dense || (m == Method::automatic && h.info.n < dense_below)) return {Method::dense};
@@ -317,11 +325,10 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     auto [s, cut] = certified_spectrum(h, opt);
 
     if (too_coarse_for_regularized(s, opt)) {
-        std::ostringstream why;
-        why << s.method << ": rest bound " << s.rest_bound << " too coarse for option regularized " << *opt.regularized;
+        const std::string why = too_coarse_note(s, opt);
         SolverStats before = s.stats;
         s = dense_spectrum(h);
-        s.note = why.str();
+        s.note = why;
         s.stats.matvecs += before.matvecs;
         s.stats.passes += before.passes;
         s.stats.seconds += before.seconds;
@@ -441,17 +448,24 @@ Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& opt) {
 }
 
 std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double frobenius, double asymmetry,
-                                   const AnalyzeOptions& opt) {
-    if (!std::isfinite(frobenius) || s.too_large || too_coarse_for_regularized(s, opt)) return std::nullopt;
+                                   const AnalyzeOptions& opt, std::string* declined) {
+    const Method method = s.method == "sketch" ? Method::sketch : s.method == "cholesky" ? Method::cholesky : Method::lanczos;
+    auto decline = [&](const std::string& why) {
+        if (declined) *declined = why;
+        return std::nullopt;
+    };
+    if (!std::isfinite(frobenius)) return decline("");
+    if (s.too_large) return decline(describe_failure(s, nullptr, method));
+    if (too_coarse_for_regularized(s, opt)) return decline(too_coarse_note(s, opt));
     std::sort(s.values.begin(), s.values.end());
     const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
     const Cut cut = choose_cut(magnitudes(s, f, opt), opt.cut);
-    if (!s.complete && !cut.decided) return std::nullopt;
+    if (!s.complete && !cut.decided) return decline(describe_failure(s, &cut, method));
     return guarded(info, [&](Row& r) { report(r, s, EigenvalueList(s.values), cut, f, opt); });
 }
 
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,
-                        double seconds, const AnalyzeOptions& opt) {
+                        double seconds, const AnalyzeOptions& opt, const std::string& note, const SolverStats& before) {
     return guarded(info, [&](Row& r) {
         if (!std::isfinite(frobenius))
             throw NumericError(info.source() +
@@ -462,8 +476,10 @@ Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues
         s.values = std::move(eigenvalues);
         std::sort(s.values.begin(), s.values.end());
         s.complete = true;
-        s.stats.passes = 1;
+        s.stats.passes = 1 + before.passes;
+        s.stats.matvecs = before.matvecs;
         s.stats.seconds = seconds;
+        s.note = note;
         const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
         report(r, s, EigenvalueList(s.values), choose_cut(magnitudes(s, f, opt), opt.cut), f, opt);
     });

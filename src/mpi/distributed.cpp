@@ -448,7 +448,9 @@ std::optional<Spectrum> distributed_sketch(MPI_Comm comm, const HessianInfo& inf
     } catch (const std::exception& e) {
         failure = e.what();  // deterministic (the same blocks everywhere): dense finishes
     }
-    if (!agree(comm, failure).empty() || !out || out->too_large) return std::nullopt;
+    // A sketch over its budget still goes to the caller, which declines it
+    // and writes why (as the serial tool does).
+    if (!agree(comm, failure).empty() || !out) return std::nullopt;
     std::sort(out->values.begin(), out->values.end());
     out->stats.matvecs = products.matvecs;
     out->stats.passes = products.passes;

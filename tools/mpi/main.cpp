@@ -119,10 +119,13 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
         const long long start = bv::file_clock_ns();
         const bv::FileStamp before = me == 0 ? bv::stamp_file(info) : bv::FileStamp{};
         std::optional<bv::Row> sketched;
+        std::string declined;  // why a sketch was not kept, and its work: the fallback row carries both
+        bv::SolverStats spent;
         bv::mpi::SketchFirst keep;
         if (sketch)
             keep = [&](const bv::Spectrum& s, double frobenius, double asymmetry) {
-                sketched = bv::analyze_partial(info, s, frobenius, asymmetry, a);
+                sketched = bv::analyze_partial(info, s, frobenius, asymmetry, a, &declined);
+                if (!sketched) spent = s.stats;
                 return sketched.has_value();
             };
         const auto d = bv::mpi::distributed_dense(MPI_COMM_WORLD, info, a.read, keep);
@@ -144,7 +147,7 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
             if (me != 0) return {};
             if (!error.empty()) return bv::error_row(info, error);
             if (d.sketched && sketched) return std::move(*sketched);
-            return bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a);
+            return bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a, declined, spent);
         }
         if (me == 0) bv::wait_past(before);  // the other ranks wait in the next read's collectives
     }
