@@ -2,6 +2,8 @@
 // within the asymmetry limit) and its norms are measured, whatever produced
 // it (an HDF5 reader, an array in memory). The value rules and their
 // messages are the ones every reader shares (io/reader.hpp).
+#include "threads.hpp"
+
 #include <basinvol/error.hpp>
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
@@ -12,7 +14,6 @@
 #include <cmath>
 #include <iomanip>
 #include <sstream>
-#include <system_error>
 #include <thread>
 #include <type_traits>
 #include <utility>
@@ -34,15 +35,7 @@ void for_each_slice(Body body) {
     auto work = [&] {
         for (unsigned s = next++; s < slices; s = next++) body(s);
     };
-    const unsigned threads = std::max(1u, std::min(slices, std::thread::hardware_concurrency()));
-    std::vector<std::thread> pool;
-    try {
-        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-    } catch (const std::system_error&) {
-        // No thread to spare (a process or memory limit): this one takes the rest.
-    }
-    work();
-    for (auto& th : pool) th.join();
+    detail::run_on_threads(std::max(1u, std::min(slices, std::thread::hardware_concurrency())), work);
 }
 
 // The value rules: every entry finite, 64-bit integers exact in float64.

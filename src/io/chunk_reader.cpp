@@ -4,6 +4,7 @@
 // batches, and zlib inflates each batch on all cores.
 #include "chunk_reader.hpp"
 #include "hdf5_detail.hpp"
+#include "../threads.hpp"
 
 #include <basinvol/error.hpp>
 
@@ -15,7 +16,6 @@
 #include <cstring>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -137,14 +137,7 @@ void inflate(std::vector<Chunk>& chunks, const Layout& l, std::size_t n, unsigne
             std::vector<unsigned char>().swap(ch.raw);
         }
     };
-    std::vector<std::thread> pool;
-    try {
-        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-    } catch (const std::system_error&) {
-        // No thread to spare (a process or memory limit): this one inflates the rest.
-    }
-    work();
-    for (auto& t : pool) t.join();
+    run_on_threads(threads, work);
     for (const auto& ch : chunks)
         if (!ch.error.empty()) throw InputError(where + ": " + ch.error);
 }

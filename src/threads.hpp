@@ -1,0 +1,26 @@
+#pragma once
+// Work shared by a few threads, for the passes over one large matrix that
+// would otherwise leave cores idle (inflating chunks, checking values).
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace basinvol::detail {
+
+// Runs `work` on the calling thread and on up to threads − 1 more, joined
+// before it returns. `work` takes its items from a shared counter, so a
+// thread that cannot be started (a process or memory limit) only leaves its
+// share to the others.
+template <class Work>
+void run_on_threads(unsigned threads, Work work) {
+    std::vector<std::thread> pool;
+    try {
+        for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
+    } catch (const std::system_error&) {
+        // fewer threads: the ones running take the rest
+    }
+    work();
+    for (auto& th : pool) th.join();
+}
+
+}  // namespace basinvol::detail
