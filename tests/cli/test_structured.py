@@ -176,6 +176,72 @@ class Structured(unittest.TestCase):
             self.assertEqual(rows["/factor"]["rank"], 25)
             self.assertEqual(rows["/factor_tall"]["rank"], 40)
 
+    def test_kronecker_pairs_equal_their_dense_twins_on_adversarial_spectra(self):
+        """Kronecker parts are never expanded: their cut, counts and sums come
+        from the factors' spectra. Against the expanded twin (eigenvalues of
+        np.kron from LAPACK): products running down through the cut, a
+        hidden saddle (a small negative β under large α), a negative scale,
+        exact zeros with ties, float32 factors over many decades, and a
+        blocks network of several pairs with a dense block. Counts, band,
+        warnings and rule exact; log-volume within the rows' error bars."""
+        rng = np.random.default_rng(2027)
+        cases = {
+            # 0.3^i from 1 to ~1e-13 in each factor: products fill the range to 1e-26, through the cut
+            "through_cut": (rotated(0.3 ** np.arange(25), rng), rotated(0.3 ** np.arange(25), rng), 1.0, "float64"),
+            # a tiny negative β times the largest α: a saddle far below the top, above the floor
+            "hidden_saddle": (rotated(np.r_[np.logspace(2, -1, 12), np.zeros(4)], rng),
+                              rotated(np.r_[np.logspace(0, -2, 10), [-1e-5], np.zeros(5)], rng), 1.0, "float64"),
+            # scale < 0 flips every sign; repeated eigenvalues give tied products
+            "negative_scale": (rotated([2.0, 2.0, 1.0, 1.0, 0.5, 0.0, 0.0], rng),
+                               rotated([3.0, 1.0, 1.0, 0.25, 0.0], rng), -0.7, "float64"),
+            # float32 factors over six decades each
+            "wide32": (rotated(np.r_[np.logspace(0, -6, 20), np.zeros(4)], rng),
+                       rotated(np.r_[np.logspace(1, -5, 18), np.zeros(6)], rng), 1.0, "float32"),
+        }
+        f = self.path("kron_adversarial.h5")
+        with h5py.File(f, "w") as h5:
+            for name, (A, B, scale, dtype) in cases.items():
+                g = h5.create_group(name)
+                g.attrs["structure"] = "kron"
+                g.attrs["scale"] = scale
+                g["A"], g["B"] = A.astype(dtype), B.astype(dtype)
+                a, b = A.astype(dtype).astype(np.float64), B.astype(dtype).astype(np.float64)
+                # the matrix the stored factors stand for, stored in their type (as for G)
+                h5["twin_" + name] = (scale * np.kron(a, b)).astype(dtype)
+            net = h5.create_group("net")
+            net.attrs["structure"] = "blocks"
+            twins = []
+            for i, name in enumerate(["hidden_saddle", "negative_scale", "through_cut"]):
+                A, B, scale, _ = cases[name]
+                k = net.create_group("p%d" % i)
+                k.attrs["structure"] = "kron"
+                k.attrs["scale"] = scale
+                k["A"], k["B"] = A, B
+                twins.append(scale * np.kron(A, B))
+            D = rotated(np.r_[np.logspace(1, -3, 8), [-0.2], np.zeros(3)], rng)
+            net["p3_dense"] = D
+            h5["twin_net"] = block_diag(*twins, D)
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for name in list(cases) + ["net"]:
+            with self.subTest(structure=name):
+                row, twin = rows["/" + name], rows["/twin_" + name]
+                self.assertEqual(row["method"], "structured")
+                self.assertEqual(twin["method"], "dense")
+                for k in ("n", "rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut"):
+                    self.assertEqual(row[k], twin[k], "%s: structured %s, dense twin %s" % (k, row[k], twin[k]))
+                self.assertEqual(row["stored_type"], twin["stored_type"])
+                # A float32 twin is the product rounded to float32: its eigenvalues
+                # move by that rounding (as in assert_same_answer).
+                rel = 1e-5 if twin["stored_type"] == "float32" else 1e-9
+                self.assertAlmostEqual(row["tol"], twin["tol"], delta=rel * twin["tol"])
+                self.assertLessEqual(abs(row["log_volume"] - twin["log_volume"]),
+                                     row["log_volume_error"] + twin["log_volume_error"] + rel * abs(twin["log_volume"]))
+        self.assertEqual(rows["/hidden_saddle"]["negative"], 12)  # B's one negative times A's twelve positives
+        self.assertEqual(rows["/negative_scale"]["negative"], rows["/negative_scale"]["rank"])
+        self.assertIn("saddle", rows["/net"]["warnings"])
+
     def test_per_block_rows_follow_the_whole(self):
         p = run("volume", self.file + ":/model", "--per-block", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
