@@ -18,6 +18,20 @@ def main():
     unittest.main(module=caller, verbosity=1)
 
 
+def first_line(proc):
+    """The first line a running process writes to its stdout pipe, read a
+    byte at a time so that nothing past it is buffered: communicate() reads
+    the pipe's descriptor itself and never sees what a buffered readline()
+    took beyond the line (a second row written at once would be lost)."""
+    fd, line = proc.stdout.fileno(), bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode()
+
+
 class TempDirTest(unittest.TestCase):
     """A test case with a fresh temporary directory per test (self.dir)."""
     prefix = "basinvol-test-"

@@ -369,7 +369,7 @@ class BatchTest(clitest.TempDirTest):
         f = self.big_batch()
         proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        first = proc.stdout.readline()  # a row is out: the batch is running
+        first = clitest.first_line(proc)  # a row is out: the batch is running
         self.assertTrue(first.startswith("{"))
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=120)

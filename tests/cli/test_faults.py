@@ -571,7 +571,7 @@ class ReadingFaults(FaultBase):
         size = os.path.getsize(a)
         proc = subprocess.Popen([BIN, "volume", a, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        first = proc.stdout.readline()  # listed and reading: now the file shrinks under it
+        first = clitest.first_line(proc)  # listed and reading: now the file shrinks under it
         self.assertTrue(first.startswith("{"))
         os.truncate(a, size // 3)
         rest, err = proc.communicate(timeout=120)
@@ -609,7 +609,7 @@ class ReadingFaults(FaultBase):
         shutil.copyfile(copies[0], f)
         proc = subprocess.Popen([BIN, "volume", *([f] * 60), "-f", "jsonl", "--method", "dense", "-j", "1"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        first = proc.stdout.readline()  # listed, and one row read before any rewrite
+        first = clitest.first_line(proc)  # listed, and one row read before any rewrite
         # The writer runs until every read is done, so that the reads overlap
         # writes however the machine schedules the two processes.
         writer = subprocess.Popen([sys.executable, "-c", (
