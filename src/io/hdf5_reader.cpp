@@ -3,6 +3,7 @@
 // folded into our InputError.
 #include "chunk_reader.hpp"
 #include "hdf5_detail.hpp"
+#include "../huge_pages.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
@@ -646,6 +647,7 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     else m64.resize(N, N);
     void* buf = f32 ? static_cast<void*>(m32.data()) : static_cast<void*>(m64.data());
     const std::size_t bytes = n * n * (f32 ? sizeof(float) : sizeof(double));
+    detail::advise_huge_pages(buf, bytes);
     detail::read_isolated(info.source(), bytes, opt, [&](void* to) { read_values(info, opt, f32, to); }, buf);
     return f32 ? Hessian::validated(info, std::move(m32), opt) : Hessian::validated(info, std::move(m64), opt);
 }

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import unittest
+import zlib
 
 import clitest
 
@@ -99,6 +100,15 @@ def corrupt_chunks(name, **dataset_options):
     for c in chunks:
         flip_bytes(file, c.byte_offset + c.size // 2, min(16, c.size // 4))
     return file
+
+
+def replaced_chunk(name, raw):
+    """A gzip dataset whose chunk at [16, 0] (not the first) holds `raw` as
+    its stored bytes."""
+    def build(f):
+        d = f.create_dataset("hessian", data=H_LARGE, chunks=(16, 16), compression="gzip")
+        d.id.write_direct_chunk((16, 0), raw)
+    return h5(name, build)
 
 
 # --------------------------------------------------------------------------
@@ -307,6 +317,13 @@ BAD = {
     "corrupt_superblock": (_corrupt_superblock, ["HDF5"]),
     "corrupt_gzip_chunks": (lambda: corrupt_chunks("corrupt_gzip.h5", compression="gzip"),
                             [":/hessian", "chunk", "corrupt"]),
+    # A chunk index that claims more bytes than deflate can make of a chunk
+    # (16·16 doubles): refused before a buffer of that size is asked for.
+    "oversized_gzip_chunk": (lambda: replaced_chunk("oversized_chunk.h5", np.random.default_rng(3).bytes(65536)),
+                             [":/hessian", "chunk at [16, 0] claims 65536 compressed bytes", "corrupt data"]),
+    # A well-formed zlib stream of fewer bytes than the chunk holds.
+    "short_gzip_chunk": (lambda: replaced_chunk("short_chunk.h5", zlib.compress(bytes(100))),
+                         [":/hessian", "chunk at [16, 0]: wrong size (corrupt data)"]),
     "corrupt_fletcher32_chunks": (lambda: corrupt_chunks("corrupt_fletcher32.h5", fletcher32=True),
                                   [":/hessian", "cannot read dataset values", "checksum"]),
     "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode"]),
