@@ -2,6 +2,7 @@
 // within the asymmetry limit) and its norms are measured, whatever produced
 // it (an HDF5 reader, an array in memory). The value rules and their
 // messages are the ones every reader shares (io/reader.hpp).
+#include "huge_pages.hpp"
 #include "threads.hpp"
 
 #include <basinvol/error.hpp>
@@ -237,10 +238,23 @@ const Eigen::MatrixXd& Hessian::f64() const {
     return f64_;
 }
 
-Eigen::MatrixXd Hessian::to_f64() const { return is_f32() ? Eigen::MatrixXd(f32_.cast<double>()) : f64_; }
+namespace {
+
+// A float64 copy of a matrix, in memory that asks for huge pages.
+template <class M>
+Eigen::MatrixXd copy_f64(const M& m) {
+    Eigen::MatrixXd out(m.rows(), m.cols());
+    detail::advise_huge_pages(out.data(), static_cast<std::size_t>(out.size()) * sizeof(double));
+    out = m.template cast<double>();
+    return out;
+}
+
+}  // namespace
+
+Eigen::MatrixXd Hessian::to_f64() const { return is_f32() ? copy_f64(f32_) : copy_f64(f64_); }
 
 Eigen::MatrixXd Hessian::release_f64() {
-    Eigen::MatrixXd out = is_f32() ? Eigen::MatrixXd(f32_.cast<double>()) : std::move(f64_);
+    Eigen::MatrixXd out = is_f32() ? copy_f64(f32_) : std::move(f64_);
     f32_.resize(0, 0);
     f64_.resize(0, 0);
     return out;
