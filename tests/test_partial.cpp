@@ -60,6 +60,17 @@ TEST_CASE("the operator's products and certificate agree with plain Eigen") {
         theta << 3, -1, 0.5, 2, 7;
         double expect = (ref - v * theta.asDiagonal() * v.transpose()).norm();
         CHECK(op.residual_frobenius(v, theta) == doctest::Approx(expect).epsilon(1e-12));
+        // The fused form: the certificate for A·Bᵀ and W = H·Q in the same
+        // pass, W assembled from the lower trapezoids of panels of 256
+        // columns (n = 300: a product across the two panels is needed).
+        Eigen::MatrixXd a = Eigen::MatrixXd::Random(300, 4), q = Eigen::MatrixXd::Random(300, 6), w;
+        expect = (ref - a * a.transpose()).norm();
+        CHECK(op.residual_frobenius(a, a, &q, &w) == doctest::Approx(expect).epsilon(1e-12));
+        CHECK((w - ref * q).norm() <= 1e-12 * ref.norm() * q.norm());
+        // No factor: the certificate is ‖H‖_F.
+        CHECK(op.residual_frobenius(Eigen::MatrixXd(300, 0), Eigen::MatrixXd(300, 0), &q, &w) ==
+              doctest::Approx(ref.norm()).epsilon(1e-12));
+        CHECK((w - ref * q).norm() <= 1e-12 * ref.norm() * q.norm());
     }
 }
 
@@ -85,6 +96,45 @@ TEST_CASE("sketch and Lanczos match dense on low-rank float64 Hessians, negative
         check_same(c, d);
         CHECK(s.residual_bound <= s.tol);
         CHECK(d.rank == 60);
+    }
+}
+
+TEST_CASE("float64 column Cholesky: eig(LLᵀ) when the certificate is at rounding, Ritz values when it is above") {
+    // Rank 40 of n = 800 on 40 random coordinates (a large diagonal, so the
+    // pivots' stop, 4·ε·√n·max diag, sits near ε·√n·‖H‖), plus c·I: c = 0
+    // leaves ρ at rounding and the values of LLᵀ are listed (one pass); c =
+    // 6·ε·‖H‖, under the stop, leaves ρ ≈ c·√760 ≈ 165·ε·‖H‖, above the
+    // rounding ε·√n·‖H‖_F and under the dtype tol n·ε·‖H‖: H·Q is formed for
+    // the Ritz values (a second pass).
+    const Eigen::Index n = 800, r = 40;
+    const Eigen::MatrixXd b = with_spectrum(geometric(r, 10, 0.1), 31);
+    std::vector<Eigen::Index> at(static_cast<std::size_t>(n));
+    for (Eigen::Index i = 0; i < n; ++i) at[static_cast<std::size_t>(i)] = (i * 389) % n;  // 389 is prime to 800
+    Eigen::MatrixXd m = Eigen::MatrixXd::Zero(n, n);
+    for (Eigen::Index i = 0; i < r; ++i)
+        for (Eigen::Index j = 0; j < r; ++j) m(at[std::size_t(i)], at[std::size_t(j)]) = b(i, j);
+    const double eps = std::numeric_limits<double>::epsilon();
+    for (double c : {0.0, 6 * eps * 10}) {
+        CAPTURE(c);
+        Hessian h = make_hessian(Eigen::MatrixXd(m + c * Eigen::MatrixXd::Identity(n, n)));
+        Hessian dense_copy = h;
+        const Spectrum d = dense_spectrum(dense_copy);
+        const std::optional<Spectrum> s = cholesky_spectrum(h);
+        REQUIRE(s);
+        REQUIRE(s->values.size() == std::size_t(r));
+        const bool ritz = c > 0;
+        CHECK(s->stats.passes == (ritz ? 2u : 1u));
+        CHECK((s->rest_bound > eps * std::sqrt(double(n)) * h.frobenius()) == ritz);
+        CHECK(s->value_error == doctest::Approx((ritz ? 2 : 1) * s->rest_bound));
+        // The listed values against dense's largest, within the stated error
+        // and to 1e-9 relative; the others within rest_bound of zero.
+        for (Eigen::Index i = 0; i < r; ++i) {
+            const double listed = s->values[std::size_t(r - 1 - i)], exact = d.values[std::size_t(n - 1 - i)];
+            CHECK(std::abs(listed - exact) <= s->value_error + 8 * eps * 10);
+            CHECK(listed == doctest::Approx(exact).epsilon(1e-9));
+        }
+        for (Eigen::Index i = 0; i < n - r; ++i) CHECK(std::abs(d.values[std::size_t(i)]) <= s->rest_bound);
+        check_same(run(h, Method::cholesky), run(h, Method::dense));
     }
 }
 

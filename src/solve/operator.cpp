@@ -81,33 +81,66 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
     const int n = static_cast<int>(n_), k = static_cast<int>(A.cols());
     // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
     const double scale = h_.frobenius() > 0 ? h_.frobenius() : 1.0;
-    long double sum = 0;
-    Eigen::MatrixXd C(n_, std::min(panel_width, n_));
+    const bool f32 = h_.is_f32();
+    const Eigen::Index width = std::min(panel_width, n_);
+    // Each column panel J = [j0, j0 + w) is read once, as its lower trapezoid
+    // H(j0:, J): in place for float64, widened into P for float32 (half the
+    // widening of a full panel). The residual goes to C for float64, and
+    // over the widened copy for float32.
+    Eigen::MatrixXd P(f32 ? n_ : 0, f32 ? width : 0), C(f32 ? 0 : n_, f32 ? 0 : width);
     if (Q) {
-        W->resize(n_, Q->cols());
+        W->setZero(n_, Q->cols());
         matvecs_ += static_cast<std::size_t>(Q->cols());
     }
-    for_each_panel(panel_width, [&](Eigen::Index j0, Eigen::Index w, const double* panel) {
-        if (Q)  // W(J, :) = H(:, J)ᵀ·Q = (H·Q)(J, :) by symmetry
-            blas::gemm('T', 'N', static_cast<int>(w), static_cast<int>(Q->cols()), n, 1.0, panel, n, Q->data(), n,
-                       0.0, W->data() + j0, n);
-        // Rows j0.. of the panel: the diagonal block once, the rows below it twice (symmetry).
-        const Eigen::Index m = n_ - j0;
-        C.topLeftCorner(m, w) =
-            Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>(panel + j0, m, w, Eigen::OuterStride<>(n_));
-        if (k > 0)  // C −= A(j0:, :)·B(J, :)ᵀ
-            blas::gemm('N', 'T', static_cast<int>(m), static_cast<int>(w), k, -1.0, A.data() + j0, n, B.data() + j0,
-                       n, 1.0, C.data(), static_cast<int>(C.rows()));
-        // Each column's sum in double (vectorized; its rounding, at most
-        // ~m·ε relative, is covered by the factor below), the columns' in
-        // long double.
+    ++passes_;
+    long double sum = 0;
+    for (Eigen::Index j0 = 0; j0 < n_; j0 += width) {
+        const Eigen::Index w = std::min(width, n_ - j0), m = n_ - j0;
+        const int wi = static_cast<int>(w), mi = static_cast<int>(m);
+        const double* lower = nullptr;
+        int ld = n;
+        if (f32) {
+            P.topLeftCorner(m, w) = h_.f32().block(j0, j0, m, w).cast<double>();
+            lower = P.data();
+            ld = static_cast<int>(P.rows());
+        } else {
+            lower = h_.f64().data() + j0 * n_ + j0;
+        }
+        if (Q) {  // W = H·Q from the lower trapezoids, each used twice by symmetry:
+            const int q = static_cast<int>(Q->cols());
+            // W(J, :) += H(j0:, J)ᵀ·Q(j0:, :), the columns J of H from row j0 down;
+            blas::gemm('T', 'N', wi, q, mi, 1.0, lower, ld, Q->data() + j0, n, 1.0, W->data() + j0, n);
+            // W(j0+w:, :) += H(j0+w:, J)·Q(J, :), the same entries as rows j0+w.. of H.
+            if (m > w)
+                blas::gemm('N', 'N', mi - wi, q, wi, 1.0, lower + w, ld, Q->data() + j0, n, 1.0, W->data() + j0 + w,
+                           n);
+        }
+        // The residual panel R = H(j0:, J) − A(j0:, :)·B(J, :)ᵀ.
+        const double* r = lower;
+        int ldr = ld;
+        if (k > 0 && f32) {
+            blas::gemm('N', 'T', mi, wi, k, -1.0, A.data() + j0, n, B.data() + j0, n, 1.0, P.data(), ld);
+        } else if (k > 0) {
+            blas::gemm('N', 'T', mi, wi, k, -1.0, A.data() + j0, n, B.data() + j0, n, 0.0, C.data(),
+                       static_cast<int>(C.rows()));
+            r = C.data();
+            ldr = static_cast<int>(C.rows());
+        }
+        // The diagonal block once, the rows below it twice (symmetry). Each
+        // column's sum in double (vectorized; its rounding, at most ~m·ε
+        // relative, is covered by the factor below), the columns' in long double.
+        const bool add_h = k > 0 && !f32;  // C holds −A·Bᵀ only: add H's entries
         for (Eigen::Index c = 0; c < w; ++c) {
-            const auto col = C.col(c);
-            const double block = (col.head(w) / scale).squaredNorm();
-            const double below = m > w ? (col.segment(w, m - w) / scale).squaredNorm() : 0.0;
+            const Eigen::Map<const Eigen::VectorXd> rc(r + c * ldr, m);
+            const Eigen::Map<const Eigen::VectorXd> hc(lower + c * ld, m);
+            const double block = add_h ? ((hc.head(w) + rc.head(w)) / scale).squaredNorm()
+                                       : (rc.head(w) / scale).squaredNorm();
+            const double below = m == w ? 0.0
+                                 : add_h ? ((hc.tail(m - w) + rc.tail(m - w)) / scale).squaredNorm()
+                                         : (rc.tail(m - w) / scale).squaredNorm();
             sum += static_cast<long double>(block) + 2.0L * below;
         }
-    });
+    }
     return scale * std::sqrt(static_cast<double>(sum)) * (1 + static_cast<double>(n_) * eps);
 }
 

@@ -36,7 +36,7 @@ public:
 
     // ‖H − A·Bᵀ‖_F for A, B of n×k whose product is symmetric (V and V·diag(θ),
     // or L and L), one pass over the lower triangle of H; when Q is given, the
-    // same pass also forms W = H·Q.
+    // same pass also forms W = H·Q (from the lower triangle, by symmetry).
     double residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXd* Q,
                               Eigen::MatrixXd* W) const;
 
