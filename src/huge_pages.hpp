@@ -24,4 +24,10 @@ inline void advise_huge_pages(void* p, std::size_t bytes) {
     if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
+// The same for the storage of a dense Eigen matrix.
+template <class Matrix>
+void advise_huge_pages(Matrix& m) {
+    advise_huge_pages(m.data(), static_cast<std::size_t>(m.size()) * sizeof(typename Matrix::Scalar));
+}
+
 }  // namespace basinvol::detail

@@ -4,6 +4,7 @@
 // up to about 0.75·n, where it stays ahead of dense dsyevd.
 #include "blas.hpp"
 #include "detail.hpp"
+#include "../huge_pages.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
@@ -70,6 +71,7 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     Eigen::VectorXd d = op.diagonal();
     const double stop = pivot_stop(h, d.maxCoeff());
     Eigen::MatrixXd L(n, std::min<Eigen::Index>(64, Eigen::Index(max_k)));
+    advise_huge_pages(L);
     Eigen::VectorXd col(n);
     Eigen::Index r = 0;
     for (;;) {
@@ -90,7 +92,9 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     L.conservativeResize(Eigen::NoChange, r);
     s.stats.matvecs = static_cast<std::size_t>(r);
     // L = QR. The certificate ρ ≥ ‖H − LLᵀ‖_F, and Rayleigh–Ritz on range(L).
-    Eigen::MatrixXd Q = L, W;
+    Eigen::MatrixXd Q(n, r), W;
+    advise_huge_pages(Q);
+    Q = L;
     Eigen::VectorXd tau;
     const Eigen::MatrixXd R = r > 0 ? householder_qr(Q, tau) : Eigen::MatrixXd();
     if (r > 0 && !h.is_f32()) {

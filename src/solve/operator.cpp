@@ -1,4 +1,5 @@
 #include "blas.hpp"
+#include "../huge_pages.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
@@ -58,6 +59,7 @@ void HessianOperator::perform_op(const double* x, double* y) const {
 Eigen::MatrixXd HessianOperator::apply(const Eigen::MatrixXd& X) const {
     const int n = static_cast<int>(n_), k = static_cast<int>(X.cols());
     Eigen::MatrixXd Y(n_, X.cols());
+    detail::advise_huge_pages(Y);
     matvecs_ += static_cast<std::size_t>(k);
     if (!h_.is_f32()) {
         ++passes_;
@@ -88,8 +90,12 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
     // widening of a full panel). The residual goes to C for float64, and
     // over the widened copy for float32.
     Eigen::MatrixXd P(f32 ? n_ : 0, f32 ? width : 0), C(f32 ? 0 : n_, f32 ? 0 : width);
+    detail::advise_huge_pages(P);
+    detail::advise_huge_pages(C);
     if (Q) {
-        W->setZero(n_, Q->cols());
+        W->resize(n_, Q->cols());
+        detail::advise_huge_pages(*W);
+        W->setZero();
         matvecs_ += static_cast<std::size_t>(Q->cols());
     }
     ++passes_;
