@@ -1,7 +1,7 @@
 #pragma once
 // Work shared by a few threads, for the passes over one large matrix that
 // would otherwise leave cores idle (inflating chunks, checking values).
-#include <system_error>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -15,9 +15,10 @@ template <class Work>
 void run_on_threads(unsigned threads, Work work) {
     std::vector<std::thread> pool;
     try {
+        pool.reserve(threads);
         for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-    } catch (const std::system_error&) {
-        // fewer threads: the ones running take the rest
+    } catch (const std::exception&) {
+        // fewer threads (no thread or no memory for one): the ones running take the rest
     }
     work();
     for (auto& th : pool) th.join();

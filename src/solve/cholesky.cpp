@@ -36,12 +36,6 @@ double pivot_stop(const Hessian& h, double dmax) {
     return 4 * std::max(h.info.stored_eps, eps64 * std::sqrt(double(h.info.n))) * dmax;
 }
 
-// γ_k = k·u/(1 − k·u), u = ε/2: the relative rounding of a k-term dot product.
-double gamma(double k) {
-    const double ku = k * eps64 / 2;
-    return ku / (1 - ku);
-}
-
 // The factored form does not recompute H − LLᵀ in the pivot rows and columns;
 // it bounds them by Cholesky's backward error, |ΔH| ≤ γ_{r+1}·|L||L|ᵀ, and the
 // rounding of S by γ_{r+1}·(|H| + |L||L|ᵀ). Worth starting only when that
@@ -99,10 +93,13 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     const Eigen::MatrixXd R = r > 0 ? householder_qr(Q, tau) : Eigen::MatrixXd();
     if (r > 0 && !h.is_f32()) {
         // Float64: the certificate alone first (a third of the products of the
-        // fused pass). When ρ is under the rounding every partial row is
-        // allowed (4·ε·√n·‖H‖_F, analyze.cpp), the Ritz values could move at
-        // most ρ from μ = eig(QᵀLLᵀQ) = eig(RRᵀ), the values of LLᵀ, which are
-        // within ρ of H's (Weyl): μ is listed with error ρ, and H·Q is not formed.
+        // fused pass). μ = eig(QᵀLLᵀQ) = eig(RRᵀ), the values of LLᵀ, are
+        // within ρ = ‖H − LLᵀ‖_F of H's (Weyl), and the Ritz values within ρ
+        // of μ. When ρ is under ε·√n·‖H‖_F, a quarter of the rounding
+        // allowance every partial row carries (analyze.cpp: the rounding of
+        // these products, which float64's cut at n·ε·‖H‖ leaves no room to
+        // bound term by term), refining μ cannot gain what that allowance
+        // does not already cover: μ is listed with error ρ, and H·Q is not formed.
         s.rest_bound = op.residual_frobenius(L, L, nullptr, nullptr);
         if (r < n && s.rest_bound <= eps64 * std::sqrt(static_cast<double>(n)) * h.frobenius()) {
             Eigen::MatrixXd B = R * R.transpose();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -17,6 +18,12 @@ namespace basinvol::detail {
 using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t0);
+
+// γ_k = k·u/(1 − k·u), u = ε/2: the relative rounding of a k-term dot product.
+inline double gamma(double k) {
+    const double ku = k * std::numeric_limits<double>::epsilon() / 2;
+    return ku / (1 - ku);
+}
 
 // The Ritz-pair budget of the partial methods: options.max_k, else n/4.
 std::size_t max_pairs(const Hessian& h, const PartialOptions& o);

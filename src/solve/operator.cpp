@@ -112,7 +112,7 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
         } else {
             lower = h_.f64().data() + j0 * n_ + j0;
         }
-        if (Q) {  // W = H·Q from the lower trapezoids, each used twice by symmetry:
+        if (Q && Q->cols() > 0) {  // W = H·Q from the lower trapezoids, each used twice by symmetry:
             const int q = static_cast<int>(Q->cols());
             // W(J, :) += H(j0:, J)ᵀ·Q(j0:, :), the columns J of H from row j0 down;
             blas::gemm('T', 'N', wi, q, mi, 1.0, lower, ld, Q->data() + j0, n, 1.0, W->data() + j0, n);

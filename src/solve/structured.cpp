@@ -26,12 +26,6 @@ struct Accumulator {
     double value_error = 0;
 };
 
-// γ_k = k·u/(1 − k·u), u = ε/2: the relative rounding of a k-term dot product.
-double gamma(double k) {
-    const double ku = k * eps64 / 2;
-    return ku / (1 - ku);
-}
-
 void check_int(std::size_t v, const std::string& where) {
     if (v > static_cast<std::size_t>(INT_MAX)) throw NumericError(where + ": a dimension of " + std::to_string(v) + " is too large for LAPACK");
 }
@@ -84,7 +78,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
     // ‖ΔK‖₂ ≤ γ·‖G‖_F²; LAPACK adds ε·‖K‖.
     const double inner = small_m ? n : m;
-    acc.value_error = std::max(acc.value_error, std::abs(p.scale) * gamma(inner) * g2 + eps64 * k_norm);
+    acc.value_error = std::max(acc.value_error, std::abs(p.scale) * detail::gamma(inner) * g2 + eps64 * k_norm);
 }
 
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,

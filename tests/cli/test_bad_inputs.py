@@ -317,10 +317,11 @@ BAD = {
     "corrupt_superblock": (_corrupt_superblock, ["HDF5"]),
     "corrupt_gzip_chunks": (lambda: corrupt_chunks("corrupt_gzip.h5", compression="gzip"),
                             [":/hessian", "chunk", "corrupt"]),
-    # A chunk index that claims more bytes than deflate can make of a chunk
-    # (16·16 doubles): refused before a buffer of that size is asked for.
+    # A chunk index that claims over twice a chunk's plain size (16·16
+    # doubles): refused before a buffer of that size is asked for.
     "oversized_gzip_chunk": (lambda: replaced_chunk("oversized_chunk.h5", np.random.default_rng(3).bytes(65536)),
-                             [":/hessian", "chunk at [16, 0] claims 65536 compressed bytes", "corrupt data"]),
+                             [":/hessian", "chunk at [16, 0] claims 65536 compressed bytes, over twice its 2048",
+                              "corrupt data"]),
     # A well-formed zlib stream of fewer bytes than the chunk holds.
     "short_gzip_chunk": (lambda: replaced_chunk("short_chunk.h5", zlib.compress(bytes(100))),
                          [":/hessian", "chunk at [16, 0]: wrong size (corrupt data)"]),

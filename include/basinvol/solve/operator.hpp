@@ -35,8 +35,10 @@ public:
     double residual_frobenius(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) const;
 
     // ‖H − A·Bᵀ‖_F for A, B of n×k whose product is symmetric (V and V·diag(θ),
-    // or L and L), one pass over the lower triangle of H; when Q is given, the
-    // same pass also forms W = H·Q (from the lower triangle, by symmetry).
+    // or L and L), one pass over the lower triangle of H, computed in double
+    // and widened for its summation (the rounding of forming A·Bᵀ is the
+    // row's rounding allowance, analyze.cpp); when Q is given, the same pass
+    // also forms W = H·Q (from the lower triangle, by symmetry).
     double residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXd* Q,
                               Eigen::MatrixXd* W) const;
 
