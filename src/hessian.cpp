@@ -244,7 +244,7 @@ namespace {
 template <class M>
 Eigen::MatrixXd copy_f64(const M& m) {
     Eigen::MatrixXd out(m.rows(), m.cols());
-    detail::advise_huge_pages(out.data(), static_cast<std::size_t>(out.size()) * sizeof(double));
+    detail::advise_huge_pages(out);
     out = m.template cast<double>();
     return out;
 }

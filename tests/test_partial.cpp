@@ -193,6 +193,49 @@ TEST_CASE("float64 column Cholesky against dense on adversarial families: values
     CHECK(shortcut >= 6);  // the eig(LLᵀ) branch was among those exercised
 }
 
+TEST_CASE("float32 column Cholesky against dense on adversarial families: values at the cut, hidden saddles, wide ranges") {
+    // The certificate pass over float32 panels (lower trapezoids widened,
+    // H·Q by symmetry) on four families of rank r ≤ n/8 of n = 500, stored
+    // as float32 (dtype tol n·ε₃₂ ≈ 6e-5, λmax = 1): the smallest values
+    // straddling the tol; a saddle of −1e-3 hidden among positive values
+    // (the certificate must refuse it); values over 7 decades, running far
+    // under the tol into the stored rounding; values within a factor 100.
+    // The answer must be dense's on the same stored values.
+    const std::size_t n = 500;
+    const double tol = n * double(std::numeric_limits<float>::epsilon());
+    int cholesky = 0;
+    for (std::uint32_t seed = 1; seed <= 24; ++seed) {
+        CAPTURE(seed);
+        const std::uint32_t family = seed % 4;
+        const std::size_t r = 20 + (seed * 7) % 40;
+        std::vector<double> e = geometric(r, 1.0, family == 2 ? 1e-7 : family == 3 ? 0.01 : 1e-2);
+        if (family == 0) {
+            const double at[] = {0.3, 0.8, 1.2, 3.0};
+            for (std::size_t i = 0; i < 4; ++i) e[r - 1 - i] = at[i] * tol;
+        }
+        if (family == 1) e[r / 2] = -1e-3 * (1 + seed % 3);
+        e.resize(n, 0.0);
+        const Hessian h = make_hessian(Eigen::MatrixXf(with_spectrum(e, 200 + seed).cast<float>()));
+        const Row c = run(h, Method::cholesky), d = run(h, Method::dense);
+        REQUIRE(c.ok);
+        REQUIRE(d.ok);
+        if (c.method == "cholesky") ++cholesky;
+        if (family == 1) {
+            CHECK(c.method == "dense");  // the certificate refused the saddle
+            CHECK(d.negative == 1);
+        }
+        CHECK(c.dim_low <= d.dim_high);
+        CHECK(d.dim_low <= c.dim_high);
+        if (c.dim_low == c.dim_high && d.dim_low == d.dim_high) {
+            CHECK(c.dim == d.dim);
+            CHECK(c.negative == d.negative);
+            CHECK(std::abs(c.log_volume - d.log_volume) <=
+                  c.log_volume_error + d.log_volume_error + 1e-9 * std::abs(d.log_volume));
+        }
+    }
+    CHECK(cholesky >= 6);  // the float32 certificate pass decided rows itself
+}
+
 TEST_CASE("sketch and Cholesky match dense on a float32-stored low-rank Hessian") {
     std::vector<double> e = geometric(50, 10, 0.1);
     e.resize(700, 0.0);
