@@ -33,6 +33,27 @@ void check_same(const Row& partial, const Row& dense) {
     CHECK(partial.certified);
 }
 
+// The contract a partial spectrum states, checked value by value against
+// dense's eigenvalues of the same stored matrix: sorted, the found values
+// padded with n − k zeros pair one to one with dense's, each within
+// value_error (a listed value) or rest_bound (an unseen one) — Weyl, whose
+// pairing survives the padding since a sorted merge with the same zeros is
+// 1-Lipschitz. `slack` is rounding: the partial rows' allowance
+// 4·√n·ε·‖H‖_F, dense's own ε·‖H‖, with room.
+void check_pairing(const Spectrum& s, const std::vector<double>& dense, double frobenius) {
+    REQUIRE(dense.size() == s.n);
+    REQUIRE(s.values.size() <= s.n);
+    std::vector<double> padded = s.values;
+    padded.resize(s.n, 0.0);
+    std::sort(padded.begin(), padded.end());
+    const double slack = 8 * std::sqrt(double(s.n)) * std::numeric_limits<double>::epsilon() * frobenius;
+    const double within = std::max(s.value_error, s.rest_bound) + slack;
+    for (std::size_t i = 0; i < s.n; ++i) {
+        CAPTURE(i);
+        CHECK(std::abs(padded[i] - dense[i]) <= within);
+    }
+}
+
 // Low rank r of n: spectrum spanning six decades, some of it negative.
 std::vector<double> lowrank(std::size_t n, std::size_t r, bool negatives) {
     std::vector<double> e = geometric(r, 1e2, 1e-4);
@@ -170,10 +191,17 @@ TEST_CASE("float64 column Cholesky against dense on adversarial families: values
         const Row c = run(h, Method::cholesky), d = run(h, Method::dense);
         REQUIRE(c.ok);
         REQUIRE(d.ok);
+        // Whichever branch ran, the spectrum it states holds value by value.
+        Hessian dense_copy = h;
+        const std::optional<Spectrum> s = cholesky_spectrum(h);
+        REQUIRE(s);
+        REQUIRE(!s->too_large);  // r ≤ 59, under the n/4 budget
+        check_pairing(*s, dense_spectrum(dense_copy).values, h.frobenius());
         if (c.method == "cholesky" && c.stats && c.stats->passes == 1) ++shortcut;
         if (family == 2) CHECK(!(c.method == "cholesky" && c.stats && c.stats->passes == 1));  // blurred by ρ
         if (family == 1) {
-            CHECK(c.method == "dense");  // the certificate refused the saddle
+            CHECK(c.method == "dense");  // the certificate refused the saddle ...
+            CHECK(c.solver_note.find("rest bound") != std::string::npos);  // ... not the diagonal
             CHECK(d.negative == 1);
             ++saddles;
         }
@@ -219,9 +247,15 @@ TEST_CASE("float32 column Cholesky against dense on adversarial families: values
         const Row c = run(h, Method::cholesky), d = run(h, Method::dense);
         REQUIRE(c.ok);
         REQUIRE(d.ok);
+        Hessian dense_copy = h;
+        const std::optional<Spectrum> s = cholesky_spectrum(h);
+        REQUIRE(s);
+        REQUIRE(!s->too_large);  // r ≤ 59, under the n/4 budget
+        check_pairing(*s, dense_spectrum(dense_copy).values, h.frobenius());
         if (c.method == "cholesky") ++cholesky;
         if (family == 1) {
-            CHECK(c.method == "dense");  // the certificate refused the saddle
+            CHECK(c.method == "dense");  // the certificate refused the saddle ...
+            CHECK(c.solver_note.find("rest bound") != std::string::npos);  // ... not the diagonal
             CHECK(d.negative == 1);
         }
         CHECK(c.dim_low <= d.dim_high);

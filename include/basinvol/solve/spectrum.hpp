@@ -67,8 +67,12 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
 // and the certificate ‖H − LLᵀ‖_F (Weyl: the n − r other eigenvalues lie
 // within it of zero). Two forms, chosen by the likely rank:
 // - columns (likely rank ≤ n/8, float64 storage, or max_k set): reads only
-//   the r pivot columns of H, then one pass over H forms the Ritz values and
-//   the certificate; gives up past max_k pivots;
+//   the r pivot columns of H, then passes over H: float32 storage forms the
+//   Ritz values and the certificate in one; float64 forms the certificate
+//   first and lists the values of LLᵀ (within it of H's) when it is at
+//   rounding and they are far enough from zero for it not to move the
+//   log-volume, else makes a second pass for the Ritz values; gives up past
+//   max_k pivots;
 // - factored (likely rank > n/8, float32-like storage): LAPACK dpstrf on a
 //   float64 copy of H, the Schur complement S = H₂₂ − L₂L₂ᵀ from the stored
 //   values, and the Ritz values as eig(RRᵀ + Q₂ᵀSQ₂) with L = QR, all BLAS-3
