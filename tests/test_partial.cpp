@@ -54,6 +54,57 @@ void check_pairing(const Spectrum& s, const std::vector<double>& dense, double f
     }
 }
 
+// The column Cholesky tests' adversarial families, by seed % 4, of rank
+// r = 20 + (7·seed mod 40) ≤ n/8 and λmax = 1: 0, values down to `low` with
+// the smallest four at 0.3x to 3x of `tol`; 1, values down to `low` with
+// one a saddle of `saddle`·(1 + seed mod 3); 2, values down to `wide`; 3,
+// values down to `narrow`.
+struct Families {
+    double low, wide, narrow, saddle;
+};
+
+std::vector<double> adversarial(std::size_t n, std::uint32_t seed, double tol, const Families& f) {
+    const std::uint32_t family = seed % 4;
+    const std::size_t r = 20 + (seed * 7) % 40;
+    std::vector<double> e = geometric(r, 1.0, family == 2 ? f.wide : family == 3 ? f.narrow : f.low);
+    if (family == 0) {
+        const double at[] = {0.3, 0.8, 1.2, 3.0};
+        for (std::size_t i = 0; i < 4; ++i) e[r - 1 - i] = at[i] * tol;
+    }
+    if (family == 1) e[r / 2] = f.saddle * (1 + seed % 3);
+    e.resize(n, 0.0);
+    return e;
+}
+
+// One adversarial case: the Cholesky row against the dense row of the same
+// stored matrix (a saddle must be refused by the certificate, not by the
+// diagonal), and whichever branch ran, its spectrum value by value. Returns
+// {cholesky row, dense row}.
+std::pair<Row, Row> cholesky_against_dense(const Hessian& h, bool saddle) {
+    Row c = run(h, Method::cholesky), d = run(h, Method::dense);
+    REQUIRE(c.ok);
+    REQUIRE(d.ok);
+    Hessian dense_copy = h;
+    const std::optional<Spectrum> s = cholesky_spectrum(h);
+    REQUIRE(s);
+    REQUIRE(!s->too_large);  // r ≤ n/8, under the n/4 budget
+    check_pairing(*s, dense_spectrum(dense_copy).values, h.frobenius());
+    if (saddle) {
+        CHECK(c.method == "dense");
+        CHECK(c.solver_note.find("rest bound") != std::string::npos);
+        CHECK(d.negative == 1);
+    }
+    CHECK(c.dim_low <= d.dim_high);
+    CHECK(d.dim_low <= c.dim_high);
+    if (c.dim_low == c.dim_high && d.dim_low == d.dim_high) {
+        CHECK(c.dim == d.dim);
+        CHECK(c.negative == d.negative);
+        CHECK(std::abs(c.log_volume - d.log_volume) <=
+              c.log_volume_error + d.log_volume_error + 1e-9 * std::abs(d.log_volume));
+    }
+    return {c, d};
+}
+
 // Low rank r of n: spectrum spanning six decades, some of it negative.
 std::vector<double> lowrank(std::size_t n, std::size_t r, bool negatives) {
     std::vector<double> e = geometric(r, 1e2, 1e-4);
@@ -179,43 +230,16 @@ TEST_CASE("float64 column Cholesky against dense on adversarial families: values
     for (std::uint32_t seed = 1; seed <= 24; ++seed) {
         CAPTURE(seed);
         const std::uint32_t family = seed % 4;
-        const std::size_t r = 20 + (seed * 7) % 40;
-        std::vector<double> e = geometric(r, 1.0, family == 2 ? 1e-11 : family == 3 ? 0.05 : 1e-6);
-        if (family == 0) {
-            const double at[] = {0.3, 0.8, 1.2, 3.0};
-            for (std::size_t i = 0; i < 4; ++i) e[r - 1 - i] = at[i] * tol;
-        }
-        if (family == 1) e[r / 2] = -1e-6 * (1 + seed % 3);
-        e.resize(n, 0.0);
+        const std::vector<double> e = adversarial(n, seed, tol, {1e-6, 1e-11, 0.05, -1e-6});
         const Hessian h = make_hessian(with_spectrum(e, 100 + seed));
-        const Row c = run(h, Method::cholesky), d = run(h, Method::dense);
-        REQUIRE(c.ok);
-        REQUIRE(d.ok);
-        // Whichever branch ran, the spectrum it states holds value by value.
-        Hessian dense_copy = h;
-        const std::optional<Spectrum> s = cholesky_spectrum(h);
-        REQUIRE(s);
-        REQUIRE(!s->too_large);  // r ≤ 59, under the n/4 budget
-        check_pairing(*s, dense_spectrum(dense_copy).values, h.frobenius());
+        const auto [c, d] = cholesky_against_dense(h, family == 1);
         if (c.method == "cholesky" && c.stats && c.stats->passes == 1) ++shortcut;
         if (family == 2) CHECK(!(c.method == "cholesky" && c.stats && c.stats->passes == 1));  // blurred by ρ
-        if (family == 1) {
-            CHECK(c.method == "dense");  // the certificate refused the saddle ...
-            CHECK(c.solver_note.find("rest bound") != std::string::npos);  // ... not the diagonal
-            CHECK(d.negative == 1);
-            ++saddles;
-        }
-        CHECK(c.dim_low <= d.dim_high);
-        CHECK(d.dim_low <= c.dim_high);
-        if (c.dim_low == c.dim_high && d.dim_low == d.dim_high) {
-            CHECK(c.dim == d.dim);
-            CHECK(c.negative == d.negative);
-            CHECK(std::abs(c.log_volume - d.log_volume) <=
-                  c.log_volume_error + d.log_volume_error + 1e-9 * std::abs(d.log_volume));
-            // What users compare; not for values at 1e-11 of the largest,
-            // which no backward-stable solver, dense included, gets to 1e-9.
-            if (family != 2) CHECK(c.log_volume == doctest::Approx(d.log_volume).epsilon(1e-9));
-        }
+        if (family == 1) ++saddles;
+        // What users compare; not for values at 1e-11 of the largest, which
+        // no backward-stable solver, dense included, gets to 1e-9.
+        if (family != 2 && c.dim_low == c.dim_high && d.dim_low == d.dim_high)
+            CHECK(c.log_volume == doctest::Approx(d.log_volume).epsilon(1e-9));
     }
     CHECK(saddles == 6);
     CHECK(shortcut >= 6);  // the eig(LLᵀ) branch was among those exercised
@@ -234,38 +258,9 @@ TEST_CASE("float32 column Cholesky against dense on adversarial families: values
     int cholesky = 0;
     for (std::uint32_t seed = 1; seed <= 24; ++seed) {
         CAPTURE(seed);
-        const std::uint32_t family = seed % 4;
-        const std::size_t r = 20 + (seed * 7) % 40;
-        std::vector<double> e = geometric(r, 1.0, family == 2 ? 1e-7 : family == 3 ? 0.01 : 1e-2);
-        if (family == 0) {
-            const double at[] = {0.3, 0.8, 1.2, 3.0};
-            for (std::size_t i = 0; i < 4; ++i) e[r - 1 - i] = at[i] * tol;
-        }
-        if (family == 1) e[r / 2] = -1e-3 * (1 + seed % 3);
-        e.resize(n, 0.0);
+        const std::vector<double> e = adversarial(n, seed, tol, {1e-2, 1e-7, 0.01, -1e-3});
         const Hessian h = make_hessian(Eigen::MatrixXf(with_spectrum(e, 200 + seed).cast<float>()));
-        const Row c = run(h, Method::cholesky), d = run(h, Method::dense);
-        REQUIRE(c.ok);
-        REQUIRE(d.ok);
-        Hessian dense_copy = h;
-        const std::optional<Spectrum> s = cholesky_spectrum(h);
-        REQUIRE(s);
-        REQUIRE(!s->too_large);  // r ≤ 59, under the n/4 budget
-        check_pairing(*s, dense_spectrum(dense_copy).values, h.frobenius());
-        if (c.method == "cholesky") ++cholesky;
-        if (family == 1) {
-            CHECK(c.method == "dense");  // the certificate refused the saddle ...
-            CHECK(c.solver_note.find("rest bound") != std::string::npos);  // ... not the diagonal
-            CHECK(d.negative == 1);
-        }
-        CHECK(c.dim_low <= d.dim_high);
-        CHECK(d.dim_low <= c.dim_high);
-        if (c.dim_low == c.dim_high && d.dim_low == d.dim_high) {
-            CHECK(c.dim == d.dim);
-            CHECK(c.negative == d.negative);
-            CHECK(std::abs(c.log_volume - d.log_volume) <=
-                  c.log_volume_error + d.log_volume_error + 1e-9 * std::abs(d.log_volume));
-        }
+        if (cholesky_against_dense(h, seed % 4 == 1).first.method == "cholesky") ++cholesky;
     }
     CHECK(cholesky >= 6);  // the float32 certificate pass decided rows itself
 }
