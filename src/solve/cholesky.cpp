@@ -61,9 +61,9 @@ void pair_values(Spectrum& s, bool ritz) {
 // moves the log-volume by at most 1e-12 of its size: ½·Σ log(1 + ρ/(μᵢ − ρ))
 // ≤ ½·Σ ρ/(μᵢ − ρ) against ½·Σ |log μᵢ| (a size that, like the log-volume
 // itself, moves with H's units: the test is relative, as the comparison with
-// dense is). Never when a value lies within 2ρ of zero or is not finite. A float64 Hessian whose values run down to 1e-11 of the largest
-// fails this and gets its Ritz values (equal to dense's to ~1e-9, where μ
-// was 6e-8 off).
+// dense is). Never when a value lies within 2ρ of zero or is not finite. A
+// float64 Hessian whose values run down to 1e-11 of the largest fails this
+// and gets its Ritz values (equal to dense's to ~1e-9, where μ was 6e-8 off).
 bool settled_by_weyl(const std::vector<double>& mu, double rho) {
     double move = 0, size = 0;
     for (double m : mu) {
