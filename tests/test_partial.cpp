@@ -132,18 +132,47 @@ TEST_CASE("the operator's products and certificate agree with plain Eigen") {
         theta << 3, -1, 0.5, 2, 7;
         double expect = (ref - v * theta.asDiagonal() * v.transpose()).norm();
         CHECK(op.residual_frobenius(v, theta) == doctest::Approx(expect).epsilon(1e-12));
-        // The fused form: the certificate for A·Bᵀ and W = H·Q in the same
-        // pass, W assembled from the lower trapezoids of panels of 256
-        // columns (n = 300: a product across the two panels is needed).
-        Eigen::MatrixXd a = Eigen::MatrixXd::Random(300, 4), q = Eigen::MatrixXd::Random(300, 6), w;
-        expect = (ref - a * a.transpose()).norm();
-        CHECK(op.residual_frobenius(a, a, &q, &w) == doctest::Approx(expect).epsilon(1e-12));
-        CHECK((w - ref * q).norm() <= 1e-12 * ref.norm() * q.norm());
-        // No factor: the certificate is ‖H‖_F (W formed afresh).
-        w.setConstant(std::numeric_limits<double>::quiet_NaN());
-        CHECK(op.residual_frobenius(Eigen::MatrixXd(300, 0), Eigen::MatrixXd(300, 0), &q, &w) ==
-              doctest::Approx(ref.norm()).epsilon(1e-12));
-        CHECK((w - ref * q).norm() <= 1e-12 * ref.norm() * q.norm());
+        // The fused form: the certificate for A·Bᵀ and E·Q, E = H − A·Bᵀ, in
+        // the same pass, E·Q assembled from the lower trapezoids of panels of
+        // 256 columns (n = 300: a product across the two panels is needed) in
+        // single precision, within its stated bound, which is itself tight:
+        // under 2·(γ₃₀₀ + 2u) of ‖E‖_F·‖Q‖_F in float.
+        Eigen::MatrixXd a = Eigen::MatrixXd::Random(300, 4), q = Eigen::MatrixXd::Random(300, 6);
+        const Eigen::MatrixXd e = ref - a * a.transpose();
+        HessianOperator::Residual res = op.residual_product(a, a, q);
+        CHECK(res.frobenius == doctest::Approx(e.norm()).epsilon(1e-12));
+        CHECK((res.EQ - e * q).norm() <= res.eq_error);
+        CHECK(res.eq_error <= 2 * 302 * 0x1p-24 * e.norm() * q.norm());
+        CHECK((res.EQ - e * q).norm() > 1e-12 * e.norm() * q.norm());  // it is single precision
+        // No factor: the certificate is ‖H‖_F, and E·Q = H·Q.
+        res = op.residual_product(Eigen::MatrixXd(300, 0), Eigen::MatrixXd(300, 0), q);
+        CHECK(res.frobenius == doctest::Approx(ref.norm()).epsilon(1e-12));
+        CHECK((res.EQ - ref * q).norm() <= res.eq_error);
+    }
+}
+
+TEST_CASE("the single-precision product keeps its bound across float's range") {
+    // Entries near 1e±200 (float64 storage) and 1e±30 (float32) would over-
+    // or underflow float unscaled; scaled by a power of two they keep their
+    // digits, and the bound holds in the matrix's own units (norms taken
+    // without overflow: stableNorm).
+    const Eigen::MatrixXd m = with_spectrum(lowrank(200, 15, true), 4);
+    const Eigen::MatrixXd a = Eigen::MatrixXd::Random(200, 3), q = Eigen::MatrixXd::Random(200, 5);
+    for (double scale : {1e-200, 1e-30, 1e30, 1e200}) {
+        for (bool f32 : {false, true}) {
+            if (f32 && std::abs(std::log10(scale)) > 35) continue;  // not a float32 matrix
+            CAPTURE(scale);
+            CAPTURE(f32);
+            const Eigen::MatrixXd ms = m * scale;
+            Hessian h = f32 ? make_hessian(Eigen::MatrixXf(ms.cast<float>())) : make_hessian(ms);
+            Eigen::MatrixXd ref = f32 ? Eigen::MatrixXd(ms.cast<float>().cast<double>()) : ms;
+            ref = (ref + ref.transpose()).eval() / 2;
+            const Eigen::MatrixXd as = a * std::sqrt(scale), e = ref - as * as.transpose();
+            const HessianOperator::Residual res = HessianOperator(h).residual_product(as, as, q);
+            CHECK(res.frobenius == doctest::Approx(e.stableNorm()).epsilon(1e-12));
+            CHECK((res.EQ - e * q).stableNorm() <= res.eq_error);
+            CHECK(res.eq_error <= 2 * 202 * 0x1p-24 * e.stableNorm() * q.stableNorm());
+        }
     }
 }
 

@@ -27,6 +27,12 @@ void dpotrf_(const char* uplo, const int* n, double* a, const int* lda, int* inf
 void dlauum_(const char* uplo, const int* n, double* a, const int* lda, int* info, std::size_t);
 void dpstrf_(const char* uplo, const int* n, double* a, const int* lda, int* piv, int* rank, const double* tol,
              double* work, int* info, std::size_t);
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc, std::size_t, std::size_t);
+void ssymm_(const char* side, const char* uplo, const int* m, const int* n, const float* alpha, const float* a,
+            const int* lda, const float* b, const int* ldb, const float* beta, float* c, const int* ldc,
+            std::size_t, std::size_t);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
              const int* lwork, int* iwork, const int* liwork, int* info, std::size_t, std::size_t);
 }
@@ -37,6 +43,12 @@ namespace basinvol::blas {
 inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                  int ldb, double beta, double* c, int ldc) {
     dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
+}
+
+// The same in single precision (single.hpp says where that is enough).
+inline void gemm(char ta, char tb, int m, int n, int k, float alpha, const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc) {
+    sgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
 }
 
 // C = alpha·A·Aᵀ + beta·C (trans 'N', A n×k) or alpha·AᵀA + beta·C (trans 'T',
@@ -50,6 +62,11 @@ inline void syrk(char uplo, char trans, int n, int k, double alpha, const double
 inline void symm(char side, char uplo, int m, int n, double alpha, const double* a, int lda, const double* b, int ldb,
                  double beta, double* c, int ldc) {
     dsymm_(&side, &uplo, &m, &n, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
+}
+
+inline void symm(char side, char uplo, int m, int n, float alpha, const float* a, int lda, const float* b, int ldb,
+                 float beta, float* c, int ldc) {
+    ssymm_(&side, &uplo, &m, &n, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
 }
 
 // B = alpha·op(A)·B (side 'L') or alpha·B·op(A) (side 'R'), A triangular.

@@ -4,6 +4,7 @@
 // up to about 0.75·n, where it stays ahead of dense dsyevd.
 #include "blas.hpp"
 #include "detail.hpp"
+#include "single.hpp"
 #include "../huge_pages.hpp"
 
 #include <basinvol/error.hpp>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 
@@ -51,9 +53,11 @@ bool rounding_fits(const HessianOperator& op, const Hessian& h) {
 // n − r eigenvalues paired with zero are the unseen ones. The Ritz values θ =
 // eig(QᵀHQ) lie within ‖Qᵀ(H − LLᵀ)Q‖ ≤ ρ of μ = eig(QᵀLLᵀQ), so each is
 // within 2ρ of its partner in eig(H); μ itself is within ρ.
-void pair_values(Spectrum& s, bool ritz) {
-    s.value_error = (ritz ? 2 : 1) * s.rest_bound;
-    s.complete = s.values.size() == s.n;
+// `formed` bounds the error of how the Ritz matrix was formed beyond rounding
+// (its single-precision correction); with it, even n values are not exact.
+void pair_values(Spectrum& s, bool ritz, double formed = 0) {
+    s.value_error = (ritz ? 2 : 1) * s.rest_bound + formed;
+    s.complete = s.values.size() == s.n && formed == 0;
     if (s.complete) s.rest_bound = s.value_error = 0;
 }
 
@@ -72,6 +76,17 @@ bool settled_by_weyl(const std::vector<double>& mu, double rho) {
         size += std::abs(std::log(m));
     }
     return move <= 1e-12 * std::max(2.0, size);
+}
+
+// The Ritz values eig(QᵀW + RRᵀ): W = H·Q with R empty, or W = (H − LLᵀ)·Q
+// with L = QR.
+std::vector<double> ritz_values(const Eigen::MatrixXd& Q, const Eigen::MatrixXd& W, const Eigen::MatrixXd& R) {
+    const int n = static_cast<int>(Q.rows()), r = static_cast<int>(Q.cols());
+    Eigen::MatrixXd B(r, r);
+    if (R.size() > 0) B.noalias() = R * R.transpose();
+    blas::gemm('T', 'N', r, r, n, 1.0, Q.data(), n, W.data(), n, R.size() > 0 ? 1.0 : 0.0, B.data(), r);
+    B = (B + B.transpose()).eval() / 2;
+    return symmetric_eigenvalues(B.data(), r, r, 'L');
 }
 
 std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& o, const HessianOperator& op,
@@ -103,11 +118,12 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     L.conservativeResize(Eigen::NoChange, r);
     s.stats.matvecs = static_cast<std::size_t>(r);
     // L = QR. The certificate ρ ≥ ‖H − LLᵀ‖_F, and Rayleigh–Ritz on range(L).
-    Eigen::MatrixXd Q(n, r), W;
+    Eigen::MatrixXd Q(n, r);
     advise_huge_pages(Q);
     Q = L;
     Eigen::VectorXd tau;
     const Eigen::MatrixXd R = r > 0 ? householder_qr(Q, tau) : Eigen::MatrixXd();
+    if (r == 0) s.rest_bound = op.residual_frobenius(L, L);
     if (r > 0 && !h.is_f32()) {
         // Float64: the certificate alone first (a third of the products of the
         // fused pass). μ = eig(QᵀLLᵀQ) = eig(RRᵀ), the values of LLᵀ, are
@@ -120,7 +136,7 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
         // The values of LLᵀ are also kept only while ρ cannot move the
         // log-volume visibly (settled_by_weyl): small values that ρ would
         // blur get their Ritz values.
-        s.rest_bound = op.residual_frobenius(L, L, nullptr, nullptr);
+        s.rest_bound = op.residual_frobenius(L, L);
         if (r < n && s.rest_bound <= eps64 * std::sqrt(static_cast<double>(n)) * h.frobenius()) {
             Eigen::MatrixXd B = R * R.transpose();
             std::vector<double> mu = symmetric_eigenvalues(B.data(), static_cast<int>(r), static_cast<int>(r), 'L');
@@ -132,21 +148,89 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
             }
         }
         form_q(Q, tau);
-        W = op.apply(Q);  // a second pass, for the Ritz values
-    } else {
-        if (r > 0) form_q(Q, tau);
-        s.rest_bound = op.residual_frobenius(L, L, &Q, &W);  // one pass for both
-    }
-    if (r > 0) {
-        const int ni = static_cast<int>(n), ri = static_cast<int>(r);
-        Eigen::MatrixXd B(ri, ri);
-        blas::gemm('T', 'N', ri, ri, ni, 1.0, Q.data(), ni, W.data(), ni, 0.0, B.data(), ri);
-        B = (B + B.transpose()).eval() / 2;
-        s.values = symmetric_eigenvalues(B.data(), ri, ri, 'L');
+        s.values = ritz_values(Q, op.apply(Q), Eigen::MatrixXd());  // a second pass, for the Ritz values
+    } else if (r > 0) {
+        // Float32: one pass for the certificate and QᵀHQ = RRᵀ + Qᵀ(H − LLᵀ)Q,
+        // the correction in single precision (single.hpp).
+        form_q(Q, tau);
+        const HessianOperator::Residual e = op.residual_product(L, L, Q);
+        s.rest_bound = e.frobenius;
+        s.values = ritz_values(Q, e.EQ, R);
+        pair_values(s, true, e.eq_error);
+        finish(s, op, t0);
+        return s;
     }
     pair_values(s, true);
     finish(s, op, t0);
     return s;
+}
+
+// Rounds the `count` doubles at p, times `factor`, to floats over the first
+// half of their own storage, and returns where the floats start. Ascending,
+// eight at a time, each eight read before any is written: the floats of
+// doubles i..i+7 land in doubles i/2..i/2+3, all read by then. Adds the
+// doubles' squares to *sum_squares when it is given.
+float* round_in_place(double* p, std::size_t count, double factor, double* sum_squares) {
+    auto* bytes = reinterpret_cast<unsigned char*>(p);
+    double in[8];
+    float out[8];
+    for (std::size_t i = 0; i < count; i += 8) {
+        const std::size_t k = std::min<std::size_t>(8, count - i);
+        std::memcpy(in, bytes + i * sizeof(double), k * sizeof(double));
+        for (std::size_t j = 0; j < k; ++j) {
+            if (sum_squares) *sum_squares += in[j] * in[j];
+            out[j] = static_cast<float>(in[j] * factor);
+        }
+        std::memcpy(bytes + i * sizeof(float), out, k * sizeof(float));
+    }
+    return reinterpret_cast<float*>(p);
+}
+
+// V += Q₂ᵀSQ₂ in single precision (single.hpp), in the factored form's copy A
+// (see factored_cholesky) with nothing more than O(n) beside it: each column
+// of Q₂ (A(r:, 0:r)) and of S's lower triangle (column b from A(r+b, r+b)
+// down) is rounded to float over itself, which makes them column-major float
+// matrices of leading dimensions 2n and 2n + 1. S is scaled by a power of two
+// to norm ~1 for float's range. Then T = S·Q₂ and Q₂ᵀT, a block of columns at
+// a time (upper triangle and the diagonal block of V = A(0:r, 1:r+1); what
+// lands under V's diagonal is A's spent L₁ᵀL₁). Returns a bound on the
+// Frobenius norm of the error of the symmetric matrix V's upper triangle then
+// holds: ‖T̂ − SQ₂‖ ≤ δ₁ and ‖fl(Q₂ᵀT̂) − Q₂ᵀT̂‖ ≤ δ₂, Q₂ᵀ(T̂ − SQ₂) adds at
+// most ‖Q₂‖₂·δ₁ with Q orthonormal to rounding, and mirroring an upper
+// triangle at most √2. Q₂ and S are spent.
+double add_correction(double* A, int n, int r, double norm_s) {
+    const int m = n - r;
+    if (norm_s == 0 || m == 0) return 0;  // S = 0: nothing to add
+    const int e = single_exponent(norm_s);
+    const double down = std::ldexp(1.0, -e), up = std::ldexp(1.0, e);
+    const std::size_t un = static_cast<std::size_t>(n), um = static_cast<std::size_t>(m);
+    double q2 = 0;
+    const float* Q2 = nullptr;
+    for (int j = 0; j < r; ++j) {
+        float* column = round_in_place(A + r + j * un, um, 1.0, &q2);
+        if (j == 0) Q2 = column;
+    }
+    const float* S = nullptr;
+    for (int b = 0; b < m; ++b) {
+        float* column = round_in_place(A + (r + b) * (un + 1), um - b, down, nullptr);
+        if (b == 0) S = column;
+    }
+    const int ldq = 2 * n, lds = 2 * n + 1;
+    double* V = A + n;
+    constexpr int width = 96;  // T and F, m×96 and r×96 floats, stay inside the O(n) share of the working set
+    Eigen::MatrixXf T(m, std::min(width, r)), F(r, std::min(width, r));
+    double t2 = 0;
+    for (int c = 0; c < r; c += width) {
+        const int w = std::min(width, r - c);
+        blas::symm('L', 'L', m, w, 1.0f, S, lds, Q2 + static_cast<std::size_t>(c) * ldq, ldq, 0.0f, T.data(), m);
+        t2 += T.leftCols(w).cast<double>().squaredNorm();
+        blas::gemm('T', 'N', c + w, w, m, 1.0f, Q2, ldq, T.data(), m, 0.0f, F.data(), r);
+        for (int j = 0; j < w; ++j)
+            for (int i = 0; i < c + w; ++i) V[i + (c + j) * un] += up * F(i, j);
+    }
+    const double d1 = single_product_error(m, double(m) * r, norm_s * down, std::sqrt(q2));
+    const double d2 = single_product_error(m, double(r) * r, std::sqrt(q2), std::sqrt(t2));
+    return up * std::sqrt(2.0) * (d1 * (1 + 1e-6) + d2);
 }
 
 // The factored form works in one float64 copy A of H (the working set the
@@ -205,6 +289,7 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
     const double norm_s = scale * std::sqrt(std::max(s2, 0.0));
     s.rest_bound = norm_s * (1 + gamma(n)) + gamma(r + 1) * (scale * l2 + scale);
 
+    double formed = 0;  // the single-precision correction's error
     // Rayleigh–Ritz on range(L) with L = QR: QᵀHQ = RRᵀ + Q₂ᵀSQ₂, R from the
     // Cholesky factor of M = LᵀL = RᵀR, Q₂ = L₂R⁻¹ written over L₂.
     if (r > 0) {
@@ -221,19 +306,10 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         blas::trsm('R', 'U', 'N', 'N', m, r, 1.0, V, n, L2, n);  // Q₂ = L₂R⁻¹
         dlauum_("U", &r, V, &n, &info, 1);                    // RRᵀ
         if (info != 0) throw NumericError("LAPACK dlauum failed: info = " + std::to_string(info));
-        // V += Q₂ᵀ·(S·Q₂), a block of columns at a time (upper triangle and the
-        // diagonal block; what lands under V's diagonal is A's spent L₁ᵀL₁).
-        constexpr int width = 48;  // T, m×48, stays inside the O(n) share of the working set
-        Eigen::MatrixXd T(m, std::min(width, r));
-        for (int c = 0; c < r; c += width) {
-            const int w = std::min(width, r - c);
-            blas::symm('L', 'L', m, w, 1.0, S, n, L2 + static_cast<std::size_t>(c) * n, n, 0.0, T.data(), m);
-            blas::gemm('T', 'N', c + w, w, m, 1.0, L2, n, T.data(), m, 1.0, V + static_cast<std::size_t>(c) * n, n);
-        }
-        T.resize(0, 0);
+        formed = add_correction(A, n, r, norm_s);
         s.values = symmetric_eigenvalues(V, r, n, 'U');
     }
-    pair_values(s, true);
+    pair_values(s, true, formed);
     finish(s, op, t0);
     return s;
 }

@@ -1,4 +1,5 @@
 #include "blas.hpp"
+#include "single.hpp"
 #include "../huge_pages.hpp"
 
 #include <basinvol/error.hpp>
@@ -75,11 +76,36 @@ Eigen::MatrixXd HessianOperator::apply(const Eigen::MatrixXd& X) const {
 }
 
 double HessianOperator::residual_frobenius(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) const {
-    return residual_frobenius(V, V * theta.asDiagonal(), nullptr, nullptr);
+    return residual_pass(V, V * theta.asDiagonal(), nullptr, nullptr, 1.0);
 }
 
-double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B,
-                                           const Eigen::MatrixXd* Q, Eigen::MatrixXd* W) const {
+double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const {
+    return residual_pass(A, B, nullptr, nullptr, 1.0);
+}
+
+HessianOperator::Residual HessianOperator::residual_product(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B,
+                                                            const Eigen::MatrixXd& Q) const {
+    // E is rounded to float scaled by 2⁻ᵉ, ‖H‖_F·2⁻ᵉ in [0.5, 1) (single.hpp).
+    const int e = detail::single_exponent(h_.frobenius());
+    Residual out;
+    Eigen::MatrixXf W;
+    {
+        const Eigen::MatrixXf Qf = Q.cast<float>();
+        W.setZero(n_, Q.cols());
+        out.frobenius = residual_pass(A, B, &Qf, &W, std::ldexp(1.0, -e));
+        matvecs_ += static_cast<std::size_t>(Q.cols());
+    }
+    out.EQ = W.cast<double>() * std::ldexp(1.0, e);
+    // Each entry of E·Q sums n products; ‖E‖_F ≤ frobenius.
+    const double n = static_cast<double>(n_);
+    out.eq_error = std::ldexp(
+        detail::single_product_error(n, n * static_cast<double>(Q.cols()), std::ldexp(out.frobenius, -e), Q.norm()),
+        e);
+    return out;
+}
+
+double HessianOperator::residual_pass(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXf* Q,
+                                      Eigen::MatrixXf* W, double to_float) const {
     const int n = static_cast<int>(n_), k = static_cast<int>(A.cols());
     // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
     const double scale = h_.frobenius() > 0 ? h_.frobenius() : 1.0;
@@ -88,16 +114,11 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
     // Each column panel J = [j0, j0 + w) is read once, as its lower trapezoid
     // H(j0:, J): in place for float64, widened into P for float32 (half the
     // widening of a full panel). The residual goes to C for float64, and
-    // over the widened copy for float32.
+    // over the widened copy for float32; for E·Q it is rounded into F.
     Eigen::MatrixXd P(f32 ? n_ : 0, f32 ? width : 0), C(f32 ? 0 : n_, f32 ? 0 : width);
+    Eigen::MatrixXf F(Q ? n_ : 0, Q ? width : 0);
     detail::advise_huge_pages(P);
     detail::advise_huge_pages(C);
-    if (Q) {
-        W->resize(n_, Q->cols());
-        detail::advise_huge_pages(*W);
-        W->setZero();
-        matvecs_ += static_cast<std::size_t>(Q->cols());
-    }
     ++passes_;
     long double sum = 0;
     for (Eigen::Index j0 = 0; j0 < n_; j0 += width) {
@@ -112,15 +133,6 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
         } else {
             lower = h_.f64().data() + j0 * n_ + j0;
         }
-        if (Q && Q->cols() > 0) {  // W = H·Q from the lower trapezoids, each used twice by symmetry:
-            const int q = static_cast<int>(Q->cols());
-            // W(J, :) += H(j0:, J)ᵀ·Q(j0:, :), the columns J of H from row j0 down;
-            blas::gemm('T', 'N', wi, q, mi, 1.0, lower, ld, Q->data() + j0, n, 1.0, W->data() + j0, n);
-            // W(j0+w:, :) += H(j0+w:, J)·Q(J, :), the same entries as rows j0+w.. of H.
-            if (m > w)
-                blas::gemm('N', 'N', mi - wi, q, wi, 1.0, lower + w, ld, Q->data() + j0, n, 1.0, W->data() + j0 + w,
-                           n);
-        }
         // The residual panel R = H(j0:, J) − A(j0:, :)·B(J, :)ᵀ.
         const double* r = lower;
         int ldr = ld;
@@ -132,10 +144,25 @@ double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen
             r = C.data();
             ldr = static_cast<int>(C.rows());
         }
+        const bool add_h = k > 0 && !f32;  // C holds −A·Bᵀ only: add H's entries
+        using Panel = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>;
+        if (Q && Q->cols() > 0) {  // W += R·Q from the lower trapezoid, each entry used twice by symmetry:
+            const int q = static_cast<int>(Q->cols()), ldf = static_cast<int>(F.rows());
+            const Panel rp(r, m, w, Eigen::OuterStride<>(ldr));
+            if (add_h)
+                F.topLeftCorner(m, w) = ((rp + Panel(lower, m, w, Eigen::OuterStride<>(ld))) * to_float).cast<float>();
+            else
+                F.topLeftCorner(m, w) = (rp * to_float).cast<float>();
+            // W(J, :) += R(j0:, J)ᵀ·Q(j0:, :), the columns J of R from row j0 down;
+            blas::gemm('T', 'N', wi, q, mi, 1.0f, F.data(), ldf, Q->data() + j0, n, 1.0f, W->data() + j0, n);
+            // W(j0+w:, :) += R(j0+w:, J)·Q(J, :), the same entries as rows j0+w.. of R.
+            if (m > w)
+                blas::gemm('N', 'N', mi - wi, q, wi, 1.0f, F.data() + w, ldf, Q->data() + j0, n, 1.0f,
+                           W->data() + j0 + w, n);
+        }
         // The diagonal block once, the rows below it twice (symmetry). Each
         // column's sum in double (vectorized; its rounding, at most ~m·ε
         // relative, is covered by the factor below), the columns' in long double.
-        const bool add_h = k > 0 && !f32;  // C holds −A·Bᵀ only: add H's entries
         for (Eigen::Index c = 0; c < w; ++c) {
             const Eigen::Map<const Eigen::VectorXd> rc(r + c * ldr, m);
             const Eigen::Map<const Eigen::VectorXd> hc(lower + c * ld, m);

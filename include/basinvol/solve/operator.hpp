@@ -5,7 +5,8 @@
 // Spectra's solvers take it as is, and block operations for the blocked
 // solvers: Y = H·X and the certificate ‖H − V·diag(θ)·Vᵀ‖_F, each one pass
 // over H in column panels through BLAS-3. Float32-stored matrices stay
-// float32 in memory; every product accumulates in double.
+// float32 in memory; every product accumulates in double but the one
+// residual_product says is formed in single precision.
 #include <basinvol/hessian.hpp>
 
 #include <Eigen/Dense>
@@ -37,10 +38,18 @@ public:
     // ‖H − A·Bᵀ‖_F for A, B of n×k whose product is symmetric (V and V·diag(θ),
     // or L and L), one pass over the lower triangle of H, computed in double
     // and widened for its summation (the rounding of forming A·Bᵀ is the
-    // row's rounding allowance, analyze.cpp); when Q is given, the same pass
-    // also forms W = H·Q (from the lower triangle, by symmetry).
-    double residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXd* Q,
-                              Eigen::MatrixXd* W) const;
+    // row's rounding allowance, analyze.cpp).
+    double residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const;
+
+    // The residual E = H − A·Bᵀ (as residual_frobenius) and, in the same
+    // pass, E·Q formed in single precision from E's lower triangle (by
+    // symmetry), with a bound on that product's error (solve/single.hpp).
+    struct Residual {
+        double frobenius = 0;  // ≥ ‖E‖_F
+        Eigen::MatrixXd EQ;    // E·Q, n×q
+        double eq_error = 0;   // ≥ ‖EQ − E·Q‖_F
+    };
+    Residual residual_product(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXd& Q) const;
 
     // Column j of H as double.
     void column(Eigen::Index j, double* out) const;
@@ -59,6 +68,11 @@ private:
     // with leading dimension n.
     template <class F>
     void for_each_panel(Eigen::Index width, F f) const;
+
+    // The residual's pass; adds E·Q·to_float to W (n×q, float) when Q (float)
+    // is given.
+    double residual_pass(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXf* Q,
+                         Eigen::MatrixXf* W, double to_float) const;
 
     const Hessian& h_;
     Eigen::Index n_;
