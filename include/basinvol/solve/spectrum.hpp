@@ -75,7 +75,9 @@ std::optional<Spectrum> sketch_spectrum(const Hessian& h, const PartialOptions& 
 //   max_k pivots;
 // - factored (likely rank > n/8, float32-like storage): LAPACK dpstrf on a
 //   float64 copy of H, the Schur complement S = H₂₂ − L₂L₂ᵀ from the stored
-//   values, and the Ritz values as eig(RRᵀ + Q₂ᵀSQ₂) with L = QR, all BLAS-3
+//   values, and the Ritz values as eig(RRᵀ + Q₂ᵀSQ₂) with L = QR (the
+//   correction Q₂ᵀSQ₂, of norm ≤ ρ, in single precision, its error bound
+//   added to value_error, as the float32 column form does), all BLAS-3
 //   and all inside the copy (the dense solver's working set); gives up past
 //   0.75·n pivots, where dense LAPACK is as fast.
 // Empty when the diagonal has a negative entry; too_large when the rank passes
