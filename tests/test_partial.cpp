@@ -1,6 +1,7 @@
 // Partial spectra (sketch, Lanczos) must match the dense path, and carry a
 // certificate that is checked, not assumed.
 #include "support.hpp"
+#include "../src/solve/single.hpp"
 
 #include <basinvol/analyze.hpp>
 #include <basinvol/solve/operator.hpp>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 using namespace basinvol;
@@ -172,6 +174,60 @@ TEST_CASE("the single-precision product keeps its bound across float's range") {
             CHECK(res.frobenius == doctest::Approx(e.stableNorm()).epsilon(1e-12));
             CHECK((res.EQ - e * q).stableNorm() <= res.eq_error);
             CHECK(res.eq_error <= 2 * 202 * 0x1p-24 * e.stableNorm() * q.stableNorm());
+        }
+    }
+}
+
+TEST_CASE("the single-precision product's bound holds where rounding errors all lean one way") {
+    // All-positive E and Q: every product and partial sum rounds with the
+    // same sign pattern, the case where the error grows fastest with k.
+    for (bool f32 : {false, true}) {
+        const Eigen::MatrixXd m = (Eigen::MatrixXd::Random(400, 400).array() + 1.0).matrix() / 3;
+        const Eigen::MatrixXd sym = (m + m.transpose()) / 2;
+        Hessian h = f32 ? make_hessian(Eigen::MatrixXf(sym.cast<float>())) : make_hessian(sym);
+        const Eigen::MatrixXd ref = f32 ? Eigen::MatrixXd(sym.cast<float>().cast<double>()) : sym;
+        const Eigen::MatrixXd q = (Eigen::MatrixXd::Random(400, 8).array() + 1.0).matrix();
+        const HessianOperator::Residual res =
+            HessianOperator(h).residual_product(Eigen::MatrixXd(400, 0), Eigen::MatrixXd(400, 0), q);
+        CHECK((res.EQ - ref * q).norm() <= res.eq_error);
+        CHECK((res.EQ - ref * q).norm() > 0);
+    }
+}
+
+TEST_CASE("the factored Cholesky's single-precision correction: Q₂ᵀSQ₂ within its bound, the rest untouched") {
+    std::uint64_t seed = 40;
+    for (int r : {1, 7, 95, 96, 97, 200}) {
+        for (int m : {1, 7, 9, 150}) {
+            for (double scale : {1e-200, 1e-30, 1.0, 1e30, 1e200}) {
+                CAPTURE(r);
+                CAPTURE(m);
+                CAPTURE(scale);
+                const int n = r + m;
+                // A as the factored form leaves it: Q₂ = A(r:, 0:r), rows of r
+                // orthonormal columns (‖Q₂‖₂ ≤ 1), S in the trailing lower triangle.
+                const Eigen::MatrixXd o = testing_support::random_orthogonal(n, ++seed);
+                const Eigen::MatrixXd q2 = o.block(r, 0, m, r);
+                Eigen::MatrixXd s = Eigen::MatrixXd::Random(m, m) * scale;
+                s = (s + s.transpose()).eval() / 2;
+                Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, n);
+                a.block(r, 0, m, r) = q2;
+                a.block(r, r, m, m).triangularView<Eigen::Lower>() = s;
+                a.block(0, 1, r, r).setZero();  // V: what is added is all it holds
+                const Eigen::MatrixXd before = a;
+                const double bound = detail::add_correction(a.data(), n, r, s.stableNorm());
+                const Eigen::MatrixXd exact = q2.transpose() * s * q2;
+                Eigen::MatrixXd added = a.block(0, 1, r, r).triangularView<Eigen::Upper>();
+                added += added.triangularView<Eigen::StrictlyUpper>().transpose();
+                CHECK((added - exact).stableNorm() <= bound);
+                CHECK(bound <= 4 * (m + 3) * 0x1p-24 * std::sqrt(double(r)) * s.stableNorm());
+                // Nothing else of A moves: L₁'s first column, the block right of
+                // V, and the trailing block's strict upper triangle.
+                CHECK(a.block(0, 0, r, 1) == before.block(0, 0, r, 1));
+                CHECK(a.block(0, r + 1, r, m - 1) == before.block(0, r + 1, r, m - 1));
+                const Eigen::MatrixXd upper_after = a.block(r, r, m, m).triangularView<Eigen::StrictlyUpper>();
+                const Eigen::MatrixXd upper_before = before.block(r, r, m, m).triangularView<Eigen::StrictlyUpper>();
+                CHECK(upper_after == upper_before);
+            }
         }
     }
 }

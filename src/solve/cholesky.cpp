@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 
@@ -165,81 +164,15 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     return s;
 }
 
-// Rounds the `count` doubles at p, times `factor`, to floats over the first
-// half of their own storage, and returns where the floats start. Ascending,
-// eight at a time, each eight read before any is written: the floats of
-// doubles i..i+7 land in doubles i/2..i/2+3, all read by then. Adds the
-// doubles' squares to *sum_squares when it is given.
-float* round_in_place(double* p, std::size_t count, double factor, double* sum_squares) {
-    auto* bytes = reinterpret_cast<unsigned char*>(p);
-    double in[8];
-    float out[8];
-    for (std::size_t i = 0; i < count; i += 8) {
-        const std::size_t k = std::min<std::size_t>(8, count - i);
-        std::memcpy(in, bytes + i * sizeof(double), k * sizeof(double));
-        for (std::size_t j = 0; j < k; ++j) {
-            if (sum_squares) *sum_squares += in[j] * in[j];
-            out[j] = static_cast<float>(in[j] * factor);
-        }
-        std::memcpy(bytes + i * sizeof(float), out, k * sizeof(float));
-    }
-    return reinterpret_cast<float*>(p);
-}
-
-// V += Q₂ᵀSQ₂ in single precision (single.hpp), in the factored form's copy A
-// (see factored_cholesky) with nothing more than O(n) beside it: each column
-// of Q₂ (A(r:, 0:r)) and of S's lower triangle (column b from A(r+b, r+b)
-// down) is rounded to float over itself, which makes them column-major float
-// matrices of leading dimensions 2n and 2n + 1. S is scaled by a power of two
-// to norm ~1 for float's range. Then T = S·Q₂ and Q₂ᵀT, a block of columns at
-// a time (upper triangle and the diagonal block of V = A(0:r, 1:r+1); what
-// lands under V's diagonal is A's spent L₁ᵀL₁). Returns a bound on the
-// Frobenius norm of the error of the symmetric matrix V's upper triangle then
-// holds: ‖T̂ − SQ₂‖ ≤ δ₁ and ‖fl(Q₂ᵀT̂) − Q₂ᵀT̂‖ ≤ δ₂, Q₂ᵀ(T̂ − SQ₂) adds at
-// most ‖Q₂‖₂·δ₁ with Q orthonormal to rounding, and mirroring an upper
-// triangle at most √2. Q₂ and S are spent.
-double add_correction(double* A, int n, int r, double norm_s) {
-    const int m = n - r;
-    if (norm_s == 0 || m == 0) return 0;  // S = 0: nothing to add
-    const int e = single_exponent(norm_s);
-    const double down = std::ldexp(1.0, -e), up = std::ldexp(1.0, e);
-    const std::size_t un = static_cast<std::size_t>(n), um = static_cast<std::size_t>(m);
-    double q2 = 0;
-    const float* Q2 = nullptr;
-    for (int j = 0; j < r; ++j) {
-        float* column = round_in_place(A + r + j * un, um, 1.0, &q2);
-        if (j == 0) Q2 = column;
-    }
-    const float* S = nullptr;
-    for (int b = 0; b < m; ++b) {
-        float* column = round_in_place(A + (r + b) * (un + 1), um - b, down, nullptr);
-        if (b == 0) S = column;
-    }
-    const int ldq = 2 * n, lds = 2 * n + 1;
-    double* V = A + n;
-    constexpr int width = 96;  // T and F, m×96 and r×96 floats, stay inside the O(n) share of the working set
-    Eigen::MatrixXf T(m, std::min(width, r)), F(r, std::min(width, r));
-    double t2 = 0;
-    for (int c = 0; c < r; c += width) {
-        const int w = std::min(width, r - c);
-        blas::symm('L', 'L', m, w, 1.0f, S, lds, Q2 + static_cast<std::size_t>(c) * ldq, ldq, 0.0f, T.data(), m);
-        t2 += T.leftCols(w).cast<double>().squaredNorm();
-        blas::gemm('T', 'N', c + w, w, m, 1.0f, Q2, ldq, T.data(), m, 0.0f, F.data(), r);
-        for (int j = 0; j < w; ++j)
-            for (int i = 0; i < c + w; ++i) V[i + (c + j) * un] += up * F(i, j);
-    }
-    const double d1 = single_product_error(m, double(m) * r, norm_s * down, std::sqrt(q2));
-    const double d2 = single_product_error(m, double(r) * r, std::sqrt(q2), std::sqrt(t2));
-    return up * std::sqrt(2.0) * (d1 * (1 + 1e-6) + d2);
-}
-
 // The factored form works in one float64 copy A of H (the working set the
 // dense solver needs too) and leaves h untouched:
 // - dpstrf('L') puts L₁ (r×r, lower) and L₂ (m×r, m = n − r) in A's first r
 //   columns; S = H₂₂ − L₂L₂ᵀ goes to the lower triangle of the trailing block;
 // - the r×r Rayleigh–Ritz matrix lives in A's strict upper triangle, as the
 //   upper triangle of the view V = A(0:r, 1:r+1) (lda n), which no lower
-//   or diagonal element of A touches.
+//   or diagonal element of A touches;
+// - L₂, overwritten by Q₂ = L₂R⁻¹, and S end as floats (add_correction,
+//   single.hpp), once the correction Q₂ᵀSQ₂ is all that is left to form.
 // Gives up (too_large) past `budget` pivots.
 std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, const HessianOperator& op,
                                           Clock::time_point t0) {

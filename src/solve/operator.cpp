@@ -76,36 +76,46 @@ Eigen::MatrixXd HessianOperator::apply(const Eigen::MatrixXd& X) const {
 }
 
 double HessianOperator::residual_frobenius(const Eigen::MatrixXd& V, const Eigen::VectorXd& theta) const {
-    return residual_pass(V, V * theta.asDiagonal(), nullptr, nullptr, 1.0);
+    return residual_pass(V, V * theta.asDiagonal(), nullptr, nullptr, 0);
 }
 
 double HessianOperator::residual_frobenius(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const {
-    return residual_pass(A, B, nullptr, nullptr, 1.0);
+    return residual_pass(A, B, nullptr, nullptr, 0);
 }
 
 HessianOperator::Residual HessianOperator::residual_product(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B,
                                                             const Eigen::MatrixXd& Q) const {
-    // E is rounded to float scaled by 2⁻ᵉ, ‖H‖_F·2⁻ᵉ in [0.5, 1) (single.hpp).
-    const int e = detail::single_exponent(h_.frobenius());
+    // E is rounded to float scaled by 2⁻ᵉ, with 2ᵉ ≥ ‖H‖_F + ‖A‖_F·‖B‖_F ≥ ‖E‖_F
+    // (exponents added: the product of the norms may pass double's range), so
+    // that no scaled entry or sum can overflow float (single.hpp).
+    const int e = detail::ScaleBy::clamp(1 + std::max(detail::single_exponent(h_.frobenius()),
+                                                      detail::single_exponent(A.blueNorm()) +
+                                                          detail::single_exponent(B.blueNorm())));
     Residual out;
     Eigen::MatrixXf W;
     {
-        const Eigen::MatrixXf Qf = Q.cast<float>();
-        W.setZero(n_, Q.cols());
-        out.frobenius = residual_pass(A, B, &Qf, &W, std::ldexp(1.0, -e));
+        Eigen::MatrixXf Qf(n_, Q.cols());
+        detail::advise_huge_pages(Qf);
+        Qf = Q.cast<float>();
+        W.resize(n_, Q.cols());
+        detail::advise_huge_pages(W);
+        W.setZero();
+        out.frobenius = residual_pass(A, B, &Qf, &W, -e);
         matvecs_ += static_cast<std::size_t>(Q.cols());
     }
-    out.EQ = W.cast<double>() * std::ldexp(1.0, e);
+    out.EQ.resize(n_, Q.cols());
+    detail::advise_huge_pages(out.EQ);
+    out.EQ = W.cast<double>().unaryExpr(detail::ScaleBy(e));
+    if (!out.EQ.allFinite()) throw NumericError("the residual's product with Q is not finite");
     // Each entry of E·Q sums n products; ‖E‖_F ≤ frobenius.
     const double n = static_cast<double>(n_);
-    out.eq_error = std::ldexp(
-        detail::single_product_error(n, n * static_cast<double>(Q.cols()), std::ldexp(out.frobenius, -e), Q.norm()),
-        e);
+    out.eq_error = detail::ScaleBy(e)(detail::single_product_error(n, n * static_cast<double>(Q.cols()),
+                                                                   detail::ScaleBy(-e)(out.frobenius), Q.norm()));
     return out;
 }
 
 double HessianOperator::residual_pass(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXf* Q,
-                                      Eigen::MatrixXf* W, double to_float) const {
+                                      Eigen::MatrixXf* W, int to_float) const {
     const int n = static_cast<int>(n_), k = static_cast<int>(A.cols());
     // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
     const double scale = h_.frobenius() > 0 ? h_.frobenius() : 1.0;
@@ -117,6 +127,7 @@ double HessianOperator::residual_pass(const Eigen::MatrixXd& A, const Eigen::Mat
     // over the widened copy for float32; for E·Q it is rounded into F.
     Eigen::MatrixXd P(f32 ? n_ : 0, f32 ? width : 0), C(f32 ? 0 : n_, f32 ? 0 : width);
     Eigen::MatrixXf F(Q ? n_ : 0, Q ? width : 0);
+    detail::advise_huge_pages(F);
     detail::advise_huge_pages(P);
     detail::advise_huge_pages(C);
     ++passes_;
@@ -149,10 +160,12 @@ double HessianOperator::residual_pass(const Eigen::MatrixXd& A, const Eigen::Mat
         if (Q && Q->cols() > 0) {  // W += R·Q from the lower trapezoid, each entry used twice by symmetry:
             const int q = static_cast<int>(Q->cols()), ldf = static_cast<int>(F.rows());
             const Panel rp(r, m, w, Eigen::OuterStride<>(ldr));
+            const detail::ScaleBy by(to_float);
+            const auto scaled = [by](double x) { return static_cast<float>(by(x)); };
             if (add_h)
-                F.topLeftCorner(m, w) = ((rp + Panel(lower, m, w, Eigen::OuterStride<>(ld))) * to_float).cast<float>();
+                F.topLeftCorner(m, w) = (rp + Panel(lower, m, w, Eigen::OuterStride<>(ld))).unaryExpr(scaled);
             else
-                F.topLeftCorner(m, w) = (rp * to_float).cast<float>();
+                F.topLeftCorner(m, w) = rp.unaryExpr(scaled);
             // W(J, :) += R(j0:, J)ᵀ·Q(j0:, :), the columns J of R from row j0 down;
             blas::gemm('T', 'N', wi, q, mi, 1.0f, F.data(), ldf, Q->data() + j0, n, 1.0f, W->data() + j0, n);
             // W(j0+w:, :) += R(j0+w:, J)·Q(J, :), the same entries as rows j0+w.. of R.

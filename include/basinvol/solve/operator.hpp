@@ -43,11 +43,13 @@ public:
 
     // The residual E = H − A·Bᵀ (as residual_frobenius) and, in the same
     // pass, E·Q formed in single precision from E's lower triangle (by
-    // symmetry), with a bound on that product's error (solve/single.hpp).
+    // symmetry), scaled by a power of two so that nothing overflows float,
+    // with a bound on that product's error (solve/single.hpp). Throws
+    // NumericError if the product is not finite all the same.
     struct Residual {
         double frobenius = 0;  // ≥ ‖E‖_F
         Eigen::MatrixXd EQ;    // E·Q, n×q
-        double eq_error = 0;   // ≥ ‖EQ − E·Q‖_F
+        double eq_error = 0;   // ≥ ‖EQ − E·Q‖_F, E as computed in double
     };
     Residual residual_product(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXd& Q) const;
 
@@ -69,10 +71,10 @@ private:
     template <class F>
     void for_each_panel(Eigen::Index width, F f) const;
 
-    // The residual's pass; adds E·Q·to_float to W (n×q, float) when Q (float)
-    // is given.
+    // The residual's pass; adds E·2^to_float·Q to W (n×q, float) when Q
+    // (float) is given.
     double residual_pass(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B, const Eigen::MatrixXf* Q,
-                         Eigen::MatrixXf* W, double to_float) const;
+                         Eigen::MatrixXf* W, int to_float) const;
 
     const Hessian& h_;
     Eigen::Index n_;
