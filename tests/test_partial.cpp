@@ -65,14 +65,17 @@ struct Families {
     double low, wide, narrow, saddle;
 };
 
+// The smallest four of the (descending) values `e` at 0.3x to 3x of `tol`.
+void straddle(std::vector<double>& e, double tol) {
+    const double at[] = {0.3, 0.8, 1.2, 3.0};
+    for (std::size_t i = 0; i < 4; ++i) e[e.size() - 1 - i] = at[i] * tol;
+}
+
 std::vector<double> adversarial(std::size_t n, std::uint32_t seed, double tol, const Families& f) {
     const std::uint32_t family = seed % 4;
     const std::size_t r = 20 + (seed * 7) % 40;
     std::vector<double> e = geometric(r, 1.0, family == 2 ? f.wide : family == 3 ? f.narrow : f.low);
-    if (family == 0) {
-        const double at[] = {0.3, 0.8, 1.2, 3.0};
-        for (std::size_t i = 0; i < 4; ++i) e[r - 1 - i] = at[i] * tol;
-    }
+    if (family == 0) straddle(e, tol);
     if (family == 1) e[r / 2] = f.saddle * (1 + seed % 3);
     e.resize(n, 0.0);
     return e;
@@ -474,10 +477,7 @@ TEST_CASE("factored Cholesky against dense on adversarial families: values at th
         const std::uint32_t family = seed % 4;
         const std::size_t r = n / 4 + (seed * 13) % (n / 6);
         std::vector<double> e = geometric(r, 1.0, family == 3 ? 0.5 : 0.1);
-        if (family == 0) {
-            const double at[] = {0.3, 0.8, 1.2, 3.0};
-            for (std::size_t i = 0; i < 4; ++i) e[r - 1 - i] = at[i] * tol;
-        }
+        if (family == 0) straddle(e, tol);
         if (family == 1) e[r / 2] = -1e-3 * (1 + seed % 3);
         if (family == 2) {
             const std::vector<double> tail = geometric(40, 0.05, 1e-7);
