@@ -374,6 +374,12 @@ BAD = {
     "hdf5_crash_while_listing": (
         _fuzz_regression("hdf5-btree-node-crashes-group-info", "hdf5_crash_while_listing.h5"),
         ["the HDF5 library failed while reading this file's structure", "corrupt file"]),
+    # A string attribute whose global-heap entry is corrupt: HDF5 1.10's
+    # H5HG_read copies between overlapping ranges and dies (found by a bounded
+    # fuzz run, 2026-12-02); the listing's child dies, the file is one error row.
+    "hdf5_crash_reading_string_attribute": (
+        _fuzz_regression("hdf5-corrupt-string-attribute-crashes-global-heap", "hdf5_crash_string_attribute.h5"),
+        ["the HDF5 library failed while reading this file's structure", "corrupt file"]),
     # A 3 KB file whose dataset's type claims 2 GB elements (1.4e19 bytes of
     # storage): HDF5 was handed, and filled, a 2 GB buffer before the read
     # failed. Its type's layout is refused at listing (and storage past the
