@@ -122,8 +122,10 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
     Q = L;
     Eigen::VectorXd tau;
     const Eigen::MatrixXd R = r > 0 ? householder_qr(Q, tau) : Eigen::MatrixXd();
-    if (r == 0) s.rest_bound = op.residual_frobenius(L, L);
-    if (r > 0 && !h.is_f32()) {
+    double formed = 0;  // the single-precision correction's error (float32)
+    if (r == 0) {
+        s.rest_bound = op.residual_frobenius(L, L);
+    } else if (!h.is_f32()) {
         // Float64: the certificate alone first (a third of the products of the
         // fused pass). μ = eig(QᵀLLᵀQ) = eig(RRᵀ), the values of LLᵀ, are
         // within ρ = ‖H − LLᵀ‖_F of H's (Weyl), and the Ritz values within ρ
@@ -148,18 +150,16 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
         }
         form_q(Q, tau);
         s.values = ritz_values(Q, op.apply(Q), Eigen::MatrixXd());  // a second pass, for the Ritz values
-    } else if (r > 0) {
+    } else {
         // Float32: one pass for the certificate and QᵀHQ = RRᵀ + Qᵀ(H − LLᵀ)Q,
         // the correction in single precision (single.hpp).
         form_q(Q, tau);
         const HessianOperator::Residual e = op.residual_product(L, L, Q);
         s.rest_bound = e.frobenius;
         s.values = ritz_values(Q, e.EQ, R);
-        pair_values(s, true, e.eq_error);
-        finish(s, op, t0);
-        return s;
+        formed = e.eq_error;
     }
-    pair_values(s, true);
+    pair_values(s, true, formed);
     finish(s, op, t0);
     return s;
 }
