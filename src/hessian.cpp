@@ -98,18 +98,51 @@ struct Unit {
 
 constexpr Eigen::Index tile = 64;
 
-// ‖H − Hᵀ‖_F² and ‖H‖_F² in units of max|H|², over tiles of the lower
-// triangle and their mirrors (cache-friendly).
+// Sums over the tiles of the lower triangle and their mirrors
+// (cache-friendly): `tiles(c_begin, c_end, sums)` adds the tiles of columns
+// [c_begin, c_end) to `sums`; a large matrix's columns go in slices of equal
+// triangle area (column c carries n − c entries, so slice s starts at
+// n·(1 − √(1 − s/slices)), rounded to a tile), added in slice order.
+template <class Sums, class Tiles>
+Sums triangle_sums(Eigen::Index n, Tiles tiles) {
+    Sums total{};
+    if (n < sliced_from) {
+        tiles(0, n, total);
+        return total;
+    }
+    std::array<Eigen::Index, slices + 1> start{};
+    for (unsigned s = 0; s <= slices; ++s) {
+        const double at = static_cast<double>(n) * (1 - std::sqrt(1 - static_cast<double>(s) / slices));
+        start[s] = std::min(n, static_cast<Eigen::Index>(at) / tile * tile);
+    }
+    start[slices] = n;
+    std::array<Sums, slices> part{};  // apart from the neighbouring slices' slots
+    for_each_slice([&](unsigned s) { tiles(start[s], start[s + 1], part[s]); });
+    for (unsigned s = 0; s < slices; ++s) total += part[s];
+    return total;
+}
+
+struct NormSums {
+    double asym2 = 0, norm2 = 0;  // ‖H − Hᵀ‖_F², ‖H‖_F²
+    double largest = 0;           // max|H| (float32 pass only)
+    NormSums& operator+=(const NormSums& o) {
+        asym2 += o.asym2;
+        norm2 += o.norm2;
+        largest = std::max(largest, o.largest);
+        return *this;
+    }
+};
+
+// ‖H − Hᵀ‖_F² and ‖H‖_F² in units of max|H|².
 template <class Matrix>
-std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
+NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
     using Tile = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile>;
     auto unit_tile = [&](const auto& block) -> Tile {
         return unit.divide ? Tile(block.template cast<double>() / unit.scale)
                            : Tile(block.template cast<double>() * unit.inv);
     };
     const Eigen::Index n = m.rows();
-    // Column tiles [c_begin, c_end) of the lower triangle.
-    auto tiles = [&](Eigen::Index c_begin, Eigen::Index c_end, double& asym2, double& norm2) {
+    return triangle_sums<NormSums>(n, [&](Eigen::Index c_begin, Eigen::Index c_end, NormSums& sum) {
         for (Eigen::Index c0 = c_begin; c0 < c_end; c0 += tile)
             for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
                 const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
@@ -118,45 +151,55 @@ std::pair<double, double> asymmetry_and_norm2(const Matrix& m, const Unit& unit)
                         for (Eigen::Index r = c; r < r0 + ht; ++r) {
                             const double a = unit(static_cast<double>(m(r, c))), b = unit(static_cast<double>(m(c, r)));
                             if (r == c) {
-                                norm2 += a * a;
+                                sum.norm2 += a * a;
                             } else {
-                                asym2 += 2 * (a - b) * (a - b);
-                                norm2 += a * a + b * b;
+                                sum.asym2 += 2 * (a - b) * (a - b);
+                                sum.norm2 += a * a + b * b;
                             }
                         }
                     continue;
                 }
                 const Tile lower = unit_tile(m.block(r0, c0, ht, w));
                 const Tile upper = unit_tile(m.block(c0, r0, w, ht).transpose());
-                asym2 += 2 * (lower - upper).squaredNorm();
-                norm2 += lower.squaredNorm() + upper.squaredNorm();
+                sum.asym2 += 2 * (lower - upper).squaredNorm();
+                sum.norm2 += lower.squaredNorm() + upper.squaredNorm();
             }
-    };
-    double asym2 = 0, norm2 = 0;
-    if (n < sliced_from) {
-        tiles(0, n, asym2, norm2);
-        return {asym2, norm2};
-    }
-    // Slices of equal area of the triangle: column c carries n − c entries,
-    // so slice s starts at n·(1 − √(1 − s/slices)), rounded to a tile.
-    std::array<Eigen::Index, slices + 1> start{};
-    for (unsigned s = 0; s <= slices; ++s) {
-        const double at = static_cast<double>(n) * (1 - std::sqrt(1 - static_cast<double>(s) / slices));
-        start[s] = std::min(n, static_cast<Eigen::Index>(at) / tile * tile);
-    }
-    start[slices] = n;
-    std::array<double, slices> a{}, f{};
-    for_each_slice([&](unsigned s) {
-        double as = 0, fs = 0;  // accumulated apart from the neighbouring slices' slots
-        tiles(start[s], start[s + 1], as, fs);
-        a[s] = as;
-        f[s] = fs;
     });
-    for (unsigned s = 0; s < slices; ++s) {
-        asym2 += a[s];
-        norm2 += f[s];
-    }
-    return {asym2, norm2};
+}
+
+// For float32 storage, one pass for what check_values and
+// asymmetry_and_norm2 find in two, in absolute units: a float's square
+// (≤ 1.2e77, ≥ 2e-90 when not 0) and any sum of n² of them stay normal and
+// finite in double, so no scaling is needed. Every entry finite ⇔ norm2
+// finite (an infinity or NaN reaches the sum; finite squares cannot
+// overflow it); `largest` is meaningful only then. Each entry is read once:
+// the upper tile is transposed into a float buffer, and the sums run down
+// contiguous columns widened to double.
+NormSums float_norms(const Eigen::MatrixXf& m) {
+    const Eigen::Index n = m.rows();
+    return triangle_sums<NormSums>(n, [&](Eigen::Index c_begin, Eigen::Index c_end, NormSums& sum) {
+        Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile> upper;
+        Eigen::Matrix<double, Eigen::Dynamic, 1, 0, tile, 1> x, y;
+        float largest = 0;
+        for (Eigen::Index c0 = c_begin; c0 < c_end; c0 += tile)
+            for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
+                const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
+                const auto lower = m.block(r0, c0, ht, w);
+                upper = m.block(c0, r0, w, ht).transpose();
+                largest = std::max({largest, lower.cwiseAbs().maxCoeff(), upper.cwiseAbs().maxCoeff()});
+                for (Eigen::Index j = 0; j < w; ++j) {
+                    // A diagonal tile pairs the entries below its diagonal with
+                    // their mirrors; the diagonal counts once.
+                    const Eigen::Index skip = r0 == c0 ? j + 1 : 0;
+                    x = lower.col(j).tail(ht - skip).cast<double>();
+                    y = upper.col(j).tail(ht - skip).cast<double>();
+                    sum.asym2 += 2 * (x - y).squaredNorm();
+                    sum.norm2 += x.squaredNorm() + y.squaredNorm();
+                    if (r0 == c0) sum.norm2 += static_cast<double>(lower(j, j)) * lower(j, j);
+                }
+            }
+        sum.largest = std::max(sum.largest, static_cast<double>(largest));
+    });
 }
 
 // m ← (m + mᵀ)/2 in place; returns its ‖·‖_F² in units of max|H|².
@@ -184,13 +227,23 @@ double symmetrize(Matrix& m, const Unit& unit) {
 // Checks, symmetrizes and measures m: (asymmetry, ‖H‖_F after symmetrizing).
 template <class Matrix>
 std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt) {
+    if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
+        const NormSums f = float_norms(m);
+        if (std::isfinite(f.norm2)) {
+            if (f.largest == 0) return {0.0, 0.0};
+            const double asymmetry = std::sqrt(f.asym2 / f.norm2);
+            check_symmetry(info, asymmetry, opt);
+            return {asymmetry, f.asym2 == 0 ? std::sqrt(f.norm2) : f.largest * std::sqrt(symmetrize(m, Unit(f.largest)))};
+        }
+        // A non-finite entry: check_values names it.
+    }
     const double scale = check_values(m, info);
     if (scale == 0) return {0.0, 0.0};
     const Unit unit(scale);
-    const auto [asym2, norm2] = asymmetry_and_norm2(m, unit);
-    const double asymmetry = std::sqrt(asym2 / norm2);
+    const NormSums sums = asymmetry_and_norm2(m, unit);
+    const double asymmetry = std::sqrt(sums.asym2 / sums.norm2);
     check_symmetry(info, asymmetry, opt);
-    return {asymmetry, scale * std::sqrt(asym2 == 0 ? norm2 : symmetrize(m, unit))};
+    return {asymmetry, scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrize(m, unit))};
 }
 
 template <class Matrix>

@@ -433,3 +433,62 @@ TEST_CASE("a large Hessian's checks, run in column slices, give the whole matrix
                              doctest::Contains("big:/: non-finite value -inf at [1900, 2124]"), InputError);
     }
 }
+
+TEST_CASE("float32's one-pass checks give the norms, symmetrization and first bad value the two-pass checks give") {
+    // Float32 matrices take one fused pass (max|H|, finiteness, ‖H − Hᵀ‖_F
+    // and ‖H‖_F in absolute units); each case is checked against an
+    // independent double computation, or against the same values read as
+    // float64 (the scaled two-pass path), at sizes under and past the sliced
+    // size, not multiples of the tile.
+    for (const Eigen::Index n : {Eigen::Index(7), Eigen::Index(2131)}) {
+        CAPTURE(n);
+        Eigen::MatrixXf sym = Eigen::MatrixXf::Random(n, n);
+        sym = (sym + sym.transpose()).eval();
+        auto as_f64 = [](const Eigen::MatrixXf& m) {
+            return make_hessian(Eigen::MatrixXd(m.cast<double>()), "f64", ReadOptions{});
+        };
+        SUBCASE("extremes of float's range: squares stay in double's") {
+            Eigen::MatrixXf m = sym * 1e-40f;  // subnormal floats
+            m(n - 1, n - 2) = m(n - 2, n - 1) = 3e38f;
+            m(0, 0) = -3.4e38f;
+            const Hessian h = make_hessian(m, "f32", ReadOptions{});
+            const double want = m.cast<double>().norm();
+            CHECK(std::isfinite(h.frobenius()));
+            CHECK(h.frobenius() == doctest::Approx(want).epsilon(1e-12));
+            CHECK(h.frobenius() == doctest::Approx(as_f64(m).frobenius()).epsilon(1e-12));
+            CHECK(h.asymmetry() == 0);
+        }
+        SUBCASE("asymmetry in the last columns, symmetrized in float") {
+            Eigen::MatrixXf m = sym;
+            m(n - 5, n - 3) += 1e-3f;
+            const Eigen::MatrixXd md = m.cast<double>();
+            const Hessian h = make_hessian(m, "f32", ReadOptions{});
+            CHECK(h.asymmetry() == doctest::Approx((md - md.transpose()).norm() / md.norm()).epsilon(1e-9));
+            CHECK(h.asymmetry() == doctest::Approx(as_f64(m).asymmetry()).epsilon(1e-9));
+            CHECK(h.f32()(n - 5, n - 3) == h.f32()(n - 3, n - 5));
+            CHECK(h.frobenius() == doctest::Approx(h.f32().cast<double>().norm()).epsilon(1e-12));
+        }
+        SUBCASE("the zero matrix") {
+            const Hessian h = make_hessian(Eigen::MatrixXf(Eigen::MatrixXf::Zero(n, n)), "f32", ReadOptions{});
+            CHECK(h.frobenius() == 0);
+            CHECK(h.asymmetry() == 0);
+        }
+        SUBCASE("the first non-finite value in the file's order, as float64 names it") {
+            for (const float bad_value : {std::numeric_limits<float>::infinity(), std::nanf("")}) {
+                Eigen::MatrixXf bad = sym;
+                bad(n - 2, n - 1) = std::numeric_limits<float>::quiet_NaN();  // the file's [n−1, n−2]
+                bad(n - 1, 1) = bad_value;                                    // the file's [1, n−1]: first
+                std::string f64_message;
+                try {
+                    as_f64(bad);
+                } catch (const InputError& e) {
+                    f64_message = e.what();
+                }
+                REQUIRE(f64_message.find("at [1, " + std::to_string(n - 1) + "]") != std::string::npos);
+                const std::string want = f64_message.substr(f64_message.find(": non-finite"));
+                CHECK_THROWS_WITH_AS(make_hessian(bad, "f32", ReadOptions{}), doctest::Contains(want.c_str()),
+                                     InputError);
+            }
+        }
+    }
+}

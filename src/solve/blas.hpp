@@ -19,6 +19,8 @@ void dtrmm_(const char* side, const char* uplo, const char* transa, const char* 
 void dtrsm_(const char* side, const char* uplo, const char* transa, const char* diag, const int* m, const int* n,
             const double* alpha, const double* a, const int* lda, double* b, const int* ldb, std::size_t,
             std::size_t, std::size_t, std::size_t);
+void dgemv_(const char* trans, const int* m, const int* n, const double* alpha, const double* a, const int* lda,
+            const double* x, const int* incx, const double* beta, double* y, const int* incy, std::size_t);
 void dgeqrf_(const int* m, const int* n, double* a, const int* lda, double* tau, double* work, const int* lwork,
              int* info);
 void dorgqr_(const int* m, const int* n, const int* k, double* a, const int* lda, const double* tau, double* work,
@@ -43,6 +45,12 @@ namespace basinvol::blas {
 inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                  int ldb, double beta, double* c, int ldc) {
     dgemm_(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc, 1, 1);
+}
+
+// y = alpha·op(A)·x + beta·y, x and y with strides incx and incy.
+inline void gemv(char ta, int m, int n, double alpha, const double* a, int lda, const double* x, int incx, double beta,
+                 double* y, int incy) {
+    dgemv_(&ta, &m, &n, &alpha, a, &lda, x, &incx, &beta, y, &incy, 1);
 }
 
 // The same in single precision (single.hpp says where that is enough).

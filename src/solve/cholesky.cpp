@@ -108,7 +108,11 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
         if (r == L.cols()) L.conservativeResize(Eigen::NoChange, std::min<Eigen::Index>(2 * r, Eigen::Index(max_k)));
         // L(:, r) = (H(:, p) − L(:, :r)·L(p, :r)ᵀ) / √d_p
         op.column(p, col.data());
-        if (r > 0) col.noalias() -= L.leftCols(r) * L.row(p).head(r).transpose();
+        // (OpenBLAS's dgemv, on every core: this product reads all of L once
+        // per pivot, the column form's one memory-bound step.)
+        if (r > 0)
+            blas::gemv('N', static_cast<int>(n), static_cast<int>(r), -1.0, L.data(), static_cast<int>(n), &L(p, 0),
+                       static_cast<int>(n), 1.0, col.data(), 1);
         L.col(r) = col / std::sqrt(dp);
         d -= L.col(r).cwiseAbs2();
         d(p) = 0;
