@@ -51,7 +51,7 @@ double add_correction(double* A, int n, int r, double norm_s) {
     const float* Q2 = floats_at(A + r);
     const float* S = floats_at(A + r * (un + 1));
     double* V = A + n;
-    constexpr int width = 96;  // T and F, m×96 and r×96 floats, stay inside the O(n) share of the working set
+    constexpr int width = correction_width;
     Eigen::MatrixXf T(m, std::min(width, r)), F(r, std::min(width, r));
     double t2 = 0;
     for (int c = 0; c < r; c += width) {

@@ -76,4 +76,10 @@ inline double single_product_error(double k, double outputs, double norm_e, doub
 // upper triangle at most a factor √2.
 double add_correction(double* A, int n, int r, double norm_s);
 
+// The columns of Q₂ per block of add_correction: T and F, m×384 and r×384
+// floats, stay inside the O(n) share of the working set, and ssymm packs S
+// once per block (at 96, its packing took nearly as long as the products at
+// r = 136, n = 1000).
+constexpr int correction_width = 384;
+
 }  // namespace basinvol::detail
