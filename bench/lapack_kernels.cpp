@@ -76,15 +76,38 @@ double best_tridiagonal_ms(int repeats, const std::vector<double>& d, const std:
     return best;
 }
 
+// Fails loudly: a LAPACK call that did nothing would print a time.
+void check(int info, const char* call) {
+    if (info == 0) return;
+    std::fprintf(stderr, "bench_lapack_kernels: %s failed: info = %d\n", call, info);
+    std::exit(1);
+}
+
+// Work arrays for every call below at size n, from LAPACK's own queries
+// (dsyevd, dsyevd_2stage, dsytrd, dsytrf) and the documented minima
+// (dstemr 18n and 10n, dlasq1 4n).
 struct Workspace {
     std::vector<double> work;
     std::vector<int> iwork;
-    int lwork, liwork;
-    explicit Workspace(int n)
-        : work(64 * static_cast<std::size_t>(n) + 3 * static_cast<std::size_t>(n) * static_cast<std::size_t>(n)),
-          iwork(10 * static_cast<std::size_t>(n) + 3),
-          lwork(static_cast<int>(work.size())),
-          liwork(static_cast<int>(iwork.size())) {}
+    int lwork = 0, liwork = 0;
+    explicit Workspace(int n) {
+        const int query = -1;
+        int info = 0, iq = 0;
+        double q[4] = {0, 0, 0, 0};
+        double one = 0, w = 0;
+        std::vector<int> piv(static_cast<std::size_t>(std::max(n, 1)));
+        dsyevd_("N", "L", &n, &one, &n, &w, &q[0], &query, &iq, &query, &info, 1, 1);
+        liwork = std::max(iq, 10 * n + 3);
+        dsyevd_2stage_("N", "L", &n, &one, &n, &w, &q[1], &query, &iq, &query, &info, 1, 1);
+        liwork = std::max(liwork, iq);
+        dsytrd_("L", &n, &one, &n, &w, &w, &w, &q[2], &query, &info, 1);
+        dsytrf_("L", &n, &one, &n, piv.data(), &q[3], &query, &info, 1);
+        double most = 18.0 * n;
+        for (double x : q) most = std::max(most, x);
+        lwork = static_cast<int>(most) + 1;
+        work.resize(static_cast<std::size_t>(lwork));
+        iwork.resize(static_cast<std::size_t>(liwork));
+    }
 };
 
 void dense_kernels(int n, int repeats, const std::vector<double>& h) {
@@ -95,24 +118,34 @@ void dense_kernels(int n, int repeats, const std::vector<double>& h) {
     const double tol = -1;
     const double syevd = best_ms(repeats, h, a, [&](double* m) {
         dsyevd_("N", "L", &n, m, &n, w.data(), ws.work.data(), &ws.lwork, ws.iwork.data(), &ws.liwork, &info, 1, 1);
+        check(info, "dsyevd");
     });
     const double sytrd = best_ms(repeats, h, a, [&](double* m) {
         dsytrd_("L", &n, m, &n, d.data(), e.data(), tau.data(), ws.work.data(), &ws.lwork, &info, 1);
+        check(info, "dsytrd");
     });
     const double sterf =
         best_tridiagonal_ms(repeats, d, e, [&](std::vector<double>& dd, std::vector<double>& ee) {
             dsterf_(&n, dd.data(), ee.data(), &info);
+            check(info, "dsterf");
         });
-    const double potrf = best_ms(repeats, h, a, [&](double* m) { dpotrf_("L", &n, m, &n, &info, 1); });
+    const double potrf = best_ms(repeats, h, a, [&](double* m) {
+        dpotrf_("L", &n, m, &n, &info, 1);
+        check(info, "dpotrf");
+    });
     const double sytrf = best_ms(repeats, h, a, [&](double* m) {
         dsytrf_("L", &n, m, &n, piv.data(), ws.work.data(), &ws.lwork, &info, 1);
+        check(info, "dsytrf");
     });
     const double pstrf = best_ms(repeats, h, a, [&](double* m) {
         dpstrf_("L", &n, m, &n, piv.data(), &r, &tol, ws.work.data(), &info, 1);
+        check(info == 1 ? 0 : info, "dpstrf");  // 1: stopped at its tolerance
     });
     const double trtri = best_ms(repeats, h, a, [&](double* m) {
         dpotrf_("L", &n, m, &n, &info, 1);
+        check(info, "dpotrf");
         dtrtri_("L", "N", &n, m, &n, &info, 1, 1);
+        check(info, "dtrtri");
     });
     std::printf("dsyevd %.1f  dsytrd %.1f  dsterf %.1f  dpotrf %.1f  dsytrf %.1f  dpstrf %.1f  dpotrf+dtrtri %.1f\n",
                 syevd, sytrd, sterf, potrf, sytrf, pstrf, trtri);
@@ -150,28 +183,35 @@ void alternatives(int n, int repeats, const std::vector<double>& h) {
     const double zero = 0;
     const double upper = best_ms(repeats, h, a, [&](double* m) {
         dsyevd_("N", "U", &n, m, &n, w.data(), ws.work.data(), &ws.lwork, ws.iwork.data(), &ws.liwork, &info, 1, 1);
+        check(info, "dsyevd('U')");
     });
     const double two_stage = best_ms(repeats, h, a, [&](double* m) {
         dsyevd_2stage_("N", "L", &n, m, &n, w.data(), ws.work.data(), &ws.lwork, ws.iwork.data(), &ws.liwork, &info,
                        1, 1);
+        check(info, "dsyevd_2stage");
     });
     a = h;
     dsytrd_("L", &n, a.data(), &n, d.data(), e.data(), tau.data(), ws.work.data(), &ws.lwork, &info, 1);
+    check(info, "dsytrd");
     const double stemr =
         best_tridiagonal_ms(repeats, d, e, [&](std::vector<double>& dd, std::vector<double>& ee) {
             dstemr_("N", "A", &n, dd.data(), ee.data(), &zero, &zero, &none, &none, &found, w.data(), z.data(), &ldz,
                     &nzc, isuppz.data(), &tryrac, ws.work.data(), &ws.lwork, ws.iwork.data(), &ws.liwork, &info, 1,
                     1);
+            check(info, "dstemr");
         });
-    const double dqds = best_tridiagonal_ms(
-        repeats, d, e, [&](std::vector<double>& dd, std::vector<double>& ee) { dqds_values(n, dd, ee, ws.work, info); });
+    const double dqds = best_tridiagonal_ms(repeats, d, e, [&](std::vector<double>& dd, std::vector<double>& ee) {
+        dqds_values(n, dd, ee, ws.work, info);
+        check(info, "dlasq1");
+    });
     std::printf("dsyevd('U') %.1f  dsyevd_2stage %.1f  | in place of dsterf: dstemr %.1f  LDLT+dlasq1 %.1f\n", upper,
                 two_stage, stemr, dqds);
 }
 
 // The factored Cholesky's steps (src/solve/cholesky.cpp), float64, without
-// its single-precision correction: the Ritz matrix M = RRᵀ, then the
-// Cholesky a counted spectrum would take of M against M's dsyevd.
+// its single-precision correction: dpstrf, S = H₂₂ − L₂L₂ᵀ from the stored
+// values (the permuted gather, then dsyrk), the Ritz matrix M = RRᵀ, then
+// the Cholesky a counted spectrum would take of M against M's dsyevd.
 void factored_steps(int n, int repeats, const std::vector<double>& h) {
     double best[7];
     std::fill(best, best + 7, 1e300);
@@ -180,6 +220,7 @@ void factored_steps(int n, int repeats, const std::vector<double>& h) {
         std::vector<double> a = h, work(2 * static_cast<std::size_t>(n));
         std::vector<int> piv(n);
         double* A = a.data();
+        auto at = [&](int i, int j) -> double& { return A[i + static_cast<std::size_t>(j) * n]; };
         double top = 0;
         for (int i = 0; i < n; ++i) top = std::max(top, h[static_cast<std::size_t>(i) * (n + 1)]);
         const double stop = 4 * std::ldexp(1.0, -23) * top;
@@ -191,22 +232,32 @@ void factored_steps(int n, int repeats, const std::vector<double>& h) {
             t0 = Clock::now();
         };
         dpstrf_("L", &n, A, &n, piv.data(), &r, &stop, work.data(), &info, 1);
+        check(info == 1 ? 0 : info, "dpstrf");  // 1: stopped at its tolerance
         lap(0);
-        if (r >= n) break;  // V = A(0:r, 1:r+1) needs a column past the rank
+        // V = A(0:r, 1:r+1) needs a column past the rank; a rank of 0 leaves
+        // no Ritz matrix. basinvol gives up at 0.75·n anyway.
+        if (r >= n || r == 0) break;
         const int m = n - r;
         double* L2 = A + r;
         double* V = A + n;
-        basinvol::blas::syrk('L', 'N', m, r, -1.0, L2, n, 1.0, A + r + static_cast<std::size_t>(r) * n, n);
+        for (int b = 0; b < m; ++b)
+            for (int i = b; i < m; ++i)
+                at(r + i, r + b) = h[static_cast<std::size_t>(piv[r + i] - 1) +
+                                     static_cast<std::size_t>(piv[r + b] - 1) * static_cast<std::size_t>(n)];
+        basinvol::blas::syrk('L', 'N', m, r, -1.0, L2, n, 1.0, &at(r, r), n);
         lap(1);
         basinvol::blas::syrk('U', 'T', r, m, 1.0, L2, n, 0.0, V, n);
         dlauum_("L", &r, A, &n, &info, 1);
+        check(info, "dlauum");
         for (int i = 0; i < r; ++i)
-            for (int j = 0; j <= i; ++j) V[j + static_cast<std::size_t>(i) * n] += A[i + static_cast<std::size_t>(j) * n];
+            for (int j = 0; j <= i; ++j) V[j + static_cast<std::size_t>(i) * n] += at(i, j);
         lap(2);
         dpotrf_("U", &r, V, &n, &info, 1);
+        check(info, "dpotrf");
         lap(3);
         basinvol::blas::trsm('R', 'U', 'N', 'N', m, r, 1.0, V, n, L2, n);
         dlauum_("U", &r, V, &n, &info, 1);
+        check(info, "dlauum");
         lap(4);
         std::vector<double> M(static_cast<std::size_t>(r) * r), w(r);
         for (int i = 0; i < r; ++i)
@@ -215,14 +266,16 @@ void factored_steps(int n, int repeats, const std::vector<double>& h) {
         Workspace ws(r);
         t0 = Clock::now();
         dpotrf_("U", &r, C.data(), &r, &info, 1);
+        check(info, "dpotrf of the Ritz matrix");
         lap(5);
         dsyevd_("N", "U", &r, M.data(), &r, w.data(), ws.work.data(), &ws.lwork, ws.iwork.data(), &ws.liwork, &info, 1,
                 1);
+        check(info, "dsyevd of the Ritz matrix");
         lap(6);
         for (int k = 0; k < 7; ++k) best[k] = std::min(best[k], t[k]);
     }
-    if (r >= n) {
-        std::printf("factored: full rank, no Schur complement (basinvol goes dense past 0.75·n)\n");
+    if (r >= n || r == 0) {
+        std::printf("factored: %d pivots of %d, nothing to time (basinvol goes dense past 0.75·n)\n", r, n);
         return;
     }
     std::printf("factored at r = %d: dpstrf %.1f  S %.1f  LtL %.1f  dpotrf %.1f  Q2+RRt %.1f | Ritz matrix: dpotrf %.1f "

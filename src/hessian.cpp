@@ -116,8 +116,12 @@ Sums triangle_sums(Eigen::Index n, Tiles tiles) {
         start[s] = std::min(n, static_cast<Eigen::Index>(at) / tile * tile);
     }
     start[slices] = n;
-    std::array<Sums, slices> part{};  // apart from the neighbouring slices' slots
-    for_each_slice([&](unsigned s) { tiles(start[s], start[s + 1], part[s]); });
+    std::array<Sums, slices> part{};
+    for_each_slice([&](unsigned s) {
+        Sums local{};  // accumulated apart from the neighbouring slices' slots (one cache line)
+        tiles(start[s], start[s + 1], local);
+        part[s] = local;
+    });
     for (unsigned s = 0; s < slices; ++s) total += part[s];
     return total;
 }
@@ -169,12 +173,12 @@ NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
 
 // For float32 storage, one pass for what check_values and
 // asymmetry_and_norm2 find in two, in absolute units: a float's square
-// (≤ 1.2e77, ≥ 2e-90 when not 0) and any sum of n² of them stay normal and
-// finite in double, so no scaling is needed. Every entry finite ⇔ norm2
-// finite (an infinity or NaN reaches the sum; finite squares cannot
-// overflow it); `largest` is meaningful only then. Each entry is read once:
-// the upper tile is transposed into a float buffer, and the sums run down
-// contiguous columns widened to double.
+// (≤ 1.2e77; when not 0, ≥ (2⁻¹⁴⁹)² ≈ 1.96e-90) and any sum of n² of them
+// stay normal and finite in double, so no scaling is needed. Every entry
+// finite ⇔ norm2 finite (an infinity or NaN reaches the sum; finite squares
+// cannot overflow it); `largest` is meaningful only then. Each entry is
+// read once: the upper tile is transposed into a float buffer, and the sums
+// run down contiguous columns widened to double.
 NormSums float_norms(const Eigen::MatrixXf& m) {
     const Eigen::Index n = m.rows();
     return triangle_sums<NormSums>(n, [&](Eigen::Index c_begin, Eigen::Index c_end, NormSums& sum) {
@@ -227,15 +231,20 @@ double symmetrize(Matrix& m, const Unit& unit) {
 // Checks, symmetrizes and measures m: (asymmetry, ‖H‖_F after symmetrizing).
 template <class Matrix>
 std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt) {
+    // Values stored as floats take one pass (float_norms); integers held in
+    // floats keep check_values, whose 64-bit rule applies to them.
     if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
-        const NormSums f = float_norms(m);
-        if (std::isfinite(f.norm2)) {
-            if (f.largest == 0) return {0.0, 0.0};
-            const double asymmetry = std::sqrt(f.asym2 / f.norm2);
-            check_symmetry(info, asymmetry, opt);
-            return {asymmetry, f.asym2 == 0 ? std::sqrt(f.norm2) : f.largest * std::sqrt(symmetrize(m, Unit(f.largest)))};
+        if (info.stored_type == "float32" || info.stored_type == "float16") {
+            const NormSums f = float_norms(m);
+            if (std::isfinite(f.norm2)) {
+                if (f.largest == 0) return {0.0, 0.0};
+                const double asymmetry = std::sqrt(f.asym2 / f.norm2);
+                check_symmetry(info, asymmetry, opt);
+                if (f.asym2 == 0) return {asymmetry, std::sqrt(f.norm2)};
+                return {asymmetry, f.largest * std::sqrt(symmetrize(m, Unit(f.largest)))};
+            }
+            // A non-finite entry: check_values names the first.
         }
-        // A non-finite entry: check_values names it.
     }
     const double scale = check_values(m, info);
     if (scale == 0) return {0.0, 0.0};

@@ -451,6 +451,7 @@ TEST_CASE("float32's one-pass checks give the norms, symmetrization and first ba
             Eigen::MatrixXf m = sym * 1e-40f;  // subnormal floats
             m(n - 1, n - 2) = m(n - 2, n - 1) = 3e38f;
             m(0, 0) = -3.4e38f;
+            if (n > 2048) m(1000, 10) = m(10, 1000) = -2e38f;  // an off-diagonal tile of the first slice
             const Hessian h = make_hessian(m, "f32", ReadOptions{});
             const double want = m.cast<double>().norm();
             CHECK(std::isfinite(h.frobenius()));
@@ -458,9 +459,15 @@ TEST_CASE("float32's one-pass checks give the norms, symmetrization and first ba
             CHECK(h.frobenius() == doctest::Approx(as_f64(m).frobenius()).epsilon(1e-12));
             CHECK(h.asymmetry() == 0);
         }
-        SUBCASE("asymmetry in the last columns, symmetrized in float") {
+        SUBCASE("asymmetry in diagonal and off-diagonal tiles of every slice, symmetrized in float") {
             Eigen::MatrixXf m = sym;
-            m(n - 5, n - 3) += 1e-3f;
+            m(n - 5, n - 3) += 1e-3f;  // the last diagonal tile
+            if (n > 2048) {            // off-diagonal tiles, above and below the diagonal, in each slice
+                m(1900, 100) += 2e-3f;
+                m(300, 700) -= 1e-3f;
+                m(1500, 1000) += 3e-3f;
+                m(2100, 2000) -= 2e-3f;
+            }
             const Eigen::MatrixXd md = m.cast<double>();
             const Hessian h = make_hessian(m, "f32", ReadOptions{});
             CHECK(h.asymmetry() == doctest::Approx((md - md.transpose()).norm() / md.norm()).epsilon(1e-9));
