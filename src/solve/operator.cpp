@@ -119,72 +119,50 @@ double HessianOperator::residual_pass(const Eigen::MatrixXd& A, const Eigen::Mat
     const int n = static_cast<int>(n_), k = static_cast<int>(A.cols());
     // Scaled by ‖H‖_F so that squares of entries near 1e±300 stay finite.
     const double scale = h_.frobenius() > 0 ? h_.frobenius() : 1.0;
-    const bool f32 = h_.is_f32();
     const Eigen::Index width = std::min(panel_width, n_);
+    const bool product = Q && Q->cols() > 0;
     // Each column panel J = [j0, j0 + w) is read once, as its lower trapezoid
-    // H(j0:, J): in place for float64, widened into P for float32 (half the
-    // widening of a full panel). The residual goes to C for float64, and
-    // over the widened copy for float32; for E·Q it is rounded into F.
-    Eigen::MatrixXd P(f32 ? n_ : 0, f32 ? width : 0), C(f32 ? 0 : n_, f32 ? 0 : width);
-    Eigen::MatrixXf F(Q ? n_ : 0, Q ? width : 0);
-    detail::advise_huge_pages(F);
-    detail::advise_huge_pages(P);
+    // H(j0:, J): C gets −A(j0:, :)·B(J, :)ᵀ, then one pass down each column
+    // forms the residual R = H(j0:, J) + C (the stored values widened to
+    // double), sums its squares and, for E·Q, rounds it into F.
+    Eigen::MatrixXd C(k > 0 ? n_ : 0, k > 0 ? width : 0);
+    Eigen::MatrixXf F(product ? n_ : 0, product ? width : 0);
+    Eigen::VectorXd r(n_);
     detail::advise_huge_pages(C);
+    detail::advise_huge_pages(F);
+    const detail::ScaleBy by(to_float);
     ++passes_;
     long double sum = 0;
     for (Eigen::Index j0 = 0; j0 < n_; j0 += width) {
         const Eigen::Index w = std::min(width, n_ - j0), m = n_ - j0;
         const int wi = static_cast<int>(w), mi = static_cast<int>(m);
-        const double* lower = nullptr;
-        int ld = n;
-        if (f32) {
-            P.topLeftCorner(m, w) = h_.f32().block(j0, j0, m, w).cast<double>();
-            lower = P.data();
-            ld = static_cast<int>(P.rows());
-        } else {
-            lower = h_.f64().data() + j0 * n_ + j0;
-        }
-        // The residual panel R = H(j0:, J) − A(j0:, :)·B(J, :)ᵀ.
-        const double* r = lower;
-        int ldr = ld;
-        if (k > 0 && f32) {
-            blas::gemm('N', 'T', mi, wi, k, -1.0, A.data() + j0, n, B.data() + j0, n, 1.0, P.data(), ld);
-        } else if (k > 0) {
+        if (k > 0)
             blas::gemm('N', 'T', mi, wi, k, -1.0, A.data() + j0, n, B.data() + j0, n, 0.0, C.data(),
                        static_cast<int>(C.rows()));
-            r = C.data();
-            ldr = static_cast<int>(C.rows());
-        }
-        const bool add_h = k > 0 && !f32;  // C holds −A·Bᵀ only: add H's entries
-        using Panel = Eigen::Map<const Eigen::MatrixXd, 0, Eigen::OuterStride<>>;
-        if (Q && Q->cols() > 0) {  // W += R·Q from the lower trapezoid, each entry used twice by symmetry:
-            const int q = static_cast<int>(Q->cols()), ldf = static_cast<int>(F.rows());
-            const Panel rp(r, m, w, Eigen::OuterStride<>(ldr));
-            const detail::ScaleBy by(to_float);
-            const auto scaled = [by](double x) { return static_cast<float>(by(x)); };
-            if (add_h)
-                F.topLeftCorner(m, w) = (rp + Panel(lower, m, w, Eigen::OuterStride<>(ld))).unaryExpr(scaled);
+        for (Eigen::Index c = 0; c < w; ++c) {
+            auto rc = r.head(m);
+            if (h_.is_f32())
+                rc = h_.f32().col(j0 + c).tail(m).cast<double>();
             else
-                F.topLeftCorner(m, w) = rp.unaryExpr(scaled);
+                rc = h_.f64().col(j0 + c).tail(m);
+            if (k > 0) rc += C.col(c).head(m);
+            if (product) F.col(c).head(m).array() = by.array(rc.array()).template cast<float>();
+            // The diagonal block once, the rows below it twice (symmetry).
+            // Each column's sum in double (vectorized; its rounding, at most
+            // ~m·ε relative, is covered by the factor below), the columns' in
+            // long double.
+            const double block = (rc.head(w) / scale).squaredNorm();
+            const double below = m == w ? 0.0 : (rc.tail(m - w) / scale).squaredNorm();
+            sum += static_cast<long double>(block) + 2.0L * below;
+        }
+        if (product) {  // W += R·Q from the lower trapezoid, each entry used twice by symmetry:
+            const int q = static_cast<int>(Q->cols()), ldf = static_cast<int>(F.rows());
             // W(J, :) += R(j0:, J)ᵀ·Q(j0:, :), the columns J of R from row j0 down;
             blas::gemm('T', 'N', wi, q, mi, 1.0f, F.data(), ldf, Q->data() + j0, n, 1.0f, W->data() + j0, n);
             // W(j0+w:, :) += R(j0+w:, J)·Q(J, :), the same entries as rows j0+w.. of R.
             if (m > w)
                 blas::gemm('N', 'N', mi - wi, q, wi, 1.0f, F.data() + w, ldf, Q->data() + j0, n, 1.0f,
                            W->data() + j0 + w, n);
-        }
-        // The diagonal block once, the rows below it twice (symmetry). Each
-        // column's sum in double (vectorized; its rounding, at most ~m·ε
-        // relative, is covered by the factor below), the columns' in long double.
-        for (Eigen::Index c = 0; c < w; ++c) {
-            const Eigen::Map<const Eigen::VectorXd> rc(r + c * ldr, m);
-            const Eigen::Map<const Eigen::VectorXd> hc(lower + c * ld, m);
-            const double block = add_h ? ((hc.head(w) + rc.head(w)) / scale).squaredNorm()
-                                       : (rc.head(w) / scale).squaredNorm();
-            const double below = m == w ? 0.0
-                                 : add_h ? ((hc.tail(m - w) + rc.tail(m - w)) / scale).squaredNorm()
-                                         : (rc.tail(m - w) / scale).squaredNorm();
-            sum += static_cast<long double>(block) + 2.0L * below;
         }
     }
     return scale * std::sqrt(static_cast<double>(sum)) * (1 + static_cast<double>(n_) * eps);
