@@ -5,10 +5,13 @@ For each workload, basinvol and each peer run alternately (one round = one
 run of each), REPS rounds; the table gives the median wall time, the peak RSS
 (from /usr/bin/time) and the peer/basinvol ratio of medians. Every round also
 checks that basinvol's rank, dim and negative equal peer_numpy's and that
-log_volume agrees to 1e-9 relative.
+log_volume agrees to 1e-9 relative. With --read, each round also times
+reading and inflating the file alone (h5py reads every dataset, as the numpy
+peer does before its eigvalsh), and the table adds basinvol's time as a
+multiple of that read.
 
 Usage: /usr/bin/python3 bench/run_bench.py [--data DIR] [--reps N] [--basinvol PATH]
-                                           [--workloads a,b,...] [--peer-reps N] [--peer-coretype T]
+                                           [--workloads a,b,...] [--peer-reps N] [--peer-coretype T] [--read]
 The workloads are written by ../shared/bench/make_workloads.py into DIR
 (default: bench-data beside the repository) when missing."""
 import argparse
@@ -25,6 +28,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "bench")
 PY = "/usr/bin/python3"
+# Reads every dataset of a file into memory and nothing more.
+READ = """import sys, h5py
+def read(name, obj):
+    if isinstance(obj, h5py.Dataset):
+        obj[...]
+with h5py.File(sys.argv[1], "r") as f:
+    f.visititems(read)
+"""
 
 # name: (file, peers, true rank for the ARPACK peer or None, extra basinvol options)
 # The batch workload runs with the peer's rule (--cut dtype): on step_0095 the
@@ -72,16 +83,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "bench-data"))
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--peer-reps", type=int, default=None, help="rounds that include the peers (default: --reps)")
+    ap.add_argument("--peer-reps", type=int, default=None, help="rounds that include the peers (default: --reps; 0: none, no answer check)")
     ap.add_argument("--basinvol", default=os.path.join(REPO, "build", "basinvol"))
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--json", help="also write the results here")
     ap.add_argument("--peer-coretype", help="OPENBLAS_CORETYPE for the peers (basinvol picks SkylakeX/Haswell "
                     "itself on CPUs Debian's OpenBLAS 0.3.21 does not know): equal kernels on both sides")
+    ap.add_argument("--read", action="store_true", help="also time reading and inflating each file alone (h5py)")
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.data, "batch_100x1000_f32.h5")):
         subprocess.run([PY, os.path.join(SHARED, "make_workloads.py"), a.data], check=True)
-    peer_reps = a.peer_reps or a.reps
+    peer_reps = a.reps if a.peer_reps is None else a.peer_reps
     peer_env = dict(os.environ)
     if a.peer_coretype:
         peer_env["OPENBLAS_CORETYPE"] = a.peer_coretype
@@ -93,13 +105,15 @@ def main():
                 "numpy": [PY, os.path.join(SHARED, "peer_numpy.py"), path]}
         if "eigsh" in peers:
             cmds["eigsh"] = [PY, os.path.join(SHARED, "peer_scipy_eigsh.py"), path, str(k)]
+        if a.read:
+            cmds["read"] = [PY, "-c", READ, path]
         if subprocess.run(cmds["basinvol"][:1] + ["volume", "--help"], capture_output=True, text=True).stdout.find("--no-progress") < 0:
             cmds["basinvol"].remove("--no-progress")
         times = {t: [] for t in cmds}
         rss = {t: [] for t in cmds}
         for rep in range(a.reps):
             outs = {}
-            for tool in ["basinvol"] + [p for p in peers if rep < peer_reps]:
+            for tool in ["basinvol"] + [p for p in peers if rep < peer_reps] + (["read"] if a.read else []):
                 w, m, out = timed(cmds[tool], None if tool == "basinvol" else peer_env)
                 times[tool].append(w)
                 rss[tool].append(m)
@@ -130,6 +144,11 @@ def main():
             else:
                 cells += (["-", "-", "-"] if tool == "numpy" else ["-", "-"])
         print("| " + " | ".join(cells) + " |")
+    for r in results:
+        if "read" in r:
+            b, rd = r["basinvol"]["median_s"], r["read"]["median_s"]
+            print(f"\n{r['workload']}: reading and inflating the file alone (h5py) {rd:.2f} s; "
+                  f"basinvol's whole run {b:.2f} s = {b / rd:.2f}x that read")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=2)
