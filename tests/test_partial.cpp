@@ -121,38 +121,43 @@ std::vector<double> lowrank(std::size_t n, std::size_t r, bool negatives) {
 }  // namespace
 
 TEST_CASE("the operator's products and certificate agree with plain Eigen") {
-    Eigen::MatrixXd m = with_spectrum(lowrank(300, 20, true), 3);
-    for (bool f32 : {false, true}) {
-        Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>())) : make_hessian(m);
-        Eigen::MatrixXd ref = f32 ? Eigen::MatrixXd(m.cast<float>().cast<double>()) : m;
-        ref = (ref + ref.transpose()).eval() / 2;
-        HessianOperator op(h);
-        Eigen::MatrixXd x = Eigen::MatrixXd::Random(300, 7);
-        CHECK((op.apply(x) - ref * x).norm() <= 1e-12 * ref.norm() * x.norm());
-        Eigen::VectorXd y(300);
-        op.perform_op(x.col(0).data(), y.data());
-        CHECK((y - ref * x.col(0)).norm() <= 1e-12 * ref.norm() * x.col(0).norm());
-        Eigen::MatrixXd v = testing_support::random_orthogonal(300, 9).leftCols(5);
-        Eigen::VectorXd theta(5);
-        theta << 3, -1, 0.5, 2, 7;
-        double expect = (ref - v * theta.asDiagonal() * v.transpose()).norm();
-        CHECK(op.residual_frobenius(v, theta) == doctest::Approx(expect).epsilon(1e-12));
-        // The fused form: the certificate for A·Bᵀ and E·Q, E = H − A·Bᵀ, in
-        // the same pass, E·Q assembled from the lower trapezoids of panels of
-        // 256 columns (n = 300: a product across the two panels is needed) in
-        // single precision, within its stated bound, which is itself tight:
-        // under 2·(γ₃₀₀ + 2u) of ‖E‖_F·‖Q‖_F in float.
-        Eigen::MatrixXd a = Eigen::MatrixXd::Random(300, 4), q = Eigen::MatrixXd::Random(300, 6);
-        const Eigen::MatrixXd e = ref - a * a.transpose();
-        HessianOperator::Residual res = op.residual_product(a, a, q);
-        CHECK(res.frobenius == doctest::Approx(e.norm()).epsilon(1e-12));
-        CHECK((res.EQ - e * q).norm() <= res.eq_error);
-        CHECK(res.eq_error <= 2 * 302 * 0x1p-24 * e.norm() * q.norm());
-        CHECK((res.EQ - e * q).norm() > 1e-12 * e.norm() * q.norm());  // it is single precision
-        // No factor: the certificate is ‖H‖_F, and E·Q = H·Q.
-        res = op.residual_product(Eigen::MatrixXd(300, 0), Eigen::MatrixXd(300, 0), q);
-        CHECK(res.frobenius == doctest::Approx(ref.norm()).epsilon(1e-12));
-        CHECK((res.EQ - ref * q).norm() <= res.eq_error);
+    // Panels are 256 columns: n = 300 needs a product across two panels,
+    // 256 is one whole panel, 512 two, 777 four with a short last one.
+    for (const Eigen::Index n : {300, 256, 512, 777}) {
+        CAPTURE(n);
+        const Eigen::MatrixXd m = with_spectrum(lowrank(static_cast<std::size_t>(n), 20, true), 3);
+        for (bool f32 : {false, true}) {
+            CAPTURE(f32);
+            Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>())) : make_hessian(m);
+            Eigen::MatrixXd ref = f32 ? Eigen::MatrixXd(m.cast<float>().cast<double>()) : m;
+            ref = (ref + ref.transpose()).eval() / 2;
+            HessianOperator op(h);
+            Eigen::MatrixXd x = Eigen::MatrixXd::Random(n, 7);
+            CHECK((op.apply(x) - ref * x).norm() <= 1e-12 * ref.norm() * x.norm());
+            Eigen::VectorXd y(n);
+            op.perform_op(x.col(0).data(), y.data());
+            CHECK((y - ref * x.col(0)).norm() <= 1e-12 * ref.norm() * x.col(0).norm());
+            Eigen::MatrixXd v = testing_support::random_orthogonal(n, 9).leftCols(5);
+            Eigen::VectorXd theta(5);
+            theta << 3, -1, 0.5, 2, 7;
+            double expect = (ref - v * theta.asDiagonal() * v.transpose()).norm();
+            CHECK(op.residual_frobenius(v, theta) == doctest::Approx(expect).epsilon(1e-12));
+            // The fused form: the certificate for A·Bᵀ and E·Q, E = H − A·Bᵀ,
+            // in the same pass, E·Q assembled from the lower trapezoids of the
+            // panels in single precision, within its stated bound, which is
+            // itself tight: under 2·(γ_n + 2u) of ‖E‖_F·‖Q‖_F in float.
+            Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, 4), q = Eigen::MatrixXd::Random(n, 6);
+            const Eigen::MatrixXd e = ref - a * a.transpose();
+            HessianOperator::Residual res = op.residual_product(a, a, q);
+            CHECK(res.frobenius == doctest::Approx(e.norm()).epsilon(1e-12));
+            CHECK((res.EQ - e * q).norm() <= res.eq_error);
+            CHECK(res.eq_error <= 2 * double(n + 2) * 0x1p-24 * e.norm() * q.norm());
+            CHECK((res.EQ - e * q).norm() > 1e-12 * e.norm() * q.norm());  // it is single precision
+            // No factor: the certificate is ‖H‖_F, and E·Q = H·Q.
+            res = op.residual_product(Eigen::MatrixXd(n, 0), Eigen::MatrixXd(n, 0), q);
+            CHECK(res.frobenius == doctest::Approx(ref.norm()).epsilon(1e-12));
+            CHECK((res.EQ - ref * q).norm() <= res.eq_error);
+        }
     }
 }
 

@@ -13,8 +13,10 @@
 namespace basinvol {
 
 namespace {
-// Panel width for float32 → double conversion: n×256 doubles stays small next
-// to the matrix (24.6 MB at n = 12000) and keeps GEMM efficient.
+// Panel width for apply's float32 → double conversion and for the residual
+// pass's buffers (−A·Bᵀ in double, the residual in float): n×256 doubles
+// stays small next to the matrix (24.6 MB at n = 12000) and keeps GEMM
+// efficient.
 constexpr Eigen::Index panel_width = 256;
 constexpr double eps = std::numeric_limits<double>::epsilon();
 }  // namespace
@@ -122,9 +124,10 @@ double HessianOperator::residual_pass(const Eigen::MatrixXd& A, const Eigen::Mat
     const Eigen::Index width = std::min(panel_width, n_);
     const bool product = Q && Q->cols() > 0;
     // Each column panel J = [j0, j0 + w) is read once, as its lower trapezoid
-    // H(j0:, J): C gets −A(j0:, :)·B(J, :)ᵀ, then one pass down each column
-    // forms the residual R = H(j0:, J) + C (the stored values widened to
-    // double), sums its squares and, for E·Q, rounds it into F.
+    // H(j0:, J): C gets −A(j0:, :)·B(J, :)ᵀ (no C when k = 0), then one pass
+    // down each column forms the residual R = H(j0:, J) + C (the stored
+    // values widened to double), sums its squares and, for E·Q, rounds
+    // R·2^to_float into F.
     Eigen::MatrixXd C(k > 0 ? n_ : 0, k > 0 ? width : 0);
     Eigen::MatrixXf F(product ? n_ : 0, product ? width : 0);
     Eigen::VectorXd r(n_);

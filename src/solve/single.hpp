@@ -39,7 +39,8 @@ class ScaleBy {
 public:
     explicit ScaleBy(int e) : a_(std::ldexp(1.0, clamp(e) / 2)), b_(std::ldexp(1.0, clamp(e) - clamp(e) / 2)) {}
     double operator()(double x) const { return x * a_ * b_; }
-    // The same on an Eigen array expression, in the same order (vectorized).
+    // The same on an Eigen array expression, in the same order (vectorized);
+    // the result refers to x, so use it within the statement that makes it.
     template <class Array>
     auto array(const Array& x) const -> decltype(x * 1.0 * 1.0) {
         return x * a_ * b_;
