@@ -151,6 +151,8 @@ def main():
             t, rp, out = timed(["/usr/bin/python3", "-c", PEER, path, kind], env)
             peer = json.loads(out)
             tp.append(t)
+            print("%s round %d: basinvol %.2f s, numpy %.2f s (%.1fx)" % (kind, len(tb), tb[-1], tp[-1], tp[-1] / tb[-1]),
+                  file=sys.stderr)
         same = row["rank"] == peer["rank"] and abs(row["log_volume"] - peer["log_volume"]) <= 1e-6 * abs(peer["log_volume"])
         mb, mp = sorted(tb)[len(tb) // 2], sorted(tp)[len(tp) // 2]
         stored = stored_mb(path)
