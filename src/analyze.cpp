@@ -248,7 +248,9 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
     // make tol infinite and every direction "flat": a wrong number, so an error.
     bool finite = true;
-    values.for_each([&](double v) { finite = finite && std::isfinite(v); });
+    values.for_each_span([&](const double* v, std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) finite = finite && std::isfinite(v[i]);
+    });
     if (!finite) {
         std::ostringstream msg;
         msg.precision(3);

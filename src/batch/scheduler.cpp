@@ -1,6 +1,8 @@
 // The batch scheduler: worker threads take items in input order, each after
 // reserving its working set against the memory budget; the calling thread
 // delivers rows (in input or finish order) and progress.
+#include "../solve/blas.hpp"
+
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
@@ -13,18 +15,14 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sched.h>
 #include <sstream>
 #include <sys/resource.h>
 #include <thread>
 #include <unistd.h>
 
-extern "C" {
-// OpenBLAS (linked through LAPACK): its thread count is process-global.
-void openblas_set_num_threads(int);
-int openblas_get_num_threads(void);
-char* openblas_get_corename(void);
-}
+extern "C" char* openblas_get_corename(void);
 
 namespace basinvol {
 
@@ -220,22 +218,6 @@ Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) 
                                     : "over the memory budget of " + gigabytes(b.bytes) + " (option max_memory)"));
 }
 
-// The BLAS thread count as it was, on every way out of run_batch.
-class BlasThreads {
-public:
-    BlasThreads(bool change, int threads) : saved_(change ? blas_threads() : 0) {
-        if (change) set_blas_threads(threads);
-    }
-    ~BlasThreads() {
-        if (saved_ > 0) set_blas_threads(saved_);
-    }
-    BlasThreads(const BlasThreads&) = delete;
-    BlasThreads& operator=(const BlasThreads&) = delete;
-
-private:
-    int saved_;
-};
-
 // Finished rows, as the delivering thread takes them.
 struct Delivery {
     std::deque<std::pair<std::size_t, Row>> rows;
@@ -379,7 +361,8 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
         }
     BatchSummary sum;
     const Budget budget = plan_jobs(opt, solvable, sum);
-    const BlasThreads blas(opt.split_blas_threads, sum.blas_threads);
+    std::optional<blas::ThreadCount> blas;  // the count as it was, on every way out of run_batch
+    if (opt.split_blas_threads) blas.emplace(sum.blas_threads);
 
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;

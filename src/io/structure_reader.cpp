@@ -197,7 +197,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
             if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
                 fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
             (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
-            coarsest(p, s.type, s.eps, static_cast<std::size_t>(s.dims[0] * s.dims[0]) * 2 * sizeof(double));
+            // two factors solved at once (solve_factors), each as stored and widened
+            coarsest(p, s.type, s.eps, static_cast<std::size_t>(s.dims[0] * s.dims[0]) * 2 * 2 * sizeof(double));
         }
         p.n = p.a * p.b;
         return p;

@@ -28,6 +28,9 @@ public:
         for (double x : a_)
             if (!visit(x)) return;
     }
+    void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
+        visit(a_.data(), a_.size());
+    }
 
 private:
     const std::vector<double>& a_;
@@ -161,15 +164,18 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
     const std::size_t count = static_cast<std::size_t>(span >> shift) + 1;
     std::vector<double> least(count, INFINITY), most(count, -INFINITY);
     bool sorted = true;  // every value at most the first (a list not sorted fails this)
-    K.a.visit_all([&](double v) {
-        if (!(v > K.floor)) return;
-        const std::size_t b = static_cast<std::size_t>((bits(v) - base) >> shift);
-        if (b >= count) {
-            sorted = false;
-            return;
+    K.a.visit_spans([&](const double* values, std::size_t size) {
+        for (std::size_t i = 0; i < size; ++i) {
+            const double v = values[i];
+            if (!(v > K.floor)) continue;
+            const std::size_t b = static_cast<std::size_t>((bits(v) - base) >> shift);
+            if (b >= count) {
+                sorted = false;
+                continue;
+            }
+            least[b] = std::min(least[b], v);
+            most[b] = std::max(most[b], v);
         }
-        least[b] = std::min(least[b], v);
-        most[b] = std::max(most[b], v);
     });
     if (!sorted) return std::nullopt;
     double inside = 0;  // the largest w_b

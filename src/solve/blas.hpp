@@ -37,9 +37,25 @@ void ssymm_(const char* side, const char* uplo, const int* m, const int* n, cons
             std::size_t, std::size_t);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
              const int* lwork, int* iwork, const int* liwork, int* info, std::size_t, std::size_t);
+// OpenBLAS (linked through LAPACK): its thread count is process-global.
+void openblas_set_num_threads(int);
+int openblas_get_num_threads(void);
 }
 
 namespace basinvol::blas {
+
+// OpenBLAS's thread count set for a scope, and the count before restored on
+// every way out of it.
+class ThreadCount {
+public:
+    explicit ThreadCount(int threads) : saved_(openblas_get_num_threads()) { openblas_set_num_threads(threads); }
+    ~ThreadCount() { openblas_set_num_threads(saved_); }
+    ThreadCount(const ThreadCount&) = delete;
+    ThreadCount& operator=(const ThreadCount&) = delete;
+
+private:
+    int saved_;
+};
 
 // C = alpha·op(A)·op(B) + beta·C.
 inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,

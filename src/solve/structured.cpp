@@ -1,4 +1,5 @@
 // Spectra of structured Hessians, one part in memory at a time.
+#include "../threads.hpp"
 #include "blas.hpp"
 #include "detail.hpp"
 
@@ -7,10 +8,12 @@
 #include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <queue>
 
@@ -20,8 +23,18 @@ namespace {
 constexpr double eps64 = std::numeric_limits<double>::epsilon();
 constexpr Eigen::Index panel = 2048;  // rows (or columns) of a float32 factor widened to double at once
 
+// A Kronecker factor, read and solved after the walk.
+struct Factor {
+    std::size_t part = 0;  // its Kronecker part in Accumulator::parts
+    bool second = false;   // B (else A)
+    std::string path;
+    double frobenius = 0, asymmetry = 0;  // ‖M‖_F and ‖M − Mᵀ‖_F / ‖M‖_F
+    std::exception_ptr failed;
+};
+
 struct Accumulator {
     std::vector<SpectrumPart> parts;
+    std::vector<Factor> factors;  // in the walk's order, A then B of each part
     long double asym2 = 0;  // Σ ‖H_part − H_partᵀ‖_F²
     double value_error = 0;
 };
@@ -97,24 +110,73 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             return;
         }
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
-        case PartKind::kron: {
-            Hessian A = read_square_part(info, p.path + "/A", opt), B = read_square_part(info, p.path + "/B", opt);
-            const double fa = A.frobenius(), fb = B.frobenius(), s = std::abs(p.scale);
-            // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
-            const double asym = s * (A.asymmetry() * fa * fb + fa * B.asymmetry() * fb);
-            acc.asym2 += static_cast<long double>(asym) * asym;
+        case PartKind::kron: {  // its factors are read and solved after the walk (solve_factors)
             SpectrumPart& out = acc.parts.emplace_back();
             out.kron = true;
             out.scale = p.scale;
-            out.alpha = dense_spectrum(A).values;
-            out.beta = dense_spectrum(B).values;
-            // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
-            acc.value_error = std::max(acc.value_error, s * 4 * eps64 * fa * fb);
+            for (const char* name : {"/A", "/B"}) {
+                Factor& f = acc.factors.emplace_back();
+                f.part = acc.parts.size() - 1;
+                f.second = name[1] == 'B';
+                f.path = p.path + name;
+            }
             return;
         }
         case PartKind::blocks:
             for (const auto& child : p.parts) part_values(info, child, opt, gram, acc);
             return;
+    }
+}
+
+// Reads and solves one factor; a failure is kept for solve_factors to throw.
+void solve_factor(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc, Factor& f) noexcept {
+    try {
+        Hessian m = read_square_part(info, f.path, opt);
+        f.frobenius = m.frobenius();
+        f.asymmetry = m.asymmetry();
+        SpectrumPart& part = acc.parts[f.part];
+        (f.second ? part.beta : part.alpha) = dense_spectrum(m).values;
+    } catch (...) {
+        f.failed = std::current_exception();
+    }
+}
+
+// The Kronecker factors' spectra. `dsyevd` spends half its time in `dsymv`,
+// bound by memory, so a second BLAS thread on one factor gains little, while
+// two factors side by side, one thread each, come close to twice the
+// throughput (docs/performance.md, "Kronecker factors side by side"). When
+// this job may run two BLAS threads or more, two factors are solved at once,
+// each with half of them, each thread reading its next factor (HDF5 under
+// its lock) while the other solves: two factors in memory, as the reader's
+// working set counts. Failures are thrown in the walk's order; once one
+// fails, no factor after it is started.
+void solve_factors(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc) {
+    std::vector<Factor>& fs = acc.factors;
+    const int threads = openblas_get_num_threads();
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> stop{false};
+    auto work = [&] {
+        for (std::size_t i; !stop && (i = next++) < fs.size();) {
+            solve_factor(info, opt, acc, fs[i]);
+            if (fs[i].failed) stop = true;
+        }
+    };
+    if (threads < 2 || fs.size() < 2) {
+        work();
+    } else {
+        const blas::ThreadCount half(threads / 2);
+        detail::run_on_threads(2, work);
+    }
+    for (std::size_t i = 0; i + 1 < fs.size(); i += 2) {
+        const Factor &A = fs[i], &B = fs[i + 1];
+        for (const Factor* f : {&A, &B})
+            if (f->failed) std::rethrow_exception(f->failed);
+        const double fa = A.frobenius, fb = B.frobenius, s = std::abs(acc.parts[A.part].scale);
+        // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
+        const double asym = s * (A.asymmetry * fa * fb + fa * B.asymmetry * fb);
+        acc.asym2 += static_cast<long double>(asym) * asym;
+        // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
+        acc.value_error = std::max(acc.value_error, s * 4 * eps64 * fa * fb);
     }
 }
 
@@ -163,7 +225,7 @@ public:
         while (lo < hi) {
             const std::uint64_t mid = lo + (hi - lo) / 2;
             const double x = value(mid);
-            if (prefix_where([x](double v) { return v > x; }) <= i) hi = mid;
+            if (count_above(x) <= i) hi = mid;
             else lo = mid + 1;
         }
         return value(lo);
@@ -187,9 +249,13 @@ public:
         }
     }
 
-    void visit_all(const std::function<void(double)>& visit) const override {
-        for (const Row& r : rows_)
-            for (double x : *r.b) visit(r.c * x);
+    void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
+        std::vector<double> row;
+        for (const Row& r : rows_) {
+            row.resize(r.b->size());
+            for (std::size_t j = 0; j < row.size(); ++j) row[j] = r.c * (*r.b)[j];
+            visit(row.data(), row.size());
+        }
     }
 
 private:
@@ -201,6 +267,16 @@ private:
     std::vector<Row> rows_;
     std::size_t size_ = 0;
 
+    // prefix_where(v > x), the comparison inline: at() asks it some 60 times.
+    std::size_t count_above(double x) const {
+        std::size_t count = 0;
+        for (const Row& r : rows_) {
+            const double c = r.c;
+            const auto end = std::partition_point(r.b->begin(), r.b->end(), [c, x](double v) { return c * v > x; });
+            count += static_cast<std::size_t>(end - r.b->begin());
+        }
+        return count;
+    }
     double top() const {
         double t = 0;
         for (const Row& r : rows_)
@@ -291,15 +367,18 @@ std::size_t PartValues::size() const {
     return k;
 }
 
-void PartValues::for_each(const std::function<void(double)>& visit) const {
+void PartValues::for_each_span(const std::function<void(const double*, std::size_t)>& visit) const {
+    std::vector<double> row;
     for (const SpectrumPart* p = begin_; p != end_; ++p) {
         if (!p->kron) {
-            for (double v : p->values) visit(v);
+            visit(p->values.data(), p->values.size());
             continue;
         }
+        row.resize(p->beta.size());
         for (double a : p->alpha) {
             const double c = p->scale * a;
-            for (double b : p->beta) visit(c * b);
+            for (std::size_t j = 0; j < row.size(); ++j) row[j] = c * p->beta[j];
+            visit(row.data(), row.size());
         }
     }
 }
@@ -344,12 +423,15 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         for (const auto& child : root.parts) span(child, child.path.substr(child.path.rfind('/') + 1));
     else
         span(root, root.path.substr(root.path.rfind('/') + 1));
+    solve_factors(info, opt, acc);
     out.parts = std::move(acc.parts);
     long double f2 = 0;
     bool finite = true;
-    out.values().for_each([&](double v) {
-        f2 += static_cast<long double>(v) * v;
-        finite = finite && std::isfinite(v);
+    out.values().for_each_span([&](const double* v, std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) {
+            f2 += static_cast<long double>(v[i]) * v[i];
+            finite = finite && std::isfinite(v[i]);
+        }
     });
     if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
     out.frobenius = std::sqrt(static_cast<double>(f2));

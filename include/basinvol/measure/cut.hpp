@@ -44,13 +44,9 @@ public:
     virtual std::size_t prefix_where(const std::function<bool(double)>& holds) const = 0;
     // Visits the values largest first until `visit` returns false.
     virtual void scan(const std::function<bool(double)>& visit) const = 0;
-    // Visits every value in no set order (cheaper than scan).
-    virtual void visit_all(const std::function<void(double)>& visit) const {
-        scan([&](double v) {
-            visit(v);
-            return true;
-        });
-    }
+    // Visits every value in no set order (cheaper than scan), a span at a
+    // time; a span is valid only during its call.
+    virtual void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const = 0;
 };
 
 // What is known of a spectrum's magnitudes.

@@ -25,7 +25,16 @@ class Eigenvalues {
 public:
     virtual ~Eigenvalues() = default;
     virtual std::size_t size() const = 0;
-    virtual void for_each(const std::function<void(double)>& visit) const = 0;
+    // Visits the values a span at a time, in no set order; a span is valid
+    // only during its call. Loops over millions of values (a Kronecker
+    // part's products) run inside `visit`, not one call per value.
+    virtual void for_each_span(const std::function<void(const double*, std::size_t)>& visit) const = 0;
+    // The same, one value at a time.
+    void for_each(const std::function<void(double)>& visit) const {
+        for_each_span([&](const double* v, std::size_t k) {
+            for (std::size_t i = 0; i < k; ++i) visit(v[i]);
+        });
+    }
     // The sums over the kept values; by default each value in turn, the error
     // sum exactly. A structure may sum in closed form (and bound the error sum).
     virtual KeptSums kept(double tol, double error) const;
@@ -38,8 +47,8 @@ public:
     explicit EigenvalueList(const std::vector<double>& values) : v_(values.data()), k_(values.size()) {}
     explicit EigenvalueList(std::vector<double>&&) = delete;  // a view: the list must outlive it
     std::size_t size() const override { return k_; }
-    void for_each(const std::function<void(double)>& visit) const override {
-        for (std::size_t i = 0; i < k_; ++i) visit(v_[i]);
+    void for_each_span(const std::function<void(const double*, std::size_t)>& visit) const override {
+        visit(v_, k_);
     }
 
 private:

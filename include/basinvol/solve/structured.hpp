@@ -38,7 +38,8 @@ class PartValues final : public Eigenvalues {
 public:
     PartValues(const SpectrumPart* begin, const SpectrumPart* end) : begin_(begin), end_(end) {}
     std::size_t size() const override;
-    void for_each(const std::function<void(double)>& visit) const override;
+    // A listed part is one span; a Kronecker part one span per α_i, its products formed in a buffer.
+    void for_each_span(const std::function<void(const double*, std::size_t)>& visit) const override;
     // A Kronecker part in O(a·log b): each α_i keeps a prefix of β sorted by
     // magnitude, whose sums are prefix sums (the error sum bounded).
     KeptSums kept(double tol, double error) const override;
