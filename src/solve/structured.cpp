@@ -1,4 +1,4 @@
-// Spectra of structured Hessians, one part in memory at a time.
+// Spectra of structured Hessians, one part (or two Kronecker factors) in memory at a time.
 #include "../threads.hpp"
 #include "blas.hpp"
 #include "detail.hpp"
@@ -28,6 +28,7 @@ struct Factor {
     std::size_t part = 0;  // its Kronecker part in Accumulator::parts
     bool second = false;   // B (else A)
     std::string path;
+    std::size_t n = 0;     // its size, n×n
     double frobenius = 0, asymmetry = 0;  // ‖M‖_F and ‖M − Mᵀ‖_F / ‖M‖_F
     std::exception_ptr failed;
 };
@@ -119,6 +120,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
                 f.part = acc.parts.size() - 1;
                 f.second = name[1] == 'B';
                 f.path = p.path + name;
+                f.n = f.second ? p.b : p.a;
             }
             return;
         }
@@ -142,30 +144,47 @@ void solve_factor(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
 }
 
 // The Kronecker factors' spectra. `dsyevd` spends half its time in `dsymv`,
-// bound by memory, so a second BLAS thread on one factor gains little, while
-// two factors side by side, one thread each, come close to twice the
-// throughput (docs/performance.md, "Kronecker factors side by side"). When
-// this job may run two BLAS threads or more, two factors are solved at once,
-// each with half of them, each thread reading its next factor (HDF5 under
-// its lock) while the other solves: two factors in memory, as the reader's
-// working set counts. Failures are thrown in the walk's order; once one
-// fails, no factor after it is started.
+// bound by memory, so a second BLAS thread on one factor gains little (about
+// 1.3x at n = 1000), while two factors side by side, one thread each, come
+// close to twice the throughput (docs/performance.md, "Kronecker factors side
+// by side"). When this job may run two BLAS threads or more and the work
+// (n³ per factor) splits so that no factor holds more than three quarters of
+// it, two factors are solved at once, largest first, each with half the
+// threads, each thread reading its next factor (HDF5 under its lock) while
+// the other solves: two factors in memory, as the reader's working set
+// counts. Failures are thrown in the walk's order: after one, only factors
+// before it in that order are still started.
 void solve_factors(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc) {
     std::vector<Factor>& fs = acc.factors;
+    std::vector<std::size_t> order(fs.size());
+    double work = 0, largest = 0;
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+        order[i] = i;
+        const double w = std::pow(static_cast<double>(fs[i].n), 3);
+        work += w;
+        largest = std::max(largest, w);
+    }
     const int threads = openblas_get_num_threads();
-    std::atomic<std::size_t> next{0};
-    std::atomic<bool> stop{false};
-    auto work = [&] {
-        for (std::size_t i; !stop && (i = next++) < fs.size();) {
+    const bool side_by_side = threads >= 2 && fs.size() >= 2 && largest <= 0.75 * work;
+    if (side_by_side)
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return fs[x].n > fs[y].n; });
+    std::atomic<std::size_t> next{0}, first_failed{fs.size()};
+    auto solve = [&] {
+        for (std::size_t k; (k = next++) < order.size();) {
+            const std::size_t i = order[k];
+            if (i > first_failed) continue;
             solve_factor(info, opt, acc, fs[i]);
-            if (fs[i].failed) stop = true;
+            if (!fs[i].failed) continue;
+            std::size_t f = first_failed;
+            while (i < f && !first_failed.compare_exchange_weak(f, i)) {
+            }
         }
     };
-    if (threads < 2 || fs.size() < 2) {
-        work();
+    if (!side_by_side) {
+        solve();
     } else {
         const blas::ThreadCount half(threads / 2);
-        detail::run_on_threads(2, work);
+        detail::run_on_threads(2, solve);
     }
     for (std::size_t i = 0; i + 1 < fs.size(); i += 2) {
         const Factor &A = fs[i], &B = fs[i + 1];
