@@ -1,9 +1,9 @@
-// Kronecker factors read and solved after the structure's walk, two at a
-// time when the job has two BLAS threads or more: the spectra, norms and
-// errors must be the one-at-a-time answer bit for bit (each factor runs
-// LAPACK on one thread either way), every factor's eigenvalues must match an
-// independent solver, and a broken factor must fail the row with the first
-// failure in the structure's order, whatever the threads.
+// Square parts (dense members, Kronecker factors) read and solved after the
+// structure's walk, two at a time when the job has two BLAS threads or more:
+// the spectra, norms and errors must be the one-at-a-time answer bit for bit
+// (each part runs LAPACK on one thread either way), every part's eigenvalues
+// must match an independent solver, and a broken part must fail the row with
+// the first failure in the structure's order, whatever the threads.
 #include "support.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
@@ -127,7 +127,16 @@ void write_network(File& f, const std::vector<Pair>& ps, const Eigen::MatrixXd& 
     }
 }
 
-// Ascending eigenvalues of a factor as stored (float32 rounded first).
+// A dense member between the pairs, larger than some factors (so that, largest
+// first, it is solved before them).
+Eigen::MatrixXd dense_member() {
+    std::vector<double> e = geometric(45, 5, 1e-4);
+    e[3] = -0.5;
+    e[44] = e[43] = 0;
+    return with_spectrum(e, 10);
+}
+
+// Ascending eigenvalues of a matrix as stored (float32 rounded first).
 std::vector<double> stored_eigenvalues(const Eigen::MatrixXd& m, bool f32) {
     const Eigen::MatrixXd s = f32 ? Eigen::MatrixXd(m.cast<float>().cast<double>()) : m;
     const Eigen::VectorXd e = eigenvalues_of(s);
@@ -142,18 +151,24 @@ struct SavedBlasThreads {
 
 }  // namespace
 
-TEST_CASE("structured: Kronecker factors two at a time give the one-at-a-time spectrum, bit for bit") {
+TEST_CASE("structured: square parts two at a time give the one-at-a-time spectrum, bit for bit") {
     const SavedBlasThreads restore;
     const std::vector<Pair> ps = pairs();
+    const Eigen::MatrixXd dense = dense_member();
     File f("basinvol_factors");
-    write_network(f, ps, with_spectrum({5, 1, -0.5, 0}, 10));
+    write_network(f, ps, dense);
     const HessianInfo info = f.listed("/net");
 
     set_blas_threads(1);
     const StructuredSpectrum one = structured_spectrum(info, {}, nullptr);
     CHECK(blas_threads() == 1);
     REQUIRE(one.parts.size() == ps.size() + 1);
-    // Each factor against an independent solver (Eigen), within LAPACK's backward error.
+    // Each part against an independent solver (Eigen), within LAPACK's backward error.
+    const double eps = std::numeric_limits<double>::epsilon();
+    const std::vector<double> want_dense = stored_eigenvalues(dense, false);
+    REQUIRE(one.parts[2].values.size() == want_dense.size());
+    for (std::size_t j = 0; j < want_dense.size(); ++j)
+        CHECK(std::abs(one.parts[2].values[j] - want_dense[j]) <= 64 * eps * dense.norm() * 45);
     for (std::size_t i = 0, k = 0; i < one.parts.size(); ++i) {
         const SpectrumPart& part = one.parts[i];
         if (!part.kron) continue;
@@ -163,7 +178,7 @@ TEST_CASE("structured: Kronecker factors two at a time give the one-at-a-time sp
         for (const auto& [got, m] : {std::pair{&part.alpha, &p.A}, std::pair{&part.beta, &p.B}}) {
             const std::vector<double> want = stored_eigenvalues(*m, p.f32);
             REQUIRE(got->size() == want.size());
-            const double bound = 64 * std::numeric_limits<double>::epsilon() * m->norm() * double(m->rows());
+            const double bound = 64 * eps * m->norm() * double(m->rows());
             for (std::size_t j = 0; j < want.size(); ++j) CHECK(std::abs((*got)[j] - want[j]) <= bound);
         }
     }
@@ -175,17 +190,20 @@ TEST_CASE("structured: Kronecker factors two at a time give the one-at-a-time sp
             const StructuredSpectrum two = structured_spectrum(info, {}, nullptr);
             CHECK(blas_threads() == threads);
             REQUIRE(two.parts.size() == one.parts.size());
+            // threads / 2 BLAS threads per part: one at 2 and 3 threads, so the same
+            // bits; at 4, two each, so the same values to rounding
+            auto same = [&](const std::vector<double>& x, const std::vector<double>& y) {
+                if (threads < 4) return x == y;
+                if (x.size() != y.size()) return false;
+                for (std::size_t j = 0; j < x.size(); ++j)
+                    if (std::abs(x[j] - y[j]) > 1e-12 * std::max(1.0, std::abs(y[j]))) return false;
+                return true;
+            };
             for (std::size_t i = 0; i < one.parts.size(); ++i) {
                 CHECK(two.parts[i].kron == one.parts[i].kron);
-                CHECK(two.parts[i].values == one.parts[i].values);
-                // threads / 2 BLAS threads per factor: one at 2 and 3 threads, so the same bits
-                if (threads < 4) {
-                    CHECK(two.parts[i].alpha == one.parts[i].alpha);
-                    CHECK(two.parts[i].beta == one.parts[i].beta);
-                } else {
-                    CHECK(two.parts[i].alpha.size() == one.parts[i].alpha.size());
-                    CHECK(two.parts[i].beta.size() == one.parts[i].beta.size());
-                }
+                CHECK(same(two.parts[i].values, one.parts[i].values));
+                CHECK(same(two.parts[i].alpha, one.parts[i].alpha));
+                CHECK(same(two.parts[i].beta, one.parts[i].beta));
             }
             if (threads < 4) {
                 CHECK(two.frobenius == one.frobenius);
@@ -197,13 +215,15 @@ TEST_CASE("structured: Kronecker factors two at a time give the one-at-a-time sp
     }
 }
 
-TEST_CASE("structured: a broken Kronecker factor fails the row with the first failure in order") {
+TEST_CASE("structured: a broken square part fails the row with the first failure in order") {
     const SavedBlasThreads restore;
     std::vector<Pair> ps = pairs();
-    ps[1].B(2, 3) = ps[1].B(3, 2) = std::numeric_limits<double>::quiet_NaN();  // p1/B: the first broken one
-    ps[3].A(0, 0) = std::numeric_limits<double>::infinity();                 // p3/A: broken too, later
+    ps[1].B(2, 3) = ps[1].B(3, 2) = std::numeric_limits<double>::quiet_NaN();  // p1/B (7×7): the first broken one
+    ps[3].A(0, 0) = std::numeric_limits<double>::infinity();                 // p3/A (33×33): broken too, later
+    Eigen::MatrixXd dense = dense_member();                                  // p1_dense (45×45): and this one
+    dense(5, 5) = std::numeric_limits<double>::quiet_NaN();
     File f("basinvol_factors_broken");
-    write_network(f, ps, with_spectrum({5, 1, -0.5, 0}, 10));
+    write_network(f, ps, dense);
     const HessianInfo info = f.listed("/net");
     for (int threads : {1, 2}) {
         set_blas_threads(threads);

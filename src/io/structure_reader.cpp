@@ -73,6 +73,17 @@ void coarsest(StructurePart& into, const std::string& type, double eps, std::siz
     into.work_bytes = std::max(into.work_bytes, work);
 }
 
+// A square part's working set joins the two largest under `into`.
+void add_square(StructurePart& into, std::size_t bytes) {
+    std::size_t* top = into.square_bytes;
+    if (bytes > top[0]) {
+        top[1] = top[0];
+        top[0] = bytes;
+    } else if (bytes > top[1]) {
+        top[1] = bytes;
+    }
+}
+
 std::size_t elem_bytes(double eps) { return eps > std::ldexp(1.0, -30) ? sizeof(float) : sizeof(double); }
 
 double scale_of(hid_t obj, const std::string& where) {
@@ -119,7 +130,8 @@ StructurePart square_dataset(hid_t d, const std::string& path, const std::string
     p.kind = PartKind::dense;
     p.path = path;
     p.n = static_cast<std::size_t>(s.dims[0]);
-    coarsest(p, s.type, s.eps, p.n * p.n * (elem_bytes(s.eps) + sizeof(double)));  // stored + LAPACK's copy
+    coarsest(p, s.type, s.eps, 0);
+    add_square(p, p.n * p.n * (elem_bytes(s.eps) + sizeof(double)));  // stored + LAPACK's copy
     return p;
 }
 
@@ -144,6 +156,7 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
         StructurePart child = walk(w, o.get(), member, depth + 1);
         p.n += child.n;
         coarsest(p, child.stored_type, child.stored_eps, child.work_bytes);
+        for (std::size_t bytes : child.square_bytes) add_square(p, bytes);
         p.parts.push_back(std::move(child));
     }
     return p;
@@ -197,8 +210,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
             if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
                 fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
             (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
-            // two factors solved at once (solve_factors), each as stored and widened
-            coarsest(p, s.type, s.eps, static_cast<std::size_t>(s.dims[0] * s.dims[0]) * 2 * 2 * sizeof(double));
+            coarsest(p, s.type, s.eps, 0);
+            add_square(p, static_cast<std::size_t>(s.dims[0] * s.dims[0]) * (elem_bytes(s.eps) + sizeof(double)));
         }
         p.n = p.a * p.b;
         return p;
@@ -299,8 +312,9 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         info.n = p.n;
         info.stored_type = p.stored_type;
         info.stored_eps = p.stored_eps;
-        // the largest part while it is solved, and the spectrum's values with the cut's copies
-        info.working_bytes = p.work_bytes + values_bytes(p);
+        // the largest part while it is solved (or the two largest square parts,
+        // solved side by side), and the spectrum's values with the cut's copies
+        info.working_bytes = std::max(p.work_bytes, p.square_bytes[0] + p.square_bytes[1]) + values_bytes(p);
     } catch (const InputError& e) {
         // The row names the source; the problem names the part.
         std::string m = e.what();

@@ -1,4 +1,4 @@
-// Spectra of structured Hessians, one part (or two Kronecker factors) in memory at a time.
+// Spectra of structured Hessians, one part (or two square parts) in memory at a time.
 #include "../threads.hpp"
 #include "blas.hpp"
 #include "detail.hpp"
@@ -23,10 +23,12 @@ namespace {
 constexpr double eps64 = std::numeric_limits<double>::epsilon();
 constexpr Eigen::Index panel = 2048;  // rows (or columns) of a float32 factor widened to double at once
 
-// A Kronecker factor, read and solved after the walk.
-struct Factor {
-    std::size_t part = 0;  // its Kronecker part in Accumulator::parts
-    bool second = false;   // B (else A)
+// A square part, read and solved after the walk: a dense member, or a
+// Kronecker part's factor A or B.
+struct Square {
+    enum Role { dense, a, b };
+    std::size_t part = 0;  // its part in Accumulator::parts
+    Role role = dense;
     std::string path;
     std::size_t n = 0;     // its size, n×n
     double frobenius = 0, asymmetry = 0;  // ‖M‖_F and ‖M − Mᵀ‖_F / ‖M‖_F
@@ -35,7 +37,7 @@ struct Factor {
 
 struct Accumulator {
     std::vector<SpectrumPart> parts;
-    std::vector<Factor> factors;  // in the walk's order, A then B of each part
+    std::vector<Square> squares;  // in the walk's order, A then B of each Kronecker part
     long double asym2 = 0;  // Σ ‖H_part − H_partᵀ‖_F²
     double value_error = 0;
 };
@@ -98,30 +100,22 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
                  Accumulator& acc) {
     switch (p.kind) {
-        case PartKind::dense: {
-            Hessian h = read_square_part(info, p.path, opt);
-            acc.asym2 += static_cast<long double>(h.asymmetry() * h.frobenius()) * (h.asymmetry() * h.frobenius());
-            acc.value_error = std::max(acc.value_error, eps64 * h.frobenius());
-            acc.parts.emplace_back().values = dense_spectrum(h).values;
+        case PartKind::dense:  // read and solved after the walk (solve_squares)
+            acc.parts.emplace_back();
+            acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, nullptr});
             return;
-        }
         case PartKind::diagonal: {
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
             acc.parts.emplace_back().values.assign(d.data(), d.data() + d.size());
             return;
         }
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
-        case PartKind::kron: {  // its factors are read and solved after the walk (solve_factors)
+        case PartKind::kron: {  // its factors are read and solved after the walk (solve_squares)
             SpectrumPart& out = acc.parts.emplace_back();
             out.kron = true;
             out.scale = p.scale;
-            for (const char* name : {"/A", "/B"}) {
-                Factor& f = acc.factors.emplace_back();
-                f.part = acc.parts.size() - 1;
-                f.second = name[1] == 'B';
-                f.path = p.path + name;
-                f.n = f.second ? p.b : p.a;
-            }
+            acc.squares.push_back({acc.parts.size() - 1, Square::a, p.path + "/A", p.a, 0, 0, nullptr});
+            acc.squares.push_back({acc.parts.size() - 1, Square::b, p.path + "/B", p.b, 0, 0, nullptr});
             return;
         }
         case PartKind::blocks:
@@ -130,51 +124,73 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
     }
 }
 
-// Reads and solves one factor; a failure is kept for solve_factors to throw.
-void solve_factor(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc, Factor& f) noexcept {
+// Reads and solves one square part; a failure is kept for solve_squares to throw.
+void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc, Square& q) noexcept {
     try {
-        Hessian m = read_square_part(info, f.path, opt);
-        f.frobenius = m.frobenius();
-        f.asymmetry = m.asymmetry();
-        SpectrumPart& part = acc.parts[f.part];
-        (f.second ? part.beta : part.alpha) = dense_spectrum(m).values;
+        Hessian m = read_square_part(info, q.path, opt);
+        q.frobenius = m.frobenius();
+        q.asymmetry = m.asymmetry();
+        SpectrumPart& part = acc.parts[q.part];
+        (q.role == Square::dense ? part.values : q.role == Square::a ? part.alpha : part.beta) =
+            dense_spectrum(m).values;
     } catch (...) {
-        f.failed = std::current_exception();
+        q.failed = std::current_exception();
     }
 }
 
-// The Kronecker factors' spectra. `dsyevd` spends half its time in `dsymv`,
-// bound by memory, so a second BLAS thread on one factor gains little (about
-// 1.3x at n = 1000), while two factors side by side, one thread each, come
-// close to twice the throughput (docs/performance.md, "Kronecker factors side
-// by side"). When this job may run two BLAS threads or more and the work
-// (n³ per factor) splits so that no factor holds more than three quarters of
-// it, two factors are solved at once, largest first, each with half the
-// threads, each thread reading its next factor (HDF5 under its lock) while
-// the other solves: two factors in memory, as the reader's working set
-// counts. Failures are thrown in the walk's order: after one, only factors
-// before it in that order are still started.
-void solve_factors(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc) {
-    std::vector<Factor>& fs = acc.factors;
-    std::vector<std::size_t> order(fs.size());
+// Each square part's input noise and value error, in the walk's order.
+void fold_squares(Accumulator& acc) {
+    for (std::size_t i = 0; i < acc.squares.size(); ++i) {
+        const Square& q = acc.squares[i];
+        if (q.failed) std::rethrow_exception(q.failed);
+        if (q.role == Square::dense) {
+            acc.asym2 += static_cast<long double>(q.asymmetry * q.frobenius) * (q.asymmetry * q.frobenius);
+            acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
+            continue;
+        }
+        const Square& B = acc.squares[++i];  // A's partner
+        if (B.failed) std::rethrow_exception(B.failed);
+        const double fa = q.frobenius, fb = B.frobenius, s = std::abs(acc.parts[q.part].scale);
+        // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
+        const double asym = s * (q.asymmetry * fa * fb + fa * B.asymmetry * fb);
+        acc.asym2 += static_cast<long double>(asym) * asym;
+        // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
+        acc.value_error = std::max(acc.value_error, s * 4 * eps64 * fa * fb);
+    }
+}
+
+// The square parts' spectra (dense members, Kronecker factors). `dsyevd`
+// spends half its time in `dsymv`, bound by memory, so a second BLAS thread
+// on one matrix gains little (about 1.3x at n = 1000), while two matrices
+// side by side, one thread each, come close to twice the throughput
+// (docs/performance.md, "Kronecker factors side by side"). When this job may
+// run two BLAS threads or more and the work (n³ each) splits so that no part
+// holds more than three quarters of it, two parts are solved at once,
+// largest first, each with half the threads, each thread reading its next
+// part (HDF5 under its lock) while the other solves: the reader's working
+// set counts the two largest. Failures are thrown in the walk's order: after
+// one, only parts before it in that order are still started.
+void solve_squares(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc) {
+    std::vector<Square>& qs = acc.squares;
+    std::vector<std::size_t> order(qs.size());
     double work = 0, largest = 0;
-    for (std::size_t i = 0; i < fs.size(); ++i) {
+    for (std::size_t i = 0; i < qs.size(); ++i) {
         order[i] = i;
-        const double w = std::pow(static_cast<double>(fs[i].n), 3);
+        const double w = std::pow(static_cast<double>(qs[i].n), 3);
         work += w;
         largest = std::max(largest, w);
     }
     const int threads = openblas_get_num_threads();
-    const bool side_by_side = threads >= 2 && fs.size() >= 2 && largest <= 0.75 * work;
+    const bool side_by_side = threads >= 2 && qs.size() >= 2 && largest <= 0.75 * work;
     if (side_by_side)
-        std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return fs[x].n > fs[y].n; });
-    std::atomic<std::size_t> next{0}, first_failed{fs.size()};
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return qs[x].n > qs[y].n; });
+    std::atomic<std::size_t> next{0}, first_failed{qs.size()};
     auto solve = [&] {
         for (std::size_t k; (k = next++) < order.size();) {
             const std::size_t i = order[k];
             if (i > first_failed) continue;
-            solve_factor(info, opt, acc, fs[i]);
-            if (!fs[i].failed) continue;
+            solve_square(info, opt, acc, qs[i]);
+            if (!qs[i].failed) continue;
             std::size_t f = first_failed;
             while (i < f && !first_failed.compare_exchange_weak(f, i)) {
             }
@@ -186,17 +202,7 @@ void solve_factors(const HessianInfo& info, const ReadOptions& opt, Accumulator&
         const blas::ThreadCount half(threads / 2);
         detail::run_on_threads(2, solve);
     }
-    for (std::size_t i = 0; i + 1 < fs.size(); i += 2) {
-        const Factor &A = fs[i], &B = fs[i + 1];
-        for (const Factor* f : {&A, &B})
-            if (f->failed) std::rethrow_exception(f->failed);
-        const double fa = A.frobenius, fb = B.frobenius, s = std::abs(acc.parts[A.part].scale);
-        // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
-        const double asym = s * (A.asymmetry * fa * fb + fa * B.asymmetry * fb);
-        acc.asym2 += static_cast<long double>(asym) * asym;
-        // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
-        acc.value_error = std::max(acc.value_error, s * 4 * eps64 * fa * fb);
-    }
+    fold_squares(acc);
 }
 
 // The magnitudes of a set of parts as rows, each a multiplier c and a list b
@@ -442,7 +448,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         for (const auto& child : root.parts) span(child, child.path.substr(child.path.rfind('/') + 1));
     else
         span(root, root.path.substr(root.path.rfind('/') + 1));
-    solve_factors(info, opt, acc);
+    solve_squares(info, opt, acc);
     out.parts = std::move(acc.parts);
     long double f2 = 0;
     bool finite = true;

@@ -28,6 +28,9 @@ struct StructurePart {
     std::string stored_type;    // the coarsest stored type under this part
     double stored_eps = 0;
     std::size_t work_bytes = 0;    // the most memory one part under this one needs while it is solved
+    // The two largest square parts under this one (dense members, Kronecker
+    // factors: stored and LAPACK's copy), which may be solved at once.
+    std::size_t square_bytes[2] = {0, 0};
     std::vector<StructurePart> parts;  // blocks: the members in name order
 };
 
