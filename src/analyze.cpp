@@ -357,9 +357,10 @@ std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, Negat
     return out;
 }
 
-// Solve, cut and measure a structured Hessian (its parts read one at a time).
+// Solve, cut and measure a structured Hessian (its parts read one at a time,
+// or two square parts side by side: structured_spectrum).
 void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt) {
-    StructuredSpectrum ss = structured_spectrum(info, opt.read, opt.gram);
+    StructuredSpectrum ss = structured_spectrum(info, opt.read, opt.owns_blas, opt.gram);
     // A structure's eigenvalues are computed directly, as dense ones are; the
     // error of how they were computed (a Gram matrix's rounding) is noise
     // under which no eigenvalue counts.

@@ -1,6 +1,7 @@
 #pragma once
 // Work shared by a few threads, for the passes over one large matrix that
-// would otherwise leave cores idle (inflating chunks, checking values).
+// would otherwise leave cores idle (inflating chunks, checking values), and
+// for a structure's square parts solved two at a time.
 #include <exception>
 #include <thread>
 #include <vector>

@@ -1,9 +1,10 @@
 // Square parts (dense members, Kronecker factors) read and solved after the
-// structure's walk, two at a time when the job has two BLAS threads or more:
-// the spectra, norms and errors must be the one-at-a-time answer bit for bit
-// (each part runs LAPACK on one thread either way), every part's eigenvalues
-// must match an independent solver, and a broken part must fail the row with
-// the first failure in the structure's order, whatever the threads.
+// structure's walk, two at a time when the job owns two BLAS threads or
+// more: the spectra, norms and errors must be the one-at-a-time answer (bit
+// for bit where each part runs LAPACK on one thread either way), every
+// part's eigenvalues must match an independent solver, side by side must
+// run exactly when its conditions hold, and a broken part must fail the row
+// with the first failure in the structure's order, whatever the threads.
 #include "support.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
@@ -16,7 +17,9 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <string>
@@ -46,20 +49,36 @@ public:
     void group(const std::string& path, const std::string& structure, double scale = 1) {
         const hid_t g = H5Gcreate2(id_, path.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         REQUIRE(g >= 0);
+        attributes(g, structure, scale);
+        H5Gclose(g);
+    }
+
+    // A 1-D dataset with structure "diagonal".
+    void diagonal(const std::string& path, const std::vector<double>& d) {
+        const hsize_t dims[1] = {d.size()};
+        const hid_t space = H5Screate_simple(1, dims, nullptr);
+        const hid_t ds = H5Dcreate2(id_, path.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(ds >= 0);
+        REQUIRE(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, d.data()) >= 0);
+        attributes(ds, "diagonal", 1);
+        H5Dclose(ds);
+        H5Sclose(space);
+    }
+
+    void attributes(hid_t obj, const std::string& structure, double scale) {
         const hid_t type = H5Tcopy(H5T_C_S1);
         H5Tset_size(type, structure.size());
         const hid_t scalar = H5Screate(H5S_SCALAR);
-        const hid_t a = H5Acreate2(g, "structure", type, scalar, H5P_DEFAULT, H5P_DEFAULT);
+        const hid_t a = H5Acreate2(obj, "structure", type, scalar, H5P_DEFAULT, H5P_DEFAULT);
         REQUIRE(H5Awrite(a, type, structure.data()) >= 0);
         H5Aclose(a);
         if (scale != 1) {
-            const hid_t s = H5Acreate2(g, "scale", H5T_NATIVE_DOUBLE, scalar, H5P_DEFAULT, H5P_DEFAULT);
+            const hid_t s = H5Acreate2(obj, "scale", H5T_NATIVE_DOUBLE, scalar, H5P_DEFAULT, H5P_DEFAULT);
             REQUIRE(H5Awrite(s, H5T_NATIVE_DOUBLE, &scale) >= 0);
             H5Aclose(s);
         }
         H5Sclose(scalar);
         H5Tclose(type);
-        H5Gclose(g);
     }
 
     // Row-major on disk; the matrices here are symmetric, or made not to be on purpose.
@@ -106,14 +125,23 @@ struct Pair {
 // exact zeros and values running through many decades.
 std::vector<Pair> pairs() {
     std::vector<Pair> p;
-    p.push_back({with_spectrum(geometric(40, 1, 1e-12), 1), with_spectrum(geometric(25, 3, 1e-3), 2), 1.0, false});
+    p.push_back({with_spectrum(geometric(100, 1, 1e-12), 1), with_spectrum(geometric(25, 3, 1e-3), 2), 1.0, false});
     std::vector<double> wide = geometric(60, 10, 1e-5);
     wide[59] = wide[58] = 0;
     p.push_back({with_spectrum(wide, 3), with_spectrum({2, 1, 1, 0.5, 0, 0, -1e-3}, 4), 1.0, true});
-    p.push_back({with_spectrum({4, 2, 1, 0.25, 0}, 5), with_spectrum(geometric(50, 1, 1e-6), 6), -0.7, false});
+    p.push_back({with_spectrum({4, 2, 1, 0.25, 0}, 5), with_spectrum(geometric(120, 1, 1e-6), 6), -0.7, false});
     p.push_back({with_spectrum(geometric(33, 2, 1e-2), 7), with_spectrum(geometric(33, 1, 1e-4), 8), 1.0, true});
     p.push_back({Eigen::MatrixXd::Constant(1, 1, 3.0), with_spectrum(geometric(12, 1, 1e-2), 9), 2.0, false});
     return p;
+}
+
+// A dense member between the pairs, larger than some factors (so that, largest
+// first, it is solved before them).
+Eigen::MatrixXd dense_member() {
+    std::vector<double> e = geometric(45, 5, 1e-4);
+    e[3] = -0.5;
+    e[44] = e[43] = 0;
+    return with_spectrum(e, 10);
 }
 
 void write_network(File& f, const std::vector<Pair>& ps, const Eigen::MatrixXd& dense) {
@@ -127,20 +155,24 @@ void write_network(File& f, const std::vector<Pair>& ps, const Eigen::MatrixXd& 
     }
 }
 
-// A dense member between the pairs, larger than some factors (so that, largest
-// first, it is solved before them).
-Eigen::MatrixXd dense_member() {
-    std::vector<double> e = geometric(45, 5, 1e-4);
-    e[3] = -0.5;
-    e[44] = e[43] = 0;
-    return with_spectrum(e, 10);
-}
-
 // Ascending eigenvalues of a matrix as stored (float32 rounded first).
 std::vector<double> stored_eigenvalues(const Eigen::MatrixXd& m, bool f32) {
     const Eigen::MatrixXd s = f32 ? Eigen::MatrixXd(m.cast<float>().cast<double>()) : m;
     const Eigen::VectorXd e = eigenvalues_of(s);
     return {e.data(), e.data() + e.size()};
+}
+
+// LAPACK's backward error for eigenvalues of an n×n matrix of norm ‖M‖_F,
+// with room for the constant.
+double eigen_tolerance(double frobenius, std::size_t n) {
+    return 64 * std::numeric_limits<double>::epsilon() * frobenius * static_cast<double>(std::max<std::size_t>(n, 1));
+}
+
+bool within(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+    if (got.size() != want.size()) return false;
+    for (std::size_t j = 0; j < want.size(); ++j)
+        if (!(std::abs(got[j] - want[j]) <= tol)) return false;
+    return true;
 }
 
 // Restores the BLAS thread count on every way out of a test.
@@ -149,65 +181,76 @@ struct SavedBlasThreads {
     ~SavedBlasThreads() { set_blas_threads(saved); }
 };
 
+std::string failure_of(const HessianInfo& info, bool owns_blas) {
+    try {
+        structured_spectrum(info, {}, owns_blas, nullptr);
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "";
+}
+
 }  // namespace
 
-TEST_CASE("structured: square parts two at a time give the one-at-a-time spectrum, bit for bit") {
+TEST_CASE("structured: square parts two at a time give the one-at-a-time spectrum") {
     const SavedBlasThreads restore;
     const std::vector<Pair> ps = pairs();
     const Eigen::MatrixXd dense = dense_member();
-    File f("basinvol_factors");
+    File f("basinvol_squares");
     write_network(f, ps, dense);
     const HessianInfo info = f.listed("/net");
 
     set_blas_threads(1);
-    const StructuredSpectrum one = structured_spectrum(info, {}, nullptr);
+    const StructuredSpectrum one = structured_spectrum(info, {}, true, nullptr);
+    CHECK_FALSE(one.side_by_side);
     CHECK(blas_threads() == 1);
     REQUIRE(one.parts.size() == ps.size() + 1);
     // Each part against an independent solver (Eigen), within LAPACK's backward error.
-    const double eps = std::numeric_limits<double>::epsilon();
-    const std::vector<double> want_dense = stored_eigenvalues(dense, false);
-    REQUIRE(one.parts[2].values.size() == want_dense.size());
-    for (std::size_t j = 0; j < want_dense.size(); ++j)
-        CHECK(std::abs(one.parts[2].values[j] - want_dense[j]) <= 64 * eps * dense.norm() * 45);
+    CHECK(within(one.parts[2].values, stored_eigenvalues(dense, false), eigen_tolerance(dense.norm(), 45)));
     for (std::size_t i = 0, k = 0; i < one.parts.size(); ++i) {
         const SpectrumPart& part = one.parts[i];
         if (!part.kron) continue;
         const Pair& p = ps[k++];
         CAPTURE(i);
         CHECK(part.scale == p.scale);
-        for (const auto& [got, m] : {std::pair{&part.alpha, &p.A}, std::pair{&part.beta, &p.B}}) {
-            const std::vector<double> want = stored_eigenvalues(*m, p.f32);
-            REQUIRE(got->size() == want.size());
-            const double bound = 64 * eps * m->norm() * double(m->rows());
-            for (std::size_t j = 0; j < want.size(); ++j) CHECK(std::abs((*got)[j] - want[j]) <= bound);
-        }
+        CHECK(within(part.alpha, stored_eigenvalues(p.A, p.f32), eigen_tolerance(p.A.norm(), p.A.rows())));
+        CHECK(within(part.beta, stored_eigenvalues(p.B, p.f32), eigen_tolerance(p.B.norm(), p.B.rows())));
     }
 
     for (int threads : {2, 3, 4}) {
         CAPTURE(threads);
         set_blas_threads(threads);
+        // Not the process's only BLAS user: one at a time, whatever the threads.
+        CHECK_FALSE(structured_spectrum(info, {}, false, nullptr).side_by_side);
         for (int repeat = 0; repeat < 3; ++repeat) {
-            const StructuredSpectrum two = structured_spectrum(info, {}, nullptr);
+            const StructuredSpectrum two = structured_spectrum(info, {}, true, nullptr);
+            CHECK(two.side_by_side);
             CHECK(blas_threads() == threads);
             REQUIRE(two.parts.size() == one.parts.size());
-            // threads / 2 BLAS threads per part: one at 2 and 3 threads, so the same
-            // bits; at 4, two each, so the same values to rounding
-            auto same = [&](const std::vector<double>& x, const std::vector<double>& y) {
-                if (threads < 4) return x == y;
-                if (x.size() != y.size()) return false;
-                for (std::size_t j = 0; j < x.size(); ++j)
-                    if (std::abs(x[j] - y[j]) > 1e-12 * std::max(1.0, std::abs(y[j]))) return false;
-                return true;
-            };
+            // threads / 2 BLAS threads per part: one at 2 and 3 threads, so the
+            // same bits; at 4, two each, so the same values to LAPACK's error
             for (std::size_t i = 0; i < one.parts.size(); ++i) {
-                CHECK(two.parts[i].kron == one.parts[i].kron);
-                CHECK(same(two.parts[i].values, one.parts[i].values));
-                CHECK(same(two.parts[i].alpha, one.parts[i].alpha));
-                CHECK(same(two.parts[i].beta, one.parts[i].beta));
+                CAPTURE(i);
+                const SpectrumPart &x = two.parts[i], &y = one.parts[i];
+                CHECK(x.kron == y.kron);
+                if (threads < 4) {
+                    CHECK(x.values == y.values);
+                    CHECK(x.alpha == y.alpha);
+                    CHECK(x.beta == y.beta);
+                } else {
+                    CHECK(within(x.values, y.values, eigen_tolerance(dense.norm(), 45)));
+                    const Pair& p = ps[i < 2 ? i : i - 1];
+                    if (!x.kron) continue;
+                    CHECK(within(x.alpha, y.alpha, eigen_tolerance(p.A.norm(), p.A.rows())));
+                    CHECK(within(x.beta, y.beta, eigen_tolerance(p.B.norm(), p.B.rows())));
+                }
             }
             if (threads < 4) {
                 CHECK(two.frobenius == one.frobenius);
                 CHECK(two.value_error == one.value_error);
+            } else {
+                CHECK(std::abs(two.frobenius - one.frobenius) <= 1e-12 * one.frobenius);
+                CHECK(two.value_error == doctest::Approx(one.value_error).epsilon(1e-12));
             }
             CHECK(two.asymmetry == one.asymmetry);
             CHECK(two.spectrum.n == one.spectrum.n);
@@ -215,28 +258,67 @@ TEST_CASE("structured: square parts two at a time give the one-at-a-time spectru
     }
 }
 
-TEST_CASE("structured: a broken square part fails the row with the first failure in order") {
+TEST_CASE("structured: square parts side by side only when the work splits and is worth a thread") {
+    const SavedBlasThreads restore;
+    set_blas_threads(2);
+    File f("basinvol_squares_uneven");
+    f.group("/uneven", "kron");  // A holds all but 0.1% of the work
+    f.matrix("/uneven/A", with_spectrum(geometric(100, 1, 1e-3), 11), false);
+    f.matrix("/uneven/B", with_spectrum(geometric(10, 1, 1e-3), 12), false);
+    f.group("/tiny", "kron");  // even, but two 8×8 factors are not worth a thread
+    f.matrix("/tiny/A", with_spectrum(geometric(8, 1, 1e-3), 13), false);
+    f.matrix("/tiny/B", with_spectrum(geometric(8, 1, 1e-3), 14), false);
+    f.group("/even", "kron");
+    f.matrix("/even/A", with_spectrum(geometric(80, 1, 1e-3), 15), false);
+    f.matrix("/even/B", with_spectrum(geometric(70, 1, 1e-3), 16), false);
+    const std::string path = f.listed("/uneven").file;
+    for (const auto& [name, expect] : {std::pair{"/uneven", false}, std::pair{"/tiny", false}, std::pair{"/even", true}}) {
+        CAPTURE(name);
+        auto list = list_hessians(parse_source(path + ":" + name));
+        REQUIRE(list.size() == 1);
+        CHECK(structured_spectrum(list[0].info, {}, true, nullptr).side_by_side == expect);
+        ReadOptions small;
+        small.max_bytes = 100 * 1024;  // the two largest factors (80² and 70², double and LAPACK's copy) do not fit
+        if (expect) CHECK_FALSE(structured_spectrum(list[0].info, small, true, nullptr).side_by_side);
+        ReadOptions isolated;
+        isolated.isolate = ReadOptions::Isolation::always;
+        if (expect) CHECK_FALSE(structured_spectrum(list[0].info, isolated, true, nullptr).side_by_side);
+    }
+}
+
+TEST_CASE("structured: a broken part fails the row with the first failure in the structure's order") {
     const SavedBlasThreads restore;
     std::vector<Pair> ps = pairs();
     ps[1].B(2, 3) = ps[1].B(3, 2) = std::numeric_limits<double>::quiet_NaN();  // p1/B (7×7): the first broken one
     ps[3].A(0, 0) = std::numeric_limits<double>::infinity();                 // p3/A (33×33): broken too, later
     Eigen::MatrixXd dense = dense_member();                                  // p1_dense (45×45): and this one
     dense(5, 5) = std::numeric_limits<double>::quiet_NaN();
-    File f("basinvol_factors_broken");
+    File f("basinvol_squares_broken");
     write_network(f, ps, dense);
-    const HessianInfo info = f.listed("/net");
+    // A broken diagonal after a broken dense member, and one before.
+    f.group("/after", "blocks");
+    f.matrix("/after/a_dense", dense, false);
+    f.diagonal("/after/b_diag", {1.0, std::numeric_limits<double>::quiet_NaN(), 2.0});
+    f.group("/before", "blocks");
+    f.diagonal("/before/a_diag", {1.0, std::numeric_limits<double>::quiet_NaN(), 2.0});
+    f.matrix("/before/b_dense", dense, false);
+    f.matrix("/before/c_dense", dense_member(), false);
+    const HessianInfo net = f.listed("/net");
+    auto listed = [&](const std::string& name) {
+        auto list = list_hessians(parse_source(net.file + ":" + name));
+        REQUIRE(list.size() == 1);
+        return list[0].info;
+    };
+    const HessianInfo after = listed("/after"), before = listed("/before");
     for (int threads : {1, 2}) {
+        CAPTURE(threads);
         set_blas_threads(threads);
         for (int repeat = 0; repeat < 5; ++repeat) {
-            CAPTURE(threads);
-            std::string message;
-            try {
-                structured_spectrum(info, {}, nullptr);
-            } catch (const InputError& e) {
-                message = e.what();
-            }
+            const std::string message = failure_of(net, true);
             CHECK(message.find("/net/p1/B") != std::string::npos);
             CHECK(message.find("non-finite") != std::string::npos);
+            CHECK(failure_of(after, true).find("/after/a_dense") != std::string::npos);
+            CHECK(failure_of(before, true).find("/before/a_diag") != std::string::npos);
             CHECK(blas_threads() == threads);
         }
     }

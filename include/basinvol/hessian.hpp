@@ -44,8 +44,10 @@ struct HessianInfo {
     // "" for a dense dataset; else the structure (docs/structured.md):
     // "blocks", "factor", "kron" or "diagonal".
     std::string structure;
-    // Structured: the memory its analysis needs at most (the largest part
-    // with its solver's workspace, and the n eigenvalues); 0 for dense.
+    // Structured: the memory its analysis needs at most one part at a time
+    // (the largest part with its solver's workspace, and the eigenvalues it
+    // keeps; two square parts run side by side only when they fit the
+    // budget together); 0 for dense.
     std::size_t working_bytes = 0;
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
     Attributes attrs;

@@ -335,9 +335,10 @@ const Names<RowOrder>& row_order_names() {
 
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
+    AnalyzeOptions analyze_opt = opt.analyze;  // owns_blas set below, once the jobs are known
     auto analyze_one = opt.analyze_one ? opt.analyze_one
                                        : std::function<Row(std::size_t, const HessianInfo&)>(
-                                             [&](std::size_t, const HessianInfo& h) { return analyze(h, opt.analyze); });
+                                             [&](std::size_t, const HessianInfo& h) { return analyze(h, analyze_opt); });
     // analyze() turns every failure of the input into a row; anything else
     // escaping a worker would end the process, so it becomes a row as well.
     auto run_one = [analyze_one](std::size_t i, const HessianInfo& h) {
@@ -363,6 +364,8 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     const Budget budget = plan_jobs(opt, solvable, sum);
     std::optional<blas::ThreadCount> blas;  // the count as it was, on every way out of run_batch
     if (opt.split_blas_threads) blas.emplace(sum.blas_threads);
+    // One job alone may spend its BLAS threads as it likes (analyze's owns_blas).
+    analyze_opt.owns_blas = opt.split_blas_threads ? sum.jobs == 1 : opt.analyze.owns_blas;
 
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;

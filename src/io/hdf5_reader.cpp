@@ -581,12 +581,16 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
     return out;
 }
 
+std::size_t memory_budget(const ReadOptions& opt) {
+    const std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
+    return budget ? budget : std::size_t(1) << 33;
+}
+
 void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
-    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
-    if (budget == 0) budget = std::size_t(1) << 33;
+    const std::size_t budget = memory_budget(opt);
     // Refuse before allocating: n² elements must fit the budget (no overflow: n < 2^32 checked first).
     if (n > (std::size_t(1) << 31) || n * n > budget / elem) {
         std::ostringstream s;

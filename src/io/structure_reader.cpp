@@ -254,10 +254,6 @@ void check_finite(const M& m, const std::string& where) {
             }
 }
 
-std::size_t budget_of(const ReadOptions& opt) {
-    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
-    return budget ? budget : std::size_t(1) << 33;
-}
 
 }  // namespace
 
@@ -312,9 +308,10 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         info.n = p.n;
         info.stored_type = p.stored_type;
         info.stored_eps = p.stored_eps;
-        // the largest part while it is solved (or the two largest square parts,
-        // solved side by side), and the spectrum's values with the cut's copies
-        info.working_bytes = std::max(p.work_bytes, p.square_bytes[0] + p.square_bytes[1]) + values_bytes(p);
+        // the largest part while it is solved, and the spectrum's values with
+        // the cut's copies (the two largest square parts are solved side by
+        // side only when they fit the budget alone: side_by_side_squares)
+        info.working_bytes = std::max(p.work_bytes, p.square_bytes[0]) + values_bytes(p);
     } catch (const InputError& e) {
         // The row names the source; the problem names the part.
         std::string m = e.what();
@@ -353,11 +350,11 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
     const bool f32 = elem_bytes(p.stored_eps) == sizeof(float);
     const std::string path = p.path + "/G", where = info.file + ":" + path;
     const double bytes = double(p.m) * double(p.n) * double(f32 ? sizeof(float) : sizeof(double));
-    if (bytes > double(budget_of(opt))) {
+    if (bytes > double(memory_budget(opt))) {
         std::ostringstream s;
         s.precision(3);
         s << "G of " << p.m << " x " << p.n << " needs " << bytes / 1e9 << " GB in memory, over the budget of "
-          << double(budget_of(opt)) / 1e9 << " GB (option max_memory)";
+          << double(memory_budget(opt)) / 1e9 << " GB (option max_memory)";
         throw InputError(where + ": " + s.str());
     }
     FactorValues v;

@@ -16,6 +16,7 @@
 #include <exception>
 #include <limits>
 #include <queue>
+#include <sys/resource.h>
 
 namespace basinvol {
 namespace {
@@ -124,7 +125,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
     }
 }
 
-// Reads and solves one square part; a failure is kept for solve_squares to throw.
+// Reads and solves one square part; a failure is kept for fold_squares to throw.
 void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc, Square& q) noexcept {
     try {
         Hessian m = read_square_part(info, q.path, opt);
@@ -159,29 +160,48 @@ void fold_squares(Accumulator& acc) {
     }
 }
 
-// The square parts' spectra (dense members, Kronecker factors). `dsyevd`
-// spends half its time in `dsymv`, bound by memory, so a second BLAS thread
-// on one matrix gains little (about 1.3x at n = 1000), while two matrices
-// side by side, one thread each, come close to twice the throughput
-// (docs/performance.md, "Kronecker factors side by side"). When this job may
-// run two BLAS threads or more and the work (n³ each) splits so that no part
-// holds more than three quarters of it, two parts are solved at once,
-// largest first, each with half the threads, each thread reading its next
-// part (HDF5 under its lock) while the other solves: the reader's working
-// set counts the two largest. Failures are thrown in the walk's order: after
-// one, only parts before it in that order are still started.
-void solve_squares(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc) {
-    std::vector<Square>& qs = acc.squares;
-    std::vector<std::size_t> order(qs.size());
+// Whether square parts may be solved two at a time. `dsyevd` spends half
+// its time in `dsymv`, bound by memory, so a second BLAS thread on one
+// matrix gains little (about 1.3x at n = 1000), while two matrices side by
+// side, one thread each, come close to twice the throughput
+// (docs/performance.md, "Kronecker factors side by side"). Only when:
+//   - the caller owns OpenBLAS's process-wide thread count (no other job);
+//   - this job may run two BLAS threads or more;
+//   - reads are not isolated in child processes (a fork while the other
+//     thread is inside threaded OpenBLAS tears its thread pool down);
+//   - there is no address-space limit (each thread that calls OpenBLAS
+//     maps a buffer of its own, and OpenBLAS waits forever for one);
+//   - the work (n³ each) splits: no part over three quarters of it, and
+//     enough of it to pay for a thread;
+//   - the two largest parts fit the memory budget together.
+bool side_by_side_squares(const std::vector<Square>& qs, const StructurePart& root, const ReadOptions& opt,
+                          bool owns_blas, int threads) {
+    if (!owns_blas || threads < 2 || qs.size() < 2 || opt.isolate != ReadOptions::Isolation::never) return false;
+    struct rlimit as {};
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) return false;
     double work = 0, largest = 0;
-    for (std::size_t i = 0; i < qs.size(); ++i) {
-        order[i] = i;
-        const double w = std::pow(static_cast<double>(qs[i].n), 3);
+    for (const Square& q : qs) {
+        const double w = std::pow(static_cast<double>(q.n), 3);
         work += w;
         largest = std::max(largest, w);
     }
+    constexpr double enough = 2 * 64.0 * 64.0 * 64.0;  // two 64×64 matrices: 0.1 ms each, a thread start 0.05
+    const std::size_t two = root.square_bytes[0] + root.square_bytes[1];
+    return largest <= 0.75 * work && work >= enough && two <= memory_budget(opt);
+}
+
+// The square parts' spectra (dense members, Kronecker factors), one at a
+// time or, when side_by_side_squares allows, two at a time, largest first,
+// each with half the BLAS threads, each thread reading its next part (HDF5
+// under its lock) while the other solves. After a failure, only parts before
+// it in the walk's order are still started; fold_squares throws the first.
+bool solve_squares(const HessianInfo& info, const StructurePart& root, const ReadOptions& opt, bool owns_blas,
+                   Accumulator& acc) {
+    std::vector<Square>& qs = acc.squares;
     const int threads = openblas_get_num_threads();
-    const bool side_by_side = threads >= 2 && qs.size() >= 2 && largest <= 0.75 * work;
+    const bool side_by_side = side_by_side_squares(qs, root, opt, owns_blas, threads);
+    std::vector<std::size_t> order(qs.size());
+    for (std::size_t i = 0; i < qs.size(); ++i) order[i] = i;
     if (side_by_side)
         std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return qs[x].n > qs[y].n; });
     std::atomic<std::size_t> next{0}, first_failed{qs.size()};
@@ -202,7 +222,7 @@ void solve_squares(const HessianInfo& info, const ReadOptions& opt, Accumulator&
         const blas::ThreadCount half(threads / 2);
         detail::run_on_threads(2, solve);
     }
-    fold_squares(acc);
+    return side_by_side;
 }
 
 // The magnitudes of a set of parts as rows, each a multiplier c and a list b
@@ -430,7 +450,8 @@ std::shared_ptr<const SortedMagnitudes> PartValues::magnitudes() const {
     return std::make_shared<RowMagnitudes>(begin_, end_);
 }
 
-StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, const GramBuilder* gram) {
+StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, bool owns_blas,
+                                       const GramBuilder* gram) {
     const auto t0 = detail::Clock::now();
     const StructurePart root = describe_structure(info, opt);
     StructuredSpectrum out;
@@ -444,11 +465,21 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         b.end = acc.parts.size();
         out.blocks.push_back(b);
     };
-    if (root.kind == PartKind::blocks)
-        for (const auto& child : root.parts) span(child, child.path.substr(child.path.rfind('/') + 1));
-    else
-        span(root, root.path.substr(root.path.rfind('/') + 1));
-    solve_squares(info, opt, acc);
+    // A part that fails in the walk (a diagonal, a factor) ends it; the
+    // square parts before it are still solved, and one of them failing is
+    // the first failure in the structure's order.
+    std::exception_ptr walk_failed;
+    try {
+        if (root.kind == PartKind::blocks)
+            for (const auto& child : root.parts) span(child, child.path.substr(child.path.rfind('/') + 1));
+        else
+            span(root, root.path.substr(root.path.rfind('/') + 1));
+    } catch (...) {
+        walk_failed = std::current_exception();
+    }
+    out.side_by_side = solve_squares(info, root, opt, owns_blas, acc);
+    fold_squares(acc);
+    if (walk_failed) std::rethrow_exception(walk_failed);
     out.parts = std::move(acc.parts);
     long double f2 = 0;
     bool finite = true;

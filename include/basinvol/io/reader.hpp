@@ -100,6 +100,9 @@ void check_symmetry(const HessianInfo& info, double relative_asymmetry, const Re
 // The n×n matrix of info's stored type fits options.max_bytes (else half the
 // physical memory); throws InputError naming both, before anything is allocated.
 void check_memory_budget(const HessianInfo& info, const ReadOptions& options);
+// The bytes a Hessian may hold in memory: options.max_bytes, else half the
+// physical memory (8 GiB when that cannot be read).
+std::size_t memory_budget(const ReadOptions& options);
 
 // info's file's stamp now: taken before its values are read (invalid for an
 // in-memory image, or a file that cannot be stat'ed).

@@ -4,7 +4,8 @@
 // "factor" (H = scale·GᵀG, dataset G of m×n) or "kron" (H = scale·A⊗B), or a
 // 1-D dataset with `structure` = "diagonal" (H = diag(values)). The parts
 // are described first (shapes, types) and their values read one at a time,
-// so a solver holds one part in memory at once.
+// so a solver holds one part in memory at once (two square parts, when it
+// solves them side by side within the memory budget).
 #include <basinvol/hessian.hpp>
 #include <basinvol/io/reader.hpp>
 
@@ -27,7 +28,7 @@ struct StructurePart {
     double scale = 1;           // factor, kron
     std::string stored_type;    // the coarsest stored type under this part
     double stored_eps = 0;
-    std::size_t work_bytes = 0;    // the most memory one part under this one needs while it is solved
+    std::size_t work_bytes = 0;    // the most memory one part under this one, not square, needs while solved
     // The two largest square parts under this one (dense members, Kronecker
     // factors: stored and LAPACK's copy), which may be solved at once.
     std::size_t square_bytes[2] = {0, 0};

@@ -33,7 +33,7 @@ struct SpectrumPart {
     std::size_t size() const { return kron ? alpha.size() * beta.size() : values.size(); }
 };
 
-// The eigenvalues of parts [begin, end), visited one at a time.
+// The eigenvalues of parts [begin, end), visited a span at a time.
 class PartValues final : public Eigenvalues {
 public:
     PartValues(const SpectrumPart* begin, const SpectrumPart* end) : begin_(begin), end_(end) {}
@@ -68,6 +68,7 @@ struct StructuredSpectrum {
     double frobenius = 0;            // ‖H‖_F, from the eigenvalues
     double asymmetry = 0;            // ‖H − Hᵀ‖_F of the stored parts (absolute), before symmetrizing
     double value_error = 0;          // each eigenvalue's computed error bound (Gram rounding, LAPACK)
+    bool side_by_side = false;       // square parts were solved two at a time
 };
 
 // How a factor's Gram matrix is formed: in this process (no builder), or by
@@ -83,9 +84,14 @@ struct GramBuilder {
 };
 
 // Reads a listed structured Hessian one part at a time and computes its
-// spectrum (factors' Grams through `gram` when given). Throws InputError
-// (layout, values, memory budget) or NumericError.
-StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& options,
+// spectrum (factors' Grams through `gram` when given). Square parts (dense
+// members, Kronecker factors) are solved after the walk; two at a time when
+// `owns_blas` (no other BLAS user in the process: OpenBLAS's thread count is
+// changed while they run), the row may use two BLAS threads or more, and
+// side_by_side_squares' other conditions hold. Throws InputError (layout,
+// values, memory budget) or NumericError; when several parts are broken,
+// the first in the structure's order.
+StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& options, bool owns_blas,
                                        const GramBuilder* gram = nullptr);
 
 }  // namespace basinvol
