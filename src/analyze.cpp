@@ -360,7 +360,7 @@ std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, Negat
 // Solve, cut and measure a structured Hessian (its parts read one at a time,
 // or two square parts side by side: structured_spectrum).
 void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt) {
-    StructuredSpectrum ss = structured_spectrum(info, opt.read, opt.owns_blas, opt.gram);
+    StructuredSpectrum ss = structured_spectrum(info, opt.read, opt.side_by_side, opt.gram);
     // A structure's eigenvalues are computed directly, as dense ones are; the
     // error of how they were computed (a Gram matrix's rounding) is noise
     // under which no eigenvalue counts.

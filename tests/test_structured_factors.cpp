@@ -181,9 +181,12 @@ struct SavedBlasThreads {
     ~SavedBlasThreads() { set_blas_threads(saved); }
 };
 
-std::string failure_of(const HessianInfo& info, bool owns_blas) {
+// Side by side allowed, with memory to spare.
+const SideBySide owned{true, std::size_t(1) << 40};
+
+std::string failure_of(const HessianInfo& info) {
     try {
-        structured_spectrum(info, {}, owns_blas, nullptr);
+        structured_spectrum(info, {}, owned, nullptr);
     } catch (const InputError& e) {
         return e.what();
     }
@@ -201,7 +204,7 @@ TEST_CASE("structured: square parts two at a time give the one-at-a-time spectru
     const HessianInfo info = f.listed("/net");
 
     set_blas_threads(1);
-    const StructuredSpectrum one = structured_spectrum(info, {}, true, nullptr);
+    const StructuredSpectrum one = structured_spectrum(info, {}, owned, nullptr);
     CHECK_FALSE(one.side_by_side);
     CHECK(blas_threads() == 1);
     REQUIRE(one.parts.size() == ps.size() + 1);
@@ -220,10 +223,11 @@ TEST_CASE("structured: square parts two at a time give the one-at-a-time spectru
     for (int threads : {2, 3, 4}) {
         CAPTURE(threads);
         set_blas_threads(threads);
-        // Not the process's only BLAS user: one at a time, whatever the threads.
-        CHECK_FALSE(structured_spectrum(info, {}, false, nullptr).side_by_side);
+        // Not allowed (another BLAS user, or no memory for a second part): one at a time.
+        CHECK_FALSE(structured_spectrum(info, {}, SideBySide{}, nullptr).side_by_side);
+        CHECK_FALSE(structured_spectrum(info, {}, SideBySide{true, info.working_bytes}, nullptr).side_by_side);
         for (int repeat = 0; repeat < 3; ++repeat) {
-            const StructuredSpectrum two = structured_spectrum(info, {}, true, nullptr);
+            const StructuredSpectrum two = structured_spectrum(info, {}, owned, nullptr);
             CHECK(two.side_by_side);
             CHECK(blas_threads() == threads);
             REQUIRE(two.parts.size() == one.parts.size());
@@ -276,13 +280,19 @@ TEST_CASE("structured: square parts side by side only when the work splits and i
         CAPTURE(name);
         auto list = list_hessians(parse_source(path + ":" + name));
         REQUIRE(list.size() == 1);
-        CHECK(structured_spectrum(list[0].info, {}, true, nullptr).side_by_side == expect);
+        const HessianInfo& info = list[0].info;
+        CHECK(structured_spectrum(info, {}, owned, nullptr).side_by_side == expect);
+        if (!expect) continue;
+        // The working set (80² doubles and LAPACK's copy, the values) and the
+        // 70² factor on top: over 150 kB, given by the caller or by the read budget.
+        CHECK_FALSE(structured_spectrum(info, {}, SideBySide{true, 150'000}, nullptr).side_by_side);
         ReadOptions small;
-        small.max_bytes = 100 * 1024;  // the two largest factors (80² and 70², double and LAPACK's copy) do not fit
-        if (expect) CHECK_FALSE(structured_spectrum(list[0].info, small, true, nullptr).side_by_side);
+        small.max_bytes = 150'000;
+        CHECK_FALSE(structured_spectrum(info, small, owned, nullptr).side_by_side);
+        CHECK(structured_spectrum(info, {}, SideBySide{true, 200'000}, nullptr).side_by_side);
         ReadOptions isolated;
         isolated.isolate = ReadOptions::Isolation::always;
-        if (expect) CHECK_FALSE(structured_spectrum(list[0].info, isolated, true, nullptr).side_by_side);
+        CHECK_FALSE(structured_spectrum(info, isolated, owned, nullptr).side_by_side);
     }
 }
 
@@ -314,11 +324,11 @@ TEST_CASE("structured: a broken part fails the row with the first failure in the
         CAPTURE(threads);
         set_blas_threads(threads);
         for (int repeat = 0; repeat < 5; ++repeat) {
-            const std::string message = failure_of(net, true);
+            const std::string message = failure_of(net);
             CHECK(message.find("/net/p1/B") != std::string::npos);
             CHECK(message.find("non-finite") != std::string::npos);
-            CHECK(failure_of(after, true).find("/after/a_dense") != std::string::npos);
-            CHECK(failure_of(before, true).find("/before/a_diag") != std::string::npos);
+            CHECK(failure_of(after).find("/after/a_dense") != std::string::npos);
+            CHECK(failure_of(before).find("/before/a_diag") != std::string::npos);
             CHECK(blas_threads() == threads);
         }
     }

@@ -28,11 +28,10 @@ struct AnalyzeOptions {
     bool keep_eigenvalues = false;      // fill Row::eigenvalues
     // Factors' Gram matrices formed by this builder (basinvol-mpi); none: in this process.
     const GramBuilder* gram = nullptr;
-    // This analysis is the process's only BLAS user while it runs, so it may
-    // change OpenBLAS's process-wide thread count: a structure's square parts
-    // are then solved two at a time (docs/structured.md). run_batch sets it
-    // for a batch of one job; the Python package sets it.
-    bool owns_blas = false;
+    // Whether a structure's square parts may be solved two at a time, and in
+    // how much memory (docs/structured.md). run_batch allows it for a batch
+    // of one job, within its memory budget.
+    SideBySide side_by_side;
 };
 
 // Checks option values; throws UsageError naming the option.

@@ -53,7 +53,6 @@ bv::AnalyzeOptions analyze_options(const py::dict& d) {
     a.read.max_asymmetry = get<double>(d, "max_asymmetry").value_or(1e-3);
     a.read.max_bytes = bv::parse_memory_size(get<std::string>(d, "max_memory").value_or(""));
     a.keep_eigenvalues = get<bool>(d, "eigenvalues").value_or(false);
-    a.owns_blas = true;  // one analysis at a time, the GIL released (structures' square parts side by side)
     bv::validate(a);
     return a;
 }

@@ -335,7 +335,7 @@ const Names<RowOrder>& row_order_names() {
 
 BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& opt, const BatchCallbacks& cb) {
     const auto t0 = Clock::now();
-    AnalyzeOptions analyze_opt = opt.analyze;  // owns_blas set below, once the jobs are known
+    AnalyzeOptions analyze_opt = opt.analyze;  // side_by_side set below, once the jobs are known
     auto analyze_one = opt.analyze_one ? opt.analyze_one
                                        : std::function<Row(std::size_t, const HessianInfo&)>(
                                              [&](std::size_t, const HessianInfo& h) { return analyze(h, analyze_opt); });
@@ -364,8 +364,10 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     const Budget budget = plan_jobs(opt, solvable, sum);
     std::optional<blas::ThreadCount> blas;  // the count as it was, on every way out of run_batch
     if (opt.split_blas_threads) blas.emplace(sum.blas_threads);
-    // One job alone may spend its BLAS threads as it likes (analyze's owns_blas).
-    analyze_opt.owns_blas = opt.split_blas_threads ? sum.jobs == 1 : opt.analyze.owns_blas;
+    // One job alone may spend its BLAS threads and the memory budget as it
+    // likes (a structure's square parts side by side); when the caller keeps
+    // the thread count, its own setting stands.
+    if (opt.split_blas_threads) analyze_opt.side_by_side = {sum.jobs == 1, budget.bytes};
 
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;

@@ -309,8 +309,8 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         info.stored_type = p.stored_type;
         info.stored_eps = p.stored_eps;
         // the largest part while it is solved, and the spectrum's values with
-        // the cut's copies (the two largest square parts are solved side by
-        // side only when they fit the budget alone: side_by_side_squares)
+        // the cut's copies (a second square part is solved beside the largest
+        // only when the caller's memory holds both: side_by_side_squares)
         info.working_bytes = std::max(p.work_bytes, p.square_bytes[0]) + values_bytes(p);
     } catch (const InputError& e) {
         // The row names the source; the problem names the part.

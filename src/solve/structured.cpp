@@ -165,7 +165,8 @@ void fold_squares(Accumulator& acc) {
 // matrix gains little (about 1.3x at n = 1000), while two matrices side by
 // side, one thread each, come close to twice the throughput
 // (docs/performance.md, "Kronecker factors side by side"). Only when:
-//   - the caller owns OpenBLAS's process-wide thread count (no other job);
+//   - the caller allows it: it owns OpenBLAS's process-wide thread count
+//     (no other job) and gives the memory for a second part;
 //   - this job may run two BLAS threads or more;
 //   - reads are not isolated in child processes (a fork while the other
 //     thread is inside threaded OpenBLAS tears its thread pool down);
@@ -173,10 +174,12 @@ void fold_squares(Accumulator& acc) {
 //     maps a buffer of its own, and OpenBLAS waits forever for one);
 //   - the work (n³ each) splits: no part over three quarters of it, and
 //     enough of it to pay for a thread;
-//   - the two largest parts fit the memory budget together.
-bool side_by_side_squares(const std::vector<Square>& qs, const StructurePart& root, const ReadOptions& opt,
-                          bool owns_blas, int threads) {
-    if (!owns_blas || threads < 2 || qs.size() < 2 || opt.isolate != ReadOptions::Isolation::never) return false;
+//   - the working set and the second largest part fit that memory and the
+//     read budget together.
+bool side_by_side_squares(const std::vector<Square>& qs, const HessianInfo& info, const StructurePart& root,
+                          const ReadOptions& opt, SideBySide allowed, int threads) {
+    if (!allowed.allowed || threads < 2 || qs.size() < 2 || opt.isolate != ReadOptions::Isolation::never)
+        return false;
     struct rlimit as {};
     if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) return false;
     double work = 0, largest = 0;
@@ -186,8 +189,9 @@ bool side_by_side_squares(const std::vector<Square>& qs, const StructurePart& ro
         largest = std::max(largest, w);
     }
     constexpr double enough = 2 * 64.0 * 64.0 * 64.0;  // two 64×64 matrices: 0.1 ms each, a thread start 0.05
-    const std::size_t two = root.square_bytes[0] + root.square_bytes[1];
-    return largest <= 0.75 * work && work >= enough && two <= memory_budget(opt);
+    // The working set holds the largest square part; the second comes on top.
+    const bool fits = info.working_bytes + root.square_bytes[1] <= std::min(allowed.memory, memory_budget(opt));
+    return largest <= 0.75 * work && work >= enough && fits;
 }
 
 // The square parts' spectra (dense members, Kronecker factors), one at a
@@ -195,11 +199,11 @@ bool side_by_side_squares(const std::vector<Square>& qs, const StructurePart& ro
 // each with half the BLAS threads, each thread reading its next part (HDF5
 // under its lock) while the other solves. After a failure, only parts before
 // it in the walk's order are still started; fold_squares throws the first.
-bool solve_squares(const HessianInfo& info, const StructurePart& root, const ReadOptions& opt, bool owns_blas,
+bool solve_squares(const HessianInfo& info, const StructurePart& root, const ReadOptions& opt, SideBySide allowed,
                    Accumulator& acc) {
     std::vector<Square>& qs = acc.squares;
     const int threads = openblas_get_num_threads();
-    const bool side_by_side = side_by_side_squares(qs, root, opt, owns_blas, threads);
+    const bool side_by_side = side_by_side_squares(qs, info, root, opt, allowed, threads);
     std::vector<std::size_t> order(qs.size());
     for (std::size_t i = 0; i < qs.size(); ++i) order[i] = i;
     if (side_by_side)
@@ -450,7 +454,7 @@ std::shared_ptr<const SortedMagnitudes> PartValues::magnitudes() const {
     return std::make_shared<RowMagnitudes>(begin_, end_);
 }
 
-StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, bool owns_blas,
+StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, SideBySide side_by_side,
                                        const GramBuilder* gram) {
     const auto t0 = detail::Clock::now();
     const StructurePart root = describe_structure(info, opt);
@@ -477,7 +481,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     } catch (...) {
         walk_failed = std::current_exception();
     }
-    out.side_by_side = solve_squares(info, root, opt, owns_blas, acc);
+    out.side_by_side = solve_squares(info, root, opt, side_by_side, acc);
     fold_squares(acc);
     if (walk_failed) std::rethrow_exception(walk_failed);
     out.parts = std::move(acc.parts);

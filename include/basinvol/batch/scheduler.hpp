@@ -74,12 +74,14 @@ struct BatchOptions {
     // finish, their rows are delivered, run_batch returns.
     const std::atomic<bool>* stop = nullptr;
     // Split the cores between jobs and OpenBLAS (jobs × BLAS threads ≈ cores);
-    // the previous BLAS thread count is restored at the end.
+    // the previous BLAS thread count is restored at the end. With it, the
+    // default analysis gets analyze.side_by_side from the plan (allowed for
+    // one job, within the memory budget); without it, the caller's stands.
     bool split_blas_threads = true;
     // How often on_progress is called while nothing finishes.
     std::chrono::milliseconds tick{250};
-    // The analysis of item `index` (default: analyze(info, analyze)); an
-    // exception it throws becomes the item's error row.
+    // The analysis of item `index` (default: analyze(info, analyze), with
+    // side_by_side as above); an exception it throws becomes the item's error row.
     std::function<Row(std::size_t index, const HessianInfo&)> analyze_one;
     // The working set of one Hessian (default: working_set_bytes).
     std::function<std::size_t(const HessianInfo&)> estimate;

@@ -83,15 +83,22 @@ struct GramBuilder {
                                  double& g2) const = 0;
 };
 
+// What a row may spend on solving a structure's square parts two at a time:
+// `allowed` only when it is the process's only BLAS user (OpenBLAS's thread
+// count is changed while they run), and within `memory` bytes in all (its
+// working set, info.working_bytes, and a second square part).
+struct SideBySide {
+    bool allowed = false;
+    std::size_t memory = 0;
+};
+
 // Reads a listed structured Hessian one part at a time and computes its
 // spectrum (factors' Grams through `gram` when given). Square parts (dense
-// members, Kronecker factors) are solved after the walk; two at a time when
-// `owns_blas` (no other BLAS user in the process: OpenBLAS's thread count is
-// changed while they run), the row may use two BLAS threads or more, and
-// side_by_side_squares' other conditions hold. Throws InputError (layout,
-// values, memory budget) or NumericError; when several parts are broken,
-// the first in the structure's order.
-StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& options, bool owns_blas,
-                                       const GramBuilder* gram = nullptr);
+// members, Kronecker factors) are solved after the walk, two at a time when
+// `side_by_side` allows and the conditions of docs/structured.md hold.
+// Throws InputError (layout, values, memory budget) or NumericError; when
+// several parts are broken, the first in the structure's order.
+StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& options,
+                                       SideBySide side_by_side = {}, const GramBuilder* gram = nullptr);
 
 }  // namespace basinvol
