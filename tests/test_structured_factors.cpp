@@ -7,6 +7,7 @@
 // with the first failure in the structure's order, whatever the threads.
 #include "support.hpp"
 
+#include <basinvol/analyze.hpp>
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
@@ -332,4 +333,81 @@ TEST_CASE("structured: a broken part fails the row with the first failure in the
             CHECK(blas_threads() == threads);
         }
     }
+}
+
+// Σ_i s_i·(A_i ⊗ B_i) ⊕ D, the matrix a structure stands for.
+Eigen::MatrixXd twin_of(const std::vector<std::pair<double, std::pair<Eigen::MatrixXd, Eigen::MatrixXd>>>& pairs,
+                        const Eigen::MatrixXd& dense) {
+    Eigen::Index n = dense.rows();
+    for (const auto& [s, ab] : pairs) n += ab.first.rows() * ab.second.rows();
+    Eigen::MatrixXd t = Eigen::MatrixXd::Zero(n, n);
+    Eigen::Index at = 0;
+    for (const auto& [s, ab] : pairs) {
+        const auto& [A, B] = ab;
+        for (Eigen::Index i = 0; i < A.rows(); ++i)
+            for (Eigen::Index j = 0; j < A.cols(); ++j)
+                t.block(at + i * B.rows(), at + j * B.rows(), B.rows(), B.cols()) = s * A(i, j) * B;
+        at += A.rows() * B.rows();
+    }
+    t.block(at, at, dense.rows(), dense.cols()) = dense;
+    return t;
+}
+
+TEST_CASE("structured: square parts side by side give the dense twin's row on adversarial spectra") {
+    // Solved side by side (asserted), the row must be the expanded matrix's
+    // dense row: products running down through the cut (0.3^i), a hidden
+    // saddle (a tiny negative β under large α), a negative scale with tied
+    // eigenvalues and exact zeros, and a dense member with a saddle and zeros.
+    const SavedBlasThreads restore;
+    set_blas_threads(2);
+    std::vector<double> through(80), saddle_b = {1.0, 0.3, -1e-5, 0.0}, ties = geometric(60, 2, 1e-2);
+    for (std::size_t i = 0; i < through.size(); ++i) through[i] = std::pow(0.3, static_cast<double>(i));
+    ties[1] = ties[0];
+    ties[58] = ties[59] = 0;
+    std::vector<double> saddle_a = geometric(70, 1e2, 1e-1);
+    saddle_a[69] = saddle_a[68] = 0;
+    std::vector<double> member = geometric(50, 5, 1e-6);
+    member[10] = -0.2;
+    member[49] = 0;
+    const std::vector<std::pair<double, std::pair<Eigen::MatrixXd, Eigen::MatrixXd>>> pairs = {
+        {1.0, {with_spectrum(through, 21), with_spectrum({1.0, 0.3, 0.09}, 22)}},
+        {1.0, {with_spectrum(saddle_a, 23), with_spectrum(saddle_b, 24)}},
+        {-0.7, {with_spectrum(ties, 25), with_spectrum({3.0, 1.0, 1.0}, 26)}},
+    };
+    const Eigen::MatrixXd dense = with_spectrum(member, 27);
+    File f("basinvol_squares_twin");
+    f.group("/net", "blocks");
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+        const std::string g = "/net/p" + std::to_string(i);
+        f.group(g, "kron", pairs[i].first);
+        f.matrix(g + "/A", pairs[i].second.first, false);
+        f.matrix(g + "/B", pairs[i].second.second, false);
+    }
+    f.matrix("/net/p3_dense", dense, false);
+    const Eigen::MatrixXd twin = twin_of(pairs, dense);
+    f.matrix("/twin", 0.5 * (twin + twin.transpose()), false);
+    const HessianInfo net = f.listed("/net");
+    auto list = list_hessians(parse_source(net.file + ":/twin"));
+    REQUIRE(list.size() == 1);
+
+    AnalyzeOptions opt;
+    opt.side_by_side = owned;
+    REQUIRE(structured_spectrum(net, opt.read, owned, nullptr).side_by_side);
+    const Row row = analyze(net, opt), want = analyze(list[0].info, opt);
+    REQUIRE(row.ok);
+    REQUIRE(want.ok);
+    CHECK(row.method == "structured");
+    CHECK(want.method == "dense");
+    CHECK(row.n == want.n);
+    CHECK(row.rank == want.rank);
+    CHECK(row.dim == want.dim);
+    CHECK(row.dim_low == want.dim_low);
+    CHECK(row.dim_high == want.dim_high);
+    CHECK(row.negative == want.negative);
+    CHECK(row.negative >= 70);  // the hidden saddle's products, the negative scale's and the member's
+    CHECK(row.cut_rule == want.cut_rule);
+    CHECK(row.warnings == want.warnings);
+    CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
+    CHECK(std::abs(row.log_volume - want.log_volume) <=
+          row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
 }
