@@ -115,6 +115,44 @@ TEST_CASE("no automatic cut is placed under the noise floor") {
     }
 }
 
+TEST_CASE("every cut scales with H, out to entries of 1e±290") {
+    // A gap's cut is the geometric mean of its sides: formed as a product it
+    // overflows (or underflows) past 1e±154 and keeps or drops everything.
+    // Each rule's answer at scale s must be its answer at scale 1, times s:
+    // on an exact spectrum, and on a partial one with error bars.
+    const std::vector<double> base = {3, 2, 1, 0.5, 0.2, 3e-12, 1e-13};
+    auto at_scale = [&](double s, bool partial) {
+        Magnitudes m;
+        for (double v : base) m.known.push_back(v * s);
+        m.n = 40;
+        m.stored_eps = std::numeric_limits<double>::epsilon();
+        m.frobenius = 3.9 * s;
+        if (partial) m.rest_bound = m.value_error = 1e-14 * s;
+        return m;
+    };
+    for (bool partial : {false, true})
+        for (CutRule rule : {CutRule::automatic, CutRule::gap, CutRule::dtype}) {
+            CutOptions opt;
+            opt.rule = rule;
+            const Cut one = choose_cut(at_scale(1, partial), opt);
+            if (rule == CutRule::gap) CHECK(one.kept == 5);
+            for (double s : {1e-290, 1e-150, 1e150, 1e290}) {  // the values stay normal
+                CAPTURE(s);
+                CAPTURE(partial);
+                const Cut c = choose_cut(at_scale(s, partial), opt);
+                CHECK(c.kept == one.kept);
+                CHECK(c.decided == one.decided);
+                CHECK(c.rule == one.rule);
+                CHECK(c.dim_low == one.dim_low);
+                CHECK(c.dim_high == one.dim_high);
+                CHECK(c.tol / s == doctest::Approx(one.tol).epsilon(1e-12));
+                CHECK(c.floor / s == doctest::Approx(one.floor).epsilon(1e-12));
+                REQUIRE(c.gap.has_value());
+                CHECK(*c.gap == doctest::Approx(*one.gap).epsilon(1e-12));
+            }
+        }
+}
+
 TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
     Eigen::MatrixXd h = with_spectrum({4, 2, 1e-3, 1e-6, 0}, 9);
     AnalyzeOptions opt;

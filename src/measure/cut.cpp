@@ -15,6 +15,10 @@ struct Range {
     double lo = 0, hi = 0;
 };
 
+// √(a·b) without forming a·b, which overflows past 1e154 per side and
+// underflows below 1e-154 (a cut at 0 or +∞ would keep or drop everything).
+double geometric_mean(double a, double b) { return std::sqrt(a) * std::sqrt(b); }
+
 // The known values when they are a list (sorted descending).
 class ListMagnitudes final : public SortedMagnitudes {
 public:
@@ -69,8 +73,10 @@ struct Knowledge {
         return {std::log10(lo(p)) - std::log10(clamp(hi(q))), std::log10(hi(p)) - std::log10(clamp(lo(q)))};
     }
     // The cut a gap places: the geometric mean of its sides.
-    double cut_mid(Pos p, Pos q) const { return std::sqrt(mid(p) * clamp(mid(q))); }
-    Range cut_range(Pos p, Pos q) const { return {std::sqrt(lo(p) * clamp(lo(q))), std::sqrt(hi(p) * clamp(hi(q)))}; }
+    double cut_mid(Pos p, Pos q) const { return geometric_mean(mid(p), clamp(mid(q))); }
+    Range cut_range(Pos p, Pos q) const {
+        return {geometric_mean(lo(p), clamp(lo(q))), geometric_mean(hi(p), clamp(hi(q)))};
+    }
 
     // Visits the gaps below positions 0, 1, …, min(k, n − 1) in order, as
     // (position, next position), until `visit` returns false. Position k
