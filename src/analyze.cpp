@@ -114,6 +114,11 @@ MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymme
 // read from one matrix.
 double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
     const double stated = opt.hessian_error ? *opt.hessian_error : f.info.attrs.hessian_error.value_or(0.0);
+    if (!(stated >= 0 && std::isfinite(stated))) {  // the attribute's (the option's is checked up front)
+        std::ostringstream msg;
+        msg << f.info.source() << ": attribute hessian_error must be a finite number >= 0, got " << stated;
+        throw InputError(msg.str());
+    }
     return std::max({stated, f.asymmetry, f.computed});
 }
 
@@ -370,6 +375,7 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     const Cut cut = choose_cut(known, opt.cut);
     known.sorted.reset();  // frees the cut's sorted copies before measuring
     report(r, ss.spectrum, ss.values(), cut, f, opt);  // exact knowledge: the cut is decided, the row certified
+    if (opt.keep_eigenvalues) r.eigenvalues.resize(info.n, 0.0);  // the values a part does not list are exactly 0
     r.blocks = block_rows(ss, cut.tol, opt.negatives);
 }
 

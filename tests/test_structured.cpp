@@ -255,7 +255,7 @@ ReferenceCut reference_cut(const std::vector<double>& a, std::size_t n, double f
     double tol = dtype, best = -INFINITY;
     if (search)
         for (std::size_t i = 0; i <= std::min(a.size(), n - 1) && at(i) > floor; ++i) {
-            const double g = gap(i), cut = std::sqrt(at(i) * std::max(at(i + 1), floor));
+            const double g = gap(i), cut = std::sqrt(at(i)) * std::sqrt(std::max(at(i + 1), floor));
             if (g > 0 && g >= min_gap && cut <= ceiling && g > best) {
                 best = g;
                 tol = cut;

@@ -411,3 +411,47 @@ TEST_CASE("structured: square parts side by side give the dense twin's row on ad
     CHECK(std::abs(row.log_volume - want.log_volume) <=
           row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
 }
+
+TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past DBL_MAX is an error row") {
+    // ‖H‖_F sums the squares of a structure's values: past 1e154 they
+    // overflow double, and an infinite norm made every direction flat.
+    File f("structured_range");
+    const Eigen::MatrixXd I2 = Eigen::MatrixXd::Identity(2, 2);
+    Eigen::MatrixXd G = Eigen::MatrixXd::Zero(3, 2);
+    G(0, 0) = 1e100;
+    G(1, 1) = 1e99;
+    G(2, 0) = 3e99;
+    f.diagonal("/d", {1e155, 1, 0});
+    f.matrix("/twin_d", Eigen::Vector3d(1e155, 1, 0).asDiagonal().toDenseMatrix(), false);
+    f.group("/k", "kron", 1e300);
+    f.matrix("/k/A", I2, false);
+    f.matrix("/k/B", Eigen::Vector2d(1, 1e-3).asDiagonal().toDenseMatrix(), false);
+    f.matrix("/twin_k", 1e300 * Eigen::Vector4d(1, 1e-3, 1, 1e-3).asDiagonal().toDenseMatrix(), false);
+    f.group("/g", "factor", 1e10);
+    f.matrix("/g/G", G, false);
+    f.matrix("/twin_g", 1e10 * (G.transpose() * G), false);
+    f.diagonal("/huge", {1.5e308, 1.5e308});
+    f.matrix("/twin_huge", 1.5e308 * I2, false);
+    const AnalyzeOptions opt;
+    for (const std::string name : {"d", "k", "g", "huge"}) {
+        CAPTURE(name);
+        const HessianInfo info = f.listed("/" + name);
+        auto twin = list_hessians(parse_source(info.file + ":/twin_" + name));
+        REQUIRE(twin.size() == 1);
+        const Row row = analyze(info, opt), want = analyze(twin[0].info, opt);
+        CHECK(row.ok == want.ok);
+        if (!row.ok || !want.ok) {
+            CHECK(row.error.find("overflows float64") != std::string::npos);
+            CHECK(want.error.find("overflows float64") != std::string::npos);
+            continue;
+        }
+        CHECK(row.rank == want.rank);
+        CHECK(row.rank > 0);
+        CHECK(row.dim_low == want.dim_low);
+        CHECK(row.dim_high == want.dim_high);
+        CHECK(row.negative == want.negative);
+        CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
+        CHECK(std::abs(row.log_volume - want.log_volume) <=
+              row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+    }
+}

@@ -78,15 +78,12 @@ std::string to_json(const bv::Row& r, const bv::ReportSpec& spec) {
 }
 
 // (row JSON, eigenvalues or None, whether they are all n) for Python; the
-// eigenvalues ascending. A structured spectrum lists its nonzero part in
-// block order, the others being exactly zero (solve/structured.hpp): they
-// are added, so it is complete; a partial method's are what it computed.
+// eigenvalues ascending. A partial method's are what it computed.
 py::tuple to_python(const bv::Row& r, const bv::ReportSpec& spec) {
     py::object ev = py::none();
     bool complete = false;
     if (r.ok && !r.eigenvalues.empty()) {
         std::vector<double> v = r.eigenvalues;
-        if (!r.structure.empty() && v.size() < r.n) v.resize(r.n, 0.0);
         std::sort(v.begin(), v.end());
         complete = v.size() == r.n;
         ev = py::array_t<double>(static_cast<py::ssize_t>(v.size()), v.data());

@@ -110,6 +110,11 @@ std::string type_name(hid_t type) {
 // Attributes whose value changes a row's numbers: never silently dropped.
 bool changes_answer(const std::string& key) { return key == "loss_threshold" || key == "hessian_error"; }
 
+// Attributes that change an answer only where they apply (expected_* in
+// `validate`, a structure's scale): when unreadable, kept as
+// "unreadable: why" for the reader that uses them to refuse.
+bool kept_when_unreadable(const std::string& key) { return key.rfind("expected_", 0) == 0 || key == "scale"; }
+
 void store_number(Attributes& attrs, const std::string& key, double v) {
     if (key == "step") attrs.step = v;
     else if (key == "loss") attrs.loss = v;
@@ -161,7 +166,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
     if (!space.valid() || !type.valid()) return;
     const std::string key = name;
     const bool answer = changes_answer(key);
-    const bool expected = key.rfind("expected_", 0) == 0;
+    const bool expected = kept_when_unreadable(key);
     auto refuse = [&](const std::string& why) {
         if (answer && into.problem.empty())
             into.problem = "attribute " + key + " must be one number, got " + why;

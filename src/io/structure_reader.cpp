@@ -90,11 +90,11 @@ double scale_of(hid_t obj, const std::string& where) {
     Attributes attrs;
     const std::string problem = detail::read_object_attributes(obj, attrs);
     if (!problem.empty()) fail_at(where, problem, false);
-    if (auto text = attrs.strings.find("scale"); text != attrs.strings.end()) {  // a number written as text
-        const std::optional<double> v = parse_finite(text->second);
-        if (!v) fail_at(where, "attribute scale must be one number, got '" + text->second + "'", false);
-        attrs.numbers["scale"] = *v;
-    }
+    // A number written as text is read as that number; anything else that is
+    // not one number (text, an array, another type) is kept as
+    // "unreadable: must be one number, got …".
+    if (auto bad = attrs.strings.find("scale"); bad != attrs.strings.end())
+        fail_at(where, "attribute scale " + bad->second.substr(std::string("unreadable: ").size()), false);
     auto it = attrs.numbers.find("scale");
     if (it == attrs.numbers.end()) return 1.0;
     if (!std::isfinite(it->second) || it->second == 0) {

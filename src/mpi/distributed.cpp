@@ -519,8 +519,8 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     return out;
 }
 
-Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt,
-                                      double& g2) const {
+Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePart& p,
+                                      const ReadOptions& opt) const {
     int me = 0, size = 1;
     MPI_Comm_rank(comm_, &me);
     MPI_Comm_size(comm_, &size);
@@ -577,13 +577,10 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
 
     // The first non-finite value in G's row-major order, as the serial reader reports it.
     std::uint64_t first_bad = none;
-    double bad_value = 0, local_g2 = 0;
+    double bad_value = 0;
     for (std::size_t i = 0; i < count; ++i) {
         const double v = slab[i];
-        if (std::isfinite(v)) {
-            local_g2 += v * v;
-            continue;
-        }
+        if (std::isfinite(v)) continue;
         // small_m: slab[r·w + c] = G[r, lo + c]; else slab[r·n + c] = G[lo + r, c].
         const std::uint64_t at = small_m ? (i / w) * n + lo + i % w : (lo + i / n) * n + i % n;
         if (at < first_bad) first_bad = at, bad_value = v;
@@ -597,7 +594,6 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
                    static_cast<int>(small_m ? w : n), 0.0, K.data(), static_cast<int>(k));
     std::vector<double>().swap(slab);
     MPI_Allreduce(MPI_IN_PLACE, K.data(), static_cast<int>(K.size()), MPI_DOUBLE, MPI_SUM, comm_);
-    MPI_Allreduce(&local_g2, &g2, 1, MPI_DOUBLE, MPI_SUM, comm_);
     return K;
 }
 

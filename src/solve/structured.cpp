@@ -50,29 +50,25 @@ void check_int(std::size_t v, const std::string& where) {
 // The Gram matrix of a factor read whole into this process (X = Gᵀ, n×m):
 // K = XᵀX (m×m) or XXᵀ (n×n), upper triangle, built in double from G's
 // stored values (float32 widened a panel at a time).
-Eigen::MatrixXd local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, double& g2) {
+Eigen::MatrixXd local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     FactorValues v = read_factor(info, p, opt);
     const int n = static_cast<int>(p.n), m = static_cast<int>(p.m);
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
     Eigen::MatrixXd K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
-    g2 = 0;
     if (!v.is_f32()) {
         blas::syrk('U', small_m ? 'T' : 'N', k, small_m ? n : m, 1.0, v.t64.data(), n, 0.0, K.data(), k);
-        g2 = v.t64.squaredNorm();
     } else if (small_m) {
         for (Eigen::Index r0 = 0; r0 < n; r0 += panel) {
             const Eigen::Index w = std::min<Eigen::Index>(panel, n - r0);
             const Eigen::MatrixXd P = v.t32.middleRows(r0, w).cast<double>();  // w×m
             blas::syrk('U', 'T', k, static_cast<int>(w), 1.0, P.data(), static_cast<int>(w), 1.0, K.data(), k);
-            g2 += P.squaredNorm();
         }
     } else {
         for (Eigen::Index c0 = 0; c0 < m; c0 += panel) {
             const Eigen::Index w = std::min<Eigen::Index>(panel, m - c0);
             const Eigen::MatrixXd P = v.t32.middleCols(c0, w).cast<double>();  // n×w
             blas::syrk('U', 'N', k, static_cast<int>(w), 1.0, P.data(), n, 1.0, K.data(), k);
-            g2 += P.squaredNorm();
         }
     }
     return K;
@@ -86,16 +82,20 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     const int n = static_cast<int>(p.n), m = static_cast<int>(p.m);
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
-    double g2 = 0;  // ‖G‖_F²
-    Eigen::MatrixXd K = gram ? gram->gram(info, p, opt, g2) : local_gram(info, p, opt, g2);
-    const double k_norm = std::abs(p.scale) * std::sqrt(2.0) * K.norm();  // ≥ ‖s·K‖_F from its upper triangle
+    Eigen::MatrixXd K = gram ? gram->gram(info, p, opt) : local_gram(info, p, opt);
+    // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
+    // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, computed to within γ; LAPACK
+    // adds ε·‖K‖. Both in forms that stay finite while K's entries do
+    // (stableNorm: their squares may not).
+    const double inner = small_m ? n : m, g = detail::gamma(inner);
+    double gram_error = 0;
+    for (int i = 0; i < k; ++i) gram_error += g * K(i, i);
+    gram_error *= std::abs(p.scale) / (1 - g);
+    const double k_norm = std::abs(p.scale) * std::sqrt(2.0) * K.stableNorm();  // ≥ ‖s·K‖_F from its upper triangle
     SpectrumPart& out = acc.parts.emplace_back();
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     for (double& x : out.values) x *= p.scale;
-    // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
-    // ‖ΔK‖₂ ≤ γ·‖G‖_F²; LAPACK adds ε·‖K‖.
-    const double inner = small_m ? n : m;
-    acc.value_error = std::max(acc.value_error, std::abs(p.scale) * detail::gamma(inner) * g2 + eps64 * k_norm);
+    acc.value_error = std::max(acc.value_error, gram_error + eps64 * k_norm);
 }
 
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
@@ -494,8 +494,15 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         }
     });
     if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
-    out.frobenius = std::sqrt(static_cast<double>(f2));
-    out.asymmetry = std::sqrt(static_cast<double>(acc.asym2));
+    // The squares of values past 1e154 overflow double, not long double; the
+    // root is taken before narrowing, and a norm past DBL_MAX is an error as
+    // a dense matrix's is (analyze.cpp).
+    static_assert(std::numeric_limits<long double>::max_exponent >= 2 * std::numeric_limits<double>::max_exponent,
+                  "the sums of squares need a wider exponent than double's");
+    out.frobenius = static_cast<double>(std::sqrt(f2));
+    out.asymmetry = static_cast<double>(std::sqrt(acc.asym2));
+    if (!std::isfinite(out.frobenius))
+        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
     out.value_error = acc.value_error;
     Spectrum& s = out.spectrum;
     s.n = root.n;

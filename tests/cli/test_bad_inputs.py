@@ -257,12 +257,12 @@ def _lzf():
     return h5("lzf.h5", lambda f: f.create_dataset("hessian", data=H, chunks=(10, 10), compression="lzf"))
 
 
-def _bad_threshold(value):
+def _bad_attribute(key, value):
     def make():
-        name = "threshold_%s.h5" % ("nan" if value != value else str(value).replace("-", "minus"))
+        name = "%s_%s.h5" % (key, "nan" if value != value else str(value).replace("-", "minus"))
         def build(f):
             d = f.create_dataset("hessian", data=H)
-            d.attrs["loss_threshold"] = value
+            d.attrs[key] = value
         return h5(name, build)
     return make
 
@@ -359,8 +359,14 @@ BAD = {
     "asymmetric": (_asymmetric, [":/hessian", "not symmetric", "exceeds 0.001"]),
     "huge_chunked": (_huge_chunked, [":/hessian", "n = 300000 needs", "over the memory budget"]),
     "huge_contiguous": (_huge_contiguous, [":/hessian", "n = 2147483651"]),
-    "threshold_negative": (_bad_threshold(-1.0), [":/hessian", "loss_threshold must be a positive number"]),
-    "threshold_nan": (_bad_threshold(float("nan")), [":/hessian", "loss_threshold must be a positive number"]),
+    "threshold_negative": (_bad_attribute("loss_threshold", -1.0),
+                           [":/hessian", "loss_threshold must be a positive number"]),
+    "threshold_nan": (_bad_attribute("loss_threshold", float("nan")),
+                      [":/hessian", "loss_threshold must be a positive number"]),
+    "hessian_error_negative": (_bad_attribute("hessian_error", -1.0),
+                               [":/hessian", "attribute hessian_error must be a finite number >= 0, got -1"]),
+    "hessian_error_nan": (_bad_attribute("hessian_error", float("nan")),
+                          [":/hessian", "attribute hessian_error must be a finite number >= 0, got nan"]),
     "corrupt_attribute": (_corrupt_fourth_attribute, [":/hessian", "an attribute cannot be decoded",
                                                       "wrong version number in dataspace message"]),
     # The root group's symbol-table B-tree points past the end of the file:

@@ -120,6 +120,20 @@ class Structured(unittest.TestCase):
         self.assertEqual(row["negative"], 2 + 5 * 1)  # the dense block's two, and A's five positives times B's one negative
         self.assertAlmostEqual(row["log_volume"], log_volume_of(np.abs(lam[kept]), 0.5), delta=1e-9 * abs(row["log_volume"]))
 
+    def test_spectrum_lists_every_eigenvalue_of_the_twin(self):
+        # The factor (7×30) lists 7 values and the diagonal's zeros are
+        # stored: the 23 the factor does not list are exactly zero, and
+        # `spectrum` gives all n, as for the twin.
+        p = run("spectrum", self.file + ":/model", "-f", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        (row,) = json.loads(p.stdout)["rows"]
+        self.assertTrue(row["eigenvalues_complete"])
+        values = np.sort([e["eigenvalue"] for e in row["eigenvalues"]])
+        want = np.linalg.eigvalsh(self.twin)
+        self.assertEqual(len(values), len(want))
+        np.testing.assert_allclose(values, want, rtol=0, atol=1e-12 * np.abs(want).max())
+        self.assertGreaterEqual(int((values == 0).sum()), 30 - 7)
+
     def test_per_block_answers_add_up(self):
         p = run("volume", self.file + ":/model", "-f", "jsonl")
         row = rows_of(p)[0]
@@ -381,6 +395,15 @@ class Structured(unittest.TestCase):
             g.attrs["structure"] = "factor"
             g.attrs["scale"] = "large"
             g["G"] = np.ones((2, 3))
+            g = h5.create_group("scale_array")
+            g.attrs["structure"] = "kron"
+            g.attrs["scale"] = np.array([3.0, 5.0])
+            g["A"] = np.eye(2)
+            g["B"] = np.eye(1)
+            g = h5.create_group("scale_bool")
+            g.attrs["structure"] = "factor"
+            g.attrs["scale"] = np.bool_(True)
+            g["G"] = np.ones((2, 3))
             d = h5.create_dataset("diag_2d", data=np.eye(3))
             d.attrs["structure"] = "diagonal"
             d = h5.create_dataset("diag_nan", data=np.array([1.0, np.nan]))
@@ -395,7 +418,9 @@ class Structured(unittest.TestCase):
             "/kron_not_square": "A must be a square 2-D dataset, got shape 2x3",
             "/bogus": "got 'tensor-train'",
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
-            "/bad_scale": "attribute scale must be one number, got 'large'",
+            "/bad_scale": "attribute scale must be one number, got the string 'large'",
+            "/scale_array": "attribute scale must be one number, got an array of 2 values",
+            "/scale_bool": "attribute scale must be one number, got a value of type enum",
             "/diag_2d": "non-empty 1-D dataset, got shape 3x3",
             "/diag_nan": "non-finite value nan",
         }

@@ -77,10 +77,10 @@ struct StructuredSpectrum {
 struct GramBuilder {
     virtual ~GramBuilder() = default;
     // K in double, k×k with k = min(m, n), its upper triangle filled: s·GGᵀ's
-    // Gram GGᵀ when m ≤ n, else GᵀG; and ‖G‖_F² in g2. Throws InputError
-    // (values, memory) naming FILE:/path/G as read_factor does.
-    virtual Eigen::MatrixXd gram(const HessianInfo& info, const StructurePart& part, const ReadOptions& options,
-                                 double& g2) const = 0;
+    // Gram GGᵀ when m ≤ n, else GᵀG. Throws InputError (values, memory)
+    // naming FILE:/path/G as read_factor does.
+    virtual Eigen::MatrixXd gram(const HessianInfo& info, const StructurePart& part,
+                                 const ReadOptions& options) const = 0;
 };
 
 // What a row may spend on solving a structure's square parts two at a time:
