@@ -210,7 +210,7 @@ def _structured_image(part, label, attrs):
     buf = io.BytesIO()
     try:
         with h5py.File(buf, "w") as f:
-            export.write_structure(f, "hessian", part, dtype=export.structure_dtype(part), check=False, **attrs)
+            export.write_structure(f, "hessian", part, dtype=None, check=False, **attrs)
     except (ValueError, TypeError) as e:  # a malformed structure: the part's name and the rule broken
         raise InputError(f"{label}: {e}") from None
     return buf.getvalue()

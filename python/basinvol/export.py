@@ -31,7 +31,7 @@ from .structures import Diagonal, Factor, Kron, as_numpy
 
 __all__ = ["hessian_of", "parameter_blocks", "write_hessian", "write_checkpoint", "checkpoint_name",
            "read_blocks", "CHUNK_FROM", "Factor", "Kron", "Diagonal", "write_structure",
-           "gauss_newton_factor", "empirical_fisher_factor", "kfac_blocks", "structure_dtype"]
+           "gauss_newton_factor", "empirical_fisher_factor", "kfac_blocks"]
 
 # Square datasets of at least this many rows are written chunked and gzip-compressed.
 CHUNK_FROM = 1024
@@ -216,6 +216,11 @@ def _check_finite(name, a, check=True):
         raise ValueError(f"{name} has non-finite entries")
 
 
+def _typed(a, dtype):
+    """a in the stored type: dtype, or its own (None) as h5py would store it."""
+    return a if dtype is None else a.astype(dtype)
+
+
 def _write_part(g, name, part, dtype, check=True):
     if isinstance(part, dict):
         if not part:
@@ -226,6 +231,8 @@ def _write_part(g, name, part, dtype, check=True):
             if not isinstance(k, str):
                 raise ValueError(f"blocks {name!r}: member names must be strings (read in name order), "
                                  f"got {type(k).__name__} {k!r}")
+            if k in ("", ".", "..") or "/" in k:
+                raise ValueError(f"blocks {name!r}: member name {k!r} is not a name an HDF5 group can hold")
             _write_part(sub, k, part[k], dtype, check)
         return sub
     if isinstance(part, Factor):
@@ -235,7 +242,7 @@ def _write_part(g, name, part, dtype, check=True):
         sub = g.create_group(name)
         sub.attrs["structure"] = "factor"
         sub.attrs["scale"] = part.scale
-        sub.create_dataset("G", data=part.G.astype(dtype))
+        sub.create_dataset("G", data=_typed(part.G, dtype))
         return sub
     if isinstance(part, Kron):
         for k, m in (("A", part.A), ("B", part.B)):
@@ -245,38 +252,21 @@ def _write_part(g, name, part, dtype, check=True):
         sub = g.create_group(name)
         sub.attrs["structure"] = "kron"
         sub.attrs["scale"] = part.scale
-        sub.create_dataset("A", data=part.A.astype(dtype))
-        sub.create_dataset("B", data=part.B.astype(dtype))
+        sub.create_dataset("A", data=_typed(part.A, dtype))
+        sub.create_dataset("B", data=_typed(part.B, dtype))
         return sub
     if isinstance(part, Diagonal):
         if part.values.ndim != 1:
             raise ValueError(f"diagonal {name!r} must be 1-D, got shape {part.values.shape}")
         _check_finite(f"diagonal {name!r}", part.values, check)
-        d = g.create_dataset(name, data=part.values.astype(dtype))
+        d = g.create_dataset(name, data=_typed(part.values, dtype))
         d.attrs["structure"] = "diagonal"
         return d
     H = as_numpy(part)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"dense block {name!r} must be square, got shape {H.shape}")
     _check_finite(f"dense block {name!r}", H, check)
-    return g.create_dataset(name, data=H.astype(dtype))
-
-
-def structure_dtype(part):
-    """"float32" when every array of a structured Hessian is float32, else "float64"."""
-    def arrays(p):
-        if isinstance(p, dict):
-            for v in p.values():
-                yield from arrays(v)
-        elif isinstance(p, Factor):
-            yield p.G
-        elif isinstance(p, Kron):
-            yield from (p.A, p.B)
-        elif isinstance(p, Diagonal):
-            yield p.values
-        else:
-            yield as_numpy(p)
-    return "float32" if all(a.dtype == np.float32 for a in arrays(part)) else "float64"
+    return g.create_dataset(name, data=_typed(H, dtype))
 
 
 def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, **attrs):
@@ -289,9 +279,11 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
     whole (step, loss, loss_threshold, name, hessian_error); None values are
     skipped. An existing object of the same name is replaced. check=False
     skips the finite-value checks (basinvol checks again when it reads).
+    dtype=None stores each array in its own type, as h5py would (the
+    structure's stored type is then the coarsest of its parts').
     Returns its path."""
-    if dtype not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
+    if dtype not in ("float64", "float32", None):
+        raise ValueError(f"dtype must be 'float64', 'float32' or None (each array's own), got {dtype!r}")
     f, close = _open(path, mode)
     try:
         parent, _, name = dataset.strip("/").rpartition("/")

@@ -216,6 +216,50 @@ def test_structured_objects_equal_the_cli_and_the_dense_twin(tmp):
         assert a.log_volume == pytest.approx(b.log_volume, rel=1e-9)
 
 
+def test_structured_parts_keep_their_types_as_a_file_does(tmp):
+    # Each array is written as h5py writes it, so a structure of mixed types
+    # has a file's stored type (the coarsest part's) and its answer, and an
+    # array the reader refuses is refused the same way.
+    import h5py
+    A = np.diag(np.logspace(0, -6, 6))
+    B = np.diag(np.logspace(0, -5, 5))
+    cases = {
+        "f32_f64": (basinvol.Kron(A.astype(np.float32), B), "float32"),
+        "f16_f64": (basinvol.Kron(A.astype(np.float16), B), "float16"),
+        "i32_f32": (basinvol.Kron(np.diag([3, 2, 0]).astype(np.int32), B.astype(np.float32)), "float32"),
+        "blocks": ({"a": np.eye(2, dtype=np.float32), "b": basinvol.Factor(np.eye(2))}, "float32"),
+    }
+    for name, (part, stored) in cases.items():
+        f = os.path.join(tmp, name + ".h5")
+        with h5py.File(f, "w") as h:
+            if isinstance(part, dict):
+                g = h.create_group("hessian")
+                g.attrs["structure"] = "blocks"
+                g["a"] = part["a"]
+                k = g.create_group("b")
+                k.attrs["structure"] = "factor"
+                k["G"] = part["b"].G
+            else:
+                g = h.create_group("hessian")
+                g.attrs["structure"] = "kron"
+                g["A"], g["B"] = part.A, part.B
+        (ref,) = cli_rows("volume", f)
+        assert ref["stored_type"] == stored, name
+        same_row(basinvol.analyze(part), ref)
+    refused = {"int64_past_2_53": basinvol.Kron(np.array([[2 ** 60]]), np.eye(2)),
+               "boolean": basinvol.Kron(np.eye(2, dtype=bool), np.eye(2))}
+    for name, part in refused.items():
+        f = os.path.join(tmp, name + ".h5")
+        with h5py.File(f, "w") as h:
+            g = h.create_group("hessian")
+            g.attrs["structure"] = "kron"
+            g["A"], g["B"] = part.A, part.B
+        (ref,) = cli_rows("volume", f, status=1)
+        with pytest.raises(basinvol.InputError) as e:
+            basinvol.analyze(part)
+        assert str(e.value).split(": ", 1)[1] == ref["error"].split(": ", 1)[1], name
+
+
 def test_errors_are_exceptions_with_the_cli_message(tmp):
     cases = {
         "nan": np.array([[1.0, np.nan], [np.nan, 1.0]]),
