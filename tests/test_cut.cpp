@@ -170,6 +170,20 @@ TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
     opt.cut.atol = 1e-20;
     r = analyze_hessian(make_hessian(h), opt);
     CHECK(has(r, "cut_below_floor"));
+    // The zero matrix: every direction is flat under any cut, and the row
+    // still reports the cut it was given.
+    const Hessian zero = make_hessian(Eigen::MatrixXd(Eigen::MatrixXd::Zero(4, 4)));
+    opt.cut.atol = 1e-4;
+    r = analyze_hessian(zero, opt);
+    CHECK(r.dim == 4);
+    CHECK(r.tol == 1e-4);
+    CHECK(r.cut_rule == "atol");
+    opt.cut.atol.reset();
+    opt.cut.rtol = 1e-2;
+    r = analyze_hessian(zero, opt);
+    CHECK(r.dim == 4);
+    CHECK(r.tol == 0);
+    CHECK(r.cut_rule == "rtol");
 }
 
 TEST_CASE("a partial spectrum decides the cut only when its rest bound is under tol") {

@@ -303,6 +303,11 @@ double noise_floor(const Magnitudes& m) {
     return std::max({m.stored_eps * m.frobenius, solver, m.input_noise});
 }
 
+// The rule an explicit cut reports: atol when it is alone or the larger.
+const char* explicit_rule(const CutOptions& opt, double tol) {
+    return opt.atol && (!opt.rtol || tol == *opt.atol) ? "atol" : "rtol";
+}
+
 Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     if (opt.rtol && !(*opt.rtol >= 0)) throw UsageError("rtol", "must be >= 0, got " + std::to_string(*opt.rtol));
     if (opt.atol && !(*opt.atol >= 0)) throw UsageError("atol", "must be >= 0, got " + std::to_string(*opt.atol));
@@ -314,7 +319,8 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     c.floor = noise_floor(m);
     c.dim_low = c.dim_high = m.n;
     if (m.n == 0 || (c.floor == 0 && m.frobenius == 0)) {  // the zero matrix: everything is flat
-        c.rule = "dtype";
+        c.tol = opt.atol.value_or(0.0);                      // rtol·max|λ| is 0
+        c.rule = opt.rtol || opt.atol ? explicit_rule(opt, c.tol) : "dtype";
         return c;
     }
     const ListMagnitudes list(m.known);
@@ -342,7 +348,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         const double r = opt.rtol.value_or(0.0), a = opt.atol.value_or(0.0);
         c.tol = std::max(a, r * K.mid(top));
         tol = {std::max(a, r * amax.lo), std::max(a, r * amax.hi)};
-        c.rule = opt.atol && (!opt.rtol || c.tol == a) ? "atol" : "rtol";
+        c.rule = explicit_rule(opt, c.tol);
         c.below_floor = c.tol < c.floor;
         decided = decided && (tol.hi < c.floor) == (tol.lo < c.floor);
     } else if (opt.rule == CutRule::gap) {
