@@ -242,14 +242,17 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
     }, buf);
 }
 
+// m holds a 2-D dataset transposed (m(i, j) is its [j, i]), or a 1-D one.
 template <class M>
-void check_finite(const M& m, const std::string& where) {
+void check_finite(const M& m, const std::string& where, bool one_d = false) {
     if (m.allFinite()) return;
     for (Eigen::Index j = 0; j < m.cols(); ++j)
         for (Eigen::Index i = 0; i < m.rows(); ++i)
             if (!std::isfinite(m(i, j))) {
                 std::ostringstream s;
-                s << "non-finite value " << m(i, j) << " at [" << j << ", " << i << "]";
+                s << "non-finite value " << m(i, j) << " at [";
+                if (one_d) s << i << "]";
+                else s << j << ", " << i << "]";
                 throw InputError(where + ": " + s.str());
             }
 }
@@ -271,6 +274,11 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
     detail::read_object_attributes(obj, attrs);
     auto it = attrs.strings.find("structure");
     if (it != attrs.strings.end()) return it->second.empty() ? std::string("(empty)") : it->second;
+    if (auto number = attrs.numbers.find("structure"); number != attrs.numbers.end()) {
+        std::ostringstream s;
+        s << "(not a string: the number " << number->second << ")";
+        return s.str();
+    }
     return "(not a string)";
 }
 
@@ -374,7 +382,7 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
 Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     Eigen::VectorXd d(static_cast<Eigen::Index>(p.n));
     read_all(info, opt, p.path, false, sizeof(double) * p.n, d.data());
-    check_finite(d, info.file + ":" + p.path);
+    check_finite(d, info.file + ":" + p.path, true);
     return d;
 }
 

@@ -388,6 +388,8 @@ class Structured(unittest.TestCase):
             g["B"] = np.eye(2)
             g = h5.create_group("bogus")
             g.attrs["structure"] = "tensor-train"
+            g = h5.create_group("numeric_structure")
+            g.attrs["structure"] = 5
             g = h5.create_group("bad_member")
             g.attrs["structure"] = "blocks"
             g["loss_curve"] = np.ones(5)
@@ -417,12 +419,13 @@ class Structured(unittest.TestCase):
             "/no_G": "has no dataset G",
             "/kron_not_square": "A must be a square 2-D dataset, got shape 2x3",
             "/bogus": "got 'tensor-train'",
+            "/numeric_structure": "got '(not a string: the number 5)'",
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
             "/scale_array": "attribute scale must be one number, got an array of 2 values",
             "/scale_bool": "attribute scale must be one number, got a value of type enum",
             "/diag_2d": "non-empty 1-D dataset, got shape 3x3",
-            "/diag_nan": "non-finite value nan",
+            "/diag_nan": "non-finite value nan at [1]",
         }
         for name, words in expect.items():
             with self.subTest(name):
