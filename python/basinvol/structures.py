@@ -24,18 +24,28 @@ def _real(x, what):
     return a
 
 
+def _scale(s, what):
+    """float(s), naming the structure when s is not one number."""
+    try:
+        return float(s)
+    except (TypeError, ValueError):
+        shape = getattr(s, "shape", None)
+        held = f"an array of shape {shape}" if shape is not None else f"{type(s).__name__} {s!r}"
+        raise TypeError(f"{what} scale must be one number, got {held}") from None
+
+
 class Factor:
     """H = scale * G^T G with G of m x n (a Gauss-Newton matrix or an empirical Fisher)."""
 
     def __init__(self, G, scale=1.0):
-        self.G, self.scale = _real(G, "Factor G"), float(scale)
+        self.G, self.scale = _real(G, "Factor G"), _scale(scale, "Factor")
 
 
 class Kron:
     """H = scale * (A kron B), A of a x a and B of b x b: n = a * b."""
 
     def __init__(self, A, B, scale=1.0):
-        self.A, self.B, self.scale = _real(A, "Kron A"), _real(B, "Kron B"), float(scale)
+        self.A, self.B, self.scale = _real(A, "Kron A"), _real(B, "Kron B"), _scale(scale, "Kron")
 
 
 class Diagonal:

@@ -480,6 +480,11 @@ def test_input_rules_for_memory_and_shapes():
         basinvol.analyze(basinvol.Factor(np.ones(3)), label="net")
     with pytest.raises(basinvol.InputError, match="member names must be strings"):
         basinvol.analyze({1: np.eye(2)})
+    for bad in ("", ".", "a/b"):
+        with pytest.raises(basinvol.InputError, match="is not a name an HDF5 group can hold"):
+            basinvol.analyze({bad: np.eye(2)})
+    with pytest.raises(TypeError, match=r"Kron scale must be one number, got an array of shape \(2,\)"):
+        basinvol.Kron(np.eye(2), np.eye(2), np.array([1.0, 2.0]))
     with pytest.raises(TypeError, match="is not real numbers"):
         basinvol.Factor(np.ones((2, 2), dtype=complex))
     with pytest.raises(TypeError, match="eigenvalues must be True or False"):
