@@ -14,6 +14,7 @@ import pty
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -346,6 +347,50 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", a, "-f", "jsonl", "-o", self.path("rows.tsv"), "--resume")
         self.assertEqual(p.returncode, 2)
         self.assertEqual(slurp(self.path("rows.tsv")), before)
+
+    def test_output_onto_a_link_a_fifo_or_a_device_keeps_what_is_there(self):
+        # -o replaces FILE by a rename; a symbolic link is followed (its target
+        # is replaced, the link stays), and a FIFO or a device is written in
+        # place (renaming over /dev/null would replace the device for everyone).
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=3)
+        want = jsonl(run("volume", a, "-f", "jsonl").stdout)
+        with open(self.path("target.jsonl"), "w") as f:
+            f.write("old\n")
+        os.symlink("target.jsonl", self.path("link.jsonl"))
+        os.symlink("made.jsonl", self.path("dangling.jsonl"))
+        for link, target in (("link.jsonl", "target.jsonl"), ("dangling.jsonl", "made.jsonl")):
+            p = run("volume", a, "-f", "jsonl", "-o", self.path(link))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertTrue(os.path.islink(self.path(link)), link)
+            self.assertSameRows(jsonl(slurp(self.path(target))), want)
+        fifo = self.path("rows.fifo")
+        os.mkfifo(fifo)
+        got = []
+        reader = __import__("threading").Thread(target=lambda: got.append(slurp(fifo)))
+        reader.start()
+        p = run("volume", a, "-f", "jsonl", "-o", fifo, timeout=60)
+        reader.join(60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(fifo).st_mode))
+        self.assertSameRows(jsonl(got[0]), want)
+        devices = ["/dev/null"]
+        if os.geteuid() == 0:  # a private device node: what -o /dev/null does, without touching /dev
+            os.mknod(self.path("null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            devices.append(self.path("null"))
+        for dev in devices:
+            before = os.stat(dev)
+            p = run("volume", a, "-f", "jsonl", "-o", dev)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            after = os.stat(dev)
+            self.assertTrue(stat.S_ISCHR(after.st_mode), dev)
+            self.assertEqual((before.st_ino, before.st_rdev), (after.st_ino, after.st_rdev), dev)
+            self.assertEqual(glob.glob(dev + ".*"), [], dev)  # no lock, journal or temporary beside it
+        p = run("volume", a, "-f", "jsonl", "-o", devices[-1], "--resume")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("not a device or a pipe", p.stderr)
+        p = run("volume", a, "-f", "jsonl", "-o", self.dir)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is a directory", p.stderr)
 
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)

@@ -199,12 +199,20 @@ int interrupt_signal() { return static_cast<int>(g_signal); }
 
 // ---------------------------------------------------------------- output file
 
-AtomicFile::AtomicFile(const std::string& path) : path_(path) {
-    std::string tmpl = path + ".tmp-XXXXXX";
+AtomicFile::AtomicFile(const std::string& path) {
+    const OutputTarget target = output_target(path);
+    path_ = target.path;
+    if (target.directory) throw bv::InputError(path + ": is a directory; -o needs a file");
+    if (target.stream) {
+        out_.open(path_, std::ios::binary);
+        if (!out_) throw bv::InputError(path + ": cannot open for writing: " + std::strerror(errno));
+        return;
+    }
+    std::string tmpl = path_ + ".tmp-XXXXXX";
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
     int fd = ::mkstemp(buf.data());
-    if (fd < 0) throw bv::InputError(path + ": cannot create a temporary file beside it: " + std::strerror(errno));
+    if (fd < 0) throw bv::InputError(path_ + ": cannot create a temporary file beside it: " + std::strerror(errno));
     mode_t mask = ::umask(0);
     ::umask(mask);
     ::fchmod(fd, 0666 & ~mask);
@@ -216,7 +224,7 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
 }
 
 AtomicFile::~AtomicFile() {
-    if (!committed_) {
+    if (!committed_ && !temp_.empty()) {
         g_temp[0] = '\0';
         out_.close();
         ::unlink(temp_.c_str());
@@ -228,7 +236,7 @@ void AtomicFile::commit() {
     bool ok = static_cast<bool>(out_);
     out_.close();
     ok = ok && !out_.fail();
-    if (ok) {
+    if (ok && !temp_.empty()) {
         int fd = ::open(temp_.c_str(), O_RDONLY);
         if (fd >= 0) {
             ok = ::fsync(fd) == 0;
@@ -236,6 +244,10 @@ void AtomicFile::commit() {
         }
     }
     if (!ok) throw bv::Error(path_ + ": cannot write the results (disk full?)");
+    if (temp_.empty()) {  // a stream: written in place
+        committed_ = true;
+        return;
+    }
     g_temp[0] = '\0';
     if (::rename(temp_.c_str(), path_.c_str()) != 0)
         throw bv::Error(path_ + ": cannot rename the finished results into place: " + std::strerror(errno));
@@ -354,6 +366,8 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
 
 void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std::vector<std::string>& args) {
     if (b.resume && b.output.empty()) throw bv::UsageError("--resume needs -o FILE (the results to continue)");
+    if (b.resume && output_target(b.output).stream)
+        throw bv::UsageError("--resume needs -o FILE to be a file, not a device or a pipe (" + b.output + ")");
     if (b.resume && spec.format == bv::Format::table)
         throw bv::UsageError("--resume needs a machine format: -f jsonl, json, tsv or csv");
     if (b.from_results && (b.resume || !b.shard.empty() || !b.files_from.empty()))
@@ -383,7 +397,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
             if (r.ok && e.done.insert(r.source).second) e.kept.push_back(std::move(r));
     }
-    if (b.output.empty() || b.from_results) return e;
+    if (b.output.empty() || b.from_results || output_target(b.output).stream) return e;
     auto j = read_journal(b.output);
     e.journal_found = !j.rows.empty();
     if (!b.resume) return e;
@@ -488,7 +502,8 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
 
     // One run at a time writes FILE (a second is refused, naming the first).
     std::unique_ptr<OutputLock> lock;
-    if (!b.output.empty()) {
+    const bool stream = !b.output.empty() && output_target(b.output).stream;  // e.g. -o /dev/null
+    if (!b.output.empty() && !stream) {
         lock = std::make_unique<OutputLock>(b.output);
         if (!lock->warning().empty()) std::cerr << lock->warning() << '\n';
         remove_stale_temps(b.output);
@@ -516,7 +531,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     std::unique_ptr<AtomicFile> file;
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
     std::unique_ptr<Journal> journal;
-    if (file && !b.from_results) {
+    if (file && !stream && !b.from_results) {
         if (earlier.journal_found && !b.resume)
             std::cerr << "basinvol: note: " << journal_path(b.output)
                       << " held the rows of an unfinished run; starting afresh (--resume keeps them)\n";

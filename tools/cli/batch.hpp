@@ -56,6 +56,8 @@ std::size_t memory_budget(const CommonOptions& o);
 
 // Results written to FILE through FILE.tmp-XXXXXX in the same directory and
 // a rename at commit(); a run that stops before commit() leaves FILE as it was.
+// FILE is output_target(path): a link's target, or a stream (a device, a
+// FIFO) written in place.
 class AtomicFile {
 public:
     explicit AtomicFile(const std::string& path);
@@ -67,7 +69,7 @@ public:
     void commit();
 
 private:
-    std::string path_, temp_;
+    std::string path_, temp_;  // temp_ is empty for a stream
     std::ofstream out_;
     bool committed_ = false;
 };

@@ -27,6 +27,30 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
     return {slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1)};
 }
 
+}  // namespace
+
+OutputTarget output_target(const std::string& output) {
+    OutputTarget t{output};
+    for (int hops = 0; hops < 40; ++hops) {  // SYMLOOP_MAX is at least 8; Linux follows 40
+        struct stat st;
+        if (::lstat(t.path.c_str(), &st) != 0) break;  // not there yet: created at commit
+        if (S_ISLNK(st.st_mode)) {
+            std::vector<char> buf(4096);
+            const ssize_t len = ::readlink(t.path.c_str(), buf.data(), buf.size());
+            if (len <= 0 || static_cast<std::size_t>(len) >= buf.size()) break;
+            std::string to(buf.data(), static_cast<std::size_t>(len));
+            t.path = to.front() == '/' ? to : split_path(t.path).first + "/" + to;
+            continue;
+        }
+        t.directory = S_ISDIR(st.st_mode);
+        t.stream = !S_ISREG(st.st_mode) && !t.directory;
+        break;
+    }
+    return t;
+}
+
+namespace {
+
 bool write_all(int fd, const char* data, std::size_t size) {
     while (size > 0) {
         const ssize_t k = ::write(fd, data, size);
@@ -102,7 +126,7 @@ OutputLock::~OutputLock() {
 }
 
 void remove_stale_temps(const std::string& output) {
-    const auto [dir, base] = split_path(output);
+    const auto [dir, base] = split_path(output_target(output).path);  // beside the file that is replaced
     const std::string prefix = base + ".tmp-";
     DIR* d = ::opendir(dir.c_str());
     if (!d) return;

@@ -23,6 +23,18 @@ namespace cli {
 std::string lock_path(const std::string& output);
 std::string journal_path(const std::string& output);
 
+// Where `-o FILE` is written. A symbolic link is followed to its target, which
+// is replaced (the link stays a link). An existing file that is not a regular
+// file or a directory (a device such as /dev/null, a FIFO, a socket) is a
+// stream: opened and written in place, never replaced, with no lock, journal
+// or temporary file beside it.
+struct OutputTarget {
+    std::string path;
+    bool stream = false;
+    bool directory = false;
+};
+OutputTarget output_target(const std::string& output);
+
 // Takes FILE.lock without waiting. Throws bv::Error naming the holder's pid
 // when another run holds it. A file system without locks leaves `warning`
 // set and the run unlocked.
