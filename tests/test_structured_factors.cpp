@@ -432,8 +432,22 @@ TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past 
     f.matrix("/twin_g", 1e10 * (G.transpose() * G), false);
     f.diagonal("/huge", {1.5e308, 1.5e308});
     f.matrix("/twin_huge", 1.5e308 * I2, false);
+    // A Gram matrix at the top of double's range: ε·‖s·K‖ must not overflow
+    // where ‖H‖_F does not.
+    f.group("/top", "factor", 1.5);
+    f.matrix("/top/G", Eigen::MatrixXd::Constant(1, 1, 1e154), false);
+    f.matrix("/twin_top", Eigen::MatrixXd::Constant(1, 1, 1.5e308), false);
+    // A tiny scale over large factors: s·‖A‖·‖B‖ is formed without ‖A‖·‖B‖.
+    const Eigen::MatrixXd big = 1e200 * Eigen::Vector2d(1, 1e-3).asDiagonal().toDenseMatrix();
+    f.group("/tiny", "kron", 1e-300);
+    f.matrix("/tiny/A", big, false);
+    f.matrix("/tiny/B", big, false);
+    f.matrix("/twin_tiny", 1e100 * Eigen::Vector4d(1, 1e-3, 1e-3, 1e-6).asDiagonal().toDenseMatrix(), false);
+    // Values whose squares underflow: ‖H‖_F must not come out 0 (the zero matrix).
+    f.diagonal("/small", {1e-160, 3e-161, 0});
+    f.matrix("/twin_small", Eigen::Vector3d(1e-160, 3e-161, 0).asDiagonal().toDenseMatrix(), false);
     const AnalyzeOptions opt;
-    for (const std::string name : {"d", "k", "g", "huge"}) {
+    for (const std::string name : {"d", "k", "g", "huge", "top", "tiny", "small"}) {
         CAPTURE(name);
         const HessianInfo info = f.listed("/" + name);
         auto twin = list_hessians(parse_source(info.file + ":/twin_" + name));

@@ -39,7 +39,7 @@ struct Square {
 struct Accumulator {
     std::vector<SpectrumPart> parts;
     std::vector<Square> squares;  // in the walk's order, A then B of each Kronecker part
-    long double asym2 = 0;  // Σ ‖H_part − H_partᵀ‖_F²
+    double asymmetry = 0;  // ‖H − Hᵀ‖_F = √Σ ‖H_part − H_partᵀ‖_F², kept by hypot (no overflow)
     double value_error = 0;
 };
 
@@ -84,18 +84,23 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     const int k = small_m ? m : n;
     Eigen::MatrixXd K = gram ? gram->gram(info, p, opt) : local_gram(info, p, opt);
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
-    // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, computed to within γ; LAPACK
-    // adds ε·‖K‖. Both in forms that stay finite while K's entries do
-    // (stableNorm: their squares may not).
-    const double inner = small_m ? n : m, g = detail::gamma(inner);
-    double gram_error = 0;
-    for (int i = 0; i < k; ++i) gram_error += g * K(i, i);
-    gram_error *= std::abs(p.scale) / (1 - g);
-    const double k_norm = std::abs(p.scale) * std::sqrt(2.0) * K.stableNorm();  // ≥ ‖s·K‖_F from its upper triangle
+    // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, each K_ii computed to within
+    // γ of its value (the sum of the k terms adds a relative (k + 1)·ε/2,
+    // which the ε·trace K for LAPACK below covers many times); LAPACK adds
+    // ε·‖K‖.
+    //
+    // K is positive semi-definite, so ‖K‖₂ ≤ trace K as well: the bound is
+    // (γ/(1 − γ) + ε)·|s|·trace K, summed term by term (ε·K_ii stays finite
+    // while K does). A K that overflowed holds an infinity or a NaN.
+    if (!K.allFinite())
+        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+    const double inner = small_m ? n : m, g = detail::gamma(inner), per_trace = g / (1 - g) + eps64;
+    double bound = 0;  // (γ/(1 − γ) + ε)·trace K
+    for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
     SpectrumPart& out = acc.parts.emplace_back();
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     for (double& x : out.values) x *= p.scale;
-    acc.value_error = std::max(acc.value_error, gram_error + eps64 * k_norm);
+    acc.value_error = std::max(acc.value_error, std::abs(p.scale) * bound);
 }
 
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
@@ -145,18 +150,20 @@ void fold_squares(Accumulator& acc) {
         const Square& q = acc.squares[i];
         if (q.failed) std::rethrow_exception(q.failed);
         if (q.role == Square::dense) {
-            acc.asym2 += static_cast<long double>(q.asymmetry * q.frobenius) * (q.asymmetry * q.frobenius);
+            acc.asymmetry = std::hypot(acc.asymmetry, q.asymmetry * q.frobenius);
             acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
             continue;
         }
         const Square& B = acc.squares[++i];  // A's partner
         if (B.failed) std::rethrow_exception(B.failed);
         const double fa = q.frobenius, fb = B.frobenius, s = std::abs(acc.parts[q.part].scale);
+        // Both bounds scale s·‖A‖·‖B‖ = ‖s·A ⊗ B‖_F, formed in an order that
+        // stays finite while it is (a tiny s under large factors included).
+        const double size = (s * fa) * fb;
         // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
-        const double asym = s * (q.asymmetry * fa * fb + fa * B.asymmetry * fb);
-        acc.asym2 += static_cast<long double>(asym) * asym;
+        acc.asymmetry = std::hypot(acc.asymmetry, size * (q.asymmetry + B.asymmetry));
         // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
-        acc.value_error = std::max(acc.value_error, s * 4 * eps64 * fa * fb);
+        acc.value_error = std::max(acc.value_error, 4 * eps64 * size);
     }
 }
 
@@ -454,6 +461,33 @@ std::shared_ptr<const SortedMagnitudes> PartValues::magnitudes() const {
     return std::make_shared<RowMagnitudes>(begin_, end_);
 }
 
+namespace {
+
+// ‖H‖_F = ‖values‖₂. The squares are summed in double; when the largest
+// magnitude lies outside [1e-150, 1e150], where squares overflow or lose
+// their digits to underflow, the sum is taken again scaled by it. A value
+// that is not finite is an error (the products of large factors).
+double frobenius_of(const Eigenvalues& values, const HessianInfo& info) {
+    double f2 = 0, largest = 0;
+    bool finite = true;
+    values.for_each_span([&](const double* v, std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) {
+            f2 += v[i] * v[i];
+            largest = std::max(largest, std::abs(v[i]));
+            finite = finite && std::isfinite(v[i]);
+        }
+    });
+    if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
+    if (largest == 0 || (largest >= 1e-150 && largest <= 1e150)) return std::sqrt(f2);
+    double scaled = 0;
+    values.for_each_span([&](const double* v, std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) scaled += (v[i] / largest) * (v[i] / largest);
+    });
+    return largest * std::sqrt(scaled);
+}
+
+}  // namespace
+
 StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOptions& opt, SideBySide side_by_side,
                                        const GramBuilder* gram) {
     const auto t0 = detail::Clock::now();
@@ -485,25 +519,12 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     fold_squares(acc);
     if (walk_failed) std::rethrow_exception(walk_failed);
     out.parts = std::move(acc.parts);
-    long double f2 = 0;
-    bool finite = true;
-    out.values().for_each_span([&](const double* v, std::size_t k) {
-        for (std::size_t i = 0; i < k; ++i) {
-            f2 += static_cast<long double>(v[i]) * v[i];
-            finite = finite && std::isfinite(v[i]);
-        }
-    });
-    if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
-    // The squares of values past 1e154 overflow double, not long double; the
-    // root is taken before narrowing, and a norm past DBL_MAX is an error as
-    // a dense matrix's is (analyze.cpp).
-    static_assert(std::numeric_limits<long double>::max_exponent >= 2 * std::numeric_limits<double>::max_exponent,
-                  "the sums of squares need a wider exponent than double's");
-    out.frobenius = static_cast<double>(std::sqrt(f2));
-    out.asymmetry = static_cast<double>(std::sqrt(acc.asym2));
-    if (!std::isfinite(out.frobenius))
-        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+    out.frobenius = frobenius_of(out.values(), info);
+    out.asymmetry = acc.asymmetry;
     out.value_error = acc.value_error;
+    // A bound past DBL_MAX would make the floor infinite and every direction flat.
+    if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
+        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";
