@@ -253,6 +253,13 @@ class ProcessFaults(FaultBase):
                                timeout=60)
         self.assertEqual(p.returncode, 1)
         self.assertEqual(p.stderr, "basinvol: error: cannot write the results to standard output\n")
+        # compare: a failed write is an error (2), not "A does not rank above B" (1), whichever the answer.
+        for first, second in (("step_0000", "step_0001"), ("step_0001", "step_0000")):
+            with open("/dev/full", "w") as full:
+                p = subprocess.run([BIN, "compare", a + ":/checkpoints/" + first, a + ":/checkpoints/" + second,
+                                    "-f", "json"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("cannot write the results to standard output", p.stderr)
 
     def test_full_disk_for_the_output_file_is_one_error_and_leaves_the_previous_file(self):
         a = write_checkpoints(self.path("a.h5"), 120, 8, seed=13)  # ~70 kB of rows for a 16 kB disk

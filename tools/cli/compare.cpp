@@ -44,8 +44,10 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     cmp.reason = cli_words(cmp.reason);
     bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
     std::cerr << "basinvol: " << cmp.reason << '\n';
-    if (o.strict && cmp.noise_decides) return finish_output(exit_noise_decides);
-    return finish_output(cmp.sign > 0 ? exit_ok : exit_failed);
+    // A failed write is an error (2), never "A does not rank above B" (1).
+    const int status = finish_output(o.strict && cmp.noise_decides ? exit_noise_decides
+                                                                    : cmp.sign > 0 ? exit_ok : exit_failed);
+    return std::cout ? status : exit_usage;
 }
 
 }  // namespace cli
