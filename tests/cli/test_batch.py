@@ -141,6 +141,25 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", "--files-from", lst, a, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([r["file"] for r in jsonl(p.stdout)], [a] * 3 + [b] * 2)
+        # A NUL-separated list (find -print0) is the same list.
+        p = run("volume", "--files-from", "-", "-f", "jsonl", stdin=listing.replace("\n", "\0"))
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual([r["source"] for r in jsonl(p.stdout)], [r["source"] for r in rows])
+
+    def test_output_that_is_an_input_is_refused_before_any_work(self):
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=4)
+        lst = self.path("list.txt")
+        with open(lst, "w") as fh:
+            fh.write(a + "\n")
+        for args, victim in (((a,), a), ((a + ":/checkpoints/step_0001",), a), (("--files-from", lst), lst)):
+            before = slurp(victim) if victim == lst else open(victim, "rb").read()
+            p = run("volume", *args, "-f", "jsonl", "-o", victim)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("is an input of this run", p.stderr)
+            self.assertEqual(before, slurp(victim) if victim == lst else open(victim, "rb").read())
+        os.symlink(a, self.path("alias.h5"))  # the same file under another name
+        p = run("volume", a, "-f", "jsonl", "-o", self.path("alias.h5"))
+        self.assertEqual(p.returncode, 2, p.stderr)
 
     def test_no_source_is_a_usage_error(self):
         p = run("volume", "--files-from", "-", stdin="\n\n")

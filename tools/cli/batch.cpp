@@ -23,12 +23,18 @@ namespace cli {
 
 namespace {
 
+// One SOURCE a line, or NUL-separated (find -print0): a NUL never belongs to a path.
 void read_list(std::istream& in, std::vector<std::string>& out) {
     std::string line;
     while (std::getline(in, line)) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.find_first_not_of(" \t") == std::string::npos) continue;
-        out.push_back(line);
+        std::size_t at = 0;
+        do {
+            const std::size_t nul = line.find('\0', at);
+            const std::string one = line.substr(at, nul == std::string::npos ? std::string::npos : nul - at);
+            if (one.find_first_not_of(" \t") != std::string::npos) out.push_back(one);
+            at = nul == std::string::npos ? nul : nul + 1;
+        } while (at != std::string::npos);
     }
 }
 
@@ -375,6 +381,23 @@ void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std:
     if (b.from_results && args.empty()) throw bv::UsageError("--from-results needs at least one results FILE");
 }
 
+// -o FILE must not be a file the run reads (an HDF5 input, a --files-from
+// list, a results file): the rename at the end would replace it.
+void refuse_input_as_output(const std::string& output, const std::vector<std::string>& args, const BatchCli& b,
+                            const std::vector<bv::WorkItem>& items) {
+    struct stat out;
+    if (::stat(output_target(output).path.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
+    std::set<std::string> inputs(b.files_from.begin(), b.files_from.end());
+    if (b.from_results) inputs.insert(args.begin(), args.end());
+    for (const auto& w : items) inputs.insert(w.error ? w.error->file : w.info.file);
+    for (const auto& file : inputs) {
+        struct stat in;
+        if (file != "-" && ::stat(file.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            throw bv::UsageError("-o " + output + " is an input of this run (" + file +
+                                 "): the results would replace it; give another -o");
+    }
+}
+
 // What an earlier run on -o FILE left.
 struct Earlier {
     std::vector<bv::Row> kept;   // ok rows to keep (--resume)
@@ -526,6 +549,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             items.swap(rest);
         }
     }
+    if (!b.output.empty()) refuse_input_as_output(b.output, args, b, items);
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
     install_interrupt_handlers();
     std::unique_ptr<AtomicFile> file;
