@@ -411,6 +411,20 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("is a directory", p.stderr)
 
+    def test_resume_of_tsv_keeps_rows_of_names_with_tabs_and_line_breaks(self):
+        # TSV writes a tab or line break in a name as a space; --resume must
+        # still know those rows (it analysed them again and appended them).
+        names = [self.path(n) for n in ("tab\tfile.h5", "new\nline.h5", "plain.h5")]
+        for n in names:
+            write_checkpoints(n, 2, 10, seed=5)
+        out = self.path("rows.tsv")
+        p = run("volume", *names, "-f", "tsv", "-o", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        first = slurp(out)
+        p = run("volume", *names, "-f", "tsv", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(slurp(out), first)
+
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
         out = self.path("rows.jsonl")

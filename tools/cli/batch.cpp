@@ -5,6 +5,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/io/structure.hpp>
 #include <basinvol/rank/ranking.hpp>
+#include <basinvol/report/text.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -405,6 +406,12 @@ struct Earlier {
     bool journal_found = false;  // a journal with rows of a run that did not finish
 };
 
+// The key that names a Hessian's row in FILE: its source, as the format
+// writes it (TSV makes tabs and line breaks in names spaces).
+std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
+    return spec.format == bv::Format::tsv ? bv::tsv_cell(source) : source;
+}
+
 // An earlier run's ok rows (--resume): FILE, then the journal of a run that
 // was killed; error rows are computed again.
 Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::string& format_name) {
@@ -418,7 +425,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
             throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +
                                  " output (give the -f it was written with)");
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
-            if (r.ok && e.done.insert(r.source).second) e.kept.push_back(std::move(r));
+            if (r.ok && e.done.insert(resume_key(spec, r.source)).second) e.kept.push_back(std::move(r));
     }
     if (b.output.empty() || b.from_results || output_target(b.output).stream) return e;
     auto j = read_journal(b.output);
@@ -426,7 +433,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     if (!b.resume) return e;
     std::size_t from_journal = 0;
     for (auto& r : j.rows)
-        if (r.ok && e.done.insert(r.source).second) {
+        if (r.ok && e.done.insert(resume_key(spec, r.source)).second) {
             e.kept.push_back(std::move(r));
             ++from_journal;
         }
@@ -545,7 +552,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (!earlier.done.empty()) {
             std::vector<bv::WorkItem> rest;
             for (auto& w : items)
-                if (w.error || !earlier.done.count(w.info.source())) rest.push_back(std::move(w));
+                if (w.error || !earlier.done.count(resume_key(spec, w.info.source()))) rest.push_back(std::move(w));
             items.swap(rest);
         }
     }
