@@ -162,6 +162,12 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
     refused("status", "fine", "status must be 'ok' or 'error', got 'fine'");
     refused("log_volume", nullptr, "an ok row has no log_volume");
     refused("place", 0, "field 'place' must be a whole number from 1");
+    // TSV and CSV cells pass through strtod, which takes "inf", "nan" and 1e400.
+    refused("log_volume", flat_value("log_volume", "inf"), "field 'log_volume' is not a finite number");
+    refused("log_volume", flat_value("log_volume", "nan"), "field 'log_volume' is not a finite number");
+    refused("tol", flat_value("tol", "1e400"), "field 'tol' is not a finite number");
+    refused("rank", flat_value("rank", "1e400"), "field 'rank' is not a finite number");
+    refused("rank", 1e17, "field 'rank' is not a whole number below 2^53");
     // pandas writes booleans back as True/False.
     CHECK(flat_value("certified", "True") == Json(true));
     CHECK(flat_value("certified", "False") == Json(false));
