@@ -68,21 +68,16 @@ double check_values(const Matrix& m, const HessianInfo& info) {
         for (Eigen::Index c = 0; c < n; ++c)
             for (Eigen::Index r = 0; r < n; ++r)
                 if (!std::isfinite(m(r, c)))  // the buffer holds the file's rows as columns: m(r, c) is [c, r]
-                    reject_nonfinite(info, static_cast<double>(m(r, c)), static_cast<std::size_t>(c),
+                    reject_value(info, static_cast<double>(m(r, c)), static_cast<std::size_t>(c),
                                      static_cast<std::size_t>(r));
     }
-    // 64-bit integers beyond 2^53 were rounded on conversion: refuse, never guess.
+    // 64-bit integers at or past 2^53 may have been rounded on conversion: refuse, never guess.
     if (info.stored_type == "int64" || info.stored_type == "uint64") {
-        const double exact = std::ldexp(1.0, 53);
         for (Eigen::Index c = 0; c < n; ++c)
             for (Eigen::Index r = 0; r < n; ++r)
-                if (std::abs(static_cast<double>(m(r, c))) > exact) {
-                    std::ostringstream s;
-                    s << std::fixed << std::setprecision(0) << info.stored_type << " value "
-                      << static_cast<double>(m(r, c)) << " at [" << c << ", " << r
-                      << "] is beyond 2^53 and cannot be read exactly as float64";
-                    throw InputError(info.source() + ": " + s.str());
-                }
+                if (unreadable_value(info.stored_type, static_cast<double>(m(r, c))))
+                    reject_value(info, static_cast<double>(m(r, c)), static_cast<std::size_t>(c),
+                                 static_cast<std::size_t>(r));
     }
     return largest;
 }
@@ -322,10 +317,23 @@ Eigen::MatrixXd Hessian::release_f64() {
     return out;
 }
 
-void reject_nonfinite(const HessianInfo& info, double value, std::size_t row, std::size_t col) {
+bool unreadable_value(const std::string& stored_type, double value) {
+    return !std::isfinite(value) ||
+           ((stored_type == "int64" || stored_type == "uint64") && std::abs(value) >= std::ldexp(1.0, 53));
+}
+
+void reject_value(const std::string& where, const std::string& stored_type, double value, const std::string& at) {
     std::ostringstream s;
-    s << "non-finite value " << value << " at [" << row << ", " << col << "]";
-    throw InputError(info.source() + ": " + s.str());
+    if (std::isfinite(value))
+        s << std::fixed << std::setprecision(0) << stored_type << " value " << value << " at " << at
+          << " is at or beyond 2^53 and cannot be read exactly as float64";
+    else
+        s << "non-finite value " << value << " at " << at;
+    throw InputError(where + ": " + s.str());
+}
+
+void reject_value(const HessianInfo& info, double value, std::size_t row, std::size_t col) {
+    reject_value(info.source(), info.stored_type, value, "[" + std::to_string(row) + ", " + std::to_string(col) + "]");
 }
 
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {

@@ -242,19 +242,20 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
     }, buf);
 }
 
-// m holds a 2-D dataset transposed (m(i, j) is its [j, i]), or a 1-D one.
+// The values of a factor's G or a diagonal as read: finite, and, stored as
+// 64-bit integers, under 2^53 (past it float64 may have rounded them, as
+// for a dense Hessian). m holds a 2-D dataset transposed (m(i, j) is its
+// [j, i]), or a 1-D one.
 template <class M>
-void check_finite(const M& m, const std::string& where, bool one_d = false) {
-    if (m.allFinite()) return;
+void check_values(const M& m, const std::string& where, const std::string& stored_type, bool one_d = false) {
+    const bool wide = stored_type == "int64" || stored_type == "uint64";
+    if (m.allFinite() && !(wide && m.size() > 0 && m.cwiseAbs().maxCoeff() >= std::ldexp(1.0, 53))) return;
     for (Eigen::Index j = 0; j < m.cols(); ++j)
         for (Eigen::Index i = 0; i < m.rows(); ++i)
-            if (!std::isfinite(m(i, j))) {
-                std::ostringstream s;
-                s << "non-finite value " << m(i, j) << " at [";
-                if (one_d) s << i << "]";
-                else s << j << ", " << i << "]";
-                throw InputError(where + ": " + s.str());
-            }
+            if (unreadable_value(stored_type, m(i, j)))
+                reject_value(where, stored_type, m(i, j),
+                             one_d ? "[" + std::to_string(i) + "]"
+                                   : "[" + std::to_string(j) + ", " + std::to_string(i) + "]");
 }
 
 
@@ -370,11 +371,11 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
     if (f32) {
         v.t32.resize(n, m);
         read_all(info, opt, path, true, sizeof(float) * p.m * p.n, v.t32.data());
-        check_finite(v.t32, where);
+        check_values(v.t32, where, p.stored_type);
     } else {
         v.t64.resize(n, m);
         read_all(info, opt, path, false, sizeof(double) * p.m * p.n, v.t64.data());
-        check_finite(v.t64, where);
+        check_values(v.t64, where, p.stored_type);
     }
     return v;
 }
@@ -382,7 +383,7 @@ FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const 
 Eigen::VectorXd read_diagonal(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     Eigen::VectorXd d(static_cast<Eigen::Index>(p.n));
     read_all(info, opt, p.path, false, sizeof(double) * p.n, d.data());
-    check_finite(d, info.file + ":" + p.path, true);
+    check_values(d, info.file + ":" + p.path, p.stored_type, true);
     return d;
 }
 

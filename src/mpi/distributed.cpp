@@ -91,10 +91,10 @@ std::string agree(MPI_Comm comm, const std::string& mine) {
 using detail::ErrorSilencer;
 using detail::Handle;
 
-// The first non-finite value in the file's row-major order across all ranks
+// The first unreadable value (reject_value) in the file's row-major order across all ranks
 // (each passes its own first: its linear index row·n + col, or `none`), as
 // the serial reader reports it: the agreed message on every rank, "" if none.
-std::string first_nonfinite(MPI_Comm comm, const HessianInfo& where, std::uint64_t first_bad, double bad_value,
+std::string first_unreadable(MPI_Comm comm, const HessianInfo& where, std::uint64_t first_bad, double bad_value,
                             std::size_t n) {
     std::uint64_t global_bad = first_bad;
     MPI_Allreduce(&first_bad, &global_bad, 1, MPI_UINT64_T, MPI_MIN, comm);
@@ -102,7 +102,7 @@ std::string first_nonfinite(MPI_Comm comm, const HessianInfo& where, std::uint64
     std::string failure;
     if (global_bad == first_bad) {
         try {
-            reject_nonfinite(where, bad_value, static_cast<std::size_t>(global_bad / n),
+            reject_value(where, bad_value, static_cast<std::size_t>(global_bad / n),
                              static_cast<std::size_t>(global_bad % n));
         } catch (const InputError& e) {
             failure = e.what();
@@ -216,8 +216,9 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
     return s.str();
 }
 
-// Finite values across ranks (the first non-finite entry in the file's
-// row-major order, as the serial reader reports it); sets `scale` to max|H|.
+// Readable values across ranks (the first entry in the file's row-major order
+// that is not finite or is a 64-bit integer past 2^53, as the serial reader
+// reports it); sets `scale` to max|H|.
 std::string check_finite(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double& scale) {
     std::uint64_t first_bad = none;
     double bad_value = 0;
@@ -225,14 +226,14 @@ std::string check_finite(MPI_Comm comm, const HessianInfo& info, const Tiles& t,
     for (int lc = 0; lc < t.nloc; ++lc)
         for (int lr = 0; lr < t.mloc; ++lr) {
             const double v = t.a[static_cast<std::size_t>(lc) * t.lld + lr];
-            if (!std::isfinite(v)) {
+            if (unreadable_value(info.stored_type, v)) {
                 const std::uint64_t at = static_cast<std::uint64_t>(t.file_row(lc)) * t.n + t.file_col(lr);
                 if (at < first_bad) first_bad = at, bad_value = v;
             } else {
                 scale = std::max(scale, std::abs(v));
             }
         }
-    std::string error = first_nonfinite(comm, info, first_bad, bad_value, t.n);
+    std::string error = first_unreadable(comm, info, first_bad, bad_value, t.n);
     MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
     return error;
 }
@@ -532,6 +533,7 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     const std::size_t w = hi - lo, count = w * k;
     HessianInfo g = info;  // names G in messages as the serial reader does: FILE:/path/G
     g.dataset = p.path + "/G";
+    g.stored_type = p.stored_type;
     std::string failure;
     {
         const double bytes = double(count + k * k) * sizeof(double);
@@ -575,17 +577,17 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     }
     if (auto e = agree(comm_, failure); !e.empty()) throw InputError(e);
 
-    // The first non-finite value in G's row-major order, as the serial reader reports it.
+    // The first unreadable value in G's row-major order, as the serial reader reports it.
     std::uint64_t first_bad = none;
     double bad_value = 0;
     for (std::size_t i = 0; i < count; ++i) {
         const double v = slab[i];
-        if (std::isfinite(v)) continue;
+        if (!unreadable_value(p.stored_type, v)) continue;
         // small_m: slab[r·w + c] = G[r, lo + c]; else slab[r·n + c] = G[lo + r, c].
         const std::uint64_t at = small_m ? (i / w) * n + lo + i % w : (lo + i / n) * n + i % n;
         if (at < first_bad) first_bad = at, bad_value = v;
     }
-    if (auto e = first_nonfinite(comm_, g, first_bad, bad_value, n); !e.empty()) throw InputError(e);
+    if (auto e = first_unreadable(comm_, g, first_bad, bad_value, n); !e.empty()) throw InputError(e);
 
     const auto K_ = static_cast<Eigen::Index>(k);
     Eigen::MatrixXd K = Eigen::MatrixXd::Zero(K_, K_);

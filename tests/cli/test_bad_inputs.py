@@ -197,6 +197,13 @@ def _int64_inexact():
     return plain("int64_inexact.h5", m)
 
 
+def _int64_just_past():
+    # 2^53 + 1 reads as 2^53 in float64: a check of the converted value
+    # against "> 2^53" let it through, rounded.
+    m = np.array([[2, 1], [1, 2**53 + 1]], dtype=np.int64)
+    return plain("int64_just_past.h5", m)
+
+
 def _nan():
     m = H.copy()
     m[3, 7] = np.nan
@@ -353,7 +360,8 @@ BAD = {
     "reference": (_reference, [":/hessian", "type is reference"]),
     "opaque": (_opaque, [":/hessian", "type is opaque"]),
     "array_type": (_array_type, [":/hessian", "type is array"]),
-    "int64_inexact": (_int64_inexact, [":/hessian", "int64 value 1152921504606846976 at [0, 0] is beyond 2^53"]),
+    "int64_inexact": (_int64_inexact, [":/hessian", "int64 value 1152921504606846976 at [0, 0] is at or beyond 2^53"]),
+    "int64_just_past": (_int64_just_past, [":/hessian", "int64 value 9007199254740992 at [1, 1] is at or beyond 2^53"]),
     "nan": (_nan, [":/hessian", "non-finite value nan at [3, 7]"]),
     "inf": (_inf, [":/hessian", "non-finite value -inf at [5, 2]"]),
     "asymmetric": (_asymmetric, [":/hessian", "not symmetric", "exceeds 0.001"]),

@@ -410,6 +410,11 @@ class Structured(unittest.TestCase):
             d.attrs["structure"] = "diagonal"
             d = h5.create_dataset("diag_nan", data=np.array([1.0, np.nan]))
             d.attrs["structure"] = "diagonal"
+            d = h5.create_dataset("diag_int64", data=np.array([1, 2**53 + 1], dtype=np.int64))
+            d.attrs["structure"] = "diagonal"
+            g = h5.create_group("factor_int64")
+            g.attrs["structure"] = "factor"
+            g["G"] = np.array([[1, 2**60], [3, 4]], dtype=np.int64)
             h5["fine"] = np.diag([1.0, 2.0])
         p = run("volume", f, "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -426,6 +431,8 @@ class Structured(unittest.TestCase):
             "/scale_bool": "attribute scale must be one number, got a value of type enum",
             "/diag_2d": "non-empty 1-D dataset, got shape 3x3",
             "/diag_nan": "non-finite value nan at [1]",
+            "/diag_int64": "int64 value 9007199254740992 at [1] is at or beyond 2^53",
+            "/factor_int64": "int64 value 1152921504606846976 at [0, 1] is at or beyond 2^53",
         }
         for name, words in expect.items():
             with self.subTest(name):

@@ -306,11 +306,28 @@ class SameRowsAsSerial(unittest.TestCase):
                 grp.attrs["structure"] = "factor"
                 grp["G"] = G
             srcs.append(f)
+        # 64-bit integers at or past 2^53, in one rank's part of a dense Hessian and of G.
+        big = np.eye(70, dtype=np.int64)
+        big[60, 65] = big[65, 60] = -(2**53 + 1)
+        G = np.ones((6, 90), dtype=np.int64)
+        G[5, 80] = 2**60
+        for name, H, factor in (("int64_dense", big, False), ("int64_factor", G, True)):
+            f = os.path.join(d, name + ".h5")
+            with h5py.File(f, "w") as h:
+                if factor:
+                    grp = h.create_group("hessian")
+                    grp.attrs["structure"] = "factor"
+                    grp["G"] = H
+                else:
+                    h["hessian"] = H
+            srcs.append(f)
         ref = rows(serial("volume", *srcs, "-f", "jsonl", status=1).stdout)
         self.assertIn("non-finite value nan at [37, 12]", ref[0]["error"])
         self.assertIn("not symmetric", ref[1]["error"])
         self.assertIn("/hessian/G: non-finite value nan at [4, 71]", ref[2]["error"])
         self.assertIn("/hessian/G: non-finite value inf at [63, 2]", ref[3]["error"])
+        self.assertIn("int64 value -9007199254740992 at [60, 65] is at or beyond 2^53", ref[4]["error"])
+        self.assertIn("/hessian/G: int64 value 1152921504606846976 at [5, 80] is at or beyond 2^53", ref[5]["error"])
         self.same_on_every_rank_count(srcs, ref, 1)
 
     def test_memory_budget_per_rank(self):

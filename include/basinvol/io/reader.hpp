@@ -92,10 +92,16 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});
 Hessian make_hessian(Eigen::MatrixXd m, const std::string& label = "memory", const ReadOptions& options = {});
 Hessian make_hessian(Eigen::MatrixXf m, const std::string& label = "memory", const ReadOptions& options = {});
 
-// The value rules every reader applies, with the same messages from each: a
-// non-finite entry (at the file's [row, col]), and the asymmetry limit
-// (relative ‖H − Hᵀ‖_F / ‖H‖_F against options.max_asymmetry). Throw InputError.
-[[noreturn]] void reject_nonfinite(const HessianInfo& info, double value, std::size_t row, std::size_t col);
+// The value rules every reader applies, with the same messages from each: an
+// entry that is not finite or, stored as a 64-bit integer, lies at or past
+// 2^53 (float64 may have rounded it: 2^53 + 1 reads as 2^53), at the file's
+// [row, col]; and the asymmetry limit (relative ‖H − Hᵀ‖_F / ‖H‖_F against
+// options.max_asymmetry). Throw InputError.
+bool unreadable_value(const std::string& stored_type, double value);
+[[noreturn]] void reject_value(const HessianInfo& info, double value, std::size_t row, std::size_t col);
+// The same for any dataset: `where` names it, `at` places the value ("[i]").
+[[noreturn]] void reject_value(const std::string& where, const std::string& stored_type, double value,
+                               const std::string& at);
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& options);
 // The n×n matrix of info's stored type fits options.max_bytes (else half the
 // physical memory); throws InputError naming both, before anything is allocated.
