@@ -21,9 +21,14 @@ void validate(const AnalyzeOptions& o) {
         throw UsageError("hessian_error", "must be a finite number >= 0, got " + std::to_string(*o.hessian_error));
     if (!(o.read.max_asymmetry >= 0))
         throw UsageError("max_asymmetry", "must be >= 0, got " + std::to_string(o.read.max_asymmetry));
-    if (o.cut.rtol && !(*o.cut.rtol >= 0)) throw UsageError("rtol", "must be >= 0, got " + std::to_string(*o.cut.rtol));
-    if (o.cut.atol && !(*o.cut.atol >= 0)) throw UsageError("atol", "must be >= 0, got " + std::to_string(*o.cut.atol));
-    if (!(o.cut.min_gap >= 0)) throw UsageError("min_gap", "must be >= 0, got " + std::to_string(o.cut.min_gap));
+    // An infinite tol would make every direction flat (and JSON's tol null).
+    auto finite_non_negative = [](double v) { return v >= 0 && std::isfinite(v); };
+    if (o.cut.rtol && !finite_non_negative(*o.cut.rtol))
+        throw UsageError("rtol", "must be a finite number >= 0, got " + std::to_string(*o.cut.rtol));
+    if (o.cut.atol && !finite_non_negative(*o.cut.atol))
+        throw UsageError("atol", "must be a finite number >= 0, got " + std::to_string(*o.cut.atol));
+    if (!finite_non_negative(o.cut.min_gap))
+        throw UsageError("min_gap", "must be a finite number >= 0, got " + std::to_string(o.cut.min_gap));
 }
 
 const Names<CutRule>& cut_rule_names() {

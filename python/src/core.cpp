@@ -16,6 +16,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <utility>
@@ -60,7 +61,8 @@ bv::AnalyzeOptions analyze_options(const py::dict& d) {
 bv::RankOptions rank_options(const py::dict& d) {
     bv::RankOptions r;
     r.tie_tol = get<double>(d, "tie_tol").value_or(1e-6);
-    if (!(r.tie_tol >= 0)) throw bv::UsageError("tie_tol must be >= 0, got " + std::to_string(r.tie_tol));
+    if (!(r.tie_tol >= 0 && std::isfinite(r.tie_tol)))
+        throw bv::UsageError("tie_tol must be a finite number >= 0, got " + std::to_string(r.tie_tol));
     r.saddles_last = get<std::string>(d, "negatives").value_or("abs") == "last";
     return r;
 }

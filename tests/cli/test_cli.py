@@ -918,7 +918,10 @@ class TestExitStatus(Base):
         """The library names options as Python does (option max_memory); the
         command line says its flags, for usage errors and row messages alike."""
         suite = os.path.join(TESTDATA, "toys", "suite.h5")
-        for args, flag in [(("volume", Data.full_file, "--min-gap", "-1"), "--min-gap must be >= 0"),
+        for args, flag in [(("volume", Data.full_file, "--min-gap", "-1"), "--min-gap must be a finite number >= 0"),
+                           (("volume", Data.full_file, "--rtol", "inf"), "--rtol must be a finite number >= 0"),
+                           (("volume", Data.full_file, "--atol", "nan"), "--atol must be a finite number >= 0"),
+                           (("rank", Data.full_file, "--tie-tol", "-1"), "--tie-tol: must be a finite number >= 0"),
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),

@@ -3,6 +3,8 @@
 #include "options.hpp"
 #include "choice.hpp"
 
+#include <cmath>
+
 namespace cli {
 
 void add_core_options(CLI::App* app, CommonOptions& o) {
@@ -36,7 +38,18 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     if (ranking)
         app->add_option("--tie-tol", o.tie_tol,
                         "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
-            ->capture_default_str();
+            ->capture_default_str()
+            ->check(CLI::Validator(
+                [](std::string& text) {
+                    const std::string bad = "must be a finite number >= 0, got " + text;
+                    try {
+                        const double v = std::stod(text);
+                        return v >= 0 && std::isfinite(v) ? std::string() : bad;
+                    } catch (const std::exception&) {
+                        return bad;
+                    }
+                },
+                "FLOAT >= 0"));
     if (regularized)
         app->add_option("--regularized", o.regularized,
                         "Also report the regularized det(H + LAMBDA I) log-volume over all n directions");
