@@ -119,11 +119,6 @@ MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymme
 // read from one matrix.
 double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
     const double stated = opt.hessian_error ? *opt.hessian_error : f.info.attrs.hessian_error.value_or(0.0);
-    if (!(stated >= 0 && std::isfinite(stated))) {  // the attribute's (the option's is checked up front)
-        std::ostringstream msg;
-        msg << f.info.source() << ": attribute hessian_error must be a finite number >= 0, got " << stated;
-        throw InputError(msg.str());
-    }
     return std::max({stated, f.asymmetry, f.computed});
 }
 

@@ -115,6 +115,16 @@ bool changes_answer(const std::string& key) { return key == "loss_threshold" || 
 // "unreadable: why" for the reader that uses them to refuse.
 bool kept_when_unreadable(const std::string& key) { return key.rfind("expected_", 0) == 0 || key == "scale"; }
 
+// Why a number cannot be the attribute `key` ("" when it can): a stated
+// error must be finite and >= 0. (loss_threshold is checked where it is used:
+// -T overrides it.)
+std::string out_of_range(const std::string& key, double v) {
+    if (key != "hessian_error" || (v >= 0 && std::isfinite(v))) return "";
+    std::ostringstream s;
+    s << "attribute hessian_error must be a finite number >= 0, got " << v;
+    return s.str();
+}
+
 void store_number(Attributes& attrs, const std::string& key, double v) {
     if (key == "step") attrs.step = v;
     else if (key == "loss") attrs.loss = v;
@@ -173,6 +183,11 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         else if (!answer && expected)
             into.attrs->strings[key] = "unreadable: must be one number, got " + why;
     };
+    auto keep = [&](double v) {
+        const std::string why = out_of_range(key, v);
+        if (why.empty()) store_number(*into.attrs, key, v);
+        else if (into.problem.empty()) into.problem = why;
+    };
     const hssize_t count = H5Sget_simple_extent_npoints(space.get());
     const H5T_class_t cls = H5Tget_class(type.get());
     if (count != 1) {
@@ -180,14 +195,14 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
     } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
         double v = 0;
         if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) refuse("a value that cannot be read");
-        else store_number(*into.attrs, key, v);
+        else keep(v);
     } else if (cls == H5T_STRING) {
         const auto value = read_string_attribute(a, type.get());
         if (!value) return;
         // A number written as text ("0.5") is that number; other text is
         // refused where it would change an answer.
         if (key == "name") into.attrs->name = *value;
-        else if (auto v = parse_finite(*value); v && (answer || expected)) store_number(*into.attrs, key, *v);
+        else if (auto v = parse_finite(*value); v && (answer || expected)) keep(*v);
         else if (answer || expected) refuse("the string '" + value->substr(0, 40) + "'");
         else into.attrs->strings[key] = *value;
     } else {

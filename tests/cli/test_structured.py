@@ -390,6 +390,11 @@ class Structured(unittest.TestCase):
             g.attrs["structure"] = "tensor-train"
             g = h5.create_group("numeric_structure")
             g.attrs["structure"] = 5
+            g = h5.create_group("negative_error")
+            g.attrs["structure"] = "kron"
+            g.attrs["hessian_error"] = -2.0
+            g["A"] = np.eye(2)
+            g["B"] = np.eye(2)
             g = h5.create_group("bad_member")
             g.attrs["structure"] = "blocks"
             g["loss_curve"] = np.ones(5)
@@ -425,6 +430,7 @@ class Structured(unittest.TestCase):
             "/kron_not_square": "A must be a square 2-D dataset, got shape 2x3",
             "/bogus": "got 'tensor-train'",
             "/numeric_structure": "got '(not a string: the number 5)'",
+            "/negative_error": "attribute hessian_error must be a finite number >= 0, got -2",
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
             "/scale_array": "attribute scale must be one number, got an array of 2 values",
