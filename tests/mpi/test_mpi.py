@@ -140,7 +140,11 @@ class SameRowsAsSerial(unittest.TestCase):
             with self.subTest(ranks=p):
                 r = mpi(p, "volume", *srcs, "-f", "jsonl", timeout=timeout)
                 self.assertEqual(r.returncode, status, r.stderr)
-                self.same(rows(r.stdout), ref, f"-n {p}")
+                got = rows(r.stdout)
+                self.same(got, ref, f"-n {p}")
+                # One line on stderr per error row, as basinvol writes it.
+                said = [l for l in r.stderr.splitlines() if l.startswith("basinvol-mpi: error: ")]
+                self.assertEqual(said, ["basinvol-mpi: error: " + g["error"] for g in got if g["status"] == "error"])
 
     def test_volume_rows_equal_the_serial_dense_rows(self):
         names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
@@ -148,6 +152,9 @@ class SameRowsAsSerial(unittest.TestCase):
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
         self.same_on_every_rank_count(srcs, ref, 0)
+        # A row's seconds are its read, solve and measure: at least its solver's.
+        got = rows(mpi(2, "volume", self.files["dense"], "-f", "jsonl").stdout)
+        self.assertGreaterEqual(got[0]["seconds"], got[0]["solver"]["seconds"])
 
     def test_low_rank_hessians_are_sketched_across_ranks(self):
         """A low-rank Hessian (n >= 500) is sketched across ranks, as the serial

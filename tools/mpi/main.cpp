@@ -22,6 +22,7 @@
 
 #include <mpi.h>
 
+#include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -115,6 +116,7 @@ int finish_rows(std::vector<bv::Row>& rows, bool ranking, bool all_ok, const Com
 bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int me) {
     const bool sketch = a.method == bv::Method::sketch ||
                         (a.method == bv::Method::automatic && info.n >= bv::dense_below);
+    const auto t0 = std::chrono::steady_clock::now();
     for (int pass = 1;; ++pass) {
         const long long start = bv::file_clock_ns();
         const bv::FileStamp before = me == 0 ? bv::stamp_file(info) : bv::FileStamp{};
@@ -145,9 +147,13 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
         MPI_Bcast(&again, 1, MPI_INT, 0, MPI_COMM_WORLD);
         if (!again) {
             if (me != 0) return {};
-            if (!error.empty()) return bv::error_row(info, error);
-            if (d.sketched && sketched) return std::move(*sketched);
-            return bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius, d.asymmetry, d.seconds, a, declined, spent);
+            bv::Row r = !error.empty()              ? bv::error_row(info, error)
+                        : d.sketched && sketched ? std::move(*sketched)
+                                                 : bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius,
+                                                                           d.asymmetry, d.seconds, a, declined, spent);
+            // The row's wall time is its read, solve and measure across ranks, as a serial row's.
+            r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            return r;
         }
         if (me == 0) bv::wait_past(before);  // the other ranks wait in the next read's collectives
     }
@@ -201,6 +207,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     auto emit = [&](const bv::Row& said) {
         bv::Row r = cli_row(said);
         all_ok = all_ok && r.ok;
+        if (!r.ok) std::cerr << "basinvol-mpi: error: " << r.error << '\n';  // one line per source, as basinvol's
         if (ranking) rows.push_back(std::move(r));
         else writer->write(r);
     };
