@@ -1,5 +1,6 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
 #include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
@@ -328,7 +329,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
     // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
     if (!std::isfinite(h.frobenius()))
-        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+        reject_norm_overflow(info.source());
     auto [s, cut] = certified_spectrum(h, opt);
 
     if (too_coarse_for_regularized(s, opt)) {
@@ -477,8 +478,7 @@ Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues
                         double seconds, const AnalyzeOptions& opt, const std::string& note, const SolverStats& before) {
     return guarded(info, [&](Row& r) {
         if (!std::isfinite(frobenius))
-            throw NumericError(info.source() +
-                               ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+            reject_norm_overflow(info.source());
         Spectrum s;
         s.n = info.n;
         s.method = "dense";

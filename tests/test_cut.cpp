@@ -120,37 +120,55 @@ TEST_CASE("every cut scales with H, out to entries of 1e±290") {
     // overflows (or underflows) past 1e±154 and keeps or drops everything.
     // Each rule's answer at scale s must be its answer at scale 1, times s:
     // on an exact spectrum, and on a partial one with error bars.
-    const std::vector<double> base = {3, 2, 1, 0.5, 0.2, 3e-12, 1e-13};
-    auto at_scale = [&](double s, bool partial) {
+    // Two spectra: float64, where every rule finds the gap under 0.2; and
+    // float32, where the dtype cut (1.4e-5) falls between 2e-5 and 1.2e-5, so
+    // `auto` falls back to the clear gap under them.
+    struct Family {
+        std::vector<double> values;
+        double eps;
+    };
+    const Family families[] = {{{3, 2, 1, 0.5, 0.2, 3e-12, 1e-13}, std::numeric_limits<double>::epsilon()},
+                               {{3, 2, 1, 2e-5, 1.2e-5, 1e-11}, std::ldexp(1.0, -23)}};
+    // Relative to the value compared (doctest's Approx adds an absolute 1e-12 here).
+    const auto same = [](double got, double want) { return std::abs(got - want) <= 1e-12 * std::abs(want); };
+    auto at_scale = [&](const Family& f, double s, bool partial) {
         Magnitudes m;
-        for (double v : base) m.known.push_back(v * s);
+        for (double v : f.values) m.known.push_back(v * s);
         m.n = 40;
-        m.stored_eps = std::numeric_limits<double>::epsilon();
+        m.stored_eps = f.eps;
         m.frobenius = 3.9 * s;
         if (partial) m.rest_bound = m.value_error = 1e-14 * s;
         return m;
     };
-    for (bool partial : {false, true})
-        for (CutRule rule : {CutRule::automatic, CutRule::gap, CutRule::dtype}) {
-            CutOptions opt;
-            opt.rule = rule;
-            const Cut one = choose_cut(at_scale(1, partial), opt);
-            if (rule == CutRule::gap) CHECK(one.kept == 5);
-            for (double s : {1e-290, 1e-150, 1e150, 1e290}) {  // the values stay normal
-                CAPTURE(s);
-                CAPTURE(partial);
-                const Cut c = choose_cut(at_scale(s, partial), opt);
-                CHECK(c.kept == one.kept);
-                CHECK(c.decided == one.decided);
-                CHECK(c.rule == one.rule);
-                CHECK(c.dim_low == one.dim_low);
-                CHECK(c.dim_high == one.dim_high);
-                CHECK(c.tol / s == doctest::Approx(one.tol).epsilon(1e-12));
-                CHECK(c.floor / s == doctest::Approx(one.floor).epsilon(1e-12));
-                REQUIRE(c.gap.has_value());
-                CHECK(*c.gap == doctest::Approx(*one.gap).epsilon(1e-12));
+    const CutRule rules[] = {CutRule::automatic, CutRule::gap, CutRule::dtype, CutRule::automatic};
+    for (const Family& f : families)
+        for (bool partial : {false, true})
+            for (int rule = 0; rule < 4; ++rule) {
+                CutOptions opt;
+                opt.rule = rules[rule];
+                if (rule == 3) opt.rtol = 1e-2;
+                const Cut one = choose_cut(at_scale(f, 1, partial), opt);
+                if (f.eps < 1e-10 && opt.rule == CutRule::gap) CHECK(one.kept == 5);
+                if (f.eps > 1e-10 && rule == 0) {  // auto: the gap under the dtype cut
+                    CHECK(one.rule == "gap");
+                    CHECK(one.kept == 5);
+                }
+                for (double s : {1e-290, 1e-150, 1e150, 1e290}) {  // the values stay normal
+                    CAPTURE(s);
+                    CAPTURE(partial);
+                    CAPTURE(rule);
+                    const Cut c = choose_cut(at_scale(f, s, partial), opt);
+                    CHECK(c.kept == one.kept);
+                    CHECK(c.decided == one.decided);
+                    CHECK(c.rule == one.rule);
+                    CHECK(c.dim_low == one.dim_low);
+                    CHECK(c.dim_high == one.dim_high);
+                    CHECK(same(c.tol / s, one.tol));
+                    CHECK(same(c.floor / s, one.floor));
+                    REQUIRE(c.gap.has_value() == one.gap.has_value());
+                    if (c.gap) CHECK(same(*c.gap, *one.gap));
+                }
             }
-        }
 }
 
 TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {

@@ -23,6 +23,19 @@ struct Attributes {
     std::map<std::string, std::string> strings;
 };
 
+// The reader keeps an attribute that must be one number where it applies
+// (expected_* for `validate`, a structure's scale) but is not, as the text
+// unreadable_prefix + why. Why `key` is not one number ("must be one number,
+// got …"), or nothing when it is one or is absent.
+inline constexpr const char* unreadable_prefix = "unreadable: ";
+inline std::optional<std::string> not_a_number(const Attributes& a, const std::string& key) {
+    const auto it = a.strings.find(key);
+    if (it == a.strings.end()) return std::nullopt;
+    const std::string prefix = unreadable_prefix;
+    if (it->second.rfind(prefix, 0) == 0) return it->second.substr(prefix.size());
+    return "must be one number, got '" + it->second + "'";
+}
+
 // What the file system says of a file (stamp_file): a read that starts and
 // ends with different stamps read a file that was being rewritten.
 struct FileStamp {

@@ -112,7 +112,8 @@ bool changes_answer(const std::string& key) { return key == "loss_threshold" || 
 
 // Attributes that change an answer only where they apply (expected_* in
 // `validate`, a structure's scale): when unreadable, kept as
-// "unreadable: why" for the reader that uses them to refuse.
+// unreadable_prefix + why for the reader that uses them to refuse
+// (not_a_number, hessian.hpp).
 bool kept_when_unreadable(const std::string& key) { return key.rfind("expected_", 0) == 0 || key == "scale"; }
 
 // Why a number cannot be the attribute `key` ("" when it can): a stated
@@ -176,12 +177,12 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
     if (!space.valid() || !type.valid()) return;
     const std::string key = name;
     const bool answer = changes_answer(key);
-    const bool expected = kept_when_unreadable(key);
+    const bool kept = kept_when_unreadable(key);
     auto refuse = [&](const std::string& why) {
         if (answer && into.problem.empty())
             into.problem = "attribute " + key + " must be one number, got " + why;
-        else if (!answer && expected)
-            into.attrs->strings[key] = "unreadable: must be one number, got " + why;
+        else if (!answer && kept)
+            into.attrs->strings[key] = std::string(unreadable_prefix) + "must be one number, got " + why;
     };
     auto keep = [&](double v) {
         const std::string why = out_of_range(key, v);
@@ -198,12 +199,15 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         else keep(v);
     } else if (cls == H5T_STRING) {
         const auto value = read_string_attribute(a, type.get());
-        if (!value) return;
+        if (!value) {
+            if (answer || kept) refuse("a string that cannot be read");
+            return;
+        }
         // A number written as text ("0.5") is that number; other text is
         // refused where it would change an answer.
         if (key == "name") into.attrs->name = *value;
-        else if (auto v = parse_finite(*value); v && (answer || expected)) keep(*v);
-        else if (answer || expected) refuse("the string '" + value->substr(0, 40) + "'");
+        else if (auto v = parse_finite(*value); v && (answer || kept)) keep(*v);
+        else if (answer || kept) refuse("the string '" + value->substr(0, 40) + "'");
         else into.attrs->strings[key] = *value;
     } else {
         refuse("a value of type " + type_name(type.get()));

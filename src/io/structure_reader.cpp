@@ -90,11 +90,9 @@ double scale_of(hid_t obj, const std::string& where) {
     Attributes attrs;
     const std::string problem = detail::read_object_attributes(obj, attrs);
     if (!problem.empty()) fail_at(where, problem, false);
-    // A number written as text is read as that number; anything else that is
-    // not one number (text, an array, another type) is kept as
-    // "unreadable: must be one number, got …".
-    if (auto bad = attrs.strings.find("scale"); bad != attrs.strings.end())
-        fail_at(where, "attribute scale " + bad->second.substr(std::string("unreadable: ").size()), false);
+    // A number written as text is read as that number; anything else (text,
+    // an array, another type) is not one.
+    if (const auto why = not_a_number(attrs, "scale")) fail_at(where, "attribute scale " + *why, false);
     auto it = attrs.numbers.find("scale");
     if (it == attrs.numbers.end()) return 1.0;
     if (!std::isfinite(it->second) || it->second == 0) {

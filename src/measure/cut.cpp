@@ -304,7 +304,7 @@ double noise_floor(const Magnitudes& m) {
 }
 
 // The rule an explicit cut reports: atol when it is alone or the larger.
-const char* explicit_rule(const CutOptions& opt, double tol) {
+static const char* explicit_rule(const CutOptions& opt, double tol) {
     return opt.atol && (!opt.rtol || tol == *opt.atol) ? "atol" : "rtol";
 }
 

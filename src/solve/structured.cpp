@@ -4,6 +4,7 @@
 #include "detail.hpp"
 
 #include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
 #include <basinvol/io/structure.hpp>
 #include <basinvol/solve/structured.hpp>
 
@@ -85,18 +86,16 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     Eigen::MatrixXd K = gram ? gram->gram(info, p, opt) : local_gram(info, p, opt);
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
     // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, each K_ii computed to within
-    // γ of its value (the sum of the k terms adds a relative (k + 1)·ε/2,
-    // which the ε·trace K for LAPACK below covers many times); LAPACK adds
-    // ε·‖K‖.
-    //
-    // K is positive semi-definite, so ‖K‖₂ ≤ trace K as well: the bound is
-    // (γ/(1 − γ) + ε)·|s|·trace K, summed term by term (ε·K_ii stays finite
-    // while K does). A K that overflowed holds an infinity or a NaN.
-    if (!K.allFinite())
-        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+    // γ of its value; LAPACK adds ε·‖K‖, and K is positive semi-definite, so
+    // ‖K‖₂ ≤ trace K. The bound is (γ/(1 − γ) + ε)·|s|·trace K, summed term
+    // by term (each term stays finite while K does) and raised by γ_{k+3} for
+    // the rounding of that sum and its factors. A K that overflowed holds an
+    // infinity or a NaN.
+    if (!K.allFinite()) reject_norm_overflow(info.source());
     const double inner = small_m ? n : m, g = detail::gamma(inner), per_trace = g / (1 - g) + eps64;
     double bound = 0;  // (γ/(1 − γ) + ε)·trace K
     for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
+    bound *= 1 + detail::gamma(k + 3);
     SpectrumPart& out = acc.parts.emplace_back();
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     for (double& x : out.values) x *= p.scale;
@@ -524,7 +523,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     out.value_error = acc.value_error;
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
-        throw NumericError(info.source() + ": ‖H‖_F overflows float64: eigenvalues out of range; rescale the Hessian");
+        reject_norm_overflow(info.source());
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";

@@ -68,10 +68,7 @@ std::string fmt(const char* f, double a, double b = 0, double c = 0, double d = 
 // An expected_* attribute: its number, nothing when absent; one that is
 // present but not one number is an error, never silently skipped.
 std::optional<double> attr(const Attributes& a, const char* key) {
-    if (auto bad = a.strings.find(key); bad != a.strings.end())
-        throw InputError(std::string("attribute ") + key + " " +
-                         (bad->second.rfind("unreadable: ", 0) == 0 ? bad->second.substr(12)
-                                                                   : "must be one number, got '" + bad->second + "'"));
+    if (const auto why = not_a_number(a, key)) throw InputError(std::string("attribute ") + key + " " + *why);
     auto it = a.numbers.find(key);
     if (it == a.numbers.end()) return std::nullopt;
     return it->second;
