@@ -25,10 +25,13 @@ def _real(x, what):
 
 
 def _scale(s, what):
-    """float(s), naming the structure when s is not one number."""
+    """float(s), naming the structure when s is not one number (a boolean is
+    not one, as the file reader refuses it)."""
+    if isinstance(s, (bool, np.bool_)):
+        raise TypeError(f"{what} scale must be one number, got {type(s).__name__} {s!r}")
     try:
         return float(s)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a torch tensor of several values
         shape = getattr(s, "shape", None)
         held = f"an array of shape {shape}" if shape is not None else f"{type(s).__name__} {s!r}"
         raise TypeError(f"{what} scale must be one number, got {held}") from None

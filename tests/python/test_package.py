@@ -485,6 +485,9 @@ def test_input_rules_for_memory_and_shapes():
             basinvol.analyze({bad: np.eye(2)})
     with pytest.raises(TypeError, match=r"Kron scale must be one number, got an array of shape \(2,\)"):
         basinvol.Kron(np.eye(2), np.eye(2), np.array([1.0, 2.0]))
+    for flag in (True, np.True_):
+        with pytest.raises(TypeError, match="Factor scale must be one number, got bool"):
+            basinvol.Factor(np.eye(2), flag)
     with pytest.raises(TypeError, match="is not real numbers"):
         basinvol.Factor(np.ones((2, 2), dtype=complex))
     with pytest.raises(TypeError, match="eigenvalues must be True or False"):
