@@ -291,10 +291,14 @@ std::string type_problem(hid_t type) {
 // there blocks the read forever (or never ends), so each must be a regular
 // file. A relative name is found as HDF5 finds it: under $HDF5_EXTFILE_PREFIX
 // (${ORIGIN}: the HDF5 file's folder) when that is set, else from the
-// current directory.
-std::string external_problem_of(hid_t dcpl, const std::string& file) {
+// current directory. Each file must also hold its share of the dataset's
+// `bytes` (the segments in order): HDF5 reads the part of a segment past the
+// end of a truncated file as zeros, and a Hessian of zeros is a wrong
+// answer, not an error.
+std::string external_problem_of(hid_t dcpl, const std::string& file, hsize_t bytes) {
     const int count = H5Pget_external_count(dcpl);
     if (count < 0) return "cannot read the dataset's list of external raw-data files";
+    hsize_t left = bytes;  // of the dataset, not yet placed in a segment
     for (int i = 0; i < count; ++i) {
         char name[4096] = {0};
         off_t offset = 0;
@@ -320,8 +324,23 @@ std::string external_problem_of(hid_t dcpl, const std::string& file) {
         if (!S_ISREG(st.st_mode))
             return "external raw-data file '" + path + "' is not a regular file (a FIFO or a device would block the "
                    "read or never end)";
+        const hsize_t share = std::min(left, size);  // size is H5F_UNLIMITED for an open-ended segment
+        left -= share;
+        if (offset < 0 || static_cast<hsize_t>(st.st_size) < static_cast<hsize_t>(offset) + share)
+            return "external raw-data file '" + path + "' holds " + std::to_string(st.st_size) +
+                   " bytes; the dataset needs " + std::to_string(share) + " from byte " + std::to_string(offset) +
+                   " (truncated?)";
     }
     return "";
+}
+
+// The bytes a dataset's values take as stored (its points times its type's size).
+hsize_t stored_bytes(hid_t d) {
+    Handle space(H5Dget_space(d), H5Sclose);
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!space.valid() || !type.valid()) return 0;
+    const hssize_t points = H5Sget_simple_extent_npoints(space.get());
+    return points > 0 ? static_cast<hsize_t>(points) * H5Tget_size(type.get()) : 0;
 }
 
 // Why the stored bytes of a compact or contiguous dataset cannot hold its
@@ -330,7 +349,7 @@ std::string external_problem_of(hid_t dcpl, const std::string& file) {
 std::string storage_problem(hid_t d, hid_t type, std::size_t n, const std::string& file) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (!dcpl.valid()) return "";
-    if (std::string why = external_problem_of(dcpl.get(), file); !why.empty()) return why;
+    if (std::string why = external_problem_of(dcpl.get(), file, stored_bytes(d)); !why.empty()) return why;
     H5D_layout_t layout = H5Pget_layout(dcpl.get());
     if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
     const hsize_t stored = H5Dget_storage_size(d);
@@ -525,7 +544,7 @@ std::string normalize_path(const std::string& p) {
 
 std::string detail::external_problem(hid_t d, const std::string& file) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
-    return dcpl.valid() ? external_problem_of(dcpl.get(), file) : "";
+    return dcpl.valid() ? external_problem_of(dcpl.get(), file, stored_bytes(d)) : "";
 }
 void detail::fail_at(const std::string& where, const std::string& what, bool with_hdf5) {
     std::string m = where + ": " + what;

@@ -510,6 +510,31 @@ class ReadingFaults(FaultBase):
         self.assertEqual(rows[f + ":/h"]["error"], "%s:/h: external raw-data file '%s' is not a regular file (a FIFO "
                          "or a device would block the read or never end)" % (f, fifo))
 
+    def test_values_in_a_truncated_external_file_are_an_error_row_not_zeros(self):
+        # HDF5 reads the part of an external segment past the end of its file
+        # as zeros: a Hessian of zeros would be an ok row of rank 0.
+        rng = np.random.default_rng(19)
+        H = gram(rng, 30, 7)
+        f = self.path("ext.h5")
+        whole, first, second = (self.path(n) for n in ("whole.raw", "first.raw", "second.raw"))
+        with h5py.File(f, "w") as h:
+            h.create_dataset("whole", shape=H.shape, dtype="f8", external=[(whole, 0, h5py.h5f.UNLIMITED)])
+            h["whole"][...] = H
+            h.create_dataset("split", shape=H.shape, dtype="f8", external=[(first, 0, 3600), (second, 16, 3600)])
+            h["split"][...] = H
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["rank"] for r in jsonl(p.stdout)], [7, 7])
+        os.truncate(whole, 0)
+        os.truncate(second, 1000)
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = by_source(jsonl(p.stdout))
+        self.assertEqual(rows[f + ":/whole"]["error"], "%s:/whole: external raw-data file '%s' holds 0 bytes; the "
+                         "dataset needs 7200 from byte 0 (truncated?)" % (f, whole))
+        self.assertEqual(rows[f + ":/split"]["error"], "%s:/split: external raw-data file '%s' holds 1000 bytes; the "
+                         "dataset needs 3600 from byte 16 (truncated?)" % (f, second))
+
     def test_an_isolated_read_that_overruns_or_crashes_is_an_error_row(self):
         # --read-timeout reads each Hessian's values in a child process.
         rng = np.random.default_rng(18)
