@@ -4,11 +4,14 @@
 #include <basinvol/error.hpp>
 #include <basinvol/report/schema.hpp>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <sys/stat.h>
 
 namespace basinvol {
 namespace {
@@ -141,11 +144,23 @@ std::vector<Row> parse_saved(const std::string& s, const std::string& what) {
     return parse_rows(s, *f, what);
 }
 
-std::vector<Row> read_rows(const std::string& file) {
+std::string read_saved_text(const std::string& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0)
+        throw InputError(file + ": cannot open results file: " + std::strerror(errno));
+    if (S_ISDIR(st.st_mode)) throw InputError(file + ": is a directory, not a results file");
+    if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) throw InputError(file + ": is a device, not a results file");
     std::ifstream in(file, std::ios::binary);
-    if (!in) throw InputError(file + ": cannot open results file");
-    std::string s(std::istreambuf_iterator<char>(in), {});
-    return parse_saved(s, file);
+    if (!in) throw InputError(file + ": cannot open results file: " + std::strerror(errno));
+    char head[8] = {0};
+    in.read(head, sizeof head);
+    if (in.gcount() == 8 && std::string(head, 8) == "\x89HDF\r\n\x1a\n")
+        throw InputError(file + ": is an HDF5 file, not saved rows (give it as a SOURCE)");
+    in.clear();
+    in.seekg(0);
+    return std::string(std::istreambuf_iterator<char>(in), {});
 }
+
+std::vector<Row> read_rows(const std::string& file) { return parse_saved(read_saved_text(file), file); }
 
 }  // namespace basinvol

@@ -146,6 +146,22 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertEqual([r["source"] for r in jsonl(p.stdout)], [r["source"] for r in rows])
 
+    def test_a_list_or_results_file_of_the_wrong_kind_is_one_clear_line(self):
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=6)
+        for args, words, status in [
+                (("volume", "--files-from", a), "is an HDF5 file, not a list of SOURCEs", 2),
+                (("volume", "--files-from", self.dir), "is a directory, not a list of SOURCEs", 2),
+                (("rank", "--from-results", self.dir), "is a directory, not a results file", 1),
+                (("rank", "--from-results", "/dev/zero"), "is a device, not a results file", 1),
+                (("rank", "--from-results", a), "is an HDF5 file, not saved rows", 1),
+                (("rank", "--from-results", self.path("none.jsonl")),
+                 "cannot open results file: No such file or directory", 1),
+                (("volume", a, "-f", "jsonl", "-o", self.dir, "--resume"), "is a directory, not a results file", 2)]:
+            p = run(*args, timeout=60)
+            self.assertEqual(p.returncode, status, (args, p.stderr))
+            self.assertIn(words, p.stderr)
+            self.assertNotIn("basic_filebuf", p.stderr)
+
     def test_output_that_is_an_input_is_refused_before_any_work(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=4)
         lst = self.path("list.txt")

@@ -60,8 +60,14 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
             stdin_read = true;
             read_list(std::cin, all);
         } else {
-            std::ifstream in(list);
-            if (!in) throw bv::UsageError("--files-from: cannot open '" + list + "'");
+            struct stat st {};
+            if (::stat(list.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+                throw bv::UsageError("--files-from: '" + list + "' is a directory, not a list of SOURCEs");
+            std::ifstream in(list, std::ios::binary);
+            if (!in) throw bv::UsageError("--files-from: cannot open '" + list + "': " + std::strerror(errno));
+            if (in.peek() == 0x89)  // HDF5's signature starts \x89HDF
+                throw bv::UsageError("--files-from: '" + list + "' is an HDF5 file, not a list of SOURCEs "
+                                     "(give it as a SOURCE)");
             read_list(in, all);
         }
     }
@@ -417,9 +423,12 @@ std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
 Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::string& format_name) {
     Earlier e;
     if (b.resume && file_exists(b.output)) {
-        std::ifstream in(b.output, std::ios::binary);
-        if (!in) throw bv::UsageError("--resume: cannot read '" + b.output + "'");
-        std::string text = slurp(in);
+        std::string text;
+        try {
+            text = bv::read_saved_text(b.output);
+        } catch (const bv::InputError& unreadable) {
+            throw bv::UsageError(std::string("--resume: ") + unreadable.what());
+        }
         auto f = bv::detect_format(text);
         if (f && *f != spec.format)
             throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +

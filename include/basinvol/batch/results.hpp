@@ -29,6 +29,11 @@ std::vector<Row> parse_rows(const std::string& text, Format format, const std::s
 // Every row of saved output in its detected format (empty text: no rows).
 std::vector<Row> parse_saved(const std::string& text, const std::string& what);
 
+// The text of a file of saved rows. Throws InputError naming FILE when it
+// cannot be read, is a directory or a device, or is an HDF5 file (a SOURCE,
+// not results).
+std::string read_saved_text(const std::string& file);
+
 // Reads FILE and parses it in its detected format. Throws InputError.
 std::vector<Row> read_rows(const std::string& file);
 
