@@ -306,7 +306,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     if (r.asymmetry > 10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)))
         r.warnings.add(Warning::symmetrized);
     if (opt.keep_eigenvalues) {
-        r.eigenvalues.reserve(values.size());
+        r.eigenvalues.reserve(s.n);  // a structure's are padded to n with its exact zeros (fill_structured)
         values.for_each([&](double v) { r.eigenvalues.push_back(v); });
     }
     r.ok = true;
