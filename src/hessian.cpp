@@ -13,6 +13,7 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <iomanip>
 #include <sstream>
 #include <thread>
@@ -317,9 +318,13 @@ Eigen::MatrixXd Hessian::release_f64() {
     return out;
 }
 
+double exact_limit(const std::string& stored_type) {
+    return stored_type == "int64" || stored_type == "uint64" ? std::ldexp(1.0, 53)
+                                                               : std::numeric_limits<double>::infinity();
+}
+
 bool unreadable_value(const std::string& stored_type, double value) {
-    return !std::isfinite(value) ||
-           ((stored_type == "int64" || stored_type == "uint64") && std::abs(value) >= std::ldexp(1.0, 53));
+    return !(std::abs(value) < exact_limit(stored_type));
 }
 
 void reject_value(const std::string& where, const std::string& stored_type, double value, const std::string& at) {

@@ -168,6 +168,7 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
     refused("tol", flat_value("tol", "1e400"), "field 'tol' is not a finite number");
     refused("rank", flat_value("rank", "1e400"), "field 'rank' is not a finite number");
     refused("rank", 1e17, "field 'rank' is not a whole number below 2^53");
+    refused("rank", flat_value("rank", "9007199254740993"), "field 'rank' is not a whole number below 2^53");
     // pandas writes booleans back as True/False.
     CHECK(flat_value("certified", "True") == Json(true));
     CHECK(flat_value("certified", "False") == Json(false));

@@ -152,13 +152,11 @@ std::string read_saved_text(const std::string& file) {
     if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) throw InputError(file + ": is a device, not a results file");
     std::ifstream in(file, std::ios::binary);
     if (!in) throw InputError(file + ": cannot open results file: " + std::strerror(errno));
-    char head[8] = {0};
-    in.read(head, sizeof head);
-    if (in.gcount() == 8 && std::string(head, 8) == "\x89HDF\r\n\x1a\n")
+    // Read as a stream (a pipe or FIFO cannot seek back), then look at the head.
+    std::string text(std::istreambuf_iterator<char>(in), {});
+    if (text.compare(0, 8, "\x89HDF\r\n\x1a\n") == 0)
         throw InputError(file + ": is an HDF5 file, not saved rows (give it as a SOURCE)");
-    in.clear();
-    in.seekg(0);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+    return text;
 }
 
 std::vector<Row> read_rows(const std::string& file) { return parse_saved(read_saved_text(file), file); }

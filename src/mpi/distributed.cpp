@@ -219,14 +219,15 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
 // Readable values across ranks (the first entry in the file's row-major order
 // that is not finite or is a 64-bit integer past 2^53, as the serial reader
 // reports it); sets `scale` to max|H|.
-std::string check_finite(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double& scale) {
+std::string check_values(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double& scale) {
     std::uint64_t first_bad = none;
     double bad_value = 0;
     scale = 0;
+    const double limit = exact_limit(info.stored_type);
     for (int lc = 0; lc < t.nloc; ++lc)
         for (int lr = 0; lr < t.mloc; ++lr) {
             const double v = t.a[static_cast<std::size_t>(lc) * t.lld + lr];
-            if (unreadable_value(info.stored_type, v)) {
+            if (!(std::abs(v) < limit)) {  // unreadable_value
                 const std::uint64_t at = static_cast<std::uint64_t>(t.file_row(lc)) * t.n + t.file_col(lr);
                 if (at < first_bad) first_bad = at, bad_value = v;
             } else {
@@ -493,7 +494,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     }
     if (!(out.error = agree(comm, failure)).empty()) return out;
     double scale = 0;
-    if (!(out.error = check_finite(comm, info, t, scale)).empty()) return out;
+    if (!(out.error = check_values(comm, info, t, scale)).empty()) return out;
     const int zero = 0;
     int dinfo = 0;
     descinit_(t.desc, &t.N, &t.N, &t.nb, &t.nb, &zero, &zero, &grid.context, &t.lld, &dinfo);
@@ -580,9 +581,10 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     // The first unreadable value in G's row-major order, as the serial reader reports it.
     std::uint64_t first_bad = none;
     double bad_value = 0;
+    const double limit = exact_limit(p.stored_type);
     for (std::size_t i = 0; i < count; ++i) {
         const double v = slab[i];
-        if (!unreadable_value(p.stored_type, v)) continue;
+        if (std::abs(v) < limit) continue;  // readable (unreadable_value)
         // small_m: slab[r·w + c] = G[r, lo + c]; else slab[r·n + c] = G[lo + r, c].
         const std::uint64_t at = small_m ? (i / w) * n + lo + i % w : (lo + i / n) * n + i % n;
         if (at < first_bad) first_bad = at, bad_value = v;

@@ -179,7 +179,7 @@ void check_kind(const Field& f, const Json& v) {
             if (!v.is_number()) throw InputError(name + " is not a number");
             if (!std::isfinite(v.get<double>())) throw InputError(name + " is not a finite number");  // TSV, CSV
             if (v.get<double>() < 0) throw InputError(name + " is negative");
-            if (v.get<double>() != std::floor(v.get<double>()) || v.get<double>() > 9007199254740992.0)
+            if (v.get<double>() != std::floor(v.get<double>()) || v.get<double>() >= 9007199254740992.0)  // 2^53
                 throw InputError(name + " is not a whole number below 2^53: " + v.dump());
             break;
         case K::number:

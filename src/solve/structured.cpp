@@ -87,13 +87,14 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
     // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, each K_ii computed to within
     // γ of its value; LAPACK adds ε·‖K‖, and K is positive semi-definite, so
-    // ‖K‖₂ ≤ trace K. The bound is (γ/(1 − γ) + ε)·|s|·trace K, summed term
+    // ‖K‖₂ ≤ trace K. The bound is (γ/(1 − γ) + 1.5·ε)·|s|·trace K, summed term
     // by term (each term stays finite while K does) and raised by γ_{k+3} for
     // the rounding of that sum and its factors. A K that overflowed holds an
     // infinity or a NaN.
     if (!K.allFinite()) reject_norm_overflow(info.source());
-    const double inner = small_m ? n : m, g = detail::gamma(inner), per_trace = g / (1 - g) + eps64;
-    double bound = 0;  // (γ/(1 − γ) + ε)·trace K
+    // (1.5·ε: LAPACK's ε·‖K‖ and the rounding of scaling each value by s.)
+    const double inner = small_m ? n : m, g = detail::gamma(inner), per_trace = g / (1 - g) + 1.5 * eps64;
+    double bound = 0;  // (γ/(1 − γ) + 1.5·ε)·trace K
     for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
     bound *= 1 + detail::gamma(k + 3);
     SpectrumPart& out = acc.parts.emplace_back();
@@ -156,9 +157,11 @@ void fold_squares(Accumulator& acc) {
         const Square& B = acc.squares[++i];  // A's partner
         if (B.failed) std::rethrow_exception(B.failed);
         const double fa = q.frobenius, fb = B.frobenius, s = std::abs(acc.parts[q.part].scale);
-        // Both bounds scale s·‖A‖·‖B‖ = ‖s·A ⊗ B‖_F, formed in an order that
-        // stays finite while it is (a tiny s under large factors included).
-        const double size = (s * fa) * fb;
+        // Both bounds scale s·‖A‖·‖B‖ = ‖s·A ⊗ B‖_F: s is first multiplied by
+        // the factor norm that moves it toward 1, so that no partial product
+        // leaves double's range while the whole stays in it.
+        const double big = std::max(fa, fb), small = std::min(fa, fb);
+        const double size = s < 1 ? (s * big) * small : (s * small) * big;
         // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
         acc.asymmetry = std::hypot(acc.asymmetry, size * (q.asymmetry + B.asymmetry));
         // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
@@ -464,7 +467,8 @@ namespace {
 
 // ‖H‖_F = ‖values‖₂. The squares are summed in double; when the largest
 // magnitude lies outside [1e-150, 1e150], where squares overflow or lose
-// their digits to underflow, the sum is taken again scaled by it. A value
+// their digits to underflow, or the sum of many overflowed, it is taken
+// again scaled by the largest. A value
 // that is not finite is an error (the products of large factors).
 double frobenius_of(const Eigenvalues& values, const HessianInfo& info) {
     double f2 = 0, largest = 0;
@@ -477,7 +481,7 @@ double frobenius_of(const Eigenvalues& values, const HessianInfo& info) {
         }
     });
     if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
-    if (largest == 0 || (largest >= 1e-150 && largest <= 1e150)) return std::sqrt(f2);
+    if (largest == 0 || (std::isfinite(f2) && largest >= 1e-150 && largest <= 1e150)) return std::sqrt(f2);
     double scaled = 0;
     values.for_each_span([&](const double* v, std::size_t k) {
         for (std::size_t i = 0; i < k; ++i) scaled += (v[i] / largest) * (v[i] / largest);

@@ -141,10 +141,14 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", "--files-from", lst, a, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([r["file"] for r in jsonl(p.stdout)], [a] * 3 + [b] * 2)
-        # A NUL-separated list (find -print0) is the same list.
+        # A NUL-separated list (find -print0) is the same list, and its names may hold line breaks.
         p = run("volume", "--files-from", "-", "-f", "jsonl", stdin=listing.replace("\n", "\0"))
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertEqual([r["source"] for r in jsonl(p.stdout)], [r["source"] for r in rows])
+        odd = write_checkpoints(self.path("two\nlines.h5"), 1, 10, seed=4)
+        p = run("volume", "--files-from", "-", "-f", "jsonl", stdin=a + "\0" + odd + "\0")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["file"] for r in jsonl(p.stdout)], [a] * 3 + [odd])
 
     def test_a_list_or_results_file_of_the_wrong_kind_is_one_clear_line(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=6)
@@ -161,6 +165,14 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, status, (args, p.stderr))
             self.assertIn(words, p.stderr)
             self.assertNotIn("basic_filebuf", p.stderr)
+        # Saved rows through a pipe (which cannot seek back) are read whole.
+        saved = self.path("rows.jsonl")
+        with open(saved, "w") as fh:
+            fh.write(run("volume", a, "-f", "jsonl").stdout)
+        p = subprocess.run(["bash", "-c", '"$0" rank --from-results <(cat "$1") -f jsonl', BIN, saved],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 2)
 
     def test_output_that_is_an_input_is_refused_before_any_work(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=4)
@@ -426,6 +438,24 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", a, "-f", "jsonl", "-o", self.dir)
         self.assertEqual(p.returncode, 1)
         self.assertIn("is a directory", p.stderr)
+        # /dev/stdout to a pipe is a link the kernel makes ("pipe:[N]"): written through.
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", "/dev/stdout"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertSameRows(jsonl(p.stdout), want)
+        # A link into another folder, through a relative path, and a loop.
+        os.mkdir(self.path("sub"))
+        os.symlink("../target.jsonl", self.path("sub/up.jsonl"))
+        p = run("volume", a, "-f", "jsonl", "-o", self.path("sub/up.jsonl"))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(os.path.islink(self.path("sub/up.jsonl")))
+        self.assertSameRows(jsonl(slurp(self.path("target.jsonl"))), want)
+        os.symlink("loop2", self.path("loop1"))
+        os.symlink("loop1", self.path("loop2"))
+        p = run("volume", a, "-f", "jsonl", "-o", self.path("loop1"))
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("too many levels of symbolic links", p.stderr)
+        self.assertTrue(os.path.islink(self.path("loop1")))
 
     def test_resume_of_tsv_keeps_rows_of_names_with_tabs_and_line_breaks(self):
         # TSV writes a tab or line break in a name as a space; --resume must

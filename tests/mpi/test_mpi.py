@@ -279,6 +279,17 @@ class SameRowsAsSerial(unittest.TestCase):
             got = rows(fh.read())
         self.same(got, ref, "rank")
         self.assertEqual([g["place"] for g in got], [x["place"] for x in ref])
+        # -o naming an input is refused before any work; the input stays.
+        import shutil
+        victim = os.path.join(self.tmp.name, "victim.h5")
+        shutil.copy(self.files["small"], victim)
+        with open(victim, "rb") as fh:
+            before = fh.read()
+        r = mpi(2, "volume", victim, "-f", "jsonl", "-o", victim)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("is an input of this run", r.stderr)
+        with open(victim, "rb") as fh:
+            self.assertEqual(fh.read(), before)
 
     def test_broken_files_are_error_rows_on_every_rank_count(self):
         data = os.path.join(SOURCE, "testdata")

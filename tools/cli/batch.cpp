@@ -24,18 +24,18 @@ namespace cli {
 
 namespace {
 
-// One SOURCE a line, or NUL-separated (find -print0): a NUL never belongs to a path.
+// One SOURCE a line; or, when the list holds a NUL (find -print0), one
+// between NULs, as given (a name may hold a line break; a NUL never).
 void read_list(std::istream& in, std::vector<std::string>& out) {
-    std::string line;
-    while (std::getline(in, line)) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        std::size_t at = 0;
-        do {
-            const std::size_t nul = line.find('\0', at);
-            const std::string one = line.substr(at, nul == std::string::npos ? std::string::npos : nul - at);
-            if (one.find_first_not_of(" \t") != std::string::npos) out.push_back(one);
-            at = nul == std::string::npos ? nul : nul + 1;
-        } while (at != std::string::npos);
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    const bool nul = text.find('\0') != std::string::npos;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t end = std::min(text.find(nul ? '\0' : '\n', at), text.size());
+        std::string one = text.substr(at, end - at);
+        at = end + 1;
+        if (!nul && !one.empty() && one.back() == '\r') one.pop_back();
+        if (one.find_first_not_of(" \t") != std::string::npos) out.push_back(std::move(one));
     }
 }
 
@@ -390,19 +390,12 @@ void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std:
 
 // -o FILE must not be a file the run reads (an HDF5 input, a --files-from
 // list, a results file): the rename at the end would replace it.
-void refuse_input_as_output(const std::string& output, const std::vector<std::string>& args, const BatchCli& b,
-                            const std::vector<bv::WorkItem>& items) {
-    struct stat out;
-    if (::stat(output_target(output).path.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
+void refuse_run_inputs_as_output(const std::string& output, const std::vector<std::string>& args, const BatchCli& b,
+                                 const std::vector<bv::WorkItem>& items) {
     std::set<std::string> inputs(b.files_from.begin(), b.files_from.end());
     if (b.from_results) inputs.insert(args.begin(), args.end());
     for (const auto& w : items) inputs.insert(w.error ? w.error->file : w.info.file);
-    for (const auto& file : inputs) {
-        struct stat in;
-        if (file != "-" && ::stat(file.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
-            throw bv::UsageError("-o " + output + " is an input of this run (" + file +
-                                 "): the results would replace it; give another -o");
-    }
+    refuse_input_as_output(output, inputs);
 }
 
 // What an earlier run on -o FILE left.
@@ -532,7 +525,14 @@ int batch_status(bool failed) {
 }
 
 int run_batch_command(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
-                      const BatchCli& b) {
+                      const BatchCli& given) {
+    // -o through a link is the link's target, for its lock, journal and
+    // temporary files as for the rename: two names of one file share them.
+    BatchCli b = given;
+    if (!b.output.empty()) {
+        const OutputTarget target = output_target(b.output);
+        if (!target.stream && !target.directory) b.output = target.path;
+    }
     const bool ranking = command == "rank";
     const auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
@@ -565,7 +565,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             items.swap(rest);
         }
     }
-    if (!b.output.empty()) refuse_input_as_output(b.output, args, b, items);
+    if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
     install_interrupt_handlers();
     std::unique_ptr<AtomicFile> file;

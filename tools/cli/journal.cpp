@@ -31,22 +31,40 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
 
 OutputTarget output_target(const std::string& output) {
     OutputTarget t{output};
-    for (int hops = 0; hops < 40; ++hops) {  // SYMLOOP_MAX is at least 8; Linux follows 40
-        struct stat st;
-        if (::lstat(t.path.c_str(), &st) != 0) break;  // not there yet: created at commit
-        if (S_ISLNK(st.st_mode)) {
-            std::vector<char> buf(4096);
-            const ssize_t len = ::readlink(t.path.c_str(), buf.data(), buf.size());
-            if (len <= 0 || static_cast<std::size_t>(len) >= buf.size()) break;
-            std::string to(buf.data(), static_cast<std::size_t>(len));
-            t.path = to.front() == '/' ? to : split_path(t.path).first + "/" + to;
-            continue;
-        }
+    struct stat st;
+    // stat follows every link, the kernel's own too (/dev/stdout to a pipe
+    // reads as "pipe:[N]"): what is not a regular file is written through
+    // the name given, or refused.
+    if (::stat(output.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
         t.directory = S_ISDIR(st.st_mode);
-        t.stream = !S_ISREG(st.st_mode) && !t.directory;
-        break;
+        t.stream = S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode);
+        if (!t.directory && !t.stream)
+            throw bv::InputError(output + ": is a block device or a socket; -o needs a file, a character device "
+                                          "or a FIFO");
+        return t;
     }
-    return t;
+    // A regular file, or none yet: follow the links to the file replaced.
+    for (int hops = 0;; ++hops) {
+        if (::lstat(t.path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return t;
+        if (hops == 40) throw bv::InputError(output + ": too many levels of symbolic links");
+        std::vector<char> buf(4096);
+        const ssize_t len = ::readlink(t.path.c_str(), buf.data(), buf.size());
+        if (len <= 0 || static_cast<std::size_t>(len) >= buf.size())
+            throw bv::InputError(output + ": cannot read the symbolic link " + t.path + ": " + errno_text());
+        std::string to(buf.data(), static_cast<std::size_t>(len));
+        t.path = to.front() == '/' ? to : split_path(t.path).first + "/" + to;
+    }
+}
+
+void refuse_input_as_output(const std::string& output, const std::set<std::string>& inputs) {
+    struct stat out;
+    if (::stat(output_target(output).path.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
+    for (const auto& file : inputs) {
+        struct stat in;
+        if (file != "-" && ::stat(file.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
+            throw bv::UsageError("-o " + output + " is an input of this run (" + file +
+                                 "): the results would replace it; give another -o");
+    }
 }
 
 namespace {

@@ -15,6 +15,7 @@
 #include <basinvol/result.hpp>
 
 #include <chrono>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -25,15 +26,21 @@ std::string journal_path(const std::string& output);
 
 // Where `-o FILE` is written. A symbolic link is followed to its target, which
 // is replaced (the link stays a link). An existing file that is not a regular
-// file or a directory (a device such as /dev/null, a FIFO, a socket) is a
-// stream: opened and written in place, never replaced, with no lock, journal
-// or temporary file beside it.
+// file or a directory (a character device such as /dev/null or
+// /dev/stdout, a FIFO) is a stream: opened through the name given and
+// written in place, never replaced, with no lock, journal or temporary file
+// beside it. Throws InputError for a block device, a socket, a link loop.
 struct OutputTarget {
     std::string path;
     bool stream = false;
     bool directory = false;
 };
 OutputTarget output_target(const std::string& output);
+
+// -o FILE must not be a file the run reads (an HDF5 input, a SOURCE list, a
+// results file, under any name): the rename at the end would replace it.
+// Throws UsageError.
+void refuse_input_as_output(const std::string& output, const std::set<std::string>& inputs);
 
 // Takes FILE.lock without waiting. Throws bv::Error naming the holder's pid
 // when another run holds it. A file system without locks leaves `warning`

@@ -4,6 +4,7 @@
 #include "choice.hpp"
 
 #include <cmath>
+#include <cstdlib>
 
 namespace cli {
 
@@ -42,12 +43,9 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
             ->check(CLI::Validator(
                 [](std::string& text) {
                     const std::string bad = "must be a finite number >= 0, got " + text;
-                    try {
-                        const double v = std::stod(text);
-                        return v >= 0 && std::isfinite(v) ? std::string() : bad;
-                    } catch (const std::exception&) {
-                        return bad;
-                    }
+                    char* end = nullptr;
+                    const double v = std::strtod(text.c_str(), &end);  // 1e-400 reads as 0, as for the other options
+                    return end != text.c_str() && *end == '\0' && v >= 0 && std::isfinite(v) ? std::string() : bad;
                 },
                 "FLOAT >= 0"));
     if (regularized)

@@ -14,6 +14,7 @@
 // and never a hang.
 #include "../cli/options.hpp"
 #include "../cli/common.hpp"
+#include "../cli/journal.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/mpi/distributed.hpp>
@@ -189,7 +190,12 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     std::string open_error;
     if (me == 0) {
         try {
-            if (!output.empty()) file = std::make_unique<AtomicFile>(output);
+            if (!output.empty()) {
+                std::set<std::string> inputs;
+                for (const Item& it : items) inputs.insert(it.row ? it.row->file : it.info.file);
+                refuse_input_as_output(output, inputs);
+                file = std::make_unique<AtomicFile>(output);
+            }
             writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec_for(command, o, ranking));
         } catch (const bv::Error& e) {
             open_error = e.what();

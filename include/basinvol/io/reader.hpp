@@ -97,6 +97,9 @@ Hessian make_hessian(Eigen::MatrixXf m, const std::string& label = "memory", con
 // 2^53 (float64 may have rounded it: 2^53 + 1 reads as 2^53), at the file's
 // [row, col]; and the asymmetry limit (relative ‖H − Hᵀ‖_F / ‖H‖_F against
 // options.max_asymmetry). Throw InputError.
+// Magnitudes from `exact_limit` up are unreadable: 2^53 for 64-bit
+// integers, +∞ for the rest (so !(|v| < limit) also catches NaN).
+double exact_limit(const std::string& stored_type);
 bool unreadable_value(const std::string& stored_type, double value);
 [[noreturn]] void reject_value(const HessianInfo& info, double value, std::size_t row, std::size_t col);
 // The same for any dataset: `where` names it, `at` places the value ("[i]").
