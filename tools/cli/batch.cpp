@@ -398,17 +398,52 @@ void refuse_run_inputs_as_output(const std::string& output, const std::vector<st
     refuse_input_as_output(output, inputs);
 }
 
-// What an earlier run on -o FILE left.
-struct Earlier {
-    std::vector<bv::Row> kept;   // ok rows to keep (--resume)
-    std::set<std::string> done;  // their sources
-    bool journal_found = false;  // a journal with rows of a run that did not finish
-};
-
 // The key that names a Hessian's row in FILE: its source, as the format
 // writes it (TSV makes tabs and line breaks in names spaces).
 std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
     return spec.format == bv::Format::tsv ? bv::tsv_cell(source) : source;
+}
+
+// What an earlier run on -o FILE left.
+struct Earlier {
+    std::vector<bv::Row> kept;   // ok rows to keep (--resume)
+    std::set<std::string> done;  // their sources
+    // What each key stood for: a saved TSV row is its own (two TSV rows of
+    // one key may be `a<TAB>b` and `a b`), any other row its source.
+    std::map<std::string, std::set<std::string>> sources_of;
+    std::size_t tsv_rows = 0;
+    bool journal_found = false;  // a journal with rows of a run that did not finish
+
+    // Keeps the first ok row of each key; returns whether `r` was kept.
+    bool keep(const bv::ReportSpec& spec, bv::Row r, bool saved_tsv) {
+        const std::string key = resume_key(spec, r.source);
+        sources_of[key].insert(saved_tsv ? "row " + std::to_string(tsv_rows++) : r.source);
+        if (!done.insert(key).second) return false;
+        kept.push_back(std::move(r));
+        return true;
+    }
+};
+
+// Leaves out of `items` the Hessians whose rows --resume keeps. A key that
+// stands for two names (TSV: `a<TAB>b` and `a b`, among the inputs or the
+// saved rows) cannot tell their rows apart: its rows are dropped and its
+// Hessians analyzed again.
+void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::ReportSpec& spec) {
+    std::map<std::string, int> uses;
+    for (const auto& w : items)
+        if (!w.error) ++uses[resume_key(spec, w.info.source())];
+    auto shared = [&](const std::string& key) {
+        auto s = earlier.sources_of.find(key);
+        return uses[key] > 1 || (s != earlier.sources_of.end() && s->second.size() > 1);
+    };
+    std::vector<bv::WorkItem> rest;
+    for (auto& w : items) {
+        const std::string key = w.error ? std::string() : resume_key(spec, w.info.source());
+        if (w.error || shared(key) || !earlier.done.count(key)) rest.push_back(std::move(w));
+    }
+    items.swap(rest);
+    auto dropped = [&](const bv::Row& r) { return shared(resume_key(spec, r.source)); };
+    earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
 }
 
 // An earlier run's ok rows (--resume): FILE, then the journal of a run that
@@ -427,7 +462,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
             throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +
                                  " output (give the -f it was written with)");
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
-            if (r.ok && e.done.insert(resume_key(spec, r.source)).second) e.kept.push_back(std::move(r));
+            if (r.ok) e.keep(spec, std::move(r), spec.format == bv::Format::tsv);
     }
     if (b.output.empty() || b.from_results || output_target(b.output).stream) return e;
     auto j = read_journal(b.output);
@@ -435,10 +470,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     if (!b.resume) return e;
     std::size_t from_journal = 0;
     for (auto& r : j.rows)
-        if (r.ok && e.done.insert(resume_key(spec, r.source)).second) {
-            e.kept.push_back(std::move(r));
-            ++from_journal;
-        }
+        if (r.ok && e.keep(spec, std::move(r), false)) ++from_journal;
     if (from_journal)
         std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
                   << " row(s) of a run that did not finish\n";
@@ -558,12 +590,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
     } else {
         items = work_for(args, b);
-        if (!earlier.done.empty()) {
-            std::vector<bv::WorkItem> rest;
-            for (auto& w : items)
-                if (w.error || !earlier.done.count(resume_key(spec, w.info.source()))) rest.push_back(std::move(w));
-            items.swap(rest);
-        }
+        if (!earlier.done.empty()) skip_done(items, earlier, spec);
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
