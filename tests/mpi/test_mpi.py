@@ -386,6 +386,32 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertLess(len(rows(r.stdout)), 200)
         self.assertRegex(r.stderr, r"(?i)mpirun")
 
+    def test_sigterm_leaves_the_previous_output_and_no_temporary_file(self):
+        """SIGTERM to mpirun (a Slurm time limit) mid-run: rank 0 removes its
+        temporary -o file; FILE keeps the previous run's rows."""
+        import glob
+        import signal
+        import time
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        out = os.path.join(d, "rows.jsonl")
+        with open(out, "w") as fh:
+            fh.write("previous\n")
+        srcs = [self.files["chunked"]] * 200
+        p = subprocess.Popen(["mpirun", "-n", "2", os.path.join(BUILD, "basinvol-mpi"), "volume", *srcs,
+                              "-f", "jsonl", "-o", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=ENV)
+        deadline = time.monotonic() + 60
+        while not glob.glob(out + ".tmp-*") and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.05)
+        self.assertTrue(glob.glob(out + ".tmp-*"), "the run never opened its temporary file")
+        time.sleep(0.5)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        self.assertNotEqual(p.returncode, 0, err)
+        self.assertEqual(glob.glob(out + ".tmp-*"), [])
+        with open(out) as fh:
+            self.assertEqual(fh.read(), "previous\n")
+
 
 if __name__ == "__main__":
     if len(sys.argv) < 3:

@@ -185,9 +185,10 @@ namespace {
 std::atomic<bool> g_stop{false};
 volatile std::sig_atomic_t g_signal = 0;
 char g_temp[4096] = {0};  // the temporary output file, removed by a second signal
+volatile std::sig_atomic_t g_abandon_at_once = 0;
 
 extern "C" void on_signal(int sig) {
-    if (g_stop.load()) {
+    if (g_stop.load() || g_abandon_at_once) {
         if (g_temp[0]) ::unlink(g_temp);
         ::_exit(128 + sig);
     }
@@ -197,7 +198,8 @@ extern "C" void on_signal(int sig) {
 
 }  // namespace
 
-void install_interrupt_handlers() {
+void install_interrupt_handlers(bool abandon_at_once) {
+    g_abandon_at_once = abandon_at_once ? 1 : 0;
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;

@@ -76,8 +76,10 @@ private:
 
 // Ctrl-C and SIGTERM: the first stops new work (running Hessians finish and
 // their rows are written); a second abandons them at once, removing the
-// temporary output file.
-void install_interrupt_handlers();
+// temporary output file and exiting 128 + the signal. `abandon_at_once`
+// makes the first signal abandon (basinvol-mpi: mpirun kills the ranks a
+// few seconds after it forwards the signal, too soon to finish a Hessian).
+void install_interrupt_handlers(bool abandon_at_once = false);
 const std::atomic<bool>* interrupt_flag();
 int interrupt_signal();  // 0 when none arrived
 

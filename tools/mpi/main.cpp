@@ -184,6 +184,9 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     }
     const std::vector<Item> items = plan_items(sources, me);
     const bool ranking = command == "rank";
+    // SIGINT or SIGTERM (mpirun forwards it, then kills the ranks a few
+    // seconds later): rank 0 removes its temporary -o file and exits 128 + the signal.
+    install_interrupt_handlers(true);
 
     std::unique_ptr<AtomicFile> file;
     std::unique_ptr<bv::RowWriter> writer;
