@@ -511,6 +511,23 @@ class BatchTest(clitest.TempDirTest):
         # Enough work that a signal lands mid-batch: 60 Hessians of n = 400.
         return write_checkpoints(self.path("big.h5"), 60, 400, seed=12)
 
+    def test_interrupt_ends_the_wait_for_a_fifo_reader(self):
+        # -o FIFO: open(2) waits for a reader; the first Ctrl-C must end it.
+        a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
+        fifo = self.path("rows.fifo")
+        os.mkfifo(fifo)
+        proc = subprocess.Popen([BIN, "volume", a, "-f", "jsonl", "-o", fifo], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            self.fail("Ctrl-C did not end the wait for the FIFO's reader")
+        self.assertIn(proc.returncode, (130, -signal.SIGINT))
+
     def test_interrupt_flushes_rows_done_and_exits_130(self):
         f = self.big_batch()
         proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,

@@ -595,10 +595,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (!earlier.done.empty()) skip_done(items, earlier, spec);
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
-    // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
-    install_interrupt_handlers();
+    // Opened first: a FIFO's open waits for its reader, and Ctrl-C must end that wait.
     std::unique_ptr<AtomicFile> file;
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
+    // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
+    install_interrupt_handlers();
     std::unique_ptr<Journal> journal;
     if (file && !stream && !b.from_results) {
         if (earlier.journal_found && !b.resume)
