@@ -113,6 +113,11 @@ std::vector<double> by_magnitude(const Row& r) {
     return v;
 }
 
+// Whether the volume uses eigenvalue v (it is in the row's rank).
+bool kept(double v, const Row& r, const ReportSpec& spec) {
+    return std::abs(v) > r.tol && (spec.keeps_negatives || v > 0);
+}
+
 json spectrum_json(const Row& r, const ReportSpec& spec) {
     json j = row_to_json(r, spec);
     json ev = json::array();
@@ -120,7 +125,7 @@ json spectrum_json(const Row& r, const ReportSpec& spec) {
         auto v = by_magnitude(r);
         for (std::size_t i = 0; i < v.size(); ++i)
             ev.push_back({{"index", i}, {"eigenvalue", number(v[i])}, {"abs", number(std::abs(v[i]))},
-                          {"kept", std::abs(v[i]) > r.tol}});
+                          {"kept", kept(v[i], r, spec)}});
     }
     j["eigenvalues"] = ev;
     j["eigenvalues_complete"] = r.ok && r.eigenvalues.size() == r.n;
@@ -161,7 +166,7 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
             auto v = by_magnitude(r);
             for (std::size_t i = 0; i < v.size(); ++i)
                 out << std::left << std::setw(8) << i << std::setw(26) << format_number(v[i])
-                    << (std::abs(v[i]) > r.tol ? "kept" : "dropped") << '\n';
+                    << (kept(v[i], r, spec) ? "kept" : "dropped") << '\n';
             out << '\n';
         }
     } else {
@@ -173,7 +178,7 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
             for (std::size_t i = 0; i < v.size(); ++i)
                 write_flat_line(out,
                                 {r.source, std::to_string(i), format_number(v[i]), format_number(std::abs(v[i])),
-                                 std::abs(v[i]) > r.tol ? "true" : "false"},
+                                 kept(v[i], r, spec) ? "true" : "false"},
                                 csv);
         }
     }

@@ -431,6 +431,26 @@ class TestAgainstNumpy(Base):
             self.assertEqual("saddle" in row["warnings"], ref.negative > 0, src)
             self.assertAlmostEqual(row["tol"], ref.tol, delta=1e-9 * ref.tol)
 
+    def test_spectrum_under_negatives_drop_marks_what_the_volume_uses(self):
+        # --negatives drop: the kept values are the row's rank, λ > tol only.
+        src = [s for s in Data.spectra if s.endswith("b_n60")][0]
+        ref = Ref(Data.spectra[src], negatives="drop")
+        self.assertGreater(ref.negative, 0, "the spectrum must hold a saddle")
+        r = run("spectrum", src, "--negatives", "drop", "--format", "json")
+        self.assertRc(r, 0)
+        row = strict_json(r.out)["rows"][0]
+        for e in row["eigenvalues"]:
+            self.assertEqual(e["kept"], e["eigenvalue"] > row["tol"], e)
+        self.assertEqual(sum(e["kept"] for e in row["eigenvalues"]), row["rank"])
+        self.assertEqual(row["rank"], ref.rank)
+        for fmt, delim in (("tsv", "\t"), ("csv", ",")):
+            r = run("spectrum", src, "--negatives", "drop", "--format", fmt)
+            recs = list(csv.DictReader(io.StringIO(r.out), delimiter=delim))
+            self.assertEqual(sum(x["kept"] == "true" for x in recs), ref.rank, fmt)
+        r = run("spectrum", src, "--negatives", "drop")
+        body = [ln.split() for ln in r.out.splitlines() if ln.split() and ln.split()[0].isdigit()]
+        self.assertEqual([t[-1] for t in body].count("kept"), ref.rank)
+
     def test_spectrum_text_formats(self):
         src = [s for s in Data.spectra if s.endswith("b_n60")][0]
         ref = Ref(Data.spectra[src])

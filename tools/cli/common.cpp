@@ -65,6 +65,7 @@ bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool
     s.format = o.format;
     s.with_place = with_place;
     s.with_regularized = o.regularized.has_value();
+    s.keeps_negatives = o.negatives != bv::NegativePolicy::drop;
     s.context = context(command, o);
     return s;
 }

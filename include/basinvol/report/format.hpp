@@ -24,6 +24,7 @@ struct ReportSpec {
     Format format = Format::table;
     bool with_place = false;        // `rank` output
     bool with_regularized = false;  // --regularized was given
+    bool keeps_negatives = true;    // `spectrum`: --negatives drop marks λ < −tol dropped
     nlohmann::ordered_json context;         // the JSON context block (tool, versions, options, date)
 };
 
