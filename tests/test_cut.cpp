@@ -4,6 +4,7 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/measure/cut.hpp>
+#include <basinvol/rank/ranking.hpp>
 
 #include <doctest/doctest.h>
 
@@ -202,6 +203,29 @@ TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
     CHECK(r.dim == 4);
     CHECK(r.tol == 0);
     CHECK(r.cut_rule == "rtol");
+}
+
+TEST_CASE("a cut under the floor has a band from its own dim up to the floor's") {
+    // Two exact zeros come out of the eigensolver as noise of ~1e-16: a cut
+    // at 1e-20 keeps them as curvature, and its band must say that a cut at
+    // the floor flattens them (dim_low <= dim <= dim_high, never inverted).
+    for (int seed : {1, 2, 3}) {
+        CAPTURE(seed);
+        const Eigen::MatrixXd h = with_spectrum({3, 2, 1, 0, 0}, seed);
+        AnalyzeOptions opt;
+        opt.method = Method::dense;
+        opt.cut.atol = 1e-20;
+        const Row r = analyze_hessian(make_hessian(h), opt);
+        REQUIRE(has(r, "cut_below_floor"));
+        CHECK(r.dim_low <= r.dim);
+        CHECK(r.dim <= r.dim_high);
+        CHECK(r.dim_high == 2);  // at the floor the two zeros are flat
+        // Ranked against a row whose curved count the band holds, noise decides.
+        opt.cut.atol.reset();
+        const Row clean = analyze_hessian(make_hessian(with_spectrum({3, 2, 1, 1, 0}, seed)), opt);
+        REQUIRE(clean.dim == 1);
+        CHECK(compare_rows(clean, r, RankOptions{}).noise_decides);
+    }
 }
 
 TEST_CASE("a partial spectrum decides the cut only when its rest bound is under tol") {

@@ -79,7 +79,8 @@ struct Row {
     // Bound on |log_volume − its value from the exact eigenvalues of the stored
     // matrix|: the eigen-solver's error (Ritz values, or LAPACK's ε·‖H‖).
     double log_volume_error = 0;
-    // The band: dims at max(tol/10, noise_floor) and at tol·10 (dim_low ≤ dim ≤ dim_high).
+    // The band: dims at min(tol, max(tol/10, noise_floor)) and at
+    // max(tol·10, noise_floor) (dim_low ≤ dim ≤ dim_high).
     std::size_t dim_low = 0;
     std::size_t dim_high = 0;
     std::optional<double> hessian_error;  // the input's stated error (--hessian-error or attribute), absolute

@@ -284,9 +284,13 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         c.ambiguous = *c.gap < opt.min_gap;
         decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
     }
-    const Count high = count_above(K, c.tol * band_factor, {tol.lo * band_factor, tol.hi * band_factor});
-    const Count low = count_above(K, std::max(c.tol / band_factor, c.floor),
-                                  {std::max(tol.lo / band_factor, c.floor), std::max(tol.hi / band_factor, c.floor)});
+    // A decade either way, never lower than the floor (the values under it
+    // are noise), never past the cut itself: a cut under the floor keeps
+    // noise as curvature, and its band reaches up to the floor.
+    auto up = [&](double t) { return std::max(t * band_factor, c.floor); };
+    auto down = [&](double t) { return std::min(t, std::max(t / band_factor, c.floor)); };
+    const Count high = count_above(K, up(c.tol), {up(tol.lo), up(tol.hi)});
+    const Count low = count_above(K, down(c.tol), {down(tol.lo), down(tol.hi)});
     c.dim_high = K.n - high.value;
     c.dim_low = K.n - low.value;
     c.decided = decided && high.decided && low.decided;

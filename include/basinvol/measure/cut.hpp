@@ -64,9 +64,10 @@ struct Magnitudes {
     double input_noise = 0; // error of the input itself (absolute): measured asymmetry or stated
 };
 
-// The tolerance band reported with every cut: the dims at tol·10 and at
-// max(tol/10, floor). Where they differ, a cut within a decade of the chosen
-// one gives another dimension.
+// The tolerance band reported with every cut: the dims at max(tol·10, floor)
+// and at min(tol, max(tol/10, floor)). Where they differ, a cut within a
+// decade of the chosen one (or, for a cut under the floor, one at the floor)
+// gives another dimension.
 constexpr double band_factor = 10.0;
 
 struct Cut {
@@ -78,8 +79,8 @@ struct Cut {
     bool below_floor = false;    // an explicit tol under the floor
     bool decided = true;         // the full spectrum gives this same cut (always true when exact)
     std::size_t kept = 0;        // |λ| > tol (count)
-    std::size_t dim_low = 0;     // flat directions at max(tol/10, floor)
-    std::size_t dim_high = 0;    // flat directions at tol·10
+    std::size_t dim_low = 0;     // flat directions at min(tol, max(tol/10, floor))
+    std::size_t dim_high = 0;    // flat directions at max(tol·10, floor)
 };
 
 // The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 8·√n·ε(float64)·‖H‖_F,
