@@ -160,7 +160,14 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
     refused("warnings", Json::array({1}), "field 'warnings' holds a value that is not a string");
     refused("warnings", Json::array({"sadle"}), "unknown warning 'sadle'");
     refused("status", "fine", "status must be 'ok' or 'error', got 'fine'");
-    refused("log_volume", nullptr, "an ok row has no log_volume");
+    refused("log_volume", nullptr, "an ok row has no 'log_volume'");
+    for (const char* key : {"n", "rank", "dim", "negative"}) {
+        CAPTURE(key);
+        Json bad = j;
+        bad.erase(key);
+        CHECK_THROWS_WITH_AS(fields_from_json(bad), doctest::Contains((std::string("an ok row has no '") + key + "'").c_str()),
+                             InputError);
+    }
     refused("place", 0, "field 'place' must be a whole number from 1");
     // TSV and CSV cells pass through strtod, which takes "inf", "nan" and 1e400.
     refused("log_volume", flat_value("log_volume", "inf"), "field 'log_volume' is not a finite number");
@@ -199,6 +206,16 @@ TEST_CASE("rows saved before a field existed read back without it") {
     CHECK(r.dim_high == r.dim);
     CHECK_FALSE(r.stats.has_value());
     CHECK(fields_to_json(r, {}).at("solver").is_null());
+    // A number the row did not carry is written back as null, not as 0.
+    CHECK(fields_to_json(r, {}).at("noise_floor").is_null());
+    for (const char* key : {"tol", "threshold", "log10_volume", "log_volume_error", "residual_bound", "asymmetry",
+                            "seconds"}) {
+        CAPTURE(key);
+        Json k = fields_to_json(sample_rows()[0], {});
+        REQUIRE_FALSE(k.at(key).is_null());
+        k.erase(key);
+        CHECK(fields_to_json(fields_from_json(k), {}).at(key).is_null());
+    }
 }
 
 TEST_CASE("the human table shows the fields the shape carries, error rows aligned") {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 namespace basinvol {
 namespace {
@@ -302,7 +303,7 @@ const std::vector<TableColumn>& table_columns() {
         {"negative", "neg", false, [](const Row& r) { return std::to_string(r.negative); }},
         {"log_volume", "log_volume", false, [](const Row& r) { return format_number(r.log_volume, 10); }},
         {"log10_volume", "log10_V", false, [](const Row& r) { return format_number(r.log10_volume, 6); }},
-        {"gap", "gap", false, [](const Row& r) { return r.gap ? format_number(*r.gap, 3) : std::string("inf"); }},
+        {"gap", "gap", false, [](const Row& r) { return r.gap ? format_number(*r.gap, 3) : std::string("-"); }},
         {"method", "method", false, [](const Row& r) { return r.method; }},
         {"status", "status", true, [](const Row& r) { return std::string(r.ok ? "ok" : "error"); }},
         {"log_volume_regularized", "logV_reg", false,
@@ -342,11 +343,19 @@ Row fields_from_json(const Json& j) {
     const Field& source = *find_field("source");
     const Field& status = *find_field("status");
     if (!take(source) || r.source.empty()) throw InputError("a row has no 'source'");
+    // A value the saved row did not carry is written back as null, never as
+    // a made-up 0 (non-finite numbers are written as null).
+    const double unknown = std::numeric_limits<double>::quiet_NaN();
+    r.tol = r.noise_floor = r.threshold = r.log10_volume = r.log_volume_error = r.residual_bound = r.asymmetry =
+        r.seconds = unknown;
     try {
         if (!take(status)) throw InputError("a row has no 'status'");
         for (const Field& f : fields)
             if (&f != &source && &f != &status && !(f.ok_only && !r.ok)) take(f);
-        if (r.ok && !take(*find_field("log_volume"))) throw InputError("an ok row has no log_volume");
+        // What ranking reads: an ok row without one of them cannot be placed.
+        for (const char* key : {"n", "rank", "dim", "negative", "log_volume"})
+            if (r.ok && (!j.contains(key) || j.at(key).is_null()))
+                throw InputError(std::string("an ok row has no '") + key + "'");
     } catch (const InputError& e) {
         throw InputError(r.source + ": " + e.what());
     }

@@ -7,6 +7,7 @@ Needs Debian's python3-numpy and python3-h5py. Writes only into temporary
 directories.
 """
 import glob
+import io
 import json
 import math
 import os
@@ -173,6 +174,32 @@ class BatchTest(clitest.TempDirTest):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(jsonl(p.stdout)), 2)
+
+    def test_saved_rows_with_columns_left_out(self):
+        # A CSV trimmed by hand: without what ranking reads it is refused,
+        # naming the record; other numbers it lacks come back null, never 0.
+        import csv as csvmod
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=7)
+        full = list(csvmod.DictReader(io.StringIO(run("volume", a, "-f", "csv").stdout)))
+        def trimmed(keys):
+            path = self.path("trim-%d.csv" % len(keys))
+            with open(path, "w", newline="") as fh:
+                w = csvmod.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(full)
+            return path
+        p = run("rank", "--from-results", trimmed(["source", "n", "rank", "status", "log_volume"]))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("record 2", p.stderr)
+        self.assertIn("an ok row has no 'dim'", p.stderr)
+        keys = ["source", "n", "rank", "dim", "negative", "status", "log_volume"]
+        p = run("rank", "--from-results", trimmed(keys), "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual(len(rows), 3)
+        for r in rows:
+            for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "seconds"):
+                self.assertIsNone(r[key], key)
 
     def test_output_that_is_an_input_is_refused_before_any_work(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=4)

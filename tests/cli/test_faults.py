@@ -184,7 +184,8 @@ class ProcessFaults(FaultBase):
         a = write_checkpoints(self.path("a.h5"), 3, 30, seed=4)
         out = self.path("rows.jsonl")
         with open(out + ".journal", "w") as fh:
-            fh.write('{"source": "elsewhere.h5:/x", "status": "ok", "log_volume": 1}\n')
+            fh.write('{"source": "elsewhere.h5:/x", "status": "ok", "n": 3, "rank": 2, "dim": 1, "negative": 0, '
+                     '"log_volume": 1}\n')
         p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", out], capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("unfinished run", p.stderr)
