@@ -520,6 +520,26 @@ class BatchTest(clitest.TempDirTest):
         lines = slurp(out).splitlines()
         self.assertEqual([dict(zip(header, line.split("\t")))["n"] for line in lines[1:]], ["12"])
 
+    def test_resume_of_json_lines_with_names_that_are_not_utf8(self):
+        # JSON writes bytes that are not UTF-8 as U+FFFD: two such names read
+        # back alike, so both are analysed again, and each Hessian is in FILE once.
+        f = self.path("names.h5")
+        with h5py.File(f, "w") as h:
+            h.create_dataset(b"bad\xff\xfename", data=np.diag([3.0, 2.0, 0.0]))
+            h.create_dataset(b"bad\xfe\xffname", data=np.diag([3.0, 0.0, 0.0]))
+            h.create_dataset("good", data=np.diag([1.0, 0.0, 0.0]))
+        out = self.path("rows.jsonl")
+        for resume in ((), ("--resume",), ("--resume",)):
+            p = run("volume", f, "-f", "jsonl", "-o", out, *resume)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(sorted(r["dim"] for r in jsonl(slurp(out))), [1, 2, 2], resume)
+        # Ranked from the saved rows: two rows of one text in one file are two
+        # Hessians; the same file given twice is each of them once.
+        for files in ((out,), (out, out)):
+            p = run("rank", "--from-results", *files, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2], files)
+
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
         out = self.path("rows.jsonl")

@@ -356,13 +356,18 @@ bool file_exists(const std::string& path) {
 // error row; otherwise the first is kept, and the duplicate is reported).
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress) {
     std::vector<bv::Row> rows;
-    std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file)
+    // (source, its copy in its file) -> (row, file). One source twice in one
+    // file is two Hessians whose names the format wrote alike (TSV's spaces,
+    // JSON's U+FFFD); in two files, one Hessian saved twice.
+    std::map<std::pair<std::string, int>, std::pair<std::size_t, std::string>> where;
     for (const auto& f : files) {
         auto got = f == "-" ? bv::parse_saved(slurp(std::cin), "standard input") : bv::read_rows(f);
+        std::map<std::string, int> copies;
         for (auto& r : got) {
-            auto it = where.find(r.source);
+            const std::pair<std::string, int> key{r.source, copies[r.source]++};
+            auto it = where.find(key);
             if (it == where.end()) {
-                where.emplace(r.source, std::make_pair(rows.size(), f));
+                where.emplace(key, std::make_pair(rows.size(), f));
                 rows.push_back(std::move(r));
                 continue;
             }
@@ -401,25 +406,33 @@ void refuse_run_inputs_as_output(const std::string& output, const std::vector<st
 }
 
 // The key that names a Hessian's row in FILE: its source, as the format
-// writes it (TSV makes tabs and line breaks in names spaces).
+// writes it (TSV makes tabs and line breaks in names spaces; JSON writes
+// bytes that are not UTF-8 as U+FFFD).
 std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
-    return spec.format == bv::Format::tsv ? bv::tsv_cell(source) : source;
+    if (spec.format == bv::Format::tsv) return bv::tsv_cell(source);
+    if (spec.format == bv::Format::json || spec.format == bv::Format::jsonl)
+        return nlohmann::json::parse(nlohmann::json(source).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+            .get<std::string>();
+    return source;
 }
 
 // What an earlier run on -o FILE left.
 struct Earlier {
     std::vector<bv::Row> kept;   // ok rows to keep (--resume)
     std::set<std::string> done;  // their sources
-    // What each key stood for: a saved TSV row is its own (two TSV rows of
-    // one key may be `a<TAB>b` and `a b`), any other row its source.
+    // What each key stood for. Two rows of one text in one file are two
+    // Hessians whose names the format wrote alike (TSV: `a<TAB>b` and `a b`;
+    // JSON: names that differ in bytes that are not UTF-8); one text in FILE
+    // and in the journal is one Hessian.
     std::map<std::string, std::set<std::string>> sources_of;
-    std::size_t tsv_rows = 0;
+    std::map<std::pair<bool, std::string>, int> copies;
     bool journal_found = false;  // a journal with rows of a run that did not finish
 
     // Keeps the first ok row of each key; returns whether `r` was kept.
-    bool keep(const bv::ReportSpec& spec, bv::Row r, bool saved_tsv) {
+    bool keep(const bv::ReportSpec& spec, bv::Row r, bool from_journal) {
         const std::string key = resume_key(spec, r.source);
-        sources_of[key].insert(saved_tsv ? "row " + std::to_string(tsv_rows++) : r.source);
+        const int copy = copies[{from_journal, r.source}]++;
+        sources_of[key].insert(r.source + '\0' + std::to_string(copy));
         if (!done.insert(key).second) return false;
         kept.push_back(std::move(r));
         return true;
@@ -464,7 +477,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
             throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +
                                  " output (give the -f it was written with)");
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
-            if (r.ok) e.keep(spec, std::move(r), spec.format == bv::Format::tsv);
+            if (r.ok) e.keep(spec, std::move(r), false);
     }
     if (b.output.empty() || b.from_results || output_target(b.output).stream) return e;
     auto j = read_journal(b.output);
@@ -472,7 +485,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     if (!b.resume) return e;
     std::size_t from_journal = 0;
     for (auto& r : j.rows)
-        if (r.ok && e.keep(spec, std::move(r), false)) ++from_journal;
+        if (r.ok && e.keep(spec, std::move(r), true)) ++from_journal;
     if (from_journal)
         std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
                   << " row(s) of a run that did not finish\n";
