@@ -71,7 +71,29 @@ std::optional<double> attr(const Attributes& a, const char* key) {
     if (const auto why = not_a_number(a, key)) throw InputError(std::string("attribute ") + key + " " + *why);
     auto it = a.numbers.find(key);
     if (it == a.numbers.end()) return std::nullopt;
+    if (!std::isfinite(it->second))
+        throw InputError(std::string("attribute ") + key + " must be a finite number, got " + fmt("%g", it->second));
     return it->second;
+}
+
+// The expectations validate checks; any other expected_* attribute (a
+// misspelling such as expected_volume) is an expectation it cannot read.
+constexpr const char* known_expectations[] = {"expected_rank", "expected_dim", "expected_negative",
+                                              "expected_log_volume", "expected_learning_coefficient"};
+
+void refuse_unknown_expectations(const Attributes& a) {
+    auto known = [](const std::string& k) {
+        for (const char* e : known_expectations)
+            if (k == e) return true;
+        return false;
+    };
+    auto check = [&](const std::string& k) {
+        if (k.rfind("expected_", 0) == 0 && !known(k))
+            throw InputError("attribute " + k + " is not an expectation validate knows (expected_rank, expected_dim, "
+                             "expected_negative, expected_log_volume, expected_learning_coefficient)");
+    };
+    for (const auto& [k, v] : a.numbers) check(k);
+    for (const auto& [k, v] : a.strings) check(k);
 }
 
 // The r curved directions of the stored matrix: M = S·VᵀHV (S = sign of each
@@ -241,13 +263,15 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
 Check log_volume_check(const HessianInfo& info, const Row& row, double expected, const std::vector<double>& curved_abs,
                        double frobenius, const ValidateOptions& o) {
     const bool drop = o.analyze.negatives == NegativePolicy::drop;
-    const double eps = row.stored_type == "float32" ? stored_eps(StoredType::float32) : stored_eps(StoredType::float64);
+    // The stored type's own ε (float16's 2^-10, float32's 2^-23, 2^-52 for
+    // float64 and integers, which convert exactly).
+    const double eps = info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64);
     Check c = make(info.source(), "log_volume");
     c.expected = expected;
     c.measured = row.log_volume;
     if (o.logv_tol) {
         c.tolerance = *o.logv_tol;
-    } else if (row.stored_type == "float64") {
+    } else if (eps <= stored_eps(StoredType::float64)) {
         c.tolerance = logv_tolerance(curved_abs, frobenius, eps, row.log_volume);
     } else {  // coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance)
         Hessian h = read_hessian(info, o.analyze.read);
@@ -259,9 +283,12 @@ Check log_volume_check(const HessianInfo& info, const Row& row, double expected,
     return c;
 }
 
-// The volume of the curved part's ellipsoid by Monte Carlo, against `reference`.
-Check monte_carlo_check(const HessianInfo& info, const Row& row, double reference, std::size_t r,
-                        const ValidateOptions& o) {
+// The volume of the curved part's ellipsoid by Monte Carlo, against
+// `reference`, which may itself differ from the stored matrix's volume by
+// `reference_tol` nats (an expected_log_volume of the exact prescription,
+// stored rounded).
+Check monte_carlo_check(const HessianInfo& info, const Row& row, double reference, double reference_tol,
+                        std::size_t r, const ValidateOptions& o) {
     Check mc = make(info.source(), "mc_log_volume");
     mc.expected = reference;
     if (r == 0) {
@@ -278,11 +305,12 @@ Check monte_carlo_check(const HessianInfo& info, const Row& row, double referenc
         Estimate e = ellipsoid_volume(M, row.threshold, o.samples, o.seed + 1);
         mc.measured = e.log_value;
         mc.se = e.se_log;
-        // Compare on the linear scale, V̂/V − 1 against k·SE/V; a set that
-        // fills its box (r = 1) has SE 0 and agrees to rounding.
+        // Compare on the linear scale, V̂/V − 1 against k·SE/V plus the
+        // reference's own tolerance; a set that fills its box (r = 1) has
+        // SE 0 and agrees to that tolerance and rounding.
         const double ratio = e.value_over(reference), se = e.se_over(reference);
-        mc.tolerance = o.sigmas * e.se_log;
-        const bool agree = e.hits > 0 && std::abs(ratio - 1) <= o.sigmas * se + 1e-9;
+        mc.tolerance = o.sigmas * e.se_log + reference_tol;
+        const bool agree = e.hits > 0 && std::abs(ratio - 1) <= o.sigmas * se + std::expm1(reference_tol) + 1e-9;
         mc.verdict = agree ? Verdict::pass : Verdict::fail;
         mc.note = fmt("V_mc/V = %.5f +- %.5f (%.2f SE) from %.0f samples", ratio, se, se > 0 ? (ratio - 1) / se : 0.0,
                       static_cast<double>(e.samples));
@@ -337,10 +365,17 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
         if (std::abs(v) > row.tol && !(drop && v < 0)) curved_abs.push_back(std::abs(v));
     }
     const auto expected_logv = attr(info.attrs, "expected_log_volume");
-    if (expected_logv)
+    // Against the expectation the Monte Carlo estimate is allowed the
+    // log_volume check's tolerance (stored rounding); against the row's own
+    // log V, its solver error.
+    double reference_tol = std::isfinite(row.log_volume_error) ? row.log_volume_error : 0;
+    if (expected_logv) {
         out.push_back(
             log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(static_cast<double>(frob2)), o));
-    out.push_back(monte_carlo_check(info, row, expected_logv.value_or(row.log_volume), curved_abs.size(), o));
+        reference_tol = out.back().tolerance.value_or(reference_tol);
+    }
+    out.push_back(monte_carlo_check(info, row, expected_logv.value_or(row.log_volume), reference_tol,
+                                    curved_abs.size(), o));
     if (!curved_abs.empty()) radial_checks(src, curved_abs, row.threshold, o, out);
 }
 
@@ -375,6 +410,7 @@ std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptio
         return out;
     }
     try {
+        refuse_unknown_expectations(info.attrs);
         spectrum_checks(info, row, o, out);
         loss_checks(info, row, o, out);
     } catch (const UsageError&) {

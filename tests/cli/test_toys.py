@@ -117,6 +117,39 @@ class Toys(unittest.TestCase):
         # --logv-tol widens it.
         self.assertEqual(run("validate", g, "--logv-tol", "1e-3")[0], 0)
 
+    def test_coarse_storage_and_one_curved_direction_pass(self):
+        # float16 is allowed its own rounding (ε = 2^-10), not float64's; at
+        # r = 1 the ellipsoid fills its box (SE 0) and Monte Carlo is allowed
+        # the stored rounding the log_volume check allows.
+        write_toy(self.f, "/f16", [3, 2, 0, 0], dtype=np.float16, seed=5)
+        write_toy(self.f, "/r1_f32", [3, 0, 0], dtype=np.float32, seed=10)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        rows = checks(out)
+        self.assertEqual(rc, 0, out + err)
+        f16 = check(rows, "/f16", "log_volume")
+        self.assertGreater(abs(f16["measured"] - f16["expected"]), 1e-6, "float16 rounding is visible")
+        self.assertGreater(f16["tolerance"], abs(f16["measured"] - f16["expected"]))
+        self.assertEqual(check(rows, "/r1_f32", "mc_log_volume")["se"], 0)
+        # Wrong by more than the rounding: still a failure, for both checks.
+        g = os.path.join(self.tmp.name, "bad_r1.h5")
+        write_toy(g, "/t", [3, 0, 0], dtype=np.float32, seed=10, expected_log_volume=exact_log_volume([3, 0, 0], 1) + 1e-4)
+        rc, out, err = run("validate", g, "-f", "json")
+        self.assertEqual(rc, 1)
+        self.assertEqual(check(checks(out), "/t", "log_volume")["status"], "fail")
+        self.assertEqual(check(checks(out), "/t", "mc_log_volume")["status"], "fail")
+
+    def test_an_expectation_validate_cannot_use_is_an_error(self):
+        for name, override, words in [
+                ("typo", {"expected_volume": 5.0}, "expected_volume is not an expectation validate knows"),
+                ("nan", {"expected_log_volume": float("nan")}, "expected_log_volume must be a finite number"),
+                ("inf", {"expected_rank": float("inf")}, "expected_rank must be a finite number")]:
+            g = os.path.join(self.tmp.name, name + ".h5")
+            write_toy(g, "/t", [2, 2, 0], seed=4, **override)
+            rc, out, err = run("validate", g, "-f", "json")
+            self.assertEqual(rc, 1, name)
+            self.assertIn(words, err, name)
+            self.assertIn("error", [c["status"] for c in checks(out)], name)
+
     def test_monte_carlo_agrees_within_its_standard_error(self):
         rng = np.random.default_rng(7)
         for r in range(1, 9):
