@@ -186,7 +186,8 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
 }
 
 void write_comparison(std::ostream& out, const Row& a, const Row& b, const Comparison& c, const ReportSpec& spec) {
-    const char* result = c.sign > 0 ? "above" : c.sign < 0 ? "below" : "tie";
+    const bool failed = !a.ok || !b.ok;
+    const char* result = failed ? "error" : c.sign > 0 ? "above" : c.sign < 0 ? "below" : "tie";
     if (spec.format == Format::json || spec.format == Format::jsonl) {
         json j = {{"result", result}, {"reason", c.reason}, {"noise_decides", c.noise_decides},
                   {"a", row_to_json(a, spec)}, {"b", row_to_json(b, spec)}};
@@ -197,11 +198,18 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
         out << j.dump(spec.format == Format::json ? 2 : -1, ' ', false, utf8_replace) << '\n';
     } else if (spec.format == Format::table) {
         auto line = [&](const char* which, const Row& r) {
+            if (!r.ok) {
+                out << "  " << which << "  " << r.source << "  error: " << r.error << '\n';
+                return;
+            }
             out << "  " << which << "  " << r.source << "  dim " << r.dim << " (band " << r.dim_low << ".."
                 << r.dim_high << ")  log_volume " << format_number(r.log_volume, 10) << '\n';
         };
-        out << "A " << (c.sign > 0 ? "ranks above" : c.sign < 0 ? "ranks below" : "ties with") << " B — " << c.reason
-            << '\n';
+        if (failed)
+            out << "no comparison — " << c.reason << '\n';
+        else
+            out << "A " << (c.sign > 0 ? "ranks above" : c.sign < 0 ? "ranks below" : "ties with") << " B — "
+                << c.reason << '\n';
         line("A", a);
         line("B", b);
     } else {
@@ -210,8 +218,9 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
                               "b_log_volume"},
                         csv);
         write_flat_line(out,
-                        {result, c.noise_decides ? "true" : "false", c.reason, a.source, std::to_string(a.dim),
-                         format_number(a.log_volume), b.source, std::to_string(b.dim), format_number(b.log_volume)},
+                        {result, c.noise_decides ? "true" : "false", c.reason, a.source,
+                         a.ok ? std::to_string(a.dim) : "", a.ok ? format_number(a.log_volume) : "", b.source,
+                         b.ok ? std::to_string(b.dim) : "", b.ok ? format_number(b.log_volume) : ""},
                         csv);
     }
     out.flush();

@@ -1134,11 +1134,26 @@ class TestCompare(Base):
         self.assertLogV(doc["b"]["log_volume"], self.ref[self.narrow].log_volume)
 
     def test_errors_exit_2(self):
-        for a, b in ((os.path.join(TESTDATA, "bad.nan.h5"), self.wide),
-                     (self.wide, os.path.join(TESTDATA, "bad.not_hdf5.h5")),
-                     (self.wide, Data.path("does_not_exist.h5")),
-                     (Data.ckpt_file, self.wide),  # several Hessians
-                     (self.wide, Data.ckpt_file + ":/checkpoints")):
+        # A source that cannot be analyzed is an error row: the comparison's
+        # result is "error", the other row is still reported, exit 2.
+        for a, b, bad in ((os.path.join(TESTDATA, "bad.nan.h5"), self.wide, "a"),
+                          (self.wide, os.path.join(TESTDATA, "bad.not_hdf5.h5"), "b"),
+                          (self.wide, Data.path("does_not_exist.h5"), "b")):
+            r = run("compare", a, b, "--format", "json")
+            self.assertRc(r, 2)
+            doc = strict_json(r.out)
+            self.assertEqual(doc["result"], "error")
+            self.assertEqual(doc[bad]["status"], "error")
+            good = "b" if bad == "a" else "a"
+            self.assertEqual(doc[good]["status"], "ok")
+            self.assertLogV(doc[good]["log_volume"], self.ref[self.wide].log_volume)
+            self.assertEqual(r.err.count("basinvol: error:"), 1, r.err)
+            for fmt in ("table", "tsv", "csv"):
+                r = run("compare", a, b, "--format", fmt)
+                self.assertRc(r, 2)
+                self.assertIn("error", r.out, fmt)
+        # Usage errors (several Hessians for one side): nothing on stdout.
+        for a, b in ((Data.ckpt_file, self.wide), (self.wide, Data.ckpt_file + ":/checkpoints")):
             r = run("compare", a, b)
             self.assertRc(r, 2)
             self.assertEqual(r.out, "", repr(r))

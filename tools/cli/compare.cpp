@@ -9,11 +9,11 @@ namespace cli {
 
 namespace {
 
-// The single Hessian a `compare` argument names; throws UsageError or InputError otherwise.
+// The single Hessian a `compare` argument names (or the error row of one
+// that cannot be listed); throws UsageError when it names several.
 bv::WorkItem one_item(const std::string& text, const BatchCli& b, const char* label) {
     if (text == "-") throw bv::UsageError(std::string(label) + " must name one Hessian (FILE:PATH), not '-'");
     auto items = work_for({text}, b);
-    if (items.size() == 1 && items.front().error) throw bv::InputError(items.front().error->error);
     if (items.size() != 1)
         throw bv::UsageError(std::string(label) + " names " + std::to_string(items.size()) +
                              " Hessians; compare takes one each (give FILE:PATH of a dataset)");
@@ -35,8 +35,15 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     std::vector<bv::Row> rows;
     run_items(items, bo, o, batch, progress, [&](std::size_t, const bv::Row& r) { rows.push_back(r); });
     if (rows.size() != 2 || interrupt_signal()) return finish_output(batch_status(true));  // interrupted
-    for (const auto& r : rows)
-        if (!r.ok) return exit_usage;  // its error is on stderr
+    if (!rows[0].ok || !rows[1].ok) {
+        // Written with result "error" (each message is on stderr already).
+        bv::Comparison none;
+        none.reason = !rows[0].ok ? "A cannot be analyzed" : "B cannot be analyzed";
+        if (!rows[0].ok && !rows[1].ok) none.reason = "A and B cannot be analyzed";
+        bv::write_comparison(std::cout, rows[0], rows[1], none, spec);
+        finish_output(exit_usage);
+        return exit_usage;
+    }
     bv::RankOptions ro;
     ro.tie_tol = o.tie_tol;
     ro.saddles_last = bo.analyze.negatives == bv::NegativePolicy::last;
