@@ -15,21 +15,21 @@ namespace basinvol {
 
 void validate(const AnalyzeOptions& o) {
     if (o.threshold && !(*o.threshold > 0 && std::isfinite(*o.threshold)))
-        throw UsageError("threshold", "must be a positive number, got " + std::to_string(*o.threshold));
+        throw UsageError("threshold", "must be a positive number, got " + value_text(*o.threshold));
     if (o.regularized && !(*o.regularized > 0 && std::isfinite(*o.regularized)))
-        throw UsageError("regularized", "must be a positive number, got " + std::to_string(*o.regularized));
+        throw UsageError("regularized", "must be a positive number, got " + value_text(*o.regularized));
     if (o.hessian_error && !(*o.hessian_error >= 0 && std::isfinite(*o.hessian_error)))
-        throw UsageError("hessian_error", "must be a finite number >= 0, got " + std::to_string(*o.hessian_error));
+        throw UsageError("hessian_error", "must be a finite number >= 0, got " + value_text(*o.hessian_error));
     if (!(o.read.max_asymmetry >= 0))
-        throw UsageError("max_asymmetry", "must be >= 0, got " + std::to_string(o.read.max_asymmetry));
+        throw UsageError("max_asymmetry", "must be >= 0, got " + value_text(o.read.max_asymmetry));
     // An infinite tol would make every direction flat (and JSON's tol null).
     auto finite_non_negative = [](double v) { return v >= 0 && std::isfinite(v); };
     if (o.cut.rtol && !finite_non_negative(*o.cut.rtol))
-        throw UsageError("rtol", "must be a finite number >= 0, got " + std::to_string(*o.cut.rtol));
+        throw UsageError("rtol", "must be a finite number >= 0, got " + value_text(*o.cut.rtol));
     if (o.cut.atol && !finite_non_negative(*o.cut.atol))
-        throw UsageError("atol", "must be a finite number >= 0, got " + std::to_string(*o.cut.atol));
+        throw UsageError("atol", "must be a finite number >= 0, got " + value_text(*o.cut.atol));
     if (!finite_non_negative(o.cut.min_gap))
-        throw UsageError("min_gap", "must be a finite number >= 0, got " + std::to_string(o.cut.min_gap));
+        throw UsageError("min_gap", "must be a finite number >= 0, got " + value_text(o.cut.min_gap));
 }
 
 const Names<CutRule>& cut_rule_names() {

@@ -2,6 +2,8 @@
 // The three kinds of failure a caller needs to tell apart. Everything the
 // library throws derives from basinvol::Error; messages name the rule that was
 // broken and the value that broke it.
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -36,5 +38,16 @@ private:
 struct NumericError : Error {
     using Error::Error;
 };
+
+// A number as a message shows it: the shortest text that reads back as the
+// same double (-1e-09, not std::to_string's -0.000000), nan and inf as such.
+inline std::string value_text(double v) {
+    char buf[32];
+    for (int digits = 1; digits <= 17; ++digits) {
+        std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (std::strtod(buf, nullptr) == v) break;
+    }
+    return buf;
+}
 
 }  // namespace basinvol

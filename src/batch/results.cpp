@@ -135,7 +135,8 @@ std::vector<Row> parse_rows(const std::string& s, Format format, const std::stri
     throw InputError(what + ": the human table cannot be read back; save rows as jsonl, json, tsv or csv (option format)");
 }
 
-std::vector<Row> parse_saved(const std::string& s, const std::string& what) {
+std::vector<Row> parse_saved(const std::string& text, const std::string& what) {
+    const std::string s = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text;  // a byte order mark
     auto f = detect_format(s);
     if (!f) {
         if (s.find_first_not_of(" \t\r\n") == std::string::npos) return {};
@@ -156,6 +157,8 @@ std::string read_saved_text(const std::string& file) {
     std::string text(std::istreambuf_iterator<char>(in), {});
     if (text.compare(0, 8, "\x89HDF\r\n\x1a\n") == 0)
         throw InputError(file + ": is an HDF5 file, not saved rows (give it as a SOURCE)");
+    // A UTF-8 byte order mark (spreadsheets write one before a CSV's header).
+    if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
     return text;
 }
 

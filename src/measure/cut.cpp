@@ -313,9 +313,9 @@ static const char* explicit_rule(const CutOptions& opt, double tol) {
 }
 
 Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
-    if (opt.rtol && !(*opt.rtol >= 0)) throw UsageError("rtol", "must be >= 0, got " + std::to_string(*opt.rtol));
-    if (opt.atol && !(*opt.atol >= 0)) throw UsageError("atol", "must be >= 0, got " + std::to_string(*opt.atol));
-    if (!(opt.min_gap >= 0)) throw UsageError("min_gap", "must be >= 0, got " + std::to_string(opt.min_gap));
+    if (opt.rtol && !(*opt.rtol >= 0)) throw UsageError("rtol", "must be >= 0, got " + value_text(*opt.rtol));
+    if (opt.atol && !(*opt.atol >= 0)) throw UsageError("atol", "must be >= 0, got " + value_text(*opt.atol));
+    if (!(opt.min_gap >= 0)) throw UsageError("min_gap", "must be >= 0, got " + value_text(opt.min_gap));
 
     Cut c;
     // Rounding H to its stored type moves each eigenvalue by up to about

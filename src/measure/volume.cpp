@@ -35,7 +35,7 @@ KeptSums Eigenvalues::kept(double tol, double error) const {
 
 Measurement measure(const Eigenvalues& values, std::size_t n, double tol, double threshold, NegativePolicy policy) {
     if (!(threshold > 0) || !std::isfinite(threshold))
-        throw UsageError("the loss threshold T must be a positive number, got " + std::to_string(threshold));
+        throw UsageError("the loss threshold T must be a positive number, got " + value_text(threshold));
     const KeptSums k = values.kept(tol, 0.0);
     const bool with_negative = policy != NegativePolicy::drop;
     Measurement m;
@@ -59,7 +59,7 @@ Measurement measure(const std::vector<double>& values, std::size_t n, double tol
 
 double regularized_log_volume(const Eigenvalues& values, std::size_t n, double threshold, double lambda) {
     if (!(lambda > 0) || !std::isfinite(lambda))
-        throw UsageError("regularized", "must be a positive number, got " + std::to_string(lambda));
+        throw UsageError("regularized", "must be a positive number, got " + value_text(lambda));
     long double sum_log = 0;
     values.for_each([&](double v) { sum_log += std::log(static_cast<long double>(std::abs(v)) + lambda); });
     sum_log += static_cast<long double>(n - values.size()) * std::log(static_cast<long double>(lambda));

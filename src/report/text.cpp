@@ -38,17 +38,44 @@ void write_flat_line(std::ostream& out, const std::vector<std::string>& cells, b
     out << '\n';
 }
 
+namespace {
+
+// A cell on one line: tabs and line breaks in names shown as \t, \n, \r.
+std::string one_line(const std::string& cell) {
+    std::string s;
+    for (char ch : cell) {
+        if (ch == '\t') s += "\\t";
+        else if (ch == '\n') s += "\\n";
+        else if (ch == '\r') s += "\\r";
+        else s += ch;
+    }
+    return s;
+}
+
+// Columns a cell takes: one per UTF-8 character (continuation bytes take none).
+std::size_t columns_of(const std::string& cell) {
+    std::size_t n = 0;
+    for (unsigned char ch : cell) n += (ch & 0xC0) != 0x80;
+    return n;
+}
+
+}  // namespace
+
 void write_aligned(std::ostream& out, const std::vector<std::string>& head,
-                   const std::vector<std::vector<std::string>>& rows) {
+                   const std::vector<std::vector<std::string>>& given) {
+    std::vector<std::vector<std::string>> rows = given;
+    for (auto& r : rows)
+        for (auto& c : r) c = one_line(c);
     std::vector<std::size_t> width(head.size());
-    for (std::size_t i = 0; i < head.size(); ++i) width[i] = head[i].size();
+    for (std::size_t i = 0; i < head.size(); ++i) width[i] = columns_of(head[i]);
     for (const auto& r : rows)
-        for (std::size_t i = 0; i + 1 < r.size() && i < width.size(); ++i) width[i] = std::max(width[i], r[i].size());
+        for (std::size_t i = 0; i + 1 < r.size() && i < width.size(); ++i)
+            width[i] = std::max(width[i], columns_of(r[i]));
     auto line = [&](const std::vector<std::string>& c) {
         std::string s;
         for (std::size_t i = 0; i < c.size(); ++i) {
             s += c[i];
-            if (i + 1 < c.size() && i < width.size()) s += std::string(width[i] - c[i].size() + 2, ' ');
+            if (i + 1 < c.size() && i < width.size()) s += std::string(width[i] - columns_of(c[i]) + 2, ' ');
         }
         while (!s.empty() && s.back() == ' ') s.pop_back();
         out << s << '\n';

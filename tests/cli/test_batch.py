@@ -201,6 +201,36 @@ class BatchTest(clitest.TempDirTest):
             for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "seconds"):
                 self.assertIsNone(r[key], key)
 
+    def test_saved_csv_with_a_byte_order_mark_and_empty_results(self):
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=8)
+        saved = self.path("excel.csv")
+        with open(saved, "w", encoding="utf-8-sig") as fh:  # a spreadsheet's CSV
+            fh.write(run("volume", a, "-f", "csv").stdout)
+        p = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 2)
+        empty = self.path("empty.jsonl")
+        open(empty, "w").close()
+        p = run("rank", "--from-results", empty)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("hold no rows", p.stderr)
+
+    def test_the_table_keeps_a_name_with_tabs_on_one_aligned_line(self):
+        f = self.path("names.h5")
+        with h5py.File(f, "w") as h:
+            h["a\tb"] = np.diag([3.0, 2.0, 0.0])
+            h["c\nd"] = np.diag([3.0, 0.0, 0.0])
+            h["\u00e9t\u00e9"] = np.diag([1.0, 0.0, 0.0])
+        p = run("volume", f)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        lines = p.stdout.splitlines()
+        self.assertEqual(len(lines), 4, p.stdout)
+        self.assertIn("/a\\tb", p.stdout)
+        self.assertIn("/c\\nd", p.stdout)
+        # Every line's n column starts at the same character.
+        cols = {ln.index("  3  ") for ln in lines[1:]}
+        self.assertEqual(len(cols), 1, p.stdout)
+
     def test_output_that_is_an_input_is_refused_before_any_work(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=4)
         lst = self.path("list.txt")

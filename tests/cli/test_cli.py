@@ -944,6 +944,8 @@ class TestExitStatus(Base):
                            (("rank", Data.full_file, "--tie-tol", "-1"), "--tie-tol: must be a finite number >= 0"),
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
+                           # The value as given, not std::to_string's -0.000000.
+                           (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),
                            (("validate", suite, "--samples", "1"), "--samples must be >= 2"),
                            # Enum options take their names only, not the values behind them.

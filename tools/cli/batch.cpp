@@ -603,6 +603,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     if (b.from_results) {
         rows = merge_results(args, progress);
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
+        if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
     } else {
         items = work_for(args, b);
         if (!earlier.done.empty()) skip_done(items, earlier, spec);
