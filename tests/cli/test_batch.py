@@ -570,6 +570,24 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2], files)
 
+    def test_resume_of_json_refuses_other_options(self):
+        # A JSON FILE records its options: a rerun under others is refused
+        # before any work, and FILE stays as it was.
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=9)
+        out = self.path("rows.json")
+        p = run("volume", a, "-f", "json", "-o", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        before = slurp(out)
+        for args, words in ((("-T", "2"), "--threshold not given, this run has 2"),
+                            (("--cut", "gap"), "--cut auto, this run has gap"),
+                            (("--negatives", "drop"), "--negatives abs, this run has drop")):
+            p = run("volume", a, "-f", "json", "-o", out, "--resume", *args)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn(words, p.stderr)
+            self.assertEqual(slurp(out), before)
+        p = run("rank", a, "-f", "json", "-o", out, "--resume", "--tie-tol", "0.5")  # places only
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
         out = self.path("rows.jsonl")

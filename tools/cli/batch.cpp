@@ -461,6 +461,27 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
     earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
 }
 
+// A JSON FILE records the options its rows were computed with: --resume
+// under others would mix rows of two analyses, and is refused. (JSON Lines,
+// TSV and CSV do not record them: docs/batch.md.)
+void refuse_other_options(const std::string& text, const bv::ReportSpec& spec, const std::string& file) {
+    const auto doc = nlohmann::json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("context")) return;
+    const auto& was = doc["context"].value("options", nlohmann::json::object());
+    const auto& now = spec.context["options"];
+    for (const auto& [key, value] : now.items()) {
+        if (key == "tie_tol" || !was.contains(key) || was[key].dump() == value.dump()) continue;  // tie_tol: places only
+        std::string flag = key;
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        auto shown = [](const auto& v) {
+            return v.is_null() ? std::string("not given") : v.is_string() ? v.template get<std::string>() : v.dump();
+        };
+        throw bv::UsageError("--resume: '" + file + "' was written with --" + flag + " " + shown(was[key]) +
+                             ", this run has " + shown(value) +
+                             ": rerun with the first run's options, or give another -o");
+    }
+}
+
 // An earlier run's ok rows (--resume): FILE, then the journal of a run that
 // was killed; error rows are computed again.
 Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::string& format_name) {
@@ -476,6 +497,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
         if (f && *f != spec.format)
             throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +
                                  " output (give the -f it was written with)");
+        if (spec.format == bv::Format::json) refuse_other_options(text, spec, b.output);
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
             if (r.ok) e.keep(spec, std::move(r), false);
     }
