@@ -7,6 +7,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <set>
 #include <sstream>
 #include <string>
@@ -123,6 +126,24 @@ TEST_CASE("every format reads back what it wrote, field by field; what it does n
                     }
                 }
             }
+}
+
+TEST_CASE("TSV and CSV write each number in the fewest digits that read back exactly") {
+    CHECK(flat_cell(Json(0.018018779)) == "0.018018779");
+    CHECK(flat_cell(Json(1.0)) == "1");
+    CHECK(flat_cell(Json(-1e-9)) == "-1e-09");
+    std::uint64_t x = 88172645463325252ULL;  // xorshift64: doubles of every exponent
+    for (int i = 0; i < 20000; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        std::memcpy(&v, &x, sizeof v);
+        if (!std::isfinite(v)) continue;
+        const std::string cell = flat_cell(Json(v));
+        CHECK(std::strtod(cell.c_str(), nullptr) == v);
+        CHECK(cell.size() <= 24);
+    }
 }
 
 TEST_CASE("TSV and CSV carry every scalar field; lists never need CSV quotes") {

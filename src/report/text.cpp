@@ -1,5 +1,7 @@
 #include <basinvol/report/text.hpp>
 
+#include <basinvol/error.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -8,6 +10,7 @@ namespace basinvol {
 
 std::string format_number(double v, int digits) {
     if (!std::isfinite(v)) return "";
+    if (digits >= 17) return value_text(v);  // every digit that matters, no more (0.018018779, not ...8999999)
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*g", digits, v);
     return buf;

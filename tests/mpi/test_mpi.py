@@ -386,6 +386,25 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertLess(len(rows(r.stdout)), 200)
         self.assertRegex(r.stderr, r"(?i)mpirun")
 
+    def test_a_corrupt_chunk_names_what_hdf5_found(self):
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        f = os.path.join(d, "corrupt.h5")
+        H = with_spectrum(list(np.logspace(-2, 2, 600)), 6)
+        with h5py.File(f, "w") as h:
+            h.create_dataset("h", data=H, chunks=(100, 100), compression="gzip")
+        with h5py.File(f, "r") as h:
+            info = h["h"].id.get_chunk_info(7)
+        with open(f, "r+b") as fh:
+            fh.seek(info.byte_offset + 10)
+            fh.write(bytes(50))
+        r = mpi(2, "volume", f, "-f", "jsonl")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        row = rows(r.stdout)[0]
+        self.assertEqual(row["status"], "error")
+        self.assertIn(f + ":/h: cannot read dataset values", row["error"])
+        self.assertIn("(HDF5: ", row["error"])
+
     def test_sigterm_leaves_the_previous_output_and_no_temporary_file(self):
         """SIGTERM to mpirun (a Slurm time limit) mid-run: rank 0 removes its
         temporary -o file; FILE keeps the previous run's rows."""

@@ -6,7 +6,8 @@
 
 namespace basinvol {
 
-// %.*g with `digits` significant digits; "" when not finite.
+// %.*g with `digits` significant digits; from 17 on, the shortest text that
+// reads back as v (full precision); "" when not finite.
 std::string format_number(double v, int digits = 17);
 std::string join(const std::vector<std::string>& parts, const char* sep);
 // A TSV cell: tabs and line breaks become spaces.
