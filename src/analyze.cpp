@@ -268,7 +268,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     double T = opt.threshold ? *opt.threshold : f.info.attrs.loss_threshold.value_or(1.0);
     if (!opt.threshold && f.info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
         throw InputError(f.info.source() + ": attribute loss_threshold must be a positive number, got " +
-                         std::to_string(T));
+                         value_text(T));
     Measurement m = measure(values, s.n, cut.tol, T, opt.negatives);
     if (!std::isfinite(m.log_volume))
         throw NumericError(f.info.source() + ": log-volume is not finite (eigenvalues out of range?)");

@@ -105,6 +105,9 @@ def plot_spectrum(row, out, title=None):
             raise ValueError(f"{row.get('source')}: no eigenvalues (use basinvol.analyze(..., eigenvalues=True))")
         lam = np.asarray(ev, dtype=float)
         kept = np.abs(lam) > (row.get("tol") or 0)
+        # negatives="drop" leaves λ < −tol out of the volume: rank + dim + negative = n.
+        if row.get("negative") and row["rank"] + row["dim"] + row["negative"] == row["n"]:
+            kept &= lam > 0
     else:
         ev = row.get("eigenvalues")
         if ev is None:

@@ -144,11 +144,11 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
     } else if (spec.format == Format::table) {
         for (const auto& r : rows) {
             if (!r.ok) {
-                out << "# " << r.source << "  error: " << r.error << "\n\n";
+                out << "# " << one_line(r.source) << "  error: " << r.error << "\n\n";
                 continue;
             }
             // The row's cells in the human table (one definition of each), then the cut.
-            out << "# " << r.source;
+            out << "# " << one_line(r.source);
             for (const TableColumn* c : table_columns(shape_of(spec))) {
                 const std::string cell = c->cell(r);
                 const std::string field = c->field;
@@ -199,10 +199,10 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
     } else if (spec.format == Format::table) {
         auto line = [&](const char* which, const Row& r) {
             if (!r.ok) {
-                out << "  " << which << "  " << r.source << "  error: " << r.error << '\n';
+                out << "  " << which << "  " << one_line(r.source) << "  error: " << r.error << '\n';
                 return;
             }
-            out << "  " << which << "  " << r.source << "  dim " << r.dim << " (band " << r.dim_low << ".."
+            out << "  " << which << "  " << one_line(r.source) << "  dim " << r.dim << " (band " << r.dim_low << ".."
                 << r.dim_high << ")  log_volume " << format_number(r.log_volume, 10) << '\n';
         };
         if (failed)

@@ -278,6 +278,8 @@ Json flat_value(const std::string& column, const std::string& cell) {
 namespace {
 
 std::string count_or_dash(std::size_t v, bool known) { return known ? std::to_string(v) : "-"; }
+// A number the row does not carry (read back without it) is null: "-".
+std::string number_or_dash(double v, int digits) { return std::isfinite(v) ? format_number(v, digits) : "-"; }
 
 }  // namespace
 
@@ -301,9 +303,9 @@ const std::vector<TableColumn>& table_columns() {
          }},
         {"rank", "rank", false, [](const Row& r) { return std::to_string(r.rank); }},
         {"negative", "neg", false, [](const Row& r) { return std::to_string(r.negative); }},
-        {"log_volume", "log_volume", false, [](const Row& r) { return format_number(r.log_volume, 10); }},
-        {"log10_volume", "log10_V", false, [](const Row& r) { return format_number(r.log10_volume, 6); }},
-        {"gap", "gap", false, [](const Row& r) { return r.gap ? format_number(*r.gap, 3) : std::string("-"); }},
+        {"log_volume", "log_volume", false, [](const Row& r) { return number_or_dash(r.log_volume, 10); }},
+        {"log10_volume", "log10_V", false, [](const Row& r) { return number_or_dash(r.log10_volume, 6); }},
+        {"gap", "gap", false, [](const Row& r) { return r.gap ? number_or_dash(*r.gap, 3) : std::string("-"); }},
         {"method", "method", false, [](const Row& r) { return r.method; }},
         {"status", "status", true, [](const Row& r) { return std::string(r.ok ? "ok" : "error"); }},
         {"log_volume_regularized", "logV_reg", false,

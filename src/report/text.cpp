@@ -41,9 +41,6 @@ void write_flat_line(std::ostream& out, const std::vector<std::string>& cells, b
     out << '\n';
 }
 
-namespace {
-
-// A cell on one line: tabs and line breaks in names shown as \t, \n, \r.
 std::string one_line(const std::string& cell) {
     std::string s;
     for (char ch : cell) {
@@ -54,6 +51,8 @@ std::string one_line(const std::string& cell) {
     }
     return s;
 }
+
+namespace {
 
 // Columns a cell takes: one per UTF-8 character (continuation bytes take none).
 std::size_t columns_of(const std::string& cell) {

@@ -8,9 +8,10 @@
 #include <Eigen/Eigenvalues>
 
 #include <cmath>
-#include <limits>
 #include <cstdio>
+#include <limits>
 #include <new>
+#include <set>
 #include <sstream>
 
 namespace basinvol::toy {
@@ -76,26 +77,6 @@ std::optional<double> attr(const Attributes& a, const char* key) {
     return it->second;
 }
 
-// The expectations validate checks; any other expected_* attribute (a
-// misspelling such as expected_volume) is an expectation it cannot read.
-constexpr const char* known_expectations[] = {"expected_rank", "expected_dim", "expected_negative",
-                                              "expected_log_volume", "expected_learning_coefficient"};
-
-void refuse_unknown_expectations(const Attributes& a) {
-    auto known = [](const std::string& k) {
-        for (const char* e : known_expectations)
-            if (k == e) return true;
-        return false;
-    };
-    auto check = [&](const std::string& k) {
-        if (k.rfind("expected_", 0) == 0 && !known(k))
-            throw InputError("attribute " + k + " is not an expectation validate knows (expected_rank, expected_dim, "
-                             "expected_negative, expected_log_volume, expected_learning_coefficient)");
-    };
-    for (const auto& [k, v] : a.numbers) check(k);
-    for (const auto& [k, v] : a.strings) check(k);
-}
-
 // The r curved directions of the stored matrix: M = S·VᵀHV (S = sign of each
 // eigenvalue, so --negatives abs measures |λ|), symmetrized.
 Eigen::MatrixXd curved_form(const HessianInfo& info, const ReadOptions& read, double tol, bool drop_negative) {
@@ -123,6 +104,32 @@ Check make(const std::string& source, const std::string& name) {
     c.source = source;
     c.check = name;
     return c;
+}
+
+// The expectations validate checks; any other expected_* attribute (a
+// misspelling such as expected_volume) is an expectation it cannot read.
+constexpr const char* known_expectations[] = {"expected_rank", "expected_dim", "expected_negative",
+                                              "expected_log_volume", "expected_learning_coefficient"};
+
+// One error check per expected_* attribute validate does not know; the
+// dataset's other checks still run.
+void unknown_expectations(const std::string& src, const Attributes& a, std::vector<Check>& out) {
+    auto known = [](const std::string& k) {
+        for (const char* e : known_expectations)
+            if (k == e) return true;
+        return false;
+    };
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.numbers) keys.insert(k);
+    for (const auto& [k, v] : a.strings) keys.insert(k);
+    for (const auto& k : keys) {
+        if (k.rfind("expected_", 0) != 0 || known(k)) continue;
+        Check c = make(src, "expectation");
+        c.verdict = Verdict::error;
+        c.note = "attribute " + k + " is not an expectation validate knows (expected_rank, expected_dim, "
+                 "expected_negative, expected_log_volume, expected_learning_coefficient)";
+        out.push_back(c);
+    }
 }
 
 // A toy loss at its minimum: the loss, the threshold and the directions its
@@ -409,8 +416,8 @@ std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptio
         out.push_back(c);
         return out;
     }
+    unknown_expectations(info.source(), info.attrs, out);
     try {
-        refuse_unknown_expectations(info.attrs);
         spectrum_checks(info, row, o, out);
         loss_checks(info, row, o, out);
     } catch (const UsageError&) {

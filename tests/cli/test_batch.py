@@ -6,6 +6,7 @@ Usage: /usr/bin/python3 tests/cli/test_batch.py PATH/TO/basinvol [unittest optio
 Needs Debian's python3-numpy and python3-h5py. Writes only into temporary
 directories.
 """
+import csv
 import glob
 import io
 import json
@@ -563,12 +564,12 @@ class BatchTest(clitest.TempDirTest):
             p = run("volume", f, "-f", "jsonl", "-o", out, *resume)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(sorted(r["dim"] for r in jsonl(slurp(out))), [1, 2, 2], resume)
-        # Ranked from the saved rows: two rows of one text in one file are two
-        # Hessians; the same file given twice is each of them once.
-        for files in ((out,), (out, out)):
-            p = run("rank", "--from-results", *files, "-f", "jsonl")
-            self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2], files)
+        # Ranked from the saved rows, one text is one source (concatenated
+        # runs merge): the pair keeps one row, and the warning says so.
+        p = run("rank", "--from-results", out, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 2)
+        self.assertIn("is in both", p.stderr)
 
     def test_resume_of_json_refuses_other_options(self):
         # A JSON FILE records its options: a rerun under others is refused
@@ -587,6 +588,46 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(slurp(out), before)
         p = run("rank", a, "-f", "json", "-o", out, "--resume", "--tie-tol", "0.5")  # places only
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_resume_of_a_hessian_named_twice_keeps_its_row(self):
+        a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
+        src = a + ":/checkpoints/step_0000"
+        out = self.path("rows.jsonl")
+        self.assertEqual(run("volume", src, src, "-f", "jsonl", "-o", out).returncode, 0)
+        first = jsonl(slurp(out))[0]
+        p = run("volume", src, src, "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        again = slurp(out)
+        self.assertEqual(jsonl(again), [first])  # kept, not analysed again
+        run("volume", src, src, "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(slurp(out), again)
+
+    def test_resume_of_tsv_tells_an_error_row_from_an_ok_row_of_one_cell(self):
+        tab, space = self.path("a\tb.h5"), self.path("a b.h5")
+        write_checkpoints(tab, 1, 10, seed=5)
+        with open(space, "w") as fh:
+            fh.write("not yet")
+        out = self.path("rows.tsv")
+        self.assertEqual(run("volume", tab, space, "-f", "tsv", "-o", out).returncode, 1)
+        write_checkpoints(space, 1, 12, seed=6)
+        p = run("volume", space, "-f", "tsv", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = list(csv.DictReader(io.StringIO(slurp(out)), delimiter="\t"))
+        self.assertEqual([r["n"] for r in rows], ["12"])
+
+    def test_resume_of_tsv_knows_journal_rows_of_names_that_are_not_utf8(self):
+        # The journal is JSON Lines (U+FFFD for bytes that are not UTF-8); a
+        # TSV FILE's rerun must still know its rows.
+        f = self.path("names.h5")
+        with h5py.File(f, "w") as h:
+            h.create_dataset(b"bad\xffname", data=np.diag([3.0, 2.0, 0.0]))
+        out = self.path("rows.tsv")
+        with open(out + ".journal", "w") as fh:
+            fh.write(run("volume", f, "-f", "jsonl").stdout)
+        p = run("volume", f, "-f", "tsv", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("kept 1 row(s)", p.stderr)
+        self.assertEqual(len(slurp(out).splitlines()), 2)
 
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)

@@ -444,6 +444,11 @@ def test_spectrum_plot_of_an_in_memory_result(tmp):
     assert "cut: tol" in text
     with pytest.raises(ValueError, match="eigenvalues=True"):
         bp.plot_spectrum(basinvol.analyze(np.eye(2)), out)
+    # negatives="drop": the saddle direction is not in the volume, nor kept on the plot.
+    d = basinvol.analyze(np.diag([1e3, 10.0, 0.1, -0.5, 0.0, 0.0]), eigenvalues=True, negatives="drop")
+    assert d.rank == 3
+    assert bp.plot_spectrum(d, out) == {"kept": 3, "shown": 6}
+    assert "λ < 0: 0 kept, 1 dropped" in " ".join(svg_text(out))
 
 
 def test_results_copy_and_pickle():

@@ -233,7 +233,13 @@ AtomicFile::AtomicFile(const std::string& path) {
     ::fchmod(fd, 0666 & ~mask);
     ::close(fd);
     temp_ = buf.data();
-    if (temp_.size() < sizeof g_temp) std::memcpy(g_temp, temp_.c_str(), temp_.size() + 1);
+    if (temp_.size() < sizeof g_temp) {
+        // The handler reads g_temp whenever a signal lands: its first byte is
+        // written last, so it never sees a prefix (which could name FILE itself).
+        std::memcpy(g_temp + 1, temp_.c_str() + 1, temp_.size());
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        g_temp[0] = temp_[0];
+    }
     out_.open(temp_, std::ios::binary | std::ios::trunc);
     if (!out_) throw bv::InputError(temp_ + ": cannot open for writing");
 }
@@ -352,22 +358,26 @@ bool file_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
+// What a saved row says of its Hessian. Rows of one key that say different
+// things are two Hessians (or an error and a later success); rows that say
+// the same are one Hessian saved twice, or two whose rows are interchangeable.
+std::string what_row_says(const bv::Row& r) {
+    if (!r.ok) return "error";
+    return std::to_string(r.n) + ' ' + std::to_string(r.rank) + ' ' + std::to_string(r.dim) + ' ' +
+           std::to_string(r.negative) + ' ' + bv::value_text(r.log_volume);
+}
+
 // Saved rows of every results file, each source once (an ok row wins over an
 // error row; otherwise the first is kept, and the duplicate is reported).
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress) {
     std::vector<bv::Row> rows;
-    // (source, its copy in its file) -> (row, file). One source twice in one
-    // file is two Hessians whose names the format wrote alike (TSV's spaces,
-    // JSON's U+FFFD); in two files, one Hessian saved twice.
-    std::map<std::pair<std::string, int>, std::pair<std::size_t, std::string>> where;
+    std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file)
     for (const auto& f : files) {
         auto got = f == "-" ? bv::parse_saved(slurp(std::cin), "standard input") : bv::read_rows(f);
-        std::map<std::string, int> copies;
         for (auto& r : got) {
-            const std::pair<std::string, int> key{r.source, copies[r.source]++};
-            auto it = where.find(key);
+            auto it = where.find(r.source);
             if (it == where.end()) {
-                where.emplace(key, std::make_pair(rows.size(), f));
+                where.emplace(r.source, std::make_pair(rows.size(), f));
                 rows.push_back(std::move(r));
                 continue;
             }
@@ -405,60 +415,70 @@ void refuse_run_inputs_as_output(const std::string& output, const std::vector<st
     refuse_input_as_output(output, inputs);
 }
 
-// The key that names a Hessian's row in FILE: its source, as the format
-// writes it (TSV makes tabs and line breaks in names spaces; JSON writes
-// bytes that are not UTF-8 as U+FFFD).
+// A name as JSON writes it (bytes that are not UTF-8 become U+FFFD).
+std::string json_text(const std::string& name) {
+    using nlohmann::json;
+    return json::parse(json(name).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
+// The key that names a Hessian's row in FILE or the journal: its source as
+// the formats it passes through write it (the journal is JSON Lines; TSV
+// makes tabs and line breaks spaces). Two Hessians may share a key: their
+// rows tell them apart (what_row_says).
 std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
-    if (spec.format == bv::Format::tsv) return bv::tsv_cell(source);
-    if (spec.format == bv::Format::json || spec.format == bv::Format::jsonl)
-        return nlohmann::json::parse(nlohmann::json(source).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
-            .get<std::string>();
-    return source;
+    const std::string s = json_text(source);
+    return spec.format == bv::Format::tsv ? bv::tsv_cell(s) : s;
 }
 
 // What an earlier run on -o FILE left.
 struct Earlier {
     std::vector<bv::Row> kept;   // ok rows to keep (--resume)
-    std::set<std::string> done;  // their sources
-    // What each key stood for. Two rows of one text in one file are two
-    // Hessians whose names the format wrote alike (TSV: `a<TAB>b` and `a b`;
-    // JSON: names that differ in bytes that are not UTF-8); one text in FILE
-    // and in the journal is one Hessian.
-    std::map<std::string, std::set<std::string>> sources_of;
-    std::map<std::pair<bool, std::string>, int> copies;
+    std::map<std::string, std::size_t> done;  // their keys -> n
+    std::map<std::string, std::set<std::string>> said;  // key -> what its saved rows say
     bool journal_found = false;  // a journal with rows of a run that did not finish
 
-    // Keeps the first ok row of each key; returns whether `r` was kept.
-    bool keep(const bv::ReportSpec& spec, bv::Row r, bool from_journal) {
+    // Notes every saved row; keeps the first ok row of each key. Returns whether `r` was kept.
+    bool keep(const bv::ReportSpec& spec, bv::Row r) {
         const std::string key = resume_key(spec, r.source);
-        const int copy = copies[{from_journal, r.source}]++;
-        sources_of[key].insert(r.source + '\0' + std::to_string(copy));
-        if (!done.insert(key).second) return false;
+        said[key].insert(what_row_says(r));
+        if (!r.ok || !done.emplace(key, r.n).second) return false;
         kept.push_back(std::move(r));
         return true;
     }
 };
 
 // Leaves out of `items` the Hessians whose rows --resume keeps. A key that
-// stands for two names (TSV: `a<TAB>b` and `a b`, among the inputs or the
-// saved rows) cannot tell their rows apart: its rows are dropped and its
+// stands for two names among the inputs (TSV: `a<TAB>b` and `a b`), whose
+// saved rows say different things, or whose row has another n than its
+// input, cannot tell its rows apart: they are dropped (with a note) and its
 // Hessians analyzed again.
-void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::ReportSpec& spec) {
-    std::map<std::string, int> uses;
+void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::ReportSpec& spec,
+               const std::string& output) {
+    std::map<std::string, std::set<std::string>> names;
     for (const auto& w : items)
-        if (!w.error) ++uses[resume_key(spec, w.info.source())];
-    auto shared = [&](const std::string& key) {
-        auto s = earlier.sources_of.find(key);
-        return uses[key] > 1 || (s != earlier.sources_of.end() && s->second.size() > 1);
-    };
+        if (!w.error) names[resume_key(spec, w.info.source())].insert(w.info.source());
+    std::set<std::string> redo;
+    for (const auto& [key, said] : earlier.said)
+        if (said.size() > 1) redo.insert(key);
+    for (const auto& w : items) {
+        if (w.error) continue;
+        const std::string key = resume_key(spec, w.info.source());
+        auto row = earlier.done.find(key);
+        if (names[key].size() > 1 || (row != earlier.done.end() && row->second != w.info.n)) redo.insert(key);
+    }
     std::vector<bv::WorkItem> rest;
     for (auto& w : items) {
         const std::string key = w.error ? std::string() : resume_key(spec, w.info.source());
-        if (w.error || shared(key) || !earlier.done.count(key)) rest.push_back(std::move(w));
+        if (w.error || redo.count(key) || !earlier.done.count(key)) rest.push_back(std::move(w));
     }
     items.swap(rest);
-    auto dropped = [&](const bv::Row& r) { return shared(resume_key(spec, r.source)); };
+    auto dropped = [&](const bv::Row& r) { return redo.count(resume_key(spec, r.source)) > 0; };
+    const auto before = earlier.kept.size();
     earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
+    if (earlier.kept.size() < before)
+        std::cerr << "basinvol: note: " << output << ": " << before - earlier.kept.size()
+                  << " saved row(s) cannot be told from another Hessian's (names the output writes alike: a tab "
+                     "and a space, bytes that are not UTF-8); they are analyzed again\n";
 }
 
 // A JSON FILE records the options its rows were computed with: --resume
@@ -499,7 +519,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
                                  " output (give the -f it was written with)");
         if (spec.format == bv::Format::json) refuse_other_options(text, spec, b.output);
         for (auto& r : bv::parse_rows(text, spec.format, b.output))
-            if (r.ok) e.keep(spec, std::move(r), false);
+            e.keep(spec, std::move(r));
     }
     if (b.output.empty() || b.from_results || output_target(b.output).stream) return e;
     auto j = read_journal(b.output);
@@ -507,7 +527,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     if (!b.resume) return e;
     std::size_t from_journal = 0;
     for (auto& r : j.rows)
-        if (r.ok && e.keep(spec, std::move(r), true)) ++from_journal;
+        if (e.keep(spec, std::move(r))) ++from_journal;
     if (from_journal)
         std::cerr << "basinvol: note: " << journal_path(b.output) << ": kept " << from_journal
                   << " row(s) of a run that did not finish\n";
@@ -628,7 +648,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
     } else {
         items = work_for(args, b);
-        if (!earlier.done.empty()) skip_done(items, earlier, spec);
+        if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // Opened first: a FIFO's open waits for its reader, and Ctrl-C must end that wait.

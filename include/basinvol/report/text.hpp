@@ -10,6 +10,8 @@ namespace basinvol {
 // reads back as v (full precision); "" when not finite.
 std::string format_number(double v, int digits = 17);
 std::string join(const std::vector<std::string>& parts, const char* sep);
+// A table cell on one line: tabs and line breaks (of names) shown as \t, \n, \r.
+std::string one_line(const std::string& cell);
 // A TSV cell: tabs and line breaks become spaces.
 std::string tsv_cell(std::string s);
 // A CSV cell: quoted (with "" for a quote) when it holds , " or a line break.
