@@ -1,3 +1,5 @@
+#include "threads.hpp"
+
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
@@ -330,6 +332,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
     if (!std::isfinite(h.frobenius()))
         reject_norm_overflow(info.source());
+    detail::BlasSection section(detail::fork_gate());  // the solve: no fork while it runs
     auto [s, cut] = certified_spectrum(h, opt);
 
     if (too_coarse_for_regularized(s, opt)) {

@@ -2,6 +2,7 @@
 // values through a FIFO or a hung file system) runs in a forked child under
 // a watchdog: a child that dies or overruns its limit is an error for one
 // Hessian, never the death or the hang of the caller.
+#include "../threads.hpp"
 #include "hdf5_detail.hpp"
 
 #include <basinvol/error.hpp>
@@ -32,6 +33,7 @@ namespace {
     (void)parent;
 #endif
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
+    detail::fork_gate_slot() = new std::shared_mutex;       // likewise
     std::string bytes;
     try {
         bytes = work();
@@ -78,7 +80,9 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     int fd[2];
     if (::pipe(fd) != 0) return std::nullopt;
     const pid_t parent = ::getpid();
+    std::unique_lock<std::shared_mutex> gate(fork_gate());  // no BLAS call runs across the fork
     const pid_t pid = ::fork();
+    if (pid != 0) gate.unlock();
     if (pid < 0) {
         ::close(fd[0]);
         ::close(fd[1]);

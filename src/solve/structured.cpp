@@ -57,6 +57,7 @@ Eigen::MatrixXd local_gram(const HessianInfo& info, const StructurePart& p, cons
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
     Eigen::MatrixXd K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
+    detail::BlasSection section(detail::fork_gate());
     if (!v.is_f32()) {
         blas::syrk('U', small_m ? 'T' : 'N', k, small_m ? n : m, 1.0, v.t64.data(), n, 0.0, K.data(), k);
     } else if (small_m) {
@@ -98,6 +99,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
     bound *= 1 + detail::gamma(k + 3);
     SpectrumPart& out = acc.parts.emplace_back();
+    detail::BlasSection section(detail::fork_gate());
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     for (double& x : out.values) x *= p.scale;
     acc.value_error = std::max(acc.value_error, std::abs(p.scale) * bound);
@@ -137,6 +139,7 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
         q.frobenius = m.frobenius();
         q.asymmetry = m.asymmetry();
         SpectrumPart& part = acc.parts[q.part];
+        detail::BlasSection section(detail::fork_gate());
         (q.role == Square::dense ? part.values : q.role == Square::a ? part.alpha : part.beta) =
             dense_spectrum(m).values;
     } catch (...) {

@@ -516,6 +516,39 @@ def test_rank_and_compare_take_what_they_are_given(tmp):
     assert c.result == "below" and c.by == "curved"
 
 
+def test_solves_and_listings_in_two_threads(tmp):
+    """One thread solves arrays (OpenBLAS's worker threads busy) while another
+    analyzes structures and files, whose listing forks: the fork's handler
+    stops OpenBLAS's workers, so it must wait for the solve. Run in a child
+    process with a time limit (the failure was a hang or wrong eigenvalues)."""
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5])])
+    script = f"""
+import threading, numpy as np, basinvol
+rng = np.random.default_rng(0)
+Q, _ = np.linalg.qr(rng.standard_normal((400, 400)))
+lam = np.zeros(400); lam[:100] = np.exp(rng.uniform(np.log(1e-3), np.log(1e2), 100))
+H = (Q * lam) @ Q.T
+ref = basinvol.analyze(H)
+want = (ref.rank, ref.negative, ref.log_volume)
+assert want[:2] == (100, 0)
+got = []
+def solves():
+    for _ in range(25):
+        r = basinvol.analyze(H)
+        got.append((r.rank, r.negative, r.log_volume))
+def listings():
+    for i in range(60):
+        basinvol.analyze(basinvol.Diagonal(np.arange(1.0, 50.0)) if i % 2 else {{"a": np.eye(30)}})
+        basinvol.volume({a!r})
+ts = [threading.Thread(target=solves), threading.Thread(target=listings)]
+[t.start() for t in ts]; [t.join() for t in ts]
+assert got == [want] * 25, sorted(set(got))
+print("ok")
+"""
+    p = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
+
+
 def test_concurrent_h5py_in_another_thread(tmp):
     """A thread writing with h5py while volume() and analyze() of structures
     run: listing forks a child, which must not inherit HDF5's lock held by
