@@ -114,6 +114,20 @@ struct MatrixFacts {
 
 MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymmetry() * h.frobenius(), 0.0}; }
 
+// Under its type's smallest normal number a value is kept to a fixed step
+// (the spacing of subnormals), not to ε relative: storing, or computing in
+// double, moves each entry by up to half a step, ‖·‖_F by n·step/2. Below
+// every other term unless the entries are subnormal (1e-315 in float64,
+// 1e-40 in float32), where ε·‖H‖_F underflows to 0 and the rounding residue
+// (a few times 5e-324) would otherwise count as curvature. None for the
+// zero matrix, which is flat under any cut.
+double subnormal_noise(const MatrixFacts& f) {
+    if (!(f.frobenius > 0)) return 0;
+    const double e = f.info.stored_eps;  // IEEE binary16, bfloat16, binary32 by ε; else float64's step
+    const double stored = e == 0x1p-10 ? 0x1p-24 : e == 0x1p-7 ? 0x1p-133 : e == 0x1p-23 ? 0x1p-149 : 0x1p-1074;
+    return static_cast<double>(f.info.n) * std::max(stored, 0x1p-1074) / 2;
+}
+
 // The input's own error: the largest of what was stated (option, else the
 // dataset's hessian_error attribute), ‖H − Hᵀ‖_F, and the computation's own
 // resolution. For an error E with independent entries the symmetric part
@@ -122,7 +136,7 @@ MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymme
 // read from one matrix.
 double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
     const double stated = opt.hessian_error ? *opt.hessian_error : f.info.attrs.hessian_error.value_or(0.0);
-    return std::max({stated, f.asymmetry, f.computed});
+    return std::max({stated, f.asymmetry, f.computed, subnormal_noise(f)});
 }
 
 // A partial spectrum's bounds carry the rounding of the products, the

@@ -220,6 +220,29 @@ TEST_CASE("values near the edges of float64 are refused or measured, never overf
     CHECK(t.rank >= 1);
 }
 
+TEST_CASE("subnormal entries: the rounding residue is not curvature") {
+    // A rank-12 matrix whose entries are subnormal: ε·‖H‖_F underflows
+    // to 0, and the solver's residue (multiples of 5e-324) in the 8 flat
+    // directions must stay under the floor (the subnormal step), as float32
+    // storage's does under its own step.
+    const Eigen::MatrixXd g = with_spectrum(with_zeros(geometric(12, 10.0, 0.1), 8), 3);
+    const Row base = run(g, Method::dense);
+    REQUIRE(base.rank == 12);
+    for (double alpha : {1e-310, 1e-312, 1e-315, 1e-318}) {
+        CAPTURE(alpha);
+        const Row s = run(alpha * g, Method::dense);
+        REQUIRE(s.ok);
+        CHECK(s.rank == 12);
+        CHECK(s.negative == 0);
+        CHECK(s.noise_floor > 0);
+        CHECK(s.log_volume - base.log_volume == doctest::Approx(-6 * std::log(alpha)).epsilon(1e-4));
+    }
+    const Row f = analyze_hessian(make_hessian(Eigen::MatrixXf((1e-41 * g).cast<float>())), AnalyzeOptions{});
+    REQUIRE(f.ok);
+    CHECK(f.rank == 12);
+    CHECK(f.negative == 0);
+}
+
 TEST_CASE("the largest n the memory budget holds is read; one byte less is refused") {
     // ok.saddle.h5 is 7x7 float64: 392 bytes in memory.
     auto list = list_hessians(parse_source(std::string(BASINVOL_TESTDATA) + "/ok.saddle.h5"));
