@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -43,13 +44,15 @@ const std::string& name_of(const Names<T>& names, T value) {
 }
 
 // The whole of `text` as a finite number (blanks around it allowed); nullopt
-// for anything else, a value out of float64's range included.
+// for anything else, a value out of float64's range included (a subnormal
+// such as 1e-320 is in range; 1e-400, which would read as 0, is not).
 inline std::optional<double> parse_finite(const std::string& text) {
     const char* begin = text.c_str();
     char* end = nullptr;
     errno = 0;
     const double v = std::strtod(begin, &end);
-    if (end == begin || errno == ERANGE || !std::isfinite(v)) return std::nullopt;
+    const bool subnormal = v != 0 && std::abs(v) < std::numeric_limits<double>::min();
+    if (end == begin || (errno == ERANGE && !subnormal) || !std::isfinite(v)) return std::nullopt;
     while (*end == ' ' || *end == '\t') ++end;
     if (*end != '\0') return std::nullopt;
     return v;

@@ -148,7 +148,14 @@ class Comparison:
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
              hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False):
     if max_memory is not None and not isinstance(max_memory, str):
+        # Bytes as a whole number (numpy integers too); 1.5 or True are not sizes.
+        whole = hasattr(max_memory, "__index__") and not isinstance(max_memory, bool) or (
+            isinstance(max_memory, float) and max_memory.is_integer())
+        if not whole:
+            raise UsageError(f"max_memory must be a size such as '8G' or a whole number of bytes, got {max_memory!r}")
         max_memory = str(int(max_memory))
+    if type(eigenvalues).__name__ == "bool_":  # numpy's
+        eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
         raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
     return dict(threshold=threshold, cut=cut, method=method, negatives=negatives, rtol=rtol, atol=atol,
@@ -240,8 +247,14 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
                     regularized, max_memory, eigenvalues)
     label = str(label)
-    attrs = {k: conv(v) for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str))
-             if v is not None}
+    attrs = {}
+    for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
+        if v is None:
+            continue
+        try:
+            attrs[k] = conv(v)
+        except (TypeError, ValueError):
+            raise UsageError(f"{k} must be a number, got {v!r}") from None
     if isinstance(H, (Factor, Kron, Diagonal, dict)):
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
@@ -281,13 +294,15 @@ def _is_row(x):
 
 def _row_json(item):
     if isinstance(item, Result):
-        return json.dumps(item._row)
+        item = item._row  # a Result made from a row dict holds what the dict held
     if not isinstance(item, dict):
         raise TypeError(f"not a basinvol row: {type(item).__name__}")
 
     def clean(k, v):
         if isinstance(v, float) and v != v:
             return None  # NaN: a DataFrame's missing value
+        if isinstance(v, float) and v in (float("inf"), float("-inf")):
+            raise InputError(f"{item.get('source')}: field '{k}' is not a finite number, got {v}")
         if k in _COUNTS and isinstance(v, float) and v.is_integer():
             return int(v)
         if hasattr(v, "item") and not isinstance(v, (list, dict)):  # numpy scalars

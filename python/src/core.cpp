@@ -63,7 +63,7 @@ bv::RankOptions rank_options(const py::dict& d) {
     r.tie_tol = get<double>(d, "tie_tol").value_or(1e-6);
     if (!(r.tie_tol >= 0 && std::isfinite(r.tie_tol)))
         throw bv::UsageError("tie_tol must be a finite number >= 0, got " + bv::value_text(r.tie_tol));
-    r.saddles_last = get<std::string>(d, "negatives").value_or("abs") == "last";
+    r.saddles_last = bv::parse_negatives(get<std::string>(d, "negatives").value_or("abs")) == bv::NegativePolicy::last;
     return r;
 }
 

@@ -225,6 +225,18 @@ class Toys(unittest.TestCase):
         self.assertEqual(run(self.f, "--loss", "x + y^2", binary=TOY)[0], 2)
         self.assertEqual(run(self.f, "--preset", "nope", binary=TOY)[0], 2)
         self.assertEqual(run(self.f, binary=TOY)[0], 2)
+        for args, words in [(("--flat", "2000000000"), "over the memory budget"),
+                            (("--eigenvalues", "1,0", "--count", "0"), "--count must be >= 1"),
+                            (("--eigenvalues", "1,0", "-d", ""), "needs a path"),
+                            (("--eigenvalues", "1e-400,1"), "'1e-400', which is not a finite number")]:
+            rc, out, err = run(self.f, *args, binary=TOY)
+            self.assertEqual(rc, 2, args)
+            self.assertIn(words, err)
+            self.assertFalse(os.path.exists(self.f), args)
+        # A subnormal eigenvalue is a number (refused here for its ambiguous rank, not as unreadable).
+        rc, out, err = run(self.f, "--eigenvalues", "1e-320,1", binary=TOY)
+        self.assertEqual(rc, 2)
+        self.assertIn("ambiguous", err)
         rc, out, err = run("--list-presets", binary=TOY)
         self.assertEqual(rc, 0)
         self.assertIn("quartic-valley", out)

@@ -578,3 +578,23 @@ def test_concurrent_h5py_in_another_thread(tmp):
         stop.set()
         t.join()
     assert time.perf_counter() - t0 < 60
+
+
+def test_option_values_of_the_wrong_kind_are_refused_by_name():
+    H = np.diag([2.0, 1.0, 0.0])
+    for kw, words in [(dict(max_memory=1.5), "max_memory"), (dict(max_memory=True), "max_memory"),
+                      (dict(step="abc"), "step must be a number")]:
+        with pytest.raises(basinvol.UsageError, match=words):
+            basinvol.analyze(H, **kw)
+    assert basinvol.analyze(H, eigenvalues=np.bool_(True)).eigenvalues is not None
+    assert basinvol.analyze(H, max_memory=np.int64(10**9)).rank == 2
+    row = basinvol.analyze(H).to_dict()
+    with pytest.raises(basinvol.UsageError, match="negatives"):
+        basinvol.rank([row, row], negatives="bogus")
+    with pytest.raises(basinvol.UsageError, match="negatives"):
+        basinvol.compare(row, row, negatives="bogus")
+    bad = dict(row, log_volume=float("inf"))
+    with pytest.raises(basinvol.InputError, match="'log_volume' is not a finite number"):
+        basinvol.compare(bad, row)
+    with pytest.raises(basinvol.InputError, match="no 'log_volume'"):
+        basinvol.rank([dict(row, log_volume=float("nan")), row])

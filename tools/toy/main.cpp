@@ -4,6 +4,7 @@
 #include "../cli/choice.hpp"
 #include "../cli/words.hpp"
 
+#include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/writer.hpp>
 #include <basinvol/toy/generate.hpp>
@@ -11,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
@@ -63,11 +65,14 @@ struct ToyArgs {
     CLI::Option* loss = nullptr;
     CLI::Option* flat = nullptr;
     CLI::Option* curved = nullptr;
+    CLI::Option* count_given = nullptr;
+    CLI::Option* dataset_given = nullptr;
 };
 
 void add_options(CLI::App& app, ToyArgs& a) {
     app.add_option("OUT", a.out, "HDF5 file to write");
-    app.add_option("-d,--dataset", a.dataset, "Dataset path (default /toy; with --count, the group, default /toys)");
+    a.dataset_given =
+        app.add_option("-d,--dataset", a.dataset, "Dataset path (default /toy; with --count, the group, default /toys)");
     a.eigs = app.add_option("--eigenvalues", a.eigenvalues, "The spectrum as a list, e.g. 2,2,0");
     a.preset_given = app.add_option("--preset", a.preset, "A named toy (--list-presets)");
     a.loss = app.add_option("--loss", a.loss_text, "A toy loss, e.g. 'x^2 + y^4' (format: docs/toys.md)");
@@ -87,7 +92,8 @@ void add_options(CLI::App& app, ToyArgs& a) {
     app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)");
     cli::add_choice(&app, "--dtype", a.dtype, toy::stored_type_names(), "Stored type");
     app.add_option("-T,--threshold", a.threshold, "Loss threshold written as loss_threshold")->capture_default_str();
-    app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
+    a.count_given =
+        app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
     app.add_option("--name", a.name, "The name attribute");
     app.add_flag("--append", a.append, "Add to an existing file (default: create or truncate OUT)");
     app.add_option("--set", a.overrides,
@@ -136,6 +142,17 @@ void write_toys(ToyArgs a) {
     if (a.eigs->empty() && a.preset_given->empty() && a.loss->empty() && !from_recipe)
         throw bv::UsageError("give a spectrum: --eigenvalues, --preset, --loss or --flat/--curved");
     if (!(a.threshold > 0)) throw bv::UsageError("-T/--threshold must be positive");
+    if (!a.count_given->empty() && a.count == 0) throw bv::UsageError("--count must be >= 1, got 0");
+    if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
+    if (from_recipe) {
+        // The toy is a dense n×n matrix, rotated: about three n×n float64 arrays.
+        const double n = static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved);
+        const double need = 3 * 8 * n * n, budget = static_cast<double>(bv::default_memory_budget());
+        if (need > budget)
+            throw bv::UsageError("--flat plus --curved is n = " + bv::value_text(n) + ", a toy that needs about " +
+                                 bv::value_text(std::ceil(need / 1e8) / 10) + " GB, over the memory budget of " +
+                                 bv::value_text(std::floor(budget / 1e8) / 10) + " GB");
+    }
     if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
     for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
         const toy::ToySpec spec = toy_spec(a, i);
