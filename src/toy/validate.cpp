@@ -7,8 +7,10 @@
 
 #include <Eigen/Eigenvalues>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <limits>
 #include <new>
 #include <set>
@@ -114,10 +116,11 @@ constexpr const char* known_expectations[] = {"expected_rank", "expected_dim", "
 // One error check per expected_* attribute validate does not know; the
 // dataset's other checks still run.
 void unknown_expectations(const std::string& src, const Attributes& a, std::vector<Check>& out) {
+    std::string names;
+    for (const char* e : known_expectations) names += std::string(names.empty() ? "" : ", ") + e;
     auto known = [](const std::string& k) {
-        for (const char* e : known_expectations)
-            if (k == e) return true;
-        return false;
+        return std::find(std::begin(known_expectations), std::end(known_expectations), k) !=
+               std::end(known_expectations);
     };
     std::set<std::string> keys;
     for (const auto& [k, v] : a.numbers) keys.insert(k);
@@ -126,8 +129,7 @@ void unknown_expectations(const std::string& src, const Attributes& a, std::vect
         if (k.rfind("expected_", 0) != 0 || known(k)) continue;
         Check c = make(src, "expectation");
         c.verdict = Verdict::error;
-        c.note = "attribute " + k + " is not an expectation validate knows (expected_rank, expected_dim, "
-                 "expected_negative, expected_log_volume, expected_learning_coefficient)";
+        c.note = "attribute " + k + " is not an expectation validate knows (" + names + ")";
         out.push_back(c);
     }
 }
