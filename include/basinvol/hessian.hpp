@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace basinvol {
 
@@ -74,6 +75,10 @@ struct HessianInfo {
         std::size_t of_n = 0;
     };
     std::optional<Window> window;
+    // Files other than `file` its values are read from (an external link's
+    // target, external raw-data files, a virtual dataset's sources): -o must
+    // not replace them either.
+    std::vector<std::string> reads_also;
     std::string source() const { return file + ":" + dataset; }
 };
 

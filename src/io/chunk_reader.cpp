@@ -32,6 +32,7 @@ struct Chunk {
     uint32_t mask = 0;             // filters skipped for this chunk
     std::size_t at = 0, size = 0;  // its compressed bytes in the batch's arena
     libdeflate_result failure = LIBDEFLATE_SUCCESS;
+    bool read = false;             // already in place (read through HDF5)
 };
 
 // The compressed bytes of one batch of chunks, kept from batch to batch: a
@@ -104,12 +105,27 @@ std::optional<Layout> deflate_layout(hid_t dataset, std::size_t n, bool f32) {
     return l;
 }
 
+// Reads one chunk's values through HDF5 (its filters as the chunk's mask
+// says) into its place in the n×n row-major buffer.
+bool read_chunk_through_hdf5(hid_t dataset, const Layout& l, const Chunk& ch, std::size_t n, void* buf) {
+    const hsize_t start[2] = {ch.row, ch.col};
+    const hsize_t count[2] = {std::min<hsize_t>(l.chunk[0], n - ch.row), std::min<hsize_t>(l.chunk[1], n - ch.col)};
+    const hsize_t whole[2] = {n, n};
+    Handle file_space(H5Dget_space(dataset), H5Sclose);
+    Handle mem_space(H5Screate_simple(2, whole, nullptr), H5Sclose);
+    return file_space.valid() && mem_space.valid() &&
+           H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) >= 0 &&
+           H5Sselect_hyperslab(mem_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) >= 0 &&
+           H5Dread(dataset, l.elem == sizeof(float) ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, mem_space.get(),
+                   file_space.get(), H5P_DEFAULT, buf) >= 0;
+}
+
 // Chunks [start, end) of the grid, raw, in file order, through HDF5 (one
 // thread: the caller holds the lock), into `arena`. False when the very
 // first chunk is not for this reader (then HDF5 reads the dataset);
 // InputError for a later one.
 bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::vector<Chunk>& chunks, Arena& arena,
-              const std::string& where) {
+              std::size_t n, void* buf, const std::string& where) {
     chunks.assign(end - start, Chunk{});
     std::size_t total = 0;
     for (hsize_t c = start; c < end; ++c) {
@@ -148,7 +164,11 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
         }
         if (ch.mask != 0) {
             if (first) return false;  // a chunk stored unfiltered: not for us
-            throw InputError(where + ": " + at + " skips a filter; not supported");
+            // A chunk a filter skipped (HDF5 stores it so when the filter
+            // fails on it, or when written so): HDF5 reads it into place.
+            if (!read_chunk_through_hdf5(dataset, l, ch, n, buf))
+                throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+            ch.read = true;
         }
     }
     return true;
@@ -174,6 +194,7 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
         if (!inflater) return;
         for (std::size_t i = next++; i < chunks.size(); i = next++) {
             Chunk& ch = chunks[i];
+            if (ch.read) continue;
             // HDF5's deflate filter writes zlib streams; the chunk must fill exactly chunk_bytes.
             const libdeflate_result rc = libdeflate_zlib_decompress(inflater.get(), arena.data() + ch.at, ch.size,
                                                                     plain.data(), chunk_bytes, nullptr);
@@ -212,7 +233,8 @@ bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, con
     std::vector<Chunk> chunks;
     Arena arena;
     for (hsize_t start = 0; start < layout->chunks; start += batch) {
-        if (!read_raw(dataset, *layout, start, std::min<hsize_t>(layout->chunks, start + batch), chunks, arena, where))
+        if (!read_raw(dataset, *layout, start, std::min<hsize_t>(layout->chunks, start + batch), chunks, arena, n, buf,
+                      where))
             return false;
         inflate(chunks, arena, *layout, n, static_cast<unsigned char*>(buf), threads, where);
     }

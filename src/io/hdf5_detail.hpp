@@ -115,14 +115,20 @@ private:
 // The reader's building blocks, shared with the structured reader
 // (structure_reader.cpp). Each throws InputError naming `where`.
 [[noreturn]] void fail_at(const std::string& where, const std::string& what, bool with_hdf5 = true);
+// A failed H5Dread of dataset d: names the filter this HDF5 lacks when one
+// of d's (an optional one, skipped where it failed when written) is the cause.
+[[noreturn]] void fail_to_read(hid_t d, const std::string& where);
 Handle open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr);
 // A dataset as a dense Hessian candidate (problem set when it is not one).
 ListedHessian describe_dataset(hid_t d, const std::string& file, const std::string& path);
 // Reads obj's attributes into attrs; returns why they cannot be read ("" when they can).
 std::string read_object_attributes(hid_t obj, Attributes& attrs);
 std::string hdf5_type_name(hid_t type);
-// Why dataset d's external raw-data files cannot be read safely, or "".
-std::string external_problem(hid_t d, const std::string& file);
+// Why dataset d's values cannot be read safely and whole (a corrupt type,
+// storage short of its shape, missing external or virtual sources, a
+// filter this HDF5 lacks), or "". The files other than `file` the read
+// takes are added to `reads`.
+std::string values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads);
 
 // The value of obj's `structure` attribute ("" when it has none); throws
 // when it is there but not one of blocks, factor, kron, diagonal.

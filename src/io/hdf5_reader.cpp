@@ -243,7 +243,7 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
 
 // The first filter of `d`'s pipeline this HDF5 library cannot decode, as
 // "ID (name)", or "" when every filter is available.
-std::string missing_filter(hid_t d) {
+std::string missing_filter(hid_t d, bool optional_too = false) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (!dcpl.valid()) return "";
     int count = H5Pget_nfilters(dcpl.get());
@@ -253,7 +253,9 @@ std::string missing_filter(hid_t d) {
         char name[64] = {};
         H5Z_filter_t id = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, nullptr,
                                          sizeof name, name, &config);
-        if (id >= 0 && H5Zfilter_avail(id) <= 0)
+        // An optional filter HDF5 skipped where it failed: a chunk that needs
+        // it fails at the read, with HDF5's message.
+        if (id >= 0 && (optional_too || !(flags & H5Z_FLAG_OPTIONAL)) && H5Zfilter_avail(id) <= 0)
             return std::to_string(id) + (name[0] ? " (" + std::string(name) + ")" : std::string());
     }
     H5Eclear2(H5E_DEFAULT);
@@ -295,7 +297,8 @@ std::string type_problem(hid_t type) {
 // `bytes` (the segments in order): HDF5 reads the part of a segment past the
 // end of a truncated file as zeros, and a Hessian of zeros is a wrong
 // answer, not an error.
-std::string external_problem_of(hid_t dcpl, const std::string& file, hsize_t bytes) {
+std::string external_problem_of(hid_t dcpl, const std::string& file, hsize_t bytes,
+                                std::vector<std::string>* reads = nullptr) {
     const int count = H5Pget_external_count(dcpl);
     if (count < 0) return "cannot read the dataset's list of external raw-data files";
     hsize_t left = bytes;  // of the dataset, not yet placed in a segment
@@ -319,8 +322,18 @@ std::string external_problem_of(hid_t dcpl, const std::string& file, hsize_t byt
             path = dir + "/" + path;
         }
         struct stat st {};
-        if (::stat(path.c_str(), &st) != 0)
-            return "external raw-data file '" + path + "' cannot be opened: " + std::strerror(errno);
+        if (::stat(path.c_str(), &st) != 0) {
+            std::string why = "external raw-data file '" + path + "' cannot be opened: " + std::strerror(errno);
+            if (path[0] != '/') {
+                // HDF5 looks for a relative name from the current directory.
+                std::vector<char> cwd(4096);
+                if (::getcwd(cwd.data(), cwd.size()))
+                    why += " (looked for from the current directory " + std::string(cwd.data()) +
+                           "; HDF5_EXTFILE_PREFIX='${ORIGIN}' looks beside the HDF5 file)";
+            }
+            return why;
+        }
+        if (reads) reads->push_back(path);
         if (!S_ISREG(st.st_mode))
             return "external raw-data file '" + path + "' is not a regular file (a FIFO or a device would block the "
                    "read or never end)";
@@ -334,26 +347,90 @@ std::string external_problem_of(hid_t dcpl, const std::string& file, hsize_t byt
     return "";
 }
 
-// The bytes a dataset's values take as stored (its points times its type's size).
+// The bytes a dataset's values take as stored (its points times its type's
+// size; a shape past 2^64 bytes is counted as 2^64 - 1).
 hsize_t stored_bytes(hid_t d) {
     Handle space(H5Dget_space(d), H5Sclose);
     Handle type(H5Dget_type(d), H5Tclose);
     if (!space.valid() || !type.valid()) return 0;
     const hssize_t points = H5Sget_simple_extent_npoints(space.get());
-    return points > 0 ? static_cast<hsize_t>(points) * H5Tget_size(type.get()) : 0;
+    const hsize_t size = H5Tget_size(type.get());
+    if (points <= 0) return 0;
+    const auto p = static_cast<hsize_t>(points);
+    return size && p > std::numeric_limits<hsize_t>::max() / size ? std::numeric_limits<hsize_t>::max() : p * size;
+}
+
+// Resolves a virtual dataset's source file name as HDF5 1.10 does
+// (H5F_prefix_open_file): an absolute name as it is, then its last part
+// under each folder of $HDF5_VDS_PREFIX (${ORIGIN}: the virtual dataset's
+// folder), beside the file holding the virtual dataset, and from the current
+// directory. Returns "" when none of those is a file.
+std::string resolve_virtual_source(const std::string& name, const std::string& file) {
+    auto is_file = [](const std::string& p) {
+        struct stat st {};
+        return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    };
+    if (name.empty()) return "";
+    if (name[0] == '/' && is_file(name)) return name;
+    const std::string base = name[0] == '/' ? name.substr(name.rfind('/') + 1) : name;
+    const std::size_t slash = file.rfind('/');
+    const std::string origin = slash == std::string::npos ? std::string(".") : file.substr(0, slash);
+    std::vector<std::string> dirs;
+    if (const char* env = std::getenv("HDF5_VDS_PREFIX"); env && *env) {
+        std::stringstream list(env);
+        for (std::string dir; std::getline(list, dir, ':');)
+            if (!dir.empty()) dirs.push_back(dir.rfind("${ORIGIN}", 0) == 0 ? origin + dir.substr(9) : dir);
+    }
+    dirs.push_back(origin);
+    for (const auto& dir : dirs)
+        if (is_file(dir + "/" + base)) return dir + "/" + base;
+    return is_file(base) ? base : "";
+}
+
+// Why a virtual dataset's values cannot be read whole, or "". HDF5 1.10
+// reads the part of a source it cannot open as the fill value, silently: a
+// Hessian with zeros where a block should be. Every source must open, with
+// its dataset. The source files go to `reads`.
+std::string virtual_problem(hid_t dcpl, const std::string& file, std::vector<std::string>* reads) {
+    if (H5Pget_layout(dcpl) != H5D_VIRTUAL) return "";
+    std::size_t count = 0;
+    if (H5Pget_virtual_count(dcpl, &count) < 0) return "cannot read the virtual dataset's mappings";
+    auto text = [](auto get, hid_t plist, std::size_t i) {
+        const ssize_t len = get(plist, i, nullptr, 0);
+        std::string out(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+        if (len > 0) get(plist, i, out.data(), out.size());
+        return std::string(out.c_str());
+    };
+    for (std::size_t i = 0; i < count; ++i) {
+        const std::string name = text(H5Pget_virtual_filename, dcpl, i);
+        const std::string dset = text(H5Pget_virtual_dsetname, dcpl, i);
+        const std::string path = name == "." ? file : resolve_virtual_source(name, file);
+        const std::string what = "the virtual dataset's source " + name + ":" + dset;
+        if (path.empty())
+            return what + " cannot be found (HDF5 would read its part as the fill value: a wrong Hessian)";
+        if (reads && name != ".") reads->push_back(path);
+        Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+        const htri_t has = f.valid() ? H5Oexists_by_name(f.get(), dset.c_str(), H5P_DEFAULT) : -1;
+        H5Eclear2(H5E_DEFAULT);
+        if (has <= 0)
+            return what + " cannot be opened in " + path +
+                   " (HDF5 would read its part as the fill value: a wrong Hessian)";
+    }
+    return "";
 }
 
 // Why the stored bytes of a compact or contiguous dataset cannot hold its
 // shape, or "". HDF5 1.10 trusts a compact dataset's size field and copies
 // past the end of its buffer (found by fuzzing): check before reading.
-std::string storage_problem(hid_t d, hid_t type, std::size_t n, const std::string& file) {
+std::string storage_problem(hid_t d, const std::string& file, std::vector<std::string>* reads) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (!dcpl.valid()) return "";
-    if (std::string why = external_problem_of(dcpl.get(), file, stored_bytes(d)); !why.empty()) return why;
+    if (std::string why = external_problem_of(dcpl.get(), file, stored_bytes(d), reads); !why.empty()) return why;
+    if (std::string why = virtual_problem(dcpl.get(), file, reads); !why.empty()) return why;
     H5D_layout_t layout = H5Pget_layout(dcpl.get());
     if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
     const hsize_t stored = H5Dget_storage_size(d);
-    const double needed = double(n) * double(n) * double(H5Tget_size(type));
+    const double needed = double(stored_bytes(d));
     if (layout == H5D_CONTIGUOUS && stored == 0) return "";  // never written: reads as the fill value
     if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl.get()) == 0) {
         // Its bytes must lie inside the file: a corrupt size or address would
@@ -375,6 +452,25 @@ std::string storage_problem(hid_t d, hid_t type, std::size_t n, const std::strin
     s << (layout == H5D_COMPACT ? "compact" : "contiguous") << " dataset stores " << stored
       << " bytes but its shape needs " << needed << " (corrupt file)";
     return s.str();
+}
+
+// Why dataset d's values (of type `type`) cannot be read safely and whole, or
+// "". The files other than `file` the read takes go to `reads`: the file a
+// dataset reached through an external link lives in, its external raw-data
+// files, a virtual dataset's sources.
+std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads) {
+    if (std::string why = type_problem(type); !why.empty()) return why;
+    if (std::string why = storage_problem(d, file, reads); !why.empty()) return why;
+    if (const std::string filter = missing_filter(d); !filter.empty())
+        return "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
+    if (reads) {
+        const ssize_t len = H5Fget_name(d, nullptr, 0);
+        std::string home(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+        if (len > 0 && H5Fget_name(d, home.data(), home.size()) > 0 && home.c_str() != file)
+            reads->push_back(home.c_str());
+        H5Eclear2(H5E_DEFAULT);
+    }
+    return "";
 }
 
 // Describes dataset `d` at `path`; `problem` says why it is not a readable Hessian.
@@ -423,21 +519,43 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     } else {
         problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
-    if (problem.empty()) problem = type_problem(type.get());
-    if (problem.empty()) problem = storage_problem(d, type.get(), info.n, info.file);
-    std::string filter = problem.empty() ? missing_filter(d) : "";
-    if (!filter.empty())
-        problem = "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
+    if (problem.empty()) problem = values_problem(d, type.get(), info.file, &info.reads_also);
     return listed;
 }
+
+// An object's identity: its address within its file, and that file (an
+// external link's target file puts its objects at the same addresses).
+using ObjectKey = std::pair<unsigned long, haddr_t>;
 
 struct Walker {
     hid_t file;
     std::string filename;
     std::vector<ListedHessian>* out;
-    std::set<haddr_t> seen;
+    std::set<ObjectKey> seen;
     std::vector<std::string> skipped;  // datasets that are not 2-D, with why
 };
+
+// Why the link `name` of `group` leads to no object: a soft link to nothing,
+// or an external link whose file or object cannot be opened.
+std::string broken_link(hid_t group, const std::string& name) {
+    const std::string hdf5 = hdf5_message();
+    const std::string cause = hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")";
+    H5L_info_t li{};
+    if (H5Lget_info(group, name.c_str(), &li, H5P_DEFAULT) < 0 ||
+        (li.type != H5L_TYPE_SOFT && li.type != H5L_TYPE_EXTERNAL))
+        return "cannot open object" + cause;
+    std::vector<char> val(li.u.val_size + 1, '\0');
+    if (H5Lget_val(group, name.c_str(), val.data(), li.u.val_size, H5P_DEFAULT) < 0)
+        return "cannot read the link" + cause;
+    if (li.type == H5L_TYPE_SOFT) return "link points to nothing (dangling link to " + std::string(val.data()) + ")";
+    const char* target_file = nullptr;
+    const char* target = nullptr;
+    unsigned flags = 0;
+    if (H5Lunpack_elink_val(val.data(), li.u.val_size, &flags, &target_file, &target) < 0 || !target_file || !target)
+        return "cannot read the external link" + cause;
+    return "external link to " + std::string(target_file) + ":" + target +
+           " cannot be followed (its file or object is missing or unreadable)" + cause;
+}
 
 void walk_group(Walker& w, hid_t group, const std::string& prefix) {
     std::vector<std::string> names;
@@ -459,10 +577,16 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
         std::string path = prefix + "/" + name;
         H5O_info_t oi{};
         if (H5Oget_info_by_name2(group, name.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
-            H5Eclear2(H5E_DEFAULT);  // dangling or external link: not a Hessian here
+            // A checkpoint whose link leads nowhere is an error row, not left out.
+            ListedHessian broken;
+            broken.info.file = w.filename;
+            broken.info.dataset = path;
+            broken.problem = broken_link(group, name);
+            H5Eclear2(H5E_DEFAULT);
+            w.out->push_back(std::move(broken));
             continue;
         }
-        if (!w.seen.insert(oi.addr).second) continue;  // hard or soft link to something seen
+        if (!w.seen.insert({oi.fileno, oi.addr}).second) continue;  // hard or soft link to something seen
         if (oi.type == H5O_TYPE_GROUP) {
             Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
             if (!g.valid()) fail_at(w.filename + ":" + path, "cannot open group");
@@ -542,9 +666,17 @@ std::string normalize_path(const std::string& p) {
 
 }  // namespace
 
-std::string detail::external_problem(hid_t d, const std::string& file) {
-    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
-    return dcpl.valid() ? external_problem_of(dcpl.get(), file, stored_bytes(d)) : "";
+std::string detail::values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads) {
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!type.valid()) return "cannot read the dataset's type";
+    return basinvol::values_problem(d, type.get(), file, reads);
+}
+void detail::fail_to_read(hid_t d, const std::string& where) {
+    const std::string hdf5 = hdf5_message();
+    if (const std::string filter = missing_filter(d, true); !filter.empty())
+        fail_at(where, "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode", false);
+    fail_at(where, "cannot read dataset values (truncated or corrupt data?)" +
+                       (hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")"), false);
 }
 void detail::fail_at(const std::string& where, const std::string& what, bool with_hdf5) {
     std::string m = where + ": " + what;
@@ -610,7 +742,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
         return out;
     }
     Walker w{file.get(), source.file, &out, {}, {}};
-    w.seen.insert(oi.addr);
+    w.seen.insert({oi.fileno, oi.addr});
     walk_group(w, g.get(), path == "/" ? "" : path);
     if (out.empty()) {
         std::string why = "no Hessian found: the group holds no 2-D dataset";
@@ -672,12 +804,12 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
         Handle mem(H5Screate_simple(2, count, nullptr), H5Sclose);
         if (!mem.valid() || H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
             H5Dread(d.get(), type, mem.get(), space.get(), H5P_DEFAULT, buf) < 0)
-            fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
+            detail::fail_to_read(d.get(), info.source());
         return;
     }
     if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
         herr_t st = H5Dread(d.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-        if (st < 0) fail_at(info.source(), "cannot read dataset values (truncated or corrupt data?)");
+        if (st < 0) detail::fail_to_read(d.get(), info.source());
     }
 }
 

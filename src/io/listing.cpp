@@ -119,6 +119,8 @@ void put(Writer& w, const ListedHessian& listed) {
         w.str(k);
         w.str(v);
     }
+    w.u64(h.reads_also.size());
+    for (const auto& f : h.reads_also) w.str(f);
 }
 
 ListedHessian get(Reader& r) {
@@ -145,6 +147,7 @@ ListedHessian get(Reader& r) {
         std::string k = r.str();
         h.attrs.strings[k] = r.str();
     }
+    for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) h.reads_also.push_back(r.str());
     return listed;
 }
 

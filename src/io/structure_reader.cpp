@@ -38,10 +38,10 @@ struct DatasetShape {
 
 // Shape and numeric type of dataset `d`; throws when it is not numeric or its
 // values lie in external files that cannot be read safely.
-DatasetShape dataset_shape(hid_t d, const std::string& where) {
+DatasetShape dataset_shape(hid_t d, const std::string& where, std::vector<std::string>* reads) {
     DatasetShape s;
     // `where` is FILE:/PATH (a path may hold ':', a path starts with '/').
-    if (std::string why = detail::external_problem(d, where.substr(0, where.find(":/"))); !why.empty())
+    if (std::string why = detail::values_problem(d, where.substr(0, where.find(":/")), reads); !why.empty())
         fail_at(where, why, false);
     Handle space(H5Dget_space(d), H5Sclose);
     Handle type(H5Dget_type(d), H5Tclose);
@@ -104,24 +104,29 @@ double scale_of(hid_t obj, const std::string& where) {
 }
 
 // Opens the dataset `name` of group `g` (which must exist) with its shape.
-std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name, const std::string& where) {
+std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name, const std::string& where,
+                                               std::vector<std::string>* reads) {
     const std::string at = where + "/" + name;
     if (H5Lexists(g, name.c_str(), H5P_DEFAULT) <= 0) fail_at(where, "has no dataset " + name, false);
     Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
-    DatasetShape s = dataset_shape(d.get(), at);
+    DatasetShape s = dataset_shape(d.get(), at, reads);
     return {std::move(d), std::move(s)};
 }
 
 struct Walk {
     std::string file;
-    std::set<haddr_t> seen;  // a hard-linked cycle of groups is refused, not followed
+    // The groups from the structure down to the part being walked (file,
+    // address): a member linking back to one of them is a cycle, refused;
+    // a member linked twice elsewhere is a part twice, like a dataset.
+    std::vector<std::pair<unsigned long, haddr_t>> above;
+    std::vector<std::string> reads;  // other files the parts' values are read from
 };
 
 StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth);
 
-StructurePart square_dataset(hid_t d, const std::string& path, const std::string& where) {
-    DatasetShape s = dataset_shape(d, where);
+StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const std::string& where) {
+    DatasetShape s = dataset_shape(d, where, &w.reads);
     if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
         fail_at(where, "a dense part must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
     StructurePart p;
@@ -165,17 +170,18 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     if (depth > max_depth) fail_at(where, "blocks nested more than " + std::to_string(max_depth) + " deep", false);
     H5O_info_t oi{};
     if (H5Oget_info2(obj, &oi, H5O_INFO_BASIC) < 0) fail_at(where, "cannot open object");
-    if (oi.type == H5O_TYPE_GROUP && !w.seen.insert(oi.addr).second)
+    const bool group = oi.type == H5O_TYPE_GROUP;
+    const std::pair<unsigned long, haddr_t> key{oi.fileno, oi.addr};
+    if (group && std::find(w.above.begin(), w.above.end(), key) != w.above.end())
         fail_at(where, "blocks member links back to a group above it (a cycle)", false);
     const std::string kind = detail::structure_kind(obj, where);
-    const bool group = oi.type == H5O_TYPE_GROUP;
     if (kind.empty()) {
         if (group) fail_at(where, "a group inside a structure needs a structure attribute (blocks, factor or kron)", false);
-        return square_dataset(obj, path, where);
+        return square_dataset(w, obj, path, where);
     }
     if (kind == "diagonal") {
         if (group) fail_at(where, "structure diagonal must be a 1-D dataset, not a group", false);
-        DatasetShape s = dataset_shape(obj, where);
+        DatasetShape s = dataset_shape(obj, where, &w.reads);
         if (s.dims.size() != 1 || s.dims[0] == 0)
             fail_at(where, "structure diagonal must be a non-empty 1-D dataset, got shape " + shape_text(s.dims), false);
         StructurePart p;
@@ -186,12 +192,17 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         return p;
     }
     if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
-    if (kind == "blocks") return blocks(w, obj, path, where, depth);
+    if (kind == "blocks") {
+        w.above.push_back(key);
+        StructurePart p = blocks(w, obj, path, where, depth);
+        w.above.pop_back();
+        return p;
+    }
     StructurePart p;
     p.path = path;
     p.scale = scale_of(obj, where);
     if (kind == "factor") {
-        auto [g, s] = member_dataset(obj, "G", where);
+        auto [g, s] = member_dataset(obj, "G", where, &w.reads);
         if (s.dims.size() != 2 || s.dims[0] == 0 || s.dims[1] == 0)
             fail_at(where + "/G", "G must be a non-empty 2-D dataset (m x n), got shape " + shape_text(s.dims), false);
         p.kind = PartKind::factor;
@@ -204,7 +215,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     if (kind == "kron") {
         p.kind = PartKind::kron;
         for (const char* name : {"A", "B"}) {
-            auto [d, s] = member_dataset(obj, name, where);
+            auto [d, s] = member_dataset(obj, name, where, &w.reads);
             if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
                 fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
             (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
@@ -236,7 +247,7 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
             throw InputError(where + ": the dataset no longer has the shape that was listed (the file changed "
                                      "after it was listed)");
         if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, to) < 0)
-            fail_at(where, "cannot read dataset values (truncated or corrupt data?)");
+            detail::fail_to_read(d.get(), where);
     }, buf);
 }
 
@@ -310,8 +321,9 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
     listed.problem = detail::read_object_attributes(obj, info.attrs);
     if (!listed.problem.empty()) return listed;
     try {
-        Walk w{file, {}};
+        Walk w{file, {}, {}};
         StructurePart p = walk(w, obj, path, 0);
+        info.reads_also = std::move(w.reads);
         info.n = p.n;
         info.stored_type = p.stored_type;
         info.stored_eps = p.stored_eps;
@@ -334,7 +346,7 @@ StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt
     Handle file = detail::open_hdf5(info.file, opt.image);
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
     if (!o.valid()) fail_at(info.source(), "cannot open object");
-    Walk w{info.file, {}};
+    Walk w{info.file, {}, {}};
     return walk(w, o.get(), info.dataset, 0);
 }
 

@@ -167,7 +167,7 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
     H5Pset_dxpl_mpio(dxpl.get(), chunked ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE);
     double dummy = 0;
     if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), dxpl.get(), count ? local : &dummy) < 0)
-        detail::fail_at(where, "cannot read dataset values (truncated or corrupt data?)");
+        detail::fail_to_read(d.get(), where);
 }
 
 double since(std::chrono::steady_clock::time_point t0) {
@@ -570,7 +570,7 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
         Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
         H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_INDEPENDENT);
         if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), dxpl.get(), slab.data()) < 0)
-            detail::fail_at(g.source(), "cannot read dataset values (truncated or corrupt data?)");
+            detail::fail_to_read(d.get(), g.source());
     } catch (const std::bad_alloc&) {
         failure = g.source() + ": out of memory for this rank's slab of G";
     } catch (const std::exception& e) {

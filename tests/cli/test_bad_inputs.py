@@ -254,6 +254,21 @@ def _dangling_external():
     return h5("dangling_external.h5", build) + ":/hessian"
 
 
+def _vds_missing_source():
+    # HDF5 reads the part of a virtual dataset whose source it cannot open as
+    # the fill value: a Hessian of zeros there, unless refused.
+    n = H.shape[0]
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("vds_gone.h5", "hessian", shape=(n, n))
+    return h5("vds_missing_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
+def _dangling_in_group():
+    def build(f):
+        f.create_group("checkpoints")["step_1"] = h5py.SoftLink("/deleted")
+    return h5("dangling_in_group.h5", build) + ":/checkpoints"
+
+
 def _directory():
     os.makedirs(path("a_directory.h5"), exist_ok=True)
     return path("a_directory.h5")
@@ -326,6 +341,9 @@ BAD = {
                             [":/hessian", "chunk", "corrupt"]),
     # A chunk index that claims over twice a chunk's plain size (16·16
     # doubles): refused before a buffer of that size is asked for.
+    "vds_missing_source": (_vds_missing_source, [":/hessian", "virtual dataset's source vds_gone.h5:hessian",
+                                                 "cannot be found", "fill value"]),
+    "dangling_in_group": (_dangling_in_group, [":/checkpoints/step_1", "dangling link to /deleted"]),
     "oversized_gzip_chunk": (lambda: replaced_chunk("oversized_chunk.h5", np.random.default_rng(3).bytes(65536)),
                              [":/hessian", "chunk at [16, 0] claims 65536 compressed bytes, over twice its 2048",
                               "corrupt data"]),
@@ -434,6 +452,46 @@ def _float16():
     return source, twin, ["--atol", "0.02"]
 
 
+def _skipped_filter_chunks(f):
+    # gzip on every chunk but one, which a filter mask says is stored plain
+    # (HDF5 writes a chunk so when an optional filter fails on it).
+    d = f.create_dataset("hessian", shape=H_LARGE.shape, dtype="<f8", chunks=(16, 16), compression="gzip")
+    n = H_LARGE.shape[0]
+    for i in range(0, n, 16):
+        for j in range(0, n, 16):
+            block = np.zeros((16, 16))
+            block[:min(16, n - i), :min(16, n - j)] = H_LARGE[i:i + 16, j:j + 16]
+            raw = np.ascontiguousarray(block).tobytes()
+            if (i, j) == (16, 0):
+                d.id.write_direct_chunk((i, j), raw, filter_mask=1)
+            else:
+                d.id.write_direct_chunk((i, j), zlib.compress(raw), filter_mask=0)
+
+
+def _optional_unknown_filter(f):
+    # An optional filter this HDF5 lacks, skipped on every chunk when written.
+    plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    plist.set_chunk((10, 10))
+    plist.set_filter(30001, h5py.h5z.FLAG_OPTIONAL, ())
+    d = h5py.h5d.create(f.id, b"hessian", h5py.h5t.IEEE_F64LE, h5py.h5s.create_simple(H.shape), dcpl=plist)
+    d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H))
+
+
+def _virtual_blocks():
+    # A virtual dataset of two sources (beside it, named relatively) and a
+    # block of its own file.
+    n = H.shape[0]
+    plain("vds_part_top.h5", H[:12])
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:12, :] = h5py.VirtualSource("vds_part_top.h5", "hessian", shape=(12, n))
+    layout[12:, :] = h5py.VirtualSource(".", "bottom", shape=(n - 12, n))
+
+    def build(f):
+        f["bottom"] = H[12:]
+        f.create_virtual_dataset("hessian", layout, fillvalue=0)
+    return h5("vds_blocks.h5", build) + ":/hessian", _twin("vds_blocks", H)
+
+
 NEAR = H.copy()
 NEAR[0, 1] += 1e-9  # relative asymmetry ~1e-10: symmetrized, like its twin (H + Hᵀ)/2
 
@@ -502,6 +560,9 @@ GOOD = {
         "hessian", data=H_LARGE, chunks=(1, 50), compression="gzip"), data=H_LARGE),
     "missing_chunks_zero_fill": _good("missing_chunks_zero_fill", _partly_written_zero_fill,
                                       data=np.pad(H[:10, :10], ((0, 10), (0, 10)))),
+    "skipped_filter_chunk": _good("skipped_filter_chunk", _skipped_filter_chunks, data=H_LARGE),
+    "optional_unknown_filter": _good("optional_unknown_filter", _optional_unknown_filter),
+    "virtual_blocks": _virtual_blocks,
     "near_symmetric": _near_symmetric,
     "odd_attributes": _good("odd_attributes", _odd_attributes),
     "non_utf8_names": _non_utf8_names,
@@ -650,6 +711,56 @@ class AwkwardInputs(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         row = json.loads(p.stdout)["rows"][0]
         self.assertEqual(row["status"], "ok")
+
+
+class Links(unittest.TestCase):
+    """Groups walked through links: every Hessian they reach is one row."""
+
+    def test_externally_linked_datasets_at_one_address_are_each_a_row(self):
+        # Files written alike put their first dataset at one address: the walk
+        # must tell them apart by file, not take them for one object.
+        spectra = [with_spectrum(np.r_[np.geomspace(3, 0.3, k), np.zeros(10 - k)], k) for k in range(5, 10)]
+        for k, m in enumerate(spectra):
+            plain("linked_step_%d.h5" % k, m)
+
+        def build(f):
+            f["own"] = spectra[0]
+            for k in range(len(spectra)):
+                f["checkpoints/step_%d" % k] = h5py.ExternalLink("linked_step_%d.h5" % k, "/hessian")
+        master = h5("linked_master.h5", build)
+        with h5py.File(master) as f:
+            self.assertEqual(len({f["checkpoints/step_%d" % k].id.get_offset() for k in range(5)}), 1)
+        p = run("volume", master, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([r["dataset"] for r in rows],
+                         ["/checkpoints/step_%d" % k for k in range(5)] + ["/own"])
+        self.assertEqual([r["rank"] for r in rows], [5, 6, 7, 8, 9, 5])
+
+    def test_a_dangling_link_beside_good_datasets_is_an_error_row(self):
+        def build(f):
+            f["checkpoints/step_0"] = H
+            f["checkpoints/step_1"] = h5py.ExternalLink("not_copied_yet.h5", "/hessian")
+        file = h5("one_link_missing.h5", build)
+        p = run("volume", file, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([(r["dataset"], r["status"]) for r in rows],
+                         [("/checkpoints/step_0", "ok"), ("/checkpoints/step_1", "error")])
+        self.assertIn("external link to not_copied_yet.h5:/hessian cannot be followed", rows[1]["error"])
+
+    def test_output_never_replaces_a_file_read_through_a_link_or_a_virtual_dataset(self):
+        target = plain("link_target_kept.h5", H)
+        linking = h5("links_to_target.h5", lambda f: f.__setitem__(
+            "hessian", h5py.ExternalLink(os.path.basename(target), "/hessian")))
+        virtual, _ = _virtual_blocks()
+        for output, source in ((target, linking), (path("vds_part_top.h5"), virtual)):
+            with self.subTest(output=output):
+                before = open(output, "rb").read()
+                p = run("volume", source, "-o", output)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("is an input of this run", p.stderr)
+                self.assertEqual(open(output, "rb").read(), before)
 
 
 class Mixed(unittest.TestCase):

@@ -411,7 +411,10 @@ void refuse_run_inputs_as_output(const std::string& output, const std::vector<st
                                  const std::vector<bv::WorkItem>& items) {
     std::set<std::string> inputs(b.files_from.begin(), b.files_from.end());
     if (b.from_results) inputs.insert(args.begin(), args.end());
-    for (const auto& w : items) inputs.insert(w.error ? w.error->file : w.info.file);
+    for (const auto& w : items) {
+        inputs.insert(w.error ? w.error->file : w.info.file);
+        inputs.insert(w.info.reads_also.begin(), w.info.reads_also.end());
+    }
     refuse_input_as_output(output, inputs);
 }
 

@@ -195,7 +195,10 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         try {
             if (!output.empty()) {
                 std::set<std::string> inputs;
-                for (const Item& it : items) inputs.insert(it.row ? it.row->file : it.info.file);
+                for (const Item& it : items) {
+                    inputs.insert(it.row ? it.row->file : it.info.file);
+                    inputs.insert(it.info.reads_also.begin(), it.info.reads_also.end());
+                }
                 refuse_input_as_output(output, inputs);
                 file = std::make_unique<AtomicFile>(output);
             }
