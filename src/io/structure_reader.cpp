@@ -175,6 +175,11 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     if (group && std::find(w.above.begin(), w.above.end(), key) != w.above.end())
         fail_at(where, "blocks member links back to a group above it (a cycle)", false);
     const std::string kind = detail::structure_kind(obj, where);
+    if (kind != "factor" && kind != "kron" && H5Aexists(obj, "scale") > 0)
+        fail_at(where, "attribute scale applies to factor and kron parts only; a " +
+                           (kind.empty() ? std::string("dense") : kind) +
+                           " part holds its Hessian's values as they are (scale them when writing)", false);
+    H5Eclear2(H5E_DEFAULT);
     if (kind.empty()) {
         if (group) fail_at(where, "a group inside a structure needs a structure attribute (blocks, factor or kron)", false);
         return square_dataset(w, obj, path, where);

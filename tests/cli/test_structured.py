@@ -420,6 +420,13 @@ class Structured(unittest.TestCase):
             g = h5.create_group("factor_int64")
             g.attrs["structure"] = "factor"
             g["G"] = np.array([[1, 2**60], [3, 4]], dtype=np.int64)
+            d = h5.create_dataset("diag_scale", data=np.array([1.0, 2.0]))
+            d.attrs["structure"] = "diagonal"
+            d.attrs["scale"] = 0.5
+            g = h5.create_group("blocks_scale")
+            g.attrs["structure"] = "blocks"
+            g.attrs["scale"] = "abc"
+            g["a"] = np.eye(2)
             h5["fine"] = np.diag([1.0, 2.0])
         p = run("volume", f, "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -439,6 +446,8 @@ class Structured(unittest.TestCase):
             "/diag_nan": "non-finite value nan at [1]",
             "/diag_int64": "int64 value 9007199254740992 at [1] is at or beyond 2^53",
             "/factor_int64": "int64 value 1152921504606846976 at [0, 1] is at or beyond 2^53",
+            "/diag_scale": "attribute scale applies to factor and kron parts only; a diagonal part",
+            "/blocks_scale": "attribute scale applies to factor and kron parts only; a blocks part",
         }
         for name, words in expect.items():
             with self.subTest(name):
@@ -447,6 +456,78 @@ class Structured(unittest.TestCase):
                 self.assertIn("broken.h5:" + name, row["error"])
                 self.assertIn(words, row["error"])
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), len(expect), p.stderr)
+
+    def test_a_part_linked_twice_is_two_parts_not_a_cycle(self):
+        f = self.path("shared.h5")
+        p2 = np.diag([2.0, 3.0])
+        g1 = np.array([[1.0, 2.0, 0.0], [0.0, 1.0, 1.0]])
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("cousins")
+            g.attrs["structure"] = "blocks"
+            s1 = g.create_group("s1")
+            s1.attrs["structure"] = "blocks"
+            k = s1.create_group("k")
+            k.attrs["structure"] = "kron"
+            k["A"] = p2
+            k["B"] = p2
+            s2 = g.create_group("s2")
+            s2.attrs["structure"] = "blocks"
+            s2["k"] = k  # the same group, hard-linked under a sibling
+            g = h5.create_group("siblings")
+            g.attrs["structure"] = "blocks"
+            x = g.create_group("a")
+            x.attrs["structure"] = "factor"
+            x["G"] = g1
+            g["b"] = x
+            h5["cousins_twin"] = block_diag(np.kron(p2, p2), np.kron(p2, p2))
+            h5["siblings_twin"] = block_diag(g1.T @ g1, g1.T @ g1)
+            loop = h5.create_group("loop")
+            loop.attrs["structure"] = "blocks"
+            inner = loop.create_group("inner")
+            inner.attrs["structure"] = "blocks"
+            inner["a"] = np.eye(2)
+            inner["up"] = loop
+        p = run("volume", f, "-f", "jsonl")
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for name in ("cousins", "siblings"):
+            with self.subTest(name):
+                row, twin = rows["/" + name], rows["/" + name + "_twin"]
+                self.assertEqual(row["status"], "ok", row["error"])
+                for key in ("n", "rank", "dim", "negative"):
+                    self.assertEqual(row[key], twin[key], key)
+                self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=1e-9 * (1 + abs(twin["log_volume"])))
+        self.assertIn("links back to a group above it (a cycle)", rows["/loop"]["error"])
+        self.assertEqual(p.returncode, 1, p.stderr)
+
+    def test_a_corrupt_stored_type_in_a_factor_or_diagonal_is_an_error_row(self):
+        # An int32 type patched to an impossible bit layout: HDF5 1.10's
+        # conversion dies of SIGBUS on it, or reads bytes past each value.
+        pattern = bytes([0x10, 0x08, 0, 0, 4, 0, 0, 0, 0, 0, 32, 0])  # int32 LE: offset 0, precision 32
+        for kind in ("factor", "diagonal"):
+            for offset, precision in ((64, 0), (0, 64)):
+                with self.subTest(kind=kind, offset=offset, precision=precision):
+                    f = self.path("corrupt_type_%s_%d.h5" % (kind, offset))
+                    with h5py.File(f, "w") as h5:
+                        if kind == "factor":
+                            g = h5.create_group("h")
+                            g.attrs["structure"] = "factor"
+                            g["G"] = np.ones((3, 3), dtype="<i4")
+                        else:
+                            d = h5.create_dataset("h", data=np.ones(3, dtype="<i4"))
+                            d.attrs["structure"] = "diagonal"
+                        h5["fine"] = np.diag([1.0, 2.0])
+                    data = bytearray(open(f, "rb").read())
+                    at = data.find(pattern)
+                    self.assertGreaterEqual(at, 0)
+                    self.assertEqual(data.find(pattern, at + 1), -1)
+                    data[at + 8:at + 12] = bytes([offset, 0, precision, 0])
+                    open(f, "wb").write(bytes(data))
+                    p = run("volume", f, "-f", "jsonl")
+                    self.assertEqual(p.returncode, 1, p.stderr)
+                    rows = {r["dataset"]: r for r in rows_of(p)}
+                    self.assertEqual(rows["/fine"]["status"], "ok")
+                    self.assertIn("the stored type is corrupt: precision %d at bit offset %d in 4 bytes"
+                                  % (precision, offset), rows["/h"]["error"])
 
     def test_a_factor_is_budgeted_by_its_stored_size(self):
         # G of 50 x 400,000 float32 (80 MB) under a 200 MB budget: it needs G,
