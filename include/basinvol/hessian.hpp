@@ -50,6 +50,15 @@ struct FileStamp {
     bool operator!=(const FileStamp& o) const { return !(*this == o); }
 };
 
+// Byte counts of declared shapes can be absurd (a never-written 2^60 x 2^60
+// dataset): they saturate at SIZE_MAX instead of wrapping round to small.
+inline std::size_t bytes_of(double bytes) {
+    return bytes < 1.8e19 ? static_cast<std::size_t>(bytes) : static_cast<std::size_t>(-1);
+}
+inline std::size_t add_bytes(std::size_t a, std::size_t b) {
+    return a > static_cast<std::size_t>(-1) - b ? static_cast<std::size_t>(-1) : a + b;
+}
+
 struct HessianInfo {
     std::string file;
     std::string dataset;         // absolute HDF5 path

@@ -31,11 +31,10 @@ std::size_t working_set_bytes(const HessianInfo& info) {
     const std::size_t n = info.n;
     const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
-    if (n > (std::size_t(1) << 31)) return SIZE_MAX;
     // Stored matrix + float64 copy for dsyevd and the factored Cholesky
     // (float64 data is solved in place by dsyevd, but the sketch's Y, Q, W
     // blocks, 3·n·(n/4) doubles, sit beside it) + O(n) vectors.
-    return n * n * elem + n * n * sizeof(double) + 64 * n * sizeof(double);
+    return bytes_of(double(n) * double(n) * double(elem + sizeof(double)) + 64.0 * double(n) * sizeof(double));
 }
 
 namespace {
@@ -210,7 +209,7 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
 // An item whose working set could never fit: an error row, not an
 // out-of-memory kill.
 Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) {
-    return error_row(info, info.source() + ": n = " + std::to_string(info.n) + " needs about " + gigabytes(need) +
+    return error_row(info, info.source() + ": n = " + std::to_string(info.n) + " needs " + (need == SIZE_MAX ? "more than " : "about ") + gigabytes(need) +
                                " to analyze, " +
                                (b.address_limited
                                     ? "out of memory under the address-space limit (ulimit -v), which leaves " +
@@ -351,7 +350,7 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     // A structure's values are not all in memory unless the row keeps them.
     auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>([&](const HessianInfo& h) {
         const std::size_t kept = opt.analyze.keep_eigenvalues && !h.structure.empty() ? h.n * sizeof(double) : 0;
-        return working_set_bytes(h) + kept;
+        return add_bytes(working_set_bytes(h), kept);
     });
     std::vector<std::size_t> need(items.size(), 0);
     std::size_t solvable = 0;

@@ -23,6 +23,7 @@ using detail::fail_at;
 using detail::Handle;
 
 constexpr int max_depth = 16;  // blocks nested deeper than this are refused
+constexpr std::size_t max_n = std::size_t(1) << 53;  // a structure's n, exact in a double
 
 std::string shape_text(const std::vector<hsize_t>& dims) {
     std::ostringstream s;
@@ -134,7 +135,7 @@ StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const st
     p.path = path;
     p.n = static_cast<std::size_t>(s.dims[0]);
     coarsest(p, s.type, s.eps, 0);
-    add_square(p, p.n * p.n * (elem_bytes(s.eps) + sizeof(double)));  // stored + LAPACK's copy
+    add_square(p, bytes_of(double(p.n) * double(p.n) * double(elem_bytes(s.eps) + sizeof(double))));  // stored + LAPACK's copy
     return p;
 }
 
@@ -157,6 +158,9 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
         Handle o(H5Oopen(g, name.c_str(), H5P_DEFAULT), H5Oclose);
         if (!o.valid()) fail_at(w.file + ":" + member, "cannot open blocks member (dangling link?)");
         StructurePart child = walk(w, o.get(), member, depth + 1);
+        if (child.n > max_n - p.n)
+            fail_at(w.file + ":" + member, "the structure's n passes 2^53 with this member (n = " +
+                                               std::to_string(child.n) + ")", false);
         p.n += child.n;
         coarsest(p, child.stored_type, child.stored_eps, child.work_bytes);
         for (std::size_t bytes : child.square_bytes) add_square(p, bytes);
@@ -193,7 +197,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         p.kind = PartKind::diagonal;
         p.path = path;
         p.n = static_cast<std::size_t>(s.dims[0]);
-        coarsest(p, s.type, s.eps, p.n * sizeof(double));
+        coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)));
         return p;
     }
     if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
@@ -214,7 +218,9 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         p.m = static_cast<std::size_t>(s.dims[0]);
         p.n = static_cast<std::size_t>(s.dims[1]);
         const std::size_t k = std::min(p.m, p.n);  // G, a widened panel, the Gram matrix
-        coarsest(p, s.type, s.eps, p.m * p.n * elem_bytes(s.eps) + 2048 * k * sizeof(double) + k * k * sizeof(double));
+        coarsest(p, s.type, s.eps,
+                 bytes_of(double(p.m) * double(p.n) * double(elem_bytes(s.eps)) + 2048.0 * double(k) * sizeof(double) +
+                          double(k) * double(k) * sizeof(double)));
         return p;
     }
     if (kind == "kron") {
@@ -225,8 +231,10 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
                 fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
             (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
             coarsest(p, s.type, s.eps, 0);
-            add_square(p, static_cast<std::size_t>(s.dims[0] * s.dims[0]) * (elem_bytes(s.eps) + sizeof(double)));
+            add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))));
         }
+        if (p.a > max_n / p.b)
+            fail_at(where, "n = a·b = " + std::to_string(p.a) + " x " + std::to_string(p.b) + " passes 2^53", false);
         p.n = p.a * p.b;
         return p;
     }
@@ -306,15 +314,15 @@ std::size_t values_bytes(const StructurePart& p) {
     switch (p.kind) {
         case PartKind::blocks: {
             std::size_t sum = 0;
-            for (const auto& child : p.parts) sum += values_bytes(child);
+            for (const auto& child : p.parts) sum = add_bytes(sum, values_bytes(child));
             return sum;
         }
-        case PartKind::factor: return 2 * std::min(p.m, p.n) * d;
-        case PartKind::kron: return 3 * p.a * d + 16 * p.b * d;
+        case PartKind::factor: return bytes_of(2.0 * double(std::min(p.m, p.n)) * d);
+        case PartKind::kron: return bytes_of((3.0 * double(p.a) + 16.0 * double(p.b)) * d);
         case PartKind::dense:
-        case PartKind::diagonal: return 2 * p.n * d;
+        case PartKind::diagonal: break;
     }
-    return 2 * p.n * d;
+    return bytes_of(2.0 * double(p.n) * d);
 }
 
 ListedHessian detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
@@ -335,7 +343,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         // the largest part while it is solved, and the spectrum's values with
         // the cut's copies (a second square part is solved beside the largest
         // only when the caller's memory holds both: side_by_side_squares)
-        info.working_bytes = std::max(p.work_bytes, p.square_bytes[0]) + values_bytes(p);
+        info.working_bytes = add_bytes(std::max(p.work_bytes, p.square_bytes[0]), values_bytes(p));
     } catch (const InputError& e) {
         // The row names the source; the problem names the part.
         std::string m = e.what();

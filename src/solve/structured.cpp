@@ -202,7 +202,7 @@ bool side_by_side_squares(const std::vector<Square>& qs, const HessianInfo& info
     }
     constexpr double enough = 2 * 64.0 * 64.0 * 64.0;  // two 64×64 matrices: 0.1 ms each, a thread start 0.05
     // The working set holds the largest square part; the second comes on top.
-    const bool fits = info.working_bytes + root.square_bytes[1] <= std::min(allowed.memory, memory_budget(opt));
+    const bool fits = add_bytes(info.working_bytes, root.square_bytes[1]) <= std::min(allowed.memory, memory_budget(opt));
     return largest <= 0.75 * work && work >= enough && fits;
 }
 

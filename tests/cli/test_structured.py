@@ -554,6 +554,37 @@ class Structured(unittest.TestCase):
         self.assertIn("budget", row["error"])
         self.assertIn("big_factor.h5:/f", row["error"])
 
+    def test_absurd_declared_shapes_are_refused_with_their_true_size(self):
+        # Never-written chunked datasets: tiny files whose shapes' byte
+        # counts pass 2^64. Each must be refused before anything is
+        # allocated, with a size that does not wrap round to a small one.
+        f = self.path("absurd.h5")
+        with h5py.File(f, "w") as h5:
+            h5.create_dataset("dense_2p30", shape=(2**30, 2**30), dtype="f4", chunks=(64, 64))
+            d = h5.create_dataset("diag_2p61", shape=(2**61,), dtype="f8", chunks=(1024,))
+            d.attrs["structure"] = "diagonal"
+            g = h5.create_group("factor_1x2p61")
+            g.attrs["structure"] = "factor"
+            g.create_dataset("G", shape=(1, 2**61), dtype="f8", chunks=(1, 1024))
+            g = h5.create_group("kron_2p32")
+            g.attrs["structure"] = "kron"
+            g.create_dataset("A", shape=(2**32, 2**32), dtype="f8", chunks=(64, 64))
+            g["B"] = np.eye(2)
+            g = h5.create_group("blocks_sum")
+            g.attrs["structure"] = "blocks"
+            for k in range(3):
+                d = g.create_dataset("d%d" % k, shape=(2**52,), dtype="f8", chunks=(1024,))
+                d.attrs["structure"] = "diagonal"
+        p = run("volume", f, "-f", "jsonl", "--max-memory", "1000T")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertIn("n = 1073741824 needs about 1.38e+10 GB to analyze, over the memory budget of 1.1e+06 GB",
+                      rows["/dense_2p30"]["error"])
+        for name in ("/diag_2p61", "/factor_1x2p61", "/kron_2p32"):
+            with self.subTest(name):
+                self.assertIn("needs more than 1.84e+10 GB to analyze, over the memory budget", rows[name]["error"])
+        self.assertIn("/blocks_sum/d2: the structure's n passes 2^53 with this member", rows["/blocks_sum"]["error"])
+
 
 if __name__ == "__main__":
     clitest.main()

@@ -56,7 +56,7 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
     bo.analyze = opt.analyze;
     // Beside the analysis, the checks hold a float64 copy of the matrix and
     // its eigenvectors (Monte Carlo, the float32 log-volume bound).
-    bo.estimate = [](const bv::HessianInfo& h) { return 3 * bv::working_set_bytes(h); };
+    bo.estimate = [](const bv::HessianInfo& h) { return bv::bytes_of(3.0 * double(bv::working_set_bytes(h))); };
     // A toy's row is an error row when a check could not be made (a check
     // that disagrees is a verdict, reported in the checks).
     bo.analyze_one = [&](std::size_t i, const bv::HessianInfo& h) {
