@@ -136,7 +136,10 @@ double subnormal_noise(const MatrixFacts& f) {
 // read from one matrix.
 double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
     const double stated = opt.hessian_error ? *opt.hessian_error : f.info.attrs.hessian_error.value_or(0.0);
-    return std::max({stated, f.asymmetry, f.computed, subnormal_noise(f)});
+    // A lossy filter's step q (info.quantum) moves each entry by up to q/2:
+    // ‖E‖₂ ≤ ‖E‖_F ≤ n·q/2.
+    const double quantized = static_cast<double>(f.info.n) * f.info.quantum / 2;
+    return std::max({stated, f.asymmetry, f.computed, subnormal_noise(f), quantized});
 }
 
 // A partial spectrum's bounds carry the rounding of the products, the

@@ -73,6 +73,9 @@ struct HessianInfo {
     // budget together); 0 for dense.
     std::size_t working_bytes = 0;
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
+    // The step a lossy filter rounded the stored values to (HDF5's
+    // scale-offset filter with D decimal digits: 10^-D), 0 when stored exactly.
+    double quantum = 0;
     Attributes attrs;
     // A diagonal block of a dense dataset read as a Hessian of its own
     // (list_parameter_blocks): rows and columns [offset, offset + n) of the

@@ -262,6 +262,32 @@ std::string missing_filter(hid_t d, bool optional_too = false) {
     return "";
 }
 
+// The step HDF5's scale-offset filter rounded d's stored values to: with
+// a decimal scale factor D (floats), each value is kept to 10^-D. Sets
+// `problem` for the integer variant told to keep fewer bits than the values
+// need (it wraps them).
+double lossy_step(hid_t d, std::string& problem) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (!dcpl.valid()) return 0;
+    const int count = H5Pget_nfilters(dcpl.get());
+    for (int i = 0; i < count; ++i) {
+        unsigned flags = 0, values[4] = {0, 0, 0, 0}, config = 0;
+        std::size_t nvalues = 4;
+        const H5Z_filter_t id =
+            H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, values, 0, nullptr, &config);
+        if (id != H5Z_FILTER_SCALEOFFSET || nvalues < 2) continue;
+        if (values[0] == H5Z_SO_FLOAT_DSCALE) return std::pow(10.0, -static_cast<double>(static_cast<int>(values[1])));
+        if (values[0] == H5Z_SO_INT && values[1] != 0) {
+            problem = "dataset is stored with the scale-offset filter keeping " + std::to_string(values[1]) +
+                      " bits per integer, which can wrap values (lossy): store it exactly";
+            return 0;
+        }
+        if (values[0] != H5Z_SO_INT) problem = "dataset is stored with a scale-offset filter of unknown kind";
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return 0;
+}
+
 // Why a numeric type's bit layout cannot be a real one, or "". HDF5 1.10
 // converts values by these fields and dies of SIGBUS on corrupt ones
 // (H5T__bit_copy, found by fuzzing): check them before any read.
@@ -520,6 +546,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
         problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
     if (problem.empty()) problem = values_problem(d, type.get(), info.file, &info.reads_also);
+    if (problem.empty()) info.quantum = lossy_step(d, problem);
     return listed;
 }
 
@@ -669,7 +696,13 @@ std::string normalize_path(const std::string& p) {
 std::string detail::values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads) {
     Handle type(H5Dget_type(d), H5Tclose);
     if (!type.valid()) return "cannot read the dataset's type";
-    return basinvol::values_problem(d, type.get(), file, reads);
+    std::string why = basinvol::values_problem(d, type.get(), file, reads);
+    // A structure's parts are summed from their exact values: its noise
+    // floor has no term for a rounding filter.
+    if (why.empty() && lossy_step(d, why) > 0)
+        why = "a structure part stored with the lossy scale-offset filter (values kept to a decimal step) is not "
+              "supported: store it exactly";
+    return why;
 }
 void detail::fail_to_read(hid_t d, const std::string& where) {
     const std::string hdf5 = hdf5_message();

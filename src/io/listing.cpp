@@ -103,6 +103,7 @@ void put(Writer& w, const ListedHessian& listed) {
     w.str(h.structure);
     w.u64(h.working_bytes);
     w.f64(h.stored_eps);
+    w.f64(h.quantum);
     w.str(listed.problem);
     w.opt(h.attrs.step);
     w.opt(h.attrs.loss);
@@ -133,6 +134,7 @@ ListedHessian get(Reader& r) {
     h.structure = r.str();
     h.working_bytes = static_cast<std::size_t>(r.u64());
     h.stored_eps = r.f64();
+    h.quantum = r.f64();
     listed.problem = r.str();
     r.opt(h.attrs.step);
     r.opt(h.attrs.loss);

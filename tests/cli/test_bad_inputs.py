@@ -263,6 +263,12 @@ def _vds_missing_source():
     return h5("vds_missing_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
 
 
+def _int_scaleoffset_few_bits():
+    # The integer scale-offset filter told to keep 4 bits wraps larger values.
+    return h5("int_scaleoffset.h5", lambda f: f.create_dataset(
+        "hessian", data=np.round(H * 100).astype(np.int32), chunks=(10, 10), scaleoffset=4))
+
+
 def _dangling_in_group():
     def build(f):
         f.create_group("checkpoints")["step_1"] = h5py.SoftLink("/deleted")
@@ -343,6 +349,8 @@ BAD = {
     # doubles): refused before a buffer of that size is asked for.
     "vds_missing_source": (_vds_missing_source, [":/hessian", "virtual dataset's source vds_gone.h5:hessian",
                                                  "cannot be found", "fill value"]),
+    "int_scaleoffset_few_bits": (_int_scaleoffset_few_bits, [":/hessian", "scale-offset filter keeping 4 bits",
+                                                             "lossy"]),
     "dangling_in_group": (_dangling_in_group, [":/checkpoints/step_1", "dangling link to /deleted"]),
     "oversized_gzip_chunk": (lambda: replaced_chunk("oversized_chunk.h5", np.random.default_rng(3).bytes(65536)),
                              [":/hessian", "chunk at [16, 0] claims 65536 compressed bytes, over twice its 2048",
@@ -696,6 +704,27 @@ class AwkwardInputs(unittest.TestCase):
                 rows = rows_of(p)
                 self.assertEqual(len(rows), 2)
                 self.assert_same(name, rows[0], rows[1])
+
+    def test_a_lossy_scale_offset_step_is_part_of_the_noise_floor(self):
+        # scaleoffset=6 keeps each float to 1e-6: a rank-20 Hessian's 10 flat
+        # directions get rounding values of both signs up to ~1e-6, which
+        # the floor (n·step/2) must take for noise, as its exact twin's.
+        rng = np.random.default_rng(4)
+        a = rng.standard_normal((30, 20))
+        exact = a @ a.T / 30
+        file = h5("scaleoffset.h5", lambda f: f.create_dataset("hessian", data=exact, chunks=(30, 30),
+                                                               scaleoffset=6))
+        with h5py.File(file) as f:
+            stored = f["hessian"][...]
+        self.assertGreater(np.abs(stored - exact).max(), 1e-7)
+        self.assertGreater(np.abs(np.linalg.eigvalsh((stored + stored.T) / 2))[:10].max(), 1e-7)
+        p = run("volume", file, _twin("scaleoffset", exact), "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row, twin = rows_of(p)
+        for key in ("rank", "dim", "negative"):
+            self.assertEqual(row[key], twin[key], key)
+        self.assertAlmostEqual(row["noise_floor"], 30 * 1e-6 / 2, delta=1e-12)
+        self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=1e-4)
 
     def test_odd_attributes_are_kept_or_ignored_never_fatal(self):
         p = run("volume", GOOD_SOURCES["odd_attributes"][0], "-f", "json")
