@@ -174,6 +174,13 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
     return true;
 }
 
+// A chunk that does not inflate to exactly its plain size.
+InputError undecodable(const Chunk& ch, const std::string& where) {
+    return InputError(where + ": cannot decompress chunk at [" + std::to_string(ch.row) + ", " +
+                      std::to_string(ch.col) + "]: " +
+                      (ch.failure == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+}
+
 // Inflates (and unshuffles) chunks into the n×n row-major buffer on `threads` cores.
 void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, std::size_t n, unsigned char* out,
              unsigned threads, const std::string& where) {
@@ -216,11 +223,40 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
     run_on_threads(threads, work);
     if (next.load() < chunks.size()) throw std::bad_alloc();  // no thread could get its buffers
     for (const auto& ch : chunks)
-        if (ch.failure != LIBDEFLATE_SUCCESS)
-            throw InputError(where + ": cannot decompress chunk at [" + std::to_string(ch.row) + ", " +
-                             std::to_string(ch.col) + "]: " +
-                             (ch.failure == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+        if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
 }
+
+}  // namespace
+
+void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std::size_t step,
+                  const std::string& where) {
+    const auto layout = deflate_layout(dataset, n, f32);
+    if (!layout || step == 0) return;
+    std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> inflater(
+        libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
+    if (!inflater) throw std::bad_alloc();
+    std::vector<unsigned char> raw, plain(layout->chunk_bytes());
+    for (hsize_t c = first; c < layout->chunks; c += step) {
+        Chunk ch;
+        ch.row = (c / layout->grid_cols) * layout->chunk[0];
+        ch.col = (c % layout->grid_cols) * layout->chunk[1];
+        const std::string at = "chunk at [" + std::to_string(ch.row) + ", " + std::to_string(ch.col) + "]";
+        hsize_t offset[2] = {ch.row, ch.col}, size = 0;
+        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0)
+            throw InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
+        if (size > 2 * layout->chunk_bytes() + 4096)
+            throw InputError(where + ": the " + at + " claims " + std::to_string(size) + " compressed bytes, over twice its " +
+                             std::to_string(layout->chunk_bytes()) + " plain bytes (corrupt data)");
+        raw.resize(size);
+        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &ch.mask, raw.data()) < 0)
+            throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+        if (ch.mask != 0) continue;  // stored unfiltered: HDF5 reads it as it is
+        ch.failure = libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
+        if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
+    }
+}
+
+namespace {
 
 }  // namespace
 

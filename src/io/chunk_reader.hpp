@@ -16,4 +16,12 @@ namespace basinvol::detail {
 // The caller holds the HDF5 lock.
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where);
 
+// For a dataset read_chunks_parallel would take: checks that chunks first,
+// first + step, ... inflate to exactly their plain size, as it does (HDF5's
+// own deflate filter keeps the head of a chunk that inflates to more, and
+// leaves the tail of one that inflates to less unwritten). Throws
+// InputError naming `where` and the chunk. The caller holds the HDF5 lock.
+void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std::size_t step,
+                  const std::string& where);
+
 }  // namespace basinvol::detail

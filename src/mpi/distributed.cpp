@@ -1,3 +1,4 @@
+#include "../io/chunk_reader.hpp"
 #include "../io/hdf5_detail.hpp"
 #include "../solve/blas.hpp"
 #include "../solve/detail.hpp"
@@ -117,12 +118,46 @@ struct ParallelDataset {
     ParallelDataset(MPI_Comm comm, const HessianInfo& where) {
         Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
         H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
-        file = Handle(H5Fopen(where.file.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
-        if (!file.valid()) throw InputError(where.file + ": cannot open the file with parallel HDF5");
+        // MPI-IO takes a leading "ufs:" or "nfs:" for a file system's name: a
+        // relative name is given as ./NAME, the file the listing saw.
+        const std::string name = where.file.rfind('/', 0) == 0 ? where.file : "./" + where.file;
+        file = Handle(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+        if (!file.valid())
+            throw InputError(where.file + ": cannot open the file with parallel HDF5" +
+                             (where.file.find(':') != std::string::npos
+                                  ? " (MPI-IO may take what comes before a ':' in its name for a file system's "
+                                    "name: rename the file, or link it under a name without ':')"
+                                  : ""));
         dataset = Handle(H5Dopen2(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!dataset.valid()) throw InputError(where.source() + ": cannot open dataset");
+        Handle dcpl(H5Dget_create_plist(dataset.get()), H5Pclose);
+        if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_VIRTUAL)
+            throw InputError(where.source() + ": a virtual dataset cannot be read by parallel HDF5 (1.10); analyze "
+                                              "it with basinvol, or copy it into a regular dataset");
     }
 };
+
+// Every deflated chunk of the dataset must inflate to exactly its plain size,
+// as the serial reader checks (HDF5's filter keeps the head of a longer one
+// and leaves the tail of a shorter one unwritten): each rank checks every
+// size-th chunk. Why one does not, agreed across ranks ("" when all do).
+std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &size);
+    std::string failure;
+    try {
+        ErrorSilencer quiet;
+        const ParallelDataset opened(comm, info);
+        detail::check_chunks(opened.dataset.get(), info.n, info.stored_type == "float32",
+                             static_cast<std::size_t>(me), static_cast<std::size_t>(size), info.source());
+    } catch (const std::bad_alloc&) {
+        failure = info.source() + ": out of memory for a chunk";
+    } catch (const std::exception& e) {
+        failure = e.what();
+    }
+    return agree(comm, failure);
+}
 
 // Reads this rank's tiles: local(lr, lc), column-major with leading dimension
 // mloc, holds file[gc, gr] — the file's rows as columns, as the serial reader
@@ -197,16 +232,22 @@ struct Tiles {
 };
 
 // The budget per rank: --max-memory, else half the physical memory shared by
-// the ranks on this node. A message when `bytes` is over it ("" otherwise).
-std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t bytes, const Grid& grid,
-                        const ReadOptions& opt) {
+// the ranks on this node (collective over comm).
+std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     MPI_Comm node;
     MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
     int on_node = 1;
     MPI_Comm_size(node, &on_node);
     MPI_Comm_free(&node);
-    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
-    if (budget == 0) budget = std::size_t(1) << 33;
+    const std::size_t budget =
+        opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
+    return budget ? budget : std::size_t(1) << 33;
+}
+
+// A message when `bytes` is over the rank's budget ("" otherwise).
+std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t bytes, const Grid& grid,
+                        const ReadOptions& opt) {
+    const std::size_t budget = rank_budget(comm, opt);
     if (bytes <= budget) return "";
     std::ostringstream s;
     s.precision(3);
@@ -481,6 +522,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     out.local_bytes = 2 * t.count * sizeof(double);  // the tiles and their transpose
     if (!(out.error = agree(comm, over_budget(comm, info, out.local_bytes, grid, opt))).empty()) return out;
 
+    if (!(out.error = check_chunks(comm, info)).empty()) return out;
     std::string failure;
     try {
         t.a.resize(std::max<std::size_t>(1, t.count));
@@ -538,8 +580,8 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     std::string failure;
     {
         const double bytes = double(count + k * k) * sizeof(double);
-        const std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2;
-        if (budget && bytes > double(budget)) {
+        const std::size_t budget = rank_budget(comm_, opt);
+        if (bytes > double(budget)) {
             std::ostringstream s;
             s.precision(3);
             s << g.source() << ": G of " << m << " x " << n << " needs " << bytes / 1e9 << " GB per rank (a slab of "

@@ -398,12 +398,91 @@ class SameRowsAsSerial(unittest.TestCase):
         with open(f, "r+b") as fh:
             fh.seek(info.byte_offset + 10)
             fh.write(bytes(50))
+        ref = rows(serial("volume", f, "-f", "jsonl", status=1).stdout)[0]
+        self.assertIn(f + ":/h: cannot decompress chunk at [", ref["error"])
+        for ranks in (1, 2, 3):
+            with self.subTest(ranks=ranks):
+                r = mpi(ranks, "volume", f, "-f", "jsonl")
+                self.assertEqual(r.returncode, 1, r.stderr)
+                row = rows(r.stdout)[0]
+                self.assertEqual(row["status"], "error")
+                self.assertEqual(row["error"], ref["error"])
+
+    def test_a_chunk_that_inflates_to_another_size_is_an_error_row(self):
+        """HDF5's deflate filter keeps the head of a chunk that inflates to
+        more than its size and leaves the tail of a shorter one unwritten:
+        each rank checks its share of the chunks, as the serial reader does."""
+        import h5py
+        import zlib
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        H = with_spectrum(list(np.logspace(-2, 2, 50)) + [0.0] * 150, 7)
+        for name, factor in (("long", 2), ("short", 0.5)):
+            with self.subTest(name):
+                f = os.path.join(d, name + ".h5")
+                with h5py.File(f, "w") as h:
+                    ds = h.create_dataset("h", shape=H.shape, dtype="f8", chunks=(50, 50), compression="gzip")
+                    for i in range(0, 200, 50):
+                        for j in range(0, 200, 50):
+                            block = np.ascontiguousarray(H[i:i + 50, j:j + 50])
+                            if (i, j) == (150, 150):
+                                block = np.resize(block, int(block.size * factor))
+                            ds.id.write_direct_chunk((i, j), zlib.compress(block.tobytes()))
+                ref = rows(serial("volume", f, "-f", "jsonl", status=1).stdout)[0]
+                self.assertIn("cannot decompress chunk at [150, 150]: wrong size (corrupt data)", ref["error"])
+                for ranks in (1, 2, 4):
+                    r = mpi(ranks, "volume", f, "-f", "jsonl")
+                    self.assertEqual(r.returncode, 1, r.stderr)
+                    self.assertEqual(rows(r.stdout)[0]["error"], ref["error"], f"{ranks} ranks")
+
+    def test_inputs_parallel_hdf5_cannot_read_or_must_not_replace(self):
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        src = self.files["small"]
+        vds = os.path.join(d, "vds.h5")
+        layout = h5py.VirtualLayout(shape=(3, 3), dtype="f8")
+        layout[:, :] = h5py.VirtualSource(src, "hessian", shape=(3, 3))
+        with h5py.File(vds, "w") as h:
+            h.create_virtual_dataset("h", layout)
+        self.assertEqual(rows(serial("volume", vds, "-f", "jsonl", status=0).stdout)[0]["rank"], 2)
+        r = mpi(2, "volume", vds, src, "-f", "jsonl")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        bad, good = rows(r.stdout)
+        self.assertIn("vds.h5:/h: a virtual dataset cannot be read by parallel HDF5", bad["error"])
+        self.assertEqual(good["status"], "ok")
+        # -o naming an input (here a virtual dataset's source): a usage error, as in basinvol.
+        with open(src, "rb") as fh:
+            before = fh.read()
+        r = mpi(2, "volume", vds, "-o", src)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("is an input of this run", r.stderr)
+        with open(src, "rb") as fh:
+            self.assertEqual(fh.read(), before)
+
+    def test_a_factor_shares_the_node_budget_like_a_dense_hessian(self):
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        f = os.path.join(d, "huge.h5")
+        with h5py.File(f, "w") as h:
+            g = h.create_group("fac")
+            g.attrs["structure"] = "factor"
+            g.create_dataset("G", shape=(4, 15 * 10**8), dtype="f8", chunks=(4, 4096))
+            h.create_dataset("dense", shape=(400000, 400000), dtype="f8", chunks=(64, 64))
         r = mpi(2, "volume", f, "-f", "jsonl")
         self.assertEqual(r.returncode, 1, r.stderr)
-        row = rows(r.stdout)[0]
-        self.assertEqual(row["status"], "error")
-        self.assertIn(f + ":/h: cannot read dataset values", row["error"])
-        self.assertIn("(HDF5: ", row["error"])
+        budgets = [re.search(r"over the budget of ([0-9.e+]+) GB", row["error"]).group(1) for row in rows(r.stdout)]
+        self.assertEqual(len(budgets), 2)
+        self.assertEqual(budgets[0], budgets[1])
+
+    def test_a_listing_that_hangs_stops_at_list_timeout(self):
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        fifo = os.path.join(d, "fifo.h5")
+        os.mkfifo(fifo)
+        r = mpi(2, "volume", fifo, self.files["small"], "--list-timeout", "1", "-f", "jsonl", timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        bad, good = rows(r.stdout)
+        self.assertIn("took longer than the listing limit of 1 s", bad["error"])
+        self.assertIn("--list-timeout", bad["error"])
+        self.assertEqual(good["status"], "ok")
 
     def test_sigterm_leaves_the_previous_output_and_no_temporary_file(self):
         """SIGTERM to mpirun (a Slurm time limit) mid-run: rank 0 removes its

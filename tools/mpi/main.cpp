@@ -46,11 +46,13 @@ struct Item {
 };
 
 // Rank 0 lists the sources; the others get what a distributed solve needs.
-std::vector<Item> plan_items(const std::vector<std::string>& sources, int me) {
+std::vector<Item> plan_items(const std::vector<std::string>& sources, double list_timeout, int me) {
     std::vector<Item> items;
     std::string text;
     if (me == 0) {
-        for (auto& w : plan(sources, std::nullopt)) {
+        bv::ListOptions listing;
+        listing.time_limit = list_timeout;
+        for (auto& w : plan(sources, std::nullopt, false, listing)) {
             if (w.error) {
                 items.push_back({Item::error, {}, std::move(w.error)});
                 continue;
@@ -161,7 +163,7 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
 }
 
 int run(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
-        const std::string& output, int me) {
+        const std::string& output, double list_timeout, int me) {
     // Options are checked on every rank alike (the same arguments): all stop together.
     bv::AnalyzeOptions a;
     std::vector<std::string> sources;
@@ -182,7 +184,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         if (me == 0) std::cerr << "basinvol-mpi: error: " << usage_message(e) << '\n';
         return exit_usage;
     }
-    const std::vector<Item> items = plan_items(sources, me);
+    const std::vector<Item> items = plan_items(sources, list_timeout, me);
     const bool ranking = command == "rank";
     // SIGINT or SIGTERM (mpirun forwards it, then kills the ranks a few
     // seconds later): rank 0 removes its temporary -o file and exits 128 + the signal.
@@ -191,6 +193,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     std::unique_ptr<AtomicFile> file;
     std::unique_ptr<bv::RowWriter> writer;
     std::string open_error;
+    int open_status = exit_failed;  // exit_usage when -o names an input
     if (me == 0) {
         try {
             if (!output.empty()) {
@@ -203,15 +206,18 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                 file = std::make_unique<AtomicFile>(output);
             }
             writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec_for(command, o, ranking));
+        } catch (const bv::UsageError& e) {
+            open_error = e.what();
+            open_status = exit_usage;
         } catch (const bv::Error& e) {
             open_error = e.what();
         }
     }
-    int cannot_write = open_error.empty() ? 0 : 1;
+    int cannot_write = open_error.empty() ? 0 : open_status;
     MPI_Bcast(&cannot_write, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (cannot_write) {
         if (me == 0) std::cerr << "basinvol-mpi: error: " << open_error << '\n';
-        return exit_failed;
+        return cannot_write;
     }
 
     bool all_ok = true;
@@ -264,6 +270,7 @@ int main(int argc, char** argv) {
     CommonOptions o;
     std::vector<std::string> sources;
     std::string output;
+    double list_timeout = bv::default_listing_time_limit;
     auto* volume = app.add_subcommand("volume", "Dimension and log-volume of each Hessian");
     auto* rank = app.add_subcommand("rank", "Rank basins: dimension first, then log-volume (place 1 = largest)");
     for (auto* sub : {volume, rank}) {
@@ -271,11 +278,15 @@ int main(int argc, char** argv) {
             ->required();
         add_common(sub, o, sub == rank, true);
         sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)");
+        sub->add_option("--list-timeout", list_timeout,
+                        "Seconds a SOURCE's structure walk (on rank 0) may take before it is stopped and is an error row")
+            ->check(CLI::PositiveNumber)
+            ->capture_default_str();
     }
     int status = 0;
     try {
         app.parse(argc, argv);
-        status = run(*volume ? "volume" : "rank", sources, o, output, me);
+        status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0
             status = me == 0 ? app.exit(e) : 0;
