@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -122,7 +123,23 @@ struct Walk {
     // a member linked twice elsewhere is a part twice, like a dataset.
     std::vector<std::pair<unsigned long, haddr_t>> above;
     std::vector<std::string> reads;  // other files the parts' values are read from
+    // The largest hessian_error a part below the structure states: the
+    // whole's error is a direct sum of the parts', its norm their largest.
+    std::optional<double> part_error;
 };
+
+// A part's own stated error (hessian_error) into w.part_error; a malformed
+// one is refused, as on a whole Hessian.
+void note_part_error(Walk& w, hid_t obj, const std::string& where) {
+    if (H5Aexists(obj, "hessian_error") <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return;
+    }
+    Attributes attrs;
+    const std::string problem = detail::read_object_attributes(obj, attrs);
+    if (!attrs.hessian_error) fail_at(where, problem.empty() ? "attribute hessian_error cannot be read" : problem, false);
+    w.part_error = std::max(w.part_error.value_or(0.0), *attrs.hessian_error);
+}
 
 StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth);
 
@@ -179,6 +196,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     if (group && std::find(w.above.begin(), w.above.end(), key) != w.above.end())
         fail_at(where, "blocks member links back to a group above it (a cycle)", false);
     const std::string kind = detail::structure_kind(obj, where);
+    if (depth > 0) note_part_error(w, obj, where);
     if (kind != "factor" && kind != "kron" && H5Aexists(obj, "scale") > 0)
         fail_at(where, "attribute scale applies to factor and kron parts only; a " +
                            (kind.empty() ? std::string("dense") : kind) +
@@ -334,9 +352,10 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
     listed.problem = detail::read_object_attributes(obj, info.attrs);
     if (!listed.problem.empty()) return listed;
     try {
-        Walk w{file, {}, {}};
+        Walk w{file, {}, {}, std::nullopt};
         StructurePart p = walk(w, obj, path, 0);
         info.reads_also = std::move(w.reads);
+        if (w.part_error) info.attrs.hessian_error = std::max(info.attrs.hessian_error.value_or(0.0), *w.part_error);
         info.n = p.n;
         info.stored_type = p.stored_type;
         info.stored_eps = p.stored_eps;
@@ -359,7 +378,7 @@ StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt
     Handle file = detail::open_hdf5(info.file, opt.image);
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
     if (!o.valid()) fail_at(info.source(), "cannot open object");
-    Walk w{info.file, {}, {}};
+    Walk w{info.file, {}, {}, std::nullopt};
     return walk(w, o.get(), info.dataset, 0);
 }
 

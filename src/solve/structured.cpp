@@ -135,7 +135,12 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
 // Reads and solves one square part; a failure is kept for fold_squares to throw.
 void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& acc, Square& q) noexcept {
     try {
-        Hessian m = read_square_part(info, q.path, opt);
+        // A part's asymmetry counts against the whole's ‖H‖_F (checked once
+        // the whole is known), as its dense twin's does: a small bias block's
+        // autograd noise is small beside the layer it sits in.
+        ReadOptions part_opt = opt;
+        part_opt.max_asymmetry = std::numeric_limits<double>::infinity();
+        Hessian m = read_square_part(info, q.path, part_opt);
         q.frobenius = m.frobenius();
         q.asymmetry = m.asymmetry();
         SpectrumPart& part = acc.parts[q.part];
@@ -531,6 +536,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
         reject_norm_overflow(info.source());
+    if (out.asymmetry > 0) check_symmetry(info, out.frobenius > 0 ? out.asymmetry / out.frobenius : INFINITY, opt);
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";

@@ -499,6 +499,59 @@ class Structured(unittest.TestCase):
         self.assertIn("links back to a group above it (a cycle)", rows["/loop"]["error"])
         self.assertEqual(p.returncode, 1, p.stderr)
 
+    def test_a_part_s_asymmetry_counts_against_the_whole_like_its_dense_twin(self):
+        # The bias block's asymmetry is 1% of its own norm but 4e-12 of the
+        # whole's: the twin is symmetrized and measured, so is the structure.
+        # A whole that is asymmetric beyond the limit is refused by name.
+        f = self.path("asymmetric_part.h5")
+        big = np.diag([1e3, 2e3, 3e3])
+        bias = np.array([[1e-6, 1e-8], [0.0, 1e-6]])
+        with h5py.File(f, "w") as h5:
+            for name, second in (("small_part", bias), ("whole_asymmetric", np.array([[1.0, 1e3], [0.0, 1.0]]))):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "blocks"
+                g["a"] = big
+                g["b"] = second
+                h5[name + "_twin"] = block_diag(big, second)
+        p = run("volume", f, "-f", "jsonl")
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        row, twin = rows["/small_part"], rows["/small_part_twin"]
+        self.assertEqual(row["status"], "ok", row["error"])
+        for key in ("n", "rank", "dim", "negative"):
+            self.assertEqual(row[key], twin[key], key)
+        self.assertAlmostEqual(row["asymmetry"], twin["asymmetry"], delta=1e-3 * twin["asymmetry"])
+        self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=1e-9 * abs(twin["log_volume"]))
+        for name in ("/whole_asymmetric", "/whole_asymmetric_twin"):
+            self.assertIn("asymmetric_part.h5:%s: matrix is not symmetric" % name, rows[name]["error"])
+
+    def test_a_part_s_stated_error_holds_for_the_whole(self):
+        # hessian_error on one member: the whole's error is the direct sum of
+        # the parts', so its floor is the twin's that states the same error.
+        f = self.path("part_error.h5")
+        a = np.diag([3.0, 2.0, 1.0])
+        b = np.diag([1.0, 0.02])
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("whole")
+            g.attrs["structure"] = "blocks"
+            g["a"] = a
+            g["b"] = b
+            g["b"].attrs["hessian_error"] = 0.05
+            twin = h5.create_dataset("twin", data=block_diag(a, b))
+            twin.attrs["hessian_error"] = 0.05
+            g = h5.create_group("bad")
+            g.attrs["structure"] = "blocks"
+            g["a"] = a
+            g["a"].attrs["hessian_error"] = "large"
+        p = run("volume", f, "-f", "jsonl")
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        row, twin = rows["/whole"], rows["/twin"]
+        self.assertEqual(row["status"], "ok", row["error"])
+        for key in ("rank", "dim", "dim_low", "dim_high", "negative", "noise_floor", "hessian_error"):
+            self.assertEqual(row[key], twin[key], key)
+        self.assertEqual(row["rank"], 4)  # 0.02 is under the stated error: flat
+        self.assertIn("part_error.h5:/bad: structure: /bad/a: attribute hessian_error must be one number",
+                      rows["/bad"]["error"])
+
     def test_a_corrupt_stored_type_in_a_factor_or_diagonal_is_an_error_row(self):
         # An int32 type patched to an impossible bit layout: HDF5 1.10's
         # conversion dies of SIGBUS on it, or reads bytes past each value.
