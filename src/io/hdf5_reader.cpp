@@ -417,7 +417,7 @@ std::string resolve_virtual_source(const std::string& name, const std::string& f
 // reads the part of a source it cannot open as the fill value, silently: a
 // Hessian with zeros where a block should be. Every source must open, with
 // its dataset. The source files go to `reads`.
-std::string virtual_problem(hid_t dcpl, const std::string& file, std::vector<std::string>* reads) {
+std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::vector<std::string>* reads) {
     if (H5Pget_layout(dcpl) != H5D_VIRTUAL) return "";
     std::size_t count = 0;
     if (H5Pget_virtual_count(dcpl, &count) < 0) return "cannot read the virtual dataset's mappings";
@@ -435,7 +435,8 @@ std::string virtual_problem(hid_t dcpl, const std::string& file, std::vector<std
         if (path.empty())
             return what + " cannot be found (HDF5 would read its part as the fill value: a wrong Hessian)";
         if (reads && name != ".") reads->push_back(path);
-        Handle f(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+        // "." is the virtual dataset's own file (perhaps an in-memory image).
+        Handle f(name == "." ? H5Iget_file_id(d) : H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
         const htri_t has = f.valid() ? H5Oexists_by_name(f.get(), dset.c_str(), H5P_DEFAULT) : -1;
         H5Eclear2(H5E_DEFAULT);
         if (has <= 0)
@@ -452,7 +453,7 @@ std::string storage_problem(hid_t d, const std::string& file, std::vector<std::s
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (!dcpl.valid()) return "";
     if (std::string why = external_problem_of(dcpl.get(), file, stored_bytes(d), reads); !why.empty()) return why;
-    if (std::string why = virtual_problem(dcpl.get(), file, reads); !why.empty()) return why;
+    if (std::string why = virtual_problem(d, dcpl.get(), file, reads); !why.empty()) return why;
     H5D_layout_t layout = H5Pget_layout(dcpl.get());
     if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
     const hsize_t stored = H5Dget_storage_size(d);
