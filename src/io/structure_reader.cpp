@@ -143,6 +143,22 @@ void note_part_error(Walk& w, hid_t obj, const std::string& where) {
 
 StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth);
 
+// A factor holds G, a Kronecker product A and B, and nothing else: a third
+// factor C would be silently left out of the product.
+void only_members(hid_t g, const std::string& where, const std::string& expected) {
+    std::vector<std::string> names;
+    auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+    };
+    hsize_t idx = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0) fail_at(where, "cannot list group");
+    for (const auto& name : names)
+        if (expected == "G" ? name != "G" : name != "A" && name != "B")
+            fail_at(where, "holds " + name + "; a " + (expected == "G" ? "factor" : "kron") + " group holds " +
+                               expected + " only", false);
+}
+
 StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const std::string& where) {
     DatasetShape s = dataset_shape(d, where, &w.reads);
     if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
@@ -230,6 +246,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     p.scale = scale_of(obj, where);
     if (kind == "factor") {
         auto [g, s] = member_dataset(obj, "G", where, &w.reads);
+        only_members(obj, where, "G");
         if (s.dims.size() != 2 || s.dims[0] == 0 || s.dims[1] == 0)
             fail_at(where + "/G", "G must be a non-empty 2-D dataset (m x n), got shape " + shape_text(s.dims), false);
         p.kind = PartKind::factor;
@@ -251,6 +268,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
             coarsest(p, s.type, s.eps, 0);
             add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))));
         }
+        only_members(obj, where, "A and B");
         if (p.a > max_n / p.b)
             fail_at(where, "n = a·b = " + std::to_string(p.a) + " x " + std::to_string(p.b) + " passes 2^53", false);
         p.n = p.a * p.b;

@@ -427,6 +427,11 @@ class Structured(unittest.TestCase):
             g.attrs["structure"] = "blocks"
             g.attrs["scale"] = "abc"
             g["a"] = np.eye(2)
+            g = h5.create_group("kron_third_factor")
+            g.attrs["structure"] = "kron"
+            g["A"] = np.eye(2)
+            g["B"] = np.eye(2)
+            g["C"] = np.eye(2)
             h5["fine"] = np.diag([1.0, 2.0])
         p = run("volume", f, "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -448,6 +453,7 @@ class Structured(unittest.TestCase):
             "/factor_int64": "int64 value 1152921504606846976 at [0, 1] is at or beyond 2^53",
             "/diag_scale": "attribute scale applies to factor and kron parts only; a diagonal part",
             "/blocks_scale": "attribute scale applies to factor and kron parts only; a blocks part",
+            "/kron_third_factor": "holds C; a kron group holds A and B only",
         }
         for name, words in expect.items():
             with self.subTest(name):
