@@ -105,6 +105,34 @@ std::optional<Layout> deflate_layout(hid_t dataset, std::size_t n, bool f32) {
     return l;
 }
 
+using Inflater = std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)>;
+
+Inflater new_inflater() {
+    Inflater inflater(libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
+    if (!inflater) throw std::bad_alloc();
+    return inflater;
+}
+
+InputError undecodable(const Chunk& ch, const std::string& where);
+
+// Checks a chunk whose filter mask says a filter was skipped, from its raw
+// bytes, before HDF5 reads it: stored without deflate it must hold exactly
+// its plain size (HDF5 would take a short one for whole); deflated (only the
+// shuffle skipped), it must inflate to it.
+void check_masked(const Layout& l, Chunk& ch, const unsigned char* raw, Inflater& inflater,
+                  std::vector<unsigned char>& plain, const std::string& where) {
+    const uint32_t deflate_bit = 1u << (l.shuffle ? 1 : 0);
+    if (ch.mask & deflate_bit) {
+        if (ch.size == l.chunk_bytes()) return;
+        throw InputError(where + ": the chunk at [" + std::to_string(ch.row) + ", " + std::to_string(ch.col) +
+                         "] is stored uncompressed in " + std::to_string(ch.size) + " bytes; it holds " +
+                         std::to_string(l.chunk_bytes()) + " (corrupt data)");
+    }
+    plain.resize(l.chunk_bytes());
+    ch.failure = libdeflate_zlib_decompress(inflater.get(), raw, ch.size, plain.data(), plain.size(), nullptr);
+    if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
+}
+
 // Reads one chunk's values through HDF5 (its filters as the chunk's mask
 // says) into its place in the n×n row-major buffer.
 bool read_chunk_through_hdf5(hid_t dataset, const Layout& l, const Chunk& ch, std::size_t n, void* buf) {
@@ -153,6 +181,8 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
         total += size;
     }
     unsigned char* bytes = arena.reserve(total);
+    Inflater inflater(nullptr, libdeflate_free_decompressor);  // for chunks a filter skipped, when there are some
+    std::vector<unsigned char> plain;
     for (hsize_t c = start; c < end; ++c) {
         Chunk& ch = chunks[c - start];
         hsize_t offset[2] = {ch.row, ch.col};
@@ -163,9 +193,11 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
             throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
         }
         if (ch.mask != 0) {
-            if (first) return false;  // a chunk stored unfiltered: not for us
             // A chunk a filter skipped (HDF5 stores it so when the filter
-            // fails on it, or when written so): HDF5 reads it into place.
+            // fails on it, or when written so): checked, then HDF5 reads it
+            // into place.
+            if (!inflater) inflater = new_inflater();
+            check_masked(l, ch, bytes + ch.at, inflater, plain, where);
             if (!read_chunk_through_hdf5(dataset, l, ch, n, buf))
                 throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
             ch.read = true;
@@ -232,9 +264,7 @@ void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std
                   const std::string& where) {
     const auto layout = deflate_layout(dataset, n, f32);
     if (!layout || step == 0) return;
-    std::unique_ptr<libdeflate_decompressor, void (*)(libdeflate_decompressor*)> inflater(
-        libdeflate_alloc_decompressor(), libdeflate_free_decompressor);
-    if (!inflater) throw std::bad_alloc();
+    Inflater inflater = new_inflater();
     std::vector<unsigned char> raw, plain(layout->chunk_bytes());
     for (hsize_t c = first; c < layout->chunks; c += step) {
         Chunk ch;
@@ -250,7 +280,11 @@ void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std
         raw.resize(size);
         if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &ch.mask, raw.data()) < 0)
             throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
-        if (ch.mask != 0) continue;  // stored unfiltered: HDF5 reads it as it is
+        ch.size = size;
+        if (ch.mask != 0) {
+            check_masked(*layout, ch, raw.data(), inflater, plain, where);
+            continue;
+        }
         ch.failure = libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
         if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
     }

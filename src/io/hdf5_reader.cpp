@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <tuple>
+#include <map>
 #include <iomanip>
 #include <limits>
 #include <mutex>
@@ -268,7 +270,13 @@ std::string missing_filter(hid_t d, bool optional_too = false) {
 // need (it wraps them).
 double lossy_step(hid_t d, std::string& problem) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
-    if (!dcpl.valid()) return 0;
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!dcpl.valid() || !type.valid()) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    const bool is_float = H5Tget_class(type.get()) == H5T_FLOAT;
+    const std::size_t bits = 8 * H5Tget_size(type.get());
     const int count = H5Pget_nfilters(dcpl.get());
     for (int i = 0; i < count; ++i) {
         unsigned flags = 0, values[4] = {0, 0, 0, 0}, config = 0;
@@ -276,13 +284,15 @@ double lossy_step(hid_t d, std::string& problem) {
         const H5Z_filter_t id =
             H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nvalues, values, 0, nullptr, &config);
         if (id != H5Z_FILTER_SCALEOFFSET || nvalues < 2) continue;
-        if (values[0] == H5Z_SO_FLOAT_DSCALE) return std::pow(10.0, -static_cast<double>(static_cast<int>(values[1])));
-        if (values[0] == H5Z_SO_INT && values[1] != 0) {
+        if (is_float && values[0] == H5Z_SO_FLOAT_DSCALE)
+            return std::pow(10.0, -static_cast<double>(static_cast<int>(values[1])));
+        if (!is_float && values[0] == H5Z_SO_INT && values[1] != 0 && values[1] < bits) {
             problem = "dataset is stored with the scale-offset filter keeping " + std::to_string(values[1]) +
                       " bits per integer, which can wrap values (lossy): store it exactly";
             return 0;
         }
-        if (values[0] != H5Z_SO_INT) problem = "dataset is stored with a scale-offset filter of unknown kind";
+        if (is_float && values[0] != H5Z_SO_FLOAT_DSCALE)
+            problem = "dataset is stored with a scale-offset filter of unknown kind";
     }
     H5Eclear2(H5E_DEFAULT);
     return 0;
@@ -420,7 +430,10 @@ std::string resolve_virtual_source(const std::string& name, const std::string& f
 std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::vector<std::string>* reads) {
     if (H5Pget_layout(dcpl) != H5D_VIRTUAL) return "";
     std::size_t count = 0;
-    if (H5Pget_virtual_count(dcpl, &count) < 0) return "cannot read the virtual dataset's mappings";
+    if (H5Pget_virtual_count(dcpl, &count) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return "cannot read the virtual dataset's mappings";
+    }
     auto text = [](auto get, hid_t plist, std::size_t i) {
         const ssize_t len = get(plist, i, nullptr, 0);
         std::string out(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
@@ -430,6 +443,7 @@ std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::v
     for (std::size_t i = 0; i < count; ++i) {
         const std::string name = text(H5Pget_virtual_filename, dcpl, i);
         const std::string dset = text(H5Pget_virtual_dsetname, dcpl, i);
+        H5Eclear2(H5E_DEFAULT);
         const std::string path = name == "." ? file : resolve_virtual_source(name, file);
         const std::string what = "the virtual dataset's source " + name + ":" + dset;
         if (path.empty())
@@ -486,17 +500,17 @@ std::string storage_problem(hid_t d, const std::string& file, std::vector<std::s
 // dataset reached through an external link lives in, its external raw-data
 // files, a virtual dataset's sources.
 std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads) {
+    // The file d lives in (another than `file` when reached through an
+    // external link): its folder is where HDF5 looks for d's sources.
+    const ssize_t len = H5Fget_name(d, nullptr, 0);
+    std::string home(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+    home = len > 0 && H5Fget_name(d, home.data(), home.size()) > 0 ? std::string(home.c_str()) : file;
+    H5Eclear2(H5E_DEFAULT);
     if (std::string why = type_problem(type); !why.empty()) return why;
-    if (std::string why = storage_problem(d, file, reads); !why.empty()) return why;
+    if (std::string why = storage_problem(d, home, reads); !why.empty()) return why;
     if (const std::string filter = missing_filter(d); !filter.empty())
         return "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
-    if (reads) {
-        const ssize_t len = H5Fget_name(d, nullptr, 0);
-        std::string home(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
-        if (len > 0 && H5Fget_name(d, home.data(), home.size()) > 0 && home.c_str() != file)
-            reads->push_back(home.c_str());
-        H5Eclear2(H5E_DEFAULT);
-    }
+    if (reads && home != file) reads->push_back(home);
     return "";
 }
 
@@ -551,17 +565,37 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     return listed;
 }
 
-// An object's identity: its address within its file, and that file (an
-// external link's target file puts its objects at the same addresses).
-using ObjectKey = std::pair<unsigned long, haddr_t>;
+// An object's identity: its address within its file, and that file on disk
+// (device, inode): an external link's target file puts its objects at the
+// addresses the linking file uses, and HDF5 numbers each opening of a
+// target anew, so two links to one dataset would look like two.
+using ObjectKey = std::tuple<unsigned long long, unsigned long long, haddr_t>;
 
 struct Walker {
     hid_t file;
     std::string filename;
     std::vector<ListedHessian>* out;
     std::set<ObjectKey> seen;
+    std::map<unsigned long, std::pair<unsigned long long, unsigned long long>> files;  // HDF5's file number -> id
     std::vector<std::string> skipped;  // datasets that are not 2-D, with why
 };
+
+ObjectKey key_of(Walker& w, hid_t loc, const char* name, const H5O_info_t& oi) {
+    auto it = w.files.find(oi.fileno);
+    if (it == w.files.end()) {
+        // A file with no name on disk (an in-memory image) is told by its number.
+        std::pair<unsigned long long, unsigned long long> id{~0ULL, oi.fileno};
+        Handle o(H5Oopen(loc, name, H5P_DEFAULT), H5Oclose);
+        const ssize_t len = o.valid() ? H5Fget_name(o.get(), nullptr, 0) : -1;
+        std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+        struct stat st {};
+        if (len > 0 && H5Fget_name(o.get(), path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0)
+            id = {static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino)};
+        H5Eclear2(H5E_DEFAULT);
+        it = w.files.emplace(oi.fileno, id).first;
+    }
+    return {it->second.first, it->second.second, oi.addr};
+}
 
 // Why the link `name` of `group` leads to no object: a soft link to nothing,
 // or an external link whose file or object cannot be opened.
@@ -614,7 +648,7 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
             w.out->push_back(std::move(broken));
             continue;
         }
-        if (!w.seen.insert({oi.fileno, oi.addr}).second) continue;  // hard or soft link to something seen
+        if (!w.seen.insert(key_of(w, group, name.c_str(), oi)).second) continue;  // a link to something seen
         if (oi.type == H5O_TYPE_GROUP) {
             Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
             if (!g.valid()) fail_at(w.filename + ":" + path, "cannot open group");
@@ -707,7 +741,8 @@ std::string detail::values_problem(hid_t d, const std::string& file, std::vector
 }
 void detail::fail_to_read(hid_t d, const std::string& where) {
     const std::string hdf5 = hdf5_message();
-    if (const std::string filter = missing_filter(d, true); !filter.empty())
+    const bool filter_failed = hdf5.find("filter") != std::string::npos || hdf5.find("plugin") != std::string::npos;
+    if (const std::string filter = filter_failed ? missing_filter(d, true) : ""; !filter.empty())
         fail_at(where, "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode", false);
     fail_at(where, "cannot read dataset values (truncated or corrupt data?)" +
                        (hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")"), false);
@@ -775,8 +810,8 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
         out.back().image = source.image;
         return out;
     }
-    Walker w{file.get(), source.file, &out, {}, {}};
-    w.seen.insert({oi.fileno, oi.addr});
+    Walker w{file.get(), source.file, &out, {}, {}, {}};
+    w.seen.insert(key_of(w, file.get(), path.c_str(), oi));
     walk_group(w, g.get(), path == "/" ? "" : path);
     if (out.empty()) {
         std::string why = "no Hessian found: the group holds no 2-D dataset";

@@ -25,6 +25,14 @@ using detail::Handle;
 
 constexpr int max_depth = 16;  // blocks nested deeper than this are refused
 constexpr std::size_t max_n = std::size_t(1) << 53;  // a structure's n, exact in a double
+// Parts visited in one walk: a member linked in twice is walked twice, so
+// nested groups of hard links could otherwise make a walk of k^16 parts.
+constexpr std::size_t max_parts = 100000;
+
+// A part's dimension past 2^53 is refused (no real Hessian; sums of them wrap).
+void check_dimension(std::size_t n, const std::string& where, const char* what) {
+    if (n > max_n) fail_at(where, std::string(what) + " = " + std::to_string(n) + " passes 2^53", false);
+}
 
 std::string shape_text(const std::vector<hsize_t>& dims) {
     std::ostringstream s;
@@ -126,6 +134,7 @@ struct Walk {
     // The largest hessian_error a part below the structure states: the
     // whole's error is a direct sum of the parts', its norm their largest.
     std::optional<double> part_error;
+    std::size_t parts = 0;  // visited so far
 };
 
 // A part's own stated error (hessian_error) into w.part_error; a malformed
@@ -205,6 +214,7 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
 StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     const std::string where = w.file + ":" + path;
     if (depth > max_depth) fail_at(where, "blocks nested more than " + std::to_string(max_depth) + " deep", false);
+    if (++w.parts > max_parts) fail_at(where, "the structure has more than " + std::to_string(max_parts) + " parts", false);
     H5O_info_t oi{};
     if (H5Oget_info2(obj, &oi, H5O_INFO_BASIC) < 0) fail_at(where, "cannot open object");
     const bool group = oi.type == H5O_TYPE_GROUP;
@@ -231,6 +241,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         p.kind = PartKind::diagonal;
         p.path = path;
         p.n = static_cast<std::size_t>(s.dims[0]);
+        check_dimension(p.n, where, "n");
         coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)));
         return p;
     }
@@ -252,6 +263,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         p.kind = PartKind::factor;
         p.m = static_cast<std::size_t>(s.dims[0]);
         p.n = static_cast<std::size_t>(s.dims[1]);
+        check_dimension(p.n, where + "/G", "n (G's columns)");
+        check_dimension(p.m, where + "/G", "m (G's rows)");
         const std::size_t k = std::min(p.m, p.n);  // G, a widened panel, the Gram matrix
         coarsest(p, s.type, s.eps,
                  bytes_of(double(p.m) * double(p.n) * double(elem_bytes(s.eps)) + 2048.0 * double(k) * sizeof(double) +
@@ -370,7 +383,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
     listed.problem = detail::read_object_attributes(obj, info.attrs);
     if (!listed.problem.empty()) return listed;
     try {
-        Walk w{file, {}, {}, std::nullopt};
+        Walk w{file, {}, {}, std::nullopt, 0};
         StructurePart p = walk(w, obj, path, 0);
         info.reads_also = std::move(w.reads);
         if (w.part_error) info.attrs.hessian_error = std::max(info.attrs.hessian_error.value_or(0.0), *w.part_error);
@@ -396,7 +409,7 @@ StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt
     Handle file = detail::open_hdf5(info.file, opt.image);
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
     if (!o.valid()) fail_at(info.source(), "cannot open object");
-    Walk w{info.file, {}, {}, std::nullopt};
+    Walk w{info.file, {}, {}, std::nullopt, 0};
     return walk(w, o.get(), info.dataset, 0);
 }
 

@@ -269,6 +269,24 @@ def _int_scaleoffset_few_bits():
         "hessian", data=np.round(H * 100).astype(np.int32), chunks=(10, 10), scaleoffset=4))
 
 
+def _short_plain_chunk():
+    # A chunk whose mask says it is stored uncompressed, in half its size:
+    # HDF5 would read it as a whole chunk.
+    def build(f):
+        d = f.create_dataset("hessian", shape=H_LARGE.shape, dtype="<f8", chunks=(16, 16), compression="gzip")
+        n = H_LARGE.shape[0]
+        for i in range(0, n, 16):
+            for j in range(0, n, 16):
+                block = np.zeros((16, 16))
+                block[:min(16, n - i), :min(16, n - j)] = H_LARGE[i:i + 16, j:j + 16]
+                raw = np.ascontiguousarray(block).tobytes()
+                if (i, j) == (16, 0):
+                    d.id.write_direct_chunk((i, j), raw[:1024], filter_mask=1)
+                else:
+                    d.id.write_direct_chunk((i, j), zlib.compress(raw), filter_mask=0)
+    return h5("short_plain_chunk.h5", build)
+
+
 def _dangling_in_group():
     def build(f):
         f.create_group("checkpoints")["step_1"] = h5py.SoftLink("/deleted")
@@ -351,6 +369,8 @@ BAD = {
                                                  "cannot be found", "fill value"]),
     "int_scaleoffset_few_bits": (_int_scaleoffset_few_bits, [":/hessian", "scale-offset filter keeping 4 bits",
                                                              "lossy"]),
+    "short_plain_chunk": (_short_plain_chunk, [":/hessian", "chunk at [16, 0] is stored uncompressed in 1024 bytes; "
+                                               "it holds 2048 (corrupt data)"]),
     "dangling_in_group": (_dangling_in_group, [":/checkpoints/step_1", "dangling link to /deleted"]),
     "oversized_gzip_chunk": (lambda: replaced_chunk("oversized_chunk.h5", np.random.default_rng(3).bytes(65536)),
                              [":/hessian", "chunk at [16, 0] claims 65536 compressed bytes, over twice its 2048",
@@ -759,9 +779,12 @@ class Links(unittest.TestCase):
         master = h5("linked_master.h5", build)
         with h5py.File(master) as f:
             self.assertEqual(len({f["checkpoints/step_%d" % k].id.get_offset() for k in range(5)}), 1)
+        with h5py.File(master, "a") as f:
+            f["checkpoints/step_4_again"] = h5py.ExternalLink("linked_step_4.h5", "/hessian")
         p = run("volume", master, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         rows = rows_of(p)
+        # Two links to one dataset are one Hessian, as two hard links are.
         self.assertEqual([r["dataset"] for r in rows],
                          ["/checkpoints/step_%d" % k for k in range(5)] + ["/own"])
         self.assertEqual([r["rank"] for r in rows], [5, 6, 7, 8, 9, 5])

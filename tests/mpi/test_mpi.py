@@ -465,7 +465,8 @@ class SameRowsAsSerial(unittest.TestCase):
         with h5py.File(f, "w") as h:
             g = h.create_group("fac")
             g.attrs["structure"] = "factor"
-            g.create_dataset("G", shape=(4, 15 * 10**8), dtype="f8", chunks=(4, 4096))
+            # The m x m Gram alone (8 TB) is over any machine's budget.
+            g.create_dataset("G", shape=(2**20, 2**30), dtype="f8", chunks=(64, 4096))
             h.create_dataset("dense", shape=(400000, 400000), dtype="f8", chunks=(64, 64))
         r = mpi(2, "volume", f, "-f", "jsonl")
         self.assertEqual(r.returncode, 1, r.stderr)

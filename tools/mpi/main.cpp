@@ -24,6 +24,7 @@
 #include <mpi.h>
 
 #include <chrono>
+#include <cmath>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -176,6 +177,8 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         // A read stopped on one rank would leave the others waiting in a collective.
         if (a.read.isolate == bv::ReadOptions::Isolation::always)
             throw bv::UsageError("read_timeout", "is not available in basinvol-mpi: ranks read their parts together");
+        if (!std::isfinite(list_timeout))
+            throw bv::UsageError("--list-timeout must be a positive number of seconds");
         for (const auto& s : args)
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
