@@ -38,11 +38,16 @@ CHUNK_FROM = 1024
 
 
 def _functional_call(model, tensors, args):
+    import warnings
     try:
         from torch.func import functional_call  # torch >= 2.0
     except ImportError:
         from torch.nn.utils.stateless import functional_call  # torch 1.13 (Debian 12)
-    return functional_call(model, tensors, args)
+    with warnings.catch_warnings():
+        # A tied weight is given under each of its names, as one tensor: torch
+        # 1.13 would otherwise leave the second module its own weight.
+        warnings.filterwarnings("ignore", message="functional_call was passed multiple values for tied weights")
+        return functional_call(model, tensors, args)
 
 
 def parameter_blocks(model):
@@ -81,26 +86,18 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
         raise ValueError("the model has no parameters")
 
     def cast(t):
+        # A copy always: a BatchNorm in train() writes its running statistics
+        # (and counter) into the buffers it is called with.
         if tdtype is not None and torch.is_tensor(t) and t.is_floating_point():
-            return t.detach().to(tdtype)
-        return t.detach() if torch.is_tensor(t) else t
+            return t.detach().to(tdtype).clone()
+        return t.detach().clone() if torch.is_tensor(t) else t
 
     flat0 = torch.cat([cast(p).reshape(-1) for _, p in named])
     x = cast(inputs)
     y = cast(targets)
     sizes = [p.numel() for _, p in named]
     shapes = [p.shape for _, p in named]
-    # Every name under which each parameter appears (tied weights appear under several).
-    aliases = {id(p): [] for _, p in named}
-    buffers = {}
-    for prefix, mod in model.named_modules(remove_duplicate=False):
-        for k, p in mod._parameters.items():
-            if p is not None:
-                aliases[id(p)].append(f"{prefix}.{k}" if prefix else k)
-        for k, b in mod._buffers.items():
-            if b is not None:
-                buffers[f"{prefix}.{k}" if prefix else k] = cast(b)
-    keys = [aliases[id(p)] for _, p in named]
+    keys, buffers = _names_of(model, named, cast)
 
     def loss_of(flat):
         tensors = dict(buffers)
@@ -112,6 +109,21 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
 
     H = torch.autograd.functional.hessian(loss_of, flat0, vectorize=vectorize)
     return H.detach().cpu().numpy().astype(np.float64, copy=False)
+
+
+def _names_of(model, named, cast):
+    """Every name under which each parameter of `named` appears (tied weights
+    appear under several), and every buffer by name, through cast()."""
+    aliases = {id(p): [] for _, p in named}
+    buffers = {}
+    for prefix, mod in model.named_modules(remove_duplicate=False):
+        for k, p in mod._parameters.items():
+            if p is not None:
+                aliases[id(p)].append(f"{prefix}.{k}" if prefix else k)
+        for k, b in mod._buffers.items():
+            if b is not None:
+                buffers[f"{prefix}.{k}" if prefix else k] = cast(b)
+    return [aliases[id(p)] for _, p in named], buffers
 
 
 def checkpoint_name(step, group="checkpoints"):
@@ -126,6 +138,67 @@ def _open(target, mode):
     if isinstance(target, (h5py.File, h5py.Group)):
         return target, False
     return h5py.File(target, mode), True
+
+
+def _attribute(key, v):
+    """v as an HDF5 attribute value: a one-element tensor or numpy scalar as
+    its number; numbers must be finite and integers fit int64."""
+    if hasattr(v, "detach") and hasattr(v, "numel"):  # a torch tensor
+        if v.numel() != 1:
+            raise ValueError(f"attribute {key} must be one number, got a tensor of {v.numel()} values")
+        v = v.detach().cpu().item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError(f"attribute {key} is not finite: {v}")
+    if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:
+        raise ValueError(f"attribute {key} = {v} does not fit a 64-bit integer")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
+        raise ValueError(f"attribute {key} has non-finite values")
+    return v
+
+
+def _replace(f, path, write):
+    """Writes a new object with write(group, name) under a temporary name
+    beside `path`, then moves it into place: a write that fails leaves the
+    file as it was. A group that is not a structure (a collection of
+    checkpoints) is never replaced."""
+    parent, _, name = path.strip("/").rpartition("/")
+    if not name:
+        raise ValueError(f"the dataset name {path!r} is empty")
+    g = f.require_group(parent) if parent else f
+    if name in g and isinstance(g[name], h5py.Group) and "structure" not in g[name].attrs:
+        raise ValueError(f"{g[name].name} is a group of other objects, not a Hessian: give another name")
+    tmp = f".{name}.basinvol-writing"
+    if tmp in g:
+        del g[tmp]
+    try:
+        write(g, tmp)
+    except BaseException:
+        if tmp in g:
+            del g[tmp]
+        raise
+    if name in g:
+        del g[name]
+    g.move(tmp, name)
+    return g[name].name
+
+
+def _check_blocks(blocks, n):
+    """Parameter blocks as basinvol reads them: one length, sizes > 0, each
+    inside [0, n), in order without overlap, names non-empty and distinct."""
+    names, offsets, sizes = list(blocks["names"]), list(blocks["offsets"]), list(blocks["sizes"])
+    if not len(names) == len(offsets) == len(sizes):
+        raise ValueError("parameter blocks: names, offsets and sizes must have one length")
+    end = 0
+    for nm, off, sz in zip(names, offsets, sizes):
+        off, sz = int(off), int(sz)
+        if sz <= 0 or off < end or off + sz > n:
+            raise ValueError(f"parameter block {nm!r} (offset {off}, size {sz}) must lie after the previous one "
+                             f"and inside the Hessian's n = {n}")
+        end = off + sz
+    if any(not str(nm) for nm in names) or len(set(map(str, names))) != len(names):
+        raise ValueError("parameter block names must be non-empty and distinct")
 
 
 def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode="a", **attrs):
@@ -144,8 +217,10 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     (autograd in float64: ~1e-13 relative), which raises basinvol's noise
     floor even when the matrix is symmetrized later. Returns the dataset path."""
     H = as_numpy(H)
-    if H.ndim != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"a Hessian must be a square 2-D array, got shape {H.shape}")
+    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
+        raise ValueError(f"a Hessian must be a non-empty square 2-D array, got shape {H.shape}")
+    if H.dtype.kind not in "fiub":
+        raise ValueError(f"a Hessian must hold real numbers, got {H.dtype}")
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if not np.all(np.isfinite(H)):
@@ -160,27 +235,25 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     if n >= CHUNK_FROM:
         rows = max(1, min(n, (1 << 20) // (n * data.itemsize)))  # ~1 MiB chunks of whole rows
         kw = dict(chunks=(rows, n), compression="gzip", compression_opts=4, shuffle=True)
-    f, close = _open(path, mode)
-    try:
-        if dataset in f:
-            del f[dataset]
-        d = f.create_dataset(dataset, data=data, **kw)
+    if blocks is not None:
+        _check_blocks(blocks, n)
+    attrs = {k: _attribute(k, v) for k, v in attrs.items() if v is not None}
+
+    def write(g, name):
+        d = g.create_dataset(name, data=data, **kw)
         if blocks is not None:
-            total = int(sum(blocks["sizes"]))
-            if total != n:
-                raise ValueError(f"parameter blocks cover {total} parameters, the Hessian has n = {n}")
             d.attrs["param_names"] = np.array([str(s) for s in blocks["names"]], dtype=h5py.string_dtype())
             d.attrs["param_offsets"] = np.asarray(blocks["offsets"], dtype=np.int64)
             d.attrs["param_sizes"] = np.asarray(blocks["sizes"], dtype=np.int64)
-            d.attrs["param_shapes"] = np.array([",".join(str(k) for k in s) for s in blocks["shapes"]],
-                                               dtype=h5py.string_dtype())
+            if blocks.get("shapes") is not None:
+                d.attrs["param_shapes"] = np.array([",".join(str(k) for k in s) for s in blocks["shapes"]],
+                                                   dtype=h5py.string_dtype())
         for k, v in attrs.items():
-            if v is None:
-                continue
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ValueError(f"attribute {k} is not finite: {v}")
             d.attrs[k] = v
-        return d.name
+
+    f, close = _open(path, mode)
+    try:
+        return _replace(f, dataset, write)
     finally:
         if close:
             f.close()
@@ -192,8 +265,10 @@ def write_checkpoint(path, H, step, loss=None, group="checkpoints", dtype="float
     Sets the attributes step and loss (and any others given). Name order is
     step order for steps below 100000. `basinvol rank FILE` then ranks every
     checkpoint. Returns the dataset path."""
+    if isinstance(step, (bool, np.bool_)) or not float(step).is_integer():
+        raise ValueError(f"step must be a whole number, got {step!r}")
     return write_hessian(path, H, dataset=checkpoint_name(step, group), dtype=dtype, blocks=blocks,
-                         mode="a", step=int(step), loss=None if loss is None else float(loss), **attrs)
+                         mode="a", step=int(step), loss=loss, **attrs)
 
 
 def read_blocks(dataset):
@@ -202,10 +277,12 @@ def read_blocks(dataset):
     if "param_offsets" not in a:
         return None
     dec = lambda s: s.decode() if isinstance(s, bytes) else str(s)
-    return {"names": [dec(s) for s in a["param_names"]],
-            "offsets": [int(v) for v in a["param_offsets"]],
-            "sizes": [int(v) for v in a["param_sizes"]],
-            "shapes": [tuple(int(k) for k in dec(s).split(",") if k) for s in a["param_shapes"]]
+    offsets = [int(v) for v in np.atleast_1d(a["param_offsets"])]
+    sizes = [int(v) for v in np.atleast_1d(a.get("param_sizes", []))]
+    names = [dec(s) for s in np.atleast_1d(a["param_names"])] if "param_names" in a else \
+        [f"block {i}" for i in range(len(offsets))]
+    return {"names": names, "offsets": offsets, "sizes": sizes,
+            "shapes": [tuple(int(k) for k in dec(s).split(",") if k) for s in np.atleast_1d(a["param_shapes"])]
             if "param_shapes" in a else None}
 
 
@@ -221,24 +298,25 @@ def _typed(a, dtype):
     return a if dtype is None else a.astype(dtype)
 
 
-def _write_part(g, name, part, dtype, check=True):
+def _write_part(g, name, part, dtype, check=True, shown=None):
+    shown = name if shown is None else shown  # the name messages give (name is where it is written)
     if isinstance(part, dict):
         if not part:
-            raise ValueError(f"blocks {name!r} has no members")
+            raise ValueError(f"blocks {shown!r} has no members")
         sub = g.create_group(name)
         sub.attrs["structure"] = "blocks"
         for k in part:  # basinvol reads members in name order: name them so that it is parameter order
             if not isinstance(k, str):
-                raise ValueError(f"blocks {name!r}: member names must be strings (read in name order), "
+                raise ValueError(f"blocks {shown!r}: member names must be strings (read in name order), "
                                  f"got {type(k).__name__} {k!r}")
             if k in ("", ".", "..") or "/" in k:
-                raise ValueError(f"blocks {name!r}: member name {k!r} is not a name an HDF5 group can hold")
+                raise ValueError(f"blocks {shown!r}: member name {k!r} is not a name an HDF5 group can hold")
             _write_part(sub, k, part[k], dtype, check)
         return sub
     if isinstance(part, Factor):
         if part.G.ndim != 2:
-            raise ValueError(f"factor {name!r}: G must be 2-D, got shape {part.G.shape}")
-        _check_finite(f"factor {name!r}", part.G, check)
+            raise ValueError(f"factor {shown!r}: G must be 2-D, got shape {part.G.shape}")
+        _check_finite(f"factor {shown!r}", part.G, check)
         sub = g.create_group(name)
         sub.attrs["structure"] = "factor"
         sub.attrs["scale"] = part.scale
@@ -247,8 +325,8 @@ def _write_part(g, name, part, dtype, check=True):
     if isinstance(part, Kron):
         for k, m in (("A", part.A), ("B", part.B)):
             if m.ndim != 2 or m.shape[0] != m.shape[1]:
-                raise ValueError(f"kron {name!r}: {k} must be square, got shape {m.shape}")
-            _check_finite(f"kron {name!r} {k}", m, check)
+                raise ValueError(f"kron {shown!r}: {k} must be square, got shape {m.shape}")
+            _check_finite(f"kron {shown!r} {k}", m, check)
         sub = g.create_group(name)
         sub.attrs["structure"] = "kron"
         sub.attrs["scale"] = part.scale
@@ -257,15 +335,15 @@ def _write_part(g, name, part, dtype, check=True):
         return sub
     if isinstance(part, Diagonal):
         if part.values.ndim != 1:
-            raise ValueError(f"diagonal {name!r} must be 1-D, got shape {part.values.shape}")
-        _check_finite(f"diagonal {name!r}", part.values, check)
+            raise ValueError(f"diagonal {shown!r} must be 1-D, got shape {part.values.shape}")
+        _check_finite(f"diagonal {shown!r}", part.values, check)
         d = g.create_dataset(name, data=_typed(part.values, dtype))
         d.attrs["structure"] = "diagonal"
         return d
     H = as_numpy(part)
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"dense block {name!r} must be square, got shape {H.shape}")
-    _check_finite(f"dense block {name!r}", H, check)
+        raise ValueError(f"dense block {shown!r} must be square, got shape {H.shape}")
+    _check_finite(f"dense block {shown!r}", H, check)
     return g.create_dataset(name, data=_typed(H, dtype))
 
 
@@ -284,17 +362,16 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
     Returns its path."""
     if dtype not in ("float64", "float32", None):
         raise ValueError(f"dtype must be 'float64', 'float32' or None (each array's own), got {dtype!r}")
+    attrs = {k: _attribute(k, v) for k, v in attrs.items() if v is not None}
+
+    def write(g, name):
+        obj = _write_part(g, name, part, dtype, check, shown=dataset.strip("/").rpartition("/")[2])
+        for k, v in attrs.items():
+            obj.attrs[k] = v
+
     f, close = _open(path, mode)
     try:
-        parent, _, name = dataset.strip("/").rpartition("/")
-        g = f.require_group(parent) if parent else f
-        if name in g:
-            del g[name]
-        obj = _write_part(g, name, part, dtype, check)
-        for k, v in attrs.items():
-            if v is not None:
-                obj.attrs[k] = v
-        return obj.name
+        return _replace(f, dataset, write)
     finally:
         if close:
             f.close()
@@ -306,16 +383,21 @@ def _flat_model(model, dtype):
     import torch
     tdtype = getattr(torch, str(dtype))
     named = list(model.named_parameters())
-    names = [k for k, _ in named]
+    if not named:
+        raise ValueError("the model has no parameters")
     shapes = [p.shape for _, p in named]
     sizes = [p.numel() for _, p in named]
     flat0 = torch.cat([p.detach().to(tdtype).reshape(-1) for _, p in named])
-    buffers = {k: (b.detach().to(tdtype) if b.is_floating_point() else b) for k, b in model.named_buffers()}
+    # A tied weight is one piece of flat under each of its names; buffers are
+    # copies (a BatchNorm in train() writes into the ones it is called with).
+    keys, buffers = _names_of(model, named, lambda b: (b.detach().to(tdtype) if b.is_floating_point()
+                                                       else b.detach()).clone())
 
     def call(flat, x):
-        tensors = dict(buffers)
-        for k, piece, shape in zip(names, torch.split(flat, sizes), shapes):
-            tensors[k] = piece.view(shape)
+        tensors = {k: b.clone() for k, b in buffers.items()}
+        for names, piece, shape in zip(keys, torch.split(flat, sizes), shapes):
+            for k in names:
+                tensors[k] = piece.view(shape)
         x = x.detach().to(tdtype) if x.is_floating_point() else x.detach()
         return _functional_call(model, tensors, (x,))
 
@@ -386,7 +468,14 @@ def _kfac_layers(m):
         if isinstance(mod, torch.nn.Conv2d) and (mod.groups != 1 or mod.padding_mode != "zeros"):
             raise ValueError(f"kfac_blocks: Conv2d layer {name!r} has groups={mod.groups}, "
                              f"padding_mode={mod.padding_mode!r}; only groups=1 with zero padding is Kronecker-factored")
-    covered = {id(p) for _, mod in layers for p in mod.parameters()}
+    owner = {}
+    for name, mod in layers:
+        for p in mod.parameters():
+            if id(p) in owner:
+                raise ValueError(f"kfac_blocks: layers {owner[id(p)]!r} and {name!r} share a parameter; K-FAC's "
+                                 "blocks of a tied weight are not handled (use gauss_newton_factor)")
+            owner[id(p)] = name
+    covered = set(owner)
     if any(id(p) not in covered for p in m.parameters()):
         raise ValueError("kfac_blocks handles torch.nn.Linear and torch.nn.Conv2d layers only; "
                          "the model has other parameters")
@@ -441,6 +530,9 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
     hooks = []
     for name, mod in layers:
         def fwd(module, args, result, name=name):
+            if name in acts:
+                raise ValueError(f"kfac_blocks: layer {name!r} is called more than once in one forward pass; "
+                                 "K-FAC of a reused layer is not handled (use gauss_newton_factor)")
             acts[name] = args[0].detach()
             result.retain_grad()
             outs[name] = result
@@ -502,19 +594,31 @@ def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):
 
 def _load_matrix(path):
     if path.endswith(".npy"):
-        return np.load(path)
-    if path.endswith(".npz"):
+        H = np.load(path)
+    elif path.endswith(".npz"):
         with np.load(path) as z:
             if len(z.files) != 1:
                 raise ValueError(f"{path} holds {len(z.files)} arrays; give a .npy or a one-array .npz")
-            return z[z.files[0]]
-    if path.endswith((".pt", ".pth")):
-        import torch
-        t = torch.load(path, map_location="cpu")
-        if not torch.is_tensor(t):
-            raise ValueError(f"{path} does not hold a single tensor")
+            H = z[z.files[0]]
+    elif path.endswith((".pt", ".pth")):
+        try:
+            import torch
+        except ImportError:
+            raise ValueError(f"{path}: reading a .pt file needs PyTorch (python3-torch); save it with numpy.save")
+        try:
+            # Tensors only: a pickle may run any code when it is loaded.
+            t = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ValueError(f"{path}: not a file of tensors torch can load safely ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''})")
+        if not torch.is_tensor(t) or t.is_sparse or t.is_complex():
+            raise ValueError(f"{path} does not hold a single dense real tensor")
         return t.detach().double().numpy()
-    return np.loadtxt(path, ndmin=2)
+    else:
+        H = np.loadtxt(path, ndmin=2, delimiter="," if path.endswith(".csv") else None)
+    if H.dtype.kind not in "fiub":
+        raise ValueError(f"{path} holds {H.dtype} values, not real numbers")
+    return H
 
 
 def _cmd_convert(a):
@@ -530,7 +634,16 @@ def _cmd_convert(a):
 
 def _cmd_info(a):
     with h5py.File(a.file, "r") as f:
+        structures = []
+
         def visit(name, obj):
+            if any(name.startswith(s + "/") for s in structures):
+                return  # a structure's parts are not Hessians of their own
+            if "structure" in obj.attrs:
+                structures.append(name)
+                kind = obj.attrs["structure"]
+                print(f"/{name}  structure {kind.decode() if isinstance(kind, bytes) else kind}")
+                return
             if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and obj.shape[0] == obj.shape[1]:
                 meta = {k: obj.attrs[k] for k in ("step", "loss", "loss_threshold", "name") if k in obj.attrs}
                 blocks = read_blocks(obj)
@@ -568,6 +681,9 @@ def main(argv=None):
         return a.run(a)
     except (OSError, ValueError) as e:
         print(f"basinvol.export: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # one line for what a file can hold, never a traceback
+        print(f"basinvol.export: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
 
 

@@ -462,6 +462,140 @@ class StructuredExport(unittest.TestCase):
             bx.write_structure(path, "bad", bx.Kron(np.ones((2, 3)), np.eye(2)))
 
 
+class Tied(torch.nn.Module):
+    """Two layers sharing one weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(3, 3, bias=False)
+        self.b = torch.nn.Linear(3, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+class ExporterSafety(unittest.TestCase):
+    """Tied weights, untouched models, writes that fail leaving the file as it
+    was, and inputs the command line refuses in one line."""
+
+    def setUp(self):
+        torch.manual_seed(3)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_factors_of_a_model_with_tied_weights(self):
+        model = Tied().double()
+        x = torch.randn(6, 3, dtype=torch.float64)
+        with torch.no_grad():
+            y = model(x)  # zero residual: the Hessian is the Gauss-Newton matrix
+        G = bx.gauss_newton_factor(model, x, y, loss="mse")
+        H = bx.hessian_of(model, torch.nn.functional.mse_loss, x, y)
+        self.assertEqual(G.shape[1], 12)
+        np.testing.assert_allclose(G.T @ G, H, rtol=0, atol=1e-12 * np.abs(H).max())
+        # The empirical Fisher against per-sample gradients taken by hand.
+        y2 = torch.randn(6, 3, dtype=torch.float64)
+        F = bx.empirical_fisher_factor(model, torch.nn.functional.mse_loss, x, y2)
+        rows = []
+        for i in range(6):
+            model.zero_grad()
+            torch.nn.functional.mse_loss(model(x[i:i + 1]), y2[i:i + 1]).backward()
+            rows.append(torch.cat([model.a.weight.grad.reshape(-1), model.b.bias.grad]).numpy() / math.sqrt(6))
+        np.testing.assert_allclose(F, np.array(rows), rtol=1e-10, atol=1e-14)
+        # A float32 model: cast like the others, no dtype clash.
+        self.assertEqual(bx.gauss_newton_factor(Tied(), x.float(), y.float(), loss="mse").shape, (18, 12))
+
+    def test_kfac_refuses_tied_weights_and_reused_layers(self):
+        with self.assertRaisesRegex(ValueError, "share a parameter"):
+            bx.kfac_blocks(Tied(), torch.randn(4, 3), torch.randn(4, 3))
+
+        class Twice(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.l = torch.nn.Linear(3, 3)
+
+            def forward(self, x):
+                return self.l(torch.tanh(self.l(x)))
+
+        with self.assertRaisesRegex(ValueError, "called more than once"):
+            bx.kfac_blocks(Twice(), torch.randn(1, 3), torch.randn(1, 3))
+
+    def test_the_model_is_not_changed(self):
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2)).double()
+        model.train()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        x, y = torch.randn(8, 4, dtype=torch.float64), torch.randn(8, 2, dtype=torch.float64)
+        bx.hessian_of(model, torch.nn.functional.mse_loss, x, y, dtype=None)
+        bx.gauss_newton_factor(model, x, y, loss="mse")
+        for k, v in model.state_dict().items():
+            self.assertTrue(torch.equal(v, before[k]), k)
+
+    def test_a_write_that_fails_leaves_the_file_as_it_was(self):
+        f = os.path.join(self.dir, "w.h5")
+        bx.write_hessian(f, np.eye(3), step=7)
+        bx.write_structure(f, "model", {"a": np.eye(2), "b": bx.Diagonal(np.ones(2))})
+        bad_blocks = {"names": ["w"], "offsets": [0], "sizes": [5], "shapes": [(5,)]}
+        for write in (lambda: bx.write_hessian(f, 10 * np.eye(3), blocks=bad_blocks),
+                      lambda: bx.write_hessian(f, 10 * np.eye(3), loss=float("nan")),
+                      lambda: bx.write_hessian(f, 10 * np.eye(3), loss=np.float32("nan")),
+                      lambda: bx.write_hessian(f, 10 * np.eye(3), step=2**70),
+                      lambda: bx.write_structure(f, "model", {"a": np.eye(2), "b": bx.Diagonal(np.ones((2, 2)))})):
+            with self.assertRaises(ValueError):
+                write()
+            with h5py.File(f) as h:
+                self.assertEqual(sorted(h), ["hessian", "model"])
+                np.testing.assert_array_equal(h["hessian"][...], np.eye(3))
+                self.assertEqual(h["hessian"].attrs["step"], 7)
+                self.assertEqual(sorted(h["model"]), ["a", "b"])
+        # A group of checkpoints is never replaced by a Hessian.
+        bx.write_checkpoint(f, np.eye(2), 1)
+        with self.assertRaisesRegex(ValueError, "is a group of other objects"):
+            bx.write_hessian(f, np.eye(2), dataset="checkpoints")
+        for step in (1.7, True):
+            with self.assertRaisesRegex(ValueError, "step must be a whole number"):
+                bx.write_checkpoint(f, np.eye(2), step)
+        with h5py.File(f) as h:
+            self.assertEqual(list(h["checkpoints"]), ["step_00001"])
+        # Blocks need not cover every parameter, but must lie in order inside n.
+        bx.write_hessian(f, np.eye(4), dataset="part", blocks={"names": ["w"], "offsets": [1], "sizes": [2]})
+        with self.assertRaisesRegex(ValueError, "must lie after the previous one"):
+            bx.write_hessian(f, np.eye(4), dataset="part", blocks={"names": ["w", "v"], "offsets": [2, 0],
+                                                                    "sizes": [2, 2]})
+
+    def test_convert_never_unpickles_code_and_refuses_in_one_line(self):
+        marker = os.path.join(self.dir, "ran")
+
+        class Payload:
+            def __reduce__(self):
+                return (os.system, ("touch " + marker,))
+
+        evil = os.path.join(self.dir, "evil.pt")
+        torch.save({"t": torch.eye(2), "x": Payload()}, evil)
+        complex_npy = os.path.join(self.dir, "c.npy")
+        np.save(complex_npy, np.eye(2) * (1 + 1j))
+        text_npy = os.path.join(self.dir, "s.npy")
+        np.save(text_npy, np.array([["a", "b"], ["c", "d"]]))
+        comma = os.path.join(self.dir, "h.csv")
+        with open(comma, "w") as fh:
+            fh.write("2.0,0.5\n0.5,1.0\n")
+        out = os.path.join(self.dir, "out.h5")
+        for source, words in ((evil, "not a file of tensors torch can load safely"),
+                              (complex_npy, "not real numbers"), (text_npy, "not real numbers")):
+            p = subprocess.run([sys.executable, "-m", "basinvol.export", "convert", source, out],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
+            self.assertIn(words, p.stderr)
+        self.assertFalse(os.path.exists(marker))
+        subprocess.run([sys.executable, "-m", "basinvol.export", "convert", comma, out], check=True,
+                       capture_output=True)
+        with h5py.File(out) as h:
+            np.testing.assert_array_equal(h["hessian"][...], [[2.0, 0.5], [0.5, 1.0]])
+
+
 class PlotTool(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
