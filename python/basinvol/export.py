@@ -313,6 +313,9 @@ def _write_part(g, name, part, dtype, check=True, shown=None):
                 raise ValueError(f"blocks {shown!r}: member name {k!r} is not a name an HDF5 group can hold")
             _write_part(sub, k, part[k], dtype, check)
         return sub
+    if isinstance(part, (Factor, Kron)) and not (math.isfinite(part.scale) and part.scale != 0):
+        raise ValueError(f"{'factor' if isinstance(part, Factor) else 'kron'} {shown!r}: scale must be a finite "
+                         f"nonzero number, got {part.scale}")
     if isinstance(part, Factor):
         if part.G.ndim != 2:
             raise ValueError(f"factor {shown!r}: G must be 2-D, got shape {part.G.shape}")

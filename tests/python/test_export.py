@@ -545,6 +545,8 @@ class ExporterSafety(unittest.TestCase):
                       lambda: bx.write_structure(f, "model", {"a": np.eye(2), "b": bx.Diagonal(np.ones((2, 2)))})):
             with self.assertRaises(ValueError):
                 write()
+            with self.assertRaisesRegex(ValueError, "scale must be a finite nonzero number"):
+                bx.write_structure(f, "model", bx.Factor(np.eye(2), 0.0))
             with h5py.File(f) as h:
                 self.assertEqual(sorted(h), ["hessian", "model"])
                 np.testing.assert_array_equal(h["hessian"][...], np.eye(3))
