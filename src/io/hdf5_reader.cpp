@@ -370,6 +370,17 @@ std::string external_problem_of(hid_t dcpl, const std::string& file, hsize_t byt
             return why;
         }
         if (reads) reads->push_back(path);
+        if (path == name && name[0] != '/') {
+            // Found from the current directory: a file of that name beside the
+            // HDF5 file, and another, is most likely the one meant.
+            const std::size_t slash = file.rfind('/');
+            const std::string beside = (slash == std::string::npos ? std::string(".") : file.substr(0, slash)) + "/" + name;
+            struct stat other {};
+            if (::stat(beside.c_str(), &other) == 0 && (other.st_dev != st.st_dev || other.st_ino != st.st_ino))
+                return "external raw-data file '" + path + "' is found from the current directory and as '" + beside +
+                       "' beside the HDF5 file, two different files: HDF5 reads the first; run from the HDF5 file's "
+                       "folder, or set HDF5_EXTFILE_PREFIX='${ORIGIN}' to read the second";
+        }
         if (!S_ISREG(st.st_mode))
             return "external raw-data file '" + path + "' is not a regular file (a FIFO or a device would block the "
                    "read or never end)";

@@ -536,6 +536,34 @@ class ReadingFaults(FaultBase):
         self.assertEqual(rows[f + ":/split"]["error"], "%s:/split: external raw-data file '%s' holds 1000 bytes; the "
                          "dataset needs 3600 from byte 16 (truncated?)" % (f, second))
 
+    def test_a_relative_external_file_found_in_two_places_is_refused(self):
+        # HDF5 looks for a relative external raw-data file from the current
+        # directory: run from elsewhere, it would read an unrelated file of
+        # that name. Found both there and beside the HDF5 file, it is refused.
+        rng = np.random.default_rng(20)
+        H = gram(rng, 20, 5)
+        data, other = self.path("data"), self.path("elsewhere")
+        os.makedirs(data)
+        os.makedirs(other)
+        f = os.path.join(data, "e.h5")
+        cwd = os.getcwd()
+        os.chdir(data)
+        try:
+            with h5py.File(f, "w") as h:
+                h.create_dataset("e", shape=H.shape, dtype="f8", external=[("raw.bin", 0, h5py.h5f.UNLIMITED)])
+                h["e"][...] = H
+        finally:
+            os.chdir(cwd)
+        with open(os.path.join(other, "raw.bin"), "wb") as fh:
+            fh.write(gram(rng, 20, 12).astype("<f8").tobytes())
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, text=True, timeout=60, cwd=data)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(jsonl(p.stdout)[0]["rank"], 5)
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, text=True, timeout=60, cwd=other)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("external raw-data file 'raw.bin' is found from the current directory and as '%s/raw.bin' "
+                      "beside the HDF5 file, two different files" % data, jsonl(p.stdout)[0]["error"])
+
     def test_an_isolated_read_that_overruns_or_crashes_is_an_error_row(self):
         # --read-timeout reads each Hessian's values in a child process.
         rng = np.random.default_rng(18)
