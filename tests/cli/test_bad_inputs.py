@@ -269,22 +269,26 @@ def _int_scaleoffset_few_bits():
         "hessian", data=np.round(H * 100).astype(np.int32), chunks=(10, 10), scaleoffset=4))
 
 
+def _one_plain_chunk(f, plain_bytes):
+    # gzip on every chunk but the one at [16, 0], which a filter mask says is
+    # stored uncompressed (HDF5 writes a chunk so when an optional filter
+    # fails on it), holding its first plain_bytes bytes.
+    d = f.create_dataset("hessian", shape=H_LARGE.shape, dtype="<f8", chunks=(16, 16), compression="gzip")
+    n = H_LARGE.shape[0]
+    for i in range(0, n, 16):
+        for j in range(0, n, 16):
+            block = np.zeros((16, 16))
+            block[:min(16, n - i), :min(16, n - j)] = H_LARGE[i:i + 16, j:j + 16]
+            raw = np.ascontiguousarray(block).tobytes()
+            if (i, j) == (16, 0):
+                d.id.write_direct_chunk((i, j), raw[:plain_bytes], filter_mask=1)
+            else:
+                d.id.write_direct_chunk((i, j), zlib.compress(raw), filter_mask=0)
+
+
 def _short_plain_chunk():
-    # A chunk whose mask says it is stored uncompressed, in half its size:
-    # HDF5 would read it as a whole chunk.
-    def build(f):
-        d = f.create_dataset("hessian", shape=H_LARGE.shape, dtype="<f8", chunks=(16, 16), compression="gzip")
-        n = H_LARGE.shape[0]
-        for i in range(0, n, 16):
-            for j in range(0, n, 16):
-                block = np.zeros((16, 16))
-                block[:min(16, n - i), :min(16, n - j)] = H_LARGE[i:i + 16, j:j + 16]
-                raw = np.ascontiguousarray(block).tobytes()
-                if (i, j) == (16, 0):
-                    d.id.write_direct_chunk((i, j), raw[:1024], filter_mask=1)
-                else:
-                    d.id.write_direct_chunk((i, j), zlib.compress(raw), filter_mask=0)
-    return h5("short_plain_chunk.h5", build)
+    # Stored uncompressed in half its size: HDF5 would read it as a whole chunk.
+    return h5("short_plain_chunk.h5", lambda f: _one_plain_chunk(f, 1024))
 
 
 def _dangling_in_group():
@@ -481,19 +485,7 @@ def _float16():
 
 
 def _skipped_filter_chunks(f):
-    # gzip on every chunk but one, which a filter mask says is stored plain
-    # (HDF5 writes a chunk so when an optional filter fails on it).
-    d = f.create_dataset("hessian", shape=H_LARGE.shape, dtype="<f8", chunks=(16, 16), compression="gzip")
-    n = H_LARGE.shape[0]
-    for i in range(0, n, 16):
-        for j in range(0, n, 16):
-            block = np.zeros((16, 16))
-            block[:min(16, n - i), :min(16, n - j)] = H_LARGE[i:i + 16, j:j + 16]
-            raw = np.ascontiguousarray(block).tobytes()
-            if (i, j) == (16, 0):
-                d.id.write_direct_chunk((i, j), raw, filter_mask=1)
-            else:
-                d.id.write_direct_chunk((i, j), zlib.compress(raw), filter_mask=0)
+    _one_plain_chunk(f, 16 * 16 * 8)
 
 
 def _optional_unknown_filter(f):

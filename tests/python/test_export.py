@@ -87,6 +87,19 @@ def rows_of(*args):
     return json.loads(basinvol(*args, "--format", "json"))["rows"]
 
 
+class Tied(torch.nn.Module):
+    """Two layers sharing one weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(3, 3, bias=False)
+        self.b = torch.nn.Linear(3, 3)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
 class HessianOf(unittest.TestCase):
     def setUp(self):
         torch.manual_seed(0)
@@ -120,16 +133,6 @@ class HessianOf(unittest.TestCase):
         np.testing.assert_allclose(Hv, H, rtol=0, atol=1e-12)
 
     def test_tied_weights(self):
-        class Tied(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.a = torch.nn.Linear(3, 3, bias=False)
-                self.b = torch.nn.Linear(3, 3)
-                self.b.weight = self.a.weight
-
-            def forward(self, x):
-                return self.b(torch.tanh(self.a(x)))
-
         model = Tied()
         x, y = torch.randn(10, 3), torch.randn(10, 3)
         H = bx.hessian_of(model, torch.nn.functional.mse_loss, x, y)
@@ -460,19 +463,6 @@ class StructuredExport(unittest.TestCase):
         self.assertEqual([b["rank"] for b in s["blocks"]], [6, 2 * 3, 2])
         with self.assertRaises(ValueError):
             bx.write_structure(path, "bad", bx.Kron(np.ones((2, 3)), np.eye(2)))
-
-
-class Tied(torch.nn.Module):
-    """Two layers sharing one weight."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = torch.nn.Linear(3, 3, bias=False)
-        self.b = torch.nn.Linear(3, 3)
-        self.b.weight = self.a.weight
-
-    def forward(self, x):
-        return self.b(torch.tanh(self.a(x)))
 
 
 class ExporterSafety(unittest.TestCase):
