@@ -163,6 +163,37 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
     }
 }
 
+// Rank 0 opens -o FILE (never one the run reads) and the row writer; every
+// rank returns 0, or the exit status when that failed (2: -o names an input).
+int open_output(const std::string& output, const std::vector<Item>& items, const bv::ReportSpec& spec, int me,
+                std::unique_ptr<AtomicFile>& file, std::unique_ptr<bv::RowWriter>& writer) {
+    std::string open_error;
+    int open_status = exit_failed;
+    if (me == 0) {
+        try {
+            if (!output.empty()) {
+                std::set<std::string> inputs;
+                for (const Item& it : items) {
+                    inputs.insert(it.row ? it.row->file : it.info.file);
+                    inputs.insert(it.info.reads_also.begin(), it.info.reads_also.end());
+                }
+                refuse_input_as_output(output, inputs);
+                file = std::make_unique<AtomicFile>(output);
+            }
+            writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec);
+        } catch (const bv::UsageError& e) {
+            open_error = e.what();
+            open_status = exit_usage;
+        } catch (const bv::Error& e) {
+            open_error = e.what();
+        }
+    }
+    int cannot_write = open_error.empty() ? 0 : open_status;
+    MPI_Bcast(&cannot_write, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (cannot_write && me == 0) std::cerr << "basinvol-mpi: error: " << open_error << '\n';
+    return cannot_write;
+}
+
 int run(const std::string& command, const std::vector<std::string>& args, const CommonOptions& o,
         const std::string& output, double list_timeout, int me) {
     // Options are checked on every rank alike (the same arguments): all stop together.
@@ -195,33 +226,8 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
 
     std::unique_ptr<AtomicFile> file;
     std::unique_ptr<bv::RowWriter> writer;
-    std::string open_error;
-    int open_status = exit_failed;  // exit_usage when -o names an input
-    if (me == 0) {
-        try {
-            if (!output.empty()) {
-                std::set<std::string> inputs;
-                for (const Item& it : items) {
-                    inputs.insert(it.row ? it.row->file : it.info.file);
-                    inputs.insert(it.info.reads_also.begin(), it.info.reads_also.end());
-                }
-                refuse_input_as_output(output, inputs);
-                file = std::make_unique<AtomicFile>(output);
-            }
-            writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec_for(command, o, ranking));
-        } catch (const bv::UsageError& e) {
-            open_error = e.what();
-            open_status = exit_usage;
-        } catch (const bv::Error& e) {
-            open_error = e.what();
-        }
-    }
-    int cannot_write = open_error.empty() ? 0 : open_status;
-    MPI_Bcast(&cannot_write, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (cannot_write) {
-        if (me == 0) std::cerr << "basinvol-mpi: error: " << open_error << '\n';
+    if (const int cannot_write = open_output(output, items, spec_for(command, o, ranking), me, file, writer))
         return cannot_write;
-    }
 
     bool all_ok = true;
     std::vector<bv::Row> rows;
