@@ -290,10 +290,6 @@ void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std
     }
 }
 
-namespace {
-
-}  // namespace
-
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where) {
     const auto layout = deflate_layout(dataset, n, f32);
     if (!layout) return false;
