@@ -365,6 +365,12 @@ class SameRowsAsSerial(unittest.TestCase):
         r = mpi(2, "volume", f, "-f", "jsonl", "--max-memory", "40K")
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_json_context_names_the_tool_and_its_ranks(self):
+        r = mpi(2, "volume", self.files["small"], "-f", "json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        context = json.loads(r.stdout)["context"]
+        self.assertEqual((context["tool"], context["ranks"]), ("basinvol-mpi", 2))
+
     def test_usage_errors_stop_every_rank(self):
         r = mpi(2, "volume", self.files["small"], "--method", "lanczos")
         self.assertEqual(r.returncode, 2)

@@ -226,7 +226,12 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
 
     std::unique_ptr<AtomicFile> file;
     std::unique_ptr<bv::RowWriter> writer;
-    if (const int cannot_write = open_output(output, items, spec_for(command, o, ranking), me, file, writer))
+    bv::ReportSpec spec = spec_for(command, o, ranking);
+    int ranks = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+    spec.context["tool"] = "basinvol-mpi";
+    spec.context["ranks"] = ranks;
+    if (const int cannot_write = open_output(output, items, spec, me, file, writer))
         return cannot_write;
 
     bool all_ok = true;
