@@ -63,6 +63,7 @@ std::size_t parse_memory_size(const std::string& text) {
     const std::string bad = "must be a size such as 8G or 500M, got '" + text + "'";
     std::size_t pos = 0;
     double v = 0;
+    if (text.find_first_of("xX") != std::string::npos) throw UsageError("max_memory", bad);  // stod reads hex
     try {
         v = std::stod(text, &pos);
     } catch (...) {

@@ -43,10 +43,12 @@ const std::string& name_of(const Names<T>& names, T value) {
     throw Error("a value without a name");
 }
 
-// The whole of `text` as a finite number (blanks around it allowed); nullopt
-// for anything else, a value out of float64's range included (a subnormal
-// such as 1e-320 is in range; 1e-400, which would read as 0, is not).
+// The whole of `text` as a finite decimal number (blanks around it allowed);
+// nullopt for anything else: a value out of float64's range (a subnormal
+// such as 1e-320 is in range; 1e-400, which would read as 0, is not), and
+// hexadecimal ("0x10", which strtod reads as 16; no one means that by it).
 inline std::optional<double> parse_finite(const std::string& text) {
+    if (text.find_first_of("xX") != std::string::npos) return std::nullopt;
     const char* begin = text.c_str();
     char* end = nullptr;
     errno = 0;

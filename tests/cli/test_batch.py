@@ -12,6 +12,7 @@ import io
 import json
 import math
 import os
+import socket
 import pty
 import select
 import shutil
@@ -494,7 +495,7 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 2)
         self.assertIn("not a device or a pipe", p.stderr)
         p = run("volume", a, "-f", "jsonl", "-o", self.dir)
-        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.returncode, 2)  # a usage error, as every other -o refusal
         self.assertIn("is a directory", p.stderr)
         # /dev/stdout to a pipe is a link the kernel makes ("pipe:[N]"): written through.
         p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", "/dev/stdout"], stdout=subprocess.PIPE,
@@ -511,9 +512,15 @@ class BatchTest(clitest.TempDirTest):
         os.symlink("loop2", self.path("loop1"))
         os.symlink("loop1", self.path("loop2"))
         p = run("volume", a, "-f", "jsonl", "-o", self.path("loop1"))
-        self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("too many levels of symbolic links", p.stderr)
         self.assertTrue(os.path.islink(self.path("loop1")))
+        # A socket is neither a file nor a stream: refused, a usage error.
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(self.path("sock"))
+            p = run("volume", a, "-f", "jsonl", "-o", self.path("sock"))
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("is a block device or a socket", p.stderr)
 
     def test_resume_of_tsv_keeps_rows_of_names_with_tabs_and_line_breaks(self):
         # TSV writes a tab or line break in a name as a space; --resume must

@@ -943,6 +943,7 @@ class TestExitStatus(Base):
                            (("volume", Data.full_file, "--atol", "nan"), "--atol must be a finite number >= 0"),
                            (("rank", Data.full_file, "--tie-tol", "-1"), "--tie-tol: must be a finite number >= 0"),
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
+                           (("volume", Data.full_file, "--max-memory", "0x10G"), "--max-memory must be a size"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
                            # The value as given, not std::to_string's -0.000000.
                            (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),

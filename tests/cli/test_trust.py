@@ -107,7 +107,8 @@ class Attributes(Base):
             self.assertAlmostEqual(row["log_volume"], math.log(math.pi * 0.5), delta=1e-12)
 
     def test_an_unreadable_loss_threshold_is_an_error_row_naming_it(self):
-        for value, words in (("half", "the string 'half'"), (np.array([0.5, 1.0]), "an array of 2 values")):
+        for value, words in (("half", "the string 'half'"), ("0x10", "the string '0x10'"),
+                             (np.array([0.5, 1.0]), "an array of 2 values")):
             f = self.write("lt_bad", loss_threshold=value)
             p = run("volume", f, "-f", "jsonl")
             self.assertEqual(p.returncode, 1, p.stderr)

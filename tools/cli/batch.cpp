@@ -217,7 +217,7 @@ int interrupt_signal() { return static_cast<int>(g_signal); }
 AtomicFile::AtomicFile(const std::string& path) {
     const OutputTarget target = output_target(path);
     path_ = target.path;
-    if (target.directory) throw bv::InputError(path + ": is a directory; -o needs a file");
+    if (target.directory) throw bv::UsageError("-o " + path + " is a directory; -o needs a file");
     if (target.stream) {
         out_.open(path_, std::ios::binary);
         if (!out_) throw bv::InputError(path + ": cannot open for writing: " + std::strerror(errno));
