@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -76,6 +77,25 @@ struct Layout {
     std::size_t chunk_bytes() const { return chunk[0] * chunk[1] * elem; }
 };
 
+// Whether a chunked dataset's filters are deflate after an optional shuffle:
+// then whether the shuffle is there; nullopt for any other pipeline.
+std::optional<bool> deflate_pipeline(hid_t dcpl) {
+    const int nfilters = H5Pget_nfilters(dcpl);
+    bool shuffle = false, deflate = false;
+    for (int i = 0; i < nfilters; ++i) {
+        unsigned flags = 0, values[8], config = 0;
+        std::size_t nelem = 8;
+        char name[64];
+        const H5Z_filter_t f =
+            H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, values, sizeof name, name, &config);
+        if (f == H5Z_FILTER_SHUFFLE && i == 0 && nfilters == 2) shuffle = true;
+        else if (f == H5Z_FILTER_DEFLATE && i == nfilters - 1) deflate = true;
+        else return std::nullopt;
+    }
+    if (!deflate) return std::nullopt;
+    return shuffle;
+}
+
 std::optional<Layout> deflate_layout(hid_t dataset, std::size_t n, bool f32) {
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
     if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return std::nullopt;
@@ -83,19 +103,9 @@ std::optional<Layout> deflate_layout(hid_t dataset, std::size_t n, bool f32) {
     if (!type.valid() || H5Tequal(type.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE) <= 0) return std::nullopt;
     Layout l;
     l.elem = f32 ? sizeof(float) : sizeof(double);
-    const int nfilters = H5Pget_nfilters(dcpl.get());
-    bool deflate = false;
-    for (int i = 0; i < nfilters; ++i) {
-        unsigned flags = 0, values[8], config = 0;
-        std::size_t nelem = 8;
-        char name[64];
-        const H5Z_filter_t f =
-            H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelem, values, sizeof name, name, &config);
-        if (f == H5Z_FILTER_SHUFFLE && i == 0 && nfilters == 2) l.shuffle = true;
-        else if (f == H5Z_FILTER_DEFLATE && i == nfilters - 1) deflate = true;
-        else return std::nullopt;
-    }
-    if (!deflate) return std::nullopt;
+    const std::optional<bool> shuffle = deflate_pipeline(dcpl.get());
+    if (!shuffle) return std::nullopt;
+    l.shuffle = *shuffle;
     if (H5Pget_chunk(dcpl.get(), 2, l.chunk) != 2 || l.chunk[0] == 0 || l.chunk[1] == 0) return std::nullopt;
     Handle space(H5Dget_space(dataset), H5Sclose);
     if (!space.valid() || H5Dget_num_chunks(dataset, space.get(), &l.chunks) < 0) return std::nullopt;
@@ -260,33 +270,72 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
 
 }  // namespace
 
-void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std::size_t step,
-                  const std::string& where) {
-    const auto layout = deflate_layout(dataset, n, f32);
-    if (!layout || step == 0) return;
+void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std::string& where, const Box* box) {
+    Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED || step == 0) return;
+    const std::optional<bool> shuffle = deflate_pipeline(dcpl.get());
+    Handle type(H5Dget_type(dataset), H5Tclose), space(H5Dget_space(dataset), H5Sclose);
+    if (!shuffle || !type.valid() || !space.valid()) return;
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 1 || rank > H5S_MAX_RANK) return;
+    std::vector<hsize_t> dims(static_cast<std::size_t>(rank)), chunk(dims.size()), offset(dims.size());
+    if (H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) != rank ||
+        H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank)
+        return;
+    // The plain bytes of a chunk (HDF5 caps a chunk at 4 GB) and the grid's size.
+    double plain_bytes = static_cast<double>(H5Tget_size(type.get())), grid = 1;
+    for (int i = 0; i < rank; ++i) {
+        if (chunk[i] == 0) return;
+        plain_bytes *= static_cast<double>(chunk[i]);
+        grid *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
+    }
+    hsize_t allocated = 0;
+    if (!(plain_bytes > 0 && plain_bytes <= 4294967295.0) || grid > 9e18 ||
+        H5Dget_num_chunks(dataset, space.get(), &allocated) < 0)
+        return;
+    const auto bytes = static_cast<std::size_t>(plain_bytes);
+    const bool every = static_cast<double>(allocated) == grid;  // else unallocated chunks hold the fill value
+    const uint32_t deflate_bit = 1u << (*shuffle ? 1 : 0);
     Inflater inflater = new_inflater();
-    std::vector<unsigned char> raw, plain(layout->chunk_bytes());
-    for (hsize_t c = first; c < layout->chunks; c += step) {
-        Chunk ch;
-        ch.row = (c / layout->grid_cols) * layout->chunk[0];
-        ch.col = (c % layout->grid_cols) * layout->chunk[1];
-        const std::string at = "chunk at [" + std::to_string(ch.row) + ", " + std::to_string(ch.col) + "]";
-        hsize_t offset[2] = {ch.row, ch.col}, size = 0;
-        if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0)
+    std::vector<unsigned char> raw, plain(bytes);
+    for (auto c = static_cast<std::uint64_t>(first); static_cast<double>(c) < grid; c += step) {
+        // Grid position c in row-major order (a B-tree lookup each, not a scan).
+        std::uint64_t q = c;
+        for (int i = rank - 1; i >= 0; --i) {
+            const std::uint64_t per = (dims[i] + chunk[i] - 1) / chunk[i];
+            offset[i] = (q % per) * chunk[i];
+            q /= per;
+        }
+        bool outside = false;
+        for (int i = 0; box && i < rank && i < 2; ++i)
+            outside = outside || offset[i] + chunk[i] <= box->start[i] || offset[i] >= box->start[i] + box->count[i];
+        if (outside) continue;
+        std::string at = "chunk at [";
+        for (int i = 0; i < rank; ++i) at += (i ? ", " : "") + std::to_string(offset[i]);
+        at += "]";
+        hsize_t size = 0;
+        if (H5Dget_chunk_storage_size(dataset, offset.data(), &size) < 0 || size == 0) {
+            if (!every) continue;
             throw InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
-        if (size > 2 * layout->chunk_bytes() + 4096)
+        }
+        if (size > 2 * bytes + 4096)
             throw InputError(where + ": the " + at + " claims " + std::to_string(size) + " compressed bytes, over twice its " +
-                             std::to_string(layout->chunk_bytes()) + " plain bytes (corrupt data)");
+                             std::to_string(bytes) + " plain bytes (corrupt data)");
         raw.resize(size);
-        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &ch.mask, raw.data()) < 0)
+        uint32_t mask = 0;
+        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, raw.data()) < 0)
             throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
-        ch.size = size;
-        if (ch.mask != 0) {
-            check_masked(*layout, ch, raw.data(), inflater, plain, where);
+        if (mask & deflate_bit) {  // stored as it is: it must hold its plain size
+            if (size != bytes)
+                throw InputError(where + ": the " + at + " is stored uncompressed in " + std::to_string(size) +
+                                 " bytes; it holds " + std::to_string(bytes) + " (corrupt data)");
             continue;
         }
-        ch.failure = libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
-        if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
+        const libdeflate_result rc =
+            libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
+        if (rc != LIBDEFLATE_SUCCESS)
+            throw InputError(where + ": cannot decompress " + at + ": " +
+                             (rc == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
     }
 }
 

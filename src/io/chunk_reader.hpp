@@ -16,12 +16,20 @@ namespace basinvol::detail {
 // The caller holds the HDF5 lock.
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where);
 
-// For a dataset read_chunks_parallel would take: checks that chunks first,
-// first + step, ... inflate to exactly their plain size, as it does (HDF5's
-// own deflate filter keeps the head of a chunk that inflates to more, and
-// leaves the tail of one that inflates to less unwritten). Throws
-// InputError naming `where` and the chunk. The caller holds the HDF5 lock.
-void check_chunks(hid_t dataset, std::size_t n, bool f32, std::size_t first, std::size_t step,
-                  const std::string& where);
+// For a chunked dataset of any rank and stored type whose filters are
+// deflate after an optional shuffle: checks that the chunks at positions
+// first, first + step, ... of its grid (row-major) inflate to exactly their
+// plain size, and that a chunk stored unfiltered holds it, as
+// read_chunks_parallel does (HDF5's own deflate filter keeps the head of a
+// chunk that inflates to more, and leaves the tail of one that inflates to
+// less unwritten). Unallocated chunks (the fill value) pass, and so do
+// chunks outside `box` (a 2-D selection) when one is given. Does nothing
+// for other layouts and filters. Throws InputError naming `where` and the
+// chunk. The caller holds the HDF5 lock.
+struct Box {
+    hsize_t start[2], count[2];
+};
+void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std::string& where,
+                  const Box* box = nullptr);
 
 }  // namespace basinvol::detail

@@ -149,8 +149,8 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     try {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
-        detail::check_chunks(opened.dataset.get(), info.n, info.stored_type == "float32",
-                             static_cast<std::size_t>(me), static_cast<std::size_t>(size), info.source());
+        detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
+                             info.source());
     } catch (const std::bad_alloc&) {
         failure = info.source() + ": out of memory for a chunk";
     } catch (const std::exception& e) {
@@ -601,6 +601,9 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
         ErrorSilencer quiet;
         const ParallelDataset opened(comm_, g);
         const Handle& d = opened.dataset;
+        // Each rank checks its share of G's chunks, as for a dense Hessian
+        // (check_chunks above); the failures are agreed below.
+        detail::check_chunks(d.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size), g.source());
         Handle space(H5Dget_space(d.get()), H5Sclose);
         const hsize_t start[2] = {small_m ? 0 : lo, small_m ? lo : 0};
         const hsize_t cnt[2] = {small_m ? m : w, small_m ? w : n};

@@ -605,6 +605,67 @@ class Structured(unittest.TestCase):
                     self.assertIn("the stored type is corrupt: precision %d at bit offset %d in 4 bytes"
                                   % (precision, offset), rows["/h"]["error"])
 
+    def test_a_chunk_that_inflates_to_another_size_is_an_error_row_in_every_part(self):
+        # HDF5's deflate filter keeps the head of a chunk that inflates to
+        # more than its size and leaves a shorter one's tail unwritten: a
+        # factor, diagonal or Kronecker factor holding one was read as ok.
+        import zlib
+        rng = np.random.default_rng(11)
+        G = rng.standard_normal((20, 40))
+        A = rotated(np.r_[np.logspace(0, -1, 5), np.zeros(3)], rng)
+        for name, factor in (("long", 2), ("short", 0.5)):
+            def bad(values):  # the chunk's stored bytes: too many or too few values
+                return zlib.compress(np.resize(values, int(values.size * factor)).tobytes())
+            f = self.path("chunk_%s.h5" % name)
+            with h5py.File(f, "w") as h5:
+                g = h5.create_group("factor")
+                g.attrs["structure"] = "factor"
+                d = g.create_dataset("G", data=G, chunks=(10, 16), compression="gzip")
+                d.id.write_direct_chunk((10, 32), bad(np.zeros((10, 16))))
+                d = h5.create_dataset("diagonal", data=np.arange(1.0, 41.0), chunks=(16,), compression="gzip")
+                d.attrs["structure"] = "diagonal"
+                d.id.write_direct_chunk((16,), bad(np.zeros(16)))
+                g = h5.create_group("kron")
+                g.attrs["structure"] = "kron"
+                g["B"] = np.eye(2)
+                d = g.create_dataset("A", data=A, chunks=(4, 4), compression="gzip", shuffle=True)
+                d.id.write_direct_chunk((4, 0), bad(np.zeros(16)))
+                h5["fine"] = np.diag([1.0, 2.0])
+            p = run("volume", f, "-f", "jsonl")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            rows = {r["dataset"]: r for r in rows_of(p)}
+            self.assertEqual(rows["/fine"]["status"], "ok")
+            for part, at in (("/factor", "/factor/G: cannot decompress chunk at [10, 32]"),
+                             ("/diagonal", "/diagonal: cannot decompress chunk at [16]"),
+                             ("/kron", "/kron/A: cannot decompress chunk at [4, 0]")):
+                with self.subTest(name, part=part):
+                    self.assertEqual(rows[part]["status"], "error")
+                    self.assertIn(at, rows[part]["error"])
+                    self.assertIn("wrong size (corrupt data)", rows[part]["error"])
+
+    def test_a_corrupt_chunk_fails_the_parameter_blocks_it_lies_in_only(self):
+        import zlib
+        rng = np.random.default_rng(12)
+        H = block_diag(rotated(np.r_[np.logspace(1, -1, 8), np.zeros(2)], rng),
+                       rotated(np.r_[np.logspace(0, -2, 14), np.zeros(6)], rng))
+        f = self.path("blocks_chunk.h5")
+        with h5py.File(f, "w") as h5:
+            d = h5.create_dataset("h", data=H, chunks=(8, 8), compression="gzip")
+            d.attrs["param_names"] = np.array(["a", "b"], dtype="S")
+            d.attrs["param_offsets"] = np.array([0, 10], dtype=np.int64)
+            d.attrs["param_sizes"] = np.array([10, 20], dtype=np.int64)
+            d.id.write_direct_chunk((24, 16), zlib.compress(np.zeros(32).tobytes()))  # half a chunk
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertEqual(rows["/h[a]"]["status"], "ok")  # rows and columns 0..9: not in the chunk
+        lam = np.linalg.eigvalsh(H[:10, :10])
+        self.assertEqual(rows["/h[a]"]["rank"], int((np.abs(lam) > rows["/h[a]"]["tol"]).sum()))
+        for block in ("/h", "/h[b]"):
+            with self.subTest(block):
+                self.assertEqual(rows[block]["status"], "error")
+                self.assertIn("chunk at [24, 16]: wrong size (corrupt data)", rows[block]["error"])
+
     def test_a_factor_is_budgeted_by_its_stored_size(self):
         # G of 50 x 400,000 float32 (80 MB) under a 200 MB budget: it needs G,
         # a Gram matrix of 50 x 50 and widened panels, not n-sized buffers.

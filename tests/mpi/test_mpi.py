@@ -440,6 +440,26 @@ class SameRowsAsSerial(unittest.TestCase):
                     self.assertEqual(r.returncode, 1, r.stderr)
                     self.assertEqual(rows(r.stdout)[0]["error"], ref["error"], f"{ranks} ranks")
 
+    def test_a_factor_chunk_that_inflates_to_another_size_is_the_serial_error_row(self):
+        import h5py
+        import zlib
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        G = np.random.default_rng(5).standard_normal((30, 60))
+        for name, factor in (("long", 2), ("short", 0.5)):
+            with self.subTest(name):
+                f = os.path.join(d, "factor_" + name + ".h5")
+                with h5py.File(f, "w") as h:
+                    g = h.create_group("h")
+                    g.attrs["structure"] = "factor"
+                    ds = g.create_dataset("G", data=G, chunks=(10, 20), compression="gzip")
+                    ds.id.write_direct_chunk((20, 40), zlib.compress(np.zeros(int(200 * factor)).tobytes()))
+                ref = rows(serial("volume", f, "-f", "jsonl", status=1).stdout)[0]
+                self.assertIn("/h/G: cannot decompress chunk at [20, 40]: wrong size (corrupt data)", ref["error"])
+                for ranks in (1, 2, 4):
+                    r = mpi(ranks, "volume", f, "-f", "jsonl")
+                    self.assertEqual(r.returncode, 1, r.stderr)
+                    self.assertEqual(rows(r.stdout)[0]["error"], ref["error"], f"{ranks} ranks")
+
     def test_inputs_parallel_hdf5_cannot_read_or_must_not_replace(self):
         import h5py
         d = tempfile.mkdtemp(dir=self.tmp.name)
