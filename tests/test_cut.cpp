@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <vector>
 
 using namespace basinvol;
 using testing_support::geometric;
@@ -243,6 +245,80 @@ TEST_CASE("a partial spectrum decides the cut only when its rest bound is under 
     CHECK(*c.gap == doctest::Approx(std::log10(1 / noise_floor(m))));
     m.rest_bound = 1e-3;
     CHECK_FALSE(choose_cut(m, {}).decided);
+}
+
+TEST_CASE("gaps within noise of each other tie: the first is chosen and the others' dims join the band") {
+    // 2, 1e-4, 6e-6, 3e-10 (a Kronecker product's spectrum): two gaps of
+    // 4.301 decades, the second known to ±0.0014 decades under a floor of
+    // 1e-12. Rounding in the last digit must not flip the dim between 1 and 3.
+    Magnitudes m;
+    m.n = 4;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.frobenius = 2.0;
+    m.input_noise = 1e-12;
+    CutOptions opt;
+    opt.rule = CutRule::gap;
+    for (const double last : {3e-10 * (1 - 1e-12), 3e-10, 3e-10 * (1 + 1e-12)})
+        for (const double error : {0.0, 1e-20}) {  // an exact list, and a partial one
+            CAPTURE(last);
+            CAPTURE(error);
+            m.known = {2, 1e-4, 6e-6, last};
+            m.value_error = m.rest_bound = error;
+            const Cut c = choose_cut(m, opt);
+            CHECK(c.kept == 1);  // the first of the tied gaps
+            CHECK(c.ambiguous);
+            CHECK(c.dim_low == 1);
+            CHECK(c.dim_high == 3);
+        }
+    // A second gap a decade larger than the first is no tie.
+    m.known = {2, 1e-4, 6e-6, 3e-11};
+    m.value_error = m.rest_bound = 0;
+    const Cut c = choose_cut(m, opt);
+    CHECK(c.kept == 3);
+    CHECK_FALSE(c.ambiguous);
+    CHECK(c.dim_low == 1);
+    CHECK(c.dim_high == 1);
+}
+
+TEST_CASE("property: a spectrum moved within its noise floor gets a dim inside the band") {
+    // Random spectra with planted near-equal gaps (products of two short
+    // spectra, as in a Kronecker factor pair), every value at least ten
+    // floors up; each value then moved by up to the floor. Both as an exact
+    // list and as a partial spectrum (whose gaps are walked in order).
+    std::mt19937_64 rng(20261203);
+    std::uniform_real_distribution<double> u(0, 1);
+    CutOptions opt;
+    opt.rule = CutRule::gap;
+    int ties = 0;
+    for (int trial = 0; trial < 2000; ++trial) {
+        std::vector<double> a(2 + trial % 3), b(2 + trial / 3 % 3), v;
+        for (double& x : a) x = std::pow(10.0, -6 * u(rng));
+        for (double& x : b) x = std::pow(10.0, -6 * u(rng));
+        for (double x : a)
+            for (double y : b) v.push_back(x * y);
+        std::sort(v.rbegin(), v.rend());
+        Magnitudes m;
+        m.n = v.size() + 3;
+        m.stored_eps = std::numeric_limits<double>::epsilon();
+        m.frobenius = v.front() * std::sqrt(double(v.size()));
+        m.input_noise = v.back() / 10;
+        const double floor = noise_floor(m);  // at least that
+        v.erase(std::find_if(v.begin(), v.end(), [&](double x) { return x < 10 * floor; }), v.end());
+        m.known = v;
+        m.value_error = m.rest_bound = trial % 2 ? 1e-30 * v.back() : 0.0;
+        const Cut c = choose_cut(m, opt);
+        ties += c.ambiguous ? 1 : 0;
+        for (int move = 0; move < 5; ++move) {
+            Magnitudes w = m;
+            for (double& x : w.known) x += (2 * u(rng) - 1) * noise_floor(m);
+            std::sort(w.known.rbegin(), w.known.rend());
+            const Cut d = choose_cut(w, opt);
+            CAPTURE(trial);
+            CHECK(m.n - d.kept >= c.dim_low);
+            CHECK(m.n - d.kept <= c.dim_high);
+        }
+    }
+    CHECK(ties > 0);  // the family does plant ties
 }
 
 TEST_CASE("negative tolerances are usage errors") {

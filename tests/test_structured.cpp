@@ -227,7 +227,8 @@ TEST_CASE("structured parts: a Kronecker part's sorted view answers from its fac
 namespace {
 
 // The rules' gap search written out over the sorted list, position by
-// position: the reference for the cut's faster search.
+// position: the reference for the cut's faster search (the band's ties are
+// checked in test_cut.cpp).
 struct ReferenceCut {
     double tol;
     std::size_t kept;
@@ -252,14 +253,24 @@ ReferenceCut reference_cut(const std::vector<double>& a, std::size_t n, double f
     } else {
         min_gap = 0;
     }
-    double tol = dtype, best = -INFINITY;
+    // The first eligible gap within noise of the largest: noise moves each
+    // value by up to the floor, log10 of v by move(v).
+    auto move = [&](double v) { return v > floor ? std::log10(v) - std::log10(std::max(v - floor, floor)) : 0.0; };
+    auto noise = [&](std::size_t i) { return move(at(i)) + move(at(i + 1)) + 1e-12; };
+    std::vector<std::size_t> eligible;
     if (search)
         for (std::size_t i = 0; i <= std::min(a.size(), n - 1) && at(i) > floor; ++i) {
             const double g = gap(i), cut = std::sqrt(at(i)) * std::sqrt(std::max(at(i + 1), floor));
-            if (g > 0 && g >= min_gap && cut <= ceiling && g > best) {
-                best = g;
-                tol = cut;
-            }
+            if (g > 0 && g >= min_gap && cut <= ceiling) eligible.push_back(i);
+        }
+    double tol = dtype;
+    std::size_t top = 0;
+    for (std::size_t j = 0; j < eligible.size(); ++j)
+        if (gap(eligible[j]) > gap(eligible[top])) top = j;
+    for (std::size_t i : eligible)
+        if (gap(i) >= gap(eligible[top]) - noise(i) - noise(eligible[top])) {
+            tol = std::sqrt(at(i)) * std::sqrt(std::max(at(i + 1), floor));
+            break;
         }
     return {tol, count_above(tol)};
 }

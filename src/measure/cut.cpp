@@ -72,6 +72,14 @@ struct Knowledge {
     Range gap_range(Pos p, Pos q) const {
         return {std::log10(lo(p)) - std::log10(clamp(hi(q))), std::log10(hi(p)) - std::log10(clamp(lo(q)))};
     }
+    // How far noise can move gap (p, q), in decades: each value is known to
+    // within the floor (the stored type's rounding, the solver's, the
+    // input's error), which is relative to each side above it (the floor
+    // itself is a fixed number), plus log10's rounding.
+    double gap_noise(Pos p, Pos q) const { return move(mid(p)) + move(mid(q)) + 1e-12; }
+    // How far log10 of a value above the floor moves when the value moves by
+    // the floor (down, the larger way; clamped to the floor).
+    double move(double v) const { return v > floor ? std::log10(v) - std::log10(std::max(v - floor, floor)) : 0.0; }
     // The cut a gap places: the geometric mean of its sides.
     double cut_mid(Pos p, Pos q) const { return geometric_mean(mid(p), clamp(mid(q))); }
     Range cut_range(Pos p, Pos q) const {
@@ -131,6 +139,50 @@ struct Choice {
     bool found = false;
     Pos at, next;  // the gap lies between these positions
     bool decided = true;
+    // Counts kept by other eligible gaps that noise could make the choice:
+    // their dims join the band (see Ties).
+    std::vector<std::size_t> tied_kept;
+};
+
+// Gaps within noise of each other tie. Moving the values within the floor
+// moves each gap g by up to its noise d (Knowledge::gap_noise); the gap
+// chosen is the first one within d + d_top of the largest, g_top (as the
+// first of exactly equal gaps is). A gap t may be the largest of a spectrum
+// within noise of this one when g_t + d_t ≥ g_top − d_top, and that
+// spectrum's choice is then within 2·(d_t + d_j) of g_t: every gap j with
+// g_j + 2·d_j ≥ reach = min over such t of g_t − 2·d_t may be chosen, and
+// its dim joins the band. Gaps are added in order, once each.
+class Ties {
+public:
+    void add(double g, double d) {
+        if (g > top_) {
+            top_ = g;
+            top_noise_ = d;
+        }
+        if (g + d >= top_ - top_noise_) tops_.push_back({g, d});
+        if (tops_.size() > 4096) prune();
+    }
+    bool found() const { return top_ > -INFINITY; }
+    // After every gap was added: whether gap (g, d) is the choice's peer,
+    // and whether it may be chosen.
+    bool peer(double g, double d) const { return g >= top_ - d - top_noise_; }
+    bool within_reach(double g, double d) const { return g + 2 * d >= reach(); }
+    double reach() const {
+        double r = INFINITY;
+        for (const auto& t : tops_)
+            if (t.first + t.second >= top_ - top_noise_) r = std::min(r, t.first - 2 * t.second);
+        return r;
+    }
+
+private:
+    void prune() {
+        std::vector<std::pair<double, double>> kept;
+        for (const auto& t : tops_)
+            if (t.first + t.second >= top_ - top_noise_) kept.push_back(t);
+        tops_.swap(kept);
+    }
+    double top_ = -INFINITY, top_noise_ = 0;
+    std::vector<std::pair<double, double>> tops_;  // (g, d) of the gaps that may be the largest
 };
 
 bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {
@@ -184,21 +236,24 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
         }
     });
     if (!sorted) return std::nullopt;
-    double inside = 0;  // the largest w_b
+    // The largest w_b, and the largest w_b plus the noise of a gap inside
+    // bucket b (both of its sides at least the bucket's least).
+    double inside = 0, inside_noisy = 0;
     for (std::size_t b = 0; b < count; ++b)
-        if (least[b] <= most[b]) inside = std::max(inside, std::log10(most[b]) - std::log10(least[b]));
-    // The gaps between buckets, from the top: the first of equal ones wins.
-    // Known values only (k ≥ 1 here), so position 0 reads as its value.
-    Choice best;
-    double best_gap = -INFINITY, upper = -1;  // upper: the last non-empty bucket's least
-    auto consider = [&](double p, double q) {
-        if (!eligible(K, Pos{0, p}, Pos{0, q}, ceiling_mid, min_gap)) return;
-        const double g = K.gap_mid(Pos{0, p}, Pos{0, q});
-        if (g > best_gap) {
-            best_gap = g;
-            best.at.v = p;
-            best.found = true;
+        if (least[b] <= most[b]) {
+            const double w = std::log10(most[b]) - std::log10(least[b]);
+            inside = std::max(inside, w);
+            inside_noisy = std::max(inside_noisy, w + 2 * (2 * K.move(least[b]) + 1e-12));
         }
+    // The eligible gaps between buckets, from the top. Known values only
+    // (k ≥ 1 here), so position 0 reads as its value.
+    struct Candidate {
+        double p, q, gap;
+    };
+    std::vector<Candidate> between;
+    double upper = -1;  // the last non-empty bucket's least
+    auto consider = [&](double p, double q) {
+        if (eligible(K, Pos{0, p}, Pos{0, q}, ceiling_mid, min_gap)) between.push_back({p, q, K.gap_mid(Pos{0, p}, Pos{0, q})});
     };
     for (std::size_t b = count; b-- > 0;) {
         if (!(least[b] <= most[b])) continue;
@@ -206,31 +261,62 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
         upper = least[b];
     }
     consider(upper, 0.0);  // the smallest value above the floor, and the floor
-    if (!(best.found ? best_gap > inside + margin : min_gap > inside + margin)) return std::nullopt;
-    if (best.found) {  // the gap lies below the last position holding its upper value
-        best.at = K.at(K.a.prefix_where([&](double v) { return v >= best.at.v; }) - 1);
-        best.next = K.at(best.at.i + 1);
+    Choice best;
+    if (between.empty()) {
+        if (!(min_gap > inside + margin)) return std::nullopt;
+        return best;
     }
+    Ties ties;
+    for (const Candidate& c : between) ties.add(c.gap, K.gap_noise(Pos{0, c.p}, Pos{0, c.q}));
+    // No gap inside a bucket (at most w, its sides at least the bucket's
+    // least) may be within reach.
+    if (!(ties.reach() > inside_noisy + margin)) return std::nullopt;
+    // The gap lies below the last position holding its upper value.
+    auto kept_above = [&](double p) { return K.a.prefix_where([&](double v) { return v >= p; }); };
+    for (const Candidate& c : between) {
+        const double noise = K.gap_noise(Pos{0, c.p}, Pos{0, c.q});
+        if (!best.found && ties.peer(c.gap, noise)) {
+            best.found = true;
+            best.at = K.at(kept_above(c.p) - 1);
+            best.next = K.at(best.at.i + 1);
+        } else if (ties.within_reach(c.gap, noise)) {
+            best.tied_kept.push_back(kept_above(c.p));
+        }
+    }
+    return best;
+}
+
+// The first gap that is a peer of the largest eligible one (Ties), and the
+// kept counts of the others within reach.
+Choice first_of_ties(const Knowledge& K, double ceiling_mid, double min_gap) {
+    Ties ties;
+    K.for_each_gap([&](Pos p, Pos q) {
+        if (!(K.mid(p) > K.floor)) return false;
+        if (eligible(K, p, q, ceiling_mid, min_gap)) ties.add(K.gap_mid(p, q), K.gap_noise(p, q));
+        return true;
+    });
+    Choice best;
+    if (!ties.found()) return best;
+    K.for_each_gap([&](Pos p, Pos q) {
+        if (!(K.mid(p) > K.floor)) return false;
+        if (!eligible(K, p, q, ceiling_mid, min_gap)) return true;
+        const double g = K.gap_mid(p, q), noise = K.gap_noise(p, q);
+        if (!best.found && ties.peer(g, noise)) {
+            best.found = true;
+            best.at = p;
+            best.next = q;
+        } else if (ties.within_reach(g, noise)) {
+            best.tied_kept.push_back(p.i + 1);
+        }
+        return true;
+    });
     return best;
 }
 
 Choice largest_gap(const Knowledge& K, double ceiling_mid, Range ceiling, double min_gap) {
     if (K.exact())
         if (const auto fast = largest_gap_bucketed(K, ceiling_mid, min_gap)) return *fast;
-    Choice best;
-    double best_gap = -INFINITY;
-    K.for_each_gap([&](Pos p, Pos q) {
-        if (!(K.mid(p) > K.floor)) return false;
-        if (!eligible(K, p, q, ceiling_mid, min_gap)) return true;
-        const double g = K.gap_mid(p, q);
-        if (g > best_gap) {
-            best_gap = g;
-            best.at = p;
-            best.next = q;
-            best.found = true;
-        }
-        return true;
-    });
+    Choice best = first_of_ties(K, ceiling_mid, min_gap);
     if (K.exact()) return best;
     // Could gap (p, q) be eligible for some consistent spectrum? hi only
     // falls along the positions: none after the first with hi ≤ floor.
@@ -341,9 +427,11 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     Range tol{dtype};
     c.tol = dtype_mid;
     c.rule = "dtype";
+    std::vector<std::size_t> tied_kept;
     auto take_gap = [&](const Choice& g) {
         decided = decided && g.decided;
         if (!g.found) return;
+        tied_kept = g.tied_kept;
         c.tol = K.cut_mid(g.at, g.next);
         tol = K.cut_range(g.at, g.next);
         c.rule = "gap";
@@ -376,6 +464,12 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     }
 
     settle(K, opt, tol, decided, c);
+    // Gaps within noise of the chosen one: noise picks the dim among them.
+    for (const std::size_t kept : tied_kept) {
+        c.ambiguous = true;
+        c.dim_low = std::min(c.dim_low, m.n - kept);
+        c.dim_high = std::max(c.dim_high, m.n - kept);
+    }
     return c;
 }
 
