@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <limits>
 #include <vector>
 
 using namespace basinvol;
@@ -158,6 +159,38 @@ TEST_CASE("noise decides an order when the tolerance bands overlap") {
     // Ranking again (rows read back) does not repeat the warning.
     rank_rows(rows, {});
     CHECK(rows[0].warnings.names() == std::vector<std::string>{"place_uncertain"});
+}
+
+TEST_CASE("noise decides an order of equal dims when the log-volumes' error bars overlap") {
+    // The same Hessian with its parameters relabelled: its log-volume from
+    // two solvers (or two BLAS runs) differs inside the error bars.
+    Row a = row("a", 600, 555, 127.2085562), b = row("b", 600, 555, 127.2085543);
+    a.log_volume_error = b.log_volume_error = 4.2e-4;
+    Comparison c = compare_rows(a, b, {});
+    CHECK(c.sign == 1);
+    CHECK(c.noise_decides);
+    CHECK(c.reason.find("log_volume_error A 0.00042, B 0.00042") != std::string::npos);
+    // Apart by more than both bars: decided.
+    b.log_volume = a.log_volume - 8.5e-4;
+    CHECK_FALSE(compare_rows(a, b, {}).noise_decides);
+    // An unknown error (NaN) bounds nothing.
+    b.log_volume_error = std::numeric_limits<double>::quiet_NaN();
+    CHECK(compare_rows(a, b, {}).noise_decides);
+    // A tie on the grid with bars as wide as its step could be an order.
+    Row x = row("x", 10, 3, 1.0), y = row("y", 10, 3, 1.0 + 1e-7);
+    RankOptions opt;
+    REQUIRE(compare_rows(x, y, opt).by == Decider::tie);
+    CHECK_FALSE(compare_rows(x, y, opt).noise_decides);
+    x.log_volume_error = opt.tie_tol;
+    CHECK(compare_rows(x, y, opt).noise_decides);
+    std::vector<Row> rows = {a, row("c", 600, 555, 0.0), row("d", 600, 556, 0.0)};
+    rows[1].log_volume = a.log_volume - 1e-4;
+    rows[1].log_volume_error = 1e-4;
+    rank_rows(rows, {});
+    REQUIRE(sources(rows) == std::vector<std::string>{"d", "a", "c"});  // the larger dim first
+    CHECK_FALSE(has(rows[0], "place_uncertain"));
+    CHECK(has(rows[1], "place_uncertain"));
+    CHECK(has(rows[2], "place_uncertain"));
 }
 
 TEST_CASE("regularized places follow the regularized volume") {

@@ -42,14 +42,24 @@ Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
     return Decider::tie;
 }
 
-bool noise_decides(const Row& a, const Row& b, Decider by) {
+// Error bars of two log-volumes (each bounds its row's distance from the
+// exact value; NaN, unknown, counts as unbounded).
+double error_bars(const Row& a, const Row& b) {
+    const double e = a.log_volume_error + b.log_volume_error;
+    return std::isnan(e) ? INFINITY : e;
+}
+
+bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& opt) {
     switch (by) {
         case Decider::saddle: return false;
         case Decider::curved:  // the r ranges overlap: a cut within the band could reorder them
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
-        default:  // equal r: the volume decides only if r itself is settled
-            return unsettled(a) || unsettled(b);
+        case Decider::volume:  // equal r: decided by the volumes only if r is settled and they differ past their errors
+            return unsettled(a) || unsettled(b) || std::abs(a.log_volume - b.log_volume) <= error_bars(a, b);
+        case Decider::tie:  // errors as wide as the tie grid's step could part them
+            return unsettled(a) || unsettled(b) || (opt.tie_tol > 0 && error_bars(a, b) >= opt.tie_tol);
     }
+    return true;
 }
 
 }  // namespace
@@ -57,7 +67,7 @@ bool noise_decides(const Row& a, const Row& b, Decider by) {
 Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     Comparison c;
     c.by = decider(a, b, opt, c.sign);
-    c.noise_decides = noise_decides(a, b, c.by);
+    c.noise_decides = noise_decides(a, b, c.by, opt);
     std::ostringstream s;
     s.precision(10);
     switch (c.by) {
@@ -84,7 +94,10 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << opt.tie_tol << " step";
             break;
     }
-    if (c.noise_decides) {
+    if (c.noise_decides && c.by != Decider::curved && !unsettled(a) && !unsettled(b)) {
+        s.precision(3);
+        s << "; noise may decide this: log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error;
+    } else if (c.noise_decides) {
         s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
           << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
         if (a.warnings.has(Warning::ambiguous_rank) || b.warnings.has(Warning::ambiguous_rank)) s << ", ambiguous_rank";
@@ -122,7 +135,8 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         for (std::size_t j = i + 1; j < good.size(); ++j) {
             if (uncertain[i] && uncertain[j]) continue;
             if (!unsettled(good[i]) && !unsettled(good[j]) && curved(good[i]) != curved(good[j])) continue;
-            if (noise_decides(good[i], good[j], decider(good[i], good[j], opt, sign))) uncertain[i] = uncertain[j] = true;
+            if (noise_decides(good[i], good[j], decider(good[i], good[j], opt, sign), opt))
+                uncertain[i] = uncertain[j] = true;
         }
     for (std::size_t i = 0; i < good.size(); ++i)
         if (uncertain[i]) good[i].warnings.add(Warning::place_uncertain);
