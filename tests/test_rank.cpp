@@ -193,6 +193,35 @@ TEST_CASE("noise decides an order of equal dims when the log-volumes' error bars
     CHECK(has(rows[2], "place_uncertain"));
 }
 
+TEST_CASE("a --tie-tol finer than float64 resolves compares the values themselves") {
+    Row a = row("a", 4, 1, 2.472132729), b = row("b", 4, 1, 1.118107629);
+    for (const double tie_tol : {1e-320, 1e-310, 1e-300, 0.0}) {
+        CAPTURE(tie_tol);
+        RankOptions opt;
+        opt.tie_tol = tie_tol;
+        const Comparison c = compare_rows(a, b, opt);
+        CHECK(c.by == Decider::volume);
+        CHECK(c.sign == 1);
+    }
+}
+
+TEST_CASE("under --negatives drop, equal dims with volumes over different directions rank by those directions") {
+    // rank + dim + negative = n: X (5, -3, 0, 0) has a volume over 1
+    // direction, Z (500, 300, 0, 0) over 2, at the same dim 2.
+    Row x = row("x", 4, 2, 0.235, 1), z = row("z", 4, 2, -4.12);
+    x.rank = 1;
+    const Comparison c = compare_rows(x, z, {});
+    CHECK(c.by == Decider::curved);
+    CHECK(c.sign == 1);
+    CHECK_FALSE(c.noise_decides);
+    CHECK(c.reason.find("volume directions: A 1 < B 2 at equal dimension") != std::string::npos);
+    CHECK(compare_rows(z, x, {}).sign == -1);
+    std::vector<Row> rows = {z, x};
+    rank_rows(rows, {});
+    CHECK(sources(rows) == std::vector<std::string>{"x", "z"});
+    CHECK(places(rows) == std::vector<std::size_t>{1, 2});
+}
+
 TEST_CASE("regularized places follow the regularized volume") {
     std::vector<Row> rows = {row("a", 4, 2, 0.0), row("b", 4, 1, 9.0)};
     rows[0].log_volume_regularized = -3.0;

@@ -18,10 +18,14 @@ std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); 
 // gives another r, or the gap at the cut is ambiguous.
 bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
 
-// The grid cell of a log-volume: ties are equal cells, an equivalence, so
-// places and pairwise comparisons agree.
-double cell(double log_volume, double tie_tol) {
-    return tie_tol > 0 ? std::floor(log_volume / tie_tol + 0.5) : log_volume;
+// The grid cells of two log-volumes: ties are equal cells, an equivalence,
+// so places and pairwise comparisons agree. A step so fine that a cell's
+// number overflows (--tie-tol 1e-320) is finer than float64 resolves: the
+// values themselves are compared.
+std::pair<double, double> cells(double a, double b, double tie_tol) {
+    const double qa = a / tie_tol, qb = b / tie_tol;
+    if (!(tie_tol > 0) || !std::isfinite(qa) || !std::isfinite(qb)) return {a, b};
+    return {std::floor(qa + 0.5), std::floor(qb + 0.5)};
 }
 
 Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
@@ -34,7 +38,14 @@ Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
         sign = curved(a) < curved(b) ? 1 : -1;
         return Decider::curved;
     }
-    const double ca = cell(a.log_volume, opt.tie_tol), cb = cell(b.log_volume, opt.tie_tol);
+    // Under --negatives drop (rank + dim + negative = n) equal dims may hold
+    // volumes over different numbers of directions, not in the same units:
+    // fewer directions in the volume wins, as fewer curved ones does.
+    if (a.rank != b.rank) {
+        sign = a.rank < b.rank ? 1 : -1;
+        return Decider::curved;
+    }
+    const auto [ca, cb] = cells(a.log_volume, b.log_volume, opt.tie_tol);
     if (ca != cb) {
         sign = ca > cb ? 1 : -1;
         return Decider::volume;
@@ -53,6 +64,7 @@ bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& op
     switch (by) {
         case Decider::saddle: return false;
         case Decider::curved:  // the r ranges overlap: a cut within the band could reorder them
+            if (curved(a) == curved(b)) return unsettled(a) || unsettled(b);  // decided by the volume's directions
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
         case Decider::volume:  // equal r: decided by the volumes only if r is settled and they differ past their errors
             return unsettled(a) || unsettled(b) || std::abs(a.log_volume - b.log_volume) <= error_bars(a, b);
@@ -76,7 +88,11 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << b.negative << ") and option negatives last ranks saddles after minima";
             break;
         case Decider::curved:
-            if (a.n == b.n)
+            if (curved(a) == curved(b))
+                s << "volume directions: A " << a.rank << (a.rank < b.rank ? " < " : " > ") << "B " << b.rank
+                  << " at equal dimension (negative directions dropped: A " << a.negative << ", B " << b.negative
+                  << "; fewer directions in the volume wins)";
+            else if (a.n == b.n)
                 s << "dimension: A " << a.dim << (a.dim > b.dim ? " > " : " < ") << "B " << b.dim;
             else
                 s << "curved directions: A " << curved(a) << (curved(a) < curved(b) ? " < " : " > ") << "B "
@@ -163,7 +179,10 @@ bool rank_regularized(std::vector<Row>& rows, double tie_tol) {
         return *a->log_volume_regularized > *b->log_volume_regularized;
     });
     for (std::size_t i = 0; i < with.size(); ++i) {
-        if (i > 0 && cell(*with[i - 1]->log_volume_regularized, tie_tol) == cell(*with[i]->log_volume_regularized, tie_tol))
+        if (i > 0 && [&] {
+                const auto [a, b] = cells(*with[i - 1]->log_volume_regularized, *with[i]->log_volume_regularized, tie_tol);
+                return a == b;
+            }())
             with[i]->place_regularized = with[i - 1]->place_regularized;
         else
             with[i]->place_regularized = i + 1;
