@@ -391,10 +391,16 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
 }  // namespace
 
 void check_options(const ValidateOptions& o) {
-    if (o.samples < 2) throw UsageError("samples", "must be >= 2, got " + std::to_string(o.samples));
+    // Bounds that keep a run finite (a negative count read as unsigned wraps to 1.8e19).
+    if (o.samples < 2 || o.samples > 1000000000)
+        throw UsageError("samples", "must be between 2 and 1e9, got " + std::to_string(o.samples));
+    if (o.mc_max_rank > 1000) throw UsageError("mc_max_rank", "must be at most 1000, got " + std::to_string(o.mc_max_rank));
+    if (o.scan_max_n > 1000000)
+        throw UsageError("scan_max_n", "must be at most 1e6, got " + std::to_string(o.scan_max_n));
     if (!(o.sigmas > 0)) throw UsageError("sigmas", "must be positive");
     if (o.logv_tol && !(*o.logv_tol >= 0)) throw UsageError("logv_tol", "must be >= 0");
-    if (o.radial_directions < 2) throw UsageError("radial_directions", "must be >= 2");
+    if (o.radial_directions < 2 || o.radial_directions > 100000000)
+        throw UsageError("radial_directions", "must be between 2 and 1e8, got " + std::to_string(o.radial_directions));
     for (double f : o.scan_factors)
         if (!(f > 0 && std::isfinite(f))) throw UsageError("scan_factors", "must be positive numbers");
 }

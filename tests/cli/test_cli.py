@@ -948,7 +948,11 @@ class TestExitStatus(Base):
                            # The value as given, not std::to_string's -0.000000.
                            (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),
-                           (("validate", suite, "--samples", "1"), "--samples must be >= 2"),
+                           (("validate", suite, "--samples", "1"), "--samples: Value 1 not in range 2 to"),
+                           # A negative count is refused, not read as 2^64 - 1 (a run without end).
+                           (("validate", suite, "--samples", "-1"), "--samples: Value -1 not in range 2 to"),
+                           (("validate", suite, "--radial-directions", "-1"), "--radial-directions: Value -1 not"),
+                           (("validate", suite, "--scan-max-n", "-1"), "--scan-max-n: Value -1 not in range"),
                            # Enum options take their names only, not the values behind them.
                            (("volume", Data.full_file, "--cut", "1"), "--cut: must be one of auto, dtype, gap"),
                            (("rank", Data.full_file, "-f", "xml"), "--format: must be one of table, tsv"),

@@ -100,15 +100,20 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
                     "memory, the cgroup limit counted)");
     app->add_option("--logv-tol", v.logv_tol,
                     "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)");
-    app->add_option("--samples", v.samples, "Monte Carlo points per estimate")->capture_default_str();
+    app->add_option("--samples", v.samples, "Monte Carlo points per estimate")
+        ->check(CLI::Range(std::size_t(2), std::size_t(1000000000)))
+        ->capture_default_str();
     app->add_option("--seed", v.seed, "Seed of every Monte Carlo estimate")->capture_default_str();
     app->add_option("--sigmas", v.sigmas, "Monte Carlo agreement: within this many standard errors")
         ->capture_default_str();
     app->add_option("--mc-max-rank", v.mc_max_rank, "Monte Carlo volume only for curved rank <= this")
+        ->check(CLI::Range(std::size_t(0), std::size_t(1000)))
         ->capture_default_str();
     app->add_option("--scan-max-n", v.scan_max_n, "Threshold scan of the true loss only for n <= this")
+        ->check(CLI::Range(std::size_t(0), std::size_t(1000000)))
         ->capture_default_str();
     app->add_option("--radial-directions", v.radial_directions, "Directions of the radial estimator")
+        ->check(CLI::Range(std::size_t(2), std::size_t(100000000)))
         ->capture_default_str();
 }
 
