@@ -321,6 +321,32 @@ TEST_CASE("property: a spectrum moved within its noise floor gets a dim inside t
     CHECK(ties > 0);  // the family does plant ties
 }
 
+TEST_CASE("a Hessian wholly under its noise floor is ambiguous with the band of every dim") {
+    Magnitudes m;
+    m.n = 5;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.known = {1e-3, 1e-4, 0, 0, 0};
+    m.frobenius = std::hypot(1e-3, 1e-4);
+    m.input_noise = 1.0;  // a stated error past every eigenvalue
+    Cut c = choose_cut(m, {});
+    CHECK(c.kept == 0);
+    CHECK(c.ambiguous);
+    CHECK(c.dim_low == 0);
+    CHECK(c.dim_high == 5);
+    // The zero matrix stated exact is flat in every direction, for certain.
+    m.known = {0, 0, 0, 0, 0};
+    m.frobenius = m.input_noise = 0;
+    c = choose_cut(m, {});
+    CHECK_FALSE(c.ambiguous);
+    CHECK(c.dim_low == 5);
+    CHECK(c.dim_high == 5);
+    // With a stated error it could hide curvature up to that error.
+    m.input_noise = 1e-3;
+    c = choose_cut(m, {});
+    CHECK(c.ambiguous);
+    CHECK(c.dim_low == 0);
+}
+
 TEST_CASE("negative tolerances are usage errors") {
     Magnitudes m;
     m.known = {1};

@@ -356,14 +356,23 @@ bool top_decided(const Knowledge& K) {
 
 // With c.tol (known to lie in `tol`) chosen: what it keeps, the gap at it,
 // the band around it, and whether all of that is decided.
-void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, Cut& c) {
+// `known_zero`: H is exactly zero (no stated or measured error either).
+void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, bool known_zero, Cut& c) {
     const Count kept = count_above(K, c.tol, tol);
     decided = decided && (c.rule == "gap" || kept.decided);
     c.kept = kept.value;
     if (c.kept == 0) {
-        // Nothing kept: unbounded, but ambiguous when something lies above the floor.
-        c.ambiguous = K.mid(K.at(0)) > c.floor;
+        // Nothing kept: unbounded, but ambiguous unless H is known to be
+        // zero: something lies above the floor, or the noise covers all of
+        // H (a stated error past its eigenvalues), and any dim fits it.
+        c.ambiguous = K.mid(K.at(0)) > c.floor || !known_zero;
         decided = decided && top_decided(K);
+        if (!known_zero && K.hi(K.at(0)) <= c.floor) {  // every value is noise: the band is every dim
+            c.dim_low = 0;
+            c.dim_high = K.n;
+            c.decided = decided;
+            return;
+        }
     } else if (c.kept < K.n) {
         const Pos below = K.at(c.kept - 1), next = K.at(c.kept);
         c.gap = K.gap_mid(below, next);
@@ -463,7 +472,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         if (search) take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
     }
 
-    settle(K, opt, tol, decided, c);
+    settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, c);
     // Gaps within noise of the chosen one: noise picks the dim among them.
     for (const std::size_t kept : tied_kept) {
         c.ambiguous = true;
