@@ -307,9 +307,14 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.dim_high = cut.dim_high;
     // Each kept value is within this of the stored matrix's exact eigenvalue:
     // LAPACK's own bound ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
-    // symmetric eigenproblem") plus, for a partial spectrum, its pairing error.
+    // symmetric eigenproblem"), which assumes no underflow; among subnormal
+    // numbers each operation rounds to an absolute step η = 4.9e-324, which
+    // n·η covers as n·ε·‖H‖ covers relative rounding (without it a Hessian
+    // scaled to 1e-320 reported an error of 0, off by 1e-4 nats); plus, for
+    // a partial spectrum, its pairing error.
     const double pairing = s.partial && !s.complete ? s.value_error + partial_allowance(s, f) : 0.0;
-    const double value_error = eps64 * f.frobenius + pairing + f.computed;
+    const double underflow = static_cast<double>(s.n) * std::numeric_limits<double>::denorm_min();
+    const double value_error = eps64 * f.frobenius + underflow + pairing + f.computed;
     r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives);
     r.hessian_error = opt.hessian_error ? opt.hessian_error : f.info.attrs.hessian_error;
     r.method = s.method;

@@ -243,6 +243,29 @@ TEST_CASE("subnormal entries: the rounding residue is not curvature") {
     CHECK(f.negative == 0);
 }
 
+TEST_CASE("subnormal entries: the log-volume's error bar holds the exact value") {
+    // Among subnormals every operation rounds to an absolute step, so the
+    // error bar may not be ε·‖H‖_F (which underflows to 0). The exact
+    // eigenvalues of the stored matrix come from its exact rescale by 2^1074.
+    const Eigen::MatrixXd g = with_spectrum(with_zeros(geometric(5, 4.0, 0.4), 45), 7);
+    const double ln2 = std::log(2.0);
+    for (double alpha : {1e-316, 1e-320}) {
+        CAPTURE(alpha);
+        const Eigen::MatrixXd stored = alpha * g;  // rounded to the subnormal step: this is the matrix measured
+        const Row s = run(stored, Method::dense);
+        REQUIRE(s.ok);
+        REQUIRE(s.rank == 5);
+        Eigen::MatrixXd up = stored;
+        for (Eigen::Index i = 0; i < up.size(); ++i) up.data()[i] = std::ldexp(up.data()[i], 1074);  // exact
+        const Eigen::VectorXd lambda = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(up).eigenvalues();
+        double sum_log = 0;  // the five largest, in units of 2^-1074
+        for (Eigen::Index i = lambda.size() - 5; i < lambda.size(); ++i) sum_log += std::log(lambda(i)) - 1074 * ln2;
+        const double want = log_ball(5) + 2.5 * ln2 - sum_log / 2;  // T = 1
+        CHECK(s.log_volume_error > 0);
+        CHECK(std::abs(s.log_volume - want) <= s.log_volume_error + 1e-9 * std::abs(want));
+    }
+}
+
 TEST_CASE("the largest n the memory budget holds is read; one byte less is refused") {
     // ok.saddle.h5 is 7x7 float64: 392 bytes in memory.
     auto list = list_hessians(parse_source(std::string(BASINVOL_TESTDATA) + "/ok.saddle.h5"));
