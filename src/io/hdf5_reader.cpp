@@ -39,6 +39,25 @@ using detail::Handle;
 using detail::hdf5_message;
 using detail::hdf5_mutex;
 
+// HDF5 copies a file image into every property list and every file opened
+// from it: a structure of k parts held in memory was copied k times (13 s
+// for 100 parts beside a 40 MB factor, against 0.2 s from a file). These
+// callbacks lend it the image instead, read-only (as H5LTopen_file_image's
+// DONT_COPY | DONT_RELEASE does): every "allocation" of the image's size is
+// the image, copies onto itself are skipped, and nothing is freed. udata is
+// the image, which the caller keeps alive while the file is open.
+void* lend_image(std::size_t size, H5FD_file_image_op_t, void* udata) {
+    auto* image = static_cast<const std::string*>(udata);
+    return size == image->size() ? const_cast<char*>(image->data()) : nullptr;
+}
+void* copy_image(void* dest, const void* src, std::size_t, H5FD_file_image_op_t, void*) {
+    return dest == src ? dest : nullptr;  // only the image onto itself; anything else is a write, refused
+}
+void* no_realloc(void*, std::size_t, H5FD_file_image_op_t, void*) { return nullptr; }
+herr_t no_free(void*, H5FD_file_image_op_t, void*) { return 0; }
+void* same_udata(void* udata) { return udata; }
+herr_t no_udata_free(void*) { return 0; }
+
 // Opens an in-memory file image through HDF5's core driver (no disk access).
 Handle open_image(const std::string& label, const std::string& image) {
     // The signature "\211HDF\r\n\032\n" sits at 0, 512, 1024, 2048, ... (after a user block).
@@ -48,7 +67,11 @@ Handle open_image(const std::string& label, const std::string& image) {
         found = image.compare(at, 8, sig, 8) == 0;
     if (!found) fail_at(label, "not an HDF5 file (no HDF5 signature found)", false);
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5FD_file_image_callbacks_t lend = {lend_image, copy_image,    no_realloc,
+                                        no_free,    same_udata,    no_udata_free,
+                                        const_cast<std::string*>(&image)};
     if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), 1 << 16, 0) < 0 ||
+        H5Pset_file_image_callbacks(fapl.get(), &lend) < 0 ||
         H5Pset_file_image(fapl.get(), const_cast<char*>(image.data()), image.size()) < 0)
         fail_at(label, "cannot set up an in-memory HDF5 file");
     // HDF5 refuses an image whose name exists on disk ("file already exists")
