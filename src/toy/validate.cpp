@@ -319,7 +319,16 @@ Check monte_carlo_check(const HessianInfo& info, const Row& row, double referenc
         // SE 0 and agrees to that tolerance and rounding.
         const double ratio = e.value_over(reference), se = e.se_over(reference);
         mc.tolerance = o.sigmas * e.se_log + reference_tol;
-        const bool agree = e.hits > 0 && std::abs(ratio - 1) <= o.sigmas * se + std::expm1(reference_tol) + 1e-9;
+        if (e.hits == 0 || (e.hits == e.samples && r > 1)) {
+            // No sample inside, or every one (r > 1: the box is larger than
+            // the set): the estimate has no spread to judge it by. Not a check.
+            mc.verdict = Verdict::info;
+            mc.note = fmt("not checked: %.0f of %.0f samples fell inside, too few or too many to estimate; raise "
+                          "option samples or lower option mc_max_rank",
+                          static_cast<double>(e.hits), static_cast<double>(e.samples));
+            return mc;
+        }
+        const bool agree = std::abs(ratio - 1) <= o.sigmas * se + std::expm1(reference_tol) + 1e-9;
         mc.verdict = agree ? Verdict::pass : Verdict::fail;
         mc.note = fmt("V_mc/V = %.5f +- %.5f (%.2f SE) from %.0f samples", ratio, se, se > 0 ? (ratio - 1) / se : 0.0,
                       static_cast<double>(e.samples));

@@ -168,6 +168,17 @@ class Toys(unittest.TestCase):
         write_toy(self.f, "/r9", [1.0] * 9, seed=1)
         rc, out, err = run("validate", self.f + ":/r9", "-f", "json")
         self.assertEqual(check(checks(out), "/r9", "mc_log_volume")["status"], "info")
+        # Samples all inside the set (or none: rank 30 of a box 10^9 times
+        # its size) give no spread to judge by: not a check, never a failure
+        # of a correct toy.
+        write_toy(self.f, "/r30", [1.0] * 30, seed=2)
+        for args, where in (((":/r2", "--samples", "2", "--seed", "1"), "/r2"),
+                            ((":/r30", "--mc-max-rank", "100", "--samples", "1000"), "/r30")):
+            rc, out, err = run("validate", self.f + args[0], *args[1:], "-f", "json")
+            self.assertEqual(rc, 0, out + err)
+            c = check(checks(out), where, "mc_log_volume")
+            self.assertEqual(c["status"], "info", c)
+            self.assertIn("not checked", c["note"])
 
     def test_radial_gap_on_loguniform_spectrum(self):
         rc, out, err = run(self.f, "--flat", 0, "--curved", 1000, "--lo", "1e-4", "--hi", "1e2", "--seed", 3,
