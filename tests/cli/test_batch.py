@@ -168,6 +168,19 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, status, (args, p.stderr))
             self.assertIn(words, p.stderr)
             self.assertNotIn("basic_filebuf", p.stderr)
+        # Options that would have changed how saved rows were computed are
+        # refused, not ignored; the ranking's own options apply.
+        rows = self.path("for_options.jsonl")
+        with open(rows, "w") as fh:
+            fh.write(run("volume", a, "-f", "jsonl").stdout)
+        for option in (("-T", "5"), ("--cut", "gap"), ("--regularized", "1e-3"), ("--rtol", "0.1"),
+                       ("--method", "dense"), ("--hessian-error", "1"), ("--negatives", "drop")):
+            p = run("rank", "--from-results", rows, *option, timeout=60)
+            self.assertEqual(p.returncode, 2, (option, p.stderr))
+            self.assertIn("--from-results ranks saved rows as they were computed", p.stderr)
+        for option in (("--negatives", "last"), ("--tie-tol", "1e-3"), ("-j", "1")):
+            p = run("rank", "--from-results", rows, *option, timeout=60)
+            self.assertEqual(p.returncode, 0, (option, p.stderr))
         # Saved rows through a pipe (which cannot seek back) are read whole.
         saved = self.path("rows.jsonl")
         with open(saved, "w") as fh:

@@ -105,9 +105,24 @@ void add_commands(CLI::App& app, Args& a) {
                        "of toys that record it (toy_loss). See docs/toys.md.");
 }
 
+// `rank --from-results` ranks rows as they were computed: an option that
+// would have changed how is refused, not ignored.
+void refuse_analysis_options(const CLI::App& rank, bool negatives_last) {
+    for (const char* name : {"--cut", "--rtol", "--atol", "--min-gap", "--method", "--threshold", "--hessian-error",
+                             "--max-asymmetry", "--read-timeout", "--max-memory", "--regularized", "--per-block"})
+        if (const CLI::Option* given = rank.get_option_no_throw(name); given && given->count() > 0)
+            throw bv::UsageError(std::string("--from-results ranks saved rows as they were computed: ") + name +
+                                 " does not apply (rank the Hessians themselves to change it)");
+    if (rank.get_option("--negatives")->count() > 0 && !negatives_last)
+        throw bv::UsageError("--from-results ranks saved rows as they were computed: only --negatives last (an "
+                             "order) applies to them");
+}
+
 // Runs the chosen command; its errors become a message and an exit status.
 int run(const Args& a) {
     try {
+        if (*a.rank && a.batch.from_results)
+            refuse_analysis_options(*a.rank, a.o.negatives == bv::NegativePolicy::last);
         // Every command runs its Hessians through the batch runner, which
         // turns a tight ulimit -v into error rows (it keeps room for OpenBLAS).
         if (*a.volume) return cmd_volume(a.sources, a.o, a.batch);
