@@ -140,6 +140,10 @@ class Comparison:
     def __bool__(self):
         return self.sign > 0
 
+    def __reduce__(self):  # copy and pickle through __init__ (attributes are read-only)
+        verdict = {k: getattr(self, k) for k in ("result", "sign", "by", "noise_decides", "reason")}
+        return (Comparison, (verdict, self.a, self.b))
+
     def __repr__(self):
         return (f"Comparison(result={self.result!r}, by={self.by!r}, noise_decides={self.noise_decides}, "
                 f"reason={self.reason!r})")
@@ -311,6 +315,28 @@ def _row_json(item):
     return json.dumps({k: clean(k, v) for k, v in item.items()})
 
 
+# The keywords analyze() takes besides the options (they name a row).
+_ROW_KEYWORDS = {"label", "step", "loss", "name"}
+
+
+def _check_options(options, analysed):
+    """Unknown keywords raise as analyze() would; options given when nothing
+    is analysed (every item a row already computed) would be silently
+    ignored, and are refused, as `basinvol rank --from-results` refuses them
+    (negatives="last", an order, applies to rows)."""
+    analysis = {k: v for k, v in options.items() if k not in _ROW_KEYWORDS}
+    unknown = sorted(set(analysis) - set(_options.__code__.co_varnames[:_options.__code__.co_argcount]))
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r} (the options are analyze()'s)")
+    _options(**analysis)
+    if analysed:
+        return
+    ignored = sorted(k for k, v in options.items() if not (k == "negatives" and v == "last"))
+    if ignored:
+        raise UsageError(f"{', '.join(ignored)}: the rows given were computed already, and these options only "
+                         "shape an analysis; give the Hessians themselves to change them")
+
+
 def rank(results_or_sources, *, tie_tol=1e-6, **options):
     """Ranks basins as `basinvol rank`: fewest curved directions first, then
     the larger log-volume (on a tie_tol grid); error rows last. Items are
@@ -320,6 +346,7 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     noise may decide an order)."""
     single = isinstance(results_or_sources, (str, os.PathLike)) or _is_row(results_or_sources)
     items = [results_or_sources] if single else list(results_or_sources)
+    _check_options(options, any(isinstance(item, (str, os.PathLike)) for item in items))
     rows = []
     for item in items:
         if isinstance(item, (str, os.PathLike)):
@@ -352,6 +379,7 @@ def compare(a, b, *, tie_tol=1e-6, **options):
     a Result, a row dict (one with "source" and "status"), a SOURCE naming one
     Hessian, or anything analyze() takes (analysed with `options`). Returns a Comparison (truthy when A ranks
     strictly above B)."""
+    _check_options(options, not (_is_row(a) and _is_row(b)))
     ra, rb = _one_row(a, options, "A"), _one_row(b, options, "B")
     verdict = _need_core().compare(_row_json(ra), _row_json(rb),
                                    dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))

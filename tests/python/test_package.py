@@ -514,6 +514,21 @@ def test_rank_and_compare_take_what_they_are_given(tmp):
     c = basinvol.compare({"blk": with_spectrum([1.0, 1.0, 0.0], 1)}, with_spectrum([1.0, 0.0, 0.0], 2),
                          label="same label for both")
     assert c.result == "below" and c.by == "curved"
+    # Options that shape an analysis are refused for rows computed already
+    # (they were ignored); unknown ones are a TypeError; an order applies.
+    for call in (lambda **kw: basinvol.rank(rows, **kw), lambda **kw: basinvol.compare(rows[0], rows[0], **kw)):
+        for kw in (dict(threshold=5), dict(cut="gap"), dict(negatives="drop"), dict(method="dense")):
+            with pytest.raises(basinvol.UsageError, match="computed already"):
+                call(**kw)
+        with pytest.raises(TypeError, match="bogus"):
+            call(bogus=5)
+        call(negatives="last")
+    assert basinvol.compare(with_spectrum([1.0, 1.0, 0.0], 1), rows[0], threshold=5).a.threshold == 5
+    # A Comparison copies and pickles (multiprocessing), read-only as it is.
+    import copy
+    import pickle
+    for again in (copy.copy(c), copy.deepcopy(c), pickle.loads(pickle.dumps(c))):
+        assert (again.result, again.by, again.reason, again.a.source) == (c.result, c.by, c.reason, c.a.source)
 
 
 def test_solves_and_listings_in_two_threads(tmp):
