@@ -3,6 +3,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/report/format.hpp>
 #include <basinvol/report/schema.hpp>
+#include <basinvol/report/text.hpp>
 
 #include <doctest/doctest.h>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <set>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -267,4 +269,16 @@ TEST_CASE("the human table shows the fields the shape carries, error rows aligne
         if (line.size() > at + 5 && line.compare(at, 5, "error") == 0) saw_error = true;
         else CHECK(line.compare(at, 2, "ok") == 0);
     CHECK(saw_error);
+}
+
+TEST_CASE("numbers print as the shortest text that reads back, whole numbers whole") {
+    // TSV and CSV cells and messages: 100 and a count of 200 as such (they
+    // printed as 1e+02 and 2e+02, which an integer parser refuses).
+    for (const auto& [v, text] : std::vector<std::pair<double, std::string>>{
+             {100, "100"}, {200, "200"}, {250000, "250000"}, {-3, "-3"}, {0, "0"}, {0.1, "0.1"}, {-1e-9, "-1e-09"},
+             {1e15, "1e+15"}, {1.5e300, "1.5e+300"}, {0.018018779, "0.018018779"}}) {
+        CAPTURE(v);
+        CHECK(format_number(v) == text);
+        CHECK(std::strtod(format_number(v).c_str(), nullptr) == v);
+    }
 }

@@ -2,6 +2,7 @@
 // The three kinds of failure a caller needs to tell apart. Everything the
 // library throws derives from basinvol::Error; messages name the rule that was
 // broken and the value that broke it.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -43,6 +44,10 @@ struct NumericError : Error {
 // same double (-1e-09, not std::to_string's -0.000000), nan and inf as such.
 inline std::string value_text(double v) {
     char buf[32];
+    if (v == std::trunc(v) && std::abs(v) < 1e15) {  // a whole number as one: 100, not 1e+02
+        std::snprintf(buf, sizeof buf, "%.0f", v);
+        return buf;
+    }
     for (int digits = 1; digits <= 17; ++digits) {
         std::snprintf(buf, sizeof buf, "%.*g", digits, v);
         if (std::strtod(buf, nullptr) == v) break;
