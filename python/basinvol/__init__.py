@@ -206,6 +206,8 @@ def _as_array(H, label):
             raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
         H = t.numpy()
     a = np.asarray(H)
+    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) and not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))  # big-endian values, as a file of them is read: one copy
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")
     if a.ndim == 2 and a.size and any(s <= 0 or s % a.itemsize for s in a.strides):

@@ -291,6 +291,11 @@ def test_errors_are_exceptions_with_the_cli_message(tmp):
         basinvol.analyze(np.eye(3), threshold=-1)
     with pytest.raises(TypeError, match="int64 is not float32 or float64"):
         basinvol.analyze(np.eye(3, dtype=np.int64))
+    # Big-endian floats are values like any (as in a file, or a Diagonal).
+    H = with_spectrum([3.0, 2.0, 0.0], 4)
+    for dtype, native in ((">f8", np.float64), (">f4", np.float32)):
+        big, own = basinvol.analyze(H.astype(dtype)), basinvol.analyze(H.astype(native))
+        assert (big.rank, big.log_volume, big.stored_type) == (own.rank, own.log_volume, own.stored_type)
     with pytest.raises(basinvol.InputError, match="not a matrix: 3 dimensions"):
         basinvol.analyze(np.zeros((2, 2, 2)))
     assert issubclass(basinvol.InputError, basinvol.Error)
