@@ -393,7 +393,7 @@ def read_results(path, *, dataframe=False):
     from the content) as Results; dataframe=True gives a pandas DataFrame
     (to_dataframe) instead. Raises InputError on text that is not basinvol
     output."""
-    rows = [Result(json.loads(t)) for t in _need_core().read_results(os.fspath(path))]
+    rows = [Result(json.loads(t), ev, complete) for t, ev, complete in _need_core().read_results(os.fspath(path))]
     return to_dataframe(rows) if dataframe else rows
 
 

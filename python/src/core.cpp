@@ -237,16 +237,16 @@ py::dict compare(const std::string& a_json, const std::string& b_json, const py:
     return d;
 }
 
-std::vector<std::string> read_results(const std::string& path) {
+std::vector<py::tuple> read_results(const std::string& path) {
     std::vector<bv::Row> rows = bv::read_rows(path);
     bool with_place = false, regularized = false;
     for (const auto& r : rows) {
         with_place = with_place || r.place.has_value();
         regularized = regularized || r.log_volume_regularized.has_value();
     }
-    std::vector<std::string> out;
+    std::vector<py::tuple> out;
     const auto spec = json_spec(with_place, regularized);
-    for (const auto& r : rows) out.push_back(to_json(r, spec));
+    for (const auto& r : rows) out.push_back(to_python(r, spec));  // a spectrum's rows with their eigenvalues
     return out;
 }
 

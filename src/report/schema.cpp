@@ -361,6 +361,13 @@ Row fields_from_json(const Json& j) {
     } catch (const InputError& e) {
         throw InputError(r.source + ": " + e.what());
     }
+    // `spectrum` rows (JSON) carry their eigenvalues, as objects by magnitude.
+    if (auto ev = j.find("eigenvalues"); r.ok && ev != j.end() && ev->is_array())
+        for (const auto& e : *ev) {
+            const Json& v = e.is_object() && e.contains("eigenvalue") ? e.at("eigenvalue") : e;
+            if (!v.is_number()) throw InputError(r.source + ": field 'eigenvalues' holds a value that is not a number");
+            r.eigenvalues.push_back(v.get<double>());
+        }
     // Rows written before the band existed carry none: a band of one dim.
     auto absent = [&](const char* key) { return !j.contains(key) || j.at(key).is_null(); };
     if (r.ok && absent("dim_low")) r.dim_low = r.dim;

@@ -361,6 +361,23 @@ def test_read_results_of_every_format(tmp, fmt):
     assert list(df["source"]) == [x["source"] for x in ref]
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "json"])
+def test_read_results_keeps_a_spectrum_s_eigenvalues(tmp, fmt):
+    spectrum = [5.0, 2.0, -1.0, 0.5, 0.0]
+    a = checkpoints(tmp, "a.h5", [(0, spectrum)])
+    out = os.path.join(tmp, "spectrum." + fmt)
+    with open(out, "w") as fh:
+        fh.write(cli("spectrum", a, "--format", fmt))
+    (r,) = basinvol.read_results(out)
+    assert r.eigenvalues_complete
+    want = np.linalg.eigvalsh(with_spectrum(spectrum, seed=0))  # the matrix checkpoints() wrote
+    assert r.eigenvalues == pytest.approx(want, abs=1e-12)  # ascending, as analyze(eigenvalues=True) gives
+    # A volume row carries none.
+    out = os.path.join(tmp, "volume." + fmt)
+    cli("volume", a, "--format", fmt, "-o", out)
+    assert basinvol.read_results(out)[0].eigenvalues is None
+
+
 def test_result_is_a_row():
     r = basinvol.analyze(with_spectrum(FLAT, seed=23), step=300, name="run-a", eigenvalues=True)
     d = r.to_dict()
