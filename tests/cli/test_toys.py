@@ -236,6 +236,7 @@ class Toys(unittest.TestCase):
         self.assertEqual(run(self.f, "--loss", "x + y^2", binary=TOY)[0], 2)
         self.assertEqual(run(self.f, "--preset", "nope", binary=TOY)[0], 2)
         self.assertEqual(run(self.f, binary=TOY)[0], 2)
+        self.assertEqual(run(self.f, "--preset", "bowl", "-d", "relative", binary=TOY)[0], 2)
         for args, words in [(("--flat", "2000000000"), "over the memory budget"),
                             (("--eigenvalues", "1,0", "--count", "0"), "--count must be >= 1"),
                             (("--eigenvalues", "1,0", "-d", ""), "needs a path"),

@@ -142,6 +142,8 @@ void write_toys(ToyArgs a) {
     if (a.eigs->empty() && a.preset_given->empty() && a.loss->empty() && !from_recipe)
         throw bv::UsageError("give a spectrum: --eigenvalues, --preset, --loss or --flat/--curved");
     if (!(a.threshold > 0)) throw bv::UsageError("-T/--threshold must be positive");
+    if (!a.dataset.empty() && a.dataset.front() != '/')
+        throw bv::UsageError("-d/--dataset must be an absolute path such as /toy, got '" + a.dataset + "'");
     if (!a.count_given->empty() && a.count == 0) throw bv::UsageError("--count must be >= 1, got 0");
     if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
     if (from_recipe) {
