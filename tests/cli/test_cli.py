@@ -944,6 +944,11 @@ class TestExitStatus(Base):
                            (("rank", Data.full_file, "--tie-tol", "-1"), "--tie-tol: must be a finite number >= 0"),
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
                            (("volume", Data.full_file, "--max-memory", "0x10G"), "--max-memory must be a size"),
+                           # A time limit's message, not DBL_MAX spelled out in 309 digits.
+                           (("volume", Data.full_file, "--list-timeout", "0"),
+                            "--list-timeout: must be a positive number of seconds, got 0"),
+                           (("volume", Data.full_file, "--read-timeout", "-1"),
+                            "--read-timeout: must be a positive number of seconds, got -1"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
                            # The value as given, not std::to_string's -0.000000.
                            (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),

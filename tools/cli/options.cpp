@@ -32,7 +32,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     app->add_option("--read-timeout", o.read_timeout,
                     "Read each Hessian's values in a child process, stopped after this many seconds (an error row); "
                     "a crash while reading is an error row too. For untrusted files: a fork per Hessian")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_seconds());
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
                     "usable memory, the cgroup limit counted)");
@@ -65,7 +65,7 @@ void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
         ->check(CLI::Range(std::size_t(1), std::size_t(4096)));
     app->add_option("--list-timeout", b.list_timeout,
                     "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
-        ->check(CLI::PositiveNumber)
+        ->check(positive_seconds())
         ->capture_default_str();
     app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
 }
@@ -115,6 +115,18 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
     app->add_option("--radial-directions", v.radial_directions, "Directions of the radial estimator")
         ->check(CLI::Range(std::size_t(2), std::size_t(100000000)))
         ->capture_default_str();
+}
+
+CLI::Validator positive_seconds() {
+    return CLI::Validator(
+        [](std::string& text) {
+            char* end = nullptr;
+            const double v = std::strtod(text.c_str(), &end);
+            return end != text.c_str() && *end == '\0' && v > 0 && std::isfinite(v)
+                       ? std::string()
+                       : "must be a positive number of seconds, got " + text;
+        },
+        "SECONDS > 0");
 }
 
 }  // namespace cli
