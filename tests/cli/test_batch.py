@@ -614,11 +614,12 @@ class BatchTest(clitest.TempDirTest):
         src = a + ":/checkpoints/step_0000"
         out = self.path("rows.jsonl")
         self.assertEqual(run("volume", src, src, "-f", "jsonl", "-o", out).returncode, 0)
-        first = jsonl(slurp(out))[0]
+        fresh = jsonl(slurp(out))
+        self.assertEqual(len(fresh), 2)  # a source given twice is two rows
         p = run("volume", src, src, "-f", "jsonl", "-o", out, "--resume")
         self.assertEqual(p.returncode, 0, p.stderr)
         again = slurp(out)
-        self.assertEqual(jsonl(again), [first])  # kept, not analysed again
+        self.assertEqual(jsonl(again), [fresh[0]] * 2)  # kept (not analysed again), a row per time it is given
         run("volume", src, src, "-f", "jsonl", "-o", out, "--resume")
         self.assertEqual(slurp(out), again)
 

@@ -458,8 +458,12 @@ struct Earlier {
 void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::ReportSpec& spec,
                const std::string& output) {
     std::map<std::string, std::set<std::string>> names;
+    std::map<std::string, std::size_t> given;  // how many times each key is an input
     for (const auto& w : items)
-        if (!w.error) names[resume_key(spec, w.info.source())].insert(w.info.source());
+        if (!w.error) {
+            names[resume_key(spec, w.info.source())].insert(w.info.source());
+            ++given[resume_key(spec, w.info.source())];
+        }
     std::set<std::string> redo;
     for (const auto& [key, said] : earlier.said)
         if (said.size() > 1) redo.insert(key);
@@ -482,6 +486,15 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         std::cerr << "basinvol: note: " << output << ": " << before - earlier.kept.size()
                   << " saved row(s) cannot be told from another Hessian's (names the output writes alike: a tab "
                      "and a space, bytes that are not UTF-8); they are analyzed again\n";
+    // A source given k times is k rows, as in a run never stopped (a kept
+    // row of a source not among the inputs stays, once).
+    std::vector<bv::Row> rows;
+    for (auto& r : earlier.kept) {
+        const auto k = given.find(resume_key(spec, r.source));
+        for (std::size_t copy = 1; k != given.end() && copy < k->second; ++copy) rows.push_back(r);
+        rows.push_back(std::move(r));
+    }
+    earlier.kept.swap(rows);
 }
 
 // A JSON FILE records the options its rows were computed with: --resume
