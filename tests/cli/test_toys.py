@@ -253,6 +253,15 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn("quartic-valley", out)
 
+    def test_validate_json_records_the_options_that_shaped_it(self):
+        write_toy(self.f, "/t", [2.0, 1.0, 0.0])
+        rc, out, err = run("validate", self.f, "--method", "dense", "--atol", "1e-3", "--rtol", "0.01",
+                           "--samples", "5000", "-f", "json")
+        self.assertEqual(rc, 0, out + err)
+        options = json.loads(out)["context"]["options"]
+        self.assertEqual((options["method"], options["atol"], options["rtol"], options["samples"]),
+                         ("dense", 1e-3, 0.01, 5000))
+
     def test_validate_statuses(self):
         with h5py.File(self.f, "w") as f:
             f["/plain"] = np.eye(3)

@@ -29,9 +29,7 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     return a;
 }
 
-namespace {
-
-nlohmann::ordered_json context(const std::string& command, const CommonOptions& o) {
+nlohmann::ordered_json options_json(const CommonOptions& o) {
     nlohmann::ordered_json opts = {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
                                    {"min_gap", o.min_gap},
                                    {"negatives", bv::name_of(bv::negatives_names(), o.negatives)},
@@ -43,7 +41,13 @@ nlohmann::ordered_json context(const std::string& command, const CommonOptions& 
     opts["atol"] = o.atol ? nlohmann::ordered_json(*o.atol) : nlohmann::ordered_json(nullptr);
     opts["threshold"] = o.threshold ? nlohmann::ordered_json(*o.threshold) : nlohmann::ordered_json(nullptr);
     opts["regularized"] = o.regularized ? nlohmann::ordered_json(*o.regularized) : nlohmann::ordered_json(nullptr);
-    return run_context(command, opts);
+    return opts;
+}
+
+namespace {
+
+nlohmann::ordered_json context(const std::string& command, const CommonOptions& o) {
+    return run_context(command, options_json(o));
 }
 
 }  // namespace

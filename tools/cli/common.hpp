@@ -42,6 +42,8 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o);
 // What a JSON report says of the run: tool, version, command, `options`,
 // library versions and the date.
 nlohmann::ordered_json run_context(const std::string& command, nlohmann::ordered_json options);
+// The options that shape an analysis, as a JSON context records them.
+nlohmann::ordered_json options_json(const CommonOptions& o);
 
 // How rows are written for `command`.
 bv::ReportSpec spec_for(const std::string& command, const CommonOptions& o, bool with_place);

@@ -11,16 +11,16 @@ namespace {
 
 // The report's context: the tool, the options that shape the checks, the libraries.
 nlohmann::ordered_json validate_context(const CommonOptions& o, const bv::toy::ValidateOptions& opt) {
-    return run_context(
-        "validate",
-        {{"cut", bv::name_of(bv::cut_rule_names(), o.cut)},
-         {"logv_tol", opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol) : nlohmann::ordered_json(nullptr)},
-         {"samples", opt.samples},
-         {"seed", opt.seed},
-         {"sigmas", opt.sigmas},
-         {"mc_max_rank", opt.mc_max_rank},
-         {"scan_max_n", opt.scan_max_n},
-         {"radial_directions", opt.radial_directions}});
+    nlohmann::ordered_json options = options_json(o);  // the analysis's (method, cut, atol, ...), then the checks'
+    options.erase("tie_tol");
+    options["logv_tol"] = opt.logv_tol ? nlohmann::ordered_json(*opt.logv_tol) : nlohmann::ordered_json(nullptr);
+    options["samples"] = opt.samples;
+    options["seed"] = opt.seed;
+    options["sigmas"] = opt.sigmas;
+    options["mc_max_rank"] = opt.mc_max_rank;
+    options["scan_max_n"] = opt.scan_max_n;
+    options["radial_directions"] = opt.radial_directions;
+    return run_context("validate", options);
 }
 
 // The check that stands for a Hessian that could not be analyzed.
