@@ -158,6 +158,10 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         if not whole:
             raise UsageError(f"max_memory must be a size such as '8G' or a whole number of bytes, got {max_memory!r}")
         max_memory = str(int(max_memory))
+    for k, v in (("threshold", threshold), ("rtol", rtol), ("atol", atol), ("min_gap", min_gap),
+                 ("hessian_error", hessian_error), ("max_asymmetry", max_asymmetry), ("regularized", regularized)):
+        if isinstance(v, bool) or type(v).__name__ == "bool_":  # True is 1 to float(): not what was meant
+            raise TypeError(f"{k} must be a number, got {v!r}")
     if type(eigenvalues).__name__ == "bool_":  # numpy's
         eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
@@ -257,10 +261,16 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
         if v is None:
             continue
+        if conv is float and (isinstance(v, bool) or type(v).__name__ == "bool_"):
+            raise UsageError(f"{k} must be a number, got {v!r}")
         try:
             attrs[k] = conv(v)
         except (TypeError, ValueError):
             raise UsageError(f"{k} must be a number, got {v!r}") from None
+        if k == "step" and not (attrs[k] == attrs[k] and abs(attrs[k]) < 2 ** 53 and attrs[k] == int(attrs[k])):
+            raise UsageError(f"step must be a whole number under 2^53, got {v!r}")
+        if k == "loss" and not abs(attrs[k]) < float("inf"):
+            raise UsageError(f"loss must be a finite number, got {v!r}")
     if isinstance(H, (Factor, Kron, Diagonal, dict)):
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
@@ -277,9 +287,9 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
 
 
 def _source_list(sources):
-    if isinstance(sources, (str, os.PathLike)):
-        return [os.fspath(sources)]
-    return [os.fspath(s) for s in sources]
+    if isinstance(sources, (str, bytes, os.PathLike)):
+        return [os.fsdecode(sources)]
+    return [os.fsdecode(s) for s in sources]
 
 
 def volume(sources, **options):

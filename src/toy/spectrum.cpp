@@ -151,7 +151,8 @@ void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, d
         s << "the smallest nonzero |lambda| " << low << " is not far enough above the "
           << (type == StoredType::float32 ? "float32" : "float64") << " cut n*eps*max|lambda| = " << tol
           << " (it must be at least " << margin << "x that, " << margin * tol
-          << "): its rank would be ambiguous; narrow the spectrum or store float64";
+          << "): its rank would be ambiguous; narrow the spectrum"
+          << (type == StoredType::float32 ? " or store float64" : "");
         throw UsageError(s.str());
     }
 }

@@ -317,6 +317,7 @@ def test_volume_rank_compare_equal_the_cli(tmp):
     rows = basinvol.volume([a, b, missing])
     ref = cli_rows("volume", a, b, missing, status=1)
     assert len(rows) == len(ref) == 6
+    assert [r.source for r in basinvol.volume(os.fsencode(a))] == [r.source for r in rows[:3]]  # a bytes path
     for r, x in zip(rows, ref):
         same_row(r, x)
     assert not rows[-1].ok and "missing.h5" in rows[-1].error
@@ -620,8 +621,15 @@ def test_concurrent_h5py_in_another_thread(tmp):
 def test_option_values_of_the_wrong_kind_are_refused_by_name():
     H = np.diag([2.0, 1.0, 0.0])
     for kw, words in [(dict(max_memory=1.5), "max_memory"), (dict(max_memory=True), "max_memory"),
-                      (dict(step="abc"), "step must be a number")]:
+                      (dict(step="abc"), "step must be a number"), (dict(step=True), "step must be a number"),
+                      (dict(step=1.5), "step must be a whole number"),
+                      (dict(step=2 ** 53 + 1), "step must be a whole number under 2\\^53"),
+                      (dict(step=float("nan")), "step must be a whole number"),
+                      (dict(loss=float("inf")), "loss must be a finite number")]:
         with pytest.raises(basinvol.UsageError, match=words):
+            basinvol.analyze(H, **kw)
+    for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False)):  # True is not 1.0
+        with pytest.raises(TypeError, match="must be a number, got"):
             basinvol.analyze(H, **kw)
     assert basinvol.analyze(H, eigenvalues=np.bool_(True)).eigenvalues is not None
     assert basinvol.analyze(H, max_memory=np.int64(10**9)).rank == 2
