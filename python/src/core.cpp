@@ -119,7 +119,8 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::arra
 py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {
     const bv::AnalyzeOptions opt = analyze_options(options);
     if (a.ndim() != 2)
-        throw bv::InputError(label + ": not a matrix: " + std::to_string(a.ndim()) + " dimensions (a Hessian is n x n)");
+        throw bv::InputError(label + ": not a matrix: " + std::to_string(a.ndim()) +
+                             (a.ndim() == 1 ? " dimension" : " dimensions") + " (a Hessian is n x n)");
     if (a.shape(0) != a.shape(1))  // checked here: the copy below holds the array's rows as columns
         throw bv::InputError(label + ": matrix is not square: shape " + std::to_string(a.shape(0)) + "x" +
                              std::to_string(a.shape(1)));
