@@ -190,6 +190,35 @@ bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_g
     return g > 0 && g >= min_gap && K.cut_mid(p, q) <= ceiling_mid;
 }
 
+// An eligible gap between two buckets' values p > q (q = 0: the floor).
+struct Candidate {
+    double p, q, gap;
+};
+
+// The choice among the gaps between buckets (from the top), with the kept
+// counts of its ties; empty when a gap inside a bucket (at most `inside`
+// with twice its noise: its width, its sides at least the bucket's least)
+// could be within reach.
+std::optional<Choice> choose_between(const Knowledge& K, const std::vector<Candidate>& between, double inside) {
+    Ties ties;
+    for (const Candidate& c : between) ties.add(c.gap, K.gap_noise(Pos{0, c.p}, Pos{0, c.q}));
+    if (!(ties.reach() > inside)) return std::nullopt;
+    // The gap lies below the last position holding its upper value.
+    auto kept_above = [&](double p) { return K.a.prefix_where([&](double v) { return v >= p; }); };
+    Choice best;
+    for (const Candidate& c : between) {
+        const double noise = K.gap_noise(Pos{0, c.p}, Pos{0, c.q});
+        if (!best.found && ties.peer(c.gap, noise)) {
+            best.found = true;
+            best.at = K.at(kept_above(c.p) - 1);
+            best.next = K.at(best.at.i + 1);
+        } else if (ties.within_reach(c.gap, noise)) {
+            best.tied_kept.push_back(kept_above(c.p));
+        }
+    }
+    return best;
+}
+
 // The exact-knowledge answer of largest_gap without walking the values in
 // order (which a structure's sorted view does with a heap). The values
 // above the floor are put in buckets by their bit patterns, which order as
@@ -247,13 +276,11 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
         }
     // The eligible gaps between buckets, from the top. Known values only
     // (k ≥ 1 here), so position 0 reads as its value.
-    struct Candidate {
-        double p, q, gap;
-    };
     std::vector<Candidate> between;
     double upper = -1;  // the last non-empty bucket's least
     auto consider = [&](double p, double q) {
-        if (eligible(K, Pos{0, p}, Pos{0, q}, ceiling_mid, min_gap)) between.push_back({p, q, K.gap_mid(Pos{0, p}, Pos{0, q})});
+        if (eligible(K, Pos{0, p}, Pos{0, q}, ceiling_mid, min_gap))
+            between.push_back({p, q, K.gap_mid(Pos{0, p}, Pos{0, q})});
     };
     for (std::size_t b = count; b-- > 0;) {
         if (!(least[b] <= most[b])) continue;
@@ -261,29 +288,11 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
         upper = least[b];
     }
     consider(upper, 0.0);  // the smallest value above the floor, and the floor
-    Choice best;
     if (between.empty()) {
         if (!(min_gap > inside + margin)) return std::nullopt;
-        return best;
+        return Choice{};
     }
-    Ties ties;
-    for (const Candidate& c : between) ties.add(c.gap, K.gap_noise(Pos{0, c.p}, Pos{0, c.q}));
-    // No gap inside a bucket (at most w, its sides at least the bucket's
-    // least) may be within reach.
-    if (!(ties.reach() > inside_noisy + margin)) return std::nullopt;
-    // The gap lies below the last position holding its upper value.
-    auto kept_above = [&](double p) { return K.a.prefix_where([&](double v) { return v >= p; }); };
-    for (const Candidate& c : between) {
-        const double noise = K.gap_noise(Pos{0, c.p}, Pos{0, c.q});
-        if (!best.found && ties.peer(c.gap, noise)) {
-            best.found = true;
-            best.at = K.at(kept_above(c.p) - 1);
-            best.next = K.at(best.at.i + 1);
-        } else if (ties.within_reach(c.gap, noise)) {
-            best.tied_kept.push_back(kept_above(c.p));
-        }
-    }
-    return best;
+    return choose_between(K, between, inside_noisy + margin);
 }
 
 // The first gap that is a peer of the largest eligible one (Ties), and the
