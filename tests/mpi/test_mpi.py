@@ -433,12 +433,7 @@ class SameRowsAsSerial(unittest.TestCase):
                             if (i, j) == (150, 150):
                                 block = np.resize(block, int(block.size * factor))
                             ds.id.write_direct_chunk((i, j), zlib.compress(block.tobytes()))
-                ref = rows(serial("volume", f, "-f", "jsonl", status=1).stdout)[0]
-                self.assertIn("cannot decompress chunk at [150, 150]: wrong size (corrupt data)", ref["error"])
-                for ranks in (1, 2, 4):
-                    r = mpi(ranks, "volume", f, "-f", "jsonl")
-                    self.assertEqual(r.returncode, 1, r.stderr)
-                    self.assertEqual(rows(r.stdout)[0]["error"], ref["error"], f"{ranks} ranks")
+                self.assert_serial_error_row(f, "cannot decompress chunk at [150, 150]: wrong size (corrupt data)")
 
     def test_a_factor_chunk_that_inflates_to_another_size_is_the_serial_error_row(self):
         import h5py
@@ -453,12 +448,16 @@ class SameRowsAsSerial(unittest.TestCase):
                     g.attrs["structure"] = "factor"
                     ds = g.create_dataset("G", data=G, chunks=(10, 20), compression="gzip")
                     ds.id.write_direct_chunk((20, 40), zlib.compress(np.zeros(int(200 * factor)).tobytes()))
-                ref = rows(serial("volume", f, "-f", "jsonl", status=1).stdout)[0]
-                self.assertIn("/h/G: cannot decompress chunk at [20, 40]: wrong size (corrupt data)", ref["error"])
-                for ranks in (1, 2, 4):
-                    r = mpi(ranks, "volume", f, "-f", "jsonl")
-                    self.assertEqual(r.returncode, 1, r.stderr)
-                    self.assertEqual(rows(r.stdout)[0]["error"], ref["error"], f"{ranks} ranks")
+                self.assert_serial_error_row(f, "/h/G: cannot decompress chunk at [20, 40]: wrong size (corrupt data)")
+
+    def assert_serial_error_row(self, f, words):
+        """The serial tool's error row for f holds `words`; 1, 2 and 4 ranks give that row."""
+        ref = rows(serial("volume", f, "-f", "jsonl", status=1).stdout)[0]
+        self.assertIn(words, ref["error"])
+        for ranks in (1, 2, 4):
+            r = mpi(ranks, "volume", f, "-f", "jsonl")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(rows(r.stdout)[0]["error"], ref["error"], f"{ranks} ranks")
 
     def test_inputs_parallel_hdf5_cannot_read_or_must_not_replace(self):
         import h5py
