@@ -254,8 +254,11 @@ ReferenceCut reference_cut(const std::vector<double>& a, std::size_t n, double f
         min_gap = 0;
     }
     // The first eligible gap within noise of the largest: noise moves each
-    // value by up to the floor, log10 of v by move(v).
-    auto move = [&](double v) { return v > floor ? std::log10(v) - std::log10(std::max(v - floor, floor)) : 0.0; };
+    // value by up to the floor, log10 of v (clamped to the floor) by move(v).
+    auto clamped = [&](double v) { return std::log10(std::max(v, floor)); };
+    auto move = [&](double v) {
+        return floor > 0 ? std::max(clamped(v) - clamped(v - floor), clamped(v + floor) - clamped(v)) : 0.0;
+    };
     auto noise = [&](std::size_t i) { return move(at(i)) + move(at(i + 1)) + 1e-12; };
     std::vector<std::size_t> eligible;
     if (search)

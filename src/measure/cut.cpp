@@ -72,14 +72,24 @@ struct Knowledge {
     Range gap_range(Pos p, Pos q) const {
         return {std::log10(lo(p)) - std::log10(clamp(hi(q))), std::log10(hi(p)) - std::log10(clamp(lo(q)))};
     }
-    // How far noise can move gap (p, q), in decades: each value is known to
-    // within the floor (the stored type's rounding, the solver's, the
-    // input's error), which is relative to each side above it (the floor
-    // itself is a fixed number), plus log10's rounding.
+    // How far noise moves a gap, in decades. Each value may move by up to
+    // the floor (the stored type's rounding, the solver's, the input's
+    // error), and a gap's lower side is clamped to the floor: log10 of a
+    // side moves by at most move(v) ≤ log10 2, the larger of its moves down
+    // and up (down, above twice the floor). A spectrum so moved gives its
+    // own gaps noise up to spread(v) a side, the largest move within a
+    // floor of v (move falls from 2·floor up). Plus log10's rounding.
+    double move(double v) const {
+        if (!(floor > 0)) return 0.0;
+        return std::max(std::log10(clamp(v)) - std::log10(clamp(v - floor)),
+                        std::log10(clamp(v + floor)) - std::log10(clamp(v)));
+    }
+    double spread(double v) const {
+        if (!(floor > 0)) return 0.0;
+        return v - floor >= 2 * floor ? move(v - floor) : std::log10(2.0);
+    }
     double gap_noise(Pos p, Pos q) const { return move(mid(p)) + move(mid(q)) + 1e-12; }
-    // How far log10 of a value above the floor moves when the value moves by
-    // the floor (down, the larger way; clamped to the floor).
-    double move(double v) const { return v > floor ? std::log10(v) - std::log10(std::max(v - floor, floor)) : 0.0; }
+    double gap_spread(Pos p, Pos q) const { return spread(mid(p)) + spread(mid(q)) + 1e-12; }
     // The cut a gap places: the geometric mean of its sides.
     double cut_mid(Pos p, Pos q) const { return geometric_mean(mid(p), clamp(mid(q))); }
     Range cut_range(Pos p, Pos q) const {
@@ -139,50 +149,44 @@ struct Choice {
     bool found = false;
     Pos at, next;  // the gap lies between these positions
     bool decided = true;
-    // Counts kept by other eligible gaps that noise could make the choice:
-    // their dims join the band (see Ties).
+    // Counts kept by other gaps that noise could make the choice (see
+    // Ties): their dims join the band; maybe_none: a spectrum within noise
+    // may have no eligible gap at all.
     std::vector<std::size_t> tied_kept;
+    bool maybe_none = false;
 };
 
-// Gaps within noise of each other tie. Moving the values within the floor
-// moves each gap g by up to its noise d (Knowledge::gap_noise); the gap
-// chosen is the first one within d + d_top of the largest, g_top (as the
-// first of exactly equal gaps is). A gap t may be the largest of a spectrum
-// within noise of this one when g_t + d_t ≥ g_top − d_top, and that
-// spectrum's choice is then within 2·(d_t + d_j) of g_t: every gap j with
-// g_j + 2·d_j ≥ reach = min over such t of g_t − 2·d_t may be chosen, and
-// its dim joins the band. Gaps are added in order, once each.
+// Gaps within noise of each other tie. The gap chosen is the first eligible
+// one within d + d_top of the largest, g_top (d: gap_noise), as the first
+// of exactly equal gaps is. For the band, a spectrum whose values moved by
+// up to the floor: its gaps are within d of these, its own noises within D
+// (gap_spread). Its largest gap t was one with g_t + d_t ≥ least_top, the
+// largest g − d of a gap eligible in every such spectrum; its choice j then
+// has g_j + d_j + D_j ≥ g_t − d_t − D_t. So every gap j, eligible in some
+// such spectrum, with g_j + d_j + D_j ≥ reach = min over those t of
+// g_t − d_t − D_t may be chosen, and its dim joins the band. Two passes
+// over the gaps in order: `first`, then `second`.
 class Ties {
 public:
-    void add(double g, double d) {
-        if (g > top_) {
+    void first(double g, double d, bool eligible, bool certain) {
+        if (eligible && g > top_) {
             top_ = g;
             top_noise_ = d;
         }
-        if (g + d >= top_ - top_noise_) tops_.push_back({g, d});
-        if (tops_.size() > 4096) prune();
+        if (certain) least_top_ = std::max(least_top_, g - d);
+    }
+    void second(double g, double d, double spread, bool possible) {
+        if (possible && g + d >= least_top_) reach_ = std::min(reach_, g - d - spread);
     }
     bool found() const { return top_ > -INFINITY; }
-    // After every gap was added: whether gap (g, d) is the choice's peer,
-    // and whether it may be chosen.
     bool peer(double g, double d) const { return g >= top_ - d - top_noise_; }
-    bool within_reach(double g, double d) const { return g + 2 * d >= reach(); }
-    double reach() const {
-        double r = INFINITY;
-        for (const auto& t : tops_)
-            if (t.first + t.second >= top_ - top_noise_) r = std::min(r, t.first - 2 * t.second);
-        return r;
-    }
+    bool within_reach(double g, double d, double spread) const { return g + d + spread >= reach_; }
+    double reach() const { return reach_; }
+    // No gap is eligible in every spectrum within noise: one may have none.
+    bool maybe_none() const { return least_top_ == -INFINITY && reach_ < INFINITY; }
 
 private:
-    void prune() {
-        std::vector<std::pair<double, double>> kept;
-        for (const auto& t : tops_)
-            if (t.first + t.second >= top_ - top_noise_) kept.push_back(t);
-        tops_.swap(kept);
-    }
-    double top_ = -INFINITY, top_noise_ = 0;
-    std::vector<std::pair<double, double>> tops_;  // (g, d) of the gaps that may be the largest
+    double top_ = -INFINITY, top_noise_ = 0, least_top_ = -INFINITY, reach_ = INFINITY;
 };
 
 bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {
@@ -190,29 +194,46 @@ bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_g
     return g > 0 && g >= min_gap && K.cut_mid(p, q) <= ceiling_mid;
 }
 
-// An eligible gap between two buckets' values p > q (q = 0: the floor).
+// Whether gap (p, q) is eligible in every spectrum within noise of this one
+// (certain), or in some (possible). The ceiling is taken as it is, and a
+// gap whose upper side lies under the floor (at most log10 2 once moved
+// above it) is not counted.
+bool certainly_eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {
+    const double least = K.gap_mid(p, q) - K.gap_noise(p, q);
+    return K.mid(p) - K.floor > K.floor && least > 0 && least >= min_gap && K.cut_mid(p, q) <= ceiling_mid;
+}
+bool possibly_eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {
+    const double most = K.gap_mid(p, q) + K.gap_noise(p, q);
+    return K.mid(p) > K.floor && most > 0 && most >= min_gap && K.cut_mid(p, q) <= ceiling_mid;
+}
+
+// A gap between two buckets' values p > q (or p, the smallest value above
+// the floor, and q the largest under it, 0 when none), possibly eligible.
 struct Candidate {
     double p, q, gap;
+    bool eligible, certain;
 };
 
-// The choice among the gaps between buckets (from the top), with the kept
-// counts of its ties; empty when a gap inside a bucket (at most `inside`
-// with twice its noise: its width, its sides at least the bucket's least)
-// could be within reach.
+// The choice among the gaps between buckets (from the top), with its band
+// (Ties); empty when a gap inside a bucket (at most `inside` with its noise
+// and spread: its width, its sides at least the bucket's least) could be
+// within reach, or no gap is eligible everywhere (then one inside might be).
 std::optional<Choice> choose_between(const Knowledge& K, const std::vector<Candidate>& between, double inside) {
     Ties ties;
-    for (const Candidate& c : between) ties.add(c.gap, K.gap_noise(Pos{0, c.p}, Pos{0, c.q}));
-    if (!(ties.reach() > inside)) return std::nullopt;
+    auto at = [](double v) { return Pos{0, v}; };
+    for (const Candidate& c : between) ties.first(c.gap, K.gap_noise(at(c.p), at(c.q)), c.eligible, c.certain);
+    for (const Candidate& c : between) ties.second(c.gap, K.gap_noise(at(c.p), at(c.q)), K.gap_spread(at(c.p), at(c.q)), true);
+    if (ties.maybe_none() || !(ties.reach() > inside)) return std::nullopt;
     // The gap lies below the last position holding its upper value.
     auto kept_above = [&](double p) { return K.a.prefix_where([&](double v) { return v >= p; }); };
     Choice best;
     for (const Candidate& c : between) {
-        const double noise = K.gap_noise(Pos{0, c.p}, Pos{0, c.q});
-        if (!best.found && ties.peer(c.gap, noise)) {
+        const double noise = K.gap_noise(at(c.p), at(c.q));
+        if (!best.found && c.eligible && ties.peer(c.gap, noise)) {
             best.found = true;
             best.at = K.at(kept_above(c.p) - 1);
             best.next = K.at(best.at.i + 1);
-        } else if (ties.within_reach(c.gap, noise)) {
+        } else if (ties.within_reach(c.gap, noise, K.gap_spread(at(c.p), at(c.q)))) {
             best.tied_kept.push_back(kept_above(c.p));
         }
     }
@@ -272,52 +293,63 @@ std::optional<Choice> largest_gap_bucketed(const Knowledge& K, double ceiling_mi
         if (least[b] <= most[b]) {
             const double w = std::log10(most[b]) - std::log10(least[b]);
             inside = std::max(inside, w);
-            inside_noisy = std::max(inside_noisy, w + 2 * (2 * K.move(least[b]) + 1e-12));
+            // move falls from twice the floor up, spread from three times.
+            const double moved = least[b] >= 2 * K.floor ? K.move(least[b]) : std::log10(2.0);
+            const double spread = least[b] >= 3 * K.floor ? K.spread(least[b]) : std::log10(2.0);
+            inside_noisy = std::max(inside_noisy, w + 2 * (moved + spread) + 4e-12);
         }
     // The eligible gaps between buckets, from the top. Known values only
     // (k ≥ 1 here), so position 0 reads as its value.
     std::vector<Candidate> between;
     double upper = -1;  // the last non-empty bucket's least
     auto consider = [&](double p, double q) {
-        if (eligible(K, Pos{0, p}, Pos{0, q}, ceiling_mid, min_gap))
-            between.push_back({p, q, K.gap_mid(Pos{0, p}, Pos{0, q})});
+        const Pos at{0, p}, next{0, q};
+        if (possibly_eligible(K, at, next, ceiling_mid, min_gap))
+            between.push_back({p, q, K.gap_mid(at, next), eligible(K, at, next, ceiling_mid, min_gap),
+                               certainly_eligible(K, at, next, ceiling_mid, min_gap)});
     };
     for (std::size_t b = count; b-- > 0;) {
         if (!(least[b] <= most[b])) continue;
         if (upper >= 0) consider(upper, most[b]);
         upper = least[b];
     }
-    consider(upper, 0.0);  // the smallest value above the floor, and the floor
+    // The smallest value above the floor, and the largest under it (its
+    // noise counts: it may move above the floor).
+    consider(upper, above < K.k ? K.a.at(above) : 0.0);
     if (between.empty()) {
-        if (!(min_gap > inside + margin)) return std::nullopt;
+        if (!(min_gap > inside_noisy + margin)) return std::nullopt;  // no gap inside reaches it, however moved
         return Choice{};
     }
     return choose_between(K, between, inside_noisy + margin);
 }
 
-// The first gap that is a peer of the largest eligible one (Ties), and the
-// kept counts of the others within reach.
+// The first gap that is a peer of the largest eligible one, and its band
+// (Ties): three walks over the gaps.
 Choice first_of_ties(const Knowledge& K, double ceiling_mid, double min_gap) {
     Ties ties;
-    K.for_each_gap([&](Pos p, Pos q) {
-        if (!(K.mid(p) > K.floor)) return false;
-        if (eligible(K, p, q, ceiling_mid, min_gap)) ties.add(K.gap_mid(p, q), K.gap_noise(p, q));
-        return true;
+    auto walk = [&](auto visit) {
+        K.for_each_gap([&](Pos p, Pos q) {
+            if (!(K.mid(p) > K.floor)) return false;
+            if (possibly_eligible(K, p, q, ceiling_mid, min_gap)) visit(p, q);
+            return true;
+        });
+    };
+    walk([&](Pos p, Pos q) {
+        ties.first(K.gap_mid(p, q), K.gap_noise(p, q), eligible(K, p, q, ceiling_mid, min_gap),
+                   certainly_eligible(K, p, q, ceiling_mid, min_gap));
     });
+    walk([&](Pos p, Pos q) { ties.second(K.gap_mid(p, q), K.gap_noise(p, q), K.gap_spread(p, q), true); });
     Choice best;
-    if (!ties.found()) return best;
-    K.for_each_gap([&](Pos p, Pos q) {
-        if (!(K.mid(p) > K.floor)) return false;
-        if (!eligible(K, p, q, ceiling_mid, min_gap)) return true;
+    best.maybe_none = ties.maybe_none();
+    walk([&](Pos p, Pos q) {
         const double g = K.gap_mid(p, q), noise = K.gap_noise(p, q);
-        if (!best.found && ties.peer(g, noise)) {
+        if (!best.found && eligible(K, p, q, ceiling_mid, min_gap) && ties.peer(g, noise)) {
             best.found = true;
             best.at = p;
             best.next = q;
-        } else if (ties.within_reach(g, noise)) {
+        } else if (ties.within_reach(g, noise, K.gap_spread(p, q))) {
             best.tied_kept.push_back(p.i + 1);
         }
-        return true;
     });
     return best;
 }
@@ -448,8 +480,9 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     std::vector<std::size_t> tied_kept;
     auto take_gap = [&](const Choice& g) {
         decided = decided && g.decided;
+        tied_kept = g.tied_kept;  // a spectrum within noise may choose these gaps ...
+        if (g.maybe_none) tied_kept.push_back(count_above(K, dtype_mid, dtype).value);  // ... or none: the dtype cut
         if (!g.found) return;
-        tied_kept = g.tied_kept;
         c.tol = K.cut_mid(g.at, g.next);
         tol = K.cut_range(g.at, g.next);
         c.rule = "gap";
