@@ -306,16 +306,22 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.dim_low = cut.dim_low;
     r.dim_high = cut.dim_high;
     // Each kept value is within this of the stored matrix's exact eigenvalue:
-    // LAPACK's own bound ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
-    // symmetric eigenproblem"), which assumes no underflow; among subnormal
-    // numbers each operation rounds to an absolute step η = 4.9e-324, which
-    // n·η covers as n·ε·‖H‖ covers relative rounding (without it a Hessian
-    // scaled to 1e-320 reported an error of 0, off by 1e-4 nats); plus, for
-    // a partial spectrum, its pairing error.
+    // LAPACK's bound p(n)·ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
+    // symmetric eigenproblem"; p(n) "a modestly growing function of n", here
+    // 2·√n with ‖H‖_F for ‖H‖₂: the same Hessian with its parameters
+    // relabelled gave values 4ε·‖H‖ apart at n = 5), which assumes no
+    // underflow; among subnormal numbers each operation rounds to an
+    // absolute step η = 4.9e-324, covered by the floor's n·η/2 (without it a
+    // Hessian scaled to 1e-320 reported an error of 0, off by 1e-4 nats);
+    // plus, for a partial spectrum, its pairing error. Then the rounding of
+    // the sum of logs itself: a few ε of each term's size.
     const double pairing = s.partial && !s.complete ? s.value_error + partial_allowance(s, f) : 0.0;
-    const double underflow = static_cast<double>(s.n) * std::numeric_limits<double>::denorm_min();
-    const double value_error = eps64 * f.frobenius + underflow + pairing + f.computed;
-    r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives);
+    const double lapack = 2 * std::sqrt(static_cast<double>(s.n)) * eps64 * f.frobenius;
+    const double value_error = lapack + subnormal_noise(f) + pairing + f.computed;
+    const double half_r = static_cast<double>(m.rank) / 2;
+    const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * std::log(2 * T)) +
+                         std::abs(m.sum_log) / 2 + std::abs(m.log_volume);
+    r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives) + 4 * eps64 * terms;
     r.hessian_error = opt.hessian_error ? opt.hessian_error : f.info.attrs.hessian_error;
     r.method = s.method;
     r.certified = s.complete || cut.decided;

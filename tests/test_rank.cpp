@@ -183,6 +183,19 @@ TEST_CASE("noise decides an order of equal dims when the log-volumes' error bars
     CHECK_FALSE(compare_rows(x, y, opt).noise_decides);
     x.log_volume_error = opt.tie_tol;
     CHECK(compare_rows(x, y, opt).noise_decides);
+    // Bars far under the step, but reaching across a cell's edge.
+    Row edge_a = row("ea", 10, 3, 0.5e-6 - 1e-12), edge_b = row("eb", 10, 3, 0.5e-6 - 3e-12);
+    edge_a.log_volume_error = edge_b.log_volume_error = 2e-12;
+    REQUIRE(compare_rows(edge_a, edge_b, opt).by == Decider::tie);
+    CHECK(compare_rows(edge_a, edge_b, opt).noise_decides);
+    // On no grid (tie_tol 0) equal values with any error could be an order.
+    RankOptions exact;
+    exact.tie_tol = 0;
+    Row same = row("s", 10, 3, 1.0);
+    REQUIRE(compare_rows(same, same, exact).by == Decider::tie);
+    CHECK_FALSE(compare_rows(same, same, exact).noise_decides);
+    same.log_volume_error = 1e-16;
+    CHECK(compare_rows(same, same, exact).noise_decides);
     std::vector<Row> rows = {a, row("c", 600, 555, 0.0), row("d", 600, 556, 0.0)};
     rows[1].log_volume = a.log_volume - 1e-4;
     rows[1].log_volume_error = 1e-4;

@@ -60,6 +60,18 @@ double error_bars(const Row& a, const Row& b) {
     return std::isnan(e) ? INFINITY : e;
 }
 
+// Whether every value within their errors of a's and b's log-volumes lies
+// in one grid cell (the values themselves on no grid: none but exact ones).
+bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
+    const double e = error_bars(a, b);
+    if (!(e < INFINITY)) return false;
+    if (!(tie_tol > 0)) return e == 0;
+    const double ea = a.log_volume_error, eb = b.log_volume_error;
+    const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
+    const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
+    return lo_a == hi_a && lo_b == hi_b && lo_a == lo_b;
+}
+
 bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& opt) {
     switch (by) {
         case Decider::saddle: return false;
@@ -68,8 +80,8 @@ bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& op
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
         case Decider::volume:  // equal r: decided by the volumes only if r is settled and they differ past their errors
             return unsettled(a) || unsettled(b) || std::abs(a.log_volume - b.log_volume) <= error_bars(a, b);
-        case Decider::tie:  // errors as wide as the tie grid's step could part them
-            return unsettled(a) || unsettled(b) || (opt.tie_tol > 0 && error_bars(a, b) >= opt.tie_tol);
+        case Decider::tie:  // a value within its error of another cell (any error, on no grid) could part them
+            return unsettled(a) || unsettled(b) || !same_cell_within_errors(a, b, opt.tie_tol);
     }
     return true;
 }
@@ -90,7 +102,8 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         case Decider::curved:
             if (curved(a) == curved(b))
                 s << "volume directions: A " << a.rank << (a.rank < b.rank ? " < " : " > ") << "B " << b.rank
-                  << " at equal dimension (negative directions dropped: A " << a.negative << ", B " << b.negative
+                  << (a.n == b.n ? " at equal dimension" : " at equal curved directions")
+                  << " (negative directions dropped: A " << a.negative << ", B " << b.negative
                   << "; fewer directions in the volume wins)";
             else if (a.n == b.n)
                 s << "dimension: A " << a.dim << (a.dim > b.dim ? " > " : " < ") << "B " << b.dim;
