@@ -149,6 +149,11 @@ class Comparison:
                 f"reason={self.reason!r})")
 
 
+def _is_bool(v):
+    """True, False, or numpy's booleans (numpy.bool_, named "bool" in numpy 2)."""
+    return isinstance(v, bool) or type(v).__module__ == "numpy" and type(v).__name__ in ("bool_", "bool")
+
+
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
              hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False):
     if max_memory is not None and not isinstance(max_memory, str):
@@ -160,9 +165,9 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         max_memory = str(int(max_memory))
     for k, v in (("threshold", threshold), ("rtol", rtol), ("atol", atol), ("min_gap", min_gap),
                  ("hessian_error", hessian_error), ("max_asymmetry", max_asymmetry), ("regularized", regularized)):
-        if isinstance(v, bool) or type(v).__name__ == "bool_":  # True is 1 to float(): not what was meant
+        if _is_bool(v):  # True is 1 to float(): not what was meant
             raise TypeError(f"{k} must be a number, got {v!r}")
-    if type(eigenvalues).__name__ == "bool_":  # numpy's
+    if _is_bool(eigenvalues):  # numpy's too
         eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
         raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
@@ -261,7 +266,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
         if v is None:
             continue
-        if conv is float and (isinstance(v, bool) or type(v).__name__ == "bool_"):
+        if conv is float and _is_bool(v):
             raise UsageError(f"{k} must be a number, got {v!r}")
         try:
             attrs[k] = conv(v)
@@ -356,12 +361,12 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     which are analysed first with `options` (as analyze()). Returns new
     Results in ranked order with `place` (and `place_uncertain` warnings where
     noise may decide an order)."""
-    single = isinstance(results_or_sources, (str, os.PathLike)) or _is_row(results_or_sources)
+    single = isinstance(results_or_sources, (str, bytes, os.PathLike)) or _is_row(results_or_sources)
     items = [results_or_sources] if single else list(results_or_sources)
-    _check_options(options, any(isinstance(item, (str, os.PathLike)) for item in items))
+    _check_options(options, any(isinstance(item, (str, bytes, os.PathLike)) for item in items))
     rows = []
     for item in items:
-        if isinstance(item, (str, os.PathLike)):
+        if isinstance(item, (str, bytes, os.PathLike)):
             rows.extend(volume(item, **options))
         else:
             rows.append(item)
@@ -374,7 +379,7 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
 def _one_row(x, options, which):
     if _is_row(x):
         return x if isinstance(x, Result) else Result(x)
-    if isinstance(x, (str, os.PathLike)):
+    if isinstance(x, (str, bytes, os.PathLike)):
         rows = volume(x, **options)
         if len(rows) != 1:
             raise UsageError(f"{which} names {len(rows)} Hessians; compare takes one each "

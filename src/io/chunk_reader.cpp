@@ -268,6 +268,47 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
         if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
 }
 
+// What check_chunks knows of a dataset's chunks.
+struct ChunkCheck {
+    std::size_t bytes = 0;      // plain bytes of a chunk
+    bool every = false;         // every chunk allocated (else the rest hold the fill value)
+    uint32_t deflate_bit = 0;   // the filter mask's bit for deflate
+    Inflater inflater = new_inflater();
+    std::vector<unsigned char> raw, plain;
+
+    // The chunk at `offset`: found, of a plausible size, and inflating (or
+    // stored unfiltered) to exactly its plain size.
+    void check(hid_t dataset, const std::vector<hsize_t>& offset, const std::string& where) {
+        std::string at = "chunk at [";
+        for (std::size_t i = 0; i < offset.size(); ++i) at += (i ? ", " : "") + std::to_string(offset[i]);
+        at += "]";
+        hsize_t size = 0;
+        if (H5Dget_chunk_storage_size(dataset, offset.data(), &size) < 0 || size == 0) {
+            if (!every) return;
+            throw InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
+        }
+        if (size > 2 * bytes + 4096)
+            throw InputError(where + ": the " + at + " claims " + std::to_string(size) +
+                             " compressed bytes, over twice its " + std::to_string(bytes) + " plain bytes (corrupt data)");
+        raw.resize(size);
+        uint32_t mask = 0;
+        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, raw.data()) < 0)
+            throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+        if (mask & deflate_bit) {  // stored as it is: it must hold its plain size
+            if (size != bytes)
+                throw InputError(where + ": the " + at + " is stored uncompressed in " + std::to_string(size) +
+                                 " bytes; it holds " + std::to_string(bytes) + " (corrupt data)");
+            return;
+        }
+        plain.resize(bytes);
+        const libdeflate_result rc =
+            libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
+        if (rc != LIBDEFLATE_SUCCESS)
+            throw InputError(where + ": cannot decompress " + at + ": " +
+                             (rc == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+    }
+};
+
 }  // namespace
 
 void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std::string& where, const Box* box) {
@@ -293,11 +334,19 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     if (!(plain_bytes > 0 && plain_bytes <= 4294967295.0) || grid > 9e18 ||
         H5Dget_num_chunks(dataset, space.get(), &allocated) < 0)
         return;
-    const auto bytes = static_cast<std::size_t>(plain_bytes);
-    const bool every = static_cast<double>(allocated) == grid;  // else unallocated chunks hold the fill value
-    const uint32_t deflate_bit = 1u << (*shuffle ? 1 : 0);
-    Inflater inflater = new_inflater();
-    std::vector<unsigned char> raw, plain(bytes);
+    ChunkCheck checker;
+    checker.bytes = static_cast<std::size_t>(plain_bytes);
+    checker.every = static_cast<double>(allocated) == grid;
+    checker.deflate_bit = 1u << (*shuffle ? 1 : 0);
+    if (box && rank == 2) {  // the chunks the box overlaps only
+        if (box->count[0] == 0 || box->count[1] == 0) return;
+        for (hsize_t r = box->start[0] / chunk[0]; r <= (box->start[0] + box->count[0] - 1) / chunk[0]; ++r)
+            for (hsize_t c = box->start[1] / chunk[1]; c <= (box->start[1] + box->count[1] - 1) / chunk[1]; ++c) {
+                offset = {r * chunk[0], c * chunk[1]};
+                checker.check(dataset, offset, where);
+            }
+        return;
+    }
     for (auto c = static_cast<std::uint64_t>(first); static_cast<double>(c) < grid; c += step) {
         // Grid position c in row-major order (a B-tree lookup each, not a scan).
         std::uint64_t q = c;
@@ -306,36 +355,7 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
             offset[i] = (q % per) * chunk[i];
             q /= per;
         }
-        bool outside = false;
-        for (int i = 0; box && i < rank && i < 2; ++i)
-            outside = outside || offset[i] + chunk[i] <= box->start[i] || offset[i] >= box->start[i] + box->count[i];
-        if (outside) continue;
-        std::string at = "chunk at [";
-        for (int i = 0; i < rank; ++i) at += (i ? ", " : "") + std::to_string(offset[i]);
-        at += "]";
-        hsize_t size = 0;
-        if (H5Dget_chunk_storage_size(dataset, offset.data(), &size) < 0 || size == 0) {
-            if (!every) continue;
-            throw InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
-        }
-        if (size > 2 * bytes + 4096)
-            throw InputError(where + ": the " + at + " claims " + std::to_string(size) + " compressed bytes, over twice its " +
-                             std::to_string(bytes) + " plain bytes (corrupt data)");
-        raw.resize(size);
-        uint32_t mask = 0;
-        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, raw.data()) < 0)
-            throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
-        if (mask & deflate_bit) {  // stored as it is: it must hold its plain size
-            if (size != bytes)
-                throw InputError(where + ": the " + at + " is stored uncompressed in " + std::to_string(size) +
-                                 " bytes; it holds " + std::to_string(bytes) + " (corrupt data)");
-            continue;
-        }
-        const libdeflate_result rc =
-            libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
-        if (rc != LIBDEFLATE_SUCCESS)
-            throw InputError(where + ": cannot decompress " + at + ": " +
-                             (rc == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+        checker.check(dataset, offset, where);
     }
 }
 

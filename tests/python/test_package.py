@@ -317,7 +317,11 @@ def test_volume_rank_compare_equal_the_cli(tmp):
     rows = basinvol.volume([a, b, missing])
     ref = cli_rows("volume", a, b, missing, status=1)
     assert len(rows) == len(ref) == 6
-    assert [r.source for r in basinvol.volume(os.fsencode(a))] == [r.source for r in rows[:3]]  # a bytes path
+    # A bytes path, as os.fsencode gives it, wherever a path is taken.
+    assert [r.source for r in basinvol.volume(os.fsencode(a))] == [r.source for r in rows[:3]]
+    assert sorted(r.source for r in basinvol.rank(os.fsencode(a))) == sorted(r.source for r in rows[:3])
+    step = os.fsencode(a + ":/checkpoints/step_00000")
+    assert basinvol.compare(step, step).result == "tie"
     for r, x in zip(rows, ref):
         same_row(r, x)
     assert not rows[-1].ok and "missing.h5" in rows[-1].error

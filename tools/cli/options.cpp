@@ -122,7 +122,8 @@ CLI::Validator positive_seconds() {
         [](std::string& text) {
             char* end = nullptr;
             const double v = std::strtod(text.c_str(), &end);
-            return end != text.c_str() && *end == '\0' && v > 0 && std::isfinite(v)
+            return text.find_first_of("xX") == std::string::npos && end != text.c_str() && *end == '\0' &&
+                           v >= 1e-9 && std::isfinite(v)
                        ? std::string()
                        : "must be a positive number of seconds, got " + text;
         },

@@ -24,8 +24,9 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
 // Adds `validate`'s options (a subset of the common ones, the input options, and its own).
 void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);
 
-// A time limit: a finite number of seconds above 0 ("must be a positive
-// number of seconds, got 0", where CLI::PositiveNumber spells out DBL_MAX).
+// A time limit: a finite decimal number of seconds, at least a nanosecond
+// ("must be a positive number of seconds, got 0", where
+// CLI::PositiveNumber spells out DBL_MAX).
 CLI::Validator positive_seconds();
 
 }  // namespace cli
