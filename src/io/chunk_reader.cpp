@@ -123,7 +123,40 @@ Inflater new_inflater() {
     return inflater;
 }
 
-InputError undecodable(const Chunk& ch, const std::string& where);
+// The errors a corrupt chunk gets, from either reader of chunks (read_raw
+// and ChunkCheck): one text each, since basinvol-mpi's rows must equal the
+// serial tool's. `at` is chunk_at's.
+std::string chunk_at(const std::vector<hsize_t>& offset) {
+    std::string at = "chunk at [";
+    for (std::size_t i = 0; i < offset.size(); ++i) at += (i ? ", " : "") + std::to_string(offset[i]);
+    return at + "]";
+}
+InputError chunk_missing(const std::string& where, const std::string& at) {
+    return InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
+}
+InputError chunk_unreadable(const std::string& where, const std::string& at) {
+    return InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+}
+// Deflate expands data by a few bytes per block at most (zlib-ng's fastest
+// level by up to an eighth): a chunk of more than twice its plain size is a
+// corrupt index, not a buffer to allocate.
+bool oversized(hsize_t size, std::size_t plain) { return size > 2 * plain + 4096; }
+InputError chunk_oversized(const std::string& where, const std::string& at, hsize_t size, std::size_t plain) {
+    return InputError(where + ": the " + at + " claims " + std::to_string(size) + " compressed bytes, over twice its " +
+                      std::to_string(plain) + " plain bytes (corrupt data)");
+}
+InputError chunk_short(const std::string& where, const std::string& at, hsize_t size, std::size_t plain) {
+    return InputError(where + ": the " + at + " is stored uncompressed in " + std::to_string(size) +
+                      " bytes; it holds " + std::to_string(plain) + " (corrupt data)");
+}
+// A chunk that does not inflate to exactly its plain size.
+InputError chunk_undecodable(const std::string& where, const std::string& at, libdeflate_result failure) {
+    return InputError(where + ": cannot decompress " + at + ": " +
+                      (failure == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+}
+InputError undecodable(const Chunk& ch, const std::string& where) {
+    return chunk_undecodable(where, chunk_at({ch.row, ch.col}), ch.failure);
+}
 
 // Checks a chunk whose filter mask says a filter was skipped, from its raw
 // bytes, before HDF5 reads it: stored without deflate it must hold exactly
@@ -134,9 +167,7 @@ void check_masked(const Layout& l, Chunk& ch, const unsigned char* raw, Inflater
     const uint32_t deflate_bit = 1u << (l.shuffle ? 1 : 0);
     if (ch.mask & deflate_bit) {
         if (ch.size == l.chunk_bytes()) return;
-        throw InputError(where + ": the chunk at [" + std::to_string(ch.row) + ", " + std::to_string(ch.col) +
-                         "] is stored uncompressed in " + std::to_string(ch.size) + " bytes; it holds " +
-                         std::to_string(l.chunk_bytes()) + " (corrupt data)");
+        throw chunk_short(where, chunk_at({ch.row, ch.col}), ch.size, l.chunk_bytes());
     }
     plain.resize(l.chunk_bytes());
     ch.failure = libdeflate_zlib_decompress(inflater.get(), raw, ch.size, plain.data(), plain.size(), nullptr);
@@ -174,17 +205,11 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
         hsize_t offset[2] = {ch.row, ch.col}, size = 0;
         if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) {
             if (c == 0) return false;
-            throw InputError(where + ": cannot find chunk at [" + std::to_string(ch.row) + ", " +
-                             std::to_string(ch.col) + "] (truncated or corrupt data?)");
+            throw chunk_missing(where, chunk_at({ch.row, ch.col}));
         }
-        // Deflate expands data by a few bytes per block at most (zlib-ng's
-        // fastest level by up to an eighth): a chunk of more than twice its
-        // plain size is a corrupt index, not a buffer to allocate.
-        if (size > 2 * l.chunk_bytes() + 4096) {
+        if (oversized(size, l.chunk_bytes())) {
             if (c == 0) return false;
-            throw InputError(where + ": the chunk at [" + std::to_string(ch.row) + ", " + std::to_string(ch.col) +
-                             "] claims " + std::to_string(size) + " compressed bytes, over twice its " +
-                             std::to_string(l.chunk_bytes()) + " plain bytes (corrupt data)");
+            throw chunk_oversized(where, chunk_at({ch.row, ch.col}), size, l.chunk_bytes());
         }
         ch.at = total;
         ch.size = size;
@@ -197,10 +222,9 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
         Chunk& ch = chunks[c - start];
         hsize_t offset[2] = {ch.row, ch.col};
         const bool first = c == 0;
-        const std::string at = "chunk at [" + std::to_string(ch.row) + ", " + std::to_string(ch.col) + "]";
         if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &ch.mask, bytes + ch.at) < 0) {
             if (first) return false;
-            throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+            throw chunk_unreadable(where, chunk_at({ch.row, ch.col}));
         }
         if (ch.mask != 0) {
             // A chunk a filter skipped (HDF5 stores it so when the filter
@@ -209,19 +233,13 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
             if (!inflater) inflater = new_inflater();
             check_masked(l, ch, bytes + ch.at, inflater, plain, where);
             if (!read_chunk_through_hdf5(dataset, l, ch, n, buf))
-                throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+                throw chunk_unreadable(where, chunk_at({ch.row, ch.col}));
             ch.read = true;
         }
     }
     return true;
 }
 
-// A chunk that does not inflate to exactly its plain size.
-InputError undecodable(const Chunk& ch, const std::string& where) {
-    return InputError(where + ": cannot decompress chunk at [" + std::to_string(ch.row) + ", " +
-                      std::to_string(ch.col) + "]: " +
-                      (ch.failure == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
-}
 
 // Inflates (and unshuffles) chunks into the n×n row-major buffer on `threads` cores.
 void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, std::size_t n, unsigned char* out,
@@ -279,33 +297,25 @@ struct ChunkCheck {
     // The chunk at `offset`: found, of a plausible size, and inflating (or
     // stored unfiltered) to exactly its plain size.
     void check(hid_t dataset, const std::vector<hsize_t>& offset, const std::string& where) {
-        std::string at = "chunk at [";
-        for (std::size_t i = 0; i < offset.size(); ++i) at += (i ? ", " : "") + std::to_string(offset[i]);
-        at += "]";
+        const std::string at = chunk_at(offset);
         hsize_t size = 0;
         if (H5Dget_chunk_storage_size(dataset, offset.data(), &size) < 0 || size == 0) {
             if (!every) return;
-            throw InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
+            throw chunk_missing(where, at);
         }
-        if (size > 2 * bytes + 4096)
-            throw InputError(where + ": the " + at + " claims " + std::to_string(size) +
-                             " compressed bytes, over twice its " + std::to_string(bytes) + " plain bytes (corrupt data)");
+        if (oversized(size, bytes)) throw chunk_oversized(where, at, size, bytes);
         raw.resize(size);
         uint32_t mask = 0;
         if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, raw.data()) < 0)
-            throw InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+            throw chunk_unreadable(where, at);
         if (mask & deflate_bit) {  // stored as it is: it must hold its plain size
-            if (size != bytes)
-                throw InputError(where + ": the " + at + " is stored uncompressed in " + std::to_string(size) +
-                                 " bytes; it holds " + std::to_string(bytes) + " (corrupt data)");
+            if (size != bytes) throw chunk_short(where, at, size, bytes);
             return;
         }
         plain.resize(bytes);
         const libdeflate_result rc =
             libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
-        if (rc != LIBDEFLATE_SUCCESS)
-            throw InputError(where + ": cannot decompress " + at + ": " +
-                             (rc == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+        if (rc != LIBDEFLATE_SUCCESS) throw chunk_undecodable(where, at, rc);
     }
 };
 
