@@ -121,6 +121,14 @@ std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name,
     if (H5Lexists(g, name.c_str(), H5P_DEFAULT) <= 0) fail_at(where, "has no dataset " + name, false);
     Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
+    // These hold for a Hessian; on G, A or B they would be read by no one and
+    // the answer would silently go without them (a scale on G is not H's).
+    for (const char* key : {"scale", "hessian_error", "loss_threshold", "structure", "step", "loss", "name"}) {
+        if (H5Aexists(d.get(), key) > 0)
+            fail_at(at, std::string("attribute ") + key + " on " + name + " is not read: it goes on the " +
+                            (name == "G" ? "factor" : "kron") + " group, whose H it describes", false);
+        H5Eclear2(H5E_DEFAULT);
+    }
     DatasetShape s = dataset_shape(d.get(), at, reads);
     return {std::move(d), std::move(s)};
 }

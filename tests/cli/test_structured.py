@@ -432,6 +432,14 @@ class Structured(unittest.TestCase):
             g["A"] = np.eye(2)
             g["B"] = np.eye(2)
             g["C"] = np.eye(2)
+            # attributes of H written on a member would be read by no one
+            for kind, member, key, value in (("factor", "G", "scale", 4.0), ("kron", "A", "hessian_error", 1.0),
+                                             ("kron", "B", "loss_threshold", 3.0), ("factor", "G", "step", 7)):
+                g = h5.create_group(f"{key}_on_{member}")
+                g.attrs["structure"] = kind
+                for name in ("G",) if kind == "factor" else ("A", "B"):
+                    g[name] = np.eye(2)
+                g[member].attrs[key] = value
             h5["fine"] = np.diag([1.0, 2.0])
         p = run("volume", f, "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -454,6 +462,10 @@ class Structured(unittest.TestCase):
             "/diag_scale": "attribute scale applies to factor and kron parts only; a diagonal part",
             "/blocks_scale": "attribute scale applies to factor and kron parts only; a blocks part",
             "/kron_third_factor": "holds C; a kron group holds A and B only",
+            "/scale_on_G": "/G: attribute scale on G is not read: it goes on the factor group",
+            "/hessian_error_on_A": "/A: attribute hessian_error on A is not read: it goes on the kron group",
+            "/loss_threshold_on_B": "/B: attribute loss_threshold on B is not read: it goes on the kron group",
+            "/step_on_G": "/G: attribute step on G is not read",
         }
         for name, words in expect.items():
             with self.subTest(name):
