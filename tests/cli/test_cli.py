@@ -946,18 +946,26 @@ class TestExitStatus(Base):
                            (("volume", Data.full_file, "--max-memory", "0x10G"), "--max-memory must be a size"),
                            # A time limit's message, not DBL_MAX spelled out in 309 digits.
                            (("volume", Data.full_file, "--list-timeout", "0"),
-                            "--list-timeout: must be a positive number of seconds, got 0"),
+                            "--list-timeout: must be a positive number of seconds, got '0'"),
                            (("volume", Data.full_file, "--read-timeout", "-1"),
-                            "--read-timeout: must be a positive number of seconds, got -1"),
+                            "--read-timeout: must be a positive number of seconds, got '-1'"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
                            # The value as given, not std::to_string's -0.000000.
                            (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),
-                           (("validate", suite, "--samples", "1"), "--samples: Value 1 not in range 2 to"),
+                           (("validate", suite, "--samples", "1"), "--samples: must be a whole number from 2 to"),
                            # A negative count is refused, not read as 2^64 - 1 (a run without end).
-                           (("validate", suite, "--samples", "-1"), "--samples: Value -1 not in range 2 to"),
-                           (("validate", suite, "--radial-directions", "-1"), "--radial-directions: Value -1 not"),
-                           (("validate", suite, "--scan-max-n", "-1"), "--scan-max-n: Value -1 not in range"),
+                           (("validate", suite, "--samples", "-1"), "--samples: must be a whole number from 2 to"),
+                           (("validate", suite, "--radial-directions", "-1"), "--radial-directions: must be a whole number"),
+                           (("validate", suite, "--scan-max-n", "-1"), "--scan-max-n: must be a whole number from 0 to"),
+                           # Numbers are decimal and in float64's range: not hexadecimal (strtod
+                           # reads "0x10" as 16), not 1e-400 (read as 0), not a word; counts are whole.
+                           (("rank", Data.full_file, "-T", "0x10"), "--threshold: must be a decimal number"),
+                           (("volume", Data.full_file, "--atol", "1e-400"), "--atol: must be a decimal number"),
+                           (("volume", Data.full_file, "--min-gap", ""), "--min-gap: must be a decimal number"),
+                           (("rank", Data.full_file, "--tie-tol", "0x1"), "--tie-tol: must be a finite number >= 0"),
+                           (("volume", Data.full_file, "-j", "abc"), "--jobs: must be a whole number from 1 to 4096, got 'abc'"),
+                           (("volume", Data.full_file, "-j", "1.5"), "--jobs: must be a whole number"),
                            # Enum options take their names only, not the values behind them.
                            (("volume", Data.full_file, "--cut", "1"), "--cut: must be one of auto, dtype, gap"),
                            (("rank", Data.full_file, "-f", "xml"), "--format: must be one of table, tsv"),

@@ -2,6 +2,7 @@
 // The flags of each subcommand, bound to the option structs the commands
 // read (CommonOptions, BatchCli, ValidateCli).
 #include "batch.hpp"
+#include "values.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -23,10 +24,5 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
 
 // Adds `validate`'s options (a subset of the common ones, the input options, and its own).
 void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);
-
-// A time limit: a finite decimal number of seconds, at least a nanosecond
-// ("must be a positive number of seconds, got 0", where
-// CLI::PositiveNumber spells out DBL_MAX).
-CLI::Validator positive_seconds();
 
 }  // namespace cli

@@ -1,0 +1,71 @@
+#pragma once
+// Validators of the command-line tools' numeric options: each names the rule
+// and the text that broke it, where CLI11 would say "Could not convert", read
+// "0x10" as 16, or read 1e-400 as 0.
+#include <basinvol/names.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <string>
+
+namespace cli {
+
+namespace detail {
+inline std::string lowered(std::string s) {
+    s.erase(0, s.find_first_not_of(" \t"));
+    s.erase(s.find_last_not_of(" \t") + 1);
+    if (!s.empty() && (s[0] == '+' || s[0] == '-')) s.erase(0, 1);
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return s;
+}
+}  // namespace detail
+
+// A decimal number in float64's range (a subnormal such as 1e-320 is one;
+// 1e-400 is not). inf and nan pass, for the option's own rule to judge
+// (--max-asymmetry inf turns the check off; -T nan is "must be positive").
+inline CLI::Validator decimal() {
+    return CLI::Validator(
+        [](std::string& text) {
+            const std::string word = detail::lowered(text);
+            if (word == "inf" || word == "infinity" || word == "nan" || basinvol::parse_finite(text)) return std::string();
+            return "must be a decimal number within float64's range, got '" + text + "'";
+        },
+        "FLOAT");
+}
+
+// A whole number from lo to hi, written in decimal digits.
+inline CLI::Validator whole(std::uint64_t lo, std::uint64_t hi) {
+    const std::string rule = "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    return CLI::Validator(
+        [lo, hi, rule](std::string& text) {
+            std::string t = text;
+            t.erase(0, t.find_first_not_of(" \t"));
+            t.erase(t.find_last_not_of(" \t") + 1);
+            if (!t.empty() && t[0] == '+') t.erase(0, 1);
+            bool ok = !t.empty() && t.size() <= 19 &&
+                      std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+            if (ok) {
+                const std::uint64_t v = std::stoull(t);
+                ok = v >= lo && v <= hi;
+            }
+            return ok ? std::string() : "must be " + rule + ", got '" + text + "'";
+        },
+        "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
+}
+
+// A time limit: a finite decimal number of seconds, at least a nanosecond
+// ("must be a positive number of seconds, got 0", where
+// CLI::PositiveNumber spells out DBL_MAX).
+inline CLI::Validator positive_seconds() {
+    return CLI::Validator(
+        [](std::string& text) {
+            const auto v = basinvol::parse_finite(text);
+            return v && *v >= 1e-9 ? std::string() : "must be a positive number of seconds, got '" + text + "'";
+        },
+        "SECONDS > 0");
+}
+
+}  // namespace cli
