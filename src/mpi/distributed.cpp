@@ -563,8 +563,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     return out;
 }
 
-Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePart& p,
-                                      const ReadOptions& opt) const {
+Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) const {
     int me = 0, size = 1;
     MPI_Comm_rank(comm_, &me);
     MPI_Comm_size(comm_, &size);
@@ -636,14 +635,24 @@ Eigen::MatrixXd DistributedGram::gram(const HessianInfo& info, const StructurePa
     }
     if (auto e = first_unreadable(comm_, g, first_bad, bad_value, n); !e.empty()) throw InputError(e);
 
+    // G's scaling (gram_shift), from its largest |g| over every rank's slab.
+    double largest = 0;
+    for (std::size_t i = 0; i < count; ++i) largest = std::max(largest, std::abs(slab[i]));
+    MPI_Allreduce(MPI_IN_PLACE, &largest, 1, MPI_DOUBLE, MPI_MAX, comm_);
+    Gram out;
+    out.shift = gram_shift(largest);
+    if (out.shift != 0)
+        for (std::size_t i = 0; i < count; ++i) slab[i] = std::ldexp(slab[i], -out.shift);
+
     const auto K_ = static_cast<Eigen::Index>(k);
-    Eigen::MatrixXd K = Eigen::MatrixXd::Zero(K_, K_);
+    Eigen::MatrixXd& K = out.K;
+    K = Eigen::MatrixXd::Zero(K_, K_);
     if (count)
         blas::syrk('U', small_m ? 'T' : 'N', static_cast<int>(k), static_cast<int>(w), 1.0, slab.data(),
                    static_cast<int>(small_m ? w : n), 0.0, K.data(), static_cast<int>(k));
     std::vector<double>().swap(slab);
     MPI_Allreduce(MPI_IN_PLACE, K.data(), static_cast<int>(K.size()), MPI_DOUBLE, MPI_SUM, comm_);
-    return K;
+    return out;
 }
 
 }  // namespace basinvol::mpi

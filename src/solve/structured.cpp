@@ -50,13 +50,20 @@ void check_int(std::size_t v, const std::string& where) {
 
 // The Gram matrix of a factor read whole into this process (X = Gᵀ, n×m):
 // K = XᵀX (m×m) or XXᵀ (n×n), upper triangle, built in double from G's
-// stored values (float32 widened a panel at a time).
-Eigen::MatrixXd local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
+// stored values (float32 widened a panel at a time; its squares cannot leave
+// double's range, so it is never shifted).
+Gram local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     FactorValues v = read_factor(info, p, opt);
     const int n = static_cast<int>(p.n), m = static_cast<int>(p.m);
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
-    Eigen::MatrixXd K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
+    Gram out;
+    if (!v.is_f32() && v.t64.size() > 0) {
+        out.shift = gram_shift(v.t64.cwiseAbs().maxCoeff());
+        if (out.shift != 0) v.t64 = v.t64.unaryExpr([s = -out.shift](double x) { return std::ldexp(x, s); });
+    }
+    Eigen::MatrixXd& K = out.K;
+    K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
     detail::BlasSection section(detail::fork_gate());
     if (!v.is_f32()) {
         blas::syrk('U', small_m ? 'T' : 'N', k, small_m ? n : m, 1.0, v.t64.data(), n, 0.0, K.data(), k);
@@ -73,7 +80,14 @@ Eigen::MatrixXd local_gram(const HessianInfo& info, const StructurePart& p, cons
             blas::syrk('U', 'N', k, static_cast<int>(w), 1.0, P.data(), n, 1.0, K.data(), k);
         }
     }
-    return K;
+    return out;
+}
+
+// x·s·2^e without leaving double's range on the way: s's exponent joins e.
+double scaled(double x, double s, int e) {
+    int es = 0;
+    const double ms = std::frexp(s, &es);
+    return std::ldexp(x * ms, es + e);
 }
 
 // The nonzero part of eig(s·GᵀG) through the smaller Gram matrix.
@@ -84,7 +98,8 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     const int n = static_cast<int>(p.n), m = static_cast<int>(p.m);
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
-    Eigen::MatrixXd K = gram ? gram->gram(info, p, opt) : local_gram(info, p, opt);
+    Gram built = gram ? gram->gram(info, p, opt) : local_gram(info, p, opt);
+    Eigen::MatrixXd& K = built.K;
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
     // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, each K_ii computed to within
     // γ of its value; LAPACK adds ε·‖K‖, and K is positive semi-definite, so
@@ -101,8 +116,9 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     SpectrumPart& out = acc.parts.emplace_back();
     detail::BlasSection section(detail::fork_gate());
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
-    for (double& x : out.values) x *= p.scale;
-    acc.value_error = std::max(acc.value_error, std::abs(p.scale) * bound);
+    // s·GᵀG = s·2^(2·shift)·(the Gram of 2^-shift·G)
+    for (double& x : out.values) x = scaled(x, p.scale, 2 * built.shift);
+    acc.value_error = std::max(acc.value_error, scaled(bound, std::abs(p.scale), 2 * built.shift));
 }
 
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
@@ -152,6 +168,31 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
     }
 }
 
+// Keeps a Kronecker part's products fl(fl(s·α_i)·β_j) in double's range
+// when s·α or β leave it (see SpectrumPart): when either one's largest
+// magnitude lies outside [2^-800, 2^800], α becomes fl(s·α_i)·2^-k and β
+// becomes β·2^k, each with about half the products' exponent, and s 1.
+// Otherwise nothing changes.
+void balance_kron(SpectrumPart& p) {
+    double amax = 0, bmax = 0;
+    for (double a : p.alpha) amax = std::max(amax, std::abs(a));
+    for (double b : p.beta) bmax = std::max(bmax, std::abs(b));
+    if (amax == 0 || bmax == 0) return;
+    int es = 0, ea = 0, eb = 0;
+    const double ms = std::frexp(p.scale, &es);
+    std::frexp(amax, &ea);
+    std::frexp(bmax, &eb);
+    const int e_alpha = es + ea;  // s·α's largest is below 2^e_alpha
+    constexpr int edge = 800;
+    if (std::abs(e_alpha) <= edge && std::abs(eb) <= edge) return;
+    const int half = static_cast<int>(std::floor((e_alpha + eb) / 2.0));
+    const int k = e_alpha - half;
+    // fl(s·α_i) = fl(ms·(α_i·2^-ea))·2^(es + ea): exact scalings around the one rounding
+    for (double& a : p.alpha) a = std::ldexp(ms * std::ldexp(a, -ea), e_alpha - k);
+    for (double& b : p.beta) b = std::ldexp(b, k);
+    p.scale = 1;
+}
+
 // Each square part's input noise and value error, in the walk's order.
 void fold_squares(Accumulator& acc) {
     for (std::size_t i = 0; i < acc.squares.size(); ++i) {
@@ -164,16 +205,25 @@ void fold_squares(Accumulator& acc) {
         }
         const Square& B = acc.squares[++i];  // A's partner
         if (B.failed) std::rethrow_exception(B.failed);
-        const double fa = q.frobenius, fb = B.frobenius, s = std::abs(acc.parts[q.part].scale);
+        SpectrumPart& part = acc.parts[q.part];
+        const double fa = q.frobenius, fb = B.frobenius, s = std::abs(part.scale);
         // Both bounds scale s·‖A‖·‖B‖ = ‖s·A ⊗ B‖_F: s is first multiplied by
         // the factor norm that moves it toward 1, so that no partial product
         // leaves double's range while the whole stays in it.
         const double big = std::max(fa, fb), small = std::min(fa, fb);
         const double size = s < 1 ? (s * big) * small : (s * small) * big;
-        // (A ⊗ B) − (A ⊗ B)ᵀ = (A − Aᵀ) ⊗ B + Aᵀ ⊗ (B − Bᵀ)
-        acc.asymmetry = std::hypot(acc.asymmetry, size * (q.asymmetry + B.asymmetry));
-        // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the product
-        acc.value_error = std::max(acc.value_error, 4 * eps64 * size);
+        // With M = M_s + M_k (symmetric and skew parts), A ⊗ B's skew part is
+        // A_s ⊗ B_k + A_k ⊗ B_s, two orthogonal terms, so ‖H − Hᵀ‖_F =
+        // s·√(‖A_s‖²‖B − Bᵀ‖² + ‖A − Aᵀ‖²‖B_s‖²), ‖M_s‖² = ‖M‖²(1 − r²/4)
+        // for r = ‖M − Mᵀ‖_F/‖M‖_F: exactly the dense twin's asymmetry.
+        const double ra = q.asymmetry, rb = B.asymmetry;
+        const double skew = std::hypot(std::sqrt(1 - ra * ra / 4) * rb, ra * std::sqrt(1 - rb * rb / 4));
+        acc.asymmetry = std::hypot(acc.asymmetry, size * skew);
+        // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the
+        // product; the values are A_s ⊗ B_s's, where the twin's symmetric part
+        // adds A_k ⊗ B_k: ‖A_k ⊗ B_k‖₂ ≤ s·‖A‖‖B‖·ra·rb/4.
+        acc.value_error = std::max(acc.value_error, (4 * eps64 + ra * rb / 4) * size);
+        balance_kron(part);
     }
 }
 
@@ -426,6 +476,13 @@ void kron_kept(const SpectrumPart& p, double tol, double error, KeptSums& k) {
 }
 
 }  // namespace
+
+int gram_shift(double largest) {
+    if (largest == 0 || (largest >= std::ldexp(1.0, -400) && largest <= std::ldexp(1.0, 400))) return 0;
+    int e = 0;
+    std::frexp(largest, &e);
+    return e;
+}
 
 std::size_t PartValues::size() const {
     std::size_t k = 0;

@@ -559,6 +559,81 @@ class Structured(unittest.TestCase):
         for name in ("/whole_asymmetric", "/whole_asymmetric_twin"):
             self.assertIn("asymmetric_part.h5:%s: matrix is not symmetric" % name, rows[name]["error"])
 
+    def test_scales_whose_partial_products_leave_double_s_range_keep_the_twin_s_answer(self):
+        # s·GᵀG and s·(A ⊗ B) are ordinary matrices here, but GᵀG, or s·α,
+        # is subnormal or past DBL_MAX: each must still equal its dense twin
+        # and the closed form (squared singular values, products).
+        f = self.path("extreme_scales.h5")
+        rng = np.random.default_rng(7)
+        G0 = rng.standard_normal((3, 5))
+        cases = {}
+        with h5py.File(f, "w") as h5:
+            for name, g_scale, s in (("gram_subnormal", 1e-162, 1e308), ("gram_underflows", 1e-170, 1e308),
+                                     ("gram_overflows", 1e160, 1e-300)):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "factor"
+                g.attrs["scale"] = s
+                g["G"] = G0 * g_scale
+                lam = s * g_scale * (g_scale * np.linalg.svd(G0, compute_uv=False) ** 2)
+                h5[name + "_twin"] = (G0.T @ G0) * (s * g_scale * g_scale)
+                cases[name] = lam
+            for name, A, B, s in (("s_alpha_subnormal", np.diag([1.2345e-20, 3e-28]), np.diag([1e300, 3e299]), 1e-300),
+                                  ("s_alpha_overflows", np.diag([1e10, 3e10]), np.diag([1e-300, 2e-300, 5e-301]), 1e300)):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "kron"
+                g.attrs["scale"] = s
+                g["A"] = A
+                g["B"] = B
+                lam = np.outer(np.diag(A), np.diag(B)).ravel() * s  # α·β in range, then s
+                h5[name + "_twin"] = np.diag(lam)
+                cases[name] = lam
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for name, lam in cases.items():
+            with self.subTest(name):
+                row, twin = rows["/" + name], rows["/" + name + "_twin"]
+                self.assertEqual(row["status"], "ok", row["error"])
+                self.assert_same_answer(row, twin)
+                kept = np.abs(lam) > row["tol"]
+                self.assertEqual(row["rank"], int(kept.sum()))
+                self.assertEqual(row["rank"], min(3, len(lam)) if name.startswith("gram") else len(lam))
+                # within the row's error bar, which is the twin's size (the
+                # kept values span up to eight decades above the floor)
+                closed = log_volume_of(np.abs(lam[kept]))
+                self.assertLessEqual(abs(row["log_volume"] - closed), row["log_volume_error"] + 1e-12 * abs(closed))
+                self.assertLess(row["log_volume_error"], 4 * twin["log_volume_error"] + 1e-12)
+
+    def test_an_asymmetric_kronecker_pair_measures_the_twin_s_asymmetry(self):
+        # ‖A⊗B − (A⊗B)ᵀ‖_F is the twin's, not a bound on it: the floor, the
+        # asymmetry check and so the dim are the twin's.
+        f = self.path("asymmetric_kron.h5")
+        rng = np.random.default_rng(3)
+        A = rotated([10.0, 8, 5, 0.017], rng)
+        B = rotated([10.0, 7, 3, 1], rng)
+        A = A + 4e-4 * np.linalg.norm(A) * np.triu(rng.standard_normal((4, 4)), 1) / 2
+        B = B + 4e-4 * np.linalg.norm(B) * np.triu(rng.standard_normal((4, 4)), 1) / 2
+        H = np.kron(A, B)
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("k")
+            g.attrs["structure"] = "kron"
+            g["A"] = A
+            g["B"] = B
+            h5["k_twin"] = H
+        expected = np.linalg.norm(H - H.T) / np.linalg.norm(H)  # the row's asymmetry is relative to ‖H‖_F
+        for extra in ((), ("--max-asymmetry", "0.01")):
+            with self.subTest(extra=extra):
+                p = run("volume", f, "-f", "jsonl", *extra)
+                rows = {r["dataset"]: r for r in rows_of(p)}
+                row, twin = rows["/k"], rows["/k_twin"]
+                for r in (row, twin):
+                    self.assertEqual(r["status"], "ok", r["error"])
+                    # (the structure's ‖H‖_F is its symmetric part's: ‖H‖_F·(1 − O(asymmetry²)))
+                    self.assertAlmostEqual(r["asymmetry"], expected, delta=1e-6 * expected)
+                self.assertAlmostEqual(row["noise_floor"], twin["noise_floor"], delta=1e-6 * twin["noise_floor"])
+                for key in ("rank", "dim", "dim_low", "dim_high", "warnings"):
+                    self.assertEqual(row[key], twin[key], key)
+
     def test_a_part_s_stated_error_holds_for_the_whole(self):
         # hessian_error on one member: the whole's error is the direct sum of
         # the parts', so its floor is the twin's that states the same error.

@@ -104,6 +104,10 @@ class SameRowsAsSerial(unittest.TestCase):
                 ("factor_wide", bx.Factor(rng.standard_normal((23, 301)), 0.5), "float64"),   # m < n: GGᵀ
                 ("factor_tall", bx.Factor(rng.standard_normal((97, 13))), "float64"),         # m > n: GᵀG
                 ("factor32", bx.Factor(rng.standard_normal((17, 211))), "float32"),
+                # s·GᵀG ordinary, GᵀG subnormal or past DBL_MAX: G is scaled by
+                # a power of two over every rank's slab before its Gram is summed
+                ("factor_tiny_gram", bx.Factor(1e-162 * rng.standard_normal((6, 40)), 1e308), "float64"),
+                ("factor_huge_gram", bx.Factor(1e160 * rng.standard_normal((40, 6)), 1e-300), "float64"),
                 ("mixed", {"0_g": bx.Factor(rng.standard_normal((9, 50))),
                            "1_k": bx.Kron(with_spectrum([2.0, 1.0, 0.0], 9), with_spectrum([1.0, 0.5], 10)),
                            "2_dense": with_spectrum([3.0, 0.0, 0.0, 1.0], 11),
@@ -148,7 +152,7 @@ class SameRowsAsSerial(unittest.TestCase):
 
     def test_volume_rows_equal_the_serial_dense_rows(self):
         names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
-                 "factor_tall", "factor32", "mixed"]
+                 "factor_tall", "factor32", "factor_tiny_gram", "factor_huge_gram", "mixed"]
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
         self.same_on_every_rank_count(srcs, ref, 0)

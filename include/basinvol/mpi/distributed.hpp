@@ -60,8 +60,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
 class DistributedGram : public GramBuilder {
 public:
     explicit DistributedGram(MPI_Comm comm) : comm_(comm) {}
-    Eigen::MatrixXd gram(const HessianInfo& info, const StructurePart& part,
-                         const ReadOptions& options) const override;
+    Gram gram(const HessianInfo& info, const StructurePart& part, const ReadOptions& options) const override;
 
 private:
     MPI_Comm comm_;

@@ -24,7 +24,10 @@ namespace basinvol {
 
 // One part's eigenvalues: a list, or a Kronecker part's products
 // fl(fl(s·α_i)·β_j) (the order the listed products were rounded in), held
-// as α and β.
+// as α and β. When s·α_i or β_j would leave double's normal range while the
+// products need not (s = 1e-300, α = 1e-20, β = 1e300), s is folded into α
+// and powers of two moved from one factor to the other: the products are
+// the same roundings of the same numbers, and the scale is then 1.
 struct SpectrumPart {
     bool kron = false;
     std::vector<double> values;       // listed
@@ -74,13 +77,26 @@ struct StructuredSpectrum {
 // How a factor's Gram matrix is formed: in this process (no builder), or by
 // a caller that spreads G over processes (basinvol-mpi: each rank reads a
 // slab of G's longer dimension, the Gram is summed across ranks).
+struct Gram {
+    Eigen::MatrixXd K;  // the Gram matrix of 2^-shift·G
+    int shift = 0;
+};
+
+// The power of two G is divided by before its Gram matrix is formed: 0
+// while its largest |g| lies in [2^-400, 2^400], where no sum of products
+// overflows and what underflows lies far under the Gram's rounding bound;
+// else the exponent that brings it into [1/2, 1). (G = 1e-162·G₀ has a Gram
+// of subnormals, G = 1e160·G₀ one of infinities, where s·GᵀG, with s =
+// 1e308 or 1e-300, is an ordinary matrix.)
+int gram_shift(double largest);
+
 struct GramBuilder {
     virtual ~GramBuilder() = default;
     // K in double, k×k with k = min(m, n), its upper triangle filled: s·GGᵀ's
-    // Gram GGᵀ when m ≤ n, else GᵀG. Throws InputError (values, memory)
-    // naming FILE:/path/G as read_factor does.
-    virtual Eigen::MatrixXd gram(const HessianInfo& info, const StructurePart& part,
-                                 const ReadOptions& options) const = 0;
+    // Gram GGᵀ when m ≤ n, else GᵀG, of G scaled by gram_shift of its largest
+    // |g|. Throws InputError (values, memory) naming FILE:/path/G as
+    // read_factor does.
+    virtual Gram gram(const HessianInfo& info, const StructurePart& part, const ReadOptions& options) const = 0;
 };
 
 // What a row may spend on solving a structure's square parts two at a time:
