@@ -323,6 +323,16 @@ TEST_CASE("property: a spectrum moved within its noise floor gets a dim inside t
         opt.rule = CutRule::gap;
         const Cut c = choose_cut(m, opt);
         ties += c.ambiguous ? 1 : 0;
+        // The band's cuts keep what its dims say (where the negative band is read).
+        auto kept_above = [&](double t) { return std::size_t(std::count_if(v.begin(), v.end(), [t](double x) { return x > t; })); };
+        CAPTURE(trial);
+        if (c.dim_low == 0 && c.dim_high == m.n) {  // every value under the floor: any dim, every value may be kept
+            CHECK(c.band_tol_low == 0);
+            CHECK(c.band_tol_high == INFINITY);
+        } else {
+            CHECK(kept_above(c.band_tol_low) == m.n - c.dim_low);
+            CHECK(kept_above(c.band_tol_high) == m.n - c.dim_high);
+        }
         for (int move = 0; move < 8; ++move) {
             Magnitudes w = m;
             w.known = moved(v, floor, rng);

@@ -21,7 +21,7 @@ Row row(const char* name, std::size_t n, std::size_t dim, double logv, std::size
     r.dim = r.dim_low = r.dim_high = dim;
     r.rank = n - dim;
     r.log_volume = logv;
-    r.negative = neg;
+    r.negative = r.negative_low = r.negative_high = neg;
     return r;
 }
 bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
@@ -122,6 +122,44 @@ TEST_CASE("--negatives last ranks saddles after every minimum") {
     std::vector<Row> plain = {row("saddle", 10, 5, 10.0, 2), row("min", 10, 1, 0.0)};
     rank_rows(plain, {});
     CHECK(plain[0].source == "saddle");
+}
+
+TEST_CASE("--negatives last: a saddle whose negative values may lie within the band may be a minimum") {
+    RankOptions last;
+    last.saddles_last = true;
+    Row min = row("min", 4, 1, 2.5), saddle = row("saddle", 4, 0, 18.8, 1);
+    saddle.negative_high = 1;  // settled: the band's cuts all keep its negative value
+    saddle.negative_low = 1;
+    CHECK_FALSE(compare_rows(min, saddle, last).noise_decides);
+    // The negative value lies within the band: a decade up, it is flat.
+    saddle.dim_high = 1;
+    saddle.negative_low = 0;
+    Comparison c = compare_rows(min, saddle, last);
+    CHECK(c.sign == 1);
+    CHECK(c.noise_decides);
+    CHECK(c.reason.find("may make a saddle a minimum") != std::string::npos);
+    // A minimum whose band's lowest cut keeps a negative value may be a saddle:
+    // against a settled saddle of fewer curved directions the order may turn.
+    Row maybe = row("maybe", 4, 1, 1.0), settled = row("settled", 4, 2, 0.0, 1);
+    maybe.dim_low = 0;
+    maybe.negative_high = 1;
+    settled.negative_low = settled.negative_high = 1;
+    c = compare_rows(maybe, settled, last);
+    CHECK(c.sign == 1);
+    CHECK(c.noise_decides);
+    // Without --negatives last the saddle rule does not apply (dims decide here).
+    Row apart_a = row("a", 10, 6, 0.0), apart_b = row("b", 10, 1, 0.0, 1);
+    apart_b.negative_high = 1;  // negative_low 0: its status is unsettled, but no status orders the rows
+    CHECK_FALSE(compare_rows(apart_a, apart_b, {}).noise_decides);
+    // Under it, a minimum of fewer curved directions stays above the saddle
+    // whether or not the saddle is one: not noise.
+    CHECK_FALSE(compare_rows(apart_a, apart_b, last).noise_decides);
+    std::vector<Row> rows = {saddle, min, row("a", 4, 3, 0.0)};
+    rank_rows(rows, last);
+    CHECK(sources(rows) == std::vector<std::string>{"a", "min", "saddle"});
+    CHECK_FALSE(has(rows[0], "place_uncertain"));
+    CHECK(has(rows[1], "place_uncertain"));
+    CHECK(has(rows[2], "place_uncertain"));
 }
 
 TEST_CASE("compare says what decided") {

@@ -36,6 +36,8 @@ std::vector<Row> sample_rows() {
     ok.dim_low = 487;
     ok.dim_high = 492;
     ok.negative = 3;
+    ok.negative_low = 2;
+    ok.negative_high = 3;
     ok.tol = 1.0 / 3.0 * 1e-7;
     ok.gap = 2.718281828459045;
     ok.noise_floor = 3.0517578125e-09 / 7;
@@ -222,11 +224,15 @@ TEST_CASE("rows saved before a field existed read back without it") {
     Json j = fields_to_json(sample_rows()[0], {});
     j.erase("dim_low");
     j.erase("dim_high");
+    j.erase("negative_low");
+    j.erase("negative_high");
     j.erase("noise_floor");
     j.erase("solver");
     const Row r = fields_from_json(j);
     CHECK(r.dim_low == r.dim);
     CHECK(r.dim_high == r.dim);
+    CHECK(r.negative_low == r.negative);  // so are the negative band's
+    CHECK(r.negative_high == r.negative);
     CHECK_FALSE(r.stats.has_value());
     CHECK(fields_to_json(r, {}).at("solver").is_null());
     // A number the row did not carry is written back as null, not as 0.

@@ -83,6 +83,11 @@ struct Row {
     // max(tol·10, noise_floor) (dim_low ≤ dim ≤ dim_high).
     std::size_t dim_low = 0;
     std::size_t dim_high = 0;
+    // The negative directions the band's cuts keep: at dim_high's cut (the
+    // fewest) and at dim_low's (the most); negative_low ≤ negative ≤
+    // negative_high. A saddle with negative_low = 0 may be a minimum.
+    std::size_t negative_low = 0;
+    std::size_t negative_high = 0;
     std::optional<double> hessian_error;  // the input's stated error (--hessian-error or attribute), absolute
     std::optional<double> log_volume_regularized;
 

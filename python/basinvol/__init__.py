@@ -306,7 +306,8 @@ def volume(sources, **options):
 
 
 # Row fields that are counts: a DataFrame turns them into floats (and missing ones into NaN).
-_COUNTS = {"n", "rank", "dim", "dim_low", "dim_high", "negative", "place", "place_regularized"}
+_COUNTS = {"n", "rank", "dim", "dim_low", "dim_high", "negative", "negative_low", "negative_high", "place",
+           "place_regularized"}
 
 
 def _is_row(x):

@@ -411,6 +411,8 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         if (!known_zero && K.hi(K.at(0)) <= c.floor) {  // every value is noise: the band is every dim
             c.dim_low = 0;
             c.dim_high = K.n;
+            c.band_tol_low = 0;
+            c.band_tol_high = INFINITY;
             c.decided = decided;
             return;
         }
@@ -429,6 +431,8 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     const Count low = count_above(K, down(c.tol), {down(tol.lo), down(tol.hi)});
     c.dim_high = K.n - high.value;
     c.dim_low = K.n - low.value;
+    c.band_tol_high = up(c.tol);
+    c.band_tol_low = down(c.tol);
     c.decided = decided && high.decided && low.decided;
 }
 
@@ -459,7 +463,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     c.floor = noise_floor(m);
     c.dim_low = c.dim_high = m.n;
     if (m.n == 0 || (c.floor == 0 && m.frobenius == 0)) {  // the zero matrix: everything is flat
-        c.tol = opt.atol.value_or(0.0);                      // rtol·max|λ| is 0
+        c.tol = c.band_tol_low = c.band_tol_high = opt.atol.value_or(0.0);  // rtol·max|λ| is 0
         c.rule = opt.rtol || opt.atol ? explicit_rule(opt, c.tol) : "dtype";
         return c;
     }
@@ -518,8 +522,10 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     // Gaps within noise of the chosen one: noise picks the dim among them.
     for (const std::size_t kept : tied_kept) {
         c.ambiguous = true;
-        c.dim_low = std::min(c.dim_low, m.n - kept);
-        c.dim_high = std::max(c.dim_high, m.n - kept);
+        // |λ| > the next value keeps exactly these (the known ones: a gap lies among them)
+        const double t = K.mid(K.at(kept));
+        if (m.n - kept < c.dim_low) c.dim_low = m.n - kept, c.band_tol_low = std::min(c.band_tol_low, t);
+        if (m.n - kept > c.dim_high) c.dim_high = m.n - kept, c.band_tol_high = std::max(c.band_tol_high, t);
     }
     return c;
 }

@@ -541,6 +541,16 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     int dinfo = 0;
     descinit_(t.desc, &t.N, &t.N, &t.nb, &t.nb, &zero, &zero, &grid.context, &t.lld, &dinfo);
     if (scale > 0 && !(out.error = symmetrize(comm, info, t, scale, opt, out)).empty()) return out;
+    // Past DBL_MAX the eigensolver stops converging: the serial tool's error
+    // row (the same on every rank: ‖H‖_F is reduced).
+    if (!std::isfinite(out.frobenius)) {
+        try {
+            reject_norm_overflow(info.source());
+        } catch (const NumericError& e) {
+            out.error = e.what();
+        }
+        return out;
+    }
     if (sketch_first) {
         int me = 0;
         MPI_Comm_rank(comm, &me);

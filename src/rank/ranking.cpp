@@ -86,12 +86,36 @@ bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& op
     return true;
 }
 
+// Whether a cut within the band could make a saddle a minimum, or a minimum
+// a saddle: its cuts keep no negative value at one end and some at the other.
+bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && r.negative_high > 0; }
+
+// Under option negatives last, whether a row whose saddle-or-minimum is
+// unsettled could take another place against b: every status each row may
+// have, in turn, against the order `sign` (a tie, 0, included).
+bool status_noise(const Row& a, const Row& b, int sign, const RankOptions& opt) {
+    if (!opt.saddles_last || (!saddle_unsettled(a) && !saddle_unsettled(b))) return false;
+    RankOptions rest = opt;
+    rest.saddles_last = false;
+    int rest_sign = 0;
+    const Decider by = decider(a, b, rest, rest_sign);
+    if (noise_decides(a, b, by, rest)) return true;  // equal statuses fall to a comparison noise decides
+    auto statuses = [](const Row& r) {
+        return saddle_unsettled(r) ? std::vector<bool>{false, true} : std::vector<bool>{is_saddle(r)};
+    };
+    for (const bool sa : statuses(a))
+        for (const bool sb : statuses(b))
+            if ((sa != sb ? (sa ? -1 : 1) : rest_sign) != sign) return true;
+    return false;
+}
+
 }  // namespace
 
 Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     Comparison c;
     c.by = decider(a, b, opt, c.sign);
-    c.noise_decides = noise_decides(a, b, c.by, opt);
+    const bool by_status = status_noise(a, b, c.sign, opt);
+    c.noise_decides = by_status || noise_decides(a, b, c.by, opt);
     std::ostringstream s;
     s.precision(10);
     switch (c.by) {
@@ -123,7 +147,11 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << opt.tie_tol << " step";
             break;
     }
-    if (c.noise_decides && c.by != Decider::curved && !unsettled(a) && !unsettled(b)) {
+    if (by_status) {
+        s << "; noise may decide this: negative A " << a.negative << " (band " << a.negative_low << ".."
+          << a.negative_high << "), B " << b.negative << " (band " << b.negative_low << ".." << b.negative_high
+          << "): a cut within the band may make a saddle a minimum or a minimum a saddle";
+    } else if (c.noise_decides && c.by != Decider::curved && !unsettled(a) && !unsettled(b)) {
         s.precision(3);
         s << "; noise may decide this: log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error;
     } else if (c.noise_decides) {
@@ -163,9 +191,11 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     for (std::size_t i = 0; i < good.size(); ++i)
         for (std::size_t j = i + 1; j < good.size(); ++j) {
             if (uncertain[i] && uncertain[j]) continue;
-            if (!unsettled(good[i]) && !unsettled(good[j]) && curved(good[i]) != curved(good[j])) continue;
-            if (noise_decides(good[i], good[j], decider(good[i], good[j], opt, sign), opt))
-                uncertain[i] = uncertain[j] = true;
+            const Row &a = good[i], &b = good[j];
+            const bool statuses_settled = !opt.saddles_last || (!saddle_unsettled(a) && !saddle_unsettled(b));
+            if (statuses_settled && !unsettled(a) && !unsettled(b) && curved(a) != curved(b)) continue;
+            const Decider by = decider(a, b, opt, sign);
+            if (status_noise(a, b, sign, opt) || noise_decides(a, b, by, opt)) uncertain[i] = uncertain[j] = true;
         }
     for (std::size_t i = 0; i < good.size(); ++i)
         if (uncertain[i]) good[i].warnings.add(Warning::place_uncertain);

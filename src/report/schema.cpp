@@ -116,6 +116,8 @@ const std::vector<Field> fields = {
     {"dim_low", K::count, S::always, ok_only, flat, BV_COUNT(dim_low)},
     {"dim_high", K::count, S::always, ok_only, flat, BV_COUNT(dim_high)},
     {"negative", K::count, S::always, ok_only, flat, BV_COUNT(negative)},
+    {"negative_low", K::count, S::always, ok_only, flat, BV_COUNT(negative_low)},
+    {"negative_high", K::count, S::always, ok_only, flat, BV_COUNT(negative_high)},
     {"tol", K::number, S::always, ok_only, flat, BV_NUMBER(tol)},
     {"gap", K::number, S::always, ok_only, flat, BV_NUMBER(gap)},
     {"noise_floor", K::number, S::always, ok_only, flat, BV_NUMBER(noise_floor)},
@@ -330,6 +332,28 @@ std::vector<const TableColumn*> table_columns(const Shape& shape) {
     return out;
 }
 
+namespace {
+
+// A saved ok row whose counts contradict each other cannot be ranked as if
+// just computed (a hand-edited or truncated row): refused, naming the rule.
+void check_counts(const Row& r) {
+    auto refuse = [&](const std::string& rule) { throw InputError(r.source + ": the row's counts break " + rule); };
+    if (r.dim > r.n) refuse("dim <= n (dim " + std::to_string(r.dim) + ", n " + std::to_string(r.n) + ")");
+    if (r.rank + r.dim != r.n && r.rank + r.dim + r.negative != r.n)
+        refuse("rank + dim = n, or rank + dim + negative = n when negatives are dropped (rank " +
+               std::to_string(r.rank) + ", dim " + std::to_string(r.dim) + ", negative " + std::to_string(r.negative) +
+               ", n " + std::to_string(r.n) + ")");
+    if (r.negative > r.n - r.dim) refuse("negative <= n - dim");
+    if (!(r.dim_low <= r.dim && r.dim <= r.dim_high && r.dim_high <= r.n))
+        refuse("dim_low <= dim <= dim_high <= n (" + std::to_string(r.dim_low) + ", " + std::to_string(r.dim) + ", " +
+               std::to_string(r.dim_high) + ", " + std::to_string(r.n) + ")");
+    if (!(r.negative_low <= r.negative && r.negative <= r.negative_high && r.negative_high <= r.n))
+        refuse("negative_low <= negative <= negative_high <= n");
+    if (r.log_volume_error < 0) refuse("log_volume_error >= 0 (got " + value_text(r.log_volume_error) + ")");
+}
+
+}  // namespace
+
 Row fields_from_json(const Json& j) {
     if (!j.is_object()) throw InputError("a row is not a JSON object");
     Row r;
@@ -372,6 +396,9 @@ Row fields_from_json(const Json& j) {
     auto absent = [&](const char* key) { return !j.contains(key) || j.at(key).is_null(); };
     if (r.ok && absent("dim_low")) r.dim_low = r.dim;
     if (r.ok && absent("dim_high")) r.dim_high = r.dim;
+    if (r.ok && absent("negative_low")) r.negative_low = r.negative;
+    if (r.ok && absent("negative_high")) r.negative_high = r.negative;
+    if (r.ok) check_counts(r);
     return r;
 }
 

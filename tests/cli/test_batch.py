@@ -216,6 +216,30 @@ class BatchTest(clitest.TempDirTest):
             for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "seconds"):
                 self.assertIsNone(r[key], key)
 
+    def test_saved_rows_whose_counts_contradict_each_other_are_refused(self):
+        # A hand-edited row cannot be ranked as if just computed: each broken
+        # rule is named with the record; the untouched rows rank.
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=9)
+        rows = jsonl(run("volume", a, "-f", "jsonl").stdout)
+        self.assertEqual(len(rows), 2)
+        good = self.path("good.jsonl")
+        with open(good, "w") as fh:
+            fh.write("".join(json.dumps(r) + "\n" for r in rows))
+        self.assertEqual(run("rank", "--from-results", good).returncode, 0)
+        r = rows[0]
+        for edit, words in (({"dim_low": r["dim"] + 1}, "dim_low <= dim <= dim_high <= n"),
+                            ({"dim": r["n"] + 1, "dim_low": 0, "dim_high": r["n"] + 1}, "dim <= n"),
+                            ({"rank": r["rank"] + 1}, "rank + dim = n"),
+                            ({"negative_low": r["negative"] + 1}, "negative_low <= negative <= negative_high"),
+                            ({"log_volume_error": -1}, "log_volume_error >= 0")):
+            with self.subTest(edit=edit):
+                bad = self.path("bad.jsonl")
+                with open(bad, "w") as fh:
+                    fh.write(json.dumps(dict(r, **edit)) + "\n" + json.dumps(rows[1]) + "\n")
+                p = run("rank", "--from-results", bad)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("the row's counts break " + words, p.stderr)
+
     def test_saved_csv_with_a_byte_order_mark_and_empty_results(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=8)
         saved = self.path("excel.csv")

@@ -1135,6 +1135,30 @@ class TestCompare(Base):
                 self.assertTrue(any(abs(f - want) <= 1e-8 * max(1, abs(want)) for f in fl),
                                 "log-volume %r not printed: %r" % (want, r))
 
+    def test_negatives_last_a_saddle_whose_negative_value_lies_in_its_band_is_noise(self):
+        # −2e-14 is kept (tol 6e-15) but a cut a decade up drops it: the
+        # saddle may be a minimum, so under --negatives last the order is
+        # noise's (exit 3 under --strict), and each row reports its negative band.
+        minimum = Data.write("cmp_min.h5", np.diag([1.0, 1, 1, 0]))
+        in_noise = Data.write("cmp_saddle_in_noise.h5", np.diag([1.0, 1, 1, -2e-14]))
+        clear = Data.write("cmp_saddle_clear.h5", np.diag([1.0, 1, 1, -0.5]))
+        r, rows = rows_json("volume", minimum, in_noise, clear)
+        self.assertRc(r, 0)
+        self.assertEqual([(x["negative_low"], x["negative"], x["negative_high"]) for x in rows],
+                         [(0, 0, 0), (0, 1, 1), (1, 1, 1)])
+        r = run("compare", minimum, in_noise, "--negatives", "last", "--strict")
+        self.assertRc(r, 3)
+        self.assertIn("may make a saddle a minimum", r.out + r.err)
+        r = run("compare", minimum, clear, "--negatives", "last", "--strict")
+        self.assertRc(r, 0)
+        # In a ranking the clear saddle is uncertain too: in_noise's dim band
+        # (0..1) leaves their order to noise, as it does without --negatives last.
+        r, rows = rows_json("rank", minimum, in_noise, clear, "--negatives", "last")
+        self.assertEqual([x["dataset"] for x in rows], ["/hessian"] * 3)
+        self.assertEqual([("place_uncertain" in x["warnings"]) for x in rows], [True, True, True])
+        r, rows = rows_json("rank", minimum, clear, "--negatives", "last")
+        self.assertEqual([("place_uncertain" in x["warnings"]) for x in rows], [False, False])
+
     def test_tie_is_not_above(self):
         r = run("compare", self.narrow, self.narrow_twin)
         self.assertRc(r, 1)

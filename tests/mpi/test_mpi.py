@@ -343,7 +343,14 @@ class SameRowsAsSerial(unittest.TestCase):
                 else:
                     h["hessian"] = H
             srcs.append(f)
+        # Entries near DBL_MAX whose ‖H‖_F (and an eigenvalue) overflow: the
+        # serial message, not the eigensolver's failure to converge.
+        f = os.path.join(d, "overflow.h5")
+        with h5py.File(f, "w") as h:
+            h["hessian"] = np.full((3, 3), 7e307)
+        srcs.append(f)
         ref = rows(serial("volume", *srcs, "-f", "jsonl", status=1).stdout)
+        self.assertIn("‖H‖_F overflows float64", ref[6]["error"])
         self.assertIn("non-finite value nan at [37, 12]", ref[0]["error"])
         self.assertIn("not symmetric", ref[1]["error"])
         self.assertIn("/hessian/G: non-finite value nan at [4, 71]", ref[2]["error"])

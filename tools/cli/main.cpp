@@ -85,8 +85,9 @@ void add_commands(CLI::App& app, Args& a) {
     add_common(a.compare, a.o, true, false);
     add_input_options(a.compare, a.batch, false);
     a.compare->add_flag("--strict", a.o.strict,
-                        "Exit 3 when the deciding quantity is within noise (dims within their tolerance bands, "
-                        "or an ambiguous rank)");
+                        "Exit 3 when the deciding quantity is within noise (dims whose tolerance bands overlap; "
+                        "at equal dims, a band or an ambiguous rank, or log-volumes within their error bars; "
+                        "with --negatives last, a saddle that may be a minimum: docs/method.md)");
     a.compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
 
     a.spectrum = app.add_subcommand("spectrum", "Every eigenvalue, marked kept or dropped by the cut");

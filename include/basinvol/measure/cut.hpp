@@ -81,6 +81,11 @@ struct Cut {
     std::size_t kept = 0;        // |λ| > tol (count)
     std::size_t dim_low = 0;     // flat directions at min(tol, max(tol/10, floor))
     std::size_t dim_high = 0;    // flat directions at max(tol·10, floor)
+    // Cuts that keep what dim_low's and dim_high's keep (|λ| > band_tol_low
+    // keeps n − dim_low values; tied gaps included): where the band's counts
+    // of other kinds (negative values) are read.
+    double band_tol_low = 0;
+    double band_tol_high = 0;
 };
 
 // The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 8·√n·ε(float64)·‖H‖_F,
