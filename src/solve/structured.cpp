@@ -60,7 +60,9 @@ Gram local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptio
     Gram out;
     if (!v.is_f32() && v.t64.size() > 0) {
         out.shift = gram_shift(v.t64.cwiseAbs().maxCoeff());
-        if (out.shift != 0) v.t64 = v.t64.unaryExpr([s = -out.shift](double x) { return std::ldexp(x, s); });
+        double* g = v.t64.data();  // in place: G may be most of the memory budget
+        if (out.shift != 0)
+            for (Eigen::Index i = 0; i < v.t64.size(); ++i) g[i] = std::ldexp(g[i], -out.shift);
     }
     Eigen::MatrixXd& K = out.K;
     K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
