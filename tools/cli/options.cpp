@@ -9,32 +9,32 @@ namespace cli {
 void add_core_options(CLI::App* app, CommonOptions& o) {
     add_choice(app, "-f,--format", o.format, bv::format_names(), "Output format");
     add_choice(app, "--cut", o.cut, bv::cut_rule_names(), "Where flat directions end (docs/method.md)");
-    app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)")->check(decimal());
-    app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)")->check(decimal());
+    app->add_option("--rtol", o.rtol, "Explicit cut: tol = RTOL * max|lambda| (overrides --cut)")->transform(decimal());
+    app->add_option("--atol", o.atol, "Explicit cut: tol = ATOL (with --rtol, the larger)")->transform(decimal());
     add_choice(app, "--method", o.method, bv::method_names(), "Eigen-solver (docs/method.md)");
 }
 
 void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
     add_core_options(app, o);
     app->add_option("--min-gap", o.min_gap, "Decades between kept and dropped |lambda| below which the rank is ambiguous")
-        ->check(decimal())
+        ->transform(decimal())
         ->capture_default_str();
     app->add_option("-T,--threshold", o.threshold,
                     "Loss threshold T of the basin {u : u'Hu/2 <= T} (default: the dataset's loss_threshold, else 1)")
-        ->check(decimal());
+        ->transform(decimal());
     add_choice(app, "--negatives", o.negatives, bv::negatives_names(), "Negative eigenvalues (docs/method.md)");
     app->add_option("--hessian-error", o.hessian_error,
                     "Known error of the stored Hessian (absolute, eigenvalue units); raises the noise floor "
                     "(default: the dataset's hessian_error attribute, else the measured asymmetry)")
-        ->check(decimal());
+        ->transform(decimal());
     app->add_option("--max-asymmetry", o.max_asymmetry,
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
-        ->check(decimal())
+        ->transform(decimal())
         ->capture_default_str();
     app->add_option("--read-timeout", o.read_timeout,
                     "Read each Hessian's values in a child process, stopped after this many seconds (an error row); "
                     "a crash while reading is an error row too. For untrusted files: a fork per Hessian")
-        ->check(positive_seconds());
+        ->transform(positive_seconds());
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
                     "usable memory, the cgroup limit counted)");
@@ -42,8 +42,9 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
         app->add_option("--tie-tol", o.tie_tol,
                         "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
             ->capture_default_str()
-            ->check(CLI::Validator(
+            ->transform(CLI::Validator(
                 [](std::string& text) {
+                    text = detail::trimmed(text);
                     const auto v = bv::parse_finite(text);
                     return v && *v >= 0 ? std::string() : "must be a finite number >= 0, got '" + text + "'";
                 },
@@ -51,7 +52,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     if (regularized)
         app->add_option("--regularized", o.regularized,
                         "Also report the regularized det(H + LAMBDA I) log-volume over all n directions")
-            ->check(decimal());
+            ->transform(decimal());
 }
 
 void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
@@ -63,10 +64,10 @@ void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
                         "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
     }
     app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
-        ->check(whole(1, 4096));
+        ->transform(whole(1, 4096));
     app->add_option("--list-timeout", b.list_timeout,
                     "Seconds a SOURCE's structure walk may take before it is stopped and is an error row")
-        ->check(positive_seconds())
+        ->transform(positive_seconds())
         ->capture_default_str();
     app->add_flag("--no-progress", b.no_progress, "No progress bar (it is only ever shown when stderr is a terminal)");
 }
@@ -101,22 +102,22 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
                     "memory, the cgroup limit counted)");
     app->add_option("--logv-tol", v.logv_tol,
                     "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)")
-        ->check(decimal());
+        ->transform(decimal());
     app->add_option("--samples", v.samples, "Monte Carlo points per estimate")
-        ->check(whole(2, 1000000000))
+        ->transform(whole(2, 1000000000))
         ->capture_default_str();
     app->add_option("--seed", v.seed, "Seed of every Monte Carlo estimate")->capture_default_str();
     app->add_option("--sigmas", v.sigmas, "Monte Carlo agreement: within this many standard errors")
-        ->check(decimal())
+        ->transform(decimal())
         ->capture_default_str();
     app->add_option("--mc-max-rank", v.mc_max_rank, "Monte Carlo volume only for curved rank <= this")
-        ->check(whole(0, 1000))
+        ->transform(whole(0, 1000))
         ->capture_default_str();
     app->add_option("--scan-max-n", v.scan_max_n, "Threshold scan of the true loss only for n <= this")
-        ->check(whole(0, 1000000))
+        ->transform(whole(0, 1000000))
         ->capture_default_str();
     app->add_option("--radial-directions", v.radial_directions, "Directions of the radial estimator")
-        ->check(whole(2, 100000000))
+        ->transform(whole(2, 100000000))
         ->capture_default_str();
 }
 

@@ -14,14 +14,14 @@
 namespace cli {
 
 namespace detail {
-inline std::string lowered(std::string s) {
-    s.erase(0, s.find_first_not_of(" \t"));
-    s.erase(s.find_last_not_of(" \t") + 1);
-    if (!s.empty() && (s[0] == '+' || s[0] == '-')) s.erase(0, 1);
-    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
-    return s;
+inline std::string trimmed(const std::string& s) {
+    const auto b = s.find_first_not_of(" \t");
+    return b == std::string::npos ? std::string() : s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 }  // namespace detail
+
+// Each is given with transform(), not check(): CLI11 then converts the text
+// as the validator leaves it (trimmed), where check() hands it a copy.
 
 // A decimal number in float64's range (a subnormal such as 1e-320 is one;
 // 1e-400 is not). inf and nan pass, for the option's own rule to judge
@@ -29,11 +29,13 @@ inline std::string lowered(std::string s) {
 inline CLI::Validator decimal() {
     return CLI::Validator(
         [](std::string& text) {
-            const std::string word = detail::lowered(text);
+            text = detail::trimmed(text);  // as CLI11 then converts it
+            std::string word = text.substr(!text.empty() && (text[0] == '+' || text[0] == '-'));
+            std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return char(std::tolower(c)); });
             if (word == "inf" || word == "infinity" || word == "nan" || basinvol::parse_finite(text)) return std::string();
             return "must be a decimal number within float64's range, got '" + text + "'";
         },
-        "FLOAT");
+        "");
 }
 
 // A whole number from lo to hi, written in decimal digits.
@@ -41,9 +43,7 @@ inline CLI::Validator whole(std::uint64_t lo, std::uint64_t hi) {
     const std::string rule = "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
     return CLI::Validator(
         [lo, hi, rule](std::string& text) {
-            std::string t = text;
-            t.erase(0, t.find_first_not_of(" \t"));
-            t.erase(t.find_last_not_of(" \t") + 1);
+            std::string t = detail::trimmed(text);
             if (!t.empty() && t[0] == '+') t.erase(0, 1);
             bool ok = !t.empty() && t.size() <= 19 &&
                       std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
@@ -51,7 +51,9 @@ inline CLI::Validator whole(std::uint64_t lo, std::uint64_t hi) {
                 const std::uint64_t v = std::stoull(t);
                 ok = v >= lo && v <= hi;
             }
-            return ok ? std::string() : "must be " + rule + ", got '" + text + "'";
+            if (!ok) return "must be " + rule + ", got '" + text + "'";
+            text = t;  // as CLI11 then converts it
+            return std::string();
         },
         "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
 }
@@ -62,6 +64,7 @@ inline CLI::Validator whole(std::uint64_t lo, std::uint64_t hi) {
 inline CLI::Validator positive_seconds() {
     return CLI::Validator(
         [](std::string& text) {
+            text = detail::trimmed(text);
             const auto v = basinvol::parse_finite(text);
             return v && *v >= 1e-9 ? std::string() : "must be a positive number of seconds, got '" + text + "'";
         },

@@ -294,7 +294,7 @@ int main(int argc, char** argv) {
         sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)");
         sub->add_option("--list-timeout", list_timeout,
                         "Seconds a SOURCE's structure walk (on rank 0) may take before it is stopped and is an error row")
-            ->check(cli::positive_seconds())
+            ->transform(cli::positive_seconds())
             ->capture_default_str();
     }
     int status = 0;

@@ -83,16 +83,16 @@ void add_options(CLI::App& app, ToyArgs& a) {
     app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative");
     cli::add_choice(&app, "--spectrum", a.recipe.distribution, toy::distribution_names(),
                     "Recipe: how the curved |lambda| spread between --lo and --hi");
-    app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")->check(cli::decimal())->capture_default_str();
-    app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")->check(cli::decimal())->capture_default_str();
+    app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")->transform(cli::decimal())->capture_default_str();
+    app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")->transform(cli::decimal())->capture_default_str();
     app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")->capture_default_str();
-    app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")->check(cli::decimal())
+    app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")->transform(cli::decimal())
         ->capture_default_str();
     app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
         ->capture_default_str();
     app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)");
     cli::add_choice(&app, "--dtype", a.dtype, toy::stored_type_names(), "Stored type");
-    app.add_option("-T,--threshold", a.threshold, "Loss threshold written as loss_threshold")->check(cli::decimal())->capture_default_str();
+    app.add_option("-T,--threshold", a.threshold, "Loss threshold written as loss_threshold")->transform(cli::decimal())->capture_default_str();
     a.count_given =
         app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
     app.add_option("--name", a.name, "The name attribute");
