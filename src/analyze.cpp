@@ -321,7 +321,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     const double lapack = 2 * std::sqrt(static_cast<double>(s.n)) * eps64 * f.frobenius;
     const double value_error = lapack + subnormal_noise(f) + pairing + f.computed;
     const double half_r = static_cast<double>(m.rank) / 2;
-    const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * std::log(2 * T)) +
+    const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * (M_LN2 + std::log(T))) +
                          std::abs(m.sum_log) / 2 + std::abs(m.log_volume);
     r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives) + 4 * eps64 * terms;
     r.hessian_error = opt.hessian_error ? opt.hessian_error : f.info.attrs.hessian_error;

@@ -522,10 +522,13 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     // Gaps within noise of the chosen one: noise picks the dim among them.
     for (const std::size_t kept : tied_kept) {
         c.ambiguous = true;
-        // |λ| > the next value keeps exactly these (the known ones: a gap lies among them)
-        const double t = K.mid(K.at(kept));
-        if (m.n - kept < c.dim_low) c.dim_low = m.n - kept, c.band_tol_low = std::min(c.band_tol_low, t);
-        if (m.n - kept > c.dim_high) c.dim_high = m.n - kept, c.band_tol_high = std::max(c.band_tol_high, t);
+        // |λ| > the next value keeps at most these, |λ| ≥ the last one at
+        // least these (exactly, unless the two are equal: a ±v pair): the
+        // negative band read at them holds every count the gap allows.
+        const double most = kept > 0 ? std::nextafter(K.mid(K.at(kept - 1)), 0.0) : INFINITY;
+        const double fewest = K.mid(K.at(kept));
+        if (m.n - kept < c.dim_low) c.dim_low = m.n - kept, c.band_tol_low = std::min(c.band_tol_low, most);
+        if (m.n - kept > c.dim_high) c.dim_high = m.n - kept, c.band_tol_high = std::max(c.band_tol_high, fewest);
     }
     return c;
 }

@@ -219,7 +219,8 @@ void fold_squares(Accumulator& acc) {
         // s·√(‖A_s‖²‖B − Bᵀ‖² + ‖A − Aᵀ‖²‖B_s‖²), ‖M_s‖² = ‖M‖²(1 − r²/4)
         // for r = ‖M − Mᵀ‖_F/‖M‖_F: exactly the dense twin's asymmetry.
         const double ra = q.asymmetry, rb = B.asymmetry;
-        const double skew = std::hypot(std::sqrt(1 - ra * ra / 4) * rb, ra * std::sqrt(1 - rb * rb / 4));
+        const double skew =
+            std::hypot(std::sqrt(std::max(0.0, 1 - ra * ra / 4)) * rb, ra * std::sqrt(std::max(0.0, 1 - rb * rb / 4)));
         acc.asymmetry = std::hypot(acc.asymmetry, size * skew);
         // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the
         // product; the values are A_s ⊗ B_s's, where the twin's symmetric part

@@ -76,7 +76,7 @@ Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::siz
         }
         for (std::size_t i = 0; i < r; ++i) quad += curved_abs[i] * v[i] * v[i];
         // R(v) = sqrt(2T / vᵀHv) for the unit vector v/|v|.
-        const double log_R = 0.5 * (std::log(2 * T) - std::log(quad / norm2));
+        const double log_R = 0.5 * (M_LN2 + std::log(T) - std::log(quad / norm2));
         sum += log_R;
         sum2 += static_cast<long double>(log_R) * log_R;
     }
@@ -90,7 +90,7 @@ Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::siz
         sum_log += std::log(static_cast<long double>(x));
         sum_lin += x;
     }
-    out.exact = log_unit_ball(r) + rr / 2 * std::log(2 * T) - static_cast<double>(sum_log / 2);
+    out.exact = log_unit_ball(r) + rr / 2 * (M_LN2 + std::log(T)) - static_cast<double>(sum_log / 2);
     out.gap_per_dim = (out.exact - out.log_volume) / rr;
     // ½(ln AM − ln GM)
     out.amgm_per_dim = 0.5 * (std::log(static_cast<double>(sum_lin / r)) - static_cast<double>(sum_log / r));

@@ -129,7 +129,7 @@ Expected expected_answer(const std::vector<double>& eigenvalues, double threshol
     e.dim = e.n - e.rank;
     const double h = static_cast<double>(e.rank) / 2;
     // log V = (r/2)·log π − lgamma(r/2 + 1) + (r/2)·log(2T) − ½ Σ log|λ|
-    e.log_volume = h * std::log(M_PI) - std::lgamma(h + 1) + h * std::log(2 * threshold) -
+    e.log_volume = h * std::log(M_PI) - std::lgamma(h + 1) + h * (M_LN2 + std::log(threshold)) -
                    static_cast<double>(sum_log / 2);
     return e;
 }

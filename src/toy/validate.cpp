@@ -36,10 +36,12 @@ bool has_expectations(const Attributes& attrs) {
     return attrs.strings.count("toy_loss") > 0;
 }
 
-double logv_tolerance(const std::vector<double>& curved_abs, double frobenius, double eps, double log_volume) {
-    long double inv = 0;
-    for (double x : curved_abs) inv += 1.0L / x;
-    return 1e-12 * std::max(1.0, std::abs(log_volume)) + 2 * eps * frobenius * static_cast<double>(inv);
+// ‖H‖_F/|λ| summed in long double, whose range holds ‖H‖_F of 1e200 and
+// 1/|λ| of subnormal λ (in double one overflowed to inf, the other to 0·inf).
+double logv_tolerance(const std::vector<double>& curved_abs, long double frobenius, double eps, double log_volume) {
+    long double ratio = 0;
+    for (double x : curved_abs) ratio += frobenius / x;
+    return 1e-12 * std::max(1.0, std::abs(log_volume)) + static_cast<double>(2 * eps * ratio);
 }
 
 double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume) {
@@ -270,7 +272,7 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
 // log_volume against expected_log_volume, within what rounding of the
 // stored values can move it.
 Check log_volume_check(const HessianInfo& info, const Row& row, double expected, const std::vector<double>& curved_abs,
-                       double frobenius, const ValidateOptions& o) {
+                       long double frobenius, const ValidateOptions& o) {
     const bool drop = o.analyze.negatives == NegativePolicy::drop;
     // The stored type's own ε (float16's 2^-10, float32's 2^-23, 2^-52 for
     // float64 and integers, which convert exactly).
@@ -389,7 +391,7 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
     double reference_tol = std::isfinite(row.log_volume_error) ? row.log_volume_error : 0;
     if (expected_logv) {
         out.push_back(
-            log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(static_cast<double>(frob2)), o));
+            log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(frob2), o));
         reference_tol = out.back().tolerance.value_or(reference_tol);
     }
     out.push_back(monte_carlo_check(info, row, expected_logv.value_or(row.log_volume), reference_tol,

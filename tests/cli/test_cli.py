@@ -975,7 +975,7 @@ class TestExitStatus(Base):
             self.assertIn(flag, r.err)
             self.assertNotIn("option ", r.err)
         # Blanks around a number and a leading + are the number's.
-        for args in (("-j", " 2 "), ("-T", " 0.5 "), ("--tie-tol", "+1e-6 "), ("--read-timeout", "30 ")):
+        for args in (("-j", " 2 "), ("-j", "08"), ("-T", " 0.5 "), ("--tie-tol", "+1e-6 "), ("--read-timeout", "30 ")):
             with self.subTest(args=args):
                 self.assertRc(run("rank", Data.full_file, *args), 0)
         r, rows = rows_json("volume", Data.full_file, "--max-memory", "1K")

@@ -138,6 +138,26 @@ class Toys(unittest.TestCase):
         self.assertEqual(check(checks(out), "/t", "log_volume")["status"], "fail")
         self.assertEqual(check(checks(out), "/t", "mc_log_volume")["status"], "fail")
 
+    def test_extreme_scales_keep_the_default_tolerance_and_expectation_finite(self):
+        # ‖H‖_F near 1e200 (its square overflows double), subnormal
+        # eigenvalues (1/λ overflows), T near DBL_MAX (2T overflows).
+        d = self.tmp.name
+        cases = (("big_wrong.h5", ["--eigenvalues", "2e200,2e190", "--set", "expected_log_volume=5"], 1),
+                 ("big.h5", ["--eigenvalues", "2e200,2e190"], 0),
+                 ("tiny.h5", ["--eigenvalues", "1e-310,1e-310,1e-310", "--rotate", 3], 0),
+                 ("huge_T.h5", ["--eigenvalues", "2,2,0", "-T", "1e308"], 0))
+        for name, args, status in cases:
+            with self.subTest(name):
+                f = os.path.join(d, name)
+                self.assertEqual(run(f, *args, binary=TOY)[0], 0)
+                rc, out, err = run("validate", f, "-f", "json")
+                c = check(checks(out), "/toy", "log_volume")
+                self.assertIsNotNone(c["tolerance"], out)
+                self.assertEqual(c["status"], "pass" if status == 0 else "fail", out + err)
+        with h5py.File(os.path.join(d, "huge_T.h5"), "r") as h:
+            expected = float(h["toy"].attrs["expected_log_volume"])
+        self.assertAlmostEqual(expected, math.log(math.pi) + math.log(2) + math.log(1e308) - 0.5 * math.log(4), delta=1e-9)
+
     def test_an_expectation_validate_cannot_use_is_an_error(self):
         for name, override, words in [
                 ("typo", {"expected_volume": 5.0}, "expected_volume is not an expectation validate knows"),

@@ -47,12 +47,13 @@ inline CLI::Validator whole(std::uint64_t lo, std::uint64_t hi) {
             if (!t.empty() && t[0] == '+') t.erase(0, 1);
             bool ok = !t.empty() && t.size() <= 19 &&
                       std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+            std::uint64_t v = 0;
             if (ok) {
-                const std::uint64_t v = std::stoull(t);
+                v = std::stoull(t);
                 ok = v >= lo && v <= hi;
             }
             if (!ok) return "must be " + rule + ", got '" + text + "'";
-            text = t;  // as CLI11 then converts it
+            text = std::to_string(v);  // CLI11 reads a leading 0 as octal: 010 is 10 here
             return std::string();
         },
         "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
