@@ -280,6 +280,27 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
     std::remove(file.c_str());
 }
 
+TEST_CASE("writer: an attribute given twice is refused, and a failed attribute leaves no dataset") {
+    const std::string file =
+        (std::filesystem::temp_directory_path() / ("basinvol_writer_" + std::to_string(::getpid()) + ".h5")).string();
+    Attributes none;
+    write_hessian(file, "/a", Eigen::MatrixXd::Identity(3, 3), false, none, WriteMode::create);
+    Attributes twice;
+    twice.name = "typed";
+    twice.strings["name"] = "again";
+    CHECK_THROWS_WITH_AS(write_hessian(file, "/b", Eigen::MatrixXd::Identity(3, 3), false, twice, WriteMode::append),
+                         doctest::Contains("attribute 'name' is given twice"), InputError);
+    Attributes bad;  // HDF5 refuses an attribute without a name once the dataset exists
+    bad.step = 3;
+    bad.numbers[""] = 1;
+    CHECK_THROWS_AS(write_hessian(file, "/c", Eigen::MatrixXd::Identity(3, 3), false, bad, WriteMode::append),
+                    InputError);
+    const auto found = list_hessians(parse_source(file));
+    REQUIRE(found.size() == 1);  // /a only: neither /b nor a /c without its attributes
+    CHECK(found[0].info.dataset == "/a");
+    std::remove(file.c_str());
+}
+
 namespace {
 // Sets a file's modification time to now + seconds (negative: the past).
 void set_mtime(const std::string& file, double seconds_from_now) {

@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <set>
+#include <string>
 #include <sys/stat.h>
 #include <vector>
 
@@ -60,6 +62,19 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
         throw InputError(where + ": the dataset path must be absolute and name a dataset, e.g. /hessian");
     if (matrix.rows() != matrix.cols() || matrix.rows() == 0)
         throw InputError(where + ": a Hessian must be square and non-empty");
+    {  // each attribute once, checked before anything is written
+        std::set<std::string> keys;
+        const auto once = [&](const std::string& k) {
+            if (!keys.insert(k).second) throw InputError(where + ": attribute '" + k + "' is given twice");
+        };
+        if (attrs.step) once("step");
+        if (attrs.loss) once("loss");
+        if (attrs.loss_threshold) once("loss_threshold");
+        if (attrs.hessian_error) once("hessian_error");
+        if (attrs.name) once("name");
+        for (const auto& kv : attrs.numbers) once(kv.first);
+        for (const auto& kv : attrs.strings) once(kv.first);
+    }
 
     struct stat st {};
     const bool exists = ::stat(file.c_str(), &st) == 0;
@@ -96,15 +111,20 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
         Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m = matrix;
         w = H5Dwrite(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data());
     }
-    if (w < 0) fail_at(where, "Unable to write the dataset");
-
-    if (attrs.step) write_number(d.get(), where, "step", *attrs.step);
-    if (attrs.loss) write_number(d.get(), where, "loss", *attrs.loss);
-    if (attrs.loss_threshold) write_number(d.get(), where, "loss_threshold", *attrs.loss_threshold);
-    if (attrs.hessian_error) write_number(d.get(), where, "hessian_error", *attrs.hessian_error);
-    if (attrs.name) write_string(d.get(), where, "name", *attrs.name);
-    for (const auto& [k, v] : attrs.numbers) write_number(d.get(), where, k, v);
-    for (const auto& [k, v] : attrs.strings) write_string(d.get(), where, k, v);
+    try {
+        if (w < 0) fail_at(where, "Unable to write the dataset");
+        if (attrs.step) write_number(d.get(), where, "step", *attrs.step);
+        if (attrs.loss) write_number(d.get(), where, "loss", *attrs.loss);
+        if (attrs.loss_threshold) write_number(d.get(), where, "loss_threshold", *attrs.loss_threshold);
+        if (attrs.hessian_error) write_number(d.get(), where, "hessian_error", *attrs.hessian_error);
+        if (attrs.name) write_string(d.get(), where, "name", *attrs.name);
+        for (const auto& [k, v] : attrs.numbers) write_number(d.get(), where, k, v);
+        for (const auto& [k, v] : attrs.strings) write_string(d.get(), where, k, v);
+    } catch (...) {  // no half-written Hessian left behind for a later run to read
+        d = Handle();
+        H5Ldelete(f, dataset.c_str(), H5P_DEFAULT);
+        throw;
+    }
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) fail_at(file, "Unable to flush the file");
 }
 

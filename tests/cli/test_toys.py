@@ -258,7 +258,7 @@ class Toys(unittest.TestCase):
         self.assertEqual(run(self.f, binary=TOY)[0], 2)
         self.assertEqual(run(self.f, "--preset", "bowl", "-d", "relative", binary=TOY)[0], 2)
         for args, words in [(("--flat", "2000000000"), "over the memory budget"),
-                            (("--eigenvalues", "1,0", "--count", "0"), "--count must be >= 1"),
+                            (("--eigenvalues", "1,0", "--count", "0"), "--count: must be a whole number from 1"),
                             (("--eigenvalues", "1,0", "-d", ""), "needs a path"),
                             (("--eigenvalues", "1e-400,1"), "'1e-400', which is not a finite number")]:
             rc, out, err = run(self.f, *args, binary=TOY)
@@ -272,6 +272,49 @@ class Toys(unittest.TestCase):
         rc, out, err = run("--list-presets", binary=TOY)
         self.assertEqual(rc, 0)
         self.assertIn("quartic-valley", out)
+
+    def test_generator_counts_are_decimal_whole_numbers(self):
+        for option in ["--flat", "--curved", "--negative", "--clusters", "--seed", "--rotate", "--count"]:
+            for text in ["0x3", "-1", "2.5", "", "1e3"]:
+                rc, out, err = run(self.f, "--curved", 4, option, text, binary=TOY)
+                self.assertEqual(rc, 2, (option, text))
+                self.assertIn(option + ": must be a whole number", err, (option, text))
+                self.assertFalse(os.path.exists(self.f), (option, text))
+        rc, out, err = run(self.f, "--loss", "x^2", "--n", "0x4", binary=TOY)
+        self.assertEqual(rc, 2)
+        self.assertIn("--n: must be a whole number", err)
+        # A leading zero is decimal (08 is 8, not an octal error) and blanks are trimmed.
+        rc, out, err = run(self.f, "--flat", "08", "--curved", " 3 ", "--negative", "01", "--seed", "010", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f) as f:
+            a = f["/toy"].attrs
+            self.assertEqual((a["expected_dim"], a["expected_rank"], a["expected_negative"]), (8, 3, 1))
+            self.assertIn("seed=10", a["toy_recipe"])
+        os.remove(self.f)
+        rc, out, err = run(self.f, "--curved", 2, "--count", "03", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f) as f:
+            self.assertEqual(sorted(f["/toys"].keys()), ["toy_000", "toy_001", "toy_002"])
+        rc, out, err = run("validate", self.f, "--seed", "0x3")
+        self.assertEqual(rc, 2)
+        self.assertIn("--seed: must be a whole number", err)
+
+    def test_generator_set_overrides_the_attributes_it_writes(self):
+        # --set replaces what the generator writes (name, loss_threshold), as text or number.
+        rc, out, err = run(self.f, "--preset", "parabola", "--name", "bar", "--set", "name=foo",
+                           "--set", "loss_threshold=abc", "--set", "step=7", "--set", "expected_rank=3", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f) as f:
+            a = f["/toy"].attrs
+            self.assertEqual(a["name"], "foo")
+            self.assertEqual(a["loss_threshold"], "abc")
+            self.assertEqual((a["step"], a["expected_rank"]), (7, 3))
+        rc, out, err = run(self.f, "--append", "-d", "/n", "--curved", 2, "--set", "name=42", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f) as f:
+            self.assertEqual(f["/n"].attrs["name"], "42")
+        rc, out, err = run("validate", self.f + ":/n")
+        self.assertEqual(rc, 0, out + err)
 
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])

@@ -4,6 +4,9 @@
 #include "choice.hpp"
 #include "values.hpp"
 
+#include <cstdint>
+#include <limits>
+
 namespace cli {
 
 void add_core_options(CLI::App* app, CommonOptions& o) {
@@ -106,7 +109,9 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
     app->add_option("--samples", v.samples, "Monte Carlo points per estimate")
         ->transform(whole(2, 1000000000))
         ->capture_default_str();
-    app->add_option("--seed", v.seed, "Seed of every Monte Carlo estimate")->capture_default_str();
+    app->add_option("--seed", v.seed, "Seed of every Monte Carlo estimate")
+        ->transform(whole(0, std::numeric_limits<std::int64_t>::max()))
+        ->capture_default_str();
     app->add_option("--sigmas", v.sigmas, "Monte Carlo agreement: within this many standard errors")
         ->transform(decimal())
         ->capture_default_str();

@@ -40,14 +40,23 @@ void apply_override(bv::Attributes& a, const std::string& kv) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw bv::UsageError("--set must be KEY=VALUE, got '" + kv + "'");
     const std::string key = kv.substr(0, eq), value = kv.substr(eq + 1);
-    if (const std::optional<double> x = bv::parse_finite(value)) {
-        a.strings.erase(key);
-        if (key == "loss_threshold") a.loss_threshold = *x;
-        else a.numbers[key] = *x;
-    } else {
-        a.numbers.erase(key);
-        a.strings[key] = value;
+    a.numbers.erase(key);
+    a.strings.erase(key);
+    if (key == "name") {  // always text: --set name=42 names the toy "42"
+        a.name = value;
+        return;
     }
+    // The attributes the reader knows by name have their own slots; a
+    // deliberately unreadable value (loss_threshold=abc) replaces the slot.
+    std::optional<double>* slot = key == "loss_threshold" ? &a.loss_threshold
+                                  : key == "step"         ? &a.step
+                                  : key == "loss"         ? &a.loss
+                                  : key == "hessian_error" ? &a.hessian_error
+                                                           : nullptr;
+    const std::optional<double> x = bv::parse_finite(value);
+    if (slot) *slot = x;
+    if (x && !slot) a.numbers[key] = *x;
+    if (!x) a.strings[key] = value;
 }
 
 // The command line, parsed.
@@ -70,6 +79,12 @@ struct ToyArgs {
     CLI::Option* dataset_given = nullptr;
 };
 
+// Counts are read as decimal whole numbers ("08" is 8; "-1" and "0x3" are
+// refused, not wrapped or read as hex). n's own bound is the memory budget,
+// checked once the spectrum is known; seeds stay where SEED + i cannot wrap.
+constexpr std::uint64_t kMaxN = std::uint64_t(1) << 32, kMaxCount = 1000000,
+                        kMaxSeed = (std::uint64_t(1) << 53) - kMaxCount;
+
 void add_options(CLI::App& app, ToyArgs& a) {
     app.add_option("OUT", a.out, "HDF5 file to write");
     a.dataset_given =
@@ -77,24 +92,30 @@ void add_options(CLI::App& app, ToyArgs& a) {
     a.eigs = app.add_option("--eigenvalues", a.eigenvalues, "The spectrum as a list, e.g. 2,2,0");
     a.preset_given = app.add_option("--preset", a.preset, "A named toy (--list-presets)");
     a.loss = app.add_option("--loss", a.loss_text, "A toy loss, e.g. 'x^2 + y^4' (format: docs/toys.md)");
-    app.add_option("--n", a.n, "Dimension of a --loss toy (default: the coordinates it uses)");
-    a.flat = app.add_option("--flat", a.recipe.flat, "Recipe: number of flat (exactly zero) directions");
-    a.curved = app.add_option("--curved", a.recipe.curved, "Recipe: number of nonzero eigenvalues");
-    app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative");
+    app.add_option("--n", a.n, "Dimension of a --loss toy (default: the coordinates it uses)")->transform(cli::whole(1, kMaxN));
+    a.flat = app.add_option("--flat", a.recipe.flat, "Recipe: number of flat (exactly zero) directions")
+        ->transform(cli::whole(0, kMaxN));
+    a.curved = app.add_option("--curved", a.recipe.curved, "Recipe: number of nonzero eigenvalues")
+        ->transform(cli::whole(0, kMaxN));
+    app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative")
+        ->transform(cli::whole(0, kMaxN));
     cli::add_choice(&app, "--spectrum", a.recipe.distribution, toy::distribution_names(),
                     "Recipe: how the curved |lambda| spread between --lo and --hi");
     app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")->transform(cli::decimal())->capture_default_str();
     app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")->transform(cli::decimal())->capture_default_str();
-    app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")->capture_default_str();
+    app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")
+        ->transform(cli::whole(1, kMaxN))->capture_default_str();
     app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")->transform(cli::decimal())
         ->capture_default_str();
     app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
-        ->capture_default_str();
-    app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)");
+        ->transform(cli::whole(0, kMaxSeed))->capture_default_str();
+    app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)")
+        ->transform(cli::whole(0, kMaxSeed));
     cli::add_choice(&app, "--dtype", a.dtype, toy::stored_type_names(), "Stored type");
     app.add_option("-T,--threshold", a.threshold, "Loss threshold written as loss_threshold")->transform(cli::decimal())->capture_default_str();
     a.count_given =
-        app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)");
+        app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)")
+            ->transform(cli::whole(1, kMaxCount));
     app.add_option("--name", a.name, "The name attribute");
     app.add_flag("--append", a.append, "Add to an existing file (default: create or truncate OUT)");
     app.add_option("--set", a.overrides,
@@ -145,7 +166,6 @@ void write_toys(ToyArgs a) {
     if (!(a.threshold > 0)) throw bv::UsageError("-T/--threshold must be positive");
     if (!a.dataset.empty() && a.dataset.front() != '/')
         throw bv::UsageError("-d/--dataset must be an absolute path such as /toy, got '" + a.dataset + "'");
-    if (!a.count_given->empty() && a.count == 0) throw bv::UsageError("--count must be >= 1, got 0");
     if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
     if (from_recipe) {
         // The toy is a dense n×n matrix, rotated: about three n×n float64 arrays.
