@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -457,6 +458,110 @@ TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past 
         if (!row.ok || !want.ok) {
             CHECK(row.error.find("overflows float64") != std::string::npos);
             CHECK(want.error.find("overflows float64") != std::string::npos);
+            continue;
+        }
+        CHECK(row.rank == want.rank);
+        CHECK(row.rank > 0);
+        CHECK(row.dim_low == want.dim_low);
+        CHECK(row.dim_high == want.dim_high);
+        CHECK(row.negative == want.negative);
+        CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
+        CHECK(std::abs(row.log_volume - want.log_volume) <=
+              row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+    }
+}
+
+TEST_CASE("structured: Kronecker and factor scalings across double's range give the dense twin's row (randomized)") {
+    // The partial products of a structure (s·α, α·β, GᵀG) may leave double's
+    // range where H's values do not: balance_kron and gram_shift must move
+    // powers of two so that every row is the twin's, whose values are formed
+    // here in long double (its wider exponent holds every partial product)
+    // and rounded once. Every case puts one partial product out of range
+    // (2^±1030 to 2^±1240) and H's values within 2^±250.
+    std::mt19937_64 rng(20261204);
+    std::uniform_int_distribution<int> coin(0, 1), size(1, 4);
+    std::uniform_real_distribution<double> unit(0.5, 2.0);
+    const auto between = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+    const auto spectrum = [&](int n) {  // exact zeros, negatives and O(1) values, well apart from the cut
+        std::vector<double> v(static_cast<std::size_t>(n));
+        for (double& x : v) {
+            const int kind = size(rng);
+            x = kind == 1 ? 0.0 : kind == 2 ? -unit(rng) : unit(rng);
+        }
+        if (std::all_of(v.begin(), v.end(), [](double x) { return x == 0; })) v[0] = 1;
+        return v;
+    };
+    struct Case {
+        std::string name, kind;
+        double scale;
+        Eigen::MatrixXd a, b;  // kron: A, B; factor: G in a
+        Eigen::MatrixXd twin;
+    };
+    std::vector<Case> cases;
+    for (int trial = 0; trial < 32; ++trial) {
+        Case c;
+        c.name = "c" + std::to_string(trial);
+        const int sign = coin(rng) ? 1 : -1;
+        if (trial % 2 == 0) {
+            // d is s·α's exponent or α·β's; t = H's; each factor's within ±1000
+            const int d = between(1030, 1240), t = between(d - 1000, 250), half = between(d / 2 - 20, d / 2 + 20);
+            int es = sign * half, ea = sign * (d - half), eb = sign * (t - d);
+            if (coin(rng)) std::swap(es, eb);  // then α·β is the one out of range
+            c.kind = "kron";
+            c.scale = std::ldexp(unit(rng), es);
+            const int na = size(rng) + 1, nb = size(rng) + 1;
+            c.a = std::ldexp(1.0, ea) * with_spectrum(spectrum(na), 100 + trial);
+            c.b = std::ldexp(1.0, eb) * with_spectrum(spectrum(nb), 200 + trial);
+            c.a = 0.5 * (c.a + c.a.transpose()).eval();
+            c.b = 0.5 * (c.b + c.b.transpose()).eval();
+            c.twin.resize(na * nb, na * nb);
+            for (int i = 0; i < na; ++i)
+                for (int j = 0; j < na; ++j)
+                    for (int k = 0; k < nb; ++k)
+                        for (int l = 0; l < nb; ++l)
+                            c.twin(i * nb + k, j * nb + l) = static_cast<double>(
+                                static_cast<long double>(c.scale) * c.a(i, j) * static_cast<long double>(c.b(k, l)));
+        } else {
+            // GᵀG's exponent 2·eg is out of range; s = 2^(t − 2·eg) brings H back
+            const int eg = between(515, 620), t = between(2 * eg - 1000, 250);
+            c.kind = "factor";
+            c.scale = std::ldexp(unit(rng), sign * (t - 2 * eg));
+            const int m = size(rng) + 1, n = size(rng) + 2;
+            c.a = Eigen::MatrixXd::Random(m, n) * std::ldexp(1.0, sign * eg);
+            c.twin.resize(n, n);
+            for (int i = 0; i < n; ++i)
+                for (int j = 0; j < n; ++j) {
+                    long double sum = 0;
+                    for (int k = 0; k < m; ++k) sum += static_cast<long double>(c.a(k, i)) * c.a(k, j);
+                    c.twin(i, j) = static_cast<double>(static_cast<long double>(c.scale) * sum);
+                }
+        }
+        cases.push_back(std::move(c));
+    }
+    File f("structured_range_random");
+    for (const Case& c : cases) {
+        f.group("/" + c.name, c.kind, c.scale);
+        if (c.kind == "kron") {
+            f.matrix("/" + c.name + "/A", c.a, false);
+            f.matrix("/" + c.name + "/B", c.b, false);
+        } else {
+            f.matrix("/" + c.name + "/G", c.a, false);
+        }
+        f.matrix("/twin_" + c.name, c.twin, false);
+    }
+    const AnalyzeOptions opt;
+    for (const Case& c : cases) {
+        CAPTURE(c.name);
+        CAPTURE(c.kind);
+        CAPTURE(c.scale);
+        const HessianInfo info = f.listed("/" + c.name);
+        auto twin = list_hessians(parse_source(info.file + ":/twin_" + c.name));
+        REQUIRE(twin.size() == 1);
+        const Row row = analyze(info, opt), want = analyze(twin[0].info, opt);
+        REQUIRE(want.ok);
+        CHECK(row.ok);
+        if (!row.ok) {
+            CAPTURE(row.error);
             continue;
         }
         CHECK(row.rank == want.rank);
