@@ -105,17 +105,20 @@ std::string PolyLoss::str() const {
     return s.str();
 }
 
+// Terms are summed in long double: x^p alone may leave double's range where
+// c·x^p does not (1e-320·x⁴ at x = 1e80 is 1), and a sum past DBL_MAX
+// rounds to inf, which is still above any threshold.
 double PolyLoss::operator()(const double* x) const {
-    double sum = 0;
-    for (const Term& t : terms_) sum += t.coef * std::pow(x[t.var], t.power);
-    return sum;
+    long double sum = 0;
+    for (const Term& t : terms_) sum += t.coef * std::pow(static_cast<long double>(x[t.var]), t.power);
+    return static_cast<double>(sum);
 }
 
 double PolyLoss::coordinate(std::size_t i, double x) const {
-    double sum = 0;
+    long double sum = 0;
     for (const Term& t : terms_)
-        if (t.var == i) sum += t.coef * std::pow(x, t.power);
-    return sum;
+        if (t.var == i) sum += t.coef * std::pow(static_cast<long double>(x), t.power);
+    return static_cast<double>(sum);
 }
 
 Eigen::VectorXd PolyLoss::hessian_diagonal() const {
@@ -140,7 +143,7 @@ bool PolyLoss::appears(std::size_t i) const {
 
 double PolyLoss::half_width(std::size_t i, double T) const {
     double hi = 1;
-    while (coordinate(i, hi) <= T && hi < 1e300) hi *= 2;
+    while (coordinate(i, hi) <= T && hi < 0x1p1022) hi *= 2;
     double lo = 0;
     // Bisection on the increasing function |x| ↦ coordinate(i, x).
     for (int k = 0; k < 200 && hi - lo > 1e-15 * hi; ++k) {

@@ -183,10 +183,11 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
     lc.expected = expected;
     const std::size_t n = m.loss.n();
     std::string missing;
+    bool fit_failed = false;
     for (std::size_t i = 0; i < n && missing.empty(); ++i)
         if (!m.loss.appears(i)) missing = "x" + std::to_string(i);
     if (n > o.scan_max_n) {
-        lc.note = "not measured: n = " + std::to_string(n) + " > option scan_max_n";
+        lc.note = "not measured: n = " + std::to_string(n) + " > option scan_max_n = " + std::to_string(o.scan_max_n);
     } else if (!m.loss.nonnegative()) {
         lc.note = "not measured: the loss has a negative or odd term";
     } else if (!missing.empty()) {
@@ -213,10 +214,20 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
             lc.note = s.str();
         } else {
             lc.note = "no sample hit the sublevel set";
+            fit_failed = true;
         }
     }
     if (lc.expected) {
-        if (!lc.measured) {
+        if (!lc.measured && (n > o.scan_max_n || fit_failed)) {
+            // Out of the sampler's reach with these options (too many
+            // dimensions for a box, or no sample inside): not checked, as
+            // the Monte Carlo volume is not, and the note says what to raise.
+            lc.verdict = Verdict::info;
+            lc.note = n > o.scan_max_n ? "not checked: n = " + std::to_string(n) + " > option scan_max_n = " +
+                                             std::to_string(o.scan_max_n) +
+                                             "; raise it to check expected_learning_coefficient"
+                                       : "not checked: " + lc.note + "; raise option samples to check it";
+        } else if (!lc.measured) {  // the loss itself cannot be measured: the expectation is wrong for it
             lc.verdict = Verdict::error;
             lc.note = "cannot check expected_learning_coefficient: " + lc.note;
         } else {

@@ -231,6 +231,37 @@ class Toys(unittest.TestCase):
         self.assertLessEqual(abs(lc["measured"] - 0.75), 4 * lc["se"])
         self.assertEqual(check(checks(out), "/toy", "hessian_exponent")["measured"], 0.5)
 
+    def test_learning_coefficient_at_extreme_coefficients_and_past_scan_max_n(self):
+        # x^p alone leaves double's range where c·x^p does not (1e-320·x⁴ is 1
+        # at x = 1e80): the exponent is still Σ 1/p, 1/4 + 1/2 here.
+        for i, (loss, lc) in enumerate([("1e-320*x^4 + y^2", 0.75), ("1e300*x^8 + 1e-300*y^16", 0.1875),
+                                        ("1e-300*x^8 + y^4", 0.375)]):
+            name = "/l%d" % i
+            rc, out, err = run(self.f, "--append", "-d", name, "--loss", loss, binary=TOY)
+            self.assertEqual(rc, 0, err)
+            with h5py.File(self.f, "r") as f:
+                self.assertAlmostEqual(f[name].attrs["expected_learning_coefficient"], lc)
+            rc, out, err = run("validate", self.f + ":" + name, "-f", "json")
+            self.assertEqual(rc, 0, loss + out + err)
+            c = check(checks(out), name, "learning_coefficient")
+            self.assertEqual(c["status"], "pass", (loss, c))
+            self.assertLessEqual(abs(c["measured"] - lc), 4 * c["se"], loss)
+        # Nine coordinates: past the default --scan-max-n the expectation is
+        # not checked (info, exit 0, saying what to raise); raised, it passes.
+        loss = " + ".join("x%d^%d" % (i, 4 if i % 4 == 3 else 2) for i in range(9))
+        rc, out, err = run(self.f, "--append", "-d", "/nine", "--loss", loss, binary=TOY)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f + ":/nine", "-f", "json")
+        self.assertEqual(rc, 0, out + err)
+        c = check(checks(out), "/nine", "learning_coefficient")
+        self.assertEqual(c["status"], "info")
+        self.assertIn("not checked: n = 9 > --scan-max-n = 8", c["note"])
+        rc, out, err = run("validate", self.f + ":/nine", "-f", "json", "--scan-max-n", 9)
+        self.assertEqual(rc, 0, out + err)
+        c = check(checks(out), "/nine", "learning_coefficient")
+        self.assertEqual(c["status"], "pass", c)
+        self.assertLessEqual(abs(c["measured"] - 4.0), 4 * c["se"])
+
     def test_regularized_and_dimension_first_disagree(self):
         src = os.path.join(TOYS, "regularized.h5")
         rc, out, err = run("rank", src, "--regularized", "1e-3", "-f", "json")
