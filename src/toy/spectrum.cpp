@@ -144,7 +144,8 @@ void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, d
     }
     if (top == 0) return;
     if (type == StoredType::float32 && top > 1e30)
-        throw UsageError("max|lambda| " + num(top) + " does not fit float32 storage");
+        throw UsageError("max|lambda| " + num(top) + " is over 1e30, the most a float32 toy holds (its entries and "
+                         "norm must stay well inside float32's range, which ends at 3.4e38)");
     const double tol = top * static_cast<double>(eigenvalues.size()) * stored_eps(type);
     if (low < margin * tol) {
         std::ostringstream s;

@@ -343,7 +343,7 @@ Check monte_carlo_check(const HessianInfo& info, const Row& row, double referenc
         }
         const bool agree = std::abs(ratio - 1) <= o.sigmas * se + std::expm1(reference_tol) + 1e-9;
         mc.verdict = agree ? Verdict::pass : Verdict::fail;
-        mc.note = fmt("V_mc/V = %.5f +- %.5f (%.2f SE) from %.0f samples", ratio, se, se > 0 ? (ratio - 1) / se : 0.0,
+        mc.note = fmt("V_mc/V = %.6g +- %.3g (%.3g SE) from %.0f samples", ratio, se, se > 0 ? (ratio - 1) / se : 0.0,
                       static_cast<double>(e.samples));
     } catch (const Error& ex) {
         mc.verdict = Verdict::error;

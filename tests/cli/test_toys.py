@@ -291,6 +291,8 @@ class Toys(unittest.TestCase):
         for args, words in [(("--flat", "2000000000"), "over the memory budget"),
                             (("--eigenvalues", "1,0", "--count", "0"), "--count: must be a whole number from 1"),
                             (("--eigenvalues", "1,0", "-d", ""), "needs a path"),
+                            (("--eigenvalues", "1,0", "--n", "5"), "--eigenvalues excludes --n"),
+                            (("--curved", "3", "--n", "5"), "--n excludes --curved"),
                             (("--eigenvalues", "1e-400,1"), "'1e-400', which is not a finite number")]:
             rc, out, err = run(self.f, *args, binary=TOY)
             self.assertEqual(rc, 2, args)
@@ -346,6 +348,15 @@ class Toys(unittest.TestCase):
             self.assertEqual(f["/n"].attrs["name"], "42")
         rc, out, err = run("validate", self.f + ":/n")
         self.assertEqual(rc, 0, out + err)
+
+    def test_a_far_wrong_expectation_fails_with_a_short_note(self):
+        # V_mc/V = e^501: the note gives it in exponent form, not 218 digits cut mid-number.
+        self.assertEqual(run(self.f, "--preset", "parabola", "--set", "expected_log_volume=-500", binary=TOY)[0], 0)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        self.assertEqual(rc, 1)
+        mc = check(checks(out), "/toy", "mc_log_volume")
+        self.assertEqual(mc["status"], "fail")
+        self.assertRegex(mc["note"], r"^V_mc/V = [0-9.]+e\+21[0-9] \+- [0-9.]+e\+21[0-9] \([0-9.]+ SE\) from 200000 samples$")
 
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])

@@ -76,6 +76,7 @@ struct ToyArgs {
     CLI::Option* flat = nullptr;
     CLI::Option* curved = nullptr;
     CLI::Option* count_given = nullptr;
+    CLI::Option* n_given = nullptr;
     CLI::Option* dataset_given = nullptr;
 };
 
@@ -92,7 +93,8 @@ void add_options(CLI::App& app, ToyArgs& a) {
     a.eigs = app.add_option("--eigenvalues", a.eigenvalues, "The spectrum as a list, e.g. 2,2,0");
     a.preset_given = app.add_option("--preset", a.preset, "A named toy (--list-presets)");
     a.loss = app.add_option("--loss", a.loss_text, "A toy loss, e.g. 'x^2 + y^4' (format: docs/toys.md)");
-    app.add_option("--n", a.n, "Dimension of a --loss toy (default: the coordinates it uses)")->transform(cli::whole(1, kMaxN));
+    a.n_given = app.add_option("--n", a.n, "Dimension of a --loss or --preset toy (default: the coordinates it uses)")
+                    ->transform(cli::whole(1, kMaxN));
     a.flat = app.add_option("--flat", a.recipe.flat, "Recipe: number of flat (exactly zero) directions")
         ->transform(cli::whole(0, kMaxN));
     a.curved = app.add_option("--curved", a.recipe.curved, "Recipe: number of nonzero eigenvalues")
@@ -124,6 +126,7 @@ void add_options(CLI::App& app, ToyArgs& a) {
     a.eigs->excludes(a.preset_given)->excludes(a.loss)->excludes(a.flat)->excludes(a.curved);
     a.preset_given->excludes(a.loss)->excludes(a.flat)->excludes(a.curved);
     a.loss->excludes(a.flat)->excludes(a.curved);
+    a.n_given->excludes(a.eigs)->excludes(a.flat)->excludes(a.curved);  // their n is the spectrum's length
     app.footer("Examples:\n"
                "  basinvol-toy toys.h5 --preset parabola              # x^2 + y^2 in R^3, log V = log(pi T)\n"
                "  basinvol-toy toys.h5 --append -d /lu --flat 10 --curved 40 --lo 1e-4 --hi 1e2 --rotate 7\n"
