@@ -185,7 +185,7 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
     refused("warnings", Json::array({1}), "field 'warnings' holds a value that is not a string");
     refused("warnings", Json::array({"sadle"}), "unknown warning 'sadle'");
     refused("status", "fine", "status must be 'ok' or 'error', got 'fine'");
-    refused("log_volume", nullptr, "an ok row has no 'log_volume'");
+    refused("log_volume", nullptr, "an ok row has no 'log_volume' (it is null: a missing value, or NaN in a table)");
     for (const char* key : {"n", "rank", "dim", "negative"}) {
         CAPTURE(key);
         Json bad = j;

@@ -53,9 +53,16 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
     std::size_t pos = 0;
     const bool quoted = sep == ',';
     auto head = next_record(s, pos, sep, quoted);
-    bool has_source = false;
-    for (const auto& h : head) has_source = has_source || h == "source";
+    bool has_source = false, has_status = false, has_eigenvalue = false;
+    for (const auto& h : head) {
+        has_source = has_source || h == "source";
+        has_status = has_status || h == "status";
+        has_eigenvalue = has_eigenvalue || h == "eigenvalue";
+    }
     if (!has_source) throw InputError(what + ": the header has no 'source' column: not basinvol output");
+    if (has_eigenvalue && !has_status)
+        throw InputError(what + ": this is `basinvol spectrum` output, one line per eigenvalue, not rows: "
+                                "save `basinvol volume` output (or `spectrum -f jsonl`) to rank it");
     std::vector<Row> rows;
     std::size_t line = 1;
     while (pos < s.size()) {

@@ -381,7 +381,8 @@ Row fields_from_json(const Json& j) {
         // What ranking reads: an ok row without one of them cannot be placed.
         for (const char* key : {"n", "rank", "dim", "negative", "log_volume"})
             if (r.ok && (!j.contains(key) || j.at(key).is_null()))
-                throw InputError(std::string("an ok row has no '") + key + "'");
+                throw InputError(std::string("an ok row has no '") + key + "'" +
+                                 (j.contains(key) ? " (it is null: a missing value, or NaN in a table)" : ""));
     } catch (const InputError& e) {
         throw InputError(r.source + ": " + e.what());
     }

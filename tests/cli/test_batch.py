@@ -155,7 +155,14 @@ class BatchTest(clitest.TempDirTest):
 
     def test_a_list_or_results_file_of_the_wrong_kind_is_one_clear_line(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=6)
+        spectra = []
+        for fmt in ["tsv", "csv"]:
+            spectra.append(self.path("spectrum." + fmt))
+            with open(spectra[-1], "w") as out:
+                self.assertEqual(subprocess.run([BIN, "spectrum", a, "-f", fmt], stdout=out).returncode, 0)
         for args, words, status in [
+                (("rank", "--from-results", spectra[0]), "this is `basinvol spectrum` output, one line per eigenvalue", 1),
+                (("rank", "--from-results", spectra[1]), "this is `basinvol spectrum` output, one line per eigenvalue", 1),
                 (("volume", "--files-from", a), "is an HDF5 file, not a list of SOURCEs", 2),
                 (("volume", "--files-from", self.dir), "is a directory, not a list of SOURCEs", 2),
                 (("rank", "--from-results", self.dir), "is a directory, not a results file", 1),

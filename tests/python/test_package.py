@@ -645,5 +645,5 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
     bad = dict(row, log_volume=float("inf"))
     with pytest.raises(basinvol.InputError, match="'log_volume' is not a finite number"):
         basinvol.compare(bad, row)
-    with pytest.raises(basinvol.InputError, match="no 'log_volume'"):
+    with pytest.raises(basinvol.InputError, match=r"no 'log_volume' \(it is null: a missing value, or NaN"):
         basinvol.rank([dict(row, log_volume=float("nan")), row])
