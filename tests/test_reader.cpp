@@ -5,6 +5,7 @@
 #include <basinvol/io/writer.hpp>
 
 #include <doctest/doctest.h>
+#include <hdf5.h>
 
 #include <cmath>
 #include <cstdio>
@@ -295,9 +296,19 @@ TEST_CASE("writer: an attribute given twice is refused, and a failed attribute l
     bad.numbers[""] = 1;
     CHECK_THROWS_AS(write_hessian(file, "/c", Eigen::MatrixXd::Identity(3, 3), false, bad, WriteMode::append),
                     InputError);
+    CHECK_THROWS_AS(write_hessian(file, "/grp/sub/c", Eigen::MatrixXd::Identity(3, 3), false, bad, WriteMode::append),
+                    InputError);
     const auto found = list_hessians(parse_source(file));
     REQUIRE(found.size() == 1);  // /a only: neither /b nor a /c without its attributes
     CHECK(found[0].info.dataset == "/a");
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    CHECK(H5Lexists(f, "/grp", H5P_DEFAULT) == 0);  // nor the groups it would have sat in
+    H5Fclose(f);
+    // A file this write was creating is not left behind empty.
+    CHECK_THROWS_AS(write_hessian(file, "/d", Eigen::MatrixXd::Identity(3, 3), false, bad, WriteMode::create),
+                    InputError);
+    CHECK_FALSE(std::filesystem::exists(file));
     std::remove(file.c_str());
 }
 

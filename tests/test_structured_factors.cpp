@@ -475,9 +475,15 @@ TEST_CASE("structured: Kronecker and factor scalings across double's range give 
     // The partial products of a structure (s·α, α·β, GᵀG) may leave double's
     // range where H's values do not: balance_kron and gram_shift must move
     // powers of two so that every row is the twin's, whose values are formed
-    // here in long double (its wider exponent holds every partial product)
-    // and rounded once. Every case puts one partial product out of range
-    // (2^±1030 to 2^±1240) and H's values within 2^±250.
+    // here with each factor's exponent kept apart (frexp, then one ldexp), so
+    // that no partial product leaves double's range. Every case puts one
+    // partial product out of range (2^±1030 to 2^±1240) and H's values
+    // within 2^±250.
+    const auto product = [](double x, double y, double z, int e = 0) {  // x·y·z·2^e, rounded where it lands
+        int ex = 0, ey = 0, ez = 0;
+        const double m = std::frexp(x, &ex) * std::frexp(y, &ey) * std::frexp(z, &ez);
+        return std::ldexp(m, ex + ey + ez + e);
+    };
     std::mt19937_64 rng(20261204);
     std::uniform_int_distribution<int> coin(0, 1), size(1, 4);
     std::uniform_real_distribution<double> unit(0.5, 2.0);
@@ -519,22 +525,20 @@ TEST_CASE("structured: Kronecker and factor scalings across double's range give 
                 for (int j = 0; j < na; ++j)
                     for (int k = 0; k < nb; ++k)
                         for (int l = 0; l < nb; ++l)
-                            c.twin(i * nb + k, j * nb + l) = static_cast<double>(
-                                static_cast<long double>(c.scale) * c.a(i, j) * static_cast<long double>(c.b(k, l)));
+                            c.twin(i * nb + k, j * nb + l) = product(c.scale, c.a(i, j), c.b(k, l));
         } else {
             // GᵀG's exponent 2·eg is out of range; s = 2^(t − 2·eg) brings H back
             const int eg = between(515, 620), t = between(2 * eg - 1000, 250);
             c.kind = "factor";
             c.scale = std::ldexp(unit(rng), sign * (t - 2 * eg));
             const int m = size(rng) + 1, n = size(rng) + 2;
-            c.a = Eigen::MatrixXd::Random(m, n) * std::ldexp(1.0, sign * eg);
+            const Eigen::MatrixXd R = Eigen::MatrixXd::Random(m, n);
+            c.a = R * std::ldexp(1.0, sign * eg);  // exact: R's entries stay normal
+            REQUIRE(c.a * std::ldexp(1.0, -sign * eg) == R);
+            const Eigen::MatrixXd gram = R.transpose() * R;  // GᵀG = 2^(2·eg)·RᵀR
             c.twin.resize(n, n);
             for (int i = 0; i < n; ++i)
-                for (int j = 0; j < n; ++j) {
-                    long double sum = 0;
-                    for (int k = 0; k < m; ++k) sum += static_cast<long double>(c.a(k, i)) * c.a(k, j);
-                    c.twin(i, j) = static_cast<double>(static_cast<long double>(c.scale) * sum);
-                }
+                for (int j = 0; j < n; ++j) c.twin(i, j) = product(c.scale, gram(i, j), 1.0, 2 * sign * eg);
         }
         cases.push_back(std::move(c));
     }

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <set>
 #include <string>
 #include <sys/stat.h>
@@ -91,27 +92,31 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
     htri_t there = H5Lexists(f, dataset.c_str(), H5P_DEFAULT);
     if (there > 0) throw InputError(where + ": Unable to write: the object exists already");
 
-    Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-    if (!lcpl.valid() || H5Pset_create_intermediate_group(lcpl.get(), 1) < 0)
-        fail_at(where, "Unable to set up group creation");
-    const hsize_t dims[2] = {static_cast<hsize_t>(matrix.rows()), static_cast<hsize_t>(matrix.cols())};
-    Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
-    if (!space.valid()) fail_at(where, "Unable to create the dataspace");
-    Handle d(H5Dcreate2(f, dataset.c_str(), as_float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, space.get(), lcpl.get(),
-                        H5P_DEFAULT, H5P_DEFAULT),
-             H5Dclose);
-    if (!d.valid()) fail_at(where, "Unable to create the dataset");
-
-    // HDF5 is row-major, Eigen column-major: write the transpose's bytes.
-    herr_t w;
-    if (as_float32) {
-        Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m = matrix.cast<float>();
-        w = H5Dwrite(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data());
-    } else {
-        Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m = matrix;
-        w = H5Dwrite(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data());
-    }
+    // The dataset is built unnamed, its values and attributes written, and
+    // only then linked at its path (with the groups above it): a write that
+    // fails leaves no half-written Hessian, nor its groups, for a later run
+    // to read; a file this call created is removed again.
+    const bool created = !(mode == WriteMode::append && exists);
     try {
+        Handle lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+        if (!lcpl.valid() || H5Pset_create_intermediate_group(lcpl.get(), 1) < 0)
+            fail_at(where, "Unable to set up group creation");
+        const hsize_t dims[2] = {static_cast<hsize_t>(matrix.rows()), static_cast<hsize_t>(matrix.cols())};
+        Handle space(H5Screate_simple(2, dims, nullptr), H5Sclose);
+        if (!space.valid()) fail_at(where, "Unable to create the dataspace");
+        Handle d(H5Dcreate_anon(f, as_float32 ? H5T_IEEE_F32LE : H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                 H5Dclose);
+        if (!d.valid()) fail_at(where, "Unable to create the dataset");
+
+        // HDF5 is row-major, Eigen column-major: write the transpose's bytes.
+        herr_t w;
+        if (as_float32) {
+            Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m = matrix.cast<float>();
+            w = H5Dwrite(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data());
+        } else {
+            Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> m = matrix;
+            w = H5Dwrite(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data());
+        }
         if (w < 0) fail_at(where, "Unable to write the dataset");
         if (attrs.step) write_number(d.get(), where, "step", *attrs.step);
         if (attrs.loss) write_number(d.get(), where, "loss", *attrs.loss);
@@ -120,9 +125,11 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
         if (attrs.name) write_string(d.get(), where, "name", *attrs.name);
         for (const auto& [k, v] : attrs.numbers) write_number(d.get(), where, k, v);
         for (const auto& [k, v] : attrs.strings) write_string(d.get(), where, k, v);
-    } catch (...) {  // no half-written Hessian left behind for a later run to read
-        d = Handle();
-        H5Ldelete(f, dataset.c_str(), H5P_DEFAULT);
+        if (H5Olink(d.get(), f, dataset.c_str(), lcpl.get(), H5P_DEFAULT) < 0)
+            fail_at(where, "Unable to link the dataset at its path");
+    } catch (...) {
+        fh = Handle();
+        if (created) std::remove(file.c_str());
         throw;
     }
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) fail_at(file, "Unable to flush the file");

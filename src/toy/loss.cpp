@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <sstream>
 
 namespace basinvol::toy {
@@ -105,20 +106,33 @@ std::string PolyLoss::str() const {
     return s.str();
 }
 
-// Terms are summed in long double: x^p alone may leave double's range where
-// c·x^p does not (1e-320·x⁴ at x = 1e80 is 1), and a sum past DBL_MAX
-// rounds to inf, which is still above any threshold.
+namespace {
+
+// c·x^p with the exponents kept apart: x^p alone may leave double's range
+// where c·x^p does not (1e-320·x⁴ at x = 1e80 is 1). With c = m_c·2^e_c and
+// x = m_x·2^e_x (m in [0.5, 1)), m_c·m_x^p lies in [2^-65, 1) for p ≤ 64, and
+// one ldexp places it: the rounding of c·x^p where that is in range, inf or
+// 0 where the term itself is out of it (inf is above any threshold).
+double term(double c, double x, int p) {
+    if (c == 0 || x == 0) return 0;  // p ≥ 2
+    int ec = 0, ex = 0;
+    const double mc = std::frexp(c, &ec), mx = std::frexp(x, &ex);
+    return std::ldexp(mc * std::pow(mx, p), ec + p * ex);
+}
+
+}  // namespace
+
 double PolyLoss::operator()(const double* x) const {
-    long double sum = 0;
-    for (const Term& t : terms_) sum += t.coef * std::pow(static_cast<long double>(x[t.var]), t.power);
-    return static_cast<double>(sum);
+    double sum = 0;
+    for (const Term& t : terms_) sum += term(t.coef, x[t.var], t.power);
+    return sum;
 }
 
 double PolyLoss::coordinate(std::size_t i, double x) const {
-    long double sum = 0;
+    double sum = 0;
     for (const Term& t : terms_)
-        if (t.var == i) sum += t.coef * std::pow(static_cast<long double>(x), t.power);
-    return static_cast<double>(sum);
+        if (t.var == i) sum += term(t.coef, x, t.power);
+    return sum;
 }
 
 Eigen::VectorXd PolyLoss::hessian_diagonal() const {
@@ -143,7 +157,10 @@ bool PolyLoss::appears(std::size_t i) const {
 
 double PolyLoss::half_width(std::size_t i, double T) const {
     double hi = 1;
-    while (coordinate(i, hi) <= T && hi < 0x1p1022) hi *= 2;
+    while (coordinate(i, hi) <= T) {
+        if (hi >= 0x1p1022) return std::numeric_limits<double>::infinity();  // no box in double's range
+        hi *= 2;
+    }
     double lo = 0;
     // Bisection on the increasing function |x| ↦ coordinate(i, x).
     for (int k = 0; k < 200 && hi - lo > 1e-15 * hi; ++k) {

@@ -159,6 +159,10 @@ Check slice_check(const std::string& src, const LossAtMinimum& m, const Validate
     } else {
         std::vector<double> half;
         for (std::size_t i : m.curved) half.push_back(m.loss.half_width(i, m.T));
+        if (std::any_of(half.begin(), half.end(), [](double h) { return std::isinf(h); })) {
+            slice.note = "skipped: {L <= T} reaches past 2^1022 along a curved coordinate";
+            return slice;
+        }
         std::vector<double> x(m.loss.n(), 0.0);
         Estimate e = box_volume(
             half,
@@ -183,21 +187,38 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
     lc.expected = expected;
     const std::size_t n = m.loss.n();
     std::string missing;
-    bool fit_failed = false;
+    // Out of the sampler's reach with these options (more dimensions than a
+    // box scan takes, a box past double's range, or no sample inside): not
+    // checked, as the Monte Carlo volume is not. A loss whose set is not
+    // box-bounded cannot be measured at all, whatever the options.
+    bool out_of_reach = false;
+    std::string reason, hint;  // why out of reach, and what option may help
     for (std::size_t i = 0; i < n && missing.empty(); ++i)
         if (!m.loss.appears(i)) missing = "x" + std::to_string(i);
-    if (n > o.scan_max_n) {
-        lc.note = "not measured: n = " + std::to_string(n) + " > option scan_max_n = " + std::to_string(o.scan_max_n);
-    } else if (!m.loss.nonnegative()) {
+    std::vector<std::vector<double>> halves;  // the box at each T of the scan
+    if (m.loss.nonnegative() && missing.empty() && n <= o.scan_max_n)
+        for (std::size_t k = 0; k < o.scan_factors.size() && !out_of_reach; ++k) {
+            halves.emplace_back();
+            for (std::size_t i = 0; i < n; ++i) halves.back().push_back(m.loss.half_width(i, m.T * o.scan_factors[k]));
+            out_of_reach = std::any_of(halves.back().begin(), halves.back().end(), [](double h) { return std::isinf(h); });
+        }
+    if (!m.loss.nonnegative()) {
         lc.note = "not measured: the loss has a negative or odd term";
     } else if (!missing.empty()) {
         lc.note = "not measured: " + missing + " does not appear in the loss, so {L <= T} is unbounded";
+    } else if (n > o.scan_max_n) {
+        out_of_reach = true;
+        reason = "n = " + std::to_string(n) + " > option scan_max_n = " + std::to_string(o.scan_max_n);
+        hint = "; raise it to check expected_learning_coefficient";
+        lc.note = "not measured: " + reason;
+    } else if (out_of_reach) {
+        reason = "{L <= T} reaches past 2^1022 along a coordinate, where no box fits in float64";
+        lc.note = "not measured: " + reason;
     } else {
         std::vector<ScalingPoint> pts;
         for (std::size_t k = 0; k < o.scan_factors.size(); ++k) {
             const double Tk = m.T * o.scan_factors[k];
-            std::vector<double> half;
-            for (std::size_t i = 0; i < n; ++i) half.push_back(m.loss.half_width(i, Tk));
+            const std::vector<double>& half = halves[k];
             ScalingPoint p;
             p.T = Tk;
             p.estimate = box_volume(
@@ -213,20 +234,15 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
               << "; the Hessian implies r/2 = " << static_cast<double>(m.curved.size()) / 2;
             lc.note = s.str();
         } else {
-            lc.note = "no sample hit the sublevel set";
-            fit_failed = true;
+            reason = lc.note = "no sample hit the sublevel set";
+            hint = "; raise option samples to check it";
+            out_of_reach = true;
         }
     }
     if (lc.expected) {
-        if (!lc.measured && (n > o.scan_max_n || fit_failed)) {
-            // Out of the sampler's reach with these options (too many
-            // dimensions for a box, or no sample inside): not checked, as
-            // the Monte Carlo volume is not, and the note says what to raise.
+        if (!lc.measured && out_of_reach) {  // the note says what to raise, where an option can help
             lc.verdict = Verdict::info;
-            lc.note = n > o.scan_max_n ? "not checked: n = " + std::to_string(n) + " > option scan_max_n = " +
-                                             std::to_string(o.scan_max_n) +
-                                             "; raise it to check expected_learning_coefficient"
-                                       : "not checked: " + lc.note + "; raise option samples to check it";
+            lc.note = "not checked: " + reason + hint;
         } else if (!lc.measured) {  // the loss itself cannot be measured: the expectation is wrong for it
             lc.verdict = Verdict::error;
             lc.note = "cannot check expected_learning_coefficient: " + lc.note;

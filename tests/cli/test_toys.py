@@ -261,6 +261,24 @@ class Toys(unittest.TestCase):
         c = check(checks(out), "/nine", "learning_coefficient")
         self.assertEqual(c["status"], "pass", c)
         self.assertLessEqual(abs(c["measured"] - 4.0), 4 * c["se"])
+        # An expectation on a loss whose set is not box-bounded is an error
+        # whatever n, not "not checked".
+        rc, out, err = run(self.f, "--append", "-d", "/odd", "--loss", "x0^2 - x1^2", "--n", 9,
+                           "--set", "expected_learning_coefficient=1", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f + ":/odd", "-f", "json")
+        self.assertEqual(rc, 1, out + err)
+        c = check(checks(out), "/odd", "learning_coefficient")
+        self.assertEqual(c["status"], "error")
+        self.assertIn("negative or odd term", c["note"])
+        # A box past double's range (|x| up to 1e310 at T = 1e300) is out of the sampler's reach: not checked.
+        rc, out, err = run(self.f, "--append", "-d", "/far", "--loss", "1e-320*x^2", "-T", "1e300", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f + ":/far", "-f", "json")
+        self.assertEqual(rc, 0, out + err)
+        c = check(checks(out), "/far", "learning_coefficient")
+        self.assertEqual(c["status"], "info")
+        self.assertIn("not checked: {L <= T} reaches past 2^1022", c["note"])
 
     def test_regularized_and_dimension_first_disagree(self):
         src = os.path.join(TOYS, "regularized.h5")
@@ -292,6 +310,8 @@ class Toys(unittest.TestCase):
                             (("--eigenvalues", "1,0", "--count", "0"), "--count: must be a whole number from 1"),
                             (("--eigenvalues", "1,0", "-d", ""), "needs a path"),
                             (("--eigenvalues", "1,0", "--n", "5"), "--eigenvalues excludes --n"),
+                            (("--loss", "x^2", "--n", "100000"), "the loss's dimension (--n) is n = 100000"),
+                            (("--loss", "x99999^2"), "over the memory budget"),
                             (("--curved", "3", "--n", "5"), "--n excludes --curved"),
                             (("--eigenvalues", "1e-400,1"), "'1e-400', which is not a finite number")]:
             rc, out, err = run(self.f, *args, binary=TOY)
@@ -356,7 +376,7 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 1)
         mc = check(checks(out), "/toy", "mc_log_volume")
         self.assertEqual(mc["status"], "fail")
-        self.assertRegex(mc["note"], r"^V_mc/V = [0-9.]+e\+21[0-9] \+- [0-9.]+e\+21[0-9] \([0-9.]+ SE\) from 200000 samples$")
+        self.assertRegex(mc["note"], r"^V_mc/V = [0-9.]+e\+21[0-9] \+- [0-9.]+e\+21[0-9] \([0-9.e+]+ SE\) from 200000 samples$")
 
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])

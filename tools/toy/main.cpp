@@ -81,8 +81,8 @@ struct ToyArgs {
 };
 
 // Counts are read as decimal whole numbers ("08" is 8; "-1" and "0x3" are
-// refused, not wrapped or read as hex). n's own bound is the memory budget,
-// checked once the spectrum is known; seeds stay where SEED + i cannot wrap.
+// refused, not wrapped or read as hex). n's own bound is the memory budget
+// (check_size); seeds stay below 2^53, where SEED + i is written exactly.
 constexpr std::uint64_t kMaxN = std::uint64_t(1) << 32, kMaxCount = 1000000,
                         kMaxSeed = (std::uint64_t(1) << 53) - kMaxCount;
 
@@ -161,6 +161,16 @@ toy::ToySpec toy_spec(const ToyArgs& a, std::size_t i) {
     return spec;
 }
 
+// The toy is a dense n×n matrix, rotated: about three n×n float64 arrays,
+// which must fit the memory budget.
+void check_size(double n, const std::string& what) {
+    const double need = 3 * 8 * n * n, budget = static_cast<double>(bv::default_memory_budget());
+    if (need > budget)
+        throw bv::UsageError(what + " is n = " + bv::value_text(n) + ", a toy that needs about " +
+                             bv::value_text(std::ceil(need / 1e8) / 10) + " GB, over the memory budget of " +
+                             bv::value_text(std::floor(budget / 1e8) / 10) + " GB");
+}
+
 void write_toys(ToyArgs a) {
     if (a.out.empty()) throw bv::UsageError("OUT is required");
     const bool from_recipe = a.eigs->empty() && (!a.flat->empty() || !a.curved->empty());
@@ -170,18 +180,12 @@ void write_toys(ToyArgs a) {
     if (!a.dataset.empty() && a.dataset.front() != '/')
         throw bv::UsageError("-d/--dataset must be an absolute path such as /toy, got '" + a.dataset + "'");
     if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
-    if (from_recipe) {
-        // The toy is a dense n×n matrix, rotated: about three n×n float64 arrays.
-        const double n = static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved);
-        const double need = 3 * 8 * n * n, budget = static_cast<double>(bv::default_memory_budget());
-        if (need > budget)
-            throw bv::UsageError("--flat plus --curved is n = " + bv::value_text(n) + ", a toy that needs about " +
-                                 bv::value_text(std::ceil(need / 1e8) / 10) + " GB, over the memory budget of " +
-                                 bv::value_text(std::floor(budget / 1e8) / 10) + " GB");
-    }
+    if (from_recipe)
+        check_size(static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved), "--flat plus --curved");
     if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
     for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
         const toy::ToySpec spec = toy_spec(a, i);
+        if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
         toy::Toy t = toy::make_toy(spec);
         for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
         char leaf[32];

@@ -50,7 +50,8 @@ public:
     bool nonnegative() const;
     // Coordinate i appears in some term.
     bool appears(std::size_t i) const;
-    // The largest |x| with coordinate(i, x) ≤ T (nonnegative() and appears(i)).
+    // The largest |x| with coordinate(i, x) ≤ T (nonnegative() and appears(i));
+    // inf when that |x| is past 2^1022, where no box fits in double.
     double half_width(std::size_t i, double T) const;
 
     // The learning coefficient (volume exponent) of {L ≤ T} as T → 0 when it
