@@ -156,15 +156,22 @@ bool PolyLoss::appears(std::size_t i) const {
 }
 
 double PolyLoss::half_width(std::size_t i, double T) const {
+    // A bracket [hi/2, hi] by doubling or halving from 1 (the width may be
+    // anywhere in double's range: 1e130·x² ≤ 1 ends at 1e-65), then bisection
+    // to 1e-15 relative.
     double hi = 1;
-    while (coordinate(i, hi) <= T) {
-        if (hi >= 0x1p1022) return std::numeric_limits<double>::infinity();  // no box in double's range
-        hi *= 2;
+    if (coordinate(i, hi) <= T) {
+        while (coordinate(i, hi) <= T) {
+            if (hi >= 0x1p1022) return std::numeric_limits<double>::infinity();  // no box in double's range
+            hi *= 2;
+        }
+    } else {
+        while (hi > std::numeric_limits<double>::denorm_min() && coordinate(i, hi / 2) > T) hi /= 2;
     }
-    double lo = 0;
+    double lo = hi / 2;
     // Bisection on the increasing function |x| ↦ coordinate(i, x).
     for (int k = 0; k < 200 && hi - lo > 1e-15 * hi; ++k) {
-        const double mid = (lo + hi) / 2;
+        const double mid = lo + (hi - lo) / 2;
         (coordinate(i, mid) <= T ? lo : hi) = mid;
     }
     return hi;

@@ -234,8 +234,10 @@ class Toys(unittest.TestCase):
     def test_learning_coefficient_at_extreme_coefficients_and_past_scan_max_n(self):
         # x^p alone leaves double's range where c·x^p does not (1e-320·x⁴ is 1
         # at x = 1e80): the exponent is still Σ 1/p, 1/4 + 1/2 here.
+        # A box of 1e-65 (1e130·x² ≤ 1) was found by bisection from [0, 1] in
+        # 200 halvings, 1e4 times too wide: wrong exponents, no hits at 1e135.
         for i, (loss, lc) in enumerate([("1e-320*x^4 + y^2", 0.75), ("1e300*x^8 + 1e-300*y^16", 0.1875),
-                                        ("1e-300*x^8 + y^4", 0.375)]):
+                                        ("1e-300*x^8 + y^4", 0.375), ("1e130*x^2", 0.5), ("1e300*x^2 + y^4", 0.75)]):
             name = "/l%d" % i
             rc, out, err = run(self.f, "--append", "-d", name, "--loss", loss, binary=TOY)
             self.assertEqual(rc, 0, err)
@@ -246,6 +248,12 @@ class Toys(unittest.TestCase):
             c = check(checks(out), name, "learning_coefficient")
             self.assertEqual(c["status"], "pass", (loss, c))
             self.assertLessEqual(abs(c["measured"] - lc), 4 * c["se"], loss)
+        rc, out, err = run(self.f, "--append", "-d", "/wrong", "--loss", "1e130*x^2",
+                           "--set", "expected_learning_coefficient=1.2", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f + ":/wrong", "-f", "json")
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(check(checks(out), "/wrong", "learning_coefficient")["status"], "fail")
         # Nine coordinates: past the default --scan-max-n the expectation is
         # not checked (info, exit 0, saying what to raise); raised, it passes.
         loss = " + ".join("x%d^%d" % (i, 4 if i % 4 == 3 else 2) for i in range(9))
