@@ -78,6 +78,9 @@ inline std::string hdf5_message() {
     };
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk, &msg);
     H5Eclear2(H5E_DEFAULT);
+    // One line: a failed write's message holds ctime()'s newline ("time = … 2026\n, filename = …").
+    for (char& c : msg)
+        if (c == '\n' || c == '\r') c = ' ';
     return msg;
 }
 

@@ -318,6 +318,9 @@ class Toys(unittest.TestCase):
                             (("--eigenvalues", "1,0", "--count", "0"), "--count: must be a whole number from 1"),
                             (("--eigenvalues", "1,0", "-d", ""), "needs a path"),
                             (("--eigenvalues", "1,0", "--n", "5"), "--eigenvalues excludes --n"),
+                            (("--eigenvalues", "2,2,0", "--negative", "1"), "--eigenvalues excludes --negative"),
+                            (("--loss", "x^2", "--seed", "5"), "--loss excludes --seed"),
+                            (("--preset", "bowl", "--lo", "1e-3"), "--preset excludes --lo"),
                             (("--loss", "x^2", "--n", "100000"), "the loss's dimension (--n) is n = 100000"),
                             (("--loss", "x99999^2"), "over the memory budget"),
                             (("--curved", "3", "--n", "5"), "--n excludes --curved"),
@@ -385,6 +388,25 @@ class Toys(unittest.TestCase):
         mc = check(checks(out), "/toy", "mc_log_volume")
         self.assertEqual(mc["status"], "fail")
         self.assertRegex(mc["note"], r"^V_mc/V = [0-9.]+e\+21[0-9] \+- [0-9.]+e\+21[0-9] \([0-9.e+]+ SE\) from 200000 samples$")
+
+    def test_a_failed_write_leaves_out_as_it_was(self):
+        # HDF5 refuses a 70,000-character attribute name once the matrix is
+        # written: OUT keeps its old toys, and no partial file is left beside it.
+        self.assertEqual(run(self.f, "--preset", "parabola", binary=TOY)[0], 0)
+        for extra in [(), ("--count", 3)]:
+            rc, out, err = run(self.f, "--curved", 2, "--set", "k" * 70000 + "=1", *extra, binary=TOY)
+            self.assertEqual(rc, 1, extra)
+            self.assertTrue(err.startswith("basinvol-toy: error: " + self.f + ":/toy"), err[:200])
+            self.assertEqual(err.count("\n"), 1, err[:300])
+            with h5py.File(self.f, "r") as f:
+                self.assertEqual(list(f.keys()), ["toy"])
+                self.assertEqual(f["/toy"].attrs["toy_preset"], "parabola")
+            self.assertEqual(sorted(os.listdir(self.tmp.name)), ["toys.h5"])
+        # With --append the earlier toys stay and the failed one is not there, nor its group.
+        rc, out, err = run(self.f, "--append", "-d", "/g/sub", "--curved", 2, "--set", "k" * 70000 + "=1", binary=TOY)
+        self.assertEqual(rc, 1)
+        with h5py.File(self.f, "r") as f:
+            self.assertEqual(list(f.keys()), ["toy"])
 
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])

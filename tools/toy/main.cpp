@@ -12,12 +12,16 @@
 #include <basinvol/version.hpp>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -99,18 +103,30 @@ void add_options(CLI::App& app, ToyArgs& a) {
         ->transform(cli::whole(0, kMaxN));
     a.curved = app.add_option("--curved", a.recipe.curved, "Recipe: number of nonzero eigenvalues")
         ->transform(cli::whole(0, kMaxN));
-    app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative")
-        ->transform(cli::whole(0, kMaxN));
-    cli::add_choice(&app, "--spectrum", a.recipe.distribution, toy::distribution_names(),
-                    "Recipe: how the curved |lambda| spread between --lo and --hi");
-    app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")->transform(cli::decimal())->capture_default_str();
-    app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")->transform(cli::decimal())->capture_default_str();
-    app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")
-        ->transform(cli::whole(1, kMaxN))->capture_default_str();
-    app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")->transform(cli::decimal())
-        ->capture_default_str();
-    app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
-        ->transform(cli::whole(0, kMaxSeed))->capture_default_str();
+    std::vector<CLI::Option*> recipe_only;  // the recipe's own knobs, meaningless beside another spectrum
+    recipe_only.push_back(a.flat);
+    recipe_only.push_back(a.curved);
+    recipe_only.push_back(app.add_option("--negative", a.recipe.negative, "Recipe: how many of the curved eigenvalues are negative")
+                              ->transform(cli::whole(0, kMaxN)));
+    recipe_only.push_back(cli::add_choice(&app, "--spectrum", a.recipe.distribution, toy::distribution_names(),
+                                          "Recipe: how the curved |lambda| spread between --lo and --hi"));
+    recipe_only.push_back(app.add_option("--lo", a.recipe.lo, "Recipe: smallest |lambda|")
+                              ->transform(cli::decimal())
+                              ->capture_default_str());
+    recipe_only.push_back(app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")
+                              ->transform(cli::decimal())
+                              ->capture_default_str());
+    recipe_only.push_back(app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")
+                              ->transform(cli::whole(1, kMaxN))
+                              ->capture_default_str());
+    recipe_only.push_back(
+        app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")
+            ->transform(cli::decimal())
+            ->capture_default_str());
+    recipe_only.push_back(
+        app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
+            ->transform(cli::whole(0, kMaxSeed))
+            ->capture_default_str());
     app.add_option("--rotate", a.rotate, "Rotate by a random orthogonal matrix from this seed (toy i: SEED+i)")
         ->transform(cli::whole(0, kMaxSeed));
     cli::add_choice(&app, "--dtype", a.dtype, toy::stored_type_names(), "Stored type");
@@ -123,9 +139,9 @@ void add_options(CLI::App& app, ToyArgs& a) {
     app.add_option("--set", a.overrides,
                    "Override an attribute, KEY=VALUE (e.g. a deliberately wrong expected_rank=3 for testing)");
     app.add_flag("--list-presets", a.list, "List the presets and exit");
-    a.eigs->excludes(a.preset_given)->excludes(a.loss)->excludes(a.flat)->excludes(a.curved);
-    a.preset_given->excludes(a.loss)->excludes(a.flat)->excludes(a.curved);
-    a.loss->excludes(a.flat)->excludes(a.curved);
+    a.eigs->excludes(a.preset_given)->excludes(a.loss);
+    a.preset_given->excludes(a.loss);
+    for (CLI::Option* r : recipe_only) r->excludes(a.eigs)->excludes(a.preset_given)->excludes(a.loss);
     a.n_given->excludes(a.eigs)->excludes(a.flat)->excludes(a.curved);  // their n is the spectrum's length
     app.footer("Examples:\n"
                "  basinvol-toy toys.h5 --preset parabola              # x^2 + y^2 in R^3, log V = log(pi T)\n"
@@ -183,16 +199,34 @@ void write_toys(ToyArgs a) {
     if (from_recipe)
         check_size(static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved), "--flat plus --curved");
     if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
-    for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
-        const toy::ToySpec spec = toy_spec(a, i);
-        if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
-        toy::Toy t = toy::make_toy(spec);
-        for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
-        char leaf[32];
-        std::snprintf(leaf, sizeof leaf, "/toy_%03zu", i);
-        const std::string path = a.count ? (a.dataset == "/" ? std::string(leaf) : a.dataset + leaf) : a.dataset;
-        bv::write_hessian(a.out, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
-                          a.append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
+    // Without --append the toys go to a file beside OUT, renamed over it once
+    // all are written: a run that fails part-way leaves OUT as it was (or
+    // absent), never a file holding some of the toys.
+    const std::string target = a.append ? a.out : a.out + ".tmp-" + std::to_string(::getpid());
+    try {
+        for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
+            const toy::ToySpec spec = toy_spec(a, i);
+            if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
+            toy::Toy t = toy::make_toy(spec);
+            for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
+            char leaf[32];
+            std::snprintf(leaf, sizeof leaf, "/toy_%03zu", i);
+            const std::string path = a.count ? (a.dataset == "/" ? std::string(leaf) : a.dataset + leaf) : a.dataset;
+            bv::write_hessian(target, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
+                              a.append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
+        }
+        if (!a.append && std::rename(target.c_str(), a.out.c_str()) != 0)
+            throw std::runtime_error(a.out + ": Unable to move the written toys into place: " + std::strerror(errno));
+    } catch (const bv::UsageError&) {
+        if (!a.append) std::remove(target.c_str());
+        throw;
+    } catch (const std::exception& e) {  // the message names OUT, not the file beside it
+        if (a.append) throw;
+        std::remove(target.c_str());
+        std::string m = e.what();
+        for (std::size_t at = m.find(target); at != std::string::npos; at = m.find(target, at + a.out.size()))
+            m.replace(at, target.size(), a.out);
+        throw std::runtime_error(m);
     }
 }
 
