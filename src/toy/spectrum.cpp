@@ -149,8 +149,8 @@ void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, d
     const double tol = top * static_cast<double>(eigenvalues.size()) * stored_eps(type);
     if (low < margin * tol) {
         std::ostringstream s;
-        s << "the smallest nonzero |lambda| " << low << " is not far enough above the "
-          << (type == StoredType::float32 ? "float32" : "float64") << " cut n*eps*max|lambda| = " << tol
+        s << "the smallest nonzero |lambda| " << low << (low > tol ? " is not far enough above" : " is not above")
+          << " the " << (type == StoredType::float32 ? "float32" : "float64") << " cut n*eps*max|lambda| = " << tol
           << " (it must be at least " << margin << "x that, " << margin * tol
           << "): its rank would be ambiguous; narrow the spectrum"
           << (type == StoredType::float32 ? " or store float64" : "");
