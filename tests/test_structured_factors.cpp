@@ -413,6 +413,23 @@ TEST_CASE("structured: square parts side by side give the dense twin's row on ad
           row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
 }
 
+namespace {
+
+// A structure's row against its dense twin's: the counts and band equal, the
+// cut's tol to rounding, the log-volumes within both error bars.
+void check_twin_row(const Row& row, const Row& want) {
+    CHECK(row.rank == want.rank);
+    CHECK(row.rank > 0);
+    CHECK(row.dim_low == want.dim_low);
+    CHECK(row.dim_high == want.dim_high);
+    CHECK(row.negative == want.negative);
+    CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
+    CHECK(std::abs(row.log_volume - want.log_volume) <=
+          row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+}
+
+}  // namespace
+
 TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past DBL_MAX is an error row") {
     // ‖H‖_F sums the squares of a structure's values: past 1e154 they
     // overflow double, and an infinite norm made every direction flat.
@@ -460,14 +477,7 @@ TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past 
             CHECK(want.error.find("overflows float64") != std::string::npos);
             continue;
         }
-        CHECK(row.rank == want.rank);
-        CHECK(row.rank > 0);
-        CHECK(row.dim_low == want.dim_low);
-        CHECK(row.dim_high == want.dim_high);
-        CHECK(row.negative == want.negative);
-        CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
-        CHECK(std::abs(row.log_volume - want.log_volume) <=
-              row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+        check_twin_row(row, want);
     }
 }
 
@@ -568,13 +578,6 @@ TEST_CASE("structured: Kronecker and factor scalings across double's range give 
             CAPTURE(row.error);
             continue;
         }
-        CHECK(row.rank == want.rank);
-        CHECK(row.rank > 0);
-        CHECK(row.dim_low == want.dim_low);
-        CHECK(row.dim_high == want.dim_high);
-        CHECK(row.negative == want.negative);
-        CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
-        CHECK(std::abs(row.log_volume - want.log_volume) <=
-              row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+        check_twin_row(row, want);
     }
 }

@@ -239,54 +239,42 @@ class Toys(unittest.TestCase):
         for i, (loss, lc) in enumerate([("1e-320*x^4 + y^2", 0.75), ("1e300*x^8 + 1e-300*y^16", 0.1875),
                                         ("1e-300*x^8 + y^4", 0.375), ("1e130*x^2", 0.5), ("1e300*x^2 + y^4", 0.75)]):
             name = "/l%d" % i
-            rc, out, err = run(self.f, "--append", "-d", name, "--loss", loss, binary=TOY)
-            self.assertEqual(rc, 0, err)
+            c = self.learning_coefficient(name, ["--loss", loss], 0)
             with h5py.File(self.f, "r") as f:
                 self.assertAlmostEqual(f[name].attrs["expected_learning_coefficient"], lc)
-            rc, out, err = run("validate", self.f + ":" + name, "-f", "json")
-            self.assertEqual(rc, 0, loss + out + err)
-            c = check(checks(out), name, "learning_coefficient")
             self.assertEqual(c["status"], "pass", (loss, c))
             self.assertLessEqual(abs(c["measured"] - lc), 4 * c["se"], loss)
-        rc, out, err = run(self.f, "--append", "-d", "/wrong", "--loss", "1e130*x^2",
-                           "--set", "expected_learning_coefficient=1.2", binary=TOY)
-        self.assertEqual(rc, 0, err)
-        rc, out, err = run("validate", self.f + ":/wrong", "-f", "json")
-        self.assertEqual(rc, 1, out + err)
-        self.assertEqual(check(checks(out), "/wrong", "learning_coefficient")["status"], "fail")
+        self.assertEqual(self.learning_coefficient("/wrong", ["--loss", "1e130*x^2", "--set",
+                                                              "expected_learning_coefficient=1.2"], 1)["status"], "fail")
         # Nine coordinates: past the default --scan-max-n the expectation is
         # not checked (info, exit 0, saying what to raise); raised, it passes.
         loss = " + ".join("x%d^%d" % (i, 4 if i % 4 == 3 else 2) for i in range(9))
-        rc, out, err = run(self.f, "--append", "-d", "/nine", "--loss", loss, binary=TOY)
-        self.assertEqual(rc, 0, err)
-        rc, out, err = run("validate", self.f + ":/nine", "-f", "json")
-        self.assertEqual(rc, 0, out + err)
-        c = check(checks(out), "/nine", "learning_coefficient")
+        c = self.learning_coefficient("/nine", ["--loss", loss], 0)
         self.assertEqual(c["status"], "info")
         self.assertIn("not checked: n = 9 > --scan-max-n = 8", c["note"])
-        rc, out, err = run("validate", self.f + ":/nine", "-f", "json", "--scan-max-n", 9)
-        self.assertEqual(rc, 0, out + err)
-        c = check(checks(out), "/nine", "learning_coefficient")
+        c = self.learning_coefficient("/nine", None, 0, "--scan-max-n", 9)
         self.assertEqual(c["status"], "pass", c)
         self.assertLessEqual(abs(c["measured"] - 4.0), 4 * c["se"])
         # An expectation on a loss whose set is not box-bounded is an error
         # whatever n, not "not checked".
-        rc, out, err = run(self.f, "--append", "-d", "/odd", "--loss", "x0^2 - x1^2", "--n", 9,
-                           "--set", "expected_learning_coefficient=1", binary=TOY)
-        self.assertEqual(rc, 0, err)
-        rc, out, err = run("validate", self.f + ":/odd", "-f", "json")
-        self.assertEqual(rc, 1, out + err)
-        c = check(checks(out), "/odd", "learning_coefficient")
+        c = self.learning_coefficient("/odd", ["--loss", "x0^2 - x1^2", "--n", 9,
+                                               "--set", "expected_learning_coefficient=1"], 1)
         self.assertEqual(c["status"], "error")
         self.assertIn("negative or odd term", c["note"])
         # A box past double's range (|x| up to 1e310 at T = 1e300) is out of the sampler's reach: not checked.
-        rc, out, err = run(self.f, "--append", "-d", "/far", "--loss", "1e-320*x^2", "-T", "1e300", binary=TOY)
-        self.assertEqual(rc, 0, err)
-        rc, out, err = run("validate", self.f + ":/far", "-f", "json")
-        self.assertEqual(rc, 0, out + err)
-        c = check(checks(out), "/far", "learning_coefficient")
+        c = self.learning_coefficient("/far", ["--loss", "1e-320*x^2", "-T", "1e300"], 0)
         self.assertEqual(c["status"], "info")
         self.assertIn("not checked: {L <= T} reaches past 2^1022", c["note"])
+
+    def learning_coefficient(self, name, toy_args, status, *validate_args):
+        """Writes toy `name` (unless toy_args is None), validates it, expects
+        exit `status`, and returns its learning_coefficient check."""
+        if toy_args is not None:
+            rc, out, err = run(self.f, "--append", "-d", name, *toy_args, binary=TOY)
+            self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f + ":" + name, "-f", "json", *validate_args)
+        self.assertEqual(rc, status, out + err)
+        return check(checks(out), name, "learning_coefficient")
 
     def test_regularized_and_dimension_first_disagree(self):
         src = os.path.join(TOYS, "regularized.h5")
