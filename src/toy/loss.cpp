@@ -1,10 +1,12 @@
 #include <basinvol/error.hpp>
+#include <basinvol/names.hpp>
 #include <basinvol/toy/loss.hpp>
 
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 namespace basinvol::toy {
@@ -40,12 +42,23 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         Term t;
         t.coef = sign;
         if (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) {
-            const char* begin = s.c_str() + i;
-            char* end = nullptr;
-            double c = std::strtod(begin, &end);
-            if (end == begin || !std::isfinite(c)) bad(text, at(i), "expected a number");
-            t.coef *= c;
-            i += static_cast<std::size_t>(end - begin);
+            // A decimal number: digits, a point, digits, an exponent (no hex, inf or nan).
+            const auto digits = [&](std::size_t j) {
+                while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
+                return j;
+            };
+            std::size_t end = digits(i);
+            if (end < s.size() && s[end] == '.') end = digits(end + 1);
+            if (end < s.size() && (s[end] == 'e' || s[end] == 'E')) {
+                std::size_t e = end + 1;
+                if (e < s.size() && (s[e] == '+' || s[e] == '-')) ++e;
+                if (digits(e) > e) end = digits(e);
+            }
+            const std::string number = s.substr(i, end - i);
+            const std::optional<double> c = parse_finite(number);
+            if (!c) bad(text, at(i), "expected a coefficient within float64's range, got '" + number + "'");
+            t.coef *= *c;
+            i = end;
             if (i < s.size() && s[i] == '*') ++i;
         }
         if (i >= s.size()) bad(text, at(i), "expected a coordinate (x0, x1, ... or x, y, z, w)");
