@@ -141,6 +141,19 @@ TEST_CASE("Monte Carlo volumes agree with closed forms within their standard err
     const double exact = expected_answer({0.5, 1, 2, 4, 8}, 0.7).log_volume;
     Estimate e = ellipsoid_volume(M, 0.7, 200000, 11);
     CHECK(std::abs(e.value_over(exact) - 1) <= 4 * e.se_over(exact));
+    // Scales where 2T/λ, or the box it spans, leaves double's range.
+    for (double scale : {1e-300, 1e-310, 1e300})
+        for (double T : {0.7, 1e307, 1.7e308}) {
+            CAPTURE(scale);
+            CAPTURE(T);
+            std::vector<double> scaled;
+            for (Eigen::Index i = 0; i < lam.size(); ++i) scaled.push_back(lam(i) * scale);
+            const double want = expected_answer(scaled, T).log_volume;
+            REQUIRE(std::isfinite(want));
+            Estimate big = ellipsoid_volume(Eigen::MatrixXd(Eigen::VectorXd::Map(scaled.data(), 5).asDiagonal()), T,
+                                            200000, 11);
+            CHECK(std::abs(big.value_over(want) - 1) <= 4 * big.se_over(want));
+        }
 }
 
 TEST_CASE("the radial estimator falls short by ½(ln AM − ln GM) per dimension") {

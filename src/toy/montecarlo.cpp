@@ -43,20 +43,29 @@ Estimate box_volume(const std::vector<double>& half_widths, const std::function<
 
 Estimate ellipsoid_volume(const Eigen::MatrixXd& M, double T, std::size_t samples, std::uint64_t seed) {
     const auto r = M.rows();
+    if (r == 0) return box_volume({}, [](const double*) { return true; }, samples, seed);
+    if (!(M.diagonal().minCoeff() > 0)) throw NumericError("ellipsoid_volume: the quadratic form is not positive definite");
+    // Sampled as {y : ½ yᵀ(M/s)y ≤ 1}, z = sqrt(T/s)·y, with s the power of two
+    // nearest above M's largest diagonal entry (exact): 2T/M_ii and its box
+    // stay finite for any T and M, and the volume is (T/s)^(r/2) times that set's.
+    int e2 = 0;
+    std::frexp(M.diagonal().maxCoeff(), &e2);
+    const Eigen::MatrixXd m = M * std::ldexp(1.0, -e2 / 2) * std::ldexp(1.0, e2 / 2 - e2);  // 2^-e2 may overflow
     std::vector<double> half(static_cast<std::size_t>(r));
-    for (Eigen::Index i = 0; i < r; ++i) {
-        if (!(M(i, i) > 0)) throw NumericError("ellipsoid_volume: the quadratic form is not positive definite");
-        // ½·M_ii·z_i² ≤ T on the axis; off-diagonal entries are rounding-sized here.
-        half[static_cast<std::size_t>(i)] = std::sqrt(2 * T / M(i, i));
-    }
-    Eigen::VectorXd z(r);
-    return box_volume(
+    for (Eigen::Index i = 0; i < r; ++i)  // ½·m_ii·y_i² ≤ 1 on the axis; off-diagonal entries are rounding-sized here
+        half[static_cast<std::size_t>(i)] = std::sqrt(2 / m(i, i));
+    Eigen::VectorXd y(r);
+    Estimate e = box_volume(
         half,
         [&](const double* x) {
-            for (Eigen::Index i = 0; i < r; ++i) z(i) = x[i];
-            return 0.5 * z.dot(M * z) <= T;
+            for (Eigen::Index i = 0; i < r; ++i) y(i) = x[i];
+            return 0.5 * y.dot(m * y) <= 1;
         },
         samples, seed);
+    const double shift = 0.5 * static_cast<double>(r) * (std::log(T) - e2 * M_LN2);
+    e.log_box += shift;
+    e.log_value += shift;
+    return e;
 }
 
 Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::size_t directions, std::uint64_t seed) {

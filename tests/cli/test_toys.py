@@ -154,6 +154,9 @@ class Toys(unittest.TestCase):
                 c = check(checks(out), "/toy", "log_volume")
                 self.assertIsNotNone(c["tolerance"], out)
                 self.assertEqual(c["status"], "pass" if status == 0 else "fail", out + err)
+                # Monte Carlo samples a box of finite widths at either end of the scale (2T/λ overflows).
+                self.assertEqual(check(checks(out), "/toy", "mc_log_volume")["status"], "pass" if status == 0 else "fail",
+                                 out)
         with h5py.File(os.path.join(d, "huge_T.h5"), "r") as h:
             expected = float(h["toy"].attrs["expected_log_volume"])
         self.assertAlmostEqual(expected, math.log(math.pi) + math.log(2) + math.log(1e308) - 0.5 * math.log(4), delta=1e-9)
@@ -305,6 +308,8 @@ class Toys(unittest.TestCase):
         for args, words in [(("--flat", "2000000000"), "over the memory budget"),
                             (("--eigenvalues", "1,0", "--count", "0"), "--count: must be a whole number from 1"),
                             (("--eigenvalues", "1,0", "-d", ""), "needs a path"),
+                            (("--eigenvalues", "1,0", "-d", "/"), "must name a dataset, not a group, got '/'"),
+                            (("--eigenvalues", "1,0", "-d", "/g/"), "must name a dataset, not a group, got '/g/'"),
                             (("--eigenvalues", "1,0", "--n", "5"), "--eigenvalues excludes --n"),
                             (("--eigenvalues", "2,2,0", "--negative", "1"), "--eigenvalues excludes --negative"),
                             (("--loss", "x^2", "--seed", "5"), "--loss excludes --seed"),
@@ -398,6 +403,16 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 1)
         with h5py.File(self.f, "r") as f:
             self.assertEqual(list(f.keys()), ["toy"])
+        # --append --count failing at its second toy (the path is taken) adds none of them.
+        self.assertEqual(run(self.f, "--append", "-d", "/g/toy_001", "--curved", 1, binary=TOY)[0], 0)
+        rc, out, err = run(self.f, "--append", "-d", "/g", "--count", 3, "--curved", 2, binary=TOY)
+        self.assertEqual(rc, 1)
+        self.assertTrue(err.startswith("basinvol-toy: error: " + self.f + ":/g/toy_001"), err[:200])
+        with h5py.File(self.f, "r") as f:
+            self.assertEqual(sorted(f.keys()), ["g", "toy"])
+            self.assertEqual(list(f["/g"].keys()), ["toy_001"])
+            self.assertEqual(f["/g/toy_001"].shape, (1, 1))
+        self.assertEqual(sorted(os.listdir(self.tmp.name)), ["toys.h5"])
 
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -135,7 +136,7 @@ void add_options(CLI::App& app, ToyArgs& a) {
         app.add_option("--count", a.count, "Write this many toys into the group --dataset (toy_000, toy_001, ...)")
             ->transform(cli::whole(1, kMaxCount));
     app.add_option("--name", a.name, "The name attribute");
-    app.add_flag("--append", a.append, "Add to an existing file (default: create or truncate OUT)");
+    app.add_flag("--append", a.append, "Add to the toys in OUT (default: replace OUT)");
     app.add_option("--set", a.overrides,
                    "Override an attribute, KEY=VALUE (e.g. a deliberately wrong expected_rank=3 for testing)");
     app.add_flag("--list-presets", a.list, "List the presets and exit");
@@ -196,14 +197,21 @@ void write_toys(ToyArgs a) {
     if (!a.dataset.empty() && a.dataset.front() != '/')
         throw bv::UsageError("-d/--dataset must be an absolute path such as /toy, got '" + a.dataset + "'");
     if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
+    if (!a.count && !a.dataset.empty() && a.dataset.back() == '/')
+        throw bv::UsageError("-d/--dataset must name a dataset, not a group, got '" + a.dataset + "'");
     if (from_recipe)
         check_size(static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved), "--flat plus --curved");
     if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
-    // Without --append the toys go to a file beside OUT, renamed over it once
-    // all are written: a run that fails part-way leaves OUT as it was (or
-    // absent), never a file holding some of the toys.
-    const std::string target = a.append ? a.out : a.out + ".tmp-" + std::to_string(::getpid());
+    // The toys go to a file beside OUT (with --append, a copy of OUT),
+    // renamed over it once all are written: a run that fails part-way leaves
+    // OUT as it was (or absent), never a file holding some of the toys.
+    const std::string target = a.out + ".tmp-" + std::to_string(::getpid());
     try {
+        std::error_code ec;
+        const bool copy = a.append && std::filesystem::exists(a.out, ec);
+        if (ec || (copy && !std::filesystem::copy_file(a.out, target,
+                                                       std::filesystem::copy_options::overwrite_existing, ec)))
+            throw std::runtime_error(a.out + ": Unable to copy it to append to: " + ec.message());
         for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
             const toy::ToySpec spec = toy_spec(a, i);
             if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
@@ -215,13 +223,12 @@ void write_toys(ToyArgs a) {
             bv::write_hessian(target, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
                               a.append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
         }
-        if (!a.append && std::rename(target.c_str(), a.out.c_str()) != 0)
+        if (std::rename(target.c_str(), a.out.c_str()) != 0)
             throw std::runtime_error(a.out + ": Unable to move the written toys into place: " + std::strerror(errno));
     } catch (const bv::UsageError&) {
-        if (!a.append) std::remove(target.c_str());
+        std::remove(target.c_str());
         throw;
     } catch (const std::exception& e) {  // the message names OUT, not the file beside it
-        if (a.append) throw;
         std::remove(target.c_str());
         std::string m = e.what();
         for (std::size_t at = m.find(target); at != std::string::npos; at = m.find(target, at + a.out.size()))
