@@ -254,6 +254,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)));
         return p;
     }
+    if (kind != "blocks" && kind != "factor" && kind != "kron")
+        fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got '" + kind + "'", false);
     if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
     if (kind == "blocks") {
         w.above.push_back(key);
@@ -280,23 +282,20 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
                           double(k) * double(k) * sizeof(double)));
         return p;
     }
-    if (kind == "kron") {
-        p.kind = PartKind::kron;
-        for (const char* name : {"A", "B"}) {
-            auto [d, s] = member_dataset(obj, name, where, &w.reads);
-            if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
-                fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
-            (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
-            coarsest(p, s.type, s.eps, 0);
-            add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))));
-        }
-        only_members(obj, where, "A and B");
-        if (p.a > max_n / p.b)
-            fail_at(where, "n = a·b = " + std::to_string(p.a) + " x " + std::to_string(p.b) + " passes 2^53", false);
-        p.n = p.a * p.b;
-        return p;
+    p.kind = PartKind::kron;
+    for (const char* name : {"A", "B"}) {
+        auto [d, s] = member_dataset(obj, name, where, &w.reads);
+        if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
+            fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
+        (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
+        coarsest(p, s.type, s.eps, 0);
+        add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))));
     }
-    fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got '" + kind + "'", false);
+    only_members(obj, where, "A and B");
+    if (p.a > max_n / p.b)
+        fail_at(where, "n = a·b = " + std::to_string(p.a) + " x " + std::to_string(p.b) + " passes 2^53", false);
+    p.n = p.a * p.b;
+    return p;
 }
 
 // Reads a whole numeric dataset as float or double (row-major bytes, `bytes`

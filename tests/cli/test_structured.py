@@ -432,6 +432,21 @@ class Structured(unittest.TestCase):
             g["A"] = np.eye(2)
             g["B"] = np.eye(2)
             g["C"] = np.eye(2)
+            # a part of a type that is not a number, as a dense dataset of it is refused
+            d = h5.create_dataset("diag_complex", data=np.ones(3, dtype=np.complex128))
+            d.attrs["structure"] = "diagonal"
+            g = h5.create_group("factor_complex")
+            g.attrs["structure"] = "factor"
+            g["G"] = np.ones((2, 2), dtype=np.complex64)
+            g = h5.create_group("kron_compound")
+            g.attrs["structure"] = "kron"
+            g["A"] = np.zeros((2, 2), dtype=[("x", "<f8"), ("y", "<f8")])
+            g["B"] = np.eye(2)
+            g = h5.create_group("blocks_complex")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2, dtype=np.complex128)
+            d = h5.create_dataset("empty_structure", data=np.eye(2))
+            d.attrs["structure"] = ""
             # attributes of H written on a member would be read by no one
             for kind, member, key, value in (("factor", "G", "scale", 4.0), ("kron", "A", "hessian_error", 1.0),
                                              ("kron", "B", "loss_threshold", 3.0), ("factor", "G", "step", 7)):
@@ -462,6 +477,11 @@ class Structured(unittest.TestCase):
             "/diag_scale": "attribute scale applies to factor and kron parts only; a diagonal part",
             "/blocks_scale": "attribute scale applies to factor and kron parts only; a blocks part",
             "/kron_third_factor": "holds C; a kron group holds A and B only",
+            "/diag_complex": "diag_complex: dataset type is compound, not a number (expected float32 or float64)",
+            "/factor_complex": "/G: dataset type is compound, not a number",
+            "/kron_compound": "/A: dataset type is compound, not a number",
+            "/blocks_complex": "/a: dataset type is compound, not a number",
+            "/empty_structure": "attribute structure must be blocks, factor, kron or diagonal, got '(empty)'",
             "/scale_on_G": "/G: attribute scale on G is not read: it goes on the factor group",
             "/hessian_error_on_A": "/A: attribute hessian_error on A is not read: it goes on the kron group",
             "/loss_threshold_on_B": "/B: attribute loss_threshold on B is not read: it goes on the kron group",
