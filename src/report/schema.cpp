@@ -107,7 +107,7 @@ const std::vector<Field> fields = {
     {"place", K::count, S::ranked, any_row, flat, [](const Row& r) { return place(r.place); },
      [](Row& r, const Json& v) { r.place = to_place(v, "place"); }},
     {"source", K::text, S::always, any_row, flat, BV_TEXT(source)},
-    {"file", K::text, S::always, any_row, flat, BV_TEXT(file)},
+    {"file", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(file)},
     {"dataset", K::text, S::always, any_row, flat, BV_TEXT(dataset)},
     {"n", K::count, S::always, any_row, flat, [](const Row& r) { return r.n ? Json(r.n) : Json(nullptr); },
      [](Row& r, const Json& v) { r.n = to_count(v); }},
@@ -125,7 +125,7 @@ const std::vector<Field> fields = {
     {"log_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume)},
     {"log10_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log10_volume)},
     {"log_volume_error", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume_error)},
-    {"method", K::text, S::always, ok_only, flat, BV_TEXT(method)},
+    {"method", K::text, S::always, ok_only, flat, BV_TEXT_OR_NULL(method)},
     {"status", K::text, S::always, any_row, flat, [](const Row& r) { return Json(r.ok ? "ok" : "error"); },
      [](Row& r, const Json& v) {
          const std::string s = v.get<std::string>();
@@ -393,10 +393,12 @@ Row fields_from_json(const Json& j) {
             if (!v.is_number()) throw InputError(r.source + ": field 'eigenvalues' holds a value that is not a number");
             r.eigenvalues.push_back(v.get<double>());
         }
-    // Rows written before the band existed carry none: a band of one dim.
+    // A row without its band (saved before the band existed, or a column
+    // cut from a table) may have any dim: the band 0..n, as an unknown error
+    // counts as unbounded, so that noise may decide every order r decides.
     auto absent = [&](const char* key) { return !j.contains(key) || j.at(key).is_null(); };
-    if (r.ok && absent("dim_low")) r.dim_low = r.dim;
-    if (r.ok && absent("dim_high")) r.dim_high = r.dim;
+    if (r.ok && absent("dim_low")) r.dim_low = 0;
+    if (r.ok && absent("dim_high")) r.dim_high = r.n;
     if (r.ok && absent("negative_low")) r.negative_low = r.negative;
     if (r.ok && absent("negative_high")) r.negative_high = r.negative;
     if (r.ok) check_counts(r);

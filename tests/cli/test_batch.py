@@ -220,8 +220,14 @@ class BatchTest(clitest.TempDirTest):
         rows = jsonl(p.stdout)
         self.assertEqual(len(rows), 3)
         for r in rows:
-            for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "seconds"):
+            for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "seconds", "method"):
                 self.assertIsNone(r[key], key)
+            # Without its band a row may have any dim: noise may decide every order (the full rows' are clean).
+            self.assertEqual((r["dim_low"], r["dim_high"]), (0, r["n"]))
+            self.assertIn("place_uncertain", r["warnings"])
+        p = run("rank", "--from-results", trimmed(list(full[0].keys())), "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["warnings"] for r in jsonl(p.stdout)], [[], [], []])
 
     def test_saved_rows_whose_counts_contradict_each_other_are_refused(self):
         # A hand-edited row cannot be ranked as if just computed: each broken
