@@ -262,6 +262,12 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
                     regularized, max_memory, eigenvalues)
     label = str(label)
+    if isinstance(H, (str, bytes, os.PathLike)):
+        raise TypeError(f"{label}: analyze() takes a matrix or a structure, got the path {H!r}; "
+                        "basinvol.volume() reads files")
+    if type(H).__module__.split(".")[:2] == ["scipy", "sparse"]:
+        raise TypeError(f"{label}: a scipy.sparse matrix is not read as such: give H.toarray(), "
+                        "or its structure (Factor, Kron, Diagonal)")
     attrs = {}
     for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
         if v is None:
@@ -301,7 +307,9 @@ def volume(sources, **options):
     """Every Hessian of SOURCEs (FILE or FILE:PATH, as on the command line), one
     Result each in order; a source that cannot be read gives an error row
     (Result.ok False, Result.error the message), and the rest go on. Options as
-    analyze()."""
+    analyze() (label, step, loss and name excepted: a file's rows take theirs
+    from the file)."""
+    _check_options(options, True)
     return _analyze_sources(_source_list(sources), _options(**options))
 
 
@@ -337,11 +345,17 @@ def _row_json(item):
 _ROW_KEYWORDS = {"label", "step", "loss", "name"}
 
 
-def _check_options(options, analysed):
+def _check_options(options, analysed, in_memory=False):
     """Unknown keywords raise as analyze() would; options given when nothing
     is analysed (every item a row already computed) would be silently
     ignored, and are refused, as `basinvol rank --from-results` refuses them
-    (negatives="last", an order, applies to rows)."""
+    (negatives="last", an order, applies to rows), and so are the keywords
+    that name a row (label, step, loss, name) when no Hessian in memory is
+    analysed."""
+    named = sorted(k for k in options if k in _ROW_KEYWORDS)
+    if named and not in_memory:
+        raise TypeError(f"{named[0]!r} names a Hessian analysed from memory (analyze()); "
+                        "rows of files take step, loss and name from the file")
     analysis = {k: v for k, v in options.items() if k not in _ROW_KEYWORDS}
     unknown = sorted(set(analysis) - set(_options.__code__.co_varnames[:_options.__code__.co_argcount]))
     if unknown:
@@ -361,7 +375,7 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     Results, row dicts (read_results, JSON rows), or SOURCE strings/paths,
     which are analysed first with `options` (as analyze()). Returns new
     Results in ranked order with `place` (and `place_uncertain` warnings where
-    noise may decide an order)."""
+    noise may decide an order); a Result keeps its eigenvalues."""
     single = isinstance(results_or_sources, (str, bytes, os.PathLike)) or _is_row(results_or_sources)
     items = [results_or_sources] if single else list(results_or_sources)
     _check_options(options, any(isinstance(item, (str, bytes, os.PathLike)) for item in items))
@@ -371,17 +385,30 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
             rows.extend(volume(item, **options))
         else:
             rows.append(item)
+    # Each row goes in tagged with its position (the ranking never reads
+    # source), so that the ranked rows get their Results' eigenvalues back.
+    sources, tagged = [], []
+    for i, r in enumerate(rows):
+        row = json.loads(_row_json(r))
+        sources.append(row["source"])
+        row["source"] = f"{i}"
+        tagged.append(json.dumps(row))
     core = _need_core()
-    texts = core.rank([_row_json(r) for r in rows],
-                      dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))
-    return [Result(json.loads(t)) for t in texts]
+    ranked = []
+    for t in core.rank(tagged, dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs"))):
+        row = json.loads(t)
+        i = int(row["source"])
+        row["source"] = sources[i]
+        r = rows[i]
+        ranked.append(Result(row, r.eigenvalues, r.eigenvalues_complete) if isinstance(r, Result) else Result(row))
+    return ranked
 
 
 def _one_row(x, options, which):
     if _is_row(x):
         return x if isinstance(x, Result) else Result(x)
-    if isinstance(x, (str, bytes, os.PathLike)):
-        rows = volume(x, **options)
+    if isinstance(x, (str, bytes, os.PathLike)):  # label, step, loss and name are the other side's
+        rows = volume(x, **{k: v for k, v in options.items() if k not in _ROW_KEYWORDS})
         if len(rows) != 1:
             raise UsageError(f"{which} names {len(rows)} Hessians; compare takes one each "
                              "(give FILE:PATH of a dataset)")
@@ -397,7 +424,8 @@ def compare(a, b, *, tie_tol=1e-6, **options):
     a Result, a row dict (one with "source" and "status"), a SOURCE naming one
     Hessian, or anything analyze() takes (analysed with `options`). Returns a Comparison (truthy when A ranks
     strictly above B)."""
-    _check_options(options, not (_is_row(a) and _is_row(b)))
+    in_memory = any(not _is_row(x) and not isinstance(x, (str, bytes, os.PathLike)) for x in (a, b))
+    _check_options(options, not (_is_row(a) and _is_row(b)), in_memory)
     ra, rb = _one_row(a, options, "A"), _one_row(b, options, "B")
     verdict = _need_core().compare(_row_json(ra), _row_json(rb),
                                    dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))

@@ -6,6 +6,7 @@
 // a numpy array beside it. Every solve runs with the GIL released.
 #include <basinvol/analyze.hpp>
 #include <basinvol/batch/results.hpp>
+#include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/rank/ranking.hpp>
 #include <basinvol/report/format.hpp>
@@ -116,29 +117,40 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::arra
     return m;
 }
 
+// The command line's memory rule (docs/batch.md): a Hessian whose analysis
+// needs more than the budget (option max_memory, default half of usable
+// memory) is an error row, with the command line's message.
+std::optional<bv::Row> over_budget(const bv::HessianInfo& info, const bv::AnalyzeOptions& opt) {
+    const std::size_t budget = opt.read.max_bytes ? opt.read.max_bytes : bv::default_memory_budget();
+    const std::size_t need = bv::analysis_bytes(info, opt.keep_eigenvalues);
+    if (need <= budget) return std::nullopt;
+    return bv::over_budget_row(info, need, budget);
+}
+
 py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {
     const bv::AnalyzeOptions opt = analyze_options(options);
+    const std::string source = label + ":/";  // as the row names it (FILE:DATASET for a file)
     if (a.ndim() != 2)
-        throw bv::InputError(label + ": not a matrix: " + std::to_string(a.ndim()) +
+        throw bv::InputError(source + ": not a matrix: " + std::to_string(a.ndim()) +
                              (a.ndim() == 1 ? " dimension" : " dimensions") + " (a Hessian is n x n)");
     if (a.shape(0) != a.shape(1))  // checked here: the copy below holds the array's rows as columns
-        throw bv::InputError(label + ": matrix is not square: shape " + std::to_string(a.shape(0)) + "x" +
+        throw bv::InputError(source + ": matrix is not square: shape " + std::to_string(a.shape(0)) + "x" +
                              std::to_string(a.shape(1)));
-    if (a.shape(0) == 0) throw bv::InputError(label + ": matrix is empty: shape 0x0");
+    if (a.shape(0) == 0) throw bv::InputError(source + ": matrix is empty: shape 0x0");
     const char kind = a.dtype().kind();
     const bool f32 = kind == 'f' && a.itemsize() == 4;
     if (kind != 'f' || (a.itemsize() != 4 && a.itemsize() != 8))
-        throw bv::InputError(label + ": element type " + py::str(a.dtype()).cast<std::string>() +
+        throw bv::InputError(source + ": element type " + py::str(a.dtype()).cast<std::string>() +
                              " is not float32 or float64");
     for (int k = 0; k < 2; ++k)
         if (a.strides(k) <= 0 || a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) != 0)
-            throw bv::InputError(label + ": strides the library cannot read (make it contiguous first)");
+            throw bv::InputError(source + ": strides the library cannot read (make it contiguous first)");
     bv::HessianInfo sized;  // the budget check names the matrix as make_hessian will
     sized.file = label;
     sized.dataset = "/";
     sized.n = static_cast<std::size_t>(a.shape(0));
     sized.stored_type = f32 ? "float32" : "float64";
-    bv::check_memory_budget(sized, opt.read);
+    if (auto over = over_budget(sized, opt)) throw bv::InputError(over->error);
     bv::Attributes attrs;  // what an HDF5 dataset's attributes would say
     attrs.step = get<double>(options, "step");
     attrs.loss = get<double>(options, "loss");
@@ -194,7 +206,10 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) 
         py::gil_scoped_release unlocked;
         for (const auto& [list, err] : l.sources) {
             if (list.empty()) rows.push_back(err);
-            for (const auto& listed : list) rows.push_back(bv::analyze_listed(listed, opt));
+            for (const auto& listed : list) {
+                auto over = listed.problem.empty() ? over_budget(listed.info, opt) : std::nullopt;
+                rows.push_back(over ? std::move(*over) : bv::analyze_listed(listed, opt));
+            }
         }
     }
     std::vector<py::tuple> out;

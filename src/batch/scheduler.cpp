@@ -37,6 +37,11 @@ std::size_t working_set_bytes(const HessianInfo& info) {
     return bytes_of(double(n) * double(n) * double(elem + sizeof(double)) + 64.0 * double(n) * sizeof(double));
 }
 
+std::size_t analysis_bytes(const HessianInfo& info, bool keep_eigenvalues) {
+    const std::size_t kept = keep_eigenvalues && !info.structure.empty() ? info.n * sizeof(double) : 0;
+    return add_bytes(working_set_bytes(info), kept);
+}
+
 namespace {
 
 std::size_t read_number_file(const char* path) {
@@ -208,13 +213,15 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
 
 // An item whose working set could never fit: an error row, not an
 // out-of-memory kill.
+Row over_budget_row(const HessianInfo& info, std::size_t need, const std::string& why) {
+    return error_row(info, info.source() + ": n = " + std::to_string(info.n) + " needs " +
+                               (need == SIZE_MAX ? "more than " : "about ") + gigabytes(need) + " to analyze, " + why);
+}
+
 Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) {
-    return error_row(info, info.source() + ": n = " + std::to_string(info.n) + " needs " + (need == SIZE_MAX ? "more than " : "about ") + gigabytes(need) +
-                               " to analyze, " +
-                               (b.address_limited
-                                    ? "out of memory under the address-space limit (ulimit -v), which leaves " +
-                                          gigabytes(b.bytes)
-                                    : "over the memory budget of " + gigabytes(b.bytes) + " (option max_memory)"));
+    if (!b.address_limited) return over_budget_row(info, need, b.bytes);
+    return over_budget_row(info, need,
+                           "out of memory under the address-space limit (ulimit -v), which leaves " + gigabytes(b.bytes));
 }
 
 // Finished rows, as the delivering thread takes them.
@@ -327,6 +334,10 @@ private:
 
 }  // namespace
 
+Row over_budget_row(const HessianInfo& info, std::size_t need, std::size_t budget) {
+    return over_budget_row(info, need, "over the memory budget of " + gigabytes(budget) + " (option max_memory)");
+}
+
 const Names<RowOrder>& row_order_names() {
     static const Names<RowOrder> names = {{"input", RowOrder::input}, {"finish", RowOrder::finish}};
     return names;
@@ -349,8 +360,7 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     };
     // A structure's values are not all in memory unless the row keeps them.
     auto estimate = opt.estimate ? opt.estimate : std::function<std::size_t(const HessianInfo&)>([&](const HessianInfo& h) {
-        const std::size_t kept = opt.analyze.keep_eigenvalues && !h.structure.empty() ? h.n * sizeof(double) : 0;
-        return add_bytes(working_set_bytes(h), kept);
+        return analysis_bytes(h, opt.analyze.keep_eigenvalues);
     });
     std::vector<std::size_t> need(items.size(), 0);
     std::size_t solvable = 0;

@@ -502,7 +502,7 @@ def test_structured_eigenvalues_are_all_n_ascending():
 
 
 def test_input_rules_for_memory_and_shapes():
-    with pytest.raises(basinvol.InputError, match="over the budget of .* GB \\(option max_memory\\)"):
+    with pytest.raises(basinvol.InputError, match="needs about .* GB to analyze, over the memory budget of .* GB \\(option max_memory\\)"):
         basinvol.analyze(np.eye(100), max_memory="1K")
     with pytest.raises(basinvol.InputError, match="matrix is empty: shape 0x0"):
         basinvol.analyze(np.zeros((0, 0)))
@@ -556,6 +556,48 @@ def test_rank_and_compare_take_what_they_are_given(tmp):
     import pickle
     for again in (copy.copy(c), copy.deepcopy(c), pickle.loads(pickle.dumps(c))):
         assert (again.result, again.by, again.reason, again.a.source) == (c.result, c.by, c.reason, c.a.source)
+
+
+def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
+    # The memory budget holds the working set, as the command line's does
+    # (n = 400: 2.8 MB in float64, 2.1 MB in float32, over a 2 MB budget).
+    for dtype in (np.float64, np.float32):
+        H = with_spectrum(np.linspace(1.0, 2.0, 400), 3, dtype)
+        f = os.path.join(tmp, "budget-%s.h5" % np.dtype(dtype).name)
+        bx.write_hessian(f, H, dtype=np.dtype(dtype).name)
+        (ref,) = cli_rows("volume", f, "--max-memory", "2M", status=1)
+        want = ref["error"].split(": ", 1)[1].replace("--max-memory", "option max_memory")
+        with pytest.raises(basinvol.InputError) as e:
+            basinvol.analyze(H, max_memory="2M")
+        assert str(e.value) == "memory:/: " + want
+        (row,) = basinvol.volume(f, max_memory="2M")
+        assert row.error == ref["error"].replace("--max-memory", "option max_memory")
+        assert basinvol.analyze(H, max_memory="3M").ok
+    # label, step, loss and name name a Hessian in memory: refused for files,
+    # given to the in-memory side of a comparison.
+    with pytest.raises(TypeError, match="'name' names a Hessian analysed from memory"):
+        basinvol.volume(f, name="run")
+    with pytest.raises(TypeError, match="'step' names a Hessian analysed from memory"):
+        basinvol.rank([f], step=5)
+    c = basinvol.compare(f, with_spectrum([2.0, 1.0, 0.0], 4), label="mine", step=7)
+    assert (c.a.source, c.b.source, c.b.step) == (f + ":/hessian", "mine:/", 7)
+    # A path or a sparse matrix is not a matrix analyze() reads.
+    with pytest.raises(TypeError, match="basinvol.volume"):
+        basinvol.analyze(f)
+    import scipy.sparse
+    with pytest.raises(TypeError, match="toarray"):
+        basinvol.analyze(scipy.sparse.eye(3).tocsr())
+    # Messages name the matrix as its row does.
+    with pytest.raises(basinvol.InputError, match="^mine:/: matrix is empty"):
+        basinvol.analyze(np.zeros((0, 0)), label="mine")
+    # Ranked Results keep their eigenvalues (same label, different matrices).
+    given = [basinvol.analyze(np.diag(v), eigenvalues=True) for v in ([3.0, 1.0, 0.0], [3.0, 2.0, 0.0], [1.0, 0.0, 0.0])]
+    ranked = basinvol.rank(given)
+    assert [r.place for r in ranked] == [1, 2, 3]
+    for r in ranked:
+        (mine,) = [g for g in given if g.log_volume == r.log_volume]
+        assert r.eigenvalues is mine.eigenvalues and r.eigenvalues_complete and r.source == "memory:/"
+    assert [r.eigenvalues.tolist() for r in ranked] == [[0.0, 0.0, 1.0], [0.0, 1.0, 3.0], [0.0, 2.0, 3.0]]
 
 
 def test_solves_and_listings_in_two_threads(tmp):

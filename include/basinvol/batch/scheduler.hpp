@@ -35,6 +35,14 @@ struct WorkItem {
 // vectors. An upper bound for every method.
 std::size_t working_set_bytes(const HessianInfo& info);
 
+// What the scheduler holds against the budget for one Hessian: its working
+// set, plus its eigenvalues when a structure's row keeps them.
+std::size_t analysis_bytes(const HessianInfo& info, bool keep_eigenvalues);
+
+// The error row of a Hessian whose analysis needs `need` bytes (SIZE_MAX: more
+// than can be counted), over the memory budget of `budget` bytes.
+Row over_budget_row(const HessianInfo& info, std::size_t need, std::size_t budget);
+
 // min(physical memory, the cgroup memory limit if one is set); 0 if unknown.
 std::size_t usable_memory_bytes();
 
