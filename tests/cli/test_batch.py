@@ -253,6 +253,28 @@ class BatchTest(clitest.TempDirTest):
                 self.assertEqual(p.returncode, 1, p.stderr)
                 self.assertIn("the row's counts break " + words, p.stderr)
 
+    def test_a_results_file_that_cannot_be_read_is_one_error_row(self):
+        # A missing shard, or one with a broken record, is named on stderr and
+        # as an error row; the other files' rows are ranked; exit status 1.
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=5)
+        good = self.path("good.jsonl")
+        with open(good, "w") as fh:
+            fh.write(run("volume", a, "-f", "jsonl").stdout)
+        bad = self.path("bad.jsonl")
+        with open(bad, "w") as fh:
+            fh.write(json.dumps({"source": "x", "status": "ok", "n": 3, "rank": 4, "dim": 0, "negative": 0,
+                                 "log_volume": 1.0}) + "\n")
+        missing = self.path("missing.jsonl")
+        p = run("rank", "--from-results", missing, good, bad, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["place"] for r in rows], [1, 2, None, None])
+        self.assertEqual([r["source"] for r in rows[2:]], [missing, bad])
+        self.assertIn("cannot open results file", rows[2]["error"])
+        self.assertIn("the row's counts break rank + dim = n", rows[3]["error"])
+        errors = [l for l in p.stderr.splitlines() if l.startswith("basinvol: error: ")]
+        self.assertEqual(errors, ["basinvol: error: " + r["error"] for r in rows[2:]])
+
     def test_saved_csv_with_a_byte_order_mark_and_empty_results(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=8)
         saved = self.path("excel.csv")

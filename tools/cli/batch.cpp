@@ -373,7 +373,13 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file)
     for (const auto& f : files) {
-        auto got = f == "-" ? bv::parse_saved(slurp(std::cin), "standard input") : bv::read_rows(f);
+        std::vector<bv::Row> got;
+        try {
+            got = f == "-" ? bv::parse_saved(slurp(std::cin), "standard input") : bv::read_rows(f);
+        } catch (const bv::InputError& e) {  // one error row for the file; the other files rank
+            progress.message(std::string("basinvol: error: ") + e.what());
+            got.push_back(bv::source_error_row(bv::Source{f, "", f, nullptr}, e.what()));
+        }
         for (auto& r : got) {
             auto it = where.find(r.source);
             if (it == where.end()) {
