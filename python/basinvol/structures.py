@@ -17,8 +17,13 @@ def as_numpy(x):
 
 
 def _real(x, what):
-    """as_numpy(x), refusing what a Hessian's values cannot be (complex, text, objects)."""
-    a = as_numpy(x)
+    """as_numpy(x), refusing what a Hessian's values cannot be (complex, text,
+    objects, a torch type numpy has not: bfloat16)."""
+    try:
+        a = as_numpy(x)
+    except TypeError as e:  # torch: "Got unsupported ScalarType BFloat16"
+        raise TypeError(f"{what}: {getattr(x, 'dtype', type(x).__name__)} values have no numpy type ({e}); "
+                        "give them as float32 or float64") from None
     if a.dtype.kind not in "fiub":
         raise TypeError(f"{what}: element type {a.dtype} is not real numbers")
     return a

@@ -156,6 +156,14 @@ def test_torch_tensors_equal_numpy(dtype):
     same_row(basinvol.analyze(H.t()), ref.to_dict(), skip={"asymmetry"})  # a transposed view
 
 
+@needs_torch
+def test_a_structure_of_bfloat16_tensors_names_its_part():
+    for make, what in ((lambda t: basinvol.Diagonal(t), "Diagonal values"), (lambda t: basinvol.Factor(t), "Factor G"),
+                       (lambda t: basinvol.Kron(t, torch.eye(2)), "Kron A")):
+        with pytest.raises(TypeError, match=what + ": torch.bfloat16 values have no numpy type"):
+            make(torch.ones(2, 2).to(torch.bfloat16))
+
+
 def test_non_contiguous_views():
     """Views with strides: the Hessian they show, not the buffer behind them."""
     rng = np.random.default_rng(11)
