@@ -221,7 +221,7 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
 
 TEST_CASE("rows saved before a field existed read back without it") {
     // The band arrived after the first release: a row without it may have any
-    // dim (0..n); the negative band reads as the one count it holds.
+    // dim (0..n), and so as many negatives as those dims allow.
     Json j = fields_to_json(sample_rows()[0], {});
     j.erase("dim_low");
     j.erase("dim_high");
@@ -232,8 +232,14 @@ TEST_CASE("rows saved before a field existed read back without it") {
     const Row r = fields_from_json(j);
     CHECK(r.dim_low == 0);
     CHECK(r.dim_high == r.n);
-    CHECK(r.negative_low == r.negative);
-    CHECK(r.negative_high == r.negative);
+    CHECK(r.negative_low == 0);  // any dim: from nothing kept to every flat value negative
+    CHECK(r.negative_high == r.negative + r.dim);
+    Json banded = fields_to_json(sample_rows()[0], {});  // the band, but not the negative band
+    banded.erase("negative_low");
+    banded.erase("negative_high");
+    const Row b = fields_from_json(banded);
+    CHECK(b.negative_low == b.negative);
+    CHECK(b.negative_high == b.negative);
     CHECK_FALSE(r.stats.has_value());
     CHECK(fields_to_json(r, {}).at("solver").is_null());
     // A number the row did not carry is written back as null, not as 0.

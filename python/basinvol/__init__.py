@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import sys
 
 from .structures import Diagonal, Factor, Kron
 
@@ -263,10 +264,11 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
                     regularized, max_memory, eigenvalues)
     label = str(label)
     if isinstance(H, (str, bytes, os.PathLike)):
-        raise TypeError(f"{label}: analyze() takes a matrix or a structure, got the path {H!r}; "
+        raise TypeError(f"{label}:/: analyze() takes a matrix or a structure, got the path {H!r}; "
                         "basinvol.volume() reads files")
-    if type(H).__module__.split(".")[:2] == ["scipy", "sparse"]:
-        raise TypeError(f"{label}: a scipy.sparse matrix is not read as such: give H.toarray(), "
+    sparse = sys.modules.get("scipy.sparse")
+    if sparse is not None and sparse.issparse(H):
+        raise TypeError(f"{label}:/: a scipy.sparse matrix is not read as such: give H.toarray(), "
                         "or its structure (Factor, Kron, Diagonal)")
     attrs = {}
     for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
@@ -354,8 +356,8 @@ def _check_options(options, analysed, in_memory=False):
     analysed."""
     named = sorted(k for k in options if k in _ROW_KEYWORDS)
     if named and not in_memory:
-        raise TypeError(f"{named[0]!r} names a Hessian analysed from memory (analyze()); "
-                        "rows of files take step, loss and name from the file")
+        raise TypeError(f"{named[0]!r} names a Hessian analysed from memory (analyze()); nothing given here "
+                        "is one (rows of files take step, loss and name from the file, Results and rows keep theirs)")
     analysis = {k: v for k, v in options.items() if k not in _ROW_KEYWORDS}
     unknown = sorted(set(analysis) - set(_options.__code__.co_varnames[:_options.__code__.co_argcount]))
     if unknown:
@@ -385,22 +387,13 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
             rows.extend(volume(item, **options))
         else:
             rows.append(item)
-    # Each row goes in tagged with its position (the ranking never reads
-    # source), so that the ranked rows get their Results' eigenvalues back.
-    sources, tagged = [], []
-    for i, r in enumerate(rows):
-        row = json.loads(_row_json(r))
-        sources.append(row["source"])
-        row["source"] = f"{i}"
-        tagged.append(json.dumps(row))
     core = _need_core()
     ranked = []
-    for t in core.rank(tagged, dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs"))):
-        row = json.loads(t)
-        i = int(row["source"])
-        row["source"] = sources[i]
+    for i, t in core.rank([_row_json(r) for r in rows],
+                          dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs"))):
         r = rows[i]
-        ranked.append(Result(row, r.eigenvalues, r.eigenvalues_complete) if isinstance(r, Result) else Result(row))
+        ranked.append(Result(json.loads(t), r.eigenvalues, r.eigenvalues_complete) if isinstance(r, Result)
+                      else Result(json.loads(t)))
     return ranked
 
 

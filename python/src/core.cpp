@@ -219,20 +219,30 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) 
 }
 
 // `basinvol rank`'s ordering of rows already computed: ranked ok rows first
-// with `place`, then error rows in input order.
-std::vector<std::string> rank(const std::vector<std::string>& rows_json, const py::dict& options) {
+// with `place`, then error rows in input order; each with its position in
+// `rows_json` (the caller's Results keep their eigenvalues).
+std::vector<std::pair<std::size_t, std::string>> rank(const std::vector<std::string>& rows_json,
+                                                      const py::dict& options) {
     const bv::RankOptions ro = rank_options(options);
     std::vector<bv::Row> rows;
+    std::vector<std::string> sources;
     bool regularized = false;
     for (const auto& text : rows_json) {
-        rows.push_back(from_json(text));
+        rows.push_back(from_json(text));  // checked, its messages naming its source
         regularized = regularized || rows.back().log_volume_regularized.has_value();
+        // The ranking never reads a source: each row carries its position
+        // through it, and gets its source back after.
+        sources.push_back(std::exchange(rows.back().source, std::to_string(rows.size() - 1)));
     }
     bv::rank_rows(rows, ro);
     if (regularized) bv::rank_regularized(rows, ro.tie_tol);
-    std::vector<std::string> out;
+    std::vector<std::pair<std::size_t, std::string>> out;
     const auto spec = json_spec(true, regularized);
-    for (const auto& r : rows) out.push_back(to_json(r, spec));
+    for (auto& r : rows) {
+        const std::size_t i = std::stoul(r.source);
+        r.source = sources[i];
+        out.emplace_back(i, to_json(r, spec));
+    }
     return out;
 }
 

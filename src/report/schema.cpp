@@ -308,7 +308,7 @@ const std::vector<TableColumn>& table_columns() {
         {"log_volume", "log_volume", false, [](const Row& r) { return number_or_dash(r.log_volume, 10); }},
         {"log10_volume", "log10_V", false, [](const Row& r) { return number_or_dash(r.log10_volume, 6); }},
         {"gap", "gap", false, [](const Row& r) { return r.gap ? number_or_dash(*r.gap, 3) : std::string("-"); }},
-        {"method", "method", false, [](const Row& r) { return r.method; }},
+        {"method", "method", false, [](const Row& r) { return r.method.empty() ? std::string("-") : r.method; }},
         {"status", "status", true, [](const Row& r) { return std::string(r.ok ? "ok" : "error"); }},
         {"log_volume_regularized", "logV_reg", false,
          [](const Row& r) {
@@ -395,12 +395,17 @@ Row fields_from_json(const Json& j) {
         }
     // A row without its band (saved before the band existed, or a column
     // cut from a table) may have any dim: the band 0..n, as an unknown error
-    // counts as unbounded, so that noise may decide every order r decides.
+    // counts as unbounded, so that noise may decide every order r decides;
+    // its negative band, unless carried, is then every count those dims
+    // allow: none (nothing kept) to negative + dim (every flat value
+    // negative). With the band but not the negative band (rows saved
+    // before that one existed), the negative band is `negative`.
     auto absent = [&](const char* key) { return !j.contains(key) || j.at(key).is_null(); };
+    const bool no_band = absent("dim_low") || absent("dim_high");
     if (r.ok && absent("dim_low")) r.dim_low = 0;
     if (r.ok && absent("dim_high")) r.dim_high = r.n;
-    if (r.ok && absent("negative_low")) r.negative_low = r.negative;
-    if (r.ok && absent("negative_high")) r.negative_high = r.negative;
+    if (r.ok && absent("negative_low")) r.negative_low = no_band ? 0 : r.negative;
+    if (r.ok && absent("negative_high")) r.negative_high = no_band ? r.negative + r.dim : r.negative;
     if (r.ok) check_counts(r);
     return r;
 }

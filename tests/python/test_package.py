@@ -589,6 +589,7 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
         basinvol.rank([f], step=5)
     c = basinvol.compare(f, with_spectrum([2.0, 1.0, 0.0], 4), label="mine", step=7)
     assert (c.a.source, c.b.source, c.b.step) == (f + ":/hessian", "mine:/", 7)
+    given_row = basinvol.analyze(np.diag([2.0, 1.0, 0.0])).to_dict()
     # A path or a sparse matrix is not a matrix analyze() reads.
     with pytest.raises(TypeError, match="basinvol.volume"):
         basinvol.analyze(f)
@@ -598,6 +599,9 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
     # Messages name the matrix as its row does.
     with pytest.raises(basinvol.InputError, match="^mine:/: matrix is empty"):
         basinvol.analyze(np.zeros((0, 0)), label="mine")
+    # A saved row's message names its source, as the command line's does.
+    with pytest.raises(basinvol.InputError, match="^mine.h5:/x: the row's counts break dim <= n"):
+        basinvol.rank([dict(given_row, source="mine.h5:/x", dim=5)])
     # Ranked Results keep their eigenvalues (same label, different matrices).
     given = [basinvol.analyze(np.diag(v), eigenvalues=True) for v in ([3.0, 1.0, 0.0], [3.0, 2.0, 0.0], [1.0, 0.0, 0.0])]
     ranked = basinvol.rank(given)
