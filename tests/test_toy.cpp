@@ -154,6 +154,18 @@ TEST_CASE("Monte Carlo volumes agree with closed forms within their standard err
                                             200000, 11);
             CHECK(std::abs(big.value_over(want) - 1) <= 4 * big.se_over(want));
         }
+    // A diagonal spread wider than double's range (one scale for all would
+    // flush the smallest entries to zero).
+    for (const std::vector<double>& spread : {std::vector<double>{1e300, 1e-30}, std::vector<double>{1e300, 1e-300, 3.0}})
+        for (double T : {0.7, 1e307}) {
+            CAPTURE(T);
+            const double want = expected_answer(spread, T).log_volume;
+            REQUIRE(std::isfinite(want));
+            const Eigen::Index r = static_cast<Eigen::Index>(spread.size());
+            Estimate wide =
+                ellipsoid_volume(Eigen::MatrixXd(Eigen::VectorXd::Map(spread.data(), r).asDiagonal()), T, 200000, 12);
+            CHECK(std::abs(wide.value_over(want) - 1) <= 4 * wide.se_over(want));
+        }
 }
 
 TEST_CASE("the radial estimator falls short by ½(ln AM − ln GM) per dimension") {

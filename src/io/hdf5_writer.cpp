@@ -135,4 +135,31 @@ void write_hessian(const std::string& file, const std::string& dataset, const Ei
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) fail_at(file, "Unable to flush the file");
 }
 
+std::string missing_prefix(const std::string& file, const std::string& path) {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    ErrorSilencer quiet;
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) return "/";
+    if (H5Fis_hdf5(file.c_str()) <= 0) return "";  // the write will say why it cannot add to it
+    Handle f(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!f.valid()) fail_at(file, "Unable to open the file");
+    for (std::size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+        const std::string prefix = path.substr(0, end);
+        if (prefix.size() > 1 && H5Lexists(f.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return prefix;
+        if (end == std::string::npos) return "";
+    }
+}
+
+void remove_link(const std::string& file, const std::string& path) {
+    if (path == "/") {
+        if (std::remove(file.c_str()) != 0) fail_at(file, "Unable to remove the file");
+        return;
+    }
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    ErrorSilencer quiet;
+    Handle f(H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+    if (!f.valid()) fail_at(file, "Unable to open the file for writing");
+    if (H5Ldelete(f.get(), path.c_str(), H5P_DEFAULT) < 0) fail_at(file + ":" + path, "Unable to remove it");
+}
+
 }  // namespace basinvol

@@ -45,12 +45,23 @@ Estimate ellipsoid_volume(const Eigen::MatrixXd& M, double T, std::size_t sample
     const auto r = M.rows();
     if (r == 0) return box_volume({}, [](const double*) { return true; }, samples, seed);
     if (!(M.diagonal().minCoeff() > 0)) throw NumericError("ellipsoid_volume: the quadratic form is not positive definite");
-    // Sampled as {y : ½ yᵀ(M/s)y ≤ 1}, z = sqrt(T/s)·y, with s the power of two
-    // nearest above M's largest diagonal entry (exact): 2T/M_ii and its box
-    // stay finite for any T and M, and the volume is (T/s)^(r/2) times that set's.
-    int e2 = 0;
-    std::frexp(M.diagonal().maxCoeff(), &e2);
-    const Eigen::MatrixXd m = M * std::ldexp(1.0, -e2 / 2) * std::ldexp(1.0, e2 / 2 - e2);  // 2^-e2 may overflow
+    // Sampled as {y : ½ yᵀmy ≤ 1}, m = D^-½·M·D^-½ with D_ii = 4^k_i the
+    // least power of four above M_ii (exact: each m_ij is M_ij·2^-(k_i+k_j),
+    // m_ii in [1/4, 1)), and z = sqrt(T)·D^-½·y: the box stays finite for any T and
+    // any spread of M's diagonal, and log V = (r/2)·log T − Σ k_i·log 2 plus
+    // the log-volume of that set.
+    std::vector<int> k(static_cast<std::size_t>(r));
+    double log_scale = 0;
+    for (Eigen::Index i = 0; i < r; ++i) {
+        int e = 0;
+        std::frexp(M(i, i), &e);
+        k[static_cast<std::size_t>(i)] = (e + (e > 0)) / 2;  // ceil(e / 2)
+        log_scale -= k[static_cast<std::size_t>(i)] * M_LN2;
+    }
+    Eigen::MatrixXd m(r, r);
+    for (Eigen::Index j = 0; j < r; ++j)
+        for (Eigen::Index i = 0; i < r; ++i)
+            m(i, j) = std::ldexp(M(i, j), -k[static_cast<std::size_t>(i)] - k[static_cast<std::size_t>(j)]);
     std::vector<double> half(static_cast<std::size_t>(r));
     for (Eigen::Index i = 0; i < r; ++i)  // ½·m_ii·y_i² ≤ 1 on the axis; off-diagonal entries are rounding-sized here
         half[static_cast<std::size_t>(i)] = std::sqrt(2 / m(i, i));
@@ -62,7 +73,7 @@ Estimate ellipsoid_volume(const Eigen::MatrixXd& M, double T, std::size_t sample
             return 0.5 * y.dot(m * y) <= 1;
         },
         samples, seed);
-    const double shift = 0.5 * static_cast<double>(r) * (std::log(T) - e2 * M_LN2);
+    const double shift = 0.5 * static_cast<double>(r) * std::log(T) + log_scale;
     e.log_box += shift;
     e.log_value += shift;
     return e;

@@ -413,6 +413,20 @@ class Toys(unittest.TestCase):
             self.assertEqual(list(f["/g"].keys()), ["toy_001"])
             self.assertEqual(f["/g/toy_001"].shape, (1, 1))
         self.assertEqual(sorted(os.listdir(self.tmp.name)), ["toys.h5"])
+        # --append writes through a symbolic link, into the file it names.
+        real = os.path.join(self.tmp.name, "real.h5")
+        os.rename(self.f, real)
+        os.symlink("real.h5", self.f)
+        self.assertEqual(run(self.f, "--append", "-d", "/linked", "--curved", 1, binary=TOY)[0], 0)
+        self.assertTrue(os.path.islink(self.f))
+        with h5py.File(real, "r") as f:
+            self.assertEqual(sorted(f.keys()), ["g", "linked", "toy"])
+        # A failed --append --count into a file that did not exist leaves no file.
+        new = os.path.join(self.tmp.name, "new.h5")
+        rc, out, err = run(new, "--append", "-d", "/g", "--count", 2, "--curved", 2, "--set", "k" * 70000 + "=1",
+                           binary=TOY)
+        self.assertEqual(rc, 1)
+        self.assertFalse(os.path.exists(new))
 
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])

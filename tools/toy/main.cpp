@@ -19,7 +19,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -202,16 +201,14 @@ void write_toys(ToyArgs a) {
     if (from_recipe)
         check_size(static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved), "--flat plus --curved");
     if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
-    // The toys go to a file beside OUT (with --append, a copy of OUT),
-    // renamed over it once all are written: a run that fails part-way leaves
-    // OUT as it was (or absent), never a file holding some of the toys.
-    const std::string target = a.out + ".tmp-" + std::to_string(::getpid());
+    // Without --append the toys go to a file beside OUT, renamed over it
+    // once all are written; with it, into OUT, and what this run added is
+    // removed again when a later toy fails. Either way a run that fails
+    // part-way leaves OUT holding the toys it held before (or absent), never
+    // some of the new ones.
+    const std::string target = a.append ? a.out : a.out + ".tmp-" + std::to_string(::getpid());
+    std::vector<std::string> added;  // with --append: the links this run made, in order
     try {
-        std::error_code ec;
-        const bool copy = a.append && std::filesystem::exists(a.out, ec);
-        if (ec || (copy && !std::filesystem::copy_file(a.out, target,
-                                                       std::filesystem::copy_options::overwrite_existing, ec)))
-            throw std::runtime_error(a.out + ": Unable to copy it to append to: " + ec.message());
         for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
             const toy::ToySpec spec = toy_spec(a, i);
             if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
@@ -220,17 +217,22 @@ void write_toys(ToyArgs a) {
             char leaf[32];
             std::snprintf(leaf, sizeof leaf, "/toy_%03zu", i);
             const std::string path = a.count ? (a.dataset == "/" ? std::string(leaf) : a.dataset + leaf) : a.dataset;
+            const std::string adds = a.append ? bv::missing_prefix(target, path) : "";
             bv::write_hessian(target, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
                               a.append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
+            if (!adds.empty()) added.push_back(adds);
         }
-        if (std::rename(target.c_str(), a.out.c_str()) != 0)
+        if (!a.append && std::rename(target.c_str(), a.out.c_str()) != 0)
             throw std::runtime_error(a.out + ": Unable to move the written toys into place: " + std::strerror(errno));
-    } catch (const bv::UsageError&) {
-        std::remove(target.c_str());
-        throw;
-    } catch (const std::exception& e) {  // the message names OUT, not the file beside it
-        std::remove(target.c_str());
-        std::string m = e.what();
+    } catch (const std::exception& e) {
+        if (!a.append) std::remove(target.c_str());
+        for (auto it = added.rbegin(); it != added.rend(); ++it) try {
+                bv::remove_link(target, *it);
+            } catch (const std::exception& x) {  // the first failure is the one to report
+                std::cerr << "basinvol-toy: warning: " << x.what() << " (a toy this run added)\n";
+            }
+        if (a.append || dynamic_cast<const bv::UsageError*>(&e)) throw;
+        std::string m = e.what();  // the message names OUT, not the file beside it
         for (std::size_t at = m.find(target); at != std::string::npos; at = m.find(target, at + a.out.size()))
             m.replace(at, target.size(), a.out);
         throw std::runtime_error(m);

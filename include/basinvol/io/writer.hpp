@@ -23,4 +23,15 @@ enum class WriteMode {
 void write_hessian(const std::string& file, const std::string& dataset, const Eigen::MatrixXd& matrix,
                    bool as_float32, const Attributes& attrs, WriteMode mode);
 
+// What a write at the absolute path `path` would add to `file`: the shortest
+// prefix of it ("/a", "/a/b", ..., `path`) that the file does not hold, ""
+// when it holds the whole path, "/" when there is no such file. With
+// remove_link, how a caller takes back what it added when a later write
+// fails. Throws InputError.
+std::string missing_prefix(const std::string& file, const std::string& path);
+
+// Removes the link `path` from `file` (and what only it leads to); "/"
+// removes the file. Throws InputError.
+void remove_link(const std::string& file, const std::string& path);
+
 }  // namespace basinvol
