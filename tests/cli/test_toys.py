@@ -428,6 +428,28 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertFalse(os.path.exists(new))
 
+    def test_an_interrupted_write_leaves_out_as_it_was(self):
+        # Ctrl-C part-way through --count: without --append the file beside OUT
+        # goes at once; with it the run stops after the toy it is writing and
+        # removes the toys it added. Either way OUT holds its old toys only.
+        import signal
+        import time
+        self.assertEqual(run(self.f, "--preset", "parabola", binary=TOY)[0], 0)
+        for extra in [(), ("--append", "-d", "/g")]:
+            p = subprocess.Popen([TOY, self.f, "--count", "500", "--curved", "600", "--rotate", "1", *extra],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(1.5)  # a toy of n = 600 takes about 0.2 s: some are written
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 128 + signal.SIGINT, (extra, err))
+            if extra:
+                self.assertEqual(err, "basinvol-toy: interrupted by SIGINT: " + self.f +
+                                 " holds the toys it held before\n")
+            with h5py.File(self.f, "r") as f:
+                self.assertEqual(list(f.keys()), ["toy"], extra)
+                self.assertEqual(f["/toy"].attrs["toy_preset"], "parabola")
+            self.assertEqual(sorted(os.listdir(self.tmp.name)), ["toys.h5"], extra)
+
     def test_validate_json_records_the_options_that_shaped_it(self):
         write_toy(self.f, "/t", [2.0, 1.0, 0.0])
         rc, out, err = run("validate", self.f, "--method", "dense", "--atol", "1e-3", "--rtol", "0.01",

@@ -1,6 +1,7 @@
 // basinvol-toy: writes toy Hessians with their exact answers to HDF5.
 // Exit status: 0 written, 1 the file could not be written, 2 usage error
-// (including spectra whose rank the stored type cannot resolve).
+// (including spectra whose rank the stored type cannot resolve), 128 + the
+// signal when SIGINT or SIGTERM stopped it (OUT as it was).
 #include "../cli/choice.hpp"
 #include "../cli/values.hpp"
 #include "../cli/words.hpp"
@@ -15,7 +16,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -29,6 +32,37 @@ namespace bv = basinvol;
 namespace toy = basinvol::toy;
 
 namespace {
+
+// ---------------------------------------------------------------- interrupts
+// SIGINT (Ctrl-C) or SIGTERM. Without --append the toys go to a file beside
+// OUT: the handler removes it and exits 128 + the signal at once (unlink and
+// _exit are safe in a handler), and OUT is as it was. With --append the run
+// stops after the toy it is writing and removes what it added, as a failed
+// run does; a second signal exits at once.
+volatile std::sig_atomic_t g_signal = 0;
+char g_beside[PATH_MAX + 64] = {0};  // the file beside OUT while it is being written
+
+extern "C" void on_signal(int sig) {
+    if (g_beside[0] != '\0') ::unlink(g_beside);
+    if (g_beside[0] != '\0' || g_signal != 0) ::_exit(128 + sig);
+    g_signal = sig;
+}
+
+void install_interrupt_handlers() {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+// Thrown between toys when a signal arrived during an --append run.
+struct Interrupted : std::runtime_error {
+    explicit Interrupted(int sig) : std::runtime_error(sig == SIGINT ? "SIGINT" : "SIGTERM"), signal(sig) {}
+    int signal;
+};
 
 std::string recipe_text(const toy::Recipe& r) {
     const std::string& dist = bv::name_of(toy::distribution_names(), r.distribution);
@@ -147,7 +181,8 @@ void add_options(CLI::App& app, ToyArgs& a) {
                "  basinvol-toy toys.h5 --preset parabola              # x^2 + y^2 in R^3, log V = log(pi T)\n"
                "  basinvol-toy toys.h5 --append -d /lu --flat 10 --curved 40 --lo 1e-4 --hi 1e2 --rotate 7\n"
                "  basinvol-toy toys.h5 --append -d /q --loss 'x^2 + y^4'\n"
-               "Exit status: 0 written, 1 write failed, 2 usage error.");
+               "Exit status: 0 written, 1 write failed, 2 usage error, 130/143 stopped by SIGINT/SIGTERM\n"
+               "(OUT as it was).");
 }
 
 // Toy i of the ones asked for.
@@ -208,6 +243,13 @@ void write_toys(ToyArgs a) {
     // some of the new ones.
     const std::string target = a.append ? a.out : a.out + ".tmp-" + std::to_string(::getpid());
     std::vector<std::string> added;  // with --append: the links this run made, in order
+    if (!a.append && target.size() < sizeof g_beside) {
+        sigset_t all, old;  // the handler never sees a half-copied name
+        sigfillset(&all);
+        sigprocmask(SIG_BLOCK, &all, &old);
+        std::memcpy(g_beside, target.c_str(), target.size() + 1);
+        sigprocmask(SIG_SETMASK, &old, nullptr);
+    }
     try {
         for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
             const toy::ToySpec spec = toy_spec(a, i);
@@ -221,17 +263,20 @@ void write_toys(ToyArgs a) {
             bv::write_hessian(target, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
                               a.append || i > 0 ? bv::WriteMode::append : bv::WriteMode::create);
             if (!adds.empty()) added.push_back(adds);
+            if (g_signal != 0) throw Interrupted(g_signal);
         }
         if (!a.append && std::rename(target.c_str(), a.out.c_str()) != 0)
             throw std::runtime_error(a.out + ": Unable to move the written toys into place: " + std::strerror(errno));
+        g_beside[0] = '\0';
     } catch (const std::exception& e) {
+        g_beside[0] = '\0';
         if (!a.append) std::remove(target.c_str());
         for (auto it = added.rbegin(); it != added.rend(); ++it) try {
                 bv::remove_link(target, *it);
             } catch (const std::exception& x) {  // the first failure is the one to report
                 std::cerr << "basinvol-toy: warning: " << x.what() << " (a toy this run added)\n";
             }
-        if (a.append || dynamic_cast<const bv::UsageError*>(&e)) throw;
+        if (a.append || dynamic_cast<const bv::UsageError*>(&e) || dynamic_cast<const Interrupted*>(&e)) throw;
         std::string m = e.what();  // the message names OUT, not the file beside it
         for (std::size_t at = m.find(target); at != std::string::npos; at = m.find(target, at + a.out.size()))
             m.replace(at, target.size(), a.out);
@@ -261,8 +306,13 @@ int main(int argc, char** argv) {
         std::cout.flush();
         return std::cout ? 0 : 1;
     }
+    install_interrupt_handlers();
     try {
         write_toys(args);
+    } catch (const Interrupted& e) {
+        std::cerr << "basinvol-toy: interrupted by " << e.what() << ": " << args.out
+                  << " holds the toys it held before\n";
+        return 128 + e.signal;
     } catch (const bv::UsageError& e) {
         std::cerr << "basinvol-toy: " << cli::usage_message(e) << "\nRun 'basinvol-toy --help' for usage.\n";
         return 2;
