@@ -119,12 +119,10 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::arra
 
 // The command line's memory rule (docs/batch.md): a Hessian whose analysis
 // needs more than the budget (option max_memory, default half of usable
-// memory) is an error row, with the command line's message.
+// memory; less under ulimit -v) is an error row, with the command line's
+// message.
 std::optional<bv::Row> over_budget(const bv::HessianInfo& info, const bv::AnalyzeOptions& opt) {
-    const std::size_t budget = opt.read.max_bytes ? opt.read.max_bytes : bv::default_memory_budget();
-    const std::size_t need = bv::analysis_bytes(info, opt.keep_eigenvalues);
-    if (need <= budget) return std::nullopt;
-    return bv::over_budget_row(info, need, budget);
+    return bv::over_budget_alone(info, bv::analysis_bytes(info, opt.keep_eigenvalues), opt.read.max_bytes);
 }
 
 py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {

@@ -219,7 +219,8 @@ Row over_budget_row(const HessianInfo& info, std::size_t need, const std::string
 }
 
 Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) {
-    if (!b.address_limited) return over_budget_row(info, need, b.bytes);
+    if (!b.address_limited)
+        return over_budget_row(info, need, "over the memory budget of " + gigabytes(b.bytes) + " (option max_memory)");
     return over_budget_row(info, need,
                            "out of memory under the address-space limit (ulimit -v), which leaves " + gigabytes(b.bytes));
 }
@@ -334,8 +335,14 @@ private:
 
 }  // namespace
 
-Row over_budget_row(const HessianInfo& info, std::size_t need, std::size_t budget) {
-    return over_budget_row(info, need, "over the memory budget of " + gigabytes(budget) + " (option max_memory)");
+std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget) {
+    BatchOptions opt;
+    opt.memory_budget = budget;
+    opt.jobs = 1;
+    BatchSummary sum;
+    const Budget b = plan_jobs(opt, 1, sum);
+    if (need <= b.bytes) return std::nullopt;
+    return over_budget_row(info, need, b);
 }
 
 const Names<RowOrder>& row_order_names() {

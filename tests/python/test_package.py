@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -581,6 +582,30 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
         (row,) = basinvol.volume(f, max_memory="2M")
         assert row.error == ref["error"].replace("--max-memory", "option max_memory")
         assert basinvol.analyze(H, max_memory="3M").ok
+    # Under an address-space limit (ulimit -v) the budget is what the limit
+    # leaves, as on the command line: an error row naming the limit, where
+    # the solve would fail for memory (or OpenBLAS, refused its buffer, hang).
+    code = ("import resource, sys, numpy as np, basinvol\n"
+            "H = np.eye(3000)\n"
+            "vm = int(open('/proc/self/statm').read().split()[0]) * 4096\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + (300 << 20), resource.RLIM_INFINITY))\n"
+            "try:\n"
+            "    basinvol.analyze(H)\n"
+            "except basinvol.InputError as e:\n"
+            "    print(e)\n"
+            "(row,) = basinvol.volume(sys.argv[1])\n"
+            "print(row.error)\n")
+    f = os.path.join(tmp, "eye3000.h5")
+    bx.write_hessian(f, np.eye(3000))
+    p = subprocess.run([sys.executable, "-c", code, f], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 2, p.stdout
+    assert re.fullmatch(r"memory:/: n = 3000 needs about 0\.14\d GB to analyze, out of memory under the "
+                        r"address-space limit \(ulimit -v\), which leaves 0\.\d+ GB", lines[0]), lines[0]
+    cut = lines[0].index("which leaves")  # what is left differs: reading the file mapped more
+    assert lines[1].startswith(f + ":/hessian" + lines[0][len("memory:/"):cut]), lines
     # label, step, loss and name name a Hessian in memory: refused for files,
     # given to the in-memory side of a comparison.
     with pytest.raises(TypeError, match="'name' names a Hessian analysed from memory"):

@@ -39,9 +39,13 @@ std::size_t working_set_bytes(const HessianInfo& info);
 // set, plus its eigenvalues when a structure's row keeps them.
 std::size_t analysis_bytes(const HessianInfo& info, bool keep_eigenvalues);
 
-// The error row of a Hessian whose analysis needs `need` bytes (SIZE_MAX: more
-// than can be counted), over the memory budget of `budget` bytes.
-Row over_budget_row(const HessianInfo& info, std::size_t need, std::size_t budget);
+// For a Hessian analysed alone (one job, as the Python package runs each):
+// the error row when its analysis needs more than `need` bytes (SIZE_MAX:
+// more than can be counted) allows, by run_batch's rule and message: over
+// `budget` bytes (0: default_memory_budget()), or, under an address-space
+// limit (ulimit -v), over what the limit leaves less a BLAS buffer, a thread
+// stack and a malloc arena. nullopt when it fits.
+std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget);
 
 // min(physical memory, the cgroup memory limit if one is set); 0 if unknown.
 std::size_t usable_memory_bytes();
