@@ -225,8 +225,24 @@ double symmetrize(Matrix& m, const Unit& unit) {
 }
 
 // Checks, symmetrizes and measures m: (asymmetry, ‖H‖_F after symmetrizing).
+// A float matrix that is not symmetric is symmetrized into `widened` (and m
+// freed): (a + b)/2 of two floats is exact in double, where rounding it back
+// to float moves an entry by up to half a float ulp, which moves eigenvalues
+// far past the error bars the rows report (a float32 Hessian from autograd
+// is asymmetric at rounding level). Its working set, float32 and float64 side
+// by side while widening, is what working_set_bytes counts for float32.
 template <class Matrix>
-std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt) {
+std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt,
+                                               Eigen::MatrixXd& widened) {
+    const auto symmetrized = [&](const Unit& unit) {
+        if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
+            widened = m.template cast<double>();
+            m.resize(0, 0);
+            return symmetrize(widened, unit);
+        } else {
+            return symmetrize(m, unit);
+        }
+    };
     // Values stored as floats take one pass (float_norms); integers held in
     // floats keep check_values, whose 64-bit rule applies to them.
     if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
@@ -237,7 +253,7 @@ std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& inf
                 const double asymmetry = std::sqrt(f.asym2 / f.norm2);
                 check_symmetry(info, asymmetry, opt);
                 if (f.asym2 == 0) return {asymmetry, std::sqrt(f.norm2)};
-                return {asymmetry, f.largest * std::sqrt(symmetrize(m, Unit(f.largest)))};
+                return {asymmetry, f.largest * std::sqrt(symmetrized(Unit(f.largest)))};
             }
             // A non-finite entry: check_values names the first.
         }
@@ -248,7 +264,7 @@ std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& inf
     const NormSums sums = asymmetry_and_norm2(m, unit);
     const double asymmetry = std::sqrt(sums.asym2 / sums.norm2);
     check_symmetry(info, asymmetry, opt);
-    return {asymmetry, scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrize(m, unit))};
+    return {asymmetry, scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrized(unit))};
 }
 
 template <class Matrix>
@@ -275,13 +291,18 @@ Hessian::Hessian(HessianInfo i, std::pair<double, double> norms)
     : info(std::move(i)), asymmetry_(norms.first), frobenius_(norms.second) {}
 
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options) {
-    Hessian h(info, check_and_symmetrize(m, info, options));
-    h.f32_ = std::move(m);
+    Eigen::MatrixXd widened;
+    Hessian h(info, check_and_symmetrize(m, info, options, widened));
+    if (widened.size())
+        h.f64_ = std::move(widened);
+    else
+        h.f32_ = std::move(m);
     return h;
 }
 
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXd m, const ReadOptions& options) {
-    Hessian h(info, check_and_symmetrize(m, info, options));
+    Eigen::MatrixXd unused;
+    Hessian h(info, check_and_symmetrize(m, info, options, unused));
     h.f64_ = std::move(m);
     return h;
 }

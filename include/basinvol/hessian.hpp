@@ -98,8 +98,9 @@ struct ReadOptions;  // io/reader.hpp
 
 // A dense Hessian whose invariants hold by construction: its matrix (n×n, in
 // the precision it was stored in: float32 data stays float32, products
-// accumulate in double but for a bounded correction term, solve/single.hpp)
-// is finite and symmetric, and its norms are measured.
+// accumulate in double but for a bounded correction term, solve/single.hpp;
+// float32 data that was not symmetric is held as its exact symmetric part in
+// float64) is finite and symmetric, and its norms are measured.
 // The only ways in are validated() (the readers and make_hessian use it) and
 // an empty default. Solvers reach the matrix through HessianOperator
 // (solve/operator.hpp) or take a float64 copy; the dense solver takes the

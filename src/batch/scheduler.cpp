@@ -29,12 +29,12 @@ namespace basinvol {
 std::size_t working_set_bytes(const HessianInfo& info) {
     if (!info.structure.empty()) return info.working_bytes;
     const std::size_t n = info.n;
-    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
-    const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
-    // Stored matrix + float64 copy for dsyevd and the factored Cholesky
+    // Matrix in memory + float64 copy for dsyevd and the factored Cholesky
     // (float64 data is solved in place by dsyevd, but the sketch's Y, Q, W
-    // blocks, 3·n·(n/4) doubles, sit beside it) + O(n) vectors.
-    return bytes_of(double(n) * double(n) * double(elem + sizeof(double)) + 64.0 * double(n) * sizeof(double));
+    // blocks, 3·n·(n/4) doubles, sit beside it) + O(n) vectors. The matrix is
+    // counted as float64 for float data too: one that is not symmetric is
+    // held as its exact symmetric part in float64 (Hessian::validated).
+    return bytes_of(double(n) * double(n) * double(2 * sizeof(double)) + 64.0 * double(n) * sizeof(double));
 }
 
 std::size_t analysis_bytes(const HessianInfo& info, bool keep_eigenvalues) {

@@ -231,19 +231,6 @@ struct Tiles {
     std::size_t file_col(int lr) const { return global_index(static_cast<std::size_t>(lr), nb, grid.row, grid.rows); }
 };
 
-// The budget per rank: --max-memory, else half the physical memory shared by
-// the ranks on this node (collective over comm).
-std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
-    MPI_Comm node;
-    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
-    int on_node = 1;
-    MPI_Comm_size(node, &on_node);
-    MPI_Comm_free(&node);
-    const std::size_t budget =
-        opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
-    return budget ? budget : std::size_t(1) << 33;
-}
-
 // A message when `bytes` is over the rank's budget ("" otherwise).
 std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t bytes, const Grid& grid,
                         const ReadOptions& opt) {
@@ -281,8 +268,8 @@ std::string check_values(MPI_Comm comm, const HessianInfo& info, const Tiles& t,
 }
 
 // ‖H − Hᵀ‖_F and ‖H‖_F scaled by max|H| (entries near 1e308 stay finite),
-// the asymmetry limit, then (H + Hᵀ)/2 in the stored precision, as the
-// serial reader does. An error message agreed on every rank, or "".
+// the asymmetry limit, then (H + Hᵀ)/2, exact in double for float data too,
+// as the serial reader holds it. An error message agreed on every rank, or "".
 std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double scale, const ReadOptions& opt,
                        DistributedSpectrum& out) {
     std::vector<double> tr;
@@ -316,10 +303,8 @@ std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double 
         out.frobenius = scale * std::sqrt(sums[1]);
         return "";
     }
-    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
     for (std::size_t k = 0; k < t.count; ++k) {
-        const double v = (t.a[k] + tr[k]) / 2;
-        t.a[k] = f32 ? static_cast<double>(static_cast<float>(v)) : v;
+        t.a[k] = (t.a[k] + tr[k]) / 2;
         const double u = unit(t.a[k]);
         sums[2] += u * u;
     }
@@ -502,6 +487,17 @@ std::optional<Spectrum> distributed_sketch(MPI_Comm comm, const HessianInfo& inf
 }
 
 }  // namespace
+
+std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
+    MPI_Comm node;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int on_node = 1;
+    MPI_Comm_size(node, &on_node);
+    MPI_Comm_free(&node);
+    const std::size_t budget =
+        opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
+    return budget ? budget : std::size_t(1) << 33;
+}
 
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt,
                                       const SketchFirst& sketch_first) {

@@ -804,7 +804,7 @@ class Structured(unittest.TestCase):
         # allocated, with a size that does not wrap round to a small one.
         f = self.path("absurd.h5")
         with h5py.File(f, "w") as h5:
-            h5.create_dataset("dense_2p30", shape=(2**30, 2**30), dtype="f4", chunks=(64, 64))
+            h5.create_dataset("dense_2p29", shape=(2**29, 2**29), dtype="f4", chunks=(64, 64))
             d = h5.create_dataset("diag_2p61", shape=(2**61,), dtype="f8", chunks=(1024,))
             d.attrs["structure"] = "diagonal"
             g = h5.create_group("factor_1x2p61")
@@ -822,8 +822,8 @@ class Structured(unittest.TestCase):
         p = run("volume", f, "-f", "jsonl", "--max-memory", "1000T")
         self.assertEqual(p.returncode, 1, p.stderr)
         rows = {r["dataset"]: r for r in rows_of(p)}
-        self.assertIn("n = 1073741824 needs about 1.38e+10 GB to analyze, over the memory budget of 1.1e+06 GB",
-                      rows["/dense_2p30"]["error"])
+        self.assertIn("n = 536870912 needs about 4.61e+09 GB to analyze, over the memory budget of 1.1e+06 GB",
+                      rows["/dense_2p29"]["error"])
         self.assertIn("needs more than 1.84e+10 GB to analyze, over the memory budget", rows["/kron_2p32"]["error"])
         self.assertIn("/diag_2p61: n = 2305843009213693952 passes 2^53", rows["/diag_2p61"]["error"])
         self.assertIn("/factor_1x2p61/G: n (G's columns) = 2305843009213693952 passes 2^53",

@@ -213,6 +213,42 @@ class Storage(Base):
         self.assertEqual(row["stored_type"], "float16")
         self.assertIn("ambiguous_rank", row["warnings"], row)
 
+    def test_float32_asymmetric_at_rounding_level_is_symmetrized_exactly(self):
+        # Autograd in float32 leaves H asymmetric by an ulp here and there.
+        # (a + b)/2 of two floats is exact in double; rounded back to float32
+        # it moves the small kept eigenvalues by far more than the error bar.
+        rng = np.random.default_rng(1)
+        n = 200
+        q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        e = np.zeros(n)
+        e[:10], e[10:20] = 1.0, 2e-5
+        h = ((q * e) @ q.T).astype(np.float32)
+        step = np.triu(rng.integers(-1, 2, (n, n)), 1)  # ±1 ulp on the upper entries
+        h = np.where(step != 0, np.nextafter(h, np.where(step > 0, np.float32(np.inf), -np.float32(np.inf))), h)
+        h = h.astype(np.float32)
+        h64 = h.astype(np.float64)
+        exact = (h64 + h64.T) / 2
+        lam = np.linalg.eigvalsh(exact)
+        kept = np.abs(lam[np.abs(lam) > 1e-6])
+        self.assertEqual(len(kept), 20)
+        r = len(kept)
+        want = (r / 2) * math.log(math.pi) - math.lgamma(r / 2 + 1) + (r / 2) * math.log(2) - 0.5 * np.log(kept).sum()
+        f = self.path("asym32.h5")
+        with h5py.File(f, "w") as h5:
+            h5["a"] = h
+            h5["b"] = exact
+        for method in METHODS:
+            p = run("volume", f + ":/a", "--atol", "1e-6", "--method", method, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            row = rows_of(p)[0]
+            self.assertEqual(row["rank"], 20, (method, row))
+            self.assertGreater(row["asymmetry"], 0)
+            bar = row["log_volume_error"] + 1e-12 * abs(want)
+            self.assertLessEqual(abs(row["log_volume"] - want), bar, (method, row["log_volume"], want, bar))
+        # The same matrix, stored as its exact symmetric part in float64: a tie.
+        p = run("compare", f + ":/a", f + ":/b", "--atol", "1e-6", "--method", "dense", "--strict", "-f", "json")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+
 
 if __name__ == "__main__":
     clitest.main()

@@ -510,6 +510,51 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertEqual(len(budgets), 2)
         self.assertEqual(budgets[0], budgets[1])
 
+    def test_a_diagonal_or_kronecker_product_is_held_against_each_ranks_budget(self):
+        # Every rank reads and solves these whole: basinvol's working set and
+        # its error row, not an out-of-memory kill on every rank.
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        f = os.path.join(d, "structures.h5")
+        with h5py.File(f, "w") as h:
+            diag = h.create_dataset("diag", data=np.linspace(1.0, 2.0, 200000))
+            diag.attrs["structure"] = "diagonal"
+            k = h.create_group("kron")
+            k.attrs["structure"] = "kron"
+            k["A"] = with_spectrum(np.linspace(1.0, 2.0, 300), 1)
+            k["B"] = with_spectrum(np.linspace(1.0, 2.0, 200), 2)
+        for budget, status in (("1M", "error"), ("100M", "ok")):
+            ref = serial("volume", f, "-f", "jsonl", "--max-memory", budget)
+            r = mpi(2, "volume", f, "-f", "jsonl", "--max-memory", budget)
+            self.assertEqual(r.returncode, ref.returncode, r.stderr)
+            got, want = rows(r.stdout), rows(ref.stdout)
+            self.assertEqual([w["status"] for w in want], [status, status], ref.stderr)
+            self.assertEqual([g["status"] for g in got], [status, status], r.stderr)
+            self.assertEqual([g.get("error") for g in got], [w.get("error") for w in want], budget)
+            if status == "error":
+                self.assertRegex(got[0]["error"], r"/diag: n = 200000 needs about .* GB to analyze, over the memory budget")
+
+    def test_o_file_is_locked_as_basinvol_locks_it_and_mixed_n_is_noted(self):
+        import fcntl
+        out = os.path.join(self.tmp.name, "locked.jsonl")
+        with open(out + ".lock", "w") as held:  # another run writing out
+            held.write("4242\n")
+            held.flush()
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            r = mpi(2, "volume", self.files["small"], "-f", "jsonl", "-o", out)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(out + ": another basinvol run is writing it (pid 4242", r.stderr)
+            self.assertFalse(os.path.exists(out))
+        os.remove(out + ".lock")
+        r = mpi(2, "rank", self.files["small"], self.files["dense"], "-f", "jsonl", "-o", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.exists(out))
+        self.assertFalse(os.path.exists(out + ".lock"))
+        ref = serial("rank", self.files["small"], self.files["dense"], "-f", "jsonl", status=0)
+        note = [l for l in ref.stderr.splitlines() if "different n" in l]
+        self.assertEqual(len(note), 1, ref.stderr)
+        self.assertIn(note[0].replace("basinvol:", "basinvol-mpi:", 1), r.stderr.splitlines())
+
     def test_a_listing_that_hangs_stops_at_list_timeout(self):
         d = tempfile.mkdtemp(dir=self.tmp.name)
         fifo = os.path.join(d, "fifo.h5")

@@ -559,25 +559,36 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     return e;
 }
 
-// `rank`: places by the ranking rule, then every row.
-void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpec spec, const CommonOptions& o,
-                    const BatchCli& b, const bv::AnalyzeOptions& a) {
+}  // namespace
+
+bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::AnalyzeOptions& a, bool regularized,
+                const char* tool) {
     bv::RankOptions ro;
     ro.tie_tol = o.tie_tol;
     ro.saddles_last = a.negatives == bv::NegativePolicy::last;
-    bool any_regularized = false;
-    for (const auto& r : rows) any_regularized = any_regularized || r.log_volume_regularized.has_value();
-    if (b.from_results && any_regularized) spec.with_regularized = true;
     // rank_rows recomputes the ranking's own warnings (saved rows from
     // --resume or --from-results carry those of an earlier ranking).
     auto ranking_result = bv::rank_rows(rows, ro);
-    if (spec.with_regularized && !bv::rank_regularized(rows, o.tie_tol))
-        std::cerr << "basinvol: note: the Hessians have different n: place_regularized is left empty "
+    const bool placed = !regularized || bv::rank_regularized(rows, o.tie_tol);
+    if (!placed)
+        std::cerr << tool << ": note: the Hessians have different n: place_regularized is left empty "
                      "(regularized volumes of different n are in different units)\n";
     if (ranking_result.mixed_n)
-        std::cerr << "basinvol: note: the Hessians have different n: they are ranked by curved directions "
+        std::cerr << tool << ": note: the Hessians have different n: they are ranked by curved directions "
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
                      "log-volume among equal r\n";
+    return placed;
+}
+
+namespace {
+
+// `rank`: places by the ranking rule, then every row.
+void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpec spec, const CommonOptions& o,
+                    const BatchCli& b, const bv::AnalyzeOptions& a) {
+    bool any_regularized = false;
+    for (const auto& r : rows) any_regularized = any_regularized || r.log_volume_regularized.has_value();
+    if (b.from_results && any_regularized) spec.with_regularized = true;
+    place_rows(rows, o, a, spec.with_regularized, "basinvol");
     bv::RowWriter ranked(out, spec);
     for (const auto& r : rows) ranked.write(r);
     ranked.finish();

@@ -74,6 +74,12 @@ private:
     bool committed_ = false;
 };
 
+// Places rows by the ranking rule (and by regularized volume when
+// `regularized`), with the notes `tool` writes on stderr when the Hessians'
+// n differ. Returns whether every row got a regularized place.
+bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::AnalyzeOptions& a, bool regularized,
+                const char* tool);
+
 // Ctrl-C and SIGTERM: the first stops new work (running Hessians finish and
 // their rows are written); a second abandons them at once, removing the
 // temporary output file and exiting 128 + the signal. `abandon_at_once`

@@ -16,6 +16,7 @@
 #include "../cli/common.hpp"
 #include "../cli/journal.hpp"
 
+#include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/mpi/distributed.hpp>
 #include <basinvol/rank/ranking.hpp>
@@ -93,11 +94,7 @@ int finish_rows(std::vector<bv::Row>& rows, bool ranking, bool all_ok, const Com
                 const bv::AnalyzeOptions& a, bv::RowWriter& writer, AtomicFile* file) {
     try {
         if (ranking) {
-            bv::RankOptions ro;
-            ro.tie_tol = o.tie_tol;
-            ro.saddles_last = a.negatives == bv::NegativePolicy::last;
-            bv::rank_rows(rows, ro);
-            if (o.regularized) bv::rank_regularized(rows, o.tie_tol);
+            place_rows(rows, o, a, o.regularized.has_value(), "basinvol-mpi");
             for (const auto& r : rows) writer.write(r);
         }
         writer.finish();
@@ -163,10 +160,12 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
     }
 }
 
-// Rank 0 opens -o FILE (never one the run reads) and the row writer; every
-// rank returns 0, or the exit status when that failed (2: -o names an input).
+// Rank 0 takes FILE.lock as basinvol does (one run at a time writes FILE),
+// opens -o FILE (never one the run reads) and the row writer; every rank
+// returns 0, or the exit status when that failed (2: -o names an input).
 int open_output(const std::string& output, const std::vector<Item>& items, const bv::ReportSpec& spec, int me,
-                std::unique_ptr<AtomicFile>& file, std::unique_ptr<bv::RowWriter>& writer) {
+                std::unique_ptr<OutputLock>& lock, std::unique_ptr<AtomicFile>& file,
+                std::unique_ptr<bv::RowWriter>& writer) {
     std::string open_error;
     int open_status = exit_failed;
     if (me == 0) {
@@ -178,6 +177,12 @@ int open_output(const std::string& output, const std::vector<Item>& items, const
                     inputs.insert(it.info.reads_also.begin(), it.info.reads_also.end());
                 }
                 refuse_input_as_output(output, inputs);
+                const OutputTarget target = output_target(output);
+                if (!target.stream) {
+                    lock = std::make_unique<OutputLock>(target.directory ? output : target.path);
+                    if (!lock->warning().empty()) std::cerr << lock->warning() << '\n';
+                    remove_stale_temps(target.directory ? output : target.path);
+                }
                 file = std::make_unique<AtomicFile>(output);
             }
             writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec);
@@ -224,6 +229,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     // seconds later): rank 0 removes its temporary -o file and exits 128 + the signal.
     install_interrupt_handlers(true);
 
+    std::unique_ptr<OutputLock> lock;  // released after the rows are committed
     std::unique_ptr<AtomicFile> file;
     std::unique_ptr<bv::RowWriter> writer;
     bv::ReportSpec spec = spec_for(command, o, ranking);
@@ -231,7 +237,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     MPI_Comm_size(MPI_COMM_WORLD, &ranks);
     spec.context["tool"] = "basinvol-mpi";
     spec.context["ranks"] = ranks;
-    if (const int cannot_write = open_output(output, items, spec, me, file, writer))
+    if (const int cannot_write = open_output(output, items, spec, me, lock, file, writer))
         return cannot_write;
 
     bool all_ok = true;
@@ -249,7 +255,18 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     for (const Item& it : items) {
         if (it.kind == Item::structured) {
             // Every rank walks the structure (small parts redundantly); factors
-            // are read in slabs and their Grams summed across ranks.
+            // are read in slabs and their Grams summed across ranks. A diagonal
+            // or a Kronecker product holds no factor: each rank reads and
+            // solves all of it, so basinvol's working set is each rank's, held
+            // against the rank's budget by basinvol's rule and message (a factor's
+            // slab and Gram are checked as they are read).
+            if (it.info.structure == "diagonal" || it.info.structure == "kron") {
+                const std::size_t budget = bv::mpi::rank_budget(MPI_COMM_WORLD, a.read);
+                if (auto over = bv::over_budget_alone(it.info, bv::analysis_bytes(it.info, a.keep_eigenvalues), budget)) {
+                    if (me == 0) emit(*over);
+                    continue;
+                }
+            }
             bv::Row r = bv::analyze(it.info, spread);
             if (me == 0) emit(std::move(r));
         } else if (it.kind == Item::dense) {

@@ -29,10 +29,11 @@ struct WorkItem {
     std::string label() const { return error ? error->source : info.source(); }
 };
 
-// Bytes the analysis of one Hessian holds at its peak: the matrix in its
-// stored type plus the float64 copy the dense solver works on (for float64
-// data, room for the sketch's blocks, which are smaller), plus O(n)
-// vectors. An upper bound for every method.
+// Bytes the analysis of one Hessian holds at its peak: the matrix in float64
+// (float data is widened when it is not symmetric) plus the float64 copy the
+// dense solver and the factored Cholesky work on (or room for the sketch's
+// blocks, which are smaller), plus O(n) vectors. An upper bound for every
+// method.
 std::size_t working_set_bytes(const HessianInfo& info);
 
 // What the scheduler holds against the budget for one Hessian: its working

@@ -50,6 +50,10 @@ using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& options,
                                       const SketchFirst& sketch_first = {});
 
+// The memory budget of each rank: options.max_bytes (--max-memory), else half
+// the physical memory shared by the ranks on this node. Collective over comm.
+std::size_t rank_budget(MPI_Comm comm, const ReadOptions& options);
+
 // Factors across ranks: G's longer dimension is split into contiguous slabs,
 // one per rank of `comm`, each read with parallel HDF5; each rank forms its
 // slab's part of the Gram matrix and one MPI_Allreduce sums them, so no rank
