@@ -398,6 +398,38 @@ TEST_CASE("a full-rank Hessian goes dense under auto and says why") {
     CHECK_FALSE(a.solver_note.empty());
 }
 
+TEST_CASE("Lanczos on Krylov spaces that close early: certified only with an orthonormal basis, else dense") {
+    // The all-ones matrix (one curved direction), a sum of two such blocks,
+    // and a scaled identity block: Spectra's basis can break down; a row
+    // is then dense's, saying why, never a certificate on a broken basis.
+    const Eigen::Index n = 600;
+    std::vector<Eigen::MatrixXd> cases;
+    cases.push_back(Eigen::MatrixXd::Ones(n, n));
+    Eigen::MatrixXd two = Eigen::MatrixXd::Zero(n, n);
+    two.topLeftCorner(300, 300).setOnes();
+    two.bottomRightCorner(300, 300).setConstant(2.0);
+    cases.push_back(two);
+    Eigen::MatrixXd eye = Eigen::MatrixXd::Zero(n, n);
+    eye.topLeftCorner(40, 40).setIdentity();
+    cases.push_back(3.0 * eye);
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        CAPTURE(i);
+        Hessian h = make_hessian(cases[i]);
+        Row d = run(h, Method::dense);
+        Row l = run(h, Method::lanczos);
+        check_same(l, d);
+        if (l.method == "lanczos") {
+            CHECK(l.residual_bound <= l.tol);
+        } else {
+            CHECK(l.method == "dense");
+            CHECK(l.solver_note.find("lanczos") == 0);
+        }
+    }
+    // The all-ones matrix breaks Spectra's basis: the note names that.
+    Row ones = run(make_hessian(cases[0]), Method::lanczos);
+    CHECK(ones.solver_note.find("lanczos: failed (Spectra's Lanczos basis broke down") == 0);
+}
+
 TEST_CASE("an uncertifiable partial spectrum is finished densely") {
     // Rank 400 of 600 cannot fit n/4 Ritz pairs: the sketch must not pretend.
     Hessian h = make_hessian(with_spectrum(lowrank(600, 400, true), 12));

@@ -3,6 +3,7 @@
 // slowest code of the library to compile.
 #include "detail.hpp"
 
+#include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <sstream>
 
 namespace basinvol {
 
@@ -37,6 +39,19 @@ std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions&
         eigs.compute(Spectra::SortRule::LargestMagn, 1000, 1e-10, Spectra::SortRule::LargestMagn);
         const Eigen::VectorXd theta = eigs.eigenvalues();
         const Eigen::MatrixXd V = eigs.eigenvectors();
+        // The certificate (Weyl on H = VΘVᵀ + R) needs orthonormal Ritz
+        // vectors, and Ritz values then lie within ±‖H‖₂ ≤ ‖H‖_F. A Krylov
+        // space that closes early (the all-ones matrix: one curved direction)
+        // can leave Spectra with neither; its numbers then mean nothing, and
+        // the next method takes over.
+        const double drift = (V.transpose() * V - Eigen::MatrixXd::Identity(V.cols(), V.cols())).norm();
+        const double amax_seen = theta.size() ? theta.cwiseAbs().maxCoeff() : 0.0;
+        if (!(drift <= 1e-10 * std::sqrt(double(V.cols()) + 1)) || !(amax_seen <= h.frobenius() * (1 + 1e-10))) {
+            std::ostringstream why;
+            why << "Spectra's Lanczos basis broke down (|VᵀV − I|_F = " << drift << ", largest Ritz value "
+                << amax_seen << " against ‖H‖_F = " << h.frobenius() << ")";
+            throw NumericError(why.str());
+        }
         s.rest_bound = op.residual_frobenius(V, theta);
         s.values.assign(theta.data(), theta.data() + theta.size());
         // Done when the rest is under the dtype cut, n·ε·max|λ|, or stopped shrinking.
