@@ -413,6 +413,7 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
             c.dim_high = K.n;
             c.band_tol_low = 0;
             c.band_tol_high = INFINITY;
+            c.all_noise = true;
             c.decided = decided;
             return;
         }

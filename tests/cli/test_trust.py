@@ -213,6 +213,24 @@ class Storage(Base):
         self.assertEqual(row["stored_type"], "float16")
         self.assertIn("ambiguous_rank", row["warnings"], row)
 
+    def test_a_stated_error_past_every_eigenvalue_gives_every_method_the_same_band(self):
+        # Everything is noise: any dim, and any of the n values may be
+        # negative, whatever signs one solver computed (dense: about half of
+        # the noise) or listed (a partial method: a few).
+        rng = np.random.default_rng(0)
+        n = 600
+        j = rng.standard_normal((25, n))
+        f = self.path("noise.h5")
+        with h5py.File(f, "w") as h5:
+            h5["h"] = (j.T @ j) * 1e-160
+        for method in METHODS:
+            p = run("volume", f, "--hessian-error", "1e-10", "--method", method, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            row = rows_of(p)[0]
+            got = [row[k] for k in ("dim", "dim_low", "dim_high", "negative", "negative_low", "negative_high")]
+            self.assertEqual(got, [n, 0, n, 0, 0, n], method)
+            self.assertIn("ambiguous_rank", row["warnings"])
+
     def test_float32_asymmetric_at_rounding_level_is_symmetrized_exactly(self):
         # Autograd in float32 leaves H asymmetric by an ulp here and there.
         # (a + b)/2 of two floats is exact in double; rounded back to float32

@@ -86,6 +86,10 @@ struct Cut {
     // of other kinds (negative values) are read.
     double band_tol_low = 0;
     double band_tol_high = 0;
+    // Every value lies within the noise (a stated or measured error past all
+    // of H's eigenvalues): the band is every dim, and any of the n may be
+    // negative, whatever signs a solver happened to compute or list.
+    bool all_noise = false;
 };
 
 // The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 8·√n·ε(float64)·‖H‖_F,
