@@ -178,7 +178,9 @@ std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, M
     std::ostringstream why;
     why << method_name(method) << ": ";
     if (!s) why << (method == Method::cholesky ? "not applicable (negative diagonal)" : "not applicable (n too small)");
-    else if (s->too_large) why << "rank above " << s->rank_budget << " (cheaper densely)";
+    else if (s->too_large)
+        why << "rank " << (s->rank_estimated ? "likely above " : "above ") << s->rank_budget
+            << (s->rank_estimated ? " by its trace and ‖H‖_F" : "") << " (cheaper densely)";
     else if (cut->tol < s->rest_bound) why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
     else why << "the cut is not decided by the partial spectrum (rest bound " << s->rest_bound << ", tol " << cut->tol
              << ")";

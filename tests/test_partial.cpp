@@ -556,6 +556,21 @@ TEST_CASE("factored Cholesky: past 0.75·n pivots auto goes dense and says why")
     CHECK(a.log_volume == d.log_volume);
 }
 
+TEST_CASE("a rank only estimated past the budget is said to be an estimate") {
+    // Rank 500 of 1000, values 1 down to 0.5: trace²/‖H‖_F² and the
+    // Marchenko–Pastur spectrum of that ratio put the rank past 0.75·n, so
+    // auto skips the factorization; the note must not state it as a count.
+    std::vector<double> e(1000, 0.0);
+    for (std::size_t i = 0; i < 500; ++i) e[i] = 1.0 - 0.5 * double(i) / 499.0;
+    Hessian h = float32_hessian(e, 51);
+    Row d = run(h, Method::dense), a = run(h, Method::automatic);
+    REQUIRE(a.ok);
+    CHECK(d.rank == 500);
+    CHECK(a.method == "dense");
+    CHECK(a.solver_note.find("cholesky: rank likely above 750 by its trace and ‖H‖_F (cheaper densely)") == 0);
+    CHECK(a.rank == d.rank);
+}
+
 TEST_CASE("factored Cholesky on a saddle with a non-negative diagonal: the certificate refuses it") {
     std::vector<double> e = geometric(300, 10, 0.05);
     for (std::size_t i = 0; i < 300; i += 7) e[i] = -e[i];

@@ -266,11 +266,17 @@ std::optional<Spectrum> cholesky_spectrum(const Hessian& h, const PartialOptions
     const std::size_t n = h.info.n, likely = likely_rank(op, h);
     if (o.max_k == 0 && likely > n / 8 && n <= static_cast<std::size_t>(INT_MAX) && rounding_fits(op, h)) {
         const auto budget = static_cast<std::size_t>(factored_share * static_cast<double>(n));
-        if (likely > budget + n / 20) return too_large(s, budget, op, t0);  // well past it: skip dpstrf
+        if (likely > budget + n / 20) {  // well past it: skip dpstrf
+            s.rank_estimated = true;
+            return too_large(s, budget, op, t0);
+        }
         return factored_cholesky(h, budget, op, t0);
     }
     // Rank at least trace²/‖H‖_F² for a PSD H: past max_k the pivots cannot win.
-    if (likely > max_pairs(h, o)) return too_large(s, max_pairs(h, o), op, t0);
+    if (likely > max_pairs(h, o)) {
+        s.rank_estimated = true;
+        return too_large(s, max_pairs(h, o), op, t0);
+    }
     return column_cholesky(h, o, op, t0);
 }
 

@@ -138,7 +138,10 @@ std::optional<Spectrum> detail::sketch(const SketchTarget& t, std::size_t max_k,
     // For a positive semi-definite H the guess is a lower bound on the rank:
     // past max_k the sketch cannot win, so do not start it.
     const std::size_t guess = rank_guess(t.trace, t.frobenius) * 5 / 4 + 2 * o.oversample;
-    if (guess > max_k || likely_rank(t.trace, t.frobenius, t.n) > max_k) return too_large();
+    if (guess > max_k || likely_rank(t.trace, t.frobenius, t.n) > max_k) {
+        s.rank_estimated = true;
+        return too_large();
+    }
     std::size_t k = std::max<std::size_t>(guess, std::min<std::size_t>(32, max_k));
     std::mt19937_64 rng(o.seed);
     Eigen::MatrixXd Y = t.apply(gaussian(n, static_cast<Eigen::Index>(k), rng));

@@ -388,6 +388,15 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertIn("not available across ranks", r.stderr)
         r = mpi(2, "volume")
         self.assertEqual(r.returncode, 2)
+        # --read-timeout (a child process per read) is not offered, and refused by name.
+        help_text = subprocess.run([os.path.join(BUILD, "basinvol-mpi"), "volume", "--help"], capture_output=True,
+                                   text=True, env=ENV).stdout
+        self.assertIn("--max-memory", help_text)
+        self.assertNotIn("--read-timeout", help_text)
+        r = mpi(2, "volume", self.files["small"], "--read-timeout", "5")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("read_timeout", r.stderr.replace("--read-timeout", "read_timeout"))
+        self.assertIn("not available in basinvol-mpi", r.stderr)
 
     def test_a_killed_rank_ends_the_job(self):
         """Rank 1 is killed (SIGKILL) a second into a run of many Hessians:

@@ -308,6 +308,9 @@ int main(int argc, char** argv) {
         sub->add_option("SOURCE", sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)")
             ->required();
         add_common(sub, o, sub == rank, true);
+        // Ranks read their parts together: no child process per read. The
+        // option stays (its use is a usage error that says so) but is not offered.
+        sub->get_option("--read-timeout")->group("");
         sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)");
         sub->add_option("--list-timeout", list_timeout,
                         "Seconds a SOURCE's structure walk (on rank 0) may take before it is stopped and is an error row")

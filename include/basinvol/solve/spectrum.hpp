@@ -36,6 +36,7 @@ struct Spectrum {
     std::string note;            // why a fallback happened, if one did
     bool too_large = false;      // a partial method gave up: the rank is above its budget
     std::size_t rank_budget = 0; // that budget, when too_large
+    bool rank_estimated = false; // too_large from an estimate of the rank (its trace and ‖H‖_F), not a count
     SolverStats stats;
 };
 
