@@ -202,10 +202,11 @@ NormSums float_norms(const Eigen::MatrixXf& m) {
     });
 }
 
-// m ← (m + mᵀ)/2 in place; returns its ‖·‖_F² in units of max|H|².
-template <class Matrix>
-double symmetrize(Matrix& m, const Unit& unit) {
-    using S = typename Matrix::Scalar;
+// out ← (m + mᵀ)/2 (out may be m itself; a float m into a double out is
+// exact); returns its ‖·‖_F² in units of max|H|².
+template <class Matrix, class Out>
+double symmetrize(const Matrix& m, Out& out, const Unit& unit) {
+    using S = typename Out::Scalar;
     const Eigen::Index n = m.rows();
     double sym2 = 0;
     for (Eigen::Index c0 = 0; c0 < n; c0 += tile)
@@ -213,10 +214,10 @@ double symmetrize(Matrix& m, const Unit& unit) {
             const Eigen::Index c1 = std::min(n, c0 + tile), r1 = std::min(n, r0 + tile);
             for (Eigen::Index c = c0; c < c1; ++c)
                 for (Eigen::Index r = std::max(r0, c); r < r1; ++r) {
-                    const S v = r == c ? m(r, c)
+                    const S v = r == c ? static_cast<S>(m(r, c))
                                        : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
-                    m(r, c) = v;
-                    m(c, r) = v;
+                    out(r, c) = v;
+                    out(c, r) = v;
                     const double vs = unit(static_cast<double>(v));
                     sym2 += (r == c ? 1 : 2) * vs * vs;
                 }
@@ -236,11 +237,13 @@ std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& inf
                                                Eigen::MatrixXd& widened) {
     const auto symmetrized = [&](const Unit& unit) {
         if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
-            widened = m.template cast<double>();
+            widened.resize(m.rows(), m.cols());
+            detail::advise_huge_pages(widened);
+            const double sym2 = symmetrize(m, widened, unit);
             m.resize(0, 0);
-            return symmetrize(widened, unit);
+            return sym2;
         } else {
-            return symmetrize(m, unit);
+            return symmetrize(m, m, unit);
         }
     };
     // Values stored as floats take one pass (float_norms); integers held in
