@@ -329,6 +329,15 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(run("volume", "x.h5", "--shard", "3/2").returncode, 2)
         self.assertEqual(run("volume", "x.h5", "--resume").returncode, 2)  # --resume needs -o
         self.assertEqual(run("volume", "x.h5", "-j", "0").returncode, 2)
+        # An empty value (a job array's unset $SHARD or $OUT) is refused, not
+        # read as "no shard" (every task analysing everything) or stdout.
+        src = os.path.join(REPO, "testdata", "example_checkpoints.h5")
+        for option, what in [("--shard", "I/N"), ("-o", "a FILE"), ("--max-memory", "a size such as 8G"),
+                             ("--files-from", "a FILE")]:
+            p = run("volume", src, option, "")
+            self.assertEqual(p.returncode, 2, (option, p.stderr))
+            self.assertIn("needs %s, got ''" % what, p.stderr)
+            self.assertEqual(p.stdout, "")
 
     # ------------------------------------------------------------------ parallel, order
 

@@ -40,7 +40,8 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
         ->transform(positive_seconds());
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
-                    "usable memory, the cgroup limit counted)");
+                    "usable memory, the cgroup limit counted)")
+        ->check(non_empty("a size such as 8G"));
     if (ranking)
         app->add_option("--tie-tol", o.tie_tol,
                         "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
@@ -62,9 +63,11 @@ void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
     if (lists) {
         // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
         app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
-            ->allow_extra_args(false);
+            ->allow_extra_args(false)
+            ->check(non_empty("a FILE"));
         app->add_option("--shard", b.shard,
-                        "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset");
+                        "Only shard I of N (I/N, 1 <= I <= N), chosen by a hash of FILE:/dataset")
+            ->check(non_empty("I/N"));
     }
     app->add_option("-j,--jobs", b.jobs, "Hessians analyzed at once (default: the CPUs this process may use)")
         ->transform(whole(1, 4096));
@@ -87,7 +90,8 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
     }
     app->add_option("-o,--output", b.output,
                     "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
-                    "the end; FILE.lock keeps out a second run)");
+                    "the end; FILE.lock keeps out a second run)")
+        ->check(non_empty("a FILE"));
     app->add_flag("--resume", b.resume,
                   "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "
                   "only the rest");
@@ -102,7 +106,8 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
     add_input_options(app, b);
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians checked at once, e.g. 8G or 500M (default: half the usable "
-                    "memory, the cgroup limit counted)");
+                    "memory, the cgroup limit counted)")
+        ->check(non_empty("a size such as 8G"));
     app->add_option("--logv-tol", v.logv_tol,
                     "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)")
         ->transform(decimal());

@@ -59,6 +59,14 @@ inline CLI::Validator whole(std::uint64_t lo, std::uint64_t hi) {
         "INT in [" + std::to_string(lo) + " - " + std::to_string(hi) + "]");
 }
 
+// A value that cannot be empty: `--shard "$SHARD"` with SHARD unset must not
+// read as no shard (every task of a job array would analyse everything), nor
+// `-o "$OUT"` as standard output.
+inline CLI::Validator non_empty(const std::string& what) {
+    return CLI::Validator(
+        [what](std::string& text) { return text.empty() ? "needs " + what + ", got ''" : std::string(); }, "");
+}
+
 // A time limit: a finite decimal number of seconds, at least a nanosecond
 // ("must be a positive number of seconds, got 0", where
 // CLI::PositiveNumber spells out DBL_MAX).

@@ -311,7 +311,8 @@ int main(int argc, char** argv) {
         // Ranks read their parts together: no child process per read. The
         // option stays (its use is a usage error that says so) but is not offered.
         sub->get_option("--read-timeout")->group("");
-        sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)");
+        sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)")
+            ->check(cli::non_empty("a FILE"));
         sub->add_option("--list-timeout", list_timeout,
                         "Seconds a SOURCE's structure walk (on rank 0) may take before it is stopped and is an error row")
             ->transform(cli::positive_seconds())
