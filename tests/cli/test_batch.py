@@ -677,6 +677,35 @@ class BatchTest(clitest.TempDirTest):
         p = run("rank", a, "-f", "json", "-o", out, "--resume", "--tie-tol", "0.5")  # places only
         self.assertEqual(p.returncode, 0, p.stderr)
 
+    def test_resume_of_a_killed_json_run_refuses_other_options(self):
+        # Killed, a JSON run leaves only FILE.journal: it records the options
+        # too, and a rerun under others is refused before any work.
+        f = self.big_batch()
+        out = self.path("rows.json")
+        proc = subprocess.Popen([BIN, "volume", f, "-f", "json", "-j", "1", "-o", out],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        journal = out + ".journal"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if os.path.exists(journal) and slurp(journal).count("\n") >= 3:  # the options and two rows
+                break
+            time.sleep(0.01)
+        proc.kill()
+        proc.communicate()
+        self.assertFalse(os.path.exists(out))
+        kept = slurp(journal)
+        self.assertTrue(kept.startswith('{"context":{"options":{'), kept[:200])
+        p = run("volume", f, "-f", "json", "-o", out, "--resume", "-T", "2")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(journal + "' was written with --threshold not given, this run has 2", p.stderr)
+        self.assertEqual(slurp(journal), kept)
+        p = run("volume", f, "-f", "json", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = json.loads(slurp(out))["rows"]
+        self.assertEqual(len(rows), 60)
+        self.assertEqual({r["threshold"] for r in rows}, {1.0})
+        self.assertFalse(os.path.exists(journal))
+
     def test_resume_of_a_hessian_named_twice_keeps_its_row(self):
         a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
         src = a + ":/checkpoints/step_0000"

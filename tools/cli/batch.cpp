@@ -547,6 +547,7 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     auto j = read_journal(b.output);
     e.journal_found = !j.rows.empty();
     if (!b.resume) return e;
+    if (spec.format == bv::Format::json && !j.context.empty()) refuse_other_options(j.context, spec, journal_path(b.output));
     std::size_t from_journal = 0;
     for (auto& r : j.rows)
         if (e.keep(spec, std::move(r))) ++from_journal;

@@ -185,6 +185,10 @@ JournalRows read_journal(const std::string& output) {
         pos = nl + 1;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         const auto j = nlohmann::ordered_json::parse(line, nullptr, false);
+        if (got.rows.empty() && got.context.empty() && j.is_object() && j.size() == 1 && j.contains("context")) {
+            got.context = line;
+            continue;
+        }
         try {
             if (j.is_discarded()) throw bv::InputError("not JSON");
             got.rows.push_back(bv::row_from_json(j));
@@ -197,6 +201,7 @@ JournalRows read_journal(const std::string& output) {
 
 Journal::Journal(const std::string& output, bool keep, bv::ReportSpec spec)
     : path_(journal_path(output)), spec_(std::move(spec)), last_sync_(std::chrono::steady_clock::now()) {
+    const bool record_options = spec_.format == bv::Format::json;
     spec_.format = bv::Format::jsonl;
     spec_.with_place = false;
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | (keep ? 0 : O_TRUNC), 0666);
@@ -213,10 +218,21 @@ Journal::Journal(const std::string& output, bool keep, bv::ReportSpec spec)
             throw bv::Error(path_ + ": cannot cut off the partial last row: " + why);
         }
     }
-    if (::lseek(fd_, 0, SEEK_END) < 0 || ::fcntl(fd_, F_SETFL, O_APPEND) != 0) {
+    const off_t end = ::lseek(fd_, 0, SEEK_END);
+    if (end < 0 || ::fcntl(fd_, F_SETFL, O_APPEND) != 0) {
         const std::string why = errno_text();
         ::close(fd_);
         throw bv::Error(path_ + ": cannot append to the journal: " + why);
+    }
+    if (end == 0 && record_options) {
+        nlohmann::ordered_json line;
+        line["context"]["options"] = spec_.context.value("options", nlohmann::ordered_json::object());
+        const std::string text = line.dump() + "\n";
+        if (::write(fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+            const std::string why = errno_text();
+            ::close(fd_);
+            throw bv::Error(path_ + ": cannot write the journal's options: " + why);
+        }
     }
     sync_directory_of(path_);
 }

@@ -66,6 +66,9 @@ struct JournalRows {
     std::vector<bv::Row> rows;
     std::size_t unreadable = 0;  // complete lines that are not a row (skipped: analyzed again)
     bool exists = false;
+    // The first line of a journal started for -f json: {"context": {"options":
+    // ...}}, the options its rows were computed with ("" when absent).
+    std::string context;
 };
 
 // The rows of FILE.journal; a cut-off last line (a write the kill
@@ -75,7 +78,9 @@ JournalRows read_journal(const std::string& output);
 class Journal {
 public:
     // Opens FILE.journal: `keep` appends to it (cutting off a partial last
-    // line), otherwise it starts empty. Throws bv::Error when it cannot be made.
+    // line), otherwise it starts empty; a journal started for -f json begins
+    // with a line of the run's options, which --resume holds a rerun to as it
+    // holds one to FILE's. Throws bv::Error when it cannot be made.
     Journal(const std::string& output, bool keep, bv::ReportSpec spec);
     ~Journal();  // syncs and closes; the file stays for --resume
     Journal(const Journal&) = delete;
