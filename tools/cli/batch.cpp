@@ -709,13 +709,16 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             if (journal) journal->sync_if_due();
         };
         failed += run_items(items, bo, o, b, progress, sink, sync).failed;
-        if (interrupt_signal() && file) std::cerr << "basinvol: interrupted: the rows done are in " << b.output << '\n';
     }
     progress.finish();
     if (ranking) rank_and_write(rows, out, spec, o, b, bo.analyze);
     else writer.finish();
     if (file) file->commit();
     if (journal) journal->remove();  // every row is in FILE now
+    // Said once FILE holds them: a second signal during the commit leaves
+    // FILE as it was and the rows in the journal.
+    if (!b.from_results && interrupt_signal() && file)
+        std::cerr << "basinvol: interrupted: the rows done are in " << b.output << '\n';
     return finish_output(batch_status(failed > 0));
 }
 
