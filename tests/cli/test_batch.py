@@ -706,6 +706,20 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual({r["threshold"] for r in rows}, {1.0})
         self.assertFalse(os.path.exists(journal))
 
+    def test_resume_says_when_a_hessian_changed_size(self):
+        f = self.path("chg.h5")
+        with h5py.File(f, "w") as h5:
+            h5["h"] = np.eye(3)
+        out = self.path("chg.jsonl")
+        self.assertEqual(run("volume", f, "-f", "jsonl", "-o", out).returncode, 0)
+        with h5py.File(f, "w") as h5:
+            h5["h"] = np.eye(5)
+        p = run("volume", f, "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, "basinvol: note: %s: 1 saved row(s) are of a Hessian whose n changed since "
+                                   "(%s:/h: n was 3, is 5); they are analyzed again\n" % (out, f))
+        self.assertEqual([r["n"] for r in jsonl(slurp(out))], [5])
+
     def test_resume_of_a_hessian_named_twice_keeps_its_row(self):
         a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
         src = a + ":/checkpoints/step_0000"

@@ -473,11 +473,15 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
     std::set<std::string> redo;
     for (const auto& [key, said] : earlier.said)
         if (said.size() > 1) redo.insert(key);
+    std::map<std::string, std::string> resized;  // key -> "SOURCE: n was X, is Y"
     for (const auto& w : items) {
         if (w.error) continue;
         const std::string key = resume_key(spec, w.info.source());
         auto row = earlier.done.find(key);
-        if (names[key].size() > 1 || (row != earlier.done.end() && row->second != w.info.n)) redo.insert(key);
+        if (row != earlier.done.end() && row->second != w.info.n)
+            resized.emplace(key, w.info.source() + ": n was " + std::to_string(row->second) + ", is " +
+                                     std::to_string(w.info.n));
+        if (names[key].size() > 1 || resized.count(key)) redo.insert(key);
     }
     std::vector<bv::WorkItem> rest;
     for (auto& w : items) {
@@ -485,11 +489,20 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         if (w.error || redo.count(key) || !earlier.done.count(key)) rest.push_back(std::move(w));
     }
     items.swap(rest);
-    auto dropped = [&](const bv::Row& r) { return redo.count(resume_key(spec, r.source)) > 0; };
-    const auto before = earlier.kept.size();
+    std::size_t alike = 0, changed = 0;  // rows dropped: their names collide, their Hessian's n changed
+    auto dropped = [&](const bv::Row& r) {
+        const std::string key = resume_key(spec, r.source);
+        if (!redo.count(key)) return false;
+        ++(resized.count(key) ? changed : alike);
+        return true;
+    };
     earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
-    if (earlier.kept.size() < before)
-        std::cerr << "basinvol: note: " << output << ": " << before - earlier.kept.size()
+    if (changed)
+        std::cerr << "basinvol: note: " << output << ": " << changed
+                  << " saved row(s) are of a Hessian whose n changed since (" << resized.begin()->second
+                  << (resized.size() > 1 ? ", ..." : "") << "); they are analyzed again\n";
+    if (alike)
+        std::cerr << "basinvol: note: " << output << ": " << alike
                   << " saved row(s) cannot be told from another Hessian's (names the output writes alike: a tab "
                      "and a space, bytes that are not UTF-8); they are analyzed again\n";
     // A source given k times is k rows, as in a run never stopped (a kept
