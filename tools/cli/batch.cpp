@@ -1,5 +1,6 @@
 #include "batch.hpp"
 #include "journal.hpp"
+#include "signals.hpp"
 
 #include <basinvol/batch/results.hpp>
 #include <basinvol/error.hpp>
@@ -200,13 +201,7 @@ extern "C" void on_signal(int sig) {
 
 void install_interrupt_handlers(bool abandon_at_once) {
     g_abandon_at_once = abandon_at_once ? 1 : 0;
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
+    catch_stop_signals(on_signal);
 }
 
 const std::atomic<bool>* interrupt_flag() { return &g_stop; }

@@ -3,6 +3,7 @@
 // (including spectra whose rank the stored type cannot resolve), 128 + the
 // signal when SIGINT or SIGTERM stopped it (OUT as it was).
 #include "../cli/choice.hpp"
+#include "../cli/signals.hpp"
 #include "../cli/values.hpp"
 #include "../cli/words.hpp"
 
@@ -46,16 +47,6 @@ extern "C" void on_signal(int sig) {
     if (g_beside[0] != '\0') ::unlink(g_beside);
     if (g_beside[0] != '\0' || g_signal != 0) ::_exit(128 + sig);
     g_signal = sig;
-}
-
-void install_interrupt_handlers() {
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
 }
 
 // Thrown between toys when a signal arrived during an --append run.
@@ -306,7 +297,7 @@ int main(int argc, char** argv) {
         std::cout.flush();
         return std::cout ? 0 : 1;
     }
-    install_interrupt_handlers();
+    cli::catch_stop_signals(on_signal);
     try {
         write_toys(args);
     } catch (const Interrupted& e) {

@@ -1,0 +1,19 @@
+#pragma once
+// SIGINT (Ctrl-C) and SIGTERM (a batch system's time limit) to one handler,
+// with interrupted system calls restarted: how basinvol and basinvol-toy stop.
+#include <csignal>
+#include <cstring>
+
+namespace cli {
+
+inline void catch_stop_signals(void (*handler)(int)) {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+}  // namespace cli
