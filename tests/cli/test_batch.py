@@ -761,6 +761,33 @@ class BatchTest(clitest.TempDirTest):
         self.assertIn("kept 1 row(s)", p.stderr)
         self.assertEqual(len(slurp(out).splitlines()), 2)
 
+    def test_resume_of_an_empty_file_starts_afresh_and_of_another_file_is_a_usage_error(self):
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=12)
+        full = jsonl(run("volume", a, "-f", "jsonl").stdout)
+        for fmt in ("jsonl", "json", "tsv", "csv"):
+            # An empty FILE (made by the job script, or by `: > FILE`) holds no rows.
+            for blank in ("", "\n \n"):
+                out = self.path("empty." + fmt)
+                with open(out, "w") as fh:
+                    fh.write(blank)
+                p = run("volume", a, "-f", fmt, "-o", out, "--resume")
+                self.assertEqual(p.returncode, 0, (fmt, repr(blank), p.stderr))
+                again = run("rank", "--from-results", out, "-f", "jsonl")
+                self.assertEqual(again.returncode, 0, again.stderr)
+                self.assertEqual(sorted(r["source"] for r in jsonl(again.stdout)),
+                                 sorted(r["source"] for r in full), fmt)
+            # A FILE in the format asked for that is not basinvol output is the
+            # wrong -o: a usage error (exit 2), like one in another format.
+            out = self.path("other." + fmt)
+            text = {"jsonl": '{"a": 1}\n', "json": '{"context": 5,\n "rows": [5]}\n', "tsv": "x\ty\n1\t2\n",
+                    "csv": "x,y\n1,2\n"}[fmt]
+            with open(out, "w") as fh:
+                fh.write(text)
+            p = run("volume", a, "-f", fmt, "-o", out, "--resume")
+            self.assertEqual(p.returncode, 2, (fmt, p.stderr))
+            self.assertIn("--resume: " + out, p.stderr.splitlines()[0])
+            self.assertEqual(slurp(out), text)
+
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
         out = self.path("rows.jsonl")

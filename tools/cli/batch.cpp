@@ -516,7 +516,7 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
 // TSV and CSV do not record them: docs/batch.md.)
 void refuse_other_options(const std::string& text, const bv::ReportSpec& spec, const std::string& file) {
     const auto doc = nlohmann::json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object() || !doc.contains("context")) return;
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("context") || !doc["context"].is_object()) return;
     const auto& was = doc["context"].value("options", nlohmann::json::object());
     const auto& now = spec.context["options"];
     for (const auto& [key, value] : now.items()) {
@@ -543,13 +543,22 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
         } catch (const bv::InputError& unreadable) {
             throw bv::UsageError(std::string("--resume: ") + unreadable.what());
         }
+        // An empty FILE (a job script's `: > FILE`) holds no rows: a fresh start.
+        const bool blank = text.find_first_not_of(" \t\r\n") == std::string::npos;
         auto f = bv::detect_format(text);
         if (f && *f != spec.format)
             throw bv::UsageError("--resume: '" + b.output + "' is not " + format_name +
                                  " output (give the -f it was written with)");
-        if (spec.format == bv::Format::json) refuse_other_options(text, spec, b.output);
-        for (auto& r : bv::parse_rows(text, spec.format, b.output))
-            e.keep(spec, std::move(r));
+        if (!blank) {
+            if (spec.format == bv::Format::json) refuse_other_options(text, spec, b.output);
+            std::vector<bv::Row> saved;
+            try {
+                saved = bv::parse_rows(text, spec.format, b.output);
+            } catch (const bv::InputError& other) {
+                throw bv::UsageError(std::string("--resume: ") + other.what());  // the wrong -o, as above
+            }
+            for (auto& r : saved) e.keep(spec, std::move(r));
+        }
     }
     if (b.output.empty() || b.from_results || output_target(b.output).stream) return e;
     auto j = read_journal(b.output);
