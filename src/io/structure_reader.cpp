@@ -383,6 +383,34 @@ std::size_t values_bytes(const StructurePart& p) {
     return bytes_of(2.0 * double(p.n) * d);
 }
 
+namespace {
+
+// The most memory one part that is not square needs on every rank when each
+// factor's G is read in slabs across ranks: a factor keeps its k×k Gram.
+std::size_t unspread_work_bytes(const StructurePart& p) {
+    switch (p.kind) {
+        case PartKind::blocks: {
+            std::size_t most = 0;
+            for (const auto& child : p.parts) most = std::max(most, unspread_work_bytes(child));
+            return most;
+        }
+        case PartKind::factor: {
+            const double k = double(std::min(p.m, p.n));
+            return bytes_of(k * k * sizeof(double));
+        }
+        case PartKind::diagonal: return p.work_bytes;
+        case PartKind::dense:
+        case PartKind::kron: break;  // square parts: square_bytes
+    }
+    return 0;
+}
+
+}  // namespace
+
+std::size_t spread_working_bytes(const StructurePart& root) {
+    return add_bytes(std::max(unspread_work_bytes(root), root.square_bytes[0]), values_bytes(root));
+}
+
 ListedHessian detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
     ListedHessian listed;
     HessianInfo& info = listed.info;

@@ -18,6 +18,7 @@
 
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/io/structure.hpp>
 #include <basinvol/mpi/distributed.hpp>
 #include <basinvol/rank/ranking.hpp>
 #include <basinvol/version.hpp>
@@ -255,14 +256,25 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     for (const Item& it : items) {
         if (it.kind == Item::structured) {
             // Every rank walks the structure (small parts redundantly); factors
-            // are read in slabs and their Grams summed across ranks. A diagonal
-            // or a Kronecker product holds no factor: each rank reads and
-            // solves all of it, so basinvol's working set is each rank's, held
-            // against the rank's budget by basinvol's rule and message (a factor's
-            // slab and Gram are checked as they are read).
-            if (it.info.structure == "diagonal" || it.info.structure == "kron") {
-                const std::size_t budget = bv::mpi::rank_budget(MPI_COMM_WORLD, a.read);
-                if (auto over = bv::over_budget_alone(it.info, bv::analysis_bytes(it.info, a.keep_eigenvalues), budget)) {
+            // are read in slabs and their Grams summed across ranks. Every
+            // other part (a dense block, a diagonal, a Kronecker factor) each
+            // rank reads and solves whole, so the working set without the
+            // factors' G is each rank's, held against the rank's budget by
+            // basinvol's rule and message (a factor's slab and Gram are checked
+            // as they are read). A structure that cannot be described is
+            // analyze's error row.
+            unsigned long long need = 0;  // agreed across ranks, so that all of them go on or none
+            try {
+                need = bv::spread_working_bytes(bv::describe_structure(it.info, a.read));
+            } catch (const bv::Error&) {
+            }
+            MPI_Allreduce(MPI_IN_PLACE, &need, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+            const std::size_t budget = bv::mpi::rank_budget(MPI_COMM_WORLD, a.read);
+            if (need) {
+                bv::HessianInfo spread_info = it.info;
+                spread_info.working_bytes = static_cast<std::size_t>(need);
+                if (auto over =
+                        bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a.keep_eigenvalues), budget)) {
                     if (me == 0) emit(*over);
                     continue;
                 }

@@ -39,6 +39,11 @@ struct StructurePart {
 // Throws InputError naming the file, the object and the rule broken.
 StructurePart describe_structure(const HessianInfo& info, const ReadOptions& options = {});
 
+// The memory a structure's analysis needs on each rank of basinvol-mpi, which
+// reads a factor's G in slabs across the ranks (that slab is checked as it
+// is read) and holds every other part whole: info.working_bytes without G.
+std::size_t spread_working_bytes(const StructurePart& root);
+
 // A square dataset of a structure (a dense block, a Kronecker factor), read,
 // checked and symmetrized like a dense Hessian. Throws InputError.
 Hessian read_square_part(const HessianInfo& info, const std::string& path, const ReadOptions& options);
