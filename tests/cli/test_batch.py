@@ -788,6 +788,17 @@ class BatchTest(clitest.TempDirTest):
             self.assertIn("--resume: " + out, p.stderr.splitlines()[0])
             self.assertEqual(slurp(out), text)
 
+    def test_resume_over_fewer_inputs_keeps_the_rows_of_the_others(self):
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=13)
+        b = write_checkpoints(self.path("b.h5"), 2, 20, seed=14)
+        out = self.path("rows.jsonl")
+        self.assertEqual(run("volume", a, b, "-f", "jsonl", "-o", out).returncode, 0)
+        first = slurp(out)
+        os.remove(b)
+        p = run("volume", a, "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(slurp(out), first)
+
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
         out = self.path("rows.jsonl")
