@@ -98,6 +98,26 @@ TEST_CASE("auto never drops eigenvalues of a well-conditioned full-rank Hessian"
     }
 }
 
+TEST_CASE("a full-rank Hessian whose smallest value stands within min_gap of the cut is ambiguous") {
+    // Nothing dropped, but the smallest value is as near the cut as a dropped
+    // one may be: its side of the cut is as unsure, and so is the dim.
+    for (const double smallest : {1e-14, 3e-14, 1e-13, 1e-12}) {
+        Eigen::MatrixXd h = Eigen::Vector3d(1, 1, smallest).asDiagonal();
+        AnalyzeOptions opt;
+        opt.method = Method::dense;
+        for (const CutRule rule : {CutRule::automatic, CutRule::dtype}) {  // (gap: the 12+ decades under 1)
+            opt.cut.rule = rule;
+            Row r = analyze_hessian(make_hessian(h), opt);
+            REQUIRE(r.ok);
+            CAPTURE(smallest);
+            CHECK(r.rank == 3);
+            const bool near = std::log10(smallest / r.tol) < opt.cut.min_gap;
+            CHECK(has(r, "ambiguous_rank") == near);
+            CHECK((r.dim_high > 0) == near);  // the band says the same
+        }
+    }
+}
+
 TEST_CASE("no automatic cut is placed under the noise floor") {
     // A clean gap far below the float32 floor must not be taken for a cut.
     std::vector<double> eigs = geometric(50, 1.0, 1e-3);

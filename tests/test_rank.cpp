@@ -226,6 +226,26 @@ TEST_CASE("noise decides an order of equal dims when the log-volumes' error bars
     edge_a.log_volume_error = edge_b.log_volume_error = 2e-12;
     REQUIRE(compare_rows(edge_a, edge_b, opt).by == Decider::tie);
     CHECK(compare_rows(edge_a, edge_b, opt).noise_decides);
+    // Apart on the grid, but one value within its error of the other's cell:
+    // noise decides between an order and a tie (either way round).
+    RankOptions step;
+    step.tie_tol = 1;
+    Row at_edge = row("ae", 10, 3, 0.5), under = row("u", 10, 3, 0.3);
+    at_edge.log_volume_error = 2e-15;
+    REQUIRE(compare_rows(at_edge, under, step).by == Decider::volume);
+    CHECK(compare_rows(at_edge, under, step).noise_decides);
+    CHECK(compare_rows(under, at_edge, step).noise_decides);
+    at_edge.log_volume_error = 0;  // exactly on the edge, with no error: cell 1, decided
+    CHECK_FALSE(compare_rows(at_edge, under, step).noise_decides);
+    at_edge.log_volume = 0.75;  // bars short of the edge: decided
+    at_edge.log_volume_error = 0.2;
+    CHECK_FALSE(compare_rows(at_edge, under, step).noise_decides);
+    at_edge.log_volume_error = 0.3;  // 0.45 reaches the tie's cell
+    CHECK(compare_rows(at_edge, under, step).noise_decides);
+    std::vector<Row> edge_rows = {under, at_edge};
+    rank_rows(edge_rows, step);
+    CHECK(has(edge_rows[0], "place_uncertain"));
+    CHECK(has(edge_rows[1], "place_uncertain"));
     // On no grid (tie_tol 0) equal values with any error could be an order.
     RankOptions exact;
     exact.tie_tol = 0;

@@ -422,6 +422,14 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         c.gap = K.gap_mid(below, next);
         c.ambiguous = *c.gap < opt.min_gap;
         decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
+    } else if (c.tol > 0) {
+        // Nothing dropped: clear only when the smallest value stands min_gap
+        // decades over the cut (a well-conditioned Hessian), as a dropped
+        // value must stand that far under it.
+        const Pos last = K.at(c.kept - 1);
+        c.ambiguous = std::log10(K.mid(last)) - std::log10(c.tol) < opt.min_gap;
+        const Range over{std::log10(K.lo(last)) - std::log10(tol.hi), std::log10(K.hi(last)) - std::log10(tol.lo)};
+        decided = decided && (K.exact() || decided_ge(over, opt.min_gap));
     }
     // A decade either way, never lower than the floor (the values under it
     // are noise), never past the cut itself: a cut under the floor keeps

@@ -72,14 +72,27 @@ bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
     return lo_a == hi_a && lo_b == hi_b && lo_a == lo_b;
 }
 
+// Whether values within their errors of a's and b's log-volumes could share
+// a grid cell, and so tie (on no grid the values compare: error_bars says).
+bool cells_may_meet(const Row& a, const Row& b, double tie_tol) {
+    if (!(tie_tol > 0)) return false;
+    if (!(error_bars(a, b) < INFINITY)) return true;
+    const double ea = a.log_volume_error, eb = b.log_volume_error;
+    const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
+    const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
+    return lo_a <= hi_b && lo_b <= hi_a;
+}
+
 bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& opt) {
     switch (by) {
         case Decider::saddle: return false;
         case Decider::curved:  // the r ranges overlap: a cut within the band could reorder them
             if (curved(a) == curved(b)) return unsettled(a) || unsettled(b);  // decided by the volume's directions
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
-        case Decider::volume:  // equal r: decided by the volumes only if r is settled and they differ past their errors
-            return unsettled(a) || unsettled(b) || std::abs(a.log_volume - b.log_volume) <= error_bars(a, b);
+        case Decider::volume:  // equal r: decided by the volumes only if r is settled, they differ past their
+                               // errors, and no value within them falls in the other's grid cell (a tie)
+            return unsettled(a) || unsettled(b) || std::abs(a.log_volume - b.log_volume) <= error_bars(a, b) ||
+                   cells_may_meet(a, b, opt.tie_tol);
         case Decider::tie:  // a value within its error of another cell (any error, on no grid) could part them
             return unsettled(a) || unsettled(b) || !same_cell_within_errors(a, b, opt.tie_tol);
     }
