@@ -50,7 +50,13 @@ std::vector<std::string> next_record(const std::string& s, std::size_t& pos, cha
 }
 
 std::vector<Row> parse_table(const std::string& s, char sep, const std::string& what) {
-    std::size_t pos = 0;
+    std::size_t pos = 0, line = 1;
+    for (;;) {  // blank lines before the header
+        const std::size_t nl = s.find('\n', pos);
+        if (nl == std::string::npos || s.find_first_not_of(" \t\r", pos) < nl) break;
+        pos = nl + 1;
+        ++line;
+    }
     const bool quoted = sep == ',';
     auto head = next_record(s, pos, sep, quoted);
     bool has_source = false, has_status = false, has_eigenvalue = false;
@@ -64,7 +70,6 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
         throw InputError(what + ": this is `basinvol spectrum` output, one line per eigenvalue, not rows: "
                                 "save `basinvol volume` output (or `spectrum -f jsonl`) to rank it");
     std::vector<Row> rows;
-    std::size_t line = 1;
     while (pos < s.size()) {
         auto f = next_record(s, pos, sep, quoted);
         ++line;
@@ -91,11 +96,16 @@ std::optional<Format> detect_format(const std::string& s) {
     std::size_t i = s.find_first_not_of(" \t\r\n");
     if (i == std::string::npos) return std::nullopt;
     if (s[i] == '{') {
-        // A JSON document spans lines; JSON Lines has one complete object on the first line.
+        // A JSON document spans lines, or is one line with "rows" (json.dump,
+        // jq -c); JSON Lines has one complete object, a row, on the first line.
         const std::string first = s.substr(i, s.find('\n', i) - i);
-        return json::accept(first) ? Format::jsonl : Format::json;
+        const json j = json::parse(first, nullptr, false);
+        if (j.is_discarded()) return Format::json;
+        return j.is_object() && j.contains("rows") && !j.contains("source") ? Format::json : Format::jsonl;
     }
-    const std::string head = s.substr(0, s.find('\n'));
+    // Tables: the header is the first line that is not blank.
+    const std::size_t line = s.rfind('\n', i) == std::string::npos ? 0 : s.rfind('\n', i) + 1;
+    const std::string head = s.substr(line, s.find('\n', line) - line);
     if (head.find('\t') != std::string::npos) return Format::tsv;
     if (head.find(',') != std::string::npos) return Format::csv;
     return std::nullopt;

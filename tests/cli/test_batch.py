@@ -197,6 +197,28 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(jsonl(p.stdout)), 2)
 
+    def test_saved_rows_rewritten_on_one_line_or_after_blank_lines_are_read(self):
+        # json.dump and jq -c write a JSON document on one line; a table may
+        # start with blank lines.
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=16)
+        full = jsonl(run("volume", a, "-f", "jsonl").stdout)
+        one_line = self.path("one.json")
+        with open(one_line, "w") as fh:
+            json.dump(json.loads(run("volume", a, "-f", "json").stdout), fh)
+        self.assertEqual(len(slurp(one_line).splitlines()), 1)
+        table = self.path("blank.tsv")
+        with open(table, "w") as fh:
+            fh.write("\n \n" + run("volume", a, "-f", "tsv").stdout)
+        for saved in (one_line, table):
+            p = run("rank", "--from-results", saved, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(sorted(r["source"] for r in jsonl(p.stdout)), sorted(r["source"] for r in full))
+        p = run("volume", a, "-f", "json", "-o", one_line, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(json.loads(slurp(one_line))["rows"]), 3)
+        p = run("volume", a, "-f", "tsv", "-o", table, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_saved_rows_with_columns_left_out(self):
         # A CSV trimmed by hand: without what ranking reads it is refused,
         # naming the record; other numbers it lacks come back null, never 0.
@@ -676,6 +698,36 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(slurp(out), before)
         p = run("rank", a, "-f", "json", "-o", out, "--resume", "--tie-tol", "0.5")  # places only
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_a_ranking_of_saved_rows_records_their_options_or_none(self):
+        a = write_checkpoints(self.path("a.h5"), 3, 20, seed=15)
+        saved = self.path("saved.json")
+        self.assertEqual(run("volume", a, "-T", "0.5", "-f", "json", "-o", saved).returncode, 0)
+        # One JSON file (or several that agree): its options, with this ranking's tie_tol.
+        ranked = self.path("ranked.json")
+        p = run("rank", "--from-results", saved, "--tie-tol", "0.25", "-f", "json", "-o", ranked)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        options = json.loads(slurp(ranked))["context"]["options"]
+        self.assertEqual(options["threshold"], 0.5)
+        self.assertEqual(options["tie_tol"], 0.25)
+        before = slurp(ranked)
+        p = run("rank", a, "-f", "json", "-o", ranked, "--resume")  # -T 1: not the rows' threshold
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("--threshold 0.5, this run has not given", p.stderr)
+        self.assertEqual(slurp(ranked), before)
+        p = run("rank", a, "-T", "0.5", "-f", "json", "-o", ranked, "--resume", "--tie-tol", "0.25")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # Files that do not record them (JSON Lines), or disagree: none (null).
+        lines = self.path("saved.jsonl")
+        self.assertEqual(run("volume", a, "-f", "jsonl", "-o", lines).returncode, 0)
+        for inputs in ((lines,), (saved, lines), (lines, saved)):
+            p = run("rank", "--from-results", *inputs, "-f", "json")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIsNone(json.loads(p.stdout)["context"]["options"], inputs)
+        other = self.path("other.json")
+        self.assertEqual(run("volume", a, "-f", "json", "-o", other).returncode, 0)
+        p = run("rank", "--from-results", saved, other, "-f", "json")
+        self.assertIsNone(json.loads(p.stdout)["context"]["options"])
 
     def test_resume_of_a_killed_json_run_refuses_other_options(self):
         # Killed, a JSON run leaves only FILE.journal: it records the options

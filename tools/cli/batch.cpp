@@ -364,17 +364,40 @@ std::string what_row_says(const bv::Row& r) {
 
 // Saved rows of every results file, each source once (an ok row wins over an
 // error row; otherwise the first is kept, and the duplicate is reported).
-std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress) {
+// The analysis options a JSON document records (context.options), tie_tol
+// left out (it moves places only); null when the text records none.
+nlohmann::ordered_json recorded_options(const std::string& text) {
+    const auto doc = nlohmann::ordered_json::parse(text, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object() || !doc.contains("context") || !doc["context"].is_object())
+        return nullptr;
+    auto options = doc["context"].value("options", nlohmann::ordered_json());
+    if (!options.is_object()) return nullptr;
+    options.erase("tie_tol");
+    return options;
+}
+
+// The saved rows of every file (each source once); `options` gets the
+// analysis options all of them record alike, or null when one records none
+// (JSON Lines, TSV, CSV) or two differ.
+std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
+                                   nlohmann::ordered_json& options) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file)
+    options = nullptr;
+    bool first = true;
     for (const auto& f : files) {
         std::vector<bv::Row> got;
+        nlohmann::ordered_json recorded;
         try {
-            got = f == "-" ? bv::parse_saved(slurp(std::cin), "standard input") : bv::read_rows(f);
+            const std::string text = f == "-" ? slurp(std::cin) : bv::read_saved_text(f);
+            got = bv::parse_saved(text, f == "-" ? "standard input" : f);
+            recorded = recorded_options(text);
         } catch (const bv::InputError& e) {  // one error row for the file; the other files rank
             progress.message(std::string("basinvol: error: ") + e.what());
             got.push_back(bv::source_error_row(bv::Source{f, "", f, nullptr}, e.what()));
         }
+        options = first || options == recorded ? recorded : nullptr;
+        first = false;
         for (auto& r : got) {
             auto it = where.find(r.source);
             if (it == where.end()) {
@@ -517,7 +540,8 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
 void refuse_other_options(const std::string& text, const bv::ReportSpec& spec, const std::string& file) {
     const auto doc = nlohmann::json::parse(text, nullptr, false);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("context") || !doc["context"].is_object()) return;
-    const auto& was = doc["context"].value("options", nlohmann::json::object());
+    const auto was = doc["context"].value("options", nlohmann::json());
+    if (!was.is_object()) return;  // none recorded (a ranking of files that did not agree on them)
     const auto& now = spec.context["options"];
     for (const auto& [key, value] : now.items()) {
         if (key == "tie_tol" || !was.contains(key) || was[key].dump() == value.dump()) continue;  // tie_tol: places only
@@ -674,7 +698,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (!target.stream && !target.directory) b.output = target.path;
     }
     const bool ranking = command == "rank";
-    const auto spec = spec_for(command, o, ranking);
+    auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
     bv::BatchOptions bo;
     bo.analyze = to_analyze(o);
@@ -694,7 +718,17 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     std::size_t failed = 0;
     std::vector<bv::WorkItem> items;
     if (b.from_results) {
-        rows = merge_results(args, progress);
+        // The rows keep the options they were computed with: the context
+        // records those (with this ranking's own) when the files agree on
+        // them, else none (null), so --resume cannot mistake them.
+        nlohmann::ordered_json options;
+        rows = merge_results(args, progress, options);
+        if (options.is_object()) {
+            const auto now = spec.context["options"];
+            options["tie_tol"] = now["tie_tol"];
+            if (o.negatives == bv::NegativePolicy::last) options["negatives"] = now["negatives"];
+        }
+        spec.context["options"] = options;
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
     } else {

@@ -226,7 +226,7 @@ Journal::Journal(const std::string& output, bool keep, bv::ReportSpec spec)
     }
     if (end == 0 && record_options) {
         nlohmann::ordered_json line;
-        line["context"]["options"] = spec_.context.value("options", nlohmann::ordered_json::object());
+        line["context"]["options"] = spec_.context.value("options", nlohmann::ordered_json());
         const std::string text = line.dump() + "\n";
         if (::write(fd_, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
             const std::string why = errno_text();
