@@ -477,6 +477,29 @@ class TestAgainstNumpy(Base):
             for x, k in zip(recs, kept):
                 self.assertEqual(k, abs(float(x["eigenvalue"])) > ref.tol, x)
 
+    def test_spectrum_tables_say_on_stderr_when_values_were_not_computed(self):
+        # A low-rank Hessian (n 800, rank 40) is solved partially by default:
+        # TSV and CSV list the 40 values computed and say on stderr how many
+        # were not, with their bound; --method dense lists all 800.
+        rng = np.random.default_rng(21)
+        eigs = np.zeros(800)
+        eigs[:40] = np.linspace(1.0, 2.0, 40)
+        path = os.path.join(Data.tmp.name, "lowrank_spectrum.h5")
+        write_h5(path, {"h": (with_spectrum(eigs, rng), {})})
+        for fmt in ("tsv", "csv"):
+            r = run("spectrum", path, "-f", fmt)
+            self.assertRc(r, 0)
+            recs = list(csv.reader(io.StringIO(r.out), delimiter="\t" if fmt == "tsv" else ","))
+            self.assertEqual(len(recs) - 1, 40, r)
+            m = re.search(r"h: 760 eigenvalues not computed \(method \w+: every one has \|λ\| <= (\S+), certified\)",
+                          r.err)
+            self.assertIsNotNone(m, r.err)
+            self.assertLess(float(m.group(1)), 1e-10)  # the true ones are 0
+            r = run("spectrum", path, "-f", fmt, "--method", "dense")
+            self.assertRc(r, 0)
+            self.assertEqual(len(r.out.splitlines()) - 1, 800)
+            self.assertNotIn("not computed", r.err)
+
     def test_groups_expand_in_name_order_with_attributes(self):
         order = ["/checkpoints/step_0100", "/checkpoints/step_0200", "/checkpoints/step_0300"]
         for source, datasets in ((Data.ckpt_file, order + ["/final"]),

@@ -90,7 +90,8 @@ void add_commands(CLI::App& app, Args& a) {
                         "with --negatives last, a saddle that may be a minimum: docs/method.md)");
     a.compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
 
-    a.spectrum = app.add_subcommand("spectrum", "Every eigenvalue, marked kept or dropped by the cut");
+    a.spectrum = app.add_subcommand("spectrum", "The eigenvalues, marked kept or dropped by the cut (a partial method computes those "
+                                           "above its certified bound; --method dense every one)");
     a.spectrum->add_option("SOURCE", a.sources, "FILE or FILE:PATH (a dataset, or a group: every Hessian below it)");
     add_common(a.spectrum, a.o, false, false);
     add_input_options(a.spectrum, a.batch);
