@@ -225,6 +225,17 @@ TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
     CHECK(r.dim == 4);
     CHECK(r.tol == 0);
     CHECK(r.cut_rule == "rtol");
+    // rtol·max|λ| past float64: an error row, not a cut of +inf (which JSON
+    // cannot write); the largest that holds drops everything.
+    opt.cut.rtol = 1e308;
+    r = analyze_hessian(make_hessian(h), opt);
+    CHECK_FALSE(r.ok);
+    CHECK(r.error.find("overflows float64; give a smaller rtol") != std::string::npos);
+    opt.cut.rtol = 1e307;
+    r = analyze_hessian(make_hessian(h), opt);
+    REQUIRE(r.ok);
+    CHECK(r.dim == 5);
+    CHECK(std::isfinite(r.tol));
 }
 
 TEST_CASE("a cut under the floor has a band from its own dim up to the floor's") {
