@@ -268,6 +268,19 @@ Row blank_row(const HessianInfo& info) {
     return r;
 }
 
+// The loss threshold T: option threshold, else the Hessian's attribute
+// loss_threshold (refused here, not when listed: -T replaces an unusable
+// one), else 1. Throws InputError.
+double threshold_of(const HessianInfo& info, const AnalyzeOptions& opt) {
+    if (opt.threshold) return *opt.threshold;
+    if (const auto why = not_a_number(info.attrs, "loss_threshold"))
+        throw InputError(info.source() + ": attribute loss_threshold " + *why);
+    const double T = info.attrs.loss_threshold.value_or(1.0);
+    if (!(T > 0 && std::isfinite(T)))
+        throw InputError(info.source() + ": attribute loss_threshold must be a positive number, got " + value_text(T));
+    return T;
+}
+
 // Measures and reports a solved spectrum under its cut; throws on failure.
 // Its eigenvalues are `values`: s.values, or a structure's parts.
 void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut, const MatrixFacts& f,
@@ -287,10 +300,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
         throw NumericError(msg.str());
     }
 
-    double T = opt.threshold ? *opt.threshold : f.info.attrs.loss_threshold.value_or(1.0);
-    if (!opt.threshold && f.info.attrs.loss_threshold && !(T > 0 && std::isfinite(T)))
-        throw InputError(f.info.source() + ": attribute loss_threshold must be a positive number, got " +
-                         value_text(T));
+    const double T = threshold_of(f.info, opt);
     Measurement m = measure(values, s.n, cut.tol, T, opt.negatives);
     if (!std::isfinite(m.log_volume))
         throw NumericError(f.info.source() + ": log-volume is not finite (eigenvalues out of range?)");
@@ -447,6 +457,7 @@ Row guarded(const HessianInfo& info, Body body) {
 
 Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     return guarded(info, [&](Row& r) {
+        threshold_of(info, opt);  // an unusable attribute is refused before any reading
         // A file rewritten while it is read may give values mixed from two
         // versions: that, not what the mixture breaks, is the error. An
         // in-memory image cannot change.

@@ -133,13 +133,15 @@ std::string type_name(hid_t type) {
 }
 
 // Attributes whose value changes a row's numbers: never silently dropped.
-bool changes_answer(const std::string& key) { return key == "loss_threshold" || key == "hessian_error"; }
+bool changes_answer(const std::string& key) { return key == "hessian_error"; }
 
 // Attributes that change an answer only where they apply (expected_* in
-// `validate`, a structure's scale): when unreadable, kept as
-// unreadable_prefix + why for the reader that uses them to refuse
-// (not_a_number, hessian.hpp).
-bool kept_when_unreadable(const std::string& key) { return key.rfind("expected_", 0) == 0 || key == "scale"; }
+// `validate`, a structure's scale, loss_threshold unless -T replaces it):
+// when unreadable, kept as unreadable_prefix + why for the reader that uses
+// them to refuse (not_a_number, hessian.hpp).
+bool kept_when_unreadable(const std::string& key) {
+    return key.rfind("expected_", 0) == 0 || key == "scale" || key == "loss_threshold";
+}
 
 // Why a number cannot be the attribute `key` ("" when it can): a stated
 // error must be finite and >= 0. (loss_threshold is checked where it is used:
@@ -241,7 +243,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
 
 // Reads scalar (or one-element) attributes into `attrs`; returns why they
 // cannot be read ("" when they can): a corrupt attribute list, or an
-// attribute that changes an answer (loss_threshold, hessian_error) holding
+// attribute that changes an answer (hessian_error) holding
 // anything but one number.
 std::string read_attributes(hid_t obj, Attributes& attrs) {
     // HDF5 1.10 iterates a compact attribute list through a table it builds

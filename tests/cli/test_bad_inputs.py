@@ -309,7 +309,9 @@ def _lzf():
 
 def _bad_attribute(key, value):
     def make():
-        name = "%s_%s.h5" % (key, "nan" if value != value else str(value).replace("-", "minus"))
+        label = ("array" if isinstance(value, np.ndarray) else "nan" if value != value
+                 else str(value).replace("-", "minus"))
+        name = "%s_%s.h5" % (key, label)
         def build(f):
             d = f.create_dataset("hessian", data=H)
             d.attrs[key] = value
@@ -425,6 +427,10 @@ BAD = {
                            [":/hessian", "loss_threshold must be a positive number"]),
     "threshold_nan": (_bad_attribute("loss_threshold", float("nan")),
                       [":/hessian", "loss_threshold must be a positive number"]),
+    "threshold_text": (_bad_attribute("loss_threshold", "abc"),
+                       [":/hessian", "attribute loss_threshold must be one number, got the string 'abc'"]),
+    "threshold_array": (_bad_attribute("loss_threshold", np.array([1.0, 2.0])),
+                        [":/hessian", "attribute loss_threshold must be one number, got an array of 2 values"]),
     "hessian_error_negative": (_bad_attribute("hessian_error", -1.0),
                                [":/hessian", "attribute hessian_error must be a finite number >= 0, got -1"]),
     "hessian_error_nan": (_bad_attribute("hessian_error", float("nan")),
@@ -741,6 +747,17 @@ class AwkwardInputs(unittest.TestCase):
             self.assertEqual(row[key], twin[key], key)
         self.assertAlmostEqual(row["noise_floor"], 30 * 1e-6 / 2, delta=1e-12)
         self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=1e-4)
+
+    def test_an_unusable_loss_threshold_is_not_refused_when_T_replaces_it(self):
+        # docs/method.md: -T replaces the attribute, so it is not read.
+        (clean,) = rows_of(run("volume", plain("threshold_clean.h5", H), "-T", "3", "-f", "jsonl"))
+        for key in ("threshold_negative", "threshold_nan", "threshold_text", "threshold_array"):
+            make, _ = BAD[key]
+            p = run("volume", make(), "-T", "3", "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, (key, p.stderr))
+            (row,) = rows_of(p)
+            self.assertEqual(row["threshold"], 3.0, key)
+            self.assertEqual(row["log_volume"], clean["log_volume"], key)
 
     def test_odd_attributes_are_kept_or_ignored_never_fatal(self):
         p = run("volume", GOOD_SOURCES["odd_attributes"][0], "-f", "json")
