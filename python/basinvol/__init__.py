@@ -220,8 +220,9 @@ def _as_array(H, label):
         a = a.astype(a.dtype.newbyteorder("="))  # big-endian values, as a file of them is read: one copy
     if a.dtype not in (np.float32, np.float64):
         raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")
-    if a.ndim == 2 and a.size and any(s <= 0 or s % a.itemsize for s in a.strides):
-        a = np.ascontiguousarray(a)  # reversed or broadcast views: one copy
+    if a.ndim == 2 and a.size and any(s % a.itemsize for s in a.strides):
+        a = np.ascontiguousarray(a)  # strides between elements (a field of a record array): one copy
+    # (reversed and broadcast views are read as they are, after the memory budget is checked)
     return a
 
 
@@ -234,8 +235,10 @@ def _structured_image(part, label, attrs):
     try:
         with h5py.File(buf, "w") as f:
             export.write_structure(f, "hessian", part, dtype=None, check=False, **attrs)
-    except (ValueError, TypeError) as e:  # a malformed structure: the part's name and the rule broken
+    except ValueError as e:  # a malformed structure: the part's name and the rule broken
         raise InputError(f"{label}: {e}") from None
+    except TypeError as e:  # values that are not real numbers (docs/python.md)
+        raise TypeError(f"{label}: {e}") from None
     return buf.getvalue()
 
 
@@ -379,6 +382,9 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     Results in ranked order with `place` (and `place_uncertain` warnings where
     noise may decide an order); a Result keeps its eigenvalues."""
     single = isinstance(results_or_sources, (str, bytes, os.PathLike)) or _is_row(results_or_sources)
+    if not single and isinstance(results_or_sources, dict):  # its keys would be taken for SOURCEs
+        raise TypeError("rank() takes Results, row dicts or SOURCEs, got a dict that is not a row "
+                        "(a structure is one Hessian: give basinvol.analyze(it))")
     items = [results_or_sources] if single else list(results_or_sources)
     _check_options(options, any(isinstance(item, (str, bytes, os.PathLike)) for item in items))
     rows = []

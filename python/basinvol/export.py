@@ -27,7 +27,7 @@ import sys
 import h5py
 import numpy as np
 
-from .structures import Diagonal, Factor, Kron, as_numpy
+from .structures import Diagonal, Factor, Kron, _real, as_numpy
 
 __all__ = ["hessian_of", "parameter_blocks", "write_hessian", "write_checkpoint", "checkpoint_name",
            "read_blocks", "CHUNK_FROM", "Factor", "Kron", "Diagonal", "write_structure",
@@ -298,11 +298,14 @@ def _typed(a, dtype):
     return a if dtype is None else a.astype(dtype)
 
 
-def _write_part(g, name, part, dtype, check=True, shown=None):
+def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
     shown = name if shown is None else shown  # the name messages give (name is where it is written)
     if isinstance(part, dict):
         if not part:
             raise ValueError(f"blocks {shown!r} has no members")
+        if any(part is outer for outer in above):
+            raise ValueError(f"blocks {shown!r} contains itself (a cycle)")
+        above = above + (part,)
         sub = g.create_group(name)
         sub.attrs["structure"] = "blocks"
         for k in part:  # basinvol reads members in name order: name them so that it is parameter order
@@ -311,7 +314,7 @@ def _write_part(g, name, part, dtype, check=True, shown=None):
                                  f"got {type(k).__name__} {k!r}")
             if k in ("", ".", "..") or "/" in k:
                 raise ValueError(f"blocks {shown!r}: member name {k!r} is not a name an HDF5 group can hold")
-            _write_part(sub, k, part[k], dtype, check)
+            _write_part(sub, k, part[k], dtype, check, above=above)
         return sub
     if isinstance(part, (Factor, Kron)) and not (math.isfinite(part.scale) and part.scale != 0):
         raise ValueError(f"{'factor' if isinstance(part, Factor) else 'kron'} {shown!r}: scale must be a finite "
@@ -343,7 +346,7 @@ def _write_part(g, name, part, dtype, check=True, shown=None):
         d = g.create_dataset(name, data=_typed(part.values, dtype))
         d.attrs["structure"] = "diagonal"
         return d
-    H = as_numpy(part)
+    H = _real(part, f"dense block {shown!r}")
     if H.ndim != 2 or H.shape[0] != H.shape[1]:
         raise ValueError(f"dense block {shown!r} must be square, got shape {H.shape}")
     _check_finite(f"dense block {shown!r}", H, check)

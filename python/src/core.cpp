@@ -102,7 +102,8 @@ bv::Row from_json(const std::string& text) {
     }
 }
 
-// A matrix in numpy's memory (any positive strides) copied once into the
+// A matrix in numpy's memory (any strides of whole elements: reversed and
+// broadcast views too) copied once into the
 // solver's working storage: LAPACK overwrites its input, so the caller's array
 // is never touched. The buffer holds the array's rows as columns, exactly as
 // the HDF5 reader holds a dataset's rows (m(r, c) = a[c, r]; the same matrix,
@@ -140,8 +141,8 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     if (kind != 'f' || (a.itemsize() != 4 && a.itemsize() != 8))
         throw bv::InputError(source + ": element type " + py::str(a.dtype()).cast<std::string>() +
                              " is not float32 or float64");
-    for (int k = 0; k < 2; ++k)
-        if (a.strides(k) <= 0 || a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) != 0)
+    for (int k = 0; k < 2; ++k)  // reversed (< 0) and broadcast (0) strides are read as they are
+        if (a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) != 0)
             throw bv::InputError(source + ": strides the library cannot read (make it contiguous first)");
     bv::HessianInfo sized;  // the budget check names the matrix as make_hessian will
     sized.file = label;
@@ -154,12 +155,15 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     attrs.loss = get<double>(options, "loss");
     if (auto name = get<std::string>(options, "name")) attrs.name = *name;
     bv::Row row;
-    {
+    try {
         py::gil_scoped_release unlocked;
         bv::Hessian h = f32 ? bv::make_hessian(copy_matrix<float>(a), label, opt.read)
                             : bv::make_hessian(copy_matrix<double>(a), label, opt.read);
         h.info.attrs = attrs;
         row = bv::analyze_hessian(std::move(h), opt);
+    } catch (const std::bad_alloc&) {  // the copy, within the budget but past what the machine gives
+        throw bv::InputError(source + ": out of memory (n = " + std::to_string(sized.n) +
+                             "); try option max_memory");
     }
     return to_python(row, json_spec(false, opt.regularized.has_value()));
 }

@@ -184,6 +184,57 @@ def test_non_contiguous_views():
     del rng
 
 
+def test_reversed_and_broadcast_views_are_read_as_they_are_after_the_budget():
+    H = with_spectrum(FLAT, seed=29)
+    ref = basinvol.analyze(np.ascontiguousarray(H[::-1, ::-1])).to_dict()
+    same_row(basinvol.analyze(H[::-1, ::-1]), ref)
+    same_row(basinvol.analyze(np.ascontiguousarray(H[::-1])[::-1]), ref)
+    ones = basinvol.analyze(np.broadcast_to(2.0, (50, 50)))  # 2·(all-ones): one value 100, the rest 0
+    assert (ones.rank, ones.dim) == (1, 49)
+    assert ones.log_volume == pytest.approx(basinvol.analyze(np.full((50, 50), 2.0)).log_volume, rel=1e-12)
+    # Over the budget: refused before any copy (a 10^6 x 10^6 view holds 8 bytes).
+    with pytest.raises(basinvol.InputError, match="over the memory budget"):
+        basinvol.analyze(np.broadcast_to(1.0, (10 ** 6, 10 ** 6)))
+    with pytest.raises(basinvol.InputError, match="over the memory budget"):
+        basinvol.analyze(np.zeros((400, 400))[::-1], max_memory="100K")
+
+
+def test_a_copy_the_machine_cannot_hold_is_an_input_error(tmp):
+    # Within a budget given as 1T, but past what malloc gives (here a 1 GB
+    # RLIMIT_DATA, which the budget does not read, in a child process): the
+    # command line's error row, as InputError, not MemoryError. The matrix is
+    # a sparse file, mapped read-only: no disk, no memory.
+    script = """
+import resource, sys
+import numpy as np, basinvol
+n = 20000
+with open(sys.argv[1], "wb") as fh:
+    fh.truncate(n * n * 8)
+m = np.memmap(sys.argv[1], np.float64, "r", shape=(n, n))
+resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
+try:
+    basinvol.analyze(m, max_memory="1T")
+except Exception as e:
+    print(type(e).__name__, e)
+"""
+    p = subprocess.run([sys.executable, "-c", script, os.path.join(tmp, "huge.bin")], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "InputError memory:/: out of memory (n = 20000); try option max_memory", p.stdout
+
+
+def test_structures_that_are_not_hessians_are_clear_errors():
+    d = {"a": np.eye(2)}
+    d["self"] = d
+    with pytest.raises(basinvol.InputError, match="blocks 'self' contains itself"):
+        basinvol.analyze(d)
+    for bad, kind in ((np.eye(2, dtype=complex), "complex128"), (np.eye(2).astype(object), "object")):
+        with pytest.raises(TypeError, match=f"dense block 'x': element type {kind} is not real numbers"):
+            basinvol.analyze({"x": bad, "y": np.eye(2)})
+    with pytest.raises(TypeError, match="rank\\(\\) takes Results, row dicts or SOURCEs"):
+        basinvol.rank({"run.h5": np.eye(2)})
+
+
 def test_input_is_not_changed():
     H = with_spectrum(FULL, seed=17)
     H[0, 1] += 1e-9  # a little asymmetry, which the solver symmetrizes in its own copy
