@@ -354,7 +354,9 @@ bool unreadable_value(const std::string& stored_type, double value) {
 void reject_value(const std::string& where, const std::string& stored_type, double value, const std::string& at) {
     std::ostringstream s;
     if (std::isfinite(value))
-        s << std::fixed << std::setprecision(0) << stored_type << " value " << value << " at " << at
+        // `value` is the stored one rounded to float64 (2^53 + 1 reads as
+        // 2^53): near it, not it.
+        s << std::fixed << std::setprecision(0) << stored_type << " value of about " << value << " at " << at
           << " is at or beyond 2^53 and cannot be read exactly as float64";
     else
         s << "non-finite value " << value << " at " << at;
