@@ -294,8 +294,13 @@ def _check_finite(name, a, check=True):
 
 
 def _typed(a, dtype):
-    """a in the stored type: dtype, or its own (None) as h5py would store it."""
-    return a if dtype is None else a.astype(dtype)
+    """a in the stored type: dtype, or its own (None) as h5py would store it.
+    Float32 values stay float32 under "float64": they carry float32's
+    rounding, which the stored type tells basinvol's noise floor (widened,
+    that rounding would count as curvature)."""
+    if dtype is None or (dtype == "float64" and np.asarray(a).dtype == np.float32):
+        return a
+    return a.astype(dtype)
 
 
 def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
@@ -411,7 +416,8 @@ def _flat_model(model, dtype):
 
 
 def _output_jacobian(model, inputs, dtype):
-    """Per-sample output Jacobian J (N, k, n) in model.parameters() order, and the outputs (N, k)."""
+    """Per-sample output Jacobian J (N, k, n) in model.parameters() order, and
+    the outputs in their own shape (N, ...; k their size per sample)."""
     import torch
     flat0, call = _flat_model(model, dtype)
 
@@ -419,7 +425,7 @@ def _output_jacobian(model, inputs, dtype):
         out = call(flat, inputs)
         return out.reshape(out.shape[0], -1)
 
-    out = outputs(flat0).detach()
+    out = call(flat0, inputs).detach()
     J = torch.autograd.functional.jacobian(outputs, flat0)  # (N, k, n)
     return J.detach(), out
 
@@ -442,13 +448,20 @@ def gauss_newton_factor(model, inputs, targets, loss="mse", dtype="float64"):
     if loss == "mse":
         G = J.reshape(N * k, n) * math.sqrt(2.0 / (N * k))
     elif loss == "cross_entropy":
-        p = torch.softmax(out, dim=1)
+        # Logits (N, C) or (N, C, d1, ...): torch's softmax is over C at each
+        # of the L = d1·... locations and the mean over N·L terms, so Lambda
+        # is block-diagonal, one (diag(p) - p p^T)/(N L) per sample and location.
+        if out.dim() < 2:
+            raise ValueError(f"cross_entropy needs logits of shape (N, C) or (N, C, d1, ...), got {tuple(out.shape)}")
+        C = out.shape[1]
+        L = k // C
+        p = torch.softmax(out.reshape(N, C, L), dim=1).transpose(1, 2)  # (N, L, C)
         s = p.sqrt()
-        B = torch.diag_embed(s) - p.unsqueeze(2) * s.unsqueeze(1)  # (N, k, k)
-        G = torch.einsum("nkj,nkp->njp", B, J).reshape(N * k, n) / math.sqrt(N)
+        B = torch.diag_embed(s) - p.unsqueeze(3) * s.unsqueeze(2)  # (N, L, C, C)
+        G = torch.einsum("nlcj,nclp->nljp", B, J.reshape(N, C, L, n)).reshape(N * L * C, n) / math.sqrt(N * L)
     else:
         raise ValueError(f"loss must be 'mse' or 'cross_entropy', got {loss!r}")
-    return G.cpu().numpy().astype(np.float64, copy=False)
+    return G.cpu().numpy()
 
 
 def _loss_sqrt(out, loss, N):
@@ -456,7 +469,7 @@ def _loss_sqrt(out, loss, N):
     import torch
     k = out.shape[1]
     if loss == "mse":
-        eye = torch.eye(k, dtype=out.dtype).expand(out.shape[0], k, k)
+        eye = torch.eye(k, dtype=out.dtype, device=out.device).expand(out.shape[0], k, k)
         return eye * math.sqrt(2.0 / (N * k))
     if loss == "cross_entropy":
         p = torch.softmax(out, dim=1)
@@ -532,7 +545,17 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
     m = __import__("copy").deepcopy(model).to(tdtype)
     x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
     layers = _kfac_layers(m)
-    acts, outs = {}, {}
+    for name, mod in m.named_modules():  # batch statistics make each sample's output depend on the others
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and (mod.training or not mod.track_running_stats):
+            raise ValueError(f"kfac_blocks: {name!r} normalizes with batch statistics, which mix the samples; "
+                             "K-FAC's per-sample factors do not hold (put the model in eval() mode, or use "
+                             "gauss_newton_factor)")
+    for p in m.parameters():  # frozen layers too: their blocks are part of the Hessian
+        p.requires_grad_(True)
+    # d out / d y at each layer's output y through a zero added to it (a
+    # leaf of the graph): an in-place operation after the layer (ReLU(inplace=True))
+    # or a frozen input changes nothing of it.
+    acts, zeros = {}, {}
     hooks = []
     for name, mod in layers:
         def fwd(module, args, result, name=name):
@@ -540,40 +563,62 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
                 raise ValueError(f"kfac_blocks: layer {name!r} is called more than once in one forward pass; "
                                  "K-FAC of a reused layer is not handled (use gauss_newton_factor)")
             acts[name] = args[0].detach()
-            result.retain_grad()
-            outs[name] = result
+            zeros[name] = torch.zeros_like(result, requires_grad=True)
+            return result + zeros[name]
         hooks.append(mod.register_forward_hook(fwd))
     try:
         out = m(x)
     finally:
         for h in hooks:
             h.remove()
-    N, k = out.shape[0], out.reshape(out.shape[0], -1).shape[1]
+    missing = [name for name, _ in layers if name not in acts]
+    if missing:
+        raise ValueError(f"kfac_blocks: layer {missing[0]!r} is not called in the forward pass; its parameters "
+                         "have no Gauss-Newton block of their own (use gauss_newton_factor)")
+    N = out.shape[0]
+    if loss == "cross_entropy" and out.dim() != 2:
+        raise ValueError(f"kfac_blocks: cross_entropy over logits of shape {tuple(out.shape)} (classes at each "
+                         "location) is not handled; give (N, C) logits, or use gauss_newton_factor")
+    k = out.reshape(N, -1).shape[1]
     out2 = out.reshape(N, k)
     B = _loss_sqrt(out2.detach(), loss, N)  # (N, k, k)
     # One backward pass per output coordinate c gives d out_ic / d y_it for
-    # every layer, sample i and location t at once (samples do not mix).
+    # every layer, sample i and location t at once (samples do not mix), and
+    # the gradient of each layer's own parameters, which must be what K-FAC's
+    # factors say it is (sum_i sum_t g_it a_it^T): else the weight acts
+    # elsewhere too (tied to another use), and the blocks would be wrong.
+    patches = {name: _layer_inputs(mod, acts[name]) for name, mod in layers}  # (N, d, T)
+    weights = [mod.weight for _, mod in layers]
     jac = {name: [] for name, _ in layers}
     for c in range(k):
-        for y in outs.values():
-            y.grad = None
-        out2[:, c].sum().backward(retain_graph=True)
-        for name, _ in layers:
-            grad = outs[name].grad.detach()
-            jac[name].append(grad.reshape(N, grad.shape[1], -1))  # (N, out, T)
+        grads = torch.autograd.grad(out2[:, c].sum(), [zeros[name] for name, _ in layers] + weights,
+                                    retain_graph=True, allow_unused=True)
+        for (name, mod), gz, gw in zip(layers, grads[:len(layers)], grads[len(layers):]):
+            gz = torch.zeros_like(zeros[name]) if gz is None else gz
+            gz = gz.detach().reshape(N, gz.shape[1], -1)  # (N, out, T)
+            jac[name].append(gz)
+            a = patches[name]
+            expected = torch.einsum("not,ndt->od", gz, a)
+            got = torch.zeros_like(expected) if gw is None else gw.detach().reshape(expected.shape)
+            # Either sum rounds each entry by at most about (N T) eps times its terms' magnitudes.
+            bound = 64 * (N * a.shape[2] + 1) * torch.finfo(tdtype).eps * torch.einsum("not,ndt->od", gz.abs(), a.abs())
+            if bool(((got - expected).abs() > bound + torch.finfo(tdtype).tiny).any()):
+                raise ValueError(f"kfac_blocks: the weight of layer {name!r} acts outside the layer too (a weight "
+                                 "tied to another use); its block is not a Kronecker product of the layer's "
+                                 "statistics (use gauss_newton_factor)")
     blocks = {}
     index = 0
     for name, mod in layers:
         J = torch.stack(jac[name], dim=1)           # (N, k, out, T)
         g = torch.einsum("nkr,nkot->nrot", B, J)    # rows of B_i^T J_it
         S = torch.einsum("nrot,nrpt->op", g, g)     # sum_i sum_t g_it^T g_it
-        a = _layer_inputs(mod, acts[name])          # (N, d, T)
+        a = patches[name]                           # (N, d, T)
         A = torch.einsum("ndt,net->de", a, a) / (N * a.shape[2])
-        blocks[f"{index:04d}_{name}.weight"] = Kron(S.numpy(), A.numpy())
+        blocks[f"{index:04d}_{name}.weight"] = Kron(S.cpu().numpy(), A.cpu().numpy())
         index += 1
         if mod.bias is not None:
             gb = g.sum(dim=3)                       # the bias moves every location alike
-            blocks[f"{index:04d}_{name}.bias"] = torch.einsum("nro,nrp->op", gb, gb).numpy()
+            blocks[f"{index:04d}_{name}.bias"] = torch.einsum("nro,nrp->op", gb, gb).cpu().numpy()
             index += 1
     return blocks
 
@@ -593,7 +638,7 @@ def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):
         flat = flat0.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(loss_fn(call(flat, inputs[i:i + 1]), y), flat)
         rows.append(g.detach() / math.sqrt(N))
-    return torch.stack(rows).cpu().numpy().astype(np.float64, copy=False)
+    return torch.stack(rows).cpu().numpy()
 
 
 # --- command line ---

@@ -498,6 +498,85 @@ class ExporterSafety(unittest.TestCase):
         # A float32 model: cast like the others, no dtype clash.
         self.assertEqual(bx.gauss_newton_factor(Tied(), x.float(), y.float(), loss="mse").shape, (18, 12))
 
+    def _assert_exact_kfac(self, model, x, y, loss):
+        """With one sample every Linear block is the exact Gauss-Newton block."""
+        blocks = bx.kfac_blocks(model, x, y, loss=loss)
+        ggn = (lambda G: G.T @ G)(bx.gauss_newton_factor(model, x, y, loss=loss))
+        offsets = bx.parameter_blocks(model)["offsets"] + [ggn.shape[0]]
+        self.assertEqual(len(blocks), len(offsets) - 1)
+        for j, (name, part) in enumerate(blocks.items()):
+            ref = ggn[offsets[j]:offsets[j + 1], offsets[j]:offsets[j + 1]]
+            mat = np.kron(part.A, part.B) * part.scale if isinstance(part, bx.Kron) else part
+            np.testing.assert_allclose(mat, ref, rtol=0, atol=1e-12 * max(1.0, np.abs(ref).max()), err_msg=name)
+        return blocks
+
+    def test_kfac_blocks_hold_through_in_place_operations_and_frozen_layers(self):
+        # ReLU(inplace=True) rewrites the layer's output after the layer; a
+        # frozen first layer has no gradient of its own: neither changes the blocks.
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(inplace=True), torch.nn.Linear(8, 4))
+        x, y = torch.randn(1, 6), torch.tensor([1])
+        blocks = self._assert_exact_kfac(model, x, y, "cross_entropy")
+        self.assertGreater(np.abs(blocks["0001_0.bias"]).max(), 0)
+        model[0].requires_grad_(False)
+        frozen = bx.kfac_blocks(model, x, y, loss="cross_entropy")
+        self.assertEqual(list(frozen), list(blocks))
+        for name in blocks:
+            a, b = blocks[name], frozen[name]
+            if isinstance(a, bx.Kron):
+                np.testing.assert_array_equal(a.A, b.A)
+                np.testing.assert_array_equal(a.B, b.B)
+            else:
+                np.testing.assert_array_equal(a, b)
+        self.assertFalse(model[0].weight.requires_grad)  # the caller's model is left as it was
+
+    def test_kfac_refuses_batch_statistics_and_a_weight_used_outside_its_layer(self):
+        torch.manual_seed(2)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.BatchNorm1d(5, affine=False), torch.nn.Tanh(),
+                                    torch.nn.Linear(5, 3))
+        x, y = torch.randn(6, 4), torch.randint(0, 3, (6,))
+        with self.assertRaisesRegex(ValueError, "'1' normalizes with batch statistics, which mix the samples"):
+            bx.kfac_blocks(model.train(), x, y, loss="cross_entropy")
+        self._assert_exact_kfac(model.eval(), x[:1], y[:1], "cross_entropy")  # running statistics: no mixing
+
+        class Decoder(torch.nn.Module):  # the encoder's weight, transposed, decodes
+            def __init__(self):
+                super().__init__()
+                self.enc = torch.nn.Linear(6, 4)
+
+            def forward(self, x):
+                return torch.nn.functional.linear(torch.tanh(self.enc(x)), self.enc.weight.t())
+
+        with self.assertRaisesRegex(ValueError, "the weight of layer 'enc' acts outside the layer too"):
+            bx.kfac_blocks(Decoder(), torch.randn(1, 6), torch.randn(1, 6))
+
+    def test_cross_entropy_over_locations_takes_the_softmax_over_classes(self):
+        # Logits (N, C, L): torch's cross-entropy is a softmax over C at each
+        # location. The model is linear in its parameters, so the Hessian is
+        # its Gauss-Newton matrix.
+        torch.manual_seed(3)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.Flatten(2))
+        x, y = torch.randn(4, 1, 6, 6), torch.randint(0, 3, (4, 36))
+        G = bx.gauss_newton_factor(model, x, y, loss="cross_entropy")
+        H = reference_hessian(model, torch.nn.functional.cross_entropy, x, y)
+        np.testing.assert_allclose(G.T @ G, H, rtol=0, atol=1e-12 * np.abs(H).max())
+        with self.assertRaisesRegex(ValueError, "cross_entropy over logits of shape \\(4, 3, 36\\)"):
+            bx.kfac_blocks(model, x, y, loss="cross_entropy")
+
+    def test_float32_factors_are_stored_as_float32(self):
+        # Their values carry float32's rounding: stored as float64 that
+        # rounding would count as curvature above float64's noise floor.
+        torch.manual_seed(4)
+        model = torch.nn.Sequential(torch.nn.Linear(5, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+        x, y = torch.randn(8, 5), torch.randint(0, 3, (8,))
+        self.assertEqual(bx.gauss_newton_factor(model, x, y, loss="cross_entropy", dtype="float32").dtype, np.float32)
+        path = os.path.join(self.dir, "f32.h5")
+        bx.write_structure(path, "kfac32", bx.kfac_blocks(model, x, y, loss="cross_entropy", dtype="float32"))
+        bx.write_structure(path, "kfac64", bx.kfac_blocks(model, x, y, loss="cross_entropy"))
+        r32, r64 = rows_of("volume", path + ":/kfac32")[0], rows_of("volume", path + ":/kfac64")[0]
+        self.assertEqual((r32["stored_type"], r64["stored_type"]), ("float32", "float64"))
+        self.assertEqual(r32["dim"], r64["dim"])
+
     def test_kfac_refuses_tied_weights_and_reused_layers(self):
         with self.assertRaisesRegex(ValueError, "share a parameter"):
             bx.kfac_blocks(Tied(), torch.randn(4, 3), torch.randn(4, 3))
