@@ -66,6 +66,25 @@ def parameter_blocks(model):
     return {"names": names, "offsets": offsets, "sizes": sizes, "shapes": shapes}
 
 
+def _torch_dtype(dtype):
+    """torch's float32 or float64 for "float32"/"float64" (or the torch or
+    numpy dtype itself); ValueError for anything else."""
+    import torch
+    name = str(dtype).replace("torch.", "")
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return getattr(torch, name)
+
+
+def _check_batch(inputs, what="inputs"):
+    """The batch as one tensor (N, ...): a DataLoader or an array is refused
+    with what to give instead."""
+    import torch
+    if not torch.is_tensor(inputs):
+        raise TypeError(f"{what} must be one torch tensor holding the batch (N, ...), got {type(inputs).__name__}"
+                        " (concatenate a DataLoader's batches with torch.cat, or torch.as_tensor an array)")
+
+
 def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False):
     """The full Hessian of loss_fn(model(inputs), targets) in the model's parameters.
 
@@ -80,7 +99,8 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
     parameters. Frozen parameters (requires_grad False) are included;
     parameters shared between modules count once."""
     import torch
-    tdtype = None if dtype is None else getattr(torch, str(dtype))
+    tdtype = None if dtype is None else _torch_dtype(dtype)
+    _check_batch(inputs)
     named = list(model.named_parameters())
     if not named:
         raise ValueError("the model has no parameters")
@@ -392,7 +412,7 @@ def _flat_model(model, dtype):
     """The parameters as one flat tensor in model.parameters() order (cast to
     dtype), and call(flat, x) running the model functionally with them."""
     import torch
-    tdtype = getattr(torch, str(dtype))
+    tdtype = _torch_dtype(dtype)
     named = list(model.named_parameters())
     if not named:
         raise ValueError("the model has no parameters")
@@ -419,6 +439,7 @@ def _output_jacobian(model, inputs, dtype):
     """Per-sample output Jacobian J (N, k, n) in model.parameters() order, and
     the outputs in their own shape (N, ...; k their size per sample)."""
     import torch
+    _check_batch(inputs)
     flat0, call = _flat_model(model, dtype)
 
     def outputs(flat):
@@ -541,7 +562,8 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
     locations as samples). The bias block is exact. Cross-layer blocks are
     dropped. Other parameters (or a grouped Conv2d) raise ValueError."""
     import torch
-    tdtype = getattr(torch, str(dtype))
+    tdtype = _torch_dtype(dtype)
+    _check_batch(inputs)
     m = __import__("copy").deepcopy(model).to(tdtype)
     x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
     layers = _kfac_layers(m)
@@ -628,10 +650,14 @@ def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):
     G^T G = (1/N) sum_i g_i g_i^T, the empirical Fisher. loss_fn(output, target)
     is called on one sample at a time (batch of one)."""
     import torch
-    tdtype = getattr(torch, str(dtype))
+    tdtype = _torch_dtype(dtype)
+    _check_batch(inputs)
     flat0, call = _flat_model(model, dtype)
     rows = []
     N = inputs.shape[0]
+    if not torch.is_tensor(targets) or targets.dim() == 0 or targets.shape[0] != N:
+        raise ValueError(f"targets must be a tensor of one target per sample ({N}), got "
+                         f"{tuple(targets.shape) if torch.is_tensor(targets) else type(targets).__name__}")
     for i in range(N):
         y = targets[i:i + 1]
         y = y.detach().to(tdtype) if y.is_floating_point() else y

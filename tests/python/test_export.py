@@ -577,6 +577,24 @@ class ExporterSafety(unittest.TestCase):
         self.assertEqual((r32["stored_type"], r64["stored_type"]), ("float32", "float64"))
         self.assertEqual(r32["dim"], r64["dim"])
 
+    def test_a_batch_that_is_not_one_tensor_and_other_dtypes_are_clear_errors(self):
+        model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+        x, y = torch.randn(4, 3), torch.randint(0, 2, (4,))
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=2)
+        for f in (lambda: bx.hessian_of(model, torch.nn.functional.cross_entropy, loader, y),
+                  lambda: bx.gauss_newton_factor(model, loader, y, loss="cross_entropy"),
+                  lambda: bx.kfac_blocks(model, x.numpy(), y, loss="cross_entropy"),
+                  lambda: bx.empirical_fisher_factor(model, torch.nn.functional.cross_entropy, loader, y)):
+            with self.assertRaisesRegex(TypeError, "must be one torch tensor holding the batch"):
+                f()
+        with self.assertRaisesRegex(ValueError, "targets must be a tensor of one target per sample \\(4\\)"):
+            bx.empirical_fisher_factor(model, torch.nn.functional.cross_entropy, x, torch.randint(0, 2, (6,)))
+        with self.assertRaisesRegex(ValueError, "dtype must be 'float32' or 'float64'"):
+            bx.gauss_newton_factor(model, x, y, loss="cross_entropy", dtype="float16")
+        # torch's own dtype names the same computation as its string.
+        np.testing.assert_array_equal(bx.gauss_newton_factor(model, x, y, loss="cross_entropy", dtype=torch.float64),
+                                      bx.gauss_newton_factor(model, x, y, loss="cross_entropy"))
+
     def test_kfac_refuses_tied_weights_and_reused_layers(self):
         with self.assertRaisesRegex(ValueError, "share a parameter"):
             bx.kfac_blocks(Tied(), torch.randn(4, 3), torch.randn(4, 3))
