@@ -886,6 +886,36 @@ class BatchTest(clitest.TempDirTest):
             self.fail("Ctrl-C did not end the wait for the FIFO's reader")
         self.assertIn(proc.returncode, (130, -signal.SIGINT))
 
+    def test_interrupt_stops_a_run_whose_shell_ignored_it(self):
+        # A script's background job (`basinvol ... &`) starts with SIGINT
+        # ignored: a SIGINT sent to it stops it all the same, while it lists
+        # (a FIFO holds the listing) with FILE as it was, and while it analyses.
+        a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
+        fifo = self.path("source.h5")
+        os.mkfifo(fifo)
+        out = self.path("rows.jsonl")
+        with open(out, "w") as fh:
+            fh.write("OLD\n")
+        ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
+        proc = subprocess.Popen([BIN, "volume", a, fifo, "-f", "jsonl", "-o", out], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            self.fail("SIGINT did not stop the listing of a run started with SIGINT ignored")
+        self.assertIn(proc.returncode, (130, -signal.SIGINT))
+        self.assertEqual(slurp(out), "OLD\n")
+        proc = subprocess.Popen([BIN, "volume", self.big_batch(), "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
+        clitest.first_line(proc)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 130, err)
+
     def test_interrupt_flushes_rows_done_and_exits_130(self):
         f = self.big_batch()
         proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,

@@ -11,6 +11,7 @@
 
 #include <basinvol/batch/scheduler.hpp>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <sys/resource.h>
@@ -146,6 +147,14 @@ int run(const Args& a) {
 
 int main(int argc, char** argv) {
     choose_blas_kernels(argv);
+    // A script's background job (`basinvol ... &`) starts with SIGINT
+    // ignored; a stop signal stops basinvol all the same (docs/batch.md):
+    // its default first (a signal while listing ends the process, -o FILE
+    // untouched), the batch's handler once work starts.
+    for (const int sig : {SIGINT, SIGTERM}) {
+        struct sigaction now;
+        if (::sigaction(sig, nullptr, &now) == 0 && now.sa_handler == SIG_IGN) std::signal(sig, SIG_DFL);
+    }
     CLI::App app{"basinvol: basin dimension and log-volume from loss Hessians in HDF5.\n"
                  "Flat directions (|lambda| <= tol) are counted, not regularized; basins rank by\n"
                  "dimension first, then by log-volume.",
