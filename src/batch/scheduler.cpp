@@ -189,6 +189,10 @@ struct Budget {
 // Jobs are cut until they take at most half of what is left (never below
 // one); OpenBLAS's own threads would need a buffer each too, so BLAS runs one
 // thread per job.
+// What each job keeps out of an address-space limit: OpenBLAS's buffer, a
+// thread stack and a malloc arena.
+constexpr std::size_t job_reserve_bytes = blas_buffer_bytes + (std::size_t(72) << 20);
+
 Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& sum) {
     Budget b;
     b.bytes = opt.memory_budget ? opt.memory_budget : default_memory_budget();
@@ -197,7 +201,7 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
     sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
     const std::size_t left = address_space_left();
     if (left != SIZE_MAX) {
-        const std::size_t per_job = blas_buffer_bytes + (std::size_t(72) << 20);
+        const std::size_t per_job = job_reserve_bytes;
         while (sum.jobs > 1 && per_job * sum.jobs > left / 2) --sum.jobs;
         const std::size_t reserve = per_job * sum.jobs;
         const std::size_t room = left > reserve ? left - reserve : 0;
@@ -222,7 +226,9 @@ Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) 
     if (!b.address_limited)
         return over_budget_row(info, need, "over the memory budget of " + gigabytes(b.bytes) + " (option max_memory)");
     return over_budget_row(info, need,
-                           "out of memory under the address-space limit (ulimit -v), which leaves " + gigabytes(b.bytes));
+                           "out of memory under the address-space limit (ulimit -v), which leaves " + gigabytes(b.bytes) +
+                               " beside what each job's BLAS needs (" + gigabytes(job_reserve_bytes) +
+                               "): raise the limit");
 }
 
 // Finished rows, as the delivering thread takes them.
