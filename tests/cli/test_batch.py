@@ -874,8 +874,14 @@ class BatchTest(clitest.TempDirTest):
         a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
         fifo = self.path("rows.fifo")
         os.mkfifo(fifo)
-        proc = subprocess.Popen([BIN, "volume", a, "-f", "jsonl", "-o", fifo], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        self.assertStoppedBySigint([BIN, "volume", a, "-f", "jsonl", "-o", fifo],
+                                   "Ctrl-C did not end the wait for the FIFO's reader")
+
+    def assertStoppedBySigint(self, command, failure, preexec_fn=None):
+        """Starts `command`, sends SIGINT half a second later, and checks that it
+        ends within 10 s by it (exit 130, or killed by its default action)."""
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=preexec_fn)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         try:
@@ -883,7 +889,7 @@ class BatchTest(clitest.TempDirTest):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-            self.fail("Ctrl-C did not end the wait for the FIFO's reader")
+            self.fail(failure)
         self.assertIn(proc.returncode, (130, -signal.SIGINT))
 
     def test_interrupt_stops_a_run_whose_shell_ignored_it(self):
@@ -897,17 +903,8 @@ class BatchTest(clitest.TempDirTest):
         with open(out, "w") as fh:
             fh.write("OLD\n")
         ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
-        proc = subprocess.Popen([BIN, "volume", a, fifo, "-f", "jsonl", "-o", out], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            self.fail("SIGINT did not stop the listing of a run started with SIGINT ignored")
-        self.assertIn(proc.returncode, (130, -signal.SIGINT))
+        self.assertStoppedBySigint([BIN, "volume", a, fifo, "-f", "jsonl", "-o", out],
+                                   "SIGINT did not stop the listing of a run started with SIGINT ignored", ignore)
         self.assertEqual(slurp(out), "OLD\n")
         proc = subprocess.Popen([BIN, "volume", self.big_batch(), "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
