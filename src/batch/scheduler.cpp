@@ -181,6 +181,10 @@ struct Budget {
     bool address_limited = false;  // cut to what `ulimit -v` leaves
 };
 
+// What each job keeps out of an address-space limit: OpenBLAS's buffer, a
+// thread stack and a malloc arena.
+constexpr std::size_t job_reserve_bytes = blas_buffer_bytes + (std::size_t(72) << 20);
+
 // Sets sum.jobs (and sum.blas_threads) and returns the memory budget. Under
 // an address-space limit (ulimit -v) the budget is also what the limit
 // leaves, less per job a BLAS buffer, a thread stack and a malloc arena:
@@ -189,10 +193,6 @@ struct Budget {
 // Jobs are cut until they take at most half of what is left (never below
 // one); OpenBLAS's own threads would need a buffer each too, so BLAS runs one
 // thread per job.
-// What each job keeps out of an address-space limit: OpenBLAS's buffer, a
-// thread stack and a malloc arena.
-constexpr std::size_t job_reserve_bytes = blas_buffer_bytes + (std::size_t(72) << 20);
-
 Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& sum) {
     Budget b;
     b.bytes = opt.memory_budget ? opt.memory_budget : default_memory_budget();

@@ -362,8 +362,6 @@ std::string what_row_says(const bv::Row& r) {
            std::to_string(r.negative) + ' ' + bv::value_text(r.log_volume);
 }
 
-// Saved rows of every results file, each source once (an ok row wins over an
-// error row; otherwise the first is kept, and the duplicate is reported).
 // The analysis options a JSON document records (context.options), tie_tol
 // left out (it moves places only); null when the text records none.
 nlohmann::ordered_json recorded_options(const std::string& text) {
@@ -376,9 +374,10 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
     return options;
 }
 
-// The saved rows of every file (each source once); `options` gets the
-// analysis options all of them record alike, or null when one records none
-// (JSON Lines, TSV, CSV) or two differ.
+// Saved rows of every results file, each source once (an ok row wins over an
+// error row; otherwise the first is kept, and the duplicate is reported);
+// `options` gets the analysis options all of them record alike, or null when
+// one records none (JSON Lines, TSV, CSV) or two differ.
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
                                    nlohmann::ordered_json& options) {
     std::vector<bv::Row> rows;
