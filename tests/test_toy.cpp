@@ -124,6 +124,10 @@ TEST_CASE("the loss format: parse, print, Hessian, learning coefficient") {
     CHECK_THROWS_AS(PolyLoss::parse("x0 + x1^2"), UsageError);             // not a critical point
     CHECK_THROWS_AS(PolyLoss::parse("x0^2 + q"), UsageError);
     CHECK_THROWS_AS(PolyLoss::parse("x3^2", 2), UsageError);
+    // A hexadecimal coefficient is named as such, not read as 0·x10.
+    CHECK_THROWS_WITH_AS(PolyLoss::parse("0x10*x^2"), doctest::Contains("hexadecimal"), UsageError);
+    CHECK_THROWS_WITH_AS(PolyLoss::parse("x^2 + 0xA*y^2"), doctest::Contains("hexadecimal"), UsageError);
+    CHECK(PolyLoss::parse("2x1^2").str() == "2*x1^2");  // a coefficient may still touch its coordinate
     for (const auto& p : presets()) CHECK_NOTHROW(PolyLoss::parse(p.loss, p.n));
     CHECK(find_preset("parabola") != nullptr);
 }
@@ -180,6 +184,25 @@ TEST_CASE("the radial estimator falls short by ½(ln AM − ln GM) per dimension
     // Finite r: Jensen keeps E log vᵀHv a little under log AM (about var/(2·AM²·r/2) ≈ 0.003).
     CHECK(std::abs(rd.gap_per_dim - closed) < 0.02);
     CHECK(rd.exact - rd.log_volume > 2000 * 2.1);
+}
+
+TEST_CASE("the radial estimator holds subnormal and near-overflow curvatures") {
+    // Scaling every value by 2^e (exact) shifts both volumes by −(r/2)·e·ln 2
+    // and leaves the gaps alone; vᵀHv must neither underflow to 0 (the
+    // smallest subnormal times v² < 1/2) nor overflow (2^1020·v² > 2^1024).
+    const std::vector<double> k = {1, 2, 3};
+    const Radial base = radial_estimate(k, 1.0, 500, 3);
+    for (const int e : {-1074, 1020}) {
+        std::vector<double> w = k;
+        for (double& x : w) x = std::ldexp(x, e);
+        const Radial rd = radial_estimate(w, 1.0, 500, 3);
+        REQUIRE(std::isfinite(rd.log_volume));
+        REQUIRE(std::isfinite(rd.amgm_per_dim));
+        CHECK(rd.gap_per_dim == doctest::Approx(base.gap_per_dim).epsilon(1e-12));
+        CHECK(rd.amgm_per_dim == doctest::Approx(base.amgm_per_dim).epsilon(1e-12));
+        CHECK(rd.se == doctest::Approx(base.se).epsilon(1e-9));
+        CHECK(rd.exact - base.exact == doctest::Approx(-1.5 * e * M_LN2).epsilon(1e-12));
+    }
 }
 
 TEST_CASE("the scaling fit recovers the learning coefficient of x² + y⁴") {

@@ -55,6 +55,11 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
                 if (digits(e) > e) end = digits(e);
             }
             const std::string number = s.substr(i, end - i);
+            // "0x10" would read as 0·x10: say what the writer meant instead.
+            if (end < s.size() && (s[end] == 'x' || s[end] == 'X') && number.find_first_not_of('0') == std::string::npos &&
+                end + 1 < s.size() && std::isxdigit(static_cast<unsigned char>(s[end + 1])))
+                bad(text, at(i), "hexadecimal numbers are not accepted, write the coefficient in decimal (got '" +
+                                     number + s.substr(end, 2) + "...')");
             const std::optional<double> c = parse_finite(number);
             if (!c) bad(text, at(i), "expected a coefficient within float64's range, got '" + number + "'");
             t.coef *= *c;

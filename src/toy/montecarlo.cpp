@@ -85,6 +85,10 @@ Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::siz
     out.directions = directions;
     const std::size_t r = curved_abs.size();
     if (r == 0) return out;
+    // The values are taken relative to the largest, so that vᵀHv neither
+    // underflows (subnormal curvatures) nor overflows; its log adds back.
+    const double scale = *std::max_element(curved_abs.begin(), curved_abs.end());
+    const double log_scale = std::log(scale);
     Rng rng(seed);
     long double sum = 0, sum2 = 0;
     std::vector<double> v(r);
@@ -94,9 +98,9 @@ Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::siz
             v[i] = rng.normal();
             norm2 += v[i] * v[i];
         }
-        for (std::size_t i = 0; i < r; ++i) quad += curved_abs[i] * v[i] * v[i];
+        for (std::size_t i = 0; i < r; ++i) quad += curved_abs[i] / scale * v[i] * v[i];
         // R(v) = sqrt(2T / vᵀHv) for the unit vector v/|v|.
-        const double log_R = 0.5 * (M_LN2 + std::log(T) - std::log(quad / norm2));
+        const double log_R = 0.5 * (M_LN2 + std::log(T) - log_scale - std::log(quad / norm2));
         sum += log_R;
         sum2 += static_cast<long double>(log_R) * log_R;
     }
@@ -108,12 +112,12 @@ Radial radial_estimate(const std::vector<double>& curved_abs, double T, std::siz
     long double sum_log = 0, sum_lin = 0;
     for (double x : curved_abs) {
         sum_log += std::log(static_cast<long double>(x));
-        sum_lin += x;
+        sum_lin += x / scale;
     }
     out.exact = log_unit_ball(r) + rr / 2 * (M_LN2 + std::log(T)) - static_cast<double>(sum_log / 2);
     out.gap_per_dim = (out.exact - out.log_volume) / rr;
     // ½(ln AM − ln GM)
-    out.amgm_per_dim = 0.5 * (std::log(static_cast<double>(sum_lin / r)) - static_cast<double>(sum_log / r));
+    out.amgm_per_dim = 0.5 * (std::log(static_cast<double>(sum_lin / r)) + log_scale - static_cast<double>(sum_log / r));
     return out;
 }
 
