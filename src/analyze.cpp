@@ -113,7 +113,7 @@ struct MatrixFacts {
     double computed = 0;   // each eigenvalue's error from how it was computed (structured parts), else 0
 };
 
-MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymmetry() * h.frobenius(), 0.0}; }
+MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymmetry_norm(), 0.0}; }
 
 // Under its type's smallest normal number a value is kept to a fixed step
 // (the spacing of subnormals), not to ε relative: storing, or computing in
@@ -285,7 +285,7 @@ double threshold_of(const HessianInfo& info, const AnalyzeOptions& opt) {
 // Its eigenvalues are `values`: s.values, or a structure's parts.
 void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut, const MatrixFacts& f,
             const AnalyzeOptions& opt) {
-    r.asymmetry = f.frobenius > 0 ? f.asymmetry / f.frobenius : 0.0;
+    r.asymmetry = relative_asymmetry(f.asymmetry, f.frobenius);
     // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
     // make tol infinite and every direction "flat": a wrong number, so an error.
     bool finite = true;
@@ -373,7 +373,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
     // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
-    if (!std::isfinite(h.frobenius()))
+    if (!std::isfinite(h.frobenius()) || !std::isfinite(h.asymmetry_norm()))
         reject_norm_overflow(info.source());
     detail::BlasSection section(detail::fork_gate());  // the solve: no fork while it runs
     auto [s, cut] = certified_spectrum(h, opt);
@@ -504,27 +504,27 @@ Row analyze_listed(const ListedHessian& listed, const AnalyzeOptions& opt) {
     return analyze(listed.info, from_image);
 }
 
-std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double frobenius, double asymmetry,
+std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double frobenius, double asymmetry_norm,
                                    const AnalyzeOptions& opt, std::string* declined) {
     const Method method = s.method == "sketch" ? Method::sketch : s.method == "cholesky" ? Method::cholesky : Method::lanczos;
     auto decline = [&](const std::string& why) {
         if (declined) *declined = why;
         return std::nullopt;
     };
-    if (!std::isfinite(frobenius)) return decline("");
+    if (!std::isfinite(frobenius) || !std::isfinite(asymmetry_norm)) return decline("");
     if (s.too_large) return decline(describe_failure(s, nullptr, method));
     if (too_coarse_for_regularized(s, opt)) return decline(too_coarse_note(s, opt));
     std::sort(s.values.begin(), s.values.end());
-    const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
+    const MatrixFacts f{info, frobenius, asymmetry_norm, 0.0};
     const Cut cut = choose_cut(magnitudes(s, f, opt), opt.cut);
     if (!s.complete && !cut.decided) return decline(describe_failure(s, &cut, method));
     return guarded(info, [&](Row& r) { report(r, s, EigenvalueList(s.values), cut, f, opt); });
 }
 
-Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius, double asymmetry,
-                        double seconds, const AnalyzeOptions& opt, const std::string& note, const SolverStats& before) {
+Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius,
+                        double asymmetry_norm, double seconds, const AnalyzeOptions& opt, const std::string& note, const SolverStats& before) {
     return guarded(info, [&](Row& r) {
-        if (!std::isfinite(frobenius))
+        if (!std::isfinite(frobenius) || !std::isfinite(asymmetry_norm))
             reject_norm_overflow(info.source());
         Spectrum s;
         s.n = info.n;
@@ -536,7 +536,7 @@ Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues
         s.stats.matvecs = before.matvecs;
         s.stats.seconds = seconds;
         s.note = note;
-        const MatrixFacts f{info, frobenius, asymmetry * frobenius, 0.0};
+        const MatrixFacts f{info, frobenius, asymmetry_norm, 0.0};
         report(r, s, EigenvalueList(s.values), choose_cut(magnitudes(s, f, opt), opt.cut), f, opt);
     });
 }

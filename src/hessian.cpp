@@ -225,7 +225,8 @@ double symmetrize(const Matrix& m, Out& out, const Unit& unit) {
     return sym2;
 }
 
-// Checks, symmetrizes and measures m: (asymmetry, ‖H‖_F after symmetrizing).
+// Checks, symmetrizes and measures m: its asymmetry (relative and absolute)
+// and ‖H‖_F after symmetrizing.
 // A float matrix that is not symmetric is symmetrized into `widened` (and m
 // freed): (a + b)/2 of two floats is exact in double, where rounding it back
 // to float moves an entry by up to half a float ulp, which moves eigenvalues
@@ -233,8 +234,8 @@ double symmetrize(const Matrix& m, Out& out, const Unit& unit) {
 // is asymmetric at rounding level). Its working set, float32 and float64 side
 // by side while widening, is what working_set_bytes counts for float32.
 template <class Matrix>
-std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt,
-                                               Eigen::MatrixXd& widened) {
+Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt,
+                                    Eigen::MatrixXd& widened) {
     const auto symmetrized = [&](const Unit& unit) {
         if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
             widened.resize(m.rows(), m.cols());
@@ -252,22 +253,23 @@ std::pair<double, double> check_and_symmetrize(Matrix& m, const HessianInfo& inf
         if (info.stored_type == "float32" || info.stored_type == "float16") {
             const NormSums f = float_norms(m);
             if (std::isfinite(f.norm2)) {
-                if (f.largest == 0) return {0.0, 0.0};
+                if (f.largest == 0) return {};
                 const double asymmetry = std::sqrt(f.asym2 / f.norm2);
                 check_symmetry(info, asymmetry, opt);
-                if (f.asym2 == 0) return {asymmetry, std::sqrt(f.norm2)};
-                return {asymmetry, f.largest * std::sqrt(symmetrized(Unit(f.largest)))};
+                if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2)};
+                return {asymmetry, std::sqrt(f.asym2), f.largest * std::sqrt(symmetrized(Unit(f.largest)))};
             }
             // A non-finite entry: check_values names the first.
         }
     }
     const double scale = check_values(m, info);
-    if (scale == 0) return {0.0, 0.0};
+    if (scale == 0) return {};
     const Unit unit(scale);
     const NormSums sums = asymmetry_and_norm2(m, unit);
     const double asymmetry = std::sqrt(sums.asym2 / sums.norm2);
     check_symmetry(info, asymmetry, opt);
-    return {asymmetry, scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrized(unit))};
+    return {asymmetry, scale * std::sqrt(sums.asym2),
+            scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrized(unit))};
 }
 
 template <class Matrix>
@@ -290,8 +292,7 @@ Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt) 
 
 }  // namespace
 
-Hessian::Hessian(HessianInfo i, std::pair<double, double> norms)
-    : info(std::move(i)), asymmetry_(norms.first), frobenius_(norms.second) {}
+Hessian::Hessian(HessianInfo i, Norms norms) : info(std::move(i)), norms_(norms) {}
 
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options) {
     Eigen::MatrixXd widened;

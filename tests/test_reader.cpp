@@ -437,6 +437,38 @@ TEST_CASE("a Hessian holds a finite, symmetrized matrix in one precision, with i
                          InputError);
 }
 
+TEST_CASE("a skew or nearly skew Hessian keeps ‖H − Hᵀ‖_F: the row's asymmetry and noise floor are the input's") {
+    // ‖H‖_F² = ‖(H + Hᵀ)/2‖_F² + ‖H − Hᵀ‖_F²/4: a skew H has relative
+    // asymmetry 2 and a zero symmetric part, from which ‖H − Hᵀ‖_F cannot be
+    // recovered; it must be kept as measured.
+    Eigen::MatrixXd skew(3, 3);
+    skew << 0, 1, 2,  //
+        -1, 0, 3,     //
+        -2, -3, 0;
+    AnalyzeOptions o;
+    o.read.max_asymmetry = std::numeric_limits<double>::infinity();
+    for (const double sym : {0.0, 1e-3}) {
+        for (const bool f32 : {false, true}) {
+            CAPTURE(sym);
+            CAPTURE(f32);
+            Eigen::MatrixXd m = skew;
+            m(0, 0) = m(1, 1) = sym;
+            const double diff = (m - m.transpose()).norm();  // 2·√28, exact in float too
+            const Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>()), "mem", o.read)
+                                  : make_hessian(m, "mem", o.read);
+            CHECK(h.asymmetry() == doctest::Approx(diff / m.norm()).epsilon(1e-12));
+            CHECK(h.asymmetry_norm() == doctest::Approx(diff).epsilon(1e-12));
+            CHECK(h.frobenius() == doctest::Approx(sym * std::sqrt(2.0)).epsilon(1e-6));
+            const Row r = analyze_hessian(h, o);
+            REQUIRE(r.ok);
+            CHECK(r.asymmetry == doctest::Approx(diff / m.norm()).epsilon(1e-6));
+            CHECK(r.noise_floor >= diff * (1 - 1e-12));
+            CHECK(r.warnings.has(Warning::symmetrized));
+            CHECK(r.dim == 3);  // the symmetric part, at most 1e-3, lies under the floor
+        }
+    }
+}
+
 TEST_CASE("a large Hessian's checks, run in column slices, give the whole matrix's norms and first bad value") {
     // n past the size from which the checks are split across threads, not a
     // multiple of the tile.

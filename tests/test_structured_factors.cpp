@@ -430,6 +430,51 @@ void check_twin_row(const Row& row, const Row& want) {
 
 }  // namespace
 
+TEST_CASE("structured: skew parts give the dense twin's asymmetry, and a floor over what the parts' symmetric halves miss") {
+    // A ⊗ B with A and B skew is symmetric (its twin's asymmetry is 0) and
+    // has values ±‖a‖·‖b‖, while the factors' symmetric parts are 0: the
+    // value error ‖A_k‖_F·‖B_k‖_F must lift the floor over them. A ⊗ B with
+    // A skew and B symmetric, and a skew dense member, are skew: asymmetry 2.
+    Eigen::MatrixXd ka(2, 2), kb(2, 2), sb(2, 2), kd(3, 3);
+    ka << 0, 1, -1, 0;
+    kb << 0, 2, -2, 0;
+    sb << 1, 0.5, 0.5, 3;
+    kd << 0, 1, 2, -1, 0, 3, -2, -3, 0;
+    File f("structured_skew");
+    f.group("/skew_skew", "kron", 1.5);
+    f.matrix("/skew_skew/A", ka, false);
+    f.matrix("/skew_skew/B", kb, false);
+    f.group("/skew_sym", "kron", 1.0);
+    f.matrix("/skew_sym/A", ka, false);
+    f.matrix("/skew_sym/B", sb, false);
+    f.group("/blocks", "blocks", 1.0);
+    f.matrix("/blocks/a", kd, false);
+    AnalyzeOptions o;
+    o.read.max_asymmetry = std::numeric_limits<double>::infinity();
+    const auto kron = [](const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
+        Eigen::MatrixXd k(a.rows() * b.rows(), a.cols() * b.cols());
+        for (Eigen::Index i = 0; i < a.rows(); ++i)
+            for (Eigen::Index j = 0; j < a.cols(); ++j) k.block(i * b.rows(), j * b.cols(), b.rows(), b.cols()) = a(i, j) * b;
+        return k;
+    };
+    const Eigen::MatrixXd twin = 1.5 * kron(ka, kb);
+    REQUIRE((twin - twin.transpose()).norm() == 0);
+    const Row both = analyze(f.listed("/skew_skew"), o);
+    REQUIRE(both.ok);
+    CHECK(both.asymmetry == 0);
+    const double largest = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(twin).eigenvalues().cwiseAbs().maxCoeff();
+    CHECK(largest == doctest::Approx(3.0));
+    CHECK(both.noise_floor >= largest);  // every value it cannot see lies under its floor
+    for (const char* path : {"/skew_sym", "/blocks"}) {
+        CAPTURE(path);
+        const Eigen::MatrixXd m = std::string(path) == "/blocks" ? kd : kron(ka, sb);
+        const Row r = analyze(f.listed(path), o);
+        REQUIRE(r.ok);
+        CHECK(r.asymmetry == doctest::Approx((m - m.transpose()).norm() / m.norm()).epsilon(1e-12));
+        CHECK(r.noise_floor >= (m - m.transpose()).norm() * (1 - 1e-12));
+    }
+}
+
 TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past DBL_MAX is an error row") {
     // ‖H‖_F sums the squares of a structure's values: past 1e154 they
     // overflow double, and an infinite norm made every direction flat.

@@ -65,17 +65,18 @@ constexpr std::size_t dense_below = 500;
 // caller then computes every eigenvalue). frobenius and asymmetry as for
 // analyze_eigenvalues. When it declines, `declined` (if given) gets the
 // note the serial tool writes for that method ("sketch: rank above …").
-std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum spectrum, double frobenius, double asymmetry,
-                                   const AnalyzeOptions& options, std::string* declined = nullptr);
+std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum spectrum, double frobenius,
+                                   double asymmetry_norm, const AnalyzeOptions& options,
+                                   std::string* declined = nullptr);
 
 // A dense Hessian whose every eigenvalue was computed elsewhere (basinvol-mpi's
 // distributed solve): the dense method's cut, measurement and row. frobenius
-// is ‖H‖_F after symmetrizing, asymmetry ‖H − Hᵀ‖_F / ‖H‖_F as stored,
+// is ‖H‖_F after symmetrizing, asymmetry_norm ‖H − Hᵀ‖_F as stored,
 // seconds the solve's time. `note` and `before` are a declined partial
 // method's note and work, carried into the row as the serial tool does.
 // Never throws for problems of the numbers.
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius,
-                        double asymmetry, double seconds, const AnalyzeOptions& options, const std::string& note = {},
+                        double asymmetry_norm, double seconds, const AnalyzeOptions& options, const std::string& note = {},
                         const SolverStats& before = {});
 
 // The error row of a listed Hessian (the message is prefixed with its source

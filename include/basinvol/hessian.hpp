@@ -2,6 +2,7 @@
 // A Hessian as listed (HessianInfo: where it is and what its file says) and
 // as read (Hessian: the checked matrix in its stored precision).
 #include <Eigen/Dense>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
@@ -135,15 +136,26 @@ public:
     // overwrites its input).
     Eigen::MatrixXd release_f64();
 
-    double asymmetry() const { return asymmetry_; }  // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
-    double frobenius() const { return frobenius_; }  // ‖H‖_F after symmetrizing
+    double asymmetry() const { return norms_.asymmetry; }            // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
+    double asymmetry_norm() const { return norms_.asymmetry_norm; }  // ‖H − Hᵀ‖_F before symmetrizing
+    double frobenius() const { return norms_.frobenius; }            // ‖H‖_F after symmetrizing
+
+    struct Norms {
+        double asymmetry = 0, asymmetry_norm = 0, frobenius = 0;
+    };
 
 private:
-    Hessian(HessianInfo info, std::pair<double, double> asymmetry_and_frobenius);
+    Hessian(HessianInfo info, Norms norms);
     Eigen::MatrixXf f32_;
     Eigen::MatrixXd f64_;
-    double asymmetry_ = 0;
-    double frobenius_ = 0;
+    Norms norms_;
 };
+
+// ‖H − Hᵀ‖_F / ‖H‖_F from ‖H − Hᵀ‖_F and the symmetric part's ‖(H + Hᵀ)/2‖_F:
+// the two parts are orthogonal, so ‖H‖_F² = ‖sym‖_F² + ‖H − Hᵀ‖_F²/4 (a
+// skew-symmetric H has relative asymmetry 2 and a zero symmetric part).
+inline double relative_asymmetry(double asymmetry_norm, double symmetric_frobenius) {
+    return asymmetry_norm > 0 ? asymmetry_norm / std::hypot(symmetric_frobenius, asymmetry_norm / 2) : 0.0;
+}
 
 }  // namespace basinvol

@@ -294,6 +294,7 @@ std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double 
     }
     MPI_Allreduce(MPI_IN_PLACE, sums, 2, MPI_DOUBLE, MPI_SUM, comm);
     out.asymmetry = std::sqrt(sums[0] / sums[1]);
+    out.asymmetry_norm = scale * std::sqrt(sums[0]);
     try {
         check_symmetry(info, out.asymmetry, opt);
     } catch (const InputError& e) {
@@ -553,7 +554,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
         std::optional<Spectrum> partial = distributed_sketch(comm, info, t, out.frobenius);
         int kept = 0;
         try {
-            kept = partial && me == 0 && sketch_first(*partial, out.frobenius, out.asymmetry) ? 1 : 0;
+            kept = partial && me == 0 && sketch_first(*partial, out.frobenius, out.asymmetry_norm) ? 1 : 0;
         } catch (const std::exception&) {
             kept = 0;  // the eigensolve below gives the row (and any error it has)
         }

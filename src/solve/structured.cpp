@@ -33,7 +33,7 @@ struct Square {
     Role role = dense;
     std::string path;
     std::size_t n = 0;     // its size, n×n
-    double frobenius = 0, asymmetry = 0;  // ‖M‖_F and ‖M − Mᵀ‖_F / ‖M‖_F
+    double frobenius = 0, skew = 0;  // ‖(M + Mᵀ)/2‖_F and ‖M − Mᵀ‖_F
     std::exception_ptr failed;
 };
 
@@ -160,7 +160,7 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
         part_opt.max_asymmetry = std::numeric_limits<double>::infinity();
         Hessian m = read_square_part(info, q.path, part_opt);
         q.frobenius = m.frobenius();
-        q.asymmetry = m.asymmetry();
+        q.skew = m.asymmetry_norm();
         SpectrumPart& part = acc.parts[q.part];
         detail::BlasSection section(detail::fork_gate());
         (q.role == Square::dense ? part.values : q.role == Square::a ? part.alpha : part.beta) =
@@ -195,13 +195,24 @@ void balance_kron(SpectrumPart& p) {
     p.scale = 1;
 }
 
+// s·√((x₁y₁)² + (x₂y₂)²) for s, x, y ≥ 0, s multiplied first by the factor
+// that moves it toward 1, so that no partial product leaves double's range
+// while the whole stays in it.
+double scaled(double s, double x1, double y1, double x2, double y2) {
+    const auto product = [s](double x, double y) {
+        const double big = std::max(x, y), small = std::min(x, y);
+        return s < 1 ? (s * big) * small : (s * small) * big;
+    };
+    return std::hypot(product(x1, y1), product(x2, y2));
+}
+
 // Each square part's input noise and value error, in the walk's order.
 void fold_squares(Accumulator& acc) {
     for (std::size_t i = 0; i < acc.squares.size(); ++i) {
         const Square& q = acc.squares[i];
         if (q.failed) std::rethrow_exception(q.failed);
         if (q.role == Square::dense) {
-            acc.asymmetry = std::hypot(acc.asymmetry, q.asymmetry * q.frobenius);
+            acc.asymmetry = std::hypot(acc.asymmetry, q.skew);
             acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
             continue;
         }
@@ -209,23 +220,16 @@ void fold_squares(Accumulator& acc) {
         if (B.failed) std::rethrow_exception(B.failed);
         SpectrumPart& part = acc.parts[q.part];
         const double fa = q.frobenius, fb = B.frobenius, s = std::abs(part.scale);
-        // Both bounds scale s·‖A‖·‖B‖ = ‖s·A ⊗ B‖_F: s is first multiplied by
-        // the factor norm that moves it toward 1, so that no partial product
-        // leaves double's range while the whole stays in it.
-        const double big = std::max(fa, fb), small = std::min(fa, fb);
-        const double size = s < 1 ? (s * big) * small : (s * small) * big;
-        // With M = M_s + M_k (symmetric and skew parts), A ⊗ B's skew part is
-        // A_s ⊗ B_k + A_k ⊗ B_s, two orthogonal terms, so ‖H − Hᵀ‖_F =
-        // s·√(‖A_s‖²‖B − Bᵀ‖² + ‖A − Aᵀ‖²‖B_s‖²), ‖M_s‖² = ‖M‖²(1 − r²/4)
-        // for r = ‖M − Mᵀ‖_F/‖M‖_F: exactly the dense twin's asymmetry.
-        const double ra = q.asymmetry, rb = B.asymmetry;
-        const double skew =
-            std::hypot(std::sqrt(std::max(0.0, 1 - ra * ra / 4)) * rb, ra * std::sqrt(std::max(0.0, 1 - rb * rb / 4)));
-        acc.asymmetry = std::hypot(acc.asymmetry, size * skew);
+        const double size = scaled(s, fa, fb, 0, 0);  // ‖s·A_s ⊗ B_s‖_F
+        // With M = M_s + M_k (symmetric and skew parts, ‖M_k‖_F = ‖M − Mᵀ‖_F/2),
+        // A ⊗ B − (A ⊗ B)ᵀ = 2(A_s ⊗ B_k + A_k ⊗ B_s), two orthogonal terms, so
+        // ‖H − Hᵀ‖_F = s·√(‖A_s‖²‖B − Bᵀ‖² + ‖A − Aᵀ‖²‖B_s‖²): exactly the
+        // dense twin's.
+        acc.asymmetry = std::hypot(acc.asymmetry, scaled(s, fa, B.skew, q.skew, fb));
         // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the
         // product; the values are A_s ⊗ B_s's, where the twin's symmetric part
-        // adds A_k ⊗ B_k: ‖A_k ⊗ B_k‖₂ ≤ s·‖A‖‖B‖·ra·rb/4.
-        acc.value_error = std::max(acc.value_error, (4 * eps64 + ra * rb / 4) * size);
+        // adds A_k ⊗ B_k (symmetric): ‖A_k ⊗ B_k‖₂ ≤ s·‖A_k‖_F‖B_k‖_F.
+        acc.value_error = std::max(acc.value_error, 4 * eps64 * size + scaled(s, q.skew / 2, B.skew / 2, 0, 0));
         balance_kron(part);
     }
 }
@@ -596,7 +600,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
         reject_norm_overflow(info.source());
-    if (out.asymmetry > 0) check_symmetry(info, out.frobenius > 0 ? out.asymmetry / out.frobenius : INFINITY, opt);
+    if (out.asymmetry > 0) check_symmetry(info, relative_asymmetry(out.asymmetry, out.frobenius), opt);
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";

@@ -14,6 +14,7 @@
 // and never a hang.
 #include "../cli/options.hpp"
 #include "../cli/common.hpp"
+#include "../cli/descriptors.hpp"
 #include "../cli/journal.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
@@ -127,8 +128,8 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
         bv::SolverStats spent;
         bv::mpi::SketchFirst keep;
         if (sketch)
-            keep = [&](const bv::Spectrum& s, double frobenius, double asymmetry) {
-                sketched = bv::analyze_partial(info, s, frobenius, asymmetry, a, &declined);
+            keep = [&](const bv::Spectrum& s, double frobenius, double asymmetry_norm) {
+                sketched = bv::analyze_partial(info, s, frobenius, asymmetry_norm, a, &declined);
                 if (!sketched) spent = s.stats;
                 return sketched.has_value();
             };
@@ -152,7 +153,7 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
             bv::Row r = !error.empty()              ? bv::error_row(info, error)
                         : d.sketched && sketched ? std::move(*sketched)
                                                  : bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius,
-                                                                           d.asymmetry, d.seconds, a, declined, spent);
+                                                                           d.asymmetry_norm, d.seconds, a, declined, spent);
             // The row's wall time is its read, solve and measure across ranks, as a serial row's.
             r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             return r;
@@ -297,6 +298,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
 }  // namespace
 
 int main(int argc, char** argv) {
+    cli::hold_standard_descriptors();
     MPI_Init(&argc, &argv);
     int me = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &me);

@@ -23,6 +23,7 @@ struct DistributedSpectrum {
     std::vector<double> eigenvalues;  // all n, ascending, on every rank
     double frobenius = 0;             // ‖H‖_F after symmetrizing
     double asymmetry = 0;             // ‖H − Hᵀ‖_F / ‖H‖_F as stored
+    double asymmetry_norm = 0;        // ‖H − Hᵀ‖_F as stored
     double seconds = 0;               // read, check and solve
     std::size_t local_bytes = 0;      // this rank's matrix storage at its peak (tiles and their transpose)
     int grid_rows = 1, grid_cols = 1; // the process grid
@@ -30,10 +31,10 @@ struct DistributedSpectrum {
     bool sketched = false;            // the sketch certified the cut: no eigenvalues were computed here
 };
 
-// Called on rank 0 with the distributed sketch's spectrum (and ‖H‖_F and the
-// relative asymmetry): true keeps it (the row is the caller's), false has
+// Called on rank 0 with the distributed sketch's spectrum (and ‖H‖_F and
+// ‖H − Hᵀ‖_F): true keeps it (the row is the caller's), false has
 // ScaLAPACK compute every eigenvalue.
-using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double asymmetry)>;
+using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double asymmetry_norm)>;
 
 // Collective over `comm`: every rank calls it with the same info (file,
 // dataset, n, stored_type) and options, and every rank gets the same result.
