@@ -262,6 +262,39 @@ class ProcessFaults(FaultBase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("cannot write the results to standard output", p.stderr)
 
+    def test_a_failed_stdout_stops_the_batch(self):
+        # Nothing reads the rows (a full device, or a closed pipe with SIGPIPE
+        # ignored): the batch starts nothing new. The missing file at the end
+        # would print its error line if the batch went on to it.
+        a = write_checkpoints(self.path("a.h5"), 40, 8, seed=9)
+        missing = self.path("missing.h5")
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([BIN, "volume", a, missing, "-f", "jsonl", "-j", "1"], stdout=full,
+                               stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual(p.stderr, "basinvol: error: cannot write the results to standard output\n")
+        p = subprocess.run(["bash", "-c", 'trap "" PIPE; "$0" volume "$1" "$2" -f jsonl -j 1 | head -n1 >/dev/null; '
+                            'echo "${PIPESTATUS[0]}"', BIN, a, missing], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.stdout, "1\n")
+        self.assertNotIn("missing.h5", p.stderr)
+        self.assertIn("cannot write the results to standard output", p.stderr)
+
+    def test_closed_standard_descriptors_keep_messages_out_of_the_output_file(self):
+        # With 1 and 2 closed, -o FILE would take descriptor 1 or 2 and the
+        # messages would land in it; 0 closed is not an empty list.
+        a = write_checkpoints(self.path("a.h5"), 2, 8, seed=10)
+        out = self.path("out.jsonl")
+        for closing in (">&- 2>&-", "0<&- 2>&-", "0<&- >&- 2>&-"):
+            p = subprocess.run(["bash", "-c", '"$0" volume "$1" "$2" -f jsonl -o "$3" ' + closing + '; echo "$?"',
+                                BIN, a, self.path("missing.h5"), out], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.stdout, "1\n", closing)
+            rows = [json.loads(line) for line in slurp(out).splitlines()]  # every line a row, no message
+            self.assertEqual(len(rows), 3, closing)
+        for args in (("volume", "-"), ("rank", "--from-results", "-"), ("volume", "--files-from", "-")):
+            p = subprocess.run(["bash", "-c", '"$0" "$@" 0<&-', BIN, *args], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, args)
+            self.assertIn("'-' reads standard input, which is closed", p.stderr)
+
     def test_full_disk_for_the_output_file_is_one_error_and_leaves_the_previous_file(self):
         a = write_checkpoints(self.path("a.h5"), 120, 8, seed=13)  # ~70 kB of rows for a 16 kB disk
         prev = self.path("prev.jsonl")

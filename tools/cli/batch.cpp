@@ -1,5 +1,6 @@
 #include "batch.hpp"
 #include "journal.hpp"
+#include "descriptors.hpp"
 #include "signals.hpp"
 
 #include <basinvol/batch/results.hpp>
@@ -27,8 +28,13 @@ namespace {
 
 // One SOURCE a line; or, when the list holds a NUL (find -print0), one
 // between NULs, as given (a name may hold a line break; a NUL never).
-void read_list(std::istream& in, std::vector<std::string>& out) {
-    const std::string text(std::istreambuf_iterator<char>(in), {});
+// Standard input whole; a closed one is a usage error, not an empty list.
+std::string read_stdin() {
+    if (stdin_was_closed()) throw bv::UsageError("'-' reads standard input, which is closed");
+    return std::string(std::istreambuf_iterator<char>(std::cin), {});
+}
+
+void read_list(const std::string& text, std::vector<std::string>& out) {
     const bool nul = text.find('\0') != std::string::npos;
     std::size_t at = 0;
     while (at < text.size()) {
@@ -53,13 +59,13 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
         // '-' as a SOURCE reads SOURCEs from standard input, as --files-from - does.
         if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
         stdin_read = true;
-        read_list(std::cin, all);
+        read_list(read_stdin(), all);
     }
     for (const auto& list : b.files_from) {
         if (list == "-") {
             if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
             stdin_read = true;
-            read_list(std::cin, all);
+            read_list(read_stdin(), all);
         } else {
             struct stat st {};
             if (::stat(list.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
@@ -69,7 +75,7 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
             if (in.peek() == 0x89)  // HDF5's signature starts \x89HDF
                 throw bv::UsageError("--files-from: '" + list + "' is an HDF5 file, not a list of SOURCEs "
                                      "(give it as a SOURCE)");
-            read_list(in, all);
+            read_list(std::string(std::istreambuf_iterator<char>(in), {}), all);
         }
     }
     if (all.empty())
@@ -206,6 +212,7 @@ void install_interrupt_handlers(bool abandon_at_once) {
 
 const std::atomic<bool>* interrupt_flag() { return &g_stop; }
 int interrupt_signal() { return static_cast<int>(g_signal); }
+void request_stop() { g_stop.store(true); }
 
 // ---------------------------------------------------------------- output file
 
@@ -320,7 +327,9 @@ void Progress::draw() {
 }
 
 void Progress::update(const bv::BatchProgress& p) {
-    if (!told_stop_ && interrupt_flag()->load()) {
+    // A stop without a signal (request_stop) is a failed standard output,
+    // which finish_output reports.
+    if (!told_stop_ && interrupt_flag()->load() && interrupt_signal()) {
         told_stop_ = true;
         message("basinvol: interrupted: starting nothing new" +
                 (p.running ? "; finishing the Hessians running now (interrupt again to abandon them)"
@@ -345,8 +354,6 @@ void Progress::finish() { clear(); }
 // ---------------------------------------------------------------- the command
 
 namespace {
-
-std::string slurp(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
 
 bool file_exists(const std::string& path) {
     struct stat st;
@@ -388,7 +395,7 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         std::vector<bv::Row> got;
         nlohmann::ordered_json recorded;
         try {
-            const std::string text = f == "-" ? slurp(std::cin) : bv::read_saved_text(f);
+            const std::string text = f == "-" ? read_stdin() : bv::read_saved_text(f);
             got = bv::parse_saved(text, f == "-" ? "standard input" : f);
             recorded = recorded_options(text);
         } catch (const bv::InputError& e) {  // one error row for the file; the other files rank
@@ -642,6 +649,7 @@ struct RowSink {
     Progress& progress;
     std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
     bv::RowWriter& writer;
+    const std::ostream* to_stdout;  // rows stream to standard output: once a write fails, nothing reads them
     void operator()(std::size_t, const bv::Row& r) const {
         if (journal) {
             const std::string why = journal->append(r);
@@ -649,6 +657,7 @@ struct RowSink {
         }
         if (ranked) ranked->push_back(r);
         else writer.write(r);
+        if (to_stdout && !*to_stdout) request_stop();  // finish_output says so, exit 1
     }
 };
 
@@ -754,7 +763,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         for (const auto& r : earlier.kept) writer.write(r);
 
     if (!b.from_results) {
-        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer};
+        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer, file ? nullptr : &std::cout};
         auto sync = [&] {
             if (journal) journal->sync_if_due();
         };

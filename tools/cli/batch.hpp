@@ -88,6 +88,9 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
 void install_interrupt_handlers(bool abandon_at_once = false);
 const std::atomic<bool>* interrupt_flag();
 int interrupt_signal();  // 0 when none arrived
+// Stops the batch as a signal would (running Hessians finish), without one:
+// the rows' reader is gone (a failed write to standard output).
+void request_stop();
 
 // done / total, current source, elapsed and ETA on stderr, only when stderr is
 // a terminal; messages printed through it do not tear the bar.

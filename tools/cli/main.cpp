@@ -4,6 +4,7 @@
 // ranks strictly above B, 1 when it does not, 2 on error. `validate` exits 0
 // when every check agrees, 1 when any disagrees or cannot be made. A batch
 // stopped by SIGINT or SIGTERM exits 128 + the signal.
+#include "descriptors.hpp"
 #include "options.hpp"
 
 #include <basinvol/error.hpp>
@@ -146,6 +147,7 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    cli::hold_standard_descriptors();
     choose_blas_kernels(argv);
     // A script's background job (`basinvol ... &`) starts with SIGINT
     // ignored; a stop signal stops basinvol all the same (docs/batch.md):

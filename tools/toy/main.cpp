@@ -3,6 +3,7 @@
 // (including spectra whose rank the stored type cannot resolve), 128 + the
 // signal when SIGINT or SIGTERM stopped it (OUT as it was).
 #include "../cli/choice.hpp"
+#include "../cli/descriptors.hpp"
 #include "../cli/signals.hpp"
 #include "../cli/values.hpp"
 #include "../cli/words.hpp"
@@ -278,6 +279,7 @@ void write_toys(ToyArgs a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    cli::hold_standard_descriptors();
     CLI::App app{"basinvol-toy: write toy Hessians with known answers (expected_rank, expected_dim,\n"
                  "expected_negative, expected_log_volume) to HDF5, for `basinvol validate`.",
                  "basinvol-toy"};

@@ -1,0 +1,30 @@
+#pragma once
+// Standard descriptors a parent left closed (`cmd >&- 2>&-`, `0<&-`). A
+// file basinvol opens (-o FILE, its lock) takes the lowest free descriptor:
+// as 1 or 2 it would receive the results or the messages meant for the
+// closed stream. Each closed one is held by /dev/null opened the other way
+// round, so that the slot is taken and using the stream still fails as it
+// would have (writing to 1 or 2, reading from 0: EBADF).
+#include <cerrno>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace cli {
+
+// Whether standard input was closed when the process started.
+inline bool& stdin_was_closed() {
+    static bool closed = false;
+    return closed;
+}
+
+inline void hold_standard_descriptors() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
+        // The lowest free descriptor is this one: the smaller ones are open.
+        const int held = ::open("/dev/null", fd == 0 ? O_WRONLY : O_RDONLY);
+        if (held != fd && held >= 0) ::close(held);
+        if (fd == 0) stdin_was_closed() = true;
+    }
+}
+
+}  // namespace cli
