@@ -337,5 +337,77 @@ TEST_CASE("the cut's gap search equals the position-by-position search, list and
         const Cut got = choose_cut(by_parts, opt);
         CHECK(got.tol == want.tol);
         CHECK(got.kept == want.kept);
+        // The band (gaps within noise of the chosen one) reads the values
+        // beside each tied gap: the sorted view's are the list's.
+        CHECK(got.ambiguous == by_list.ambiguous);
+        CHECK(got.dim_low == by_list.dim_low);
+        CHECK(got.dim_high == by_list.dim_high);
+        CHECK(got.band_tol_low == by_list.band_tol_low);
+        CHECK(got.band_tol_high == by_list.band_tol_high);
+    }
+}
+
+namespace {
+
+// A sorted list that counts the positions asked for one by one: a
+// structure's view answers each by a search over all its rows.
+class CountingMagnitudes final : public SortedMagnitudes {
+public:
+    explicit CountingMagnitudes(std::vector<double> a) : a_(std::move(a)) {}
+    std::size_t size() const override { return a_.size(); }
+    double at(std::size_t i) const override {
+        ++lookups;
+        return a_[i];
+    }
+    std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
+        return static_cast<std::size_t>(std::partition_point(a_.begin(), a_.end(), holds) - a_.begin());
+    }
+    void scan(const std::function<bool(double)>& visit) const override {
+        for (double x : a_)
+            if (!visit(x)) return;
+    }
+    void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
+        visit(a_.data(), a_.size());
+    }
+    mutable std::size_t lookups = 0;
+
+private:
+    std::vector<double> a_;
+};
+
+}  // namespace
+
+TEST_CASE("the cut over many gaps within noise of each other looks up a few positions, not one per gap") {
+    // A Kronecker pair of logspace factors: n values on an even log grid,
+    // every gap the same, all tied. Walking them is one pass; looking each
+    // tied gap's sides up again took minutes at n = 10⁶ (a search per
+    // position over all rows of the structure).
+    std::vector<double> v;
+    for (int i = 0; i < 3000; ++i) v.push_back(std::pow(10.0, -0.006 * i));  // to 1e-18, past the floor
+    for (const double noise : {0.0, 1e-15}) {  // exact values, and a floor far under them
+        CAPTURE(noise);
+        Magnitudes m;
+        m.known = v;
+        m.n = v.size();
+        m.stored_eps = std::numeric_limits<double>::epsilon();
+        m.frobenius = 1;
+        m.input_noise = noise;
+        CutOptions opt;
+        opt.rule = CutRule::gap;
+        opt.min_gap = 0;
+        const Cut by_list = choose_cut(m, opt);
+        REQUIRE(by_list.ambiguous);
+        REQUIRE(by_list.dim_high - by_list.dim_low > 1000);  // the ties span the spectrum
+        auto counting = std::make_shared<CountingMagnitudes>(v);
+        Magnitudes viewed = m;
+        viewed.known.clear();
+        viewed.sorted = counting;
+        const Cut got = choose_cut(viewed, opt);
+        CHECK(counting->lookups <= 16);
+        CHECK(got.tol == by_list.tol);
+        CHECK(got.dim_low == by_list.dim_low);
+        CHECK(got.dim_high == by_list.dim_high);
+        CHECK(got.band_tol_low == by_list.band_tol_low);
+        CHECK(got.band_tol_high == by_list.band_tol_high);
     }
 }

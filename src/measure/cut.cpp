@@ -145,14 +145,23 @@ bool decided_ge(Range r, double threshold) { return r.lo >= threshold || r.hi < 
 // than 0); the first of equal gaps. Positions past the known values hold
 // nothing above the floor nominally; all unseen positions share one range,
 // so position k stands for them when checking that no other gap could win.
+// A gap another spectrum within noise could choose: the count it keeps and
+// the values on its sides (positions kept − 1 and kept), known where it was
+// found: a structure's sorted view finds a position's value by a search
+// over all its rows, too slow to repeat for each of n tied gaps.
+struct TiedCut {
+    std::size_t kept = 0;
+    double last_kept = 0, first_dropped = 0;  // last_kept: only when kept > 0
+};
+
 struct Choice {
     bool found = false;
     Pos at, next;  // the gap lies between these positions
     bool decided = true;
-    // Counts kept by other gaps that noise could make the choice (see
-    // Ties): their dims join the band; maybe_none: a spectrum within noise
-    // may have no eligible gap at all.
-    std::vector<std::size_t> tied_kept;
+    // Gaps that noise could make the choice (see Ties): their dims join the
+    // band; maybe_none: a spectrum within noise may have no eligible gap at
+    // all.
+    std::vector<TiedCut> tied;
     bool maybe_none = false;
 };
 
@@ -234,7 +243,7 @@ std::optional<Choice> choose_between(const Knowledge& K, const std::vector<Candi
             best.at = K.at(kept_above(c.p) - 1);
             best.next = K.at(best.at.i + 1);
         } else if (ties.within_reach(c.gap, noise, K.gap_spread(at(c.p), at(c.q)))) {
-            best.tied_kept.push_back(kept_above(c.p));
+            best.tied.push_back({kept_above(c.p), c.p, c.q});
         }
     }
     return best;
@@ -348,7 +357,7 @@ Choice first_of_ties(const Knowledge& K, double ceiling_mid, double min_gap) {
             best.at = p;
             best.next = q;
         } else if (ties.within_reach(g, noise, K.gap_spread(p, q))) {
-            best.tied_kept.push_back(p.i + 1);
+            best.tied.push_back({p.i + 1, K.mid(p), K.mid(q)});
         }
     });
     return best;
@@ -490,11 +499,14 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     Range tol{dtype};
     c.tol = dtype_mid;
     c.rule = "dtype";
-    std::vector<std::size_t> tied_kept;
+    std::vector<TiedCut> tied;
     auto take_gap = [&](const Choice& g) {
         decided = decided && g.decided;
-        tied_kept = g.tied_kept;  // a spectrum within noise may choose these gaps ...
-        if (g.maybe_none) tied_kept.push_back(count_above(K, dtype_mid, dtype).value);  // ... or none: the dtype cut
+        tied = g.tied;  // a spectrum within noise may choose these gaps ...
+        if (g.maybe_none) {  // ... or none: the dtype cut
+            const std::size_t kept = count_above(K, dtype_mid, dtype).value;
+            tied.push_back({kept, kept > 0 ? K.mid(K.at(kept - 1)) : 0.0, K.mid(K.at(kept))});
+        }
         if (!g.found) return;
         c.tol = K.cut_mid(g.at, g.next);
         tol = K.cut_range(g.at, g.next);
@@ -532,13 +544,14 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
 
     settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, c);
     // Gaps within noise of the chosen one: noise picks the dim among them.
-    for (const std::size_t kept : tied_kept) {
+    for (const TiedCut& t : tied) {
         c.ambiguous = true;
         // |λ| > the next value keeps at most these, |λ| ≥ the last one at
         // least these (exactly, unless the two are equal: a ±v pair): the
         // negative band read at them holds every count the gap allows.
-        const double most = kept > 0 ? std::nextafter(K.mid(K.at(kept - 1)), 0.0) : INFINITY;
-        const double fewest = K.mid(K.at(kept));
+        const std::size_t kept = t.kept;
+        const double most = kept > 0 ? std::nextafter(t.last_kept, 0.0) : INFINITY;
+        const double fewest = t.first_dropped;
         if (m.n - kept < c.dim_low) c.dim_low = m.n - kept, c.band_tol_low = std::min(c.band_tol_low, most);
         if (m.n - kept > c.dim_high) c.dim_high = m.n - kept, c.band_tol_high = std::max(c.band_tol_high, fewest);
     }
