@@ -77,6 +77,10 @@ std::size_t parse_memory_size(const std::string& text) {
     const double mult = unit.empty() ? 1 : unit == "K" ? k : unit == "M" ? k * k : unit == "G" ? k * k * k
                         : unit == "T" ? k * k * k * k : -1;
     if (mult < 0 || !(v > 0) || !std::isfinite(v * mult)) throw UsageError("max_memory", bad);
+    // Not a budget of 0 bytes (which means "the default"), nor one past
+    // what a size_t holds (converting it is undefined).
+    if (v * mult < 1) throw UsageError("max_memory", "must be at least 1 byte, got '" + text + "'");
+    if (v * mult >= 0x1p63) throw UsageError("max_memory", "must be under 8 EiB (2^63 bytes), got '" + text + "'");
     return static_cast<std::size_t>(v * mult);
 }
 

@@ -435,8 +435,11 @@ void check_options(const ValidateOptions& o) {
     if (o.mc_max_rank > 1000) throw UsageError("mc_max_rank", "must be at most 1000, got " + std::to_string(o.mc_max_rank));
     if (o.scan_max_n > 1000000)
         throw UsageError("scan_max_n", "must be at most 1e6, got " + std::to_string(o.scan_max_n));
-    if (!(o.sigmas > 0)) throw UsageError("sigmas", "must be positive");
-    if (o.logv_tol && !(*o.logv_tol >= 0)) throw UsageError("logv_tol", "must be >= 0");
+    // An infinite tolerance passes every check: validation would say nothing.
+    if (!(o.sigmas > 0 && std::isfinite(o.sigmas)))
+        throw UsageError("sigmas", "must be a finite number > 0, got " + value_text(o.sigmas));
+    if (o.logv_tol && !(*o.logv_tol >= 0 && std::isfinite(*o.logv_tol)))
+        throw UsageError("logv_tol", "must be a finite number >= 0, got " + value_text(*o.logv_tol));
     if (o.radial_directions < 2 || o.radial_directions > 100000000)
         throw UsageError("radial_directions", "must be between 2 and 1e8, got " + std::to_string(o.radial_directions));
     for (double f : o.scan_factors)

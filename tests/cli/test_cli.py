@@ -967,6 +967,13 @@ class TestExitStatus(Base):
                            (("rank", Data.full_file, "--tie-tol", "-1"), "--tie-tol: must be a finite number >= 0"),
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
                            (("volume", Data.full_file, "--max-memory", "0x10G"), "--max-memory must be a size"),
+                           # Not 0 bytes (the default budget) nor past 2^64 (a wrapped size).
+                           (("volume", Data.full_file, "--max-memory", "0.4"), "--max-memory must be at least 1 byte"),
+                           (("volume", Data.full_file, "--max-memory", "99999999999999999999"),
+                            "--max-memory must be under 8 EiB"),
+                           # An infinite tolerance would pass every check.
+                           (("validate", suite, "--logv-tol", "inf"), "--logv-tol must be a finite number >= 0, got inf"),
+                           (("validate", suite, "--sigmas", "nan"), "--sigmas must be a finite number > 0, got nan"),
                            # A time limit's message, not DBL_MAX spelled out in 309 digits.
                            (("volume", Data.full_file, "--list-timeout", "0"),
                             "--list-timeout: must be a positive number of seconds, got '0'"),
