@@ -41,15 +41,23 @@ void write_flat_line(std::ostream& out, const std::vector<std::string>& cells, b
     out << '\n';
 }
 
-std::string one_line(const std::string& cell) {
-    std::string s;
-    for (char ch : cell) {
-        if (ch == '\t') s += "\\t";
-        else if (ch == '\n') s += "\\n";
-        else if (ch == '\r') s += "\\r";
-        else s += ch;
+std::string one_line(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c != 0x7f) out += ch;
+        else if (ch == '\t') out += "\\t";
+        else if (ch == '\n') out += "\\n";
+        else if (ch == '\r') out += "\\r";
+        else {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
     }
-    return s;
+    return out;
 }
 
 namespace {

@@ -53,6 +53,29 @@ class Ergonomics(unittest.TestCase):
         self.assertIn("no such object in file", p.stderr)
         self.assertNotIn("did you mean", p.stderr)
 
+    def test_control_characters_in_names_keep_each_message_on_one_line(self):
+        # A newline, a carriage return or an escape sequence in a dataset or
+        # file name is written as \n, \r, \x1b: one message is one line, and
+        # a name cannot move the cursor or colour the terminal.
+        h5 = os.path.join(self.dir, "names.h5")
+        with h5py.File(h5, "w") as f:
+            f["non\nsquare"] = np.ones((2, 3))
+            f["esc\x1b[31mred\r"] = np.ones((2, 3))
+        missing = os.path.join(self.dir, "a\nb.h5")
+        for fmt in ("table", "jsonl"):
+            p = run("volume", h5, missing, "-f", fmt)
+            self.assertEqual(p.returncode, 1)
+            lines = p.stderr.splitlines()
+            self.assertEqual(len(lines), 3, p.stderr)
+            self.assertTrue(all(line.startswith("basinvol: error: ") for line in lines), p.stderr)
+            self.assertIn("esc\\x1b[31mred\\r", p.stderr)
+            self.assertIn("non\\nsquare", p.stderr)
+            self.assertIn("a\\nb.h5", p.stderr)
+            self.assertNotIn("\x1b", p.stderr)
+        table = run("volume", h5).stdout
+        self.assertNotIn("\x1b", table)
+        self.assertEqual(len(table.splitlines()), 3, table)  # the header and two rows
+
     def test_dash_reads_sources_from_stdin(self):
         p = run("volume", "-", "-f", "tsv", stdin=self.h5 + ":/checkpoints/step_03000\n\n" + self.h5 + ":/checkpoints/step_03100\n")
         self.assertEqual(p.returncode, 0, p.stderr)

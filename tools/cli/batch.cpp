@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <iostream>
@@ -280,7 +281,10 @@ void AtomicFile::commit() {
 
 // ---------------------------------------------------------------- progress
 
-Progress::Progress(bool wanted) : on_(wanted && ::isatty(STDERR_FILENO)) {}
+// A terminal that says it moves no cursor (TERM=dumb: an editor's shell)
+// gets no bar: it is redrawn with an erase-line escape.
+Progress::Progress(bool wanted)
+    : on_(wanted && ::isatty(STDERR_FILENO) && !(std::getenv("TERM") && std::string(std::getenv("TERM")) == "dumb")) {}
 
 namespace {
 
@@ -316,7 +320,7 @@ void Progress::draw() {
     const std::size_t bar = 20;
     std::size_t fill = p.total ? bar * p.done / p.total : bar;
     std::string line = "[" + std::string(fill, '#') + std::string(bar - fill, '.') + "]" + tail;
-    std::string cur = p.current;
+    std::string cur = one_line(p.current);
     if (line.size() + 1 < width) {
         std::size_t room = width - line.size() - 1;
         if (cur.size() > room) cur = "..." + cur.substr(cur.size() - (room > 3 ? room - 3 : 0));
@@ -345,7 +349,7 @@ void Progress::update(const bv::BatchProgress& p) {
 
 void Progress::message(const std::string& line) {
     clear();
-    std::cerr << line << '\n' << std::flush;
+    std::cerr << one_line(line) << '\n' << std::flush;
     if (on_ && last_draw_ >= 0) draw();
 }
 

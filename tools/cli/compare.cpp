@@ -50,7 +50,7 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     bv::Comparison cmp = bv::compare_rows(rows[0], rows[1], ro);
     cmp.reason = cli_words(cmp.reason);
     bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
-    std::cerr << "basinvol: " << cmp.reason << '\n';
+    std::cerr << "basinvol: " << one_line(cmp.reason) << '\n';
     // A failed write is an error (2), never "A does not rank above B" (1).
     const int status = finish_output(o.strict && cmp.noise_decides ? exit_noise_decides
                                                                     : cmp.sign > 0 ? exit_ok : exit_failed);

@@ -135,10 +135,10 @@ int run(const Args& a) {
         if (*a.compare) return cmd_compare(a.a_src, a.b_src, a.o, a.batch);
         if (*a.validate) return cmd_validate(a.sources, a.o, a.batch, a.validate_options);
     } catch (const bv::UsageError& e) {
-        std::cerr << "basinvol: " << usage_message(e) << "\nRun 'basinvol --help' for usage.\n";
+        std::cerr << "basinvol: " << one_line(usage_message(e)) << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;
     } catch (const std::exception& e) {
-        std::cerr << "basinvol: error: " << cli_words(e.what()) << '\n';
+        std::cerr << "basinvol: error: " << one_line(cli_words(e.what())) << '\n';
         return *a.compare ? exit_usage : exit_failed;
     }
     return exit_usage;

@@ -21,7 +21,7 @@ int cmd_spectrum(const std::vector<std::string>& sources, const CommonOptions& o
     if (o.format == bv::Format::tsv || o.format == bv::Format::csv)
         for (const auto& r : rows)
             if (r.ok && r.eigenvalues.size() < r.n)
-                std::cerr << "basinvol: note: " << r.source << ": " << r.n - r.eigenvalues.size()
+                std::cerr << "basinvol: note: " << one_line(r.source) << ": " << r.n - r.eigenvalues.size()
                           << " eigenvalues not computed (method " << r.method << ": every one has |λ| <= "
                           << r.residual_bound << ", certified); --method dense lists them all\n";
     return finish_output(batch_status(sum.failed > 0));

@@ -4,11 +4,14 @@
 // tools say them as their flags (--max-memory). Used by basinvol,
 // basinvol-mpi and basinvol-toy.
 #include <basinvol/error.hpp>
+#include <basinvol/report/text.hpp>  // one_line: a message stays one line
 #include <basinvol/result.hpp>
 
 #include <string>
 
 namespace cli {
+
+using basinvol::one_line;
 
 // A library text in the command line's words: each "option NAME" where NAME
 // is an option with a flag becomes --NAME (underscores as dashes); any other

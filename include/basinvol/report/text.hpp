@@ -10,8 +10,10 @@ namespace basinvol {
 // reads back as v (full precision); "" when not finite.
 std::string format_number(double v, int digits = 17);
 std::string join(const std::vector<std::string>& parts, const char* sep);
-// A table cell on one line: tabs and line breaks (of names) shown as \t, \n, \r.
-std::string one_line(const std::string& cell);
+// A table cell or a message on one line: tabs and line breaks (of names)
+// shown as \t, \n, \r, other control characters as \xHH (an escape
+// sequence in a name cannot move a terminal's cursor).
+std::string one_line(const std::string& text);
 // A TSV cell: tabs and line breaks become spaces.
 std::string tsv_cell(std::string s);
 // A CSV cell: quoted (with "" for a quote) when it holds , " or a line break.
