@@ -850,6 +850,18 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", a, "-f", "jsonl", "-o", out, "--resume")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(slurp(out), first)
+        # An error row of a file the rerun does not read stays too, and the
+        # run says FILE holds a failure (exit 1), in every format.
+        for fmt in ("jsonl", "tsv", "csv", "json"):
+            out = self.path("rows_with_error." + fmt)
+            p = run("volume", a, self.path("gone.h5"), "-f", fmt, "-o", out)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            p = run("volume", a, "-f", fmt, "-o", out, "--resume")
+            self.assertEqual(p.returncode, 1, (fmt, p.stderr))
+            p = run("rank", "--from-results", out, "-f", "jsonl")
+            rows = jsonl(p.stdout)
+            self.assertEqual(sorted(r["status"] for r in rows), ["error", "ok", "ok"], fmt)
+            self.assertIn("gone.h5", [r["source"] for r in rows if r["status"] == "error"][0])
 
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)

@@ -10,6 +10,7 @@
 #include <basinvol/report/text.hpp>
 
 #include <algorithm>
+#include <set>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -470,6 +471,8 @@ std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
 // What an earlier run on -o FILE left.
 struct Earlier {
     std::vector<bv::Row> kept;   // ok rows to keep (--resume)
+    std::vector<bv::Row> errors;  // error rows, the first of each key: kept for files the rerun does not read
+    std::set<std::string> error_keys;
     std::map<std::string, std::size_t> done;  // their keys -> n
     std::map<std::string, std::set<std::string>> said;  // key -> what its saved rows say
     bool journal_found = false;  // a journal with rows of a run that did not finish
@@ -478,11 +481,32 @@ struct Earlier {
     bool keep(const bv::ReportSpec& spec, bv::Row r) {
         const std::string key = resume_key(spec, r.source);
         said[key].insert(what_row_says(r));
-        if (!r.ok || !done.emplace(key, r.n).second) return false;
+        if (!r.ok) {
+            if (error_keys.insert(key).second) errors.push_back(std::move(r));
+            return false;
+        }
+        if (!done.emplace(key, r.n).second) return false;
         kept.push_back(std::move(r));
         return true;
     }
 };
+
+// Error rows of files the rerun does not read stay in FILE, as their ok
+// rows do (an input's error rows are tried again). Returns how many.
+std::size_t keep_errors_of_other_files(const std::vector<bv::WorkItem>& items, Earlier& earlier) {
+    std::set<std::string> read;
+    for (const auto& w : items) read.insert(w.error ? w.error->file : w.info.file);
+    std::set<std::string> ok;
+    for (const auto& r : earlier.kept) ok.insert(r.source);
+    std::size_t count = 0;
+    for (auto& r : earlier.errors)
+        if (!read.count(r.file) && !ok.count(r.source)) {
+            earlier.kept.push_back(std::move(r));
+            ++count;
+        }
+    earlier.errors.clear();
+    return count;
+}
 
 // Leaves out of `items` the Hessians whose rows --resume keeps. A key that
 // stands for two names among the inputs (TSV: `a<TAB>b` and `a b`), whose
@@ -746,6 +770,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     } else {
         items = work_for(args, b);
         if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
+        failed += keep_errors_of_other_files(items, earlier);
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // Opened first: a FIFO's open waits for its reader, and Ctrl-C must end that wait.
