@@ -840,6 +840,16 @@ class BatchTest(clitest.TempDirTest):
             self.assertIn("--resume: " + out, p.stderr.splitlines()[0])
             self.assertEqual(slurp(out), text)
 
+    def test_dash_output_is_standard_output(self):
+        a = write_checkpoints(self.path("a.h5"), 2, 10, seed=15)
+        cwd = self.path("cwd")
+        os.mkdir(cwd)
+        p = subprocess.run([BIN, "volume", a, "-f", "jsonl", "-o", "-"], capture_output=True, text=True, cwd=cwd,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 2)
+        self.assertEqual(os.listdir(cwd), [])  # no file named '-'
+
     def test_resume_over_fewer_inputs_keeps_the_rows_of_the_others(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=13)
         b = write_checkpoints(self.path("b.h5"), 2, 20, seed=14)

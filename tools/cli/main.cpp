@@ -181,5 +181,6 @@ int main(int argc, char** argv) {
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;
     }
+    if (args.batch.output == "-") args.batch.output.clear();  // -o -: standard output, as with no -o
     return run(args);
 }

@@ -90,7 +90,7 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
     }
     app->add_option("-o,--output", b.output,
                     "Write results to FILE (rows kept in FILE.journal as they finish, FILE renamed into place at "
-                    "the end; FILE.lock keeps out a second run)")
+                    "the end; FILE.lock keeps out a second run; '-': standard output)")
         ->check(non_empty("a FILE"));
     app->add_flag("--resume", b.resume,
                   "With -o: keep the ok rows already in FILE and in FILE.journal (a killed run's) and analyze "

@@ -325,7 +325,7 @@ int main(int argc, char** argv) {
         // Ranks read their parts together: no child process per read. The
         // option stays (its use is a usage error that says so) but is not offered.
         sub->get_option("--read-timeout")->group("");
-        sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end)")
+        sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end; '-': standard output)")
             ->check(cli::non_empty("a FILE"));
         sub->add_option("--list-timeout", list_timeout,
                         "Seconds a SOURCE's structure walk (on rank 0) may take before it is stopped and is an error row")
@@ -335,6 +335,7 @@ int main(int argc, char** argv) {
     int status = 0;
     try {
         app.parse(argc, argv);
+        if (output == "-") output.clear();  // -o -: standard output, as with no -o
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0
