@@ -230,7 +230,7 @@ TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
     opt.cut.rtol = 1e308;
     r = analyze_hessian(make_hessian(h), opt);
     CHECK_FALSE(r.ok);
-    CHECK(r.error.find("overflows float64; give a smaller rtol") != std::string::npos);
+    CHECK(r.error.find("overflows float64; give a smaller option rtol") != std::string::npos);
     opt.cut.rtol = 1e307;
     r = analyze_hessian(make_hessian(h), opt);
     REQUIRE(r.ok);

@@ -517,7 +517,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         c.tol = std::max(a, r * K.mid(top));
         if (!std::isfinite(c.tol))  // a cut no float64 holds (nor JSON writes)
             throw NumericError("tol = rtol·max|λ| = " + value_text(r) + " · " + value_text(K.mid(top)) +
-                               " overflows float64; give a smaller rtol");
+                               " overflows float64; give a smaller option rtol");
         tol = {std::max(a, r * amax.lo), std::max(a, r * amax.hi)};
         c.rule = explicit_rule(opt, c.tol);
         c.below_floor = c.tol < c.floor;
