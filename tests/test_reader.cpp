@@ -48,7 +48,24 @@ TEST_CASE("SOURCE parsing: FILE, FILE:PATH, and colons in file names") {
     Source c = parse_source("missing.h5:/x");
     CHECK(c.file == "missing.h5");
     CHECK(c.path == "/x");
+    // Nothing exists and the text does not read as FILE:PATH: the whole text
+    // is the missing file, not the part before its first ':'.
+    for (const char* whole : {"d:ir/missing.h5", "a:b.h5x", "notes:v2"}) {
+        CAPTURE(whole);
+        const Source w = parse_source(whole);
+        CHECK(w.file == whole);
+        CHECK(w.path.empty());
+    }
+    CHECK(parse_source("run.hdf5:checkpoints").file == "run.hdf5");
     CHECK_THROWS_AS(parse_source(""), UsageError);
+    // One object, one spelling: repeated and trailing slashes name /hessian.
+    for (const char* path : {"://hessian", ":/hessian/", "://hessian//", ":hessian"}) {
+        CAPTURE(path);
+        const auto listed = list_hessians(parse_source(data + "/ok.saddle.h5" + path));
+        REQUIRE(listed.size() == 1);
+        CHECK(listed[0].info.dataset == "/hessian");
+        CHECK(listed[0].info.source() == data + "/ok.saddle.h5:/hessian");
+    }
 }
 
 TEST_CASE("a file read from disk gives the closed form") {

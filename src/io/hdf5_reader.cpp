@@ -758,8 +758,12 @@ std::string nearest_names(hid_t file, const std::string& missing) {
     return out + "?";
 }
 
+// One spelling per object: a leading '/', no repeated or trailing one
+// (HDF5 reads `//a` and `/a/` as `/a`; so do keys, shards and rows).
 std::string normalize_path(const std::string& p) {
-    std::string out = p.empty() || p[0] != '/' ? "/" + p : p;
+    std::string out = "/";
+    for (const char ch : p)
+        if (ch != '/' || out.back() != '/') out += ch;
     while (out.size() > 1 && out.back() == '/') out.pop_back();
     return out;
 }

@@ -1,6 +1,8 @@
 #include <basinvol/error.hpp>
 #include <basinvol/io/source.hpp>
 
+#include <cstring>
+
 #include <sys/stat.h>
 
 namespace basinvol {
@@ -37,9 +39,20 @@ Source parse_source(const std::string& text) {
             return s;
         }
     }
-    // Nothing exists: split at the first ':' so the error names the file part.
+    // Nothing exists: split at the first ':' so the error names the file
+    // part, when the text reads as FILE:PATH (an absolute PATH, or a FILE
+    // named as HDF5 files are); else the whole text is the missing file
+    // (`d:ir/run.h5` is not the file `d`).
     auto pos = text.find(':');
-    if (pos == std::string::npos || pos == 0) {
+    const auto ends_with = [](const std::string& name, const char* tail) {
+        const std::size_t n = std::strlen(tail);
+        return name.size() >= n && name.compare(name.size() - n, n, tail) == 0;
+    };
+    const std::string left = pos == std::string::npos ? text : text.substr(0, pos);
+    const bool reads_as_split = pos != std::string::npos && pos > 0 &&
+                                (text[pos + 1] == '/' || ends_with(left, ".h5") || ends_with(left, ".hdf5") ||
+                                 ends_with(left, ".hdf") || ends_with(left, ".he5"));
+    if (!reads_as_split) {
         s.file = text;
     } else {
         s.file = text.substr(0, pos);
