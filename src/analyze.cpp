@@ -268,7 +268,9 @@ Row blank_row(const HessianInfo& info) {
     r.n = info.n;
     r.attrs = info.attrs;
     r.stored_type = info.stored_type;
-    r.structure = info.structure;
+    // The field holds a structure's kind; an unknown one is the error's to say.
+    const std::string& s = info.structure;
+    if (s == "blocks" || s == "factor" || s == "kron" || s == "diagonal") r.structure = s;
     return r;
 }
 

@@ -255,7 +255,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         return p;
     }
     if (kind != "blocks" && kind != "factor" && kind != "kron")
-        fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got '" + kind + "'", false);
+        fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got " +
+                           (kind.front() == '(' ? kind : "'" + kind + "'"), false);
     if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
     if (kind == "blocks") {
         w.above.push_back(key);
@@ -354,13 +355,30 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
     Attributes attrs;
     detail::read_object_attributes(obj, attrs);
     auto it = attrs.strings.find("structure");
-    if (it != attrs.strings.end()) return it->second.empty() ? std::string("(empty)") : it->second;
+    if (it != attrs.strings.end()) {
+        if (it->second.empty()) return "(empty)";
+        // A long value is shown by its head: the message names the rule.
+        return it->second.size() <= 80 ? it->second : it->second.substr(0, 77) + "...";
+    }
     if (auto number = attrs.numbers.find("structure"); number != attrs.numbers.end()) {
         std::ostringstream s;
         s << "(not a string: the number " << number->second << ")";
         return s.str();
     }
-    return "(not a string)";
+    // Say what it is instead: its type class and how many values.
+    std::string what = "a value of another type";
+    const hid_t a = H5Aopen(obj, "structure", H5P_DEFAULT);
+    if (a >= 0) {
+        const hid_t type = H5Aget_type(a), space = H5Aget_space(a);
+        const hssize_t count = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+        const std::string name = type >= 0 ? detail::hdf5_type_name(type) : "unknown";
+        what = count == 1 ? "a value of type " + name : "an array of " + std::to_string(count) + " values of type " + name;
+        if (space >= 0) H5Sclose(space);
+        if (type >= 0) H5Tclose(type);
+        H5Aclose(a);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return "(not a string: " + what + ")";
 }
 
 // What a structure's spectrum holds once solved, with the cut's sorted copy

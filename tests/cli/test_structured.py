@@ -447,6 +447,12 @@ class Structured(unittest.TestCase):
             g["a"] = np.eye(2, dtype=np.complex128)
             d = h5.create_dataset("empty_structure", data=np.eye(2))
             d.attrs["structure"] = ""
+            g = h5.create_group("structure_list")
+            g.attrs["structure"] = np.array([b"factor", b"kron"])
+            g = h5.create_group("structure_bool")
+            g.attrs["structure"] = True
+            g = h5.create_group("structure_long")
+            g.attrs["structure"] = "factor" * 100
             # attributes of H written on a member would be read by no one
             for kind, member, key, value in (("factor", "G", "scale", 4.0), ("kron", "A", "hessian_error", 1.0),
                                              ("kron", "B", "loss_threshold", 3.0), ("factor", "G", "step", 7)):
@@ -464,7 +470,10 @@ class Structured(unittest.TestCase):
             "/no_G": "has no dataset G",
             "/kron_not_square": "A must be a square 2-D dataset, got shape 2x3",
             "/bogus": "got 'tensor-train'",
-            "/numeric_structure": "got '(not a string: the number 5)'",
+            "/numeric_structure": "got (not a string: the number 5)",
+            "/structure_list": "got (not a string: an array of 2 values of type string",
+            "/structure_bool": "got (not a string: a value of type enum",
+            "/structure_long": "got '" + "factor" * 12 + "facto...'",
             "/negative_error": "attribute hessian_error must be a finite number >= 0, got -2",
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
@@ -481,7 +490,7 @@ class Structured(unittest.TestCase):
             "/factor_complex": "/G: dataset type is compound, not a number",
             "/kron_compound": "/A: dataset type is compound, not a number",
             "/blocks_complex": "/a: dataset type is compound, not a number",
-            "/empty_structure": "attribute structure must be blocks, factor, kron or diagonal, got '(empty)'",
+            "/empty_structure": "attribute structure must be blocks, factor, kron or diagonal, got (empty)",
             "/scale_on_G": "/G: attribute scale on G is not read: it goes on the factor group",
             "/hessian_error_on_A": "/A: attribute hessian_error on A is not read: it goes on the kron group",
             "/loss_threshold_on_B": "/B: attribute loss_threshold on B is not read: it goes on the kron group",
@@ -493,6 +502,8 @@ class Structured(unittest.TestCase):
                 self.assertEqual(row["status"], "error")
                 self.assertIn("broken.h5:" + name, row["error"])
                 self.assertIn(words, row["error"])
+                # The field names a structure's kind or none, never the message's text.
+                self.assertIn(row["structure"], (None, "blocks", "factor", "kron", "diagonal"))
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), len(expect), p.stderr)
 
     def test_a_part_linked_twice_is_two_parts_not_a_cycle(self):
