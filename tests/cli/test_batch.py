@@ -872,6 +872,23 @@ class BatchTest(clitest.TempDirTest):
             rows = jsonl(p.stdout)
             self.assertEqual(sorted(r["status"] for r in rows), ["error", "ok", "ok"], fmt)
             self.assertIn("gone.h5", [r["source"] for r in rows if r["status"] == "error"][0])
+        # A dataset's error row stays when the rerun names only another
+        # dataset of its file; it is tried again when its file is listed.
+        x = self.path("x.h5")
+        with h5py.File(x, "w") as h:
+            h["a"] = np.diag([2.0, 1.0])
+            h["b"] = np.ones((2, 3))  # not square: an error row
+        out = self.path("rows_x.jsonl")
+        self.assertEqual(run("volume", x, "-f", "jsonl", "-o", out).returncode, 1)
+        p = run("volume", x + ":/a", "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual(sorted(r["status"] for r in jsonl(slurp(out))), ["error", "ok"])
+        with h5py.File(x, "a") as h:
+            del h["b"]
+            h["b"] = np.eye(2)
+        p = run("volume", x, "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(r["status"] for r in jsonl(slurp(out))), ["ok", "ok"])
 
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)

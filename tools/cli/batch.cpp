@@ -491,19 +491,36 @@ struct Earlier {
     }
 };
 
-// Error rows of files the rerun does not read stay in FILE, as their ok
-// rows do (an input's error rows are tried again). Returns how many.
-std::size_t keep_errors_of_other_files(const std::vector<bv::WorkItem>& items, Earlier& earlier) {
-    std::set<std::string> read;
-    for (const auto& w : items) read.insert(w.error ? w.error->file : w.info.file);
+// What a rerun's inputs are, as FILE's rows are keyed: each listed
+// Hessian (or SOURCE that failed to list), and each file they are in.
+struct Inputs {
+    std::set<std::string> keys, files;
+};
+
+Inputs inputs_of(const std::vector<bv::WorkItem>& items, const bv::ReportSpec& spec) {
+    Inputs in;
+    for (const auto& w : items) {
+        in.keys.insert(resume_key(spec, w.label()));
+        in.files.insert(w.error ? w.error->file : w.info.file);
+    }
+    return in;
+}
+
+// Error rows of Hessians that are not inputs of the rerun stay in FILE, as
+// their ok rows do; an input's error row is tried again, and so is a
+// whole file's (a SOURCE that could not be opened or listed) when the
+// rerun reads that file. Returns how many stay.
+std::size_t keep_errors_of_others(const Inputs& in, Earlier& earlier, const bv::ReportSpec& spec) {
     std::set<std::string> ok;
-    for (const auto& r : earlier.kept) ok.insert(r.source);
+    for (const auto& r : earlier.kept) ok.insert(resume_key(spec, r.source));
     std::size_t count = 0;
-    for (auto& r : earlier.errors)
-        if (!read.count(r.file) && !ok.count(r.source)) {
-            earlier.kept.push_back(std::move(r));
-            ++count;
-        }
+    for (auto& r : earlier.errors) {
+        const std::string key = resume_key(spec, r.source);
+        const bool whole_file = r.dataset.empty();
+        if (in.keys.count(key) || ok.count(key) || (whole_file && in.files.count(r.file))) continue;
+        earlier.kept.push_back(std::move(r));
+        ++count;
+    }
     earlier.errors.clear();
     return count;
 }
@@ -769,8 +786,9 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
     } else {
         items = work_for(args, b);
+        const Inputs in = inputs_of(items, spec);  // before the done ones are left out
         if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
-        failed += keep_errors_of_other_files(items, earlier);
+        failed += keep_errors_of_others(in, earlier, spec);
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // Opened first: a FIFO's open waits for its reader, and Ctrl-C must end that wait.
