@@ -3,6 +3,7 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/io/structure.hpp>
 #include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
@@ -115,6 +116,9 @@ struct MatrixFacts {
     double frobenius = 0;  // ‖H‖_F
     double asymmetry = 0;  // ‖H − Hᵀ‖_F as stored (absolute)
     double computed = 0;   // each eigenvalue's error from how it was computed (structured parts), else 0
+    // ‖(H + Hᵀ)/2‖_F when the values leave part of it out (a structure's
+    // skew Kronecker factors), else 0: frobenius is that norm.
+    double symmetric = 0;
 };
 
 MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymmetry_norm(), 0.0}; }
@@ -269,8 +273,7 @@ Row blank_row(const HessianInfo& info) {
     r.attrs = info.attrs;
     r.stored_type = info.stored_type;
     // The field holds a structure's kind; an unknown one is the error's to say.
-    const std::string& s = info.structure;
-    if (s == "blocks" || s == "factor" || s == "kron" || s == "diagonal") r.structure = s;
+    if (is_structure_kind(info.structure)) r.structure = info.structure;
     return r;
 }
 
@@ -291,7 +294,7 @@ double threshold_of(const HessianInfo& info, const AnalyzeOptions& opt) {
 // Its eigenvalues are `values`: s.values, or a structure's parts.
 void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut, const MatrixFacts& f,
             const AnalyzeOptions& opt) {
-    r.asymmetry = relative_asymmetry(f.asymmetry, f.frobenius);
+    r.asymmetry = relative_asymmetry(f.asymmetry, std::max(f.frobenius, f.symmetric));
     // An eigenvalue past DBL_MAX (entries near 1e308 can sum beyond it) would
     // make tol infinite and every direction "flat": a wrong number, so an error.
     bool finite = true;
@@ -379,8 +382,8 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     const HessianInfo& info = h.info;
     // ‖H‖_F bounds every |λ|; past DBL_MAX the solvers cannot scale the matrix
     // (LAPACK stops converging) and eigenvalues may overflow: say so up front.
-    if (!std::isfinite(h.frobenius()) || !std::isfinite(h.asymmetry_norm()))
-        reject_norm_overflow(info.source());
+    if (!std::isfinite(h.frobenius())) reject_norm_overflow(info.source());
+    if (!std::isfinite(h.asymmetry_norm())) reject_norm_overflow(info.source(), "‖H − Hᵀ‖_F");
     detail::BlasSection section(detail::fork_gate());  // the solve: no fork while it runs
     auto [s, cut] = certified_spectrum(h, opt);
 
@@ -422,7 +425,7 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     // A structure's eigenvalues are computed directly, as dense ones are; the
     // error of how they were computed (a Gram matrix's rounding) is noise
     // under which no eigenvalue counts.
-    const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error};
+    const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error, ss.symmetric_frobenius};
     Magnitudes known = bounds(ss.spectrum, f, opt);
     known.sorted = ss.values().magnitudes();
     const Cut cut = choose_cut(known, opt.cut);
@@ -530,8 +533,8 @@ std::optional<Row> analyze_partial(const HessianInfo& info, Spectrum s, double f
 Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues, double frobenius,
                         double asymmetry_norm, double seconds, const AnalyzeOptions& opt, const std::string& note, const SolverStats& before) {
     return guarded(info, [&](Row& r) {
-        if (!std::isfinite(frobenius) || !std::isfinite(asymmetry_norm))
-            reject_norm_overflow(info.source());
+        if (!std::isfinite(frobenius)) reject_norm_overflow(info.source());
+        if (!std::isfinite(asymmetry_norm)) reject_norm_overflow(info.source(), "‖H − Hᵀ‖_F");
         Spectrum s;
         s.n = info.n;
         s.method = "dense";

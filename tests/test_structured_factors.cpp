@@ -449,6 +449,14 @@ TEST_CASE("structured: skew parts give the dense twin's asymmetry, and a floor o
     f.matrix("/skew_sym/B", sb, false);
     f.group("/blocks", "blocks", 1.0);
     f.matrix("/blocks/a", kd, false);
+    // Both factors with symmetric and skew parts: the twin's symmetric part
+    // holds A_s ⊗ B_s and A_k ⊗ B_k, its norm both.
+    Eigen::MatrixXd ga(2, 2), gb(2, 2);
+    ga << 1, 2, 0, 3;
+    gb << 2, 1, -1, 1;
+    f.group("/general", "kron", 0.5);
+    f.matrix("/general/A", ga, false);
+    f.matrix("/general/B", gb, false);
     AnalyzeOptions o;
     o.read.max_asymmetry = std::numeric_limits<double>::infinity();
     const auto kron = [](const Eigen::MatrixXd& a, const Eigen::MatrixXd& b) {
@@ -465,9 +473,10 @@ TEST_CASE("structured: skew parts give the dense twin's asymmetry, and a floor o
     const double largest = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(twin).eigenvalues().cwiseAbs().maxCoeff();
     CHECK(largest == doctest::Approx(3.0));
     CHECK(both.noise_floor >= largest);  // every value it cannot see lies under its floor
-    for (const char* path : {"/skew_sym", "/blocks"}) {
+    for (const char* path : {"/skew_sym", "/blocks", "/general"}) {
         CAPTURE(path);
-        const Eigen::MatrixXd m = std::string(path) == "/blocks" ? kd : kron(ka, sb);
+        const std::string p = path;
+        const Eigen::MatrixXd m = p == "/blocks" ? kd : p == "/general" ? Eigen::MatrixXd(0.5 * kron(ga, gb)) : kron(ka, sb);
         const Row r = analyze(f.listed(path), o);
         REQUIRE(r.ok);
         CHECK(r.asymmetry == doctest::Approx((m - m.transpose()).norm() / m.norm()).epsilon(1e-12));

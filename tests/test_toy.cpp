@@ -128,6 +128,7 @@ TEST_CASE("the loss format: parse, print, Hessian, learning coefficient") {
     CHECK_THROWS_WITH_AS(PolyLoss::parse("0x10*x^2"), doctest::Contains("hexadecimal"), UsageError);
     CHECK_THROWS_WITH_AS(PolyLoss::parse("x^2 + 0xA*y^2"), doctest::Contains("hexadecimal"), UsageError);
     CHECK(PolyLoss::parse("2x1^2").str() == "2*x1^2");  // a coefficient may still touch its coordinate
+    CHECK(PolyLoss::parse("0x1^2 + y^2").str() == "x1^2");  // a zero term in x1, not hexadecimal
     for (const auto& p : presets()) CHECK_NOTHROW(PolyLoss::parse(p.loss, p.n));
     CHECK(find_preset("parabola") != nullptr);
 }

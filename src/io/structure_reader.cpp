@@ -254,9 +254,11 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)));
         return p;
     }
-    if (kind != "blocks" && kind != "factor" && kind != "kron")
+    if (!is_structure_kind(kind)) {
+        const bool described = kind == "(empty)" || kind.rfind("(not a string", 0) == 0;  // structure_kind's words
         fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got " +
-                           (kind.front() == '(' ? kind : "'" + kind + "'"), false);
+                           (described ? kind : "'" + kind + "'"), false);
+    }
     if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
     if (kind == "blocks") {
         w.above.push_back(key);
@@ -358,7 +360,10 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
     if (it != attrs.strings.end()) {
         if (it->second.empty()) return "(empty)";
         // A long value is shown by its head: the message names the rule.
-        return it->second.size() <= 80 ? it->second : it->second.substr(0, 77) + "...";
+        if (it->second.size() <= 80) return it->second;
+        std::size_t cut = 77;  // not inside a UTF-8 character
+        while (cut > 0 && (static_cast<unsigned char>(it->second[cut]) & 0xC0) == 0x80) --cut;
+        return it->second.substr(0, cut) + "...";
     }
     if (auto number = attrs.numbers.find("structure"); number != attrs.numbers.end()) {
         std::ostringstream s;

@@ -144,7 +144,7 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
     } else if (spec.format == Format::table) {
         for (const auto& r : rows) {
             if (!r.ok) {
-                out << "# " << one_line(r.source) << "  error: " << r.error << "\n\n";
+                out << "# " << one_line(r.source) << "  error: " << one_line(r.error) << "\n\n";
                 continue;
             }
             // The row's cells in the human table (one definition of each), then the cut.
@@ -199,17 +199,17 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
     } else if (spec.format == Format::table) {
         auto line = [&](const char* which, const Row& r) {
             if (!r.ok) {
-                out << "  " << which << "  " << one_line(r.source) << "  error: " << r.error << '\n';
+                out << "  " << which << "  " << one_line(r.source) << "  error: " << one_line(r.error) << '\n';
                 return;
             }
             out << "  " << which << "  " << one_line(r.source) << "  dim " << r.dim << " (band " << r.dim_low << ".."
                 << r.dim_high << ")  log_volume " << format_number(r.log_volume, 10) << '\n';
         };
         if (failed)
-            out << "no comparison — " << c.reason << '\n';
+            out << "no comparison — " << one_line(c.reason) << '\n';
         else
             out << "A " << (c.sign > 0 ? "ranks above" : c.sign < 0 ? "ranks below" : "ties with") << " B — "
-                << c.reason << '\n';
+                << one_line(c.reason) << '\n';
         line("A", a);
         line("B", b);
     } else {

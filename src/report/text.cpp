@@ -44,14 +44,22 @@ void write_flat_line(std::ostream& out, const std::vector<std::string>& cells, b
 std::string one_line(const std::string& text) {
     std::string out;
     out.reserve(text.size());
-    for (const char ch : text) {
+    static const char hex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        const char ch = text[i];
         const auto c = static_cast<unsigned char>(ch);
-        if (c >= 0x20 && c != 0x7f) out += ch;
+        // U+0080..U+009F in UTF-8 (C2 80..C2 9F): the C1 controls, CSI among them.
+        const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+        if (c == 0xC2 && next >= 0x80 && next <= 0x9F) {
+            out += "\\u00";
+            out += hex[next >> 4];
+            out += hex[next & 15];
+            ++i;
+        } else if (c >= 0x20 && c != 0x7f) out += ch;
         else if (ch == '\t') out += "\\t";
         else if (ch == '\n') out += "\\n";
         else if (ch == '\r') out += "\\r";
         else {
-            static const char hex[] = "0123456789abcdef";
             out += "\\x";
             out += hex[c >> 4];
             out += hex[c & 15];

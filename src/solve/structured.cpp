@@ -41,6 +41,7 @@ struct Accumulator {
     std::vector<SpectrumPart> parts;
     std::vector<Square> squares;  // in the walk's order, A then B of each Kronecker part
     double asymmetry = 0;  // ‖H − Hᵀ‖_F = √Σ ‖H_part − H_partᵀ‖_F², kept by hypot (no overflow)
+    double skew_products = 0;  // ‖Σ s·A_k ⊗ B_k‖_F over Kronecker parts (orthogonal: by hypot)
     double value_error = 0;
 };
 
@@ -229,7 +230,9 @@ void fold_squares(Accumulator& acc) {
         // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the
         // product; the values are A_s ⊗ B_s's, where the twin's symmetric part
         // adds A_k ⊗ B_k (symmetric): ‖A_k ⊗ B_k‖₂ ≤ s·‖A_k‖_F‖B_k‖_F.
-        acc.value_error = std::max(acc.value_error, 4 * eps64 * size + scaled(s, q.skew / 2, B.skew / 2, 0, 0));
+        const double skew_product = scaled(s, q.skew / 2, B.skew / 2, 0, 0);  // s·‖A_k‖_F·‖B_k‖_F
+        acc.skew_products = std::hypot(acc.skew_products, skew_product);
+        acc.value_error = std::max(acc.value_error, 4 * eps64 * size + skew_product);
         balance_kron(part);
     }
 }
@@ -596,11 +599,12 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);
     out.asymmetry = acc.asymmetry;
+    out.symmetric_frobenius = std::hypot(out.frobenius, acc.skew_products);
     out.value_error = acc.value_error;
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
         reject_norm_overflow(info.source());
-    if (out.asymmetry > 0) check_symmetry(info, relative_asymmetry(out.asymmetry, out.frobenius), opt);
+    if (out.asymmetry > 0) check_symmetry(info, relative_asymmetry(out.asymmetry, out.symmetric_frobenius), opt);
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";

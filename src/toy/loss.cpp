@@ -55,11 +55,19 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
                 if (digits(e) > e) end = digits(e);
             }
             const std::string number = s.substr(i, end - i);
-            // "0x10" would read as 0·x10: say what the writer meant instead.
+            // "0x10*x^2" would read as 0·x10 followed by '*': say what the
+            // writer meant instead. ("0x1^2", a zero term in x1, stays a term.)
             if (end < s.size() && (s[end] == 'x' || s[end] == 'X') && number.find_first_not_of('0') == std::string::npos &&
-                end + 1 < s.size() && std::isxdigit(static_cast<unsigned char>(s[end + 1])))
-                bad(text, at(i), "hexadecimal numbers are not accepted, write the coefficient in decimal (got '" +
-                                     number + s.substr(end, 2) + "...')");
+                end + 1 < s.size() && std::isxdigit(static_cast<unsigned char>(s[end + 1]))) {
+                std::size_t j = end + 1;
+                bool decimal = true;
+                for (; j < s.size() && std::isxdigit(static_cast<unsigned char>(s[j])); ++j)
+                    decimal = decimal && std::isdigit(static_cast<unsigned char>(s[j]));
+                const bool a_term = s[end] == 'x' && decimal && (j == s.size() || s[j] == '^' || s[j] == '+' || s[j] == '-');
+                if (!a_term)
+                    bad(text, at(i), "hexadecimal numbers are not accepted, write the coefficient in decimal (got '" +
+                                         number + s.substr(end, j - end) + "')");
+            }
             const std::optional<double> c = parse_finite(number);
             if (!c) bad(text, at(i), "expected a coefficient within float64's range, got '" + number + "'");
             t.coef *= *c;

@@ -967,7 +967,7 @@ class TestExitStatus(Base):
                            (("rank", Data.full_file, "--tie-tol", "-1"), "--tie-tol: must be a finite number >= 0"),
                            (("volume", Data.full_file, "--max-memory", "lots"), "--max-memory must be a size"),
                            (("volume", Data.full_file, "--max-memory", "0x10G"), "--max-memory must be a size"),
-                           # Not 0 bytes (the default budget) nor past 2^64 (a wrapped size).
+                           # Not 0 bytes (the default budget) nor 2^63 and more (past a size).
                            (("volume", Data.full_file, "--max-memory", "0.4"), "--max-memory must be at least 1 byte"),
                            (("volume", Data.full_file, "--max-memory", "99999999999999999999"),
                             "--max-memory must be under 8 EiB"),

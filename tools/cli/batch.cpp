@@ -197,7 +197,8 @@ char g_temp[4096] = {0};  // the temporary output file, removed by a second sign
 volatile std::sig_atomic_t g_abandon_at_once = 0;
 
 extern "C" void on_signal(int sig) {
-    if (g_stop.load() || g_abandon_at_once) {
+    // The second signal abandons (a stop for a failed stdout is not a signal).
+    if (g_signal != 0 || g_abandon_at_once) {
         if (g_temp[0]) ::unlink(g_temp);
         ::_exit(128 + sig);
     }

@@ -103,7 +103,7 @@ int finish_rows(std::vector<bv::Row>& rows, bool ranking, bool all_ok, const Com
         if (file) file->commit();
         return finish_output(all_ok ? exit_ok : exit_failed);
     } catch (const bv::Error& e) {
-        std::cerr << "basinvol-mpi: error: " << e.what() << '\n';
+        std::cerr << "basinvol-mpi: error: " << cli::one_line(e.what()) << '\n';
         return exit_failed;
     }
 }
@@ -222,7 +222,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
         sources = args;
     } catch (const bv::UsageError& e) {
-        if (me == 0) std::cerr << "basinvol-mpi: error: " << usage_message(e) << '\n';
+        if (me == 0) std::cerr << "basinvol-mpi: error: " << cli::one_line(usage_message(e)) << '\n';
         return exit_usage;
     }
     const std::vector<Item> items = plan_items(sources, list_timeout, me);
@@ -247,7 +247,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     auto emit = [&](const bv::Row& said) {
         bv::Row r = cli_row(said);
         all_ok = all_ok && r.ok;
-        if (!r.ok) std::cerr << "basinvol-mpi: error: " << r.error << '\n';  // one line per source, as basinvol's
+        if (!r.ok) std::cerr << "basinvol-mpi: error: " << cli::one_line(r.error) << '\n';  // one line per source, as basinvol's
         if (ranking) rows.push_back(std::move(r));
         else writer->write(r);
     };

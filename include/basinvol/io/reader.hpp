@@ -106,7 +106,7 @@ bool unreadable_value(const std::string& stored_type, double value);
 [[noreturn]] void reject_value(const std::string& where, const std::string& stored_type, double value,
                                const std::string& at);
 // ‖H‖_F (or a bound on it) past DBL_MAX: a NumericError naming the source.
-[[noreturn]] void reject_norm_overflow(const std::string& source);
+[[noreturn]] void reject_norm_overflow(const std::string& source, const char* norm = "‖H‖_F");
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& options);
 // The n×n matrix of info's stored type fits options.max_bytes (else half the
 // physical memory); throws InputError naming both, before anything is allocated.

@@ -19,6 +19,11 @@ namespace basinvol {
 
 enum class PartKind { dense, blocks, factor, kron, diagonal };
 
+// Whether an attribute `structure` names a structure basinvol reads.
+inline bool is_structure_kind(const std::string& s) {
+    return s == "blocks" || s == "factor" || s == "kron" || s == "diagonal";
+}
+
 struct StructurePart {
     PartKind kind = PartKind::dense;
     std::string path;           // absolute HDF5 path of the group or dataset

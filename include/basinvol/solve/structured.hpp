@@ -70,6 +70,9 @@ struct StructuredSpectrum {
     PartValues values(const BlockSpan& b) const { return {parts.data() + b.begin, parts.data() + b.end}; }
     double frobenius = 0;            // ‖H‖_F, from the eigenvalues
     double asymmetry = 0;            // ‖H − Hᵀ‖_F of the stored parts (absolute), before symmetrizing
+    // ‖(H + Hᵀ)/2‖_F of the dense twin: frobenius, and the Kronecker terms
+    // s·A_k ⊗ B_k of skew factor parts, symmetric yet not in the values.
+    double symmetric_frobenius = 0;
     double value_error = 0;          // each eigenvalue's computed error bound (Gram rounding, LAPACK)
     bool side_by_side = false;       // square parts were solved two at a time
 };
