@@ -353,26 +353,20 @@ namespace {
 // structure's view answers each by a search over all its rows.
 class CountingMagnitudes final : public SortedMagnitudes {
 public:
-    explicit CountingMagnitudes(std::vector<double> a) : a_(std::move(a)) {}
-    std::size_t size() const override { return a_.size(); }
-    double at(std::size_t i) const override {
-        ++lookups;
-        return a_[i];
-    }
+    explicit CountingMagnitudes(const std::vector<double>& a) : list_(a) {}
+    std::size_t size() const override { return list_.size(); }
+    double at(std::size_t i) const override { return ++lookups, list_.at(i); }
     std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
-        return static_cast<std::size_t>(std::partition_point(a_.begin(), a_.end(), holds) - a_.begin());
+        return list_.prefix_where(holds);
     }
-    void scan(const std::function<bool(double)>& visit) const override {
-        for (double x : a_)
-            if (!visit(x)) return;
-    }
+    void scan(const std::function<bool(double)>& visit) const override { list_.scan(visit); }
     void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
-        visit(a_.data(), a_.size());
+        list_.visit_spans(visit);
     }
     mutable std::size_t lookups = 0;
 
 private:
-    std::vector<double> a_;
+    ListMagnitudes list_;
 };
 
 }  // namespace

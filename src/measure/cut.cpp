@@ -19,27 +19,6 @@ struct Range {
 // underflows below 1e-154 (a cut at 0 or +∞ would keep or drop everything).
 double geometric_mean(double a, double b) { return std::sqrt(a) * std::sqrt(b); }
 
-// The known values when they are a list (sorted descending).
-class ListMagnitudes final : public SortedMagnitudes {
-public:
-    explicit ListMagnitudes(const std::vector<double>& a) : a_(a) {}
-    std::size_t size() const override { return a_.size(); }
-    double at(std::size_t i) const override { return a_[i]; }
-    std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
-        return static_cast<std::size_t>(std::partition_point(a_.begin(), a_.end(), holds) - a_.begin());
-    }
-    void scan(const std::function<bool(double)>& visit) const override {
-        for (double x : a_)
-            if (!visit(x)) return;
-    }
-    void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
-        visit(a_.data(), a_.size());
-    }
-
-private:
-    const std::vector<double>& a_;
-};
-
 // One position of the sorted magnitudes and its known value (0 past them).
 struct Pos {
     std::size_t i = 0;

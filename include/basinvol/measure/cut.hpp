@@ -9,6 +9,7 @@
 // consistent with that knowledge would give the same cut (`decided`): the
 // same kept set, the same signs, the same ambiguity flag and the same band.
 // Only a decided cut may stand for the full spectrum's answer.
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -47,6 +48,28 @@ public:
     // Visits every value in no set order (cheaper than scan), a span at a
     // time; a span is valid only during its call.
     virtual void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const = 0;
+};
+
+// The magnitudes as a list sorted descending (held by reference: the list
+// must outlive it).
+class ListMagnitudes final : public SortedMagnitudes {
+public:
+    explicit ListMagnitudes(const std::vector<double>& a) : a_(a) {}
+    std::size_t size() const override { return a_.size(); }
+    double at(std::size_t i) const override { return a_[i]; }
+    std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
+        return static_cast<std::size_t>(std::partition_point(a_.begin(), a_.end(), holds) - a_.begin());
+    }
+    void scan(const std::function<bool(double)>& visit) const override {
+        for (double x : a_)
+            if (!visit(x)) return;
+    }
+    void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
+        visit(a_.data(), a_.size());
+    }
+
+private:
+    const std::vector<double>& a_;
 };
 
 // What is known of a spectrum's magnitudes.
