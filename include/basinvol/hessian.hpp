@@ -73,6 +73,7 @@ struct HessianInfo {
     // keeps; two square parts run side by side only when they fit the
     // budget together); 0 for dense.
     std::size_t working_bytes = 0;
+    std::string working_part;  // structured: the part that sets it ("/m/G, 1000000000 x 3")
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
     // The step a lossy filter rounded the stored values to (HDF5's
     // scale-offset filter with D decimal digits: 10^-D), 0 when stored exactly.

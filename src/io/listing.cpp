@@ -102,6 +102,7 @@ void put(Writer& w, const ListedHessian& listed) {
     w.str(h.stored_type);
     w.str(h.structure);
     w.u64(h.working_bytes);
+    w.str(h.working_part);
     w.f64(h.stored_eps);
     w.f64(h.quantum);
     w.str(listed.problem);
@@ -133,6 +134,7 @@ ListedHessian get(Reader& r) {
     h.stored_type = r.str();
     h.structure = r.str();
     h.working_bytes = static_cast<std::size_t>(r.u64());
+    h.working_part = r.str();
     h.stored_eps = r.f64();
     h.quantum = r.f64();
     listed.problem = r.str();

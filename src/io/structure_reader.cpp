@@ -76,20 +76,24 @@ DatasetShape dataset_shape(hid_t d, const std::string& where, std::vector<std::s
     return s;
 }
 
-void coarsest(StructurePart& into, const std::string& type, double eps, std::size_t work) {
+void coarsest(StructurePart& into, const std::string& type, double eps, std::size_t work, const std::string& what = {}) {
     if (eps > into.stored_eps) {
         into.stored_eps = eps;
         into.stored_type = type;
     }
-    into.work_bytes = std::max(into.work_bytes, work);
+    if (work > into.work_bytes) {
+        into.work_bytes = work;
+        into.work_part = what;
+    }
 }
 
 // A square part's working set joins the two largest under `into`.
-void add_square(StructurePart& into, std::size_t bytes) {
+void add_square(StructurePart& into, std::size_t bytes, const std::string& what) {
     std::size_t* top = into.square_bytes;
     if (bytes > top[0]) {
         top[1] = top[0];
         top[0] = bytes;
+        into.square_part = what;
     } else if (bytes > top[1]) {
         top[1] = bytes;
     }
@@ -186,7 +190,8 @@ StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const st
     p.path = path;
     p.n = static_cast<std::size_t>(s.dims[0]);
     coarsest(p, s.type, s.eps, 0);
-    add_square(p, bytes_of(double(p.n) * double(p.n) * double(elem_bytes(s.eps) + sizeof(double))));  // stored + LAPACK's copy
+    add_square(p, bytes_of(double(p.n) * double(p.n) * double(elem_bytes(s.eps) + sizeof(double))),  // stored + LAPACK's copy
+               path + ", " + shape_text(s.dims));
     return p;
 }
 
@@ -213,8 +218,9 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
             fail_at(w.file + ":" + member, "the structure's n passes 2^53 with this member (n = " +
                                                std::to_string(child.n) + ")", false);
         p.n += child.n;
-        coarsest(p, child.stored_type, child.stored_eps, child.work_bytes);
-        for (std::size_t bytes : child.square_bytes) add_square(p, bytes);
+        coarsest(p, child.stored_type, child.stored_eps, child.work_bytes, child.work_part);
+        add_square(p, child.square_bytes[0], child.square_part);
+        add_square(p, child.square_bytes[1], child.square_part);
         p.parts.push_back(std::move(child));
     }
     return p;
@@ -251,7 +257,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         p.path = path;
         p.n = static_cast<std::size_t>(s.dims[0]);
         check_dimension(p.n, where, "n");
-        coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)));
+        coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)), path + ", " + shape_text(s.dims));
         return p;
     }
     if (!is_structure_kind(kind)) {
@@ -282,7 +288,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         const std::size_t k = std::min(p.m, p.n);  // G, a widened panel, the Gram matrix
         coarsest(p, s.type, s.eps,
                  bytes_of(double(p.m) * double(p.n) * double(elem_bytes(s.eps)) + 2048.0 * double(k) * sizeof(double) +
-                          double(k) * double(k) * sizeof(double)));
+                          double(k) * double(k) * sizeof(double)),
+                 path + "/G, " + shape_text(s.dims));
         return p;
     }
     p.kind = PartKind::kron;
@@ -292,7 +299,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
             fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
         (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
         coarsest(p, s.type, s.eps, 0);
-        add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))));
+        add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))),
+                   path + "/" + name + ", " + shape_text(s.dims));
     }
     only_members(obj, where, "A and B");
     if (p.a > max_n / p.b)
@@ -454,6 +462,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         // the cut's copies (a second square part is solved beside the largest
         // only when the caller's memory holds both: side_by_side_squares)
         info.working_bytes = add_bytes(std::max(p.work_bytes, p.square_bytes[0]), values_bytes(p));
+        info.working_part = p.work_bytes >= p.square_bytes[0] ? p.work_part : p.square_part;
     } catch (const InputError& e) {
         // The row names the source; the problem names the part.
         std::string m = e.what();

@@ -803,11 +803,21 @@ class Structured(unittest.TestCase):
             g = h5.create_group("f")
             g.attrs["structure"] = "factor"
             g.create_dataset("G", shape=(50, 40000), dtype="float32", fillvalue=1.0)
+            b = h5.create_group("b")  # the largest part is named, however deep
+            b.attrs["structure"] = "blocks"
+            b["small"] = np.eye(3)
+            k = b.create_group("k")
+            k.attrs["structure"] = "kron"
+            k.create_dataset("A", shape=(2000, 2000), dtype="float32", fillvalue=1.0)
+            k["B"] = np.eye(2)
         p = run("volume", f, "--max-memory", "4M", "-f", "jsonl")
         self.assertEqual(p.returncode, 1)
-        row = rows_of(p)[0]
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        row = rows["/f"]
         self.assertIn("budget", row["error"])
         self.assertIn("big_factor.h5:/f", row["error"])
+        self.assertIn("(its largest part: /f/G, 50x40000)", row["error"])
+        self.assertIn("(its largest part: /b/k/A, 2000x2000)", rows["/b"]["error"])
 
     def test_absurd_declared_shapes_are_refused_with_their_true_size(self):
         # Never-written chunked datasets: tiny files whose shapes' byte

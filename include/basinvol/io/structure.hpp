@@ -37,6 +37,9 @@ struct StructurePart {
     // The two largest square parts under this one (dense members, Kronecker
     // factors: stored and LAPACK's copy), which may be solved at once.
     std::size_t square_bytes[2] = {0, 0};
+    // What holds work_bytes and square_bytes[0] ("/m/G, 1000000000 x 3"):
+    // an over-budget row names it.
+    std::string work_part, square_part;
     std::vector<StructurePart> parts;  // blocks: the members in name order
 };
 
