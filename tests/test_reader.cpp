@@ -57,6 +57,10 @@ TEST_CASE("SOURCE parsing: FILE, FILE:PATH, and colons in file names") {
         CHECK(w.path.empty());
     }
     CHECK(parse_source("run.hdf5:checkpoints").file == "run.hdf5");
+    // A directory before the ':' is not the file either.
+    const Source in_dir = parse_source(data + ":x/run.h5");
+    CHECK(in_dir.file == data + ":x/run.h5");
+    CHECK(in_dir.path.empty());
     CHECK_THROWS_AS(parse_source(""), UsageError);
     // One object, one spelling: repeated and trailing slashes name /hessian.
     for (const char* path : {"://hessian", ":/hessian/", "://hessian//", ":hessian"}) {

@@ -11,6 +11,12 @@ bool exists(const std::string& p) {
     struct stat st {};
     return ::stat(p.c_str(), &st) == 0;
 }
+// What a FILE:PATH's left side may be: anything but a directory (`d:ir/x.h5`
+// with a directory `d` is not the file `d`).
+bool may_be_file(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
+}
 }  // namespace
 
 Source image_source(std::string bytes, const std::string& label, const std::string& path) {
@@ -33,7 +39,7 @@ Source parse_source(const std::string& text) {
     // The first ':' whose left side exists as a file is the split.
     for (std::size_t pos = text.find(':'); pos != std::string::npos; pos = text.find(':', pos + 1)) {
         std::string left = text.substr(0, pos);
-        if (!left.empty() && exists(left)) {
+        if (!left.empty() && may_be_file(left)) {
             s.file = left;
             s.path = text.substr(pos + 1);
             return s;

@@ -751,6 +751,11 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(journal + "' was written with --threshold not given, this run has 2", p.stderr)
         self.assertEqual(slurp(journal), kept)
+        # Whatever -f the rerun gives: the journal's rows were computed under its options.
+        p = run("volume", f, "-f", "jsonl", "-o", out, "--resume", "-T", "2")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("was written with --threshold not given, this run has 2", p.stderr)
+        self.assertEqual(slurp(journal), kept)
         p = run("volume", f, "-f", "json", "-o", out, "--resume")
         self.assertEqual(p.returncode, 0, p.stderr)
         rows = json.loads(slurp(out))["rows"]
@@ -889,6 +894,16 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", x, "-f", "jsonl", "-o", out, "--resume")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(sorted(r["status"] for r in jsonl(slurp(out))), ["ok", "ok"])
+        # A group SOURCE that could not be read is retried by its Hessians.
+        g = self.path("g.h5")
+        out = self.path("rows_g.jsonl")
+        self.assertEqual(run("volume", g + ":/grp", "-f", "jsonl", "-o", out).returncode, 1)
+        with h5py.File(g, "w") as h:
+            h["grp/a"] = np.eye(2)
+            h["grp/b"] = np.eye(3)
+        p = run("volume", g + ":/grp", "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["status"] for r in jsonl(slurp(out))], ["ok", "ok"])
 
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)

@@ -514,11 +514,18 @@ Inputs inputs_of(const std::vector<bv::WorkItem>& items, const bv::ReportSpec& s
 std::size_t keep_errors_of_others(const Inputs& in, Earlier& earlier, const bv::ReportSpec& spec) {
     std::set<std::string> ok;
     for (const auto& r : earlier.kept) ok.insert(resume_key(spec, r.source));
+    // An input below the row's object: a group's row (x.h5:/grp could not be
+    // listed) is retried by its Hessians' (x.h5:/grp/a).
+    auto below = [&](const std::string& key) {
+        const std::string prefix = key + "/";
+        const auto it = in.keys.lower_bound(prefix);
+        return it != in.keys.end() && it->compare(0, prefix.size(), prefix) == 0;
+    };
     std::size_t count = 0;
     for (auto& r : earlier.errors) {
         const std::string key = resume_key(spec, r.source);
         const bool whole_file = r.dataset.empty();
-        if (in.keys.count(key) || ok.count(key) || (whole_file && in.files.count(r.file))) continue;
+        if (in.keys.count(key) || ok.count(key) || below(key) || (whole_file && in.files.count(r.file))) continue;
         earlier.kept.push_back(std::move(r));
         ++count;
     }
@@ -640,7 +647,8 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
     auto j = read_journal(b.output);
     e.journal_found = !j.rows.empty();
     if (!b.resume) return e;
-    if (spec.format == bv::Format::json && !j.context.empty()) refuse_other_options(j.context, spec, journal_path(b.output));
+    // A JSON run's journal records its options (first line), whatever -f the rerun gives.
+    if (!j.context.empty()) refuse_other_options(j.context, spec, journal_path(b.output));
     std::size_t from_journal = 0;
     for (auto& r : j.rows)
         if (e.keep(spec, std::move(r))) ++from_journal;
