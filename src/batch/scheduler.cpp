@@ -218,7 +218,9 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
 // An item whose working set could never fit: an error row, not an
 // out-of-memory kill.
 Row over_budget_row(const HessianInfo& info, std::size_t need, const std::string& why) {
-    const std::string part = info.working_part.empty() ? "" : " (its largest part: " + info.working_part + ")";
+    // The part, unless it is the whole (a diagonal Hessian is its own part).
+    const bool named = !info.working_part.empty() && info.working_part.rfind(info.dataset + ",", 0) != 0;
+    const std::string part = named ? " (its largest part: " + info.working_part + ")" : "";
     return error_row(info, info.source() + ": n = " + std::to_string(info.n) + " needs " +
                                (need == SIZE_MAX ? "more than " : "about ") + gigabytes(need) + " to analyze" + part +
                                ", " + why);

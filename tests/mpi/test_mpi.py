@@ -550,7 +550,7 @@ class SameRowsAsSerial(unittest.TestCase):
             self.assertEqual([w["status"] for w in want], [status] * 3, ref.stderr)
             self.assertEqual([g["status"] for g in got], [status] * 3, r.stderr)
             if status == "error":
-                self.assertRegex(got[0]["error"], r"/blk: n = 20305 needs about 0.0014\d GB to analyze, over the memory budget")
+                self.assertRegex(got[0]["error"], r"/blk: n = 20305 needs about 0.0014\d GB to analyze \(its largest part: /blk/big, 300x300\), over the memory budget")
                 self.assertRegex(got[1]["error"], r"/diag: n = 200000 needs about .* GB to analyze, over the memory budget")
                 # basinvol holds the factor's G whole (0.48 MB as float64): more than a rank does.
                 self.assertEqual([g.get("error") for g in got[1:]], [w.get("error") for w in want[1:]], budget)

@@ -274,7 +274,8 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             if (need) {
                 bv::HessianInfo spread_info = it.info;
                 spread_info.working_bytes = static_cast<std::size_t>(need);
-                spread_info.working_part.clear();  // G is spread: the serial tool's largest part may not be this one
+                // A factor's G is spread across ranks: its part is no longer the one that needs most.
+                if (spread_info.working_bytes != it.info.working_bytes) spread_info.working_part.clear();
                 if (auto over =
                         bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a.keep_eigenvalues), budget)) {
                     if (me == 0) emit(*over);
