@@ -30,10 +30,12 @@ namespace {
 
 // One SOURCE a line; or, when the list holds a NUL (find -print0), one
 // between NULs, as given (a name may hold a line break; a NUL never).
+std::string whole(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
+
 // Standard input whole; a closed one is a usage error, not an empty list.
 std::string read_stdin() {
     if (stdin_was_closed()) throw bv::UsageError("'-' reads standard input, which is closed");
-    return std::string(std::istreambuf_iterator<char>(std::cin), {});
+    return whole(std::cin);
 }
 
 void read_list(const std::string& text, std::vector<std::string>& out) {
@@ -77,7 +79,7 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
             if (in.peek() == 0x89)  // HDF5's signature starts \x89HDF
                 throw bv::UsageError("--files-from: '" + list + "' is an HDF5 file, not a list of SOURCEs "
                                      "(give it as a SOURCE)");
-            read_list(std::string(std::istreambuf_iterator<char>(in), {}), all);
+            read_list(whole(in), all);
         }
     }
     if (all.empty())
@@ -472,7 +474,7 @@ std::string resume_key(const bv::ReportSpec& spec, const std::string& source) {
 // What an earlier run on -o FILE left.
 struct Earlier {
     std::vector<bv::Row> kept;   // ok rows to keep (--resume)
-    std::vector<bv::Row> errors;  // error rows, the first of each key: kept for files the rerun does not read
+    std::vector<bv::Row> errors;  // error rows, the first of each key: kept for Hessians the rerun does not read
     std::set<std::string> error_keys;
     std::map<std::string, std::size_t> done;  // their keys -> n
     std::map<std::string, std::set<std::string>> said;  // key -> what its saved rows say
