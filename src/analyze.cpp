@@ -87,9 +87,14 @@ std::size_t parse_memory_size(const std::string& text) {
 
 Row source_error_row(const Source& source, const std::string& message) {
     Row r;
+    // An object written as its rows write it (`x.h5://g//d` is x.h5:/g/d),
+    // so that --resume keys its row as it keys the object's ok row.
     r.source = source.text;
     r.file = source.file;
-    r.dataset = source.path;
+    if (!source.path.empty()) {
+        r.dataset = normalize_object_path(source.path);
+        r.source = source.file + ":" + r.dataset;
+    }
     r.ok = false;
     r.error = message;
     return r;

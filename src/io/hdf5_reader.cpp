@@ -758,16 +758,6 @@ std::string nearest_names(hid_t file, const std::string& missing) {
     return out + "?";
 }
 
-// One spelling per object: a leading '/', no repeated or trailing one
-// (HDF5 reads `//a` and `/a/` as `/a`; so do keys, shards and rows).
-std::string normalize_path(const std::string& p) {
-    std::string out = "/";
-    for (const char ch : p)
-        if (ch != '/' || out.back() != '/') out += ch;
-    while (out.size() > 1 && out.back() == '/') out.pop_back();
-    return out;
-}
-
 }  // namespace
 
 std::string detail::values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads) {
@@ -817,7 +807,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
     Handle file = open_file(source.file, source.image);
-    std::string path = normalize_path(source.path);
+    std::string path = normalize_object_path(source.path);
     std::string where = source.file + ":" + path;
     if (path != "/") {
         // Check each link on the way so that the message names what is missing.

@@ -28,6 +28,14 @@ Source image_source(std::string bytes, const std::string& label, const std::stri
     return s;
 }
 
+std::string normalize_object_path(const std::string& path) {
+    std::string out = "/";
+    for (const char ch : path)
+        if (ch != '/' || out.back() != '/') out += ch;
+    while (out.size() > 1 && out.back() == '/') out.pop_back();
+    return out;
+}
+
 Source parse_source(const std::string& text) {
     if (text.empty()) throw UsageError("a SOURCE must not be empty (expected FILE or FILE:PATH)");
     Source s;

@@ -916,6 +916,17 @@ class BatchTest(clitest.TempDirTest):
         rows = jsonl(slurp(out))
         self.assertEqual(len(rows), 5)
         self.assertTrue(all(r["status"] == "ok" for r in rows))
+        # A missing object's row is keyed as the object's rows are, however
+        # the SOURCE spelled it: once it exists, its ok row replaces it.
+        out = self.path("rows_spelled.jsonl")
+        p = run("volume", a + "://later//h/", "-f", "jsonl", "-o", out)
+        self.assertEqual(p.returncode, 1)
+        self.assertEqual([(r["source"], r["dataset"]) for r in jsonl(slurp(out))], [(a + ":/later/h", "/later/h")])
+        with h5py.File(a, "a") as h:
+            h["later/h"] = np.diag([3.0, 2.0])
+        p = run("volume", a + ":/later/h", "-f", "jsonl", "-o", out, "--resume")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([(r["source"], r["status"]) for r in jsonl(slurp(out))], [(a + ":/later/h", "ok")])
 
     # ------------------------------------------------------------------ interrupts
 

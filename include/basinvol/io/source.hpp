@@ -24,4 +24,8 @@ Source parse_source(const std::string& text);
 // beside them (ListedHessian::image); analyze_listed reads from it.
 Source image_source(std::string bytes, const std::string& label, const std::string& path = "");
 
+// One spelling per HDF5 object: a leading '/', no repeated or trailing one
+// (HDF5 reads `//a` and `/a/` as `/a`; so do rows, keys and shards).
+std::string normalize_object_path(const std::string& path);
+
 }  // namespace basinvol
