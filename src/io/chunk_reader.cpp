@@ -33,6 +33,7 @@ struct Chunk {
     uint32_t mask = 0;             // filters skipped for this chunk
     std::size_t at = 0, size = 0;  // its compressed bytes in the batch's arena
     libdeflate_result failure = LIBDEFLATE_SUCCESS;
+    std::size_t inflated = 0;      // with failure LIBDEFLATE_SHORT_OUTPUT: the bytes it inflated to
     bool read = false;             // already in place (read through HDF5)
 };
 
@@ -73,9 +74,19 @@ struct Layout {
     hsize_t chunks = 0;     // in the grid
     hsize_t grid_cols = 0;  // chunks per row of the grid
     bool shuffle = false;
+    bool raw_edges = false;  // partial edge chunks stored unfiltered (raw_partial_chunks)
     std::size_t elem = 0;   // bytes per value
     std::size_t chunk_bytes() const { return chunk[0] * chunk[1] * elem; }
 };
+
+// Whether the dataset was written with H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS:
+// then a chunk that reaches past the dataset's current extent is stored
+// without its filters while its filter mask still says none was skipped
+// (HDF5 tells such chunks by the extent alone, as this reader does).
+bool raw_partial_chunks(hid_t dcpl) {
+    unsigned opts = 0;
+    return H5Pget_chunk_opts(dcpl, &opts) >= 0 && (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS) != 0;
+}
 
 // Whether a chunked dataset's filters are deflate after an optional shuffle:
 // then whether the shuffle is there; nullopt for any other pipeline.
@@ -106,6 +117,7 @@ std::optional<Layout> deflate_layout(hid_t dataset, std::size_t n, bool f32) {
     const std::optional<bool> shuffle = deflate_pipeline(dcpl.get());
     if (!shuffle) return std::nullopt;
     l.shuffle = *shuffle;
+    l.raw_edges = raw_partial_chunks(dcpl.get());
     if (H5Pget_chunk(dcpl.get(), 2, l.chunk) != 2 || l.chunk[0] == 0 || l.chunk[1] == 0) return std::nullopt;
     Handle space(H5Dget_space(dataset), H5Sclose);
     if (!space.valid() || H5Dget_num_chunks(dataset, space.get(), &l.chunks) < 0) return std::nullopt;
@@ -135,7 +147,9 @@ InputError chunk_missing(const std::string& where, const std::string& at) {
     return InputError(where + ": cannot find " + at + " (truncated or corrupt data?)");
 }
 InputError chunk_unreadable(const std::string& where, const std::string& at) {
-    return InputError(where + ": cannot read " + at + " (truncated or corrupt data?)");
+    const std::string hdf5 = hdf5_message();
+    return InputError(where + ": cannot read " + at + " (truncated or corrupt data?)" +
+                      (hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")"));
 }
 // Deflate expands data by a few bytes per block at most (zlib-ng's fastest
 // level by up to an eighth): a chunk of more than twice its plain size is a
@@ -149,29 +163,53 @@ InputError chunk_short(const std::string& where, const std::string& at, hsize_t 
     return InputError(where + ": the " + at + " is stored uncompressed in " + std::to_string(size) +
                       " bytes; it holds " + std::to_string(plain) + " (corrupt data)");
 }
-// A chunk that does not inflate to exactly its plain size.
-InputError chunk_undecodable(const std::string& where, const std::string& at, libdeflate_result failure) {
-    return InputError(where + ": cannot decompress " + at + ": " +
-                      (failure == LIBDEFLATE_BAD_DATA ? "data error" : "wrong size") + " (corrupt data)");
+// A chunk that does not inflate to exactly its plain size (`inflated`: the
+// size it came to, for LIBDEFLATE_SHORT_OUTPUT).
+InputError chunk_undecodable(const std::string& where, const std::string& at, libdeflate_result failure,
+                             std::size_t inflated, std::size_t plain) {
+    const std::string holds = std::to_string(plain);
+    const std::string why = failure == LIBDEFLATE_BAD_DATA   ? "data error"
+                            : failure == LIBDEFLATE_SHORT_OUTPUT ? "it inflates to " + std::to_string(inflated) +
+                                                                       " bytes; it holds " + holds
+                                                                 : "it inflates to more than the " + holds +
+                                                                       " bytes it holds";
+    return InputError(where + ": cannot decompress " + at + ": " + why + " (corrupt data)");
 }
-InputError undecodable(const Chunk& ch, const std::string& where) {
-    return chunk_undecodable(where, chunk_at({ch.row, ch.col}), ch.failure);
+InputError undecodable(const Chunk& ch, const std::string& where, std::size_t plain) {
+    return chunk_undecodable(where, chunk_at({ch.row, ch.col}), ch.failure, ch.inflated, plain);
 }
 
-// Checks a chunk whose filter mask says a filter was skipped, from its raw
-// bytes, before HDF5 reads it: stored without deflate it must hold exactly
-// its plain size (HDF5 would take a short one for whole); deflated (only the
-// shuffle skipped), it must inflate to it.
-void check_masked(const Layout& l, Chunk& ch, const unsigned char* raw, Inflater& inflater,
+// Inflates a zlib stream into exactly `plain` bytes at `out`; a stream that
+// ends short is LIBDEFLATE_SHORT_OUTPUT with its size in `inflated`.
+libdeflate_result inflate_exactly(libdeflate_decompressor* inflater, const unsigned char* raw, std::size_t size,
+                                  unsigned char* out, std::size_t plain, std::size_t& inflated) {
+    std::size_t got = 0;
+    const libdeflate_result rc = libdeflate_zlib_decompress(inflater, raw, size, out, plain, &got);
+    if (rc != LIBDEFLATE_SUCCESS || got == plain) return rc;
+    inflated = got;
+    return LIBDEFLATE_SHORT_OUTPUT;
+}
+
+// Whether the chunk at row, col of an n x n dataset reaches past its edge.
+bool partial(const Layout& l, hsize_t row, hsize_t col, std::size_t n) {
+    return row + l.chunk[0] > n || col + l.chunk[1] > n;
+}
+
+// Checks a chunk whose filter mask says a filter was skipped, or that is
+// stored unfiltered as a partial edge chunk, from its raw bytes, before HDF5
+// reads it: stored without deflate it must hold exactly its plain size (HDF5
+// would take a short one for whole); deflated (only the shuffle skipped), it
+// must inflate to it.
+void check_masked(const Layout& l, Chunk& ch, bool raw_edge, const unsigned char* raw, Inflater& inflater,
                   std::vector<unsigned char>& plain, const std::string& where) {
     const uint32_t deflate_bit = 1u << (l.shuffle ? 1 : 0);
-    if (ch.mask & deflate_bit) {
+    if (raw_edge || (ch.mask & deflate_bit)) {
         if (ch.size == l.chunk_bytes()) return;
         throw chunk_short(where, chunk_at({ch.row, ch.col}), ch.size, l.chunk_bytes());
     }
     plain.resize(l.chunk_bytes());
-    ch.failure = libdeflate_zlib_decompress(inflater.get(), raw, ch.size, plain.data(), plain.size(), nullptr);
-    if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
+    ch.failure = inflate_exactly(inflater.get(), raw, ch.size, plain.data(), plain.size(), ch.inflated);
+    if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where, l.chunk_bytes());
 }
 
 // Reads one chunk's values through HDF5 (its filters as the chunk's mask
@@ -226,12 +264,13 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
             if (first) return false;
             throw chunk_unreadable(where, chunk_at({ch.row, ch.col}));
         }
-        if (ch.mask != 0) {
+        const bool raw_edge = l.raw_edges && partial(l, ch.row, ch.col, n);
+        if (ch.mask != 0 || raw_edge) {
             // A chunk a filter skipped (HDF5 stores it so when the filter
-            // fails on it, or when written so): checked, then HDF5 reads it
-            // into place.
+            // fails on it, or when written so), or a partial edge chunk
+            // stored unfiltered: checked, then HDF5 reads it into place.
             if (!inflater) inflater = new_inflater();
-            check_masked(l, ch, bytes + ch.at, inflater, plain, where);
+            check_masked(l, ch, raw_edge, bytes + ch.at, inflater, plain, where);
             if (!read_chunk_through_hdf5(dataset, l, ch, n, buf))
                 throw chunk_unreadable(where, chunk_at({ch.row, ch.col}));
             ch.read = true;
@@ -263,8 +302,8 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
             Chunk& ch = chunks[i];
             if (ch.read) continue;
             // HDF5's deflate filter writes zlib streams; the chunk must fill exactly chunk_bytes.
-            const libdeflate_result rc = libdeflate_zlib_decompress(inflater.get(), arena.data() + ch.at, ch.size,
-                                                                    plain.data(), chunk_bytes, nullptr);
+            const libdeflate_result rc =
+                inflate_exactly(inflater.get(), arena.data() + ch.at, ch.size, plain.data(), chunk_bytes, ch.inflated);
             if (rc != LIBDEFLATE_SUCCESS) {
                 ch.failure = rc;
                 continue;
@@ -283,7 +322,7 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
     run_on_threads(threads, work);
     if (next.load() < chunks.size()) throw std::bad_alloc();  // no thread could get its buffers
     for (const auto& ch : chunks)
-        if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where);
+        if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where, chunk_bytes);
 }
 
 // What check_chunks knows of a dataset's chunks.
@@ -291,6 +330,8 @@ struct ChunkCheck {
     std::size_t bytes = 0;      // plain bytes of a chunk
     bool every = false;         // every chunk allocated (else the rest hold the fill value)
     uint32_t deflate_bit = 0;   // the filter mask's bit for deflate
+    bool raw_edges = false;     // partial edge chunks stored unfiltered (raw_partial_chunks)
+    std::vector<hsize_t> dims, chunk;  // the dataset's extent and chunk shape
     Inflater inflater = new_inflater();
     std::vector<unsigned char> raw, plain;
 
@@ -308,14 +349,16 @@ struct ChunkCheck {
         uint32_t mask = 0;
         if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, raw.data()) < 0)
             throw chunk_unreadable(where, at);
-        if (mask & deflate_bit) {  // stored as it is: it must hold its plain size
+        bool raw_edge = false;
+        for (std::size_t i = 0; raw_edges && i < dims.size(); ++i) raw_edge |= offset[i] + chunk[i] > dims[i];
+        if (raw_edge || (mask & deflate_bit)) {  // stored as it is: it must hold its plain size
             if (size != bytes) throw chunk_short(where, at, size, bytes);
             return;
         }
         plain.resize(bytes);
-        const libdeflate_result rc =
-            libdeflate_zlib_decompress(inflater.get(), raw.data(), size, plain.data(), plain.size(), nullptr);
-        if (rc != LIBDEFLATE_SUCCESS) throw chunk_undecodable(where, at, rc);
+        std::size_t inflated = 0;
+        const libdeflate_result rc = inflate_exactly(inflater.get(), raw.data(), size, plain.data(), bytes, inflated);
+        if (rc != LIBDEFLATE_SUCCESS) throw chunk_undecodable(where, at, rc, inflated, bytes);
     }
 };
 
@@ -348,6 +391,9 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     checker.bytes = static_cast<std::size_t>(plain_bytes);
     checker.every = static_cast<double>(allocated) == grid;
     checker.deflate_bit = 1u << (*shuffle ? 1 : 0);
+    checker.raw_edges = raw_partial_chunks(dcpl.get());
+    checker.dims = dims;
+    checker.chunk = chunk;
     if (box && rank == 2) {  // the chunks the box overlaps only
         if (box->count[0] == 0 || box->count[1] == 0) return;
         for (hsize_t r = box->start[0] / chunk[0]; r <= (box->start[0] + box->count[0] - 1) / chunk[0]; ++r)

@@ -116,7 +116,19 @@ std::string type_name(hid_t type) {
     H5T_class_t cls = H5Tget_class(type);
     std::size_t size = H5Tget_size(type);
     switch (cls) {
-        case H5T_FLOAT: return "float" + std::to_string(8 * size);
+        case H5T_FLOAT: {
+            // IEEE's layout for its size is floatN; another says what it is
+            // (bfloat16; a float32 kept in 8 bytes is not a float64).
+            const std::string name = "float" + std::to_string(8 * size);
+            std::size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+            if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return name;
+            const bool ieee = (size == 2 && esize == 5 && msize == 10) || (size == 4 && esize == 8 && msize == 23) ||
+                              (size == 8 && esize == 11 && msize == 52);
+            if (ieee) return name;
+            if (size == 2 && esize == 8 && msize == 7) return "bfloat16";
+            return name + " (" + std::to_string(esize) + " exponent bits, " + std::to_string(msize) +
+                   " mantissa bits)";
+        }
         case H5T_INTEGER:
             return std::string(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") + std::to_string(8 * size);
         case H5T_STRING: return "string";

@@ -383,11 +383,11 @@ BAD = {
                               "corrupt data"]),
     # A well-formed zlib stream of fewer bytes than the chunk holds.
     "short_gzip_chunk": (lambda: replaced_chunk("short_chunk.h5", zlib.compress(bytes(100))),
-                         [":/hessian", "chunk at [16, 0]: wrong size (corrupt data)"]),
+                         [":/hessian", "chunk at [16, 0]: it inflates to 100 bytes; it holds 2048 (corrupt data)"]),
     # The same in a type HDF5 converts (big-endian), which the parallel
     # inflater leaves to HDF5: checked all the same.
     "short_gzip_chunk_big_endian": (lambda: replaced_chunk("short_chunk_be.h5", zlib.compress(bytes(100)), ">f8"),
-                                    [":/hessian", "chunk at [16, 0]: wrong size (corrupt data)"]),
+                                    [":/hessian", "chunk at [16, 0]: it inflates to 100 bytes; it holds 2048 (corrupt data)"]),
     "corrupt_fletcher32_chunks": (lambda: corrupt_chunks("corrupt_fletcher32.h5", fletcher32=True),
                                   [":/hessian", "cannot read dataset values", "checksum"]),
     "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode"]),
@@ -507,6 +507,15 @@ def _optional_unknown_filter(f):
     d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H))
 
 
+def _raw_partial_edge_chunks(name, dtype, shuffle, colliding=False):
+    """H_LARGE (n = 50) in 16 x 16 chunks whose partial edge chunks are
+    stored unfiltered (clitest.write_raw_partial_edge_chunks)."""
+    def make():
+        data = clitest.write_raw_partial_edge_chunks(path(name + ".h5"), H_LARGE.astype(dtype), shuffle, colliding)
+        return path(name + ".h5"), _twin(name, data)
+    return make
+
+
 def _virtual_blocks():
     # A virtual dataset of two sources (beside it, named relatively) and a
     # block of its own file.
@@ -591,6 +600,12 @@ GOOD = {
     "missing_chunks_zero_fill": _good("missing_chunks_zero_fill", _partly_written_zero_fill,
                                       data=np.pad(H[:10, :10], ((0, 10), (0, 10)))),
     "skipped_filter_chunk": _good("skipped_filter_chunk", _skipped_filter_chunks, data=H_LARGE),
+    "raw_partial_edge_chunks": _raw_partial_edge_chunks("raw_partial_edge_chunks", np.float64, False),
+    # A type HDF5 converts: its chunks checked, then read by HDF5.
+    "raw_partial_edge_chunks_big_endian": _raw_partial_edge_chunks("raw_partial_edge_chunks_be", ">f8", False),
+    "raw_partial_edge_chunks_shuffled_f32": _raw_partial_edge_chunks("raw_partial_edge_chunks_f32", np.float32, True),
+    "raw_partial_edge_chunk_holding_a_stream": _raw_partial_edge_chunks("raw_partial_edge_chunk_stream", np.float64,
+                                                                        False, colliding=True),
     "optional_unknown_filter": _good("optional_unknown_filter", _optional_unknown_filter),
     "virtual_blocks": _virtual_blocks,
     "near_symmetric": _near_symmetric,
@@ -726,6 +741,36 @@ class AwkwardInputs(unittest.TestCase):
                 rows = rows_of(p)
                 self.assertEqual(len(rows), 2)
                 self.assert_same(name, rows[0], rows[1])
+
+    def test_a_float_type_not_of_ieee_layout_is_named_as_it_is(self):
+        # bfloat16, and a float32 kept in 8 bytes: read exactly, and named so
+        # (not float16 and float64), with their own eps in the cut.
+        bfloat16 = h5py.h5t.IEEE_F32LE.copy()
+        bfloat16.set_fields(15, 7, 8, 0, 7)
+        bfloat16.set_offset(0)
+        bfloat16.set_precision(16)
+        bfloat16.set_size(2)
+        bfloat16.set_ebias(127)
+        wide32 = h5py.h5t.IEEE_F32LE.copy()
+        wide32.set_size(8)
+        for name, stored, label, eps in ((b"bf16", bfloat16, "bfloat16", 2.0 ** -7),
+                                         (b"wide32", wide32, "float64 (8 exponent bits, 23 mantissa bits)", 2.0 ** -23)):
+            with self.subTest(label):
+                file = path(name.decode() + ".h5")
+                with h5py.File(file, "w") as f:
+                    d = h5py.h5d.create(f.id, b"hessian", stored, h5py.h5s.create_simple(H.shape))
+                    d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H), mtype=h5py.h5t.NATIVE_DOUBLE)
+                with h5py.File(file, "r") as f:
+                    values = f["hessian"][...].astype(np.float64)
+                self.assertGreater(np.abs(values - H).max(), 0)  # rounded to the stored type
+                p = run("volume", file, _twin(name.decode(), values), "-f", "jsonl")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                row, twin = rows_of(p)
+                self.assertEqual(row["stored_type"], label)
+                lam = np.linalg.eigvalsh(values)
+                self.assertAlmostEqual(row["tol"], 20 * eps * np.abs(lam).max(), delta=1e-9 * row["tol"])
+                self.assertEqual(row["rank"], int((np.abs(lam) > row["tol"]).sum()))
+                self.assertEqual(row["negative"], int((lam < -row["tol"]).sum()))
 
     def test_a_lossy_scale_offset_step_is_part_of_the_noise_floor(self):
         # scaleoffset=6 keeps each float to 1e-6: a rank-20 Hessian's 10 flat

@@ -753,13 +753,15 @@ class Structured(unittest.TestCase):
             self.assertEqual(p.returncode, 1, p.stderr)
             rows = {r["dataset"]: r for r in rows_of(p)}
             self.assertEqual(rows["/fine"]["status"], "ok")
-            for part, at in (("/factor", "/factor/G: cannot decompress chunk at [10, 32]"),
-                             ("/diagonal", "/diagonal: cannot decompress chunk at [16]"),
-                             ("/kron", "/kron/A: cannot decompress chunk at [4, 0]")):
+            for part, at, holds in (("/factor", "/factor/G: cannot decompress chunk at [10, 32]", 10 * 16 * 8),
+                                    ("/diagonal", "/diagonal: cannot decompress chunk at [16]", 16 * 8),
+                                    ("/kron", "/kron/A: cannot decompress chunk at [4, 0]", 4 * 4 * 8)):
                 with self.subTest(name, part=part):
                     self.assertEqual(rows[part]["status"], "error")
                     self.assertIn(at, rows[part]["error"])
-                    self.assertIn("wrong size (corrupt data)", rows[part]["error"])
+                    why = ("it inflates to more than the %d bytes it holds" % holds if factor > 1 else
+                           "it inflates to %d bytes; it holds %d" % (holds // 2, holds))
+                    self.assertIn(why + " (corrupt data)", rows[part]["error"])
 
     def test_a_corrupt_chunk_fails_the_parameter_blocks_it_lies_in_only(self):
         import zlib
@@ -782,7 +784,7 @@ class Structured(unittest.TestCase):
         for block in ("/h", "/h[b]"):
             with self.subTest(block):
                 self.assertEqual(rows[block]["status"], "error")
-                self.assertIn("chunk at [24, 16]: wrong size (corrupt data)", rows[block]["error"])
+                self.assertIn("chunk at [24, 16]: it inflates to 256 bytes; it holds 512 (corrupt data)", rows[block]["error"])
 
     def test_a_factor_is_budgeted_by_its_stored_size(self):
         # G of 50 x 400,000 float32 (80 MB) under a 200 MB budget: it needs G,

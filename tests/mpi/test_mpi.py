@@ -453,7 +453,9 @@ class SameRowsAsSerial(unittest.TestCase):
                             if (i, j) == (150, 150):
                                 block = np.resize(block, int(block.size * factor))
                             ds.id.write_direct_chunk((i, j), zlib.compress(block.tobytes()))
-                self.assert_serial_error_row(f, "cannot decompress chunk at [150, 150]: wrong size (corrupt data)")
+                why = ("it inflates to more than the 20000 bytes it holds" if factor > 1 else
+                       "it inflates to 10000 bytes; it holds 20000")
+                self.assert_serial_error_row(f, "cannot decompress chunk at [150, 150]: " + why + " (corrupt data)")
 
     def test_a_factor_chunk_that_inflates_to_another_size_is_the_serial_error_row(self):
         import h5py
@@ -468,7 +470,38 @@ class SameRowsAsSerial(unittest.TestCase):
                     g.attrs["structure"] = "factor"
                     ds = g.create_dataset("G", data=G, chunks=(10, 20), compression="gzip")
                     ds.id.write_direct_chunk((20, 40), zlib.compress(np.zeros(int(200 * factor)).tobytes()))
-                self.assert_serial_error_row(f, "/h/G: cannot decompress chunk at [20, 40]: wrong size (corrupt data)")
+                why = ("it inflates to more than the 1600 bytes it holds" if factor > 1 else
+                       "it inflates to 800 bytes; it holds 1600")
+                self.assert_serial_error_row(f, "/h/G: cannot decompress chunk at [20, 40]: " + why + " (corrupt data)")
+
+    def test_partial_edge_chunks_stored_unfiltered_are_read_as_hdf5_reads_them(self):
+        """A file written with HDF5's H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS keeps
+        its partial edge chunks unfiltered under a mask of "all filters
+        applied": read as HDF5 reads them (dense and as a Kronecker factor),
+        the rows equal those of the values written plainly, on every rank count."""
+        import h5py
+        sys.path.insert(0, os.path.join(SOURCE, "tests", "cli"))
+        import clitest
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        H = with_spectrum(list(np.logspace(-2, 2, 30)) + [0.0] * 20, 9)
+        srcs, twins = [], []
+        for name, colliding in (("plain", False), ("stream", True)):
+            f, twin = os.path.join(d, name + ".h5"), os.path.join(d, name + "_twin.h5")
+            data = clitest.write_raw_partial_edge_chunks(f, H, colliding=colliding)
+            with h5py.File(f, "a") as h, h5py.File(twin, "w") as t:
+                t["hessian"] = data
+                for g in (h, t):
+                    g["kron/A"] = g["hessian"]
+                    g["kron/B"] = np.diag([2.0, 0.5])
+                    g["kron"].attrs["structure"] = "kron"
+            srcs.append(f)
+            twins.append(twin)
+        ref = rows(serial("volume", *twins, "-f", "jsonl", status=0).stdout)
+        self.assertEqual(len(ref), 4)
+        for r in ref:
+            r["source"], r["file"] = r["source"].replace("_twin", ""), r["file"].replace("_twin", "")
+        self.same(rows(serial("volume", *srcs, "-f", "jsonl", status=0).stdout), ref, "serial")
+        self.same_on_every_rank_count(srcs, ref, 0)
 
     def assert_serial_error_row(self, f, words):
         """The serial tool's error row for f holds `words`; 1, 2 and 4 ranks give that row."""
