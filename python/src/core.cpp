@@ -123,7 +123,7 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::arra
 // memory; less under ulimit -v) is an error row, with the command line's
 // message.
 std::optional<bv::Row> over_budget(const bv::HessianInfo& info, const bv::AnalyzeOptions& opt) {
-    return bv::over_budget_alone(info, bv::analysis_bytes(info, opt.keep_eigenvalues), opt.read.max_bytes);
+    return bv::over_budget_alone(info, bv::analysis_bytes(info, opt), opt.read.max_bytes);
 }
 
 py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {

@@ -277,7 +277,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                 // A factor's G is spread across ranks: its part is no longer the one that needs most.
                 if (spread_info.working_bytes != it.info.working_bytes) spread_info.working_part.clear();
                 if (auto over =
-                        bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a.keep_eigenvalues), budget)) {
+                        bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a), budget)) {
                     if (me == 0) emit(*over);
                     continue;
                 }

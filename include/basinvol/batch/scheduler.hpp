@@ -33,12 +33,15 @@ struct WorkItem {
 // (float data is widened when it is not symmetric) plus the float64 copy the
 // dense solver and the factored Cholesky work on (or room for the sketch's
 // blocks, which are smaller), plus O(n) vectors. An upper bound for every
-// method.
+// method the default analysis runs; `--method lanczos` holds more
+// (analysis_bytes).
 std::size_t working_set_bytes(const HessianInfo& info);
 
 // What the scheduler holds against the budget for one Hessian: its working
-// set, plus its eigenvalues when a structure's row keeps them.
-std::size_t analysis_bytes(const HessianInfo& info, bool keep_eigenvalues);
+// set (under `--method lanczos`, the larger of it and the matrix beside
+// Spectra's Krylov basis and Ritz blocks), plus its eigenvalues when a
+// structure's row keeps them.
+std::size_t analysis_bytes(const HessianInfo& info, const AnalyzeOptions& options);
 
 // For a Hessian analysed alone (one job, as the Python package runs each):
 // the error row when its analysis needs more than `need` bytes (SIZE_MAX:
