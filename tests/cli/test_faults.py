@@ -262,6 +262,25 @@ class ProcessFaults(FaultBase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("cannot write the results to standard output", p.stderr)
 
+    def test_a_file_size_limit_is_a_failed_write_not_a_signal(self):
+        # ulimit -f: SIGXFSZ ended the process (exit 153) with FILE.tmp-*
+        # and FILE.lock left; it is a failed write like a full disk, and an
+        # earlier FILE stays as it was.
+        a = write_checkpoints(self.path("a.h5"), 60, 8, seed=11)  # about 60 kB of JSON Lines
+        out = self.path("rows.jsonl")
+        with open(out, "w") as f:
+            f.write("EARLIER\n")
+        for target in ("-o", ">"):
+            with self.subTest(target):
+                command = ('ulimit -f 8 && exec "$0" volume "$1" -f jsonl -o "$2"' if target == "-o" else
+                           'ulimit -f 8 && exec "$0" volume "$1" -f jsonl > "$2.stdout"')
+                p = subprocess.run(["bash", "-c", command, BIN, a, out], capture_output=True, text=True, timeout=60)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("basinvol: error: ", p.stderr)
+                self.assertIn("cannot write the results", p.stderr)
+                self.assertEqual(slurp(out), "EARLIER\n")
+                self.assertEqual(glob.glob(out + ".tmp-*") + glob.glob(out + ".lock"), [])
+
     def test_a_failed_stdout_stops_the_batch(self):
         # Nothing reads the rows (a full device, or a closed pipe with SIGPIPE
         # ignored): the batch starts nothing new. The missing file at the end

@@ -1,4 +1,7 @@
 #pragma once
+// How output failures reach basinvol: standard descriptors a parent left
+// closed, and a file-size limit.
+//
 // Standard descriptors a parent left closed (`cmd >&- 2>&-`, `0<&-`). A
 // file basinvol opens (-o FILE, its lock) takes the lowest free descriptor:
 // as 1 or 2 it would receive the results or the messages meant for the
@@ -6,6 +9,7 @@
 // round, so that the slot is taken and using the stream still fails as it
 // would have (writing to 1 or 2, reading from 0: EBADF).
 #include <cerrno>
+#include <csignal>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -25,6 +29,10 @@ inline void hold_standard_descriptors() {
         if (held != fd && held >= 0) ::close(held);
         if (fd == 0) stdin_was_closed() = true;
     }
+    // A file-size limit (`ulimit -f`) reached by -o FILE, its journal or a
+    // redirected stdout: a failed write (EFBIG) reported as a full disk is,
+    // not SIGXFSZ's default of ending the process with FILE.tmp-* left behind.
+    std::signal(SIGXFSZ, SIG_IGN);
 }
 
 }  // namespace cli
