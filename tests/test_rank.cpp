@@ -301,3 +301,53 @@ TEST_CASE("regularized places follow the regularized volume") {
     CHECK(*rows[0].place_regularized == 2);
     CHECK(*rows[1].place_regularized == 1);
 }
+
+// rank_rows finds the uncertain places by sorting (O(m log m) but for rows
+// whose saddle-or-minimum is unsettled); compare_rows decides each pair
+// alone. On adversarial families (bands, ambiguous ranks, error bars that
+// meet or straddle grid cells, unbounded and zero errors, ties, mixed n,
+// ranks apart at one dim, statuses within the band, no grid and grids finer
+// than float64) a place is uncertain exactly when noise may decide its order
+// against some other row.
+TEST_CASE("place_uncertain is exactly: noise may decide the order against some row") {
+    std::mt19937_64 rng(20261204);
+    std::uniform_int_distribution<int> pick(0, 1 << 30);
+    auto one_in = [&](int k) { return pick(rng) % k == 0; };
+    std::size_t uncertain_seen = 0, certain_seen = 0;
+    for (int trial = 0; trial < 3000; ++trial) {
+        RankOptions opt;
+        opt.saddles_last = trial % 2 == 0;
+        const double grids[] = {1e-6, 0.0, 0.25, 1e-320, 1.0};
+        opt.tie_tol = grids[pick(rng) % 5];
+        std::vector<Row> rows;
+        const int m = 2 + pick(rng) % 14;
+        for (int i = 0; i < m; ++i) {
+            const std::size_t n = one_in(4) ? 8 : 6;
+            const std::size_t dim = static_cast<std::size_t>(pick(rng) % 4);
+            Row r = row("x", n, dim, 0.25 * (pick(rng) % 9) + (one_in(3) ? 1e-7 * (pick(rng) % 5) : 0.0),
+                        one_in(3) ? 1 : 0);
+            r.source = "r" + std::to_string(i);
+            if (one_in(3)) r.dim_low = dim > 0 ? dim - 1 - pick(rng) % dim : 0;
+            if (one_in(3)) r.dim_high = std::min(n, dim + 1 + pick(rng) % 2);
+            if (one_in(8)) r.warnings.add(Warning::ambiguous_rank);
+            if (one_in(5)) r.rank -= std::min<std::size_t>(r.rank, 1);  // --negatives drop: fewer volume directions
+            const double errors[] = {0.0, 1e-7, 0.1, 0.3, std::numeric_limits<double>::quiet_NaN(), INFINITY, 2e-6};
+            r.log_volume_error = errors[pick(rng) % 7];
+            if (r.negative > 0 && one_in(2)) r.negative_low = 0;  // a saddle that may be a minimum
+            if (r.negative == 0 && one_in(6)) r.negative_high = 1;  // a minimum that may be a saddle
+            rows.push_back(r);
+        }
+        std::vector<Row> ranked = rows;
+        rank_rows(ranked, opt);
+        for (const Row& a : ranked) {
+            bool noisy = false;
+            for (const Row& b : ranked)
+                if (&a != &b && compare_rows(a, b, opt).noise_decides) noisy = true;
+            CHECK_MESSAGE(has(a, "place_uncertain") == noisy, "trial " << trial << " row " << a.source);
+            ++(noisy ? uncertain_seen : certain_seen);
+        }
+    }
+    // Both answers are common in the families above.
+    CHECK(uncertain_seen > 1000);
+    CHECK(certain_seen > 1000);
+}

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <map>
 #include <sstream>
+#include <vector>
 
 namespace basinvol {
 namespace {
@@ -122,6 +125,151 @@ bool status_noise(const Row& a, const Row& b, int sign, const RankOptions& opt) 
     return false;
 }
 
+// Whether noise may decide the order of a and b (compare_rows's noise_decides).
+bool pair_noise(const Row& a, const Row& b, const RankOptions& opt) {
+    int sign = 0;
+    const Decider by = decider(a, b, opt, sign);
+    return status_noise(a, b, sign, opt) || noise_decides(a, b, by, opt);
+}
+
+// For each closed interval, whether another one meets it: sorted by left
+// end, interval k meets an earlier one when their largest right end
+// reaches its left end, and a later one when the next left end is within
+// it. O(m log m).
+template <class T>
+std::vector<bool> meets_another(const std::vector<std::pair<T, T>>& iv) {
+    std::vector<std::size_t> order(iv.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return iv[x].first < iv[y].first; });
+    std::vector<bool> meets(iv.size(), false);
+    T reach{};  // the largest right end of the intervals before k
+    for (std::size_t k = 0; k < order.size(); ++k) {
+        const auto& [lo, hi] = iv[order[k]];
+        meets[order[k]] = (k > 0 && reach >= lo) || (k + 1 < order.size() && iv[order[k + 1]].first <= hi);
+        reach = k == 0 ? hi : std::max(reach, hi);
+    }
+    return meets;
+}
+
+// Whether a point lies in the union of closed intervals: merged, then searched.
+template <class T>
+class Cover {
+public:
+    explicit Cover(std::vector<std::pair<T, T>> iv) {
+        std::sort(iv.begin(), iv.end());
+        for (const auto& x : iv)
+            if (!merged_.empty() && x.first <= merged_.back().second)
+                merged_.back().second = std::max(merged_.back().second, x.second);
+            else
+                merged_.push_back(x);
+    }
+    bool holds(T p) const {
+        auto it = std::upper_bound(merged_.begin(), merged_.end(), p,
+                                   [](T v, const std::pair<T, T>& x) { return v < x.first; });
+        return it != merged_.begin() && p <= std::prev(it)->second;
+    }
+
+private:
+    std::vector<std::pair<T, T>> merged_;
+};
+
+// Rows of one class whose saddle-or-minimum is settled, all with one curved
+// count and one rank: noise may decide a pair's order by their log-volumes
+// alone (both rows settled). On the grid (tie_tol > 0) each row is the cell
+// interval of its log-volume ± error [L, R] around its own cell c (on no
+// grid, the values themselves); a pair in different cells is noisy when the
+// intervals meet, a pair in one cell (a tie) when either interval spans more
+// than its cell, which is noise_decides's rule for the volume and tie
+// deciders. Returns false, having marked nothing, for values this does not
+// map exactly (non-finite values, negative errors, cells past float64's range).
+bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<std::size_t>& at,
+                       double tie_tol, std::vector<bool>& uncertain) {
+    struct Interval {
+        double lo, c, hi;
+    };
+    std::vector<Interval> iv;
+    iv.reserve(rows.size());
+    const bool grid = tie_tol > 0;
+    for (const Row* r : rows) {
+        const double v = r->log_volume, e = std::isnan(r->log_volume_error) ? INFINITY : r->log_volume_error;
+        if (!std::isfinite(v) || !(e >= 0)) return false;
+        if (e == INFINITY) {  // unbounded: within every other row's reach
+            iv.push_back({-INFINITY, v, INFINITY});
+            continue;
+        }
+        if (!grid) {
+            iv.push_back({v - e, v, v + e});
+            continue;
+        }
+        const double q = v / tie_tol, ql = (v - e) / tie_tol, qh = (v + e) / tie_tol;
+        if (!std::isfinite(q) || !std::isfinite(ql) || !std::isfinite(qh)) return false;
+        iv.push_back({std::floor(ql + 0.5), std::floor(q + 0.5), std::floor(qh + 0.5)});
+    }
+    std::vector<std::pair<double, double>> spans, wide;
+    for (const auto& x : iv) {
+        spans.emplace_back(x.lo, x.hi);
+        if (x.lo != x.hi) wide.emplace_back(x.lo, x.hi);
+    }
+    // A spanning row is noisy against any row it meets (in its cell or not);
+    // a row on one cell only against a spanning row over that cell.
+    const std::vector<bool> meets = meets_another(spans);
+    const Cover<double> cover(std::move(wide));
+    for (std::size_t k = 0; k < iv.size(); ++k)
+        if (iv[k].lo != iv[k].hi ? meets[k] : cover.holds(iv[k].c)) uncertain[at[k]] = true;
+    return true;
+}
+
+// Marks each row whose order against some other row noise may decide
+// (pair_noise), in O(m log m) but for rows whose saddle-or-minimum is
+// unsettled, which are compared with every row.
+void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::vector<bool>& uncertain) {
+    const std::size_t m = good.size();
+    std::vector<std::size_t> odd;  // status unsettled under --negatives last
+    for (std::size_t i = 0; i < m; ++i)
+        if (opt.saddles_last && saddle_unsettled(good[i])) odd.push_back(i);
+    for (const std::size_t i : odd)
+        for (std::size_t j = 0; j < m; ++j)
+            if (j != i && !(uncertain[i] && uncertain[j]) && pair_noise(good[i], good[j], opt))
+                uncertain[i] = uncertain[j] = true;
+    // The rest by class (saddles and minima apart under --negatives last:
+    // the saddle rule orders them, settled). Within a class, a pair with an
+    // unsettled row is noisy when their curved ranges meet (noise_decides's
+    // curved rule; at one curved count, unsettled decides), a pair of
+    // settled rows only at equal curved count and rank, by log-volume.
+    std::map<bool, std::vector<std::size_t>> classes;
+    for (std::size_t i = 0; i < m; ++i)
+        if (!(opt.saddles_last && saddle_unsettled(good[i]))) classes[opt.saddles_last && is_saddle(good[i])].push_back(i);
+    for (const auto& [saddle, members] : classes) {
+        std::vector<std::pair<std::size_t, std::size_t>> ranges, loose_ranges;
+        for (const std::size_t i : members) {
+            ranges.emplace_back(curved_min(good[i]), curved_max(good[i]));
+            if (unsettled(good[i])) loose_ranges.push_back(ranges.back());
+        }
+        const std::vector<bool> meets = meets_another(ranges);
+        const Cover<std::size_t> loose(std::move(loose_ranges));
+        std::map<std::pair<std::size_t, std::size_t>, std::vector<std::size_t>> equal;  // (curved, rank) -> settled rows
+        for (std::size_t k = 0; k < members.size(); ++k) {
+            const Row& r = good[members[k]];
+            if (unsettled(r)) {
+                if (meets[k]) uncertain[members[k]] = true;
+            } else {
+                if (loose.holds(curved(r))) uncertain[members[k]] = true;
+                equal[{curved(r), r.rank}].push_back(members[k]);
+            }
+        }
+        for (const auto& [key, at] : equal) {
+            if (at.size() < 2) continue;
+            std::vector<const Row*> rows;
+            for (const std::size_t i : at) rows.push_back(&good[i]);
+            if (!mark_volume_noise(rows, at, opt.tie_tol, uncertain))
+                for (std::size_t x = 0; x < at.size(); ++x)
+                    for (std::size_t y = x + 1; y < at.size(); ++y)
+                        if (!(uncertain[at[x]] && uncertain[at[y]]) && pair_noise(good[at[x]], good[at[y]], opt))
+                            uncertain[at[x]] = uncertain[at[y]] = true;
+        }
+    }
+}
+
 }  // namespace
 
 Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
@@ -201,15 +349,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     }
     // A place is uncertain when noise may decide its order against any other row.
     std::vector<bool> uncertain(good.size(), false);
-    for (std::size_t i = 0; i < good.size(); ++i)
-        for (std::size_t j = i + 1; j < good.size(); ++j) {
-            if (uncertain[i] && uncertain[j]) continue;
-            const Row &a = good[i], &b = good[j];
-            const bool statuses_settled = !opt.saddles_last || (!saddle_unsettled(a) && !saddle_unsettled(b));
-            if (statuses_settled && !unsettled(a) && !unsettled(b) && curved(a) != curved(b)) continue;
-            const Decider by = decider(a, b, opt, sign);
-            if (status_noise(a, b, sign, opt) || noise_decides(a, b, by, opt)) uncertain[i] = uncertain[j] = true;
-        }
+    mark_uncertain(good, opt, uncertain);
     for (std::size_t i = 0; i < good.size(); ++i)
         if (uncertain[i]) good[i].warnings.add(Warning::place_uncertain);
     rows.clear();
