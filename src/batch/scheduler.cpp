@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <sstream>
 #include <sys/resource.h>
+#include <system_error>
 #include <thread>
 #include <unistd.h>
 
@@ -271,11 +272,19 @@ public:
          const BatchOptions& opt, std::function<Row(std::size_t, const HessianInfo&)> run_one, std::size_t jobs)
         : items_(items), need_(need), budget_(budget), opt_(opt), run_one_(std::move(run_one)), left_(jobs) {
         threads_.reserve(jobs);
+        // A thread that cannot start (a process limit, ulimit -u, or a pids
+        // cgroup) leaves its share to those that did; with none, the items
+        // run here, on the delivering thread, before the first take().
+        std::size_t started = 0;
         try {
-            for (std::size_t j = 0; j < jobs; ++j) threads_.emplace_back([this] { work(); });
-        } catch (...) {  // a thread could not start (a process or cgroup limit): join those that did
-            stop_and_join();
-            throw;
+            for (; started < jobs; ++started) threads_.emplace_back([this] { work(); });
+        } catch (const std::system_error&) {
+            std::unique_lock<std::mutex> lock(m_);
+            left_ = started;
+        }
+        if (started == 0) {
+            left_ = 1;
+            work();
         }
     }
     ~Pool() { stop_and_join(); }

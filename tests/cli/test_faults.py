@@ -262,6 +262,29 @@ class ProcessFaults(FaultBase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("cannot write the results to standard output", p.stderr)
 
+    def test_a_process_limit_runs_the_batch_on_the_threads_that_start(self):
+        # ulimit -u (or a pids cgroup): a worker thread that cannot start
+        # ended the whole batch with "Resource temporarily unavailable" and
+        # no row. The limit binds a user other than root: the run is
+        # nobody's, and nobody runs nothing else here.
+        if os.geteuid() != 0 or shutil.which("setpriv") is None:
+            self.skipTest("needs root and setpriv to run as nobody, whom ulimit -u binds")
+        os.chmod(self.dir, 0o755)
+        a = write_checkpoints(self.path("a.h5"), 6, 30, seed=12)
+        os.chmod(a, 0o644)
+        want = jsonl(subprocess.run([BIN, "volume", a, "-f", "jsonl"], capture_output=True, text=True).stdout)
+        for limit, jobs in ((2, 1), (3, 2), (2, 8)):
+            with self.subTest(limit=limit, jobs=jobs):
+                p = subprocess.run(["bash", "-c", 'ulimit -u "$1" && exec setpriv --reuid=65534 --regid=65534 '
+                                    '--clear-groups "$0" volume "$2" -f jsonl -j "$3"', BIN, str(limit), a, str(jobs)],
+                                   capture_output=True, text=True, timeout=120)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                got = jsonl(p.stdout)
+                self.assertEqual([(r["source"], r["status"], r["rank"]) for r in got],
+                                 [(r["source"], "ok", r["rank"]) for r in want])
+                for g, w in zip(got, want):  # BLAS on fewer threads sums in another order
+                    self.assertAlmostEqual(g["log_volume"], w["log_volume"], delta=1e-9 * abs(w["log_volume"]))
+
     def test_a_file_size_limit_is_a_failed_write_not_a_signal(self):
         # ulimit -f: SIGXFSZ ended the process (exit 153) with FILE.tmp-*
         # and FILE.lock left; it is a failed write like a full disk, and an
