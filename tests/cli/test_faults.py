@@ -285,6 +285,19 @@ class ProcessFaults(FaultBase):
                 for g, w in zip(got, want):  # BLAS on fewer threads sums in another order
                     self.assertAlmostEqual(g["log_volume"], w["log_volume"], delta=1e-9 * abs(w["log_volume"]))
 
+    def test_a_small_stack_limit_is_not_the_threads_stack(self):
+        # ulimit -s 128: glibc sized every thread's stack by it, and a
+        # worker's 64 x 64 tiles overflowed it (SIGSEGV, no row).
+        a = write_checkpoints(self.path("a.h5"), 4, 300, seed=13)
+        want = jsonl(subprocess.run([BIN, "volume", a, "-f", "jsonl"], capture_output=True, text=True).stdout)
+        for jobs in ("1", "2"):
+            with self.subTest(jobs=jobs):
+                p = subprocess.run(["bash", "-c", 'ulimit -s 128 && exec "$0" volume "$1" -f jsonl -j "$2"',
+                                    BIN, a, jobs], capture_output=True, text=True, timeout=120)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertEqual([(r["source"], r["status"], r["rank"]) for r in jsonl(p.stdout)],
+                                 [(r["source"], "ok", r["rank"]) for r in want])
+
     def test_a_file_size_limit_is_a_failed_write_not_a_signal(self):
         # ulimit -f: SIGXFSZ ended the process (exit 153) with FILE.tmp-*
         # and FILE.lock left; it is a failed write like a full disk, and an

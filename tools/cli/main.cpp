@@ -5,6 +5,7 @@
 // when every check agrees, 1 when any disagrees or cannot be made. A batch
 // stopped by SIGINT or SIGTERM exits 128 + the signal.
 #include "descriptors.hpp"
+#include "stack.hpp"
 #include "options.hpp"
 
 #include <basinvol/error.hpp>
@@ -148,6 +149,7 @@ int run(const Args& a) {
 
 int main(int argc, char** argv) {
     cli::hold_standard_descriptors();
+    cli::ensure_stack();
     choose_blas_kernels(argv);
     // A script's background job (`basinvol ... &`) starts with SIGINT
     // ignored; a stop signal stops basinvol all the same (docs/batch.md):

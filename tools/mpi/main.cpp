@@ -15,6 +15,7 @@
 #include "../cli/options.hpp"
 #include "../cli/common.hpp"
 #include "../cli/descriptors.hpp"
+#include "../cli/stack.hpp"
 #include "../cli/journal.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
@@ -301,6 +302,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
 
 int main(int argc, char** argv) {
     cli::hold_standard_descriptors();
+    cli::ensure_stack();
     MPI_Init(&argc, &argv);
     int me = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &me);

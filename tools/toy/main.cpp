@@ -4,6 +4,7 @@
 // signal when SIGINT or SIGTERM stopped it (OUT as it was).
 #include "../cli/choice.hpp"
 #include "../cli/descriptors.hpp"
+#include "../cli/stack.hpp"
 #include "../cli/signals.hpp"
 #include "../cli/values.hpp"
 #include "../cli/words.hpp"
@@ -280,6 +281,7 @@ void write_toys(ToyArgs a) {
 
 int main(int argc, char** argv) {
     cli::hold_standard_descriptors();
+    cli::ensure_stack();
     CLI::App app{"basinvol-toy: write toy Hessians with known answers (expected_rank, expected_dim,\n"
                  "expected_negative, expected_log_volume) to HDF5, for `basinvol validate`.",
                  "basinvol-toy"};
