@@ -449,8 +449,13 @@ Row guarded(const HessianInfo& info, Body body) {
     } catch (const Error& e) {
         r.ok = false;
         r.error = e.what();
-        // Solvers do not know the source; every error row names it.
-        if (r.error.rfind(info.source(), 0) != 0) r.error = info.source() + ": " + r.error;
+        // Solvers do not know the source; every error row names it, once
+        // (a file that cannot be opened again is named by its Hessian).
+        const std::string file = info.file + ": ";
+        if (r.error.rfind(file, 0) == 0 && info.source() != info.file)
+            r.error = info.source() + ": " + r.error.substr(file.size());
+        else if (r.error.rfind(info.source(), 0) != 0)
+            r.error = info.source() + ": " + r.error;
     } catch (const std::bad_alloc&) {
         r.ok = false;
         r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try option max_memory";

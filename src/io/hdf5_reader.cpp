@@ -28,6 +28,7 @@
 #include <cstdlib>
 #include <sys/stat.h>
 #include <type_traits>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace basinvol {
@@ -92,6 +93,20 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
     if (S_ISDIR(st.st_mode)) fail_at(file, "cannot open file: it is a directory", false);
     if (::access(file.c_str(), R_OK) != 0)
         fail_at(file, std::string("cannot open file: ") + std::strerror(errno), false);
+    // A regular file is opened once before HDF5 opens it, whose message
+    // would bury the reason (a FIFO or device is left to HDF5: opening one
+    // may wait for a writer or take its data).
+    if (S_ISREG(st.st_mode)) {
+        const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            const int why = errno;
+            fail_at(file,
+                    std::string("cannot open file: ") + std::strerror(why) +
+                        (why == EMFILE || why == ENFILE ? " (the limit of open files, ulimit -n)" : ""),
+                    false);
+        }
+        ::close(fd);
+    }
     htri_t is = H5Fis_hdf5(file.c_str());
     if (is == 0) {
         // A matrix saved by numpy or torch: say how to convert it.

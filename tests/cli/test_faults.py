@@ -285,6 +285,20 @@ class ProcessFaults(FaultBase):
                 for g, w in zip(got, want):  # BLAS on fewer threads sums in another order
                     self.assertAlmostEqual(g["log_volume"], w["log_volume"], delta=1e-9 * abs(w["log_volume"]))
 
+    def test_too_few_open_files_is_named_once_with_the_limit(self):
+        # ulimit -n 6 with -o FILE: the rows said `F:/h: F: cannot read file
+        # as HDF5 (HDF5: ... errno = 24 ...)`.
+        files = [write_checkpoints(self.path("c%d.h5" % i), 1, 8, seed=20 + i) for i in range(3)]
+        out = self.path("rows.jsonl")
+        p = subprocess.run(["bash", "-c", 'ulimit -n 6 && out="$1" && shift && exec "$0" volume "$@" -f jsonl -o "$out"', BIN, out, *files],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        lines = p.stderr.splitlines()
+        self.assertTrue(lines)
+        for line in lines:
+            self.assertRegex(line, r"^basinvol: error: [^ ]*/c\d\.h5:/checkpoints/step_0000: cannot open file: Too many "
+                                   r"open files \(the limit of open files, ulimit -n\)$")
+
     def test_a_small_stack_limit_is_not_the_threads_stack(self):
         # ulimit -s 128: glibc sized every thread's stack by it, and a
         # worker's 64 x 64 tiles overflowed it (SIGSEGV, no row).
