@@ -106,7 +106,7 @@ std::vector<ListedHessian> expand_source(const Source& source, Row* error_row, c
     } catch (const Error& e) {
         if (error_row) *error_row = source_error_row(source, e.what());
     } catch (const std::bad_alloc&) {
-        if (error_row) *error_row = source_error_row(source, source.file + ": out of memory while listing");
+        if (error_row) *error_row = source_error_row(source, listing_out_of_memory(source.file));
     }
     return {};
 }

@@ -24,12 +24,20 @@
 #include <new>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #ifdef __linux__
 #endif
 
 namespace basinvol {
+
+std::string listing_out_of_memory(const std::string& file) {
+    struct rlimit as {};
+    const bool limited = ::getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY;
+    return file + ": out of memory while listing" +
+           (limited ? " under the address-space limit (ulimit -v): raise the limit" : std::string());
+}
 namespace {
 
 
@@ -170,7 +178,7 @@ std::string listing_answer(const Source& source) {
     } catch (const std::bad_alloc&) {
         w = Writer();
         w.u64('E');
-        w.str(source.file + ": out of memory while listing");
+        w.str(listing_out_of_memory(source.file));
     } catch (const std::exception& e) {
         w = Writer();
         w.u64('E');

@@ -73,6 +73,11 @@ struct ListedHessian {
 };
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options = {});
 
+// The message of a listing that ran out of memory (under an address-space
+// limit, it names the limit: the listing of a file of 100,000 Hessians takes
+// about 2 kB each).
+std::string listing_out_of_memory(const std::string& file);
+
 // The parameter blocks of a dense dataset written by the exporter (its
 // attributes param_offsets, param_sizes and param_names), each listed as a
 // Hessian of its own: the diagonal block of its parameters (HessianInfo::
