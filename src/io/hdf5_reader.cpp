@@ -823,6 +823,47 @@ ListedHessian detail::describe_dataset(hid_t d, const std::string& file, const s
 std::string detail::read_object_attributes(hid_t obj, Attributes& attrs) { return read_attributes(obj, attrs); }
 std::string detail::hdf5_type_name(hid_t type) { return type_name(type); }
 
+namespace {
+// Bit for bit (a NaN attribute is the same NaN when the file is unchanged).
+bool same_number(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_number(const std::optional<double>& a, const std::optional<double>& b) {
+    return a.has_value() == b.has_value() && (!a || same_number(*a, *b));
+}
+bool same_attributes(const Attributes& a, const Attributes& b) {
+    if (!same_number(a.step, b.step) || !same_number(a.loss, b.loss) ||
+        !same_number(a.loss_threshold, b.loss_threshold) || !same_number(a.hessian_error, b.hessian_error) ||
+        a.name != b.name || a.strings != b.strings || a.numbers.size() != b.numbers.size())
+        return false;
+    for (const auto& [key, v] : a.numbers) {
+        const auto it = b.numbers.find(key);
+        if (it == b.numbers.end() || !same_number(v, it->second)) return false;
+    }
+    return true;
+}
+}  // namespace
+
+void detail::check_as_listed(hid_t d, const HessianInfo& info) {
+    const std::string changed = " (the file changed after it was listed)";
+    const std::size_t whole = info.window ? info.window->of_n : info.n;
+    Handle space(H5Dget_space(d), H5Sclose);
+    hsize_t dims[2] = {0, 0};
+    if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
+        H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != whole || dims[1] != whole)
+        throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(whole) + " x " +
+                         std::to_string(whole) + " matrix that was listed" + changed);
+    Handle type(H5Dget_type(d), H5Tclose);
+    const std::string now = type.valid() ? type_name(type.get()) : "unreadable";
+    if (now != info.stored_type)
+        throw InputError(info.source() + ": the dataset's type is no longer the " + info.stored_type +
+                         " that was listed (it is " + now + ")" + changed);
+    if (info.window) return;  // a block's row keeps what its listing made of the dataset's attributes
+    Attributes attrs;
+    read_attributes(d, attrs);
+    if (!same_attributes(attrs, info.attrs))
+        throw InputError(info.source() + ": the dataset's attributes (step, loss_threshold, ...) are no longer those "
+                                         "that were listed" + changed);
+}
+
 std::size_t physical_memory_bytes() {
     long pages = ::sysconf(_SC_PHYS_PAGES);
     long size = ::sysconf(_SC_PAGE_SIZE);
@@ -914,17 +955,11 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
     ErrorSilencer quiet;
     Handle file = open_file(info.file, opt.image);
     const auto& window = info.window;
-    const std::size_t whole = window ? window->of_n : n;
     Handle d(H5Dopen2(file.get(), (window ? window->dataset : info.dataset).c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(info.source(), "cannot open dataset");
-    // The shape read must be the shape listed: a file rewritten in between
-    // would otherwise be read into a buffer of another size.
+    detail::check_as_listed(d.get(), info);
     Handle space(H5Dget_space(d.get()), H5Sclose);
-    hsize_t dims[2] = {0, 0};
-    if (!space.valid() || H5Sget_simple_extent_ndims(space.get()) != 2 ||
-        H5Sget_simple_extent_dims(space.get(), dims, nullptr) != 2 || dims[0] != whole || dims[1] != whole)
-        throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(whole) + " x " +
-                         std::to_string(whole) + " matrix that was listed (the file changed after it was listed)");
+    if (!space.valid()) fail_at(info.source(), "cannot read dataset shape");
     const hid_t type = f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;
     if (window) {
         // The diagonal block's rows and columns only.

@@ -137,7 +137,8 @@ struct ParallelDataset {
     }
 };
 
-// Every deflated chunk of the dataset must inflate to exactly its plain size,
+// The dataset must still be the one listed (shape, type, attributes), and
+// every deflated chunk of it must inflate to exactly its plain size,
 // as the serial reader checks (HDF5's filter keeps the head of a longer one
 // and leaves the tail of a shorter one unwritten): each rank checks every
 // size-th chunk. Why one does not, agreed across ranks ("" when all do).
@@ -149,6 +150,7 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     try {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
+        detail::check_as_listed(opened.dataset.get(), info);  // as the serial reader checks it
         detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
                              info.source());
     } catch (const std::bad_alloc&) {

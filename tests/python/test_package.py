@@ -778,3 +778,52 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
         basinvol.compare(bad, row)
     with pytest.raises(basinvol.InputError, match=r"no 'log_volume' \(it is null: a missing value, or NaN"):
         basinvol.rank([dict(row, log_volume=float("nan")), row])
+
+
+def test_a_dataset_changed_between_listing_and_reading_is_an_error_row_not_a_mix(tmp_path):
+    # A training job may rewrite a checkpoint while a batch is under way:
+    # the listing's stored type and attributes must still be the dataset's
+    # when its values are read (a float32 rewrite analysed under float64's
+    # cut, or new values beside the old step and loss_threshold, was an ok
+    # row of neither). The listing and the read are the batch's two steps.
+    import h5py
+    core = basinvol._need_core()
+    opts = basinvol._options()
+    rng = np.random.default_rng(7)
+    q, _ = np.linalg.qr(rng.standard_normal((60, 40)))
+    a = (q * np.geomspace(1, 100, 40)) @ q.T
+    a = (a + a.T) / 2
+    cases = {
+        "type": (lambda h: h.create_dataset("h", data=a.astype(np.float32)), "type is no longer the float64"),
+        "threshold": (lambda h: (h.create_dataset("h", data=a), h["h"].attrs.__setitem__("loss_threshold", 5.0)),
+                      "attributes (step, loss_threshold, ...) are no longer"),
+        "step": (lambda h: (h.create_dataset("h", data=2 * a), h["h"].attrs.__setitem__("step", 200)),
+                 "attributes (step, loss_threshold, ...) are no longer"),
+        "shape": (lambda h: h.create_dataset("h", data=np.eye(80)), "no longer the 60 x 60 matrix"),
+    }
+    for name, (rewrite, words) in cases.items():
+        f = str(tmp_path / (name + ".h5"))
+        with h5py.File(f, "w") as h:
+            h.create_dataset("h", data=a)
+            h["h"].attrs["step"] = 100
+            h["h"].attrs["loss_threshold"] = 1.0
+        listed = core.list_sources([f])
+        with h5py.File(f, "a") as h:
+            attrs = dict(h["h"].attrs)
+            del h["h"]
+            rewrite(h)
+            for k, v in attrs.items():
+                h["h"].attrs.setdefault(k, v)
+        (row,) = basinvol._results(core.analyze_listed(listed, opts))
+        assert not row.ok, (name, row.to_dict())
+        assert words in row.error and "(the file changed after it was listed)" in row.error, (name, row.error)
+        # The file as it now is: analysed afresh, its own numbers.
+        (fresh,) = basinvol.volume([f])
+        assert fresh.ok, (name, fresh.error)
+    # Unchanged between the two steps: the row is the fresh one's.
+    f = str(tmp_path / "same.h5")
+    with h5py.File(f, "w") as h:
+        h.create_dataset("h", data=a)
+        h["h"].attrs["epoch"] = np.nan
+    (row,) = basinvol._results(core.analyze_listed(core.list_sources([f]), opts))
+    assert row.ok and row.rank == 40, row.to_dict()
