@@ -905,6 +905,33 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([r["status"] for r in jsonl(slurp(out))], ["ok", "ok"])
 
+    def test_resume_replaces_saved_rows_of_inputs_that_now_fail(self):
+        # A dataset no longer a Hessian, or a file now gone, named again:
+        # its error row replaces its saved ok rows (FILE held both, and
+        # rank --from-results kept the ok one).
+        x = self.path("x.h5")
+        y = self.path("y.h5")
+        for f in (x, y):
+            with h5py.File(f, "w") as h:
+                h["a"] = np.diag([2.0, 1.0])
+                h["b"] = np.diag([3.0, 1.0])
+        for fmt in ("jsonl", "tsv"):
+            out = self.path("rows." + fmt)
+            self.assertEqual(run("volume", x, y, "-f", fmt, "-o", out).returncode, 0)
+        with h5py.File(x, "a") as h:
+            del h["b"]
+            h["b"] = np.ones((2, 3))  # not square
+        os.remove(y)
+        for fmt in ("jsonl", "tsv"):
+            with self.subTest(fmt):
+                out = self.path("rows." + fmt)
+                p = run("volume", x, y, "-f", fmt, "-o", out, "--resume")
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("3 saved row(s) are of a Hessian that now fails to read", p.stderr)
+                rows = jsonl(run("rank", "--from-results", out, "-f", "jsonl").stdout)
+                self.assertEqual(sorted((r["source"], r["status"]) for r in rows),
+                                 sorted([(x + ":/a", "ok"), (x + ":/b", "error"), (y, "error")]))
+
     def test_resume_computes_error_rows_again(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=10)
         out = self.path("rows.jsonl")

@@ -576,6 +576,28 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         return true;
     };
     earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
+    // An input that now fails to list (a file gone or unreadable, a group
+    // or dataset no longer a Hessian): its error row replaces the saved ok
+    // rows of what it names (the whole file, the group's Hessians, the dataset).
+    std::set<std::string> failing_files, failing_keys;
+    for (const auto& w : items)
+        if (w.error) (w.error->dataset.empty() ? failing_files : failing_keys).insert(w.error->dataset.empty()
+                                                                                         ? w.error->file
+                                                                                         : resume_key(spec, w.label()));
+    std::size_t now_failing = 0;
+    auto fails_now = [&](const bv::Row& r) {
+        const std::string key = resume_key(spec, r.source);
+        bool named = failing_files.count(r.file) > 0 || failing_keys.count(key) > 0;
+        for (std::size_t at = key.find('/'); !named && at != std::string::npos; at = key.find('/', at + 1))
+            named = failing_keys.count(key.substr(0, at)) > 0;  // a group above it
+        now_failing += named;
+        return named;
+    };
+    if (!failing_files.empty() || !failing_keys.empty())
+        earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), fails_now), earlier.kept.end());
+    if (now_failing)
+        std::cerr << "basinvol: note: " << output << ": " << now_failing
+                  << " saved row(s) are of a Hessian that now fails to read; its error row replaces them\n";
     if (changed)
         std::cerr << "basinvol: note: " << output << ": " << changed
                   << " saved row(s) are of a Hessian whose n changed since (" << resized.begin()->second
