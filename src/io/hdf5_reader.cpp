@@ -123,7 +123,21 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
     }
     if (is < 0) fail_at(file, "cannot read file as HDF5");
     hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) fail_at(file, "cannot open HDF5 file (truncated or corrupt?)");
+    if (f < 0) {
+        // A file being written is not a corrupt one: say which it is.
+        const std::string hdf5 = hdf5_message();
+        const auto says = [&](const char* words) { return hdf5.find(words) != std::string::npos; };
+        std::string why = "cannot open HDF5 file (truncated or corrupt?)";
+        if (says("unable to lock file"))
+            why = "cannot open HDF5 file: a process that writes it holds its lock; analyze it once the writer "
+                  "has closed it";
+        else if (says("already open for write"))
+            why = "cannot open HDF5 file: it is open for writing (SWMR), or its writer died without closing it; "
+                  "once no process writes it, `h5clear -s " + file + "` clears the mark";
+        else if (says("st_ino or st_dev"))
+            why = "cannot open HDF5 file: it was replaced while it was opened";
+        fail_at(file, why + (hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")"), false);
+    }
     return Handle(f, H5Fclose);
 }
 

@@ -632,6 +632,31 @@ class ReadingFaults(FaultBase):
     """Torn journals and files changing under the reader: the parsing and
     reading code on damaged input, run under the sanitizers too."""
 
+    def test_a_file_a_writer_holds_is_named_so_not_corrupt(self):
+        # A training job's checkpoint still open for writing: its lock, or
+        # SWMR's mark (also left by a writer that died), said "truncated or
+        # corrupt?".
+        locked = self.path("locked.h5")
+        with h5py.File(locked, "w") as f:
+            f["h"] = np.eye(3)
+            f.flush()
+            p = subprocess.run([BIN, "volume", locked, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(locked + ": cannot open HDF5 file: a process that writes it holds its lock", p.stderr)
+        swmr = self.path("swmr.h5")
+        with h5py.File(swmr, "w", libver="latest") as f:
+            f["h"] = np.eye(3)
+            f.swmr_mode = True
+            f.flush()
+            p = subprocess.run([BIN, "volume", swmr, "-f", "jsonl"], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, HDF5_USE_FILE_LOCKING="FALSE"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(swmr + ": cannot open HDF5 file: it is open for writing (SWMR), or its writer died without "
+                      "closing it; once no process writes it, `h5clear -s " + swmr + "` clears the mark", p.stderr)
+        # Closed by its writer: read.
+        p = subprocess.run([BIN, "volume", locked, swmr, "-f", "jsonl"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def test_values_behind_a_fifo_are_an_error_row_not_a_hang(self):
         # A dataset whose values lie in an external raw-data file that is a
         # FIFO nobody writes: HDF5 would block in its open forever.
