@@ -129,10 +129,12 @@ std::string read_object_attributes(hid_t obj, Attributes& attrs);
 std::string hdf5_type_name(hid_t type);
 // Throws InputError unless dataset `d` is still the matrix `info` lists:
 // its shape, its stored type and (but for a parameter block's window) its
-// attributes. A file rewritten between listing and reading would otherwise
+// attributes; and when it was never written. A file rewritten between listing and reading would otherwise
 // be read into a buffer of another size, under another type's ε, or beside
-// another checkpoint's step and loss_threshold.
-void check_as_listed(hid_t d, const HessianInfo& info);
+// another checkpoint's step and loss_threshold. `attributes` false: not
+// its attributes (a basinvol-mpi rank other than 0 holds only what its
+// analysis needs of them; rank 0 checks them).
+void check_as_listed(hid_t d, const HessianInfo& info, bool attributes = true);
 // Why dataset d's values cannot be read safely and whole (a corrupt type,
 // storage short of its shape, missing external or virtual sources, a
 // filter this HDF5 lacks), or "". The files other than `file` the read

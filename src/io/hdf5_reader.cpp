@@ -551,7 +551,7 @@ std::string storage_problem(hid_t d, const std::string& file, std::vector<std::s
     if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS) return "";
     const hsize_t stored = H5Dget_storage_size(d);
     const double needed = double(stored_bytes(d));
-    if (layout == H5D_CONTIGUOUS && stored == 0) return "";  // never written: reads as the fill value
+    if (layout == H5D_CONTIGUOUS && stored == 0) return "";  // never written: refused when read (read_values)
     if (layout == H5D_CONTIGUOUS && H5Pget_external_count(dcpl.get()) == 0) {
         // Its bytes must lie inside the file: a corrupt size or address would
         // have the reader allocate (and HDF5 fill) the whole shape first.
@@ -843,10 +843,18 @@ bool same_number(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0
 bool same_number(const std::optional<double>& a, const std::optional<double>& b) {
     return a.has_value() == b.has_value() && (!a || same_number(*a, *b));
 }
-bool same_attributes(const Attributes& a, const Attributes& b) {
-    if (!same_number(a.step, b.step) || !same_number(a.loss, b.loss) ||
-        !same_number(a.loss_threshold, b.loss_threshold) || !same_number(a.hessian_error, b.hessian_error) ||
-        a.name != b.name || a.strings != b.strings || a.numbers.size() != b.numbers.size())
+// The attributes a dataset has now against those listed for it. A block of
+// a `blocks` structure is listed with its whole's step, loss and threshold
+// where it has none: those three are compared where the dataset has them.
+bool same_attributes(const Attributes& now, const Attributes& listed) {
+    const auto inherited = [](const std::optional<double>& a, const std::optional<double>& b) {
+        return !a || same_number(a, b);
+    };
+    const Attributes& a = now;
+    const Attributes& b = listed;
+    if (!inherited(a.step, b.step) || !inherited(a.loss, b.loss) || !inherited(a.loss_threshold, b.loss_threshold) ||
+        !same_number(a.hessian_error, b.hessian_error) || a.name != b.name || a.strings != b.strings ||
+        a.numbers.size() != b.numbers.size())
         return false;
     for (const auto& [key, v] : a.numbers) {
         const auto it = b.numbers.find(key);
@@ -856,7 +864,7 @@ bool same_attributes(const Attributes& a, const Attributes& b) {
 }
 }  // namespace
 
-void detail::check_as_listed(hid_t d, const HessianInfo& info) {
+void detail::check_as_listed(hid_t d, const HessianInfo& info, bool attributes) {
     const std::string changed = " (the file changed after it was listed)";
     const std::size_t whole = info.window ? info.window->of_n : info.n;
     Handle space(H5Dget_space(d), H5Sclose);
@@ -870,7 +878,20 @@ void detail::check_as_listed(hid_t d, const HessianInfo& info) {
     if (now != info.stored_type)
         throw InputError(info.source() + ": the dataset's type is no longer the " + info.stored_type +
                          " that was listed (it is " + now + ")" + changed);
-    if (info.window) return;  // a block's row keeps what its listing made of the dataset's attributes
+    // Created and never written (a writer that died before its first
+    // write): every value would be the fill value, a Hessian of zeros that
+    // ranks first. (Some chunks written are read, the rest as the fill
+    // value.) Checked at the read, after the memory budget has refused a
+    // declared shape that could never be read.
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    const H5D_layout_t layout = dcpl.valid() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+    H5D_space_status_t status{};
+    if ((layout == H5D_CONTIGUOUS || layout == H5D_CHUNKED) && H5Pget_external_count(dcpl.get()) == 0 &&
+        H5Dget_space_status(d, &status) >= 0 && status == H5D_SPACE_STATUS_NOT_ALLOCATED)
+        throw InputError(info.source() +
+                         ": the dataset was never written (no storage is allocated: every value would be its fill "
+                         "value); a writer that did not finish? Write its values, zeros included");
+    if (info.window || !attributes) return;  // a block's row keeps what its listing made of the dataset's attributes
     Attributes attrs;
     read_attributes(d, attrs);
     if (!same_attributes(attrs, info.attrs))

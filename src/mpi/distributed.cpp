@@ -150,7 +150,7 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     try {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
-        detail::check_as_listed(opened.dataset.get(), info);  // as the serial reader checks it
+        detail::check_as_listed(opened.dataset.get(), info, me == 0);  // as the serial reader checks it
         detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
                              info.source());
     } catch (const std::bad_alloc&) {

@@ -392,6 +392,12 @@ BAD = {
                                   [":/hessian", "cannot read dataset values", "checksum"]),
     "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode"]),
     "missing_chunk_nan_fill": (_nan_fill_missing_chunk, [":/hessian", "non-finite value nan at [0, 10]"]),
+    # Created, never written (a writer that died): a Hessian of fill values
+    # would be an ok row of zeros, ranked first.
+    "never_written": (lambda: h5("never_written.h5", lambda f: f.create_dataset("hessian", shape=(6, 6))),
+                      [":/hessian", "the dataset was never written (no storage is allocated"]),
+    "never_written_chunked": (lambda: h5("never_written_chunked.h5", lambda f: f.create_dataset(
+        "hessian", shape=(6, 6), chunks=(3, 3), compression="gzip")), [":/hessian", "the dataset was never written"]),
     "missing_file": (lambda: path("does_not_exist.h5"), ["No such file or directory"]),
     "missing_path": (_missing_path, [":/no", "no such object"]),
     "dangling_soft_link": (_dangling_soft, [":/hessian", "dangling"]),
