@@ -250,7 +250,7 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
     // Values stored as floats take one pass (float_norms); integers held in
     // floats keep check_values, whose 64-bit rule applies to them.
     if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
-        if (info.stored_type == "float32" || info.stored_type == "float16") {
+        if (held_as_float32(info.stored_type)) {
             const NormSums f = float_norms(m);
             if (std::isfinite(f.norm2)) {
                 if (f.largest == 0) return {};

@@ -324,15 +324,21 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
         for (int i = 0; i < m; ++i) {
             const std::size_t n = one_in(4) ? 8 : 6;
             const std::size_t dim = static_cast<std::size_t>(pick(rng) % 4);
-            Row r = row("x", n, dim, 0.25 * (pick(rng) % 9) + (one_in(3) ? 1e-7 * (pick(rng) % 5) : 0.0),
-                        one_in(3) ? 1 : 0);
+            // Log-volumes on a coarse grid, nudged, far from 0 (where an error
+            // of 1e-14 is below half an ulp: v ± e == v), or at sums that round
+            // (0.1 + 0.2 against 0 with errors 0.1 and 0.2).
+            const double base = one_in(4) ? 1000.0 : 0.0;
+            double v = base + 0.25 * (pick(rng) % 9) + (one_in(3) ? 1e-7 * (pick(rng) % 5) : 0.0);
+            if (one_in(6)) v = one_in(2) ? 0.1 + 0.2 : 0.0;
+            Row r = row("x", n, dim, v, one_in(3) ? 1 : 0);
             r.source = "r" + std::to_string(i);
             if (one_in(3)) r.dim_low = dim > 0 ? dim - 1 - pick(rng) % dim : 0;
             if (one_in(3)) r.dim_high = std::min(n, dim + 1 + pick(rng) % 2);
             if (one_in(8)) r.warnings.add(Warning::ambiguous_rank);
             if (one_in(5)) r.rank -= std::min<std::size_t>(r.rank, 1);  // --negatives drop: fewer volume directions
-            const double errors[] = {0.0, 1e-7, 0.1, 0.3, std::numeric_limits<double>::quiet_NaN(), INFINITY, 2e-6};
-            r.log_volume_error = errors[pick(rng) % 7];
+            const double errors[] = {0.0, 1e-7, 0.1, 0.3, std::numeric_limits<double>::quiet_NaN(), INFINITY, 2e-6,
+                                     1e-14, 0.2};
+            r.log_volume_error = errors[pick(rng) % 9];
             if (r.negative > 0 && one_in(2)) r.negative_low = 0;  // a saddle that may be a minimum
             if (r.negative == 0 && one_in(6)) r.negative_high = 1;  // a minimum that may be a saddle
             rows.push_back(r);
@@ -350,4 +356,28 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
     // Both answers are common in the families above.
     CHECK(uncertain_seen > 1000);
     CHECK(certain_seen > 1000);
+}
+
+TEST_CASE("place_uncertain on no grid: an error below half an ulp still parts a tie; overlaps as compare rounds them") {
+    RankOptions exact;
+    exact.tie_tol = 0;
+    // v ± 1e-14 == v at v = 1000: the tie is decided by errors all the same.
+    Row a = row("a", 6, 2, 1000.0), b = row("b", 6, 2, 1000.0);
+    a.log_volume_error = b.log_volume_error = 1e-14;
+    REQUIRE(compare_rows(a, b, exact).noise_decides);
+    std::vector<Row> rows = {a, b};
+    rank_rows(rows, exact);
+    CHECK(has(rows[0], "place_uncertain"));
+    CHECK(has(rows[1], "place_uncertain"));
+    // Error bars that meet only as rounded: the flags follow compare.
+    for (const double eb : {0.2, 0.19999999999999998}) {
+        Row c = row("c", 6, 2, 0.0), d = row("d", 6, 2, 0.1 + 0.2);
+        c.log_volume_error = 0.1;
+        d.log_volume_error = eb;
+        const bool noisy = compare_rows(c, d, exact).noise_decides;
+        std::vector<Row> two = {c, d};
+        rank_rows(two, exact);
+        CHECK(has(two[0], "place_uncertain") == noisy);
+        CHECK(has(two[1], "place_uncertain") == noisy);
+    }
 }

@@ -53,6 +53,12 @@ struct FileStamp {
 
 // Byte counts of declared shapes can be absurd (a never-written 2^60 x 2^60
 // dataset): they saturate at SIZE_MAX instead of wrapping round to small.
+// Whether values of this stored type are held as float32 exactly (float32,
+// float16, bfloat16), and read so.
+inline bool held_as_float32(const std::string& stored_type) {
+    return stored_type == "float32" || stored_type == "float16" || stored_type == "bfloat16";
+}
+
 inline std::size_t bytes_of(double bytes) {
     return bytes < 1.8e19 ? static_cast<std::size_t>(bytes) : static_cast<std::size_t>(-1);
 }

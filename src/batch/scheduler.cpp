@@ -280,7 +280,10 @@ public:
             for (; started < jobs; ++started) threads_.emplace_back([this] { work(); });
         } catch (const std::system_error&) {
             std::unique_lock<std::mutex> lock(m_);
-            left_ = started;
+            left_ -= jobs - started;  // those started may have finished already
+        } catch (...) {               // no memory for a thread's state: join those that did start
+            stop_and_join();
+            throw;
         }
         if (started == 0) {
             left_ = 1;

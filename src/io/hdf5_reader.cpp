@@ -128,9 +128,12 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
         const std::string hdf5 = hdf5_message();
         const auto says = [&](const char* words) { return hdf5.find(words) != std::string::npos; };
         std::string why = "cannot open HDF5 file (truncated or corrupt?)";
-        if (says("unable to lock file"))
+        if (says("unable to lock file") && says("errno = 11,"))  // EAGAIN: another process holds the lock
             why = "cannot open HDF5 file: a process that writes it holds its lock; analyze it once the writer "
                   "has closed it";
+        else if (says("unable to lock file"))  // a file system without locks (some NFS, Lustre)
+            why = "cannot open HDF5 file: its file system refuses HDF5's file lock; HDF5_USE_FILE_LOCKING=FALSE "
+                  "reads it without";
         else if (says("already open for write"))
             why = "cannot open HDF5 file: it is open for writing (SWMR), or its writer died without closing it; "
                   "once no process writes it, `h5clear -s " + file + "` clears the mark";
@@ -967,7 +970,7 @@ std::size_t memory_budget(const ReadOptions& opt) {
 
 void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
-    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+    const bool f32 = held_as_float32(info.stored_type);
     const std::size_t elem = f32 ? sizeof(float) : sizeof(double);
     const std::size_t budget = memory_budget(opt);
     // Refuse before allocating: n² elements must fit the budget (no overflow: n < 2^32 checked first).
@@ -1018,7 +1021,7 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
 
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
-    const bool f32 = info.stored_type == "float32" || info.stored_type == "float16";
+    const bool f32 = held_as_float32(info.stored_type);
     check_memory_budget(info, opt);
     const auto N = static_cast<Eigen::Index>(n);
     Eigen::MatrixXf m32;

@@ -63,6 +63,14 @@ double error_bars(const Row& a, const Row& b) {
     return std::isnan(e) ? INFINITY : e;
 }
 
+// Whether a's and b's log-volumes within their errors meet: the intervals
+// [v − e, v + e] overlap (unbounded errors always do).
+bool values_meet(const Row& a, const Row& b) {
+    if (!(error_bars(a, b) < INFINITY)) return true;
+    return a.log_volume - a.log_volume_error <= b.log_volume + b.log_volume_error &&
+           b.log_volume - b.log_volume_error <= a.log_volume + a.log_volume_error;
+}
+
 // Whether every value within their errors of a's and b's log-volumes lies
 // in one grid cell (the values themselves on no grid: none but exact ones).
 bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
@@ -94,8 +102,7 @@ bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& op
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
         case Decider::volume:  // equal r: decided by the volumes only if r is settled, they differ past their
                                // errors, and no value within them falls in the other's grid cell (a tie)
-            return unsettled(a) || unsettled(b) || std::abs(a.log_volume - b.log_volume) <= error_bars(a, b) ||
-                   cells_may_meet(a, b, opt.tie_tol);
+            return unsettled(a) || unsettled(b) || values_meet(a, b) || cells_may_meet(a, b, opt.tie_tol);
         case Decider::tie:  // a value within its error of another cell (any error, on no grid) could part them
             return unsettled(a) || unsettled(b) || !same_cell_within_errors(a, b, opt.tie_tol);
     }
@@ -186,6 +193,7 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
                        double tie_tol, std::vector<bool>& uncertain) {
     struct Interval {
         double lo, c, hi;
+        bool wide;  // more than its cell (on no grid: an error above 0, even one v ± e rounds away)
     };
     std::vector<Interval> iv;
     iv.reserve(rows.size());
@@ -194,28 +202,29 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
         const double v = r->log_volume, e = std::isnan(r->log_volume_error) ? INFINITY : r->log_volume_error;
         if (!std::isfinite(v) || !(e >= 0)) return false;
         if (e == INFINITY) {  // unbounded: within every other row's reach
-            iv.push_back({-INFINITY, v, INFINITY});
+            iv.push_back({-INFINITY, v, INFINITY, true});
             continue;
         }
-        if (!grid) {
-            iv.push_back({v - e, v, v + e});
+        if (!grid) {  // values_meet's and same_cell_within_errors's expressions
+            iv.push_back({v - e, v, v + e, e > 0});
             continue;
         }
         const double q = v / tie_tol, ql = (v - e) / tie_tol, qh = (v + e) / tie_tol;
         if (!std::isfinite(q) || !std::isfinite(ql) || !std::isfinite(qh)) return false;
-        iv.push_back({std::floor(ql + 0.5), std::floor(q + 0.5), std::floor(qh + 0.5)});
+        const double lo = std::floor(ql + 0.5), hi = std::floor(qh + 0.5);
+        iv.push_back({lo, std::floor(q + 0.5), hi, lo != hi});
     }
     std::vector<std::pair<double, double>> spans, wide;
     for (const auto& x : iv) {
         spans.emplace_back(x.lo, x.hi);
-        if (x.lo != x.hi) wide.emplace_back(x.lo, x.hi);
+        if (x.wide) wide.emplace_back(x.lo, x.hi);
     }
     // A spanning row is noisy against any row it meets (in its cell or not);
     // a row on one cell only against a spanning row over that cell.
     const std::vector<bool> meets = meets_another(spans);
     const Cover<double> cover(std::move(wide));
     for (std::size_t k = 0; k < iv.size(); ++k)
-        if (iv[k].lo != iv[k].hi ? meets[k] : cover.holds(iv[k].c)) uncertain[at[k]] = true;
+        if (iv[k].wide ? meets[k] : cover.holds(iv[k].c)) uncertain[at[k]] = true;
     return true;
 }
 

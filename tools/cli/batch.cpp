@@ -576,20 +576,21 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         return true;
     };
     earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
-    // An input that now fails to list (a file gone or unreadable, a group
-    // or dataset no longer a Hessian): its error row replaces the saved ok
-    // rows of what it names (the whole file, the group's Hessians, the dataset).
+    // An input that now fails to list for good (a dataset no longer a
+    // Hessian, a file gone): its error row replaces the saved ok rows of
+    // what it names. A failure that may pass (a writer's lock, too many open
+    // files, memory) keeps them.
     std::set<std::string> failing_files, failing_keys;
-    for (const auto& w : items)
-        if (w.error) (w.error->dataset.empty() ? failing_files : failing_keys).insert(w.error->dataset.empty()
-                                                                                         ? w.error->file
-                                                                                         : resume_key(spec, w.label()));
+    for (const auto& w : items) {
+        if (!w.error) continue;
+        struct stat st {};
+        if (!w.info.file.empty()) failing_keys.insert(resume_key(spec, w.label()));  // listed, and refused
+        else if (::stat(w.error->file.c_str(), &st) != 0 && errno == ENOENT) failing_files.insert(w.error->file);
+    }
     std::size_t now_failing = 0;
     auto fails_now = [&](const bv::Row& r) {
         const std::string key = resume_key(spec, r.source);
-        bool named = failing_files.count(r.file) > 0 || failing_keys.count(key) > 0;
-        for (std::size_t at = key.find('/'); !named && at != std::string::npos; at = key.find('/', at + 1))
-            named = failing_keys.count(key.substr(0, at)) > 0;  // a group above it
+        const bool named = failing_files.count(r.file) > 0 || failing_keys.count(key) > 0;
         now_failing += named;
         return named;
     };
