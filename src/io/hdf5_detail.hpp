@@ -135,6 +135,9 @@ std::string hdf5_type_name(hid_t type);
 // its attributes (a basinvol-mpi rank other than 0 holds only what its
 // analysis needs of them; rank 0 checks them).
 void check_as_listed(hid_t d, const HessianInfo& info, bool attributes = true);
+// Throws InputError (naming `where`) when dataset d was created and never
+// written: no storage allocated, every value its fill value.
+void check_written(hid_t d, const std::string& where);
 // Why dataset d's values cannot be read safely and whole (a corrupt type,
 // storage short of its shape, missing external or virtual sources, a
 // filter this HDF5 lacks), or "". The files other than `file` the read

@@ -867,6 +867,23 @@ bool same_attributes(const Attributes& now, const Attributes& listed) {
 }
 }  // namespace
 
+void detail::check_written(hid_t d, const std::string& where) {
+    // Created and never written (a writer that died before its first
+    // write): every value would be the fill value, a Hessian of zeros that
+    // ranks first (or a factor or diagonal of zeros: flat directions).
+    // (Some chunks written are read, the rest as the fill value.) Checked
+    // at the read, after the memory budget has refused a declared shape
+    // that could never be read.
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    const H5D_layout_t layout = dcpl.valid() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
+    H5D_space_status_t status{};
+    if ((layout == H5D_CONTIGUOUS || layout == H5D_CHUNKED) && H5Pget_external_count(dcpl.get()) == 0 &&
+        H5Dget_space_status(d, &status) >= 0 && status == H5D_SPACE_STATUS_NOT_ALLOCATED)
+        throw InputError(where +
+                         ": the dataset was never written (no storage is allocated: every value would be its fill "
+                         "value); a writer that did not finish? Write its values, zeros included");
+}
+
 void detail::check_as_listed(hid_t d, const HessianInfo& info, bool attributes) {
     const std::string changed = " (the file changed after it was listed)";
     const std::size_t whole = info.window ? info.window->of_n : info.n;
@@ -881,19 +898,7 @@ void detail::check_as_listed(hid_t d, const HessianInfo& info, bool attributes) 
     if (now != info.stored_type)
         throw InputError(info.source() + ": the dataset's type is no longer the " + info.stored_type +
                          " that was listed (it is " + now + ")" + changed);
-    // Created and never written (a writer that died before its first
-    // write): every value would be the fill value, a Hessian of zeros that
-    // ranks first. (Some chunks written are read, the rest as the fill
-    // value.) Checked at the read, after the memory budget has refused a
-    // declared shape that could never be read.
-    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
-    const H5D_layout_t layout = dcpl.valid() ? H5Pget_layout(dcpl.get()) : H5D_LAYOUT_ERROR;
-    H5D_space_status_t status{};
-    if ((layout == H5D_CONTIGUOUS || layout == H5D_CHUNKED) && H5Pget_external_count(dcpl.get()) == 0 &&
-        H5Dget_space_status(d, &status) >= 0 && status == H5D_SPACE_STATUS_NOT_ALLOCATED)
-        throw InputError(info.source() +
-                         ": the dataset was never written (no storage is allocated: every value would be its fill "
-                         "value); a writer that did not finish? Write its values, zeros included");
+    check_written(d, info.source());
     if (info.window || !attributes) return;  // a block's row keeps what its listing made of the dataset's attributes
     Attributes attrs;
     read_attributes(d, attrs);

@@ -327,6 +327,7 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
         if (points < 0 || static_cast<std::size_t>(points) * (f32 ? sizeof(float) : sizeof(double)) != bytes)
             throw InputError(where + ": the dataset no longer has the shape that was listed (the file changed "
                                      "after it was listed)");
+        detail::check_written(d.get(), where);
         detail::check_chunks(d.get(), 0, 1, where);  // HDF5's deflate filter takes a corrupt chunk's size on trust
         if (H5Dread(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, to) < 0)
             detail::fail_to_read(d.get(), where);

@@ -611,6 +611,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
         const Handle& d = opened.dataset;
         // Each rank checks its share of G's chunks, as for a dense Hessian
         // (check_chunks above); the failures are agreed below.
+        detail::check_written(d.get(), g.source());
         detail::check_chunks(d.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size), g.source());
         Handle space(H5Dget_space(d.get()), H5Sclose);
         const hsize_t start[2] = {small_m ? 0 : lo, small_m ? lo : 0};

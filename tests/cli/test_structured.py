@@ -723,6 +723,45 @@ class Structured(unittest.TestCase):
                     self.assertIn("the stored type is corrupt: precision %d at bit offset %d in 4 bytes"
                                   % (precision, offset), rows["/h"]["error"])
 
+    def test_a_part_created_and_never_written_is_an_error_row(self):
+        # A writer that died before writing G or the diagonal left storage
+        # unallocated: read as fill values (zeros), it was an ok row of flat
+        # directions. Each part kind, contiguous and chunked.
+        for chunked in (False, True):
+            with self.subTest(chunked=chunked):
+                f = self.path("never_written_%d.h5" % chunked)
+                layout = {"chunks": True, "compression": "gzip"} if chunked else {}
+                with h5py.File(f, "w") as h5:
+                    g = h5.create_group("factor")
+                    g.attrs["structure"] = "factor"
+                    g.create_dataset("G", shape=(4, 6), dtype="f8", **layout)
+                    d = h5.create_dataset("diagonal", shape=(6,), dtype="f4", **layout)
+                    d.attrs["structure"] = "diagonal"
+                    g = h5.create_group("kron")
+                    g.attrs["structure"] = "kron"
+                    g["A"] = np.eye(2)
+                    g.create_dataset("B", shape=(3, 3), dtype="f8", **layout)
+                    g = h5.create_group("blocks")
+                    g.attrs["structure"] = "blocks"
+                    g["a"] = np.eye(2)
+                    g.create_dataset("b", shape=(3, 3), dtype="f8", **layout)
+                    g = h5.create_group("blocks_of_factor")
+                    g.attrs["structure"] = "blocks"
+                    g["a"] = np.eye(2)
+                    c = g.create_group("c")
+                    c.attrs["structure"] = "factor"
+                    c.create_dataset("G", shape=(2, 3), dtype="f4", **layout)
+                    h5["fine"] = np.diag([1.0, 2.0])
+                p = run("volume", f, "-f", "jsonl")
+                self.assertEqual(p.returncode, 1, p.stderr)
+                rows = {r["dataset"]: r for r in rows_of(p)}
+                self.assertEqual(rows["/fine"]["status"], "ok")
+                for row, part in (("/factor", "/factor/G"), ("/diagonal", "/diagonal"), ("/kron", "/kron/B"),
+                                  ("/blocks", "/blocks/b"), ("/blocks_of_factor", "/blocks_of_factor/c/G")):
+                    with self.subTest(row=row):
+                        self.assertEqual(rows[row]["status"], "error", rows[row])
+                        self.assertIn(f + ":" + part + ": the dataset was never written", rows[row]["error"])
+
     def test_a_chunk_that_inflates_to_another_size_is_an_error_row_in_every_part(self):
         # HDF5's deflate filter keeps the head of a chunk that inflates to
         # more than its size and leaves a shorter one's tail unwritten: a

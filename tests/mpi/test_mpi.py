@@ -474,6 +474,24 @@ class SameRowsAsSerial(unittest.TestCase):
                        "it inflates to 800 bytes; it holds 1600")
                 self.assert_serial_error_row(f, "/h/G: cannot decompress chunk at [20, 40]: " + why + " (corrupt data)")
 
+    def test_a_part_created_and_never_written_is_the_serial_error_row(self):
+        # A factor's G (read in slabs across ranks) and a diagonal, created
+        # and never written: fill values read as zeros were an ok row.
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        for kind in ("factor", "diagonal"):
+            with self.subTest(kind):
+                f = os.path.join(d, "never_written_" + kind + ".h5")
+                with h5py.File(f, "w") as h:
+                    if kind == "factor":
+                        g = h.create_group("h")
+                        g.attrs["structure"] = "factor"
+                        g.create_dataset("G", shape=(30, 60), dtype="f8", chunks=(10, 20), compression="gzip")
+                    else:
+                        h.create_dataset("h", shape=(40,), dtype="f4").attrs["structure"] = "diagonal"
+                part = "/h/G" if kind == "factor" else "/h"
+                self.assert_serial_error_row(f, f + ":" + part + ": the dataset was never written")
+
     def test_partial_edge_chunks_stored_unfiltered_are_read_as_hdf5_reads_them(self):
         """A file written with HDF5's H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS keeps
         its partial edge chunks unfiltered under a mask of "all filters
