@@ -335,6 +335,9 @@ int main(int argc, char** argv) {
                         "Seconds a SOURCE's structure walk (on rank 0) may take before it is stopped and is an error row")
             ->transform(cli::positive_seconds())
             ->capture_default_str();
+        // basinvol-mpi draws no progress bar; the flag is taken so that a
+        // basinvol command line runs under mpirun unchanged.
+        sub->add_flag("--no-progress", "Accepted for basinvol's command lines (basinvol-mpi draws no progress bar)");
     }
     int status = 0;
     try {
