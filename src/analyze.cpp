@@ -361,6 +361,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     if (cut.ambiguous) r.warnings.add(Warning::ambiguous_rank);
     if (cut.below_floor) r.warnings.add(Warning::cut_below_floor);
     if (!r.certified) r.warnings.add(Warning::uncertified);
+    if (f.info.unwritten_chunks) r.warnings.add(Warning::unwritten_chunks);
     // Symmetrizing moved the matrix by more than rounding of its stored type.
     if (r.asymmetry > 10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)))
         r.warnings.add(Warning::symmetrized);

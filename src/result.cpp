@@ -5,7 +5,8 @@ namespace basinvol {
 namespace {
 
 constexpr const char* warning_names[warning_count] = {"saddle",      "ambiguous_rank", "cut_below_floor", "uncertified",
-                                                      "symmetrized", "mixed_n",        "place_uncertain"};
+                                                      "symmetrized", "mixed_n",        "place_uncertain",
+                                                      "unwritten_chunks"};
 
 }  // namespace
 

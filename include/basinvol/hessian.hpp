@@ -3,6 +3,7 @@
 // as read (Hessian: the checked matrix in its stored precision).
 #include <Eigen/Dense>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
@@ -84,6 +85,10 @@ struct HessianInfo {
     // The step a lossy filter rounded the stored values to (HDF5's
     // scale-offset filter with D decimal digits: 10^-D), 0 when stored exactly.
     double quantum = 0;
+    // Chunks of its datasets (a structure: of all its parts; a parameter
+    // block: those its rows and columns lie in) that were never written, so
+    // read as the fill value: counted when listed.
+    std::uint64_t unwritten_chunks = 0;
     Attributes attrs;
     // A diagonal block of a dense dataset read as a Hessian of its own
     // (list_parameter_blocks): rows and columns [offset, offset + n) of the

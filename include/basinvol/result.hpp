@@ -34,8 +34,9 @@ enum class Warning : std::uint8_t {
     symmetrized,      // symmetrizing moved the matrix past its stored type's rounding
     mixed_n,          // ranked among Hessians of different n
     place_uncertain,  // noise may decide the place
+    unwritten_chunks, // chunks never written were read as the fill value
 };
-constexpr std::size_t warning_count = 7;
+constexpr std::size_t warning_count = 8;
 
 // The name a warning has in every output ("saddle", ...).
 const char* warning_name(Warning w);
@@ -47,15 +48,15 @@ class Warnings {
 public:
     bool has(Warning w) const { return bits_ & bit(w); }
     void add(Warning w) { bits_ |= bit(w); }
-    void remove(Warning w) { bits_ &= static_cast<std::uint8_t>(~bit(w)); }
+    void remove(Warning w) { bits_ &= static_cast<std::uint16_t>(~bit(w)); }
     bool empty() const { return bits_ == 0; }
     std::vector<std::string> names() const;
     bool operator==(const Warnings& o) const { return bits_ == o.bits_; }
     bool operator!=(const Warnings& o) const { return bits_ != o.bits_; }
 
 private:
-    static std::uint8_t bit(Warning w) { return static_cast<std::uint8_t>(1u << static_cast<unsigned>(w)); }
-    std::uint8_t bits_ = 0;
+    static std::uint16_t bit(Warning w) { return static_cast<std::uint16_t>(1u << static_cast<unsigned>(w)); }
+    std::uint16_t bits_ = 0;
 };
 
 struct Row {

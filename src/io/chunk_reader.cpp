@@ -415,6 +415,41 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     }
 }
 
+std::uint64_t unwritten_chunks(hid_t dataset, const Box* box) {
+    Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
+    Handle space(H5Dget_space(dataset), H5Sclose);
+    if (!space.valid()) return 0;
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank < 1 || rank > H5S_MAX_RANK) return 0;
+    std::vector<hsize_t> dims(static_cast<std::size_t>(rank)), chunk(dims.size());
+    if (H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) != rank ||
+        H5Pget_chunk(dcpl.get(), rank, chunk.data()) != rank)
+        return 0;
+    double grid = 1;
+    for (int i = 0; i < rank; ++i) {
+        if (chunk[i] == 0) return 0;
+        grid *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
+    }
+    hsize_t allocated = 0;
+    if (grid > 9e18 || H5Dget_num_chunks(dataset, space.get(), &allocated) < 0) return 0;
+    const auto all = static_cast<std::uint64_t>(grid);
+    const std::uint64_t whole = all - std::min<std::uint64_t>(allocated, all);
+    if (!box || whole == 0 || rank != 2) return whole;
+    // The box's chunks one by one (a B-tree lookup each), only when some
+    // chunk of the dataset is missing.
+    if (box->count[0] == 0 || box->count[1] == 0) return 0;
+    std::uint64_t missing = 0;
+    for (hsize_t r = box->start[0] / chunk[0]; r <= (box->start[0] + box->count[0] - 1) / chunk[0]; ++r)
+        for (hsize_t c = box->start[1] / chunk[1]; c <= (box->start[1] + box->count[1] - 1) / chunk[1]; ++c) {
+            const hsize_t offset[2] = {r * chunk[0], c * chunk[1]};
+            hsize_t size = 0;
+            if (H5Dget_chunk_storage_size(dataset, offset, &size) < 0 || size == 0) ++missing;
+        }
+    H5Eclear2(H5E_DEFAULT);
+    return missing;
+}
+
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where) {
     const auto layout = deflate_layout(dataset, n, f32);
     if (!layout) return false;

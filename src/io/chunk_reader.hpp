@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace basinvol::detail {
@@ -31,5 +32,10 @@ struct Box {
 };
 void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std::string& where,
                   const Box* box = nullptr);
+
+// How many chunks of a chunked dataset (of those a 2-D `box` overlaps, when
+// one is given) were never written: HDF5 reads them as the fill value. 0 for
+// other layouts, and when HDF5 cannot tell.
+std::uint64_t unwritten_chunks(hid_t dataset, const Box* box = nullptr);
 
 }  // namespace basinvol::detail

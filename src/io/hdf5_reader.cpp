@@ -644,6 +644,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     }
     if (problem.empty()) problem = values_problem(d, type.get(), info.file, &info.reads_also);
     if (problem.empty()) info.quantum = lossy_step(d, problem);
+    if (problem.empty()) info.unwritten_chunks = detail::unwritten_chunks(d);
     return listed;
 }
 

@@ -113,6 +113,7 @@ void put(Writer& w, const ListedHessian& listed) {
     w.str(h.working_part);
     w.f64(h.stored_eps);
     w.f64(h.quantum);
+    w.u64(h.unwritten_chunks);
     w.str(listed.problem);
     w.opt(h.attrs.step);
     w.opt(h.attrs.loss);
@@ -145,6 +146,7 @@ ListedHessian get(Reader& r) {
     h.working_part = r.str();
     h.stored_eps = r.f64();
     h.quantum = r.f64();
+    h.unwritten_chunks = r.u64();
     listed.problem = r.str();
     r.opt(h.attrs.step);
     r.opt(h.attrs.loss);

@@ -1,6 +1,7 @@
 // The exporter's parameter blocks of a dense Hessian (param_offsets,
 // param_sizes, param_names), each listed as the diagonal block it covers.
 
+#include "chunk_reader.hpp"
 #include "hdf5_detail.hpp"
 
 #include <basinvol/error.hpp>
@@ -160,6 +161,18 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
         b.info.dataset = whole.dataset + "[" + (names.empty() ? std::to_string(i) : names[i]) + "]";
         b.image = opt.image;
         out.push_back(std::move(b));
+    }
+    if (whole.unwritten_chunks) {  // the chunks each block's rows and columns lie in
+        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::ErrorSilencer quiet;
+        Handle file = detail::open_hdf5(whole.file, opt.image);
+        Handle d(H5Dopen2(file.get(), whole.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.valid()) fail_at(where, "cannot open dataset");
+        for (auto& b : out) {
+            const hsize_t at = b.info.window->offset, size = b.info.n;
+            const detail::Box box{{at, at}, {size, size}};
+            b.info.unwritten_chunks = detail::unwritten_chunks(d.get(), &box);
+        }
     }
     return out;
 }

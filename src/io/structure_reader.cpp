@@ -45,6 +45,7 @@ struct DatasetShape {
     std::vector<hsize_t> dims;
     std::string type;
     double eps = 0;
+    std::uint64_t unwritten = 0;  // chunks never written (read as the fill value)
 };
 
 // Shape and numeric type of dataset `d`; throws when it is not numeric or its
@@ -73,6 +74,7 @@ DatasetShape dataset_shape(hid_t d, const std::string& where, std::vector<std::s
     } else {
         fail_at(where, "dataset type is " + s.type + ", not a number (expected float32 or float64)", false);
     }
+    s.unwritten = detail::unwritten_chunks(d);
     return s;
 }
 
@@ -148,6 +150,7 @@ struct Walk {
     // whole's error is a direct sum of the parts', its norm their largest.
     std::optional<double> part_error;
     std::size_t parts = 0;  // visited so far
+    std::uint64_t unwritten = 0;  // chunks of the parts' datasets never written
 };
 
 // A part's own stated error (hessian_error) into w.part_error; a malformed
@@ -185,6 +188,7 @@ StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const st
     DatasetShape s = dataset_shape(d, where, &w.reads);
     if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
         fail_at(where, "a dense part must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
+    w.unwritten += s.unwritten;
     StructurePart p;
     p.kind = PartKind::dense;
     p.path = path;
@@ -252,6 +256,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         DatasetShape s = dataset_shape(obj, where, &w.reads);
         if (s.dims.size() != 1 || s.dims[0] == 0)
             fail_at(where, "structure diagonal must be a non-empty 1-D dataset, got shape " + shape_text(s.dims), false);
+        w.unwritten += s.unwritten;
         StructurePart p;
         p.kind = PartKind::diagonal;
         p.path = path;
@@ -278,6 +283,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     if (kind == "factor") {
         auto [g, s] = member_dataset(obj, "G", where, &w.reads);
         only_members(obj, where, "G");
+        w.unwritten += s.unwritten;
         if (s.dims.size() != 2 || s.dims[0] == 0 || s.dims[1] == 0)
             fail_at(where + "/G", "G must be a non-empty 2-D dataset (m x n), got shape " + shape_text(s.dims), false);
         p.kind = PartKind::factor;
@@ -298,6 +304,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
             fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
         (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
+        w.unwritten += s.unwritten;
         coarsest(p, s.type, s.eps, 0);
         add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))),
                    path + "/" + name + ", " + shape_text(s.dims));
@@ -455,6 +462,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         Walk w{file, {}, {}, std::nullopt, 0};
         StructurePart p = walk(w, obj, path, 0);
         info.reads_also = std::move(w.reads);
+        info.unwritten_chunks = w.unwritten;
         if (w.part_error) info.attrs.hessian_error = std::max(info.attrs.hessian_error.value_or(0.0), *w.part_error);
         info.n = p.n;
         info.stored_type = p.stored_type;

@@ -778,6 +778,41 @@ class AwkwardInputs(unittest.TestCase):
                 self.assertEqual(row["rank"], int((np.abs(lam) > row["tol"]).sum()))
                 self.assertEqual(row["negative"], int((lam < -row["tol"]).sum()))
 
+    def test_chunks_never_written_are_the_fill_value_and_the_row_says_so(self):
+        # A writer that died partway (or one that wrote only some blocks)
+        # leaves chunks unallocated: HDF5 reads them as the fill value, which
+        # may be zeros that add flat directions. The row keeps the numbers of
+        # the matrix as read (its twin holds the zeros) and warns
+        # unwritten_chunks; a dataset with every chunk written does not.
+        def build(f):
+            d = f.create_dataset("partial", shape=(20, 20), dtype="f8", chunks=(5, 5), compression="gzip")
+            d[:10, :10] = H[:10, :10]  # 12 of the 16 chunks never written
+            f.create_dataset("full", data=H, chunks=(5, 5), compression="gzip")
+            d = f.create_dataset("contiguous", shape=(20, 20), dtype="f8")
+            d[:10, :10] = H[:10, :10]  # allocated whole at the first write: nothing to tell
+        file = h5("unwritten_chunks.h5", build)
+        read = np.zeros_like(H)
+        read[:10, :10] = H[:10, :10]
+        p = run("volume", file + ":/partial", file + ":/full", file + ":/contiguous", _twin("unwritten", read),
+                "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        partial, full, contiguous, twin = rows_of(p)
+        self.assert_same("partial", partial, twin)
+        self.assertEqual(partial["dim"], 10 + int((np.abs(np.linalg.eigvalsh(H[:10, :10])) <= partial["tol"]).sum()))
+        self.assertIn("unwritten_chunks", partial["warnings"])
+        self.assertNotIn("unwritten_chunks", full["warnings"])
+        self.assertNotIn("unwritten_chunks", contiguous["warnings"])
+        self.assertNotIn("unwritten_chunks", twin["warnings"])
+        # rank carries it, and a row read back from saved results keeps it
+        saved = path("unwritten_rows.jsonl")
+        with open(saved, "w") as out:
+            out.write(p.stdout)
+        r = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ranked = {row["dataset"]: row for row in rows_of(r)}
+        self.assertIn("unwritten_chunks", ranked["/partial"]["warnings"])
+        self.assertNotIn("unwritten_chunks", ranked["/full"]["warnings"])
+
     def test_a_lossy_scale_offset_step_is_part_of_the_noise_floor(self):
         # scaleoffset=6 keeps each float to 1e-6: a rank-20 Hessian's 10 flat
         # directions get rounding values of both signs up to ~1e-6, which

@@ -762,6 +762,55 @@ class Structured(unittest.TestCase):
                         self.assertEqual(rows[row]["status"], "error", rows[row])
                         self.assertIn(f + ":" + part + ": the dataset was never written", rows[row]["error"])
 
+    def test_chunks_never_written_in_a_part_or_a_parameter_block_are_told(self):
+        # Chunks never written are read as the fill value (zeros): the row of
+        # the structure, or of the parameter block whose rows they lie in,
+        # warns unwritten_chunks; the others do not.
+        rng = np.random.default_rng(12)
+        G = rng.standard_normal((6, 12))
+        f = self.path("unwritten.h5")
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("factor")
+            g.attrs["structure"] = "factor"
+            d = g.create_dataset("G", shape=(6, 12), dtype="f8", chunks=(3, 4))
+            d[:3, :] = G[:3]  # the lower three rows never written
+            d = h5.create_dataset("diagonal", shape=(12,), dtype="f8", chunks=(4,))
+            d[:8] = np.arange(1.0, 9.0)
+            d.attrs["structure"] = "diagonal"
+            g = h5.create_group("kron")
+            g.attrs["structure"] = "kron"
+            g["A"] = np.eye(2)
+            d = g.create_dataset("B", shape=(4, 4), dtype="f8", chunks=(2, 2))
+            d[:2, :2] = np.diag([1.0, 2.0])
+            g = h5.create_group("blocks")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2)
+            d = g.create_dataset("b", shape=(4, 4), dtype="f8", chunks=(2, 2))
+            d[:2, :2] = np.diag([1.0, 2.0])
+            g = h5.create_group("complete")
+            g.attrs["structure"] = "factor"
+            g.create_dataset("G", data=G, chunks=(3, 4))
+            # parameter blocks [0, 8) and [8, 12) with chunks of 4: only the
+            # second block's diagonal chunk is never written
+            H = rotated(np.r_[np.logspace(0, -1, 9), np.zeros(3)], rng)
+            d = h5.create_dataset("params", shape=(12, 12), dtype="f8", chunks=(4, 4))
+            d[:8, :] = H[:8]
+            d[8:, :8] = H[8:, :8]
+            d.attrs["param_offsets"] = np.array([0, 8])
+            d.attrs["param_sizes"] = np.array([8, 4])
+            d.attrs["param_names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        told = {k: "unwritten_chunks" in r["warnings"] for k, r in rows.items()}
+        self.assertEqual(told, {"/factor": True, "/diagonal": True, "/kron": True, "/blocks": True, "/blocks/a": False,
+                                "/blocks/b": True, "/complete": False, "/params": True, "/params[w]": False,
+                                "/params[b]": True})
+        # the fill value is what was read: the zeros count as flat directions
+        self.assertEqual(rows["/diagonal"]["dim"], 4)
+        self.assertEqual(rows["/factor"]["rank"], 3)
+        self.assertEqual(rows["/params[b]"]["rank"], 0)
+
     def test_a_chunk_that_inflates_to_another_size_is_an_error_row_in_every_part(self):
         # HDF5's deflate filter keeps the head of a chunk that inflates to
         # more than its size and leaves a shorter one's tail unwritten: a

@@ -263,7 +263,7 @@ class SameRowsAsSerial(unittest.TestCase):
     def test_options_travel(self):
         f = self.files["dense"]
         for flags in (["-T", "0.25", "--negatives", "drop"], ["--cut", "gap"], ["--rtol", "2e-3"],
-                      ["--regularized", "0.01"], ["--hessian-error", "1e-6"]):
+                      ["--regularized", "0.01"], ["--hessian-error", "1e-6"], ["--no-progress"]):
             ref = rows(serial("volume", f, "--method", "dense", "-f", "jsonl", *flags, status=0).stdout)
             r = mpi(2, "volume", f, "-f", "jsonl", *flags)
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -491,6 +491,24 @@ class SameRowsAsSerial(unittest.TestCase):
                         h.create_dataset("h", shape=(40,), dtype="f4").attrs["structure"] = "diagonal"
                 part = "/h/G" if kind == "factor" else "/h"
                 self.assert_serial_error_row(f, f + ":" + part + ": the dataset was never written")
+
+    def test_chunks_never_written_are_told_as_the_serial_tool_tells_them(self):
+        # Read as the fill value on every rank, and the row warns
+        # unwritten_chunks (EXACT compares warnings), dense and a factor.
+        import h5py
+        f = os.path.join(tempfile.mkdtemp(dir=self.tmp.name), "unwritten.h5")
+        H = with_spectrum(list(np.logspace(-1, 1, 30)) + [0.0] * 10, 21)
+        with h5py.File(f, "w") as h:
+            d = h.create_dataset("dense", shape=(40, 40), dtype="f8", chunks=(10, 10), compression="gzip")
+            d[:20, :20] = H[:20, :20]
+            g = h.create_group("factor")
+            g.attrs["structure"] = "factor"
+            d = g.create_dataset("G", shape=(8, 40), dtype="f8", chunks=(4, 10))
+            d[:4, :] = np.random.default_rng(22).standard_normal((4, 40))
+            h.create_dataset("full", data=H, chunks=(10, 10), compression="gzip")
+        ref = rows(serial("volume", f, "-f", "jsonl").stdout)
+        self.assertEqual([("unwritten_chunks" in r["warnings"]) for r in ref], [True, True, False])
+        self.same_on_every_rank_count([f], ref, 0)
 
     def test_partial_edge_chunks_stored_unfiltered_are_read_as_hdf5_reads_them(self):
         """A file written with HDF5's H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS keeps
