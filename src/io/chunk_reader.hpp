@@ -35,7 +35,8 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
 
 // How many chunks of a chunked dataset (of those a 2-D `box` overlaps, when
 // one is given) were never written: HDF5 reads them as the fill value. 0 for
-// other layouts, and when HDF5 cannot tell.
+// other layouts, and when HDF5 cannot tell; a box of over 2^22 chunks gets
+// the whole dataset's count.
 std::uint64_t unwritten_chunks(hid_t dataset, const Box* box = nullptr);
 
 }  // namespace basinvol::detail
