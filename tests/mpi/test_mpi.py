@@ -510,6 +510,24 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertEqual([("unwritten_chunks" in r["warnings"]) for r in ref], [True, True, False])
         self.same_on_every_rank_count([f], ref, 0)
 
+    def test_names_that_are_not_utf8_are_the_serial_rows(self):
+        # A file, group or dataset name of any bytes: rank 0 sends the names
+        # to the other ranks, which open them (the rows print U+FFFD).
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name).encode()
+        H = with_spectrum([2.0, 1.0, 0.0], 23)
+        files = [os.path.join(d, b"dataset.h5"), os.path.join(d, b"group.h5"), os.path.join(d, b"bad\xffname.h5")]
+        with h5py.File(files[0], "w") as h:
+            h.create_dataset(b"\xff\xfeH", data=H)
+        with h5py.File(files[1], "w") as h:
+            h.create_group(b"g\xe9")["H"] = H
+        with h5py.File(files[2], "w") as h:
+            h["h"] = H
+        srcs = [os.fsdecode(f) for f in files] + [self.files["small"]]
+        ref = rows(serial("volume", *srcs, "-f", "jsonl").stdout)
+        self.assertEqual([r["status"] for r in ref], ["ok"] * 4)
+        self.same_on_every_rank_count(srcs, ref, 0)
+
     def test_partial_edge_chunks_stored_unfiltered_are_read_as_hdf5_reads_them(self):
         """A file written with HDF5's H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS keeps
         its partial edge chunks unfiltered under a mask of "all filters

@@ -50,6 +50,28 @@ struct Item {
     std::optional<bv::Row> row;    // error: the row (rank 0)
 };
 
+// A file or dataset name as it is on disk, any bytes (JSON strings must be
+// UTF-8, and a name replaced by U+FFFD could not be opened): two hex digits
+// a byte.
+std::string hex_of(const std::string& bytes) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(2 * bytes.size());
+    for (unsigned char c : bytes) {
+        out += digits[c >> 4];
+        out += digits[c & 15];
+    }
+    return out;
+}
+
+std::string bytes_of_hex(const std::string& hex) {
+    const auto digit = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    std::string out(hex.size() / 2, '\0');
+    for (std::size_t i = 0; i < out.size(); ++i)
+        out[i] = static_cast<char>(digit(hex[2 * i]) * 16 + digit(hex[2 * i + 1]));
+    return out;
+}
+
 // Rank 0 lists the sources; the others get what a distributed solve needs.
 std::vector<Item> plan_items(const std::vector<std::string>& sources, double list_timeout, int me) {
     std::vector<Item> items;
@@ -67,7 +89,8 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
         }
         nlohmann::json list = nlohmann::json::array();
         for (const auto& it : items)
-            list.push_back({{"kind", static_cast<int>(it.kind)}, {"file", it.info.file}, {"dataset", it.info.dataset},
+            list.push_back({{"kind", static_cast<int>(it.kind)}, {"file", hex_of(it.info.file)},
+                            {"dataset", hex_of(it.info.dataset)},
                             {"n", it.info.n}, {"stored_type", it.info.stored_type}, {"structure", it.info.structure},
                             {"stored_eps", it.info.stored_eps}});
         text = list.dump();
@@ -80,8 +103,8 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
         for (const auto& j : nlohmann::json::parse(text)) {
             Item it;
             it.kind = static_cast<Item::Kind>(j["kind"].get<int>());
-            it.info.file = j["file"];
-            it.info.dataset = j["dataset"];
+            it.info.file = bytes_of_hex(j["file"].get<std::string>());
+            it.info.dataset = bytes_of_hex(j["dataset"].get<std::string>());
             it.info.n = j["n"];
             it.info.stored_type = j["stored_type"];
             it.info.structure = j["structure"];
