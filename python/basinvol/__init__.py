@@ -193,7 +193,8 @@ def _hdf5_lock():
 def _analyze_sources(texts, opts):
     core = _need_core()
     with _hdf5_lock():
-        listed = core.list_sources(texts)
+        # As bytes: a name that is not UTF-8 (os.listdir's surrogate escapes) is the file's own bytes.
+        listed = core.list_sources([os.fsencode(t) for t in texts])
         return _results(core.analyze_listed(listed, opts))
 
 
@@ -436,7 +437,7 @@ def read_results(path, *, dataframe=False):
     from the content) as Results; dataframe=True gives a pandas DataFrame
     (to_dataframe) instead. Raises InputError on text that is not basinvol
     output."""
-    rows = [Result(json.loads(t), ev, complete) for t, ev, complete in _need_core().read_results(os.fspath(path))]
+    rows = [Result(json.loads(t), ev, complete) for t, ev, complete in _need_core().read_results(os.fsencode(path))]
     return to_dataframe(rows) if dataframe else rows
 
 

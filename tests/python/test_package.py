@@ -426,6 +426,25 @@ def test_read_results_of_every_format(tmp, fmt):
     assert list(df["source"]) == [x["source"] for x in ref]
 
 
+def test_a_file_name_that_is_not_utf8_is_read_as_the_cli_reads_it(tmp):
+    # os.listdir gives such a name with surrogate escapes; the file's own
+    # bytes are opened, and the row prints U+FFFD, as the command line's.
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5]), (100, [5.0, 2.0, 0.0, 0.0])])
+    odd = os.path.join(os.fsencode(tmp), b"ckpt\xff.h5")
+    os.rename(a, odd)
+    name = os.fsdecode(odd)
+    good = checkpoints(tmp, "good.h5", [(0, [1.0, 0.0])])
+    rows = basinvol.volume([name, good])
+    ref = cli_rows("volume", name, good)
+    assert [r.ok for r in rows] == [True] * 3
+    for r, x in zip(rows, ref):
+        same_row(r, x)
+    assert "\ufffd" in rows[0].source
+    out = os.path.join(os.fsencode(tmp), b"rows\xff.jsonl")
+    cli("volume", name, "-f", "jsonl", "-o", os.fsdecode(out))
+    assert [r.source for r in basinvol.read_results(os.fsdecode(out))] == [r.source for r in rows[:2]]
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_read_results_keeps_a_spectrum_s_eigenvalues(tmp, fmt):
     spectrum = [5.0, 2.0, -1.0, 0.5, 0.0]
