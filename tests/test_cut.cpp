@@ -238,6 +238,62 @@ TEST_CASE("explicit atol and rtol; a cut under the floor is flagged") {
     CHECK(std::isfinite(r.tol));
 }
 
+TEST_CASE("an explicit cut within the floor of a value leaves the kept count to noise: ambiguous_rank") {
+    // The same Hessian relabelled (or solved by ScaLAPACK) moves a value at
+    // tol to either side of it: every such row says ambiguous_rank and holds
+    // both dims in its band, whichever side its own rounding chose.
+    Magnitudes m;
+    m.known = {1, 0.5, 1e-3};
+    m.n = 40;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.frobenius = 3;
+    CutOptions opt;
+    const double floor = noise_floor(m);
+    for (double at : {1e-3 - floor / 2, 1e-3, 1e-3 + floor / 2}) {
+        CAPTURE(at);
+        opt.atol = at;
+        const Cut c = choose_cut(m, opt);
+        CHECK(c.ambiguous);
+        CHECK(c.decided);
+        CHECK(c.dim_low == 37);
+        CHECK(c.dim_high == 38);
+    }
+    // Clear of the floor either way: the gaps beside it (2.7 decades above,
+    // 10 below) make the count sure.
+    for (double at : {1e-3 - 4 * floor, 1e-3 + 4 * floor}) {
+        CAPTURE(at);
+        opt.atol = at;
+        CHECK_FALSE(choose_cut(m, opt).ambiguous);
+    }
+    // rtol the same way: tol = rtol·max|λ|.
+    opt.atol.reset();
+    opt.rtol = 1e-3;
+    CHECK(choose_cut(m, opt).ambiguous);
+    // A partial spectrum (each value known within value_error) decides it
+    // only when every value its bounds allow is on the same side of "within
+    // the floor of tol" (the kept count itself decided in each case here:
+    // no interval reaches tol).
+    opt.rtol.reset();
+    m.rest_bound = floor / 10;
+    auto partial = [&](double tol_over, double error) {
+        opt.atol = 1e-3 + tol_over * floor;
+        m.value_error = error * floor;
+        return choose_cut(m, opt);
+    };
+    Cut c = partial(1.5, 0.1);  // never within the floor
+    CHECK_FALSE(c.ambiguous);
+    CHECK(c.decided);
+    c = partial(1.5, 0.9);  // may be within it
+    CHECK_FALSE(c.ambiguous);
+    CHECK_FALSE(c.decided);
+    c = partial(0.5, 0.1);  // always within it
+    CHECK(c.ambiguous);
+    CHECK(c.decided);
+    c = partial(0.9, 0.5);  // may be outside it
+    CHECK(c.ambiguous);
+    CHECK_FALSE(c.decided);
+}
+
 TEST_CASE("a cut under the floor has a band from its own dim up to the floor's") {
     // Two exact zeros come out of the eigensolver as noise of ~1e-16: a cut
     // at 1e-20 keeps them as curvature, and its band must say that a cut at

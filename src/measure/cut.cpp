@@ -419,6 +419,22 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         const Range over{std::log10(K.lo(last)) - std::log10(tol.hi), std::log10(K.hi(last)) - std::log10(tol.lo)};
         decided = decided && (K.exact() || decided_ge(over, opt.min_gap));
     }
+    // An explicit cut is where the option puts it, not in a gap: a value
+    // within the floor of it (noise, or two dense solves' rounding, moves
+    // it to either side) makes the kept count noise's choice.
+    if ((c.rule == "atol" || c.rule == "rtol") && c.floor > 0) {
+        const double reach = c.floor;
+        bool near = false, surely = false, maybe = false;
+        for (const std::size_t i : {c.kept - 1, c.kept}) {  // the smallest kept, the largest dropped
+            if (i >= K.n) continue;  // c.kept - 1 wraps when nothing is kept
+            const Pos p = K.at(i);
+            near = near || std::abs(K.mid(p) - c.tol) <= reach;
+            surely = surely || (K.lo(p) >= tol.hi - reach && K.hi(p) <= tol.lo + reach);
+            maybe = maybe || (K.hi(p) >= tol.lo - reach && K.lo(p) <= tol.hi + reach);
+        }
+        c.ambiguous = c.ambiguous || near;
+        decided = decided && (K.exact() || (near ? surely : !maybe));
+    }
     // A decade either way, never lower than the floor (the values under it
     // are noise), never past the cut itself: a cut under the floor keeps
     // noise as curvature, and its band reaches up to the floor.
