@@ -156,7 +156,8 @@ def _is_bool(v):
 
 
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
-             hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False):
+             hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False,
+             list_timeout=None):
     if max_memory is not None and not isinstance(max_memory, str):
         # Bytes as a whole number (numpy integers too); 1.5 or True are not sizes.
         whole = hasattr(max_memory, "__index__") and not isinstance(max_memory, bool) or (
@@ -172,9 +173,19 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
         raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
+    if list_timeout is not None:  # seconds a file's structure walk may take (volume, rank, compare of SOURCEs)
+        seconds = None if _is_bool(list_timeout) else list_timeout
+        try:
+            seconds = float(seconds)
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is None or not (0 < seconds < float("inf")):
+            raise UsageError(f"list_timeout must be a positive number of seconds, got {list_timeout!r}")
+        list_timeout = seconds
     return dict(threshold=threshold, cut=cut, method=method, negatives=negatives, rtol=rtol, atol=atol,
                 min_gap=min_gap, hessian_error=hessian_error, max_asymmetry=max_asymmetry,
-                regularized=regularized, max_memory=max_memory, eigenvalues=bool(eigenvalues))
+                regularized=regularized, max_memory=max_memory, eigenvalues=bool(eigenvalues),
+                list_timeout=list_timeout)
 
 
 def _hdf5_lock():
@@ -194,7 +205,8 @@ def _analyze_sources(texts, opts):
     core = _need_core()
     with _hdf5_lock():
         # As bytes: a name that is not UTF-8 (os.listdir's surrogate escapes) is the file's own bytes.
-        listed = core.list_sources([os.fsencode(t) for t in texts])
+        limit = {} if opts["list_timeout"] is None else {"list_timeout": opts["list_timeout"]}
+        listed = core.list_sources([os.fsencode(t) for t in texts], **limit)
         return _results(core.analyze_listed(listed, opts))
 
 
@@ -314,7 +326,8 @@ def volume(sources, **options):
     Result each in order; a source that cannot be read gives an error row
     (Result.ok False, Result.error the message), and the rest go on. Options as
     analyze() (label, step, loss and name excepted: a file's rows take theirs
-    from the file)."""
+    from the file), and list_timeout: the seconds a SOURCE's structure walk
+    may take (default 120, as --list-timeout) before it is an error row."""
     _check_options(options, True)
     return _analyze_sources(_source_list(sources), _options(**options))
 

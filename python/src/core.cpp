@@ -179,11 +179,13 @@ struct Listed {
 // not thread-safe) under h5py's own lock (h5py holds it around every
 // HDF5 call, with or without the GIL), and basinvol's own HDF5 calls hold
 // hdf5_mutex, which the listing takes before it forks.
-Listed list_sources(const std::vector<std::string>& texts) {
+Listed list_sources(const std::vector<std::string>& texts, double list_timeout) {
+    bv::ListOptions listing;
+    listing.time_limit = list_timeout;
     Listed l;
     for (const auto& text : texts) {
         bv::Row err;
-        auto list = bv::expand_source(bv::parse_source(text), &err);
+        auto list = bv::expand_source(bv::parse_source(text), &err, listing);
         l.sources.emplace_back(std::move(list), std::move(err));
     }
     return l;
@@ -288,7 +290,7 @@ PYBIND11_MODULE(_core, m) {
     py::register_exception<bv::NumericError>(m, "NumericError", error);
     m.def("analyze_array", &analyze_array, py::arg("array"), py::arg("options"), py::arg("label"));
     py::class_<Listed>(m, "Listed");
-    m.def("list_sources", &list_sources, py::arg("sources"));
+    m.def("list_sources", &list_sources, py::arg("sources"), py::arg("list_timeout") = bv::default_listing_time_limit);
     m.def("list_image", &list_image, py::arg("image"), py::arg("label"), py::arg("path"));
     m.def("analyze_listed", &analyze_listed, py::arg("listed"), py::arg("options"));
     m.def("rank", &rank, py::arg("rows"), py::arg("options"));

@@ -445,6 +445,24 @@ def test_a_file_name_that_is_not_utf8_is_read_as_the_cli_reads_it(tmp):
     assert [r.source for r in basinvol.read_results(os.fsdecode(out))] == [r.source for r in rows[:2]]
 
 
+def test_list_timeout_is_the_command_line_s(tmp):
+    # A FIFO named as a file blocks HDF5's open: after list_timeout seconds
+    # (the message names the option) it is an error row, the rest go on.
+    fifo = os.path.join(tmp, "fifo.h5")
+    os.mkfifo(fifo)
+    good = checkpoints(tmp, "good.h5", [(0, [1.0, 0.0])])
+    t0 = time.monotonic()
+    rows = basinvol.volume([fifo, good], list_timeout=1)
+    assert time.monotonic() - t0 < 30
+    assert [r.ok for r in rows] == [False, True]
+    assert "listing limit of 1 s" in rows[0].error and "option list_timeout" in rows[0].error
+    ranked = basinvol.rank([fifo, good], list_timeout=0.5)
+    assert [r.ok for r in ranked] == [True, False]
+    for bad in (0, -1, float("inf"), float("nan"), "x", True):
+        with pytest.raises(basinvol.UsageError, match="list_timeout must be a positive number of seconds"):
+            basinvol.volume(good, list_timeout=bad)
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
 def test_read_results_keeps_a_spectrum_s_eigenvalues(tmp, fmt):
     spectrum = [5.0, 2.0, -1.0, 0.5, 0.0]
