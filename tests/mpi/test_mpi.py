@@ -386,6 +386,13 @@ class SameRowsAsSerial(unittest.TestCase):
         r = mpi(2, "volume", self.files["small"], "--method", "lanczos")
         self.assertEqual(r.returncode, 2)
         self.assertIn("not available across ranks", r.stderr)
+        # Worded as basinvol words a usage error, once (rank 0), with where to look.
+        for bad in (["-T", "-1"], ["--cut", "zz"]):
+            r = mpi(2, "volume", self.files["small"], *bad)
+            s = serial("volume", self.files["small"], *bad, status=2)
+            self.assertEqual(r.returncode, 2)
+            ours = [l for l in r.stderr.splitlines() if l.startswith(("basinvol-mpi", "Run "))]  # not mpirun's notice
+            self.assertEqual([l.replace("basinvol-mpi", "basinvol") for l in ours], s.stderr.splitlines())
         r = mpi(2, "volume")
         self.assertEqual(r.returncode, 2)
         # --read-timeout (a child process per read) is not offered, and refused by name.

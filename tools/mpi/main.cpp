@@ -246,7 +246,8 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
         sources = args;
     } catch (const bv::UsageError& e) {
-        if (me == 0) std::cerr << "basinvol-mpi: error: " << cli::one_line(usage_message(e)) << '\n';
+        if (me == 0)  // as basinvol words a usage error, and as CLI11's own are worded below
+            std::cerr << "basinvol-mpi: " << cli::one_line(usage_message(e)) << "\nRun 'basinvol-mpi --help' for usage.\n";
         return exit_usage;
     }
     const std::vector<Item> items = plan_items(sources, list_timeout, me);
