@@ -433,6 +433,68 @@ TEST_CASE("property: a spectrum moved within its noise floor gets a dim inside t
     CHECK(ties > 0);  // the family does plant ties
 }
 
+TEST_CASE("property: a partial spectrum's decided cut is the full spectrum's, ties, flag and band included") {
+    // The full spectrum: planted near-equal gaps (products, as a Kronecker
+    // pair's) and values near, on and under the floor. A partial solver
+    // sees the values above a threshold h, each within e of the truth, and
+    // bounds the rest by ρ ≥ h (Cholesky's pivot stop, a sketch's noise
+    // cut). Where it decides the cut, the cut must be the full one's: the
+    // ties an unseen value near the floor makes (its noise, up to log10 2)
+    // included. Gap, auto and explicit rules.
+    std::mt19937_64 rng(20261205);
+    std::uniform_real_distribution<double> u(0, 1);
+    int decided = 0, decided_ambiguous = 0, undecided = 0;
+    for (int trial = 0; trial < 4000; ++trial) {
+        std::vector<double> a(2 + trial % 3), b(2 + trial / 3 % 3), v;
+        for (double& x : a) x = std::pow(10.0, -6 * u(rng));
+        for (double& x : b) x = std::pow(10.0, -6 * u(rng));
+        for (double x : a)
+            for (double y : b) v.push_back(x * y);
+        std::sort(v.rbegin(), v.rend());
+        Magnitudes full;
+        full.n = v.size() + 3;
+        full.stored_eps = trial % 4 ? std::numeric_limits<double>::epsilon() : 0x1p-24;
+        full.frobenius = v.front() * std::sqrt(double(v.size()));
+        full.input_noise = v[std::min(v.size() - 1, v.size() / 2 + trial % (v.size() / 2 + 1))] * std::pow(10.0, 1 - 3 * u(rng));
+        const double floor = noise_floor(full);
+        full.known = v;
+        // What the partial solver sees: values over h, each off by up to e.
+        const double h = floor * std::pow(10.0, 1.5 * u(rng) - 0.5);
+        const double e = trial % 3 == 0 ? 0.0 : floor * std::pow(10.0, -3 * u(rng));
+        Magnitudes part = full;
+        part.known.clear();
+        for (double x : v)
+            if (x > h) part.known.push_back(std::max(0.0, x + e * (2 * u(rng) - 1)));
+        std::sort(part.known.rbegin(), part.known.rend());
+        part.value_error = e + 1e-300;
+        part.rest_bound = h * (1 + 1e-12);
+        CutOptions opt;
+        switch (trial % 4) {
+            case 0: opt.rule = CutRule::gap; break;
+            case 1: opt.rule = CutRule::automatic; break;
+            case 2: opt.atol = v[trial % v.size()] * (1 + (u(rng) - 0.5) * 1e-12); break;  // at a value
+            default: opt.rule = CutRule::automatic; opt.min_gap = 0.3 + u(rng); break;
+        }
+        const Cut c = choose_cut(full, opt);
+        const Cut p = choose_cut(part, opt);
+        if (!p.decided) {
+            ++undecided;
+            continue;
+        }
+        ++decided;
+        decided_ambiguous += c.ambiguous ? 1 : 0;
+        CAPTURE(trial);
+        CHECK(p.kept == c.kept);
+        CHECK(p.ambiguous == c.ambiguous);
+        CHECK(p.dim_low == c.dim_low);
+        CHECK(p.dim_high == c.dim_high);
+        CHECK(p.rule == c.rule);
+    }
+    CHECK(decided > 500);
+    CHECK(undecided > 100);
+    CHECK(decided_ambiguous > 0);  // decided rows that are flagged: the flag comes out the same
+}
+
 TEST_CASE("gaps near the floor: its clamp moves them, and their own noise grows when moved") {
     // Cases a moved spectrum once took outside the band (no warning).
     struct Case {

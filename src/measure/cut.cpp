@@ -69,6 +69,21 @@ struct Knowledge {
     }
     double gap_noise(Pos p, Pos q) const { return move(mid(p)) + move(mid(q)) + 1e-12; }
     double gap_spread(Pos p, Pos q) const { return spread(mid(p)) + spread(mid(q)) + 1e-12; }
+    // The most move and spread reach for a value anywhere in [lo(p), hi(p)]
+    // (a partial spectrum's; an unseen one anywhere in [0, ρ]): move rises
+    // to at most log10 2 up to the floor and falls from twice the floor,
+    // spread falls from three times it and is log10 2 below.
+    double most_move(Pos p) const {
+        if (!(floor > 0)) return 0.0;
+        if (hi(p) < floor) return move(hi(p));
+        return lo(p) > 2 * floor ? move(lo(p)) : std::log10(2.0);
+    }
+    double most_spread(Pos p) const {
+        if (!(floor > 0)) return 0.0;
+        return lo(p) >= 3 * floor ? move(lo(p) - floor) : std::log10(2.0);
+    }
+    double most_gap_noise(Pos p, Pos q) const { return most_move(p) + most_move(q) + 1e-12; }
+    double most_gap_spread(Pos p, Pos q) const { return most_spread(p) + most_spread(q) + 1e-12; }
     // The cut a gap places: the geometric mean of its sides.
     double cut_mid(Pos p, Pos q) const { return geometric_mean(mid(p), clamp(mid(q))); }
     Range cut_range(Pos p, Pos q) const {
@@ -347,11 +362,17 @@ Choice largest_gap(const Knowledge& K, double ceiling_mid, Range ceiling, double
         if (const auto fast = largest_gap_bucketed(K, ceiling_mid, min_gap)) return *fast;
     Choice best = first_of_ties(K, ceiling_mid, min_gap);
     if (K.exact()) return best;
-    // Could gap (p, q) be eligible for some consistent spectrum? hi only
-    // falls along the positions: none after the first with hi ≤ floor.
+    // Could gap (p, q) be eligible for some consistent spectrum, or tie
+    // with an eligible gap (Ties: possibly eligible with its noise)? Its
+    // noise is taken at its worst over the values' ranges: the ties of the
+    // spectrum dense finds must be those of the found values, and an unseen
+    // value (read as 0, no noise) may lie near the floor (noise up to
+    // log10 2). hi only falls along the positions: none after the first
+    // with hi ≤ floor.
     auto maybe_eligible = [&](Pos p, Pos q) {
         const Range g = K.gap_range(p, q);
-        return K.hi(p) > K.floor && g.hi > 0 && g.hi >= min_gap && K.cut_range(p, q).lo <= ceiling.hi;
+        const double most = g.hi + K.most_gap_noise(p, q);
+        return K.hi(p) > K.floor && most > 0 && most >= min_gap && K.cut_range(p, q).lo <= ceiling.hi;
     };
     if (!best.found) {
         K.for_each_gap([&](Pos p, Pos q) {
@@ -361,15 +382,24 @@ Choice largest_gap(const Knowledge& K, double ceiling_mid, Range ceiling, double
         return best;
     }
     const Range gc = K.gap_range(best.at, best.next);
-    // The chosen gap is eligible in every consistent spectrum ...
-    if (!(K.lo(best.at) > K.floor && gc.lo > 0 && gc.lo >= min_gap && K.cut_range(best.at, best.next).hi <= ceiling.lo))
+    // The chosen gap is eligible in every consistent spectrum, there even
+    // with its noise (certainly_eligible: so no spectrum may have none) ...
+    const double noise = K.most_gap_noise(best.at, best.next);
+    if (!(K.lo(best.at) - K.floor > K.floor && gc.lo - noise > 0 && gc.lo - noise >= min_gap &&
+          K.cut_range(best.at, best.next).hi <= ceiling.lo))
         best.decided = false;
-    // ... and no other gap can beat it (an earlier one would win a tie).
+    // ... no other gap can beat it (an earlier one would win a tie), and
+    // none comes within reach of it in any consistent spectrum (Ties: a
+    // gap j with g_j + d_j + D_j ≥ g − d − D would be a peer or join the
+    // band), so that the choice, the flag and the band are those of
+    // every consistent spectrum: none tied.
+    const double clear = gc.lo - noise - K.most_gap_spread(best.at, best.next);
     if (best.decided)
         K.for_each_gap([&](Pos p, Pos q) {
             if (p.i != best.at.i && maybe_eligible(p, q)) {
                 const double gj = K.gap_range(p, q).hi;
                 if (p.i < best.at.i ? gj >= gc.lo : gj > gc.lo) best.decided = false;
+                if (gj + K.most_gap_noise(p, q) + K.most_gap_spread(p, q) >= clear) best.decided = false;
             }
             return best.decided && K.hi(p) > K.floor;
         });

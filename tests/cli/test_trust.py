@@ -231,6 +231,35 @@ class Storage(Base):
             self.assertEqual(got, [n, 0, n, 0, 0, n], method)
             self.assertIn("ambiguous_rank", row["warnings"])
 
+    def test_a_value_under_the_pivot_stop_near_the_floor_ties_as_dense_ties_it(self):
+        # Diagonal float32 Hessians (their eigenvalues are their entries):
+        # a value about the floor, which Cholesky never pivots on and a
+        # sketch only compresses, ties the gaps beside it (its noise, up to
+        # log10 2). Dense flags the rank ambiguous (and in the second case
+        # chooses another gap than the values over the floor alone would);
+        # every method must give dense's row.
+        f = float(np.finfo(np.float32).eps)
+        cases = (("bandbreak", 1000, [1.0, 0.1, 28200 * f, 100 * f, 1.0 * f], ["--cut", "gap"]),
+                 ("rankbreak", 3000, [1.0, 5122.106473683711 * f, 736.6345673855049 * f, 37.539493474387726 * f,
+                                      0.8612909740757745 * f], []))
+        for name, n, values, extra in cases:
+            file = self.path(name + ".h5")
+            H = np.zeros((n, n), np.float32)
+            H[np.arange(len(values)), np.arange(len(values))] = values
+            with h5py.File(file, "w") as h5:
+                h5["H"] = H
+            rows = {}
+            for method in METHODS:
+                p = run("volume", file, "--method", method, "-f", "jsonl", *extra)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                rows[method] = rows_of(p)[0]
+            dense = rows["dense"]
+            self.assertIn("ambiguous_rank", dense["warnings"], name)
+            for method in METHODS:
+                with self.subTest(name, method=method):
+                    for key in ("rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut"):
+                        self.assertEqual(rows[method][key], dense[key], key)
+
     def test_float32_asymmetric_at_rounding_level_is_symmetrized_exactly(self):
         # Autograd in float32 leaves H asymmetric by an ulp here and there.
         # (a + b)/2 of two floats is exact in double; rounded back to float32
