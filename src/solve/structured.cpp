@@ -41,6 +41,10 @@ struct Accumulator {
     std::vector<SpectrumPart> parts;
     std::vector<Square> squares;  // in the walk's order, A then B of each Kronecker part
     double asymmetry = 0;  // ‖H − Hᵀ‖_F = √Σ ‖H_part − H_partᵀ‖_F², kept by hypot (no overflow)
+    // The square part (a dense part, a Kronecker factor) whose asymmetry
+    // adds the most to the whole's, for the message that refuses it.
+    double most_skew = 0;
+    std::string most_skew_part;
     double skew_products = 0;  // ‖Σ s·A_k ⊗ B_k‖_F over Kronecker parts (orthogonal: by hypot)
     double value_error = 0;
 };
@@ -212,8 +216,12 @@ void fold_squares(Accumulator& acc) {
     for (std::size_t i = 0; i < acc.squares.size(); ++i) {
         const Square& q = acc.squares[i];
         if (q.failed) std::rethrow_exception(q.failed);
+        auto note_skew = [&](double skew, const std::string& path) {
+            if (skew > acc.most_skew) acc.most_skew = skew, acc.most_skew_part = path;
+        };
         if (q.role == Square::dense) {
             acc.asymmetry = std::hypot(acc.asymmetry, q.skew);
+            note_skew(q.skew, q.path);
             acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
             continue;
         }
@@ -227,6 +235,8 @@ void fold_squares(Accumulator& acc) {
         // ‖H − Hᵀ‖_F = s·√(‖A_s‖²‖B − Bᵀ‖² + ‖A − Aᵀ‖²‖B_s‖²): exactly the
         // dense twin's.
         acc.asymmetry = std::hypot(acc.asymmetry, scaled(s, fa, B.skew, q.skew, fb));
+        note_skew(scaled(s, fa, B.skew, 0, 0), B.path);  // s·‖A_s‖_F·‖B − Bᵀ‖_F
+        note_skew(scaled(s, q.skew, fb, 0, 0), q.path);  // s·‖A − Aᵀ‖_F·‖B_s‖_F
         // |α̂β̂ − αβ| ≤ |α|·ε‖B‖ + |β|·ε‖A‖ + ε²‖A‖‖B‖, and one rounding of the
         // product; the values are A_s ⊗ B_s's, where the twin's symmetric part
         // adds A_k ⊗ B_k (symmetric): ‖A_k ⊗ B_k‖₂ ≤ s·‖A_k‖_F‖B_k‖_F.
@@ -604,7 +614,14 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
         reject_norm_overflow(info.source());
-    if (out.asymmetry > 0) check_symmetry(info, relative_asymmetry(out.asymmetry, out.symmetric_frobenius), opt);
+    if (out.asymmetry > 0) {
+        try {
+            check_symmetry(info, relative_asymmetry(out.asymmetry, out.symmetric_frobenius), opt);
+        } catch (const InputError& e) {
+            if (acc.most_skew_part.empty()) throw;
+            throw InputError(std::string(e.what()) + "; the most of it from " + acc.most_skew_part);
+        }
+    }
     Spectrum& s = out.spectrum;
     s.n = root.n;
     s.method = "structured";

@@ -589,6 +589,17 @@ class Structured(unittest.TestCase):
         self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=1e-9 * abs(twin["log_volume"]))
         for name in ("/whole_asymmetric", "/whole_asymmetric_twin"):
             self.assertIn("asymmetric_part.h5:%s: matrix is not symmetric" % name, rows[name]["error"])
+        # the structure's message names the part that makes it so
+        self.assertTrue(rows["/whole_asymmetric"]["error"].endswith("; the most of it from /whole_asymmetric/b"))
+        f = self.path("asymmetric_factor.h5")
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("k")
+            g.attrs["structure"] = "kron"
+            g["A"] = np.eye(3)
+            g["B"] = np.array([[1.0, 1.0], [0.0, 1.0]])
+        row = rows_of(run("volume", f, "-f", "jsonl"))[0]
+        self.assertIn("asymmetric_factor.h5:/k: matrix is not symmetric", row["error"])
+        self.assertTrue(row["error"].endswith("; the most of it from /k/B"), row["error"])
 
     def test_scales_whose_partial_products_leave_double_s_range_keep_the_twin_s_answer(self):
         # s·GᵀG and s·(A ⊗ B) are ordinary matrices here, but GᵀG, or s·α,
