@@ -21,6 +21,37 @@ using testing_support::with_spectrum;
 namespace {
 bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
 
+// What a float64 dense spectrum tells the cut: the magnitudes `known`
+// (sorted descending) of an n×n matrix of norm ‖H‖_F = frobenius.
+Magnitudes float64_spectrum(std::vector<double> known, std::size_t n, double frobenius) {
+    Magnitudes m;
+    m.known = std::move(known);
+    m.n = n;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.frobenius = frobenius;
+    return m;
+}
+
+// Planted near-equal gaps: the products of two short spectra (as a
+// Kronecker factor pair's), from 1 down to 1e-12, sorted descending.
+std::vector<double> product_spectrum(int trial, std::mt19937_64& rng) {
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<double> a(2 + trial % 3), b(2 + trial / 3 % 3), v;
+    for (double& x : a) x = std::pow(10.0, -6 * u(rng));
+    for (double& x : b) x = std::pow(10.0, -6 * u(rng));
+    for (double x : a)
+        for (double y : b) v.push_back(x * y);
+    std::sort(v.rbegin(), v.rend());
+    return v;
+}
+
+// An input error that puts the floor among the values of `v`: from under
+// the smallest to past the middle one.
+double noise_among(const std::vector<double>& v, int trial, std::mt19937_64& rng) {
+    std::uniform_real_distribution<double> u(0, 1);
+    return v[std::min(v.size() - 1, v.size() / 2 + trial % (v.size() / 2 + 1))] * std::pow(10.0, 1 - 3 * u(rng));
+}
+
 Row run_f32(const Eigen::MatrixXd& m, CutRule rule = CutRule::automatic) {
     AnalyzeOptions opt;
     opt.method = Method::dense;
@@ -242,11 +273,7 @@ TEST_CASE("an explicit cut within the floor of a value leaves the kept count to 
     // The same Hessian relabelled (or solved by ScaLAPACK) moves a value at
     // tol to either side of it: every such row says ambiguous_rank and holds
     // both dims in its band, whichever side its own rounding chose.
-    Magnitudes m;
-    m.known = {1, 0.5, 1e-3};
-    m.n = 40;
-    m.stored_eps = std::numeric_limits<double>::epsilon();
-    m.frobenius = 3;
+    Magnitudes m = float64_spectrum({1, 0.5, 1e-3}, 40, 3);
     CutOptions opt;
     const double floor = noise_floor(m);
     for (double at : {1e-3 - floor / 2, 1e-3, 1e-3 + floor / 2}) {
@@ -391,18 +418,13 @@ TEST_CASE("property: a spectrum moved within its noise floor gets a dim inside t
     std::uniform_real_distribution<double> u(0, 1);
     int ties = 0;
     for (int trial = 0; trial < 3000; ++trial) {
-        std::vector<double> a(2 + trial % 3), b(2 + trial / 3 % 3), v;
-        for (double& x : a) x = std::pow(10.0, -6 * u(rng));
-        for (double& x : b) x = std::pow(10.0, -6 * u(rng));
-        for (double x : a)
-            for (double y : b) v.push_back(x * y);
-        std::sort(v.rbegin(), v.rend());
+        const std::vector<double> v = product_spectrum(trial, rng);
         Magnitudes m;
         m.n = v.size() + 3;
         m.stored_eps = std::numeric_limits<double>::epsilon();
         m.frobenius = v.front() * std::sqrt(double(v.size()));
         // A floor among the values: from under the smallest to past the middle one.
-        m.input_noise = v[std::min(v.size() - 1, v.size() / 2 + trial % (v.size() / 2 + 1))] * std::pow(10.0, 1 - 3 * u(rng));
+        m.input_noise = noise_among(v, trial, rng);
         const double floor = noise_floor(m);
         m.known = v;
         m.value_error = m.rest_bound = trial % 2 ? 1e-30 * v.back() : 0.0;
@@ -445,17 +467,12 @@ TEST_CASE("property: a partial spectrum's decided cut is the full spectrum's, ti
     std::uniform_real_distribution<double> u(0, 1);
     int decided = 0, decided_ambiguous = 0, undecided = 0;
     for (int trial = 0; trial < 4000; ++trial) {
-        std::vector<double> a(2 + trial % 3), b(2 + trial / 3 % 3), v;
-        for (double& x : a) x = std::pow(10.0, -6 * u(rng));
-        for (double& x : b) x = std::pow(10.0, -6 * u(rng));
-        for (double x : a)
-            for (double y : b) v.push_back(x * y);
-        std::sort(v.rbegin(), v.rend());
+        const std::vector<double> v = product_spectrum(trial, rng);
         Magnitudes full;
         full.n = v.size() + 3;
         full.stored_eps = trial % 4 ? std::numeric_limits<double>::epsilon() : 0x1p-24;
         full.frobenius = v.front() * std::sqrt(double(v.size()));
-        full.input_noise = v[std::min(v.size() - 1, v.size() / 2 + trial % (v.size() / 2 + 1))] * std::pow(10.0, 1 - 3 * u(rng));
+        full.input_noise = noise_among(v, trial, rng);
         const double floor = noise_floor(full);
         full.known = v;
         // What the partial solver sees: values over h, each off by up to e.
