@@ -296,6 +296,50 @@ TEST_CASE("an explicit cut within the floor of a value leaves the kept count to 
     opt.atol.reset();
     opt.rtol = 1e-3;
     CHECK(choose_cut(m, opt).ambiguous);
+    opt.rtol.reset();
+    // A cut within two floors of the floor: the band reaches the floor's
+    // width either way, so it holds the count with the value on either
+    // side; a value under the floor is noise, flat in every count.
+    Magnitudes near_floor = float64_spectrum({1, 0.5, 0}, 40, 1.2);
+    near_floor.input_noise = 1e-6;
+    REQUIRE(noise_floor(near_floor) == 1e-6);
+    struct Case {
+        double value, atol;
+        bool ambiguous;
+        std::size_t dim_low, dim_high;
+    };
+    for (const Case& k : {Case{1.2e-6, 1.5e-6, true, 37, 38}, Case{1.9e-6, 1.5e-6, true, 37, 38},
+                          Case{2.4e-6, 1.5e-6, true, 37, 38}, Case{1.2e-6, 0.7e-6, true, 37, 38},
+                          Case{0.8e-6, 1.5e-6, false, 38, 38}, Case{3.5e-5, 1.5e-6, false, 37, 37}}) {
+        CAPTURE(k.value);
+        CAPTURE(k.atol);
+        near_floor.known[2] = k.value;
+        opt.atol = k.atol;
+        const Cut c = choose_cut(near_floor, opt);
+        CHECK(c.ambiguous == k.ambiguous);
+        CHECK(c.dim_low == k.dim_low);
+        CHECK(c.dim_high == k.dim_high);
+        CHECK(c.dim_low <= 40 - c.kept);
+        CHECK(40 - c.kept <= c.dim_high);
+    }
+    opt.atol.reset();
+    // The dtype cut, max|λ|·n·ε, is where its rule puts it too: under
+    // --cut dtype, and under auto where a clear gap straddles it.
+    Magnitudes at_dtype = float64_spectrum({1, 0}, 10000, 1);
+    const double dtype = 10000 * std::numeric_limits<double>::epsilon();
+    REQUIRE(dtype > 10 * noise_floor(at_dtype) / 2);
+    for (const CutRule rule : {CutRule::dtype, CutRule::automatic}) {
+        for (const double over : {-0.3, 0.3, 3.0}) {
+            CAPTURE(over);
+            at_dtype.known[1] = dtype + over * noise_floor(at_dtype);
+            CutOptions o;
+            o.rule = rule;
+            const Cut c = choose_cut(at_dtype, o);
+            CHECK(c.rule == "dtype");
+            CHECK(c.ambiguous == (std::abs(over) <= 1));
+            if (c.ambiguous) CHECK(c.dim_high - c.dim_low >= 1);
+        }
+    }
     // A partial spectrum (each value known within value_error) decides it
     // only when every value its bounds allow is on the same side of "within
     // the floor of tol" (the kept count itself decided in each case here:

@@ -449,27 +449,35 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         const Range over{std::log10(K.lo(last)) - std::log10(tol.hi), std::log10(K.hi(last)) - std::log10(tol.lo)};
         decided = decided && (K.exact() || decided_ge(over, opt.min_gap));
     }
-    // An explicit cut is where the option puts it, not in a gap: a value
-    // within the floor of it (noise, or two dense solves' rounding, moves
-    // it to either side) makes the kept count noise's choice.
-    if ((c.rule == "atol" || c.rule == "rtol") && c.floor > 0) {
-        const double reach = c.floor;
-        bool near = false, surely = false, maybe = false;
+    // An explicit or dtype cut is where its rule puts it, not in a gap: a
+    // value over the floor and within the floor of it (noise, or two dense
+    // solves' rounding, moves it to either side) makes the kept count
+    // noise's choice. (Values under the floor are noise, flat in every
+    // count the band holds; a gap cut lies a gap from its values.)
+    const double reach = c.floor;
+    bool near = false;
+    if (c.rule != "gap" && reach > 0) {
+        bool surely = false, maybe = false;
         for (const std::size_t i : {c.kept - 1, c.kept}) {  // the smallest kept, the largest dropped
             if (i >= K.n) continue;  // c.kept - 1 wraps when nothing is kept
             const Pos p = K.at(i);
-            near = near || std::abs(K.mid(p) - c.tol) <= reach;
-            surely = surely || (K.lo(p) >= tol.hi - reach && K.hi(p) <= tol.lo + reach);
-            maybe = maybe || (K.hi(p) >= tol.lo - reach && K.lo(p) <= tol.hi + reach);
+            near = near || (K.mid(p) > c.floor && std::abs(K.mid(p) - c.tol) <= reach);
+            surely = surely || (K.lo(p) > c.floor && K.lo(p) >= tol.hi - reach && K.hi(p) <= tol.lo + reach);
+            maybe = maybe || (K.hi(p) > c.floor && K.hi(p) >= tol.lo - reach && K.lo(p) <= tol.hi + reach);
         }
         c.ambiguous = c.ambiguous || near;
         decided = decided && (K.exact() || (near ? surely : !maybe));
     }
     // A decade either way, never lower than the floor (the values under it
     // are noise), never past the cut itself: a cut under the floor keeps
-    // noise as curvature, and its band reaches up to the floor.
-    auto up = [&](double t) { return std::max(t * band_factor, c.floor); };
-    auto down = [&](double t) { return std::min(t, std::max(t / band_factor, c.floor)); };
+    // noise as curvature, and its band reaches up to the floor. With a
+    // value near the cut, at least the floor either way, so that the band
+    // holds the count with that value on either side.
+    auto up = [&](double t) { return std::max(near ? t + reach : 0.0, std::max(t * band_factor, c.floor)); };
+    auto down = [&](double t) {
+        const double d = std::min(t, std::max(t / band_factor, c.floor));
+        return near ? std::min(d, std::max(t - reach, c.floor)) : d;
+    };
     const Count high = count_above(K, up(c.tol), {up(tol.lo), up(tol.hi)});
     const Count low = count_above(K, down(c.tol), {down(tol.lo), down(tol.hi)});
     c.dim_high = K.n - high.value;
