@@ -429,6 +429,7 @@ def _one_row(x, options, which):
             raise InputError(rows[0].error)
         return rows[0]
     options = dict(options)
+    options.pop("list_timeout", None)  # the other side's SOURCE: nothing here is listed
     return analyze(x, label=options.pop("label", which), **options)
 
 

@@ -445,6 +445,24 @@ def test_a_file_name_that_is_not_utf8_is_read_as_the_cli_reads_it(tmp):
     assert [r.source for r in basinvol.read_results(os.fsdecode(out))] == [r.source for r in rows[:2]]
 
 
+def test_chunks_never_written_warn_and_a_part_never_written_is_an_error_row(tmp):
+    import h5py
+    f = os.path.join(tmp, "unwritten.h5")
+    with h5py.File(f, "w") as h5:
+        d = h5.create_dataset("partial", shape=(20, 20), dtype="f8", chunks=(10, 10))
+        d[:10, :10] = np.eye(10)
+        g = h5.create_group("factor")
+        g.attrs["structure"] = "factor"
+        g.create_dataset("G", shape=(4, 6), dtype="f8")
+    rows = {r["dataset"]: r for r in basinvol.volume(f)}
+    ref = {x["dataset"]: x for x in cli_rows("volume", f, status=1)}
+    assert rows["/partial"].ok and rows["/partial"].warnings == ["unwritten_chunks"]
+    assert rows["/partial"].dim == 10
+    assert not rows["/factor"].ok and f + ":/factor/G: the dataset was never written" in rows["/factor"].error
+    for k in rows:
+        same_row(rows[k], ref[k])
+
+
 def test_list_timeout_is_the_command_line_s(tmp):
     # A FIFO named as a file blocks HDF5's open: after list_timeout seconds
     # (the message names the option) it is an error row, the rest go on.
@@ -458,6 +476,9 @@ def test_list_timeout_is_the_command_line_s(tmp):
     assert "listing limit of 1 s" in rows[0].error and "option list_timeout" in rows[0].error
     ranked = basinvol.rank([fifo, good], list_timeout=0.5)
     assert [r.ok for r in ranked] == [True, False]
+    # compare: a SOURCE against a matrix in memory, which is not listed
+    c = basinvol.compare(good + ":/checkpoints/step_00000", np.diag([1.0, 0.0]), list_timeout=5)
+    assert c.result == "tie"
     for bad in (0, -1, float("inf"), float("nan"), "x", True):
         with pytest.raises(basinvol.UsageError, match="list_timeout must be a positive number of seconds"):
             basinvol.volume(good, list_timeout=bad)
