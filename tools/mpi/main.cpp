@@ -213,15 +213,15 @@ int open_output(const std::string& output, const std::vector<Item>& items, const
             }
             writer = std::make_unique<bv::RowWriter>(file ? file->stream() : std::cout, spec);
         } catch (const bv::UsageError& e) {
-            open_error = e.what();
+            open_error = cli::one_line(usage_message(e)) + "\nRun 'basinvol-mpi --help' for usage.";
             open_status = exit_usage;
         } catch (const bv::Error& e) {
-            open_error = e.what();
+            open_error = "error: " + std::string(e.what());
         }
     }
     int cannot_write = open_error.empty() ? 0 : open_status;
     MPI_Bcast(&cannot_write, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (cannot_write && me == 0) std::cerr << "basinvol-mpi: error: " << open_error << '\n';
+    if (cannot_write && me == 0) std::cerr << "basinvol-mpi: " << open_error << '\n';  // worded as basinvol's
     return cannot_write;
 }
 
