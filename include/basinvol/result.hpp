@@ -24,11 +24,12 @@ struct BlockRow {
     double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
 };
 
-// What a row warns of (docs/output.md, "Warnings"). The first five come from
-// analysing one Hessian, the last two from ranking it among others.
+// What a row warns of (docs/output.md, "Warnings"). mixed_n and
+// place_uncertain come from ranking a row among others, the rest from
+// analysing (and reading) one Hessian.
 enum class Warning : std::uint8_t {
     saddle,           // negative eigenvalues among the curved directions
-    ambiguous_rank,   // the gap at the cut is under min_gap decades
+    ambiguous_rank,   // the gap at the cut is under min_gap decades, or a value lies within the floor of a rule's tol
     cut_below_floor,  // the cut lies under the noise floor
     uncertified,      // no method proved the dropped eigenvalues small
     symmetrized,      // symmetrizing moved the matrix past its stored type's rounding

@@ -415,7 +415,48 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     }
 }
 
-std::uint64_t unwritten_chunks(hid_t dataset, const Box* box) {
+void read_box(hid_t dataset, hid_t type, const hsize_t start[2], const hsize_t count[2], void* buf,
+              const std::string& where) {
+    // HDF5's error stack names what failed (a checksum, a missing filter);
+    // fail_to_read reads it before any other HDF5 call clears it.
+    Handle space(H5Dget_space(dataset), H5Sclose);
+    if (!space.valid()) fail_to_read(dataset, where);
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    if (rank != 1 && rank != 2) fail_to_read(dataset, where);
+    // Rows of the box: the first dimension's (a 1-D dataset: one row of
+    // count[0] values, banded along it).
+    const bool one_d = rank == 1;
+    hsize_t band = count[0];
+    hsize_t step = 1;  // band edges fall on multiples of the chunk's first dimension
+    Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
+        hsize_t chunk[2] = {1, 1};
+        if (H5Pget_chunk(dcpl.get(), rank, chunk) != rank || chunk[0] == 0 || (!one_d && chunk[1] == 0))
+            fail_to_read(dataset, where);
+        const hsize_t across = one_d ? 1 : (start[1] + count[1] - 1) / chunk[1] - start[1] / chunk[1] + 1;
+        const hsize_t chunk_rows = std::max<hsize_t>(1, (hsize_t(1) << 14) / across);  // chunk rows a band spans
+        step = chunk[0];
+        band = std::min<hsize_t>(count[0], chunk_rows * chunk[0]);
+    }
+    const std::size_t elem = H5Tget_size(type);
+    const std::size_t row_bytes = (one_d ? 1 : count[1]) * elem;
+    for (hsize_t r = start[0]; r < start[0] + count[0];) {
+        // To the next band edge past r + band (a band starts where a chunk row does, but the first).
+        hsize_t end = std::min<hsize_t>(start[0] + count[0], (r + band) / step * step);
+        if (end <= r) end = std::min<hsize_t>(start[0] + count[0], r + band);
+        const hsize_t at[2] = {r, one_d ? 0 : start[1]}, size[2] = {end - r, one_d ? 1 : count[1]};
+        Handle file_space(H5Scopy(space.get()), H5Sclose);
+        Handle mem(H5Screate_simple(rank, size, nullptr), H5Sclose);
+        if (!file_space.valid() || !mem.valid() ||
+            H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, at, nullptr, size, nullptr) < 0 ||
+            H5Dread(dataset, type, mem.get(), file_space.get(), H5P_DEFAULT,
+                    static_cast<unsigned char*>(buf) + (r - start[0]) * row_bytes) < 0)
+            fail_to_read(dataset, where);
+        r = end;
+    }
+}
+
+std::uint64_t unwritten_chunks(hid_t dataset, const Box* box, std::uint64_t* lookups) {
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
     if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
     Handle space(H5Dget_space(dataset), H5Sclose);
@@ -437,12 +478,16 @@ std::uint64_t unwritten_chunks(hid_t dataset, const Box* box) {
     const std::uint64_t whole = all - std::min<std::uint64_t>(allocated, all);
     if (!box || whole == 0 || rank != 2) return whole;
     // The box's chunks one by one (a B-tree lookup each), only when some
-    // chunk of the dataset is missing; past 2^22 of them (a declared shape
-    // no read would take), the dataset's count stands for the box's.
+    // chunk of the dataset is missing; past the lookups left (a declared
+    // shape no read would take), the dataset's count stands for the box's.
     if (box->count[0] == 0 || box->count[1] == 0) return 0;
     const hsize_t r0 = box->start[0] / chunk[0], r1 = (box->start[0] + box->count[0] - 1) / chunk[0];
     const hsize_t c0 = box->start[1] / chunk[1], c1 = (box->start[1] + box->count[1] - 1) / chunk[1];
-    if (double(r1 - r0 + 1) * double(c1 - c0 + 1) > double(1u << 22)) return whole;
+    const double needed = double(r1 - r0 + 1) * double(c1 - c0 + 1);
+    if (lookups) {
+        if (needed > double(*lookups)) return whole;
+        *lookups -= static_cast<std::uint64_t>(needed);
+    }
     std::uint64_t missing = 0;
     for (hsize_t r = r0; r <= r1; ++r)
         for (hsize_t c = c0; c <= c1; ++c) {

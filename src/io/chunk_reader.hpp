@@ -33,10 +33,21 @@ struct Box {
 void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std::string& where,
                   const Box* box = nullptr);
 
+// Reads the box [start, start + count) of a 1-D or 2-D dataset (for 1-D,
+// start[1] = 0 and count[1] = 1) into `buf` as `type`, row-major. A chunked
+// dataset is read in bands of whole chunk rows, each touching at most about
+// 2^14 chunks: HDF5 1.10 keeps a few kilobytes of state for every chunk one
+// read touches (1.1 GB for the 250,000 chunks of 8×8 in n = 4000), which
+// no memory budget counts. Throws InputError naming `where` and what HDF5
+// found (fail_to_read) when a read fails.
+void read_box(hid_t dataset, hid_t type, const hsize_t start[2], const hsize_t count[2], void* buf,
+              const std::string& where);
+
 // How many chunks of a chunked dataset (of those a 2-D `box` overlaps, when
 // one is given) were never written: HDF5 reads them as the fill value. 0 for
-// other layouts, and when HDF5 cannot tell; a box of over 2^22 chunks gets
-// the whole dataset's count.
-std::uint64_t unwritten_chunks(hid_t dataset, const Box* box = nullptr);
+// other layouts, and when HDF5 cannot tell. A box is looked up chunk by
+// chunk, each lookup taken from `lookups`; a box of more chunks than are
+// left there gets the whole dataset's count.
+std::uint64_t unwritten_chunks(hid_t dataset, const Box* box = nullptr, std::uint64_t* lookups = nullptr);
 
 }  // namespace basinvol::detail

@@ -1010,16 +1010,13 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
         const hsize_t start[2] = {window->offset, window->offset}, count[2] = {n, n};
         const detail::Box box{{start[0], start[1]}, {count[0], count[1]}};
         detail::check_chunks(d.get(), 0, 1, info.source(), &box);  // as read_chunks_parallel checks them
-        Handle mem(H5Screate_simple(2, count, nullptr), H5Sclose);
-        if (!mem.valid() || H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
-            H5Dread(d.get(), type, mem.get(), space.get(), H5P_DEFAULT, buf) < 0)
-            detail::fail_to_read(d.get(), info.source());
+        detail::read_box(d.get(), type, start, count, buf, info.source());
         return;
     }
     if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
         detail::check_chunks(d.get(), 0, 1, info.source());  // a layout it does not take, deflated all the same
-        herr_t st = H5Dread(d.get(), type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
-        if (st < 0) detail::fail_to_read(d.get(), info.source());
+        const hsize_t start[2] = {0, 0}, count[2] = {n, n};
+        detail::read_box(d.get(), type, start, count, buf, info.source());
     }
 }
 

@@ -168,10 +168,11 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
         Handle file = detail::open_hdf5(whole.file, opt.image);
         Handle d(H5Dopen2(file.get(), whole.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(where, "cannot open dataset");
+        std::uint64_t lookups = std::uint64_t(1) << 22;  // a few seconds in all; past them, the dataset's count
         for (auto& b : out) {
             const hsize_t at = b.info.window->offset, size = b.info.n;
             const detail::Box box{{at, at}, {size, size}};
-            b.info.unwritten_chunks = detail::unwritten_chunks(d.get(), &box);
+            b.info.unwritten_chunks = detail::unwritten_chunks(d.get(), &box, &lookups);
         }
     }
     return out;

@@ -203,6 +203,32 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
     Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
     H5Pset_dxpl_mpio(dxpl.get(), chunked ? H5FD_MPIO_INDEPENDENT : H5FD_MPIO_COLLECTIVE);
     double dummy = 0;
+    hsize_t chunk[2] = {0, 0}, dims[2] = {0, 0};
+    if (chunked && count > 0 && H5Pget_chunk(dcpl.get(), 2, chunk) == 2 && chunk[0] > 0 && chunk[1] > 0 &&
+        H5Sget_simple_extent_dims(space.get(), dims, nullptr) == 2) {
+        // In bands of whole chunk rows, each touching at most about 2^14
+        // chunks (HDF5 keeps a few KB for every chunk one read touches; see
+        // detail::read_box). The selection is read in row-major file order,
+        // so each band's values follow the last band's in `local`.
+        const hsize_t across = (dims[1] + chunk[1] - 1) / chunk[1];
+        const hsize_t rows = std::max<hsize_t>(1, (hsize_t(1) << 14) / across) * chunk[0];
+        std::size_t at = 0;
+        for (hsize_t b0 = 0; b0 < dims[0]; b0 += rows) {
+            const hsize_t start[2] = {b0, 0}, size[2] = {std::min(rows, dims[0] - b0), dims[1]};
+            Handle band(H5Scopy(space.get()), H5Sclose);
+            if (!band.valid() || H5Sselect_hyperslab(band.get(), H5S_SELECT_AND, start, nullptr, size, nullptr) < 0)
+                throw InputError(where + ": cannot select this rank's tiles");
+            const hssize_t points = H5Sget_select_npoints(band.get());
+            if (points <= 0) continue;
+            const hsize_t m = static_cast<hsize_t>(points);
+            Handle part(H5Screate_simple(1, &m, nullptr), H5Sclose);
+            if (at + m > count || H5Dread(d.get(), H5T_NATIVE_DOUBLE, part.get(), band.get(), dxpl.get(), local + at) < 0)
+                detail::fail_to_read(d.get(), where);
+            at += m;
+        }
+        if (at != count) throw InputError(where + ": this rank's tiles were not all read");
+        return;
+    }
     if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), dxpl.get(), count ? local : &dummy) < 0)
         detail::fail_to_read(d.get(), where);
 }

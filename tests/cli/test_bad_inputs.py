@@ -813,6 +813,33 @@ class AwkwardInputs(unittest.TestCase):
         self.assertIn("unwritten_chunks", ranked["/partial"]["warnings"])
         self.assertNotIn("unwritten_chunks", ranked["/full"]["warnings"])
 
+    def test_a_matrix_of_tiny_chunks_is_read_in_bounded_memory(self):
+        # HDF5 keeps a few KB for each chunk one read touches: 250,000 chunks
+        # of 4x4 (n = 2000, a 32 MB matrix) took 1.1 GB in one read, and a
+        # 16000 x 16000 block of 8x8 chunks was killed for memory. Read in
+        # bands of chunk rows: the twin's numbers, dense and a factor's G,
+        # well under that.
+        rng = np.random.default_rng(9)
+        a = rng.standard_normal((2000, 30))
+        def build(f):
+            f.create_dataset("h", data=a @ a.T, chunks=(4, 4))
+            g = f.create_group("factor")
+            g.attrs["structure"] = "factor"
+            g.create_dataset("G", data=a.T.copy(), chunks=(1, 4))
+        file = h5("tiny_chunks.h5", build)
+        twin = _twin("tiny_chunks", a @ a.T)
+        for source in (file + ":/h", file + ":/factor"):
+            # GNU time's peak RSS of basinvol alone (a child forked from this
+            # process would count this process's pages until its exec).
+            p = subprocess.run(["/usr/bin/time", "-f", "peak %M KB", BIN, "volume", source, twin, "-f", "jsonl"],
+                               capture_output=True, text=True, timeout=TIMEOUT)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            peak = int(p.stderr.splitlines()[-1].split()[1])
+            if not os.environ.get("BASINVOL_SANITIZE"):  # AddressSanitizer's shadow and quarantine add their own
+                self.assertLess(peak, 600 * 1024, source)  # 1.1 GB before
+            row, clean = rows_of(p)
+            self.assert_same(source, row, clean)
+
     def test_a_lossy_scale_offset_step_is_part_of_the_noise_floor(self):
         # scaleoffset=6 keeps each float to 1e-6: a rank-20 Hessian's 10 flat
         # directions get rounding values of both signs up to ~1e-6, which

@@ -535,6 +535,17 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertEqual([r["status"] for r in ref], ["ok"] * 4)
         self.same_on_every_rank_count(srcs, ref, 0)
 
+    def test_a_matrix_of_one_value_chunks_is_read_in_bands_as_the_serial_tool_reads_it(self):
+        # Chunks of 1x1: each rank reads its tiles in bands of chunk rows
+        # (six here), bounding what HDF5 keeps per chunk a read touches.
+        import h5py
+        f = os.path.join(tempfile.mkdtemp(dir=self.tmp.name), "one_value_chunks.h5")
+        with h5py.File(f, "w") as h:
+            h.create_dataset("h", data=with_spectrum(list(np.logspace(-2, 1, 40)) + [-0.5] + [0.0] * 259, 24),
+                             chunks=(1, 1))
+        ref = rows(serial("volume", f, "--method", "dense", "-f", "jsonl").stdout)
+        self.same_on_every_rank_count([f], ref, 0)
+
     def test_partial_edge_chunks_stored_unfiltered_are_read_as_hdf5_reads_them(self):
         """A file written with HDF5's H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS keeps
         its partial edge chunks unfiltered under a mask of "all filters
