@@ -36,7 +36,7 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
 // Reads the box [start, start + count) of a 1-D or 2-D dataset (for 1-D,
 // start[1] = 0 and count[1] = 1) into `buf` as `type`, row-major. A chunked
 // dataset is read in bands of whole chunk rows, each touching at most about
-// 2^14 chunks: HDF5 1.10 keeps a few kilobytes of state for every chunk one
+// 2^14 chunks (or one chunk row, when a row holds more): HDF5 1.10 keeps a few kilobytes of state for every chunk one
 // read touches (1.1 GB for the 250,000 chunks of 8×8 in n = 4000), which
 // no memory budget counts. Throws InputError naming `where` and what HDF5
 // found (fail_to_read) when a read fails.

@@ -639,18 +639,11 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
         // (check_chunks above); the failures are agreed below.
         detail::check_written(d.get(), g.source());
         detail::check_chunks(d.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size), g.source());
-        Handle space(H5Dget_space(d.get()), H5Sclose);
+        // The slab is a box of G, row-major: read in bands of chunk rows as
+        // the serial reader reads G (independent transfers, the default).
         const hsize_t start[2] = {small_m ? 0 : lo, small_m ? lo : 0};
         const hsize_t cnt[2] = {small_m ? m : w, small_m ? w : n};
-        if (count) H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start, nullptr, cnt, nullptr);
-        else H5Sselect_none(space.get());
-        const hsize_t mcount = std::max<hsize_t>(1, count);
-        Handle memory(H5Screate_simple(1, &mcount, nullptr), H5Sclose);
-        if (!count) H5Sselect_none(memory.get());
-        Handle dxpl(H5Pcreate(H5P_DATASET_XFER), H5Pclose);
-        H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_INDEPENDENT);
-        if (H5Dread(d.get(), H5T_NATIVE_DOUBLE, memory.get(), space.get(), dxpl.get(), slab.data()) < 0)
-            detail::fail_to_read(d.get(), g.source());
+        if (count) detail::read_box(d.get(), H5T_NATIVE_DOUBLE, start, cnt, slab.data(), g.source());
     } catch (const std::bad_alloc&) {
         failure = g.source() + ": out of memory for this rank's slab of G";
     } catch (const std::exception& e) {

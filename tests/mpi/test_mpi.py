@@ -536,13 +536,17 @@ class SameRowsAsSerial(unittest.TestCase):
         self.same_on_every_rank_count(srcs, ref, 0)
 
     def test_a_matrix_of_one_value_chunks_is_read_in_bands_as_the_serial_tool_reads_it(self):
-        # Chunks of 1x1: each rank reads its tiles in bands of chunk rows
-        # (six here), bounding what HDF5 keeps per chunk a read touches.
+        # Chunks of 1x1: each rank reads its tiles, and its slab of a
+        # factor's G, in bands of chunk rows (several here), bounding what
+        # HDF5 keeps per chunk a read touches.
         import h5py
         f = os.path.join(tempfile.mkdtemp(dir=self.tmp.name), "one_value_chunks.h5")
         with h5py.File(f, "w") as h:
             h.create_dataset("h", data=with_spectrum(list(np.logspace(-2, 1, 40)) + [-0.5] + [0.0] * 259, 24),
                              chunks=(1, 1))
+            g = h.create_group("factor")
+            g.attrs["structure"] = "factor"
+            g.create_dataset("G", data=np.random.default_rng(25).standard_normal((600, 100)), chunks=(1, 1))
         ref = rows(serial("volume", f, "--method", "dense", "-f", "jsonl").stdout)
         self.same_on_every_rank_count([f], ref, 0)
 

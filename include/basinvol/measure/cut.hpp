@@ -88,9 +88,11 @@ struct Magnitudes {
 };
 
 // The tolerance band reported with every cut: the dims at max(tol·10, floor)
-// and at min(tol, max(tol/10, floor)). Where they differ, a cut within a
-// decade of the chosen one (or, for a cut under the floor, one at the floor)
-// gives another dimension.
+// and at min(tol, max(tol/10, floor)), widened to tol ± floor (the lower
+// edge never under the floor) when a value over the floor lies within the
+// floor of an explicit or dtype cut, and to the dims of tied gaps. Where
+// they differ, a cut within a decade of the chosen one (or, for a cut
+// under the floor, one at the floor) gives another dimension.
 constexpr double band_factor = 10.0;
 
 struct Cut {
@@ -98,12 +100,12 @@ struct Cut {
     std::optional<double> gap;   // log10(smallest kept / max(largest dropped, floor)); empty = unbounded
     double floor = 0;            // noise_floor(): below it eigenvalues are noise
     std::string rule;            // "dtype", "gap", "atol", "rtol"
-    bool ambiguous = false;      // gap under min_gap, or nothing kept above the floor
+    bool ambiguous = false;      // gap under min_gap, nothing kept above the floor, tied gaps, or a value near a rule's tol
     bool below_floor = false;    // an explicit tol under the floor
     bool decided = true;         // the full spectrum gives this same cut (always true when exact)
     std::size_t kept = 0;        // |λ| > tol (count)
-    std::size_t dim_low = 0;     // flat directions at min(tol, max(tol/10, floor))
-    std::size_t dim_high = 0;    // flat directions at max(tol·10, floor)
+    std::size_t dim_low = 0;     // flat directions at band_tol_low: min(tol, max(tol/10, floor)), or lower (above)
+    std::size_t dim_high = 0;    // flat directions at band_tol_high: max(tol·10, floor), or higher (above)
     // Cuts that keep what dim_low's and dim_high's keep (|λ| > band_tol_low
     // keeps n − dim_low values; tied gaps included): where the band's counts
     // of other kinds (negative values) are read.
