@@ -204,6 +204,17 @@ def _replace(f, path, write):
     return g[name].name
 
 
+def _replace_in(target, mode, path, write):
+    """_replace in `target` (a file name, opened in `mode` and closed after,
+    or an open h5py File or Group)."""
+    f, close = _open(target, mode)
+    try:
+        return _replace(f, path, write)
+    finally:
+        if close:
+            f.close()
+
+
 def _check_blocks(blocks, n):
     """Parameter blocks as basinvol reads them: one length, sizes > 0, each
     inside [0, n), in order without overlap, names non-empty and distinct."""
@@ -271,12 +282,7 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
         for k, v in attrs.items():
             d.attrs[k] = v
 
-    f, close = _open(path, mode)
-    try:
-        return _replace(f, dataset, write)
-    finally:
-        if close:
-            f.close()
+    return _replace_in(path, mode, dataset, write)
 
 
 def write_checkpoint(path, H, step, loss=None, group="checkpoints", dtype="float64", blocks=None, **attrs):
@@ -400,12 +406,7 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
         for k, v in attrs.items():
             obj.attrs[k] = v
 
-    f, close = _open(path, mode)
-    try:
-        return _replace(f, dataset, write)
-    finally:
-        if close:
-            f.close()
+    return _replace_in(path, mode, dataset, write)
 
 
 def _flat_model(model, dtype):
