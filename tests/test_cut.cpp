@@ -612,6 +612,48 @@ TEST_CASE("a Hessian wholly under its noise floor is ambiguous with the band of 
     CHECK(c.dim_low == 0);
 }
 
+TEST_CASE("a dtype cut past every value over the floor leaves any dim; an explicit one keeps its decade") {
+    // float16 storage at n·ε ≥ 1: the dtype cut (n·ε·max|λ|) passes max|λ|
+    // while values stand over the floor ε·‖H‖_F. What the stored type
+    // resolves says nothing of the dim: the band is 0..n, as under the floor.
+    std::mt19937_64 rng(1100);
+    std::uniform_real_distribution<double> u(-2, 2);
+    std::vector<double> v(1000);
+    for (double& x : v) x = std::exp(u(rng));
+    std::sort(v.rbegin(), v.rend());
+    double sum2 = 0;
+    for (double x : v) sum2 += x * x;
+    Magnitudes m;
+    m.n = 1100;  // and 100 zeros
+    m.stored_eps = 0x1p-10;
+    m.frobenius = std::sqrt(sum2);
+    m.known = v;
+    m.known.resize(m.n, 0.0);
+    REQUIRE(v.back() > noise_floor(m));
+    for (const CutRule rule : {CutRule::dtype, CutRule::automatic}) {
+        CutOptions opt;
+        opt.rule = rule;
+        const Cut c = choose_cut(m, opt);
+        CAPTURE(int(rule));
+        CHECK(c.rule == "dtype");
+        CHECK(c.kept == 0);
+        CHECK(c.ambiguous);
+        CHECK(c.dim_low == 0);
+        CHECK(c.dim_high == m.n);
+        CHECK(c.all_noise);
+    }
+    // An explicit cut past every value is the user's: a decade under it
+    // keeps the values over tol/10.
+    CutOptions opt;
+    opt.atol = 2 * v.front();
+    const Cut c = choose_cut(m, opt);
+    CHECK(c.kept == 0);
+    CHECK(c.ambiguous);
+    CHECK(c.dim_high == m.n);
+    CHECK(c.dim_low == m.n - std::size_t(std::count_if(v.begin(), v.end(), [&](double x) { return x > *opt.atol / 10; })));
+    CHECK_FALSE(c.all_noise);
+}
+
 TEST_CASE("negative tolerances are usage errors") {
     Magnitudes m;
     m.known = {1};
