@@ -428,6 +428,40 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertFalse(os.path.exists(new))
 
+    def test_out_that_is_not_a_file_is_refused_and_a_link_keeps_its_place(self):
+        # A FIFO or a directory is refused before anything is written and left
+        # as it was (renaming the toys over it would replace it: as root,
+        # OUT=/dev/null would replace the machine's). A character device as
+        # well, where this user may make one (a copy of /dev/null's numbers).
+        import stat
+        others = []
+        fifo = os.path.join(self.tmp.name, "fifo")
+        os.mkfifo(fifo)
+        others.append((fifo, stat.S_ISFIFO))
+        folder = os.path.join(self.tmp.name, "folder")
+        os.mkdir(folder)
+        others.append((folder, stat.S_ISDIR))
+        device = os.path.join(self.tmp.name, "null")
+        try:
+            os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+            others.append((device, stat.S_ISCHR))
+        except PermissionError:
+            pass
+        for path, kind in others:
+            for extra in [(), ("--append",)]:
+                rc, out, err = run(path, "--preset", "parabola", *extra, binary=TOY)
+                self.assertEqual(rc, 2, (path, extra, err))
+                self.assertTrue(err.startswith("basinvol-toy: OUT " + path + " is a"), err)
+                self.assertTrue(kind(os.lstat(path).st_mode), path)
+        # A symbolic link: the file it names gets the toys, the link stays.
+        real = os.path.join(self.tmp.name, "real.h5")
+        link = os.path.join(self.tmp.name, "link.h5")
+        os.symlink("real.h5", link)
+        self.assertEqual(run(link, "--preset", "parabola", binary=TOY)[0], 0)
+        self.assertTrue(os.path.islink(link))
+        with h5py.File(real, "r") as f:
+            self.assertEqual(f["/toy"].attrs["toy_preset"], "parabola")
+
     def test_an_interrupted_write_leaves_out_as_it_was(self):
         # Ctrl-C part-way through --count: without --append the file beside OUT
         # goes at once; with it the run stops after the toy it is writing and

@@ -29,7 +29,7 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
 
 }  // namespace
 
-OutputTarget output_target(const std::string& output) {
+OutputTarget output_target(const std::string& output, const char* option) {
     OutputTarget t{output};
     struct stat st;
     // stat follows every link, the kernel's own too (/dev/stdout to a pipe
@@ -39,14 +39,14 @@ OutputTarget output_target(const std::string& output) {
         t.directory = S_ISDIR(st.st_mode);
         t.stream = S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode);
         if (!t.directory && !t.stream)
-            throw bv::UsageError("-o " + output + " is a block device or a socket; -o needs a file, a character device "
-                                          "or a FIFO");
+            throw bv::UsageError(std::string(option) + " " + output + " is a block device or a socket; " + option +
+                                 " needs a file, a character device or a FIFO");
         return t;
     }
     // A regular file, or none yet: follow the links to the file replaced.
     for (int hops = 0;; ++hops) {
         if (::lstat(t.path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return t;
-        if (hops == 40) throw bv::UsageError("-o " + output + ": too many levels of symbolic links");
+        if (hops == 40) throw bv::UsageError(std::string(option) + " " + output + ": too many levels of symbolic links");
         std::vector<char> buf(4096);
         const ssize_t len = ::readlink(t.path.c_str(), buf.data(), buf.size());
         if (len <= 0 || static_cast<std::size_t>(len) >= buf.size())

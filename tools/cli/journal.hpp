@@ -29,13 +29,14 @@ std::string journal_path(const std::string& output);
 // file or a directory (a character device such as /dev/null or
 // /dev/stdout, a FIFO) is a stream: opened through the name given and
 // written in place, never replaced, with no lock, journal or temporary file
-// beside it. Throws InputError for a block device, a socket, a link loop.
+// beside it. Throws UsageError for a block device, a socket, a link loop
+// (`option` names the argument in its message).
 struct OutputTarget {
     std::string path;
     bool stream = false;
     bool directory = false;
 };
-OutputTarget output_target(const std::string& output);
+OutputTarget output_target(const std::string& output, const char* option = "-o");
 
 // -o FILE must not be a file the run reads (an HDF5 input, a SOURCE list, a
 // results file, under any name): the rename at the end would replace it.

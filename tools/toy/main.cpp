@@ -4,6 +4,7 @@
 // signal when SIGINT or SIGTERM stopped it (OUT as it was).
 #include "../cli/choice.hpp"
 #include "../cli/descriptors.hpp"
+#include "../cli/journal.hpp"
 #include "../cli/stack.hpp"
 #include "../cli/signals.hpp"
 #include "../cli/values.hpp"
@@ -234,7 +235,14 @@ void write_toys(ToyArgs a) {
     // removed again when a later toy fails. Either way a run that fails
     // part-way leaves OUT holding the toys it held before (or absent), never
     // some of the new ones.
-    const std::string target = a.append ? a.out : a.out + ".tmp-" + std::to_string(::getpid());
+    // OUT is an HDF5 file: a link is followed to the file it names (which
+    // is replaced; the link stays), and a device or FIFO is refused, never
+    // renamed over (as root, OUT=/dev/null would replace the machine's).
+    const cli::OutputTarget out = cli::output_target(a.out, "OUT");
+    if (out.stream || out.directory)
+        throw bv::UsageError("OUT " + a.out + " is " + (out.directory ? "a directory" : "a character device or a FIFO") +
+                             "; toys are written to an HDF5 file (a regular file, created or replaced)");
+    const std::string target = a.append ? out.path : out.path + ".tmp-" + std::to_string(::getpid());
     std::vector<std::string> added;  // with --append: the links this run made, in order
     if (!a.append && target.size() < sizeof g_beside) {
         sigset_t all, old;  // the handler never sees a half-copied name
@@ -258,7 +266,7 @@ void write_toys(ToyArgs a) {
             if (!adds.empty()) added.push_back(adds);
             if (g_signal != 0) throw Interrupted(g_signal);
         }
-        if (!a.append && std::rename(target.c_str(), a.out.c_str()) != 0)
+        if (!a.append && std::rename(target.c_str(), out.path.c_str()) != 0)
             throw std::runtime_error(a.out + ": Unable to move the written toys into place: " + std::strerror(errno));
         g_beside[0] = '\0';
     } catch (const std::exception& e) {
