@@ -20,7 +20,7 @@ packages=(
   python3-numpy python3-scipy python3-h5py
   python3-torch python3-sklearn python3-matplotlib python3-pandas
   python3-dev python3-pybind11 pybind11-dev python3-pytest
-  parallel hyperfine time
+  parallel hyperfine time locales
 )
 # basinvol-mpi (-DBASINVOL_MPI=ON, docs/mpi.md): Open MPI, ScaLAPACK, parallel HDF5.
 mpi_packages=(openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libhdf5-openmpi-dev libelpa-dev)

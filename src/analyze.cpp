@@ -65,6 +65,7 @@ std::size_t parse_memory_size(const std::string& text) {
     std::size_t pos = 0;
     double v = 0;
     if (text.find_first_of("xX") != std::string::npos) throw UsageError("max_memory", bad);  // stod reads hex
+    const CLocale c;
     try {
         v = std::stod(text, &pos);
     } catch (...) {

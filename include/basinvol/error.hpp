@@ -2,6 +2,8 @@
 // The three kinds of failure a caller needs to tell apart. Everything the
 // library throws derives from basinvol::Error; messages name the rule that was
 // broken and the value that broke it.
+#include <basinvol/c_locale.hpp>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +45,7 @@ struct NumericError : Error {
 // A number as a message shows it: the shortest text that reads back as the
 // same double (-1e-09, not std::to_string's -0.000000), nan and inf as such.
 inline std::string value_text(double v) {
+    const CLocale c;
     char buf[32];
     if (v == std::trunc(v) && std::abs(v) < 1e15) {  // a whole number as one: 100, not 1e+02
         std::snprintf(buf, sizeof buf, "%.0f", v);

@@ -49,6 +49,7 @@ const std::string& name_of(const Names<T>& names, T value) {
 // hexadecimal ("0x10", which strtod reads as 16; no one means that by it).
 inline std::optional<double> parse_finite(const std::string& text) {
     if (text.find_first_of("xX") != std::string::npos) return std::nullopt;
+    const CLocale c;
     const char* begin = text.c_str();
     char* end = nullptr;
     errno = 0;

@@ -173,6 +173,12 @@ struct Listed {
     std::vector<std::pair<std::vector<bv::ListedHessian>, bv::Row>> sources;
 };
 
+// A signal's Python handler (Ctrl-C's KeyboardInterrupt) runs here, between
+// sources or Hessians of one call; its exception ends the call. The GIL held.
+void interrupted() {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+}
+
 // Listing forks a child that walks the file (docs/errors.md). A fork while
 // another thread is inside HDF5 would leave the child waiting on HDF5's lock:
 // the package calls these (and analyze_listed, which reads: Debian's HDF5 is
@@ -184,6 +190,7 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout) 
     listing.time_limit = list_timeout;
     Listed l;
     for (const auto& text : texts) {
+        interrupted();
         bv::Row err;
         auto list = bv::expand_source(bv::parse_source(text), &err, listing);
         l.sources.emplace_back(std::move(list), std::move(err));
@@ -203,6 +210,7 @@ Listed list_image(const py::bytes& image, const std::string& label, const std::s
 
 // Every listed Hessian analysed in order (the GIL released), an error row for
 // each source that could not be listed, as `basinvol volume` writes them.
+// Ctrl-C raises KeyboardInterrupt after the Hessian being analysed.
 std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) {
     const bv::AnalyzeOptions opt = analyze_options(options);
     std::vector<bv::Row> rows;
@@ -211,6 +219,10 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) 
         for (const auto& [list, err] : l.sources) {
             if (list.empty()) rows.push_back(err);
             for (const auto& listed : list) {
+                {
+                    py::gil_scoped_acquire held;
+                    interrupted();
+                }
                 auto over = listed.problem.empty() ? over_budget(listed.info, opt) : std::nullopt;
                 rows.push_back(over ? std::move(*over) : bv::analyze_listed(listed, opt));
             }

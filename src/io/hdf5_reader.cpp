@@ -204,6 +204,7 @@ void store_number(Attributes& attrs, const std::string& key, double v) {
     else if (key == "hessian_error") attrs.hessian_error = v;
     else if (key == "name") {
         char buf[32];
+        const CLocale c;
         std::snprintf(buf, sizeof buf, "%.17g", v);
         attrs.name = buf;
     } else attrs.numbers[key] = v;

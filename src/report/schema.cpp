@@ -271,6 +271,7 @@ Json flat_value(const std::string& column, const std::string& cell) {
         throw InputError("column '" + column + "' holds '" + cell + "', not true or false");
     }
     char* end = nullptr;
+    const CLocale c;
     const double d = std::strtod(cell.c_str(), &end);
     if (end == cell.c_str() || *end != '\0')
         throw InputError("column '" + column + "' holds '" + cell + "', not a number");

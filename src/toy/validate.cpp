@@ -66,6 +66,7 @@ namespace {
 
 std::string fmt(const char* f, double a, double b = 0, double c = 0, double d = 0) {
     char buf[256];
+    const CLocale in_c;
     std::snprintf(buf, sizeof buf, f, a, b, c, d);
     return buf;
 }

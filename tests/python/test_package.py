@@ -445,6 +445,54 @@ def test_a_file_name_that_is_not_utf8_is_read_as_the_cli_reads_it(tmp):
     assert [r.source for r in basinvol.read_results(os.fsdecode(out))] == [r.source for r in rows[:2]]
 
 
+def test_a_notebook_s_locale_does_not_change_numbers(tmp):
+    # After locale.setlocale(LC_ALL, "de_DE.UTF-8") (a decimal comma), text
+    # attributes, max_memory, TSV and CSV results and messages read and write
+    # numbers as in the C locale. The locale is compiled here (Debian's
+    # locales package, which the test command installs).
+    import h5py
+    here = os.path.join(tmp, "locale")
+    os.mkdir(here)
+    subprocess.run(["localedef", "-i", "de_DE", "-f", "UTF-8", os.path.join(here, "de_DE.UTF-8")],
+                   check=True, capture_output=True)
+    f = os.path.join(tmp, "text.h5")
+    with h5py.File(f, "w") as h5:
+        h5.create_dataset("h", data=np.diag([2.0, 1.0, 0.0])).attrs["loss_threshold"] = "0.5"
+    rows = {}
+    for fmt in ("tsv", "csv"):
+        rows[fmt] = os.path.join(tmp, "rows." + fmt)
+        cli("volume", f, "-f", fmt, "-o", rows[fmt])
+    script = """
+import json, locale, sys
+import numpy as np
+import basinvol
+f, tsv, csv, switch = sys.argv[1:]
+if switch == "de":
+    locale.setlocale(locale.LC_ALL, "de_DE.UTF-8")
+    assert locale.localeconv()["decimal_point"] == ","
+out = {}
+r = basinvol.volume(f)[0]
+out["volume"] = [r.ok, r.error, r.threshold, r.log_volume]
+out["memory"] = basinvol.analyze(np.eye(3), max_memory="1.5G").log_volume
+out["read"] = [[x.tol, x.log_volume, x.threshold] for p in (tsv, csv) for x in basinvol.read_results(p)]
+try:
+    basinvol.analyze(np.eye(3), atol=-0.25)
+except basinvol.UsageError as e:
+    out["message"] = str(e)
+print(json.dumps(out))
+"""
+    env = dict(os.environ, LOCPATH=here)
+    got = {}
+    for switch in ("C", "de"):
+        p = subprocess.run([sys.executable, "-c", script, f, rows["tsv"], rows["csv"], switch],
+                           capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        got[switch] = json.loads(p.stdout)
+    assert got["C"]["volume"][:2] == [True, None] and got["C"]["volume"][2] == 0.5
+    assert "-0.25" in got["C"]["message"]
+    assert got["de"] == got["C"]
+
+
 def test_chunks_never_written_warn_and_a_part_never_written_is_an_error_row(tmp):
     import h5py
     f = os.path.join(tmp, "unwritten.h5")
@@ -482,6 +530,28 @@ def test_list_timeout_is_the_command_line_s(tmp):
     for bad in (0, -1, float("inf"), float("nan"), "x", True):
         with pytest.raises(basinvol.UsageError, match="list_timeout must be a positive number of seconds"):
             basinvol.volume(good, list_timeout=bad)
+
+
+def test_ctrl_c_stops_a_list_of_sources_after_the_hessian_being_analysed(tmp):
+    # One call lists and analyses the whole list: a SIGINT part-way raises
+    # KeyboardInterrupt at the next source or Hessian, not when the list is
+    # done. The signal comes from another process (a thread of this one
+    # would wait for the GIL).
+    import h5py
+    f = os.path.join(tmp, "one.h5")
+    with h5py.File(f, "w") as h5:
+        h5["h"] = with_spectrum(np.linspace(1, 2, 600))
+    basinvol.volume(f, method="dense")
+    t0 = time.monotonic()
+    basinvol.volume([f] * 3, method="dense")
+    each = (time.monotonic() - t0) / 3
+    for delay in (0.05, 1.0):  # while listing, while analysing
+        killer = subprocess.Popen(["sh", "-c", f"sleep {delay}; kill -INT {os.getpid()}"])
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            basinvol.volume([f] * (int(8 / each) + 1), method="dense")  # about 8 s uninterrupted
+        killer.wait()
+        assert time.monotonic() - t0 < delay + 1 + 5 * each, delay
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
