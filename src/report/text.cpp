@@ -2,16 +2,32 @@
 
 #include <basinvol/error.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 
 namespace basinvol {
 
+namespace {
+
+// Bytes that are not UTF-8 (a file or dataset name) as U+FFFD, replaced as
+// the JSON writer and the journal replace them, so that a TSV or CSV file
+// is UTF-8 (pandas reads it) and a row kept by --resume is written alike.
+std::string utf8_text(const std::string& s) {
+    if (std::all_of(s.begin(), s.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x80; })) return s;
+    using nlohmann::json;
+    return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
+}  // namespace
+
 std::string format_number(double v, int digits) {
     if (!std::isfinite(v)) return "";
     if (digits >= 17) return value_text(v);  // every digit that matters, no more (0.018018779, not ...8999999)
     char buf[64];
+    const CLocale c;
     std::snprintf(buf, sizeof buf, "%.*g", digits, v);
     return buf;
 }
@@ -22,13 +38,15 @@ std::string join(const std::vector<std::string>& parts, const char* sep) {
     return s;
 }
 
-std::string tsv_cell(std::string s) {
+std::string tsv_cell(const std::string& text) {
+    std::string s = utf8_text(text);
     for (auto& ch : s)
         if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
     return s;
 }
 
-std::string csv_cell(const std::string& s) {
+std::string csv_cell(const std::string& text) {
+    const std::string s = utf8_text(text);
     if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
     std::string q = "\"";
     for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);

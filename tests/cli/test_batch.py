@@ -681,6 +681,26 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(len(jsonl(p.stdout)), 2)
         self.assertIn("is in both", p.stderr)
 
+    def test_tsv_and_csv_are_utf8_with_names_as_json_writes_them(self):
+        # A file and a dataset name that are not UTF-8: every machine format
+        # writes their bytes as U+FFFD, so TSV and CSV decode as UTF-8 and
+        # name each row as JSON (and the journal, which --resume reads) does.
+        d = os.fsencode(self.path(""))
+        f = os.path.join(d, b"run\xff.h5")
+        with h5py.File(f, "w") as h:
+            h.create_dataset(b"bad\xfe\xffname", data=np.diag([3.0, 2.0, 0.0]))
+            h.create_dataset("good", data=np.diag([1.0, 0.0, 0.0]))
+        p = subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        want = [r["source"] for r in jsonl(p.stdout.decode("utf-8"))]
+        self.assertTrue(all("\ufffd" in s for s in want), want)
+        for fmt in ("tsv", "csv"):
+            p = subprocess.run([BIN, "volume", f, "-f", fmt], capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            text = p.stdout.decode("utf-8")  # strict: fails on a byte that is not UTF-8
+            rows = list(csv.DictReader(io.StringIO(text), delimiter="\t" if fmt == "tsv" else ","))
+            self.assertEqual([r["source"] for r in rows], want, fmt)
+
     def test_resume_of_json_refuses_other_options(self):
         # A JSON FILE records its options: a rerun under others is refused
         # before any work, and FILE stays as it was.
@@ -1051,6 +1071,29 @@ class BatchTest(clitest.TempDirTest):
         rows = jsonl(slurp(out))
         self.assertEqual([r["dataset"] for r in rows], ["/checkpoints/step_%04d" % i for i in range(60)])
         self.assertEqual(rows[:len(partial)], partial)
+
+    def test_a_closed_session_s_sighup_stops_cleanly_unless_nohup_ignores_it(self):
+        # SIGHUP (the terminal or ssh session gone) stops as SIGTERM does:
+        # FILE complete with the rows done, exit 129. Under nohup (SIGHUP
+        # ignored when basinvol starts) the run goes on to the end.
+        f = self.big_batch()
+        out = self.path("rows.jsonl")
+        proc = self.start_writing(f, out, "jsonl")
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 128 + signal.SIGHUP, err)
+        self.assertEqual(glob.glob(out + ".tmp-*"), [])
+        partial = jsonl(slurp(out))
+        self.assertGreater(len(partial), 0)
+        self.assertLess(len(partial), 60)
+        ignore = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, preexec_fn=ignore)
+        first = clitest.first_line(proc)
+        proc.send_signal(signal.SIGHUP)
+        rest, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(len(jsonl(first + rest)), 60)
 
     def test_second_interrupt_abandons_and_leaves_no_half_file(self):
         f = self.big_batch()

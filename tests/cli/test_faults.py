@@ -262,6 +262,21 @@ class ProcessFaults(FaultBase):
             self.assertEqual(p.returncode, 2, p.stderr)
             self.assertIn("cannot write the results to standard output", p.stderr)
 
+    def test_help_and_version_that_cannot_be_written_exit_1(self):
+        # A full disk or a closed stdout: one line and exit 1, never a silent 0.
+        for args in (["--help"], ["--version"], ["volume", "--help"]):
+            for how in ("full", "closed"):
+                if how == "full":
+                    with open("/dev/full", "w") as full:
+                        p = subprocess.run([BIN, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+                else:
+                    p = subprocess.run([BIN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                       timeout=60, preexec_fn=lambda: os.close(1))
+                self.assertEqual(p.returncode, 1, (args, how, p.stderr))
+                self.assertTrue(p.stderr.startswith("basinvol: error: cannot write to standard output"), p.stderr)
+                self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+            self.assertEqual(subprocess.run([BIN, *args], stdout=subprocess.DEVNULL, timeout=60).returncode, 0)
+
     def test_a_process_limit_runs_the_batch_on_the_threads_that_start(self):
         # ulimit -u (or a pids cgroup): a worker thread that cannot start
         # ended the whole batch with "Resource temporarily unavailable" and
@@ -351,6 +366,18 @@ class ProcessFaults(FaultBase):
         self.assertEqual(proc.wait(timeout=60), 1)
         self.assertNotIn("missing.h5", err)
         self.assertIn("cannot write the results to standard output", err)
+
+    def test_a_failed_write_to_an_output_device_stops_the_batch(self):
+        # -o /dev/full is written in place, as standard output is: once a
+        # write fails the batch starts nothing new (the missing file at the
+        # end would print its line if it went on).
+        a = write_checkpoints(self.path("a.h5"), 200, 8, seed=9)  # about 200 kB of JSON Lines
+        missing = self.path("missing.h5")
+        p = subprocess.run([BIN, "volume", a, missing, "-f", "jsonl", "-j", "1", "-o", "/dev/full"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertNotIn("missing.h5", p.stderr)
+        self.assertIn("/dev/full: cannot write the results", p.stderr)
 
     def test_closed_standard_descriptors_keep_messages_out_of_the_output_file(self):
         # With 1 and 2 closed, -o FILE would take descriptor 1 or 2 and the

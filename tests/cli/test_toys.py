@@ -462,6 +462,13 @@ class Toys(unittest.TestCase):
         with h5py.File(real, "r") as f:
             self.assertEqual(f["/toy"].attrs["toy_preset"], "parabola")
 
+    def test_help_that_cannot_be_written_exits_1(self):
+        for args in (["--help"], ["--version"]):
+            with open("/dev/full", "w") as full:
+                p = subprocess.run([TOY, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1, (args, p.stderr))
+            self.assertTrue(p.stderr.startswith("basinvol-toy: error: cannot write to standard output"), p.stderr)
+
     def test_an_interrupted_write_leaves_out_as_it_was(self):
         # Ctrl-C part-way through --count: without --append the file beside OUT
         # goes at once; with it the run stops after the toy it is writing and

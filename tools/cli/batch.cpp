@@ -728,7 +728,7 @@ struct RowSink {
     Progress& progress;
     std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
     bv::RowWriter& writer;
-    const std::ostream* to_stdout;  // rows stream to standard output: once a write fails, nothing reads them
+    const std::ostream* streamed;  // rows stream to standard output or a device: once a write fails, nothing reads them
     void operator()(std::size_t, const bv::Row& r) const {
         if (journal) {
             const std::string why = journal->append(r);
@@ -736,7 +736,7 @@ struct RowSink {
         }
         if (ranked) ranked->push_back(r);
         else writer.write(r);
-        if (to_stdout && !*to_stdout) request_stop();  // finish_output says so, exit 1
+        if (streamed && !*streamed) request_stop();  // finish_output or the commit says so, exit 1
     }
 };
 
@@ -844,7 +844,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         for (const auto& r : earlier.kept) writer.write(r);
 
     if (!b.from_results) {
-        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer, file ? nullptr : &std::cout};
+        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer, file && !stream ? nullptr : &out};
         auto sync = [&] {
             if (journal) journal->sync_if_due();
         };

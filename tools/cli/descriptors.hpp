@@ -10,7 +10,10 @@
 // would have (writing to 1 or 2, reading from 0: EBADF).
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <fcntl.h>
+#include <iostream>
+#include <string>
 #include <unistd.h>
 
 namespace cli {
@@ -33,6 +36,18 @@ inline void hold_standard_descriptors() {
     // redirected stdout: a failed write (EFBIG) reported as a full disk is,
     // not SIGXFSZ's default of ending the process with FILE.tmp-* left behind.
     std::signal(SIGXFSZ, SIG_IGN);
+}
+
+// `status` once what went to stdout (--help, --version) is written; a write
+// that failed (a full disk, a closed stdout) is one line and exit 1.
+inline int written(int status, const char* tool) {
+    errno = 0;
+    std::cout.flush();
+    if (std::cout) return status;
+    const int e = errno;
+    std::cerr << tool << ": error: cannot write to standard output" << (e ? std::string(": ") + std::strerror(e) : "")
+              << '\n';
+    return 1;
 }
 
 }  // namespace cli

@@ -179,7 +179,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version: stdout, exit 0
+        if (e.get_exit_code() == 0) return cli::written(app.exit(e), "basinvol");  // --help, --version: stdout, exit 0
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;
     }

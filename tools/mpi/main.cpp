@@ -370,7 +370,7 @@ int main(int argc, char** argv) {
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0
-            status = me == 0 ? app.exit(e) : 0;
+            status = me == 0 ? cli::written(app.exit(e), "basinvol-mpi") : 0;
         } else {
             if (me == 0) std::cerr << "basinvol-mpi: " << e.what() << "\nRun 'basinvol-mpi --help' for usage.\n";
             status = exit_usage;

@@ -38,7 +38,7 @@ namespace toy = basinvol::toy;
 namespace {
 
 // ---------------------------------------------------------------- interrupts
-// SIGINT (Ctrl-C) or SIGTERM. Without --append the toys go to a file beside
+// SIGINT (Ctrl-C), SIGTERM or SIGHUP. Without --append the toys go to a file beside
 // OUT: the handler removes it and exits 128 + the signal at once (unlink and
 // _exit are safe in a handler), and OUT is as it was. With --append the run
 // stops after the toy it is writing and removes what it added, as a failed
@@ -54,7 +54,8 @@ extern "C" void on_signal(int sig) {
 
 // Thrown between toys when a signal arrived during an --append run.
 struct Interrupted : std::runtime_error {
-    explicit Interrupted(int sig) : std::runtime_error(sig == SIGINT ? "SIGINT" : "SIGTERM"), signal(sig) {}
+    explicit Interrupted(int sig)
+        : std::runtime_error(sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM"), signal(sig) {}
     int signal;
 };
 
@@ -175,7 +176,7 @@ void add_options(CLI::App& app, ToyArgs& a) {
                "  basinvol-toy toys.h5 --preset parabola              # x^2 + y^2 in R^3, log V = log(pi T)\n"
                "  basinvol-toy toys.h5 --append -d /lu --flat 10 --curved 40 --lo 1e-4 --hi 1e2 --rotate 7\n"
                "  basinvol-toy toys.h5 --append -d /q --loss 'x^2 + y^4'\n"
-               "Exit status: 0 written, 1 write failed, 2 usage error, 130/143 stopped by SIGINT/SIGTERM\n"
+               "Exit status: 0 written, 1 write failed, 2 usage error, 130/143/129 stopped by SIGINT/SIGTERM/SIGHUP\n"
                "(OUT as it was).");
 }
 
@@ -299,7 +300,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        if (e.get_exit_code() == 0) return app.exit(e);
+        if (e.get_exit_code() == 0) return cli::written(app.exit(e), "basinvol-toy");
         std::cerr << "basinvol-toy: " << e.what() << "\nRun 'basinvol-toy --help' for usage.\n";
         return 2;
     }

@@ -14,8 +14,9 @@ std::string join(const std::vector<std::string>& parts, const char* sep);
 // shown as \t, \n, \r, other control characters as \xHH (an escape
 // sequence in a name cannot move a terminal's cursor).
 std::string one_line(const std::string& text);
-// A TSV cell: tabs and line breaks become spaces.
-std::string tsv_cell(std::string s);
+// A TSV cell: tabs and line breaks become spaces. Both kinds of cell are
+// UTF-8: bytes that are not are written as U+FFFD.
+std::string tsv_cell(const std::string& s);
 // A CSV cell: quoted (with "" for a quote) when it holds , " or a line break.
 std::string csv_cell(const std::string& s);
 // One TSV (csv = false) or CSV line of cells, each made safe for its format.
