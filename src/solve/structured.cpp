@@ -47,6 +47,9 @@ struct Accumulator {
     std::string most_skew_part;
     double skew_products = 0;  // ‖Σ s·A_k ⊗ B_k‖_F over Kronecker parts (orthogonal: by hypot)
     double value_error = 0;
+    // A factor or Kronecker part whose exact values are not all zero: its
+    // products may underflow where its factors do not.
+    bool nonzero_products = false;
 };
 
 void check_int(std::size_t v, const std::string& where) {
@@ -120,6 +123,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     double bound = 0;  // (γ/(1 − γ) + 1.5·ε)·trace K
     for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
     bound *= 1 + detail::gamma(k + 3);
+    acc.nonzero_products = acc.nonzero_products || (bound > 0 && p.scale != 0);
     SpectrumPart& out = acc.parts.emplace_back();
     detail::BlasSection section(detail::fork_gate());
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
@@ -243,6 +247,7 @@ void fold_squares(Accumulator& acc) {
         const double skew_product = scaled(s, q.skew / 2, B.skew / 2, 0, 0);  // s·‖A_k‖_F·‖B_k‖_F
         acc.skew_products = std::hypot(acc.skew_products, skew_product);
         acc.value_error = std::max(acc.value_error, 4 * eps64 * size + skew_product);
+        acc.nonzero_products = acc.nonzero_products || (fa > 0 && fb > 0 && s > 0);
         balance_kron(part);
     }
 }
@@ -608,6 +613,12 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     if (walk_failed) std::rethrow_exception(walk_failed);
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);
+    // Every value 0 while the factors are not: the products fell under
+    // float64's smallest subnormal (entries of 1e-200 in A and B), and the
+    // Hessian would read as the zero matrix, flat for certain.
+    if (out.frobenius == 0 && acc.nonzero_products)
+        throw NumericError(info.source() + ": every eigenvalue underflowed float64 (the factors' products are under "
+                                           "4.9e-324, though the factors are not zero); rescale the Hessian");
     out.asymmetry = acc.asymmetry;
     out.symmetric_frobenius = std::hypot(out.frobenius, acc.skew_products);
     out.value_error = acc.value_error;

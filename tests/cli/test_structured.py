@@ -646,6 +646,34 @@ class Structured(unittest.TestCase):
                 self.assertLessEqual(abs(row["log_volume"] - closed), row["log_volume_error"] + 1e-12 * abs(closed))
                 self.assertLess(row["log_volume_error"], 4 * twin["log_volume_error"] + 1e-12)
 
+    def test_products_that_underflow_float64_whole_are_an_error_row_not_a_zero_hessian(self):
+        # Factors of 1e-200 (A, B; or 1e-160 scaled by 1e-10) or 1e-163 (G):
+        # every product is under 4.9e-324, so the values read 0 though
+        # rank(A ⊗ B) = 12 and rank(GᵀG) = 3. Not the zero matrix (dim n,
+        # clean, no flag): an error row, as an overflow is. At 1e-150 the
+        # products are normal.
+        f = self.path("underflow.h5")
+        rng = np.random.default_rng(2)
+        A, B, G = rotated([3.0, 1, 0.2], rng), rotated([5.0, 2, 1, 0.5], rng), rng.standard_normal((3, 5))
+        with h5py.File(f, "w") as h5:
+            for name, a, b in (("kron_tiny", A * 1e-200, B * 1e-200), ("kron_scaled", A * 1e-160, B * 1e-160)):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "kron"
+                g["A"], g["B"] = a, b
+            h5["kron_scaled"].attrs["scale"] = 1e-10
+            for name, s in (("factor_tiny", 1e-163), ("factor_small", 1e-150)):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "factor"
+                g["G"] = G * s
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for name in ("/kron_tiny", "/kron_scaled", "/factor_tiny"):
+            self.assertEqual(rows[name]["status"], "error", name)
+            self.assertIn("every eigenvalue underflowed float64", rows[name]["error"])
+        self.assertEqual(rows["/factor_small"]["status"], "ok")
+        self.assertEqual(rows["/factor_small"]["rank"], np.linalg.matrix_rank(G))
+
     def test_an_asymmetric_kronecker_pair_measures_the_twin_s_asymmetry(self):
         # ‖A⊗B − (A⊗B)ᵀ‖_F is the twin's, not a bound on it: the floor, the
         # asymmetry check and so the dim are the twin's.
