@@ -363,9 +363,11 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     if (cut.below_floor) r.warnings.add(Warning::cut_below_floor);
     if (!r.certified) r.warnings.add(Warning::uncertified);
     if (f.info.unwritten_chunks) r.warnings.add(Warning::unwritten_chunks);
-    // Symmetrizing moved the matrix by more than rounding of its stored type.
-    if (r.asymmetry > 10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)))
-        r.warnings.add(Warning::symmetrized);
+    // Symmetrizing moved the matrix by more than rounding of its stored type:
+    // ε relative, or among subnormal numbers the step (n·η/2 in ‖·‖_F).
+    const double rounding = std::max(10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)),
+                                     f.frobenius > 0 ? 20 * subnormal_noise(f) / f.frobenius : 0.0);
+    if (r.asymmetry > rounding) r.warnings.add(Warning::symmetrized);
     if (opt.keep_eigenvalues) {
         r.eigenvalues.reserve(s.n);  // a structure's are padded to n with its exact zeros (fill_structured)
         values.for_each([&](double v) { r.eigenvalues.push_back(v); });

@@ -243,6 +243,27 @@ TEST_CASE("subnormal entries: the rounding residue is not curvature") {
     CHECK(f.negative == 0);
 }
 
+TEST_CASE("subnormal entries: an asymmetry of a few steps is rounding, not symmetrized") {
+    // A matrix rotated in double at 1e-310 differs from its transpose by a
+    // step or two of 4.9e-324 (as Q·D·Qᵀ computed there does): the stored
+    // type's rounding, as ε relative is at normal scale. A few steps per
+    // entry; the same relative asymmetry at scale 1 is symmetrizing.
+    const Eigen::MatrixXd g = with_spectrum(with_zeros(geometric(4, 3.0, 0.5), 2), 5);
+    for (double alpha : {1e-310, 1e-315}) {
+        CAPTURE(alpha);
+        Eigen::MatrixXd m = alpha * g;
+        for (Eigen::Index j = 1; j < m.cols(); ++j) m(0, j) = std::nextafter(std::nextafter(m(0, j), 1.0), 1.0);
+        const Row s = run(m, Method::dense);
+        REQUIRE(s.ok);
+        CHECK(s.asymmetry > 0);
+        CHECK_FALSE(s.warnings.has(Warning::symmetrized));
+        const Row big = run(m / alpha, Method::dense);  // the same relative asymmetry at scale 1
+        REQUIRE(big.ok);
+        CHECK(big.asymmetry == doctest::Approx(s.asymmetry).epsilon(0.5));
+        CHECK(big.warnings.has(Warning::symmetrized));
+    }
+}
+
 TEST_CASE("subnormal entries: the log-volume's error bar holds the exact value") {
     // Among subnormals every operation rounds to an absolute step, so the
     // error bar may not be ε·‖H‖_F (which underflows to 0). The exact

@@ -285,7 +285,26 @@ TEST_CASE("validate passes honest toys and fails wrong expectations") {
 TEST_CASE("the log-volume tolerance is the stored-type rounding bound") {
     // float64, λ = {1, 1e-4}: 2ε·‖H‖_F·(1 + 1e4).
     const double eps = 2.220446049250313e-16;
-    CHECK(logv_tolerance({1, 1e-4}, 1, eps, 0) == doctest::Approx(1e-12 + 2 * eps * 10001).epsilon(1e-12));
+    CHECK(logv_tolerance({1, 1e-4}, 1, eps, 2, 0) == doctest::Approx(1e-12 + 2 * eps * 10001).epsilon(1e-12));
+}
+
+TEST_CASE("the log-volume tolerance holds a toy rotated among subnormal numbers") {
+    // λ = {3, 2, 1, 0}·1e-320, rotated in double: each entry rounds to the
+    // subnormal step η, not to ε relative, and ε·‖H‖_F underflows to 0.
+    const std::vector<double> e = {3e-320, 2e-320, 1e-320, 0};
+    const std::vector<double> curved(e.begin(), e.begin() + 3);
+    const double eps = std::numeric_limits<double>::epsilon();
+    double worst = 0;
+    for (std::uint32_t seed = 1; seed <= 8; ++seed) {
+        const Eigen::MatrixXd stored = testing_support::with_spectrum(e, seed);
+        const Eigen::VectorXd w = testing_support::eigenvalues_of(stored);  // ascending
+        double actual = 0;
+        for (std::size_t i = 0; i < 3; ++i) actual += std::log(e[i]) - std::log(std::abs(w(Eigen::Index(3 - i))));
+        worst = std::max(worst, std::abs(actual) / 2);
+        CHECK(std::abs(actual) / 2 <= logv_tolerance(curved, stored.norm(), eps, 4, 0));
+    }
+    // ε·‖H‖_F alone (n·η/2 left out) is far under what rounding did.
+    CHECK(logv_tolerance(curved, testing_support::with_spectrum(e, 1).norm(), eps, 0, 0) * 1e6 < worst);
 }
 
 TEST_CASE("float32 storage: the entrywise tolerance holds the actual error and is far under Weyl's") {
@@ -304,7 +323,7 @@ TEST_CASE("float32 storage: the entrywise tolerance holds the actual error and i
         const double u = std::ldexp(1.0, -24);
         const double tight = entrywise_logv_tolerance(stored, 1e-4, false, u, 1.0);
         std::vector<double> curved(e.begin(), e.begin() + 60);
-        const double weyl = logv_tolerance(curved, stored.norm(), 2 * u, 1.0);
+        const double weyl = logv_tolerance(curved, stored.norm(), 2 * u, 80, 1.0);
         CHECK(actual <= tight);
         CHECK(tight * 20 < weyl);
     }

@@ -146,11 +146,16 @@ void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, d
     if (type == StoredType::float32 && top > 1e30)
         throw UsageError("max|lambda| " + num(top) + " is over 1e30, the most a float32 toy holds (its entries and "
                          "norm must stay well inside float32's range, which ends at 3.4e38)");
-    const double tol = top * static_cast<double>(eigenvalues.size()) * stored_eps(type);
+    // The dtype cut n·ε·max|λ|, never under the floor's subnormal term
+    // n·η/2 (η the stored type's smallest step), where ε·max|λ| underflows.
+    const double n = static_cast<double>(eigenvalues.size());
+    const double step = type == StoredType::float32 ? 0x1p-149 : 0x1p-1074;
+    const double tol = std::max(top * n * stored_eps(type), n * step / 2);
     if (low < margin * tol) {
         std::ostringstream s;
         s << "the smallest nonzero |lambda| " << low << (low > tol ? " is not far enough above" : " is not above")
-          << " the " << (type == StoredType::float32 ? "float32" : "float64") << " cut n*eps*max|lambda| = " << tol
+          << " the " << (type == StoredType::float32 ? "float32" : "float64")
+          << " cut max(n*eps*max|lambda|, n*step/2) = " << tol
           << " (it must be at least " << margin << "x that, " << margin * tol
           << "): its rank would be ambiguous; narrow the spectrum"
           << (type == StoredType::float32 ? " or store float64" : "");

@@ -36,12 +36,17 @@ bool has_expectations(const Attributes& attrs) {
     return attrs.strings.count("toy_loss") > 0;
 }
 
-// ‖H‖_F/|λ| summed in long double, whose range holds ‖H‖_F of 1e200 and
-// 1/|λ| of subnormal λ (in double one overflowed to inf, the other to 0·inf).
-double logv_tolerance(const std::vector<double>& curved_abs, long double frobenius, double eps, double log_volume) {
+// 2·δ·Σ 1/|λ| with δ = max(ε·‖H‖_F, n·η/2): rounding moves each eigenvalue
+// by ε·‖H‖_F, and among subnormal numbers (η = 2^-1074, the step there) by
+// up to n·η/2, as the noise floor says. Summed in long double, whose range
+// holds ‖H‖_F of 1e200 and 1/|λ| of subnormal λ (in double one overflowed to
+// inf, the other to 0·inf).
+double logv_tolerance(const std::vector<double>& curved_abs, long double frobenius, double eps, std::size_t n,
+                      double log_volume) {
+    const long double delta = std::max(eps * frobenius, static_cast<long double>(n) * 0x1p-1074L / 2);
     long double ratio = 0;
-    for (double x : curved_abs) ratio += frobenius / x;
-    return 1e-12 * std::max(1.0, std::abs(log_volume)) + static_cast<double>(2 * eps * ratio);
+    for (double x : curved_abs) ratio += delta / x;
+    return 1e-12 * std::max(1.0, std::abs(log_volume)) + static_cast<double>(2 * ratio);
 }
 
 double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume) {
@@ -311,7 +316,7 @@ Check log_volume_check(const HessianInfo& info, const Row& row, double expected,
     if (o.logv_tol) {
         c.tolerance = *o.logv_tol;
     } else if (eps <= stored_eps(StoredType::float64)) {
-        c.tolerance = logv_tolerance(curved_abs, frobenius, eps, row.log_volume);
+        c.tolerance = logv_tolerance(curved_abs, frobenius, eps, info.n, row.log_volume);
     } else {  // coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance)
         Hessian h = read_hessian(info, o.analyze.read);
         const Eigen::MatrixXd H = h.to_f64();

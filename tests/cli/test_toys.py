@@ -333,6 +333,20 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertIn("quartic-valley", out)
 
+    def test_subnormal_toys_are_refused_or_validate(self):
+        # Among subnormal numbers rounding moves values by the step 4.9e-324,
+        # not by ε relative (ε·max|λ| underflows): a spectrum within 100
+        # steps of it is refused, and a rotated one above it validates (its
+        # tolerance counts the step, as basinvol's floor does).
+        rc, out, err = run(self.f, "--eigenvalues", "5e-324,0", binary=TOY)
+        self.assertEqual(rc, 2, err)
+        self.assertIn("its rank would be ambiguous", err)
+        for i, args in enumerate((["--eigenvalues", "3e-320,2e-320,1e-320,0", "--rotate", "1"],
+                                  ["--flat", "2", "--curved", "5", "--lo", "1e-318", "--hi", "1e-316", "--rotate", "2"])):
+            self.assertEqual(run(self.f, "--append", "-d", "/s%d" % i, *args, binary=TOY)[0], 0)
+        rc, out, err = run("validate", self.f, "-f", "tsv")
+        self.assertEqual(rc, 0, out + err)
+
     def test_generator_counts_are_decimal_whole_numbers(self):
         for option in ["--flat", "--curved", "--negative", "--clusters", "--seed", "--rotate", "--count"]:
             for text in ["0x3", "-1", "2.5", "", "1e3"]:

@@ -75,8 +75,10 @@ Expected expected_answer(const std::vector<double>& eigenvalues, double threshol
 
 // Refuses (UsageError) a spectrum whose nonzero eigenvalues are not far above
 // the cut the stored type implies: every nonzero |λ| must be at least
-// margin · n · ε(stored) · max|λ|, so the expected rank is unambiguous after
-// rounding to the stored type (which moves eigenvalues by about ε·‖H‖_F).
+// margin · max(n · ε(stored) · max|λ|, n · η/2) (η the stored type's
+// smallest subnormal), so the expected rank is unambiguous after rounding to
+// the stored type (which moves eigenvalues by about ε·‖H‖_F, and by up to
+// n·η/2 among subnormal numbers).
 void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, double margin = 100);
 
 // Q·diag(λ)·Qᵀ with Q = random_orthogonal(n, seed), symmetrized; diag(λ)

@@ -58,9 +58,12 @@ void check_options(const ValidateOptions& options);
 std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options);
 
 // The tolerance on log V that rounding to the stored type allows: each
-// eigenvalue moves by at most about ε·‖H‖_F (Weyl), so log V moves by at most
-// ½ Σ δ/|λ|; twice that (the rotation's own rounding), plus summation error.
-double logv_tolerance(const std::vector<double>& curved_abs, long double frobenius, double eps, double log_volume);
+// eigenvalue moves by at most about δ = max(ε·‖H‖_F, n·η/2) (Weyl; η the
+// subnormal step 2^-1074, for an n×n matrix of subnormal entries), so log V
+// moves by at most ½ Σ δ/|λ|; twice that (the rotation's own rounding), plus
+// summation error.
+double logv_tolerance(const std::vector<double>& curved_abs, long double frobenius, double eps, std::size_t n,
+                      double log_volume);
 
 // The tolerance for a matrix stored in a coarser type (float32) than it was
 // computed in: each stored entry is within u·|H_jk| of the exact one
