@@ -333,7 +333,10 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.dim_low = cut.dim_low;
     r.dim_high = cut.dim_high;
     r.negative_low = std::min(m.negative, values.kept(cut.band_tol_high, 0.0).count[1]);
-    r.negative_high = cut.all_noise ? s.n : std::max(m.negative, values.kept(cut.band_tol_low, 0.0).count[1]);
+    // Every dim in the band: a value under the floor may have either sign,
+    // one over it keeps its own.
+    r.negative_high = cut.all_noise ? s.n - values.kept(cut.floor, 0.0).count[0]
+                                    : std::max(m.negative, values.kept(cut.band_tol_low, 0.0).count[1]);
     // Each kept value is within this of the stored matrix's exact eigenvalue:
     // LAPACK's bound p(n)·ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
     // symmetric eigenproblem"; p(n) "a modestly growing function of n", here

@@ -427,10 +427,10 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         c.ambiguous = K.mid(K.at(0)) > c.floor || !known_zero;
         decided = decided && top_decided(K);
         // Every value is noise, or the dtype cut (what the stored type
-        // resolves) passes values over the floor (float16 with n·ε ≥ 1):
-        // the band is every dim. An explicit cut past every value keeps its
-        // decade either way, below.
-        const bool unresolved = K.hi(K.at(0)) <= c.floor || (c.rule == "dtype" && K.lo(K.at(0)) > c.floor);
+        // resolves) keeps nothing though values may stand over the floor
+        // (float16 with n·ε ≥ 1): the band is every dim. An explicit cut
+        // past every value keeps its decade either way, below.
+        const bool unresolved = c.rule == "dtype" || K.hi(K.at(0)) <= c.floor;
         if (!known_zero && unresolved) {
             c.dim_low = 0;
             c.dim_high = K.n;

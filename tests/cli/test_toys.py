@@ -455,6 +455,12 @@ class Toys(unittest.TestCase):
         folder = os.path.join(self.tmp.name, "folder")
         os.mkdir(folder)
         others.append((folder, stat.S_ISDIR))
+        sock = os.path.join(self.tmp.name, "sock")
+        import socket
+        listening = socket.socket(socket.AF_UNIX)
+        listening.bind(sock)
+        self.addCleanup(listening.close)
+        others.append((sock, stat.S_ISSOCK))
         device = os.path.join(self.tmp.name, "null")
         try:
             os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))

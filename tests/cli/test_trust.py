@@ -213,6 +213,28 @@ class Storage(Base):
         self.assertEqual(row["stored_type"], "float16")
         self.assertIn("ambiguous_rank", row["warnings"], row)
 
+    def test_a_dtype_cut_that_keeps_nothing_leaves_any_dim_and_the_signs_over_the_floor(self):
+        # float16 at n = 1100 (n·ε ≥ 1): the dtype cut passes every value
+        # while 1000 of them (0.14..7.4, 20 negative) stand over the floor.
+        # Any dim fits (band 0..n: the same values in float32 have dim 100);
+        # only values under the floor (the 100 zeros) may be of either sign.
+        rng = np.random.default_rng(8)
+        n = 1100
+        v = np.exp(rng.uniform(-2, 2, n))
+        v[:100] = 0
+        v[100:120] *= -1
+        f = self.path("f16_keeps_nothing.h5")
+        with h5py.File(f, "w") as h5:
+            h5["h"] = np.diag(v).astype(np.float16)
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        row = rows_of(p)[0]
+        self.assertEqual((row["cut"], row["rank"]), ("dtype", 0), row)
+        self.assertGreater(min(abs(v[100:])), row["noise_floor"])
+        self.assertIn("ambiguous_rank", row["warnings"])
+        self.assertEqual((row["dim_low"], row["dim_high"]), (0, n))
+        self.assertEqual((row["negative_low"], row["negative_high"]), (0, 100 + 20))
+
     def test_a_stated_error_past_every_eigenvalue_gives_every_method_the_same_band(self):
         # Everything is noise: any dim, and any of the n values may be
         # negative, whatever signs one solver computed (dense: about half of

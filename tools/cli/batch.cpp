@@ -199,6 +199,9 @@ char g_temp[4096] = {0};  // the temporary output file, removed by a second sign
 volatile std::sig_atomic_t g_abandon_at_once = 0;
 
 extern "C" void on_signal(int sig) {
+    // A closed terminal sends SIGHUP twice (the shell's, then the kernel's
+    // hangup): only a person's or a batch system's second signal abandons.
+    if (sig == SIGHUP && g_signal != 0) return;
     // The second signal abandons (a stop for a failed stdout is not a signal).
     if (g_signal != 0 || g_abandon_at_once) {
         if (g_temp[0]) ::unlink(g_temp);

@@ -80,9 +80,10 @@ private:
 bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::AnalyzeOptions& a, bool regularized,
                 const char* tool);
 
-// Ctrl-C and SIGTERM: the first stops new work (running Hessians finish and
-// their rows are written); a second abandons them at once, removing the
-// temporary output file and exiting 128 + the signal. `abandon_at_once`
+// Ctrl-C, SIGTERM and SIGHUP: the first stops new work (running Hessians
+// finish and their rows are written); a second SIGINT or SIGTERM abandons
+// them at once, removing the temporary output file and exiting 128 + the
+// signal (a second SIGHUP, which a closed terminal sends, is ignored). `abandon_at_once`
 // makes the first signal abandon (basinvol-mpi: mpirun kills the ranks a
 // few seconds after it forwards the signal, too soon to finish a Hessian).
 void install_interrupt_handlers(bool abandon_at_once = false);

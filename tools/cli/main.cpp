@@ -3,7 +3,7 @@
 // (the others are still reported), 2 usage error. `compare` exits 0 when A
 // ranks strictly above B, 1 when it does not, 2 on error. `validate` exits 0
 // when every check agrees, 1 when any disagrees or cannot be made. A batch
-// stopped by SIGINT or SIGTERM exits 128 + the signal.
+// stopped by SIGINT, SIGTERM or SIGHUP exits 128 + the signal.
 #include "descriptors.hpp"
 #include "stack.hpp"
 #include "options.hpp"

@@ -1,7 +1,7 @@
 // basinvol-toy: writes toy Hessians with their exact answers to HDF5.
 // Exit status: 0 written, 1 the file could not be written, 2 usage error
 // (including spectra whose rank the stored type cannot resolve), 128 + the
-// signal when SIGINT or SIGTERM stopped it (OUT as it was).
+// signal when SIGINT, SIGTERM or SIGHUP stopped it (OUT as it was).
 #include "../cli/choice.hpp"
 #include "../cli/descriptors.hpp"
 #include "../cli/journal.hpp"
@@ -17,6 +17,7 @@
 #include <basinvol/version.hpp>
 
 #include <CLI/CLI.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,6 +48,7 @@ volatile std::sig_atomic_t g_signal = 0;
 char g_beside[PATH_MAX + 64] = {0};  // the file beside OUT while it is being written
 
 extern "C" void on_signal(int sig) {
+    if (sig == SIGHUP && g_signal != 0) return;  // a closed terminal's second SIGHUP (see basinvol's)
     if (g_beside[0] != '\0') ::unlink(g_beside);
     if (g_beside[0] != '\0' || g_signal != 0) ::_exit(128 + sig);
     g_signal = sig;
@@ -239,10 +241,16 @@ void write_toys(ToyArgs a) {
     // OUT is an HDF5 file: a link is followed to the file it names (which
     // is replaced; the link stays), and a device or FIFO is refused, never
     // renamed over (as root, OUT=/dev/null would replace the machine's).
-    const cli::OutputTarget out = cli::output_target(a.out, "OUT");
-    if (out.stream || out.directory)
-        throw bv::UsageError("OUT " + a.out + " is " + (out.directory ? "a directory" : "a character device or a FIFO") +
+    struct stat st;
+    if (::stat(a.out.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        throw bv::UsageError("OUT " + a.out + " is " +
+                             (S_ISDIR(st.st_mode)   ? "a directory"
+                              : S_ISCHR(st.st_mode) ? "a character device"
+                              : S_ISFIFO(st.st_mode) ? "a FIFO"
+                              : S_ISBLK(st.st_mode)  ? "a block device"
+                                                     : "a socket") +
                              "; toys are written to an HDF5 file (a regular file, created or replaced)");
+    const cli::OutputTarget out = cli::output_target(a.out, "OUT");
     const std::string target = a.append ? out.path : out.path + ".tmp-" + std::to_string(::getpid());
     std::vector<std::string> added;  // with --append: the links this run made, in order
     if (!a.append && target.size() < sizeof g_beside) {

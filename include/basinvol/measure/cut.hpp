@@ -113,8 +113,8 @@ struct Cut {
     double band_tol_high = 0;
     // Every value lies within the noise (a stated or measured error past all
     // of H's eigenvalues), or a dtype cut keeps nothing while values lie over
-    // the floor: the band is every dim, and any of the n may be negative,
-    // whatever signs a solver happened to compute or list.
+    // the floor: the band is every dim, and any value under the floor may be
+    // negative, whatever sign a solver happened to compute or list.
     bool all_noise = false;
 };
 
