@@ -188,17 +188,26 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
                 list_timeout=list_timeout)
 
 
+_fork_guard = []
+
+
 def _hdf5_lock():
-    """h5py's lock around every HDF5 call: held while basinvol lists files
-    (which forks: no h5py thread may be inside HDF5 at the fork) and reads
-    them (Debian's HDF5 is not thread-safe: h5py and basinvol must not be
-    inside it at once). Other threads run meanwhile; only their h5py calls
-    wait."""
+    """h5py's lock around every HDF5 call: held while basinvol lists and
+    analyses files (listing forks: no h5py thread may be inside HDF5 at the
+    fork; Debian's HDF5 is not thread-safe: h5py and basinvol must not be
+    inside it at once). Other threads run meanwhile; their h5py calls wait
+    for the call to end. A fork of this process (os.fork, multiprocessing's
+    fork start method, a DataLoader's workers) takes the lock first, so the
+    child never inherits it held by a thread it does not have (h5py 3.7 does
+    not reset it): it waits for such a call in another thread to end."""
     try:
         from h5py._objects import phil
-        return phil
     except ImportError:  # no h5py in this process: nothing else calls HDF5
         return contextlib.nullcontext()
+    if not _fork_guard:
+        _fork_guard.append(phil)
+        os.register_at_fork(before=phil.acquire, after_in_parent=phil.release, after_in_child=phil.release)
+    return phil
 
 
 def _analyze_sources(texts, opts):
@@ -223,11 +232,17 @@ def _as_array(H, label):
     import numpy as np
     if _is_torch(H):
         t = H.detach()
+        if t.layout != sys.modules["torch"].strided:
+            raise TypeError(f"{label}: a sparse tensor ({t.layout}); pass H.to_dense()")
+        if t.device.type == "meta":
+            raise TypeError(f"{label}: a tensor on the meta device holds no values")
         if t.device.type != "cpu":
             t = t.cpu()
         if str(t.dtype) not in ("torch.float32", "torch.float64"):
             raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
         H = t.numpy()
+    if isinstance(H, np.ma.MaskedArray):
+        raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
     a = np.asarray(H)
     if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) and not a.dtype.isnative:
         a = a.astype(a.dtype.newbyteorder("="))  # big-endian values, as a file of them is read: one copy

@@ -8,6 +8,7 @@
 #include <basinvol/batch/results.hpp>
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/io/forks.hpp>
 #include <basinvol/rank/ranking.hpp>
 #include <basinvol/report/format.hpp>
 #include <basinvol/version.hpp>
@@ -280,7 +281,11 @@ py::dict compare(const std::string& a_json, const std::string& b_json, const py:
 }
 
 std::vector<py::tuple> read_results(const std::string& path) {
-    std::vector<bv::Row> rows = bv::read_rows(path);
+    std::vector<bv::Row> rows;
+    {
+        py::gil_scoped_release unlocked;  // other threads run while a large file is parsed
+        rows = bv::read_rows(path);
+    }
     bool with_place = false, regularized = false;
     for (const auto& r : rows) {
         with_place = with_place || r.place.has_value();
@@ -296,6 +301,9 @@ std::vector<py::tuple> read_results(const std::string& path) {
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "basinvol's C++ core (use the functions of the basinvol package)";
+    // os.fork, multiprocessing's fork start method and torch's DataLoader
+    // fork while another thread may be solving (the GIL released).
+    bv::hold_forks_for_work_under_way();
     auto error = py::register_exception<bv::Error>(m, "Error");
     py::register_exception<bv::InputError>(m, "InputError", error);
     py::register_exception<bv::UsageError>(m, "UsageError", error);

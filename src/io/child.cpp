@@ -6,6 +6,7 @@
 #include "hdf5_detail.hpp"
 
 #include <basinvol/error.hpp>
+#include <basinvol/io/forks.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <csignal>
 #include <cstring>
 #include <poll.h>
+#include <pthread.h>
 #include <sstream>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -21,6 +23,39 @@
 
 namespace basinvol {
 namespace {
+
+// Set while this thread forks for run_in_child, which holds the HDF5 mutex
+// and the BLAS gate itself: the fork handlers pass that fork through.
+thread_local bool own_fork = false;
+
+// What the fork handlers hold across a fork of the program's own.
+std::unique_lock<std::recursive_mutex>* held_hdf5 = nullptr;
+std::unique_lock<std::shared_mutex>* held_gate = nullptr;
+
+void before_fork() {
+    if (own_fork) return;
+    held_hdf5 = new std::unique_lock<std::recursive_mutex>(detail::hdf5_mutex());  // reads under way finish
+    held_gate = new std::unique_lock<std::shared_mutex>(detail::fork_gate());       // BLAS calls under way finish
+}
+
+void after_fork_in_parent() {
+    if (own_fork) return;
+    delete held_gate;
+    delete held_hdf5;
+    held_gate = nullptr;
+    held_hdf5 = nullptr;
+}
+
+void after_fork_in_child() {
+    if (own_fork) return;
+    // The parent's copies stay locked (and leak, once per fork): fresh ones.
+    held_gate->release();
+    held_hdf5->release();
+    held_gate = nullptr;
+    held_hdf5 = nullptr;
+    detail::hdf5_mutex_slot() = new std::recursive_mutex;
+    detail::fork_gate_slot() = new std::shared_mutex;
+}
 
 // The child: run the work, send its answer, exit without running this
 // process's exit handlers or flushing its stdio buffers.
@@ -81,7 +116,9 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     if (::pipe(fd) != 0) return std::nullopt;
     const pid_t parent = ::getpid();
     std::unique_lock<std::shared_mutex> gate(fork_gate());  // no BLAS call runs across the fork
+    own_fork = true;
     const pid_t pid = ::fork();
+    own_fork = false;
     if (pid != 0) gate.unlock();
     if (pid < 0) {
         ::close(fd[0]);
@@ -103,6 +140,11 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     r.clean = !r.timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
     return r;
+}
+
+void hold_forks_for_work_under_way() {
+    static const int registered = ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    (void)registered;
 }
 
 double detail::read_time_limit(const ReadOptions& opt, std::size_t bytes) {

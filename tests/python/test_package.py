@@ -532,6 +532,82 @@ def test_list_timeout_is_the_command_line_s(tmp):
             basinvol.volume(good, list_timeout=bad)
 
 
+def _wait_child(pid, seconds):
+    """The child's exit status, or None after killing it when it runs past `seconds`."""
+    import signal
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def test_forks_while_another_thread_solves_or_reads_leave_both_sides_working(tmp):
+    # A DataLoader's or a fork Pool's workers are forked while another thread
+    # may be inside a solve (threaded OpenBLAS) or a volume call (h5py's lock,
+    # basinvol's HDF5 lock): the solve must still return, with its answer,
+    # and the child must be able to read and solve.
+    import h5py
+    f = os.path.join(tmp, "forked.h5")
+    with h5py.File(f, "w") as h5:
+        for i in range(8):
+            h5["h%d" % i] = with_spectrum(np.linspace(1, 2, 300), seed=i)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((400, 400))
+    H = a @ a.T
+    want = basinvol.analyze(H, eigenvalues=True).eigenvalues
+    ref = basinvol.volume(f + ":/h0")[0].log_volume
+    stop = threading.Event()
+    solved, wrong = [0], [0]
+
+    def solve():
+        while not stop.is_set():
+            got = basinvol.analyze(H, eigenvalues=True).eigenvalues
+            solved[0] += 1
+            wrong[0] += not np.allclose(got, want, rtol=0, atol=1e-9 * abs(want).max())
+
+    def read():
+        while not stop.is_set():
+            basinvol.volume(f)
+
+    threads = [threading.Thread(target=solve, daemon=True), threading.Thread(target=read, daemon=True)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    children = []
+    try:
+        for _ in range(12):
+            pid = os.fork()
+            if pid == 0:  # the child: one read and solve of its own, then out
+                ok = abs(basinvol.volume(f + ":/h0")[0].log_volume - ref) < 1e-9 * abs(ref)
+                os._exit(0 if ok else 3)
+            children.append(_wait_child(pid, 20))
+            if children[-1] is None:
+                break
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(20)
+    assert children == [0] * 12  # None: a child hung
+    assert not any(t.is_alive() for t in threads)  # a solve or read never returned
+    assert solved[0] > 0 and wrong[0] == 0
+
+
+def test_inputs_whose_values_would_be_misread_are_type_errors():
+    with pytest.raises(TypeError, match="masked array"):
+        basinvol.analyze(np.ma.masked_array(np.eye(3), mask=np.eye(3, dtype=bool)))
+    if torch is not None:
+        with pytest.raises(TypeError, match="sparse tensor"):
+            basinvol.analyze(torch.eye(3).to_sparse())
+        with pytest.raises(TypeError, match="meta device"):
+            basinvol.analyze(torch.empty(3, 3, device="meta"))
+
+
 def test_ctrl_c_stops_a_list_of_sources_after_the_hessian_being_analysed(tmp):
     # One call lists and analyses the whole list: a SIGINT part-way raises
     # KeyboardInterrupt at the next source or Hessian, not when the list is
