@@ -11,6 +11,7 @@
 #include <chrono>
 #include <limits>
 #include <cmath>
+#include <mutex>
 #include <new>
 #include <sstream>
 
@@ -488,6 +489,8 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
         // versions: that, not what the mixture breaks, is the error. An
         // in-memory image cannot change.
         auto consistently = [&](const std::function<void()>& read, int passes) {
+            std::unique_lock<ReadLock> held;
+            if (opt.read.hold) held = std::unique_lock<ReadLock>(*opt.read.hold);
             if (opt.read.image) read();
             else read_consistently(info, read, passes);
         };

@@ -191,23 +191,30 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
 _fork_guard = []
 
 
-def _hdf5_lock():
-    """h5py's lock around every HDF5 call: held while basinvol lists and
-    analyses files (listing forks: no h5py thread may be inside HDF5 at the
-    fork; Debian's HDF5 is not thread-safe: h5py and basinvol must not be
-    inside it at once). Other threads run meanwhile; their h5py calls wait
-    for the call to end. A fork of this process (os.fork, multiprocessing's
-    fork start method, a DataLoader's workers) takes the lock first, so the
-    child never inherits it held by a thread it does not have (h5py 3.7 does
-    not reset it): it waits for such a call in another thread to end."""
+def _h5py_lock():
+    """h5py's lock around every HDF5 call (None when h5py is not loaded:
+    nothing else calls HDF5). basinvol holds it while it lists files
+    (listing forks: no h5py thread may be inside HDF5 at the fork) and while
+    it reads each Hessian (Debian's HDF5 is not thread-safe: h5py and
+    basinvol must not be inside it at once), not while it solves: other
+    threads' h5py calls wait for the listing and the reads only. A fork of
+    this process (os.fork, multiprocessing's fork start method, a
+    DataLoader's workers) takes the lock first, so the child never inherits
+    it held by a thread it does not have (h5py 3.7 does not reset it)."""
     try:
         from h5py._objects import phil
-    except ImportError:  # no h5py in this process: nothing else calls HDF5
-        return contextlib.nullcontext()
+    except ImportError:
+        return None
     if not _fork_guard:
         _fork_guard.append(phil)
         os.register_at_fork(before=phil.acquire, after_in_parent=phil.release, after_in_child=phil.release)
     return phil
+
+
+def _hdf5_lock():
+    """_h5py_lock() as a context manager."""
+    lock = _h5py_lock()
+    return contextlib.nullcontext() if lock is None else lock
 
 
 def _analyze_sources(texts, opts):
@@ -216,7 +223,7 @@ def _analyze_sources(texts, opts):
         # As bytes: a name that is not UTF-8 (os.listdir's surrogate escapes) is the file's own bytes.
         limit = {} if opts["list_timeout"] is None else {"list_timeout": opts["list_timeout"]}
         listed = core.list_sources([os.fsencode(t) for t in texts], **limit)
-        return _results(core.analyze_listed(listed, opts))
+    return _results(core.analyze_listed(listed, opts, _h5py_lock()))
 
 
 def _results(triples):
@@ -319,7 +326,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
             listed = core.list_image(image, label, "/hessian")
-            rows = _results(core.analyze_listed(listed, opts))
+        rows = _results(core.analyze_listed(listed, opts, _h5py_lock()))
     else:
         opts.update(attrs)
         rows = _results([core.analyze_array(_as_array(H, label), opts, label)])

@@ -209,11 +209,44 @@ Listed list_image(const py::bytes& image, const std::string& label, const std::s
     return l;
 }
 
+// A Python lock (h5py's) held from C++ while basinvol reads: taken with
+// the GIL, which its acquire gives up while it waits.
+class PythonLock : public bv::ReadLock {
+public:
+    explicit PythonLock(py::object lock) : lock_(std::move(lock)) {}
+    ~PythonLock() override {
+        py::gil_scoped_acquire held;
+        lock_ = py::object();
+    }
+    void lock() override {
+        py::gil_scoped_acquire held;
+        try {
+            lock_.attr("acquire")();
+        } catch (py::error_already_set& e) {
+            const std::string why = e.what();
+            throw bv::Error("cannot take h5py's lock to read: " + why);
+        }
+    }
+    void unlock() override {
+        py::gil_scoped_acquire held;
+        try {
+            lock_.attr("release")();
+        } catch (py::error_already_set& e) {
+            e.discard_as_unraisable("basinvol: releasing h5py's lock");
+        }
+    }
+
+private:
+    py::object lock_;
+};
+
 // Every listed Hessian analysed in order (the GIL released), an error row for
 // each source that could not be listed, as `basinvol volume` writes them.
-// Ctrl-C raises KeyboardInterrupt after the Hessian being analysed.
-std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options) {
-    const bv::AnalyzeOptions opt = analyze_options(options);
+// Ctrl-C raises KeyboardInterrupt after the Hessian being analysed. `lock`
+// (h5py's, or None) is held around each read, not around the solves.
+std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options, const py::object& lock) {
+    bv::AnalyzeOptions opt = analyze_options(options);
+    if (!lock.is_none()) opt.read.hold = std::make_shared<PythonLock>(lock);
     std::vector<bv::Row> rows;
     {
         py::gil_scoped_release unlocked;
@@ -312,7 +345,7 @@ PYBIND11_MODULE(_core, m) {
     py::class_<Listed>(m, "Listed");
     m.def("list_sources", &list_sources, py::arg("sources"), py::arg("list_timeout") = bv::default_listing_time_limit);
     m.def("list_image", &list_image, py::arg("image"), py::arg("label"), py::arg("path"));
-    m.def("analyze_listed", &analyze_listed, py::arg("listed"), py::arg("options"));
+    m.def("analyze_listed", &analyze_listed, py::arg("listed"), py::arg("options"), py::arg("lock") = py::none());
     m.def("rank", &rank, py::arg("rows"), py::arg("options"));
     m.def("compare", &compare, py::arg("a"), py::arg("b"), py::arg("options"));
     m.def("read_results", &read_results, py::arg("path"));

@@ -957,6 +957,45 @@ def test_concurrent_h5py_in_another_thread(tmp):
     assert time.perf_counter() - t0 < 60
 
 
+def test_h5py_in_another_thread_waits_for_the_reads_not_the_solves(tmp):
+    """volume() holds h5py's lock while it lists and reads, not while it
+    solves: a thread reading with h5py throughout is never held up for the
+    whole call. Its longest wait between two reads must stay well under the
+    call's time, most of which is the solve of a dense n = 1600 (with the
+    lock held throughout, that wait was the whole call)."""
+    import h5py
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((1600, 1600))
+    big = os.path.join(tmp, "big.h5")
+    with h5py.File(big, "w") as f:
+        f["h"] = a + a.T
+    small = os.path.join(tmp, "small.h5")
+    with h5py.File(small, "w") as f:
+        f["x"] = np.arange(10.0)
+    started, finished = threading.Event(), threading.Event()
+    done_at = []
+
+    def reader():
+        started.wait()
+        with h5py.File(small, "r") as f:
+            while not finished.is_set():
+                f["x"][...]
+                done_at.append(time.perf_counter())
+
+    t = threading.Thread(target=reader)
+    t.start()
+    started.set()
+    t0 = time.perf_counter()
+    rows = basinvol.volume(big, method="dense")
+    t1 = time.perf_counter()
+    finished.set()
+    t.join()
+    assert rows[0].ok and rows[0].rank == 1600
+    marks = [t0] + [x for x in done_at if t0 <= x <= t1] + [t1]
+    longest = max(b - a for a, b in zip(marks, marks[1:]))
+    assert longest < 0.5 * (t1 - t0), (longest, t1 - t0)
+
+
 def test_option_values_of_the_wrong_kind_are_refused_by_name():
     H = np.diag([2.0, 1.0, 0.0])
     for kw, words in [(dict(max_memory=1.5), "max_memory"), (dict(max_memory=True), "max_memory"),

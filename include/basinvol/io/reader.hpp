@@ -17,6 +17,13 @@
 
 namespace basinvol {
 
+// A lock the caller keeps HDF5 under (BasicLockable: lock, unlock).
+struct ReadLock {
+    virtual ~ReadLock() = default;
+    virtual void lock() = 0;
+    virtual void unlock() = 0;
+};
+
 struct ReadOptions {
     // Relative asymmetry ‖H − Hᵀ‖_F / ‖H‖_F above which a matrix is refused.
     // Below it the matrix is symmetrized, (H + Hᵀ)/2.
@@ -40,6 +47,11 @@ struct ReadOptions {
     // Seconds an isolated read may take; 0: default_read_time_limit plus one
     // second per default_read_bytes_per_second of values.
     double time_limit = 0;
+    // Held around each read of a Hessian's values, and around the whole of
+    // a structured Hessian (its parts are read as it is solved); none by
+    // default. The Python package passes h5py's lock: h5py calls in other
+    // threads wait for basinvol's reads, not for its solves.
+    std::shared_ptr<ReadLock> hold;
 };
 constexpr double default_read_time_limit = 120;
 constexpr double default_read_bytes_per_second = 10e6;
