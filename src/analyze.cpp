@@ -139,9 +139,7 @@ MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymme
 // zero matrix, which is flat under any cut.
 double subnormal_noise(const MatrixFacts& f) {
     if (!(f.frobenius > 0)) return 0;
-    const double e = f.info.stored_eps;  // IEEE binary16, bfloat16, binary32 by ε; else float64's step
-    const double stored = e == 0x1p-10 ? 0x1p-24 : e == 0x1p-7 ? 0x1p-133 : e == 0x1p-23 ? 0x1p-149 : 0x1p-1074;
-    return static_cast<double>(f.info.n) * std::max(stored, 0x1p-1074) / 2;
+    return static_cast<double>(f.info.n) * subnormal_step(f.info.stored_eps) / 2;
 }
 
 // The input's own error: the largest of what was stated (option, else the
@@ -336,7 +334,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.negative_low = std::min(m.negative, values.kept(cut.band_tol_high, 0.0).count[1]);
     // Every dim in the band: a value under the floor may have either sign,
     // one over it keeps its own.
-    r.negative_high = cut.all_noise ? s.n - values.kept(cut.floor, 0.0).count[0]
+    r.negative_high = cut.all_noise || cut.below_floor ? s.n - values.kept(cut.floor, 0.0).count[0]
                                     : std::max(m.negative, values.kept(cut.band_tol_low, 0.0).count[1]);
     // Each kept value is within this of the stored matrix's exact eigenvalue:
     // LAPACK's bound p(n)·ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
@@ -344,13 +342,15 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     // 2·√n with ‖H‖_F for ‖H‖₂: the same Hessian with its parameters
     // relabelled gave values 4ε·‖H‖ apart at n = 5), which assumes no
     // underflow; among subnormal numbers each operation rounds to an
-    // absolute step η = 4.9e-324, covered by the floor's n·η/2 (without it a
-    // Hessian scaled to 1e-320 reported an error of 0, off by 1e-4 nats);
+    // absolute step η = 4.9e-324, float64's whatever the stored type, n·η/2
+    // in all (without it a Hessian scaled to 1e-320 reported an error of 0,
+    // off by 1e-4 nats);
     // plus, for a partial spectrum, its pairing error. Then the rounding of
     // the sum of logs itself: a few ε of each term's size.
     const double pairing = s.partial && !s.complete ? s.value_error + partial_allowance(s, f) : 0.0;
     const double lapack = 2 * std::sqrt(static_cast<double>(s.n)) * eps64 * f.frobenius;
-    const double value_error = lapack + subnormal_noise(f) + pairing + f.computed;
+    const double underflow = static_cast<double>(s.n) * subnormal_step(eps64) / 2;
+    const double value_error = lapack + underflow + pairing + f.computed;
     const double half_r = static_cast<double>(m.rank) / 2;
     const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * (M_LN2 + std::log(T))) +
                          std::abs(m.sum_log) / 2 + std::abs(m.log_volume);

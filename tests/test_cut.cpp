@@ -299,7 +299,8 @@ TEST_CASE("an explicit cut within the floor of a value leaves the kept count to 
     opt.rtol.reset();
     // A cut within two floors of the floor: the band reaches the floor's
     // width either way, so it holds the count with the value on either
-    // side; a value under the floor is noise, flat in every count.
+    // side; a value under the floor is noise, flat in every count. Under
+    // the floor (0.7e-6) the noise may lift every value over the cut: dim 0.
     Magnitudes near_floor = float64_spectrum({1, 0.5, 0}, 40, 1.2);
     near_floor.input_noise = 1e-6;
     REQUIRE(noise_floor(near_floor) == 1e-6);
@@ -309,7 +310,7 @@ TEST_CASE("an explicit cut within the floor of a value leaves the kept count to 
         std::size_t dim_low, dim_high;
     };
     for (const Case& k : {Case{1.2e-6, 1.5e-6, true, 37, 38}, Case{1.9e-6, 1.5e-6, true, 37, 38},
-                          Case{2.4e-6, 1.5e-6, true, 37, 38}, Case{1.2e-6, 0.7e-6, true, 37, 38},
+                          Case{2.4e-6, 1.5e-6, true, 37, 38}, Case{1.2e-6, 0.7e-6, true, 0, 38},
                           Case{0.8e-6, 1.5e-6, false, 38, 38}, Case{3.5e-5, 1.5e-6, false, 37, 37}}) {
         CAPTURE(k.value);
         CAPTURE(k.atol);
@@ -365,21 +366,34 @@ TEST_CASE("an explicit cut within the floor of a value leaves the kept count to 
     CHECK_FALSE(c.decided);
 }
 
-TEST_CASE("a cut under the floor has a band from its own dim up to the floor's") {
-    // Two exact zeros come out of the eigensolver as noise of ~1e-16: a cut
-    // at 1e-20 keeps them as curvature, and its band must say that a cut at
-    // the floor flattens them (dim_low <= dim <= dim_high, never inverted).
-    for (int seed : {1, 2, 3}) {
+TEST_CASE("a cut under the floor has a band from dim 0 (noise lifts every value over it) up to the floor's") {
+    // Two exact zeros come out of the eigensolver as noise of ~1e-16 in a
+    // rotated basis and as exact zeros in the diagonal one: a cut at 1e-20
+    // keeps them as curvature in one and not the other. Its band must hold
+    // every dim the noise allows, in both: from 0 (the noise lifts every
+    // value over the cut) up to the floor's count, flagged ambiguous.
+    for (int seed : {0, 1, 2, 3}) {
         CAPTURE(seed);
-        const Eigen::MatrixXd h = with_spectrum({3, 2, 1, 0, 0}, seed);
+        const std::vector<double> e{3, 2, 1, 0, 0};
+        const Eigen::MatrixXd h = seed ? with_spectrum(e, seed)
+                                       : Eigen::MatrixXd(Eigen::Map<const Eigen::VectorXd>(e.data(), 5).asDiagonal());
         AnalyzeOptions opt;
         opt.method = Method::dense;
         opt.cut.atol = 1e-20;
         const Row r = analyze_hessian(make_hessian(h), opt);
         REQUIRE(has(r, "cut_below_floor"));
-        CHECK(r.dim_low <= r.dim);
+        CHECK(has(r, "ambiguous_rank"));
+        CHECK(r.dim_low == 0);
         CHECK(r.dim <= r.dim_high);
         CHECK(r.dim_high == 2);  // at the floor the two zeros are flat
+        CHECK(r.negative_high == 2);  // and either may be negative
+        // A cut under the floor that every value clears by more than the
+        // floor: nothing for noise to decide.
+        const Row full = analyze_hessian(make_hessian(Eigen::MatrixXd(Eigen::Vector3d(3, 2, 1).asDiagonal())), opt);
+        REQUIRE(has(full, "cut_below_floor"));
+        CHECK_FALSE(has(full, "ambiguous_rank"));
+        CHECK(full.dim_low == 0);
+        CHECK(full.dim_high == 0);
         // Ranked against a row whose curved count the band holds, noise decides.
         opt.cut.atol.reset();
         const Row clean = analyze_hessian(make_hessian(with_spectrum({3, 2, 1, 1, 0}, seed)), opt);
@@ -661,4 +675,56 @@ TEST_CASE("negative tolerances are usage errors") {
     CutOptions opt;
     opt.atol = -1;
     CHECK_THROWS_AS(choose_cut(m, opt), UsageError);
+}
+
+TEST_CASE("a gap cut that drops nothing measures the gap down to the floor, as one that drops a zero does") {
+    // {1, 0.5, 0.25, 0.125} with a stated error of 1.25e-4 (the floor): the
+    // gap from 0.125 to the floor is 3 decades whether or not a zero (noise,
+    // under the floor) is there to be dropped; the flag must not hang on it.
+    const double noise = 1.25e-4;
+    for (const double min_gap : {1.0, 2.0, 2.9, 3.1, 4.0}) {
+        CAPTURE(min_gap);
+        CutOptions opt;
+        opt.rule = CutRule::gap;
+        opt.min_gap = min_gap;
+        std::vector<Cut> cuts;
+        for (const bool zero : {false, true}) {
+            std::vector<double> v{1, 0.5, 0.25, 0.125};
+            if (zero) v.push_back(0);
+            Magnitudes m = float64_spectrum(v, v.size(), std::sqrt(1 + 0.25 + 0.0625 + 0.015625));
+            m.input_noise = noise;
+            REQUIRE(noise_floor(m) == noise);
+            cuts.push_back(choose_cut(m, opt));
+            CHECK(cuts.back().kept == 4);
+            CHECK(cuts.back().tol == doctest::Approx(std::sqrt(0.125 * noise)));
+        }
+        CHECK(cuts[0].ambiguous == (min_gap > 3));
+        CHECK(cuts[1].ambiguous == (min_gap > 3));
+    }
+}
+
+TEST_CASE("the log-volume's error bar is the float64 solve's, whatever the stored type's subnormal step") {
+    // diag(2, 0.5, 0, ...) is exact in float16: stored as float16 or as
+    // float64 it is one matrix, solved alike in float64. The stored type's
+    // subnormal step (2^-24 for float16) belongs to the noise floor, not to
+    // the solve's error (it made the bar 6e-7 here, against 1e-14).
+    Eigen::MatrixXd d = Eigen::MatrixXd::Zero(20, 20);
+    d(0, 0) = 2;
+    d(1, 1) = 0.5;
+    AnalyzeOptions opt;
+    opt.method = Method::dense;
+    const Row r64 = analyze_hessian(make_hessian(d), opt);
+    for (const auto& [type, eps] : {std::pair<const char*, double>{"float16", 0x1p-10}, {"bfloat16", 0x1p-7},
+                                     {"float32", 0x1p-23}}) {
+        CAPTURE(type);
+        Hessian h = make_hessian(Eigen::MatrixXf(d.cast<float>()));
+        h.info.stored_type = type;
+        h.info.stored_eps = eps;
+        const Row r = analyze_hessian(std::move(h), opt);
+        REQUIRE(r.ok);
+        CHECK(r.rank == r64.rank);
+        CHECK(r.log_volume == r64.log_volume);
+        CHECK(r.log_volume_error == doctest::Approx(r64.log_volume_error).epsilon(1e-12));
+        CHECK(r.log_volume_error < 1e-13);
+    }
 }

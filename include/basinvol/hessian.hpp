@@ -60,6 +60,13 @@ inline bool held_as_float32(const std::string& stored_type) {
     return stored_type == "float32" || stored_type == "float16" || stored_type == "bfloat16";
 }
 
+// The spacing of the subnormal numbers of the IEEE type whose ε is `eps`
+// (binary16, bfloat16, binary32; float64's for any other), where a value is
+// kept to a fixed step, not to ε relative.
+inline double subnormal_step(double eps) {
+    return eps == 0x1p-10 ? 0x1p-24 : eps == 0x1p-7 ? 0x1p-133 : eps == 0x1p-23 ? 0x1p-149 : 0x1p-1074;
+}
+
 inline std::size_t bytes_of(double bytes) {
     return bytes < 1.8e19 ? static_cast<std::size_t>(bytes) : static_cast<std::size_t>(-1);
 }

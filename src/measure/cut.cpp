@@ -448,10 +448,13 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     } else if (c.tol > 0) {
         // Nothing dropped: clear only when the smallest value stands min_gap
         // decades over the cut (a well-conditioned Hessian), as a dropped
-        // value must stand that far under it.
+        // value must stand that far under it. A gap cut lies inside the gap
+        // from the smallest value down to the floor: that gap is measured,
+        // as it is when a value under the floor is dropped.
         const Pos last = K.at(c.kept - 1);
-        c.ambiguous = std::log10(K.mid(last)) - std::log10(c.tol) < opt.min_gap;
-        const Range over{std::log10(K.lo(last)) - std::log10(tol.hi), std::log10(K.hi(last)) - std::log10(tol.lo)};
+        const Range under = c.rule == "gap" ? Range{c.floor, c.floor} : tol;
+        c.ambiguous = std::log10(K.mid(last)) - std::log10(c.rule == "gap" ? c.floor : c.tol) < opt.min_gap;
+        const Range over{std::log10(K.lo(last)) - std::log10(under.hi), std::log10(K.hi(last)) - std::log10(under.lo)};
         decided = decided && (K.exact() || decided_ge(over, opt.min_gap));
     }
     // An explicit or dtype cut is where its rule puts it, not in a gap: a
@@ -490,6 +493,14 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     c.band_tol_high = up(c.tol);
     c.band_tol_low = down(c.tol);
     c.decided = decided && high.decided && low.decided;
+    if (c.below_floor) {
+        // A cut under the floor: noise of the floor's size may lift any
+        // value over it, exact zeros included (the same spectrum in another
+        // basis comes out of a solve at ±1e-16): every value may be kept.
+        c.dim_low = 0;
+        c.band_tol_low = 0;
+        c.ambiguous = c.ambiguous || c.dim_high > 0;
+    }
 }
 
 }  // namespace

@@ -92,7 +92,8 @@ struct Magnitudes {
 // edge never under the floor) when a value over the floor lies within the
 // floor of an explicit or dtype cut, and to the dims of tied gaps. Where
 // they differ, a cut within a decade of the chosen one (or, for a cut
-// under the floor, one at the floor) gives another dimension.
+// under the floor, one at the floor) gives another dimension. An explicit
+// cut under the floor has dim_low 0: noise may lift every value over it.
 constexpr double band_factor = 10.0;
 
 struct Cut {
