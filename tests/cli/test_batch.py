@@ -342,6 +342,27 @@ class BatchTest(clitest.TempDirTest):
         p = run("volume", a, "-f", "jsonl", "-o", self.path("alias.h5"))
         self.assertEqual(p.returncode, 2, p.stderr)
 
+    def test_output_that_is_an_hdf5_file_is_refused_before_any_work(self):
+        # `volume -odd.h5 all.h5` reads as `-o dd.h5`: a checkpoint there,
+        # not an input of the run, must not be replaced by the results. An
+        # HDF5 file with a user block (superblock at 512) is one too.
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=4)
+        other = write_checkpoints(self.path("dd.h5"), 1, 10, seed=5)
+        with h5py.File(self.path("ub.h5"), "w", userblock_size=512) as h:
+            h["x"] = np.eye(3)
+        for victim in (other, self.path("ub.h5")):
+            before = open(victim, "rb").read()
+            p = subprocess.run([BIN, "volume", "-o" + victim, a], capture_output=True, text=True, timeout=300,
+                               cwd=self.dir)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("is an HDF5 file: the results would replace it", p.stderr)
+            self.assertIn("write it ./-NAME", p.stderr)
+            self.assertEqual(before, open(victim, "rb").read())
+        # An earlier run's results are replaced, as before.
+        res = self.path("res.jsonl")
+        self.assertEqual(run("volume", a, "-f", "jsonl", "-o", res).returncode, 0)
+        self.assertEqual(run("volume", a, "-f", "jsonl", "-o", res).returncode, 0)
+
     def test_no_source_is_a_usage_error(self):
         p = run("volume", "--files-from", "-", stdin="\n\n")
         self.assertEqual(p.returncode, 2)

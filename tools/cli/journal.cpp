@@ -56,15 +56,40 @@ OutputTarget output_target(const std::string& output, const char* option) {
     }
 }
 
+namespace {
+
+// Whether the file starts an HDF5 superblock at 0, 512, 1024, 2048, ...
+// (where HDF5 looks for it, past a user block).
+bool is_hdf5(const std::string& path, off_t size) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return false;
+    static const char signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
+    bool found = false;
+    for (off_t at = 0; !found && at + 8 <= size; at = at ? 2 * at : 512) {
+        char head[8];
+        found = ::pread(fd, head, 8, at) == 8 && std::memcmp(head, signature, 8) == 0;
+    }
+    ::close(fd);
+    return found;
+}
+
+}  // namespace
+
 void refuse_input_as_output(const std::string& output, const std::set<std::string>& inputs) {
+    const std::string path = output_target(output).path;
     struct stat out;
-    if (::stat(output_target(output).path.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
+    if (::stat(path.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
     for (const auto& file : inputs) {
         struct stat in;
         if (file != "-" && ::stat(file.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
             throw bv::UsageError("-o " + output + " is an input of this run (" + file +
                                  "): the results would replace it; give another -o");
     }
+    // Results are text: an HDF5 file there is a checkpoint, not an earlier
+    // run's output (a SOURCE named -odd.h5 reads as -o dd.h5).
+    if (is_hdf5(path, out.st_size))
+        throw bv::UsageError("-o " + output + " is an HDF5 file: the results would replace it; give another -o "
+                             "(a SOURCE whose name starts with '-' is read as options: write it ./-NAME)");
 }
 
 namespace {
