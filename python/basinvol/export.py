@@ -351,8 +351,8 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         raise ValueError(f"{'factor' if isinstance(part, Factor) else 'kron'} {shown!r}: scale must be a finite "
                          f"nonzero number, got {part.scale}")
     if isinstance(part, Factor):
-        if part.G.ndim != 2:
-            raise ValueError(f"factor {shown!r}: G must be 2-D, got shape {part.G.shape}")
+        if part.G.ndim != 2 or 0 in part.G.shape:
+            raise ValueError(f"factor {shown!r}: G must be a non-empty 2-D array, got shape {part.G.shape}")
         _check_finite(f"factor {shown!r}", part.G, check)
         sub = g.create_group(name)
         sub.attrs["structure"] = "factor"
@@ -361,8 +361,8 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         return sub
     if isinstance(part, Kron):
         for k, m in (("A", part.A), ("B", part.B)):
-            if m.ndim != 2 or m.shape[0] != m.shape[1]:
-                raise ValueError(f"kron {shown!r}: {k} must be square, got shape {m.shape}")
+            if m.ndim != 2 or m.shape[0] != m.shape[1] or m.size == 0:
+                raise ValueError(f"kron {shown!r}: {k} must be non-empty and square, got shape {m.shape}")
             _check_finite(f"kron {shown!r} {k}", m, check)
         sub = g.create_group(name)
         sub.attrs["structure"] = "kron"
@@ -371,15 +371,15 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         sub.create_dataset("B", data=_typed(part.B, dtype))
         return sub
     if isinstance(part, Diagonal):
-        if part.values.ndim != 1:
-            raise ValueError(f"diagonal {shown!r} must be 1-D, got shape {part.values.shape}")
+        if part.values.ndim != 1 or part.values.size == 0:
+            raise ValueError(f"diagonal {shown!r} must be a non-empty 1-D array, got shape {part.values.shape}")
         _check_finite(f"diagonal {shown!r}", part.values, check)
         d = g.create_dataset(name, data=_typed(part.values, dtype))
         d.attrs["structure"] = "diagonal"
         return d
     H = _real(part, f"dense block {shown!r}")
-    if H.ndim != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"dense block {shown!r} must be square, got shape {H.shape}")
+    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.size == 0:
+        raise ValueError(f"dense block {shown!r} must be non-empty and square, got shape {H.shape}")
     _check_finite(f"dense block {shown!r}", H, check)
     return g.create_dataset(name, data=_typed(H, dtype))
 

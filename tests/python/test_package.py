@@ -772,8 +772,16 @@ def test_input_rules_for_memory_and_shapes():
         basinvol.analyze(np.zeros((0, 0)))
     with pytest.raises(basinvol.InputError, match="matrix is not square: shape 2x3"):
         basinvol.analyze(np.ones((2, 3)))
-    with pytest.raises(basinvol.InputError, match="factor 'hessian': G must be 2-D"):
+    with pytest.raises(basinvol.InputError, match="factor 'hessian': G must be a non-empty 2-D array"):
         basinvol.analyze(basinvol.Factor(np.ones(3)), label="net")
+    # Empty parts, in numpy's terms as every malformed structure in memory.
+    for part, words in ((basinvol.Factor(np.ones((0, 3))), r"factor 'hessian': G must be a non-empty 2-D array, "
+                                                            r"got shape \(0, 3\)"),
+                        (basinvol.Kron(np.ones((0, 0)), np.eye(2)), r"kron 'hessian': A must be non-empty and square"),
+                        (basinvol.Diagonal(np.ones(0)), r"diagonal 'hessian' must be a non-empty 1-D array"),
+                        ({"a": np.ones((0, 0))}, r"dense block 'a' must be non-empty and square")):
+        with pytest.raises(basinvol.InputError, match="^net: " + words):
+            basinvol.analyze(part, label="net")
     with pytest.raises(basinvol.InputError, match="member names must be strings"):
         basinvol.analyze({1: np.eye(2)})
     for bad in ("", ".", "a/b"):
