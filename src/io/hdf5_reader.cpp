@@ -614,15 +614,22 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     std::ostringstream shape;
     for (int i = 0; i < rank; ++i) shape << (i ? "x" : "") << dims[i];
     info.stored_type = type_name(type.get());
+    // What a structure looks like without its attribute (docs/structured.md).
+    const std::string name = path.substr(path.rfind('/') + 1);
     if (rank != 2) {
         problem = "dataset is not a 2-D matrix: it is " + std::to_string(rank) + "-D" +
                        (rank > 0 ? " with shape " + shape.str() : std::string(" (scalar)"));
+        if (rank == 1)
+            problem += " (a diagonal Hessian needs the attribute structure = \"diagonal\": docs/structured.md)";
         return listed;
     }
     problem = read_attributes(d, info.attrs);
     if (!problem.empty()) return listed;
     if (dims[0] != dims[1]) {
         problem = "dataset is not square: shape " + shape.str();
+        if (name == "G")
+            problem += " (a Gauss-Newton factor G needs its group's attribute structure = \"factor\": "
+                       "docs/structured.md)";
         return listed;
     }
     if (dims[0] == 0) {

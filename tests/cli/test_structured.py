@@ -100,6 +100,21 @@ class Structured(unittest.TestCase):
         rel = 1e-5 if twin["stored_type"] == "float32" else 1e-8
         self.assertAlmostEqual(row["log_volume"], twin["log_volume"], delta=rel * (1 + abs(twin["log_volume"])))
 
+    def test_a_structure_without_its_attribute_is_named_in_the_error(self):
+        # A factor group or a diagonal written without `structure`: the error
+        # row says which attribute is missing, not only that the shape is wrong.
+        f = self.path("unmarked.h5")
+        with h5py.File(f, "w") as h:
+            h["net/G"] = self.G
+            h["d"] = self.diag
+        p = run("volume", f, f + ":/d", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        errors = {r["source"]: r["error"] for r in rows_of(p)}
+        self.assertIn('dataset is not square: shape 7x30 (a Gauss-Newton factor G needs its group\'s attribute '
+                      'structure = "factor"', errors[f + ":/net/G"])
+        self.assertIn('it is 1-D with shape 13 (a diagonal Hessian needs the attribute structure = "diagonal"',
+                      errors[f + ":/d"])
+
     def test_blocks_model_equals_its_dense_twin(self):
         p = run("volume", self.file + ":/model", self.file + ":/twin", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
