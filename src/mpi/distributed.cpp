@@ -14,11 +14,29 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <cerrno>
+#include <fcntl.h>
+#include <unistd.h>
 #include <limits>
 #include <new>
 #include <sstream>
 
 namespace basinvol::mpi {
+
+Agreed first_failure(MPI_Comm comm, const std::string& mine) {
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &size);
+    int first = mine.empty() ? size : me;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == size) return {};
+    int len = first == me ? static_cast<int>(mine.size()) : 0;
+    MPI_Bcast(&len, 1, MPI_INT, first, comm);
+    std::string text = first == me ? mine : std::string(static_cast<std::size_t>(len), '\0');
+    MPI_Bcast(text.data(), len, MPI_CHAR, first, comm);
+    return {first, text};
+}
 
 namespace {
 
@@ -75,22 +93,25 @@ std::size_t global_index(std::size_t l, std::size_t nb, int me, int procs) {
 constexpr std::uint64_t none = std::numeric_limits<std::uint64_t>::max();
 
 // The message of the lowest rank that failed, on every rank ("" when none did).
-std::string agree(MPI_Comm comm, const std::string& mine) {
-    int me = 0, size = 1;
-    MPI_Comm_rank(comm, &me);
-    MPI_Comm_size(comm, &size);
-    int first = mine.empty() ? size : me;
-    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == size) return {};
-    int len = first == me ? static_cast<int>(mine.size()) : 0;
-    MPI_Bcast(&len, 1, MPI_INT, first, comm);
-    std::string text = first == me ? mine : std::string(static_cast<std::size_t>(len), '\0');
-    MPI_Bcast(text.data(), len, MPI_CHAR, first, comm);
-    return text;
-}
+std::string agree(MPI_Comm comm, const std::string& mine) { return first_failure(comm, mine).message; }
 
 using detail::ErrorSilencer;
 using detail::Handle;
+
+// Why this rank cannot open `path` for reading ("" when it can).
+std::string cannot_open_here(MPI_Comm comm, const std::string& file, const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd >= 0) {
+        ::close(fd);
+        return {};
+    }
+    const int err = errno;
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &size);
+    return file + ": cannot open file on MPI rank " + std::to_string(me) + " of " + std::to_string(size) + ": " +
+           std::strerror(err);
+}
 
 // The first unreadable value (reject_value) in the file's row-major order across all ranks
 // (each passes its own first: its linear index row·n + col, or `none`), as
@@ -116,11 +137,14 @@ std::string first_unreadable(MPI_Comm comm, const HessianInfo& where, std::uint6
 struct ParallelDataset {
     Handle file, dataset;
     ParallelDataset(MPI_Comm comm, const HessianInfo& where) {
-        Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-        H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
         // MPI-IO takes a leading "ufs:" or "nfs:" for a file system's name: a
         // relative name is given as ./NAME, the file the listing saw.
         const std::string name = where.file.rfind('/', 0) == 0 ? where.file : "./" + where.file;
+        // A file some rank cannot open (a node-local path, a missing copy)
+        // leaves the others inside MPI-IO's collective open: agreed first.
+        if (auto e = agree(comm, cannot_open_here(comm, where.file, name)); !e.empty()) throw InputError(e);
+        Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+        H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
         file = Handle(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
         if (!file.valid())
             throw InputError(where.file + ": cannot open the file with parallel HDF5" +

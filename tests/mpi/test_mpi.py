@@ -306,6 +306,52 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertIn("missing.h5", ref[-2]["error"])
         self.same_on_every_rank_count(srcs, ref, 1, timeout=240)
 
+    def test_a_file_one_rank_cannot_open_is_an_error_row_not_a_hang(self):
+        # A node-local path or a missing copy: rank 0 lists and opens the
+        # file, rank 1 (another working directory) finds nothing. A dense
+        # Hessian and a factor are each an error row naming that rank; the
+        # next source is analysed; nobody waits in a collective call.
+        import h5py
+        seen, empty = (os.path.join(self.tmp.name, d) for d in ("seen", "empty"))
+        os.makedirs(seen)
+        os.makedirs(empty)
+        rng = np.random.default_rng(7)
+        with h5py.File(os.path.join(seen, "h.h5"), "w") as f:
+            a = rng.standard_normal((65, 65))
+            f["H"] = a @ a.T
+            g = f.create_group("F")
+            g.attrs["structure"] = "factor"
+            g["G"] = rng.standard_normal((5, 40))
+        good = self.files["small"]
+        exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
+        good = os.path.abspath(good)
+        for src in ("h.h5:/H", "h.h5:/F"):
+            p = subprocess.run(["mpirun", "-n", "1", "--wdir", seen, exe, "volume", src, good, "-f", "jsonl", ":",
+                                "-n", "1", "--wdir", empty, exe, "volume", src, good, "-f", "jsonl"],
+                               capture_output=True, text=True, env=ENV, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            got = rows(p.stdout)
+            self.assertEqual([r["status"] for r in got], ["error", "ok"], p.stdout)
+            self.assertIn("cannot open file", got[0]["error"])
+            self.assertIn("MPI rank 1 of 2", got[0]["error"])
+            self.assertIn("No such file or directory", got[0]["error"])
+
+    def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
+        # Rank 0 alone holds the attributes: it must refuse before the ranks
+        # sum the factor's Gram together, or the others wait there forever.
+        import h5py
+        f = os.path.join(self.tmp.name, "threshold.h5")
+        with h5py.File(f, "w") as h:
+            for name, value in (("F", -1.0), ("S", "half")):
+                g = h.create_group(name)
+                g.attrs["structure"] = "factor"
+                g.attrs["loss_threshold"] = value
+                g["G"] = np.random.default_rng(1).standard_normal((4, 9))
+        srcs = [f, self.files["small"]]
+        ref = rows(serial("volume", *srcs, "-f", "jsonl", status=1).stdout)
+        self.assertEqual([r["status"] for r in ref], ["error", "error", "ok"])
+        self.same_on_every_rank_count(srcs, ref, 1, timeout=120)
+
     def test_values_that_break_the_rules(self):
         import h5py
         d = self.tmp.name

@@ -289,10 +289,35 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             // basinvol's rule and message (a factor's slab and Gram are checked
             // as they are read). A structure that cannot be described is
             // analyze's error row.
+            // An unusable attribute (rank 0 alone holds them) is refused
+            // before the ranks read together, as analyze would refuse it.
+            std::optional<bv::Row> refused;
+            if (me == 0) refused = bv::refused_before_reading(it.info, a);
+            int stop = refused.has_value();
+            MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
+            if (stop) {
+                if (me == 0) emit(*refused);
+                continue;
+            }
             unsigned long long need = 0;  // agreed across ranks, so that all of them go on or none
+            std::string walk;             // why this rank cannot walk the structure
             try {
                 need = bv::spread_working_bytes(bv::describe_structure(it.info, a.read));
-            } catch (const bv::Error&) {
+            } catch (const bv::Error& e) {
+                walk = e.what();
+            }
+            // A structure some ranks cannot walk (a file or an external
+            // link's target missing on their node) would leave the others
+            // waiting in a factor's Gram: that rank's message is the row.
+            // When every rank fails, analyze gives the row, as basinvol's.
+            int failed = !walk.empty();
+            MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+            const bv::mpi::Agreed first = bv::mpi::first_failure(MPI_COMM_WORLD, walk);
+            if (failed > 0 && failed < ranks) {
+                if (me == 0)
+                    emit(bv::error_row(it.info, first.message + " (on MPI rank " + std::to_string(first.rank) +
+                                                    " of " + std::to_string(ranks) + ")"));
+                continue;
             }
             MPI_Allreduce(MPI_IN_PLACE, &need, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
             const std::size_t budget = bv::mpi::rank_budget(MPI_COMM_WORLD, a.read);

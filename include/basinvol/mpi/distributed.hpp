@@ -51,6 +51,14 @@ using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& options,
                                       const SketchFirst& sketch_first = {});
 
+// The lowest rank whose `mine` is not empty, and its message, on every rank
+// (-1 and "" when every rank's is empty). Collective over comm.
+struct Agreed {
+    int rank = -1;
+    std::string message;
+};
+Agreed first_failure(MPI_Comm comm, const std::string& mine);
+
 // The memory budget of each rank: options.max_bytes (--max-memory), else half
 // the physical memory shared by the ranks on this node. Collective over comm.
 std::size_t rank_budget(MPI_Comm comm, const ReadOptions& options);
