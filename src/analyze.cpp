@@ -517,15 +517,6 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     });
 }
 
-std::optional<Row> refused_before_reading(const HessianInfo& info, const AnalyzeOptions& opt) {
-    try {
-        threshold_of(info, opt);
-    } catch (const InputError& e) {
-        return error_row(info, e.what());
-    }
-    return std::nullopt;
-}
-
 Row analyze_hessian(Hessian h, const AnalyzeOptions& opt) {
     return guarded(h.info, [&](Row& r) { fill(r, h, opt); });
 }

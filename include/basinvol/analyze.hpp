@@ -83,11 +83,6 @@ Row analyze_eigenvalues(const HessianInfo& info, std::vector<double> eigenvalues
 // unless it starts with it).
 Row error_row(const HessianInfo& info, const std::string& message);
 
-// The error row analyze() gives before it reads anything (an unusable
-// loss_threshold attribute), or nullopt. basinvol-mpi asks rank 0, which
-// alone holds the attributes, before its ranks read together.
-std::optional<Row> refused_before_reading(const HessianInfo& info, const AnalyzeOptions& options);
-
 // The rows of one SOURCE (one per Hessian below it; a single error row when
 // the source itself cannot be listed).
 std::vector<ListedHessian> expand_source(const Source& source, Row* error_row, const ListOptions& options = {});

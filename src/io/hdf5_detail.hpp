@@ -126,6 +126,10 @@ Handle open_hdf5(const std::string& file, const std::shared_ptr<const std::strin
 ListedHessian describe_dataset(hid_t d, const std::string& file, const std::string& path);
 // Reads obj's attributes into attrs; returns why they cannot be read ("" when they can).
 std::string read_object_attributes(hid_t obj, Attributes& attrs);
+// Whether an object's attributes now are those listed for it (bit for bit;
+// step, loss and threshold only where the object has them: a block may be
+// listed with its whole's).
+bool same_attributes_as_listed(const Attributes& now, const Attributes& listed);
 std::string hdf5_type_name(hid_t type);
 // Throws InputError unless dataset `d` is still the matrix `info` lists:
 // its shape, its stored type and (but for a parameter block's window) its

@@ -876,6 +876,10 @@ bool same_attributes(const Attributes& now, const Attributes& listed) {
 }
 }  // namespace
 
+bool detail::same_attributes_as_listed(const Attributes& now, const Attributes& listed) {
+    return same_attributes(now, listed);
+}
+
 void detail::check_written(hid_t d, const std::string& where) {
     // Created and never written (a writer that died before its first
     // write): every value would be the fill value, a Hessian of zeros that

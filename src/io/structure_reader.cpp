@@ -492,7 +492,16 @@ StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
     if (!o.valid()) fail_at(info.source(), "cannot open object");
     Walk w{info.file, {}, {}, std::nullopt, 0};
-    return walk(w, o.get(), info.dataset, 0);
+    StructurePart root = walk(w, o.get(), info.dataset, 0);
+    // Its attributes (and its parts' stated errors) must be those listed: a
+    // file rewritten in between would be analysed under the old ones.
+    Attributes now;
+    detail::read_object_attributes(o.get(), now);
+    if (w.part_error) now.hessian_error = std::max(now.hessian_error.value_or(0.0), *w.part_error);
+    if (!detail::same_attributes_as_listed(now, info.attrs))
+        throw InputError(info.source() + ": the structure's attributes (step, loss_threshold, ...) are no longer "
+                                         "those that were listed (the file changed after it was listed)");
+    return root;
 }
 
 Hessian read_square_part(const HessianInfo& info, const std::string& path, const ReadOptions& opt) {

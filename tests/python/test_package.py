@@ -1078,3 +1078,37 @@ def test_a_dataset_changed_between_listing_and_reading_is_an_error_row_not_a_mix
         h["h"].attrs["epoch"] = np.nan
     (row,) = basinvol._results(core.analyze_listed(core.list_sources([f]), opts))
     assert row.ok and row.rank == 40, row.to_dict()
+
+
+def test_a_structure_whose_attributes_changed_after_listing_is_an_error_row(tmp_path):
+    # A factor's loss_threshold (or a part's stated error) rewritten between
+    # the listing and the read: an ok row under the listed T was neither
+    # file's answer.
+    import h5py
+    core = basinvol._need_core()
+    opts = basinvol._options()
+    G = np.random.default_rng(3).standard_normal((4, 9))
+    for name, change in (("threshold", lambda g: g.attrs.__setitem__("loss_threshold", 100.0)),
+                         ("step", lambda g: g.attrs.__setitem__("step", 7)),
+                         ("part_error", lambda g: g["d"].attrs.__setitem__("hessian_error", 1e-3))):
+        f = str(tmp_path / (name + ".h5"))
+        with h5py.File(f, "w") as h:
+            g = h.create_group("m")
+            g.attrs["structure"] = "blocks"
+            g.attrs["loss_threshold"] = 1.0
+            k = g.create_group("a")
+            k.attrs["structure"] = "factor"
+            k["G"] = G
+            d = g.create_dataset("d", data=np.array([2.0, 1.0]))
+            d.attrs["structure"] = "diagonal"
+            d.attrs["hessian_error"] = 1e-9
+        listed = core.list_sources([f])
+        with h5py.File(f, "a") as h:
+            change(h["m"])
+        (row,) = basinvol._results(core.analyze_listed(listed, opts))
+        assert not row.ok, (name, row.to_dict())
+        assert "the structure's attributes (step, loss_threshold, ...) are no longer" in row.error, (name, row.error)
+        (fresh,) = basinvol.volume([f])
+        assert fresh.ok, (name, fresh.error)
+    (same,) = basinvol._results(core.analyze_listed(core.list_sources([f]), opts))
+    assert same.ok, same.error

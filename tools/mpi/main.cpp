@@ -29,6 +29,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -46,7 +48,7 @@ struct Item {
     // Hessian): rank 0 writes the row; dense and structured: every rank takes
     // part (structured: factors' Grams across ranks).
     enum Kind { error, dense, structured } kind = error;
-    bv::HessianInfo info;          // dense: file, dataset, n, stored_type on every rank; all of it on rank 0
+    bv::HessianInfo info;          // file, dataset, n, stored_type and attributes on every rank; all of it on rank 0
     std::optional<bv::Row> row;    // error: the row (rank 0)
 };
 
@@ -72,7 +74,44 @@ std::string bytes_of_hex(const std::string& hex) {
     return out;
 }
 
-// Rank 0 lists the sources; the others get what a distributed solve needs.
+// Attributes across ranks, bit for bit (NaN and infinities included, which
+// JSON numbers cannot hold) and names as bytes.
+std::uint64_t bits_of(double v) {
+    std::uint64_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+}
+double double_of(std::uint64_t b) {
+    double v;
+    std::memcpy(&v, &b, sizeof v);
+    return v;
+}
+nlohmann::json attributes_json(const bv::Attributes& a) {
+    auto number = [](const std::optional<double>& v) { return v ? nlohmann::json(bits_of(*v)) : nlohmann::json(); };
+    nlohmann::json numbers = nlohmann::json::object(), strings = nlohmann::json::object();
+    for (const auto& [k, v] : a.numbers) numbers[hex_of(k)] = bits_of(v);
+    for (const auto& [k, v] : a.strings) strings[hex_of(k)] = hex_of(v);
+    return {{"step", number(a.step)}, {"loss", number(a.loss)}, {"loss_threshold", number(a.loss_threshold)},
+            {"hessian_error", number(a.hessian_error)}, {"name", a.name ? nlohmann::json(hex_of(*a.name)) : nlohmann::json()},
+            {"numbers", numbers}, {"strings", strings}};
+}
+bv::Attributes attributes_of(const nlohmann::json& j) {
+    auto number = [](const nlohmann::json& v) {
+        return v.is_null() ? std::optional<double>() : double_of(v.get<std::uint64_t>());
+    };
+    bv::Attributes a;
+    a.step = number(j["step"]);
+    a.loss = number(j["loss"]);
+    a.loss_threshold = number(j["loss_threshold"]);
+    a.hessian_error = number(j["hessian_error"]);
+    if (!j["name"].is_null()) a.name = bytes_of_hex(j["name"].get<std::string>());
+    for (const auto& [k, v] : j["numbers"].items()) a.numbers[bytes_of_hex(k)] = double_of(v.get<std::uint64_t>());
+    for (const auto& [k, v] : j["strings"].items()) a.strings[bytes_of_hex(k)] = bytes_of_hex(v.get<std::string>());
+    return a;
+}
+
+// Rank 0 lists the sources; the others get what a distributed solve needs
+// (and a structure's attributes, which its walk on every rank checks).
 std::vector<Item> plan_items(const std::vector<std::string>& sources, double list_timeout, int me) {
     std::vector<Item> items;
     std::string text;
@@ -92,7 +131,7 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
             list.push_back({{"kind", static_cast<int>(it.kind)}, {"file", hex_of(it.info.file)},
                             {"dataset", hex_of(it.info.dataset)},
                             {"n", it.info.n}, {"stored_type", it.info.stored_type}, {"structure", it.info.structure},
-                            {"stored_eps", it.info.stored_eps}});
+                            {"stored_eps", it.info.stored_eps}, {"attrs", attributes_json(it.info.attrs)}});
         text = list.dump();
     }
     unsigned long long len = text.size();
@@ -109,6 +148,7 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
             it.info.stored_type = j["stored_type"];
             it.info.structure = j["structure"];
             it.info.stored_eps = j["stored_eps"];
+            it.info.attrs = attributes_of(j["attrs"]);
             items.push_back(std::move(it));
         }
     return items;
@@ -289,16 +329,6 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             // basinvol's rule and message (a factor's slab and Gram are checked
             // as they are read). A structure that cannot be described is
             // analyze's error row.
-            // An unusable attribute (rank 0 alone holds them) is refused
-            // before the ranks read together, as analyze would refuse it.
-            std::optional<bv::Row> refused;
-            if (me == 0) refused = bv::refused_before_reading(it.info, a);
-            int stop = refused.has_value();
-            MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
-            if (stop) {
-                if (me == 0) emit(*refused);
-                continue;
-            }
             unsigned long long need = 0;  // agreed across ranks, so that all of them go on or none
             std::string walk;             // why this rank cannot walk the structure
             try {
