@@ -192,8 +192,8 @@ _fork_guard = []
 
 
 def _h5py_lock():
-    """h5py's lock around every HDF5 call (None when h5py is not loaded:
-    nothing else calls HDF5). basinvol holds it while it lists files
+    """h5py's lock around every HDF5 call (importing h5py if it is
+    installed; None when it is not: nothing else calls HDF5). basinvol holds it while it lists files
     (listing forks: no h5py thread may be inside HDF5 at the fork) and while
     it reads each Hessian (Debian's HDF5 is not thread-safe: h5py and
     basinvol must not be inside it at once), not while it solves: other

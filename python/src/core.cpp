@@ -182,10 +182,10 @@ void interrupted() {
 
 // Listing forks a child that walks the file (docs/errors.md). A fork while
 // another thread is inside HDF5 would leave the child waiting on HDF5's lock:
-// the package calls these (and analyze_listed, which reads: Debian's HDF5 is
-// not thread-safe) under h5py's own lock (h5py holds it around every
-// HDF5 call, with or without the GIL), and basinvol's own HDF5 calls hold
-// hdf5_mutex, which the listing takes before it forks.
+// the package calls these under h5py's own lock (h5py holds it around every
+// HDF5 call, with or without the GIL), and analyze_listed takes that lock
+// around each read (Debian's HDF5 is not thread-safe); basinvol's own HDF5
+// calls hold hdf5_mutex, which the listing takes before it forks.
 Listed list_sources(const std::vector<std::string>& texts, double list_timeout) {
     bv::ListOptions listing;
     listing.time_limit = list_timeout;
@@ -222,9 +222,9 @@ public:
         py::gil_scoped_acquire held;
         try {
             lock_.attr("acquire")();
-        } catch (py::error_already_set& e) {
-            const std::string why = e.what();
-            throw bv::Error("cannot take h5py's lock to read: " + why);
+        } catch (py::error_already_set& e) {  // one line, as every row's error
+            const std::string why = py::str(e.value()).cast<std::string>();
+            throw bv::Error("cannot take h5py's lock to read: " + why.substr(0, why.find('\n')));
         }
     }
     void unlock() override {

@@ -620,7 +620,8 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
         problem = "dataset is not a 2-D matrix: it is " + std::to_string(rank) + "-D" +
                        (rank > 0 ? " with shape " + shape.str() : std::string(" (scalar)"));
         if (rank == 1)
-            problem += " (a diagonal Hessian needs the attribute structure = \"diagonal\": docs/structured.md)";
+            problem += " (if it is a diagonal Hessian, give it the attribute structure = \"diagonal\": "
+                       "docs/structured.md)";
         return listed;
     }
     problem = read_attributes(d, info.attrs);
@@ -628,7 +629,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     if (dims[0] != dims[1]) {
         problem = "dataset is not square: shape " + shape.str();
         if (name == "G")
-            problem += " (a Gauss-Newton factor G needs its group's attribute structure = \"factor\": "
+            problem += " (if it is a Gauss-Newton factor, give its group the attribute structure = \"factor\": "
                        "docs/structured.md)";
         return listed;
     }

@@ -98,19 +98,23 @@ std::string agree(MPI_Comm comm, const std::string& mine) { return first_failure
 using detail::ErrorSilencer;
 using detail::Handle;
 
-// Why this rank cannot open `path` for reading ("" when it can).
-std::string cannot_open_here(MPI_Comm comm, const std::string& file, const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd >= 0) {
-        ::close(fd);
-        return {};
-    }
-    const int err = errno;
+// Why this rank cannot open the dataset of `where` (its file at `path`, and
+// the target of an external link on the way, as HDF5 resolves it from this
+// rank's working directory) with serial HDF5 ("" when it can).
+std::string cannot_open_here(MPI_Comm comm, const HessianInfo& where, const std::string& path) {
     int me = 0, size = 1;
     MPI_Comm_rank(comm, &me);
     MPI_Comm_size(comm, &size);
-    return file + ": cannot open file on MPI rank " + std::to_string(me) + " of " + std::to_string(size) + ": " +
-           std::strerror(err);
+    const std::string on = " on MPI rank " + std::to_string(me) + " of " + std::to_string(size);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return where.file + ": cannot open file" + on + ": " + std::strerror(errno);
+    ::close(fd);
+    ErrorSilencer quiet;
+    Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+    if (!file.valid()) return where.file + ": cannot open the file with HDF5" + on;
+    Handle d(H5Oopen(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!d.valid()) return where.source() + ": cannot open dataset" + on + " (an external link's target missing there?)";
+    return {};
 }
 
 // The first unreadable value (reject_value) in the file's row-major order across all ranks
@@ -142,7 +146,7 @@ struct ParallelDataset {
         const std::string name = where.file.rfind('/', 0) == 0 ? where.file : "./" + where.file;
         // A file some rank cannot open (a node-local path, a missing copy)
         // leaves the others inside MPI-IO's collective open: agreed first.
-        if (auto e = agree(comm, cannot_open_here(comm, where.file, name)); !e.empty()) throw InputError(e);
+        if (auto e = agree(comm, cannot_open_here(comm, where, name)); !e.empty()) throw InputError(e);
         Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
         H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL);
         file = Handle(H5Fopen(name.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);

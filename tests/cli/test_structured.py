@@ -110,9 +110,10 @@ class Structured(unittest.TestCase):
         p = run("volume", f, f + ":/d", "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
         errors = {r["source"]: r["error"] for r in rows_of(p)}
-        self.assertIn('dataset is not square: shape 7x30 (a Gauss-Newton factor G needs its group\'s attribute '
-                      'structure = "factor"', errors[f + ":/net/G"])
-        self.assertIn('it is 1-D with shape 13 (a diagonal Hessian needs the attribute structure = "diagonal"',
+        self.assertIn('dataset is not square: shape 7x30 (if it is a Gauss-Newton factor, give its group the '
+                      'attribute structure = "factor"', errors[f + ":/net/G"])
+        self.assertIn('it is 1-D with shape 13 (if it is a diagonal Hessian, give it the attribute structure = '
+                      '"diagonal"',
                       errors[f + ":/d"])
 
     def test_blocks_model_equals_its_dense_twin(self):

@@ -335,6 +335,27 @@ class SameRowsAsSerial(unittest.TestCase):
             self.assertIn("cannot open file", got[0]["error"])
             self.assertIn("MPI rank 1 of 2", got[0]["error"])
             self.assertIn("No such file or directory", got[0]["error"])
+        # The file opens on both ranks but an external link in it points at
+        # a file only rank 0's directory holds: HDF5 would open the target
+        # collectively, and rank 1 fails there.
+        with h5py.File(os.path.join(seen, "target.h5"), "w") as f:
+            a = rng.standard_normal((30, 30))
+            f["H"] = a @ a.T
+            g = f.create_group("F")
+            g.attrs["structure"] = "factor"
+            g["G"] = rng.standard_normal((5, 40))
+        for where in (seen, empty):
+            with h5py.File(os.path.join(where, "main.h5"), "w") as f:
+                f["H"] = h5py.ExternalLink("target.h5", "/H")
+                f["F"] = h5py.ExternalLink("target.h5", "/F")
+        for src in ("main.h5:/H", "main.h5:/F"):
+            p = subprocess.run(["mpirun", "-n", "1", "--wdir", seen, exe, "volume", src, good, "-f", "jsonl", ":",
+                                "-n", "1", "--wdir", empty, exe, "volume", src, good, "-f", "jsonl"],
+                               capture_output=True, text=True, env=ENV, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            got = rows(p.stdout)
+            self.assertEqual([r["status"] for r in got], ["error", "ok"], p.stdout)
+            self.assertIn("MPI rank 1 of 2", got[0]["error"])
 
     def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
         # Rank 0 alone holds the attributes: it must refuse before the ranks
