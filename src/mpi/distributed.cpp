@@ -577,8 +577,15 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
 
     if (!(out.error = check_chunks(comm, info)).empty()) return out;
     std::string failure;
+    // Memory first, agreed: a rank out of memory inside the try below would
+    // skip the collective open the others wait in.
     try {
         t.a.resize(std::max<std::size_t>(1, t.count));
+    } catch (const std::bad_alloc&) {
+        failure = info.source() + ": out of memory for this rank's tiles";
+    }
+    if (!(out.error = agree(comm, failure)).empty()) return out;
+    try {
         const auto nb = static_cast<std::size_t>(t.nb);
         read_tiles(comm, info, cyclic(n, nb, grid.col, grid.cols), cyclic(n, nb, grid.row, grid.rows), t.a.data(),
                    t.count);
@@ -658,8 +665,13 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     // small_m: G[:, lo:hi] is Y = (Gᵀ)[lo:hi, :], w×m; else G[lo:hi, :] is
     // Y = Gᵀ[:, lo:hi], n×w.
     std::vector<double> slab;
-    try {
+    try {  // memory first, agreed: a rank out of it below would skip the collective open
         slab.resize(std::max<std::size_t>(1, count));
+    } catch (const std::bad_alloc&) {
+        failure = g.source() + ": out of memory for this rank's slab of G";
+    }
+    if (auto e = agree(comm_, failure); !e.empty()) throw InputError(e);
+    try {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm_, g);
         const Handle& d = opened.dataset;
