@@ -308,54 +308,46 @@ class SameRowsAsSerial(unittest.TestCase):
 
     def test_a_file_one_rank_cannot_open_is_an_error_row_not_a_hang(self):
         # A node-local path or a missing copy: rank 0 lists and opens the
-        # file, rank 1 (another working directory) finds nothing. A dense
-        # Hessian and a factor are each an error row naming that rank; the
-        # next source is analysed; nobody waits in a collective call.
+        # file, rank 1 (another working directory) finds nothing; or the file
+        # opens on both but an external link in it points at a file only
+        # rank 0's directory holds (HDF5 would open the target collectively,
+        # and rank 1 fails there). A dense Hessian and a factor are each an
+        # error row naming that rank; the next source is analysed; nobody
+        # waits in a collective call.
         import h5py
         seen, empty = (os.path.join(self.tmp.name, d) for d in ("seen", "empty"))
         os.makedirs(seen)
         os.makedirs(empty)
         rng = np.random.default_rng(7)
-        with h5py.File(os.path.join(seen, "h.h5"), "w") as f:
-            a = rng.standard_normal((65, 65))
-            f["H"] = a @ a.T
-            g = f.create_group("F")
-            g.attrs["structure"] = "factor"
-            g["G"] = rng.standard_normal((5, 40))
-        good = self.files["small"]
-        exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
-        good = os.path.abspath(good)
-        for src in ("h.h5:/H", "h.h5:/F"):
-            p = subprocess.run(["mpirun", "-n", "1", "--wdir", seen, exe, "volume", src, good, "-f", "jsonl", ":",
-                                "-n", "1", "--wdir", empty, exe, "volume", src, good, "-f", "jsonl"],
-                               capture_output=True, text=True, env=ENV, timeout=120)
-            self.assertEqual(p.returncode, 1, p.stderr)
-            got = rows(p.stdout)
-            self.assertEqual([r["status"] for r in got], ["error", "ok"], p.stdout)
-            self.assertIn("cannot open file", got[0]["error"])
-            self.assertIn("MPI rank 1 of 2", got[0]["error"])
-            self.assertIn("No such file or directory", got[0]["error"])
-        # The file opens on both ranks but an external link in it points at
-        # a file only rank 0's directory holds: HDF5 would open the target
-        # collectively, and rank 1 fails there.
-        with h5py.File(os.path.join(seen, "target.h5"), "w") as f:
-            a = rng.standard_normal((30, 30))
-            f["H"] = a @ a.T
-            g = f.create_group("F")
-            g.attrs["structure"] = "factor"
-            g["G"] = rng.standard_normal((5, 40))
+
+        def hessians(path):
+            with h5py.File(path, "w") as f:
+                a = rng.standard_normal((65, 65))
+                f["H"] = a @ a.T
+                g = f.create_group("F")
+                g.attrs["structure"] = "factor"
+                g["G"] = rng.standard_normal((5, 40))
+
+        hessians(os.path.join(seen, "h.h5"))
+        hessians(os.path.join(seen, "target.h5"))
         for where in (seen, empty):
             with h5py.File(os.path.join(where, "main.h5"), "w") as f:
                 f["H"] = h5py.ExternalLink("target.h5", "/H")
                 f["F"] = h5py.ExternalLink("target.h5", "/F")
-        for src in ("main.h5:/H", "main.h5:/F"):
+        good = os.path.abspath(self.files["small"])
+        exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
+        for src, words in (("h.h5:/H", "cannot open file"), ("h.h5:/F", "cannot open file"),
+                           ("main.h5:/H", "cannot open dataset"), ("main.h5:/F", "cannot open")):
             p = subprocess.run(["mpirun", "-n", "1", "--wdir", seen, exe, "volume", src, good, "-f", "jsonl", ":",
                                 "-n", "1", "--wdir", empty, exe, "volume", src, good, "-f", "jsonl"],
                                capture_output=True, text=True, env=ENV, timeout=120)
             self.assertEqual(p.returncode, 1, p.stderr)
             got = rows(p.stdout)
             self.assertEqual([r["status"] for r in got], ["error", "ok"], p.stdout)
+            self.assertIn(words, got[0]["error"])
             self.assertIn("MPI rank 1 of 2", got[0]["error"])
+            if src.startswith("h.h5"):
+                self.assertIn("No such file or directory", got[0]["error"])
 
     def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
         # Rank 0 alone holds the attributes: it must refuse before the ranks
