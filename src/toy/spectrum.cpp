@@ -150,7 +150,7 @@ void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, d
     // The dtype cut n·ε·max|λ|, never under the floor's subnormal term
     // n·η/2 (η the stored type's smallest step), where ε·max|λ| underflows.
     const double n = static_cast<double>(eigenvalues.size());
-    const double tol = std::max(top * n * stored_eps(type), n * subnormal_step(stored_eps(type)) / 2);
+    const double tol = std::max(top * (n * stored_eps(type)), n * subnormal_step(stored_eps(type)) / 2);  // top·n overflows near DBL_MAX
     if (low < margin * tol) {
         std::ostringstream s;
         s << "the smallest nonzero |lambda| " << low << (low > tol ? " is not far enough above" : " is not above")

@@ -49,7 +49,8 @@ double logv_tolerance(const std::vector<double>& curved_abs, long double frobeni
     return 1e-12 * std::max(1.0, std::abs(log_volume)) + static_cast<double>(2 * ratio);
 }
 
-double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume) {
+double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume,
+                                double half_step) {
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(H);
     if (es.info() != Eigen::Success) throw NumericError("eigen-decomposition did not converge");
     const Eigen::Index n = H.rows();
@@ -64,7 +65,8 @@ double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_
     }
     const double s = (H.cwiseAbs().array() * M.cwiseAbs().array()).sum();
     const double generation = static_cast<double>(n) * std::numeric_limits<double>::epsilon() * H.norm();
-    return 1e-12 * std::max(1.0, std::abs(log_volume)) + u * s + generation * static_cast<double>(inv);
+    return 1e-12 * std::max(1.0, std::abs(log_volume)) + u * s + half_step * M.cwiseAbs().sum() +
+           generation * static_cast<double>(inv);
 }
 
 namespace {
@@ -320,7 +322,8 @@ Check log_volume_check(const HessianInfo& info, const Row& row, double expected,
     } else {  // coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance)
         Hessian h = read_hessian(info, o.analyze.read);
         const Eigen::MatrixXd H = h.to_f64();
-        c.tolerance = entrywise_logv_tolerance(H, row.tol, drop, eps / 2, row.log_volume) + row.log_volume_error;
+        c.tolerance = entrywise_logv_tolerance(H, row.tol, drop, eps / 2, row.log_volume, subnormal_step(eps) / 2) +
+                      row.log_volume_error;
     }
     c.verdict = std::abs(row.log_volume - expected) <= *c.tolerance ? Verdict::pass : Verdict::fail;
     c.note = fmt("difference %.3g nats", row.log_volume - expected);

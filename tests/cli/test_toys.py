@@ -347,6 +347,29 @@ class Toys(unittest.TestCase):
         rc, out, err = run("validate", self.f, "-f", "tsv")
         self.assertEqual(rc, 0, out + err)
 
+    def test_float32_subnormal_toys_validate_and_spectra_near_the_top_of_float64_are_written(self):
+        # float32 keeps values under 1.2e-38 to its step 1.4e-45: a toy of
+        # 1e-41 moves by 1e-4 relative when stored, which validate's float32
+        # tolerance must count (the stored values' answer is basinvol's).
+        # Near DBL_MAX, n·max|λ| overflows: the cut n·ε·max|λ| does not.
+        for i, args in enumerate((["--eigenvalues", "3e-41"], ["--eigenvalues", "1e-40,1e-41", "--rotate", "1"],
+                                  ["--flat", "5", "--curved", "5", "--lo", "1e-42", "--hi", "1e-41", "--rotate", "1"],
+                                  ["--flat", "5", "--curved", "5", "--lo", "1e-39", "--hi", "1e-38"])):
+            rc, out, err = run(self.f, "--append", "-d", "/f%d" % i, "--dtype", "float32", *args, binary=TOY)
+            self.assertEqual(rc, 0, err)
+        for i, args in enumerate((["--eigenvalues", "1e308,1e300"], ["--eigenvalues", "8e307,8e307,8e307"],
+                                  ["--eigenvalues", "1e308,0", "--rotate", "1"])):
+            rc, out, err = run(self.f, "--append", "-d", "/top%d" % i, *args, binary=TOY)
+            self.assertEqual(rc, 0, err)
+        for method in ("dense", "cholesky", "auto"):
+            rc, out, err = run("validate", self.f, "--method", method, "-f", "tsv")
+            self.assertEqual(rc, 0, method + "\n" + out + err)
+        # The tolerance still catches a wrong answer: 1e-3 nats off.
+        with h5py.File(self.f, "a") as f:
+            f["/f0"].attrs["expected_log_volume"] += 1e-3
+        rc, out, err = run("validate", self.f + ":/f0", "-f", "tsv")
+        self.assertEqual(rc, 1, out + err)
+
     def test_generator_counts_are_decimal_whole_numbers(self):
         for option in ["--flat", "--curved", "--negative", "--clusters", "--seed", "--rotate", "--count"]:
             for text in ["0x3", "-1", "2.5", "", "1e3"]:

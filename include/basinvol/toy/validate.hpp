@@ -67,12 +67,14 @@ double logv_tolerance(const std::vector<double>& curved_abs, long double frobeni
 
 // The tolerance for a matrix stored in a coarser type (float32) than it was
 // computed in: each stored entry is within u·|H_jk| of the exact one
-// (round to nearest, u = ε/2), and the generation in double adds at most
+// (round to nearest, u = ε/2) or, among the type's subnormal numbers, of
+// half its step (`half_step`), and the generation in double adds at most
 // about n·ε₆₄·‖H‖_F in norm. To first order log V moves by
-// ½·Σ_jk E_jk·M_jk with M = Σ_curved v vᵀ/λ, so by at most ½·u·Σ|H_jk||M_jk|
-// (plus ½·n·ε₆₄·‖H‖_F·Σ 1/|λ|); the tolerance is twice that, plus summation
-// error. Far tighter than the Weyl bound of logv_tolerance, which charges
-// every eigenvalue the whole ε·‖H‖_F.
-double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume);
+// ½·Σ_jk E_jk·M_jk with M = Σ_curved v vᵀ/λ, so by at most
+// ½·Σ|M_jk|·(u·|H_jk| + half_step) (plus ½·n·ε₆₄·‖H‖_F·Σ 1/|λ|); the
+// tolerance is twice that, plus summation error. Far tighter than the Weyl
+// bound of logv_tolerance, which charges every eigenvalue the whole ε·‖H‖_F.
+double entrywise_logv_tolerance(const Eigen::MatrixXd& H, double tol, bool drop_negative, double u, double log_volume,
+                                double half_step = 0);
 
 }  // namespace basinvol::toy
