@@ -407,6 +407,12 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
         c.measured = static_cast<double>(got);
         c.tolerance = 0;
         c.verdict = *e == static_cast<double>(got) ? Verdict::pass : Verdict::fail;
+        // The expected answers are those of a cut over the noise floor: one
+        // under it keeps noise as curvature (docs/method.md), so say so.
+        if (c.verdict == Verdict::fail && row.warnings.has(Warning::cut_below_floor))
+            c.note = fmt("the cut %.3g lies under the noise floor %.3g, where the dim is noise's choice (band %.0f..%.0f)",
+                         row.tol, row.noise_floor, static_cast<double>(row.dim_low),
+                         static_cast<double>(row.dim_high));
         out.push_back(c);
     };
     count("expected_rank", "rank", row.rank);

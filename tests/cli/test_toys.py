@@ -370,6 +370,19 @@ class Toys(unittest.TestCase):
         rc, out, err = run("validate", self.f + ":/f0", "-f", "tsv")
         self.assertEqual(rc, 1, out + err)
 
+    def test_a_count_that_fails_under_a_cut_below_the_floor_says_so(self):
+        # The expected answers are a cut over the floor's; an explicit cut
+        # under it makes the dim noise's choice, and the failing row says so.
+        self.assertEqual(run(self.f, "--eigenvalues", "1,1,0,0", "--rotate", "3", binary=TOY)[0], 0)
+        rc, out, err = run("validate", self.f, "--atol", "1e-17", "-f", "tsv")
+        self.assertEqual(rc, 1, out + err)
+        rows = [line.split("\t") for line in out.splitlines()[1:]]
+        failed = [r for r in rows if r[2] == "fail" and r[1] in ("rank", "dim")]
+        self.assertTrue(failed, out)
+        for r in failed:
+            self.assertIn("lies under the noise floor", r[-1])
+            self.assertIn("band 0..2", r[-1])
+
     def test_generator_counts_are_decimal_whole_numbers(self):
         for option in ["--flat", "--curved", "--negative", "--clusters", "--seed", "--rotate", "--count"]:
             for text in ["0x3", "-1", "2.5", "", "1e3"]:
