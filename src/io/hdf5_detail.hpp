@@ -147,6 +147,10 @@ void check_written(hid_t d, const std::string& where);
 // filter this HDF5 lacks), or "". The files other than `file` the read
 // takes are added to `reads`.
 std::string values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads);
+// What the listing checks of a dense dataset's storage, seen from this
+// process (its external raw-data files, filters): "" when it can be read.
+// basinvol-mpi asks every rank, whose directories may differ from rank 0's.
+std::string storage_problem_here(hid_t d, const std::string& file);
 
 // The value of obj's `structure` attribute ("" when it has none); throws
 // when it is there but not one of blocks, factor, kron, diagonal.

@@ -814,6 +814,12 @@ std::string nearest_names(hid_t file, const std::string& missing) {
 
 }  // namespace
 
+std::string detail::storage_problem_here(hid_t d, const std::string& file) {
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!type.valid()) return "cannot read the dataset's type";
+    return basinvol::values_problem(d, type.get(), file, nullptr);
+}
+
 std::string detail::values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads) {
     Handle type(H5Dget_type(d), H5Tclose);
     if (!type.valid()) return "cannot read the dataset's type";

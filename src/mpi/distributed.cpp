@@ -17,6 +17,7 @@
 #include <cstring>
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <limits>
 #include <new>
@@ -108,12 +109,19 @@ std::string cannot_open_here(MPI_Comm comm, const HessianInfo& where, const std:
     const std::string on = " on MPI rank " + std::to_string(me) + " of " + std::to_string(size);
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return where.file + ": cannot open file" + on + ": " + std::strerror(errno);
+    struct stat st {};
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     ::close(fd);
+    // A FIFO or a device there would block HDF5's open (the listing refuses them on rank 0).
+    if (!regular) return where.file + ": is not a regular file" + on;
     ErrorSilencer quiet;
     Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!file.valid()) return where.file + ": cannot open the file with HDF5" + on;
-    Handle d(H5Oopen(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Oclose);
+    Handle d(H5Dopen2(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) return where.source() + ": cannot open dataset" + on + " (an external link's target missing there?)";
+    // Its external raw-data files as this rank finds them (a FIFO would block a read).
+    if (std::string why = detail::storage_problem_here(d.get(), where.file); !why.empty())
+        return where.source() + ": " + why + on;
     return {};
 }
 
@@ -205,7 +213,12 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
     const Handle& d = opened.dataset;
     Handle space(H5Dget_space(d.get()), H5Sclose);
     Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
-    const bool chunked = H5Pget_layout(dcpl.get()) == H5D_CHUNKED;
+    // Collective only when every rank's copy is contiguous: a rank whose copy
+    // is chunked reads independently, and a collective read the others
+    // entered would wait for it forever.
+    int chunked_here = H5Pget_layout(dcpl.get()) == H5D_CHUNKED, chunked_any = chunked_here;
+    MPI_Allreduce(&chunked_here, &chunked_any, 1, MPI_INT, MPI_MAX, comm);
+    const bool chunked = chunked_any != 0;
 
     bool any = false;
     // A product of a piece of file rows and a piece of file columns.

@@ -348,6 +348,36 @@ class SameRowsAsSerial(unittest.TestCase):
             self.assertIn("MPI rank 1 of 2", got[0]["error"])
             if src.startswith("h.h5"):
                 self.assertIn("No such file or directory", got[0]["error"])
+        # External raw data that rank 1 finds short or as a FIFO (rank 0's
+        # listing refuses both), and a copy chunked where rank 0's is
+        # contiguous (one rank reading collectively, the other not): error
+        # rows, never a hang.
+        H = rng.standard_normal((40, 40))
+        H = H @ H.T
+        for case in ("short", "fifo", "layout"):
+            a_dir, b_dir = (os.path.join(self.tmp.name, case + d) for d in ("A", "B"))
+            for where in (a_dir, b_dir):
+                os.makedirs(where)
+                with h5py.File(os.path.join(where, "x.h5"), "w") as f:
+                    if case == "layout":
+                        f.create_dataset("H", data=H, chunks=(8, 8) if where == b_dir else None)
+                    else:
+                        f.create_dataset("H", shape=H.shape, dtype="f8", external=[("raw.bin", 0, h5py.h5f.UNLIMITED)])
+                        H.tofile(os.path.join(where, "raw.bin"))
+            if case == "short":
+                os.truncate(os.path.join(b_dir, "raw.bin"), H.nbytes - 8)
+            elif case == "fifo":
+                os.remove(os.path.join(b_dir, "raw.bin"))
+                os.mkfifo(os.path.join(b_dir, "raw.bin"))
+            p = subprocess.run(["mpirun", "-n", "1", "--wdir", a_dir, exe, "volume", "x.h5", good, "-f", "jsonl", ":",
+                                "-n", "1", "--wdir", b_dir, exe, "volume", "x.h5", good, "-f", "jsonl"],
+                               capture_output=True, text=True, env=ENV, timeout=120)
+            got = rows(p.stdout)
+            self.assertEqual([r["status"] for r in got][1:], ["ok"], (case, p.stdout, p.stderr))
+            if case != "layout":
+                self.assertEqual(got[0]["status"], "error", case)
+                self.assertIn("external raw-data file 'raw.bin'", got[0]["error"])
+                self.assertIn("on MPI rank 1 of 2", got[0]["error"])
 
     def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
         # Rank 0 alone holds the attributes: it must refuse before the ranks
