@@ -364,6 +364,59 @@ TEST_CASE("float32 column Cholesky against dense on adversarial families: values
     CHECK(cholesky >= 6);  // the float32 certificate pass decided rows itself
 }
 
+TEST_CASE("property: under an explicit cut below the floor every solver's band is dense's, from dim 0") {
+    // The adversarial families (values straddling the floor, hidden saddles,
+    // wide and narrow ranges), float64 and float32, under --atol at 0.3 and
+    // 0.9 of dense's noise floor: noise may lift every value over such a
+    // cut, so each row's band starts at 0 and holds the other's dim, flags
+    // included; a row whose band is a single dim has dense's dim and a
+    // log-volume within the two error bars.
+    const std::size_t n = 500;
+    int nontrivial = 0;
+    for (const bool f32 : {false, true}) {
+        const double eps = f32 ? double(std::numeric_limits<float>::epsilon()) : std::numeric_limits<double>::epsilon();
+        for (std::uint32_t seed = 1; seed <= 12; ++seed) {
+            const std::vector<double> e =
+                adversarial(n, seed, n * eps, f32 ? Families{1e-2, 1e-7, 0.01, -1e-3} : Families{1e-6, 1e-11, 0.05, -1e-6});
+            const Eigen::MatrixXd m = with_spectrum(e, 300 + seed);
+            const Hessian h = f32 ? make_hessian(Eigen::MatrixXf(m.cast<float>())) : make_hessian(m);
+            const double floor = run(h, Method::dense).noise_floor;
+            for (const double share : {0.3, 0.9}) {
+                AnalyzeOptions opt;
+                opt.cut.atol = share * floor;
+                opt.method = Method::dense;
+                const Row d = analyze_hessian(h, opt);
+                REQUIRE(d.ok);
+                REQUIRE(d.warnings.has(Warning::cut_below_floor));
+                CHECK(d.dim_low == 0);
+                nontrivial += d.dim_high > 0;
+                CHECK(d.warnings.has(Warning::ambiguous_rank) == (d.dim_high > 0));
+                for (const Method method : {Method::cholesky, Method::sketch, Method::lanczos, Method::automatic}) {
+                    CAPTURE(f32);
+                    CAPTURE(seed);
+                    CAPTURE(share);
+                    CAPTURE(name_of(method_names(), method));
+                    opt.method = method;
+                    const Row p = analyze_hessian(h, opt);
+                    REQUIRE(p.ok);
+                    CHECK(p.warnings.has(Warning::cut_below_floor));
+                    CHECK(p.dim_low == 0);
+                    CHECK(p.dim <= d.dim_high);
+                    CHECK(d.dim <= p.dim_high);
+                    CHECK(p.warnings.has(Warning::ambiguous_rank) == (p.dim_high > 0));
+                    if (p.dim_high == 0 && d.dim_high == 0) {
+                        CHECK(p.dim == d.dim);
+                        CHECK(p.negative == d.negative);
+                        CHECK(std::abs(p.log_volume - d.log_volume) <=
+                              p.log_volume_error + d.log_volume_error + 1e-9 * std::abs(d.log_volume));
+                    }
+                }
+            }
+        }
+    }
+    CHECK(nontrivial > 0);  // the families do put values under such a cut
+}
+
 TEST_CASE("sketch and Cholesky match dense on a float32-stored low-rank Hessian") {
     std::vector<double> e = geometric(50, 10, 0.1);
     e.resize(700, 0.0);
