@@ -646,10 +646,47 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     return out;
 }
 
+namespace {
+
+// One step of the ranks' walks of a structure (DistributedGram): a rank
+// leaving it (its analysis over, `why` its failure or "") or about to read
+// a factor with the others. Why the step ends the walk, the same on every
+// rank: "" when no rank left, or when every rank left and none failed.
+std::string walk_step(MPI_Comm comm, const HessianInfo& info, bool leaving, const std::string& why) {
+    int size = 1;
+    MPI_Comm_size(comm, &size);
+    int left[2] = {leaving ? 1 : 0, leaving ? -1 : 0};  // MAX: any rank left; −MAX: every rank left
+    MPI_Allreduce(MPI_IN_PLACE, left, 2, MPI_INT, MPI_MAX, comm);
+    const Agreed failed = first_failure(comm, why);
+    if (!left[0]) return "";
+    if (failed.rank >= 0)
+        return failed.message + " (on MPI rank " + std::to_string(failed.rank) + " of " + std::to_string(size) + ")";
+    if (left[1] == -1) return "";
+    return info.source() + ": the ranks' walks of the structure differ (some ranks read more factors than others): "
+                           "its copies differ between nodes; every rank must read the same file";
+}
+
+}  // namespace
+
+std::string DistributedGram::finish(const HessianInfo& info, const std::string& failure) const {
+    if (left_) {
+        std::string why = std::move(*left_);
+        left_.reset();
+        return why;
+    }
+    return walk_step(comm_, info, true, failure);
+}
+
 Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) const {
     int me = 0, size = 1;
     MPI_Comm_rank(comm_, &me);
     MPI_Comm_size(comm_, &size);
+    // A rank that left the walk (its copy failed, or held fewer factors) is
+    // met here: its failure is this rank's too, and finish() is agreed.
+    if (std::string why = walk_step(comm_, info, false, ""); !why.empty()) {
+        left_ = why;
+        throw InputError(why);
+    }
     const std::size_t m = p.m, n = p.n;
     const bool small_m = m <= n;  // then K = GGᵀ (m×m) over column slabs, else GᵀG (n×n) over row slabs
     const std::size_t longer = small_m ? n : m, k = small_m ? m : n;

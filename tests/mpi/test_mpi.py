@@ -379,6 +379,48 @@ class SameRowsAsSerial(unittest.TestCase):
                 self.assertIn("external raw-data file 'raw.bin'", got[0]["error"])
                 self.assertIn("on MPI rank 1 of 2", got[0]["error"])
 
+    def test_a_structure_whose_copy_fails_on_some_ranks_is_an_error_row_not_a_hang(self):
+        # Every rank walks its own copy of a structure; a diagonal with a NaN,
+        # or a factor missing, on one node only ends that rank's walk while
+        # the others go on to sum a factor's Gram. The row is an error naming
+        # the failing rank (or the differing walks) on every split of the
+        # ranks between the two copies, and the next source is analysed.
+        import h5py
+        rng = np.random.default_rng(11)
+        G, d = rng.standard_normal((5, 40)), rng.random(7) + 0.5
+        good = os.path.abspath(self.files["small"])
+        exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
+        for case in ("nan before the factor", "nan after the factor", "factor missing"):
+            dirs = [os.path.join(self.tmp.name, case.replace(" ", "_") + side) for side in ("A", "B")]
+            for where in dirs:
+                os.makedirs(where)
+                broken = where == dirs[1]
+                with h5py.File(os.path.join(where, "x.h5"), "w") as f:
+                    m = f.create_group("S")
+                    m.attrs["structure"] = "blocks"
+                    values = d.copy()
+                    if broken and case.startswith("nan"):
+                        values[3] = np.nan
+                    x = m.create_dataset("2_diag" if "after" in case else "0_diag", data=values)
+                    x.attrs["structure"] = "diagonal"
+                    if not (broken and case == "factor missing"):
+                        g = m.create_group("1_factor")
+                        g.attrs["structure"] = "factor"
+                        g["G"] = G
+            for first, second in ((1, 1), (2, 1), (1, 2)):
+                p = subprocess.run(["mpirun", "-n", str(first), "--wdir", dirs[0], exe, "volume", "x.h5:/S", good,
+                                    "-f", "jsonl", ":", "-n", str(second), "--wdir", dirs[1], exe, "volume",
+                                    "x.h5:/S", good, "-f", "jsonl"],
+                                   capture_output=True, text=True, env=ENV, timeout=120)
+                got = rows(p.stdout)
+                self.assertEqual([r["status"] for r in got], ["error", "ok"], (case, first, second, p.stderr))
+                self.assertEqual(p.returncode, 1, p.stderr)
+                if case.startswith("nan"):
+                    self.assertIn("non-finite value nan at [3]", got[0]["error"])
+                    self.assertIn(f"(on MPI rank {first} of {first + second})", got[0]["error"])
+                else:
+                    self.assertIn("walks of the structure differ", got[0]["error"])
+
     def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
         # Rank 0 alone holds the attributes: it must refuse before the ranks
         # sum the factor's Gram together, or the others wait there forever.

@@ -363,7 +363,10 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                 }
             }
             bv::Row r = bv::analyze(it.info, spread);
-            if (me == 0) emit(std::move(r));
+            // A rank whose copy failed (a NaN or a member missing on its node
+            // only) fails the row on every rank.
+            const std::string elsewhere = gram.finish(it.info, r.ok ? "" : r.error);
+            if (me == 0) emit(r.ok && !elsewhere.empty() ? bv::error_row(it.info, elsewhere) : std::move(r));
         } else if (it.kind == Item::dense) {
             bv::Row r = dense_row(it.info, a, me);
             if (me == 0) emit(std::move(r));

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,13 +71,28 @@ std::size_t rank_budget(MPI_Comm comm, const ReadOptions& options);
 // every rank analyses the same structured Hessian with this builder in its
 // AnalyzeOptions. Value and memory failures are agreed on and thrown as the
 // same InputError on every rank.
+//
+// The ranks walk a structure each on its own copy, and one rank's walk may
+// end early (a NaN, a member missing on its node): so that no rank waits in
+// a Gram the others never start, each gram() first asks whether a rank has
+// left the walk, and every rank calls finish() once when its analysis of the
+// structure is over (inside gram() is where the others learn of it, and they
+// throw that rank's failure there).
 class DistributedGram : public GramBuilder {
 public:
     explicit DistributedGram(MPI_Comm comm) : comm_(comm) {}
     Gram gram(const HessianInfo& info, const StructurePart& part, const ReadOptions& options) const override;
 
+    // Collective, once per structured Hessian on every rank, after its
+    // analysis (`failure`: this rank's error, "" if its row is ok): why the
+    // row is an error on some rank — the lowest failing rank's message and
+    // that rank, or that the ranks' walks differed — the same on every rank;
+    // "" when no rank failed.
+    std::string finish(const HessianInfo& info, const std::string& failure) const;
+
 private:
     MPI_Comm comm_;
+    mutable std::optional<std::string> left_;  // why a rank left, learnt inside gram(): finish() has been agreed
 };
 
 }  // namespace basinvol::mpi
