@@ -12,6 +12,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -506,17 +507,107 @@ std::string resolve_virtual_source(const std::string& name, const std::string& f
     return is_file(base) ? base : "";
 }
 
+// A number type's machine epsilon as basinvol counts it: a float's, at most
+// float64's (wider ones are computed in double); an integer's float64's.
+double type_eps(hid_t type) {
+    std::size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+    if (H5Tget_class(type) == H5T_INTEGER) return std::ldexp(1.0, -52);
+    if (H5Tget_class(type) != H5T_FLOAT || H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return 0;
+    return std::ldexp(1.0, -static_cast<int>(std::min<std::size_t>(msize, 52)));
+}
+
+// A dataset's identity across openings: its file on disk (device, inode;
+// HDF5's file number for a file with no name on disk) and its address.
+std::array<unsigned long long, 3> dataset_key(hid_t d) {
+    H5O_info_t oi{};
+    if (H5Oget_info2(d, &oi, H5O_INFO_BASIC) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return {~0ULL, ~0ULL, ~0ULL};
+    }
+    std::array<unsigned long long, 3> key{~0ULL, oi.fileno, oi.addr};
+    const ssize_t len = H5Fget_name(d, nullptr, 0);
+    std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+    struct stat st {};
+    if (len > 0 && H5Fget_name(d, path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0)
+        key = {static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino), oi.addr};
+    H5Eclear2(H5E_DEFAULT);
+    return key;
+}
+
+using DatasetKeys = std::vector<std::array<unsigned long long, 3>>;
+constexpr int virtual_depth = 8;  // virtual datasets over virtual datasets, at most
+
+// Why some entries of a virtual dataset are mapped to no source, or "": HDF5
+// reads them as the fill value, silently.
+std::string unmapped_entries(hid_t d, hid_t dcpl, std::size_t count) {
+    Handle space(H5Dget_space(d), H5Sclose);
+    if (!space.valid()) return "";
+    const int rank = H5Sget_simple_extent_ndims(space.get());
+    const hssize_t total = H5Sget_simple_extent_npoints(space.get());
+    if (rank <= 0 || total <= 0) return "";
+    Handle mapped(H5Scopy(space.get()), H5Sclose);
+    if (!mapped.valid() || H5Sselect_none(mapped.get()) < 0) return "";
+    const std::vector<hsize_t> ones(static_cast<std::size_t>(rank), 1);
+    std::size_t blocks_seen = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        Handle v(H5Pget_virtual_vspace(dcpl, i), H5Sclose);
+        if (!v.valid()) return "cannot read the virtual dataset's mapping " + std::to_string(i);
+        const H5S_sel_type type = H5Sget_select_type(v.get());
+        if (type == H5S_SEL_ALL) return "";
+        if (type != H5S_SEL_HYPERSLABS) continue;
+        const hssize_t nblocks = H5Sget_select_hyper_nblocks(v.get());
+        if (nblocks < 0) {  // an unlimited mapping: its extent follows its sources'
+            H5Eclear2(H5E_DEFAULT);
+            return "the virtual dataset has a mapping of unlimited extent (its shape follows its sources'); "
+                   "give it a fixed one";
+        }
+        blocks_seen += static_cast<std::size_t>(nblocks);
+        if (blocks_seen > (std::size_t(1) << 16))
+            return "the virtual dataset's mappings hold more than 65536 blocks; basinvol does not check that "
+                   "many for entries mapped to no source: copy it into a plain dataset";
+        std::vector<hsize_t> b(2 * static_cast<std::size_t>(rank) * static_cast<std::size_t>(nblocks));
+        if (nblocks > 0 && H5Sget_select_hyper_blocklist(v.get(), 0, static_cast<hsize_t>(nblocks), b.data()) < 0)
+            return "cannot read the virtual dataset's mapping " + std::to_string(i);
+        for (hssize_t k = 0; k < nblocks; ++k) {
+            const hsize_t* lo = &b[2 * static_cast<std::size_t>(rank) * static_cast<std::size_t>(k)];
+            const hsize_t* hi = lo + rank;
+            std::vector<hsize_t> size(static_cast<std::size_t>(rank));
+            for (int j = 0; j < rank; ++j) size[static_cast<std::size_t>(j)] = hi[j] - lo[j] + 1;
+            if (H5Sselect_hyperslab(mapped.get(), H5S_SELECT_OR, lo, nullptr, ones.data(), size.data()) < 0) {
+                H5Eclear2(H5E_DEFAULT);
+                return "cannot read the virtual dataset's mapping " + std::to_string(i);
+            }
+        }
+    }
+    const hssize_t covered = H5Sget_select_npoints(mapped.get());
+    if (covered >= total) return "";
+    double fill = 0;
+    const bool known_fill = H5Pget_fill_value(dcpl, H5T_NATIVE_DOUBLE, &fill) >= 0;
+    H5Eclear2(H5E_DEFAULT);
+    std::ostringstream s;
+    s << total - covered << " of its " << total << " entries are mapped to no source (HDF5 would read them as "
+      << "the fill value" << (known_fill ? " " + value_text(fill) : std::string()) << ": a wrong Hessian)";
+    return s.str();
+}
+
 // Why a virtual dataset's values cannot be read whole, or "". HDF5 1.10
-// reads the part of a source it cannot open as the fill value, silently: a
-// Hessian with zeros where a block should be. Every source must open, with
-// its dataset. The source files go to `reads`.
-std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::vector<std::string>* reads) {
+// reads the part of a source it cannot open, or a source's chunks never
+// written, or entries mapped to no source, as the fill value, silently: a
+// Hessian with zeros where a block should be; and it loops forever (or
+// crashes) on a virtual dataset whose mappings lead back to itself. Every
+// entry must be mapped, and every source must open, with its dataset, be
+// written whole and not lead back (sources that are virtual are checked the
+// same way, to a depth of 8). The source files go to `reads`; the coarsest
+// source type to `coarsest` (its machine epsilon and name).
+std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::vector<std::string>* reads,
+                            std::pair<double, std::string>* coarsest = nullptr, DatasetKeys seen = {}) {
     if (H5Pget_layout(dcpl) != H5D_VIRTUAL) return "";
     std::size_t count = 0;
     if (H5Pget_virtual_count(dcpl, &count) < 0) {
         H5Eclear2(H5E_DEFAULT);
         return "cannot read the virtual dataset's mappings";
     }
+    seen.push_back(dataset_key(d));
     auto text = [](auto get, hid_t plist, std::size_t i) {
         const ssize_t len = get(plist, i, nullptr, 0);
         std::string out(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
@@ -536,11 +627,38 @@ std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::v
         Handle f(name == "." ? H5Iget_file_id(d) : H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
         const htri_t has = f.valid() ? H5Oexists_by_name(f.get(), dset.c_str(), H5P_DEFAULT) : -1;
         H5Eclear2(H5E_DEFAULT);
-        if (has <= 0)
+        Handle src(has > 0 ? H5Dopen2(f.get(), dset.c_str(), H5P_DEFAULT) : H5I_INVALID_HID, H5Dclose);
+        H5Eclear2(H5E_DEFAULT);
+        if (!src.valid())
             return what + " cannot be opened in " + path +
                    " (HDF5 would read its part as the fill value: a wrong Hessian)";
+        if (std::find(seen.begin(), seen.end(), dataset_key(src.get())) != seen.end())
+            return what + " leads back to the virtual dataset itself (a loop HDF5 cannot read)";
+        Handle src_dcpl(H5Dget_create_plist(src.get()), H5Pclose);
+        if (!src_dcpl.valid()) return what + " cannot be opened in " + path;
+        if (H5Pget_layout(src_dcpl.get()) == H5D_VIRTUAL) {
+            if (seen.size() >= virtual_depth)
+                return what + " is a virtual dataset nested more than 8 deep; copy it into a plain dataset";
+            if (std::string why = virtual_problem(src.get(), src_dcpl.get(), path, reads, coarsest, seen);
+                !why.empty())
+                return what + ": " + why;
+            continue;
+        }
+        H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+        if (H5Dget_space_status(src.get(), &status) < 0) H5Eclear2(H5E_DEFAULT);
+        if (status == H5D_SPACE_STATUS_NOT_ALLOCATED && H5Pget_external_count(src_dcpl.get()) <= 0)
+            return what + " was never written (HDF5 would read its part as the fill value: a wrong Hessian)";
+        if (status == H5D_SPACE_STATUS_PART_ALLOCATED)
+            return what + " has chunks that were never written (HDF5 would read them as the fill value: "
+                          "a wrong Hessian); write every chunk, or give the source itself";
+        if (coarsest) {
+            Handle type(H5Dget_type(src.get()), H5Tclose);
+            if (type.valid() && type_eps(type.get()) > coarsest->first)
+                *coarsest = {type_eps(type.get()), type_name(type.get())};
+            H5Eclear2(H5E_DEFAULT);
+        }
     }
-    return "";
+    return unmapped_entries(d, dcpl, count);
 }
 
 // Why the stored bytes of a compact or contiguous dataset cannot hold its
@@ -582,13 +700,30 @@ std::string storage_problem(hid_t d, const std::string& file, std::vector<std::s
 // "". The files other than `file` the read takes go to `reads`: the file a
 // dataset reached through an external link lives in, its external raw-data
 // files, a virtual dataset's sources.
-std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads) {
-    // The file d lives in (another than `file` when reached through an
-    // external link): its folder is where HDF5 looks for d's sources.
+// The file d lives in (another than `file` when reached through an
+// external link): its folder is where HDF5 looks for d's sources.
+std::string home_of(hid_t d, const std::string& file) {
     const ssize_t len = H5Fget_name(d, nullptr, 0);
     std::string home(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
     home = len > 0 && H5Fget_name(d, home.data(), home.size()) > 0 ? std::string(home.c_str()) : file;
     H5Eclear2(H5E_DEFAULT);
+    return home;
+}
+
+// The type whose rounding a dataset's values carry: `own` (its type's
+// machine epsilon and name), or for a virtual dataset the coarsest of that
+// and its sources' (float32 sources read through a float64 one carry
+// float32's rounding).
+std::pair<double, std::string> carried_type(hid_t d, const std::string& file, std::pair<double, std::string> own) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_VIRTUAL)
+        virtual_problem(d, dcpl.get(), home_of(d, file), nullptr, &own);
+    H5Eclear2(H5E_DEFAULT);
+    return own;
+}
+
+std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads) {
+    const std::string home = home_of(d, file);
     if (std::string why = type_problem(type); !why.empty()) return why;
     if (std::string why = storage_problem(d, home, reads); !why.empty()) return why;
     if (const std::string filter = missing_filter(d); !filter.empty())
@@ -652,6 +787,8 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
         problem = "dataset type is " + info.stored_type + ", not a number (expected float32 or float64)";
     }
     if (problem.empty()) problem = values_problem(d, type.get(), info.file, &info.reads_also);
+    if (problem.empty())
+        std::tie(info.stored_eps, info.stored_type) = carried_type(d, info.file, {info.stored_eps, info.stored_type});
     if (problem.empty()) info.quantum = lossy_step(d, problem);
     if (problem.empty()) info.unwritten_chunks = detail::unwritten_chunks(d);
     return listed;
@@ -914,7 +1051,8 @@ void detail::check_as_listed(hid_t d, const HessianInfo& info, bool attributes) 
         throw InputError(info.source() + ": the dataset is no longer the " + std::to_string(whole) + " x " +
                          std::to_string(whole) + " matrix that was listed" + changed);
     Handle type(H5Dget_type(d), H5Tclose);
-    const std::string now = type.valid() ? type_name(type.get()) : "unreadable";
+    const std::string now =
+        type.valid() ? carried_type(d, info.file, {type_eps(type.get()), type_name(type.get())}).second : "unreadable";
     if (now != info.stored_type)
         throw InputError(info.source() + ": the dataset's type is no longer the " + info.stored_type +
                          " that was listed (it is " + now + ")" + changed);

@@ -263,6 +263,37 @@ def _vds_missing_source():
     return h5("vds_missing_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
 
 
+def _vds_loop():
+    # A virtual dataset mapped onto itself: HDF5 recurses until it crashes.
+    n = H.shape[0]
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource(".", "hessian", shape=(n, n))
+    return h5("vds_loop.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
+def _vds_unmapped():
+    # A quarter mapped to no source: HDF5 reads it as the fill value.
+    n, h = H.shape[0], H.shape[0] // 2
+    plain("vds_quarters.h5", H)
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    for rows, cols in ((slice(0, h), slice(0, n)), (slice(h, n), slice(0, h))):
+        layout[rows, cols] = h5py.VirtualSource("vds_quarters.h5", "hessian", shape=(n, n))[rows, cols]
+    return h5("vds_unmapped.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=1.5))
+
+
+def _vds_unwritten_source():
+    # A source whose chunks were not all written: HDF5 reads those as the fill value.
+    n = H.shape[0]
+
+    def source(f):
+        d = f.create_dataset("hessian", shape=(n, n), dtype="f8", chunks=(5, 5))
+        d[:10, :10] = H[:10, :10]
+    h5("vds_partial_source.h5", source)
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("vds_partial_source.h5", "hessian", shape=(n, n))
+    return h5("vds_unwritten_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
 def _int_scaleoffset_few_bits():
     # The integer scale-offset filter told to keep 4 bits wraps larger values.
     return h5("int_scaleoffset.h5", lambda f: f.create_dataset(
@@ -373,6 +404,10 @@ BAD = {
     # doubles): refused before a buffer of that size is asked for.
     "vds_missing_source": (_vds_missing_source, [":/hessian", "virtual dataset's source vds_gone.h5:hessian",
                                                  "cannot be found", "fill value"]),
+    "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
+    "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
+    "vds_unwritten_source": (_vds_unwritten_source, [":/hessian", "source vds_partial_source.h5:hessian has chunks",
+                                                     "never written", "fill value"]),
     "int_scaleoffset_few_bits": (_int_scaleoffset_few_bits, [":/hessian", "scale-offset filter keeping 4 bits",
                                                              "lossy"]),
     "short_plain_chunk": (_short_plain_chunk, [":/hessian", "chunk at [16, 0] is stored uncompressed in 1024 bytes; "
@@ -537,6 +572,20 @@ def _virtual_blocks():
     return h5("vds_blocks.h5", build) + ":/hessian", _twin("vds_blocks", H)
 
 
+def _virtual_float32_sources():
+    # A float64 virtual dataset over float32 sources holds float32 values:
+    # cut and measured as its float32 twin.
+    n, h = H.shape[0], H.shape[0] // 2
+    H32 = H.astype(np.float32)
+    plain("vds_f32_top.h5", H32[:h])
+    plain("vds_f32_bottom.h5", H32[h:])
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:h, :] = h5py.VirtualSource("vds_f32_top.h5", "hessian", shape=(h, n))
+    layout[h:, :] = h5py.VirtualSource("vds_f32_bottom.h5", "hessian", shape=(n - h, n))
+    return h5("vds_f32.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0)) + ":/hessian", \
+        _twin("vds_f32", H32)
+
+
 NEAR = H.copy()
 NEAR[0, 1] += 1e-9  # relative asymmetry ~1e-10: symmetrized, like its twin (H + Hᵀ)/2
 
@@ -614,6 +663,7 @@ GOOD = {
                                                                         False, colliding=True),
     "optional_unknown_filter": _good("optional_unknown_filter", _optional_unknown_filter),
     "virtual_blocks": _virtual_blocks,
+    "virtual_float32_sources": _virtual_float32_sources,
     "near_symmetric": _near_symmetric,
     "odd_attributes": _good("odd_attributes", _odd_attributes),
     "non_utf8_names": _non_utf8_names,
