@@ -728,3 +728,44 @@ TEST_CASE("the log-volume's error bar is the float64 solve's, whatever the store
         CHECK(r.log_volume_error < 1e-13);
     }
 }
+
+TEST_CASE("auto's choice between the dtype cut and a gap below it, at min_gap within noise, leaves both dims in the band") {
+    // float32, n = 10⁴, ‖H‖_F = 1: the dtype cut at n·ε·1 ≈ 1.2e-3, the
+    // floor at ε ≈ 1.2e-7. The gap across the dtype cut (a over b) stands
+    // at min_gap, give or take less than noise moves it (the same matrix
+    // relabelled, another thread count puts it on either side), and under
+    // b a clear gap down to the floor: auto keeps the dtype cut (n − 2
+    // kept) or takes that gap (n − 3). Each row must say that noise
+    // decides, with a band holding both dims.
+    const std::size_t n = 10000;
+    auto cut = [&](double min_gap, double off) {
+        Magnitudes m;
+        m.n = n;
+        m.stored_eps = std::ldexp(1.0, -23);
+        m.frobenius = 1;
+        const double a = 3e-3, b = a * std::pow(10.0, -(min_gap + off));
+        m.known = {1.0, a, b};
+        CutOptions opt;
+        opt.min_gap = min_gap;
+        return choose_cut(m, opt);
+    };
+    for (const double min_gap : {1.0, 1.5}) {
+        CAPTURE(min_gap);
+        for (const double off : {-1e-4, -1e-12, 0.0, 1e-12, 1e-4}) {
+            CAPTURE(off);
+            const Cut c = cut(min_gap, off);
+            CHECK(c.rule == std::string(off < 0 ? "gap" : "dtype"));
+            CHECK(c.kept == (off < 0 ? 3u : 2u));
+            CHECK(c.ambiguous);
+            CHECK(c.dim_low <= n - 3);
+            CHECK(c.dim_high >= n - 2);
+        }
+        // Clear of noise either way: the one rule's dim.
+        for (const double off : {-0.05, 0.05}) {
+            CAPTURE(off);
+            const Cut c = cut(min_gap, off);
+            CHECK(c.rule == std::string(off < 0 ? "gap" : "dtype"));
+            CHECK(c.kept == (off < 0 ? 3u : 2u));
+        }
+    }
+}

@@ -579,16 +579,29 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         // floor and the dtype cut: auto never drops what dtype keeps.
         const Count p = count_above(K, dtype_mid, dtype);
         decided = decided && p.decided;
-        bool search = false;
+        bool search = false, either = false;
         if (p.value == 0) {
             search = K.mid(top) > c.floor;
             decided = decided && top_decided(K);
         } else if (p.value < m.n) {
             const Pos below = K.at(p.value - 1), next = K.at(p.value);
-            search = K.gap_mid(below, next) < opt.min_gap;
+            const double g = K.gap_mid(below, next);
+            search = g < opt.min_gap;
             decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
+            // Noise may put the gap across the dtype cut on the other side of
+            // min_gap (the same matrix relabelled, another thread count): the
+            // other rule's cut is then noise's choice as well.
+            either = std::abs(g - opt.min_gap) <= K.gap_noise(below, next);
         }
-        if (search) take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
+        if (search) {
+            take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
+            if (either && c.rule == "gap")
+                tied.push_back({p.value, K.mid(K.at(p.value - 1)), K.mid(K.at(p.value))});
+        } else if (either) {
+            const Choice other = largest_gap(K, dtype_mid, dtype, opt.min_gap);
+            if (other.found) tied.push_back({other.at.i + 1, K.mid(other.at), K.mid(other.next)});
+            tied.insert(tied.end(), other.tied.begin(), other.tied.end());
+        }
     }
 
     settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, c);
