@@ -314,8 +314,28 @@ std::string read_attributes(hid_t obj, Attributes& attrs) {
     return reading.problem;
 }
 
+constexpr const char* plugin_hint =
+    " (its HDF5 plugin decodes it, found through HDF5_PLUGIN_PATH; or rewrite the dataset with gzip)";
+
+// A filter HDF5 has not loaded names itself only when the file says so:
+// the common plugins' registered IDs.
+const char* plugin_name(H5Z_filter_t id) {
+    switch (id) {
+        case 307: return "bzip2";
+        case 32000: return "lzf";
+        case 32001: return "blosc";
+        case 32004: return "lz4";
+        case 32008: return "bitshuffle";
+        case 32013: return "zfp";
+        case 32015: return "zstd";
+        case 32017: return "sz";
+        case 32026: return "blosc2";
+        default: return "";
+    }
+}
+
 // The first filter of `d`'s pipeline this HDF5 library cannot decode, as
-// "ID (name)", or "" when every filter is available.
+// "ID (name)" and how to read it, or "" when every filter is available.
 std::string missing_filter(hid_t d, bool optional_too = false) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (!dcpl.valid()) return "";
@@ -329,7 +349,10 @@ std::string missing_filter(hid_t d, bool optional_too = false) {
         // An optional filter HDF5 skipped where it failed: a chunk that needs
         // it fails at the read, with HDF5's message.
         if (id >= 0 && (optional_too || !(flags & H5Z_FLAG_OPTIONAL)) && H5Zfilter_avail(id) <= 0)
-            return std::to_string(id) + (name[0] ? " (" + std::string(name) + ")" : std::string());
+        {
+            const std::string known = name[0] ? std::string(name) : plugin_name(id);
+            return std::to_string(id) + (known.empty() ? std::string() : " (" + known + ")");
+        }
     }
     H5Eclear2(H5E_DEFAULT);
     return "";
@@ -722,12 +745,27 @@ std::pair<double, std::string> carried_type(hid_t d, const std::string& file, st
     return own;
 }
 
+// Why d's stored values are not the Hessian's own, or "": values packed by
+// the netCDF/CF convention (stored · scale_factor + add_offset) read as the
+// stored integers would be a Hessian off by that scale.
+std::string packing_problem(hid_t d) {
+    std::string names;
+    for (const char* a : {"scale_factor", "add_offset"})
+        if (H5Aexists(d, a) > 0) names += (names.empty() ? "" : " and ") + std::string(a);
+    H5Eclear2(H5E_DEFAULT);
+    if (names.empty()) return "";
+    return "the values are packed by the netCDF/CF convention (attribute " + names +
+           "): basinvol reads the stored values as they are; store the unpacked values "
+           "(stored · scale_factor + add_offset)";
+}
+
 std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads) {
     const std::string home = home_of(d, file);
+    if (std::string why = packing_problem(d); !why.empty()) return why;
     if (std::string why = type_problem(type); !why.empty()) return why;
     if (std::string why = storage_problem(d, home, reads); !why.empty()) return why;
     if (const std::string filter = missing_filter(d); !filter.empty())
-        return "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode";
+        return "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode" + plugin_hint;
     if (reads && home != file) reads->push_back(home);
     return "";
 }
@@ -972,7 +1010,8 @@ void detail::fail_to_read(hid_t d, const std::string& where) {
     const std::string hdf5 = hdf5_message();
     const bool filter_failed = hdf5.find("filter") != std::string::npos || hdf5.find("plugin") != std::string::npos;
     if (const std::string filter = filter_failed ? missing_filter(d, true) : ""; !filter.empty())
-        fail_at(where, "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode", false);
+        fail_at(where, "dataset is compressed with filter " + filter + ", which this HDF5 library cannot decode" + plugin_hint,
+                false);
     fail_at(where, "cannot read dataset values (truncated or corrupt data?)" +
                        (hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")"), false);
 }

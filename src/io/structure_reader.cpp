@@ -242,6 +242,11 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         fail_at(where, "blocks member links back to a group above it (a cycle)", false);
     const std::string kind = detail::structure_kind(obj, where);
     if (depth > 0) note_part_error(w, obj, where);
+    if (!kind.empty() && !is_structure_kind(kind)) {
+        const bool described = kind == "(empty)" || kind.rfind("(not a string", 0) == 0;  // structure_kind's words
+        fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got " +
+                           (described ? kind : "'" + kind + "'"), false);
+    }
     if (kind != "factor" && kind != "kron" && H5Aexists(obj, "scale") > 0)
         fail_at(where, "attribute scale applies to factor and kron parts only; a " +
                            (kind.empty() ? std::string("dense") : kind) +
@@ -264,11 +269,6 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         check_dimension(p.n, where, "n");
         coarsest(p, s.type, s.eps, bytes_of(double(p.n) * sizeof(double)), path + ", " + shape_text(s.dims));
         return p;
-    }
-    if (!is_structure_kind(kind)) {
-        const bool described = kind == "(empty)" || kind.rfind("(not a string", 0) == 0;  // structure_kind's words
-        fail_at(where, "attribute structure must be blocks, factor, kron or diagonal, got " +
-                           (described ? kind : "'" + kind + "'"), false);
     }
     if (!group) fail_at(where, "structure " + kind + " must be a group, not a dataset", false);
     if (kind == "blocks") {

@@ -294,6 +294,15 @@ def _vds_unwritten_source():
     return h5("vds_unwritten_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
 
 
+def _cf_packed():
+    # netCDF's packing: int16 values that stand for stored · scale_factor.
+    def build(f):
+        scale = np.abs(H).max() / 32000
+        d = f.create_dataset("hessian", data=np.round(H / scale).astype(np.int16))
+        d.attrs["scale_factor"] = scale
+    return h5("cf_packed.h5", build)
+
+
 def _int_scaleoffset_few_bits():
     # The integer scale-offset filter told to keep 4 bits wraps larger values.
     return h5("int_scaleoffset.h5", lambda f: f.create_dataset(
@@ -404,6 +413,7 @@ BAD = {
     # doubles): refused before a buffer of that size is asked for.
     "vds_missing_source": (_vds_missing_source, [":/hessian", "virtual dataset's source vds_gone.h5:hessian",
                                                  "cannot be found", "fill value"]),
+    "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
     "vds_unwritten_source": (_vds_unwritten_source, [":/hessian", "source vds_partial_source.h5:hessian has chunks",
@@ -425,7 +435,7 @@ BAD = {
                                     [":/hessian", "chunk at [16, 0]: it inflates to 100 bytes; it holds 2048 (corrupt data)"]),
     "corrupt_fletcher32_chunks": (lambda: corrupt_chunks("corrupt_fletcher32.h5", fletcher32=True),
                                   [":/hessian", "cannot read dataset values", "checksum"]),
-    "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode"]),
+    "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode", "HDF5_PLUGIN_PATH"]),
     "missing_chunk_nan_fill": (_nan_fill_missing_chunk, [":/hessian", "non-finite value nan at [0, 10]"]),
     # Created, never written (a writer that died): a Hessian of fill values
     # would be an ok row of zeros, ranked first.

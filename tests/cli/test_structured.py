@@ -469,6 +469,11 @@ class Structured(unittest.TestCase):
             g.attrs["structure"] = True
             g = h5.create_group("structure_long")
             g.attrs["structure"] = "factor" * 100
+            # a misspelt kind is told as such, whatever else the group holds
+            g = h5.create_group("capital_with_scale")
+            g.attrs["structure"] = "Factor"
+            g.attrs["scale"] = 0.5
+            g["G"] = np.eye(2)
             # attributes of H written on a member would be read by no one
             for kind, member, key, value in (("factor", "G", "scale", 4.0), ("kron", "A", "hessian_error", 1.0),
                                              ("kron", "B", "loss_threshold", 3.0), ("factor", "G", "step", 7)):
@@ -490,6 +495,7 @@ class Structured(unittest.TestCase):
             "/structure_list": "got (not a string: an array of 2 values of type string",
             "/structure_bool": "got (not a string: a value of type enum",
             "/structure_long": "got '" + "factor" * 12 + "facto...'",
+            "/capital_with_scale": "attribute structure must be blocks, factor, kron or diagonal, got 'Factor'",
             "/negative_error": "attribute hessian_error must be a finite number >= 0, got -2",
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
