@@ -348,8 +348,7 @@ std::string missing_filter(hid_t d, bool optional_too = false) {
                                          sizeof name, name, &config);
         // An optional filter HDF5 skipped where it failed: a chunk that needs
         // it fails at the read, with HDF5's message.
-        if (id >= 0 && (optional_too || !(flags & H5Z_FLAG_OPTIONAL)) && H5Zfilter_avail(id) <= 0)
-        {
+        if (id >= 0 && (optional_too || !(flags & H5Z_FLAG_OPTIONAL)) && H5Zfilter_avail(id) <= 0) {
             const std::string known = name[0] ? std::string(name) : plugin_name(id);
             return std::to_string(id) + (known.empty() ? std::string() : " (" + known + ")");
         }
@@ -719,10 +718,6 @@ std::string storage_problem(hid_t d, const std::string& file, std::vector<std::s
     return s.str();
 }
 
-// Why dataset d's values (of type `type`) cannot be read safely and whole, or
-// "". The files other than `file` the read takes go to `reads`: the file a
-// dataset reached through an external link lives in, its external raw-data
-// files, a virtual dataset's sources.
 // The file d lives in (another than `file` when reached through an
 // external link): its folder is where HDF5 looks for d's sources.
 std::string home_of(hid_t d, const std::string& file) {
@@ -759,6 +754,10 @@ std::string packing_problem(hid_t d) {
            "(stored · scale_factor + add_offset)";
 }
 
+// Why dataset d's values (of type `type`) cannot be read safely and whole, or
+// "". The files other than `file` the read takes go to `reads`: the file a
+// dataset reached through an external link lives in, its external raw-data
+// files, a virtual dataset's sources.
 std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads) {
     const std::string home = home_of(d, file);
     if (std::string why = packing_problem(d); !why.empty()) return why;
