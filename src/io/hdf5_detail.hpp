@@ -152,6 +152,12 @@ std::string values_problem(hid_t d, const std::string& file, std::vector<std::st
 // basinvol-mpi asks every rank, whose directories may differ from rank 0's.
 std::string storage_problem_here(hid_t d, const std::string& file);
 
+// Why chunks of d never written cannot stand for a Hessian's entries, or "":
+// HDF5 reads them as the fill value, which unless 0 (or NaN, refused with
+// the values) is no entry (netCDF's default fill, 9.97e36). Call when d has
+// unwritten chunks.
+std::string unwritten_fill_problem(hid_t d);
+
 // The value of obj's `structure` attribute ("" when it has none); throws
 // when it is there but not one of blocks, factor, kron, diagonal.
 std::string structure_kind(hid_t obj, const std::string& where);

@@ -828,6 +828,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
         std::tie(info.stored_eps, info.stored_type) = carried_type(d, info.file, {info.stored_eps, info.stored_type});
     if (problem.empty()) info.quantum = lossy_step(d, problem);
     if (problem.empty()) info.unwritten_chunks = detail::unwritten_chunks(d);
+    if (problem.empty() && info.unwritten_chunks) problem = detail::unwritten_fill_problem(d);
     return listed;
 }
 
@@ -992,6 +993,18 @@ std::string detail::storage_problem_here(hid_t d, const std::string& file) {
     Handle type(H5Dget_type(d), H5Tclose);
     if (!type.valid()) return "cannot read the dataset's type";
     return basinvol::values_problem(d, type.get(), file, nullptr);
+}
+
+std::string detail::unwritten_fill_problem(hid_t d) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    double fill = 0;
+    if (!dcpl.valid() || H5Pget_fill_value(dcpl.get(), H5T_NATIVE_DOUBLE, &fill) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return "";
+    }
+    if (fill == 0 || std::isnan(fill)) return "";
+    return "chunks never written read as the dataset's fill value " + value_text(fill) +
+           ", which is no Hessian's entry (netCDF's default fill is 9.97e36); write every chunk";
 }
 
 std::string detail::values_problem(hid_t d, const std::string& file, std::vector<std::string>* reads) {

@@ -75,6 +75,9 @@ DatasetShape dataset_shape(hid_t d, const std::string& where, std::vector<std::s
         fail_at(where, "dataset type is " + s.type + ", not a number (expected float32 or float64)", false);
     }
     s.unwritten = detail::unwritten_chunks(d);
+    if (s.unwritten) {
+        if (std::string why = detail::unwritten_fill_problem(d); !why.empty()) fail_at(where, why, false);
+    }
     return s;
 }
 

@@ -148,6 +148,14 @@ def _nan_fill_missing_chunk():
     return h5("missing_chunk.h5", build)
 
 
+def _netcdf_fill_missing_chunk():
+    # netCDF's default fill value where chunks were never written.
+    def build(f):
+        d = f.create_dataset("hessian", shape=(20, 20), dtype="f8", chunks=(10, 10), fillvalue=9.969209968386869e36)
+        d[:10, :10] = H[:10, :10]
+    return h5("netcdf_fill.h5", build)
+
+
 def _scalar():
     return h5("scalar.h5", lambda f: f.create_dataset("hessian", data=3.0)) + ":/hessian"
 
@@ -413,6 +421,8 @@ BAD = {
     # doubles): refused before a buffer of that size is asked for.
     "vds_missing_source": (_vds_missing_source, [":/hessian", "virtual dataset's source vds_gone.h5:hessian",
                                                  "cannot be found", "fill value"]),
+    "netcdf_fill_missing_chunk": (_netcdf_fill_missing_chunk, [":/hessian", "chunks never written read as the "
+                                  "dataset's fill value 9.969209968386869e+36, which is no Hessian's entry"]),
     "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
