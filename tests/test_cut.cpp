@@ -768,4 +768,28 @@ TEST_CASE("auto's choice between the dtype cut and a gap below it, at min_gap wi
             CHECK(c.kept == (off < 0 ? 3u : 2u));
         }
     }
+    // A partial spectrum (values known to ±1e-12, the rest under 1e-12)
+    // decides that choice only clear of the noise's reach; at its edge the
+    // dense spectrum must (the edge moves with the values' last bits).
+    const double noise = [&] {
+        Magnitudes m;
+        m.n = n;
+        m.stored_eps = std::ldexp(1.0, -23);
+        m.frobenius = 1;
+        const double a = 3e-3, b = a / 10, floor = noise_floor(m);
+        auto move = [&](double v) { return std::log10(v / (v - floor)); };  // both well over twice the floor
+        return move(a) + move(b);
+    }();
+    for (const double off : {-0.05, -3 * noise, -0.5 * noise, 0.0, 0.5 * noise, 3 * noise, 0.05}) {
+        CAPTURE(off);
+        Magnitudes m;
+        m.n = n;
+        m.stored_eps = std::ldexp(1.0, -23);
+        m.frobenius = 1;
+        m.known = {1.0, 3e-3, 3e-3 * std::pow(10.0, -(1 + off))};
+        m.value_error = m.rest_bound = 1e-12;
+        CutOptions opt;
+        const Cut c = choose_cut(m, opt);
+        CHECK(c.decided == (std::abs(off) > 2 * noise));
+    }
 }

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace basinvol::detail {
@@ -157,6 +158,12 @@ std::string storage_problem_here(hid_t d, const std::string& file);
 // the values) is no entry (netCDF's default fill, 9.97e36). Call when d has
 // unwritten chunks.
 std::string unwritten_fill_problem(hid_t d);
+
+// The stored type whose rounding d's values carry, as (machine epsilon,
+// name): `own` (d's type), or for a virtual dataset the coarsest of that
+// and its sources' (float32 sources read through a float64 one). `file`
+// is the file d was reached from.
+std::pair<double, std::string> carried_type(hid_t d, const std::string& file, std::pair<double, std::string> own);
 
 // The value of obj's `structure` attribute ("" when it has none); throws
 // when it is there but not one of blocks, factor, kron, diagonal.

@@ -556,8 +556,21 @@ std::array<unsigned long long, 3> dataset_key(hid_t d) {
     return key;
 }
 
-using DatasetKeys = std::vector<std::array<unsigned long long, 3>>;
-constexpr int virtual_depth = 8;  // virtual datasets over virtual datasets, at most
+using DatasetKey = std::array<unsigned long long, 3>;
+constexpr int virtual_depth = 8;         // virtual datasets over virtual datasets, at most
+constexpr std::size_t virtual_checks = 4096;  // sources checked for one dataset, at most
+
+// What a check of a virtual dataset's sources has seen: the virtual
+// datasets above the one being checked (a loop), those checked whole
+// already (each once), and how many sources were opened.
+struct VirtualWalk {
+    std::vector<DatasetKey> above;
+    std::set<DatasetKey> checked;
+    std::size_t opened = 0;
+};
+
+std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads);
+std::string packing_problem(hid_t d);
 
 // Why some entries of a virtual dataset are mapped to no source, or "": HDF5
 // reads them as the fill value, silently.
@@ -577,6 +590,15 @@ std::string unmapped_entries(hid_t d, hid_t dcpl, std::size_t count) {
         const H5S_sel_type type = H5Sget_select_type(v.get());
         if (type == H5S_SEL_ALL) return "";
         if (type != H5S_SEL_HYPERSLABS) continue;
+        if (H5Sis_regular_hyperslab(v.get()) > 0) {  // one call for a strided selection, however many blocks
+            std::vector<hsize_t> start(static_cast<std::size_t>(rank)), stride(start), cnt(start), block(start);
+            if (H5Sget_regular_hyperslab(v.get(), start.data(), stride.data(), cnt.data(), block.data()) >= 0 &&
+                H5Sselect_hyperslab(mapped.get(), H5S_SELECT_OR, start.data(), stride.data(), cnt.data(),
+                                    block.data()) >= 0)
+                continue;
+            H5Eclear2(H5E_DEFAULT);
+        }
+        H5Eclear2(H5E_DEFAULT);
         const hssize_t nblocks = H5Sget_select_hyper_nblocks(v.get());
         if (nblocks < 0) {  // an unlimited mapping: its extent follows its sources'
             H5Eclear2(H5E_DEFAULT);
@@ -622,14 +644,14 @@ std::string unmapped_entries(hid_t d, hid_t dcpl, std::size_t count) {
 // same way, to a depth of 8). The source files go to `reads`; the coarsest
 // source type to `coarsest` (its machine epsilon and name).
 std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::vector<std::string>* reads,
-                            std::pair<double, std::string>* coarsest = nullptr, DatasetKeys seen = {}) {
+                            std::pair<double, std::string>* coarsest, VirtualWalk& walk) {
     if (H5Pget_layout(dcpl) != H5D_VIRTUAL) return "";
     std::size_t count = 0;
     if (H5Pget_virtual_count(dcpl, &count) < 0) {
         H5Eclear2(H5E_DEFAULT);
         return "cannot read the virtual dataset's mappings";
     }
-    seen.push_back(dataset_key(d));
+    walk.above.push_back(dataset_key(d));
     auto text = [](auto get, hid_t plist, std::size_t i) {
         const ssize_t len = get(plist, i, nullptr, 0);
         std::string out(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
@@ -654,33 +676,45 @@ std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::v
         if (!src.valid())
             return what + " cannot be opened in " + path +
                    " (HDF5 would read its part as the fill value: a wrong Hessian)";
-        if (std::find(seen.begin(), seen.end(), dataset_key(src.get())) != seen.end())
+        const DatasetKey key = dataset_key(src.get());
+        if (std::find(walk.above.begin(), walk.above.end(), key) != walk.above.end())
             return what + " leads back to the virtual dataset itself (a loop HDF5 cannot read)";
+        Handle type(H5Dget_type(src.get()), H5Tclose);
+        if (coarsest && type.valid() && type_eps(type.get()) > coarsest->first)
+            *coarsest = {type_eps(type.get()), type_name(type.get())};
+        H5Eclear2(H5E_DEFAULT);
+        if (!walk.checked.insert(key).second) continue;  // checked whole already (another mapping's source)
+        if (++walk.opened > virtual_checks)
+            return "the virtual dataset reaches more than 4096 source datasets; copy it into a plain dataset";
         Handle src_dcpl(H5Dget_create_plist(src.get()), H5Pclose);
-        if (!src_dcpl.valid()) return what + " cannot be opened in " + path;
+        if (!src_dcpl.valid() || !type.valid()) return what + " cannot be opened in " + path;
+        // The source's own values must be the Hessian's, as a dataset given alone.
+        if (std::string why = packing_problem(src.get()); !why.empty()) return what + ": " + why;
         if (H5Pget_layout(src_dcpl.get()) == H5D_VIRTUAL) {
-            if (seen.size() >= virtual_depth)
+            if (walk.above.size() >= virtual_depth)
                 return what + " is a virtual dataset nested more than 8 deep; copy it into a plain dataset";
-            if (std::string why = virtual_problem(src.get(), src_dcpl.get(), path, reads, coarsest, seen);
-                !why.empty())
-                return what + ": " + why;
+            std::string why = virtual_problem(src.get(), src_dcpl.get(), path, reads, coarsest, walk);
+            walk.above.pop_back();
+            if (!why.empty()) return what + ": " + why;
             continue;
         }
+        if (std::string why = values_problem(src.get(), type.get(), path, reads); !why.empty())
+            return what + ": " + why;
         H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
         if (H5Dget_space_status(src.get(), &status) < 0) H5Eclear2(H5E_DEFAULT);
-        if (status == H5D_SPACE_STATUS_NOT_ALLOCATED && H5Pget_external_count(src_dcpl.get()) <= 0)
-            return what + " was never written (HDF5 would read its part as the fill value: a wrong Hessian)";
-        if (status == H5D_SPACE_STATUS_PART_ALLOCATED)
-            return what + " has chunks that were never written (HDF5 would read them as the fill value: "
+        if (H5Pget_layout(src_dcpl.get()) == H5D_CHUNKED ? detail::unwritten_chunks(src.get()) > 0
+                                                           : status == H5D_SPACE_STATUS_NOT_ALLOCATED &&
+                                                                 H5Pget_external_count(src_dcpl.get()) <= 0)
+            return what + " has storage that was never written (HDF5 would read it as the fill value: "
                           "a wrong Hessian); write every chunk, or give the source itself";
-        if (coarsest) {
-            Handle type(H5Dget_type(src.get()), H5Tclose);
-            if (type.valid() && type_eps(type.get()) > coarsest->first)
-                *coarsest = {type_eps(type.get()), type_name(type.get())};
-            H5Eclear2(H5E_DEFAULT);
-        }
     }
     return unmapped_entries(d, dcpl, count);
+}
+
+std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::vector<std::string>* reads,
+                            std::pair<double, std::string>* coarsest = nullptr) {
+    VirtualWalk walk;
+    return virtual_problem(d, dcpl, file, reads, coarsest, walk);
 }
 
 // Why the stored bytes of a compact or contiguous dataset cannot hold its
@@ -728,17 +762,18 @@ std::string home_of(hid_t d, const std::string& file) {
     return home;
 }
 
-// The type whose rounding a dataset's values carry: `own` (its type's
-// machine epsilon and name), or for a virtual dataset the coarsest of that
-// and its sources' (float32 sources read through a float64 one carry
-// float32's rounding).
-std::pair<double, std::string> carried_type(hid_t d, const std::string& file, std::pair<double, std::string> own) {
+}  // namespace
+
+std::pair<double, std::string> detail::carried_type(hid_t d, const std::string& file,
+                                                    std::pair<double, std::string> own) {
     Handle dcpl(H5Dget_create_plist(d), H5Pclose);
     if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_VIRTUAL)
         virtual_problem(d, dcpl.get(), home_of(d, file), nullptr, &own);
     H5Eclear2(H5E_DEFAULT);
     return own;
 }
+
+namespace {
 
 // Why d's stored values are not the Hessian's own, or "": values packed by
 // the netCDF/CF convention (stored · scale_factor + add_offset) read as the
@@ -825,7 +860,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     }
     if (problem.empty()) problem = values_problem(d, type.get(), info.file, &info.reads_also);
     if (problem.empty())
-        std::tie(info.stored_eps, info.stored_type) = carried_type(d, info.file, {info.stored_eps, info.stored_type});
+        std::tie(info.stored_eps, info.stored_type) = detail::carried_type(d, info.file, {info.stored_eps, info.stored_type});
     if (problem.empty()) info.quantum = lossy_step(d, problem);
     if (problem.empty()) info.unwritten_chunks = detail::unwritten_chunks(d);
     if (problem.empty() && info.unwritten_chunks) problem = detail::unwritten_fill_problem(d);
@@ -1103,7 +1138,7 @@ void detail::check_as_listed(hid_t d, const HessianInfo& info, bool attributes) 
                          std::to_string(whole) + " matrix that was listed" + changed);
     Handle type(H5Dget_type(d), H5Tclose);
     const std::string now =
-        type.valid() ? carried_type(d, info.file, {type_eps(type.get()), type_name(type.get())}).second : "unreadable";
+        type.valid() ? detail::carried_type(d, info.file, {type_eps(type.get()), type_name(type.get())}).second : "unreadable";
     if (now != info.stored_type)
         throw InputError(info.source() + ": the dataset's type is no longer the " + info.stored_type +
                          " that was listed (it is " + now + ")" + changed);

@@ -74,6 +74,7 @@ DatasetShape dataset_shape(hid_t d, const std::string& where, std::vector<std::s
     } else {
         fail_at(where, "dataset type is " + s.type + ", not a number (expected float32 or float64)", false);
     }
+    std::tie(s.eps, s.type) = detail::carried_type(d, where.substr(0, where.find(":/")), {s.eps, s.type});
     s.unwritten = detail::unwritten_chunks(d);
     if (s.unwritten) {
         if (std::string why = detail::unwritten_fill_problem(d); !why.empty()) fail_at(where, why, false);

@@ -592,6 +592,14 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
             // min_gap (the same matrix relabelled, another thread count): the
             // other rule's cut is then noise's choice as well.
             either = std::abs(g - opt.min_gap) <= K.gap_noise(below, next);
+            // A partial spectrum's gap is known to its range, and its noise
+            // to the most noise reaches there: it decides that choice only
+            // clear of both (else the dense spectrum does).
+            if (!K.exact()) {
+                const Range range = K.gap_range(below, next);
+                const double reach = K.most_gap_noise(below, next);
+                decided = decided && (range.hi < opt.min_gap - reach || range.lo > opt.min_gap + reach);
+            }
         }
         if (search) {
             take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));

@@ -650,20 +650,31 @@ namespace {
 
 // One step of the ranks' walks of a structure (DistributedGram): a rank
 // leaving it (its analysis over, `why` its failure or "") or about to read
-// a factor with the others. Why the step ends the walk, the same on every
-// rank: "" when no rank left, or when every rank left and none failed.
-std::string walk_step(MPI_Comm comm, const HessianInfo& info, bool leaving, const std::string& why) {
+// the factor `part` with the others. Why the step ends the walk, the same
+// on every rank: "" when no rank left and every rank reads a factor of the
+// same shape, or when every rank left and none failed.
+std::string walk_step(MPI_Comm comm, const HessianInfo& info, const StructurePart* part, const std::string& why) {
     int size = 1;
     MPI_Comm_size(comm, &size);
-    int left[2] = {leaving ? 1 : 0, leaving ? -1 : 0};  // MAX: any rank left; −MAX: every rank left
-    MPI_Allreduce(MPI_IN_PLACE, left, 2, MPI_INT, MPI_MAX, comm);
+    const bool leaving = part == nullptr;
+    constexpr long long no_shape = std::numeric_limits<long long>::min();  // a leaving rank's: no MAX's
+    const auto m = leaving ? no_shape : static_cast<long long>(part->m), n = leaving ? no_shape : static_cast<long long>(part->n);
+    // MAX of each and of its negation: whether any and every rank left, and
+    // the largest and smallest shape of the factors read.
+    long long step[6] = {leaving, -static_cast<long long>(leaving), m, leaving ? no_shape : -m, n, leaving ? no_shape : -n};
+    MPI_Allreduce(MPI_IN_PLACE, step, 6, MPI_LONG_LONG, MPI_MAX, comm);
     const Agreed failed = first_failure(comm, why);
-    if (!left[0]) return "";
+    const std::string differ = info.source() + ": the ranks' walks of the structure differ (";
+    const std::string copies = "): its copies differ between nodes; every rank must read the same file";
+    if (!step[0]) {
+        if (step[2] == -step[3] && step[4] == -step[5]) return "";
+        return differ + "a factor's G is " + std::to_string(-step[3]) + " x " + std::to_string(-step[5]) +
+               " on some ranks and " + std::to_string(step[2]) + " x " + std::to_string(step[4]) + " on others" + copies;
+    }
     if (failed.rank >= 0)
         return failed.message + " (on MPI rank " + std::to_string(failed.rank) + " of " + std::to_string(size) + ")";
-    if (left[1] == -1) return "";
-    return info.source() + ": the ranks' walks of the structure differ (some ranks read more factors than others): "
-                           "its copies differ between nodes; every rank must read the same file";
+    if (step[1] == -1) return "";
+    return differ + "some ranks read more factors than others" + copies;
 }
 
 }  // namespace
@@ -674,7 +685,7 @@ std::string DistributedGram::finish(const HessianInfo& info, const std::string& 
         left_.reset();
         return why;
     }
-    return walk_step(comm_, info, true, failure);
+    return walk_step(comm_, info, nullptr, failure);
 }
 
 Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) const {
@@ -683,7 +694,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     MPI_Comm_size(comm_, &size);
     // A rank that left the walk (its copy failed, or held fewer factors) is
     // met here: its failure is this rank's too, and finish() is agreed.
-    if (std::string why = walk_step(comm_, info, false, ""); !why.empty()) {
+    if (std::string why = walk_step(comm_, info, &p, ""); !why.empty()) {
         left_ = why;
         throw InputError(why);
     }

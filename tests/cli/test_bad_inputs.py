@@ -311,6 +311,31 @@ def _cf_packed():
     return h5("cf_packed.h5", build)
 
 
+def _vds_packed_source():
+    # A virtual dataset over a source that holds packed values: refused as the source alone is.
+    n = H.shape[0]
+
+    def source(f):
+        scale = np.abs(H).max() / 32000
+        d = f.create_dataset("hessian", data=np.round(H / scale).astype(np.int16))
+        d.attrs["scale_factor"] = scale
+    h5("cf_packed_source.h5", source)
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("cf_packed_source.h5", "hessian", shape=(n, n))
+    return h5("vds_packed.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
+def _vds_short_external_source():
+    # A source whose external raw-data file is short: HDF5 would read past its end as zeros.
+    n = H.shape[0]
+    H[: n // 2].tofile(path("vds_external_raw.bin"))
+    h5("vds_external.h5", lambda f: f.create_dataset("hessian", shape=(n, n), dtype="f8",
+                                                    external=[("vds_external_raw.bin", 0, H.nbytes)]))
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("vds_external.h5", "hessian", shape=(n, n))
+    return h5("vds_short_external.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
 def _int_scaleoffset_few_bits():
     # The integer scale-offset filter told to keep 4 bits wraps larger values.
     return h5("int_scaleoffset.h5", lambda f: f.create_dataset(
@@ -426,8 +451,11 @@ BAD = {
     "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
-    "vds_unwritten_source": (_vds_unwritten_source, [":/hessian", "source vds_partial_source.h5:hessian has chunks",
-                                                     "never written", "fill value"]),
+    "vds_unwritten_source": (_vds_unwritten_source, [":/hessian", "source vds_partial_source.h5:hessian has storage "
+                                                     "that was never written", "fill value"]),
+    "vds_packed_source": (_vds_packed_source, [":/hessian", "source cf_packed_source.h5:hessian: the values are packed"]),
+    "vds_short_external_source": (_vds_short_external_source, [":/hessian", "source vds_external.h5:hessian:",
+                                                               "external raw-data file"]),
     "int_scaleoffset_few_bits": (_int_scaleoffset_few_bits, [":/hessian", "scale-offset filter keeping 4 bits",
                                                              "lossy"]),
     "short_plain_chunk": (_short_plain_chunk, [":/hessian", "chunk at [16, 0] is stored uncompressed in 1024 bytes; "
@@ -592,6 +620,44 @@ def _virtual_blocks():
     return h5("vds_blocks.h5", build) + ":/hessian", _twin("vds_blocks", H)
 
 
+def _virtual_compressed_source():
+    # A virtual dataset over a gzip-compressed source (every chunk written).
+    n = H.shape[0]
+    h5("vds_gzip_source.h5", lambda f: f.create_dataset("hessian", data=H, chunks=(8, 8), compression="gzip"))
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("vds_gzip_source.h5", "hessian", shape=(n, n))
+    return h5("vds_gzip.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0)) + ":/hessian", \
+        _twin("vds_gzip", H)
+
+
+def _virtual_nested_fan():
+    # Virtual datasets six deep, each of ten row bands over the one below:
+    # every source is checked once, not once per path to it (10^6).
+    n = H.shape[0]
+    plain("vds_fan0.h5", H)
+    for level in range(1, 7):
+        layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+        for band in range(10):
+            rows = slice(2 * band, 2 * band + 2)
+            layout[rows, :] = h5py.VirtualSource(f"vds_fan{level - 1}.h5", "hessian", shape=(n, n))[rows, :]
+        h5(f"vds_fan{level}.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+    return path("vds_fan6.h5") + ":/hessian", _twin("vds_fan", H)
+
+
+def _virtual_checkerboard():
+    # Strided mappings of 80,200 blocks between them, covering every entry.
+    n = 400
+    A = np.random.default_rng(5).standard_normal((n, 40))
+    big = A @ A.T
+    plain("vds_board_source.h5", big)
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    source = h5py.VirtualSource("vds_board_source.h5", "hessian", shape=(n, n))
+    for rows, cols in ((slice(0, n, 2), slice(0, n, 2)), (slice(1, n, 2), slice(0, n)), (slice(0, n, 2), slice(1, n, 2))):
+        layout[rows, cols] = source[rows, cols]
+    return h5("vds_board.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0)) + ":/hessian", \
+        _twin("vds_board", big)
+
+
 def _virtual_float32_sources():
     # A float64 virtual dataset over float32 sources holds float32 values:
     # cut and measured as its float32 twin.
@@ -684,6 +750,9 @@ GOOD = {
     "optional_unknown_filter": _good("optional_unknown_filter", _optional_unknown_filter),
     "virtual_blocks": _virtual_blocks,
     "virtual_float32_sources": _virtual_float32_sources,
+    "virtual_compressed_source": _virtual_compressed_source,
+    "virtual_nested_fan": _virtual_nested_fan,
+    "virtual_checkerboard": _virtual_checkerboard,
     "near_symmetric": _near_symmetric,
     "odd_attributes": _good("odd_attributes", _odd_attributes),
     "non_utf8_names": _non_utf8_names,

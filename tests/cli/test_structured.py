@@ -528,6 +528,29 @@ class Structured(unittest.TestCase):
                 self.assertIn(row["structure"], (None, "blocks", "factor", "kron", "diagonal"))
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), len(expect), p.stderr)
 
+    def test_a_factor_read_through_a_virtual_dataset_carries_its_sources_type(self):
+        # G stored as float32 and mapped by a float64 virtual dataset holds
+        # float32 values: the row is the float32 twin's, cut at float32's floor.
+        rng = np.random.default_rng(9)
+        U, _ = np.linalg.qr(rng.standard_normal((20, 20)))
+        V, _ = np.linalg.qr(rng.standard_normal((40, 20)))
+        G = ((U * np.geomspace(1, 1e-4, 20)) @ V.T).astype(np.float32)
+        source, virtual, twin = self.path("g32.h5"), self.path("g_vds.h5"), self.path("g_twin.h5")
+        with h5py.File(source, "w") as h5:
+            h5["G"] = G
+        layout = h5py.VirtualLayout(shape=G.shape, dtype="f8")
+        layout[:, :] = h5py.VirtualSource(source, "G", shape=G.shape)
+        for name, build in ((virtual, lambda g: g.create_virtual_dataset("G", layout, fillvalue=0)),
+                            (twin, lambda g: g.create_dataset("G", data=G))):
+            with h5py.File(name, "w") as h5:
+                g = h5.create_group("S")
+                g.attrs["structure"] = "factor"
+                build(g)
+        a, b = rows_of(run("volume", virtual, twin, "-f", "jsonl"))
+        self.assertEqual(a["stored_type"], "float32")
+        for key in ("rank", "dim", "dim_low", "dim_high", "negative", "tol", "noise_floor", "log_volume"):
+            self.assertEqual(a[key], b[key], key)
+
     def test_a_part_linked_twice_is_two_parts_not_a_cycle(self):
         f = self.path("shared.h5")
         p2 = np.diag([2.0, 3.0])

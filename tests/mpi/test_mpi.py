@@ -390,7 +390,7 @@ class SameRowsAsSerial(unittest.TestCase):
         G, d = rng.standard_normal((5, 40)), rng.random(7) + 0.5
         good = os.path.abspath(self.files["small"])
         exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
-        for case in ("nan before the factor", "nan after the factor", "factor missing"):
+        for case in ("nan before the factor", "nan after the factor", "factor missing", "factor of another shape"):
             dirs = [os.path.join(self.tmp.name, case.replace(" ", "_") + side) for side in ("A", "B")]
             for where in dirs:
                 os.makedirs(where)
@@ -406,7 +406,7 @@ class SameRowsAsSerial(unittest.TestCase):
                     if not (broken and case == "factor missing"):
                         g = m.create_group("1_factor")
                         g.attrs["structure"] = "factor"
-                        g["G"] = G
+                        g["G"] = G[:4] if broken and case == "factor of another shape" else G
             for first, second in ((1, 1), (2, 1), (1, 2)):
                 p = subprocess.run(["mpirun", "-n", str(first), "--wdir", dirs[0], exe, "volume", "x.h5:/S", good,
                                     "-f", "jsonl", ":", "-n", str(second), "--wdir", dirs[1], exe, "volume",
@@ -420,6 +420,8 @@ class SameRowsAsSerial(unittest.TestCase):
                     self.assertIn(f"(on MPI rank {first} of {first + second})", got[0]["error"])
                 else:
                     self.assertIn("walks of the structure differ", got[0]["error"])
+                    if "shape" in case:
+                        self.assertIn("a factor's G is 4 x 40 on some ranks and 5 x 40 on others", got[0]["error"])
 
     def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
         # Rank 0 alone holds the attributes: it must refuse before the ranks
