@@ -793,3 +793,30 @@ TEST_CASE("auto's choice between the dtype cut and a gap below it, at min_gap wi
         CHECK(c.decided == (std::abs(off) > 2 * noise));
     }
 }
+
+TEST_CASE("auto with a value within the floor of the dtype cut: each side's choice of rule joins the band") {
+    // float32, n = 300: the dtype cut at 300·ε ≈ 3.6e-5, the floor at
+    // ε·‖H‖_F ≈ 1.2e-7. A value v a hair over the cut leaves the gap across
+    // it (v over 1e-5) under min_gap, and auto takes the gap under 1e-5
+    // (4 kept); a hair under, the gap across the cut (1e-3 over v) is clear
+    // and auto keeps the dtype cut (2 kept). The two spectra are the same
+    // within noise: each row must hold both dims, flagged.
+    const std::size_t n = 300;
+    const double cut = 300 * std::ldexp(1.0, -23);
+    for (const double side : {1 + 1e-7, 1 - 1e-7}) {
+        CAPTURE(side);
+        Magnitudes m;
+        m.n = n;
+        m.stored_eps = std::ldexp(1.0, -23);
+        m.known = {1.0, 1e-3, cut * side, 1e-5};
+        m.frobenius = std::sqrt(1 + 1e-6 + cut * cut + 1e-10);
+        const Cut c = choose_cut(m, CutOptions{});
+        CHECK(c.kept == (side > 1 ? 4u : 2u));
+        CHECK(c.ambiguous);
+        CHECK(c.dim_low <= n - 4);
+        CHECK(c.dim_high >= n - 2);
+        // A partial spectrum hands such a row to dense.
+        m.value_error = m.rest_bound = 1e-14;
+        CHECK_FALSE(choose_cut(m, CutOptions{}).decided);
+    }
+}

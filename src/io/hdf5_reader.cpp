@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -542,9 +543,10 @@ double type_eps(hid_t type) {
 // HDF5's file number for a file with no name on disk) and its address.
 std::array<unsigned long long, 3> dataset_key(hid_t d) {
     H5O_info_t oi{};
-    if (H5Oget_info2(d, &oi, H5O_INFO_BASIC) < 0) {
+    if (H5Oget_info2(d, &oi, H5O_INFO_BASIC) < 0) {  // unknown: never the same as another
         H5Eclear2(H5E_DEFAULT);
-        return {~0ULL, ~0ULL, ~0ULL};
+        static std::atomic<unsigned long long> unknown{0};
+        return {~0ULL, ~0ULL, unknown++};
     }
     std::array<unsigned long long, 3> key{~0ULL, oi.fileno, oi.addr};
     const ssize_t len = H5Fget_name(d, nullptr, 0);
@@ -571,6 +573,7 @@ struct VirtualWalk {
 
 std::string values_problem(hid_t d, hid_t type, const std::string& file, std::vector<std::string>* reads);
 std::string packing_problem(hid_t d);
+std::string home_of(hid_t d, const std::string& file);
 
 // Why some entries of a virtual dataset are mapped to no source, or "": HDF5
 // reads them as the fill value, silently.
@@ -634,6 +637,31 @@ std::string unmapped_entries(hid_t d, hid_t dcpl, std::size_t count) {
     return s.str();
 }
 
+// Why the part of source `src` that mapping i of a virtual dataset reads
+// holds storage never written, or "": the chunks that part's bounding box
+// touches, or a contiguous source never written. Starts with a space.
+std::string unwritten_source_part(hid_t src, hid_t src_dcpl, hid_t dcpl, std::size_t i) {
+    const std::string never = " has storage that was never written (HDF5 would read it as the fill value: a wrong "
+                              "Hessian); write every chunk, or give the source itself";
+    if (H5Pget_layout(src_dcpl) != H5D_CHUNKED) {
+        H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+        if (H5Dget_space_status(src, &status) < 0) H5Eclear2(H5E_DEFAULT);
+        return status == H5D_SPACE_STATUS_NOT_ALLOCATED && H5Pget_external_count(src_dcpl) <= 0 ? never : "";
+    }
+    Handle space(H5Pget_virtual_srcspace(dcpl, i), H5Sclose);
+    hsize_t lo[H5S_MAX_RANK] = {}, hi[H5S_MAX_RANK] = {};
+    const int rank = space.valid() ? H5Sget_simple_extent_ndims(space.get()) : -1;
+    detail::Box box{};
+    const detail::Box* part = nullptr;
+    if (rank >= 1 && rank <= 2 && H5Sget_select_bounds(space.get(), lo, hi) >= 0) {
+        for (int j = 0; j < rank; ++j) box.start[j] = lo[j], box.count[j] = hi[j] - lo[j] + 1;
+        if (rank == 1) box.start[1] = 0, box.count[1] = 1;
+        part = &box;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return detail::unwritten_chunks(src, part) > 0 ? never : "";
+}
+
 // Why a virtual dataset's values cannot be read whole, or "". HDF5 1.10
 // reads the part of a source it cannot open, or a source's chunks never
 // written, or entries mapped to no source, as the fill value, silently: a
@@ -683,30 +711,35 @@ std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::v
         if (coarsest && type.valid() && type_eps(type.get()) > coarsest->first)
             *coarsest = {type_eps(type.get()), type_name(type.get())};
         H5Eclear2(H5E_DEFAULT);
+        Handle src_dcpl(H5Dget_create_plist(src.get()), H5Pclose);
+        if (!src_dcpl.valid() || !type.valid()) return what + " cannot be opened in " + path;
+        const bool nested = H5Pget_layout(src_dcpl.get()) == H5D_VIRTUAL;
+        if (!nested) {  // the part this mapping reads must have been written (another mapping's part may not be)
+            if (std::string why = unwritten_source_part(src.get(), src_dcpl.get(), dcpl, i); !why.empty())
+                return what + why;
+        }
         if (!walk.checked.insert(key).second) continue;  // checked whole already (another mapping's source)
         if (++walk.opened > virtual_checks)
             return "the virtual dataset reaches more than 4096 source datasets; copy it into a plain dataset";
-        Handle src_dcpl(H5Dget_create_plist(src.get()), H5Pclose);
-        if (!src_dcpl.valid() || !type.valid()) return what + " cannot be opened in " + path;
         // The source's own values must be the Hessian's, as a dataset given alone.
         if (std::string why = packing_problem(src.get()); !why.empty()) return what + ": " + why;
-        if (H5Pget_layout(src_dcpl.get()) == H5D_VIRTUAL) {
+        if (nested) {
             if (walk.above.size() >= virtual_depth)
                 return what + " is a virtual dataset nested more than 8 deep; copy it into a plain dataset";
-            std::string why = virtual_problem(src.get(), src_dcpl.get(), path, reads, coarsest, walk);
+            // Its sources are found from the file it lives in (an external link may lead elsewhere).
+            std::string why = virtual_problem(src.get(), src_dcpl.get(), home_of(src.get(), path), reads, coarsest, walk);
             walk.above.pop_back();
             if (!why.empty()) return what + ": " + why;
             continue;
         }
         if (std::string why = values_problem(src.get(), type.get(), path, reads); !why.empty())
             return what + ": " + why;
-        H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
-        if (H5Dget_space_status(src.get(), &status) < 0) H5Eclear2(H5E_DEFAULT);
-        if (H5Pget_layout(src_dcpl.get()) == H5D_CHUNKED ? detail::unwritten_chunks(src.get()) > 0
-                                                           : status == H5D_SPACE_STATUS_NOT_ALLOCATED &&
-                                                                 H5Pget_external_count(src_dcpl.get()) <= 0)
-            return what + " has storage that was never written (HDF5 would read it as the fill value: "
-                          "a wrong Hessian); write every chunk, or give the source itself";
+        // A lossy source's rounding would not reach the noise floor (the
+        // virtual dataset has no filter of its own).
+        std::string wraps;
+        if (lossy_step(src.get(), wraps) > 0 || !wraps.empty())
+            return what + ": " + (wraps.empty() ? std::string("it is stored with the lossy scale-offset filter") : wraps) +
+                   "; a virtual dataset over it is not read: give the source itself";
     }
     return unmapped_entries(d, dcpl, count);
 }

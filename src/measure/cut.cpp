@@ -549,6 +549,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     c.tol = dtype_mid;
     c.rule = "dtype";
     std::vector<TiedCut> tied;
+    std::vector<TiedCut> others;  // cuts noise may have auto choose instead: those keeping another count join `tied`
     auto take_gap = [&](const Choice& g) {
         decided = decided && g.decided;
         tied = g.tied;  // a spectrum within noise may choose these gaps ...
@@ -610,9 +611,31 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
             if (other.found) tied.push_back({other.at.i + 1, K.mid(other.at), K.mid(other.next)});
             tied.insert(tied.end(), other.tied.begin(), other.tied.end());
         }
+        // A value over the floor and within it of the dtype cut lies on
+        // either side of the cut in a spectrum within noise (the same matrix
+        // relabelled): with each count over the cut it may have, auto keeps
+        // the dtype cut or searches under it, and those cuts are noise's
+        // choice too. A partial spectrum leaves such a row to dense.
+        const Count fewer = count_above(K, dtype_mid + c.floor, {dtype.lo + c.floor, dtype.hi + c.floor});
+        const Count more = count_above(K, std::max(dtype_mid - c.floor, c.floor),
+                                       {std::max(dtype.lo - c.floor, c.floor), std::max(dtype.hi - c.floor, c.floor)});
+        if (!K.exact() && (fewer.value != p.value || more.value != p.value)) decided = false;
+        for (const std::size_t count : {fewer.value, more.value}) {
+            if (count == p.value) continue;
+            // What auto keeps with `count` values over the dtype cut.
+            const bool look = count == 0 ? K.mid(top) > c.floor
+                                         : count < m.n && K.gap_mid(K.at(count - 1), K.at(count)) < opt.min_gap;
+            const Choice g = look ? largest_gap(K, dtype_mid, dtype, opt.min_gap) : Choice{};
+            if (g.found) others.push_back({g.at.i + 1, K.mid(g.at), K.mid(g.next)});
+            others.insert(others.end(), g.tied.begin(), g.tied.end());
+            if (!g.found || g.maybe_none)
+                others.push_back({count, count > 0 ? K.mid(K.at(count - 1)) : 0.0, K.mid(K.at(count))});
+        }
     }
 
     settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, c);
+    for (const TiedCut& t : others)
+        if (t.kept != c.kept) tied.push_back(t);
     // Gaps within noise of the chosen one: noise picks the dim among them.
     for (const TiedCut& t : tied) {
         c.ambiguous = true;

@@ -564,9 +564,13 @@ std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     int on_node = 1;
     MPI_Comm_size(node, &on_node);
     MPI_Comm_free(&node);
-    const std::size_t budget =
-        opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
-    return budget ? budget : std::size_t(1) << 33;
+    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
+    if (!budget) budget = std::size_t(1) << 33;
+    // The smallest rank's, on every rank: nodes with more ranks or less
+    // memory must not decide alone to skip what the others read together.
+    unsigned long long agreed = budget;
+    MPI_Allreduce(MPI_IN_PLACE, &agreed, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm);
+    return static_cast<std::size_t>(agreed);
 }
 
 DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt,
@@ -668,8 +672,11 @@ std::string walk_step(MPI_Comm comm, const HessianInfo& info, const StructurePar
     const std::string copies = "): its copies differ between nodes; every rank must read the same file";
     if (!step[0]) {
         if (step[2] == -step[3] && step[4] == -step[5]) return "";
-        return differ + "a factor's G is " + std::to_string(-step[3]) + " x " + std::to_string(-step[5]) +
-               " on some ranks and " + std::to_string(step[2]) + " x " + std::to_string(step[4]) + " on others" + copies;
+        auto span = [](long long lo, long long hi) {
+            return lo == hi ? std::to_string(lo) : "from " + std::to_string(lo) + " to " + std::to_string(hi);
+        };
+        return differ + "the ranks read factors of different shapes: G's rows " + span(-step[3], step[2]) +
+               ", its columns " + span(-step[5], step[4]) + copies;
     }
     if (failed.rank >= 0)
         return failed.message + " (on MPI rank " + std::to_string(failed.rank) + " of " + std::to_string(size) + ")";

@@ -336,6 +336,16 @@ def _vds_short_external_source():
     return h5("vds_short_external.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
 
 
+def _vds_lossy_source():
+    # A source kept to six decimals by the scale-offset filter: its rounding
+    # would not reach the floor through the virtual dataset.
+    n = H.shape[0]
+    h5("vds_lossy_source.h5", lambda f: f.create_dataset("hessian", data=H, chunks=(n, n), scaleoffset=6))
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("vds_lossy_source.h5", "hessian", shape=(n, n))
+    return h5("vds_lossy.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
 def _int_scaleoffset_few_bits():
     # The integer scale-offset filter told to keep 4 bits wraps larger values.
     return h5("int_scaleoffset.h5", lambda f: f.create_dataset(
@@ -448,6 +458,8 @@ BAD = {
                                                  "cannot be found", "fill value"]),
     "netcdf_fill_missing_chunk": (_netcdf_fill_missing_chunk, [":/hessian", "chunks never written read as the "
                                   "dataset's fill value 9.969209968386869e+36, which is no Hessian's entry"]),
+    "vds_lossy_source": (_vds_lossy_source, [":/hessian", "source vds_lossy_source.h5:hessian: it is stored with the "
+                                                          "lossy scale-offset filter"]),
     "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
@@ -658,6 +670,38 @@ def _virtual_checkerboard():
         _twin("vds_board", big)
 
 
+def _virtual_partly_written_source():
+    # The source's unmapped half was never written; the mapped half was.
+    n = H.shape[0]
+
+    def source(f):
+        d = f.create_dataset("hessian", shape=(2 * n, n), dtype="f8", chunks=(n // 2, n))
+        d[:n] = H
+    h5("vds_half_source.h5", source)
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource("vds_half_source.h5", "hessian", shape=(2 * n, n))[:n, :]
+    return h5("vds_half.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0)) + ":/hessian", \
+        _twin("vds_half", H)
+
+
+def _virtual_nested_through_a_link():
+    # A virtual dataset over a link to a virtual dataset in a subfolder,
+    # whose sources lie beside it (not beside the first).
+    n, h = H.shape[0], H.shape[0] // 2
+    os.makedirs(path("vds_sub"), exist_ok=True)
+    plain(os.path.join("vds_sub", "parts.h5"), H)
+    inner = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    inner[:h, :] = h5py.VirtualSource("parts.h5", "hessian", shape=(n, n))[:h, :]
+    inner[h:, :] = h5py.VirtualSource("parts.h5", "hessian", shape=(n, n))[h:, :]
+    h5(os.path.join("vds_sub", "inner.h5"), lambda f: f.create_virtual_dataset("hessian", inner, fillvalue=0))
+    h5("vds_link.h5", lambda f: f.__setitem__("hessian", h5py.ExternalLink(os.path.join("vds_sub", "inner.h5"),
+                                                                           "/hessian")))
+    outer = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    outer[:, :] = h5py.VirtualSource("vds_link.h5", "hessian", shape=(n, n))
+    return h5("vds_outer.h5", lambda f: f.create_virtual_dataset("hessian", outer, fillvalue=0)) + ":/hessian", \
+        _twin("vds_outer", H)
+
+
 def _virtual_float32_sources():
     # A float64 virtual dataset over float32 sources holds float32 values:
     # cut and measured as its float32 twin.
@@ -752,6 +796,8 @@ GOOD = {
     "virtual_float32_sources": _virtual_float32_sources,
     "virtual_compressed_source": _virtual_compressed_source,
     "virtual_nested_fan": _virtual_nested_fan,
+    "virtual_partly_written_source": _virtual_partly_written_source,
+    "virtual_nested_through_a_link": _virtual_nested_through_a_link,
     "virtual_checkerboard": _virtual_checkerboard,
     "near_symmetric": _near_symmetric,
     "odd_attributes": _good("odd_attributes", _odd_attributes),

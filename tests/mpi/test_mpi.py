@@ -421,7 +421,31 @@ class SameRowsAsSerial(unittest.TestCase):
                 else:
                     self.assertIn("walks of the structure differ", got[0]["error"])
                     if "shape" in case:
-                        self.assertIn("a factor's G is 4 x 40 on some ranks and 5 x 40 on others", got[0]["error"])
+                        self.assertIn("factors of different shapes: G's rows from 4 to 5, its columns 40", got[0]["error"])
+
+    def test_ranks_with_different_memory_budgets_agree_on_the_smallest(self):
+        # Nodes with less memory, or more ranks, have smaller budgets: a rank
+        # that alone found a structure over its budget skipped it while the
+        # others summed its factor's Gram (MPI_ERR_TRUNCATE). Every rank
+        # holds the smallest budget.
+        import h5py
+        f = os.path.join(self.tmp.name, "budget.h5")
+        with h5py.File(f, "w") as h:
+            s = h.create_group("S")
+            s.attrs["structure"] = "blocks"
+            g = s.create_group("0_factor")
+            g.attrs["structure"] = "factor"
+            g["G"] = np.random.default_rng(3).standard_normal((6, 30))
+            s["1_dense"] = np.eye(10)
+        exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
+        good = os.path.abspath(self.files["small"])
+        p = subprocess.run(["mpirun", "-n", "1", exe, "volume", f, good, "-f", "jsonl", ":", "-n", "1", exe, "volume",
+                            f, good, "-f", "jsonl", "--max-memory", "10"],
+                           capture_output=True, text=True, env=ENV, timeout=120)
+        got = rows(p.stdout)
+        self.assertEqual([r["status"] for r in got], ["error", "error"], p.stderr)
+        self.assertIn("budget", got[0]["error"])
+        self.assertEqual(p.returncode, 1, p.stderr)
 
     def test_an_unusable_loss_threshold_of_a_structure_is_the_serial_row_on_every_rank_count(self):
         # Rank 0 alone holds the attributes: it must refuse before the ranks
