@@ -361,7 +361,13 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.residual_bound = s.rest_bound;
     r.stats = s.stats;
     r.solver_note = s.note;
-    if (opt.regularized) r.log_volume_regularized = regularized_log_volume(values, s.n, T, *opt.regularized);
+    if (opt.regularized) {
+        r.log_volume_regularized = regularized_log_volume(values, s.n, T, *opt.regularized);
+        // The flat values are rounding of the solve: a λ near them makes
+        // their terms, and so the regularized volume, noise.
+        if (regularized_log_volume_error(values, s.n, *opt.regularized, std::max(value_error, s.rest_bound)) > 1e-6)
+            r.warnings.add(Warning::regularized_noisy);
+    }
     if (m.negative > 0) r.warnings.add(Warning::saddle);
     if (cut.ambiguous) r.warnings.add(Warning::ambiguous_rank);
     if (cut.below_floor) r.warnings.add(Warning::cut_below_floor);

@@ -173,6 +173,31 @@ TEST_CASE("regularized comparator: log V_lambda over all n directions") {
     CHECK(regularized_log_volume({4, 1}, 3, 1.0, lambda) == doctest::Approx(expect).epsilon(1e-14));
 }
 
+TEST_CASE("the regularized volume's rounding bound, and the warning when it passes a micro-nat") {
+    // ½·Σ log(1 + e/(|λ_i| + λ − e)) over all n; unlisted values are 0.
+    const double e = 1e-12, lambda = 1e-6;
+    const double expect = 0.5 * (std::log1p(e / (4 + lambda - e)) + 2 * std::log1p(e / (lambda - e)));
+    const std::vector<double> listed = {4, 0};
+    CHECK(regularized_log_volume_error(EigenvalueList(listed), 3, lambda, e) == doctest::Approx(expect));
+    CHECK(std::isinf(regularized_log_volume_error(EigenvalueList(listed), 2, 1e-13, e)));
+    CHECK(regularized_log_volume_error(EigenvalueList(listed), 2, lambda, 0) == 0);
+    // A rotated spectrum of 40 zeros under three curved values: the zeros come
+    // out of the solve at ±ε·‖H‖, which a λ of 1e-14 cannot tell from its own
+    // size (the volume is off by tens of nats against the exact one), and a
+    // λ of 1e-3 can.
+    std::vector<double> spectrum(43, 0.0);
+    spectrum[0] = 1e3, spectrum[1] = 10, spectrum[2] = 0.1;
+    const Eigen::MatrixXd H = testing_support::with_spectrum(spectrum, 7);
+    for (const double reg : {1e-14, 1e-10, 1e-3, 1.0}) {
+        CAPTURE(reg);
+        AnalyzeOptions opt;
+        opt.regularized = reg;
+        const Row r = run(H, opt);
+        REQUIRE(r.ok);
+        CHECK(r.warnings.has(Warning::regularized_noisy) == (reg < 1e-6));
+    }
+}
+
 TEST_CASE("n = 1 and the all-zero matrix") {
     Row one = run(Eigen::MatrixXd::Constant(1, 1, 8.0));
     REQUIRE(one.ok);

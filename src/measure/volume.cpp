@@ -67,6 +67,18 @@ double regularized_log_volume(const Eigenvalues& values, std::size_t n, double t
     return log_unit_ball(n) + nn / 2 * log_2T(threshold) - static_cast<double>(sum_log / 2);
 }
 
+double regularized_log_volume_error(const Eigenvalues& values, std::size_t n, double lambda, double error) {
+    if (!(error > 0)) return 0;
+    auto term = [&](double v) {
+        const double room = std::abs(v) + lambda - error;
+        return room > 0 ? std::log1p(error / room) / 2 : INFINITY;
+    };
+    long double sum = 0;
+    values.for_each([&](double v) { sum += term(v); });
+    if (n > values.size()) sum += static_cast<long double>(n - values.size()) * term(0.0);
+    return static_cast<double>(sum);
+}
+
 double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda) {
     return regularized_log_volume(EigenvalueList(values), n, threshold, lambda);
 }

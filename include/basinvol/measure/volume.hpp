@@ -94,4 +94,10 @@ double log_volume_error(const std::vector<double>& values, double tol, double er
 double regularized_log_volume(const Eigenvalues& values, std::size_t n, double threshold, double lambda);
 double regularized_log_volume(const std::vector<double>& values, std::size_t n, double threshold, double lambda);
 
+// A bound on how far the computed values' errors (each within `error` of
+// the true one; the n − size unlisted ones within it of 0) move
+// regularized_log_volume: ½·Σ log(1 + error/(|λ_i| + λ − error)) over all n,
+// infinite when an |λ_i| + λ lies within `error` of 0.
+double regularized_log_volume_error(const Eigenvalues& values, std::size_t n, double lambda, double error);
+
 }  // namespace basinvol
