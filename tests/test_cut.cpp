@@ -820,3 +820,31 @@ TEST_CASE("auto with a value within the floor of the dtype cut: each side's choi
         CHECK_FALSE(choose_cut(m, CutOptions{}).decided);
     }
 }
+
+TEST_CASE("auto with two values within the floor over the dtype cut: every count between joins the band") {
+    // float32, n = 300: v1 = cut + 0.6·floor and v2 a hair either side of the
+    // cut. With v2 under it, the gap v1 → v2 is under min_gap and auto
+    // searches (keeping 4, down to cut/11.5); with v2 over it, the dtype cut
+    // keeps 3; moved by noise, v1 may drop too (2 kept). Each spectrum's band
+    // must hold the others' dims.
+    const std::size_t n = 300;
+    const double eps = std::ldexp(1.0, -23), cut = 300 * eps;
+    std::vector<Cut> cuts;
+    for (const double side : {1 + 1e-7, 1 - 1e-7}) {
+        Magnitudes m;
+        m.n = n;
+        m.stored_eps = eps;
+        m.known = {1.0, cut + 0.6 * eps, cut * side, cut / 11.5};
+        m.frobenius = 1;
+        cuts.push_back(choose_cut(m, CutOptions{}));
+    }
+    CHECK(cuts[0].kept == 3);
+    CHECK(cuts[1].kept == 4);
+    for (const Cut& c : cuts) {
+        CHECK(c.ambiguous);
+        for (const Cut& other : cuts) {
+            CHECK(c.dim_low <= n - other.kept);
+            CHECK(c.dim_high >= n - other.kept);
+        }
+    }
+}

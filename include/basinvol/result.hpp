@@ -36,7 +36,7 @@ enum class Warning : std::uint8_t {
     mixed_n,          // ranked among Hessians of different n
     place_uncertain,  // noise may decide the place
     unwritten_chunks, // chunks never written were read as the fill value
-    regularized_noisy,  // --regularized's λ is near the values' rounding: log_volume_regularized may be off by over 1e-6
+    regularized_noisy,  // --regularized's λ is near the values' rounding: log_volume_regularized may be off by over 1e-3
 };
 constexpr std::size_t warning_count = 9;
 

@@ -620,16 +620,27 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         const Count more = count_above(K, std::max(dtype_mid - c.floor, c.floor),
                                        {std::max(dtype.lo - c.floor, c.floor), std::max(dtype.hi - c.floor, c.floor)});
         if (!K.exact() && (fewer.value != p.value || more.value != p.value)) decided = false;
-        for (const std::size_t count : {fewer.value, more.value}) {
-            if (count == p.value) continue;
-            // What auto keeps with `count` values over the dtype cut.
-            const bool look = count == 0 ? K.mid(top) > c.floor
-                                         : count < m.n && K.gap_mid(K.at(count - 1), K.at(count)) < opt.min_gap;
-            const Choice g = look ? largest_gap(K, dtype_mid, dtype, opt.min_gap) : Choice{};
-            if (g.found) others.push_back({g.at.i + 1, K.mid(g.at), K.mid(g.next)});
-            others.insert(others.end(), g.tied.begin(), g.tied.end());
-            if (!g.found || g.maybe_none)
-                others.push_back({count, count > 0 ? K.mid(K.at(count - 1)) : 0.0, K.mid(K.at(count))});
+        if (fewer.value != more.value) {
+            const Choice under = largest_gap(K, dtype_mid, dtype, opt.min_gap);  // the search's cut, whatever the count
+            for (std::size_t count = fewer.value; count <= more.value; ++count) {
+                if (count == p.value) continue;
+                // What auto keeps with `count` values over the dtype cut: the
+                // search's cut when the gap across it is (or within noise may
+                // be) under min_gap, the dtype cut when it is (or may be) not.
+                bool look = count == 0 && K.mid(top) > c.floor, keep = !look;
+                if (count > 0 && count < m.n) {
+                    const Pos below = K.at(count - 1), next = K.at(count);
+                    const double g = K.gap_mid(below, next), noise = K.gap_noise(below, next);
+                    look = g - noise < opt.min_gap;
+                    keep = g + noise >= opt.min_gap;
+                }
+                if (look && under.found) {
+                    others.push_back({under.at.i + 1, K.mid(under.at), K.mid(under.next)});
+                    others.insert(others.end(), under.tied.begin(), under.tied.end());
+                }
+                if (keep || !under.found || under.maybe_none)
+                    others.push_back({count, count > 0 ? K.mid(K.at(count - 1)) : 0.0, K.mid(K.at(count))});
+            }
         }
     }
 
