@@ -848,3 +848,54 @@ TEST_CASE("auto with two values within the floor over the dtype cut: every count
         }
     }
 }
+
+TEST_CASE("property: auto under rounding-size moves near the dtype cut and min_gap gets a dim inside the band") {
+    // float32, n = 300 (the dtype cut at 300·ε·max|λ|, far over the floor
+    // ε·‖H‖_F): values placed a hair (a relative 2e-9) either side of the
+    // dtype cut, gaps of min_gap give or take a hair across it and under it,
+    // among others; each spectrum moved by up to a relative 2e-9 (the last
+    // bits another solve gives). The moved spectrum's dim lies in the band.
+    std::mt19937_64 rng(20261205);
+    std::uniform_real_distribution<double> u(0, 1);
+    const std::size_t n = 300;
+    const double eps = std::ldexp(1.0, -23);
+    int flagged = 0;
+    for (int trial = 0; trial < 4000; ++trial) {
+        const double cut = n * eps, floor = eps;  // max|λ| = 1, ‖H‖_F ≈ 1
+        std::vector<double> v = {1.0};
+        auto hair = [&] { return 2e-9 * (2 * u(rng) - 1); };  // a move's size either way
+        // a: over the cut, by a hair or within two floors; b: a decade under
+        // a, give or take a hair (the gap across the cut at min_gap), or at
+        // the cut by a hair; then a gap down to `low`, and values over the floor.
+        const double a = trial % 2 ? cut * (1 + hair()) : cut + 2 * floor * u(rng);
+        v.push_back(a);
+        v.push_back(trial % 3 ? a * std::pow(10.0, -1 + hair()) : cut * (1 + hair()));
+        if (trial % 5 == 0) v.push_back(cut * (1 + hair()));
+        const double low = cut * std::pow(10.0, -1.05 - 0.5 * u(rng));
+        v.push_back(low);
+        if (trial % 4 == 0) v.push_back(low * std::pow(10.0, -1 + hair()));
+        for (int j = 0; j < 2; ++j) v.push_back(std::pow(10.0, -6.5 + 3 * u(rng)));  // 3e-7 .. 3e-4
+        std::sort(v.rbegin(), v.rend());
+        auto cut_of = [&](const std::vector<double>& w) {
+            Magnitudes m;
+            m.n = n;
+            m.stored_eps = eps;
+            m.known = w;
+            m.frobenius = 1;
+            return choose_cut(m, CutOptions{});
+        };
+        const Cut c = cut_of(v);
+        flagged += c.ambiguous ? 1 : 0;
+        for (int move = 0; move < 6; ++move) {
+            std::vector<double> w = v;
+            for (double& x : w) x *= 1 + hair();
+            std::sort(w.rbegin(), w.rend());
+            const Cut d = cut_of(w);
+            CAPTURE(trial);
+            CAPTURE(move);
+            CHECK(n - d.kept >= c.dim_low);
+            CHECK(n - d.kept <= c.dim_high);
+        }
+    }
+    CHECK(flagged > 0);
+}
