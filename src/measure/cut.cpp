@@ -580,67 +580,53 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         // floor and the dtype cut: auto never drops what dtype keeps.
         const Count p = count_above(K, dtype_mid, dtype);
         decided = decided && p.decided;
-        bool search = false, either = false;
+        bool search = false;
         if (p.value == 0) {
             search = K.mid(top) > c.floor;
             decided = decided && top_decided(K);
         } else if (p.value < m.n) {
             const Pos below = K.at(p.value - 1), next = K.at(p.value);
-            const double g = K.gap_mid(below, next);
-            search = g < opt.min_gap;
+            search = K.gap_mid(below, next) < opt.min_gap;
             decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
-            // Noise may put the gap across the dtype cut on the other side of
-            // min_gap (the same matrix relabelled, another thread count): the
-            // other rule's cut is then noise's choice as well.
-            either = std::abs(g - opt.min_gap) <= K.gap_noise(below, next);
             // A partial spectrum's gap is known to its range, and its noise
-            // to the most noise reaches there: it decides that choice only
-            // clear of both (else the dense spectrum does).
+            // to the most noise reaches there: it decides whether noise may
+            // choose the other rule (below) only clear of both.
             if (!K.exact()) {
                 const Range range = K.gap_range(below, next);
                 const double reach = K.most_gap_noise(below, next);
                 decided = decided && (range.hi < opt.min_gap - reach || range.lo > opt.min_gap + reach);
             }
         }
-        if (search) {
-            take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
-            if (either && c.rule == "gap")
-                tied.push_back({p.value, K.mid(K.at(p.value - 1)), K.mid(K.at(p.value))});
-        } else if (either) {
-            const Choice other = largest_gap(K, dtype_mid, dtype, opt.min_gap);
-            if (other.found) tied.push_back({other.at.i + 1, K.mid(other.at), K.mid(other.next)});
-            tied.insert(tied.end(), other.tied.begin(), other.tied.end());
-        }
-        // A value over the floor and within it of the dtype cut lies on
-        // either side of the cut in a spectrum within noise (the same matrix
-        // relabelled): with each count over the cut it may have, auto keeps
-        // the dtype cut or searches under it, and those cuts are noise's
-        // choice too. A partial spectrum leaves such a row to dense.
+        if (search) take_gap(largest_gap(K, dtype_mid, dtype, opt.min_gap));
+        // What a spectrum within noise may have auto choose instead (the
+        // same matrix relabelled, another thread count): a value over the
+        // floor and within it of the dtype cut lies on either side of the
+        // cut, and the gap across the cut may lie on either side of
+        // min_gap. With each count over the cut, auto keeps the dtype cut or
+        // searches under it; those cuts are noise's choice too. A partial
+        // spectrum with such a value leaves the row to dense.
         const Count fewer = count_above(K, dtype_mid + c.floor, {dtype.lo + c.floor, dtype.hi + c.floor});
         const Count more = count_above(K, std::max(dtype_mid - c.floor, c.floor),
                                        {std::max(dtype.lo - c.floor, c.floor), std::max(dtype.hi - c.floor, c.floor)});
         if (!K.exact() && (fewer.value != p.value || more.value != p.value)) decided = false;
-        if (fewer.value != more.value) {
-            const Choice under = largest_gap(K, dtype_mid, dtype, opt.min_gap);  // the search's cut, whatever the count
-            for (std::size_t count = fewer.value; count <= more.value; ++count) {
-                if (count == p.value) continue;
-                // What auto keeps with `count` values over the dtype cut: the
-                // search's cut when the gap across it is (or within noise may
-                // be) under min_gap, the dtype cut when it is (or may be) not.
-                bool look = count == 0 && K.mid(top) > c.floor, keep = !look;
-                if (count > 0 && count < m.n) {
-                    const Pos below = K.at(count - 1), next = K.at(count);
-                    const double g = K.gap_mid(below, next), noise = K.gap_noise(below, next);
-                    look = g - noise < opt.min_gap;
-                    keep = g + noise >= opt.min_gap;
-                }
-                if (look && under.found) {
-                    others.push_back({under.at.i + 1, K.mid(under.at), K.mid(under.next)});
-                    others.insert(others.end(), under.tied.begin(), under.tied.end());
-                }
-                if (keep || !under.found || under.maybe_none)
-                    others.push_back({count, count > 0 ? K.mid(K.at(count - 1)) : 0.0, K.mid(K.at(count))});
+        const Choice under = largest_gap(K, dtype_mid, dtype, opt.min_gap);  // the search's cut, whatever the count
+        for (std::size_t count = std::min(fewer.value, p.value); count <= std::max(more.value, p.value); ++count) {
+            // The search's cut when the gap across the dtype cut is (or
+            // within noise may be) under min_gap, the dtype cut when it is
+            // (or may be) not.
+            bool look = count == 0 && K.mid(top) > c.floor, keep = !look;
+            if (count > 0 && count < m.n) {
+                const Pos below = K.at(count - 1), next = K.at(count);
+                const double g = K.gap_mid(below, next), noise = K.gap_noise(below, next);
+                look = g - noise < opt.min_gap;
+                keep = g + noise >= opt.min_gap;
             }
+            if (look && under.found) {
+                others.push_back({under.at.i + 1, K.mid(under.at), K.mid(under.next)});
+                others.insert(others.end(), under.tied.begin(), under.tied.end());
+            }
+            if (keep || !under.found || under.maybe_none)
+                others.push_back({count, count > 0 ? K.mid(K.at(count - 1)) : 0.0, K.mid(K.at(count))});
         }
     }
 
