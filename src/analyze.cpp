@@ -348,7 +348,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     // plus, for a partial spectrum, its pairing error. Then the rounding of
     // the sum of logs itself: a few ε of each term's size.
     const double pairing = s.partial && !s.complete ? s.value_error + partial_allowance(s, f) : 0.0;
-    const double lapack = 2 * std::sqrt(static_cast<double>(s.n)) * eps64 * f.frobenius;
+    const double lapack = solve_resolution(s.n, f.frobenius);
     const double underflow = static_cast<double>(s.n) * subnormal_step(eps64) / 2;
     const double value_error = lapack + underflow + pairing + f.computed;
     const double half_r = static_cast<double>(m.rank) / 2;

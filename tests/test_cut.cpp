@@ -899,3 +899,78 @@ TEST_CASE("property: auto under rounding-size moves near the dtype cut and min_g
     }
     CHECK(flagged > 0);
 }
+
+TEST_CASE("property: a value within a solve's error of the floor, cut at the floor, moves across it inside the band") {
+    // A small float64 Hessian (n = 12, ‖H‖_F = 1): dtype's n·ε·max|λ| is
+    // under the floor 8·√n·ε·‖H‖_F, so dtype, auto and an atol at the floor
+    // all cut at the floor. Values planted from a third of the floor to three
+    // times it, most within a float64 solve's error of it (2·√n·ε·‖H‖_F, a
+    // quarter of the floor); each spectrum moved by up to that error, as the
+    // same Hessian relabelled may come out of a solve: the moved spectrum's
+    // dim lies in the band (once not: a value just under the floor was
+    // flat in every count, and its relabelled twin kept it).
+    std::mt19937_64 rng(20261206);
+    std::uniform_real_distribution<double> u(0, 1);
+    const std::size_t n = 12;
+    const double resolution = solve_resolution(n, 1.0);
+    int widened = 0;
+    for (int trial = 0; trial < 3000; ++trial) {
+        auto cut_of = [&](const std::vector<double>& w, const CutOptions& opt) {
+            Magnitudes m;
+            m.n = n;
+            m.stored_eps = std::numeric_limits<double>::epsilon();
+            m.frobenius = 1;
+            m.known = w;
+            return choose_cut(m, opt);
+        };
+        const double floor = cut_of({1.0}, CutOptions{}).floor;
+        std::vector<double> v = {0.9, 0.2 + 0.2 * u(rng)};
+        for (int j = 0; j < 1 + trial % 3; ++j)
+            v.push_back(trial % 4 ? floor + (2 * u(rng) - 1) * resolution : floor * std::pow(10.0, u(rng) - 0.5));
+        if (trial % 2) v.push_back(1e-17 * u(rng));  // flat noise far under the floor
+        std::sort(v.rbegin(), v.rend());
+        for (int rule = 0; rule < 3; ++rule) {
+            CutOptions opt;
+            opt.rule = rule == 0 ? CutRule::dtype : CutRule::automatic;
+            if (rule == 2) opt.atol = floor;
+            const Cut c = cut_of(v, opt);
+            REQUIRE(c.floor == floor);
+            REQUIRE(c.tol == floor);
+            widened += c.dim_low < n - c.kept ? 1 : 0;
+            for (int move = 0; move < 6; ++move) {
+                std::vector<double> w = v;
+                for (double& x : w) x = std::max(0.0, x + (2 * u(rng) - 1) * resolution);
+                std::sort(w.rbegin(), w.rend());
+                const Cut d = cut_of(w, opt);
+                CAPTURE(trial);
+                CAPTURE(rule);
+                CAPTURE(move);
+                CHECK(n - d.kept >= c.dim_low);
+                CHECK(n - d.kept <= c.dim_high);
+            }
+        }
+    }
+    CHECK(widened > 0);
+}
+
+TEST_CASE("flat values more than a solve's error under the floor leave the band clean at a cut on the floor") {
+    // A float64 solve's flat values lie at 0.001–0.06 of the floor (n =
+    // 5..1000): they, and a value at 0.7 of the floor, stay flat in every
+    // count of the band.
+    const double floor = 1e-8;
+    for (double noise : {0.0, 1e-16, 0.7 * floor}) {
+        Magnitudes m;
+        m.n = 12;
+        m.stored_eps = std::numeric_limits<double>::epsilon();
+        m.frobenius = floor / (8 * std::sqrt(12.0) * std::numeric_limits<double>::epsilon());  // the floor's solver term
+        const std::vector<double> values = {m.frobenius / 2, m.frobenius / 4, 1e3 * floor, noise, noise / 2};
+        m.known = values;
+        const Cut c = choose_cut(m, CutOptions{});
+        CAPTURE(noise);
+        CHECK(c.floor == doctest::Approx(floor));
+        CHECK(c.tol == c.floor);
+        CHECK(c.kept == 3);
+        CHECK(c.dim_low == 9);
+        CHECK(c.dim_high == 9);
+    }
+}

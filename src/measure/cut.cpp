@@ -415,8 +415,10 @@ bool top_decided(const Knowledge& K) {
 
 // With c.tol (known to lie in `tol`) chosen: what it keeps, the gap at it,
 // the band around it, and whether all of that is decided.
-// `known_zero`: H is exactly zero (no stated or measured error either).
-void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, bool known_zero, Cut& c) {
+// `known_zero`: H is exactly zero (no stated or measured error either);
+// `resolution`: solve_resolution(), under the floor.
+void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, bool known_zero, double resolution,
+            Cut& c) {
     const Count kept = count_above(K, c.tol, tol);
     decided = decided && (c.rule == "gap" || kept.decided);
     c.kept = kept.value;
@@ -476,15 +478,18 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         c.ambiguous = c.ambiguous || near;
         decided = decided && (K.exact() || (near ? surely : !maybe));
     }
-    // A decade either way, never lower than the floor (the values under it
-    // are noise), never past the cut itself: a cut under the floor keeps
-    // noise as curvature, and its band reaches up to the floor. With a
-    // value near the cut, at least the floor either way, so that the band
-    // holds the count with that value on either side.
+    // A decade either way, never lower than the floor less the solve's
+    // resolution (values under it are noise; one within a float64 solve's
+    // error of the floor may stand over it in the same Hessian relabelled,
+    // and a cut at the floor then keeps it), never past the cut itself: a
+    // cut under the floor keeps noise as curvature, and its band reaches up
+    // to the floor. With a value near the cut, at least the floor either
+    // way, so that the band holds the count with that value on either side.
+    const double lowest = c.floor - resolution;
     auto up = [&](double t) { return std::max(near ? t + reach : 0.0, std::max(t * band_factor, c.floor)); };
     auto down = [&](double t) {
-        const double d = std::min(t, std::max(t / band_factor, c.floor));
-        return near ? std::min(d, std::max(t - reach, c.floor)) : d;
+        const double d = std::min(t, std::max(t / band_factor, lowest));
+        return near ? std::min(d, std::max(t - reach, lowest)) : d;
     };
     const Count high = count_above(K, up(c.tol), {up(tol.lo), up(tol.hi)});
     const Count low = count_above(K, down(c.tol), {down(tol.lo), down(tol.hi)});
@@ -505,13 +510,16 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
 
 }  // namespace
 
+double solve_resolution(std::size_t n, double frobenius) {
+    return 2 * std::sqrt(static_cast<double>(n)) * std::numeric_limits<double>::epsilon() * frobenius;
+}
+
 double noise_floor(const Magnitudes& m) {
     // Double-precision eigen-solvers resolve eigenvalues to about p(n)·ε·‖H‖
     // (LAPACK's bound, and the rounding of every partial solver's products
-    // and certificate, ~√n·ε·‖H‖_F); under 8·√n·ε·‖H‖_F no solver's value is
-    // information either. For float32 storage the stored rounding dominates.
-    const double solver = 8 * std::sqrt(static_cast<double>(m.n)) * std::numeric_limits<double>::epsilon() * m.frobenius;
-    return std::max({m.stored_eps * m.frobenius, solver, m.input_noise});
+    // and certificate, ~√n·ε·‖H‖_F); under four times that no solver's value
+    // is information either. For float32 storage the stored rounding dominates.
+    return std::max({m.stored_eps * m.frobenius, 4 * solve_resolution(m.n, m.frobenius), m.input_noise});
 }
 
 // The rule an explicit cut reports: atol when it is alone or the larger.
@@ -630,7 +638,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         }
     }
 
-    settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, c);
+    settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, solve_resolution(m.n, m.frobenius), c);
     for (const TiedCut& t : others)
         if (t.kept != c.kept) tied.push_back(t);
     // Gaps within noise of the chosen one: noise picks the dim among them.

@@ -319,5 +319,55 @@ class Storage(Base):
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
 
 
+class RelabelledTwins(Base):
+    """A value within a solve's error of the noise floor, with the cut at the
+    floor (a small float64 Hessian's default): the same Hessian with its
+    parameters relabelled may come out with the value on the other side.
+    Each twin's dim and sign count lie in the other's band."""
+
+    def twins(self, name, sign):
+        n = 10
+        rng = np.random.default_rng(7)
+        q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        base = np.r_[1.0, 0.5, np.zeros(n - 2)]
+        floor = 8 * math.sqrt(n) * np.finfo(float).eps * float(np.linalg.norm(base))
+        f = self.path(name)
+        with h5py.File(f, "w") as h5:
+            for t in range(300):
+                e = base.copy()
+                e[2] = sign * floor * (1 + 0.05 * rng.uniform(-1, 1))
+                h = (q * e) @ q.T
+                h = (h + h.T) / 2
+                perm = rng.permutation(n)
+                h5["a_%03d" % t] = h
+                h5["b_%03d" % t] = h[np.ix_(perm, perm)]
+        p = run("volume", f, "-f", "jsonl", "--negatives", "last", "--no-progress")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"].lstrip("/"): r for r in rows_of(p)}
+        self.assertEqual(len(rows), 600)
+        self.assertAlmostEqual(rows["a_000"]["noise_floor"], floor, delta=1e-3 * floor)
+        return f, [(rows["a_%03d" % t], rows["b_%03d" % t]) for t in range(300)]
+
+    def test_a_value_at_the_floor_flips_dim_only_inside_both_bands(self):
+        f, pairs = self.twins("twins.h5", 1.0)
+        flipped = [(a, b) for a, b in pairs if a["dim"] != b["dim"]]
+        self.assertGreater(len(flipped), 0)  # the family does flip
+        for a, b in pairs:
+            for x, y in ((a, b), (b, a)):
+                self.assertLessEqual(x["dim_low"], y["dim"], (x, y))
+                self.assertGreaterEqual(x["dim_high"], y["dim"], (x, y))
+        a, b = flipped[0]
+        p = run("compare", f + ":/" + a["dataset"].lstrip("/"), f + ":/" + b["dataset"].lstrip("/"), "--strict")
+        self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+
+    def test_a_negative_value_at_the_floor_may_make_a_saddle_in_both_bands(self):
+        _, pairs = self.twins("saddle-twins.h5", -1.0)
+        self.assertGreater(sum(a["negative"] != b["negative"] for a, b in pairs), 0)
+        for a, b in pairs:
+            for x, y in ((a, b), (b, a)):
+                self.assertLessEqual(x["negative_low"], y["negative"], (x, y))
+                self.assertGreaterEqual(x["negative_high"], y["negative"], (x, y))
+
+
 if __name__ == "__main__":
     clitest.main()
