@@ -1,3 +1,4 @@
+#include "solve/detail.hpp"
 #include "threads.hpp"
 
 #include <basinvol/analyze.hpp>
@@ -162,7 +163,7 @@ double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
 // (a rounding estimate, far above what is seen, and under the 8·√n of the
 // floor), added even to a certificate that rounded to 0.
 double partial_allowance(const Spectrum& s, const MatrixFacts& f) {
-    return s.partial && !s.complete ? 4 * eps64 * std::sqrt(static_cast<double>(s.n)) * f.frobenius : 0.0;
+    return s.partial && !s.complete ? detail::rounding_allowance(s.n, f.frobenius) : 0.0;
 }
 
 // What the cut knows of a spectrum, its values aside.

@@ -48,14 +48,18 @@ bool rounding_fits(const HessianOperator& op, const Hessian& h) {
     return gamma(n + 1) * (op.trace() + h.frobenius()) <= 1e-3 * std::sqrt(n) * h.info.stored_eps * h.frobenius();
 }
 
-// By Weyl, eig(H) pairs with eig(LLᵀ) = μ ∪ {0} within ρ = ‖H − LLᵀ‖_F: the
-// n − r eigenvalues paired with zero are the unseen ones. The Ritz values θ =
-// eig(QᵀHQ) lie within ‖Qᵀ(H − LLᵀ)Q‖ ≤ ρ of μ = eig(QᵀLLᵀQ), so each is
-// within 2ρ of its partner in eig(H); μ itself is within ρ.
-// `formed` bounds the error of how the Ritz matrix was formed beyond rounding
-// (its single-precision correction); with it, even n values are not exact.
-void pair_values(Spectrum& s, bool ritz, double formed = 0) {
-    s.value_error = (ritz ? 2 : 1) * s.rest_bound + formed;
+// How the listed values pair with eig(H), ρ = s.rest_bound ≥ ‖H − LLᵀ‖_F.
+// By Weyl, eig(H) pairs with eig(LLᵀ) = μ ∪ {0} within ρ, the n − r paired
+// with zero being the unseen ones: μ itself is listed within ρ. The Ritz
+// values θ = eig(QᵀHQ) lie within ‖Qᵀ(H − LLᵀ)Q‖ ≤ ρ of μ = eig(QᵀLLᵀQ), so
+// each is within 2ρ of its partner, or within the quadratic bound of
+// pair_ritz_values (the batch workload's rows: 1e-9 against ρ = 1e-5).
+// `formed` bounds the error of how the Ritz matrix was formed beyond
+// rounding (its single-precision correction), `basis` ‖QᵀQ − I‖ (NaN:
+// unknown); with `formed`, even n values are not exact.
+void pair_values(Spectrum& s, bool ritz, const Hessian& h, double formed = 0, double basis = 0) {
+    if (ritz) pair_ritz_values(s, 2, rounding_allowance(h.info.n, h.frobenius()), formed, basis);
+    else s.value_error = s.rest_bound;
     s.complete = s.values.size() == s.n && formed == 0;
     if (s.complete) s.rest_bound = s.value_error = 0;
 }
@@ -147,7 +151,7 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
             std::vector<double> mu = symmetric_eigenvalues(B.data(), static_cast<int>(r), static_cast<int>(r), 'L');
             if (settled_by_weyl(mu, s.rest_bound)) {
                 s.values = std::move(mu);
-                pair_values(s, false);
+                pair_values(s, false, h);
                 finish(s, op, t0);
                 return s;
             }
@@ -163,7 +167,7 @@ std::optional<Spectrum> column_cholesky(const Hessian& h, const PartialOptions& 
         s.values = ritz_values(Q, e.EQ, R);
         formed = e.eq_error;
     }
-    pair_values(s, true, formed);
+    pair_values(s, true, h, formed);
     finish(s, op, t0);
     return s;
 }
@@ -227,6 +231,7 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
     s.rest_bound = norm_s * (1 + gamma(n)) + gamma(r + 1) * (scale * l2 + scale);
 
     double formed = 0;  // the single-precision correction's error
+    double basis = 0;  // ‖QᵀQ − I‖ for Q = LR⁻¹ (NaN: unknown)
     // Rayleigh–Ritz on range(L) with L = QR: QᵀHQ = RRᵀ + Q₂ᵀSQ₂, R from the
     // Cholesky factor of M = LᵀL = RᵀR, Q₂ = L₂R⁻¹ written over L₂.
     if (r > 0) {
@@ -245,8 +250,16 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         if (info != 0) throw NumericError("LAPACK dlauum failed: info = " + std::to_string(info));
         formed = add_correction(A, n, r, norm_s);
         s.values = symmetric_eigenvalues(V, r, n, 'U');
+        // RᵀR = LᵀL + ΔM with ‖ΔM‖ ≤ γ·‖LᵀL‖ (dpotrf's backward error, γ
+        // taken as r·ε, the trsm's as much again): ‖QᵀQ − I‖ = ‖R⁻ᵀΔMR⁻¹‖ ≤
+        // 2·r·ε·κ(LᵀL), κ read from the Ritz values (within ρ of LᵀL's own,
+        // which lie over the pivot stop: LᵀL is positive definite).
+        double top = 0, bottom = INFINITY;
+        for (double v : s.values) top = std::max(top, std::abs(v)), bottom = std::min(bottom, std::abs(v));
+        basis = bottom > 2 * s.rest_bound ? 2 * r * eps64 * top / (bottom - 2 * s.rest_bound)
+                                          : std::numeric_limits<double>::quiet_NaN();
     }
-    pair_values(s, true, formed);
+    pair_values(s, true, h, formed, basis);
     finish(s, op, t0);
     return s;
 }

@@ -62,6 +62,33 @@ std::optional<Spectrum> sketch(const SketchTarget& t, std::size_t max_k, const P
 Eigen::MatrixXd householder_qr(Eigen::MatrixXd& A, Eigen::VectorXd& tau);
 void form_q(Eigen::MatrixXd& A, const Eigen::VectorXd& tau);
 
+// The rounding allowance every partial row carries, 4·√n·ε·‖H‖_F
+// (analyze.cpp's partial_allowance).
+double rounding_allowance(std::size_t n, double frobenius);
+
+// Sets s.value_error and s.rest_bound for Rayleigh–Ritz values θ = s.values
+// of an orthonormal basis V, given ρ = s.rest_bound ≥ ‖H − G‖_F for a G
+// whose range is range(V) (LLᵀ in the Cholesky forms, VΘVᵀ in a Rayleigh–
+// Ritz of V). Two pairings of eig(H), each a proof; the tighter is kept.
+// - Weyl: each θ within weyl·ρ of its partner (1 for VΘVᵀ; 2 for LLᵀ, whose
+//   own values θ lies within ρ of), the unseen within ρ of zero.
+// - The block split: in the basis [V V⊥], H = [A Cᵀ; C B] with A = VᵀHV
+//   (diag(θ) up to `formed`, `basis` and rounding) and, as V⊥ᵀG = 0,
+//   C = V⊥ᵀ(H − G)V and B = V⊥ᵀ(H − G)V⊥, both of norm ≤ ρ. The sorted
+//   eigenvalues of H pair with those of diag(A, B) within
+//   δ = 2ρ²/(η + √(η² + 4ρ²)) ≤ ρ²/η, η the distance between eig(A) and
+//   eig(B) ⊂ [−ρ, ρ] (C.-K. Li and R.-C. Li, "A note on eigenvalues of
+//   perturbed Hermitian matrices", Linear Algebra Appl. 395, 2005): each θ
+//   within δ, the unseen within ρ + δ of zero. Kept when δ ≤ ρ/8 (its rest
+//   bound is then at most an eighth wider).
+// `formed` bounds how far the Ritz matrix lies from VᵀHV beyond rounding
+// (the Cholesky forms' single-precision correction); `basis` bounds
+// ‖VᵀV − I‖ where V is not orthonormal to rounding (the factored form's
+// Q = LR⁻¹), which moves eig(VᵀHV) by up to 3·basis·max|θ|. These and
+// `rounding` count against η, measured from the computed θ. A NaN `basis`
+// (unknown) leaves Weyl's bound.
+void pair_ritz_values(Spectrum& s, double weyl, double rounding, double formed = 0, double basis = 0);
+
 // An empty spectrum of h, named for the method that will fill it.
 Spectrum named(const Hessian& h, const char* method);
 

@@ -100,6 +100,27 @@ void detail::finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0
     s.stats.seconds = since(t0);
 }
 
+double detail::rounding_allowance(std::size_t n, double frobenius) {
+    return 4 * eps64 * std::sqrt(static_cast<double>(n)) * frobenius;
+}
+
+void detail::pair_ritz_values(Spectrum& s, double weyl, double rounding, double formed, double basis) {
+    const double rho = s.rest_bound;
+    double largest = 0, smallest = INFINITY;
+    for (double v : s.values) largest = std::max(largest, std::abs(v)), smallest = std::min(smallest, std::abs(v));
+    const bool known = !std::isnan(basis);
+    const double skew = known ? 3 * basis * largest : 0.0;
+    s.value_error = weyl * rho + formed + skew;
+    if (!known || s.values.empty()) return;
+    const double eta = smallest - formed - skew - rounding - rho;
+    if (!(eta > 0)) return;
+    const double delta = 2 * rho * rho / (eta + std::sqrt(eta * eta + 4 * rho * rho));
+    if (delta <= rho / 8) {
+        s.value_error = delta + formed + skew;
+        s.rest_bound = rho + delta;
+    }
+}
+
 Spectrum detail::named(const Hessian& h, const char* method) {
     Spectrum s;
     s.n = h.info.n;
@@ -180,6 +201,8 @@ std::optional<Spectrum> detail::sketch(const SketchTarget& t, std::size_t max_k,
     s.rest_bound = t.residual(W, theta);
     s.values.assign(theta.data(), theta.data() + theta.size());
     // Weyl on H = VΘVᵀ + R: eig(H) pairs with Θ ∪ {0} within ‖R‖₂ ≤ ‖R‖_F.
+    // (The quadratic bound of pair_ritz_values needs every listed value clear
+    // of ρ; the sketch lists its oversampling's noise-level Ritz values too.)
     s.value_error = s.rest_bound;
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = s.value_error = 0;

@@ -28,8 +28,9 @@ struct Spectrum {
     // ‖H − VΛVᵀ‖_F); 0 when complete.
     double rest_bound = 0;
     // The found values can be paired one to one with true eigenvalues, each
-    // within value_error (Weyl on H − VΘVᵀ, or its Cholesky form); the unseen
-    // ones are those within rest_bound of zero. 0 when complete.
+    // within value_error (Weyl on H − VΘVᵀ, its Cholesky form, or the
+    // Cholesky Ritz values' quadratic block bound); the unseen ones are
+    // those within rest_bound of zero. 0 when complete.
     double value_error = 0;
     bool partial = false;        // from a partial solver (its bounds get a rounding allowance)
     std::string method;          // what ran: "dense", "lanczos", ...
