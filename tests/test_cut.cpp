@@ -900,21 +900,22 @@ TEST_CASE("property: auto under rounding-size moves near the dtype cut and min_g
     CHECK(flagged > 0);
 }
 
-TEST_CASE("property: a value within a solve's error of the floor, cut at the floor, moves across it inside the band") {
-    // A small float64 Hessian (n = 12, ‖H‖_F = 1): dtype's n·ε·max|λ| is
+TEST_CASE("property: a value within the twins' reach of the floor, cut at the floor, moves across it inside the band") {
+    // A float64 Hessian with ‖H‖_F = 1, n = 12 (twin_reach at its bound
+    // 4·√n·ε) and n = 1000 (at its measured cap 16·ε): dtype's n·ε·max|λ| is
     // under the floor 8·√n·ε·‖H‖_F, so dtype, auto and an atol at the floor
     // all cut at the floor. Values planted from a third of the floor to three
-    // times it, most within a float64 solve's error of it (2·√n·ε·‖H‖_F, a
-    // quarter of the floor); each spectrum moved by up to that error, as the
-    // same Hessian relabelled may come out of a solve: the moved spectrum's
-    // dim lies in the band (once not: a value just under the floor was
-    // flat in every count, and its relabelled twin kept it).
+    // times it, most within the reach of it; each spectrum moved by up to
+    // the reach, as the same Hessian relabelled may come out of a solve: the
+    // moved spectrum's dim lies in the band (once not: a value just under
+    // the floor was flat in every count, and its relabelled twin kept it).
     std::mt19937_64 rng(20261206);
     std::uniform_real_distribution<double> u(0, 1);
-    const std::size_t n = 12;
-    const double resolution = solve_resolution(n, 1.0);
+    for (const std::size_t n : {std::size_t(12), std::size_t(1000)}) {
+    CAPTURE(n);
+    const double reach = twin_reach(n, 1.0);
     int widened = 0;
-    for (int trial = 0; trial < 3000; ++trial) {
+    for (int trial = 0; trial < 2000; ++trial) {
         auto cut_of = [&](const std::vector<double>& w, const CutOptions& opt) {
             Magnitudes m;
             m.n = n;
@@ -924,9 +925,10 @@ TEST_CASE("property: a value within a solve's error of the floor, cut at the flo
             return choose_cut(m, opt);
         };
         const double floor = cut_of({1.0}, CutOptions{}).floor;
-        std::vector<double> v = {0.9, 0.2 + 0.2 * u(rng)};
+        const double top = n > 100 ? 0.2 : 0.9;  // dtype cut n·ε·top under the floor
+        std::vector<double> v = {top, top * (0.2 + 0.2 * u(rng))};
         for (int j = 0; j < 1 + trial % 3; ++j)
-            v.push_back(trial % 4 ? floor + (2 * u(rng) - 1) * resolution : floor * std::pow(10.0, u(rng) - 0.5));
+            v.push_back(trial % 4 ? floor + (2 * u(rng) - 1) * reach : floor * std::pow(10.0, u(rng) - 0.5));
         if (trial % 2) v.push_back(1e-17 * u(rng));  // flat noise far under the floor
         std::sort(v.rbegin(), v.rend());
         for (int rule = 0; rule < 3; ++rule) {
@@ -939,7 +941,7 @@ TEST_CASE("property: a value within a solve's error of the floor, cut at the flo
             widened += c.dim_low < n - c.kept ? 1 : 0;
             for (int move = 0; move < 6; ++move) {
                 std::vector<double> w = v;
-                for (double& x : w) x = std::max(0.0, x + (2 * u(rng) - 1) * resolution);
+                for (double& x : w) x = std::max(0.0, x + (2 * u(rng) - 1) * reach);
                 std::sort(w.rbegin(), w.rend());
                 const Cut d = cut_of(w, opt);
                 CAPTURE(trial);
@@ -951,14 +953,15 @@ TEST_CASE("property: a value within a solve's error of the floor, cut at the flo
         }
     }
     CHECK(widened > 0);
+    }
 }
 
-TEST_CASE("flat values more than a solve's error under the floor leave the band clean at a cut on the floor") {
+TEST_CASE("flat values further than the twins' reach under the floor leave the band clean at a cut on the floor") {
     // A float64 solve's flat values lie at 0.001–0.06 of the floor (n =
-    // 5..1000): they, and a value at 0.7 of the floor, stay flat in every
-    // count of the band.
+    // 5..1000): they, and a value at 0.4 of the floor (n = 12: the reach is
+    // half the floor), stay flat in every count of the band.
     const double floor = 1e-8;
-    for (double noise : {0.0, 1e-16, 0.7 * floor}) {
+    for (double noise : {0.0, 1e-16, 0.4 * floor}) {
         Magnitudes m;
         m.n = 12;
         m.stored_eps = std::numeric_limits<double>::epsilon();

@@ -416,8 +416,8 @@ bool top_decided(const Knowledge& K) {
 // With c.tol (known to lie in `tol`) chosen: what it keeps, the gap at it,
 // the band around it, and whether all of that is decided.
 // `known_zero`: H is exactly zero (no stated or measured error either);
-// `resolution`: solve_resolution(), under the floor.
-void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, bool known_zero, double resolution,
+// `reach`: twin_reach(), how far under the floor the band looks.
+void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, bool known_zero, double reach_under,
             Cut& c) {
     const Count kept = count_above(K, c.tol, tol);
     decided = decided && (c.rule == "gap" || kept.decided);
@@ -478,14 +478,14 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         c.ambiguous = c.ambiguous || near;
         decided = decided && (K.exact() || (near ? surely : !maybe));
     }
-    // A decade either way, never lower than the floor less the solve's
-    // resolution (values under it are noise; one within a float64 solve's
-    // error of the floor may stand over it in the same Hessian relabelled,
-    // and a cut at the floor then keeps it), never past the cut itself: a
-    // cut under the floor keeps noise as curvature, and its band reaches up
-    // to the floor. With a value near the cut, at least the floor either
-    // way, so that the band holds the count with that value on either side.
-    const double lowest = c.floor - resolution;
+    // A decade either way, never lower than the floor less the twins'
+    // reach (values under it are noise; one within that reach of the floor
+    // may stand over it in the same Hessian relabelled, and a cut at the
+    // floor then keeps it), never past the cut itself: a cut under the floor
+    // keeps noise as curvature, and its band reaches up to the floor. With a
+    // value near the cut, at least the floor either way, so that the band
+    // holds the count with that value on either side.
+    const double lowest = c.floor - reach_under;
     auto up = [&](double t) { return std::max(near ? t + reach : 0.0, std::max(t * band_factor, c.floor)); };
     auto down = [&](double t) {
         const double d = std::min(t, std::max(t / band_factor, lowest));
@@ -512,6 +512,10 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
 
 double solve_resolution(std::size_t n, double frobenius) {
     return 2 * std::sqrt(static_cast<double>(n)) * std::numeric_limits<double>::epsilon() * frobenius;
+}
+
+double twin_reach(std::size_t n, double frobenius) {
+    return std::min(2 * solve_resolution(n, frobenius), 16 * std::numeric_limits<double>::epsilon() * frobenius);
 }
 
 double noise_floor(const Magnitudes& m) {
@@ -638,7 +642,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         }
     }
 
-    settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, solve_resolution(m.n, m.frobenius), c);
+    settle(K, opt, tol, decided, m.frobenius == 0 && m.input_noise == 0, twin_reach(m.n, m.frobenius), c);
     for (const TiedCut& t : others)
         if (t.kept != c.kept) tied.push_back(t);
     // Gaps within noise of the chosen one: noise picks the dim among them.

@@ -88,12 +88,12 @@ struct Magnitudes {
 };
 
 // The tolerance band reported with every cut: the dims at max(tol·10, floor)
-// and at min(tol, max(tol/10, floor − resolution)), widened to tol ± floor
-// (the lower edge never under floor − resolution) when a value over the
-// floor lies within the floor of an explicit or dtype cut, and to the dims
-// of tied gaps; resolution is solve_resolution(), what a float64 solve's
-// values are within (a value that close under the floor may be over it in
-// another solve of the same Hessian, and a cut at the floor keep it). Where
+// and at min(tol, max(tol/10, floor − reach)), widened to tol ± floor (the
+// lower edge never under floor − reach) when a value over the floor lies
+// within the floor of an explicit or dtype cut, and to the dims of tied
+// gaps; reach is twin_reach(), how far apart two solves of the same Hessian
+// relabelled put a value (one that close under the floor may be over it in
+// the other, and a cut at the floor keep it). Where
 // they differ, a cut within a decade of the chosen one (or, for a cut
 // under the floor, one at the floor) gives another dimension. An explicit
 // cut under the floor has dim_low 0: noise may lift every value over it.
@@ -108,7 +108,7 @@ struct Cut {
     bool below_floor = false;    // an explicit tol under the floor
     bool decided = true;         // the full spectrum gives this same cut (always true when exact)
     std::size_t kept = 0;        // |λ| > tol (count)
-    std::size_t dim_low = 0;     // flat directions at band_tol_low: min(tol, max(tol/10, floor − resolution)), or lower (above)
+    std::size_t dim_low = 0;     // flat directions at band_tol_low: min(tol, max(tol/10, floor − reach)), or lower (above)
     std::size_t dim_high = 0;    // flat directions at band_tol_high: max(tol·10, floor), or higher (above)
     // Cuts that keep what dim_low's and dim_high's keep (|λ| > band_tol_low
     // keeps n − dim_low values; tied gaps included): where the band's counts
@@ -125,6 +125,13 @@ struct Cut {
 // What each value of a float64 eigen-solve of an n×n matrix is within:
 // LAPACK's p(n)·ε·‖H‖₂, taken as 2·√n·ε(float64)·‖H‖_F.
 double solve_resolution(std::size_t n, double frobenius);
+
+// How far apart two float64 solves of one n×n Hessian, its parameters
+// relabelled, put one eigenvalue: at most twice solve_resolution(), and in
+// measurements (bench/twin_spread.py: dsyevd through numpy, n = 2..1000,
+// 18,000 relabelled pairs of four spectrum families) at most 9.6·ε·‖H‖_F
+// whatever n: min(2·solve_resolution(), 16·ε·‖H‖_F), an estimate.
+double twin_reach(std::size_t n, double frobenius);
 
 // The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 4·solve_resolution()
 // = 8·√n·ε(float64)·‖H‖_F, input noise): the stored type's rounding, what a
