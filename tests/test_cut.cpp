@@ -465,6 +465,21 @@ std::vector<double> moved(const std::vector<double>& v, double floor, std::mt199
     return w;
 }
 
+// `moves` spectra, each v with every value moved by `move` and sorted
+// descending: each one's dim under `cut_of` lies inside c's band.
+template <class Move, class CutOf>
+void check_moved_in_band(const Cut& c, std::size_t n, const std::vector<double>& v, int moves, Move move, CutOf cut_of) {
+    for (int i = 0; i < moves; ++i) {
+        std::vector<double> w = v;
+        for (double& x : w) x = move(x);
+        std::sort(w.rbegin(), w.rend());
+        const Cut d = cut_of(w);
+        CAPTURE(i);
+        CHECK(n - d.kept >= c.dim_low);
+        CHECK(n - d.kept <= c.dim_high);
+    }
+}
+
 TEST_CASE("property: a spectrum moved within its noise floor gets a dim inside the band") {
     // Random spectra with planted near-equal gaps (products of two short
     // spectra, as in a Kronecker factor pair) and values near, on and under
@@ -886,16 +901,8 @@ TEST_CASE("property: auto under rounding-size moves near the dtype cut and min_g
         };
         const Cut c = cut_of(v);
         flagged += c.ambiguous ? 1 : 0;
-        for (int move = 0; move < 6; ++move) {
-            std::vector<double> w = v;
-            for (double& x : w) x *= 1 + hair();
-            std::sort(w.rbegin(), w.rend());
-            const Cut d = cut_of(w);
-            CAPTURE(trial);
-            CAPTURE(move);
-            CHECK(n - d.kept >= c.dim_low);
-            CHECK(n - d.kept <= c.dim_high);
-        }
+        CAPTURE(trial);
+        check_moved_in_band(c, n, v, 6, [&](double x) { return x * (1 + hair()); }, cut_of);
     }
     CHECK(flagged > 0);
 }
@@ -912,47 +919,43 @@ TEST_CASE("property: a value within the twins' reach of the floor, cut at the fl
     std::mt19937_64 rng(20261206);
     std::uniform_real_distribution<double> u(0, 1);
     for (const std::size_t n : {std::size_t(12), std::size_t(1000)}) {
-    CAPTURE(n);
-    const double reach = twin_reach(n, 1.0);
-    int widened = 0;
-    for (int trial = 0; trial < 2000; ++trial) {
-        auto cut_of = [&](const std::vector<double>& w, const CutOptions& opt) {
-            Magnitudes m;
-            m.n = n;
-            m.stored_eps = std::numeric_limits<double>::epsilon();
-            m.frobenius = 1;
-            m.known = w;
-            return choose_cut(m, opt);
-        };
-        const double floor = cut_of({1.0}, CutOptions{}).floor;
-        const double top = n > 100 ? 0.2 : 0.9;  // dtype cut n·ε·top under the floor
-        std::vector<double> v = {top, top * (0.2 + 0.2 * u(rng))};
-        for (int j = 0; j < 1 + trial % 3; ++j)
-            v.push_back(trial % 4 ? floor + (2 * u(rng) - 1) * reach : floor * std::pow(10.0, u(rng) - 0.5));
-        if (trial % 2) v.push_back(1e-17 * u(rng));  // flat noise far under the floor
-        std::sort(v.rbegin(), v.rend());
-        for (int rule = 0; rule < 3; ++rule) {
-            CutOptions opt;
-            opt.rule = rule == 0 ? CutRule::dtype : CutRule::automatic;
-            if (rule == 2) opt.atol = floor;
-            const Cut c = cut_of(v, opt);
-            REQUIRE(c.floor == floor);
-            REQUIRE(c.tol == floor);
-            widened += c.dim_low < n - c.kept ? 1 : 0;
-            for (int move = 0; move < 6; ++move) {
-                std::vector<double> w = v;
-                for (double& x : w) x = std::max(0.0, x + (2 * u(rng) - 1) * reach);
-                std::sort(w.rbegin(), w.rend());
-                const Cut d = cut_of(w, opt);
+        CAPTURE(n);
+        const double reach = twin_reach(n, 1.0);
+        int widened = 0;
+        for (int trial = 0; trial < 2000; ++trial) {
+            auto cut_with = [&](const CutOptions& opt) {
+                return [&, opt](const std::vector<double>& w) {
+                    Magnitudes m;
+                    m.n = n;
+                    m.stored_eps = std::numeric_limits<double>::epsilon();
+                    m.frobenius = 1;
+                    m.known = w;
+                    return choose_cut(m, opt);
+                };
+            };
+            const double floor = cut_with(CutOptions{})({1.0}).floor;
+            const double top = n > 100 ? 0.2 : 0.9;  // dtype cut n·ε·top under the floor
+            std::vector<double> v = {top, top * (0.2 + 0.2 * u(rng))};
+            for (int j = 0; j < 1 + trial % 3; ++j)
+                v.push_back(trial % 4 ? floor + (2 * u(rng) - 1) * reach : floor * std::pow(10.0, u(rng) - 0.5));
+            if (trial % 2) v.push_back(1e-17 * u(rng));  // flat noise far under the floor
+            std::sort(v.rbegin(), v.rend());
+            for (int rule = 0; rule < 3; ++rule) {
+                CutOptions opt;
+                opt.rule = rule == 0 ? CutRule::dtype : CutRule::automatic;
+                if (rule == 2) opt.atol = floor;
+                const auto cut_of = cut_with(opt);
+                const Cut c = cut_of(v);
+                REQUIRE(c.floor == floor);
+                REQUIRE(c.tol == floor);
+                widened += c.dim_low < n - c.kept ? 1 : 0;
                 CAPTURE(trial);
                 CAPTURE(rule);
-                CAPTURE(move);
-                CHECK(n - d.kept >= c.dim_low);
-                CHECK(n - d.kept <= c.dim_high);
+                check_moved_in_band(c, n, v, 6, [&](double x) { return std::max(0.0, x + (2 * u(rng) - 1) * reach); },
+                                    cut_of);
             }
         }
-    }
-    CHECK(widened > 0);
+        CHECK(widened > 0);
     }
 }
 
