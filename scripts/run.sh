@@ -17,7 +17,7 @@ packages=(
   g++ cmake make pkg-config clang libclang-rt-14-dev llvm-14
   libeigen3-dev libspectra-dev libhdf5-dev libopenblas-dev liblapack-dev
   libcli11-dev nlohmann-json3-dev doctest-dev libdeflate-dev
-  python3-numpy python3-scipy python3-h5py
+  python3-numpy python3-scipy python3-h5py python3-mpmath
   python3-torch python3-sklearn python3-matplotlib python3-pandas
   python3-dev python3-pybind11 pybind11-dev python3-pytest
   parallel hyperfine time locales

@@ -340,8 +340,8 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     // Each kept value is within this of the stored matrix's exact eigenvalue:
     // LAPACK's bound p(n)·ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
     // symmetric eigenproblem"; p(n) "a modestly growing function of n", here
-    // 2·√n with ‖H‖_F for ‖H‖₂: the same Hessian with its parameters
-    // relabelled gave values 4ε·‖H‖ apart at n = 5), which assumes no
+    // max(2·√n, 8) with ‖H‖_F for ‖H‖₂, solve_resolution(): dsyevd was off by
+    // up to 5.4·ε·‖H‖_F at n = 5 against mpmath), which assumes no
     // underflow; among subnormal numbers each operation rounds to an
     // absolute step η = 4.9e-324, float64's whatever the stored type, n·η/2
     // in all (without it a Hessian scaled to 1e-320 reported an error of 0,

@@ -511,19 +511,20 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
 }  // namespace
 
 double solve_resolution(std::size_t n, double frobenius) {
-    return 2 * std::sqrt(static_cast<double>(n)) * std::numeric_limits<double>::epsilon() * frobenius;
+    return std::max(2 * std::sqrt(static_cast<double>(n)), 8.0) * std::numeric_limits<double>::epsilon() * frobenius;
 }
 
 double twin_reach(std::size_t n, double frobenius) {
-    return std::min(2 * solve_resolution(n, frobenius), 16 * std::numeric_limits<double>::epsilon() * frobenius);
+    return std::min(4 * std::sqrt(static_cast<double>(n)), 16.0) * std::numeric_limits<double>::epsilon() * frobenius;
 }
 
 double noise_floor(const Magnitudes& m) {
     // Double-precision eigen-solvers resolve eigenvalues to about p(n)·ε·‖H‖
     // (LAPACK's bound, and the rounding of every partial solver's products
-    // and certificate, ~√n·ε·‖H‖_F); under four times that no solver's value
-    // is information either. For float32 storage the stored rounding dominates.
-    return std::max({m.stored_eps * m.frobenius, 4 * solve_resolution(m.n, m.frobenius), m.input_noise});
+    // and certificate, ~√n·ε·‖H‖_F); under 8·√n·ε·‖H‖_F no solver's value is
+    // information either. For float32 storage the stored rounding dominates.
+    const double solver = 8 * std::sqrt(static_cast<double>(m.n)) * std::numeric_limits<double>::epsilon() * m.frobenius;
+    return std::max({m.stored_eps * m.frobenius, solver, m.input_noise});
 }
 
 // The rule an explicit cut reports: atol when it is alone or the larger.

@@ -123,19 +123,22 @@ struct Cut {
 };
 
 // What each value of a float64 eigen-solve of an n×n matrix is within:
-// LAPACK's p(n)·ε·‖H‖₂, taken as 2·√n·ε(float64)·‖H‖_F.
+// LAPACK's p(n)·ε·‖H‖₂, taken as max(2·√n, 8)·ε(float64)·‖H‖_F (dsyevd
+// against mpmath at 40 digits, bench/twin_spread.py --exact: up to
+// 5.4·ε·‖H‖_F at n = 5, over 2·√5).
 double solve_resolution(std::size_t n, double frobenius);
 
 // How far apart two float64 solves of one n×n Hessian, its parameters
-// relabelled, put one eigenvalue: at most twice solve_resolution(), and in
-// measurements (bench/twin_spread.py: dsyevd through numpy, n = 2..1000,
-// 18,000 relabelled pairs of four spectrum families) at most 9.6·ε·‖H‖_F
-// whatever n: min(2·solve_resolution(), 16·ε·‖H‖_F), an estimate.
+// relabelled, put one eigenvalue, measured (bench/twin_spread.py: dsyevd
+// through numpy, n = 2..1000, 18,000 relabelled pairs of four spectrum
+// families) at most 9.6·ε·‖H‖_F whatever n: min(4·√n, 16)·ε·‖H‖_F, an
+// estimate (the bound, twice solve_resolution(), would reach past half the
+// floor at small n and make every flat value there possibly curved).
 double twin_reach(std::size_t n, double frobenius);
 
-// The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 4·solve_resolution()
-// = 8·√n·ε(float64)·‖H‖_F, input noise): the stored type's rounding, what a
-// double-precision solver resolves, and the input's own error.
+// The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 8·√n·ε(float64)·‖H‖_F,
+// input noise): the stored type's rounding, what a double-precision solver
+// resolves, and the input's own error.
 double noise_floor(const Magnitudes& m);
 
 // Chooses the cut. Throws UsageError on negative rtol/atol/min_gap.
