@@ -462,18 +462,20 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     // An explicit or dtype cut is where its rule puts it, not in a gap: a
     // value over the floor and within the floor of it (noise, or two dense
     // solves' rounding, moves it to either side) makes the kept count
-    // noise's choice. (Values under the floor are noise, flat in every
-    // count the band holds; a gap cut lies a gap from its values.)
-    const double reach = c.floor;
+    // noise's choice. So does one within the twins' reach under the floor,
+    // which a relabelled twin may put over it (both twins then carry the
+    // flag). (Values further under are noise, flat in every count the band
+    // holds; a gap cut lies a gap from its values.)
+    const double reach = c.floor, noise_edge = c.floor - reach_under;
     bool near = false;
     if (c.rule != "gap" && reach > 0) {
         bool surely = false, maybe = false;
         for (const std::size_t i : {c.kept - 1, c.kept}) {  // the smallest kept, the largest dropped
             if (i >= K.n) continue;  // c.kept - 1 wraps when nothing is kept
             const Pos p = K.at(i);
-            near = near || (K.mid(p) > c.floor && std::abs(K.mid(p) - c.tol) <= reach);
-            surely = surely || (K.lo(p) > c.floor && K.lo(p) >= tol.hi - reach && K.hi(p) <= tol.lo + reach);
-            maybe = maybe || (K.hi(p) > c.floor && K.hi(p) >= tol.lo - reach && K.lo(p) <= tol.hi + reach);
+            near = near || (K.mid(p) > noise_edge && std::abs(K.mid(p) - c.tol) <= reach);
+            surely = surely || (K.lo(p) > noise_edge && K.lo(p) >= tol.hi - reach && K.hi(p) <= tol.lo + reach);
+            maybe = maybe || (K.hi(p) > noise_edge && K.hi(p) >= tol.lo - reach && K.lo(p) <= tol.hi + reach);
         }
         c.ambiguous = c.ambiguous || near;
         decided = decided && (K.exact() || (near ? surely : !maybe));
@@ -485,7 +487,7 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     // keeps noise as curvature, and its band reaches up to the floor. With a
     // value near the cut, at least the floor either way, so that the band
     // holds the count with that value on either side.
-    const double lowest = c.floor - reach_under;
+    const double lowest = noise_edge;
     auto up = [&](double t) { return std::max(near ? t + reach : 0.0, std::max(t * band_factor, c.floor)); };
     auto down = [&](double t) {
         const double d = std::min(t, std::max(t / band_factor, lowest));

@@ -358,6 +358,9 @@ class RelabelledTwins(Base):
             for x, y in ((a, b), (b, a)):
                 self.assertLessEqual(x["dim_low"], y["dim"], (x, y))
                 self.assertGreaterEqual(x["dim_high"], y["dim"], (x, y))
+            # Either side of the floor, the value is near the cut: both flagged.
+            self.assertIn("ambiguous_rank", a["warnings"], a)
+            self.assertIn("ambiguous_rank", b["warnings"], b)
         a, b = flipped[0]
         p = run("compare", f + ":/" + a["dataset"].lstrip("/"), f + ":/" + b["dataset"].lstrip("/"), "--strict")
         self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
