@@ -416,7 +416,7 @@ bool top_decided(const Knowledge& K) {
 // With c.tol (known to lie in `tol`) chosen: what it keeps, the gap at it,
 // the band around it, and whether all of that is decided.
 // `known_zero`: H is exactly zero (no stated or measured error either);
-// `reach`: twin_reach(), how far under the floor the band looks.
+// `reach_under`: twin_reach(), how far under the floor the band looks.
 void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, bool known_zero, double reach_under,
             Cut& c) {
     const Count kept = count_above(K, c.tol, tol);
@@ -487,11 +487,10 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     // keeps noise as curvature, and its band reaches up to the floor. With a
     // value near the cut, at least the floor either way, so that the band
     // holds the count with that value on either side.
-    const double lowest = noise_edge;
     auto up = [&](double t) { return std::max(near ? t + reach : 0.0, std::max(t * band_factor, c.floor)); };
     auto down = [&](double t) {
-        const double d = std::min(t, std::max(t / band_factor, lowest));
-        return near ? std::min(d, std::max(t - reach, lowest)) : d;
+        const double d = std::min(t, std::max(t / band_factor, noise_edge));
+        return near ? std::min(d, std::max(t - reach, noise_edge)) : d;
     };
     const Count high = count_above(K, up(c.tol), {up(tol.lo), up(tol.hi)});
     const Count low = count_above(K, down(c.tol), {down(tol.lo), down(tol.hi)});
