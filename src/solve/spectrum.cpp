@@ -114,7 +114,11 @@ void detail::pair_ritz_values(Spectrum& s, double weyl, double rounding, double 
     if (!known || s.values.empty()) return;
     const double eta = smallest - formed - skew - rounding - rho;
     if (!(eta > 0)) return;
-    const double delta = 2 * rho * rho / (eta + std::sqrt(eta * eta + 4 * rho * rho));
+    // δ = 2ρ²/(η + √(η² + 4ρ²)) through t = ρ/η, so that no square under- or
+    // overflows at entries near 1e±300. At t ≥ 1, δ ≥ ρ/2: Weyl's stays.
+    const double t = rho / eta;
+    if (!(t < 1)) return;
+    const double delta = 2 * rho * t / (1 + std::sqrt(1 + 4 * t * t));
     if (delta <= rho / 8) {
         s.value_error = delta + formed + skew;
         s.rest_bound = rho + delta;

@@ -410,5 +410,53 @@ class DenseErrorBar(Base):
         self.assertGreater(worst, 0.05)  # the bar is not vacuous: errors reach a share of it
 
 
+class CholeskyErrorBar(Base):
+    def test_the_cholesky_error_bar_is_the_same_at_every_scale(self):
+        """Rank 5 of n = 100 with a zero-diagonal coupling c·(xyᵀ + yxᵀ) the
+        pivots never see (ρ ≈ √2·c, over the stated error's floor), its
+        smallest curved value 40ρ: the Ritz values carry the quadratic bound
+        ρ²/η. Scaled by 2^e out to e = ±600, the row must scale with it:
+        the same error bar (once δ = 2ρ²/(η + √(η² + 4ρ²)) squared ρ, which
+        underflowed at 2^-520 and overflowed at 2^530, and the bar fell
+        10⁴-fold), within which the dense row lies."""
+        n, k, alpha, c = 100, 5, 0.6, 1e-7
+        rng = np.random.default_rng(1)
+        wr = np.zeros((n, k))
+        wr[k:, :] = np.linalg.qr(rng.standard_normal((n - k, k)))[0]
+        w = alpha * np.eye(n, k) + math.sqrt(1 - alpha ** 2) * wr
+        idx = np.arange(n)
+        s1, s2 = (idx >= k) & (idx % 2 == 1), (idx >= k) & (idx % 2 == 0)
+        x = np.where(s1, w[:, k - 1], 0.0)
+        x /= np.linalg.norm(x)
+        y = np.where(s2, rng.standard_normal(n), 0.0)
+        q = np.linalg.qr(w * s2[:, None])[0]
+        y -= q @ (q.T @ y)
+        y /= np.linalg.norm(y)
+        rho = math.sqrt(2) * c
+        h = (w * np.r_[np.ones(k - 1), 40 * rho]) @ w.T + c * (np.outer(x, y) + np.outer(y, x))
+        h = (h + h.T) / 2
+        f = self.path("scales.h5")
+        exps = [0, -300, -520, -600, 500, 530, 532]
+        with h5py.File(f, "w") as h5:
+            for e in exps:
+                d = h5.create_dataset("s%+d" % e, data=np.ldexp(h, e))
+                d.attrs["hessian_error"] = math.ldexp(2 * rho, e)
+        rows = {}
+        for method in ("cholesky", "dense"):
+            p = run("volume", f, "-f", "jsonl", "--method", method, "--no-progress")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rows[method] = {r["dataset"]: r for r in rows_of(p)}
+        bar = rows["cholesky"]["/s+0"]["log_volume_error"]
+        for e in exps:
+            c_row, d_row = rows["cholesky"]["/s%+d" % e], rows["dense"]["/s%+d" % e]
+            self.assertEqual(c_row["method"], "cholesky", c_row)
+            self.assertEqual(c_row["rank"], k)
+            self.assertAlmostEqual(c_row["log_volume_error"] / bar, 1.0, delta=1e-6, msg=(e, c_row["log_volume_error"], bar))
+            self.assertLessEqual(abs(c_row["log_volume"] - d_row["log_volume"]),
+                                 c_row["log_volume_error"] + d_row["log_volume_error"], e)
+        # The quadratic bound was the one in use: far under Weyl's 2ρ over 40ρ.
+        self.assertLess(bar, 0.1 * 0.5 * 2 / 40)
+
+
 if __name__ == "__main__":
     clitest.main()
