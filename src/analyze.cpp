@@ -1,10 +1,10 @@
-#include "solve/detail.hpp"
 #include "threads.hpp"
 
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
 #include <basinvol/io/structure.hpp>
+#include <basinvol/solve/rounding.hpp>
 #include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
@@ -163,7 +163,7 @@ double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
 // (a rounding estimate, far above what is seen, and under the 8·√n of the
 // floor), added even to a certificate that rounded to 0.
 double partial_allowance(const Spectrum& s, const MatrixFacts& f) {
-    return s.partial && !s.complete ? detail::rounding_allowance(s.n, f.frobenius) : 0.0;
+    return s.partial && !s.complete ? rounding_allowance(s.n, f.frobenius) : 0.0;
 }
 
 // What the cut knows of a spectrum, its values aside.
@@ -197,7 +197,7 @@ std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, M
             << (s->rank_estimated ? " by its trace and ‖H‖_F" : "") << " (cheaper densely)";
     else if (cut->tol < s->rest_bound) why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
     else why << "the cut is not decided by the partial spectrum (rest bound " << s->rest_bound << ", tol " << cut->tol
-             << ")";
+             << ", band down to " << cut->band_tol_low << ")";
     return why.str();
 }
 

@@ -4,6 +4,7 @@
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/measure/cut.hpp>
+#include <basinvol/solve/rounding.hpp>
 #include <basinvol/rank/ranking.hpp>
 
 #include <doctest/doctest.h>
@@ -960,8 +961,8 @@ TEST_CASE("property: a value within the twins' reach of the floor, cut at the fl
 }
 
 TEST_CASE("flat values further than the twins' reach under the floor leave the band clean at a cut on the floor") {
-    // A float64 solve's flat values lie at 0.001–0.06 of the floor (n =
-    // 5..1000): they, and a value at 0.4 of the floor (n = 12: the reach is
+    // A float64 solve's flat values lie at 0.001–0.17 of the floor (n =
+    // 3..1000): they, and a value at 0.4 of the floor (n = 12: the reach is
     // half the floor), stay flat in every count of the band.
     const double floor = 1e-8;
     for (double noise : {0.0, 1e-16, 0.4 * floor}) {
@@ -978,5 +979,30 @@ TEST_CASE("flat values further than the twins' reach under the floor leave the b
         CHECK(c.kept == 3);
         CHECK(c.dim_low == 9);
         CHECK(c.dim_high == 9);
+    }
+}
+
+TEST_CASE("a value under the floor is near an explicit cut only within the twins' reach of it") {
+    // n = 12, ‖H‖_F = 1: the floor 8·√12·ε, the reach t = 4·√12·ε. A value at
+    // floor − t/2 lies a twin's move from a cut at the floor, not from one
+    // at 1.5·floor, where only values over the floor (within the floor of
+    // it) are near.
+    Magnitudes m;
+    m.n = 12;
+    m.stored_eps = std::numeric_limits<double>::epsilon();
+    m.frobenius = 1;
+    const double floor = noise_floor(m), t = twin_reach(12, 1.0);
+    for (const double at : {1.0, 1.5}) {
+        CutOptions opt;
+        opt.atol = at * floor;
+        const std::vector<double> under = {0.9, 0.3, floor - t / 2}, over = {0.9, 0.3, 1.2 * floor};
+        m.known = under;
+        const Cut u = choose_cut(m, opt);
+        m.known = over;
+        const Cut o = choose_cut(m, opt);
+        CAPTURE(at);
+        CHECK(u.kept == 2);
+        CHECK(u.ambiguous == (at == 1.0));
+        CHECK(o.ambiguous);
     }
 }

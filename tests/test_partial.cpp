@@ -317,7 +317,7 @@ TEST_CASE("sketch and Lanczos match dense on low-rank float64 Hessians, negative
     }
 }
 
-TEST_CASE("the sketch's values against dense, value by value: saddles, values at the cut, clusters, float32") {
+TEST_CASE("the sketch's values against dense, value by value: saddles, values at the cut, clusters, float32" * doctest::test_suite("large")) {
     // Each listed value within value_error of a dense eigenvalue, the rest
     // within rest_bound of zero, under one pairing (check_matching). Families
     // by seed % 4: geometric values 1..1e-4 with every fifth

@@ -1,5 +1,6 @@
 #include <basinvol/error.hpp>
 #include <basinvol/measure/cut.hpp>
+#include <basinvol/solve/rounding.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -467,15 +468,20 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
     // flag). (Values further under are noise, flat in every count the band
     // holds; a gap cut lies a gap from its values.)
     const double reach = c.floor, noise_edge = c.floor - reach_under;
+    // How far a value v moves: the floor over it, the twins' reach under it.
+    auto moves = [&](double v) { return v > c.floor ? reach : reach_under; };
     bool near = false;
     if (c.rule != "gap" && reach > 0) {
         bool surely = false, maybe = false;
         for (const std::size_t i : {c.kept - 1, c.kept}) {  // the smallest kept, the largest dropped
             if (i >= K.n) continue;  // c.kept - 1 wraps when nothing is kept
             const Pos p = K.at(i);
-            near = near || (K.mid(p) > noise_edge && std::abs(K.mid(p) - c.tol) <= reach);
-            surely = surely || (K.lo(p) > noise_edge && K.lo(p) >= tol.hi - reach && K.hi(p) <= tol.lo + reach);
-            maybe = maybe || (K.hi(p) > noise_edge && K.hi(p) >= tol.lo - reach && K.lo(p) <= tol.hi + reach);
+            const double v = K.mid(p), lo = K.lo(p), hi = K.hi(p);
+            near = near || (v > noise_edge && std::abs(v - c.tol) <= moves(v));
+            // Every consistent value near (each within the least reach of its
+            // range), or some one (the greatest).
+            surely = surely || (lo > noise_edge && lo >= tol.hi - moves(lo) && hi <= tol.lo + moves(lo));
+            maybe = maybe || (hi > noise_edge && hi >= tol.lo - moves(hi) && lo <= tol.hi + moves(hi));
         }
         c.ambiguous = c.ambiguous || near;
         decided = decided && (K.exact() || (near ? surely : !maybe));
@@ -510,14 +516,6 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
 }
 
 }  // namespace
-
-double solve_resolution(std::size_t n, double frobenius) {
-    return std::max(2 * std::sqrt(static_cast<double>(n)), 8.0) * std::numeric_limits<double>::epsilon() * frobenius;
-}
-
-double twin_reach(std::size_t n, double frobenius) {
-    return std::min(4 * std::sqrt(static_cast<double>(n)), 16.0) * std::numeric_limits<double>::epsilon() * frobenius;
-}
 
 double noise_floor(const Magnitudes& m) {
     // Double-precision eigen-solvers resolve eigenvalues to about p(n)·ε·‖H‖

@@ -58,7 +58,7 @@ bool rounding_fits(const HessianOperator& op, const Hessian& h) {
 // rounding (its single-precision correction), `basis` ‖QᵀQ − I‖ (NaN:
 // unknown); with `formed`, even n values are not exact.
 void pair_values(Spectrum& s, bool ritz, const Hessian& h, double formed = 0, double basis = 0) {
-    if (ritz) pair_ritz_values(s, 2, rounding_allowance(h.info.n, h.frobenius()), formed, basis);
+    if (ritz) pair_ritz_values(s, rounding_allowance(h.info.n, h.frobenius()), formed, basis);
     else s.value_error = s.rest_bound;
     s.complete = s.values.size() == s.n && formed == 0;
     if (s.complete) s.rest_bound = s.value_error = 0;
@@ -259,8 +259,7 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         // which lie over the pivot stop: LᵀL is positive definite). An
         // estimate, as the rounding allowance is: measured ‖QᵀQ − I‖ was
         // 1e-7 to 1e-4 of it for κ from 9e2 to 9e5.
-        double top = 0, bottom = INFINITY;
-        for (double v : s.values) top = std::max(top, std::abs(v)), bottom = std::min(bottom, std::abs(v));
+        const auto [bottom, top] = magnitude_range(s.values);
         basis = bottom > 2 * s.rest_bound ? 2 * r * eps64 * top / (bottom - 2 * s.rest_bound)
                                           : std::numeric_limits<double>::quiet_NaN();
     }

@@ -2,11 +2,13 @@
 // Helpers shared by the solvers in src/solve (not installed).
 #include <basinvol/hessian.hpp>
 #include <basinvol/solve/operator.hpp>
+#include <basinvol/solve/rounding.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
 #include <Eigen/Dense>
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <functional>
 #include <limits>
@@ -62,16 +64,18 @@ std::optional<Spectrum> sketch(const SketchTarget& t, std::size_t max_k, const P
 Eigen::MatrixXd householder_qr(Eigen::MatrixXd& A, Eigen::VectorXd& tau);
 void form_q(Eigen::MatrixXd& A, const Eigen::VectorXd& tau);
 
-// The rounding allowance every partial row carries, 4·√n·ε·‖H‖_F
-// (analyze.cpp's partial_allowance).
-double rounding_allowance(std::size_t n, double frobenius);
+// The smallest and largest |v| of `values` (∞ and 0 when empty).
+struct MagnitudeRange {
+    double smallest = INFINITY, largest = 0;
+};
+MagnitudeRange magnitude_range(const std::vector<double>& values);
 
-// Sets s.value_error and s.rest_bound for Rayleigh–Ritz values θ = s.values
-// of an orthonormal basis V, given ρ = s.rest_bound ≥ ‖H − G‖_F for a G
-// whose range is range(V) (LLᵀ in the Cholesky forms, VΘVᵀ in a Rayleigh–
-// Ritz of V). Two pairings of eig(H), each a proof; the tighter is kept.
-// - Weyl: each θ within weyl·ρ of its partner (1 for VΘVᵀ; 2 for LLᵀ, whose
-//   own values θ lies within ρ of), the unseen within ρ of zero.
+// Sets s.value_error and s.rest_bound for the Ritz values θ = s.values of
+// the Cholesky forms, eig(VᵀHV) for a basis V of range(L), given
+// ρ = s.rest_bound ≥ ‖H − LLᵀ‖_F. Two pairings of eig(H), each a proof;
+// the tighter is kept.
+// - Weyl: each θ within 2ρ of its partner (ρ of eig(LLᵀ), which lies
+//   within ρ of eig(H)), the unseen within ρ of zero.
 // - The block split: in the basis [V V⊥], H = [A Cᵀ; C B] with A = VᵀHV
 //   (diag(θ) up to `formed`, `basis` and rounding) and, as V⊥ᵀG = 0,
 //   C = V⊥ᵀ(H − G)V and B = V⊥ᵀ(H − G)V⊥, both of norm ≤ ρ. The sorted
@@ -86,8 +90,9 @@ double rounding_allowance(std::size_t n, double frobenius);
 // ‖VᵀV − I‖ where V is not orthonormal to rounding (the factored form's
 // Q = LR⁻¹), which moves eig(VᵀHV) by up to 3·basis·max|θ|. These and
 // `rounding` count against η, measured from the computed θ. A NaN `basis`
-// (unknown) leaves Weyl's bound.
-void pair_ritz_values(Spectrum& s, double weyl, double rounding, double formed = 0, double basis = 0);
+// (unknown) leaves the values without a bound (value_error ∞): the row is
+// finished densely.
+void pair_ritz_values(Spectrum& s, double rounding, double formed = 0, double basis = 0);
 
 // An empty spectrum of h, named for the method that will fill it.
 Spectrum named(const Hessian& h, const char* method);

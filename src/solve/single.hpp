@@ -6,8 +6,8 @@
 // and sits at the rounding of the stored type, so QᵀEQ moves each Ritz value
 // by at most ρ: it needs a few digits, not sixteen. Formed in single
 // precision (sgemm does twice the flops per cycle of dgemm), its error is
-// bounded below and added to the values' error, where it is a small share
-// of the 2ρ they carry already.
+// bounded below and added to the values' error (under Weyl's 2ρ a small
+// share; under the quadratic bound of pair_ritz_values often the most).
 //
 // Rounding E and Q to float (relative u = 2⁻²⁴ each) and summing k products
 // in float (γ_k, Higham, "Accuracy and Stability", §3.5):

@@ -100,18 +100,22 @@ void detail::finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0
     s.stats.seconds = since(t0);
 }
 
-double detail::rounding_allowance(std::size_t n, double frobenius) {
-    return 4 * eps64 * std::sqrt(static_cast<double>(n)) * frobenius;
+detail::MagnitudeRange detail::magnitude_range(const std::vector<double>& values) {
+    MagnitudeRange m;
+    for (double v : values) m.largest = std::max(m.largest, std::abs(v)), m.smallest = std::min(m.smallest, std::abs(v));
+    return m;
 }
 
-void detail::pair_ritz_values(Spectrum& s, double weyl, double rounding, double formed, double basis) {
+void detail::pair_ritz_values(Spectrum& s, double rounding, double formed, double basis) {
     const double rho = s.rest_bound;
-    double largest = 0, smallest = INFINITY;
-    for (double v : s.values) largest = std::max(largest, std::abs(v)), smallest = std::min(smallest, std::abs(v));
-    const bool known = !std::isnan(basis);
-    const double skew = known ? 3 * basis * largest : 0.0;
-    s.value_error = weyl * rho + formed + skew;
-    if (!known || s.values.empty()) return;
+    if (std::isnan(basis)) {  // no bound on how far the values moved: the row goes to dense
+        s.value_error = INFINITY;
+        return;
+    }
+    const auto [smallest, largest] = magnitude_range(s.values);
+    const double skew = 3 * basis * largest;
+    s.value_error = 2 * rho + formed + skew;
+    if (s.values.empty()) return;
     const double eta = smallest - formed - skew - rounding - rho;
     if (!(eta > 0)) return;
     // δ = 2ρ²/(η + √(η² + 4ρ²)) through t = ρ/η, so that no square under- or

@@ -378,8 +378,9 @@ class DenseErrorBar(Base):
     def test_the_dense_error_bar_holds_against_40_digit_eigenvalues_at_small_n(self):
         """log_volume_error against the stored matrix's eigenvalues computed by
         mpmath at 40 digits, n = 3..8, a kept value at 1e-13 whose share of
-        the error bar is LAPACK's error over it (dsyevd was off by up to
-        5.4·ε·‖H‖_F at n = 5: bench/twin_spread.py --exact)."""
+        the error bar is LAPACK's error over it. A soundness check: the
+        former bar, 2·√n·ε·‖H‖_F, was passed by 1 in about 1500 such
+        matrices (bench/twin_spread.py --exact), too rare to pin here."""
         import mpmath
 
         mpmath.mp.dps = 40
@@ -415,10 +416,10 @@ class CholeskyErrorBar(Base):
         """Rank 5 of n = 100 with a zero-diagonal coupling c·(xyᵀ + yxᵀ) the
         pivots never see (ρ ≈ √2·c, over the stated error's floor), its
         smallest curved value 40ρ: the Ritz values carry the quadratic bound
-        ρ²/η. Scaled by 2^e out to e = ±600, the row must scale with it:
+        ρ²/η. Scaled by 2^e, the row must scale with it:
         the same error bar (once δ = 2ρ²/(η + √(η² + 4ρ²)) squared ρ, which
         underflowed at 2^-520 and overflowed at 2^530, and the bar fell
-        10⁴-fold), within which the dense row lies."""
+        10⁴-fold), within which the dense row lies. (2^-600 to 2^532.)"""
         n, k, alpha, c = 100, 5, 0.6, 1e-7
         rng = np.random.default_rng(1)
         wr = np.zeros((n, k))

@@ -213,7 +213,7 @@ class SameRowsAsSerial(unittest.TestCase):
             # as the serial tool's row does (the same sketch: the same growth
             # and products). Its certificate here is at rounding level, summed
             # over other tiles: equal to a factor of two, not to the digit.
-            note = r"^sketch: the cut is not decided by the partial spectrum \(rest bound (\S+), tol (\S+)\)$"
+            note = r"^sketch: the cut is not decided by the partial spectrum \(rest bound (\S+), tol (\S+), band down to (\S+)\)$"
             for g, r in zip(got[:2], sketched[:2]):
                 with self.subTest(ranks=p, source=r["dataset"]):
                     mine, theirs = (re.match(note, x["solver"]["note"]) for x in (g, r))

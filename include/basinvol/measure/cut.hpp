@@ -90,7 +90,8 @@ struct Magnitudes {
 // The tolerance band reported with every cut: the dims at max(tol·10, floor)
 // and at min(tol, max(tol/10, floor − reach)), widened to tol ± floor (the
 // lower edge never under floor − reach) when a value over the floor lies
-// within the floor of an explicit or dtype cut, and to the dims of tied
+// within the floor of an explicit or dtype cut (or one under it within the
+// reach), and to the dims of tied
 // gaps; reach is twin_reach(), how far apart two solves of the same Hessian
 // relabelled put a value (one that close under the floor may be over it in
 // the other, and a cut at the floor keep it). Where
@@ -121,20 +122,6 @@ struct Cut {
     // negative, whatever sign a solver happened to compute or list.
     bool all_noise = false;
 };
-
-// What each value of a float64 eigen-solve of an n×n matrix is within:
-// LAPACK's p(n)·ε·‖H‖₂, taken as max(2·√n, 8)·ε(float64)·‖H‖_F (dsyevd
-// against mpmath at 40 digits, bench/twin_spread.py --exact: up to
-// 5.4·ε·‖H‖_F at n = 5, over 2·√5).
-double solve_resolution(std::size_t n, double frobenius);
-
-// How far apart two float64 solves of one n×n Hessian, its parameters
-// relabelled, put one eigenvalue, measured (bench/twin_spread.py: dsyevd
-// through numpy, n = 2..1000, 18,000 relabelled pairs of four spectrum
-// families) at most 9.6·ε·‖H‖_F whatever n: min(4·√n, 16)·ε·‖H‖_F, an
-// estimate (the bound, twice solve_resolution(), would reach past half the
-// floor at small n and make every flat value there possibly curved).
-double twin_reach(std::size_t n, double frobenius);
 
 // The noise floor of a spectrum: max(ε(stored)·‖H‖_F, 8·√n·ε(float64)·‖H‖_F,
 // input noise): the stored type's rounding, what a double-precision solver
