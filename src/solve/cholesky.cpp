@@ -55,8 +55,8 @@ bool rounding_fits(const HessianOperator& op, const Hessian& h) {
 // each is within 2ρ of its partner, or within the quadratic bound of
 // pair_ritz_values (the batch workload's rows: 1e-9 against ρ = 1e-5).
 // `formed` bounds the error of how the Ritz matrix was formed beyond
-// rounding (its single-precision correction), `basis` ‖QᵀQ − I‖ (NaN:
-// unknown); with `formed`, even n values are not exact.
+// rounding (its single-precision correction), `basis` ‖QᵀQ − I‖; with
+// `formed`, even n values are not exact.
 void pair_values(Spectrum& s, bool ritz, const Hessian& h, double formed = 0, double basis = 0) {
     if (ritz) pair_ritz_values(s, rounding_allowance(h.info.n, h.frobenius()), formed, basis);
     else s.value_error = s.rest_bound;
@@ -198,6 +198,8 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
     if (info < 0) throw NumericError("LAPACK dpstrf: argument " + std::to_string(-info) + " is invalid");
     work = {};
     s.stats.passes = 1;
+    double least_pivot = INFINITY;  // the smallest d_k = L(k, k)² of the r pivots
+    for (int k = 0; k < r; ++k) least_pivot = std::min(least_pivot, at(k, k) * at(k, k));
     if (static_cast<std::size_t>(r) > budget) return too_large(s, budget, op, t0);
 
     const int rest = n - r;
@@ -234,7 +236,7 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
     s.rest_bound = norm_s * (1 + gamma(n)) + unrecomputed;
 
     double formed = 0;  // the single-precision correction's error
-    double basis = 0;  // ‖QᵀQ − I‖ for Q = LR⁻¹ (NaN: unknown)
+    double basis = 0;  // ‖QᵀQ − I‖ for Q = LR⁻¹
     // Rayleigh–Ritz on range(L) with L = QR: QᵀHQ = RRᵀ + Q₂ᵀSQ₂, R from the
     // Cholesky factor of M = LᵀL = RᵀR, Q₂ = L₂R⁻¹ written over L₂.
     if (r > 0) {
@@ -255,13 +257,15 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         s.values = symmetric_eigenvalues(V, r, n, 'U');
         // RᵀR = LᵀL + ΔM with ‖ΔM‖ ≈ γ·‖LᵀL‖ (dpotrf's backward error, γ
         // taken as r·ε, the trsm's as much again): ‖QᵀQ − I‖ = ‖R⁻ᵀΔMR⁻¹‖ ≲
-        // 2·r·ε·κ(LᵀL), κ read from the Ritz values (within ρ of LᵀL's own,
-        // which lie over the pivot stop: LᵀL is positive definite). An
-        // estimate, as the rounding allowance is: measured ‖QᵀQ − I‖ was
-        // 1e-7 to 1e-4 of it for κ from 9e2 to 9e5.
+        // 2·r·ε·κ(LᵀL). LᵀL's eigenvalues are within ρ of the Ritz values, so
+        // its smallest is at least the smallest Ritz value less 2ρ; when no
+        // Ritz value stands that clear (a pivot at the rounding of the stored
+        // type), the smallest squared pivot stands in for it. An estimate, as
+        // the rounding allowance is: measured ‖QᵀQ − I‖ was 1e-7 to 1e-4 of
+        // it for κ from 9e2 to 9e5.
         const auto [bottom, top] = magnitude_range(s.values);
-        basis = bottom > 2 * s.rest_bound ? 2 * r * eps64 * top / (bottom - 2 * s.rest_bound)
-                                          : std::numeric_limits<double>::quiet_NaN();
+        const double least = bottom > 2 * s.rest_bound ? bottom - 2 * s.rest_bound : least_pivot;
+        basis = least > 0 ? 2 * r * eps64 * top / least : INFINITY;
     }
     pair_values(s, true, h, formed + unrecomputed, basis);
     finish(s, op, t0);

@@ -88,10 +88,9 @@ MagnitudeRange magnitude_range(const std::vector<double>& values);
 // `formed` bounds how far the Ritz matrix lies from VᵀHV beyond rounding
 // (the Cholesky forms' single-precision correction); `basis` bounds
 // ‖VᵀV − I‖ where V is not orthonormal to rounding (the factored form's
-// Q = LR⁻¹), which moves eig(VᵀHV) by up to 3·basis·max|θ|. These and
-// `rounding` count against η, measured from the computed θ. A NaN `basis`
-// (unknown) leaves the values without a bound (value_error ∞): the row is
-// finished densely.
+// Q = LR⁻¹), which moves eig(VᵀHV) by up to 3·basis·max|θ|: counted with
+// the quadratic bound (Weyl's 2ρ dwarfs it). These and `rounding` count
+// against η, measured from the computed θ.
 void pair_ritz_values(Spectrum& s, double rounding, double formed = 0, double basis = 0);
 
 // An empty spectrum of h, named for the method that will fill it.
