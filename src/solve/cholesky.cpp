@@ -198,8 +198,6 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
     if (info < 0) throw NumericError("LAPACK dpstrf: argument " + std::to_string(-info) + " is invalid");
     work = {};
     s.stats.passes = 1;
-    double least_pivot = INFINITY;  // the smallest d_k = L(k, k)² of the r pivots
-    for (int k = 0; k < r; ++k) least_pivot = std::min(least_pivot, at(k, k) * at(k, k));
     if (static_cast<std::size_t>(r) > budget) return too_large(s, budget, op, t0);
 
     const int rest = n - r;
@@ -258,14 +256,13 @@ std::optional<Spectrum> factored_cholesky(const Hessian& h, std::size_t budget, 
         // RᵀR = LᵀL + ΔM with ‖ΔM‖ ≈ γ·‖LᵀL‖ (dpotrf's backward error, γ
         // taken as r·ε, the trsm's as much again): ‖QᵀQ − I‖ = ‖R⁻ᵀΔMR⁻¹‖ ≲
         // 2·r·ε·κ(LᵀL). LᵀL's eigenvalues are within ρ of the Ritz values, so
-        // its smallest is at least the smallest Ritz value less 2ρ; when no
+        // its smallest is at least the smallest Ritz value less 2ρ. When no
         // Ritz value stands that clear (a pivot at the rounding of the stored
-        // type), the smallest squared pivot stands in for it. An estimate, as
-        // the rounding allowance is: measured ‖QᵀQ − I‖ was 1e-7 to 1e-4 of
-        // it for κ from 9e2 to 9e5.
+        // type), η ≤ ρ and only Weyl's 2ρ applies, which leaves the term out.
+        // An estimate, as the rounding allowance is: measured ‖QᵀQ − I‖ was
+        // 1e-7 to 1e-4 of it for κ from 9e2 to 9e5.
         const auto [bottom, top] = magnitude_range(s.values);
-        const double least = bottom > 2 * s.rest_bound ? bottom - 2 * s.rest_bound : least_pivot;
-        basis = least > 0 ? 2 * r * eps64 * top / least : INFINITY;
+        basis = bottom > 2 * s.rest_bound ? 2 * r * eps64 * top / (bottom - 2 * s.rest_bound) : INFINITY;
     }
     pair_values(s, true, h, formed + unrecomputed, basis);
     finish(s, op, t0);
