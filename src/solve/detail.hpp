@@ -93,6 +93,21 @@ MagnitudeRange magnitude_range(const std::vector<double>& values);
 // against η, measured from the computed θ.
 void pair_ritz_values(Spectrum& s, double rounding, double formed = 0, double basis = 0);
 
+// The sketch's and Lanczos' second pairing (Spectrum::narrower), for Ritz
+// values θ = s.values of an orthonormal V (to `basis`, ‖VᵀV − I‖) with
+// ρ = s.rest_bound ≥ ‖R‖_F, R = H − VΘVᵀ. Their lists hold noise-level
+// values (the sketch's oversampling, Lanczos past the rank), so the block
+// split of pair_ritz_values has η ≤ 0 over the whole list; over its j
+// largest |θ| it does not. In the basis [V₁ W], V₁ those j Ritz vectors and
+// W an orthonormal basis of the rest, H = [Θ₁ Eᵀ; E H₂₂] (V₁ᵀRV₁ = 0 up to
+// rounding), E = WᵀRV₁ of norm ≤ ρ, and H₂₂ = Wᵀ(V₂Θ₂V₂ᵀ + R)W of norm at
+// most m₂ + ρ, m₂ the largest |θ| left out. Li–Li, η the distance from Θ₁ to
+// [−m₂ − ρ, m₂ + ρ]: each of the j values within δ of its eigenvalue, the
+// others within m₂ + ρ + δ of zero, each widened by the basis' skew as in
+// pair_ritz_values. The largest j whose value error is at most ρ/8 is chosen
+// (the most values, the smallest rest bound); none may qualify.
+std::optional<Pairing> split_pairing(const Spectrum& s, double rounding, double basis);
+
 // An empty spectrum of h, named for the method that will fill it.
 Spectrum named(const Hessian& h, const char* method);
 

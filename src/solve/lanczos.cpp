@@ -5,6 +5,7 @@
 
 #include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
+#include <basinvol/solve/rounding.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
 #include <Spectra/SymEigsSolver.h>
@@ -30,7 +31,7 @@ std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions&
     }
     if (max_k < 1) return std::nullopt;
     std::size_t nev = std::clamp<std::size_t>(detail::rank_guess(op, h.frobenius()) + o.oversample, 1, max_k);
-    double previous = INFINITY;
+    double previous = INFINITY, drift = 0;
     for (;;) {
         const auto ncv = std::min<Eigen::Index>(n, std::max<Eigen::Index>(2 * Eigen::Index(nev) + 1, Eigen::Index(nev) + 20));
         Spectra::SymEigsSolver<HessianOperator> eigs(op, static_cast<Eigen::Index>(nev), ncv);
@@ -44,7 +45,7 @@ std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions&
         // space that closes early (the all-ones matrix: one curved direction)
         // can leave Spectra with neither; its numbers then mean nothing, and
         // the next method takes over.
-        const double drift = (V.transpose() * V - Eigen::MatrixXd::Identity(V.cols(), V.cols())).norm();
+        drift = (V.transpose() * V - Eigen::MatrixXd::Identity(V.cols(), V.cols())).norm();
         const double amax_seen = theta.size() ? theta.cwiseAbs().maxCoeff() : 0.0;
         if (!(drift <= 1e-10 * std::sqrt(double(V.cols()) + 1)) || !(amax_seen <= h.frobenius() * (1 + 1e-10))) {
             std::ostringstream why;
@@ -62,7 +63,8 @@ std::optional<Spectrum> lanczos_spectrum(const Hessian& h, const PartialOptions&
         ++s.stats.restarts;
         nev = std::min(2 * nev, max_k);
     }
-    s.value_error = s.rest_bound;  // Weyl, as for the sketch
+    s.value_error = s.rest_bound;  // Weyl, as for the sketch; the quadratic bound past the rank's noise-level values:
+    s.narrower = detail::split_pairing(s, rounding_allowance(h.info.n, h.frobenius()), drift);
     detail::finish(s, op, t0);
     return s;
 }

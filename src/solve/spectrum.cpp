@@ -5,11 +5,13 @@
 
 #include <basinvol/error.hpp>
 #include <basinvol/solve/operator.hpp>
+#include <basinvol/solve/rounding.hpp>
 #include <basinvol/solve/spectrum.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <random>
 
@@ -128,6 +130,32 @@ void detail::pair_ritz_values(Spectrum& s, double rounding, double formed, doubl
     }
 }
 
+std::optional<Pairing> detail::split_pairing(const Spectrum& s, double rounding, double basis) {
+    const double rho = s.rest_bound;
+    if (s.complete || s.values.empty() || !(rho > 0) || !std::isfinite(rho)) return std::nullopt;
+    std::vector<double> a(s.values.size());
+    std::transform(s.values.begin(), s.values.end(), a.begin(), [](double v) { return std::abs(v); });
+    std::sort(a.begin(), a.end(), std::greater<double>());
+    const double skew = 3 * basis * a.front();
+    if (!std::isfinite(skew)) return std::nullopt;
+    for (std::size_t j = a.size(); j >= 1; --j) {
+        const double m2 = j < a.size() ? a[j] : 0.0;
+        const double eta = a[j - 1] - m2 - rho - rounding - skew;
+        if (!(eta > 0)) continue;
+        const double t = rho / eta;  // as in pair_ritz_values: no square under- or overflows
+        if (!(t < 1)) continue;
+        const double delta = 2 * rho * t / (1 + std::sqrt(1 + 4 * t * t));
+        if (!(delta + skew <= rho / 8)) continue;  // else Weyl's ρ is as good
+        Pairing p;
+        for (double v : s.values)
+            if (std::abs(v) > m2) p.values.push_back(v);  // a[j − 1] > m2 + ρ: exactly the j largest
+        p.value_error = delta + skew;
+        p.rest_bound = m2 + rho + delta + skew;
+        return p;
+    }
+    return std::nullopt;
+}
+
 Spectrum detail::named(const Hessian& h, const char* method) {
     Spectrum s;
     s.n = h.info.n;
@@ -207,12 +235,19 @@ std::optional<Spectrum> detail::sketch(const SketchTarget& t, std::size_t max_k,
     const Eigen::VectorXd theta = es.eigenvalues();
     s.rest_bound = t.residual(W, theta);
     s.values.assign(theta.data(), theta.data() + theta.size());
-    // Weyl on H = VΘVᵀ + R: eig(H) pairs with Θ ∪ {0} within ‖R‖₂ ≤ ‖R‖_F.
-    // (The quadratic bound of pair_ritz_values needs every listed value clear
-    // of ρ; the sketch lists its oversampling's noise-level Ritz values too.)
+    // Weyl on H = VΘVᵀ + R: eig(H) pairs with Θ ∪ {0} within ‖R‖₂ ≤ ‖R‖_F;
+    // the quadratic bound over the values clear of the oversampling's
+    // noise-level ones is the second pairing.
     s.value_error = s.rest_bound;
     s.complete = s.values.size() == s.n;
     if (s.complete) s.rest_bound = s.value_error = 0;
+    else {
+        // V = QU is orthonormal to rounding; measured all the same (k²n).
+        Eigen::MatrixXd G(ki, ki);
+        blas::gemm('T', 'N', ki, ki, ni, 1.0, W.data(), ni, W.data(), ni, 0.0, G.data(), ki);
+        const double basis = (G - Eigen::MatrixXd::Identity(ki, ki)).norm();
+        s.narrower = split_pairing(s, rounding_allowance(t.n, t.frobenius), basis);
+    }
     return s;
 }
 

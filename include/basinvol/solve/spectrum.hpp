@@ -19,6 +19,15 @@ enum class Method { automatic, dense, cholesky, sketch, lanczos };
 // "auto", "dense", "cholesky", "sketch", "lanczos".
 const char* method_name(Method m);
 
+// A pairing of eig(H) with listed values: each listed value within
+// value_error of its own eigenvalue, every other eigenvalue within
+// rest_bound of zero.
+struct Pairing {
+    std::vector<double> values;  // ascending
+    double value_error = 0;
+    double rest_bound = 0;
+};
+
 // The eigenvalues a solver found, and what is proven about the others.
 struct Spectrum {
     std::size_t n = 0;
@@ -32,6 +41,11 @@ struct Spectrum {
     // Cholesky Ritz values' quadratic block bound); the unseen ones are
     // those within rest_bound of zero. 0 when complete.
     double value_error = 0;
+    // A second pairing that holds beside the first (sketch, Lanczos): the
+    // values clear of the noise-level Ritz values the list also holds, with
+    // the quadratic bound, and a rest bound that takes in the values it
+    // leaves out (detail::split_pairing). Tried first where it decides the cut.
+    std::optional<Pairing> narrower;
     bool partial = false;        // from a partial solver (its bounds get a rounding allowance)
     std::string method;          // what ran: "dense", "lanczos", ...
     std::string note;            // why a fallback happened, if one did
