@@ -127,6 +127,9 @@ struct MatrixFacts {
     // ‖(H + Hᵀ)/2‖_F when the values leave part of it out (a structure's
     // skew Kronecker factors), else 0: frobenius is that norm.
     double symmetric = 0;
+    // A structure's StructuredSpectrum::stored_underflow; NaN for a dense
+    // matrix, whose entries are stored as they are: n·step/2.
+    double stored_underflow = NAN;
 };
 
 MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymmetry_norm(), 0.0}; }
@@ -140,6 +143,9 @@ MatrixFacts facts_of(const Hessian& h) { return {h.info, h.frobenius(), h.asymme
 // zero matrix, which is flat under any cut.
 double subnormal_noise(const MatrixFacts& f) {
     if (!(f.frobenius > 0)) return 0;
+    // A structure's values are formed in double, whose own step counts too.
+    if (!std::isnan(f.stored_underflow))
+        return std::max(f.stored_underflow, static_cast<double>(f.info.n) * subnormal_step(eps64) / 2);
     return static_cast<double>(f.info.n) * subnormal_step(f.info.stored_eps) / 2;
 }
 
@@ -467,7 +473,7 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     // A structure's eigenvalues are computed directly, as dense ones are; the
     // error of how they were computed (a Gram matrix's rounding) is noise
     // under which no eigenvalue counts.
-    const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error, ss.symmetric_frobenius};
+    const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error, ss.symmetric_frobenius, ss.stored_underflow};
     Magnitudes known = bounds(ss.spectrum, f, opt);
     known.sorted = ss.values().magnitudes();
     const Cut cut = choose_cut(known, opt.cut);

@@ -47,6 +47,7 @@ struct Accumulator {
     std::string most_skew_part;
     double skew_products = 0;  // ‖Σ s·A_k ⊗ B_k‖_F over Kronecker parts (orthogonal: by hypot)
     double value_error = 0;
+    double stored_underflow = 0;  // StructuredSpectrum::stored_underflow, the largest part's (block diagonal)
     // A factor or Kronecker part whose exact values are not all zero: its
     // products may underflow where its factors do not.
     bool nonzero_products = false;
@@ -130,16 +131,32 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     // s·GᵀG = s·2^(2·shift)·(the Gram of 2^-shift·G)
     for (double& x : out.values) x = scaled(x, p.scale, 2 * built.shift);
     acc.value_error = std::max(acc.value_error, scaled(bound, std::abs(p.scale), 2 * built.shift));
+    // Each stored g within half the type's subnormal step: ‖ΔG‖_F ≤ √(mn)·step/2,
+    // and ‖s·((G + ΔG)ᵀ(G + ΔG) − GᵀG)‖₂ ≤ |s|·(2‖G‖_F‖ΔG‖_F + ‖ΔG‖²_F),
+    // ‖G‖_F² = trace K (of 2^-shift·G, so ΔG is shifted alike).
+    const double dg = std::ldexp(std::sqrt(double(m) * double(n)) * subnormal_step(info.stored_eps) / 2, -built.shift);
+    double trace = 0;
+    for (int i = 0; i < k; ++i) trace += K(i, i);
+    acc.stored_underflow = std::max(acc.stored_underflow,
+                                    scaled(2 * std::sqrt(trace) * dg + dg * dg, std::abs(p.scale), 2 * built.shift));
+}
+
+// A dense or diagonal part's stored entries are its dense twin's: n·step/2
+// over the whole, as for that twin.
+double twin_underflow(const HessianInfo& info) {
+    return static_cast<double>(info.n) * subnormal_step(info.stored_eps) / 2;
 }
 
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
                  Accumulator& acc) {
     switch (p.kind) {
         case PartKind::dense:  // read and solved after the walk (solve_squares)
+            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info));
             acc.parts.emplace_back();
             acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, nullptr});
             return;
         case PartKind::diagonal: {
+            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info));
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
             acc.parts.emplace_back().values.assign(d.data(), d.data() + d.size());
             return;
@@ -215,8 +232,9 @@ double scaled(double s, double x1, double y1, double x2, double y2) {
     return std::hypot(product(x1, y1), product(x2, y2));
 }
 
-// Each square part's input noise and value error, in the walk's order.
-void fold_squares(Accumulator& acc) {
+// Each square part's input noise and value error, in the walk's order;
+// `step` the stored type's subnormal spacing.
+void fold_squares(Accumulator& acc, double step) {
     for (std::size_t i = 0; i < acc.squares.size(); ++i) {
         const Square& q = acc.squares[i];
         if (q.failed) std::rethrow_exception(q.failed);
@@ -247,6 +265,11 @@ void fold_squares(Accumulator& acc) {
         const double skew_product = scaled(s, q.skew / 2, B.skew / 2, 0, 0);  // s·‖A_k‖_F·‖B_k‖_F
         acc.skew_products = std::hypot(acc.skew_products, skew_product);
         acc.value_error = std::max(acc.value_error, 4 * eps64 * size + skew_product);
+        // A and B each within half a subnormal step of their stored values:
+        // ‖ΔA‖_F ≤ a·step/2, and s·(A ⊗ ΔB + ΔA ⊗ B + ΔA ⊗ ΔB).
+        const double da = static_cast<double>(q.n) * step / 2, db = static_cast<double>(B.n) * step / 2;
+        acc.stored_underflow = std::max(acc.stored_underflow, scaled(s, fa, db, 0, 0) + scaled(s, da, fb, 0, 0) +
+                                                                  scaled(s, da, db, 0, 0));
         acc.nonzero_products = acc.nonzero_products || (fa > 0 && fb > 0 && s > 0);
         balance_kron(part);
     }
@@ -609,7 +632,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         walk_failed = std::current_exception();
     }
     out.side_by_side = solve_squares(info, root, opt, side_by_side, acc);
-    fold_squares(acc);
+    fold_squares(acc, subnormal_step(info.stored_eps));
     if (walk_failed) std::rethrow_exception(walk_failed);
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);
@@ -622,6 +645,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     out.asymmetry = acc.asymmetry;
     out.symmetric_frobenius = std::hypot(out.frobenius, acc.skew_products);
     out.value_error = acc.value_error;
+    out.stored_underflow = acc.stored_underflow;
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
         reject_norm_overflow(info.source());

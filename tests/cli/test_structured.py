@@ -691,6 +691,56 @@ class Structured(unittest.TestCase):
                 self.assertLessEqual(abs(row["log_volume"] - closed), row["log_volume_error"] + 1e-12 * abs(closed))
                 self.assertLess(row["log_volume_error"], 4 * twin["log_volume_error"] + 1e-12)
 
+    def test_a_small_scale_on_float32_or_float16_parts_keeps_their_answer(self):
+        # s·GᵀG and s·(A ⊗ B) are formed in double from the stored parts, so
+        # what storage rounded is G's (A's, B's) values, not H's: s = 1e-50
+        # on float32 or float16 parts must give the answer of s = 1 (numpy's
+        # rank from the stored values), log-volumes shifted by −(r/2)·log s.
+        # The floor was float32's subnormal step in H's units, n·2⁻¹⁴⁹/2:
+        # over every value of 1e-50·GᵀG, which read entirely flat.
+        f = self.path("small_scales.h5")
+        rng = np.random.default_rng(17)
+        G = rng.standard_normal((5, 20))
+        A = rng.standard_normal((4, 4))
+        B = rng.standard_normal((3, 3))
+        A, B = A @ A.T + 0.1 * np.eye(4), B @ B.T + 0.1 * np.eye(3)
+        scales = (1.0, 1e-50, 1e-300, 1e200)
+        with h5py.File(f, "w") as h5:
+            for dt in ("f2", "f4"):
+                for s in scales:
+                    g = h5.create_group("factor_%s_%g" % (dt, s))
+                    g.attrs["structure"] = "factor"
+                    g.attrs["scale"] = s
+                    g["G"] = G.astype(dt)
+                    g = h5.create_group("kron_%s_%g" % (dt, s))
+                    g.attrs["structure"] = "kron"
+                    g.attrs["scale"] = s
+                    g["A"] = A.astype(dt)
+                    g["B"] = B.astype(dt)
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for dt in ("f2", "f4"):
+            for kind in ("factor", "kron"):
+                base = rows["/%s_%s_1" % (kind, dt)]
+                if kind == "factor":
+                    lam = np.linalg.svd(G.astype(dt).astype(float), compute_uv=False) ** 2
+                else:
+                    lam = np.outer(np.linalg.eigvalsh(A.astype(dt).astype(float)),
+                                   np.linalg.eigvalsh(B.astype(dt).astype(float))).ravel()
+                self.assertEqual(base["rank"], int((np.abs(lam) > base["tol"]).sum()))
+                if dt == "f4":
+                    self.assertEqual(base["rank"], len(lam), base)
+                for s in scales[1:]:
+                    with self.subTest(kind=kind, dtype=dt, scale=s):
+                        row = rows["/%s_%s_%g" % (kind, dt, s)]
+                        self.assertEqual(row["status"], "ok", row["error"])
+                        for key in ("rank", "dim", "dim_low", "dim_high", "negative", "warnings"):
+                            self.assertEqual(row[key], base[key], (key, row, base))
+                        shift = -(base["rank"] / 2) * math.log(s)
+                        self.assertLessEqual(abs(row["log_volume"] - base["log_volume"] - shift),
+                                             row["log_volume_error"] + base["log_volume_error"] + 1e-12 * abs(shift))
+
     def test_products_that_underflow_float64_whole_are_an_error_row_not_a_zero_hessian(self):
         # Factors of 1e-200 (A, B; or 1e-160 scaled by 1e-10) or 1e-163 (G):
         # every product is under 4.9e-324, so the values read 0 though

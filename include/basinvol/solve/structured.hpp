@@ -74,6 +74,12 @@ struct StructuredSpectrum {
     // s·A_k ⊗ B_k of skew factor parts, symmetric yet not in the values.
     double symmetric_frobenius = 0;
     double value_error = 0;          // each eigenvalue's computed error bound (Gram rounding, LAPACK)
+    // How far H can lie from what its parts' stored values stood for where
+    // they are subnormal in their type, in H's own units (‖ΔH‖₂): n·step/2
+    // for dense and diagonal parts, as for their dense twin; through G's or
+    // A's and B's rounding for a factor or a Kronecker part, whose scale and
+    // products are formed in double. The floor's subnormal term.
+    double stored_underflow = 0;
     bool side_by_side = false;       // square parts were solved two at a time
 };
 
