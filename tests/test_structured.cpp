@@ -106,6 +106,19 @@ TEST_CASE("structured parts: values and sorted magnitudes equal the listed produ
         const auto got = values.magnitudes();
         REQUIRE(got->size() == want.size());
         for (std::size_t i = 0; i < want.size(); ++i) CHECK(got->at(i) == want[i]);
+        // Runs of positions at once, ties across their ends included (the
+        // parts repeat values): whole, empty, one, the last, random.
+        const std::size_t size = want.size();
+        std::vector<std::pair<std::size_t, std::size_t>> runs{{0, size}, {size / 2, size / 2}, {size - 1, size}};
+        for (int r = 0; r < 6; ++r) {
+            const std::size_t x = rng() % (size + 1), y = rng() % (size + 1);
+            runs.push_back({std::min(x, y), std::max(x, y)});
+        }
+        for (const auto& [from, to] : runs) {
+            CAPTURE(from);
+            CAPTURE(to);
+            CHECK(got->range(from, to) == std::vector<double>(want.begin() + std::ptrdiff_t(from), want.begin() + std::ptrdiff_t(to)));
+        }
         std::vector<double> scanned;
         got->scan([&](double v) {
             scanned.push_back(v);

@@ -40,6 +40,13 @@ struct Knowledge {
     double e, rho, floor;
 
     Pos at(std::size_t i) const { return {i, i < k ? a.at(i) : 0.0}; }
+    // at(i) for i in [from, to), at once (SortedMagnitudes::range).
+    std::vector<Pos> run(std::size_t from, std::size_t to) const {
+        std::vector<Pos> out;
+        const std::vector<double> v = a.range(std::min(from, k), std::min(to, k));
+        for (std::size_t i = from; i < to; ++i) out.push_back({i, i < k ? v[i - from] : 0.0});
+        return out;
+    }
     double mid(Pos p) const { return p.i < k ? p.v : 0.0; }
     double lo(Pos p) const { return p.i < k ? std::max(0.0, p.v - e) : 0.0; }
     double hi(Pos p) const { return p.i < k ? std::max(p.v + e, rho) : p.i < n ? rho : 0.0; }
@@ -622,13 +629,19 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
                                        {std::max(dtype.lo - c.floor, c.floor), std::max(dtype.hi - c.floor, c.floor)});
         if (!K.exact() && (fewer.value != p.value || more.value != p.value)) decided = false;
         const Choice under = largest_gap(K, dtype_mid, dtype, opt.min_gap);  // the search's cut, whatever the count
-        for (std::size_t count = std::min(fewer.value, p.value); count <= std::max(more.value, p.value); ++count) {
+        const std::size_t first = std::min(fewer.value, p.value), last = std::max(more.value, p.value);
+        // Positions first − 1 to last + 1, fetched at once: a structure's
+        // values within the floor of the dtype cut may number 10⁴ and more.
+        const std::size_t from = first > 0 ? first - 1 : 0;
+        const std::vector<Pos> near = K.run(from, std::min(last + 2, m.n + 1));
+        auto pos = [&](std::size_t i) { return near[i - from]; };
+        for (std::size_t count = first; count <= last; ++count) {
             // The search's cut when the gap across the dtype cut is (or
             // within noise may be) under min_gap, the dtype cut when it is
             // (or may be) not.
             bool look = count == 0 && K.mid(top) > c.floor, keep = !look;
             if (count > 0 && count < m.n) {
-                const Pos below = K.at(count - 1), next = K.at(count);
+                const Pos below = pos(count - 1), next = pos(count);
                 const double g = K.gap_mid(below, next), noise = K.gap_noise(below, next);
                 look = g - noise < opt.min_gap;
                 keep = g + noise >= opt.min_gap;
@@ -638,7 +651,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
                 others.insert(others.end(), under.tied.begin(), under.tied.end());
             }
             if (keep || !under.found || under.maybe_none)
-                others.push_back({count, count > 0 ? K.mid(K.at(count - 1)) : 0.0, K.mid(K.at(count))});
+                others.push_back({count, count > 0 ? K.mid(pos(count - 1)) : 0.0, K.mid(pos(count))});
         }
     }
 

@@ -40,6 +40,13 @@ public:
     virtual ~SortedMagnitudes() = default;
     virtual std::size_t size() const = 0;
     virtual double at(std::size_t i) const = 0;  // the i-th largest, 0-based
+    // The from-th to the (to − 1)-th largest, in that order (to ≤ size()):
+    // at() of each, which a structure answers for a run of positions at once.
+    virtual std::vector<double> range(std::size_t from, std::size_t to) const {
+        std::vector<double> out;
+        for (std::size_t i = from; i < to; ++i) out.push_back(at(i));
+        return out;
+    }
     // The length of the longest prefix whose values all satisfy `holds`,
     // which must be monotone: true for a value, true for every larger one.
     virtual std::size_t prefix_where(const std::function<bool(double)>& holds) const = 0;
@@ -57,6 +64,9 @@ public:
     explicit ListMagnitudes(const std::vector<double>& a) : a_(a) {}
     std::size_t size() const override { return a_.size(); }
     double at(std::size_t i) const override { return a_[i]; }
+    std::vector<double> range(std::size_t from, std::size_t to) const override {
+        return {a_.begin() + static_cast<std::ptrdiff_t>(from), a_.begin() + static_cast<std::ptrdiff_t>(to)};
+    }
     std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
         return static_cast<std::size_t>(std::partition_point(a_.begin(), a_.end(), holds) - a_.begin());
     }
