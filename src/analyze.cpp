@@ -322,6 +322,16 @@ double threshold_of(const HessianInfo& info, const AnalyzeOptions& opt) {
     return T;
 }
 
+// A dense Hessian's values are its own: a `scale` on it (which a factor or
+// a Kronecker pair applies) would be silently dropped, so it is refused,
+// before any reading where the caller can. Throws InputError.
+void refuse_scale_on_dense(const HessianInfo& info) {
+    if (!info.structure.empty()) return;
+    if (info.attrs.numbers.count("scale") == 0 && info.attrs.strings.count("scale") == 0) return;
+    throw InputError(info.source() + ": attribute scale applies to factor and kron structures only; a dense " +
+                     "Hessian holds its values as they are (scale them when writing, or remove the attribute)");
+}
+
 // Measures and reports a solved spectrum under its cut; throws on failure.
 // Its eigenvalues are `values`: s.values, or a structure's parts.
 void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut, const MatrixFacts& f,
@@ -341,6 +351,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
         throw NumericError(msg.str());
     }
 
+    refuse_scale_on_dense(f.info);
     const double T = threshold_of(f.info, opt);
     Measurement m = measure(values, s.n, cut.tol, T, opt.negatives);
     if (!std::isfinite(m.log_volume))
@@ -520,6 +531,7 @@ Row guarded(const HessianInfo& info, Body body) {
 Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
     return guarded(info, [&](Row& r) {
         threshold_of(info, opt);  // an unusable attribute is refused before any reading
+        refuse_scale_on_dense(info);
         // A file rewritten while it is read may give values mixed from two
         // versions: that, not what the mixture breaks, is the error. An
         // in-memory image cannot change.

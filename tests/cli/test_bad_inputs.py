@@ -311,6 +311,14 @@ def _cf_packed():
     return h5("cf_packed.h5", build)
 
 
+def _dense_with_scale():
+    # A structure's scale on a dense dataset, which holds its values as they are.
+    def build(f):
+        d = f.create_dataset("hessian", data=H)
+        d.attrs["scale"] = 1e6
+    return h5("dense_with_scale.h5", build)
+
+
 def _vds_packed_source():
     # A virtual dataset over a source that holds packed values: refused as the source alone is.
     n = H.shape[0]
@@ -460,6 +468,7 @@ BAD = {
                                   "dataset's fill value 9.969209968386869e+36, which is no Hessian's entry"]),
     "vds_lossy_source": (_vds_lossy_source, [":/hessian", "source vds_lossy_source.h5:hessian: it is stored with the "
                                                           "lossy scale-offset filter"]),
+    "dense_with_scale": (_dense_with_scale, [":/hessian", "attribute scale applies to factor and kron structures only"]),
     "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
