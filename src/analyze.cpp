@@ -404,8 +404,10 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
         // The flat values are rounding of the solve: a λ near them makes
         // their terms, and so the regularized volume, noise. Judged by the
         // dense solve's bound, whatever solver ran (a partial one's unlisted
-        // values move it by under a micro-nat: too_coarse_for_regularized).
-        if (regularized_log_volume_error(values, s.n, *opt.regularized, lapack + underflow + f.computed) > 1e-3)
+        // values move it by under a micro-nat: too_coarse_for_regularized),
+        // or a structure's own where it is larger: the dense twin's flag
+        // wherever the structure's values are as good as dense's.
+        if (regularized_log_volume_error(values, s.n, *opt.regularized, std::max(lapack, f.computed) + underflow) > 1e-3)
             r.warnings.add(Warning::regularized_noisy);
     }
     if (m.negative > 0) r.warnings.add(Warning::saddle);

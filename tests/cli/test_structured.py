@@ -741,6 +741,31 @@ class Structured(unittest.TestCase):
                         self.assertLessEqual(abs(row["log_volume"] - base["log_volume"] - shift),
                                              row["log_volume_error"] + base["log_volume_error"] + 1e-12 * abs(shift))
 
+    def test_regularized_noisy_is_the_dense_twin_s_flag(self):
+        # s·(A ⊗ B) of exact diagonals, and its dense twin: for λ swept over
+        # the rounding of the flat values (a zero of A), the regularized
+        # volume and its flag must be the twin's (docs/method.md: the flag is
+        # every solver's alike). The structure added its own Kronecker bound
+        # to dense's and flagged over a range of λ three times the twin's.
+        f = self.path("regularized_twin.h5")
+        A, B = np.diag([3.0, 2.0, 0.0]), np.diag([1.0, 1.0, 0.5])
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("s")
+            g.attrs["structure"] = "kron"
+            g.attrs["scale"] = 5.0
+            g["A"], g["B"] = A, B
+            h5["d"] = 5.0 * np.kron(A, B)
+        flagged = 0
+        for lam in np.logspace(-16, -8, 33):
+            with self.subTest(lam=lam):
+                p = run("volume", f + ":/s", f + ":/d", "--regularized", repr(float(lam)), "-f", "jsonl")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                s, d = rows_of(p)
+                self.assertEqual("regularized_noisy" in s["warnings"], "regularized_noisy" in d["warnings"])
+                self.assertAlmostEqual(s["log_volume_regularized"], d["log_volume_regularized"], delta=1e-9)
+                flagged += "regularized_noisy" in d["warnings"]
+        self.assertTrue(0 < flagged < 33, flagged)  # the sweep crosses the flag's edge
+
     def test_products_that_underflow_float64_whole_are_an_error_row_not_a_zero_hessian(self):
         # Factors of 1e-200 (A, B; or 1e-160 scaled by 1e-10) or 1e-163 (G):
         # every product is under 4.9e-324, so the values read 0 though
