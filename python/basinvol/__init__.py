@@ -20,6 +20,7 @@ import os
 import sys
 
 from .structures import Diagonal, Factor, Kron
+from .structures import resolved as _resolved
 
 __all__ = ["analyze", "volume", "rank", "compare", "read_results", "to_dataframe", "Result", "Comparison",
            "Factor", "Kron", "Diagonal", "Error", "InputError", "UsageError", "NumericError", "__version__"]
@@ -165,6 +166,8 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         if not whole:
             raise UsageError(f"max_memory must be a size such as '8G' or a whole number of bytes, got {max_memory!r}")
         max_memory = str(int(max_memory))
+    if isinstance(max_memory, str) and not max_memory.strip():  # the command line refuses --max-memory '' too
+        raise UsageError(f"max_memory needs a size such as '8G' (None for the default), got {max_memory!r}")
     for k, v in (("threshold", threshold), ("rtol", rtol), ("atol", atol), ("min_gap", min_gap),
                  ("hessian_error", hessian_error), ("max_asymmetry", max_asymmetry), ("regularized", regularized)):
         if _is_bool(v):  # True is 1 to float(): not what was meant
@@ -247,17 +250,15 @@ def _as_array(H, label):
             t = t.cpu()
         if str(t.dtype) not in ("torch.float32", "torch.float64"):
             raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
-        H = t.numpy()
+        H = _resolved(t).numpy()
     if isinstance(H, np.ma.MaskedArray):
         raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
     a = np.asarray(H)
-    if a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) and not a.dtype.isnative:
-        a = a.astype(a.dtype.newbyteorder("="))  # big-endian values, as a file of them is read: one copy
-    if a.dtype not in (np.float32, np.float64):
+    if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
         raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")
-    if a.ndim == 2 and a.size and any(s % a.itemsize for s in a.strides):
-        a = np.ascontiguousarray(a)  # strides between elements (a field of a record array): one copy
-    # (reversed and broadcast views are read as they are, after the memory budget is checked)
+    # Read as it is, after the memory budget is checked (reversed and
+    # broadcast views); big-endian values, or strides between elements (a
+    # field of a record array), are copied once then, the copy counted in it.
     return a
 
 
@@ -410,13 +411,33 @@ def _check_options(options, analysed, in_memory=False):
                          "shape an analysis; give the Hessians themselves to change them")
 
 
+def _frame_rows(x):
+    """A pandas DataFrame of rows (read_results(dataframe=True)) as its row
+    dicts, a Series as its one; anything else as it is. (Iterated, a
+    DataFrame gives its column names, which would be taken for SOURCEs.)"""
+    if type(x).__module__.split(".")[0] == "pandas":
+        if type(x).__name__ == "DataFrame":
+            return x.to_dict("records")
+        if type(x).__name__ == "Series":
+            return x.to_dict()
+    return x
+
+
+def _check_tie_tol(tie_tol):
+    if _is_bool(tie_tol):  # True is 1 to float(): a 1-nat grid, not what was meant
+        raise TypeError(f"tie_tol must be a number, got {tie_tol!r}")
+
+
 def rank(results_or_sources, *, tie_tol=1e-6, **options):
     """Ranks basins as `basinvol rank`: fewest curved directions first, then
     the larger log-volume (on a tie_tol grid); error rows last. Items are
     Results, row dicts (read_results, JSON rows), or SOURCE strings/paths,
     which are analysed first with `options` (as analyze()). Returns new
     Results in ranked order with `place` (and `place_uncertain` warnings where
-    noise may decide an order); a Result keeps its eigenvalues."""
+    noise may decide an order); a Result keeps its eigenvalues. A pandas
+    DataFrame of rows is taken row by row."""
+    _check_tie_tol(tie_tol)
+    results_or_sources = _frame_rows(results_or_sources)
     single = isinstance(results_or_sources, (str, bytes, os.PathLike)) or _is_row(results_or_sources)
     if not single and isinstance(results_or_sources, dict):  # its keys would be taken for SOURCEs
         raise TypeError("rank() takes Results, row dicts or SOURCEs, got a dict that is not a row "
@@ -460,6 +481,8 @@ def compare(a, b, *, tie_tol=1e-6, **options):
     a Result, a row dict (one with "source" and "status"), a SOURCE naming one
     Hessian, or anything analyze() takes (analysed with `options`). Returns a Comparison (truthy when A ranks
     strictly above B)."""
+    _check_tie_tol(tie_tol)
+    a, b = _frame_rows(a), _frame_rows(b)
     in_memory = any(not _is_row(x) and not isinstance(x, (str, bytes, os.PathLike)) for x in (a, b))
     _check_options(options, not (_is_row(a) and _is_row(b)), in_memory)
     ra, rb = _one_row(a, options, "A"), _one_row(b, options, "B")

@@ -8,11 +8,21 @@ import numpy as np
 __all__ = ["Factor", "Kron", "Diagonal", "as_numpy"]
 
 
+def resolved(t):
+    """A torch tensor with its lazy negation and conjugation bits applied
+    (torch's numpy() refuses a tensor that carries one)."""
+    for bit, apply in (("is_neg", "resolve_neg"), ("is_conj", "resolve_conj")):
+        if getattr(t, bit, lambda: False)():
+            t = getattr(t, apply)()
+    return t
+
+
 def as_numpy(x):
     """A numpy array of x; a torch tensor is detached and moved to the CPU
-    (sharing memory when it is already there)."""
+    (sharing memory when it is already there; a lazy negation or conjugation,
+    as `z.conj().imag` carries, which numpy cannot share, resolved first)."""
     if type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
+        x = resolved(x.detach().cpu()).numpy()
     return np.asarray(x)
 
 

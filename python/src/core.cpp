@@ -123,8 +123,8 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::arra
 // needs more than the budget (option max_memory, default half of usable
 // memory; less under ulimit -v) is an error row, with the command line's
 // message.
-std::optional<bv::Row> over_budget(const bv::HessianInfo& info, const bv::AnalyzeOptions& opt) {
-    return bv::over_budget_alone(info, bv::analysis_bytes(info, opt), opt.read.max_bytes);
+std::optional<bv::Row> over_budget(const bv::HessianInfo& info, const bv::AnalyzeOptions& opt, std::size_t more = 0) {
+    return bv::over_budget_alone(info, bv::analysis_bytes(info, opt) + more, opt.read.max_bytes);
 }
 
 py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {
@@ -142,15 +142,27 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     if (kind != 'f' || (a.itemsize() != 4 && a.itemsize() != 8))
         throw bv::InputError(source + ": element type " + py::str(a.dtype()).cast<std::string>() +
                              " is not float32 or float64");
-    for (int k = 0; k < 2; ++k)  // reversed (< 0) and broadcast (0) strides are read as they are
-        if (a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) != 0)
-            throw bv::InputError(source + ": strides the library cannot read (make it contiguous first)");
+    // Reversed (< 0) and broadcast (0) strides are read as they are;
+    // big-endian values, or strides between elements (a field of a record
+    // array), take one native copy first, counted in the budget.
+    bool native = a.dtype().attr("isnative").cast<bool>();
+    for (int k = 0; k < 2; ++k) native = native && a.strides(k) % static_cast<py::ssize_t>(a.itemsize()) == 0;
     bv::HessianInfo sized;  // the budget check names the matrix as make_hessian will
     sized.file = label;
     sized.dataset = "/";
     sized.n = static_cast<std::size_t>(a.shape(0));
     sized.stored_type = f32 ? "float32" : "float64";
-    if (auto over = over_budget(sized, opt)) throw bv::InputError(over->error);
+    const double copy = native ? 0.0 : double(sized.n) * double(sized.n) * double(a.itemsize());
+    if (auto over = over_budget(sized, opt, bv::bytes_of(copy))) throw bv::InputError(over->error);
+    py::array b = a;
+    if (!native) {
+        try {
+            b = py::module_::import("numpy").attr("ascontiguousarray")(a, a.dtype().attr("newbyteorder")("="));
+        } catch (py::error_already_set& e) {
+            if (!e.matches(PyExc_MemoryError)) throw;
+            throw bv::InputError(source + ": out of memory (n = " + std::to_string(sized.n) + "); try option max_memory");
+        }
+    }
     bv::Attributes attrs;  // what an HDF5 dataset's attributes would say
     attrs.step = get<double>(options, "step");
     attrs.loss = get<double>(options, "loss");
@@ -158,8 +170,8 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     bv::Row row;
     try {
         py::gil_scoped_release unlocked;
-        bv::Hessian h = f32 ? bv::make_hessian(copy_matrix<float>(a), label, opt.read)
-                            : bv::make_hessian(copy_matrix<double>(a), label, opt.read);
+        bv::Hessian h = f32 ? bv::make_hessian(copy_matrix<float>(b), label, opt.read)
+                            : bv::make_hessian(copy_matrix<double>(b), label, opt.read);
         h.info.attrs = attrs;
         row = bv::analyze_hessian(std::move(h), opt);
     } catch (const std::bad_alloc&) {  // the copy, within the budget but past what the machine gives
@@ -185,15 +197,28 @@ void interrupted() {
 // the package calls these under h5py's own lock (h5py holds it around every
 // HDF5 call, with or without the GIL), and analyze_listed takes that lock
 // around each read (Debian's HDF5 is not thread-safe); basinvol's own HDF5
-// calls hold hdf5_mutex, which the listing takes before it forks.
+// calls hold hdf5_mutex, which the listing takes before it forks. The GIL is
+// released while a file is listed (a FIFO or a hung file system may hold it
+// to the time limit), and Ctrl-C stops the listing within 0.1 s.
 Listed list_sources(const std::vector<std::string>& texts, double list_timeout) {
     bv::ListOptions listing;
     listing.time_limit = list_timeout;
+    listing.stop = [] {
+        py::gil_scoped_acquire held;
+        return PyErr_CheckSignals() != 0;  // the handler's exception stays set
+    };
     Listed l;
     for (const auto& text : texts) {
         interrupted();
+        const bv::Source source = bv::parse_source(text);
         bv::Row err;
-        auto list = bv::expand_source(bv::parse_source(text), &err, listing);
+        std::vector<bv::ListedHessian> list;
+        try {
+            py::gil_scoped_release unlocked;
+            list = bv::expand_source(source, &err, listing);
+        } catch (const bv::ListingStopped&) {
+            throw py::error_already_set();
+        }
         l.sources.emplace_back(std::move(list), std::move(err));
     }
     return l;
@@ -204,7 +229,12 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout) 
 Listed list_image(const py::bytes& image, const std::string& label, const std::string& path) {
     Listed l;
     bv::Row err;
-    auto list = bv::expand_source(bv::image_source(std::string(image), label, path), &err);
+    const bv::Source source = bv::image_source(std::string(image), label, path);
+    std::vector<bv::ListedHessian> list;
+    {
+        py::gil_scoped_release unlocked;
+        list = bv::expand_source(source, &err);
+    }
     l.sources.emplace_back(std::move(list), std::move(err));
     return l;
 }

@@ -84,8 +84,9 @@ void after_fork_in_child() {
     _exit(0);
 }
 
-// Reads the child's answer until it closes the pipe or the deadline passes.
-bool read_answer(int fd, double limit, std::string& bytes) {
+// Reads the child's answer until it closes the pipe or the deadline passes
+// (false), or `stop` says so (false, `stopped` set).
+bool read_answer(int fd, double limit, std::string& bytes, const std::function<bool()>& stop, bool& stopped) {
     using Clock = std::chrono::steady_clock;
     limit = std::min(limit, 1e9);  // about 30 years: "no limit", without overflowing the clock
     const auto deadline =
@@ -94,10 +95,15 @@ bool read_answer(int fd, double limit, std::string& bytes) {
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
         if (left <= 0) return false;
+        if (stop && stop()) {
+            stopped = true;
+            return false;
+        }
         struct pollfd p {};
         p.fd = fd;
         p.events = POLLIN;
-        const int ready = ::poll(&p, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30)));
+        const long long slice = stop ? std::min<long long>(left + 1, 100) : std::min<long long>(left + 1, 1 << 30);
+        const int ready = ::poll(&p, 1, static_cast<int>(slice));
         if (ready < 0 && errno != EINTR) return true;
         if (ready <= 0) continue;
         const ssize_t k = ::read(fd, chunk, sizeof chunk);
@@ -109,7 +115,8 @@ bool read_answer(int fd, double limit, std::string& bytes) {
 
 }  // namespace
 
-std::optional<detail::ChildResult> detail::run_in_child(const std::function<std::string()>& work, double limit) {
+std::optional<detail::ChildResult> detail::run_in_child(const std::function<std::string()>& work, double limit,
+                                                        const std::function<bool()>& stop) {
     // Held across fork: no other thread is inside HDF5 while its state is copied.
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     int fd[2];
@@ -131,13 +138,14 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     }
     ::close(fd[1]);
     ChildResult r;
-    r.timed_out = !read_answer(fd[0], limit, r.bytes);
+    const bool answered = read_answer(fd[0], limit, r.bytes, stop, r.stopped);
+    r.timed_out = !answered && !r.stopped;
     ::close(fd[0]);
-    if (r.timed_out) ::kill(pid, SIGKILL);
+    if (!answered) ::kill(pid, SIGKILL);
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    r.clean = !r.timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    r.clean = answered && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
     return r;
 }

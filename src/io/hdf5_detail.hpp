@@ -35,13 +35,16 @@ struct ChildResult {
     std::string bytes;       // what the child sent (whole when `clean`)
     bool clean = false;      // it exited 0 within the limit
     bool timed_out = false;  // killed at the limit
+    bool stopped = false;    // killed when `stop` said so
     int signal = 0;          // the signal that ended it, if one did
 };
 // Runs `work` in a forked child (a fresh HDF5 mutex; it dies with this
 // process) and returns what it returned, killing it after `limit` seconds;
 // nullopt when no child can be started (the caller then works in-process).
+// `stop`, when given, is asked about every 0.1 s; true kills the child.
 // Holds the HDF5 mutex throughout.
-std::optional<ChildResult> run_in_child(const std::function<std::string()>& work, double limit);
+std::optional<ChildResult> run_in_child(const std::function<std::string()>& work, double limit,
+                                        const std::function<bool()>& stop = {});
 // The seconds a child may take to read `bytes` of values (ReadOptions::time_limit).
 double read_time_limit(const ReadOptions& options, std::size_t bytes);
 // `read(buf)` fills `bytes` bytes of values; run in a child (through shared

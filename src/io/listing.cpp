@@ -290,8 +290,9 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
     }
     if (!options.isolate) return detail::list_hessians_here(source);
     const std::optional<detail::ChildResult> child =
-        detail::run_in_child([&] { return listing_answer(source); }, limit);
+        detail::run_in_child([&] { return listing_answer(source); }, limit, options.stop);
     if (!child) return detail::list_hessians_here(source);  // cannot isolate: list here
+    if (child->stopped) throw ListingStopped();
     if (child->timed_out) {
         std::ostringstream v;
         v << limit;

@@ -155,6 +155,15 @@ def test_torch_tensors_equal_numpy(dtype):
     same_row(basinvol.analyze(H), ref.to_dict())
     same_row(basinvol.analyze(H.clone().requires_grad_(True)), ref.to_dict())  # detached, not refused
     same_row(basinvol.analyze(H.t()), ref.to_dict(), skip={"asymmetry"})  # a transposed view
+    # A view carrying torch's lazy negation (the imaginary part of a
+    # conjugate): values like any, its Diagonal too (numpy() refused it).
+    z = torch.complex(torch.zeros_like(H), -H)
+    lazy = z.conj().imag
+    assert lazy.is_neg()
+    same_row(basinvol.analyze(lazy), ref.to_dict())
+    d = torch.tensor([3.0, 2.0, 0.0], dtype=H.dtype)
+    lazy_d = torch.complex(torch.zeros_like(d), -d).conj().imag
+    assert basinvol.analyze(basinvol.Diagonal(lazy_d)).log_volume == basinvol.analyze(basinvol.Diagonal(d)).log_volume
 
 
 @needs_torch
@@ -197,6 +206,18 @@ def test_reversed_and_broadcast_views_are_read_as_they_are_after_the_budget():
         basinvol.analyze(np.broadcast_to(1.0, (10 ** 6, 10 ** 6)))
     with pytest.raises(basinvol.InputError, match="over the memory budget"):
         basinvol.analyze(np.zeros((400, 400))[::-1], max_memory="100K")
+    # Big-endian, or strides between elements, take a native copy: after the
+    # budget, which counts it (a 60000² view of big-endian values was copied
+    # whole, 28.8 GB, before it was refused).
+    with pytest.raises(basinvol.InputError, match="over the memory budget"):
+        basinvol.analyze(np.broadcast_to(np.array(1.0, ">f8"), (60000, 60000)), max_memory="1G")
+    record = np.zeros((400, 400), dtype=[("h", "f8"), ("g", "f8")])
+    with pytest.raises(basinvol.InputError, match="over the memory budget"):
+        basinvol.analyze(record["h"], max_memory="1.5M")  # 1.28 MB alone, 2.56 MB with its copy
+    record = np.zeros(H.shape, dtype=[("h", "f8"), ("g", "f8")])
+    record["h"] = H[::-1, ::-1]
+    same_row(basinvol.analyze(record["h"]), ref)
+    same_row(basinvol.analyze(H.astype(">f8")[::-1, ::-1]), ref)
 
 
 def test_a_copy_the_machine_cannot_hold_is_an_input_error(tmp):
@@ -424,6 +445,13 @@ def test_read_results_of_every_format(tmp, fmt):
     df = basinvol.read_results(out, dataframe=True)
     assert list(df["dim"]) == [x["dim"] for x in ref]
     assert list(df["source"]) == [x["source"] for x in ref]
+    # rank() and compare() take the DataFrame (its rows) and its Series as
+    # they take the rows; iterated, a DataFrame gave its column names,
+    # which were analysed as files.
+    by_frame, by_rows = basinvol.rank(df), basinvol.rank(rows)
+    assert [(r.source, r.place) for r in by_frame] == [(r.source, r.place) for r in by_rows]
+    assert all(r.ok for r in by_frame)
+    assert basinvol.compare(df.iloc[0], df.iloc[1]).result == basinvol.compare(rows[0], rows[1]).result
 
 
 def test_a_file_name_that_is_not_utf8_is_read_as_the_cli_reads_it(tmp):
@@ -530,6 +558,36 @@ def test_list_timeout_is_the_command_line_s(tmp):
     for bad in (0, -1, float("inf"), float("nan"), "x", True):
         with pytest.raises(basinvol.UsageError, match="list_timeout must be a positive number of seconds"):
             basinvol.volume(good, list_timeout=bad)
+
+
+def test_a_hung_listing_lets_other_threads_run_and_ctrl_c_stop_it(tmp):
+    # A FIFO holds its listing to list_timeout: other threads must run
+    # meanwhile (the GIL released), and a SIGINT must stop it at once with
+    # KeyboardInterrupt, not at the time limit.
+    fifo = os.path.join(tmp, "hung.h5")
+    os.mkfifo(fifo)
+    ticks, done = [], threading.Event()
+
+    def tick():
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=tick)
+    t.start()
+    try:
+        rows = basinvol.volume(fifo, list_timeout=2)
+    finally:
+        done.set()
+        t.join()
+    assert not rows[0].ok and "listing limit of 2 s" in rows[0].error
+    assert len(ticks) > 200, len(ticks)  # 1 ms sleeps over 2 s; 16 with the GIL held
+    killer = subprocess.Popen(["sh", "-c", f"sleep 0.5; kill -INT {os.getpid()}"])
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        basinvol.volume(fifo, list_timeout=20)
+    killer.wait()
+    assert time.monotonic() - t0 < 5
 
 
 def _wait_child(pid, seconds):
@@ -1007,6 +1065,7 @@ def test_h5py_in_another_thread_waits_for_the_reads_not_the_solves(tmp):
 def test_option_values_of_the_wrong_kind_are_refused_by_name():
     H = np.diag([2.0, 1.0, 0.0])
     for kw, words in [(dict(max_memory=1.5), "max_memory"), (dict(max_memory=True), "max_memory"),
+                      (dict(max_memory=""), "max_memory needs a size"), (dict(max_memory=" "), "max_memory needs a size"),
                       (dict(step="abc"), "step must be a number"), (dict(step=True), "step must be a number"),
                       (dict(step=1.5), "step must be a whole number"),
                       (dict(step=2 ** 53 + 1), "step must be a whole number under 2\\^53"),
@@ -1017,6 +1076,12 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
     for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False)):  # True is not 1.0
         with pytest.raises(TypeError, match="must be a number, got"):
             basinvol.analyze(H, **kw)
+    row = basinvol.analyze(H)
+    for tie_tol in (True, np.False_):  # a 1-nat grid is not what True meant
+        with pytest.raises(TypeError, match="tie_tol must be a number, got"):
+            basinvol.rank([row, row], tie_tol=tie_tol)
+        with pytest.raises(TypeError, match="tie_tol must be a number, got"):
+            basinvol.compare(row, row, tie_tol=tie_tol)
     assert basinvol.analyze(H, eigenvalues=np.bool_(True)).eigenvalues is not None
     assert basinvol.analyze(H, max_memory=np.int64(10**9)).rank == 2
     row = basinvol.analyze(H).to_dict()

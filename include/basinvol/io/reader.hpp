@@ -10,6 +10,7 @@
 #include <basinvol/io/source.hpp>
 
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -74,6 +75,14 @@ struct ListOptions {
     // InputError ("took longer than the listing limit of S s"); must be > 0
     // (UsageError otherwise).
     double time_limit = default_listing_time_limit;
+    // Asked about every 0.1 s while a child lists (the Python module: a
+    // Ctrl-C): true kills the child and list_hessians throws ListingStopped.
+    std::function<bool()> stop;
+};
+// A listing its caller stopped (ListOptions::stop): not an error of the
+// file, so not an Error (no error row is made of it).
+struct ListingStopped : std::exception {
+    const char* what() const noexcept override { return "the listing was stopped by its caller"; }
 };
 // One dataset a listing found: a Hessian to read, or (`problem` not empty)
 // why the dataset cannot be one, `info` then holding what could be read of
