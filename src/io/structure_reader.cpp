@@ -127,7 +127,7 @@ double scale_of(hid_t obj, const std::string& where) {
 // Opens the dataset `name` of group `g` (which must exist) with its shape.
 std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name, const std::string& where,
                                                std::vector<std::string>* reads) {
-    const std::string at = where + "/" + name;
+    const std::string at = member_of(where, name);
     if (H5Lexists(g, name.c_str(), H5P_DEFAULT) <= 0) fail_at(where, "has no dataset " + name, false);
     Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
@@ -218,7 +218,7 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
     p.kind = PartKind::blocks;
     p.path = path;
     for (const auto& name : names) {
-        const std::string member = path + "/" + name;
+        const std::string member = member_of(path, name);
         Handle o(H5Oopen(g, name.c_str(), H5P_DEFAULT), H5Oclose);
         if (!o.valid()) fail_at(w.file + ":" + member, "cannot open blocks member (dangling link?)");
         StructurePart child = walk(w, o.get(), member, depth + 1);
@@ -289,29 +289,29 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         only_members(obj, where, "G");
         w.unwritten += s.unwritten;
         if (s.dims.size() != 2 || s.dims[0] == 0 || s.dims[1] == 0)
-            fail_at(where + "/G", "G must be a non-empty 2-D dataset (m x n), got shape " + shape_text(s.dims), false);
+            fail_at(member_of(where, "G"), "G must be a non-empty 2-D dataset (m x n), got shape " + shape_text(s.dims), false);
         p.kind = PartKind::factor;
         p.m = static_cast<std::size_t>(s.dims[0]);
         p.n = static_cast<std::size_t>(s.dims[1]);
-        check_dimension(p.n, where + "/G", "n (G's columns)");
-        check_dimension(p.m, where + "/G", "m (G's rows)");
+        check_dimension(p.n, member_of(where, "G"), "n (G's columns)");
+        check_dimension(p.m, member_of(where, "G"), "m (G's rows)");
         const std::size_t k = std::min(p.m, p.n);  // G, a widened panel, the Gram matrix
         coarsest(p, s.type, s.eps,
                  bytes_of(double(p.m) * double(p.n) * double(elem_bytes(s.eps)) + 2048.0 * double(k) * sizeof(double) +
                           double(k) * double(k) * sizeof(double)),
-                 path + "/G, " + shape_text(s.dims));
+                 member_of(path, "G") + ", " + shape_text(s.dims));
         return p;
     }
     p.kind = PartKind::kron;
     for (const char* name : {"A", "B"}) {
         auto [d, s] = member_dataset(obj, name, where, &w.reads);
         if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
-            fail_at(where + "/" + name, std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
+            fail_at(member_of(where, name), std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
         (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
         w.unwritten += s.unwritten;
         coarsest(p, s.type, s.eps, 0);
         add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))),
-                   path + "/" + name + ", " + shape_text(s.dims));
+                   member_of(path, name) + ", " + shape_text(s.dims));
     }
     only_members(obj, where, "A and B");
     if (p.a > max_n / p.b)
@@ -525,7 +525,7 @@ Hessian read_square_part(const HessianInfo& info, const std::string& path, const
 
 FactorValues read_factor(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt) {
     const bool f32 = elem_bytes(p.stored_eps) == sizeof(float);
-    const std::string path = p.path + "/G", where = info.file + ":" + path;
+    const std::string path = member_of(p.path, "G"), where = info.file + ":" + path;
     const double bytes = double(p.m) * double(p.n) * double(f32 ? sizeof(float) : sizeof(double));
     if (bytes > double(memory_budget(opt))) {
         std::ostringstream s;

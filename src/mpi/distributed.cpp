@@ -712,7 +712,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     const std::size_t hi = longer * static_cast<std::size_t>(me + 1) / static_cast<std::size_t>(size);
     const std::size_t w = hi - lo, count = w * k;
     HessianInfo g = info;  // names G in messages as the serial reader does: FILE:/path/G
-    g.dataset = p.path + "/G";
+    g.dataset = member_of(p.path, "G");
     g.stored_type = p.stored_type;
     std::string failure;
     {

@@ -166,8 +166,8 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             SpectrumPart& out = acc.parts.emplace_back();
             out.kron = true;
             out.scale = p.scale;
-            acc.squares.push_back({acc.parts.size() - 1, Square::a, p.path + "/A", p.a, 0, 0, nullptr});
-            acc.squares.push_back({acc.parts.size() - 1, Square::b, p.path + "/B", p.b, 0, 0, nullptr});
+            acc.squares.push_back({acc.parts.size() - 1, Square::a, member_of(p.path, "A"), p.a, 0, 0, nullptr});
+            acc.squares.push_back({acc.parts.size() - 1, Square::b, member_of(p.path, "B"), p.b, 0, 0, nullptr});
             return;
         }
         case PartKind::blocks:
@@ -647,7 +647,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         if (root.kind == PartKind::blocks)
             for (const auto& child : root.parts) span(child, child.path.substr(child.path.rfind('/') + 1));
         else
-            span(root, root.path.substr(root.path.rfind('/') + 1));
+            span(root, root.path == "/" ? "/" : root.path.substr(root.path.rfind('/') + 1));
     } catch (...) {
         walk_failed = std::current_exception();
     }

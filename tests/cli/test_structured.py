@@ -741,6 +741,27 @@ class Structured(unittest.TestCase):
                         self.assertLessEqual(abs(row["log_volume"] - base["log_volume"] - shift),
                                              row["log_volume_error"] + base["log_volume_error"] + 1e-12 * abs(shift))
 
+    def test_a_structure_at_the_file_s_root_names_its_parts_from_the_root(self):
+        # The root group itself a structure: its parts are /A, /B and /G
+        # (messages said //B), and its one block is named "/" (was "").
+        kron, factor, bad_g = self.path("root_kron.h5"), self.path("root_factor.h5"), self.path("root_bad_g.h5")
+        with h5py.File(kron, "w") as h5:
+            h5.attrs["structure"] = "kron"
+            h5["A"], h5["B"] = np.eye(2), np.array([[1.0, 2.0], [3.0, 1.0]])
+        with h5py.File(factor, "w") as h5:
+            h5.attrs["structure"] = "factor"
+            h5["G"] = np.eye(2)
+        with h5py.File(bad_g, "w") as h5:
+            h5.attrs["structure"] = "factor"
+            h5["G"] = np.ones(3)
+        p = run("volume", kron, factor, bad_g, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = rows_of(p)
+        self.assertTrue(rows[0]["error"].endswith("; the most of it from /B"), rows[0]["error"])
+        self.assertEqual([b["name"] for b in rows[1]["blocks"]], ["/"])
+        self.assertIn(bad_g + ":/: structure: /G: G must be a non-empty 2-D dataset", rows[2]["error"])
+        self.assertNotIn("//", p.stderr.replace("://", ""))
+
     def test_regularized_noisy_is_the_dense_twin_s_flag(self):
         # s·(A ⊗ B) of exact diagonals, and its dense twin: for λ swept over
         # the rounding of the flat values (a zero of A), the regularized

@@ -24,6 +24,12 @@ inline bool is_structure_kind(const std::string& s) {
     return s == "blocks" || s == "factor" || s == "kron" || s == "diagonal";
 }
 
+// The path of `name` inside the object at `path` (or after "FILE:" + path
+// in a message): "/A" under the root "/", not "//A".
+inline std::string member_of(const std::string& path, const std::string& name) {
+    return (!path.empty() && path.back() == '/' ? path : path + "/") + name;
+}
+
 struct StructurePart {
     PartKind kind = PartKind::dense;
     std::string path;           // absolute HDF5 path of the group or dataset
