@@ -43,7 +43,8 @@ const std::string& name_of(const Names<T>& names, T value) {
     throw Error("a value without a name");
 }
 
-// The whole of `text` as a finite decimal number (blanks around it allowed);
+// The whole of `text` as a finite decimal number (white space around it
+// allowed, the same before as after: strtod skips any before it);
 // nullopt for anything else: a value out of float64's range (a subnormal
 // such as 1e-320 is in range; 1e-400, which would read as 0, is not), and
 // hexadecimal ("0x10", which strtod reads as 16; no one means that by it).
@@ -56,7 +57,7 @@ inline std::optional<double> parse_finite(const std::string& text) {
     const double v = std::strtod(begin, &end);
     const bool subnormal = v != 0 && std::abs(v) < std::numeric_limits<double>::min();
     if (end == begin || (errno == ERANGE && !subnormal) || !std::isfinite(v)) return std::nullopt;
-    while (*end == ' ' || *end == '\t') ++end;
+    while (*end == ' ' || (*end >= '\t' && *end <= '\r')) ++end;  // C's isspace
     if (*end != '\0') return std::nullopt;
     return v;
 }

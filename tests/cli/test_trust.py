@@ -98,7 +98,8 @@ class Attributes(Base):
         return f
 
     def test_loss_threshold_as_number_string_or_one_element_array_is_used(self):
-        for value in (0.5, "0.5", np.array([0.5]), b"0.5"):
+        # White space around a number as strtod reads it before: the same after.
+        for value in (0.5, "0.5", np.array([0.5]), b"0.5", " 0.5 ", "\t0.5", "0.5\n", "\n0.5\r\n"):
             f = self.write("lt_ok", loss_threshold=value)
             p = run("volume", f, "-f", "jsonl")
             self.assertEqual(p.returncode, 0, (value, p.stderr))
