@@ -34,6 +34,7 @@ struct Square {
     std::string path;
     std::size_t n = 0;     // its size, n×n
     double frobenius = 0, skew = 0;  // ‖(M + Mᵀ)/2‖_F and ‖M − Mᵀ‖_F
+    double stored_eps = 0;           // ε of its own stored type
     std::exception_ptr failed;
 };
 
@@ -134,29 +135,29 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     // Each stored g within half the type's subnormal step: ‖ΔG‖_F ≤ √(mn)·step/2,
     // and ‖s·((G + ΔG)ᵀ(G + ΔG) − GᵀG)‖₂ ≤ |s|·(2‖G‖_F‖ΔG‖_F + ‖ΔG‖²_F),
     // ‖G‖_F² = trace K (of 2^-shift·G, so ΔG is shifted alike).
-    const double dg = std::ldexp(std::sqrt(double(m) * double(n)) * subnormal_step(info.stored_eps) / 2, -built.shift);
+    const double dg = std::ldexp(std::sqrt(double(m) * double(n)) * subnormal_step(p.stored_eps) / 2, -built.shift);
     double trace = 0;
     for (int i = 0; i < k; ++i) trace += K(i, i);
     acc.stored_underflow = std::max(acc.stored_underflow,
                                     scaled(2 * std::sqrt(trace) * dg + dg * dg, std::abs(p.scale), 2 * built.shift));
 }
 
-// A dense or diagonal part's stored entries are its dense twin's: n·step/2
-// over the whole, as for that twin.
-double twin_underflow(const HessianInfo& info) {
-    return static_cast<double>(info.n) * subnormal_step(info.stored_eps) / 2;
+// A dense or diagonal part's stored entries are its dense twin's, each
+// rounded to its own type's step: n·step/2 over the whole, as for that twin.
+double twin_underflow(const HessianInfo& info, double stored_eps) {
+    return static_cast<double>(info.n) * subnormal_step(stored_eps) / 2;
 }
 
 void part_values(const HessianInfo& info, const StructurePart& p, const ReadOptions& opt, const GramBuilder* gram,
                  Accumulator& acc) {
     switch (p.kind) {
         case PartKind::dense:  // read and solved after the walk (solve_squares)
-            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info));
+            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
             acc.parts.emplace_back();
-            acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, nullptr});
+            acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, 0, nullptr});
             return;
         case PartKind::diagonal: {
-            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info));
+            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
             acc.parts.emplace_back().values.assign(d.data(), d.data() + d.size());
             return;
@@ -166,8 +167,8 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             SpectrumPart& out = acc.parts.emplace_back();
             out.kron = true;
             out.scale = p.scale;
-            acc.squares.push_back({acc.parts.size() - 1, Square::a, member_of(p.path, "A"), p.a, 0, 0, nullptr});
-            acc.squares.push_back({acc.parts.size() - 1, Square::b, member_of(p.path, "B"), p.b, 0, 0, nullptr});
+            acc.squares.push_back({acc.parts.size() - 1, Square::a, member_of(p.path, "A"), p.a, 0, 0, 0, nullptr});
+            acc.squares.push_back({acc.parts.size() - 1, Square::b, member_of(p.path, "B"), p.b, 0, 0, 0, nullptr});
             return;
         }
         case PartKind::blocks:
@@ -187,6 +188,7 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
         Hessian m = read_square_part(info, q.path, part_opt);
         q.frobenius = m.frobenius();
         q.skew = m.asymmetry_norm();
+        q.stored_eps = m.info.stored_eps;
         SpectrumPart& part = acc.parts[q.part];
         detail::BlasSection section(detail::fork_gate());
         (q.role == Square::dense ? part.values : q.role == Square::a ? part.alpha : part.beta) =
@@ -232,9 +234,8 @@ double scaled(double s, double x1, double y1, double x2, double y2) {
     return std::hypot(product(x1, y1), product(x2, y2));
 }
 
-// Each square part's input noise and value error, in the walk's order;
-// `step` the stored type's subnormal spacing.
-void fold_squares(Accumulator& acc, double step) {
+// Each square part's input noise and value error, in the walk's order.
+void fold_squares(Accumulator& acc) {
     for (std::size_t i = 0; i < acc.squares.size(); ++i) {
         const Square& q = acc.squares[i];
         if (q.failed) std::rethrow_exception(q.failed);
@@ -265,9 +266,10 @@ void fold_squares(Accumulator& acc, double step) {
         const double skew_product = scaled(s, q.skew / 2, B.skew / 2, 0, 0);  // s·‖A_k‖_F·‖B_k‖_F
         acc.skew_products = std::hypot(acc.skew_products, skew_product);
         acc.value_error = std::max(acc.value_error, 4 * eps64 * size + skew_product);
-        // A and B each within half a subnormal step of their stored values:
-        // ‖ΔA‖_F ≤ a·step/2, and s·(A ⊗ ΔB + ΔA ⊗ B + ΔA ⊗ ΔB).
-        const double da = static_cast<double>(q.n) * step / 2, db = static_cast<double>(B.n) * step / 2;
+        // A and B each within half a subnormal step of their own stored
+        // type: ‖ΔA‖_F ≤ a·step_A/2, and s·(A ⊗ ΔB + ΔA ⊗ B + ΔA ⊗ ΔB).
+        const double da = static_cast<double>(q.n) * subnormal_step(q.stored_eps) / 2,
+                     db = static_cast<double>(B.n) * subnormal_step(B.stored_eps) / 2;
         acc.stored_underflow = std::max(acc.stored_underflow, scaled(s, fa, db, 0, 0) + scaled(s, da, fb, 0, 0) +
                                                                   scaled(s, da, db, 0, 0));
         acc.nonzero_products = acc.nonzero_products || (fa > 0 && fb > 0 && s > 0);
@@ -652,7 +654,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         walk_failed = std::current_exception();
     }
     out.side_by_side = solve_squares(info, root, opt, side_by_side, acc);
-    fold_squares(acc, subnormal_step(info.stored_eps));
+    fold_squares(acc);
     if (walk_failed) std::rethrow_exception(walk_failed);
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);

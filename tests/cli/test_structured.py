@@ -740,6 +740,38 @@ class Structured(unittest.TestCase):
                         shift = -(base["rank"] / 2) * math.log(s)
                         self.assertLessEqual(abs(row["log_volume"] - base["log_volume"] - shift),
                                              row["log_volume_error"] + base["log_volume_error"] + 1e-12 * abs(shift))
+        # Mixed types: each part's rounding is its own type's. A float32 or
+        # float16 A beside a float64 B of 1e-50 under s = 1e50 is the same
+        # Hessian as B of 1 under s = 1 (the whole structure's coarsest step
+        # read it flat); so is a float16 diagonal beside a float64 factor.
+        f = self.path("mixed_types.h5")
+        with h5py.File(f, "w") as h5:
+            for a_type in ("f4", "f2"):
+                for s, b in ((1.0, 1.0), (1e50, 1e-50)):
+                    g = h5.create_group("kron_%s_%g" % (a_type, s))
+                    g.attrs["structure"] = "kron"
+                    g.attrs["scale"] = s
+                    g["A"] = np.diag([1.0, 2.0]).astype(a_type)
+                    g["B"] = np.diag([1.0, 3.0]) * b
+            for s, scale_g in ((1.0, 1.0), (1e16, 1e-8)):
+                g = h5.create_group("blocks_%g" % s)
+                g.attrs["structure"] = "blocks"
+                g["d"] = np.array([0.5, 0.25], dtype="f2")
+                g["d"].attrs["structure"] = "diagonal"
+                fac = g.create_group("f")
+                fac.attrs["structure"] = "factor"
+                fac.attrs["scale"] = s
+                fac["G"] = G[:4, :6] * scale_g
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for one, other in (("/kron_f4_1", "/kron_f4_1e+50"), ("/kron_f2_1", "/kron_f2_1e+50"), ("/blocks_1", "/blocks_1e+16")):
+            with self.subTest(one):
+                a, b = rows[one], rows[other]
+                self.assertEqual(a["rank"], 4 if one.startswith("/kron") else 6, a)
+                for key in ("rank", "dim", "dim_low", "dim_high", "negative", "warnings"):
+                    self.assertEqual(a[key], b[key], (key, a, b))
+                self.assertLessEqual(abs(a["log_volume"] - b["log_volume"]), a["log_volume_error"] + b["log_volume_error"])
 
     def test_a_structure_at_the_file_s_root_names_its_parts_from_the_root(self):
         # The root group itself a structure: its parts are /A, /B and /G

@@ -78,7 +78,8 @@ struct StructuredSpectrum {
     // they are subnormal in their type, in H's own units (‖ΔH‖₂): n·step/2
     // for dense and diagonal parts, as for their dense twin; through G's or
     // A's and B's rounding for a factor or a Kronecker part, whose scale and
-    // products are formed in double. The floor's subnormal term.
+    // products are formed in double; each part in its own stored type. The
+    // floor's subnormal term.
     double stored_underflow = 0;
     bool side_by_side = false;       // square parts were solved two at a time
 };
