@@ -197,9 +197,13 @@ Magnitudes magnitudes(const Spectrum& s, const MatrixFacts& f, const AnalyzeOpti
 // The spectrum under its second pairing (Spectrum::narrower) and the cut
 // that pairing leads to, when that cut is decided: both pairings hold, so
 // its answer is the first's wherever that is decided too, with narrower
-// error bars. Not under --regularized, whose count of unseen values each
-// within the rest bound of zero the second pairing's wider bound could
-// only loosen.
+// error bars. Its list leaves out the dropped values it cannot bound
+// closely, so the cut's `gap` and a gap rule's `tol` (midpoints of the
+// values beside the cut) are read from the whole list, which holds them
+// as computed, where that list's cut keeps the same values by the same
+// rule. Not under --regularized, whose count of unseen values each within
+// the rest bound of zero the second pairing's wider bound could only
+// loosen.
 std::optional<std::pair<Spectrum, Cut>> narrowed(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions& opt) {
     if (!s.narrower || s.complete || opt.regularized) return std::nullopt;
     Spectrum t = s;
@@ -210,6 +214,11 @@ std::optional<std::pair<Spectrum, Cut>> narrowed(const Spectrum& s, const Matrix
     t.narrower.reset();
     Cut cut = choose_cut(magnitudes(t, f, opt), opt.cut);
     if (!cut.decided) return std::nullopt;
+    const Cut listed = choose_cut(magnitudes(s, f, opt), opt.cut);
+    if (listed.kept == cut.kept && listed.rule == cut.rule) {
+        cut.tol = listed.tol;
+        cut.gap = listed.gap;
+    }
     return std::pair<Spectrum, Cut>{std::move(t), cut};
 }
 

@@ -499,6 +499,37 @@ class SaddleErrorBar(Base):
             self.assertLess(row["log_volume_error"], 1e-3 * first_order, row)
             self.assertLessEqual(abs(row["log_volume"] - exact), row["log_volume_error"] + dense["log_volume_error"], row)
 
+    def test_the_narrower_rows_report_dense_s_gap_and_gap_cut(self):
+        """float32, n = 1000: 30 values from 1 to 0.1, and 20 from 1e-6 to
+        3e-6, over the floor and under the dtype cut. The rows whose bars
+        come from the values clear of the noise (which leaves the 20 out of
+        their list) must still report dense's gap, log10(0.1 / 3e-6), and,
+        under --cut gap, dense's tol (they measured down to the floor:
+        5.5 decades, and a tol three times lower)."""
+        n = 1000
+        rng = np.random.default_rng(3)
+        lam = np.concatenate([np.logspace(0, -1, 30), np.linspace(1e-6, 3e-6, 20)])
+        q = np.linalg.qr(rng.standard_normal((n, len(lam))))[0]
+        h = ((q * lam) @ q.T).astype(np.float32)
+        h = np.triu(h) + np.triu(h, 1).T
+        f = self.path("gap32.h5")
+        with h5py.File(f, "w") as h5:
+            h5["hessian"] = h
+        for cut in ([], ["--cut", "gap"]):
+            rows = {}
+            for method in ("dense", "sketch", "lanczos"):
+                p = run("volume", f, "-f", "jsonl", "--method", method, "--no-progress", *cut)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                rows[method] = rows_of(p)[0]
+            d = rows["dense"]
+            self.assertAlmostEqual(d["gap"], math.log10(0.1 / 3e-6), delta=0.01)
+            for method in ("sketch", "lanczos"):
+                with self.subTest(method=method, cut=cut):
+                    r = rows[method]
+                    self.assertEqual((r["method"], r["rank"]), (method, 30), r)
+                    self.assertAlmostEqual(r["gap"], d["gap"], delta=0.02, msg=r)
+                    self.assertAlmostEqual(math.log10(r["tol"]), math.log10(d["tol"]), delta=0.01, msg=r)
+
 
 if __name__ == "__main__":
     clitest.main()
