@@ -413,13 +413,15 @@ def _check_options(options, analysed, in_memory=False):
 
 def _frame_rows(x):
     """A pandas DataFrame of rows (read_results(dataframe=True)) as its row
-    dicts, a Series as its one; anything else as it is. (Iterated, a
-    DataFrame gives its column names, which would be taken for SOURCEs.)"""
+    dicts, a Series that is one of its rows (indexed by "source" and
+    "status", among others) as its dict, any other Series as the list of its
+    items (SOURCEs, Results); anything else as it is. (Iterated, a DataFrame
+    gives its column names, which would be taken for SOURCEs.)"""
     if type(x).__module__.split(".")[0] == "pandas":
         if type(x).__name__ == "DataFrame":
             return x.to_dict("records")
         if type(x).__name__ == "Series":
-            return x.to_dict()
+            return x.to_dict() if "source" in x.index and "status" in x.index else list(x)
     return x
 
 

@@ -452,6 +452,12 @@ def test_read_results_of_every_format(tmp, fmt):
     assert [(r.source, r.place) for r in by_frame] == [(r.source, r.place) for r in by_rows]
     assert all(r.ok for r in by_frame)
     assert basinvol.compare(df.iloc[0], df.iloc[1]).result == basinvol.compare(rows[0], rows[1]).result
+    # A Series of SOURCEs or Results is a list of them, not a row.
+    import pandas as pd
+    sources = [a + ":/checkpoints/step_00000", a + ":/checkpoints/step_00100"]
+    want = [(r.source, r.place) for r in basinvol.rank(sources)]
+    assert [(r.source, r.place) for r in basinvol.rank(pd.Series(sources))] == want
+    assert [(r.source, r.place) for r in basinvol.rank(pd.Series(basinvol.volume(sources)))] == want
 
 
 def test_a_file_name_that_is_not_utf8_is_read_as_the_cli_reads_it(tmp):
