@@ -84,6 +84,12 @@ std::size_t parse_memory_size(const std::string& text) {
     // Not a budget of 0 bytes (which means "the default"), nor one past
     // what a size_t holds (converting it is undefined).
     if (v * mult < 1) throw UsageError("max_memory", "must be at least 1 byte, got '" + text + "'");
+    // A whole number of bytes is taken exactly (a double rounds 2^63 - 1 up).
+    const bool digits = unit.empty() && text.find_first_not_of("0123456789") == std::string::npos;
+    if (digits && text.size() <= 19) {
+        const unsigned long long bytes = std::strtoull(text.c_str(), nullptr, 10);
+        if (bytes < (1ULL << 63)) return static_cast<std::size_t>(bytes);
+    }
     if (v * mult >= 0x1p63) throw UsageError("max_memory", "must be under 8 EiB (2^63 bytes), got '" + text + "'");
     return static_cast<std::size_t>(v * mult);
 }

@@ -234,6 +234,21 @@ std::optional<std::string> read_string_attribute(hid_t a, hid_t type) {
     return std::string(buf.c_str());
 }
 
+// Why a string that reads whole as a number is still not one: it lies
+// beyond double's range or names an infinity or NaN ("" for other text).
+std::string beyond_double(const std::string& text) {
+    if (text.find_first_of("xX") != std::string::npos) return "";
+    const CLocale c;
+    char* end = nullptr;
+    errno = 0;
+    std::strtod(text.c_str(), &end);
+    const bool overflow = errno == ERANGE;
+    if (end == text.c_str()) return "";
+    while (*end == ' ' || (*end >= '\t' && *end <= '\r')) ++end;
+    if (*end != '\0') return "";
+    return overflow ? " (beyond the range of a double)" : " (not a finite number)";
+}
+
 // The attributes read so far, and the first that changes an answer and
 // cannot be read as one number.
 struct AttributeReading {
@@ -281,7 +296,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         // refused where it would change an answer.
         if (key == "name") into.attrs->name = *value;
         else if (auto v = parse_finite(*value); v && (answer || kept)) keep(*v);
-        else if (answer || kept) refuse("the string '" + value->substr(0, 40) + "'");
+        else if (answer || kept) refuse("the string '" + value->substr(0, 40) + "'" + beyond_double(*value));
         else into.attrs->strings[key] = *value;
     } else {
         refuse("a value of type " + type_name(type.get()));

@@ -418,6 +418,14 @@ class Structured(unittest.TestCase):
             g.attrs["structure"] = "factor"
             g.attrs["scale"] = "large"
             g["G"] = np.ones((2, 3))
+            g = h5.create_group("scale_overflows")
+            g.attrs["structure"] = "factor"
+            g.attrs["scale"] = "1e400"
+            g["G"] = np.ones((2, 3))
+            g = h5.create_group("scale_inf_text")
+            g.attrs["structure"] = "factor"
+            g.attrs["scale"] = " -inf"
+            g["G"] = np.ones((2, 3))
             g = h5.create_group("scale_array")
             g.attrs["structure"] = "kron"
             g.attrs["scale"] = np.array([3.0, 5.0])
@@ -499,6 +507,8 @@ class Structured(unittest.TestCase):
             "/negative_error": "attribute hessian_error must be a finite number >= 0, got -2",
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
+            "/scale_overflows": "attribute scale must be one number, got the string '1e400' (beyond the range of a double)",
+            "/scale_inf_text": "attribute scale must be one number, got the string ' -inf' (not a finite number)",
             "/scale_array": "attribute scale must be one number, got an array of 2 values",
             "/scale_bool": "attribute scale must be one number, got a value of type enum",
             "/diag_2d": "non-empty 1-D dataset, got shape 3x3",

@@ -1090,6 +1090,9 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
             basinvol.compare(row, row, tie_tol=tie_tol)
     assert basinvol.analyze(H, eigenvalues=np.bool_(True)).eigenvalues is not None
     assert basinvol.analyze(H, max_memory=np.int64(10**9)).rank == 2
+    assert basinvol.analyze(H, max_memory=2 ** 63 - 1).rank == 2  # exact, not rounded up to 2^63
+    with pytest.raises(basinvol.UsageError, match="must be under 8 EiB"):
+        basinvol.analyze(H, max_memory=2 ** 63)
     row = basinvol.analyze(H).to_dict()
     with pytest.raises(basinvol.UsageError, match="negatives"):
         basinvol.rank([row, row], negatives="bogus")
