@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <unistd.h>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,50 @@ namespace py = pybind11;
 namespace bv = basinvol;
 
 namespace {
+
+// While the interpreter finalizes (a daemon thread still in a call when the
+// program exits), CPython 3.11 ends a thread that takes the GIL back by
+// unwinding it (pthread_exit); from a destructor, which is noexcept, that
+// unwinding is std::terminate ("terminate called without an active
+// exception", the process killed by SIGABRT). Such a thread instead waits
+// here for the process to end, as CPython 3.14 makes it do.
+bool finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing() != 0;
+#else
+    return _Py_IsFinalizing() != 0;
+#endif
+}
+
+void wait_if_finalizing() {
+    if (!finalizing()) return;
+    for (;;) pause();
+}
+
+// The GIL released for the scope (py::gil_scoped_release, but taken back
+// only while the interpreter runs).
+class Unlocked {
+public:
+    Unlocked() : state_(PyEval_SaveThread()) {}
+    Unlocked(const Unlocked&) = delete;
+    Unlocked& operator=(const Unlocked&) = delete;
+    ~Unlocked() {
+        wait_if_finalizing();
+        PyEval_RestoreThread(state_);
+    }
+
+private:
+    PyThreadState* state_;
+};
+
+// The GIL held for the scope from a thread that released it
+// (py::gil_scoped_acquire, taken only while the interpreter runs).
+struct NotFinalizing {
+    NotFinalizing() { wait_if_finalizing(); }
+};
+struct Held : private NotFinalizing {
+    py::gil_scoped_acquire held;
+};
 
 template <class T>
 std::optional<T> get(const py::dict& d, const char* key) {
@@ -169,7 +214,7 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     if (auto name = get<std::string>(options, "name")) attrs.name = *name;
     bv::Row row;
     try {
-        py::gil_scoped_release unlocked;
+        Unlocked unlocked;
         bv::Hessian h = f32 ? bv::make_hessian(copy_matrix<float>(b), label, opt.read)
                             : bv::make_hessian(copy_matrix<double>(b), label, opt.read);
         h.info.attrs = attrs;
@@ -204,7 +249,7 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout) 
     bv::ListOptions listing;
     listing.time_limit = list_timeout;
     listing.stop = [] {
-        py::gil_scoped_acquire held;
+        Held held;
         return PyErr_CheckSignals() != 0;  // the handler's exception stays set
     };
     Listed l;
@@ -214,7 +259,7 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout) 
         bv::Row err;
         std::vector<bv::ListedHessian> list;
         try {
-            py::gil_scoped_release unlocked;
+            Unlocked unlocked;
             list = bv::expand_source(source, &err, listing);
         } catch (const bv::ListingStopped&) {
             throw py::error_already_set();
@@ -232,7 +277,7 @@ Listed list_image(const py::bytes& image, const std::string& label, const std::s
     const bv::Source source = bv::image_source(std::string(image), label, path);
     std::vector<bv::ListedHessian> list;
     {
-        py::gil_scoped_release unlocked;
+        Unlocked unlocked;
         list = bv::expand_source(source, &err);
     }
     l.sources.emplace_back(std::move(list), std::move(err));
@@ -245,11 +290,11 @@ class PythonLock : public bv::ReadLock {
 public:
     explicit PythonLock(py::object lock) : lock_(std::move(lock)) {}
     ~PythonLock() override {
-        py::gil_scoped_acquire held;
+        Held held;
         lock_ = py::object();
     }
     void lock() override {
-        py::gil_scoped_acquire held;
+        Held held;
         try {
             lock_.attr("acquire")();
         } catch (py::error_already_set& e) {  // one line, as every row's error
@@ -258,7 +303,7 @@ public:
         }
     }
     void unlock() override {
-        py::gil_scoped_acquire held;
+        Held held;
         try {
             lock_.attr("release")();
         } catch (py::error_already_set& e) {
@@ -279,12 +324,12 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options, 
     if (!lock.is_none()) opt.read.hold = std::make_shared<PythonLock>(lock);
     std::vector<bv::Row> rows;
     {
-        py::gil_scoped_release unlocked;
+        Unlocked unlocked;
         for (const auto& [list, err] : l.sources) {
             if (list.empty()) rows.push_back(err);
             for (const auto& listed : list) {
                 {
-                    py::gil_scoped_acquire held;
+                    Held held;
                     interrupted();
                 }
                 auto over = listed.problem.empty() ? over_budget(listed.info, opt) : std::nullopt;
@@ -346,7 +391,7 @@ py::dict compare(const std::string& a_json, const std::string& b_json, const py:
 std::vector<py::tuple> read_results(const std::string& path) {
     std::vector<bv::Row> rows;
     {
-        py::gil_scoped_release unlocked;  // other threads run while a large file is parsed
+        Unlocked unlocked;  // other threads run while a large file is parsed
         rows = bv::read_rows(path);
     }
     bool with_place = false, regularized = false;

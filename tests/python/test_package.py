@@ -672,6 +672,46 @@ def test_inputs_whose_values_would_be_misread_are_type_errors():
             basinvol.analyze(torch.empty(3, 3, device="meta"))
 
 
+@pytest.mark.parametrize("what", ["array", "file"])
+def test_a_daemon_thread_still_solving_when_the_program_exits_does_not_abort_it(tmp, what):
+    # CPython ends a daemon thread that takes the GIL back while the
+    # interpreter finalizes by unwinding it; where that happened in the
+    # destructor that takes the GIL back after a solve, the process died by
+    # SIGABRT ("terminate called without an active exception"). A
+    # sys.stdout whose flush sleeps holds finalization open past the solve.
+    f = os.path.join(tmp, "h.h5")
+    H = np.random.default_rng(0).standard_normal((2000, 2000))
+    bx.write_hessian(f, H + H.T)
+    script = """
+import os, sys, threading, time
+import basinvol, h5py
+import numpy as np
+class SlowFlush:
+    def write(self, text):
+        return len(text)
+    def flush(self, sleep=time.sleep, finalizing=sys.is_finalizing):
+        if finalizing():
+            sleep(1.5)
+with h5py.File(sys.argv[1], "r") as fh:
+    H = fh["hessian"][...]
+call = (lambda: basinvol.analyze(H, method="dense")) if sys.argv[2] == "array" else (
+    lambda: basinvol.volume(sys.argv[1], method="dense"))
+t = time.monotonic()
+call()  # the call works, and takes this long
+took = time.monotonic() - t
+started = threading.Event()
+def work():
+    started.set()
+    call()
+threading.Thread(target=work, daemon=True).start()
+started.wait()
+time.sleep(took / 2)  # into the solve
+sys.stdout = SlowFlush()
+"""
+    p = subprocess.run([sys.executable, "-c", script, f, what], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "terminate" not in p.stderr, (p.returncode, p.stderr)
+
+
 def test_ctrl_c_stops_a_list_of_sources_after_the_hessian_being_analysed(tmp):
     # One call lists and analyses the whole list: a SIGINT part-way raises
     # KeyboardInterrupt at the next source or Hessian, not when the list is
