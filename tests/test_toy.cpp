@@ -121,6 +121,11 @@ TEST_CASE("the loss format: parse, print, Hessian, learning coefficient") {
     CHECK(m.hessian_diagonal()(2) == -1);
     CHECK_FALSE(m.nonnegative());
     CHECK_FALSE(PolyLoss::parse("x0^2 + x1^2", 3).learning_coefficient());  // x2 absent: unbounded
+    // A coordinate named twice with one power is one term (2·x^2); with two
+    // powers, {x^2 + x^4 <= T} follows no power of T.
+    CHECK(*PolyLoss::parse("x^2 + x^2").learning_coefficient() == doctest::Approx(0.5));
+    CHECK(*PolyLoss::parse("x0^4 + 3*x1^2 + x0^4").learning_coefficient() == doctest::Approx(0.75));
+    CHECK_FALSE(PolyLoss::parse("x^2 + x^4").learning_coefficient());
     CHECK_THROWS_AS(PolyLoss::parse("x0 + x1^2"), UsageError);             // not a critical point
     CHECK_THROWS_AS(PolyLoss::parse("x0^2 + q"), UsageError);
     CHECK_THROWS_AS(PolyLoss::parse("x3^2", 2), UsageError);

@@ -203,16 +203,22 @@ double PolyLoss::half_width(std::size_t i, double T) const {
     return hi;
 }
 
+// Σ 1/p over the coordinates when each coordinate's terms share one even
+// power p with positive coefficients (x^2 + x^2 is 2·x^2): then
+// {L ≤ T} = T^(1/p) in each coordinate, scaled. A coordinate without a term
+// (unbounded) or with terms of two powers (not a power law) has none.
 std::optional<double> PolyLoss::learning_coefficient() const {
-    std::vector<int> count(n_, 0);
-    double sum = 0;
+    std::vector<int> power(n_, 0);
     for (const Term& t : terms_) {
         if (!(t.coef > 0) || t.power % 2 != 0) return std::nullopt;
-        ++count[t.var];
-        sum += 1.0 / t.power;
+        if (power[t.var] != 0 && power[t.var] != t.power) return std::nullopt;
+        power[t.var] = t.power;
     }
-    for (int c : count)
-        if (c != 1) return std::nullopt;
+    double sum = 0;
+    for (int p : power) {
+        if (p == 0) return std::nullopt;
+        sum += 1.0 / p;
+    }
     return sum;
 }
 
