@@ -92,6 +92,32 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
 
 Row row_from_json(const json& j) { return fields_from_json(j); }
 
+namespace {
+
+// Why `text` is not JSON, as the parser says it (where, and what it read
+// last: a NaN or Infinity written by hand shows there).
+std::string json_syntax_error(const std::string& text) {
+    try {
+        const json ignored = json::parse(text);
+        (void)ignored;
+    } catch (const json::parse_error& e) {
+        std::string why = e.what();
+        if (const auto end = why.find("] "); why.rfind("[json.exception", 0) == 0 && end != std::string::npos)
+            why = why.substr(end + 2);
+        return why;
+    }
+    return "";
+}
+
+// The parser's message about one line of JSON Lines: its column, not "line 1".
+std::string in_line(std::string why) {
+    const std::string first = "parse error at line 1, column";
+    if (why.rfind(first, 0) == 0) why = "at column" + why.substr(first.size());
+    return why;
+}
+
+}  // namespace
+
 std::optional<Format> detect_format(const std::string& s) {
     std::size_t i = s.find_first_not_of(" \t\r\n");
     if (i == std::string::npos) return std::nullopt;
@@ -123,7 +149,8 @@ std::vector<Row> parse_rows(const std::string& s, Format format, const std::stri
                 if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
                 json j = json::parse(line, nullptr, false);
                 if (j.is_discarded())
-                    throw InputError(what + ": line " + std::to_string(n) + " is not a JSON object (a cut-off row?)");
+                    throw InputError(what + ": line " + std::to_string(n) + " is not a JSON object (a cut-off row?): " +
+                                     in_line(json_syntax_error(line)));
                 try {
                     rows.push_back(row_from_json(j));
                 } catch (const InputError& e) {
@@ -134,7 +161,9 @@ std::vector<Row> parse_rows(const std::string& s, Format format, const std::stri
         }
         case Format::json: {
             json doc = json::parse(s, nullptr, false);
-            if (doc.is_discarded() || !doc.is_object() || !doc.contains("rows") || !doc["rows"].is_array())
+            if (doc.is_discarded())
+                throw InputError(what + ": not a basinvol JSON document (not JSON: " + json_syntax_error(s) + ")");
+            if (!doc.is_object() || !doc.contains("rows") || !doc["rows"].is_array())
                 throw InputError(what + ": not a basinvol JSON document (no \"rows\" array)");
             for (const auto& j : doc["rows"]) {
                 try {

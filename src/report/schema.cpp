@@ -4,6 +4,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/report/schema.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -351,6 +352,12 @@ void check_counts(const Row& r) {
     if (!(r.negative_low <= r.negative && r.negative <= r.negative_high && r.negative_high <= r.n))
         refuse("negative_low <= negative <= negative_high <= n");
     if (r.log_volume_error < 0) refuse("log_volume_error >= 0 (got " + value_text(r.log_volume_error) + ")");
+    // log10_volume is log_volume / ln 10, as written (when both are given).
+    const double ln10 = std::log(10.0);
+    if (std::isfinite(r.log10_volume) && std::isfinite(r.log_volume) &&
+        !(std::abs(r.log10_volume * ln10 - r.log_volume) <= 1e-12 * std::max(1.0, std::abs(r.log_volume))))
+        throw InputError(r.source + ": the row's log10_volume is not log_volume / ln 10 (log10_volume " +
+                         value_text(r.log10_volume) + ", log_volume " + value_text(r.log_volume) + ")");
 }
 
 }  // namespace

@@ -274,6 +274,23 @@ class BatchTest(clitest.TempDirTest):
                 p = run("rank", "--from-results", bad)
                 self.assertEqual(p.returncode, 1, p.stderr)
                 self.assertIn("the row's counts break " + words, p.stderr)
+        bad = self.path("bad.jsonl")
+        with open(bad, "w") as fh:
+            fh.write(json.dumps(dict(r, log10_volume=r["log10_volume"] + 1e-6)) + "\n")
+        p = run("rank", "--from-results", bad)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("the row's log10_volume is not log_volume / ln 10", p.stderr)
+        # Not JSON (NaN, as Python's json.dumps writes it): the parser's words.
+        with open(bad, "w") as fh:
+            fh.write(json.dumps(rows[1]) + "\n" + json.dumps(dict(r, log_volume=float("nan"))) + "\n")
+        p = run("rank", "--from-results", bad)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stderr, r"line 2 is not a JSON object \(a cut-off row\?\): at column \d+: .*last read: '\"log_volume\": N'")
+        with open(bad, "w") as fh:
+            fh.write(json.dumps({"rows": [dict(r, log_volume=float("inf"))]}))
+        p = run("rank", "--from-results", bad)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertRegex(p.stderr, r"not a basinvol JSON document \(not JSON: parse error at line 1, column \d+: .*last read: '\"log_volume\": I'")
 
     def test_a_results_file_that_cannot_be_read_is_one_error_row(self):
         # A missing shard, or one with a broken record, is named on stderr and
