@@ -59,6 +59,24 @@ TEST_CASE("log-volumes on one --tie-tol step share a place") {
     CHECK(places(rows) == std::vector<std::size_t>{1, 1, 3});
 }
 
+TEST_CASE("a log-volume just under half a step is in the cell below") {
+    // 0.49999999999999994 + 0.5 rounds to 1.0: the cell must not be taken
+    // from that sum. With --tie-tol 1 it shares place with 0, not with 1.
+    const double under_half = std::nextafter(0.5, 0.0);
+    std::vector<Row> rows = {row("one", 5, 1, 1.0), row("under", 5, 1, under_half), row("zero", 5, 1, 0.0)};
+    RankOptions opt;
+    opt.tie_tol = 1;
+    rank_rows(rows, opt);
+    CHECK(sources(rows) == std::vector<std::string>{"one", "under", "zero"});
+    CHECK(places(rows) == std::vector<std::size_t>{1, 2, 2});
+    CHECK(compare_rows(rows[1], rows[2], opt).sign == 0);
+    CHECK(compare_rows(rows[0], rows[1], opt).sign > 0);
+    // Exactly half goes up, as does −0.5 (to 0).
+    std::vector<Row> halves = {row("half", 5, 1, 0.5), row("one", 5, 1, 1.0), row("minus", 5, 1, -0.5), row("z", 5, 1, 0.0)};
+    rank_rows(halves, opt);
+    CHECK(places(halves) == std::vector<std::size_t>{1, 1, 3, 3});
+}
+
 TEST_CASE("ties do not chain: rank and compare agree on every pair") {
     // 0.9e-6 apart each: "within tie_tol of a neighbour" would chain all five
     // into one place while compare orders the ends.

@@ -25,10 +25,17 @@ bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnin
 // so places and pairwise comparisons agree. A step so fine that a cell's
 // number overflows (--tie-tol 1e-320) is finer than float64 resolves: the
 // values themselves are compared.
+// The nearest whole number to q, halves up. Not floor(q + 0.5), whose sum
+// rounds: q = 0.49999999999999994 would go to 1. q − floor(q) is exact.
+double nearest_cell(double q) {
+    const double down = std::floor(q);
+    return q - down >= 0.5 ? down + 1 : down;
+}
+
 std::pair<double, double> cells(double a, double b, double tie_tol) {
     const double qa = a / tie_tol, qb = b / tie_tol;
     if (!(tie_tol > 0) || !std::isfinite(qa) || !std::isfinite(qb)) return {a, b};
-    return {std::floor(qa + 0.5), std::floor(qb + 0.5)};
+    return {nearest_cell(qa), nearest_cell(qb)};
 }
 
 Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
@@ -211,8 +218,8 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
         }
         const double q = v / tie_tol, ql = (v - e) / tie_tol, qh = (v + e) / tie_tol;
         if (!std::isfinite(q) || !std::isfinite(ql) || !std::isfinite(qh)) return false;
-        const double lo = std::floor(ql + 0.5), hi = std::floor(qh + 0.5);
-        iv.push_back({lo, std::floor(q + 0.5), hi, lo != hi});
+        const double lo = nearest_cell(ql), hi = nearest_cell(qh);
+        iv.push_back({lo, nearest_cell(q), hi, lo != hi});
     }
     std::vector<std::pair<double, double>> spans, wide;
     for (const auto& x : iv) {
