@@ -146,6 +146,19 @@ void check_as_listed(hid_t d, const HessianInfo& info, bool attributes = true);
 // Throws InputError (naming `where`) when dataset d was created and never
 // written: no storage allocated, every value its fill value.
 void check_written(hid_t d, const std::string& where);
+// Whether a float type's exponents reach past float64's: its largest
+// exponent (the top code is infinity) above 1023, or its smallest normal
+// one under −1022 (x87 long double, binary128).
+bool wider_range_than_double(hid_t type);
+// Throws InputError (naming `where`) when dataset d's float type reaches
+// past float64's exponents (x87 long double, binary128) and the values read
+// as float64 into `values` (the box of `rows` x `cols` at [start0, start1];
+// a 1-D dataset: cols 1) lost it: a finite value beyond float64's range
+// (read as ±inf), or a Hessian whose largest value lies under float64's
+// normal range (read as zeros and subnormals). Values merely rounded are
+// left to the noise floor.
+void check_float64_range(hid_t d, const double* values, std::size_t rows, std::size_t cols, std::size_t start0,
+                         std::size_t start1, const std::string& where);
 // Why dataset d's values cannot be read safely and whole (a corrupt type,
 // storage short of its shape, missing external or virtual sources, a
 // filter this HDF5 lacks), or "". The files other than `file` the read

@@ -432,6 +432,18 @@ std::string type_problem(hid_t type) {
           << msize << " in " << size << " bytes";
         return s.str();
     }
+    // The noise floor counts the rounding of float16, bfloat16, float32 and
+    // float64 (ε and the subnormal step), and of layouts at least as fine
+    // as float64 (long double, binary128: computed in float64). Another
+    // layout's subnormal step (a TF32, an 8-bit float) is not float64's nor
+    // one of theirs: its floor would be off by decades.
+    const long ebias = static_cast<long>(H5Tget_ebias(type));
+    const bool known = (esize == 5 && msize == 10 && ebias == 15) || (esize == 8 && msize == 7 && ebias == 127) ||
+                       (esize == 8 && msize == 23 && ebias == 127) || (esize == 11 && msize == 52 && ebias == 1023);
+    const bool finer = msize >= 52 && 1 - ebias - static_cast<long>(msize) <= -1074;
+    if (!known && !finer)
+        return "dataset type is " + type_name(type) + " with exponent bias " + std::to_string(ebias) +
+               ", a float layout whose rounding basinvol does not count; store float16, bfloat16, float32 or float64";
     return "";
 }
 
@@ -1158,6 +1170,76 @@ bool detail::same_attributes_as_listed(const Attributes& now, const Attributes& 
     return same_attributes(now, listed);
 }
 
+bool detail::wider_range_than_double(hid_t type) {
+    std::size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+    if (H5Tget_class(type) != H5T_FLOAT || H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0 || esize > 62)
+        return false;
+    const double ebias = static_cast<double>(H5Tget_ebias(type));
+    return std::ldexp(1.0, static_cast<int>(esize)) - 2 - ebias > 1023 || 1 - ebias < -1022;
+}
+
+namespace {
+
+std::string position(std::size_t i, std::size_t j, bool one_d) {
+    return one_d ? "[" + std::to_string(i) + "]" : "[" + std::to_string(i) + ", " + std::to_string(j) + "]";
+}
+
+std::string long_double_text(long double v) {
+    char buf[48];
+    const CLocale c;
+    std::snprintf(buf, sizeof buf, "%.6Lg", v);
+    return buf;
+}
+
+}  // namespace
+
+void detail::check_float64_range(hid_t d, const double* values, std::size_t rows, std::size_t cols,
+                                 std::size_t start0, std::size_t start1, const std::string& where) {
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (!type.valid() || !detail::wider_range_than_double(type.get())) return;
+    Handle space(H5Dget_space(d), H5Sclose);
+    const bool one_d = space.valid() && H5Sget_simple_extent_ndims(space.get()) == 1;
+    const std::string stored = type_name(type.get());
+    // The stored value at box position (r, c), read as a long double.
+    auto stored_at = [&](std::size_t r, std::size_t c) {
+        long double v = 0;
+        const hsize_t start[2] = {start0 + r, start1 + c}, count[2] = {1, 1};
+        read_box(d, H5T_NATIVE_LDOUBLE, start, count, &v, where);
+        return v;
+    };
+    double top = 0;
+    for (std::size_t k = 0; k < rows * cols; ++k) {
+        if (!std::isfinite(values[k])) {
+            const long double v = stored_at(k / cols, k % cols);
+            if (std::isfinite(v))
+                throw InputError(where + ": value " + long_double_text(v) + " at " +
+                                 position(start0 + k / cols, start1 + k % cols, one_d) + " is beyond float64's range (" +
+                                 stored + " holds it; basinvol computes in float64): rescale the Hessian when writing");
+            return;  // stored as inf or NaN: the values' check names it
+        }
+        top = std::max(top, std::abs(values[k]));
+    }
+    if (top >= std::numeric_limits<double>::min()) return;
+    // All zeros and subnormals as float64: were they so as stored?
+    long double largest = 0;
+    std::size_t at = 0;
+    const std::size_t band = std::max<std::size_t>(1, (std::size_t(1) << 20) / std::max<std::size_t>(cols, 1));
+    std::vector<long double> panel;
+    for (std::size_t r = 0; r < rows; r += band) {
+        const std::size_t h = std::min(band, rows - r);
+        panel.assign(h * cols, 0.0L);
+        const hsize_t start[2] = {start0 + r, start1}, count[2] = {h, cols};
+        read_box(d, H5T_NATIVE_LDOUBLE, start, count, panel.data(), where);
+        for (std::size_t k = 0; k < panel.size(); ++k)
+            if (std::fabs(panel[k]) > largest) largest = std::fabs(panel[k]), at = r * cols + k;
+    }
+    if (largest > static_cast<long double>(top))
+        throw InputError(where + ": its largest value, " + long_double_text(largest) + " at " +
+                         position(start0 + at / cols, start1 + at % cols, one_d) +
+                         ", lies under float64's normal range (2.2e-308; " + stored +
+                         " holds it, basinvol computes in float64): rescale the Hessian when writing");
+}
+
 void detail::check_written(hid_t d, const std::string& where) {
     // Created and never written (a writer that died before its first
     // write): every value would be the fill value, a Hessian of zeros that
@@ -1302,6 +1384,9 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
         const detail::Box box{{start[0], start[1]}, {count[0], count[1]}};
         detail::check_chunks(d.get(), 0, 1, info.source(), &box);  // as read_chunks_parallel checks them
         detail::read_box(d.get(), type, start, count, buf, info.source());
+        if (!f32)
+            detail::check_float64_range(d.get(), static_cast<const double*>(buf), n, n, window->offset, window->offset,
+                                        info.source());
         return;
     }
     if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
@@ -1309,6 +1394,7 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
         const hsize_t start[2] = {0, 0}, count[2] = {n, n};
         detail::read_box(d.get(), type, start, count, buf, info.source());
     }
+    if (!f32) detail::check_float64_range(d.get(), static_cast<const double*>(buf), n, n, 0, 0, info.source());
 }
 
 }  // namespace

@@ -346,6 +346,9 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
         if (rank < 1 || rank > 2 || H5Sget_simple_extent_dims(space.get(), dims, nullptr) != rank)
             detail::fail_to_read(d.get(), where);
         detail::read_box(d.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE, start, dims, to, where);
+        if (!f32)
+            detail::check_float64_range(d.get(), static_cast<const double*>(to), dims[0], rank == 2 ? dims[1] : 1, 0, 0,
+                                        where);
     }, buf);
 }
 

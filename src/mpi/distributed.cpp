@@ -187,6 +187,13 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
         detail::check_as_listed(opened.dataset.get(), info, me == 0);  // as the serial reader checks it
+        // Read as float64 in tiles, such a type's values past float64's range
+        // would be inf or zeros: the serial reader checks them, not this one.
+        Handle type(H5Dget_type(opened.dataset.get()), H5Tclose);
+        if (type.valid() && detail::wider_range_than_double(type.get()))
+            throw InputError(info.source() + ": dataset type is " + info.stored_type +
+                             ", whose range reaches past float64's; basinvol-mpi reads float64 and narrower types: "
+                             "store it as float64, or run basinvol");
         detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
                              info.source());
     } catch (const std::bad_alloc&) {

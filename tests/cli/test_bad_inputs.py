@@ -972,6 +972,57 @@ class AwkwardInputs(unittest.TestCase):
                 self.assertEqual(row["rank"], int((np.abs(lam) > row["tol"]).sum()))
                 self.assertEqual(row["negative"], int((lam < -row["tol"]).sum()))
 
+    def test_float_layouts_beyond_float64s_range_or_of_unknown_rounding(self):
+        # A long double (15 exponent bits) is computed in float64: a finite
+        # value past float64's range would read as inf, and a Hessian whose
+        # values all lie under its normal range as zeros (dim n, ranked
+        # first): each is refused with the value as stored. Values in range
+        # are read, and a few that underflow beside larger ones are noise.
+        # A layout whose subnormal step is none of the known types' (TF32:
+        # 8 exponent bits, 10 mantissa bits) would get a floor decades off.
+        ld = np.longdouble
+        tiny_diag = np.array([1.0, 2.0, 3.0]).astype(ld) * ld("1e-400")
+        def build(f):
+            f["tiny"] = np.diag(tiny_diag)
+            f["huge"] = np.diag([1.0, 2.0, 3.0]).astype(ld) * ld("1e400")
+            f["zero"] = np.zeros((3, 3), ld)
+            f["in_range"] = H.astype(ld)
+            m = np.diag([1.0, 2.0, 3.0]).astype(ld)
+            m[2, 2] = ld("1e-400")
+            f["one_underflows"] = m
+            d = f.create_dataset("diag", data=tiny_diag)
+            d.attrs["structure"] = "diagonal"
+            g = f.create_group("kron")
+            g.attrs["structure"] = "kron"
+            g["A"] = np.eye(2).astype(ld)
+            g["B"] = np.diag([1.0, 2.0]).astype(ld) * ld("1e400")
+            tf32 = h5py.h5t.IEEE_F32LE.copy()
+            tf32.set_fields(18, 10, 8, 0, 10)
+            tf32.set_precision(19)
+            tf32.set_offset(0)
+            tf32.set_size(3)
+            tf32.set_ebias(127)
+            h5py.h5d.create(f.id, b"tf32", tf32, h5py.h5s.create_simple(H.shape)).write(
+                h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H))
+        file = h5("long_double.h5", build)
+        p = run("volume", file, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["source"].split(":")[-1]: r for r in rows_of(p)}
+        ranged = "(float128 (15 exponent bits, 64 mantissa bits) holds it"
+        for name, words in (("/tiny", "its largest value, 3e-400 at [2, 2], lies under float64's normal range"),
+                            ("/diag", "its largest value, 3e-400 at [2], lies under float64's normal range"),
+                            ("/huge", "value 1e+400 at [0, 0] is beyond float64's range " + ranged),
+                            ("/kron", "/kron/B: value 1e+400 at [0, 0] is beyond float64's range"),
+                            ("/tf32", "dataset type is float24 (8 exponent bits, 10 mantissa bits) with exponent "
+                                      "bias 127, a float layout whose rounding basinvol does not count")):
+            with self.subTest(name):
+                self.assertEqual(rows[name]["status"], "error")
+                self.assertIn(words, rows[name]["error"])
+        self.assertEqual((rows["/zero"]["status"], rows["/zero"]["dim"]), ("ok", 3))
+        self.assertEqual((rows["/one_underflows"]["rank"], rows["/one_underflows"]["dim"]), (2, 1))
+        twin = run("volume", _twin("in_range", H), "-f", "jsonl")
+        self.assert_same("in_range", rows["/in_range"], rows_of(twin)[0])
+
     def test_chunks_never_written_are_the_fill_value_and_the_row_says_so(self):
         # A writer that died partway (or one that wrote only some blocks)
         # leaves chunks unallocated: HDF5 reads them as the fill value, which

@@ -306,6 +306,21 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertIn("missing.h5", ref[-2]["error"])
         self.same_on_every_rank_count(srcs, ref, 1, timeout=240)
 
+    def test_a_long_double_hessian_is_refused_not_read_as_zeros(self):
+        # Tiles read as float64 would hold zeros for values under float64's
+        # range (a Hessian read entirely flat) or inf past it: refused by
+        # type on every rank count; the serial tool checks the values.
+        import h5py
+        f = os.path.join(self.tmp.name, "long_double.h5")
+        with h5py.File(f, "w") as h:
+            h["hessian"] = np.diag([1.0, 2.0, 3.0]).astype(np.longdouble) * np.longdouble("1e-400")
+        for p in (1, 2, 4):
+            r = mpi(p, "volume", f, "-f", "jsonl")
+            self.assertEqual(r.returncode, 1, r.stderr)
+            row = rows(r.stdout)[0]
+            self.assertEqual(row["status"], "error")
+            self.assertIn("whose range reaches past float64's; basinvol-mpi reads float64 and narrower", row["error"])
+
     def test_a_file_one_rank_cannot_open_is_an_error_row_not_a_hang(self):
         # A node-local path or a missing copy: rank 0 lists and opens the
         # file, rank 1 (another working directory) finds nothing; or the file
