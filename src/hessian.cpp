@@ -374,11 +374,18 @@ void reject_value(const HessianInfo& info, double value, std::size_t row, std::s
 
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {
     if (!(relative_asymmetry > opt.max_asymmetry)) return;
-    std::ostringstream s;
-    s.precision(3);
-    s << "matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " << relative_asymmetry << " exceeds " << opt.max_asymmetry
-      << " (option max_asymmetry)";
-    throw InputError(info.source() + ": " + s.str());
+    // Three digits, or as many as tell the two apart (0.001001 over 0.0010005).
+    auto text = [](double v, int digits) {
+        std::ostringstream t;
+        t.precision(digits);
+        t << v;
+        return t.str();
+    };
+    int digits = 3;
+    while (digits < 17 && text(relative_asymmetry, digits) == text(opt.max_asymmetry, digits)) ++digits;
+    throw InputError(info.source() + ": matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " +
+                     text(relative_asymmetry, digits) + " exceeds " + text(opt.max_asymmetry, digits) +
+                     " (option max_asymmetry)");
 }
 
 Hessian make_hessian(Eigen::MatrixXd m, const std::string& label, const ReadOptions& opt) {

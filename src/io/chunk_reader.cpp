@@ -21,6 +21,7 @@
 #include <memory>
 #include <new>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -499,12 +500,54 @@ std::uint64_t unwritten_chunks(hid_t dataset, const Box* box, std::uint64_t* loo
     return missing;
 }
 
+namespace {
+
+unsigned reading_threads() { return std::max(1u, std::min(8u, std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+std::size_t chunk_working_bytes(hid_t dataset) {
+    Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
+    hsize_t chunk[H5S_MAX_RANK] = {};
+    const int rank = H5Pget_chunk(dcpl.get(), H5S_MAX_RANK, chunk);
+    Handle type(H5Dget_type(dataset), H5Tclose);
+    if (rank <= 0 || !type.valid()) return 0;
+    // In the stored type, and converted to float64; as many at once as
+    // there are threads, or chunks when fewer.
+    double bytes = static_cast<double>(std::max<std::size_t>(H5Tget_size(type.get()), sizeof(double)));
+    for (int i = 0; i < rank; ++i) bytes *= static_cast<double>(chunk[i]);
+    double chunks = 1;
+    Handle space(H5Dget_space(dataset), H5Sclose);
+    hsize_t dims[H5S_MAX_RANK] = {};
+    if (space.valid() && H5Sget_simple_extent_dims(space.get(), dims, nullptr) == rank)
+        for (int i = 0; i < rank; ++i) chunks *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
+    return bytes_of(3.0 * std::min<double>(reading_threads(), std::max(chunks, 1.0)) * bytes);
+}
+
+void check_chunk_memory(hid_t dataset, std::size_t bytes, std::size_t budget, const std::string& where) {
+    const std::size_t chunks = chunk_working_bytes(dataset);
+    if (add_bytes(bytes, chunks) <= budget || chunks <= (std::size_t(64) << 20)) return;
+    Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
+    hsize_t chunk[2] = {0, 0};
+    const int rank = dcpl.valid() ? H5Pget_chunk(dcpl.get(), 2, chunk) : 0;
+    std::ostringstream s;
+    s.precision(3);
+    s << where << ": its chunks of " << chunk[0];
+    if (rank == 2) s << "x" << chunk[1];
+    s << " values are inflated whole: reading them needs " << double(chunks) / 1e9 << " GB beside the "
+      << double(bytes) / 1e9 << " GB of values, over the budget of " << double(budget) / 1e9
+      << " GB (option max_memory); rechunk the dataset (h5repack -l CHUNK=...)";
+    throw InputError(s.str());
+}
+
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where) {
     const auto layout = deflate_layout(dataset, n, f32);
     if (!layout) return false;
-    const unsigned threads = std::max(1u, std::min(8u, std::thread::hardware_concurrency()));
+    const unsigned threads = reading_threads();
+    // Raw chunks in batches of about 64 MB, at least one per thread.
     const std::size_t batch =
-        std::max<std::size_t>(threads * 4, (64u << 20) / std::max<std::size_t>(layout->chunk_bytes(), 1));
+        std::max<std::size_t>(threads, (64u << 20) / std::max<std::size_t>(layout->chunk_bytes(), 1));
     std::vector<Chunk> chunks;
     Arena arena;
     for (hsize_t start = 0; start < layout->chunks; start += batch) {

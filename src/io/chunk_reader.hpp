@@ -43,6 +43,15 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
 void read_box(hid_t dataset, hid_t type, const hsize_t start[2], const hsize_t count[2], void* buf,
               const std::string& where);
 
+// The memory reading a chunked dataset takes beside its values, at most:
+// each reading thread holds a chunk inflated (and unshuffled), and the batch
+// of chunks read raw holds about as many again. 0 for other layouts.
+std::size_t chunk_working_bytes(hid_t dataset);
+// Throws InputError (naming `where`) when `bytes` of values and
+// chunk_working_bytes(dataset) together pass `budget`: a chunk may be far
+// larger than its dataset (HDF5 allows 4 GB), and is inflated whole.
+void check_chunk_memory(hid_t dataset, std::size_t bytes, std::size_t budget, const std::string& where);
+
 // How many chunks of a chunked dataset (of those a 2-D `box` overlaps, when
 // one is given) were never written: HDF5 reads them as the fill value. 0 for
 // other layouts, and when HDF5 cannot tell. A box is looked up chunk by

@@ -1375,6 +1375,8 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
     Handle d(H5Dopen2(file.get(), (window ? window->dataset : info.dataset).c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(info.source(), "cannot open dataset");
     detail::check_as_listed(d.get(), info);
+    detail::check_chunk_memory(d.get(), n * n * (f32 ? sizeof(float) : sizeof(double)), memory_budget(opt),
+                               info.source());
     Handle space(H5Dget_space(d.get()), H5Sclose);
     if (!space.valid()) fail_at(info.source(), "cannot read dataset shape");
     const hid_t type = f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE;

@@ -339,6 +339,7 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
             throw InputError(where + ": the dataset no longer has the shape that was listed (the file changed "
                                      "after it was listed)");
         detail::check_written(d.get(), where);
+        detail::check_chunk_memory(d.get(), bytes, memory_budget(opt), where);
         detail::check_chunks(d.get(), 0, 1, where);  // HDF5's deflate filter takes a corrupt chunk's size on trust
         hsize_t dims[2] = {0, 1};
         const int rank = H5Sget_simple_extent_ndims(space.get());

@@ -972,6 +972,51 @@ class AwkwardInputs(unittest.TestCase):
                 self.assertEqual(row["rank"], int((np.abs(lam) > row["tol"]).sum()))
                 self.assertEqual(row["negative"], int((lam < -row["tol"]).sum()))
 
+    def test_an_asymmetry_just_over_the_limit_is_told_in_the_digits_that_show_it(self):
+        # ‖H − Hᵀ‖_F / ‖H‖_F of 0.001001 against --max-asymmetry 0.0010005:
+        # three digits would say "0.001 exceeds 0.001".
+        m = np.eye(20)
+        a = np.zeros((20, 20))
+        a[0, 1], a[1, 0] = 1, -1
+        m += a * (0.001001 * np.sqrt(20) / np.linalg.norm(a)) / 2
+        asym = np.linalg.norm(m - m.T) / np.linalg.norm(m)
+        self.assertGreater(asym, 0.0010005)
+        p = run("volume", plain("just_asymmetric.h5", m), "--max-asymmetry", "0.0010005", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        err = rows_of(p)[0]["error"]
+        self.assertRegex(err, r"= 0\.0010010?\d* exceeds 0\.0010005 \(--max-asymmetry\)")
+        self.assertIn("exceeds 0.001 (--max-asymmetry)", run("volume", plain("asymmetric.h5", m + a), "-f",
+                                                            "jsonl").stdout)
+
+    def test_a_chunk_far_larger_than_its_dataset_counts_against_the_memory_budget(self):
+        # HDF5 inflates a chunk whole: a 20x20 Hessian in one 4000x4000
+        # chunk (a 1-row-of-chunks file of a few MB) takes 128 MB per chunk
+        # to read. Under a budget it does not fit: an error row naming the
+        # chunks, before they are inflated; with room, the values as stored.
+        import zlib
+        n, c = H.shape[0], 4000
+        def build(f):
+            d = f.create_dataset("hessian", shape=(n, n), maxshape=(None, None), dtype="f8", chunks=(c, c),
+                                 compression="gzip")
+            z = zlib.compressobj(1)
+            parts = []
+            for i in range(c):
+                row = np.zeros(c)
+                if i < n:
+                    row[:n] = H[i]
+                parts.append(z.compress(row.tobytes()))
+            parts.append(z.flush())
+            d.id.write_direct_chunk((0, 0), b"".join(parts))
+        file = h5("one_big_chunk.h5", build)
+        self.assertLess(os.path.getsize(file), 1 << 22)
+        p = run("volume", file, "--max-memory", "100M", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("its chunks of 4000x4000 values are inflated whole: reading them needs 0.384 GB beside the "
+                      "3.2e-06 GB of values, over the budget of 0.105 GB (--max-memory)", rows_of(p)[0]["error"])
+        p = run("volume", file, _twin("one_big_chunk", H), "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assert_same("one_big_chunk", *rows_of(p))
+
     def test_float_layouts_beyond_float64s_range_or_of_unknown_rounding(self):
         # A long double (15 exponent bits) is computed in float64: a finite
         # value past float64's range would read as inf, and a Hessian whose
