@@ -365,7 +365,8 @@ std::string missing_filter(hid_t d, bool optional_too = false) {
         // An optional filter HDF5 skipped where it failed: a chunk that needs
         // it fails at the read, with HDF5's message.
         if (id >= 0 && (optional_too || !(flags & H5Z_FLAG_OPTIONAL)) && H5Zfilter_avail(id) <= 0) {
-            const std::string known = name[0] ? std::string(name) : plugin_name(id);
+            // A registered ID's name first: the name a file stores is the writer's word.
+            const std::string known = plugin_name(id)[0] ? std::string(plugin_name(id)) : std::string(name);
             return std::to_string(id) + (known.empty() ? std::string() : " (" + known + ")");
         }
     }
