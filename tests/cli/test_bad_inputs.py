@@ -1217,6 +1217,32 @@ class Links(unittest.TestCase):
                          [("/checkpoints/step_0", "ok"), ("/checkpoints/step_1", "error")])
         self.assertIn("external link to not_copied_yet.h5:/hessian cannot be followed", rows[1]["error"])
 
+    def test_soft_links_that_dangle_loop_or_chain_past_hdf5s_limit_say_which(self):
+        # HDF5 follows 16 soft links at most: a 17th is neither dangling nor
+        # missing. Each case names its rule, walked or given as a path.
+        def build(f):
+            f["l0"] = H
+            for i in range(1, 18):
+                f["l%d" % i] = h5py.SoftLink("/l%d" % (i - 1))
+            f["a"] = h5py.SoftLink("/b")
+            f["b"] = h5py.SoftLink("/a")
+            f["g/to_nothing"] = h5py.SoftLink("missing")
+        file = h5("soft_links.h5", build)
+        want = {"/l17": "a chain of more than 16 soft links, as many as HDF5 follows (/l1 is the 17th)",
+                "/a": "soft links that loop (back to /a)",
+                "/g/to_nothing": "link points to nothing (dangling link to missing)"}
+        p = run("volume", file, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertEqual(rows["/l0"]["status"], "ok")  # l1..l16 lead to it: the same Hessian, one row
+        self.assertEqual(rows_of(run("volume", file + ":/l16", "-f", "jsonl"))[0]["status"], "ok")
+        for name, words in want.items():
+            with self.subTest(name):
+                self.assertIn(words, rows[name]["error"])
+                q = run("volume", file + ":" + name, "-f", "jsonl")
+                self.assertEqual(q.returncode, 1, q.stderr)
+                self.assertIn(words, rows_of(q)[0]["error"])
+
     def test_output_never_replaces_a_file_read_through_a_link_or_a_virtual_dataset(self):
         target = plain("link_target_kept.h5", H)
         linking = h5("links_to_target.h5", lambda f: f.__setitem__(
