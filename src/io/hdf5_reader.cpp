@@ -760,6 +760,8 @@ std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::v
             if (!why.empty()) return what + ": " + why;
             continue;
         }
+        if (const H5T_class_t cls = H5Tget_class(type.get()); cls != H5T_INTEGER && cls != H5T_FLOAT)
+            return what + ": dataset type is " + type_name(type.get()) + ", not a number (expected float32 or float64)";
         if (std::string why = values_problem(src.get(), type.get(), path, reads); !why.empty())
             return what + ": " + why;
         // A lossy source's rounding would not reach the noise floor (the

@@ -271,6 +271,16 @@ def _vds_missing_source():
     return h5("vds_missing_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
 
 
+def _vds_string_source():
+    # A source of text under a float64 virtual dataset: refused as the source
+    # alone is, not as an unreadable read.
+    n = H.shape[0]
+    src = h5("vds_text_source.h5", lambda f: f.create_dataset("s", data=np.full((n, n), b"x")))
+    layout = h5py.VirtualLayout(shape=(n, n), dtype="f8")
+    layout[:, :] = h5py.VirtualSource(os.path.basename(src), "s", shape=(n, n))
+    return h5("vds_string_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
+
+
 def _vds_loop():
     # A virtual dataset mapped onto itself: HDF5 recurses until it crashes.
     n = H.shape[0]
@@ -471,6 +481,8 @@ BAD = {
     "dense_with_scale": (_dense_with_scale, [":/hessian", "attribute scale applies to factor and kron structures only"]),
     "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
+    "vds_string_source": (_vds_string_source, [":/hessian", "source vds_text_source.h5:s: dataset type is string, "
+                                                            "not a number"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
     "vds_unwritten_source": (_vds_unwritten_source, [":/hessian", "source vds_partial_source.h5:hessian has storage "
                                                      "that was never written", "fill value"]),
