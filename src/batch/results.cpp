@@ -95,18 +95,21 @@ Row row_from_json(const json& j) { return fields_from_json(j); }
 namespace {
 
 // Why `text` is not JSON, as the parser says it (where, and what it read
-// last: a NaN or Infinity written by hand shows there).
+// last: a NaN or Infinity written by hand shows there; a number past
+// double's range), its bytes past ASCII as '?' (they may not be UTF-8).
 std::string json_syntax_error(const std::string& text) {
     try {
         const json ignored = json::parse(text);
         (void)ignored;
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         std::string why = e.what();
         if (const auto end = why.find("] "); why.rfind("[json.exception", 0) == 0 && end != std::string::npos)
             why = why.substr(end + 2);
+        for (auto& c : why)
+            if (static_cast<unsigned char>(c) >= 0x80) c = '?';
         return why;
     }
-    return "";
+    return "unreadable";
 }
 
 // The parser's message about one line of JSON Lines: its column, not "line 1".

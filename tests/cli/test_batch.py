@@ -286,6 +286,14 @@ class BatchTest(clitest.TempDirTest):
         p = run("rank", "--from-results", bad)
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertRegex(p.stderr, r"line 2 is not a JSON object \(a cut-off row\?\): at column \d+: .*last read: '\"log_volume\": N'")
+        # A number past double's range: one error row for the file, the
+        # other files' rows ranked.
+        with open(bad, "w") as fh:
+            fh.write(json.dumps(rows[1]) + "\n" + json.dumps(r).replace(json.dumps(r["log_volume"]), "1e400", 1) + "\n")
+        p = run("rank", "--from-results", bad, good, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("line 2 is not a JSON object (a cut-off row?): number overflow parsing '1e400'", p.stderr)
+        self.assertEqual([x["status"] for x in jsonl(p.stdout)], ["ok", "ok", "error"])
         with open(bad, "w") as fh:
             fh.write(json.dumps({"rows": [dict(r, log_volume=float("inf"))]}))
         p = run("rank", "--from-results", bad)
