@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <string>
 #include <utility>
@@ -31,11 +32,14 @@ namespace bv = basinvol;
 namespace {
 
 // While the interpreter finalizes (a daemon thread still in a call when the
-// program exits), CPython 3.11 ends a thread that takes the GIL back by
-// unwinding it (pthread_exit); from a destructor, which is noexcept, that
-// unwinding is std::terminate ("terminate called without an active
-// exception", the process killed by SIGABRT). Such a thread instead waits
-// here for the process to end, as CPython 3.14 makes it do.
+// program exits), CPython 3.11 ends a thread other than the finalizing one
+// that takes the GIL back by unwinding it (pthread_exit); from a
+// destructor, which is noexcept, that unwinding is std::terminate
+// ("terminate called without an active exception", the process killed by
+// SIGABRT). Such a thread instead waits here for the process to end, as
+// CPython 3.14 makes it do. The finalizing thread (a __del__ or atexit
+// handler calling basinvol) goes on: it is the main thread, which the
+// python3 program finalizes from (its thread id is the process id).
 bool finalizing() {
 #if PY_VERSION_HEX >= 0x030D0000
     return Py_IsFinalizing() != 0;
@@ -45,7 +49,7 @@ bool finalizing() {
 }
 
 void wait_if_finalizing() {
-    if (!finalizing()) return;
+    if (!finalizing() || static_cast<pid_t>(::syscall(SYS_gettid)) == ::getpid()) return;
     for (;;) pause();
 }
 

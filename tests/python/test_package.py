@@ -712,6 +712,26 @@ sys.stdout = SlowFlush()
     assert p.returncode == 0 and "terminate" not in p.stderr, (p.returncode, p.stderr)
 
 
+def test_the_finalizing_thread_itself_may_still_call_basinvol():
+    # A __del__ run while the interpreter finalizes (an object in a cycle,
+    # collected at exit) calls basinvol on the thread that finalizes: it
+    # takes the GIL back and returns, where only other threads must wait.
+    script = """
+import gc, sys
+import basinvol
+import numpy as np
+gc.set_threshold(10 ** 9)
+class C:
+    def __del__(self):
+        sys.stderr.write("finalizing %s rank %d\\n" % (sys.is_finalizing(), basinvol.analyze(np.eye(3)).rank))
+c = C()
+c.me = c
+del c
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "finalizing True rank 3" in p.stderr, (p.returncode, p.stderr)
+
+
 def test_ctrl_c_stops_a_list_of_sources_after_the_hessian_being_analysed(tmp):
     # One call lists and analyses the whole list: a SIGINT part-way raises
     # KeyboardInterrupt at the next source or Hessian, not when the list is
