@@ -507,22 +507,24 @@ unsigned reading_threads() { return std::max(1u, std::min(8u, std::thread::hardw
 }  // namespace
 
 std::size_t chunk_working_bytes(hid_t dataset) {
+    // A chunk without filters is read in place (HDF5 reads the selected part
+    // of one larger than its chunk cache straight into the values).
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
-    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED) return 0;
+    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(dcpl.get()) <= 0) return 0;
     hsize_t chunk[H5S_MAX_RANK] = {};
     const int rank = H5Pget_chunk(dcpl.get(), H5S_MAX_RANK, chunk);
     Handle type(H5Dget_type(dataset), H5Tclose);
     if (rank <= 0 || !type.valid()) return 0;
-    // In the stored type, and converted to float64; as many at once as
-    // there are threads, or chunks when fewer.
-    double bytes = static_cast<double>(std::max<std::size_t>(H5Tget_size(type.get()), sizeof(double)));
+    // A chunk in the stored type as read (raw, at most its plain size) and
+    // as inflated, as many at once as there are threads, or chunks when fewer.
+    double bytes = 2.0 * static_cast<double>(H5Tget_size(type.get()));
     for (int i = 0; i < rank; ++i) bytes *= static_cast<double>(chunk[i]);
     double chunks = 1;
     Handle space(H5Dget_space(dataset), H5Sclose);
     hsize_t dims[H5S_MAX_RANK] = {};
     if (space.valid() && H5Sget_simple_extent_dims(space.get(), dims, nullptr) == rank)
         for (int i = 0; i < rank; ++i) chunks *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
-    return bytes_of(3.0 * std::min<double>(reading_threads(), std::max(chunks, 1.0)) * bytes);
+    return bytes_of(std::min<double>(reading_threads(), std::max(chunks, 1.0)) * bytes);
 }
 
 void check_chunk_memory(hid_t dataset, std::size_t bytes, std::size_t budget, const std::string& where) {

@@ -43,9 +43,9 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
 void read_box(hid_t dataset, hid_t type, const hsize_t start[2], const hsize_t count[2], void* buf,
               const std::string& where);
 
-// The memory reading a chunked dataset takes beside its values, at most:
-// each reading thread holds a chunk inflated (and unshuffled), and the batch
-// of chunks read raw holds about as many again. 0 for other layouts.
+// The memory reading a compressed chunked dataset takes beside its values:
+// each reading thread holds a chunk read raw and one inflated. 0 for other
+// layouts and for chunks stored without filters.
 std::size_t chunk_working_bytes(hid_t dataset);
 // Throws InputError (naming `where`) when `bytes` of values and
 // chunk_working_bytes(dataset) together pass `budget`: a chunk may be far
