@@ -241,12 +241,13 @@ std::string beyond_double(const std::string& text) {
     const CLocale c;
     char* end = nullptr;
     errno = 0;
-    std::strtod(text.c_str(), &end);
-    const bool overflow = errno == ERANGE;
+    const double v = std::strtod(text.c_str(), &end);
+    const bool out_of_range = errno == ERANGE;
     if (end == text.c_str()) return "";
     while (*end == ' ' || (*end >= '\t' && *end <= '\r')) ++end;
     if (*end != '\0') return "";
-    return overflow ? " (beyond the range of a double)" : " (not a finite number)";
+    if (!out_of_range) return " (not a finite number)";
+    return std::isinf(v) ? " (beyond the range of a double)" : " (under the range of a double)";
 }
 
 // The attributes read so far, and the first that changes an answer and
@@ -1246,7 +1247,7 @@ void detail::check_float64_range(hid_t d, const double* values, std::size_t rows
         for (std::size_t k = 0; k < panel.size(); ++k)
             if (std::fabs(panel[k]) > largest) largest = std::fabs(panel[k]), at = r * cols + k;
     }
-    if (largest > static_cast<long double>(top))
+    if (largest > 0)
         throw InputError(where + ": its largest value, " + long_double_text(largest) + " at " +
                          position(start0 + at / cols, start1 + at % cols, one_d) +
                          ", lies under float64's normal range (2.2e-308; " + stored +

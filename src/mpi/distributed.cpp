@@ -173,6 +173,17 @@ struct ParallelDataset {
     }
 };
 
+// Read as float64 in tiles or slabs, the values of a type whose range
+// reaches past float64's would be inf or zeros where they lie beyond it:
+// the serial reader checks them, this one refuses the type.
+void refuse_wider_than_double(hid_t d, const std::string& where, const std::string& stored_type) {
+    Handle type(H5Dget_type(d), H5Tclose);
+    if (type.valid() && detail::wider_range_than_double(type.get()))
+        throw InputError(where + ": dataset type is " + stored_type +
+                         ", whose range reaches past float64's; basinvol-mpi reads float64 and narrower types: "
+                         "store it as float64, or run basinvol");
+}
+
 // The dataset must still be the one listed (shape, type, attributes), and
 // every deflated chunk of it must inflate to exactly its plain size,
 // as the serial reader checks (HDF5's filter keeps the head of a longer one
@@ -187,13 +198,7 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
         detail::check_as_listed(opened.dataset.get(), info, me == 0);  // as the serial reader checks it
-        // Read as float64 in tiles, such a type's values past float64's range
-        // would be inf or zeros: the serial reader checks them, not this one.
-        Handle type(H5Dget_type(opened.dataset.get()), H5Tclose);
-        if (type.valid() && detail::wider_range_than_double(type.get()))
-            throw InputError(info.source() + ": dataset type is " + info.stored_type +
-                             ", whose range reaches past float64's; basinvol-mpi reads float64 and narrower types: "
-                             "store it as float64, or run basinvol");
+        refuse_wider_than_double(opened.dataset.get(), info.source(), info.stored_type);
         detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
                              info.source());
     } catch (const std::bad_alloc&) {
@@ -753,6 +758,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
         // Each rank checks its share of G's chunks, as for a dense Hessian
         // (check_chunks above); the failures are agreed below.
         detail::check_written(d.get(), g.source());
+        refuse_wider_than_double(d.get(), g.source(), p.stored_type);
         detail::check_chunks(d.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size), g.source());
         // The slab is a box of G, row-major: read in bands of chunk rows as
         // the serial reader reads G (independent transfers, the default).

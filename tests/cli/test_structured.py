@@ -422,6 +422,10 @@ class Structured(unittest.TestCase):
             g.attrs["structure"] = "factor"
             g.attrs["scale"] = "1e400"
             g["G"] = np.ones((2, 3))
+            g = h5.create_group("scale_underflows")
+            g.attrs["structure"] = "factor"
+            g.attrs["scale"] = "1e-400"
+            g["G"] = np.ones((2, 3))
             g = h5.create_group("scale_inf_text")
             g.attrs["structure"] = "factor"
             g.attrs["scale"] = " -inf"
@@ -508,6 +512,7 @@ class Structured(unittest.TestCase):
             "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
             "/scale_overflows": "attribute scale must be one number, got the string '1e400' (beyond the range of a double)",
+            "/scale_underflows": "attribute scale must be one number, got the string '1e-400' (under the range of a double)",
             "/scale_inf_text": "attribute scale must be one number, got the string ' -inf' (not a finite number)",
             "/scale_array": "attribute scale must be one number, got an array of 2 values",
             "/scale_bool": "attribute scale must be one number, got a value of type enum",

@@ -314,12 +314,18 @@ class SameRowsAsSerial(unittest.TestCase):
         f = os.path.join(self.tmp.name, "long_double.h5")
         with h5py.File(f, "w") as h:
             h["hessian"] = np.diag([1.0, 2.0, 3.0]).astype(np.longdouble) * np.longdouble("1e-400")
+            g = h.create_group("factor")
+            g.attrs["structure"] = "factor"
+            g["G"] = np.arange(1.0, 13.0).reshape(3, 4).astype(np.longdouble) * np.longdouble("1e-400")
         for p in (1, 2, 4):
             r = mpi(p, "volume", f, "-f", "jsonl")
             self.assertEqual(r.returncode, 1, r.stderr)
-            row = rows(r.stdout)[0]
-            self.assertEqual(row["status"], "error")
-            self.assertIn("whose range reaches past float64's; basinvol-mpi reads float64 and narrower", row["error"])
+            got = rows(r.stdout)
+            self.assertEqual([row["dataset"] for row in got], ["/factor", "/hessian"])
+            for row in got:
+                self.assertEqual(row["status"], "error")
+                self.assertIn("whose range reaches past float64's; basinvol-mpi reads float64 and narrower",
+                              row["error"])
 
     def test_a_file_one_rank_cannot_open_is_an_error_row_not_a_hang(self):
         # A node-local path or a missing copy: rank 0 lists and opens the
