@@ -26,7 +26,8 @@ bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnin
 // number overflows (--tie-tol 1e-320) is finer than float64 resolves: the
 // values themselves are compared.
 // The nearest whole number to q, halves up. Not floor(q + 0.5), whose sum
-// rounds: q = 0.49999999999999994 would go to 1. q − floor(q) is exact.
+// rounds: q = 0.49999999999999994 would go to 1. q − floor(q) is exact
+// near a half (Sterbenz); where it rounds, it is far from one.
 double nearest_cell(double q) {
     const double down = std::floor(q);
     return q - down >= 0.5 ? down + 1 : down;
