@@ -215,7 +215,7 @@ double symmetrize(const Matrix& m, Out& out, const Unit& unit) {
             for (Eigen::Index c = c0; c < c1; ++c)
                 for (Eigen::Index r = std::max(r0, c); r < r1; ++r) {
                     const S v = r == c ? static_cast<S>(m(r, c))
-                                       : static_cast<S>((static_cast<double>(m(r, c)) + static_cast<double>(m(c, r))) / 2);
+                                       : static_cast<S>(symmetric_mean(static_cast<double>(m(r, c)), static_cast<double>(m(c, r))));
                     out(r, c) = v;
                     out(c, r) = v;
                     const double vs = unit(static_cast<double>(v));

@@ -67,6 +67,13 @@ inline double subnormal_step(double eps) {
     return eps == 0x1p-10 ? 0x1p-24 : eps == 0x1p-7 ? 0x1p-133 : eps == 0x1p-23 ? 0x1p-149 : 0x1p-1074;
 }
 
+// (a + b)/2 as the symmetrized entry: exact for a float's pair, and for
+// finite a and b whose sum overflows (1.5e308 twice) a/2 + b/2.
+inline double symmetric_mean(double a, double b) {
+    const double sum = a + b;
+    return std::isfinite(sum) ? sum / 2 : a / 2 + b / 2;
+}
+
 inline std::size_t bytes_of(double bytes) {
     return bytes < 1.8e19 ? static_cast<std::size_t>(bytes) : static_cast<std::size_t>(-1);
 }

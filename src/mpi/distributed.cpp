@@ -386,7 +386,7 @@ std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double 
         return "";
     }
     for (std::size_t k = 0; k < t.count; ++k) {
-        t.a[k] = (t.a[k] + tr[k]) / 2;
+        t.a[k] = symmetric_mean(t.a[k], tr[k]);
         const double u = unit(t.a[k]);
         sums[2] += u * u;
     }

@@ -306,6 +306,32 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertIn("missing.h5", ref[-2]["error"])
         self.same_on_every_rank_count(srcs, ref, 1, timeout=240)
 
+    def test_entries_whose_sum_overflows_are_symmetrized_without_it(self):
+        # (a + b)/2 of 1.5e308 on the diagonal, or of a near-symmetric pair
+        # of 9e307, overflows though ‖H‖_F is finite: a/2 + b/2, in both
+        # tools, gives the matrix numpy gives.
+        import h5py
+        f = os.path.join(self.tmp.name, "near_overflow.h5")
+        mats = {"diagonal": np.array([[1.5e308, 1e300], [1.000001e300, 1e307]]),
+                "pair": np.array([[1e300, 9e307], [9e307 * (1 + 4e-16), 1e300]])}
+        with h5py.File(f, "w") as h:
+            for name, m in mats.items():
+                h[name] = m
+        ref = rows(serial("volume", f, "-f", "jsonl", status=0).stdout)
+        for row in ref:
+            m = mats[row["dataset"][1:]]
+            lam = np.linalg.eigvalsh(m / 2 / 1e300 + m.T / 2 / 1e300) * 1e300
+            self.assertEqual((row["rank"], row["negative"]), (2, int((lam < 0).sum())))
+            # log ω₂ + (r/2)·log 2T − ½·Σ log|λ| with r = 2, T = 1
+            want = math.log(math.pi) + math.log(2) - 0.5 * sum(math.log(abs(x)) for x in lam)
+            self.assertAlmostEqual(row["log_volume"], want, delta=1e-9 * abs(want))
+        for p in (1, 2):
+            got = rows(mpi(p, "volume", f, "-f", "jsonl").stdout)
+            self.assertEqual([(g["dataset"], g["rank"], g["negative"]) for g in got],
+                             [(r["dataset"], r["rank"], r["negative"]) for r in ref])
+            for g, r in zip(got, ref):
+                self.assertAlmostEqual(g["log_volume"], r["log_volume"], delta=1e-9 * abs(r["log_volume"]))
+
     def test_a_long_double_hessian_is_refused_not_read_as_zeros(self):
         # Tiles read as float64 would hold zeros for values under float64's
         # range (a Hessian read entirely flat) or inf past it: refused by
