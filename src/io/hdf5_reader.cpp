@@ -807,6 +807,18 @@ std::string storage_problem(hid_t d, const std::string& file, std::vector<std::s
               << ", past the end of the file (" << file_size << " bytes; truncated or corrupt file)";
             return s.str();
         }
+        // And inside the space the file says it allocated: HDF5 reads the
+        // part past that end as zeros (a superblock a writer never updated).
+        haddr_t eoa = 0;
+        if (offset != HADDR_UNDEF && f.valid() && H5Fget_eoa(f.get(), &eoa) >= 0 &&
+            (offset > eoa || stored > eoa - offset)) {
+            std::ostringstream s;
+            s << "contiguous dataset stores " << stored << " bytes at offset " << offset
+              << ", past the end of the space the file says it allocated (" << eoa
+              << " bytes; a writer that did not finish, or a corrupt file): HDF5 would read the rest as zeros";
+            return s.str();
+        }
+        H5Eclear2(H5E_DEFAULT);
     }
     if (double(stored) >= needed) return "";
     std::ostringstream s;

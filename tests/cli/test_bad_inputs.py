@@ -271,6 +271,20 @@ def _vds_missing_source():
     return h5("vds_missing_source.h5", lambda f: f.create_virtual_dataset("hessian", layout, fillvalue=0))
 
 
+def _eoa_inside_data():
+    # The superblock's end of allocated space (offset 40 of a version-0
+    # superblock) inside a contiguous dataset, as a writer killed before it
+    # rewrote the superblock leaves it: HDF5 reads the rest as zeros.
+    import struct
+    file = plain("eoa_inside_data.h5", np.diag(np.arange(1.0, 33.0)))
+    with h5py.File(file, "r") as f:
+        offset = f["hessian"].id.get_offset()
+    b = bytearray(open(file, "rb").read())
+    struct.pack_into("<Q", b, 40, offset + 100)
+    open(file, "wb").write(b)
+    return file
+
+
 def _vds_string_source():
     # A source of text under a float64 virtual dataset: refused as the source
     # alone is, not as an unreadable read.
@@ -481,6 +495,8 @@ BAD = {
     "dense_with_scale": (_dense_with_scale, [":/hessian", "attribute scale applies to factor and kron structures only"]),
     "cf_packed": (_cf_packed, [":/hessian", "packed by the netCDF/CF convention (attribute scale_factor)"]),
     "vds_loop": (_vds_loop, [":/hessian", "source .:hessian leads back to the virtual dataset itself"]),
+    "eoa_inside_data": (_eoa_inside_data, [":/hessian", "bytes at offset", "past the end of the space the file says it "
+                                                "allocated", "HDF5 would read the rest as zeros"]),
     "vds_string_source": (_vds_string_source, [":/hessian", "source vds_text_source.h5:s: dataset type is string, "
                                                             "not a number"]),
     "vds_unmapped": (_vds_unmapped, [":/hessian", "of its 400 entries are mapped to no source", "fill value 1.5"]),
