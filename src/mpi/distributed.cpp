@@ -4,6 +4,7 @@
 #include "../solve/detail.hpp"
 #include "scalapack.hpp"
 
+#include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/mpi/distributed.hpp>
 
@@ -312,6 +313,14 @@ struct Tiles {
     std::size_t file_col(int lr) const { return global_index(static_cast<std::size_t>(lr), nb, grid.row, grid.rows); }
 };
 
+// What a budget message adds under an address-space limit.
+std::string address_space_note() {
+    return address_space_left() == SIZE_MAX
+               ? ""
+               : "; under the address-space limit (ulimit -v) the budget is at most what it leaves beside "
+                 "OpenBLAS's 0.134 GB buffer: raise the limit";
+}
+
 // A message when `bytes` is over the rank's budget ("" otherwise).
 std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t bytes, const Grid& grid,
                         const ReadOptions& opt) {
@@ -321,7 +330,7 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
     s.precision(3);
     s << info.source() << ": matrix of n = " << info.n << " needs " << double(bytes) / 1e9 << " GB per rank on a "
       << grid.rows << "x" << grid.cols << " grid, over the budget of " << double(budget) / 1e9
-      << " GB (option max_memory; more ranks spread it)";
+      << " GB (option max_memory; more ranks spread it)" << address_space_note();
     return s.str();
 }
 
@@ -578,6 +587,15 @@ std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     MPI_Comm_free(&node);
     std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
     if (!budget) budget = std::size_t(1) << 33;
+    // Under an address-space limit (ulimit -v), what it leaves less
+    // OpenBLAS's buffer (mapped at its first call, retried forever when it
+    // cannot be: a hang, not an error) and ScaLAPACK's workspace; BLAS then
+    // runs on one thread (main.cpp), the main one, which needs one buffer
+    // and no malloc arena of its own.
+    if (const std::size_t left = address_space_left(); left != SIZE_MAX) {
+        const std::size_t reserve = blas_buffer_bytes + (std::size_t(16) << 20);
+        budget = std::min(budget, left > reserve ? left - reserve : 0);
+    }
     // The smallest rank's, on every rank: nodes with more ranks or less
     // memory must not decide alone to skip what the others read together.
     unsigned long long agreed = budget;
@@ -735,7 +753,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
             s.precision(3);
             s << g.source() << ": G of " << m << " x " << n << " needs " << bytes / 1e9 << " GB per rank (a slab of "
               << w << " and the " << k << " x " << k << " Gram), over the budget of " << double(budget) / 1e9
-              << " GB (option max_memory; more ranks spread it)";
+              << " GB (option max_memory; more ranks spread it)" << address_space_note();
             failure = s.str();
         }
     }

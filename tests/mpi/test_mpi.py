@@ -306,6 +306,36 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertIn("missing.h5", ref[-2]["error"])
         self.same_on_every_rank_count(srcs, ref, 1, timeout=240)
 
+    def test_a_tight_address_space_limit_is_an_error_row_never_a_hang(self):
+        # OpenBLAS retries forever for a work buffer it cannot map: under
+        # ulimit -v, ranks that spent the room on tiles spun in pdsyev. Each
+        # rank's budget is now what the limit leaves beside that buffer.
+        # mpirun runs under the limit too: a run it could not start is let
+        # be; one that started must end, with its row.
+        if os.environ.get("BASINVOL_SANITIZE"):
+            self.skipTest("AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
+        import h5py
+        f = os.path.join(self.tmp.name, "address_space.h5")
+        g = np.random.default_rng(16).standard_normal((2500, 2500))
+        with h5py.File(f, "w") as h:
+            h["hessian"] = (g + g.T) / 2
+        command = 'ulimit -v "$1" && exec timeout -k 5 100 mpirun -n 1 "$0" volume "$2" -f jsonl'
+        started = 0
+        for kb in (300000, 340000, 360000, 380000, 400000, 420000, 460000, 2000000):
+            p = subprocess.run(["bash", "-c", command, os.path.join(BUILD, "basinvol-mpi"), str(kb), f],
+                               capture_output=True, text=True, env=ENV, timeout=150)
+            self.assertNotIn(p.returncode, (124, 137), "ulimit -v %d: a hang (%s)" % (kb, p.stderr[-300:]))
+            got = rows(p.stdout)
+            if not got:
+                continue  # mpirun itself could not start under this limit
+            started += 1
+            self.assertEqual(len(got), 1)
+            if got[0]["status"] == "error":
+                self.assertIn("memory", got[0]["error"], "ulimit -v %d" % kb)
+            if kb >= 2000000:
+                self.assertEqual(got[0]["status"], "ok", "ulimit -v %d: %s" % (kb, p.stderr[-300:]))
+        self.assertGreater(started, 3)
+
     def test_entries_whose_sum_overflows_are_symmetrized_without_it(self):
         # (a + b)/2 of 1.5e308 on the diagonal, or of a near-symmetric pair
         # of 9e307, overflows though ‖H‖_F is finite: a/2 + b/2, in both

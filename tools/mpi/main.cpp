@@ -390,7 +390,9 @@ int main(int argc, char** argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &me);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     // Ranks share the node's cores: one BLAS thread each (ScaLAPACK is the parallelism).
-    if (size > 1) bv::set_blas_threads(1);
+    // Under an address-space limit, one thread too: each thread OpenBLAS
+    // runs maps a buffer of its own, and waits forever when it cannot.
+    if (size > 1 || bv::address_space_left() != SIZE_MAX) bv::set_blas_threads(1);
 
     CLI::App app{"basinvol-mpi: basinvol's volume and rank with each dense Hessian spread over MPI ranks\n"
                  "(ScaLAPACK, parallel HDF5). Same SOURCEs, options and rows as basinvol.",
