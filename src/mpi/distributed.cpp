@@ -367,7 +367,7 @@ std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double 
     try {
         tr.resize(t.a.size());
     } catch (const std::bad_alloc&) {
-        failure = info.source() + ": out of memory for the transposed tiles";
+        failure = info.source() + ": out of memory for the transposed tiles (n = " + std::to_string(info.n) + "); try option max_memory, or more ranks";
     }
     if (auto e = agree(comm, failure); !e.empty()) return e;
     const double alpha = 1, beta = 0;
@@ -419,7 +419,7 @@ std::string eigenvalues(MPI_Comm comm, const HessianInfo& info, Tiles& t, std::v
         lwork = static_cast<int>(std::min<double>(query * 1.1 + 64, std::numeric_limits<int>::max()));
         work.resize(static_cast<std::size_t>(lwork));
     } catch (const std::bad_alloc&) {
-        failure = info.source() + ": out of memory for ScaLAPACK's workspace";
+        failure = info.source() + ": out of memory for ScaLAPACK's workspace (n = " + std::to_string(info.n) + "); try option max_memory, or more ranks";
     }
     if (auto e = agree(comm, failure); !e.empty()) return e;
     pdsyev_("N", "L", &t.N, t.a.data(), &one, &one, t.desc, values.data(), nullptr, &one, &one, t.desc, work.data(),
@@ -629,7 +629,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
     try {
         t.a.resize(std::max<std::size_t>(1, t.count));
     } catch (const std::bad_alloc&) {
-        failure = info.source() + ": out of memory for this rank's tiles";
+        failure = info.source() + ": out of memory for this rank's tiles (n = " + std::to_string(info.n) + "); try option max_memory, or more ranks";
     }
     if (!(out.error = agree(comm, failure)).empty()) return out;
     try {
@@ -637,7 +637,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
         read_tiles(comm, info, cyclic(n, nb, grid.col, grid.cols), cyclic(n, nb, grid.row, grid.rows), t.a.data(),
                    t.count);
     } catch (const std::bad_alloc&) {
-        failure = info.source() + ": out of memory for this rank's tiles";
+        failure = info.source() + ": out of memory for this rank's tiles (n = " + std::to_string(info.n) + "); try option max_memory, or more ranks";
     } catch (const std::exception& e) {
         failure = e.what();
     }
@@ -766,7 +766,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     try {  // memory first, agreed: a rank out of it below would skip the collective open
         slab.resize(std::max<std::size_t>(1, count));
     } catch (const std::bad_alloc&) {
-        failure = g.source() + ": out of memory for this rank's slab of G";
+        failure = g.source() + ": out of memory for this rank's slab of G; try option max_memory, or more ranks";
     }
     if (auto e = agree(comm_, failure); !e.empty()) throw InputError(e);
     try {
@@ -784,7 +784,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
         const hsize_t cnt[2] = {small_m ? m : w, small_m ? w : n};
         if (count) detail::read_box(d.get(), H5T_NATIVE_DOUBLE, start, cnt, slab.data(), g.source());
     } catch (const std::bad_alloc&) {
-        failure = g.source() + ": out of memory for this rank's slab of G";
+        failure = g.source() + ": out of memory for this rank's slab of G; try option max_memory, or more ranks";
     } catch (const std::exception& e) {
         failure = e.what();
     }
