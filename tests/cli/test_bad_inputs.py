@@ -83,6 +83,18 @@ def plain(name, data, dtype=None):
     return h5(name, lambda f: f.create_dataset("hessian", data=data, dtype=dtype))
 
 
+def float_type(size, exponent_bits, mantissa_bits, ebias=127):
+    """An HDF5 float type of `size` bytes: sign, exponent, mantissa from the top bit down."""
+    t = h5py.h5t.IEEE_F32LE.copy()
+    precision = 1 + exponent_bits + mantissa_bits
+    t.set_fields(precision - 1, mantissa_bits, exponent_bits, 0, mantissa_bits)
+    t.set_offset(0)
+    t.set_precision(precision)
+    t.set_size(size)
+    t.set_ebias(ebias)
+    return t
+
+
 def flip_bytes(file, offset, count):
     with open(file, "r+b") as f:
         f.seek(offset)
@@ -973,12 +985,7 @@ class AwkwardInputs(unittest.TestCase):
     def test_a_float_type_not_of_ieee_layout_is_named_as_it_is(self):
         # bfloat16, and a float32 kept in 8 bytes: read exactly, and named so
         # (not float16 and float64), with their own eps in the cut.
-        bfloat16 = h5py.h5t.IEEE_F32LE.copy()
-        bfloat16.set_fields(15, 7, 8, 0, 7)
-        bfloat16.set_offset(0)
-        bfloat16.set_precision(16)
-        bfloat16.set_size(2)
-        bfloat16.set_ebias(127)
+        bfloat16 = float_type(2, 8, 7)
         wide32 = h5py.h5t.IEEE_F32LE.copy()
         wide32.set_size(8)
         for name, stored, label, eps in ((b"bf16", bfloat16, "bfloat16", 2.0 ** -7),
@@ -1075,13 +1082,7 @@ class AwkwardInputs(unittest.TestCase):
             g.attrs["structure"] = "kron"
             g["A"] = np.eye(2).astype(ld)
             g["B"] = np.diag([1.0, 2.0]).astype(ld) * ld("1e400")
-            tf32 = h5py.h5t.IEEE_F32LE.copy()
-            tf32.set_fields(18, 10, 8, 0, 10)
-            tf32.set_precision(19)
-            tf32.set_offset(0)
-            tf32.set_size(3)
-            tf32.set_ebias(127)
-            h5py.h5d.create(f.id, b"tf32", tf32, h5py.h5s.create_simple(H.shape)).write(
+            h5py.h5d.create(f.id, b"tf32", float_type(3, 8, 10), h5py.h5s.create_simple(H.shape)).write(
                 h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H))
         file = h5("long_double.h5", build)
         p = run("volume", file, "-f", "jsonl")

@@ -414,22 +414,12 @@ class Structured(unittest.TestCase):
             g = h5.create_group("bad_member")
             g.attrs["structure"] = "blocks"
             g["loss_curve"] = np.ones(5)
-            g = h5.create_group("bad_scale")
-            g.attrs["structure"] = "factor"
-            g.attrs["scale"] = "large"
-            g["G"] = np.ones((2, 3))
-            g = h5.create_group("scale_overflows")
-            g.attrs["structure"] = "factor"
-            g.attrs["scale"] = "1e400"
-            g["G"] = np.ones((2, 3))
-            g = h5.create_group("scale_underflows")
-            g.attrs["structure"] = "factor"
-            g.attrs["scale"] = "1e-400"
-            g["G"] = np.ones((2, 3))
-            g = h5.create_group("scale_inf_text")
-            g.attrs["structure"] = "factor"
-            g.attrs["scale"] = " -inf"
-            g["G"] = np.ones((2, 3))
+            for name, text in (("bad_scale", "large"), ("scale_overflows", "1e400"), ("scale_underflows", "1e-400"),
+                               ("scale_inf_text", " -inf")):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "factor"
+                g.attrs["scale"] = text
+                g["G"] = np.ones((2, 3))
             g = h5.create_group("scale_array")
             g.attrs["structure"] = "kron"
             g.attrs["scale"] = np.array([3.0, 5.0])
