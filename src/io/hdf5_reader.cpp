@@ -235,7 +235,8 @@ std::optional<std::string> read_string_attribute(hid_t a, hid_t type) {
 }
 
 // Why a string that reads whole as a number is still not one: it lies
-// beyond double's range or names an infinity or NaN ("" for other text).
+// beyond or under double's range, or names an infinity or NaN ("" for
+// other text).
 std::string beyond_double(const std::string& text) {
     if (text.find_first_of("xX") != std::string::npos) return "";
     const CLocale c;
