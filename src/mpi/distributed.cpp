@@ -198,7 +198,16 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     try {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
-        detail::check_as_listed(opened.dataset.get(), info, me == 0);  // as the serial reader checks it
+        try {
+            detail::check_as_listed(opened.dataset.get(), info, me == 0);  // as the serial reader checks it
+        } catch (const InputError& e) {
+            // Rank 0 listed the file: where it still matches there, this
+            // rank reads another copy (a node-local file of that name).
+            if (me == 0) throw;
+            throw InputError(std::string(e.what()) + " (on MPI rank " + std::to_string(me) + " of " +
+                             std::to_string(size) + ", where rank 0 reads the listed one: every rank must read the "
+                             "same file, and this rank's copy differs)");
+        }
         refuse_wider_than_double(opened.dataset.get(), info.source(), info.stored_type);
         detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
                              info.source());
@@ -585,7 +594,9 @@ std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     int on_node = 1;
     MPI_Comm_size(node, &on_node);
     MPI_Comm_free(&node);
-    std::size_t budget = opt.max_bytes ? opt.max_bytes : physical_memory_bytes() / 2 / static_cast<std::size_t>(on_node);
+    // The default: half the memory the node gives (its cgroup's limit, as
+    // Slurm sets one, when under its physical memory), shared by its ranks.
+    std::size_t budget = opt.max_bytes ? opt.max_bytes : default_memory_budget() / static_cast<std::size_t>(on_node);
     if (!budget) budget = std::size_t(1) << 33;
     // Under an address-space limit (ulimit -v), what it leaves less
     // OpenBLAS's buffer (mapped at its first call, retried forever when it

@@ -51,7 +51,9 @@ std::size_t detail::max_pairs(const Hessian& h, const PartialOptions& o) {
 
 // Cauchy–Schwarz over the eigenvalues of a positive semi-definite H.
 std::size_t detail::rank_guess(double trace, double frobenius) {
-    if (!(trace > 0) || !(frobenius > 0)) return 0;
+    // No guess from a trace that is not positive, or that overflowed (a
+    // diagonal near 1e308: trace²/‖H‖_F² would read as a rank of 1e9).
+    if (!(trace > 0) || !std::isfinite(trace) || !(frobenius > 0)) return 0;
     const double g = (trace / frobenius) * (trace / frobenius);
     return static_cast<std::size_t>(std::min(g, 1e9));
 }

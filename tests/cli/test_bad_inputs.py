@@ -1007,6 +1007,24 @@ class AwkwardInputs(unittest.TestCase):
                 self.assertEqual(row["rank"], int((np.abs(lam) > row["tol"]).sum()))
                 self.assertEqual(row["negative"], int((lam < -row["tol"]).sum()))
 
+    def test_a_trace_that_overflows_makes_no_rank_claim(self):
+        # Two diagonal entries of 1e308: the trace overflows though ‖H‖_F does
+        # not, and trace²/‖H‖_F² read as a rank of 1e9 ("rank likely above 130
+        # by its trace"). No guess is taken from it; every method's row is
+        # dense's.
+        n = 520
+        m = np.zeros((n, n))
+        m[0, 0] = m[1, 1] = 1e308
+        m[2, 2] = 1.0
+        file = plain("trace_overflows.h5", m)
+        dense = rows_of(run("volume", file, "--method", "dense", "-f", "jsonl"))[0]
+        for method in ("auto", "cholesky", "sketch", "lanczos"):
+            with self.subTest(method):
+                row = rows_of(run("volume", file, "--method", method, "-f", "jsonl"))[0]
+                self.assertEqual((row["status"], row["rank"], row["dim"]), ("ok", dense["rank"], dense["dim"]))
+                self.assertAlmostEqual(row["log_volume"], dense["log_volume"], delta=1e-9 * abs(dense["log_volume"]))
+                self.assertNotIn("by its trace", json.dumps(row.get("solver")))
+
     def test_an_asymmetry_just_over_the_limit_is_told_in_the_digits_that_show_it(self):
         # ‖H − Hᵀ‖_F / ‖H‖_F of 0.001001 against --max-asymmetry 0.0010005:
         # three digits would say "0.001 exceeds 0.001".

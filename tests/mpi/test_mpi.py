@@ -428,15 +428,18 @@ class SameRowsAsSerial(unittest.TestCase):
         # External raw data that rank 1 finds short or as a FIFO (rank 0's
         # listing refuses both), and a copy chunked where rank 0's is
         # contiguous (one rank reading collectively, the other not): error
-        # rows, never a hang.
+        # rows, never a hang. A copy of another shape on rank 1 is named as
+        # rank 1's copy, not as a file that changed.
         H = rng.standard_normal((40, 40))
         H = H @ H.T
-        for case in ("short", "fifo", "layout"):
+        for case in ("short", "fifo", "layout", "shape"):
             a_dir, b_dir = (os.path.join(self.tmp.name, case + d) for d in ("A", "B"))
             for where in (a_dir, b_dir):
                 os.makedirs(where)
                 with h5py.File(os.path.join(where, "x.h5"), "w") as f:
-                    if case == "layout":
+                    if case == "shape":
+                        f["H"] = H if where == a_dir else H[:30, :30]
+                    elif case == "layout":
                         f.create_dataset("H", data=H, chunks=(8, 8) if where == b_dir else None)
                     else:
                         f.create_dataset("H", shape=H.shape, dtype="f8", external=[("raw.bin", 0, h5py.h5f.UNLIMITED)])
@@ -451,7 +454,11 @@ class SameRowsAsSerial(unittest.TestCase):
                                capture_output=True, text=True, env=ENV, timeout=120)
             got = rows(p.stdout)
             self.assertEqual([r["status"] for r in got][1:], ["ok"], (case, p.stdout, p.stderr))
-            if case != "layout":
+            if case == "shape":
+                self.assertEqual(got[0]["status"], "error", case)
+                self.assertIn("(on MPI rank 1 of 2, where rank 0 reads the listed one: every rank must read the "
+                              "same file, and this rank's copy differs)", got[0]["error"])
+            elif case != "layout":
                 self.assertEqual(got[0]["status"], "error", case)
                 self.assertIn("external raw-data file 'raw.bin'", got[0]["error"])
                 self.assertIn("on MPI rank 1 of 2", got[0]["error"])

@@ -61,7 +61,10 @@ struct Agreed {
 Agreed first_failure(MPI_Comm comm, const std::string& mine);
 
 // The memory budget of each rank: options.max_bytes (--max-memory), else half
-// the physical memory shared by the ranks on this node. Collective over comm.
+// the memory this node gives (a cgroup's limit when lower than its physical
+// memory) shared by its ranks; under an address-space limit, at most what it
+// leaves beside OpenBLAS's buffer. The smallest rank's, on every rank.
+// Collective over comm.
 std::size_t rank_budget(MPI_Comm comm, const ReadOptions& options);
 
 // Factors across ranks: G's longer dimension is split into contiguous slabs,
