@@ -335,6 +335,25 @@ class SameRowsAsSerial(unittest.TestCase):
             if kb >= 2000000:
                 self.assertEqual(got[0]["status"], "ok", "ulimit -v %d: %s" % (kb, p.stderr[-300:]))
         self.assertGreater(started, 3)
+        # Factors on 2 and 4 ranks: each rank's room is its own (rank 0 maps
+        # less), so the refusal of a structure is agreed, or the ranks that
+        # went on wait in the Gram for those that did not.
+        two = os.path.join(self.tmp.name, "two_factors.h5")
+        rng = np.random.default_rng(16)
+        with h5py.File(two, "w") as h:
+            for name, shape in (("a", (300, 2500)), ("b", (2500, 1800))):
+                g = h.create_group(name)
+                g.attrs["structure"] = "factor"
+                g["G"] = rng.standard_normal(shape)
+        command = 'ulimit -v "$1" && exec timeout -k 5 100 mpirun -n "$3" "$0" volume "$2" -f jsonl'
+        for ranks in (2, 4):
+            for kb in (600000, 700000, 760000, 800000, 900000):
+                p = subprocess.run(["bash", "-c", command, os.path.join(BUILD, "basinvol-mpi"), str(kb), two,
+                                    str(ranks)], capture_output=True, text=True, env=ENV, timeout=150)
+                self.assertNotIn(p.returncode, (124, 137), "P %d, ulimit -v %d: a hang" % (ranks, kb))
+                got = rows(p.stdout)
+                if got:
+                    self.assertEqual([g["dataset"] for g in got], ["/a", "/b"], "P %d, ulimit -v %d" % (ranks, kb))
 
     def test_entries_whose_sum_overflows_are_symmetrized_without_it(self):
         # (a + b)/2 of 1.5e308 on the diagonal, or of a near-symmetric pair

@@ -356,9 +356,17 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                 spread_info.working_bytes = static_cast<std::size_t>(need);
                 // A factor's G is spread across ranks: its part is no longer the one that needs most.
                 if (spread_info.working_bytes != it.info.working_bytes) spread_info.working_part.clear();
-                if (auto over =
-                        bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a), budget)) {
-                    if (me == 0) emit(*over);
+                // Agreed: under ulimit -v each rank's room is its own (what
+                // its mappings leave), and a rank that went on alone would
+                // wait for the others in the factor's Gram.
+                const auto over = bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a), budget);
+                const bv::mpi::Agreed refused = bv::mpi::first_failure(MPI_COMM_WORLD, over ? over->error : "");
+                if (refused.rank >= 0) {
+                    if (me == 0)
+                        emit(refused.rank == 0 ? *over
+                                               : bv::error_row(it.info, refused.message + " (on MPI rank " +
+                                                                            std::to_string(refused.rank) + " of " +
+                                                                            std::to_string(ranks) + ")"));
                     continue;
                 }
             }
