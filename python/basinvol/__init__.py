@@ -214,10 +214,22 @@ def _h5py_lock():
     return phil
 
 
+@contextlib.contextmanager
 def _hdf5_lock():
-    """_h5py_lock() as a context manager."""
+    """_h5py_lock() held for the block, counted among the reads under way:
+    at exit the core waits for them to give the lock back before the
+    interpreter finalizes (which takes it), and starts no new one."""
     lock = _h5py_lock()
-    return contextlib.nullcontext() if lock is None else lock
+    if lock is None:
+        yield
+        return
+    core = _need_core()
+    core.reads_begin()
+    try:
+        with lock:
+            yield
+    finally:
+        core.reads_end()
 
 
 def _analyze_sources(texts, opts):

@@ -18,6 +18,8 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cmath>
 #include <optional>
 #include <sys/syscall.h>
@@ -288,8 +290,47 @@ Listed list_image(const py::bytes& image, const std::string& label, const std::s
     return l;
 }
 
+// A thread (a daemon) still reading when the program exits would hold h5py's
+// lock through the interpreter's finalization, which takes that lock to
+// close h5py's objects: a hang at exit. An atexit handler (run before the
+// finalization, drain_reads_at_exit) stops new reads and waits, the GIL
+// released, for the reads under way to give the lock back.
+struct ReadsUnderWay {
+    std::mutex m;
+    std::condition_variable done;
+    int count = 0;  // threads between taking h5py's lock (or waiting for it) and giving it back
+    bool exiting = false;
+};
+ReadsUnderWay& reads_under_way() {
+    static auto* r = new ReadsUnderWay;  // never destroyed: used at exit
+    return *r;
+}
+
+// A read under way from Python (the package's listings, under h5py's lock).
+void reads_begin() {
+    ReadsUnderWay& r = reads_under_way();
+    std::lock_guard<std::mutex> hold(r.m);
+    if (r.exiting) throw bv::Error("cannot read: the program is exiting");
+    ++r.count;
+}
+
+void reads_end() {
+    ReadsUnderWay& r = reads_under_way();
+    std::lock_guard<std::mutex> hold(r.m);
+    if (--r.count == 0) r.done.notify_all();
+}
+
+void drain_reads_at_exit() {
+    ReadsUnderWay& r = reads_under_way();
+    Unlocked unlocked;  // the readers take the GIL to give the lock back
+    std::unique_lock<std::mutex> hold(r.m);
+    r.exiting = true;
+    r.done.wait(hold, [&] { return r.count == 0; });
+}
+
 // A Python lock (h5py's) held from C++ while basinvol reads: taken with
-// the GIL, which its acquire gives up while it waits.
+// the GIL, which its acquire gives up while it waits; counted among the
+// reads under way.
 class PythonLock : public bv::ReadLock {
 public:
     explicit PythonLock(py::object lock) : lock_(std::move(lock)) {}
@@ -298,21 +339,26 @@ public:
         lock_ = py::object();
     }
     void lock() override {
+        reads_begin();
         Held held;
         try {
             lock_.attr("acquire")();
         } catch (py::error_already_set& e) {  // one line, as every row's error
+            reads_end();
             const std::string why = py::str(e.value()).cast<std::string>();
             throw bv::Error("cannot take h5py's lock to read: " + why.substr(0, why.find('\n')));
         }
     }
     void unlock() override {
-        Held held;
-        try {
-            lock_.attr("release")();
-        } catch (py::error_already_set& e) {
-            e.discard_as_unraisable("basinvol: releasing h5py's lock");
+        {
+            Held held;
+            try {
+                lock_.attr("release")();
+            } catch (py::error_already_set& e) {
+                e.discard_as_unraisable("basinvol: releasing h5py's lock");
+            }
         }
+        reads_end();
     }
 
 private:
@@ -416,10 +462,13 @@ PYBIND11_MODULE(_core, m) {
     // os.fork, multiprocessing's fork start method and torch's DataLoader
     // fork while another thread may be solving (the GIL released).
     bv::hold_forks_for_work_under_way();
+    py::module_::import("atexit").attr("register")(py::cpp_function(&drain_reads_at_exit));
     auto error = py::register_exception<bv::Error>(m, "Error");
     py::register_exception<bv::InputError>(m, "InputError", error);
     py::register_exception<bv::UsageError>(m, "UsageError", error);
     py::register_exception<bv::NumericError>(m, "NumericError", error);
+    m.def("reads_begin", &reads_begin);
+    m.def("reads_end", &reads_end);
     m.def("analyze_array", &analyze_array, py::arg("array"), py::arg("options"), py::arg("label"));
     py::class_<Listed>(m, "Listed");
     m.def("list_sources", &list_sources, py::arg("sources"), py::arg("list_timeout") = bv::default_listing_time_limit);
