@@ -712,37 +712,6 @@ sys.stdout = SlowFlush()
     assert p.returncode == 0 and "terminate" not in p.stderr, (p.returncode, p.stderr)
 
 
-def test_daemon_threads_reading_files_at_exit_do_not_hang_it(tmp):
-    # Daemon threads listing and reading files (under h5py's lock) when the
-    # program exits: the interpreter's finalization takes that lock to
-    # close h5py's objects, and a thread holding it, unable to take the GIL
-    # back, hung the exit. An atexit handler now waits for the reads under
-    # way to give the lock back and starts no new one.
-    f = os.path.join(tmp, "h.h5")
-    g = np.random.default_rng(1).standard_normal((1000, 1000))
-    import h5py
-    with h5py.File(f, "w") as h:
-        h.create_dataset("dense", data=g + g.T, chunks=(100, 100), compression="gzip")
-        factor = h.create_group("factor")
-        factor.attrs["structure"] = "factor"
-        factor["G"] = g[:50]
-    script = """
-import sys, threading, time
-import h5py, basinvol
-def loop():
-    while True:
-        basinvol.rank([sys.argv[1]] * 4)
-for i in range(2):
-    threading.Thread(target=loop, daemon=True).start()
-time.sleep(0.3)
-"""
-    for attempt in range(4):
-        try:
-            subprocess.run([sys.executable, "-c", script, f], capture_output=True, text=True, timeout=60)
-        except subprocess.TimeoutExpired:
-            pytest.fail("the exit hung (attempt %d)" % attempt)
-
-
 def test_the_finalizing_thread_itself_may_still_call_basinvol():
     # A __del__ run while the interpreter finalizes (an object in a cycle,
     # collected at exit) calls basinvol on the thread that finalizes: it
