@@ -19,7 +19,10 @@ import shutil
 import subprocess
 import sys
 
-FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+(?: +in (.+?))?(?: +(/\S+|\(\S+\)))?$")
+# A frame: its number, function, and place (a module, "(/lib/...so+0x...)",
+# or a source file: absolute for code built here, relative to glibc's build
+# tree for the C library's own when its debug symbols are installed).
+FRAME = re.compile(r"^\s*#(\d+) 0x[0-9a-f]+(?: +in (.+?))?(?: +(/\S+|\(\S+\)|[\w.+-]+/\S+:\d+(?::\d+)?))?$")
 # The sanitizers, libFuzzer, and the C and C++ runtimes between the fault and
 # the code that caused it (an abort, an uncaught exception's terminate).
 RUNTIME_FUNCTIONS = ("__interceptor_", "___interceptor_", "__asan", "__sanitizer", "__ubsan", "__lsan",
@@ -57,9 +60,19 @@ def short_name(function):
 
 
 def is_runtime(function, place):
-    return function.startswith(RUNTIME_FUNCTIONS) or any(p in place for p in RUNTIME_PLACES) \
+    # basinvol's code and the fuzz target are built with line tables, so a
+    # frame of the executable without a source line is the sanitizer runtime
+    # or libFuzzer linked into it (ASan's interceptors: strdup, strlen, ...).
+    executable = re.match(r"^\(/\S+\+0x[0-9a-f]+\)$", place) is not None and ".so" not in place
+    glibc_source = bool(place) and not place.startswith(("/", "("))
+    return executable or glibc_source or function.startswith(RUNTIME_FUNCTIONS) or any(p in place for p in RUNTIME_PLACES) \
         or function in ("malloc", "calloc", "realloc", "free", "memcpy", "memmove", "memset", "operator new",
                         "operator delete", "abort", "raise")
+
+
+def in_library(place):
+    """Whether a frame's place is a shared library other than HDF5 and the runtimes."""
+    return re.match(r"^\(/\S+\.so(\.[0-9.]+)?\+0x[0-9a-f]+\)$", place) is not None and "libhdf5" not in place
 
 
 def classify(text):
@@ -72,16 +85,28 @@ def classify(text):
     def in_hdf5(function, place):
         return "libhdf5" in place or function.startswith("H5")
 
+    # A frame in another shared library (zlib or libaec under HDF5's filters,
+    # OpenBLAS, libdeflate) belongs to whoever called that library: the
+    # first frame further out that is HDF5's or basinvol's decides.
+    library = None
     for i, (function, place) in enumerate(frames):
         if is_runtime(function, place):
             continue
         if in_hdf5(function, place):
             # The crash's class: where in HDF5, and which call of basinvol's led there.
             api = [f for f, p in frames[i:] if in_hdf5(f, p) and re.match(r"H5[A-Z][a-z]", f)]
-            caller = next((f for f, p in frames[i:] if not in_hdf5(f, p) and not is_runtime(f, p)), "?")
+            caller = next((f for f, p in frames[i:] if not in_hdf5(f, p) and not is_runtime(f, p)
+                           and not in_library(p)), "?")
             return "hdf5", "%s in %s (through %s, called from %s)" % (
-                headline, function, api[-1] if api else "?", short_name(caller))
+                headline, library or function, api[-1] if api else "?", short_name(caller))
+        if in_library(place):
+            library = library or "%s %s" % (function, place)
+            continue
+        if library:
+            return "basinvol", "%s in %s, called from %s" % (headline, library, short_name(function))
         return "basinvol", "%s in %s %s" % (headline, function, place)
+    if library:  # called from the runtimes alone (a thread of the library's own)
+        return "basinvol", "%s in %s" % (headline, library)
     return "basinvol", headline + " (no frame outside the runtimes)"
 
 

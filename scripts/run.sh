@@ -109,7 +109,7 @@ fuzz() {
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DBASINVOL_FUZZ=ON -DBASINVOL_BUILD_TESTS=OFF
   cmake --build build-fuzz -j"$(nproc)" --target fuzz_source_libfuzzer fuzz_reader_libfuzzer
-  rm -rf build-fuzz/artifacts
+  rm -rf build-fuzz/artifacts build-fuzz/triage-*.txt
   mkdir -p build-fuzz/artifacts/fuzz_source build-fuzz/artifacts/fuzz_reader
   fuzz_one fuzz_source &
   local first=$!
@@ -121,7 +121,9 @@ fuzz() {
     [ -n "$found" ] || continue
     echo "basinvol: ${target} kept inputs that crash; replaying them:" >&2
     # shellcheck disable=SC2086
-    /usr/bin/python3 fuzz/triage.py "build-fuzz/fuzz/${target}_libfuzzer" $found >&2 || fuzz_status=1
+    /usr/bin/python3 fuzz/triage.py "build-fuzz/fuzz/${target}_libfuzzer" $found > "build-fuzz/triage-${target}.txt" ||
+      fuzz_status=1
+    cat "build-fuzz/triage-${target}.txt" >&2
   done
 }
 
@@ -184,6 +186,13 @@ case "${1:-}" in
     fuzz
     sanitized_tests
     if [ "$fuzz_status" -ne 0 ]; then
+      # Again at the end, where a log's tail shows it: each input, where it
+      # crashed, and its bytes gzipped in base64 (a CI log may be all there
+      # is of the machine: base64 -d | gunzip > input, then replay it).
+      grep -h "IN BASINVOL'S OWN CODE" build-fuzz/triage-*.txt | while IFS= read -r line; do
+        echo "$line" >&2
+        find build-fuzz/artifacts -name "${line%%:*}" -exec sh -c 'gzip -9c "$1" | base64 -w0; echo' sh {} \; >&2
+      done
       echo "basinvol: fuzzing crashed basinvol's own code (inputs in build-fuzz/artifacts/, listed above)" >&2
       exit 1
     fi
