@@ -326,18 +326,53 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
         if (ch.failure != LIBDEFLATE_SUCCESS) throw undecodable(ch, where, chunk_bytes);
 }
 
+// A pipeline check_chunks follows a chunk through: shuffle, deflate and
+// fletcher32, each at most once, in the order they were applied when
+// written; nullopt for any other filter.
+std::optional<std::vector<H5Z_filter_t>> checkable_pipeline(hid_t dcpl) {
+    const int nfilters = H5Pget_nfilters(dcpl);
+    if (nfilters <= 0 || nfilters > 3) return std::nullopt;
+    std::vector<H5Z_filter_t> filters;
+    for (int i = 0; i < nfilters; ++i) {
+        unsigned flags = 0, values[8], config = 0;
+        std::size_t nelem = 8;
+        char name[64];
+        const H5Z_filter_t f =
+            H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, values, sizeof name, name, &config);
+        if ((f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_FLETCHER32) ||
+            std::find(filters.begin(), filters.end(), f) != filters.end())
+            return std::nullopt;
+        filters.push_back(f);
+    }
+    return filters;
+}
+
+InputError chunk_short_of_checksum(const std::string& where, const std::string& at, std::size_t size) {
+    return InputError(where + ": the " + at + " is stored in " + std::to_string(size) +
+                      " bytes, fewer than its 4-byte Fletcher-32 checksum (corrupt data)");
+}
+InputError chunk_filtered_short(const std::string& where, const std::string& at, hsize_t size, std::size_t left,
+                                std::size_t plain) {
+    return InputError(where + ": the " + at + " is stored in " + std::to_string(size) + " bytes, " +
+                      std::to_string(left) + " without its checksum; it holds " + std::to_string(plain) +
+                      " (corrupt data)");
+}
+
 // What check_chunks knows of a dataset's chunks.
 struct ChunkCheck {
     std::size_t bytes = 0;      // plain bytes of a chunk
     bool every = false;         // every chunk allocated (else the rest hold the fill value)
-    uint32_t deflate_bit = 0;   // the filter mask's bit for deflate
+    std::vector<H5Z_filter_t> filters;  // checkable_pipeline's
     bool raw_edges = false;     // partial edge chunks stored unfiltered (raw_partial_chunks)
     std::vector<hsize_t> dims, chunk;  // the dataset's extent and chunk shape
     Inflater inflater = new_inflater();
     std::vector<unsigned char> raw, plain;
 
-    // The chunk at `offset`: found, of a plausible size, and inflating (or
-    // stored unfiltered) to exactly its plain size.
+    // The chunk at `offset`: found, of a plausible size, and undone by its
+    // filters (those its mask does not skip) into exactly its plain size.
+    // HDF5 1.10 takes a filtered chunk's size on trust: it copies a whole
+    // chunk out of a short one, and a Fletcher-32 chunk of under 4 bytes
+    // has it checksum past the end of memory (found by fuzzing).
     void check(hid_t dataset, const std::vector<hsize_t>& offset, const std::string& where) {
         const std::string at = chunk_at(offset);
         hsize_t size = 0;
@@ -352,14 +387,31 @@ struct ChunkCheck {
             throw chunk_unreadable(where, at);
         bool raw_edge = false;
         for (std::size_t i = 0; raw_edges && i < dims.size(); ++i) raw_edge |= offset[i] + chunk[i] > dims[i];
-        if (raw_edge || (mask & deflate_bit)) {  // stored as it is: it must hold its plain size
-            if (size != bytes) throw chunk_short(where, at, size, bytes);
-            return;
+        // Through the filters as a read undoes them (the last applied
+        // first), by the bytes each hands on: a checksum's 4 bytes off, a
+        // deflate stream inflated to what the filters before it made.
+        std::size_t left = size;
+        bool checksum = false;
+        for (std::size_t k = filters.size(); !raw_edge && k-- > 0;) {
+            if (mask & (1u << k)) continue;  // skipped for this chunk
+            if (filters[k] == H5Z_FILTER_FLETCHER32) {
+                if (left < 4) throw chunk_short_of_checksum(where, at, left);
+                left -= 4;
+                checksum = true;
+            } else if (filters[k] == H5Z_FILTER_DEFLATE) {
+                std::size_t out = bytes;
+                for (std::size_t j = 0; j < k; ++j)
+                    if (filters[j] == H5Z_FILTER_FLETCHER32 && !(mask & (1u << j))) out += 4;
+                plain.resize(out);
+                std::size_t inflated = 0;
+                const libdeflate_result rc = inflate_exactly(inflater.get(), raw.data(), left, plain.data(), out, inflated);
+                if (rc != LIBDEFLATE_SUCCESS) throw chunk_undecodable(where, at, rc, inflated, out);
+                left = out;
+            }
         }
-        plain.resize(bytes);
-        std::size_t inflated = 0;
-        const libdeflate_result rc = inflate_exactly(inflater.get(), raw.data(), size, plain.data(), bytes, inflated);
-        if (rc != LIBDEFLATE_SUCCESS) throw chunk_undecodable(where, at, rc, inflated, bytes);
+        if (left == bytes) return;
+        if (checksum) throw chunk_filtered_short(where, at, size, left, bytes);
+        throw chunk_short(where, at, size, bytes);  // stored as it is: it must hold its plain size
     }
 };
 
@@ -368,9 +420,9 @@ struct ChunkCheck {
 void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std::string& where, const Box* box) {
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
     if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED || step == 0) return;
-    const std::optional<bool> shuffle = deflate_pipeline(dcpl.get());
+    std::optional<std::vector<H5Z_filter_t>> filters = checkable_pipeline(dcpl.get());
     Handle type(H5Dget_type(dataset), H5Tclose), space(H5Dget_space(dataset), H5Sclose);
-    if (!shuffle || !type.valid() || !space.valid()) return;
+    if (!filters || !type.valid() || !space.valid()) return;
     const int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank < 1 || rank > H5S_MAX_RANK) return;
     std::vector<hsize_t> dims(static_cast<std::size_t>(rank)), chunk(dims.size()), offset(dims.size());
@@ -391,7 +443,7 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     ChunkCheck checker;
     checker.bytes = static_cast<std::size_t>(plain_bytes);
     checker.every = static_cast<double>(allocated) == grid;
-    checker.deflate_bit = 1u << (*shuffle ? 1 : 0);
+    checker.filters = std::move(*filters);
     checker.raw_edges = raw_partial_chunks(dcpl.get());
     checker.dims = dims;
     checker.chunk = chunk;

@@ -18,12 +18,16 @@ namespace basinvol::detail {
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where);
 
 // For a chunked dataset of any rank and stored type whose filters are
-// deflate after an optional shuffle: checks that the chunks at positions
-// first, first + step, ... of its grid (row-major) inflate to exactly their
-// plain size, and that a chunk stored unfiltered holds it, as
-// read_chunks_parallel does (HDF5's own deflate filter keeps the head of a
-// chunk that inflates to more, and leaves the tail of one that inflates to
-// less unwritten). Unallocated chunks (the fill value) pass, and so do
+// shuffle, deflate and Fletcher-32 (each at most once, in any order):
+// checks that the chunks at positions first, first + step, ... of its grid
+// (row-major) come out of their filters in exactly their plain size, as
+// read_chunks_parallel does: a deflated one inflates to it, a checksummed
+// one holds it and its 4-byte checksum, one stored unfiltered holds it
+// (HDF5's own deflate filter keeps the head of a chunk that inflates to
+// more, and leaves the tail of one that inflates to less unwritten; it
+// copies a whole chunk out of a short one, and checksums a Fletcher-32
+// chunk of under 4 bytes past the end of memory). HDF5 checks the
+// checksums. Unallocated chunks (the fill value) pass, and so do
 // chunks outside `box` (a 2-D selection) when one is given. Does nothing
 // for other layouts and filters. Throws InputError naming `where` and the
 // chunk. The caller holds the HDF5 lock.

@@ -534,6 +534,21 @@ BAD = {
                                     [":/hessian", "chunk at [16, 0]: it inflates to 100 bytes; it holds 2048 (corrupt data)"]),
     "corrupt_fletcher32_chunks": (lambda: corrupt_chunks("corrupt_fletcher32.h5", fletcher32=True),
                                   [":/hessian", "cannot read dataset values", "checksum"]),
+    # Chunks of the wrong size under filters that do not compress: HDF5
+    # 1.10 copies a whole chunk out of a short one (zeros pass the
+    # checksum), and checksums one of under 4 bytes past the end of memory.
+    "short_fletcher32_chunk": (lambda: replaced_raw_chunk("short_fletcher32.h5", bytes(100), fletcher32=True),
+                               [":/hessian", "chunk at [16, 0] is stored in 100 bytes, 96 without its checksum; it "
+                                             "holds 2048 (corrupt data)"]),
+    "tiny_fletcher32_chunk": (lambda: replaced_raw_chunk("tiny_fletcher32.h5", bytes(2), fletcher32=True),
+                              [":/hessian", "chunk at [16, 0] is stored in 2 bytes, fewer than its 4-byte Fletcher-32 "
+                                            "checksum (corrupt data)"]),
+    "short_shuffle_chunk": (lambda: replaced_raw_chunk("short_shuffle.h5", bytes(100), shuffle=True),
+                            [":/hessian", "chunk at [16, 0] is stored uncompressed in 100 bytes; it holds 2048"]),
+    "short_gzip_fletcher32_chunk": (lambda: replaced_raw_chunk("short_gzip_fletcher32.h5",
+                                                               zlib.compress(bytes(100)) + bytes(4),
+                                                               compression="gzip", fletcher32=True),
+                                    [":/hessian", "chunk at [16, 0]: it inflates to 100 bytes; it holds 2048"]),
     "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode", "HDF5_PLUGIN_PATH"]),
     "missing_chunk_nan_fill": (_nan_fill_missing_chunk, [":/hessian", "non-finite value nan at [0, 10]"]),
     # Created, never written (a writer that died): a Hessian of fill values
@@ -642,6 +657,26 @@ def _float16():
     source, twin = _good("float16", lambda f: f.create_dataset("hessian", data=H.astype(np.float16)),
                          data=H.astype(np.float16).astype(np.float32))()
     return source, twin, ["--atol", "0.02"]
+
+
+def _fletcher32_inside_gzip(f):
+    # The checksum applied before deflate (h5py puts it after): a chunk
+    # inflates to its values and their 4-byte checksum.
+    plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    plist.set_chunk((16, 16))
+    plist.set_shuffle()
+    plist.set_fletcher32()
+    plist.set_deflate(6)
+    d = h5py.h5d.create(f.id, b"hessian", h5py.h5t.IEEE_F64LE, h5py.h5s.create_simple(H_LARGE.shape), dcpl=plist)
+    d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H_LARGE))
+
+
+def replaced_raw_chunk(name, raw, **filters):
+    """A dataset with `filters` whose chunk at [16, 0] holds `raw` as its stored bytes."""
+    def build(f):
+        d = f.create_dataset("hessian", data=H_LARGE, chunks=(16, 16), **filters)
+        d.id.write_direct_chunk((16, 0), raw)
+    return h5(name, build)
 
 
 def _skipped_filter_chunks(f):
@@ -829,6 +864,11 @@ GOOD = {
         data=H_LARGE),
     "chunked_fletcher32_edge": _good("chunked_fletcher32_edge", lambda f: f.create_dataset(
         "hessian", data=H_LARGE, chunks=(7, 13), fletcher32=True), data=H_LARGE),
+    "fletcher32_inside_gzip": _good("fletcher32_inside_gzip", _fletcher32_inside_gzip, data=H_LARGE),
+    "shuffle_gzip_fletcher32": _good("shuffle_gzip_fletcher32", lambda f: f.create_dataset(
+        "hessian", data=H_LARGE, chunks=(16, 16), shuffle=True, compression="gzip", fletcher32=True), data=H_LARGE),
+    "shuffle_only": _good("shuffle_only", lambda f: f.create_dataset(
+        "hessian", data=H_LARGE, chunks=(7, 13), shuffle=True), data=H_LARGE),
     "chunked_one_row": _good("chunked_one_row", lambda f: f.create_dataset(
         "hessian", data=H_LARGE, chunks=(1, 50), compression="gzip"), data=H_LARGE),
     "missing_chunks_zero_fill": _good("missing_chunks_zero_fill", _partly_written_zero_fill,

@@ -724,6 +724,22 @@ class SameRowsAsSerial(unittest.TestCase):
                        "it inflates to 10000 bytes; it holds 20000")
                 self.assert_serial_error_row(f, "cannot decompress chunk at [150, 150]: " + why + " (corrupt data)")
 
+    def test_a_checksummed_chunk_of_another_size_is_the_serial_error_row(self):
+        """HDF5 1.10 copies a whole chunk out of a short Fletcher-32 one
+        (zeros pass the checksum) and checksums one of under 4 bytes past
+        the end of memory: each rank checks its share, as the serial reader does."""
+        import h5py
+        d = tempfile.mkdtemp(dir=self.tmp.name)
+        H = with_spectrum(list(np.logspace(-2, 2, 50)) + [0.0] * 150, 7)
+        for name, raw, why in (("short", bytes(100), "is stored in 100 bytes, 96 without its checksum; it holds 20000"),
+                               ("tiny", bytes(2), "is stored in 2 bytes, fewer than its 4-byte Fletcher-32 checksum")):
+            with self.subTest(name):
+                f = os.path.join(d, "fletcher_" + name + ".h5")
+                with h5py.File(f, "w") as h:
+                    ds = h.create_dataset("h", data=H, chunks=(50, 50), fletcher32=True)
+                    ds.id.write_direct_chunk((150, 100), raw)
+                self.assert_serial_error_row(f, "the chunk at [150, 100] " + why + " (corrupt data)")
+
     def test_a_factor_chunk_that_inflates_to_another_size_is_the_serial_error_row(self):
         import h5py
         import zlib
