@@ -18,6 +18,16 @@ BIN = "/w/build-fuzz/fuzz/fuzz_reader_libfuzzer"
 HDF5 = "/lib/x86_64-linux-gnu/libhdf5_serial.so.103"
 
 
+def exe(function):
+    """A frame of the fuzzer executable without a source line (the runtimes linked into it)."""
+    return "in %s (%s+0x2a0b1) (BuildId: 2c3e)" % (function, BIN)
+
+
+def hdf5(function=""):
+    """A frame of libhdf5 (no debug symbols: some frames are unnamed)."""
+    return "%s (%s+0x1b0b1) (BuildId: e923)" % ("in " + function if function else "", HDF5)
+
+
 def report(headline, *frames):
     lines = ["INFO: Running with entropic power schedule", "==1==" + headline,
              "==1==The signal is caused by a READ memory access."]
@@ -31,8 +41,8 @@ OURS = [
     "in basinvol::(anonymous namespace)::walk_group(basinvol::Walker&, long) /w/src/io/hdf5_reader.cpp:1022:9",
     "in basinvol::detail::list_hessians_here(basinvol::Source const&) /w/src/io/hdf5_reader.cpp:1359:5",
     "in LLVMFuzzerTestOneInput /w/fuzz/fuzz_reader.cpp:35:17",
-    "in fuzzer::Fuzzer::ExecuteCallback(unsigned char const*, unsigned long) (%s+0x224033) (BuildId: 2c3e)" % BIN,
-    "in main (%s+0x23dbb2) (BuildId: 2c3e)" % BIN,
+    exe("fuzzer::Fuzzer::ExecuteCallback(unsigned char const*, unsigned long)"),
+    exe("main"),
 ]
 
 
@@ -41,10 +51,10 @@ class Classify(unittest.TestCase):
         kind, what = triage.classify(report(
             "ERROR: AddressSanitizer: SEGV on unknown address 0x000000000000 (pc 0x7fee61aa3809 bp 0x1 sp 0x2 T0)",
             "in __memcpy_avx512_unaligned_erms string/../sysdeps/x86_64/multiarch/memmove-vec-unaligned-erms.S:273",
-            "in __interceptor_memcpy (%s+0x257eb7) (BuildId: 2c3e)" % BIN,
-            "in H5F__accum_read (%s+0xf54de) (BuildId: e923)" % HDF5,
-            " (%s+0x6ea84) (BuildId: e923)" % HDF5,
-            "in H5Gget_info (%s+0x12eaaa) (BuildId: e923)" % HDF5, *OURS))
+            exe("__interceptor_memcpy"),
+            hdf5("H5F__accum_read"),
+            hdf5(),
+            hdf5("H5Gget_info"), *OURS))
         self.assertEqual(kind, "hdf5", what)
         self.assertIn("H5F__accum_read", what)
         self.assertIn("H5Gget_info", what)
@@ -54,16 +64,16 @@ class Classify(unittest.TestCase):
         kind, what = triage.classify(report(
             "ERROR: AddressSanitizer: heap-buffer-overflow on address 0x61200002bd98 at pc 0x1 bp 0x2 sp 0x3",
             " (/lib/x86_64-linux-gnu/libc.so.6+0x15a809) (BuildId: 1)",
-            " (%s+0x190f18) (BuildId: e923)" % HDF5,
-            "in H5Aexists (%s+0x5c350) (BuildId: e923)" % HDF5, *OURS))
+            hdf5(),
+            hdf5("H5Aexists"), *OURS))
         self.assertEqual(kind, "hdf5", what)
 
     def test_a_library_under_hdf5s_filter_is_hdf5s(self):
         kind, what = triage.classify(report(
             "ERROR: AddressSanitizer: SEGV on unknown address 0x000000000010 (pc 0x1 bp 0x2 sp 0x3 T0)",
             " (/lib/x86_64-linux-gnu/libsz.so.2+0x3120) (BuildId: 5)",
-            "in H5Z__filter_szip (%s+0x2a0b1) (BuildId: e923)" % HDF5,
-            "in H5Dread (%s+0x4a0b1) (BuildId: e923)" % HDF5, *OURS))
+            hdf5("H5Z__filter_szip"),
+            hdf5("H5Dread"), *OURS))
         self.assertEqual(kind, "hdf5", what)
         self.assertIn("libsz", what)
 
@@ -88,10 +98,10 @@ class Classify(unittest.TestCase):
         # the executable without a source line, named as the C function.
         kind, what = triage.classify(report(
             "ERROR: AddressSanitizer: heap-buffer-overflow on address 0x6100000000f8 at pc 0x1 bp 0x2 sp 0x3",
-            "in strdup (%s+0x2ab2b5) (BuildId: 2c3e)" % BIN,
-            "in H5MM_strdup (%s+0x18431d) (BuildId: e923)" % HDF5,
-            " (%s+0x190d21) (BuildId: e923)" % HDF5,
-            "in H5Aexists (%s+0x5c350) (BuildId: e923)" % HDF5,
+            exe("strdup"),
+            hdf5("H5MM_strdup"),
+            hdf5(),
+            hdf5("H5Aexists"),
             "in basinvol::detail::structure_kind(long, std::string const&) /w/src/io/structure_reader.cpp:380:24",
             *OURS))
         self.assertEqual(kind, "hdf5", what)
@@ -101,8 +111,8 @@ class Classify(unittest.TestCase):
     def test_a_crash_under_the_runtimes_alone_is_basinvols(self):
         kind, what = triage.classify(report(
             "ERROR: AddressSanitizer: SEGV on unknown address 0x000000000000 (pc 0x1 bp 0x2 sp 0x3 T0)",
-            "in strlen (%s+0x257eb7) (BuildId: 2c3e)" % BIN,
-            "in fuzzer::Fuzzer::ExecuteCallback(unsigned char const*, unsigned long) (%s+0x22) (BuildId: 2c3e)" % BIN))
+            exe("strlen"),
+            exe("fuzzer::Fuzzer::ExecuteCallback(unsigned char const*, unsigned long)")))
         self.assertEqual(kind, "basinvol", what)
         self.assertIn("no frame outside the runtimes", what)
 
@@ -117,9 +127,9 @@ class Classify(unittest.TestCase):
     def test_an_abort_in_the_fuzz_target_is_basinvols(self):
         kind, what = triage.classify(report(
             "ERROR: libFuzzer: deadly signal",
-            "in __sanitizer_print_stack_trace (%s+0x2a0b1) (BuildId: 2c3e)" % BIN,
-            "in fuzzer::PrintStackTrace() (%s+0x1f2b6) (BuildId: 2c3e)" % BIN,
-            "in fuzzer::Fuzzer::CrashCallback() (%s+0x1fa0b) (BuildId: 2c3e)" % BIN,
+            exe("__sanitizer_print_stack_trace"),
+            exe("fuzzer::PrintStackTrace()"),
+            exe("fuzzer::Fuzzer::CrashCallback()"),
             " (/lib/x86_64-linux-gnu/libc.so.6+0x3bf8f) (BuildId: 1)",
             "in __pthread_kill_implementation nptl/pthread_kill.c:44:76",
             "in raise signal/../sysdeps/posix/raise.c:26:13",
@@ -130,14 +140,14 @@ class Classify(unittest.TestCase):
     def test_an_abort_inside_hdf5_with_glibcs_debug_symbols_is_hdf5s(self):
         kind, what = triage.classify(report(
             "ERROR: libFuzzer: deadly signal",
-            "in __sanitizer_print_stack_trace (%s+0x2a0b1) (BuildId: 2c3e)" % BIN,
-            "in fuzzer::Fuzzer::CrashCallback() (%s+0x1fa0b) (BuildId: 2c3e)" % BIN,
+            exe("__sanitizer_print_stack_trace"),
+            exe("fuzzer::Fuzzer::CrashCallback()"),
             " (/lib/x86_64-linux-gnu/libc.so.6+0x3bf8f) (BuildId: 1)",
             "in __pthread_kill_implementation nptl/./nptl/pthread_kill.c:43:17",
             "in raise signal/../sysdeps/posix/raise.c:26:13",
             "in abort stdlib/./stdlib/abort.c:79:7",
-            "in H5_term_library (%s+0x1b0b1) (BuildId: e923)" % HDF5,
-            "in H5Fclose (%s+0x1c0b1) (BuildId: e923)" % HDF5, *OURS))
+            hdf5("H5_term_library"),
+            hdf5("H5Fclose"), *OURS))
         self.assertEqual(kind, "hdf5", what)
         self.assertIn("H5_term_library", what)
 

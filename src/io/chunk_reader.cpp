@@ -89,23 +89,27 @@ bool raw_partial_chunks(hid_t dcpl) {
     return H5Pget_chunk_opts(dcpl, &opts) >= 0 && (opts & H5D_CHUNK_DONT_FILTER_PARTIAL_CHUNKS) != 0;
 }
 
-// Whether a chunked dataset's filters are deflate after an optional shuffle:
-// then whether the shuffle is there; nullopt for any other pipeline.
-std::optional<bool> deflate_pipeline(hid_t dcpl) {
+// The IDs of a chunked dataset's filters, in the order they were applied
+// when written (a negative ID where HDF5 cannot read one).
+std::vector<H5Z_filter_t> filter_ids(hid_t dcpl) {
+    std::vector<H5Z_filter_t> ids;
     const int nfilters = H5Pget_nfilters(dcpl);
-    bool shuffle = false, deflate = false;
     for (int i = 0; i < nfilters; ++i) {
         unsigned flags = 0, values[8], config = 0;
         std::size_t nelem = 8;
         char name[64];
-        const H5Z_filter_t f =
-            H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, values, sizeof name, name, &config);
-        if (f == H5Z_FILTER_SHUFFLE && i == 0 && nfilters == 2) shuffle = true;
-        else if (f == H5Z_FILTER_DEFLATE && i == nfilters - 1) deflate = true;
-        else return std::nullopt;
+        ids.push_back(H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, values, sizeof name, name, &config));
     }
-    if (!deflate) return std::nullopt;
-    return shuffle;
+    return ids;
+}
+
+// Whether a chunked dataset's filters are deflate after an optional shuffle:
+// then whether the shuffle is there; nullopt for any other pipeline.
+std::optional<bool> deflate_pipeline(hid_t dcpl) {
+    const std::vector<H5Z_filter_t> ids = filter_ids(dcpl);
+    if (ids == std::vector<H5Z_filter_t>{H5Z_FILTER_DEFLATE}) return false;
+    if (ids == std::vector<H5Z_filter_t>{H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE}) return true;
+    return std::nullopt;
 }
 
 std::optional<Layout> deflate_layout(hid_t dataset, std::size_t n, bool f32) {
@@ -330,21 +334,13 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
 // fletcher32, each at most once, in the order they were applied when
 // written; nullopt for any other filter.
 std::optional<std::vector<H5Z_filter_t>> checkable_pipeline(hid_t dcpl) {
-    const int nfilters = H5Pget_nfilters(dcpl);
-    if (nfilters <= 0 || nfilters > 3) return std::nullopt;
-    std::vector<H5Z_filter_t> filters;
-    for (int i = 0; i < nfilters; ++i) {
-        unsigned flags = 0, values[8], config = 0;
-        std::size_t nelem = 8;
-        char name[64];
-        const H5Z_filter_t f =
-            H5Pget_filter2(dcpl, static_cast<unsigned>(i), &flags, &nelem, values, sizeof name, name, &config);
-        if ((f != H5Z_FILTER_SHUFFLE && f != H5Z_FILTER_DEFLATE && f != H5Z_FILTER_FLETCHER32) ||
-            std::find(filters.begin(), filters.end(), f) != filters.end())
+    std::vector<H5Z_filter_t> ids = filter_ids(dcpl);
+    if (ids.empty() || ids.size() > 3) return std::nullopt;
+    for (std::size_t i = 0; i < ids.size(); ++i)
+        if ((ids[i] != H5Z_FILTER_SHUFFLE && ids[i] != H5Z_FILTER_DEFLATE && ids[i] != H5Z_FILTER_FLETCHER32) ||
+            std::find(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(i), ids[i]) != ids.begin() + static_cast<std::ptrdiff_t>(i))
             return std::nullopt;
-        filters.push_back(f);
-    }
-    return filters;
+    return ids;
 }
 
 InputError chunk_short_of_checksum(const std::string& where, const std::string& at, std::size_t size) {
