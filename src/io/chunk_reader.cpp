@@ -232,12 +232,17 @@ bool read_chunk_through_hdf5(hid_t dataset, const Layout& l, const Chunk& ch, st
                    file_space.get(), H5P_DEFAULT, buf) >= 0;
 }
 
+// Raw bytes a batch of chunks holds at most, past its first `threads` chunks.
+constexpr std::size_t batch_bytes = std::size_t(64) << 20;
+
 // Chunks [start, end) of the grid, raw, in file order, through HDF5 (one
-// thread: the caller holds the lock), into `arena`. False when the very
-// first chunk is not for this reader (then HDF5 reads the dataset);
-// InputError for a later one.
-bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::vector<Chunk>& chunks, Arena& arena,
-              std::size_t n, void* buf, const std::string& where) {
+// thread: the caller holds the lock), into `arena`; `end` is moved back
+// where the chunks' stored sizes pass batch_bytes after the first `least`
+// (an index may claim up to twice a chunk's plain size for each). False
+// when the very first chunk is not for this reader (then HDF5 reads the
+// dataset); InputError for a later one.
+bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize_t least, std::vector<Chunk>& chunks,
+              Arena& arena, std::size_t n, void* buf, const std::string& where) {
     chunks.assign(end - start, Chunk{});
     std::size_t total = 0;
     for (hsize_t c = start; c < end; ++c) {
@@ -253,6 +258,11 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t end, std::v
         if (oversized(size, l.chunk_bytes())) {
             if (c == 0) return false;
             throw chunk_oversized(where, chunk_at({ch.row, ch.col}), size, l.chunk_bytes());
+        }
+        if (c - start >= least && total + size > batch_bytes) {
+            end = c;
+            chunks.resize(end - start);
+            break;
         }
         ch.at = total;
         ch.size = size;
@@ -358,7 +368,11 @@ InputError chunk_filtered_short(const std::string& where, const std::string& at,
 struct ChunkCheck {
     std::size_t bytes = 0;      // plain bytes of a chunk
     bool every = false;         // every chunk allocated (else the rest hold the fill value)
-    std::vector<H5Z_filter_t> filters;  // checkable_pipeline's
+    std::vector<H5Z_filter_t> filters;  // checkable_pipeline's, or one ending in Fletcher-32
+    // For a pipeline it cannot follow that ends in Fletcher-32: only that a
+    // chunk holds the checksum's 4 bytes (HDF5 1.10 checksums a shorter one
+    // past the end of memory).
+    bool checksum_room_only = false;
     bool raw_edges = false;     // partial edge chunks stored unfiltered (raw_partial_chunks)
     std::vector<hsize_t> dims, chunk;  // the dataset's extent and chunk shape
     Inflater inflater = new_inflater();
@@ -368,7 +382,7 @@ struct ChunkCheck {
     // filters (those its mask does not skip) into exactly its plain size.
     // HDF5 1.10 takes a filtered chunk's size on trust: it copies a whole
     // chunk out of a short one, and a Fletcher-32 chunk of under 4 bytes
-    // has it checksum past the end of memory (found by fuzzing).
+    // has its checksum computed past the end of memory (found by fuzzing).
     void check(hid_t dataset, const std::vector<hsize_t>& offset, const std::string& where) {
         const std::string at = chunk_at(offset);
         hsize_t size = 0;
@@ -376,13 +390,21 @@ struct ChunkCheck {
             if (!every) return;
             throw chunk_missing(where, at);
         }
+        bool raw_edge = false;
+        for (std::size_t i = 0; raw_edges && i < dims.size(); ++i) raw_edge |= offset[i] + chunk[i] > dims[i];
+        if (checksum_room_only) {
+            if (size >= 4 || raw_edge) return;
+            unsigned char head[4];
+            uint32_t mask = 0;
+            if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, head) < 0) throw chunk_unreadable(where, at);
+            if (mask & (1u << (filters.size() - 1))) return;  // the checksum skipped for this chunk
+            throw chunk_short_of_checksum(where, at, size);
+        }
         if (oversized(size, bytes)) throw chunk_oversized(where, at, size, bytes);
         raw.resize(size);
         uint32_t mask = 0;
         if (H5Dread_chunk(dataset, H5P_DEFAULT, offset.data(), &mask, raw.data()) < 0)
             throw chunk_unreadable(where, at);
-        bool raw_edge = false;
-        for (std::size_t i = 0; raw_edges && i < dims.size(); ++i) raw_edge |= offset[i] + chunk[i] > dims[i];
         // Through the filters as a read undoes them (the last applied
         // first), by the bytes each hands on: a checksum's 4 bytes off, a
         // deflate stream inflated to what the filters before it made.
@@ -417,8 +439,14 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
     if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED || step == 0) return;
     std::optional<std::vector<H5Z_filter_t>> filters = checkable_pipeline(dcpl.get());
+    const bool checksum_room_only = !filters;
+    if (!filters) {  // another filter (scale-offset, n-bit, a plugin's) before a checksum, or none
+        std::vector<H5Z_filter_t> ids = filter_ids(dcpl.get());
+        if (ids.empty() || ids.back() != H5Z_FILTER_FLETCHER32) return;
+        filters = std::move(ids);
+    }
     Handle type(H5Dget_type(dataset), H5Tclose), space(H5Dget_space(dataset), H5Sclose);
-    if (!filters || !type.valid() || !space.valid()) return;
+    if (!type.valid() || !space.valid()) return;
     const int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank < 1 || rank > H5S_MAX_RANK) return;
     std::vector<hsize_t> dims(static_cast<std::size_t>(rank)), chunk(dims.size()), offset(dims.size());
@@ -433,13 +461,14 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
         grid *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
     }
     hsize_t allocated = 0;
-    if (!(plain_bytes > 0 && plain_bytes <= 4294967295.0) || grid > 9e18 ||
+    if (!(plain_bytes > 0 && plain_bytes <= 4294967295.0) || !(grid <= 9e18) ||
         H5Dget_num_chunks(dataset, space.get(), &allocated) < 0)
         return;
     ChunkCheck checker;
     checker.bytes = static_cast<std::size_t>(plain_bytes);
     checker.every = static_cast<double>(allocated) == grid;
     checker.filters = std::move(*filters);
+    checker.checksum_room_only = checksum_room_only;
     checker.raw_edges = raw_partial_chunks(dcpl.get());
     checker.dims = dims;
     checker.chunk = chunk;
@@ -522,7 +551,7 @@ std::uint64_t unwritten_chunks(hid_t dataset, const Box* box, std::uint64_t* loo
         grid *= std::ceil(static_cast<double>(dims[i]) / static_cast<double>(chunk[i]));
     }
     hsize_t allocated = 0;
-    if (grid > 9e18 || H5Dget_num_chunks(dataset, space.get(), &allocated) < 0) return 0;
+    if (!(grid <= 9e18) || H5Dget_num_chunks(dataset, space.get(), &allocated) < 0) return 0;  // NaN: inf x 0
     const auto all = static_cast<std::uint64_t>(grid);
     const std::uint64_t whole = all - std::min<std::uint64_t>(allocated, all);
     if (!box || whole == 0 || rank != 2) return whole;
@@ -595,16 +624,16 @@ bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, con
     const auto layout = deflate_layout(dataset, n, f32);
     if (!layout) return false;
     const unsigned threads = reading_threads();
-    // Raw chunks in batches of about 64 MB, at least one per thread.
-    const std::size_t batch =
-        std::max<std::size_t>(threads, (64u << 20) / std::max<std::size_t>(layout->chunk_bytes(), 1));
+    // Raw chunks in batches of about 64 MB of plain values, at least one
+    // per thread, cut where their stored bytes pass 64 MB.
+    const std::size_t batch = std::max<std::size_t>(threads, batch_bytes / std::max<std::size_t>(layout->chunk_bytes(), 1));
     std::vector<Chunk> chunks;
     Arena arena;
-    for (hsize_t start = 0; start < layout->chunks; start += batch) {
-        if (!read_raw(dataset, *layout, start, std::min<hsize_t>(layout->chunks, start + batch), chunks, arena, n, buf,
-                      where))
-            return false;
+    for (hsize_t start = 0; start < layout->chunks;) {
+        hsize_t end = std::min<hsize_t>(layout->chunks, start + batch);
+        if (!read_raw(dataset, *layout, start, end, threads, chunks, arena, n, buf, where)) return false;
         inflate(chunks, arena, *layout, n, static_cast<unsigned char*>(buf), threads, where);
+        start = end;
     }
     return true;
 }

@@ -487,6 +487,34 @@ def _fuzz_regression(regression, name):
     return make
 
 
+def _scaleoffset_fletcher32_tiny_chunk():
+    # A pipeline the chunk check cannot follow (scale-offset) ending in a
+    # checksum: HDF5 1.10 checksums a chunk of under 4 bytes past the end
+    # of memory (SIGSEGV).
+    def build(f):
+        plist = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        plist.set_chunk((16, 16))
+        plist.set_scaleoffset(h5py.h5z.SO_FLOAT_DSCALE, 6)
+        plist.set_fletcher32()
+        d = h5py.h5d.create(f.id, b"hessian", h5py.h5t.IEEE_F64LE, h5py.h5s.create_simple(H_LARGE.shape), dcpl=plist)
+        d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.ascontiguousarray(H_LARGE))
+        d.write_direct_chunk((16, 0), bytes(2))
+    return h5("scaleoffset_fletcher32_tiny.h5", build)
+
+
+def _float_exponent_of_70_bits():
+    # No real layout; HDF5 1.10 converts an exponent of over 64 bits through
+    # a 64-bit integer on its stack.
+    def build(f):
+        t = h5py.h5t.IEEE_F64LE.copy()
+        t.set_size(16)
+        t.set_precision(128)
+        t.set_fields(127, 52, 70, 0, 52)
+        d = h5py.h5d.create(f.id, b"hessian", t, h5py.h5s.create_simple((3, 3)))
+        d.write(h5py.h5s.ALL, h5py.h5s.ALL, np.zeros((3, 3), dtype="V16"), mtype=t)
+    return h5("float_exponent_70_bits.h5", build)
+
+
 BAD = {
     # name: (make, pieces of the message; the file name is always checked)
     "text": (_text, ["not an HDF5 file"]),
@@ -543,6 +571,11 @@ BAD = {
     "tiny_fletcher32_chunk": (lambda: replaced_raw_chunk("tiny_fletcher32.h5", bytes(2), fletcher32=True),
                               [":/hessian", "chunk at [16, 0] is stored in 2 bytes, fewer than its 4-byte Fletcher-32 "
                                             "checksum (corrupt data)"]),
+    "scaleoffset_fletcher32_tiny_chunk": (_scaleoffset_fletcher32_tiny_chunk,
+                                          [":/hessian", "chunk at [16, 0] is stored in 2 bytes, fewer than its 4-byte "
+                                                        "Fletcher-32 checksum (corrupt data)"]),
+    "float_exponent_of_70_bits": (_float_exponent_of_70_bits,
+                                  [":/hessian", "the stored type is corrupt: float fields sign 127, exponent 52+70"]),
     "short_shuffle_chunk": (lambda: replaced_raw_chunk("short_shuffle.h5", bytes(100), shuffle=True),
                             [":/hessian", "chunk at [16, 0] is stored uncompressed in 100 bytes; it holds 2048"]),
     "short_gzip_fletcher32_chunk": (lambda: replaced_raw_chunk("short_gzip_fletcher32.h5",
@@ -1222,6 +1255,27 @@ class AwkwardInputs(unittest.TestCase):
                 self.assertLess(peak, 600 * 1024, source)  # 1.1 GB before
             row, clean = rows_of(p)
             self.assert_same(source, row, clean)
+
+    def test_chunks_each_claiming_twice_their_size_are_read_in_bounded_memory(self):
+        # An index may claim up to 2x + 4096 bytes for each chunk: 40,000
+        # chunks of 2x2 float32 claiming 4128 bytes each are 165 MB raw,
+        # which the reader took in one batch (a batch counted 64 MB of
+        # plain values). Batches are cut at 64 MB of stored bytes too.
+        n = 400
+        def build(f):
+            d = f.create_dataset("hessian", shape=(n, n), dtype="<f4", chunks=(2, 2), compression="gzip")
+            for i in range(0, n, 2):
+                for j in range(0, n, 2):
+                    d.id.write_direct_chunk((i, j), bytes(2 * 16 + 4096))
+        file = h5("bloated_chunks.h5", build)
+        p = subprocess.run(["/usr/bin/time", "-f", "peak %M KB", BIN, "volume", file, "-f", "jsonl"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn(file + ":/hessian: cannot decompress chunk at [0, 0]: data error (corrupt data)", p.stderr)
+        peak = int(p.stderr.splitlines()[-1].split()[1])
+        if not os.environ.get("BASINVOL_SANITIZE"):  # AddressSanitizer's shadow and quarantine add their own
+            self.assertLess(peak, 150 * 1024)  # 197 MB before
+        os.remove(file)
 
     def test_a_lossy_scale_offset_step_is_part_of_the_noise_floor(self):
         # scaleoffset=6 keeps each float to 1e-6: a rank-20 Hessian's 10 flat
