@@ -440,9 +440,11 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CHUNKED || step == 0) return;
     std::optional<std::vector<H5Z_filter_t>> filters = checkable_pipeline(dcpl.get());
     const bool checksum_room_only = !filters;
+    bool unfiltered = false;
     if (!filters) {  // another filter (scale-offset, n-bit, a plugin's) before a checksum, or none
         std::vector<H5Z_filter_t> ids = filter_ids(dcpl.get());
-        if (ids.empty() || ids.back() != H5Z_FILTER_FLETCHER32) return;
+        unfiltered = ids.empty();
+        if (!unfiltered && ids.back() != H5Z_FILTER_FLETCHER32) return;
         filters = std::move(ids);
     }
     Handle type(H5Dget_type(dataset), H5Tclose), space(H5Dget_space(dataset), H5Sclose);
@@ -464,6 +466,19 @@ void check_chunks(hid_t dataset, std::size_t first, std::size_t step, const std:
     if (!(plain_bytes > 0 && plain_bytes <= 4294967295.0) || !(grid <= 9e18) ||
         H5Dget_num_chunks(dataset, space.get(), &allocated) < 0)
         return;
+    if (unfiltered) {
+        // Each chunk is stored whole, and HDF5 reads a chunk's plain size
+        // from where it starts, past a short one's end. Its index's sizes
+        // are read in one pass, summed (H5Dget_storage_size; HDF5 1.10
+        // looks one chunk up by its layout's size, not its index's).
+        const double stored = static_cast<double>(H5Dget_storage_size(dataset));
+        if (stored == static_cast<double>(allocated) * plain_bytes) return;
+        std::ostringstream s;
+        s << where << ": its chunk index gives its " << allocated << " chunks " << H5Dget_storage_size(dataset)
+          << " bytes in all, where each holds " << static_cast<std::size_t>(plain_bytes)
+          << " stored as it is (corrupt data)";
+        throw InputError(s.str());
+    }
     ChunkCheck checker;
     checker.bytes = static_cast<std::size_t>(plain_bytes);
     checker.every = static_cast<double>(allocated) == grid;

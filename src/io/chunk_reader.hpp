@@ -27,10 +27,14 @@ bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, con
 // more, and leaves the tail of one that inflates to less unwritten; it
 // copies a whole chunk out of a short one, and checksums a Fletcher-32
 // chunk of under 4 bytes past the end of memory). HDF5 checks the
-// checksums. Unallocated chunks (the fill value) pass, and so do
-// chunks outside `box` (a 2-D selection) when one is given. Does nothing
-// for other layouts and filters. Throws InputError naming `where` and the
-// chunk. The caller holds the HDF5 lock.
+// checksums. Under other filters, a pipeline ending in Fletcher-32 has
+// each chunk hold the checksum's 4 bytes; without filters, the chunk
+// index's sizes must add up to its chunks' plain size (the whole
+// dataset, `box` or not: one pass over the index). Unallocated chunks
+// (the fill value) pass, and so do chunks outside `box` (a 2-D
+// selection) when one is given. Does nothing for other layouts and
+// pipelines. Throws InputError naming `where` and the chunk. The caller
+// holds the HDF5 lock.
 struct Box {
     hsize_t start[2], count[2];
 };

@@ -576,6 +576,11 @@ BAD = {
                                                         "Fletcher-32 checksum (corrupt data)"]),
     "float_exponent_of_70_bits": (_float_exponent_of_70_bits,
                                   [":/hessian", "the stored type is corrupt: float fields sign 127, exponent 52+70"]),
+    # Without filters HDF5 reads a chunk's plain size from where it starts,
+    # past a short one's end (values from whatever follows).
+    "short_unfiltered_chunk": (lambda: replaced_raw_chunk("short_unfiltered.h5", bytes(100)),
+                               [":/hessian", "its chunk index gives its 16 chunks 30820 bytes in all, where each holds "
+                                             "2048 stored as it is (corrupt data)"]),
     "short_shuffle_chunk": (lambda: replaced_raw_chunk("short_shuffle.h5", bytes(100), shuffle=True),
                             [":/hessian", "chunk at [16, 0] is stored uncompressed in 100 bytes; it holds 2048"]),
     "short_gzip_fletcher32_chunk": (lambda: replaced_raw_chunk("short_gzip_fletcher32.h5",

@@ -739,6 +739,12 @@ class SameRowsAsSerial(unittest.TestCase):
                     ds = h.create_dataset("h", data=H, chunks=(50, 50), fletcher32=True)
                     ds.id.write_direct_chunk((150, 100), raw)
                 self.assert_serial_error_row(f, "the chunk at [150, 100] " + why + " (corrupt data)")
+        # Without filters: the index's sizes must add up to whole chunks.
+        f = os.path.join(d, "unfiltered_short.h5")
+        with h5py.File(f, "w") as h:
+            h.create_dataset("h", data=H, chunks=(50, 50)).id.write_direct_chunk((150, 100), bytes(100))
+        self.assert_serial_error_row(f, "its chunk index gives its 16 chunks 300100 bytes in all, where each holds "
+                                        "20000 stored as it is (corrupt data)")
 
     def test_a_factor_chunk_that_inflates_to_another_size_is_the_serial_error_row(self):
         import h5py
