@@ -16,8 +16,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sstream>
+#include <cstdio>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,7 +61,35 @@ void after_fork_in_child() {
 
 // The child: run the work, send its answer, exit without running this
 // process's exit handlers or flushing its stdio buffers.
-[[noreturn]] void child(const std::function<std::string()>& work, int fd, pid_t parent) {
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool address_sanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool address_sanitizer = true;
+#else
+constexpr bool address_sanitizer = false;
+#endif
+#else
+constexpr bool address_sanitizer = false;
+#endif
+
+// Caps this process's address space at what it maps now plus `room` bytes.
+void cap_address_space(std::size_t room) {
+    if (room == 0 || address_sanitizer) return;
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    unsigned long long pages = 0;
+    const bool read = f && std::fscanf(f, "%llu", &pages) == 1;
+    if (f) std::fclose(f);
+    rlimit lim{};
+    if (!read || ::getrlimit(RLIMIT_AS, &lim) != 0) return;
+    const auto page = static_cast<unsigned long long>(::sysconf(_SC_PAGESIZE));
+    const unsigned long long want = pages * page + room;
+    if (lim.rlim_cur != RLIM_INFINITY && lim.rlim_cur <= want) return;  // a tighter cap already
+    lim.rlim_cur = static_cast<rlim_t>(want);
+    ::setrlimit(RLIMIT_AS, &lim);
+}
+
+[[noreturn]] void child(const std::function<std::string()>& work, int fd, pid_t parent, std::size_t room) {
 #ifdef __linux__
     // A child stuck in a hung read must not outlive a parent that was killed.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -67,6 +97,7 @@ void after_fork_in_child() {
 #else
     (void)parent;
 #endif
+    cap_address_space(room);
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
     detail::fork_gate_slot() = new std::shared_mutex;       // likewise
     std::string bytes;
@@ -116,7 +147,7 @@ bool read_answer(int fd, double limit, std::string& bytes, const std::function<b
 }  // namespace
 
 std::optional<detail::ChildResult> detail::run_in_child(const std::function<std::string()>& work, double limit,
-                                                        const std::function<bool()>& stop) {
+                                                        const std::function<bool()>& stop, std::size_t room) {
     // Held across fork: no other thread is inside HDF5 while its state is copied.
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     int fd[2];
@@ -134,7 +165,7 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     }
     if (pid == 0) {
         ::close(fd[0]);
-        child(work, fd[1], parent);
+        child(work, fd[1], parent, room);
     }
     ::close(fd[1]);
     ChildResult r;

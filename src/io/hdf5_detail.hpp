@@ -42,9 +42,12 @@ struct ChildResult {
 // process) and returns what it returned, killing it after `limit` seconds;
 // nullopt when no child can be started (the caller then works in-process).
 // `stop`, when given, is asked about every 0.1 s; true kills the child.
-// Holds the HDF5 mutex throughout.
+// `room`, when nonzero, caps the address space the child may add to what
+// it inherits (RLIMIT_AS; not under AddressSanitizer, whose shadow maps
+// terabytes): an allocation past it fails in the child. Holds the HDF5
+// mutex throughout.
 std::optional<ChildResult> run_in_child(const std::function<std::string()>& work, double limit,
-                                        const std::function<bool()>& stop = {});
+                                        const std::function<bool()>& stop = {}, std::size_t room = 0);
 // The seconds a child may take to read `bytes` of values (ReadOptions::time_limit).
 double read_time_limit(const ReadOptions& options, std::size_t bytes);
 // `read(buf)` fills `bytes` bytes of values; run in a child (through shared

@@ -281,6 +281,19 @@ void read_consistently(const HessianInfo& info, const std::function<void()>& rea
     }
 }
 
+// The memory a listing child may take beyond what it inherits: half the
+// machine's memory, at least 512 MB and at most 4 GB. A listing reads
+// metadata and attributes; a corrupt variable-length attribute had HDF5
+// 1.10 allocate and clear 16 GB for a 9 KB file (found by fuzzing). Past
+// the cap the allocation fails and the file is one error row.
+namespace {
+std::size_t listing_room() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+    const double half = pages > 0 && page > 0 ? 0.5 * double(pages) * double(page) : 0;
+    return static_cast<std::size_t>(std::clamp(half, 512.0 * (1 << 20), 4096.0 * (1 << 20)));
+}
+}  // namespace
+
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options) {
     const double limit = options.time_limit;
     if (!(limit > 0) || !std::isfinite(limit)) {
@@ -290,7 +303,7 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
     }
     if (!options.isolate) return detail::list_hessians_here(source);
     const std::optional<detail::ChildResult> child =
-        detail::run_in_child([&] { return listing_answer(source); }, limit, options.stop);
+        detail::run_in_child([&] { return listing_answer(source); }, limit, options.stop, listing_room());
     if (!child) return detail::list_hessians_here(source);  // cannot isolate: list here
     if (child->stopped) throw ListingStopped();
     if (child->timed_out) {

@@ -1282,6 +1282,25 @@ class AwkwardInputs(unittest.TestCase):
             self.assertLess(peak, 150 * 1024)  # 197 MB before
         os.remove(file)
 
+    @unittest.skipIf(os.environ.get("BASINVOL_SANITIZE"), "AddressSanitizer's shadow needs an uncapped address space")
+    def test_a_listing_that_asks_for_gigabytes_is_capped_and_one_error_row(self):
+        # A 6 KB file of the fuzz runs whose group walk has HDF5 1.10
+        # allocate and clear 23 GB (then die on a signal): the listing
+        # child's address space is capped (half the machine's memory,
+        # at most 4 GB), so the allocation fails and the file is one row.
+        file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata",
+                            "bad.listing_asks_gigabytes.h5")
+        t0 = time.monotonic()
+        p = subprocess.run(["/usr/bin/time", "-f", "peak %M KB", BIN, "volume", file, "-f", "jsonl"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        (row,) = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(row["status"], "error")
+        self.assertIn("bad.listing_asks_gigabytes.h5", row["error"])
+        peak = int(p.stderr.splitlines()[-1].split()[1])  # the largest of the tool and its children
+        self.assertLess(peak, 5 * 1024 * 1024)  # 23 GB before
+        self.assertLess(time.monotonic() - t0, 60)
+
     def test_a_lossy_scale_offset_step_is_part_of_the_noise_floor(self):
         # scaleoffset=6 keeps each float to 1e-6: a rank-20 Hessian's 10 flat
         # directions get rounding values of both signs up to ~1e-6, which
