@@ -81,6 +81,19 @@ inline std::size_t add_bytes(std::size_t a, std::size_t b) {
     return a > static_cast<std::size_t>(-1) - b ? static_cast<std::size_t>(-1) : a + b;
 }
 
+// An attribute the listing could not read: HDF5 failed on it, or a
+// variable-length string's stored length was not its text's (a corrupt
+// heap ID: HDF5 1.10 allocates and clears the length it states, gigabytes).
+// The listing walks a file in a child process whose memory is capped, so
+// only it meets such an attribute; the reads that check a file is unchanged
+// skip it (io/hdf5_detail.hpp, AttributeScope) and take the listing's word.
+struct UnreadAttribute {
+    std::string object;  // the object that has it: its file's name and its address there
+    std::string name;
+    std::string why;     // as the listing refused it ("" when it was not refused: an attribute no answer needs)
+    bool operator==(const UnreadAttribute& o) const { return object == o.object && name == o.name && why == o.why; }
+};
+
 struct HessianInfo {
     std::string file;
     std::string dataset;         // absolute HDF5 path
@@ -118,6 +131,9 @@ struct HessianInfo {
     // target, external raw-data files, a virtual dataset's sources): -o must
     // not replace them either.
     std::vector<std::string> reads_also;
+    // Attributes of the dataset (a structure: of its parts too) the listing
+    // could not read.
+    std::vector<UnreadAttribute> unread_attributes;
     std::string source() const { return file + ":" + dataset; }
 };
 

@@ -133,6 +133,40 @@ Handle open_hdf5(const std::string& file, const std::shared_ptr<const std::strin
 ListedHessian describe_dataset(hid_t d, const std::string& file, const std::string& path);
 // Reads obj's attributes into attrs; returns why they cannot be read ("" when they can).
 std::string read_object_attributes(hid_t obj, Attributes& attrs);
+// Where this thread's attribute reads note the attributes they cannot read
+// (a listing: record into a HessianInfo's unread_attributes) or skip those
+// a listing noted, refusing them as it did (a read that checks the file is
+// unchanged: HDF5 would allocate again what a corrupt attribute states, in
+// a process whose memory is not capped). The outermost scope of a thread
+// holds: a part described while its structure is listed or read goes with it.
+class AttributeScope {
+public:
+    static AttributeScope record(std::vector<UnreadAttribute>& into) { return AttributeScope(&into, nullptr); }
+    static AttributeScope skip(const std::vector<UnreadAttribute>& listed) { return AttributeScope(nullptr, &listed); }
+    AttributeScope(AttributeScope&& o) noexcept : owner_(o.owner_) { o.owner_ = false; }
+    AttributeScope(const AttributeScope&) = delete;
+    AttributeScope& operator=(const AttributeScope&) = delete;
+    ~AttributeScope();
+
+private:
+    AttributeScope(std::vector<UnreadAttribute>* into, const std::vector<UnreadAttribute>* listed);
+    bool owner_ = false;
+};
+// The listing's word on attribute `name` of `obj` when it noted it as
+// unread (under AttributeScope::skip), else null.
+const UnreadAttribute* listed_unread(hid_t obj, const std::string& name);
+// Notes attribute `name` of `obj` as unread (under AttributeScope::record).
+void note_unread(hid_t obj, const std::string& name, const std::string& why);
+// Whether this thread is under AttributeScope::record (a listing).
+bool recording_attributes();
+// Whether the variable-length string `s` HDF5 allocated, whose text has
+// `text` bytes, was allocated at a stated length far past it (a corrupt
+// heap ID: HDF5 allocated and cleared that length twice to read it).
+bool stated_past_text(const char* s, std::size_t text);
+// The listing's read of dataset d's param_names (parameter_blocks.cpp), an
+// array of at most `most` strings, which list_parameter_blocks reads again:
+// one that cannot be read is noted as unread.
+void read_parameter_names(hid_t d, std::size_t most);
 // Whether an object's attributes now are those listed for it (bit for bit;
 // step, loss and threshold only where the object has them: a block may be
 // listed with its whole's).

@@ -22,6 +22,7 @@
 #include <tuple>
 #include <map>
 #include <iomanip>
+#include <malloc.h>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -212,8 +213,68 @@ void store_number(Attributes& attrs, const std::string& key, double v) {
     } else attrs.numbers[key] = v;
 }
 
+// This thread's AttributeScope (hdf5_detail.hpp): where unread attributes
+// are noted, or which are skipped; by (name, object), the entries noted or
+// listed (a structure of 10^5 parts may list one on each).
+struct AttributeState {
+    std::vector<UnreadAttribute>* into = nullptr;
+    const std::vector<UnreadAttribute>* listed = nullptr;
+    std::map<std::pair<std::string, std::string>, std::size_t> index;  // into the one of them set
+    bool active = false;
+};
+thread_local AttributeState attribute_state;
+
+// An object as both processes name it: its file's name and its address
+// there (a path would not tell an external link's target file from this
+// one, and HDF5 finds an externally linked object's path by walking its file).
+std::string object_key(hid_t obj) {
+    H5O_info_t info{};
+    const ssize_t length = H5Fget_name(obj, nullptr, 0);
+    if (length < 0 || H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0) return "";
+    std::string key(static_cast<std::size_t>(length) + 1, '\0');
+    if (H5Fget_name(obj, key.data(), key.size()) != length) return "";
+    key.resize(static_cast<std::size_t>(length));
+    return key + "@" + std::to_string(static_cast<unsigned long long>(info.addr));
+}
+
+// Whether an entry for attribute `name` of any object is there.
+bool has_name(const std::string& name) {
+    const auto& index = attribute_state.index;
+    const auto it = index.lower_bound({name, std::string()});
+    return it != index.end() && it->first.first == name;
+}
+
+}  // namespace
+
+const UnreadAttribute* detail::listed_unread(hid_t obj, const std::string& name) {
+    if (attribute_state.into || !has_name(name)) return nullptr;
+    const auto it = attribute_state.index.find({name, object_key(obj)});
+    return it == attribute_state.index.end() ? nullptr : &(*attribute_state.listed)[it->second];
+}
+
+void detail::note_unread(hid_t obj, const std::string& name, const std::string& why) {
+    auto* into = attribute_state.into;
+    if (!into) return;
+    std::string key = object_key(obj);
+    // Once: an object is walked more than once (linked twice, or read for
+    // its structure's kind and then its attributes).
+    if (!attribute_state.index.emplace(std::make_pair(name, key), into->size()).second) return;
+    into->push_back({std::move(key), name, why});
+}
+
+bool detail::recording_attributes() { return attribute_state.into != nullptr; }
+
+bool detail::stated_past_text(const char* s, std::size_t text) {
+    return s && ::malloc_usable_size(const_cast<char*>(s)) > 2 * (text + 1) + (std::size_t(1) << 16);
+}
+
+namespace {
+
 // A string attribute's value (fixed or variable length, its character set
-// kept), or nothing when HDF5 cannot read it.
+// kept), or nothing when HDF5 cannot read it. A variable-length string is
+// allocated at the length its heap ID states: one far past its text is a
+// corrupt file (HDF5 has then allocated and cleared that length twice) and
+// is not read.
 std::optional<std::string> read_string_attribute(hid_t a, hid_t type) {
     const bool variable = H5Tis_variable_str(type) > 0;
     const std::size_t size = variable ? 0 : H5Tget_size(type);
@@ -226,7 +287,9 @@ std::optional<std::string> read_string_attribute(hid_t a, hid_t type) {
         char* s = nullptr;
         if (H5Aread(a, mem.get(), &s) < 0) return std::nullopt;
         std::string value = s ? s : "";
+        const bool corrupt = detail::stated_past_text(s, value.size());
         H5free_memory(s);
+        if (corrupt) return std::nullopt;
         return value;
     }
     std::string buf(size + 1, '\0');
@@ -260,12 +323,6 @@ struct AttributeReading {
 
 // One attribute into `into` (an H5Aiterate2 callback's body).
 void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    if (a < 0) return;
-    Handle attr(a, H5Aclose);
-    Handle space(H5Aget_space(a), H5Sclose);
-    Handle type(H5Aget_type(a), H5Tclose);
-    if (!space.valid() || !type.valid()) return;
     const std::string key = name;
     const bool answer = changes_answer(key);
     const bool kept = kept_when_unreadable(key);
@@ -275,6 +332,21 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         else if (!answer && kept)
             into.attrs->strings[key] = std::string(unreadable_prefix) + "must be one number, got " + why;
     };
+    // One the listing could not read is refused as it refused it, unread.
+    if (const UnreadAttribute* listed = detail::listed_unread(loc, key)) {
+        if (!listed->why.empty()) refuse(listed->why);
+        return;
+    }
+    auto unread = [&](const std::string& why) {
+        detail::note_unread(loc, key, why);
+        if (!why.empty()) refuse(why);
+    };
+    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
+    if (a < 0) return unread("");
+    Handle attr(a, H5Aclose);
+    Handle space(H5Aget_space(a), H5Sclose);
+    Handle type(H5Aget_type(a), H5Tclose);
+    if (!space.valid() || !type.valid()) return unread("");
     auto keep = [&](double v) {
         const std::string why = out_of_range(key, v);
         if (why.empty()) store_number(*into.attrs, key, v);
@@ -286,14 +358,11 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         refuse(count < 0 ? std::string("an unreadable dataspace") : "an array of " + std::to_string(count) + " values");
     } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
         double v = 0;
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) refuse("a value that cannot be read");
+        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) unread("a value that cannot be read");
         else keep(v);
     } else if (cls == H5T_STRING) {
         const auto value = read_string_attribute(a, type.get());
-        if (!value) {
-            if (answer || kept) refuse("a string that cannot be read");
-            return;
-        }
+        if (!value) return unread("a string that cannot be read");
         // A number written as text ("0.5") is that number; other text is
         // refused where it would change an answer.
         if (key == "name") into.attrs->name = *value;
@@ -887,6 +956,7 @@ std::string values_problem(hid_t d, hid_t type, const std::string& file, std::ve
 ListedHessian describe(hid_t d, const std::string& file, const std::string& path) {
     ListedHessian listed;
     HessianInfo& info = listed.info;
+    const auto noted = detail::AttributeScope::record(info.unread_attributes);
     std::string& problem = listed.problem;
     info.file = file;
     info.dataset = path;
@@ -923,6 +993,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
         problem = "dataset is empty: shape 0x0";
         return listed;
     }
+    detail::read_parameter_names(d, static_cast<std::size_t>(dims[0]));
     info.n = static_cast<std::size_t>(dims[0]);
     H5T_class_t cls = H5Tget_class(type.get());
     if (cls == H5T_FLOAT) {
@@ -1166,6 +1237,25 @@ ListedHessian detail::describe_dataset(hid_t d, const std::string& file, const s
     return describe(d, file, path);
 }
 std::string detail::read_object_attributes(hid_t obj, Attributes& attrs) { return read_attributes(obj, attrs); }
+
+detail::AttributeScope::AttributeScope(std::vector<UnreadAttribute>* into, const std::vector<UnreadAttribute>* listed) {
+    if (attribute_state.active) return;
+    attribute_state.into = into;
+    attribute_state.listed = listed;
+    attribute_state.active = true;
+    const auto* entries = into ? into : listed;
+    for (std::size_t i = 0; entries && i < entries->size(); ++i)
+        attribute_state.index.emplace(std::make_pair((*entries)[i].name, (*entries)[i].object), i);
+    owner_ = true;
+}
+detail::AttributeScope::~AttributeScope() {
+    if (owner_) {
+        attribute_state.into = nullptr;
+        attribute_state.listed = nullptr;
+        attribute_state.index.clear();
+        attribute_state.active = false;
+    }
+}
 std::string detail::hdf5_type_name(hid_t type) { return type_name(type); }
 
 namespace {
@@ -1287,6 +1377,7 @@ void detail::check_written(hid_t d, const std::string& where) {
 }
 
 void detail::check_as_listed(hid_t d, const HessianInfo& info, bool attributes) {
+    const auto listed = AttributeScope::skip(info.unread_attributes);
     const std::string changed = " (the file changed after it was listed)";
     const std::size_t whole = info.window ? info.window->of_n : info.n;
     Handle space(H5Dget_space(d), H5Sclose);

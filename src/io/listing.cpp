@@ -132,6 +132,12 @@ void put(Writer& w, const ListedHessian& listed) {
     }
     w.u64(h.reads_also.size());
     for (const auto& f : h.reads_also) w.str(f);
+    w.u64(h.unread_attributes.size());
+    for (const auto& a : h.unread_attributes) {
+        w.str(a.object);
+        w.str(a.name);
+        w.str(a.why);
+    }
 }
 
 ListedHessian get(Reader& r) {
@@ -162,6 +168,13 @@ ListedHessian get(Reader& r) {
         h.attrs.strings[k] = r.str();
     }
     for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) h.reads_also.push_back(r.str());
+    for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) {
+        UnreadAttribute a;
+        a.object = r.str();
+        a.name = r.str();
+        a.why = r.str();
+        h.unread_attributes.push_back(std::move(a));
+    }
     return listed;
 }
 

@@ -63,7 +63,9 @@ std::vector<long long> read_integers(const ArrayAttribute& a, const char* key, c
     return v;
 }
 
-std::vector<std::string> read_strings(const ArrayAttribute& a, const char* key, const std::string& where) {
+// The strings, or nothing when HDF5 cannot read them (or a variable-length
+// one states a length far past its text: a corrupt file).
+std::optional<std::vector<std::string>> read_strings(const ArrayAttribute& a, const char* key, const std::string& where) {
     if (H5Tget_class(a.type.get()) != H5T_STRING)
         throw InputError(where + ": attribute " + key + " must hold strings, got " +
                          detail::hdf5_type_name(a.type.get()) + " values");
@@ -79,22 +81,42 @@ std::vector<std::string> read_strings(const ArrayAttribute& a, const char* key, 
     if (variable) {
         std::vector<char*> p(a.count, nullptr);
         const herr_t st = H5Aread(a.attr.get(), mem.get(), p.data());
+        bool corrupt = st < 0;
         for (char* s : p) {
             if (st >= 0) out.emplace_back(s ? s : "");
+            corrupt = corrupt || detail::stated_past_text(s, out.empty() ? 0 : out.back().size());
             if (s) H5free_memory(s);
         }
-        if (st < 0) fail_at(where, std::string("cannot read attribute ") + key);
+        if (corrupt) return std::nullopt;
         return out;
     }
     if (size < 2 || size > (std::size_t(1) << 16)) fail_at(where, std::string("cannot read attribute ") + key, false);
     std::string buf(a.count * size, '\0');
-    if (H5Aread(a.attr.get(), mem.get(), buf.data()) < 0) fail_at(where, std::string("cannot read attribute ") + key);
+    if (H5Aread(a.attr.get(), mem.get(), buf.data()) < 0) return std::nullopt;
     for (std::size_t i = 0; i < a.count; ++i) {
         const std::string s = buf.substr(i * size, size);
         out.push_back(s.substr(0, s.find('\0')));
     }
     return out;
 }
+
+}  // namespace
+
+void detail::read_parameter_names(hid_t d, std::size_t most) {
+    if (!recording_attributes()) return;  // read again, here, only by list_parameter_blocks
+    try {
+        if (const auto names = open_array(d, "param_names", most, "")) {
+            if (!read_strings(*names, "param_names", "")) note_unread(d, "param_names", "");
+        }
+    } catch (const InputError&) {
+        // A rule it breaks is told where its blocks are listed.
+    } catch (const std::exception&) {  // out of memory for what its dataspace states
+        note_unread(d, "param_names", "");
+    }
+    H5Eclear2(H5E_DEFAULT);
+}
+
+namespace {
 
 std::string block_text(std::size_t i, const std::vector<std::string>& names) {
     return "block " + std::to_string(i) + (names.empty() ? std::string() : " (" + names[i] + ")");
@@ -126,7 +148,12 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
             if (nam->count != off->count)
                 throw InputError(where + ": attribute param_names lists " + std::to_string(nam->count) +
                                  " names for " + std::to_string(off->count) + " blocks");
-            names = read_strings(*nam, "param_names", where);
+            // Not again where the listing could not read them (AttributeScope).
+            const auto listed = detail::AttributeScope::skip(whole.unread_attributes);
+            auto read = detail::listed_unread(d.get(), "param_names") ? std::nullopt
+                                                                     : read_strings(*nam, "param_names", where);
+            if (!read) fail_at(where, "cannot read attribute param_names (corrupt file)");
+            names = std::move(*read);
         }
     }
     // Names label rows (and key --resume's journal): each one, non-empty.

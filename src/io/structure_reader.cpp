@@ -188,11 +188,19 @@ void only_members(hid_t g, const std::string& where, const std::string& expected
                                expected + " only", false);
 }
 
+// A square part's attributes, which read_square_part's description of it
+// reads: one that cannot be read is met here, by the listing (AttributeScope).
+void read_as_square_part(hid_t d) {
+    Attributes attrs;
+    detail::read_object_attributes(d, attrs);
+}
+
 StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const std::string& where) {
     DatasetShape s = dataset_shape(d, where, &w.reads);
     if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
         fail_at(where, "a dense part must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
     w.unwritten += s.unwritten;
+    read_as_square_part(d);
     StructurePart p;
     p.kind = PartKind::dense;
     p.path = path;
@@ -309,6 +317,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
             fail_at(member_of(where, name), std::string(name) + " must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
         (name[0] == 'A' ? p.a : p.b) = static_cast<std::size_t>(s.dims[0]);
         w.unwritten += s.unwritten;
+        read_as_square_part(d.get());
         coarsest(p, s.type, s.eps, 0);
         add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))),
                    member_of(path, name) + ", " + shape_text(s.dims));
@@ -465,6 +474,7 @@ std::size_t spread_working_bytes(const StructurePart& root) {
 ListedHessian detail::describe_structured(hid_t obj, const std::string& file, const std::string& path) {
     ListedHessian listed;
     HessianInfo& info = listed.info;
+    const auto noted = detail::AttributeScope::record(info.unread_attributes);
     info.file = file;
     info.dataset = path;
     info.structure = detail::structure_kind(obj, file + ":" + path);
@@ -496,6 +506,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
 StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt) {
     std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
     detail::ErrorSilencer quiet;
+    const auto listed = detail::AttributeScope::skip(info.unread_attributes);
     Handle file = detail::open_hdf5(info.file, opt.image);
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
     if (!o.valid()) fail_at(info.source(), "cannot open object");
@@ -517,12 +528,14 @@ Hessian read_square_part(const HessianInfo& info, const std::string& path, const
     {
         std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
         detail::ErrorSilencer quiet;
+        const auto skipped = detail::AttributeScope::skip(info.unread_attributes);  // the structure's listing read its parts'
         Handle file = detail::open_hdf5(info.file, opt.image);
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(info.file + ":" + path, "cannot open dataset");
         ListedHessian listed = detail::describe_dataset(d.get(), info.file, path);
         if (!listed.problem.empty()) throw InputError(listed.info.source() + ": " + listed.problem);
         part = std::move(listed.info);
+        part.unread_attributes = info.unread_attributes;
     }
     return read_hessian(part, opt);
 }

@@ -368,6 +368,36 @@ class Structured(unittest.TestCase):
                 self.assertIn("bad_params.h5:/" + name + "[param_offsets]: ", err["error"])
                 self.assertIn(words, err["error"])
 
+    def test_parameter_names_stating_a_huge_length_are_an_error_row_read_by_the_listing_only(self):
+        # A corrupt heap ID states 64 MB for a 9-byte name: HDF5 allocates
+        # and clears that twice to read it (gigabytes for a 4-byte length
+        # near 2^32). The listing, in a child whose memory is capped, reads
+        # the names and notes them as unreadable; --per-block does not read
+        # them again here, where nothing caps it: the blocks are one error
+        # row, the whole is measured.
+        import struct
+        f = self.path("corrupt_names.h5")
+        with h5py.File(f, "w") as h5:
+            d = h5.create_dataset("h", data=np.diag(np.arange(1.0, 13.0)))
+            d.attrs["param_names"] = np.array(["fc.weight", "fc.b"], dtype=h5py.string_dtype())
+            d.attrs["param_offsets"] = np.array([0, 6])
+            d.attrs["param_sizes"] = np.array([6, 6])
+        with open(f, "rb") as h:
+            b = bytearray(h.read())
+        pattern = struct.pack("<IQ", len("fc.weight"), b.find(b"GCOL"))
+        at = b.find(pattern)
+        self.assertTrue(at > 0 and b.find(pattern, at + 1) < 0)
+        b[at:at + 4] = struct.pack("<I", 64 << 20)
+        with open(f, "wb") as h:
+            h.write(bytes(b))
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertEqual(sorted(rows), ["/h", "/h[param_offsets]"])
+        self.assertEqual((rows["/h"]["status"], rows["/h"]["rank"]), ("ok", 12))
+        self.assertIn("corrupt_names.h5:/h[param_offsets]: cannot read attribute param_names (corrupt file)",
+                      rows["/h[param_offsets]"]["error"])
+
     def test_rank_mixes_structured_and_dense_rows(self):
         p = run("rank", self.file, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)

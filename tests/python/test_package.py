@@ -1250,3 +1250,77 @@ def test_a_structure_whose_attributes_changed_after_listing_is_an_error_row(tmp_
         assert fresh.ok, (name, fresh.error)
     (same,) = basinvol._results(core.analyze_listed(core.list_sources([f]), opts))
     assert same.ok, same.error
+
+
+def corrupt_string_length(path, text, length):
+    """Sets the length the heap ID of the variable-length string attribute
+    holding `text` states (HDF5 1.10 allocates and clears it at the read)."""
+    import struct
+    with open(path, "rb") as f:
+        b = bytearray(f.read())
+    heap = b.find(b"GCOL")
+    pattern = struct.pack("<IQ", len(text), heap)
+    at = b.find(pattern)
+    assert heap > 0 and at > 0 and b.find(pattern, at + 1) < 0
+    b[at:at + 4] = struct.pack("<I", length)
+    with open(path, "wb") as f:
+        f.write(bytes(b))
+
+
+def test_a_string_attribute_stating_a_huge_length_is_read_only_by_the_listing(tmp):
+    # A corrupt heap ID states 512 MB for an 11-byte string: HDF5 allocates
+    # and clears that twice to read it. The listing (a child process whose
+    # memory is capped) meets it and says so; the read that checks the file
+    # is unchanged must not read it again here, where nothing caps it. The
+    # attribute names no answer: the rows are those of the clean file, less
+    # the attribute. A dataset, a blocks member and a Kronecker factor (their
+    # structure's walk and their own reads) are read again in this process;
+    # so is a member in another file at the path its structure has here.
+    import h5py
+    path = os.path.join(tmp, "corrupt_attribute.h5")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("h", data=np.diag([3.0, 2.0, 0.0]))
+        f["h"].attrs["comment"] = "hello there"
+        g = f.create_group("m")
+        g.attrs["structure"] = "blocks"
+        g.create_dataset("a", data=np.diag([4.0, 1.0]))
+        g["a"].attrs["note"] = "hi again"
+        g.create_dataset("b", data=np.diag([5.0, 0.0]))
+        k = f.create_group("k")
+        k.attrs["structure"] = "kron"
+        k.create_dataset("A", data=np.diag([2.0, 1.0]))
+        k["A"].attrs["label"] = "kron A label"
+        k.create_dataset("B", data=np.diag([3.0, 0.0, 1.0]))
+        # A member in another file, at the path of its structure here (/s),
+        # with a corrupt attribute of the same name as the structure's own.
+        s = f.create_group("s")
+        s.attrs["structure"] = "blocks"
+        s.attrs["comment"] = "the structure's own comment"
+        s["x"] = h5py.ExternalLink("member.h5", "/s")
+    with h5py.File(os.path.join(tmp, "member.h5"), "w") as f:
+        f.create_dataset("s", data=np.diag([6.0, 0.5]))
+        f["s"].attrs["comment"] = "member's"
+    clean = os.path.join(tmp, "clean.h5")
+    import shutil
+    shutil.copy(path, clean)
+    corrupt_string_length(path, b"hello there", 512 << 20)
+    corrupt_string_length(path, b"hi again", 512 << 20)
+    corrupt_string_length(path, b"kron A label", 512 << 20)
+    shutil.copy(os.path.join(tmp, "member.h5"), os.path.join(tmp, "clean_member.h5"))
+    script = ("import resource, sys, basinvol; rows = basinvol.volume(sys.argv[1]); "
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); "
+              "print('|'.join('%s %s %r %s' % (r.source, r.status, r.log_volume, r.dim) for r in rows))")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    runs = {}
+    for name in (path, clean):
+        if name == path:
+            corrupt_string_length(os.path.join(tmp, "member.h5"), b"member's", 512 << 20)
+        else:
+            shutil.copy(os.path.join(tmp, "clean_member.h5"), os.path.join(tmp, "member.h5"))
+        p = subprocess.run([sys.executable, "-c", script, name], capture_output=True, text=True, timeout=120, env=env)
+        assert p.returncode == 0, p.stderr
+        peak, rows = p.stdout.splitlines()
+        runs[name] = (int(peak), rows.replace(name, "FILE"))
+    assert runs[path][1] == runs[clean][1] and runs[path][1].count(" ok ") == 4, runs
+    if not os.environ.get("BASINVOL_SANITIZE"):  # ASan's shadow memory is in the resident set
+        assert runs[path][0] < runs[clean][0] + 100 * 1024, runs  # 2 GB more before (kB)

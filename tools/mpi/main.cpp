@@ -95,6 +95,11 @@ nlohmann::json attributes_json(const bv::Attributes& a) {
             {"hessian_error", number(a.hessian_error)}, {"name", a.name ? nlohmann::json(hex_of(*a.name)) : nlohmann::json()},
             {"numbers", numbers}, {"strings", strings}};
 }
+nlohmann::json unread_json(const std::vector<bv::UnreadAttribute>& unread) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& u : unread) list.push_back({hex_of(u.object), hex_of(u.name), hex_of(u.why)});
+    return list;
+}
 bv::Attributes attributes_of(const nlohmann::json& j) {
     auto number = [](const nlohmann::json& v) {
         return v.is_null() ? std::optional<double>() : double_of(v.get<std::uint64_t>());
@@ -131,7 +136,8 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
             list.push_back({{"kind", static_cast<int>(it.kind)}, {"file", hex_of(it.info.file)},
                             {"dataset", hex_of(it.info.dataset)},
                             {"n", it.info.n}, {"stored_type", it.info.stored_type}, {"structure", it.info.structure},
-                            {"stored_eps", it.info.stored_eps}, {"attrs", attributes_json(it.info.attrs)}});
+                            {"stored_eps", it.info.stored_eps}, {"attrs", attributes_json(it.info.attrs)},
+                            {"unread", unread_json(it.info.unread_attributes)}});
         text = list.dump();
     }
     unsigned long long len = text.size();
@@ -149,6 +155,10 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
             it.info.structure = j["structure"];
             it.info.stored_eps = j["stored_eps"];
             it.info.attrs = attributes_of(j["attrs"]);
+            for (const auto& u : j["unread"])  // every rank reads a structure's parts: none reads these
+                it.info.unread_attributes.push_back({bytes_of_hex(u[0].get<std::string>()),
+                                                     bytes_of_hex(u[1].get<std::string>()),
+                                                     bytes_of_hex(u[2].get<std::string>())});
             items.push_back(std::move(it));
         }
     return items;
