@@ -944,7 +944,12 @@ class TestRanking(Base):
 # Exit statuses, errors, usage
 # --------------------------------------------------------------------------
 
-BAD = sorted(f for f in os.listdir(TESTDATA) if f.startswith("bad.") and f.endswith(".h5")) \
+# Under AddressSanitizer the listing child's address space cannot be capped
+# (ASan's shadow maps terabytes), and bad.listing_asks_gigabytes.h5 has HDF5
+# allocate and clear 23 GB until the listing limit stops it: the plain build
+# tests it (test_bad_inputs.py); here it would only test the machine.
+BAD = sorted(f for f in os.listdir(TESTDATA) if f.startswith("bad.") and f.endswith(".h5")
+             and not (os.environ.get("BASINVOL_SANITIZE") and f == "bad.listing_asks_gigabytes.h5")) \
     if os.path.isdir(TESTDATA) else []
 
 
