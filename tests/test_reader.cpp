@@ -4,6 +4,8 @@
 #include <basinvol/io/reader.hpp>
 #include <basinvol/io/writer.hpp>
 
+#include "../src/io/hdf5_detail.hpp"
+
 #include <doctest/doctest.h>
 #include <hdf5.h>
 
@@ -299,6 +301,49 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
     REQUIRE(from_disk.ok);
     CHECK(from_image.log_volume == doctest::Approx(again.log_volume).epsilon(1e-14));
     CHECK(from_disk.log_volume < from_image.log_volume);  // 7·I is narrower than 2·I
+    std::remove(file.c_str());
+}
+
+TEST_CASE("a file this process holds open for writing is read as its writer left it, and never written by a read") {
+    // h5py in the same Python process shares this HDF5 library: its open file
+    // is the one every H5Fopen here gets, unflushed writes and all.
+    const std::string file =
+        (std::filesystem::temp_directory_path() / ("basinvol_writer_" + std::to_string(::getpid()) + ".h5")).string();
+    const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    const auto write = [&](const char* name, double d) {
+        const hsize_t dims[2] = {3, 3};
+        const hid_t space = H5Screate_simple(2, dims, nullptr);
+        const hid_t set = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        const double v[9] = {d, 0, 0, 0, 1, 0, 0, 0, 0};
+        REQUIRE(H5Dwrite(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+        H5Dclose(set);
+        H5Sclose(space);
+    };
+    write("/H", 2);
+    // A forked child (the listing's, a read's) closes its handle on the file:
+    // HDF5 would flush the parent's pending writes from the child's stale copy.
+    const std::string before = bytes_of(file);
+    const auto child = detail::run_in_child([&] {
+        detail::Handle g = detail::open_hdf5(file);
+        return std::string(g.valid() ? "K" : "E");
+    }, 30);
+    REQUIRE(child);
+    CHECK(child->bytes == "K");
+    CHECK(bytes_of(file) == before);
+    // This process writes them out before it lists or reads: no read
+    // changes the file, and every row is the writer's matrix.
+    std::vector<Row> rows = rows_of(file);
+    REQUIRE(rows.size() == 1);
+    CHECK(rows[0].ok);
+    CHECK(rows[0].rank == 2);
+    write("/K", 5);
+    rows = rows_of(file);
+    REQUIRE(rows.size() == 2);
+    for (const Row& r : rows) CHECK_MESSAGE(r.ok, r.error);
+    CHECK(rows[1].log_volume < rows[0].log_volume);  // /K: diag(5, 1, 0) is narrower than diag(2, 1, 0)
+    CHECK(H5Fclose(f) >= 0);
+    CHECK(rows_of(file).size() == 2);
     std::remove(file.c_str());
 }
 

@@ -100,6 +100,7 @@ void cap_address_space(std::size_t room) {
     cap_address_space(room);
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
     detail::fork_gate_slot() = new std::shared_mutex;       // likewise
+    detail::keep_inherited_writers_read_only();
     std::string bytes;
     try {
         bytes = work();

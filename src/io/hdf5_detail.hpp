@@ -57,6 +57,17 @@ double read_time_limit(const ReadOptions& options, std::size_t bytes);
 void read_isolated(const std::string& where, std::size_t bytes, const ReadOptions& options,
                    const std::function<void(void*)>& read, void* out);
 
+// A file this process's HDF5 holds open for writing (h5py in the same Python
+// process, or a C++ caller) is shared by every H5Fopen of it here: a read
+// sees its unflushed writes, and closing the read's handle writes them out.
+// flush_writers_of writes them out first (a listing and each read of values
+// call it, in this process, before they stamp the file), so the read sees
+// the writer's Hessian and changes nothing. keep_inherited_writers_read_only,
+// in a forked child, points the descriptors of such files at read-only
+// copies: nothing the child does can write the file its parent is writing.
+void flush_writers_of(const std::string& file);
+void keep_inherited_writers_read_only();
+
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {
 public:

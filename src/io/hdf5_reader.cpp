@@ -1230,6 +1230,69 @@ void detail::fail_at(const std::string& where, const std::string& what, bool wit
     }
     throw InputError(m);
 }
+namespace {
+// Calls f(id, fd) for each file this process's HDF5 holds open with write
+// intent; fd is its descriptor under the default (sec2) driver, else -1.
+template <class F>
+void for_each_writer(F f) {
+    const ssize_t count = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
+    if (count <= 0) return;
+    std::vector<hid_t> ids(static_cast<std::size_t>(count));
+    const ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, static_cast<std::size_t>(count), ids.data());
+    for (ssize_t i = 0; i < got; ++i) {
+        unsigned intent = 0;
+        if (H5Fget_intent(ids[static_cast<std::size_t>(i)], &intent) < 0 || !(intent & H5F_ACC_RDWR)) continue;
+        const hid_t id = ids[static_cast<std::size_t>(i)];
+        int fd = -1;
+        Handle fapl(H5Fget_access_plist(id), H5Pclose);
+        void* handle = nullptr;
+        if (fapl.valid() && H5Pget_driver(fapl.get()) == H5FD_SEC2 &&
+            H5Fget_vfd_handle(id, fapl.get(), &handle) >= 0 && handle)
+            fd = *static_cast<int*>(handle);
+        f(id, fd);
+    }
+    H5Eclear2(H5E_DEFAULT);
+}
+}  // namespace
+
+void detail::flush_writers_of(const std::string& file) {
+    struct stat want {};
+    if (::stat(file.c_str(), &want) != 0) return;
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    ErrorSilencer quiet;
+    for_each_writer([&](hid_t id, int fd) {
+        struct stat have {};
+        if (fd >= 0) {
+            if (::fstat(fd, &have) != 0) return;
+        } else {
+            const ssize_t length = H5Fget_name(id, nullptr, 0);
+            if (length <= 0) return;
+            std::string name(static_cast<std::size_t>(length) + 1, '\0');
+            H5Fget_name(id, name.data(), name.size());
+            if (::stat(name.c_str(), &have) != 0) return;
+        }
+        if (have.st_dev == want.st_dev && have.st_ino == want.st_ino) H5Fflush(id, H5F_SCOPE_LOCAL);
+    });
+}
+
+void detail::keep_inherited_writers_read_only() {
+    ErrorSilencer quiet;
+    for_each_writer([](hid_t, int fd) {
+        if (fd < 0) return;
+        // The same file, opened again read-only: HDF5 reads it as before,
+        // and a flush fails (EBADF) instead of writing. Failing that, no
+        // file at all: a read fails, an error row, and the file is untouched.
+        int copy = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC);
+        if (copy < 0) copy = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (copy < 0) {
+            ::close(fd);
+            return;
+        }
+        ::dup2(copy, fd);
+        ::close(copy);
+    });
+}
+
 Handle detail::open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image) {
     return open_file(file, image);
 }

@@ -271,6 +271,7 @@ constexpr timespec writer_grace{0, 50000000L};  // 50 ms
 
 void read_consistently(const HessianInfo& info, const std::function<void()>& read, int passes) {
     for (int pass = 1;; ++pass) {
+        detail::flush_writers_of(info.file);
         const long long start = file_clock_ns();
         const FileStamp before = stamp_file(info);
         const bool unsettled = passes > 1 && written_since(before, start);
@@ -314,6 +315,7 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
         v << limit;
         throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
     }
+    if (!source.image) detail::flush_writers_of(source.file);
     if (!options.isolate) return detail::list_hessians_here(source);
     const std::optional<detail::ChildResult> child =
         detail::run_in_child([&] { return listing_answer(source); }, limit, options.stop, listing_room());

@@ -1093,6 +1093,32 @@ def test_concurrent_h5py_in_another_thread(tmp):
     assert time.perf_counter() - t0 < 60
 
 
+def test_a_file_still_open_in_h5py_is_read_as_written(tmp):
+    """h5py shares this process's HDF5 library: a file it holds open with
+    unflushed writes is the one volume() opens. Each row is the matrix
+    written (no 'file changed' row from the read's own flush), and the file
+    stays whole for the writer, who goes on writing."""
+    import h5py
+    path = os.path.join(tmp, "open.h5")
+    f = h5py.File(path, "w")
+    try:
+        f["H"] = np.diag([2.0, 1.0, 0.0])
+        first = basinvol.volume(path)
+        assert [(r.status, r.rank) for r in first] == [("ok", 2)], first[0].error
+        bx.write_checkpoint(f, np.diag([4.0, 3.0, 2.0, 0.0]), step=7)
+        rows = basinvol.volume(path)
+        assert [(r.dataset, r.status, r.rank) for r in rows] == [
+            ("/H", "ok", 2), ("/checkpoints/step_00007", "ok", 3)], [r.error for r in rows]
+        assert rows[0].log_volume == first[0].log_volume
+        assert rows[1].step == 7
+        f["G"] = np.eye(2)
+    finally:
+        f.close()
+    with h5py.File(path, "r") as g:
+        assert sorted(g) == ["G", "H", "checkpoints"]
+        assert np.array_equal(g["checkpoints/step_00007"][()], np.diag([4.0, 3.0, 2.0, 0.0]))
+
+
 def test_h5py_in_another_thread_waits_for_the_reads_not_the_solves(tmp):
     """volume() holds h5py's lock while it lists and reads, not while it
     solves: a thread reading with h5py throughout is never held up for the
