@@ -437,6 +437,7 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
         Pool pool(items, need, budget, opt, run_one, sum.jobs);
         for (Delivery d = pool.take();; d = pool.take()) {
             for (auto& [i, r] : d.rows) {
+                if (cb.on_finished) cb.on_finished(i, r);
                 if (opt.order == RowOrder::finish) {
                     deliver(i, r);
                     continue;

@@ -180,6 +180,41 @@ class ProcessFaults(FaultBase):
         self.assertGreaterEqual(with_rows + more_rows, 8, "seed %d: %d kills with rows journaled" %
                                 (SEED, with_rows + more_rows))
 
+    def test_rows_finished_behind_a_slow_one_are_journaled_at_once(self):
+        # In input order (the default) a row waits to be written for the rows
+        # before it; its journal line must not: a run killed while one slow
+        # Hessian runs keeps every row finished beside it.
+        rng = np.random.default_rng(23)
+        f = self.path("slow_first.h5")
+        with h5py.File(f, "w") as h:
+            h["a_slow"] = gram(rng, 3000, 3000)  # about 2 s of dense solve on one core
+            for i in range(6):
+                h["b%d" % i] = gram(rng, 30, 10)
+        for command in ("volume", "rank"):
+            out = self.path(command + ".jsonl")
+            proc = subprocess.Popen([BIN, command, f, "-f", "jsonl", "-j", "2", "--no-progress", "-o", out],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            journaled, deadline = [], time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None and len(journaled) < 6:
+                if os.path.exists(out + ".journal"):
+                    journaled = [l for l in slurp(out + ".journal").splitlines(keepends=True) if l.endswith("\n")]
+                time.sleep(0.01)
+            running = proc.poll() is None
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+            self.assertTrue(running, "%s: the run ended before its journal held the six small rows" % command)
+            self.assertEqual(sorted(json.loads(l)["dataset"] for l in journaled), ["/b%d" % i for i in range(6)])
+            p = subprocess.run([BIN, command, f, "-f", "jsonl", "-j", "2", "--no-progress", "-o", out, "--resume"],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertIn("kept 6 row(s)", p.stderr)
+            rows = jsonl(slurp(out))
+            self.assertEqual(sorted(r["dataset"] for r in rows), ["/a_slow"] + ["/b%d" % i for i in range(6)])
+            if command == "volume":  # the journaled rows byte for byte, never computed again
+                self.assertEqual(sorted(l for l in slurp(out).splitlines(keepends=True) if "/a_slow" not in l),
+                                 sorted(journaled))
+            self.assertEqual(self.leftovers(out), [])
+
     def test_a_fresh_run_discards_the_journal_and_says_so(self):
         a = write_checkpoints(self.path("a.h5"), 3, 30, seed=4)
         out = self.path("rows.jsonl")

@@ -724,19 +724,21 @@ void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpe
     ranked.finish();
 }
 
-// Where each finished row goes: the journal first (it survives a kill),
-// then the list to rank or the writer.
+// Where each row goes: the journal as soon as it is finished (it survives a
+// kill, whatever --order holds back), then, in the output's order, the list
+// to rank or the writer.
 struct RowSink {
     Journal* journal;
     Progress& progress;
     std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
     bv::RowWriter& writer;
     const std::ostream* streamed;  // rows stream to standard output or a device: once a write fails, nothing reads them
+    void finished(std::size_t, const bv::Row& r) const {
+        if (!journal) return;
+        const std::string why = journal->append(r);
+        if (!why.empty()) progress.message("basinvol: warning: " + why);
+    }
     void operator()(std::size_t, const bv::Row& r) const {
-        if (journal) {
-            const std::string why = journal->append(r);
-            if (!why.empty()) progress.message("basinvol: warning: " + why);
-        }
         if (ranked) ranked->push_back(r);
         else writer.write(r);
         if (streamed && !*streamed) request_stop();  // finish_output or the commit says so, exit 1
@@ -747,7 +749,7 @@ struct RowSink {
 
 bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOptions bo, const CommonOptions& o,
                            const BatchCli& b, Progress& progress, const OnRow& on_row,
-                           const std::function<void()>& on_tick) {
+                           const std::function<void()>& on_tick, const OnRow& on_finished) {
     // From here on a signal stops the batch cleanly: running Hessians finish.
     install_interrupt_handlers();
     bo.jobs = b.jobs;
@@ -761,6 +763,7 @@ bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOpti
         if (!said.ok) progress.message("basinvol: error: " + said.error);
         on_row(i, said);
     };
+    if (on_finished) cb.on_finished = [&](std::size_t i, const bv::Row& r) { on_finished(i, cli_row(r)); };
     cb.on_progress = [&](const bv::BatchProgress& p) {
         if (on_tick) on_tick();
         progress.update(p);
@@ -851,7 +854,8 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         auto sync = [&] {
             if (journal) journal->sync_if_due();
         };
-        failed += run_items(items, bo, o, b, progress, sink, sync).failed;
+        const OnRow finished = [&](std::size_t i, const bv::Row& r) { sink.finished(i, r); };
+        failed += run_items(items, bo, o, b, progress, sink, sync, finished).failed;
     }
     progress.finish();
     if (ranking) rank_and_write(rows, out, spec, o, b, bo.analyze);

@@ -114,12 +114,12 @@ private:
 
 // Runs `items` through the batch runner with -j, the memory budget, Ctrl-C
 // and the progress bar; each row goes to `on_row` with its item's index, in
-// input order (--order finish: as it finishes). Error rows are reported on
-// stderr.
+// input order (--order finish: as it finishes), and first, as soon as it is
+// finished, to `on_finished`. Error rows are reported on stderr.
 using OnRow = std::function<void(std::size_t index, const bv::Row&)>;
 bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOptions bo, const CommonOptions& o,
                            const BatchCli& b, Progress& progress, const OnRow& on_row,
-                           const std::function<void()>& on_tick = {});
+                           const std::function<void()>& on_tick = {}, const OnRow& on_finished = {});
 
 // The exit status of a run: 128 + the signal that stopped it, else 1 when a
 // row failed, else 0.

@@ -116,6 +116,10 @@ struct BatchCallbacks {
     std::function<void(std::size_t index, const Row& row)> on_row;
     // After every row and every tick, on the calling thread.
     std::function<void(const BatchProgress&)> on_progress;
+    // Each row once, on the calling thread, as soon as it is finished: before
+    // on_row, which in input order waits for the rows before it (where a
+    // record that must survive a kill is kept: the CLI's journal).
+    std::function<void(std::size_t index, const Row& row)> on_finished = {};
 };
 
 struct BatchSummary {
