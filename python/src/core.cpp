@@ -173,9 +173,10 @@ Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic> copy_matrix(const py::arra
 // The command line's memory rule (docs/batch.md): a Hessian whose analysis
 // needs more than the budget (option max_memory, default half of usable
 // memory; less under ulimit -v) is an error row, with the command line's
-// message.
-std::optional<bv::Row> over_budget(const bv::HessianInfo& info, const bv::AnalyzeOptions& opt, std::size_t more = 0) {
-    return bv::over_budget_alone(info, bv::analysis_bytes(info, opt) + more, opt.read.max_bytes);
+// message. `job` is held while the Hessian is then analysed.
+std::optional<bv::Row> over_budget(bv::AloneJob& job, const bv::HessianInfo& info, const bv::AnalyzeOptions& opt,
+                                   std::size_t more = 0) {
+    return job.over_budget(info, bv::analysis_bytes(info, opt) + more, opt.read.max_bytes);
 }
 
 py::tuple analyze_array(const py::array& a, const py::dict& options, const std::string& label) {
@@ -204,7 +205,8 @@ py::tuple analyze_array(const py::array& a, const py::dict& options, const std::
     sized.n = static_cast<std::size_t>(a.shape(0));
     sized.stored_type = f32 ? "float32" : "float64";
     const double copy = native ? 0.0 : double(sized.n) * double(sized.n) * double(a.itemsize());
-    if (auto over = over_budget(sized, opt, bv::bytes_of(copy))) throw bv::InputError(over->error);
+    bv::AloneJob job;
+    if (auto over = over_budget(job, sized, opt, bv::bytes_of(copy))) throw bv::InputError(over->error);
     py::array b = a;
     if (!native) {
         try {
@@ -382,7 +384,8 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options, 
                     Held held;
                     interrupted();
                 }
-                auto over = listed.problem.empty() ? over_budget(listed.info, opt) : std::nullopt;
+                bv::AloneJob job;
+                auto over = listed.problem.empty() ? over_budget(job, listed.info, opt) : std::nullopt;
                 rows.push_back(over ? std::move(*over) : bv::analyze_listed(listed, opt));
             }
         }

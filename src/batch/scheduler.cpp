@@ -145,16 +145,24 @@ std::size_t available_cpus() {
     return h ? h : 1;
 }
 
+namespace {
+// The address space this process maps (/proc/self/statm), or nullopt.
+std::optional<std::size_t> address_space_used() {
+    std::ifstream in("/proc/self/statm");
+    std::size_t pages = 0;
+    if (!(in >> pages)) return std::nullopt;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    return pages * static_cast<std::size_t>(page > 0 ? page : 4096);
+}
+}  // namespace
+
 std::size_t address_space_left() {
     struct rlimit rl {};
     if (::getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
-    std::ifstream in("/proc/self/statm");
-    std::size_t pages = 0;
-    if (!(in >> pages)) return SIZE_MAX;
-    const long page = ::sysconf(_SC_PAGESIZE);
-    const std::size_t used = pages * static_cast<std::size_t>(page > 0 ? page : 4096);
+    const auto used = address_space_used();
+    if (!used) return SIZE_MAX;
     const std::size_t limit = static_cast<std::size_t>(rl.rlim_cur);
-    return limit > used ? limit - used : 0;
+    return limit > *used ? limit - *used : 0;
 }
 
 int blas_threads() { return openblas_get_num_threads(); }
@@ -205,6 +213,76 @@ struct Budget {
 // thread stack and a malloc arena.
 constexpr std::size_t job_reserve_bytes = blas_buffer_bytes + (std::size_t(72) << 20);
 
+
+}  // namespace
+
+// The job reserves an earlier batch of this process mapped and left mapped
+// for the next: OpenBLAS keeps its buffers for later calls, glibc a finished
+// thread's malloc arena and (some of) its stacks, and what they take is
+// already in what the process maps (measured: one Python process's second
+// analyze() of n = 2000 maps nothing more). Counted as what the process
+// mapped more after a batch than before it, up to the batch's reserves, and
+// only for batches that ran alone; a batch that starts while none runs
+// counts that much less against the limit. Without it a long-lived process
+// (a notebook) under `ulimit -v` refused, on its second call, the Hessian
+// its first had analyzed, counting its own reserve twice.
+namespace detail {
+class ReserveClaim {
+public:
+    ReserveClaim() = default;
+    ReserveClaim(const ReserveClaim&) = delete;
+    ReserveClaim& operator=(const ReserveClaim&) = delete;
+    // The bytes of reserves this batch need not count: those mapped before,
+    // when no other batch runs.
+    std::size_t credit() {
+        std::lock_guard<std::mutex> lock(mutex());
+        State& s = state();
+        alone_ = s.running++ == 0;
+        start_ = ++s.starts;
+        claimed_ = true;
+        credit_ = alone_ ? s.reusable : 0;
+        return credit_;
+    }
+    // The jobs it runs, and what the process mapped as they start.
+    void ran(std::size_t jobs, std::optional<std::size_t> before) {
+        jobs_ = jobs;
+        before_ = before;
+    }
+    ~ReserveClaim() {
+        if (!claimed_) return;
+        std::lock_guard<std::mutex> lock(mutex());
+        State& s = state();
+        --s.running;
+        // Alone from start to end: what the process maps more is this batch's.
+        if (!alone_ || s.starts != start_ || !before_) return;
+        const auto after = address_space_used();
+        if (!after) return;
+        const std::size_t grew = *after > *before_ ? *after - *before_ : 0;
+        s.reusable = std::max(s.reusable, std::min(credit_ + grew, jobs_ * job_reserve_bytes));
+    }
+
+private:
+    struct State {
+        std::size_t reusable = 0;  // bytes of reserves mapped and left mapped
+        std::size_t running = 0;   // batches under way
+        std::size_t starts = 0;    // batches ever started
+    };
+    static std::mutex& mutex() {
+        static std::mutex m;
+        return m;
+    }
+    static State& state() {
+        static State s;
+        return s;
+    }
+    bool claimed_ = false, alone_ = false;
+    std::size_t start_ = 0, credit_ = 0, jobs_ = 0;
+    std::optional<std::size_t> before_;
+};
+}  // namespace detail
+
+namespace {
+
 // Sets sum.jobs (and sum.blas_threads) and returns the memory budget. Under
 // an address-space limit (ulimit -v) the budget is also what the limit
 // leaves, less per job a BLAS buffer, a thread stack and a malloc arena:
@@ -213,7 +291,7 @@ constexpr std::size_t job_reserve_bytes = blas_buffer_bytes + (std::size_t(72) <
 // Jobs are cut until they take at most half of what is left (never below
 // one); OpenBLAS's own threads would need a buffer each too, so BLAS runs one
 // thread per job.
-Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& sum) {
+Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& sum, detail::ReserveClaim& claim) {
     Budget b;
     b.bytes = opt.memory_budget ? opt.memory_budget : default_memory_budget();
     if (b.bytes == 0) throw UsageError("max_memory", "must be positive");
@@ -221,9 +299,11 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
     sum.jobs = std::max<std::size_t>(1, std::min(opt.jobs ? opt.jobs : cpus, std::max<std::size_t>(1, solvable)));
     const std::size_t left = address_space_left();
     if (left != SIZE_MAX) {
-        const std::size_t per_job = job_reserve_bytes;
-        while (sum.jobs > 1 && per_job * sum.jobs > left / 2) --sum.jobs;
-        const std::size_t reserve = per_job * sum.jobs;
+        const std::size_t per_job = job_reserve_bytes, mapped = claim.credit();
+        const auto unmapped = [&](std::size_t jobs) { return per_job * jobs - std::min(per_job * jobs, mapped); };
+        while (sum.jobs > 1 && unmapped(sum.jobs) > left / 2) --sum.jobs;
+        claim.ran(sum.jobs, address_space_used());
+        const std::size_t reserve = unmapped(sum.jobs);
         const std::size_t room = left > reserve ? left - reserve : 0;
         if (room < b.bytes) {
             b.bytes = room;
@@ -376,14 +456,22 @@ private:
 
 }  // namespace
 
-std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget) {
+AloneJob::AloneJob() : claim_(std::make_unique<detail::ReserveClaim>()) {}
+AloneJob::~AloneJob() = default;
+
+std::optional<Row> AloneJob::over_budget(const HessianInfo& info, std::size_t need, std::size_t budget) {
     BatchOptions opt;
     opt.memory_budget = budget;
     opt.jobs = 1;
     BatchSummary sum;
-    const Budget b = plan_jobs(opt, 1, sum);
+    claim_ = std::make_unique<detail::ReserveClaim>();  // a second check: the first one's claim ends
+    const Budget b = plan_jobs(opt, 1, sum, *claim_);
     if (need <= b.bytes) return std::nullopt;
     return over_budget_row(info, need, b);
+}
+
+std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget) {
+    return AloneJob().over_budget(info, need, budget);
 }
 
 const Names<RowOrder>& row_order_names() {
@@ -418,7 +506,8 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
             ++solvable;
         }
     BatchSummary sum;
-    const Budget budget = plan_jobs(opt, solvable, sum);
+    detail::ReserveClaim claim;  // released once the pool below has joined its threads
+    const Budget budget = plan_jobs(opt, solvable, sum, claim);
     std::optional<blas::ThreadCount> blas;  // the count as it was, on every way out of run_batch
     if (opt.split_blas_threads) blas.emplace(sum.blas_threads);
     // One job alone may spend its BLAS threads and the memory budget as it

@@ -998,6 +998,34 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
                         r"\(0\.21 GB\): raise the limit", lines[0]), lines[0]
     cut = lines[0].index("which leaves")  # what is left differs: reading the file mapped more
     assert lines[1].startswith(f + ":/hessian" + lines[0][len("memory:/"):cut]), lines
+    # The reserve is counted once per process: OpenBLAS's buffer and the
+    # malloc arena the first analysis mapped stay mapped and are reused, so
+    # the calls after it fit as the first did (the second was refused).
+    code = ("import resource, sys, numpy as np, basinvol\n"
+            "H = np.diag(np.linspace(1.0, 2.0, 1500))\n"
+            "vm = int(open('/proc/self/statm').read().split()[0]) * 4096\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (vm + (300 << 20), resource.RLIM_INFINITY))\n"
+            "for _ in range(4):\n"
+            "    r = basinvol.analyze(H)\n"
+            "    print(r.rank, r.log_volume)\n"
+            "for _ in range(2):\n"
+            "    (row,) = basinvol.volume(sys.argv[1])\n"
+            "    print(row.rank, row.log_volume)\n"
+            "try:\n"
+            "    basinvol.analyze(np.eye(3000))\n"
+            "except basinvol.InputError as e:\n"
+            "    print(e)\n")
+    f = os.path.join(tmp, "diag1500.h5")
+    H = np.diag(np.linspace(1.0, 2.0, 1500))
+    bx.write_hessian(f, H)
+    p = subprocess.run([sys.executable, "-c", code, f], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 7, p.stdout
+    want = basinvol.analyze(H)
+    assert lines[:6] == ["%d %r" % (want.rank, want.log_volume)] * 6, lines
+    assert "n = 3000 needs about 0.14" in lines[6] and "address-space limit (ulimit -v)" in lines[6], lines[6]
     # label, step, loss and name name a Hessian in memory: refused for files,
     # given to the in-memory side of a comparison.
     with pytest.raises(TypeError, match="'name' names a Hessian analysed from memory"):

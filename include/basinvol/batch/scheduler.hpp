@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,26 @@ std::size_t analysis_bytes(const HessianInfo& info, const AnalyzeOptions& option
 // limit (ulimit -v), over what the limit leaves less a BLAS buffer, a thread
 // stack and a malloc arena. nullopt when it fits.
 std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget);
+
+namespace detail {
+class ReserveClaim;  // scheduler.cpp
+}
+// over_budget_alone for a caller that then analyses the Hessian itself, on
+// its own thread (the Python package): held while it does, so that what the
+// analysis maps for its job and leaves mapped (OpenBLAS's buffer, a malloc
+// arena) counts, under `ulimit -v`, as already there for this process's
+// next analysis or batch, which reuses it, instead of being counted twice.
+class AloneJob {
+public:
+    AloneJob();
+    ~AloneJob();
+    AloneJob(const AloneJob&) = delete;
+    AloneJob& operator=(const AloneJob&) = delete;
+    std::optional<Row> over_budget(const HessianInfo& info, std::size_t need, std::size_t budget);
+
+private:
+    std::unique_ptr<detail::ReserveClaim> claim_;
+};
 
 // min(physical memory, the cgroup memory limit if one is set); 0 if unknown.
 std::size_t usable_memory_bytes();
