@@ -1030,6 +1030,10 @@ struct Walker {
     std::set<ObjectKey> seen;
     std::map<unsigned long, std::pair<unsigned long long, unsigned long long>> files;  // HDF5's file number -> id
     std::vector<std::string> skipped;  // datasets that are not 2-D, with why
+    // Soft and external links, walked once every hard link has been: an
+    // object with a name of its own (`step_0300`) is listed under it, not
+    // under a link to it (`latest`) that sorts first.
+    std::vector<std::string> links;
 };
 
 ObjectKey key_of(Walker& w, hid_t loc, const char* name, const H5O_info_t& oi) {
@@ -1081,6 +1085,66 @@ std::string broken_link(hid_t group, const std::string& name) {
            " cannot be followed (its file or object is missing or unreadable)" + cause;
 }
 
+void walk_group(Walker& w, hid_t group, const std::string& prefix);
+
+// One link of a group; a soft or external link is kept for later unless
+// `follow` (walk_links following it).
+void walk_link(Walker& w, hid_t group, const std::string& name, const std::string& path, bool follow) {
+    H5O_info_t oi{};
+    if (H5Oget_info_by_name2(group, name.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
+        // A checkpoint whose link leads nowhere is an error row, not left out.
+        ListedHessian broken;
+        broken.info.file = w.filename;
+        broken.info.dataset = path;
+        broken.problem = broken_link(group, name);
+        H5Eclear2(H5E_DEFAULT);
+        w.out->push_back(std::move(broken));
+        return;
+    }
+    H5L_info_t li{};
+    if (!follow && H5Lget_info(group, name.c_str(), &li, H5P_DEFAULT) >= 0 && li.type != H5L_TYPE_HARD) {
+        w.links.push_back(path);
+        return;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (!w.seen.insert(key_of(w, group, name.c_str(), oi)).second) return;  // a link to something seen
+    if (oi.type == H5O_TYPE_GROUP) {
+        Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
+        if (!g.valid()) fail_at(w.filename + ":" + path, "cannot open group");
+        // A group with a `structure` attribute is one Hessian, not a collection.
+        if (!detail::structure_kind(g.get(), w.filename + ":" + path).empty()) {
+            w.out->push_back(detail::describe_structured(g.get(), w.filename, path));
+            return;
+        }
+        walk_group(w, g.get(), path);
+    } else if (oi.type == H5O_TYPE_DATASET) {
+        Handle d(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
+        if (!d.valid()) fail_at(w.filename + ":" + path, "cannot open dataset");
+        if (!detail::structure_kind(d.get(), w.filename + ":" + path).empty()) {
+            w.out->push_back(detail::describe_structured(d.get(), w.filename, path));
+            return;
+        }
+        ListedHessian listed = describe(d.get(), w.filename, path);
+        // Inside a group, only 2-D datasets are taken for Hessians; others
+        // (loss curves, step lists) are metadata.
+        const std::string& problem = listed.problem;
+        if (problem.rfind("dataset is not a 2-D", 0) == 0) {
+            w.skipped.push_back(path + " is " + problem.substr(problem.find("it is ") + 6));
+            return;
+        }
+        w.out->push_back(std::move(listed));
+    }
+}
+
+// The links walk_group kept for later, each once every hard link has been
+// walked (a soft link found below one of them waits its turn in turn).
+void walk_links(Walker& w) {
+    for (std::size_t i = 0; i < w.links.size(); ++i) {
+        const std::string path = w.links[i];
+        walk_link(w, w.file, path, path, true);
+    }
+}
+
 void walk_group(Walker& w, hid_t group, const std::string& prefix) {
     std::vector<std::string> names;
     auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
@@ -1097,47 +1161,7 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
     hsize_t idx = 0;
     if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0)
         fail_at(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
-    for (const auto& name : names) {
-        std::string path = prefix + "/" + name;
-        H5O_info_t oi{};
-        if (H5Oget_info_by_name2(group, name.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
-            // A checkpoint whose link leads nowhere is an error row, not left out.
-            ListedHessian broken;
-            broken.info.file = w.filename;
-            broken.info.dataset = path;
-            broken.problem = broken_link(group, name);
-            H5Eclear2(H5E_DEFAULT);
-            w.out->push_back(std::move(broken));
-            continue;
-        }
-        if (!w.seen.insert(key_of(w, group, name.c_str(), oi)).second) continue;  // a link to something seen
-        if (oi.type == H5O_TYPE_GROUP) {
-            Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
-            if (!g.valid()) fail_at(w.filename + ":" + path, "cannot open group");
-            // A group with a `structure` attribute is one Hessian, not a collection.
-            if (!detail::structure_kind(g.get(), w.filename + ":" + path).empty()) {
-                w.out->push_back(detail::describe_structured(g.get(), w.filename, path));
-                continue;
-            }
-            walk_group(w, g.get(), path);
-        } else if (oi.type == H5O_TYPE_DATASET) {
-            Handle d(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
-            if (!d.valid()) fail_at(w.filename + ":" + path, "cannot open dataset");
-            if (!detail::structure_kind(d.get(), w.filename + ":" + path).empty()) {
-                w.out->push_back(detail::describe_structured(d.get(), w.filename, path));
-                continue;
-            }
-            ListedHessian listed = describe(d.get(), w.filename, path);
-            // Inside a group, only 2-D datasets are taken for Hessians; others
-            // (loss curves, step lists) are metadata.
-            const std::string& problem = listed.problem;
-            if (problem.rfind("dataset is not a 2-D", 0) == 0) {
-                w.skipped.push_back(path + " is " + problem.substr(problem.find("it is ") + 6));
-                continue;
-            }
-            w.out->push_back(std::move(listed));
-        }
-    }
+    for (const auto& name : names) walk_link(w, group, name, prefix + "/" + name, false);
 }
 
 // Levenshtein distance, for "did you mean" suggestions.
@@ -1510,9 +1534,10 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
         out.back().image = source.image;
         return out;
     }
-    Walker w{file.get(), source.file, &out, {}, {}, {}};
+    Walker w{file.get(), source.file, &out, {}, {}, {}, {}};
     w.seen.insert(key_of(w, file.get(), path.c_str(), oi));
     walk_group(w, g.get(), path == "/" ? "" : path);
+    walk_links(w);
     if (out.empty()) {
         std::string why = "no Hessian found: the group holds no 2-D dataset";
         for (std::size_t i = 0; i < w.skipped.size() && i < 3; ++i) why += (i ? "; " : " (") + w.skipped[i];

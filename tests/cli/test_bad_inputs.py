@@ -1376,6 +1376,28 @@ class Links(unittest.TestCase):
                          ["/checkpoints/step_%d" % k for k in range(5)] + ["/own"])
         self.assertEqual([r["rank"] for r in rows], [5, 6, 7, 8, 9, 5])
 
+    def test_a_dataset_reached_by_a_link_too_is_listed_under_its_own_name(self):
+        # `latest` sorts before `step_0300`: the row is still step_0300's
+        # (scripts join rows on checkpoint names). A link to a dataset
+        # outside the walked group is that dataset's only name there.
+        spectra = {s: with_spectrum(np.r_[np.geomspace(3, 0.3, s), np.zeros(3)], s) for s in (1, 2, 3)}
+
+        def build(f):
+            for s, m in spectra.items():
+                f["ck/step_%04d" % (100 * s)] = m
+            f["ck/latest"] = h5py.SoftLink("/ck/step_0300")
+            f["ck/a_copy"] = h5py.ExternalLink("linked_twice.h5", "/ck/step_0200")  # this very file
+            f["elsewhere"] = spectra[1]
+            f["ck/z_other"] = h5py.SoftLink("/elsewhere")
+        file = h5("linked_twice.h5", build)
+        for source, want in ((file, [("/ck/step_0100", 1), ("/ck/step_0200", 2), ("/ck/step_0300", 3),
+                                     ("/elsewhere", 1)]),
+                             (file + ":/ck", [("/ck/step_0100", 1), ("/ck/step_0200", 2), ("/ck/step_0300", 3),
+                                              ("/ck/z_other", 1)])):
+            p = run("volume", source, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual([(r["dataset"], r["rank"]) for r in rows_of(p)], want)
+
     def test_a_dangling_link_beside_good_datasets_is_an_error_row(self):
         def build(f):
             f["checkpoints/step_0"] = H
