@@ -3,7 +3,7 @@
 #
 #   sbatch --array=1-8 examples/cluster/slurm_array.sh
 #   # when every task is done:
-#   basinvol rank --from-results results/shard-*.jsonl > ranking.tsv
+#   basinvol rank --from-results results/shard-*.jsonl -f tsv > ranking.tsv
 #
 # Each task takes its 1/N of the Hessians listed in $LIST (one SOURCE a line:
 # FILE or FILE:PATH), chosen by a hash of FILE:/dataset, so the tasks never

@@ -655,6 +655,15 @@ class SameRowsAsSerial(unittest.TestCase):
             self.assertEqual([l.replace("basinvol-mpi", "basinvol") for l in ours], s.stderr.splitlines())
         r = mpi(2, "volume")
         self.assertEqual(r.returncode, 2)
+        # basinvol's other commands are named as its alone; a typo as unknown.
+        for word, said in (("compare", "'compare' is basinvol's alone: run basinvol compare"),
+                           ("spectrum", "'spectrum' is basinvol's alone: run basinvol spectrum"),
+                           ("volum", "unknown command 'volum'")):
+            r = mpi(2, word, self.files["small"])
+            self.assertEqual(r.returncode, 2)
+            self.assertEqual([l for l in r.stderr.splitlines() if l.startswith(("basinvol-mpi", "Run "))],
+                             ["basinvol-mpi: %s (basinvol-mpi runs volume and rank)" % said,
+                              "Run 'basinvol-mpi --help' for usage."])
         # --read-timeout (a child process per read) is not offered, and refused by name.
         help_text = subprocess.run([os.path.join(BUILD, "basinvol-mpi"), "volume", "--help"], capture_output=True,
                                    text=True, env=ENV).stdout

@@ -443,6 +443,16 @@ int main(int argc, char** argv) {
     }
     int status = 0;
     try {
+        if (argc > 1 && argv[1][0] != '-' && std::string(argv[1]) != "volume" && std::string(argv[1]) != "rank") {
+            const std::string word = argv[1];
+            const bool serial = word == "compare" || word == "spectrum" || word == "validate";
+            if (me == 0)
+                std::cerr << "basinvol-mpi: " << (serial ? "'" + word + "' is basinvol's alone: run basinvol " + word
+                                                          : "unknown command '" + word + "'")
+                          << " (basinvol-mpi runs volume and rank)\nRun 'basinvol-mpi --help' for usage.\n";
+            MPI_Finalize();
+            return exit_usage;
+        }
         app.parse(argc, argv);
         if (output == "-") output.clear();  // -o -: standard output, as with no -o
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
