@@ -145,24 +145,16 @@ std::size_t available_cpus() {
     return h ? h : 1;
 }
 
-namespace {
-// The address space this process maps (/proc/self/statm), or nullopt.
-std::optional<std::size_t> address_space_used() {
-    std::ifstream in("/proc/self/statm");
-    std::size_t pages = 0;
-    if (!(in >> pages)) return std::nullopt;
-    const long page = ::sysconf(_SC_PAGESIZE);
-    return pages * static_cast<std::size_t>(page > 0 ? page : 4096);
-}
-}  // namespace
-
 std::size_t address_space_left() {
     struct rlimit rl {};
     if (::getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
-    const auto used = address_space_used();
-    if (!used) return SIZE_MAX;
+    std::ifstream in("/proc/self/statm");
+    std::size_t pages = 0;
+    if (!(in >> pages)) return SIZE_MAX;
+    const long page = ::sysconf(_SC_PAGESIZE);
+    const std::size_t used = pages * static_cast<std::size_t>(page > 0 ? page : 4096);
     const std::size_t limit = static_cast<std::size_t>(rl.rlim_cur);
-    return limit > *used ? limit - *used : 0;
+    return limit > used ? limit - used : 0;
 }
 
 int blas_threads() { return openblas_get_num_threads(); }
@@ -216,56 +208,56 @@ constexpr std::size_t job_reserve_bytes = blas_buffer_bytes + (std::size_t(72) <
 
 }  // namespace
 
-// The job reserves an earlier batch of this process mapped and left mapped
-// for the next: OpenBLAS keeps its buffers for later calls, glibc a finished
-// thread's malloc arena and (some of) its stacks, and what they take is
-// already in what the process maps (measured: one Python process's second
-// analyze() of n = 2000 maps nothing more). Counted as what the process
-// mapped more after a batch than before it, up to the batch's reserves, and
-// only for batches that ran alone; a batch that starts while none runs
-// counts that much less against the limit. Without it a long-lived process
-// (a notebook) under `ulimit -v` refused, on its second call, the Hessian
-// its first had analyzed, counting its own reserve twice.
+// One job's reserve that this process has mapped already and keeps for the
+// next analysis: OpenBLAS keeps the buffer it maps for later calls from any
+// thread, and a thread that starts after another ended takes over its
+// malloc arena and cached stack (measured: repeated analyses of n = 2000
+// in one Python process, each from a new thread, map nothing more after the
+// first). Without it, a long-lived process (a notebook) under `ulimit -v`
+// refused on its second call the Hessian its first had analysed, counting
+// that reserve twice. Granted only once a BLAS call of this process is
+// known to have mapped a buffer (warm_up), one reserve at most, and only to
+// a batch or lone analysis that starts while no other one runs: two at once
+// need a buffer each. (BLAS called by the caller's own threads at the same
+// time, numpy's for one, is not counted, here or before.)
 namespace detail {
 class ReserveClaim {
 public:
     ReserveClaim() = default;
     ReserveClaim(const ReserveClaim&) = delete;
     ReserveClaim& operator=(const ReserveClaim&) = delete;
-    // The bytes of reserves this batch need not count: those mapped before,
-    // when no other batch runs.
+    // The bytes of reserve this batch need not count.
     std::size_t credit() {
         std::lock_guard<std::mutex> lock(mutex());
         State& s = state();
-        alone_ = s.running++ == 0;
-        start_ = ++s.starts;
+        const bool alone = s.running++ == 0;
         claimed_ = true;
-        credit_ = alone_ ? s.reusable : 0;
-        return credit_;
+        return alone && s.buffer_mapped ? job_reserve_bytes : 0;
     }
-    // The jobs it runs, and what the process mapped as they start.
-    void ran(std::size_t jobs, std::optional<std::size_t> before) {
-        jobs_ = jobs;
-        before_ = before;
+    // Maps OpenBLAS's buffer, once per process, for an analysis that fits
+    // with the reserve counted: a product large enough to take OpenBLAS's
+    // general path (small ones skip the buffer).
+    static void warm_up() {
+        {
+            std::lock_guard<std::mutex> lock(mutex());
+            if (state().buffer_mapped) return;
+        }
+        constexpr int k = 256;
+        std::vector<double> a(static_cast<std::size_t>(k) * k, 0.0), c(a.size(), 0.0);
+        blas::gemm('N', 'N', k, k, k, 1.0, a.data(), k, a.data(), k, 0.0, c.data(), k);
+        std::lock_guard<std::mutex> lock(mutex());
+        state().buffer_mapped = true;
     }
     ~ReserveClaim() {
         if (!claimed_) return;
         std::lock_guard<std::mutex> lock(mutex());
-        State& s = state();
-        --s.running;
-        // Alone from start to end: what the process maps more is this batch's.
-        if (!alone_ || s.starts != start_ || !before_) return;
-        const auto after = address_space_used();
-        if (!after) return;
-        const std::size_t grew = *after > *before_ ? *after - *before_ : 0;
-        s.reusable = std::max(s.reusable, std::min(credit_ + grew, jobs_ * job_reserve_bytes));
+        --state().running;
     }
 
 private:
     struct State {
-        std::size_t reusable = 0;  // bytes of reserves mapped and left mapped
-        std::size_t running = 0;   // batches under way
-        std::size_t starts = 0;    // batches ever started
+        bool buffer_mapped = false;  // a BLAS call of this process mapped OpenBLAS's buffer
+        std::size_t running = 0;     // batches and lone analyses under way
     };
     static std::mutex& mutex() {
         static std::mutex m;
@@ -275,9 +267,7 @@ private:
         static State s;
         return s;
     }
-    bool claimed_ = false, alone_ = false;
-    std::size_t start_ = 0, credit_ = 0, jobs_ = 0;
-    std::optional<std::size_t> before_;
+    bool claimed_ = false;
 };
 }  // namespace detail
 
@@ -302,7 +292,6 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
         const std::size_t per_job = job_reserve_bytes, mapped = claim.credit();
         const auto unmapped = [&](std::size_t jobs) { return per_job * jobs - std::min(per_job * jobs, mapped); };
         while (sum.jobs > 1 && unmapped(sum.jobs) > left / 2) --sum.jobs;
-        claim.ran(sum.jobs, address_space_used());
         const std::size_t reserve = unmapped(sum.jobs);
         const std::size_t room = left > reserve ? left - reserve : 0;
         if (room < b.bytes) {
@@ -466,8 +455,9 @@ std::optional<Row> AloneJob::over_budget(const HessianInfo& info, std::size_t ne
     BatchSummary sum;
     claim_ = std::make_unique<detail::ReserveClaim>();  // a second check: the first one's claim ends
     const Budget b = plan_jobs(opt, 1, sum, *claim_);
-    if (need <= b.bytes) return std::nullopt;
-    return over_budget_row(info, need, b);
+    if (need > b.bytes) return over_budget_row(info, need, b);
+    if (address_space_left() != SIZE_MAX) detail::ReserveClaim::warm_up();  // the reserve for its buffer was counted
+    return std::nullopt;
 }
 
 std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget) {

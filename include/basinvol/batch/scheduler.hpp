@@ -56,10 +56,12 @@ namespace detail {
 class ReserveClaim;  // scheduler.cpp
 }
 // over_budget_alone for a caller that then analyses the Hessian itself, on
-// its own thread (the Python package): held while it does, so that what the
-// analysis maps for its job and leaves mapped (OpenBLAS's buffer, a malloc
-// arena) counts, under `ulimit -v`, as already there for this process's
-// next analysis or batch, which reuses it, instead of being counted twice.
+// its own thread (the Python package): held while it does. Under `ulimit -v`
+// a process counts once the job reserve (OpenBLAS's buffer, a malloc arena,
+// a stack) its earlier analyses mapped and left for reuse, for an analysis
+// or batch that runs while no other one does (scheduler.cpp, ReserveClaim):
+// holding this while analysing keeps a second one at the same time from
+// counting the same reserve.
 class AloneJob {
 public:
     AloneJob();
