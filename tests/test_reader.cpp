@@ -306,45 +306,58 @@ TEST_CASE("a file changed after it was listed is read as it now is, or refused; 
 
 TEST_CASE("a file this process holds open for writing is read as its writer left it, and never written by a read") {
     // h5py in the same Python process shares this HDF5 library: its open file
-    // is the one every H5Fopen here gets, unflushed writes and all.
-    const std::string file =
-        (std::filesystem::temp_directory_path() / ("basinvol_writer_" + std::to_string(::getpid()) + ".h5")).string();
-    const hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(f >= 0);
-    const auto write = [&](const char* name, double d) {
-        const hsize_t dims[2] = {3, 3};
-        const hid_t space = H5Screate_simple(2, dims, nullptr);
-        const hid_t set = H5Dcreate2(f, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-        const double v[9] = {d, 0, 0, 0, 1, 0, 0, 0, 0};
-        REQUIRE(H5Dwrite(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
-        H5Dclose(set);
-        H5Sclose(space);
-    };
-    write("/H", 2);
-    // A forked child (the listing's, a read's) closes its handle on the file:
-    // HDF5 would flush the parent's pending writes from the child's stale copy.
-    const std::string before = bytes_of(file);
-    const auto child = detail::run_in_child([&] {
-        detail::Handle g = detail::open_hdf5(file);
-        return std::string(g.valid() ? "K" : "E");
-    }, 30);
-    REQUIRE(child);
-    CHECK(child->bytes == "K");
-    CHECK(bytes_of(file) == before);
-    // This process writes them out before it lists or reads: no read
-    // changes the file, and every row is the writer's matrix.
-    std::vector<Row> rows = rows_of(file);
-    REQUIRE(rows.size() == 1);
-    CHECK(rows[0].ok);
-    CHECK(rows[0].rank == 2);
-    write("/K", 5);
-    rows = rows_of(file);
-    REQUIRE(rows.size() == 2);
-    for (const Row& r : rows) CHECK_MESSAGE(r.ok, r.error);
-    CHECK(rows[1].log_volume < rows[0].log_volume);  // /K: diag(5, 1, 0) is narrower than diag(2, 1, 0)
-    CHECK(H5Fclose(f) >= 0);
-    CHECK(rows_of(file).size() == 2);
-    std::remove(file.c_str());
+    // is the one every H5Fopen here gets, unflushed writes and all. It may be
+    // held through a file handle, or only through a dataset of it (h5py's
+    // File object gone, a Dataset kept: the file stays open).
+    for (const bool through_dataset : {false, true}) {
+        CAPTURE(through_dataset);
+        const std::string file = (std::filesystem::temp_directory_path() /
+                                  ("basinvol_writer_" + std::to_string(::getpid()) + ".h5")).string();
+        hid_t f = H5Fcreate(file.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+        REQUIRE(f >= 0);
+        const auto write = [&](hid_t at, const char* name, double d) {
+            const hsize_t dims[2] = {3, 3};
+            const hid_t space = H5Screate_simple(2, dims, nullptr);
+            const hid_t set = H5Dcreate2(at, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            const double v[9] = {d, 0, 0, 0, 1, 0, 0, 0, 0};
+            REQUIRE(H5Dwrite(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+            H5Sclose(space);
+            return set;
+        };
+        const hid_t kept = write(f, "/H", 2);
+        if (through_dataset) {
+            CHECK(H5Fclose(f) >= 0);  // the dataset keeps the file open
+            f = -1;
+        }
+        // A forked child (the listing's, a read's) closes its handle on the
+        // file: HDF5 would flush the parent's pending writes from the child's
+        // stale copy.
+        const std::string before = bytes_of(file);
+        const auto child = detail::run_in_child([&] {
+            detail::Handle g = detail::open_hdf5(file);
+            return std::string(g.valid() ? "K" : "E");
+        }, 30);
+        REQUIRE(child);
+        CHECK(child->bytes == "K");
+        CHECK(bytes_of(file) == before);
+        // This process writes them out before it lists or reads: no read
+        // changes the file, and every row is the writer's matrix.
+        std::vector<Row> rows = rows_of(file);
+        REQUIRE(rows.size() == 1);
+        CHECK_MESSAGE(rows[0].ok, rows[0].error);
+        CHECK(rows[0].rank == 2);
+        if (!through_dataset) {
+            H5Dclose(write(f, "/K", 5));
+            rows = rows_of(file);
+            REQUIRE(rows.size() == 2);
+            for (const Row& r : rows) CHECK_MESSAGE(r.ok, r.error);
+            CHECK(rows[1].log_volume < rows[0].log_volume);  // /K: diag(5, 1, 0) is narrower than diag(2, 1, 0)
+            CHECK(H5Fclose(f) >= 0);
+        }
+        CHECK(H5Dclose(kept) >= 0);
+        CHECK(rows_of(file).size() == (through_dataset ? 1 : 2));
+        std::remove(file.c_str());
+    }
 }
 
 TEST_CASE("writer: an attribute given twice is refused, and a failed attribute leaves no dataset") {

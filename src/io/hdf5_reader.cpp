@@ -1255,25 +1255,28 @@ void detail::fail_at(const std::string& where, const std::string& what, bool wit
     throw InputError(m);
 }
 namespace {
-// Calls f(id, fd) for each file this process's HDF5 holds open with write
-// intent; fd is its descriptor under the default (sec2) driver, else -1.
+// Calls f(file, fd) for each file this process's HDF5 holds open with
+// write intent, through a file handle or only through an object of it (a
+// dataset h5py still holds after its File object is gone keeps the file
+// open); fd is its descriptor under the default (sec2) driver, else -1.
+// A file may come more than once.
 template <class F>
 void for_each_writer(F f) {
-    const ssize_t count = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE);
+    const ssize_t count = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
     if (count <= 0) return;
     std::vector<hid_t> ids(static_cast<std::size_t>(count));
-    const ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, static_cast<std::size_t>(count), ids.data());
+    const ssize_t got = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_ALL, static_cast<std::size_t>(count), ids.data());
     for (ssize_t i = 0; i < got; ++i) {
+        Handle file(H5Iget_file_id(ids[static_cast<std::size_t>(i)]), H5Fclose);
         unsigned intent = 0;
-        if (H5Fget_intent(ids[static_cast<std::size_t>(i)], &intent) < 0 || !(intent & H5F_ACC_RDWR)) continue;
-        const hid_t id = ids[static_cast<std::size_t>(i)];
+        if (!file.valid() || H5Fget_intent(file.get(), &intent) < 0 || !(intent & H5F_ACC_RDWR)) continue;
         int fd = -1;
-        Handle fapl(H5Fget_access_plist(id), H5Pclose);
+        Handle fapl(H5Fget_access_plist(file.get()), H5Pclose);
         void* handle = nullptr;
         if (fapl.valid() && H5Pget_driver(fapl.get()) == H5FD_SEC2 &&
-            H5Fget_vfd_handle(id, fapl.get(), &handle) >= 0 && handle)
+            H5Fget_vfd_handle(file.get(), fapl.get(), &handle) >= 0 && handle)
             fd = *static_cast<int*>(handle);
-        f(id, fd);
+        f(file.get(), fd);
     }
     H5Eclear2(H5E_DEFAULT);
 }
@@ -1304,14 +1307,17 @@ void detail::keep_inherited_writers_read_only() {
     for_each_writer([](hid_t, int fd) {
         if (fd < 0) return;
         // The same file, opened again read-only: HDF5 reads it as before,
-        // and a flush fails (EBADF) instead of writing. Failing that, no
-        // file at all: a read fails, an error row, and the file is untouched.
+        // and a flush fails (EBADF) instead of writing. Failing that (no
+        // /proc), a pipe, on which pread and pwrite both fail (ESPIPE): a
+        // read is an error row (/dev/null would read as zeros), and the
+        // file is untouched.
         int copy = ::open(("/proc/self/fd/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC);
-        if (copy < 0) copy = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (copy < 0) {
-            ::close(fd);
-            return;
+        int ends[2] = {-1, -1};
+        if (copy < 0 && ::pipe(ends) == 0) {
+            copy = ends[0];
+            ::close(ends[1]);
         }
+        if (copy < 0) return;  // no descriptor left for either: the child's own open fails first
         ::dup2(copy, fd);
         ::close(copy);
     });
