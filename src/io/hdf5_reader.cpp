@@ -1033,7 +1033,11 @@ struct Walker {
     // Soft and external links, walked once every hard link has been: an
     // object with a name of its own (`step_0300`) is listed under it, not
     // under a link to it (`latest`) that sorts first.
-    std::vector<std::string> links;
+    struct Link {
+        std::shared_ptr<Handle> group;  // kept open: the link resolves from its own group, as HDF5 resolves it
+        std::string name, path;
+    };
+    std::vector<Link> links;
 };
 
 ObjectKey key_of(Walker& w, hid_t loc, const char* name, const H5O_info_t& oi) {
@@ -1085,11 +1089,13 @@ std::string broken_link(hid_t group, const std::string& name) {
            " cannot be followed (its file or object is missing or unreadable)" + cause;
 }
 
-void walk_group(Walker& w, hid_t group, const std::string& prefix);
+void walk_group(Walker& w, const std::shared_ptr<Handle>& group, const std::string& prefix);
 
 // One link of a group; a soft or external link is kept for later unless
 // `follow` (walk_links following it).
-void walk_link(Walker& w, hid_t group, const std::string& name, const std::string& path, bool follow) {
+void walk_link(Walker& w, const std::shared_ptr<Handle>& at, const std::string& name, const std::string& path,
+               bool follow) {
+    const hid_t group = at->get();
     H5O_info_t oi{};
     if (H5Oget_info_by_name2(group, name.c_str(), &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
         // A checkpoint whose link leads nowhere is an error row, not left out.
@@ -1103,20 +1109,20 @@ void walk_link(Walker& w, hid_t group, const std::string& name, const std::strin
     }
     H5L_info_t li{};
     if (!follow && H5Lget_info(group, name.c_str(), &li, H5P_DEFAULT) >= 0 && li.type != H5L_TYPE_HARD) {
-        w.links.push_back(path);
+        w.links.push_back({at, name, path});
         return;
     }
     H5Eclear2(H5E_DEFAULT);
     if (!w.seen.insert(key_of(w, group, name.c_str(), oi)).second) return;  // a link to something seen
     if (oi.type == H5O_TYPE_GROUP) {
-        Handle g(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
-        if (!g.valid()) fail_at(w.filename + ":" + path, "cannot open group");
+        auto g = std::make_shared<Handle>(H5Gopen2(group, name.c_str(), H5P_DEFAULT), H5Gclose);
+        if (!g->valid()) fail_at(w.filename + ":" + path, "cannot open group");
         // A group with a `structure` attribute is one Hessian, not a collection.
-        if (!detail::structure_kind(g.get(), w.filename + ":" + path).empty()) {
-            w.out->push_back(detail::describe_structured(g.get(), w.filename, path));
+        if (!detail::structure_kind(g->get(), w.filename + ":" + path).empty()) {
+            w.out->push_back(detail::describe_structured(g->get(), w.filename, path));
             return;
         }
-        walk_group(w, g.get(), path);
+        walk_group(w, g, path);
     } else if (oi.type == H5O_TYPE_DATASET) {
         Handle d(H5Dopen2(group, name.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(w.filename + ":" + path, "cannot open dataset");
@@ -1140,12 +1146,13 @@ void walk_link(Walker& w, hid_t group, const std::string& name, const std::strin
 // walked (a soft link found below one of them waits its turn in turn).
 void walk_links(Walker& w) {
     for (std::size_t i = 0; i < w.links.size(); ++i) {
-        const std::string path = w.links[i];
-        walk_link(w, w.file, path, path, true);
+        const Walker::Link link = w.links[i];  // a copy: following it may add more
+        walk_link(w, link.group, link.name, link.path, true);
     }
 }
 
-void walk_group(Walker& w, hid_t group, const std::string& prefix) {
+void walk_group(Walker& w, const std::shared_ptr<Handle>& at, const std::string& prefix) {
+    const hid_t group = at->get();
     std::vector<std::string> names;
     auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
         static_cast<std::vector<std::string>*>(data)->emplace_back(name);
@@ -1161,7 +1168,7 @@ void walk_group(Walker& w, hid_t group, const std::string& prefix) {
     hsize_t idx = 0;
     if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0)
         fail_at(w.filename + ":" + (prefix.empty() ? "/" : prefix), "cannot list group");
-    for (const auto& name : names) walk_link(w, group, name, prefix + "/" + name, false);
+    for (const auto& name : names) walk_link(w, at, name, prefix + "/" + name, false);
 }
 
 // Levenshtein distance, for "did you mean" suggestions.
@@ -1542,7 +1549,7 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
     }
     Walker w{file.get(), source.file, &out, {}, {}, {}, {}};
     w.seen.insert(key_of(w, file.get(), path.c_str(), oi));
-    walk_group(w, g.get(), path == "/" ? "" : path);
+    walk_group(w, std::make_shared<Handle>(std::move(g)), path == "/" ? "" : path);
     walk_links(w);
     if (out.empty()) {
         std::string why = "no Hessian found: the group holds no 2-D dataset";
