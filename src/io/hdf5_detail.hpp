@@ -229,9 +229,18 @@ std::string unwritten_fill_problem(hid_t d);
 // is the file d was reached from.
 std::pair<double, std::string> carried_type(hid_t d, const std::string& file, std::pair<double, std::string> own);
 
-// The value of obj's `structure` attribute ("" when it has none); throws
-// when it is there but not one of blocks, factor, kron, diagonal.
+// The value of obj's `structure` attribute ("" when it has none), or a
+// description in parentheses of a value that is not a string; an attribute
+// spelled `structure` in other letter case is "(named <its name>)".
 std::string structure_kind(hid_t obj, const std::string& where);
+// The attribute names basinvol reads that change an answer (structure,
+// scale, hessian_error, loss_threshold): the one `name` spells in another
+// letter case ("" when it spells none, or spells one exactly).
+std::string answer_attribute_in_other_case(const std::string& name);
+// Why an attribute of obj is a read one misspelled ("attribute Scale is not
+// read: ..."), or "". `scales` (a factor or kron part): also names starting
+// "scal" other than scale ("" too when obj's attributes do not decode).
+std::string misnamed_attribute(hid_t obj, bool scales);
 // A structured Hessian (group or 1-D dataset with `structure`) as one
 // listing entry: n, the coarsest stored type, the attributes; `problem` set
 // when its layout breaks the contract (docs/structured.md).

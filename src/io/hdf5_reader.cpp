@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -31,6 +32,7 @@
 #include <cstdlib>
 #include <sys/stat.h>
 #include <type_traits>
+#include <vector>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -182,6 +184,47 @@ std::string type_name(hid_t type) {
 // Attributes whose value changes a row's numbers: never silently dropped.
 bool changes_answer(const std::string& key) { return key == "hessian_error"; }
 
+std::string lower_case(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+}  // namespace
+
+std::string detail::answer_attribute_in_other_case(const std::string& name) {
+    const std::string lower = lower_case(name);
+    if (lower == name) return "";
+    for (const char* key : {"structure", "scale", "hessian_error", "loss_threshold"})
+        if (lower == key) return key;
+    return "";
+}
+
+std::string detail::misnamed_attribute(hid_t obj, bool scales) {
+    // Iterating a compact list that does not decode crashes HDF5 1.10 (see
+    // read_attributes): such a list is left to the reading that reports it.
+    if (H5Aexists_by_name(obj, ".", "\x7f basinvol: no attribute has this name", H5P_DEFAULT) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return "";
+    }
+    std::vector<std::string> names;
+    auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+    };
+    hsize_t idx = 0;
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &names);
+    H5Eclear2(H5E_DEFAULT);
+    for (const auto& name : names) {
+        if (const std::string key = answer_attribute_in_other_case(name); !key.empty())
+            return "attribute " + name + " is not read: basinvol reads " + key + ", in lower case";
+        if (scales && lower_case(name).rfind("scal", 0) == 0 && name != "scale")
+            return "attribute " + name + " is not read: a factor or kron part's scale is the attribute scale";
+    }
+    return "";
+}
+
+namespace {
+
 // Attributes that change an answer only where they apply (expected_* in
 // `validate`, a structure's scale, loss_threshold unless -T replaces it):
 // when unreadable, kept as unreadable_prefix + why for the reader that uses
@@ -324,6 +367,11 @@ struct AttributeReading {
 // One attribute into `into` (an H5Aiterate2 callback's body).
 void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
     const std::string key = name;
+    // Hessian_Error would otherwise be dropped unread, and the answer with it.
+    if (const std::string read = detail::answer_attribute_in_other_case(key); !read.empty()) {
+        if (into.problem.empty()) into.problem = "attribute " + key + " is not read: basinvol reads " + read + ", in lower case";
+        return;
+    }
     const bool answer = changes_answer(key);
     const bool kept = kept_when_unreadable(key);
     auto refuse = [&](const std::string& why) {
@@ -952,6 +1000,22 @@ std::string values_problem(hid_t d, hid_t type, const std::string& file, std::ve
     return "";
 }
 
+// The structure attribute of the group at `path` in d's file ("" if none).
+std::string group_structure(hid_t d, const std::string& path) {
+    const hid_t file = H5Iget_file_id(d);
+    std::string kind;
+    if (file >= 0) {
+        const hid_t g = H5Oopen(file, path.c_str(), H5P_DEFAULT);
+        if (g >= 0) {
+            kind = detail::structure_kind(g, path);
+            H5Oclose(g);
+        }
+        H5Fclose(file);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return kind;
+}
+
 // Describes dataset `d` at `path`; `problem` says why it is not a readable Hessian.
 ListedHessian describe(hid_t d, const std::string& file, const std::string& path) {
     ListedHessian listed;
@@ -984,9 +1048,19 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     if (!problem.empty()) return listed;
     if (dims[0] != dims[1]) {
         problem = "dataset is not square: shape " + shape.str();
-        if (name == "G")
-            problem += " (if it is a Gauss-Newton factor, give its group the attribute structure = \"factor\": "
-                       "docs/structured.md)";
+        if (name == "G") {
+            const std::string group = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+            const std::string kind = group_structure(d, group);
+            if (kind == "factor")
+                problem += " (it is the Gauss-Newton factor of the structure " + group + ": name " + group +
+                           " to analyse its H = scale·GᵀG)";
+            else if (kind.rfind("(named ", 0) == 0)
+                problem += " (its group's attribute " + kind.substr(7, kind.size() - 8) +
+                           " is not read: basinvol reads structure, in lower case)";
+            else
+                problem += " (if it is a Gauss-Newton factor, give its group the attribute structure = \"factor\": "
+                           "docs/structured.md)";
+        }
         return listed;
     }
     if (dims[0] == 0) {

@@ -11,12 +11,14 @@
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/io/structure.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <chrono>
 #include <ctime>
@@ -179,10 +181,10 @@ ListedHessian get(Reader& r) {
 }
 
 // The child's work: the listing ('L') or the error ('E'), as bytes.
-std::string listing_answer(const Source& source) {
+std::string listing_answer(const std::string& file, const std::function<std::vector<ListedHessian>()>& list_here) {
     Writer w;
     try {
-        std::vector<ListedHessian> list = detail::list_hessians_here(source);
+        std::vector<ListedHessian> list = list_here();
         w.u64('L');
         w.u64(list.size());
         for (const auto& h : list) put(w, h);
@@ -193,11 +195,11 @@ std::string listing_answer(const Source& source) {
     } catch (const std::bad_alloc&) {
         w = Writer();
         w.u64('E');
-        w.str(listing_out_of_memory(source.file));
+        w.str(listing_out_of_memory(file));
     } catch (const std::exception& e) {
         w = Writer();
         w.u64('E');
-        w.str(source.file + ": cannot list: " + e.what());
+        w.str(file + ": cannot list: " + e.what());
     }
     return w.bytes();
 }
@@ -306,25 +308,27 @@ std::size_t listing_room() {
     const double half = pages > 0 && page > 0 ? 0.5 * double(pages) * double(page) : 0;
     return static_cast<std::size_t>(std::clamp(half, 512.0 * (1 << 20), 4096.0 * (1 << 20)));
 }
-}  // namespace
 
-std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options) {
+// What `list_here` lists in `file`, walked in a child process (options.isolate).
+std::vector<ListedHessian> list_isolated(const std::string& file, const std::shared_ptr<const std::string>& image,
+                                         const std::function<std::vector<ListedHessian>()>& list_here,
+                                         const ListOptions& options) {
     const double limit = options.time_limit;
     if (!(limit > 0) || !std::isfinite(limit)) {
         std::ostringstream v;
         v << limit;
         throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
     }
-    if (!source.image) detail::flush_writers_of(source.file);
-    if (!options.isolate) return detail::list_hessians_here(source);
+    if (!image) detail::flush_writers_of(file);
+    if (!options.isolate) return list_here();
     const std::optional<detail::ChildResult> child =
-        detail::run_in_child([&] { return listing_answer(source); }, limit, options.stop, listing_room());
-    if (!child) return detail::list_hessians_here(source);  // cannot isolate: list here
+        detail::run_in_child([&] { return listing_answer(file, list_here); }, limit, options.stop, listing_room());
+    if (!child) return list_here();  // cannot isolate: list here
     if (child->stopped) throw ListingStopped();
     if (child->timed_out) {
         std::ostringstream v;
         v << limit;
-        throw InputError(source.file + ": reading this file's structure took longer than the listing limit of " +
+        throw InputError(file + ": reading this file's structure took longer than the listing limit of " +
                          v.str() + " s, so it was stopped (a FIFO, a hung file system, or HDF5 looping on a "
                          "corrupt file; option list_timeout)");
     }
@@ -336,14 +340,52 @@ std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions
         std::vector<ListedHessian> list(static_cast<std::size_t>(r.u64()));
         for (auto& h : list) {
             h = get(r);
-            h.image = source.image;
+            h.image = image;
         }
         return list;
     } catch (const std::length_error&) {
-        std::string why = source.file + ": the HDF5 library failed while reading this file's structure (corrupt file";
+        std::string why = file + ": the HDF5 library failed while reading this file's structure (corrupt file";
         if (child->signal) why += std::string("; it stopped on signal ") + std::to_string(child->signal);
         throw InputError(why + ")");
     }
+}
+
+}  // namespace
+
+std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options) {
+    return list_isolated(source.file, source.image, [&] { return detail::list_hessians_here(source); }, options);
+}
+
+std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOptions& options) {
+    const HessianInfo& h = whole.info;
+    ReadOptions read;
+    read.image = whole.image;
+    // One walk for every member: a child process each cost ~15 ms a block.
+    auto members = [&] {
+        std::vector<ListedHessian> out;
+        for (const auto& part : describe_structure(h, read).parts) {
+            const Source member{h.file, part.path, h.file + ":" + part.path, whole.image};
+            try {
+                for (auto& m : detail::list_hessians_here(member)) out.push_back(std::move(m));
+            } catch (const InputError& e) {
+                ListedHessian bad;
+                bad.info.file = h.file;
+                bad.info.dataset = part.path;
+                const std::string m = e.what(), prefix = bad.info.source() + ": ";
+                bad.problem = m.rfind(prefix, 0) == 0 ? m.substr(prefix.size()) : m;
+                out.push_back(std::move(bad));
+            }
+        }
+        return out;
+    };
+    std::vector<ListedHessian> list = list_isolated(h.file, whole.image, members, options);
+    for (auto& m : list) {
+        // The whole's step, loss and threshold hold for its blocks unless they say otherwise.
+        if (!m.info.attrs.loss_threshold) m.info.attrs.loss_threshold = h.attrs.loss_threshold;
+        if (!m.info.attrs.step) m.info.attrs.step = h.attrs.step;
+        if (!m.info.attrs.loss) m.info.attrs.loss = h.attrs.loss;
+    }
+    return list;
 }
 
 }  // namespace basinvol

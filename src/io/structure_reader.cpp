@@ -253,6 +253,8 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     if (group && std::find(w.above.begin(), w.above.end(), key) != w.above.end())
         fail_at(where, "blocks member links back to a group above it (a cycle)", false);
     const std::string kind = detail::structure_kind(obj, where);
+    if (const std::string why = detail::misnamed_attribute(obj, kind == "factor" || kind == "kron"); !why.empty())
+        fail_at(where, why, false);
     if (depth > 0) note_part_error(w, obj, where);
     if (!kind.empty() && !is_structure_kind(kind)) {
         const bool described = kind == "(empty)" || kind.rfind("(not a string", 0) == 0;  // structure_kind's words
@@ -389,6 +391,19 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
     const htri_t has = H5Aexists(obj, "structure");
     if (has <= 0) {
         H5Eclear2(H5E_DEFAULT);
+        // (When has < 0 the attributes do not decode: described later, as said.)
+        if (has == 0) {
+            std::vector<std::string> names;
+            auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+                if (detail::answer_attribute_in_other_case(name) == "structure")
+                    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+                return 0;
+            };
+            hsize_t idx = 0;
+            H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &names);
+            H5Eclear2(H5E_DEFAULT);
+            if (!names.empty()) return "(named " + names.front() + ")";
+        }
         return "";
     }
     Attributes attrs;

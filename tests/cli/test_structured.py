@@ -422,6 +422,79 @@ class Structured(unittest.TestCase):
             self.assertIsNone(rows["/twin"]["structure"])
             self.assertIn("saddle", rows["/model"]["warnings"])
 
+    def test_misspelled_attributes_that_change_the_answer_are_error_rows(self):
+        # A misspelled scale or structure would otherwise be read as absent:
+        # the answer of scale 1, or every member a Hessian of its own.
+        f = self.path("misspelled.h5")
+        with h5py.File(f, "w") as h:
+            for name, attr in (("ok", "scale"), ("Scale", "Scale"), ("scaling", "scaling"), ("SCALE", "SCALE")):
+                g = h.create_group(name)
+                g.attrs["structure"] = "factor"
+                g.attrs[attr] = 1e-3
+                g["G"] = self.G
+            g = h.create_group("cap")
+            g.attrs["Structure"] = "factor"
+            g["G"] = self.G
+            d = h.create_dataset("dense", data=np.eye(3))
+            d.attrs["Hessian_Error"] = 0.1
+            g = h.create_group("nested")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2)
+            g["b"] = self.diag
+            g["b"].attrs["Structure"] = "diagonal"
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        sigma2 = np.linalg.svd(self.G, compute_uv=False) ** 2
+        kept = 1e-3 * sigma2[sigma2 > 1e-8 * sigma2.max()]
+        self.assertAlmostEqual(rows["/ok"]["log_volume"], log_volume_of(kept), delta=1e-9 * abs(log_volume_of(kept)))
+        for name in ("Scale", "SCALE"):
+            self.assertIn("attribute %s is not read: basinvol reads scale, in lower case" % name, rows["/" + name]["error"])
+        self.assertIn("attribute scaling is not read: a factor or kron part's scale is the attribute scale",
+                      rows["/scaling"]["error"])
+        self.assertIn("attribute Structure is not read: basinvol reads structure, in lower case", rows["/cap"]["error"])
+        self.assertNotIn("/cap/G", rows, "the group is one row, not a walk of its members")
+        self.assertIn("attribute Hessian_Error is not read: basinvol reads hessian_error", rows["/dense"]["error"])
+        self.assertIn("/nested/b: attribute Structure is not read", rows["/nested"]["error"])
+        # G named alone: the hint names the structure it belongs to.
+        p = run("volume", f + ":/ok/G", f + ":/cap/G", "-f", "jsonl")
+        errors = [r["error"] for r in rows_of(p)]
+        self.assertIn("it is the Gauss-Newton factor of the structure /ok: name /ok to analyse its H", errors[0])
+        self.assertIn("its group's attribute Structure is not read: basinvol reads structure", errors[1])
+
+    def test_per_block_rows_of_many_members_are_each_member_s_own(self):
+        # All members are listed in one walk; each row is the member's answer alone.
+        rng = np.random.default_rng(11)
+        f = self.path("many.h5")
+        members = {}
+        with h5py.File(f, "w") as h:
+            g = h.create_group("net")
+            g.attrs["structure"] = "blocks"
+            g.attrs["loss_threshold"] = 0.25
+            for i in range(300):
+                name = "%04d" % i
+                if i % 3 == 0:
+                    vals = rng.uniform(0.5, 2.0, size=1 + i % 5)
+                    g[name] = vals
+                    g[name].attrs["structure"] = "diagonal"
+                else:
+                    vals = rng.uniform(-1.0, 3.0, size=2 + i % 4) * (rng.random(2 + i % 4) > 0.3)
+                    g[name] = rotated(vals, rng)
+                if i == 7:
+                    g[name].attrs["loss_threshold"] = 2.0
+                members["/net/" + name] = vals
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([r["dataset"] for r in rows], ["/net"] + sorted(members))
+        for r in rows[1:]:
+            vals = np.abs(members[r["dataset"]])
+            T = 2.0 if r["dataset"] == "/net/0007" else 0.25
+            self.assertEqual(r["threshold"], T)
+            kept = vals[vals > 1e-9]
+            self.assertEqual(r["rank"], len(kept), r["dataset"])
+            self.assertAlmostEqual(r["log_volume"], log_volume_of(kept, T), delta=1e-9 * (1 + abs(log_volume_of(kept, T))))
+
     def test_broken_layouts_are_one_error_row_each(self):
         f = self.path("broken.h5")
         with h5py.File(f, "w") as h5:

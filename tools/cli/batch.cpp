@@ -98,32 +98,13 @@ bv::WorkItem item_of(bv::ListedHessian listed) {
     return w;
 }
 
-// The top-level members of a blocks structure, each listed as a SOURCE of its
-// own; a member that cannot be listed is an error item.
-void add_blocks(const bv::HessianInfo& h, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
-    bv::StructurePart root;
+// The top-level members of a blocks structure, each its own item (an error
+// item when it cannot be listed).
+void add_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
     try {
-        root = bv::describe_structure(h);
+        for (auto& member : bv::list_blocks(whole, listing)) items.push_back(item_of(std::move(member)));
     } catch (const bv::Error&) {
-        return;  // the whole's own row says what is wrong
-    }
-    for (const auto& part : root.parts) {
-        bv::Source member{h.file, part.path, h.file + ":" + part.path, nullptr};  // the command line reads files
-        bv::Row err;
-        auto list = bv::expand_source(member, &err, listing);
-        if (list.empty()) {
-            bv::WorkItem w;
-            w.error = err;
-            items.push_back(std::move(w));
-        }
-        for (auto& listed : list) {
-            // The whole's step, loss and threshold hold for its blocks unless they say otherwise.
-            bv::HessianInfo& m = listed.info;
-            if (!m.attrs.loss_threshold) m.attrs.loss_threshold = h.attrs.loss_threshold;
-            if (!m.attrs.step) m.attrs.step = h.attrs.step;
-            if (!m.attrs.loss) m.attrs.loss = h.attrs.loss;
-            items.push_back(item_of(std::move(listed)));
-        }
+        // the whole's own row says what is wrong
     }
 }
 
@@ -168,7 +149,7 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
             if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
             const bool blocks = per_block && listed.problem.empty();
             items.push_back(item_of(listed));
-            if (blocks && h.structure == "blocks") add_blocks(h, items, listing);
+            if (blocks && h.structure == "blocks") add_blocks(listed, items, listing);
             if (blocks && h.structure.empty()) add_parameter_blocks(listed, items);
         }
     }

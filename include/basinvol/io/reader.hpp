@@ -94,6 +94,13 @@ struct ListedHessian {
 };
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options = {});
 
+// The top-level members of a `blocks` structure list_hessians listed, each
+// listed as a Hessian of its own (as list_hessians lists FILE:MEMBER), all
+// in one child process; the whole's step, loss and loss_threshold hold for a
+// member that states none. A member that cannot be listed is listed with
+// its problem. Throws InputError when the walk fails as a whole.
+std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOptions& options = {});
+
 // The message of a listing that ran out of memory (under an address-space
 // limit, it names the limit: the listing of a file of 100,000 Hessians takes
 // about 2 kB each).
