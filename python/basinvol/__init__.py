@@ -265,6 +265,9 @@ def _as_array(H, label):
         H = _resolved(t).numpy()
     if isinstance(H, np.ma.MaskedArray):
         raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
+    if isinstance(H, (list, tuple)):  # a list of matrices is not one; numpy's message would not say so
+        raise TypeError(f"{label}: analyze() takes one matrix (a numpy array or torch tensor) or a structure, "
+                        f"got a {type(H).__name__}; basinvol.rank() compares several")
     a = np.asarray(H)
     if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
         raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")
@@ -462,8 +465,11 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     for item in items:
         if isinstance(item, (str, bytes, os.PathLike)):
             rows.extend(volume(item, **options))
-        else:
+        elif _is_row(item):
             rows.append(item)
+        else:
+            raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
+                            "(analyse a matrix or structure with basinvol.analyze() first)")
     core = _need_core()
     ranked = []
     for i, t in core.rank([_row_json(r) for r in rows],

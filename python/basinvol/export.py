@@ -175,6 +175,10 @@ def _attribute(key, v):
         raise ValueError(f"attribute {key} = {v} does not fit a 64-bit integer")
     if isinstance(v, np.ndarray) and v.dtype.kind in "fc" and not np.all(np.isfinite(v)):
         raise ValueError(f"attribute {key} has non-finite values")
+    if key == "loss_threshold" and (isinstance(v, bool) or (isinstance(v, (int, float)) and not v > 0)):
+        raise ValueError(f"attribute loss_threshold must be a positive number, got {v!r}")
+    if isinstance(v, (dict, set)):
+        raise ValueError(f"attribute {key} must be a number, a string or an array, got a {type(v).__name__}")
     return v
 
 
@@ -261,7 +265,9 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
         H64 = H.astype(np.float64, copy=False)
         asym = float(np.linalg.norm(H64 - H64.T))
         attrs["hessian_error"] = asym if asym > 0 else None
-    data = H.astype(dtype)
+    with np.errstate(over="ignore"):
+        data = H.astype(dtype)
+    _check_range("the Hessian", data)
     kw = {}
     if n >= CHUNK_FROM:
         rows = max(1, min(n, (1 << 20) // (n * data.itemsize)))  # ~1 MiB chunks of whole rows
@@ -319,14 +325,26 @@ def _check_finite(name, a, check=True):
         raise ValueError(f"{name} has non-finite entries")
 
 
-def _typed(a, dtype):
+def _check_range(name, stored):
+    """Finite values that overflowed the stored type (1e39 as float32) are
+    refused here: the file would hold inf, which the array never did."""
+    if stored.dtype.kind == "f" and not np.all(np.isfinite(stored)):
+        raise ValueError(f"{name} has values past the range of {stored.dtype} (largest magnitude "
+                         f"{np.finfo(stored.dtype).max:.4g}): store it as float64")
+
+
+def _typed(a, dtype, name):
     """a in the stored type: dtype, or its own (None) as h5py would store it.
     Float32 values stay float32 under "float64": they carry float32's
     rounding, which the stored type tells basinvol's noise floor (widened,
     that rounding would count as curvature)."""
     if dtype is None or (dtype == "float64" and np.asarray(a).dtype == np.float32):
         return a
-    return a.astype(dtype)
+    with np.errstate(over="ignore"):  # an overflow is refused below, with the part's name
+        stored = a.astype(dtype)
+    if np.all(np.isfinite(a)):
+        _check_range(name, stored)
+    return stored
 
 
 def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
@@ -357,7 +375,7 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         sub = g.create_group(name)
         sub.attrs["structure"] = "factor"
         sub.attrs["scale"] = part.scale
-        sub.create_dataset("G", data=_typed(part.G, dtype))
+        sub.create_dataset("G", data=_typed(part.G, dtype, f"factor {shown!r}"))
         return sub
     if isinstance(part, Kron):
         for k, m in (("A", part.A), ("B", part.B)):
@@ -367,21 +385,21 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         sub = g.create_group(name)
         sub.attrs["structure"] = "kron"
         sub.attrs["scale"] = part.scale
-        sub.create_dataset("A", data=_typed(part.A, dtype))
-        sub.create_dataset("B", data=_typed(part.B, dtype))
+        sub.create_dataset("A", data=_typed(part.A, dtype, f"kron {shown!r} A"))
+        sub.create_dataset("B", data=_typed(part.B, dtype, f"kron {shown!r} B"))
         return sub
     if isinstance(part, Diagonal):
         if part.values.ndim != 1 or part.values.size == 0:
             raise ValueError(f"diagonal {shown!r} must be a non-empty 1-D array, got shape {part.values.shape}")
         _check_finite(f"diagonal {shown!r}", part.values, check)
-        d = g.create_dataset(name, data=_typed(part.values, dtype))
+        d = g.create_dataset(name, data=_typed(part.values, dtype, f"diagonal {shown!r}"))
         d.attrs["structure"] = "diagonal"
         return d
     H = _real(part, f"dense block {shown!r}")
     if H.ndim != 2 or H.shape[0] != H.shape[1] or H.size == 0:
         raise ValueError(f"dense block {shown!r} must be non-empty and square, got shape {H.shape}")
     _check_finite(f"dense block {shown!r}", H, check)
-    return g.create_dataset(name, data=_typed(H, dtype))
+    return g.create_dataset(name, data=_typed(H, dtype, f"dense block {shown!r}"))
 
 
 def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, **attrs):
@@ -399,6 +417,9 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
     Returns its path."""
     if dtype not in ("float64", "float32", None):
         raise ValueError(f"dtype must be 'float64', 'float32' or None (each array's own), got {dtype!r}")
+    if attrs.get("blocks") is not None:
+        raise ValueError("blocks= names the parameter blocks of a dense Hessian (write_hessian); a structure's "
+                         "blocks are a dict of name -> part, given as `part`")
     attrs = {k: _attribute(k, v) for k, v in attrs.items() if v is not None}
 
     def write(g, name):

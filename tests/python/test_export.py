@@ -464,6 +464,24 @@ class StructuredExport(unittest.TestCase):
         with self.assertRaises(ValueError):
             bx.write_structure(path, "bad", bx.Kron(np.ones((2, 3)), np.eye(2)))
 
+    def test_values_past_float32_and_misplaced_attributes_are_refused_before_writing(self):
+        path = os.path.join(self.dir, "range.h5")
+        huge = np.array([[1e39, 1.0], [1.0, 2.0]])
+        with self.assertRaisesRegex(ValueError, "the Hessian has values past the range of float32"):
+            bx.write_hessian(path, huge, dtype="float32")
+        for name, part in (("diagonal 'p'", bx.Diagonal(np.array([1e39, 1.0]))), ("factor 'p'", bx.Factor(huge)),
+                           ("kron 'p' B", bx.Kron(np.eye(2), huge)), ("dense block 'x'", {"x": huge})):
+            with self.assertRaisesRegex(ValueError, name + " has values past the range of float32"):
+                bx.write_structure(path, "p", part, dtype="float32")
+        bx.write_structure(path, "p", bx.Diagonal(np.array([1e39, 1.0])))  # float64 holds it
+        with h5py.File(path, "r") as f:
+            self.assertEqual(sorted(f), ["p"], "nothing was written by the refused calls")
+            self.assertEqual(f["p"][0], 1e39)
+        with self.assertRaisesRegex(ValueError, "loss_threshold must be a positive number, got -1"):
+            bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), loss_threshold=-1)
+        with self.assertRaisesRegex(ValueError, "blocks= names the parameter blocks of a dense Hessian"):
+            bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), blocks={"names": ["a"], "offsets": [0], "sizes": [2]})
+
 
 class ExporterSafety(unittest.TestCase):
     """Tied weights, untouched models, writes that fail leaving the file as it

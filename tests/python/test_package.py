@@ -254,6 +254,15 @@ def test_structures_that_are_not_hessians_are_clear_errors():
             basinvol.analyze({"x": bad, "y": np.eye(2)})
     with pytest.raises(TypeError, match="rank\\(\\) takes Results, row dicts or SOURCEs"):
         basinvol.rank({"run.h5": np.eye(2)})
+    # A structure among rows is named as what it is, not as JSON it cannot become.
+    G = np.arange(6.0).reshape(2, 3)
+    for item in ({"a": basinvol.Factor(G)}, basinvol.Factor(G)):
+        with pytest.raises(TypeError, match="rank\\(\\) takes Results, row dicts or SOURCEs, got (dict|Factor) "
+                                            "\\(analyse a matrix or structure with basinvol.analyze\\(\\) first\\)"):
+            basinvol.rank([basinvol.analyze(np.eye(2)), item])
+    # Several matrices are not one (numpy's own error said "inhomogeneous shape").
+    with pytest.raises(TypeError, match="analyze\\(\\) takes one matrix .* got a list"):
+        basinvol.analyze([np.eye(2), np.eye(3)])
 
 
 def test_input_is_not_changed():
