@@ -260,19 +260,21 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout) 
         Held held;
         return PyErr_CheckSignals() != 0;  // the handler's exception stays set
     };
+    interrupted();
+    std::vector<bv::Source> sources;
+    for (const auto& text : texts) sources.push_back(bv::parse_source(text));
+    std::vector<bv::SourceListing> listings;
+    try {
+        Unlocked unlocked;
+        listings = bv::list_each(sources, listing);  // several SOURCEs a child process
+    } catch (const bv::ListingStopped&) {
+        throw py::error_already_set();
+    }
     Listed l;
-    for (const auto& text : texts) {
-        interrupted();
-        const bv::Source source = bv::parse_source(text);
+    for (std::size_t i = 0; i < sources.size(); ++i) {
         bv::Row err;
-        std::vector<bv::ListedHessian> list;
-        try {
-            Unlocked unlocked;
-            list = bv::expand_source(source, &err, listing);
-        } catch (const bv::ListingStopped&) {
-            throw py::error_already_set();
-        }
-        l.sources.emplace_back(std::move(list), std::move(err));
+        if (!listings[i].error.empty()) err = bv::source_error_row(sources[i], listings[i].error);
+        l.sources.emplace_back(std::move(listings[i].hessians), std::move(err));
     }
     return l;
 }

@@ -89,6 +89,18 @@ void cap_address_space(std::size_t room) {
     ::setrlimit(RLIMIT_AS, &lim);
 }
 
+int answer_fd = -1;  // the pipe a child answers through (send_to_parent)
+
+bool write_all(int fd, const std::string& bytes) {
+    for (std::size_t done = 0; done < bytes.size();) {
+        const ssize_t k = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return false;
+        done += static_cast<std::size_t>(k);
+    }
+    return true;
+}
+
 [[noreturn]] void child(const std::function<std::string()>& work, int fd, pid_t parent, std::size_t room) {
 #ifdef __linux__
     // A child stuck in a hung read must not outlive a parent that was killed.
@@ -101,28 +113,25 @@ void cap_address_space(std::size_t room) {
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
     detail::fork_gate_slot() = new std::shared_mutex;       // likewise
     detail::keep_inherited_writers_read_only();
+    answer_fd = fd;
     std::string bytes;
     try {
         bytes = work();
     } catch (...) {
         _exit(5);  // the work encodes its errors; anything else is a failure without an answer
     }
-    for (std::size_t done = 0; done < bytes.size();) {
-        const ssize_t k = ::write(fd, bytes.data() + done, bytes.size() - done);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) _exit(3);
-        done += static_cast<std::size_t>(k);
-    }
+    if (!write_all(fd, bytes)) _exit(3);
     _exit(0);
 }
 
 // Reads the child's answer until it closes the pipe or the deadline passes
 // (false), or `stop` says so (false, `stopped` set).
-bool read_answer(int fd, double limit, std::string& bytes, const std::function<bool()>& stop, bool& stopped) {
+bool read_answer(int fd, double limit, std::string& bytes, const std::function<bool()>& stop, bool& stopped,
+                 const std::function<bool(const std::string&)>& progress) {
     using Clock = std::chrono::steady_clock;
     limit = std::min(limit, 1e9);  // about 30 years: "no limit", without overflowing the clock
-    const auto deadline =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+    const auto span = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+    auto deadline = Clock::now() + span;
     char chunk[65536];
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
@@ -142,13 +151,19 @@ bool read_answer(int fd, double limit, std::string& bytes, const std::function<b
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) return true;
         bytes.append(chunk, static_cast<std::size_t>(k));
+        if (progress && progress(bytes)) deadline = Clock::now() + span;
     }
 }
 
 }  // namespace
 
+void detail::send_to_parent(const std::string& bytes) {
+    if (answer_fd < 0 || !write_all(answer_fd, bytes)) _exit(3);
+}
+
 std::optional<detail::ChildResult> detail::run_in_child(const std::function<std::string()>& work, double limit,
-                                                        const std::function<bool()>& stop, std::size_t room) {
+                                                        const std::function<bool()>& stop, std::size_t room,
+                                                        const std::function<bool(const std::string&)>& progress) {
     // Held across fork: no other thread is inside HDF5 while its state is copied.
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     int fd[2];
@@ -170,7 +185,7 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     }
     ::close(fd[1]);
     ChildResult r;
-    const bool answered = read_answer(fd[0], limit, r.bytes, stop, r.stopped);
+    const bool answered = read_answer(fd[0], limit, r.bytes, stop, r.stopped, progress);
     r.timed_out = !answered && !r.stopped;
     ::close(fd[0]);
     if (!answered) ::kill(pid, SIGKILL);

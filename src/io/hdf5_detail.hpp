@@ -45,9 +45,15 @@ struct ChildResult {
 // `room`, when nonzero, caps the address space the child may add to what
 // it inherits (RLIMIT_AS; not under AddressSanitizer, whose shadow maps
 // terabytes): an allocation past it fails in the child. Holds the HDF5
-// mutex throughout.
+// mutex throughout. `progress`, when given, is shown the bytes received so
+// far as they come (the work may send parts early with send_to_parent);
+// true starts the `limit` again.
 std::optional<ChildResult> run_in_child(const std::function<std::string()>& work, double limit,
-                                        const std::function<bool()>& stop = {}, std::size_t room = 0);
+                                        const std::function<bool()>& stop = {}, std::size_t room = 0,
+                                        const std::function<bool(const std::string&)>& progress = {});
+// In run_in_child's work: sends `bytes` to the parent now, ahead of what
+// the work returns (the child exits when it cannot).
+void send_to_parent(const std::string& bytes);
 // The seconds a child may take to read `bytes` of values (ReadOptions::time_limit).
 double read_time_limit(const ReadOptions& options, std::size_t bytes);
 // `read(buf)` fills `bytes` bytes of values; run in a child (through shared

@@ -24,6 +24,7 @@
 #include <ctime>
 #include <cmath>
 #include <new>
+#include <set>
 #include <sstream>
 #include <string>
 #include <sys/resource.h>
@@ -309,44 +310,72 @@ std::size_t listing_room() {
     return static_cast<std::size_t>(std::clamp(half, 512.0 * (1 << 20), 4096.0 * (1 << 20)));
 }
 
-// What `list_here` lists in `file`, walked in a child process (options.isolate).
-std::vector<ListedHessian> list_isolated(const std::string& file, const std::shared_ptr<const std::string>& image,
-                                         const std::function<std::vector<ListedHessian>()>& list_here,
-                                         const ListOptions& options) {
-    const double limit = options.time_limit;
+void check_time_limit(double limit) {
     if (!(limit > 0) || !std::isfinite(limit)) {
         std::ostringstream v;
         v << limit;
         throw UsageError("the listing time limit must be a positive number of seconds, got " + v.str());
     }
+}
+
+// Why a child listing `file` gave no answer: it overran the limit, or died.
+InputError no_answer(const std::string& file, const detail::ChildResult& child, double limit) {
+    if (child.timed_out) {
+        std::ostringstream v;
+        v << limit;
+        return InputError(file + ": reading this file's structure took longer than the listing limit of " + v.str() +
+                          " s, so it was stopped (a FIFO, a hung file system, or HDF5 looping on a corrupt file; "
+                          "option list_timeout)");
+    }
+    std::string why = file + ": the HDF5 library failed while reading this file's structure (corrupt file";
+    if (child.signal) why += std::string("; it stopped on signal ") + std::to_string(child.signal);
+    return InputError(why + ")");
+}
+
+// A listing_answer decoded: the list, or the InputError it carries
+// (std::length_error when the bytes are cut short).
+std::vector<ListedHessian> decode(const std::string& bytes, const std::shared_ptr<const std::string>& image) {
+    Reader r(bytes);
+    const std::uint64_t kind = r.u64();
+    if (kind == 'E') throw InputError(r.str());
+    std::vector<ListedHessian> list(static_cast<std::size_t>(r.u64()));
+    for (auto& h : list) {
+        h = get(r);
+        h.image = image;
+    }
+    return list;
+}
+
+// What `list_here` lists in `file`, walked in a child process (options.isolate).
+std::vector<ListedHessian> list_isolated(const std::string& file, const std::shared_ptr<const std::string>& image,
+                                         const std::function<std::vector<ListedHessian>()>& list_here,
+                                         const ListOptions& options) {
+    const double limit = options.time_limit;
+    check_time_limit(limit);
     if (!image) detail::flush_writers_of(file);
     if (!options.isolate) return list_here();
     const std::optional<detail::ChildResult> child =
         detail::run_in_child([&] { return listing_answer(file, list_here); }, limit, options.stop, listing_room());
     if (!child) return list_here();  // cannot isolate: list here
     if (child->stopped) throw ListingStopped();
-    if (child->timed_out) {
-        std::ostringstream v;
-        v << limit;
-        throw InputError(file + ": reading this file's structure took longer than the listing limit of " +
-                         v.str() + " s, so it was stopped (a FIFO, a hung file system, or HDF5 looping on a "
-                         "corrupt file; option list_timeout)");
-    }
+    if (!child->clean) throw no_answer(file, *child, limit);
     try {
-        if (!child->clean) throw std::length_error("no answer");
-        Reader r(child->bytes);
-        const std::uint64_t kind = r.u64();
-        if (kind == 'E') throw InputError(r.str());
-        std::vector<ListedHessian> list(static_cast<std::size_t>(r.u64()));
-        for (auto& h : list) {
-            h = get(r);
-            h.image = image;
-        }
-        return list;
+        return decode(child->bytes, image);
     } catch (const std::length_error&) {
-        std::string why = file + ": the HDF5 library failed while reading this file's structure (corrupt file";
-        if (child->signal) why += std::string("; it stopped on signal ") + std::to_string(child->signal);
-        throw InputError(why + ")");
+        throw no_answer(file, *child, limit);
+    }
+}
+
+// The answers a list_each child sent, each a length-prefixed listing_answer:
+// the offsets of those complete in `bytes`, counted on from `offsets`.
+void complete_answers(const std::string& bytes, std::vector<std::size_t>& offsets, std::size_t& end) {
+    for (;;) {
+        std::uint64_t n = 0;
+        if (bytes.size() - end < sizeof n) return;
+        std::memcpy(&n, bytes.data() + end, sizeof n);
+        if (n > bytes.size() - end - sizeof n) return;
+        offsets.push_back(end + sizeof n);
+        end += sizeof n + static_cast<std::size_t>(n);
     }
 }
 
@@ -354,6 +383,74 @@ std::vector<ListedHessian> list_isolated(const std::string& file, const std::sha
 
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options) {
     return list_isolated(source.file, source.image, [&] { return detail::list_hessians_here(source); }, options);
+}
+
+std::vector<SourceListing> list_each(const std::vector<Source>& sources, const ListOptions& options) {
+    check_time_limit(options.time_limit);
+    std::vector<SourceListing> out(sources.size());
+    auto list_here = [&](std::size_t i) {
+        try {
+            out[i].hessians = detail::list_hessians_here(sources[i]);
+        } catch (const Error& e) {
+            out[i].error = e.what();
+        } catch (const std::bad_alloc&) {
+            out[i].error = listing_out_of_memory(sources[i].file);
+        }
+    };
+    std::set<std::string> flushed;
+    for (const auto& s : sources)
+        if (!s.image && flushed.insert(s.file).second) detail::flush_writers_of(s.file);
+    // A child lists up to `per_child` SOURCEs, answering each as it is done
+    // (a fork cost about 10 ms a SOURCE here); each has the whole time
+    // limit. One that overruns it or kills the child is the error
+    // list_hessians gives it, and a new child goes on with the next.
+    constexpr std::size_t per_child = 64;
+    for (std::size_t next = 0; next < sources.size();) {
+        const std::size_t last = std::min(sources.size(), next + per_child);
+        if (!options.isolate) {
+            for (; next < last; ++next) list_here(next);
+            continue;
+        }
+        auto work = [&]() -> std::string {
+            for (std::size_t i = next; i < last; ++i) {
+                Writer w;
+                w.str(listing_answer(sources[i].file, [&] { return detail::list_hessians_here(sources[i]); }));
+                detail::send_to_parent(w.bytes());
+            }
+            return "";
+        };
+        std::vector<std::size_t> offsets;
+        std::size_t end = 0;
+        auto progress = [&](const std::string& bytes) {
+            const std::size_t before = offsets.size();
+            complete_answers(bytes, offsets, end);
+            return offsets.size() > before;
+        };
+        const std::optional<detail::ChildResult> child =
+            detail::run_in_child(work, options.time_limit, options.stop, listing_room(), progress);
+        if (!child) {  // cannot isolate: list here
+            for (; next < last; ++next) list_here(next);
+            continue;
+        }
+        if (child->stopped) throw ListingStopped();
+        for (std::size_t k = 0; k < offsets.size() && next < last; ++k, ++next) {
+            const std::size_t at = offsets[k];
+            std::uint64_t n = 0;
+            std::memcpy(&n, child->bytes.data() + at - sizeof n, sizeof n);
+            try {
+                out[next].hessians = decode(child->bytes.substr(at, static_cast<std::size_t>(n)), sources[next].image);
+            } catch (const InputError& e) {
+                out[next].error = e.what();
+            } catch (const std::length_error&) {
+                out[next].error = no_answer(sources[next].file, *child, options.time_limit).what();
+            }
+        }
+        if (next < last) {  // the SOURCE being listed when the child stopped
+            out[next].error = no_answer(sources[next].file, *child, options.time_limit).what();
+            ++next;
+        }
+    }
+    return out;
 }
 
 std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOptions& options) {

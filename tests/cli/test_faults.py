@@ -643,6 +643,37 @@ class ProcessFaults(FaultBase):
             self.assertEqual(bad.returncode, 2, limit)
             self.assertEqual(bad.stdout, "", limit)
 
+    def test_sources_listed_together_keep_their_own_rows_around_a_hang_and_a_crash(self):
+        # Several SOURCEs are listed in one child: a SOURCE that hangs it or
+        # kills it is its own error row, and every other SOURCE, before and
+        # after it, is listed and measured as when each had a child of its own.
+        here = os.path.dirname(os.path.abspath(__file__))
+        crash = self.path("crash.h5")
+        shutil.copyfile(os.path.join(here, "..", "..", "fuzz", "regressions", "fuzz_reader",
+                                     "hdf5-btree-node-crashes-group-info"), crash)
+        fifo = self.path("stuck_too.h5")
+        os.mkfifo(fifo)
+        goods = [write_checkpoints(self.path("g%d.h5" % i), 1, 12, seed=40 + i) for i in range(5)]
+        order = [goods[0], crash, goods[1], fifo, goods[2], goods[3], crash, goods[4]]
+        p = subprocess.run([BIN, "volume", *order, "-f", "jsonl", "--list-timeout", "0.5"], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([r["file"] for r in rows], order)
+        for r, f in zip(rows, order):
+            if f == crash:
+                self.assertIn("the HDF5 library failed while reading this file's structure (corrupt file", r["error"])
+            elif f == fifo:
+                self.assertIn("took longer than the listing limit of 0.5 s", r["error"])
+            else:
+                alone = jsonl(subprocess.run([BIN, "volume", f, "-f", "jsonl"], capture_output=True, text=True,
+                                             timeout=60).stdout)[0]
+                self.assertEqual(r["status"], "ok", r)
+                for k in ("source", "rank", "dim"):
+                    self.assertEqual(r[k], alone[k], k)
+                # (solved beside another row, on another count of BLAS threads)
+                self.assertAlmostEqual(r["log_volume"], alone["log_volume"], delta=r["log_volume_error"] + 1e-12)
+
     def test_a_listing_child_dies_with_its_killed_parent(self):
         fifo = self.path("stuck.h5")
         os.mkfifo(fifo)

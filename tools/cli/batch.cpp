@@ -132,19 +132,19 @@ void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkIt
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block, const bv::ListOptions& listing) {
     std::vector<bv::WorkItem> items;
-    for (const auto& text : sources) {
-        bv::Source src = bv::parse_source(text);
-        bv::Row err;
-        auto list = bv::expand_source(src, &err, listing);
-        if (list.empty()) {
-            if (!shard || bv::in_shard(text, *shard)) {
+    std::vector<bv::Source> parsed;
+    for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
+    std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
+    for (std::size_t i = 0; i < parsed.size(); ++i) {
+        if (!listings[i].error.empty()) {
+            if (!shard || bv::in_shard(sources[i], *shard)) {
                 bv::WorkItem w;
-                w.error = err;
+                w.error = bv::source_error_row(parsed[i], listings[i].error);
                 items.push_back(std::move(w));
             }
             continue;
         }
-        for (auto& listed : list) {
+        for (auto& listed : listings[i].hessians) {
             const bv::HessianInfo& h = listed.info;
             if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
             const bool blocks = per_block && listed.problem.empty();

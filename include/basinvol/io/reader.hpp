@@ -94,6 +94,16 @@ struct ListedHessian {
 };
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options = {});
 
+// Each of `sources` listed as list_hessians lists it, several in one child
+// process (a fork per SOURCE costs ~10 ms); a SOURCE that cannot be listed
+// has the message list_hessians throws for it as `error`, the others
+// their Hessians. Throws UsageError (a bad time limit) and ListingStopped.
+struct SourceListing {
+    std::vector<ListedHessian> hessians;
+    std::string error;  // empty when listed
+};
+std::vector<SourceListing> list_each(const std::vector<Source>& sources, const ListOptions& options = {});
+
 // The top-level members of a `blocks` structure list_hessians listed, each
 // listed as a Hessian of its own (as list_hessians lists FILE:MEMBER), all
 // in one child process; the whole's step, loss and loss_threshold hold for a
