@@ -95,6 +95,8 @@ TEST_CASE("expected answers follow from the prescribed spectrum") {
     CHECK(expected_answer({-2, 2}, 1).negative == 1);
     CHECK(parse_list("2, 2,0") == std::vector<double>{2, 2, 0});
     CHECK_THROWS_AS(parse_list("2,,0"), UsageError);
+    CHECK_THROWS_AS(parse_list("2,0,"), UsageError);
+    CHECK_THROWS_AS(parse_list("2,0, "), UsageError);
     CHECK_THROWS_AS(parse_list("2,nan"), UsageError);
 }
 

@@ -1,6 +1,9 @@
 #include <basinvol/error.hpp>
 #include <basinvol/toy/generate.hpp>
 
+#include <cmath>
+#include <string>
+
 namespace basinvol::toy {
 
 Toy make_toy(const ToySpec& spec) {
@@ -14,6 +17,12 @@ Toy make_toy(const ToySpec& spec) {
     Toy t;
     t.expected = expected_answer(eigs, spec.threshold);
     t.matrix = toy_matrix(eigs, spec.rotation);
+    // Near DBL_MAX a rotation's sums, or ‖H‖_F itself, pass float64's range:
+    // basinvol would refuse the file, so no toy is written.
+    const double top = t.matrix.cwiseAbs().maxCoeff();  // (NaN when an entry is)
+    if (!t.matrix.allFinite() || (top > 0 && !std::isfinite(top * (t.matrix / top).norm())))
+        throw UsageError(std::string(t.matrix.allFinite() ? "the toy's norm ‖H‖_F passes" : "the toy's entries pass") +
+                         " float64's range (1.8e308): scale its eigenvalues down");
     Attributes& a = t.attrs;
     a.loss_threshold = spec.threshold;
     if (!spec.name.empty()) a.name = spec.name;

@@ -87,6 +87,10 @@ std::vector<double> parse_list(const std::string& text) {
     std::vector<double> v;
     std::string item;
     std::istringstream in(text);
+    // (getline drops a trailing empty entry: "1,2," is refused as "1,,2" is)
+    const auto last = text.find_last_not_of(" \t");
+    if (last != std::string::npos && text[last] == ',')
+        throw UsageError("eigenvalues", "has an empty entry in '" + text + "'");
     while (std::getline(in, item, ',')) {
         item.erase(0, item.find_first_not_of(" \t"));
         item.erase(item.find_last_not_of(" \t") + 1);

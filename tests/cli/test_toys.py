@@ -361,6 +361,16 @@ class Toys(unittest.TestCase):
                                   ["--eigenvalues", "1e308,0", "--rotate", "1"])):
             rc, out, err = run(self.f, "--append", "-d", "/top%d" % i, *args, binary=TOY)
             self.assertEqual(rc, 0, err)
+        # Past the top, a toy basinvol would refuse is not written (exit 2):
+        # a rotation's sums overflow, or ‖H‖_F does.
+        for args, what in ((["--eigenvalues", "1e308,1e308,0", "--rotate", "1"], "the toy's entries"),
+                           (["--eigenvalues", "1.3e308,1.3e308"], "the toy's norm")):
+            rc, out, err = run(self.f, "--append", "-d", "/over", *args, binary=TOY)
+            self.assertEqual(rc, 2, err)
+            self.assertIn(what, err)
+            self.assertIn(" float64's range (1.8e308): scale its eigenvalues down", err)
+        with h5py.File(self.f, "r") as f:
+            self.assertNotIn("over", f)
         for method in ("dense", "cholesky", "auto"):
             rc, out, err = run("validate", self.f, "--method", method, "-f", "tsv")
             self.assertEqual(rc, 0, method + "\n" + out + err)
@@ -369,6 +379,19 @@ class Toys(unittest.TestCase):
             f["/f0"].attrs["expected_log_volume"] += 1e-3
         rc, out, err = run("validate", self.f + ":/f0", "-f", "tsv")
         self.assertEqual(rc, 1, out + err)
+
+    def test_past_a_thousand_toys_names_keep_toy_order_and_preset_lists_report_failed_writes(self):
+        rc, out, err = run(self.f, "-d", "/t", "--count", "1001", "--eigenvalues", "1,0", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(self.f, "r") as f:
+            names = sorted(f["/t"])
+            self.assertEqual(names[0], "toy_0000")
+            self.assertEqual(names[-1], "toy_1000")
+            self.assertEqual(len(names), 1001)
+        with open("/dev/full", "w") as full:
+            p = subprocess.run([TOY, "--list-presets"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("basinvol-toy: error: cannot write to standard output", p.stderr)
 
     def test_a_count_that_fails_under_a_cut_below_the_floor_says_so(self):
         # The expected answers are a cut over the floor's; an explicit cut

@@ -266,8 +266,9 @@ void write_toys(ToyArgs a) {
             if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
             toy::Toy t = toy::make_toy(spec);
             for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
-            char leaf[32];
-            std::snprintf(leaf, sizeof leaf, "/toy_%03zu", i);
+            // Names as wide as the last one's (at least 3 digits): name order is toy order.
+            char leaf[48];
+            std::snprintf(leaf, sizeof leaf, "/toy_%0*zu", a.count > 1000 ? static_cast<int>(std::to_string(a.count - 1).size()) : 3, i);
             const std::string path = a.count ? (a.dataset == "/" ? std::string(leaf) : a.dataset + leaf) : a.dataset;
             const std::string adds = a.append ? bv::missing_prefix(target, path) : "";
             bv::write_hessian(target, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
@@ -315,8 +316,7 @@ int main(int argc, char** argv) {
     if (args.list) {
         for (const auto& p : toy::presets())
             std::cout << p.name << "\tn=" << p.n << "\t" << p.loss << "\t" << p.about << '\n';
-        std::cout.flush();
-        return std::cout ? 0 : 1;
+        return cli::written(0, "basinvol-toy");
     }
     cli::catch_stop_signals(on_signal);
     try {
