@@ -265,7 +265,8 @@ def _as_array(H, label):
         H = _resolved(t).numpy()
     if isinstance(H, np.ma.MaskedArray):
         raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
-    if isinstance(H, (list, tuple)):  # a list of matrices is not one; numpy's message would not say so
+    if isinstance(H, (list, tuple)) and any(hasattr(x, "shape") and len(x.shape) == 2 for x in H):
+        # several matrices are not one; numpy's message would not say so
         raise TypeError(f"{label}: analyze() takes one matrix (a numpy array or torch tensor) or a structure, "
                         f"got a {type(H).__name__}; basinvol.rank() compares several")
     a = np.asarray(H)
@@ -465,8 +466,8 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
     for item in items:
         if isinstance(item, (str, bytes, os.PathLike)):
             rows.extend(volume(item, **options))
-        elif _is_row(item):
-            rows.append(item)
+        elif _is_row(item) or (isinstance(item, dict) and ("source" in item or "status" in item)):
+            rows.append(item)  # (a row missing a field is refused, naming it)
         else:
             raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
                             "(analyse a matrix or structure with basinvol.analyze() first)")

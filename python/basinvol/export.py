@@ -167,8 +167,10 @@ def _attribute(key, v):
         if v.numel() != 1:
             raise ValueError(f"attribute {key} must be one number, got a tensor of {v.numel()} values")
         v = v.detach().cpu().item()
-    if isinstance(v, np.generic):
+    if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):
         v = v.item()
+    if key.lower() in ("hessian_error", "loss_threshold") and key != key.lower():
+        raise ValueError(f"attribute {key}: basinvol reads {key.lower()}, in lower case")
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError(f"attribute {key} is not finite: {v}")
     if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:

@@ -236,16 +236,22 @@ std::string unwritten_fill_problem(hid_t d);
 std::pair<double, std::string> carried_type(hid_t d, const std::string& file, std::pair<double, std::string> own);
 
 // The value of obj's `structure` attribute ("" when it has none), or a
-// description in parentheses of a value that is not a string; an attribute
-// spelled `structure` in other letter case is "(named <its name>)".
+// description in parentheses of a value that is not a string; "(named X)"
+// for an attribute X spelled `structure` in other letter case whose value
+// is a structure kind (structure_in_other_case).
 std::string structure_kind(hid_t obj, const std::string& where);
-// The attribute names basinvol reads that change an answer (structure,
-// scale, hessian_error, loss_threshold): the one `name` spells in another
-// letter case ("" when it spells none, or spells one exactly).
+// The name of obj's attribute spelled `structure` in other letter case
+// whose value is blocks, factor, kron or diagonal (in any case), or "".
+// (Other values, "Structure = ResNet-18", are a user's own metadata.)
+std::string structure_in_other_case(hid_t obj);
+// hessian_error or loss_threshold when `name` spells it in other letter
+// case ("" otherwise): on a dense Hessian such an attribute is refused.
 std::string answer_attribute_in_other_case(const std::string& name);
-// Why an attribute of obj is a read one misspelled ("attribute Scale is not
-// read: ..."), or "". `scales` (a factor or kron part): also names starting
-// "scal" other than scale ("" too when obj's attributes do not decode).
+// Why an attribute of a structure's part obj is a read one misspelled
+// ("attribute Scale is not read: ..."), or "": `structure` (as
+// structure_in_other_case), hessian_error or loss_threshold in other letter
+// case, or a name meant as scale (Scale, scaling, scale_factor). `scales`:
+// obj is a factor or kron part. "" too when obj's attributes do not decode.
 std::string misnamed_attribute(hid_t obj, bool scales);
 // A structured Hessian (group or 1-D dataset with `structure`) as one
 // listing entry: n, the coarsest stored type, the attributes; `problem` set

@@ -191,38 +191,6 @@ std::string lower_case(std::string s) {
 
 }  // namespace
 
-std::string detail::answer_attribute_in_other_case(const std::string& name) {
-    const std::string lower = lower_case(name);
-    if (lower == name) return "";
-    for (const char* key : {"structure", "scale", "hessian_error", "loss_threshold"})
-        if (lower == key) return key;
-    return "";
-}
-
-std::string detail::misnamed_attribute(hid_t obj, bool scales) {
-    // Iterating a compact list that does not decode crashes HDF5 1.10 (see
-    // read_attributes): such a list is left to the reading that reports it.
-    if (H5Aexists_by_name(obj, ".", "\x7f basinvol: no attribute has this name", H5P_DEFAULT) < 0) {
-        H5Eclear2(H5E_DEFAULT);
-        return "";
-    }
-    std::vector<std::string> names;
-    auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
-        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
-        return 0;
-    };
-    hsize_t idx = 0;
-    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &names);
-    H5Eclear2(H5E_DEFAULT);
-    for (const auto& name : names) {
-        if (const std::string key = answer_attribute_in_other_case(name); !key.empty())
-            return "attribute " + name + " is not read: basinvol reads " + key + ", in lower case";
-        if (scales && lower_case(name).rfind("scal", 0) == 0 && name != "scale")
-            return "attribute " + name + " is not read: a factor or kron part's scale is the attribute scale";
-    }
-    return "";
-}
-
 namespace {
 
 // Attributes that change an answer only where they apply (expected_* in
@@ -959,6 +927,75 @@ std::string home_of(hid_t d, const std::string& file) {
 }
 
 }  // namespace
+
+std::string detail::answer_attribute_in_other_case(const std::string& name) {
+    const std::string lower = lower_case(name);
+    if (lower == name) return "";
+    for (const char* key : {"hessian_error", "loss_threshold"})
+        if (lower == key) return key;
+    return "";
+}
+
+namespace {
+
+// obj's attribute names; none when its attribute list does not decode
+// (iterating such a compact list crashes HDF5 1.10: see read_attributes).
+std::vector<std::string> attribute_names(hid_t obj) {
+    std::vector<std::string> names;
+    if (H5Aexists_by_name(obj, ".", "\x7f basinvol: no attribute has this name", H5P_DEFAULT) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return names;
+    }
+    auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+    };
+    hsize_t idx = 0;
+    H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &names);
+    H5Eclear2(H5E_DEFAULT);
+    return names;
+}
+
+// A name a user writing a factor's scale may have meant: Scale, SCALE,
+// scaling, scale_factor, scales, ... (lower case, '_', '-' and ' ' left out).
+bool meant_as_scale(const std::string& name) {
+    std::string key;
+    for (char c : lower_case(name))
+        if (c != '_' && c != '-' && c != ' ') key += c;
+    return name != "scale" && (key == "scale" || key == "scaling" || key == "scalefactor" ||
+                               key == "scalingfactor" || key == "scales" || key == "scaled");
+}
+
+}  // namespace
+
+std::string detail::structure_in_other_case(hid_t obj) {
+    for (const auto& name : attribute_names(obj)) {
+        if (name == "structure" || lower_case(name) != "structure") continue;
+        Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
+        Handle type(a.valid() ? H5Aget_type(a.get()) : -1, H5Tclose);
+        std::optional<std::string> value;
+        if (type.valid() && H5Tget_class(type.get()) == H5T_STRING) value = read_string_attribute(a.get(), type.get());
+        H5Eclear2(H5E_DEFAULT);
+        const std::string kind = value ? lower_case(*value) : "";
+        if (kind == "blocks" || kind == "factor" || kind == "kron" || kind == "diagonal") return name;
+    }
+    return "";
+}
+
+std::string detail::misnamed_attribute(hid_t obj, bool scales) {
+    if (const std::string name = structure_in_other_case(obj); !name.empty())
+        return "attribute " + name + " is not read: basinvol reads structure, in lower case";
+    for (const auto& name : attribute_names(obj)) {
+        if (const std::string key = answer_attribute_in_other_case(name); !key.empty())
+            return "attribute " + name + " is not read: basinvol reads " + key + ", in lower case";
+        if (meant_as_scale(name))
+            return "attribute " + name + " is not read: " +
+                   (scales ? std::string("a factor or kron part's scale is the attribute scale")
+                           : std::string("only a factor or kron part has a scale (attribute scale); scale the "
+                                         "values when writing"));
+    }
+    return "";
+}
 
 std::pair<double, std::string> detail::carried_type(hid_t d, const std::string& file,
                                                     std::pair<double, std::string> own) {

@@ -406,16 +406,18 @@ std::vector<SourceListing> list_each(const std::vector<Source>& sources, const L
     // list_hessians gives it, and a new child goes on with the next.
     constexpr std::size_t per_child = 64;
     for (std::size_t next = 0; next < sources.size();) {
-        const std::size_t last = std::min(sources.size(), next + per_child);
+        const std::size_t first = next, last = std::min(sources.size(), next + per_child);
         if (!options.isolate) {
             for (; next < last; ++next) list_here(next);
             continue;
         }
         auto work = [&]() -> std::string {
             for (std::size_t i = next; i < last; ++i) {
-                Writer w;
-                w.str(listing_answer(sources[i].file, [&] { return detail::list_hessians_here(sources[i]); }));
-                detail::send_to_parent(w.bytes());
+                const std::string answer =
+                    listing_answer(sources[i].file, [&] { return detail::list_hessians_here(sources[i]); });
+                const std::uint64_t n = answer.size();
+                detail::send_to_parent(std::string(reinterpret_cast<const char*>(&n), sizeof n));
+                detail::send_to_parent(answer);
             }
             return "";
         };
@@ -445,7 +447,10 @@ std::vector<SourceListing> list_each(const std::vector<Source>& sources, const L
                 out[next].error = no_answer(sources[next].file, *child, options.time_limit).what();
             }
         }
-        if (next < last) {  // the SOURCE being listed when the child stopped
+        // The SOURCE being listed when the child stopped. One that died after
+        // others may have died of what they left in HDF5's state: it is
+        // listed again, first in a child of its own, before it is blamed.
+        if (next < last && (child->timed_out || next == first)) {
             out[next].error = no_answer(sources[next].file, *child, options.time_limit).what();
             ++next;
         }
@@ -457,32 +462,32 @@ std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOpt
     const HessianInfo& h = whole.info;
     ReadOptions read;
     read.image = whole.image;
-    // One walk for every member: a child process each cost ~15 ms a block.
-    auto members = [&] {
-        std::vector<ListedHessian> out;
-        for (const auto& part : describe_structure(h, read).parts) {
-            const Source member{h.file, part.path, h.file + ":" + part.path, whole.image};
-            try {
-                for (auto& m : detail::list_hessians_here(member)) out.push_back(std::move(m));
-            } catch (const InputError& e) {
-                ListedHessian bad;
-                bad.info.file = h.file;
-                bad.info.dataset = part.path;
-                const std::string m = e.what(), prefix = bad.info.source() + ": ";
-                bad.problem = m.rfind(prefix, 0) == 0 ? m.substr(prefix.size()) : m;
-                out.push_back(std::move(bad));
-            }
+    std::vector<Source> members;
+    for (const auto& part : describe_structure(h, read).parts)
+        members.push_back(Source{h.file, part.path, h.file + ":" + part.path, whole.image});
+    // As SOURCEs of their own: each with the whole time limit, several in a child.
+    std::vector<SourceListing> listed = list_each(members, options);
+    std::vector<ListedHessian> out;
+    for (std::size_t i = 0; i < members.size(); ++i) {
+        if (!listed[i].error.empty()) {
+            ListedHessian bad;
+            bad.info.file = h.file;
+            bad.info.dataset = members[i].path;
+            bad.image = whole.image;
+            const std::string& m = listed[i].error;
+            const std::string prefix = bad.info.source() + ": ";
+            bad.problem = m.rfind(prefix, 0) == 0 ? m.substr(prefix.size()) : m;
+            out.push_back(std::move(bad));
         }
-        return out;
-    };
-    std::vector<ListedHessian> list = list_isolated(h.file, whole.image, members, options);
-    for (auto& m : list) {
+        for (auto& m : listed[i].hessians) out.push_back(std::move(m));
+    }
+    for (auto& m : out) {
         // The whole's step, loss and threshold hold for its blocks unless they say otherwise.
         if (!m.info.attrs.loss_threshold) m.info.attrs.loss_threshold = h.attrs.loss_threshold;
         if (!m.info.attrs.step) m.info.attrs.step = h.attrs.step;
         if (!m.info.attrs.loss) m.info.attrs.loss = h.attrs.loss;
     }
-    return list;
+    return out;
 }
 
 }  // namespace basinvol

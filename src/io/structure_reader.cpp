@@ -393,16 +393,8 @@ std::string detail::structure_kind(hid_t obj, const std::string& where) {
         H5Eclear2(H5E_DEFAULT);
         // (When has < 0 the attributes do not decode: described later, as said.)
         if (has == 0) {
-            std::vector<std::string> names;
-            auto collect = [](hid_t, const char* name, const H5A_info_t*, void* data) -> herr_t {
-                if (detail::answer_attribute_in_other_case(name) == "structure")
-                    static_cast<std::vector<std::string>*>(data)->emplace_back(name);
-                return 0;
-            };
-            hsize_t idx = 0;
-            H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect, &names);
-            H5Eclear2(H5E_DEFAULT);
-            if (!names.empty()) return "(named " + names.front() + ")";
+            if (const std::string name = detail::structure_in_other_case(obj); !name.empty())
+                return "(named " + name + ")";
         }
         return "";
     }

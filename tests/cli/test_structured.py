@@ -442,20 +442,33 @@ class Structured(unittest.TestCase):
             g["a"] = np.eye(2)
             g["b"] = self.diag
             g["b"].attrs["Structure"] = "diagonal"
+            # A user's own metadata of like names is read as before.
+            g = h.create_group("runs")
+            g.attrs["Structure"] = "ResNet-18"
+            g.attrs["scaling_note"] = "none"
+            d = g.create_dataset("step_1", data=np.eye(3))
+            d.attrs["STRUCTURE"] = "dense"
+            d.attrs["Scale"] = 2.0
+            g = h.create_group("noted")
+            g.attrs["structure"] = "factor"
+            g.attrs["scaling_note"] = "1/N already applied"
+            g["G"] = self.G
         p = run("volume", f, "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
         rows = {r["dataset"]: r for r in rows_of(p)}
         sigma2 = np.linalg.svd(self.G, compute_uv=False) ** 2
         kept = 1e-3 * sigma2[sigma2 > 1e-8 * sigma2.max()]
         self.assertAlmostEqual(rows["/ok"]["log_volume"], log_volume_of(kept), delta=1e-9 * abs(log_volume_of(kept)))
-        for name in ("Scale", "SCALE"):
-            self.assertIn("attribute %s is not read: basinvol reads scale, in lower case" % name, rows["/" + name]["error"])
-        self.assertIn("attribute scaling is not read: a factor or kron part's scale is the attribute scale",
-                      rows["/scaling"]["error"])
+        for name in ("Scale", "SCALE", "scaling"):
+            self.assertIn("attribute %s is not read: a factor or kron part's scale is the attribute scale" % name,
+                          rows["/" + name]["error"])
         self.assertIn("attribute Structure is not read: basinvol reads structure, in lower case", rows["/cap"]["error"])
         self.assertNotIn("/cap/G", rows, "the group is one row, not a walk of its members")
         self.assertIn("attribute Hessian_Error is not read: basinvol reads hessian_error", rows["/dense"]["error"])
         self.assertIn("/nested/b: attribute Structure is not read", rows["/nested"]["error"])
+        self.assertEqual(rows["/runs/step_1"]["status"], "ok")
+        self.assertEqual(rows["/runs/step_1"]["rank"], 3)
+        self.assertEqual(rows["/noted"]["status"], "ok")
         # G named alone: the hint names the structure it belongs to.
         p = run("volume", f + ":/ok/G", f + ":/cap/G", "-f", "jsonl")
         errors = [r["error"] for r in rows_of(p)]

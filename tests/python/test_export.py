@@ -477,8 +477,11 @@ class StructuredExport(unittest.TestCase):
         with h5py.File(path, "r") as f:
             self.assertEqual(sorted(f), ["p"], "nothing was written by the refused calls")
             self.assertEqual(f["p"][0], 1e39)
-        with self.assertRaisesRegex(ValueError, "loss_threshold must be a positive number, got -1"):
-            bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), loss_threshold=-1)
+        for bad in (-1, 0.0, np.array(-1.0), np.float32(-2)):
+            with self.assertRaisesRegex(ValueError, "loss_threshold must be a positive number, got -?[0-9]"):
+                bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), loss_threshold=bad)
+        with self.assertRaisesRegex(ValueError, "attribute Loss_Threshold: basinvol reads loss_threshold, in lower case"):
+            bx.write_hessian(path, np.eye(2), dataset="q", Loss_Threshold=1e-3)
         with self.assertRaisesRegex(ValueError, "blocks= names the parameter blocks of a dense Hessian"):
             bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), blocks={"names": ["a"], "offsets": [0], "sizes": [2]})
 

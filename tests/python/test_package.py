@@ -263,6 +263,8 @@ def test_structures_that_are_not_hessians_are_clear_errors():
     # Several matrices are not one (numpy's own error said "inhomogeneous shape").
     with pytest.raises(TypeError, match="analyze\\(\\) takes one matrix .* got a list"):
         basinvol.analyze([np.eye(2), np.eye(3)])
+    # One matrix written as nested lists is still one.
+    assert basinvol.analyze([[2.0, 0.0], [0.0, 1.0]]).rank == 2
 
 
 def test_input_is_not_changed():

@@ -99,12 +99,20 @@ bv::WorkItem item_of(bv::ListedHessian listed) {
 }
 
 // The top-level members of a blocks structure, each its own item (an error
-// item when it cannot be listed).
+// item when it cannot be listed); one error item (labelled
+// "<dataset>[blocks]") when the layout cannot be read again.
 void add_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
     try {
         for (auto& member : bv::list_blocks(whole, listing)) items.push_back(item_of(std::move(member)));
-    } catch (const bv::Error&) {
-        // the whole's own row says what is wrong
+    } catch (const bv::Error& e) {
+        bv::WorkItem w;
+        w.info = whole.info;
+        std::string why = e.what();
+        const std::string prefix = w.info.source() + ": ";
+        if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
+        w.info.dataset += "[blocks]";
+        w.error = bv::error_row(w.info, why);
+        items.push_back(std::move(w));
     }
 }
 

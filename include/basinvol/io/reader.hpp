@@ -105,10 +105,10 @@ struct SourceListing {
 std::vector<SourceListing> list_each(const std::vector<Source>& sources, const ListOptions& options = {});
 
 // The top-level members of a `blocks` structure list_hessians listed, each
-// listed as a Hessian of its own (as list_hessians lists FILE:MEMBER), all
-// in one child process; the whole's step, loss and loss_threshold hold for a
-// member that states none. A member that cannot be listed is listed with
-// its problem. Throws InputError when the walk fails as a whole.
+// listed as a Hessian of its own (as list_each lists FILE:MEMBER); the
+// whole's step, loss and loss_threshold hold for a member that states none.
+// A member that cannot be listed is listed with its problem. Throws
+// InputError when the structure's layout cannot be read.
 std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOptions& options = {});
 
 // The message of a listing that ran out of memory (under an address-space
