@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -98,41 +99,37 @@ bv::WorkItem item_of(bv::ListedHessian listed) {
     return w;
 }
 
-// The top-level members of a blocks structure, each its own item (an error
-// item when it cannot be listed); one error item (labelled
-// "<dataset>[blocks]") when the layout cannot be read again.
-void add_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
+// The rows `list` gives for the blocks of `whole`, each its own item (an
+// error item when it cannot be listed); one error item, labelled
+// "<dataset>[label]", when `list` fails as a whole.
+void add_parts(const bv::ListedHessian& whole, const std::string& label,
+               const std::function<std::vector<bv::ListedHessian>()>& list, std::vector<bv::WorkItem>& items) {
     try {
-        for (auto& member : bv::list_blocks(whole, listing)) items.push_back(item_of(std::move(member)));
+        for (auto& part : list()) items.push_back(item_of(std::move(part)));
     } catch (const bv::Error& e) {
         bv::WorkItem w;
         w.info = whole.info;
         std::string why = e.what();
         const std::string prefix = w.info.source() + ": ";
         if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
-        w.info.dataset += "[blocks]";
+        w.info.dataset += "[" + label + "]";
         w.error = bv::error_row(w.info, why);
         items.push_back(std::move(w));
     }
 }
 
-// The exporter's parameter blocks of a dense Hessian, each its own item; one
-// error item (labelled "<dataset>[param_offsets]") when its attributes break a rule.
+// The top-level members of a blocks structure ("[blocks]" when its layout
+// cannot be read again).
+void add_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkItem>& items, const bv::ListOptions& listing) {
+    add_parts(whole, "blocks", [&] { return bv::list_blocks(whole, listing); }, items);
+}
+
+// The exporter's parameter blocks of a dense Hessian ("[param_offsets]" when
+// its attributes break a rule).
 void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkItem>& items) {
     bv::ReadOptions read;
     read.image = whole.image;
-    try {
-        for (auto& b : bv::list_parameter_blocks(whole.info, read)) items.push_back(item_of(std::move(b)));
-    } catch (const bv::Error& e) {
-        bv::WorkItem w;
-        w.info = whole.info;
-        std::string why = e.what();
-        const std::string prefix = w.info.source() + ": ";
-        if (why.rfind(prefix, 0) == 0) why.erase(0, prefix.size());
-        w.info.dataset += "[param_offsets]";
-        w.error = bv::error_row(w.info, why);
-        items.push_back(std::move(w));
-    }
+    add_parts(whole, "param_offsets", [&] { return bv::list_parameter_blocks(whole.info, read); }, items);
 }
 
 }  // namespace
