@@ -265,7 +265,8 @@ def _as_array(H, label):
         H = _resolved(t).numpy()
     if isinstance(H, np.ma.MaskedArray):
         raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
-    if isinstance(H, (list, tuple)) and any(hasattr(x, "shape") and len(x.shape) == 2 for x in H):
+    if isinstance(H, (list, tuple)) and any((hasattr(x, "shape") and len(x.shape) == 2)
+                                            or isinstance(x, (Factor, Kron, Diagonal, dict)) for x in H):
         # several matrices are not one; numpy's message would not say so
         raise TypeError(f"{label}: analyze() takes one matrix (a numpy array or torch tensor) or a structure, "
                         f"got a {type(H).__name__}; basinvol.rank() compares several")

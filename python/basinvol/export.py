@@ -167,8 +167,8 @@ def _attribute(key, v):
         if v.numel() != 1:
             raise ValueError(f"attribute {key} must be one number, got a tensor of {v.numel()} values")
         v = v.detach().cpu().item()
-    if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):
-        v = v.item()
+    if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.size == 1 and key == "loss_threshold"):
+        v = v.item()  # (one value, as basinvol reads a one-element attribute)
     if key.lower() in ("hessian_error", "loss_threshold") and key != key.lower():
         raise ValueError(f"attribute {key}: basinvol reads {key.lower()}, in lower case")
     if isinstance(v, float) and not math.isfinite(v):
@@ -422,6 +422,9 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
     if attrs.get("blocks") is not None:
         raise ValueError("blocks= names the parameter blocks of a dense Hessian (write_hessian); a structure's "
                          "blocks are a dict of name -> part, given as `part`")
+    for k in attrs:
+        if k.lower().replace("_", "") in ("scale", "scaling", "scales", "scalingfactor", "scalefactor"):
+            raise ValueError(f"attribute {k}: a structure's scale is Factor(G, scale) or Kron(A, B, scale)")
     attrs = {k: _attribute(k, v) for k, v in attrs.items() if v is not None}
 
     def write(g, name):

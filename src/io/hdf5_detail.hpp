@@ -244,6 +244,14 @@ std::string structure_kind(hid_t obj, const std::string& where);
 // whose value is blocks, factor, kron or diagonal (in any case), or "".
 // (Other values, "Structure = ResNet-18", are a user's own metadata.)
 std::string structure_in_other_case(hid_t obj);
+// obj's attribute names; none when its attribute list does not decode
+// (iterating such a compact list crashes HDF5 1.10: see read_attributes).
+std::vector<std::string> attribute_names(hid_t obj);
+std::string lower_case(std::string s);
+// Whether `name` is one a user writing a factor's scale may have meant
+// (Scale, SCALE, scaling, scales; scale_factor when `netcdf_too`: elsewhere
+// it is netCDF's packing, refused as such).
+bool meant_as_scale(const std::string& name, bool netcdf_too = true);
 // hessian_error or loss_threshold when `name` spells it in other letter
 // case ("" otherwise): on a dense Hessian such an attribute is refused.
 std::string answer_attribute_in_other_case(const std::string& name);

@@ -184,12 +184,12 @@ std::string type_name(hid_t type) {
 // Attributes whose value changes a row's numbers: never silently dropped.
 bool changes_answer(const std::string& key) { return key == "hessian_error"; }
 
-std::string lower_case(std::string s) {
+}  // namespace
+
+std::string detail::lower_case(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return s;
 }
-
-}  // namespace
 
 namespace {
 
@@ -936,11 +936,7 @@ std::string detail::answer_attribute_in_other_case(const std::string& name) {
     return "";
 }
 
-namespace {
-
-// obj's attribute names; none when its attribute list does not decode
-// (iterating such a compact list crashes HDF5 1.10: see read_attributes).
-std::vector<std::string> attribute_names(hid_t obj) {
+std::vector<std::string> detail::attribute_names(hid_t obj) {
     std::vector<std::string> names;
     if (H5Aexists_by_name(obj, ".", "\x7f basinvol: no attribute has this name", H5P_DEFAULT) < 0) {
         H5Eclear2(H5E_DEFAULT);
@@ -956,25 +952,24 @@ std::vector<std::string> attribute_names(hid_t obj) {
     return names;
 }
 
-// A name a user writing a factor's scale may have meant: Scale, SCALE,
-// scaling, scale_factor, scales, ... (lower case, '_', '-' and ' ' left out).
-bool meant_as_scale(const std::string& name) {
+bool detail::meant_as_scale(const std::string& name, bool netcdf_too) {
     std::string key;
     for (char c : lower_case(name))
         if (c != '_' && c != '-' && c != ' ') key += c;
-    return name != "scale" && (key == "scale" || key == "scaling" || key == "scalefactor" ||
-                               key == "scalingfactor" || key == "scales" || key == "scaled");
+    return name != "scale" && (key == "scale" || key == "scaling" || key == "scalingfactor" || key == "scales" ||
+                               (netcdf_too && key == "scalefactor"));
 }
-
-}  // namespace
 
 std::string detail::structure_in_other_case(hid_t obj) {
     for (const auto& name : attribute_names(obj)) {
         if (name == "structure" || lower_case(name) != "structure") continue;
         Handle a(H5Aopen(obj, name.c_str(), H5P_DEFAULT), H5Aclose);
         Handle type(a.valid() ? H5Aget_type(a.get()) : -1, H5Tclose);
-        std::optional<std::string> value;
-        if (type.valid() && H5Tget_class(type.get()) == H5T_STRING) value = read_string_attribute(a.get(), type.get());
+        Handle space(a.valid() ? H5Aget_space(a.get()) : -1, H5Sclose);
+        std::optional<std::string> value;  // one string only: the read fills as many as the attribute holds
+        if (type.valid() && space.valid() && H5Tget_class(type.get()) == H5T_STRING &&
+            H5Sget_simple_extent_npoints(space.get()) == 1)
+            value = read_string_attribute(a.get(), type.get());
         H5Eclear2(H5E_DEFAULT);
         const std::string kind = value ? lower_case(*value) : "";
         if (kind == "blocks" || kind == "factor" || kind == "kron" || kind == "diagonal") return name;
@@ -983,12 +978,16 @@ std::string detail::structure_in_other_case(hid_t obj) {
 }
 
 std::string detail::misnamed_attribute(hid_t obj, bool scales) {
-    if (const std::string name = structure_in_other_case(obj); !name.empty())
-        return "attribute " + name + " is not read: basinvol reads structure, in lower case";
+    const htri_t has = H5Aexists(obj, "structure");  // beside structure itself, another spelling changes nothing
+    H5Eclear2(H5E_DEFAULT);
+    if (has == 0)
+        if (const std::string name = structure_in_other_case(obj); !name.empty())
+            return "attribute " + name + " is not read: basinvol reads structure, in lower case";
     for (const auto& name : attribute_names(obj)) {
         if (const std::string key = answer_attribute_in_other_case(name); !key.empty())
             return "attribute " + name + " is not read: basinvol reads " + key + ", in lower case";
-        if (meant_as_scale(name))
+        // (netCDF's scale_factor on a part that is not a factor or kron: its packing message, when read)
+        if (meant_as_scale(name, scales))
             return "attribute " + name + " is not read: " +
                    (scales ? std::string("a factor or kron part's scale is the attribute scale")
                            : std::string("only a factor or kron part has a scale (attribute scale); scale the "

@@ -449,7 +449,7 @@ std::vector<SourceListing> list_each(const std::vector<Source>& sources, const L
         }
         // The SOURCE being listed when the child stopped. One that died after
         // others may have died of what they left in HDF5's state: it is
-        // listed again, first in a child of its own, before it is blamed.
+        // listed again, first in a new child, before it is blamed.
         if (next < last && (child->timed_out || next == first)) {
             out[next].error = no_answer(sources[next].file, *child, options.time_limit).what();
             ++next;

@@ -133,11 +133,13 @@ std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name,
     if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
     // These hold for a Hessian; on G, A or B they would be read by no one and
     // the answer would silently go without them (a scale on G is not H's).
-    for (const char* key : {"scale", "hessian_error", "loss_threshold", "structure", "step", "loss", "name"}) {
-        if (H5Aexists(d.get(), key) > 0)
-            fail_at(at, std::string("attribute ") + key + " on " + name + " is not read: it goes on the " +
-                            (name == "G" ? "factor" : "kron") + " group, whose H it describes", false);
-        H5Eclear2(H5E_DEFAULT);
+    // (in any letter case, and names meant as scale: Scale, scaling)
+    for (const auto& key : detail::attribute_names(d.get())) {
+        const std::string lower = detail::lower_case(key);
+        for (const char* read : {"scale", "hessian_error", "loss_threshold", "structure", "step", "loss", "name"})
+            if (lower == read || detail::meant_as_scale(key))
+                fail_at(at, "attribute " + key + " on " + name + " is not read: it goes on the " +
+                                (name == "G" ? "factor" : "kron") + " group, whose H it describes", false);
     }
     DatasetShape s = dataset_shape(d.get(), at, reads);
     return {std::move(d), std::move(s)};

@@ -452,7 +452,22 @@ class Structured(unittest.TestCase):
             g = h.create_group("noted")
             g.attrs["structure"] = "factor"
             g.attrs["scaling_note"] = "1/N already applied"
+            g.attrs["Structure"] = "factor"  # beside structure itself: changes nothing
             g["G"] = self.G
+            # Text arrays named Structure are metadata too (read one value only).
+            g = h.create_group("layers")
+            g.attrs["Structure"] = ["conv%d" % i for i in range(4000)]
+            g["step_1"] = np.eye(2)
+            g = h.create_group("flagged")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2)
+            g["a"].attrs["Structure"] = np.array([b"factor", b"kron", b"diagonal"])
+            g["a"].attrs["scaled"] = True
+            # Scale written on G instead of its group, in any spelling.
+            g = h.create_group("on_G")
+            g.attrs["structure"] = "factor"
+            g["G"] = self.G
+            g["G"].attrs["Scale"] = 1e-3
         p = run("volume", f, "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
         rows = {r["dataset"]: r for r in rows_of(p)}
@@ -469,6 +484,9 @@ class Structured(unittest.TestCase):
         self.assertEqual(rows["/runs/step_1"]["status"], "ok")
         self.assertEqual(rows["/runs/step_1"]["rank"], 3)
         self.assertEqual(rows["/noted"]["status"], "ok")
+        self.assertEqual(rows["/layers/step_1"]["status"], "ok")
+        self.assertEqual(rows["/flagged"]["status"], "ok")
+        self.assertIn("attribute Scale on G is not read: it goes on the factor group", rows["/on_G"]["error"])
         # G named alone: the hint names the structure it belongs to.
         p = run("volume", f + ":/ok/G", f + ":/cap/G", "-f", "jsonl")
         errors = [r["error"] for r in rows_of(p)]

@@ -477,7 +477,9 @@ class StructuredExport(unittest.TestCase):
         with h5py.File(path, "r") as f:
             self.assertEqual(sorted(f), ["p"], "nothing was written by the refused calls")
             self.assertEqual(f["p"][0], 1e39)
-        for bad in (-1, 0.0, np.array(-1.0), np.float32(-2)):
+        with self.assertRaisesRegex(ValueError, "attribute Scale: a structure's scale is Factor\\(G, scale\\)"):
+            bx.write_structure(path, "q", bx.Factor(np.ones((2, 3))), Scale=2.0)
+        for bad in (-1, 0.0, np.array(-1.0), np.array([-1.0]), np.float32(-2)):
             with self.assertRaisesRegex(ValueError, "loss_threshold must be a positive number, got -?[0-9]"):
                 bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), loss_threshold=bad)
         with self.assertRaisesRegex(ValueError, "attribute Loss_Threshold: basinvol reads loss_threshold, in lower case"):

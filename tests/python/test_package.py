@@ -261,8 +261,9 @@ def test_structures_that_are_not_hessians_are_clear_errors():
                                             "\\(analyse a matrix or structure with basinvol.analyze\\(\\) first\\)"):
             basinvol.rank([basinvol.analyze(np.eye(2)), item])
     # Several matrices are not one (numpy's own error said "inhomogeneous shape").
-    with pytest.raises(TypeError, match="analyze\\(\\) takes one matrix .* got a list"):
-        basinvol.analyze([np.eye(2), np.eye(3)])
+    for several in ([np.eye(2), np.eye(3)], [basinvol.Factor(G), basinvol.Factor(G)]):
+        with pytest.raises(TypeError, match="analyze\\(\\) takes one matrix .* got a list"):
+            basinvol.analyze(several)
     # One matrix written as nested lists is still one.
     assert basinvol.analyze([[2.0, 0.0], [0.0, 1.0]]).rank == 2
 
