@@ -6,7 +6,9 @@
 // triangle, dsyevd_2stage, and for the tridiagonal values dstemr or dqds
 // through dlasq1 in place of dsterf); and the steps of the factored
 // Cholesky at the matrix's rank (src/solve/cholesky.cpp), with the Cholesky
-// of its Ritz matrix against that matrix's dsyevd — docs/performance.md.
+// of its Ritz matrix against that matrix's dsyevd; and what a spectrum
+// summarized by log det V (no r×r matrix) and its extremes would cost in
+// its place — docs/performance.md.
 //
 //   OPENBLAS_NUM_THREADS=1 build/bench_lapack_kernels N [RANK [REPEATS]]
 //
@@ -42,6 +44,11 @@ void dstemr_(const char* jobz, const char* range, const int* n, double* d, doubl
              const int* nzc, int* isuppz, int* tryrac, double* work, const int* lwork, int* iwork, const int* liwork,
              int* info, std::size_t, std::size_t);
 void dlasq1_(const int* n, double* d, double* e, double* work, int* info);
+void dtrsv_(const char* uplo, const char* trans, const char* diag, const int* n, const double* a, const int* lda,
+            double* x, const int* incx, std::size_t, std::size_t, std::size_t);
+void dpotrs_(const char* uplo, const int* n, const int* nrhs, const double* a, const int* lda, double* b,
+             const int* ldb, int* info, std::size_t);
+void dgetrf_(const int* m, const int* n, double* a, const int* lda, int* ipiv, int* info);
 }
 
 namespace {
@@ -283,6 +290,125 @@ void factored_steps(int n, int repeats, const std::vector<double>& h) {
                 r, best[0], best[1], best[2], best[3], best[4], best[5], best[6]);
 }
 
+// What a spectrum summarized by its log-determinant would cost, with no
+// r×r matrix: for L = [L₁; L₂] from dpstrf, A = L₂L₁⁻¹ (m×r, m = n − r),
+// log det LᵀL = 2·log det L₁ + log det(I + AAᵀ) (Sylvester's determinant
+// identity, the m×m side), and the Ritz matrix V = RRᵀ + Q₂ᵀSQ₂ has
+// log det V = log det LᵀL + log det(I + S·ZZᵀ), Z = L₂(LᵀL)⁻¹ =
+// (I + AAᵀ)⁻¹·A·L₁⁻ᵀ. Checked against Σ log eig(V) with V formed as
+// cholesky.cpp does (in float64). Then what its extremes would cost: 60
+// Lanczos products with H (float64) for the largest value, 20
+// shift-and-invert products with (LᵀL)⁻¹ through the factors for the
+// smallest. Times after dpstrf and S, best of `repeats`.
+void complement_steps(int n, int repeats, const std::vector<double>& h) {
+    double best[3] = {1e300, 1e300, 1e300};
+    double logdet = 0, ritz = 0;
+    int r = 0;
+    for (int rep = 0; rep < repeats; ++rep) {
+        std::vector<double> a = h, work(2 * static_cast<std::size_t>(n));
+        std::vector<int> piv(n);
+        double* A = a.data();
+        auto at = [&](int i, int j) -> double& { return A[i + static_cast<std::size_t>(j) * n]; };
+        double top = 0;
+        for (int i = 0; i < n; ++i) top = std::max(top, h[static_cast<std::size_t>(i) * (n + 1)]);
+        const double stop = 4 * std::ldexp(1.0, -23) * top;
+        int info = 0;
+        dpstrf_("L", &n, A, &n, piv.data(), &r, &stop, work.data(), &info, 1);
+        check(info == 1 ? 0 : info, "dpstrf");
+        if (r >= n || r == 0) return;
+        const int m = n - r;
+        double* L1 = A;
+        double* L2 = A + r;
+        std::vector<double> S(static_cast<std::size_t>(m) * m);
+        for (int b = 0; b < m; ++b)
+            for (int i = 0; i < m; ++i)
+                S[i + static_cast<std::size_t>(b) * m] = h[static_cast<std::size_t>(piv[r + i] - 1) +
+                                                            static_cast<std::size_t>(piv[r + b] - 1) * n];
+        basinvol::blas::gemm('N', 'T', m, m, r, -1.0, L2, n, L2, n, 1.0, S.data(), m);
+
+        auto t0 = Clock::now();
+        std::vector<double> Am(static_cast<std::size_t>(m) * r), K(static_cast<std::size_t>(m) * m, 0.0);
+        for (int j = 0; j < r; ++j)
+            for (int i = 0; i < m; ++i) Am[i + static_cast<std::size_t>(j) * m] = at(r + i, j);
+        basinvol::blas::trsm('R', 'L', 'N', 'N', m, r, 1.0, L1, n, Am.data(), m);  // A = L₂L₁⁻¹
+        for (int i = 0; i < m; ++i) K[i + static_cast<std::size_t>(i) * m] = 1;
+        basinvol::blas::syrk('L', 'N', m, r, 1.0, Am.data(), m, 1.0, K.data(), m);  // I + AAᵀ
+        dpotrf_("L", &m, K.data(), &m, &info, 1);
+        check(info, "dpotrf of I + AAᵀ");
+        double ld = 0;
+        for (int i = 0; i < r; ++i) ld += 2 * std::log(at(i, i));
+        for (int i = 0; i < m; ++i) ld += 2 * std::log(K[i + static_cast<std::size_t>(i) * m]);
+        std::vector<double> Z = Am;
+        basinvol::blas::trsm('R', 'L', 'T', 'N', m, r, 1.0, L1, n, Z.data(), m);  // A·L₁⁻ᵀ
+        dpotrs_("L", &m, &r, K.data(), &m, Z.data(), &m, &info, 1);              // Z
+        check(info, "dpotrs");
+        std::vector<double> P(static_cast<std::size_t>(m) * m), C(static_cast<std::size_t>(m) * m);
+        basinvol::blas::gemm('N', 'T', m, m, r, 1.0, Z.data(), m, Z.data(), m, 0.0, P.data(), m);  // ZZᵀ
+        basinvol::blas::gemm('N', 'N', m, m, m, 1.0, S.data(), m, P.data(), m, 0.0, C.data(), m);  // S·ZZᵀ
+        for (int i = 0; i < m; ++i) C[i + static_cast<std::size_t>(i) * m] += 1;
+        std::vector<int> ipiv(m);
+        dgetrf_(&m, &m, C.data(), &m, ipiv.data(), &info);
+        check(info, "dgetrf of I + S·ZZᵀ");
+        for (int i = 0; i < m; ++i) ld += std::log(std::abs(C[i + static_cast<std::size_t>(i) * m]));
+        best[0] = std::min(best[0], ms_since(t0));
+        logdet = ld;
+
+        t0 = Clock::now();  // 60 Lanczos products with H for the largest value
+        std::vector<double> x(n, 1.0 / std::sqrt(double(n))), y(n);
+        for (int k = 0; k < 60; ++k) {
+            basinvol::blas::gemv('N', n, n, 1.0, h.data(), n, x.data(), 1, 0.0, y.data(), 1);
+            double norm = 0;
+            for (double v : y) norm += v * v;
+            for (int i = 0; i < n; ++i) x[i] = y[i] / std::sqrt(norm);
+        }
+        best[1] = std::min(best[1], ms_since(t0));
+        t0 = Clock::now();  // 20 products with (LᵀL)⁻¹ = L₁⁻¹(I − Aᵀ(I + AAᵀ)⁻¹A)L₁⁻ᵀ
+        std::vector<double> u(r, 1.0 / std::sqrt(double(r))), v(m);
+        const int one = 1;
+        for (int k = 0; k < 20; ++k) {
+            dtrsv_("L", "T", "N", &r, L1, &n, u.data(), &one, 1, 1, 1);
+            basinvol::blas::gemv('N', m, r, 1.0, Am.data(), m, u.data(), 1, 0.0, v.data(), 1);
+            dpotrs_("L", &m, &one, K.data(), &m, v.data(), &m, &info, 1);
+            basinvol::blas::gemv('T', m, r, -1.0, Am.data(), m, v.data(), 1, 1.0, u.data(), 1);
+            dtrsv_("L", "N", "N", &r, L1, &n, u.data(), &one, 1, 1, 1);
+            double norm = 0;
+            for (double w : u) norm += w * w;
+            for (double& w : u) w /= std::sqrt(norm);
+        }
+        best[2] = std::min(best[2], ms_since(t0));
+
+        if (rep == 0) {  // the check: Σ log eig(V), V = RRᵀ + Q₂ᵀSQ₂ formed as cholesky.cpp does
+            std::vector<double> V(static_cast<std::size_t>(r) * r, 0.0), Q2(static_cast<std::size_t>(m) * r);
+            std::vector<double> L(static_cast<std::size_t>(n) * r, 0.0);
+            for (int j = 0; j < r; ++j)
+                for (int i = j; i < n; ++i) L[i + static_cast<std::size_t>(j) * n] = at(i, j);
+            basinvol::blas::syrk('U', 'T', r, n, 1.0, L.data(), n, 0.0, V.data(), r);  // LᵀL = RᵀR
+            dpotrf_("U", &r, V.data(), &r, &info, 1);
+            check(info, "dpotrf of LᵀL");
+            for (int j = 0; j < r; ++j)
+                for (int i = 0; i < m; ++i) Q2[i + static_cast<std::size_t>(j) * m] = L[r + i + static_cast<std::size_t>(j) * n];
+            basinvol::blas::trsm('R', 'U', 'N', 'N', m, r, 1.0, V.data(), r, Q2.data(), m);  // Q₂ = L₂R⁻¹
+            std::vector<double> R = V, W(static_cast<std::size_t>(r) * r, 0.0), SQ(static_cast<std::size_t>(m) * r);
+            for (int j = 0; j < r; ++j)
+                for (int i = j + 1; i < r; ++i) R[i + static_cast<std::size_t>(j) * r] = 0;
+            basinvol::blas::gemm('N', 'T', r, r, r, 1.0, R.data(), r, R.data(), r, 0.0, W.data(), r);  // RRᵀ
+            basinvol::blas::gemm('N', 'N', m, r, m, 1.0, S.data(), m, Q2.data(), m, 0.0, SQ.data(), m);
+            basinvol::blas::gemm('T', 'N', r, r, m, 1.0, Q2.data(), m, SQ.data(), m, 1.0, W.data(), r);
+            std::vector<double> w(r);
+            Workspace ws(r);
+            dsyevd_("N", "L", &r, W.data(), &r, w.data(), ws.work.data(), &ws.lwork, ws.iwork.data(), &ws.liwork, &info,
+                    1, 1);
+            check(info, "dsyevd of V");
+            ritz = 0;
+            for (double e : w) ritz += std::log(e);
+        }
+    }
+    if (r >= n || r == 0) return;
+    std::printf("summarized at r = %d: log det V %.1f  (against Σ log eig(V): %.1e relative) | extremes: 60 H·x %.1f"
+                "  20 (LᵀL)⁻¹·x %.1f\n",
+                r, best[0], std::abs(logdet - ritz) / std::abs(ritz), best[1], best[2]);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -311,5 +437,6 @@ int main(int argc, char** argv) {
     dense_kernels(n, repeats, h);
     alternatives(n, repeats, h);
     factored_steps(n, repeats, gram);
+    complement_steps(n, repeats, gram);
     return 0;
 }
