@@ -585,6 +585,11 @@ class Toys(unittest.TestCase):
         rc, out, err = run("validate", self.f)
         self.assertEqual(rc, 1)
         self.assertIn("nothing to validate", err)
+        # One shard of one is the whole run: nothing to validate fails as
+        # unsharded (an empty shard of several is a note, test_batch.py).
+        rc, out, err = run("validate", self.f, "--shard", "1/1")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("nothing to validate", err)
         self.assertEqual(run("validate", self.f, "--samples", "x")[0], 2)
         self.assertEqual(run("validate", os.path.join(self.tmp.name, "missing.h5"))[0], 1)
         write_toy(self.f, "/t", [2, 2, 0])

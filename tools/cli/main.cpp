@@ -82,7 +82,7 @@ void add_commands(CLI::App& app, Args& a) {
     a.rank->footer("Example: basinvol rank run.h5 other.h5:/final --format json\n"
                    "         basinvol rank --from-results shard1.jsonl shard2.jsonl");
 
-    a.compare = app.add_subcommand("compare", "Exit 0 when basin A ranks strictly above basin B, else 1");
+    a.compare = app.add_subcommand("compare", "Exit 0 when basin A ranks strictly above basin B, 1 when it does not, 2 on error, 3 with --strict when noise may decide");
     a.compare->add_option("A", a.a_src, "FILE:PATH of one Hessian")->required();
     a.compare->add_option("B", a.b_src, "FILE:PATH of one Hessian")->required();
     add_common(a.compare, a.o, true, false);

@@ -28,7 +28,8 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     add_choice(app, "--negatives", o.negatives, bv::negatives_names(), "Negative eigenvalues (docs/method.md)");
     app->add_option("--hessian-error", o.hessian_error,
                     "Known error of the stored Hessian (absolute, eigenvalue units); raises the noise floor "
-                    "(default: the dataset's hessian_error attribute, else the measured asymmetry)")
+                    "beside the measured asymmetry, which always counts (default: the dataset's hessian_error "
+                    "attribute, else none)")
         ->transform(decimal());
     app->add_option("--max-asymmetry", o.max_asymmetry,
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
@@ -62,7 +63,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
 void add_input_options(CLI::App* app, BatchCli& b, bool lists) {
     if (lists) {
         // One FILE per --files-from (it may be repeated): a SOURCE after it stays a SOURCE.
-        app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line ('-': standard input)")
+        app->add_option("--files-from", b.files_from, "Read more SOURCEs from FILE, one a line or NUL-separated ('-': standard input)")
             ->allow_extra_args(false)
             ->check(non_empty("a FILE"));
         app->add_option("--shard", b.shard,

@@ -87,7 +87,9 @@ int cmd_validate(const std::vector<std::string>& sources, const CommonOptions& o
             ++failed;
         }
     if (skipped) std::cerr << "basinvol: note: " << skipped << " dataset(s) without expected_* attributes skipped\n";
-    if (items.empty() && !b.shard.empty()) {
+    // An empty shard of several is normal (more shards than toys); one of one
+    // is the whole run, which must have something to validate.
+    if (items.empty() && !b.shard.empty() && bv::parse_shard(b.shard).count > 1) {
         std::cerr << "basinvol: note: shard " << b.shard << " holds no toy to validate\n";
     } else if (items.empty()) {
         std::cerr << "basinvol: error: nothing to validate (no dataset has expected_* or toy_loss attributes)\n";

@@ -413,7 +413,9 @@ int main(int argc, char** argv) {
     if (size > 1 || bv::address_space_left() != SIZE_MAX) bv::set_blas_threads(1);
 
     CLI::App app{"basinvol-mpi: basinvol's volume and rank with each dense Hessian spread over MPI ranks\n"
-                 "(ScaLAPACK, parallel HDF5). Same SOURCEs, options and rows as basinvol.",
+                 "(ScaLAPACK, parallel HDF5). The same rows as basinvol's; SOURCEs are given as arguments, and\n"
+                 "basinvol's batch options (-j, --files-from, --shard, --resume, --order, --per-block, --read-timeout)\n"
+                 "are its alone (docs/cluster.md).",
                  "basinvol-mpi"};
     app.set_version_flag("--version", "basinvol-mpi " + bv::version());
     app.require_subcommand(1);
@@ -431,6 +433,11 @@ int main(int argc, char** argv) {
         // Ranks read their parts together: no child process per read. The
         // option stays (its use is a usage error that says so) but is not offered.
         sub->get_option("--read-timeout")->group("");
+        // The distributed solvers are sketch and dense: cholesky and lanczos
+        // are taken, then refused with a usage error that says so (run()).
+        auto* method = sub->get_option("--method");
+        method->description("Eigen-solver: auto, dense or sketch across ranks (docs/cluster.md)");
+        method->get_validator("choice")->description("{auto, dense, sketch}");
         sub->add_option("-o,--output", output, "Write results to FILE (written by rank 0, renamed into place at the end; '-': standard output)")
             ->check(cli::non_empty("a FILE"));
         sub->add_option("--list-timeout", list_timeout,
