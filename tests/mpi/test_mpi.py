@@ -647,7 +647,8 @@ class SameRowsAsSerial(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("not available across ranks", r.stderr)
         # Worded as basinvol words a usage error, once (rank 0), with where to look.
-        for bad in (["-T", "-1"], ["--cut", "zz"], ["-o", self.files["small"]]):
+        # An empty SOURCE (a shell variable left unset) as well.
+        for bad in (["-T", "-1"], ["--cut", "zz"], ["-o", self.files["small"]], [""]):
             r = mpi(2, "volume", self.files["small"], *bad)
             s = serial("volume", self.files["small"], *bad, status=2)
             self.assertEqual(r.returncode, 2)

@@ -20,6 +20,7 @@
 
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/io/source.hpp>
 #include <basinvol/io/structure.hpp>
 #include <basinvol/mpi/distributed.hpp>
 #include <basinvol/rank/ranking.hpp>
@@ -291,9 +292,11 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             throw bv::UsageError("read_timeout", "is not available in basinvol-mpi: ranks read their parts together");
         if (!std::isfinite(list_timeout))
             throw bv::UsageError("--list-timeout must be a positive number of seconds");
-        for (const auto& s : args)
+        for (const auto& s : args) {
+            bv::parse_source(s);  // an empty SOURCE: a usage error on every rank, before rank 0 lists
             if (s == "-") throw bv::UsageError("'-' (SOURCEs from standard input) is not read by basinvol-mpi: "
                                                "mpirun gives standard input to rank 0 only; name the SOURCEs");
+        }
         sources = args;
     } catch (const bv::UsageError& e) {
         if (me == 0)  // as basinvol words a usage error, and as CLI11's own are worded below
