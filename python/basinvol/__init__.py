@@ -270,6 +270,8 @@ def _as_array(H, label):
         # several matrices are not one; numpy's message would not say so
         raise TypeError(f"{label}: analyze() takes one matrix (a numpy array or torch tensor) or a structure, "
                         f"got a {type(H).__name__}; basinvol.rank() compares several")
+    if H is None:
+        raise TypeError(f"{label}: got None, not a matrix (a numpy array or torch tensor) or a structure")
     a = np.asarray(H)
     if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
         raise TypeError(f"{label}: element type {a.dtype} is not float32 or float64 (use H.astype(np.float64))")

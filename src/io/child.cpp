@@ -101,7 +101,8 @@ bool write_all(int fd, const std::string& bytes) {
     return true;
 }
 
-[[noreturn]] void child(const std::function<std::string()>& work, int fd, pid_t parent, std::size_t room) {
+[[noreturn]] void child(const std::function<std::string()>& work, int fd, pid_t parent, std::size_t room,
+                        const std::vector<int>& writers) {
 #ifdef __linux__
     // A child stuck in a hung read must not outlive a parent that was killed.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -112,7 +113,7 @@ bool write_all(int fd, const std::string& bytes) {
     cap_address_space(room);
     detail::hdf5_mutex_slot() = new std::recursive_mutex;  // the parent's copy stays locked
     detail::fork_gate_slot() = new std::shared_mutex;       // likewise
-    detail::keep_inherited_writers_read_only();
+    detail::keep_read_only(writers);
     answer_fd = fd;
     std::string bytes;
     try {
@@ -168,6 +169,7 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     int fd[2];
     if (::pipe(fd) != 0) return std::nullopt;
+    const std::vector<int> writers = detail::writer_descriptors();
     const pid_t parent = ::getpid();
     std::unique_lock<std::shared_mutex> gate(fork_gate());  // no BLAS call runs across the fork
     own_fork = true;
@@ -181,7 +183,7 @@ std::optional<detail::ChildResult> detail::run_in_child(const std::function<std:
     }
     if (pid == 0) {
         ::close(fd[0]);
-        child(work, fd[1], parent, room);
+        child(work, fd[1], parent, room, writers);
     }
     ::close(fd[1]);
     ChildResult r;

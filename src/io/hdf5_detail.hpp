@@ -68,11 +68,17 @@ void read_isolated(const std::string& where, std::size_t bytes, const ReadOption
 // sees its unflushed writes, and closing the read's handle writes them out.
 // flush_writers_of writes them out first (a listing and each read of values
 // call it, in this process, before they stamp the file), so the read sees
-// the writer's Hessian and changes nothing. keep_inherited_writers_read_only,
-// in a forked child, points the descriptors of such files at read-only
-// copies: nothing the child does can write the file its parent is writing.
+// the writer's Hessian and changes nothing. writer_descriptors, in the
+// parent before a fork, names the descriptors of such files (those of
+// HDF5's sec2 driver) and keep_read_only, in the forked child, points them
+// at read-only copies: nothing the child does can write the file its parent
+// is writing. The child itself asks HDF5 nothing about them: a file on
+// another driver may run the driver's code, and h5py's file-object driver
+// takes Python's interpreter lock, which a parent thread the child does
+// not have may hold (the child would wait for it forever).
 void flush_writers_of(const std::string& file);
-void keep_inherited_writers_read_only();
+std::vector<int> writer_descriptors();
+void keep_read_only(const std::vector<int>& fds);
 
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {

@@ -1419,10 +1419,18 @@ void detail::flush_writers_of(const std::string& file) {
     });
 }
 
-void detail::keep_inherited_writers_read_only() {
+std::vector<int> detail::writer_descriptors() {
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
     ErrorSilencer quiet;
-    for_each_writer([](hid_t, int fd) {
-        if (fd < 0) return;
+    std::vector<int> fds;
+    for_each_writer([&](hid_t, int fd) {
+        if (fd >= 0) fds.push_back(fd);
+    });
+    return fds;
+}
+
+void detail::keep_read_only(const std::vector<int>& fds) {
+    for (const int fd : fds) {
         // The same file, opened again read-only: HDF5 reads it as before,
         // and a flush fails (EBADF) instead of writing. Failing that (no
         // /proc), a pipe, on which pread and pwrite both fail (ESPIPE): a
@@ -1434,10 +1442,10 @@ void detail::keep_inherited_writers_read_only() {
             copy = ends[0];
             ::close(ends[1]);
         }
-        if (copy < 0) return;  // no descriptor left for either: the child's own open fails first
+        if (copy < 0) continue;  // no descriptor left for either: the child's own open fails first
         ::dup2(copy, fd);
         ::close(copy);
-    });
+    }
 }
 
 Handle detail::open_hdf5(const std::string& file, const std::shared_ptr<const std::string>& image) {

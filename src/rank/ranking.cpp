@@ -321,8 +321,8 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         case Decider::tie:
             s << "tie: equal " << (a.n == b.n ? "dimension " + std::to_string(a.dim)
                                               : "curved directions " + std::to_string(curved(a)))
-              << ", log_volume A " << a.log_volume << " and B " << b.log_volume << " on one option tie_tol "
-              << opt.tie_tol << " step";
+              << ", log_volume A " << a.log_volume << " and B " << b.log_volume
+              << " round to one multiple of option tie_tol " << opt.tie_tol;
             break;
     }
     if (by_status) {

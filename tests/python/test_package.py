@@ -266,6 +266,12 @@ def test_structures_that_are_not_hessians_are_clear_errors():
             basinvol.analyze(several)
     # One matrix written as nested lists is still one.
     assert basinvol.analyze([[2.0, 0.0], [0.0, 1.0]]).rank == 2
+    # None is named as such (numpy made it an array of type object).
+    with pytest.raises(TypeError, match="memory: got None, not a matrix"):
+        basinvol.analyze(None)
+    # A tie's reason reads in Python's words as the command line's reads in its own.
+    tie = basinvol.compare(np.diag([2.0, 1.0, 0.0]), np.diag([2.0, 1.0, 0.0]))
+    assert tie.result == "tie" and tie.reason.endswith(" round to one multiple of option tie_tol 1e-06"), tie.reason
 
 
 def test_input_is_not_changed():
@@ -1067,6 +1073,36 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
         (mine,) = [g for g in given if g.log_volume == r.log_volume]
         assert r.eigenvalues is mine.eigenvalues and r.eigenvalues_complete and r.source == "memory:/"
     assert [r.eigenvalues.tolist() for r in ranked] == [[0.0, 0.0, 1.0], [0.0, 1.0, 3.0], [0.0, 2.0, 3.0]]
+
+
+def test_a_file_on_a_python_object_left_open_while_another_thread_runs(tmp):
+    """h5py's file-object driver (a file on io.BytesIO, as analyze() of a
+    structure writes one) runs Python under its interpreter lock. A
+    listing's forked child that asked HDF5 about such a file waited forever
+    for a lock a parent thread held (until the listing limit, 120 s, then an
+    error row blaming the file listed). Run in a child process with a time
+    limit."""
+    a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5])])
+    script = f"""
+import io, threading, time, h5py, numpy as np, basinvol
+f = h5py.File(io.BytesIO(), "w"); f["x"] = np.eye(3)  # left open, as in an earlier cell
+stop = threading.Event()
+def busy():
+    while not stop.is_set():
+        pass
+threading.Thread(target=busy, daemon=True).start()
+t0 = time.time()
+rows = basinvol.volume({a!r})
+assert [r.status for r in rows] == ["ok"], [r.error for r in rows]
+G = np.random.default_rng(0).standard_normal((5, 40))
+for _ in range(5):
+    assert basinvol.analyze(basinvol.Factor(G)).rank == 5
+stop.set()
+assert time.time() - t0 < 60, time.time() - t0
+print("ok")
+"""
+    p = subprocess.run(["/usr/bin/python3", "-c", script], capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
 
 
 def test_solves_and_listings_in_two_threads(tmp):
