@@ -94,6 +94,15 @@ struct Knowledge {
     double most_gap_spread(Pos p, Pos q) const { return most_spread(p) + most_spread(q) + 1e-12; }
     // The cut a gap places: the geometric mean of its sides.
     double cut_mid(Pos p, Pos q) const { return geometric_mean(mid(p), clamp(mid(q))); }
+    // The gap and the gap cut a row reports: a partial spectrum knows its
+    // dropped side only to lie under hi(q) (its unseen values anywhere in
+    // [0, ρ]; a hidden negative value, which pivoted Cholesky never sees, is
+    // one), so it reports the least gap that knowledge allows and the cut
+    // at that gap's middle, which lies inside every consistent spectrum's
+    // gap once the cut is decided. An exact spectrum's are gap_mid and
+    // cut_mid, bit for bit.
+    double least_gap(Pos p, Pos q) const { return gap_range(p, q).lo; }
+    double least_gap_cut(Pos p, Pos q) const { return geometric_mean(lo(p), clamp(hi(q))); }
     Range cut_range(Pos p, Pos q) const {
         return {geometric_mean(lo(p), clamp(lo(q))), geometric_mean(hi(p), clamp(hi(q)))};
     }
@@ -452,8 +461,8 @@ void settle(const Knowledge& K, const CutOptions& opt, Range tol, bool decided, 
         }
     } else if (c.kept < K.n) {
         const Pos below = K.at(c.kept - 1), next = K.at(c.kept);
-        c.gap = K.gap_mid(below, next);
-        c.ambiguous = *c.gap < opt.min_gap;
+        c.gap = K.least_gap(below, next);
+        c.ambiguous = K.gap_mid(below, next) < opt.min_gap;  // the least gap's side too, once decided
         decided = decided && (K.exact() || decided_ge(K.gap_range(below, next), opt.min_gap));
     } else if (c.tol > 0) {
         // Nothing dropped: clear only when the smallest value stands min_gap
@@ -577,7 +586,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
             tied.push_back({kept, kept > 0 ? K.mid(K.at(kept - 1)) : 0.0, K.mid(K.at(kept))});
         }
         if (!g.found) return;
-        c.tol = K.cut_mid(g.at, g.next);
+        c.tol = K.least_gap_cut(g.at, g.next);
         tol = K.cut_range(g.at, g.next);
         c.rule = "gap";
     };

@@ -531,5 +531,46 @@ class SaddleErrorBar(Base):
                     self.assertAlmostEqual(math.log10(r["tol"]), math.log10(d["tol"]), delta=0.01, msg=r)
 
 
+class PartialGap(Base):
+    def test_a_partial_row_s_gap_never_exceeds_the_spectrum_s(self):
+        """A negative value pivoted Cholesky never sees (the diagonal stays
+        positive) lies anywhere under the row's rest bound: the certified
+        row's gap is the least its knowledge allows, never more than dense's
+        (it once reported 11 decades where dense has 8, treating the unseen
+        values as under the floor), and a gap cut lies inside the true gap."""
+        n = 600
+        rng = np.random.default_rng(0)
+        for neg in (1e-9, 3e-11):
+            lam = np.r_[np.logspace(1, -1, 40), -neg, np.zeros(n - 41)]
+            q, r = np.linalg.qr(rng.standard_normal((n, n)))
+            h = (q * lam) @ q.T
+            h = (h + h.T) / 2
+            self.assertGreater(h.diagonal().min(), 0, "test data: a diagonal Cholesky accepts")
+            f = self.path("hidden_negative.h5")
+            with h5py.File(f, "w") as h5:
+                h5["hessian"] = h
+            a = np.sort(np.abs(np.linalg.eigvalsh(h)))[::-1]
+            partial = 0
+            for cut in (["--rtol", "1e-5"], ["--cut", "gap"]):
+                rows = {}
+                for method in ("dense", "cholesky"):
+                    p = run("volume", f, "-f", "jsonl", "--method", method, "--no-progress", *cut)
+                    self.assertEqual(p.returncode, 0, p.stderr)
+                    rows[method] = rows_of(p)[0]
+                d, c = rows["dense"], rows["cholesky"]
+                self.assertEqual((d["rank"], d["negative"]), (40, 0), d)
+                with self.subTest(neg=neg, cut=cut):
+                    self.assertEqual((c["rank"], c["dim"], c["negative"]), (d["rank"], d["dim"], d["negative"]))
+                    self.assertLessEqual(c["gap"], d["gap"] + 1e-9, c)
+                    self.assertTrue(a[39] > c["tol"] > a[40], (c["tol"], a[39], a[40]))
+                    if c["method"] == "cholesky":
+                        partial += 1
+                        self.assertTrue(c["certified"], c)
+                        self.assertGreater(c["residual_bound"], a[40], "test data: the bound covers the negative")
+                        # The least gap: the smallest kept value over the rest bound.
+                        self.assertLessEqual(c["gap"], math.log10(a[39] / c["residual_bound"]) + 1e-9, c)
+            self.assertGreater(partial, 0, "test data: Cholesky certifies some of these rows")
+
+
 if __name__ == "__main__":
     clitest.main()

@@ -136,8 +136,14 @@ class SameRowsAsSerial(unittest.TestCase):
             for k in CLOSE:
                 if r[k] is None:
                     self.assertIsNone(g[k], k)
-                else:
-                    self.assertAlmostEqual(g[k], r[k], delta=1e-9 * abs(r[k]) + 1e-300, msg=f"{where} {r['source']} {k}")
+                    continue
+                delta = 1e-9 * abs(r[k]) + 1e-300
+                if k == "gap" and r["method"] != "dense":
+                    # A partial row's gap reaches down to its rest bound, a
+                    # bound whose rounding differs between reductions (~1e-6
+                    # of it for float32): 1e-5 decades is 2e-5 of it.
+                    delta += 1e-5
+                self.assertAlmostEqual(g[k], r[k], delta=delta, msg=f"{where} {r['source']} {k}")
 
     def same_on_every_rank_count(self, srcs, ref, status, timeout=300):
         for p in RANKS:
