@@ -204,12 +204,15 @@ Magnitudes magnitudes(const Spectrum& s, const MatrixFacts& f, const AnalyzeOpti
 // that pairing leads to, when that cut is decided: both pairings hold, so
 // its answer is the first's wherever that is decided too, with narrower
 // error bars. Its list leaves out the dropped values it cannot bound
-// closely, so the cut's `gap` and a gap rule's `tol` (midpoints of the
-// values beside the cut) are read from the whole list, which holds them
-// as computed, where that list's cut keeps the same values by the same
-// rule. Not under --regularized, whose count of unseen values each within
-// the rest bound of zero the second pairing's wider bound could only
-// loosen.
+// closely (its rest bound takes them in), so the whole list, which holds
+// them as computed, may bound the gap more tightly: where that list's cut
+// keeps the same values by the same rule, the row reports the larger of
+// the two least gaps (each is a lower bound on the spectrum's, both
+// pairings holding) and, for a gap rule, that gap's cut, which lies inside
+// the spectrum's gap. The flag stays the second pairing's: decided, its
+// gap range lies on one side of --min-gap, and so do both bounds. Not
+// under --regularized, whose count of unseen values each within the rest
+// bound of zero the second pairing's wider bound could only loosen.
 std::optional<std::pair<Spectrum, Cut>> narrowed(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions& opt) {
     if (!s.narrower || s.complete || opt.regularized) return std::nullopt;
     Spectrum t = s;
@@ -221,9 +224,9 @@ std::optional<std::pair<Spectrum, Cut>> narrowed(const Spectrum& s, const Matrix
     Cut cut = choose_cut(magnitudes(t, f, opt), opt.cut);
     if (!cut.decided) return std::nullopt;
     const Cut listed = choose_cut(magnitudes(s, f, opt), opt.cut);
-    if (listed.kept == cut.kept && listed.rule == cut.rule) {
-        cut.tol = listed.tol;
+    if (listed.kept == cut.kept && listed.rule == cut.rule && listed.gap && cut.gap && *listed.gap > *cut.gap) {
         cut.gap = listed.gap;
+        if (cut.rule == "gap") cut.tol = listed.tol;
     }
     return std::pair<Spectrum, Cut>{std::move(t), cut};
 }

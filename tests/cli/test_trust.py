@@ -571,6 +571,44 @@ class PartialGap(Base):
                         self.assertLessEqual(c["gap"], math.log10(a[39] / c["residual_bound"]) + 1e-9, c)
             self.assertGreater(partial, 0, "test data: Cholesky certifies some of these rows")
 
+    def test_a_certified_row_s_gap_and_flag_agree_at_every_min_gap(self):
+        """float32 rank 20 of 600, values 1 down to 1.8e-6, a gap cut whose
+        gap (1.11 decades) sits near --min-gap. A certified row reports
+        `ambiguous_rank` exactly when its gap is under --min-gap, and never
+        a gap over dense's. (The sketch once reported the whole list's
+        least gap, 1.097, beside the second pairing's flag: no warning at
+        --min-gap 1.106.)"""
+        n, r = 600, 20
+        rng = np.random.default_rng(3)
+        q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        lam = np.r_[np.logspace(0, np.log10(np.logspace(-6.5, -5, 7)[3]), r), np.zeros(n - r)]
+        h = ((q * lam) @ q.T)
+        h = ((h + h.T) / 2).astype(np.float32)
+        f = self.path("near_min_gap.h5")
+        with h5py.File(f, "w") as h5:
+            h5["hessian"] = h
+        partial = 0
+        for min_gap in ("1.09", "1.1", "1.103", "1.106", "1.109", "1.111"):
+            rows = {}
+            for method in ("dense", "sketch", "lanczos"):
+                p = run("volume", f, "-f", "jsonl", "--method", method, "--no-progress", "--cut", "gap",
+                        "--min-gap", min_gap)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                rows[method] = rows_of(p)[0]
+            d = rows["dense"]
+            self.assertEqual(d["rank"], r, d)
+            for method in ("sketch", "lanczos"):
+                c = rows[method]
+                if c["method"] != method:
+                    continue  # handed to dense: nothing of its own to check
+                partial += 1
+                with self.subTest(method=method, min_gap=min_gap):
+                    self.assertTrue(c["certified"], c)
+                    self.assertEqual(c["rank"], r)
+                    self.assertEqual("ambiguous_rank" in c["warnings"], c["gap"] < float(min_gap), c)
+                    self.assertLessEqual(c["gap"], d["gap"] + 1e-9, c)
+        self.assertGreater(partial, 0, "test data: some partial rows are certified")
+
 
 if __name__ == "__main__":
     clitest.main()

@@ -112,7 +112,8 @@ constexpr double band_factor = 10.0;
 
 struct Cut {
     double tol = 0;              // |λ| ≤ tol is flat
-    std::optional<double> gap;   // log10(smallest kept / max(largest dropped, floor)); empty = unbounded
+    std::optional<double> gap;   // log10(smallest kept / max(largest dropped, floor)); empty = unbounded;
+                                 // a partial spectrum's: the least its knowledge allows (dropped up to rest_bound)
     double floor = 0;            // noise_floor(): below it eigenvalues are noise
     std::string rule;            // "dtype", "gap", "atol", "rtol"
     bool ambiguous = false;      // gap under min_gap, nothing kept above the floor, tied gaps, or a value near a rule's tol
