@@ -224,7 +224,10 @@ std::optional<std::pair<Spectrum, Cut>> narrowed(const Spectrum& s, const Matrix
     Cut cut = choose_cut(magnitudes(t, f, opt), opt.cut);
     if (!cut.decided) return std::nullopt;
     const Cut listed = choose_cut(magnitudes(s, f, opt), opt.cut);
-    if (listed.kept == cut.kept && listed.rule == cut.rule && listed.gap && cut.gap && *listed.gap > *cut.gap) {
+    // A positive least gap makes the list's tol the middle of an interval
+    // that lies inside the spectrum's gap at that count.
+    if (listed.kept == cut.kept && listed.rule == cut.rule && listed.gap && cut.gap && *listed.gap > *cut.gap &&
+        *listed.gap > 0) {
         cut.gap = listed.gap;
         if (cut.rule == "gap") cut.tol = listed.tol;
     }
