@@ -215,6 +215,26 @@ void alternatives(int n, int repeats, const std::vector<double>& h) {
                 two_stage, stemr, dqds);
 }
 
+// A fresh float64 copy of h pivoted by dpstrf as the factored Cholesky does
+// it for float32 storage (stopping at 4·2⁻²³ of the largest diagonal):
+// L₁ and L₂ in the copy's first `rank` columns, the pivots in `piv`.
+struct Pivoted {
+    int n, rank = 0;
+    std::vector<double> a;
+    std::vector<int> piv;
+    Pivoted(const std::vector<double>& h, int size) : n(size), a(h), piv(static_cast<std::size_t>(size)) {}
+    double& at(int i, int j) { return a[i + static_cast<std::size_t>(j) * n]; }
+    void factor() {
+        double top = 0;
+        for (int i = 0; i < n; ++i) top = std::max(top, a[static_cast<std::size_t>(i) * (n + 1)]);
+        const double stop = 4 * std::ldexp(1.0, -23) * top;
+        std::vector<double> work(2 * static_cast<std::size_t>(n));
+        int info = 0;
+        dpstrf_("L", &n, a.data(), &n, piv.data(), &rank, &stop, work.data(), &info, 1);
+        check(info == 1 ? 0 : info, "dpstrf");  // 1: stopped at its tolerance
+    }
+};
+
 // The factored Cholesky's steps (src/solve/cholesky.cpp), float64, without
 // its single-precision correction: dpstrf, S = H₂₂ − L₂L₂ᵀ from the stored
 // values (the permuted gather, then dsyrk), the Ritz matrix M = RRᵀ, then
@@ -224,13 +244,10 @@ void factored_steps(int n, int repeats, const std::vector<double>& h) {
     std::fill(best, best + 7, 1e300);
     int r = 0;
     for (int rep = 0; rep < repeats; ++rep) {
-        std::vector<double> a = h, work(2 * static_cast<std::size_t>(n));
-        std::vector<int> piv(n);
-        double* A = a.data();
-        auto at = [&](int i, int j) -> double& { return A[i + static_cast<std::size_t>(j) * n]; };
-        double top = 0;
-        for (int i = 0; i < n; ++i) top = std::max(top, h[static_cast<std::size_t>(i) * (n + 1)]);
-        const double stop = 4 * std::ldexp(1.0, -23) * top;
+        Pivoted p(h, n);
+        double* A = p.a.data();
+        const std::vector<int>& piv = p.piv;
+        auto at = [&](int i, int j) -> double& { return p.at(i, j); };
         int info = 0;
         double t[7];
         auto t0 = Clock::now();
@@ -238,8 +255,8 @@ void factored_steps(int n, int repeats, const std::vector<double>& h) {
             t[k] = ms_since(t0);
             t0 = Clock::now();
         };
-        dpstrf_("L", &n, A, &n, piv.data(), &r, &stop, work.data(), &info, 1);
-        check(info == 1 ? 0 : info, "dpstrf");  // 1: stopped at its tolerance
+        p.factor();
+        r = p.rank;
         lap(0);
         // V = A(0:r, 1:r+1) needs a column past the rank; a rank of 0 leaves
         // no Ritz matrix. basinvol gives up at 0.75·n anyway.
@@ -305,16 +322,13 @@ void complement_steps(int n, int repeats, const std::vector<double>& h) {
     double logdet = 0, ritz = 0;
     int r = 0;
     for (int rep = 0; rep < repeats; ++rep) {
-        std::vector<double> a = h, work(2 * static_cast<std::size_t>(n));
-        std::vector<int> piv(n);
-        double* A = a.data();
-        auto at = [&](int i, int j) -> double& { return A[i + static_cast<std::size_t>(j) * n]; };
-        double top = 0;
-        for (int i = 0; i < n; ++i) top = std::max(top, h[static_cast<std::size_t>(i) * (n + 1)]);
-        const double stop = 4 * std::ldexp(1.0, -23) * top;
+        Pivoted p(h, n);
+        double* A = p.a.data();
+        const std::vector<int>& piv = p.piv;
+        auto at = [&](int i, int j) -> double& { return p.at(i, j); };
         int info = 0;
-        dpstrf_("L", &n, A, &n, piv.data(), &r, &stop, work.data(), &info, 1);
-        check(info == 1 ? 0 : info, "dpstrf");
+        p.factor();
+        r = p.rank;
         if (r >= n || r == 0) return;
         const int m = n - r;
         double* L1 = A;
