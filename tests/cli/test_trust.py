@@ -609,6 +609,28 @@ class PartialGap(Base):
                     self.assertLessEqual(c["gap"], d["gap"] + 1e-9, c)
         self.assertGreater(partial, 0, "test data: some partial rows are certified")
 
+    def test_a_gap_cut_placed_among_unlisted_values_is_named_so(self):
+        """Ten curved values (1 and 1e-4) in n = 400 under full-rank noise
+        of 1e-5: Cholesky's rest bound (about 0.02) covers every value it
+        did not list, so a gap cut may lie among them and has no lower end.
+        The fallback note says so; it once read "above tol 0"."""
+        n = 400
+        rng = np.random.default_rng(1)
+        q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+        h = (q * np.r_[np.ones(5), np.full(5, 1e-4), np.zeros(n - 10)]) @ q.T
+        e = rng.standard_normal((n, n)) * 1e-5 / np.sqrt(n)
+        h = h + (e + e.T) / 2
+        f = self.path("noisy_gap.h5")
+        with h5py.File(f, "w") as h5:
+            h5["hessian"] = (h + h.T) / 2
+        p = run("volume", f, "-f", "jsonl", "--method", "cholesky", "--cut", "gap", "--no-progress")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        c = rows_of(p)[0]
+        self.assertEqual(c["method"], "dense", "test data: Cholesky hands this row to dense")
+        note = c["solver"]["note"]
+        self.assertRegex(note, r"^cholesky: rest bound [0-9.e-]+ places no gap cut \(the values over it are known only down to 0\)$")
+        self.assertNotIn("tol 0", note)
+
 
 if __name__ == "__main__":
     clitest.main()
