@@ -266,8 +266,9 @@ ReferenceCut reference_cut(const std::vector<double>& a, std::size_t n, double f
     } else {
         min_gap = 0;
     }
-    // The first eligible gap within noise of the largest: noise moves each
-    // value by up to the floor, log10 of v (clamped to the floor) by move(v).
+    // The first eligible gap that could be the largest once noise moves each
+    // value by up to the floor (log10 of v, clamped to the floor, by move(v)):
+    // its gap plus noise reaches every eligible gap's gap less noise.
     auto clamped = [&](double v) { return std::log10(std::max(v, floor)); };
     auto move = [&](double v) {
         return floor > 0 ? std::max(clamped(v) - clamped(v - floor), clamped(v + floor) - clamped(v)) : 0.0;
@@ -280,11 +281,10 @@ ReferenceCut reference_cut(const std::vector<double>& a, std::size_t n, double f
             if (g > 0 && g >= min_gap && cut <= ceiling) eligible.push_back(i);
         }
     double tol = dtype;
-    std::size_t top = 0;
-    for (std::size_t j = 0; j < eligible.size(); ++j)
-        if (gap(eligible[j]) > gap(eligible[top])) top = j;
+    double edge = -INFINITY;  // the largest gap less its noise
+    for (std::size_t i : eligible) edge = std::max(edge, gap(i) - noise(i));
     for (std::size_t i : eligible)
-        if (gap(i) >= gap(eligible[top]) - noise(i) - noise(eligible[top])) {
+        if (gap(i) + noise(i) >= edge) {
             tol = std::sqrt(at(i)) * std::sqrt(std::max(at(i + 1), floor));
             break;
         }

@@ -1483,8 +1483,9 @@ bool same_number(const std::optional<double>& a, const std::optional<double>& b)
     return a.has_value() == b.has_value() && (!a || same_number(*a, *b));
 }
 // The attributes a dataset has now against those listed for it. A block of
-// a `blocks` structure is listed with its whole's step, loss and threshold
-// where it has none: those three are compared where the dataset has them.
+// a `blocks` structure is listed with its whole's step, loss, threshold and
+// hessian_error where it has none: those four are compared where the dataset
+// has them.
 bool same_attributes(const Attributes& now, const Attributes& listed) {
     const auto inherited = [](const std::optional<double>& a, const std::optional<double>& b) {
         return !a || same_number(a, b);
@@ -1492,7 +1493,7 @@ bool same_attributes(const Attributes& now, const Attributes& listed) {
     const Attributes& a = now;
     const Attributes& b = listed;
     if (!inherited(a.step, b.step) || !inherited(a.loss, b.loss) || !inherited(a.loss_threshold, b.loss_threshold) ||
-        !same_number(a.hessian_error, b.hessian_error) || a.name != b.name || a.strings != b.strings ||
+        !inherited(a.hessian_error, b.hessian_error) || a.name != b.name || a.strings != b.strings ||
         a.numbers.size() != b.numbers.size())
         return false;
     for (const auto& [key, v] : a.numbers) {

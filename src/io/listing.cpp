@@ -482,10 +482,13 @@ std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOpt
         for (auto& m : listed[i].hessians) out.push_back(std::move(m));
     }
     for (auto& m : out) {
-        // The whole's step, loss and threshold hold for its blocks unless they say otherwise.
+        // The whole's step, loss and threshold hold for its blocks unless they
+        // say otherwise, and so does its error bound: a diagonal block of an
+        // error E has a norm at most E's.
         if (!m.info.attrs.loss_threshold) m.info.attrs.loss_threshold = h.attrs.loss_threshold;
         if (!m.info.attrs.step) m.info.attrs.step = h.attrs.step;
         if (!m.info.attrs.loss) m.info.attrs.loss = h.attrs.loss;
+        if (!m.info.attrs.hessian_error) m.info.attrs.hessian_error = h.attrs.hessian_error;
     }
     return out;
 }

@@ -177,8 +177,13 @@ struct Choice {
 };
 
 // Gaps within noise of each other tie. The gap chosen is the first eligible
-// one within d + d_top of the largest, g_top (d: gap_noise), as the first
-// of exactly equal gaps is. For the band, a spectrum whose values moved by
+// one that could be the largest once every value moves by up to the floor:
+// g + d ≥ edge, the largest g_t − d_t of an eligible gap (d: gap_noise), as
+// the first of exactly equal gaps is. The edge is a maximum of continuous
+// functions of the values, so rounding moves it by rounding: which of two
+// equal gaps is the larger (a Kronecker factor's gap repeated near the
+// floor, its noise large, and far above it, its noise small) does not
+// move it. For the band, a spectrum whose values moved by
 // up to the floor: its gaps are within d of these, its own noises within D
 // (gap_spread). Its largest gap t was one with g_t + d_t ≥ least_top, the
 // largest g − d of a gap eligible in every such spectrum; its choice j then
@@ -189,9 +194,9 @@ struct Choice {
 class Ties {
 public:
     void first(double g, double d, bool eligible, bool certain) {
-        if (eligible && g > top_) {
-            top_ = g;
-            top_noise_ = d;
+        if (eligible) {
+            top_ = std::max(top_, g);
+            edge_ = std::max(edge_, g - d);
         }
         if (certain) least_top_ = std::max(least_top_, g - d);
     }
@@ -199,14 +204,14 @@ public:
         if (possible && g + d >= least_top_) reach_ = std::min(reach_, g - d - spread);
     }
     bool found() const { return top_ > -INFINITY; }
-    bool peer(double g, double d) const { return g >= top_ - d - top_noise_; }
+    bool peer(double g, double d) const { return g + d >= edge_; }
     bool within_reach(double g, double d, double spread) const { return g + d + spread >= reach_; }
     double reach() const { return reach_; }
     // No gap is eligible in every spectrum within noise: one may have none.
     bool maybe_none() const { return least_top_ == -INFINITY && reach_ < INFINITY; }
 
 private:
-    double top_ = -INFINITY, top_noise_ = 0, least_top_ = -INFINITY, reach_ = INFINITY;
+    double top_ = -INFINITY, edge_ = -INFINITY, least_top_ = -INFINITY, reach_ = INFINITY;
 };
 
 bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {

@@ -288,6 +288,33 @@ class Structured(unittest.TestCase):
         own = run("volume", self.file + ":/model/c_kron", "-f", "jsonl")
         self.assertEqual(rows_of(own)[0]["rank"], rows[3]["rank"])
 
+    def test_per_block_rows_take_the_whole_s_error_bound(self):
+        """A bound on the whole's error bounds each diagonal block's: a block
+        row analysed alone keeps the whole's `hessian_error` (1e-6 here, so
+        block b's 1e-8 is flat, as under --hessian-error 1e-6) unless it
+        states its own (c: 1e-9, its 1e-8 curved). Block b once fell to its
+        own floor (5e-15) and counted 1e-8 as curvature."""
+        f = self.path("whole_error.h5")
+        with h5py.File(f, "w") as h5:
+            m = h5.create_group("m")
+            m.attrs["structure"] = "blocks"
+            m.attrs["hessian_error"] = 1e-6
+            for name, values, own in (("a", [1.0, 0.5], None), ("b", [2.0, 1e-8], None), ("c", [3.0, 1e-8], 1e-9)):
+                d = m.create_dataset(name, data=np.array(values))
+                d.attrs["structure"] = "diagonal"
+                if own is not None:
+                    d.attrs["hessian_error"] = own
+        p = run("volume", f, "--per-block", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        self.assertEqual(rows["/m"]["hessian_error"], 1e-6, "the largest of the whole's and its parts'")
+        for name, error, rank in (("a", 1e-6, 2), ("b", 1e-6, 1), ("c", 1e-9, 2)):
+            row = rows["/m/" + name]
+            with self.subTest(block=name):
+                self.assertEqual((row["hessian_error"], row["noise_floor"], row["rank"]), (error, error, rank), row)
+                alone = rows_of(run("volume", f + ":/m/" + name, "--hessian-error", str(error), "-f", "jsonl"))[0]
+                self.assertEqual((alone["rank"], alone["noise_floor"]), (row["rank"], row["noise_floor"]))
+
     def test_per_block_rows_of_a_dense_hessian_are_its_parameter_blocks(self):
         # A dense Hessian with cross-block terms, written with the exporter's
         # parameter-block attributes; each block's row is its diagonal block's

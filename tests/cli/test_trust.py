@@ -375,6 +375,45 @@ class RelabelledTwins(Base):
                 self.assertGreaterEqual(x["negative_high"], y["negative"], (x, y))
 
 
+class TiedGaps(Base):
+    def test_which_of_two_equal_gaps_rounds_larger_does_not_choose_the_cut(self):
+        """Two spectra a rounding apart: gaps of 0.8 decades (1 over 10^-0.8),
+        exactly 1 (10^-0.8 over 10^-1.8, its noise ~0) and 1 ± 1e-6 next to
+        the floor (1.2 floors times 10^(1 ± 1e-6) over 1.2 floors, noise
+        ~0.3), the value between them moved by 4e-19 against a floor of
+        1.4e-14. Neither 0.8-decade gap can be the largest once values move
+        by a floor, so both keep 2 (a Kronecker factor's gap, repeated far
+        above the floor and next to it, once chose by which copy rounded
+        larger: one of these kept 1)."""
+        n = 60
+
+        def spectrum(upper, lower):
+            v = [1.0, 10 ** -0.8, *np.logspace(-1.8, np.log10(3e-13), 30), upper, lower]
+            return np.diag(np.r_[v, np.zeros(n - len(v))])
+
+        probe = self.path("probe.h5")
+        with h5py.File(probe, "w") as h5:
+            h5["hessian"] = spectrum(1e-12, 0.0)
+        p = run("volume", probe, "-f", "jsonl", "--no-progress")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        floor = rows_of(p)[0]["noise_floor"]
+        f = self.path("rounding_twins.h5")
+        with h5py.File(f, "w") as h5:
+            for name, delta in (("below", -1e-6), ("above", 1e-6)):
+                h5[name] = spectrum(1.2 * floor * 10 ** (1 + delta), 1.2 * floor)
+        p = run("volume", f, "-f", "jsonl", "--cut", "gap", "--min-gap", "0.5", "--no-progress")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([r["noise_floor"] for r in rows], [floor, floor], "test data: the twins share the floor")
+        for r in rows:
+            with self.subTest(r["dataset"]):
+                self.assertEqual(r["rank"], 2, r)
+                self.assertAlmostEqual(r["gap"], 1.0, delta=1e-9)
+                # The gap next to the floor ties with the chosen one.
+                self.assertIn("ambiguous_rank", r["warnings"])
+                self.assertTrue(r["dim_low"] <= r["dim"] <= r["dim_high"], r)
+
+
 class DenseErrorBar(Base):
     def test_the_dense_error_bar_holds_against_40_digit_eigenvalues_at_small_n(self):
         """log_volume_error against the stored matrix's eigenvalues computed by
