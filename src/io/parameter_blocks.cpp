@@ -175,6 +175,7 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
             throw InputError(where + ": attribute param_offsets/param_sizes: " + block_text(i, names) + " " + rule);
         };
         if (s < 1) broken("has size " + std::to_string(s) + "; a block holds at least one parameter");
+        if (o < 0) broken("starts at " + std::to_string(o) + "; an offset is at least 0");
         if (o < end)
             broken("starts at " + std::to_string(o) + ", before the block before it ends (" + std::to_string(end) +
                    "); blocks must be in order and must not overlap");

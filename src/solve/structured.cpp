@@ -17,6 +17,7 @@
 #include <exception>
 #include <limits>
 #include <queue>
+#include <sstream>
 #include <sys/resource.h>
 
 namespace basinvol {
@@ -40,6 +41,11 @@ struct Square {
 
 struct Accumulator {
     std::vector<SpectrumPart> parts;
+    std::vector<std::string> paths;  // each part's path, for the messages that name it
+    SpectrumPart& add(const std::string& path) {
+        paths.push_back(path);
+        return parts.emplace_back();
+    }
     std::vector<Square> squares;  // in the walk's order, A then B of each Kronecker part
     double asymmetry = 0;  // ‖H − Hᵀ‖_F = √Σ ‖H_part − H_partᵀ‖_F², kept by hypot (no overflow)
     // The square part (a dense part, a Kronecker factor) whose asymmetry
@@ -126,7 +132,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
     bound *= 1 + detail::gamma(k + 3);
     acc.nonzero_products = acc.nonzero_products || (bound > 0 && p.scale != 0);
-    SpectrumPart& out = acc.parts.emplace_back();
+    SpectrumPart& out = acc.add(p.path);
     detail::BlasSection section(detail::fork_gate());
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     // s·GᵀG = s·2^(2·shift)·(the Gram of 2^-shift·G)
@@ -153,18 +159,18 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
     switch (p.kind) {
         case PartKind::dense:  // read and solved after the walk (solve_squares)
             acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
-            acc.parts.emplace_back();
+            acc.add(p.path);
             acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, 0, nullptr});
             return;
         case PartKind::diagonal: {
             acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
-            acc.parts.emplace_back().values.assign(d.data(), d.data() + d.size());
+            acc.add(p.path).values.assign(d.data(), d.data() + d.size());
             return;
         }
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
         case PartKind::kron: {  // its factors are read and solved after the walk (solve_squares)
-            SpectrumPart& out = acc.parts.emplace_back();
+            SpectrumPart& out = acc.add(p.path);
             out.kron = true;
             out.scale = p.scale;
             acc.squares.push_back({acc.parts.size() - 1, Square::a, member_of(p.path, "A"), p.a, 0, 0, 0, nullptr});
@@ -600,6 +606,27 @@ std::shared_ptr<const SortedMagnitudes> PartValues::magnitudes() const {
 
 namespace {
 
+// Refuses the first part with a value past float64, naming it: a factor
+// scaled past it, or a Kronecker part's largest product.
+void reject_overflowed_part(const HessianInfo& info, const Accumulator& acc) {
+    for (std::size_t i = 0; i < acc.parts.size(); ++i) {
+        const SpectrumPart& p = acc.parts[i];
+        std::ostringstream why;
+        why.precision(3);
+        if (p.kron) {
+            double a = 0, b = 0;
+            for (double x : p.alpha) a = std::max(a, std::abs(x));
+            for (double x : p.beta) b = std::max(b, std::abs(x));
+            if (std::isfinite(std::abs(p.scale * a) * b)) continue;  // as PartValues forms them
+            why << " (|scale|·max|λ(A)|·max|λ(B)| = " << std::abs(p.scale) << " · " << a << " · " << b << ")";
+        } else if (std::all_of(p.values.begin(), p.values.end(), [](double v) { return std::isfinite(v); })) {
+            continue;
+        }
+        throw NumericError(info.source() + ": part " + acc.paths[i] + ": an eigenvalue overflowed float64" +
+                           why.str() + "; rescale the Hessian");
+    }
+}
+
 // ‖H‖_F = ‖values‖₂. The squares are summed in double; when the largest
 // magnitude lies outside [1e-150, 1e150], where squares overflow or lose
 // their digits to underflow, or the sum of many overflowed, it is taken
@@ -656,6 +683,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     out.side_by_side = solve_squares(info, root, opt, side_by_side, acc);
     fold_squares(acc);
     if (walk_failed) std::rethrow_exception(walk_failed);
+    reject_overflowed_part(info, acc);
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);
     // Every value 0 while the factors are not: the products fell under

@@ -367,6 +367,7 @@ class Structured(unittest.TestCase):
         cases = {
             "overlap": ({"param_offsets": [0, 4], "param_sizes": [6, 6]}, "block 1 starts at 4, before the block before it ends (6)"),
             "past_end": ({"param_offsets": [0, 8], "param_sizes": [8, 5]}, "block 1 ends at 8 + 5, past n = 12"),
+            "negative": ({"param_offsets": [-1, 6], "param_sizes": [6, 6]}, "block 0 starts at -1; an offset is at least 0"),
             "empty": ({"param_offsets": [0, 3], "param_sizes": [3, 0]}, "block 1 has size 0"),
             "no_sizes": ({"param_offsets": [0, 6]}, "param_offsets is given without param_sizes"),
             "lengths": ({"param_offsets": [0, 6], "param_sizes": [6]}, "param_sizes lists 1 blocks, param_offsets 2"),
@@ -611,6 +612,15 @@ class Structured(unittest.TestCase):
             g["A"] = np.eye(2)
             g["B"] = np.eye(2)
             g["C"] = np.eye(2)
+            # products past float64 in one part of several: the part is named
+            g = h5.create_group("blocks_overflow")
+            g.attrs["structure"] = "blocks"
+            g.create_dataset("a", data=np.ones(3)).attrs["structure"] = "diagonal"
+            k = g.create_group("k")
+            k.attrs["structure"] = "kron"
+            k.attrs["scale"] = 2.0
+            k["A"] = np.diag([1e200, 1.0])
+            k["B"] = np.diag([3e108, 1.0])
             # a part of a type that is not a number, as a dense dataset of it is refused
             d = h5.create_dataset("diag_complex", data=np.ones(3, dtype=np.complex128))
             d.attrs["structure"] = "diagonal"
@@ -674,6 +684,8 @@ class Structured(unittest.TestCase):
             "/diag_scale": "attribute scale applies to factor and kron parts only; a diagonal part",
             "/blocks_scale": "attribute scale applies to factor and kron parts only; a blocks part",
             "/kron_third_factor": "holds C; a kron group holds A and B only",
+            "/blocks_overflow": "part /blocks_overflow/k: an eigenvalue overflowed float64 "
+                                "(|scale|·max|λ(A)|·max|λ(B)| = 2 · 1e+200 · 3e+108); rescale the Hessian",
             "/diag_complex": "diag_complex: dataset type is compound, not a number (expected float32 or float64)",
             "/factor_complex": "/G: dataset type is compound, not a number",
             "/kron_compound": "/A: dataset type is compound, not a number",
