@@ -191,10 +191,13 @@ bool stated_past_text(const char* s, std::size_t text);
 // one that cannot be read is noted as unread.
 void read_parameter_names(hid_t d, std::size_t most);
 // Whether an object's attributes now are those listed for it (bit for bit;
-// step, loss and threshold only where the object has them: a block may be
-// listed with its whole's).
+// step, loss, threshold and hessian_error only where the object has them: a
+// block may be listed with its whole's).
 bool same_attributes_as_listed(const Attributes& now, const Attributes& listed);
 std::string hdf5_type_name(hid_t type);
+// Why a numeric type's bit layout cannot be a real one ("" when it can, or
+// when it is not a number): read no value of it.
+std::string numeric_layout_problem(hid_t type);
 // Throws InputError unless dataset `d` is still the matrix `info` lists:
 // its shape, its stored type and (but for a parameter block's window) its
 // attributes; and when it was never written. A file rewritten between listing and reading would otherwise

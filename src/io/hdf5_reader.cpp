@@ -281,6 +281,41 @@ bool detail::stated_past_text(const char* s, std::size_t text) {
 
 namespace {
 
+// Why a numeric type's bit layout cannot be a real one, or "". HDF5 1.10
+// converts values by these fields and dies of SIGBUS on corrupt ones
+// (H5T__bit_copy, found by fuzzing), or reads past the value when a field
+// runs past it; fields that overlap (a flipped byte of the type message)
+// convert to a wrong number. So every numeric dataset and attribute is
+// checked against the rules H5Tset_fields itself enforces before a read.
+std::string layout_problem(hid_t type) {
+    const H5T_class_t cls = H5Tget_class(type);
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT && cls != H5T_ENUM) return "";  // not a number: the caller says so
+    const std::size_t size = H5Tget_size(type);
+    const int precision = static_cast<int>(H5Tget_precision(type));
+    const int offset = H5Tget_offset(type);
+    const long bits = 8 * static_cast<long>(size);
+    std::ostringstream s;
+    if (size == 0 || size > 16 || precision <= 0 || offset < 0 || offset + precision > bits) {
+        s << "precision " << precision << " at bit offset " << offset << " in " << size << " bytes";
+        return s.str();
+    }
+    if (cls != H5T_FLOAT) return "";
+    std::size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
+    if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return "its float fields cannot be read";
+    const auto prec = static_cast<std::size_t>(precision);
+    const auto inside = [](std::size_t at, std::size_t from, std::size_t count) { return at >= from && at - from < count; };
+    // An exponent of over 62 bits is no real layout (binary256 has 19), and
+    // HDF5 1.10 converts one of over 64 through a 64-bit integer on its stack.
+    if (esize == 0 || esize > 62 || msize == 0 || spos >= prec || epos + esize > prec || mpos + msize > prec ||
+        inside(spos, epos, esize) || inside(spos, mpos, msize) || inside(epos, mpos, msize) ||
+        inside(mpos, epos, esize)) {
+        s << "float fields sign " << spos << ", exponent " << epos << "+" << esize << ", mantissa " << mpos << "+"
+          << msize << " in " << precision << " bits (" << size << " bytes)";
+        return s.str();
+    }
+    return "";
+}
+
 // A string attribute's value (fixed or variable length, its character set
 // kept), or nothing when HDF5 cannot read it. A variable-length string is
 // allocated at the length its heap ID states: one far past its text is a
@@ -374,7 +409,9 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         refuse(count < 0 ? std::string("an unreadable dataspace") : "an array of " + std::to_string(count) + " values");
     } else if (cls == H5T_INTEGER || cls == H5T_FLOAT) {
         double v = 0;
-        if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) unread("a value that cannot be read");
+        if (const std::string why = layout_problem(type.get()); !why.empty())
+            unread("a value of a corrupt type (" + why + ")");
+        else if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) unread("a value that cannot be read");
         else keep(v);
     } else if (cls == H5T_STRING) {
         const auto value = read_string_attribute(a, type.get());
@@ -495,33 +532,14 @@ double lossy_step(hid_t d, std::string& problem) {
     return 0;
 }
 
-// Why a numeric type's bit layout cannot be a real one, or "". HDF5 1.10
-// converts values by these fields and dies of SIGBUS on corrupt ones
-// (H5T__bit_copy, found by fuzzing): check them before any read.
+// Why a numeric type's values cannot be read as the type it is stored as,
+// or "": a layout whose rounding the noise floor does not count (after
+// layout_problem, which the caller checks first).
 std::string type_problem(hid_t type) {
-    const H5T_class_t cls = H5Tget_class(type);
-    if (cls != H5T_INTEGER && cls != H5T_FLOAT && cls != H5T_ENUM) return "";  // not a number: the caller says so
-    const std::size_t size = H5Tget_size(type);
-    const int precision = static_cast<int>(H5Tget_precision(type));
-    const int offset = H5Tget_offset(type);
-    const long bits = 8 * static_cast<long>(size);
-    std::ostringstream s;
-    s << "the stored type is corrupt: ";
-    if (size == 0 || size > 16 || precision <= 0 || offset < 0 || offset + precision > bits) {
-        s << "precision " << precision << " at bit offset " << offset << " in " << size << " bytes";
-        return s.str();
-    }
-    if (cls != H5T_FLOAT) return "";
+    if (std::string why = layout_problem(type); !why.empty()) return "the stored type is corrupt: " + why;
+    if (H5Tget_class(type) != H5T_FLOAT) return "";
     std::size_t spos = 0, epos = 0, esize = 0, mpos = 0, msize = 0;
     if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0) return "cannot read the float type's fields";
-    const auto ubits = static_cast<std::size_t>(bits);
-    // An exponent of over 62 bits is no real layout (binary256 has 19), and
-    // HDF5 1.10 converts one of over 64 through a 64-bit integer on its stack.
-    if (esize == 0 || esize > 62 || msize == 0 || spos >= ubits || epos + esize > ubits || mpos + msize > ubits) {
-        s << "float fields sign " << spos << ", exponent " << epos << "+" << esize << ", mantissa " << mpos << "+"
-          << msize << " in " << size << " bytes";
-        return s.str();
-    }
     // The noise floor counts the rounding of float16, bfloat16, float32 and
     // float64 (ε and the subnormal step), and of layouts at least as fine
     // as float64 (long double, binary128: computed in float64). Another
@@ -1475,6 +1493,7 @@ detail::AttributeScope::~AttributeScope() {
     }
 }
 std::string detail::hdf5_type_name(hid_t type) { return type_name(type); }
+std::string detail::numeric_layout_problem(hid_t type) { return layout_problem(type); }
 
 namespace {
 // Bit for bit (a NaN attribute is the same NaN when the file is unchanged).

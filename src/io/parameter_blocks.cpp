@@ -57,6 +57,8 @@ std::vector<long long> read_integers(const ArrayAttribute& a, const char* key, c
     if (H5Tget_class(a.type.get()) != H5T_INTEGER)
         throw InputError(where + ": attribute " + key + " must hold integers, got " +
                          detail::hdf5_type_name(a.type.get()) + " values");
+    if (const std::string why = detail::numeric_layout_problem(a.type.get()); !why.empty())
+        throw InputError(where + ": attribute " + key + " has a corrupt type (" + why + ")");
     std::vector<long long> v(a.count);
     if (H5Aread(a.attr.get(), H5T_NATIVE_LLONG, v.data()) < 0)
         fail_at(where, std::string("cannot read attribute ") + key);

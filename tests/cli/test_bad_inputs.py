@@ -515,8 +515,49 @@ def _float_exponent_of_70_bits():
     return h5("float_exponent_70_bits.h5", build)
 
 
+# The properties of IEEE float64's type message (bit offset 0, precision
+# 64, exponent at 52 of 11 bits, mantissa at 0 of 52, bias 1023).
+F64_FIELDS = bytes([0, 0, 64, 0, 52, 11, 0, 52, 0xFF, 0x03, 0, 0])
+
+
+def _float64_fields_patched(name, build, at, value):
+    """A file whose one float64 type message has byte `at` of its
+    properties set to `value`: a layout H5Tset_fields would refuse (fields
+    that overlap or run past the value), which HDF5 reads all the same."""
+    f = h5(name, build)
+    b = bytearray(open(f, "rb").read())
+    assert b.count(F64_FIELDS) == 1, "test data: one float64 type in the file"
+    b[b.index(F64_FIELDS) + at] = value
+    open(f, "wb").write(bytes(b))
+    return f
+
+
+def _hessian_with_float64_threshold(f):
+    d = f.create_dataset("hessian", data=np.diag(np.arange(1.0, 7.0)).astype(np.float32))
+    d.attrs["loss_threshold"] = np.float64(0.5)
+
+
 BAD = {
     # name: (make, pieces of the message; the file name is always checked)
+    # One flipped byte of a type message: the mantissa moved into the
+    # exponent read 0.5 as 0.9375 and a rank-10 Hessian as rank 44; an
+    # exponent at bit 50 read 0.5 as 1.4e306.
+    "float64_mantissa_over_exponent": (
+        lambda: _float64_fields_patched("mantissa_at_4.h5", lambda f: f.create_dataset(
+            "hessian", data=np.diag(np.arange(1.0, 7.0))), 6, 4),
+        [":/hessian", "the stored type is corrupt: float fields sign 63, exponent 52+11, mantissa 4+52 in 64 bits"]),
+    "float64_mantissa_of_60_bits": (
+        lambda: _float64_fields_patched("mantissa_60.h5", lambda f: f.create_dataset(
+            "hessian", data=np.diag(np.arange(1.0, 7.0))), 7, 60),
+        [":/hessian", "the stored type is corrupt: float fields sign 63, exponent 52+11, mantissa 0+60 in 64 bits"]),
+    "attribute_exponent_over_mantissa": (
+        lambda: _float64_fields_patched("threshold_exponent_50.h5", _hessian_with_float64_threshold, 4, 50),
+        [":/hessian", "attribute loss_threshold must be one number, got a value of a corrupt type (float fields "
+                      "sign 63, exponent 50+11, mantissa 0+52 in 64 bits (8 bytes))"]),
+    "attribute_exponent_past_the_value": (
+        lambda: _float64_fields_patched("threshold_exponent_41_bits.h5", _hessian_with_float64_threshold, 5, 41),
+        [":/hessian", "attribute loss_threshold must be one number, got a value of a corrupt type (float fields "
+                      "sign 63, exponent 52+41"]),
     "text": (_text, ["not an HDF5 file"]),
     "zero_bytes": (_zero_bytes, ["not an HDF5 file"]),
     "truncated_half": (_truncated(0.5), ["cannot open HDF5 file", "truncated"]),
