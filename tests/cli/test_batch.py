@@ -435,6 +435,38 @@ class BatchTest(clitest.TempDirTest):
 
     # ------------------------------------------------------------------ shards
 
+    def test_a_file_missing_then_back_heals_every_sharded_resume(self):
+        """Files missing at a sharded run's first pass are error rows in the
+        shard their names hash to; once they are back, their Hessians hash
+        by FILE:/dataset, often to another shard. Each shard's rerun with
+        --resume drops its stale error rows: the shards merge to the
+        unsharded run, every rerun exits 0. (A shard whose rerun read none
+        of the file's Hessians once kept its error row and exited 1.)"""
+        names = [self.path("late_%d.h5" % i) for i in range(6)]
+        listing = self.path("late.txt")
+        with open(listing, "w") as fh:
+            fh.write("".join(n + "\n" for n in names))
+        outs = [self.path("late_shard_%d.jsonl" % k) for k in (1, 2, 3)]
+        first = {}
+        for k, out in enumerate(outs, 1):
+            p = run("volume", "--files-from", listing, "--shard", "%d/3" % k, "-f", "jsonl", "-o", out, "--resume")
+            for r in jsonl(slurp(out)):
+                self.assertEqual(r["status"], "error", r)
+                first[r["source"]] = k
+        self.assertEqual(sorted(first), sorted(names))
+        for i, n in enumerate(names):
+            write_checkpoints(n, 1, 12, seed=40 + i)
+        again = {}
+        for k, out in enumerate(outs, 1):
+            p = run("volume", "--files-from", listing, "--shard", "%d/3" % k, "-f", "jsonl", "-o", out, "--resume")
+            self.assertEqual(p.returncode, 0, (k, p.stderr))
+            for r in jsonl(slurp(out)):
+                again[r["source"].split(":")[0]] = k
+        self.assertTrue(any(first[n] != again[n] for n in names), "test data: some file moves shard")
+        merged = run("rank", "--from-results", *outs, "-f", "jsonl")
+        self.assertEqual(merged.returncode, 0, merged.stderr)
+        self.assertSameRows(jsonl(merged.stdout), jsonl(run("rank", "--files-from", listing, "-f", "jsonl").stdout))
+
     def test_two_shards_merge_to_the_unsharded_run(self):
         a = write_checkpoints(self.path("a.h5"), 9, 30, seed=6, broken=4)
         b = write_checkpoints(self.path("b.h5"), 7, 24, seed=7)

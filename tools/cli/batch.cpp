@@ -135,7 +135,7 @@ void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkIt
 }  // namespace
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
-                               bool per_block, const bv::ListOptions& listing) {
+                               bool per_block, const bv::ListOptions& listing, std::set<std::string>* listed_sources) {
     std::vector<bv::WorkItem> items;
     std::vector<bv::Source> parsed;
     for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
@@ -149,6 +149,7 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
             }
             continue;
         }
+        if (listed_sources) listed_sources->insert(bv::source_error_row(parsed[i], {}).source);
         for (auto& listed : listings[i].hessians) {
             const bv::HessianInfo& h = listed.info;
             if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
@@ -161,14 +162,15 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
     return items;
 }
 
-std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b) {
+std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b,
+                                   std::set<std::string>* listed) {
     if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
         throw bv::UsageError("--list-timeout must be a positive number of seconds");
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::ListOptions listing;
     listing.time_limit = b.list_timeout;
-    return plan(gather_sources(args, b), shard, b.per_block, listing);
+    return plan(gather_sources(args, b), shard, b.per_block, listing, listed);
 }
 
 std::size_t memory_budget(const CommonOptions& o) {
@@ -484,24 +486,30 @@ struct Earlier {
 };
 
 // What a rerun's inputs are, as FILE's rows are keyed: each listed
-// Hessian (or SOURCE that failed to list), and each file they are in.
+// Hessian (or SOURCE that failed to list), and each file they are in; and
+// each SOURCE that listed, in any shard (`listed`: keyed as its error row).
 struct Inputs {
-    std::set<std::string> keys, files;
+    std::set<std::string> keys, files, listed;
 };
 
-Inputs inputs_of(const std::vector<bv::WorkItem>& items, const bv::ReportSpec& spec) {
+Inputs inputs_of(const std::vector<bv::WorkItem>& items, const std::set<std::string>& listed,
+                 const bv::ReportSpec& spec) {
     Inputs in;
     for (const auto& w : items) {
         in.keys.insert(resume_key(spec, w.label()));
         in.files.insert(w.error ? w.error->file : w.info.file);
     }
+    for (const auto& source : listed) in.listed.insert(resume_key(spec, source));
     return in;
 }
 
 // Error rows of Hessians that are not inputs of the rerun stay in FILE, as
 // their ok rows do; an input's error row is tried again, and so is a
 // whole file's (a SOURCE that could not be opened or listed) when the
-// rerun reads that file. Returns how many stay.
+// rerun reads that file, or lists that SOURCE: a SOURCE that failed to
+// list was sharded by its text, its Hessians are sharded by their names,
+// so a shard's rerun may list it and keep none of them. Returns how many
+// stay.
 std::size_t keep_errors_of_others(const Inputs& in, Earlier& earlier, const bv::ReportSpec& spec) {
     std::set<std::string> ok;
     for (const auto& r : earlier.kept) ok.insert(resume_key(spec, r.source));
@@ -516,7 +524,9 @@ std::size_t keep_errors_of_others(const Inputs& in, Earlier& earlier, const bv::
     for (auto& r : earlier.errors) {
         const std::string key = resume_key(spec, r.source);
         const bool whole_file = r.dataset.empty();
-        if (in.keys.count(key) || ok.count(key) || below(key) || (whole_file && in.files.count(r.file))) continue;
+        if (in.keys.count(key) || ok.count(key) || below(key) || in.listed.count(key) ||
+            (whole_file && in.files.count(r.file)))
+            continue;
         earlier.kept.push_back(std::move(r));
         ++count;
     }
@@ -811,8 +821,9 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
     } else {
-        items = work_for(args, b);
-        const Inputs in = inputs_of(items, spec);  // before the done ones are left out
+        std::set<std::string> listed;
+        items = work_for(args, b, &listed);
+        const Inputs in = inputs_of(items, listed, spec);  // before the done ones are left out
         if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
         failed += keep_errors_of_others(in, earlier, spec);
     }
