@@ -353,11 +353,13 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     for (std::size_t i = 1; i < good.size(); ++i)
         if (good[i].n != good[0].n) result.mixed_n = true;
     int sign = 0;
-    // Display order: the ranking rule, then log-volume, then input order.
+    // Display order: the ranking rule, then log-volume, then source (so that
+    // merged shards and a reordered input list print alike), then input order.
     std::stable_sort(good.begin(), good.end(), [&](const Row& a, const Row& b) {
         decider(a, b, opt, sign);
         if (sign != 0) return sign > 0;
-        return a.log_volume > b.log_volume;
+        if (a.log_volume != b.log_volume) return a.log_volume > b.log_volume;
+        return a.source < b.source;
     });
     for (std::size_t i = 0; i < good.size(); ++i) {
         decider(good[i > 0 ? i - 1 : 0], good[i], opt, sign);

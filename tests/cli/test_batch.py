@@ -467,6 +467,20 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(merged.returncode, 0, merged.stderr)
         self.assertSameRows(jsonl(merged.stdout), jsonl(run("rank", "--files-from", listing, "-f", "jsonl").stdout))
 
+    def test_rows_of_equal_log_volume_print_alike_in_any_input_order(self):
+        """Copies of one Hessian share a place and a log-volume: rank lists
+        them by source, so reordered inputs (or merged shards) print the
+        same lines (they once followed the input order)."""
+        copies = [write_checkpoints(self.path("copy_%s.h5" % c), 1, 12, seed=50) for c in "bca"]
+        other = write_checkpoints(self.path("other.h5"), 1, 12, seed=51)
+        runs = [[(r["place"], r["source"], r["log_volume"]) for r in jsonl(run("rank", *order, "-f", "jsonl").stdout)]
+                for order in (copies + [other], [other] + copies[::-1], [copies[2], other, copies[0], copies[1]])]
+        self.assertEqual(runs[1], runs[0])
+        self.assertEqual(runs[2], runs[0])
+        tied = [r for r in runs[0] if "copy_" in r[1]]
+        self.assertEqual(len({(place, logv) for place, _, logv in tied}), 1, "test data: the copies tie")
+        self.assertEqual([r[1] for r in tied], sorted(r[1] for r in tied))
+
     def test_two_shards_merge_to_the_unsharded_run(self):
         a = write_checkpoints(self.path("a.h5"), 9, 30, seed=6, broken=4)
         b = write_checkpoints(self.path("b.h5"), 7, 24, seed=7)
