@@ -269,7 +269,7 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
         attrs["hessian_error"] = asym if asym > 0 else None
     with np.errstate(over="ignore"):
         data = H.astype(dtype)
-    _check_range("the Hessian", data)
+    _check_range("the Hessian", data, H)
     kw = {}
     if n >= CHUNK_FROM:
         rows = max(1, min(n, (1 << 20) // (n * data.itemsize)))  # ~1 MiB chunks of whole rows
@@ -327,12 +327,16 @@ def _check_finite(name, a, check=True):
         raise ValueError(f"{name} has non-finite entries")
 
 
-def _check_range(name, stored):
+def _check_range(name, stored, values):
     """Finite values that overflowed the stored type (1e39 as float32) are
-    refused here: the file would hold inf, which the array never did."""
+    refused here, naming the largest: the file would hold inf, which the
+    array `values` never did."""
     if stored.dtype.kind == "f" and not np.all(np.isfinite(stored)):
-        raise ValueError(f"{name} has values past the range of {stored.dtype} (largest magnitude "
-                         f"{np.finfo(stored.dtype).max:.4g}): store it as float64")
+        values = np.asarray(values)
+        at = np.unravel_index(int(np.argmax(np.abs(values))), values.shape)
+        raise ValueError(f"{name} has values past the range of {stored.dtype}: {float(values[at]):.4g} at "
+                         f"{list(map(int, at))} ({stored.dtype} holds magnitudes up to "
+                         f"{np.finfo(stored.dtype).max:.4g}); store it as float64")
 
 
 def _typed(a, dtype, name):
@@ -345,7 +349,7 @@ def _typed(a, dtype, name):
     with np.errstate(over="ignore"):  # an overflow is refused below, with the part's name
         stored = a.astype(dtype)
     if np.all(np.isfinite(a)):
-        _check_range(name, stored)
+        _check_range(name, stored, a)
     return stored
 
 

@@ -200,7 +200,12 @@ void read_as_square_part(hid_t d) {
 StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const std::string& where) {
     DatasetShape s = dataset_shape(d, where, &w.reads);
     if (s.dims.size() != 2 || s.dims[0] != s.dims[1] || s.dims[0] == 0)
-        fail_at(where, "a dense part must be a square 2-D dataset, got shape " + shape_text(s.dims), false);
+        fail_at(where,
+                "a dense part must be a square 2-D dataset, got shape " + shape_text(s.dims) +
+                    (s.dims.size() == 1 ? " (if it is a diagonal part, give it the attribute structure = "
+                                          "\"diagonal\": docs/structured.md)"
+                                        : ""),
+                false);
     w.unwritten += s.unwritten;
     read_as_square_part(d);
     StructurePart p;

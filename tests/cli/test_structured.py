@@ -670,7 +670,7 @@ class Structured(unittest.TestCase):
             "/structure_long": "got '" + "factor" * 12 + "facto...'",
             "/capital_with_scale": "attribute structure must be blocks, factor, kron or diagonal, got 'Factor'",
             "/negative_error": "attribute hessian_error must be a finite number >= 0, got -2",
-            "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5",
+            "/bad_member": "loss_curve: a dense part must be a square 2-D dataset, got shape 5 (if it is a diagonal part, give it the attribute structure = \"diagonal\"",
             "/bad_scale": "attribute scale must be one number, got the string 'large'",
             "/scale_overflows": "attribute scale must be one number, got the string '1e400' (beyond the range of a double)",
             "/scale_underflows": "attribute scale must be one number, got the string '1e-400' (under the range of a double)",

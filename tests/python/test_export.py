@@ -467,7 +467,8 @@ class StructuredExport(unittest.TestCase):
     def test_values_past_float32_and_misplaced_attributes_are_refused_before_writing(self):
         path = os.path.join(self.dir, "range.h5")
         huge = np.array([[1e39, 1.0], [1.0, 2.0]])
-        with self.assertRaisesRegex(ValueError, "the Hessian has values past the range of float32"):
+        with self.assertRaisesRegex(ValueError, "the Hessian has values past the range of float32: 1e\\+39 at \\[0, 0\\] "
+                                                "\\(float32 holds magnitudes up to 3.403e\\+38\\)"):
             bx.write_hessian(path, huge, dtype="float32")
         for name, part in (("diagonal 'p'", bx.Diagonal(np.array([1e39, 1.0]))), ("factor 'p'", bx.Factor(huge)),
                            ("kron 'p' B", bx.Kron(np.eye(2), huge)), ("dense block 'x'", {"x": huge})):
