@@ -1070,6 +1070,22 @@ std::string group_structure(hid_t d, const std::string& path) {
     return kind;
 }
 
+// A square factor of a structure listed as a Hessian (named alone, or
+// reached by a link) is a matrix of its Hessian, not the Hessian: G of
+// s·GᵀG, A or B of s·(A ⊗ B). Sets `listed`'s problem so (the structure's
+// own reader reads its factors through describe, not through this).
+void refuse_structure_factor(hid_t d, const std::string& path, ListedHessian& listed) {
+    const std::string name = path.substr(path.rfind('/') + 1);
+    if (!listed.problem.empty() || (name != "G" && name != "A" && name != "B")) return;
+    const std::string group = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+    const std::string kind = group_structure(d, group);
+    if (name == "G" ? kind != "factor" : kind != "kron") return;
+    listed.problem = name == "G" ? "dataset is the Gauss-Newton factor of the structure " + group +
+                                       ", not a Hessian: name " + group + " to analyse its H = scale·GᵀG"
+                                 : "dataset is the Kronecker factor " + name + " of the structure " + group +
+                                       ", not a Hessian: name " + group + " to analyse its H = scale·(A ⊗ B)";
+}
+
 // Describes dataset `d` at `path`; `problem` says why it is not a readable Hessian.
 ListedHessian describe(hid_t d, const std::string& file, const std::string& path) {
     ListedHessian listed;
@@ -1259,6 +1275,7 @@ void walk_link(Walker& w, const std::shared_ptr<Handle>& at, const std::string& 
             return;
         }
         ListedHessian listed = describe(d.get(), w.filename, path);
+        refuse_structure_factor(d.get(), path, listed);
         // Inside a group, only 2-D datasets are taken for Hessians; others
         // (loss curves, step lists) are metadata.
         const std::string& problem = listed.problem;
@@ -1672,8 +1689,10 @@ std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
         if (!d.valid()) fail_at(where, "cannot open dataset");
         if (!detail::structure_kind(d.get(), where).empty())
             out.push_back(detail::describe_structured(d.get(), source.file, path));
-        else
+        else {
             out.push_back(describe(d.get(), source.file, path));
+            refuse_structure_factor(d.get(), path, out.back());
+        }
         out.back().image = source.image;
         return out;
     }

@@ -520,6 +520,28 @@ class Structured(unittest.TestCase):
         errors = [r["error"] for r in rows_of(p)]
         self.assertIn("it is the Gauss-Newton factor of the structure /ok: name /ok to analyse its H", errors[0])
         self.assertIn("its group's attribute Structure is not read: basinvol reads structure", errors[1])
+        # A square factor named alone is refused too: it is a matrix of its
+        # Hessian, not the Hessian (it was once analysed as H = G, no note).
+        sq = self.path("square_factors.h5")
+        with h5py.File(sq, "w") as h:
+            g = h.create_group("gn")
+            g.attrs["structure"] = "factor"
+            g["G"] = np.diag([3.0, 2.0, 1.0])
+            k = h.create_group("kr")
+            k.attrs["structure"] = "kron"
+            k["A"] = np.eye(2)
+            k["B"] = np.diag([1.0, 4.0])
+            h["plain/G"] = np.eye(2)  # not in a structure: a Hessian named G
+        p = run("volume", sq + ":/gn/G", sq + ":/kr/A", sq + ":/kr/B", sq + ":/plain/G", sq + ":/gn", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = rows_of(p)
+        self.assertEqual([r["status"] for r in rows], ["error", "error", "error", "ok", "ok"])
+        self.assertIn("/gn/G: dataset is the Gauss-Newton factor of the structure /gn, not a Hessian: name /gn to "
+                      "analyse its H = scale·GᵀG", rows[0]["error"])
+        for r, name in zip(rows[1:3], "AB"):
+            self.assertIn("/kr/%s: dataset is the Kronecker factor %s of the structure /kr, not a Hessian: name /kr "
+                          "to analyse its H = scale·(A ⊗ B)" % (name, name), r["error"])
+        self.assertEqual(rows[4]["rank"], 3)
 
     def test_per_block_rows_of_many_members_are_each_member_s_own(self):
         # All members are listed in one walk; each row is the member's answer alone.
