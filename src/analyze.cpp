@@ -241,7 +241,7 @@ std::string describe_failure(const std::optional<Spectrum>& s, const Cut* cut, M
     else if (s->too_large)
         why << "rank " << (s->rank_estimated ? "likely above " : "above ") << s->rank_budget
             << (s->rank_estimated ? " by its trace and ‖H‖_F" : "") << " (cheaper densely)";
-    else if (cut->tol <= 0)  // a gap cut whose kept side may reach down to 0 (an unlisted or too uncertain value)
+    else if (cut->rule == "gap" && cut->tol <= 0)  // its kept side may reach down to 0 (an unlisted or uncertain value)
         why << "rest bound " << s->rest_bound << " places no gap cut (the values over it are known only down to 0)";
     else if (cut->tol < s->rest_bound) why << "rest bound " << s->rest_bound << " above tol " << cut->tol;
     else why << "the cut is not decided by the partial spectrum (rest bound " << s->rest_bound << ", tol " << cut->tol

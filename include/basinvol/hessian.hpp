@@ -19,6 +19,13 @@ struct Attributes {
     std::optional<double> loss;
     std::optional<double> loss_threshold;
     std::optional<double> hessian_error;  // the exporter's bound on the matrix's own error (absolute)
+    // A structure's own hessian_error, before its parts' stated errors are
+    // folded into hessian_error: what its --per-block rows inherit.
+    std::optional<double> own_hessian_error;
+    // Which of step, loss, loss_threshold and hessian_error a --per-block
+    // row took from its whole (it states none of its own): a reread of the
+    // row's object accepts their absence, and only theirs.
+    std::vector<std::string> inherited;
     std::optional<std::string> name;
     // Other numeric scalar attributes (e.g. expected_rank), by name.
     std::map<std::string, double> numbers;

@@ -1070,9 +1070,9 @@ std::string group_structure(hid_t d, const std::string& path) {
     return kind;
 }
 
-// A square factor of a structure listed as a Hessian (named alone, or
-// reached by a link) is a matrix of its Hessian, not the Hessian: G of
-// s·GᵀG, A or B of s·(A ⊗ B). Sets `listed`'s problem so (the structure's
+// A square factor of a structure listed as a Hessian (named by its own
+// path) is a matrix of its Hessian, not the Hessian: G of s·GᵀG, A or B of
+// s·(A ⊗ B). (A link to it from another group is not recognized.) Sets `listed`'s problem so (the structure's
 // own reader reads its factors through describe, not through this).
 void refuse_structure_factor(hid_t d, const std::string& path, ListedHessian& listed) {
     const std::string name = path.substr(path.rfind('/') + 1);
@@ -1520,16 +1520,18 @@ bool same_number(const std::optional<double>& a, const std::optional<double>& b)
 }
 // The attributes a dataset has now against those listed for it. A block of
 // a `blocks` structure is listed with its whole's step, loss, threshold and
-// hessian_error where it has none: those four are compared where the dataset
-// has them.
+// stated error where it has none (Attributes::inherited): those it took may
+// be absent now; any other must be as listed.
 bool same_attributes(const Attributes& now, const Attributes& listed) {
-    const auto inherited = [](const std::optional<double>& a, const std::optional<double>& b) {
-        return !a || same_number(a, b);
+    const auto agrees = [&](const std::optional<double>& a, const std::optional<double>& b, const char* name) {
+        return same_number(a, b) ||
+               (!a && std::find(listed.inherited.begin(), listed.inherited.end(), name) != listed.inherited.end());
     };
     const Attributes& a = now;
     const Attributes& b = listed;
-    if (!inherited(a.step, b.step) || !inherited(a.loss, b.loss) || !inherited(a.loss_threshold, b.loss_threshold) ||
-        !inherited(a.hessian_error, b.hessian_error) || a.name != b.name || a.strings != b.strings ||
+    if (!agrees(a.step, b.step, "step") || !agrees(a.loss, b.loss, "loss") ||
+        !agrees(a.loss_threshold, b.loss_threshold, "loss_threshold") ||
+        !agrees(a.hessian_error, b.hessian_error, "hessian_error") || a.name != b.name || a.strings != b.strings ||
         a.numbers.size() != b.numbers.size())
         return false;
     for (const auto& [key, v] : a.numbers) {

@@ -122,6 +122,7 @@ void put(Writer& w, const ListedHessian& listed) {
     w.opt(h.attrs.loss);
     w.opt(h.attrs.loss_threshold);
     w.opt(h.attrs.hessian_error);
+    w.opt(h.attrs.own_hessian_error);
     w.opt(h.attrs.name);
     w.u64(h.attrs.numbers.size());
     for (const auto& [k, v] : h.attrs.numbers) {
@@ -161,6 +162,7 @@ ListedHessian get(Reader& r) {
     r.opt(h.attrs.loss);
     r.opt(h.attrs.loss_threshold);
     r.opt(h.attrs.hessian_error);
+    r.opt(h.attrs.own_hessian_error);
     r.opt(h.attrs.name);
     for (std::uint64_t i = 0, count = r.u64(); i < count; ++i) {
         std::string k = r.str();
@@ -483,12 +485,19 @@ std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOpt
     }
     for (auto& m : out) {
         // The whole's step, loss and threshold hold for its blocks unless they
-        // say otherwise, and so does its error bound: a diagonal block of an
-        // error E has a norm at most E's.
-        if (!m.info.attrs.loss_threshold) m.info.attrs.loss_threshold = h.attrs.loss_threshold;
-        if (!m.info.attrs.step) m.info.attrs.step = h.attrs.step;
-        if (!m.info.attrs.loss) m.info.attrs.loss = h.attrs.loss;
-        if (!m.info.attrs.hessian_error) m.info.attrs.hessian_error = h.attrs.hessian_error;
+        // say otherwise, and so does the error bound the whole itself states
+        // (a diagonal block of an error E has a norm at most E's; a sibling
+        // part's stated error, folded into the whole's, is not this block's).
+        Attributes& a = m.info.attrs;
+        auto inherit = [&](std::optional<double>& field, const std::optional<double>& of_whole, const char* name) {
+            if (field || !of_whole) return;
+            field = of_whole;
+            a.inherited.emplace_back(name);
+        };
+        inherit(a.loss_threshold, h.attrs.loss_threshold, "loss_threshold");
+        inherit(a.step, h.attrs.step, "step");
+        inherit(a.loss, h.attrs.loss, "loss");
+        inherit(a.hessian_error, h.attrs.own_hessian_error, "hessian_error");
     }
     return out;
 }

@@ -499,6 +499,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
         StructurePart p = walk(w, obj, path, 0);
         info.reads_also = std::move(w.reads);
         info.unwritten_chunks = w.unwritten;
+        info.attrs.own_hessian_error = info.attrs.hessian_error;
         if (w.part_error) info.attrs.hessian_error = std::max(info.attrs.hessian_error.value_or(0.0), *w.part_error);
         info.n = p.n;
         info.stored_type = p.stored_type;

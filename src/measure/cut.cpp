@@ -194,16 +194,12 @@ struct Choice {
 class Ties {
 public:
     void first(double g, double d, bool eligible, bool certain) {
-        if (eligible) {
-            top_ = std::max(top_, g);
-            edge_ = std::max(edge_, g - d);
-        }
+        if (eligible) edge_ = std::max(edge_, g - d);
         if (certain) least_top_ = std::max(least_top_, g - d);
     }
     void second(double g, double d, double spread, bool possible) {
         if (possible && g + d >= least_top_) reach_ = std::min(reach_, g - d - spread);
     }
-    bool found() const { return top_ > -INFINITY; }
     bool peer(double g, double d) const { return g + d >= edge_; }
     bool within_reach(double g, double d, double spread) const { return g + d + spread >= reach_; }
     double reach() const { return reach_; }
@@ -211,7 +207,7 @@ public:
     bool maybe_none() const { return least_top_ == -INFINITY && reach_ < INFINITY; }
 
 private:
-    double top_ = -INFINITY, edge_ = -INFINITY, least_top_ = -INFINITY, reach_ = INFINITY;
+    double edge_ = -INFINITY, least_top_ = -INFINITY, reach_ = INFINITY;
 };
 
 bool eligible(const Knowledge& K, Pos p, Pos q, double ceiling_mid, double min_gap) {

@@ -9,6 +9,7 @@
 #include <basinvol/solve/structured.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <climits>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <map>
 #include <queue>
 #include <sstream>
 #include <sys/resource.h>
@@ -42,6 +44,9 @@ struct Square {
 struct Accumulator {
     std::vector<SpectrumPart> parts;
     std::vector<std::string> paths;  // each part's path, for the messages that name it
+    // A Kronecker part's scale, max|λ(A)| and max|λ(B)| as stated, before
+    // balance_kron rescales them, by part: what an overflow message shows.
+    std::map<std::size_t, std::array<double, 3>> stated_kron;
     SpectrumPart& add(const std::string& path) {
         paths.push_back(path);
         return parts.emplace_back();
@@ -279,6 +284,10 @@ void fold_squares(Accumulator& acc) {
         acc.stored_underflow = std::max(acc.stored_underflow, scaled(s, fa, db, 0, 0) + scaled(s, da, fb, 0, 0) +
                                                                   scaled(s, da, db, 0, 0));
         acc.nonzero_products = acc.nonzero_products || (fa > 0 && fb > 0 && s > 0);
+        std::array<double, 3> stated{part.scale, 0, 0};
+        for (double a : part.alpha) stated[1] = std::max(stated[1], std::abs(a));
+        for (double b : part.beta) stated[2] = std::max(stated[2], std::abs(b));
+        acc.stated_kron[q.part] = stated;
         balance_kron(part);
     }
 }
@@ -618,7 +627,11 @@ void reject_overflowed_part(const HessianInfo& info, const Accumulator& acc) {
             for (double x : p.alpha) a = std::max(a, std::abs(x));
             for (double x : p.beta) b = std::max(b, std::abs(x));
             if (std::isfinite(std::abs(p.scale * a) * b)) continue;  // as PartValues forms them
-            why << " (|scale|·max|λ(A)|·max|λ(B)| = " << std::abs(p.scale) << " · " << a << " · " << b << ")";
+            const auto stated = acc.stated_kron.find(i);
+            if (stated != acc.stated_kron.end()) {
+                const auto& [s, sa, sb] = stated->second;
+                why << " (|scale|·max|λ(A)|·max|λ(B)| = " << std::abs(s) << " · " << sa << " · " << sb << ")";
+            }
         } else if (std::all_of(p.values.begin(), p.values.end(), [](double v) { return std::isfinite(v); })) {
             continue;
         }

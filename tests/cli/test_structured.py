@@ -290,29 +290,40 @@ class Structured(unittest.TestCase):
 
     def test_per_block_rows_take_the_whole_s_error_bound(self):
         """A bound on the whole's error bounds each diagonal block's: a block
-        row analysed alone keeps the whole's `hessian_error` (1e-6 here, so
-        block b's 1e-8 is flat, as under --hessian-error 1e-6) unless it
-        states its own (c: 1e-9, its 1e-8 curved). Block b once fell to its
-        own floor (5e-15) and counted 1e-8 as curvature."""
+        row analysed alone keeps the `hessian_error` the whole states itself
+        (1e-6 here, so block b's 1e-8 is flat, as under --hessian-error
+        1e-6) unless it states its own (c: 1e-9, its 1e-8 curved; d: 1e-3).
+        A sibling's stated error (d's), folded into the whole's row, is not
+        another block's: under /m2, which states none, a2 keeps its own
+        floor. Block b once fell to its own floor (5e-15) and counted 1e-8
+        as curvature."""
         f = self.path("whole_error.h5")
         with h5py.File(f, "w") as h5:
-            m = h5.create_group("m")
-            m.attrs["structure"] = "blocks"
-            m.attrs["hessian_error"] = 1e-6
-            for name, values, own in (("a", [1.0, 0.5], None), ("b", [2.0, 1e-8], None), ("c", [3.0, 1e-8], 1e-9)):
-                d = m.create_dataset(name, data=np.array(values))
-                d.attrs["structure"] = "diagonal"
-                if own is not None:
-                    d.attrs["hessian_error"] = own
+            for group, whole, members in (
+                    ("m", 1e-6, (("a", [1.0, 0.5], None), ("b", [2.0, 1e-8], None), ("c", [3.0, 1e-8], 1e-9),
+                                 ("d", [1.0, 1e-4], 1e-3))),
+                    ("m2", None, (("a2", [2.0, 1e-8], None), ("d2", [1.0, 1e-4], 1e-3)))):
+                m = h5.create_group(group)
+                m.attrs["structure"] = "blocks"
+                if whole is not None:
+                    m.attrs["hessian_error"] = whole
+                for name, values, own in members:
+                    d = m.create_dataset(name, data=np.array(values))
+                    d.attrs["structure"] = "diagonal"
+                    if own is not None:
+                        d.attrs["hessian_error"] = own
         p = run("volume", f, "--per-block", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         rows = {r["dataset"]: r for r in rows_of(p)}
-        self.assertEqual(rows["/m"]["hessian_error"], 1e-6, "the largest of the whole's and its parts'")
-        for name, error, rank in (("a", 1e-6, 2), ("b", 1e-6, 1), ("c", 1e-9, 2)):
-            row = rows["/m/" + name]
+        self.assertEqual(rows["/m"]["hessian_error"], 1e-3, "the largest of the whole's and its parts'")
+        self.assertEqual(rows["/m2"]["hessian_error"], 1e-3)
+        for name, error, rank in (("m/a", 1e-6, 2), ("m/b", 1e-6, 1), ("m/c", 1e-9, 2), ("m/d", 1e-3, 1),
+                                  ("m2/a2", None, 2), ("m2/d2", 1e-3, 1)):
+            row = rows["/" + name]
             with self.subTest(block=name):
-                self.assertEqual((row["hessian_error"], row["noise_floor"], row["rank"]), (error, error, rank), row)
-                alone = rows_of(run("volume", f + ":/m/" + name, "--hessian-error", str(error), "-f", "jsonl"))[0]
+                self.assertEqual((row["hessian_error"], row["rank"]), (error, rank), row)
+                given = ("--hessian-error", str(error)) if error is not None else ()
+                alone = rows_of(run("volume", f + ":/" + name, *given, "-f", "jsonl"))[0]
                 self.assertEqual((alone["rank"], alone["noise_floor"]), (row["rank"], row["noise_floor"]))
 
     def test_per_block_rows_of_a_dense_hessian_are_its_parameter_blocks(self):
@@ -643,6 +654,13 @@ class Structured(unittest.TestCase):
             k.attrs["scale"] = 2.0
             k["A"] = np.diag([1e200, 1.0])
             k["B"] = np.diag([3e108, 1.0])
+            # past 2^800 the factors are rescaled before the products: the
+            # message still shows them as stated
+            k = h5.create_group("kron_overflow")
+            k.attrs["structure"] = "kron"
+            k.attrs["scale"] = 3.0
+            k["A"] = np.diag([1e250, 1.0])
+            k["B"] = np.diag([1e100, 1.0])
             # a part of a type that is not a number, as a dense dataset of it is refused
             d = h5.create_dataset("diag_complex", data=np.ones(3, dtype=np.complex128))
             d.attrs["structure"] = "diagonal"
@@ -708,6 +726,8 @@ class Structured(unittest.TestCase):
             "/kron_third_factor": "holds C; a kron group holds A and B only",
             "/blocks_overflow": "part /blocks_overflow/k: an eigenvalue overflowed float64 "
                                 "(|scale|·max|λ(A)|·max|λ(B)| = 2 · 1e+200 · 3e+108); rescale the Hessian",
+            "/kron_overflow": "part /kron_overflow: an eigenvalue overflowed float64 "
+                              "(|scale|·max|λ(A)|·max|λ(B)| = 3 · 1e+250 · 1e+100); rescale the Hessian",
             "/diag_complex": "diag_complex: dataset type is compound, not a number (expected float32 or float64)",
             "/factor_complex": "/G: dataset type is compound, not a number",
             "/kron_compound": "/A: dataset type is compound, not a number",

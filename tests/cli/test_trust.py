@@ -650,7 +650,7 @@ class PartialGap(Base):
 
     def test_a_gap_cut_placed_among_unlisted_values_is_named_so(self):
         """Ten curved values (1 and 1e-4) in n = 400 under full-rank noise
-        of 1e-5: Cholesky's rest bound (about 0.02) covers every value it
+        of 1e-5: Cholesky's rest bound (about 1e-3) covers every value it
         did not list, so a gap cut may lie among them and has no lower end.
         The fallback note says so; it once read "above tol 0"."""
         n = 400
@@ -669,6 +669,11 @@ class PartialGap(Base):
         note = c["solver"]["note"]
         self.assertRegex(note, r"^cholesky: rest bound [0-9.e-]+ places no gap cut \(the values over it are known only down to 0\)$")
         self.assertNotIn("tol 0", note)
+        # An explicit cut at 0 is a tol of 0, and says so.
+        for cut in (["--atol", "0"], ["--rtol", "0"]):
+            p = run("volume", f, "-f", "jsonl", "--method", "cholesky", *cut, "--no-progress")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertRegex(rows_of(p)[0]["solver"]["note"], r"^cholesky: rest bound [0-9.e-]+ above tol 0$")
 
 
 if __name__ == "__main__":
