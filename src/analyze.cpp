@@ -20,9 +20,9 @@ namespace basinvol {
 
 void validate(const AnalyzeOptions& o) {
     if (o.threshold && !(*o.threshold > 0 && std::isfinite(*o.threshold)))
-        throw UsageError("threshold", "must be a positive number, got " + value_text(*o.threshold));
+        throw UsageError("threshold", "must be a positive finite number, got " + value_text(*o.threshold));
     if (o.regularized && !(*o.regularized > 0 && std::isfinite(*o.regularized)))
-        throw UsageError("regularized", "must be a positive number, got " + value_text(*o.regularized));
+        throw UsageError("regularized", "must be a positive finite number, got " + value_text(*o.regularized));
     if (o.hessian_error && !(*o.hessian_error >= 0 && std::isfinite(*o.hessian_error)))
         throw UsageError("hessian_error", "must be a finite number >= 0, got " + value_text(*o.hessian_error));
     if (!(o.read.max_asymmetry >= 0))

@@ -101,15 +101,16 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
             bad(text, at(i ? i - 1 : 0),
                 "power must be an integer 2..64 (a linear term would make the origin not a critical point), got " +
                     std::to_string(t.power));
-        if (t.coef == 0) continue;
-        loss.terms_.push_back(t);
+        // A zero term still names its coordinate (a flat direction of the
+        // toy), wherever it stands: x^2 + 0*y^2 is a toy in R^2, as 0*x^2 + y^2 is.
         used = std::max(used, t.var + 1);
+        if (t.coef != 0) loss.terms_.push_back(t);
     }
     if (n != 0 && n < used)
         throw UsageError("loss '" + text + "' uses " + std::to_string(used) + " coordinates but n is " +
                          std::to_string(n));
     loss.n_ = n ? n : used;
-    if (loss.n_ == 0) throw UsageError("loss '" + text + "' has no nonzero term");
+    if (loss.terms_.empty()) throw UsageError("loss '" + text + "' has no nonzero term");
     return loss;
 }
 

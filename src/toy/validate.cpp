@@ -327,13 +327,47 @@ Check log_volume_check(const HessianInfo& info, const Row& row, double expected,
     }
     c.verdict = std::abs(row.log_volume - expected) <= *c.tolerance ? Verdict::pass : Verdict::fail;
     c.note = fmt("difference %.3g nats", row.log_volume - expected);
+    // Volumes of different dimensions are not compared: a cut that keeps
+    // noise as curvature also widens the tolerance by those values.
+    if (const auto rank = attr(info.attrs, "expected_rank"); rank && *rank != static_cast<double>(row.rank)) {
+        c.verdict = Verdict::fail;
+        c.note = fmt("the rank is %.0f where %.0f is expected: volumes of different dimensions (difference %.3g nats)",
+                     static_cast<double>(row.rank), *rank, row.log_volume - expected);
+    }
     return c;
+}
+
+// The two-sided probability, under Binomial(N, p), of a count at least as
+// far from N·p as h on its side: twice that tail, at most 1. The terms are
+// summed from h outward (the distribution is unimodal, so they fall).
+double binomial_two_sided(std::size_t N, double p, std::size_t h) {
+    if (!(p > 0)) return h == 0 ? 1.0 : 0.0;
+    if (!(p < 1)) return h == N ? 1.0 : 0.0;
+    const double n = static_cast<double>(N), k0 = static_cast<double>(h), odds = p / (1 - p);
+    const double log_pmf = std::lgamma(n + 1) - std::lgamma(k0 + 1) - std::lgamma(n - k0 + 1) + k0 * std::log(p) +
+                           (n - k0) * std::log1p(-p);
+    const bool upper = k0 >= n * p;
+    double sum = 0, term = 1;  // relative to pmf(h)
+    for (std::size_t k = h;;) {
+        sum += term;
+        if (upper ? k == N : k == 0) break;
+        const double kk = static_cast<double>(k);
+        term *= upper ? (n - kk) / (kk + 1) * odds : kk / ((n - kk + 1) * odds);
+        k = upper ? k + 1 : k - 1;
+        if (term < 1e-17 * sum) break;
+    }
+    return std::min(1.0, 2 * std::exp(log_pmf + std::log(sum)));
 }
 
 // The volume of the curved part's ellipsoid by Monte Carlo, against
 // `reference`, which may itself differ from the stored matrix's volume by
 // `reference_tol` nats (an expected_log_volume of the exact prescription,
-// stored rounded).
+// stored rounded). The test is of the hit count the reference predicts,
+// N·p₀ with p₀ = V/|B|: its standard error is the reference's,
+// sqrt(p₀(1 − p₀)/N), not the estimate's (which a low count makes small,
+// failing correct toys); below 100 expected hits (or misses) the normal
+// approximation no longer holds its level, and the exact binomial tail is
+// taken at the same two-sided level.
 Check monte_carlo_check(const HessianInfo& info, const Row& row, double reference, double reference_tol,
                         std::size_t r, const ValidateOptions& o) {
     Check mc = make(info.source(), "mc_log_volume");
@@ -349,27 +383,51 @@ Check monte_carlo_check(const HessianInfo& info, const Row& row, double referenc
     try {
         const bool drop = o.analyze.negatives == NegativePolicy::drop;
         Eigen::MatrixXd M = curved_form(info, o.analyze.read, row.tol, drop);
-        Estimate e = ellipsoid_volume(M, row.threshold, o.samples, o.seed + 1);
-        mc.measured = e.log_value;
-        mc.se = e.se_log;
-        // Compare on the linear scale, V̂/V − 1 against k·SE/V plus the
-        // reference's own tolerance; a set that fills its box (r = 1) has
-        // SE 0 and agrees to that tolerance and rounding.
-        const double ratio = e.value_over(reference), se = e.se_over(reference);
-        mc.tolerance = o.sigmas * e.se_log + reference_tol;
-        if (e.hits == 0 || (e.hits == e.samples && r > 1)) {
-            // No sample inside, or every one (r > 1: the box is larger than
-            // the set): the estimate has no spread to judge it by. Not a check.
-            mc.verdict = Verdict::info;
-            mc.note = fmt("not checked: %.0f of %.0f samples fell inside, too few or too many to estimate; raise "
-                          "option samples or lower option mc_max_rank",
-                          static_cast<double>(e.hits), static_cast<double>(e.samples));
+        if (!M.allFinite()) {  // eigenvalues near DBL_MAX: VᵀHV's sums overflow
+            mc.note = "not checked: the curved part's quadratic form VᵀHV overflows float64";
             return mc;
         }
-        const bool agree = std::abs(ratio - 1) <= o.sigmas * se + std::expm1(reference_tol) + 1e-9;
+        Estimate e = ellipsoid_volume(M, row.threshold, o.samples, o.seed + 1);
+        mc.measured = e.log_value;
+        const double n = static_cast<double>(e.samples), hits = static_cast<double>(e.hits);
+        const double p_hat = hits / n;
+        // p₀ of the reference, moved toward p̂ by as much as its own tolerance allows.
+        const double at = reference - e.log_box;
+        const double gap = std::log(p_hat) - at;  // −inf with no hit
+        const double p_ref = std::exp(at + std::clamp(gap, -reference_tol, reference_tol));  // past 1: more than the box
+        const double p0 = std::min(1.0, p_ref);
+        const double expected_hits = n * p0, expected_misses = n * (1 - p0);
+        const double se0 = p0 > 0 ? std::sqrt(std::max(0.0, 1 - p0) / (n * p0)) : INFINITY;  // SE of V̂/V₀ and of log V̂
+        mc.se = se0;
+        const double ratio = e.value_over(reference);
+        const double level = std::erfc(o.sigmas / std::sqrt(2.0));  // two-sided, 6.3e-5 at 4
+        // A set that fills its box (r = 1) has p₀ = 1 and SE 0: it agrees to
+        // the reference's tolerance and rounding.
+        const bool exact_test = p0 < 1 && std::min(expected_hits, expected_misses) < 100;
+        bool agree = false;
+        if (exact_test) {
+            agree = binomial_two_sided(e.samples, p0, e.hits) >= level;
+        } else {
+            agree = std::abs(p_hat / p_ref - 1) <= o.sigmas * se0 + 1e-9;
+            // The log-scale half-width that acceptance gives on the estimate's side.
+            const double w = o.sigmas * se0 + 1e-9;
+            mc.tolerance = std::isfinite(*mc.measured) && *mc.measured >= reference
+                               ? std::log1p(w) + reference_tol
+                               : (w < 1 ? -std::log1p(-w) + reference_tol : INFINITY);
+        }
+        if (agree && std::min(expected_hits, expected_misses) < 10 && p0 < 1) {
+            // Too few expected to have the power to find a wrong volume: not a check.
+            mc.verdict = Verdict::info;
+            mc.note = fmt("not checked: %.0f of %.0f samples fell inside, %.3g expected: too few (or too many) to "
+                          "judge; raise option samples or lower option mc_max_rank",
+                          hits, n, expected_hits);
+            return mc;
+        }
         mc.verdict = agree ? Verdict::pass : Verdict::fail;
-        mc.note = fmt("V_mc/V = %.6g +- %.3g (%.3g SE) from %.0f samples", ratio, se, se > 0 ? (ratio - 1) / se : 0.0,
-                      static_cast<double>(e.samples));
+        mc.note = fmt("V_mc/V = %.6g +- %.3g (%.3g SE) from %.0f samples", ratio, se0,
+                      se0 > 0 ? (p_hat / p_ref - 1) / se0 : 0.0, n);
+        if (exact_test)
+            mc.note += fmt(", %.0f hits where %.3g were expected (exact binomial test)", hits, expected_hits);
     } catch (const Error& ex) {
         mc.verdict = Verdict::error;
         mc.note = ex.what();
@@ -413,6 +471,9 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
             c.note = fmt("the cut %.3g lies under the noise floor %.3g, where the dim is noise's choice (band %.0f..%.0f)",
                          row.tol, row.noise_floor, static_cast<double>(row.dim_low),
                          static_cast<double>(row.dim_high));
+        else if (name != std::string("negative") && row.warnings.has(Warning::ambiguous_rank))
+            c.note = fmt("ambiguous_rank: the row's band holds dim %.0f..%.0f; the count is the row's own cut's",
+                         static_cast<double>(row.dim_low), static_cast<double>(row.dim_high));
         out.push_back(c);
     };
     count("expected_rank", "rank", row.rank);

@@ -984,7 +984,7 @@ class TestExitStatus(Base):
                             "--list-timeout: must be a positive number of seconds, got '0'"),
                            (("volume", Data.full_file, "--read-timeout", "-1"),
                             "--read-timeout: must be a positive number of seconds, got '-1'"),
-                           (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive number"),
+                           (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive finite number"),
                            # The value as given, not std::to_string's -0.000000.
                            (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),

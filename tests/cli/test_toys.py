@@ -203,6 +203,70 @@ class Toys(unittest.TestCase):
             self.assertEqual(c["status"], "info", c)
             self.assertIn("not checked", c["note"])
 
+    def test_monte_carlo_never_fails_a_correct_toy_on_few_hits_and_finds_a_wrong_one(self):
+        """Rank 8, eigenvalues 1e-2..1: about 1.6% of the box, so 500
+        samples expect 7.9 hits and 1,500 expect 24. Judged by the
+        estimate's own standard error (small when few samples hit), 5 of 200
+        correct toys once failed at 500 samples. The count the reference
+        predicts sets the standard error now, an exact binomial tail below
+        100 expected hits, and "not checked" below 10: 200 independent
+        copies (each draws its own samples) never fail; a volume 1.5 nats
+        off fails at 20,000 samples."""
+        eigs = list(np.geomspace(1e-2, 1, 8))
+        write_toy(self.f, "/r8", eigs, seed=11)
+        with h5py.File(self.f, "a") as f:
+            for i in range(200):
+                f.copy("/r8", "/copy_%03d" % i)
+            del f["/r8"]
+        for samples, statuses in (("500", {"info"}), ("1500", {"pass"})):
+            rc, out, err = run("validate", self.f, "--samples", samples, "-f", "json")
+            self.assertEqual(rc, 0, err)
+            mc = [c for c in checks(out) if c["check"] == "mc_log_volume"]
+            self.assertEqual(len(mc), 200)
+            self.assertEqual({c["status"] for c in mc}, statuses, [c["note"] for c in mc if c["status"] == "fail"])
+        g = os.path.join(self.tmp.name, "wrong_by_1.5.h5")
+        write_toy(g, "/t", eigs, seed=11, expected_log_volume=exact_log_volume(eigs, 1) + 1.5)
+        rc, out, err = run("validate", g, "--samples", "20000", "-f", "json")
+        self.assertEqual(rc, 1)
+        self.assertEqual(check(checks(out), "/t", "mc_log_volume")["status"], "fail")
+
+    def test_a_zero_term_keeps_its_coordinate_wherever_it_stands(self):
+        """x^2 + 0*y^2 once dropped y (n = 1, dim 0) where 0*x^2 + y^2
+        kept x (n = 2, dim 1); x^2 + 0*y^4 claimed a learning coefficient
+        of 0.5 for a set unbounded in y."""
+        for loss in ("x^2 + 0*y^2", "0*x^2 + y^2", "x^2 + 0*y^4"):
+            f = os.path.join(self.tmp.name, "zero_term.h5")
+            if os.path.exists(f):
+                os.remove(f)
+            rc, out, err = run(f, "--loss", loss, binary=TOY)
+            self.assertEqual(rc, 0, err)
+            with h5py.File(f, "r") as h:
+                d = h["toy"]
+                self.assertEqual(d.shape, (2, 2), loss)
+                self.assertEqual((d.attrs["expected_rank"], d.attrs["expected_dim"]), (1, 1), loss)
+                self.assertNotIn("expected_learning_coefficient", d.attrs, loss)
+        rc, out, err = run(os.path.join(self.tmp.name, "none.h5"), "--loss", "0*x^2", binary=TOY)
+        self.assertEqual(rc, 2)
+        self.assertIn("has no nonzero term", err)
+
+    def test_a_log_volume_of_another_rank_is_not_passed(self):
+        """A cut under the floor keeps noise as curvature: rank 10 where 2 is
+        expected, and a tolerance (638 nats) widened by those values. The
+        log_volume check once passed a 152-nat difference; volumes of
+        different dimensions are not compared."""
+        self.assertEqual(run(self.f, "--preset", "parabola", "--n", 10, "--rotate", 1, binary=TOY)[0], 0)
+        rc, out, err = run("validate", self.f, "--atol", "1e-20", "-f", "json")
+        self.assertEqual(rc, 1)
+        c = check(checks(out), "/toy", "log_volume")
+        self.assertEqual(c["status"], "fail")
+        self.assertRegex(c["note"], r"^the rank is [0-9]+ where 2 is expected: volumes of different dimensions")
+
+    def test_a_threshold_that_is_not_positive_and_finite_is_named(self):
+        for t in ("0", "-1", "nan", "inf"):
+            rc, out, err = run(os.path.join(self.tmp.name, "t.h5"), "--preset", "parabola", "-T", t, binary=TOY)
+            self.assertEqual(rc, 2)
+            self.assertIn("-T/--threshold must be a positive finite number, got " + t, err)
+
     def test_radial_gap_on_loguniform_spectrum(self):
         rc, out, err = run(self.f, "--flat", 0, "--curved", 1000, "--lo", "1e-4", "--hi", "1e2", "--seed", 3,
                            binary=TOY)
@@ -456,7 +520,8 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 1)
         mc = check(checks(out), "/toy", "mc_log_volume")
         self.assertEqual(mc["status"], "fail")
-        self.assertRegex(mc["note"], r"^V_mc/V = [0-9.]+e\+21[0-9] \+- [0-9.]+e\+21[0-9] \([0-9.e+]+ SE\) from 200000 samples$")
+        self.assertRegex(mc["note"], r"^V_mc/V = [0-9.]+e\+21[0-9] \+- [0-9.]+e\+[0-9]+ \([0-9.e+]+ SE\) from 200000 "
+                                     r"samples, [0-9]+ hits where [0-9.]+e-[0-9]+ were expected \(exact binomial test\)$")
 
     def test_a_failed_write_leaves_out_as_it_was(self):
         # HDF5 refuses a 70,000-character attribute name once the matrix is

@@ -386,7 +386,7 @@ def test_errors_are_exceptions_with_the_cli_message(tmp):
         assert "--" not in str(e.value)
     with pytest.raises(basinvol.UsageError, match="method must be one of"):
         basinvol.analyze(np.eye(3), method="qr")
-    with pytest.raises(basinvol.UsageError, match="threshold must be a positive number"):
+    with pytest.raises(basinvol.UsageError, match="threshold must be a positive finite number"):
         basinvol.analyze(np.eye(3), threshold=-1)
     with pytest.raises(TypeError, match="int64 is not float32 or float64"):
         basinvol.analyze(np.eye(3, dtype=np.int64))

@@ -224,7 +224,8 @@ void write_toys(ToyArgs a) {
     const bool from_recipe = a.eigs->empty() && (!a.flat->empty() || !a.curved->empty());
     if (a.eigs->empty() && a.preset_given->empty() && a.loss->empty() && !from_recipe)
         throw bv::UsageError("give a spectrum: --eigenvalues, --preset, --loss or --flat/--curved");
-    if (!(a.threshold > 0)) throw bv::UsageError("-T/--threshold must be positive");
+    if (!(a.threshold > 0 && std::isfinite(a.threshold)))
+        throw bv::UsageError("-T/--threshold must be a positive finite number, got " + bv::value_text(a.threshold));
     if (!a.dataset.empty() && a.dataset.front() != '/')
         throw bv::UsageError("-d/--dataset must be an absolute path such as /toy, got '" + a.dataset + "'");
     if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
