@@ -25,13 +25,14 @@ json to_json(const toy::Check& c) {
 void write_checks(std::ostream& out, const std::vector<toy::Check>& checks, Format format, const json& context) {
     const std::vector<std::string> head = {"source", "check", "status", "expected", "measured", "se", "tolerance", "note"};
     auto cells = [&](const toy::Check& c, int digits) {
+        const int errors = digits == 17 ? 17 : 3;  // machine formats: every digit (docs/output.md); the table: 3
         return std::vector<std::string>{c.source,
                                         c.check,
                                         toy::verdict_name(c.verdict),
                                         fmt(c.expected, digits),
                                         fmt(c.measured, digits),
-                                        fmt(c.se, 3),
-                                        fmt(c.tolerance, 3),
+                                        fmt(c.se, errors),
+                                        fmt(c.tolerance, errors),
                                         c.note};
     };
     switch (format) {

@@ -10,6 +10,8 @@ Usage: /usr/bin/python3 tests/cli/test_toys.py PATH/TO/basinvol PATH/TO/basinvol
 Writes only into a temporary directory. Monte Carlo comparisons are in units
 of the standard error the tool reports, with the tool's fixed default seed.
 """
+import csv
+import io
 import json
 import math
 import os
@@ -260,6 +262,18 @@ class Toys(unittest.TestCase):
         c = check(checks(out), "/toy", "log_volume")
         self.assertEqual(c["status"], "fail")
         self.assertRegex(c["note"], r"^the rank is [0-9]+ where 2 is expected: volumes of different dimensions")
+
+    def test_validate_tsv_and_csv_write_every_digit_json_does(self):
+        """docs/output.md: a number in TSV or CSV is the shortest text that
+        reads back as the same float64. `se` and `tolerance` were cut to 3
+        digits (1.15e-12)."""
+        self.assertEqual(run(self.f, "--preset", "parabola", binary=TOY)[0], 0)
+        rows = {c["check"]: c for c in checks(run("validate", self.f, "-f", "json")[1])}
+        for fmt, dialect in (("tsv", "excel-tab"), ("csv", "excel")):
+            for cells in csv.DictReader(io.StringIO(run("validate", self.f, "-f", fmt)[1]), dialect=dialect):
+                for key in ("expected", "measured", "se", "tolerance"):
+                    want = rows[cells["check"]][key]
+                    self.assertEqual(float(cells[key]) if cells[key] else None, want, (fmt, cells["check"], key))
 
     def test_a_threshold_that_is_not_positive_and_finite_is_named(self):
         for t in ("0", "-1", "nan", "inf"):
