@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -274,6 +275,20 @@ class Toys(unittest.TestCase):
                 for key in ("expected", "measured", "se", "tolerance"):
                     want = rows[cells["check"]][key]
                     self.assertEqual(float(cells[key]) if cells[key] else None, want, (fmt, cells["check"], key))
+
+    def test_a_refused_toy_of_many_is_named_with_its_seed(self):
+        """--count draws toy i from --seed + i; a refusal names the toy and
+        the seed that draws it alone (it once said only why)."""
+        args = ["--flat", 3, "--curved", 20, "--negative", 7, "--lo", "1e-3", "--hi", "1e1", "--dtype", "float32"]
+        rc, out, err = run(os.path.join(self.tmp.name, "many.h5"), "--count", 20, "--seed", 38, *args, binary=TOY)
+        self.assertEqual(rc, 2)
+        first = err.splitlines()[0]
+        self.assertRegex(first, r"^basinvol-toy: toy_0([0-9][0-9]) \(--seed ([0-9]+)\): the smallest nonzero")
+        i, seed = [int(x) for x in re.match(r".*toy_0([0-9]+) \(--seed ([0-9]+)\)", first).groups()]
+        self.assertEqual(seed, 38 + i)
+        rc, out, err = run(os.path.join(self.tmp.name, "alone.h5"), "--seed", seed, *args, binary=TOY)
+        self.assertEqual(rc, 2, "the seed named draws the refused toy alone")
+        self.assertIn("the smallest nonzero", err)
 
     def test_a_threshold_that_is_not_positive_and_finite_is_named(self):
         for t in ("0", "-1", "nan", "inf"):

@@ -263,13 +263,24 @@ void write_toys(ToyArgs a) {
     }
     try {
         for (std::size_t i = 0; i < (a.count ? a.count : 1); ++i) {
-            const toy::ToySpec spec = toy_spec(a, i);
-            if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
-            toy::Toy t = toy::make_toy(spec);
-            for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
             // Names as wide as the last one's (at least 3 digits): name order is toy order.
             char leaf[48];
             std::snprintf(leaf, sizeof leaf, "/toy_%0*zu", a.count > 1000 ? static_cast<int>(std::to_string(a.count - 1).size()) : 3, i);
+            toy::ToySpec spec;
+            toy::Toy t;
+            try {
+                spec = toy_spec(a, i);
+                if (spec.loss) check_size(static_cast<double>(spec.loss->n()), "the loss's dimension (--n)");
+                t = toy::make_toy(spec);
+            } catch (const bv::UsageError& refused) {
+                if (!a.count) throw;
+                // Which of the toys, and the seed that draws it again alone.
+                const bool recipe = a.eigs->empty() && a.preset_given->empty() && a.loss->empty();
+                throw bv::UsageError(std::string(leaf + 1) +
+                                     (recipe ? " (--seed " + std::to_string(a.recipe.seed + i) + ")" : "") + ": " +
+                                     refused.what());
+            }
+            for (const auto& kv : a.overrides) apply_override(t.attrs, kv);
             const std::string path = a.count ? (a.dataset == "/" ? std::string(leaf) : a.dataset + leaf) : a.dataset;
             const std::string adds = a.append ? bv::missing_prefix(target, path) : "";
             bv::write_hessian(target, path, t.matrix, spec.type == toy::StoredType::float32, t.attrs,
