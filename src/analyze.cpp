@@ -162,7 +162,7 @@ double subnormal_noise(const MatrixFacts& f) {
 // H − Hᵀ = E − Eᵀ; taking all of it is a factor 2 of margin for an estimate
 // read from one matrix.
 double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
-    const double stated = opt.hessian_error ? *opt.hessian_error : f.info.attrs.hessian_error.value_or(0.0);
+    const double stated = opt.hessian_error ? *opt.hessian_error : stated_error(f.info.attrs).value_or(0.0);
     // A lossy filter's step q (info.quantum) moves each entry by up to q/2:
     // ‖E‖₂ ≤ ‖E‖_F ≤ n·q/2.
     const double quantized = static_cast<double>(f.info.n) * f.info.quantum / 2;
@@ -416,7 +416,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * (M_LN2 + std::log(T))) +
                          std::abs(m.sum_log) / 2 + std::abs(m.log_volume);
     r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives) + 4 * eps64 * terms;
-    r.hessian_error = opt.hessian_error ? opt.hessian_error : f.info.attrs.hessian_error;
+    r.hessian_error = opt.hessian_error ? opt.hessian_error : stated_error(f.info.attrs);
     r.method = s.method;
     r.certified = s.complete || cut.decided;
     r.residual_bound = s.rest_bound;

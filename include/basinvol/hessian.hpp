@@ -2,6 +2,7 @@
 // A Hessian as listed (HessianInfo: where it is and what its file says) and
 // as read (Hessian: the checked matrix in its stored precision).
 #include <Eigen/Dense>
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -22,9 +23,13 @@ struct Attributes {
     // A structure's own hessian_error, before its parts' stated errors are
     // folded into hessian_error: what its --per-block rows inherit.
     std::optional<double> own_hessian_error;
-    // Which of step, loss, loss_threshold and hessian_error a --per-block
-    // row took from its whole (it states none of its own): a reread of the
-    // row's object accepts their absence, and only theirs.
+    // A --per-block row's whole's own hessian_error, when the block states
+    // none itself (its parts' may be folded into hessian_error): it bounds
+    // the block's error too. Never read from the block's object.
+    std::optional<double> whole_error;
+    // Which of step, loss and loss_threshold a --per-block row took from its
+    // whole (it states none of its own): a reread of the row's object
+    // accepts their absence, and only theirs.
     std::vector<std::string> inherited;
     std::optional<std::string> name;
     // Other numeric scalar attributes (e.g. expected_rank), by name.
@@ -38,6 +43,13 @@ struct Attributes {
 // unreadable_prefix + why. Why `key` is not one number ("must be one number,
 // got …"), or nothing when it is one or is absent.
 inline constexpr const char* unreadable_prefix = "unreadable: ";
+
+// The error a Hessian's attributes state: its own (with its parts'), or its
+// whole's when larger (Attributes::whole_error); empty when none is stated.
+inline std::optional<double> stated_error(const Attributes& a) {
+    if (!a.whole_error) return a.hessian_error;
+    return a.hessian_error ? std::max(*a.hessian_error, *a.whole_error) : a.whole_error;
+}
 inline std::optional<std::string> not_a_number(const Attributes& a, const std::string& key) {
     const auto it = a.strings.find(key);
     if (it == a.strings.end()) return std::nullopt;

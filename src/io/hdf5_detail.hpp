@@ -191,8 +191,8 @@ bool stated_past_text(const char* s, std::size_t text);
 // one that cannot be read is noted as unread.
 void read_parameter_names(hid_t d, std::size_t most);
 // Whether an object's attributes now are those listed for it (bit for bit;
-// but step, loss, threshold and hessian_error a block was listed with from
-// its whole, which may be absent).
+// but step, loss and threshold a block was listed with from its whole,
+// which may be absent).
 bool same_attributes_as_listed(const Attributes& now, const Attributes& listed);
 std::string hdf5_type_name(hid_t type);
 // Why a numeric type's bit layout cannot be a real one ("" when it can, or

@@ -1519,9 +1519,10 @@ bool same_number(const std::optional<double>& a, const std::optional<double>& b)
     return a.has_value() == b.has_value() && (!a || same_number(*a, *b));
 }
 // The attributes a dataset has now against those listed for it. A block of
-// a `blocks` structure is listed with its whole's step, loss, threshold and
-// stated error where it has none (Attributes::inherited): those it took may
-// be absent now; any other must be as listed.
+// a `blocks` structure is listed with its whole's step, loss and threshold
+// where it has none (Attributes::inherited): those it took may be absent
+// now; any other must be as listed. (The whole's stated error is kept
+// apart, in whole_error, which is never read from the block.)
 bool same_attributes(const Attributes& now, const Attributes& listed) {
     const auto agrees = [&](const std::optional<double>& a, const std::optional<double>& b, const char* name) {
         return same_number(a, b) ||
@@ -1531,7 +1532,7 @@ bool same_attributes(const Attributes& now, const Attributes& listed) {
     const Attributes& b = listed;
     if (!agrees(a.step, b.step, "step") || !agrees(a.loss, b.loss, "loss") ||
         !agrees(a.loss_threshold, b.loss_threshold, "loss_threshold") ||
-        !agrees(a.hessian_error, b.hessian_error, "hessian_error") || a.name != b.name || a.strings != b.strings ||
+        !same_number(a.hessian_error, b.hessian_error) || a.name != b.name || a.strings != b.strings ||
         a.numbers.size() != b.numbers.size())
         return false;
     for (const auto& [key, v] : a.numbers) {

@@ -497,7 +497,10 @@ std::vector<ListedHessian> list_blocks(const ListedHessian& whole, const ListOpt
         inherit(a.loss_threshold, h.attrs.loss_threshold, "loss_threshold");
         inherit(a.step, h.attrs.step, "step");
         inherit(a.loss, h.attrs.loss, "loss");
-        inherit(a.hessian_error, h.attrs.own_hessian_error, "hessian_error");
+        // A block states its own error when its own object carries one (a
+        // structure's parts' errors are folded in, and the whole's still bounds it).
+        const bool states_own = m.info.structure.empty() ? a.hessian_error.has_value() : a.own_hessian_error.has_value();
+        if (!states_own) a.whole_error = h.attrs.own_hessian_error;
     }
     return out;
 }

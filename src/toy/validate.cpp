@@ -331,7 +331,7 @@ Check log_volume_check(const HessianInfo& info, const Row& row, double expected,
     // noise as curvature also widens the tolerance by those values.
     if (const auto rank = attr(info.attrs, "expected_rank"); rank && *rank != static_cast<double>(row.rank)) {
         c.verdict = Verdict::fail;
-        c.note = fmt("the rank is %.0f where %.0f is expected: volumes of different dimensions (difference %.3g nats)",
+        c.note = fmt("the rank is %.0f where %.17g is expected: volumes of different dimensions (difference %.3g nats)",
                      static_cast<double>(row.rank), *rank, row.log_volume - expected);
     }
     return c;
@@ -402,32 +402,36 @@ Check monte_carlo_check(const HessianInfo& info, const Row& row, double referenc
         const double ratio = e.value_over(reference);
         const double level = std::erfc(o.sigmas / std::sqrt(2.0));  // two-sided, 6.3e-5 at 4
         // A set that fills its box (r = 1) has p₀ = 1 and SE 0: it agrees to
-        // the reference's tolerance and rounding.
-        const bool exact_test = p0 < 1 && std::min(expected_hits, expected_misses) < 100;
-        bool agree = false;
-        if (exact_test) {
-            agree = binomial_two_sided(e.samples, p0, e.hits) >= level;
-        } else {
-            agree = std::abs(p_hat / p_ref - 1) <= o.sigmas * se0 + 1e-9;
-            // The log-scale half-width that acceptance gives on the estimate's side.
-            const double w = o.sigmas * se0 + 1e-9;
+        // the reference's tolerance and rounding. Otherwise the count is
+        // judged by its exact binomial tail (the normal approximation's
+        // skew near 100 expected hits doubles its level at 4 SE).
+        const bool fills_box = !(p0 < 1);
+        const bool agree = fills_box ? std::abs(p_hat / p_ref - 1) <= 1e-9
+                                     : binomial_two_sided(e.samples, p0, e.hits) >= level;
+        if (!fills_box && se0 > 0 && std::min(expected_hits, expected_misses) >= 100) {
+            // What acceptance is, near enough, on the log scale on the estimate's side.
+            const double w = o.sigmas * se0;
             mc.tolerance = std::isfinite(*mc.measured) && *mc.measured >= reference
                                ? std::log1p(w) + reference_tol
                                : (w < 1 ? -std::log1p(-w) + reference_tol : INFINITY);
         }
-        if (agree && std::min(expected_hits, expected_misses) < 10 && p0 < 1) {
-            // Too few expected to have the power to find a wrong volume: not a check.
+        // Not a check when even the most extreme count on the scarce side
+        // (no hit, or no miss) would not refute the volume at this level.
+        const bool misses_scarce = expected_misses < expected_hits;
+        const double extreme = std::log(2.0) + n * std::log(misses_scarce ? p0 : 1 - p0);  // log P(all or none)
+        if (agree && !fills_box && extreme >= std::log(level)) {
             mc.verdict = Verdict::info;
-            mc.note = fmt("not checked: %.0f of %.0f samples fell inside, %.3g expected: too few (or too many) to "
-                          "judge; raise option samples or lower option mc_max_rank",
-                          hits, n, expected_hits);
+            mc.note = fmt(misses_scarce ? "not checked: %.0f of %.0f samples fell outside, %.3g expected: too few to judge"
+                                        : "not checked: %.0f of %.0f samples fell inside, %.3g expected: too few to judge",
+                          misses_scarce ? n - hits : hits, n, misses_scarce ? expected_misses : expected_hits);
+            mc.note += r > 1 ? "; raise option samples or lower option mc_max_rank" : "; raise option samples";
             return mc;
         }
         mc.verdict = agree ? Verdict::pass : Verdict::fail;
         mc.note = fmt("V_mc/V = %.6g +- %.3g (%.3g SE) from %.0f samples", ratio, se0,
                       se0 > 0 ? (p_hat / p_ref - 1) / se0 : 0.0, n);
-        if (exact_test)
-            mc.note += fmt(", %.0f hits where %.3g were expected (exact binomial test)", hits, expected_hits);
+        if (!fills_box)
+            mc.note += fmt(", %.0f hits where %.4g were expected (exact binomial test)", hits, expected_hits);
     } catch (const Error& ex) {
         mc.verdict = Verdict::error;
         mc.note = ex.what();

@@ -986,7 +986,7 @@ class TestExitStatus(Base):
                             "--read-timeout: must be a positive number of seconds, got '-1'"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive finite number"),
                            # The value as given, not std::to_string's -0.000000.
-                           (("rank", Data.full_file, "-T", "-1e-9"), "positive number, got -1e-09"),
+                           (("rank", Data.full_file, "-T", "-1e-9"), "positive finite number, got -1e-09"),
                            (("spectrum", Data.full_file, "--shard", "3/2"), "--shard must be I/N"),
                            (("validate", suite, "--samples", "1"), "--samples: must be a whole number from 2 to"),
                            # A negative count is refused, not read as 2^64 - 1 (a run without end).

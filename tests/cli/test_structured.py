@@ -312,12 +312,19 @@ class Structured(unittest.TestCase):
                     d.attrs["structure"] = "diagonal"
                     if own is not None:
                         d.attrs["hessian_error"] = own
+            # A member that is a structure stating nothing itself, whose part
+            # states 1e-12: the whole's 1e-6 still bounds it.
+            e = h5["m"].create_group("e")
+            e.attrs["structure"] = "blocks"
+            d = e.create_dataset("p", data=np.array([2.0, 1e-8]))
+            d.attrs["structure"] = "diagonal"
+            d.attrs["hessian_error"] = 1e-12
         p = run("volume", f, "--per-block", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         rows = {r["dataset"]: r for r in rows_of(p)}
         self.assertEqual(rows["/m"]["hessian_error"], 1e-3, "the largest of the whole's and its parts'")
         self.assertEqual(rows["/m2"]["hessian_error"], 1e-3)
-        for name, error, rank in (("m/a", 1e-6, 2), ("m/b", 1e-6, 1), ("m/c", 1e-9, 2), ("m/d", 1e-3, 1),
+        for name, error, rank in (("m/a", 1e-6, 2), ("m/b", 1e-6, 1), ("m/c", 1e-9, 2), ("m/d", 1e-3, 1), ("m/e", 1e-6, 1),
                                   ("m2/a2", None, 2), ("m2/d2", 1e-3, 1)):
             row = rows["/" + name]
             with self.subTest(block=name):
