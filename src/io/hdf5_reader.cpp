@@ -1072,8 +1072,9 @@ std::string group_structure(hid_t d, const std::string& path) {
 
 // A square factor of a structure listed as a Hessian (named by its own
 // path) is a matrix of its Hessian, not the Hessian: G of s·GᵀG, A or B of
-// s·(A ⊗ B). (A link to it from another group is not recognized.) Sets `listed`'s problem so (the structure's
-// own reader reads its factors through describe, not through this).
+// s·(A ⊗ B). Sets `listed`'s problem so. A link to it from another group is
+// not recognized; the structure's own reader reads its factors through
+// describe, not through this.
 void refuse_structure_factor(hid_t d, const std::string& path, ListedHessian& listed) {
     const std::string name = path.substr(path.rfind('/') + 1);
     if (!listed.problem.empty() || (name != "G" && name != "A" && name != "B")) return;

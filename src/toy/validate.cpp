@@ -363,11 +363,10 @@ double binomial_two_sided(std::size_t N, double p, std::size_t h) {
 // `reference`, which may itself differ from the stored matrix's volume by
 // `reference_tol` nats (an expected_log_volume of the exact prescription,
 // stored rounded). The test is of the hit count the reference predicts,
-// N·p₀ with p₀ = V/|B|: its standard error is the reference's,
-// sqrt(p₀(1 − p₀)/N), not the estimate's (which a low count makes small,
-// failing correct toys); below 100 expected hits (or misses) the normal
-// approximation no longer holds its level, and the exact binomial tail is
-// taken at the same two-sided level.
+// N·p₀ with p₀ = V/|B|, by its exact binomial tail at the two-sided level
+// of o.sigmas standard errors; the standard error reported is the
+// reference's, sqrt(p₀(1 − p₀)/N), not the estimate's (which a low count
+// makes small, failing correct toys).
 Check monte_carlo_check(const HessianInfo& info, const Row& row, double reference, double reference_tol,
                         std::size_t r, const ValidateOptions& o) {
     Check mc = make(info.source(), "mc_log_volume");
