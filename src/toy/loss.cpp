@@ -1,6 +1,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/names.hpp>
 #include <basinvol/toy/loss.hpp>
+#include <algorithm>
 
 #include <cctype>
 #include <cmath>
@@ -104,8 +105,21 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         // A zero term still names its coordinate (a flat direction of the
         // toy), wherever it stands: x^2 + 0*y^2 is a toy in R^2, as 0*x^2 + y^2 is.
         used = std::max(used, t.var + 1);
-        if (t.coef != 0) loss.terms_.push_back(t);
+        // Like terms are one term: x^2 + x^2 - 0.5*x^2 is 1.5*x^2 (a convex
+        // coordinate, not one with a negative term), x^2 - x^2 is none.
+        const auto like = std::find_if(loss.terms_.begin(), loss.terms_.end(),
+                                       [&](const Term& u) { return u.var == t.var && u.power == t.power; });
+        if (like == loss.terms_.end()) {
+            loss.terms_.push_back(t);
+        } else {
+            like->coef += t.coef;
+            if (!std::isfinite(like->coef))
+                throw UsageError("loss '" + text + "': the coefficients of x" + std::to_string(t.var) + "^" +
+                                 std::to_string(t.power) + " sum past float64's range");
+        }
     }
+    loss.terms_.erase(std::remove_if(loss.terms_.begin(), loss.terms_.end(), [](const Term& u) { return u.coef == 0; }),
+                      loss.terms_.end());
     if (n != 0 && n < used)
         throw UsageError("loss '" + text + "' uses " + std::to_string(used) + " coordinates but n is " +
                          std::to_string(n));
@@ -205,7 +219,7 @@ double PolyLoss::half_width(std::size_t i, double T) const {
 }
 
 // Σ 1/p over the coordinates when each coordinate's terms share one even
-// power p with positive coefficients (x^2 + x^2 is 2·x^2): then
+// power p with positive coefficients (like terms are summed by parse): then
 // {L ≤ T} = T^(1/p) in each coordinate, scaled. A coordinate without a term
 // (unbounded) or with terms of two powers (not a power law) has none.
 std::optional<double> PolyLoss::learning_coefficient() const {

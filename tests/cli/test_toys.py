@@ -252,6 +252,37 @@ class Toys(unittest.TestCase):
         self.assertEqual(rc, 2)
         self.assertIn("has no nonzero term", err)
 
+    def test_like_terms_are_one_term(self):
+        """x^2 + x^2 - 0.5*x^2 is 1.5*x^2: a convex coordinate whose
+        sublevel set scales as T^(1/2). It was once taken for a loss with a
+        negative term (no learning coefficient, no scan); x^2 - x^2 is no
+        term at all, and coefficients that sum past float64 are refused."""
+        f = os.path.join(self.tmp.name, "like.h5")
+        rc, out, err = run(f, "--loss", "x^2 + x^2 - 0.5*x^2 + y^4", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(f, "r") as h:
+            d = h["toy"]
+            self.assertEqual(d.shape, (2, 2))
+            self.assertEqual(d[0, 0], 3.0)  # d²/dx² of 1.5·x²
+            self.assertEqual(d.attrs["expected_learning_coefficient"], 0.5 + 0.25)
+        rc, out, err = run("validate", f, "-f", "json")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(check(checks(out), "/toy", "learning_coefficient")["status"], "pass")
+        os.remove(f)
+        rc, out, err = run(f, "--loss", "x^2 - x^2 + y^2", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(f, "r") as h:
+            d = h["toy"]
+            self.assertEqual(d.shape, (2, 2), "x keeps its coordinate")
+            self.assertEqual((d.attrs["expected_rank"], d.attrs["expected_dim"]), (1, 1))
+            self.assertNotIn("expected_learning_coefficient", d.attrs)
+        rc, out, err = run(os.path.join(self.tmp.name, "big.h5"), "--loss", "1e308*x^2 + 1e308*x^2", binary=TOY)
+        self.assertEqual(rc, 2)
+        self.assertIn("the coefficients of x0^2 sum past float64's range", err)
+        rc, out, err = run(os.path.join(self.tmp.name, "none.h5"), "--loss", "x^2 - x^2", binary=TOY)
+        self.assertEqual(rc, 2)
+        self.assertIn("has no nonzero term", err)
+
     def test_a_log_volume_of_another_rank_is_not_passed(self):
         """A cut under the floor keeps noise as curvature: rank 10 where 2 is
         expected, and a tolerance (638 nats) widened by those values. The
@@ -413,7 +444,11 @@ class Toys(unittest.TestCase):
                             (("--loss", "x^2", "--n", "100000"), "the loss's dimension (--n) is n = 100000"),
                             (("--loss", "x99999^2"), "over the memory budget"),
                             (("--curved", "3", "--n", "5"), "--n excludes --curved"),
-                            (("--eigenvalues", "1e-400,1"), "'1e-400', which is not a finite number")]:
+                            (("--eigenvalues", "1e-400,1"), "'1e-400', which is not a finite number"),
+                            (("--flat", "3", "--curved", "4", "--spread", "0.1"),
+                             "--spread shapes a clustered spectrum; add --spectrum clustered"),
+                            (("--flat", "3", "--curved", "4", "--clusters", "2", "--spectrum", "loguniform"),
+                             "--clusters shapes a clustered spectrum; add --spectrum clustered")]:
             rc, out, err = run(self.f, *args, binary=TOY)
             self.assertEqual(rc, 2, args)
             self.assertIn(words, err)

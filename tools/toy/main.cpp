@@ -113,6 +113,8 @@ struct ToyArgs {
     CLI::Option* count_given = nullptr;
     CLI::Option* n_given = nullptr;
     CLI::Option* dataset_given = nullptr;
+    CLI::Option* clusters = nullptr;
+    CLI::Option* spread = nullptr;
 };
 
 // Counts are read as decimal whole numbers ("08" is 8; "-1" and "0x3" are
@@ -147,13 +149,14 @@ void add_options(CLI::App& app, ToyArgs& a) {
     recipe_only.push_back(app.add_option("--hi", a.recipe.hi, "Recipe: largest |lambda|")
                               ->transform(cli::decimal())
                               ->capture_default_str());
-    recipe_only.push_back(app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")
-                              ->transform(cli::whole(1, kMaxN))
-                              ->capture_default_str());
-    recipe_only.push_back(
-        app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")
-            ->transform(cli::decimal())
-            ->capture_default_str());
+    a.clusters = app.add_option("--clusters", a.recipe.clusters, "Recipe (clustered): number of clusters")
+                     ->transform(cli::whole(1, kMaxN))
+                     ->capture_default_str();
+    recipe_only.push_back(a.clusters);
+    a.spread = app.add_option("--spread", a.recipe.spread, "Recipe (clustered): relative half-width of a cluster")
+                   ->transform(cli::decimal())
+                   ->capture_default_str();
+    recipe_only.push_back(a.spread);
     recipe_only.push_back(
         app.add_option("--seed", a.recipe.seed, "Recipe: seed of the spectrum (toy i of --count uses SEED+i)")
             ->transform(cli::whole(0, kMaxSeed))
@@ -231,6 +234,13 @@ void write_toys(ToyArgs a) {
     if (!a.dataset_given->empty() && a.dataset.empty()) throw bv::UsageError("-d/--dataset needs a path, got ''");
     if (!a.count && !a.dataset.empty() && a.dataset.back() == '/')
         throw bv::UsageError("-d/--dataset must name a dataset, not a group, got '" + a.dataset + "'");
+    // The clustered spectrum's knobs change nothing in another: a run that
+    // gives them meant a clustered toy, and must not get a log-uniform one.
+    for (const CLI::Option* knob : {a.clusters, a.spread})
+        if (!knob->empty() && a.recipe.distribution != toy::Distribution::clustered)
+            throw bv::UsageError(knob->get_name() + " shapes a clustered spectrum; add --spectrum clustered "
+                                 "(the recipe's spectrum is " +
+                                 bv::name_of(toy::distribution_names(), a.recipe.distribution) + ")");
     if (from_recipe)
         check_size(static_cast<double>(a.recipe.flat) + static_cast<double>(a.recipe.curved), "--flat plus --curved");
     if (a.dataset.empty()) a.dataset = a.count ? "/toys" : "/toy";
