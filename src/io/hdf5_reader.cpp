@@ -1070,14 +1070,47 @@ std::string group_structure(hid_t d, const std::string& path) {
     return kind;
 }
 
-// A square factor of a structure listed as a Hessian (named by its own
-// path) is a matrix of its Hessian, not the Hessian: G of s·GᵀG, A or B of
-// s·(A ⊗ B). Sets `listed`'s problem so. A link to it from another group is
-// not recognized; the structure's own reader reads its factors through
+// `path` (absolute, in d's file) with each of its soft links replaced by
+// the path it holds, a relative one read from the link's group: where the
+// object is linked from by hard links. External links lead to other files
+// and are left as they are, as is a chain past HDF5's own limit of 16.
+std::string soft_links_resolved(hid_t d, const std::string& path) {
+    std::string done;  // the resolved components so far
+    std::size_t at = 1;
+    int hops = 0;
+    std::string rest = path;
+    while (at <= rest.size()) {
+        const std::size_t end = std::min(rest.find('/', at), rest.size());
+        const std::string part = done + "/" + rest.substr(at, end - at);
+        H5L_info_t li{};
+        if (end > at && hops < 16 && H5Lget_info(d, part.c_str(), &li, H5P_DEFAULT) >= 0 && li.type == H5L_TYPE_SOFT) {
+            std::vector<char> val(li.u.val_size + 1, '\0');
+            if (H5Lget_val(d, part.c_str(), val.data(), li.u.val_size, H5P_DEFAULT) < 0 || !val[0]) break;
+            const std::string target(val.data());
+            ++hops;
+            rest = (target.front() == '/' ? target : done + "/" + target) + rest.substr(end);
+            done.clear();
+            at = 1;
+            continue;
+        }
+        if (end > at) done = part;
+        at = end + 1;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return done.empty() ? path : done;
+}
+
+// A square factor of a structure listed as a Hessian is a matrix of its
+// Hessian, not the Hessian: G of s·GᵀG, A or B of s·(A ⊗ B). Sets `listed`'s
+// problem so. Recognized by the path it is reached through, its soft links
+// followed; a hard link to it from another group has equal standing and is
+// not recognized. The structure's own reader reads its factors through
 // describe, not through this.
-void refuse_structure_factor(hid_t d, const std::string& path, ListedHessian& listed) {
+void refuse_structure_factor(hid_t d, const std::string& listed_path, ListedHessian& listed) {
+    if (!listed.problem.empty()) return;
+    const std::string path = soft_links_resolved(d, listed_path);
     const std::string name = path.substr(path.rfind('/') + 1);
-    if (!listed.problem.empty() || (name != "G" && name != "A" && name != "B")) return;
+    if (name != "G" && name != "A" && name != "B") return;
     const std::string group = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
     const std::string kind = group_structure(d, group);
     if (name == "G" ? kind != "factor" : kind != "kron") return;

@@ -560,6 +560,24 @@ class Structured(unittest.TestCase):
             self.assertIn("/kr/%s: dataset is the Kronecker factor %s of the structure /kr, not a Hessian: name /kr "
                           "to analyse its H = scale·(A ⊗ B)" % (name, name), r["error"])
         self.assertEqual(rows[4]["rank"], 3)
+        # Reached through soft links (absolute, relative, through a linked
+        # group), a factor is recognized the same, named or walked; a soft
+        # link to a plain Hessian stays a Hessian.
+        with h5py.File(sq, "a") as h:
+            h["other/X"] = h5py.SoftLink("/kr/A")
+            h["other/rel"] = h5py.SoftLink("X")
+            h["alias"] = h5py.SoftLink("/gn")
+            h["other/P"] = h5py.SoftLink("/plain/G")
+        names = ["/other/X", "/other/rel", "/alias/G", "/other/P"]
+        p = run("volume", *[sq + ":" + n for n in names], "-f", "jsonl")
+        rows = rows_of(p)
+        self.assertEqual([r["status"] for r in rows], ["error", "error", "error", "ok"], p.stderr)
+        for r in rows[:2]:
+            self.assertIn("dataset is the Kronecker factor A of the structure /kr, not a Hessian", r["error"])
+        self.assertIn("dataset is the Gauss-Newton factor of the structure /gn, not a Hessian", rows[2]["error"])
+        walked = {r["dataset"]: r for r in rows_of(run("volume", sq + ":/other", "-f", "jsonl"))}
+        self.assertEqual(walked["/other/X"]["status"], "error")
+        self.assertEqual(walked["/other/P"]["status"], "ok")
 
     def test_per_block_rows_of_many_members_are_each_member_s_own(self):
         # All members are listed in one walk; each row is the member's answer alone.
