@@ -18,6 +18,7 @@ import select
 import shutil
 import signal
 import stat
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -515,6 +516,16 @@ class BatchTest(clitest.TempDirTest):
         twice = run("rank", "--from-results", s1, s1, s2, "-f", "jsonl")
         self.assertEqual(len(jsonl(twice.stdout)), 16)
         self.assertIn("warning", twice.stderr)
+        # An empty shard (one that died before its first row) is named; '-'
+        # twice is a usage error (the second read would be empty).
+        empty = self.path("empty.jsonl")
+        open(empty, "w").close()
+        p = run("rank", "--from-results", s1, empty, s2, "-f", "jsonl")
+        self.assertSameRows(jsonl(p.stdout), d)
+        self.assertIn("basinvol: warning: %s is empty: it holds no rows" % empty, p.stderr)
+        p = run("rank", "--from-results", "-", "-", "-f", "jsonl", stdin=slurp(s1))
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("'-' (standard input) is given more than once", p.stderr)
 
     def test_every_command_takes_the_same_input_options(self):
         """spectrum, validate and compare go through the same source listing and
@@ -697,6 +708,33 @@ class BatchTest(clitest.TempDirTest):
                            stderr=subprocess.PIPE, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertSameRows(jsonl(p.stdout), want)
+        # A descriptor named as FILE (/dev/stdout, /dev/stderr, /dev/fd/N, a
+        # link to one) is written through the descriptor: a log a shell
+        # appends stdout or stderr to keeps its lines, its inode and what the
+        # script writes after (the log was once replaced through
+        # /proc/self/fd/1, losing both).
+        log = self.path("run.log")
+        os.symlink("/dev/stdout", self.path("out-link"))
+        for name, redirect in (("/dev/stdout", ">>"), ("/dev/fd/1", ">>"), (self.path("out-link"), ">>"),
+                               ("/dev/stderr", "2>>"), ("/dev/fd/3", "3>>")):
+            with open(log, "w") as f:
+                f.write("before\n")
+            inode = os.stat(log).st_ino
+            script = "%s volume %s -f jsonl --no-progress -o %s %s %s; echo rc=$? >> %s" % (
+                shlex.quote(BIN), shlex.quote(a), shlex.quote(name), redirect, shlex.quote(log), shlex.quote(log))
+            p = subprocess.run(["bash", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=60)
+            lines = slurp(log).splitlines()
+            self.assertEqual(os.stat(log).st_ino, inode, name)
+            self.assertEqual((lines[0], lines[-1]), ("before", "rc=0"), (name, lines, p.stderr))
+            self.assertSameRows(jsonl("\n".join(lines[1:-1])), want)
+            self.assertEqual(glob.glob(log + ".*"), [], name)  # no lock, journal or temporary beside it
+        # A closed descriptor named so is a failed write, never a silent 0.
+        for name, closing in (("/dev/stdout", ">&-"), ("/dev/stderr", "2>&-"), ("/dev/fd/7", "")):
+            p = subprocess.run(["bash", "-c", "%s volume %s -f jsonl --no-progress -o %s %s; echo rc=$? >&2" % (
+                shlex.quote(BIN), shlex.quote(a), name, closing)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, timeout=60)
+            self.assertIn("rc=1", p.stderr, name)
         # A link into another folder, through a relative path, and a loop.
         os.mkdir(self.path("sub"))
         os.symlink("../target.jsonl", self.path("sub/up.jsonl"))

@@ -669,6 +669,18 @@ class Toys(unittest.TestCase):
         self.assertTrue(os.path.islink(link))
         with h5py.File(real, "r") as f:
             self.assertEqual(f["/toy"].attrs["toy_preset"], "parabola")
+        # /dev/stdout names a descriptor, not a file to replace: a log a
+        # shell appends to keeps its inode and its lines.
+        log = os.path.join(self.tmp.name, "run.log")
+        with open(log, "w") as f:
+            f.write("before\n")
+        inode = os.stat(log).st_ino
+        with open(log, "a") as f:
+            p = subprocess.run([TOY, "/dev/stdout", "--preset", "parabola"], stdout=f, stderr=subprocess.PIPE,
+                               text=True, timeout=60)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("OUT /dev/stdout is descriptor 1 of this process", p.stderr)
+        self.assertEqual((os.stat(log).st_ino, open(log).read()), (inode, "before\n"))
 
     def test_help_that_cannot_be_written_exits_1(self):
         for args in (["--help"], ["--version"]):

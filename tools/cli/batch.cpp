@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ext/stdio_filebuf.h>
 #include <fcntl.h>
 #include <functional>
 #include <iostream>
@@ -216,6 +217,20 @@ AtomicFile::AtomicFile(const std::string& path) {
     const OutputTarget target = output_target(path);
     path_ = target.path;
     if (target.directory) throw bv::UsageError("-o " + path + " is a directory; -o needs a file");
+    if (target.descriptor >= 0) {
+        const int flags = ::fcntl(target.descriptor, F_GETFL);
+        // A standard descriptor the parent closed is held by /dev/null opened
+        // read-only (descriptors.hpp): writing there fails as the closed one would.
+        if (flags == -1 || (flags & O_ACCMODE) == O_RDONLY ||
+            (target.descriptor == 0 && stdin_was_closed()))
+            throw bv::InputError(path + ": cannot write the results: descriptor " + std::to_string(target.descriptor) +
+                                 " is not open for writing");
+        const int copy = ::fcntl(target.descriptor, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0) throw bv::InputError(path + ": cannot write the results: " + std::strerror(errno));
+        descriptor_buf_ = std::make_unique<__gnu_cxx::stdio_filebuf<char>>(copy, std::ios::out | std::ios::binary);
+        descriptor_out_ = std::make_unique<std::ostream>(descriptor_buf_.get());
+        return;
+    }
     if (target.stream) {
         out_.open(path_, std::ios::binary);
         if (!out_) throw bv::InputError(path + ": cannot open for writing: " + std::strerror(errno));
@@ -251,6 +266,15 @@ AtomicFile::~AtomicFile() {
 }
 
 void AtomicFile::commit() {
+    if (descriptor_out_) {
+        descriptor_out_->flush();
+        const bool written = static_cast<bool>(*descriptor_out_);
+        descriptor_out_.reset();
+        descriptor_buf_.reset();  // closes the copy
+        if (!written) throw bv::Error(path_ + ": cannot write the results");
+        committed_ = true;
+        return;
+    }
     out_.flush();
     bool ok = static_cast<bool>(out_);
     out_.close();
@@ -397,6 +421,11 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             const std::string text = f == "-" ? read_stdin() : bv::read_saved_text(f);
             got = bv::parse_saved(text, f == "-" ? "standard input" : f);
             recorded = recorded_options(text);
+            // Legal (a shard given no Hessians writes no JSON Lines), but
+            // also what a shard that died before its first row leaves.
+            if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+                progress.message("basinvol: warning: " + (f == "-" ? std::string("standard input") : f) +
+                                 " is empty: it holds no rows");
         } catch (const bv::InputError& e) {  // one error row for the file; the other files rank
             progress.message(std::string("basinvol: error: ") + e.what());
             got.push_back(bv::source_error_row(bv::Source{f, "", f, nullptr}, e.what()));
@@ -432,6 +461,8 @@ void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std:
     if (b.from_results && (b.resume || !b.shard.empty() || !b.files_from.empty()))
         throw bv::UsageError("--from-results ranks saved rows: --resume, --shard and --files-from do not apply");
     if (b.from_results && args.empty()) throw bv::UsageError("--from-results needs at least one results FILE");
+    if (b.from_results && std::count(args.begin(), args.end(), "-") > 1)
+        throw bv::UsageError("'-' (standard input) is given more than once");
 }
 
 // -o FILE must not be a file the run reads (an HDF5 input, a --files-from

@@ -69,13 +69,17 @@ public:
     ~AtomicFile();
     AtomicFile(const AtomicFile&) = delete;
     AtomicFile& operator=(const AtomicFile&) = delete;
-    std::ostream& stream() { return out_; }
+    std::ostream& stream() { return descriptor_out_ ? *descriptor_out_ : out_; }
     // Flushes, syncs and renames; throws bv::Error on a write failure.
     void commit();
 
 private:
     std::string path_, temp_;  // temp_ is empty for a stream
     std::ofstream out_;
+    // A descriptor of this process named as FILE (-o /dev/stderr): written
+    // through a copy of it, sharing its file offset, never reopened.
+    std::unique_ptr<std::streambuf> descriptor_buf_;
+    std::unique_ptr<std::ostream> descriptor_out_;
     bool committed_ = false;
 };
 

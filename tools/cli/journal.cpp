@@ -29,8 +29,49 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// The descriptor N a path names when it is one of this process's own:
+// /dev/stdout (1), /dev/stderr (2), /dev/stdin (0), /dev/fd/N and
+// /proc/{self,thread-self,PID}/fd/N; -1 otherwise.
+int descriptor_path(const std::string& path) {
+    if (path == "/dev/stdin") return 0;
+    if (path == "/dev/stdout") return 1;
+    if (path == "/dev/stderr") return 2;
+    for (const std::string& dir : {std::string("/dev/fd/"), std::string("/proc/self/fd/"),
+                                  std::string("/proc/thread-self/fd/"),
+                                  "/proc/" + std::to_string(::getpid()) + "/fd/"}) {
+        if (path.size() <= dir.size() || path.compare(0, dir.size(), dir) != 0) continue;
+        const std::string digits = path.substr(dir.size());
+        if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+        return std::stoi(digits);
+    }
+    return -1;
+}
+
+}  // namespace
+
+int descriptor_named(const std::string& name) {
+    std::string path = name;
+    for (int hops = 0; hops <= 40; ++hops) {
+        if (const int fd = descriptor_path(path); fd >= 0) return fd;
+        struct stat st;
+        if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return -1;
+        std::vector<char> buf(4096);
+        const ssize_t len = ::readlink(path.c_str(), buf.data(), buf.size());
+        if (len <= 0 || static_cast<std::size_t>(len) >= buf.size()) return -1;
+        std::string to(buf.data(), static_cast<std::size_t>(len));
+        path = to.front() == '/' ? to : split_path(path).first + "/" + to;
+    }
+    return -1;
+}
+
 OutputTarget output_target(const std::string& output, const char* option) {
     OutputTarget t{output};
+    if ((t.descriptor = descriptor_named(output)) >= 0) {
+        t.stream = true;
+        return t;
+    }
     struct stat st;
     // stat follows every link, the kernel's own too (/dev/stdout to a pipe
     // reads as "pipe:[N]"): what is not a regular file is written through

@@ -31,12 +31,24 @@ std::string journal_path(const std::string& output);
 // written in place, never replaced, with no lock, journal or temporary file
 // beside it. Throws UsageError for a block device, a socket, a link loop
 // (`option` names the argument in its message).
+//
+// A name of one of this process's open descriptors (/dev/stdout,
+// /dev/stderr, /dev/fd/N, /proc/self/fd/N, directly or through links) is
+// that descriptor, whatever it leads to: a stream with `descriptor` set,
+// written through the descriptor itself (a log that stdout appends to keeps
+// its lines and its place; it is never replaced or reopened).
 struct OutputTarget {
     std::string path;
     bool stream = false;
     bool directory = false;
+    int descriptor = -1;  // the process's own descriptor the name opens, or -1
 };
 OutputTarget output_target(const std::string& output, const char* option = "-o");
+
+// The descriptor N that `name` opens when it is one of this process's own
+// (/dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N), directly or
+// through symbolic links; -1 otherwise.
+int descriptor_named(const std::string& name);
 
 // -o FILE must not be a file the run reads (an HDF5 input, a SOURCE list, a
 // results file, under any name): the rename at the end would replace it.

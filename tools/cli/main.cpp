@@ -5,6 +5,7 @@
 // when every check agrees, 1 when any disagrees or cannot be made. A batch
 // stopped by SIGINT, SIGTERM or SIGHUP exits 128 + the signal.
 #include "descriptors.hpp"
+#include "journal.hpp"
 #include "stack.hpp"
 #include "options.hpp"
 
@@ -183,6 +184,7 @@ int main(int argc, char** argv) {
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;
     }
-    if (args.batch.output == "-") args.batch.output.clear();  // -o -: standard output, as with no -o
+    // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with no -o.
+    if (args.batch.output == "-" || cli::descriptor_named(args.batch.output) == 1) args.batch.output.clear();
     return run(args);
 }

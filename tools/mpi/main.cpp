@@ -464,7 +464,8 @@ int main(int argc, char** argv) {
             return exit_usage;
         }
         app.parse(argc, argv);
-        if (output == "-") output.clear();  // -o -: standard output, as with no -o
+        // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with no -o.
+        if (output == "-" || descriptor_named(output) == 1) output.clear();
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0

@@ -262,6 +262,11 @@ void write_toys(ToyArgs a) {
                                                      : "a socket") +
                              "; toys are written to an HDF5 file (a regular file, created or replaced)");
     const cli::OutputTarget out = cli::output_target(a.out, "OUT");
+    // /dev/stdout and its kin name a descriptor (a pipe, a terminal, a file
+    // a shell redirect appends to), not a file this run may replace.
+    if (out.descriptor >= 0)
+        throw bv::UsageError("OUT " + a.out + " is descriptor " + std::to_string(out.descriptor) +
+                             " of this process; toys are written to an HDF5 file (a regular file, created or replaced)");
     const std::string target = a.append ? out.path : out.path + ".tmp-" + std::to_string(::getpid());
     std::vector<std::string> added;  // with --append: the links this run made, in order
     if (!a.append && target.size() < sizeof g_beside) {
