@@ -118,71 +118,129 @@ bool kept(double v, const Row& r, const ReportSpec& spec) {
     return std::abs(v) > r.tol && (spec.keeps_negatives || v > 0);
 }
 
-json spectrum_json(const Row& r, const ReportSpec& spec) {
+// The row's fields and an empty eigenvalue list (filled in as it is written).
+json spectrum_head(const Row& r, const ReportSpec& spec) {
     json j = row_to_json(r, spec);
-    json ev = json::array();
-    if (r.ok) {
-        auto v = by_magnitude(r);
-        for (std::size_t i = 0; i < v.size(); ++i)
-            ev.push_back({{"index", i}, {"eigenvalue", number(v[i])}, {"abs", number(std::abs(v[i]))},
-                          {"kept", kept(v[i], r, spec)}});
-    }
-    j["eigenvalues"] = ev;
+    j["eigenvalues"] = json::array();
     j["eigenvalues_complete"] = r.ok && r.eigenvalues.size() == r.n;
     return j;
 }
 
 }  // namespace
 
-void write_spectra(std::ostream& out, const std::vector<Row>& rows, const ReportSpec& spec) {
-    if (spec.format == Format::json) {
-        json all = json::array();
-        for (const auto& r : rows) all.push_back(spectrum_json(r, spec));
-        out << json{{"schema_version", schema_version}, {"context", spec.context}, {"rows", all}}.dump(2, ' ', false, utf8_replace) << '\n';
-    } else if (spec.format == Format::jsonl) {
-        for (const auto& r : rows) out << spectrum_json(r, spec).dump(-1, ' ', false, utf8_replace) << '\n';
-    } else if (spec.format == Format::table) {
-        for (const auto& r : rows) {
-            if (!r.ok) {
-                out << "# " << one_line(r.source) << "  error: " << one_line(r.error) << "\n\n";
-                continue;
+SpectrumWriter::SpectrumWriter(std::ostream& out, ReportSpec spec) : out_(out), spec_(std::move(spec)) {}
+
+void SpectrumWriter::begin() {
+    if (begun_) return;
+    begun_ = true;
+    if (spec_.format == Format::json) {
+        json head = {{"schema_version", schema_version}, {"context", spec_.context}};
+        std::string h = head.dump(2, ' ', false, utf8_replace);
+        h.pop_back();  // reopen the object to append the rows
+        while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
+        out_ << h << ",\n  \"rows\": [";
+    } else if (spec_.format == Format::tsv || spec_.format == Format::csv) {
+        write_flat_line(out_, {"source", "index", "eigenvalue", "abs", "kept"}, spec_.format == Format::csv);
+    }
+}
+
+void SpectrumWriter::write_json(const Row& r) {
+    const bool pretty = spec_.format == Format::json;
+    // A document's rows sit two levels in: each line of one is indented 4 more.
+    const auto emit = [&](const std::string& text) {
+        if (!pretty) {
+            out_ << text;
+            return;
+        }
+        for (char ch : text) {
+            out_ << ch;
+            if (ch == '\n') out_ << "    ";
+        }
+    };
+    const std::string head = spectrum_head(r, spec_).dump(pretty ? 2 : -1, ' ', false, utf8_replace);
+    // The list is the last array the row holds: an attribute's own "eigenvalues" comes before it.
+    const std::string key = pretty ? "\"eigenvalues\": []" : "\"eigenvalues\":[]";
+    const std::size_t at = head.rfind(key), open = at + key.size() - 2;  // the list's '['
+    if (pretty) out_ << (count_ ? ",\n    " : "\n    ");
+    emit(head.substr(0, open + 1));  // through the list's '['
+    if (r.ok && !r.eigenvalues.empty()) {
+        const auto v = by_magnitude(r);
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            const json e = {{"index", i}, {"eigenvalue", number(v[i])}, {"abs", number(std::abs(v[i]))},
+                            {"kept", kept(v[i], r, spec_)}};
+            std::string text = e.dump(pretty ? 2 : -1, ' ', false, utf8_replace);
+            if (pretty) {
+                std::string in;
+                for (char ch : text) {
+                    in += ch;
+                    if (ch == '\n') in += "    ";
+                }
+                text = "\n    " + in;
             }
+            if (i) out_ << ',';
+            emit(text);
+        }
+        if (pretty) emit("\n  ");
+    }
+    emit(head.substr(open + 1));
+    if (!pretty) out_ << '\n';
+}
+
+void SpectrumWriter::write(const Row& r) {
+    begin();
+    if (spec_.format == Format::json || spec_.format == Format::jsonl) {
+        write_json(r);
+    } else if (spec_.format == Format::table) {
+        if (!r.ok) {
+            out_ << "# " << one_line(r.source) << "  error: " << one_line(r.error) << "\n\n";
+        } else {
             // The row's cells in the human table (one definition of each), then the cut.
-            out << "# " << one_line(r.source);
-            for (const TableColumn* c : table_columns(shape_of(spec))) {
+            out_ << "# " << one_line(r.source);
+            for (const TableColumn* c : table_columns(shape_of(spec_))) {
                 const std::string cell = c->cell(r);
                 const std::string field = c->field;
                 if (field == "source" || field == "status" || field == "warnings" || cell.empty() || cell == "-")
                     continue;  // said already, or below
-                out << "  " << c->header << " " << cell;
+                out_ << "  " << c->header << " " << cell;
             }
-            out << "  tol " << format_number(r.tol, 6) << "  cut " << r.cut_rule;
-            if (!r.warnings.empty()) out << "  warnings " << join(r.warnings.names(), ",");
-            out << '\n';
+            out_ << "  tol " << format_number(r.tol, 6) << "  cut " << r.cut_rule;
+            if (!r.warnings.empty()) out_ << "  warnings " << join(r.warnings.names(), ",");
+            out_ << '\n';
             if (r.eigenvalues.size() < r.n)
-                out << "# " << (r.n - r.eigenvalues.size()) << " eigenvalues not computed: |λ| <= "
-                    << format_number(r.residual_bound, 6) << " (certified)\n";
-            out << std::left << std::setw(8) << "index" << std::setw(26) << "eigenvalue" << "kept\n";
+                out_ << "# " << (r.n - r.eigenvalues.size()) << " eigenvalues not computed: |λ| <= "
+                     << format_number(r.residual_bound, 6) << " (certified)\n";
+            out_ << std::left << std::setw(8) << "index" << std::setw(26) << "eigenvalue" << "kept\n";
             auto v = by_magnitude(r);
             for (std::size_t i = 0; i < v.size(); ++i)
-                out << std::left << std::setw(8) << i << std::setw(26) << format_number(v[i])
-                    << (kept(v[i], r, spec) ? "kept" : "dropped") << '\n';
-            out << '\n';
+                out_ << std::left << std::setw(8) << i << std::setw(26) << format_number(v[i])
+                     << (kept(v[i], r, spec_) ? "kept" : "dropped") << '\n';
+            out_ << '\n';
         }
-    } else {
-        const bool csv = spec.format == Format::csv;
-        write_flat_line(out, {"source", "index", "eigenvalue", "abs", "kept"}, csv);
-        for (const auto& r : rows) {
-            if (!r.ok) continue;
-            auto v = by_magnitude(r);
-            for (std::size_t i = 0; i < v.size(); ++i)
-                write_flat_line(out,
-                                {r.source, std::to_string(i), format_number(v[i]), format_number(std::abs(v[i])),
-                                 kept(v[i], r, spec) ? "true" : "false"},
-                                csv);
-        }
+    } else if (r.ok) {
+        const bool csv = spec_.format == Format::csv;
+        auto v = by_magnitude(r);
+        for (std::size_t i = 0; i < v.size(); ++i)
+            write_flat_line(out_,
+                            {r.source, std::to_string(i), format_number(v[i]), format_number(std::abs(v[i])),
+                             kept(v[i], r, spec_) ? "true" : "false"},
+                            csv);
     }
-    out.flush();
+    ++count_;
+    out_.flush();
+}
+
+void SpectrumWriter::finish() {
+    if (finished_) return;
+    finished_ = true;
+    begin();
+    if (spec_.format == Format::json) out_ << (count_ ? "\n  ]\n}\n" : "]\n}\n");
+    out_.flush();
+}
+
+void write_spectra(std::ostream& out, const std::vector<Row>& rows, const ReportSpec& spec) {
+    SpectrumWriter w(out, spec);
+    for (const auto& r : rows) w.write(r);
+    w.finish();
 }
 
 void write_comparison(std::ostream& out, const Row& a, const Row& b, const Comparison& c, const ReportSpec& spec) {

@@ -150,6 +150,32 @@ class Structured(unittest.TestCase):
         np.testing.assert_allclose(values, want, rtol=0, atol=1e-12 * np.abs(want).max())
         self.assertGreaterEqual(int((values == 0).sum()), 30 - 7)
 
+    def test_a_spectrum_of_millions_of_values_streams_in_bounded_memory(self):
+        # A diagonal of 10^6 values (8 MB): `spectrum` once built one JSON
+        # value per eigenvalue (about 600 bytes each, outside any budget:
+        # 1.2 GB for 2·10^6), and under ulimit -v the failed allocation
+        # ended the process (std::bad_alloc in a destructor). Rows now go
+        # out as they come, each value as it is formatted.
+        n = 1000000
+        f = self.path("million_diag.h5")
+        d = np.linspace(-1.0, 2.0, n)
+        with h5py.File(f, "w") as h:
+            h.create_dataset("diag", data=d).attrs["structure"] = "diagonal"
+            h["small"] = np.diag([2.0, 1.0, 0.0])
+        for fmt in ("jsonl", "json"):
+            p = subprocess.run(["/usr/bin/time", "-f", "peak %M KB", BIN, "spectrum", f, "-f", fmt, "--max-memory",
+                                "100M"], capture_output=True, text=True, timeout=600)
+            self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+            peak = int(p.stderr.splitlines()[-1].split()[1])
+            if not os.environ.get("BASINVOL_SANITIZE"):  # AddressSanitizer's shadow and quarantine add their own
+                self.assertLess(peak, 250 * 1024, fmt)
+            rows = rows_of(p) if fmt == "jsonl" else json.loads(p.stdout)["rows"]
+            self.assertEqual([len(r["eigenvalues"]) for r in rows], [n, 3], fmt)
+            got = np.sort([e["eigenvalue"] for e in rows[0]["eigenvalues"]])
+            np.testing.assert_array_equal(got, d)
+            self.assertTrue(all(r["eigenvalues_complete"] for r in rows))
+            self.assertEqual([e["index"] for e in rows[0]["eigenvalues"][:3]], [0, 1, 2])
+
     def test_per_block_answers_add_up(self):
         p = run("volume", self.file + ":/model", "-f", "jsonl")
         row = rows_of(p)[0]

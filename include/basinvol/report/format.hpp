@@ -51,6 +51,23 @@ private:
 
 // `spectrum`: every eigenvalue of each row, by magnitude, marked kept or
 // dropped (rows carry their eigenvalues; error rows are kept in JSON).
+// Rows are written as they come, each eigenvalue as it is formatted: a
+// listing of millions of values is never held as one JSON value.
+class SpectrumWriter {
+public:
+    SpectrumWriter(std::ostream& out, ReportSpec spec);
+    void write(const Row& row);
+    void finish();
+
+private:
+    void begin();
+    void write_json(const Row& row);
+    std::ostream& out_;
+    ReportSpec spec_;
+    bool begun_ = false;
+    bool finished_ = false;
+    std::size_t count_ = 0;
+};
 void write_spectra(std::ostream& out, const std::vector<Row>& rows, const ReportSpec& spec);
 
 // `compare`: "above", "below" or "tie", whether noise may decide it, the
