@@ -1,4 +1,5 @@
 #include "threads.hpp"
+#include "solve/blas_room.hpp"
 
 #include <basinvol/analyze.hpp>
 #include <basinvol/error.hpp>
@@ -469,6 +470,7 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     if (!std::isfinite(h.frobenius())) reject_norm_overflow(info.source());
     if (!std::isfinite(h.asymmetry_norm())) reject_norm_overflow(info.source(), "‖H − Hᵀ‖_F");
     detail::BlasSection section(detail::fork_gate());  // the solve: no fork while it runs
+    detail::BlasRoom room;                             // and room for OpenBLAS's buffer under ulimit -v
     auto [s, cut] = certified_spectrum(h, opt);
 
     if (too_coarse_for_regularized(s, opt)) {
@@ -537,7 +539,10 @@ Row guarded(const HessianInfo& info, Body body) {
             r.error = info.source() + ": " + r.error;
     } catch (const std::bad_alloc&) {
         r.ok = false;
-        r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + "); try option max_memory";
+        // Under ulimit -v a lower budget cannot help: only a higher limit can.
+        r.error = info.source() + ": out of memory (n = " + std::to_string(info.n) + ")" +
+                  (detail::address_room() != SIZE_MAX ? " under the address-space limit (ulimit -v): raise the limit"
+                                                      : "; try option max_memory");
     } catch (const std::exception& e) {
         // Anything a dependency throws (Eigen, Spectra, the standard library)
         // ends this row, never the batch.

@@ -2,6 +2,7 @@
 // reserving its working set against the memory budget; the calling thread
 // delivers rows (in input or finish order) and progress.
 #include "../solve/blas.hpp"
+#include "../solve/blas_room.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
@@ -145,17 +146,7 @@ std::size_t available_cpus() {
     return h ? h : 1;
 }
 
-std::size_t address_space_left() {
-    struct rlimit rl {};
-    if (::getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
-    std::ifstream in("/proc/self/statm");
-    std::size_t pages = 0;
-    if (!(in >> pages)) return SIZE_MAX;
-    const long page = ::sysconf(_SC_PAGESIZE);
-    const std::size_t used = pages * static_cast<std::size_t>(page > 0 ? page : 4096);
-    const std::size_t limit = static_cast<std::size_t>(rl.rlim_cur);
-    return limit > used ? limit - used : 0;
-}
+std::size_t address_space_left() { return detail::address_room(); }
 
 int blas_threads() { return openblas_get_num_threads(); }
 
@@ -232,22 +223,11 @@ public:
         State& s = state();
         const bool alone = s.running++ == 0;
         claimed_ = true;
-        return alone && s.buffer_mapped ? job_reserve_bytes : 0;
+        return alone && detail::blas_buffer_mapped() ? job_reserve_bytes : 0;
     }
     // Maps OpenBLAS's buffer, once per process, for an analysis that fits
-    // with the reserve counted: a product large enough to take OpenBLAS's
-    // general path (small ones skip the buffer).
-    static void warm_up() {
-        {
-            std::lock_guard<std::mutex> lock(mutex());
-            if (state().buffer_mapped) return;
-        }
-        constexpr int k = 256;
-        std::vector<double> a(static_cast<std::size_t>(k) * k, 0.0), c(a.size(), 0.0);
-        blas::gemm('N', 'N', k, k, k, 1.0, a.data(), k, a.data(), k, 0.0, c.data(), k);
-        std::lock_guard<std::mutex> lock(mutex());
-        state().buffer_mapped = true;
-    }
+    // with the reserve counted.
+    static void warm_up() { detail::map_blas_buffer(); }
     ~ReserveClaim() {
         if (!claimed_) return;
         std::lock_guard<std::mutex> lock(mutex());
@@ -256,7 +236,6 @@ public:
 
 private:
     struct State {
-        bool buffer_mapped = false;  // a BLAS call of this process mapped OpenBLAS's buffer
         std::size_t running = 0;     // batches and lone analyses under way
     };
     static std::mutex& mutex() {
@@ -498,6 +477,7 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     BatchSummary sum;
     detail::ReserveClaim claim;  // released once the pool below has joined its threads
     const Budget budget = plan_jobs(opt, solvable, sum, claim);
+    if (solvable > 0) detail::prepare_for_address_limit();
     std::optional<blas::ThreadCount> blas;  // the count as it was, on every way out of run_batch
     if (opt.split_blas_threads) blas.emplace(sum.blas_threads);
     // One job alone may spend its BLAS threads and the memory budget as it

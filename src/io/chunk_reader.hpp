@@ -17,6 +17,17 @@ namespace basinvol::detail {
 // The caller holds the HDF5 lock.
 bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where);
 
+// Reads a contiguous n×n dataset whose stored type is the native float (f32)
+// or double, in a file HDF5 reads through its POSIX (sec2) driver, into
+// `buf`: its values are one run of bytes at H5Dget_offset, read by
+// preads of row bands on several threads (the copy out of the page cache
+// and the first touch of buf's pages shared by the cores). Returns false,
+// having read nothing, for any other dataset (external storage, another
+// driver or type) or one small enough for one read. Throws InputError
+// naming `where` when a read fails or ends short. The caller holds the HDF5
+// lock, and has checked the bytes lie inside the file (storage_problem).
+bool read_contiguous_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where);
+
 // For a chunked dataset of any rank and stored type whose filters are
 // shuffle, deflate and Fletcher-32 (each at most once, in any order):
 // checks that the chunks at positions first, first + step, ... of its grid

@@ -3,6 +3,7 @@
 // folded into our InputError.
 #include "chunk_reader.hpp"
 #include "hdf5_detail.hpp"
+#include "../address_room.hpp"
 #include "../huge_pages.hpp"
 
 #include <basinvol/error.hpp>
@@ -1784,6 +1785,14 @@ namespace {
 void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void* buf) {
     const std::size_t n = info.n;
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    // Under an address-space limit, what HDF5 kept for the read (a chunk
+    // index's nodes, in its free lists once the file closes) goes back
+    // to the allocator after it: the next Hessian needs that room.
+    struct Collect {
+        ~Collect() {
+            if (detail::address_room() != SIZE_MAX) H5garbage_collect();
+        }
+    } collect;
     ErrorSilencer quiet;
     Handle file = open_file(info.file, opt.image);
     const auto& window = info.window;
@@ -1806,7 +1815,8 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
                                         info.source());
         return;
     }
-    if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source())) {
+    if (!detail::read_chunks_parallel(d.get(), n, f32, buf, info.source()) &&
+        !detail::read_contiguous_parallel(d.get(), n, f32, buf, info.source())) {
         detail::check_chunks(d.get(), 0, 1, info.source());  // a layout it does not take, deflated all the same
         const hsize_t start[2] = {0, 0}, count[2] = {n, n};
         detail::read_box(d.get(), type, start, count, buf, info.source());

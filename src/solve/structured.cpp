@@ -1,5 +1,6 @@
 // Spectra of structured Hessians, one part (or two square parts) in memory at a time.
 #include "../threads.hpp"
+#include "blas_room.hpp"
 #include "blas.hpp"
 #include "detail.hpp"
 
@@ -88,6 +89,7 @@ Gram local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptio
     Eigen::MatrixXd& K = out.K;
     K = Eigen::MatrixXd::Zero(k, k);  // syrk fills the upper triangle
     detail::BlasSection section(detail::fork_gate());
+    detail::BlasRoom room;
     if (!v.is_f32()) {
         blas::syrk('U', small_m ? 'T' : 'N', k, small_m ? n : m, 1.0, v.t64.data(), n, 0.0, K.data(), k);
     } else if (small_m) {
@@ -139,6 +141,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     acc.nonzero_products = acc.nonzero_products || (bound > 0 && p.scale != 0);
     SpectrumPart& out = acc.add(p.path);
     detail::BlasSection section(detail::fork_gate());
+    detail::BlasRoom room;
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     // s·GᵀG = s·2^(2·shift)·(the Gram of 2^-shift·G)
     for (double& x : out.values) x = scaled(x, p.scale, 2 * built.shift);
@@ -202,6 +205,7 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
         q.stored_eps = m.info.stored_eps;
         SpectrumPart& part = acc.parts[q.part];
         detail::BlasSection section(detail::fork_gate());
+    detail::BlasRoom room;
         (q.role == Square::dense ? part.values : q.role == Square::a ? part.alpha : part.beta) =
             dense_spectrum(m).values;
     } catch (...) {

@@ -521,6 +521,37 @@ class ProcessFaults(FaultBase):
             if s.returncode:
                 self.assertIn("address-space limit (ulimit -v)", s.stderr)
 
+    def test_room_a_read_takes_beyond_its_count_is_error_rows_never_a_hang_or_a_crash(self):
+        # Reading a matrix of 250,000 chunks of 1 x 1 maps about 40 MB of
+        # HDF5's own (its chunk index, a few KB per chunk a read touches)
+        # that no budget counts; under ulimit -v that left no room for
+        # OpenBLAS's buffer (a hang SIGTERM could not end), or HDF5 crashed
+        # on the failed allocation. And the allocator kept what one float32
+        # Hessian freed, so the same Hessian after it ran out of memory.
+        if os.environ.get("BASINVOL_SANITIZE"):
+            self.skipTest("AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
+        rng = np.random.default_rng(17)
+        f = self.path("tiny_chunks.h5")
+        g = rng.standard_normal((500, 20))
+        x = rng.standard_normal((3000, 3000)).astype(np.float32)
+        with h5py.File(f, "w") as h:
+            h.create_dataset("h", data=g @ g.T, chunks=(1, 1))
+            h["d"] = (x + x.T) / 2
+        sources = [f + ":/h", f + ":/h", f + ":/d", f + ":/d"]
+        for kb in (280000, 330000, 400000, 600000):
+            p = subprocess.run(["bash", "-c", 'ulimit -v "$1" && exec "$0" volume "${@:2}" -j 2 -f jsonl',
+                                BIN, str(kb), *sources], capture_output=True, text=True, timeout=120)
+            self.assertIn(p.returncode, (0, 1), "ulimit -v %d: %s" % (kb, p.stderr[-500:]))
+            rows = jsonl(p.stdout)
+            self.assertEqual(len(rows), 4, "ulimit -v %d" % kb)
+            for r in rows:
+                if r["status"] == "error":
+                    self.assertIn("limit", r["error"], "ulimit -v %d" % kb)
+                else:
+                    self.assertEqual(r["rank"], 20 if r["dataset"] == "/h" else 3000, "ulimit -v %d" % kb)
+            if kb >= 600000:  # room enough for all of it, one Hessian after another
+                self.assertEqual([r["status"] for r in rows], ["ok"] * 4, p.stderr[-500:])
+
     def peak_kb(self, *args):
         """The peak resident set (kB) of one basinvol run, and its rows."""
         wrapper = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
