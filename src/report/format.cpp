@@ -35,6 +35,30 @@ Format parse_format(const std::string& name) { return parse_name(format_names(),
 
 json row_to_json(const Row& r, const ReportSpec& spec) { return fields_to_json(r, shape_of(spec)); }
 
+namespace {
+
+// A JSON document's text up to its rows ("rows": [), and after them.
+std::string document_head(const ReportSpec& spec) {
+    json head = {{"schema_version", schema_version}, {"context", spec.context}};
+    std::string h = head.dump(2, ' ', false, utf8_replace);
+    h.pop_back();  // reopen the object to append the rows
+    while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
+    return h + ",\n  \"rows\": [";
+}
+const char* document_tail(std::size_t rows) { return rows ? "\n  ]\n}\n" : "]\n}\n"; }
+
+// `text` with `by` after each of its line breaks (a row's lines inside a document).
+std::string indented(const std::string& text, const char* by) {
+    std::string out;
+    for (char ch : text) {
+        out += ch;
+        if (ch == '\n') out += by;
+    }
+    return out;
+}
+
+}  // namespace
+
 RowWriter::RowWriter(std::ostream& out, ReportSpec spec) : out_(out), spec_(std::move(spec)) {}
 
 void RowWriter::begin() {
@@ -43,14 +67,7 @@ void RowWriter::begin() {
     switch (spec_.format) {
         case Format::tsv: out_ << join(flat_columns(shape_of(spec_)), "\t") << '\n'; break;
         case Format::csv: out_ << join(flat_columns(shape_of(spec_)), ",") << '\n'; break;
-        case Format::json: {
-            json head = {{"schema_version", schema_version}, {"context", spec_.context}};
-            std::string h = head.dump(2, ' ', false, utf8_replace);
-            h.pop_back();  // reopen the object to append the rows
-            while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
-            out_ << h << ",\n  \"rows\": [";
-            break;
-        }
+        case Format::json: out_ << document_head(spec_); break;
         default: break;
     }
 }
@@ -60,16 +77,9 @@ void RowWriter::write(const Row& r) {
     switch (spec_.format) {
         case Format::table: table_.push_back(r); return;
         case Format::jsonl: out_ << row_to_json(r, spec_).dump(-1, ' ', false, utf8_replace) << '\n'; break;
-        case Format::json: {
-            std::string body = row_to_json(r, spec_).dump(2, ' ', false, utf8_replace);
-            std::string indented;
-            for (char ch : body) {
-                indented += ch;
-                if (ch == '\n') indented += "    ";
-            }
-            out_ << (count_ ? ",\n    " : "\n    ") << indented;
+        case Format::json:
+            out_ << (count_ ? ",\n    " : "\n    ") << indented(row_to_json(r, spec_).dump(2, ' ', false, utf8_replace), "    ");
             break;
-        }
         case Format::tsv:
         case Format::csv: {
             const json j = row_to_json(r, spec_);
@@ -88,7 +98,7 @@ void RowWriter::finish() {
     finished_ = true;
     begin();
     if (spec_.format == Format::json) {
-        out_ << (count_ ? "\n  ]\n}\n" : "]\n}\n");
+        out_ << document_tail(count_);
     } else if (spec_.format == Format::table) {
         const auto columns = table_columns(shape_of(spec_));
         std::vector<std::string> head;
@@ -134,11 +144,7 @@ void SpectrumWriter::begin() {
     if (begun_) return;
     begun_ = true;
     if (spec_.format == Format::json) {
-        json head = {{"schema_version", schema_version}, {"context", spec_.context}};
-        std::string h = head.dump(2, ' ', false, utf8_replace);
-        h.pop_back();  // reopen the object to append the rows
-        while (!h.empty() && (h.back() == '\n' || h.back() == ' ')) h.pop_back();
-        out_ << h << ",\n  \"rows\": [";
+        out_ << document_head(spec_);
     } else if (spec_.format == Format::tsv || spec_.format == Format::csv) {
         write_flat_line(out_, {"source", "index", "eigenvalue", "abs", "kept"}, spec_.format == Format::csv);
     }
@@ -147,16 +153,7 @@ void SpectrumWriter::begin() {
 void SpectrumWriter::write_json(const Row& r) {
     const bool pretty = spec_.format == Format::json;
     // A document's rows sit two levels in: each line of one is indented 4 more.
-    const auto emit = [&](const std::string& text) {
-        if (!pretty) {
-            out_ << text;
-            return;
-        }
-        for (char ch : text) {
-            out_ << ch;
-            if (ch == '\n') out_ << "    ";
-        }
-    };
+    const auto emit = [&](const std::string& text) { out_ << (pretty ? indented(text, "    ") : text); };
     const std::string head = spectrum_head(r, spec_).dump(pretty ? 2 : -1, ' ', false, utf8_replace);
     // The list is the last array the row holds: an attribute's own "eigenvalues" comes before it.
     const std::string key = pretty ? "\"eigenvalues\": []" : "\"eigenvalues\":[]";
@@ -168,17 +165,9 @@ void SpectrumWriter::write_json(const Row& r) {
         for (std::size_t i = 0; i < v.size(); ++i) {
             const json e = {{"index", i}, {"eigenvalue", number(v[i])}, {"abs", number(std::abs(v[i]))},
                             {"kept", kept(v[i], r, spec_)}};
-            std::string text = e.dump(pretty ? 2 : -1, ' ', false, utf8_replace);
-            if (pretty) {
-                std::string in;
-                for (char ch : text) {
-                    in += ch;
-                    if (ch == '\n') in += "    ";
-                }
-                text = "\n    " + in;
-            }
+            const std::string text = e.dump(pretty ? 2 : -1, ' ', false, utf8_replace);
             if (i) out_ << ',';
-            emit(text);
+            emit(pretty ? "\n    " + indented(text, "    ") : text);
         }
         if (pretty) emit("\n  ");
     }
@@ -233,7 +222,7 @@ void SpectrumWriter::finish() {
     if (finished_) return;
     finished_ = true;
     begin();
-    if (spec_.format == Format::json) out_ << (count_ ? "\n  ]\n}\n" : "]\n}\n");
+    if (spec_.format == Format::json) out_ << document_tail(count_);
     out_.flush();
 }
 

@@ -28,8 +28,8 @@ void map_blas_buffer();
 // allocator frees go back to the kernel (its own threshold would keep
 // blocks of up to 32 MB in its heap, address space no budget sees again),
 // threads share its main heap (an arena of their own reserves 64 MB at a
-// time), and OpenBLAS's buffer, which the batch's reserve counts, is mapped while
-// that room is there. Nothing without a limit.
+// time), and OpenBLAS's buffer, which the batch's reserve counts, is
+// mapped while that room is there. Nothing without a limit.
 void prepare_for_address_limit();
 
 // Held around a solve. Throws Error (with no source: the row's is added)
