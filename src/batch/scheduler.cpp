@@ -3,6 +3,7 @@
 // delivers rows (in input or finish order) and progress.
 #include "../solve/blas.hpp"
 #include "../solve/blas_room.hpp"
+#include "../threads.hpp"
 
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
@@ -227,7 +228,10 @@ public:
     }
     // Maps OpenBLAS's buffer, once per process, for an analysis that fits
     // with the reserve counted.
-    static void warm_up() { detail::map_blas_buffer(); }
+    static void warm_up() {
+        detail::BlasSection section(detail::fork_gate());
+        detail::map_blas_buffer();
+    }
     ~ReserveClaim() {
         if (!claimed_) return;
         std::lock_guard<std::mutex> lock(mutex());

@@ -555,11 +555,7 @@ void read_box(hid_t dataset, hid_t type, const hsize_t start[2], const hsize_t c
         if (H5Pget_chunk(dcpl.get(), rank, chunk) != rank || chunk[0] == 0 || (!one_d && chunk[1] == 0))
             fail_to_read(dataset, where);
         const hsize_t across = one_d ? 1 : (start[1] + count[1] - 1) / chunk[1] - start[1] / chunk[1] + 1;
-        // Chunk rows a band spans: at most 2048 chunks a read, for HDF5
-        // keeps about 6.5 KB for each chunk one read touches (a 700 x 700
-        // matrix of 1 x 1 chunks: 135 MB a read at 16384 chunks, 17 MB at
-        // 2048, and faster: 2.0 s against 3.3 s for all of it).
-        const hsize_t chunk_rows = std::max<hsize_t>(1, (hsize_t(1) << 11) / across);
+        const hsize_t chunk_rows = std::max<hsize_t>(1, chunks_per_read / across);  // a band's chunk rows
         step = chunk[0];
         band = std::min<hsize_t>(count[0], chunk_rows * chunk[0]);
         if (count[0] > 0) {
@@ -700,15 +696,16 @@ bool read_contiguous_parallel(hid_t dataset, std::size_t n, bool f32, void* buf,
     if (!type.valid() || H5Tequal(type.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE) <= 0) return false;
     const haddr_t offset = H5Dget_offset(dataset);  // from the start of the file, past any user block
     if (offset == HADDR_UNDEF || H5Dget_storage_size(dataset) < bytes) return false;
+    // HDF5 shares one open file per process: one this process also writes
+    // (a notebook's h5py, behind an external link) may hold values in
+    // HDF5's buffers that the file does not have yet. H5Dread sees them.
     Handle file(H5Iget_file_id(dataset), H5Fclose);
-    Handle fapl(file.valid() ? H5Fget_access_plist(file.get()) : H5I_INVALID_HID, H5Pclose);
-    void* handle = nullptr;
-    if (!fapl.valid() || H5Pget_driver(fapl.get()) != H5FD_SEC2 ||
-        H5Fget_vfd_handle(file.get(), fapl.get(), &handle) < 0 || handle == nullptr) {
-        H5Eclear2(H5E_DEFAULT);
-        return false;
-    }
-    const int fd = *static_cast<const int*>(handle);
+    unsigned intent = 0;
+    const int fd = file.valid() && H5Fget_intent(file.get(), &intent) >= 0 && !(intent & H5F_ACC_RDWR)
+                       ? sec2_descriptor(file.get())
+                       : -1;
+    H5Eclear2(H5E_DEFAULT);
+    if (fd < 0) return false;
     // Bands of rows, a few per thread, taken in turn.
     const std::size_t band = std::max<std::size_t>(1, (std::size_t(8) << 20) / row), bands = (n + band - 1) / band;
     std::atomic<std::size_t> next{0};

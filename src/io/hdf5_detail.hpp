@@ -77,6 +77,18 @@ void read_isolated(const std::string& where, std::size_t bytes, const ReadOption
 // takes Python's interpreter lock, which a parent thread the child does
 // not have may hold (the child would wait for it forever).
 void flush_writers_of(const std::string& file);
+
+// The POSIX descriptor HDF5 reads `file` (an open file's id) through when
+// its driver is sec2, the default; -1 for any other driver (a file image,
+// family, split).
+inline int sec2_descriptor(hid_t file) {
+    const hid_t fapl = H5Fget_access_plist(file);
+    void* handle = nullptr;
+    const bool sec2 = fapl >= 0 && H5Pget_driver(fapl) == H5FD_SEC2 &&
+                      H5Fget_vfd_handle(file, fapl, &handle) >= 0 && handle != nullptr;
+    if (fapl >= 0) H5Pclose(fapl);
+    return sec2 ? *static_cast<const int*>(handle) : -1;
+}
 std::vector<int> writer_descriptors();
 void keep_read_only(const std::vector<int>& fds);
 

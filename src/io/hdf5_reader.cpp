@@ -1071,10 +1071,13 @@ std::string group_structure(hid_t d, const std::string& path) {
     return kind;
 }
 
-// `path` (absolute, in d's file) with each of its soft links replaced by
-// the path it holds, a relative one read from the link's group: where the
-// object is linked from by hard links. External links lead to other files
-// and are left as they are, as is a chain past HDF5's own limit of 16.
+// `path` (absolute) with each of its soft links replaced by the path it
+// holds, a relative one read from the link's group, and "." parts dropped:
+// where the object is linked from by hard links. The links are read in d's
+// own file, which is the listed one unless an external link led to d (then
+// the names rarely exist there, and `path` is kept). External links lead to
+// other files and are left as they are, as is a chain past HDF5's own
+// limit of 16; a link that cannot be read keeps `path` whole.
 std::string soft_links_resolved(hid_t d, const std::string& path) {
     std::string done;  // the resolved components so far
     std::size_t at = 1;
@@ -1082,11 +1085,18 @@ std::string soft_links_resolved(hid_t d, const std::string& path) {
     std::string rest = path;
     while (at <= rest.size()) {
         const std::size_t end = std::min(rest.find('/', at), rest.size());
+        if (end == at || rest.compare(at, end - at, ".") == 0) {  // "//" or "/./"
+            at = end + 1;
+            continue;
+        }
         const std::string part = done + "/" + rest.substr(at, end - at);
         H5L_info_t li{};
-        if (end > at && hops < 16 && H5Lget_info(d, part.c_str(), &li, H5P_DEFAULT) >= 0 && li.type == H5L_TYPE_SOFT) {
+        if (hops < 16 && H5Lget_info(d, part.c_str(), &li, H5P_DEFAULT) >= 0 && li.type == H5L_TYPE_SOFT) {
             std::vector<char> val(li.u.val_size + 1, '\0');
-            if (H5Lget_val(d, part.c_str(), val.data(), li.u.val_size, H5P_DEFAULT) < 0 || !val[0]) break;
+            if (H5Lget_val(d, part.c_str(), val.data(), li.u.val_size, H5P_DEFAULT) < 0 || !val[0]) {
+                H5Eclear2(H5E_DEFAULT);
+                return path;
+            }
             const std::string target(val.data());
             ++hops;
             rest = (target.front() == '/' ? target : done + "/" + target) + rest.substr(end);
@@ -1094,7 +1104,7 @@ std::string soft_links_resolved(hid_t d, const std::string& path) {
             at = 1;
             continue;
         }
-        if (end > at) done = part;
+        done = part;
         at = end + 1;
     }
     H5Eclear2(H5E_DEFAULT);
@@ -1457,13 +1467,7 @@ void for_each_writer(F f) {
         Handle file(H5Iget_file_id(ids[static_cast<std::size_t>(i)]), H5Fclose);
         unsigned intent = 0;
         if (!file.valid() || H5Fget_intent(file.get(), &intent) < 0 || !(intent & H5F_ACC_RDWR)) continue;
-        int fd = -1;
-        Handle fapl(H5Fget_access_plist(file.get()), H5Pclose);
-        void* handle = nullptr;
-        if (fapl.valid() && H5Pget_driver(fapl.get()) == H5FD_SEC2 &&
-            H5Fget_vfd_handle(file.get(), fapl.get(), &handle) >= 0 && handle)
-            fd = *static_cast<int*>(handle);
-        f(file.get(), fd);
+        f(file.get(), detail::sec2_descriptor(file.get()));
     }
     H5Eclear2(H5E_DEFAULT);
 }

@@ -269,12 +269,11 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
     hsize_t chunk[2] = {0, 0}, dims[2] = {0, 0};
     if (chunked && count > 0 && H5Pget_chunk(dcpl.get(), 2, chunk) == 2 && chunk[0] > 0 && chunk[1] > 0 &&
         H5Sget_simple_extent_dims(space.get(), dims, nullptr) == 2) {
-        // In bands of whole chunk rows, each touching at most about 2^11
-        // chunks (HDF5 keeps a few KB for every chunk one read touches; see
-        // detail::read_box). The selection is read in row-major file order,
+        // In bands of whole chunk rows, each touching at most
+        // chunks_per_read chunks, or one row of them (see detail::read_box). The selection is read in row-major file order,
         // so each band's values follow the last band's in `local`.
         const hsize_t across = (dims[1] + chunk[1] - 1) / chunk[1];
-        const hsize_t rows = std::max<hsize_t>(1, (hsize_t(1) << 11) / across) * chunk[0];
+        const hsize_t rows = std::max<hsize_t>(1, detail::chunks_per_read / across) * chunk[0];
         std::size_t at = 0;
         for (hsize_t b0 = 0; b0 < dims[0]; b0 += rows) {
             const hsize_t start[2] = {b0, 0}, size[2] = {std::min(rows, dims[0] - b0), dims[1]};

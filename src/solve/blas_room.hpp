@@ -19,8 +19,9 @@
 namespace basinvol::detail {
 
 // Whether a BLAS call of this process has mapped OpenBLAS's buffer, and a
-// call that maps it (once per process; a product large enough to take
-// OpenBLAS's general path: small ones skip the buffer).
+// call that maps it (once per process, one caller at a time; a product
+// large enough to take OpenBLAS's general path: small ones skip the
+// buffer). The caller holds a BlasSection (threads.hpp).
 bool blas_buffer_mapped();
 void map_blas_buffer();
 

@@ -205,7 +205,7 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
         q.stored_eps = m.info.stored_eps;
         SpectrumPart& part = acc.parts[q.part];
         detail::BlasSection section(detail::fork_gate());
-    detail::BlasRoom room;
+        detail::BlasRoom room;
         (q.role == Square::dense ? part.values : q.role == Square::a ? part.alpha : part.beta) =
             dense_spectrum(m).values;
     } catch (...) {

@@ -31,6 +31,7 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
     if (s.empty()) throw UsageError("loss: empty expression");
     auto at = [&](std::size_t i) { return i < where.size() ? where[i] : text.size(); };
     PolyLoss loss;
+    std::vector<double> lost;  // each term's rounding error so far (Neumaier's sum of like terms)
     std::size_t i = 0, used = 0;
     while (i < s.size()) {
         double sign = 1;
@@ -106,18 +107,26 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         // toy), wherever it stands: x^2 + 0*y^2 is a toy in R^2, as 0*x^2 + y^2 is.
         used = std::max(used, t.var + 1);
         // Like terms are one term: x^2 + x^2 - 0.5*x^2 is 1.5*x^2 (a convex
-        // coordinate, not one with a negative term), x^2 - x^2 is none.
+        // coordinate, not one with a negative term), x^2 - x^2 is none. The
+        // sum is compensated, so that the order the terms are written in
+        // does not decide it (1e16*x^2 + x^2 - 1e16*x^2 is x^2).
         const auto like = std::find_if(loss.terms_.begin(), loss.terms_.end(),
                                        [&](const Term& u) { return u.var == t.var && u.power == t.power; });
         if (like == loss.terms_.end()) {
             loss.terms_.push_back(t);
+            lost.push_back(0);
         } else {
-            like->coef += t.coef;
-            if (!std::isfinite(like->coef))
+            double& sum = like->coef;
+            const double next = sum + t.coef;
+            lost[static_cast<std::size_t>(like - loss.terms_.begin())] +=
+                std::abs(sum) >= std::abs(t.coef) ? (sum - next) + t.coef : (t.coef - next) + sum;
+            sum = next;
+            if (!std::isfinite(sum))
                 throw UsageError("loss '" + text + "': the coefficients of x" + std::to_string(t.var) + "^" +
                                  std::to_string(t.power) + " sum past float64's range");
         }
     }
+    for (std::size_t k = 0; k < loss.terms_.size(); ++k) loss.terms_[k].coef += lost[k];
     loss.terms_.erase(std::remove_if(loss.terms_.begin(), loss.terms_.end(), [](const Term& u) { return u.coef == 0; }),
                       loss.terms_.end());
     if (n != 0 && n < used)

@@ -523,9 +523,10 @@ class BatchTest(clitest.TempDirTest):
         p = run("rank", "--from-results", s1, empty, s2, "-f", "jsonl")
         self.assertSameRows(jsonl(p.stdout), d)
         self.assertIn("basinvol: warning: %s is empty: it holds no rows" % empty, p.stderr)
-        p = run("rank", "--from-results", "-", "-", "-f", "jsonl", stdin=slurp(s1))
-        self.assertEqual(p.returncode, 2)
-        self.assertIn("'-' (standard input) is given more than once", p.stderr)
+        for twice in (["-", "-"], ["-", "/dev/stdin"]):
+            p = run("rank", "--from-results", *twice, "-f", "jsonl", stdin=slurp(s1))
+            self.assertEqual(p.returncode, 2, twice)
+            self.assertIn("standard input ('-', /dev/stdin) is given more than once", p.stderr)
 
     def test_every_command_takes_the_same_input_options(self):
         """spectrum, validate and compare go through the same source listing and

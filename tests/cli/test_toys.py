@@ -276,6 +276,12 @@ class Toys(unittest.TestCase):
             self.assertEqual(d.shape, (2, 2), "x keeps its coordinate")
             self.assertEqual((d.attrs["expected_rank"], d.attrs["expected_dim"]), (1, 1))
             self.assertNotIn("expected_learning_coefficient", d.attrs)
+        # The order the terms are written in does not decide their sum.
+        os.remove(f)
+        rc, out, err = run(f, "--loss", "1e16*x^2 + x^2 - 1e16*x^2 + y^2", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        with h5py.File(f, "r") as h:
+            self.assertEqual(h["toy"].attrs["expected_rank"], 2)
         rc, out, err = run(os.path.join(self.tmp.name, "big.h5"), "--loss", "1e308*x^2 + 1e308*x^2", binary=TOY)
         self.assertEqual(rc, 2)
         self.assertIn("the coefficients of x0^2 sum past float64's range", err)

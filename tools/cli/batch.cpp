@@ -461,8 +461,10 @@ void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std:
     if (b.from_results && (b.resume || !b.shard.empty() || !b.files_from.empty()))
         throw bv::UsageError("--from-results ranks saved rows: --resume, --shard and --files-from do not apply");
     if (b.from_results && args.empty()) throw bv::UsageError("--from-results needs at least one results FILE");
-    if (b.from_results && std::count(args.begin(), args.end(), "-") > 1)
-        throw bv::UsageError("'-' (standard input) is given more than once");
+    if (b.from_results && std::count_if(args.begin(), args.end(), [](const std::string& f) {
+                              return f == "-" || descriptor_named(f) == 0;
+                          }) > 1)
+        throw bv::UsageError("standard input ('-', /dev/stdin) is given more than once");
 }
 
 // -o FILE must not be a file the run reads (an HDF5 input, a --files-from

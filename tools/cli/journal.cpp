@@ -4,6 +4,7 @@
 #include <basinvol/error.hpp>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -31,22 +32,41 @@ std::pair<std::string, std::string> split_path(const std::string& path) {
 
 namespace {
 
-// The descriptor N a path names when it is one of this process's own:
-// /dev/stdout (1), /dev/stderr (2), /dev/stdin (0), /dev/fd/N and
-// /proc/{self,thread-self,PID}/fd/N; -1 otherwise.
+// The descriptor N a path names when it is one of this process's own: its
+// folder is this process's /proc/PID/fd (or a thread's /proc/PID/task/TID/fd),
+// however spelled (/dev/fd, /proc/self/./fd, /dev/fd/, a relative fd/ run in
+// /dev), and its name N in decimal as procfs writes it; /dev/stdout and its
+// kin by name too, should /dev lack their links. -1 otherwise.
 int descriptor_path(const std::string& path) {
     if (path == "/dev/stdin") return 0;
     if (path == "/dev/stdout") return 1;
     if (path == "/dev/stderr") return 2;
-    for (const std::string& dir : {std::string("/dev/fd/"), std::string("/proc/self/fd/"),
-                                  std::string("/proc/thread-self/fd/"),
-                                  "/proc/" + std::to_string(::getpid()) + "/fd/"}) {
-        if (path.size() <= dir.size() || path.compare(0, dir.size(), dir) != 0) continue;
-        const std::string digits = path.substr(dir.size());
-        if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
-        return std::stoi(digits);
-    }
-    return -1;
+    const auto [folder, name] = split_path(path);
+    if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos ||
+        (name.size() > 1 && name[0] == '0'))
+        return -1;
+    char* resolved = ::realpath(folder.c_str(), nullptr);
+    if (!resolved) return -1;
+    const std::string real = resolved;
+    std::free(resolved);
+    const std::string own = "/proc/" + std::to_string(::getpid());
+    const std::string task = own + "/task/";
+    const bool thread = real.compare(0, task.size(), task) == 0 && real.size() > task.size() + 3 &&
+                        real.compare(real.size() - 3, 3, "/fd") == 0 &&
+                        real.substr(task.size(), real.size() - 3 - task.size()).find_first_not_of("0123456789") ==
+                            std::string::npos;
+    return real == own + "/fd" || thread ? std::stoi(name) : -1;
+}
+
+// The path a symbolic link at `path` holds, a relative one read from the
+// link's folder. Throws InputError when the link cannot be read.
+std::string link_target(const std::string& path, const std::string& output) {
+    std::vector<char> buf(4096);
+    const ssize_t len = ::readlink(path.c_str(), buf.data(), buf.size());
+    if (len <= 0 || static_cast<std::size_t>(len) >= buf.size())
+        throw bv::InputError(output + ": cannot read the symbolic link " + path + ": " + errno_text());
+    std::string to(buf.data(), static_cast<std::size_t>(len));
+    return to.front() == '/' ? to : split_path(path).first + "/" + to;
 }
 
 }  // namespace
@@ -57,14 +77,16 @@ int descriptor_named(const std::string& name) {
         if (const int fd = descriptor_path(path); fd >= 0) return fd;
         struct stat st;
         if (::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return -1;
-        std::vector<char> buf(4096);
-        const ssize_t len = ::readlink(path.c_str(), buf.data(), buf.size());
-        if (len <= 0 || static_cast<std::size_t>(len) >= buf.size()) return -1;
-        std::string to(buf.data(), static_cast<std::size_t>(len));
-        path = to.front() == '/' ? to : split_path(path).first + "/" + to;
+        try {
+            path = link_target(path, name);
+        } catch (const bv::InputError&) {
+            return -1;
+        }
     }
     return -1;
 }
+
+bool names_standard_output(const std::string& output) { return output == "-" || descriptor_named(output) == 1; }
 
 OutputTarget output_target(const std::string& output, const char* option) {
     OutputTarget t{output};
@@ -88,12 +110,7 @@ OutputTarget output_target(const std::string& output, const char* option) {
     for (int hops = 0;; ++hops) {
         if (::lstat(t.path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return t;
         if (hops == 40) throw bv::UsageError(std::string(option) + " " + output + ": too many levels of symbolic links");
-        std::vector<char> buf(4096);
-        const ssize_t len = ::readlink(t.path.c_str(), buf.data(), buf.size());
-        if (len <= 0 || static_cast<std::size_t>(len) >= buf.size())
-            throw bv::InputError(output + ": cannot read the symbolic link " + t.path + ": " + errno_text());
-        std::string to(buf.data(), static_cast<std::size_t>(len));
-        t.path = to.front() == '/' ? to : split_path(t.path).first + "/" + to;
+        t.path = link_target(t.path, output);
     }
 }
 

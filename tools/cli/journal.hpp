@@ -50,6 +50,9 @@ OutputTarget output_target(const std::string& output, const char* option = "-o")
 // through symbolic links; -1 otherwise.
 int descriptor_named(const std::string& name);
 
+// Whether -o OUTPUT means standard output: "-", or a name of descriptor 1.
+bool names_standard_output(const std::string& output);
+
 // -o FILE must not be a file the run reads (an HDF5 input, a SOURCE list, a
 // results file, under any name): the rename at the end would replace it.
 // Throws UsageError.

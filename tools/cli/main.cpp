@@ -184,7 +184,9 @@ int main(int argc, char** argv) {
         std::cerr << "basinvol: " << e.what() << "\nRun 'basinvol --help' for usage.\n";
         return exit_usage;
     }
-    // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with no -o.
-    if (args.batch.output == "-" || cli::descriptor_named(args.batch.output) == 1) args.batch.output.clear();
+    // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with
+    // no -o (kept for --resume, which refuses it by its name).
+    if (cli::names_standard_output(args.batch.output) && !(args.batch.resume && args.batch.output != "-"))
+        args.batch.output.clear();
     return run(args);
 }

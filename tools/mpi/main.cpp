@@ -465,7 +465,7 @@ int main(int argc, char** argv) {
         }
         app.parse(argc, argv);
         // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with no -o.
-        if (output == "-" || descriptor_named(output) == 1) output.clear();
+        if (names_standard_output(output)) output.clear();
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0

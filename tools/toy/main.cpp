@@ -252,6 +252,7 @@ void write_toys(ToyArgs a) {
     // OUT is an HDF5 file: a link is followed to the file it names (which
     // is replaced; the link stays), and a device or FIFO is refused, never
     // renamed over (as root, OUT=/dev/null would replace the machine's).
+    const std::string toys_go = "; toys are written to an HDF5 file (a regular file, created or replaced)";
     struct stat st;
     if (::stat(a.out.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
         throw bv::UsageError("OUT " + a.out + " is " +
@@ -260,13 +261,13 @@ void write_toys(ToyArgs a) {
                               : S_ISFIFO(st.st_mode) ? "a FIFO"
                               : S_ISBLK(st.st_mode)  ? "a block device"
                                                      : "a socket") +
-                             "; toys are written to an HDF5 file (a regular file, created or replaced)");
+                             toys_go);
     const cli::OutputTarget out = cli::output_target(a.out, "OUT");
     // /dev/stdout and its kin name a descriptor (a pipe, a terminal, a file
     // a shell redirect appends to), not a file this run may replace.
     if (out.descriptor >= 0)
-        throw bv::UsageError("OUT " + a.out + " is descriptor " + std::to_string(out.descriptor) +
-                             " of this process; toys are written to an HDF5 file (a regular file, created or replaced)");
+        throw bv::UsageError("OUT " + a.out + " is descriptor " + std::to_string(out.descriptor) + " of this process" +
+                             toys_go);
     const std::string target = a.append ? out.path : out.path + ".tmp-" + std::to_string(::getpid());
     std::vector<std::string> added;  // with --append: the links this run made, in order
     if (!a.append && target.size() < sizeof g_beside) {
