@@ -77,6 +77,8 @@ void read_isolated(const std::string& where, std::size_t bytes, const ReadOption
 // takes Python's interpreter lock, which a parent thread the child does
 // not have may hold (the child would wait for it forever).
 void flush_writers_of(const std::string& file);
+std::vector<int> writer_descriptors();
+void keep_read_only(const std::vector<int>& fds);
 
 // The POSIX descriptor HDF5 reads `file` (an open file's id) through when
 // its driver is sec2, the default; -1 for any other driver (a file image,
@@ -89,8 +91,6 @@ inline int sec2_descriptor(hid_t file) {
     if (fapl >= 0) H5Pclose(fapl);
     return sec2 ? *static_cast<const int*>(handle) : -1;
 }
-std::vector<int> writer_descriptors();
-void keep_read_only(const std::vector<int>& fds);
 
 // Silences HDF5's error printing for the scope and restores it after.
 class ErrorSilencer {

@@ -270,8 +270,9 @@ void read_tiles(MPI_Comm comm, const HessianInfo& info, const Cyclic& file_rows,
     if (chunked && count > 0 && H5Pget_chunk(dcpl.get(), 2, chunk) == 2 && chunk[0] > 0 && chunk[1] > 0 &&
         H5Sget_simple_extent_dims(space.get(), dims, nullptr) == 2) {
         // In bands of whole chunk rows, each touching at most
-        // chunks_per_read chunks, or one row of them (see detail::read_box). The selection is read in row-major file order,
-        // so each band's values follow the last band's in `local`.
+        // chunks_per_read chunks, or one row of them (see detail::read_box).
+        // The selection is read in row-major file order, so each band's
+        // values follow the last band's in `local`.
         const hsize_t across = (dims[1] + chunk[1] - 1) / chunk[1];
         const hsize_t rows = std::max<hsize_t>(1, detail::chunks_per_read / across) * chunk[0];
         std::size_t at = 0;

@@ -108,8 +108,9 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         used = std::max(used, t.var + 1);
         // Like terms are one term: x^2 + x^2 - 0.5*x^2 is 1.5*x^2 (a convex
         // coordinate, not one with a negative term), x^2 - x^2 is none. The
-        // sum is compensated, so that the order the terms are written in
-        // does not decide it (1e16*x^2 + x^2 - 1e16*x^2 is x^2).
+        // sum is compensated (Neumaier), so that in the usual cases the
+        // order the terms are written in does not decide it (1e16*x^2 + x^2
+        // - 1e16*x^2 is x^2); it is not an exact sum.
         const auto like = std::find_if(loss.terms_.begin(), loss.terms_.end(),
                                        [&](const Term& u) { return u.var == t.var && u.power == t.power; });
         if (like == loss.terms_.end()) {
@@ -126,7 +127,13 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
                                  std::to_string(t.power) + " sum past float64's range");
         }
     }
-    for (std::size_t k = 0; k < loss.terms_.size(); ++k) loss.terms_[k].coef += lost[k];
+    for (std::size_t k = 0; k < loss.terms_.size(); ++k) {
+        Term& t = loss.terms_[k];
+        t.coef += lost[k];
+        if (!std::isfinite(t.coef))
+            throw UsageError("loss '" + text + "': the coefficients of x" + std::to_string(t.var) + "^" +
+                             std::to_string(t.power) + " sum past float64's range");
+    }
     loss.terms_.erase(std::remove_if(loss.terms_.begin(), loss.terms_.end(), [](const Term& u) { return u.coef == 0; }),
                       loss.terms_.end());
     if (n != 0 && n < used)

@@ -276,7 +276,7 @@ class Toys(unittest.TestCase):
             self.assertEqual(d.shape, (2, 2), "x keeps its coordinate")
             self.assertEqual((d.attrs["expected_rank"], d.attrs["expected_dim"]), (1, 1))
             self.assertNotIn("expected_learning_coefficient", d.attrs)
-        # The order the terms are written in does not decide their sum.
+        # The sum is compensated: cancelling large terms keeps a small one.
         os.remove(f)
         rc, out, err = run(f, "--loss", "1e16*x^2 + x^2 - 1e16*x^2 + y^2", binary=TOY)
         self.assertEqual(rc, 0, err)

@@ -45,11 +45,20 @@ int descriptor_path(const std::string& path) {
     if (name.empty() || name.size() > 9 || name.find_first_not_of("0123456789") != std::string::npos ||
         (name.size() > 1 && name[0] == '0'))
         return -1;
-    char* resolved = ::realpath(folder.c_str(), nullptr);
-    if (!resolved) return -1;
-    const std::string real = resolved;
-    std::free(resolved);
-    const std::string own = "/proc/" + std::to_string(::getpid());
+    // The usual spellings by name, with or without /proc mounted.
+    if (folder == "/dev/fd" || folder == "/proc/self/fd" || folder == "/proc/thread-self/fd") return std::stoi(name);
+    const auto real_path = [](const std::string& p) {
+        char* resolved = ::realpath(p.c_str(), nullptr);
+        const std::string real = resolved ? resolved : "";
+        std::free(resolved);
+        return real;
+    };
+    const std::string real = real_path(folder);
+    if (real.empty()) return -1;
+    // This process as the mounted /proc knows it (another PID namespace's
+    // /proc numbers it otherwise than getpid() does).
+    std::string own = real_path("/proc/self");
+    if (own.empty()) own = "/proc/" + std::to_string(::getpid());
     const std::string task = own + "/task/";
     const bool thread = real.compare(0, task.size(), task) == 0 && real.size() > task.size() + 3 &&
                         real.compare(real.size() - 3, 3, "/fd") == 0 &&
