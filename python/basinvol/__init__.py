@@ -50,6 +50,14 @@ else:
     __version__ = "unknown"
 
 
+def _no_nul(text, what):
+    """text, refused (UsageError) when it holds a NUL byte: no file, dataset
+    or label can, and the C strings behind them would end there."""
+    if ("\0" if isinstance(text, str) else b"\0") in text:
+        raise UsageError(f"{what} {text!r} contains a NUL byte, which no file or dataset name can hold")
+    return text
+
+
 def _need_core():
     if _core is None:
         raise ImportError("basinvol's compiled core (basinvol._core) is not importable: "
@@ -170,7 +178,7 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         raise UsageError(f"max_memory needs a size such as '8G' (None for the default), got {max_memory!r}")
     for k, v in (("threshold", threshold), ("rtol", rtol), ("atol", atol), ("min_gap", min_gap),
                  ("hessian_error", hessian_error), ("max_asymmetry", max_asymmetry), ("regularized", regularized)):
-        if _is_bool(v):  # True is 1 to float(): not what was meant
+        if _is_bool(v) or isinstance(v, (str, bytes)):  # True is 1 to float(): not what was meant
             raise TypeError(f"{k} must be a number, got {v!r}")
     if _is_bool(eigenvalues):  # numpy's too
         eigenvalues = bool(eigenvalues)
@@ -320,10 +328,13 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     core = _need_core()
     opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
                     regularized, max_memory, eigenvalues)
-    label = str(label)
+    label = _no_nul(str(label), "label")
     if isinstance(H, (str, bytes, os.PathLike)):
         raise TypeError(f"{label}:/: analyze() takes a matrix or a structure, got the path {H!r}; "
                         "basinvol.volume() reads files")
+    if isinstance(H, Result) or (isinstance(H, dict) and isinstance(H.get("status"), str)):  # not blocks
+        raise TypeError(f"{label}:/: analyze() takes a matrix or a structure, got a result row; "
+                        "basinvol.rank() and basinvol.compare() take rows")
     sparse = sys.modules.get("scipy.sparse")
     if sparse is not None and sparse.issparse(H):
         raise TypeError(f"{label}:/: a scipy.sparse matrix is not read as such: give H.toarray(), "
@@ -332,7 +343,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
         if v is None:
             continue
-        if conv is float and _is_bool(v):
+        if conv is float and (_is_bool(v) or isinstance(v, (str, bytes))):  # as threshold and the others
             raise UsageError(f"{k} must be a number, got {v!r}")
         try:
             attrs[k] = conv(v)
@@ -342,6 +353,8 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
             raise UsageError(f"step must be a whole number under 2^53, got {v!r}")
         if k == "loss" and not abs(attrs[k]) < float("inf"):
             raise UsageError(f"loss must be a finite number, got {v!r}")
+        if k == "name":
+            _no_nul(attrs[k], "name")
     if isinstance(H, (Factor, Kron, Diagonal, dict)):
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
@@ -359,8 +372,8 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
 
 def _source_list(sources):
     if isinstance(sources, (str, bytes, os.PathLike)):
-        return [os.fsdecode(sources)]
-    return [os.fsdecode(s) for s in sources]
+        sources = [sources]
+    return [_no_nul(os.fsdecode(s), "SOURCE") for s in sources]
 
 
 def volume(sources, **options):
@@ -520,7 +533,8 @@ def read_results(path, *, dataframe=False):
     from the content) as Results; dataframe=True gives a pandas DataFrame
     (to_dataframe) instead. Raises InputError on text that is not basinvol
     output."""
-    rows = [Result(json.loads(t), ev, complete) for t, ev, complete in _need_core().read_results(os.fsencode(path))]
+    path = _no_nul(os.fsencode(path), "results file")
+    rows = [Result(json.loads(t), ev, complete) for t, ev, complete in _need_core().read_results(path)]
     return to_dataframe(rows) if dataframe else rows
 
 

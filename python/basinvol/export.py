@@ -92,7 +92,9 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
     row-major (see parameter_blocks). The model is not modified: parameters,
     floating-point buffers, inputs and floating-point targets are cast to
     `dtype` ("float64" by default; None keeps the model's own type) and the
-    model is called functionally. Returns an n x n numpy float64 array.
+    model is called functionally. Returns an n x n numpy array of that type
+    (float64 by default; float32 for "float32", which write_hessian then
+    stores as float32: its rounding is float32's).
 
     The cost is n reverse-mode passes (vectorize=True batches them with vmap)
     and n^2 floats of memory: meant for models up to some thousands of
@@ -127,8 +129,9 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
                 tensors[k] = value
         return loss_fn(_functional_call(model, tensors, (x,)), y)
 
-    H = torch.autograd.functional.hessian(loss_of, flat0, vectorize=vectorize)
-    return H.detach().cpu().numpy().astype(np.float64, copy=False)
+    H = torch.autograd.functional.hessian(loss_of, flat0, vectorize=vectorize).detach().cpu()
+    # A half-precision model's Hessian (dtype None) widened to float32, which numpy and the files hold.
+    return (H if H.dtype in (torch.float32, torch.float64) else H.float()).numpy()
 
 
 def _names_of(model, named, cast):
@@ -244,7 +247,11 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     path: a file name (opened with `mode`, "a" by default: created if missing,
     other datasets kept) or an open h5py File/Group. An existing dataset of the
     same name is replaced. dtype: "float64" or "float32" (the stored type fixes
-    basinvol's default cut, so keep float64 unless the file size matters).
+    basinvol's default cut and noise floor, so keep float64 unless the file
+    size matters). Values computed in float32 or float16 stay float32 under
+    "float64": they carry that type's rounding, which widened to float64
+    would count as curvature (float16's coarser rounding, ||H||_F * 2^-11,
+    is recorded in the default hessian_error).
     n >= CHUNK_FROM is written chunked (bands of rows) with shuffle+gzip.
     blocks: parameter_blocks(model), stored as the attributes param_names,
     param_offsets, param_sizes and param_shapes. Other keyword arguments become
@@ -253,6 +260,16 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     as ||H - H^T||_F of the H passed in: the computed Hessian's own error
     (autograd in float64: ~1e-13 relative), which raises basinvol's noise
     floor even when the matrix is symmetrized later. Returns the dataset path."""
+    return _write_hessian(path, H, dataset, dtype, blocks, mode, None, attrs)
+
+
+# The unit roundoff of a type coarser than float32, whose values are stored as float32.
+_HALF_ROUNDING = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
+
+
+def _write_hessian(path, H, dataset, dtype, blocks, mode, rounding, attrs):
+    """write_hessian; `rounding` is the unit roundoff of the type H's values
+    were computed in when H no longer says it (a bfloat16 tensor widened)."""
     H = as_numpy(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
         raise ValueError(f"a Hessian must be a non-empty square 2-D array, got shape {H.shape}")
@@ -263,10 +280,15 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     if not np.all(np.isfinite(H)):
         raise ValueError("the Hessian has non-finite entries")
     n = H.shape[0]
+    if H.dtype.kind == "f" and H.dtype.itemsize <= 4 and dtype == "float64":
+        dtype = "float32"  # float32 and float16 are exact in float32, and float32 tells their rounding
+    rounding = rounding or _HALF_ROUNDING.get(str(H.dtype))
     if attrs.get("hessian_error") is None:
         H64 = H.astype(np.float64, copy=False)
-        asym = float(np.linalg.norm(H64 - H64.T))
-        attrs["hessian_error"] = asym if asym > 0 else None
+        own = float(np.linalg.norm(H64 - H64.T))
+        if rounding:  # each entry within rounding·|h| of the value computed
+            own = max(own, rounding * float(np.linalg.norm(H64)))
+        attrs["hessian_error"] = own if own > 0 else None
     with np.errstate(over="ignore"):
         data = H.astype(dtype)
     _check_range("the Hessian", data, H)
@@ -721,21 +743,22 @@ def _load_matrix(path):
                              f"{str(e).splitlines()[0] if str(e) else ''})")
         if not torch.is_tensor(t) or t.is_sparse or t.is_complex():
             raise ValueError(f"{path} does not hold a single dense real tensor")
-        return t.detach().double().numpy()
+        t = t.detach()
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: widened, its rounding told apart
+            return t.float().numpy(), _HALF_ROUNDING["bfloat16"]
+        return (t.double() if t.dtype == torch.bool else t).numpy(), None
     else:
         H = np.loadtxt(path, ndmin=2, delimiter="," if path.endswith(".csv") else None)
     if H.dtype.kind not in "fiub":
         raise ValueError(f"{path} holds {H.dtype} values, not real numbers")
-    return H
+    return H, None
 
 
 def _cmd_convert(a):
-    H = _load_matrix(a.input)
-    attrs = dict(loss=a.loss, loss_threshold=a.loss_threshold, name=a.name)
-    if a.step is not None and a.dataset is None:
-        where = write_checkpoint(a.output, H, a.step, dtype=a.dtype, group=a.group, **attrs)
-    else:
-        where = write_hessian(a.output, H, dataset=a.dataset or "hessian", dtype=a.dtype, step=a.step, **attrs)
+    H, rounding = _load_matrix(a.input)
+    attrs = dict(loss=a.loss, loss_threshold=a.loss_threshold, name=a.name, step=a.step)
+    dataset = a.dataset or (checkpoint_name(a.step, a.group) if a.step is not None else "hessian")
+    where = _write_hessian(a.output, H, dataset, a.dtype, None, "a", rounding, attrs)
     print(f"{a.output}:{where}")
     return 0
 
@@ -774,7 +797,8 @@ def main(argv=None):
     c.add_argument("output", help="HDF5 file (created, or appended to)")
     c.add_argument("--dataset", help="dataset path (default: hessian, or checkpoints/step_NNNNN with --step)")
     c.add_argument("--group", default="checkpoints", help="group of checkpoints when --step is given")
-    c.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    c.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="stored type (float32 and float16 values stay float32: their rounding is theirs)")
     c.add_argument("--step", type=int)
     c.add_argument("--loss", type=float)
     c.add_argument("--loss-threshold", type=float)

@@ -3,6 +3,8 @@ basinvol.export.write_structure() writes them. A dict of name -> part is a
 block-diagonal Hessian (members in name order); a square array is a dense
 block. Arrays may be numpy arrays or torch tensors (detached, moved to the
 CPU); their values are not copied here."""
+import sys
+
 import numpy as np
 
 __all__ = ["Factor", "Kron", "Diagonal", "as_numpy"]
@@ -28,13 +30,20 @@ def as_numpy(x):
 
 def _real(x, what):
     """as_numpy(x), refusing what a Hessian's values cannot be (complex, text,
-    objects, a torch type numpy has not: bfloat16)."""
+    objects, booleans, a torch type numpy has not: bfloat16, sparse layouts)."""
+    sparse = sys.modules.get("scipy.sparse")
+    if sparse is not None and sparse.issparse(x):
+        raise TypeError(f"{what}: a scipy.sparse matrix; give its values as a dense array (.toarray())")
+    if getattr(x, "is_sparse", False) or str(getattr(x, "layout", "torch.strided")) != "torch.strided":
+        raise TypeError(f"{what}: a sparse tensor ({x.layout}); give its values as a dense tensor (.to_dense())")
     try:
         a = as_numpy(x)
     except TypeError as e:  # torch: "Got unsupported ScalarType BFloat16"
         raise TypeError(f"{what}: {getattr(x, 'dtype', type(x).__name__)} values have no numpy type ({e}); "
                         "give them as float32 or float64") from None
-    if a.dtype.kind not in "fiub":
+    if a.dtype.kind == "b":  # h5py would store them as an HDF5 enum, which no reader takes for numbers
+        raise TypeError(f"{what}: element type bool is not numbers; give them as float32 or float64")
+    if a.dtype.kind not in "fiu":
         raise TypeError(f"{what}: element type {a.dtype} is not real numbers")
     return a
 
@@ -42,7 +51,7 @@ def _real(x, what):
 def _scale(s, what):
     """float(s), naming the structure when s is not one number (a boolean is
     not one, as the file reader refuses it)."""
-    if isinstance(s, (bool, np.bool_)):
+    if isinstance(s, (bool, np.bool_, str, bytes)):
         raise TypeError(f"{what} scale must be one number, got {type(s).__name__} {s!r}")
     try:
         return float(s)

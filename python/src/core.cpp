@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <cmath>
 #include <optional>
@@ -410,16 +411,22 @@ std::vector<std::pair<std::size_t, std::string>> rank(const std::vector<std::str
     for (const auto& text : rows_json) {
         rows.push_back(from_json(text));  // checked, its messages naming its source
         regularized = regularized || rows.back().log_volume_regularized.has_value();
-        // The ranking never reads a source: each row carries its position
-        // through it, and gets its source back after.
-        sources.push_back(std::exchange(rows.back().source, std::to_string(rows.size() - 1)));
+        // Each row carries its position through the ranking after a NUL
+        // (the smallest byte) and its source: ties still list by source, as
+        // `basinvol rank` lists them, then in input order; the source gets
+        // its own text back after.
+        char position[24];
+        std::snprintf(position, sizeof position, "%020zu", rows.size() - 1);
+        sources.push_back(rows.back().source);
+        rows.back().source += '\0';
+        rows.back().source += position;
     }
     bv::rank_rows(rows, ro);
     if (regularized) bv::rank_regularized(rows, ro.tie_tol);
     std::vector<std::pair<std::size_t, std::string>> out;
     const auto spec = json_spec(true, regularized);
     for (auto& r : rows) {
-        const std::size_t i = std::stoul(r.source);
+        const std::size_t i = std::stoul(r.source.substr(r.source.rfind('\0') + 1));
         r.source = sources[i];
         out.emplace_back(i, to_json(r, spec));
     }

@@ -72,7 +72,8 @@ DatasetShape dataset_shape(hid_t d, const std::string& where, std::vector<std::s
     } else if (cls == H5T_INTEGER) {
         s.eps = std::ldexp(1.0, -52);  // integers up to 2^53 convert exactly
     } else {
-        fail_at(where, "dataset type is " + s.type + ", not a number (expected float32 or float64)", false);
+        fail_at(where, "dataset type is " + s.type + ", not a number (a structure's arrays hold floats or integers)",
+                false);
     }
     std::tie(s.eps, s.type) = detail::carried_type(d, where.substr(0, where.find(":/")), {s.eps, s.type});
     s.unwritten = detail::unwritten_chunks(d);

@@ -779,7 +779,8 @@ class Structured(unittest.TestCase):
                                 "(|scale|·max|λ(A)|·max|λ(B)| = 2 · 1e+200 · 3e+108); rescale the Hessian",
             "/kron_overflow": "part /kron_overflow: an eigenvalue overflowed float64 "
                               "(|scale|·max|λ(A)|·max|λ(B)| = 3 · 1e+250 · 1e+100); rescale the Hessian",
-            "/diag_complex": "diag_complex: dataset type is compound, not a number (expected float32 or float64)",
+            "/diag_complex": "diag_complex: dataset type is compound, not a number (a structure's arrays hold floats or "
+                            "integers)",
             "/factor_complex": "/G: dataset type is compound, not a number",
             "/kron_compound": "/A: dataset type is compound, not a number",
             "/blocks_complex": "/a: dataset type is compound, not a number",

@@ -301,6 +301,52 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
         self.assertIn("/checkpoints/step_00042  n 4  float64", info)
 
 
+    def test_float32_and_half_precision_values_are_stored_as_float32(self):
+        # A Hessian computed in float32 carries float32's rounding: stored as
+        # float64, that rounding counted as curvature (dim 0, a false saddle).
+        H32 = with_spectrum([0.0] * 20 + list(np.geomspace(0.5, 10, 30)), 11).astype(np.float32)
+        H32 = (H32 + H32.T) / 2  # exactly symmetric in float32
+        self.assertEqual(expected(H32)["dim"], 20)
+        f = os.path.join(self.dir, "f32.h5")
+        bx.write_hessian(f, H32)
+        bx.write_hessian(f, torch.from_numpy(H32), dataset="tensor")
+        npy, pt = os.path.join(self.dir, "h32.npy"), os.path.join(self.dir, "h32.pt")
+        np.save(npy, H32)
+        torch.save(torch.from_numpy(H32), pt)
+        for source, dataset in ((npy, "npy"), (pt, "pt")):
+            subprocess.run([sys.executable, "-m", "basinvol.export", "convert", source, f, "--dataset", dataset],
+                           check=True, capture_output=True)
+        for dataset in ("hessian", "tensor", "npy", "pt"):
+            (row,) = rows_of("volume", f + ":/" + dataset)
+            self.agree(row, H32)
+        # The trap the default avoids: the same values widened by hand.
+        bx.write_hessian(f, H32.astype(np.float64), dataset="widened")
+        (wide,) = rows_of("volume", f + ":/widened")
+        self.assertLess(wide["dim"], 20)
+        # hessian_of in float32 gives float32, written as such.
+        torch.manual_seed(3)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
+        H = bx.hessian_of(model, torch.nn.functional.mse_loss, torch.randn(9, 4), torch.randn(9, 2),
+                          dtype="float32")
+        self.assertEqual(H.dtype, np.float32)
+        # Half precision: stored as float32 (exact), its coarser rounding in hessian_error.
+        H16 = H32.astype(np.float16)
+        bx.write_hessian(f, H16, dataset="half")
+        torch.save(torch.from_numpy(H32).to(torch.bfloat16), pt)
+        subprocess.run([sys.executable, "-m", "basinvol.export", "convert", pt, f, "--dataset", "bf16"],
+                       check=True, capture_output=True)
+        bf16 = torch.from_numpy(H32).to(torch.bfloat16).float().numpy()
+        for dataset, values, unit in (("half", H16.astype(np.float32), 2.0 ** -11), ("bf16", bf16, 2.0 ** -8)):
+            with h5py.File(f, "r") as h:
+                d = h[dataset]
+                self.assertEqual(d.dtype, np.float32)
+                np.testing.assert_array_equal(d[...], values)
+                self.assertAlmostEqual(d.attrs["hessian_error"] / (unit * np.linalg.norm(values.astype(float))), 1,
+                                       delta=1e-12)
+            (row,) = rows_of("volume", f + ":/" + dataset)
+            self.assertEqual((row["dim"], row["rank"], row["negative"]), (20, 30, 0), dataset)
+
+
 class StructuredExport(unittest.TestCase):
     """Gauss-Newton and empirical-Fisher factors from PyTorch, and structured
     files that basinvol reads with the same answer as their dense twins."""
