@@ -498,7 +498,7 @@ std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, Negat
         br.rank = m.rank;
         br.dim = m.dim;
         br.negative = m.negative;
-        br.log_volume_part = -m.sum_log / 2;
+        br.log_volume_part = m.sum_log == 0 ? 0.0 : -m.sum_log / 2;  // (no curved direction: 0, not −0)
         out.push_back(br);
     }
     return out;

@@ -282,6 +282,11 @@ std::string answer_attribute_in_other_case(const std::string& name);
 // case, or a name meant as scale (Scale, scaling, scale_factor). `scales`:
 // obj is a factor or kron part. "" too when obj's attributes do not decode.
 std::string misnamed_attribute(hid_t obj, bool scales);
+// Why dataset d, reached at `path`, is a square factor of a structure (G
+// of s·GᵀG, A or B of s·(A ⊗ B)) and not a Hessian, or "". Recognized by the
+// path, its soft links followed; a hard link to it from another group has
+// equal standing and is not recognized.
+std::string structure_factor_problem(hid_t d, const std::string& path);
 // A structured Hessian (group or 1-D dataset with `structure`) as one
 // listing entry: n, the coarsest stored type, the attributes; `problem` set
 // when its layout breaks the contract (docs/structured.md).

@@ -1111,24 +1111,29 @@ std::string soft_links_resolved(hid_t d, const std::string& path) {
     return done.empty() ? path : done;
 }
 
-// A square factor of a structure listed as a Hessian is a matrix of its
-// Hessian, not the Hessian: G of s·GᵀG, A or B of s·(A ⊗ B). Sets `listed`'s
-// problem so. Recognized by the path it is reached through, its soft links
-// followed; a hard link to it from another group has equal standing and is
-// not recognized. The structure's own reader reads its factors through
-// describe, not through this.
-void refuse_structure_factor(hid_t d, const std::string& listed_path, ListedHessian& listed) {
-    if (!listed.problem.empty()) return;
-    const std::string path = soft_links_resolved(d, listed_path);
-    const std::string name = path.substr(path.rfind('/') + 1);
-    if (name != "G" && name != "A" && name != "B") return;
-    const std::string group = path.substr(0, std::max<std::size_t>(path.rfind('/'), 1));
+}  // namespace
+
+std::string detail::structure_factor_problem(hid_t d, const std::string& path) {
+    const std::string resolved = soft_links_resolved(d, path);
+    const std::string name = resolved.substr(resolved.rfind('/') + 1);
+    if (name != "G" && name != "A" && name != "B") return "";
+    const std::string group = resolved.substr(0, std::max<std::size_t>(resolved.rfind('/'), 1));
     const std::string kind = group_structure(d, group);
-    if (name == "G" ? kind != "factor" : kind != "kron") return;
-    listed.problem = name == "G" ? "dataset is the Gauss-Newton factor of the structure " + group +
-                                       ", not a Hessian: name " + group + " to analyse its H = scale·GᵀG"
-                                 : "dataset is the Kronecker factor " + name + " of the structure " + group +
-                                       ", not a Hessian: name " + group + " to analyse its H = scale·(A ⊗ B)";
+    if (name == "G" ? kind != "factor" : kind != "kron") return "";
+    return name == "G" ? "dataset is the Gauss-Newton factor of the structure " + group +
+                             ", not a Hessian: name " + group + " to analyse its H = scale·GᵀG"
+                       : "dataset is the Kronecker factor " + name + " of the structure " + group +
+                             ", not a Hessian: name " + group + " to analyse its H = scale·(A ⊗ B)";
+}
+
+namespace {
+
+// A square factor of a structure listed as a Hessian is a matrix of its
+// Hessian, not the Hessian: sets `listed`'s problem so
+// (structure_factor_problem). The structure's own reader reads its factors
+// through describe, not through this.
+void refuse_structure_factor(hid_t d, const std::string& listed_path, ListedHessian& listed) {
+    if (listed.problem.empty()) listed.problem = detail::structure_factor_problem(d, listed_path);
 }
 
 // Describes dataset `d` at `path`; `problem` says why it is not a readable Hessian.

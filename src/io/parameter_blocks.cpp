@@ -9,6 +9,7 @@
 
 #include <hdf5.h>
 
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -60,6 +61,19 @@ std::vector<long long> read_integers(const ArrayAttribute& a, const char* key, c
     if (const std::string why = detail::numeric_layout_problem(a.type.get()); !why.empty())
         throw InputError(where + ": attribute " + key + " has a corrupt type (" + why + ")");
     std::vector<long long> v(a.count);
+    if (H5Tget_sign(a.type.get()) == H5T_SGN_NONE) {
+        // Read as stored: HDF5's conversion would clamp a uint64 past 2^63 to 2^63 − 1.
+        std::vector<unsigned long long> u(a.count);
+        if (H5Aread(a.attr.get(), H5T_NATIVE_ULLONG, u.data()) < 0)
+            fail_at(where, std::string("cannot read attribute ") + key);
+        for (std::size_t i = 0; i < u.size(); ++i) {
+            if (u[i] > static_cast<unsigned long long>(std::numeric_limits<long long>::max()))
+                throw InputError(where + ": attribute " + key + ": block " + std::to_string(i) + "'s value " +
+                                 std::to_string(u[i]) + " is past any n");
+            v[i] = static_cast<long long>(u[i]);
+        }
+        return v;
+    }
     if (H5Aread(a.attr.get(), H5T_NATIVE_LLONG, v.data()) < 0)
         fail_at(where, std::string("cannot read attribute ") + key);
     return v;

@@ -276,6 +276,9 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     H5Eclear2(H5E_DEFAULT);
     if (kind.empty()) {
         if (group) fail_at(where, "a group inside a structure needs a structure attribute (blocks, factor or kron)", false);
+        // A member soft-linked to another structure's G, A or B is a matrix of that Hessian, not a block.
+        if (const std::string why = detail::structure_factor_problem(obj, path); !why.empty())
+            fail_at(where, why + " (a blocks member)", false);
         return square_dataset(w, obj, path, where);
     }
     if (kind == "diagonal") {

@@ -59,6 +59,11 @@ struct Accumulator {
     double most_skew = 0;
     std::string most_skew_part;
     double skew_products = 0;  // ‖Σ s·A_k ⊗ B_k‖_F over Kronecker parts (orthogonal: by hypot)
+    // The Kronecker part whose s·A_k ⊗ B_k is the largest share of its own
+    // symmetric part (a term its values, A_s ⊗ B_s's, do not hold), for the
+    // check against max_asymmetry.
+    double skew_share = 0;
+    std::string skew_share_part;
     double value_error = 0;
     double stored_underflow = 0;  // StructuredSpectrum::stored_underflow, the largest part's (block diagonal)
     // A factor or Kronecker part whose exact values are not all zero: its
@@ -280,6 +285,10 @@ void fold_squares(Accumulator& acc) {
         // adds A_k ⊗ B_k (symmetric): ‖A_k ⊗ B_k‖₂ ≤ s·‖A_k‖_F‖B_k‖_F.
         const double skew_product = scaled(s, q.skew / 2, B.skew / 2, 0, 0);  // s·‖A_k‖_F·‖B_k‖_F
         acc.skew_products = std::hypot(acc.skew_products, skew_product);
+        // (A_s ⊗ B_s and A_k ⊗ B_k are orthogonal: the twin's symmetric part has their hypot.)
+        if (const double share = skew_product > 0 ? skew_product / std::hypot(size, skew_product) : 0.0;
+            share > acc.skew_share)
+            acc.skew_share = share, acc.skew_share_part = acc.paths[q.part];
         acc.value_error = std::max(acc.value_error, 4 * eps64 * size + skew_product);
         // A and B each within half a subnormal step of their own stored
         // type: ‖ΔA‖_F ≤ a·step_A/2, and s·(A ⊗ ΔB + ΔA ⊗ B + ΔA ⊗ ΔB).
@@ -723,6 +732,19 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
             if (acc.most_skew_part.empty()) throw;
             throw InputError(std::string(e.what()) + "; the most of it from " + acc.most_skew_part);
         }
+    }
+    // Factors both far from symmetric (A ⊗ B of two skew matrices is
+    // symmetric): the values, A_s ⊗ B_s's, miss the twin's A_k ⊗ B_k, which
+    // would only raise the floor of the whole. Refused, as a dense part that
+    // asymmetric would be.
+    if (acc.skew_share > opt.max_asymmetry) {
+        std::ostringstream msg;
+        msg.precision(3);
+        msg << info.file << ":" << acc.skew_share_part << ": the Kronecker factors A and B are both far from "
+            << "symmetric: s·A_k ⊗ B_k (their skew parts) is " << acc.skew_share
+            << " of the pair's symmetric part, over " << opt.max_asymmetry
+            << " (option max_asymmetry); the kron form needs symmetric factors";
+        throw InputError(msg.str());
     }
     Spectrum& s = out.spectrum;
     s.n = root.n;

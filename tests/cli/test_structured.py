@@ -421,6 +421,9 @@ class Structured(unittest.TestCase):
                            "blocks 0 and 1 have the same name 'w'"),
             "empty_name": ({"param_offsets": [0, 6], "param_sizes": [6, 6], "param_names": ["w", ""]},
                            "block 1 has an empty name"),
+            # shown as stored (HDF5's conversion to int64 clamped it to 2^63 − 1)
+            "uint64": ({"param_offsets": np.array([0, 2 ** 64 - 1], dtype=np.uint64), "param_sizes": [6, 6]},
+                       "param_offsets: block 1's value 18446744073709551615 is past any n"),
         }
         with h5py.File(f, "w") as h5:
             for name, (attrs, _) in cases.items():
@@ -799,6 +802,69 @@ class Structured(unittest.TestCase):
                 # The field names a structure's kind or none, never the message's text.
                 self.assertIn(row["structure"], (None, "blocks", "factor", "kron", "diagonal"))
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), len(expect), p.stderr)
+
+    def test_a_member_linked_to_a_factor_and_skew_kronecker_factors_are_refused(self):
+        # A blocks member soft-linked to another structure's G (or A, B) is a
+        # matrix of that Hessian, refused as the same link is elsewhere; it was
+        # taken for a dense block. Two skew factors make a symmetric A ⊗ B
+        # whose values the kron form (A_s ⊗ B_s) does not hold: refused, where
+        # the row was all flat under a raised floor.
+        f = self.path("linked.h5")
+        rng = np.random.default_rng(5)
+        A, B = rng.standard_normal((5, 5)), rng.standard_normal((4, 4))
+        A, B = A + A.T + 1e-4 * np.triu(A, 1), B + B.T + 1e-4 * np.triu(B, 1)  # within max_asymmetry
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("F")
+            g.attrs["structure"] = "factor"
+            g["G"] = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 0.0], [0.0, 0.0, 1.0]])
+            g = h5.create_group("K")
+            g.attrs["structure"] = "kron"
+            g["A"], g["B"] = np.eye(2), np.diag([1.0, 2.0])
+            for name, target in (("S_G", "/F/G"), ("S_B", "/K/B"), ("S_plain", "/plain")):
+                g = h5.create_group(name)
+                g.attrs["structure"] = "blocks"
+                g["a"] = h5py.SoftLink(target)
+                g["b"] = np.eye(2)
+            h5["plain"] = np.diag([1.0, 2.0, 3.0])
+            h5["plain_twin"] = np.diag([1.0, 2.0, 3.0, 1.0, 1.0])
+            g = h5.create_group("skew")
+            g.attrs["structure"] = "kron"
+            g["A"], g["B"] = np.array([[0.0, 1.0], [-1.0, 0.0]]), np.array([[0.0, 2.0], [-2.0, 0.0]])
+            g = h5.create_group("nearly")
+            g.attrs["structure"] = "kron"
+            g["A"], g["B"] = A, B
+            h5["nearly_twin"] = np.kron(A, B)
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in rows_of(p)}
+        for name, words in (("/S_G", "/S_G/a: dataset is the Gauss-Newton factor of the structure /F, not a Hessian"),
+                            ("/S_B", "/S_B/a: dataset is the Kronecker factor B of the structure /K, not a Hessian"),
+                            ("/skew", "linked.h5:/skew: the Kronecker factors A and B are both far from symmetric")):
+            with self.subTest(name):
+                self.assertEqual(rows[name]["status"], "error")
+                self.assertIn(words, rows[name]["error"])
+        for name, twin in (("/S_plain", "/plain_twin"), ("/nearly", "/nearly_twin")):
+            with self.subTest(name):
+                a, b = rows[name], rows[twin]
+                self.assertEqual(a["status"], "ok", a["error"])
+                for key in ("n", "rank", "dim", "negative"):
+                    self.assertEqual(a[key], b[key], key)
+                self.assertAlmostEqual(a["log_volume"], b["log_volume"], delta=1e-9 * abs(b["log_volume"]))
+        self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), 3, p.stderr)
+
+    def test_a_block_with_no_curved_direction_or_unit_values_has_a_part_of_zero_not_minus_zero(self):
+        f = self.path("zero_part.h5")
+        with h5py.File(f, "w") as h5:
+            g = h5.create_group("S")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2)  # Σ log λ = 0
+            g.create_dataset("z", data=np.zeros(3)).attrs["structure"] = "diagonal"  # nothing curved
+            g["c"] = np.diag([2.0, 3.0])
+        text = run("volume", f, "-f", "json").stdout
+        parts = [b["log_volume_part"] for b in json.loads(text)["rows"][0]["blocks"]]
+        self.assertEqual([parts[0], parts[2]], [0.0, 0.0])  # a and z (members in name order)
+        self.assertNotIn("-0.0", text)
+        self.assertAlmostEqual(parts[1], -0.5 * np.log(6.0), delta=1e-15)
 
     def test_a_factor_read_through_a_virtual_dataset_carries_its_sources_type(self):
         # G stored as float32 and mapped by a float64 virtual dataset holds
