@@ -91,7 +91,7 @@ def main(argv=None):
         with torch.no_grad():
             loss = loss_fn(copy.deepcopy(model).double()(Xtr.double()), ytr).item()
         where = write_checkpoint(a.out, H, step, loss=loss, dtype=a.dtype, blocks=blocks,
-                                 name=f"digits mlp64-{a.hidden}-10 step {step}",
+                                 name=f"digits mlp64-{a.hidden}-10",  # the run's name: one line in plot_run
                                  loss_threshold=a.loss_threshold, test_accuracy=acc)
         print(f"  step {step:5d}  loss {loss:.4f}  test accuracy {acc:.3f}  -> {a.out}:{where}"
               f"  ({time.time() - t0:.1f} s)", file=sys.stderr)

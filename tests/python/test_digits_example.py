@@ -57,6 +57,8 @@ def dense_example(binary, check):
             rows = json.load(fh)["rows"]
         check(len(rows) == 5 and all(r["status"] == "ok" for r in rows), "basinvol ranks all 5 checkpoints")
         check(sorted(r["place"] for r in rows) == [1, 2, 3, 4, 5], "places 1..5")
+        # One run's checkpoints share its name: plot_run groups by name, one line.
+        check(len({r["name"] for r in rows}) == 1 and rows[0]["name"], "the checkpoints carry the run's one name")
         check(all(r["n"] == 610 and r["dim"] + r["rank"] == 610 and r["dim"] >= 9 for r in rows),
               "dim + rank = n, and at least the 9 flat directions of the softmax")
         with open(os.path.join(out, "spectrum.json")) as fh:
