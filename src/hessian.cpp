@@ -374,7 +374,12 @@ void reject_value(const HessianInfo& info, double value, std::size_t row, std::s
 
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {
     if (!(relative_asymmetry > opt.max_asymmetry)) return;
-    // Three digits, or as many as tell the two apart (0.001001 over 0.0010005).
+    const auto [seen, limit] = texts_apart(relative_asymmetry, opt.max_asymmetry);
+    throw InputError(info.source() + ": matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " + seen + " exceeds " + limit +
+                     " (option max_asymmetry)");
+}
+
+std::pair<std::string, std::string> texts_apart(double a, double b) {
     auto text = [](double v, int digits) {
         std::ostringstream t;
         t.precision(digits);
@@ -382,10 +387,8 @@ void check_symmetry(const HessianInfo& info, double relative_asymmetry, const Re
         return t.str();
     };
     int digits = 3;
-    while (digits < 17 && text(relative_asymmetry, digits) == text(opt.max_asymmetry, digits)) ++digits;
-    throw InputError(info.source() + ": matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " +
-                     text(relative_asymmetry, digits) + " exceeds " + text(opt.max_asymmetry, digits) +
-                     " (option max_asymmetry)");
+    while (digits < 17 && text(a, digits) == text(b, digits)) ++digits;
+    return {text(a, digits), text(b, digits)};
 }
 
 Hessian make_hessian(Eigen::MatrixXd m, const std::string& label, const ReadOptions& opt) {

@@ -185,7 +185,7 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
     if not isinstance(eigenvalues, bool):
         raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
     if list_timeout is not None:  # seconds a file's structure walk may take (volume, rank, compare of SOURCEs)
-        seconds = None if _is_bool(list_timeout) else list_timeout
+        seconds = None if _is_bool(list_timeout) or isinstance(list_timeout, (str, bytes)) else list_timeout
         try:
             seconds = float(seconds)
         except (TypeError, ValueError):
@@ -268,6 +268,9 @@ def _as_array(H, label):
             raise TypeError(f"{label}: a tensor on the meta device holds no values")
         if t.device.type != "cpu":
             t = t.cpu()
+        if str(t.dtype) == "torch.bfloat16":  # widened, its rounding would count as curvature
+            raise TypeError(f"{label}: tensor type torch.bfloat16 has no numpy type: give H.float() with "
+                            "hessian_error=2**-8 * float(H.float().norm()), the rounding its values carry")
         if str(t.dtype) not in ("torch.float32", "torch.float64"):
             raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
         H = _resolved(t).numpy()
@@ -322,7 +325,8 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
 
     Returns a Result. Raises InputError (the command line's error-row message)
     when the matrix breaks a rule, UsageError for a bad option value, TypeError
-    for an element type other than float32/float64. The GIL is released during
+    for an element type other than float32/float64 (a float16 matrix is read
+    as a float16 dataset would be). The GIL is released during
     the solve; the array is copied once into the solver's working storage
     (LAPACK overwrites its input), never changed."""
     core = _need_core()
@@ -355,7 +359,9 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
             raise UsageError(f"loss must be a finite number, got {v!r}")
         if k == "name":
             _no_nul(attrs[k], "name")
-    if isinstance(H, (Factor, Kron, Diagonal, dict)):
+    # A float16 matrix is read as a float16 dataset is, from an image (its
+    # rounding sets the noise floor: widened, it would count as curvature).
+    if isinstance(H, (Factor, Kron, Diagonal, dict)) or str(getattr(H, "dtype", "")) in ("float16", "torch.float16"):
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
             listed = core.list_image(image, label, "/hessian")

@@ -94,7 +94,9 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
     `dtype` ("float64" by default; None keeps the model's own type) and the
     model is called functionally. Returns an n x n numpy array of that type
     (float64 by default; float32 for "float32", which write_hessian then
-    stores as float32: its rounding is float32's).
+    stores as float32: its rounding is float32's; a bfloat16 model's, under
+    None, widened to float32, its rounding no longer told: give
+    write_hessian the tensor itself, or hessian_error).
 
     The cost is n reverse-mode passes (vectorize=True batches them with vmap)
     and n^2 floats of memory: meant for models up to some thousands of
@@ -130,8 +132,8 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
         return loss_fn(_functional_call(model, tensors, (x,)), y)
 
     H = torch.autograd.functional.hessian(loss_of, flat0, vectorize=vectorize).detach().cpu()
-    # A half-precision model's Hessian (dtype None) widened to float32, which numpy and the files hold.
-    return (H if H.dtype in (torch.float32, torch.float64) else H.float()).numpy()
+    # numpy has no bfloat16 (a bfloat16 model under dtype None): widened to float32.
+    return (H.float() if H.dtype == torch.bfloat16 else H).numpy()
 
 
 def _names_of(model, named, cast):
@@ -248,10 +250,12 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     other datasets kept) or an open h5py File/Group. An existing dataset of the
     same name is replaced. dtype: "float64" or "float32" (the stored type fixes
     basinvol's default cut and noise floor, so keep float64 unless the file
-    size matters). Values computed in float32 or float16 stay float32 under
-    "float64": they carry that type's rounding, which widened to float64
-    would count as curvature (float16's coarser rounding, ||H||_F * 2^-11,
-    is recorded in the default hessian_error).
+    size matters). Values are never stored in a finer type than their own:
+    float32 values stay float32 under "float64", float16 values float16
+    under either; they carry that type's rounding, which widened would count
+    as curvature. A bfloat16 tensor (numpy has no bfloat16) is stored as
+    float32 with its rounding, 2^-8 * ||H||_F plus its subnormals', in
+    hessian_error (at least that when hessian_error is given).
     n >= CHUNK_FROM is written chunked (bands of rows) with shuffle+gzip.
     blocks: parameter_blocks(model), stored as the attributes param_names,
     param_offsets, param_sizes and param_shapes. Other keyword arguments become
@@ -260,17 +264,7 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     as ||H - H^T||_F of the H passed in: the computed Hessian's own error
     (autograd in float64: ~1e-13 relative), which raises basinvol's noise
     floor even when the matrix is symmetrized later. Returns the dataset path."""
-    return _write_hessian(path, H, dataset, dtype, blocks, mode, None, attrs)
-
-
-# The unit roundoff of a type coarser than float32, whose values are stored as float32.
-_HALF_ROUNDING = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8}
-
-
-def _write_hessian(path, H, dataset, dtype, blocks, mode, rounding, attrs):
-    """write_hessian; `rounding` is the unit roundoff of the type H's values
-    were computed in when H no longer says it (a bfloat16 tensor widened)."""
-    H = as_numpy(H)
+    H, rounding = _widened(H)
     if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
         raise ValueError(f"a Hessian must be a non-empty square 2-D array, got shape {H.shape}")
     if H.dtype.kind not in "fiub":
@@ -280,17 +274,22 @@ def _write_hessian(path, H, dataset, dtype, blocks, mode, rounding, attrs):
     if not np.all(np.isfinite(H)):
         raise ValueError("the Hessian has non-finite entries")
     n = H.shape[0]
-    if H.dtype.kind == "f" and H.dtype.itemsize <= 4 and dtype == "float64":
-        dtype = "float32"  # float32 and float16 are exact in float32, and float32 tells their rounding
-    rounding = rounding or _HALF_ROUNDING.get(str(H.dtype))
+    H64 = None
     if attrs.get("hessian_error") is None:
         H64 = H.astype(np.float64, copy=False)
-        own = float(np.linalg.norm(H64 - H64.T))
-        if rounding:  # each entry within rounding·|h| of the value computed
-            own = max(own, rounding * float(np.linalg.norm(H64)))
-        attrs["hessian_error"] = own if own > 0 else None
+        asym = float(np.linalg.norm(H64 - H64.T))
+        attrs["hessian_error"] = asym if asym > 0 else None
+    if rounding is not None:
+        H64 = H.astype(np.float64, copy=False) if H64 is None else H64
+        stated = attrs.get("hessian_error")
+        try:
+            usable = stated is None or (math.isfinite(float(stated)) and float(stated) >= 0)
+        except (TypeError, ValueError):
+            usable = False  # refused below, as it would be without the rounding
+        if usable:
+            attrs["hessian_error"] = max(rounding(H64), 0.0 if stated is None else float(stated))
     with np.errstate(over="ignore"):
-        data = H.astype(dtype)
+        data = H.astype(_stored_type(H.dtype, dtype))
     _check_range("the Hessian", data, H)
     kw = {}
     if n >= CHUNK_FROM:
@@ -361,15 +360,35 @@ def _check_range(name, stored, values):
                          f"{np.finfo(stored.dtype).max:.4g}); store it as float64")
 
 
+def _stored_type(own, dtype):
+    """The type values of type `own` are stored in under `dtype` ("float64",
+    "float32", or None: their own, as h5py would store them): never a float
+    type finer than their own, whose rounding the stored type tells
+    basinvol's noise floor (widened, that rounding would count as
+    curvature)."""
+    own = np.dtype(own)
+    if dtype is None or (own.kind == "f" and own.itemsize < np.dtype(dtype).itemsize):
+        return own
+    return np.dtype(dtype)
+
+
+def _widened(H):
+    """H as a numpy array, and None; a bfloat16 tensor (numpy has no
+    bfloat16) as float32 with a function of its float64 values giving the
+    bound on its rounding: 2^-8 relative per entry, 2^-134 absolute under
+    bfloat16's smallest normal (its subnormal step is 2^-133)."""
+    if type(H).__module__.split(".")[0] == "torch" and str(getattr(H, "dtype", "")) == "torch.bfloat16":
+        H = as_numpy(H.detach().float())
+        return H, lambda H64: 2.0 ** -8 * float(np.linalg.norm(H64)) + H64.size * 2.0 ** -134
+    return as_numpy(H), None
+
+
 def _typed(a, dtype, name):
-    """a in the stored type: dtype, or its own (None) as h5py would store it.
-    Float32 values stay float32 under "float64": they carry float32's
-    rounding, which the stored type tells basinvol's noise floor (widened,
-    that rounding would count as curvature)."""
-    if dtype is None or (dtype == "float64" and np.asarray(a).dtype == np.float32):
+    """a in the stored type (_stored_type)."""
+    if _stored_type(np.asarray(a).dtype, dtype) == np.asarray(a).dtype:
         return a
     with np.errstate(over="ignore"):  # an overflow is refused below, with the part's name
-        stored = a.astype(dtype)
+        stored = a.astype(_stored_type(a.dtype, dtype))
     if np.all(np.isfinite(a)):
         _check_range(name, stored, a)
     return stored
@@ -441,7 +460,8 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
     skipped. An existing object of the same name is replaced. check=False
     skips the finite-value checks (basinvol checks again when it reads).
     dtype=None stores each array in its own type, as h5py would (the
-    structure's stored type is then the coarsest of its parts').
+    structure's stored type is then the coarsest of its parts'); no array is
+    stored in a float type finer than its own (its rounding is its type's).
     Returns its path."""
     if dtype not in ("float64", "float32", None):
         raise ValueError(f"dtype must be 'float64', 'float32' or None (each array's own), got {dtype!r}")
@@ -743,22 +763,21 @@ def _load_matrix(path):
                              f"{str(e).splitlines()[0] if str(e) else ''})")
         if not torch.is_tensor(t) or t.is_sparse or t.is_complex():
             raise ValueError(f"{path} does not hold a single dense real tensor")
-        t = t.detach()
-        if t.dtype == torch.bfloat16:  # numpy has no bfloat16: widened, its rounding told apart
-            return t.float().numpy(), _HALF_ROUNDING["bfloat16"]
-        return (t.double() if t.dtype == torch.bool else t).numpy(), None
+        return t.detach().double() if t.dtype == torch.bool else t.detach()  # (bfloat16: write_hessian)
     else:
         H = np.loadtxt(path, ndmin=2, delimiter="," if path.endswith(".csv") else None)
     if H.dtype.kind not in "fiub":
         raise ValueError(f"{path} holds {H.dtype} values, not real numbers")
-    return H, None
+    return H
 
 
 def _cmd_convert(a):
-    H, rounding = _load_matrix(a.input)
-    attrs = dict(loss=a.loss, loss_threshold=a.loss_threshold, name=a.name, step=a.step)
-    dataset = a.dataset or (checkpoint_name(a.step, a.group) if a.step is not None else "hessian")
-    where = _write_hessian(a.output, H, dataset, a.dtype, None, "a", rounding, attrs)
+    H = _load_matrix(a.input)
+    attrs = dict(loss=a.loss, loss_threshold=a.loss_threshold, name=a.name)
+    if a.step is not None and a.dataset is None:
+        where = write_checkpoint(a.output, H, a.step, dtype=a.dtype, group=a.group, **attrs)
+    else:
+        where = write_hessian(a.output, H, dataset=a.dataset or "hessian", dtype=a.dtype, step=a.step, **attrs)
     print(f"{a.output}:{where}")
     return 0
 
@@ -798,7 +817,7 @@ def main(argv=None):
     c.add_argument("--dataset", help="dataset path (default: hessian, or checkpoints/step_NNNNN with --step)")
     c.add_argument("--group", default="checkpoints", help="group of checkpoints when --step is given")
     c.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                   help="stored type (float32 and float16 values stay float32: their rounding is theirs)")
+                   help="stored type (never finer than the values' own: float32 and float16 values keep theirs)")
     c.add_argument("--step", type=int)
     c.add_argument("--loss", type=float)
     c.add_argument("--loss-threshold", type=float)

@@ -34,7 +34,8 @@ def _real(x, what):
     sparse = sys.modules.get("scipy.sparse")
     if sparse is not None and sparse.issparse(x):
         raise TypeError(f"{what}: a scipy.sparse matrix; give its values as a dense array (.toarray())")
-    if getattr(x, "is_sparse", False) or str(getattr(x, "layout", "torch.strided")) != "torch.strided":
+    if type(x).__module__.split(".")[0] == "torch" and (
+            getattr(x, "is_sparse", False) or str(getattr(x, "layout", "torch.strided")) != "torch.strided"):
         raise TypeError(f"{what}: a sparse tensor ({x.layout}); give its values as a dense tensor (.to_dense())")
     try:
         a = as_numpy(x)

@@ -19,7 +19,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdio>
 #include <mutex>
 #include <cmath>
 #include <optional>
@@ -406,28 +405,24 @@ std::vector<std::pair<std::size_t, std::string>> rank(const std::vector<std::str
                                                       const py::dict& options) {
     const bv::RankOptions ro = rank_options(options);
     std::vector<bv::Row> rows;
-    std::vector<std::string> sources;
+    std::vector<double> seconds;
     bool regularized = false;
     for (const auto& text : rows_json) {
         rows.push_back(from_json(text));  // checked, its messages naming its source
         regularized = regularized || rows.back().log_volume_regularized.has_value();
-        // Each row carries its position through the ranking after a NUL
-        // (the smallest byte) and its source: ties still list by source, as
-        // `basinvol rank` lists them, then in input order; the source gets
-        // its own text back after.
-        char position[24];
-        std::snprintf(position, sizeof position, "%020zu", rows.size() - 1);
-        sources.push_back(rows.back().source);
-        rows.back().source += '\0';
-        rows.back().source += position;
+        // Each row carries its position through the ranking in its `seconds`,
+        // which the ranking never reads (exact: positions stay far under
+        // 2^53), and gets its own back after; ties list by source, as
+        // `basinvol rank` lists them, then in input order.
+        seconds.push_back(std::exchange(rows.back().seconds, static_cast<double>(rows.size() - 1)));
     }
     bv::rank_rows(rows, ro);
     if (regularized) bv::rank_regularized(rows, ro.tie_tol);
     std::vector<std::pair<std::size_t, std::string>> out;
     const auto spec = json_spec(true, regularized);
     for (auto& r : rows) {
-        const std::size_t i = std::stoul(r.source.substr(r.source.rfind('\0') + 1));
-        r.source = sources[i];
+        const auto i = static_cast<std::size_t>(r.seconds);
+        r.seconds = seconds[i];
         out.emplace_back(i, to_json(r, spec));
     }
     return out;

@@ -250,6 +250,17 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
     return p;
 }
 
+// The path obj was opened by in its own file (where an external link led,
+// the path there), or `fallback`.
+std::string own_name(hid_t obj, const std::string& fallback) {
+    const ssize_t len = H5Iget_name(obj, nullptr, 0);
+    if (len <= 0) return fallback;
+    std::string name(static_cast<std::size_t>(len) + 1, '\0');
+    if (H5Iget_name(obj, name.data(), name.size()) < 0) return fallback;
+    name.resize(static_cast<std::size_t>(len));
+    return name;
+}
+
 StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     const std::string where = w.file + ":" + path;
     if (depth > max_depth) fail_at(where, "blocks nested more than " + std::to_string(max_depth) + " deep", false);
@@ -276,8 +287,10 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
     H5Eclear2(H5E_DEFAULT);
     if (kind.empty()) {
         if (group) fail_at(where, "a group inside a structure needs a structure attribute (blocks, factor or kron)", false);
-        // A member soft-linked to another structure's G, A or B is a matrix of that Hessian, not a block.
-        if (const std::string why = detail::structure_factor_problem(obj, path); !why.empty())
+        // A member linked to another structure's G, A or B is a matrix of that
+        // Hessian, not a block: resolved from the name it was opened by in its
+        // own file (the structure may have been reached through an external link).
+        if (const std::string why = detail::structure_factor_problem(obj, own_name(obj, path)); !why.empty())
             fail_at(where, why + " (a blocks member)", false);
         return square_dataset(w, obj, path, where);
     }

@@ -28,6 +28,9 @@ namespace {
 
 constexpr double eps64 = std::numeric_limits<double>::epsilon();
 constexpr Eigen::Index panel = 2048;  // rows (or columns) of a float32 factor widened to double at once
+// The largest share of a Kronecker pair's symmetric part its two skew parts may
+// make (s·A_k ⊗ B_k, which the values of the factors' symmetric parts miss).
+constexpr double kron_skew_share = 1e-3;
 
 // A square part, read and solved after the walk: a dense member, or a
 // Kronecker part's factor A or B.
@@ -735,16 +738,16 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     }
     // Factors both far from symmetric (A ⊗ B of two skew matrices is
     // symmetric): the values, A_s ⊗ B_s's, miss the twin's A_k ⊗ B_k, which
-    // would only raise the floor of the whole. Refused, as a dense part that
-    // asymmetric would be.
-    if (acc.skew_share > opt.max_asymmetry) {
-        std::ostringstream msg;
-        msg.precision(3);
-        msg << info.file << ":" << acc.skew_share_part << ": the Kronecker factors A and B are both far from "
-            << "symmetric: s·A_k ⊗ B_k (their skew parts) is " << acc.skew_share
-            << " of the pair's symmetric part, over " << opt.max_asymmetry
-            << " (option max_asymmetry); the kron form needs symmetric factors";
-        throw InputError(msg.str());
+    // would only raise the floor of the whole. Not an asymmetry (the twin
+    // may be symmetric), so refused past max_asymmetry or 0.001, whichever
+    // is smaller, however far max_asymmetry is raised.
+    if (const double limit = std::min(opt.max_asymmetry, kron_skew_share); acc.skew_share > limit) {
+        const auto [share, over] = texts_apart(acc.skew_share, limit);
+        throw InputError(info.file + ":" + acc.skew_share_part + ": the Kronecker factors A and B are both far " +
+                         "from symmetric: s·A_k ⊗ B_k (their skew parts) is " + share +
+                         " of the pair's symmetric part, over " + over +
+                         (limit < kron_skew_share ? " (option max_asymmetry)" : "") +
+                         "; the kron form solves the factors' symmetric parts: store symmetric factors");
     }
     Spectrum& s = out.spectrum;
     s.n = root.n;

@@ -851,6 +851,16 @@ class Structured(unittest.TestCase):
                     self.assertEqual(a[key], b[key], key)
                 self.assertAlmostEqual(a["log_volume"], b["log_volume"], delta=1e-9 * abs(b["log_volume"]))
         self.assertEqual(len([l for l in p.stderr.splitlines() if l.startswith("basinvol: error")]), 3, p.stderr)
+        # The same blocks reached through an external link from another file.
+        outer = self.path("outer.h5")
+        with h5py.File(outer, "w") as h5:
+            h5["E"] = h5py.ExternalLink(f, "/S_G")
+        (row,) = rows_of(run("volume", outer + ":/E", "-f", "jsonl"))
+        self.assertIn("/E/a: dataset is the Gauss-Newton factor of the structure /F", row["error"] or "")
+        # Not an asymmetry (A ⊗ B is symmetric): refused however far --max-asymmetry is raised.
+        for limit in ("1", "inf"):
+            (row,) = rows_of(run("volume", f + ":/skew", "-f", "jsonl", "--max-asymmetry", limit))
+            self.assertIn("both far from symmetric", row["error"] or "", limit)
 
     def test_a_block_with_no_curved_direction_or_unit_values_has_a_part_of_zero_not_minus_zero(self):
         f = self.path("zero_part.h5")

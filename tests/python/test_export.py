@@ -329,20 +329,46 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
         H = bx.hessian_of(model, torch.nn.functional.mse_loss, torch.randn(9, 4), torch.randn(9, 2),
                           dtype="float32")
         self.assertEqual(H.dtype, np.float32)
-        # Half precision: stored as float32 (exact), its coarser rounding in hessian_error.
-        H16 = H32.astype(np.float16)
-        bx.write_hessian(f, H16, dataset="half")
-        torch.save(torch.from_numpy(H32).to(torch.bfloat16), pt)
+        # Float16 stays float16, down to its subnormals (a spectrum scaled
+        # by 1e-5 has entries under float16's smallest normal, 6.1e-5).
+        for scale in (1.0, 1e-5):
+            H16 = (H32 * scale).astype(np.float16)
+            name = f"half_{scale:g}"
+            bx.write_hessian(f, H16, dataset=name)
+            bx.write_hessian(f, H16, dataset=name + "_as32", dtype="float32")
+            with h5py.File(f, "r") as h:
+                self.assertEqual((h[name].dtype, h[name + "_as32"].dtype), (np.float16, np.float16))
+            for dataset in (name, name + "_as32"):
+                (row,) = rows_of("volume", f + ":/" + dataset)
+                self.assertEqual((row["dim"], row["rank"], row["negative"]), (20, 30, 0), dataset)
+        # A structure's float16 factor too: the pair equals its dense twin.
+        A16 = with_spectrum([0.0] * 8 + [1.0, 2.0, 3.0, 4.0], 13).astype(np.float16)
+        bx.write_structure(f, "kron16", bx.Kron(A16, np.diag([1.0, 2.0, 3.0])))
+        bx.write_hessian(f, np.kron(A16.astype(np.float64), np.diag([1.0, 2.0, 3.0])).astype(np.float16),
+                         dataset="kron16_twin")
+        with h5py.File(f, "r") as h:
+            self.assertEqual(h["kron16/A"].dtype, np.float16)
+        (pair,), (twin,) = rows_of("volume", f + ":/kron16"), rows_of("volume", f + ":/kron16_twin")
+        self.assertEqual((pair["dim"], pair["rank"], pair["negative"]), (twin["dim"], twin["rank"], twin["negative"]))
+        self.assertEqual((pair["dim"], pair["negative"]), (24, 0))
+        # bfloat16, which numpy lacks: stored as float32, its rounding (2^-8
+        # relative, 2^-134 absolute per entry) as hessian_error, at least
+        # what a stated one says.
+        t16 = torch.from_numpy(H32).to(torch.bfloat16)
+        torch.save(t16, pt)
         subprocess.run([sys.executable, "-m", "basinvol.export", "convert", pt, f, "--dataset", "bf16"],
                        check=True, capture_output=True)
-        bf16 = torch.from_numpy(H32).to(torch.bfloat16).float().numpy()
-        for dataset, values, unit in (("half", H16.astype(np.float32), 2.0 ** -11), ("bf16", bf16, 2.0 ** -8)):
+        bx.write_hessian(f, t16, dataset="bf16_stated", hessian_error=1e-12)
+        bx.write_hessian(f, t16, dataset="bf16_large", hessian_error=5.0)
+        values = t16.float().numpy()
+        bound = 2.0 ** -8 * np.linalg.norm(values.astype(float)) + values.size * 2.0 ** -134
+        for dataset, stated in (("bf16", bound), ("bf16_stated", bound), ("bf16_large", 5.0)):
             with h5py.File(f, "r") as h:
                 d = h[dataset]
                 self.assertEqual(d.dtype, np.float32)
                 np.testing.assert_array_equal(d[...], values)
-                self.assertAlmostEqual(d.attrs["hessian_error"] / (unit * np.linalg.norm(values.astype(float))), 1,
-                                       delta=1e-12)
+                self.assertAlmostEqual(d.attrs["hessian_error"] / stated, 1, delta=1e-12)
+        for dataset in ("bf16", "bf16_stated"):
             (row,) = rows_of("volume", f + ":/" + dataset)
             self.assertEqual((row["dim"], row["rank"], row["negative"]), (20, 30, 0), dataset)
 

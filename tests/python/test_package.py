@@ -1002,6 +1002,23 @@ def test_tied_rows_list_as_the_command_line_lists_them(tmp):
     assert [r["source"] for r in cli_rows("rank", "--from-results", saved)] == cli_order
 
 
+def test_a_float16_matrix_is_read_as_a_float16_dataset(tmp):
+    # Widened to float64 (the advice analyze() gave), float16's rounding
+    # counted as curvature: dim 0 and a false saddle.
+    import h5py
+    import torch
+    H16 = with_spectrum([0.0] * 8 + [1.0, 2.0, 3.0, 4.0], 3).astype(np.float16)
+    f = os.path.join(tmp, "h16.h5")
+    with h5py.File(f, "w") as h:
+        h["hessian"] = H16
+    (ref,) = cli_rows("volume", f)
+    assert ref["stored_type"] == "float16" and ref["dim"] == 8 and ref["negative"] == 0
+    for H in (H16, torch.from_numpy(H16)):
+        same_row(basinvol.analyze(H), ref)
+    with pytest.raises(TypeError, match="bfloat16 has no numpy type: give H.float\\(\\) with hessian_error"):
+        basinvol.analyze(torch.from_numpy(H16.astype(np.float32)).to(torch.bfloat16))
+
+
 def test_a_nul_byte_in_a_name_is_refused_not_cut_short(tmp):
     # C strings end at a NUL: 'r.h5:/a\0junk' was read as r.h5:/a, and
     # messages naming it ended there.

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace basinvol {
@@ -151,6 +152,9 @@ bool unreadable_value(const std::string& stored_type, double value);
 // ‖H‖_F (or a bound on it) past DBL_MAX: a NumericError naming the source.
 [[noreturn]] void reject_norm_overflow(const std::string& source, const char* norm = "‖H‖_F");
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& options);
+// a and b in three significant digits, or as many as tell them apart
+// (0.001001 over 0.0010005), for a message that says one exceeds the other.
+std::pair<std::string, std::string> texts_apart(double a, double b);
 // The n×n matrix of info's stored type fits options.max_bytes (else half the
 // physical memory); throws InputError naming both, before anything is allocated.
 void check_memory_budget(const HessianInfo& info, const ReadOptions& options);
