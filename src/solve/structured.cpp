@@ -64,7 +64,7 @@ struct Accumulator {
     double skew_products = 0;  // ‖Σ s·A_k ⊗ B_k‖_F over Kronecker parts (orthogonal: by hypot)
     // The Kronecker part whose s·A_k ⊗ B_k is the largest share of its own
     // symmetric part (a term its values, A_s ⊗ B_s's, do not hold), for the
-    // check against max_asymmetry.
+    // check that refuses such a pair (structured_spectrum).
     double skew_share = 0;
     std::string skew_share_part;
     double value_error = 0;
