@@ -164,6 +164,13 @@ def _is_bool(v):
     return isinstance(v, bool) or type(v).__module__ == "numpy" and type(v).__name__ in ("bool_", "bool")
 
 
+def _not_a_number(v):
+    """Booleans and text, numpy's 0-d arrays of them included: float() takes
+    True as 1 and "1e-3" as 0.001, which is not what was meant."""
+    return (_is_bool(v) or isinstance(v, (str, bytes))
+            or getattr(getattr(v, "dtype", None), "kind", None) in ("b", "U", "S"))
+
+
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
              hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False,
              list_timeout=None):
@@ -178,14 +185,14 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         raise UsageError(f"max_memory needs a size such as '8G' (None for the default), got {max_memory!r}")
     for k, v in (("threshold", threshold), ("rtol", rtol), ("atol", atol), ("min_gap", min_gap),
                  ("hessian_error", hessian_error), ("max_asymmetry", max_asymmetry), ("regularized", regularized)):
-        if _is_bool(v) or isinstance(v, (str, bytes)):  # True is 1 to float(): not what was meant
+        if _not_a_number(v):
             raise TypeError(f"{k} must be a number, got {v!r}")
     if _is_bool(eigenvalues):  # numpy's too
         eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
         raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
     if list_timeout is not None:  # seconds a file's structure walk may take (volume, rank, compare of SOURCEs)
-        seconds = None if _is_bool(list_timeout) or isinstance(list_timeout, (str, bytes)) else list_timeout
+        seconds = None if _not_a_number(list_timeout) else list_timeout
         try:
             seconds = float(seconds)
         except (TypeError, ValueError):
@@ -347,7 +354,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     for k, v, conv in (("step", step, float), ("loss", loss, float), ("name", name, str)):
         if v is None:
             continue
-        if conv is float and (_is_bool(v) or isinstance(v, (str, bytes))):  # as threshold and the others
+        if conv is float and _not_a_number(v):  # as threshold and the others
             raise UsageError(f"{k} must be a number, got {v!r}")
         try:
             attrs[k] = conv(v)
@@ -464,7 +471,7 @@ def _frame_rows(x):
 
 
 def _check_tie_tol(tie_tol):
-    if _is_bool(tie_tol):  # True is 1 to float(): a 1-nat grid, not what was meant
+    if _not_a_number(tie_tol):  # True is 1 to float(): a 1-nat grid, not what was meant
         raise TypeError(f"tie_tol must be a number, got {tie_tol!r}")
 
 
@@ -516,7 +523,33 @@ def _one_row(x, options, which):
         return rows[0]
     options = dict(options)
     options.pop("list_timeout", None)  # the other side's SOURCE: nothing here is listed
-    return analyze(x, label=options.pop("label", which), **options)
+    options.setdefault("label", which)
+    return analyze(x, **options)
+
+
+def _sides(options, a_in_memory, b_in_memory):
+    """compare()'s options for A and for B: label, step, loss and name given
+    as a pair (A's, B's) split between the sides; given once while both
+    sides are in memory they would name two Hessians alike, and are refused.
+    (A side read from a file or given as a row keeps its own names: its half
+    of a pair must be None.)"""
+    a, b = dict(options), dict(options)
+    for k in sorted(_ROW_KEYWORDS & set(options)):
+        v = options[k]
+        if isinstance(v, (tuple, list)):
+            if len(v) != 2:
+                raise UsageError(f"{k}: a pair (A's, B's) names the two sides, got {len(v)} values")
+            for side, value, in_memory in (("A", v[0], a_in_memory), ("B", v[1], b_in_memory)):
+                if value is not None and not in_memory:
+                    raise UsageError(f"{k}: {side} is not a Hessian in memory and keeps its own {k}; "
+                                     f"give None as {side}'s")
+            a[k], b[k] = v
+            for side_options, value in ((a, v[0]), (b, v[1])):
+                if value is None and k == "label":
+                    del side_options[k]  # the default, "A" or "B"
+        elif a_in_memory and b_in_memory:
+            raise UsageError(f"{k}={v!r} would name both Hessians alike: give a pair, {k}=(A's, B's)")
+    return a, b
 
 
 def compare(a, b, *, tie_tol=1e-6, **options):
@@ -528,7 +561,8 @@ def compare(a, b, *, tie_tol=1e-6, **options):
     a, b = _frame_rows(a), _frame_rows(b)
     in_memory = any(not _is_row(x) and not isinstance(x, (str, bytes, os.PathLike)) for x in (a, b))
     _check_options(options, not (_is_row(a) and _is_row(b)), in_memory)
-    ra, rb = _one_row(a, options, "A"), _one_row(b, options, "B")
+    oa, ob = _sides(options, *(not _is_row(x) and not isinstance(x, (str, bytes, os.PathLike)) for x in (a, b)))
+    ra, rb = _one_row(a, oa, "A"), _one_row(b, ob, "B")
     verdict = _need_core().compare(_row_json(ra), _row_json(rb),
                                    dict(tie_tol=tie_tol, negatives=options.get("negatives", "abs")))
     return Comparison(verdict, ra, rb)

@@ -1113,6 +1113,16 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
         basinvol.rank([f], step=5)
     c = basinvol.compare(f, with_spectrum([2.0, 1.0, 0.0], 4), label="mine", step=7)
     assert (c.a.source, c.b.source, c.b.step) == (f + ":/hessian", "mine:/", 7)
+    # Both sides in memory: a pair names each; one name for both is refused.
+    two = (np.diag([2.0, 1.0, 0.0]), with_spectrum([2.0, 1.0, 0.0], 5))
+    c = basinvol.compare(*two, label=("before", "after"), step=(1, None))
+    assert (c.a.source, c.b.source, c.a.step, c.b.step) == ("before:/", "after:/", 1, None)
+    assert basinvol.compare(*two, label=(None, "after")).a.source == "A:/"
+    for kw in (dict(label="mine"), dict(step=7), dict(name=("a", "b", "c"))):
+        with pytest.raises(basinvol.UsageError, match="alike|pair"):
+            basinvol.compare(*two, **kw)
+    with pytest.raises(basinvol.UsageError, match="A is not a Hessian in memory"):
+        basinvol.compare(f, two[1], label=("file", "mine"))
     given_row = basinvol.analyze(np.diag([2.0, 1.0, 0.0])).to_dict()
     # A path or a sparse matrix is not a matrix analyze() reads.
     with pytest.raises(TypeError, match="basinvol.volume"):
@@ -1305,17 +1315,21 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
     for kw, words in [(dict(max_memory=1.5), "max_memory"), (dict(max_memory=True), "max_memory"),
                       (dict(max_memory=""), "max_memory needs a size"), (dict(max_memory=" "), "max_memory needs a size"),
                       (dict(step="abc"), "step must be a number"), (dict(step=True), "step must be a number"),
+                      (dict(step=np.array("5")), "step must be a number"),
+                      (dict(loss=np.array(True)), "loss must be a number"),
                       (dict(step=1.5), "step must be a whole number"),
                       (dict(step=2 ** 53 + 1), "step must be a whole number under 2\\^53"),
                       (dict(step=float("nan")), "step must be a whole number"),
                       (dict(loss=float("inf")), "loss must be a finite number")]:
         with pytest.raises(basinvol.UsageError, match=words):
             basinvol.analyze(H, **kw)
-    for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False)):  # True is not 1.0
+    # True is not 1.0, nor text a number, 0-d numpy arrays of them included.
+    for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False),
+               dict(threshold=np.array("1e-3")), dict(rtol=np.array(b"1e-3")), dict(min_gap=np.array(True))):
         with pytest.raises(TypeError, match="must be a number, got"):
             basinvol.analyze(H, **kw)
     row = basinvol.analyze(H)
-    for tie_tol in (True, np.False_):  # a 1-nat grid is not what True meant
+    for tie_tol in (True, np.False_, np.array("1e-6")):  # a 1-nat grid is not what True meant
         with pytest.raises(TypeError, match="tie_tol must be a number, got"):
             basinvol.rank([row, row], tie_tol=tie_tol)
         with pytest.raises(TypeError, match="tie_tol must be a number, got"):
