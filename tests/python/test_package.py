@@ -960,8 +960,8 @@ def test_rank_and_compare_take_what_they_are_given(tmp):
     ranked = basinvol.rank(df.to_dict("records"))
     assert [r.place for r in ranked if r.ok] == [1, 2] and not ranked[-1].ok
     c = basinvol.compare({"blk": with_spectrum([1.0, 1.0, 0.0], 1)}, with_spectrum([1.0, 0.0, 0.0], 2),
-                         label="same label for both")
-    assert c.result == "below" and c.by == "curved"
+                         label=("structure", "matrix"))
+    assert c.result == "below" and c.by == "curved" and (c.a.source, c.b.source) == ("structure:/hessian", "matrix:/")
     # Options that shape an analysis are refused for rows computed already
     # (they were ignored); unknown ones are a TypeError; an order applies.
     for call in (lambda **kw: basinvol.rank(rows, **kw), lambda **kw: basinvol.compare(rows[0], rows[0], **kw)):
