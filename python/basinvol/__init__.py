@@ -277,7 +277,9 @@ def _as_array(H, label):
             t = t.cpu()
         if str(t.dtype) == "torch.bfloat16":  # widened, its rounding would count as curvature
             raise TypeError(f"{label}: tensor type torch.bfloat16 has no numpy type: give H.float() with "
-                            "hessian_error=2**-8 * float(H.float().norm()), the rounding its values carry")
+                            "hessian_error at least 2**-8 * float(H.float().norm()), the rounding its values "
+                            "carry (a Hessian computed in bfloat16 carries more, and is as asymmetric: "
+                            "hessian_of(..., dtype='float32') computes a bfloat16 model's in float32)")
         if str(t.dtype) not in ("torch.float32", "torch.float64"):
             raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
         H = _resolved(t).numpy()

@@ -105,6 +105,7 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
     import torch
     tdtype = None if dtype is None else _torch_dtype(dtype)
     _check_batch(inputs)
+    _refuse_dropout(model, "hessian_of")
     named = list(model.named_parameters())
     if not named:
         raise ValueError("the model has no parameters")
@@ -481,6 +482,29 @@ def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, 
     return _replace_in(path, mode, dataset, write)
 
 
+def _refuse_dropout(model, who):
+    """A dropout layer in train() draws a new mask at every call: the matrix
+    would be of random masks, a different one at each call (and within one
+    Hessian, one per pass), silently."""
+    import torch
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.training and mod.p > 0:
+            raise ValueError(f"{who}: {name!r} drops units at random in train() mode (p = {mod.p}): its "
+                             "derivatives would be of random masks, a new one at each call; put the model in "
+                             "eval() mode")
+
+
+def _refuse_batch_statistics(model, who, instead):
+    """A batch norm normalizing with batch statistics makes each sample's
+    output depend on the others: per-sample factors computed one sample (or
+    one batch of one) at a time are of a different function."""
+    import torch
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and (mod.training or not mod.track_running_stats):
+            raise ValueError(f"{who}: {name!r} normalizes with batch statistics, which mix the samples; "
+                             f"its per-sample factors do not hold (put the model in eval() mode, or use {instead})")
+
+
 def _flat_model(model, dtype):
     """The parameters as one flat tensor in model.parameters() order (cast to
     dtype), and call(flat, x) running the model functionally with them."""
@@ -537,6 +561,7 @@ def gauss_newton_factor(model, inputs, targets, loss="mse", dtype="float64"):
     B = diag(sqrt p) - p sqrt(p)^T, so G_i = B^T J_i / sqrt(N) (m = N k).
     Memory and time scale with m x n, never n^2."""
     import torch
+    _refuse_dropout(model, "gauss_newton_factor")
     J, out = _output_jacobian(model, inputs, dtype)
     N, k, n = J.shape
     if loss == "mse":
@@ -623,8 +648,8 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
     t = 1..T (T = 1 for Linear; for Conv2d a_t are the input patches, W of
     out x (in*kh*kw), flattened row-major like the weight):
 
-        "NN_<name>.weight": Kron(S, A)   S = sum_i sum_t g_it^T g_it    (out x out)
-                                         A = 1/(N T) sum_i sum_t a_it a_it^T
+        "NN_<name>.weight": Kron(S, Ain) S = sum_i sum_t g_it^T g_it    (out x out)
+                                         Ain = 1/(N T) sum_i sum_t a_it a_it^T
         "NN_<name>.bias":   sum_i (sum_t g_it)^T (sum_t g_it)   (dense out x out)
 
     where the rows of g_it are B_i^T J_it (the loss's square-root Hessian
@@ -640,11 +665,8 @@ def kfac_blocks(model, inputs, targets, loss="mse", dtype="float64"):
     m = __import__("copy").deepcopy(model).to(tdtype)
     x = inputs.detach().to(tdtype) if inputs.is_floating_point() else inputs.detach()
     layers = _kfac_layers(m)
-    for name, mod in m.named_modules():  # batch statistics make each sample's output depend on the others
-        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) and (mod.training or not mod.track_running_stats):
-            raise ValueError(f"kfac_blocks: {name!r} normalizes with batch statistics, which mix the samples; "
-                             "K-FAC's per-sample factors do not hold (put the model in eval() mode, or use "
-                             "gauss_newton_factor)")
+    _refuse_dropout(m, "kfac_blocks")
+    _refuse_batch_statistics(m, "kfac_blocks", "gauss_newton_factor")
     for p in m.parameters():  # frozen layers too: their blocks are part of the Hessian
         p.requires_grad_(True)
     # d out / d y at each layer's output y through a zero added to it (a
@@ -725,6 +747,8 @@ def empirical_fisher_factor(model, loss_fn, inputs, targets, dtype="float64"):
     import torch
     tdtype = _torch_dtype(dtype)
     _check_batch(inputs)
+    _refuse_dropout(model, "empirical_fisher_factor")
+    _refuse_batch_statistics(model, "empirical_fisher_factor", "gauss_newton_factor")
     flat0, call = _flat_model(model, dtype)
     rows = []
     N = inputs.shape[0]

@@ -634,6 +634,40 @@ class ExporterSafety(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "'1' normalizes with batch statistics, which mix the samples"):
             bx.kfac_blocks(model.train(), x, y, loss="cross_entropy")
         self._assert_exact_kfac(model.eval(), x[:1], y[:1], "cross_entropy")  # running statistics: no mixing
+        # The empirical Fisher runs one sample at a time: under batch
+        # statistics its rows would be of another function; in eval() they
+        # are each sample's gradient of the mean loss, times 1/sqrt(N).
+        ce = torch.nn.functional.cross_entropy
+        with self.assertRaisesRegex(ValueError, "empirical_fisher_factor: '1' normalizes with batch statistics"):
+            bx.empirical_fisher_factor(model.train(), ce, x, y)
+        G = bx.empirical_fisher_factor(model.eval(), ce, x, y)
+        grads = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+            ce(model.double()(x[i:i + 1].double()), y[i:i + 1]), list(model.parameters()))]) for i in range(6)]
+        model.float()
+        np.testing.assert_allclose(G, torch.stack(grads).numpy() / np.sqrt(6), rtol=1e-12, atol=1e-15)
+
+    def test_dropout_in_train_mode_is_refused_by_every_exporter(self):
+        # A dropout layer in train() draws a new mask at every call: two
+        # exports of one model differed, silently.
+        torch.manual_seed(3)
+        model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5), torch.nn.Linear(4, 2))
+        x, y = torch.randn(5, 3), torch.randn(5, 2)
+        mse = torch.nn.functional.mse_loss
+        calls = dict(hessian_of=lambda: bx.hessian_of(model, mse, x, y),
+                     gauss_newton_factor=lambda: bx.gauss_newton_factor(model, x, y, loss="mse"),
+                     empirical_fisher_factor=lambda: bx.empirical_fisher_factor(model, mse, x, y),
+                     kfac_blocks=lambda: bx.kfac_blocks(model, x, y, loss="mse"))
+        for who, call in calls.items():
+            with self.assertRaisesRegex(ValueError, f"^{who}: '1' drops units at random in train\\(\\) mode"):
+                call()
+        model.eval()  # no masks: each export is one function's, the same twice
+        for who, call in calls.items():
+            a, b = call(), call()
+            parts = lambda m: [t for v in m.values() for t in ((v.A, v.B) if isinstance(v, bx.Kron) else (v,))]
+            for u, v in zip(*(parts(m) if isinstance(m, dict) else [m] for m in (a, b))):
+                np.testing.assert_array_equal(u, v)
+        model.train()[1].p = 0.0  # p = 0 drops nothing
+        np.testing.assert_array_equal(calls["hessian_of"](), bx.hessian_of(model.eval(), mse, x, y))
 
         class Decoder(torch.nn.Module):  # the encoder's weight, transposed, decodes
             def __init__(self):
