@@ -273,7 +273,7 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
     if not np.all(np.isfinite(H)):
-        raise ValueError("the Hessian has non-finite entries")
+        raise ValueError(f"the Hessian has non-finite entries: {_first_non_finite(H)}")
     n = H.shape[0]
     H64 = None
     if attrs.get("hessian_error") is None:
@@ -344,9 +344,17 @@ def read_blocks(dataset):
 
 # --- structured Hessians (docs/structured.md) ---
 
+def _first_non_finite(a):
+    """The first non-finite value of a and where it is, as analyze() names it."""
+    if a.ndim == 0:
+        return str(a)
+    at = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+    return f"{a[at]} at [{', '.join(map(str, at))}]"
+
+
 def _check_finite(name, a, check=True):
     if check and not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} has non-finite entries")
+        raise ValueError(f"{name} has non-finite entries: {_first_non_finite(np.asarray(a))}")
 
 
 def _check_range(name, stored, values):
@@ -786,7 +794,10 @@ def _load_matrix(path):
             raise ValueError(f"{path}: not a file of tensors torch can load safely ({type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''})")
         if not torch.is_tensor(t) or t.is_sparse or t.is_complex():
-            raise ValueError(f"{path} does not hold a single dense real tensor")
+            held = (f"a {type(t).__name__} of keys {list(t)[:8]}" if isinstance(t, dict) else
+                    f"a {type(t).__name__}" if not torch.is_tensor(t) else
+                    "a sparse tensor" if t.is_sparse else f"a {t.dtype} tensor")
+            raise ValueError(f"{path} does not hold a single dense real tensor: it holds {held}")
         return t.detach().double() if t.dtype == torch.bool else t.detach()  # (bfloat16: write_hessian)
     else:
         H = np.loadtxt(path, ndmin=2, delimiter="," if path.endswith(".csv") else None)
@@ -798,10 +809,13 @@ def _load_matrix(path):
 def _cmd_convert(a):
     H = _load_matrix(a.input)
     attrs = dict(loss=a.loss, loss_threshold=a.loss_threshold, name=a.name)
-    if a.step is not None and a.dataset is None:
-        where = write_checkpoint(a.output, H, a.step, dtype=a.dtype, group=a.group, **attrs)
-    else:
-        where = write_hessian(a.output, H, dataset=a.dataset or "hessian", dtype=a.dtype, step=a.step, **attrs)
+    try:
+        if a.step is not None and a.dataset is None:
+            where = write_checkpoint(a.output, H, a.step, dtype=a.dtype, group=a.group, **attrs)
+        else:
+            where = write_hessian(a.output, H, dataset=a.dataset or "hessian", dtype=a.dtype, step=a.step, **attrs)
+    except ValueError as e:  # the matrix's rule broken, named with the file that broke it
+        raise ValueError(f"{a.input}: {e}") from None
     print(f"{a.output}:{where}")
     return 0
 

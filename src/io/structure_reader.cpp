@@ -125,11 +125,31 @@ double scale_of(hid_t obj, const std::string& where) {
     return it->second;
 }
 
+// The names of group `g`'s members, in name order.
+std::vector<std::string> member_names(hid_t g, const std::string& where) {
+    std::vector<std::string> names;
+    auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
+        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
+        return 0;
+    };
+    hsize_t idx = 0;
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0) fail_at(where, "cannot list group");
+    return names;
+}
+
 // Opens the dataset `name` of group `g` (which must exist) with its shape.
 std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name, const std::string& where,
                                                std::vector<std::string>* reads) {
     const std::string at = member_of(where, name);
-    if (H5Lexists(g, name.c_str(), H5P_DEFAULT) <= 0) fail_at(where, "has no dataset " + name, false);
+    if (H5Lexists(g, name.c_str(), H5P_DEFAULT) <= 0) {
+        // What the group holds instead: a misspelt name (g for G) shows.
+        const auto names = member_names(g, where);
+        std::string held;
+        for (std::size_t i = 0; i < names.size() && i < 8; ++i) held += (i ? ", " : "") + names[i];
+        if (names.size() > 8) held += ", ...";
+        fail_at(where, "has no dataset " + name + (names.empty() ? " (the group is empty)" : " (it holds " + held + ")"),
+                false);
+    }
     Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
     if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
     // These hold for a Hessian; on G, A or B they would be read by no one and
@@ -178,14 +198,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth);
 // A factor holds G, a Kronecker product A and B, and nothing else: a third
 // factor C would be silently left out of the product.
 void only_members(hid_t g, const std::string& where, const std::string& expected) {
-    std::vector<std::string> names;
-    auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
-        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
-        return 0;
-    };
-    hsize_t idx = 0;
-    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0) fail_at(where, "cannot list group");
-    for (const auto& name : names)
+    for (const auto& name : member_names(g, where))
         if (expected == "G" ? name != "G" : name != "A" && name != "B")
             fail_at(where, "holds " + name + "; a " + (expected == "G" ? "factor" : "kron") + " group holds " +
                                expected + " only", false);
@@ -220,15 +233,7 @@ StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const st
 }
 
 StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::string& where, int depth) {
-    std::vector<std::string> names;
-    auto collect = [](hid_t, const char* name, const H5L_info_t*, void* data) -> herr_t {
-        static_cast<std::vector<std::string>*>(data)->emplace_back(name);
-        return 0;
-    };
-    H5G_info_t gi{};
-    if (H5Gget_info(g, &gi) < 0) fail_at(where, "cannot list group");
-    hsize_t idx = 0;
-    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, collect, &names) < 0) fail_at(where, "cannot list group");
+    const auto names = member_names(g, where);
     if (names.empty()) fail_at(where, "structure blocks has no members", false);
     StructurePart p;
     p.kind = PartKind::blocks;

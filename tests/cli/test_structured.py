@@ -647,6 +647,7 @@ class Structured(unittest.TestCase):
             g = h5.create_group("no_G")
             g.attrs["structure"] = "factor"
             g["F"] = np.eye(3)
+            g["g"] = np.eye(3)
             g = h5.create_group("kron_not_square")
             g.attrs["structure"] = "kron"
             g["A"] = np.ones((2, 3))
@@ -755,7 +756,7 @@ class Structured(unittest.TestCase):
         rows = {r["dataset"]: r for r in rows_of(p)}
         self.assertEqual(rows["/fine"]["status"], "ok")
         expect = {
-            "/no_G": "has no dataset G",
+            "/no_G": "has no dataset G (it holds F, g)",
             "/kron_not_square": "A must be a square 2-D dataset, got shape 2x3",
             "/bogus": "got 'tensor-train'",
             "/numeric_structure": "got (not a string: the number 5)",

@@ -800,9 +800,19 @@ class ExporterSafety(unittest.TestCase):
         comma = os.path.join(self.dir, "h.csv")
         with open(comma, "w") as fh:
             fh.write("2.0,0.5\n0.5,1.0\n")
+        nan_npy = os.path.join(self.dir, "nan.npy")
+        np.save(nan_npy, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, np.nan], [0.0, np.nan, 1.0]]))
+        wide_npy = os.path.join(self.dir, "wide.npy")
+        np.save(wide_npy, np.ones((2, 3)))
+        held = os.path.join(self.dir, "dict.pt")
+        torch.save({"H": torch.eye(2)}, held)
         out = os.path.join(self.dir, "out.h5")
+        # Each refusal names the file and what in it broke the rule.
         for source, words in ((evil, "not a file of tensors torch can load safely"),
-                              (complex_npy, "not real numbers"), (text_npy, "not real numbers")):
+                              (complex_npy, "not real numbers"), (text_npy, "not real numbers"),
+                              (nan_npy, nan_npy + ": the Hessian has non-finite entries: nan at [1, 2]"),
+                              (wide_npy, wide_npy + ": a Hessian must be a non-empty square 2-D array, got shape (2, 3)"),
+                              (held, "does not hold a single dense real tensor: it holds a dict of keys ['H']")):
             p = subprocess.run([sys.executable, "-m", "basinvol.export", "convert", source, out],
                                capture_output=True, text=True)
             self.assertEqual(p.returncode, 1, p.stderr)
