@@ -341,7 +341,23 @@ std::optional<std::string> read_string_attribute(hid_t a, hid_t type) {
     }
     std::string buf(size + 1, '\0');
     if (H5Aread(a, mem.get(), buf.data()) < 0) return std::nullopt;
-    return std::string(buf.c_str());
+    std::string value(buf.c_str());
+    // HDF5's conversion ends the text at its first NUL. In a NULLPAD or
+    // SPACEPAD string (h5py's numpy bytes) only the trailing padding is not
+    // the value: "2\0003" would read as 2. The stored bytes then show the
+    // NUL as \0, text no number reads as (a NULLTERM string ends at its NUL).
+    if (value.size() < size && H5Tget_strpad(type) != H5T_STR_NULLTERM) {
+        std::string raw(size, '\0');
+        if (H5Aread(a, type, raw.data()) < 0) return std::nullopt;
+        const char pad = H5Tget_strpad(type) == H5T_STR_SPACEPAD ? ' ' : '\0';
+        while (!raw.empty() && (raw.back() == pad || raw.back() == '\0')) raw.pop_back();
+        if (raw.size() > value.size()) {
+            std::string shown;
+            for (char c : raw) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+            return shown;
+        }
+    }
+    return value;
 }
 
 // Why a string that reads whole as a number is still not one: it lies

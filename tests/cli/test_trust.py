@@ -99,7 +99,9 @@ class Attributes(Base):
 
     def test_loss_threshold_as_number_string_or_one_element_array_is_used(self):
         # White space around a number as strtod reads it before: the same after.
-        for value in (0.5, "0.5", np.array([0.5]), b"0.5", " 0.5 ", "\t0.5", "0.5\n", "\n0.5\r\n"):
+        # A fixed-length (NULLPAD) string's trailing NULs are padding.
+        for value in (0.5, "0.5", np.array([0.5]), b"0.5", " 0.5 ", "\t0.5", "0.5\n", "\n0.5\r\n",
+                      np.bytes_(b"0.5\x00\x00")):
             f = self.write("lt_ok", loss_threshold=value)
             p = run("volume", f, "-f", "jsonl")
             self.assertEqual(p.returncode, 0, (value, p.stderr))
@@ -108,8 +110,12 @@ class Attributes(Base):
             self.assertAlmostEqual(row["log_volume"], math.log(math.pi * 0.5), delta=1e-12)
 
     def test_an_unreadable_loss_threshold_is_an_error_row_naming_it(self):
+        # In a NULLPAD string the bytes after a NUL are the value's: "2\x003"
+        # was read as 2.
         for value, words in (("half", "the string 'half'"), ("0x10", "the string '0x10'"),
-                             (np.array([0.5, 1.0]), "an array of 2 values")):
+                             (np.array([0.5, 1.0]), "an array of 2 values"),
+                             (np.bytes_(b"2\x003"), "the string '2\\03'"),
+                             (np.bytes_(b"1e-3\x00junk\x00"), "the string '1e-3\\0junk'")):
             f = self.write("lt_bad", loss_threshold=value)
             p = run("volume", f, "-f", "jsonl")
             self.assertEqual(p.returncode, 1, p.stderr)
