@@ -389,6 +389,26 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(run("volume", a, "-f", "jsonl", "-o", res).returncode, 0)
         self.assertEqual(run("volume", a, "-f", "jsonl", "-o", res).returncode, 0)
 
+    def test_a_globbed_source_named_like_a_glued_output_is_refused(self):
+        # `volume *.h5` with a checkpoint `-ojunk.h5` read as `-o junk.h5`:
+        # exit 0, nothing on stdout, the checkpoint never analysed.
+        write_checkpoints(self.path("a.h5"), 1, 10, seed=6)
+        write_checkpoints(self.path("-ojunk.h5"), 1, 10, seed=7)
+        glob = lambda *args: subprocess.run([BIN, "volume", "-f", "jsonl", "--no-progress", *args],
+                                            capture_output=True, text=True, timeout=300, cwd=self.dir)
+        p = glob("-ojunk.h5", "a.h5")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("'-ojunk.h5' is a file here, and would read as -o junk.h5: to analyse it, name it "
+                      "./-ojunk.h5 (or give it after --)", p.stderr)
+        self.assertFalse(os.path.exists(self.path("junk.h5")))
+        for args in (("./-ojunk.h5", "a.h5"), ("--", "-ojunk.h5", "a.h5")):
+            p = glob(*args)
+            self.assertEqual(p.returncode, 0, (args, p.stderr))
+            self.assertEqual(len(p.stdout.splitlines()), 2, (args, p.stdout))
+        # -o's own value may look like one.
+        self.assertEqual(glob("-o", "-ojunk.txt", "a.h5").returncode, 0)
+        self.assertEqual(len(open(self.path("-ojunk.txt")).read().splitlines()), 1)
+
     def test_no_source_is_a_usage_error(self):
         p = run("volume", "--files-from", "-", stdin="\n\n")
         self.assertEqual(p.returncode, 2)

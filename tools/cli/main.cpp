@@ -177,6 +177,10 @@ int main(int argc, char** argv) {
             return exit_usage;
         }
     }
+    if (const std::string glued = cli::glued_output_source(argc, argv); !glued.empty()) {
+        std::cerr << "basinvol: " << glued << "\n";
+        return exit_usage;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

@@ -1,8 +1,11 @@
 // Every flag of the basinvol command line, bound to the option structs
 // (common.hpp, batch.hpp): the only code besides main.cpp that sees CLI11.
 #include "options.hpp"
+
 #include "choice.hpp"
 #include "values.hpp"
+
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <limits>
@@ -130,6 +133,23 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
     app->add_option("--radial-directions", v.radial_directions, "Directions of the radial estimator")
         ->transform(whole(2, 100000000))
         ->capture_default_str();
+}
+
+std::string glued_output_source(int argc, const char* const* argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--") break;  // SOURCEs from here on
+        if (arg == "-o" || arg == "--output") {
+            ++i;  // its value, whatever it is
+            continue;
+        }
+        struct stat st;
+        if (arg.size() > 2 && arg.compare(0, 2, "-o") == 0 && ::stat(arg.c_str(), &st) == 0)
+            return "'" + arg + "' is a file here, and would read as -o " + arg.substr(2) +
+                   ": to analyse it, name it ./" + arg + " (or give it after --); to write to " + arg.substr(2) +
+                   ", write -o " + arg.substr(2);
+    }
+    return "";
 }
 
 }  // namespace cli

@@ -463,6 +463,15 @@ int main(int argc, char** argv) {
             MPI_Finalize();
             return exit_usage;
         }
+        // Rank 0's file system decides, for every rank alike.
+        const std::string glued = me == 0 ? cli::glued_output_source(argc, argv) : "";
+        int refused = glued.empty() ? 0 : 1;
+        MPI_Bcast(&refused, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (refused) {
+            if (me == 0) std::cerr << "basinvol-mpi: " << glued << "\n";
+            MPI_Finalize();
+            return exit_usage;
+        }
         app.parse(argc, argv);
         // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with no -o.
         if (names_standard_output(output)) output.clear();
