@@ -373,6 +373,8 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         if (uncertain[i]) good[i].warnings.add(Warning::place_uncertain);
     rows.clear();
     for (auto& r : good) rows.push_back(std::move(r));
+    // Error rows last, by source: merged shards list them as one run does.
+    std::stable_sort(bad.begin(), bad.end(), [](const Row& a, const Row& b) { return a.source < b.source; });
     for (auto& r : bad) {
         r.place.reset();
         rows.push_back(std::move(r));

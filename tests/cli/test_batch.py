@@ -317,11 +317,11 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 1, p.stderr)
         rows = jsonl(p.stdout)
         self.assertEqual([r["place"] for r in rows], [1, 2, None, None])
-        self.assertEqual([r["source"] for r in rows[2:]], [missing, bad])
-        self.assertIn("cannot open results file", rows[2]["error"])
-        self.assertIn("the row's counts break rank + dim = n", rows[3]["error"])
+        self.assertEqual([r["source"] for r in rows[2:]], [bad, missing])  # error rows last, by source
+        self.assertIn("the row's counts break rank + dim = n", rows[2]["error"])
+        self.assertIn("cannot open results file", rows[3]["error"])
         errors = [l for l in p.stderr.splitlines() if l.startswith("basinvol: error: ")]
-        self.assertEqual(errors, ["basinvol: error: " + r["error"] for r in rows[2:]])
+        self.assertEqual(sorted(errors), sorted("basinvol: error: " + r["error"] for r in rows[2:]))  # as read
 
     def test_saved_csv_with_a_byte_order_mark_and_empty_results(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=8)
@@ -825,12 +825,20 @@ class BatchTest(clitest.TempDirTest):
             p = run("volume", f, "-f", "jsonl", "-o", out, *resume)
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(sorted(r["dim"] for r in jsonl(slurp(out))), [1, 2, 2], resume)
-        # Ranked from the saved rows, one text is one source (concatenated
-        # runs merge): the pair keeps one row, and the warning says so.
+        # Ranked from the saved rows, two rows of one name and different
+        # answers are two Hessians: both rank, and the warning says so (one
+        # was dropped). Runs joined by cat (one answer twice) merge.
         p = run("rank", "--from-results", out, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(len(jsonl(p.stdout)), 2)
-        self.assertIn("is in both", p.stderr)
+        self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2])
+        self.assertIn("holds two rows named", p.stderr)
+        twice = self.path("twice.jsonl")
+        with open(twice, "w") as fh:
+            fh.write(slurp(out) + slurp(out))
+        p = run("rank", "--from-results", twice, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2])
+        self.assertIn("is in " + twice + " twice; kept the first", p.stderr)
 
     def test_tsv_and_csv_are_utf8_with_names_as_json_writes_them(self):
         # A file and a dataset name that are not UTF-8: every machine format

@@ -404,8 +404,12 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
     return options;
 }
 
-// Saved rows of every results file, each source once (an ok row wins over an
-// error row; otherwise the first is kept, and the duplicate is reported);
+// Saved rows of every results file, each source once across files (an ok
+// row wins over an error row; otherwise the first is kept, and the duplicate
+// is reported); so are two rows of one file with one answer (runs joined by
+// `cat`). Two rows of one file with one name and different answers are two
+// Hessians whose names the output writes alike (TSV's tab and space): both
+// are kept, and reported.
 // `options` gets the analysis options all of them record alike, or null when
 // one records none (JSON Lines, TSV, CSV) or two differ.
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
@@ -432,6 +436,11 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         }
         options = first || options == recorded ? recorded : nullptr;
         first = false;
+        // This file's further rows of a name with answers of their own.
+        std::map<std::string, std::vector<std::size_t>> distinct;
+        const auto same_answer = [](const bv::Row& a, const bv::Row& b) {
+            return a.ok == b.ok && a.log_volume == b.log_volume && a.rank == b.rank;
+        };
         for (auto& r : got) {
             auto it = where.find(r.source);
             if (it == where.end()) {
@@ -440,9 +449,24 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                 continue;
             }
             bv::Row& old = rows[it->second.first];
+            const bool same_file = it->second.second == f;
+            if (same_file && old.ok && r.ok && !same_answer(old, r)) {
+                auto& more = distinct[r.source];
+                if (std::none_of(more.begin(), more.end(), [&](std::size_t i) { return same_answer(rows[i], r); })) {
+                    if (more.empty())
+                        progress.message("basinvol: warning: " + f + " holds two rows named " + r.source +
+                                         " with different answers (names the output writes alike: a tab and a "
+                                         "space, bytes that are not UTF-8); both are ranked");
+                    more.push_back(rows.size());
+                    rows.push_back(std::move(r));
+                    continue;
+                }
+            }
             const bool replace = !old.ok && r.ok;
-            progress.message("basinvol: warning: " + r.source + " is in both " + it->second.second + " and " + f +
-                             "; kept the " + (replace ? "ok row of " + f : "row of " + it->second.second));
+            progress.message("basinvol: warning: " + r.source + " is in " +
+                             (same_file ? f + " twice" : "both " + it->second.second + " and " + f) + "; kept the " +
+                             (replace ? "ok row" + (same_file ? std::string() : " of " + f)
+                                      : same_file ? std::string("first") : "row of " + it->second.second));
             if (replace) {
                 old = std::move(r);
                 it->second.second = f;
@@ -600,11 +624,13 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         if (w.error || redo.count(key) || !earlier.done.count(key)) rest.push_back(std::move(w));
     }
     items.swap(rest);
-    std::size_t alike = 0, changed = 0;  // rows dropped: their names collide, their Hessian's n changed
+    std::size_t changed = 0;        // rows dropped: their Hessian's n changed
+    std::set<std::string> alike;    // names of rows dropped: two Hessians' rows carry each
     auto dropped = [&](const bv::Row& r) {
         const std::string key = resume_key(spec, r.source);
         if (!redo.count(key)) return false;
-        ++(resized.count(key) ? changed : alike);
+        if (resized.count(key)) ++changed;
+        else alike.insert(key);
         return true;
     };
     earlier.kept.erase(std::remove_if(earlier.kept.begin(), earlier.kept.end(), dropped), earlier.kept.end());
@@ -635,9 +661,9 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         std::cerr << "basinvol: note: " << output << ": " << changed
                   << " saved row(s) are of a Hessian whose n changed since (" << resized.begin()->second
                   << (resized.size() > 1 ? ", ..." : "") << "); they are analyzed again\n";
-    if (alike)
-        std::cerr << "basinvol: note: " << output << ": " << alike
-                  << " saved row(s) cannot be told from another Hessian's (names the output writes alike: a tab "
+    if (!alike.empty())
+        std::cerr << "basinvol: note: " << output << ": the saved rows of " << alike.size()
+                  << " name(s) cannot be told from another Hessian's (names the output writes alike: a tab "
                      "and a space, bytes that are not UTF-8); they are analyzed again\n";
     // A source given k times is k rows, as in a run never stopped (a kept
     // row of a source not among the inputs stays, once).
@@ -851,8 +877,16 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             if (o.negatives == bv::NegativePolicy::last) options["negatives"] = now["negatives"];
         }
         spec.context["options"] = options;
+        std::size_t saved_errors = 0;
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
+        for (const auto& r : rows)  // (a results file that cannot be read is an error row named by it, told already)
+            saved_errors += !r.ok && std::find(args.begin(), args.end(), r.source) == args.end();
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
+        // Each was told on stderr by the run that saved it; the exit status says them again.
+        if (saved_errors)
+            progress.message("basinvol: note: " + std::to_string(saved_errors) +
+                             " saved row(s) are error rows (listed last, exit 1): their Hessians failed when "
+                             "the results were computed");
     } else {
         std::set<std::string> listed;
         items = work_for(args, b, &listed);
