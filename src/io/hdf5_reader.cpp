@@ -94,8 +94,19 @@ Handle open_image(const std::string& label, const std::string& image) {
 Handle open_file(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr) {
     if (image) return open_image(file, *image);
     struct stat st {};
-    if (::stat(file.c_str(), &st) != 0)
-        fail_at(file, std::string("cannot open file: ") + std::strerror(errno), false);
+    if (::stat(file.c_str(), &st) != 0) {
+        const int why = errno;
+        // `ls` shows a dangling link: say what it leads to.
+        struct stat link {};
+        std::string target(4096, '\0');
+        const ssize_t len = why == ENOENT && ::lstat(file.c_str(), &link) == 0 && S_ISLNK(link.st_mode)
+                                ? ::readlink(file.c_str(), target.data(), target.size())
+                                : -1;
+        if (len >= 0)
+            fail_at(file, "cannot open file: it is a symbolic link to " + target.substr(0, std::size_t(len)) +
+                              ", which does not exist", false);
+        fail_at(file, std::string("cannot open file: ") + std::strerror(why), false);
+    }
     if (S_ISDIR(st.st_mode)) fail_at(file, "cannot open file: it is a directory", false);
     if (::access(file.c_str(), R_OK) != 0)
         fail_at(file, std::string("cannot open file: ") + std::strerror(errno), false);
@@ -1439,8 +1450,8 @@ std::string detail::unwritten_fill_problem(hid_t d) {
         H5Eclear2(H5E_DEFAULT);
         return "";
     }
-    if (fill == 0 || std::isnan(fill)) return "";
-    return "chunks never written read as the dataset's fill value " + value_text(fill) +
+    if (fill == 0) return "";
+    return "chunks never written read as the dataset's fill value " + (std::isnan(fill) ? "nan" : value_text(fill)) +
            ", which is no Hessian's entry (netCDF's default fill is 9.97e36); write every chunk";
 }
 

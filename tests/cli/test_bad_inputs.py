@@ -429,6 +429,14 @@ def _directory():
     return path("a_directory.h5")
 
 
+def _dangling_file_link():
+    # `ls` lists it; "No such file or directory" alone would puzzle.
+    link = path("dangling_link.h5")
+    if not os.path.lexists(link):
+        os.symlink(path("moved_away.h5"), link)
+    return link
+
+
 def _lzf():
     # h5py's own LZF filter: HDF5 itself does not ship it, so the data cannot be decoded.
     return h5("lzf.h5", lambda f: f.create_dataset("hessian", data=H, chunks=(10, 10), compression="lzf"))
@@ -629,7 +637,8 @@ BAD = {
                                                                compression="gzip", fletcher32=True),
                                     [":/hessian", "chunk at [16, 0]: it inflates to 100 bytes; it holds 2048"]),
     "missing_filter": (_lzf, [":/hessian", "filter 32000 (lzf)", "cannot decode", "HDF5_PLUGIN_PATH"]),
-    "missing_chunk_nan_fill": (_nan_fill_missing_chunk, [":/hessian", "non-finite value nan at [0, 10]"]),
+    "missing_chunk_nan_fill": (_nan_fill_missing_chunk, [":/hessian", "chunks never written read as the "
+                                                         "dataset's fill value nan, which is no Hessian's entry"]),
     # Created, never written (a writer that died): a Hessian of fill values
     # would be an ok row of zeros, ranked first.
     "never_written": (lambda: h5("never_written.h5", lambda f: f.create_dataset("hessian", shape=(6, 6))),
@@ -637,6 +646,8 @@ BAD = {
     "never_written_chunked": (lambda: h5("never_written_chunked.h5", lambda f: f.create_dataset(
         "hessian", shape=(6, 6), chunks=(3, 3), compression="gzip")), [":/hessian", "the dataset was never written"]),
     "missing_file": (lambda: path("does_not_exist.h5"), ["No such file or directory"]),
+    "dangling_file_link": (_dangling_file_link, ["cannot open file: it is a symbolic link to", "moved_away.h5, "
+                                                 "which does not exist"]),
     "missing_path": (_missing_path, [":/no", "no such object"]),
     "dangling_soft_link": (_dangling_soft, [":/hessian", "dangling"]),
     "dangling_external_link": (_dangling_external, [":/hessian", "dangling"]),
