@@ -58,7 +58,7 @@ inline std::optional<double> parse_finite(const std::string& text) {
     const bool subnormal = v != 0 && std::abs(v) < std::numeric_limits<double>::min();
     if (end == begin || (errno == ERANGE && !subnormal) || !std::isfinite(v)) return std::nullopt;
     while (*end == ' ' || (*end >= '\t' && *end <= '\r')) ++end;  // C's isspace
-    if (end != begin + text.size()) return std::nullopt;  // (a NUL inside: text after it)
+    if (end != begin + text.size()) return std::nullopt;  // (defensive: a NUL inside, text after it)
     return v;
 }
 

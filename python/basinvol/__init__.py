@@ -167,8 +167,10 @@ def _is_bool(v):
 def _not_a_number(v):
     """Booleans and text, numpy's 0-d arrays of them included: float() takes
     True as 1 and "1e-3" as 0.001, which is not what was meant."""
-    return (_is_bool(v) or isinstance(v, (str, bytes))
-            or getattr(getattr(v, "dtype", None), "kind", None) in ("b", "U", "S"))
+    dtype = getattr(v, "dtype", None)
+    return (_is_bool(v) or isinstance(v, (str, bytes)) or str(dtype) == "torch.bool"
+            or getattr(dtype, "kind", None) in ("b", "U", "S")
+            or getattr(dtype, "kind", None) == "O" and getattr(v, "ndim", 1) == 0 and _not_a_number(v.item()))
 
 
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
@@ -531,10 +533,11 @@ def _one_row(x, options, which):
 
 def _sides(options, a_in_memory, b_in_memory):
     """compare()'s options for A and for B: label, step, loss and name given
-    as a pair (A's, B's) split between the sides; given once while both
-    sides are in memory they would name two Hessians alike, and are refused.
-    (A side read from a file or given as a row keeps its own names: its half
-    of a pair must be None.)"""
+    as a pair (A's, B's) are split between the sides, given once they apply
+    to both (a run's name, a step); but one label for two matrices would name
+    both rows alike, and is refused, as is a pair of one label. (A side read
+    from a file or given as a row keeps its own names: its half of a pair
+    must be None.)"""
     a, b = dict(options), dict(options)
     for k in sorted(_ROW_KEYWORDS & set(options)):
         v = options[k]
@@ -549,16 +552,17 @@ def _sides(options, a_in_memory, b_in_memory):
             for side_options, value in ((a, v[0]), (b, v[1])):
                 if value is None and k == "label":
                     del side_options[k]  # the default, "A" or "B"
-        elif a_in_memory and b_in_memory:
-            raise UsageError(f"{k}={v!r} would name both Hessians alike: give a pair, {k}=(A's, B's)")
+        if k == "label" and a_in_memory and b_in_memory and a.get(k, "A") == b.get(k, "B"):
+            raise UsageError(f"label={v!r} would name both Hessians alike: give a pair, label=(A's, B's)")
     return a, b
 
 
 def compare(a, b, *, tie_tol=1e-6, **options):
     """`basinvol compare A B`: does A's basin rank above B's? a and b are each
     a Result, a row dict (one with "source" and "status"), a SOURCE naming one
-    Hessian, or anything analyze() takes (analysed with `options`). Returns a Comparison (truthy when A ranks
-    strictly above B)."""
+    Hessian, or anything analyze() takes (analysed with `options`; label,
+    step, loss and name as a pair (A's, B's) name each side in memory).
+    Returns a Comparison (truthy when A ranks strictly above B)."""
     _check_tie_tol(tie_tol)
     a, b = _frame_rows(a), _frame_rows(b)
     in_memory = any(not _is_row(x) and not isinstance(x, (str, bytes, os.PathLike)) for x in (a, b))

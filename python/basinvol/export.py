@@ -266,14 +266,10 @@ def write_hessian(path, H, dataset="hessian", dtype="float64", blocks=None, mode
     (autograd in float64: ~1e-13 relative), which raises basinvol's noise
     floor even when the matrix is symmetrized later. Returns the dataset path."""
     H, rounding = _widened(H)
-    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
-        raise ValueError(f"a Hessian must be a non-empty square 2-D array, got shape {H.shape}")
-    if H.dtype.kind not in "fiub":
-        raise ValueError(f"a Hessian must hold real numbers, got {H.dtype}")
+    if problem := _matrix_problem(H):
+        raise ValueError(problem)
     if dtype not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    if not np.all(np.isfinite(H)):
-        raise ValueError(f"the Hessian has non-finite entries: {_first_non_finite(H)}")
     n = H.shape[0]
     H64 = None
     if attrs.get("hessian_error") is None:
@@ -343,6 +339,17 @@ def read_blocks(dataset):
 
 
 # --- structured Hessians (docs/structured.md) ---
+
+def _matrix_problem(H):
+    """Why the numpy array H is no Hessian to write (None when it is one)."""
+    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] == 0:
+        return f"a Hessian must be a non-empty square 2-D array, got shape {H.shape}"
+    if H.dtype.kind not in "fiub":
+        return f"a Hessian must hold real numbers, got {H.dtype}"
+    if not np.all(np.isfinite(H)):
+        return f"the Hessian has non-finite entries: {_first_non_finite(H)}"
+    return None
+
 
 def _first_non_finite(a):
     """The first non-finite value of a and where it is, as analyze() names it."""
@@ -496,8 +503,11 @@ def _refuse_dropout(model, who):
     Hessian, one per pass), silently."""
     import torch
     for name, mod in model.named_modules():
-        if isinstance(mod, torch.nn.modules.dropout._DropoutNd) and mod.training and mod.p > 0:
-            raise ValueError(f"{who}: {name!r} drops units at random in train() mode (p = {mod.p}): its "
+        # (attention's dropout is a number, not a module of its own)
+        p = (mod.p if isinstance(mod, torch.nn.modules.dropout._DropoutNd) else
+             mod.dropout if isinstance(mod, torch.nn.MultiheadAttention) else 0)
+        if mod.training and p > 0:
+            raise ValueError(f"{who}: {name!r} drops units at random in train() mode (p = {p}): its "
                              "derivatives would be of random masks, a new one at each call; put the model in "
                              "eval() mode")
 
@@ -809,13 +819,12 @@ def _load_matrix(path):
 def _cmd_convert(a):
     H = _load_matrix(a.input)
     attrs = dict(loss=a.loss, loss_threshold=a.loss_threshold, name=a.name)
-    try:
-        if a.step is not None and a.dataset is None:
-            where = write_checkpoint(a.output, H, a.step, dtype=a.dtype, group=a.group, **attrs)
-        else:
-            where = write_hessian(a.output, H, dataset=a.dataset or "hessian", dtype=a.dtype, step=a.step, **attrs)
-    except ValueError as e:  # the matrix's rule broken, named with the file that broke it
-        raise ValueError(f"{a.input}: {e}") from None
+    if problem := _matrix_problem(_widened(H)[0]):  # named with the file that broke the rule
+        raise ValueError(f"{a.input}: {problem}")
+    if a.step is not None and a.dataset is None:
+        where = write_checkpoint(a.output, H, a.step, dtype=a.dtype, group=a.group, **attrs)
+    else:
+        where = write_hessian(a.output, H, dataset=a.dataset or "hessian", dtype=a.dtype, step=a.step, **attrs)
     print(f"{a.output}:{where}")
     return 0
 

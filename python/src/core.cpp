@@ -399,7 +399,7 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options, 
 }
 
 // `basinvol rank`'s ordering of rows already computed: ranked ok rows first
-// with `place`, then error rows in input order; each with its position in
+// with `place`, then error rows by source; each with its position in
 // `rows_json` (the caller's Results keep their eigenvalues).
 std::vector<std::pair<std::size_t, std::string>> rank(const std::vector<std::string>& rows_json,
                                                       const py::dict& options) {

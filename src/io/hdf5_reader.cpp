@@ -104,7 +104,7 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
                                 : -1;
         if (len >= 0)
             fail_at(file, "cannot open file: it is a symbolic link to " + target.substr(0, std::size_t(len)) +
-                              ", which does not exist", false);
+                              ", which leads nowhere", false);
         fail_at(file, std::string("cannot open file: ") + std::strerror(why), false);
     }
     if (S_ISDIR(st.st_mode)) fail_at(file, "cannot open file: it is a directory", false);

@@ -647,7 +647,7 @@ BAD = {
         "hessian", shape=(6, 6), chunks=(3, 3), compression="gzip")), [":/hessian", "the dataset was never written"]),
     "missing_file": (lambda: path("does_not_exist.h5"), ["No such file or directory"]),
     "dangling_file_link": (_dangling_file_link, ["cannot open file: it is a symbolic link to", "moved_away.h5, "
-                                                 "which does not exist"]),
+                                                 "which leads nowhere"]),
     "missing_path": (_missing_path, [":/no", "no such object"]),
     "dangling_soft_link": (_dangling_soft, [":/hessian", "dangling"]),
     "dangling_external_link": (_dangling_external, [":/hessian", "dangling"]),

@@ -389,18 +389,32 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(run("volume", a, "-f", "jsonl", "-o", res).returncode, 0)
         self.assertEqual(run("volume", a, "-f", "jsonl", "-o", res).returncode, 0)
 
-    def test_a_globbed_source_named_like_a_glued_output_is_refused(self):
+    def test_a_globbed_source_that_reads_as_an_option_is_refused(self):
         # `volume *.h5` with a checkpoint `-ojunk.h5` read as `-o junk.h5`:
-        # exit 0, nothing on stdout, the checkpoint never analysed.
+        # exit 0, nothing on stdout, the checkpoint never analysed; one named
+        # `-hello.h5` read as --help: exit 0, nothing analysed.
         write_checkpoints(self.path("a.h5"), 1, 10, seed=6)
         write_checkpoints(self.path("-ojunk.h5"), 1, 10, seed=7)
-        glob = lambda *args: subprocess.run([BIN, "volume", "-f", "jsonl", "--no-progress", *args],
-                                            capture_output=True, text=True, timeout=300, cwd=self.dir)
+        write_checkpoints(self.path("-hello.h5"), 1, 10, seed=8)
+        glob = lambda *args, command="volume": subprocess.run(
+            [BIN, command] + (["-f", "jsonl", "--no-progress"] if command == "volume" else []) + list(args),
+            capture_output=True, text=True, timeout=300, cwd=self.dir)
         p = glob("-ojunk.h5", "a.h5")
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("'-ojunk.h5' is a file here, and would read as -o junk.h5: to analyse it, name it "
+        self.assertIn("'-ojunk.h5' is a file here, but reads as an option (-o junk.h5): to read it, name it "
                       "./-ojunk.h5 (or give it after --)", p.stderr)
         self.assertFalse(os.path.exists(self.path("junk.h5")))
+        p = glob("-o", "rows.out", "-hello.h5", "a.h5")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("'-hello.h5' is a file here, but reads as an option: to read it", p.stderr)
+        p = glob("-ojunk.h5", "a.h5", command="compare")  # no -o there: no talk of one
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("'-ojunk.h5' is a file here, but reads as an option: to read it", p.stderr)
+        # An option's value may look like one: a list named -olist.txt.
+        with open(self.path("-olist.txt"), "w") as fh:
+            fh.write("a.h5\n")
+        p = glob("--files-from", "-olist.txt")
+        self.assertEqual((p.returncode, len(p.stdout.splitlines())), (0, 1), p.stderr)
         for args in (("./-ojunk.h5", "a.h5"), ("--", "-ojunk.h5", "a.h5")):
             p = glob(*args)
             self.assertEqual(p.returncode, 0, (args, p.stderr))
@@ -839,6 +853,33 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2])
         self.assertIn("is in " + twice + " twice; kept the first", p.stderr)
+
+    def test_from_results_keeps_two_hessians_tsv_names_alike_and_merges_joined_runs(self):
+        # `a b.h5` and `a<TAB>b.h5` are one name in TSV: ranking the saved rows
+        # dropped one Hessian (exit 0). Runs of one name joined by cat merge,
+        # even when their answers differ (-T changed between them).
+        for name, spec in (("a b.h5", [3.0, 2.0, 0.0]), ("a\tb.h5", [0.1, 0.2, 0.0]), ("c.h5", [1.0, 0.0, 0.0])):
+            with h5py.File(self.path(name), "w") as h:
+                h["h"] = np.diag(spec)
+        saved = self.path("r.tsv")
+        p = run("volume", self.path("a b.h5"), self.path("a\tb.h5"), "-f", "tsv", "-o", saved)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual([r["place"] for r in got], [1, 2])
+        self.assertEqual({r["source"] for r in got}, {self.path("a b.h5") + ":/h"})
+        self.assertIn("holds two rows named", p.stderr)
+        joined = self.path("joined.jsonl")
+        with open(joined, "w") as fh:
+            for T in ("1", "2"):
+                fh.write(run("volume", self.path("c.h5"), "-T", T, "-f", "jsonl").stdout)
+            fh.write(run("volume", self.path("missing.h5"), "-f", "jsonl").stdout)
+        p = run("rank", "--from-results", joined, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual([r["status"] for r in jsonl(p.stdout)], ["ok", "error"])
+        self.assertIn("c.h5:/h is in " + joined + " twice; kept the first", p.stderr)
+        self.assertIn("note: 1 saved row(s) are error rows (listed last, exit 1)", p.stderr)
 
     def test_tsv_and_csv_are_utf8_with_names_as_json_writes_them(self):
         # A file and a dataset name that are not UTF-8: every machine format

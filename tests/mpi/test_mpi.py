@@ -16,6 +16,7 @@ without it). Needs Debian's openmpi-bin, python3-numpy and python3-h5py."""
 import json
 import math
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -34,16 +35,16 @@ EXACT = ("status", "n", "rank", "dim", "dim_low", "dim_high", "negative", "warni
 CLOSE = ("log_volume", "log10_volume", "tol", "gap", "noise_floor", "threshold", "asymmetry")
 
 
-def serial(*args, status=None):
-    p = subprocess.run([os.path.join(BUILD, "basinvol"), *args], capture_output=True, text=True, env=ENV)
+def serial(*args, status=None, cwd=None):
+    p = subprocess.run([os.path.join(BUILD, "basinvol"), *args], capture_output=True, text=True, env=ENV, cwd=cwd)
     if status is not None:
         assert p.returncode == status, p.stderr
     return p
 
 
-def mpi(ranks, *args, timeout=300, wrapper=()):
+def mpi(ranks, *args, timeout=300, wrapper=(), cwd=None):
     return subprocess.run(["mpirun", "-n", str(ranks), *wrapper, os.path.join(BUILD, "basinvol-mpi"), *args],
-                          capture_output=True, text=True, env=ENV, timeout=timeout)
+                          capture_output=True, text=True, env=ENV, timeout=timeout, cwd=cwd)
 
 
 def rows(text):
@@ -663,6 +664,17 @@ class SameRowsAsSerial(unittest.TestCase):
             self.assertEqual([l.replace("basinvol-mpi", "basinvol") for l in ours], s.stderr.splitlines())
         r = mpi(2, "volume")
         self.assertEqual(r.returncode, 2)
+        # A globbed checkpoint named like an option (-ojunk.h5: -o junk.h5) is
+        # refused on every rank, as basinvol refuses it.
+        where = os.path.dirname(self.files["small"])
+        shutil.copy(self.files["small"], os.path.join(where, "-ojunk.h5"))
+        r = mpi(2, "volume", "-ojunk.h5", cwd=where)
+        s = serial("volume", "-ojunk.h5", status=2, cwd=where)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual([l.replace("basinvol-mpi", "basinvol") for l in r.stderr.splitlines()
+                          if l.startswith("basinvol-mpi")], s.stderr.splitlines())
+        self.assertIn("reads as an option (-o junk.h5)", s.stderr)
+        self.assertFalse(os.path.exists(os.path.join(where, "junk.h5")))
         # basinvol's other commands are named as its alone; a typo as unknown.
         for word, said in (("compare", "'compare' is basinvol's alone: run basinvol compare"),
                            ("spectrum", "'spectrum' is basinvol's alone: run basinvol spectrum"),

@@ -646,6 +646,17 @@ class ExporterSafety(unittest.TestCase):
         model.float()
         np.testing.assert_allclose(G, torch.stack(grads).numpy() / np.sqrt(6), rtol=1e-12, atol=1e-15)
 
+        class Decoder(torch.nn.Module):  # the encoder's weight, transposed, decodes
+            def __init__(self):
+                super().__init__()
+                self.enc = torch.nn.Linear(6, 4)
+
+            def forward(self, x):
+                return torch.nn.functional.linear(torch.tanh(self.enc(x)), self.enc.weight.t())
+
+        with self.assertRaisesRegex(ValueError, "the weight of layer 'enc' acts outside the layer too"):
+            bx.kfac_blocks(Decoder(), torch.randn(1, 6), torch.randn(1, 6))
+
     def test_dropout_in_train_mode_is_refused_by_every_exporter(self):
         # A dropout layer in train() draws a new mask at every call: two
         # exports of one model differed, silently.
@@ -669,16 +680,16 @@ class ExporterSafety(unittest.TestCase):
         model.train()[1].p = 0.0  # p = 0 drops nothing
         np.testing.assert_array_equal(calls["hessian_of"](), bx.hessian_of(model.eval(), mse, x, y))
 
-        class Decoder(torch.nn.Module):  # the encoder's weight, transposed, decodes
+        class Attend(torch.nn.Module):  # attention's dropout is a number, not a module
             def __init__(self):
                 super().__init__()
-                self.enc = torch.nn.Linear(6, 4)
+                self.att = torch.nn.MultiheadAttention(4, 1, dropout=0.5, batch_first=True)
 
             def forward(self, x):
-                return torch.nn.functional.linear(torch.tanh(self.enc(x)), self.enc.weight.t())
+                return self.att(x, x, x)[0].sum(1)
 
-        with self.assertRaisesRegex(ValueError, "the weight of layer 'enc' acts outside the layer too"):
-            bx.kfac_blocks(Decoder(), torch.randn(1, 6), torch.randn(1, 6))
+        with self.assertRaisesRegex(ValueError, "^hessian_of: 'att' drops units at random in train"):
+            bx.hessian_of(Attend(), mse, torch.randn(2, 3, 4), torch.randn(2, 4))
 
     def test_cross_entropy_over_locations_takes_the_softmax_over_classes(self):
         # Logits (N, C, L): torch's cross-entropy is a softmax over C at each
@@ -819,6 +830,12 @@ class ExporterSafety(unittest.TestCase):
             self.assertEqual(len(p.stderr.strip().splitlines()), 1, p.stderr)
             self.assertIn(words, p.stderr)
         self.assertFalse(os.path.exists(marker))
+        # A bad option is not the input's fault: the message does not blame it.
+        p = subprocess.run([sys.executable, "-m", "basinvol.export", "convert", comma, out, "--loss-threshold", "-1"],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("loss_threshold", p.stderr)
+        self.assertNotIn(comma, p.stderr)
         subprocess.run([sys.executable, "-m", "basinvol.export", "convert", comma, out], check=True,
                        capture_output=True)
         with h5py.File(out) as h:

@@ -1118,9 +1118,11 @@ def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
     c = basinvol.compare(*two, label=("before", "after"), step=(1, None))
     assert (c.a.source, c.b.source, c.a.step, c.b.step) == ("before:/", "after:/", 1, None)
     assert basinvol.compare(*two, label=(None, "after")).a.source == "A:/"
-    for kw in (dict(label="mine"), dict(step=7), dict(name=("a", "b", "c"))):
+    for kw in (dict(label="mine"), dict(label=("x", "x")), dict(name=("a", "b", "c"))):
         with pytest.raises(basinvol.UsageError, match="alike|pair"):
             basinvol.compare(*two, **kw)
+    c = basinvol.compare(*two, name="run1", step=500)  # a run's name and a step hold for both
+    assert (c.a.name, c.b.name, c.a.step, c.b.step, c.a.source, c.b.source) == ("run1", "run1", 500, 500, "A:/", "B:/")
     with pytest.raises(basinvol.UsageError, match="A is not a Hessian in memory"):
         basinvol.compare(f, two[1], label=("file", "mine"))
     given_row = basinvol.analyze(np.diag([2.0, 1.0, 0.0])).to_dict()
@@ -1325,7 +1327,8 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
             basinvol.analyze(H, **kw)
     # True is not 1.0, nor text a number, 0-d numpy arrays of them included.
     for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False),
-               dict(threshold=np.array("1e-3")), dict(rtol=np.array(b"1e-3")), dict(min_gap=np.array(True))):
+               dict(threshold=np.array("1e-3")), dict(rtol=np.array(b"1e-3")), dict(min_gap=np.array(True)),
+               dict(threshold=np.array("1e-3", dtype=object)), dict(atol=__import__("torch").tensor(True))):
         with pytest.raises(TypeError, match="must be a number, got"):
             basinvol.analyze(H, **kw)
     row = basinvol.analyze(H)

@@ -406,10 +406,11 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
 
 // Saved rows of every results file, each source once across files (an ok
 // row wins over an error row; otherwise the first is kept, and the duplicate
-// is reported); so are two rows of one file with one answer (runs joined by
-// `cat`). Two rows of one file with one name and different answers are two
-// Hessians whose names the output writes alike (TSV's tab and space): both
-// are kept, and reported.
+// is reported), within one file too (JSON Lines runs joined by `cat`). But
+// two rows of one file under a name the format may have written for two
+// (TSV writes a tab or line break as a space, every format bytes that are
+// not UTF-8 as U+FFFD) with different answers are two Hessians: both are
+// kept, and reported.
 // `options` gets the analysis options all of them record alike, or null when
 // one records none (JSON Lines, TSV, CSV) or two differ.
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
@@ -439,7 +440,10 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         // This file's further rows of a name with answers of their own.
         std::map<std::string, std::vector<std::size_t>> distinct;
         const auto same_answer = [](const bv::Row& a, const bv::Row& b) {
-            return a.ok == b.ok && a.log_volume == b.log_volume && a.rank == b.rank;
+            return a.ok == b.ok && a.log_volume == b.log_volume && a.rank == b.rank && a.error == b.error;
+        };
+        const auto written_alike = [](const std::string& name) {
+            return name.find(' ') != std::string::npos || name.find("\xEF\xBF\xBD") != std::string::npos;
         };
         for (auto& r : got) {
             auto it = where.find(r.source);
@@ -450,13 +454,14 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             }
             bv::Row& old = rows[it->second.first];
             const bool same_file = it->second.second == f;
-            if (same_file && old.ok && r.ok && !same_answer(old, r)) {
+            if (same_file && written_alike(r.source) && !same_answer(old, r)) {
                 auto& more = distinct[r.source];
                 if (std::none_of(more.begin(), more.end(), [&](std::size_t i) { return same_answer(rows[i], r); })) {
                     if (more.empty())
                         progress.message("basinvol: warning: " + f + " holds two rows named " + r.source +
-                                         " with different answers (names the output writes alike: a tab and a "
-                                         "space, bytes that are not UTF-8); both are ranked");
+                                         " with different answers: two Hessians whose names the format writes "
+                                         "alike (a tab and a space, bytes that are not UTF-8), or runs joined "
+                                         "with different options; both are ranked");
                     more.push_back(rows.size());
                     rows.push_back(std::move(r));
                     continue;

@@ -177,8 +177,8 @@ int main(int argc, char** argv) {
             return exit_usage;
         }
     }
-    if (const std::string glued = cli::glued_output_source(argc, argv); !glued.empty()) {
-        std::cerr << "basinvol: " << glued << "\n";
+    if (const std::string option_like = cli::option_like_source(app, argc, argv); !option_like.empty()) {
+        std::cerr << "basinvol: " << option_like << "\n";
         return exit_usage;
     }
     try {

@@ -135,19 +135,36 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
         ->capture_default_str();
 }
 
-std::string glued_output_source(int argc, const char* const* argv) {
+std::string option_like_source(const CLI::App& app, int argc, const char* const* argv) {
+    const CLI::App* command = nullptr;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--") break;  // SOURCEs from here on
-        if (arg == "-o" || arg == "--output") {
-            ++i;  // its value, whatever it is
+        if (!command) {
+            if (arg.empty() || arg[0] == '-') continue;  // --help, --version
+            const auto named = app.get_subcommands([&](const CLI::App* c) { return c->get_name() == arg; });
+            if (named.empty()) return "";  // an unknown command: the parser says so
+            command = named.front();
             continue;
         }
+        if (arg.size() < 2 || arg[0] != '-') continue;
+        // An option that takes a value takes the next argument, whatever it is
+        // (-o -ojunk.txt, --files-from -olist.txt).
+        const bool alone = arg.compare(0, 2, "--") == 0 ? arg.find('=') == std::string::npos : arg.size() == 2;
+        if (alone) {
+            const CLI::Option* opt = command->get_option_no_throw(arg);
+            if (opt && opt->get_items_expected_max() > 0) {
+                ++i;
+                continue;
+            }
+        }
         struct stat st;
-        if (arg.size() > 2 && arg.compare(0, 2, "-o") == 0 && ::stat(arg.c_str(), &st) == 0)
-            return "'" + arg + "' is a file here, and would read as -o " + arg.substr(2) +
-                   ": to analyse it, name it ./" + arg + " (or give it after --); to write to " + arg.substr(2) +
-                   ", write -o " + arg.substr(2);
+        if (::stat(arg.c_str(), &st) == 0)
+            return "'" + arg + "' is a file here, but reads as an option" +
+                   (arg.compare(0, 2, "-o") == 0 && arg.size() > 2 && command->get_option_no_throw("-o")
+                        ? " (-o " + arg.substr(2) + ")"
+                        : std::string()) +
+                   ": to read it, name it ./" + arg + " (or give it after --)";
     }
     return "";
 }

@@ -22,11 +22,12 @@ void add_input_options(CLI::App* app, BatchCli& b, bool lists = true);
 // `streaming`: --order, --per-block (volume); `ranking`: --from-results (rank).
 void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
 
-// A SOURCE a shell glob gave that CLI11 would read as `-o` glued to its
-// value ("-ojunk.h5", an existing file, read as `-o junk.h5`: the checkpoint
-// never analysed, the results written over junk.h5). The usage error for the
-// first such argument, "" when there is none.
-std::string glued_output_source(int argc, const char* const* argv);
+// A SOURCE a shell glob gave that the parser would read as an option: an
+// argument that starts with '-', is no option's value and names an existing
+// file ("-ojunk.h5" read as `-o junk.h5`, the checkpoint never analysed and
+// the rows written to junk.h5; "-hello.h5" read as --help, exit 0). The
+// usage error for the first one in `app`'s command line, "" when there is none.
+std::string option_like_source(const CLI::App& app, int argc, const char* const* argv);
 
 // Adds `validate`'s options (a subset of the common ones, the input options, and its own).
 void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);

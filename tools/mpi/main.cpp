@@ -464,11 +464,11 @@ int main(int argc, char** argv) {
             return exit_usage;
         }
         // Rank 0's file system decides, for every rank alike.
-        const std::string glued = me == 0 ? cli::glued_output_source(argc, argv) : "";
-        int refused = glued.empty() ? 0 : 1;
+        const std::string option_like = me == 0 ? cli::option_like_source(app, argc, argv) : "";
+        int refused = option_like.empty() ? 0 : 1;
         MPI_Bcast(&refused, 1, MPI_INT, 0, MPI_COMM_WORLD);
         if (refused) {
-            if (me == 0) std::cerr << "basinvol-mpi: " << glued << "\n";
+            if (me == 0) std::cerr << "basinvol-mpi: " << option_like << "\n";
             MPI_Finalize();
             return exit_usage;
         }
