@@ -116,10 +116,18 @@ std::string cannot_open_here(MPI_Comm comm, const HessianInfo& where, const std:
     // A FIFO or a device there would block HDF5's open (the listing refuses them on rank 0).
     if (!regular) return where.file + ": is not a regular file" + on;
     ErrorSilencer quiet;
+    // HDF5's own reason, as the serial reader gives it: the file may have
+    // changed since it was listed (truncated, replaced) on every rank.
+    const auto hdf5 = [] {
+        const std::string m = detail::hdf5_message();
+        return m.empty() ? std::string() : " (HDF5: " + m + ")";
+    };
     Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-    if (!file.valid()) return where.file + ": cannot open the file with HDF5" + on;
+    if (!file.valid()) return where.file + ": cannot open the file with HDF5" + on + hdf5() + " (changed since it was listed?)";
     Handle d(H5Dopen2(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-    if (!d.valid()) return where.source() + ": cannot open dataset" + on + " (an external link's target missing there?)";
+    if (!d.valid())
+        return where.source() + ": cannot open dataset" + on + hdf5() +
+               " (the file changed since it was listed, or an external link's target is missing there?)";
     // Its external raw-data files as this rank finds them (a FIFO would block a read).
     if (std::string why = detail::storage_problem_here(d.get(), where.file); !why.empty())
         return where.source() + ": " + why + on;

@@ -1041,6 +1041,9 @@ class SameRowsAsSerial(unittest.TestCase):
             # FILE is untouched (above), and the next basinvol run on FILE
             # removes it (docs/cluster.md).
             serial("volume", self.files["small"], "-f", "jsonl", "-o", out)
+        else:  # the signal reached rank 0, which says what became of FILE
+            self.assertIn("basinvol-mpi: interrupted by SIGTERM: the Hessians in progress are abandoned; "
+                          + out + " is left as it was", err)
         self.assertEqual(glob.glob(out + ".tmp-*"), [])
 
 

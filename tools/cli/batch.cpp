@@ -186,6 +186,8 @@ std::atomic<bool> g_stop{false};
 volatile std::sig_atomic_t g_signal = 0;
 char g_temp[4096] = {0};  // the temporary output file, removed by a second signal
 volatile std::sig_atomic_t g_abandon_at_once = 0;
+// Said on stderr when a signal abandons the run, around the signal's name ("" for nothing).
+char g_abandon_before[256] = {0}, g_abandon_after[512] = {0};
 
 extern "C" void on_signal(int sig) {
     // A closed terminal sends SIGHUP twice (the shell's, then the kernel's
@@ -194,6 +196,12 @@ extern "C" void on_signal(int sig) {
     // The second signal abandons (a stop for a failed stdout is not a signal).
     if (g_signal != 0 || g_abandon_at_once) {
         if (g_temp[0]) ::unlink(g_temp);
+        if (g_abandon_before[0]) {  // write(2) alone: nothing else is safe here
+            const char* name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "SIGHUP";
+            for (const char* part : {static_cast<const char*>(g_abandon_before), name,
+                                     static_cast<const char*>(g_abandon_after)})
+                if (::write(2, part, std::strlen(part)) < 0) break;
+        }
         ::_exit(128 + sig);
     }
     g_signal = sig;
@@ -202,8 +210,12 @@ extern "C" void on_signal(int sig) {
 
 }  // namespace
 
-void install_interrupt_handlers(bool abandon_at_once) {
+void install_interrupt_handlers(bool abandon_at_once, const std::string& abandon_note) {
     g_abandon_at_once = abandon_at_once ? 1 : 0;
+    const std::size_t at = abandon_note.find("{signal}");
+    std::snprintf(g_abandon_before, sizeof g_abandon_before, "%s", abandon_note.substr(0, at).c_str());
+    std::snprintf(g_abandon_after, sizeof g_abandon_after, "%s",
+                  at == std::string::npos ? "" : abandon_note.substr(at + 8).c_str());
     catch_stop_signals(on_signal);
 }
 

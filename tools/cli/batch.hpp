@@ -94,8 +94,10 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
 // them at once, removing the temporary output file and exiting 128 + the
 // signal (a second SIGHUP, which a closed terminal sends, is ignored). `abandon_at_once`
 // makes the first signal abandon (basinvol-mpi: mpirun kills the ranks a
-// few seconds after it forwards the signal, too soon to finish a Hessian).
-void install_interrupt_handlers(bool abandon_at_once = false);
+// few seconds after it forwards the signal, too soon to finish a Hessian);
+// `abandon_note`, a line with "{signal}" where the signal's name goes, is
+// then written to stderr.
+void install_interrupt_handlers(bool abandon_at_once = false, const std::string& abandon_note = "");
 const std::atomic<bool>* interrupt_flag();
 int interrupt_signal();  // 0 when none arrived
 // Stops the batch as a signal would (running Hessians finish), without one:

@@ -175,7 +175,10 @@ int finish_rows(std::vector<bv::Row>& rows, bool ranking, bool all_ok, const Com
             for (const auto& r : rows) writer.write(r);
         }
         writer.finish();
-        if (file) file->commit();
+        if (file) {
+            file->commit();
+            install_interrupt_handlers(true, "basinvol-mpi: interrupted by {signal} after every row was written\n");
+        }
         return finish_output(all_ok ? exit_ok : exit_failed);
     } catch (const bv::Error& e) {
         std::cerr << "basinvol-mpi: error: " << cli::one_line(e.what()) << '\n';
@@ -306,8 +309,14 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
     const std::vector<Item> items = plan_items(sources, list_timeout, me);
     const bool ranking = command == "rank";
     // SIGINT or SIGTERM (mpirun forwards it, then kills the ranks a few
-    // seconds later): rank 0 removes its temporary -o file and exits 128 + the signal.
-    install_interrupt_handlers(true);
+    // seconds later): rank 0 removes its temporary -o file, says so and
+    // exits 128 + the signal (the status mpirun reports is its own, 1).
+    install_interrupt_handlers(
+        true, me != 0 ? std::string()
+                      : "basinvol-mpi: interrupted by {signal}: the Hessians in progress are abandoned" +
+                            (output.empty() || names_standard_output(output)
+                                 ? std::string("; the rows written so far stay\n")
+                                 : "; " + output + " is left as it was\n"));
 
     std::unique_ptr<OutputLock> lock;  // released after the rows are committed
     std::unique_ptr<AtomicFile> file;
