@@ -401,20 +401,28 @@ class BatchTest(clitest.TempDirTest):
             capture_output=True, text=True, timeout=300, cwd=self.dir)
         p = glob("-ojunk.h5", "a.h5")
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("'-ojunk.h5' is a file here, but reads as an option (-o junk.h5): to read it, name it "
+        self.assertIn("'-ojunk.h5' names a file here, but reads as an option (-o junk.h5): to read it, write "
                       "./-ojunk.h5 (or give it after --)", p.stderr)
         self.assertFalse(os.path.exists(self.path("junk.h5")))
         p = glob("-o", "rows.out", "-hello.h5", "a.h5")
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("'-hello.h5' is a file here, but reads as an option: to read it", p.stderr)
+        self.assertIn("'-hello.h5' names a file here, but reads as an option: to read it", p.stderr)
+        p = glob("-hello.h5:/checkpoints/step_0000")  # FILE:PATH of one
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("'-hello.h5:/checkpoints/step_0000' names a file here, but reads as an option", p.stderr)
         p = glob("-ojunk.h5", "a.h5", command="compare")  # no -o there: no talk of one
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn("'-ojunk.h5' is a file here, but reads as an option: to read it", p.stderr)
+        self.assertIn("'-ojunk.h5' names a file here, but reads as an option: to read it", p.stderr)
         # An option's value may look like one: a list named -olist.txt.
         with open(self.path("-olist.txt"), "w") as fh:
             fh.write("a.h5\n")
         p = glob("--files-from", "-olist.txt")
         self.assertEqual((p.returncode, len(p.stdout.splitlines())), (0, 1), p.stderr)
+        # What the parser reads as a SOURCE is one: a leading digit or space.
+        write_checkpoints(self.path("-1.h5"), 1, 10, seed=9)
+        write_checkpoints(self.path("- a.h5"), 1, 10, seed=10)
+        p = glob("-1.h5", "- a.h5")
+        self.assertEqual((p.returncode, len(p.stdout.splitlines())), (0, 2), p.stderr)
         for args in (("./-ojunk.h5", "a.h5"), ("--", "-ojunk.h5", "a.h5")):
             p = glob(*args)
             self.assertEqual(p.returncode, 0, (args, p.stderr))
@@ -880,6 +888,21 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual([r["status"] for r in jsonl(p.stdout)], ["ok", "error"])
         self.assertIn("c.h5:/h is in " + joined + " twice; kept the first", p.stderr)
         self.assertIn("note: 1 saved row(s) are error rows (listed last, exit 1)", p.stderr)
+        # JSON Lines writes a tab as \t: a spaced name is one Hessian's. A run
+        # that failed, joined with its rerun that did not, is the rerun's row.
+        spaced = self.path("c d.h5")
+        with h5py.File(spaced, "w") as h:
+            h["h"] = np.diag([1.0, np.nan, 0.0])
+        with open(joined, "w") as fh:
+            fh.write(run("volume", spaced, "-f", "jsonl").stdout)
+            with h5py.File(spaced, "a") as h:
+                h["h"][...] = np.diag([1.0, 2.0, 0.0])
+            for T in ("1", "2"):
+                fh.write(run("volume", spaced, "-T", T, "-f", "jsonl").stdout)
+        p = run("rank", "--from-results", "-", "-f", "jsonl", stdin=slurp(joined))
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([(r["status"], r["threshold"]) for r in jsonl(p.stdout)], [("ok", 1.0)])
+        self.assertIn("is in standard input twice; kept the ok row", p.stderr)
 
     def test_tsv_and_csv_are_utf8_with_names_as_json_writes_them(self):
         # A file and a dataset name that are not UTF-8: every machine format

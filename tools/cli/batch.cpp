@@ -419,58 +419,63 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
 // Saved rows of every results file, each source once across files (an ok
 // row wins over an error row; otherwise the first is kept, and the duplicate
 // is reported), within one file too (JSON Lines runs joined by `cat`). But
-// two rows of one file under a name the format may have written for two
-// (TSV writes a tab or line break as a space, every format bytes that are
-// not UTF-8 as U+FFFD) with different answers are two Hessians: both are
+// two ok rows of one file with different answers, under a name the format
+// may have written for two (TSV writes a tab or line break as a space, every
+// format bytes that are not UTF-8 as U+FFFD), are two Hessians: both are
 // kept, and reported.
 // `options` gets the analysis options all of them record alike, or null when
-// one records none (JSON Lines, TSV, CSV) or two differ.
+// one records none (JSON Lines, TSV, CSV) or two differ; `unreadable` counts
+// the error rows of results files that cannot be read (told on stderr here).
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
-                                   nlohmann::ordered_json& options) {
+                                   nlohmann::ordered_json& options, std::size_t& unreadable) {
     std::vector<bv::Row> rows;
-    std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file)
+    std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
     options = nullptr;
+    unreadable = 0;
     bool first = true;
     for (const auto& f : files) {
+        const std::string named = f == "-" ? std::string("standard input") : f;
         std::vector<bv::Row> got;
         nlohmann::ordered_json recorded;
+        bool tsv = false;
         try {
             const std::string text = f == "-" ? read_stdin() : bv::read_saved_text(f);
-            got = bv::parse_saved(text, f == "-" ? "standard input" : f);
+            got = bv::parse_saved(text, named);
             recorded = recorded_options(text);
+            tsv = bv::detect_format(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text) == bv::Format::tsv;
             // Legal (a shard given no Hessians writes no JSON Lines), but
             // also what a shard that died before its first row leaves.
             if (text.find_first_not_of(" \t\r\n") == std::string::npos)
-                progress.message("basinvol: warning: " + (f == "-" ? std::string("standard input") : f) +
-                                 " is empty: it holds no rows");
+                progress.message("basinvol: warning: " + named + " is empty: it holds no rows");
         } catch (const bv::InputError& e) {  // one error row for the file; the other files rank
             progress.message(std::string("basinvol: error: ") + e.what());
             got.push_back(bv::source_error_row(bv::Source{f, "", f, nullptr}, e.what()));
+            ++unreadable;
         }
         options = first || options == recorded ? recorded : nullptr;
         first = false;
         // This file's further rows of a name with answers of their own.
         std::map<std::string, std::vector<std::size_t>> distinct;
         const auto same_answer = [](const bv::Row& a, const bv::Row& b) {
-            return a.ok == b.ok && a.log_volume == b.log_volume && a.rank == b.rank && a.error == b.error;
+            return a.log_volume == b.log_volume && a.rank == b.rank;
         };
-        const auto written_alike = [](const std::string& name) {
-            return name.find(' ') != std::string::npos || name.find("\xEF\xBF\xBD") != std::string::npos;
+        const auto written_alike = [tsv](const std::string& name) {
+            return (tsv && name.find(' ') != std::string::npos) || name.find("\xEF\xBF\xBD") != std::string::npos;
         };
         for (auto& r : got) {
             auto it = where.find(r.source);
             if (it == where.end()) {
-                where.emplace(r.source, std::make_pair(rows.size(), f));
+                where.emplace(r.source, std::make_pair(rows.size(), named));
                 rows.push_back(std::move(r));
                 continue;
             }
             bv::Row& old = rows[it->second.first];
-            const bool same_file = it->second.second == f;
-            if (same_file && written_alike(r.source) && !same_answer(old, r)) {
+            const bool same_file = it->second.second == named;
+            if (same_file && old.ok && r.ok && written_alike(r.source) && !same_answer(old, r)) {
                 auto& more = distinct[r.source];
                 if (std::none_of(more.begin(), more.end(), [&](std::size_t i) { return same_answer(rows[i], r); })) {
                     if (more.empty())
-                        progress.message("basinvol: warning: " + f + " holds two rows named " + r.source +
+                        progress.message("basinvol: warning: " + named + " holds two rows named " + r.source +
                                          " with different answers: two Hessians whose names the format writes "
                                          "alike (a tab and a space, bytes that are not UTF-8), or runs joined "
                                          "with different options; both are ranked");
@@ -481,12 +486,13 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             }
             const bool replace = !old.ok && r.ok;
             progress.message("basinvol: warning: " + r.source + " is in " +
-                             (same_file ? f + " twice" : "both " + it->second.second + " and " + f) + "; kept the " +
-                             (replace ? "ok row" + (same_file ? std::string() : " of " + f)
+                             (same_file ? named + " twice" : "both " + it->second.second + " and " + named) +
+                             "; kept the " +
+                             (replace ? "ok row" + (same_file ? std::string() : " of " + named)
                                       : same_file ? std::string("first") : "row of " + it->second.second));
             if (replace) {
                 old = std::move(r);
-                it->second.second = f;
+                it->second.second = named;
             }
         }
     }
@@ -887,17 +893,16 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         // records those (with this ranking's own) when the files agree on
         // them, else none (null), so --resume cannot mistake them.
         nlohmann::ordered_json options;
-        rows = merge_results(args, progress, options);
+        std::size_t unreadable = 0;
+        rows = merge_results(args, progress, options, unreadable);
         if (options.is_object()) {
             const auto now = spec.context["options"];
             options["tie_tol"] = now["tie_tol"];
             if (o.negatives == bv::NegativePolicy::last) options["negatives"] = now["negatives"];
         }
         spec.context["options"] = options;
-        std::size_t saved_errors = 0;
         for (const auto& r : rows) failed += r.ok ? 0 : 1;
-        for (const auto& r : rows)  // (a results file that cannot be read is an error row named by it, told already)
-            saved_errors += !r.ok && std::find(args.begin(), args.end(), r.source) == args.end();
+        const std::size_t saved_errors = failed > unreadable ? failed - unreadable : 0;  // (an unreadable results file was told already)
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
         // Each was told on stderr by the run that saved it; the exit status says them again.
         if (saved_errors)

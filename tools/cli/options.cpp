@@ -5,6 +5,8 @@
 #include "choice.hpp"
 #include "values.hpp"
 
+#include <basinvol/io/source.hpp>
+
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -147,24 +149,31 @@ std::string option_like_source(const CLI::App& app, int argc, const char* const*
             command = named.front();
             continue;
         }
-        if (arg.size() < 2 || arg[0] != '-') continue;
+        // What the parser takes for an option (CLI11's own classifiers: "-1.h5"
+        // or "- a.h5" is a SOURCE to it).
+        std::string name, rest;
+        const bool is_long = CLI::detail::split_long(arg, name, rest);
+        const bool is_short = !is_long && CLI::detail::split_short(arg, name, rest) &&
+                              !(name[0] >= '0' && name[0] <= '9' && !command->get_option_no_throw("-" + name));
+        if (!is_long && !is_short) continue;
         // An option that takes a value takes the next argument, whatever it is
         // (-o -ojunk.txt, --files-from -olist.txt).
-        const bool alone = arg.compare(0, 2, "--") == 0 ? arg.find('=') == std::string::npos : arg.size() == 2;
-        if (alone) {
+        if (arg.find('=') == std::string::npos && (is_long || rest.empty())) {
             const CLI::Option* opt = command->get_option_no_throw(arg);
             if (opt && opt->get_items_expected_max() > 0) {
                 ++i;
                 continue;
             }
         }
+        // A file there, or FILE:PATH of one.
         struct stat st;
-        if (::stat(arg.c_str(), &st) == 0)
-            return "'" + arg + "' is a file here, but reads as an option" +
-                   (arg.compare(0, 2, "-o") == 0 && arg.size() > 2 && command->get_option_no_throw("-o")
-                        ? " (-o " + arg.substr(2) + ")"
+        const std::string file = arg.find(':') == std::string::npos ? arg : bv::parse_source(arg).file;
+        if (::stat(file.c_str(), &st) == 0)
+            return "'" + arg + "' names a file here, but reads as an option" +
+                   (is_short && name == "o" && !rest.empty() && command->get_option_no_throw("-o")
+                        ? " (-o " + rest + ")"
                         : std::string()) +
-                   ": to read it, name it ./" + arg + " (or give it after --)";
+                   ": to read it, write ./" + arg + " (or give it after --)";
     }
     return "";
 }
