@@ -364,6 +364,32 @@ class Toys(unittest.TestCase):
         self.assertLessEqual(abs(lc["measured"] - 0.75), 4 * lc["se"])
         self.assertEqual(check(checks(out), "/toy", "hessian_exponent")["measured"], 0.5)
 
+    def test_a_stored_hessian_that_is_not_the_losss_fails(self):
+        # Stored eigenvalues {200, 0} under the loss x0² + x1⁴ (whose Hessian
+        # is diag(2, 0)): every other check passed, exit 0.
+        rc, out, err = run(self.f, "--eigenvalues", "200,0", "--rotate", 1, "--set", "toy_loss=x0^2 + x1^4",
+                           "--set", "toy_n=2", binary=TOY)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        self.assertEqual(rc, 1, out)
+        c = check(checks(out), "/toy", "hessian_of_loss")
+        self.assertEqual(c["status"], "fail")
+        self.assertAlmostEqual(c["measured"] - c["expected"], -0.5 * math.log(100), delta=1e-12)  # log V ∝ −½ log λ
+        # The loss's own Hessian, rotated, passes; so does a float32 copy.
+        for dtype in ("float64", "float32"):
+            rc, out, err = run(self.f, "--loss", "x^2 + 3*y^2 + y^4", "--rotate", 1, "--dtype", dtype, binary=TOY)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run("validate", self.f, "-f", "json")
+            self.assertEqual(rc, 0, out)
+            self.assertEqual(check(checks(out), "/toy", "hessian_of_loss")["status"], "pass")
+        # At a T whose loss values are subnormal the slice is not sampled.
+        rc, out, err = run(self.f, "--preset", "quartic-valley", "-T", "5e-324", "--rotate", 2, binary=TOY)
+        self.assertEqual(rc, 0, err)
+        rc, out, err = run("validate", self.f, "-f", "json")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("too small for the loss's values to keep their digits",
+                      check(checks(out), "/toy", "true_slice_log_volume")["note"])
+
     def test_learning_coefficient_at_extreme_coefficients_and_past_scan_max_n(self):
         # x^p alone leaves double's range where c·x^p does not (1e-320·x⁴ is 1
         # at x = 1e80): the exponent is still Σ 1/p, 1/4 + 1/2 here.
