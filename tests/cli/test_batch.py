@@ -418,6 +418,16 @@ class BatchTest(clitest.TempDirTest):
             fh.write("a.h5\n")
         p = glob("--files-from", "-olist.txt")
         self.assertEqual((p.returncode, len(p.stdout.splitlines())), (0, 1), p.stderr)
+        # A glob's file named `-o`: the next name would be written over.
+        with open(self.path("-o"), "w") as fh:
+            fh.write("")
+        with open(self.path("b_notes.txt"), "w") as fh:
+            fh.write("my notes\n")
+        p = glob("-o", "b_notes.txt", "a.h5")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("'-o' names a file here, but reads as an option", p.stderr)
+        self.assertEqual(slurp(self.path("b_notes.txt")), "my notes\n")
+        os.unlink(self.path("-o"))
         # What the parser reads as a SOURCE is one: a leading digit or space.
         write_checkpoints(self.path("-1.h5"), 1, 10, seed=9)
         write_checkpoints(self.path("- a.h5"), 1, 10, seed=10)
@@ -878,6 +888,20 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual([r["place"] for r in got], [1, 2])
         self.assertEqual({r["source"] for r in got}, {self.path("a b.h5") + ":/h"})
         self.assertIn("holds two rows named", p.stderr)
+        # One of the two failed: its error row stays, and so does exit 1.
+        with h5py.File(self.path("x\ty.h5"), "w") as h:
+            h["h"] = np.diag([1.0, np.nan, 0.0])
+        p = run("volume", self.path("a b.h5"), self.path("x\ty.h5"), "-f", "tsv", "-o", saved)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        os.rename(self.path("x\ty.h5"), self.path("x y.h5"))
+        with open(saved) as fh:
+            text = fh.read().replace(self.path("a b.h5"), self.path("x y.h5"))  # a spaced twin, ok
+        with open(saved, "w") as fh:
+            fh.write(text)
+        p = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual([r["status"] for r in jsonl(p.stdout)], ["ok", "error"])
+        self.assertIn("note: 1 saved row(s) are error rows", p.stderr)
         joined = self.path("joined.jsonl")
         with open(joined, "w") as fh:
             for T in ("1", "2"):

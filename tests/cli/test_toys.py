@@ -375,13 +375,23 @@ class Toys(unittest.TestCase):
         c = check(checks(out), "/toy", "hessian_of_loss")
         self.assertEqual(c["status"], "fail")
         self.assertAlmostEqual(c["measured"] - c["expected"], -0.5 * math.log(100), delta=1e-12)  # log V ∝ −½ log λ
-        # The loss's own Hessian, rotated, passes; so does a float32 copy.
-        for dtype in ("float64", "float32"):
-            rc, out, err = run(self.f, "--loss", "x^2 + 3*y^2 + y^4", "--rotate", 1, "--dtype", dtype, binary=TOY)
+        # The loss's own Hessian, rotated, passes; so does a float32 copy,
+        # with curvatures float32 holds only as subnormals (rounded by 1e-5
+        # of themselves: the stored type's bound, not float64's).
+        for loss, dtype in (("x^2 + 3*y^2 + y^4", "float64"), ("x^2 + 3*y^2 + y^4", "float32"),
+                            ("7e-43*x^2 + 7e-43*y^2", "float32")):
+            rc, out, err = run(self.f, "--loss", loss, "--rotate", 1, "--dtype", dtype, binary=TOY)
             self.assertEqual(rc, 0, err)
             rc, out, err = run("validate", self.f, "-f", "json")
             self.assertEqual(rc, 0, out)
-            self.assertEqual(check(checks(out), "/toy", "hessian_of_loss")["status"], "pass")
+            self.assertEqual(check(checks(out), "/toy", "hessian_of_loss")["status"], "pass", (loss, dtype))
+        # A cut drawn at one of the loss's curvatures: either side is its
+        # own, so the counts are not compared.
+        rc, out, err = run(self.f, "--loss", "x^2 + y^2 + 0.5*z^2", "--rotate", 9, binary=TOY)
+        rc, out, err = run("validate", self.f, "--atol", 1, "-f", "json")
+        c = check(checks(out), "/toy", "hessian_of_loss")
+        self.assertEqual(c["status"], "info")
+        self.assertIn("a curvature of the loss lies at the cut", c["note"])
         # At a T whose loss values are subnormal the slice is not sampled.
         rc, out, err = run(self.f, "--preset", "quartic-valley", "-T", "5e-324", "--rotate", 2, binary=TOY)
         self.assertEqual(rc, 0, err)

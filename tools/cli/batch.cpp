@@ -419,19 +419,19 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
 // Saved rows of every results file, each source once across files (an ok
 // row wins over an error row; otherwise the first is kept, and the duplicate
 // is reported), within one file too (JSON Lines runs joined by `cat`). But
-// two ok rows of one file with different answers, under a name the format
-// may have written for two (TSV writes a tab or line break as a space, every
-// format bytes that are not UTF-8 as U+FFFD), are two Hessians: both are
-// kept, and reported.
+// two rows of one file with different answers (or one ok, one an error),
+// under a name the format may have written for two (TSV writes a tab or
+// line break as a space, every format bytes that are not UTF-8 as U+FFFD),
+// are two Hessians: both are kept, and reported.
 // `options` gets the analysis options all of them record alike, or null when
-// one records none (JSON Lines, TSV, CSV) or two differ; `unreadable` counts
-// the error rows of results files that cannot be read (told on stderr here).
+// one records none (JSON Lines, TSV, CSV) or two differ; `unreadable` gets
+// the results files that cannot be read (told on stderr here), whose error
+// rows they source.
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
-                                   nlohmann::ordered_json& options, std::size_t& unreadable) {
+                                   nlohmann::ordered_json& options, std::set<std::string>& unreadable) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
     options = nullptr;
-    unreadable = 0;
     bool first = true;
     for (const auto& f : files) {
         const std::string named = f == "-" ? std::string("standard input") : f;
@@ -450,14 +450,14 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         } catch (const bv::InputError& e) {  // one error row for the file; the other files rank
             progress.message(std::string("basinvol: error: ") + e.what());
             got.push_back(bv::source_error_row(bv::Source{f, "", f, nullptr}, e.what()));
-            ++unreadable;
+            unreadable.insert(f);
         }
         options = first || options == recorded ? recorded : nullptr;
         first = false;
         // This file's further rows of a name with answers of their own.
         std::map<std::string, std::vector<std::size_t>> distinct;
         const auto same_answer = [](const bv::Row& a, const bv::Row& b) {
-            return a.log_volume == b.log_volume && a.rank == b.rank;
+            return a.ok == b.ok && a.log_volume == b.log_volume && a.rank == b.rank && a.error == b.error;
         };
         const auto written_alike = [tsv](const std::string& name) {
             return (tsv && name.find(' ') != std::string::npos) || name.find("\xEF\xBF\xBD") != std::string::npos;
@@ -471,7 +471,7 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             }
             bv::Row& old = rows[it->second.first];
             const bool same_file = it->second.second == named;
-            if (same_file && old.ok && r.ok && written_alike(r.source) && !same_answer(old, r)) {
+            if (same_file && written_alike(r.source) && !same_answer(old, r)) {
                 auto& more = distinct[r.source];
                 if (std::none_of(more.begin(), more.end(), [&](std::size_t i) { return same_answer(rows[i], r); })) {
                     if (more.empty())
@@ -893,7 +893,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         // records those (with this ranking's own) when the files agree on
         // them, else none (null), so --resume cannot mistake them.
         nlohmann::ordered_json options;
-        std::size_t unreadable = 0;
+        std::set<std::string> unreadable;
         rows = merge_results(args, progress, options, unreadable);
         if (options.is_object()) {
             const auto now = spec.context["options"];
@@ -901,8 +901,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             if (o.negatives == bv::NegativePolicy::last) options["negatives"] = now["negatives"];
         }
         spec.context["options"] = options;
-        for (const auto& r : rows) failed += r.ok ? 0 : 1;
-        const std::size_t saved_errors = failed > unreadable ? failed - unreadable : 0;  // (an unreadable results file was told already)
+        std::size_t saved_errors = 0;  // (an unreadable results file was told already)
+        for (const auto& r : rows) {
+            failed += r.ok ? 0 : 1;
+            saved_errors += !r.ok && !unreadable.count(r.source);
+        }
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
         // Each was told on stderr by the run that saved it; the exit status says them again.
         if (saved_errors)

@@ -156,16 +156,8 @@ std::string option_like_source(const CLI::App& app, int argc, const char* const*
         const bool is_short = !is_long && CLI::detail::split_short(arg, name, rest) &&
                               !(name[0] >= '0' && name[0] <= '9' && !command->get_option_no_throw("-" + name));
         if (!is_long && !is_short) continue;
-        // An option that takes a value takes the next argument, whatever it is
-        // (-o -ojunk.txt, --files-from -olist.txt).
-        if (arg.find('=') == std::string::npos && (is_long || rest.empty())) {
-            const CLI::Option* opt = command->get_option_no_throw(arg);
-            if (opt && opt->get_items_expected_max() > 0) {
-                ++i;
-                continue;
-            }
-        }
-        // A file there, or FILE:PATH of one.
+        // A file there, or FILE:PATH of one (a glob's `-o` too: the next name
+        // would be its value, the file written over).
         struct stat st;
         const std::string file = arg.find(':') == std::string::npos ? arg : bv::parse_source(arg).file;
         if (::stat(file.c_str(), &st) == 0)
@@ -174,6 +166,12 @@ std::string option_like_source(const CLI::App& app, int argc, const char* const*
                         ? " (-o " + rest + ")"
                         : std::string()) +
                    ": to read it, write ./" + arg + " (or give it after --)";
+        // An option that takes a value takes the next argument, whatever it is
+        // (-o -ojunk.txt, --files-from -olist.txt).
+        if (arg.find('=') == std::string::npos && (is_long || rest.empty())) {
+            const CLI::Option* opt = command->get_option_no_throw(arg);
+            if (opt && opt->get_items_expected_max() > 0) ++i;
+        }
     }
     return "";
 }
