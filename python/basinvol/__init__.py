@@ -168,9 +168,11 @@ def _not_a_number(v):
     """Booleans and text, numpy's 0-d arrays of them included: float() takes
     True as 1 and "1e-3" as 0.001, which is not what was meant."""
     dtype = getattr(v, "dtype", None)
-    return (_is_bool(v) or isinstance(v, (str, bytes)) or str(dtype) == "torch.bool"
+    return (_is_bool(v) or isinstance(v, (str, bytes)) or str(dtype) in ("torch.bool", "torch.complex64",
+                                                                            "torch.complex128")
             or getattr(dtype, "kind", None) in ("b", "U", "S")
-            or getattr(dtype, "kind", None) == "O" and getattr(v, "ndim", 1) == 0 and _not_a_number(v.item()))
+            or getattr(dtype, "kind", None) == "O" and getattr(v, "size", 0) == 1
+            and _not_a_number(v.reshape(-1)[0]))
 
 
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,

@@ -503,9 +503,10 @@ def _refuse_dropout(model, who):
     Hessian, one per pass), silently."""
     import torch
     for name, mod in model.named_modules():
-        # (attention's dropout is a number, not a module of its own)
+        # (attention's and a stacked RNN's dropout are numbers, not modules of their own)
         p = (mod.p if isinstance(mod, torch.nn.modules.dropout._DropoutNd) else
-             mod.dropout if isinstance(mod, torch.nn.MultiheadAttention) else 0)
+             mod.dropout if isinstance(mod, torch.nn.MultiheadAttention) else
+             mod.dropout if isinstance(mod, torch.nn.RNNBase) and mod.num_layers > 1 else 0)
         if mod.training and p > 0:
             raise ValueError(f"{who}: {name!r} drops units at random in train() mode (p = {p}): its "
                              "derivatives would be of random masks, a new one at each call; put the model in "

@@ -691,6 +691,19 @@ class ExporterSafety(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "^hessian_of: 'att' drops units at random in train"):
             bx.hessian_of(Attend(), mse, torch.randn(2, 3, 4), torch.randn(2, 4))
 
+        class Recur(torch.nn.Module):  # so is a stacked RNN's, between its layers
+            def __init__(self, dropout):
+                super().__init__()
+                self.gru = torch.nn.GRU(2, 2, num_layers=2, dropout=dropout, batch_first=True)
+
+            def forward(self, x):
+                return self.gru(x)[0].sum(1)
+
+        with self.assertRaisesRegex(ValueError, "^empirical_fisher_factor: 'gru' drops units at random in train"):
+            bx.empirical_fisher_factor(Recur(0.5), mse, torch.randn(2, 3, 2), torch.randn(2, 2), dtype="float32")
+        for fine in (Recur(0.0), Recur(0.5).eval()):  # nothing dropped
+            bx._refuse_dropout(fine, "empirical_fisher_factor")
+
     def test_cross_entropy_over_locations_takes_the_softmax_over_classes(self):
         # Logits (N, C, L): torch's cross-entropy is a softmax over C at each
         # location. The model is linear in its parameters, so the Hessian is

@@ -1328,7 +1328,8 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
     # True is not 1.0, nor text a number, 0-d numpy arrays of them included.
     for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False),
                dict(threshold=np.array("1e-3")), dict(rtol=np.array(b"1e-3")), dict(min_gap=np.array(True)),
-               dict(threshold=np.array("1e-3", dtype=object)), dict(atol=__import__("torch").tensor(True))):
+               dict(threshold=np.array("1e-3", dtype=object)), dict(atol=__import__("torch").tensor(True)),
+               dict(threshold=np.array([True], dtype=object))):
         with pytest.raises(TypeError, match="must be a number, got"):
             basinvol.analyze(H, **kw)
     row = basinvol.analyze(H)
