@@ -392,6 +392,16 @@ class Toys(unittest.TestCase):
         c = check(checks(out), "/toy", "hessian_of_loss")
         self.assertEqual(c["status"], "info")
         self.assertIn("a curvature of the loss lies at the cut", c["note"])
+        # Cuts a rotated toy's rounding or the solver can cross: a float32
+        # toy's flat directions (stored as ±1e-8) under a cut of 2e-10, and a
+        # float64 curvature of 2 under a cut 8 ulps below it.
+        for args, toy_args in ((("--rtol", "1e-10"), ("--loss", "x^2 + y^4", "--n", 3, "--dtype", "float32")),
+                               (("--atol", "1.9999999999999982"),
+                                ("--loss", "+".join("x%d^2" % i for i in range(10)))),):
+            rc, out, err = run(self.f, *toy_args, "--rotate", 1, binary=TOY)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run("validate", self.f, *args, "-f", "json")
+            self.assertEqual(check(checks(out), "/toy", "hessian_of_loss")["status"], "info", (args, out))
         # At a T whose loss values are subnormal the slice is not sampled.
         rc, out, err = run(self.f, "--preset", "quartic-valley", "-T", "5e-324", "--rotate", 2, binary=TOY)
         self.assertEqual(rc, 0, err)
