@@ -268,20 +268,41 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
 
 // How far rounding the values to the stored type can move the row's log V
 // from the exact spectrum's: Weyl's bound over float64 storage, the
-// entrywise bound (with the solver's own error) over coarser types.
-double stored_rounding_tolerance(const HessianInfo& info, const Row& row, const std::vector<double>& curved_abs,
-                                 long double frobenius, const ValidateOptions& o) {
-    // The stored type's own ε (float16's 2^-10, float32's 2^-23, 2^-52 for
-    // float64 and integers, which convert exactly).
-    const double eps = info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64);
-    if (eps <= stored_eps(StoredType::float64)) return logv_tolerance(curved_abs, frobenius, eps, info.n, row.log_volume);
-    // Coarser storage: its entrywise rounding dominates (see entrywise_logv_tolerance).
-    Hessian h = read_hessian(info, o.analyze.read);
-    const Eigen::MatrixXd H = h.to_f64();
-    const bool drop = o.analyze.negatives == NegativePolicy::drop;
-    return entrywise_logv_tolerance(H, row.tol, drop, eps / 2, row.log_volume, subnormal_step(eps) / 2) +
-           row.log_volume_error;
-}
+// entrywise bound (with the solver's own error) over coarser types. One per
+// toy: over a coarse type the bound re-reads the matrix and decomposes it,
+// so it does that once for every check that asks.
+class StoredRounding {
+public:
+    StoredRounding(const HessianInfo& info, const Row& row, const ValidateOptions& o)
+        : info_(info), row_(row), o_(o),
+          // The stored type's own ε (float16's 2^-10, float32's 2^-23, 2^-52
+          // for float64 and integers, which convert exactly).
+          eps_(info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64)) {}
+
+    // Coarser than float64: the bound is the whole matrix's and already
+    // holds the row's log_volume_error.
+    bool coarse() const { return eps_ > stored_eps(StoredType::float64); }
+
+    double tolerance(const std::vector<double>& curved_abs, long double frobenius) {
+        if (!coarse()) return logv_tolerance(curved_abs, frobenius, eps_, info_.n, row_.log_volume);
+        if (!entrywise_) {  // its entrywise rounding dominates (see entrywise_logv_tolerance)
+            Hessian h = read_hessian(info_, o_.analyze.read);
+            const Eigen::MatrixXd H = h.to_f64();
+            const bool drop = o_.analyze.negatives == NegativePolicy::drop;
+            entrywise_ = entrywise_logv_tolerance(H, row_.tol, drop, eps_ / 2, row_.log_volume,
+                                                  subnormal_step(eps_) / 2) +
+                         row_.log_volume_error;
+        }
+        return *entrywise_;
+    }
+
+private:
+    const HessianInfo& info_;
+    const Row& row_;
+    const ValidateOptions& o_;
+    double eps_;
+    std::optional<double> entrywise_;
+};
 
 // The stored matrix must be the loss's Hessian at its minimum (up to the
 // rotation the generator may apply, which keeps its spectrum): the curved
@@ -289,7 +310,8 @@ double stored_rounding_tolerance(const HessianInfo& info, const Row& row, const 
 // loss's second derivatives, cut where the row cut, within the rounding of
 // the stored values. (Otherwise every other check passes on a matrix that
 // is not this loss's.)
-Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossAtMinimum& m, const ValidateOptions& o) {
+Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossAtMinimum& m, const ValidateOptions& o,
+                            StoredRounding& rounding) {
     Check c = make(info.source(), "hessian_of_loss");
     const bool drop = o.analyze.negatives == NegativePolicy::drop;
     const double eps = info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64);
@@ -314,8 +336,10 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
     const Expected want = expected_answer(kept, row.threshold);
     c.expected = want.log_volume;
     c.measured = row.log_volume;
+    // The row's own solver error on top of the stored rounding (a coarse
+    // type's bound holds it already).
     const double tolerance =
-        row.log_volume_error + stored_rounding_tolerance(info, row, kept_abs, std::sqrt(frob2), o);
+        rounding.tolerance(kept_abs, std::sqrt(frob2)) + (rounding.coarse() ? 0.0 : row.log_volume_error);
     const std::string counts =
         fmt("the stored matrix against the loss's second derivatives at 0: rank %.0f vs %.0f, negative %.0f vs %.0f",
             static_cast<double>(row.rank), static_cast<double>(want.rank), static_cast<double>(row.negative),
@@ -338,7 +362,8 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
     return c;
 }
 
-void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, std::vector<Check>& out) {
+void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, StoredRounding& rounding,
+                 std::vector<Check>& out) {
     const std::string src = info.source();
     const auto expected_lc = attr(info.attrs, "expected_learning_coefficient");
     auto it = info.attrs.strings.find("toy_loss");
@@ -370,7 +395,7 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
             m.curved.push_back(static_cast<std::size_t>(i));
             m.curved_h.push_back(h(i));
         }
-    out.push_back(hessian_of_loss_check(info, row, m, o));
+    out.push_back(hessian_of_loss_check(info, row, m, o, rounding));
     out.push_back(slice_check(src, m, o));
     out.push_back(learning_coefficient_check(src, m, expected_lc, o));
     Check he = make(src, "hessian_exponent");
@@ -383,11 +408,11 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
 // log_volume against expected_log_volume, within what rounding of the
 // stored values can move it.
 Check log_volume_check(const HessianInfo& info, const Row& row, double expected, const std::vector<double>& curved_abs,
-                       long double frobenius, const ValidateOptions& o) {
+                       long double frobenius, const ValidateOptions& o, StoredRounding& rounding) {
     Check c = make(info.source(), "log_volume");
     c.expected = expected;
     c.measured = row.log_volume;
-    c.tolerance = o.logv_tol ? *o.logv_tol : stored_rounding_tolerance(info, row, curved_abs, frobenius, o);
+    c.tolerance = o.logv_tol ? *o.logv_tol : rounding.tolerance(curved_abs, frobenius);
     c.verdict = std::abs(row.log_volume - expected) <= *c.tolerance ? Verdict::pass : Verdict::fail;
     c.note = fmt("difference %.3g nats", row.log_volume - expected);
     // Volumes of different dimensions are not compared: a cut that keeps
@@ -523,7 +548,8 @@ void radial_checks(const std::string& src, const std::vector<double>& curved_abs
     out.push_back(g);
 }
 
-void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, std::vector<Check>& out) {
+void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOptions& o, StoredRounding& rounding,
+                     std::vector<Check>& out) {
     const std::string src = info.source();
     auto count = [&](const char* key, const char* name, std::size_t got) {
         auto e = attr(info.attrs, key);
@@ -562,7 +588,7 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
     double reference_tol = std::isfinite(row.log_volume_error) ? row.log_volume_error : 0;
     if (expected_logv) {
         out.push_back(
-            log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(frob2), o));
+            log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(frob2), o, rounding));
         reference_tol = out.back().tolerance.value_or(reference_tol);
     }
     out.push_back(monte_carlo_check(info, row, expected_logv.value_or(row.log_volume), reference_tol,
@@ -611,8 +637,9 @@ std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptio
     }
     unknown_expectations(info.source(), info.attrs, out);
     try {
-        spectrum_checks(info, row, o, out);
-        loss_checks(info, row, o, out);
+        StoredRounding rounding(info, row, o);
+        spectrum_checks(info, row, o, rounding, out);
+        loss_checks(info, row, o, rounding, out);
     } catch (const UsageError&) {
         throw;
     } catch (const Error& e) {
