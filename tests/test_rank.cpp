@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 #include <string>
 #include <limits>
 #include <vector>
@@ -398,4 +399,66 @@ TEST_CASE("place_uncertain on no grid: an error below half an ulp still parts a 
         CHECK(has(two[0], "place_uncertain") == noisy);
         CHECK(has(two[1], "place_uncertain") == noisy);
     }
+}
+
+TEST_CASE("noise decides an order exactly when some cuts within the bands give another order") {
+    // Rows of one r ordered by volume: a row with a higher volume whose band
+    // can only lift it (fewer curved directions) stays above one whose band
+    // is settled; it may be reordered only by falling, or the lower one rising.
+    Row a = row("a", 4, 1, 5.12), b = row("b", 4, 1, 2.47);
+    a.dim_high = 2;  // a cut a decade up makes a value flat: a rises
+    CHECK_FALSE(compare_rows(a, b, {}).noise_decides);
+    CHECK_FALSE(compare_rows(b, a, {}).noise_decides);
+    std::vector<Row> rows = {a, b};
+    rank_rows(rows, {});
+    CHECK_FALSE(has(rows[0], "place_uncertain"));
+    CHECK_FALSE(has(rows[1], "place_uncertain"));
+    Row low = a;  // the same band on the lower volume: rising, it passes b
+    low.log_volume = 1.0;
+    CHECK(compare_rows(low, b, {}).noise_decides);
+    Row falls = a;  // a cut a decade down keeps one more value: a falls under b
+    falls.dim_high = 1;
+    falls.dim_low = 0;
+    CHECK(compare_rows(falls, b, {}).noise_decides);
+    CHECK(compare_rows(falls, b, {}).reason.find("band 0..1") != std::string::npos);
+
+    // Against enumeration: every pair of cuts within the two bands, each
+    // giving r = n − dim; at the rows' own r the order is the one measured,
+    // at any other common r nobody measured the volumes (unknown).
+    std::mt19937_64 rng(20261206);
+    std::uniform_int_distribution<int> pick(0, 1 << 30);
+    std::size_t noisy_seen = 0, settled_seen = 0;
+    for (int trial = 0; trial < 20000; ++trial) {
+        RankOptions opt;  // errors 0 and a grid: only the bands move an order
+        Row r[2];
+        for (Row& x : r) {
+            const std::size_t n = pick(rng) % 4 == 0 ? 7 : 6;
+            const std::size_t dim = 1 + static_cast<std::size_t>(pick(rng) % 4);
+            x = row("x", n, dim, 0.5 * (pick(rng) % 3));
+            if (pick(rng) % 2) x.dim_low = dim - 1 - static_cast<std::size_t>(pick(rng) % dim);
+            if (pick(rng) % 2) x.dim_high = dim + 1 + static_cast<std::size_t>(pick(rng) % 2);
+            if (pick(rng) % 5 == 0) x.rank -= 1;  // --negatives drop: a volume over fewer directions
+        }
+        const Comparison c = compare_rows(r[0], r[1], opt);
+        std::set<int> orders;
+        bool unknown = false;
+        for (std::size_t x = r[0].n - r[0].dim_high; x <= r[0].n - r[0].dim_low; ++x)
+            for (std::size_t y = r[1].n - r[1].dim_high; y <= r[1].n - r[1].dim_low; ++y) {
+                const bool own = x == r[0].n - r[0].dim && y == r[1].n - r[1].dim;
+                if (x != y)
+                    orders.insert(x < y ? 1 : -1);
+                else if (!own)
+                    unknown = true;
+                else if (r[0].rank != r[1].rank)
+                    orders.insert(r[0].rank < r[1].rank ? 1 : -1);
+                else
+                    orders.insert(r[0].log_volume > r[1].log_volume ? 1 : r[0].log_volume < r[1].log_volume ? -1 : 0);
+            }
+        const bool noisy = unknown || orders.size() > 1;
+        CHECK_MESSAGE(c.noise_decides == noisy, "trial " << trial << ": " << c.reason);
+        CHECK(orders.count(c.sign) == 1);  // the measured order is among them
+        ++(noisy ? noisy_seen : settled_seen);
+    }
+    CHECK(noisy_seen > 2000);
+    CHECK(settled_seen > 2000);
 }

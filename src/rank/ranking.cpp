@@ -21,6 +21,20 @@ std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); 
 // gives another r, or the gap at the cut is ambiguous.
 bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
 
+// Whether a cut within the band could give the row fewer curved directions
+// than its own cut (lifting it past rows of its own r), or more (dropping
+// it). An ambiguous rank may go either way.
+bool may_rise(const Row& r) { return curved_min(r) < curved(r) || r.warnings.has(Warning::ambiguous_rank); }
+bool may_fall(const Row& r) { return curved_max(r) > curved(r) || r.warnings.has(Warning::ambiguous_rank); }
+
+// Two rows of one r ordered by their ranks or log-volumes, `upper` above:
+// whether a cut within a band could reorder them. A cut that moves either
+// row's r alone orders them by r, so only the upper row falling or the
+// lower one rising reverses them; a cut that moves both to one other r
+// leaves volumes nobody measured, which takes both moving (a rising upper
+// row and a falling lower one keep the order, and never meet at one r).
+bool band_reorders(const Row& upper, const Row& lower) { return may_fall(upper) || may_rise(lower); }
+
 // The grid cells of two log-volumes: ties are equal cells, an equivalence,
 // so places and pairwise comparisons agree. A step so fine that a cell's
 // number overflows (--tie-tol 1e-320) is finer than float64 resolves: the
@@ -102,15 +116,19 @@ bool cells_may_meet(const Row& a, const Row& b, double tie_tol) {
     return lo_a <= hi_b && lo_b <= hi_a;
 }
 
-bool noise_decides(const Row& a, const Row& b, Decider by, const RankOptions& opt) {
+// Whether noise may decide the order `sign` (a above b: 1) that `by` gave.
+bool noise_decides(const Row& a, const Row& b, Decider by, int sign, const RankOptions& opt) {
     switch (by) {
         case Decider::saddle: return false;
         case Decider::curved:  // the r ranges overlap: a cut within the band could reorder them
-            if (curved(a) == curved(b)) return unsettled(a) || unsettled(b);  // decided by the volume's directions
+            if (curved(a) == curved(b))  // decided by the volume's directions
+                return sign > 0 ? band_reorders(a, b) : band_reorders(b, a);
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
-        case Decider::volume:  // equal r: decided by the volumes only if r is settled, they differ past their
-                               // errors, and no value within them falls in the other's grid cell (a tie)
-            return unsettled(a) || unsettled(b) || values_meet(a, b) || cells_may_meet(a, b, opt.tie_tol);
+        case Decider::volume:  // equal r: decided by the volumes only if no cut within the bands reorders them,
+                               // they differ past their errors, and no value within them falls in the other's
+                               // grid cell (a tie)
+            return (sign > 0 ? band_reorders(a, b) : band_reorders(b, a)) || values_meet(a, b) ||
+                   cells_may_meet(a, b, opt.tie_tol);
         case Decider::tie:  // a value within its error of another cell (any error, on no grid) could part them
             return unsettled(a) || unsettled(b) || !same_cell_within_errors(a, b, opt.tie_tol);
     }
@@ -130,7 +148,7 @@ bool status_noise(const Row& a, const Row& b, int sign, const RankOptions& opt) 
     rest.saddles_last = false;
     int rest_sign = 0;
     const Decider by = decider(a, b, rest, rest_sign);
-    if (noise_decides(a, b, by, rest)) return true;  // equal statuses fall to a comparison noise decides
+    if (noise_decides(a, b, by, rest_sign, rest)) return true;  // equal statuses fall to a comparison noise decides
     auto statuses = [](const Row& r) {
         return saddle_unsettled(r) ? std::vector<bool>{false, true} : std::vector<bool>{is_saddle(r)};
     };
@@ -144,7 +162,7 @@ bool status_noise(const Row& a, const Row& b, int sign, const RankOptions& opt) 
 bool pair_noise(const Row& a, const Row& b, const RankOptions& opt) {
     int sign = 0;
     const Decider by = decider(a, b, opt, sign);
-    return status_noise(a, b, sign, opt) || noise_decides(a, b, by, opt);
+    return status_noise(a, b, sign, opt) || noise_decides(a, b, by, sign, opt);
 }
 
 // For each closed interval, whether another one meets it: sorted by left
@@ -197,8 +215,10 @@ private:
 // than its cell, which is noise_decides's rule for the volume and tie
 // deciders. Returns false, having marked nothing, for values this does not
 // map exactly (non-finite values, negative errors, cells past float64's range).
+// `cell` receives each row's cell (on no grid, its value), as decider
+// compares them.
 bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<std::size_t>& at,
-                       double tie_tol, std::vector<bool>& uncertain) {
+                       double tie_tol, std::vector<bool>& uncertain, std::vector<double>& cell) {
     struct Interval {
         double lo, c, hi;
         bool wide;  // more than its cell (on no grid: an error above 0, even one v ± e rounds away)
@@ -233,7 +253,47 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
     const Cover<double> cover(std::move(wide));
     for (std::size_t k = 0; k < iv.size(); ++k)
         if (iv[k].wide ? meets[k] : cover.holds(iv[k].c)) uncertain[at[k]] = true;
+    cell.clear();
+    for (const auto& x : iv) cell.push_back(x.c);
     return true;
+}
+
+// Rows of one curved count, each with its place among them as decider
+// orders them (`cell`: −rank, then the log-volume's cell): marks each row a
+// cut within some band could reorder against another (band_reorders for
+// rows in different places; in one place, a tie, either row unsettled).
+void mark_band_noise(const std::vector<const Row*>& rows, const std::vector<std::size_t>& at,
+                     const std::vector<std::pair<double, double>>& cell, std::vector<bool>& uncertain) {
+    std::vector<std::size_t> order(rows.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return cell[x] < cell[y]; });
+    // Runs of one cell, lowest first, and what lies below and above each.
+    std::vector<std::pair<std::size_t, std::size_t>> runs;  // [begin, end) in order
+    for (std::size_t k = 0; k < order.size(); ++k)
+        if (k == 0 || cell[order[k]] != cell[order[k - 1]]) runs.emplace_back(k, k + 1);
+        else runs.back().second = k + 1;
+    std::vector<bool> rise_below(runs.size(), false), fall_above(runs.size(), false);
+    for (std::size_t g = 1; g < runs.size(); ++g) {
+        rise_below[g] = rise_below[g - 1];
+        for (std::size_t k = runs[g - 1].first; k < runs[g - 1].second; ++k)
+            rise_below[g] = rise_below[g] || may_rise(*rows[order[k]]);
+    }
+    for (std::size_t g = runs.size() - 1; g-- > 0;) {
+        fall_above[g] = fall_above[g + 1];
+        for (std::size_t k = runs[g + 1].first; k < runs[g + 1].second; ++k)
+            fall_above[g] = fall_above[g] || may_fall(*rows[order[k]]);
+    }
+    for (std::size_t g = 0; g < runs.size(); ++g) {
+        std::size_t loose = 0;
+        for (std::size_t k = runs[g].first; k < runs[g].second; ++k) loose += unsettled(*rows[order[k]]) ? 1 : 0;
+        const bool shared = runs[g].second - runs[g].first > 1;
+        for (std::size_t k = runs[g].first; k < runs[g].second; ++k) {
+            const Row& r = *rows[order[k]];
+            if ((may_fall(r) && g > 0) || (may_rise(r) && g + 1 < runs.size()) || rise_below[g] || fall_above[g] ||
+                (shared && (unsettled(r) || loose > 0)))
+                uncertain[at[order[k]]] = true;
+        }
+    }
 }
 
 // Marks each row whose order against some other row noise may decide
@@ -249,36 +309,56 @@ void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::v
             if (j != i && !(uncertain[i] && uncertain[j]) && pair_noise(good[i], good[j], opt))
                 uncertain[i] = uncertain[j] = true;
     // The rest by class (saddles and minima apart under --negatives last:
-    // the saddle rule orders them, settled). Within a class, a pair with an
-    // unsettled row is noisy when their curved ranges meet (noise_decides's
-    // curved rule; at one curved count, unsettled decides), a pair of
-    // settled rows only at equal curved count and rank, by log-volume.
+    // the saddle rule orders them, settled). Within a class, rows of other
+    // curved counts are noisy when their curved ranges meet (noise_decides's
+    // curved rule); rows of one curved count by their log-volumes (at one
+    // rank) and by the way their bands may move them (band_reorders).
     std::map<bool, std::vector<std::size_t>> classes;
     for (std::size_t i = 0; i < m; ++i)
         if (!(opt.saddles_last && saddle_unsettled(good[i]))) classes[opt.saddles_last && is_saddle(good[i])].push_back(i);
     for (const auto& [saddle, members] : classes) {
-        std::vector<std::pair<std::size_t, std::size_t>> ranges, loose_ranges;
+        std::vector<std::size_t> lows, highs;  // the ends of the curved ranges, sorted
+        std::map<std::size_t, std::vector<std::size_t>> at_curved;
         for (const std::size_t i : members) {
-            ranges.emplace_back(curved_min(good[i]), curved_max(good[i]));
-            if (unsettled(good[i])) loose_ranges.push_back(ranges.back());
+            lows.push_back(curved_min(good[i]));
+            highs.push_back(curved_max(good[i]));
+            at_curved[curved(good[i])].push_back(i);
         }
-        const std::vector<bool> meets = meets_another(ranges);
-        const Cover<std::size_t> loose(std::move(loose_ranges));
-        std::map<std::pair<std::size_t, std::size_t>, std::vector<std::size_t>> equal;  // (curved, rank) -> settled rows
-        for (std::size_t k = 0; k < members.size(); ++k) {
-            const Row& r = good[members[k]];
-            if (unsettled(r)) {
-                if (meets[k]) uncertain[members[k]] = true;
-            } else {
-                if (loose.holds(curved(r))) uncertain[members[k]] = true;
-                equal[{curved(r), r.rank}].push_back(members[k]);
-            }
+        std::sort(lows.begin(), lows.end());
+        std::sort(highs.begin(), highs.end());
+        for (const std::size_t i : members) {
+            const Row& r = good[i];
+            // The ranges meeting [curved_min, curved_max]: all but those ending
+            // below it or starting above it; every row of its curved count meets it.
+            const auto below = static_cast<std::size_t>(
+                std::lower_bound(highs.begin(), highs.end(), curved_min(r)) - highs.begin());
+            const auto above =
+                static_cast<std::size_t>(lows.end() - std::upper_bound(lows.begin(), lows.end(), curved_max(r)));
+            if (members.size() - below - above > at_curved[curved(r)].size()) uncertain[i] = true;
         }
-        for (const auto& [key, at] : equal) {
+        for (const auto& [count, at] : at_curved) {
             if (at.size() < 2) continue;
+            std::map<std::size_t, std::vector<std::size_t>> by_rank;  // positions in `at`
+            for (std::size_t k = 0; k < at.size(); ++k) by_rank[good[at[k]].rank].push_back(k);
             std::vector<const Row*> rows;
             for (const std::size_t i : at) rows.push_back(&good[i]);
-            if (!mark_volume_noise(rows, at, opt.tie_tol, uncertain))
+            std::vector<std::pair<double, double>> place(at.size());
+            bool mapped = true;
+            for (const auto& [rank, ks] : by_rank) {
+                std::vector<const Row*> same;
+                std::vector<std::size_t> same_at;
+                for (const std::size_t k : ks) {
+                    same.push_back(rows[k]);
+                    same_at.push_back(at[k]);
+                }
+                std::vector<double> cell(ks.size(), 0.0);
+                if (ks.size() > 1) mapped = mapped && mark_volume_noise(same, same_at, opt.tie_tol, uncertain, cell);
+                for (std::size_t x = 0; x < ks.size() && mapped; ++x)
+                    place[ks[x]] = {-static_cast<double>(rank), cell[x]};
+            }
+            if (mapped)
+                mark_band_noise(rows, at, place, uncertain);
+            else
                 for (std::size_t x = 0; x < at.size(); ++x)
                     for (std::size_t y = x + 1; y < at.size(); ++y)
                         if (!(uncertain[at[x]] && uncertain[at[y]]) && pair_noise(good[at[x]], good[at[y]], opt))
@@ -293,7 +373,7 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     Comparison c;
     c.by = decider(a, b, opt, c.sign);
     const bool by_status = status_noise(a, b, c.sign, opt);
-    c.noise_decides = by_status || noise_decides(a, b, c.by, opt);
+    c.noise_decides = by_status || noise_decides(a, b, c.by, c.sign, opt);
     std::ostringstream s;
     s.precision(10);
     switch (c.by) {
@@ -329,7 +409,9 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         s << "; noise may decide this: negative A " << a.negative << " (band " << a.negative_low << ".."
           << a.negative_high << "), B " << b.negative << " (band " << b.negative_low << ".." << b.negative_high
           << "): a cut within the band may make a saddle a minimum or a minimum a saddle";
-    } else if (c.noise_decides && c.by != Decider::curved && !unsettled(a) && !unsettled(b)) {
+    } else if (c.noise_decides && c.by != Decider::curved &&
+               !(c.by == Decider::volume ? (c.sign > 0 ? band_reorders(a, b) : band_reorders(b, a))
+                                         : unsettled(a) || unsettled(b))) {
         s.precision(3);
         s << "; noise may decide this: log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error;
     } else if (c.noise_decides) {

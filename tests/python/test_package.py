@@ -1533,3 +1533,21 @@ def test_a_string_attribute_stating_a_huge_length_is_read_only_by_the_listing(tm
     assert runs[path][1] == runs[clean][1] and runs[path][1].count(" ok ") == 4, runs
     if not os.environ.get("BASINVOL_SANITIZE"):  # ASan's shadow memory is in the resident set
         assert runs[path][0] < runs[clean][0] + 100 * 1024, runs  # 2 GB more before (kB)
+
+
+def test_a_band_that_only_lifts_the_upper_row_keeps_the_order():
+    # diag(1, 1, 5e-3, 0) under atol 1e-3: dim 1, and a cut a decade up
+    # makes 5e-3 flat (dim 2), which only lifts it further over diag(1, 1, 1, 0)
+    # (dim 1, settled, smaller volume): no cut within the bands reorders them.
+    a = basinvol.analyze(np.diag([1.0, 1.0, 5e-3, 0.0]), atol=1e-3, label="A")
+    b = basinvol.analyze(np.diag([1.0, 1.0, 1.0, 0.0]), atol=1e-3, label="B")
+    assert (a.dim, a["dim_low"], a["dim_high"], b.dim, b["dim_low"], b["dim_high"]) == (1, 1, 2, 1, 1, 1)
+    assert a.log_volume > b.log_volume
+    c = basinvol.compare(a, b)
+    assert (c.result, c.noise_decides) == ("above", False)
+    assert not any("place_uncertain" in r.warnings for r in basinvol.rank([a, b]))
+    # The same band on the lower volume lifts it over the other: noise decides.
+    low = basinvol.analyze(np.diag([100.0, 100.0, 5e-3, 0.0]), atol=1e-3, label="L")
+    assert low.log_volume < b.log_volume
+    assert basinvol.compare(low, b).noise_decides
+    assert all("place_uncertain" in r.warnings for r in basinvol.rank([low, b]))
