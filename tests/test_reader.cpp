@@ -64,6 +64,23 @@ TEST_CASE("SOURCE parsing: FILE, FILE:PATH, and colons in file names") {
     CHECK(in_dir.file == data + ":x/run.h5");
     CHECK(in_dir.path.empty());
     CHECK_THROWS_AS(parse_source(""), UsageError);
+    // Beside a file `a`, `a:b.h5:/x` is /x in the file a:b.h5 (the longest
+    // file name the text starts with), as rows of a:b.h5 are named; an
+    // object name may hold ':' too.
+    {
+        const std::string dir = "source_colons.tmp";
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directory(dir);
+        std::ofstream(dir + "/a").put('x');
+        std::ofstream(dir + "/a:b.h5").put('x');
+        const Source longest = parse_source(dir + "/a:b.h5:/checkpoints/H");
+        CHECK(longest.file == dir + "/a:b.h5");
+        CHECK(longest.path == "/checkpoints/H");
+        const Source in_a = parse_source(dir + "/a:/x:y");
+        CHECK(in_a.file == dir + "/a");
+        CHECK(in_a.path == "/x:y");
+        std::filesystem::remove_all(dir);
+    }
     // One object, one spelling: repeated and trailing slashes name /hessian.
     for (const char* path : {"://hessian", ":/hessian/", "://hessian//", ":hessian"}) {
         CAPTURE(path);

@@ -44,8 +44,10 @@ Source parse_source(const std::string& text) {
         s.file = text;
         return s;
     }
-    // The first ':' whose left side exists as a file is the split.
-    for (std::size_t pos = text.find(':'); pos != std::string::npos; pos = text.find(':', pos + 1)) {
+    // The last ':' whose left side exists as a file is the split: the
+    // longest file name the text starts with (`a:b.h5:/x` is /x in a:b.h5,
+    // as its rows are named, even beside a file `a`).
+    for (std::size_t pos = text.rfind(':'); pos != std::string::npos; pos = pos ? text.rfind(':', pos - 1) : std::string::npos) {
         std::string left = text.substr(0, pos);
         if (!left.empty() && may_be_file(left)) {
             s.file = left;
