@@ -171,7 +171,11 @@ class BatchTest(clitest.TempDirTest):
                 (("rank", "--from-results", a), "is an HDF5 file, not saved rows", 1),
                 (("rank", "--from-results", self.path("none.jsonl")),
                  "cannot open results file: No such file or directory", 1),
-                (("volume", a, "-f", "jsonl", "-o", self.dir, "--resume"), "is a directory, not a results file", 2)]:
+                (("volume", a, "-f", "jsonl", "-o", self.dir, "--resume"), "is a directory, not a results file", 2),
+                # No row can be written: the user's -o, not a failed source.
+                (("volume", a, "-o", self.path("nodir/x.jsonl")), "its directory " + self.path("nodir") +
+                 " does not exist", 2),
+                (("rank", a, "-o", a + "/x.tsv"), "its directory " + a + " is not one (a part of it is a file)", 2)]:
             p = run(*args, timeout=60)
             self.assertEqual(p.returncode, status, (args, p.stderr))
             self.assertIn(words, p.stderr)

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <filesystem>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -197,6 +198,12 @@ OutputLock::OutputLock(const std::string& output) : path_(lock_path(output)) {
     // locked file has to be the one at the path.
     for (int attempt = 0; attempt < 100; ++attempt) {
         const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {  // the user's path, not a failed source: exit 2
+            const int err = errno;
+            const std::string dir = std::filesystem::path(output).parent_path().string();
+            throw bv::UsageError("-o " + output + ": its directory " + (dir.empty() ? std::string(".") : dir) +
+                                 (err == ENOENT ? " does not exist" : " is not one (a part of it is a file)"));
+        }
         if (fd < 0) throw bv::Error(output + ": cannot create the lock file " + path_ + ": " + errno_text());
         if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
             const int err = errno;
