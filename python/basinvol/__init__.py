@@ -305,6 +305,39 @@ def _as_array(H, label):
     return a
 
 
+def _is_float16(H):
+    """Whether H is a float16 matrix (either byte order), not a structure."""
+    import numpy as np
+    dtype = getattr(H, "dtype", None)
+    if str(dtype) == "torch.float16":
+        return True
+    return isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 2
+
+
+def _check_matrix_shape(H, label):
+    """The shape rules of a matrix, worded as the command line's error rows."""
+    shape = tuple(H.shape)
+    if len(shape) != 2:
+        raise InputError(f"{label}:/: not a matrix: {len(shape)} dimension{'' if len(shape) == 1 else 's'} "
+                         "(a Hessian is n x n)")
+    if shape[0] != shape[1]:
+        raise InputError(f"{label}:/: matrix is not square: shape {shape[0]}x{shape[1]}")
+    if shape[0] == 0:
+        raise InputError(f"{label}:/: matrix is empty: shape 0x0")
+
+
+def _named_as_matrix(row, label):
+    """A float16 matrix's row, read from an image's /hessian, named as an
+    in-memory matrix's rows are: label:/ (its message too)."""
+    d = dict(row._row)
+    inner, outer = f"{label}:/hessian", f"{label}:/"
+    if d.get("source") == inner:
+        d["source"], d["dataset"] = outer, "/"
+    if isinstance(d.get("error"), str) and d["error"].startswith(inner + ":"):
+        d["error"] = outer + d["error"][len(inner):]
+    return Result(d, row.eigenvalues, row.eigenvalues_complete)
+
+
 def _structured_image(part, label, attrs):
     """An HDF5 file image (bytes) holding `part` as /hessian in the layout of
     docs/structured.md, written in memory."""
@@ -373,12 +406,18 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
         if k == "name":
             _no_nul(attrs[k], "name")
     # A float16 matrix is read as a float16 dataset is, from an image (its
-    # rounding sets the noise floor: widened, it would count as curvature).
-    if isinstance(H, (Factor, Kron, Diagonal, dict)) or str(getattr(H, "dtype", "")) in ("float16", "torch.float16"):
+    # rounding sets the noise floor: widened, it would count as curvature),
+    # and named and checked as the other matrices are (label:/).
+    half = _is_float16(H)
+    if half:
+        _check_matrix_shape(H, label)
+    if half or isinstance(H, (Factor, Kron, Diagonal, dict)):
         image = _structured_image(H, label, attrs)
         with _hdf5_lock():
             listed = core.list_image(image, label, "/hessian")
         rows = _results(core.analyze_listed(listed, opts, _h5py_lock()))
+        if half:
+            rows = [_named_as_matrix(r, label) for r in rows]
     else:
         opts.update(attrs)
         rows = _results([core.analyze_array(_as_array(H, label), opts, label)])

@@ -91,7 +91,8 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
     Rows and columns follow model.parameters() order, each tensor flattened
     row-major (see parameter_blocks). The model is not modified: parameters,
     floating-point buffers, inputs and floating-point targets are cast to
-    `dtype` ("float64" by default; None keeps the model's own type) and the
+    `dtype` ("float64" by default; None keeps the model's own type, and casts
+    floating inputs and targets to it when its parameters share one) and the
     model is called functionally. Returns an n x n numpy array of that type
     (float64 by default; float32 for "float32", which write_hessian then
     stores as float32: its rounding is float32's; a bfloat16 model's, under
@@ -110,16 +111,20 @@ def hessian_of(model, loss_fn, inputs, targets, dtype="float64", vectorize=False
     if not named:
         raise ValueError("the model has no parameters")
 
-    def cast(t):
+    def cast(t, to=tdtype):
         # A copy always: a BatchNorm in train() writes its running statistics
         # (and counter) into the buffers it is called with.
-        if tdtype is not None and torch.is_tensor(t) and t.is_floating_point():
-            return t.detach().to(tdtype).clone()
+        if to is not None and torch.is_tensor(t) and t.is_floating_point():
+            return t.detach().to(to).clone()
         return t.detach().clone() if torch.is_tensor(t) else t
 
+    # Under None, floating inputs and targets take the model's own type (one
+    # type of floating parameter; a model of mixed types leaves them as given).
+    own = {p.dtype for _, p in named if p.is_floating_point()}
+    io_dtype = tdtype if tdtype is not None else (next(iter(own)) if len(own) == 1 else None)
     flat0 = torch.cat([cast(p).reshape(-1) for _, p in named])
-    x = cast(inputs)
-    y = cast(targets)
+    x = cast(inputs, io_dtype)
+    y = cast(targets, io_dtype)
     sizes = [p.numel() for _, p in named]
     shapes = [p.shape for _, p in named]
     keys, buffers = _names_of(model, named, cast)

@@ -764,6 +764,26 @@ class ExporterSafety(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "called more than once"):
             bx.kfac_blocks(Twice(), torch.randn(1, 3), torch.randn(1, 3))
 
+    def test_dtype_none_casts_the_batch_to_the_model_s_type(self):
+        # A float64 model given float32 inputs and targets (torch's default):
+        # under None the batch takes the model's type, and the Hessian is
+        # the float64 one, as torch computes it on a float64 batch.
+        torch.manual_seed(3)
+        model = torch.nn.Linear(3, 1).double()
+        x, y = torch.randn(4, 3), torch.randn(4, 1)
+        H = bx.hessian_of(model, torch.nn.functional.mse_loss, x, y, dtype=None)
+        self.assertEqual(H.dtype, np.float64)
+        w, b = model.weight.detach().clone(), model.bias.detach().clone()
+
+        def loss(flat):
+            return torch.nn.functional.mse_loss(x.double() @ flat[:3].view(1, 3).T + flat[3:], y.double())
+
+        ref = torch.autograd.functional.hessian(loss, torch.cat([w.reshape(-1), b])).numpy()
+        np.testing.assert_allclose(H, ref, rtol=1e-12, atol=1e-14)
+        # A float32 model keeps float32 inputs float32, and casts float64 ones.
+        H32 = bx.hessian_of(torch.nn.Linear(3, 1), torch.nn.functional.mse_loss, x.double(), y.double(), dtype=None)
+        self.assertEqual(H32.dtype, np.float32)
+
     def test_the_model_is_not_changed(self):
         model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2)).double()
         model.train()

@@ -1013,8 +1013,18 @@ def test_a_float16_matrix_is_read_as_a_float16_dataset(tmp):
         h["hessian"] = H16
     (ref,) = cli_rows("volume", f)
     assert ref["stored_type"] == "float16" and ref["dim"] == 8 and ref["negative"] == 0
-    for H in (H16, torch.from_numpy(H16)):
+    for H in (H16, torch.from_numpy(H16), H16.astype(">f2")):  # big-endian too, not refused as "not float32"
         same_row(basinvol.analyze(H), ref)
+        r = basinvol.analyze(H, label="lab")  # named as the other matrices are
+        assert (r.source, r["dataset"], r["stored_type"]) == ("lab:/", "/", "float16")
+    # Shapes are refused in the words the other matrices' are.
+    for shape in ((3,), (0, 0), (2, 3), (2, 2, 2)):
+        with pytest.raises(basinvol.InputError) as wide:
+            basinvol.analyze(np.ones(shape))
+        with pytest.raises(basinvol.InputError, match="^" + re.escape(str(wide.value)) + "$"):
+            basinvol.analyze(np.ones(shape, np.float16))
+    with pytest.raises(basinvol.InputError, match=re.escape("lab:/: non-finite value nan at [1, 1]")):
+        basinvol.analyze(np.diag([1.0, np.nan, 0.0]).astype(np.float16), label="lab")
     with pytest.raises(TypeError, match="bfloat16 has no numpy type: give H.float\\(\\) with hessian_error"):
         basinvol.analyze(torch.from_numpy(H16.astype(np.float32)).to(torch.bfloat16))
 
