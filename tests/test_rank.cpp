@@ -462,3 +462,22 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
     CHECK(noisy_seen > 2000);
     CHECK(settled_seen > 2000);
 }
+
+TEST_CASE("rows measured at different thresholds are ranked with mixed_threshold, and compare says so") {
+    Row a = row("a", 6, 2, 1.5), b = row("b", 6, 2, 0.5), c = row("c", 6, 1, -3.0);
+    std::vector<Row> rows = {a, b, c};
+    rank_rows(rows, {});
+    for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_threshold"));
+    b.threshold = 0.01;  // log V moves by r/2 log T: b's volume at T = 1 would be 0.5 + 2 log 100
+    rows = {a, b, c};
+    const Ranking ranked = rank_rows(rows, {});
+    CHECK(ranked.mixed_threshold);
+    for (const Row& r : rows) CHECK(has(r, "mixed_threshold"));
+    CHECK(compare_rows(a, b, {}).reason.find("different thresholds (T: A 1, B 0.01)") != std::string::npos);
+    // Decided by dimension, the thresholds do not enter the reason.
+    CHECK(compare_rows(b, c, {}).reason.find("thresholds") == std::string::npos);
+    // Ranking again with the rows of one threshold drops the warning.
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [](const Row& r) { return r.source == "b"; }), rows.end());
+    rank_rows(rows, {});
+    for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_threshold"));
+}

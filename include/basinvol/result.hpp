@@ -24,8 +24,8 @@ struct BlockRow {
     double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
 };
 
-// What a row warns of (docs/output.md, "Warnings"). mixed_n and
-// place_uncertain come from ranking a row among others, the rest from
+// What a row warns of (docs/output.md, "Warnings"). mixed_n,
+// mixed_threshold and place_uncertain come from ranking a row among others, the rest from
 // analysing (and reading) one Hessian.
 enum class Warning : std::uint8_t {
     saddle,           // negative eigenvalues among the curved directions
@@ -37,8 +37,9 @@ enum class Warning : std::uint8_t {
     place_uncertain,  // noise may decide the place
     unwritten_chunks, // chunks never written were read as the fill value
     regularized_noisy,  // --regularized's λ is near the values' rounding: log_volume_regularized may be off by over 1e-3
+    mixed_threshold,    // ranked among rows measured at other thresholds T
 };
-constexpr std::size_t warning_count = 9;
+constexpr std::size_t warning_count = 10;
 
 // The name a warning has in every output ("saddle", ...).
 const char* warning_name(Warning w);

@@ -405,6 +405,9 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << " round to one multiple of option tie_tol " << opt.tie_tol;
             break;
     }
+    if (!(a.threshold == b.threshold) && (c.by == Decider::volume || c.by == Decider::tie))
+        s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold
+          << "): a log-volume moves by r/2 log T, so these are not in one unit";
     if (by_status) {
         s << "; noise may decide this: negative A " << a.negative << " (band " << a.negative_low << ".."
           << a.negative_high << "), B " << b.negative << " (band " << b.negative_low << ".." << b.negative_high
@@ -429,11 +432,14 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     for (auto& r : rows) {
         // Warnings of an earlier ranking (rows read back with --from-results) are recomputed.
         r.warnings.remove(Warning::mixed_n);
+        r.warnings.remove(Warning::mixed_threshold);
         r.warnings.remove(Warning::place_uncertain);
         (r.ok ? good : bad).push_back(std::move(r));
     }
     for (std::size_t i = 1; i < good.size(); ++i)
         if (good[i].n != good[0].n) result.mixed_n = true;
+    for (std::size_t i = 1; i < good.size(); ++i)
+        if (!(good[i].threshold == good[0].threshold)) result.mixed_threshold = true;
     int sign = 0;
     // Display order: the ranking rule, then log-volume, then source (so that
     // merged shards and a reordered input list print alike), then input order.
@@ -447,6 +453,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         decider(good[i > 0 ? i - 1 : 0], good[i], opt, sign);
         good[i].place = i > 0 && sign == 0 ? *good[i - 1].place : i + 1;
         if (result.mixed_n) good[i].warnings.add(Warning::mixed_n);
+        if (result.mixed_threshold) good[i].warnings.add(Warning::mixed_threshold);
     }
     // A place is uncertain when noise may decide its order against any other row.
     std::vector<bool> uncertain(good.size(), false);

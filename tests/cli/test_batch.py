@@ -876,6 +876,28 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2])
         self.assertIn("is in " + twice + " twice; kept the first", p.stderr)
 
+    def test_from_results_of_runs_at_different_thresholds_warns(self):
+        # Shards run with different -T: log V moves by r/2 log T, so rows of
+        # one dimension were ordered across units without a word.
+        for name in ("a.h5", "b.h5"):
+            with h5py.File(self.path(name), "w") as h:
+                h["h"] = np.diag([3.0, 2.0, 0.0])
+        one, other = self.path("t1.jsonl"), self.path("t2.jsonl")
+        self.assertEqual(run("volume", self.path("a.h5"), "-f", "jsonl", "-o", one).returncode, 0)
+        self.assertEqual(run("volume", self.path("b.h5"), "-T", "0.01", "-f", "jsonl", "-o", other).returncode, 0)
+        p = run("rank", "--from-results", one, other, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("measured at different thresholds T", p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual([r["threshold"] for r in got], [1.0, 0.01])
+        self.assertTrue(all("mixed_threshold" in r["warnings"] for r in got), got)
+        # The same -T: no warning, and none carried over from the saved rows.
+        p = run("rank", "--from-results", one, "-f", "jsonl")
+        self.assertNotIn("thresholds", p.stderr)
+        self.assertNotIn("mixed_threshold", jsonl(p.stdout)[0]["warnings"])
+        p = run("compare", self.path("a.h5"), self.path("b.h5"), "-f", "json")
+        self.assertNotIn("thresholds", json.loads(p.stdout)["reason"])
+
     def test_from_results_keeps_two_hessians_tsv_names_alike_and_merges_joined_runs(self):
         # `a b.h5` and `a<TAB>b.h5` are one name in TSV: ranking the saved rows
         # dropped one Hessian (exit 0). Runs of one name joined by cat merge,

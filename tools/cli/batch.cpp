@@ -781,6 +781,10 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
     if (!placed)
         std::cerr << tool << ": note: the Hessians have different n: place_regularized is left empty "
                      "(regularized volumes of different n are in different units)\n";
+    if (ranking_result.mixed_threshold)
+        std::cerr << tool << ": warning: the rows were measured at different thresholds T (-T): a log-volume "
+                     "moves by r/2 log T, so rows of equal dimension are ordered across units "
+                     "(mixed_threshold)\n";
     if (ranking_result.mixed_n)
         std::cerr << tool << ": note: the Hessians have different n: they are ranked by curved directions "
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "

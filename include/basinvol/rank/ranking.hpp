@@ -18,6 +18,7 @@ struct RankOptions {
 
 struct Ranking {
     bool mixed_n = false;  // rows of different n: ordered by curved directions r, then log-volume
+    bool mixed_threshold = false;  // rows measured at different T: their log-volumes are not in one unit
 };
 
 // What decided the order of two rows.
