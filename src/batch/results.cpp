@@ -77,6 +77,12 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
         if (f.size() != head.size())
             throw InputError(what + ": record " + std::to_string(line) + " has " + std::to_string(f.size()) +
                              " fields, the header " + std::to_string(head.size()) + " (a cut-off row?)");
+        // A row cut within its last field keeps its field count ("kron" as
+        // "kro", a last column's number short of digits): a record must end
+        // with its newline, as every row basinvol writes does.
+        if (pos >= s.size() && s.back() != '\n')
+            throw InputError(what + ": record " + std::to_string(line) +
+                             " has no newline at its end (a row cut off in mid-write? add the newline if it is whole)");
         try {
             json j = json::object();
             for (std::size_t i = 0; i < head.size(); ++i) j[head[i]] = flat_value(head[i], f[i]);

@@ -256,6 +256,33 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([r["warnings"] for r in jsonl(p.stdout)], [[], [], []])
 
+    def test_a_table_cut_within_its_last_field_is_refused_not_read_short(self):
+        # A shard streamed with > and killed mid-row: cut inside the last
+        # field, a row keeps its field count and read "kron" as "kro", or a
+        # last log_volume column short of its digits, exit 0.
+        import csv as csvmod
+        a = write_checkpoints(self.path("a.h5"), 2, 20, seed=11)
+        full = list(csvmod.DictReader(io.StringIO(run("volume", a, "-f", "csv").stdout)))
+        keys = ["source", "n", "rank", "dim", "negative", "status", "log_volume"]
+        for sep, name in (("\t", "cut.tsv"), (",", "cut.csv")):
+            text = sep.join(keys) + "\n" + "".join(sep.join(r[k] for k in keys) + "\n" for r in full)
+            last = len(text.rstrip("\n").rsplit("\n", 1)[1])
+            for k in range(2, last + 1):  # the newline and k − 1 bytes of the last row
+                path = self.path(name)
+                with open(path, "w") as fh:
+                    fh.write(text[:-k])
+                p = run("rank", "--from-results", path, "-f", "jsonl")
+                self.assertEqual(p.returncode, 1, (name, k, p.stdout))
+                rows = jsonl(p.stdout)
+                self.assertEqual([r["status"] for r in rows], ["error"], (name, k))
+                self.assertIn(path, rows[0]["error"])
+            with open(path, "w") as fh:  # whole, its newline given back
+                fh.write(text)
+            p = run("rank", "--from-results", path, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(sorted(r["log_volume"] for r in jsonl(p.stdout)),
+                             sorted(float(r["log_volume"]) for r in full))
+
     def test_saved_rows_whose_counts_contradict_each_other_are_refused(self):
         # A hand-edited row cannot be ranked as if just computed: each broken
         # rule is named with the record; the untouched rows rank.
