@@ -881,26 +881,29 @@ class BatchTest(clitest.TempDirTest):
         f = self.path("names.h5")
         with h5py.File(f, "w") as h:
             h.create_dataset(b"bad\xff\xfename", data=np.diag([3.0, 2.0, 0.0]))
-            h.create_dataset(b"bad\xfe\xffname", data=np.diag([3.0, 0.0, 0.0]))
+            h.create_dataset(b"bad\xfe\xffname", data=np.diag([3.0, 0.0, 0.0, 0.0]))  # another n
             h.create_dataset("good", data=np.diag([1.0, 0.0, 0.0]))
         out = self.path("rows.jsonl")
         for resume in ((), ("--resume",), ("--resume",)):
             p = run("volume", f, "-f", "jsonl", "-o", out, *resume)
             self.assertEqual(p.returncode, 0, p.stderr)
-            self.assertEqual(sorted(r["dim"] for r in jsonl(slurp(out))), [1, 2, 2], resume)
+            self.assertEqual(sorted(r["dim"] for r in jsonl(slurp(out))), [1, 2, 3], resume)
+            if resume:  # the names collide; no n changed
+                self.assertIn("cannot be told from another Hessian's", p.stderr)
+                self.assertNotIn("n changed", p.stderr)
         # Ranked from the saved rows, two rows of one name and different
         # answers are two Hessians: both rank, and the warning says so (one
         # was dropped). Runs joined by cat (one answer twice) merge.
         p = run("rank", "--from-results", out, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2])
+        self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 3])
         self.assertIn("holds two rows named", p.stderr)
         twice = self.path("twice.jsonl")
         with open(twice, "w") as fh:
             fh.write(slurp(out) + slurp(out))
         p = run("rank", "--from-results", twice, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 2])
+        self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 3])
         self.assertIn("is in " + twice + " twice; kept the first", p.stderr)
 
     def test_from_results_of_runs_at_different_thresholds_warns(self):

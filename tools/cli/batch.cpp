@@ -636,7 +636,8 @@ void skip_done(std::vector<bv::WorkItem>& items, Earlier& earlier, const bv::Rep
         if (w.error) continue;
         const std::string key = resume_key(spec, w.info.source());
         auto row = earlier.done.find(key);
-        if (row != earlier.done.end() && row->second != w.info.n)
+        // (Two inputs of one key: their names collide, whatever the n.)
+        if (row != earlier.done.end() && row->second != w.info.n && names[key].size() == 1)
             resized.emplace(key, w.info.source() + ": n was " + std::to_string(row->second) + ", is " +
                                      std::to_string(w.info.n));
         if (names[key].size() > 1 || resized.count(key)) redo.insert(key);
