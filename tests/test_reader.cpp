@@ -82,7 +82,7 @@ TEST_CASE("SOURCE parsing: FILE, FILE:PATH, and colons in file names") {
         std::filesystem::remove_all(dir);
     }
     // One object, one spelling: repeated and trailing slashes name /hessian.
-    for (const char* path : {"://hessian", ":/hessian/", "://hessian//", ":hessian"}) {
+    for (const char* path : {"://hessian", ":/hessian/", "://hessian//", ":hessian", ":/./hessian", ":./hessian/."}) {
         CAPTURE(path);
         const auto listed = list_hessians(parse_source(data + "/ok.saddle.h5" + path));
         REQUIRE(listed.size() == 1);

@@ -1,6 +1,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/io/source.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 #include <sys/stat.h>
@@ -29,11 +30,18 @@ Source image_source(std::string bytes, const std::string& label, const std::stri
 }
 
 std::string normalize_object_path(const std::string& path) {
-    std::string out = "/";
-    for (const char ch : path)
-        if (ch != '/' || out.back() != '/') out += ch;
-    while (out.size() > 1 && out.back() == '/') out.pop_back();
-    return out;
+    // Components between slashes: empty ones (repeated, trailing slashes)
+    // and "." (HDF5's own name for the group it is in) are dropped; ".." is
+    // an ordinary link name in HDF5, kept.
+    std::string out;
+    std::size_t at = 0;
+    while (at <= path.size()) {
+        const std::size_t end = std::min(path.find('/', at), path.size());
+        const std::string part = path.substr(at, end - at);
+        if (!part.empty() && part != ".") out += "/" + part;
+        at = end + 1;
+    }
+    return out.empty() ? "/" : out;
 }
 
 Source parse_source(const std::string& text) {
