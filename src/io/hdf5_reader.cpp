@@ -440,6 +440,10 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         if (const std::string why = layout_problem(type.get()); !why.empty())
             unread("a value of a corrupt type (" + why + ")");
         else if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) < 0) unread("a value that cannot be read");
+        // An integer at or past 2^53 converts rounded (2^53 + 1 reads as
+        // 2^53): refused (a step left out), never a neighbouring number.
+        else if (cls == H5T_INTEGER && std::abs(v) >= 0x1p53)
+            unread("an integer at or past 2^53, which float64 does not hold exactly");
         else keep(v);
     } else if (cls == H5T_STRING) {
         const auto value = read_string_attribute(a, type.get());

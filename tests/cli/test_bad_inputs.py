@@ -1394,6 +1394,22 @@ class AwkwardInputs(unittest.TestCase):
         for fmt in ("table", "tsv", "csv", "jsonl"):
             self.assertEqual(run("volume", GOOD_SOURCES["odd_attributes"][0], "-f", fmt).returncode, 0, fmt)
 
+    def test_an_integer_attribute_float64_cannot_hold_is_left_out_not_rounded(self):
+        # A step of 2^53 + 1 came out as 9007199254740992, another step.
+        f = path("big_step.h5")
+        with h5py.File(f, "w") as h:
+            for name, step in (("past", np.int64(2**53 + 1)), ("unsigned", np.uint64(2**64 - 1)),
+                               ("below", np.int64(-(2**53) - 5)), ("last_exact", np.int64(2**53 - 1))):
+                h.create_dataset(name, data=H).attrs["step"] = step
+            h.create_dataset("error", data=H).attrs["hessian_error"] = np.int64(2**60 + 1)
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["dataset"]: r for r in (json.loads(line) for line in p.stdout.splitlines())}
+        for name in ("past", "unsigned", "below"):
+            self.assertEqual((rows["/" + name]["status"], rows["/" + name]["step"]), ("ok", None), name)
+        self.assertEqual(rows["/last_exact"]["step"], 2**53 - 1)
+        self.assertIn("hessian_error must be one number, got an integer at or past 2^53", rows["/error"]["error"])
+
     def test_non_utf8_names_print_as_valid_json(self):
         p = run("volume", GOOD_SOURCES["non_utf8_names"][0], "-f", "json")
         self.assertEqual(p.returncode, 0, p.stderr)
