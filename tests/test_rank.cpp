@@ -476,6 +476,14 @@ TEST_CASE("rows measured at different thresholds are ranked with mixed_threshold
     CHECK(compare_rows(a, b, {}).reason.find("different thresholds (T: A 1, B 0.01)") != std::string::npos);
     // Decided by dimension, the thresholds do not enter the reason.
     CHECK(compare_rows(b, c, {}).reason.find("thresholds") == std::string::npos);
+    // A threshold not known (a row read back without one) is not another T.
+    std::vector<Row> unknown = {a, c, row("d", 6, 2, 0.0)};
+    unknown[1].threshold = unknown[2].threshold = std::numeric_limits<double>::quiet_NaN();
+    CHECK_FALSE(rank_rows(unknown, {}).mixed_threshold);
+    for (const Row& r : unknown) CHECK_FALSE(has(r, "mixed_threshold"));
+    Row nan_t = b;
+    nan_t.threshold = std::numeric_limits<double>::quiet_NaN();
+    CHECK(compare_rows(a, nan_t, {}).reason.find("thresholds") == std::string::npos);
     // Ranking again with the rows of one threshold drops the warning.
     rows.erase(std::remove_if(rows.begin(), rows.end(), [](const Row& r) { return r.source == "b"; }), rows.end());
     rank_rows(rows, {});

@@ -287,8 +287,7 @@ def _as_array(H, label):
         if str(t.dtype) not in ("torch.float32", "torch.float64"):
             raise TypeError(f"{label}: tensor type {t.dtype} is not float32 or float64 (use H.double())")
         H = _resolved(t).numpy()
-    if isinstance(H, np.ma.MaskedArray):
-        raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
+    _refuse_masked(H, label)
     if isinstance(H, (list, tuple)) and any((hasattr(x, "shape") and len(x.shape) == 2)
                                             or isinstance(x, (Factor, Kron, Diagonal, dict)) for x in H):
         # several matrices are not one; numpy's message would not say so
@@ -312,6 +311,12 @@ def _is_float16(H):
     if str(dtype) == "torch.float16":
         return True
     return isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 2
+
+
+def _refuse_masked(H, label):
+    import numpy as np
+    if isinstance(H, np.ma.MaskedArray):
+        raise TypeError(f"{label}: a masked array (its mask would be ignored); pass H.filled(value) or H.data")
 
 
 def _check_matrix_shape(H, label):
@@ -410,6 +415,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     # and named and checked as the other matrices are (label:/).
     half = _is_float16(H)
     if half:
+        _refuse_masked(H, label)
         _check_matrix_shape(H, label)
     if half or isinstance(H, (Factor, Kron, Diagonal, dict)):
         image = _structured_image(H, label, attrs)

@@ -207,8 +207,8 @@ private:
 };
 
 // Rows of one class whose saddle-or-minimum is settled, all with one curved
-// count and one rank: noise may decide a pair's order by their log-volumes
-// alone (both rows settled). On the grid (tie_tol > 0) each row is the cell
+// count and one rank: where noise may decide a pair's order by their
+// log-volumes (their bands are mark_band_noise's). On the grid (tie_tol > 0) each row is the cell
 // interval of its log-volume ± error [L, R] around its own cell c (on no
 // grid, the values themselves); a pair in different cells is noisy when the
 // intervals meet, a pair in one cell (a tie) when either interval spans more
@@ -405,7 +405,8 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << " round to one multiple of option tie_tol " << opt.tie_tol;
             break;
     }
-    if (!(a.threshold == b.threshold) && (c.by == Decider::volume || c.by == Decider::tie))
+    if (a.threshold != b.threshold && !std::isnan(a.threshold) && !std::isnan(b.threshold) &&
+        (c.by == Decider::volume || c.by == Decider::tie))
         s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold
           << "): a log-volume moves by r/2 log T, so these are not in one unit";
     if (by_status) {
@@ -438,8 +439,12 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     }
     for (std::size_t i = 1; i < good.size(); ++i)
         if (good[i].n != good[0].n) result.mixed_n = true;
-    for (std::size_t i = 1; i < good.size(); ++i)
-        if (!(good[i].threshold == good[0].threshold)) result.mixed_threshold = true;
+    // Known thresholds only: a row read back without one (NaN) is not another T.
+    for (std::size_t i = 0, known = good.size(); i < good.size() && !result.mixed_threshold; ++i) {
+        if (std::isnan(good[i].threshold)) continue;
+        if (known == good.size()) known = i;
+        else if (good[i].threshold != good[known].threshold) result.mixed_threshold = true;
+    }
     int sign = 0;
     // Display order: the ranking rule, then log-volume, then source (so that
     // merged shards and a reordered input list print alike), then input order.

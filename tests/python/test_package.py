@@ -1023,6 +1023,8 @@ def test_a_float16_matrix_is_read_as_a_float16_dataset(tmp):
             basinvol.analyze(np.ones(shape))
         with pytest.raises(basinvol.InputError, match="^" + re.escape(str(wide.value)) + "$"):
             basinvol.analyze(np.ones(shape, np.float16))
+    with pytest.raises(TypeError, match="a masked array"):  # as a float32 or float64 one is
+        basinvol.analyze(np.ma.masked_array(H16, mask=np.eye(12, dtype=bool)))
     with pytest.raises(basinvol.InputError, match=re.escape("lab:/: non-finite value nan at [1, 1]")):
         basinvol.analyze(np.diag([1.0, np.nan, 0.0]).astype(np.float16), label="lab")
     with pytest.raises(TypeError, match="bfloat16 has no numpy type: give H.float\\(\\) with hessian_error"):
