@@ -20,7 +20,8 @@ using json = nlohmann::ordered_json;
 
 // Splits one CSV/TSV record; CSV fields may be quoted (with "" for a quote and
 // newlines inside). `pos` advances past the record.
-std::vector<std::string> next_record(const std::string& s, std::size_t& pos, char sep, bool quoted) {
+std::vector<std::string> next_record(const std::string& s, std::size_t& pos, char sep, bool quoted,
+                                     bool& open_quote) {
     std::vector<std::string> fields(1);
     bool in_quotes = false;
     while (pos < s.size()) {
@@ -46,6 +47,7 @@ std::vector<std::string> next_record(const std::string& s, std::size_t& pos, cha
             fields.back() += c;
         }
     }
+    open_quote = in_quotes;  // the text ended inside a quoted field
     return fields;
 }
 
@@ -58,7 +60,9 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
         ++line;
     }
     const bool quoted = sep == ',';
-    auto head = next_record(s, pos, sep, quoted);
+    bool open_quote = false;
+    auto head = next_record(s, pos, sep, quoted, open_quote);
+    if (open_quote) throw InputError(what + ": the header ends inside a quoted field (a file cut off in mid-write?)");
     bool has_source = false, has_status = false, has_eigenvalue = false;
     for (const auto& h : head) {
         has_source = has_source || h == "source";
@@ -71,8 +75,11 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
                                 "save `basinvol volume` output (or `spectrum -f jsonl`) to rank it");
     std::vector<Row> rows;
     while (pos < s.size()) {
-        auto f = next_record(s, pos, sep, quoted);
+        auto f = next_record(s, pos, sep, quoted, open_quote);
         ++line;
+        if (open_quote)
+            throw InputError(what + ": record " + std::to_string(line) +
+                             " ends inside a quoted field (a row cut off in mid-write?)");
         if (f.size() == 1 && f[0].empty()) continue;
         if (f.size() != head.size())
             throw InputError(what + ": record " + std::to_string(line) + " has " + std::to_string(f.size()) +

@@ -282,6 +282,20 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(sorted(r["log_volume"] for r in jsonl(p.stdout)),
                              sorted(float(r["log_volume"]) for r in full))
+        # A CSV cut just after a line break inside a quoted last field ends
+        # with a newline, but inside the quotes.
+        text = ",".join(keys + ["name"]) + "\n" + "".join(",".join(r[k] for k in keys) + ',"two\nlines"\n'
+                                                          for r in full)
+        path = self.path("quoted.csv")
+        with open(path, "w") as fh:
+            fh.write(text[:text.rindex("two\n") + 4])
+        p = run("rank", "--from-results", path, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("ends inside a quoted field", p.stderr)
+        with open(path, "w") as fh:
+            fh.write(text)
+        p = run("rank", "--from-results", path, "-f", "jsonl")
+        self.assertEqual((p.returncode, [r["name"] for r in jsonl(p.stdout)]), (0, ["two\nlines"] * 2), p.stderr)
 
     def test_saved_rows_whose_counts_contradict_each_other_are_refused(self):
         # A hand-edited row cannot be ranked as if just computed: each broken
