@@ -358,6 +358,10 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
             const double errors[] = {0.0, 1e-7, 0.1, 0.3, std::numeric_limits<double>::quiet_NaN(), INFINITY, 2e-6,
                                      1e-14, 0.2};
             r.log_volume_error = errors[pick(rng) % 9];
+            if (one_in(3)) {  // a band raised to the floor at its lower end, or not
+                r.tol = 1e-6;
+                r.noise_floor = one_in(2) ? 1e-6 : 1e-9;
+            }
             if (r.negative > 0 && one_in(2)) r.negative_low = 0;  // a saddle that may be a minimum
             if (r.negative == 0 && one_in(6)) r.negative_high = 1;  // a minimum that may be a saddle
             rows.push_back(r);
@@ -416,6 +420,20 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
     Row low = a;  // the same band on the lower volume: rising, it passes b
     low.log_volume = 1.0;
     CHECK(compare_rows(low, b, {}).noise_decides);
+    // A band whose lower end was raised to the noise floor (tol/10 under it)
+    // does not show the flat values just under the floor, which the input's
+    // noise of that size may lift over tol: it is not taken as one-sided.
+    Row clamped = a;
+    clamped.tol = 1.01e-6;
+    clamped.noise_floor = 1e-6;
+    CHECK(compare_rows(clamped, b, {}).noise_decides);
+    CHECK(compare_rows(clamped, b, {}).reason.find("band stops at its noise floor 1e-06") != std::string::npos);
+    rows = {clamped, b};
+    rank_rows(rows, {});
+    CHECK(has(rows[0], "place_uncertain"));
+    CHECK(has(rows[1], "place_uncertain"));
+    clamped.noise_floor = 1e-9;  // a cut well over the floor: the band reaches tol/10
+    CHECK_FALSE(compare_rows(clamped, b, {}).noise_decides);
     Row falls = a;  // a cut a decade down keeps one more value: a falls under b
     falls.dim_high = 1;
     falls.dim_low = 0;

@@ -21,11 +21,21 @@ std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); 
 // gives another r, or the gap at the cut is ambiguous.
 bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
 
+// Whether the band's lower end was raised to the noise floor (a cut at
+// tol/10 would lie under it): a flat value between there and the floor is
+// not in the band, yet noise of the floor's size in the input (a stated
+// error, float32 rounding, an asymmetry) may lift it over tol. Unknown (a
+// row read back without them) counts as raised.
+bool band_clamped(const Row& r) { return r.dim > 0 && !(r.tol / 10 >= r.noise_floor); }
+
 // Whether a cut within the band could give the row fewer curved directions
 // than its own cut (lifting it past rows of its own r), or more (dropping
-// it). An ambiguous rank may go either way.
+// it; also where the band cannot show it, band_clamped). An ambiguous rank
+// may go either way.
 bool may_rise(const Row& r) { return curved_min(r) < curved(r) || r.warnings.has(Warning::ambiguous_rank); }
-bool may_fall(const Row& r) { return curved_max(r) > curved(r) || r.warnings.has(Warning::ambiguous_rank); }
+bool may_fall(const Row& r) {
+    return curved_max(r) > curved(r) || r.warnings.has(Warning::ambiguous_rank) || band_clamped(r);
+}
 
 // Two rows of one r ordered by their ranks or log-volumes, `upper` above:
 // whether a cut within a band could reorder them. A cut that moves either
@@ -422,6 +432,14 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
           << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
         if (a.warnings.has(Warning::ambiguous_rank) || b.warnings.has(Warning::ambiguous_rank)) s << ", ambiguous_rank";
+        // Rows of one r whose order only a value under the upper one's floor could change.
+        const Row& upper = c.sign > 0 ? a : b;
+        if (curved(a) == curved(b) && band_clamped(upper) && curved_max(upper) == curved(upper) &&
+            !upper.warnings.has(Warning::ambiguous_rank) && !may_rise(c.sign > 0 ? b : a)) {
+            s.precision(3);
+            s << "; " << (c.sign > 0 ? "A" : "B") << "'s band stops at its noise floor " << upper.noise_floor
+              << ": a flat value under it may be noise of that size away from tol";
+        }
     }
     c.reason = s.str();
     return c;

@@ -1563,3 +1563,16 @@ def test_a_band_that_only_lifts_the_upper_row_keeps_the_order():
     assert low.log_volume < b.log_volume
     assert basinvol.compare(low, b).noise_decides
     assert all("place_uncertain" in r.warnings for r in basinvol.rank([low, b]))
+    # Where the band's lower end is the noise floor (a stated error of 1e-6,
+    # tol 1.01e-6) a flat value just under it (0.95e-6) is not in the band,
+    # and input noise of the floor's size lifts it over tol: A falls under
+    # B. Such a band is not taken as one-sided.
+    opts = dict(atol=1.01e-6, hessian_error=1e-6)
+    up = basinvol.analyze(np.diag([1.0, 1.0, 1.0, 10.05e-6, 0.95e-6, 0.0, 0.0, 0.0]), label="U", **opts)
+    other = basinvol.analyze(np.diag([2.0, 1.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0]), label="O", **opts)
+    twin = basinvol.analyze(np.diag([1.0, 1.0, 1.0, 10.05e-6, 1.03e-6, 0.0, 0.0, 0.0]), label="T", **opts)
+    assert (up.dim, up["dim_low"], up["dim_high"], other["dim_low"], other["dim_high"]) == (4, 4, 5, 4, 4)
+    assert basinvol.compare(twin, other).result == "below"
+    c = basinvol.compare(up, other)
+    assert (c.result, c.noise_decides) == ("above", True)
+    assert "band stops at its noise floor" in c.reason
