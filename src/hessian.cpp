@@ -83,12 +83,14 @@ double check_values(const Matrix& m, const HessianInfo& info) {
     return largest;
 }
 
-// Entries scaled by 1/max|H| so that 1e±300 entries stay finite in squares
-// (dividing where 1/max|H| overflows: max|H| subnormal, under 2^-1022).
+// Entries in units of unit_scale(max|H|) so that 1e±300 entries stay
+// finite in squares, exactly (dividing where its inverse overflows: max|H|
+// subnormal, under 2^-1022).
 struct Unit {
     double scale, inv;
     bool divide;
-    explicit Unit(double s) : scale(s), inv(1 / s), divide(!std::isfinite(1 / s)) {}
+    explicit Unit(double largest)
+        : scale(unit_scale(largest)), inv(1 / scale), divide(!std::isfinite(1 / scale)) {}
     double operator()(double x) const { return divide ? x / scale : x * inv; }
 };
 
@@ -167,20 +169,25 @@ NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
     });
 }
 
-// For float32 storage, one pass for what check_values and
-// asymmetry_and_norm2 find in two, in absolute units: a float's square
-// (≤ 1.2e77; when not 0, ≥ (2⁻¹⁴⁹)² ≈ 1.96e-90) and any sum of n² of them
-// stay normal and finite in double, so no scaling is needed. Every entry
-// finite ⇔ norm2 finite (an infinity or NaN reaches the sum; finite squares
-// cannot overflow it); `largest` is meaningful only then. Each entry is
-// read once: the upper tile is transposed into a float buffer, and the sums
-// run down contiguous columns widened to double.
-NormSums float_norms(const Eigen::MatrixXf& m) {
+// One pass for what check_values and asymmetry_and_norm2 find in two, in
+// absolute units. For float32 storage always: a float's square (≤ 1.2e77;
+// when not 0, ≥ (2⁻¹⁴⁹)² ≈ 1.96e-90) and any sum of n² of them stay normal
+// and finite in double, so no scaling is needed. Every entry finite ⇔
+// norm2 finite (an infinity or NaN reaches the sum; finite squares cannot
+// overflow it); `largest` is meaningful only then. For float64, the sums
+// hold only while max|H| lies in [1e-100, 1e100] (squares of 1e100 summed
+// over n² < 2^62 entries stay under 1e217; squares that underflow, of
+// entries under 1e-154, are under 1e-108 of max|H|²): outside it, or with a
+// non-finite sum, the caller takes the two scaled passes. Each entry is
+// read once: the upper tile is transposed into a buffer, and the sums run
+// down contiguous columns widened to double.
+template <class Scalar>
+NormSums one_pass_norms(const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>& m) {
     const Eigen::Index n = m.rows();
     return triangle_sums<NormSums>(n, [&](Eigen::Index c_begin, Eigen::Index c_end, NormSums& sum) {
-        Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile> upper;
+        Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile> upper;
         Eigen::Matrix<double, Eigen::Dynamic, 1, 0, tile, 1> x, y;
-        float largest = 0;
+        Scalar largest = 0;
         for (Eigen::Index c0 = c_begin; c0 < c_end; c0 += tile)
             for (Eigen::Index r0 = c0; r0 < n; r0 += tile) {
                 const Eigen::Index w = std::min(tile, n - c0), ht = std::min(tile, n - r0);
@@ -191,8 +198,8 @@ NormSums float_norms(const Eigen::MatrixXf& m) {
                     // A diagonal tile pairs the entries below its diagonal with
                     // their mirrors; the diagonal counts once.
                     const Eigen::Index skip = r0 == c0 ? j + 1 : 0;
-                    x = lower.col(j).tail(ht - skip).cast<double>();
-                    y = upper.col(j).tail(ht - skip).cast<double>();
+                    x = lower.col(j).tail(ht - skip).template cast<double>();
+                    y = upper.col(j).tail(ht - skip).template cast<double>();
                     sum.asym2 += 2 * (x - y).squaredNorm();
                     sum.norm2 += x.squaredNorm() + y.squaredNorm();
                     if (r0 == c0) sum.norm2 += static_cast<double>(lower(j, j)) * lower(j, j);
@@ -247,20 +254,26 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
             return symmetrize(m, m, unit);
         }
     };
-    // Values stored as floats take one pass (float_norms); integers held in
-    // floats keep check_values, whose 64-bit rule applies to them.
-    if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
-        if (held_as_float32(info.stored_type)) {
-            const NormSums f = float_norms(m);
-            if (std::isfinite(f.norm2)) {
-                if (f.largest == 0) return {};
-                const double asymmetry = std::sqrt(f.asym2 / f.norm2);
-                check_symmetry(info, asymmetry, opt);
-                if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2)};
-                return {asymmetry, std::sqrt(f.asym2), f.largest * std::sqrt(symmetrized(Unit(f.largest)))};
-            }
-            // A non-finite entry: check_values names the first.
+    // Values stored as floats take one pass (one_pass_norms), float64 ones
+    // too while max|H| is in its range; integers held in floats, and 64-bit
+    // integers, keep check_values, whose rules apply to them.
+    const bool one_pass = std::is_same_v<Matrix, Eigen::MatrixXf> ? held_as_float32(info.stored_type)
+                                                                   : info.stored_type != "int64" &&
+                                                                         info.stored_type != "uint64";
+    if (one_pass) {
+        const NormSums f = one_pass_norms(m);
+        const bool in_range = std::is_same_v<Matrix, Eigen::MatrixXf> || f.largest == 0 ||
+                              (f.largest >= 1e-100 && f.largest <= 1e100);
+        if (std::isfinite(f.norm2) && in_range) {
+            if (f.largest == 0) return {};
+            const double asymmetry = std::sqrt(f.asym2 / f.norm2);
+            check_symmetry(info, asymmetry, opt);
+            if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2)};
+            const Unit unit(f.largest);
+            return {asymmetry, std::sqrt(f.asym2), unit.scale * std::sqrt(symmetrized(unit))};
         }
+        // A non-finite entry (check_values names the first), or float64
+        // values outside the range: the scaled passes.
     }
     const double scale = check_values(m, info);
     if (scale == 0) return {};
@@ -268,8 +281,8 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
     const NormSums sums = asymmetry_and_norm2(m, unit);
     const double asymmetry = std::sqrt(sums.asym2 / sums.norm2);
     check_symmetry(info, asymmetry, opt);
-    return {asymmetry, scale * std::sqrt(sums.asym2),
-            scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrized(unit))};
+    return {asymmetry, unit.scale * std::sqrt(sums.asym2),
+            unit.scale * std::sqrt(sums.asym2 == 0 ? sums.norm2 : symmetrized(unit))};
 }
 
 template <class Matrix>

@@ -93,6 +93,17 @@ inline double symmetric_mean(double a, double b) {
     return std::isfinite(sum) ? sum / 2 : a / 2 + b / 2;
 }
 
+// The unit the norms measure entries in, for max|H| = `largest` > 0: the
+// power of two at or over it (at most 2^1023, so every entry is within 2 of
+// it): dividing by it is exact, so two nearby entries keep their exact
+// difference (an asymmetry at rounding level is measured, not the
+// rounding of 1/max|H|), and squares neither overflow nor lose range.
+inline double unit_scale(double largest) {
+    int e = 0;
+    std::frexp(largest, &e);  // largest = m·2^e, m in [0.5, 1)
+    return std::ldexp(1.0, std::min(e, 1023));
+}
+
 inline std::size_t bytes_of(double bytes) {
     return bytes < 1.8e19 ? static_cast<std::size_t>(bytes) : static_cast<std::size_t>(-1);
 }

@@ -374,11 +374,13 @@ std::string check_values(MPI_Comm comm, const HessianInfo& info, const Tiles& t,
     return error;
 }
 
-// ‖H − Hᵀ‖_F and ‖H‖_F scaled by max|H| (entries near 1e308 stay finite),
+// ‖H − Hᵀ‖_F and ‖H‖_F in units of unit_scale(max|H|), as the serial
+// reader measures them (entries near 1e308 stay finite),
 // the asymmetry limit, then (H + Hᵀ)/2, exact in double for float data too,
 // as the serial reader holds it. An error message agreed on every rank, or "".
-std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double scale, const ReadOptions& opt,
+std::string symmetrize(MPI_Comm comm, const HessianInfo& info, Tiles& t, double largest, const ReadOptions& opt,
                        DistributedSpectrum& out) {
+    const double scale = unit_scale(largest);
     std::vector<double> tr;
     std::string failure;
     try {
