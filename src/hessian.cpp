@@ -126,11 +126,13 @@ Sums triangle_sums(Eigen::Index n, Tiles tiles) {
 
 struct NormSums {
     double asym2 = 0, norm2 = 0;  // ‖H − Hᵀ‖_F², ‖H‖_F²
-    double largest = 0;           // max|H| (float32 pass only)
+    double largest = 0;           // max|H| (one pass only)
+    bool asymmetric = false;      // some entry differs from its mirror (one pass only)
     NormSums& operator+=(const NormSums& o) {
         asym2 += o.asym2;
         norm2 += o.norm2;
         largest = std::max(largest, o.largest);
+        asymmetric = asymmetric || o.asymmetric;
         return *this;
     }
 };
@@ -178,7 +180,10 @@ NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
 // hold only while max|H| lies in [1e-100, 1e100] (squares of 1e100 summed
 // over n² < 2^62 entries stay under 1e217; squares that underflow, of
 // entries under 1e-154, are under 1e-108 of max|H|²): outside it, or with a
-// non-finite sum, the caller takes the two scaled passes. Each entry is
+// non-finite sum, the caller takes the two scaled passes. So it does for an
+// asymmetry whose sum is under 2^-900, where differences under 1e-154 may
+// have underflowed in their squares (their sum is under 2^-960): entries of
+// 1e-163 whose only asymmetry that is would read as symmetric. Each entry is
 // read once: the upper tile is transposed into a buffer, and the sums run
 // down contiguous columns widened to double.
 template <class Scalar>
@@ -202,6 +207,7 @@ NormSums one_pass_norms(const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynam
                     y = upper.col(j).tail(ht - skip).template cast<double>();
                     sum.asym2 += 2 * (x - y).squaredNorm();
                     sum.norm2 += x.squaredNorm() + y.squaredNorm();
+                    sum.asymmetric = sum.asymmetric || (x.array() != y.array()).any();
                     if (r0 == c0) sum.norm2 += static_cast<double>(lower(j, j)) * lower(j, j);
                 }
             }
@@ -262,8 +268,9 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
                                                                          info.stored_type != "uint64";
     if (one_pass) {
         const NormSums f = one_pass_norms(m);
-        const bool in_range = std::is_same_v<Matrix, Eigen::MatrixXf> || f.largest == 0 ||
-                              (f.largest >= 1e-100 && f.largest <= 1e100);
+        const bool in_range = std::is_same_v<Matrix, Eigen::MatrixXf> ||
+                              ((f.largest == 0 || (f.largest >= 1e-100 && f.largest <= 1e100)) &&
+                               !(f.asymmetric && f.asym2 < 0x1p-900));
         if (std::isfinite(f.norm2) && in_range) {
             if (f.largest == 0) return {};
             const double asymmetry = std::sqrt(f.asym2 / f.norm2);

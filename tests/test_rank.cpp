@@ -432,8 +432,12 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
     rank_rows(rows, {});
     CHECK(has(rows[0], "place_uncertain"));
     CHECK(has(rows[1], "place_uncertain"));
+    clamped.noise_floor = 4e-7;  // a value under the band (under 4e-7) lifted by 4e-7 stays under tol
+    CHECK_FALSE(compare_rows(clamped, b, {}).noise_decides);
     clamped.noise_floor = 1e-9;  // a cut well over the floor: the band reaches tol/10
     CHECK_FALSE(compare_rows(clamped, b, {}).noise_decides);
+    clamped.noise_floor = std::numeric_limits<double>::quiet_NaN();  // read back without it
+    CHECK(compare_rows(clamped, b, {}).reason.find("tol or noise floor is not known") != std::string::npos);
     Row falls = a;  // a cut a decade down keeps one more value: a falls under b
     falls.dim_high = 1;
     falls.dim_low = 0;

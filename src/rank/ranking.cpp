@@ -21,12 +21,12 @@ std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); 
 // gives another r, or the gap at the cut is ambiguous.
 bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
 
-// Whether the band's lower end was raised to the noise floor (a cut at
-// tol/10 would lie under it): a flat value between there and the floor is
-// not in the band, yet noise of the floor's size in the input (a stated
-// error, float32 rounding, an asymmetry) may lift it over tol. Unknown (a
-// row read back without them) counts as raised.
-bool band_clamped(const Row& r) { return r.dim > 0 && !(r.tol / 10 >= r.noise_floor); }
+// Whether a flat value under the band may still be lifted over tol by
+// noise of the floor's size in the input (a stated error, float32
+// rounding, an asymmetry): the band's lower end is max(tol/10, floor − t),
+// and a value under it moves by at most the floor, so only when tol is
+// under twice the floor. Unknown (a row read back without them) counts.
+bool band_clamped(const Row& r) { return r.dim > 0 && !(r.tol >= 2 * r.noise_floor); }
 
 // Whether a cut within the band could give the row fewer curved directions
 // than its own cut (lifting it past rows of its own r), or more (dropping
@@ -437,8 +437,14 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         if (curved(a) == curved(b) && band_clamped(upper) && curved_max(upper) == curved(upper) &&
             !upper.warnings.has(Warning::ambiguous_rank) && !may_rise(c.sign > 0 ? b : a)) {
             s.precision(3);
-            s << "; " << (c.sign > 0 ? "A" : "B") << "'s band stops at its noise floor " << upper.noise_floor
-              << ": a flat value under it may be noise of that size away from tol";
+            const char* which = c.sign > 0 ? "A" : "B";
+            if (std::isfinite(upper.tol) && std::isfinite(upper.noise_floor))
+                s << "; " << which << "'s band stops at its noise floor " << upper.noise_floor
+                  << ", within twice of which lies tol " << upper.tol
+                  << ": a flat value under the band may be lifted over tol by noise of the floor's size";
+            else
+                s << "; " << which << "'s tol or noise floor is not known: a flat value under its band may "
+                  << "be lifted over tol by noise of the floor's size";
         }
     }
     c.reason = s.str();

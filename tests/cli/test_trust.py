@@ -231,6 +231,14 @@ class Storage(Base):
             self.assertEqual(p.returncode, 0, p.stderr)
             row = rows_of(p)[0]
             self.assertAlmostEqual(row["noise_floor"] / exact, 1, delta=1e-13, msg=(dtype, scale))
+        # An asymmetry only in entries so small that their differences'
+        # squares underflow, under entries of 1e-100: measured, not read as 0.
+        a = np.diag([1e-100, 2e-100, 3e-100, 4e-100])
+        a[1, 0] = 1e-163
+        with h5py.File(f, "w") as h5:
+            h5["hessian"] = a
+        row = rows_of(run("volume", f, "-f", "jsonl"))[0]
+        self.assertAlmostEqual(row["asymmetry"] / (1e-163 * math.sqrt(2) / math.sqrt(30e-200)), 1, delta=1e-12)
 
     def test_float16_where_the_dtype_cut_passes_the_spectrum_is_flagged(self):
         rng = np.random.default_rng(11)
