@@ -778,7 +778,10 @@ def test_ctrl_c_stops_a_list_of_sources_after_the_hessian_being_analysed(tmp):
             # was timed on a busier machine than this call runs on.
             basinvol.volume([f] * (int(30 / each) + 1), method="dense")
         killer.wait()
-        assert time.monotonic() - t0 < delay + 1 + 5 * each, delay
+        # Stopped at the next source or Hessian, not when the list is done
+        # (30 s): within a third of it on a machine busy with other tests,
+        # where `each` was timed in another load than this call ran in.
+        assert time.monotonic() - t0 < max(delay + 1 + 5 * each, 10), delay
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json"])
