@@ -417,6 +417,10 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * (M_LN2 + std::log(T))) +
                          std::abs(m.sum_log) / 2 + std::abs(m.log_volume);
     r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives) + 4 * eps64 * terms;
+    // The input's noise moves each eigenvalue by at most the floor (Weyl:
+    // each term of the floor bounds ‖H_stored − H_true‖₂, or for the
+    // asymmetry estimates it): the same sum with the floor for the error.
+    r.log_volume_noise = log_volume_error(values, cut.tol, cut.floor, opt.negatives);
     r.hessian_error = opt.hessian_error ? opt.hessian_error : stated_error(f.info.attrs);
     r.method = s.method;
     r.certified = s.complete || cut.decided;

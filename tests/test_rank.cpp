@@ -233,6 +233,17 @@ TEST_CASE("noise decides an order of equal dims when the log-volumes' error bars
     // An unknown error (NaN) bounds nothing.
     b.log_volume_error = std::numeric_limits<double>::quiet_NaN();
     CHECK(compare_rows(a, b, {}).noise_decides);
+    // The input noise's reach counts as the error bar does, on either row.
+    a.log_volume_error = b.log_volume_error = 1e-9;
+    b.log_volume = a.log_volume - 8.5e-4;
+    a.log_volume_noise = 8.5e-4;
+    c = compare_rows(a, b, {});
+    CHECK(c.noise_decides);
+    CHECK(c.reason.find("log_volume_noise A 0.00085, B 0") != std::string::npos);
+    a.log_volume_noise = 8.5e-4 - 3e-6;  // clear by more than a --tie-tol cell
+    CHECK_FALSE(compare_rows(a, b, {}).noise_decides);
+    b.log_volume_noise = std::numeric_limits<double>::quiet_NaN();  // unknown: a row saved without it
+    CHECK(compare_rows(a, b, {}).noise_decides);
     // A tie on the grid with bars as wide as its step could be an order.
     Row x = row("x", 10, 3, 1.0), y = row("y", 10, 3, 1.0 + 1e-7);
     RankOptions opt;
@@ -358,6 +369,8 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
             const double errors[] = {0.0, 1e-7, 0.1, 0.3, std::numeric_limits<double>::quiet_NaN(), INFINITY, 2e-6,
                                      1e-14, 0.2};
             r.log_volume_error = errors[pick(rng) % 9];
+            const double noises[] = {0.0, 0.0, 0.1, 1e-7, std::numeric_limits<double>::quiet_NaN(), 0.05};
+            r.log_volume_noise = noises[pick(rng) % 6];
             if (one_in(3)) {  // a band raised to the floor at its lower end, or not
                 r.tol = 1e-6;
                 r.noise_floor = one_in(2) ? 1e-6 : 1e-9;

@@ -46,6 +46,7 @@ std::vector<Row> sample_rows() {
     ok.log_volume = -123.45678901234567;
     ok.log10_volume = ok.log_volume / std::log(10.0);
     ok.log_volume_error = 1e-11 / 3;
+    ok.log_volume_noise = 2.5e-7 / 3;
     ok.hessian_error = 2e-6;
     ok.log_volume_regularized = -98.7654321;
     ok.method = "sketch";
@@ -244,8 +245,8 @@ TEST_CASE("rows saved before a field existed read back without it") {
     CHECK(fields_to_json(r, {}).at("solver").is_null());
     // A number the row did not carry is written back as null, not as 0.
     CHECK(fields_to_json(r, {}).at("noise_floor").is_null());
-    for (const char* key : {"tol", "threshold", "log10_volume", "log_volume_error", "residual_bound", "asymmetry",
-                            "seconds"}) {
+    for (const char* key : {"tol", "threshold", "log10_volume", "log_volume_error", "log_volume_noise",
+                            "residual_bound", "asymmetry", "seconds"}) {
         CAPTURE(key);
         Json k = fields_to_json(sample_rows()[0], {});
         REQUIRE_FALSE(k.at(key).is_null());

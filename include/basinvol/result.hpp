@@ -83,6 +83,11 @@ struct Row {
     // Bound on |log_volume − its value from the exact eigenvalues of the stored
     // matrix|: the eigen-solver's error (Ritz values, or LAPACK's ε·‖H‖).
     double log_volume_error = 0;
+    // Bound on how far the input's own noise moves log_volume while the kept
+    // set stays: each kept eigenvalue moves by at most noise_floor (Weyl), so
+    // ½ Σ_kept −log(1 − noise_floor/|λ|), infinite when a kept |λ| ≤ the
+    // floor. What a second draw of the input could change, beside the solve.
+    double log_volume_noise = 0;
     // The band: dims at min(tol, max(tol/10, noise_floor)) and at
     // max(tol·10, noise_floor) (dim_low ≤ dim ≤ dim_high).
     std::size_t dim_low = 0;

@@ -88,39 +88,42 @@ Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
     return Decider::tie;
 }
 
-// Error bars of two log-volumes (each bounds its row's distance from the
-// exact value; NaN, unknown, counts as unbounded).
-double error_bars(const Row& a, const Row& b) {
-    const double e = a.log_volume_error + b.log_volume_error;
+// How far a row's log-volume may lie from the one of the matrix its input
+// stands for: the solve's error and the input noise's reach (NaN, unknown,
+// counts as unbounded).
+double reach(const Row& r) {
+    const double e = r.log_volume_error + r.log_volume_noise;
     return std::isnan(e) ? INFINITY : e;
 }
 
-// Whether a's and b's log-volumes within their errors meet: the intervals
-// [v − e, v + e] overlap (unbounded errors always do).
+// The reach of two log-volumes together.
+double error_bars(const Row& a, const Row& b) { return reach(a) + reach(b); }
+
+// Whether a's and b's log-volumes within their reach meet: the intervals
+// [v − e, v + e] overlap (unbounded reaches always do).
 bool values_meet(const Row& a, const Row& b) {
     if (!(error_bars(a, b) < INFINITY)) return true;
-    return a.log_volume - a.log_volume_error <= b.log_volume + b.log_volume_error &&
-           b.log_volume - b.log_volume_error <= a.log_volume + a.log_volume_error;
+    return a.log_volume - reach(a) <= b.log_volume + reach(b) && b.log_volume - reach(b) <= a.log_volume + reach(a);
 }
 
-// Whether every value within their errors of a's and b's log-volumes lies
+// Whether every value within their reach of a's and b's log-volumes lies
 // in one grid cell (the values themselves on no grid: none but exact ones).
 bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
     const double e = error_bars(a, b);
     if (!(e < INFINITY)) return false;
     if (!(tie_tol > 0)) return e == 0;
-    const double ea = a.log_volume_error, eb = b.log_volume_error;
+    const double ea = reach(a), eb = reach(b);
     const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
     const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
     return lo_a == hi_a && lo_b == hi_b && lo_a == lo_b;
 }
 
-// Whether values within their errors of a's and b's log-volumes could share
+// Whether values within their reach of a's and b's log-volumes could share
 // a grid cell, and so tie (on no grid the values compare: error_bars says).
 bool cells_may_meet(const Row& a, const Row& b, double tie_tol) {
     if (!(tie_tol > 0)) return false;
     if (!(error_bars(a, b) < INFINITY)) return true;
-    const double ea = a.log_volume_error, eb = b.log_volume_error;
+    const double ea = reach(a), eb = reach(b);
     const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
     const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
     return lo_a <= hi_b && lo_b <= hi_a;
@@ -135,7 +138,7 @@ bool noise_decides(const Row& a, const Row& b, Decider by, int sign, const RankO
                 return sign > 0 ? band_reorders(a, b) : band_reorders(b, a);
             return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
         case Decider::volume:  // equal r: decided by the volumes only if no cut within the bands reorders them,
-                               // they differ past their errors, and no value within them falls in the other's
+                               // they differ past their reach, and no value within it falls in the other's
                                // grid cell (a tie)
             return (sign > 0 ? band_reorders(a, b) : band_reorders(b, a)) || values_meet(a, b) ||
                    cells_may_meet(a, b, opt.tie_tol);
@@ -219,12 +222,12 @@ private:
 // Rows of one class whose saddle-or-minimum is settled, all with one curved
 // count and one rank: where noise may decide a pair's order by their
 // log-volumes (their bands are mark_band_noise's). On the grid (tie_tol > 0) each row is the cell
-// interval of its log-volume ± error [L, R] around its own cell c (on no
+// interval of its log-volume ± reach [L, R] around its own cell c (on no
 // grid, the values themselves); a pair in different cells is noisy when the
 // intervals meet, a pair in one cell (a tie) when either interval spans more
 // than its cell, which is noise_decides's rule for the volume and tie
 // deciders. Returns false, having marked nothing, for values this does not
-// map exactly (non-finite values, negative errors, cells past float64's range).
+// map exactly (non-finite values, negative reaches, cells past float64's range).
 // `cell` receives each row's cell (on no grid, its value), as decider
 // compares them.
 bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<std::size_t>& at,
@@ -237,7 +240,7 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
     iv.reserve(rows.size());
     const bool grid = tie_tol > 0;
     for (const Row* r : rows) {
-        const double v = r->log_volume, e = std::isnan(r->log_volume_error) ? INFINITY : r->log_volume_error;
+        const double v = r->log_volume, e = reach(*r);
         if (!std::isfinite(v) || !(e >= 0)) return false;
         if (e == INFINITY) {  // unbounded: within every other row's reach
             iv.push_back({-INFINITY, v, INFINITY, true});
@@ -427,7 +430,8 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
                !(c.by == Decider::volume ? (c.sign > 0 ? band_reorders(a, b) : band_reorders(b, a))
                                          : unsettled(a) || unsettled(b))) {
         s.precision(3);
-        s << "; noise may decide this: log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error;
+        s << "; noise may decide this: log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error
+          << "; log_volume_noise A " << a.log_volume_noise << ", B " << b.log_volume_noise;
     } else if (c.noise_decides) {
         s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
           << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";

@@ -126,6 +126,7 @@ const std::vector<Field> fields = {
     {"log_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume)},
     {"log10_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log10_volume)},
     {"log_volume_error", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume_error)},
+    {"log_volume_noise", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume_noise)},
     {"method", K::text, S::always, ok_only, flat, BV_TEXT_OR_NULL(method)},
     {"status", K::text, S::always, any_row, flat, [](const Row& r) { return Json(r.ok ? "ok" : "error"); },
      [](Row& r, const Json& v) {
@@ -352,6 +353,7 @@ void check_counts(const Row& r) {
     if (!(r.negative_low <= r.negative && r.negative <= r.negative_high && r.negative_high <= r.n))
         refuse("negative_low <= negative <= negative_high <= n");
     if (r.log_volume_error < 0) refuse("log_volume_error >= 0 (got " + value_text(r.log_volume_error) + ")");
+    if (r.log_volume_noise < 0) refuse("log_volume_noise >= 0 (got " + value_text(r.log_volume_noise) + ")");
     // log10_volume is log_volume / ln 10, as written (when both are given).
     const double ln10 = std::log(10.0);
     if (std::isfinite(r.log10_volume) && std::isfinite(r.log_volume) &&
@@ -380,8 +382,8 @@ Row fields_from_json(const Json& j) {
     // A value the saved row did not carry is written back as null, never as
     // a made-up 0 (non-finite numbers are written as null).
     const double unknown = std::numeric_limits<double>::quiet_NaN();
-    r.tol = r.noise_floor = r.threshold = r.log10_volume = r.log_volume_error = r.residual_bound = r.asymmetry =
-        r.seconds = unknown;
+    r.tol = r.noise_floor = r.threshold = r.log10_volume = r.log_volume_error = r.log_volume_noise =
+        r.residual_bound = r.asymmetry = r.seconds = unknown;
     try {
         if (!take(status)) throw InputError("a row has no 'status'");
         for (const Field& f : fields)

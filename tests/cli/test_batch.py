@@ -247,7 +247,8 @@ class BatchTest(clitest.TempDirTest):
         rows = jsonl(p.stdout)
         self.assertEqual(len(rows), 3)
         for r in rows:
-            for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "seconds", "method"):
+            for key in ("tol", "noise_floor", "threshold", "log10_volume", "log_volume_error", "log_volume_noise",
+                        "seconds", "method"):
                 self.assertIsNone(r[key], key)
             # Without its band a row may have any dim: noise may decide every order (the full rows' are clean).
             self.assertEqual((r["dim_low"], r["dim_high"]), (0, r["n"]))
@@ -312,7 +313,8 @@ class BatchTest(clitest.TempDirTest):
                             ({"dim": r["n"] + 1, "dim_low": 0, "dim_high": r["n"] + 1}, "dim <= n"),
                             ({"rank": r["rank"] + 1}, "rank + dim = n"),
                             ({"negative_low": r["negative"] + 1}, "negative_low <= negative <= negative_high"),
-                            ({"log_volume_error": -1}, "log_volume_error >= 0")):
+                            ({"log_volume_error": -1}, "log_volume_error >= 0"),
+                            ({"log_volume_noise": -1e-9}, "log_volume_noise >= 0")):
             with self.subTest(edit=edit):
                 bad = self.path("bad.jsonl")
                 with open(bad, "w") as fh:

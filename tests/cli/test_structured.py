@@ -294,6 +294,10 @@ class Structured(unittest.TestCase):
                 self.assertAlmostEqual(row["tol"], twin["tol"], delta=rel * twin["tol"])
                 self.assertLessEqual(abs(row["log_volume"] - twin["log_volume"]),
                                      row["log_volume_error"] + twin["log_volume_error"] + rel * abs(twin["log_volume"]))
+                # The input noise's reach: the twin's sum, or a Kronecker
+                # part's bound on it (x/(1 − x) for −log(1 − x)), not below it.
+                self.assertGreaterEqual(row["log_volume_noise"], (1 - 100 * rel) * twin["log_volume_noise"])
+                self.assertLessEqual(row["log_volume_noise"], 2 * twin["log_volume_noise"] + 1e-300)
         self.assertEqual(rows["/hidden_saddle"]["negative"], 12)  # B's one negative times A's twelve positives
         self.assertEqual(rows["/negative_scale"]["negative"], rows["/negative_scale"]["rank"])
         self.assertIn("saddle", rows["/net"]["warnings"])
