@@ -157,18 +157,23 @@ double subnormal_noise(const MatrixFacts& f) {
 }
 
 // The input's own error: the largest of what was stated (option, else the
-// dataset's hessian_error attribute), ‖H − Hᵀ‖_F, and the computation's own
-// resolution. For an error E with independent entries the symmetric part
-// left after symmetrizing has about half the Frobenius norm of
-// H − Hᵀ = E − Eᵀ; taking all of it is a factor 2 of margin for an estimate
-// read from one matrix.
-double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) {
+// dataset's hessian_error attribute), ‖H − Hᵀ‖_F, and the steps of
+// subnormal or lossy storage: what another draw of the input may change.
+// For an error E with independent entries the symmetric part left after
+// symmetrizing has about half the Frobenius norm of H − Hᵀ = E − Eᵀ; taking
+// all of it is a factor 2 of margin for an estimate read from one matrix.
+double input_error(const MatrixFacts& f, const AnalyzeOptions& opt) {
     const double stated = opt.hessian_error ? *opt.hessian_error : stated_error(f.info.attrs).value_or(0.0);
     // A lossy filter's step q (info.quantum) moves each entry by up to q/2:
     // ‖E‖₂ ≤ ‖E‖_F ≤ n·q/2.
     const double quantized = static_cast<double>(f.info.n) * f.info.quantum / 2;
-    return std::max({stated, f.asymmetry, f.computed, subnormal_noise(f), quantized});
+    return std::max({stated, f.asymmetry, subnormal_noise(f), quantized});
 }
+
+// The noise under which no eigenvalue counts, besides the stored type's and
+// the solver's: the input's own error, and the computation's of a
+// structure's values (a Gram matrix's rounding).
+double input_noise(const MatrixFacts& f, const AnalyzeOptions& opt) { return std::max(input_error(f, opt), f.computed); }
 
 // A partial spectrum's bounds carry the rounding of the products, the
 // orthogonalization and the small eigenproblem that formed them, and the
@@ -186,6 +191,7 @@ Magnitudes bounds(const Spectrum& s, const MatrixFacts& f, const AnalyzeOptions&
     m.stored_eps = f.info.stored_eps;
     m.frobenius = f.frobenius;
     m.input_noise = input_noise(f, opt);
+    m.input_error = input_error(f, opt);
     if (s.partial && !s.complete) {
         m.rest_bound = s.rest_bound + partial_allowance(s, f);
         m.value_error = s.value_error + partial_allowance(s, f);
@@ -393,6 +399,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.log10_volume = m.log10_volume;
     r.dim_low = cut.dim_low;
     r.dim_high = cut.dim_high;
+    r.dim_lifted = cut.dim_lifted;
     r.negative_low = std::min(m.negative, values.kept(cut.band_tol_high, 0.0).count[1]);
     // Every dim in the band: a value under the floor may have either sign,
     // one over it keeps its own.
@@ -417,10 +424,10 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     const double terms = half_r * std::log(M_PI) + std::lgamma(half_r + 1) + std::abs(half_r * (M_LN2 + std::log(T))) +
                          std::abs(m.sum_log) / 2 + std::abs(m.log_volume);
     r.log_volume_error = log_volume_error(values, cut.tol, value_error, opt.negatives) + 4 * eps64 * terms;
-    // The input's noise moves each eigenvalue by at most the floor (Weyl:
-    // each term of the floor bounds ‖H_stored − H_true‖₂, or for the
-    // asymmetry estimates it): the same sum with the floor for the error.
-    r.log_volume_noise = log_volume_error(values, cut.tol, cut.floor, opt.negatives);
+    // The input's noise moves each eigenvalue by at most the floor's input
+    // part (Weyl: each of its terms bounds ‖H_stored − H_true‖₂, or for the
+    // asymmetry estimates it): the error bar's sum with it for the error.
+    r.log_volume_noise = log_volume_error(values, cut.tol, cut.input_floor, opt.negatives);
     r.hessian_error = opt.hessian_error ? opt.hessian_error : stated_error(f.info.attrs);
     r.method = s.method;
     r.certified = s.complete || cut.decided;

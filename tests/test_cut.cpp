@@ -61,6 +61,46 @@ Row run_f32(const Eigen::MatrixXd& m, CutRule rule = CutRule::automatic) {
 }
 }  // namespace
 
+TEST_CASE("dim_lifted counts the flat values another draw of the input may lift over tol") {
+    // A stated error of 1e-6 and a cut at 1.01e-6: the band's lower end
+    // stops near the floor, under which 0.95e-6 lies, within the input's
+    // noise of tol; 1e-9 is not (1e-9 + 1e-6 < 1.01e-6).
+    Magnitudes m = float64_spectrum({1, 1, 0.95e-6, 1e-9}, 6, 1.5);
+    m.input_noise = m.input_error = 1e-6;
+    CutOptions opt;
+    opt.atol = 1.01e-6;
+    Cut c = choose_cut(m, opt);
+    CHECK(c.input_floor == 1e-6);
+    CHECK(c.kept == 2);
+    CHECK(c.dim_low == 4);
+    CHECK(c.dim_lifted == 3);
+    // The floor the solver's alone: no draw of the input moves 0.95e-6 that far.
+    m.input_noise = m.input_error = 0;
+    c = choose_cut(m, opt);
+    CHECK(c.input_floor == doctest::Approx(std::numeric_limits<double>::epsilon() * 1.5));
+    CHECK(c.dim_lifted == c.dim_low);
+    // A small float64 Hessian cut at the floor (8·√n·ε·‖H‖_F, over its
+    // n·ε·max|λ|) with flat values at rounding level: a draw of the input
+    // moves them by ε·‖H‖_F, a relabelled solve by the twins' reach, and
+    // neither reaches tol.
+    Magnitudes f = float64_spectrum({1, 0.5, 3e-17}, 40, 1.2);
+    c = choose_cut(f, {});
+    REQUIRE(c.tol == c.floor);
+    CHECK(c.dim_lifted == 38);
+    // An asymmetry of the floor's size moves them as far as the floor: the
+    // one above zero may come out over tol.
+    f.input_noise = f.input_error = c.floor;
+    c = choose_cut(f, {});
+    CHECK(c.dim_low == 38);
+    CHECK(c.dim_lifted == 37);
+    // A structure's computation error of that size is not the input's: no
+    // draw of the input moves a value by it.
+    f.input_error = 0;
+    c = choose_cut(f, {});
+    CHECK(c.dim_low == 38);
+    CHECK(c.dim_lifted == 38);
+}
+
 TEST_CASE("dtype cut is max|lambda| * n * eps of the stored type") {
     Magnitudes m;
     m.known = {10, 1, 1e-20};

@@ -19,7 +19,7 @@ Row row(const char* name, std::size_t n, std::size_t dim, double logv, std::size
     r.source = name;
     r.ok = true;
     r.n = n;
-    r.dim = r.dim_low = r.dim_high = dim;
+    r.dim = r.dim_low = r.dim_high = r.dim_lifted = dim;
     r.rank = n - dim;
     r.log_volume = logv;
     r.negative = r.negative_low = r.negative_high = neg;
@@ -371,10 +371,8 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
             r.log_volume_error = errors[pick(rng) % 9];
             const double noises[] = {0.0, 0.0, 0.1, 1e-7, std::numeric_limits<double>::quiet_NaN(), 0.05};
             r.log_volume_noise = noises[pick(rng) % 6];
-            if (one_in(3)) {  // a band raised to the floor at its lower end, or not
-                r.tol = 1e-6;
-                r.noise_floor = one_in(2) ? 1e-6 : 1e-9;
-            }
+            // Another draw of the input may keep a flat value under the band, or not.
+            r.dim_lifted = one_in(4) && r.dim_low > 0 ? pick(rng) % r.dim_low : r.dim_low;
             if (r.negative > 0 && one_in(2)) r.negative_low = 0;  // a saddle that may be a minimum
             if (r.negative == 0 && one_in(6)) r.negative_high = 1;  // a minimum that may be a saddle
             rows.push_back(r);
@@ -433,24 +431,22 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
     Row low = a;  // the same band on the lower volume: rising, it passes b
     low.log_volume = 1.0;
     CHECK(compare_rows(low, b, {}).noise_decides);
-    // A band whose lower end was raised to the noise floor (tol/10 under it)
-    // does not show the flat values just under the floor, which the input's
-    // noise of that size may lift over tol: it is not taken as one-sided.
-    Row clamped = a;
-    clamped.tol = 1.01e-6;
-    clamped.noise_floor = 1e-6;
-    CHECK(compare_rows(clamped, b, {}).noise_decides);
-    CHECK(compare_rows(clamped, b, {}).reason.find("band stops at its noise floor 1e-06") != std::string::npos);
-    rows = {clamped, b};
+    // A flat value under the band (whose lower end stops at the noise
+    // floor) that another draw of the input may lift over tol: the band
+    // does not show it, so it is not taken as one-sided.
+    Row lifted = a;
+    lifted.dim_lifted = 0;
+    CHECK(compare_rows(lifted, b, {}).noise_decides);
+    CHECK(compare_rows(lifted, b, {}).reason.find("A's dim_lifted 0 is under its band") != std::string::npos);
+    rows = {lifted, b};
     rank_rows(rows, {});
     CHECK(has(rows[0], "place_uncertain"));
     CHECK(has(rows[1], "place_uncertain"));
-    clamped.noise_floor = 4e-7;  // a value under the band (under 4e-7) lifted by 4e-7 stays under tol
-    CHECK_FALSE(compare_rows(clamped, b, {}).noise_decides);
-    clamped.noise_floor = 1e-9;  // a cut well over the floor: the band reaches tol/10
-    CHECK_FALSE(compare_rows(clamped, b, {}).noise_decides);
-    clamped.noise_floor = std::numeric_limits<double>::quiet_NaN();  // read back without it
-    CHECK(compare_rows(clamped, b, {}).reason.find("tol or noise floor is not known") != std::string::npos);
+    // On the lower row a kept value only takes it further under: the order stays.
+    Row lower = b;
+    lower.dim_lifted = 0;
+    CHECK_FALSE(compare_rows(a, lower, {}).noise_decides);
+    CHECK_FALSE(compare_rows(lower, a, {}).noise_decides);
     Row falls = a;  // a cut a decade down keeps one more value: a falls under b
     falls.dim_high = 1;
     falls.dim_low = 0;

@@ -35,6 +35,7 @@ std::vector<Row> sample_rows() {
     ok.dim = 489;
     ok.dim_low = 487;
     ok.dim_high = 492;
+    ok.dim_lifted = 486;
     ok.negative = 3;
     ok.negative_low = 2;
     ok.negative_high = 3;
@@ -241,6 +242,14 @@ TEST_CASE("rows saved before a field existed read back without it") {
     const Row b = fields_from_json(banded);
     CHECK(b.negative_low == b.negative);
     CHECK(b.negative_high == b.negative);
+    CHECK(b.dim_lifted == 486);
+    // Without dim_lifted, any flat value may be one another draw of the input keeps.
+    Json unlifted = fields_to_json(sample_rows()[0], {});
+    unlifted.erase("dim_lifted");
+    CHECK(fields_from_json(unlifted).dim_lifted == 0);
+    Json over = fields_to_json(sample_rows()[0], {});
+    over["dim_lifted"] = 488;
+    CHECK_THROWS_WITH_AS(fields_from_json(over), doctest::Contains("dim_lifted <= dim_low (488, 487)"), InputError);
     CHECK_FALSE(r.stats.has_value());
     CHECK(fields_to_json(r, {}).at("solver").is_null());
     // A number the row did not carry is written back as null, not as 0.

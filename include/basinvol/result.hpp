@@ -84,14 +84,18 @@ struct Row {
     // matrix|: the eigen-solver's error (Ritz values, or LAPACK's ε·‖H‖).
     double log_volume_error = 0;
     // Bound on how far the input's own noise moves log_volume while the kept
-    // set stays: each kept eigenvalue moves by at most noise_floor (Weyl), so
-    // ½ Σ_kept −log(1 − noise_floor/|λ|), infinite when a kept |λ| ≤ the
-    // floor. What a second draw of the input could change, beside the solve.
+    // set stays: each kept eigenvalue moves by at most the input's part of
+    // the floor, ν = max(ε(stored)·‖H‖_F, asymmetry, stated error) (Weyl), so
+    // ½ Σ_kept −log(1 − ν/|λ|), infinite when a kept |λ| ≤ ν. What another
+    // draw of the input could change, beside the solve.
     double log_volume_noise = 0;
     // The band: dims at min(tol, max(tol/10, noise_floor)) and at
     // max(tol·10, noise_floor) (dim_low ≤ dim ≤ dim_high).
     std::size_t dim_low = 0;
     std::size_t dim_high = 0;
+    // The fewest flat directions another draw of the input may show (each
+    // flat value lifted by ν and a relabelled solve's reach; ≤ dim_low).
+    std::size_t dim_lifted = 0;
     // The negative directions the band's cuts keep: at dim_high's cut (the
     // fewest) and at dim_low's (the most); negative_low ≤ negative ≤
     // negative_high. A saddle with negative_low = 0 may be a minimum.

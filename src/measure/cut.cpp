@@ -680,6 +680,10 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         if (m.n - kept < c.dim_low) c.dim_low = m.n - kept, c.band_tol_low = std::min(c.band_tol_low, most);
         if (m.n - kept > c.dim_high) c.dim_high = m.n - kept, c.band_tol_high = std::max(c.band_tol_high, fewest);
     }
+    c.input_floor = std::max(m.stored_eps * m.frobenius, m.input_error);
+    const double lift = std::max(0.0, c.tol - c.input_floor - twin_reach(m.n, m.frobenius));
+    const Count lifted = count_above(K, lift, {lift, lift});
+    c.dim_lifted = std::min(c.dim_low, lifted.decided ? m.n - lifted.value : 0);
     return c;
 }
 

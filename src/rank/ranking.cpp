@@ -21,20 +21,19 @@ std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); 
 // gives another r, or the gap at the cut is ambiguous.
 bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
 
-// Whether a flat value under the band may still be lifted over tol by
-// noise of the floor's size in the input (a stated error, float32
-// rounding, an asymmetry): the band's lower end is max(tol/10, floor − t),
-// and a value under it moves by at most the floor, so only when tol is
-// under twice the floor. Unknown (a row read back without them) counts.
-bool band_clamped(const Row& r) { return r.dim > 0 && !(r.tol >= 2 * r.noise_floor); }
+// Whether another draw of the input may keep a flat value the band does
+// not count: one under the band's lower end, max(tol/10, floor − t), within
+// the input's noise (and a relabelled solve's reach) of tol. Unknown (a row
+// read back without dim_lifted) counts.
+bool lifted_under_band(const Row& r) { return r.dim_lifted < std::min(r.dim, r.dim_low); }
 
 // Whether a cut within the band could give the row fewer curved directions
 // than its own cut (lifting it past rows of its own r), or more (dropping
-// it; also where the band cannot show it, band_clamped). An ambiguous rank
-// may go either way.
+// it; also another draw of the input keeping a value under the band). An
+// ambiguous rank may go either way.
 bool may_rise(const Row& r) { return curved_min(r) < curved(r) || r.warnings.has(Warning::ambiguous_rank); }
 bool may_fall(const Row& r) {
-    return curved_max(r) > curved(r) || r.warnings.has(Warning::ambiguous_rank) || band_clamped(r);
+    return curved_max(r) > curved(r) || r.warnings.has(Warning::ambiguous_rank) || lifted_under_band(r);
 }
 
 // Two rows of one r ordered by their ranks or log-volumes, `upper` above:
@@ -436,19 +435,13 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
           << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
         if (a.warnings.has(Warning::ambiguous_rank) || b.warnings.has(Warning::ambiguous_rank)) s << ", ambiguous_rank";
-        // Rows of one r whose order only a value under the upper one's floor could change.
+        // Rows of one r whose order only a value under the upper one's band could change.
         const Row& upper = c.sign > 0 ? a : b;
-        if (curved(a) == curved(b) && band_clamped(upper) && curved_max(upper) == curved(upper) &&
+        if (curved(a) == curved(b) && lifted_under_band(upper) && curved_max(upper) == curved(upper) &&
             !upper.warnings.has(Warning::ambiguous_rank) && !may_rise(c.sign > 0 ? b : a)) {
-            s.precision(3);
             const char* which = c.sign > 0 ? "A" : "B";
-            if (std::isfinite(upper.tol) && std::isfinite(upper.noise_floor))
-                s << "; " << which << "'s band stops at its noise floor " << upper.noise_floor
-                  << ", within twice of which lies tol " << upper.tol
-                  << ": a flat value under the band may be lifted over tol by noise of the floor's size";
-            else
-                s << "; " << which << "'s tol or noise floor is not known: a flat value under its band may "
-                  << "be lifted over tol by noise of the floor's size";
+            s << "; " << which << "'s dim_lifted " << upper.dim_lifted << " is under its band"
+              << ": another draw of the input within its noise may keep a flat value the band does not count";
         }
     }
     c.reason = s.str();

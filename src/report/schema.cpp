@@ -116,6 +116,7 @@ const std::vector<Field> fields = {
     {"dim", K::count, S::always, ok_only, flat, BV_COUNT(dim)},
     {"dim_low", K::count, S::always, ok_only, flat, BV_COUNT(dim_low)},
     {"dim_high", K::count, S::always, ok_only, flat, BV_COUNT(dim_high)},
+    {"dim_lifted", K::count, S::always, ok_only, flat, BV_COUNT(dim_lifted)},
     {"negative", K::count, S::always, ok_only, flat, BV_COUNT(negative)},
     {"negative_low", K::count, S::always, ok_only, flat, BV_COUNT(negative_low)},
     {"negative_high", K::count, S::always, ok_only, flat, BV_COUNT(negative_high)},
@@ -350,6 +351,8 @@ void check_counts(const Row& r) {
     if (!(r.dim_low <= r.dim && r.dim <= r.dim_high && r.dim_high <= r.n))
         refuse("dim_low <= dim <= dim_high <= n (" + std::to_string(r.dim_low) + ", " + std::to_string(r.dim) + ", " +
                std::to_string(r.dim_high) + ", " + std::to_string(r.n) + ")");
+    if (!(r.dim_lifted <= r.dim_low))
+        refuse("dim_lifted <= dim_low (" + std::to_string(r.dim_lifted) + ", " + std::to_string(r.dim_low) + ")");
     if (!(r.negative_low <= r.negative && r.negative <= r.negative_high && r.negative_high <= r.n))
         refuse("negative_low <= negative <= negative_high <= n");
     if (r.log_volume_error < 0) refuse("log_volume_error >= 0 (got " + value_text(r.log_volume_error) + ")");
@@ -416,6 +419,9 @@ Row fields_from_json(const Json& j) {
     if (r.ok && absent("dim_high")) r.dim_high = r.n;
     if (r.ok && absent("negative_low")) r.negative_low = no_band ? 0 : r.negative;
     if (r.ok && absent("negative_high")) r.negative_high = no_band ? r.negative + r.dim : r.negative;
+    // Without dim_lifted (saved before it existed), or without the band it
+    // lies under, every flat value may be one another draw of the input keeps.
+    if (r.ok && (absent("dim_lifted") || absent("dim_low"))) r.dim_lifted = 0;
     if (r.ok) check_counts(r);
     return r;
 }

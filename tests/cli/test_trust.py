@@ -268,6 +268,44 @@ class InputNoise(Base):
         self.assertEqual(c.returncode, 0, c.stderr)
         self.assertNotIn("noise may decide", c.stderr)
 
+    def test_a_cut_at_the_solvers_floor_over_a_clean_gap_is_settled_and_one_at_an_asymmetry_is_not(self):
+        # n = 40 float64: the dtype cut n·ε·max|λ| lies under the floor
+        # 8·√n·ε·‖H‖_F, so tol is the floor, and the flat values of a
+        # rotated spectrum lie at rounding level. Another draw of the input
+        # moves them by ε·‖H‖_F, far from tol: two rows of one dim are
+        # ordered by their volumes, settled.
+        rng = np.random.default_rng(40)
+        q = np.linalg.qr(rng.standard_normal((40, 40)))[0]
+        paths = []
+        for name, scale in (("wide", 1.0), ("narrow", 3.0)):
+            h = (q * np.r_[scale * np.logspace(0, -1, 18), np.zeros(22)]) @ q.T
+            paths.append(self.path("floor_%s.h5" % name))
+            with h5py.File(paths[-1], "w") as h5:
+                h5["hessian"] = (h + h.T) / 2
+                # The same with an error of 1e-9 in its upper triangle: the
+                # floor is the asymmetry, which may lift a flat value over it.
+                e = np.triu(rng.standard_normal((40, 40)), 1) * 1e-9
+                h5["asymmetric"] = (h + h.T) / 2 + e
+        p = run("rank", *[f + ":/hessian" for f in paths], "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        for r in rows:
+            self.assertEqual(r["tol"], r["noise_floor"], r)
+            self.assertEqual((r["dim_lifted"], r["dim_low"], r["dim"], r["dim_high"]), (22, 22, 22, 22))
+            self.assertNotIn("place_uncertain", r["warnings"])
+        c = run("compare", paths[0] + ":/hessian", paths[1] + ":/hessian", "--strict")
+        self.assertEqual(c.returncode, 0, c.stderr)
+        p = run("rank", *[f + ":/asymmetric" for f in paths], "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = rows_of(p)
+        for r in rows:
+            self.assertEqual((r["dim_low"], r["dim"], r["dim_high"]), (22, 22, 22))
+            self.assertLess(r["dim_lifted"], 22)
+            self.assertIn("place_uncertain", r["warnings"])
+        c = run("compare", paths[0] + ":/asymmetric", paths[1] + ":/asymmetric", "--strict")
+        self.assertEqual(c.returncode, 3, c.stderr)
+        self.assertIn("is under its band", c.stderr)
+
     def test_a_saved_row_without_the_reach_is_ranked_as_unbounded(self):
         a, _ = self.basin("saved_a", 0.0)
         far, _ = self.basin("saved_far", 3 * self.f)

@@ -1580,4 +1580,5 @@ def test_a_band_that_only_lifts_the_upper_row_keeps_the_order():
     assert basinvol.compare(twin, other).result == "below"
     c = basinvol.compare(up, other)
     assert (c.result, c.noise_decides) == ("above", True)
-    assert "band stops at its noise floor" in c.reason
+    assert "dim_lifted 3 is under its band" in c.reason
+    assert (up["dim_lifted"], other["dim_lifted"]) == (3, 4)

@@ -94,7 +94,9 @@ struct Magnitudes {
     double rest_bound = 0;
     double stored_eps = 0;  // ε of the stored type
     double frobenius = 0;   // ‖H‖_F
-    double input_noise = 0; // error of the input itself (absolute): measured asymmetry or stated
+    double input_noise = 0; // error of the input itself (absolute): measured asymmetry or stated,
+                            // or of how a structure's values were computed
+    double input_error = 0; // the input's alone: what another draw of it may change
 };
 
 // The tolerance band reported with every cut: the dims at max(tol·10, floor)
@@ -127,6 +129,15 @@ struct Cut {
     // of other kinds (negative values) are read.
     double band_tol_low = 0;
     double band_tol_high = 0;
+    // The input's part of the floor, max(ε(stored)·‖H‖_F, input error): how
+    // far another draw of the input may move each eigenvalue (Weyl).
+    double input_floor = 0;
+    // The fewest flat directions another draw of the input may show: each
+    // flat value moves by up to input_floor, and a relabelled solve's by
+    // the twins' reach more, so one within both of tol may come out kept
+    // (a value under the band's lower end included, which the band does not
+    // count). At most dim_low; 0 where a partial spectrum cannot say.
+    std::size_t dim_lifted = 0;
     // Every value lies within the noise (a stated or measured error past all
     // of H's eigenvalues), or a dtype cut keeps nothing while values lie over
     // the floor: the band is every dim, and any value under the floor may be
