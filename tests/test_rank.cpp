@@ -447,6 +447,26 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
     lower.dim_lifted = 0;
     CHECK_FALSE(compare_rows(a, lower, {}).noise_decides);
     CHECK_FALSE(compare_rows(lower, a, {}).noise_decides);
+    // A tie either row of which may fall is not settled.
+    Row one = row("one", 4, 1, 3.0), tied = row("tied", 4, 1, 3.0);
+    REQUIRE(compare_rows(one, tied, {}).by == Decider::tie);
+    CHECK_FALSE(compare_rows(one, tied, {}).noise_decides);
+    tied.dim_lifted = 0;
+    CHECK(compare_rows(one, tied, {}).noise_decides);
+    CHECK(compare_rows(one, tied, {}).reason.find("B's dim_lifted 0 is under its band") != std::string::npos);
+    // Under --negatives last a minimum that may keep a flat value of either
+    // sign may be a saddle.
+    RankOptions last;
+    last.saddles_last = true;
+    Row saddle = row("s", 4, 2, 0.0, 1);
+    Row minimum = row("m", 4, 1, -5.0);
+    CHECK_FALSE(compare_rows(minimum, saddle, last).noise_decides);
+    minimum.dim_lifted = 0;
+    CHECK(compare_rows(minimum, saddle, last).noise_decides);
+    CHECK(compare_rows(minimum, saddle, last).reason.find("A's dim_lifted 0") != std::string::npos);
+    minimum.negative_high = 1;  // the band's own cut keeps a negative value: named by the band
+    minimum.dim_lifted = minimum.dim_low;
+    CHECK(compare_rows(minimum, saddle, last).noise_decides);
     Row falls = a;  // a cut a decade down keeps one more value: a falls under b
     falls.dim_high = 1;
     falls.dim_low = 0;

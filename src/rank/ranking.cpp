@@ -17,15 +17,18 @@ std::size_t curved(const Row& r) { return r.n - r.dim; }
 std::size_t curved_min(const Row& r) { return r.n - std::max(r.dim, r.dim_high); }
 std::size_t curved_max(const Row& r) { return r.n - std::min(r.dim, r.dim_low); }
 
-// A row whose curved count is not pinned down: a cut a decade either way
-// gives another r, or the gap at the cut is ambiguous.
-bool unsettled(const Row& r) { return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank); }
-
 // Whether another draw of the input may keep a flat value the band does
 // not count: one under the band's lower end, max(tol/10, floor − t), within
 // the input's noise (and a relabelled solve's reach) of tol. Unknown (a row
 // read back without dim_lifted) counts.
 bool lifted_under_band(const Row& r) { return r.dim_lifted < std::min(r.dim, r.dim_low); }
+
+// A row whose curved count is not pinned down: a cut a decade either way
+// gives another r, the gap at the cut is ambiguous, or another draw of the
+// input may keep a value under the band.
+bool unsettled(const Row& r) {
+    return curved_min(r) != curved_max(r) || r.warnings.has(Warning::ambiguous_rank) || lifted_under_band(r);
+}
 
 // Whether a cut within the band could give the row fewer curved directions
 // than its own cut (lifting it past rows of its own r), or more (dropping
@@ -148,8 +151,11 @@ bool noise_decides(const Row& a, const Row& b, Decider by, int sign, const RankO
 }
 
 // Whether a cut within the band could make a saddle a minimum, or a minimum
-// a saddle: its cuts keep no negative value at one end and some at the other.
-bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && r.negative_high > 0; }
+// a saddle: its cuts keep no negative value at one end and some at the
+// other, or none while another draw of the input may keep a flat value
+// under the band, of either sign.
+bool lifts_a_negative(const Row& r) { return r.negative_high == 0 && r.dim_lifted < r.dim_low; }
+bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && (r.negative_high > 0 || lifts_a_negative(r)); }
 
 // Under option negatives last, whether a row whose saddle-or-minimum is
 // unsettled could take another place against b: every status each row may
@@ -421,10 +427,16 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         (c.by == Decider::volume || c.by == Decider::tie))
         s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold
           << "): a log-volume moves by r/2 log T, so these are not in one unit";
+    auto lifted = [&](const Row& x, const char* which) {
+        s << "; " << which << "'s dim_lifted " << x.dim_lifted << " is under its band"
+          << ": another draw of the input within its noise may keep a flat value the band does not count";
+    };
     if (by_status) {
         s << "; noise may decide this: negative A " << a.negative << " (band " << a.negative_low << ".."
           << a.negative_high << "), B " << b.negative << " (band " << b.negative_low << ".." << b.negative_high
           << "): a cut within the band may make a saddle a minimum or a minimum a saddle";
+        if (lifts_a_negative(a)) lifted(a, "A");
+        if (lifts_a_negative(b)) lifted(b, "B");
     } else if (c.noise_decides && c.by != Decider::curved &&
                !(c.by == Decider::volume ? (c.sign > 0 ? band_reorders(a, b) : band_reorders(b, a))
                                          : unsettled(a) || unsettled(b))) {
@@ -435,13 +447,17 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
           << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
         if (a.warnings.has(Warning::ambiguous_rank) || b.warnings.has(Warning::ambiguous_rank)) s << ", ambiguous_rank";
-        // Rows of one r whose order only a value under the upper one's band could change.
+        // Rows of one r whose order only a value under a band could change:
+        // the upper one's, or either of a tie.
         const Row& upper = c.sign > 0 ? a : b;
-        if (curved(a) == curved(b) && lifted_under_band(upper) && curved_max(upper) == curved(upper) &&
-            !upper.warnings.has(Warning::ambiguous_rank) && !may_rise(c.sign > 0 ? b : a)) {
-            const char* which = c.sign > 0 ? "A" : "B";
-            s << "; " << which << "'s dim_lifted " << upper.dim_lifted << " is under its band"
-              << ": another draw of the input within its noise may keep a flat value the band does not count";
+        auto only_lifted = [&](const Row& x) {
+            return lifted_under_band(x) && curved_max(x) == curved(x) && !x.warnings.has(Warning::ambiguous_rank);
+        };
+        if (c.by == Decider::tie) {
+            if (only_lifted(a)) lifted(a, "A");
+            if (only_lifted(b)) lifted(b, "B");
+        } else if (curved(a) == curved(b) && only_lifted(upper) && !may_rise(c.sign > 0 ? b : a)) {
+            lifted(upper, c.sign > 0 ? "A" : "B");
         }
     }
     c.reason = s.str();

@@ -306,6 +306,42 @@ class InputNoise(Base):
         self.assertEqual(c.returncode, 3, c.stderr)
         self.assertIn("is under its band", c.stderr)
 
+    def test_a_tie_or_a_status_that_a_lifted_flat_value_changes_is_flagged(self):
+        # A stated error of 1e-6 and a cut at 1.01e-6: a flat value at
+        # 0.95e-6, under the band, within the input's noise of tol. Each
+        # draw beside it (the value at 1.02e-6, ‖E‖₂ = 0.07·ν) reverses the
+        # order the stored rows give, so those must be flagged.
+        f = self.path("lifted.h5")
+        with h5py.File(f, "w") as h5:
+            h5["A"] = np.diag([1.0, 1.0, 0.95e-6])
+            h5["A_draw"] = np.diag([1.0, 1.0, 1.02e-6])
+            h5["B"] = np.diag([1.0, 1.0, 0.0])
+            h5["N"] = np.diag([1.0, 1.0, -0.95e-6])  # a minimum whose draw is a saddle
+            h5["N_draw"] = np.diag([1.0, 1.0, -1.02e-6])
+            h5["S"] = np.diag([-1e-3, 1e-3, 0.0])
+        cut = ("--hessian-error", 1e-6, "--atol", 1.01e-6)
+        # A tie on a coarse grid: the draw puts B strictly above.
+        tie = cut + ("--tie-tol", 0.1)
+        c = run("compare", f + ":/A", f + ":/B", *tie, "--strict")
+        self.assertEqual(c.returncode, 3, c.stderr)
+        self.assertIn("tie", c.stderr)
+        self.assertIn("A's dim_lifted 0 is under its band", c.stderr)
+        self.assertEqual(run("compare", f + ":/B", f + ":/A_draw", *tie).returncode, 0)
+        p = run("rank", f + ":/A", f + ":/B", *tie, "-f", "jsonl")
+        for r in rows_of(p):
+            self.assertEqual(r["place"], 1)
+            self.assertIn("place_uncertain", r["warnings"], r["dataset"])
+        # Under --negatives last a minimum ranks above a saddle; its draw is one.
+        last = cut + ("--negatives", "last")
+        c = run("compare", f + ":/N", f + ":/S", *last, "--strict")
+        self.assertEqual(c.returncode, 3, c.stderr)
+        self.assertIn("a minimum a saddle", c.stderr)
+        self.assertIn("A's dim_lifted 0 is under its band", c.stderr)
+        self.assertEqual(run("compare", f + ":/S", f + ":/N_draw", *last).returncode, 0)
+        p = run("rank", f + ":/N", f + ":/S", *last, "-f", "jsonl")
+        for r in rows_of(p):
+            self.assertIn("place_uncertain", r["warnings"], r["dataset"])
+
     def test_a_saved_row_without_the_reach_is_ranked_as_unbounded(self):
         a, _ = self.basin("saved_a", 0.0)
         far, _ = self.basin("saved_far", 3 * self.f)
