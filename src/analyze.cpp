@@ -236,7 +236,12 @@ std::optional<std::pair<Spectrum, Cut>> narrowed(const Spectrum& s, const Matrix
     if (listed.kept == cut.kept && listed.rule == cut.rule && listed.gap && cut.gap && *listed.gap > *cut.gap &&
         *listed.gap > 0) {
         cut.gap = listed.gap;
-        if (cut.rule == "gap") cut.tol = listed.tol;
+        if (cut.rule == "gap") {
+            cut.tol = listed.tol;
+            // What either tol lets another draw of the input lift.
+            cut.dim_lifted = std::min(cut.dim_lifted, listed.dim_lifted);
+            cut.lift_tol = std::min(cut.lift_tol, listed.lift_tol);
+        }
     }
     return std::pair<Spectrum, Cut>{std::move(t), cut};
 }
@@ -405,6 +410,10 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     // one over it keeps its own.
     r.negative_high = cut.all_noise || cut.below_floor ? s.n - values.kept(cut.floor, 0.0).count[0]
                                     : std::max(m.negative, values.kept(cut.band_tol_low, 0.0).count[1]);
+    // Or another draw of the input keeps: a flat negative value over
+    // lift_tol, or, where tol lies within its reach of zero, any flat value.
+    r.negative_high = std::max(r.negative_high, cut.lift_tol < 0 ? m.negative + m.dim
+                                                                  : values.kept(cut.lift_tol, 0.0).count[1]);
     // Each kept value is within this of the stored matrix's exact eigenvalue:
     // LAPACK's bound p(n)·ε·‖H‖₂ (LAPACK Users' Guide, "Error bounds for the
     // symmetric eigenproblem"; p(n) "a modestly growing function of n", here

@@ -74,11 +74,13 @@ TEST_CASE("dim_lifted counts the flat values another draw of the input may lift 
     CHECK(c.kept == 2);
     CHECK(c.dim_low == 4);
     CHECK(c.dim_lifted == 3);
+    CHECK(c.lift_tol == doctest::Approx(1e-8).epsilon(1e-3));
     // The floor the solver's alone: no draw of the input moves 0.95e-6 that far.
     m.input_noise = m.input_error = 0;
     c = choose_cut(m, opt);
     CHECK(c.input_floor == doctest::Approx(std::numeric_limits<double>::epsilon() * 1.5));
-    CHECK(c.dim_lifted == c.dim_low);
+    CHECK(c.dim_low == 3);  // 0.95e-6 lies in the band (over tol/10)
+    CHECK(c.dim_lifted == 3);
     // A small float64 Hessian cut at the floor (8·√n·ε·‖H‖_F, over its
     // n·ε·max|λ|) with flat values at rounding level: a draw of the input
     // moves them by ε·‖H‖_F, a relabelled solve by the twins' reach, and
@@ -87,18 +89,23 @@ TEST_CASE("dim_lifted counts the flat values another draw of the input may lift 
     c = choose_cut(f, {});
     REQUIRE(c.tol == c.floor);
     CHECK(c.dim_lifted == 38);
-    // An asymmetry of the floor's size moves them as far as the floor: the
-    // one above zero may come out over tol.
+    // An asymmetry of the floor's size moves them as far as the floor, with
+    // tol at it: every flat value, exact zeros too, may come out over it.
     f.input_noise = f.input_error = c.floor;
     c = choose_cut(f, {});
     CHECK(c.dim_low == 38);
-    CHECK(c.dim_lifted == 37);
+    CHECK(c.dim_lifted == 0);
+    CHECK(c.lift_tol < 0);
     // A structure's computation error of that size is not the input's: no
     // draw of the input moves a value by it.
     f.input_error = 0;
     c = choose_cut(f, {});
     CHECK(c.dim_low == 38);
     CHECK(c.dim_lifted == 38);
+    // The zero matrix: nothing to lift a value by.
+    c = choose_cut(float64_spectrum({}, 5, 0), {});
+    CHECK(c.dim_low == 5);
+    CHECK(c.dim_lifted == 5);
 }
 
 TEST_CASE("dtype cut is max|lambda| * n * eps of the stored type") {

@@ -242,6 +242,8 @@ TEST_CASE("noise decides an order of equal dims when the log-volumes' error bars
     CHECK(c.reason.find("log_volume_noise A 0.00085, B 0") != std::string::npos);
     a.log_volume_noise = 8.5e-4 - 3e-6;  // clear by more than a --tie-tol cell
     CHECK_FALSE(compare_rows(a, b, {}).noise_decides);
+    b.log_volume_noise = 3e-6;  // the lower row's reach counts as the upper one's
+    CHECK(compare_rows(a, b, {}).noise_decides);
     b.log_volume_noise = std::numeric_limits<double>::quiet_NaN();  // unknown: a row saved without it
     CHECK(compare_rows(a, b, {}).noise_decides);
     // A tie on the grid with bars as wide as its step could be an order.
@@ -454,19 +456,20 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
     tied.dim_lifted = 0;
     CHECK(compare_rows(one, tied, {}).noise_decides);
     CHECK(compare_rows(one, tied, {}).reason.find("B's dim_lifted 0 is under its band") != std::string::npos);
-    // Under --negatives last a minimum that may keep a flat value of either
-    // sign may be a saddle.
+    // Under --negatives last a minimum that another draw of the input may
+    // give a negative value (negative_high counts it) may be a saddle.
     RankOptions last;
     last.saddles_last = true;
     Row saddle = row("s", 4, 2, 0.0, 1);
     Row minimum = row("m", 4, 1, -5.0);
+    minimum.dim_lifted = 0;  // a value it may lift, positive: still a minimum
     CHECK_FALSE(compare_rows(minimum, saddle, last).noise_decides);
-    minimum.dim_lifted = 0;
+    minimum.negative_high = 1;
     CHECK(compare_rows(minimum, saddle, last).noise_decides);
     CHECK(compare_rows(minimum, saddle, last).reason.find("A's dim_lifted 0") != std::string::npos);
-    minimum.negative_high = 1;  // the band's own cut keeps a negative value: named by the band
-    minimum.dim_lifted = minimum.dim_low;
+    minimum.dim_lifted = minimum.dim_low;  // the band's own cut keeps it: named by the band alone
     CHECK(compare_rows(minimum, saddle, last).noise_decides);
+    CHECK(compare_rows(minimum, saddle, last).reason.find("dim_lifted") == std::string::npos);
     Row falls = a;  // a cut a decade down keeps one more value: a falls under b
     falls.dim_high = 1;
     falls.dim_low = 0;
@@ -488,6 +491,7 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
             x = row("x", n, dim, 0.5 * (pick(rng) % 3));
             if (pick(rng) % 2) x.dim_low = dim - 1 - static_cast<std::size_t>(pick(rng) % dim);
             if (pick(rng) % 2) x.dim_high = dim + 1 + static_cast<std::size_t>(pick(rng) % 2);
+            x.dim_lifted = x.dim_low;
             if (pick(rng) % 5 == 0) x.rank -= 1;  // --negatives drop: a volume over fewer directions
         }
         const Comparison c = compare_rows(r[0], r[1], opt);

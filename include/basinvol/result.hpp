@@ -85,7 +85,8 @@ struct Row {
     double log_volume_error = 0;
     // Bound on how far the input's own noise moves log_volume while the kept
     // set stays: each kept eigenvalue moves by at most the input's part of
-    // the floor, ν = max(ε(stored)·‖H‖_F, asymmetry, stated error) (Weyl), so
+    // the floor, ν = max(ε(stored)·‖H‖_F, asymmetry, stated error, the
+    // subnormal and lossy steps) (Weyl), so
     // ½ Σ_kept −log(1 − ν/|λ|), infinite when a kept |λ| ≤ ν. What another
     // draw of the input could change, beside the solve.
     double log_volume_noise = 0;
@@ -98,7 +99,9 @@ struct Row {
     std::size_t dim_lifted = 0;
     // The negative directions the band's cuts keep: at dim_high's cut (the
     // fewest) and at dim_low's (the most); negative_low ≤ negative ≤
-    // negative_high. A saddle with negative_low = 0 may be a minimum.
+    // negative_high (which also counts the flat negative values another
+    // draw of the input may keep: over tol − ν − t, or all where that is
+    // under 0). A saddle with negative_low = 0 may be a minimum.
     std::size_t negative_low = 0;
     std::size_t negative_high = 0;
     std::optional<double> hessian_error;  // the input's stated error (--hessian-error or attribute), absolute

@@ -452,7 +452,7 @@ def volume(sources, **options):
 
 
 # Row fields that are counts: a DataFrame turns them into floats (and missing ones into NaN).
-_COUNTS = {"n", "rank", "dim", "dim_low", "dim_high", "negative", "negative_low", "negative_high", "place",
+_COUNTS = {"n", "rank", "dim", "dim_low", "dim_high", "dim_lifted", "negative", "negative_low", "negative_high", "place",
            "place_regularized"}
 
 

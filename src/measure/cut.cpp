@@ -561,6 +561,8 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     if (m.n == 0 || (c.floor == 0 && m.frobenius == 0)) {  // the zero matrix: everything is flat
         c.tol = c.band_tol_low = c.band_tol_high = opt.atol.value_or(0.0);  // rtol·max|λ| is 0
         c.rule = opt.rtol || opt.atol ? explicit_rule(opt, c.tol) : "dtype";
+        c.dim_lifted = c.dim_low;  // no noise to lift a value by
+        c.lift_tol = c.tol;
         return c;
     }
     const ListMagnitudes list(m.known);
@@ -681,9 +683,11 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
         if (m.n - kept > c.dim_high) c.dim_high = m.n - kept, c.band_tol_high = std::max(c.band_tol_high, fewest);
     }
     c.input_floor = std::max(m.stored_eps * m.frobenius, m.input_error);
-    const double lift = std::max(0.0, c.tol - c.input_floor - twin_reach(m.n, m.frobenius));
-    const Count lifted = count_above(K, lift, {lift, lift});
-    c.dim_lifted = std::min(c.dim_low, lifted.decided ? m.n - lifted.value : 0);
+    // Within ν + t of zero, an exact zero too may come out over tol.
+    c.lift_tol = c.tol - c.input_floor - twin_reach(m.n, m.frobenius);
+    const Count lifted = count_above(K, c.lift_tol, {c.lift_tol, c.lift_tol});
+    if (!(c.lift_tol >= 0) || !lifted.decided) c.lift_tol = -1;
+    c.dim_lifted = c.lift_tol < 0 ? 0 : std::min(c.dim_low, m.n - lifted.value);
     return c;
 }
 

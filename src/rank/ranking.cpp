@@ -93,19 +93,20 @@ Decider decider(const Row& a, const Row& b, const RankOptions& opt, int& sign) {
 // How far a row's log-volume may lie from the one of the matrix its input
 // stands for: the solve's error and the input noise's reach (NaN, unknown,
 // counts as unbounded).
-double reach(const Row& r) {
+double volume_reach(const Row& r) {
     const double e = r.log_volume_error + r.log_volume_noise;
     return std::isnan(e) ? INFINITY : e;
 }
 
 // The reach of two log-volumes together.
-double error_bars(const Row& a, const Row& b) { return reach(a) + reach(b); }
+double error_bars(const Row& a, const Row& b) { return volume_reach(a) + volume_reach(b); }
 
 // Whether a's and b's log-volumes within their reach meet: the intervals
 // [v − e, v + e] overlap (unbounded reaches always do).
 bool values_meet(const Row& a, const Row& b) {
     if (!(error_bars(a, b) < INFINITY)) return true;
-    return a.log_volume - reach(a) <= b.log_volume + reach(b) && b.log_volume - reach(b) <= a.log_volume + reach(a);
+    const double ea = volume_reach(a), eb = volume_reach(b);
+    return a.log_volume - ea <= b.log_volume + eb && b.log_volume - eb <= a.log_volume + ea;
 }
 
 // Whether every value within their reach of a's and b's log-volumes lies
@@ -114,7 +115,7 @@ bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
     const double e = error_bars(a, b);
     if (!(e < INFINITY)) return false;
     if (!(tie_tol > 0)) return e == 0;
-    const double ea = reach(a), eb = reach(b);
+    const double ea = volume_reach(a), eb = volume_reach(b);
     const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
     const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
     return lo_a == hi_a && lo_b == hi_b && lo_a == lo_b;
@@ -125,7 +126,7 @@ bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
 bool cells_may_meet(const Row& a, const Row& b, double tie_tol) {
     if (!(tie_tol > 0)) return false;
     if (!(error_bars(a, b) < INFINITY)) return true;
-    const double ea = reach(a), eb = reach(b);
+    const double ea = volume_reach(a), eb = volume_reach(b);
     const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
     const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
     return lo_a <= hi_b && lo_b <= hi_a;
@@ -144,18 +145,16 @@ bool noise_decides(const Row& a, const Row& b, Decider by, int sign, const RankO
                                // grid cell (a tie)
             return (sign > 0 ? band_reorders(a, b) : band_reorders(b, a)) || values_meet(a, b) ||
                    cells_may_meet(a, b, opt.tie_tol);
-        case Decider::tie:  // a value within its error of another cell (any error, on no grid) could part them
+        case Decider::tie:  // a value within its reach of another cell (any reach, on no grid) could part them
             return unsettled(a) || unsettled(b) || !same_cell_within_errors(a, b, opt.tie_tol);
     }
     return true;
 }
 
-// Whether a cut within the band could make a saddle a minimum, or a minimum
-// a saddle: its cuts keep no negative value at one end and some at the
-// other, or none while another draw of the input may keep a flat value
-// under the band, of either sign.
-bool lifts_a_negative(const Row& r) { return r.negative_high == 0 && r.dim_lifted < r.dim_low; }
-bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && (r.negative_high > 0 || lifts_a_negative(r)); }
+// Whether a cut within the band, or another draw of the input, could make a
+// saddle a minimum, or a minimum a saddle: its cuts keep no negative value
+// at one end and some at the other (negative_high counts those a draw keeps).
+bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && r.negative_high > 0; }
 
 // Under option negatives last, whether a row whose saddle-or-minimum is
 // unsettled could take another place against b: every status each row may
@@ -245,7 +244,7 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
     iv.reserve(rows.size());
     const bool grid = tie_tol > 0;
     for (const Row* r : rows) {
-        const double v = r->log_volume, e = reach(*r);
+        const double v = r->log_volume, e = volume_reach(*r);
         if (!std::isfinite(v) || !(e >= 0)) return false;
         if (e == INFINITY) {  // unbounded: within every other row's reach
             iv.push_back({-INFINITY, v, INFINITY, true});
@@ -435,8 +434,8 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         s << "; noise may decide this: negative A " << a.negative << " (band " << a.negative_low << ".."
           << a.negative_high << "), B " << b.negative << " (band " << b.negative_low << ".." << b.negative_high
           << "): a cut within the band may make a saddle a minimum or a minimum a saddle";
-        if (lifts_a_negative(a)) lifted(a, "A");
-        if (lifts_a_negative(b)) lifted(b, "B");
+        if (saddle_unsettled(a) && lifted_under_band(a)) lifted(a, "A");
+        if (saddle_unsettled(b) && lifted_under_band(b)) lifted(b, "B");
     } else if (c.noise_decides && c.by != Decider::curved &&
                !(c.by == Decider::volume ? (c.sign > 0 ? band_reorders(a, b) : band_reorders(b, a))
                                          : unsettled(a) || unsettled(b))) {

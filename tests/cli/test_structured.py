@@ -232,6 +232,31 @@ class Structured(unittest.TestCase):
             self.assertEqual(rows["/factor"]["rank"], 25)
             self.assertEqual(rows["/factor_tall"]["rank"], 40)
 
+    def test_a_factor_and_its_twin_say_alike_what_a_draw_of_the_input_may_lift(self):
+        # A stated error with the cut at it: every flat value of the truth,
+        # the factor's exact zeros as its twin's rounding-level ones, may
+        # come out over tol (dim_lifted 0, and of either sign); without it,
+        # none can.
+        rng = np.random.default_rng(5)
+        G = rng.standard_normal((5, 30))
+        f = self.path("lift_factor.h5")
+        with h5py.File(f, "w") as h5:
+            for name, g in (("a", G), ("b", 1.1 * G)):
+                grp = h5.create_group(name)
+                grp.attrs["structure"] = "factor"
+                grp["G"] = g
+                h5["twin_" + name] = g.T @ g
+        for extra, lifted in (((), 25), (("--hessian-error", "1e-6"), 0)):
+            with self.subTest(extra=extra):
+                p = run("rank", f, "-f", "jsonl", *extra)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                rows = {r["dataset"]: r for r in rows_of(p)}
+                for name in ("a", "b"):
+                    row, twin = rows["/" + name], rows["/twin_" + name]
+                    self.assertEqual(row["dim_lifted"], lifted)
+                    for k in ("dim", "dim_low", "dim_lifted", "negative_high", "place", "warnings"):
+                        self.assertEqual(row[k], twin[k], k)
+
     def test_kronecker_pairs_equal_their_dense_twins_on_adversarial_spectra(self):
         """Kronecker parts are never expanded: their cut, counts and sums come
         from the factors' spectra. Against the expanded twin (eigenvalues of
@@ -285,7 +310,7 @@ class Structured(unittest.TestCase):
                 row, twin = rows["/" + name], rows["/twin_" + name]
                 self.assertEqual(row["method"], "structured")
                 self.assertEqual(twin["method"], "dense")
-                for k in ("n", "rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut"):
+                for k in ("n", "rank", "dim", "dim_low", "dim_high", "dim_lifted", "negative", "warnings", "cut"):
                     self.assertEqual(row[k], twin[k], "%s: structured %s, dense twin %s" % (k, row[k], twin[k]))
                 self.assertEqual(row["stored_type"], twin["stored_type"])
                 # A float32 twin is the product rounded to float32: its eigenvalues

@@ -346,6 +346,8 @@ class InputNoise(Base):
         a, _ = self.basin("saved_a", 0.0)
         far, _ = self.basin("saved_far", 3 * self.f)
         rows = self.rows(a, far)
+        for r in rows.values():
+            self.assertNotIn("place_uncertain", r["warnings"])  # settled, as computed
         saved = self.path("saved.jsonl")
         with open(saved, "w") as out:
             for r in rows.values():

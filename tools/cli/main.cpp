@@ -90,8 +90,10 @@ void add_commands(CLI::App& app, Args& a) {
     add_input_options(a.compare, a.batch, false);
     a.compare->add_flag("--strict", a.o.strict,
                         "Exit 3 when the deciding quantity is within noise (dims whose tolerance bands overlap; "
-                        "at equal dims, a band or an ambiguous rank, or log-volumes within their error bars; "
-                        "with --negatives last, a saddle that may be a minimum: docs/method.md)");
+                        "at equal dims, a band, a flat value another draw of the input may keep, an ambiguous "
+                        "rank, or log-volumes within their reach, log_volume_error + log_volume_noise; "
+                        "with --negatives last, a saddle that may be a minimum or a minimum a saddle: "
+                        "docs/method.md)");
     a.compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
 
     a.spectrum = app.add_subcommand("spectrum", "The eigenvalues, marked kept or dropped by the cut (a partial method computes those "

@@ -134,10 +134,13 @@ struct Cut {
     double input_floor = 0;
     // The fewest flat directions another draw of the input may show: each
     // flat value moves by up to input_floor, and a relabelled solve's by
-    // the twins' reach more, so one within both of tol may come out kept
-    // (a value under the band's lower end included, which the band does not
-    // count). At most dim_low; 0 where a partial spectrum cannot say.
+    // the twins' reach more, so one over lift_tol = tol − both may come out
+    // kept (a value under the band's lower end included, which the band
+    // does not count). At most dim_low; 0, and lift_tol −1, where tol lies
+    // within both of zero (every flat value, exact zeros included, of
+    // either sign) or a partial spectrum cannot say.
     std::size_t dim_lifted = 0;
+    double lift_tol = 0;
     // Every value lies within the noise (a stated or measured error past all
     // of H's eigenvalues), or a dtype cut keeps nothing while values lie over
     // the floor: the band is every dim, and any value under the floor may be

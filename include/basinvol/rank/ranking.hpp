@@ -28,7 +28,9 @@ struct Comparison {
     int sign = 0;            // +1: a ranks strictly above b; −1: below; 0: they share a place
     Decider by = Decider::tie;
     // The deciding quantity can change within the rows' tolerance bands
-    // (dim_low..dim_high) or an ambiguous rank: noise may decide this order.
+    // (dim_low..dim_high), their dim_lifted, an ambiguous rank, or their
+    // log-volumes' reach (log_volume_error + log_volume_noise): noise may
+    // decide this order.
     bool noise_decides = false;
     std::string reason;      // one line: what decided, with the numbers
 };
