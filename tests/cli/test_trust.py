@@ -320,27 +320,24 @@ class InputNoise(Base):
             h5["N_draw"] = np.diag([1.0, 1.0, -1.02e-6])
             h5["S"] = np.diag([-1e-3, 1e-3, 0.0])
         cut = ("--hessian-error", 1e-6, "--atol", 1.01e-6)
+
+        def flagged_and_reversed(a, b, opts, words):
+            # a above or tied with b, flagged; b strictly above a's draw.
+            c = run("compare", f + ":/" + a, f + ":/" + b, *opts, "--strict")
+            self.assertEqual(c.returncode, 3, c.stderr)
+            for w in words + ("A's dim_lifted 0 is under its band",):
+                self.assertIn(w, c.stderr)
+            self.assertEqual(run("compare", f + ":/" + b, f + ":/" + a + "_draw", *opts).returncode, 0)
+            p = run("rank", f + ":/" + a, f + ":/" + b, *opts, "-f", "jsonl")
+            for r in rows_of(p):
+                self.assertIn("place_uncertain", r["warnings"], r["dataset"])
+            return rows_of(p)
+
         # A tie on a coarse grid: the draw puts B strictly above.
-        tie = cut + ("--tie-tol", 0.1)
-        c = run("compare", f + ":/A", f + ":/B", *tie, "--strict")
-        self.assertEqual(c.returncode, 3, c.stderr)
-        self.assertIn("tie", c.stderr)
-        self.assertIn("A's dim_lifted 0 is under its band", c.stderr)
-        self.assertEqual(run("compare", f + ":/B", f + ":/A_draw", *tie).returncode, 0)
-        p = run("rank", f + ":/A", f + ":/B", *tie, "-f", "jsonl")
-        for r in rows_of(p):
+        for r in flagged_and_reversed("A", "B", cut + ("--tie-tol", 0.1), ("tie",)):
             self.assertEqual(r["place"], 1)
-            self.assertIn("place_uncertain", r["warnings"], r["dataset"])
         # Under --negatives last a minimum ranks above a saddle; its draw is one.
-        last = cut + ("--negatives", "last")
-        c = run("compare", f + ":/N", f + ":/S", *last, "--strict")
-        self.assertEqual(c.returncode, 3, c.stderr)
-        self.assertIn("a minimum a saddle", c.stderr)
-        self.assertIn("A's dim_lifted 0 is under its band", c.stderr)
-        self.assertEqual(run("compare", f + ":/S", f + ":/N_draw", *last).returncode, 0)
-        p = run("rank", f + ":/N", f + ":/S", *last, "-f", "jsonl")
-        for r in rows_of(p):
-            self.assertIn("place_uncertain", r["warnings"], r["dataset"])
+        flagged_and_reversed("N", "S", cut + ("--negatives", "last"), ("a minimum a saddle",))
 
     def test_a_saved_row_without_the_reach_is_ranked_as_unbounded(self):
         a, _ = self.basin("saved_a", 0.0)
