@@ -1194,6 +1194,32 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(len(jsonl(p.stdout)), 2)
         self.assertEqual(os.listdir(cwd), [])  # no file named '-'
 
+    def test_output_named_for_a_results_format_is_written_in_it_without_f(self):
+        # `rank run.h5 -o results.jsonl` wrote the table into results.jsonl,
+        # which rank --from-results then refused.
+        a = write_checkpoints(self.path("named.h5"), 3, 10, seed=16)
+        want = jsonl(run("rank", a, "-f", "jsonl").stdout)
+        for ext in ("jsonl", "json", "tsv", "csv"):
+            with self.subTest(ext=ext):
+                out = self.path("named." + ext)
+                p = run("rank", a, "-o", out)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                with open(out) as fh:
+                    self.assertFalse(fh.read().startswith("place  source"), ext)
+                back = run("rank", "--from-results", out, "-f", "jsonl")
+                self.assertEqual(back.returncode, 0, back.stderr)
+                self.assertEqual([r["source"] for r in jsonl(back.stdout)], [r["source"] for r in want])
+        # -f given, or another name: as asked, the table by default.
+        for args, name in ((("-f", "table"), "told.jsonl"), ((), "named.txt")):
+            out = self.path(name)
+            self.assertEqual(run("volume", a, *args, "-o", out).returncode, 0)
+            with open(out) as fh:
+                self.assertTrue(fh.read().startswith("source "), name)
+        out = self.path("named_volume.tsv")
+        self.assertEqual(run("volume", a, "-o", out).returncode, 0)
+        with open(out) as fh:
+            self.assertTrue(fh.readline().startswith("source\tfile\t"))
+
     def test_resume_over_fewer_inputs_keeps_the_rows_of_the_others(self):
         a = write_checkpoints(self.path("a.h5"), 2, 20, seed=13)
         b = write_checkpoints(self.path("b.h5"), 2, 20, seed=14)

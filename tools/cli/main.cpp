@@ -194,5 +194,7 @@ int main(int argc, char** argv) {
     // no -o (kept for --resume, which refuses it by its name).
     if (cli::names_standard_output(args.batch.output) && !(args.batch.resume && args.batch.output != "-"))
         args.batch.output.clear();
+    for (const CLI::App* sub : {args.volume, args.rank})
+        if (sub->parsed()) cli::format_from_output(*sub, args.batch.output, args.o.format);
     return run(args);
 }

@@ -22,6 +22,16 @@ void add_core_options(CLI::App* app, CommonOptions& o) {
     add_choice(app, "--method", o.method, bv::method_names(), "Eigen-solver (docs/method.md)");
 }
 
+void format_from_output(const CLI::App& app, const std::string& output, bv::Format& format) {
+    const CLI::Option* given = app.get_option_no_throw("--format");
+    if (given == nullptr || given->count() > 0) return;
+    const auto dot = output.rfind('.');
+    if (dot == std::string::npos || output.find('/', dot) != std::string::npos) return;
+    const std::string extension = output.substr(dot + 1);
+    for (const auto& [name, value] : bv::format_names())
+        if (value != bv::Format::table && extension == name) format = value;
+}
+
 void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized) {
     add_core_options(app, o);
     app->add_option("--min-gap", o.min_gap, "Decades between kept and dropped |lambda| below which the rank is ambiguous")

@@ -29,6 +29,12 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking);
 // usage error for the first one in `app`'s command line, "" when there is none.
 std::string option_like_source(const CLI::App& app, int argc, const char* const* argv);
 
+// `-o FILE` named for a results format (.jsonl, .json, .tsv, .csv) without
+// `-f` in `app`'s command line: that format, not the table, which
+// `rank --from-results` cannot read back. `format` is left as it is
+// otherwise.
+void format_from_output(const CLI::App& app, const std::string& output, bv::Format& format);
+
 // Adds `validate`'s options (a subset of the common ones, the input options, and its own).
 void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v);
 

@@ -484,6 +484,7 @@ int main(int argc, char** argv) {
         app.parse(argc, argv);
         // -o - or a name of descriptor 1 (/dev/stdout): standard output, as with no -o.
         if (names_standard_output(output)) output.clear();
+        cli::format_from_output(*volume ? *volume : *rank, output, o.format);
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0
