@@ -52,6 +52,8 @@ void check_every_method(const Hessian& h, const char* family) {
             CHECK(p.negative == d.negative);
             CHECK(p.dim_low == d.dim_low);
             CHECK(p.dim_high == d.dim_high);
+            CHECK(p.dim_lifted == d.dim_lifted);  // what another draw of the input may keep
+            CHECK(p.negative_high == d.negative_high);
             CHECK(has(p, "saddle") == has(d, "saddle"));
             CHECK(has(p, "ambiguous_rank") == has(d, "ambiguous_rank"));
             // Both log-volumes are within their error bars of the exact one.
