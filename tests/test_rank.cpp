@@ -544,3 +544,68 @@ TEST_CASE("rows measured at different thresholds are ranked with mixed_threshold
     rank_rows(rows, {});
     for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_threshold"));
 }
+
+TEST_CASE("rows computed under --negatives abs and drop are ranked with mixed_negatives, and compare says so") {
+    // Two saddles of one dim with three negative values each: b dropped its
+    // three (rank + dim + negative = n), so it holds fewer volume directions
+    // and ranks above a by its policy alone.
+    Row a = row("a", 10, 2, 1.0, 3), b = row("b", 10, 2, 1.0, 3), c = row("c", 10, 3, 0.0);
+    std::vector<Row> rows = {a, b, c};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_negatives);
+    for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_negatives"));
+    b.rank -= 3;
+    rows = {a, b, c};
+    CHECK(rank_rows(rows, {}).mixed_negatives);
+    for (const Row& r : rows) CHECK(has(r, "mixed_negatives"));
+    const std::string why = compare_rows(b, a, {}).reason;
+    CHECK_MESSAGE(why.find("different option negatives (A drop, B abs)") != std::string::npos, why);
+    CHECK_MESSAGE(why.find("B's rank and volume hold its 3 negative directions, A's leave its 3 out") !=
+                      std::string::npos, why);
+    // A row without negative values reads alike under both: no mix with either.
+    rows = {b, c};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_negatives);
+    rows = {a, c};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_negatives);
+    CHECK(compare_rows(b, c, {}).reason.find("negatives") == std::string::npos);
+    // A ranking of the rows of one policy drops the warning the merge gave.
+    rows = {a, b};
+    rank_rows(rows, {});
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [](const Row& r) { return r.source == "b"; }), rows.end());
+    rank_rows(rows, {});
+    for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_negatives"));
+}
+
+TEST_CASE("rows of different stored types cut at their own precision are ranked with mixed_precision") {
+    auto typed = [](Row r, const char* type, const char* rule) {
+        r.stored_type = type;
+        r.cut_rule = rule;
+        return r;
+    };
+    const Row a = typed(row("a", 8, 3, 0.0), "float32", "dtype"), b = typed(row("b", 8, 1, 5.0), "float64", "dtype");
+    std::vector<Row> rows = {a, b};
+    CHECK(rank_rows(rows, {}).mixed_precision);
+    for (const Row& r : rows) CHECK(has(r, "mixed_precision"));
+    const std::string why = compare_rows(a, b, {}).reason;
+    CHECK_MESSAGE(why.find("stored at different precisions (A float32, B float64)") != std::string::npos, why);
+    CHECK_MESSAGE(why.find("option atol over both noise_floor") != std::string::npos, why);
+    // One level for both: explicit cuts over both floors.
+    rows = {typed(a, "float32", "atol"), typed(b, "float64", "atol")};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_precision);
+    for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_precision"));
+    CHECK(compare_rows(rows[0], rows[1], {}).reason.find("precisions") == std::string::npos);
+    // ... unless the floor overrides one of them, or one row searched a gap.
+    Row under = typed(a, "float32", "atol");
+    under.warnings.add(Warning::cut_below_floor);
+    rows = {under, typed(b, "float64", "atol")};
+    CHECK(rank_rows(rows, {}).mixed_precision);
+    rows = {typed(a, "float32", "atol"), typed(b, "float64", "gap")};
+    CHECK(rank_rows(rows, {}).mixed_precision);
+    // One precision (integers carry float64's), or a type not known: no mix.
+    rows = {typed(a, "float64", "dtype"), typed(b, "int32", "gap")};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_precision);
+    rows = {typed(a, "", "dtype"), typed(b, "float64", "dtype")};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_precision);
+    // Decided by log-volume at equal dims, the precisions do not enter the reason.
+    const Row c = typed(row("c", 8, 3, 1.0), "float64", "dtype");
+    CHECK(compare_rows(a, c, {}).reason.find("precisions") == std::string::npos);
+}

@@ -24,8 +24,8 @@ struct BlockRow {
     double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
 };
 
-// What a row warns of (docs/output.md, "Warnings"). mixed_n,
-// mixed_threshold and place_uncertain come from ranking a row among others, the rest from
+// What a row warns of (docs/output.md, "Warnings"). The mixed_ warnings and
+// place_uncertain come from ranking a row among others, the rest from
 // analysing (and reading) one Hessian.
 enum class Warning : std::uint8_t {
     saddle,           // negative eigenvalues among the curved directions
@@ -38,8 +38,10 @@ enum class Warning : std::uint8_t {
     unwritten_chunks, // chunks never written were read as the fill value
     regularized_noisy,  // --regularized's λ is near the values' rounding: log_volume_regularized may be off by over 1e-3
     mixed_threshold,    // ranked among rows measured at other thresholds T
+    mixed_negatives,    // ranked among rows computed under another --negatives (abs and drop)
+    mixed_precision,    // ranked among rows of another stored type, cut at their own floors
 };
-constexpr std::size_t warning_count = 10;
+constexpr std::size_t warning_count = 12;
 
 // The name a warning has in every output ("saddle", ...).
 const char* warning_name(Warning w);

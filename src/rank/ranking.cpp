@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <vector>
 
@@ -11,6 +12,37 @@ namespace basinvol {
 namespace {
 
 bool is_saddle(const Row& r) { return r.negative > 0; }
+
+// The --negatives a row was computed under, as its counts show it: drop
+// leaves negative values out of rank (rank + dim + negative = n), abs and
+// last keep them (rank + dim = n). A row without negative values reads
+// alike under every policy: nullopt.
+std::optional<bool> drops_negatives(const Row& r) {
+    if (r.negative == 0) return std::nullopt;
+    return r.rank + r.dim < r.n;
+}
+bool mixed_negatives(const Row& a, const Row& b) {
+    const auto x = drops_negatives(a), y = drops_negatives(b);
+    return x && y && *x != *y;
+}
+
+// Whether a row's cut rests on its stored type's precision: the dtype cut
+// (n·ε·max|λ|), a gap searched between the floor and it, or an explicit cut
+// the floor overrides. Two such rows of different stored types count flat
+// values at levels as far apart as the types' ε.
+bool cut_by_precision(const Row& r) {
+    return r.cut_rule == "dtype" || r.cut_rule == "gap" || r.warnings.has(Warning::cut_below_floor);
+}
+// A stored type's precision: integers convert to float64 exactly and carry
+// its ε. Empty for a row read back without its type.
+std::string precision_of(const std::string& stored_type) {
+    if (stored_type.rfind("int", 0) == 0 || stored_type.rfind("uint", 0) == 0) return "float64";
+    return stored_type;
+}
+bool mixed_precision(const Row& a, const Row& b) {
+    const std::string x = precision_of(a.stored_type), y = precision_of(b.stored_type);
+    return !x.empty() && !y.empty() && x != y && (cut_by_precision(a) || cut_by_precision(b));
+}
 
 // Curved directions r = n − dim, and the range the tolerance band allows.
 std::size_t curved(const Row& r) { return r.n - r.dim; }
@@ -426,6 +458,19 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         (c.by == Decider::volume || c.by == Decider::tie))
         s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold
           << "): a log-volume moves by r/2 log T, so these are not in one unit";
+    if (mixed_negatives(a, b) && c.by != Decider::saddle) {
+        const Row& dropping = *drops_negatives(a) ? a : b;
+        const Row& keeping = *drops_negatives(a) ? b : a;
+        s << "; computed under different option negatives (" << (&dropping == &a ? "A" : "B") << " drop, "
+          << (&keeping == &a ? "A" : "B") << " abs): " << (&keeping == &a ? "A" : "B") << "'s rank and volume hold its "
+          << keeping.negative << " negative directions, " << (&dropping == &a ? "A" : "B") << "'s leave its "
+          << dropping.negative << " out, so these are not in one unit";
+    }
+    if (mixed_precision(a, b) && c.by == Decider::curved)
+        s << "; stored at different precisions (A " << a.stored_type << ", B " << b.stored_type
+          << ") and cut at their own floors (cut_rule A " << a.cut_rule << ", B " << b.cut_rule
+          << "): a direction flat in one may be curved in the other; option atol over both noise_floor (A "
+          << a.noise_floor << ", B " << b.noise_floor << ") counts them at one level";
     auto lifted = [&](const Row& x, const char* which) {
         s << "; " << which << "'s dim_lifted " << x.dim_lifted << " is under its band"
           << ": another draw of the input within its noise may keep a flat value the band does not count";
@@ -470,6 +515,8 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         // Warnings of an earlier ranking (rows read back with --from-results) are recomputed.
         r.warnings.remove(Warning::mixed_n);
         r.warnings.remove(Warning::mixed_threshold);
+        r.warnings.remove(Warning::mixed_negatives);
+        r.warnings.remove(Warning::mixed_precision);
         r.warnings.remove(Warning::place_uncertain);
         (r.ok ? good : bad).push_back(std::move(r));
     }
@@ -480,6 +527,24 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         if (std::isnan(good[i].threshold)) continue;
         if (known == good.size()) known = i;
         else if (good[i].threshold != good[known].threshold) result.mixed_threshold = true;
+    }
+    // Pairs of distinct kinds: a row that drops against one that keeps (rows
+    // without negative values read as either), and stored types that differ
+    // with a cut at some row's own precision.
+    {
+        const Row *drops = nullptr, *keeps = nullptr;
+        std::string first;
+        bool by_precision = false;
+        for (const Row& r : good) {
+            if (const auto d = drops_negatives(r)) (*d ? drops : keeps) = &r;
+            by_precision = by_precision || cut_by_precision(r);
+            const std::string p = precision_of(r.stored_type);
+            if (p.empty()) continue;
+            if (first.empty()) first = p;
+            else if (p != first) result.mixed_precision = true;
+        }
+        result.mixed_negatives = drops && keeps;
+        result.mixed_precision = result.mixed_precision && by_precision;
     }
     int sign = 0;
     // Display order: the ranking rule, then log-volume, then source (so that
@@ -495,6 +560,8 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         good[i].place = i > 0 && sign == 0 ? *good[i - 1].place : i + 1;
         if (result.mixed_n) good[i].warnings.add(Warning::mixed_n);
         if (result.mixed_threshold) good[i].warnings.add(Warning::mixed_threshold);
+        if (result.mixed_negatives) good[i].warnings.add(Warning::mixed_negatives);
+        if (result.mixed_precision) good[i].warnings.add(Warning::mixed_precision);
     }
     // A place is uncertain when noise may decide its order against any other row.
     std::vector<bool> uncertain(good.size(), false);

@@ -944,6 +944,52 @@ class BatchTest(clitest.TempDirTest):
         p = run("compare", self.path("a.h5"), self.path("b.h5"), "-f", "json")
         self.assertNotIn("thresholds", json.loads(p.stdout)["reason"])
 
+    def test_from_results_of_runs_under_abs_and_drop_warns(self):
+        # A saddle run under --negatives drop holds fewer volume directions
+        # than the same saddle under abs: merged, it ranked above its twin by
+        # the policy alone, without a word.
+        for name in ("s.h5", "t.h5"):
+            with h5py.File(self.path(name), "w") as h:
+                h["h"] = np.diag([3.0, 2.0, -1.0, 0.0])
+        kept, dropped = self.path("abs.jsonl"), self.path("drop.jsonl")
+        self.assertEqual(run("volume", self.path("s.h5"), "-f", "jsonl", "-o", kept).returncode, 0)
+        self.assertEqual(run("volume", self.path("t.h5"), "--negatives", "drop", "-o", dropped).returncode, 0)
+        p = run("rank", "--from-results", kept, dropped, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("computed under different --negatives", p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual([(r["rank"], r["negative"]) for r in got], [(2, 1), (3, 1)])
+        self.assertTrue(all("mixed_negatives" in r["warnings"] for r in got), got)
+        p = run("rank", "--from-results", dropped, "-f", "jsonl")
+        self.assertNotIn("--negatives", p.stderr)
+        self.assertNotIn("mixed_negatives", jsonl(p.stdout)[0]["warnings"])
+
+    def test_float32_and_float64_copies_ranked_together_warn(self):
+        # A value at 1e-9 of the largest is flat in float32 (its floor about
+        # 6e-8) and curved in float64: the copies' dims differ by storage.
+        values = np.array([1.0, 0.5, 1e-9, 0.0])
+        q = np.linalg.qr(np.random.default_rng(3).standard_normal((4, 4)))[0]
+        m = q @ np.diag(values) @ q.T
+        with h5py.File(self.path("c.h5"), "w") as h:
+            h["f64"] = (m + m.T) / 2
+            h["f32"] = ((m + m.T) / 2).astype(np.float32)
+        p = run("rank", self.path("c.h5"), "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual(sorted((r["stored_type"], r["dim"]) for r in got), [("float32", 2), ("float64", 1)])
+        self.assertIn("different stored types", p.stderr)
+        self.assertTrue(all("mixed_precision" in r["warnings"] for r in got), got)
+        p = run("compare", self.path("c.h5") + ":/f32", self.path("c.h5") + ":/f64", "-f", "json")
+        self.assertIn("stored at different precisions (A float32, B float64)", json.loads(p.stdout)["reason"])
+        self.assertIn("--atol over both noise_floor", json.loads(p.stdout)["reason"])
+        # One explicit cut over both floors counts them at one level.
+        p = run("rank", self.path("c.h5"), "--atol", "1e-6", "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual([r["dim"] for r in got], [2, 2])
+        self.assertNotIn("stored types", p.stderr)
+        self.assertFalse(any("mixed_precision" in r["warnings"] for r in got), got)
+
     def test_from_results_keeps_two_hessians_tsv_names_alike_and_merges_joined_runs(self):
         # `a b.h5` and `a<TAB>b.h5` are one name in TSV: ranking the saved rows
         # dropped one Hessian (exit 0). Runs of one name joined by cat merge,

@@ -786,6 +786,15 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
         std::cerr << tool << ": warning: the rows were measured at different thresholds T (-T): a log-volume "
                      "moves by r/2 log T, so rows of equal dimension are ordered across units "
                      "(mixed_threshold)\n";
+    if (ranking_result.mixed_negatives)
+        std::cerr << tool << ": warning: the rows were computed under different --negatives (abs or last, and "
+                     "drop): a saddle's rank and log-volume hold its negative directions under one and leave them "
+                     "out under the other, so saddles are ordered across units (mixed_negatives)\n";
+    if (ranking_result.mixed_precision)
+        std::cerr << tool << ": warning: the rows are of different stored types and some are cut at their own "
+                     "precision (cut_rule dtype or gap, or under the floor): a direction flat in one may be curved "
+                     "in another, so dims are counted at different levels; --atol over every row's noise_floor "
+                     "counts them at one (mixed_precision)\n";
     if (ranking_result.mixed_n)
         std::cerr << tool << ": note: the Hessians have different n: they are ranked by curved directions "
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "

@@ -19,6 +19,13 @@ struct RankOptions {
 struct Ranking {
     bool mixed_n = false;  // rows of different n: ordered by curved directions r, then log-volume
     bool mixed_threshold = false;  // rows measured at different T: their log-volumes are not in one unit
+    // Rows computed under --negatives abs (or last) and drop, each with
+    // negative values: one keeps them in its rank and volume, the other not.
+    bool mixed_negatives = false;
+    // Rows of different stored types, some cut at its own precision (rule
+    // dtype or gap, or under its floor): their dims count flat values at
+    // levels as far apart as the types' ε.
+    bool mixed_precision = false;
 };
 
 // What decided the order of two rows.
