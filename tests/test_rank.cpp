@@ -9,6 +9,7 @@
 #include <set>
 #include <string>
 #include <limits>
+#include <map>
 #include <vector>
 
 using namespace basinvol;
@@ -24,6 +25,12 @@ Row row(const char* name, std::size_t n, std::size_t dim, double logv, std::size
     r.log_volume = logv;
     r.negative = r.negative_low = r.negative_high = neg;
     return r;
+}
+template <class C>
+std::string words(const C& c) {
+    std::string out;
+    for (const auto& x : c) out += (out.empty() ? "" : " ") + x;
+    return "{" + out + "}";
 }
 bool has(const Row& r, const char* w) { return r.warnings.has(parse_warning(w).value()); }
 // The rows' sources in order, and their places (0: no place).
@@ -346,6 +353,7 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
     std::uniform_int_distribution<int> pick(0, 1 << 30);
     auto one_in = [&](int k) { return pick(rng) % k == 0; };
     std::size_t uncertain_seen = 0, certain_seen = 0;
+    std::map<std::string, std::size_t> cause_seen;
     for (int trial = 0; trial < 3000; ++trial) {
         RankOptions opt;
         opt.saddles_last = trial % 2 == 0;
@@ -383,15 +391,26 @@ TEST_CASE("place_uncertain is exactly: noise may decide the order against some r
         rank_rows(ranked, opt);
         for (const Row& a : ranked) {
             bool noisy = false;
-            for (const Row& b : ranked)
-                if (&a != &b && compare_rows(a, b, opt).noise_decides) noisy = true;
+            std::set<std::string> causes;  // the union over the rows compare finds it noisy against
+            for (const Row& b : ranked) {
+                if (&a == &b) continue;
+                const Comparison c = compare_rows(a, b, opt);
+                noisy = noisy || c.noise_decides;
+                CHECK(c.noise_decides == !c.uncertain_by.empty());
+                causes.insert(c.uncertain_by.begin(), c.uncertain_by.end());
+            }
             CHECK_MESSAGE(has(a, "place_uncertain") == noisy, "trial " << trial << " row " << a.source);
+            CHECK_MESSAGE(std::set<std::string>(a.uncertain_by.begin(), a.uncertain_by.end()) == causes,
+                          "trial " << trial << " row " << a.source << ": rank " << words(a.uncertain_by) << ", compare "
+                                             << words(causes));
+            for (const auto& x : causes) ++cause_seen[x];
             ++(noisy ? uncertain_seen : certain_seen);
         }
     }
-    // Both answers are common in the families above.
+    // Both answers, and every cause, are common in the families above.
     CHECK(uncertain_seen > 1000);
     CHECK(certain_seen > 1000);
+    for (const char* x : {"dim", "log_volume", "negative"}) CHECK_MESSAGE(cause_seen[x] > 300, x);
 }
 
 TEST_CASE("place_uncertain on no grid: an error below half an ulp still parts a tie; overlaps as compare rounds them") {
@@ -511,6 +530,8 @@ TEST_CASE("noise decides an order exactly when some cuts within the bands give a
             }
         const bool noisy = unknown || orders.size() > 1;
         CHECK_MESSAGE(c.noise_decides == noisy, "trial " << trial << ": " << c.reason);
+        // Errors 0: only a band can decide it.
+        CHECK(c.uncertain_by == (noisy ? std::vector<std::string>{"dim"} : std::vector<std::string>{}));
         CHECK(orders.count(c.sign) == 1);  // the measured order is among them
         ++(noisy ? noisy_seen : settled_seen);
     }

@@ -69,6 +69,7 @@ std::vector<Row> sample_rows() {
     ok.attrs.loss_threshold = 0.5;
     ok.attrs.name = "wide \xc3\xa9 net";
     ok.place = 2;
+    ok.uncertain_by = {"dim", "log_volume"};
     ok.place_regularized = 1;
 
     Row structured = ok;
@@ -196,6 +197,7 @@ TEST_CASE("a saved row with a field of the wrong kind is refused, naming the row
                              InputError);
     }
     refused("place", 0, "field 'place' must be a whole number from 1");
+    refused("uncertain_by", Json::array({"dim", "volume"}), "unknown cause 'volume' (dim, log_volume or negative)");
     // TSV and CSV cells pass through strtod, which takes "inf", "nan" and 1e400.
     refused("log_volume", flat_value("log_volume", "inf"), "field 'log_volume' is not a finite number");
     refused("log_volume", flat_value("log_volume", "nan"), "field 'log_volume' is not a finite number");

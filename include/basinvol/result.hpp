@@ -123,6 +123,10 @@ struct Row {
     Attributes attrs;
 
     std::optional<std::size_t> place;              // `rank` only: 1 = largest basin
+    // `rank` only: what noise may decide the place by (place_uncertain), the
+    // union over the rows it may reorder with: "dim", "log_volume", "negative"
+    // (Comparison::uncertain_by). Empty when the place is certain.
+    std::vector<std::string> uncertain_by;
     std::optional<std::size_t> place_regularized;  // `rank --regularized`
 
     std::vector<double> eigenvalues;  // kept only when asked for (`spectrum`)

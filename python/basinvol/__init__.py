@@ -134,13 +134,15 @@ class Result:
 class Comparison:
     """`basinvol compare`'s verdict: result ("above", "below" or "tie": A against
     B), sign (+1, -1, 0), by (what decided: "saddle", "curved", "volume" or
-    "tie"), noise_decides, reason (one line), and the two rows a and b."""
+    "tie"), noise_decides, uncertain_by (what noise may decide it by: "dim",
+    "log_volume", "negative"), reason (one line), and the two rows a and b."""
 
-    __slots__ = ("result", "sign", "by", "noise_decides", "reason", "a", "b")
+    _verdict = ("result", "sign", "by", "noise_decides", "uncertain_by", "reason")
+    __slots__ = _verdict + ("a", "b")
 
     def __init__(self, verdict, a, b):
-        for k in ("result", "sign", "by", "noise_decides", "reason"):
-            object.__setattr__(self, k, verdict[k])
+        for k in Comparison._verdict:
+            object.__setattr__(self, k, verdict.get(k, []) if k == "uncertain_by" else verdict[k])
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
 
@@ -151,7 +153,7 @@ class Comparison:
         return self.sign > 0
 
     def __reduce__(self):  # copy and pickle through __init__ (attributes are read-only)
-        verdict = {k: getattr(self, k) for k in ("result", "sign", "by", "noise_decides", "reason")}
+        verdict = {k: getattr(self, k) for k in Comparison._verdict}
         return (Comparison, (verdict, self.a, self.b))
 
     def __repr__(self):

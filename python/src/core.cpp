@@ -441,6 +441,7 @@ py::dict compare(const std::string& a_json, const std::string& b_json, const py:
     d["by"] = c.by == bv::Decider::saddle ? "saddle" : c.by == bv::Decider::curved ? "curved"
               : c.by == bv::Decider::volume ? "volume" : "tie";
     d["noise_decides"] = c.noise_decides;
+    d["uncertain_by"] = c.uncertain_by;
     d["reason"] = c.reason;
     return d;
 }

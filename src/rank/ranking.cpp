@@ -1,6 +1,7 @@
 #include <basinvol/rank/ranking.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <iterator>
 #include <map>
@@ -141,15 +142,26 @@ bool values_meet(const Row& a, const Row& b) {
     return a.log_volume - ea <= b.log_volume + eb && b.log_volume - eb <= a.log_volume + ea;
 }
 
+// The cells of a's and b's log-volumes less and plus their reaches, in one
+// unit: grid cells, or the values themselves where any cell number
+// overflows (a reach of 1e-14 on a grid of 1e-320 has cells ±1e306 while
+// the other row's values need their own).
+std::array<double, 4> reach_cells(const Row& a, const Row& b, double tie_tol) {
+    const double ea = volume_reach(a), eb = volume_reach(b);
+    std::array<double, 4> v = {a.log_volume - ea, a.log_volume + ea, b.log_volume - eb, b.log_volume + eb};
+    for (const double x : v)
+        if (!std::isfinite(x / tie_tol)) return v;
+    for (double& x : v) x = nearest_cell(x / tie_tol);
+    return v;
+}
+
 // Whether every value within their reach of a's and b's log-volumes lies
 // in one grid cell (the values themselves on no grid: none but exact ones).
 bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
     const double e = error_bars(a, b);
     if (!(e < INFINITY)) return false;
     if (!(tie_tol > 0)) return e == 0;
-    const double ea = volume_reach(a), eb = volume_reach(b);
-    const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
-    const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
+    const auto [lo_a, hi_a, lo_b, hi_b] = reach_cells(a, b, tie_tol);
     return lo_a == hi_a && lo_b == hi_b && lo_a == lo_b;
 }
 
@@ -158,29 +170,42 @@ bool same_cell_within_errors(const Row& a, const Row& b, double tie_tol) {
 bool cells_may_meet(const Row& a, const Row& b, double tie_tol) {
     if (!(tie_tol > 0)) return false;
     if (!(error_bars(a, b) < INFINITY)) return true;
-    const double ea = volume_reach(a), eb = volume_reach(b);
-    const auto [lo_a, hi_a] = cells(a.log_volume - ea, a.log_volume + ea, tie_tol);
-    const auto [lo_b, hi_b] = cells(b.log_volume - eb, b.log_volume + eb, tie_tol);
+    const auto [lo_a, hi_a, lo_b, hi_b] = reach_cells(a, b, tie_tol);
     return lo_a <= hi_b && lo_b <= hi_a;
 }
 
-// Whether noise may decide the order `sign` (a above b: 1) that `by` gave.
-bool noise_decides(const Row& a, const Row& b, Decider by, int sign, const RankOptions& opt) {
+// Why noise may decide an order (uncertain_by): a cut within a row's band
+// (its dim_lifted, an ambiguous rank), the log-volumes' reach, or under
+// option negatives last a saddle-or-minimum the band leaves open.
+constexpr unsigned by_dim = 1, by_log_volume = 2, by_negative = 4;
+
+std::vector<std::string> cause_names(unsigned causes) {
+    std::vector<std::string> out;
+    if (causes & by_dim) out.emplace_back("dim");
+    if (causes & by_log_volume) out.emplace_back("log_volume");
+    if (causes & by_negative) out.emplace_back("negative");
+    return out;
+}
+
+// What may decide the order `sign` (a above b: 1) that `by` gave, by noise;
+// 0 when nothing.
+unsigned noise_causes(const Row& a, const Row& b, Decider by, int sign, const RankOptions& opt) {
     switch (by) {
-        case Decider::saddle: return false;
+        case Decider::saddle: return 0;
         case Decider::curved:  // the r ranges overlap: a cut within the band could reorder them
             if (curved(a) == curved(b))  // decided by the volume's directions
-                return sign > 0 ? band_reorders(a, b) : band_reorders(b, a);
-            return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a);
+                return (sign > 0 ? band_reorders(a, b) : band_reorders(b, a)) ? by_dim : 0;
+            return curved_min(a) <= curved_max(b) && curved_min(b) <= curved_max(a) ? by_dim : 0;
         case Decider::volume:  // equal r: decided by the volumes only if no cut within the bands reorders them,
                                // they differ past their reach, and no value within it falls in the other's
                                // grid cell (a tie)
-            return (sign > 0 ? band_reorders(a, b) : band_reorders(b, a)) || values_meet(a, b) ||
-                   cells_may_meet(a, b, opt.tie_tol);
+            return ((sign > 0 ? band_reorders(a, b) : band_reorders(b, a)) ? by_dim : 0) |
+                   (values_meet(a, b) || cells_may_meet(a, b, opt.tie_tol) ? by_log_volume : 0);
         case Decider::tie:  // a value within its reach of another cell (any reach, on no grid) could part them
-            return unsettled(a) || unsettled(b) || !same_cell_within_errors(a, b, opt.tie_tol);
+            return (unsettled(a) || unsettled(b) ? by_dim : 0) |
+                   (!same_cell_within_errors(a, b, opt.tie_tol) ? by_log_volume : 0);
     }
-    return true;
+    return by_dim | by_log_volume | by_negative;
 }
 
 // Whether a cut within the band, or another draw of the input, could make a
@@ -190,28 +215,68 @@ bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && r.negative_h
 
 // Under option negatives last, whether a row whose saddle-or-minimum is
 // unsettled could take another place against b: every status each row may
-// have, in turn, against the order `sign` (a tie, 0, included).
-bool status_noise(const Row& a, const Row& b, int sign, const RankOptions& opt) {
-    if (!opt.saddles_last || (!saddle_unsettled(a) && !saddle_unsettled(b))) return false;
+// have, in turn, against the order `sign` (a tie, 0, included). Equal
+// statuses fall to the comparison without the saddle rule, and its causes.
+unsigned status_causes(const Row& a, const Row& b, int sign, const RankOptions& opt) {
+    if (!opt.saddles_last || (!saddle_unsettled(a) && !saddle_unsettled(b))) return 0;
     RankOptions rest = opt;
     rest.saddles_last = false;
     int rest_sign = 0;
     const Decider by = decider(a, b, rest, rest_sign);
-    if (noise_decides(a, b, by, rest_sign, rest)) return true;  // equal statuses fall to a comparison noise decides
+    const unsigned causes = noise_causes(a, b, by, rest_sign, rest);
     auto statuses = [](const Row& r) {
         return saddle_unsettled(r) ? std::vector<bool>{false, true} : std::vector<bool>{is_saddle(r)};
     };
     for (const bool sa : statuses(a))
         for (const bool sb : statuses(b))
-            if ((sa != sb ? (sa ? -1 : 1) : rest_sign) != sign) return true;
-    return false;
+            if ((sa != sb ? (sa ? -1 : 1) : rest_sign) != sign) return causes | by_negative;
+    return causes;
 }
 
-// Whether noise may decide the order of a and b (compare_rows's noise_decides).
-bool pair_noise(const Row& a, const Row& b, const RankOptions& opt) {
+// The causes pair_causes can give two rows at most, from what each row
+// holds alone: a band's only when one of them is unsettled (else both
+// curved counts are pinned, and neither may rise nor fall), the
+// log-volumes' only at one curved count and rank, and only when their
+// values lie within their reaches and two grid steps of each other (the
+// cells of v ± e meet, or the values share one; the margin covers the
+// rounding of v/tie_tol), the saddle status's only under option negatives
+// last. Lets two rows already marked with all of them skip the pair: the
+// rows whose status is open are compared with every row.
+class PossibleCauses {
+public:
+    PossibleCauses(const std::vector<Row>& rows, const RankOptions& opt)
+        : step_(opt.tie_tol > 0 ? opt.tie_tol : 0.0), status_(opt.saddles_last ? by_negative : 0) {
+        for (const Row& r : rows)  // what a pair needs, in a few bytes a row
+            rows_.push_back({curved(r), r.rank, r.log_volume, volume_reach(r), unsettled(r)});
+    }
+    unsigned operator()(std::size_t i, std::size_t j) const {
+        const Compact &a = rows_[i], &b = rows_[j];
+        unsigned can = status_;
+        if (a.unsettled || b.unsettled) can |= by_dim;
+        if (a.curved == b.curved && a.rank == b.rank) {
+            const double apart = std::abs(a.v - b.v);
+            const double room = a.reach + b.reach + 2 * step_ + 1e-9 * (std::abs(a.v) + std::abs(b.v));
+            if (!(std::isfinite(apart) && std::isfinite(room) && apart > room)) can |= by_log_volume;
+        }
+        return can;
+    }
+
+private:
+    struct Compact {
+        std::size_t curved, rank;
+        double v, reach;
+        bool unsettled;
+    };
+    std::vector<Compact> rows_;
+    double step_;
+    unsigned status_;
+};
+
+// What may decide the order of a and b by noise (compare_rows's uncertain_by).
+unsigned pair_causes(const Row& a, const Row& b, const RankOptions& opt) {
     int sign = 0;
     const Decider by = decider(a, b, opt, sign);
-    return status_noise(a, b, sign, opt) || noise_decides(a, b, by, sign, opt);
+    return status_causes(a, b, sign, opt) | noise_causes(a, b, by, sign, opt);
 }
 
 // For each closed interval, whether another one meets it: sorted by left
@@ -267,7 +332,7 @@ private:
 // `cell` receives each row's cell (on no grid, its value), as decider
 // compares them.
 bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<std::size_t>& at,
-                       double tie_tol, std::vector<bool>& uncertain, std::vector<double>& cell) {
+                       double tie_tol, std::vector<unsigned>& uncertain, std::vector<double>& cell) {
     struct Interval {
         double lo, c, hi;
         bool wide;  // more than its cell (on no grid: an error above 0, even one v ± e rounds away)
@@ -278,8 +343,10 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
     for (const Row* r : rows) {
         const double v = r->log_volume, e = volume_reach(*r);
         if (!std::isfinite(v) || !(e >= 0)) return false;
-        if (e == INFINITY) {  // unbounded: within every other row's reach
-            iv.push_back({-INFINITY, v, INFINITY, true});
+        if (e == INFINITY) {  // unbounded: within every other row's reach, in its own cell
+            const double q = grid ? v / tie_tol : v;
+            if (!std::isfinite(q)) return false;
+            iv.push_back({-INFINITY, grid ? nearest_cell(q) : v, INFINITY, true});
             continue;
         }
         if (!grid) {  // values_meet's and same_cell_within_errors's expressions
@@ -301,7 +368,7 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
     const std::vector<bool> meets = meets_another(spans);
     const Cover<double> cover(std::move(wide));
     for (std::size_t k = 0; k < iv.size(); ++k)
-        if (iv[k].wide ? meets[k] : cover.holds(iv[k].c)) uncertain[at[k]] = true;
+        if (iv[k].wide ? meets[k] : cover.holds(iv[k].c)) uncertain[at[k]] |= by_log_volume;
     cell.clear();
     for (const auto& x : iv) cell.push_back(x.c);
     return true;
@@ -312,7 +379,7 @@ bool mark_volume_noise(const std::vector<const Row*>& rows, const std::vector<st
 // cut within some band could reorder against another (band_reorders for
 // rows in different places; in one place, a tie, either row unsettled).
 void mark_band_noise(const std::vector<const Row*>& rows, const std::vector<std::size_t>& at,
-                     const std::vector<std::pair<double, double>>& cell, std::vector<bool>& uncertain) {
+                     const std::vector<std::pair<double, double>>& cell, std::vector<unsigned>& uncertain) {
     std::vector<std::size_t> order(rows.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return cell[x] < cell[y]; });
@@ -340,23 +407,27 @@ void mark_band_noise(const std::vector<const Row*>& rows, const std::vector<std:
             const Row& r = *rows[order[k]];
             if ((may_fall(r) && g > 0) || (may_rise(r) && g + 1 < runs.size()) || rise_below[g] || fall_above[g] ||
                 (shared && (unsettled(r) || loose > 0)))
-                uncertain[at[order[k]]] = true;
+                uncertain[at[order[k]]] |= by_dim;
         }
     }
 }
 
-// Marks each row whose order against some other row noise may decide
-// (pair_noise), in O(m log m) but for rows whose saddle-or-minimum is
-// unsettled, which are compared with every row.
-void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::vector<bool>& uncertain) {
+// Marks each row whose order against some other row noise may decide with
+// the union of those pairs' causes (pair_causes), in O(m log m) but for
+// rows whose saddle-or-minimum is unsettled, which are compared with every row.
+void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::vector<unsigned>& uncertain) {
     const std::size_t m = good.size();
     std::vector<std::size_t> odd;  // status unsettled under --negatives last
     for (std::size_t i = 0; i < m; ++i)
         if (opt.saddles_last && saddle_unsettled(good[i])) odd.push_back(i);
+    const PossibleCauses possible(good, opt);
     for (const std::size_t i : odd)
         for (std::size_t j = 0; j < m; ++j)
-            if (j != i && !(uncertain[i] && uncertain[j]) && pair_noise(good[i], good[j], opt))
-                uncertain[i] = uncertain[j] = true;
+            if (const unsigned can = possible(i, j); j != i && (uncertain[i] & uncertain[j] & can) != can) {
+                const unsigned causes = pair_causes(good[i], good[j], opt);
+                uncertain[i] |= causes;
+                uncertain[j] |= causes;
+            }
     // The rest by class (saddles and minima apart under --negatives last:
     // the saddle rule orders them, settled). Within a class, rows of other
     // curved counts are noisy when their curved ranges meet (noise_decides's
@@ -383,7 +454,7 @@ void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::v
                 std::lower_bound(highs.begin(), highs.end(), curved_min(r)) - highs.begin());
             const auto above =
                 static_cast<std::size_t>(lows.end() - std::upper_bound(lows.begin(), lows.end(), curved_max(r)));
-            if (members.size() - below - above > at_curved[curved(r)].size()) uncertain[i] = true;
+            if (members.size() - below - above > at_curved[curved(r)].size()) uncertain[i] |= by_dim;
         }
         for (const auto& [count, at] : at_curved) {
             if (at.size() < 2) continue;
@@ -409,9 +480,13 @@ void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::v
                 mark_band_noise(rows, at, place, uncertain);
             else
                 for (std::size_t x = 0; x < at.size(); ++x)
-                    for (std::size_t y = x + 1; y < at.size(); ++y)
-                        if (!(uncertain[at[x]] && uncertain[at[y]]) && pair_noise(good[at[x]], good[at[y]], opt))
-                            uncertain[at[x]] = uncertain[at[y]] = true;
+                    for (std::size_t y = x + 1; y < at.size(); ++y) {
+                        const unsigned can = possible(at[x], at[y]);
+                        if ((uncertain[at[x]] & uncertain[at[y]] & can) == can) continue;
+                        const unsigned causes = pair_causes(good[at[x]], good[at[y]], opt);
+                        uncertain[at[x]] |= causes;
+                        uncertain[at[y]] |= causes;
+                    }
         }
     }
 }
@@ -421,8 +496,10 @@ void mark_uncertain(const std::vector<Row>& good, const RankOptions& opt, std::v
 Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     Comparison c;
     c.by = decider(a, b, opt, c.sign);
-    const bool by_status = status_noise(a, b, c.sign, opt);
-    c.noise_decides = by_status || noise_decides(a, b, c.by, c.sign, opt);
+    const unsigned status = status_causes(a, b, c.sign, opt), causes = status | noise_causes(a, b, c.by, c.sign, opt);
+    const bool by_status = status != 0;
+    c.noise_decides = causes != 0;
+    c.uncertain_by = cause_names(causes);
     std::ostringstream s;
     s.precision(10);
     switch (c.by) {
@@ -518,6 +595,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         r.warnings.remove(Warning::mixed_negatives);
         r.warnings.remove(Warning::mixed_precision);
         r.warnings.remove(Warning::place_uncertain);
+        r.uncertain_by.clear();
         (r.ok ? good : bad).push_back(std::move(r));
     }
     for (std::size_t i = 1; i < good.size(); ++i)
@@ -564,10 +642,12 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         if (result.mixed_precision) good[i].warnings.add(Warning::mixed_precision);
     }
     // A place is uncertain when noise may decide its order against any other row.
-    std::vector<bool> uncertain(good.size(), false);
+    std::vector<unsigned> uncertain(good.size(), 0);
     mark_uncertain(good, opt, uncertain);
-    for (std::size_t i = 0; i < good.size(); ++i)
+    for (std::size_t i = 0; i < good.size(); ++i) {
         if (uncertain[i]) good[i].warnings.add(Warning::place_uncertain);
+        good[i].uncertain_by = cause_names(uncertain[i]);
+    }
     rows.clear();
     for (auto& r : good) rows.push_back(std::move(r));
     // Error rows last, by source: merged shards list them as one run does.

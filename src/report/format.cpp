@@ -236,7 +236,8 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
     const bool failed = !a.ok || !b.ok;
     const char* result = failed ? "error" : c.sign > 0 ? "above" : c.sign < 0 ? "below" : "tie";
     if (spec.format == Format::json || spec.format == Format::jsonl) {
-        json j = {{"result", result}, {"reason", c.reason}, {"noise_decides", c.noise_decides},
+        json j = {{"result", result},         {"reason", c.reason},
+                  {"noise_decides", c.noise_decides}, {"uncertain_by", c.uncertain_by},
                   {"a", row_to_json(a, spec)}, {"b", row_to_json(b, spec)}};
         if (spec.format == Format::json) {
             j["schema_version"] = schema_version;
@@ -261,13 +262,15 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
         line("B", b);
     } else {
         const bool csv = spec.format == Format::csv;
+        std::string causes;
+        for (const auto& x : c.uncertain_by) causes += (causes.empty() ? "" : ";") + x;
         write_flat_line(out, {"result", "noise_decides", "reason", "a", "a_dim", "a_log_volume", "b", "b_dim",
-                              "b_log_volume"},
+                              "b_log_volume", "uncertain_by"},
                         csv);
         write_flat_line(out,
                         {result, c.noise_decides ? "true" : "false", c.reason, a.source,
                          a.ok ? std::to_string(a.dim) : "", a.ok ? format_number(a.log_volume) : "", b.source,
-                         b.ok ? std::to_string(b.dim) : "", b.ok ? format_number(b.log_volume) : ""},
+                         b.ok ? std::to_string(b.dim) : "", b.ok ? format_number(b.log_volume) : "", causes},
                         csv);
     }
     out.flush();

@@ -165,6 +165,16 @@ const std::vector<Field> fields = {
     {"place_regularized", K::count, S::ranked_regularized, any_row, flat,
      [](const Row& r) { return place(r.place_regularized); },
      [](Row& r, const Json& v) { r.place_regularized = to_place(v, "place_regularized"); }},
+    {"uncertain_by", K::list, S::ranked, ok_only, flat,
+     [](const Row& r) { return r.place ? Json(r.uncertain_by) : Json(nullptr); },
+     [](Row& r, const Json& v) {
+         r.uncertain_by.clear();
+         for (const auto& name : v.get<std::vector<std::string>>()) {
+             if (name != "dim" && name != "log_volume" && name != "negative")
+                 throw InputError("unknown cause '" + name + "' (dim, log_volume or negative)");
+             r.uncertain_by.push_back(name);
+         }
+     }},
     {"solver", K::object, S::always, ok_only, json_only, solver, set_solver},
     {"blocks", K::object, S::when_present, any_row, json_only, blocks, set_blocks},
 };
@@ -320,8 +330,16 @@ const std::vector<TableColumn>& table_columns() {
          }},
         {"place_regularized", "place_reg", false,
          [](const Row& r) { return r.place_regularized ? std::to_string(*r.place_regularized) : std::string("-"); }},
+        // place_uncertain names what noise may decide the place by:
+        // place_uncertain(log_volume).
         {"warnings", "warnings / error", true,
-         [](const Row& r) { return r.ok ? join(r.warnings.names(), ",") : r.error; }},
+         [](const Row& r) {
+             if (!r.ok) return r.error;
+             std::vector<std::string> names = r.warnings.names();
+             for (auto& w : names)
+                 if (w == "place_uncertain" && !r.uncertain_by.empty()) w += "(" + join(r.uncertain_by, ",") + ")";
+             return join(names, ",");
+         }},
     };
     return columns;
 }

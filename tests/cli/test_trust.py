@@ -261,9 +261,18 @@ class InputNoise(Base):
         self.assertIn("place_uncertain", rows[a]["warnings"])
         self.assertNotIn("place_uncertain", rows[far]["warnings"])
         self.assertLess(rows[far]["place"], rows[near]["place"])
+        # What decides it is named: the rows, the table, compare.
+        self.assertEqual(rows[near]["uncertain_by"], ["log_volume"])
+        self.assertEqual(rows[far]["uncertain_by"], [])
+        t = run("rank", a, near, far, *self.cut)
+        lines = {l.split()[1].rsplit(":", 1)[0]: l for l in t.stdout.splitlines()[1:]}
+        self.assertIn(" place_uncertain(log_volume)", lines[near])
+        self.assertNotIn("place_uncertain", lines[far])
         c = run("compare", near, a, *self.cut, "--strict")
         self.assertEqual(c.returncode, 3, c.stderr)
         self.assertIn("log_volume_noise A", c.stderr)
+        c = run("compare", near, a, *self.cut, "-f", "json")
+        self.assertEqual(json.loads(c.stdout)["uncertain_by"], ["log_volume"])
         c = run("compare", far, a, *self.cut, "--strict")
         self.assertEqual(c.returncode, 0, c.stderr)
         self.assertNotIn("noise may decide", c.stderr)
@@ -302,6 +311,7 @@ class InputNoise(Base):
             self.assertEqual((r["dim_low"], r["dim"], r["dim_high"]), (22, 22, 22))
             self.assertLess(r["dim_lifted"], 22)
             self.assertIn("place_uncertain", r["warnings"])
+            self.assertEqual(r["uncertain_by"], ["dim"])
         c = run("compare", paths[0] + ":/asymmetric", paths[1] + ":/asymmetric", "--strict")
         self.assertEqual(c.returncode, 3, c.stderr)
         self.assertIn("is under its band", c.stderr)
@@ -321,7 +331,7 @@ class InputNoise(Base):
             h5["S"] = np.diag([-1e-3, 1e-3, 0.0])
         cut = ("--hessian-error", 1e-6, "--atol", 1.01e-6)
 
-        def flagged_and_reversed(a, b, opts, words):
+        def flagged_and_reversed(a, b, opts, words, by):
             # a above or tied with b, flagged; b strictly above a's draw.
             c = run("compare", f + ":/" + a, f + ":/" + b, *opts, "--strict")
             self.assertEqual(c.returncode, 3, c.stderr)
@@ -331,13 +341,14 @@ class InputNoise(Base):
             p = run("rank", f + ":/" + a, f + ":/" + b, *opts, "-f", "jsonl")
             for r in rows_of(p):
                 self.assertIn("place_uncertain", r["warnings"], r["dataset"])
+                self.assertEqual(r["uncertain_by"], by, r["dataset"])
             return rows_of(p)
 
         # A tie on a coarse grid: the draw puts B strictly above.
-        for r in flagged_and_reversed("A", "B", cut + ("--tie-tol", 0.1), ("tie",)):
+        for r in flagged_and_reversed("A", "B", cut + ("--tie-tol", 0.1), ("tie",), ["dim"]):
             self.assertEqual(r["place"], 1)
         # Under --negatives last a minimum ranks above a saddle; its draw is one.
-        flagged_and_reversed("N", "S", cut + ("--negatives", "last"), ("a minimum a saddle",))
+        flagged_and_reversed("N", "S", cut + ("--negatives", "last"), ("a minimum a saddle",), ["negative"])
 
     def test_a_saved_row_without_the_reach_is_ranked_as_unbounded(self):
         a, _ = self.basin("saved_a", 0.0)
@@ -358,6 +369,7 @@ class InputNoise(Base):
         self.assertIsNone(back[a]["log_volume_noise"])
         for path in (a, far):
             self.assertIn("place_uncertain", back[path]["warnings"], path)
+            self.assertEqual(back[path]["uncertain_by"], ["log_volume"], path)
 
 
 class Storage(Base):

@@ -443,6 +443,7 @@ def test_volume_rank_compare_equal_the_cli(tmp):
     ref_c = json.loads(p.stdout)
     assert p.returncode == (0 if ref_c["result"] == "above" else 1)
     assert (c.result, c.reason, c.noise_decides) == (ref_c["result"], ref_c["reason"], ref_c["noise_decides"])
+    assert c.uncertain_by == ref_c["uncertain_by"]
     # Any mix of inputs: a Result, a matrix, a SOURCE.
     c2 = basinvol.compare(rows[1], with_spectrum([0.1, 0.0, 0.0, 0.0], seed=500))
     assert (c2.result, c2.by) == (c.result, c.by)
@@ -1567,7 +1568,8 @@ def test_a_band_that_only_lifts_the_upper_row_keeps_the_order():
     low = basinvol.analyze(np.diag([100.0, 100.0, 5e-3, 0.0]), atol=1e-3, label="L")
     assert low.log_volume < b.log_volume
     assert basinvol.compare(low, b).noise_decides
-    assert all("place_uncertain" in r.warnings for r in basinvol.rank([low, b]))
+    assert basinvol.compare(low, b).uncertain_by == ["dim"]
+    assert all("place_uncertain" in r.warnings and r["uncertain_by"] == ["dim"] for r in basinvol.rank([low, b]))
     # Where the band's lower end is the noise floor (a stated error of 1e-6,
     # tol 1.01e-6) a flat value just under it (0.95e-6) is not in the band,
     # and input noise of the floor's size lifts it over tol: A falls under

@@ -39,6 +39,11 @@ struct Comparison {
     // log-volumes' reach (log_volume_error + log_volume_noise): noise may
     // decide this order.
     bool noise_decides = false;
+    // What noise may decide it by, when it may: "dim" (a cut within a band,
+    // a dim_lifted under it, an ambiguous rank), "log_volume" (the
+    // log-volumes' reach) and "negative" (option negatives last: a saddle
+    // that may be a minimum, or a minimum a saddle).
+    std::vector<std::string> uncertain_by;
     std::string reason;      // one line: what decided, with the numbers
 };
 
