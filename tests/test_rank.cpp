@@ -5,6 +5,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -579,7 +581,10 @@ TEST_CASE("rows computed under --negatives abs and drop are ranked with mixed_ne
     CHECK(rank_rows(rows, {}).mixed_negatives);
     for (const Row& r : rows) CHECK(has(r, "mixed_negatives"));
     const std::string why = compare_rows(b, a, {}).reason;
-    CHECK_MESSAGE(why.find("different option negatives (A drop, B abs)") != std::string::npos, why);
+    CHECK_MESSAGE(why.find("different option negatives (A drop, B abs or last)") != std::string::npos, why);
+    CHECK_MESSAGE(why.find("(negative directions: A 3 dropped, B 3 kept;") != std::string::npos, why);
+    const Comparison pair = compare_rows(b, a, {});
+    CHECK((pair.warnings_a.has(Warning::mixed_negatives) && pair.warnings_b.has(Warning::mixed_negatives)));
     CHECK_MESSAGE(why.find("B's rank and volume hold its 3 negative directions, A's leave its 3 out") !=
                       std::string::npos, why);
     // A row without negative values reads alike under both: no mix with either.
@@ -596,37 +601,117 @@ TEST_CASE("rows computed under --negatives abs and drop are ranked with mixed_ne
     for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_negatives"));
 }
 
-TEST_CASE("rows of different stored types cut at their own precision are ranked with mixed_precision") {
-    auto typed = [](Row r, const char* type, const char* rule) {
+TEST_CASE("a row stored finer than another, which may count another dim at its level, is ranked with mixed_precision") {
+    // n = 8 and ‖H‖_F = 1: a float64 row's floor is 8·√8·ε64, and a
+    // float32 copy of it would be cut at up to 8·ε32 ≈ 9.5e-7.
+    auto typed = [](Row r, const char* type, const char* rule, double floor, std::optional<double> gap) {
         r.stored_type = type;
         r.cut_rule = rule;
+        r.noise_floor = floor;
+        r.tol = floor;
+        r.gap = gap;
         return r;
     };
-    const Row a = typed(row("a", 8, 3, 0.0), "float32", "dtype"), b = typed(row("b", 8, 1, 5.0), "float64", "dtype");
-    std::vector<Row> rows = {a, b};
-    CHECK(rank_rows(rows, {}).mixed_precision);
-    for (const Row& r : rows) CHECK(has(r, "mixed_precision"));
-    const std::string why = compare_rows(a, b, {}).reason;
-    CHECK_MESSAGE(why.find("stored at different precisions (A float32, B float64)") != std::string::npos, why);
-    CHECK_MESSAGE(why.find("option atol over both noise_floor") != std::string::npos, why);
-    // One level for both: explicit cuts over both floors.
-    rows = {typed(a, "float32", "atol"), typed(b, "float64", "atol")};
-    CHECK_FALSE(rank_rows(rows, {}).mixed_precision);
+    const double f64 = 8 * std::sqrt(8.0) * std::numeric_limits<double>::epsilon(), f32 = 1e-7;
+    const Row coarse = typed(row("a", 8, 3, 0.0), "float32", "dtype", f32, 2.0);
+    // B's smallest kept value at f64·10³ ≈ 6e-12, under the float32 cut: a
+    // float32 copy of B may count it as flat.
+    const Row fine = typed(row("b", 8, 1, 5.0), "float64", "dtype", f64, 3.0);
+    std::vector<Row> rows = {coarse, fine};
+    CHECK(rank_rows(rows, {}).mixed_precision == 1);
+    for (const Row& r : rows) CHECK(has(r, "mixed_precision") == (r.source == "b"));
+    const Comparison c = compare_rows(coarse, fine, {});
+    CHECK_MESSAGE(c.reason.find("B is stored finer (float64) than A (float32) and cut at its own precision") !=
+                      std::string::npos, c.reason);
+    CHECK_MESSAGE(c.reason.find("option atol over both noise_floor") != std::string::npos, c.reason);
+    CHECK((c.warnings_b.has(Warning::mixed_precision) && !c.warnings_a.has(Warning::mixed_precision)));
+    // Its smallest kept value at f64·10¹⁰ ≈ 6e-5, over any float32 cut: the
+    // same dim at either level, no warning (nor in compare).
+    const Row clear = typed(fine, "float64", "gap", f64, 10.0);
+    rows = {coarse, clear};
+    CHECK(rank_rows(rows, {}).mixed_precision == 0);
     for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_precision"));
-    CHECK(compare_rows(rows[0], rows[1], {}).reason.find("precisions") == std::string::npos);
-    // ... unless the floor overrides one of them, or one row searched a gap.
-    Row under = typed(a, "float32", "atol");
-    under.warnings.add(Warning::cut_below_floor);
-    rows = {under, typed(b, "float64", "atol")};
-    CHECK(rank_rows(rows, {}).mixed_precision);
-    rows = {typed(a, "float32", "atol"), typed(b, "float64", "gap")};
-    CHECK(rank_rows(rows, {}).mixed_precision);
-    // One precision (integers carry float64's), or a type not known: no mix.
-    rows = {typed(a, "float64", "dtype"), typed(b, "int32", "gap")};
-    CHECK_FALSE(rank_rows(rows, {}).mixed_precision);
-    rows = {typed(a, "", "dtype"), typed(b, "float64", "dtype")};
-    CHECK_FALSE(rank_rows(rows, {}).mixed_precision);
-    // Decided by log-volume at equal dims, the precisions do not enter the reason.
-    const Row c = typed(row("c", 8, 3, 1.0), "float64", "dtype");
-    CHECK(compare_rows(a, c, {}).reason.find("precisions") == std::string::npos);
+    CHECK(compare_rows(coarse, clear, {}).reason.find("finer") == std::string::npos);
+    CHECK(compare_rows(coarse, clear, {}).warnings_b.empty());
+    // Nothing dropped (no gap): the smallest kept value is not known, so it may.
+    rows = {coarse, typed(fine, "float64", "dtype", f64, std::nullopt)};
+    CHECK(rank_rows(rows, {}).mixed_precision == 1);
+    // Nothing kept: a higher cut drops nothing more.
+    Row flat = typed(row("z", 8, 8, 0.0), "float64", "dtype", f64, std::nullopt);
+    rows = {coarse, flat};
+    CHECK(rank_rows(rows, {}).mixed_precision == 0);
+    // Types of one ε: float64 and a long double (its values computed in
+    // float64), integers; a type not known (a row read back without one).
+    for (const char* same : {"float128 (15 exponent bits, 64 mantissa bits)", "int32", ""}) {
+        CAPTURE(same);
+        rows = {typed(coarse, same, "dtype", f32, 2.0), fine};
+        CHECK(rank_rows(rows, {}).mixed_precision == 0);
+    }
+    // Explicit cuts: one level for every row, whatever the types.
+    rows = {typed(coarse, "float32", "atol", 1e-6, 2.0), typed(fine, "float64", "atol", 1e-6, 3.0)};
+    const Ranking explicit_cuts = rank_rows(rows, {});
+    CHECK(explicit_cuts.mixed_precision == 0);
+    CHECK_FALSE(explicit_cuts.mixed_cut);
+}
+
+TEST_CASE("rows cut by different rules are ranked with mixed_cut, and compare says so") {
+    auto cut = [](Row r, const char* rule, double tol) {
+        r.cut_rule = rule;
+        r.tol = tol;
+        return r;
+    };
+    const Row a = row("a", 8, 3, 0.0), b = row("b", 8, 1, 5.0);
+    // Explicit and automatic: each dim counts the values under its own cut.
+    for (const char* automatic : {"dtype", "gap"}) {
+        std::vector<Row> rows = {cut(a, "atol", 1e-5), cut(b, automatic, 2e-13)};
+        CHECK(rank_rows(rows, {}).mixed_cut);
+        for (const Row& r : rows) CHECK(has(r, "mixed_cut"));
+    }
+    std::vector<Row> rows = {cut(a, "rtol", 1e-5), cut(b, "dtype", 2e-13)};
+    CHECK(rank_rows(rows, {}).mixed_cut);
+    const Comparison c = compare_rows(cut(a, "atol", 1e-5), cut(b, "dtype", 2e-13), {});
+    CHECK_MESSAGE(c.reason.find("cut by different rules (cut A atol at 1e-05, B dtype at 2e-13)") != std::string::npos,
+                  c.reason);
+    CHECK((c.warnings_a.has(Warning::mixed_cut) && c.warnings_b.has(Warning::mixed_cut)));
+    // atol at two levels; at one level, or rtol at any (each row's own max|λ|), none.
+    rows = {cut(a, "atol", 1e-5), cut(b, "atol", 1e-6)};
+    CHECK(rank_rows(rows, {}).mixed_cut);
+    rows = {cut(a, "atol", 1e-5), cut(b, "atol", 1e-5)};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_cut);
+    rows = {cut(a, "rtol", 1e-5), cut(b, "rtol", 3e-2), cut(row("c", 8, 2, 1.0), "atol", 1e-5)};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_cut);
+    rows = {cut(a, "dtype", 1e-7), cut(b, "gap", 1e-9), cut(row("c", 8, 2, 1.0), "", 0.0)};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_cut);
+    // A ranking of rows of one rule drops the warning a merge gave.
+    rows = {cut(a, "atol", 1e-5), cut(b, "dtype", 2e-13)};
+    rank_rows(rows, {});
+    rows.pop_back();
+    rank_rows(rows, {});
+    CHECK_FALSE(has(rows[0], "mixed_cut"));
+}
+
+TEST_CASE("--negatives last: a cut that makes a saddle a minimum and moves its dim is noise by both") {
+    RankOptions last;
+    last.saddles_last = true;
+    // A: a saddle of dim 29 whose negative value lies within its band (29..30):
+    // cut a decade up, it is a minimum of dim 30 and, by volume, above B.
+    Row a = row("a", 40, 29, 17.15, 1), b = row("b", 40, 30, 16.74);
+    a.negative_low = 0;
+    a.dim_high = 30;
+    const Comparison c = compare_rows(a, b, last);
+    CHECK(c.sign < 0);
+    CHECK(c.uncertain_by == std::vector<std::string>{"dim", "negative"});
+    CHECK_MESSAGE(c.reason.find("may make a saddle a minimum") != std::string::npos, c.reason);
+    // An open minimum below a minimum by volume, within their reach: as a
+    // saddle it would be below all the same, so only the volumes decide.
+    Row open = row("o", 40, 30, 16.0), other = row("m", 40, 30, 16.0 + 1e-3);
+    open.negative_high = 1;
+    open.log_volume_noise = other.log_volume_noise = 1e-2;
+    const Comparison d = compare_rows(open, other, last);
+    CHECK(d.sign < 0);
+    CHECK(d.uncertain_by == std::vector<std::string>{"log_volume"});
+    CHECK_MESSAGE(d.reason.find("saddle a minimum") == std::string::npos, d.reason);
+    std::vector<Row> rows = {open, other};
+    rank_rows(rows, last);
+    for (const Row& r : rows) CHECK(r.uncertain_by == std::vector<std::string>{"log_volume"});
 }

@@ -39,9 +39,10 @@ enum class Warning : std::uint8_t {
     regularized_noisy,  // --regularized's λ is near the values' rounding: log_volume_regularized may be off by over 1e-3
     mixed_threshold,    // ranked among rows measured at other thresholds T
     mixed_negatives,    // ranked among rows computed under another --negatives (abs and drop)
-    mixed_precision,    // ranked among rows of another stored type, cut at their own floors
+    mixed_precision,    // stored finer than a row it is ranked with, and may count another dim at its level
+    mixed_cut,          // ranked among rows cut by another rule (explicit and automatic, or another atol)
 };
-constexpr std::size_t warning_count = 12;
+constexpr std::size_t warning_count = 13;
 
 // The name a warning has in every output ("saddle", ...).
 const char* warning_name(Warning w);
@@ -54,6 +55,7 @@ public:
     bool has(Warning w) const { return bits_ & bit(w); }
     void add(Warning w) { bits_ |= bit(w); }
     void remove(Warning w) { bits_ &= static_cast<std::uint16_t>(~bit(w)); }
+    void add(const Warnings& o) { bits_ |= o.bits_; }
     bool empty() const { return bits_ == 0; }
     std::vector<std::string> names() const;
     bool operator==(const Warnings& o) const { return bits_ == o.bits_; }

@@ -135,14 +135,15 @@ class Comparison:
     """`basinvol compare`'s verdict: result ("above", "below" or "tie": A against
     B), sign (+1, -1, 0), by (what decided: "saddle", "curved", "volume" or
     "tie"), noise_decides, uncertain_by (what noise may decide it by: "dim",
-    "log_volume", "negative"), reason (one line), and the two rows a and b."""
+    "log_volume", "negative"), warnings (the mixed_ warnings the pair would
+    carry ranked together), reason (one line), and the two rows a and b."""
 
-    _verdict = ("result", "sign", "by", "noise_decides", "uncertain_by", "reason")
+    _verdict = ("result", "sign", "by", "noise_decides", "uncertain_by", "warnings", "reason")
     __slots__ = _verdict + ("a", "b")
 
     def __init__(self, verdict, a, b):
         for k in Comparison._verdict:
-            object.__setattr__(self, k, verdict.get(k, []) if k == "uncertain_by" else verdict[k])
+            object.__setattr__(self, k, verdict.get(k, []) if k in ("uncertain_by", "warnings") else verdict[k])
         object.__setattr__(self, "a", a)
         object.__setattr__(self, "b", b)
 

@@ -442,6 +442,9 @@ py::dict compare(const std::string& a_json, const std::string& b_json, const py:
               : c.by == bv::Decider::volume ? "volume" : "tie";
     d["noise_decides"] = c.noise_decides;
     d["uncertain_by"] = c.uncertain_by;
+    bv::Warnings both = c.warnings_a;
+    both.add(c.warnings_b);
+    d["warnings"] = both.names();
     d["reason"] = c.reason;
     return d;
 }

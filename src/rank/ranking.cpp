@@ -1,5 +1,7 @@
 #include <basinvol/rank/ranking.hpp>
 
+#include "units.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -13,37 +15,6 @@ namespace basinvol {
 namespace {
 
 bool is_saddle(const Row& r) { return r.negative > 0; }
-
-// The --negatives a row was computed under, as its counts show it: drop
-// leaves negative values out of rank (rank + dim + negative = n), abs and
-// last keep them (rank + dim = n). A row without negative values reads
-// alike under every policy: nullopt.
-std::optional<bool> drops_negatives(const Row& r) {
-    if (r.negative == 0) return std::nullopt;
-    return r.rank + r.dim < r.n;
-}
-bool mixed_negatives(const Row& a, const Row& b) {
-    const auto x = drops_negatives(a), y = drops_negatives(b);
-    return x && y && *x != *y;
-}
-
-// Whether a row's cut rests on its stored type's precision: the dtype cut
-// (n·ε·max|λ|), a gap searched between the floor and it, or an explicit cut
-// the floor overrides. Two such rows of different stored types count flat
-// values at levels as far apart as the types' ε.
-bool cut_by_precision(const Row& r) {
-    return r.cut_rule == "dtype" || r.cut_rule == "gap" || r.warnings.has(Warning::cut_below_floor);
-}
-// A stored type's precision: integers convert to float64 exactly and carry
-// its ε. Empty for a row read back without its type.
-std::string precision_of(const std::string& stored_type) {
-    if (stored_type.rfind("int", 0) == 0 || stored_type.rfind("uint", 0) == 0) return "float64";
-    return stored_type;
-}
-bool mixed_precision(const Row& a, const Row& b) {
-    const std::string x = precision_of(a.stored_type), y = precision_of(b.stored_type);
-    return !x.empty() && !y.empty() && x != y && (cut_by_precision(a) || cut_by_precision(b));
-}
 
 // Curved directions r = n − dim, and the range the tolerance band allows.
 std::size_t curved(const Row& r) { return r.n - r.dim; }
@@ -214,22 +185,31 @@ unsigned noise_causes(const Row& a, const Row& b, Decider by, int sign, const Ra
 bool saddle_unsettled(const Row& r) { return r.negative_low == 0 && r.negative_high > 0; }
 
 // Under option negatives last, whether a row whose saddle-or-minimum is
-// unsettled could take another place against b: every status each row may
-// have, in turn, against the order `sign` (a tie, 0, included). Equal
-// statuses fall to the comparison without the saddle rule, and its causes.
+// unsettled could take another place against b: every status other than
+// the rows' own, in turn, against the order `sign` (a tie, 0, included).
+// Unequal statuses are ordered by the saddle rule; equal ones fall to the
+// comparison without it, whose own noise then counts too (a cut within the
+// band that makes a saddle a minimum also moves its dim). The rows' own
+// statuses are the comparison's (noise_causes).
 unsigned status_causes(const Row& a, const Row& b, int sign, const RankOptions& opt) {
     if (!opt.saddles_last || (!saddle_unsettled(a) && !saddle_unsettled(b))) return 0;
     RankOptions rest = opt;
     rest.saddles_last = false;
     int rest_sign = 0;
     const Decider by = decider(a, b, rest, rest_sign);
-    const unsigned causes = noise_causes(a, b, by, rest_sign, rest);
-    auto statuses = [](const Row& r) {
-        return saddle_unsettled(r) ? std::vector<bool>{false, true} : std::vector<bool>{is_saddle(r)};
-    };
-    for (const bool sa : statuses(a))
-        for (const bool sb : statuses(b))
-            if ((sa != sb ? (sa ? -1 : 1) : rest_sign) != sign) return causes | by_negative;
+    const unsigned rest_causes = noise_causes(a, b, by, rest_sign, rest);
+    unsigned causes = 0;
+    for (int x = 0; x < (saddle_unsettled(a) ? 2 : 1); ++x)
+        for (int y = 0; y < (saddle_unsettled(b) ? 2 : 1); ++y) {
+            const bool sa = saddle_unsettled(a) ? x == 1 : is_saddle(a);
+            const bool sb = saddle_unsettled(b) ? y == 1 : is_saddle(b);
+            if (sa == is_saddle(a) && sb == is_saddle(b)) continue;
+            if (sa != sb) {
+                if ((sa ? -1 : 1) != sign) causes |= by_negative;
+            } else if (rest_causes != 0 || rest_sign != sign) {
+                causes |= by_negative | rest_causes;
+            }
+        }
     return causes;
 }
 
@@ -239,19 +219,24 @@ unsigned status_causes(const Row& a, const Row& b, int sign, const RankOptions& 
 // log-volumes' only at one curved count and rank, and only when their
 // values lie within their reaches and two grid steps of each other (the
 // cells of v ± e meet, or the values share one; the margin covers the
-// rounding of v/tie_tol), the saddle status's only under option negatives
-// last. Lets two rows already marked with all of them skip the pair: the
-// rows whose status is open are compared with every row.
+// rounding of v/tie_tol; a reach under 0, which nothing bounds, is taken
+// as unbounded), the saddle status's only under option negatives last with
+// a row whose status is open. Lets two rows already marked with all of
+// them skip the pair: the rows whose status is open are compared with
+// every row.
 class PossibleCauses {
 public:
     PossibleCauses(const std::vector<Row>& rows, const RankOptions& opt)
-        : step_(opt.tie_tol > 0 ? opt.tie_tol : 0.0), status_(opt.saddles_last ? by_negative : 0) {
-        for (const Row& r : rows)  // what a pair needs, in a few bytes a row
-            rows_.push_back({curved(r), r.rank, r.log_volume, volume_reach(r), unsettled(r)});
+        : step_(opt.tie_tol > 0 ? opt.tie_tol : 0.0), last_(opt.saddles_last) {
+        for (const Row& r : rows) {  // what a pair needs, in a few bytes a row (a reach under 0: unbounded)
+            const double e = volume_reach(r);
+            rows_.push_back({curved(r), r.rank, r.log_volume, e >= 0 ? e : INFINITY, unsettled(r), saddle_unsettled(r)});
+        }
     }
     unsigned operator()(std::size_t i, std::size_t j) const {
         const Compact &a = rows_[i], &b = rows_[j];
-        unsigned can = status_;
+        unsigned can = 0;
+        if (last_ && (a.open || b.open)) can |= by_negative;
         if (a.unsettled || b.unsettled) can |= by_dim;
         if (a.curved == b.curved && a.rank == b.rank) {
             const double apart = std::abs(a.v - b.v);
@@ -265,11 +250,11 @@ private:
     struct Compact {
         std::size_t curved, rank;
         double v, reach;
-        bool unsettled;
+        bool unsettled, open;  // open: the saddle-or-minimum status
     };
     std::vector<Compact> rows_;
     double step_;
-    unsigned status_;
+    bool last_;
 };
 
 // What may decide the order of a and b by noise (compare_rows's uncertain_by).
@@ -497,7 +482,7 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
     Comparison c;
     c.by = decider(a, b, opt, c.sign);
     const unsigned status = status_causes(a, b, c.sign, opt), causes = status | noise_causes(a, b, c.by, c.sign, opt);
-    const bool by_status = status != 0;
+    const bool by_status = (status & by_negative) != 0;
     c.noise_decides = causes != 0;
     c.uncertain_by = cause_names(causes);
     std::ostringstream s;
@@ -508,11 +493,18 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << b.negative << ") and option negatives last ranks saddles after minima";
             break;
         case Decider::curved:
-            if (curved(a) == curved(b))
+            if (curved(a) == curved(b)) {
                 s << "volume directions: A " << a.rank << (a.rank < b.rank ? " < " : " > ") << "B " << b.rank
-                  << (a.n == b.n ? " at equal dimension" : " at equal curved directions")
-                  << " (negative directions dropped: A " << a.negative << ", B " << b.negative
-                  << "; fewer directions in the volume wins)";
+                  << (a.n == b.n ? " at equal dimension" : " at equal curved directions");
+                // Each row's own policy where the rows differ (mixed_negatives).
+                const auto da = units::drops_negatives(a), db = units::drops_negatives(b);
+                if (da && db && *da != *db)
+                    s << " (negative directions: A " << a.negative << (*da ? " dropped" : " kept") << ", B "
+                      << b.negative << (*db ? " dropped" : " kept");
+                else
+                    s << " (negative directions dropped: A " << a.negative << ", B " << b.negative;
+                s << "; fewer directions in the volume wins)";
+            }
             else if (a.n == b.n)
                 s << "dimension: A " << a.dim << (a.dim > b.dim ? " > " : " < ") << "B " << b.dim;
             else
@@ -535,19 +527,12 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         (c.by == Decider::volume || c.by == Decider::tie))
         s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold
           << "): a log-volume moves by r/2 log T, so these are not in one unit";
-    if (mixed_negatives(a, b) && c.by != Decider::saddle) {
-        const Row& dropping = *drops_negatives(a) ? a : b;
-        const Row& keeping = *drops_negatives(a) ? b : a;
-        s << "; computed under different option negatives (" << (&dropping == &a ? "A" : "B") << " drop, "
-          << (&keeping == &a ? "A" : "B") << " abs): " << (&keeping == &a ? "A" : "B") << "'s rank and volume hold its "
-          << keeping.negative << " negative directions, " << (&dropping == &a ? "A" : "B") << "'s leave its "
-          << dropping.negative << " out, so these are not in one unit";
+    if (c.by != Decider::saddle) s << units::pair_reason(a, b);
+    if (a.threshold != b.threshold && !std::isnan(a.threshold) && !std::isnan(b.threshold)) {
+        c.warnings_a.add(Warning::mixed_threshold);
+        c.warnings_b.add(Warning::mixed_threshold);
     }
-    if (mixed_precision(a, b) && c.by == Decider::curved)
-        s << "; stored at different precisions (A " << a.stored_type << ", B " << b.stored_type
-          << ") and cut at their own floors (cut_rule A " << a.cut_rule << ", B " << b.cut_rule
-          << "): a direction flat in one may be curved in the other; option atol over both noise_floor (A "
-          << a.noise_floor << ", B " << b.noise_floor << ") counts them at one level";
+    units::pair_warnings(a, b, c.warnings_a, c.warnings_b);
     auto lifted = [&](const Row& x, const char* which) {
         s << "; " << which << "'s dim_lifted " << x.dim_lifted << " is under its band"
           << ": another draw of the input within its noise may keep a flat value the band does not count";
@@ -594,6 +579,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         r.warnings.remove(Warning::mixed_threshold);
         r.warnings.remove(Warning::mixed_negatives);
         r.warnings.remove(Warning::mixed_precision);
+        r.warnings.remove(Warning::mixed_cut);
         r.warnings.remove(Warning::place_uncertain);
         r.uncertain_by.clear();
         (r.ok ? good : bad).push_back(std::move(r));
@@ -606,23 +592,17 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         if (known == good.size()) known = i;
         else if (good[i].threshold != good[known].threshold) result.mixed_threshold = true;
     }
-    // Pairs of distinct kinds: a row that drops against one that keeps (rows
-    // without negative values read as either), and stored types that differ
-    // with a cut at some row's own precision.
-    {
-        const Row *drops = nullptr, *keeps = nullptr;
-        std::string first;
-        bool by_precision = false;
-        for (const Row& r : good) {
-            if (const auto d = drops_negatives(r)) (*d ? drops : keeps) = &r;
-            by_precision = by_precision || cut_by_precision(r);
-            const std::string p = precision_of(r.stored_type);
-            if (p.empty()) continue;
-            if (first.empty()) first = p;
-            else if (p != first) result.mixed_precision = true;
+    // Policies, cut rules and precisions the rows' own fields show.
+    const units::Mixed mixed = units::mixed(good);
+    result.mixed_negatives = mixed.negatives;
+    result.mixed_cut = mixed.cut;
+    result.largest_floor = mixed.largest_floor;
+    for (std::size_t i = 0; i < good.size(); ++i) {
+        if (mixed.precision[i]) {
+            good[i].warnings.add(Warning::mixed_precision);
+            ++result.mixed_precision;
         }
-        result.mixed_negatives = drops && keeps;
-        result.mixed_precision = result.mixed_precision && by_precision;
+        if (std::isnan(good[i].log_volume_noise)) ++result.without_noise;
     }
     int sign = 0;
     // Display order: the ranking rule, then log-volume, then source (so that
@@ -639,7 +619,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         if (result.mixed_n) good[i].warnings.add(Warning::mixed_n);
         if (result.mixed_threshold) good[i].warnings.add(Warning::mixed_threshold);
         if (result.mixed_negatives) good[i].warnings.add(Warning::mixed_negatives);
-        if (result.mixed_precision) good[i].warnings.add(Warning::mixed_precision);
+        if (result.mixed_cut) good[i].warnings.add(Warning::mixed_cut);
     }
     // A place is uncertain when noise may decide its order against any other row.
     std::vector<unsigned> uncertain(good.size(), 0);

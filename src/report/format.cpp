@@ -232,13 +232,28 @@ void write_spectra(std::ostream& out, const std::vector<Row>& rows, const Report
     w.finish();
 }
 
+namespace {
+
+// The mixed_ warnings either row of the pair carries against the other.
+std::vector<std::string> pair_warnings(const Comparison& c) {
+    Warnings both = c.warnings_a;
+    both.add(c.warnings_b);
+    return both.names();
+}
+
+}  // namespace
+
 void write_comparison(std::ostream& out, const Row& a, const Row& b, const Comparison& c, const ReportSpec& spec) {
     const bool failed = !a.ok || !b.ok;
     const char* result = failed ? "error" : c.sign > 0 ? "above" : c.sign < 0 ? "below" : "tie";
     if (spec.format == Format::json || spec.format == Format::jsonl) {
-        json j = {{"result", result},         {"reason", c.reason},
-                  {"noise_decides", c.noise_decides}, {"uncertain_by", c.uncertain_by},
-                  {"a", row_to_json(a, spec)}, {"b", row_to_json(b, spec)}};
+        json j = {{"result", result},
+                  {"reason", c.reason},
+                  {"noise_decides", c.noise_decides},
+                  {"uncertain_by", c.uncertain_by},
+                  {"warnings", pair_warnings(c)},
+                  {"a", row_to_json(a, spec)},
+                  {"b", row_to_json(b, spec)}};
         if (spec.format == Format::json) {
             j["schema_version"] = schema_version;
             j["context"] = spec.context;
@@ -262,15 +277,19 @@ void write_comparison(std::ostream& out, const Row& a, const Row& b, const Compa
         line("B", b);
     } else {
         const bool csv = spec.format == Format::csv;
-        std::string causes;
-        for (const auto& x : c.uncertain_by) causes += (causes.empty() ? "" : ";") + x;
+        auto joined = [](const std::vector<std::string>& v) {
+            std::string s;
+            for (const auto& x : v) s += (s.empty() ? "" : ";") + x;
+            return s;
+        };
         write_flat_line(out, {"result", "noise_decides", "reason", "a", "a_dim", "a_log_volume", "b", "b_dim",
-                              "b_log_volume", "uncertain_by"},
+                              "b_log_volume", "uncertain_by", "warnings"},
                         csv);
         write_flat_line(out,
                         {result, c.noise_decides ? "true" : "false", c.reason, a.source,
                          a.ok ? std::to_string(a.dim) : "", a.ok ? format_number(a.log_volume) : "", b.source,
-                         b.ok ? std::to_string(b.dim) : "", b.ok ? format_number(b.log_volume) : "", causes},
+                         b.ok ? std::to_string(b.dim) : "", b.ok ? format_number(b.log_volume) : "",
+                         joined(c.uncertain_by), joined(pair_warnings(c))},
                         csv);
     }
     out.flush();

@@ -337,7 +337,7 @@ const std::vector<TableColumn>& table_columns() {
              if (!r.ok) return r.error;
              std::vector<std::string> names = r.warnings.names();
              for (auto& w : names)
-                 if (w == "place_uncertain" && !r.uncertain_by.empty()) w += "(" + join(r.uncertain_by, ",") + ")";
+                 if (w == "place_uncertain" && !r.uncertain_by.empty()) w += "(" + join(r.uncertain_by, "/") + ")";
              return join(names, ",");
          }},
     };

@@ -10,6 +10,7 @@ import csv
 import glob
 import io
 import json
+import re
 import math
 import os
 import socket
@@ -963,6 +964,12 @@ class BatchTest(clitest.TempDirTest):
         p = run("rank", "--from-results", dropped, "-f", "jsonl")
         self.assertNotIn("--negatives", p.stderr)
         self.assertNotIn("mixed_negatives", jsonl(p.stdout)[0]["warnings"])
+        # One Hessian in both: one row is kept, and the warning says the two differ.
+        again = self.path("drop_s.jsonl")
+        self.assertEqual(run("volume", self.path("s.h5"), "--negatives", "drop", "-o", again).returncode, 0)
+        p = run("rank", "--from-results", kept, again, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("; kept the row of %s (their answers differ: rank 3 and 2, dim 1 and 1" % kept, p.stderr)
 
     def test_float32_and_float64_copies_ranked_together_warn(self):
         # A value at 1e-9 of the largest is flat in float32 (its floor about
@@ -975,20 +982,60 @@ class BatchTest(clitest.TempDirTest):
             h["f32"] = ((m + m.T) / 2).astype(np.float32)
         p = run("rank", self.path("c.h5"), "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
-        got = jsonl(p.stdout)
-        self.assertEqual(sorted((r["stored_type"], r["dim"]) for r in got), [("float32", 2), ("float64", 1)])
-        self.assertIn("different stored types", p.stderr)
-        self.assertTrue(all("mixed_precision" in r["warnings"] for r in got), got)
+        got = {r["stored_type"]: r for r in jsonl(p.stdout)}
+        self.assertEqual((got["float32"]["dim"], got["float64"]["dim"]), (2, 1))
+        self.assertIn("1 row, stored at a finer precision than others", p.stderr)
+        # The float64 row is the one whose dim counts a value the other's level calls flat.
+        self.assertIn("mixed_precision", got["float64"]["warnings"])
+        self.assertNotIn("mixed_precision", got["float32"]["warnings"])
+        floor = max(r["noise_floor"] for r in got.values())
+        said = re.search(r"--atol at or over (\S+), the largest noise_floor", p.stderr)
+        self.assertEqual(float(said.group(1)), floor)
         p = run("compare", self.path("c.h5") + ":/f32", self.path("c.h5") + ":/f64", "-f", "json")
-        self.assertIn("stored at different precisions (A float32, B float64)", json.loads(p.stdout)["reason"])
-        self.assertIn("--atol over both noise_floor", json.loads(p.stdout)["reason"])
+        c = json.loads(p.stdout)
+        self.assertIn("B is stored finer (float64) than A (float32) and cut at its own precision", c["reason"])
+        self.assertIn("--atol over both noise_floor", c["reason"])
+        self.assertEqual(c["warnings"], ["mixed_precision"])
+        self.assertIn("mixed_precision", c["b"]["warnings"])
+        self.assertNotIn("mixed_precision", c["a"]["warnings"])
+        # Copies whose values lie far from both cuts count one dim at either
+        # level: no warning.
+        clean = q @ np.diag([1.0, 0.5, 0.2, 0.0]) @ q.T
+        with h5py.File(self.path("clean.h5"), "w") as h:
+            h["f64"] = (clean + clean.T) / 2
+            h["f32"] = ((clean + clean.T) / 2).astype(np.float32)
+        p = run("rank", self.path("clean.h5"), "-f", "jsonl")
+        self.assertEqual([r["dim"] for r in jsonl(p.stdout)], [1, 1])
+        self.assertNotIn("precision", p.stderr)
+        self.assertFalse(any("mixed_precision" in r["warnings"] for r in jsonl(p.stdout)))
         # One explicit cut over both floors counts them at one level.
         p = run("rank", self.path("c.h5"), "--atol", "1e-6", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         got = jsonl(p.stdout)
         self.assertEqual([r["dim"] for r in got], [2, 2])
-        self.assertNotIn("stored types", p.stderr)
+        self.assertNotIn("precision", p.stderr)
         self.assertFalse(any("mixed_precision" in r["warnings"] for r in got), got)
+
+    def test_from_results_of_runs_under_different_cuts_warns(self):
+        # One Hessian run at --atol 1e-5 and at the default cut: its values
+        # at 1e-8 are flat in one and curved in the other, and the merged
+        # ranking put the two dims side by side without a word.
+        values = np.r_[np.logspace(1, -3, 10), [1e-8, 1e-8], np.zeros(4)]
+        for name in ("a.h5", "b.h5"):
+            with h5py.File(self.path(name), "w") as h:
+                h["h"] = np.diag(values)
+        cut, auto = self.path("cut.json"), self.path("auto.json")
+        self.assertEqual(run("volume", self.path("a.h5"), "--atol", "1e-5", "-o", cut).returncode, 0)
+        self.assertEqual(run("volume", self.path("b.h5"), "-o", auto).returncode, 0)
+        p = run("rank", "--from-results", cut, auto, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual(sorted((r["cut"], r["dim"]) for r in got), [("atol", 6), ("dtype", 4)])
+        self.assertIn("the rows were cut by different rules", p.stderr)
+        self.assertTrue(all("mixed_cut" in r["warnings"] for r in got), got)
+        p = run("rank", "--from-results", cut, "-f", "jsonl")
+        self.assertNotIn("different rules", p.stderr)
+        self.assertNotIn("mixed_cut", jsonl(p.stdout)[0]["warnings"])
 
     def test_from_results_keeps_two_hessians_tsv_names_alike_and_merges_joined_runs(self):
         # `a b.h5` and `a<TAB>b.h5` are one name in TSV: ranking the saved rows

@@ -367,6 +367,8 @@ class InputNoise(Base):
         self.assertEqual(p.returncode, 0, p.stderr)
         back = {r["file"]: r for r in rows_of(p)}
         self.assertIsNone(back[a]["log_volume_noise"])
+        self.assertIn("1 row was saved without log_volume_noise", p.stderr)
+        self.assertIn("analyse its Hessian again", p.stderr)
         for path in (a, far):
             self.assertIn("place_uncertain", back[path]["warnings"], path)
             self.assertEqual(back[path]["uncertain_by"], ["log_volume"], path)

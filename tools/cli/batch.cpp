@@ -485,11 +485,21 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                 }
             }
             const bool replace = !old.ok && r.ok;
+            // Rows of one name that answer differently come from runs under
+            // other options (-T, the cut, --negatives): say so.
+            const std::string differ =
+                old.ok && r.ok && !same_answer(old, r)
+                    ? " (their answers differ: rank " + std::to_string(old.rank) + " and " + std::to_string(r.rank) +
+                          ", dim " + std::to_string(old.dim) + " and " + std::to_string(r.dim) + ", log_volume " +
+                          bv::value_text(old.log_volume) + " and " + bv::value_text(r.log_volume) +
+                          ": runs under other options?)"
+                    : std::string();
             progress.message("basinvol: warning: " + r.source + " is in " +
                              (same_file ? named + " twice" : "both " + it->second.second + " and " + named) +
                              "; kept the " +
                              (replace ? "ok row" + (same_file ? std::string() : " of " + named)
-                                      : same_file ? std::string("first") : "row of " + it->second.second));
+                                      : same_file ? std::string("first") : "row of " + it->second.second) +
+                             differ);
             if (replace) {
                 old = std::move(r);
                 it->second.second = named;
@@ -789,12 +799,24 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
     if (ranking_result.mixed_negatives)
         std::cerr << tool << ": warning: the rows were computed under different --negatives (abs or last, and "
                      "drop): a saddle's rank and log-volume hold its negative directions under one and leave them "
-                     "out under the other, so saddles are ordered across units (mixed_negatives)\n";
-    if (ranking_result.mixed_precision)
-        std::cerr << tool << ": warning: the rows are of different stored types and some are cut at their own "
-                     "precision (cut_rule dtype or gap, or under the floor): a direction flat in one may be curved "
-                     "in another, so dims are counted at different levels; --atol over every row's noise_floor "
-                     "counts them at one (mixed_precision)\n";
+                     "out under the other, so saddles are ordered across units; analyse one set again under the "
+                     "other's --negatives (mixed_negatives)\n";
+    if (ranking_result.mixed_cut)
+        std::cerr << tool << ": warning: the rows were cut by different rules (cut atol or rtol in some, dtype or gap "
+                     "in others, or atol at different levels): each dim counts the values under its own row's cut, "
+                     "so dims are compared across levels; rank rows computed under one cut (mixed_cut)\n";
+    if (ranking_result.mixed_precision > 0)
+        std::cerr << tool << ": warning: " << ranking_result.mixed_precision
+                  << (ranking_result.mixed_precision == 1 ? " row, stored" : " rows, stored")
+                  << " at a finer precision than others and cut at it, may keep values that a coarser copy would "
+                     "count as flat, so dims are counted at different levels; --atol at or over "
+                  << bv::value_text(ranking_result.largest_floor)
+                  << ", the largest noise_floor, counts every row at one level (mixed_precision)\n";
+    if (ranking_result.without_noise > 0)
+        std::cerr << tool << ": note: " << ranking_result.without_noise
+                  << (ranking_result.without_noise == 1 ? " row was" : " rows were")
+                  << " saved without log_volume_noise (by an earlier version): its log-volume's reach is unbounded, "
+                     "so its place is marked ~ against every row of its dim; analyse its Hessian again to rank it\n";
     if (ranking_result.mixed_n)
         std::cerr << tool << ": note: the Hessians have different n: they are ranked by curved directions "
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "

@@ -49,6 +49,8 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     ro.saddles_last = bo.analyze.negatives == bv::NegativePolicy::last;
     bv::Comparison cmp = bv::compare_rows(rows[0], rows[1], ro);
     cmp.reason = cli_words(cmp.reason);
+    rows[0].warnings.add(cmp.warnings_a);  // as `rank` of the two would mark them
+    rows[1].warnings.add(cmp.warnings_b);
     bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
     std::cerr << "basinvol: " << one_line(cmp.reason) << '\n';
     // A failed write is an error (2), never "A does not rank above B" (1).

@@ -22,10 +22,15 @@ struct Ranking {
     // Rows computed under --negatives abs (or last) and drop, each with
     // negative values: one keeps them in its rank and volume, the other not.
     bool mixed_negatives = false;
-    // Rows of different stored types, some cut at its own precision (rule
-    // dtype or gap, or under its floor): their dims count flat values at
-    // levels as far apart as the types' ε.
-    bool mixed_precision = false;
+    // Rows cut at their own precision (dtype, gap) of which some, stored
+    // finer than another, may count another dim at its level: how many.
+    std::size_t mixed_precision = 0;
+    // Rows cut by different rules: explicit (atol, rtol) and automatic
+    // (dtype, gap), or atol at different tol.
+    bool mixed_cut = false;
+    double largest_floor = 0;  // the rows' largest noise_floor: an atol over it counts them at one level
+    // Rows read back without log_volume_noise (saved before it): their reach is unbounded.
+    std::size_t without_noise = 0;
 };
 
 // What decided the order of two rows.
@@ -45,6 +50,9 @@ struct Comparison {
     // that may be a minimum, or a minimum a saddle).
     std::vector<std::string> uncertain_by;
     std::string reason;      // one line: what decided, with the numbers
+    // The mixed_ warnings each row would carry ranked with the other
+    // (mixed_threshold, mixed_negatives, mixed_cut, mixed_precision).
+    Warnings warnings_a, warnings_b;
 };
 
 // Compares two ok rows by the ranking rule.
