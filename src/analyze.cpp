@@ -398,6 +398,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     r.tol = cut.tol;
     r.gap = cut.gap;
     r.noise_floor = cut.floor;
+    r.spectral_norm = cut.top;
     r.cut_rule = cut.rule;
     r.threshold = T;
     r.log_volume = m.log_volume;

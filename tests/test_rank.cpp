@@ -579,7 +579,8 @@ TEST_CASE("rows computed under --negatives abs and drop are ranked with mixed_ne
     b.rank -= 3;
     rows = {a, b, c};
     CHECK(rank_rows(rows, {}).mixed_negatives);
-    for (const Row& r : rows) CHECK(has(r, "mixed_negatives"));
+    // The saddles carry it; a minimum reads alike under both policies.
+    for (const Row& r : rows) CHECK(has(r, "mixed_negatives") == (r.source != "c"));
     const std::string why = compare_rows(b, a, {}).reason;
     CHECK_MESSAGE(why.find("different option negatives (A drop, B abs or last)") != std::string::npos, why);
     CHECK_MESSAGE(why.find("(negative directions: A 3 dropped, B 3 kept;") != std::string::npos, why);
@@ -601,57 +602,96 @@ TEST_CASE("rows computed under --negatives abs and drop are ranked with mixed_ne
     for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_negatives"));
 }
 
-TEST_CASE("a row stored finer than another, which may count another dim at its level, is ranked with mixed_precision") {
-    // n = 8 and ‖H‖_F = 1: a float64 row's floor is 8·√8·ε64, and a
-    // float32 copy of it would be cut at up to 8·ε32 ≈ 9.5e-7.
-    auto typed = [](Row r, const char* type, const char* rule, double floor, std::optional<double> gap) {
-        r.stored_type = type;
+TEST_CASE("a row cut lower against its largest value than another, keeping a value under its level, is mixed_level") {
+    // Relative cuts: A's at 1e-6 of its largest value (a float32 copy's
+    // dtype cut), B's at 1e-14 (float64's); each row's smallest kept value
+    // lies over max(noise_floor·10^gap, and 10·tol when dim_high = dim).
+    auto cut = [](Row r, const char* rule, double norm, double tol, double floor, std::optional<double> gap) {
         r.cut_rule = rule;
+        r.spectral_norm = norm;
+        r.tol = tol;
         r.noise_floor = floor;
-        r.tol = floor;
         r.gap = gap;
         return r;
     };
-    const double f64 = 8 * std::sqrt(8.0) * std::numeric_limits<double>::epsilon(), f32 = 1e-7;
-    const Row coarse = typed(row("a", 8, 3, 0.0), "float32", "dtype", f32, 2.0);
-    // B's smallest kept value at f64·10³ ≈ 6e-12, under the float32 cut: a
-    // float32 copy of B may count it as flat.
-    const Row fine = typed(row("b", 8, 1, 5.0), "float64", "dtype", f64, 3.0);
+    const Row coarse = cut(row("a", 8, 3, 0.0), "dtype", 1.0, 1e-6, 1e-7, 2.0);
+    // B keeps a value from 5e-15·10³ = 5e-12 on: under A's level, 1e-6.
+    const Row fine = cut(row("b", 8, 1, 5.0), "dtype", 1.0, 1e-14, 5e-15, 3.0);
     std::vector<Row> rows = {coarse, fine};
-    CHECK(rank_rows(rows, {}).mixed_precision == 1);
-    for (const Row& r : rows) CHECK(has(r, "mixed_precision") == (r.source == "b"));
+    Ranking ranked = rank_rows(rows, {});
+    CHECK(ranked.mixed_level == 1);
+    CHECK(ranked.largest_relative_cut == 1e-6);
+    for (const Row& r : rows) CHECK(has(r, "mixed_level") == (r.source == "b"));
     const Comparison c = compare_rows(coarse, fine, {});
-    CHECK_MESSAGE(c.reason.find("B is stored finer (float64) than A (float32) and cut at its own precision") !=
+    CHECK_MESSAGE(c.reason.find("B's cut lies lower against its largest value (tol/spectral_norm 1e-14") !=
                       std::string::npos, c.reason);
-    CHECK_MESSAGE(c.reason.find("option atol over both noise_floor") != std::string::npos, c.reason);
-    CHECK((c.warnings_b.has(Warning::mixed_precision) && !c.warnings_a.has(Warning::mixed_precision)));
-    // Its smallest kept value at f64·10¹⁰ ≈ 6e-5, over any float32 cut: the
-    // same dim at either level, no warning (nor in compare).
-    const Row clear = typed(fine, "float64", "gap", f64, 10.0);
-    rows = {coarse, clear};
-    CHECK(rank_rows(rows, {}).mixed_precision == 0);
-    for (const Row& r : rows) CHECK_FALSE(has(r, "mixed_precision"));
-    CHECK(compare_rows(coarse, clear, {}).reason.find("finer") == std::string::npos);
-    CHECK(compare_rows(coarse, clear, {}).warnings_b.empty());
-    // Nothing dropped (no gap): the smallest kept value is not known, so it may.
-    rows = {coarse, typed(fine, "float64", "dtype", f64, std::nullopt)};
-    CHECK(rank_rows(rows, {}).mixed_precision == 1);
-    // Nothing kept: a higher cut drops nothing more.
-    Row flat = typed(row("z", 8, 8, 0.0), "float64", "dtype", f64, std::nullopt);
-    rows = {coarse, flat};
-    CHECK(rank_rows(rows, {}).mixed_precision == 0);
-    // Types of one ε: float64 and a long double (its values computed in
-    // float64), integers; a type not known (a row read back without one).
-    for (const char* same : {"float128 (15 exponent bits, 64 mantissa bits)", "int32", ""}) {
-        CAPTURE(same);
-        rows = {typed(coarse, same, "dtype", f32, 2.0), fine};
-        CHECK(rank_rows(rows, {}).mixed_precision == 0);
+    CHECK_MESSAGE(c.reason.find("option rtol 1e-06 counts both at one level") != std::string::npos, c.reason);
+    CHECK((c.warnings_b.has(Warning::mixed_level) && !c.warnings_a.has(Warning::mixed_level)));
+    // The same at another scale: relative cuts compare, not absolute ones.
+    rows = {coarse, cut(fine, "gap", 100.0, 1e-12, 5e-13, 3.0)};
+    CHECK(rank_rows(rows, {}).mixed_level == 1);
+    // B's smallest kept value at 5e-15·10^12 = 5e-3, over A's level: one dim
+    // at either cut. A stated error that raises B's floor and cut (1e-9)
+    // with its smallest kept value at 0.1 is clear too.
+    for (const Row& clear : {cut(fine, "dtype", 1.0, 1e-14, 5e-15, 12.0), cut(fine, "dtype", 1.0, 1e-9, 1e-9, 8.0)}) {
+        rows = {coarse, clear};
+        CHECK(rank_rows(rows, {}).mixed_level == 0);
+        CHECK(compare_rows(coarse, clear, {}).warnings_b.empty());
+        CHECK(compare_rows(coarse, clear, {}).reason.find("lies lower") == std::string::npos);
     }
-    // Explicit cuts: one level for every row, whatever the types.
-    rows = {typed(coarse, "float32", "atol", 1e-6, 2.0), typed(fine, "float64", "atol", 1e-6, 3.0)};
-    const Ranking explicit_cuts = rank_rows(rows, {});
-    CHECK(explicit_cuts.mixed_precision == 0);
-    CHECK_FALSE(explicit_cuts.mixed_cut);
+    // A's level counts its floor: a copy at A's precision moves values by as
+    // much. B's smallest kept value at 1.05e-6 is within it, at 1.2e-6 not.
+    for (const double smallest : {1.05e-6, 1.2e-6}) {
+        rows = {coarse, cut(fine, "dtype", 1.0, 1e-14, 5e-15, std::log10(smallest / 5e-15))};
+        CHECK(rank_rows(rows, {}).mixed_level == (smallest < 1.1e-6 ? 1u : 0u));
+    }
+    // Nothing kept: a higher cut drops nothing more.
+    rows = {coarse, cut(row("z", 8, 8, 0.0), "dtype", 1.0, 1e-14, 5e-15, std::nullopt)};
+    CHECK(rank_rows(rows, {}).mixed_level == 0);
+    // rtol cuts are relative too: runs at two rtol levels.
+    rows = {cut(coarse, "rtol", 1.0, 1e-6, 1e-7, 2.0), cut(fine, "rtol", 1.0, 1e-12, 5e-15, 3.0)};
+    CHECK(rank_rows(rows, {}).mixed_level == 1);
+    // atol cuts are one absolute level by choice; a row without spectral_norm
+    // (saved before it) has no known relative cut.
+    rows = {cut(coarse, "atol", 1.0, 1e-6, 1e-7, 2.0), cut(fine, "atol", 1.0, 1e-6, 5e-15, 3.0)};
+    CHECK(rank_rows(rows, {}).mixed_level == 0);
+    rows = {coarse, cut(fine, "dtype", std::numeric_limits<double>::quiet_NaN(), 1e-14, 5e-15, 3.0)};
+    CHECK(rank_rows(rows, {}).mixed_level == 0);
+    // Explicit cuts: no relative rows to compare, one rule.
+    rows = {cut(coarse, "atol", 1.0, 1e-6, 1e-7, 2.0), cut(fine, "atol", 1.0, 1e-6, 5e-15, 3.0)};
+    CHECK_FALSE(rank_rows(rows, {}).mixed_cut);
+}
+
+TEST_CASE("mixed_level is exactly: compare finds some other row against which it is") {
+    std::mt19937_64 rng(20261207);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    std::size_t seen = 0;
+    for (int trial = 0; trial < 2000; ++trial) {
+        std::vector<Row> rows;
+        const int m = 2 + static_cast<int>(u(rng) * 8);
+        for (int i = 0; i < m; ++i) {
+            Row r = row("x", 8, static_cast<std::size_t>(u(rng) * 9), u(rng));
+            r.source = "r" + std::to_string(i);
+            const char* rules[] = {"dtype", "gap", "rtol", "atol", ""};
+            r.cut_rule = rules[static_cast<int>(u(rng) * 5)];
+            r.spectral_norm = u(rng) < 0.1 ? std::numeric_limits<double>::quiet_NaN() : std::pow(10.0, 4 * u(rng) - 2);
+            r.tol = r.spectral_norm * std::pow(10.0, -14 * u(rng) - 1);
+            r.noise_floor = r.tol * std::pow(10.0, -2 * u(rng));
+            if (u(rng) < 0.8 && r.dim < r.n && r.dim > 0) r.gap = 12 * u(rng);
+            r.dim_high = u(rng) < 0.5 ? r.dim : std::min<std::size_t>(r.n, r.dim + 1);
+            rows.push_back(r);
+        }
+        std::vector<Row> ranked = rows;
+        rank_rows(ranked, {});
+        for (const Row& a : ranked) {
+            bool against = false;
+            for (const Row& b : ranked)
+                if (&a != &b && compare_rows(a, b, {}).warnings_a.has(Warning::mixed_level)) against = true;
+            CHECK_MESSAGE(has(a, "mixed_level") == against, "trial " << trial << " row " << a.source);
+            seen += against ? 1 : 0;
+        }
+    }
+    CHECK(seen > 500);
 }
 
 TEST_CASE("rows cut by different rules are ranked with mixed_cut, and compare says so") {

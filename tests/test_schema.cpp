@@ -42,6 +42,7 @@ std::vector<Row> sample_rows() {
     ok.tol = 1.0 / 3.0 * 1e-7;
     ok.gap = 2.718281828459045;
     ok.noise_floor = 3.0517578125e-09 / 7;
+    ok.spectral_norm = 12.5 / 3;
     ok.cut_rule = "gap";
     ok.threshold = 0.125;
     ok.log_volume = -123.45678901234567;
@@ -256,7 +257,7 @@ TEST_CASE("rows saved before a field existed read back without it") {
     CHECK(fields_to_json(r, {}).at("solver").is_null());
     // A number the row did not carry is written back as null, not as 0.
     CHECK(fields_to_json(r, {}).at("noise_floor").is_null());
-    for (const char* key : {"tol", "threshold", "log10_volume", "log_volume_error", "log_volume_noise",
+    for (const char* key : {"tol", "spectral_norm", "threshold", "log10_volume", "log_volume_error", "log_volume_noise",
                             "residual_bound", "asymmetry", "seconds"}) {
         CAPTURE(key);
         Json k = fields_to_json(sample_rows()[0], {});

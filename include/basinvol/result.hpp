@@ -39,7 +39,7 @@ enum class Warning : std::uint8_t {
     regularized_noisy,  // --regularized's λ is near the values' rounding: log_volume_regularized may be off by over 1e-3
     mixed_threshold,    // ranked among rows measured at other thresholds T
     mixed_negatives,    // ranked among rows computed under another --negatives (abs and drop)
-    mixed_precision,    // stored finer than a row it is ranked with, and may count another dim at its level
+    mixed_level,        // cut lower, against its largest value, than a row it is ranked with, keeping values under its level
     mixed_cut,          // ranked among rows cut by another rule (explicit and automatic, or another atol)
 };
 constexpr std::size_t warning_count = 13;
@@ -80,6 +80,9 @@ struct Row {
     double tol = 0;
     std::optional<double> gap;  // decades; empty = unbounded
     double noise_floor = 0;
+    // max|λ|, the largest eigenvalue's magnitude (‖H‖₂); NaN when read back
+    // from a row saved without it.
+    double spectral_norm = 0;
     std::string cut_rule;
     double threshold = 1;       // T
     double log_volume = 0;

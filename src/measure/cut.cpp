@@ -570,6 +570,7 @@ Cut choose_cut(const Magnitudes& m, const CutOptions& opt) {
     const Knowledge K{known, std::min(known.size(), m.n), m.n, m.value_error, m.rest_bound, c.floor};
     const double n_eps = static_cast<double>(m.n) * m.stored_eps;
     const Pos top = K.at(0);
+    c.top = K.mid(top);
     const Range amax{K.lo(top), K.hi(top)};
     // numpy.linalg.matrix_rank's default, max|λ|·n·ε, never under the floor.
     const double dtype_mid = std::max(K.mid(top) * n_eps, c.floor);

@@ -527,31 +527,37 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         (c.by == Decider::volume || c.by == Decider::tie))
         s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold
           << "): a log-volume moves by r/2 log T, so these are not in one unit";
-    if (c.by != Decider::saddle) s << units::pair_reason(a, b);
+    s << units::pair_reason(a, b);
     if (a.threshold != b.threshold && !std::isnan(a.threshold) && !std::isnan(b.threshold)) {
         c.warnings_a.add(Warning::mixed_threshold);
         c.warnings_b.add(Warning::mixed_threshold);
     }
     units::pair_warnings(a, b, c.warnings_a, c.warnings_b);
+    bool lifted_said = false;
     auto lifted = [&](const Row& x, const char* which) {
         s << "; " << which << "'s dim_lifted " << x.dim_lifted << " is under its band"
           << ": another draw of the input within its noise may keep a flat value the band does not count";
+        lifted_said = true;
     };
+    // One clause for each cause (uncertain_by), the first led by "noise may decide this".
+    const char* lead = "; noise may decide this: ";
     if (by_status) {
-        s << "; noise may decide this: negative A " << a.negative << " (band " << a.negative_low << ".."
-          << a.negative_high << "), B " << b.negative << " (band " << b.negative_low << ".." << b.negative_high
+        s << lead << "negative A " << a.negative << " (band " << a.negative_low << ".." << a.negative_high << "), B "
+          << b.negative << " (band " << b.negative_low << ".." << b.negative_high
           << "): a cut within the band may make a saddle a minimum or a minimum a saddle";
         if (saddle_unsettled(a) && lifted_under_band(a)) lifted(a, "A");
         if (saddle_unsettled(b) && lifted_under_band(b)) lifted(b, "B");
-    } else if (c.noise_decides && c.by != Decider::curved &&
-               !(c.by == Decider::volume ? (c.sign > 0 ? band_reorders(a, b) : band_reorders(b, a))
-                                         : unsettled(a) || unsettled(b))) {
+        lead = "; and ";
+    }
+    if (causes & by_log_volume) {
         s.precision(3);
-        s << "; noise may decide this: log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error
+        s << lead << "log_volume_error A " << a.log_volume_error << ", B " << b.log_volume_error
           << "; log_volume_noise A " << a.log_volume_noise << ", B " << b.log_volume_noise;
-    } else if (c.noise_decides) {
-        s << "; noise may decide this: dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B "
-          << b.dim << " (band " << b.dim_low << ".." << b.dim_high << ")";
+        lead = "; and ";
+    }
+    if (causes & by_dim) {
+        s << lead << "dim A " << a.dim << " (band " << a.dim_low << ".." << a.dim_high << "), B " << b.dim << " (band "
+          << b.dim_low << ".." << b.dim_high << ")";
         if (a.warnings.has(Warning::ambiguous_rank) || b.warnings.has(Warning::ambiguous_rank)) s << ", ambiguous_rank";
         // Rows of one r whose order only a value under a band could change:
         // the upper one's, or either of a tie.
@@ -566,6 +572,7 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
             lifted(upper, c.sign > 0 ? "A" : "B");
         }
     }
+    if (lifted_said) s << " (option cut gap, or option atol a decade over noise_floor, cuts clear of that noise)";
     c.reason = s.str();
     return c;
 }
@@ -578,7 +585,7 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         r.warnings.remove(Warning::mixed_n);
         r.warnings.remove(Warning::mixed_threshold);
         r.warnings.remove(Warning::mixed_negatives);
-        r.warnings.remove(Warning::mixed_precision);
+        r.warnings.remove(Warning::mixed_level);
         r.warnings.remove(Warning::mixed_cut);
         r.warnings.remove(Warning::place_uncertain);
         r.uncertain_by.clear();
@@ -594,15 +601,19 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
     }
     // Policies, cut rules and precisions the rows' own fields show.
     const units::Mixed mixed = units::mixed(good);
-    result.mixed_negatives = mixed.negatives;
     result.mixed_cut = mixed.cut;
-    result.largest_floor = mixed.largest_floor;
+    result.largest_relative_cut = mixed.largest_relative_cut;
     for (std::size_t i = 0; i < good.size(); ++i) {
-        if (mixed.precision[i]) {
-            good[i].warnings.add(Warning::mixed_precision);
-            ++result.mixed_precision;
+        if (mixed.level[i]) {
+            good[i].warnings.add(Warning::mixed_level);
+            ++result.mixed_level;
+        }
+        if (mixed.negatives[i]) {
+            good[i].warnings.add(Warning::mixed_negatives);
+            result.mixed_negatives = true;
         }
         if (std::isnan(good[i].log_volume_noise)) ++result.without_noise;
+        if (units::relative_rule(good[i]) && std::isnan(good[i].spectral_norm)) ++result.without_norm;
     }
     int sign = 0;
     // Display order: the ranking rule, then log-volume, then source (so that
@@ -618,7 +629,6 @@ Ranking rank_rows(std::vector<Row>& rows, const RankOptions& opt) {
         good[i].place = i > 0 && sign == 0 ? *good[i - 1].place : i + 1;
         if (result.mixed_n) good[i].warnings.add(Warning::mixed_n);
         if (result.mixed_threshold) good[i].warnings.add(Warning::mixed_threshold);
-        if (result.mixed_negatives) good[i].warnings.add(Warning::mixed_negatives);
         if (result.mixed_cut) good[i].warnings.add(Warning::mixed_cut);
     }
     // A place is uncertain when noise may decide its order against any other row.

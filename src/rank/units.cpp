@@ -9,17 +9,27 @@
 namespace basinvol::units {
 namespace {
 
-constexpr double eps64 = std::numeric_limits<double>::epsilon();
-
 bool mixed_cut(const Row& a, const Row& b) {
     if ((explicit_cut(a) && automatic_cut(b)) || (automatic_cut(a) && explicit_cut(b))) return true;
     return a.cut_rule == "atol" && b.cut_rule == "atol" && a.tol != b.tol;
 }
 
-// Whether `finer` (of the smaller ε) may count otherwise at `coarser`'s level.
+bool mixed_negatives(const Row& a, const Row& b) {
+    const auto da = drops_negatives(a), db = drops_negatives(b);
+    return da && db && *da != *db;
+}
+
+// How high, against its largest value, a row's cut may reach: the cut and
+// its floor (a copy of the matrix at that row's precision moves values by
+// as much).
+double relative_reach(const Row& r) { return (r.tol + r.noise_floor) / r.spectral_norm; }
+
+// Whether `finer`, cut lower relative to its largest value than `coarser`,
+// may count another dim at coarser's relative cut.
 bool finer_counts_otherwise(const Row& finer, const Row& coarser) {
-    const double ef = stored_eps(finer.stored_type), ec = stored_eps(coarser.stored_type);
-    return automatic_cut(finer) && automatic_cut(coarser) && ef < ec && may_count_otherwise(finer, ec);
+    if (!relative_rule(finer) || !relative_rule(coarser) || !(relative_cut(coarser) > relative_cut(finer)))
+        return false;
+    return may_count_otherwise(finer, relative_reach(coarser) * finer.spectral_norm);
 }
 
 }  // namespace
@@ -29,66 +39,64 @@ std::optional<bool> drops_negatives(const Row& r) {
     return r.rank + r.dim < r.n;
 }
 
-double stored_eps(const std::string& type) {
-    if (type.rfind("int", 0) == 0 || type.rfind("uint", 0) == 0) return eps64;  // exact in float64
-    if (type == "float64") return eps64;
-    if (type == "float32") return std::ldexp(1.0, -23);
-    if (type == "float16") return std::ldexp(1.0, -10);
-    if (type == "bfloat16") return std::ldexp(1.0, -7);
-    // "floatN (E exponent bits, M mantissa bits)": computed in float64, so at most its ε.
-    const auto at = type.find(" exponent bits, ");
-    if (type.rfind("float", 0) == 0 && at != std::string::npos) {
-        const int mantissa = std::atoi(type.c_str() + at + 16);
-        if (mantissa > 0) return std::ldexp(1.0, -std::min(mantissa, 52));
-    }
-    return std::numeric_limits<double>::quiet_NaN();
-}
-
 bool automatic_cut(const Row& r) { return r.cut_rule == "dtype" || r.cut_rule == "gap"; }
 bool explicit_cut(const Row& r) { return r.cut_rule == "atol" || r.cut_rule == "rtol"; }
+bool relative_rule(const Row& r) { return automatic_cut(r) || r.cut_rule == "rtol"; }
 
-bool may_count_otherwise(const Row& finer, double coarse) {
-    if (finer.dim >= finer.n) return false;  // nothing kept: a higher cut drops nothing more
-    if (!finer.gap) return true;             // nothing dropped: the smallest kept value is not given
-    const double eps = stored_eps(finer.stored_type), n = static_cast<double>(finer.n);
-    if (!(eps > 0)) return true;
-    const double norm = finer.noise_floor / std::max(eps, 8 * std::sqrt(n) * eps64);  // ≥ ‖H‖_F
-    const double level = std::max(n * coarse * norm, finer.noise_floor);
-    const double smallest = finer.noise_floor * std::pow(10.0, *finer.gap);
-    return !(smallest > level * (1 + 1e-9));
+double relative_cut(const Row& r) {
+    return r.spectral_norm > 0 && std::isfinite(r.spectral_norm) ? r.tol / r.spectral_norm
+                                                                  : std::numeric_limits<double>::quiet_NaN();
+}
+
+bool may_count_otherwise(const Row& r, double level) {
+    if (r.dim >= r.n) return false;  // nothing kept: a higher cut drops nothing more
+    if (!(level > r.tol)) return false;
+    double smallest = r.tol;  // the smallest kept value lies over these
+    if (r.dim_high == r.dim) smallest = std::max({smallest, 10 * r.tol, r.noise_floor});
+    if (r.gap && std::isfinite(r.noise_floor)) smallest = std::max(smallest, r.noise_floor * std::pow(10.0, *r.gap));
+    return !(smallest > level);
 }
 
 Mixed mixed(const std::vector<Row>& rows) {
     Mixed m;
-    m.precision.assign(rows.size(), false);
-    const Row *drops = nullptr, *keeps = nullptr, *explicit_row = nullptr, *automatic_row = nullptr,
-              *atol_row = nullptr;
-    double coarsest = 0;  // the largest ε among the automatic rows
+    m.level.assign(rows.size(), false);
+    m.negatives.assign(rows.size(), false);
+    bool drops = false, keeps = false;
+    const Row *explicit_row = nullptr, *automatic_row = nullptr, *atol_row = nullptr;
+    std::vector<std::pair<double, double>> relative;  // (cut, reach) of each relative row with a known one
     for (const Row& r : rows) {
-        if (const auto d = drops_negatives(r)) (*d ? drops : keeps) = &r;
+        if (const auto d = drops_negatives(r)) (*d ? drops : keeps) = true;
         if (explicit_cut(r)) explicit_row = &r;
-        if (automatic_cut(r)) {
-            automatic_row = &r;
-            const double e = stored_eps(r.stored_type);
-            if (e > coarsest) coarsest = e;
-        }
+        if (automatic_cut(r)) automatic_row = &r;
         if (r.cut_rule == "atol") {
             if (atol_row && atol_row->tol != r.tol) m.cut = true;
             atol_row = &r;
         }
-        if (std::isfinite(r.noise_floor)) m.largest_floor = std::max(m.largest_floor, r.noise_floor);
+        if (relative_rule(r) && std::isfinite(relative_cut(r)) && std::isfinite(relative_reach(r))) {
+            relative.emplace_back(relative_cut(r), relative_reach(r));
+            m.largest_relative_cut = std::max(m.largest_relative_cut, relative_cut(r));
+        }
     }
-    m.negatives = drops && keeps;
     m.cut = m.cut || (explicit_row && automatic_row);
+    // Sorted by cut, with the largest reach of the rows from each on: a row
+    // is checked against the highest level the rows cut over it reach.
+    std::sort(relative.begin(), relative.end());
+    std::vector<double> reach_from(relative.size() + 1, 0.0);
+    for (std::size_t k = relative.size(); k-- > 0;) reach_from[k] = std::max(reach_from[k + 1], relative[k].second);
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
-        m.precision[i] = automatic_cut(r) && stored_eps(r.stored_type) < coarsest && may_count_otherwise(r, coarsest);
+        m.negatives[i] = drops && keeps && drops_negatives(r).has_value();
+        if (!relative_rule(r) || !std::isfinite(relative_cut(r))) continue;
+        const auto over = std::upper_bound(relative.begin(), relative.end(),
+                                           std::pair<double, double>(relative_cut(r), INFINITY)) - relative.begin();
+        if (static_cast<std::size_t>(over) < relative.size())
+            m.level[i] = may_count_otherwise(r, reach_from[static_cast<std::size_t>(over)] * r.spectral_norm);
     }
     return m;
 }
 
 void pair_warnings(const Row& a, const Row& b, Warnings& on_a, Warnings& on_b) {
-    if (drops_negatives(a) && drops_negatives(b) && *drops_negatives(a) != *drops_negatives(b)) {
+    if (mixed_negatives(a, b)) {
         on_a.add(Warning::mixed_negatives);
         on_b.add(Warning::mixed_negatives);
     }
@@ -96,18 +104,18 @@ void pair_warnings(const Row& a, const Row& b, Warnings& on_a, Warnings& on_b) {
         on_a.add(Warning::mixed_cut);
         on_b.add(Warning::mixed_cut);
     }
-    if (finer_counts_otherwise(a, b)) on_a.add(Warning::mixed_precision);
-    if (finer_counts_otherwise(b, a)) on_b.add(Warning::mixed_precision);
+    if (finer_counts_otherwise(a, b)) on_a.add(Warning::mixed_level);
+    if (finer_counts_otherwise(b, a)) on_b.add(Warning::mixed_level);
 }
 
 std::string pair_reason(const Row& a, const Row& b) {
     std::ostringstream s;
     s.precision(3);
-    const auto da = drops_negatives(a), db = drops_negatives(b);
-    if (da && db && *da != *db) {
-        const char *dropping = *da ? "A" : "B", *keeping = *da ? "B" : "A";
-        const Row& keeper = *da ? b : a;
-        const Row& dropper = *da ? a : b;
+    if (mixed_negatives(a, b)) {
+        const bool a_drops = *drops_negatives(a);
+        const char *dropping = a_drops ? "A" : "B", *keeping = a_drops ? "B" : "A";
+        const Row& keeper = a_drops ? b : a;
+        const Row& dropper = a_drops ? a : b;
         s << "; computed under different option negatives (" << dropping << " drop, " << keeping
           << " abs or last): " << keeping << "'s rank and volume hold its " << keeper.negative << " negative directions, "
           << dropping << "'s leave its " << dropper.negative << " out, so these are not in one unit";
@@ -119,10 +127,13 @@ std::string pair_reason(const Row& a, const Row& b) {
         const Row& f = a_finer ? a : b;
         const Row& c = a_finer ? b : a;
         if (!finer_counts_otherwise(f, c)) continue;
-        s << "; " << (a_finer ? "A" : "B") << " is stored finer (" << f.stored_type << ") than "
-          << (a_finer ? "B" : "A") << " (" << c.stored_type << ") and cut at its own precision: a "
-          << c.stored_type << " copy of it may count kept values under its cut as flat; option atol over both "
-          << "noise_floor (A " << a.noise_floor << ", B " << b.noise_floor << ") counts them at one level";
+        const char *fn = a_finer ? "A" : "B", *cn = a_finer ? "B" : "A";
+        s << "; " << fn << "'s cut lies lower against its largest value (tol/spectral_norm " << relative_cut(f)
+          << "; " << f.stored_type << ", noise_floor " << f.noise_floor << ", cut " << f.cut_rule << ") than " << cn
+          << "'s (" << relative_cut(c) << "; " << c.stored_type << ", noise_floor " << c.noise_floor << ", cut "
+          << c.cut_rule << "), and " << fn << " may keep values under " << cn
+          << "'s level: counted at one level its dim may be larger; option rtol " << relative_cut(c)
+          << " counts both at one level";
     }
     return s.str();
 }

@@ -16,29 +16,30 @@ namespace basinvol::units {
 // alike under every policy: nullopt.
 std::optional<bool> drops_negatives(const Row& r);
 
-// ε of a stored type's name as the reader gives it (float64, float32,
-// float16, bfloat16, "floatN (E exponent bits, M mantissa bits)", intN);
-// NaN for a name not known (or a row read back without one).
-double stored_eps(const std::string& type);
-
 // Whether a row was cut where its own precision puts the cut (the rules
 // dtype and gap), or at an explicit level (atol, rtol). Unknown: neither.
 bool automatic_cut(const Row& r);
 bool explicit_cut(const Row& r);
 
-// Whether a row cut at its own precision may count another dim where a
-// stored type of ε `coarse` would cut the same matrix: its smallest kept
-// value, at least noise_floor·10^gap, may lie under that cut, at most
-// max(n·coarse·‖H‖_F, noise_floor) with ‖H‖_F ≤ noise_floor / max(ε,
-// 8·√n·ε(float64)) (the floor's own terms). False when nothing is kept.
-bool may_count_otherwise(const Row& finer, double coarse);
+// Whether a row's cut is relative to its own matrix (the automatic rules,
+// set by its precision: stored type, stated error, asymmetry; or rtol),
+// and where it lies against its largest value, tol / spectral_norm (NaN
+// when not known: a row saved without spectral_norm).
+bool relative_rule(const Row& r);
+double relative_cut(const Row& r);
+
+// Whether a row would count another dim cut at `level` (absolute, over its
+// own tol): its smallest kept value, at least max(noise_floor·10^gap, and
+// over max(10·tol, noise_floor) when dim_high = dim), may lie at or under
+// it. False when nothing is kept.
+bool may_count_otherwise(const Row& r, double level);
 
 // The mixed_ warnings of the ok rows of one ranking.
 struct Mixed {
-    bool negatives = false;          // some drop rows and some abs rows, each with negative values
+    std::vector<bool> negatives;     // per row: a saddle of one policy among saddles of the other
     bool cut = false;                // explicit and automatic cuts, or explicit atol cuts at different tol
-    std::vector<bool> precision;     // per row: finer than another automatic row, and may count otherwise
-    double largest_floor = 0;        // over the rows: an atol over it counts every row at one level
+    std::vector<bool> level;         // per row: cut lower (relative) than another, keeping a value under its level
+    double largest_relative_cut = 0; // over the relative rows: an rtol there counts every row at one level
 };
 Mixed mixed(const std::vector<Row>& rows);
 

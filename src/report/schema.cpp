@@ -123,6 +123,7 @@ const std::vector<Field> fields = {
     {"tol", K::number, S::always, ok_only, flat, BV_NUMBER(tol)},
     {"gap", K::number, S::always, ok_only, flat, BV_NUMBER(gap)},
     {"noise_floor", K::number, S::always, ok_only, flat, BV_NUMBER(noise_floor)},
+    {"spectral_norm", K::number, S::always, ok_only, flat, BV_NUMBER(spectral_norm)},
     {"cut", K::text, S::always, ok_only, flat, BV_TEXT(cut_rule)},
     {"log_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log_volume)},
     {"log10_volume", K::number, S::always, ok_only, flat, BV_NUMBER(log10_volume)},
@@ -403,7 +404,7 @@ Row fields_from_json(const Json& j) {
     // A value the saved row did not carry is written back as null, never as
     // a made-up 0 (non-finite numbers are written as null).
     const double unknown = std::numeric_limits<double>::quiet_NaN();
-    r.tol = r.noise_floor = r.threshold = r.log10_volume = r.log_volume_error = r.log_volume_noise =
+    r.tol = r.noise_floor = r.spectral_norm = r.threshold = r.log10_volume = r.log_volume_error = r.log_volume_noise =
         r.residual_bound = r.asymmetry = r.seconds = unknown;
     try {
         if (!take(status)) throw InputError("a row has no 'status'");

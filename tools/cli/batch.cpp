@@ -10,7 +10,10 @@
 #include <basinvol/report/text.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <iomanip>
 #include <set>
+#include <sstream>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -424,11 +427,14 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
 // line break as a space, every format bytes that are not UTF-8 as U+FFFD),
 // are two Hessians: both are kept, and reported.
 // `options` gets the analysis options all of them record alike, or null when
-// one records none (JSON Lines, TSV, CSV) or two differ; `unreadable` gets
-// the results files that cannot be read (told on stderr here), whose error
-// rows they source.
+// one records none (JSON Lines, TSV, CSV) or two differ; `differing` the
+// options two files record with different values (each value as JSON
+// text); `unreadable` gets the results files that cannot be read (told on
+// stderr here), whose error rows they source.
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
-                                   nlohmann::ordered_json& options, std::set<std::string>& unreadable) {
+                                   nlohmann::ordered_json& options,
+                                   std::map<std::string, std::set<std::string>>& differing,
+                                   std::set<std::string>& unreadable) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
     options = nullptr;
@@ -452,6 +458,8 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             got.push_back(bv::source_error_row(bv::Source{f, "", f, nullptr}, e.what()));
             unreadable.insert(f);
         }
+        if (recorded.is_object())
+            for (const auto& [key, value] : recorded.items()) differing[key].insert(value.dump());
         options = first || options == recorded ? recorded : nullptr;
         first = false;
         // This file's further rows of a name with answers of their own.
@@ -486,9 +494,18 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             }
             const bool replace = !old.ok && r.ok;
             // Rows of one name that answer differently come from runs under
-            // other options (-T, the cut, --negatives): say so.
+            // other options (-T, the cut, --negatives): say so. Log-volumes
+            // within their error bars are one answer (another -j, another
+            // BLAS thread count, moves the last digits).
+            const auto apart = [](const bv::Row& x, const bv::Row& y) {
+                const auto bar = [](double e) { return std::isfinite(e) ? e : 0.0; };  // not saved: none
+                const double bars = bar(x.log_volume_error) + bar(y.log_volume_error) +
+                                    1e-12 * std::max({1.0, std::abs(x.log_volume), std::abs(y.log_volume)});
+                return x.rank != y.rank || x.dim != y.dim || x.negative != y.negative ||
+                       !(std::abs(x.log_volume - y.log_volume) <= bars);
+            };
             const std::string differ =
-                old.ok && r.ok && !same_answer(old, r)
+                old.ok && r.ok && apart(old, r)
                     ? " (their answers differ: rank " + std::to_string(old.rank) + " and " + std::to_string(r.rank) +
                           ", dim " + std::to_string(old.dim) + " and " + std::to_string(r.dim) + ", log_volume " +
                           bv::value_text(old.log_volume) + " and " + bv::value_text(r.log_volume) +
@@ -506,6 +523,8 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             }
         }
     }
+    for (auto it = differing.begin(); it != differing.end();)
+        it = it->second.size() > 1 ? std::next(it) : differing.erase(it);
     return rows;
 }
 
@@ -780,8 +799,20 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
 
 }  // namespace
 
+// A positive number rounded up to two significant digits, as text: a cut
+// option that lies at or over it.
+std::string rounded_up(double x) {
+    if (!(x > 0) || !std::isfinite(x)) return bv::value_text(x);
+    const double unit = std::pow(10.0, std::floor(std::log10(x)) - 1);
+    for (double up = std::ceil(x / unit);; ++up) {  // the text, read back, is at or over x
+        std::ostringstream s;
+        s << std::setprecision(2) << up * unit;
+        if (std::strtod(s.str().c_str(), nullptr) >= x) return s.str();
+    }
+}
+
 bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::AnalyzeOptions& a, bool regularized,
-                const char* tool) {
+                const char* tool, const std::string& recorded_cuts) {
     bv::RankOptions ro;
     ro.tie_tol = o.tie_tol;
     ro.saddles_last = a.negatives == bv::NegativePolicy::last;
@@ -801,22 +832,42 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
                      "drop): a saddle's rank and log-volume hold its negative directions under one and leave them "
                      "out under the other, so saddles are ordered across units; analyse one set again under the "
                      "other's --negatives (mixed_negatives)\n";
-    if (ranking_result.mixed_cut)
+    if (!recorded_cuts.empty()) {  // the results files say so themselves
+        for (auto& r : rows)
+            if (r.ok) r.warnings.add(bv::Warning::mixed_cut);
+        std::cerr << tool << ": warning: the results files record different cuts (" << recorded_cuts
+                  << "): each dim counts the values under its own row's cut, so dims are compared across levels; "
+                     "rank rows computed under one cut (mixed_cut)\n";
+    } else if (ranking_result.mixed_cut)
         std::cerr << tool << ": warning: the rows were cut by different rules (cut atol or rtol in some, dtype or gap "
                      "in others, or atol at different levels): each dim counts the values under its own row's cut, "
                      "so dims are compared across levels; rank rows computed under one cut (mixed_cut)\n";
-    if (ranking_result.mixed_precision > 0)
-        std::cerr << tool << ": warning: " << ranking_result.mixed_precision
-                  << (ranking_result.mixed_precision == 1 ? " row, stored" : " rows, stored")
-                  << " at a finer precision than others and cut at it, may keep values that a coarser copy would "
-                     "count as flat, so dims are counted at different levels; --atol at or over "
-                  << bv::value_text(ranking_result.largest_floor)
-                  << ", the largest noise_floor, counts every row at one level (mixed_precision)\n";
-    if (ranking_result.without_noise > 0)
-        std::cerr << tool << ": note: " << ranking_result.without_noise
-                  << (ranking_result.without_noise == 1 ? " row was" : " rows were")
-                  << " saved without log_volume_noise (by an earlier version): its log-volume's reach is unbounded, "
-                     "so its place is marked ~ against every row of its dim; analyse its Hessian again to rank it\n";
+    if (ranking_result.mixed_level > 0) {
+        const bool one = ranking_result.mixed_level == 1;
+        std::cerr << tool << ": warning: " << ranking_result.mixed_level << (one ? " row is" : " rows are")
+                  << " cut lower, against " << (one ? "its" : "their")
+                  << " largest eigenvalue, than another row (by a finer precision: stored type, stated error, "
+                     "asymmetry; or by --cut or --rtol), and " << (one ? "keeps values" : "keep values")
+                  << " under that row's level, so dims are counted at different levels; --rtol "
+                  << rounded_up(ranking_result.largest_relative_cut)
+                  << " counts every row at one level (mixed_level)\n";
+    }
+    if (ranking_result.without_noise > 0) {
+        const bool one = ranking_result.without_noise == 1;
+        std::cerr << tool << ": note: " << ranking_result.without_noise << (one ? " row was" : " rows were")
+                  << " saved without log_volume_noise (by an earlier version): "
+                  << (one ? "its log-volume's reach is unbounded, so its place is"
+                          : "their log-volumes' reach is unbounded, so their places are")
+                  << " marked ~ against every row of " << (one ? "its" : "their") << " dim; analyse "
+                  << (one ? "its Hessian" : "their Hessians") << " again to rank " << (one ? "it" : "them") << "\n";
+    }
+    if (ranking_result.without_norm > 0 && rows.size() > 1) {
+        const bool one = ranking_result.without_norm == 1;
+        std::cerr << tool << ": note: " << ranking_result.without_norm << (one ? " row was" : " rows were")
+                  << " saved without spectral_norm (by an earlier version): whether " << (one ? "its" : "their")
+                  << " cut lies at another row's level is not known, and mixed_level is not checked for "
+                  << (one ? "it" : "them") << "\n";
+    }
     if (ranking_result.mixed_n)
         std::cerr << tool << ": note: the Hessians have different n: they are ranked by curved directions "
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
@@ -828,11 +879,11 @@ namespace {
 
 // `rank`: places by the ranking rule, then every row.
 void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpec spec, const CommonOptions& o,
-                    const BatchCli& b, const bv::AnalyzeOptions& a) {
+                    const BatchCli& b, const bv::AnalyzeOptions& a, const std::string& recorded_cuts) {
     bool any_regularized = false;
     for (const auto& r : rows) any_regularized = any_regularized || r.log_volume_regularized.has_value();
     if (b.from_results && any_regularized) spec.with_regularized = true;
-    place_rows(rows, o, a, spec.with_regularized, "basinvol");
+    place_rows(rows, o, a, spec.with_regularized, "basinvol", recorded_cuts);
     bv::RowWriter ranked(out, spec);
     for (const auto& r : rows) ranked.write(r);
     ranked.finish();
@@ -922,6 +973,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
 
     Progress progress(!b.no_progress);
     std::vector<bv::Row> rows;  // rank: every row before printing
+    std::string recorded_cuts;  // --from-results: the cut options the JSON files record differently
     std::size_t failed = 0;
     std::vector<bv::WorkItem> items;
     if (b.from_results) {
@@ -929,8 +981,22 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         // records those (with this ranking's own) when the files agree on
         // them, else none (null), so --resume cannot mistake them.
         nlohmann::ordered_json options;
+        std::map<std::string, std::set<std::string>> differing;
         std::set<std::string> unreadable;
-        rows = merge_results(args, progress, options, unreadable);
+        rows = merge_results(args, progress, options, differing, unreadable);
+        // Options the JSON files record with different values: those that
+        // set the cut mark every row mixed_cut (place_rows says so), the
+        // rest are said here.
+        std::string others;
+        for (const auto& [key, values] : differing) {
+            std::string text = key + " ";
+            for (const auto& v : values) text += (text.back() == ' ' ? "" : " and ") + v;
+            std::string& into = key == "cut" || key == "atol" || key == "rtol" || key == "min_gap" ? recorded_cuts : others;
+            into += (into.empty() ? "" : "; ") + text;
+        }
+        if (!others.empty())
+            progress.message("basinvol: warning: the results files record different options (" + others +
+                             "): their rows were computed differently");
         if (options.is_object()) {
             const auto now = spec.context["options"];
             options["tie_tol"] = now["tie_tol"];
@@ -983,7 +1049,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         failed += run_items(items, bo, o, b, progress, sink, sync, finished).failed;
     }
     progress.finish();
-    if (ranking) rank_and_write(rows, out, spec, o, b, bo.analyze);
+    if (ranking) rank_and_write(rows, out, spec, o, b, bo.analyze, recorded_cuts);
     else writer.finish();
     if (file) file->commit();
     if (journal) journal->remove();  // every row is in FILE now

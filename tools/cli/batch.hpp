@@ -86,8 +86,10 @@ private:
 // Places rows by the ranking rule (and by regularized volume when
 // `regularized`), with the notes `tool` writes on stderr when the Hessians'
 // n differ. Returns whether every row got a regularized place.
+// `recorded_cuts`, when not empty, names the cut options the ranked results
+// files record differently: every row is marked mixed_cut.
 bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::AnalyzeOptions& a, bool regularized,
-                const char* tool);
+                const char* tool, const std::string& recorded_cuts = "");
 
 // Ctrl-C, SIGTERM and SIGHUP: the first stops new work (running Hessians
 // finish and their rows are written); a second SIGINT or SIGTERM abandons

@@ -117,6 +117,7 @@ struct Cut {
     std::optional<double> gap;   // log10(smallest kept / max(largest dropped, floor)); empty = unbounded;
                                  // a partial spectrum's: the least its knowledge allows (dropped up to rest_bound)
     double floor = 0;            // noise_floor(): below it eigenvalues are noise
+    double top = 0;              // max|λ| (a partial spectrum's: its estimate of the largest)
     std::string rule;            // "dtype", "gap", "atol", "rtol"
     bool ambiguous = false;      // gap under min_gap, nothing kept above the floor, tied gaps, or a value near a rule's tol
     bool below_floor = false;    // an explicit tol under the floor

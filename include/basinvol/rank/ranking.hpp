@@ -22,15 +22,20 @@ struct Ranking {
     // Rows computed under --negatives abs (or last) and drop, each with
     // negative values: one keeps them in its rank and volume, the other not.
     bool mixed_negatives = false;
-    // Rows cut at their own precision (dtype, gap) of which some, stored
-    // finer than another, may count another dim at its level: how many.
-    std::size_t mixed_precision = 0;
+    // Rows cut lower, against their largest value, than another row cut
+    // relative to its own (dtype, gap, rtol), which keep a value under its
+    // level: how many.
+    std::size_t mixed_level = 0;
     // Rows cut by different rules: explicit (atol, rtol) and automatic
     // (dtype, gap), or atol at different tol.
     bool mixed_cut = false;
-    double largest_floor = 0;  // the rows' largest noise_floor: an atol over it counts them at one level
+    // The automatic rows' largest tol/spectral_norm: an rtol there counts them at one level.
+    double largest_relative_cut = 0;
     // Rows read back without log_volume_noise (saved before it): their reach is unbounded.
     std::size_t without_noise = 0;
+    // Rows of a relative cut read back without spectral_norm (saved before
+    // it): mixed_level cannot place their cuts, and does not mark them.
+    std::size_t without_norm = 0;
 };
 
 // What decided the order of two rows.
@@ -51,7 +56,7 @@ struct Comparison {
     std::vector<std::string> uncertain_by;
     std::string reason;      // one line: what decided, with the numbers
     // The mixed_ warnings each row would carry ranked with the other
-    // (mixed_threshold, mixed_negatives, mixed_cut, mixed_precision).
+    // (mixed_threshold, mixed_negatives, mixed_cut, mixed_level).
     Warnings warnings_a, warnings_b;
 };
 
