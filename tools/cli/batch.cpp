@@ -799,6 +799,8 @@ Earlier earlier_rows(const BatchCli& b, const bv::ReportSpec& spec, const std::s
 
 }  // namespace
 
+namespace {
+
 // A positive number rounded up to two significant digits, as text: a cut
 // option that lies at or over it.
 std::string rounded_up(double x) {
@@ -810,6 +812,8 @@ std::string rounded_up(double x) {
         if (std::strtod(s.str().c_str(), nullptr) >= x) return s.str();
     }
 }
+
+}  // namespace
 
 bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::AnalyzeOptions& a, bool regularized,
                 const char* tool, const std::string& recorded_cuts) {
@@ -986,8 +990,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         rows = merge_results(args, progress, options, differing, unreadable);
         // Options the JSON files record with different values: those that
         // set the cut mark every row mixed_cut (place_rows says so), the
-        // rest are said here.
+        // rest are said here, but for the ranking's own and the method
+        // (every solver gives one answer, within its error bars).
         std::string others;
+        differing.erase("tie_tol");
+        differing.erase("method");
         for (const auto& [key, values] : differing) {
             std::string text = key + " ";
             for (const auto& v : values) text += (text.back() == ' ' ? "" : " and ") + v;
