@@ -639,12 +639,27 @@ TEST_CASE("a row cut lower against its largest value than another, keeping a val
         CHECK(compare_rows(coarse, clear, {}).warnings_b.empty());
         CHECK(compare_rows(coarse, clear, {}).reason.find("lies lower") == std::string::npos);
     }
-    // A's level counts its floor: a copy at A's precision moves values by as
-    // much. B's smallest kept value at 1.05e-6 is within it, at 1.2e-6 not.
-    for (const double smallest : {1.05e-6, 1.2e-6}) {
+    // A's level is its cut: B's smallest kept value at 0.95e-6 lies under
+    // it, at 1.05e-6 over it.
+    for (const double smallest : {0.95e-6, 1.05e-6}) {
         rows = {coarse, cut(fine, "dtype", 1.0, 1e-14, 5e-15, std::log10(smallest / 5e-15))};
-        CHECK(rank_rows(rows, {}).mixed_level == (smallest < 1.1e-6 ? 1u : 0u));
+        CHECK(rank_rows(rows, {}).mixed_level == (smallest < 1e-6 ? 1u : 0u));
     }
+    // One rule's cuts, ulps apart (n·ε, or one rtol, over max|λ| rounded
+    // per row), are one level: no warning however close B's kept values.
+    const double eps = std::numeric_limits<double>::epsilon();
+    rows = {cut(coarse, "dtype", 1.0, 8 * eps * (1 + 2 * eps), 1e-15, 0.1),
+            cut(fine, "dtype", 3.0, 3 * 8 * eps, 1e-15, 0.1)};
+    CHECK(rank_rows(rows, {}).mixed_level == 0);
+    rows = {cut(coarse, "rtol", 7.0, 7 * 3e-7 * (1 + 4 * eps), 1e-15, 0.1), cut(fine, "rtol", 1.0, 3e-7, 1e-15, 0.1)};
+    CHECK(rank_rows(rows, {}).mixed_level == 0);
+    // A gap cut lies at the geometric mean of its sides: the kept side at
+    // tol·10^(gap/2). B cut by gap at 1e-8 over a gap of 8 decades keeps
+    // nothing under 1e-4, over A's level: clear.
+    rows = {coarse, cut(fine, "gap", 1.0, 1e-8, 1e-15, 8.0)};
+    CHECK(rank_rows(rows, {}).mixed_level == 0);
+    rows = {coarse, cut(fine, "gap", 1.0, 1e-8, 1e-15, 3.0)};  // kept from 3e-7 on: under it
+    CHECK(rank_rows(rows, {}).mixed_level == 1);
     // Nothing kept: a higher cut drops nothing more.
     rows = {coarse, cut(row("z", 8, 8, 0.0), "dtype", 1.0, 1e-14, 5e-15, std::nullopt)};
     CHECK(rank_rows(rows, {}).mixed_level == 0);

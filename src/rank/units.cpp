@@ -18,17 +18,16 @@ bool mixed_negatives(const Row& a, const Row& b) {
     return da && db && *da != *db;
 }
 
-// How high, against its largest value, a row's cut may reach: the cut and
-// its floor (a copy of the matrix at that row's precision moves values by
-// as much).
-double relative_reach(const Row& r) { return (r.tol + r.noise_floor) / r.spectral_norm; }
+// Whether a relative cut lies over another: past the rounding of tol /
+// spectral_norm, which puts one rule's cuts (n·ε, one rtol) ulps apart.
+bool cut_over(double cut, double other) { return cut > other * (1 + 1e-9); }
 
 // Whether `finer`, cut lower relative to its largest value than `coarser`,
 // may count another dim at coarser's relative cut.
 bool finer_counts_otherwise(const Row& finer, const Row& coarser) {
-    if (!relative_rule(finer) || !relative_rule(coarser) || !(relative_cut(coarser) > relative_cut(finer)))
+    if (!relative_rule(finer) || !relative_rule(coarser) || !cut_over(relative_cut(coarser), relative_cut(finer)))
         return false;
-    return may_count_otherwise(finer, relative_reach(coarser) * finer.spectral_norm);
+    return may_count_otherwise(finer, relative_cut(coarser) * finer.spectral_norm);
 }
 
 }  // namespace
@@ -53,6 +52,9 @@ bool may_count_otherwise(const Row& r, double level) {
     double smallest = r.tol;  // the smallest kept value lies over these
     if (r.dim_high == r.dim) smallest = std::max({smallest, 10 * r.tol, r.noise_floor});
     if (r.gap && std::isfinite(r.noise_floor)) smallest = std::max(smallest, r.noise_floor * std::pow(10.0, *r.gap));
+    // A gap cut lies at the geometric mean of the gap's sides: the kept side
+    // is tol·10^(gap/2) (less its rounding).
+    if (r.gap && r.cut_rule == "gap") smallest = std::max(smallest, r.tol * std::pow(10.0, *r.gap / 2) * (1 - 1e-12));
     return !(smallest > level);
 }
 
@@ -62,7 +64,6 @@ Mixed mixed(const std::vector<Row>& rows) {
     m.negatives.assign(rows.size(), false);
     bool drops = false, keeps = false;
     const Row *explicit_row = nullptr, *automatic_row = nullptr, *atol_row = nullptr;
-    std::vector<std::pair<double, double>> relative;  // (cut, reach) of each relative row with a known one
     for (const Row& r : rows) {
         if (const auto d = drops_negatives(r)) (*d ? drops : keeps) = true;
         if (explicit_cut(r)) explicit_row = &r;
@@ -71,25 +72,18 @@ Mixed mixed(const std::vector<Row>& rows) {
             if (atol_row && atol_row->tol != r.tol) m.cut = true;
             atol_row = &r;
         }
-        if (relative_rule(r) && std::isfinite(relative_cut(r)) && std::isfinite(relative_reach(r))) {
-            relative.emplace_back(relative_cut(r), relative_reach(r));
+        if (relative_rule(r) && std::isfinite(relative_cut(r)))
             m.largest_relative_cut = std::max(m.largest_relative_cut, relative_cut(r));
-        }
     }
     m.cut = m.cut || (explicit_row && automatic_row);
-    // Sorted by cut, with the largest reach of the rows from each on: a row
-    // is checked against the highest level the rows cut over it reach.
-    std::sort(relative.begin(), relative.end());
-    std::vector<double> reach_from(relative.size() + 1, 0.0);
-    for (std::size_t k = relative.size(); k-- > 0;) reach_from[k] = std::max(reach_from[k + 1], relative[k].second);
     for (std::size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
         m.negatives[i] = drops && keeps && drops_negatives(r).has_value();
-        if (!relative_rule(r) || !std::isfinite(relative_cut(r))) continue;
-        const auto over = std::upper_bound(relative.begin(), relative.end(),
-                                           std::pair<double, double>(relative_cut(r), INFINITY)) - relative.begin();
-        if (static_cast<std::size_t>(over) < relative.size())
-            m.level[i] = may_count_otherwise(r, reach_from[static_cast<std::size_t>(over)] * r.spectral_norm);
+        // The row of the largest relative cut sets the highest level any
+        // other row sets (may_count_otherwise grows with the level).
+        m.level[i] = relative_rule(r) && std::isfinite(relative_cut(r)) &&
+                     cut_over(m.largest_relative_cut, relative_cut(r)) &&
+                     may_count_otherwise(r, m.largest_relative_cut * r.spectral_norm);
     }
     return m;
 }

@@ -1089,6 +1089,9 @@ class BatchTest(clitest.TempDirTest):
         p = run("rank", "--from-results", auto, threshold, "-f", "jsonl")
         self.assertIn("the results files record different options (threshold 0.5 and null)", p.stderr)
         self.assertNotIn("mixed_cut", p.stdout + p.stderr)
+        # A file that records none beside one that does: said.
+        p = run("rank", "--from-results", gap, cut, "-f", "jsonl")
+        self.assertIn("%s records no options" % cut, p.stderr)
 
     def test_from_results_keeps_two_hessians_tsv_names_alike_and_merges_joined_runs(self):
         # `a b.h5` and `a<TAB>b.h5` are one name in TSV: ranking the saved rows

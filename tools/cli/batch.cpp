@@ -429,12 +429,12 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
 // `options` gets the analysis options all of them record alike, or null when
 // one records none (JSON Lines, TSV, CSV) or two differ; `differing` the
 // options two files record with different values (each value as JSON
-// text); `unreadable` gets the results files that cannot be read (told on
+// text); `unrecorded` the readable files that record none; `unreadable` gets the results files that cannot be read (told on
 // stderr here), whose error rows they source.
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
                                    nlohmann::ordered_json& options,
                                    std::map<std::string, std::set<std::string>>& differing,
-                                   std::set<std::string>& unreadable) {
+                                   std::vector<std::string>& unrecorded, std::set<std::string>& unreadable) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
     options = nullptr;
@@ -460,6 +460,8 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         }
         if (recorded.is_object())
             for (const auto& [key, value] : recorded.items()) differing[key].insert(value.dump());
+        else if (!unreadable.count(f))
+            unrecorded.push_back(named);
         options = first || options == recorded ? recorded : nullptr;
         first = false;
         // This file's further rows of a name with answers of their own.
@@ -986,8 +988,9 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         // them, else none (null), so --resume cannot mistake them.
         nlohmann::ordered_json options;
         std::map<std::string, std::set<std::string>> differing;
+        std::vector<std::string> unrecorded;
         std::set<std::string> unreadable;
-        rows = merge_results(args, progress, options, differing, unreadable);
+        rows = merge_results(args, progress, options, differing, unrecorded, unreadable);
         // Options the JSON files record with different values: those that
         // set the cut mark every row mixed_cut (place_rows says so), the
         // rest are said here, but for the ranking's own and the method
@@ -995,6 +998,15 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         std::string others;
         differing.erase("tie_tol");
         differing.erase("method");
+        // Files that record none beside files that do: their rows' cuts are
+        // known only from the rows' own fields.
+        if (!unrecorded.empty() && unrecorded.size() + unreadable.size() < args.size()) {
+            std::string names;
+            for (const auto& n : unrecorded) names += (names.empty() ? "" : ", ") + n;
+            progress.message("basinvol: note: " + names + (unrecorded.size() == 1 ? " records" : " record") +
+                             " no options (JSON Lines, TSV, CSV, or a ranking of runs under different options): "
+                             "whether its rows were cut as the others' is known only from the rows' own fields");
+        }
         for (const auto& [key, values] : differing) {
             std::string text = key + " ";
             for (const auto& v : values) text += (text.back() == ' ' ? "" : " and ") + v;
