@@ -497,10 +497,9 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
                 s << "volume directions: A " << a.rank << (a.rank < b.rank ? " < " : " > ") << "B " << b.rank
                   << (a.n == b.n ? " at equal dimension" : " at equal curved directions");
                 // Each row's own policy where the rows differ (mixed_negatives).
-                const auto da = units::drops_negatives(a), db = units::drops_negatives(b);
-                if (da && db && *da != *db)
-                    s << " (negative directions: A " << a.negative << (*da ? " dropped" : " kept") << ", B "
-                      << b.negative << (*db ? " dropped" : " kept");
+                if (units::mixed_negatives(a, b))
+                    s << " (negative directions: A " << a.negative << (*units::drops_negatives(a) ? " dropped" : " kept")
+                      << ", B " << b.negative << (*units::drops_negatives(b) ? " dropped" : " kept");
                 else
                     s << " (negative directions dropped: A " << a.negative << ", B " << b.negative;
                 s << "; fewer directions in the volume wins)";

@@ -13,11 +13,6 @@ bool mixed_cut(const Row& a, const Row& b) {
     return a.cut_rule == "atol" && b.cut_rule == "atol" && a.tol != b.tol;
 }
 
-bool mixed_negatives(const Row& a, const Row& b) {
-    const auto da = drops_negatives(a), db = drops_negatives(b);
-    return da && db && *da != *db;
-}
-
 // Whether a relative cut lies over another: past the rounding of tol /
 // spectral_norm, which puts one rule's cuts (n·ε, one rtol) ulps apart.
 bool cut_over(double cut, double other) { return cut > other * (1 + 1e-9); }
@@ -35,6 +30,11 @@ bool finer_counts_otherwise(const Row& finer, const Row& coarser) {
 std::optional<bool> drops_negatives(const Row& r) {
     if (r.negative == 0) return std::nullopt;
     return r.rank + r.dim < r.n;
+}
+
+bool mixed_negatives(const Row& a, const Row& b) {
+    const auto da = drops_negatives(a), db = drops_negatives(b);
+    return da && db && *da != *db;
 }
 
 bool automatic_cut(const Row& r) { return r.cut_rule == "dtype" || r.cut_rule == "gap"; }

@@ -15,6 +15,8 @@ namespace basinvol::units {
 // last keep them (rank + dim = n). A row without negative values reads
 // alike under every policy: nullopt.
 std::optional<bool> drops_negatives(const Row& r);
+// Whether two rows show different policies (each with negative values).
+bool mixed_negatives(const Row& a, const Row& b);
 
 // Whether a row was cut where its own precision puts the cut (the rules
 // dtype and gap), or at an explicit level (atol, rtol). Unknown: neither.
