@@ -508,6 +508,19 @@ void fill(Row& r, Hessian& h, const AnalyzeOptions& opt) {
     report(r, s, EigenvalueList(s.values), cut, facts_of(h), opt);
 }
 
+// fill, for values that may be mapped from their file: an answer (or a
+// failure) computed from values the file no longer holds is the file's
+// change, not the answer.
+void fill_checked(Row& r, Hessian& h, const AnalyzeOptions& opt) {
+    try {
+        fill(r, h, opt);
+    } catch (...) {
+        h.check_unchanged();
+        throw;
+    }
+    h.check_unchanged();
+}
+
 // Each top-level block's share of a structured Hessian's answer.
 std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, NegativePolicy policy) {
     std::vector<BlockRow> out;
@@ -605,18 +618,20 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
             return;
         }
         Hessian h;
+        ReadOptions read = opt.read;
+        read.map = true;  // checked once the answer is in (fill_checked)
         consistently(
             [&] {
                 h = Hessian{};  // a repeated pass never holds two copies
-                h = read_hessian(info, opt.read);
+                h = read_hessian(info, read);
             },
             3);
-        fill(r, h, opt);
+        fill_checked(r, h, opt);
     });
 }
 
 Row analyze_hessian(Hessian h, const AnalyzeOptions& opt) {
-    return guarded(h.info, [&](Row& r) { fill(r, h, opt); });
+    return guarded(h.info, [&](Row& r) { fill_checked(r, h, opt); });
 }
 
 Row error_row(const HessianInfo& info, const std::string& message) {

@@ -3,6 +3,7 @@
 // it (an HDF5 reader, an array in memory). The value rules and their
 // messages are the ones every reader shares (io/reader.hpp).
 #include "huge_pages.hpp"
+#include "io/mapped_values.hpp"
 #include "threads.hpp"
 
 #include <basinvol/error.hpp>
@@ -186,8 +187,9 @@ NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
 // 1e-163 whose only asymmetry that is would read as symmetric. Each entry is
 // read once: the upper tile is transposed into a buffer, and the sums run
 // down contiguous columns widened to double.
-template <class Scalar>
-NormSums one_pass_norms(const Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>& m) {
+template <class Matrix>
+NormSums one_pass_norms(const Matrix& m) {
+    using Scalar = typename Matrix::Scalar;
     const Eigen::Index n = m.rows();
     return triangle_sums<NormSums>(n, [&](Eigen::Index c_begin, Eigen::Index c_end, NormSums& sum) {
         Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, 0, tile, tile> upper;
@@ -239,36 +241,37 @@ double symmetrize(const Matrix& m, Out& out, const Unit& unit) {
 }
 
 // Checks, symmetrizes and measures m: its asymmetry (relative and absolute)
-// and ‖H‖_F after symmetrizing.
+// and ‖H‖_F after symmetrizing; `before_writing` runs before m is written.
 // A float matrix that is not symmetric is symmetrized into `widened` (and m
 // freed): (a + b)/2 of two floats is exact in double, where rounding it back
 // to float moves an entry by up to half a float ulp, which moves eigenvalues
 // far past the error bars the rows report (a float32 Hessian from autograd
 // is asymmetric at rounding level). Its working set, float32 and float64 side
 // by side while widening, is what working_set_bytes counts for float32.
-template <class Matrix>
+template <class Matrix, class BeforeWriting>
 Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const ReadOptions& opt,
-                                    Eigen::MatrixXd& widened) {
+                                    Eigen::MatrixXd& widened, BeforeWriting before_writing) {
+    constexpr bool is_float = std::is_same_v<typename Matrix::Scalar, float>;
     const auto symmetrized = [&](const Unit& unit) {
-        if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) {
+        if constexpr (is_float) {
             widened.resize(m.rows(), m.cols());
             detail::advise_huge_pages(widened);
             const double sym2 = symmetrize(m, widened, unit);
-            m.resize(0, 0);
+            if constexpr (std::is_same_v<Matrix, Eigen::MatrixXf>) m.resize(0, 0);
             return sym2;
         } else {
+            before_writing();
             return symmetrize(m, m, unit);
         }
     };
     // Values stored as floats take one pass (one_pass_norms), float64 ones
     // too while max|H| is in its range; integers held in floats, and 64-bit
     // integers, keep check_values, whose rules apply to them.
-    const bool one_pass = std::is_same_v<Matrix, Eigen::MatrixXf> ? held_as_float32(info.stored_type)
-                                                                   : info.stored_type != "int64" &&
-                                                                         info.stored_type != "uint64";
+    const bool one_pass = is_float ? held_as_float32(info.stored_type)
+                                   : info.stored_type != "int64" && info.stored_type != "uint64";
     if (one_pass) {
         const NormSums f = one_pass_norms(m);
-        const bool in_range = std::is_same_v<Matrix, Eigen::MatrixXf> ||
+        const bool in_range = is_float ||
                               ((f.largest == 0 || (f.largest >= 1e-100 && f.largest <= 1e100)) &&
                                !(f.asymmetric && f.asym2 < 0x1p-900));
         if (std::isfinite(f.norm2) && in_range) {
@@ -314,31 +317,107 @@ Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt) 
 
 Hessian::Hessian(HessianInfo i, Norms norms) : info(std::move(i)), norms_(norms) {}
 
+Hessian::Hessian(Hessian&& other) noexcept { *this = std::move(other); }
+
+Hessian& Hessian::operator=(Hessian&& other) noexcept {
+    info = std::move(other.info);
+    storage_ = std::exchange(other.storage_, Storage::none);
+    n_ = std::exchange(other.n_, 0);
+    f32_ = std::move(other.f32_);
+    f64_ = std::move(other.f64_);
+    mapped_ = std::move(other.mapped_);
+    norms_ = other.norms_;
+    return *this;
+}
+
+void Hessian::hold(Eigen::MatrixXf m) {
+    n_ = m.rows();
+    storage_ = m.size() ? Storage::float32 : Storage::none;
+    f32_ = std::move(m);
+}
+
+void Hessian::hold(Eigen::MatrixXd m) {
+    n_ = m.rows();
+    storage_ = m.size() ? Storage::float64 : Storage::none;
+    f64_ = std::move(m);
+}
+
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options) {
     Eigen::MatrixXd widened;
-    Hessian h(info, check_and_symmetrize(m, info, options, widened));
+    Hessian h(info, check_and_symmetrize(m, info, options, widened, [] {}));
     if (widened.size())
-        h.f64_ = std::move(widened);
+        h.hold(std::move(widened));
     else
-        h.f32_ = std::move(m);
+        h.hold(std::move(m));
     return h;
 }
 
 Hessian Hessian::validated(HessianInfo info, Eigen::MatrixXd m, const ReadOptions& options) {
     Eigen::MatrixXd unused;
-    Hessian h(info, check_and_symmetrize(m, info, options, unused));
-    h.f64_ = std::move(m);
+    Hessian h(info, check_and_symmetrize(m, info, options, unused, [] {}));
+    h.hold(std::move(m));
     return h;
 }
 
-const Eigen::MatrixXf& Hessian::f32() const {
-    if (!is_f32()) throw NumericError(info.source() + ": the Hessian is not stored as float32");
-    return f32_;
+Hessian Hessian::validated(HessianInfo info, std::shared_ptr<detail::MappedValues> values, bool f32,
+                           const ReadOptions& options) {
+    const auto n = static_cast<Eigen::Index>(info.n);
+    const std::size_t bytes = info.n * info.n * (f32 ? sizeof(float) : sizeof(double));
+    if (!values || values->bytes() != bytes)
+        throw NumericError(info.source() + ": mapped values of " + std::to_string(values ? values->bytes() : 0) +
+                           " bytes for a matrix of " + std::to_string(bytes));
+    Eigen::MatrixXd widened;
+    auto writable = [&] {
+        if (!values->make_writable())
+            throw NumericError(info.source() + ": cannot symmetrize the mapped values (mprotect refused)");
+    };
+    // A fault or a write while the values are checked is the file's change,
+    // not what the changed values break.
+    auto checked = [&](auto body) {
+        try {
+            return body();
+        } catch (const InputError&) {
+            if (const std::string how = values->changed(); !how.empty()) throw file_changed(info, how);
+            throw;
+        }
+    };
+    Hessian::Norms norms;
+    if (f32) {
+        Eigen::Map<Eigen::MatrixXf> m(static_cast<float*>(values->data()), n, n);
+        norms = checked([&] { return check_and_symmetrize(m, info, options, widened, writable); });
+    } else {
+        Eigen::Map<Eigen::MatrixXd> m(static_cast<double*>(values->data()), n, n);
+        norms = checked([&] { return check_and_symmetrize(m, info, options, widened, writable); });
+    }
+    Hessian h(info, norms);
+    if (widened.size()) {
+        // Float32 values widened to their exact symmetric part: the mapping
+        // is no longer needed, once it is known they were the file's.
+        if (const std::string how = values->changed(); !how.empty()) throw file_changed(h.info, how);
+        h.hold(std::move(widened));
+        return h;
+    }
+    h.n_ = n;
+    h.storage_ = f32 ? Storage::float32 : Storage::float64;
+    h.mapped_ = std::move(values);
+    return h;
 }
 
-const Eigen::MatrixXd& Hessian::f64() const {
+Eigen::Map<const Eigen::MatrixXf> Hessian::f32() const {
+    if (!is_f32()) throw NumericError(info.source() + ": the Hessian is not stored as float32");
+    const float* data = mapped_ ? static_cast<const float*>(mapped_->data()) : f32_.data();
+    return {data, n_, n_};
+}
+
+Eigen::Map<const Eigen::MatrixXd> Hessian::f64() const {
     if (is_f32() || empty()) throw NumericError(info.source() + ": the Hessian is not stored as float64");
-    return f64_;
+    const double* data = mapped_ ? static_cast<const double*>(mapped_->data()) : f64_.data();
+    return {data, n_, n_};
+}
+
+void Hessian::check_unchanged() const {
+    if (!mapped_) return;
+    if (const std::string how = mapped_->changed(); !how.empty()) throw file_changed(info, how);
 }
 
 namespace {
@@ -354,12 +433,38 @@ Eigen::MatrixXd copy_f64(const M& m) {
 
 }  // namespace
 
-Eigen::MatrixXd Hessian::to_f64() const { return is_f32() ? copy_f64(f32_) : copy_f64(f64_); }
+Eigen::MatrixXd Hessian::to_f64() const {
+    if (empty()) return {};
+    return is_f32() ? copy_f64(f32()) : copy_f64(f64());
+}
 
 Eigen::MatrixXd Hessian::release_f64() {
-    Eigen::MatrixXd out = is_f32() ? copy_f64(f32_) : std::move(f64_);
+    Eigen::MatrixXd out;
+    if (mapped_) {
+        // About 4 MB of columns at a time, each let go of once copied: the
+        // peak stays near one copy, as when the values were read.
+        out.resize(n_, n_);
+        detail::advise_huge_pages(out);
+        const std::size_t elem = is_f32() ? sizeof(float) : sizeof(double);
+        const Eigen::Index step = std::max<Eigen::Index>(1, (Eigen::Index(4) << 20) / (n_ * static_cast<Eigen::Index>(elem)));
+        for (Eigen::Index c = 0; c < n_; c += step) {
+            const Eigen::Index k = std::min(step, n_ - c);
+            if (is_f32()) out.middleCols(c, k) = f32().middleCols(c, k).cast<double>();
+            else out.middleCols(c, k) = f64().middleCols(c, k);
+            if (mapped_.use_count() == 1)  // no copy of this Hessian reads them still
+                mapped_->let_go(static_cast<const char*>(mapped_->data()) + static_cast<std::size_t>(c * n_) * elem,
+                                static_cast<std::size_t>(k * n_) * elem);
+        }
+    } else {
+        out = is_f32() ? copy_f64(f32_) : std::move(f64_);
+    }
+    const std::string how = mapped_ ? mapped_->changed() : std::string();
     f32_.resize(0, 0);
     f64_.resize(0, 0);
+    mapped_.reset();
+    n_ = 0;
+    storage_ = Storage::none;
+    if (!how.empty()) throw file_changed(info, how);
     return out;
 }
 

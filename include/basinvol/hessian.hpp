@@ -14,6 +14,10 @@
 
 namespace basinvol {
 
+namespace detail {
+class MappedValues;  // io/mapped_values.hpp
+}
+
 // What the file said about a dataset (optional HDF5 attributes).
 struct Attributes {
     std::optional<double> step;
@@ -179,6 +183,12 @@ struct ReadOptions;  // io/reader.hpp
 // (solve/operator.hpp) or take a float64 copy; the dense solver takes the
 // matrix itself (release_f64).
 //
+// The matrix is held in memory, or mapped from its file (a contiguous
+// dataset read by analyze: io/mapped_values.hpp). Mapped values are the
+// file's until another process truncates or writes it; check_unchanged()
+// says whether that happened, and an answer computed from them counts only
+// after it passed.
+//
 // A structured Hessian (blocks, factor, Kronecker, diagonal) never becomes
 // one of these: its parts are read and solved as a StructurePart
 // (io/structure.hpp, solve/structured.hpp).
@@ -188,25 +198,39 @@ public:
     HessianInfo info;
 
     Hessian() = default;
+    Hessian(const Hessian&) = default;
+    Hessian& operator=(const Hessian&) = default;
+    Hessian(Hessian&& other) noexcept;  // leaves `other` empty
+    Hessian& operator=(Hessian&& other) noexcept;
     // Checks m (every entry finite, 64-bit integers exact in float64, the
     // relative asymmetry within options.max_asymmetry), symmetrizes it, and
     // measures ‖H − Hᵀ‖_F / ‖H‖_F and ‖H‖_F. m holds the file's rows as
     // columns. Throws InputError naming info's source.
     static Hessian validated(HessianInfo info, Eigen::MatrixXf m, const ReadOptions& options);
     static Hessian validated(HessianInfo info, Eigen::MatrixXd m, const ReadOptions& options);
+    // The same for n×n values of float32 (f32) or float64 mapped from a file.
+    static Hessian validated(HessianInfo info, std::shared_ptr<detail::MappedValues> values, bool f32,
+                             const ReadOptions& options);
 
-    Storage storage() const { return f32_.size() ? Storage::float32 : f64_.size() ? Storage::float64 : Storage::none; }
+    Storage storage() const { return storage_; }
     bool is_f32() const { return storage() == Storage::float32; }
     bool empty() const { return storage() == Storage::none; }
-    Eigen::Index n() const { return is_f32() ? f32_.rows() : f64_.rows(); }
+    Eigen::Index n() const { return n_; }
     // The matrix in its stored precision; NumericError when it is stored in the other.
-    const Eigen::MatrixXf& f32() const;
-    const Eigen::MatrixXd& f64() const;
+    Eigen::Map<const Eigen::MatrixXf> f32() const;
+    Eigen::Map<const Eigen::MatrixXd> f64() const;
     // A float64 copy.
     Eigen::MatrixXd to_f64() const;
     // The matrix as float64, leaving this Hessian empty (for a solver that
-    // overwrites its input).
+    // overwrites its input). Mapped values are copied, and checked as
+    // check_unchanged() checks them once copied.
     Eigen::MatrixXd release_f64();
+    // Mapped values: throws InputError (io/reader.hpp, file_changed) when
+    // their file was truncated or written since they were mapped, so that
+    // an answer computed from them may not be the file's. Nothing for values
+    // held in memory.
+    void check_unchanged() const;
+    bool mapped() const { return mapped_ != nullptr; }
 
     double asymmetry() const { return norms_.asymmetry; }            // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
     double asymmetry_norm() const { return norms_.asymmetry_norm; }  // ‖H − Hᵀ‖_F before symmetrizing
@@ -218,8 +242,13 @@ public:
 
 private:
     Hessian(HessianInfo info, Norms norms);
+    void hold(Eigen::MatrixXf m);
+    void hold(Eigen::MatrixXd m);
+    Storage storage_ = Storage::none;
+    Eigen::Index n_ = 0;
     Eigen::MatrixXf f32_;
     Eigen::MatrixXd f64_;
+    std::shared_ptr<detail::MappedValues> mapped_;
     Norms norms_;
 };
 

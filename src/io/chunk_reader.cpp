@@ -685,17 +685,15 @@ bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, con
     return true;
 }
 
-bool read_contiguous_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where) {
-    const unsigned threads = reading_threads();
-    const std::size_t elem = f32 ? sizeof(float) : sizeof(double), row = n * elem, bytes = n * row;
-    if (threads < 2 || bytes < (std::size_t(32) << 20)) return false;  // one read is as fast
+std::optional<ContiguousValues> contiguous_values(hid_t dataset, std::size_t n, bool f32) {
+    const std::size_t bytes = n * n * (f32 ? sizeof(float) : sizeof(double));
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
     if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS || H5Pget_external_count(dcpl.get()) != 0)
-        return false;
+        return std::nullopt;
     Handle type(H5Dget_type(dataset), H5Tclose);
-    if (!type.valid() || H5Tequal(type.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE) <= 0) return false;
+    if (!type.valid() || H5Tequal(type.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE) <= 0) return std::nullopt;
     const haddr_t offset = H5Dget_offset(dataset);  // from the start of the file, past any user block
-    if (offset == HADDR_UNDEF || H5Dget_storage_size(dataset) < bytes) return false;
+    if (offset == HADDR_UNDEF || H5Dget_storage_size(dataset) < bytes) return std::nullopt;
     // HDF5 shares one open file per process: one this process also writes
     // (a notebook's h5py, behind an external link) may hold values in
     // HDF5's buffers that the file does not have yet. H5Dread sees them.
@@ -705,7 +703,18 @@ bool read_contiguous_parallel(hid_t dataset, std::size_t n, bool f32, void* buf,
                        ? sec2_descriptor(file.get())
                        : -1;
     H5Eclear2(H5E_DEFAULT);
-    if (fd < 0) return false;
+    if (fd < 0) return std::nullopt;
+    return ContiguousValues{fd, static_cast<std::uint64_t>(offset)};
+}
+
+bool read_contiguous_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where) {
+    const unsigned threads = reading_threads();
+    const std::size_t elem = f32 ? sizeof(float) : sizeof(double), row = n * elem, bytes = n * row;
+    if (threads < 2 || bytes < (std::size_t(32) << 20)) return false;  // one read is as fast
+    const auto at_values = contiguous_values(dataset, n, f32);
+    if (!at_values) return false;
+    const int fd = at_values->fd;
+    const std::uint64_t offset = at_values->offset;
     // Bands of rows, a few per thread, taken in turn.
     const std::size_t band = std::max<std::size_t>(1, (std::size_t(8) << 20) / row), bands = (n + band - 1) / band;
     std::atomic<std::size_t> next{0};

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace basinvol::detail {
@@ -34,6 +35,15 @@ constexpr hsize_t chunks_per_read = 2048;
 // naming `where` when a read fails or ends short. The caller holds the HDF5
 // lock, and has checked the bytes lie inside the file (storage_problem).
 bool read_contiguous_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, const std::string& where);
+
+// Where the values read_contiguous_parallel reads lie: HDF5's descriptor
+// of the file (valid while the file is open) and their offset in it; empty
+// for the datasets it does not take (whatever their size).
+struct ContiguousValues {
+    int fd;
+    std::uint64_t offset;
+};
+std::optional<ContiguousValues> contiguous_values(hid_t dataset, std::size_t n, bool f32);
 
 // For a chunked dataset of any rank and stored type whose filters are
 // shuffle, deflate and Fletcher-32 (each at most once, in any order):

@@ -5,6 +5,7 @@
 #include "hdf5_detail.hpp"
 #include "../address_room.hpp"
 #include "../huge_pages.hpp"
+#include "mapped_values.hpp"
 
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
@@ -1820,19 +1821,21 @@ void check_memory_budget(const HessianInfo& info, const ReadOptions& opt) {
 
 namespace {
 
+// Under an address-space limit, what HDF5 kept for a read (a chunk index's
+// nodes, in its free lists once the file closes) goes back to the
+// allocator after it: the next Hessian needs that room.
+struct CollectAfterRead {
+    ~CollectAfterRead() {
+        if (detail::address_room() != SIZE_MAX) H5garbage_collect();
+    }
+};
+
 // The listed dataset's n×n values into buf (float or double), checked to be
 // of the listed shape. Throws InputError.
 void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void* buf) {
     const std::size_t n = info.n;
     std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
-    // Under an address-space limit, what HDF5 kept for the read (a chunk
-    // index's nodes, in its free lists once the file closes) goes back
-    // to the allocator after it: the next Hessian needs that room.
-    struct Collect {
-        ~Collect() {
-            if (detail::address_room() != SIZE_MAX) H5garbage_collect();
-        }
-    } collect;
+    CollectAfterRead collect;
     ErrorSilencer quiet;
     Handle file = open_file(info.file, opt.image);
     const auto& window = info.window;
@@ -1864,12 +1867,35 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
     if (!f32) detail::check_float64_range(d.get(), static_cast<const double*>(buf), n, n, 0, 0, info.source());
 }
 
+// The listed dataset's values mapped from its file (ReadOptions::map), or
+// nothing when they cannot be (another layout, type or driver; see
+// contiguous_values and MappedValues::map): they are then read.
+std::shared_ptr<detail::MappedValues> map_values(const HessianInfo& info, const ReadOptions& opt, bool f32) {
+    const std::size_t n = info.n;
+    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    CollectAfterRead collect;
+    ErrorSilencer quiet;
+    Handle file = open_file(info.file, opt.image);
+    Handle d(H5Dopen2(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!d.valid()) fail_at(info.source(), "cannot open dataset");
+    detail::check_as_listed(d.get(), info);
+    const auto at = detail::contiguous_values(d.get(), n, f32);
+    if (!at) return nullptr;
+    auto values =
+        detail::MappedValues::map(info.file, at->fd, at->offset, n * n * (f32 ? sizeof(float) : sizeof(double)));
+    if (values && !f32)
+        detail::check_float64_range(d.get(), static_cast<const double*>(values->data()), n, n, 0, 0, info.source());
+    return values;
+}
+
 }  // namespace
 
 Hessian read_hessian(const HessianInfo& info, const ReadOptions& opt) {
     const std::size_t n = info.n;
     const bool f32 = held_as_float32(info.stored_type);
     check_memory_budget(info, opt);
+    if (opt.map && !info.window && !opt.image && opt.isolate == ReadOptions::Isolation::never)
+        if (auto values = map_values(info, opt, f32)) return Hessian::validated(info, std::move(values), f32, opt);
     const auto N = static_cast<Eigen::Index>(n);
     Eigen::MatrixXf m32;
     Eigen::MatrixXd m64;

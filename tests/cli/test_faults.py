@@ -623,11 +623,13 @@ class ProcessFaults(FaultBase):
     def test_a_cgroup_memory_limit_is_an_error_row_naming_the_need_not_an_oom_kill(self):
         # A Slurm job's or a container's limit: 200 MB for a batch holding a
         # 6000 x 6000 float64 Hessian (288 MB stored, about 0.6 GB to analyze).
+        # Chunked, so that its values are read into memory (a contiguous
+        # one's are mapped from the page cache, which the kernel may evict).
         rng = np.random.default_rng(16)
         f = self.path("limit.h5")
         with h5py.File(f, "w") as h:
             g = rng.standard_normal((6000, 40))
-            h.create_dataset("big", data=g @ g.T)
+            h.create_dataset("big", data=g @ g.T, chunks=(100, 6000))
             h.create_dataset("small", data=gram(rng, 300, 20))
         procs = self.memory_cgroup(200 * 2 ** 20)
         # The limit is real: told to ignore it, the process is killed by the

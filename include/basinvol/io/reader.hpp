@@ -54,6 +54,14 @@ struct ReadOptions {
     // default. The Python package passes h5py's lock: h5py calls in other
     // threads wait for basinvol's reads, not for its solves.
     std::shared_ptr<ReadLock> hold;
+    // Map a contiguous float32 or float64 dataset's values from the file
+    // (copy-on-write) rather than copy them into memory: no zeroed pages
+    // to fill, a fifth of a large low-rank Hessian's run. The Hessian then
+    // depends on the file until it is dropped, and whoever uses its values
+    // calls Hessian::check_unchanged() on the answer (analyze does). Not
+    // for windows (parameter blocks), images or isolated reads; the values
+    // are read as usual where mapping is refused.
+    bool map = false;
 };
 constexpr double default_read_time_limit = 120;
 constexpr double default_read_bytes_per_second = 10e6;
