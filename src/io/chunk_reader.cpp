@@ -6,6 +6,7 @@
 // where zlib took 2.26 s (docs/performance.md).
 #include "chunk_reader.hpp"
 #include "hdf5_detail.hpp"
+#include "mapped_values.hpp"
 #include "../huge_pages.hpp"
 #include "../threads.hpp"
 #include "../address_room.hpp"
@@ -35,7 +36,7 @@ namespace {
 struct Chunk {
     hsize_t row = 0, col = 0;      // offset in the dataset
     uint32_t mask = 0;             // filters skipped for this chunk
-    std::size_t at = 0, size = 0;  // its compressed bytes in the batch's arena
+    std::size_t at = 0, size = 0;  // its compressed bytes in the batch's RawBytes
     libdeflate_result failure = LIBDEFLATE_SUCCESS;
     std::size_t inflated = 0;      // with failure LIBDEFLATE_SHORT_OUTPUT: the bytes it inflated to
     bool read = false;             // already in place (read through HDF5)
@@ -61,6 +62,21 @@ public:
 private:
     std::unique_ptr<unsigned char[]> bytes_;
     std::size_t capacity_ = 0;
+};
+
+// Where a batch's raw chunks are: chunk ch's bytes at base + ch.at, in the
+// arena, or in the file's pages mapped (`mapped`) for the batch.
+struct RawBytes {
+    const unsigned char* base = nullptr;
+    std::shared_ptr<MappedValues> mapped;
+};
+
+// The file a dataset is read from, when its raw chunks may be mapped
+// rather than read: HDF5's descriptor of it (sec2, opened read-only) and
+// the name it was opened by. `fd` is -1 once mapping failed or proved wrong.
+struct ChunkFile {
+    int fd = -1;
+    std::string path;
 };
 
 // Undoes HDF5's shuffle filter: bytes were grouped by significance.
@@ -244,8 +260,74 @@ constexpr std::size_t batch_bytes = std::size_t(64) << 20;
 // (an index may claim up to twice a chunk's plain size for each). False
 // when the very first chunk is not for this reader (then HDF5 reads the
 // dataset); InputError for a later one.
+// The size of the user block before HDF5's data in the file holding
+// `dataset` (0 without one).
+hsize_t user_block(hid_t dataset) {
+    Handle file(H5Iget_file_id(dataset), H5Fclose);
+    Handle fcpl(file.valid() ? H5Fget_create_plist(file.get()) : H5I_INVALID_HID, H5Pclose);
+    hsize_t size = 0;
+    if (!fcpl.valid() || H5Pget_userblock(fcpl.get(), &size) < 0) size = 0;
+    H5Eclear2(H5E_DEFAULT);
+    return size;
+}
+
+// Maps the chunks' stored bytes (their file addresses spanning at most
+// twice their sizes, beside a megabyte) for the batch: their offsets from
+// the mapping's start go to ch.at and their masks to ch.mask. HDF5 1.10
+// gives a chunk's address past the user block, not from the file's start
+// (where H5Dget_offset counts from): the two are told apart by HDF5's own
+// read of the first chunk, which one of them must match. On any doubt,
+// nothing is mapped, and `file` is not tried again.
+bool map_raw(hid_t dataset, std::vector<Chunk>& chunks, std::size_t total, ChunkFile& file, RawBytes& raw) {
+    if (file.fd < 0 || chunks.empty()) return false;
+    std::vector<haddr_t> addr(chunks.size());
+    std::vector<unsigned> mask(chunks.size());
+    haddr_t lo = HADDR_MAX, hi = 0;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        const hsize_t offset[2] = {chunks[i].row, chunks[i].col};
+        hsize_t size = 0;
+        if (H5Dget_chunk_info_by_coord(dataset, offset, &mask[i], &addr[i], &size) < 0 || addr[i] == HADDR_UNDEF ||
+            size != chunks[i].size) {
+            H5Eclear2(H5E_DEFAULT);
+            file.fd = -1;
+            return false;
+        }
+        lo = std::min(lo, addr[i]);
+        hi = std::max<haddr_t>(hi, addr[i] + size);
+    }
+    if (hi - lo > 2 * total + (std::size_t(1) << 20)) return false;  // scattered: read this batch
+    std::vector<unsigned char> first(chunks[0].size);
+    const hsize_t offset[2] = {chunks[0].row, chunks[0].col};
+    uint32_t first_mask = 0;
+    if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &first_mask, first.data()) < 0 || first_mask != mask[0]) {
+        H5Eclear2(H5E_DEFAULT);
+        file.fd = -1;
+        return false;
+    }
+    std::shared_ptr<MappedValues> mapped;
+    for (const hsize_t shift : {user_block(dataset), hsize_t(0)}) {
+        mapped = MappedValues::map(file.path, file.fd, lo + shift, hi - lo, 1);
+        if (mapped && std::memcmp(first.data(), static_cast<const unsigned char*>(mapped->data()) + (addr[0] - lo),
+                                  first.size()) == 0)
+            break;
+        mapped.reset();
+    }
+    if (!mapped) {
+        file.fd = -1;
+        return false;
+    }
+    const auto* base = static_cast<const unsigned char*>(mapped->data());
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        chunks[i].at = addr[i] - lo;
+        chunks[i].mask = mask[i];
+    }
+    raw.base = base;
+    raw.mapped = std::move(mapped);
+    return true;
+}
+
 bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize_t least, std::vector<Chunk>& chunks,
-              Arena& arena, std::size_t n, void* buf, const std::string& where) {
+              Arena& arena, ChunkFile& file, RawBytes& raw, std::size_t n, void* buf, const std::string& where) {
     chunks.assign(end - start, Chunk{});
     std::size_t total = 0;
     for (hsize_t c = start; c < end; ++c) {
@@ -271,14 +353,17 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize
         ch.size = size;
         total += size;
     }
-    unsigned char* bytes = arena.reserve(total);
+    raw = RawBytes{};
+    const bool mapped = map_raw(dataset, chunks, total, file, raw);
+    unsigned char* bytes = nullptr;  // the arena, when the chunks are read into it
+    if (!mapped) raw.base = bytes = arena.reserve(total);
     Inflater inflater(nullptr, libdeflate_free_decompressor);  // for chunks a filter skipped, when there are some
     std::vector<unsigned char> plain;
     for (hsize_t c = start; c < end; ++c) {
         Chunk& ch = chunks[c - start];
         hsize_t offset[2] = {ch.row, ch.col};
         const bool first = c == 0;
-        if (H5Dread_chunk(dataset, H5P_DEFAULT, offset, &ch.mask, bytes + ch.at) < 0) {
+        if (!mapped && H5Dread_chunk(dataset, H5P_DEFAULT, offset, &ch.mask, bytes + ch.at) < 0) {
             if (first) return false;
             throw chunk_unreadable(where, chunk_at({ch.row, ch.col}));
         }
@@ -288,7 +373,7 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize
             // fails on it, or when written so), or a partial edge chunk
             // stored unfiltered: checked, then HDF5 reads it into place.
             if (!inflater) inflater = new_inflater();
-            check_masked(l, ch, raw_edge, bytes + ch.at, inflater, plain, where);
+            check_masked(l, ch, raw_edge, raw.base + ch.at, inflater, plain, where);
             if (!read_chunk_through_hdf5(dataset, l, ch, n, buf))
                 throw chunk_unreadable(where, chunk_at({ch.row, ch.col}));
             ch.read = true;
@@ -299,7 +384,7 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize
 
 
 // Inflates (and unshuffles) chunks into the n×n row-major buffer on `threads` cores.
-void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, std::size_t n, unsigned char* out,
+void inflate(std::vector<Chunk>& chunks, const RawBytes& raw, const Layout& l, std::size_t n, unsigned char* out,
              unsigned threads, const std::string& where) {
     const std::size_t chunk_bytes = l.chunk_bytes();
     std::atomic<std::size_t> next{0};
@@ -321,7 +406,7 @@ void inflate(std::vector<Chunk>& chunks, const Arena& arena, const Layout& l, st
             if (ch.read) continue;
             // HDF5's deflate filter writes zlib streams; the chunk must fill exactly chunk_bytes.
             const libdeflate_result rc =
-                inflate_exactly(inflater.get(), arena.data() + ch.at, ch.size, plain.data(), chunk_bytes, ch.inflated);
+                inflate_exactly(inflater.get(), raw.base + ch.at, ch.size, plain.data(), chunk_bytes, ch.inflated);
             if (rc != LIBDEFLATE_SUCCESS) {
                 ch.failure = rc;
                 continue;
@@ -676,13 +761,50 @@ bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, con
     const std::size_t batch = std::max<std::size_t>(threads, batch_bytes / std::max<std::size_t>(layout->chunk_bytes(), 1));
     std::vector<Chunk> chunks;
     Arena arena;
+    // The raw chunks are mapped from the file's page cache where they can
+    // be (no copy through HDF5, one thread, of every compressed byte).
+    ChunkFile file;
+    file.fd = readonly_descriptor(dataset);
+    if (file.fd >= 0) file.path = file_name(dataset);
+    RawBytes raw;
     for (hsize_t start = 0; start < layout->chunks;) {
         hsize_t end = std::min<hsize_t>(layout->chunks, start + batch);
-        if (!read_raw(dataset, *layout, start, end, threads, chunks, arena, n, buf, where)) return false;
-        inflate(chunks, arena, *layout, n, static_cast<unsigned char*>(buf), threads, where);
+        if (!read_raw(dataset, *layout, start, end, threads, chunks, arena, file, raw, n, buf, where)) return false;
+        inflate(chunks, raw, *layout, n, static_cast<unsigned char*>(buf), threads, where);
+        if (raw.mapped) {
+            // A truncation under the mapping left zeros where chunks were.
+            if (const std::string how = raw.mapped->changed(); !how.empty())
+                throw InputError(where + ": the file changed while it was read (" + how + ")");
+            raw = RawBytes{};
+        }
         start = end;
     }
     return true;
+}
+
+int readonly_descriptor(hid_t dataset) {
+    // HDF5 shares one open file per process: one this process also writes
+    // (a notebook's h5py, behind an external link) may hold values in
+    // HDF5's buffers that the file does not have yet. H5Dread sees them.
+    Handle file(H5Iget_file_id(dataset), H5Fclose);
+    unsigned intent = 0;
+    const int fd = file.valid() && H5Fget_intent(file.get(), &intent) >= 0 && !(intent & H5F_ACC_RDWR)
+                       ? sec2_descriptor(file.get())
+                       : -1;
+    H5Eclear2(H5E_DEFAULT);
+    return fd;
+}
+
+std::string file_name(hid_t dataset) {
+    const ssize_t length = H5Fget_name(dataset, nullptr, 0);
+    if (length <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return "";
+    }
+    std::string name(static_cast<std::size_t>(length) + 1, '\0');
+    H5Fget_name(dataset, name.data(), name.size());
+    name.resize(static_cast<std::size_t>(length));
+    return name;
 }
 
 std::optional<ContiguousValues> contiguous_values(hid_t dataset, std::size_t n, bool f32) {
@@ -694,15 +816,7 @@ std::optional<ContiguousValues> contiguous_values(hid_t dataset, std::size_t n, 
     if (!type.valid() || H5Tequal(type.get(), f32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_DOUBLE) <= 0) return std::nullopt;
     const haddr_t offset = H5Dget_offset(dataset);  // from the start of the file, past any user block
     if (offset == HADDR_UNDEF || H5Dget_storage_size(dataset) < bytes) return std::nullopt;
-    // HDF5 shares one open file per process: one this process also writes
-    // (a notebook's h5py, behind an external link) may hold values in
-    // HDF5's buffers that the file does not have yet. H5Dread sees them.
-    Handle file(H5Iget_file_id(dataset), H5Fclose);
-    unsigned intent = 0;
-    const int fd = file.valid() && H5Fget_intent(file.get(), &intent) >= 0 && !(intent & H5F_ACC_RDWR)
-                       ? sec2_descriptor(file.get())
-                       : -1;
-    H5Eclear2(H5E_DEFAULT);
+    const int fd = readonly_descriptor(dataset);
     if (fd < 0) return std::nullopt;
     return ContiguousValues{fd, static_cast<std::uint64_t>(offset)};
 }

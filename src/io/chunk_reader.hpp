@@ -45,6 +45,14 @@ struct ContiguousValues {
 };
 std::optional<ContiguousValues> contiguous_values(hid_t dataset, std::size_t n, bool f32);
 
+// HDF5's descriptor of the file holding `dataset` when HDF5 reads it through
+// its POSIX (sec2) driver and this process has it open read-only (a file it
+// also writes may hold values in HDF5's buffers the file has not yet): -1
+// otherwise. Valid while the file is open.
+int readonly_descriptor(hid_t dataset);
+// The name the file holding `dataset` was opened by ("" when HDF5 fails).
+std::string file_name(hid_t dataset);
+
 // For a chunked dataset of any rank and stored type whose filters are
 // shuffle, deflate and Fletcher-32 (each at most once, in any order):
 // checks that the chunks at positions first, first + step, ... of its grid

@@ -148,12 +148,12 @@ long long nanoseconds(const timespec& t) { return static_cast<long long>(t.tv_se
 }  // namespace
 
 std::shared_ptr<MappedValues> MappedValues::map(const std::string& path, int opened, std::uint64_t offset,
-                                                std::size_t bytes) {
+                                                std::size_t bytes, std::size_t align) {
     const long size = ::sysconf(_SC_PAGESIZE);
     const std::uint64_t page = size > 0 ? static_cast<std::uint64_t>(size) : 4096;
     const std::uint64_t skip = offset % page;
     struct stat want {};
-    if (opened < 0 || bytes == 0 || skip % sizeof(double) != 0 || ::fstat(opened, &want) != 0) return nullptr;
+    if (opened < 0 || bytes == 0 || align == 0 || skip % align != 0 || ::fstat(opened, &want) != 0) return nullptr;
     std::shared_ptr<MappedValues> m(new MappedValues);
     do m->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     while (m->fd_ < 0 && errno == EINTR);

@@ -38,12 +38,12 @@ public:
     // not open the file until the solve ends. Empty, having changed
     // nothing, when the file cannot be mapped: not `opened`'s file any more,
     // not a regular file, shorter than offset + bytes, an offset not a
-    // multiple of 8 bytes past a page, not on a local file system with
+    // multiple of `align` bytes past a page, not on a local file system with
     // nanosecond times (see local_file_system), the SIGBUS handler not in
     // place (replaced since it was installed), no room in the process's
     // table of live mappings, or mmap refused.
     static std::shared_ptr<MappedValues> map(const std::string& path, int opened, std::uint64_t offset,
-                                             std::size_t bytes);
+                                             std::size_t bytes, std::size_t align = sizeof(double));
 
     MappedValues(const MappedValues&) = delete;
     MappedValues& operator=(const MappedValues&) = delete;
