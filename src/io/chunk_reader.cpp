@@ -1,9 +1,10 @@
 // Chunk decompression is the slow part of reading a gzip-compressed Hessian
 // (h5py alone takes 3.3 s for n = 12000 float32); HDF5 1.10 decompresses on
-// one thread, through zlib. Here raw chunks are read through HDF5
-// (H5Dread_chunk) in batches, and libdeflate inflates each batch on all
-// cores: on the n = 12000 float32 benchmark libdeflate took 1.38 s of CPU
-// where zlib took 2.26 s (docs/performance.md).
+// one thread, through zlib. Here raw chunks are mapped from the page cache
+// (or, where they cannot be, read through HDF5 with H5Dread_chunk) in
+// batches, and libdeflate inflates each batch on all cores: on the
+// n = 12000 float32 benchmark libdeflate took 1.38 s of CPU where zlib took
+// 2.26 s (docs/performance.md).
 #include "chunk_reader.hpp"
 #include "hdf5_detail.hpp"
 #include "mapped_values.hpp"
@@ -254,12 +255,6 @@ bool read_chunk_through_hdf5(hid_t dataset, const Layout& l, const Chunk& ch, st
 // Raw bytes a batch of chunks holds at most, past its first `threads` chunks.
 constexpr std::size_t batch_bytes = std::size_t(64) << 20;
 
-// Chunks [start, end) of the grid, raw, in file order, through HDF5 (one
-// thread: the caller holds the lock), into `arena`; `end` is moved back
-// where the chunks' stored sizes pass batch_bytes after the first `least`
-// (an index may claim up to twice a chunk's plain size for each). False
-// when the very first chunk is not for this reader (then HDF5 reads the
-// dataset); InputError for a later one.
 // The size of the user block before HDF5's data in the file holding
 // `dataset` (0 without one).
 hsize_t user_block(hid_t dataset) {
@@ -326,6 +321,13 @@ bool map_raw(hid_t dataset, std::vector<Chunk>& chunks, std::size_t total, Chunk
     return true;
 }
 
+// Chunks [start, end) of the grid, raw, in file order: mapped (map_raw),
+// or through HDF5 (one thread: the caller holds the lock) into `arena`;
+// `raw` says where they are. `end` is moved back
+// where the chunks' stored sizes pass batch_bytes after the first `least`
+// (an index may claim up to twice a chunk's plain size for each). False
+// when the very first chunk is not for this reader (then HDF5 reads the
+// dataset); InputError for a later one.
 bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize_t least, std::vector<Chunk>& chunks,
               Arena& arena, ChunkFile& file, RawBytes& raw, std::size_t n, void* buf, const std::string& where) {
     chunks.assign(end - start, Chunk{});
