@@ -23,7 +23,10 @@ namespace {
 // or freed, and moves on each time: the handler takes a range only when
 // `seq` read the same, and even, before and after it (a slot freed and
 // claimed by another job between its loads would pair one mapping's start
-// with another's end).
+// with another's end). A slot in change never holds the faulting mapping
+// (its values are not read before it is claimed, nor after it is freed),
+// so the handler passes it by rather than waiting (which, in a thread
+// interrupted inside the change by a SIGBUS sent with kill, never ends).
 struct Slot {
     std::atomic<unsigned> seq{0};
     std::atomic<std::uintptr_t> begin{0}, end{0};
@@ -39,14 +42,9 @@ struct sigaction previous {};
 void on_sigbus(int sig, siginfo_t* info, void* context) {
     const auto at = reinterpret_cast<std::uintptr_t>(info->si_addr);
     for (Slot& s : slots) {
-        std::uintptr_t b = 0, e = 0;
-        for (;;) {
-            const unsigned before = s.seq.load();
-            b = s.begin.load();
-            e = s.end.load();
-            if (before % 2 == 0 && s.seq.load() == before) break;
-        }
-        if (b == 0 || at < b || at >= e) continue;
+        const unsigned before = s.seq.load();
+        const std::uintptr_t b = s.begin.load(), e = s.end.load();
+        if (before % 2 != 0 || s.seq.load() != before || b == 0 || at < b || at >= e) continue;
         // The file ends before this page: zero pages over the rest of the
         // mapping (every later page is past the end too), so the thread
         // reads zeros from here on, and the mapping is marked. Read-only
