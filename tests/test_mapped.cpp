@@ -305,3 +305,21 @@ TEST_CASE("compressed chunks mapped from the page cache read exactly as HDF5 rea
             }
     std::remove(file.c_str());
 }
+
+TEST_CASE("a file some process has open for writing is read, not mapped") {
+    // An np.memmap of the dataset changes values through pages it dirtied
+    // before without moving the file's times: while any writer has the
+    // file open, the values are copied as they are now.
+    const std::string file = temp_file("basinvol_mapped_writer");
+    const HessianInfo info = written(file, false);
+    const Hessian alone = read_hessian(info, mapping());
+    CHECK(alone.mapped());
+    const int writer = ::open(file.c_str(), O_RDWR);
+    REQUIRE(writer >= 0);
+    const Hessian beside = read_hessian(info, mapping());
+    CHECK_FALSE(beside.mapped());
+    CHECK((beside.to_f64().array() == alone.to_f64().array()).all());
+    ::close(writer);
+    CHECK(read_hessian(info, mapping()).mapped());
+    std::remove(file.c_str());
+}

@@ -141,6 +141,18 @@ bool local_file_system(int fd) {
     }
 }
 
+// Whether no process has the file open for writing now: the kernel grants
+// a read lease only then (and only to its owner, or with CAP_LEASE; leases
+// may be off). A writer open before the mapping (an np.memmap of the
+// dataset, h5py's "r+") may change values through pages it dirtied earlier
+// without moving the file's times again: such a file is read, not mapped.
+// A writer that opens it later moves them with its first write.
+bool no_writer(int fd) {
+    if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return false;
+    ::fcntl(fd, F_SETLEASE, F_UNLCK);
+    return true;
+}
+
 long long nanoseconds(const timespec& t) { return static_cast<long long>(t.tv_sec) * 1000000000LL + t.tv_nsec; }
 
 }  // namespace
@@ -159,7 +171,8 @@ std::shared_ptr<MappedValues> MappedValues::map(const std::string& path, int ope
     if (m->fd_ < 0 || ::fstat(m->fd_, &st) != 0 || st.st_dev != want.st_dev || st.st_ino != want.st_ino ||
         !S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) < offset ||
         static_cast<std::uint64_t>(st.st_size) - offset < bytes || !local_file_system(m->fd_) ||
-        (st.st_mtim.tv_nsec == 0 && st.st_ctim.tv_nsec == 0))  // times kept to the second: a write may not move them
+        (st.st_mtim.tv_nsec == 0 && st.st_ctim.tv_nsec == 0) ||  // times kept to the second: a write may not move them
+        !no_writer(m->fd_))
         return nullptr;  // the destructor closes fd_
     m->size_ = static_cast<unsigned long long>(st.st_size);
     m->mtime_ns_ = nanoseconds(st.st_mtim);

@@ -17,7 +17,10 @@
 //   the thread go on; a fault anywhere else goes to the handler that was
 //   there before (the default kills the process, as without basinvol).
 // - Another process may write the file in place: the mapping shows the new
-//   values. The file's size and times are recorded when it is mapped.
+//   values. The file's size and times are recorded when it is mapped, and
+//   a file some process has open for writing then is not mapped (a writer
+//   through a shared mapping changes pages it dirtied before without
+//   moving the times).
 //
 // changed() says, after the values were used, whether either happened: the
 // answer computed from them is then not the file's, and the caller reports
@@ -39,7 +42,8 @@ public:
     // nothing, when the file cannot be mapped: not `opened`'s file any more,
     // not a regular file, shorter than offset + bytes, an offset not a
     // multiple of `align` bytes past a page, not on a local file system with
-    // nanosecond times (see local_file_system), the SIGBUS handler not in
+    // nanosecond times (see local_file_system), open for writing in some
+    // process, or not this user's (see no_writer), the SIGBUS handler not in
     // place (replaced since it was installed), no room in the process's
     // table of live mappings, or mmap refused.
     static std::shared_ptr<MappedValues> map(const std::string& path, int opened, std::uint64_t offset,
