@@ -620,13 +620,30 @@ Row analyze(const HessianInfo& info, const AnalyzeOptions& opt) {
         Hessian h;
         ReadOptions read = opt.read;
         read.map = true;  // checked once the answer is in (fill_checked)
-        consistently(
-            [&] {
-                h = Hessian{};  // a repeated pass never holds two copies
-                h = read_hessian(info, read);
-            },
-            3);
-        fill_checked(r, h, opt);
+        auto read_values = [&] {
+            consistently(
+                [&] {
+                    h = Hessian{};  // a repeated pass never holds two copies
+                    h = read_hessian(info, read);
+                },
+                3);
+        };
+        read_values();
+        const Row blank = r;
+        try {
+            fill_checked(r, h, opt);
+            return;
+        } catch (...) {
+            if (h.changes().empty()) throw;
+        }
+        // The file changed while the row was computed from its mapped values
+        // (a training job adding a checkpoint to it, or rewriting this one):
+        // the answer is set aside, and the values read again, into memory,
+        // as they are now.
+        r = blank;
+        read.map = false;
+        read_values();
+        fill(r, h, opt);
     });
 }
 

@@ -326,6 +326,7 @@ Hessian& Hessian::operator=(Hessian&& other) noexcept {
     f32_ = std::move(other.f32_);
     f64_ = std::move(other.f64_);
     mapped_ = std::move(other.mapped_);
+    released_changed_ = std::move(other.released_changed_);
     norms_ = other.norms_;
     return *this;
 }
@@ -416,9 +417,10 @@ Eigen::Map<const Eigen::MatrixXd> Hessian::f64() const {
 }
 
 void Hessian::check_unchanged() const {
-    if (!mapped_) return;
-    if (const std::string how = mapped_->changed(); !how.empty()) throw file_changed(info, how);
+    if (const std::string how = changes(); !how.empty()) throw file_changed(info, how);
 }
+
+std::string Hessian::changes() const { return mapped_ ? mapped_->changed() : released_changed_; }
 
 namespace {
 
@@ -458,7 +460,8 @@ Eigen::MatrixXd Hessian::release_f64() {
     } else {
         out = is_f32() ? copy_f64(f32_) : std::move(f64_);
     }
-    const std::string how = mapped_ ? mapped_->changed() : std::string();
+    const std::string how = changes();
+    released_changed_ = how;
     f32_.resize(0, 0);
     f64_.resize(0, 0);
     mapped_.reset();

@@ -21,6 +21,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -321,5 +323,59 @@ TEST_CASE("a file some process has open for writing is read, not mapped") {
     CHECK((beside.to_f64().array() == alone.to_f64().array()).all());
     ::close(writer);
     CHECK(read_hessian(info, mapping()).mapped());
+    std::remove(file.c_str());
+}
+
+namespace {
+// Runs `change` on the file once, after analyze's first read of its values
+// (ReadOptions::hold is held around each read): the change lands while the
+// row is computed from the mapped values.
+struct ChangeAfterFirstRead : ReadLock {
+    std::function<void()> change;
+    int reads = 0;
+    void lock() override {}
+    void unlock() override {
+        if (++reads == 1) change();
+    }
+};
+}  // namespace
+
+TEST_CASE("a file that changes while its row is computed from mapped values is read again, as it now is") {
+    const std::string file = temp_file("basinvol_mapped_redo");
+    Attributes none;
+    for (const std::string how : {"append", "rewrite", "truncate"}) {
+        CAPTURE(how);
+        const HessianInfo info = written(file, false);
+        const Row before = analyze(info, {});
+        REQUIRE(before.ok);
+        std::vector<double> spectrum = testing_support::geometric(120, 3, 1e-1);
+        spectrum.resize(400, 0.0);
+        const Eigen::MatrixXd other = testing_support::with_spectrum(spectrum, 11);
+        auto hook = std::make_shared<ChangeAfterFirstRead>();
+        hook->change = [&] {
+            if (how == "append")  // a training job adding its next checkpoint beside this one
+                write_hessian(file, "/next", other, false, none, WriteMode::append);
+            else if (how == "rewrite")  // h5py's "w": the same dataset, new values
+                write_hessian(file, "/h", other, false, none, WriteMode::create);
+            else
+                REQUIRE(::truncate(file.c_str(), 4096) == 0);
+        };
+        AnalyzeOptions opt;
+        opt.read.hold = hook;
+        const Row r = analyze(info, opt);
+        CHECK(hook->reads == 2);  // the mapped read, then the read into memory
+        if (how == "append") {
+            REQUIRE(r.ok);
+            CHECK(r.rank == before.rank);
+            CHECK(r.log_volume == before.log_volume);
+        } else if (how == "rewrite") {
+            REQUIRE(r.ok);
+            CHECK(r.rank == 120);
+            CHECK(r.log_volume != before.log_volume);
+        } else {
+            CHECK_FALSE(r.ok);
+            CHECK(contains(r.error, info.source()));
+        }
+    }
     std::remove(file.c_str());
 }

@@ -230,6 +230,10 @@ public:
     // an answer computed from them may not be the file's. Nothing for values
     // held in memory.
     void check_unchanged() const;
+    // How the file of mapped values changed ("it was truncated", "it was
+    // modified", ...), also once release_f64 found it changed; "" when it
+    // did not, and for values held in memory.
+    std::string changes() const;
     bool mapped() const { return mapped_ != nullptr; }
 
     double asymmetry() const { return norms_.asymmetry; }            // ‖H − Hᵀ‖_F / ‖H‖_F before symmetrizing
@@ -249,6 +253,7 @@ private:
     Eigen::MatrixXf f32_;
     Eigen::MatrixXd f64_;
     std::shared_ptr<detail::MappedValues> mapped_;
+    std::string released_changed_;  // what release_f64 found
     Norms norms_;
 };
 
