@@ -281,8 +281,10 @@ bool map_raw(hid_t dataset, std::vector<Chunk>& chunks, std::size_t total, Chunk
     for (std::size_t i = 0; i < chunks.size(); ++i) {
         const hsize_t offset[2] = {chunks[i].row, chunks[i].col};
         hsize_t size = 0;
+        // A corrupt index's address may wrap round past the end of the
+        // address space: no such chunk is mapped (HDF5 refuses to read it).
         if (H5Dget_chunk_info_by_coord(dataset, offset, &mask[i], &addr[i], &size) < 0 || addr[i] == HADDR_UNDEF ||
-            size != chunks[i].size) {
+            size != chunks[i].size || addr[i] > HADDR_MAX - size) {
             H5Eclear2(H5E_DEFAULT);
             file.fd = -1;
             return false;
@@ -772,13 +774,20 @@ bool read_chunks_parallel(hid_t dataset, std::size_t n, bool f32, void* buf, con
     for (hsize_t start = 0; start < layout->chunks;) {
         hsize_t end = std::min<hsize_t>(layout->chunks, start + batch);
         if (!read_raw(dataset, *layout, start, end, threads, chunks, arena, file, raw, n, buf, where)) return false;
-        inflate(chunks, raw, *layout, n, static_cast<unsigned char*>(buf), threads, where);
-        if (raw.mapped) {
-            // A truncation under the mapping left zeros where chunks were.
-            if (const std::string how = raw.mapped->changed(); !how.empty())
+        // A truncation under the mapping left zeros where chunks were: that,
+        // not the corrupt data it makes of them, is the error.
+        const auto changed = [&] {
+            if (const std::string how = raw.mapped ? raw.mapped->changed() : ""; !how.empty())
                 throw InputError(where + ": the file changed while it was read (" + how + ")");
-            raw = RawBytes{};
+        };
+        try {
+            inflate(chunks, raw, *layout, n, static_cast<unsigned char*>(buf), threads, where);
+        } catch (const InputError&) {
+            changed();
+            throw;
         }
+        changed();
+        raw = RawBytes{};
         start = end;
     }
     return true;

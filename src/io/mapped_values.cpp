@@ -41,21 +41,26 @@ struct sigaction previous {};
 
 void on_sigbus(int sig, siginfo_t* info, void* context) {
     const auto at = reinterpret_cast<std::uintptr_t>(info->si_addr);
-    for (Slot& s : slots) {
-        const unsigned before = s.seq.load();
-        const std::uintptr_t b = s.begin.load(), e = s.end.load();
-        if (before % 2 != 0 || s.seq.load() != before || b == 0 || at < b || at >= e) continue;
-        // The file ends before this page: zero pages over the rest of the
-        // mapping (every later page is past the end too), so the thread
-        // reads zeros from here on, and the mapping is marked. Read-only
-        // unless the values were made writable: no commit charge for them
-        // (under vm.overcommit_memory=2 a writable one could be refused).
-        const std::uintptr_t page = at & ~(page_size - 1);
-        const int prot = s.writable.load() ? PROT_READ | PROT_WRITE : PROT_READ;
-        void* p = ::mmap(reinterpret_cast<void*>(page), e - page, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-        s.faulted.store(true);
-        if (p != MAP_FAILED) return;
-        break;  // cannot recover: as if there were no handler
+    // Only a fault the kernel raised names an address (kill's si_addr is
+    // its sender's pid and uid).
+    if (info->si_code > 0) {
+        for (Slot& s : slots) {
+            const unsigned before = s.seq.load();
+            const std::uintptr_t b = s.begin.load(), e = s.end.load();
+            if (before % 2 != 0 || s.seq.load() != before || b == 0 || at < b || at >= e) continue;
+            // The file ends before this page: zero pages over the rest of the
+            // mapping (every later page is past the end too), so the thread
+            // reads zeros from here on, and the mapping is marked. Read-only
+            // unless the values were made writable: no commit charge for them
+            // (under vm.overcommit_memory=2 a writable one could be refused).
+            const std::uintptr_t page = at & ~(page_size - 1);
+            const int prot = s.writable.load() ? PROT_READ | PROT_WRITE : PROT_READ;
+            void* p =
+                ::mmap(reinterpret_cast<void*>(page), e - page, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+            s.faulted.store(true);
+            if (p != MAP_FAILED) return;
+            break;  // cannot recover: as if there were no handler
+        }
     }
     if ((previous.sa_flags & SA_SIGINFO) && previous.sa_sigaction != nullptr) {
         previous.sa_sigaction(sig, info, context);
@@ -148,7 +153,10 @@ bool local_file_system(int fd) {
 // without moving the file's times again: such a file is read, not mapped.
 // A writer that opens it later moves them with its first write.
 bool no_writer(int fd) {
-    if (::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return false;
+    // A writer opening the file while the lease is held has the kernel
+    // signal the holder: SIGURG, which nothing here handles and whose
+    // default is to ignore it (SIGIO's would end the process).
+    if (::fcntl(fd, F_SETSIG, SIGURG) != 0 || ::fcntl(fd, F_SETLEASE, F_RDLCK) != 0) return false;
     ::fcntl(fd, F_SETLEASE, F_UNLCK);
     return true;
 }

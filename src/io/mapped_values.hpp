@@ -25,6 +25,11 @@
 // changed() says, after the values were used, whether either happened: the
 // answer computed from them is then not the file's, and the caller reports
 // the file as changed while it was read (io/reader.hpp, file_changed).
+//
+// The handler is checked to be the installed one when values are mapped,
+// not after: one installed over it while they are in use (Python's
+// faulthandler, signal.signal) meets a truncation as it would without
+// basinvol.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
