@@ -486,6 +486,11 @@ int main(int argc, char** argv) {
         if (names_standard_output(output)) output.clear();
         cli::format_from_output(*volume ? *volume : *rank, output, o.format);
         status = run(*volume ? "volume" : "rank", sources, o, output, list_timeout, me);
+        // Rank 0 has said everything (its rows are out, or why there are
+        // none). When another rank leaves first with a failing status,
+        // mpirun sends SIGTERM to those still in MPI_Finalize: that is not
+        // an interruption of the run, so no line says it was.
+        if (me == 0) install_interrupt_handlers(true);
     } catch (const CLI::ParseError& e) {
         if (e.get_exit_code() == 0) {  // --help, --version: stdout, exit 0
             status = me == 0 ? cli::written(app.exit(e), "basinvol-mpi") : 0;
