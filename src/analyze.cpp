@@ -460,6 +460,7 @@ void report(Row& r, const Spectrum& s, const Eigenvalues& values, const Cut& cut
     if (cut.below_floor) r.warnings.add(Warning::cut_below_floor);
     if (!r.certified) r.warnings.add(Warning::uncertified);
     if (f.info.unwritten_chunks) r.warnings.add(Warning::unwritten_chunks);
+    if (f.info.float32_values) r.warnings.add(Warning::float32_values);
     // Symmetrizing moved the matrix by more than rounding of its stored type:
     // ε relative, or among subnormal numbers the step (n·η/2 in ‖·‖_F).
     const double rounding = std::max(10 * f.info.stored_eps * std::sqrt(static_cast<double>(f.info.n)),

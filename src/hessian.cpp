@@ -129,11 +129,13 @@ struct NormSums {
     double asym2 = 0, norm2 = 0;  // ‖H − Hᵀ‖_F², ‖H‖_F²
     double largest = 0;           // max|H| (one pass only)
     bool asymmetric = false;      // some entry differs from its mirror (one pass only)
+    Float32Evidence f32;          // float64 values (one pass only): whether they are float32 data
     NormSums& operator+=(const NormSums& o) {
         asym2 += o.asym2;
         norm2 += o.norm2;
         largest = std::max(largest, o.largest);
         asymmetric = asymmetric || o.asymmetric;
+        f32 += o.f32;
         return *this;
     }
 };
@@ -186,7 +188,8 @@ NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
 // have underflowed in their squares (their sum is under 2^-960): entries of
 // 1e-163 whose only asymmetry that is would read as symmetric. Each entry is
 // read once: the upper tile is transposed into a buffer, and the sums run
-// down contiguous columns widened to double.
+// down contiguous columns widened to double. Float64 values are also
+// weighed as float32 data (Float32Evidence), until one is not a float32.
 template <class Matrix>
 NormSums one_pass_norms(const Matrix& m) {
     using Scalar = typename Matrix::Scalar;
@@ -211,6 +214,15 @@ NormSums one_pass_norms(const Matrix& m) {
                     sum.norm2 += x.squaredNorm() + y.squaredNorm();
                     sum.asymmetric = sum.asymmetric || (x.array() != y.array()).any();
                     if (r0 == c0) sum.norm2 += static_cast<double>(lower(j, j)) * lower(j, j);
+                    if constexpr (std::is_same_v<Scalar, double>) {
+                        if (sum.f32.not_float32 == 0) {
+                            for (Eigen::Index k = 0; k < x.size(); ++k) {
+                                sum.f32.add(x[k]);
+                                sum.f32.add(y[k]);
+                            }
+                            if (r0 == c0) sum.f32.add(lower(j, j));
+                        }
+                    }
                 }
             }
         sum.largest = std::max(sum.largest, static_cast<double>(largest));
@@ -278,9 +290,10 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
             if (f.largest == 0) return {};
             const double asymmetry = std::sqrt(f.asym2 / f.norm2);
             check_symmetry(info, asymmetry, opt);
-            if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2)};
+            const bool float32_data = !is_float && may_hold_float32_data(info) && f.f32.holds();
+            if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2), float32_data};
             const Unit unit(f.largest);
-            return {asymmetry, std::sqrt(f.asym2), unit.scale * std::sqrt(symmetrized(unit))};
+            return {asymmetry, std::sqrt(f.asym2), unit.scale * std::sqrt(symmetrized(unit)), float32_data};
         }
         // A non-finite entry (check_values names the first), or float64
         // values outside the range: the scaled passes.
@@ -315,7 +328,9 @@ Hessian from_memory(Matrix m, const std::string& label, const ReadOptions& opt) 
 
 }  // namespace
 
-Hessian::Hessian(HessianInfo i, Norms norms) : info(std::move(i)), norms_(norms) {}
+Hessian::Hessian(HessianInfo i, Norms norms) : info(std::move(i)), norms_(norms) {
+    if (norms.float32_values) mark_float32_values(info);
+}
 
 Hessian::Hessian(Hessian&& other) noexcept { *this = std::move(other); }
 

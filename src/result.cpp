@@ -7,7 +7,8 @@ namespace {
 constexpr const char* warning_names[warning_count] = {"saddle",      "ambiguous_rank", "cut_below_floor", "uncertified",
                                                       "symmetrized", "mixed_n",        "place_uncertain",
                                                       "unwritten_chunks", "regularized_noisy", "mixed_threshold",
-                                                      "mixed_negatives", "mixed_level", "mixed_cut"};
+                                                      "mixed_negatives", "mixed_level", "mixed_cut",
+                                                      "float32_values"};
 
 }  // namespace
 

@@ -240,3 +240,101 @@ TEST_CASE("the solver note names why a partial method was left") {
     CHECK(c.method == "dense");
     CHECK(c.solver_note.find("cholesky: not applicable (negative diagonal)") == 0);
 }
+
+TEST_CASE("float32 values and float64 rounding are told apart by their bits") {
+    auto evidence = [](std::initializer_list<double> values) {
+        Float32Evidence e;
+        for (double v : values) e.add(v);
+        return e;
+    };
+    // Integers to 2^16, short binary fractions, zero: exact data that
+    // happen to be float32 values (at most 16 significant bits).
+    const Float32Evidence exact = evidence({1.0, 2.0, 0.5, -0.25, 65535.0, 65536.0 * 3, 0x1p-30, 0.0});
+    CHECK(exact.not_float32 == 0);
+    CHECK(exact.nonzero == 7);
+    CHECK(exact.long_mantissa == 0);
+    CHECK_FALSE(exact.holds());
+    // 17 significant bits and more: rounded reals.
+    const Float32Evidence rounded = evidence({65537.0, double(0.1f), double(1.0f / 3), -double(std::sqrt(2.0f))});
+    CHECK(rounded.not_float32 == 0);
+    CHECK(rounded.long_mantissa == 4);
+    CHECK(rounded.holds());
+    // A float64 value, a value past float32's range, a NaN: not float32 data.
+    CHECK(evidence({0.1}).not_float32 == 1);
+    CHECK(evidence({1e39}).not_float32 == 1);
+    CHECK(evidence({std::nan("")}).not_float32 == 1);
+    // Half the nonzero values long is enough; fewer is exact data.
+    CHECK(evidence({double(0.1f), 1.0}).holds());
+    CHECK_FALSE(evidence({double(0.1f), 1.0, 2.0}).holds());
+}
+
+TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact and float64 data keep float64's floor") {
+    // Gram matrices rounded to float32 (n = 160, ranks 20–120) and an
+    // indefinite one: a float64 copy is cut at float32's floor, as the
+    // float32 dataset is, where float64's floor counts the rounding's
+    // eigenvalues as curvature.
+    struct Case {
+        Eigen::Index n, rank;
+        bool indefinite;
+        std::uint32_t seed;
+    };
+    for (const Case& c : {Case{160, 20, false, 111}, Case{160, 80, false, 112}, Case{160, 120, false, 113},
+                          Case{160, 60, true, 114}}) {
+        CAPTURE(c.rank);
+        std::mt19937_64 rng(c.seed);
+        std::normal_distribution<double> g;
+        Eigen::MatrixXf x(c.n, c.rank);
+        for (Eigen::Index j = 0; j < c.rank; ++j)
+            for (Eigen::Index i = 0; i < c.n; ++i) x(i, j) = static_cast<float>(g(rng));
+        Eigen::VectorXf sign = Eigen::VectorXf::Ones(c.rank);
+        if (c.indefinite) sign.tail(c.rank / 3).setConstant(-1);
+        Eigen::MatrixXf h32 = x * sign.asDiagonal() * x.transpose();
+        h32 = ((h32 + h32.transpose()) / 2).eval();
+        const Eigen::MatrixXd h64 = h32.cast<double>();
+        const Hessian a = make_hessian(h32), b = make_hessian(h64);
+        CHECK_FALSE(a.info.float32_values);
+        CHECK(b.info.float32_values);
+        CHECK(b.info.stored_eps == a.info.stored_eps);
+        const Row ra = run(a, Method::dense, CutRule::automatic), rb = run(b, Method::dense, CutRule::automatic);
+        REQUIRE(ra.ok);
+        REQUIRE(rb.ok);
+        CHECK(ra.rank == c.rank);
+        CHECK(rb.rank == ra.rank);
+        CHECK(rb.dim_low == ra.dim_low);
+        CHECK(rb.dim_high == ra.dim_high);
+        CHECK(rb.negative == ra.negative);
+        CHECK(rb.noise_floor == ra.noise_floor);
+        CHECK(rb.log_volume == doctest::Approx(ra.log_volume).epsilon(1e-12));
+        CHECK(has(rb, "float32_values"));
+        CHECK_FALSE(has(ra, "float32_values"));
+        // Under float64's floor the rounding is curvature.
+        const Eigen::VectorXd w = testing_support::eigenvalues_of(h64);
+        const double cut64 = 8 * std::sqrt(double(c.n)) * std::numeric_limits<double>::epsilon() * h64.norm();
+        CHECK((w.array().abs() > cut64).count() > c.rank);
+        check_every_method(b, "float32 data saved as float64");
+    }
+    // Exact data whose entries are float32 values: a toy's diagonal with
+    // 2^-30 (under float32's floor of this matrix, over float64's) and an
+    // integer Laplacian; both keep every value, under float64's rounding.
+    Eigen::MatrixXd toy = Eigen::MatrixXd::Zero(4, 4);
+    toy.diagonal() << 1, 2, 0.5, 0x1p-30;
+    const Hessian t = make_hessian(toy);
+    CHECK_FALSE(t.info.float32_values);
+    const Row rt = run(t, Method::dense, CutRule::automatic);
+    CHECK(rt.rank == 4);
+    CHECK_FALSE(has(rt, "float32_values"));
+    Eigen::MatrixXd lap = Eigen::MatrixXd::Zero(50, 50);
+    for (Eigen::Index i = 0; i < 50; ++i) {
+        lap(i, i) = 2;
+        if (i + 1 < 50) lap(i, i + 1) = lap(i + 1, i) = -1;
+    }
+    CHECK_FALSE(make_hessian(lap).info.float32_values);
+    // Genuine float64 data, and float32 data with one entry pair changed to
+    // a float64 value: float64's floor.
+    Eigen::MatrixXd f64 = with_spectrum(geometric(30, 1.0, 1e-3), 115);
+    CHECK_FALSE(make_hessian(f64).info.float32_values);
+    Eigen::MatrixXd mixed = f64.cast<float>().cast<double>();
+    CHECK(make_hessian(mixed).info.float32_values);
+    mixed(3, 7) = mixed(7, 3) = mixed(3, 7) + 1e-12;
+    CHECK_FALSE(make_hessian(mixed).info.float32_values);
+}

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,6 +84,40 @@ inline bool held_as_float32(const std::string& stored_type) {
     return stored_type == "float32" || stored_type == "float16" || stored_type == "bfloat16";
 }
 
+// Whether float64 values are float32 data saved as float64 (torch's
+// float32 Hessian through `.double()` or `astype(np.float64)`): every value
+// is a float32, and at least half of the nonzero ones use more than 16 of
+// float32's 24 significant bits. Rounded reals do, 255 times in 256; exact
+// data that happen to be float32 values (integers, short binary fractions,
+// a toy's diag(1, 2, 0.5)) do not, and keep float64's rounding. A float64
+// value chosen at random is a float32 with probability 2⁻²⁹: genuine
+// float64 data fail at their first entries. Such values carry float32's
+// rounding, ε·|h| with ε = 2⁻²⁴ per entry, so their noise floor is
+// float32's: the rule a float32 dataset of the same values gets.
+struct Float32Evidence {
+    std::uint64_t not_float32 = 0;    // entries that are not float32 values (or not finite)
+    std::uint64_t nonzero = 0;        // nonzero float32 entries
+    std::uint64_t long_mantissa = 0;  // of those, the ones of over 16 significant bits
+    void add(double v) {
+        if (!(std::abs(v) <= 0x1.fffffep127) || static_cast<double>(static_cast<float>(v)) != v) {
+            ++not_float32;
+        } else if (v != 0) {
+            ++nonzero;
+            const float f = static_cast<float>(v);
+            std::uint32_t bits;
+            std::memcpy(&bits, &f, sizeof bits);
+            long_mantissa += (bits & 0xffu) != 0;  // the lowest 8 of its 24 significant bits
+        }
+    }
+    Float32Evidence& operator+=(const Float32Evidence& o) {
+        not_float32 += o.not_float32;
+        nonzero += o.nonzero;
+        long_mantissa += o.long_mantissa;
+        return *this;
+    }
+    bool holds() const { return not_float32 == 0 && long_mantissa > 0 && 2 * long_mantissa >= nonzero; }
+};
+
 // The spacing of the subnormal numbers of the IEEE type whose ε is `eps`
 // (binary16, bfloat16, binary32; float64's for any other), where a value is
 // kept to a fixed step, not to ε relative.
@@ -143,6 +178,10 @@ struct HessianInfo {
     std::size_t working_bytes = 0;
     std::string working_part;  // structured: the part that sets it ("/m/G, 1000000000 x 3")
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
+    // A float64 dataset whose values are all float32 values rounded from
+    // reals (float32 data saved as float64, detected when its values are
+    // checked): stored_eps is then float32's, as the values' rounding is.
+    bool float32_values = false;
     // The step a lossy filter rounded the stored values to (HDF5's
     // scale-offset filter with D decimal digits: 10^-D), 0 when stored exactly.
     double quantum = 0;
@@ -170,6 +209,18 @@ struct HessianInfo {
     std::vector<UnreadAttribute> unread_attributes;
     std::string source() const { return file + ":" + dataset; }
 };
+
+// Whether a dataset's values are weighed as float32 data (Float32Evidence):
+// a float64 dataset as such, not one whose stored_eps is already coarser
+// (a lossy filter's step, a virtual dataset's float32 sources).
+inline bool may_hold_float32_data(const HessianInfo& info) {
+    return info.stored_type == "float64" && info.stored_eps == 0x1p-52 && info.quantum == 0;
+}
+// Float32 data saved as float64: measured at float32's rounding.
+inline void mark_float32_values(HessianInfo& info) {
+    info.float32_values = true;
+    info.stored_eps = 0x1p-23;
+}
 
 struct ReadOptions;  // io/reader.hpp
 
@@ -242,6 +293,7 @@ public:
 
     struct Norms {
         double asymmetry = 0, asymmetry_norm = 0, frobenius = 0;
+        bool float32_values = false;  // float64 values that are all float32's rounding (Float32Evidence)
     };
 
 private:

@@ -353,12 +353,15 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
 
 // Readable values across ranks (the first entry in the file's row-major order
 // that is not finite or is a 64-bit integer past 2^53, as the serial reader
-// reports it); sets `scale` to max|H|.
-std::string check_values(MPI_Comm comm, const HessianInfo& info, const Tiles& t, double& scale) {
+// reports it); sets `scale` to max|H|, and marks float32 data saved as
+// float64 in `info`, as the serial reader does (Float32Evidence).
+std::string check_values(MPI_Comm comm, HessianInfo& info, const Tiles& t, double& scale) {
     std::uint64_t first_bad = none;
     double bad_value = 0;
     scale = 0;
     const double limit = exact_limit(info.stored_type);
+    Float32Evidence f32;
+    if (!may_hold_float32_data(info)) f32.not_float32 = 1;
     for (int lc = 0; lc < t.nloc; ++lc)
         for (int lr = 0; lr < t.mloc; ++lr) {
             const double v = t.a[static_cast<std::size_t>(lc) * t.lld + lr];
@@ -368,9 +371,14 @@ std::string check_values(MPI_Comm comm, const HessianInfo& info, const Tiles& t,
             } else {
                 scale = std::max(scale, std::abs(v));
             }
+            if (f32.not_float32 == 0) f32.add(v);
         }
     std::string error = first_unreadable(comm, info, first_bad, bad_value, t.n);
     MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
+    std::uint64_t counts[3] = {f32.not_float32, f32.nonzero, f32.long_mantissa};
+    MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_UINT64_T, MPI_SUM, comm);
+    f32 = {counts[0], counts[1], counts[2]};
+    if (f32.holds()) mark_float32_values(info);
     return error;
 }
 
@@ -624,10 +632,11 @@ std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     return static_cast<std::size_t>(agreed);
 }
 
-DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, const ReadOptions& opt,
+DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& listed, const ReadOptions& opt,
                                       const SketchFirst& sketch_first) {
     const auto t0 = std::chrono::steady_clock::now();
     DistributedSpectrum out;
+    HessianInfo& info = out.info = listed;  // its stored_eps once the values are checked
     Grid grid(comm);
     out.grid_rows = grid.rows;
     out.grid_cols = grid.cols;
@@ -685,7 +694,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& info, co
         std::optional<Spectrum> partial = distributed_sketch(comm, info, t, out.frobenius);
         int kept = 0;
         try {
-            kept = partial && me == 0 && sketch_first(*partial, out.frobenius, out.asymmetry_norm) ? 1 : 0;
+            kept = partial && me == 0 && sketch_first(info, *partial, out.frobenius, out.asymmetry_norm) ? 1 : 0;
         } catch (const std::exception&) {
             kept = 0;  // the eigensolve below gives the row (and any error it has)
         }

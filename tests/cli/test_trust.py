@@ -409,6 +409,47 @@ class Storage(Base):
         row = rows_of(run("volume", f, "-f", "jsonl"))[0]
         self.assertAlmostEqual(row["asymmetry"] / (1e-163 * math.sqrt(2) / math.sqrt(30e-200)), 1, delta=1e-12)
 
+    def test_float32_data_saved_as_float64_is_measured_at_float32s_floor(self):
+        # torch's float32 Hessian through .double() or astype(np.float64):
+        # contiguous (mapped), chunked with gzip, and read in a child
+        # process, every method: the float32 dataset's rank, dim, signs and
+        # log-volume, and the warning that says why. Under float64's floor
+        # the rounding is curvature: a full rank with false negatives.
+        rng = np.random.default_rng(21)
+        n, r = 600, 150
+        x = rng.standard_normal((n, r)).astype(np.float32)
+        s = np.ones(r, dtype=np.float32)
+        s[:10] = -1  # a saddle: ten negative directions
+        h32 = (x * s) @ x.T
+        h32 = (h32 + h32.T) / 2
+        h64 = h32.astype(np.float64)
+        lam = np.linalg.eigvalsh(h64)
+        self.assertGreater(int((np.abs(lam) > n * np.finfo(np.float64).eps * np.abs(lam).max()).sum()), r + 100)
+        f = self.path("f32_as_f64.h5")
+        with h5py.File(f, "w") as h5:
+            h5["f32"] = h32
+            h5["f64"] = h64
+            h5.create_dataset("f64_chunked", data=h64, chunks=(100, n), compression="gzip", shuffle=True)
+            h5["exact"] = np.diag([1.0, 2.0, 0.5, 2.0 ** -30])  # float32 values, but exact: float64's floor
+        ref = rows_of(run("volume", f + ":/f32", "--method", "dense", "-f", "jsonl"))[0]
+        self.assertEqual((ref["rank"], ref["negative"]), (r, 10))
+        for method in METHODS:
+            for extra in ([], ["--read-timeout", "60"]):
+                p = run("volume", f + ":/f64", f + ":/f64_chunked", "--method", method, *extra, "-f", "jsonl")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                for row in rows_of(p):
+                    where = (method, extra, row["dataset"])
+                    self.assertEqual(row["stored_type"], "float64", where)
+                    self.assertIn("float32_values", row["warnings"], where)
+                    for k in ("rank", "dim", "negative", "dim_low", "dim_high"):
+                        self.assertEqual(row[k], ref[k], (k,) + where)
+                    self.assertAlmostEqual(row["noise_floor"] / ref["noise_floor"], 1, delta=1e-12)
+                    bar = row["log_volume_error"] + ref["log_volume_error"] + 1e-12 * abs(ref["log_volume"])
+                    self.assertLessEqual(abs(row["log_volume"] - ref["log_volume"]), bar, where)
+        exact = rows_of(run("volume", f + ":/exact", "-f", "jsonl"))[0]
+        self.assertEqual(exact["rank"], 4)
+        self.assertNotIn("float32_values", exact["warnings"])
+
     def test_float16_where_the_dtype_cut_passes_the_spectrum_is_flagged(self):
         rng = np.random.default_rng(11)
         n = 1100

@@ -73,6 +73,9 @@ class SameRowsAsSerial(unittest.TestCase):
 
         put("dense", with_spectrum(list(np.logspace(-2, 2, 150)) + [-0.5, -3.0] + [0.0] * 49, 1), step=7, name="d")
         put("float32", with_spectrum(list(np.logspace(-2, 2, 100)) + [0.0] * 31, 2), dtype="float32")
+        # float32 data saved as float64: measured at float32's floor on every rank count.
+        put("float32_as64", with_spectrum(list(np.logspace(-2, 2, 100)) + [0.0] * 31, 2).astype(np.float32)
+            .astype(np.float64), dtype="float64")
         # n >= 1024: written chunked with shuffle + gzip (a partial last block too).
         put("chunked", with_spectrum(list(np.logspace(-3, 1, 500)) + [0.0] * 533, 3))
         put("lowrank", with_spectrum([10.0 * 0.7 ** i for i in range(12)] + [0.0] * 300, 4))
@@ -85,6 +88,8 @@ class SameRowsAsSerial(unittest.TestCase):
         curved = [10.0 * 0.8 ** i for i in range(28)] + [-2.0, -0.5]
         put("sketch", with_spectrum(curved + [0.0] * 1170, 12), step=3)
         put("sketch32", with_spectrum(curved + [0.0] * 1070, 13), dtype="float32")
+        put("sketch32_as64", with_spectrum(curved + [0.0] * 1070, 13).astype(np.float32).astype(np.float64),
+            dtype="float64")
         put("sketch_chunked", with_spectrum(curved + [0.0] * 1270, 14))
         # Adversarial: eigenvalues running down through the cut (10·0.35^i
         # reaches 1e-13 near i = 27), a hidden saddle among the small ones,
@@ -159,7 +164,7 @@ class SameRowsAsSerial(unittest.TestCase):
                 self.assertEqual(said, ["basinvol-mpi: error: " + g["error"] for g in got if g["status"] == "error"])
 
     def test_volume_rows_equal_the_serial_dense_rows(self):
-        names = ["dense", "float32", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
+        names = ["dense", "float32", "float32_as64", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
                  "factor_tall", "factor32", "factor_tiny_gram", "factor_huge_gram", "mixed"]
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
@@ -172,19 +177,20 @@ class SameRowsAsSerial(unittest.TestCase):
         """A low-rank Hessian (n >= 500) is sketched across ranks, as the serial
         sketch does it (rows equal to the serial --method sketch rows); one
         whose rank is too high for the sketch gets every eigenvalue."""
-        names = ["sketch", "sketch32", "sketch_chunked"]
+        names = ["sketch", "sketch32", "sketch_chunked", "sketch32_as64"]
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "sketch", "-f", "jsonl", status=0).stdout)
-        self.assertEqual([r["method"] for r in ref], ["sketch"] * 3)
-        self.assertEqual([r["negative"] for r in ref], [2] * 3)
-        self.assertEqual([r["rank"] for r in ref], [30] * 3)
+        self.assertEqual([r["method"] for r in ref], ["sketch"] * 4)
+        self.assertEqual([r["negative"] for r in ref], [2] * 4)
+        self.assertEqual([r["rank"] for r in ref], [30] * 4)
+        self.assertEqual([r["warnings"] for r in ref], [["saddle"]] * 3 + [["saddle", "float32_values"]])
         for p in RANKS:
             with self.subTest(ranks=p):
                 r = mpi(p, "volume", *srcs, self.files["chunked"], "-f", "jsonl")
                 self.assertEqual(r.returncode, 0, r.stderr)
                 got = rows(r.stdout)
-                self.same(got[:3], ref, f"-n {p}")
-                self.assertEqual([g["method"] for g in got], ["sketch"] * 3 + ["dense"])
+                self.same(got[:4], ref, f"-n {p}")
+                self.assertEqual([g["method"] for g in got], ["sketch"] * 4 + ["dense"])
                 self.assertTrue(all(g["certified"] for g in got))
         # --regularized needs the unseen eigenvalues within a micro-nat: as in
         # the serial tool, the sketch then hands over to the eigensolve.

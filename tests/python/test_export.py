@@ -319,10 +319,21 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
         for dataset in ("hessian", "tensor", "npy", "pt"):
             (row,) = rows_of("volume", f + ":/" + dataset)
             self.agree(row, H32)
-        # The trap the default avoids: the same values widened by hand.
+        # The same values widened by hand: basinvol sees float32 data in the
+        # float64 dataset and measures them at float32's floor, saying so.
         bx.write_hessian(f, H32.astype(np.float64), dataset="widened")
         (wide,) = rows_of("volume", f + ":/widened")
-        self.assertLess(wide["dim"], 20)
+        self.assertEqual(wide["stored_type"], "float64")
+        self.assertIn("float32_values", wide["warnings"])
+        (narrow,) = rows_of("volume", f + ":/hessian")
+        self.assertNotIn("float32_values", narrow["warnings"])
+        for k in ("rank", "dim", "negative", "tol", "noise_floor", "log_volume"):
+            self.assertEqual(wide[k], narrow[k], k)
+        # Under float64's own floor, that rounding is curvature (dim 0, a
+        # false saddle): what the rule saves the widened copy from.
+        lam = np.linalg.eigvalsh(H32.astype(np.float64))
+        floor64 = 8 * math.sqrt(50) * np.finfo(np.float64).eps * np.linalg.norm(H32.astype(np.float64))
+        self.assertGreater(int((np.abs(lam) > floor64).sum()), 30)
         # hessian_of in float32 gives float32, written as such.
         torch.manual_seed(3)
         model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))

@@ -206,8 +206,8 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
         bv::SolverStats spent;
         bv::mpi::SketchFirst keep;
         if (sketch)
-            keep = [&](const bv::Spectrum& s, double frobenius, double asymmetry_norm) {
-                sketched = bv::analyze_partial(info, s, frobenius, asymmetry_norm, a, &declined);
+            keep = [&](const bv::HessianInfo& checked, const bv::Spectrum& s, double frobenius, double asymmetry_norm) {
+                sketched = bv::analyze_partial(checked, s, frobenius, asymmetry_norm, a, &declined);
                 if (!sketched) spent = s.stats;
                 return sketched.has_value();
             };
@@ -230,7 +230,7 @@ bv::Row dense_row(const bv::HessianInfo& info, const bv::AnalyzeOptions& a, int 
             if (me != 0) return {};
             bv::Row r = !error.empty()              ? bv::error_row(info, error)
                         : d.sketched && sketched ? std::move(*sketched)
-                                                 : bv::analyze_eigenvalues(info, d.eigenvalues, d.frobenius,
+                                                 : bv::analyze_eigenvalues(d.info, d.eigenvalues, d.frobenius,
                                                                            d.asymmetry_norm, d.seconds, a, declined, spent);
             // The row's wall time is its read, solve and measure across ranks, as a serial row's.
             r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -30,12 +30,16 @@ struct DistributedSpectrum {
     int grid_rows = 1, grid_cols = 1; // the process grid
     int block = 0;                    // the block-cyclic block size
     bool sketched = false;            // the sketch certified the cut: no eigenvalues were computed here
+    // The info the row is measured by: the caller's, and float32 data saved
+    // as float64 marked once the values were checked (mark_float32_values).
+    HessianInfo info;
 };
 
 // Called on rank 0 with the distributed sketch's spectrum (and ‖H‖_F and
 // ‖H − Hᵀ‖_F): true keeps it (the row is the caller's), false has
 // ScaLAPACK compute every eigenvalue.
-using SketchFirst = std::function<bool(const Spectrum&, double frobenius, double asymmetry_norm)>;
+using SketchFirst =
+    std::function<bool(const HessianInfo& info, const Spectrum&, double frobenius, double asymmetry_norm)>;
 
 // Collective over `comm`: every rank calls it with the same info (file,
 // dataset, n, stored_type) and options, and every rank gets the same result.
