@@ -543,10 +543,12 @@ std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, Negat
 // or two square parts side by side: structured_spectrum).
 void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt) {
     StructuredSpectrum ss = structured_spectrum(info, opt.read, opt.side_by_side, opt.gram);
+    HessianInfo measured = info;
+    if (ss.float32_values) mark_float32_values(measured);
     // A structure's eigenvalues are computed directly, as dense ones are; the
     // error of how they were computed (a Gram matrix's rounding) is noise
     // under which no eigenvalue counts.
-    const MatrixFacts f{info, ss.frobenius, ss.asymmetry, ss.value_error, ss.symmetric_frobenius, ss.stored_underflow};
+    const MatrixFacts f{measured, ss.frobenius, ss.asymmetry, ss.value_error, ss.symmetric_frobenius, ss.stored_underflow};
     Magnitudes known = bounds(ss.spectrum, f, opt);
     known.sorted = ss.values().magnitudes();
     const Cut cut = choose_cut(known, opt.cut);

@@ -216,10 +216,19 @@ struct HessianInfo {
 inline bool may_hold_float32_data(const HessianInfo& info) {
     return info.stored_type == "float64" && info.stored_eps == 0x1p-52 && info.quantum == 0;
 }
-// Float32 data saved as float64: measured at float32's rounding.
+// Float32 data saved as float64: measured at float32's rounding (a
+// structure whose parts include a coarser type keeps that type's).
 inline void mark_float32_values(HessianInfo& info) {
     info.float32_values = true;
-    info.stored_eps = 0x1p-23;
+    info.stored_eps = std::max(info.stored_eps, 0x1p-23);
+}
+// Whether a float64 array of a structure's part holds float32 data.
+template <class Values>
+bool float32_data(const Values& v, const std::string& stored_type, double stored_eps) {
+    if (stored_type != "float64" || stored_eps != 0x1p-52) return false;
+    Float32Evidence e;
+    for (Eigen::Index i = 0; i < v.size() && e.not_float32 == 0; ++i) e.add(v.data()[i]);
+    return e.holds();
 }
 
 struct ReadOptions;  // io/reader.hpp

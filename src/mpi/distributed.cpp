@@ -838,6 +838,14 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     for (std::size_t i = 0; i < count; ++i) largest = std::max(largest, std::abs(slab[i]));
     MPI_Allreduce(MPI_IN_PLACE, &largest, 1, MPI_DOUBLE, MPI_MAX, comm_);
     Gram out;
+    // Float32 data saved as float64, weighed over every rank's slab as the
+    // serial reader weighs the whole of G (Float32Evidence).
+    Float32Evidence f32;
+    if (p.stored_type != "float64" || p.stored_eps != 0x1p-52) f32.not_float32 = 1;
+    for (std::size_t i = 0; i < count && f32.not_float32 == 0; ++i) f32.add(slab[i]);
+    std::uint64_t counts[3] = {f32.not_float32, f32.nonzero, f32.long_mantissa};
+    MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_UINT64_T, MPI_SUM, comm_);
+    out.float32_values = Float32Evidence{counts[0], counts[1], counts[2]}.holds();
     out.shift = gram_shift(largest);
     if (out.shift != 0)
         for (std::size_t i = 0; i < count; ++i) slab[i] = std::ldexp(slab[i], -out.shift);

@@ -43,6 +43,7 @@ struct Square {
     double frobenius = 0, skew = 0;  // ‖(M + Mᵀ)/2‖_F and ‖M − Mᵀ‖_F
     double stored_eps = 0;           // ε of its own stored type
     std::exception_ptr failed;
+    bool float32_values = false;     // a float64 part holding float32 data
 };
 
 struct Accumulator {
@@ -72,6 +73,7 @@ struct Accumulator {
     // A factor or Kronecker part whose exact values are not all zero: its
     // products may underflow where its factors do not.
     bool nonzero_products = false;
+    bool float32_values = false;  // StructuredSpectrum::float32_values
 };
 
 void check_int(std::size_t v, const std::string& where) {
@@ -88,6 +90,7 @@ Gram local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptio
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
     Gram out;
+    out.float32_values = !v.is_f32() && float32_data(v.t64, p.stored_type, p.stored_eps);
     if (!v.is_f32() && v.t64.size() > 0) {
         out.shift = gram_shift(v.t64.cwiseAbs().maxCoeff());
         double* g = v.t64.data();  // in place: G may be most of the memory budget
@@ -132,6 +135,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
     Gram built = gram ? gram->gram(info, p, opt) : local_gram(info, p, opt);
+    acc.float32_values = acc.float32_values || built.float32_values;
     Eigen::MatrixXd& K = built.K;
     // Each Gram entry is a dot product of length n (or m): |ΔK| ≤ γ·|G||G|ᵀ, so
     // ‖ΔK‖₂ ≤ γ·‖G‖_F², and ‖G‖_F² = trace K, each K_ii computed to within
@@ -181,6 +185,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
         case PartKind::diagonal: {
             acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
+            acc.float32_values = acc.float32_values || float32_data(d, p.stored_type, p.stored_eps);
             acc.add(p.path).values.assign(d.data(), d.data() + d.size());
             return;
         }
@@ -211,6 +216,7 @@ void solve_square(const HessianInfo& info, const ReadOptions& opt, Accumulator& 
         q.frobenius = m.frobenius();
         q.skew = m.asymmetry_norm();
         q.stored_eps = m.info.stored_eps;
+        q.float32_values = m.info.float32_values;
         SpectrumPart& part = acc.parts[q.part];
         detail::BlasSection section(detail::fork_gate());
         detail::BlasRoom room;
@@ -725,6 +731,8 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     out.symmetric_frobenius = std::hypot(out.frobenius, acc.skew_products);
     out.value_error = acc.value_error;
     out.stored_underflow = acc.stored_underflow;
+    out.float32_values = acc.float32_values;
+    for (const Square& q : acc.squares) out.float32_values = out.float32_values || q.float32_values;
     // A bound past DBL_MAX would make the floor infinite and every direction flat.
     if (!std::isfinite(out.frobenius) || !std::isfinite(out.asymmetry) || !std::isfinite(out.value_error))
         reject_norm_overflow(info.source());

@@ -1069,6 +1069,49 @@ class Structured(unittest.TestCase):
                 self.assertLessEqual(abs(row["log_volume"] - closed), row["log_volume_error"] + 1e-12 * abs(closed))
                 self.assertLess(row["log_volume_error"], 4 * twin["log_volume_error"] + 1e-12)
 
+    def test_float32_parts_saved_as_float64_are_measured_as_float32_parts(self):
+        # Each kind of part, and a blocks model of all four, written once in
+        # float32 and once widened to float64: the widened structure's row is
+        # the float32 one's (float32's ε), with the warning float32_values.
+        # Under float64's ε the dense block's and the Kronecker factors'
+        # rounding is curvature (false ranks and negatives).
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+        import basinvol.export as bx
+        rng = np.random.default_rng(23)
+        f32 = lambda a: np.asarray(a, dtype=np.float32)
+        G = f32(rng.standard_normal((40, 120)))
+        x = f32(rng.standard_normal((60, 30)))
+        D = x @ x.T
+        D = (D + D.T) / 2
+        A = f32(rng.standard_normal((20, 15)))
+        A = (A @ A.T + (A @ A.T).T) / 2
+        B = f32(rng.standard_normal((12, 8)))
+        B = (B @ B.T + (B @ B.T).T) / 2
+        d = f32(np.r_[rng.random(30), np.zeros(10)])
+        kinds = {"blocks": lambda c: {"a": c(D), "b": bx.Diagonal(c(d)), "c": bx.Factor(c(G)), "d": bx.Kron(c(A), c(B))},
+                 "dense_block": lambda c: {"a": c(D)}, "diagonal": lambda c: bx.Diagonal(c(d)),
+                 "factor": lambda c: bx.Factor(c(G)), "kron": lambda c: bx.Kron(c(A), c(B))}
+        f = self.path("widened_parts.h5")
+        for name, make in kinds.items():
+            bx.write_structure(f, name + "_32", make(lambda a: a))
+            bx.write_structure(f, name + "_64", make(lambda a: a.astype(np.float64)))
+        p = run("volume", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = {r["dataset"][1:]: r for r in rows_of(p)}
+        for name in kinds:
+            narrow, wide = rows[name + "_32"], rows[name + "_64"]
+            self.assertEqual(narrow["stored_type"], "float32", name)
+            self.assertEqual(wide["stored_type"], "float64", name)
+            self.assertNotIn("float32_values", narrow["warnings"], name)
+            self.assertIn("float32_values", wide["warnings"], name)
+            for k in ("rank", "dim", "negative", "dim_low", "dim_high", "noise_floor", "tol", "log_volume"):
+                self.assertEqual(wide[k], narrow[k], (name, k))
+        self.assertEqual(rows["kron_32"]["rank"], 120)
+        # What float64's ε would count: the Kronecker factors' rounding.
+        la, lb = np.linalg.eigvalsh(A.astype(np.float64)), np.linalg.eigvalsh(B.astype(np.float64))
+        prod = np.abs(np.outer(la, lb)).ravel()
+        self.assertGreater(int((prod > 8 * math.sqrt(prod.size) * 2.0 ** -52 * np.linalg.norm(prod)).sum()), 120)
+
     def test_a_small_scale_on_float32_or_float16_parts_keeps_their_answer(self):
         # s·GᵀG and s·(A ⊗ B) are formed in double from the stored parts, so
         # what storage rounded is G's (A's, B's) values, not H's: s = 1e-50

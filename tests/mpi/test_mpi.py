@@ -117,7 +117,13 @@ class SameRowsAsSerial(unittest.TestCase):
                 ("mixed", {"0_g": bx.Factor(rng.standard_normal((9, 50))),
                            "1_k": bx.Kron(with_spectrum([2.0, 1.0, 0.0], 9), with_spectrum([1.0, 0.5], 10)),
                            "2_dense": with_spectrum([3.0, 0.0, 0.0, 1.0], 11),
-                           "3_g": bx.Factor(rng.standard_normal((60, 7)))}, "float64")):
+                           "3_g": bx.Factor(rng.standard_normal((60, 7)))}, "float64"),
+                # float32 data widened to float64: G weighed over every rank's
+                # slab, the Kronecker factors on each rank, as the serial reader does
+                ("widened32", {"0_g": bx.Factor(rng.standard_normal((9, 50)).astype(np.float32).astype(np.float64)),
+                               "1_k": bx.Kron(*[(a @ a.T).astype(np.float32).astype(np.float64)
+                                                for a in (rng.standard_normal((12, 9)), rng.standard_normal((7, 5)))])},
+                 "float64")):
             f = os.path.join(d, key + ".h5")
             bx.write_structure(f, "hessian", part, dtype=dtype)
             cls.files[key] = f
@@ -165,9 +171,11 @@ class SameRowsAsSerial(unittest.TestCase):
 
     def test_volume_rows_equal_the_serial_dense_rows(self):
         names = ["dense", "float32", "float32_as64", "chunked", "lowrank", "asymmetric", "small", "structured", "factor_wide",
-                 "factor_tall", "factor32", "factor_tiny_gram", "factor_huge_gram", "mixed"]
+                 "factor_tall", "factor32", "factor_tiny_gram", "factor_huge_gram", "mixed", "widened32"]
         srcs = [self.files[k] for k in names]
         ref = rows(serial("volume", *srcs, "--method", "dense", "-f", "jsonl", status=0).stdout)
+        flagged = [name for name, r in zip(names, ref) if "float32_values" in r["warnings"]]
+        self.assertEqual(flagged, ["float32_as64", "widened32"])
         self.same_on_every_rank_count(srcs, ref, 0)
         # A row's seconds are its read, solve and measure: at least its solver's.
         got = rows(mpi(2, "volume", self.files["dense"], "-f", "jsonl").stdout)

@@ -82,6 +82,9 @@ struct StructuredSpectrum {
     // floor's subnormal term.
     double stored_underflow = 0;
     bool side_by_side = false;       // square parts were solved two at a time
+    // A float64 part holds float32 data (Float32Evidence): the whole is
+    // measured at float32's ε at least (mark_float32_values).
+    bool float32_values = false;
 };
 
 // How a factor's Gram matrix is formed: in this process (no builder), or by
@@ -90,6 +93,7 @@ struct StructuredSpectrum {
 struct Gram {
     Eigen::MatrixXd K;  // the Gram matrix of 2^-shift·G
     int shift = 0;
+    bool float32_values = false;  // a float64 G holding float32 data (Float32Evidence)
 };
 
 // The power of two G is divided by before its Gram matrix is formed: 0
