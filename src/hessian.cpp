@@ -215,7 +215,7 @@ NormSums one_pass_norms(const Matrix& m) {
                     sum.asymmetric = sum.asymmetric || (x.array() != y.array()).any();
                     if (r0 == c0) sum.norm2 += static_cast<double>(lower(j, j)) * lower(j, j);
                     if constexpr (std::is_same_v<Scalar, double>) {
-                        if (sum.f32.not_float32 == 0) {
+                        if (sum.f32.too_precise == 0) {
                             for (Eigen::Index k = 0; k < x.size(); ++k) {
                                 sum.f32.add(x[k]);
                                 sum.f32.add(y[k]);

@@ -247,25 +247,34 @@ TEST_CASE("float32 values and float64 rounding are told apart by their bits") {
         for (double v : values) e.add(v);
         return e;
     };
-    // Integers to 2^16, short binary fractions, zero: exact data that
-    // happen to be float32 values (at most 16 significant bits).
-    const Float32Evidence exact = evidence({1.0, 2.0, 0.5, -0.25, 65535.0, 65536.0 * 3, 0x1p-30, 0.0});
-    CHECK(exact.not_float32 == 0);
-    CHECK(exact.nonzero == 7);
-    CHECK(exact.long_mantissa == 0);
+    // Exact data of float32 precision: integers (to 2^24 and past it),
+    // short binary fractions, float32 subnormals, zero.
+    const Float32Evidence exact = evidence({1.0, 2.0, 0.5, -0.25, 65535.0, 9227465.0, 16777215.0, 0x1p-30,
+                                            0x1p-145, -0.0, 0.0});
+    CHECK(exact.too_precise == 0);
+    CHECK(exact.rounded == 0);
     CHECK_FALSE(exact.holds());
-    // 17 significant bits and more: rounded reals.
-    const Float32Evidence rounded = evidence({65537.0, double(0.1f), double(1.0f / 3), -double(std::sqrt(2.0f))});
-    CHECK(rounded.not_float32 == 0);
-    CHECK(rounded.long_mantissa == 4);
-    CHECK(rounded.holds());
-    // A float64 value, a value past float32's range, a NaN: not float32 data.
-    CHECK(evidence({0.1}).not_float32 == 1);
-    CHECK(evidence({1e39}).not_float32 == 1);
-    CHECK(evidence({std::nan("")}).not_float32 == 1);
-    // Half the nonzero values long is enough; fewer is exact data.
-    CHECK(evidence({double(0.1f), 1.0}).holds());
-    CHECK_FALSE(evidence({double(0.1f), 1.0, 2.0}).holds());
+    // Rounded reals: non-integers of 17 to 24 bits, and the mean of two
+    // float32 values in neighbouring binades (26 bits, as (H + Hᵀ)/2 in
+    // float64 leaves them).
+    const double below = double(std::nextafter(1.0f, 0.0f)), above = double(std::nextafter(1.0f, 2.0f));
+    for (double v : {double(0.1f), double(1.0f / 3), -double(std::sqrt(2.0f)), 65536.5, (below + above) / 2,
+                     (double(0.1f) + double(std::nextafter(0.1f, 1.0f))) / 2}) {
+        CAPTURE(v);
+        const Float32Evidence e = evidence({v});
+        CHECK(e.too_precise == 0);
+        CHECK(e.rounded == 1);
+        CHECK(e.holds());
+    }
+    // Values of float64 precision, past float32's range, under its
+    // subnormals, not finite: not float32 data, whatever else is there.
+    for (double v : {0.1, 1.0 / 3, 1e39, 0x1p-151, 0x1.0000001p0, std::nan(""), HUGE_VAL}) {
+        CAPTURE(v);
+        CHECK(evidence({v, double(0.1f)}).too_precise == 1);
+        CHECK_FALSE(evidence({double(0.1f), v}).holds());
+    }
+    // One rounded real among exact values is float32 data.
+    CHECK(evidence({double(0.1f), 1.0, 2.0, 3.0}).holds());
 }
 
 TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact and float64 data keep float64's floor") {
@@ -312,6 +321,18 @@ TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact
         const double cut64 = 8 * std::sqrt(double(c.n)) * std::numeric_limits<double>::epsilon() * h64.norm();
         CHECK((w.array().abs() > cut64).count() > c.rank);
         check_every_method(b, "float32 data saved as float64");
+        // Symmetrized after widening, (H + Hᵀ)/2 in float64 of an H asymmetric
+        // by an ulp here and there (autograd's): the same answer, flagged.
+        Eigen::MatrixXf skewed = h32;
+        for (Eigen::Index j = 0; j < c.n; j += 3)
+            for (Eigen::Index i = 0; i < j; i += 2) skewed(i, j) = std::nextafter(skewed(i, j), 1e30f);
+        const Eigen::MatrixXd wide = skewed.cast<double>(), sym = (wide + wide.transpose()) / 2;
+        const Hessian s = make_hessian(sym);
+        CHECK(s.info.float32_values);
+        const Row rs = run(s, Method::dense, CutRule::automatic);
+        CHECK(rs.rank == c.rank);
+        CHECK(rs.negative == ra.negative);
+        CHECK(has(rs, "float32_values"));
     }
     // Exact data whose entries are float32 values: a toy's diagonal with
     // 2^-30 (under float32's floor of this matrix, over float64's) and an
@@ -329,6 +350,13 @@ TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact
         if (i + 1 < 50) lap(i, i + 1) = lap(i + 1, i) = -1;
     }
     CHECK_FALSE(make_hessian(lap).info.float32_values);
+    // Integers past 2^16 (Fibonacci's, determinant 1: eigenvalues 1.3e7 and
+    // 7.9e-8) are exact, not rounded reals: float64's floor keeps both.
+    Eigen::Matrix2d fib;
+    fib << 9227465, 5702887, 5702887, 3524578;
+    const Hessian fh = make_hessian(Eigen::MatrixXd(fib));
+    CHECK_FALSE(fh.info.float32_values);
+    CHECK(run(fh, Method::dense, CutRule::automatic).rank == 2);
     // Genuine float64 data, and float32 data with one entry pair changed to
     // a float64 value: float64's floor.
     Eigen::MatrixXd f64 = with_spectrum(geometric(30, 1.0, 1e-3), 115);

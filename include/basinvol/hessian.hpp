@@ -84,38 +84,49 @@ inline bool held_as_float32(const std::string& stored_type) {
     return stored_type == "float32" || stored_type == "float16" || stored_type == "bfloat16";
 }
 
-// Whether float64 values are float32 data saved as float64 (torch's
-// float32 Hessian through `.double()` or `astype(np.float64)`): every value
-// is a float32, and at least half of the nonzero ones use more than 16 of
-// float32's 24 significant bits. Rounded reals do, 255 times in 256; exact
-// data that happen to be float32 values (integers, short binary fractions,
-// a toy's diag(1, 2, 0.5)) do not, and keep float64's rounding. A float64
-// value chosen at random is a float32 with probability 2⁻²⁹: genuine
-// float64 data fail at their first entries. Such values carry float32's
-// rounding, ε·|h| with ε = 2⁻²⁴ per entry, so their noise floor is
-// float32's: the rule a float32 dataset of the same values gets.
+// Whether float64 values are float32 data (torch's float32 Hessian through
+// `.double()` or `astype(np.float64)`, and symmetrized after that, (H + Hᵀ)/2
+// in float64): every value has float32 data's precision, at most 26
+// significant bits with none under 2⁻¹⁵⁰ (a float32, or the mean of two in
+// neighbouring binades, exact in double), within float32's range; and some
+// value is a rounded real: not an integer, and of more than 16 significant
+// bits. Exact data of float32 precision (integers, short binary fractions,
+// a toy's diag(1, 2, 0.5, 2⁻³⁰)) have no such value and keep float64's
+// rounding. A float64 value chosen at random has 26 bits or fewer with
+// probability 2⁻²⁷: genuine float64 data fail at their first entries. The
+// values found carry float32's rounding, ε·|h| with ε = 2⁻²⁴ per entry, so
+// their noise floor is float32's: the rule a float32 dataset of the same
+// values gets. Float64 arithmetic after widening (scaling by 1/3, means
+// over batches) leaves full-width values: not recognized.
 struct Float32Evidence {
-    std::uint64_t not_float32 = 0;    // entries that are not float32 values (or not finite)
-    std::uint64_t nonzero = 0;        // nonzero float32 entries
-    std::uint64_t long_mantissa = 0;  // of those, the ones of over 16 significant bits
+    std::uint64_t too_precise = 0;  // values finer than float32 data's, or past its range, or not finite
+    std::uint64_t rounded = 0;      // non-integers of more than 16 significant bits
     void add(double v) {
-        if (!(std::abs(v) <= 0x1.fffffep127) || static_cast<double>(static_cast<float>(v)) != v) {
-            ++not_float32;
-        } else if (v != 0) {
-            ++nonzero;
-            const float f = static_cast<float>(v);
-            std::uint32_t bits;
-            std::memcpy(&bits, &f, sizeof bits);
-            long_mantissa += (bits & 0xffu) != 0;  // the lowest 8 of its 24 significant bits
+        if (v == 0) return;
+        const double a = std::abs(v);
+        std::uint64_t bits;
+        std::memcpy(&bits, &a, sizeof bits);
+        const int biased = static_cast<int>(bits >> 52);
+        if (!(a <= 0x1.fffffep127) || biased == 0) {  // past float32's range, not finite, or a double subnormal
+            ++too_precise;
+            return;
         }
+        const std::uint64_t significand = (bits & ((std::uint64_t(1) << 52) - 1)) | (std::uint64_t(1) << 52);
+        const int zeros = __builtin_ctzll(significand);
+        const int significant = 53 - zeros;
+        const int lowest = biased - 1023 - 52 + zeros;  // the exponent of a's lowest set bit
+        if (significant > 26 || lowest < -150) {
+            ++too_precise;
+            return;
+        }
+        rounded += significant > 16 && lowest < 0;
     }
     Float32Evidence& operator+=(const Float32Evidence& o) {
-        not_float32 += o.not_float32;
-        nonzero += o.nonzero;
-        long_mantissa += o.long_mantissa;
+        too_precise += o.too_precise;
+        rounded += o.rounded;
         return *this;
     }
-    bool holds() const { return not_float32 == 0 && long_mantissa > 0 && 2 * long_mantissa >= nonzero; }
+    bool holds() const { return too_precise == 0 && rounded > 0; }
 };
 
 // The spacing of the subnormal numbers of the IEEE type whose ε is `eps`
@@ -227,7 +238,7 @@ template <class Values>
 bool float32_data(const Values& v, const std::string& stored_type, double stored_eps) {
     if (stored_type != "float64" || stored_eps != 0x1p-52) return false;
     Float32Evidence e;
-    for (Eigen::Index i = 0; i < v.size() && e.not_float32 == 0; ++i) e.add(v.data()[i]);
+    for (Eigen::Index i = 0; i < v.size() && e.too_precise == 0; ++i) e.add(v.data()[i]);
     return e.holds();
 }
 

@@ -351,6 +351,18 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
     return s.str();
 }
 
+// Whether the values every rank weighed (from `count` values at `values`,
+// or none when `weighed` is false: not float64 values) are float32 data, as
+// the serial reader weighs them all (Float32Evidence). Collective.
+bool float32_data_across(MPI_Comm comm, bool weighed, const double* values, std::size_t count) {
+    Float32Evidence f32;
+    f32.too_precise = weighed ? 0 : 1;
+    for (std::size_t i = 0; i < count && f32.too_precise == 0; ++i) f32.add(values[i]);
+    std::uint64_t counts[2] = {f32.too_precise, f32.rounded};
+    MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_UINT64_T, MPI_SUM, comm);
+    return Float32Evidence{counts[0], counts[1]}.holds();
+}
+
 // Readable values across ranks (the first entry in the file's row-major order
 // that is not finite or is a 64-bit integer past 2^53, as the serial reader
 // reports it); sets `scale` to max|H|, and marks float32 data saved as
@@ -360,8 +372,6 @@ std::string check_values(MPI_Comm comm, HessianInfo& info, const Tiles& t, doubl
     double bad_value = 0;
     scale = 0;
     const double limit = exact_limit(info.stored_type);
-    Float32Evidence f32;
-    if (!may_hold_float32_data(info)) f32.not_float32 = 1;
     for (int lc = 0; lc < t.nloc; ++lc)
         for (int lr = 0; lr < t.mloc; ++lr) {
             const double v = t.a[static_cast<std::size_t>(lc) * t.lld + lr];
@@ -371,14 +381,11 @@ std::string check_values(MPI_Comm comm, HessianInfo& info, const Tiles& t, doubl
             } else {
                 scale = std::max(scale, std::abs(v));
             }
-            if (f32.not_float32 == 0) f32.add(v);
         }
     std::string error = first_unreadable(comm, info, first_bad, bad_value, t.n);
     MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
-    std::uint64_t counts[3] = {f32.not_float32, f32.nonzero, f32.long_mantissa};
-    MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_UINT64_T, MPI_SUM, comm);
-    f32 = {counts[0], counts[1], counts[2]};
-    if (f32.holds()) mark_float32_values(info);
+    // This rank's mloc·nloc values lie contiguous (lld = mloc).
+    if (float32_data_across(comm, may_hold_float32_data(info), t.a.data(), t.count)) mark_float32_values(info);
     return error;
 }
 
@@ -840,12 +847,8 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     Gram out;
     // Float32 data saved as float64, weighed over every rank's slab as the
     // serial reader weighs the whole of G (Float32Evidence).
-    Float32Evidence f32;
-    if (p.stored_type != "float64" || p.stored_eps != 0x1p-52) f32.not_float32 = 1;
-    for (std::size_t i = 0; i < count && f32.not_float32 == 0; ++i) f32.add(slab[i]);
-    std::uint64_t counts[3] = {f32.not_float32, f32.nonzero, f32.long_mantissa};
-    MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_UINT64_T, MPI_SUM, comm_);
-    out.float32_values = Float32Evidence{counts[0], counts[1], counts[2]}.holds();
+    out.float32_values =
+        float32_data_across(comm_, p.stored_type == "float64" && p.stored_eps == 0x1p-52, slab.data(), count);
     out.shift = gram_shift(largest);
     if (out.shift != 0)
         for (std::size_t i = 0; i < count; ++i) slab[i] = std::ldexp(slab[i], -out.shift);

@@ -25,6 +25,11 @@ bool finer_counts_otherwise(const Row& finer, const Row& coarser) {
     return may_count_otherwise(finer, relative_cut(coarser) * finer.spectral_norm);
 }
 
+// The stored type, and float32 data in a float64 dataset named as such.
+std::string values_type(const Row& r) {
+    return r.warnings.has(Warning::float32_values) ? r.stored_type + " holding float32 values" : r.stored_type;
+}
+
 }  // namespace
 
 std::optional<bool> drops_negatives(const Row& r) {
@@ -122,8 +127,8 @@ std::string pair_reason(const Row& a, const Row& b) {
         if (!finer_counts_otherwise(f, c)) continue;
         const char *fn = a_finer ? "A" : "B", *cn = a_finer ? "B" : "A";
         s << "; " << fn << "'s cut lies lower against its largest value (tol/spectral_norm " << relative_cut(f)
-          << "; " << f.stored_type << ", noise_floor " << f.noise_floor << ", cut " << f.cut_rule << ") than " << cn
-          << "'s (" << relative_cut(c) << "; " << c.stored_type << ", noise_floor " << c.noise_floor << ", cut "
+          << "; " << values_type(f) << ", noise_floor " << f.noise_floor << ", cut " << f.cut_rule << ") than " << cn
+          << "'s (" << relative_cut(c) << "; " << values_type(c) << ", noise_floor " << c.noise_floor << ", cut "
           << c.cut_rule << "), and " << fn << " may keep values under " << cn
           << "'s level: counted at one level its dim may be larger; option rtol " << relative_cut(c)
           << " counts both at one level";

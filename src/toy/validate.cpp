@@ -271,13 +271,18 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
 // entrywise bound (with the solver's own error) over coarser types. One per
 // toy: over a coarse type the bound re-reads the matrix and decomposes it,
 // so it does that once for every check that asks.
+// The ε of the values' rounding: the stored type's own (float16's 2^-10,
+// float32's 2^-23, 2^-52 for float64 and integers, which convert exactly),
+// float32's for float32 data in a float64 dataset, as the row measured it.
+double values_eps(const HessianInfo& info, const Row& row) {
+    const double own = info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64);
+    return row.warnings.has(Warning::float32_values) ? std::max(own, stored_eps(StoredType::float32)) : own;
+}
+
 class StoredRounding {
 public:
     StoredRounding(const HessianInfo& info, const Row& row, const ValidateOptions& o)
-        : info_(info), row_(row), o_(o),
-          // The stored type's own ε (float16's 2^-10, float32's 2^-23, 2^-52
-          // for float64 and integers, which convert exactly).
-          eps_(info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64)) {}
+        : info_(info), row_(row), o_(o), eps_(values_eps(info, row)) {}
 
     // Coarser than float64: the bound is the whole matrix's and already
     // holds the row's log_volume_error.
@@ -314,7 +319,7 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
                             StoredRounding& rounding) {
     Check c = make(info.source(), "hessian_of_loss");
     const bool drop = o.analyze.negatives == NegativePolicy::drop;
-    const double eps = info.stored_eps > 0 ? info.stored_eps : stored_eps(StoredType::float64);
+    const double eps = values_eps(info, row);
     std::vector<double> kept, kept_abs;
     long double frob2 = 0;
     for (double v : m.curved_h) frob2 += static_cast<long double>(v) * v;
