@@ -189,7 +189,7 @@ NormSums asymmetry_and_norm2(const Matrix& m, const Unit& unit) {
 // 1e-163 whose only asymmetry that is would read as symmetric. Each entry is
 // read once: the upper tile is transposed into a buffer, and the sums run
 // down contiguous columns widened to double. Float64 values are also
-// weighed as float32 data (Float32Evidence), until one is not a float32.
+// weighed as float32 data (Float32Evidence), until one is finer than that.
 template <class Matrix>
 NormSums one_pass_norms(const Matrix& m) {
     using Scalar = typename Matrix::Scalar;
@@ -290,10 +290,10 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
             if (f.largest == 0) return {};
             const double asymmetry = std::sqrt(f.asym2 / f.norm2);
             check_symmetry(info, asymmetry, opt);
-            const bool float32_data = !is_float && may_hold_float32_data(info) && f.f32.holds();
-            if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2), float32_data};
+            const bool float32_held = !is_float && may_hold_float32_data(info) && f.f32.holds();
+            if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2), float32_held};
             const Unit unit(f.largest);
-            return {asymmetry, std::sqrt(f.asym2), unit.scale * std::sqrt(symmetrized(unit)), float32_data};
+            return {asymmetry, std::sqrt(f.asym2), unit.scale * std::sqrt(symmetrized(unit)), float32_held};
         }
         // A non-finite entry (check_values names the first), or float64
         // values outside the range: the scaled passes.

@@ -189,9 +189,9 @@ struct HessianInfo {
     std::size_t working_bytes = 0;
     std::string working_part;  // structured: the part that sets it ("/m/G, 1000000000 x 3")
     double stored_eps = 0;       // unit roundoff of the stored type (machine epsilon)
-    // A float64 dataset whose values are all float32 values rounded from
-    // reals (float32 data saved as float64, detected when its values are
-    // checked): stored_eps is then float32's, as the values' rounding is.
+    // A float64 dataset holding float32 data (Float32Evidence, weighed when
+    // its values are checked): stored_eps is then float32's, as the values'
+    // rounding is.
     bool float32_values = false;
     // The step a lossy filter rounded the stored values to (HDF5's
     // scale-offset filter with D decimal digits: 10^-D), 0 when stored exactly.
@@ -221,11 +221,14 @@ struct HessianInfo {
     std::string source() const { return file + ":" + dataset; }
 };
 
-// Whether a dataset's values are weighed as float32 data (Float32Evidence):
-// a float64 dataset as such, not one whose stored_eps is already coarser
-// (a lossy filter's step, a virtual dataset's float32 sources).
+// Whether values are weighed as float32 data (Float32Evidence): float64
+// values as such, not ones whose stored_eps is already coarser (a virtual
+// dataset's float32 sources) or that a lossy filter rounded.
+inline bool may_hold_float32_data(const std::string& stored_type, double stored_eps) {
+    return stored_type == "float64" && stored_eps == 0x1p-52;
+}
 inline bool may_hold_float32_data(const HessianInfo& info) {
-    return info.stored_type == "float64" && info.stored_eps == 0x1p-52 && info.quantum == 0;
+    return may_hold_float32_data(info.stored_type, info.stored_eps) && info.quantum == 0;
 }
 // Float32 data saved as float64: measured at float32's rounding (a
 // structure whose parts include a coarser type keeps that type's).
@@ -236,7 +239,7 @@ inline void mark_float32_values(HessianInfo& info) {
 // Whether a float64 array of a structure's part holds float32 data.
 template <class Values>
 bool float32_data(const Values& v, const std::string& stored_type, double stored_eps) {
-    if (stored_type != "float64" || stored_eps != 0x1p-52) return false;
+    if (!may_hold_float32_data(stored_type, stored_eps)) return false;
     Float32Evidence e;
     for (Eigen::Index i = 0; i < v.size() && e.too_precise == 0; ++i) e.add(v.data()[i]);
     return e.holds();

@@ -41,7 +41,7 @@ enum class Warning : std::uint8_t {
     mixed_negatives,    // ranked among rows computed under another --negatives (abs and drop)
     mixed_level,        // cut lower, against its largest value, than a row it is ranked with, keeping values under its level
     mixed_cut,          // ranked among rows cut by another rule (explicit and automatic, or another atol)
-    float32_values,     // a float64 dataset holding float32 data: measured at float32's noise floor
+    float32_values,     // float64 values holding float32 data: measured at float32's noise floor
 };
 constexpr std::size_t warning_count = 14;
 

@@ -848,7 +848,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     // Float32 data saved as float64, weighed over every rank's slab as the
     // serial reader weighs the whole of G (Float32Evidence).
     out.float32_values =
-        float32_data_across(comm_, p.stored_type == "float64" && p.stored_eps == 0x1p-52, slab.data(), count);
+        float32_data_across(comm_, may_hold_float32_data(p.stored_type, p.stored_eps), slab.data(), count);
     out.shift = gram_shift(largest);
     if (out.shift != 0)
         for (std::size_t i = 0; i < count; ++i) slab[i] = std::ldexp(slab[i], -out.shift);
