@@ -290,7 +290,7 @@ Hessian::Norms check_and_symmetrize(Matrix& m, const HessianInfo& info, const Re
             if (f.largest == 0) return {};
             const double asymmetry = std::sqrt(f.asym2 / f.norm2);
             check_symmetry(info, asymmetry, opt);
-            const bool float32_held = !is_float && may_hold_float32_data(info) && f.f32.holds();
+            const bool float32_held = !is_float && opt.detect_float32_data && may_hold_float32_data(info) && f.f32.holds();
             if (f.asym2 == 0) return {asymmetry, 0.0, std::sqrt(f.norm2), float32_held};
             const Unit unit(f.largest);
             return {asymmetry, std::sqrt(f.asym2), unit.scale * std::sqrt(symmetrized(unit)), float32_held};

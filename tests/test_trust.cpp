@@ -242,39 +242,55 @@ TEST_CASE("the solver note names why a partial method was left") {
 }
 
 TEST_CASE("float32 values and float64 rounding are told apart by their bits") {
-    auto evidence = [](std::initializer_list<double> values) {
+    auto evidence = [](const std::vector<double>& values) {
         Float32Evidence e;
         for (double v : values) e.add(v);
         return e;
     };
-    // Exact data of float32 precision: integers (to 2^24 and past it),
-    // short binary fractions, float32 subnormals, zero.
-    const Float32Evidence exact = evidence({1.0, 2.0, 0.5, -0.25, 65535.0, 9227465.0, 16777215.0, 0x1p-30,
-                                            0x1p-145, -0.0, 0.0});
+    auto times = [](std::vector<double> v, int k) {  // k copies: evidence needs 16 full-width values
+        std::vector<double> out;
+        for (int i = 0; i < k; ++i) out.insert(out.end(), v.begin(), v.end());
+        return out;
+    };
+    // Integers (any size) say nothing; short binary fractions, float32
+    // subnormals and zeros are means of float32 values without full width.
+    const Float32Evidence exact =
+        evidence(times({1.0, 2.0, 0.5, -0.25, 65535.0, 9227465.0, 3e9, 0x1p-30, 0x1p-145, 22497.25, -0.0}, 20));
     CHECK(exact.too_precise == 0);
-    CHECK(exact.rounded == 0);
+    CHECK(exact.full == 0);
+    CHECK(exact.fractional == 20 * 5);
     CHECK_FALSE(exact.holds());
-    // Rounded reals: non-integers of 17 to 24 bits, and the mean of two
-    // float32 values in neighbouring binades (26 bits, as (H + Hᵀ)/2 in
-    // float64 leaves them).
+    // Rounded reals of 24 bits, and means of two float32 values, in one
+    // binade or far apart (a bias before a batch norm: exact zero
+    // curvature, float32 noise in each triangle).
     const double below = double(std::nextafter(1.0f, 0.0f)), above = double(std::nextafter(1.0f, 2.0f));
-    for (double v : {double(0.1f), double(1.0f / 3), -double(std::sqrt(2.0f)), 65536.5, (below + above) / 2,
-                     (double(0.1f) + double(std::nextafter(0.1f, 1.0f))) / 2}) {
+    for (double v : {double(0.1f), double(1.0f / 3), -double(std::sqrt(2.0f)), (below + above) / 2,
+                     (double(3e-8f) + double(-7e-13f)) / 2, (double(0.1f) + double(1e-6f)) / 2}) {
         CAPTURE(v);
         const Float32Evidence e = evidence({v});
         CHECK(e.too_precise == 0);
-        CHECK(e.rounded == 1);
-        CHECK(e.holds());
+        CHECK(e.full == 1);
+        CHECK(evidence(times({v}, 16)).holds());
+        CHECK_FALSE(evidence(times({v}, 15)).holds());  // too few to tell from float64 values
     }
-    // Values of float64 precision, past float32's range, under its
-    // subnormals, not finite: not float32 data, whatever else is there.
-    for (double v : {0.1, 1.0 / 3, 1e39, 0x1p-151, 0x1.0000001p0, std::nan(""), HUGE_VAL}) {
+    // Values of float64 precision, past float32's range, double subnormals,
+    // not finite: not float32 data, whatever else is there.
+    for (double v : {0.1, 1.0 / 3, 1e39, 0x1p-1070, 1.0 + 0x1p-25 + 0x1p-52, std::nan(""), HUGE_VAL}) {
         CAPTURE(v);
-        CHECK(evidence({v, double(0.1f)}).too_precise == 1);
-        CHECK_FALSE(evidence({double(0.1f), v}).holds());
+        CHECK(evidence({v}).too_precise == 1);
+        CHECK_FALSE(evidence(times({double(0.1f), v}, 20)).holds());
     }
-    // One rounded real among exact values is float32 data.
-    CHECK(evidence({double(0.1f), 1.0, 2.0, 3.0}).holds());
+    // A quarter of the non-integer values of full width, no fewer.
+    CHECK(evidence(times({double(0.1f), 0.5, 0.25, 0.75}, 16)).holds());
+    CHECK_FALSE(evidence(times({double(0.1f), 0.5, 0.25, 0.75, 0.125}, 16)).holds());
+    // Genuine float64 values pass the mean test about one time in five:
+    // 1000 of them, none all together.
+    std::mt19937_64 rng(7);
+    std::normal_distribution<double> g;
+    int passed = 0;
+    for (int i = 0; i < 1000; ++i) passed += evidence({g(rng)}).too_precise == 0;
+    CHECK(passed > 120);
+    CHECK(passed < 260);
 }
 
 TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact and float64 data keep float64's floor") {
@@ -357,12 +373,55 @@ TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact
     const Hessian fh = make_hessian(Eigen::MatrixXd(fib));
     CHECK_FALSE(fh.info.float32_values);
     CHECK(run(fh, Method::dense, CutRule::automatic).rank == 2);
+    // A linear model's MSE Hessian on raw 8-bit features, XᵀX/256: exact
+    // binary fractions under 24 bits, its smallest value real (a feature
+    // one count away from another): float64's floor keeps it.
+    {
+        std::mt19937_64 r8(121);
+        std::uniform_int_distribution<int> pixel(0, 255);
+        Eigen::MatrixXd X(256, 31);
+        for (Eigen::Index i = 0; i < 256; ++i)
+            for (Eigen::Index j = 0; j < 30; ++j) X(i, j) = pixel(r8);
+        X.col(30) = X.col(0);
+        X(7, 30) += 1;
+        const Eigen::MatrixXd xtx = X.transpose() * X / 256;
+        const Hessian hx = make_hessian(xtx);
+        CHECK_FALSE(hx.info.float32_values);
+        CHECK(run(hx, Method::dense, CutRule::automatic).rank == 31);
+    }
+    // Float32 data symmetrized in float64 where a parameter's curvature is
+    // exactly zero (a bias before a batch norm) and each triangle holds its
+    // own float32 noise: pairs binades apart, each mean still exact.
+    {
+        const Eigen::Index n = 60;
+        std::mt19937_64 rn(123);
+        std::normal_distribution<float> unit(0.0f, 1.0f), noise(0.0f, 3e-8f);
+        Eigen::MatrixXf x(n, 20);
+        for (Eigen::Index j = 0; j < 20; ++j)
+            for (Eigen::Index i = 0; i < n; ++i) x(i, j) = i < 4 ? 0.0f : unit(rn);
+        Eigen::MatrixXf h = x * x.transpose();
+        for (Eigen::Index i = 0; i < n; ++i) {  // rows and columns 0–3: zero curvature, noise in each triangle
+            for (Eigen::Index k = 0; k < 4; ++k) h(k, i) = noise(rn), h(i, k) = noise(rn);
+        }
+        const Eigen::MatrixXd wide = h.cast<double>(), sym = (wide + wide.transpose()) / 2;
+        const Hessian hs = make_hessian(sym);
+        CHECK(hs.info.float32_values);
+        const Row rs = run(hs, Method::dense, CutRule::automatic);
+        CHECK(rs.rank <= 20);
+        CHECK(has(rs, "float32_values"));
+        // Told to trust the stored type, float64's floor counts the noise.
+        ReadOptions trust;
+        trust.detect_float32_data = false;
+        const Hessian ht = make_hessian(sym, "memory", trust);
+        CHECK_FALSE(ht.info.float32_values);
+        CHECK(run(ht, Method::dense, CutRule::automatic).rank > 20);
+    }
     // Genuine float64 data, and float32 data with one entry pair changed to
-    // a float64 value: float64's floor.
+    // a float64 value (not the mean of two float32 values): float64's floor.
     Eigen::MatrixXd f64 = with_spectrum(geometric(30, 1.0, 1e-3), 115);
     CHECK_FALSE(make_hessian(f64).info.float32_values);
     Eigen::MatrixXd mixed = f64.cast<float>().cast<double>();
     CHECK(make_hessian(mixed).info.float32_values);
-    mixed(3, 7) = mixed(7, 3) = mixed(3, 7) + 1e-12;
+    mixed(3, 7) = mixed(7, 3) = 1.0 / 3;
     CHECK_FALSE(make_hessian(mixed).info.float32_values);
 }

@@ -85,48 +85,65 @@ inline bool held_as_float32(const std::string& stored_type) {
 }
 
 // Whether float64 values are float32 data (torch's float32 Hessian through
-// `.double()` or `astype(np.float64)`, and symmetrized after that, (H + Hᵀ)/2
-// in float64): every value has float32 data's precision, at most 26
-// significant bits with none under 2⁻¹⁵⁰ (a float32, or the mean of two in
-// neighbouring binades, exact in double), within float32's range; and some
-// value is a rounded real: not an integer, and of more than 16 significant
-// bits. Exact data of float32 precision (integers, short binary fractions,
-// a toy's diag(1, 2, 0.5, 2⁻³⁰)) have no such value and keep float64's
-// rounding. A float64 value chosen at random has 26 bits or fewer with
-// probability 2⁻²⁷: genuine float64 data fail at their first entries. The
-// values found carry float32's rounding, ε·|h| with ε = 2⁻²⁴ per entry, so
-// their noise floor is float32's: the rule a float32 dataset of the same
-// values gets. Float64 arithmetic after widening (scaling by 1/3, means
-// over batches) leaves full-width values: not recognized.
+// `.double()` or `astype(np.float64)`, symmetrized before or after that):
+// every value is the mean of two float32 values, exactly (a float32 value
+// is one; so is (a + b)/2 in float64 of any two, as (H + Hᵀ)/2 of widened
+// float32 data leaves them: 2v = s + e with s = fl32(2v) and e a float32,
+// Knuth's TwoSum); of its non-integer values, at least a quarter are of 24
+// significant bits or more, and at least 16 are (integers say nothing
+// either way). A float32 rounding of a real uses all 24 bits with
+// probability 1/2, whatever its size: torch Hessians in float32 have
+// 44–49% such values. A float64 value of full width passes the mean test
+// with probability 0.19 (the tail e has room for 29 bits), so genuine
+// float64 data fail within their first values: a symmetric matrix with 16
+// full-width entries has 8 distinct values at least, all passing with
+// probability 2e-6, a larger one with far less. Exact data of float32
+// precision hold few values of 24 bits that are not integers: integers of
+// any size, short binary fractions, XᵀX/256 of 8-bit data (all under 24
+// bits); they keep float64's rounding. Exact non-integers of 24 bits and
+// more (integers near 2²³ halved) cannot be told from float32 data by their
+// values: ReadOptions::detect_float32_data turns the test off. Values found to be
+// float32 data carry float32's rounding, 2⁻²⁴ of each entry (of |a| + |b|
+// over 2 for a mean), so their noise floor is float32's: the rule a float32
+// dataset of the same values gets. Float64 arithmetic after widening other
+// than such means (scaling by 1/3, means of many batches in far binades)
+// leaves values of full width: not recognized.
 struct Float32Evidence {
-    std::uint64_t too_precise = 0;  // values finer than float32 data's, or past its range, or not finite
-    std::uint64_t rounded = 0;      // non-integers of more than 16 significant bits
+    std::uint64_t too_precise = 0;  // values that are not a mean of two float32 values, or not finite
+    std::uint64_t fractional = 0;   // non-integer values
+    std::uint64_t full = 0;         // of those, the ones of 24 significant bits or more
     void add(double v) {
         if (v == 0) return;
+        const double twice = 2 * v;
+        if (!(std::abs(twice) <= 0x1.fffffep127)) {  // past float32's range, or not finite
+            ++too_precise;
+            return;
+        }
+        const double head = static_cast<float>(twice), tail = twice - head;  // exact: |tail| ≤ ulp32(twice)/2
+        if (static_cast<double>(static_cast<float>(tail)) != tail) {
+            ++too_precise;
+            return;
+        }
+        // v is a normal double here: a double subnormal's 2v rounds to a
+        // float32 0, leaving a tail no float32 holds.
         const double a = std::abs(v);
         std::uint64_t bits;
         std::memcpy(&bits, &a, sizeof bits);
         const int biased = static_cast<int>(bits >> 52);
-        if (!(a <= 0x1.fffffep127) || biased == 0) {  // past float32's range, not finite, or a double subnormal
-            ++too_precise;
-            return;
-        }
         const std::uint64_t significand = (bits & ((std::uint64_t(1) << 52) - 1)) | (std::uint64_t(1) << 52);
         const int zeros = __builtin_ctzll(significand);
-        const int significant = 53 - zeros;
         const int lowest = biased - 1023 - 52 + zeros;  // the exponent of a's lowest set bit
-        if (significant > 26 || lowest < -150) {
-            ++too_precise;
-            return;
-        }
-        rounded += significant > 16 && lowest < 0;
+        if (lowest >= 0) return;                        // an integer
+        ++fractional;
+        full += 53 - zeros >= 24;
     }
     Float32Evidence& operator+=(const Float32Evidence& o) {
         too_precise += o.too_precise;
-        rounded += o.rounded;
+        fractional += o.fractional;
+        full += o.full;
         return *this;
     }
-    bool holds() const { return too_precise == 0 && rounded > 0; }
+    bool holds() const { return too_precise == 0 && full >= 16 && 4 * full >= fractional; }
 };
 
 // The spacing of the subnormal numbers of the IEEE type whose ε is `eps`

@@ -180,7 +180,7 @@ def _not_a_number(v):
 
 def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
              hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False,
-             list_timeout=None):
+             list_timeout=None, trust_stored_type=False):
     if max_memory is not None and not isinstance(max_memory, str):
         # Bytes as a whole number (numpy integers too); 1.5 or True are not sizes.
         whole = hasattr(max_memory, "__index__") and not isinstance(max_memory, bool) or (
@@ -198,6 +198,10 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
         raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
+    if _is_bool(trust_stored_type):
+        trust_stored_type = bool(trust_stored_type)
+    if not isinstance(trust_stored_type, bool):
+        raise TypeError(f"trust_stored_type must be True or False, got {trust_stored_type!r}")
     if list_timeout is not None:  # seconds a file's structure walk may take (volume, rank, compare of SOURCEs)
         seconds = None if _not_a_number(list_timeout) else list_timeout
         try:
@@ -210,7 +214,7 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
     return dict(threshold=threshold, cut=cut, method=method, negatives=negatives, rtol=rtol, atol=atol,
                 min_gap=min_gap, hessian_error=hessian_error, max_asymmetry=max_asymmetry,
                 regularized=regularized, max_memory=max_memory, eigenvalues=bool(eigenvalues),
-                list_timeout=list_timeout)
+                list_timeout=list_timeout, trust_stored_type=trust_stored_type)
 
 
 _fork_guard = []
@@ -364,7 +368,7 @@ def _structured_image(part, label, attrs):
 
 def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
             hessian_error=None, max_asymmetry=1e-3, regularized=None, max_memory=None, eigenvalues=False,
-            label="memory", step=None, loss=None, name=None):
+            label="memory", step=None, loss=None, name=None, trust_stored_type=False):
     """Basin dimension and log-volume of one Hessian, as `basinvol volume` computes them.
 
     H: a square numpy array or torch tensor (float32 or float64; float32 stays
@@ -372,7 +376,9 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     Kron(A, B), Diagonal(d), or a dict of name -> part (blocks, in name order).
     The options are those of the command line (docs/method.md): threshold
     (-T), cut, method, negatives, rtol, atol, min_gap, hessian_error,
-    max_asymmetry, regularized, max_memory ("8G" or bytes). eigenvalues=True
+    max_asymmetry, regularized, max_memory ("8G" or bytes), trust_stored_type
+    (--trust-stored-type: float64 values at float64's rounding even where
+    they look like float32 data, the warning float32_values). eigenvalues=True
     keeps the computed eigenvalues in Result.eigenvalues. label names the
     matrix in messages and the row's source; step, loss and name are stored in
     the row as the HDF5 attributes would be.
@@ -385,7 +391,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     (LAPACK overwrites its input), never changed."""
     core = _need_core()
     opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
-                    regularized, max_memory, eigenvalues)
+                    regularized, max_memory, eigenvalues, trust_stored_type=trust_stored_type)
     label = _no_nul(str(label), "label")
     if isinstance(H, (str, bytes, os.PathLike)):
         raise TypeError(f"{label}:/: analyze() takes a matrix or a structure, got the path {H!r}; "

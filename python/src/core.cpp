@@ -106,6 +106,7 @@ bv::AnalyzeOptions analyze_options(const py::dict& d) {
     a.method = bv::parse_method(get<std::string>(d, "method").value_or("auto"));
     a.read.max_asymmetry = get<double>(d, "max_asymmetry").value_or(1e-3);
     a.read.max_bytes = bv::parse_memory_size(get<std::string>(d, "max_memory").value_or(""));
+    a.read.detect_float32_data = !get<bool>(d, "trust_stored_type").value_or(false);
     a.keep_eigenvalues = get<bool>(d, "eigenvalues").value_or(false);
     bv::validate(a);
     return a;

@@ -358,16 +358,17 @@ bool float32_data_across(MPI_Comm comm, bool weighed, const double* values, std:
     Float32Evidence f32;
     f32.too_precise = weighed ? 0 : 1;
     for (std::size_t i = 0; i < count && f32.too_precise == 0; ++i) f32.add(values[i]);
-    std::uint64_t counts[2] = {f32.too_precise, f32.rounded};
-    MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_UINT64_T, MPI_SUM, comm);
-    return Float32Evidence{counts[0], counts[1]}.holds();
+    std::uint64_t counts[3] = {f32.too_precise, f32.fractional, f32.full};
+    MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_UINT64_T, MPI_SUM, comm);
+    return Float32Evidence{counts[0], counts[1], counts[2]}.holds();
 }
 
 // Readable values across ranks (the first entry in the file's row-major order
 // that is not finite or is a 64-bit integer past 2^53, as the serial reader
 // reports it); sets `scale` to max|H|, and marks float32 data saved as
-// float64 in `info`, as the serial reader does (Float32Evidence).
-std::string check_values(MPI_Comm comm, HessianInfo& info, const Tiles& t, double& scale) {
+// float64 in `info` (unless opt says not to), as the serial reader does
+// (Float32Evidence).
+std::string check_values(MPI_Comm comm, HessianInfo& info, const Tiles& t, const ReadOptions& opt, double& scale) {
     std::uint64_t first_bad = none;
     double bad_value = 0;
     scale = 0;
@@ -385,7 +386,8 @@ std::string check_values(MPI_Comm comm, HessianInfo& info, const Tiles& t, doubl
     std::string error = first_unreadable(comm, info, first_bad, bad_value, t.n);
     MPI_Allreduce(MPI_IN_PLACE, &scale, 1, MPI_DOUBLE, MPI_MAX, comm);
     // This rank's mloc·nloc values lie contiguous (lld = mloc).
-    if (float32_data_across(comm, may_hold_float32_data(info), t.a.data(), t.count)) mark_float32_values(info);
+    const bool weighed = opt.detect_float32_data && may_hold_float32_data(info);
+    if (float32_data_across(comm, weighed, t.a.data(), t.count)) mark_float32_values(info);
     return error;
 }
 
@@ -680,7 +682,7 @@ DistributedSpectrum distributed_dense(MPI_Comm comm, const HessianInfo& listed, 
     }
     if (!(out.error = agree(comm, failure)).empty()) return out;
     double scale = 0;
-    if (!(out.error = check_values(comm, info, t, scale)).empty()) return out;
+    if (!(out.error = check_values(comm, info, t, opt, scale)).empty()) return out;
     const int zero = 0;
     int dinfo = 0;
     descinit_(t.desc, &t.N, &t.N, &t.nb, &t.nb, &zero, &zero, &grid.context, &t.lld, &dinfo);
@@ -848,7 +850,8 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
     // Float32 data saved as float64, weighed over every rank's slab as the
     // serial reader weighs the whole of G (Float32Evidence).
     out.float32_values =
-        float32_data_across(comm_, may_hold_float32_data(p.stored_type, p.stored_eps), slab.data(), count);
+        float32_data_across(comm_, opt.detect_float32_data && may_hold_float32_data(p.stored_type, p.stored_eps),
+                            slab.data(), count);
     out.shift = gram_shift(largest);
     if (out.shift != 0)
         for (std::size_t i = 0; i < count; ++i) slab[i] = std::ldexp(slab[i], -out.shift);

@@ -90,7 +90,7 @@ Gram local_gram(const HessianInfo& info, const StructurePart& p, const ReadOptio
     const bool small_m = m <= n;
     const int k = small_m ? m : n;
     Gram out;
-    out.float32_values = !v.is_f32() && float32_data(v.t64, p.stored_type, p.stored_eps);
+    out.float32_values = !v.is_f32() && opt.detect_float32_data && float32_data(v.t64, p.stored_type, p.stored_eps);
     if (!v.is_f32() && v.t64.size() > 0) {
         out.shift = gram_shift(v.t64.cwiseAbs().maxCoeff());
         double* g = v.t64.data();  // in place: G may be most of the memory budget
@@ -161,7 +161,8 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     // Each stored g within half the type's subnormal step: ‖ΔG‖_F ≤ √(mn)·step/2,
     // and ‖s·((G + ΔG)ᵀ(G + ΔG) − GᵀG)‖₂ ≤ |s|·(2‖G‖_F‖ΔG‖_F + ‖ΔG‖²_F),
     // ‖G‖_F² = trace K (of 2^-shift·G, so ΔG is shifted alike).
-    const double dg = std::ldexp(std::sqrt(double(m) * double(n)) * subnormal_step(p.stored_eps) / 2, -built.shift);
+    const double g_eps = built.float32_values ? 0x1p-23 : p.stored_eps;  // float32 data in a float64 G: float32's step
+    const double dg = std::ldexp(std::sqrt(double(m) * double(n)) * subnormal_step(g_eps) / 2, -built.shift);
     double trace = 0;
     for (int i = 0; i < k; ++i) trace += K(i, i);
     acc.stored_underflow = std::max(acc.stored_underflow,
@@ -183,9 +184,11 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, 0, nullptr});
             return;
         case PartKind::diagonal: {
-            acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
             const Eigen::VectorXd d = read_diagonal(info, p, opt);
-            acc.float32_values = acc.float32_values || float32_data(d, p.stored_type, p.stored_eps);
+            const bool float32_held = opt.detect_float32_data && float32_data(d, p.stored_type, p.stored_eps);
+            acc.float32_values = acc.float32_values || float32_held;
+            acc.stored_underflow =
+                std::max(acc.stored_underflow, twin_underflow(info, float32_held ? 0x1p-23 : p.stored_eps));
             acc.add(p.path).values.assign(d.data(), d.data() + d.size());
             return;
         }
@@ -264,7 +267,7 @@ double scaled(double s, double x1, double y1, double x2, double y2) {
 }
 
 // Each square part's input noise and value error, in the walk's order.
-void fold_squares(Accumulator& acc) {
+void fold_squares(const HessianInfo& info, Accumulator& acc) {
     for (std::size_t i = 0; i < acc.squares.size(); ++i) {
         const Square& q = acc.squares[i];
         if (q.failed) std::rethrow_exception(q.failed);
@@ -272,6 +275,9 @@ void fold_squares(Accumulator& acc) {
             if (skew > acc.most_skew) acc.most_skew = skew, acc.most_skew_part = path;
         };
         if (q.role == Square::dense) {
+            // Float32 data in a float64 part: float32's subnormal step (the
+            // walk counted the stored type's).
+            if (q.float32_values) acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, q.stored_eps));
             acc.asymmetry = std::hypot(acc.asymmetry, q.skew);
             note_skew(q.skew, q.path);
             acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
@@ -716,7 +722,7 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
         walk_failed = std::current_exception();
     }
     out.side_by_side = solve_squares(info, root, opt, side_by_side, acc);
-    fold_squares(acc);
+    fold_squares(info, acc);
     if (walk_failed) std::rethrow_exception(walk_failed);
     reject_overflowed_part(info, acc);
     out.parts = std::move(acc.parts);

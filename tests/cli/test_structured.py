@@ -1087,7 +1087,7 @@ class Structured(unittest.TestCase):
         A = (A @ A.T + (A @ A.T).T) / 2
         B = f32(rng.standard_normal((12, 8)))
         B = (B @ B.T + (B @ B.T).T) / 2
-        d = f32(np.r_[rng.random(30), np.zeros(10)])
+        d = f32(np.r_[rng.random(80), np.zeros(10)])  # 80 rounded values: about 40 of 24 bits
         kinds = {"blocks": lambda c: {"a": c(D), "b": bx.Diagonal(c(d)), "c": bx.Factor(c(G)), "d": bx.Kron(c(A), c(B))},
                  "dense_block": lambda c: {"a": c(D)}, "diagonal": lambda c: bx.Diagonal(c(d)),
                  "factor": lambda c: bx.Factor(c(G)), "kron": lambda c: bx.Kron(c(A), c(B))}

@@ -449,6 +449,42 @@ class Storage(Base):
         exact = rows_of(run("volume", f + ":/exact", "-f", "jsonl"))[0]
         self.assertEqual(exact["rank"], 4)
         self.assertNotIn("float32_values", exact["warnings"])
+        # --trust-stored-type: float64's floor, which counts the rounding
+        # (and records the option in the JSON context).
+        p = run("volume", f + ":/f64", "--trust-stored-type", "-f", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        doc = json.loads(p.stdout)
+        self.assertTrue(doc["context"]["options"]["trust_stored_type"])
+        row = doc["rows"][0]
+        self.assertNotIn("float32_values", row["warnings"])
+        self.assertGreater(row["rank"], r + 100)
+        self.assertLess(row["noise_floor"], 1e-6 * ref["noise_floor"])
+
+    def test_float32_data_symmetrized_after_widening_is_float32_data(self):
+        # (H + Hᵀ)/2 in float64 of a float32 autograd Hessian whose first
+        # parameters have zero curvature (biases before a batch norm): each
+        # triangle holds its own float32 noise there, pairs binades apart.
+        # Every mean is exact in float64 and is found as float32 data.
+        rng = np.random.default_rng(22)
+        n, r = 300, 40
+        x = rng.standard_normal((n, r)).astype(np.float32)
+        x[:6] = 0
+        h32 = x @ x.T
+        h32[:6, :] = rng.standard_normal((6, n)).astype(np.float32) * np.float32(3e-8)
+        h32[:, :6] = rng.standard_normal((n, 6)).astype(np.float32) * np.float32(3e-8)
+        wide = h32.astype(np.float64)
+        sym = (wide + wide.T) / 2
+        f = self.path("sym_far.h5")
+        with h5py.File(f, "w") as h5:
+            h5["sym"] = sym
+            h5["f32"] = h32
+        rows = {row["dataset"]: row for row in rows_of(run("volume", f, "-f", "jsonl"))}
+        self.assertIn("float32_values", rows["/sym"]["warnings"])
+        self.assertEqual(rows["/sym"]["rank"], r)
+        self.assertEqual(rows["/sym"]["negative"], 0)
+        self.assertEqual(rows["/f32"]["rank"], r)
+        trusted = rows_of(run("volume", f + ":/sym", "--trust-stored-type", "-f", "jsonl"))[0]
+        self.assertGreater(trusted["rank"], r)
 
     def test_float16_where_the_dtype_cut_passes_the_spectrum_is_flagged(self):
         rng = np.random.default_rng(11)

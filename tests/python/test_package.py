@@ -144,6 +144,27 @@ def test_float32_stays_float32(tmp):
     assert r.stored_type == "float32"
 
 
+def test_float32_data_widened_is_float32_data_unless_the_stored_type_is_trusted(tmp):
+    # float32 values given as float64 (H.double() of a float32 tensor): the
+    # float32 answer, with the warning; trust_stored_type=True is the
+    # command line's --trust-stored-type.
+    H32 = with_spectrum(LOW_RANK, seed=5, dtype=np.float32)
+    H32 = (H32 + H32.T) / 2
+    narrow = basinvol.analyze(H32)
+    wide = basinvol.analyze(H32.astype(np.float64))
+    assert "float32_values" in wide.warnings and "float32_values" not in narrow.warnings
+    assert (wide.rank, wide.dim, wide.negative, wide.noise_floor) == (narrow.rank, narrow.dim, narrow.negative,
+                                                                    narrow.noise_floor)
+    f, _ = written(tmp, H32.astype(np.float64))
+    (ref,) = cli_rows("volume", f, "--trust-stored-type")
+    trusted = basinvol.analyze(H32.astype(np.float64), trust_stored_type=True, hessian_error=ref["hessian_error"])
+    assert "float32_values" not in trusted.warnings
+    assert trusted.noise_floor < 1e-6 * narrow.noise_floor
+    same_row(trusted, ref)
+    with pytest.raises(TypeError, match="trust_stored_type must be True or False"):
+        basinvol.analyze(H32, trust_stored_type="yes")
+
+
 needs_torch = pytest.mark.skipif(torch is None, reason="python3-torch is not installed")
 
 

@@ -21,6 +21,7 @@ bv::AnalyzeOptions to_analyze(const CommonOptions& o) {
     a.method = o.method;
     a.read.max_asymmetry = o.max_asymmetry;
     a.read.max_bytes = bv::parse_memory_size(o.max_memory);
+    a.read.detect_float32_data = !o.trust_stored_type;
     if (o.read_timeout) {  // reading in a child process, stopped at the limit
         a.read.isolate = bv::ReadOptions::Isolation::always;
         a.read.time_limit = *o.read_timeout;
@@ -35,7 +36,8 @@ nlohmann::ordered_json options_json(const CommonOptions& o) {
                                    {"negatives", bv::name_of(bv::negatives_names(), o.negatives)},
                                    {"method", bv::name_of(bv::method_names(), o.method)},
                                    {"tie_tol", o.tie_tol},
-                                   {"max_asymmetry", o.max_asymmetry}};
+                                   {"max_asymmetry", o.max_asymmetry},
+                                   {"trust_stored_type", o.trust_stored_type}};
     opts["hessian_error"] = o.hessian_error ? nlohmann::ordered_json(*o.hessian_error) : nlohmann::ordered_json(nullptr);
     opts["rtol"] = o.rtol ? nlohmann::ordered_json(*o.rtol) : nlohmann::ordered_json(nullptr);
     opts["atol"] = o.atol ? nlohmann::ordered_json(*o.atol) : nlohmann::ordered_json(nullptr);

@@ -34,6 +34,7 @@ struct CommonOptions {
     std::optional<double> rtol, atol, threshold, regularized, hessian_error;
     std::optional<double> read_timeout;  // given: values read in a child process under this limit
     bool strict = false;  // compare: exit 3 when noise may decide
+    bool trust_stored_type = false;  // float64 values at float64's rounding, even when they hold float32 data
 };
 
 // The library options from the command line's; throws UsageError.

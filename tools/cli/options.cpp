@@ -50,6 +50,9 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
         ->transform(decimal())
         ->capture_default_str();
+    app->add_flag("--trust-stored-type", o.trust_stored_type,
+                  "Measure float64 values at float64's rounding even where they look like float32 data (the warning "
+                  "float32_values): exact data of that form (docs/method.md, \"The noise floor\")");
     app->add_option("--read-timeout", o.read_timeout,
                     "Read each Hessian's values in a child process, stopped after this many seconds (an error row); "
                     "a crash while reading is an error row too. For untrusted files: a fork per Hessian")

@@ -62,6 +62,11 @@ struct ReadOptions {
     // for windows (parameter blocks), images or isolated reads; the values
     // are read as usual where mapping is refused.
     bool map = false;
+    // Weigh float64 values as float32 data (Float32Evidence, in
+    // hessian.hpp) and measure them at float32's rounding when they are;
+    // false measures them at float64's, as stored (exact data that look
+    // like float32 data: --trust-stored-type).
+    bool detect_float32_data = true;
 };
 constexpr double default_read_time_limit = 120;
 constexpr double default_read_bytes_per_second = 10e6;
