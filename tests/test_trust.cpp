@@ -247,44 +247,53 @@ TEST_CASE("float32 values and float64 rounding are told apart by their bits") {
         for (double v : values) e.add(v);
         return e;
     };
-    auto times = [](std::vector<double> v, int k) {  // k copies: evidence needs 16 full-width values
+    auto times = [](std::vector<double> v, int k) {  // k copies: evidence needs 16 values of 24–25 bits
         std::vector<double> out;
         for (int i = 0; i < k; ++i) out.insert(out.end(), v.begin(), v.end());
         return out;
     };
     // Integers (any size) say nothing; short binary fractions, float32
-    // subnormals and zeros are means of float32 values without full width.
+    // subnormals and zeros are means of float32 values of under 24 bits.
     const Float32Evidence exact =
         evidence(times({1.0, 2.0, 0.5, -0.25, 65535.0, 9227465.0, 3e9, 0x1p-30, 0x1p-145, 22497.25, -0.0}, 20));
     CHECK(exact.too_precise == 0);
     CHECK(exact.full == 0);
     CHECK(exact.fractional == 20 * 5);
     CHECK_FALSE(exact.holds());
-    // Rounded reals of 24 bits, and means of two float32 values, in one
-    // binade or far apart (a bias before a batch norm: exact zero
-    // curvature, float32 noise in each triangle).
+    // Means of two float32 values pass the first test: rounded reals of 24
+    // bits and means in one binade (25) count as full, means across binades
+    // (26 bits: neighbours; far more: float32 noise binades apart) do not.
     const double below = double(std::nextafter(1.0f, 0.0f)), above = double(std::nextafter(1.0f, 2.0f));
-    for (double v : {double(0.1f), double(1.0f / 3), -double(std::sqrt(2.0f)), (below + above) / 2,
-                     (double(3e-8f) + double(-7e-13f)) / 2, (double(0.1f) + double(1e-6f)) / 2}) {
-        CAPTURE(v);
-        const Float32Evidence e = evidence({v});
+    struct Mean {
+        double v;
+        bool full;
+    };
+    for (const Mean m : {Mean{double(0.1f), true}, Mean{-double(std::sqrt(2.0f)), true},
+                         Mean{(double(0.1f) + double(std::nextafter(0.1f, 1.0f))) / 2, true},
+                         Mean{(below + above) / 2, false}, Mean{(double(3e-8f) + double(-7e-13f)) / 2, false},
+                         Mean{1.0 + 0x1p-30, false}}) {
+        CAPTURE(m.v);
+        const Float32Evidence e = evidence({m.v});
         CHECK(e.too_precise == 0);
-        CHECK(e.full == 1);
-        CHECK(evidence(times({v}, 16)).holds());
-        CHECK_FALSE(evidence(times({v}, 15)).holds());  // too few to tell from float64 values
+        CHECK(e.fractional == 1);
+        CHECK(e.full == (m.full ? 1u : 0u));
     }
     // Values of float64 precision, past float32's range, double subnormals,
     // not finite: not float32 data, whatever else is there.
+    const std::vector<double> rounded = {double(0.1f), double(1000.3f)};  // 24 bits each, 36 bits apart
+    REQUIRE(evidence(rounded).full == 2);
+    REQUIRE(evidence(times(rounded, 8)).holds());
     for (double v : {0.1, 1.0 / 3, 1e39, 0x1p-1070, 1.0 + 0x1p-25 + 0x1p-52, std::nan(""), HUGE_VAL}) {
         CAPTURE(v);
         CHECK(evidence({v}).too_precise == 1);
-        CHECK_FALSE(evidence(times({double(0.1f), v}, 20)).holds());
+        CHECK_FALSE(evidence(times({double(0.1f), double(1000.3f), v}, 20)).holds());
     }
-    // A quarter of the non-integer values of full width, no fewer.
-    CHECK(evidence(times({double(0.1f), 0.5, 0.25, 0.75}, 16)).holds());
-    CHECK_FALSE(evidence(times({double(0.1f), 0.5, 0.25, 0.75, 0.125}, 16)).holds());
-    // Genuine float64 values pass the mean test about one time in five:
-    // 1000 of them, none all together.
+    // At least 16 full values, a third of the non-integers, 27 bits of extent.
+    CHECK_FALSE(evidence(times(rounded, 7)).holds());
+    CHECK(evidence(times({double(0.1f), double(1000.3f), 0.5, 0.25, 0.75, 0.125}, 8)).holds());
+    CHECK_FALSE(evidence(times({double(0.1f), double(1000.3f), 0.5, 0.25, 0.75, 0.125, 0.375}, 8)).holds());
+    CHECK_FALSE(evidence(times({double(0.1f), double(0.2f), double(0.3f)}, 16)).holds());  // one grid of 25 bits
+    // Genuine float64 values pass the mean test about one time in five.
     std::mt19937_64 rng(7);
     std::normal_distribution<double> g;
     int passed = 0;
@@ -388,6 +397,17 @@ TEST_CASE("float32 data saved as float64 get the float32 dataset's answer; exact
         const Hessian hx = make_hessian(xtx);
         CHECK_FALSE(hx.info.float32_values);
         CHECK(run(hx, Method::dense, CutRule::automatic).rank == 31);
+        // 1024 samples, centered: a covariance of exact binary fractions
+        // whose values reach 26 bits (a review's case: it lost its value).
+        Eigen::MatrixXd Y(1024, 10);
+        for (Eigen::Index i = 0; i < 1024; ++i)
+            for (Eigen::Index j = 0; j < 9; ++j) Y(i, j) = pixel(r8);
+        Y.col(9) = Y.col(0);
+        Y(7, 9) += 1;
+        const Eigen::MatrixXd centered = Y.rowwise() - Y.colwise().sum() / 1024;
+        const Hessian hc = make_hessian(Eigen::MatrixXd(centered.transpose() * centered / 1024));
+        CHECK_FALSE(hc.info.float32_values);
+        CHECK(run(hc, Method::dense, CutRule::automatic).rank == 10);
     }
     // Float32 data symmetrized in float64 where a parameter's curvature is
     // exactly zero (a bias before a batch norm) and each triangle holds its

@@ -3,6 +3,7 @@
 // as read (Hessian: the checked matrix in its stored precision).
 #include <Eigen/Dense>
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -85,33 +86,44 @@ inline bool held_as_float32(const std::string& stored_type) {
 }
 
 // Whether float64 values are float32 data (torch's float32 Hessian through
-// `.double()` or `astype(np.float64)`, symmetrized before or after that):
-// every value is the mean of two float32 values, exactly (a float32 value
-// is one; so is (a + b)/2 in float64 of any two, as (H + Hᵀ)/2 of widened
-// float32 data leaves them: 2v = s + e with s = fl32(2v) and e a float32,
-// Knuth's TwoSum); of its non-integer values, at least a quarter are of 24
-// significant bits or more, and at least 16 are (integers say nothing
-// either way). A float32 rounding of a real uses all 24 bits with
-// probability 1/2, whatever its size: torch Hessians in float32 have
-// 44–49% such values. A float64 value of full width passes the mean test
-// with probability 0.19 (the tail e has room for 29 bits), so genuine
-// float64 data fail within their first values: a symmetric matrix with 16
-// full-width entries has 8 distinct values at least, all passing with
-// probability 2e-6, a larger one with far less. Exact data of float32
-// precision hold few values of 24 bits that are not integers: integers of
-// any size, short binary fractions, XᵀX/256 of 8-bit data (all under 24
-// bits); they keep float64's rounding. Exact non-integers of 24 bits and
-// more (integers near 2²³ halved) cannot be told from float32 data by their
-// values: ReadOptions::detect_float32_data turns the test off. Values found to be
-// float32 data carry float32's rounding, 2⁻²⁴ of each entry (of |a| + |b|
-// over 2 for a mean), so their noise floor is float32's: the rule a float32
-// dataset of the same values gets. Float64 arithmetic after widening other
-// than such means (scaling by 1/3, means of many batches in far binades)
-// leaves values of full width: not recognized.
+// `.double()` or `astype(np.float64)`, symmetrized before or after that, a
+// mean of two such): three tests, each a property exact float64 data of
+// float32 precision lack.
+//   - Every value is the mean of two float32 values, exactly: 2v = s + e
+//     with s = fl32(2v) and e a float32 (Knuth's TwoSum). A float32 value
+//     is one; so is (a + b)/2 in float64 of any two, as (H + Hᵀ)/2 of
+//     widened float32 data leaves them, even a and b float32 noise binades
+//     apart (a bias before a batch norm). A float64 value of full width
+//     passes with probability 0.19: genuine float64 data fail within their
+//     first values.
+//   - Of its non-integer values, at least a third, and at least 16, have 24
+//     or 25 significant bits: a float32 rounding of a real uses all 24 with
+//     probability 1/2, whatever its size, and a mean of two in one binade
+//     25 (torch Hessians in float32: 44–50%; symmetrized in float64:
+//     54–75%). Integers say nothing either way. Values left by cancellation
+//     (finite differences: 27–48 bits) or exact binary fractions of another
+//     width are few among them.
+//   - They do not all lie on one fixed-point grid of 27 bits or fewer: the
+//     largest value's leading bit lies 27 bits or more over the smallest
+//     set bit of any value.
+//     Float32 data keep 24 bits at every magnitude, so a Hessian's small
+//     entries reach far under its large ones' grid; exact fixed-point data
+//     (integers, XᵀX/N of 8-bit features for N = 2^k ≤ 1024) lie on one.
+// Exact data that pass all three (binary fractions of 24–25 bits spread
+// over many magnitudes) cannot be told from float32 data by their values:
+// ReadOptions::detect_float32_data turns the test off. Float32 data that
+// fail one keep float64's rounding: means of three or more float32 values
+// in float64, float64 arithmetic after widening (scaling by 1/3), and
+// float32 data whose values all lie within a few binades of each other.
+// Values found to be float32 data carry float32's rounding, 2⁻²⁴ of each
+// entry (of (|a| + |b|)/2 for a mean), so their noise floor is float32's:
+// the rule a float32 dataset of the same values gets.
 struct Float32Evidence {
     std::uint64_t too_precise = 0;  // values that are not a mean of two float32 values, or not finite
     std::uint64_t fractional = 0;   // non-integer values
-    std::uint64_t full = 0;         // of those, the ones of 24 significant bits or more
+    std::uint64_t full = 0;         // of those, the ones of 24 or 25 significant bits
+    int highest = INT_MIN;          // the largest exponent of a value's leading bit
+    int lowest = INT_MAX;           // the smallest exponent of a value's lowest set bit
     void add(double v) {
         if (v == 0) return;
         const double twice = 2 * v;
@@ -119,7 +131,7 @@ struct Float32Evidence {
             ++too_precise;
             return;
         }
-        const double head = static_cast<float>(twice), tail = twice - head;  // exact: |tail| ≤ ulp32(twice)/2
+        const double head = static_cast<float>(twice), tail = twice - head;  // exact (Sterbenz)
         if (static_cast<double>(static_cast<float>(tail)) != tail) {
             ++too_precise;
             return;
@@ -129,21 +141,27 @@ struct Float32Evidence {
         const double a = std::abs(v);
         std::uint64_t bits;
         std::memcpy(&bits, &a, sizeof bits);
-        const int biased = static_cast<int>(bits >> 52);
+        const int leading = static_cast<int>(bits >> 52) - 1023;
         const std::uint64_t significand = (bits & ((std::uint64_t(1) << 52) - 1)) | (std::uint64_t(1) << 52);
         const int zeros = __builtin_ctzll(significand);
-        const int lowest = biased - 1023 - 52 + zeros;  // the exponent of a's lowest set bit
-        if (lowest >= 0) return;                        // an integer
+        const int low = leading - 52 + zeros;  // the exponent of a's lowest set bit
+        highest = std::max(highest, leading);
+        lowest = std::min(lowest, low);
+        if (low >= 0) return;  // an integer
         ++fractional;
-        full += 53 - zeros >= 24;
+        full += 53 - zeros == 24 || 53 - zeros == 25;
     }
     Float32Evidence& operator+=(const Float32Evidence& o) {
         too_precise += o.too_precise;
         fractional += o.fractional;
         full += o.full;
+        highest = std::max(highest, o.highest);
+        lowest = std::min(lowest, o.lowest);
         return *this;
     }
-    bool holds() const { return too_precise == 0 && full >= 16 && 4 * full >= fractional; }
+    bool holds() const {
+        return too_precise == 0 && full >= 16 && 3 * full >= fractional && highest - lowest >= 27;
+    }
 };
 
 // The spacing of the subnormal numbers of the IEEE type whose ε is `eps`

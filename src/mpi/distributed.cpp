@@ -360,7 +360,9 @@ bool float32_data_across(MPI_Comm comm, bool weighed, const double* values, std:
     for (std::size_t i = 0; i < count && f32.too_precise == 0; ++i) f32.add(values[i]);
     std::uint64_t counts[3] = {f32.too_precise, f32.fractional, f32.full};
     MPI_Allreduce(MPI_IN_PLACE, counts, 3, MPI_UINT64_T, MPI_SUM, comm);
-    return Float32Evidence{counts[0], counts[1], counts[2]}.holds();
+    int extent[2] = {f32.highest, -std::max(f32.lowest, -INT_MAX)};  // the largest leading bit, the smallest low bit
+    MPI_Allreduce(MPI_IN_PLACE, extent, 2, MPI_INT, MPI_MAX, comm);
+    return Float32Evidence{counts[0], counts[1], counts[2], extent[0], -extent[1]}.holds();
 }
 
 // Readable values across ranks (the first entry in the file's row-major order
