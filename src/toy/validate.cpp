@@ -266,11 +266,6 @@ Check learning_coefficient_check(const std::string& src, const LossAtMinimum& m,
     return lc;
 }
 
-// How far rounding the values to the stored type can move the row's log V
-// from the exact spectrum's: Weyl's bound over float64 storage, the
-// entrywise bound (with the solver's own error) over coarser types. One per
-// toy: over a coarse type the bound re-reads the matrix and decomposes it,
-// so it does that once for every check that asks.
 // The ε of the values' rounding: the stored type's own (float16's 2^-10,
 // float32's 2^-23, 2^-52 for float64 and integers, which convert exactly),
 // float32's for float32 data in a float64 dataset, as the row measured it.
@@ -279,6 +274,11 @@ double values_eps(const HessianInfo& info, const Row& row) {
     return row.warnings.has(Warning::float32_values) ? std::max(own, stored_eps(StoredType::float32)) : own;
 }
 
+// How far rounding the values to the stored type can move the row's log V
+// from the exact spectrum's: Weyl's bound over float64 storage, the
+// entrywise bound (with the solver's own error) over coarser types. One per
+// toy: over a coarse type the bound re-reads the matrix and decomposes it,
+// so it does that once for every check that asks.
 class StoredRounding {
 public:
     StoredRounding(const HessianInfo& info, const Row& row, const ValidateOptions& o)
