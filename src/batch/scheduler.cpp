@@ -8,6 +8,7 @@
 #include <basinvol/batch/scheduler.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/io/reader.hpp>
+#include <basinvol/solve/spectrum.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -25,8 +26,6 @@
 #include <thread>
 #include <unistd.h>
 
-extern "C" char* openblas_get_corename(void);
-
 namespace basinvol {
 
 std::size_t working_set_bytes(const HessianInfo& info) {
@@ -34,10 +33,12 @@ std::size_t working_set_bytes(const HessianInfo& info) {
     const std::size_t n = info.n;
     // Matrix in memory + float64 copy for dsyevd and the factored Cholesky
     // (float64 data is solved in place by dsyevd, but the sketch's Y, Q, W
-    // blocks, 3·n·(n/4) doubles, sit beside it) + O(n) vectors. The matrix is
+    // blocks, 3·n·(n/4) doubles, sit beside it) + O(n) vectors and the
+    // two-stage reduction's workspace. The matrix is
     // counted as float64 for float data too: one that is not symmetric is
     // held as its exact symmetric part in float64 (Hessian::validated).
-    return bytes_of(double(n) * double(n) * double(2 * sizeof(double)) + 64.0 * double(n) * sizeof(double));
+    return add_bytes(bytes_of(double(n) * double(n) * double(2 * sizeof(double)) + 64.0 * double(n) * sizeof(double)),
+                     two_stage_workspace_bytes(n));
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/io/structure.hpp>
 #include <basinvol/names.hpp>
+#include <basinvol/solve/spectrum.hpp>
 
 #include <hdf5.h>
 
@@ -107,6 +108,13 @@ void add_square(StructurePart& into, std::size_t bytes, const std::string& what)
 }
 
 std::size_t elem_bytes(double eps) { return eps > std::ldexp(1.0, -30) ? sizeof(float) : sizeof(double); }
+
+// A square part's working set: its stored values, LAPACK's float64 copy and
+// the two-stage reduction's workspace.
+std::size_t square_bytes(std::size_t n, double eps) {
+    return add_bytes(bytes_of(double(n) * double(n) * double(elem_bytes(eps) + sizeof(double))),
+                     two_stage_workspace_bytes(n));
+}
 
 double scale_of(hid_t obj, const std::string& where) {
     Attributes attrs;
@@ -227,8 +235,7 @@ StructurePart square_dataset(Walk& w, hid_t d, const std::string& path, const st
     p.path = path;
     p.n = static_cast<std::size_t>(s.dims[0]);
     coarsest(p, s.type, s.eps, 0);
-    add_square(p, bytes_of(double(p.n) * double(p.n) * double(elem_bytes(s.eps) + sizeof(double))),  // stored + LAPACK's copy
-               path + ", " + shape_text(s.dims));
+    add_square(p, square_bytes(p.n, s.eps), path + ", " + shape_text(s.dims));
     return p;
 }
 
@@ -350,8 +357,7 @@ StructurePart walk(Walk& w, hid_t obj, const std::string& path, int depth) {
         w.unwritten += s.unwritten;
         read_as_square_part(d.get());
         coarsest(p, s.type, s.eps, 0);
-        add_square(p, bytes_of(double(s.dims[0]) * double(s.dims[0]) * double(elem_bytes(s.eps) + sizeof(double))),
-                   member_of(path, name) + ", " + shape_text(s.dims));
+        add_square(p, square_bytes(s.dims[0], s.eps), member_of(path, name) + ", " + shape_text(s.dims));
     }
     only_members(obj, where, "A and B");
     if (p.a > max_n / p.b)

@@ -37,9 +37,24 @@ void ssymm_(const char* side, const char* uplo, const int* m, const int* n, cons
             std::size_t, std::size_t);
 void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda, double* w, double* work,
              const int* lwork, int* iwork, const int* liwork, int* info, std::size_t, std::size_t);
+// The two stages of dsyevd_2stage's reduction, and what it does around them.
+int ilaenv2stage_(const int* ispec, const char* name, const char* opts, const int* n1, const int* n2, const int* n3,
+                  const int* n4, std::size_t, std::size_t);
+void dsytrd_sy2sb_(const char* uplo, const int* n, const int* kd, double* a, const int* lda, double* ab,
+                   const int* ldab, double* tau, double* work, const int* lwork, int* info, std::size_t);
+void dsytrd_sb2st_(const char* stage1, const char* vect, const char* uplo, const int* n, const int* kd, double* ab,
+                   const int* ldab, double* d, double* e, double* hous, const int* lhous, double* work,
+                   const int* lwork, int* info, std::size_t, std::size_t, std::size_t);
+void dsterf_(const int* n, double* d, double* e, int* info);
+double dlansy_(const char* norm, const char* uplo, const int* n, const double* a, const int* lda, double* work,
+               std::size_t, std::size_t);
+double dlamch_(const char* cmach, std::size_t);
+void dlascl_(const char* type, const int* kl, const int* ku, const double* cfrom, const double* cto, const int* m,
+             const int* n, double* a, const int* lda, int* info, std::size_t);
 // OpenBLAS (linked through LAPACK): its thread count is process-global.
 void openblas_set_num_threads(int);
 int openblas_get_num_threads(void);
+char* openblas_get_corename(void);
 }
 
 namespace basinvol::blas {

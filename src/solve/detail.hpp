@@ -117,9 +117,29 @@ void finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0);
 // The method gave up: the rank is (very likely) above `budget`.
 Spectrum too_large(Spectrum& s, std::size_t budget, const HessianOperator& op, Clock::time_point t0);
 
+// How LAPACK reduces a symmetric matrix to tridiagonal form: dsyevd's one
+// stage, half of it matrix–vector products bound by memory, or
+// dsyevd_2stage's two: to a band by matrix products (dsytrd_sy2sb, on every
+// BLAS thread), then the band to tridiagonal form (dsytrd_sb2st, on one:
+// OpenBLAS threads its small vector operations at a loss, three times
+// slower on two threads at n = 1000–4000).
+enum class Reduction { one_stage, two_stage };
+
+// The smallest n from which two stages measured faster than dsyevd with
+// `threads` BLAS threads on the CPUs OpenBLAS names `core`
+// (docs/performance.md).
+long two_stage_from(const char* core, int threads);
+
+// The reduction for an n×n matrix solved with `threads` BLAS threads on
+// this process's OpenBLAS core.
+Reduction reduction_for(int n, int threads);
+
 // All eigenvalues (ascending) of the symmetric n×n matrix whose `uplo`
-// triangle is stored at a (leading dimension lda), through LAPACK dsyevd;
-// the triangle is overwritten.
+// triangle is stored at a (leading dimension lda), through LAPACK dsyevd or
+// the two stages, dsterf and the scaling dsyevd_2stage applies (eigenvalues
+// only), as reduction_for picks with OpenBLAS's thread count now; the
+// triangle is overwritten.
 std::vector<double> symmetric_eigenvalues(double* a, int n, int lda, char uplo);
+std::vector<double> symmetric_eigenvalues(double* a, int n, int lda, char uplo, Reduction how);
 
 }  // namespace basinvol::detail

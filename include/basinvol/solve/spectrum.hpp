@@ -55,7 +55,14 @@ struct Spectrum {
     SolverStats stats;
 };
 
-// All n eigenvalues through LAPACK (dsyevd, eigenvalues only). Consumes
+// The workspace the two-stage reduction takes beside an n×n matrix (106·n
+// doubles, counted as 128·n) where it may run, from n = 900 (on some CPUs
+// and thread counts, src/solve/dense.cpp); 0 below, where dsyevd's is
+// within the O(n) vectors every estimate carries.
+std::size_t two_stage_workspace_bytes(std::size_t n);
+
+// All n eigenvalues through LAPACK (dsyevd, or its two-stage reduction
+// where that runs faster; eigenvalues only). Consumes
 // the matrix: the Hessian's storage is released or overwritten.
 Spectrum dense_spectrum(Hessian& h);
 

@@ -1,0 +1,109 @@
+// The dense solve's two reductions to tridiagonal form (src/solve/dense.cpp):
+// dsyevd's one stage and the two stages one BLAS thread runs faster from
+// some n, each held to LAPACK's bound on the same stored matrix.
+#include "support.hpp"
+#include "../src/solve/blas.hpp"
+#include "../src/solve/detail.hpp"
+
+#include <basinvol/solve/rounding.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+using namespace basinvol;
+using testing_support::with_spectrum;
+
+namespace {
+
+using detail::Reduction;
+
+// Three families: low rank over six decades, both signs with zeros, a
+// cluster of ones over a tail of 1e-15.
+std::vector<double> family(int kind, int n) {
+    std::vector<double> e(static_cast<std::size_t>(n), 0.0);
+    const int k = std::max(1, n / 2);
+    for (int i = 0; i < k; ++i) {
+        const double t = k == 1 ? 0.0 : double(i) / double(k - 1);
+        if (kind == 0) e[i] = std::pow(10.0, -6 * t);
+        else if (kind == 1) e[i] = (i % 3 == 0 ? -1 : 1) * (0.1 + t);
+        else e[i] = 1;
+    }
+    if (kind == 2)
+        for (int i = k; i < n; ++i) e[i] = 1e-15 * std::sin(double(i));
+    std::sort(e.begin(), e.end());
+    return e;
+}
+
+std::vector<double> solve(Eigen::MatrixXd a, char uplo, Reduction how, int lda = 0) {
+    const int n = static_cast<int>(a.rows());
+    if (lda > n) {  // the matrix inside a taller array, as a Ritz matrix is
+        Eigen::MatrixXd tall = Eigen::MatrixXd::Constant(lda, n, 7.0);
+        tall.topRows(n) = a;
+        return detail::symmetric_eigenvalues(tall.data(), n, lda, uplo, how);
+    }
+    return detail::symmetric_eigenvalues(a.data(), n, n, uplo, how);
+}
+
+double largest_difference(const std::vector<double>& x, const std::vector<double>& y) {
+    REQUIRE(x.size() == y.size());
+    double d = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) d = std::max(d, std::abs(x[i] - y[i]));
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("both reductions find each spectrum within LAPACK's bound, on one BLAS thread and on two") {
+    // Each is within solve_resolution of the stored matrix's eigenvalues,
+    // so of each other within twice that, and of the spectrum the matrix was
+    // built from within that plus the building's rounding (a few ε·‖H‖_F).
+    for (int n : {2, 3, 33, 34, 65, 200, 700})
+        for (int kind = 0; kind < 3; ++kind) {
+            CAPTURE(n);
+            CAPTURE(kind);
+            const std::vector<double> e = family(kind, n);
+            const Eigen::MatrixXd h = with_spectrum(e, static_cast<std::uint32_t>(100 * n + kind));
+            const double bound = solve_resolution(static_cast<std::size_t>(n), h.norm());
+            for (int threads : {1, 2}) {
+                const blas::ThreadCount count(threads);
+                const std::vector<double> one = solve(h, 'L', Reduction::one_stage);
+                for (char uplo : {'L', 'U'}) {
+                    const std::vector<double> two = solve(h, uplo, Reduction::two_stage);
+                    CHECK(std::is_sorted(two.begin(), two.end()));
+                    CHECK(largest_difference(one, two) <= 2 * bound);
+                    CHECK(largest_difference(e, two) <= 2 * bound);
+                }
+                CHECK(largest_difference(one, solve(h, 'U', Reduction::two_stage, n + 5)) <= 2 * bound);
+            }
+        }
+}
+
+TEST_CASE("two stages scale a matrix outside LAPACK's safe range and back, as dsyevd does") {
+    const int n = 120;
+    const std::vector<double> e = family(1, n);
+    const Eigen::MatrixXd h = with_spectrum(e, 7);
+    for (double s : {1e-300, 1e-200, 1e200, 1e300}) {
+        CAPTURE(s);
+        const Eigen::MatrixXd hs = h * s;
+        const std::vector<double> one = solve(hs, 'L', Reduction::one_stage), two = solve(hs, 'L', Reduction::two_stage);
+        const double bound = solve_resolution(static_cast<std::size_t>(n), h.norm()) * s;
+        CHECK(largest_difference(one, two) <= 2 * bound);
+        for (std::size_t i = 0; i < e.size(); ++i) CHECK(std::abs(two[i] - e[i] * s) <= 2 * bound);
+    }
+}
+
+TEST_CASE("the reduction: two stages where they measured faster, by OpenBLAS's core and the thread count") {
+    CHECK(detail::two_stage_from("SkylakeX", 1) == 900);
+    CHECK(detail::two_stage_from("Cooperlake", 1) == 900);
+    CHECK(detail::two_stage_from("SkylakeX", 2) == 1400);
+    CHECK(detail::two_stage_from("Haswell", 1) == 4000);
+    CHECK(detail::two_stage_from("Zen", 2) == 4000);
+    CHECK(detail::two_stage_from(nullptr, 1) == 4000);
+    CHECK(detail::reduction_for(899, 1) == Reduction::one_stage);
+    CHECK(detail::reduction_for(4000, 1) == Reduction::two_stage);
+    CHECK(detail::reduction_for(4000, 2) == Reduction::two_stage);
+    CHECK(detail::reduction_for(1399, 2) == Reduction::one_stage);
+}
