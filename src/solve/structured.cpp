@@ -19,6 +19,7 @@
 #include <exception>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <queue>
 #include <sstream>
 #include <sys/resource.h>
@@ -393,68 +394,73 @@ bool solve_squares(const HessianInfo& info, const StructurePart& root, const Rea
 // sorted descending: row values fl(c·b_j), descending along the row since
 // rounding is monotone. The listed parts together are one row with c = 1
 // (exact); a Kronecker part is one row per α_i, c = |fl(s·α_i)|, over |β|
-// sorted, and |fl(fl(s·α_i)·β_j)| = fl(c·|β_j|) exactly. Queries cost
-// O(rows · log), rows = 1 + Σ a.
+// sorted, and |fl(fl(s·α_i)·β_j)| = fl(c·|β_j|) exactly. A part's rows share
+// their b and are held with c descending: fl(c·b_j) only falls with c, so
+// the length of a row's prefix meeting a monotone test only falls from one
+// row to the next, and one walk down b finds every row's (O(a + b) a part,
+// where a search a row took O(a·log b)). A position's value is a search
+// over values by such counts, remembered for the positions asked again.
 class RowMagnitudes final : public SortedMagnitudes {
 public:
     RowMagnitudes(const SpectrumPart* begin, const SpectrumPart* end) {
-        std::size_t lists = 1;
-        for (const SpectrumPart* p = begin; p != end; ++p) lists += p->kron;
-        lists_.reserve(lists);  // rows point into it
-        std::vector<double>& listed = lists_.emplace_back();
+        Group listed;
+        listed.c = {1.0};
         for (const SpectrumPart* p = begin; p != end; ++p)
-            if (!p->kron) listed.insert(listed.end(), p->values.begin(), p->values.end());
-        sort_magnitudes(listed);
-        if (!listed.empty()) rows_.push_back({1.0, &listed});
+            if (!p->kron) listed.b.insert(listed.b.end(), p->values.begin(), p->values.end());
+        if (!listed.b.empty()) groups_.push_back(std::move(listed));
         for (const SpectrumPart* p = begin; p != end; ++p) {
-            if (!p->kron) continue;
-            std::vector<double>& b = lists_.emplace_back(p->beta);
-            sort_magnitudes(b);
-            for (double a : p->alpha) rows_.push_back({std::abs(p->scale * a), &b});
+            if (!p->kron || p->alpha.empty() || p->beta.empty()) continue;
+            Group& g = groups_.emplace_back();
+            g.b = p->beta;
+            for (double a : p->alpha) g.c.push_back(std::abs(p->scale * a));
+            std::sort(g.c.begin(), g.c.end(), std::greater<double>());
         }
-        for (const Row& r : rows_) size_ += r.b->size();
+        for (Group& g : groups_) {
+            sort_magnitudes(g.b);
+            size_ += g.c.size() * g.b.size();
+        }
     }
     RowMagnitudes(const RowMagnitudes&) = delete;
     RowMagnitudes& operator=(const RowMagnitudes&) = delete;
     std::size_t size() const override { return size_; }
 
-    std::size_t prefix_where(const std::function<bool(double)>& holds) const override {
-        std::size_t count = 0;
-        for (const Row& r : rows_) {
-            const auto end = std::partition_point(r.b->begin(), r.b->end(), [&](double x) { return holds(r.c * x); });
-            count += static_cast<std::size_t>(end - r.b->begin());
-        }
-        return count;
-    }
+    std::size_t prefix_where(const std::function<bool(double)>& holds) const override { return count(holds); }
 
     // The i-th largest x is the least double x ≥ 0 with at most i values
     // above it; non-negative doubles order as their bit patterns.
     double at(std::size_t i) const override {
+        {
+            const std::lock_guard<std::mutex> lock(memo_mutex_);
+            for (const auto& [j, v] : memo_)
+                if (j == i) return v;
+        }
         std::uint64_t lo = 0, hi = bits(top());
         while (lo < hi) {
             const std::uint64_t mid = lo + (hi - lo) / 2;
             const double x = value(mid);
-            if (count_above(x) <= i) hi = mid;
+            if (count([x](double v) { return v > x; }) <= i) hi = mid;
             else lo = mid + 1;
         }
+        const std::lock_guard<std::mutex> lock(memo_mutex_);
+        if (memo_.size() < 16) memo_.emplace_back(i, value(lo));
+        else memo_[memo_next_++ % memo_.size()] = {i, value(lo)};
         return value(lo);
     }
 
     // Between at(from) and at(to − 1) lie the values of those positions,
     // and the ones equal to at(from) start at count_above(at(from)): one
-    // pass over the rows collects them, O(rows · log + their number), where
-    // at() of each costs some 60 counts.
+    // pass over the rows collects them, O(rows · log + their number).
     std::vector<double> range(std::size_t from, std::size_t to) const override {
         if (from >= to) return {};
         const double hi = at(from), lo = at(to - 1);
-        const std::size_t above = count_above(hi);
+        const std::size_t above = count([hi](double v) { return v > hi; });
         std::vector<double> v;
-        for (const Row& r : rows_) {
-            const double c = r.c;
-            const auto first = std::partition_point(r.b->begin(), r.b->end(), [c, hi](double x) { return c * x > hi; });
-            const auto last = std::partition_point(first, r.b->end(), [c, lo](double x) { return c * x >= lo; });
-            for (auto it = first; it != last; ++it) v.push_back(c * *it);
-        }
+        for (const Group& g : groups_)
+            for (const double c : g.c) {
+                const auto first = std::partition_point(g.b.begin(), g.b.end(), [c, hi](double x) { return c * x > hi; });
+                const auto last = std::partition_point(first, g.b.end(), [c, lo](double x) { return c * x >= lo; });
+                for (auto it = first; it != last; ++it) v.push_back(c * *it);
+            }
         std::sort(v.begin(), v.end(), std::greater<double>());
         const auto skip = static_cast<std::ptrdiff_t>(from - above);
         return {v.begin() + skip, v.begin() + skip + static_cast<std::ptrdiff_t>(to - from)};
@@ -463,53 +469,61 @@ public:
     void scan(const std::function<bool(double)>& visit) const override {
         struct Head {
             double v;
+            const Group* g;
             std::size_t row, j;
             bool operator<(const Head& o) const { return v < o.v; }
         };
         std::priority_queue<Head> heads;
-        for (std::size_t r = 0; r < rows_.size(); ++r)
-            if (!rows_[r].b->empty()) heads.push({rows_[r].c * rows_[r].b->front(), r, 0});
+        for (const Group& g : groups_)
+            for (std::size_t r = 0; r < g.c.size(); ++r) heads.push({g.c[r] * g.b.front(), &g, r, 0});
         while (!heads.empty()) {
             Head h = heads.top();
             heads.pop();
             if (!visit(h.v)) return;
-            const Row& r = rows_[h.row];
-            if (++h.j < r.b->size()) heads.push({r.c * (*r.b)[h.j], h.row, h.j});
+            if (++h.j < h.g->b.size()) heads.push({h.g->c[h.row] * h.g->b[h.j], h.g, h.row, h.j});
         }
     }
 
     void visit_spans(const std::function<void(const double*, std::size_t)>& visit) const override {
         std::vector<double> row;
-        for (const Row& r : rows_) {
-            row.resize(r.b->size());
-            for (std::size_t j = 0; j < row.size(); ++j) row[j] = r.c * (*r.b)[j];
-            visit(row.data(), row.size());
-        }
+        for (const Group& g : groups_)
+            for (const double c : g.c) {
+                row.resize(g.b.size());
+                for (std::size_t j = 0; j < row.size(); ++j) row[j] = c * g.b[j];
+                visit(row.data(), row.size());
+            }
     }
 
 private:
-    struct Row {
-        double c;
-        const std::vector<double>* b;
+    // Rows c·b, c descending, b descending and not empty.
+    struct Group {
+        std::vector<double> b, c;
     };
-    std::vector<std::vector<double>> lists_;
-    std::vector<Row> rows_;
+    std::vector<Group> groups_;
     std::size_t size_ = 0;
+    mutable std::mutex memo_mutex_;
+    mutable std::vector<std::pair<std::size_t, double>> memo_;  // (position, value) of the last 16 at()
+    mutable std::size_t memo_next_ = 0;
 
-    // prefix_where(v > x), the comparison inline: at() asks it some 60 times.
-    std::size_t count_above(double x) const {
-        std::size_t count = 0;
-        for (const Row& r : rows_) {
-            const double c = r.c;
-            const auto end = std::partition_point(r.b->begin(), r.b->end(), [c, x](double v) { return c * v > x; });
-            count += static_cast<std::size_t>(end - r.b->begin());
+    // How many values meet `holds`, monotone (true for a value, true for
+    // every larger one): each part's rows walked with c descending, the
+    // row's prefix length j only falling.
+    template <class Holds>
+    std::size_t count(const Holds& holds) const {
+        std::size_t total = 0;
+        for (const Group& g : groups_) {
+            std::size_t j = g.b.size();
+            for (const double c : g.c) {
+                while (j > 0 && !holds(c * g.b[j - 1])) --j;
+                if (j == 0) break;
+                total += j;
+            }
         }
-        return count;
+        return total;
     }
     double top() const {
         double t = 0;
-        for (const Row& r : rows_)
-            if (!r.b->empty()) t = std::max(t, r.c * r.b->front());
+        for (const Group& g : groups_) t = std::max(t, g.c.front() * g.b.front());
         return t;
     }
     static void sort_magnitudes(std::vector<double>& v) {
