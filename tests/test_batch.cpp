@@ -6,13 +6,16 @@
 #include <basinvol/batch/shard.hpp>
 #include <basinvol/error.hpp>
 
+#include <Eigen/Dense>
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
+#include <dlfcn.h>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -22,6 +25,10 @@
 #include <thread>
 
 using namespace basinvol;
+
+extern "C" void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const double* alpha, const double* a, const int* lda, const double* b, const int* ldb,
+                       const double* beta, double* c, const int* ldc, std::size_t, std::size_t);
 
 namespace {
 const std::string data = BASINVOL_TESTDATA;
@@ -375,4 +382,41 @@ TEST_CASE("saved rows read back equal the rows written, in every machine format"
         if (f != Format::json) CHECK(again.str() == out.str());
     }
     CHECK_THROWS_AS(parse_saved("{\"source\": \"a\", \"status\": \"ok\"}\n{\"sour", "cut"), InputError);
+}
+
+TEST_CASE("OpenBLAS's idle threads take a short spin, and its threads still compute") {
+    using Timeout = unsigned (*)();
+    const auto timeout = reinterpret_cast<Timeout>(::dlsym(RTLD_DEFAULT, "openblas_thread_timeout"));
+    REQUIRE(reinterpret_cast<void*>(timeout) != nullptr);  // Debian's pthread OpenBLAS, which the build links
+    const char* before = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+    const std::string saved = before ? before : "";
+    const int threads = blas_threads();
+
+    ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
+    CHECK(quiet_idle_blas_threads());
+    CHECK(timeout() == 20);
+    // The restarted pool computes: a product on two threads against a sum
+    // written out.
+    set_blas_threads(2);
+    const int n = 300;
+    Eigen::MatrixXd a = Eigen::MatrixXd::Random(n, n), b = Eigen::MatrixXd::Random(n, n), c(n, n);
+    const char no = 'N';
+    const double one = 1, zero = 0;
+    dgemm_(&no, &no, &n, &n, &n, &one, a.data(), &n, b.data(), &n, &zero, c.data(), &n, 1, 1);
+    double worst = 0;
+    for (int i = 0; i < n; i += 37)
+        for (int j = 0; j < n; j += 41) {
+            double s = 0;
+            for (int k = 0; k < n; ++k) s += a(i, k) * b(k, j);
+            worst = std::max(worst, std::abs(s - c(i, j)));
+        }
+    CHECK(worst <= 1e-12);
+
+    // A user's own setting is left alone.
+    ::setenv("OPENBLAS_THREAD_TIMEOUT", "25", 1);
+    CHECK_FALSE(quiet_idle_blas_threads());
+    CHECK(timeout() == 20);
+    set_blas_threads(threads);
+    if (before) ::setenv("OPENBLAS_THREAD_TIMEOUT", saved.c_str(), 1);
+    else ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
 }

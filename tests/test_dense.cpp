@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <vector>
 
@@ -70,13 +71,16 @@ TEST_CASE("both reductions find each spectrum within LAPACK's bound, on one BLAS
             for (int threads : {1, 2}) {
                 const blas::ThreadCount count(threads);
                 const std::vector<double> one = solve(h, 'L', Reduction::one_stage);
-                for (char uplo : {'L', 'U'}) {
-                    const std::vector<double> two = solve(h, uplo, Reduction::two_stage);
-                    CHECK(std::is_sorted(two.begin(), two.end()));
-                    CHECK(largest_difference(one, two) <= 2 * bound);
-                    CHECK(largest_difference(e, two) <= 2 * bound);
+                for (Reduction how : {Reduction::two_stage, Reduction::two_stage_band_on_one}) {
+                    for (char uplo : {'L', 'U'}) {
+                        const std::vector<double> two = solve(h, uplo, how);
+                        CHECK(std::is_sorted(two.begin(), two.end()));
+                        CHECK(largest_difference(one, two) <= 2 * bound);
+                        CHECK(largest_difference(e, two) <= 2 * bound);
+                    }
+                    CHECK(largest_difference(one, solve(h, 'U', how, n + 5)) <= 2 * bound);
                 }
-                CHECK(largest_difference(one, solve(h, 'U', Reduction::two_stage, n + 5)) <= 2 * bound);
+                CHECK(openblas_get_num_threads() == threads);  // the second stage's one thread restored
             }
         }
 }
@@ -96,14 +100,25 @@ TEST_CASE("two stages scale a matrix outside LAPACK's safe range and back, as ds
 }
 
 TEST_CASE("the reduction: two stages where they measured faster, by OpenBLAS's core and the thread count") {
-    CHECK(detail::two_stage_from("SkylakeX", 1) == 900);
-    CHECK(detail::two_stage_from("Cooperlake", 1) == 900);
-    CHECK(detail::two_stage_from("SkylakeX", 2) == 1400);
-    CHECK(detail::two_stage_from("Haswell", 1) == 4000);
-    CHECK(detail::two_stage_from("Zen", 2) == 4000);
-    CHECK(detail::two_stage_from(nullptr, 1) == 4000);
+    CHECK(detail::two_stage_from("SkylakeX", 1, false) == 900);
+    CHECK(detail::two_stage_from("Cooperlake", 1, false) == 900);
+    CHECK(detail::two_stage_from("SkylakeX", 2, true) == 1400);
+    CHECK(detail::two_stage_from("SkylakeX", 2, false) == 4000);
+    CHECK(detail::two_stage_from("Haswell", 1, false) == 4000);
+    CHECK(detail::two_stage_from("Zen", 2, true) == 4000);
+    CHECK(detail::two_stage_from("Zen", 2, false) == LONG_MAX);
+    CHECK(detail::two_stage_from(nullptr, 1, false) == 4000);
     CHECK(detail::reduction_for(899, 1) == Reduction::one_stage);
     CHECK(detail::reduction_for(4000, 1) == Reduction::two_stage);
-    CHECK(detail::reduction_for(4000, 2) == Reduction::two_stage);
-    CHECK(detail::reduction_for(1399, 2) == Reduction::one_stage);
+    // The second stage goes to one thread only while the process's BLAS is
+    // basinvol's alone: never inside a Shared scope.
+    blas::own_threads();
+    CHECK(blas::sole_user());
+    CHECK(detail::reduction_for(4000, 2) == Reduction::two_stage_band_on_one);
+    {
+        const blas::Shared side_by_side;
+        CHECK_FALSE(blas::sole_user());
+        CHECK(detail::reduction_for(4000, 2) != Reduction::two_stage_band_on_one);
+    }
+    CHECK(blas::sole_user());
 }

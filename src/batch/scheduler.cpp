@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <deque>
+#include <dlfcn.h>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -175,6 +177,26 @@ std::string better_blas_core() {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
 #endif
     return "";
+}
+
+void own_blas_threads() { blas::own_threads(); }
+
+bool quiet_idle_blas_threads() {
+    if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return false;
+    // OpenBLAS's own entry points for its environment and its thread pool
+    // (driver/others/openblas_env.c, blas_server.c), looked up rather than
+    // linked: not every OpenBLAS build has them.
+    using ReadEnv = void (*)();
+    using Timeout = unsigned (*)();
+    using Shutdown = int (*)();
+    const auto read_env = reinterpret_cast<ReadEnv>(::dlsym(RTLD_DEFAULT, "openblas_read_env"));
+    const auto timeout = reinterpret_cast<Timeout>(::dlsym(RTLD_DEFAULT, "openblas_thread_timeout"));
+    const auto shutdown = reinterpret_cast<Shutdown>(::dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
+    if (!read_env || !timeout || !shutdown || ::setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1) != 0) return false;
+    read_env();
+    if (timeout() != 20) return false;
+    shutdown();  // its next threaded call starts the threads again, with the new timeout
+    return true;
 }
 
 namespace {
@@ -489,6 +511,8 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     // likes (a structure's square parts side by side); when the caller keeps
     // the thread count, its own setting stands.
     if (opt.split_blas_threads) analyze_opt.side_by_side = {sum.jobs == 1, budget.bytes};
+    std::optional<blas::Shared> shared;  // jobs side by side share the thread count
+    if (sum.jobs > 1) shared.emplace();
 
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;

@@ -9,6 +9,7 @@
 #include <basinvol/solve/spectrum.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -17,26 +18,76 @@
 
 namespace basinvol {
 
+namespace {
+std::atomic<bool> owned{false};
+std::atomic<int> shared{0};
+}  // namespace
+
+void blas::own_threads() { owned = true; }
+bool blas::sole_user() { return owned && shared == 0; }
+blas::Shared::Shared() { ++shared; }
+blas::Shared::~Shared() { --shared; }
+
 // Measured (docs/performance.md), OpenBLAS 0.3.21. Its SkylakeX kernels
 // (Cooperlake runs them too), one thread, each of two jobs side by side:
 // two stages 36 ms against dsyevd's 33 at n = 800, 47 against 49 at 900, 61
-// against 70 at 1000, 1.0 s against 1.8 s at 3000; two threads: 55 ms
-// against 51 at 1000, 83 against 85 at 1200, 115 against 133 at 1400, 1.5 s
-// against 2.4 s at 4000. Its Zen kernels: 62 ms against 48 at 1000 and 3.9 s
-// against 6.2 s at 4000 on one thread (against 4.0–4.2 s for dsyevd on two).
-long detail::two_stage_from(const char* core, int threads) {
-    if (core && (std::strcmp(core, "SkylakeX") == 0 || std::strcmp(core, "Cooperlake") == 0))
-        return threads == 1 ? 900 : 1400;
-    return 4000;
-}
-
-std::size_t two_stage_workspace_bytes(std::size_t n) {
-    return n >= 900 ? 128 * n * sizeof(double) : 0;
+// against 70 at 1000, 1.0 s against 1.8 s at 3000. Two threads, the second
+// stage on one: 55 ms against 51 at 1000, 83 against 85 at 1200, 115
+// against 133 at 1400, 1.5 s against 2.4 s at 4000; both on two: 0.41 s
+// against 0.37 at 2000, 2.1 s against 2.4 at 4000. Its Zen kernels: 62 ms
+// against 48 at 1000 and 3.9 s against 6.2 s at 4000 on one thread (4.0–4.2 s
+// for dsyevd on two; dsyevd_2stage on two 4.8–5.1 s).
+long detail::two_stage_from(const char* core, int threads, bool band_on_one) {
+    const bool skylake = core && (std::strcmp(core, "SkylakeX") == 0 || std::strcmp(core, "Cooperlake") == 0);
+    if (threads == 1) return skylake ? 900 : 4000;
+    if (band_on_one) return skylake ? 1400 : 4000;
+    return skylake ? 4000 : LONG_MAX;
 }
 
 detail::Reduction detail::reduction_for(int n, int threads) {
     static const char* core = openblas_get_corename();
-    return n >= two_stage_from(core, threads) ? Reduction::two_stage : Reduction::one_stage;
+    const bool band_on_one = threads > 1 && blas::sole_user();
+    if (n < two_stage_from(core, threads, band_on_one)) return Reduction::one_stage;
+    return band_on_one ? Reduction::two_stage_band_on_one : Reduction::two_stage;
+}
+
+namespace {
+
+// The two stages' band width and workspace at n (LAPACK's queries; nothing
+// is read): the band (kd + 1)·n, τ and the off-diagonal n each, the
+// Householder store and one work array for both stages.
+struct TwoStageSizes {
+    int kd = 0, lhous = 0, lwork = 0;
+    std::size_t doubles(int n) const {
+        return (std::size_t(kd) + 3) * std::size_t(n) + std::size_t(lhous) + std::size_t(lwork);
+    }
+};
+
+TwoStageSizes two_stage_sizes(int n) {
+    const char vect = 'N', uplo = 'L', after_first = 'Y';
+    const int band_spec = 1, minus = -1;
+    TwoStageSizes z;
+    z.kd = ilaenv2stage_(&band_spec, "DSYTRD_2STAGE", &vect, &n, &minus, &minus, &minus, 13, 1);
+    if (z.kd < 1) throw NumericError("LAPACK ilaenv2stage gave no band width for n = " + std::to_string(n));
+    const int ldab = z.kd + 1, query = -1;
+    int info = 0;
+    double first = 0, second = 0, hous = 0, unused = 0;
+    dsytrd_sy2sb_(&uplo, &n, &z.kd, &unused, &n, &unused, &ldab, &unused, &first, &query, &info, 1);
+    if (info != 0) throw NumericError("LAPACK dsytrd_sy2sb workspace query failed: info = " + std::to_string(info));
+    dsytrd_sb2st_(&after_first, &vect, &uplo, &n, &z.kd, &unused, &ldab, &unused, &unused, &hous, &query, &second,
+                  &query, &info, 1, 1, 1);
+    if (info != 0) throw NumericError("LAPACK dsytrd_sb2st workspace query failed: info = " + std::to_string(info));
+    z.lhous = static_cast<int>(hous) + 1;
+    z.lwork = static_cast<int>(std::max(first, second)) + 1;
+    return z;
+}
+
+}  // namespace
+
+std::size_t two_stage_workspace_bytes(std::size_t n) {
+    // No CPU takes two stages under n = 900 (two_stage_from).
+    if (n < 900 || n > static_cast<std::size_t>(INT_MAX)) return 0;
+    return two_stage_sizes(static_cast<int>(n)).doubles(static_cast<int>(n)) * sizeof(double);
 }
 
 std::vector<double> detail::symmetric_eigenvalues(double* a, int n, int lda, char uplo) {
@@ -63,15 +114,16 @@ void one_stage(double* a, int n, int lda, char uplo, double* w) {
     check(info, "dsyevd", "did not converge");
 }
 
-// dsyevd_2stage with JOBZ = 'N', its second stage on one thread: the
-// matrix scaled into [√(safe min/ε), √(ε/safe min)] by its largest
-// magnitude when outside it, reduced to a band of KD subdiagonals, the band
-// to tridiagonal form, dsterf, the values scaled back.
-void two_stage(double* a, int n, int lda, char uplo, double* w) {
+// dsyevd_2stage with JOBZ = 'N' (its second stage on one thread when
+// `band_on_one`): the matrix scaled into [√(safe min/ε), √(ε/safe min)] by
+// its largest magnitude when outside it, reduced to a band of kd
+// subdiagonals, the band to tridiagonal form, dsterf, the values scaled
+// back.
+void two_stage(double* a, int n, int lda, char uplo, double* w, bool band_on_one) {
     const char norm = 'M', vect = 'N', after_first = 'Y';
     int info = 0;
-    std::vector<double> unused(1);
-    const double anrm = dlansy_(&norm, &uplo, &n, a, &lda, unused.data(), 1, 1);
+    double unused = 0;
+    const double anrm = dlansy_(&norm, &uplo, &n, a, &lda, &unused, 1, 1);
     const double small = dlamch_("S", 1) / dlamch_("P", 1), rmin = std::sqrt(small), rmax = std::sqrt(1 / small);
     double sigma = 1;
     if (anrm > 0 && anrm < rmin) sigma = rmin / anrm;
@@ -82,35 +134,18 @@ void two_stage(double* a, int n, int lda, char uplo, double* w) {
         dlascl_(&uplo, &zero, &zero, &one, &sigma, &n, &n, a, &lda, &info, 1);
         check(info, "dlascl", "failed");
     }
-    const int band_spec = 1, minus = -1;
-    const int kd = ilaenv2stage_(&band_spec, "DSYTRD_2STAGE", &vect, &n, &minus, &minus, &minus, 13, 1);
-    if (kd < 1) check(-1, "ilaenv2stage", "gave no band width");
-    const int ldab = kd + 1;
-    std::vector<double> ab(static_cast<std::size_t>(ldab) * static_cast<std::size_t>(n)), tau(static_cast<std::size_t>(n));
-    int lwork = -1;
-    double query = 0;
-    dsytrd_sy2sb_(&uplo, &n, &kd, a, &lda, ab.data(), &ldab, tau.data(), &query, &lwork, &info, 1);
-    check(info, "dsytrd_sy2sb", "workspace query failed");
-    lwork = static_cast<int>(query) + 1;
-    std::vector<double> work(static_cast<std::size_t>(lwork));
-    dsytrd_sy2sb_(&uplo, &n, &kd, a, &lda, ab.data(), &ldab, tau.data(), work.data(), &lwork, &info, 1);
+    const TwoStageSizes z = two_stage_sizes(n);
+    const int ldab = z.kd + 1;
+    const std::size_t N = static_cast<std::size_t>(n);
+    std::vector<double> ab(static_cast<std::size_t>(ldab) * N), tau(N), e(N), hous(static_cast<std::size_t>(z.lhous)),
+        work(static_cast<std::size_t>(z.lwork));
+    dsytrd_sy2sb_(&uplo, &n, &z.kd, a, &lda, ab.data(), &ldab, tau.data(), work.data(), &z.lwork, &info, 1);
     check(info, "dsytrd_sy2sb", "failed");
-    std::vector<double> e(static_cast<std::size_t>(n));
     {
         std::optional<blas::ThreadCount> one;
-        if (openblas_get_num_threads() > 1) one.emplace(1);
-        int lhous = -1;
-        double hquery = 0;
-        lwork = -1;
-        dsytrd_sb2st_(&after_first, &vect, &uplo, &n, &kd, ab.data(), &ldab, w, e.data(), &hquery, &lhous,
-                      &query, &lwork, &info, 1, 1, 1);
-        check(info, "dsytrd_sb2st", "workspace query failed");
-        lhous = static_cast<int>(hquery) + 1;
-        lwork = static_cast<int>(query) + 1;
-        std::vector<double> hous(static_cast<std::size_t>(lhous));
-        work.assign(static_cast<std::size_t>(lwork), 0.0);
-        dsytrd_sb2st_(&after_first, &vect, &uplo, &n, &kd, ab.data(), &ldab, w, e.data(), hous.data(), &lhous,
-                      work.data(), &lwork, &info, 1, 1, 1);
+        if (band_on_one && openblas_get_num_threads() > 1) one.emplace(1);
+        dsytrd_sb2st_(&after_first, &vect, &uplo, &n, &z.kd, ab.data(), &ldab, w, e.data(), hous.data(), &z.lhous,
+                      work.data(), &z.lwork, &info, 1, 1, 1);
         check(info, "dsytrd_sb2st", "failed");
     }
     dsterf_(&n, w, e.data(), &info);
@@ -128,8 +163,8 @@ std::vector<double> detail::symmetric_eigenvalues(double* a, int n, int lda, cha
         w[0] = a[0];
         return w;
     }
-    if (how == Reduction::two_stage) two_stage(a, n, lda, uplo, w.data());
-    else one_stage(a, n, lda, uplo, w.data());
+    if (how == Reduction::one_stage) one_stage(a, n, lda, uplo, w.data());
+    else two_stage(a, n, lda, uplo, w.data(), how == Reduction::two_stage_band_on_one);
     std::sort(w.begin(), w.end());
     return w;
 }

@@ -119,16 +119,19 @@ Spectrum too_large(Spectrum& s, std::size_t budget, const HessianOperator& op, C
 
 // How LAPACK reduces a symmetric matrix to tridiagonal form: dsyevd's one
 // stage, half of it matrix–vector products bound by memory, or
-// dsyevd_2stage's two: to a band by matrix products (dsytrd_sy2sb, on every
-// BLAS thread), then the band to tridiagonal form (dsytrd_sb2st, on one:
-// OpenBLAS threads its small vector operations at a loss, three times
-// slower on two threads at n = 1000–4000).
-enum class Reduction { one_stage, two_stage };
+// dsyevd_2stage's two: to a band by matrix products (dsytrd_sy2sb), then
+// the band to tridiagonal form (dsytrd_sb2st), both on the caller's BLAS
+// threads or (band_on_one) the second on one thread: OpenBLAS threads its
+// small vector operations at a loss, three times slower on two threads at
+// n = 1000–4000. band_on_one changes the process's thread count for that
+// call: only for blas::sole_user().
+enum class Reduction { one_stage, two_stage, two_stage_band_on_one };
 
 // The smallest n from which two stages measured faster than dsyevd with
-// `threads` BLAS threads on the CPUs OpenBLAS names `core`
-// (docs/performance.md).
-long two_stage_from(const char* core, int threads);
+// `threads` BLAS threads on the CPUs OpenBLAS names `core`, the second on
+// one thread when `band_on_one` (docs/performance.md); LONG_MAX where they
+// were not.
+long two_stage_from(const char* core, int threads, bool band_on_one);
 
 // The reduction for an n×n matrix solved with `threads` BLAS threads on
 // this process's OpenBLAS core.

@@ -171,4 +171,21 @@ std::string blas_core();
 // OPENBLAS_CORETYPE value that selects the right ones; else empty.
 std::string better_blas_core();
 
+// OpenBLAS's idle threads spin (sched_yield) for 2^28 clock cycles, about
+// 0.1 s, after it loads and after each threaded call before they sleep: on
+// two cores that spin takes a core from the solver threads that need it
+// (the first two Kronecker factors solved side by side took 113–121 ms
+// where the rest took 64). Unless OPENBLAS_THREAD_TIMEOUT is set, this sets
+// it to 2^20 cycles (under a millisecond; consecutive calls inside a solve
+// come closer) and restarts OpenBLAS's threads so that they take it. Call
+// before any other thread starts; a no-op on an OpenBLAS without these
+// entry points (its OpenMP build). True when the setting took.
+bool quiet_idle_blas_threads();
+
+// Says that this process's OpenBLAS is basinvol's alone (a command line's
+// main, never a library caller, whose own threads may use it): a dense solve
+// may then run part of one call on one thread (src/solve/dense.cpp), unless
+// solves run side by side then.
+void own_blas_threads();
+
 }  // namespace basinvol

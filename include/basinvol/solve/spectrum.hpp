@@ -55,9 +55,10 @@ struct Spectrum {
     SolverStats stats;
 };
 
-// The workspace the two-stage reduction takes beside an n×n matrix (106·n
-// doubles, counted as 128·n) where it may run, from n = 900 (on some CPUs
-// and thread counts, src/solve/dense.cpp); 0 below, where dsyevd's is
+// The workspace the two-stage reduction takes beside an n×n matrix (LAPACK's
+// own sizes: about 105·n doubles with OpenBLAS's pthread build, more with
+// its OpenMP build's wider band) where it may run, from n = 900 (on some
+// CPUs and thread counts, src/solve/dense.cpp); 0 below, where dsyevd's is
 // within the O(n) vectors every estimate carries.
 std::size_t two_stage_workspace_bytes(std::size_t n);
 
