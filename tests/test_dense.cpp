@@ -6,12 +6,15 @@
 #include "../src/solve/detail.hpp"
 
 #include <basinvol/solve/rounding.hpp>
+#include <basinvol/solve/spectrum.hpp>
 
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 using namespace basinvol;
@@ -121,4 +124,50 @@ TEST_CASE("the reduction: two stages where they measured faster, by OpenBLAS's c
         CHECK(detail::reduction_for(4000, 2) != Reduction::two_stage_band_on_one);
     }
     CHECK(blas::sole_user());
+    blas::own_threads(false);  // as a library caller's process is
+    CHECK_FALSE(blas::sole_user());
+    CHECK(detail::reduction_for(4000, 2) != Reduction::two_stage_band_on_one);
+}
+
+TEST_CASE("a library caller's threads: one solve never changes the thread count another reads") {
+    // Two threads solve at once on two BLAS threads, as two Python threads
+    // may; each must see the count it set, and get the values it gets alone.
+    REQUIRE_FALSE(blas::sole_user());
+    const blas::ThreadCount two(2);
+    const Eigen::MatrixXd big = with_spectrum(family(0, 1500), 3), small = with_spectrum(family(1, 1000), 4);
+    auto solve_default = [](Eigen::MatrixXd a) {
+        return detail::symmetric_eigenvalues(a.data(), static_cast<int>(a.rows()), static_cast<int>(a.rows()), 'L');
+    };
+    const std::vector<double> alone = solve_default(small);
+    std::atomic<bool> done{false};
+    std::atomic<int> wrong_count{0};
+    std::thread other([&] {
+        while (!done)
+            if (solve_default(big).size() != 1500) ++wrong_count;
+    });
+    int differing = 0;
+    for (int i = 0; i < 6; ++i) {
+        if (openblas_get_num_threads() != 2) ++wrong_count;
+        differing += solve_default(small) != alone;
+    }
+    done = true;
+    other.join();
+    CHECK(wrong_count == 0);
+    CHECK(differing == 0);
+}
+
+TEST_CASE("the two-stage workspace the memory estimates count: LAPACK's own sizes, none below n = 900") {
+    CHECK(two_stage_workspace_bytes(899) == 0);
+    for (std::size_t n : {900u, 1000u, 4000u, 12000u}) {
+        CAPTURE(n);
+        const std::size_t bytes = two_stage_workspace_bytes(n);
+        // The band (kd + 1 ≥ 2 rows), τ, the off-diagonal and a work array
+        // of at least 2·kd·n: more than 4·n doubles; pthread OpenBLAS's kd =
+        // 32 gives about 105·n.
+        CHECK(bytes > 4 * n * sizeof(double));
+        CHECK(bytes <= 256 * n * sizeof(double));
+    }
+    // Past what any matrix could need, no int overflow: a generous bound.
+    const std::size_t huge = std::size_t(1) << 30;
+    CHECK(two_stage_workspace_bytes(huge) == 256 * sizeof(double) * huge);
 }

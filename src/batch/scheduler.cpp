@@ -193,7 +193,8 @@ bool quiet_idle_blas_threads() {
     const auto timeout = reinterpret_cast<Timeout>(::dlsym(RTLD_DEFAULT, "openblas_thread_timeout"));
     const auto shutdown = reinterpret_cast<Shutdown>(::dlsym(RTLD_DEFAULT, "blas_thread_shutdown_"));
     if (!read_env || !timeout || !shutdown || ::setenv("OPENBLAS_THREAD_TIMEOUT", "20", 1) != 0) return false;
-    read_env();
+    read_env();  // OpenBLAS keeps what it read; the variable can go
+    ::unsetenv("OPENBLAS_THREAD_TIMEOUT");
     if (timeout() != 20) return false;
     shutdown();  // its next threaded call starts the threads again, with the new timeout
     return true;

@@ -77,7 +77,7 @@ private:
 // says the process's BLAS is basinvol's alone (the command line's, never a
 // library caller's, whose other threads may use the same OpenBLAS); a
 // Shared scope, around solves run side by side, says several use it now.
-void own_threads();
+void own_threads(bool owned = true);
 bool sole_user();  // owned, and no Shared scope open
 class Shared {
 public:

@@ -23,7 +23,7 @@ std::atomic<bool> owned{false};
 std::atomic<int> shared{0};
 }  // namespace
 
-void blas::own_threads() { owned = true; }
+void blas::own_threads(bool owns) { owned = owns; }
 bool blas::sole_user() { return owned && shared == 0; }
 blas::Shared::Shared() { ++shared; }
 blas::Shared::~Shared() { --shared; }
@@ -84,10 +84,18 @@ TwoStageSizes two_stage_sizes(int n) {
 
 }  // namespace
 
-std::size_t two_stage_workspace_bytes(std::size_t n) {
-    // No CPU takes two stages under n = 900 (two_stage_from).
-    if (n < 900 || n > static_cast<std::size_t>(INT_MAX)) return 0;
-    return two_stage_sizes(static_cast<int>(n)).doubles(static_cast<int>(n)) * sizeof(double);
+std::size_t two_stage_workspace_bytes(std::size_t n) noexcept {
+    // No CPU takes two stages under n = 900 (two_stage_from). Past 2^20 (a
+    // matrix of 8 TB, which no budget passes) LAPACK's int sizes could
+    // overflow: a generous 256·n stands in, as it does should a query fail.
+    if (n < 900) return 0;
+    const std::size_t generous = 256 * sizeof(double) * n;
+    if (n > (std::size_t(1) << 20)) return generous;
+    try {
+        return two_stage_sizes(static_cast<int>(n)).doubles(static_cast<int>(n)) * sizeof(double);
+    } catch (const std::exception&) {
+        return generous;
+    }
 }
 
 std::vector<double> detail::symmetric_eigenvalues(double* a, int n, int lda, char uplo) {

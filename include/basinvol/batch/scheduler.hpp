@@ -176,10 +176,12 @@ std::string better_blas_core();
 // two cores that spin takes a core from the solver threads that need it
 // (the first two Kronecker factors solved side by side took 113–121 ms
 // where the rest took 64). Unless OPENBLAS_THREAD_TIMEOUT is set, this sets
-// it to 2^20 cycles (under a millisecond; consecutive calls inside a solve
-// come closer) and restarts OpenBLAS's threads so that they take it. Call
-// before any other thread starts; a no-op on an OpenBLAS without these
-// entry points (its OpenMP build). True when the setting took.
+// OpenBLAS's setting to 2^20 cycles (under a millisecond; consecutive calls
+// inside a solve come closer) and restarts its threads so that they take
+// it; the environment is left as it was, for the programs basinvol starts.
+// Call before any other thread starts. A no-op on an OpenBLAS without these
+// entry points; its OpenMP build, which has no such spin, only restarts its
+// threads. True when the setting took.
 bool quiet_idle_blas_threads();
 
 // Says that this process's OpenBLAS is basinvol's alone (a command line's

@@ -60,7 +60,7 @@ struct Spectrum {
 // its OpenMP build's wider band) where it may run, from n = 900 (on some
 // CPUs and thread counts, src/solve/dense.cpp); 0 below, where dsyevd's is
 // within the O(n) vectors every estimate carries.
-std::size_t two_stage_workspace_bytes(std::size_t n);
+std::size_t two_stage_workspace_bytes(std::size_t n) noexcept;
 
 // All n eigenvalues through LAPACK (dsyevd, or its two-stage reduction
 // where that runs faster; eigenvalues only). Consumes
