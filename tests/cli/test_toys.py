@@ -120,6 +120,27 @@ class Toys(unittest.TestCase):
         # --logv-tol widens it.
         self.assertEqual(run("validate", g, "--logv-tol", "1e-3")[0], 0)
 
+    def test_float32_toy_saved_as_float64_validates_and_trust_stored_type_counts_its_rounding(self):
+        # A float32 toy widened to float64 (its answers unchanged) is float32
+        # data: validated at float32's floor, as the float32 toy is. Under
+        # --trust-stored-type its float32 rounding is curvature at float64's
+        # floor: the flat directions come out curved, and the dim check fails.
+        eigs = [3.0, 2.5, 2.0, 1.5, 1.0, 0.75, 0.5, 0.25] + [0.0] * 32
+        write_toy(self.f, "/f32", eigs, dtype=np.float32, seed=12)
+        with h5py.File(self.f, "a") as f:
+            f32 = f["/f32"]
+            wide = f.create_dataset("/wide", data=f32[...].astype(np.float64))
+            for k, v in f32.attrs.items():
+                wide.attrs[k] = v
+        rc, out, err = run("validate", self.f, "--mc-max-rank", "0", "-f", "json")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(check(checks(out), "/wide", "dim")["status"], "pass")
+        rc, out, err = run("validate", self.f + ":/wide", "--trust-stored-type", "--mc-max-rank", "0", "-f", "json")
+        self.assertEqual(rc, 1, out + err)
+        dim = check(checks(out), "/wide", "dim")
+        self.assertEqual(dim["status"], "fail")
+        self.assertLess(dim["measured"], 32)
+
     def test_coarse_storage_and_one_curved_direction_pass(self):
         # float16 is allowed its own rounding (ε = 2^-10), not float64's; at
         # r = 1 the ellipsoid fills its box (SE 0) and Monte Carlo is allowed

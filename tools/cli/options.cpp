@@ -14,6 +14,12 @@
 
 namespace cli {
 
+void add_trust_stored_type(CLI::App* app, CommonOptions& o) {
+    app->add_flag("--trust-stored-type", o.trust_stored_type,
+                  "Measure float64 values at float64's rounding even where they look like float32 data (the warning "
+                  "float32_values): exact data of that form (docs/method.md, \"The noise floor\")");
+}
+
 void add_core_options(CLI::App* app, CommonOptions& o) {
     add_choice(app, "-f,--format", o.format, bv::format_names(), "Output format");
     add_choice(app, "--cut", o.cut, bv::cut_rule_names(), "Where flat directions end (docs/method.md)");
@@ -50,9 +56,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
                     "Largest ||H - H'||_F / ||H||_F accepted (smaller asymmetry is symmetrized)")
         ->transform(decimal())
         ->capture_default_str();
-    app->add_flag("--trust-stored-type", o.trust_stored_type,
-                  "Measure float64 values at float64's rounding even where they look like float32 data (the warning "
-                  "float32_values): exact data of that form (docs/method.md, \"The noise floor\")");
+    add_trust_stored_type(app, o);
     app->add_option("--read-timeout", o.read_timeout,
                     "Read each Hessian's values in a child process, stopped after this many seconds (an error row); "
                     "a crash while reading is an error row too. For untrusted files: a fork per Hessian")
@@ -123,6 +127,7 @@ void add_batch(CLI::App* app, BatchCli& b, bool streaming, bool ranking) {
 void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, ValidateCli& v) {
     add_core_options(app, o);
     add_input_options(app, b);
+    add_trust_stored_type(app, o);
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians checked at once, e.g. 8G or 500M (default: half the usable "
                     "memory, the cgroup limit counted)")

@@ -8,6 +8,9 @@
 
 namespace cli {
 
+// Adds --trust-stored-type (volume, rank, compare, spectrum, validate).
+void add_trust_stored_type(CLI::App* app, CommonOptions& o);
+
 // Adds --format, --cut, --rtol, --atol and --method.
 void add_core_options(CLI::App* app, CommonOptions& o);
 
