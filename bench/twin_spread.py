@@ -3,7 +3,7 @@
 put an eigenvalue: the measurement behind twin_reach() (src/solve/rounding.cpp,
 docs/method.md "When noise decides a ranking").
 
-    /usr/bin/python3 bench/twin_spread.py [--seed S] [--exact]
+    /usr/bin/python3 bench/twin_spread.py [--seed S] [--exact | --two-stage [lapack|basinvol]]
 
 For each n, random symmetric matrices of five spectrum families (low rank
 over six decades; Gaussian; ones over a 1e-15 tail; low rank of both signs;
@@ -21,6 +21,13 @@ behind solve_resolution().
 import argparse
 
 import numpy as np
+
+
+def basinvol_eigvalsh(h):
+    """basinvol's dense solve (two stages where it takes them)."""
+    import basinvol
+
+    return np.asarray(basinvol.analyze(h, method="dense", eigenvalues=True).eigenvalues)
 
 
 def two_stage_eigvalsh(h):
@@ -50,9 +57,11 @@ def two_stage_eigvalsh(h):
 ap = argparse.ArgumentParser()
 ap.add_argument("--seed", type=int, default=12)
 ap.add_argument("--exact", action="store_true")
-ap.add_argument("--two-stage", action="store_true",
-                help="solve each relabelled twin with dsyevd_2stage instead (n = 900..2000): the driver "
-                     "basinvol takes for one-thread solves from n = 900 where it measures faster")
+ap.add_argument("--two-stage", nargs="?", const="lapack", choices=["lapack", "basinvol"],
+                help="solve each relabelled twin in two stages instead (n = 900..2000): LAPACK's dsyevd_2stage, "
+                     "or (basinvol) basinvol's dense solve, whose second stage is its own; run it with "
+                     "OPENBLAS_NUM_THREADS=1 and the Python package on PYTHONPATH (build/python), so that "
+                     "it takes two stages (from n = 750 with OpenBLAS's SkylakeX kernels)")
 a = ap.parse_args()
 rng = np.random.default_rng(a.seed)
 eps = np.finfo(float).eps
@@ -95,7 +104,8 @@ for n in sizes:
             y = np.sort([float(v) for v in mpmath.eigsy(mpmath.matrix(h.tolist()), eigvals_only=True)])
         else:
             p = rng.permutation(n)
-            y = np.sort((two_stage_eigvalsh if a.two_stage else np.linalg.eigvalsh)(h[np.ix_(p, p)]))
+            solve = {None: np.linalg.eigvalsh, "lapack": two_stage_eigvalsh, "basinvol": basinvol_eigvalsh}[a.two_stage]
+            y = np.sort(solve(h[np.ix_(p, p)]))
         unit = eps * np.linalg.norm(h)
         worst = max(worst, float(np.max(np.abs(x - y))) / unit)
         small = np.abs(x) < 100 * 8 * np.sqrt(n) * unit

@@ -1,6 +1,7 @@
 // The dense solve's two reductions to tridiagonal form (src/solve/dense.cpp):
-// dsyevd's one stage and the two stages one BLAS thread runs faster from
-// some n, each held to LAPACK's bound on the same stored matrix.
+// dsyevd's one stage and the two stages that run faster from some n, each
+// held to LAPACK's bound on the same stored matrix; and the second stage
+// (src/solve/band.cpp) against LAPACK's dsytrd_sb2st on bands of its own.
 #include "support.hpp"
 #include "../src/solve/blas.hpp"
 #include "../src/solve/detail.hpp"
@@ -15,6 +16,8 @@
 #include <climits>
 #include <cmath>
 #include <limits>
+#include <random>
+#include <utility>
 #include <thread>
 #include <vector>
 
@@ -75,16 +78,14 @@ TEST_CASE("both reductions find each spectrum within LAPACK's bound, on one BLAS
             for (int threads : {1, 2}) {
                 const blas::ThreadCount count(threads);
                 const std::vector<double> one = solve(h, 'L', Reduction::one_stage);
-                for (Reduction how : {Reduction::two_stage, Reduction::two_stage_band_on_one}) {
-                    for (char uplo : {'L', 'U'}) {
-                        const std::vector<double> two = solve(h, uplo, how);
-                        CHECK(std::is_sorted(two.begin(), two.end()));
-                        CHECK(largest_difference(one, two) <= 2 * bound);
-                        CHECK(largest_difference(e, two) <= 2 * bound);
-                    }
-                    CHECK(largest_difference(one, solve(h, 'U', how, n + 5)) <= 2 * bound);
+                for (char uplo : {'L', 'U'}) {
+                    const std::vector<double> two = solve(h, uplo, Reduction::two_stage);
+                    CHECK(std::is_sorted(two.begin(), two.end()));
+                    CHECK(largest_difference(one, two) <= 2 * bound);
+                    CHECK(largest_difference(e, two) <= 2 * bound);
                 }
-                CHECK(openblas_get_num_threads() == threads);  // the second stage's one thread restored
+                CHECK(largest_difference(one, solve(h, 'U', Reduction::two_stage, n + 5)) <= 2 * bound);
+                CHECK(openblas_get_num_threads() == threads);  // no solve changes the thread count
             }
         }
 }
@@ -148,36 +149,20 @@ TEST_CASE("two stages scale a matrix outside LAPACK's safe range and back, as ds
 }
 
 TEST_CASE("the reduction: two stages where they measured faster, by OpenBLAS's core and the thread count") {
-    CHECK(detail::two_stage_from("SkylakeX", 1, false) == 900);
-    CHECK(detail::two_stage_from("Cooperlake", 1, false) == 900);
-    CHECK(detail::two_stage_from("SkylakeX", 2, true) == 1400);
-    CHECK(detail::two_stage_from("SkylakeX", 2, false) == 4000);
-    CHECK(detail::two_stage_from("Haswell", 1, false) == 4000);
-    CHECK(detail::two_stage_from("Zen", 2, true) == 4000);
-    CHECK(detail::two_stage_from("Zen", 2, false) == LONG_MAX);
-    CHECK(detail::two_stage_from(nullptr, 1, false) == 4000);
-    CHECK(detail::reduction_for(899, 1) == Reduction::one_stage);
+    CHECK(detail::two_stage_from("SkylakeX", 1) == 750);
+    CHECK(detail::two_stage_from("Cooperlake", 1) == 750);
+    CHECK(detail::two_stage_from("SkylakeX", 2) == 1200);
+    CHECK(detail::two_stage_from("Haswell", 1) == 4000);
+    CHECK(detail::two_stage_from("Zen", 2) == 4000);
+    CHECK(detail::two_stage_from(nullptr, 1) == 4000);
+    CHECK(detail::reduction_for(749, 1) == Reduction::one_stage);
     CHECK(detail::reduction_for(4000, 1) == Reduction::two_stage);
-    // The second stage goes to one thread only while the process's BLAS is
-    // basinvol's alone: never inside a Shared scope.
-    blas::own_threads();
-    CHECK(blas::sole_user());
-    CHECK(detail::reduction_for(4000, 2) == Reduction::two_stage_band_on_one);
-    {
-        const blas::Shared side_by_side;
-        CHECK_FALSE(blas::sole_user());
-        CHECK(detail::reduction_for(4000, 2) != Reduction::two_stage_band_on_one);
-    }
-    CHECK(blas::sole_user());
-    blas::own_threads(false);  // as a library caller's process is
-    CHECK_FALSE(blas::sole_user());
-    CHECK(detail::reduction_for(4000, 2) != Reduction::two_stage_band_on_one);
+    CHECK(detail::reduction_for(4000, 2) == Reduction::two_stage);
 }
 
-TEST_CASE("a library caller's threads: one solve never changes the thread count another reads") {
+TEST_CASE("threads solving at once: each sees its own thread count and gets the values it gets alone") {
     // Two threads solve at once on two BLAS threads, as two Python threads
-    // may; each must see the count it set, and get the values it gets alone.
-    REQUIRE_FALSE(blas::sole_user());
+    // or two jobs may, one matrix in two stages, the other in either.
     const blas::ThreadCount two(2);
     const Eigen::MatrixXd big = with_spectrum(family(0, 1500), 3), small = with_spectrum(family(1, 1000), 4);
     auto solve_default = [](Eigen::MatrixXd a) {
@@ -201,14 +186,135 @@ TEST_CASE("a library caller's threads: one solve never changes the thread count 
     CHECK(differing == 0);
 }
 
-TEST_CASE("the two-stage workspace the memory estimates count: LAPACK's own sizes, none below n = 900") {
-    CHECK(two_stage_workspace_bytes(899) == 0);
-    for (std::size_t n : {900u, 1000u, 4000u, 12000u}) {
+namespace {
+
+// A symmetric band of kd subdiagonals in LAPACK's lower band storage
+// (ldab = kd + 1), entries drawn by `entry(i, j)`.
+template <class Entry>
+std::vector<double> lower_band(int n, int kd, Entry entry) {
+    std::vector<double> ab(static_cast<std::size_t>(kd + 1) * n, 0.0);
+    for (int j = 0; j < n; ++j)
+        for (int i = j; i <= std::min(n - 1, j + kd); ++i) ab[(i - j) + static_cast<std::size_t>(j) * (kd + 1)] = entry(i, j);
+    return ab;
+}
+
+// The same band in upper storage: AB(kd + i − j, j) = A(i, j) for i ≤ j.
+std::vector<double> as_upper(const std::vector<double>& lower, int n, int kd) {
+    std::vector<double> ab(lower.size(), 0.0);
+    for (int j = 0; j < n; ++j)
+        for (int i = j; i <= std::min(n - 1, j + kd); ++i)
+            ab[(kd + j - i) + static_cast<std::size_t>(i) * (kd + 1)] = lower[(i - j) + static_cast<std::size_t>(j) * (kd + 1)];
+    return ab;
+}
+
+std::vector<double> tridiagonal_values(std::vector<double> d, std::vector<double> e) {
+    const int n = static_cast<int>(d.size());
+    int info = 0;
+    e.resize(d.size() + 1);
+    dsterf_(&n, d.data(), e.data(), &info);
+    REQUIRE(info == 0);
+    std::sort(d.begin(), d.end());
+    return d;
+}
+
+// The band's eigenvalues through band_to_tridiagonal and through LAPACK's
+// dsytrd_sb2st (values only), then dsterf each.
+std::pair<std::vector<double>, std::vector<double>> both_second_stages(const std::vector<double>& ab, int n, int kd,
+                                                                     char uplo = 'L') {
+    const std::vector<double> band = uplo == 'L' ? ab : as_upper(ab, n, kd);
+    const std::vector<double> before = band;
+    std::vector<double> d(n), e(std::max(n - 1, 1));
+    detail::band_to_tridiagonal(uplo, n, kd, band.data(), kd + 1, d.data(), e.data());
+    CHECK(band == before);  // read only
+    e.resize(static_cast<std::size_t>(std::max(n - 1, 0)));
+    std::vector<double> lapack_band = band, ld(n), le(n);
+    const char stage1 = 'Y', vect = 'N';
+    const int ldab = kd + 1, query = -1;
+    int info = 0;
+    double hous_size = 0, work_size = 0, unused = 0;
+    dsytrd_sb2st_(&stage1, &vect, &uplo, &n, &kd, &unused, &ldab, &unused, &unused, &hous_size, &query, &work_size,
+                  &query, &info, 1, 1, 1);
+    REQUIRE(info == 0);
+    int lhous = static_cast<int>(hous_size) + 1, lwork = static_cast<int>(work_size) + 1;
+    std::vector<double> hous(lhous), work(lwork);
+    dsytrd_sb2st_(&stage1, &vect, &uplo, &n, &kd, lapack_band.data(), &ldab, ld.data(), le.data(), hous.data(), &lhous,
+                  work.data(), &lwork, &info, 1, 1, 1);
+    REQUIRE(info == 0);
+    le.resize(static_cast<std::size_t>(std::max(n - 1, 0)));
+    return {tridiagonal_values(d, e), tridiagonal_values(ld, le)};
+}
+
+// ‖A‖_F of the band, scaled by its largest entry so that squares near 1e±300 stay finite.
+double band_frobenius(const std::vector<double>& ab, int n, int kd) {
+    double big = 0, f2 = 0;
+    for (double x : ab) big = std::max(big, std::abs(x));
+    if (big == 0) return 0;
+    for (int j = 0; j < n; ++j)
+        for (int i = 0; i <= kd && i + j < n; ++i) {
+            const double x = ab[i + static_cast<std::size_t>(j) * (kd + 1)] / big;
+            f2 += (i == 0 ? 1 : 2) * x * x;
+        }
+    return big * std::sqrt(f2);
+}
+
+}  // namespace
+
+TEST_CASE("the second stage: a band's values as LAPACK's dsytrd_sb2st gives them, within its bound") {
+    // Random bands of every shape the loop distinguishes: n under, at and
+    // past kd + 1 and 2·kd, kd = 1 (already tridiagonal) and kd = 32 (the
+    // first stage's), both storages; the bound is the band's LAPACK bound.
+    std::uint32_t seed = 1;
+    for (int kd : {1, 2, 3, 8, 32})
+        for (int n : {1, 2, 3, kd, kd + 1, kd + 2, 2 * kd + 1, 2 * kd + 3, 5 * kd + 7, 300}) {
+            if (n < 1) continue;
+            CAPTURE(kd);
+            CAPTURE(n);
+            std::mt19937 rng(seed++);
+            std::normal_distribution<double> g;
+            const std::vector<double> ab = lower_band(n, kd, [&](int, int) { return g(rng); });
+            const double bound = solve_resolution(static_cast<std::size_t>(n), band_frobenius(ab, n, kd));
+            for (char uplo : {'L', 'U'}) {
+                const auto [mine, lapack] = both_second_stages(ab, n, kd, uplo);
+                CHECK(largest_difference(mine, lapack) <= 2 * bound);
+            }
+        }
+}
+
+TEST_CASE("the second stage on adversarial bands: zero columns, split blocks, graded and tiny entries, clusters") {
+    const int n = 260, kd = 32;
+    std::mt19937 rng(77);
+    std::normal_distribution<double> g;
+    std::vector<std::pair<const char*, std::vector<double>>> bands;
+    // Columns already tridiagonal (a reflector of τ = 0) every third column.
+    bands.emplace_back("zero columns", lower_band(n, kd, [&](int i, int j) { return j % 3 == 0 && i > j + 1 ? 0.0 : g(rng); }));
+    // Two blocks with no coupling: the band splits.
+    bands.emplace_back("split", lower_band(n, kd, [&](int i, int j) { return (i >= n / 2) != (j >= n / 2) ? 0.0 : g(rng); }));
+    // Entries graded over 200 decades down the band.
+    bands.emplace_back("graded", lower_band(n, kd, [&](int i, int j) { return g(rng) * std::pow(10.0, -100.0 * (i + j) / n); }));
+    // Subnormal-sized off-diagonals under a unit diagonal: the reflectors' rescaling.
+    bands.emplace_back("tiny", lower_band(n, kd, [&](int i, int j) { return i == j ? 1.0 + j : 1e-310 * g(rng); }));
+    // All entries near float64's largest.
+    bands.emplace_back("huge", lower_band(n, kd, [&](int i, int j) { return 1e300 * (i == j ? 1.0 : 0.01 * g(rng)); }));
+    // A cluster: the identity plus a rank-one band perturbation of 1e-12.
+    bands.emplace_back("cluster", lower_band(n, kd, [&](int i, int j) { return (i == j ? 1.0 : 0.0) + 1e-12 * std::cos(i) * std::cos(j); }));
+    for (const auto& [what, ab] : bands) {
+        CAPTURE(what);
+        const double bound = solve_resolution(static_cast<std::size_t>(n), band_frobenius(ab, n, kd));
+        const auto [mine, lapack] = both_second_stages(ab, n, kd);
+        CHECK(std::all_of(mine.begin(), mine.end(), [](double x) { return std::isfinite(x); }));
+        CHECK(largest_difference(mine, lapack) <= 2 * bound);
+    }
+}
+
+TEST_CASE("the two-stage workspace the memory estimates count: LAPACK's own sizes, none below n = 750") {
+    CHECK(two_stage_workspace_bytes(749) == 0);
+    for (std::size_t n : {750u, 1000u, 4000u, 12000u}) {
         CAPTURE(n);
         const std::size_t bytes = two_stage_workspace_bytes(n);
-        // The band (kd + 1 ≥ 2 rows), τ, the off-diagonal and a work array
-        // of at least 2·kd·n: more than 4·n doubles; pthread OpenBLAS's kd =
-        // 32 gives about 105·n.
+        // The band (kd + 1 ≥ 2 rows), τ, the off-diagonal, and the larger of
+        // the first stage's work array and the second stage's band of
+        // 2·kd + 1 rows: more than 4·n doubles; pthread OpenBLAS's kd = 32
+        // gives about 100·n.
         CHECK(bytes > 4 * n * sizeof(double));
         CHECK(bytes <= 256 * n * sizeof(double));
     }

@@ -179,8 +179,6 @@ std::string better_blas_core() {
     return "";
 }
 
-void own_blas_threads() { blas::own_threads(); }
-
 bool quiet_idle_blas_threads() {
     if (std::getenv("OPENBLAS_THREAD_TIMEOUT")) return false;
     // OpenBLAS's own entry points for its environment and its thread pool
@@ -512,8 +510,6 @@ BatchSummary run_batch(const std::vector<WorkItem>& items, const BatchOptions& o
     // likes (a structure's square parts side by side); when the caller keeps
     // the thread count, its own setting stands.
     if (opt.split_blas_threads) analyze_opt.side_by_side = {sum.jobs == 1, budget.bytes};
-    std::optional<blas::Shared> shared;  // jobs side by side share the thread count
-    if (sum.jobs > 1) shared.emplace();
 
     std::map<std::size_t, Row> held;  // input order: rows waiting for an earlier one
     std::size_t next_out = 0;

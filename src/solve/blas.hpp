@@ -72,21 +72,6 @@ private:
     int saved_;
 };
 
-// OpenBLAS's thread count is one for the whole process: a solve may change
-// it for one call only where nothing else can read it meanwhile. own_threads()
-// says the process's BLAS is basinvol's alone (the command line's, never a
-// library caller's, whose other threads may use the same OpenBLAS); a
-// Shared scope, around solves run side by side, says several use it now.
-void own_threads(bool owned = true);
-bool sole_user();  // owned, and no Shared scope open
-class Shared {
-public:
-    Shared();
-    ~Shared();
-    Shared(const Shared&) = delete;
-    Shared& operator=(const Shared&) = delete;
-};
-
 // C = alpha·op(A)·op(B) + beta·C.
 inline void gemm(char ta, char tb, int m, int n, int k, double alpha, const double* a, int lda, const double* b,
                  int ldb, double beta, double* c, int ldc) {

@@ -9,86 +9,67 @@
 #include <basinvol/solve/spectrum.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstring>
-#include <optional>
 #include <string>
 
 namespace basinvol {
 
-namespace {
-std::atomic<bool> owned{false};
-std::atomic<int> shared{0};
-}  // namespace
-
-void blas::own_threads(bool owns) { owned = owns; }
-bool blas::sole_user() { return owned && shared == 0; }
-blas::Shared::Shared() { ++shared; }
-blas::Shared::~Shared() { --shared; }
-
-// Measured (docs/performance.md), OpenBLAS 0.3.21. Its SkylakeX kernels
-// (Cooperlake runs them too), one thread, each of two jobs side by side:
-// two stages 36 ms against dsyevd's 33 at n = 800, 47 against 49 at 900, 61
-// against 70 at 1000, 1.0 s against 1.8 s at 3000. Two threads, the second
-// stage on one: 55 ms against 51 at 1000, 83 against 85 at 1200, 115
-// against 133 at 1400, 1.5 s against 2.4 s at 4000; both on two: 0.41 s
-// against 0.37 at 2000, 2.1 s against 2.4 at 4000. Its Zen kernels: 62 ms
-// against 48 at 1000 and 3.9 s against 6.2 s at 4000 on one thread (4.0–4.2 s
-// for dsyevd on two; dsyevd_2stage on two 4.8–5.1 s).
-long detail::two_stage_from(const char* core, int threads, bool band_on_one) {
+// Measured (docs/performance.md), OpenBLAS 0.3.21, the second stage
+// basinvol's (band.cpp). Its SkylakeX kernels (Cooperlake runs them too),
+// one thread: two stages 19.1 ms against dsyevd's 17.5 at n = 600, 27.7
+// against 28.0 at 700, 32.5 against 35.7 at 750, 65 against 87 at 1000; two
+// threads: 55 ms against 53 at 1000, 69 against 71 at 1100, 83 against 94 at
+// 1200. Its Zen kernels, LAPACK's second stage: 62 ms against 48 at 1000 and
+// 3.9 s against 6.2 s at 4000 on one thread; not measured since.
+long detail::two_stage_from(const char* core, int threads) {
     const bool skylake = core && (std::strcmp(core, "SkylakeX") == 0 || std::strcmp(core, "Cooperlake") == 0);
-    if (threads == 1) return skylake ? 900 : 4000;
-    if (band_on_one) return skylake ? 1400 : 4000;
-    return skylake ? 4000 : LONG_MAX;
+    if (threads == 1) return skylake ? 750 : 4000;
+    return skylake ? 1200 : 4000;
 }
 
 detail::Reduction detail::reduction_for(int n, int threads) {
     static const char* core = openblas_get_corename();
-    const bool band_on_one = threads > 1 && blas::sole_user();
-    if (n < two_stage_from(core, threads, band_on_one)) return Reduction::one_stage;
-    return band_on_one ? Reduction::two_stage_band_on_one : Reduction::two_stage;
+    return n < two_stage_from(core, threads) ? Reduction::one_stage : Reduction::two_stage;
 }
 
 namespace {
 
 // The two stages' band width and workspace at n (LAPACK's queries; nothing
-// is read): the band (kd + 1)·n, τ and the off-diagonal n each, the
-// Householder store and one work array for both stages.
+// is read): the band (kd + 1)·n, τ and the off-diagonal n each, and the
+// larger of the first stage's work array and the second stage's band with
+// room for its bulge (the one is freed before the other is taken).
 struct TwoStageSizes {
-    int kd = 0, lhous = 0, lwork = 0;
+    int kd = 0, lwork = 0;
     std::size_t doubles(int n) const {
-        return (std::size_t(kd) + 3) * std::size_t(n) + std::size_t(lhous) + std::size_t(lwork);
+        return (std::size_t(kd) + 3) * std::size_t(n) +
+               std::max(std::size_t(lwork), detail::band_workspace_doubles(n, kd));
     }
 };
 
 TwoStageSizes two_stage_sizes(int n) {
-    const char vect = 'N', uplo = 'L', after_first = 'Y';
+    const char vect = 'N', uplo = 'L';
     const int band_spec = 1, minus = -1;
     TwoStageSizes z;
     z.kd = ilaenv2stage_(&band_spec, "DSYTRD_2STAGE", &vect, &n, &minus, &minus, &minus, 13, 1);
     if (z.kd < 1) throw NumericError("LAPACK ilaenv2stage gave no band width for n = " + std::to_string(n));
     const int ldab = z.kd + 1, query = -1;
     int info = 0;
-    double first = 0, second = 0, hous = 0, unused = 0;
+    double first = 0, unused = 0;
     dsytrd_sy2sb_(&uplo, &n, &z.kd, &unused, &n, &unused, &ldab, &unused, &first, &query, &info, 1);
     if (info != 0) throw NumericError("LAPACK dsytrd_sy2sb workspace query failed: info = " + std::to_string(info));
-    dsytrd_sb2st_(&after_first, &vect, &uplo, &n, &z.kd, &unused, &ldab, &unused, &unused, &hous, &query, &second,
-                  &query, &info, 1, 1, 1);
-    if (info != 0) throw NumericError("LAPACK dsytrd_sb2st workspace query failed: info = " + std::to_string(info));
-    z.lhous = static_cast<int>(hous) + 1;
-    z.lwork = static_cast<int>(std::max(first, second)) + 1;
+    z.lwork = static_cast<int>(first) + 1;
     return z;
 }
 
 }  // namespace
 
 std::size_t two_stage_workspace_bytes(std::size_t n) noexcept {
-    // No CPU takes two stages under n = 900 (two_stage_from). Past 2^20 (a
+    // No CPU takes two stages under n = 750 (two_stage_from). Past 2^20 (a
     // matrix of 8 TB, which no budget passes) LAPACK's int sizes could
     // overflow: a generous 256·n stands in, as it does should a query fail.
-    if (n < 900) return 0;
+    if (n < 750) return 0;
     const std::size_t generous = 256 * sizeof(double) * n;
     if (n > (std::size_t(1) << 20)) return generous;
     try {
@@ -122,13 +103,12 @@ void one_stage(double* a, int n, int lda, char uplo, double* w) {
     check(info, "dsyevd", "did not converge");
 }
 
-// dsyevd_2stage with JOBZ = 'N' (its second stage on one thread when
-// `band_on_one`): the matrix scaled into [√(safe min/ε), √(ε/safe min)] by
-// its largest magnitude when outside it, reduced to a band of kd
-// subdiagonals, the band to tridiagonal form, dsterf, the values scaled
-// back.
-void two_stage(double* a, int n, int lda, char uplo, double* w, bool band_on_one) {
-    const char norm = 'M', vect = 'N', after_first = 'Y';
+// dsyevd_2stage with JOBZ = 'N', its second stage basinvol's: the matrix
+// scaled into [√(safe min/ε), √(ε/safe min)] by its largest magnitude when
+// outside it, reduced to a band of kd subdiagonals, the band to tridiagonal
+// form, dsterf, the values scaled back.
+void two_stage(double* a, int n, int lda, char uplo, double* w) {
+    const char norm = 'M';
     int info = 0;
     double unused = 0;
     const double anrm = dlansy_(&norm, &uplo, &n, a, &lda, &unused, 1, 1);
@@ -145,17 +125,11 @@ void two_stage(double* a, int n, int lda, char uplo, double* w, bool band_on_one
     const TwoStageSizes z = two_stage_sizes(n);
     const int ldab = z.kd + 1;
     const std::size_t N = static_cast<std::size_t>(n);
-    std::vector<double> ab(static_cast<std::size_t>(ldab) * N), tau(N), e(N), hous(static_cast<std::size_t>(z.lhous)),
-        work(static_cast<std::size_t>(z.lwork));
+    std::vector<double> ab(static_cast<std::size_t>(ldab) * N), tau(N), e(N), work(static_cast<std::size_t>(z.lwork));
     dsytrd_sy2sb_(&uplo, &n, &z.kd, a, &lda, ab.data(), &ldab, tau.data(), work.data(), &z.lwork, &info, 1);
     check(info, "dsytrd_sy2sb", "failed");
-    {
-        std::optional<blas::ThreadCount> one;
-        if (band_on_one && openblas_get_num_threads() > 1) one.emplace(1);
-        dsytrd_sb2st_(&after_first, &vect, &uplo, &n, &z.kd, ab.data(), &ldab, w, e.data(), hous.data(), &z.lhous,
-                      work.data(), &z.lwork, &info, 1, 1, 1);
-        check(info, "dsytrd_sb2st", "failed");
-    }
+    work = {};
+    detail::band_to_tridiagonal(uplo, n, z.kd, ab.data(), ldab, w, e.data());
     dsterf_(&n, w, e.data(), &info);
     check(info, "dsterf", "did not converge");
     if (sigma != 1)
@@ -172,7 +146,7 @@ std::vector<double> detail::symmetric_eigenvalues(double* a, int n, int lda, cha
         return w;
     }
     if (how == Reduction::one_stage) one_stage(a, n, lda, uplo, w.data());
-    else two_stage(a, n, lda, uplo, w.data(), how == Reduction::two_stage_band_on_one);
+    else two_stage(a, n, lda, uplo, w.data());
     std::sort(w.begin(), w.end());
     return w;
 }

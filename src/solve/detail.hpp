@@ -117,21 +117,25 @@ void finish(Spectrum& s, const HessianOperator& op, Clock::time_point t0);
 // The method gave up: the rank is (very likely) above `budget`.
 Spectrum too_large(Spectrum& s, std::size_t budget, const HessianOperator& op, Clock::time_point t0);
 
-// How LAPACK reduces a symmetric matrix to tridiagonal form: dsyevd's one
-// stage, half of it matrix–vector products bound by memory, or
-// dsyevd_2stage's two: to a band by matrix products (dsytrd_sy2sb), then
-// the band to tridiagonal form (dsytrd_sb2st), both on the caller's BLAS
-// threads or (band_on_one) the second on one thread: OpenBLAS threads its
-// small vector operations at a loss, three times slower on two threads at
-// n = 1000–4000. band_on_one changes the process's thread count for that
-// call: only for blas::sole_user().
-enum class Reduction { one_stage, two_stage, two_stage_band_on_one };
+// How a symmetric matrix is reduced to tridiagonal form: dsyevd's one
+// stage, half of it matrix–vector products bound by memory, or two, as
+// dsyevd_2stage runs them: to a band by matrix products (LAPACK's
+// dsytrd_sy2sb, on the caller's BLAS threads), then the band to tridiagonal
+// form (band_to_tridiagonal, on the calling thread).
+enum class Reduction { one_stage, two_stage };
 
 // The smallest n from which two stages measured faster than dsyevd with
-// `threads` BLAS threads on the CPUs OpenBLAS names `core`, the second on
-// one thread when `band_on_one` (docs/performance.md); LONG_MAX where they
-// were not.
-long two_stage_from(const char* core, int threads, bool band_on_one);
+// `threads` BLAS threads on the CPUs OpenBLAS names `core`
+// (docs/performance.md).
+long two_stage_from(const char* core, int threads);
+
+// The second stage: the symmetric band of kd sub- or superdiagonals (uplo
+// 'L' or 'U', LAPACK's band storage at ab, leading dimension ldab) reduced
+// to tridiagonal form by bulge chasing, as dsytrd_sb2st without vectors
+// does: its diagonal in d (n) and off-diagonal in e (n − 1). ab is read
+// only. band_workspace_doubles is the memory it takes.
+void band_to_tridiagonal(char uplo, int n, int kd, const double* ab, int ldab, double* d, double* e);
+std::size_t band_workspace_doubles(int n, int kd);
 
 // The reduction for an n×n matrix solved with `threads` BLAS threads on
 // this process's OpenBLAS core.

@@ -385,7 +385,6 @@ bool solve_squares(const HessianInfo& info, const StructurePart& root, const Rea
         solve();
     } else {
         const blas::ThreadCount half(threads / 2);
-        const blas::Shared two_parts;
         detail::run_on_threads(2, solve);
     }
     return side_by_side;

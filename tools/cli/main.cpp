@@ -155,7 +155,6 @@ int main(int argc, char** argv) {
     cli::ensure_stack();
     choose_blas_kernels(argv);
     bv::quiet_idle_blas_threads();
-    bv::own_blas_threads();
     // A script's background job (`basinvol ... &`) starts with SIGINT
     // ignored; a stop signal stops basinvol all the same (docs/batch.md):
     // its default first (a signal while listing ends the process, -o FILE

@@ -416,7 +416,6 @@ int main(int argc, char** argv) {
     cli::hold_standard_descriptors();
     cli::ensure_stack();
     bv::quiet_idle_blas_threads();
-    bv::own_blas_threads();
     MPI_Init(&argc, &argv);
     int me = 0, size = 1;
     MPI_Comm_rank(MPI_COMM_WORLD, &me);

@@ -184,10 +184,4 @@ std::string better_blas_core();
 // threads. True when the setting took.
 bool quiet_idle_blas_threads();
 
-// Says that this process's OpenBLAS is basinvol's alone (a command line's
-// main, never a library caller, whose own threads may use it): a dense solve
-// may then run part of one call on one thread (src/solve/dense.cpp), unless
-// solves run side by side then.
-void own_blas_threads();
-
 }  // namespace basinvol

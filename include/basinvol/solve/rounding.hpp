@@ -14,8 +14,8 @@ double solve_resolution(std::size_t n, double frobenius);
 // How far apart two float64 solves of one n×n Hessian, its parameters
 // relabelled, put one eigenvalue, measured (bench/twin_spread.py: dsyevd
 // through numpy, n = 2..1000, 18,400 relabelled pairs of five spectrum
-// families; --two-stage, one twin by dsyevd_2stage, n = 900..2000: at most
-// 6.6) 5–10·ε·‖H‖_F whatever n for the largest values, and at most
+// families; --two-stage, one twin in two stages, n = 900..2000: at most 6.6
+// by dsyevd_2stage, 7.6 by basinvol's) 5–10·ε·‖H‖_F whatever n for the largest values, and at most
 // 2.1·ε·‖H‖_F for values near the floor: min(4·√n, 16)·ε·‖H‖_F, an
 // estimate (the bound, twice solve_resolution(), would reach past half the
 // floor at small n and make every flat value there possibly curved).

@@ -55,11 +55,13 @@ struct Spectrum {
     SolverStats stats;
 };
 
-// The workspace the two-stage reduction takes beside an n×n matrix (LAPACK's
-// own sizes: about 105·n doubles with OpenBLAS's pthread build, more with
-// its OpenMP build's wider band) where it may run, from n = 900 (on some
-// CPUs and thread counts, src/solve/dense.cpp); 0 below, where dsyevd's is
-// within the O(n) vectors every estimate carries.
+// The workspace the two-stage reduction takes beside an n×n matrix (the
+// band, and the larger of the first stage's work array, by LAPACK's own
+// sizes, and the second stage's band with room for its bulge: about 100·n
+// doubles with OpenBLAS's pthread build, more with its OpenMP build's wider
+// band) where it may run, from n = 750 (on some CPUs and thread counts,
+// src/solve/dense.cpp); 0 below, where dsyevd's is within the O(n) vectors
+// every estimate carries.
 std::size_t two_stage_workspace_bytes(std::size_t n) noexcept;
 
 // All n eigenvalues through LAPACK (dsyevd, or its two-stage reduction
