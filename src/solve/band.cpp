@@ -27,8 +27,16 @@
 #include <vector>
 
 // Each kernel is compiled for AVX-512, AVX2 and the baseline, picked at
-// load time by the CPU (GCC's function multiversioning).
+// load time by the CPU (GCC's function multiversioning, which needs x86-64
+// and ELF's indirect functions; elsewhere the baseline alone). The AVX-512
+// clones contract products and sums into fused multiply-adds, the others
+// do not: as with OpenBLAS's kernels, the last bits of a value depend on
+// the CPU, within the same bound.
+#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__)
 #define BASINVOL_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define BASINVOL_SIMD_CLONES
+#endif
 
 namespace basinvol::detail {
 

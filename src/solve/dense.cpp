@@ -128,7 +128,7 @@ void two_stage(double* a, int n, int lda, char uplo, double* w) {
     std::vector<double> ab(static_cast<std::size_t>(ldab) * N), tau(N), e(N), work(static_cast<std::size_t>(z.lwork));
     dsytrd_sy2sb_(&uplo, &n, &z.kd, a, &lda, ab.data(), &ldab, tau.data(), work.data(), &z.lwork, &info, 1);
     check(info, "dsytrd_sy2sb", "failed");
-    work = {};
+    std::vector<double>().swap(work);  // freed (not only emptied) before the second stage takes its band
     detail::band_to_tridiagonal(uplo, n, z.kd, ab.data(), ldab, w, e.data());
     dsterf_(&n, w, e.data(), &info);
     check(info, "dsterf", "did not converge");
