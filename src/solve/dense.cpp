@@ -1,7 +1,8 @@
-// Dense symmetric eigenvalues through LAPACK dsyevd or dsyevd_2stage
-// (eigenvalues only). Eigen's SelfAdjointEigenSolver was measured 2–3x
-// slower than LAPACK; which reduction is faster depends on the CPU and the
-// thread count (docs/performance.md).
+// Dense symmetric eigenvalues through LAPACK dsyevd or the two stages
+// dsyevd_2stage runs, the second basinvol's (band.cpp); eigenvalues only.
+// Eigen's SelfAdjointEigenSolver was measured 2–3x slower than LAPACK;
+// which reduction is faster depends on the CPU and the thread count
+// (docs/performance.md).
 #include "blas.hpp"
 #include "detail.hpp"
 

@@ -64,9 +64,9 @@ struct Spectrum {
 // every estimate carries.
 std::size_t two_stage_workspace_bytes(std::size_t n) noexcept;
 
-// All n eigenvalues through LAPACK (dsyevd, or its two-stage reduction
-// where that runs faster; eigenvalues only). Consumes
-// the matrix: the Hessian's storage is released or overwritten.
+// All n eigenvalues through LAPACK (dsyevd, or the two-stage reduction,
+// its second stage basinvol's, where that runs faster; eigenvalues only).
+// Consumes the matrix: the Hessian's storage is released or overwritten.
 Spectrum dense_spectrum(Hessian& h);
 
 }  // namespace basinvol
