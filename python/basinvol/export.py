@@ -22,6 +22,7 @@ also need python3-torch. See docs/python.md.
 """
 import argparse
 import math
+import os
 import sys
 
 import h5py
@@ -165,9 +166,19 @@ def checkpoint_name(step, group="checkpoints"):
     return f"{group.strip('/')}/step_{step:05d}" if group else f"step_{step:05d}"
 
 
+def _no_nul(text, what):
+    """text, refused when it holds a NUL byte: h5py would cut the name there
+    and write somewhere else than asked, without a word."""
+    if ("\0" if isinstance(text, str) else b"\0") in text:
+        raise ValueError(f"{what} {text!r} contains a NUL byte, which no file or HDF5 name can hold")
+    return text
+
+
 def _open(target, mode):
     if isinstance(target, (h5py.File, h5py.Group)):
         return target, False
+    if isinstance(target, (str, bytes, os.PathLike)):
+        _no_nul(os.fspath(target), "the file name")
     return h5py.File(target, mode), True
 
 
@@ -200,7 +211,7 @@ def _replace(f, path, write):
     beside `path`, then moves it into place: a write that fails leaves the
     file as it was. A group that is not a structure (a collection of
     checkpoints) is never replaced."""
-    parent, _, name = path.strip("/").rpartition("/")
+    parent, _, name = _no_nul(path, "the dataset name").strip("/").rpartition("/")
     if not name:
         raise ValueError(f"the dataset name {path!r} is empty")
     g = f.require_group(parent) if parent else f
@@ -429,7 +440,7 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
             if not isinstance(k, str):
                 raise ValueError(f"blocks {shown!r}: member names must be strings (read in name order), "
                                  f"got {type(k).__name__} {k!r}")
-            if k in ("", ".", "..") or "/" in k:
+            if k in ("", ".", "..") or "/" in k or "\0" in k:
                 raise ValueError(f"blocks {shown!r}: member name {k!r} is not a name an HDF5 group can hold")
             _write_part(sub, k, part[k], dtype, check, above=above)
         return sub

@@ -745,8 +745,9 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     // float64's smallest subnormal (entries of 1e-200 in A and B), and the
     // Hessian would read as the zero matrix, flat for certain.
     if (out.frobenius == 0 && acc.nonzero_products)
-        throw NumericError(info.source() + ": every eigenvalue underflowed float64 (the factors' products are under "
-                                           "4.9e-324, though the factors are not zero); rescale the Hessian");
+        throw NumericError(info.source() + ": every eigenvalue underflowed float64 (the products of the stored "
+                                           "values, AᵢⱼBₖₗ or GᵀG, are under 4.9e-324, though the values are not "
+                                           "zero); rescale the Hessian");
     out.asymmetry = acc.asymmetry;
     out.symmetric_frobenius = std::hypot(out.frobenius, acc.skew_products);
     out.value_error = acc.value_error;

@@ -960,9 +960,12 @@ def test_input_rules_for_memory_and_shapes():
             basinvol.analyze(part, label="net")
     with pytest.raises(basinvol.InputError, match="member names must be strings"):
         basinvol.analyze({1: np.eye(2)})
-    for bad in ("", ".", "a/b"):
+    for bad in ("", ".", "a/b", "fc1\0weight"):
         with pytest.raises(basinvol.InputError, match="is not a name an HDF5 group can hold"):
             basinvol.analyze({bad: np.eye(2)})
+    # Two names alike up to a NUL were h5py's "name already exists".
+    with pytest.raises(basinvol.InputError, match=re.escape("member name 'fc\\x00b' is not a name")):
+        basinvol.analyze({"fc": np.eye(2), "fc\0b": np.eye(2)})
     with pytest.raises(TypeError, match=r"Kron scale must be one number, got an array of shape \(2,\)"):
         basinvol.Kron(np.eye(2), np.eye(2), np.array([1.0, 2.0]))
     for flag in (True, np.True_):
@@ -1074,6 +1077,15 @@ def test_a_nul_byte_in_a_name_is_refused_not_cut_short(tmp):
     for kw in (dict(label="a\0b"), dict(name="a\0b")):
         with pytest.raises(basinvol.UsageError, match="contains a NUL byte"):
             basinvol.analyze(np.eye(2), **kw)
+    # The writers: h5py cut such a name short and wrote under it.
+    for write in (lambda: bx.write_structure(f, "s\0junk", basinvol.Diagonal([1.0])),
+                  lambda: bx.write_structure(f + "\0x", "s", basinvol.Diagonal([1.0])),
+                  lambda: bx.write_hessian(f, np.eye(2), dataset="h\0junk"),
+                  lambda: bx.write_structure(f, "s", {"fc1\0weight": basinvol.Diagonal([1.0])})):
+        with pytest.raises(ValueError, match="contains a NUL byte|is not a name an HDF5 group can hold"):
+            write()
+    with h5py.File(f, "r") as h:
+        assert sorted(h) == ["a"]
 
 
 def test_memory_rule_row_keywords_and_kept_eigenvalues(tmp):
