@@ -181,6 +181,21 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, status, (args, p.stderr))
             self.assertIn(words, p.stderr)
             self.assertNotIn("basic_filebuf", p.stderr)
+        # An HDF5 file piped in as the list: one line, not an error row for
+        # every fragment of its bytes that read as a name.
+        for args in (("volume", "-"), ("volume", "--files-from", "-")):
+            with open(a, "rb") as fh:
+                p = subprocess.run([BIN, *args], stdin=fh, capture_output=True, timeout=60)
+            self.assertEqual(p.returncode, 2, (args, p.stderr))
+            self.assertRegex(p.stderr, rb"standard input\)? is an HDF5 file, not a list of SOURCEs")
+            self.assertEqual(p.stdout, b"")
+        # A list saved with a byte-order mark and CRLF line ends names the file.
+        listed = self.path("bom.txt")
+        with open(listed, "wb") as fh:
+            fh.write(b"\xef\xbb\xbf" + a.encode() + b"\r\n")
+        p = run("volume", "--files-from", listed, "-f", "jsonl", timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["file"] for r in jsonl(p.stdout)], [a] * 2)
         # Options that would have changed how saved rows were computed are
         # refused, not ignored; the ranking's own options apply.
         rows = self.path("for_options.jsonl")

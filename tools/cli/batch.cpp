@@ -33,19 +33,31 @@ namespace cli {
 
 namespace {
 
-// One SOURCE a line; or, when the list holds a NUL (find -print0), one
-// between NULs, as given (a name may hold a line break; a NUL never).
-std::string whole(std::istream& in) { return std::string(std::istreambuf_iterator<char>(in), {}); }
-
-// Standard input whole; a closed one is a usage error, not an empty list.
-std::string read_stdin() {
-    if (stdin_was_closed()) throw bv::UsageError("'-' reads standard input, which is closed");
-    return whole(std::cin);
+// A list of SOURCEs whole; `what` names it in messages. An HDF5 file given
+// as a list is refused from its first bytes, before the rest is read (its
+// bytes would read as names).
+std::string list_text(std::istream& in, const std::string& what) {
+    std::string text(4, '\0');
+    in.read(text.data(), 4);
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (text == "\x89HDF")  // HDF5's signature starts \x89HDF
+        throw bv::UsageError(what + " is an HDF5 file, not a list of SOURCEs (give it as a SOURCE)");
+    return text + std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// Standard input, open: a closed one is a usage error, not an empty list.
+std::istream& open_stdin() {
+    if (stdin_was_closed()) throw bv::UsageError("'-' reads standard input, which is closed");
+    return std::cin;
+}
+
+// One SOURCE a line; or, when the list holds a NUL (find -print0), one
+// between NULs, as given (a name may hold a line break; a NUL never). A
+// UTF-8 byte-order mark at the start, as some editors save, is not part of
+// the first name.
 void read_list(const std::string& text, std::vector<std::string>& out) {
     const bool nul = text.find('\0') != std::string::npos;
-    std::size_t at = 0;
+    std::size_t at = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
     while (at < text.size()) {
         const std::size_t end = std::min(text.find(nul ? '\0' : '\n', at), text.size());
         std::string one = text.substr(at, end - at);
@@ -68,23 +80,20 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
         // '-' as a SOURCE reads SOURCEs from standard input, as --files-from - does.
         if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
         stdin_read = true;
-        read_list(read_stdin(), all);
+        read_list(list_text(open_stdin(), "'-' (standard input)"), all);
     }
     for (const auto& list : b.files_from) {
         if (list == "-") {
             if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
             stdin_read = true;
-            read_list(read_stdin(), all);
+            read_list(list_text(open_stdin(), "--files-from: standard input"), all);
         } else {
             struct stat st {};
             if (::stat(list.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
                 throw bv::UsageError("--files-from: '" + list + "' is a directory, not a list of SOURCEs");
             std::ifstream in(list, std::ios::binary);
             if (!in) throw bv::UsageError("--files-from: cannot open '" + list + "': " + std::strerror(errno));
-            if (in.peek() == 0x89)  // HDF5's signature starts \x89HDF
-                throw bv::UsageError("--files-from: '" + list + "' is an HDF5 file, not a list of SOURCEs "
-                                     "(give it as a SOURCE)");
-            read_list(whole(in), all);
+            read_list(list_text(in, "--files-from: '" + list + "'"), all);
         }
     }
     if (all.empty())
@@ -445,7 +454,8 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         nlohmann::ordered_json recorded;
         bool tsv = false;
         try {
-            const std::string text = f == "-" ? read_stdin() : bv::read_saved_text(f);
+            const std::string text = f == "-" ? std::string(std::istreambuf_iterator<char>(open_stdin()), {})
+                                               : bv::read_saved_text(f);
             got = bv::parse_saved(text, named);
             recorded = recorded_options(text);
             tsv = bv::detect_format(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text) == bv::Format::tsv;
