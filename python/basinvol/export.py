@@ -182,6 +182,23 @@ def _open(target, mode):
     return h5py.File(target, mode), True
 
 
+def _letters(name):
+    """Letters and digits only, in lower case: 'Loss-Threshold ' is 'lossthreshold'."""
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _edits(a, b):
+    """Edit distance, a letter inserted, dropped, changed or two neighbours
+    swapped costing one each (as basinvol's reader counts a misspelling)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
 def _attribute(key, v):
     """v as an HDF5 attribute value: a one-element tensor or numpy scalar as
     its number; numbers must be finite and integers fit int64."""
@@ -193,6 +210,9 @@ def _attribute(key, v):
         v = v.item()  # (one value, as basinvol reads a one-element attribute)
     if key.lower() in ("hessian_error", "loss_threshold") and key != key.lower():
         raise ValueError(f"attribute {key}: basinvol reads {key.lower()}, in lower case")
+    for meant in ("hessian_error", "loss_threshold"):
+        if key != meant and _edits(_letters(key), _letters(meant)) <= 2:
+            raise ValueError(f"attribute {key!r}: basinvol reads {meant} (spelled so, in lower case)")
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError(f"attribute {key} is not finite: {v}")
     if isinstance(v, int) and not isinstance(v, bool) and not -2**63 <= v < 2**63:

@@ -273,13 +273,17 @@ std::string lower_case(std::string s);
 // (Scale, SCALE, scaling, scales; scale_factor when `netcdf_too`: elsewhere
 // it is netCDF's packing, refused as such).
 bool meant_as_scale(const std::string& name, bool netcdf_too = true);
-// hessian_error or loss_threshold when `name` spells it in other letter
-// case ("" otherwise): on a dense Hessian such an attribute is refused.
-std::string answer_attribute_in_other_case(const std::string& name);
+// Why an attribute named `name` is hessian_error or loss_threshold
+// misspelled ("attribute Hessian_Error is not read: basinvol reads
+// hessian_error, in lower case"), or "": in other letter case, with other
+// separators (loss-threshold, "loss_threshold "), or up to two letters off
+// (loss_thresold, hessian_errors). Such an attribute is refused: unread, it
+// would change the answer without a word.
+std::string misspelled_answer_attribute(const std::string& name);
 // Why an attribute of a structure's part obj is a read one misspelled
 // ("attribute Scale is not read: ..."), or "": `structure` (as
-// structure_in_other_case), hessian_error or loss_threshold in other letter
-// case, or a name meant as scale (Scale, scaling, scale_factor). `scales`:
+// structure_in_other_case), hessian_error or loss_threshold misspelled (as
+// misspelled_answer_attribute), or a name meant as scale (Scale, scaling, scale_factor). `scales`:
 // obj is a factor or kron part. "" too when obj's attributes do not decode.
 std::string misnamed_attribute(hid_t obj, bool scales);
 // Why dataset d, reached at `path`, is a square factor of a structure (G

@@ -399,9 +399,9 @@ struct AttributeReading {
 // One attribute into `into` (an H5Aiterate2 callback's body).
 void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
     const std::string key = name;
-    // Hessian_Error would otherwise be dropped unread, and the answer with it.
-    if (const std::string read = detail::answer_attribute_in_other_case(key); !read.empty()) {
-        if (into.problem.empty()) into.problem = "attribute " + key + " is not read: basinvol reads " + read + ", in lower case";
+    // Hessian_Error or loss_thresold would otherwise be dropped unread, and the answer with it.
+    if (const std::string why = detail::misspelled_answer_attribute(key); !why.empty()) {
+        if (into.problem.empty()) into.problem = why;
         return;
     }
     const bool answer = changes_answer(key);
@@ -979,11 +979,43 @@ std::string home_of(hid_t d, const std::string& file) {
 
 }  // namespace
 
-std::string detail::answer_attribute_in_other_case(const std::string& name) {
-    const std::string lower = lower_case(name);
-    if (lower == name) return "";
-    for (const char* key : {"hessian_error", "loss_threshold"})
-        if (lower == key) return key;
+namespace {
+
+// Letters and digits only, in lower case: "Loss-Threshold " is "lossthreshold".
+std::string letters_of(const std::string& name) {
+    std::string out;
+    for (unsigned char c : name)
+        if (std::isalnum(c)) out += static_cast<char>(std::tolower(c));
+    return out;
+}
+
+// The edit distance of a and b, a letter inserted, dropped, changed or two
+// neighbours swapped costing one each (optimal string alignment).
+std::size_t edits(const std::string& a, const std::string& b) {
+    const std::size_t n = a.size(), m = b.size();
+    std::vector<std::vector<std::size_t>> d(n + 1, std::vector<std::size_t>(m + 1));
+    for (std::size_t i = 0; i <= n; ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= m; ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= n; ++i)
+        for (std::size_t j = 1; j <= m; ++j) {
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[n][m];
+}
+
+}  // namespace
+
+std::string detail::misspelled_answer_attribute(const std::string& name) {
+    for (const char* key : {"hessian_error", "loss_threshold"}) {
+        if (name == key) return "";
+        if (lower_case(name) == key)
+            return "attribute " + name + " is not read: basinvol reads " + key + ", in lower case";
+        // Other separators, or up to two letters off (of 12 and 13).
+        if (edits(letters_of(name), letters_of(key)) <= 2)
+            return "attribute '" + name + "' is not read: basinvol reads " + key + " (spelled so, in lower case)";
+    }
     return "";
 }
 
@@ -1035,8 +1067,7 @@ std::string detail::misnamed_attribute(hid_t obj, bool scales) {
         if (const std::string name = structure_in_other_case(obj); !name.empty())
             return "attribute " + name + " is not read: basinvol reads structure, in lower case";
     for (const auto& name : attribute_names(obj)) {
-        if (const std::string key = answer_attribute_in_other_case(name); !key.empty())
-            return "attribute " + name + " is not read: basinvol reads " + key + ", in lower case";
+        if (const std::string why = misspelled_answer_attribute(name); !why.empty()) return why;
         // (netCDF's scale_factor on a part that is not a factor or kron: its packing message, when read)
         if (meant_as_scale(name, scales))
             return "attribute " + name + " is not read: " +

@@ -541,6 +541,18 @@ class Structured(unittest.TestCase):
             g["G"] = self.G
             d = h.create_dataset("dense", data=np.eye(3))
             d.attrs["Hessian_Error"] = 0.1
+            # Misspelled otherwise: other separators, a letter or two off.
+            for name, attr in (("thresold", "loss_thresold"), ("dashed", "loss-threshold"),
+                               ("spaced", "loss_threshold "), ("eror", "hessian_eror"), ("plural", "hessian_errors")):
+                h.create_dataset(name, data=np.eye(3)).attrs[attr] = 0.25
+            # Names three letters or more away are a user's own.
+            for name, attr in (("own1", "hessian_dtype"), ("own2", "loss"), ("own3", "threshold"),
+                               ("own4", "loss_thresh"), ("own5", "hessian_eps")):
+                h.create_dataset(name, data=np.eye(3)).attrs[attr] = 0.25
+            g = h.create_group("part_misspelled")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2)
+            g["a"].attrs["hessian-error"] = 0.1
             g = h.create_group("nested")
             g.attrs["structure"] = "blocks"
             g["a"] = np.eye(2)
@@ -584,6 +596,15 @@ class Structured(unittest.TestCase):
         self.assertIn("attribute Structure is not read: basinvol reads structure, in lower case", rows["/cap"]["error"])
         self.assertNotIn("/cap/G", rows, "the group is one row, not a walk of its members")
         self.assertIn("attribute Hessian_Error is not read: basinvol reads hessian_error", rows["/dense"]["error"])
+        for name, attr, key in (("thresold", "loss_thresold", "loss_threshold"),
+                                ("dashed", "loss-threshold", "loss_threshold"),
+                                ("spaced", "loss_threshold ", "loss_threshold"),
+                                ("eror", "hessian_eror", "hessian_error"), ("plural", "hessian_errors", "hessian_error")):
+            self.assertIn("attribute '%s' is not read: basinvol reads %s (spelled so" % (attr, key),
+                          rows["/" + name]["error"])
+        for name in ("own1", "own2", "own3", "own4", "own5"):
+            self.assertEqual(rows["/" + name]["status"], "ok", name)
+        self.assertIn("/part_misspelled/a: attribute 'hessian-error' is not read", rows["/part_misspelled"]["error"])
         self.assertIn("/nested/b: attribute Structure is not read", rows["/nested"]["error"])
         self.assertEqual(rows["/runs/step_1"]["status"], "ok")
         self.assertEqual(rows["/runs/step_1"]["rank"], 3)

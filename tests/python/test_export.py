@@ -568,6 +568,10 @@ class StructuredExport(unittest.TestCase):
                 bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), loss_threshold=bad)
         with self.assertRaisesRegex(ValueError, "attribute Loss_Threshold: basinvol reads loss_threshold, in lower case"):
             bx.write_hessian(path, np.eye(2), dataset="q", Loss_Threshold=1e-3)
+        for key in ("loss_thresold", "hessian_errors"):
+            with self.assertRaisesRegex(ValueError, "attribute '%s': basinvol reads .* \\(spelled so" % key):
+                bx.write_hessian(path, np.eye(2), dataset="q", **{key: 1e-3})
+        bx.write_hessian(path, np.eye(2), dataset="q", hessian_eps=1e-3)  # a name of the user's own
         with self.assertRaisesRegex(ValueError, "blocks= names the parameter blocks of a dense Hessian"):
             bx.write_structure(path, "q", bx.Diagonal(np.ones(2)), blocks={"names": ["a"], "offsets": [0], "sizes": [2]})
 
