@@ -576,8 +576,9 @@ def _one_row(x, options, which):
     if isinstance(x, (str, bytes, os.PathLike)):  # label, step, loss and name are the other side's
         rows = volume(x, **{k: v for k, v in options.items() if k not in _ROW_KEYWORDS})
         if len(rows) != 1:
-            raise UsageError(f"{which} names {len(rows)} Hessians; compare takes one each "
-                             "(give FILE:PATH of a dataset)")
+            names = ", ".join(r.source for r in rows[:4]) + (", ..." if len(rows) > 4 else "")
+            raise UsageError(f"{which} ({os.fsdecode(x)!r}) names {len(rows)} Hessians ({names}); compare takes one "
+                             "each: give FILE:PATH of one")
         if not rows[0].ok:
             raise InputError(rows[0].error)
         return rows[0]

@@ -1137,6 +1137,10 @@ class TestExitStatus(Base):
         self._usage("rank")
         self._usage("spectrum")
         self._usage("compare", f)
+        # A file of several Hessians as A: the message names it and them.
+        r = self._usage("compare", Data.ckpt_file, f,
+                        mention="A ('%s') names 4 Hessians (%s:/checkpoints/step_0100, " % (Data.ckpt_file, Data.ckpt_file))
+        self.assertIn("compare takes one each: give FILE:PATH of one", r.err)
         self._usage()
         self._usage("volume", f, "--cut", "sideways", mention="sideways")
         self._usage("volume", f, "--negatives", "maybe", mention="maybe")

@@ -14,9 +14,14 @@ namespace {
 bv::WorkItem one_item(const std::string& text, const BatchCli& b, const char* label) {
     if (text == "-") throw bv::UsageError(std::string(label) + " must name one Hessian (FILE:PATH), not '-'");
     auto items = work_for({text}, b);
-    if (items.size() != 1)
-        throw bv::UsageError(std::string(label) + " names " + std::to_string(items.size()) +
-                             " Hessians; compare takes one each (give FILE:PATH of a dataset)");
+    if (items.size() != 1) {
+        // Which ones, so that the FILE:PATH to give is in the message.
+        std::string names;
+        for (std::size_t i = 0; i < items.size() && i < 4; ++i) names += (i ? ", " : "") + items[i].label();
+        if (items.size() > 4) names += ", ...";
+        throw bv::UsageError(std::string(label) + " ('" + text + "') names " + std::to_string(items.size()) +
+                             " Hessians (" + names + "); compare takes one each: give FILE:PATH of one");
+    }
     return items.front();
 }
 
@@ -34,7 +39,10 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     Progress progress(!batch.no_progress);
     std::vector<bv::Row> rows;
     run_items(items, bo, o, batch, progress, [&](std::size_t, const bv::Row& r) { rows.push_back(r); });
-    if (rows.size() != 2 || interrupt_signal()) return finish_output(batch_status(true));  // interrupted
+    if (rows.size() != 2) return finish_output(batch_status(true));  // interrupted
+    // Interrupted once both were done: the answer is written, the status
+    // still says the run was interrupted.
+    const bool interrupted = interrupt_signal();
     if (!rows[0].ok || !rows[1].ok) {
         // Written with result "error" (each message is on stderr already).
         bv::Comparison none;
@@ -42,7 +50,7 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
         if (!rows[0].ok && !rows[1].ok) none.reason = "A and B cannot be analyzed";
         bv::write_comparison(std::cout, rows[0], rows[1], none, spec);
         finish_output(exit_usage);
-        return exit_usage;
+        return interrupted ? batch_status(true) : exit_usage;
     }
     bv::RankOptions ro;
     ro.tie_tol = o.tie_tol;
@@ -54,8 +62,10 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
     std::cerr << "basinvol: " << one_line(cmp.reason) << '\n';
     // A failed write is an error (2), never "A does not rank above B" (1).
-    const int status = finish_output(o.strict && cmp.noise_decides ? exit_noise_decides
-                                                                    : cmp.sign > 0 ? exit_ok : exit_failed);
+    const int status = finish_output(interrupted                      ? batch_status(true)
+                                     : o.strict && cmp.noise_decides ? exit_noise_decides
+                                     : cmp.sign > 0                  ? exit_ok
+                                                                     : exit_failed);
     return std::cout ? status : exit_usage;
 }
 
