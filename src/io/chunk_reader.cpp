@@ -742,7 +742,12 @@ std::size_t chunk_working_bytes(hid_t dataset) {
 
 void check_chunk_memory(hid_t dataset, std::size_t bytes, std::size_t budget, const std::string& where) {
     const std::size_t chunks = chunk_working_bytes(dataset);
-    if (add_bytes(bytes, chunks) <= budget || chunks <= (std::size_t(64) << 20)) return;
+    // Under `ulimit -v` the room left (the values' buffer taken already)
+    // may be the tighter bound: say which.
+    const std::size_t room = address_room();
+    const bool over_budget = add_bytes(bytes, chunks) > budget, over_room = chunks > room;
+    if (chunks <= (std::size_t(64) << 20) || (!over_budget && !over_room)) return;
+    const bool by_limit = !over_budget;
     Handle dcpl(H5Dget_create_plist(dataset), H5Pclose);
     hsize_t chunk[2] = {0, 0};
     const int rank = dcpl.valid() ? H5Pget_chunk(dcpl.get(), 2, chunk) : 0;
@@ -751,8 +756,12 @@ void check_chunk_memory(hid_t dataset, std::size_t bytes, std::size_t budget, co
     s << where << ": its chunks of " << chunk[0];
     if (rank == 2) s << "x" << chunk[1];
     s << " values are inflated whole: reading them needs " << double(chunks) / 1e9 << " GB beside the "
-      << double(bytes) / 1e9 << " GB of values, over the budget of " << double(budget) / 1e9
-      << " GB (option max_memory); rechunk the dataset (h5repack -l CHUNK=...)";
+      << double(bytes) / 1e9 << " GB of values, over ";
+    if (by_limit)
+        s << "what the address-space limit (ulimit -v) leaves (" << double(room) / 1e9 << " GB)";
+    else
+        s << "the budget of " << double(budget) / 1e9 << " GB (option max_memory)";
+    s << "; rechunk the dataset (h5repack -l CHUNK=...)";
     throw InputError(s.str());
 }
 

@@ -93,8 +93,9 @@ void read_box(hid_t dataset, hid_t type, const hsize_t start[2], const hsize_t c
 // layouts and for chunks stored without filters.
 std::size_t chunk_working_bytes(hid_t dataset);
 // Throws InputError (naming `where`) when `bytes` of values and
-// chunk_working_bytes(dataset) together pass `budget`: a chunk may be far
-// larger than its dataset (HDF5 allows 4 GB), and is inflated whole.
+// chunk_working_bytes(dataset) together pass `budget`, or the latter what
+// an address-space limit leaves beside the values' buffer: a chunk may be
+// far larger than its dataset (HDF5 allows 4 GB), and is inflated whole.
 void check_chunk_memory(hid_t dataset, std::size_t bytes, std::size_t budget, const std::string& where);
 
 // How many chunks of a chunked dataset (of those a 2-D `box` overlaps, when

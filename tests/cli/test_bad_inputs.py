@@ -1199,6 +1199,17 @@ class AwkwardInputs(unittest.TestCase):
         p = run("volume", file, _twin("one_big_chunk", H), "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assert_same("one_big_chunk", *rows_of(p))
+        # Within the budget but over what `ulimit -v` leaves: the same row,
+        # naming the limit (it was "out of memory (n = 20)").
+        if not os.environ.get("BASINVOL_SANITIZE"):  # ASan reserves terabytes of address space
+            import resource
+            limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (300 << 20, 300 << 20))
+            p = subprocess.run([BIN, "volume", file, "--max-memory", "64G", "-f", "jsonl"], capture_output=True,
+                               text=True, timeout=TIMEOUT, preexec_fn=limit)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertRegex(rows_of(p)[0]["error"], r"its chunks of 4000x4000 values are inflated whole: reading "
+                             r"them needs 0\.256 GB beside the 3\.2e-06 GB of values, over what the address-space "
+                             r"limit \(ulimit -v\) leaves \(0\.[0-2]\d* GB\); rechunk the dataset")
         # A chunk stored without filters is read in place: no budget for it.
         raw = h5("one_big_raw_chunk.h5", lambda f: f.create_dataset("hessian", data=H, maxshape=(None, None),
                                                                   chunks=(c, c)))
