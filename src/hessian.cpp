@@ -518,8 +518,14 @@ void reject_value(const HessianInfo& info, double value, std::size_t row, std::s
 void check_symmetry(const HessianInfo& info, double relative_asymmetry, const ReadOptions& opt) {
     if (!(relative_asymmetry > opt.max_asymmetry)) return;
     const auto [seen, limit] = texts_apart(relative_asymmetry, opt.max_asymmetry);
+    // Chunks never written (read as the fill value) are the likelier cause.
+    const std::string unwritten =
+        info.unwritten_chunks ? "; " + std::to_string(info.unwritten_chunks) +
+                                    " of its chunks were never written (read as the fill value): a writer that did "
+                                    "not finish?"
+                              : "";
     throw InputError(info.source() + ": matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = " + seen + " exceeds " + limit +
-                     " (option max_asymmetry)");
+                     " (option max_asymmetry)" + unwritten);
 }
 
 std::pair<std::string, std::string> texts_apart(double a, double b) {

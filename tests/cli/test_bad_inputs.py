@@ -1274,7 +1274,15 @@ class AwkwardInputs(unittest.TestCase):
             f.create_dataset("full", data=H, chunks=(5, 5), compression="gzip")
             d = f.create_dataset("contiguous", shape=(20, 20), dtype="f8")
             d[:10, :10] = H[:10, :10]  # allocated whole at the first write: nothing to tell
+            d = f.create_dataset("one_sided", shape=(20, 20), dtype="f8", chunks=(10, 10))
+            d[:10, 10:] = 1.0  # above the diagonal only: the unwritten chunks make it asymmetric
         file = h5("unwritten_chunks.h5", build)
+        # Refused as not symmetric, the row names the likelier cause.
+        p = run("volume", file + ":/one_sided", "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("matrix is not symmetric: ‖H − Hᵀ‖_F / ‖H‖_F = 1.41 exceeds 0.001 (--max-asymmetry); 3 of "
+                      "its chunks were never written (read as the fill value): a writer that did not finish?",
+                      rows_of(p)[0]["error"])
         read = np.zeros_like(H)
         read[:10, :10] = H[:10, :10]
         p = run("volume", file + ":/partial", file + ":/full", file + ":/contiguous", _twin("unwritten", read),
