@@ -561,6 +561,7 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
 template <class Body>
 Row guarded(const HessianInfo& info, Body body) {
     auto t0 = std::chrono::steady_clock::now();
+    const double waited = detail::waited_seconds();  // another Hessian's read is not this row's time
     Row r = blank_row(info);
     try {
         body(r);
@@ -589,7 +590,8 @@ Row guarded(const HessianInfo& info, Body body) {
         r.ok = false;
         r.error = info.source() + ": unexpected failure";
     }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() -
+                (detail::waited_seconds() - waited);
     return r;
 }
 

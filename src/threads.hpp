@@ -24,6 +24,14 @@ inline std::shared_mutex*& fork_gate_slot() {
 inline std::shared_mutex& fork_gate() { return *fork_gate_slot(); }
 using BlasSection = std::shared_lock<std::shared_mutex>;  // BlasSection section(fork_gate());
 
+// Seconds this thread has waited for a lock another thread held while
+// reading (HDF5's, io/hdf5_detail.hpp): a row's `seconds` leaves them out,
+// as they are another Hessian's read.
+inline double& waited_seconds() {
+    thread_local double seconds = 0;
+    return seconds;
+}
+
 // Runs `work` on the calling thread and on up to threads − 1 more, joined
 // before it returns. `work` takes its items from a shared counter, so a
 // thread that cannot be started (a process or memory limit) only leaves its

@@ -6,8 +6,11 @@
 #include <basinvol/io/source.hpp>
 #include <basinvol/io/reader.hpp>
 
+#include "../threads.hpp"
+
 #include <hdf5.h>
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,6 +29,21 @@ inline std::recursive_mutex*& hdf5_mutex_slot() {
     return m;
 }
 inline std::recursive_mutex& hdf5_mutex() { return *hdf5_mutex_slot(); }
+
+// HDF5's mutex, held for a scope; the time spent waiting while another
+// thread held it (its read) is added to waited_seconds().
+class Hdf5Lock {
+public:
+    Hdf5Lock() : lock_(hdf5_mutex(), std::try_to_lock) {
+        if (lock_.owns_lock()) return;
+        const auto t0 = std::chrono::steady_clock::now();
+        lock_.lock();
+        waited_seconds() += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+
+private:
+    std::unique_lock<std::recursive_mutex> lock_;
+};
 
 // list_hessians in this process (listing.cpp wraps it in a child process).
 std::vector<ListedHessian> list_hessians_here(const Source& source);

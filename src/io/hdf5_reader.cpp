@@ -1544,7 +1544,7 @@ void for_each_writer(F f) {
 void detail::flush_writers_of(const std::string& file) {
     struct stat want {};
     if (::stat(file.c_str(), &want) != 0) return;
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    Hdf5Lock lock;
     ErrorSilencer quiet;
     for_each_writer([&](hid_t id, int fd) {
         struct stat have {};
@@ -1562,7 +1562,7 @@ void detail::flush_writers_of(const std::string& file) {
 }
 
 std::vector<int> detail::writer_descriptors() {
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    Hdf5Lock lock;
     ErrorSilencer quiet;
     std::vector<int> fds;
     for_each_writer([&](hid_t, int fd) {
@@ -1774,7 +1774,7 @@ std::size_t physical_memory_bytes() {
 }
 
 std::vector<ListedHessian> detail::list_hessians_here(const Source& source) {
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    Hdf5Lock lock;
     ErrorSilencer quiet;
     Handle file = open_file(source.file, source.image);
     std::string path = normalize_object_path(source.path);
@@ -1865,7 +1865,7 @@ struct CollectAfterRead {
 // of the listed shape. Throws InputError.
 void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void* buf) {
     const std::size_t n = info.n;
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    detail::Hdf5Lock lock;
     CollectAfterRead collect;
     ErrorSilencer quiet;
     Handle file = open_file(info.file, opt.image);
@@ -1903,7 +1903,7 @@ void read_values(const HessianInfo& info, const ReadOptions& opt, bool f32, void
 // contiguous_values and MappedValues::map): they are then read.
 std::shared_ptr<detail::MappedValues> map_values(const HessianInfo& info, const ReadOptions& opt, bool f32) {
     const std::size_t n = info.n;
-    std::lock_guard<std::recursive_mutex> lock(hdf5_mutex());
+    detail::Hdf5Lock lock;
     CollectAfterRead collect;
     ErrorSilencer quiet;
     Handle file = open_file(info.file, opt.image);

@@ -146,7 +146,7 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
     std::vector<long long> offsets, sizes;
     std::vector<std::string> names;
     {
-        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::Hdf5Lock lock;
         detail::ErrorSilencer quiet;
         Handle file = detail::open_hdf5(whole.file, opt.image);
         Handle d(H5Dopen2(file.get(), whole.dataset.c_str(), H5P_DEFAULT), H5Dclose);
@@ -207,7 +207,7 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
         out.push_back(std::move(b));
     }
     if (whole.unwritten_chunks) {  // the chunks each block's rows and columns lie in
-        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::Hdf5Lock lock;
         detail::ErrorSilencer quiet;
         Handle file = detail::open_hdf5(whole.file, opt.image);
         Handle d(H5Dopen2(file.get(), whole.dataset.c_str(), H5P_DEFAULT), H5Dclose);

@@ -372,7 +372,7 @@ void read_all(const HessianInfo& info, const ReadOptions& opt, const std::string
               void* buf) {
     const std::string where = info.file + ":" + path;
     detail::read_isolated(where, bytes, opt, [&](void* to) {
-        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::Hdf5Lock lock;
         detail::ErrorSilencer quiet;
         Handle file = detail::open_hdf5(info.file, opt.image);
         Handle d(H5Dopen2(file.get(), path.c_str(), H5P_DEFAULT), H5Dclose);
@@ -547,7 +547,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
 }
 
 StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt) {
-    std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+    detail::Hdf5Lock lock;
     detail::ErrorSilencer quiet;
     const auto listed = detail::AttributeScope::skip(info.unread_attributes);
     Handle file = detail::open_hdf5(info.file, opt.image);
@@ -569,7 +569,7 @@ StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt
 Hessian read_square_part(const HessianInfo& info, const std::string& path, const ReadOptions& opt) {
     HessianInfo part;
     {
-        std::lock_guard<std::recursive_mutex> lock(detail::hdf5_mutex());
+        detail::Hdf5Lock lock;
         detail::ErrorSilencer quiet;
         const auto skipped = detail::AttributeScope::skip(info.unread_attributes);  // the structure's listing read its parts'
         Handle file = detail::open_hdf5(info.file, opt.image);

@@ -1534,6 +1534,27 @@ class BatchTest(clitest.TempDirTest):
         _, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130, err)
 
+    def test_a_row_s_seconds_leave_out_another_hessian_s_read(self):
+        # A dataset of 1x1 chunks takes a few tenths of a second to read,
+        # holding HDF5's lock; a small Hessian read beside it waits for the
+        # lock, which is not its own time (it reported the big one's read).
+        slow = self.path("tiny_chunks.h5")
+        rng = np.random.default_rng(21)
+        a = rng.standard_normal((400, 400))
+        with h5py.File(slow, "w") as h5:
+            h5.create_dataset("H", data=a + a.T, chunks=(1, 1))
+        small = self.path("small.h5")
+        with h5py.File(small, "w") as h5:
+            for name in "abc":
+                h5[name] = np.eye(20)
+        p = run("volume", "-j", "2", slow, small, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = jsonl(p.stdout)
+        big = rows[0]["seconds"]
+        self.assertGreater(big, 0.05)
+        for r in rows[1:]:
+            self.assertLess(r["seconds"], big / 4, (r["source"], [x["seconds"] for x in rows]))
+
     def test_interrupt_flushes_rows_done_and_exits_130(self):
         f = self.big_batch()
         proc = subprocess.Popen([BIN, "volume", f, "-f", "jsonl", "-j", "1"], stdout=subprocess.PIPE,
