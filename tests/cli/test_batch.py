@@ -176,7 +176,9 @@ class BatchTest(clitest.TempDirTest):
                 # No row can be written: the user's -o, not a failed source.
                 (("volume", a, "-o", self.path("nodir/x.jsonl")), "its directory " + self.path("nodir") +
                  " does not exist", 2),
-                (("rank", a, "-o", a + "/x.tsv"), "its directory " + a + " is not one (a part of it is a file)", 2)]:
+                (("rank", a, "-o", a + "/x.tsv"), "its directory " + a + " is not one (a part of it is a file)", 2),
+                # A directory that takes no new file says ENOENT too: not "does not exist".
+                (("volume", a, "-o", "/proc/x.tsv"), "no file can be created in its directory /proc", 2)]:
             p = run(*args, timeout=60)
             self.assertEqual(p.returncode, status, (args, p.stderr))
             self.assertIn(words, p.stderr)

@@ -200,8 +200,13 @@ OutputLock::OutputLock(const std::string& output) : path_(lock_path(output)) {
         const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
         if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {  // the user's path, not a failed source: exit 2
             const int err = errno;
-            const std::string dir = std::filesystem::path(output).parent_path().string();
-            throw bv::UsageError("-o " + output + ": its directory " + (dir.empty() ? std::string(".") : dir) +
+            const std::string dir = std::filesystem::path(output).parent_path().string(), shown = dir.empty() ? "." : dir;
+            struct stat st {};
+            // A directory that is there but takes no new file (/proc) says ENOENT too.
+            if (err == ENOENT && ::stat(shown.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
+                throw bv::UsageError("-o " + output + ": no file can be created in its directory " + shown + " (" +
+                                     std::strerror(err) + ")");
+            throw bv::UsageError("-o " + output + ": its directory " + shown +
                                  (err == ENOENT ? " does not exist" : " is not one (a part of it is a file)"));
         }
         if (fd < 0) throw bv::Error(output + ": cannot create the lock file " + path_ + ": " + errno_text());
