@@ -1644,11 +1644,13 @@ class BatchTest(clitest.TempDirTest):
         proc = self.start_writing(f, out, "json")
         proc.send_signal(signal.SIGINT)
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130)
         self.assertEqual(glob.glob(out + ".tmp-*"), [])
         if os.path.exists(out):  # only if the first signal's clean stop won the race: then it is whole
             json.loads(slurp(out))
+        else:  # abandoned: a script's log says why the output stopped
+            self.assertIn("basinvol: interrupted again (SIGINT): the Hessians running are abandoned", err)
 
     # ------------------------------------------------------------------ progress
 

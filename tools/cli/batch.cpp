@@ -222,6 +222,9 @@ extern "C" void on_signal(int sig) {
 
 }  // namespace
 
+// What a second signal leaves on stderr: a script's log says why the output stopped.
+const std::string second_signal_note = "basinvol: interrupted again ({signal}): the Hessians running are abandoned\n";
+
 void install_interrupt_handlers(bool abandon_at_once, const std::string& abandon_note) {
     g_abandon_at_once = abandon_at_once ? 1 : 0;
     const std::size_t at = abandon_note.find("{signal}");
@@ -932,7 +935,7 @@ bv::BatchSummary run_items(const std::vector<bv::WorkItem>& items, bv::BatchOpti
                            const BatchCli& b, Progress& progress, const OnRow& on_row,
                            const std::function<void()>& on_tick, const OnRow& on_finished) {
     // From here on a signal stops the batch cleanly: running Hessians finish.
-    install_interrupt_handlers();
+    install_interrupt_handlers(false, second_signal_note);
     bo.jobs = b.jobs;
     bo.memory_budget = memory_budget(o);
     bo.analyze.read.max_bytes = bo.memory_budget;
@@ -1055,7 +1058,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     std::unique_ptr<AtomicFile> file;
     if (!b.output.empty()) file = std::make_unique<AtomicFile>(b.output);
     // From here on a signal stops the batch cleanly (before, it just ends the process: nothing is written yet).
-    install_interrupt_handlers();
+    install_interrupt_handlers(false, second_signal_note);
     std::unique_ptr<Journal> journal;
     if (file && !stream && !b.from_results) {
         if (earlier.journal_found && !b.resume)

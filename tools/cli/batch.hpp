@@ -98,7 +98,7 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
 // makes the first signal abandon (basinvol-mpi: mpirun kills the ranks a
 // few seconds after it forwards the signal, too soon to finish a Hessian);
 // `abandon_note`, a line with "{signal}" where the signal's name goes, is
-// then written to stderr.
+// written to stderr by the signal that abandons.
 void install_interrupt_handlers(bool abandon_at_once = false, const std::string& abandon_note = "");
 const std::atomic<bool>* interrupt_flag();
 int interrupt_signal();  // 0 when none arrived
