@@ -508,7 +508,8 @@ void reject_value(const std::string& where, const std::string& stored_type, doub
 }
 
 void reject_norm_overflow(const std::string& source, const char* norm) {
-    throw NumericError(source + ": " + norm + " overflows float64: eigenvalues out of range; rescale the Hessian");
+    throw NumericError(source + ": " + norm + " overflows float64, which the solvers' scaling and error bounds need; "
+                                              "rescale the Hessian");
 }
 
 void reject_value(const HessianInfo& info, double value, std::size_t row, std::size_t col) {
