@@ -139,6 +139,11 @@ Handle open_file(const std::string& file, const std::shared_ptr<const std::strin
         }
         fail_at(file, "not an HDF5 file (no HDF5 signature found)", false);
     }
+    // A pipe (`<(cat run.h5)`, a FIFO a writer filled) cannot be read:
+    // HDF5 seeks. Its message would be a failed seek at offset 2^64 − 1.
+    if (is < 0 && S_ISFIFO(st.st_mode))
+        fail_at(file, "cannot read file as HDF5: it is a pipe, and HDF5 reads a file it can seek in; save the "
+                      "stream to a file first", false);
     if (is < 0) fail_at(file, "cannot read file as HDF5");
     hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) {
