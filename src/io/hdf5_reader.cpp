@@ -216,8 +216,11 @@ namespace {
 // when unreadable, kept as unreadable_prefix + why for the reader that uses
 // them to refuse (not_a_number, hessian.hpp).
 bool kept_when_unreadable(const std::string& key) {
-    return key.rfind("expected_", 0) == 0 || key == "scale" || key == "loss_threshold";
+    return key.rfind("expected_", 0) == 0 || key == "scale" || key == "loss_threshold" || key == "toy_loss";
 }
+
+// What a kept attribute must be: a toy's loss is text, the others numbers.
+std::string one_what(const std::string& key) { return key == "toy_loss" ? "one string (the loss)" : "one number"; }
 
 // Why a number cannot be the attribute `key` ("" when it can): a stated
 // error must be finite and >= 0. (loss_threshold is checked where it is used:
@@ -415,7 +418,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         if (answer && into.problem.empty())
             into.problem = "attribute " + key + " must be one number, got " + why;
         else if (!answer && kept)
-            into.attrs->strings[key] = std::string(unreadable_prefix) + "must be one number, got " + why;
+            into.attrs->strings[key] = std::string(unreadable_prefix) + "must be " + one_what(key) + ", got " + why;
     };
     // One the listing could not read is refused as it refused it, unread.
     if (const UnreadAttribute* listed = detail::listed_unread(loc, key)) {
@@ -433,6 +436,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
     Handle type(H5Aget_type(a), H5Tclose);
     if (!space.valid() || !type.valid()) return unread("");
     auto keep = [&](double v) {
+        if (key == "toy_loss") return refuse("the number " + value_text(v));  // a loss is text, never a number
         const std::string why = out_of_range(key, v);
         if (why.empty()) store_number(*into.attrs, key, v);
         else if (into.problem.empty()) into.problem = why;
@@ -457,6 +461,7 @@ void read_one_attribute(hid_t loc, const char* name, AttributeReading& into) {
         // A number written as text ("0.5") is that number; other text is
         // refused where it would change an answer.
         if (key == "name") into.attrs->name = *value;
+        else if (key == "toy_loss") into.attrs->strings[key] = *value;
         else if (auto v = parse_finite(*value); v && (answer || kept)) keep(*v);
         else if (answer || kept) refuse("the string '" + value->substr(0, 40) + "'" + beyond_double(*value));
         else into.attrs->strings[key] = *value;

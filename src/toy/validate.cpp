@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <iterator>
 #include <limits>
@@ -326,7 +327,14 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
     // How far the stored matrix's computed eigenvalues may lie from the
     // loss's (Weyl): the rounding to the stored type, twice that for a
     // rotated toy's own arithmetic, and the solver's max(2√n, 8)·ε·‖H‖_F.
-    const double norm = static_cast<double>(std::sqrt(frob2));
+    // ‖H‖_F is the loss's, or the stored matrix's (from the row's
+    // eigenvalues) when smaller: a loss that claims more curvature than the
+    // matrix holds must not widen the window that excuses it (a flat
+    // direction then put every curvature "at the cut", and a wrong loss went
+    // unchecked). Where the matrix is the loss's Hessian the two agree.
+    long double stored2 = 0;
+    for (double v : row.eigenvalues) stored2 += static_cast<long double>(v) * v;
+    const double norm = static_cast<double>(std::sqrt(std::min(frob2, stored2 * (1 + 1e-6L))));
     const double moved = (2 * eps + std::max(2 * std::sqrt(static_cast<double>(info.n)), 8.0) *
                                         std::numeric_limits<double>::epsilon()) * norm +
                          static_cast<double>(info.n) * subnormal_step(eps);
@@ -380,6 +388,13 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
             c.note = "expected_learning_coefficient needs the loss itself (attribute toy_loss)";
             out.push_back(c);
         }
+        return;
+    }
+    if (it->second.rfind(unreadable_prefix, 0) == 0) {  // not one string: refused as the reader read it
+        Check c = make(src, "toy_loss");
+        c.verdict = Verdict::error;
+        c.note = "attribute toy_loss " + it->second.substr(std::strlen(unreadable_prefix));
+        out.push_back(c);
         return;
     }
     std::optional<PolyLoss> loss;

@@ -189,7 +189,11 @@ class Toys(unittest.TestCase):
         for name, override, words in [
                 ("typo", {"expected_volume": 5.0}, "expected_volume is not an expectation validate knows"),
                 ("nan", {"expected_log_volume": float("nan")}, "expected_log_volume must be a finite number"),
-                ("inf", {"expected_rank": float("inf")}, "expected_rank must be a finite number")]:
+                ("inf", {"expected_rank": float("inf")}, "expected_rank must be a finite number"),
+                # A loss that is not one string was dropped unread: no check, exit 0.
+                ("loss_number", {"toy_loss": 3.0}, "attribute toy_loss must be one string (the loss), got the number 3"),
+                ("loss_array", {"toy_loss": np.array([b"x^2", b"y^2"])},
+                 "attribute toy_loss must be one string (the loss), got an array of 2 values")]:
             g = os.path.join(self.tmp.name, name + ".h5")
             write_toy(g, "/t", [2, 2, 0], seed=4, **override)
             rc, out, err = run("validate", g, "-f", "json")
@@ -396,6 +400,17 @@ class Toys(unittest.TestCase):
         c = check(checks(out), "/toy", "hessian_of_loss")
         self.assertEqual(c["status"], "fail")
         self.assertAlmostEqual(c["measured"] - c["expected"], -0.5 * math.log(100), delta=1e-12)  # log V ∝ −½ log λ
+        # A loss claiming 100 times the curvature of a toy with a flat
+        # direction: the loss's larger norm widened the rounding window past
+        # the cut, and the check read "not compared" (exit 0).
+        for claimed, shift in (("100*x^2 + 300*y^2", -math.log(100)), ("2*x^2 + 6*y^2", -math.log(2))):
+            rc, out, err = run(self.f, "--loss", "x^2 + 3*y^2", "--n", 3, "--set", "toy_loss=" + claimed, binary=TOY)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run("validate", self.f, "-f", "json")
+            self.assertEqual(rc, 1, out)
+            c = check(checks(out), "/toy", "hessian_of_loss")
+            self.assertEqual(c["status"], "fail", claimed)
+            self.assertAlmostEqual(c["expected"] - c["measured"], shift, delta=1e-12)  # two curvatures, ½ log k each
         # The loss's own Hessian, rotated, passes; so does a float32 copy,
         # with curvatures float32 holds only as subnormals (rounded by 1e-5
         # of themselves: the stored type's bound, not float64's).
