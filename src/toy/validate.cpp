@@ -638,11 +638,29 @@ void check_options(const ValidateOptions& o) {
 
 std::vector<Check> validate_hessian(const HessianInfo& info, const ValidateOptions& options) {
     check_options(options);
-    // Each dataset draws its own numbers: the seed mixed with its path (FNV-1a),
-    // so estimates of different toys are independent yet reproducible.
+    // Each toy draws its own numbers: the seed mixed (FNV-1a) with its path
+    // and with what makes it the toy it is, its expected_* and toy_*
+    // attributes and T as stored, so that estimates of different toys are
+    // independent (toys at one path in different files drew the same
+    // samples) yet reproducible, wherever the file lies.
     ValidateOptions o = options;
     std::uint64_t h = 1469598103934665603ULL;
-    for (unsigned char ch : info.dataset) h = (h ^ ch) * 1099511628211ULL;
+    const auto mix = [&h](const void* bytes, std::size_t size) {
+        for (std::size_t i = 0; i < size; ++i) h = (h ^ static_cast<const unsigned char*>(bytes)[i]) * 1099511628211ULL;
+    };
+    mix(info.dataset.data(), info.dataset.size());
+    const auto marks_the_toy = [](const std::string& k) { return k.rfind("expected_", 0) == 0 || k.rfind("toy_", 0) == 0; };
+    for (const auto& [k, v] : info.attrs.numbers)
+        if (marks_the_toy(k)) {
+            mix(k.data(), k.size());
+            mix(&v, sizeof v);
+        }
+    for (const auto& [k, v] : info.attrs.strings)
+        if (marks_the_toy(k)) {
+            mix(k.data(), k.size());
+            mix(v.data(), v.size());
+        }
+    if (info.attrs.loss_threshold) mix(&*info.attrs.loss_threshold, sizeof(double));
     o.seed = options.seed ^ h;
     std::vector<Check> out;
     AnalyzeOptions a = o.analyze;

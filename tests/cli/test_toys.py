@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -215,6 +216,21 @@ class Toys(unittest.TestCase):
             # Linear scale: |V_mc - V| <= 4 SE, SE = se_log * V_mc.
             v_mc, se = math.exp(c["measured"]), c["se"] * math.exp(c["measured"])
             self.assertLessEqual(abs(v_mc - math.exp(exact)), 4 * se + 1e-9 * math.exp(exact), r)
+        # Toys of one curved rank at one path in different files draw their
+        # own samples (they drew the same: one z-score for all); one toy
+        # validated again, or copied elsewhere, draws the same.
+        hits = []
+        for i, eigs in enumerate(([2.0, 1.0, 0.0], [5.0, 0.1, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 0.0])):
+            f = os.path.join(self.tmp.name, "same_path_%d.h5" % i)
+            write_toy(f, "/toy", eigs, T=1.0 + (i == 3), seed=i)
+            rc, out, err = run("validate", f, "-f", "json")
+            self.assertEqual(rc, 0, err)
+            hits.append(check(checks(out), "/toy", "mc_log_volume")["note"])
+        self.assertEqual(len(set(hits)), 4, hits)
+        copy = os.path.join(self.tmp.name, "elsewhere.h5")
+        shutil.copyfile(os.path.join(self.tmp.name, "same_path_1.h5"), copy)
+        rc, out, err = run("validate", copy, "-f", "json")
+        self.assertEqual(check(checks(out), "/toy", "mc_log_volume")["note"], hits[1])
         # A curved rank over 8 is not sampled.
         write_toy(self.f, "/r9", [1.0] * 9, seed=1)
         rc, out, err = run("validate", self.f + ":/r9", "-f", "json")
