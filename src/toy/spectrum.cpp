@@ -153,8 +153,11 @@ void check_resolvable(const std::vector<double>& eigenvalues, StoredType type, d
                          "norm must stay well inside float32's range, which ends at 3.4e38)");
     // The dtype cut n·ε·max|λ|, never under the floor's subnormal term
     // n·η/2 (η the stored type's smallest step), where ε·max|λ| underflows.
-    const double n = static_cast<double>(eigenvalues.size());
-    const double tol = std::max(top * (n * stored_eps(type)), n * subnormal_step(stored_eps(type)) / 2);  // top·n overflows near DBL_MAX
+    // In long double: n·η/2 of float64 at n = 1 rounds to 0 in double (a tie
+    // to even), which let a toy of 5e-324 through.
+    const long double n = static_cast<long double>(eigenvalues.size());
+    const long double tol = std::max(top * (n * stored_eps(type)),  // top·n overflows near DBL_MAX
+                                     n * static_cast<long double>(subnormal_step(stored_eps(type))) / 2);
     if (low < margin * tol) {
         std::ostringstream s;
         s << "the smallest nonzero |lambda| " << low << (low > tol ? " is not far enough above" : " is not above")

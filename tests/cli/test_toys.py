@@ -581,6 +581,10 @@ class Toys(unittest.TestCase):
         rc, out, err = run(self.f, "--eigenvalues", "5e-324,0", binary=TOY)
         self.assertEqual(rc, 2, err)
         self.assertIn("its rank would be ambiguous", err)
+        # n = 1 too: n·η/2 rounded to 0 in double, and 5e-324 was written.
+        for value, status in (("5e-324", 2), ("2.4e-322", 2), ("2.5e-322", 0)):
+            rc, out, err = run(self.f, "--eigenvalues", value, binary=TOY)
+            self.assertEqual(rc, status, (value, err))
         for i, args in enumerate((["--eigenvalues", "3e-320,2e-320,1e-320,0", "--rotate", "1"],
                                   ["--flat", "2", "--curved", "5", "--lo", "1e-318", "--hi", "1e-316", "--rotate", "2"])):
             self.assertEqual(run(self.f, "--append", "-d", "/s%d" % i, *args, binary=TOY)[0], 0)
