@@ -113,7 +113,11 @@ class Toys(unittest.TestCase):
             write_toy(g, "/t", [2, 2, 0], seed=4, **override)
             rc, out, err = run("validate", g, "-f", "json")
             self.assertEqual(rc, 1, bad)
-            self.assertEqual(check(checks(out), "/t", bad)["status"], "fail")
+            c = check(checks(out), "/t", bad)
+            self.assertEqual(c["status"], "fail")
+            if bad != "log_volume":  # the note says what differs (it was empty)
+                self.assertRegex(c["note"], r"^%s %d where %d is expected, at the cut tol = " % (
+                    bad, c["measured"], list(override.values())[0]))
         # Wrong by a little, stored float32: still outside the stored-type bound.
         g = os.path.join(self.tmp.name, "bad_small.h5")
         write_toy(g, "/t", [2, 2, 0], dtype=np.float32, seed=5, expected_log_volume=math.log(math.pi) + 1e-4)
