@@ -585,6 +585,36 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(merged.returncode, 0, merged.stderr)
         self.assertSameRows(jsonl(merged.stdout), jsonl(run("rank", "--files-from", listing, "-f", "jsonl").stdout))
 
+    def test_a_file_missing_in_one_shard_s_run_is_that_shard_s_error(self):
+        """A file missing while one shard runs (there when the other ran):
+        its Hessians for that shard were dropped without a row, an exit
+        status or a word, when its error row was keyed to the other shard.
+        Every shard that cannot list a SOURCE says so; the merge keeps
+        one error row and exits 1, and the shard's resume heals it."""
+        names = [write_checkpoints(self.path("part_%d.h5" % i), 4, 8, seed=60 + i) for i in range(6)]
+        listing = self.path("parts.txt")
+        with open(listing, "w") as fh:
+            fh.write("".join(n + "\n" for n in names))
+        full = jsonl(run("volume", "--files-from", listing, "-f", "jsonl").stdout)
+        outs = [self.path("part_shard_%d.jsonl" % k) for k in (1, 2)]
+        for missing in names:
+            os.rename(missing, missing + ".away")
+            p = run("volume", "--files-from", listing, "--shard", "2/2", "-f", "jsonl", "-o", outs[1])
+            os.rename(missing + ".away", missing)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn(missing + ": cannot open file", p.stderr)
+            self.assertEqual(run("volume", "--files-from", listing, "--shard", "1/2", "-f", "jsonl", "-o",
+                                 outs[0]).returncode, 0)
+            merged = run("rank", "--from-results", *outs, "-f", "jsonl")
+            self.assertEqual(merged.returncode, 1, merged.stderr)
+            rows = jsonl(merged.stdout)
+            self.assertIn(missing, [r["source"] for r in rows if r["status"] == "error"])
+            p = run("volume", "--files-from", listing, "--shard", "2/2", "-f", "jsonl", "-o", outs[1], "--resume")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            healed = run("rank", "--from-results", *outs, "-f", "jsonl")
+            self.assertEqual(healed.returncode, 0, healed.stderr)
+            self.assertEqual(sorted(r["source"] for r in jsonl(healed.stdout)), sorted(r["source"] for r in full))
+
     def test_rows_of_equal_log_volume_print_alike_in_any_input_order(self):
         """Copies of one Hessian share a place and a log-volume: rank lists
         them by source, so reordered inputs (or merged shards) print the

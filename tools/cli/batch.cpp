@@ -154,12 +154,13 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
     for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
     std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
     for (std::size_t i = 0; i < parsed.size(); ++i) {
+        // A SOURCE that cannot be listed is an error row in every shard:
+        // which of its Hessians a shard holds cannot be known, and a shard
+        // that said nothing lost them without a word (merging keeps one).
         if (!listings[i].error.empty()) {
-            if (!shard || bv::in_shard(sources[i], *shard)) {
-                bv::WorkItem w;
-                w.error = bv::source_error_row(parsed[i], listings[i].error);
-                items.push_back(std::move(w));
-            }
+            bv::WorkItem w;
+            w.error = bv::source_error_row(parsed[i], listings[i].error);
+            items.push_back(std::move(w));
             continue;
         }
         if (listed_sources) listed_sources->insert(bv::source_error_row(parsed[i], {}).source);
