@@ -1245,6 +1245,15 @@ class BatchTest(clitest.TempDirTest):
         options = json.loads(slurp(ranked))["context"]["options"]
         self.assertEqual(options["threshold"], 0.5)
         self.assertEqual(options["tie_tol"], 0.25)
+        # The saddle order recorded is the one this ranking used: a ranking
+        # saved under `last`, ranked again without it, recorded `last`
+        # beside rows in `abs` order.
+        last = self.path("last.json")
+        self.assertEqual(run("rank", a, "--negatives", "last", "-f", "json", "-o", last).returncode, 0)
+        for given, recorded in (((), "abs"), (("--negatives", "last"), "last")):
+            p = run("rank", "--from-results", last, *given, "-f", "json")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout)["context"]["options"]["negatives"], recorded, given)
         before = slurp(ranked)
         p = run("rank", a, "-f", "json", "-o", ranked, "--resume")  # -T 1: not the rows' threshold
         self.assertEqual(p.returncode, 2, p.stderr)

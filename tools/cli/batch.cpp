@@ -1033,7 +1033,9 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         if (options.is_object()) {
             const auto now = spec.context["options"];
             options["tie_tol"] = now["tie_tol"];
-            if (o.negatives == bv::NegativePolicy::last) options["negatives"] = now["negatives"];
+            // `last` only orders (its rows are abs's): the ranking's own
+            // choice is recorded, `last` or not; `drop`'s rows stay drop's.
+            if (options["negatives"] != "drop") options["negatives"] = now["negatives"];
         }
         spec.context["options"] = options;
         std::size_t saved_errors = 0;  // (an unreadable results file was told already)
