@@ -338,6 +338,19 @@ std::string address_space_note() {
                  "OpenBLAS's 0.134 GB buffer: raise the limit";
 }
 
+// How a refusal names the per-rank budget: what bounds it, and what helps.
+// Under a tight address-space limit MPI's and OpenBLAS's own mappings can
+// take all of it: more ranks cannot help a matrix of n = 3 then.
+std::string budget_words(std::size_t budget) {
+    std::ostringstream s;
+    s.precision(3);
+    s << double(budget) / 1e9 << " GB";
+    if (address_space_left() != SIZE_MAX && budget < (std::size_t(1) << 20))
+        return s.str() + ": the address-space limit (ulimit -v) leaves no memory beside MPI's and OpenBLAS's own "
+                         "mappings; raise the limit";
+    return s.str() + " (option max_memory; more ranks spread it)" + address_space_note();
+}
+
 // A message when `bytes` is over the rank's budget ("" otherwise).
 std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t bytes, const Grid& grid,
                         const ReadOptions& opt) {
@@ -346,8 +359,7 @@ std::string over_budget(MPI_Comm comm, const HessianInfo& info, std::size_t byte
     std::ostringstream s;
     s.precision(3);
     s << info.source() << ": matrix of n = " << info.n << " needs " << double(bytes) / 1e9 << " GB per rank on a "
-      << grid.rows << "x" << grid.cols << " grid, over the budget of " << double(budget) / 1e9
-      << " GB (option max_memory; more ranks spread it)" << address_space_note();
+      << grid.rows << "x" << grid.cols << " grid, over the budget of " << budget_words(budget);
     return s.str();
 }
 
@@ -793,8 +805,7 @@ Gram DistributedGram::gram(const HessianInfo& info, const StructurePart& p, cons
             std::ostringstream s;
             s.precision(3);
             s << g.source() << ": G of " << m << " x " << n << " needs " << bytes / 1e9 << " GB per rank (a slab of "
-              << w << " and the " << k << " x " << k << " Gram), over the budget of " << double(budget) / 1e9
-              << " GB (option max_memory; more ranks spread it)" << address_space_note();
+              << w << " and the " << k << " x " << k << " Gram), over the budget of " << budget_words(budget);
             failure = s.str();
         }
     }
