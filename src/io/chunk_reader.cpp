@@ -252,6 +252,9 @@ bool read_chunk_through_hdf5(hid_t dataset, const Layout& l, const Chunk& ch, st
                    file_space.get(), H5P_DEFAULT, buf) >= 0;
 }
 
+// The most chunks a dataset may have for its chunks to be mapped (read_raw).
+constexpr hsize_t mapped_chunks_at_most = 1024;
+
 // Raw bytes a batch of chunks holds at most, past its first `threads` chunks.
 constexpr std::size_t batch_bytes = std::size_t(64) << 20;
 
@@ -358,7 +361,11 @@ bool read_raw(hid_t dataset, const Layout& l, hsize_t start, hsize_t& end, hsize
         total += size;
     }
     raw = RawBytes{};
-    const bool mapped = map_raw(dataset, chunks, total, file, raw);
+    // HDF5 1.10 finds a chunk's address by walking every chunk of the
+    // dataset (H5Dget_chunk_info_by_coord iterates its index): mapping
+    // costs (chunks in the batch) x (chunks in all), which for 90,000 1x1
+    // chunks was a minute. Past mapped_chunks_at_most they are read.
+    const bool mapped = l.chunks <= mapped_chunks_at_most && map_raw(dataset, chunks, total, file, raw);
     unsigned char* bytes = nullptr;  // the arena, when the chunks are read into it
     if (!mapped) raw.base = bytes = arena.reserve(total);
     Inflater inflater(nullptr, libdeflate_free_decompressor);  // for chunks a filter skipped, when there are some
