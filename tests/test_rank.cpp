@@ -136,9 +136,13 @@ TEST_CASE("rows of different n rank by curved directions r, then log-volume") {
     CHECK(sources(rows) == std::vector<std::string>{"small", "flat", "large"});
     CHECK(places(rows) == std::vector<std::size_t>{1, 2, 3});
     CHECK(has(rows[1], "mixed_n"));
-    // compare follows the same rule
-    CHECK(compare_rows(rows[0], rows[1], {}).sign == 1);
+    // compare follows the same rule, and marks the pair as rank marks it
+    const Comparison across = compare_rows(rows[0], rows[1], {});
+    CHECK(across.sign == 1);
+    CHECK((across.warnings_a.has(Warning::mixed_n) && across.warnings_b.has(Warning::mixed_n)));
     CHECK(compare_rows(rows[1], rows[2], {}).by == Decider::curved);
+    const Comparison alike = compare_rows(rows[1], rows[1], {});
+    CHECK_FALSE((alike.warnings_a.has(Warning::mixed_n) || alike.warnings_b.has(Warning::mixed_n)));
 }
 
 TEST_CASE("--negatives last ranks saddles after every minimum") {

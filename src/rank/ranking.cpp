@@ -531,6 +531,10 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
         c.warnings_a.add(Warning::mixed_threshold);
         c.warnings_b.add(Warning::mixed_threshold);
     }
+    if (a.n != b.n) {  // as rank of the two marks them (the reason says how n decided)
+        c.warnings_a.add(Warning::mixed_n);
+        c.warnings_b.add(Warning::mixed_n);
+    }
     units::pair_warnings(a, b, c.warnings_a, c.warnings_b);
     bool lifted_said = false;
     auto lifted = [&](const Row& x, const char* which) {
