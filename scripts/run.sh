@@ -22,7 +22,7 @@ packages=(
   python3-dev python3-pybind11 pybind11-dev python3-pytest
   parallel hyperfine time locales
 )
-# basinvol-mpi (-DBASINVOL_MPI=ON, docs/mpi.md): Open MPI, ScaLAPACK, parallel HDF5.
+# basinvol-mpi (-DBASINVOL_MPI=ON, docs/cluster.md): Open MPI, ScaLAPACK, parallel HDF5.
 mpi_packages=(openmpi-bin libopenmpi-dev libscalapack-openmpi-dev libhdf5-openmpi-dev libelpa-dev)
 
 install_missing() {
