@@ -274,7 +274,10 @@ class SameRowsAsSerial(unittest.TestCase):
         ref = rows(serial("volume", f, "-f", "jsonl", status=0).stdout)
         self.assertEqual(len(ref), 2)
         for p in RANKS:
-            got = rows(mpi(p, "volume", f, "-f", "jsonl").stdout)
+            run = mpi(p, "volume", f, "-f", "jsonl")
+            self.assertEqual(run.returncode, 0, run.stderr[-2000:])
+            got = rows(run.stdout)
+            self.assertEqual([g["source"] for g in got], [r["source"] for r in ref], "ranks %d" % p)
             for g, r in zip(got, ref):
                 with self.subTest(ranks=p, checkpoint=r["dataset"]):
                     for k in ("status", "n", "rank", "dim", "dim_low", "dim_high", "negative", "warnings", "cut"):
