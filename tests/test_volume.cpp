@@ -50,8 +50,10 @@ TEST_CASE("L = x^2 + y^2 in R^3: H = diag(2,2,0), dimension 1, log V = log(pi T)
         // The dropped eigenvalue is exactly zero, but below the noise floor a
         // value is noise: the gap is measured against the floor.
         REQUIRE(r.gap.has_value());
-        CHECK(*r.gap == doctest::Approx(std::log10(2 / r.noise_floor)));
-        CHECK(r.noise_floor >= std::numeric_limits<double>::epsilon() * std::sqrt(8.0));
+        // The floor is float64's 8·√n·ε·‖H‖_F here (n = 3, ‖H‖_F = √8).
+        const double floor = 8 * std::sqrt(3.0) * std::numeric_limits<double>::epsilon() * std::sqrt(8.0);
+        CHECK(r.noise_floor == doctest::Approx(floor).epsilon(1e-12));
+        CHECK(*r.gap == doctest::Approx(std::log10(2 / floor)).epsilon(1e-12));
         CHECK(r.dim_low == 1);
         CHECK(r.dim_high == 1);
         CHECK(r.log_volume_error < 1e-14);

@@ -34,7 +34,7 @@ TESTDATA = os.path.normpath(os.path.join(HERE, "..", "..", "testdata"))
 # Fields every result row carries (DESIGN.md, "Output and exit status").
 ROW_FIELDS = ["source", "file", "dataset", "n", "rank", "dim", "negative", "tol", "gap", "log_volume",
               "log10_volume", "method", "status", "warnings", "error", "seconds", "step", "loss"]
-LOGV_RTOL = 1e-7
+LOGV_RTOL = 1e-11
 
 
 # --------------------------------------------------------------------------
@@ -339,17 +339,23 @@ class Base(unittest.TestCase):
         self.assertEqual(row["rank"], ref.rank, msg)
         self.assertEqual(row["dim"], ref.dim, msg)
         self.assertEqual(row["negative"], ref.negative, msg)
-        self.assertLogV(row["log_volume"], ref.log_volume, msg)
-        self.assertAlmostEqual(row["log10_volume"], ref.log_volume / math.log(10),
-                               delta=LOGV_RTOL * max(1.0, abs(ref.log_volume)), msg=msg)
+        self.assertLogV(row["log_volume"], ref.log_volume, msg, bar=row["log_volume_error"])
+        self.assertAlmostEqual(row["log10_volume"], row["log_volume"] / math.log(10),
+                               delta=1e-12 * max(1.0, abs(row["log_volume"])), msg=msg)
         if check_tol:
             self.assertAlmostEqual(row["tol"], ref.tol, delta=1e-9 * ref.tol, msg=msg)
         self.assertEqual("saddle" in row["warnings"], ref.negative > 0, msg)
 
-    def assertLogV(self, got, want, msg=""):
+    def assertLogV(self, got, want, msg="", bar=None):
+        # Within LOGV_RTOL, or within twice the row's own error bar where it
+        # reports a larger one: the reference is another dense solve, which
+        # errs by as much again. A bar the tool understates fails here.
         self.assertIsInstance(got, (int, float), msg)
-        self.assertLessEqual(abs(got - want), LOGV_RTOL * max(1.0, abs(want)),
-                             "%s: log_volume %r, expected %r" % (msg, got, want))
+        allowed = LOGV_RTOL * max(1.0, abs(want))
+        if bar is not None:
+            allowed = max(allowed, 2 * bar)
+        self.assertLessEqual(abs(got - want), allowed,
+                             "%s: log_volume %r, expected %r (bar %r)" % (msg, got, want, bar))
 
     def assertRc(self, r, rc):
         self.assertEqual(r.rc, rc, repr(r))
@@ -585,8 +591,11 @@ class TestClosedForms(Base):
             self.assertEqual(rows[0]["dim"], 1)
             self.assertLogV(rows[0]["log_volume"], math.log(math.pi * T), "T=%g" % T)
             # The dropped eigenvalue is exactly zero, but under the noise floor a
-            # value is noise: the gap is measured against the floor.
-            self.assertAlmostEqual(rows[0]["gap"], math.log10(2 / rows[0]["noise_floor"]), delta=1e-9)
+            # value is noise: the gap is measured against the floor, here
+            # float64's 8·√n·ε·‖H‖_F (n = 3, ‖H‖_F = √8).
+            floor = 8 * math.sqrt(3) * 2.0 ** -52 * math.sqrt(8)
+            self.assertAlmostEqual(rows[0]["noise_floor"], floor, delta=1e-12 * floor)
+            self.assertAlmostEqual(rows[0]["gap"], math.log10(2 / floor), delta=1e-9)
             self.assertEqual((rows[0]["dim_low"], rows[0]["dim_high"]), (1, 1))
 
     def _logv(self, h, name, *extra):
