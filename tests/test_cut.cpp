@@ -214,6 +214,11 @@ TEST_CASE("no automatic cut is placed under the noise floor") {
         opt.rule = rule;
         Cut c = choose_cut(m, opt);
         CHECK(c.tol >= c.floor);
+        // Independently: the floor is at least float32's ε·‖H‖_F, and every
+        // rule keeps exactly the 50 values over it.
+        CHECK(c.floor >= std::ldexp(1.0, -23) * 3);
+        CHECK(c.tol >= std::ldexp(1.0, -23) * 3);
+        CHECK(c.kept == 50);
     }
 }
 

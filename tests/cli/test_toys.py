@@ -388,7 +388,6 @@ class Toys(unittest.TestCase):
         sample = 0.5 * (math.log(lam.mean()) - np.log(lam).mean())
         a, b = 1e-4, 1e2
         law = 0.5 * (math.log((b - a) / math.log(b / a)) - 0.5 * math.log(a * b))
-        self.assertAlmostEqual(law, 2.141, places=3)
         rc, out, err = run("validate", self.f, "-f", "json")
         self.assertEqual(rc, 0, err)
         g = check(checks(out), "/toy", "radial_gap_per_dim")
