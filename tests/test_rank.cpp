@@ -96,6 +96,13 @@ TEST_CASE("ties do not chain: rank and compare agree on every pair") {
     RankOptions opt;
     std::vector<Row> ranked = rows;
     rank_rows(ranked, opt);
+    // The grid of tie_tol keeps them apart (cells 3000000 to 3000004): five
+    // places, the largest log-volume first, then "far".
+    for (const Row& r : ranked) {
+        CAPTURE(r.log_volume);
+        const long step = std::lround((3.0 + 0.9e-6 * 4 - r.log_volume) / 0.9e-6);
+        CHECK(*r.place == (r.source == "far" ? 6u : static_cast<std::size_t>(step) + 1));
+    }
     for (const Row& a : ranked)
         for (const Row& b : ranked) {
             const Comparison c = compare_rows(a, b, opt);
