@@ -193,8 +193,51 @@ void refuse_wider_than_double(hid_t d, const std::string& where, const std::stri
                          "store it as float64, or run basinvol");
 }
 
-// The dataset must still be the one listed (shape, type, attributes), and
-// every deflated chunk of it must inflate to exactly its plain size,
+// How a dataset's values are laid out in its file: contiguous, compact, or
+// chunked (the chunk's shape, how many filters). Parallel HDF5 opens every
+// rank's copy of a file with what rank 0's holds (its superblock), so a
+// node-local copy laid out otherwise, chunked where rank 0's is contiguous,
+// failed to read as corrupt data.
+std::string layout_of(hid_t d) {
+    Handle dcpl(H5Dget_create_plist(d), H5Pclose);
+    if (!dcpl.valid()) return "unknown";
+    std::ostringstream s;
+    switch (H5Pget_layout(dcpl.get())) {
+        case H5D_CONTIGUOUS: s << "contiguous"; break;
+        case H5D_COMPACT: s << "compact"; break;
+        case H5D_CHUNKED: {
+            hsize_t chunk[2] = {0, 0};
+            const int rank = H5Pget_chunk(dcpl.get(), 2, chunk);
+            s << "chunked";
+            if (rank == 2) s << " in " << chunk[0] << "x" << chunk[1];
+            const int filters = H5Pget_nfilters(dcpl.get());
+            if (filters > 0) s << " through " << filters << (filters == 1 ? " filter" : " filters");
+            break;
+        }
+        default: s << "another layout";
+    }
+    return s.str();
+}
+
+// Rank 0's text, on every rank.
+std::string rank0s(MPI_Comm comm, std::string text) {
+    int me = 0;
+    MPI_Comm_rank(comm, &me);
+    int len = me == 0 ? static_cast<int>(text.size()) : 0;
+    MPI_Bcast(&len, 1, MPI_INT, 0, comm);
+    text.resize(static_cast<std::size_t>(len));
+    MPI_Bcast(text.data(), len, MPI_CHAR, 0, comm);
+    return text;
+}
+
+std::string differing_copy(const std::string& what, int me, int size) {
+    return what + " (on MPI rank " + std::to_string(me) + " of " + std::to_string(size) +
+           ", where rank 0 reads the listed one: every rank must read the same file, and this rank's copy differs)";
+}
+
+// The dataset must still be the one listed (shape, type, attributes, and
+// laid out as rank 0's copy), and every deflated chunk of it must inflate
+// to exactly its plain size,
 // as the serial reader checks (HDF5's filter keeps the head of a longer one
 // and leaves the tail of a shorter one unwritten): each rank checks every
 // size-th chunk. Why one does not, agreed across ranks ("" when all do).
@@ -202,19 +245,18 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     int me = 0, size = 1;
     MPI_Comm_rank(comm, &me);
     MPI_Comm_size(comm, &size);
-    std::string failure;
+    std::string failure, layout;
     try {
         ErrorSilencer quiet;
         const ParallelDataset opened(comm, info);
+        layout = layout_of(opened.dataset.get());
         try {
             detail::check_as_listed(opened.dataset.get(), info, me == 0);  // as the serial reader checks it
         } catch (const InputError& e) {
             // Rank 0 listed the file: where it still matches there, this
             // rank reads another copy (a node-local file of that name).
             if (me == 0) throw;
-            throw InputError(std::string(e.what()) + " (on MPI rank " + std::to_string(me) + " of " +
-                             std::to_string(size) + ", where rank 0 reads the listed one: every rank must read the "
-                             "same file, and this rank's copy differs)");
+            throw InputError(differing_copy(e.what(), me, size));
         }
         refuse_wider_than_double(opened.dataset.get(), info.source(), info.stored_type);
         detail::check_chunks(opened.dataset.get(), static_cast<std::size_t>(me), static_cast<std::size_t>(size),
@@ -224,6 +266,10 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     } catch (const std::exception& e) {
         failure = e.what();
     }
+    const std::string listed = rank0s(comm, layout);  // every rank, whatever failed
+    if (failure.empty() && me != 0 && layout != listed)
+        failure = differing_copy(info.source() + ": dataset is " + layout + " here, " + listed + " in rank 0's copy",
+                                 me, size);
     return agree(comm, failure);
 }
 

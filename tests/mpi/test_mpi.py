@@ -476,8 +476,8 @@ class SameRowsAsSerial(unittest.TestCase):
         # External raw data that rank 1 finds short or as a FIFO (rank 0's
         # listing refuses both), and a copy chunked where rank 0's is
         # contiguous (one rank reading collectively, the other not): error
-        # rows, never a hang. A copy of another shape on rank 1 is named as
-        # rank 1's copy, not as a file that changed.
+        # rows, never a hang. A copy of another shape or layout on rank 1 is
+        # named as rank 1's copy, not as a file that changed or corrupt data.
         H = rng.standard_normal((40, 40))
         H = H @ H.T
         for case in ("short", "fifo", "layout", "shape"):
@@ -502,11 +502,14 @@ class SameRowsAsSerial(unittest.TestCase):
                                capture_output=True, text=True, env=ENV, timeout=120)
             got = rows(p.stdout)
             self.assertEqual([r["status"] for r in got][1:], ["ok"], (case, p.stdout, p.stderr))
-            if case == "shape":
+            if case in ("shape", "layout"):
                 self.assertEqual(got[0]["status"], "error", case)
                 self.assertIn("(on MPI rank 1 of 2, where rank 0 reads the listed one: every rank must read the "
                               "same file, and this rank's copy differs)", got[0]["error"])
-            elif case != "layout":
+                if case == "layout":  # it read as corrupt data: "addr overflow"
+                    self.assertIn("x.h5:/H: dataset is chunked in 8x8 here, contiguous in rank 0's copy",
+                                  got[0]["error"])
+            else:
                 self.assertEqual(got[0]["status"], "error", case)
                 self.assertIn("external raw-data file 'raw.bin'", got[0]["error"])
                 self.assertIn("on MPI rank 1 of 2", got[0]["error"])
