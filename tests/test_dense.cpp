@@ -162,18 +162,25 @@ TEST_CASE("the reduction: two stages where they measured faster, by OpenBLAS's c
 
 TEST_CASE("threads solving at once: each sees its own thread count and gets the values it gets alone") {
     // Two threads solve at once on two BLAS threads, as two Python threads
-    // or two jobs may, one matrix in two stages, the other in either.
+    // or two jobs may, one matrix in two stages (whatever this CPU's default
+    // for it), the other as this CPU solves it by default.
     const blas::ThreadCount two(2);
     const Eigen::MatrixXd big = with_spectrum(family(0, 1500), 3), small = with_spectrum(family(1, 1000), 4);
     auto solve_default = [](Eigen::MatrixXd a) {
         return detail::symmetric_eigenvalues(a.data(), static_cast<int>(a.rows()), static_cast<int>(a.rows()), 'L');
     };
-    const std::vector<double> alone = solve_default(small);
+    auto solve_two_stage = [](Eigen::MatrixXd a) {
+        return detail::symmetric_eigenvalues(a.data(), static_cast<int>(a.rows()), static_cast<int>(a.rows()), 'L',
+                                             Reduction::two_stage);
+    };
+    const std::vector<double> alone = solve_default(small), big_alone = solve_two_stage(big);
     std::atomic<bool> done{false};
     std::atomic<int> wrong_count{0};
     std::thread other([&] {
-        while (!done)
-            if (solve_default(big).size() != 1500) ++wrong_count;
+        while (!done) {
+            if (openblas_get_num_threads() != 2) ++wrong_count;
+            if (solve_two_stage(big) != big_alone) ++wrong_count;
+        }
     });
     int differing = 0;
     for (int i = 0; i < 6; ++i) {

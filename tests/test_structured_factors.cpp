@@ -410,7 +410,7 @@ TEST_CASE("structured: square parts side by side give the dense twin's row on ad
     CHECK(row.warnings == want.warnings);
     CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
     CHECK(std::abs(row.log_volume - want.log_volume) <=
-          row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+          row.log_volume_error + want.log_volume_error + 1e-12 * std::abs(want.log_volume));
 }
 
 namespace {
@@ -425,7 +425,7 @@ void check_twin_row(const Row& row, const Row& want) {
     CHECK(row.negative == want.negative);
     CHECK(row.tol == doctest::Approx(want.tol).epsilon(1e-9));
     CHECK(std::abs(row.log_volume - want.log_volume) <=
-          row.log_volume_error + want.log_volume_error + 1e-9 * std::abs(want.log_volume));
+          row.log_volume_error + want.log_volume_error + 1e-12 * std::abs(want.log_volume));
 }
 
 }  // namespace
@@ -542,7 +542,9 @@ TEST_CASE("structured: values past 1e154 give the dense twin's row; a norm past 
         auto twin = list_hessians(parse_source(info.file + ":/twin_" + name));
         REQUIRE(twin.size() == 1);
         const Row row = analyze(info, opt), want = analyze(twin[0].info, opt);
-        CHECK(row.ok == want.ok);
+        // Only ‖H‖_F past DBL_MAX (1.5e308 twice) is refused, on both sides.
+        CHECK(row.ok == (name != "huge"));
+        CHECK(want.ok == (name != "huge"));
         if (!row.ok || !want.ok) {
             CHECK(row.error.find("overflows float64") != std::string::npos);
             CHECK(want.error.find("overflows float64") != std::string::npos);
