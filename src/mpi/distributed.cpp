@@ -26,6 +26,21 @@
 
 namespace basinvol::mpi {
 
+namespace {
+
+// `root`'s text, on every rank.
+std::string broadcast(MPI_Comm comm, std::string text, int root) {
+    int me = 0;
+    MPI_Comm_rank(comm, &me);
+    int len = me == root ? static_cast<int>(text.size()) : 0;
+    MPI_Bcast(&len, 1, MPI_INT, root, comm);
+    text.resize(static_cast<std::size_t>(len));
+    MPI_Bcast(text.data(), len, MPI_CHAR, root, comm);
+    return text;
+}
+
+}  // namespace
+
 Agreed first_failure(MPI_Comm comm, const std::string& mine) {
     int me = 0, size = 1;
     MPI_Comm_rank(comm, &me);
@@ -33,11 +48,7 @@ Agreed first_failure(MPI_Comm comm, const std::string& mine) {
     int first = mine.empty() ? size : me;
     MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, comm);
     if (first == size) return {};
-    int len = first == me ? static_cast<int>(mine.size()) : 0;
-    MPI_Bcast(&len, 1, MPI_INT, first, comm);
-    std::string text = first == me ? mine : std::string(static_cast<std::size_t>(len), '\0');
-    MPI_Bcast(text.data(), len, MPI_CHAR, first, comm);
-    return {first, text};
+    return {first, broadcast(comm, mine, first)};
 }
 
 namespace {
@@ -219,17 +230,6 @@ std::string layout_of(hid_t d) {
     return s.str();
 }
 
-// Rank 0's text, on every rank.
-std::string rank0s(MPI_Comm comm, std::string text) {
-    int me = 0;
-    MPI_Comm_rank(comm, &me);
-    int len = me == 0 ? static_cast<int>(text.size()) : 0;
-    MPI_Bcast(&len, 1, MPI_INT, 0, comm);
-    text.resize(static_cast<std::size_t>(len));
-    MPI_Bcast(text.data(), len, MPI_CHAR, 0, comm);
-    return text;
-}
-
 std::string differing_copy(const std::string& what, int me, int size) {
     return what + " (on MPI rank " + std::to_string(me) + " of " + std::to_string(size) +
            ", where rank 0 reads the listed one: every rank must read the same file, and this rank's copy differs)";
@@ -266,7 +266,7 @@ std::string check_chunks(MPI_Comm comm, const HessianInfo& info) {
     } catch (const std::exception& e) {
         failure = e.what();
     }
-    const std::string listed = rank0s(comm, layout);  // every rank, whatever failed
+    const std::string listed = broadcast(comm, layout, 0);  // rank 0's, on every rank, whatever failed
     if (failure.empty() && me != 0 && layout != listed)
         failure = differing_copy(info.source() + ": dataset is " + layout + " here, " + listed + " in rank 0's copy",
                                  me, size);
