@@ -4,6 +4,8 @@
 #   sbatch --array=1-8 examples/cluster/slurm_array.sh
 #   # when every task is done:
 #   basinvol rank --from-results results/shard-*.jsonl -f tsv > ranking.tsv
+#   # (a task whose file is missing, one that timed out, is named there as
+#   # an error row "shard I/N", exit 1)
 #
 # Each task takes its 1/N of the Hessians listed in $LIST (one SOURCE a line:
 # FILE or FILE:PATH), chosen by a hash of FILE:/dataset, so the tasks never

@@ -456,13 +456,15 @@ std::vector<py::tuple> read_results(const std::string& path) {
         Unlocked unlocked;  // other threads run while a large file is parsed
         rows = bv::read_rows(path);
     }
-    bool with_place = false, regularized = false;
+    bool with_place = false, regularized = false, sharded = false;
     for (const auto& r : rows) {
         with_place = with_place || r.place.has_value();
         regularized = regularized || r.log_volume_regularized.has_value();
+        sharded = sharded || !r.shard.empty();
     }
     std::vector<py::tuple> out;
-    const auto spec = json_spec(with_place, regularized);
+    auto spec = json_spec(with_place, regularized);
+    spec.with_shard = sharded;
     for (const auto& r : rows) out.push_back(to_python(r, spec));  // a spectrum's rows with their eigenvalues
     return out;
 }

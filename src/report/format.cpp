@@ -18,7 +18,7 @@ constexpr auto utf8_replace = json::error_handler_t::replace;
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
-Shape shape_of(const ReportSpec& spec) { return {spec.with_place, spec.with_regularized}; }
+Shape shape_of(const ReportSpec& spec) { return {spec.with_place, spec.with_regularized, spec.with_shard}; }
 
 }  // namespace
 

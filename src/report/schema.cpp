@@ -162,6 +162,7 @@ const std::vector<Field> fields = {
     {"asymmetry", K::number, S::always, ok_only, flat, BV_NUMBER(asymmetry)},
     {"stored_type", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(stored_type)},
     {"structure", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(structure)},
+    {"shard", K::text, S::sharded, any_row, flat, BV_TEXT_OR_NULL(shard)},
     {"log_volume_regularized", K::number, S::regularized, any_row, flat, BV_NUMBER(log_volume_regularized)},
     {"place_regularized", K::count, S::ranked_regularized, any_row, flat,
      [](const Row& r) { return place(r.place_regularized); },
@@ -230,6 +231,7 @@ bool shows(const Field& f, const Shape& shape) {
         case S::ranked: return shape.with_place;
         case S::regularized: return shape.with_regularized;
         case S::ranked_regularized: return shape.with_place && shape.with_regularized;
+        case S::sharded: return shape.with_shard;
         default: return true;
     }
 }

@@ -675,6 +675,97 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, 2, twice)
             self.assertIn("standard input ('-', /dev/stdin) is given more than once", p.stderr)
 
+    def test_a_shard_missing_from_the_merge_is_named(self):
+        """Each row of a --shard run names its shard, so merging a split
+        with a shard's file left out (a job that timed out writes no -o
+        FILE; a glob then just omits it) names that shard as an error row,
+        exit 1, where the ranking used to lack its Hessians without a word.
+        A shard given no Hessians writes no JSON Lines row: as many empty
+        files as shards without rows is only a warning; JSON records the
+        shard in its context, so its empty shard is known."""
+        a = write_checkpoints(self.path("a.h5"), 12, 20, seed=31)
+        out = {k: self.path("sh%d.jsonl" % k) for k in (1, 2, 3)}
+        for k, f in out.items():
+            p = run("volume", a, "--shard", "%d/3" % k, "-f", "jsonl", "-o", f)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            rows = jsonl(slurp(f))
+            self.assertTrue(rows, "each of 3 shards gets some of 12 Hessians")
+            self.assertEqual({r["shard"] for r in rows}, {"%d/3" % k})
+        # A resumed shard's kept rows name it too.
+        p = run("volume", a, "--shard", "1/3", "-f", "jsonl", "-o", out[1], "--resume")
+        self.assertEqual({r["shard"] for r in jsonl(slurp(out[1]))}, {"1/3"})
+        # An unsharded run's rows carry no such field (nor a column).
+        self.assertNotIn("shard", jsonl(run("volume", a, "-f", "jsonl").stdout)[0])
+        self.assertNotIn("shard", run("volume", a, "-f", "tsv").stdout.splitlines()[0].split("\t"))
+
+        whole = run("rank", "--from-results", *out.values(), "-f", "jsonl")
+        self.assertEqual(whole.returncode, 0, whole.stderr)
+        self.assertNotIn("shard", whole.stderr)
+        self.assertEqual(sorted(r["shard"] for r in jsonl(whole.stdout)),
+                         sorted(r["shard"] for f in out.values() for r in jsonl(slurp(f))))
+        p = run("rank", "--from-results", out[1], out[3], "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual(len(rows), len(jsonl(slurp(out[1]))) + len(jsonl(slurp(out[3]))) + 1)
+        last = rows[-1]
+        self.assertEqual((last["source"], last["status"], last["place"]), ("shard 2/3", "error", None))
+        self.assertIn("no rows of this shard in the results files given", last["error"])
+        self.assertIn("basinvol: error: " + last["error"], p.stderr)
+        self.assertTrue(all(r["status"] == "ok" for r in rows[:-1]))
+
+        # More shards than Hessians: empty JSON Lines files stand for as many shards.
+        b = write_checkpoints(self.path("b.h5"), 3, 12, seed=32)
+        few = [self.path("few%d.jsonl" % k) for k in range(1, 7)]
+        for k, f in enumerate(few, 1):
+            self.assertEqual(run("volume", b, "--shard", "%d/6" % k, "-f", "jsonl", "-o", f).returncode, 0)
+        empty = [f for f in few if not slurp(f).strip()]
+        self.assertGreaterEqual(len(empty), 3)
+        p = run("rank", "--from-results", *few, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("in the results files given, and %d results files given hold no rows" % len(empty), p.stderr)
+        self.assertIn("the ranking holds every shard", p.stderr)
+        full = [f for f in few if f not in empty]
+        p = run("rank", "--from-results", *[f for f in few if f != full[0]], "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        named = [r["source"] for r in jsonl(p.stdout) if r["status"] == "error"]
+        want = ["shard %d/6" % (few.index(f) + 1) for f in empty + [full[0]]]
+        self.assertEqual(sorted(named), sorted(want))  # which of them held none cannot be known
+        self.assertIn("%d of the %d shards named may have been given none" % (len(empty), len(want)), p.stderr)
+
+        # JSON documents name their shard in the context, rows or none.
+        docs = [self.path("few%d.json" % k) for k in range(1, 7)]
+        for k, f in enumerate(docs, 1):
+            self.assertEqual(run("volume", b, "--shard", "%d/6" % k, "-f", "json", "-o", f).returncode, 0)
+            self.assertEqual(json.loads(slurp(f))["context"]["shard"], "%d/6" % k)
+        p = run("rank", "--from-results", *docs, "-f", "jsonl")
+        self.assertEqual((p.returncode, "shard" in p.stderr), (0, False), p.stderr)
+        gone = docs[few.index(empty[0])]
+        p = run("rank", "--from-results", *[f for f in docs if f != gone], "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"],
+                         ["shard %d/6" % (docs.index(gone) + 1)])
+
+        # TSV carries it as a column, and merges the same way.
+        tsv = [self.path("sh%d.tsv" % k) for k in (1, 2)]
+        for k, f in enumerate(tsv, 1):
+            self.assertEqual(run("volume", a, "--shard", "%d/2" % k, "-f", "tsv", "-o", f).returncode, 0)
+            lines = [l.split("\t") for l in slurp(f).splitlines()]
+            col = lines[0].index("shard")
+            self.assertEqual({l[col] for l in lines[1:]}, {"%d/2" % k})
+        self.assertEqual(run("rank", "--from-results", *tsv).returncode, 0)
+        p = run("rank", "--from-results", tsv[0], "-f", "tsv")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("shard 2/2", p.stdout)
+
+        # A row whose shard is not I/N makes its file unreadable, named.
+        bad = self.path("bad_shard.jsonl")
+        with open(bad, "w") as fh:
+            fh.write(json.dumps(dict(jsonl(slurp(out[2]))[0], shard="4/3")) + "\n")
+        p = run("rank", "--from-results", out[1], bad, out[3], "-f", "jsonl")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s: shard must be I/N with 1 <= I <= N, got '4/3'" % bad, p.stderr)
+        self.assertEqual(sorted(r["source"] for r in jsonl(p.stdout) if r["status"] == "error"), [bad, "shard 2/3"])
+
     def test_every_command_takes_the_same_input_options(self):
         """spectrum, validate and compare go through the same source listing and
         runner as volume: --files-from, --shard and -j mean the same."""

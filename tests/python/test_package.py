@@ -485,6 +485,16 @@ def test_read_results_of_every_format(tmp, fmt):
         for k in ("n", "rank", "dim", "negative", "place", "status", "step"):
             assert r[k] == x[k], (fmt, k)
         assert r.log_volume == x["log_volume"], fmt  # every format writes the shortest exact digits
+        assert "shard" not in r.keys(), fmt  # an unsharded run names none
+    # A sharded run's rows name their shard, in every format.
+    shards = []
+    for k in (1, 2):
+        cli("volume", a, "--shard", "%d/2" % k, "--format", fmt, "-o", out)
+        shards += [(r.source, r["shard"]) for r in basinvol.read_results(out)]
+    assert sorted(shards) == sorted((x["source"], x["shard"]) for k in (1, 2)
+                                    for x in cli_rows("volume", a, "--shard", "%d/2" % k))
+    assert len(shards) == 2  # each Hessian in one shard
+    cli("rank", a, "--format", fmt, "-o", out)
     df = basinvol.read_results(out, dataframe=True)
     assert list(df["dim"]) == [x["dim"] for x in ref]
     assert list(df["source"]) == [x["source"] for x in ref]

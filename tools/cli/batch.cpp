@@ -420,16 +420,97 @@ std::string what_row_says(const bv::Row& r) {
            std::to_string(r.negative) + ' ' + bv::value_text(r.log_volume);
 }
 
-// The analysis options a JSON document records (context.options), tie_tol
-// left out (it moves places only); null when the text records none.
-nlohmann::ordered_json recorded_options(const std::string& text) {
+// A JSON document's context; null when the text holds none.
+nlohmann::ordered_json recorded_context(const std::string& text) {
     const auto doc = nlohmann::ordered_json::parse(text, nullptr, false);
     if (doc.is_discarded() || !doc.is_object() || !doc.contains("context") || !doc["context"].is_object())
         return nullptr;
-    auto options = doc["context"].value("options", nlohmann::ordered_json());
+    return doc["context"];
+}
+
+// The analysis options a context records (context.options), tie_tol left
+// out (it moves places only); null when it records none.
+nlohmann::ordered_json recorded_options(const nlohmann::ordered_json& context) {
+    if (!context.is_object()) return nullptr;
+    auto options = context.value("options", nlohmann::ordered_json());
     if (!options.is_object()) return nullptr;
     options.erase("tie_tol");
     return options;
+}
+
+// The shards that saved rows come from (`shard` of each row, and of a JSON
+// document's context), to name those of a split with no rows.
+struct SavedShards {
+    std::map<std::size_t, std::set<std::size_t>> seen;  // N -> the I seen of I/N
+    std::size_t rowless = 0;  // readable files with no rows that name no shard
+    // Notes shard `text` ("I/N") of results file `named`; InputError when it is not one.
+    void add(const std::string& text, const std::string& named);
+    // An error row for each shard 1..N of a split seen with no rows, told on
+    // stderr, unless there are no more of them than files with no rows (a
+    // shard given no Hessians writes none): then a warning.
+    std::vector<bv::Row> missing(Progress& progress) const;
+};
+
+void SavedShards::add(const std::string& text, const std::string& named) {
+    try {
+        const bv::Shard s = bv::parse_shard(text);
+        seen[s.count].insert(s.index);
+    } catch (const bv::UsageError&) {
+        throw bv::InputError(named + ": shard must be I/N with 1 <= I <= N, got '" + text + "'");
+    }
+}
+
+std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
+    // Each absent shard is named, up to a hundred: a hand-edited 1/99999999999
+    // names a few, not 10^11 (finding them takes at most as many steps as
+    // there are shards seen, and a hundred).
+    constexpr std::size_t named_at_most = 100;
+    std::vector<std::string> absent;  // "I/N"
+    std::size_t total = 0;
+    for (const auto& [count, indices] : seen) {
+        total += count - indices.size();
+        for (std::size_t i = 1; i <= count && absent.size() < named_at_most; ++i)
+            if (!indices.count(i)) absent.push_back(std::to_string(i) + "/" + std::to_string(count));
+    }
+    const std::size_t more = total - absent.size();
+    if (seen.size() > 1) {
+        std::string counts;
+        for (const auto& [count, indices] : seen) counts += (counts.empty() ? "" : " and ") + std::to_string(count);
+        progress.message("basinvol: warning: the results files hold shards of different splits (of " + counts +
+                         "): runs of --shard I/N with different N; each split's shards are checked on their own");
+    }
+    if (total == 0) return {};
+    std::string list;
+    for (const auto& a : absent) list += (list.empty() ? "" : ", ") + a;
+    if (more) list += " and " + std::to_string(more) + " more";
+    const std::string empties =
+        std::to_string(rowless) + (rowless == 1 ? " results file given holds" : " results files given hold") +
+        " no rows (a shard given no Hessians writes none in JSON Lines, TSV or CSV)";
+    if (total <= rowless) {
+        progress.message("basinvol: warning: no rows of " + std::string(total == 1 ? "shard " : "shards ") + list +
+                         " in the results files given, and " + empties + ": if " +
+                         (rowless == 1 ? "it is" : "they are") + " the " + (total == 1 ? "shard" : "shards") +
+                         " named, the ranking holds every shard");
+        return {};
+    }
+    std::vector<bv::Row> rows;
+    const std::string why =
+        ": no rows of this shard in the results files given: its results file is missing or not given, or its "
+        "run has not finished (a run writes -o FILE when it ends), so the ranking lacks its Hessians" +
+        (rowless ? "; " + empties + ", so " + std::to_string(rowless) + " of the " + std::to_string(total) +
+                       " shards named may have been given none"
+                 : std::string());
+    for (const auto& a : absent) {
+        const std::string source = "shard " + a;
+        rows.push_back(bv::source_error_row(bv::Source{source, "", source, nullptr}, source + why));
+    }
+    if (more) {
+        const std::string source = "shards " + std::to_string(more) + " more";
+        rows.push_back(bv::source_error_row(bv::Source{source, "", source, nullptr},
+                                            std::to_string(more) + " more shards" + why));
+    }
+    for (const auto& r : rows) progress.message("basinvol: error: " + r.error);
+    return rows;
 }
 
 // Saved rows of every results file, each source once across files (an ok
@@ -447,7 +528,8 @@ nlohmann::ordered_json recorded_options(const std::string& text) {
 std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progress& progress,
                                    nlohmann::ordered_json& options,
                                    std::map<std::string, std::set<std::string>>& differing,
-                                   std::vector<std::string>& unrecorded, std::set<std::string>& unreadable) {
+                                   std::vector<std::string>& unrecorded, std::set<std::string>& unreadable,
+                                   SavedShards& shards) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
     options = nullptr;
@@ -460,8 +542,19 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         try {
             const std::string text = f == "-" ? std::string(std::istreambuf_iterator<char>(open_stdin()), {})
                                                : bv::read_saved_text(f);
-            got = bv::parse_saved(text, named);
-            recorded = recorded_options(text);
+            std::vector<bv::Row> parsed = bv::parse_saved(text, named);
+            const auto context = recorded_context(text);
+            // Each row names its shard; a JSON document's context too, so a
+            // shard given no Hessians is seen in it.
+            const auto shard = context.is_object() ? context.value("shard", nlohmann::ordered_json()) : nullptr;
+            SavedShards these;  // noted once the whole file reads
+            if (!shard.is_null()) these.add(shard.is_string() ? shard.get<std::string>() : shard.dump(), named);
+            for (const auto& r : parsed)
+                if (!r.shard.empty()) these.add(r.shard, named);
+            for (const auto& [count, indices] : these.seen) shards.seen[count].insert(indices.begin(), indices.end());
+            if (parsed.empty() && shard.is_null()) shards.rowless += 1;
+            got = std::move(parsed);
+            recorded = recorded_options(context);
             tsv = bv::detect_format(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text) == bv::Format::tsv;
             // Legal (a shard given no Hessians writes no JSON Lines), but
             // also what a shard that died before its first row leaves.
@@ -909,6 +1002,12 @@ void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpe
     ranked.finish();
 }
 
+// Row `r` as shard `shard` ("I/N" of --shard, or "") writes it.
+bv::Row of_shard(bv::Row r, const std::string& shard) {
+    r.shard = shard;
+    return r;
+}
+
 // Where each row goes: the journal as soon as it is finished (it survives a
 // kill, whatever --order holds back), then, in the output's order, the list
 // to rank or the writer.
@@ -918,13 +1017,15 @@ struct RowSink {
     std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
     bv::RowWriter& writer;
     const std::ostream* streamed;  // rows stream to standard output or a device: once a write fails, nothing reads them
+    const std::string& shard;      // "I/N" of --shard, each row's `shard`
     void finished(std::size_t, const bv::Row& r) const {
         if (!journal) return;
         const std::string why = journal->append(r);
         if (!why.empty()) progress.message("basinvol: warning: " + why);
     }
-    void operator()(std::size_t, const bv::Row& r) const {
-        if (ranked) ranked->push_back(r);
+    void operator()(std::size_t, const bv::Row& given) const {
+        bv::Row r = of_shard(given, shard);
+        if (ranked) ranked->push_back(std::move(r));
         else writer.write(r);
         if (streamed && !*streamed) request_stop();  // finish_output or the commit says so, exit 1
     }
@@ -978,6 +1079,15 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     const bool ranking = command == "rank";
     auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
+    // Each row of a shard names it (and a JSON document's context), so that
+    // merging the shards can tell one that is missing.
+    std::string shard;
+    if (!b.shard.empty()) {
+        const bv::Shard s = bv::parse_shard(b.shard);
+        shard = std::to_string(s.index) + "/" + std::to_string(s.count);
+        spec.with_shard = true;
+        spec.context["shard"] = shard;
+    }
     bv::BatchOptions bo;
     bo.analyze = to_analyze(o);
 
@@ -1004,7 +1114,15 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         std::map<std::string, std::set<std::string>> differing;
         std::vector<std::string> unrecorded;
         std::set<std::string> unreadable;
-        rows = merge_results(args, progress, options, differing, unrecorded, unreadable);
+        SavedShards shards;
+        rows = merge_results(args, progress, options, differing, unrecorded, unreadable, shards);
+        // A sharded run's rows name their shard: a shard of their split
+        // that none of the files holds is named, not left out unseen.
+        for (auto& r : shards.missing(progress)) {
+            unreadable.insert(r.source);  // told on stderr, as an unreadable file is
+            rows.push_back(std::move(r));
+        }
+        spec.with_shard = !shards.seen.empty();
         // Options the JSON files record with different values: those that
         // set the cut mark every row mixed_cut (place_rows says so), the
         // rest are said here, but for the ranking's own and the method
@@ -1071,12 +1189,13 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     }
     std::ostream& out = file ? file->stream() : std::cout;
     bv::RowWriter writer(out, spec);
-    if (ranking) rows.insert(rows.end(), earlier.kept.begin(), earlier.kept.end());
-    else
-        for (const auto& r : earlier.kept) writer.write(r);
+    for (const auto& r : earlier.kept) {
+        if (ranking) rows.push_back(of_shard(r, shard));
+        else writer.write(of_shard(r, shard));
+    }
 
     if (!b.from_results) {
-        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer, file && !stream ? nullptr : &out};
+        RowSink sink{journal.get(), progress, ranking ? &rows : nullptr, writer, file && !stream ? nullptr : &out, shard};
         auto sync = [&] {
             if (journal) journal->sync_if_due();
         };

@@ -24,6 +24,7 @@ struct ReportSpec {
     Format format = Format::table;
     bool with_place = false;        // `rank` output
     bool with_regularized = false;  // --regularized was given
+    bool with_shard = false;        // the rows' `shard` (a --shard run, or saved rows that carry it)
     bool keeps_negatives = true;    // `spectrum`: --negatives drop marks λ < −tol dropped
     nlohmann::ordered_json context;         // the JSON context block (tool, versions, options, date)
 };

@@ -32,6 +32,7 @@ enum class FieldShown {
     regularized,           // --regularized given
     ranked_regularized,    // both
     when_present,          // only when the row has it (blocks of a structured row)
+    sharded,               // a --shard run's rows, and a ranking of saved rows that carry it
 };
 
 struct Field {
@@ -57,6 +58,7 @@ const Field* find_field(const std::string& name);
 struct Shape {
     bool with_place = false;
     bool with_regularized = false;
+    bool with_shard = false;
 };
 bool shows(const Field& f, const Shape& shape);
 
