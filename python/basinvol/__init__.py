@@ -18,6 +18,7 @@ import io
 import json
 import os
 import sys
+import warnings
 
 from .structures import Diagonal, Factor, Kron
 from .structures import resolved as _resolved
@@ -535,6 +536,30 @@ def _check_tie_tol(tie_tol):
         raise TypeError(f"tie_tol must be a number, got {tie_tol!r}")
 
 
+def _warn_of_missing_shards(rows):
+    """Warns of each shard of a split the rows come from (their `shard`,
+    "I/N") that none of them is of: its results were not read, its run did
+    not finish, or it held no Hessians (rank --from-results, which sees the
+    files, makes it an error row unless an empty file may be that shard)."""
+    seen = {}
+    for r in rows:
+        s = r["shard"] if "shard" in r else None
+        i, _, n = s.partition("/") if isinstance(s, str) else ("", "", "")
+        if i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n):
+            seen.setdefault(int(n), set()).add(int(i))
+    for n, got in sorted(seen.items()):
+        missing, i = [], 0
+        while i < n and len(missing) < 100:  # at most len(got) + 100 steps, whatever n is
+            i += 1
+            if i not in got:
+                missing.append(f"{i}/{n}")
+        if missing:
+            more = n - len(got) - len(missing)
+            warnings.warn(f"no rows of shard {', '.join(missing)}{f' and {more} more' if more else ''} among the "
+                          "rows ranked: its results were not read, its run did not finish, or it held no "
+                          "Hessians; the ranking lacks its Hessians", stacklevel=3)
+
+
 def rank(results_or_sources, *, tie_tol=1e-6, **options):
     """Ranks basins as `basinvol rank`: fewest curved directions first, then
     the larger log-volume (on a tie_tol grid); error rows last. Items are
@@ -560,6 +585,7 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
         else:
             raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
                             "(analyse a matrix or structure with basinvol.analyze() first)")
+    _warn_of_missing_shards(rows)
     core = _need_core()
     ranked = []
     for i, t in core.rank([_row_json(r) for r in rows],

@@ -473,6 +473,25 @@ def test_volume_rank_compare_equal_the_cli(tmp):
         basinvol.compare(a, y)
 
 
+def test_rank_warns_of_a_shard_without_rows(tmp):
+    """Rows of a --shard run name their shard: ranking those of a split
+    with a shard's results left out says so (its Hessians are missing)."""
+    a = checkpoints(tmp, "a.h5", [(s, [5.0, 2.0 + s / 100, 1.0, 0.0]) for s in range(0, 1200, 100)])
+    parts = {k: os.path.join(tmp, "shard%d.jsonl" % k) for k in (1, 2, 3)}
+    for k, f in parts.items():
+        cli("volume", a, "--shard", "%d/3" % k, "--format", "jsonl", "-o", f)
+    rows = {k: basinvol.read_results(f) for k, f in parts.items()}
+    assert all(rows.values()), "each of 3 shards gets some of 12 Hessians"
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        whole = basinvol.rank(rows[1] + rows[2] + rows[3])
+    assert len(whole) == 12
+    with pytest.warns(UserWarning, match=r"no rows of shard 2/3 among the rows ranked"):
+        part = basinvol.rank(rows[1] + rows[3])
+    assert len(part) == len(rows[1]) + len(rows[3])
+
+
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "tsv", "csv"])
 def test_read_results_of_every_format(tmp, fmt):
     a = checkpoints(tmp, "a.h5", [(0, [5.0, 2.0, 1.0, 0.5]), (100, [5.0, 2.0, 0.0, 0.0])])
