@@ -122,7 +122,7 @@ struct Row {
     std::string solver_note;    // why a partial method fell back to dense, if it did
     std::string stored_type;
     std::string structure;            // "" for a dense dataset; blocks, factor, kron, diagonal
-    std::string shard;                // "I/N" of the --shard run that wrote it; "" when unsharded
+    std::string shard;                // "I/N" of the --shard run that wrote it (kept rows too); "" when unsharded
     std::vector<BlockRow> blocks;     // structured Hessians: one per top-level block
     double asymmetry = 0;
     Warnings warnings;
