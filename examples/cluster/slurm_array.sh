@@ -4,8 +4,9 @@
 #   sbatch --array=1-8 examples/cluster/slurm_array.sh
 #   # when every task is done:
 #   basinvol rank --from-results results/shard-*.jsonl -f tsv > ranking.tsv
-#   # (a task whose file is missing, one that timed out, is named there as
-#   # an error row "shard I/N", exit 1)
+#   # (a task whose file is missing, or one that timed out, is named there
+#   # as an error row "shard I/N", exit 1; rerun it alone with the count:
+#   #   SHARDS=8 sbatch --array=3 examples/cluster/slurm_array.sh)
 #
 # Each task takes its 1/N of the Hessians listed in $LIST (one SOURCE a line:
 # FILE or FILE:PATH), chosen by a hash of FILE:/dataset, so the tasks never
@@ -21,7 +22,7 @@ set -euo pipefail
 list="${LIST:-checkpoints.txt}"
 out="${OUT:-results}"
 basinvol="${BASINVOL:-basinvol}"
-n="${SLURM_ARRAY_TASK_COUNT:?run with sbatch --array=1-N}"
+n="${SHARDS:-${SLURM_ARRAY_TASK_COUNT:?run with sbatch --array=1-N}}"  # SHARDS: N when rerunning some tasks
 i="${SLURM_ARRAY_TASK_ID:?run with sbatch --array=1-N}"
 mkdir -p "$out"
 "$basinvol" volume --files-from "$list" --shard "$i/$n" \

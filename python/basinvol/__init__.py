@@ -537,27 +537,45 @@ def _check_tie_tol(tie_tol):
 
 
 def _warn_of_missing_shards(rows):
-    """Warns of each shard of a split the rows come from (their `shard`,
-    "I/N") that none of them is of: its results were not read, its run did
-    not finish, or it held no Hessians (rank --from-results, which sees the
-    files, makes it an error row unless an empty file may be that shard)."""
-    seen = {}
+    """Warns when rows of --shard runs (their `shard`, "I/N", and the rows
+    of their split together, `split_rows`) do not hold every row of their
+    split, naming the shards short of their own rows (`shard_rows`: a run
+    stopped before it finished) and those with none among them (unless the
+    short ones account for every row missing). rank --from-results makes
+    them error rows."""
+    splits, everything = {}, set()
     for r in rows:
         s = r["shard"] if "shard" in r else None
         i, _, n = s.partition("/") if isinstance(s, str) else ("", "", "")
-        if i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n):
-            seen.setdefault(int(n), set()).add(int(i))
-    for n, got in sorted(seen.items()):
-        missing, i = [], 0
-        while i < n and len(missing) < 100:  # at most len(got) + 100 steps, whatever n is
-            i += 1
-            if i not in got:
-                missing.append(f"{i}/{n}")
-        if missing:
-            more = n - len(got) - len(missing)
-            warnings.warn(f"no rows of shard {', '.join(missing)}{f' and {more} more' if more else ''} among the "
-                          "rows ranked: its results were not read, its run did not finish, or it held no "
-                          "Hessians; the ranking lacks its Hessians", stacklevel=3)
+        if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)):
+            continue
+        split = splits.setdefault(int(n), {"rows": 0, "sources": set(), "shards": {}})
+        split["rows"] = max(split["rows"], r["split_rows"] or 0)
+        split["sources"].add(r["source"])
+        shard = split["shards"].setdefault(int(i), [0, set()])
+        shard[0] = max(shard[0], r["shard_rows"] or 0)
+        shard[1].add(r["source"])
+        everything.add(r["source"])
+    for n, split in sorted(splits.items()):
+        held, total = len(split["sources"]), split["rows"]
+        if not total or held >= total or (len(splits) > 1 and len(everything) >= total):
+            continue
+        short = [(i, rows_of, len(src)) for i, (rows_of, src) in sorted(split["shards"].items()) if len(src) < rows_of]
+        said = [f"shard {i}/{n} holds {got} of its {rows_of} rows (its run was stopped before it finished)"
+                for i, rows_of, got in short[:100]]
+        if sum(rows_of - got for _, rows_of, got in short) < total - held:
+            absent, i = [], 0
+            while i < n and len(absent) + len(said) < 100:  # at most len(shards) + 100 steps, whatever n is
+                i += 1
+                if i not in split["shards"]:
+                    absent.append(f"{i}/{n}")
+            if absent:
+                said.append(f"shard {', '.join(absent)} {'has' if len(absent) == 1 else 'have'} no rows among "
+                            "them (results not read, or a run stopped before it wrote any; a shard given no "
+                            "Hessians has none)")
+        warnings.warn(f"the rows ranked hold {held} of the {total} rows of their split into {n} shards, so the "
+                      f"ranking lacks some Hessians: {'; '.join(said) or 'no shard is short of its own rows'}; run "
+                      "those shards again (--shard I/N --resume) and read their results again", stacklevel=3)
 
 
 def rank(results_or_sources, *, tie_tol=1e-6, **options):

@@ -121,12 +121,18 @@ bv::RankOptions rank_options(const py::dict& d) {
     return r;
 }
 
-bv::ReportSpec json_spec(bool with_place, bool with_regularized) {
+bv::ReportSpec json_spec(bool with_place, bool with_regularized, bool with_shard = false) {
     bv::ReportSpec s;
     s.format = bv::Format::json;
     s.with_place = with_place;
     s.with_regularized = with_regularized;
+    s.with_shard = with_shard;
     return s;
+}
+
+// Whether a row carries a --shard run's fields.
+bool any_sharded(const std::vector<bv::Row>& rows) {
+    return std::any_of(rows.begin(), rows.end(), [](const bv::Row& r) { return !r.shard.empty(); });
 }
 
 std::string to_json(const bv::Row& r, const bv::ReportSpec& spec) {
@@ -420,7 +426,7 @@ std::vector<std::pair<std::size_t, std::string>> rank(const std::vector<std::str
     bv::rank_rows(rows, ro);
     if (regularized) bv::rank_regularized(rows, ro.tie_tol);
     std::vector<std::pair<std::size_t, std::string>> out;
-    const auto spec = json_spec(true, regularized);
+    const auto spec = json_spec(true, regularized, any_sharded(rows));
     for (auto& r : rows) {
         const auto i = static_cast<std::size_t>(r.seconds);
         r.seconds = seconds[i];
@@ -456,15 +462,13 @@ std::vector<py::tuple> read_results(const std::string& path) {
         Unlocked unlocked;  // other threads run while a large file is parsed
         rows = bv::read_rows(path);
     }
-    bool with_place = false, regularized = false, sharded = false;
+    bool with_place = false, regularized = false;
     for (const auto& r : rows) {
         with_place = with_place || r.place.has_value();
         regularized = regularized || r.log_volume_regularized.has_value();
-        sharded = sharded || !r.shard.empty();
     }
     std::vector<py::tuple> out;
-    auto spec = json_spec(with_place, regularized);
-    spec.with_shard = sharded;
+    const auto spec = json_spec(with_place, regularized, any_sharded(rows));
     for (const auto& r : rows) out.push_back(to_python(r, spec));  // a spectrum's rows with their eigenvalues
     return out;
 }

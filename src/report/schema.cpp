@@ -17,6 +17,7 @@ Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
 Json number(const std::optional<double>& v) { return v ? number(*v) : Json(nullptr); }
 Json text(const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); }
 Json place(const std::optional<std::size_t>& p) { return p ? Json(*p) : Json(nullptr); }
+Json count_or_null(std::size_t c) { return c ? Json(c) : Json(nullptr); }
 
 std::size_t to_count(const Json& v) { return v.get<std::size_t>(); }
 std::optional<std::size_t> to_place(const Json& v, const char* name) {
@@ -110,7 +111,7 @@ const std::vector<Field> fields = {
     {"source", K::text, S::always, any_row, flat, BV_TEXT(source)},
     {"file", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(file)},
     {"dataset", K::text, S::always, any_row, flat, BV_TEXT(dataset)},
-    {"n", K::count, S::always, any_row, flat, [](const Row& r) { return r.n ? Json(r.n) : Json(nullptr); },
+    {"n", K::count, S::always, any_row, flat, [](const Row& r) { return count_or_null(r.n); },
      [](Row& r, const Json& v) { r.n = to_count(v); }},
     {"rank", K::count, S::always, ok_only, flat, BV_COUNT(rank)},
     {"dim", K::count, S::always, ok_only, flat, BV_COUNT(dim)},
@@ -163,6 +164,10 @@ const std::vector<Field> fields = {
     {"stored_type", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(stored_type)},
     {"structure", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(structure)},
     {"shard", K::text, S::sharded, any_row, flat, BV_TEXT_OR_NULL(shard)},
+    {"shard_rows", K::count, S::sharded, any_row, flat, [](const Row& r) { return count_or_null(r.shard_rows); },
+     [](Row& r, const Json& v) { r.shard_rows = to_count(v); }},
+    {"split_rows", K::count, S::sharded, any_row, flat, [](const Row& r) { return count_or_null(r.split_rows); },
+     [](Row& r, const Json& v) { r.split_rows = to_count(v); }},
     {"log_volume_regularized", K::number, S::regularized, any_row, flat, BV_NUMBER(log_volume_regularized)},
     {"place_regularized", K::count, S::ranked_regularized, any_row, flat,
      [](const Row& r) { return place(r.place_regularized); },

@@ -676,13 +676,13 @@ class BatchTest(clitest.TempDirTest):
             self.assertIn("standard input ('-', /dev/stdin) is given more than once", p.stderr)
 
     def test_a_shard_missing_from_the_merge_is_named(self):
-        """Each row of a --shard run names its shard, so merging a split
-        with a shard's file left out (a job that timed out writes no -o
-        FILE; a glob then just omits it) names that shard as an error row,
-        exit 1, where the ranking used to lack its Hessians without a word.
-        A shard given no Hessians writes no JSON Lines row: as many empty
-        files as shards without rows is only a warning; JSON records the
-        shard in its context, so its empty shard is known."""
+        """Each row of a --shard run names its shard, the rows its run writes
+        and the rows of its whole split, so merging a split whose rows are not
+        all there names the shard: one whose file was left out (a glob just
+        omits a file never written), or one stopped before it finished (a
+        Slurm time limit's SIGTERM writes the rows done): an error row, exit 1,
+        where the ranking used to lack those Hessians without a word. A shard
+        given no Hessians writes no rows and is not missed."""
         a = write_checkpoints(self.path("a.h5"), 12, 20, seed=31)
         out = {k: self.path("sh%d.jsonl" % k) for k in (1, 2, 3)}
         for k, f in out.items():
@@ -690,68 +690,103 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, 0, p.stderr)
             rows = jsonl(slurp(f))
             self.assertTrue(rows, "each of 3 shards gets some of 12 Hessians")
-            self.assertEqual({r["shard"] for r in rows}, {"%d/3" % k})
-        # A resumed shard's kept rows name it too.
+            self.assertEqual({(r["shard"], r["shard_rows"], r["split_rows"]) for r in rows},
+                             {("%d/3" % k, len(rows), 12)})
+        # A resumed shard's kept rows say the same.
+        before = slurp(out[1])
         p = run("volume", a, "--shard", "1/3", "-f", "jsonl", "-o", out[1], "--resume")
-        self.assertEqual({r["shard"] for r in jsonl(slurp(out[1]))}, {"1/3"})
-        # An unsharded run's rows carry no such field (nor a column).
-        self.assertNotIn("shard", jsonl(run("volume", a, "-f", "jsonl").stdout)[0])
-        self.assertNotIn("shard", run("volume", a, "-f", "tsv").stdout.splitlines()[0].split("\t"))
+        self.assertEqual(jsonl(slurp(out[1])), jsonl(before))
+        # An unsharded run's rows carry no such fields (nor columns).
+        for field in ("shard", "shard_rows", "split_rows"):
+            self.assertNotIn(field, jsonl(run("volume", a, "-f", "jsonl").stdout)[0])
+            self.assertNotIn(field, run("volume", a, "-f", "tsv").stdout.splitlines()[0].split("\t"))
 
         whole = run("rank", "--from-results", *out.values(), "-f", "jsonl")
         self.assertEqual(whole.returncode, 0, whole.stderr)
         self.assertNotIn("shard", whole.stderr)
         self.assertEqual(sorted(r["shard"] for r in jsonl(whole.stdout)),
                          sorted(r["shard"] for f in out.values() for r in jsonl(slurp(f))))
+        # A shard's file left out.
         p = run("rank", "--from-results", out[1], out[3], "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
         rows = jsonl(p.stdout)
-        self.assertEqual(len(rows), len(jsonl(slurp(out[1]))) + len(jsonl(slurp(out[3]))) + 1)
-        last = rows[-1]
-        self.assertEqual((last["source"], last["status"], last["place"]), ("shard 2/3", "error", None))
-        self.assertIn("no rows of this shard in the results files given", last["error"])
-        self.assertIn("basinvol: error: " + last["error"], p.stderr)
+        held = len(jsonl(slurp(out[1]))) + len(jsonl(slurp(out[3])))
+        self.assertEqual(len(rows), held + 1)
         self.assertTrue(all(r["status"] == "ok" for r in rows[:-1]))
+        last = rows[-1]
+        self.assertEqual((last["source"], last["file"], last["status"], last["place"]),
+                         ("shard 2/3", None, "error", None))
+        self.assertIn("none of its rows are in the results files given (the split of 3 shards has 12 rows, the "
+                      "results files given hold %d)" % held, last["error"])
+        self.assertIn("run shard 2/3 again (--shard 2/3 --resume", last["error"])
+        self.assertIn("basinvol: error: " + last["error"], p.stderr)
+        # A ranking's own such row is checked again, not kept: with the file it lacked, it is whole.
+        ranked = self.path("ranked.jsonl")
+        self.assertEqual(run("rank", "--from-results", out[1], out[3], "-f", "jsonl", "-o", ranked).returncode, 1)
+        p = run("rank", "--from-results", ranked, out[2], "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 12)
+        again = run("rank", "--from-results", ranked, "-f", "jsonl")
+        self.assertEqual([r["source"] for r in jsonl(again.stdout) if r["status"] == "error"], ["shard 2/3"])
+        # A shard stopped before it finished wrote the rows done, under its own counts.
+        cut = self.path("cut.jsonl")
+        lines = slurp(out[2]).splitlines(True)
+        self.assertGreater(len(lines), 1)
+        with open(cut, "w") as fh:
+            fh.writelines(lines[:-1])
+        p = run("rank", "--from-results", out[1], cut, out[3], "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        (e,) = [r for r in jsonl(p.stdout) if r["status"] == "error"]
+        self.assertEqual(e["source"], "shard 2/3")
+        self.assertIn("%d of its %d rows are in the results files given" % (len(lines) - 1, len(lines)), e["error"])
+        self.assertIn("its run was stopped before it finished", e["error"])
 
-        # More shards than Hessians: empty JSON Lines files stand for as many shards.
+        # More shards than Hessians: a shard given none has no rows, and is not missed,
+        # even when the files are joined by cat or the empty ones left out.
         b = write_checkpoints(self.path("b.h5"), 3, 12, seed=32)
         few = [self.path("few%d.jsonl" % k) for k in range(1, 7)]
         for k, f in enumerate(few, 1):
             self.assertEqual(run("volume", b, "--shard", "%d/6" % k, "-f", "jsonl", "-o", f).returncode, 0)
         empty = [f for f in few if not slurp(f).strip()]
-        self.assertGreaterEqual(len(empty), 3)
-        p = run("rank", "--from-results", *few, "-f", "jsonl")
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("in the results files given, and %d results files given hold no rows" % len(empty), p.stderr)
-        self.assertIn("the ranking holds every shard", p.stderr)
         full = [f for f in few if f not in empty]
-        p = run("rank", "--from-results", *[f for f in few if f != full[0]], "-f", "jsonl")
+        self.assertGreaterEqual(len(empty), 3)
+        for given, stdin in ((few, None), (full, None), (["-"], "".join(slurp(f) for f in few))):
+            p = run("rank", "--from-results", *given, "-f", "jsonl", stdin=stdin)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertNotIn("shard", p.stderr)
+        # One that held some left out: every shard without rows is named, since
+        # which of them held none cannot be told.
+        p = run("rank", "--from-results", *full[1:], "-f", "jsonl")
         self.assertEqual(p.returncode, 1, p.stderr)
-        named = [r["source"] for r in jsonl(p.stdout) if r["status"] == "error"]
-        want = ["shard %d/6" % (few.index(f) + 1) for f in empty + [full[0]]]
-        self.assertEqual(sorted(named), sorted(want))  # which of them held none cannot be known
-        self.assertIn("%d of the %d shards named may have been given none" % (len(empty), len(want)), p.stderr)
+        named = [r for r in jsonl(p.stdout) if r["status"] == "error"]
+        self.assertEqual(sorted(r["source"] for r in named),
+                         sorted("shard %d/6" % (few.index(f) + 1) for f in empty + full[:1]))
+        held = sum(len(jsonl(slurp(f))) for f in full[1:])
+        for r in named:
+            self.assertIn("(at most %d of the %d shards without rows held any" % (3 - held, len(empty) + 1),
+                          r["error"])
+        # JSON documents record the shard in their context too.
+        doc = self.path("few1.json")
+        self.assertEqual(run("volume", b, "--shard", "1/6", "-f", "json", "-o", doc).returncode, 0)
+        self.assertEqual(json.loads(slurp(doc))["context"]["shard"], "1/6")
 
-        # JSON documents name their shard in the context, rows or none.
-        docs = [self.path("few%d.json" % k) for k in range(1, 7)]
-        for k, f in enumerate(docs, 1):
-            self.assertEqual(run("volume", b, "--shard", "%d/6" % k, "-f", "json", "-o", f).returncode, 0)
-            self.assertEqual(json.loads(slurp(f))["context"]["shard"], "%d/6" % k)
-        p = run("rank", "--from-results", *docs, "-f", "jsonl")
-        self.assertEqual((p.returncode, "shard" in p.stderr), (0, False), p.stderr)
-        gone = docs[few.index(empty[0])]
-        p = run("rank", "--from-results", *[f for f in docs if f != gone], "-f", "jsonl")
-        self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"],
-                         ["shard %d/6" % (docs.index(gone) + 1)])
+        # A whole split beside rows of another, not whole: a warning.
+        two = [self.path("two%d.jsonl" % k) for k in (1, 2)]
+        for k, f in enumerate(two, 1):
+            self.assertEqual(run("volume", a, "--shard", "%d/2" % k, "-f", "jsonl", "-o", f).returncode, 0)
+        p = run("rank", "--from-results", *two, out[1], "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("basinvol: warning: the split of 3 shards has 12 rows, the results files given hold %d of "
+                      "them; rows of another split may hold the rest" % len(jsonl(slurp(out[1]))), p.stderr)
 
-        # TSV carries it as a column, and merges the same way.
+        # TSV carries them as columns, and merges the same way.
         tsv = [self.path("sh%d.tsv" % k) for k in (1, 2)]
         for k, f in enumerate(tsv, 1):
             self.assertEqual(run("volume", a, "--shard", "%d/2" % k, "-f", "tsv", "-o", f).returncode, 0)
             lines = [l.split("\t") for l in slurp(f).splitlines()]
-            col = lines[0].index("shard")
-            self.assertEqual({l[col] for l in lines[1:]}, {"%d/2" % k})
+            cols = [lines[0].index(c) for c in ("shard", "shard_rows", "split_rows")]
+            self.assertEqual({tuple(l[c] for c in cols) for l in lines[1:]},
+                             {("%d/2" % k, str(len(lines) - 1), "12")})
         self.assertEqual(run("rank", "--from-results", *tsv).returncode, 0)
         p = run("rank", "--from-results", tsv[0], "-f", "tsv")
         self.assertEqual(p.returncode, 1)
@@ -844,6 +879,20 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(p.returncode, 0, p.stderr)
         shards = [jsonl(slurp(os.path.join(out, "shard-%s.jsonl" % t))) for t in ("1", "2")]
         self.assertSameRows(shards[0] + shards[1], full)  # nothing twice, nothing missing
+        merged = run("rank", "--from-results", *sorted(glob.glob(os.path.join(out, "shard-*.jsonl"))), "-f", "jsonl")
+        self.assertEqual(merged.returncode, 0, merged.stderr)
+        self.assertSameRows(jsonl(merged.stdout), full)
+        # Task 2's file lost: the merge names it; rerun alone (sbatch --array=2,
+        # an array of one) with SHARDS, it completes the ranking.
+        os.remove(os.path.join(out, "shard-2.jsonl"))
+        merged = run("rank", "--from-results", *sorted(glob.glob(os.path.join(out, "shard-*.jsonl"))), "-f", "jsonl")
+        self.assertEqual(merged.returncode, 1, merged.stderr)
+        self.assertIn("basinvol: error: shard 2/2: none of its rows are in the results files given", merged.stderr)
+        env = dict(os.environ, LIST=lst, OUT=out, BASINVOL=BIN, SLURM_ARRAY_TASK_COUNT="1", SLURM_ARRAY_TASK_ID="2",
+                   SHARDS="2")
+        p = subprocess.run(["bash", os.path.join(REPO, "examples", "cluster", "slurm_array.sh")], env=env,
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
         merged = run("rank", "--from-results", *sorted(glob.glob(os.path.join(out, "shard-*.jsonl"))), "-f", "jsonl")
         self.assertEqual(merged.returncode, 0, merged.stderr)
         self.assertSameRows(jsonl(merged.stdout), full)

@@ -474,8 +474,9 @@ def test_volume_rank_compare_equal_the_cli(tmp):
 
 
 def test_rank_warns_of_a_shard_without_rows(tmp):
-    """Rows of a --shard run name their shard: ranking those of a split
-    with a shard's results left out says so (its Hessians are missing)."""
+    """Rows of a --shard run name their shard and count their split's rows:
+    ranking those of a split with a shard's results left out, or cut short,
+    says so (its Hessians are missing); ranked, rows keep those fields."""
     a = checkpoints(tmp, "a.h5", [(s, [5.0, 2.0 + s / 100, 1.0, 0.0]) for s in range(0, 1200, 100)])
     parts = {k: os.path.join(tmp, "shard%d.jsonl" % k) for k in (1, 2, 3)}
     for k, f in parts.items():
@@ -487,9 +488,25 @@ def test_rank_warns_of_a_shard_without_rows(tmp):
         warnings.simplefilter("error")
         whole = basinvol.rank(rows[1] + rows[2] + rows[3])
     assert len(whole) == 12
-    with pytest.warns(UserWarning, match=r"no rows of shard 2/3 among the rows ranked"):
+    assert sorted(r["shard"] for r in whole) == sorted(r["shard"] for k in rows for r in rows[k])
+    held = len(rows[1]) + len(rows[3])
+    with pytest.warns(UserWarning, match=r"the rows ranked hold %d of the 12 rows of their split into 3 shards, "
+                                         r"so the ranking lacks some Hessians: shard 2/3 has no rows" % held):
         part = basinvol.rank(rows[1] + rows[3])
-    assert len(part) == len(rows[1]) + len(rows[3])
+    assert len(part) == held
+    with pytest.warns(UserWarning, match=r"shard 2/3 holds %d of its %d rows \(its run was stopped"
+                                         % (len(rows[2]) - 1, len(rows[2]))):
+        basinvol.rank(rows[1] + rows[2][1:] + rows[3])
+    # Shards given no Hessians have no rows and are not missed.
+    b = checkpoints(tmp, "b.h5", [(0, [1.0, 0.0]), (100, [2.0, 0.0])])
+    few = []
+    for k in range(1, 7):
+        f = os.path.join(tmp, "few%d.jsonl" % k)
+        cli("volume", b, "--shard", "%d/6" % k, "--format", "jsonl", "-o", f)
+        few += basinvol.read_results(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(basinvol.rank(few)) == 2
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "tsv", "csv"])

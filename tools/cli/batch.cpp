@@ -148,8 +148,10 @@ void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkIt
 }  // namespace
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
-                               bool per_block, const bv::ListOptions& listing, std::set<std::string>* listed_sources) {
+                               bool per_block, const bv::ListOptions& listing, std::set<std::string>* listed_sources,
+                               std::size_t* split_rows) {
     std::vector<bv::WorkItem> items;
+    std::size_t others = 0;  // rows of the Hessians other shards hold
     std::vector<bv::Source> parsed;
     for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
     std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
@@ -166,25 +168,30 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
         if (listed_sources) listed_sources->insert(bv::source_error_row(parsed[i], {}).source);
         for (auto& listed : listings[i].hessians) {
             const bv::HessianInfo& h = listed.info;
-            if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
+            const bool mine = !shard || bv::in_shard(bv::shard_key(h.file, h.dataset), *shard);
+            if (!mine && !split_rows) continue;
+            std::vector<bv::WorkItem> theirs;  // counted, not run
+            auto& into = mine ? items : theirs;
             const bool blocks = per_block && listed.problem.empty();
-            items.push_back(item_of(listed));
-            if (blocks && h.structure == "blocks") add_blocks(listed, items, listing);
-            if (blocks && h.structure.empty()) add_parameter_blocks(listed, items);
+            into.push_back(item_of(listed));
+            if (blocks && h.structure == "blocks") add_blocks(listed, into, listing);
+            if (blocks && h.structure.empty()) add_parameter_blocks(listed, into);
+            others += theirs.size();
         }
     }
+    if (split_rows) *split_rows = items.size() + others;
     return items;
 }
 
 std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b,
-                                   std::set<std::string>* listed) {
+                                   std::set<std::string>* listed, std::size_t* split_rows) {
     if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
         throw bv::UsageError("--list-timeout must be a positive number of seconds");
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::ListOptions listing;
     listing.time_limit = b.list_timeout;
-    return plan(gather_sources(args, b), shard, b.per_block, listing, listed);
+    return plan(gather_sources(args, b), shard, b.per_block, listing, listed, split_rows);
 }
 
 std::size_t memory_budget(const CommonOptions& o) {
@@ -438,78 +445,113 @@ nlohmann::ordered_json recorded_options(const nlohmann::ordered_json& context) {
     return options;
 }
 
-// The shards that saved rows come from (`shard` of each row, and of a JSON
-// document's context), to name those of a split with no rows.
+// The shards that saved rows come from: each row of a --shard run names its
+// shard, the rows that shard's run writes and the rows of every shard of
+// its split together (an unsharded run's), so merged files can tell
+// whether they hold every row of the split, and whose are not there.
 struct SavedShards {
-    std::map<std::size_t, std::set<std::size_t>> seen;  // N -> the I seen of I/N
-    std::size_t rowless = 0;  // readable files with no rows that name no shard
-    // Notes shard `text` ("I/N") of results file `named`; InputError when it is not one.
-    void add(const std::string& text, const std::string& named);
-    // An error row for each shard 1..N of a split seen with no rows, told on
-    // stderr, unless there are no more of them than files with no rows (a
-    // shard given no Hessians writes none): then a warning.
+    struct Shard {
+        std::size_t rows = 0;  // the rows its run writes
+        std::set<std::string> sources;
+    };
+    struct Split {
+        std::size_t rows = 0;  // the rows of all its shards together
+        std::set<std::string> sources;
+        std::map<std::size_t, Shard> shards;  // by I
+    };
+    std::map<std::size_t, Split> splits;  // by N
+    std::set<std::string> sources;        // of every split
+
+    // The shard of saved row `r` of results file `named`; InputError when it is not I/N.
+    static bv::Shard shard_of(const bv::Row& r, const std::string& named);
+    // Notes saved row `r`, whose shard is `s`.
+    void add(const bv::Row& r, const bv::Shard& s);
+    // An error row, told on stderr, for each shard of a split whose rows
+    // are not all in the files given: one stopped before it finished, and
+    // ones of which there is no row at all (unless those stopped account
+    // for every row missing: a shard given no Hessians writes none).
     std::vector<bv::Row> missing(Progress& progress) const;
 };
 
-void SavedShards::add(const std::string& text, const std::string& named) {
+bv::Shard SavedShards::shard_of(const bv::Row& r, const std::string& named) {
     try {
-        const bv::Shard s = bv::parse_shard(text);
-        seen[s.count].insert(s.index);
+        return bv::parse_shard(r.shard);
     } catch (const bv::UsageError&) {
-        throw bv::InputError(named + ": shard must be I/N with 1 <= I <= N, got '" + text + "'");
+        throw bv::InputError(named + ": shard must be I/N with 1 <= I <= N, got '" + r.shard + "'");
     }
 }
 
+void SavedShards::add(const bv::Row& r, const bv::Shard& s) {
+    Split& split = splits[s.count];
+    split.rows = std::max(split.rows, r.split_rows);
+    split.sources.insert(r.source);
+    Shard& shard = split.shards[s.index];
+    shard.rows = std::max(shard.rows, r.shard_rows);
+    shard.sources.insert(r.source);
+    sources.insert(r.source);
+}
+
 std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
-    // Each absent shard is named, up to a hundred: a hand-edited 1/99999999999
-    // names a few, not 10^11 (finding them takes at most as many steps as
-    // there are shards seen, and a hundred).
-    constexpr std::size_t named_at_most = 100;
-    std::vector<std::string> absent;  // "I/N"
-    std::size_t total = 0;
-    for (const auto& [count, indices] : seen) {
-        total += count - indices.size();
-        for (std::size_t i = 1; i <= count && absent.size() < named_at_most; ++i)
-            if (!indices.count(i)) absent.push_back(std::to_string(i) + "/" + std::to_string(count));
-    }
-    const std::size_t more = total - absent.size();
-    if (seen.size() > 1) {
-        std::string counts;
-        for (const auto& [count, indices] : seen) counts += (counts.empty() ? "" : " and ") + std::to_string(count);
-        progress.message("basinvol: warning: the results files hold shards of different splits (of " + counts +
-                         "): runs of --shard I/N with different N; each split's shards are checked on their own");
-    }
-    if (total == 0) return {};
-    std::string list;
-    for (const auto& a : absent) list += (list.empty() ? "" : ", ") + a;
-    if (more) list += " and " + std::to_string(more) + " more";
-    const std::string empties =
-        std::to_string(rowless) + (rowless == 1 ? " results file given holds" : " results files given hold") +
-        " no rows (a shard given no Hessians writes none in JSON Lines, TSV or CSV)";
-    if (total <= rowless) {
-        progress.message("basinvol: warning: no rows of " + std::string(total == 1 ? "shard " : "shards ") + list +
-                         " in the results files given, and " + empties + ": if " +
-                         (rowless == 1 ? "it is" : "they are") + " the " + (total == 1 ? "shard" : "shards") +
-                         " named, the ranking holds every shard");
-        return {};
-    }
     std::vector<bv::Row> rows;
-    const std::string why =
-        ": no rows of this shard in the results files given: its results file is missing or not given, or its "
-        "run has not finished (a run writes -o FILE when it ends), so the ranking lacks its Hessians" +
-        (rowless ? "; " + empties + ", so " + std::to_string(rowless) + " of the " + std::to_string(total) +
-                       " shards named may have been given none"
-                 : std::string());
-    for (const auto& a : absent) {
-        const std::string source = "shard " + a;
-        rows.push_back(bv::source_error_row(bv::Source{source, "", source, nullptr}, source + why));
+    const auto error_row = [&](const std::string& source, const std::string& why) {
+        bv::Row e = bv::source_error_row(bv::Source{source, "", source, nullptr}, source + ": " + why);
+        e.file.clear();  // not a file: a merge drops it, and checks again
+        progress.message("basinvol: error: " + e.error);
+        rows.push_back(std::move(e));
+    };
+    for (const auto& [count, split] : splits) {
+        const std::size_t held = split.sources.size();
+        if (split.rows == 0 || held >= split.rows) continue;  // (rows saved without split_rows: not known)
+        const std::string of = "/" + std::to_string(count);
+        const std::string tally = "the split of " + std::to_string(count) + " shards has " +
+                                  std::to_string(split.rows) + " rows, the results files given hold " +
+                                  std::to_string(held);
+        if (splits.size() > 1 && sources.size() >= split.rows) {
+            progress.message("basinvol: warning: " + tally + " of them; rows of another split may hold the rest");
+            continue;
+        }
+        const auto again = [](const std::string& which) {
+            return ": run shard " + which + " again (--shard " + which + " --resume -o its results file) and merge again";
+        };
+        // Each shard named, up to a hundred: a hand-edited 1/99999999999
+        // names a few, not 10^11 (found in at most as many steps as there
+        // are shards seen, and a hundred).
+        constexpr std::size_t named_at_most = 100;
+        std::size_t named = 0, short_by = 0;
+        for (const auto& [index, shard] : split.shards) {
+            if (shard.sources.size() >= shard.rows) continue;
+            short_by += shard.rows - shard.sources.size();
+            if (named++ < named_at_most)
+                error_row("shard " + std::to_string(index) + of,
+                          std::to_string(shard.sources.size()) + " of its " + std::to_string(shard.rows) +
+                              " rows are in the results files given (" + tally +
+                              "): its run was stopped before it finished (a run stopped by a signal writes the "
+                              "rows done)" + again(std::to_string(index) + of));
+        }
+        if (short_by >= split.rows - held) continue;  // a shard with no rows was given no Hessians
+        // Each shard without rows that held some has at least one missing.
+        const std::size_t room = split.rows - held - short_by, without = count - split.shards.size();
+        const std::string some =
+            without > room ? " (at most " + std::to_string(room) + " of the " + std::to_string(without) +
+                                 " shards without rows held any: a shard given no Hessians writes none)"
+                           : std::string();
+        std::size_t absent = 0;
+        for (std::size_t i = 1; i <= count && named < named_at_most; ++i)
+            if (!split.shards.count(i)) {
+                ++absent;
+                error_row("shard " + std::to_string(i) + of,
+                          "none of its rows are in the results files given (" + tally +
+                              "): its results file is missing or was not given, or its run was stopped before "
+                              "it wrote one" + some + again(std::to_string(i) + of));
+                ++named;
+            }
+        const std::size_t unnamed = count - split.shards.size() - absent;
+        if (unnamed > 0)
+            error_row("shards" + of, std::to_string(unnamed) + " more shards without rows in the results files given (" +
+                                         tally + ")" + again("I" + of));
+        else if (absent == 0 && short_by == 0)  // every shard there, and whole: rows hand-edited or cut
+            error_row("shards" + of, tally + ", of no shard short of its own rows");
     }
-    if (more) {
-        const std::string source = "shards " + std::to_string(more) + " more";
-        rows.push_back(bv::source_error_row(bv::Source{source, "", source, nullptr},
-                                            std::to_string(more) + " more shards" + why));
-    }
-    for (const auto& r : rows) progress.message("basinvol: error: " + r.error);
     return rows;
 }
 
@@ -543,18 +585,16 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             const std::string text = f == "-" ? std::string(std::istreambuf_iterator<char>(open_stdin()), {})
                                                : bv::read_saved_text(f);
             std::vector<bv::Row> parsed = bv::parse_saved(text, named);
-            const auto context = recorded_context(text);
-            // Each row names its shard; a JSON document's context too, so a
-            // shard given no Hessians is seen in it.
-            const auto shard = context.is_object() ? context.value("shard", nlohmann::ordered_json()) : nullptr;
-            SavedShards these;  // noted once the whole file reads
-            if (!shard.is_null()) these.add(shard.is_string() ? shard.get<std::string>() : shard.dump(), named);
+            // A ranking's own error rows for shards it lacked are checked again, not kept.
+            parsed.erase(std::remove_if(parsed.begin(), parsed.end(), [](const bv::Row& r) {
+                             return !r.ok && r.file.empty() && r.source.rfind("shard", 0) == 0;
+                         }), parsed.end());
+            std::vector<std::pair<const bv::Row*, bv::Shard>> sharded;  // noted once the whole file reads
             for (const auto& r : parsed)
-                if (!r.shard.empty()) these.add(r.shard, named);
-            for (const auto& [count, indices] : these.seen) shards.seen[count].insert(indices.begin(), indices.end());
-            if (parsed.empty() && shard.is_null()) shards.rowless += 1;
+                if (!r.shard.empty()) sharded.emplace_back(&r, SavedShards::shard_of(r, named));
+            for (const auto& [r, s] : sharded) shards.add(*r, s);
             got = std::move(parsed);
-            recorded = recorded_options(context);
+            recorded = recorded_options(recorded_context(text));
             tsv = bv::detect_format(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text) == bv::Format::tsv;
             // Legal (a shard given no Hessians writes no JSON Lines), but
             // also what a shard that died before its first row leaves.
@@ -1002,9 +1042,18 @@ void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpe
     ranked.finish();
 }
 
-// Row `r` as shard `shard` ("I/N" of --shard, or "") writes it.
-bv::Row of_shard(bv::Row r, const std::string& shard) {
-    r.shard = shard;
+// What a --shard run writes on each row: its shard ("I/N"; "" unsharded),
+// the rows it writes, and the rows of every shard of its split together.
+struct ShardStamp {
+    std::string shard;
+    std::size_t rows = 0, split_rows = 0;
+};
+
+// Row `r` as the run of `stamp` writes it.
+bv::Row of_shard(bv::Row r, const ShardStamp& stamp) {
+    r.shard = stamp.shard;
+    r.shard_rows = stamp.rows;
+    r.split_rows = stamp.split_rows;
     return r;
 }
 
@@ -1017,7 +1066,7 @@ struct RowSink {
     std::vector<bv::Row>* ranked;  // `rank`: kept until every row is in
     bv::RowWriter& writer;
     const std::ostream* streamed;  // rows stream to standard output or a device: once a write fails, nothing reads them
-    const std::string& shard;      // "I/N" of --shard, each row's `shard`
+    const ShardStamp& shard;       // --shard's, on each row
     void finished(std::size_t, const bv::Row& r) const {
         if (!journal) return;
         const std::string why = journal->append(r);
@@ -1079,14 +1128,15 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     const bool ranking = command == "rank";
     auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
-    // Each row of a shard names it (and a JSON document's context), so that
-    // merging the shards can tell one that is missing.
-    std::string shard;
+    // Each row of a shard names it (and a JSON document's context) and
+    // counts its rows and its split's, so that merging the shards can tell
+    // one that is missing or was stopped before it finished.
+    ShardStamp shard;
     if (!b.shard.empty()) {
         const bv::Shard s = bv::parse_shard(b.shard);
-        shard = std::to_string(s.index) + "/" + std::to_string(s.count);
+        shard.shard = std::to_string(s.index) + "/" + std::to_string(s.count);
         spec.with_shard = true;
-        spec.context["shard"] = shard;
+        spec.context["shard"] = shard.shard;
     }
     bv::BatchOptions bo;
     bo.analyze = to_analyze(o);
@@ -1116,13 +1166,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         std::set<std::string> unreadable;
         SavedShards shards;
         rows = merge_results(args, progress, options, differing, unrecorded, unreadable, shards);
-        // A sharded run's rows name their shard: a shard of their split
-        // that none of the files holds is named, not left out unseen.
-        for (auto& r : shards.missing(progress)) {
-            unreadable.insert(r.source);  // told on stderr, as an unreadable file is
-            rows.push_back(std::move(r));
-        }
-        spec.with_shard = !shards.seen.empty();
+        // A sharded run's rows name their shard and count their split's: a
+        // shard whose rows are not all there is named, not left out unseen
+        // (its error rows join the others below).
+        std::vector<bv::Row> lacking = shards.missing(progress);
+        spec.with_shard = !shards.splits.empty();
         // Options the JSON files record with different values: those that
         // set the cut mark every row mixed_cut (place_rows says so), the
         // rest are said here, but for the ranking's own and the method
@@ -1161,6 +1209,8 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
             failed += r.ok ? 0 : 1;
             saved_errors += !r.ok && !unreadable.count(r.source);
         }
+        failed += lacking.size();
+        rows.insert(rows.end(), lacking.begin(), lacking.end());
         if (rows.empty()) progress.message("basinvol: note: the results files hold no rows");
         // Each was told on stderr by the run that saved it; the exit status says them again.
         if (saved_errors)
@@ -1169,10 +1219,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
                              "the results were computed");
     } else {
         std::set<std::string> listed;
-        items = work_for(args, b, &listed);
+        items = work_for(args, b, &listed, shard.shard.empty() ? nullptr : &shard.split_rows);
         const Inputs in = inputs_of(items, listed, spec);  // before the done ones are left out
         if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
         failed += keep_errors_of_others(in, earlier, spec);
+        shard.rows = earlier.kept.size() + items.size();  // what FILE holds once every row is in
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // Opened first: a FIFO's open waits for its reader, and Ctrl-C must end that wait.
