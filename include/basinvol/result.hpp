@@ -123,8 +123,9 @@ struct Row {
     std::string stored_type;
     std::string structure;            // "" for a dense dataset; blocks, factor, kron, diagonal
     std::string shard;                // "I/N" of the --shard run that wrote it (kept rows too); "" when unsharded
-    std::size_t shard_rows = 0;       // the rows that run writes once every row is in (0: unsharded)
-    std::size_t split_rows = 0;       // the rows of every shard of its split together (an unsharded run's)
+    std::string split;                // the fingerprint of its split: N and every shard's sources
+    std::size_t shard_rows = 0;       // the split's rows that run writes once every row is in (0: none, or a part)
+    std::size_t split_rows = 0;       // the rows of every shard of its split together, --per-block's parts left out
     std::vector<BlockRow> blocks;     // structured Hessians: one per top-level block
     double asymmetry = 0;
     Warnings warnings;

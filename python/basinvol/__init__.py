@@ -537,28 +537,30 @@ def _check_tie_tol(tie_tol):
 
 
 def _warn_of_missing_shards(rows):
-    """Warns when rows of --shard runs (their `shard`, "I/N", and the rows
-    of their split together, `split_rows`) do not hold every row of their
-    split, naming the shards short of their own rows (`shard_rows`: a run
-    stopped before it finished) and those with none among them (unless the
-    short ones account for every row missing). rank --from-results makes
+    """Warns when rows of --shard runs (their `shard`, "I/N", `split`, and
+    the rows of their split together, `split_rows`) do not hold every row of
+    their split, naming the shards short of their own rows (`shard_rows`: a
+    run stopped before it finished) and those with none among them (unless
+    the short ones account for every row missing). rank --from-results makes
     them error rows."""
-    splits, everything = {}, set()
+    def field(r, name):
+        return r[name] if name in r else None
+
+    splits = {}
     for r in rows:
-        s = r["shard"] if "shard" in r else None
+        s = field(r, "shard")
         i, _, n = s.partition("/") if isinstance(s, str) else ("", "", "")
-        if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)):
-            continue
-        split = splits.setdefault(int(n), {"rows": 0, "sources": set(), "shards": {}})
-        split["rows"] = max(split["rows"], r["split_rows"] or 0)
+        if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)) or not field(r, "split_rows"):
+            continue  # not of a --shard run, or a --per-block part
+        split = splits.setdefault((int(n), field(r, "split")), {"rows": 0, "sources": set(), "shards": {}})
+        split["rows"] = max(split["rows"], field(r, "split_rows"))
         split["sources"].add(r["source"])
         shard = split["shards"].setdefault(int(i), [0, set()])
-        shard[0] = max(shard[0], r["shard_rows"] or 0)
+        shard[0] = max(shard[0], field(r, "shard_rows") or 0)
         shard[1].add(r["source"])
-        everything.add(r["source"])
-    for n, split in sorted(splits.items()):
+    for (n, _), split in sorted(splits.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         held, total = len(split["sources"]), split["rows"]
-        if not total or held >= total or (len(splits) > 1 and len(everything) >= total):
+        if held >= total:
             continue
         short = [(i, rows_of, len(src)) for i, (rows_of, src) in sorted(split["shards"].items()) if len(src) < rows_of]
         said = [f"shard {i}/{n} holds {got} of its {rows_of} rows (its run was stopped before it finished)"

@@ -164,6 +164,7 @@ const std::vector<Field> fields = {
     {"stored_type", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(stored_type)},
     {"structure", K::text, S::always, any_row, flat, BV_TEXT_OR_NULL(structure)},
     {"shard", K::text, S::sharded, any_row, flat, BV_TEXT_OR_NULL(shard)},
+    {"split", K::text, S::sharded, any_row, flat, BV_TEXT_OR_NULL(split)},
     {"shard_rows", K::count, S::sharded, any_row, flat, [](const Row& r) { return count_or_null(r.shard_rows); },
      [](Row& r, const Json& v) { r.shard_rows = to_count(v); }},
     {"split_rows", K::count, S::sharded, any_row, flat, [](const Row& r) { return count_or_null(r.split_rows); },

@@ -676,13 +676,15 @@ class BatchTest(clitest.TempDirTest):
             self.assertIn("standard input ('-', /dev/stdin) is given more than once", p.stderr)
 
     def test_a_shard_missing_from_the_merge_is_named(self):
-        """Each row of a --shard run names its shard, the rows its run writes
-        and the rows of its whole split, so merging a split whose rows are not
-        all there names the shard: one whose file was left out (a glob just
-        omits a file never written), or one stopped before it finished (a
-        Slurm time limit's SIGTERM writes the rows done): an error row, exit 1,
-        where the ranking used to lack those Hessians without a word. A shard
-        given no Hessians writes no rows and is not missed."""
+        """Each row of a --shard run names its shard and its split (N and
+        every shard's sources), and counts the rows its run writes and the
+        split's, so merging a split whose rows are not all there names the
+        shard: one whose file was left out (a glob just omits a file never
+        written), or one stopped before it finished (a Slurm time limit's
+        SIGTERM writes the rows done): an error row, exit 1, where the ranking
+        used to lack those Hessians without a word. A shard given no Hessians
+        writes no rows and is not missed; rows of another split or run do not
+        stand in for missing ones."""
         a = write_checkpoints(self.path("a.h5"), 12, 20, seed=31)
         out = {k: self.path("sh%d.jsonl" % k) for k in (1, 2, 3)}
         for k, f in out.items():
@@ -692,12 +694,14 @@ class BatchTest(clitest.TempDirTest):
             self.assertTrue(rows, "each of 3 shards gets some of 12 Hessians")
             self.assertEqual({(r["shard"], r["shard_rows"], r["split_rows"]) for r in rows},
                              {("%d/3" % k, len(rows), 12)})
+            self.assertRegex(rows[0]["split"], "^[0-9a-f]{16}$")
+        self.assertEqual(len({r["split"] for f in out.values() for r in jsonl(slurp(f))}), 1)
         # A resumed shard's kept rows say the same.
         before = slurp(out[1])
         p = run("volume", a, "--shard", "1/3", "-f", "jsonl", "-o", out[1], "--resume")
         self.assertEqual(jsonl(slurp(out[1])), jsonl(before))
         # An unsharded run's rows carry no such fields (nor columns).
-        for field in ("shard", "shard_rows", "split_rows"):
+        for field in ("shard", "split", "shard_rows", "split_rows"):
             self.assertNotIn(field, jsonl(run("volume", a, "-f", "jsonl").stdout)[0])
             self.assertNotIn(field, run("volume", a, "-f", "tsv").stdout.splitlines()[0].split("\t"))
 
@@ -716,8 +720,8 @@ class BatchTest(clitest.TempDirTest):
         last = rows[-1]
         self.assertEqual((last["source"], last["file"], last["status"], last["place"]),
                          ("shard 2/3", None, "error", None))
-        self.assertIn("none of its rows are in the results files given (the split of 3 shards has 12 rows, the "
-                      "results files given hold %d)" % held, last["error"])
+        self.assertIn("none of its rows are in the results files given (its split (%s) of 3 shards has 12 rows, "
+                      "the results files given hold %d)" % (rows[0]["split"], held), last["error"])
         self.assertIn("run shard 2/3 again (--shard 2/3 --resume", last["error"])
         self.assertIn("basinvol: error: " + last["error"], p.stderr)
         # A ranking's own such row is checked again, not kept: with the file it lacked, it is whole.
@@ -770,14 +774,55 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(run("volume", b, "--shard", "1/6", "-f", "json", "-o", doc).returncode, 0)
         self.assertEqual(json.loads(slurp(doc))["context"]["shard"], "1/6")
 
-        # A whole split beside rows of another, not whole: a warning.
+        # Rows of another split, of an unsharded run, or of another list sharded
+        # alike do not stand in for a split's missing rows: which Hessians those
+        # are is not known, only how many.
         two = [self.path("two%d.jsonl" % k) for k in (1, 2)]
         for k, f in enumerate(two, 1):
             self.assertEqual(run("volume", a, "--shard", "%d/2" % k, "-f", "jsonl", "-o", f).returncode, 0)
-        p = run("rank", "--from-results", *two, out[1], "-f", "jsonl")
+        self.assertEqual(run("rank", "--from-results", *two).returncode, 0)
+        unsharded = self.path("all.jsonl")
+        self.assertEqual(run("volume", a, "-f", "jsonl", "-o", unsharded).returncode, 0)
+        other = [self.path("other%d.jsonl" % k) for k in (1, 2, 3)]
+        c = write_checkpoints(self.path("c.h5"), 12, 20, seed=33)
+        for k, f in enumerate(other, 1):
+            self.assertEqual(run("volume", c, "--shard", "%d/3" % k, "-f", "jsonl", "-o", f).returncode, 0)
+        for extra, says in ((two, "rows of 2 splits"), ([unsharded], "rows of 1 split and of unsharded runs"),
+                            (other, "rows of 2 splits")):
+            p = run("rank", "--from-results", out[1], out[3], *extra, "-f", "jsonl")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"], ["shard 2/3"])
+            self.assertIn("the files given hold %s: merge the results of one split" % says, p.stderr)
+        # One Hessian named by two SOURCEs is one row of its split.
+        dup = [self.path("dup%d.jsonl" % k) for k in (1, 2)]
+        for k, f in enumerate(dup, 1):
+            self.assertEqual(run("volume", a, a + ":/checkpoints/step_0003", "--shard", "%d/2" % k, "-f", "jsonl",
+                                 "-o", f).returncode, 0)
+        p = run("rank", "--from-results", *dup, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("basinvol: warning: the split of 3 shards has 12 rows, the results files given hold %d of "
-                      "them; rows of another split may hold the rest" % len(jsonl(slurp(out[1]))), p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 12)
+
+        # --per-block's parts are rows of their shard, not counted in the split.
+        pb = self.path("pb.h5")
+        rng = np.random.default_rng(34)
+        with h5py.File(pb, "w") as f:
+            for i in range(6):
+                d = f.create_dataset("h%d" % i, data=gram(rng, 12, 3 + i))
+                d.attrs["param_offsets"] = np.array([0, 6], dtype=np.int64)
+                d.attrs["param_sizes"] = np.array([6, 6], dtype=np.int64)
+        parts = [self.path("pb%d.jsonl" % k) for k in (1, 2)]
+        for k, f in enumerate(parts, 1):
+            self.assertEqual(run("volume", pb, "--per-block", "--shard", "%d/2" % k, "-f", "jsonl", "-o", f).returncode, 0)
+            rows = jsonl(slurp(f))
+            whole = [r for r in rows if "[" not in r["dataset"]]
+            self.assertEqual(len(rows), 3 * len(whole))
+            self.assertEqual({(r["shard_rows"], r["split_rows"]) for r in whole}, {(len(whole), 6)})
+            self.assertEqual({(r["shard"], r["shard_rows"], r["split_rows"]) for r in rows if r not in whole},
+                             {("%d/2" % k, None, None)})
+        self.assertEqual(run("rank", "--from-results", *parts).returncode, 0)
+        p = run("rank", "--from-results", parts[0], "-f", "jsonl")
+        self.assertEqual((p.returncode, [r["source"] for r in jsonl(p.stdout) if r["status"] == "error"]),
+                         (1, ["shard 2/2"]))
 
         # TSV carries them as columns, and merges the same way.
         tsv = [self.path("sh%d.tsv" % k) for k in (1, 2)]
@@ -787,6 +832,7 @@ class BatchTest(clitest.TempDirTest):
             cols = [lines[0].index(c) for c in ("shard", "shard_rows", "split_rows")]
             self.assertEqual({tuple(l[c] for c in cols) for l in lines[1:]},
                              {("%d/2" % k, str(len(lines) - 1), "12")})
+            self.assertEqual(lines[0].index("split"), cols[0] + 1)
         self.assertEqual(run("rank", "--from-results", *tsv).returncode, 0)
         p = run("rank", "--from-results", tsv[0], "-f", "tsv")
         self.assertEqual(p.returncode, 1)

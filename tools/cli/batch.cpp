@@ -149,9 +149,8 @@ void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkIt
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block, const bv::ListOptions& listing, std::set<std::string>* listed_sources,
-                               std::size_t* split_rows) {
+                               std::set<std::string>* split) {
     std::vector<bv::WorkItem> items;
-    std::size_t others = 0;  // rows of the Hessians other shards hold
     std::vector<bv::Source> parsed;
     for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
     std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
@@ -162,36 +161,33 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
         if (!listings[i].error.empty()) {
             bv::WorkItem w;
             w.error = bv::source_error_row(parsed[i], listings[i].error);
+            if (split) split->insert(w.label());
             items.push_back(std::move(w));
             continue;
         }
         if (listed_sources) listed_sources->insert(bv::source_error_row(parsed[i], {}).source);
         for (auto& listed : listings[i].hessians) {
             const bv::HessianInfo& h = listed.info;
-            const bool mine = !shard || bv::in_shard(bv::shard_key(h.file, h.dataset), *shard);
-            if (!mine && !split_rows) continue;
-            std::vector<bv::WorkItem> theirs;  // counted, not run
-            auto& into = mine ? items : theirs;
+            if (split) split->insert(h.source());
+            if (shard && !bv::in_shard(bv::shard_key(h.file, h.dataset), *shard)) continue;
             const bool blocks = per_block && listed.problem.empty();
-            into.push_back(item_of(listed));
-            if (blocks && h.structure == "blocks") add_blocks(listed, into, listing);
-            if (blocks && h.structure.empty()) add_parameter_blocks(listed, into);
-            others += theirs.size();
+            items.push_back(item_of(listed));
+            if (blocks && h.structure == "blocks") add_blocks(listed, items, listing);
+            if (blocks && h.structure.empty()) add_parameter_blocks(listed, items);
         }
     }
-    if (split_rows) *split_rows = items.size() + others;
     return items;
 }
 
 std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b,
-                                   std::set<std::string>* listed, std::size_t* split_rows) {
+                                   std::set<std::string>* listed, std::set<std::string>* split) {
     if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
         throw bv::UsageError("--list-timeout must be a positive number of seconds");
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::ListOptions listing;
     listing.time_limit = b.list_timeout;
-    return plan(gather_sources(args, b), shard, b.per_block, listing, listed, split_rows);
+    return plan(gather_sources(args, b), shard, b.per_block, listing, listed, split);
 }
 
 std::size_t memory_budget(const CommonOptions& o) {
@@ -446,21 +442,23 @@ nlohmann::ordered_json recorded_options(const nlohmann::ordered_json& context) {
 }
 
 // The shards that saved rows come from: each row of a --shard run names its
-// shard, the rows that shard's run writes and the rows of every shard of
-// its split together (an unsharded run's), so merged files can tell
-// whether they hold every row of the split, and whose are not there.
+// shard and its split (a fingerprint of N and every shard's sources), and
+// counts the split's rows its run writes and the split's own, so merged
+// files can tell whether they hold every row of the split, and whose are
+// not there. --per-block's parts are not counted.
 struct SavedShards {
     struct Shard {
-        std::size_t rows = 0;  // the rows its run writes
+        std::size_t rows = 0;  // the split's rows its run writes
         std::set<std::string> sources;
     };
     struct Split {
-        std::size_t rows = 0;  // the rows of all its shards together
+        std::size_t count = 0;  // N
+        std::size_t rows = 0;   // the rows of all its shards together
         std::set<std::string> sources;
         std::map<std::size_t, Shard> shards;  // by I
     };
-    std::map<std::size_t, Split> splits;  // by N
-    std::set<std::string> sources;        // of every split
+    std::map<std::pair<std::size_t, std::string>, Split> splits;  // by N and fingerprint
+    std::size_t others = 0;  // rows of no split (unsharded runs)
 
     // The shard of saved row `r` of results file `named`; InputError when it is not I/N.
     static bv::Shard shard_of(const bv::Row& r, const std::string& named);
@@ -482,13 +480,14 @@ bv::Shard SavedShards::shard_of(const bv::Row& r, const std::string& named) {
 }
 
 void SavedShards::add(const bv::Row& r, const bv::Shard& s) {
-    Split& split = splits[s.count];
+    if (r.split_rows == 0) return;  // a part, or a row saved without the counts: not known
+    Split& split = splits[{s.count, r.split}];
+    split.count = s.count;
     split.rows = std::max(split.rows, r.split_rows);
     split.sources.insert(r.source);
     Shard& shard = split.shards[s.index];
     shard.rows = std::max(shard.rows, r.shard_rows);
     shard.sources.insert(r.source);
-    sources.insert(r.source);
 }
 
 std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
@@ -499,19 +498,24 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
         progress.message("basinvol: error: " + e.error);
         rows.push_back(std::move(e));
     };
-    for (const auto& [count, split] : splits) {
-        const std::size_t held = split.sources.size();
-        if (split.rows == 0 || held >= split.rows) continue;  // (rows saved without split_rows: not known)
+    // Rows of other runs do not stand in for a split's: which Hessians its
+    // missing rows are is not known, only how many.
+    const std::string mixed =
+        splits.size() > 1 || others > 0
+            ? "; the files given hold rows of " + std::to_string(splits.size()) +
+                  (splits.size() == 1 ? " split" : " splits") + (others ? " and of unsharded runs" : "") +
+                  ": merge the results of one split (one list, one N)"
+            : std::string();
+    for (const auto& [key, split] : splits) {
+        const std::size_t held = split.sources.size(), count = split.count;
+        if (held >= split.rows) continue;
         const std::string of = "/" + std::to_string(count);
-        const std::string tally = "the split of " + std::to_string(count) + " shards has " +
+        const std::string tally = "its split (" + key.second + ") of " + std::to_string(count) + " shards has " +
                                   std::to_string(split.rows) + " rows, the results files given hold " +
                                   std::to_string(held);
-        if (splits.size() > 1 && sources.size() >= split.rows) {
-            progress.message("basinvol: warning: " + tally + " of them; rows of another split may hold the rest");
-            continue;
-        }
-        const auto again = [](const std::string& which) {
-            return ": run shard " + which + " again (--shard " + which + " --resume -o its results file) and merge again";
+        const auto again = [&mixed](const std::string& which) {
+            return ": run shard " + which + " again (--shard " + which +
+                   " --resume -o its results file) and merge again" + mixed;
         };
         // Each shard named, up to a hundred: a hand-edited 1/99999999999
         // names a few, not 10^11 (found in at most as many steps as there
@@ -545,12 +549,13 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
                               "it wrote one" + some + again(std::to_string(i) + of));
                 ++named;
             }
-        const std::size_t unnamed = count - split.shards.size() - absent;
+        const std::size_t unnamed = without - absent;
         if (unnamed > 0)
             error_row("shards" + of, std::to_string(unnamed) + " more shards without rows in the results files given (" +
                                          tally + ")" + again("I" + of));
-        else if (absent == 0 && short_by == 0)  // every shard there, and whole: rows hand-edited or cut
-            error_row("shards" + of, tally + ", of no shard short of its own rows");
+        else if (absent == 0 && short_by == 0)  // every shard there and whole, yet the split is not
+            error_row("shards" + of, tally + ", yet no shard is short of its own rows (two of its sources name "
+                                             "one Hessian?)" + again("I" + of) + ", every one");
     }
     return rows;
 }
@@ -593,6 +598,7 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             for (const auto& r : parsed)
                 if (!r.shard.empty()) sharded.emplace_back(&r, SavedShards::shard_of(r, named));
             for (const auto& [r, s] : sharded) shards.add(*r, s);
+            shards.others += parsed.size() - sharded.size();
             got = std::move(parsed);
             recorded = recorded_options(recorded_context(text));
             tsv = bv::detect_format(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text) == bv::Format::tsv;
@@ -1043,17 +1049,35 @@ void rank_and_write(std::vector<bv::Row>& rows, std::ostream& out, bv::ReportSpe
 }
 
 // What a --shard run writes on each row: its shard ("I/N"; "" unsharded),
-// the rows it writes, and the rows of every shard of its split together.
+// its split's fingerprint, and on the rows of the split's sources (not
+// --per-block's parts) the rows of them it writes and the split's count.
 struct ShardStamp {
-    std::string shard;
-    std::size_t rows = 0, split_rows = 0;
+    std::string shard, split;
+    std::set<std::string> sources;  // the split's (ShardStamp::of)
+    std::size_t rows = 0;
+
+    // The stamp of shard `s` of the split of `sources`, whose rows of them this run writes are `rows`.
+    static ShardStamp of(const bv::Shard& s, std::set<std::string> sources, std::size_t rows) {
+        ShardStamp t;
+        t.shard = std::to_string(s.index) + "/" + std::to_string(s.count);
+        std::string all = std::to_string(s.count);
+        for (const auto& x : sources) all += '\n' + x;  // (a source holds no line break here: a row's key)
+        char hex[17];
+        std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(bv::stable_hash(all)));
+        t.split = hex;
+        t.sources = std::move(sources);
+        t.rows = rows;
+        return t;
+    }
 };
 
 // Row `r` as the run of `stamp` writes it.
 bv::Row of_shard(bv::Row r, const ShardStamp& stamp) {
     r.shard = stamp.shard;
-    r.shard_rows = stamp.rows;
-    r.split_rows = stamp.split_rows;
+    r.split = stamp.split;
+    const bool counted = stamp.sources.count(r.source) > 0;
+    r.shard_rows = counted ? stamp.rows : 0;
+    r.split_rows = counted ? stamp.sources.size() : 0;
     return r;
 }
 
@@ -1128,16 +1152,11 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     const bool ranking = command == "rank";
     auto spec = spec_for(command, o, ranking);
     check_batch_usage(b, spec, args);
-    // Each row of a shard names it (and a JSON document's context) and
-    // counts its rows and its split's, so that merging the shards can tell
-    // one that is missing or was stopped before it finished.
-    ShardStamp shard;
-    if (!b.shard.empty()) {
-        const bv::Shard s = bv::parse_shard(b.shard);
-        shard.shard = std::to_string(s.index) + "/" + std::to_string(s.count);
-        spec.with_shard = true;
-        spec.context["shard"] = shard.shard;
-    }
+    // Each row of a shard names it (and a JSON document's context), its
+    // split, and counts its rows and its split's, so that merging the shards
+    // can tell one that is missing or was stopped before it finished.
+    ShardStamp shard;  // (ShardStamp::of once the split is listed)
+    spec.with_shard = !b.shard.empty();
     bv::BatchOptions bo;
     bo.analyze = to_analyze(o);
 
@@ -1219,11 +1238,20 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
                              "the results were computed");
     } else {
         std::set<std::string> listed;
-        items = work_for(args, b, &listed, shard.shard.empty() ? nullptr : &shard.split_rows);
+        std::set<std::string> split;
+        items = work_for(args, b, &listed, spec.with_shard ? &split : nullptr);
         const Inputs in = inputs_of(items, listed, spec);  // before the done ones are left out
         if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
         failed += keep_errors_of_others(in, earlier, spec);
-        shard.rows = earlier.kept.size() + items.size();  // what FILE holds once every row is in
+        if (spec.with_shard) {
+            std::set<std::string> mine;  // the split's sources FILE holds once every row is in
+            for (const auto& r : earlier.kept)
+                if (split.count(r.source)) mine.insert(r.source);
+            for (const auto& w : items)
+                if (split.count(w.label())) mine.insert(w.label());
+            shard = ShardStamp::of(bv::parse_shard(b.shard), std::move(split), mine.size());
+            spec.context["shard"] = shard.shard;
+        }
     }
     if (!b.output.empty()) refuse_run_inputs_as_output(b.output, args, b, items);
     // Opened first: a FIFO's open waits for its reader, and Ctrl-C must end that wait.

@@ -47,16 +47,18 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 // `listed`, when given, receives the row source each SOURCE that listed
 // would have had as an error row, in every shard: --resume tries such a row
 // again though the SOURCE's Hessians now fall in other shards.
-// `split_rows`, when given, receives the rows of every shard together (the
-// items without `shard`), so that merged shards can tell they are whole.
+// `split`, when given, receives the sources of every shard's Hessians (and
+// SOURCEs that cannot be listed) together, --per-block's parts left out:
+// what the run without `shard` lists, so that merged shards can tell they
+// are whole.
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block = false, const bv::ListOptions& listing = {},
-                               std::set<std::string>* listed = nullptr, std::size_t* split_rows = nullptr);
+                               std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr);
 
 // The work of a command: its SOURCE arguments and --files-from lists, in
 // --shard's shard, listed under --list-timeout. Throws UsageError.
 std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b,
-                                   std::set<std::string>* listed = nullptr, std::size_t* split_rows = nullptr);
+                                   std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr);
 
 // The memory budget --max-memory gives (default: default_memory_budget()).
 std::size_t memory_budget(const CommonOptions& o);
