@@ -536,6 +536,14 @@ def _check_tie_tol(tie_tol):
         raise TypeError(f"tie_tol must be a number, got {tie_tol!r}")
 
 
+def _shard_check_row(r):
+    """Whether `r` is a ranking's error row for a shard it lacked ("shard I/N",
+    no file): checked again when ranked, not kept, as rank --from-results does."""
+    file = r["file"] if "file" in r else None
+    return (r["status"] if "status" in r else None) == "error" and str(r["source"]).startswith("shard") and \
+        not (isinstance(file, str) and file)
+
+
 def _warn_of_missing_shards(rows):
     """Warns when rows of --shard runs (their `shard`, "I/N", `split`, and
     the rows of their split together, `split_rows`) do not hold every row of
@@ -543,8 +551,9 @@ def _warn_of_missing_shards(rows):
     run stopped before it finished) and those with none among them (unless
     the short ones account for every row missing). rank --from-results makes
     them error rows."""
-    def field(r, name):
-        return r[name] if name in r else None
+    def field(r, name):  # None for absent, null, or a DataFrame's NaN
+        v = r[name] if name in r else None
+        return None if isinstance(v, float) and v != v else v
 
     splits = {}
     for r in rows:
@@ -553,10 +562,10 @@ def _warn_of_missing_shards(rows):
         if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)) or not field(r, "split_rows"):
             continue  # not of a --shard run, or a --per-block part
         split = splits.setdefault((int(n), field(r, "split")), {"rows": 0, "sources": set(), "shards": {}})
-        split["rows"] = max(split["rows"], field(r, "split_rows"))
+        split["rows"] = max(split["rows"], int(field(r, "split_rows")))
         split["sources"].add(r["source"])
         shard = split["shards"].setdefault(int(i), [0, set()])
-        shard[0] = max(shard[0], field(r, "shard_rows") or 0)
+        shard[0] = max(shard[0], int(field(r, "shard_rows") or 0))
         shard[1].add(r["source"])
     for (n, _), split in sorted(splits.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         held, total = len(split["sources"]), split["rows"]
@@ -605,6 +614,7 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
         else:
             raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
                             "(analyse a matrix or structure with basinvol.analyze() first)")
+    rows = [r for r in rows if not _shard_check_row(r)]
     _warn_of_missing_shards(rows)
     core = _need_core()
     ranked = []

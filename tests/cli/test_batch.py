@@ -787,12 +787,41 @@ class BatchTest(clitest.TempDirTest):
         c = write_checkpoints(self.path("c.h5"), 12, 20, seed=33)
         for k, f in enumerate(other, 1):
             self.assertEqual(run("volume", c, "--shard", "%d/3" % k, "-f", "jsonl", "-o", f).returncode, 0)
-        for extra, says in ((two, "rows of 2 splits"), ([unsharded], "rows of 1 split and of unsharded runs"),
+        for extra, says in ((two, "rows of 2 splits"),
+                            ([unsharded], "rows of 1 split and rows of no shard (unsharded runs, or saved before "
+                                          "rows named their shard: --resume each shard once)"),
                             (other, "rows of 2 splits")):
             p = run("rank", "--from-results", out[1], out[3], *extra, "-f", "jsonl")
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"], ["shard 2/3"])
             self.assertIn("the files given hold %s: merge the results of one split" % says, p.stderr)
+        # A file missing for every shard: one split, its error row in each
+        # shard (merged to one, without a warning per shard); once it is
+        # there for one shard only, the shards ran on two lists.
+        late = self.path("late.h5")
+        lst = self.path("late.txt")
+        with open(lst, "w") as fh:
+            fh.write(a + "\n" + late + "\n")
+        lates = [self.path("late%d.jsonl" % k) for k in (1, 2)]
+        for k, f in enumerate(lates, 1):
+            self.assertEqual(run("volume", "--files-from", lst, "--shard", "%d/2" % k, "-f", "jsonl", "-o", f).returncode, 1)
+        p = run("rank", "--from-results", *lates, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"], [late])
+        self.assertNotIn("is in both", p.stderr)
+        self.assertNotIn("shard", p.stderr)
+        write_checkpoints(late, 4, 20, seed=35)
+        self.assertEqual(run("volume", "--files-from", lst, "--shard", "2/2", "-f", "jsonl", "-o", lates[1]).returncode, 0)
+        p = run("rank", "--from-results", *lates, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("basinvol: error: shard 1/2: none of its rows are in the results files given", p.stderr)
+        self.assertIn("its rows in them are of another split: it ran on another list", p.stderr)
+        self.assertEqual(run("volume", "--files-from", lst, "--shard", "1/2", "-f", "jsonl", "-o", lates[0],
+                             "--resume").returncode, 0)
+        p = run("rank", "--from-results", *lates, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(jsonl(p.stdout)), 16)
+
         # One Hessian named by two SOURCEs is one row of its split.
         dup = [self.path("dup%d.jsonl" % k) for k in (1, 2)]
         for k, f in enumerate(dup, 1):

@@ -497,6 +497,17 @@ def test_rank_warns_of_a_shard_without_rows(tmp):
     with pytest.warns(UserWarning, match=r"shard 2/3 holds %d of its %d rows \(its run was stopped"
                                          % (len(rows[2]) - 1, len(rows[2]))):
         basinvol.rank(rows[1] + rows[2][1:] + rows[3])
+    # A DataFrame's rows (null counts are NaN there) say the same.
+    with pytest.warns(UserWarning, match=r"hold %d of the 12 rows of their split into 3 shards" % held):
+        basinvol.rank(basinvol.to_dataframe(rows[1] + rows[3]))
+    # A ranking's own "shard I/N" error row is checked again, not kept.
+    saved = os.path.join(tmp, "lacking.jsonl")
+    cli("rank", "--from-results", parts[1], parts[3], "--format", "jsonl", "-o", saved, status=1)
+    assert "shard 2/3" in [r.source for r in basinvol.read_results(saved)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = basinvol.rank(basinvol.read_results(saved) + rows[2])
+    assert [r.source for r in again if not r.ok] == [] and len(again) == 12
     # A row dict naming its shard without the counts (hand-made) is not checked.
     bare = {k: v for k, v in rows[1][0].to_dict().items() if k not in ("split", "shard_rows", "split_rows")}
     with warnings.catch_warnings():

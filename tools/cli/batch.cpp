@@ -503,9 +503,15 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
     const std::string mixed =
         splits.size() > 1 || others > 0
             ? "; the files given hold rows of " + std::to_string(splits.size()) +
-                  (splits.size() == 1 ? " split" : " splits") + (others ? " and of unsharded runs" : "") +
+                  (splits.size() == 1 ? " split" : " splits") +
+                  (others ? " and rows of no shard (unsharded runs, or saved before rows named their shard: "
+                            "--resume each shard once)"
+                          : "") +
                   ": merge the results of one split (one list, one N)"
             : std::string();
+    std::set<std::pair<std::size_t, std::size_t>> seen;  // (N, I) of every split
+    for (const auto& [key, split] : splits)
+        for (const auto& [index, shard] : split.shards) seen.emplace(key.first, index);
     for (const auto& [key, split] : splits) {
         const std::size_t held = split.sources.size(), count = split.count;
         if (held >= split.rows) continue;
@@ -543,19 +549,24 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
         for (std::size_t i = 1; i <= count && named < named_at_most; ++i)
             if (!split.shards.count(i)) {
                 ++absent;
-                error_row("shard " + std::to_string(i) + of,
-                          "none of its rows are in the results files given (" + tally +
-                              "): its results file is missing or was not given, or its run was stopped before "
-                              "it wrote one" + some + again(std::to_string(i) + of));
+                const std::string why =
+                    seen.count({count, i})
+                        ? "its rows in them are of another split: it ran on another list (a file that appeared or "
+                          "went between the shards' runs, or an edited list)"
+                        : "its results file is missing or was not given, or its run was stopped before it wrote one";
+                error_row("shard " + std::to_string(i) + of, "none of its rows are in the results files given (" +
+                                                                 tally + "): " + why + some +
+                                                                 again(std::to_string(i) + of));
                 ++named;
             }
         const std::size_t unnamed = without - absent;
         if (unnamed > 0)
             error_row("shards" + of, std::to_string(unnamed) + " more shards without rows in the results files given (" +
                                          tally + ")" + again("I" + of));
-        else if (absent == 0 && short_by == 0)  // every shard there and whole, yet the split is not
-            error_row("shards" + of, tally + ", yet no shard is short of its own rows (two of its sources name "
-                                             "one Hessian?)" + again("I" + of) + ", every one");
+        else if (absent == 0 && short_by == 0)  // every shard there and whole, yet the split is not: edited rows
+            error_row("shards" + of, tally + ", yet no shard is short of its own rows: two of its Hessians' "
+                                             "names are written alike (bytes that are not UTF-8), or rows were "
+                                             "edited; running the shards again does not change that");
     }
     return rows;
 }
@@ -666,7 +677,11 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                           bv::value_text(old.log_volume) + " and " + bv::value_text(r.log_volume) +
                           ": runs under other options?)"
                     : std::string();
-            progress.message("basinvol: warning: " + r.source + " is in " +
+            // A SOURCE that cannot be listed is an error row in every shard of a split: expected.
+            const bool every_shard_s = !old.ok && !r.ok && old.error == r.error && !r.split.empty() &&
+                                       r.split == old.split && r.shard != old.shard;
+            if (!every_shard_s)
+                progress.message("basinvol: warning: " + r.source + " is in " +
                              (same_file ? named + " twice" : "both " + it->second.second + " and " + named) +
                              "; kept the " +
                              (replace ? "ok row" + (same_file ? std::string() : " of " + named)
