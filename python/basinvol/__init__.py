@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 import warnings
 
@@ -540,7 +541,7 @@ def _shard_check_row(r):
     """Whether `r` is a ranking's error row for a shard it lacked ("shard I/N",
     no file): checked again when ranked, not kept, as rank --from-results does."""
     file = r["file"] if "file" in r else None
-    return (r["status"] if "status" in r else None) == "error" and str(r["source"]).startswith("shard") and \
+    return (r["status"] if "status" in r else None) == "error" and str(r["source"] if "source" in r else "").startswith("shard") and \
         not (isinstance(file, str) and file)
 
 
@@ -555,23 +556,29 @@ def _warn_of_missing_shards(rows):
         v = r[name] if name in r else None
         return None if isinstance(v, float) and v != v else v
 
+    def count(r, name):  # a whole number from 1, else 0 (the core refuses what is not a count)
+        v = field(r, name)
+        return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 and v == int(v) else 0
+
     splits = {}
     for r in rows:
         s = field(r, "shard")
-        i, _, n = s.partition("/") if isinstance(s, str) else ("", "", "")
-        if not (i.isdigit() and n.isdigit() and 1 <= int(i) <= int(n)) or not field(r, "split_rows"):
+        m = re.fullmatch(r"([0-9]+)/([0-9]+)", s) if isinstance(s, str) else None
+        i, n = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+        if not (1 <= i <= n) or not count(r, "split_rows") or not isinstance(field(r, "source"), str):
             continue  # not of a --shard run, or a --per-block part
-        split = splits.setdefault((int(n), field(r, "split")), {"rows": 0, "sources": set(), "shards": {}})
-        split["rows"] = max(split["rows"], int(field(r, "split_rows")))
+        split = splits.setdefault((n, field(r, "split")), {"rows": 0, "sources": set(), "shards": {}})
+        split["rows"] = max(split["rows"], count(r, "split_rows"))
         split["sources"].add(r["source"])
-        shard = split["shards"].setdefault(int(i), [0, set()])
-        shard[0] = max(shard[0], int(field(r, "shard_rows") or 0))
+        shard = split["shards"].setdefault(i, [0, set()])
+        shard[0] = max(shard[0], count(r, "shard_rows"))
         shard[1].add(r["source"])
     for (n, _), split in sorted(splits.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         held, total = len(split["sources"]), split["rows"]
         if held >= total:
             continue
-        short = [(i, rows_of, len(src)) for i, (rows_of, src) in sorted(split["shards"].items()) if len(src) < rows_of]
+        short = [(i, min(rows_of, total), len(src)) for i, (rows_of, src) in sorted(split["shards"].items())
+                 if len(src) < min(rows_of, total)]
         said = [f"shard {i}/{n} holds {got} of its {rows_of} rows (its run was stopped before it finished)"
                 for i, rows_of, got in short[:100]]
         if sum(rows_of - got for _, rows_of, got in short) < total - held:
@@ -615,7 +622,6 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
             raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
                             "(analyse a matrix or structure with basinvol.analyze() first)")
     rows = [r for r in rows if not _shard_check_row(r)]
-    _warn_of_missing_shards(rows)
     core = _need_core()
     ranked = []
     for i, t in core.rank([_row_json(r) for r in rows],
@@ -623,6 +629,7 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
         r = rows[i]
         ranked.append(Result(json.loads(t), r.eigenvalues, r.eigenvalues_complete) if isinstance(r, Result)
                       else Result(json.loads(t)))
+    _warn_of_missing_shards(ranked)  # rows the core took (it refuses a malformed one, naming it)
     return ranked
 
 

@@ -458,7 +458,8 @@ struct SavedShards {
         std::map<std::size_t, Shard> shards;  // by I
     };
     std::map<std::pair<std::size_t, std::string>, Split> splits;  // by N and fingerprint
-    std::size_t others = 0;  // rows of no split (unsharded runs)
+    std::size_t others = 0;    // rows of no split (unsharded runs)
+    std::size_t labelled = 0;  // rows that name a shard (parts and rows without counts too)
 
     // The shard of saved row `r` of results file `named`; InputError when it is not I/N.
     static bv::Shard shard_of(const bv::Row& r, const std::string& named);
@@ -529,11 +530,12 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
         constexpr std::size_t named_at_most = 100;
         std::size_t named = 0, short_by = 0;
         for (const auto& [index, shard] : split.shards) {
-            if (shard.sources.size() >= shard.rows) continue;
-            short_by += shard.rows - shard.sources.size();
+            const std::size_t its = std::min(shard.rows, split.rows);  // (an edited count past the split's)
+            if (shard.sources.size() >= its) continue;
+            short_by += its - shard.sources.size();
             if (named++ < named_at_most)
                 error_row("shard " + std::to_string(index) + of,
-                          std::to_string(shard.sources.size()) + " of its " + std::to_string(shard.rows) +
+                          std::to_string(shard.sources.size()) + " of its " + std::to_string(its) +
                               " rows are in the results files given (" + tally +
                               "): its run was stopped before it finished (a run stopped by a signal writes the "
                               "rows done)" + again(std::to_string(index) + of));
@@ -610,6 +612,7 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                 if (!r.shard.empty()) sharded.emplace_back(&r, SavedShards::shard_of(r, named));
             for (const auto& [r, s] : sharded) shards.add(*r, s);
             shards.others += parsed.size() - sharded.size();
+            shards.labelled += sharded.size();
             got = std::move(parsed);
             recorded = recorded_options(recorded_context(text));
             tsv = bv::detect_format(text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? text.substr(3) : text) == bv::Format::tsv;
@@ -1204,7 +1207,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         // shard whose rows are not all there is named, not left out unseen
         // (its error rows join the others below).
         std::vector<bv::Row> lacking = shards.missing(progress);
-        spec.with_shard = !shards.splits.empty();
+        spec.with_shard = shards.labelled > 0;
         // Options the JSON files record with different values: those that
         // set the cut mark every row mixed_cut (place_rows says so), the
         // rest are said here, but for the ranking's own and the method
