@@ -1,6 +1,7 @@
 // Reading saved rows back: JSON Lines, JSON, TSV, CSV (the inverse of
 // report/format.cpp's reporters; the fields themselves in report/schema.cpp).
 #include <basinvol/batch/results.hpp>
+#include <basinvol/batch/shard.hpp>
 #include <basinvol/error.hpp>
 #include <basinvol/report/schema.hpp>
 
@@ -17,6 +18,19 @@ namespace basinvol {
 namespace {
 
 using json = nlohmann::ordered_json;
+
+// A saved row. A shard it names must be I/N (the merge counts rows by it);
+// the callers prefix the line or record, so the message can point at the row.
+Row saved_row(const json& j) {
+    Row r = row_from_json(j);
+    if (r.shard.empty()) return r;
+    try {
+        parse_shard(r.shard);
+    } catch (const UsageError&) {
+        throw InputError("shard must be I/N with 1 <= I <= N, got '" + r.shard + "'");
+    }
+    return r;
+}
 
 // Splits one CSV/TSV record; CSV fields may be quoted (with "" for a quote and
 // newlines inside). `pos` advances past the record.
@@ -93,7 +107,7 @@ std::vector<Row> parse_table(const std::string& s, char sep, const std::string& 
         try {
             json j = json::object();
             for (std::size_t i = 0; i < head.size(); ++i) j[head[i]] = flat_value(head[i], f[i]);
-            rows.push_back(row_from_json(j));
+            rows.push_back(saved_row(j));
         } catch (const InputError& e) {
             throw InputError(what + ": record " + std::to_string(line) + ": " + e.what());
         }
@@ -168,7 +182,7 @@ std::vector<Row> parse_rows(const std::string& s, Format format, const std::stri
                     throw InputError(what + ": line " + std::to_string(n) + " is not a JSON object (a cut-off row?): " +
                                      in_line(json_syntax_error(line)));
                 try {
-                    rows.push_back(row_from_json(j));
+                    rows.push_back(saved_row(j));
                 } catch (const InputError& e) {
                     throw InputError(what + ": line " + std::to_string(n) + ": " + e.what());
                 }
@@ -183,7 +197,7 @@ std::vector<Row> parse_rows(const std::string& s, Format format, const std::stri
                 throw InputError(what + ": not a basinvol JSON document (no \"rows\" array)");
             for (const auto& j : doc["rows"]) {
                 try {
-                    rows.push_back(row_from_json(j));
+                    rows.push_back(saved_row(j));
                 } catch (const InputError& e) {
                     throw InputError(what + ": " + e.what());
                 }

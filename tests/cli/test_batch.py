@@ -867,14 +867,27 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 1)
         self.assertIn("shard 2/2", p.stdout)
 
-        # A row whose shard is not I/N makes its file unreadable, named.
+        # A row whose shard is not I/N makes its file unreadable, named with the row's line.
         bad = self.path("bad_shard.jsonl")
+        rows2 = jsonl(slurp(out[2]))
+        self.assertGreaterEqual(len(rows2), 2)
         with open(bad, "w") as fh:
-            fh.write(json.dumps(dict(jsonl(slurp(out[2]))[0], shard="4/3")) + "\n")
+            fh.write(json.dumps(rows2[0]) + "\n" + json.dumps(dict(rows2[1], shard="4/3")) + "\n")
         p = run("rank", "--from-results", out[1], bad, out[3], "-f", "jsonl")
         self.assertEqual(p.returncode, 1)
-        self.assertIn("%s: shard must be I/N with 1 <= I <= N, got '4/3'" % bad, p.stderr)
+        self.assertIn("%s: line 2: shard must be I/N with 1 <= I <= N, got '4/3'" % bad, p.stderr)
         self.assertEqual(sorted(r["source"] for r in jsonl(p.stdout) if r["status"] == "error"), [bad, "shard 2/3"])
+        # In a table, the record.
+        bad_tsv = self.path("bad_shard.tsv")
+        lines = slurp(tsv[0]).splitlines()
+        col = lines[0].split("\t").index("shard")
+        fields = lines[1].split("\t")
+        fields[col] = "0/2"
+        with open(bad_tsv, "w") as fh:
+            fh.write("\n".join([lines[0], "\t".join(fields)] + lines[2:]) + "\n")
+        p = run("rank", "--from-results", bad_tsv, tsv[1])
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s: record 2: shard must be I/N with 1 <= I <= N, got '0/2'" % bad_tsv, p.stderr)
 
     def test_every_command_takes_the_same_input_options(self):
         """spectrum, validate and compare go through the same source listing and

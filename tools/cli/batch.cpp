@@ -461,8 +461,6 @@ struct SavedShards {
     std::size_t others = 0;    // rows of no split (unsharded runs)
     std::size_t labelled = 0;  // rows that name a shard (parts and rows without counts too)
 
-    // The shard of saved row `r` of results file `named`; InputError when it is not I/N.
-    static bv::Shard shard_of(const bv::Row& r, const std::string& named);
     // Notes saved row `r`, whose shard is `s`.
     void add(const bv::Row& r, const bv::Shard& s);
     // An error row, told on stderr, for each shard of a split whose rows
@@ -472,13 +470,6 @@ struct SavedShards {
     std::vector<bv::Row> missing(Progress& progress) const;
 };
 
-bv::Shard SavedShards::shard_of(const bv::Row& r, const std::string& named) {
-    try {
-        return bv::parse_shard(r.shard);
-    } catch (const bv::UsageError&) {
-        throw bv::InputError(named + ": shard must be I/N with 1 <= I <= N, got '" + r.shard + "'");
-    }
-}
 
 void SavedShards::add(const bv::Row& r, const bv::Shard& s) {
     if (r.split_rows == 0) return;  // a part, or a row saved without the counts: not known
@@ -609,7 +600,7 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                          }), parsed.end());
             std::vector<std::pair<const bv::Row*, bv::Shard>> sharded;  // noted once the whole file reads
             for (const auto& r : parsed)
-                if (!r.shard.empty()) sharded.emplace_back(&r, SavedShards::shard_of(r, named));
+                if (!r.shard.empty()) sharded.emplace_back(&r, bv::parse_shard(r.shard));  // checked as read
             for (const auto& [r, s] : sharded) shards.add(*r, s);
             shards.others += parsed.size() - sharded.size();
             shards.labelled += sharded.size();
