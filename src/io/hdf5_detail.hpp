@@ -288,8 +288,8 @@ std::string structure_in_other_case(hid_t obj);
 std::vector<std::string> attribute_names(hid_t obj);
 std::string lower_case(std::string s);
 // Whether `name` is one a user writing a factor's scale may have meant
-// (Scale, SCALE, scaling, scales; scale_factor when `netcdf_too`: elsewhere
-// it is netCDF's packing, refused as such).
+// (Scale, SCALE, scaling, scales, scale_Factor; netCDF's own scale_factor
+// only when `netcdf_too`: elsewhere it is netCDF's packing, refused as such).
 bool meant_as_scale(const std::string& name, bool netcdf_too = true);
 // Why an attribute named `name` is hessian_error or loss_threshold
 // misspelled ("attribute Hessian_Error is not read: basinvol reads

@@ -1050,7 +1050,7 @@ bool detail::meant_as_scale(const std::string& name, bool netcdf_too) {
     for (char c : lower_case(name))
         if (c != '_' && c != '-' && c != ' ') key += c;
     return name != "scale" && (key == "scale" || key == "scaling" || key == "scalingfactor" || key == "scales" ||
-                               (netcdf_too && key == "scalefactor"));
+                               (key == "scalefactor" && (netcdf_too || name != "scale_factor")));
 }
 
 std::string detail::structure_in_other_case(hid_t obj) {

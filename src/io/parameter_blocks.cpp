@@ -151,8 +151,21 @@ std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const
         Handle file = detail::open_hdf5(whole.file, opt.image);
         Handle d(H5Dopen2(file.get(), whole.dataset.c_str(), H5P_DEFAULT), H5Dclose);
         if (!d.valid()) fail_at(where, "cannot open dataset");
+        // One spelled otherwise, or one without param_offsets, would leave the
+        // blocks unlisted without a word.
+        for (const auto& name : detail::attribute_names(d.get()))
+            for (const char* key : {"param_offsets", "param_sizes", "param_names"})
+                if (name != key && detail::lower_case(name) == key)
+                    throw InputError(where + ": attribute " + name + " is not read: basinvol reads " + key +
+                                     ", in lower case");
         const auto off = open_array(d.get(), "param_offsets", whole.n, where);
-        if (!off) return {};
+        if (!off) {
+            for (const char* key : {"param_sizes", "param_names"})
+                if (H5Aexists(d.get(), key) > 0)
+                    throw InputError(where + ": attribute " + key + " is given without param_offsets");
+            H5Eclear2(H5E_DEFAULT);
+            return {};
+        }
         const auto siz = open_array(d.get(), "param_sizes", whole.n, where);
         if (!siz) throw InputError(where + ": attribute param_offsets is given without param_sizes");
         if (siz->count != off->count)

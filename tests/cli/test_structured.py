@@ -454,6 +454,10 @@ class Structured(unittest.TestCase):
             "negative": ({"param_offsets": [-1, 6], "param_sizes": [6, 6]}, "block 0 starts at -1; an offset is at least 0"),
             "empty": ({"param_offsets": [0, 3], "param_sizes": [3, 0]}, "block 1 has size 0"),
             "no_sizes": ({"param_offsets": [0, 6]}, "param_offsets is given without param_sizes"),
+            "no_offsets": ({"param_sizes": [6, 6]}, "param_sizes is given without param_offsets"),
+            "names_alone": ({"param_names": ["a", "b"]}, "param_names is given without param_offsets"),
+            "other_case": ({"Param_offsets": [0, 6], "param_sizes": [6, 6]},
+                           "attribute Param_offsets is not read: basinvol reads param_offsets, in lower case"),
             "lengths": ({"param_offsets": [0, 6], "param_sizes": [6]}, "param_sizes lists 1 blocks, param_offsets 2"),
             "floats": ({"param_offsets": [0.0, 6.0], "param_sizes": [6, 6]}, "param_offsets must hold integers, got float"),
             "names": ({"param_offsets": [0, 6], "param_sizes": [6, 6], "param_names": ["a"]}, "param_names lists 1 names for 2 blocks"),
@@ -590,6 +594,13 @@ class Structured(unittest.TestCase):
             g["a"] = np.eye(2)
             g["a"].attrs["Structure"] = np.array([b"factor", b"kron", b"diagonal"])
             g["a"].attrs["scaled"] = True
+            # netCDF's scale_factor is packing (refused as such); other spellings are a scale.
+            g = h.create_group("diag_scale")
+            g.attrs["structure"] = "blocks"
+            g["a"] = np.eye(2)
+            g["d"] = np.array([1.0, 2.0])
+            g["d"].attrs["structure"] = "diagonal"
+            g["d"].attrs["scale_Factor"] = 2.0
             # Scale written on G instead of its group, in any spelling.
             g = h.create_group("on_G")
             g.attrs["structure"] = "factor"
@@ -617,6 +628,8 @@ class Structured(unittest.TestCase):
             self.assertEqual(rows["/" + name]["status"], "ok", name)
         self.assertIn("/part_misspelled/a: attribute 'hessian-error' is not read", rows["/part_misspelled"]["error"])
         self.assertIn("/nested/b: attribute Structure is not read", rows["/nested"]["error"])
+        self.assertIn("/diag_scale/d: attribute scale_Factor is not read: only a factor or kron part has a scale",
+                      rows["/diag_scale"]["error"])
         self.assertEqual(rows["/runs/step_1"]["status"], "ok")
         self.assertEqual(rows["/runs/step_1"]["rank"], 3)
         self.assertEqual(rows["/noted"]["status"], "ok")
