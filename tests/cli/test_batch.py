@@ -1759,6 +1759,17 @@ class BatchTest(clitest.TempDirTest):
         # Enough work that a signal lands mid-batch: 60 Hessians of n = 400.
         return write_checkpoints(self.path("big.h5"), 60, 400, seed=12)
 
+    def slow_batch(self):
+        # Three Hessians of n = 3000 (seconds each on two cores): a second
+        # signal some tenths of a second after the first lands while one runs.
+        f = self.path("slow3k.h5")
+        rng = np.random.default_rng(21)
+        with h5py.File(f, "w") as h5:
+            for i in range(3):
+                a = rng.standard_normal((3000, 3000)).astype(np.float32)
+                h5["h%d" % i] = a + a.T
+        return f
+
     def test_interrupt_ends_the_wait_for_a_fifo_reader(self):
         # -o FIFO: open(2) waits for a reader; the first Ctrl-C must end it.
         a = write_checkpoints(self.path("a.h5"), 1, 10, seed=5)
@@ -1906,18 +1917,47 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(len(jsonl(first + rest)), 60)
 
     def test_second_interrupt_abandons_and_leaves_no_half_file(self):
-        f = self.big_batch()
+        f = self.slow_batch()
         out = self.path("rows.json")
         proc = self.start_writing(f, out, "json")
         proc.send_signal(signal.SIGINT)
+        time.sleep(0.7)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
         self.assertEqual(proc.returncode, 130)
         self.assertEqual(glob.glob(out + ".tmp-*"), [])
-        if os.path.exists(out):  # only if the first signal's clean stop won the race: then it is whole
-            json.loads(slurp(out))
-        else:  # abandoned: a script's log says why the output stopped
-            self.assertIn("basinvol: interrupted again (SIGINT): the Hessians running are abandoned", err)
+        self.assertFalse(os.path.exists(out), err)  # FILE as it was before the run: absent
+        # a script's log says why the output stopped
+        self.assertIn("basinvol: interrupted again (SIGINT): the Hessians running are abandoned", err)
+        # the row done stays for --resume (after the journal's line of options)
+        self.assertEqual([r["dataset"] for r in jsonl(slurp(out + ".journal")) if "source" in r], ["/h0"])
+
+    def test_one_stop_delivered_twice_is_one_stop(self):
+        # GNU timeout signals its command, then the command's process group:
+        # the same SIGTERM twice, microseconds apart. That is one stop, not a
+        # second that abandons the run: FILE is whole, and says so. (50 ms
+        # apart here, so that the first is handled before the second comes:
+        # one sent while the first is pending would merge with it.)
+        f = self.slow_batch()
+        for fmt in ("json", "jsonl"):
+            out = self.path("rows." + fmt)
+            proc = self.start_writing(f, out, fmt)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=120)
+            self.assertEqual(proc.returncode, 128 + signal.SIGTERM, err)
+            self.assertNotIn("interrupted again", err)
+            rows = json.loads(slurp(out))["rows"] if fmt == "json" else jsonl(slurp(out))
+            self.assertIn(len(rows), (1, 2))
+        # Under timeout itself (its default: the process group too).
+        out = self.path("timed.json")
+        p = subprocess.run(["timeout", "-s", "TERM", "1", BIN, "volume", self.slow_batch(), "-f", "json", "-j", "1",
+                            "-o", out],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 124, p.stderr)  # timeout's own status for a command it stopped
+        self.assertNotIn("interrupted again", p.stderr)
+        json.loads(slurp(out))
 
     # ------------------------------------------------------------------ progress
 

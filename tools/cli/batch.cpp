@@ -200,6 +200,7 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 volatile std::sig_atomic_t g_signal = 0;
+std::atomic<long long> g_signal_ns{0};  // when g_signal came (CLOCK_MONOTONIC)
 char g_temp[4096] = {0};  // the temporary output file, removed by a second signal
 volatile std::sig_atomic_t g_abandon_at_once = 0;
 // Said on stderr when a signal abandons the run, around the signal's name ("" for nothing).
@@ -209,6 +210,8 @@ extern "C" void on_signal(int sig) {
     // A closed terminal sends SIGHUP twice (the shell's, then the kernel's
     // hangup): only a person's or a batch system's second signal abandons.
     if (sig == SIGHUP && g_signal != 0) return;
+    // One stop delivered twice is one stop (cli::same_stop_ns).
+    if (sig == g_signal && cli::monotonic_ns() - g_signal_ns.load() < cli::same_stop_ns) return;
     // The second signal abandons (a stop for a failed stdout is not a signal).
     if (g_signal != 0 || g_abandon_at_once) {
         if (g_temp[0]) ::unlink(g_temp);
@@ -220,6 +223,7 @@ extern "C" void on_signal(int sig) {
         }
         ::_exit(128 + sig);
     }
+    g_signal_ns.store(cli::monotonic_ns());
     g_signal = sig;
     g_stop.store(true);
 }

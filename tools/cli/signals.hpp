@@ -5,8 +5,22 @@
 // basinvol-toy stop.
 #include <csignal>
 #include <cstring>
+#include <time.h>
 
 namespace cli {
+
+// Now on CLOCK_MONOTONIC, in ns (clock_gettime is async-signal-safe).
+inline long long monotonic_ns() {
+    timespec t{};
+    ::clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<long long>(t.tv_sec) * 1000000000LL + t.tv_nsec;
+}
+
+// A signal equal to the one before within this time is the same stop
+// delivered twice: GNU timeout signals its command, then the command's
+// whole process group, microseconds apart (a batch system may signal a
+// job's step and its process group alike). Only a later one is a second stop.
+constexpr long long same_stop_ns = 500000000LL;
 
 inline void catch_stop_signals(void (*handler)(int)) {
     struct sigaction sa;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -45,12 +46,15 @@ namespace {
 // stops after the toy it is writing and removes what it added, as a failed
 // run does; a second signal exits at once.
 volatile std::sig_atomic_t g_signal = 0;
+std::atomic<long long> g_signal_ns{0};  // when g_signal came (CLOCK_MONOTONIC)
 char g_beside[PATH_MAX + 64] = {0};  // the file beside OUT while it is being written
 
 extern "C" void on_signal(int sig) {
     if (sig == SIGHUP && g_signal != 0) return;  // a closed terminal's second SIGHUP (see basinvol's)
+    if (sig == g_signal && cli::monotonic_ns() - g_signal_ns.load() < cli::same_stop_ns) return;  // one stop, twice
     if (g_beside[0] != '\0') ::unlink(g_beside);
     if (g_beside[0] != '\0' || g_signal != 0) ::_exit(128 + sig);
+    g_signal_ns.store(cli::monotonic_ns());
     g_signal = sig;
 }
 
