@@ -567,9 +567,12 @@ def _warn_of_missing_shards(rows):
         i, n = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
         if not (1 <= i <= n) or not count(r, "split_rows") or not isinstance(field(r, "source"), str):
             continue  # not of a --shard run, or a --per-block part
-        split = splits.setdefault((n, field(r, "split")), {"rows": 0, "sources": set(), "shards": {}})
+        split = splits.setdefault((n, field(r, "split")),
+                                  {"rows": 0, "sources": set(), "shards": {}, "everywhere": set()})
         split["rows"] = max(split["rows"], count(r, "split_rows"))
         split["sources"].add(r["source"])
+        if field(r, "status") == "error" and not field(r, "dataset"):
+            split["everywhere"].add(r["source"])  # a SOURCE not listed: every shard's row, ranked once
         shard = split["shards"].setdefault(i, [0, set()])
         shard[0] = max(shard[0], count(r, "shard_rows"))
         shard[1].add(r["source"])
@@ -577,8 +580,9 @@ def _warn_of_missing_shards(rows):
         held, total = len(split["sources"]), split["rows"]
         if held >= total:
             continue
-        short = [(i, min(rows_of, total), len(src)) for i, (rows_of, src) in sorted(split["shards"].items())
-                 if len(src) < min(rows_of, total)]
+        short = [(i, min(rows_of, total), len(src | split["everywhere"]))
+                 for i, (rows_of, src) in sorted(split["shards"].items())
+                 if len(src | split["everywhere"]) < min(rows_of, total)]
         said = [f"shard {i}/{n} holds {got} of its {rows_of} rows (its run was stopped before it finished)"
                 for i, rows_of, got in short[:100]]
         if sum(rows_of - got for _, rows_of, got in short) < total - held:

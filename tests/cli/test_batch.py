@@ -810,6 +810,21 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"], [late])
         self.assertNotIn("is in both", p.stderr)
         self.assertNotIn("shard", p.stderr)
+        # A ranking keeps that row once, under one shard's label; read again,
+        # it still counts for the other shards: with shard 2 of 3 left out,
+        # shard 2 is named, and shard 3, which is whole, is not.
+        thirds = [self.path("late3_%d.jsonl" % k) for k in (1, 2, 3)]
+        for k, f in enumerate(thirds, 1):
+            self.assertEqual(run("volume", "--files-from", lst, "--shard", "%d/3" % k, "-f", "jsonl", "-o", f).returncode, 1)
+        merged = self.path("late_merged.tsv")
+        self.assertEqual(run("rank", "--from-results", thirds[0], thirds[2], "-o", merged).returncode, 1)
+        lines = [l.split("\t") for l in slurp(merged).splitlines()]
+        self.assertEqual([l[lines[0].index("source")] for l in lines[1:]].count(late), 1)
+        for again in ([merged], [merged, thirds[1]]):
+            p = run("rank", "--from-results", *again, "-f", "jsonl")
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"],
+                             [late] + (["shard 2/3"] if len(again) == 1 else []))
         write_checkpoints(late, 4, 20, seed=35)
         self.assertEqual(run("volume", "--files-from", lst, "--shard", "2/2", "-f", "jsonl", "-o", lates[1]).returncode, 0)
         p = run("rank", "--from-results", *lates, "-f", "jsonl")

@@ -523,6 +523,21 @@ def test_rank_warns_of_a_shard_without_rows(tmp):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(basinvol.rank(few)) == 2
+    # A SOURCE that cannot be listed is an error row in every shard, merged
+    # to one: it still counts for each shard, so only the shard left out is named.
+    gone = os.path.join(tmp, "gone.h5")
+    third = {}
+    for k in (1, 2, 3):
+        third[k] = os.path.join(tmp, "gone%d.jsonl" % k)
+        cli("volume", a, gone, "--shard", "%d/3" % k, "--format", "jsonl", "-o", third[k], status=1)
+        assert gone in [r.source for r in basinvol.read_results(third[k])]
+    merged = os.path.join(tmp, "gone_merged.jsonl")
+    cli("rank", "--from-results", third[1], third[3], "--format", "jsonl", "-o", merged, status=1)
+    with pytest.warns(UserWarning) as said:
+        once = basinvol.rank(basinvol.read_results(merged))
+    assert [r.source for r in once].count(gone) == 1
+    assert [str(w.message) for w in said if "shard 3/3" in str(w.message) or "shard 1/3" in str(w.message)] == []
+    assert any("shard 2/3 has no rows" in str(w.message) for w in said)
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "tsv", "csv"])

@@ -459,6 +459,9 @@ struct SavedShards {
         std::size_t count = 0;  // N
         std::size_t rows = 0;   // the rows of all its shards together
         std::set<std::string> sources;
+        // SOURCEs that could not be listed: an error row in every shard,
+        // of which a merge keeps one (under the first shard's label).
+        std::set<std::string> everywhere;
         std::map<std::size_t, Shard> shards;  // by I
     };
     std::map<std::pair<std::size_t, std::string>, Split> splits;  // by N and fingerprint
@@ -484,6 +487,7 @@ void SavedShards::add(const bv::Row& r, const bv::Shard& s) {
     Shard& shard = split.shards[s.index];
     shard.rows = std::max(shard.rows, r.shard_rows);
     shard.sources.insert(r.source);
+    if (!r.ok && r.dataset.empty()) split.everywhere.insert(r.source);  // a SOURCE's, not a Hessian's
 }
 
 std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
@@ -526,11 +530,13 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
         std::size_t named = 0, short_by = 0;
         for (const auto& [index, shard] : split.shards) {
             const std::size_t its = std::min(shard.rows, split.rows);  // (an edited count past the split's)
-            if (shard.sources.size() >= its) continue;
-            short_by += its - shard.sources.size();
+            std::size_t has = shard.sources.size();
+            for (const auto& source : split.everywhere) has += shard.sources.count(source) ? 0 : 1;
+            if (has >= its) continue;
+            short_by += its - has;
             if (named++ < named_at_most)
                 error_row("shard " + std::to_string(index) + of,
-                          std::to_string(shard.sources.size()) + " of its " + std::to_string(its) +
+                          std::to_string(has) + " of its " + std::to_string(its) +
                               " rows are in the results files given (" + tally +
                               "): its run was stopped before it finished (a run stopped by a signal writes the "
                               "rows done)" + again(std::to_string(index) + of));
