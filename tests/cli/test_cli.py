@@ -1012,6 +1012,11 @@ class TestExitStatus(Base):
                            (("volume", Data.full_file, "--max-memory", "0x10G"), "--max-memory must be a size"),
                            # Not 0 bytes (the default budget) nor 2^63 and more (past a size).
                            (("volume", Data.full_file, "--max-memory", "0.4"), "--max-memory must be at least 1 byte"),
+                           # Slurm's megabytes, given bare: refused, not read as bytes
+                           (("volume", Data.full_file, "--max-memory", "16384"),
+                            "--max-memory: has no unit: 16384 bytes is no budget for a Hessian; write 16384M for "
+                            "megabytes"),
+                           (("validate", Data.full_file, "--max-memory", "512.5"), "write 512.5M for megabytes"),
                            (("volume", Data.full_file, "--max-memory", "99999999999999999999"),
                             "--max-memory must be under 8 EiB"),
                            # An infinite tolerance would pass every check.

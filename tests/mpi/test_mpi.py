@@ -575,7 +575,7 @@ class SameRowsAsSerial(unittest.TestCase):
         exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
         good = os.path.abspath(self.files["small"])
         p = subprocess.run(["mpirun", "-n", "1", exe, "volume", f, good, "-f", "jsonl", ":", "-n", "1", exe, "volume",
-                            f, good, "-f", "jsonl", "--max-memory", "10"],
+                            f, good, "-f", "jsonl", "--max-memory", "10B"],
                            capture_output=True, text=True, env=ENV, timeout=120)
         got = rows(p.stdout)
         self.assertEqual([r["status"] for r in got], ["error", "error"], p.stderr)

@@ -64,7 +64,7 @@ void add_common(CLI::App* app, CommonOptions& o, bool ranking, bool regularized)
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians analyzed at once, e.g. 8G or 500M (default: half the "
                     "usable memory, the cgroup limit counted)")
-        ->check(non_empty("a size such as 8G"));
+        ->check(memory_size());
     if (ranking)
         app->add_option("--tie-tol", o.tie_tol,
                         "Log-volumes are compared on a grid of this many nats; equal grid steps share a place")
@@ -131,7 +131,7 @@ void add_validate_options(CLI::App* app, CommonOptions& o, BatchCli& b, Validate
     app->add_option("--max-memory", o.max_memory,
                     "Memory budget for the Hessians checked at once, e.g. 8G or 500M (default: half the usable "
                     "memory, the cgroup limit counted)")
-        ->check(non_empty("a size such as 8G"));
+        ->check(memory_size());
     app->add_option("--logv-tol", v.logv_tol,
                     "Allowed |log V - expected_log_volume| in nats (default: the stored-type bound, docs/toys.md)")
         ->transform(decimal());

@@ -67,6 +67,24 @@ inline CLI::Validator non_empty(const std::string& what) {
         [what](std::string& text) { return text.empty() ? "needs " + what + ", got ''" : std::string(); }, "");
 }
 
+// A memory budget: not empty, and with a unit unless a number of bytes a
+// budget could be. Slurm's --mem and $SLURM_MEM_PER_NODE count megabytes:
+// `--max-memory 16384` read as bytes made every Hessian an error row "over
+// the memory budget". Under 1 GiB a bare number must say it counts bytes.
+inline CLI::Validator memory_size() {
+    return CLI::Validator(
+        [](std::string& text) {
+            if (text.empty()) return std::string("needs a size such as 8G, got ''");
+            const bool bare = text.find_first_not_of("0123456789.") == std::string::npos;
+            const auto v = bare ? basinvol::parse_finite(text) : std::nullopt;
+            if (!v || *v >= 1073741824.0 || *v < 1) return std::string();  // the size's own rules say the rest
+            return "has no unit: " + text + " bytes is no budget for a Hessian; write " + text +
+                   "M for megabytes (the unit of Slurm's --mem and $SLURM_MEM_PER_NODE), " + text +
+                   "G for gigabytes, or " + text + "B for bytes";
+        },
+        "");
+}
+
 // A time limit: a finite decimal number of seconds, at least a nanosecond
 // ("must be a positive number of seconds, got 0", where
 // CLI::PositiveNumber spells out DBL_MAX).
