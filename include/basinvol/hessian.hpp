@@ -253,6 +253,10 @@ struct HessianInfo {
     // Attributes of the dataset (a structure: of its parts too) the listing
     // could not read.
     std::vector<UnreadAttribute> unread_attributes;
+    // The object on disk, "device:inode:address" ("" when unknown): one
+    // dataset or structure named by two SOURCEs (a.h5 and a.h5:/H, a soft
+    // link, a symlinked file) is one Hessian.
+    std::string identity;
     std::string source() const { return file + ":" + dataset; }
 };
 

@@ -260,12 +260,14 @@ def _hdf5_lock():
         core.reads_end()
 
 
-def _analyze_sources(texts, opts):
+def _analyze_sources(texts, opts, once=False):
+    """once (a ranking): a Hessian an earlier SOURCE listed too is left out,
+    with a warning, as `basinvol rank` leaves it out."""
     core = _need_core()
     with _hdf5_lock():
         # As bytes: a name that is not UTF-8 (os.listdir's surrogate escapes) is the file's own bytes.
         limit = {} if opts["list_timeout"] is None else {"list_timeout": opts["list_timeout"]}
-        listed = core.list_sources([os.fsencode(t) for t in texts], **limit)
+        listed = core.list_sources([os.fsencode(t) for t in texts], once=once, **limit)
     return _results(core.analyze_listed(listed, opts, _h5py_lock()))
 
 
@@ -545,6 +547,37 @@ def _shard_check_row(r):
         not (isinstance(file, str) and file)
 
 
+def _drop_parts(rows):
+    """As rank --from-results: --per-block's ok rows of parts beside their
+    whole's row (a blocks structure's members "<whole>/<member>", a dense
+    Hessian's parameter blocks "<whole>[<name>]"), each a Hessian of its own n,
+    are left out of a ranking of the wholes, with a warning."""
+    def field(r, name):
+        v = r[name] if name in r else None
+        return None if isinstance(v, float) and v != v else v
+
+    wholes = {}
+    for r in rows:
+        if field(r, "dataset") and isinstance(field(r, "source"), str):
+            wholes.setdefault(r["source"], field(r, "structure"))
+
+    def part(r):
+        s = field(r, "source")
+        if field(r, "status") != "ok" or not field(r, "dataset") or not isinstance(s, str):
+            return False
+        if s.endswith("]") and "[" in s and s[:s.rindex("[")] in wholes and not wholes[s[:s.rindex("[")]]:
+            return True
+        return "/" in s and wholes.get(s[:s.rindex("/")], None) == "blocks"
+
+    parts = [r for r in rows if part(r)]
+    if parts:
+        warnings.warn(f"{len(parts)} row(s) are --per-block parts of Hessians ranked here "
+                      f"({'e.g. ' if len(parts) > 1 else ''}{parts[0]['source']}), each a Hessian of its own n, "
+                      "not a basin among the wholes: left out of the ranking (rank their rows alone to compare "
+                      "the parts)", stacklevel=3)
+    return [r for r in rows if not part(r)]
+
+
 def _warn_of_missing_shards(rows):
     """Warns when rows of --shard runs (their `shard`, "I/N", `split`, and
     the rows of their split together, `split_rows`) do not hold every row of
@@ -616,16 +649,18 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
                         "(a structure is one Hessian: give basinvol.analyze(it))")
     items = [results_or_sources] if single else list(results_or_sources)
     _check_options(options, any(isinstance(item, (str, bytes, os.PathLike)) for item in items))
-    rows = []
+    rows, sources = [], []
     for item in items:
         if isinstance(item, (str, bytes, os.PathLike)):
-            rows.extend(volume(item, **options))
+            sources.append(item)  # listed together: a Hessian two of them name is one row
         elif _is_row(item) or (isinstance(item, dict) and ("source" in item or "status" in item)):
             rows.append(item)  # (a row missing a field is refused, naming it)
         else:
             raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
                             "(analyse a matrix or structure with basinvol.analyze() first)")
-    rows = [r for r in rows if not _shard_check_row(r)]
+    if sources:
+        rows.extend(_analyze_sources(_source_list(sources), _options(**options), once=True))
+    rows = _drop_parts([r for r in rows if not _shard_check_row(r)])
     core = _need_core()
     ranked = []
     for i, t in core.rank([_row_json(r) for r in rows],

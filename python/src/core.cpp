@@ -260,7 +260,7 @@ void interrupted() {
 // calls hold hdf5_mutex, which the listing takes before it forks. The GIL is
 // released while a file is listed (a FIFO or a hung file system may hold it
 // to the time limit), and Ctrl-C stops the listing within 0.1 s.
-Listed list_sources(const std::vector<std::string>& texts, double list_timeout) {
+Listed list_sources(const std::vector<std::string>& texts, double list_timeout, bool once) {
     bv::ListOptions listing;
     listing.time_limit = list_timeout;
     listing.stop = [] {
@@ -277,6 +277,9 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout) 
     } catch (const bv::ListingStopped&) {
         throw py::error_already_set();
     }
+    if (once)  // a ranking: a Hessian two SOURCEs name is one row
+        for (const auto& said : bv::drop_listed_twice(sources, listings))
+            if (PyErr_WarnEx(PyExc_UserWarning, said.c_str(), 1) < 0) throw py::error_already_set();
     Listed l;
     for (std::size_t i = 0; i < sources.size(); ++i) {
         bv::Row err;
@@ -387,7 +390,7 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options, 
     {
         Unlocked unlocked;
         for (const auto& [list, err] : l.sources) {
-            if (list.empty()) rows.push_back(err);
+            if (list.empty() && !err.source.empty()) rows.push_back(err);  // (else all an earlier SOURCE's)
             for (const auto& listed : list) {
                 {
                     Held held;
@@ -489,7 +492,8 @@ PYBIND11_MODULE(_core, m) {
     m.def("reads_end", &reads_end);
     m.def("analyze_array", &analyze_array, py::arg("array"), py::arg("options"), py::arg("label"));
     py::class_<Listed>(m, "Listed");
-    m.def("list_sources", &list_sources, py::arg("sources"), py::arg("list_timeout") = bv::default_listing_time_limit);
+    m.def("list_sources", &list_sources, py::arg("sources"), py::arg("list_timeout") = bv::default_listing_time_limit,
+          py::arg("once") = false);
     m.def("list_image", &list_image, py::arg("image"), py::arg("label"), py::arg("path"));
     m.def("analyze_listed", &analyze_listed, py::arg("listed"), py::arg("options"), py::arg("lock") = py::none());
     m.def("rank", &rank, py::arg("rows"), py::arg("options"));

@@ -737,6 +737,17 @@ std::array<unsigned long long, 3> dataset_key(hid_t d) {
 }
 
 using DatasetKey = std::array<unsigned long long, 3>;
+
+}  // namespace
+
+std::string detail::object_identity(hid_t obj) {
+    const DatasetKey k = dataset_key(obj);
+    if (k[0] == ~0ULL) return "";  // no file on disk, or no address: not known
+    return std::to_string(k[0]) + ":" + std::to_string(k[1]) + ":" + std::to_string(k[2]);
+}
+
+namespace {
+
 constexpr int virtual_depth = 8;         // virtual datasets over virtual datasets, at most
 constexpr std::size_t virtual_checks = 4096;  // sources checked for one dataset, at most
 
@@ -1217,6 +1228,7 @@ ListedHessian describe(hid_t d, const std::string& file, const std::string& path
     std::string& problem = listed.problem;
     info.file = file;
     info.dataset = path;
+    info.identity = detail::object_identity(d);
     Handle space(H5Dget_space(d), H5Sclose);
     Handle type(H5Dget_type(d), H5Tclose);
     if (!space.valid() || !type.valid()) fail_at(info.source(), "cannot read dataset shape or type");

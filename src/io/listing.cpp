@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <chrono>
 #include <ctime>
@@ -117,6 +118,7 @@ void put(Writer& w, const ListedHessian& listed) {
     w.f64(h.stored_eps);
     w.f64(h.quantum);
     w.u64(h.unwritten_chunks);
+    w.str(h.identity);
     w.str(listed.problem);
     w.opt(h.attrs.step);
     w.opt(h.attrs.loss);
@@ -157,6 +159,7 @@ ListedHessian get(Reader& r) {
     h.stored_eps = r.f64();
     h.quantum = r.f64();
     h.unwritten_chunks = r.u64();
+    h.identity = r.str();
     listed.problem = r.str();
     r.opt(h.attrs.step);
     r.opt(h.attrs.loss);
@@ -385,6 +388,34 @@ void complete_answers(const std::string& bytes, std::vector<std::size_t>& offset
 
 std::vector<ListedHessian> list_hessians(const Source& source, const ListOptions& options) {
     return list_isolated(source.file, source.image, [&] { return detail::list_hessians_here(source); }, options);
+}
+
+std::vector<std::string> drop_listed_twice(const std::vector<Source>& sources, std::vector<SourceListing>& listings) {
+    std::map<std::string, std::string> first;  // identity -> the name it was listed under first
+    std::vector<std::string> said;
+    for (std::size_t i = 0; i < listings.size() && i < sources.size(); ++i) {
+        auto& hessians = listings[i].hessians;
+        std::size_t dropped = 0;
+        std::string example;
+        hessians.erase(std::remove_if(hessians.begin(), hessians.end(),
+                                      [&](const ListedHessian& l) {
+                                          if (l.info.identity.empty()) return false;
+                                          const auto [it, fresh] = first.emplace(l.info.identity, l.info.source());
+                                          if (fresh) return false;
+                                          if (dropped++ == 0)
+                                              example = l.info.source() == it->second
+                                                            ? it->second
+                                                            : l.info.source() + " is " + it->second;
+                                          return true;
+                                      }),
+                       hessians.end());
+        if (dropped > 0)
+            said.push_back("SOURCE " + sources[i].text + " lists " +
+                           (dropped == 1 ? std::string("a Hessian") : std::to_string(dropped) + " Hessians") +
+                           " listed already by an earlier SOURCE (" + (dropped == 1 ? "" : "e.g. ") + example +
+                           "): one row each, under the name listed first");
+    }
+    return said;
 }
 
 std::vector<SourceListing> list_each(const std::vector<Source>& sources, const ListOptions& options) {

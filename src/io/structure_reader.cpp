@@ -519,6 +519,7 @@ ListedHessian detail::describe_structured(hid_t obj, const std::string& file, co
     const auto noted = detail::AttributeScope::record(info.unread_attributes);
     info.file = file;
     info.dataset = path;
+    info.identity = detail::object_identity(obj);
     info.structure = detail::structure_kind(obj, file + ":" + path);
     listed.problem = detail::read_object_attributes(obj, info.attrs);
     if (!listed.problem.empty()) return listed;

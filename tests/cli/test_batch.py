@@ -685,7 +685,13 @@ class BatchTest(clitest.TempDirTest):
         used to lack those Hessians without a word. A shard given no Hessians
         writes no rows and is not missed; rows of another split or run do not
         stand in for missing ones."""
-        a = write_checkpoints(self.path("a.h5"), 12, 20, seed=31)
+        # Which shard a Hessian falls in follows its path's hash: a name under
+        # which each of 3 shards gets some of the 12 (one in 43 paths gives
+        # some shard none).
+        for attempt in range(50):
+            a = write_checkpoints(self.path("a%d.h5" % attempt), 12, 20, seed=31)
+            if all(jsonl(run("volume", a, "--shard", "%d/3" % k, "-f", "jsonl").stdout) for k in (1, 2, 3)):
+                break
         out = {k: self.path("sh%d.jsonl" % k) for k in (1, 2, 3)}
         for k, f in out.items():
             p = run("volume", a, "--shard", "%d/3" % k, "-f", "jsonl", "-o", f)
@@ -847,13 +853,17 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(len(jsonl(p.stdout)), 12)
 
         # --per-block's parts are rows of their shard, not counted in the split.
-        pb = self.path("pb.h5")
-        rng = np.random.default_rng(34)
-        with h5py.File(pb, "w") as f:
-            for i in range(6):
-                d = f.create_dataset("h%d" % i, data=gram(rng, 12, 3 + i))
-                d.attrs["param_offsets"] = np.array([0, 6], dtype=np.int64)
-                d.attrs["param_sizes"] = np.array([6, 6], dtype=np.int64)
+        # (a name under which both shards get some of the 6: one in 32 gives one none)
+        for attempt in range(50):
+            pb = self.path("pb%d.h5" % attempt)
+            rng = np.random.default_rng(34)
+            with h5py.File(pb, "w") as f:
+                for i in range(6):
+                    d = f.create_dataset("h%d" % i, data=gram(rng, 12, 3 + i))
+                    d.attrs["param_offsets"] = np.array([0, 6], dtype=np.int64)
+                    d.attrs["param_sizes"] = np.array([6, 6], dtype=np.int64)
+            if all(jsonl(run("volume", pb, "--shard", "%d/2" % k, "-f", "jsonl").stdout) for k in (1, 2)):
+                break
         parts = [self.path("pb%d.jsonl" % k) for k in (1, 2)]
         for k, f in enumerate(parts, 1):
             self.assertEqual(run("volume", pb, "--per-block", "--shard", "%d/2" % k, "-f", "jsonl", "-o", f).returncode, 0)
@@ -1570,13 +1580,47 @@ class BatchTest(clitest.TempDirTest):
         out = self.path("rows.jsonl")
         self.assertEqual(run("volume", src, src, "-f", "jsonl", "-o", out).returncode, 0)
         fresh = jsonl(slurp(out))
-        self.assertEqual(len(fresh), 2)  # a source given twice is two rows
+        self.assertEqual(len(fresh), 2)  # volume: a source given twice is two rows (rank: one)
         p = run("volume", src, src, "-f", "jsonl", "-o", out, "--resume")
         self.assertEqual(p.returncode, 0, p.stderr)
         again = slurp(out)
         self.assertEqual(jsonl(again), [fresh[0]] * 2)  # kept (not analysed again), a row per time it is given
         run("volume", src, src, "-f", "jsonl", "-o", out, "--resume")
         self.assertEqual(slurp(out), again)
+
+    def test_one_hessian_named_by_several_sources_is_ranked_once(self):
+        """The file and FILE:PATH, a soft link, a hard link met again, a
+        symlinked file: one dataset, one row of a ranking (under the name
+        listed first); before, `rank` placed it against itself, where
+        `rank --from-results` of the same rows kept one. (`volume` gives a
+        SOURCE's rows each time it is given.)"""
+        f = self.path("d.h5")
+        with h5py.File(f, "w") as h:
+            h["ckpt/a"] = np.diag([1.0, 0, 0])
+            h["ckpt/b"] = np.diag([2.0, 0, 0])
+            h["ckpt/c"] = np.diag([1.0, 1.0, 0])
+            h["ckpt/latest"] = h5py.SoftLink("/ckpt/b")
+            h["best"] = h["ckpt/c"]  # a hard link: the walk meets /best first
+        link = self.path("link.h5")
+        os.symlink(f, link)
+        p = run("rank", f, f + ":/ckpt/a", f + ":/ckpt/latest", link, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rows = jsonl(p.stdout)
+        self.assertEqual([(r["place"], r["dataset"]) for r in rows], [(1, "/ckpt/a"), (2, "/ckpt/b"), (3, "/best")])
+        self.assertIn("SOURCE %s:/ckpt/latest lists a Hessian listed already by an earlier SOURCE "
+                      "(%s:/ckpt/latest is %s:/ckpt/b)" % (f, f, f), p.stderr)
+        self.assertIn("SOURCE %s lists 3 Hessians listed already" % link, p.stderr)
+        # Saved and ranked again: the same places.
+        saved = self.path("rows.jsonl")
+        self.assertEqual(run("rank", f, f + ":/ckpt/a", link, "-f", "jsonl", "-o", saved).returncode, 0)
+        p = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual([(r["place"], r["dataset"]) for r in jsonl(p.stdout)], [(1, "/ckpt/a"), (2, "/ckpt/b"), (3, "/best")])
+        self.assertNotIn("warning", p.stderr)
+        self.assertEqual(len(jsonl(run("volume", f, f + ":/ckpt/a", "-f", "jsonl").stdout)), 4)
+        # Different Hessians of equal values stay two rows.
+        g = self.path("twin.h5")
+        shutil.copy(f, g)
+        self.assertEqual(len(jsonl(run("rank", f + ":/ckpt/a", g + ":/ckpt/a", "-f", "jsonl").stdout)), 2)
 
     def test_resume_of_tsv_tells_an_error_row_from_an_ok_row_of_one_cell(self):
         tab, space = self.path("a\tb.h5"), self.path("a b.h5")

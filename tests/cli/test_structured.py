@@ -354,6 +354,32 @@ class Structured(unittest.TestCase):
         own = run("volume", self.file + ":/model/c_kron", "-f", "jsonl")
         self.assertEqual(rows_of(own)[0]["rank"], rows[3]["rank"])
 
+    def test_a_ranking_of_per_block_rows_ranks_the_wholes(self):
+        # Each part is a Hessian of its own n: ranked among the wholes, a
+        # layer of 13 parameters took place 1 before the model it is part of.
+        out = os.path.join(self.dir, "parts.jsonl")
+        dense = os.path.join(self.dir, "param_blocks.h5")
+        with h5py.File(dense, "w") as h:
+            d = h.create_dataset("H", data=np.diag(np.arange(1.0, 13.0)))
+            d.attrs["param_offsets"] = np.array([0, 6])
+            d.attrs["param_sizes"] = np.array([6, 6])
+            d.attrs["param_names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
+        p = run("volume", self.file + ":/model", dense, "--per-block", "-f", "jsonl", "-o", out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(rows_of(run("volume", self.file + ":/model", dense, "--per-block", "-f", "jsonl"))), 8)
+        p = run("rank", "--from-results", out, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(r["dataset"] for r in rows_of(p)), ["/H", "/model"])
+        self.assertIn("6 row(s) are --per-block parts of Hessians ranked here (e.g. ", p.stderr)
+        # Without their wholes, parts are Hessians like any other.
+        parts = os.path.join(self.dir, "parts_only.jsonl")
+        with open(parts, "w") as fh:
+            with open(out) as saved:
+                fh.writelines(line for line in saved if json.loads(line)["dataset"] not in ("/model", "/H"))
+        p = run("rank", "--from-results", parts, "-f", "jsonl")
+        self.assertEqual(len(rows_of(p)), 6)
+        self.assertNotIn("parts", p.stderr)
+
     def test_per_block_rows_take_the_whole_s_error_bound(self):
         """A bound on the whole's error bounds each diagonal block's: a block
         row analysed alone keeps the `hessian_error` the whole states itself

@@ -149,11 +149,14 @@ void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkIt
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block, const bv::ListOptions& listing, std::set<std::string>* listed_sources,
-                               std::set<std::string>* split) {
+                               std::set<std::string>* split, bool once) {
     std::vector<bv::WorkItem> items;
     std::vector<bv::Source> parsed;
     for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
     std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
+    if (once)
+        for (const auto& said : bv::drop_listed_twice(parsed, listings))
+            std::cerr << "basinvol: warning: " << said << '\n';
     for (std::size_t i = 0; i < parsed.size(); ++i) {
         // A SOURCE that cannot be listed is an error row in every shard:
         // which of its Hessians a shard holds cannot be known, and a shard
@@ -180,14 +183,14 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
 }
 
 std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b,
-                                   std::set<std::string>* listed, std::set<std::string>* split) {
+                                   std::set<std::string>* listed, std::set<std::string>* split, bool once) {
     if (!(b.list_timeout > 0) || !std::isfinite(b.list_timeout))
         throw bv::UsageError("--list-timeout must be a positive number of seconds");
     std::optional<bv::Shard> shard;
     if (!b.shard.empty()) shard = bv::parse_shard(b.shard);
     bv::ListOptions listing;
     listing.time_limit = b.list_timeout;
-    return plan(gather_sources(args, b), shard, b.per_block, listing, listed, split);
+    return plan(gather_sources(args, b), shard, b.per_block, listing, listed, split, once);
 }
 
 std::size_t memory_budget(const CommonOptions& o) {
@@ -572,6 +575,43 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
                                              "edited; running the shards again does not change that");
     }
     return rows;
+}
+
+// --per-block's rows of parts beside their whole's row (a blocks
+// structure's top-level members "<whole>/<member>", a dense Hessian's
+// parameter blocks "<whole>[<name>]"): each the Hessian of a part, of its
+// own n, not a basin to rank among the wholes. Their ok rows are left out,
+// and said; error rows stay, listed last as every error row.
+void drop_parts(std::vector<bv::Row>& rows, Progress& progress) {
+    std::map<std::string, std::string> wholes;  // source -> structure, of rows that name a dataset
+    for (const auto& r : rows)
+        if (!r.dataset.empty()) wholes.emplace(r.source, r.structure);
+    const auto part = [&](const bv::Row& r) {
+        const std::string& s = r.source;
+        if (!r.ok || r.dataset.empty()) return false;
+        if (s.back() == ']') {
+            const auto open = s.rfind('[');
+            const auto it = open == std::string::npos ? wholes.end() : wholes.find(s.substr(0, open));
+            if (it != wholes.end() && it->second.empty()) return true;
+        }
+        const auto slash = s.rfind('/');
+        const auto it = slash == std::string::npos ? wholes.end() : wholes.find(s.substr(0, slash));
+        return it != wholes.end() && it->second == "blocks";
+    };
+    std::size_t dropped = 0;
+    std::string example;
+    rows.erase(std::remove_if(rows.begin(), rows.end(),
+                              [&](const bv::Row& r) {
+                                  if (!part(r)) return false;
+                                  if (dropped++ == 0) example = r.source;
+                                  return true;
+                              }),
+               rows.end());
+    if (dropped > 0)
+        progress.message("basinvol: note: " + std::to_string(dropped) + " row(s) are --per-block parts of Hessians "
+                         "ranked here (" + (dropped > 1 ? "e.g. " : "") + example + "), each a Hessian of its own "
+                         "n, not a basin among the wholes: left out of the ranking (rank their rows alone to "
+                         "compare the parts)");
 }
 
 // Saved rows of every results file, each source once across files (an ok
@@ -1204,6 +1244,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
         std::set<std::string> unreadable;
         SavedShards shards;
         rows = merge_results(args, progress, options, differing, unrecorded, unreadable, shards);
+        drop_parts(rows, progress);
         // A sharded run's rows name their shard and count their split's: a
         // shard whose rows are not all there is named, not left out unseen
         // (its error rows join the others below).
@@ -1258,7 +1299,7 @@ int run_batch_command(const std::string& command, const std::vector<std::string>
     } else {
         std::set<std::string> listed;
         std::set<std::string> split;
-        items = work_for(args, b, &listed, spec.with_shard ? &split : nullptr);
+        items = work_for(args, b, &listed, spec.with_shard ? &split : nullptr, ranking);
         const Inputs in = inputs_of(items, listed, spec);  // before the done ones are left out
         if (!earlier.done.empty()) skip_done(items, earlier, spec, b.output);
         failed += keep_errors_of_others(in, earlier, spec);

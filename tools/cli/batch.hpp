@@ -51,14 +51,19 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 // SOURCEs that cannot be listed) together, --per-block's parts left out:
 // what the run without `shard` lists, so that merged shards can tell they
 // are whole.
+// `once` (a ranking): a Hessian an earlier SOURCE listed too (bv::drop_listed_twice)
+// is left out, with a warning; otherwise each SOURCE gives its rows, as
+// often as it is given.
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block = false, const bv::ListOptions& listing = {},
-                               std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr);
+                               std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr,
+                               bool once = false);
 
 // The work of a command: its SOURCE arguments and --files-from lists, in
 // --shard's shard, listed under --list-timeout. Throws UsageError.
 std::vector<bv::WorkItem> work_for(const std::vector<std::string>& args, const BatchCli& b,
-                                   std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr);
+                                   std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr,
+                                   bool once = false);
 
 // The memory budget --max-memory gives (default: default_memory_budget()).
 std::size_t memory_budget(const CommonOptions& o);

@@ -118,13 +118,13 @@ bv::Attributes attributes_of(const nlohmann::json& j) {
 
 // Rank 0 lists the sources; the others get what a distributed solve needs
 // (and a structure's attributes, which its walk on every rank checks).
-std::vector<Item> plan_items(const std::vector<std::string>& sources, double list_timeout, int me) {
+std::vector<Item> plan_items(const std::vector<std::string>& sources, double list_timeout, int me, bool once) {
     std::vector<Item> items;
     std::string text;
     if (me == 0) {
         bv::ListOptions listing;
         listing.time_limit = list_timeout;
-        for (auto& w : plan(sources, std::nullopt, false, listing)) {
+        for (auto& w : plan(sources, std::nullopt, false, listing, nullptr, nullptr, once)) {
             if (w.error) {
                 items.push_back({Item::error, {}, std::move(w.error)});
                 continue;
@@ -306,7 +306,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             std::cerr << "basinvol-mpi: " << cli::one_line(usage_message(e)) << "\nRun 'basinvol-mpi --help' for usage.\n";
         return exit_usage;
     }
-    const std::vector<Item> items = plan_items(sources, list_timeout, me);
+    const std::vector<Item> items = plan_items(sources, list_timeout, me, command == "rank");
     const bool ranking = command == "rank";
     // SIGINT or SIGTERM (mpirun forwards it, then kills the ranks a few
     // seconds later): rank 0 removes its temporary -o file, says so and

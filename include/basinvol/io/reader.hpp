@@ -118,6 +118,12 @@ struct SourceListing {
 };
 std::vector<SourceListing> list_each(const std::vector<Source>& sources, const ListOptions& options = {});
 
+// Drops from each listing the Hessians an earlier SOURCE listed (their
+// HessianInfo::identity: a.h5 and a.h5:/H, a soft link, a symlinked file),
+// so that each is one row, under the name listed first; returns a warning
+// for each SOURCE that lost some.
+std::vector<std::string> drop_listed_twice(const std::vector<Source>& sources, std::vector<SourceListing>& listings);
+
 // The top-level members of a `blocks` structure list_hessians listed, each
 // listed as a Hessian of its own (as list_each lists FILE:MEMBER); the
 // whole's step, loss and loss_threshold hold for a member that states none.
