@@ -253,7 +253,7 @@ struct HessianInfo {
     // Attributes of the dataset (a structure: of its parts too) the listing
     // could not read.
     std::vector<UnreadAttribute> unread_attributes;
-    // The object on disk, "device:inode:address" ("" when unknown): one
+    // The object on disk, "device:inode:size:mtime:address" ("" when unknown): one
     // dataset or structure named by two SOURCEs (a.h5 and a.h5:/H, a soft
     // link, a symlinked file) is one Hessian.
     std::string identity;

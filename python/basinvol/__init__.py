@@ -556,18 +556,28 @@ def _drop_parts(rows):
         v = r[name] if name in r else None
         return None if isinstance(v, float) and v != v else v
 
-    wholes = {}
+    wholes = {}  # ok rows, by (file, dataset)
     for r in rows:
-        if field(r, "dataset") and isinstance(field(r, "source"), str):
-            wholes.setdefault(r["source"], field(r, "structure"))
+        if field(r, "status") == "ok" and isinstance(field(r, "dataset"), str) and field(r, "dataset"):
+            wholes.setdefault((field(r, "file"), r["dataset"]), r)
+
+    def whole(r, dataset):
+        w = wholes.get((field(r, "file"), dataset))
+        return w if w is not None and w is not r and (field(w, "n") or 0) > (field(r, "n") or 0) else None
 
     def part(r):
-        s = field(r, "source")
-        if field(r, "status") != "ok" or not field(r, "dataset") or not isinstance(s, str):
+        d = field(r, "dataset")
+        if field(r, "status") != "ok" or not isinstance(d, str) or not d:
             return False
-        if s.endswith("]") and "[" in s and s[:s.rindex("[")] in wholes and not wholes[s[:s.rindex("[")]]:
-            return True
-        return "/" in s and wholes.get(s[:s.rindex("/")], None) == "blocks"
+        if d.endswith("]"):  # "<whole>[<name>]", the name holding brackets too
+            for i, c in enumerate(d):
+                w = whole(r, d[:i]) if c == "[" else None
+                if w is not None and not field(w, "structure"):
+                    return True
+        if "/" not in d:
+            return False
+        w = whole(r, d[:d.rindex("/")] or "/")  # a member of the root group's "/a"
+        return w is not None and field(w, "structure") == "blocks"
 
     parts = [r for r in rows if part(r)]
     if parts:
@@ -604,8 +614,8 @@ def _warn_of_missing_shards(rows):
                                   {"rows": 0, "sources": set(), "shards": {}, "everywhere": set()})
         split["rows"] = max(split["rows"], count(r, "split_rows"))
         split["sources"].add(r["source"])
-        if field(r, "status") == "error" and not field(r, "dataset"):
-            split["everywhere"].add(r["source"])  # a SOURCE not listed: every shard's row, ranked once
+        if field(r, "status") == "error" and not any(field(r, k) for k in ("n", "stored_type", "structure", "seconds")):
+            split["everywhere"].add(r["source"])  # a SOURCE not listed (nothing described): every shard's row
         shard = split["shards"].setdefault(i, [0, set()])
         shard[0] = max(shard[0], count(r, "shard_rows"))
         shard[1].add(r["source"])
@@ -658,9 +668,9 @@ def rank(results_or_sources, *, tie_tol=1e-6, **options):
         else:
             raise TypeError(f"rank() takes Results, row dicts or SOURCEs, got {type(item).__name__} "
                             "(analyse a matrix or structure with basinvol.analyze() first)")
+    rows = _drop_parts([r for r in rows if not _shard_check_row(r)])  # of rows given, not of SOURCEs analysed
     if sources:
         rows.extend(_analyze_sources(_source_list(sources), _options(**options), once=True))
-    rows = _drop_parts([r for r in rows if not _shard_check_row(r)])
     core = _need_core()
     ranked = []
     for i, t in core.rank([_row_json(r) for r in rows],

@@ -279,7 +279,8 @@ Listed list_sources(const std::vector<std::string>& texts, double list_timeout, 
     }
     if (once)  // a ranking: a Hessian two SOURCEs name is one row
         for (const auto& said : bv::drop_listed_twice(sources, listings))
-            if (PyErr_WarnEx(PyExc_UserWarning, said.c_str(), 1) < 0) throw py::error_already_set();
+            // at the user's call: this is called by _analyze_sources, called by rank
+            if (PyErr_WarnEx(PyExc_UserWarning, said.c_str(), 3) < 0) throw py::error_already_set();
     Listed l;
     for (std::size_t i = 0; i < sources.size(); ++i) {
         bv::Row err;

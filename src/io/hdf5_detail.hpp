@@ -313,8 +313,9 @@ std::string structure_factor_problem(hid_t d, const std::string& path);
 // listing entry: n, the coarsest stored type, the attributes; `problem` set
 // when its layout breaks the contract (docs/structured.md).
 ListedHessian describe_structured(hid_t obj, const std::string& file, const std::string& path);
-// HessianInfo::identity of object `obj`: its file on disk (device, inode)
-// and its address there; "" when either is unknown (a file image).
+// HessianInfo::identity of object `obj`: its file on disk (device, inode,
+// size, modification time) and its address there; "" when either is
+// unknown (a file image).
 std::string object_identity(hid_t obj);
 
 }  // namespace basinvol::detail

@@ -741,9 +741,17 @@ using DatasetKey = std::array<unsigned long long, 3>;
 }  // namespace
 
 std::string detail::object_identity(hid_t obj) {
-    const DatasetKey k = dataset_key(obj);
-    if (k[0] == ~0ULL) return "";  // no file on disk, or no address: not known
-    return std::to_string(k[0]) + ":" + std::to_string(k[1]) + ":" + std::to_string(k[2]);
+    H5O_info_t oi{};
+    const ssize_t len = H5Oget_info2(obj, &oi, H5O_INFO_BASIC) < 0 ? -1 : H5Fget_name(obj, nullptr, 0);
+    std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+    struct stat st {};
+    const bool known = len > 0 && H5Fget_name(obj, path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0;
+    H5Eclear2(H5E_DEFAULT);
+    if (!known) return "";  // no file on disk (an image), or no address
+    // The file's size and time too: an inode freed and given to another file
+    // between two SOURCEs' listings is not the same Hessian.
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+           std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(oi.addr);
 }
 
 namespace {

@@ -818,19 +818,26 @@ class BatchTest(clitest.TempDirTest):
         self.assertNotIn("shard", p.stderr)
         # A ranking keeps that row once, under one shard's label; read again,
         # it still counts for the other shards: with shard 2 of 3 left out,
-        # shard 2 is named, and shard 3, which is whole, is not.
-        thirds = [self.path("late3_%d.jsonl" % k) for k in (1, 2, 3)]
-        for k, f in enumerate(thirds, 1):
-            self.assertEqual(run("volume", "--files-from", lst, "--shard", "%d/3" % k, "-f", "jsonl", "-o", f).returncode, 1)
-        merged = self.path("late_merged.tsv")
-        self.assertEqual(run("rank", "--from-results", thirds[0], thirds[2], "-o", merged).returncode, 1)
-        lines = [l.split("\t") for l in slurp(merged).splitlines()]
-        self.assertEqual([l[lines[0].index("source")] for l in lines[1:]].count(late), 1)
-        for again in ([merged], [merged, thirds[1]]):
-            p = run("rank", "--from-results", *again, "-f", "jsonl")
-            self.assertEqual(p.returncode, 1, p.stderr)
-            self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"],
-                             [late] + (["shard 2/3"] if len(again) == 1 else []))
+        # shard 2 is named, and shard 3, which is whole, is not. (A FILE:PATH
+        # SOURCE that cannot be listed alike: its row names a dataset.)
+        gone = self.path("gone.h5") + ":/H"
+        lst2 = self.path("gone.txt")
+        with open(lst2, "w") as fh:
+            fh.write(a + "\n" + gone + "\n")
+        for listing, missing in ((lst, late), (lst2, gone)):
+            thirds = [self.path("late3_%d.jsonl" % k) for k in (1, 2, 3)]
+            for k, f in enumerate(thirds, 1):
+                self.assertEqual(run("volume", "--files-from", listing, "--shard", "%d/3" % k, "-f", "jsonl",
+                                     "-o", f).returncode, 1)
+            merged = self.path("late_merged.tsv")
+            self.assertEqual(run("rank", "--from-results", thirds[0], thirds[2], "-o", merged).returncode, 1)
+            lines = [l.split("\t") for l in slurp(merged).splitlines()]
+            self.assertEqual([l[lines[0].index("source")] for l in lines[1:]].count(missing), 1)
+            for again in ([merged], [merged, thirds[1]]):
+                p = run("rank", "--from-results", *again, "-f", "jsonl")
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertEqual([r["source"] for r in jsonl(p.stdout) if r["status"] == "error"],
+                                 [missing] + (["shard 2/3"] if len(again) == 1 else []))
         write_checkpoints(late, 4, 20, seed=35)
         self.assertEqual(run("volume", "--files-from", lst, "--shard", "2/2", "-f", "jsonl", "-o", lates[1]).returncode, 0)
         p = run("rank", "--from-results", *lates, "-f", "jsonl")
@@ -1819,8 +1826,9 @@ class BatchTest(clitest.TempDirTest):
         return write_checkpoints(self.path("big.h5"), 60, 400, seed=12)
 
     def slow_batch(self):
-        # Three Hessians of n = 3000 (seconds each on two cores): a second
-        # signal some tenths of a second after the first lands while one runs.
+        # Three Hessians of n = 3000 (seconds each on one CPU, as the tests
+        # pin them): a second signal some tenths of a second after the first
+        # lands while one runs.
         f = self.path("slow3k.h5")
         rng = np.random.default_rng(21)
         with h5py.File(f, "w") as h5:
@@ -1908,10 +1916,10 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual([r["dataset"] for r in rows], ["/checkpoints/step_%04d" % i for i in range(len(rows))])
         self.assertIn("interrupted", err)
 
-    def start_writing(self, f, out, fmt):
-        """Starts `volume F -f FMT -o OUT` on one job and returns it once its
-        temporary output holds a row."""
-        proc = subprocess.Popen([BIN, "volume", f, "-f", fmt, "-j", "1", "-o", out],
+    def start_writing(self, f, out, fmt, pin=False):
+        """Starts `volume F -f FMT -o OUT` on one job (with `pin`, on one CPU)
+        and returns it once its temporary output holds a row."""
+        proc = subprocess.Popen((["taskset", "-c", "0"] if pin else []) + [BIN, "volume", f, "-f", fmt, "-j", "1", "-o", out],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -1978,7 +1986,7 @@ class BatchTest(clitest.TempDirTest):
     def test_second_interrupt_abandons_and_leaves_no_half_file(self):
         f = self.slow_batch()
         out = self.path("rows.json")
-        proc = self.start_writing(f, out, "json")
+        proc = self.start_writing(f, out, "json", pin=True)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.7)
         proc.send_signal(signal.SIGINT)
@@ -2000,7 +2008,7 @@ class BatchTest(clitest.TempDirTest):
         f = self.slow_batch()
         for fmt in ("json", "jsonl"):
             out = self.path("rows." + fmt)
-            proc = self.start_writing(f, out, fmt)
+            proc = self.start_writing(f, out, fmt, pin=True)
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
@@ -2011,8 +2019,8 @@ class BatchTest(clitest.TempDirTest):
             self.assertIn(len(rows), (1, 2))
         # Under timeout itself (its default: the process group too).
         out = self.path("timed.json")
-        p = subprocess.run(["timeout", "-s", "TERM", "1", BIN, "volume", self.slow_batch(), "-f", "json", "-j", "1",
-                            "-o", out],
+        p = subprocess.run(["timeout", "-s", "TERM", "1", "taskset", "-c", "0", BIN, "volume", self.slow_batch(),
+                            "-f", "json", "-j", "1", "-o", out],
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(p.returncode, 124, p.stderr)  # timeout's own status for a command it stopped
         self.assertNotIn("interrupted again", p.stderr)

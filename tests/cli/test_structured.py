@@ -363,21 +363,26 @@ class Structured(unittest.TestCase):
             d = h.create_dataset("H", data=np.diag(np.arange(1.0, 13.0)))
             d.attrs["param_offsets"] = np.array([0, 6])
             d.attrs["param_sizes"] = np.array([6, 6])
-            d.attrs["param_names"] = np.array(["w", "b"], dtype=h5py.string_dtype())
-        p = run("volume", self.file + ":/model", dense, "--per-block", "-f", "jsonl", "-o", out)
+            d.attrs["param_names"] = np.array(["['params']['w']", "b"], dtype=h5py.string_dtype())
+        root = os.path.join(self.dir, "root_blocks.h5")  # a blocks structure at the root group: parts "/a", "/b"
+        with h5py.File(root, "w") as h:
+            h.attrs["structure"] = "blocks"
+            h["a"] = np.diag([3.0, 2.0, 0.0])
+            h["b"] = np.diag([1.0, 0.0])
+        p = run("volume", self.file + ":/model", dense, root, "--per-block", "-f", "jsonl", "-o", out)
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(len(rows_of(run("volume", self.file + ":/model", dense, "--per-block", "-f", "jsonl"))), 8)
+        self.assertEqual(len(rows_of(run("volume", self.file + ":/model", dense, root, "--per-block", "-f", "jsonl"))), 11)
         p = run("rank", "--from-results", out, "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertEqual(sorted(r["dataset"] for r in rows_of(p)), ["/H", "/model"])
-        self.assertIn("6 row(s) are --per-block parts of Hessians ranked here (e.g. ", p.stderr)
+        self.assertEqual(sorted(r["dataset"] for r in rows_of(p)), ["/", "/H", "/model"])
+        self.assertIn("8 row(s) are --per-block parts of Hessians ranked here (e.g. ", p.stderr)
         # Without their wholes, parts are Hessians like any other.
         parts = os.path.join(self.dir, "parts_only.jsonl")
         with open(parts, "w") as fh:
             with open(out) as saved:
-                fh.writelines(line for line in saved if json.loads(line)["dataset"] not in ("/model", "/H"))
+                fh.writelines(line for line in saved if json.loads(line)["dataset"] not in ("/model", "/H", "/"))
         p = run("rank", "--from-results", parts, "-f", "jsonl")
-        self.assertEqual(len(rows_of(p)), 6)
+        self.assertEqual(len(rows_of(p)), 8)
         self.assertNotIn("parts", p.stderr)
 
     def test_per_block_rows_take_the_whole_s_error_bound(self):

@@ -149,14 +149,14 @@ void add_parameter_blocks(const bv::ListedHessian& whole, std::vector<bv::WorkIt
 
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block, const bv::ListOptions& listing, std::set<std::string>* listed_sources,
-                               std::set<std::string>* split, bool once) {
+                               std::set<std::string>* split, bool once, const char* program) {
     std::vector<bv::WorkItem> items;
     std::vector<bv::Source> parsed;
     for (const auto& text : sources) parsed.push_back(bv::parse_source(text));
     std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
     if (once)
         for (const auto& said : bv::drop_listed_twice(parsed, listings))
-            std::cerr << "basinvol: warning: " << said << '\n';
+            std::cerr << program << ": warning: " << said << '\n';
     for (std::size_t i = 0; i < parsed.size(); ++i) {
         // A SOURCE that cannot be listed is an error row in every shard:
         // which of its Hessians a shard holds cannot be known, and a shard
@@ -490,7 +490,10 @@ void SavedShards::add(const bv::Row& r, const bv::Shard& s) {
     Shard& shard = split.shards[s.index];
     shard.rows = std::max(shard.rows, r.shard_rows);
     shard.sources.insert(r.source);
-    if (!r.ok && r.dataset.empty()) split.everywhere.insert(r.source);  // a SOURCE's, not a Hessian's
+    // A SOURCE's own error row (it could not be listed, FILE or FILE:PATH):
+    // nothing was described (no n, type or structure) and no time spent.
+    if (!r.ok && r.n == 0 && r.stored_type.empty() && r.structure.empty() && r.seconds == 0)
+        split.everywhere.insert(r.source);
 }
 
 std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
@@ -583,30 +586,34 @@ std::vector<bv::Row> SavedShards::missing(Progress& progress) const {
 // own n, not a basin to rank among the wholes. Their ok rows are left out,
 // and said; error rows stay, listed last as every error row.
 void drop_parts(std::vector<bv::Row>& rows, Progress& progress) {
-    std::map<std::string, std::string> wholes;  // source -> structure, of rows that name a dataset
+    std::map<std::pair<std::string, std::string>, const bv::Row*> wholes;  // ok rows, by (file, dataset)
     for (const auto& r : rows)
-        if (!r.dataset.empty()) wholes.emplace(r.source, r.structure);
-    const auto part = [&](const bv::Row& r) {
-        const std::string& s = r.source;
-        if (!r.ok || r.dataset.empty()) return false;
-        if (s.back() == ']') {
-            const auto open = s.rfind('[');
-            const auto it = open == std::string::npos ? wholes.end() : wholes.find(s.substr(0, open));
-            if (it != wholes.end() && it->second.empty()) return true;
-        }
-        const auto slash = s.rfind('/');
-        const auto it = slash == std::string::npos ? wholes.end() : wholes.find(s.substr(0, slash));
-        return it != wholes.end() && it->second == "blocks";
+        if (r.ok && !r.dataset.empty()) wholes.emplace(std::make_pair(r.file, r.dataset), &r);
+    const auto whole = [&](const bv::Row& r, const std::string& dataset) -> const bv::Row* {
+        const auto it = wholes.find({r.file, dataset});
+        return it != wholes.end() && it->second != &r && it->second->n > r.n ? it->second : nullptr;
     };
+    const auto part = [&](const bv::Row& r) {
+        const std::string& d = r.dataset;
+        if (!r.ok || d.empty()) return false;
+        if (d.back() == ']')  // "<whole>[<name>]", the name holding brackets too ("['params']['w']")
+            for (auto open = d.find('['); open != std::string::npos; open = d.find('[', open + 1))
+                if (const bv::Row* w = whole(r, d.substr(0, open)); w && w->structure.empty()) return true;
+        const auto slash = d.rfind('/');  // "<whole>/<member>"; a member of the root group's "/a"
+        if (slash == std::string::npos) return false;
+        const bv::Row* w = whole(r, slash == 0 ? "/" : d.substr(0, slash));
+        return w && w->structure == "blocks";
+    };
+    std::vector<bool> parts;  // all found before any row moves (`wholes` points into rows)
+    for (const auto& r : rows) parts.push_back(part(r));
     std::size_t dropped = 0;
     std::string example;
-    rows.erase(std::remove_if(rows.begin(), rows.end(),
-                              [&](const bv::Row& r) {
-                                  if (!part(r)) return false;
-                                  if (dropped++ == 0) example = r.source;
-                                  return true;
-                              }),
-               rows.end());
+    std::vector<bv::Row> kept;
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (!parts[i]) kept.push_back(std::move(rows[i]));
+        else if (dropped++ == 0) example = rows[i].source;
+    }
+    rows = std::move(kept);
     if (dropped > 0)
         progress.message("basinvol: note: " + std::to_string(dropped) + " row(s) are --per-block parts of Hessians "
                          "ranked here (" + (dropped > 1 ? "e.g. " : "") + example + "), each a Hessian of its own "

@@ -52,12 +52,12 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
 // what the run without `shard` lists, so that merged shards can tell they
 // are whole.
 // `once` (a ranking): a Hessian an earlier SOURCE listed too (bv::drop_listed_twice)
-// is left out, with a warning; otherwise each SOURCE gives its rows, as
-// often as it is given.
+// is left out, with a warning (said as `program`); otherwise each SOURCE
+// gives its rows, as often as it is given.
 std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const std::optional<bv::Shard>& shard,
                                bool per_block = false, const bv::ListOptions& listing = {},
                                std::set<std::string>* listed = nullptr, std::set<std::string>* split = nullptr,
-                               bool once = false);
+                               bool once = false, const char* program = "basinvol");
 
 // The work of a command: its SOURCE arguments and --files-from lists, in
 // --shard's shard, listed under --list-timeout. Throws UsageError.

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 namespace cli {
@@ -75,9 +76,13 @@ inline CLI::Validator memory_size() {
     return CLI::Validator(
         [](std::string& text) {
             if (text.empty()) return std::string("needs a size such as 8G, got ''");
-            const bool bare = text.find_first_not_of("0123456789.") == std::string::npos;
-            const auto v = bare ? basinvol::parse_finite(text) : std::nullopt;
-            if (!v || *v >= 1073741824.0 || *v < 1) return std::string();  // the size's own rules say the rest
+            // A number with nothing after it (" 16384", "+16384", "1e4" too, as the size reads them)
+            const char* s = text.c_str();
+            char* end = nullptr;
+            const double v = std::strtod(s, &end);
+            while (end != s && *end == ' ') ++end;
+            const bool bare = end != s && *end == '\0' && text.find_first_of("xX") == std::string::npos;
+            if (!bare || !(v >= 1) || v >= 1073741824.0) return std::string();  // the size's own rules say the rest
             return "has no unit: " + text + " bytes is no budget for a Hessian; write " + text +
                    "M for megabytes (the unit of Slurm's --mem and $SLURM_MEM_PER_NODE), " + text +
                    "G for gigabytes, or " + text + "B for bytes";

@@ -124,7 +124,7 @@ std::vector<Item> plan_items(const std::vector<std::string>& sources, double lis
     if (me == 0) {
         bv::ListOptions listing;
         listing.time_limit = list_timeout;
-        for (auto& w : plan(sources, std::nullopt, false, listing, nullptr, nullptr, once)) {
+        for (auto& w : plan(sources, std::nullopt, false, listing, nullptr, nullptr, once, "basinvol-mpi")) {
             if (w.error) {
                 items.push_back({Item::error, {}, std::move(w.error)});
                 continue;
