@@ -717,6 +717,16 @@ double type_eps(hid_t type) {
     return std::ldexp(1.0, -static_cast<int>(std::min<std::size_t>(msize, 52)));
 }
 
+// The file on disk object `obj` lives in, stat'd into `st`; false for a
+// file with no name on disk (an in-memory image).
+bool file_on_disk(hid_t obj, struct stat& st) {
+    const ssize_t len = H5Fget_name(obj, nullptr, 0);
+    std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
+    const bool found = len > 0 && H5Fget_name(obj, path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0;
+    H5Eclear2(H5E_DEFAULT);
+    return found;
+}
+
 // A dataset's identity across openings: its file on disk (device, inode;
 // HDF5's file number for a file with no name on disk) and its address.
 std::array<unsigned long long, 3> dataset_key(hid_t d) {
@@ -726,14 +736,9 @@ std::array<unsigned long long, 3> dataset_key(hid_t d) {
         static std::atomic<unsigned long long> unknown{0};
         return {~0ULL, ~0ULL, unknown++};
     }
-    std::array<unsigned long long, 3> key{~0ULL, oi.fileno, oi.addr};
-    const ssize_t len = H5Fget_name(d, nullptr, 0);
-    std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
     struct stat st {};
-    if (len > 0 && H5Fget_name(d, path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0)
-        key = {static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino), oi.addr};
-    H5Eclear2(H5E_DEFAULT);
-    return key;
+    if (!file_on_disk(d, st)) return {~0ULL, oi.fileno, oi.addr};
+    return {static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino), oi.addr};
 }
 
 using DatasetKey = std::array<unsigned long long, 3>;
@@ -742,10 +747,8 @@ using DatasetKey = std::array<unsigned long long, 3>;
 
 std::string detail::object_identity(hid_t obj) {
     H5O_info_t oi{};
-    const ssize_t len = H5Oget_info2(obj, &oi, H5O_INFO_BASIC) < 0 ? -1 : H5Fget_name(obj, nullptr, 0);
-    std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
     struct stat st {};
-    const bool known = len > 0 && H5Fget_name(obj, path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0;
+    const bool known = H5Oget_info2(obj, &oi, H5O_INFO_BASIC) >= 0 && file_on_disk(obj, st);
     H5Eclear2(H5E_DEFAULT);
     if (!known) return "";  // no file on disk (an image), or no address
     // The file's size and time too: an inode freed and given to another file
@@ -1333,10 +1336,8 @@ ObjectKey key_of(Walker& w, hid_t loc, const char* name, const H5O_info_t& oi) {
         // A file with no name on disk (an in-memory image) is told by its number.
         std::pair<unsigned long long, unsigned long long> id{~0ULL, oi.fileno};
         Handle o(H5Oopen(loc, name, H5P_DEFAULT), H5Oclose);
-        const ssize_t len = o.valid() ? H5Fget_name(o.get(), nullptr, 0) : -1;
-        std::string path(len > 0 ? static_cast<std::size_t>(len) + 1 : 1, '\0');
         struct stat st {};
-        if (len > 0 && H5Fget_name(o.get(), path.data(), path.size()) > 0 && ::stat(path.c_str(), &st) == 0)
+        if (o.valid() && file_on_disk(o.get(), st))
             id = {static_cast<unsigned long long>(st.st_dev), static_cast<unsigned long long>(st.st_ino)};
         H5Eclear2(H5E_DEFAULT);
         it = w.files.emplace(oi.fileno, id).first;
