@@ -539,6 +539,39 @@ std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, Negat
     return out;
 }
 
+// A structure is measured as its dense twin stored in its coarsest type, so
+// a block stored finer (float64 beside float32 Kronecker factors) may have
+// values over its own noise floor, max(its ε·‖block‖_F, 8·√n·ε(float64)·
+// ‖block‖_F, its values' computed error, the whole's input error), that the
+// whole's cut counts flat. Where an automatic rule put that cut (the stored
+// type's), each block counts them and the row warns; an explicit cut is the
+// user's own.
+void note_finer_blocks(Row& r, const StructuredSpectrum& ss, const Cut& cut, double whole_eps, double input_error) {
+    if (cut.rule != "dtype" && cut.rule != "gap") return;
+    for (std::size_t i = 0; i < ss.blocks.size(); ++i) {
+        const BlockSpan& b = ss.blocks[i];
+        if (!(b.eps < whole_eps)) continue;
+        const PartValues values = ss.values(b);
+        double largest = 0, scaled = 0;  // ‖block‖_F = largest·√scaled, which neither overflows nor underflows
+        values.for_each_span([&](const double* v, std::size_t k) {
+            for (std::size_t j = 0; j < k; ++j) largest = std::max(largest, std::abs(v[j]));
+        });
+        if (largest > 0)
+            values.for_each_span([&](const double* v, std::size_t k) {
+                for (std::size_t j = 0; j < k; ++j) scaled += (v[j] / largest) * (v[j] / largest);
+            });
+        const double frobenius = largest * std::sqrt(scaled);
+        const double solver = 8 * std::sqrt(static_cast<double>(b.n)) * std::numeric_limits<double>::epsilon();
+        const double own = std::max({b.eps * frobenius, solver * frobenius, b.value_error, input_error});
+        std::size_t resolved = 0;
+        values.for_each_span([&](const double* v, std::size_t k) {
+            for (std::size_t j = 0; j < k; ++j) resolved += std::abs(v[j]) > own && std::abs(v[j]) <= cut.tol;
+        });
+        r.blocks[i].resolved_flat = resolved;
+        if (resolved > 0) r.warnings.add(Warning::finer_part_flat);
+    }
+}
+
 // Solve, cut and measure a structured Hessian (its parts read one at a time,
 // or two square parts side by side: structured_spectrum).
 void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt) {
@@ -556,6 +589,7 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     report(r, ss.spectrum, ss.values(), cut, f, opt);  // exact knowledge: the cut is decided, the row certified
     if (opt.keep_eigenvalues) r.eigenvalues.resize(info.n, 0.0);  // the values a part does not list are exactly 0
     r.blocks = block_rows(ss, cut.tol, opt.negatives);
+    note_finer_blocks(r, ss, cut, measured.stored_eps, input_error(f, opt));
 }
 
 template <class Body>

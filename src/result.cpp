@@ -8,7 +8,7 @@ constexpr const char* warning_names[warning_count] = {"saddle",      "ambiguous_
                                                       "symmetrized", "mixed_n",        "place_uncertain",
                                                       "unwritten_chunks", "regularized_noisy", "mixed_threshold",
                                                       "mixed_negatives", "mixed_level", "mixed_cut",
-                                                      "float32_values"};
+                                                      "float32_values", "finer_part_flat"};
 
 }  // namespace
 

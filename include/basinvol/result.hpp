@@ -22,6 +22,10 @@ struct BlockRow {
     std::size_t dim = 0;       // its flat directions
     std::size_t negative = 0;
     double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
+    // Of its flat directions, those whose |λ| lies over the block's own noise
+    // floor: a block stored finer than the structure's coarsest type (the
+    // warning finer_part_flat).
+    std::size_t resolved_flat = 0;
 };
 
 // What a row warns of (docs/output.md, "Warnings"). The mixed_ warnings and
@@ -42,8 +46,9 @@ enum class Warning : std::uint8_t {
     mixed_level,        // cut lower, against its largest value, than a row it is ranked with, keeping values under its level
     mixed_cut,          // ranked among rows cut by another rule (explicit and automatic, or another atol)
     float32_values,     // float64 values holding float32 data: measured at float32's noise floor
+    finer_part_flat,    // a structure's part stored finer than its coarsest type has resolved values counted flat
 };
-constexpr std::size_t warning_count = 14;
+constexpr std::size_t warning_count = 15;
 
 // The name a warning has in every output ("saddle", ...).
 const char* warning_name(Warning w);

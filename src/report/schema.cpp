@@ -76,7 +76,7 @@ Json blocks(const Row& r) {
     Json a = Json::array();
     for (const BlockRow& b : r.blocks)
         a.push_back({{"name", b.name}, {"n", b.n}, {"rank", b.rank}, {"dim", b.dim}, {"negative", b.negative},
-                     {"log_volume_part", number(b.log_volume_part)}});
+                     {"log_volume_part", number(b.log_volume_part)}, {"resolved_flat", b.resolved_flat}});
     return a;
 }
 
@@ -91,6 +91,7 @@ void set_blocks(Row& r, const Json& a) {
         br.dim = inner_count(b, "dim");
         br.negative = inner_count(b, "negative");
         br.log_volume_part = inner_number(b, "log_volume_part");
+        br.resolved_flat = inner_count(b, "resolved_flat");  // absent in rows of versions before it: 0
         r.blocks.push_back(br);
     }
 }

@@ -153,12 +153,14 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     bound *= 1 + detail::gamma(k + 3);
     acc.nonzero_products = acc.nonzero_products || (bound > 0 && p.scale != 0);
     SpectrumPart& out = acc.add(p.path);
+    out.eps = built.float32_values ? std::max(p.stored_eps, 0x1p-23) : p.stored_eps;
     detail::BlasSection section(detail::fork_gate());
     detail::BlasRoom room;
     out.values = detail::symmetric_eigenvalues(K.data(), k, k, 'U');
     // s·GᵀG = s·2^(2·shift)·(the Gram of 2^-shift·G)
     for (double& x : out.values) x = scaled(x, p.scale, 2 * built.shift);
-    acc.value_error = std::max(acc.value_error, scaled(bound, std::abs(p.scale), 2 * built.shift));
+    out.value_error = scaled(bound, std::abs(p.scale), 2 * built.shift);
+    acc.value_error = std::max(acc.value_error, out.value_error);
     // Each stored g within half the type's subnormal step: ‖ΔG‖_F ≤ √(mn)·step/2,
     // and ‖s·((G + ΔG)ᵀ(G + ΔG) − GᵀG)‖₂ ≤ |s|·(2‖G‖_F‖ΔG‖_F + ‖ΔG‖²_F),
     // ‖G‖_F² = trace K (of 2^-shift·G, so ΔG is shifted alike).
@@ -190,7 +192,9 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             acc.float32_values = acc.float32_values || float32_held;
             acc.stored_underflow =
                 std::max(acc.stored_underflow, twin_underflow(info, float32_held ? 0x1p-23 : p.stored_eps));
-            acc.add(p.path).values.assign(d.data(), d.data() + d.size());
+            SpectrumPart& out = acc.add(p.path);
+            out.values.assign(d.data(), d.data() + d.size());
+            out.eps = float32_held ? std::max(p.stored_eps, 0x1p-23) : p.stored_eps;
             return;
         }
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
@@ -279,14 +283,17 @@ void fold_squares(const HessianInfo& info, Accumulator& acc) {
             // Float32 data in a float64 part: float32's subnormal step (the
             // walk counted the stored type's).
             if (q.float32_values) acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, q.stored_eps));
+            acc.parts[q.part].eps = q.stored_eps;  // float32's for float32 data (read_square_part marks it)
             acc.asymmetry = std::hypot(acc.asymmetry, q.skew);
             note_skew(q.skew, q.path);
+            acc.parts[q.part].value_error = eps64 * q.frobenius;
             acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
             continue;
         }
         const Square& B = acc.squares[++i];  // A's partner
         if (B.failed) std::rethrow_exception(B.failed);
         SpectrumPart& part = acc.parts[q.part];
+        part.eps = std::max(q.stored_eps, B.stored_eps);
         const double fa = q.frobenius, fb = B.frobenius, s = std::abs(part.scale);
         const double size = scaled(s, fa, fb, 0, 0);  // ‖s·A_s ⊗ B_s‖_F
         // With M = M_s + M_k (symmetric and skew parts, ‖M_k‖_F = ‖M − Mᵀ‖_F/2),
@@ -305,7 +312,8 @@ void fold_squares(const HessianInfo& info, Accumulator& acc) {
         if (const double share = skew_product > 0 ? skew_product / std::hypot(size, skew_product) : 0.0;
             share > acc.skew_share)
             acc.skew_share = share, acc.skew_share_part = acc.paths[q.part];
-        acc.value_error = std::max(acc.value_error, 4 * eps64 * size + skew_product);
+        part.value_error = 4 * eps64 * size + skew_product;
+        acc.value_error = std::max(acc.value_error, part.value_error);
         // A and B each within half a subnormal step of their own stored
         // type: ‖ΔA‖_F ≤ a·step_A/2, and s·(A ⊗ ΔB + ΔA ⊗ B + ΔA ⊗ ΔB).
         const double da = static_cast<double>(q.n) * subnormal_step(q.stored_eps) / 2,
@@ -741,6 +749,12 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     reject_overflowed_part(info, acc);
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);
+    for (BlockSpan& b : out.blocks) {
+        for (std::size_t p = b.begin; p < b.end; ++p) {
+            b.eps = std::max(b.eps, out.parts[p].eps);
+            b.value_error = std::max(b.value_error, out.parts[p].value_error);
+        }
+    }
     // Every value 0 while the factors are not: the products fell under
     // float64's smallest subnormal (entries of 1e-200 in A and B), and the
     // Hessian would read as the zero matrix, flat for certain.

@@ -1188,6 +1188,63 @@ class Structured(unittest.TestCase):
         prod = np.abs(np.outer(la, lb)).ravel()
         self.assertGreater(int((prod > 8 * math.sqrt(prod.size) * 2.0 ** -52 * np.linalg.norm(prod)).sum()), 120)
 
+    def test_a_part_stored_finer_than_the_whole_counts_what_its_own_floor_resolves(self):
+        # A float32 layer beside a float64 part: the whole is measured as its
+        # dense twin in float32 (one floor and cut), which counts flat the
+        # float64 part's values between its own floor and the whole's tol.
+        # Each block counts those (resolved_flat, from the part's own values
+        # here) and the row warns finer_part_flat; the all-float32 model,
+        # widened float32 data and an explicit cut do not warn.
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+        import basinvol.export as bx
+        rng = np.random.default_rng(31)
+        x = rng.standard_normal((20, 60)).astype(np.float32)
+        layer = x.T @ x * np.float32(50)  # rank 20, ‖·‖_F ~ 1e4: a float32 floor ~ 1e-3
+        small = [2.0, 1.0, 1e-5, 1e-9, 1e-12, 1e-17, 0.0]
+        q = np.linalg.qr(rng.standard_normal((12, 12)))[0]
+        G = np.sqrt(np.array(small[:5]))[:, None] * q[:5]  # GᵀG: σ² = the first five
+        A, B = rotated([2.0, 1e-5], rng), rotated([1.0, 1e-4, 1e-13], rng)
+        fine = {"diagonal": (bx.Diagonal(np.array(small)), np.array(small)),
+                "dense": (rotated(small, rng), np.array(small)),
+                "factor": (bx.Factor(G), np.linalg.eigvalsh(G.T @ G)),
+                "kron": (bx.Kron(A, B), np.outer(np.linalg.eigvalsh(A), np.linalg.eigvalsh(B)).ravel())}
+        f = self.path("finer_parts.h5")
+        for name, (part, _) in fine.items():
+            bx.write_structure(f, name, {"0_layer": layer, "1_part": part}, dtype=None)
+            bx.write_structure(f, name + "_32", {"0_layer": layer, "1_part": part}, dtype="float32")
+        widened = np.float32(np.r_[rng.random(40), small]).astype(float)  # 40 rounded values: float32 data
+        bx.write_structure(f, "widened", {"0_layer": layer, "1_part": bx.Diagonal(widened)}, dtype=None)
+        rows = {r["dataset"][1:]: r for r in rows_of(run("volume", f, "-f", "jsonl"))}
+        for name, (_, values) in fine.items():
+            row, part = rows[name], rows[name]["blocks"][1]
+            own = 8 * math.sqrt(len(values)) * 2.0 ** -52 * float(np.linalg.norm(values))
+            big = np.abs(values)[np.abs(values) > 10 * own]
+            # The values lie far from both edges, so the count is not decided by rounding.
+            self.assertTrue(np.all((big < row["tol"] / 10) | (big > row["tol"] * 10)), (name, values, row["tol"]))
+            self.assertTrue(np.all((np.abs(values) < own / 10) | (np.abs(values) > own * 10)), (name, own))
+            expected = int(np.sum((np.abs(values) > own) & (np.abs(values) <= row["tol"])))
+            self.assertGreater(expected, 0, name)
+            self.assertEqual(part["resolved_flat"], expected, name)
+            self.assertEqual(row["blocks"][0]["resolved_flat"], 0, name)
+            self.assertIn("finer_part_flat", row["warnings"], name)
+            self.assertEqual(row["stored_type"], "float32", name)
+            narrow = rows[name + "_32"]
+            self.assertNotIn("finer_part_flat", narrow["warnings"], name)
+            self.assertEqual([b["resolved_flat"] for b in narrow["blocks"]], [0, 0], name)
+        widened = rows["widened"]
+        self.assertIn("float32_values", widened["warnings"])
+        self.assertNotIn("finer_part_flat", widened["warnings"])
+        # The part measured alone (--per-block) keeps what the whole counted flat.
+        p = run("volume", f + ":/diagonal", "--per-block", "-f", "jsonl")
+        got = {r["dataset"]: r for r in rows_of(p)}
+        whole_part = got["/diagonal"]["blocks"][1]
+        self.assertEqual(got["/diagonal/1_part"]["rank"], whole_part["rank"] + whole_part["resolved_flat"])
+        # An explicit cut is the user's own: no warning, nothing counted.
+        p = run("volume", f + ":/diagonal", "--atol", "1e-3", "-f", "jsonl")
+        row = rows_of(p)[0]
+        self.assertNotIn("finer_part_flat", row["warnings"])
+        self.assertEqual(row["blocks"][1]["resolved_flat"], 0)
+
     def test_a_small_scale_on_float32_or_float16_parts_keeps_their_answer(self):
         # s·GᵀG and s·(A ⊗ B) are formed in double from the stored parts, so
         # what storage rounded is G's (A's, B's) values, not H's: s = 1e-50

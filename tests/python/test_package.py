@@ -144,6 +144,27 @@ def test_float32_stays_float32(tmp):
     assert r.stored_type == "float32"
 
 
+def test_a_float64_part_beside_a_float32_layer_says_what_its_own_floor_resolves(tmp):
+    # A float32 layer beside float64 diagonal values (a prior, a bias): the
+    # whole is cut at float32's floor, which counts the diagonal's 1e-5,
+    # 1e-9 and 1e-12 flat; the row says so, as the command line's does, and
+    # the diagonal alone keeps them.
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((20, 60)).astype(np.float32)
+    layer = x.T @ x * np.float32(50)
+    d = np.array([2.0, 1.0, 1e-5, 1e-9, 1e-12, 0.0])
+    r = basinvol.analyze({"a": layer, "b": basinvol.Diagonal(d)})
+    assert "finer_part_flat" in r.warnings
+    assert [b["resolved_flat"] for b in r.blocks] == [0, 3]
+    assert basinvol.analyze(basinvol.Diagonal(d)).rank == r.blocks[1]["rank"] + 3
+    f = os.path.join(tmp, "finer.h5")
+    bx.write_structure(f, "h", {"a": layer, "b": basinvol.Diagonal(d)}, dtype=None)
+    (ref,) = cli_rows("volume", f)
+    assert ref["warnings"] == r.warnings and ref["blocks"] == r.blocks
+    narrow = basinvol.analyze({"a": layer, "b": basinvol.Diagonal(d.astype(np.float32))})
+    assert "finer_part_flat" not in narrow.warnings
+
+
 def test_float32_data_widened_is_float32_data_unless_the_stored_type_is_trusted(tmp):
     # float32 values given as float64 (H.double() of a float32 tensor): the
     # float32 answer, with the warning; trust_stored_type=True is the
