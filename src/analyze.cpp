@@ -85,14 +85,31 @@ std::size_t parse_memory_size(const std::string& text) {
     // Not a budget of 0 bytes (which means "the default"), nor one past
     // what a size_t holds (converting it is undefined).
     if (v * mult < 1) throw UsageError("max_memory", "must be at least 1 byte, got '" + text + "'");
-    // A whole number of bytes is taken exactly (a double rounds 2^63 - 1 up).
-    const bool digits = unit.empty() && text.find_first_not_of("0123456789") == std::string::npos;
-    if (digits && text.size() <= 19) {
-        const unsigned long long bytes = std::strtoull(text.c_str(), nullptr, 10);
+    // A whole number of bytes (bare, or with B) is taken exactly (a double
+    // rounds 2^63 - 1 up).
+    const std::string number = unit.empty() && !text.empty() && std::toupper(static_cast<unsigned char>(text.back())) == 'B'
+                                   ? text.substr(0, text.size() - 1)
+                                   : text;
+    const bool digits = unit.empty() && !number.empty() && number.find_first_not_of("0123456789") == std::string::npos;
+    if (digits && number.size() <= 19) {
+        const unsigned long long bytes = std::strtoull(number.c_str(), nullptr, 10);
         if (bytes < (1ULL << 63)) return static_cast<std::size_t>(bytes);
     }
     if (v * mult >= 0x1p63) throw UsageError("max_memory", "must be under 8 EiB (2^63 bytes), got '" + text + "'");
     return static_cast<std::size_t>(v * mult);
+}
+
+std::string unitless_size_problem(const std::string& text) {
+    const char* s = text.c_str();
+    char* end = nullptr;
+    const CLocale c;
+    const double v = std::strtod(s, &end);
+    while (end != s && *end == ' ') ++end;
+    const bool bare = end != s && *end == '\0' && text.find_first_of("xX") == std::string::npos;
+    if (!bare || !(v >= 1) || v >= 1073741824.0) return {};  // parse_memory_size's own rules say the rest
+    return "has no unit: " + text + " bytes is no budget for a Hessian; write " + text +
+           "M for megabytes (the unit of Slurm's --mem and $SLURM_MEM_PER_NODE), " + text + "G for gigabytes, or " +
+           text + "B for bytes";
 }
 
 Row source_error_row(const Source& source, const std::string& message) {

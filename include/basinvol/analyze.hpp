@@ -47,6 +47,11 @@ Method parse_method(const std::string& name);
 NegativePolicy parse_negatives(const std::string& name);
 // A memory size such as 8G, 500M or 1024 (bytes); "" is 0 (the default budget).
 std::size_t parse_memory_size(const std::string& text);
+// What is wrong with a size written as a bare number under 1 GiB ("16384",
+// " 16384", "+16384", "1e4"), which parse_memory_size reads as bytes: Slurm's
+// --mem and $SLURM_MEM_PER_NODE count megabytes, and such a budget made every
+// Hessian an error row. Empty for any other text (B says bytes).
+std::string unitless_size_problem(const std::string& text);
 
 // One Hessian to one row. Never throws for problems of the input or the
 // numerics: those become an error row.

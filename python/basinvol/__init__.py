@@ -25,7 +25,8 @@ from .structures import Diagonal, Factor, Kron
 from .structures import resolved as _resolved
 
 __all__ = ["analyze", "volume", "rank", "compare", "read_results", "to_dataframe", "Result", "Comparison",
-           "Factor", "Kron", "Diagonal", "Error", "InputError", "UsageError", "NumericError", "__version__"]
+           "Factor", "Kron", "Diagonal", "Error", "InputError", "UsageError", "OptionTypeError", "NumericError",
+           "__version__"]
 
 try:
     from . import _core
@@ -50,6 +51,12 @@ else:
         """A numerical method failed to give a trustworthy answer."""
 
     __version__ = "unknown"
+
+
+class OptionTypeError(UsageError, TypeError):
+    """An option value of the wrong kind (text or a boolean for a number, a
+    flag that is not True or False, a label that is not text): a UsageError,
+    as every option value that cannot be used is, and a TypeError."""
 
 
 def _no_nul(text, what):
@@ -189,21 +196,21 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
             isinstance(max_memory, float) and max_memory.is_integer())
         if not whole:
             raise UsageError(f"max_memory must be a size such as '8G' or a whole number of bytes, got {max_memory!r}")
-        max_memory = str(int(max_memory))
+        max_memory = f"{int(max_memory)}B"  # bytes, said so: a bare text under 1 GiB is refused (megabytes meant)
     if isinstance(max_memory, str) and not max_memory.strip():  # the command line refuses --max-memory '' too
         raise UsageError(f"max_memory needs a size such as '8G' (None for the default), got {max_memory!r}")
     for k, v in (("threshold", threshold), ("rtol", rtol), ("atol", atol), ("min_gap", min_gap),
                  ("hessian_error", hessian_error), ("max_asymmetry", max_asymmetry), ("regularized", regularized)):
         if _not_a_number(v):
-            raise TypeError(f"{k} must be a number, got {v!r}")
+            raise OptionTypeError(f"{k} must be a number, got {v!r}")
     if _is_bool(eigenvalues):  # numpy's too
         eigenvalues = bool(eigenvalues)
     if not isinstance(eigenvalues, bool):
-        raise TypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
+        raise OptionTypeError(f"eigenvalues must be True or False, got {eigenvalues!r}")
     if _is_bool(trust_stored_type):
         trust_stored_type = bool(trust_stored_type)
     if not isinstance(trust_stored_type, bool):
-        raise TypeError(f"trust_stored_type must be True or False, got {trust_stored_type!r}")
+        raise OptionTypeError(f"trust_stored_type must be True or False, got {trust_stored_type!r}")
     if list_timeout is not None:  # seconds a file's structure walk may take (volume, rank, compare of SOURCEs)
         seconds = None if _not_a_number(list_timeout) else list_timeout
         try:
@@ -354,20 +361,28 @@ def _named_as_matrix(row, label):
     return Result(d, row.eigenvalues, row.eigenvalues_complete)
 
 
-def _structured_image(part, label, attrs):
+def _structured_image(part, label, attrs, declare=False):
     """An HDF5 file image (bytes) holding `part` as /hessian in the layout of
-    docs/structured.md, written in memory."""
+    docs/structured.md, written in memory, and the bytes its values take.
+    With declare, the datasets have their shapes and stored types but no
+    values: a few kilobytes whatever their size, for the budget check."""
     import h5py
     from . import export
     buf = io.BytesIO()
+    sizes = []
     try:
         with h5py.File(buf, "w") as f:
-            export.write_structure(f, "hessian", part, dtype=None, check=False, **attrs)
+            export._write_part(f, "hessian", part, None, check=False, declare=declare)
+            for k, v in attrs.items():  # as write_structure stores them
+                if v is not None:
+                    f["hessian"].attrs[k] = export._attribute(k, v)
+            f.visititems(lambda _, o: sizes.append(float(o.size) * o.dtype.itemsize)
+                         if isinstance(o, h5py.Dataset) else None)
     except ValueError as e:  # a malformed structure: the part's name and the rule broken
         raise InputError(f"{label}: {e}") from None
     except TypeError as e:  # values that are not real numbers (docs/python.md)
         raise TypeError(f"{label}: {e}") from None
-    return buf.getvalue()
+    return buf.getvalue(), sum(sizes)
 
 
 def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rtol=None, atol=None, min_gap=1.0,
@@ -396,7 +411,11 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
     core = _need_core()
     opts = _options(threshold, cut, method, negatives, rtol, atol, min_gap, hessian_error, max_asymmetry,
                     regularized, max_memory, eigenvalues, trust_stored_type=trust_stored_type)
-    label = _no_nul(str(label), "label")
+    if label is None:  # the default, as compare(label=(None, "after")) takes it
+        label = "memory"
+    if not isinstance(label, str):  # str(b"x") is "b'x'", a name nobody gave
+        raise OptionTypeError(f"label must be text, got {label!r}")
+    label = _no_nul(label, "label")
     if isinstance(H, (str, bytes, os.PathLike)):
         raise TypeError(f"{label}:/: analyze() takes a matrix or a structure, got the path {H!r}; "
                         "basinvol.volume() reads files")
@@ -413,6 +432,8 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
             continue
         if conv is float and _not_a_number(v):  # as threshold and the others
             raise UsageError(f"{k} must be a number, got {v!r}")
+        if conv is str and not isinstance(v, str):  # str(["x"]) is "['x']", a run name nobody gave
+            raise OptionTypeError(f"{k} must be text, got {v!r}")
         try:
             attrs[k] = conv(v)
         except (TypeError, ValueError):
@@ -431,7 +452,15 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
         _refuse_masked(H, label)
         _check_matrix_shape(H, label)
     if half or isinstance(H, (Factor, Kron, Diagonal, dict)):
-        image = _structured_image(H, label, attrs)
+        # The budget holds the image and the analysis: checked on the
+        # declared shapes before a value is copied into the image.
+        declared, image_bytes = _structured_image(H, label, attrs, declare=True)
+        with _hdf5_lock():
+            listed = core.list_image(declared, label, "/hessian")
+        over = core.image_over_budget(listed, opts, image_bytes)
+        if over:
+            raise InputError(over)
+        image, _ = _structured_image(H, label, attrs)
         with _hdf5_lock():
             listed = core.list_image(image, label, "/hessian")
         rows = _results(core.analyze_listed(listed, opts, _h5py_lock()))
@@ -450,6 +479,16 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
 def _source_list(sources):
     if isinstance(sources, (str, bytes, os.PathLike)):
         sources = [sources]
+    elif hasattr(sources, "shape") or isinstance(sources, (Factor, Kron, Diagonal, dict)):
+        raise TypeError(f"volume() reads SOURCEs (FILE or FILE:PATH), got {type(sources).__name__}; "
+                        "basinvol.analyze() takes a matrix or a structure")
+    try:
+        sources = list(sources)
+    except TypeError:
+        raise TypeError(f"volume() takes a SOURCE (FILE or FILE:PATH) or a list of them, got {sources!r}") from None
+    for s in sources:
+        if not isinstance(s, (str, bytes, os.PathLike)):
+            raise TypeError(f"a SOURCE is a path (FILE or FILE:PATH), got {type(s).__name__}")
     return [_no_nul(os.fsdecode(s), "SOURCE") for s in sources]
 
 
@@ -536,7 +575,7 @@ def _frame_rows(x):
 
 def _check_tie_tol(tie_tol):
     if _not_a_number(tie_tol):  # True is 1 to float(): a 1-nat grid, not what was meant
-        raise TypeError(f"tie_tol must be a number, got {tie_tol!r}")
+        raise OptionTypeError(f"tie_tol must be a number, got {tie_tol!r}")
 
 
 def _shard_check_row(r):

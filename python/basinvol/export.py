@@ -446,7 +446,15 @@ def _typed(a, dtype, name):
     return stored
 
 
-def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
+def _put(g, name, a, dtype, what, declare):
+    """Dataset `name` of `a` in its stored type (_typed); with declare, its
+    shape and stored type only, no values (nothing copied or allocated)."""
+    if declare:
+        return g.create_dataset(name, shape=a.shape, dtype=_stored_type(a.dtype, dtype))
+    return g.create_dataset(name, data=_typed(a, dtype, what))
+
+
+def _write_part(g, name, part, dtype, check=True, shown=None, above=(), declare=False):
     shown = name if shown is None else shown  # the name messages give (name is where it is written)
     if isinstance(part, dict):
         if not part:
@@ -462,7 +470,7 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
                                  f"got {type(k).__name__} {k!r}")
             if k in ("", ".", "..") or "/" in k or "\0" in k:
                 raise ValueError(f"blocks {shown!r}: member name {k!r} is not a name an HDF5 group can hold")
-            _write_part(sub, k, part[k], dtype, check, above=above)
+            _write_part(sub, k, part[k], dtype, check, above=above, declare=declare)
         return sub
     if isinstance(part, (Factor, Kron)) and not (math.isfinite(part.scale) and part.scale != 0):
         raise ValueError(f"{'factor' if isinstance(part, Factor) else 'kron'} {shown!r}: scale must be a finite "
@@ -474,7 +482,7 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         sub = g.create_group(name)
         sub.attrs["structure"] = "factor"
         sub.attrs["scale"] = part.scale
-        sub.create_dataset("G", data=_typed(part.G, dtype, f"factor {shown!r}"))
+        _put(sub, "G", part.G, dtype, f"factor {shown!r}", declare)
         return sub
     if isinstance(part, Kron):
         for k, m in (("A", part.A), ("B", part.B)):
@@ -484,21 +492,21 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=()):
         sub = g.create_group(name)
         sub.attrs["structure"] = "kron"
         sub.attrs["scale"] = part.scale
-        sub.create_dataset("A", data=_typed(part.A, dtype, f"kron {shown!r} A"))
-        sub.create_dataset("B", data=_typed(part.B, dtype, f"kron {shown!r} B"))
+        _put(sub, "A", part.A, dtype, f"kron {shown!r} A", declare)
+        _put(sub, "B", part.B, dtype, f"kron {shown!r} B", declare)
         return sub
     if isinstance(part, Diagonal):
         if part.values.ndim != 1 or part.values.size == 0:
             raise ValueError(f"diagonal {shown!r} must be a non-empty 1-D array, got shape {part.values.shape}")
         _check_finite(f"diagonal {shown!r}", part.values, check)
-        d = g.create_dataset(name, data=_typed(part.values, dtype, f"diagonal {shown!r}"))
+        d = _put(g, name, part.values, dtype, f"diagonal {shown!r}", declare)
         d.attrs["structure"] = "diagonal"
         return d
     H = _real(part, f"dense block {shown!r}")
     if H.ndim != 2 or H.shape[0] != H.shape[1] or H.size == 0:
         raise ValueError(f"dense block {shown!r} must be non-empty and square, got shape {H.shape}")
     _check_finite(f"dense block {shown!r}", H, check)
-    return g.create_dataset(name, data=_typed(H, dtype, f"dense block {shown!r}"))
+    return _put(g, name, H, dtype, f"dense block {shown!r}", declare)
 
 
 def write_structure(path, dataset, part, dtype="float64", mode="a", check=True, **attrs):

@@ -24,6 +24,8 @@ def as_numpy(x):
     (sharing memory when it is already there; a lazy negation or conjugation,
     as `z.conj().imag` carries, which numpy cannot share, resolved first)."""
     if type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach"):
+        if getattr(getattr(x, "device", None), "type", None) == "meta":
+            raise TypeError("a tensor on the meta device holds no values")
         x = resolved(x.detach().cpu()).numpy()
     return np.asarray(x)
 

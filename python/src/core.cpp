@@ -105,7 +105,13 @@ bv::AnalyzeOptions analyze_options(const py::dict& d) {
     a.negatives = bv::parse_negatives(get<std::string>(d, "negatives").value_or("abs"));
     a.method = bv::parse_method(get<std::string>(d, "method").value_or("auto"));
     a.read.max_asymmetry = get<double>(d, "max_asymmetry").value_or(1e-3);
-    a.read.max_bytes = bv::parse_memory_size(get<std::string>(d, "max_memory").value_or(""));
+    // A whole number of bytes comes as "<n>B" (the package's _options): a
+    // text of the caller's that is a bare number under 1 GiB is refused, as
+    // the command line's --max-memory is.
+    const std::string memory = get<std::string>(d, "max_memory").value_or("");
+    if (const std::string why = bv::unitless_size_problem(memory); !why.empty())
+        throw bv::UsageError("max_memory", why);
+    a.read.max_bytes = bv::parse_memory_size(memory);
     a.read.detect_float32_data = !get<bool>(d, "trust_stored_type").value_or(false);
     a.keep_eigenvalues = get<bool>(d, "eigenvalues").value_or(false);
     bv::validate(a);
@@ -409,6 +415,24 @@ std::vector<py::tuple> analyze_listed(const Listed& l, const py::dict& options, 
     return out;
 }
 
+// The budget check of a structure (or float16 matrix) the package is about to
+// write into an in-memory image, made on an image of its declared shapes and
+// types (no values: `declared`): the analysis's working set and the image
+// itself, `image_bytes`, against the budget, before any value is copied
+// (a broadcast view of 10⁹ values is refused in place, not materialized).
+// The over-budget row's message, or "" (a listing's own error is the real
+// image's to report).
+std::string image_over_budget(const Listed& declared, const py::dict& options, double image_bytes) {
+    const bv::AnalyzeOptions opt = analyze_options(options);
+    for (const auto& [list, err] : declared.sources)
+        for (const auto& listed : list) {
+            if (!listed.problem.empty()) continue;
+            bv::AloneJob job;
+            if (auto over = over_budget(job, listed.info, opt, bv::bytes_of(image_bytes))) return over->error;
+        }
+    return {};
+}
+
 // `basinvol rank`'s ordering of rows already computed: ranked ok rows first
 // with `place`, then error rows by source; each with its position in
 // `rows_json` (the caller's Results keep their eigenvalues).
@@ -496,6 +520,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("list_sources", &list_sources, py::arg("sources"), py::arg("list_timeout") = bv::default_listing_time_limit,
           py::arg("once") = false);
     m.def("list_image", &list_image, py::arg("image"), py::arg("label"), py::arg("path"));
+    m.def("image_over_budget", &image_over_budget, py::arg("declared"), py::arg("options"), py::arg("image_bytes"));
     m.def("analyze_listed", &analyze_listed, py::arg("listed"), py::arg("options"), py::arg("lock") = py::none());
     m.def("rank", &rank, py::arg("rows"), py::arg("options"));
     m.def("compare", &compare, py::arg("a"), py::arg("b"), py::arg("options"));

@@ -262,6 +262,42 @@ def test_reversed_and_broadcast_views_are_read_as_they_are_after_the_budget():
     same_row(basinvol.analyze(H.astype(">f8")[::-1, ::-1]), ref)
 
 
+def test_a_structure_over_the_budget_is_refused_before_its_values_are_copied(tmp):
+    # A structure (and a float16 matrix) is written into an in-memory file
+    # before it is analysed: the budget is checked first, on its declared
+    # shapes, so a broadcast view of 10⁹ values is refused in place. In a
+    # child whose data segment is capped at 1 GiB, copying any of these
+    # (1.6 to 24 GB) would fail: each is the budget's InputError instead.
+    script = """
+import resource
+import numpy as np, basinvol
+resource.setrlimit(resource.RLIMIT_DATA, (1 << 30, 1 << 30))
+big = lambda dtype, shape: np.broadcast_to(np.ones((), dtype), shape)
+cases = [(basinvol.Diagonal(big(np.float64, (2 * 10 ** 8,))), "100M"),
+         (basinvol.Factor(big(np.float64, (3, 10 ** 9))), "8G"),
+         (basinvol.Kron(big(np.float32, (30000, 30000)), np.eye(2)), "1G"),
+         ({"a": np.eye(3), "b": big(np.float64, (20000, 20000))}, "1G"),
+         (big(np.float16, (20000, 20000)), "100M")]
+for H, budget in cases:
+    try:
+        basinvol.analyze(H, max_memory=budget)
+        print("analysed")
+    except Exception as e:
+        print(type(e).__name__, e)
+"""
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 5, p.stdout
+    for line in lines:
+        assert line.startswith("InputError memory:/") and "over the memory budget" in line, line
+    # Within the budget the same structure is analysed as before, the image counted.
+    d = np.arange(1.0, 2001.0)
+    assert basinvol.analyze(basinvol.Diagonal(d), max_memory="1M").rank == 2000
+    with pytest.raises(basinvol.InputError, match="over the memory budget of"):
+        basinvol.analyze(basinvol.Diagonal(d), max_memory="10K")
+
+
 def test_a_copy_the_machine_cannot_hold_is_an_input_error(tmp):
     # Within a budget given as 1T, but past what malloc gives (here a 1 GB
     # RLIMIT_DATA, which the budget does not read, in a child process): the
@@ -1513,9 +1549,17 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
                       (dict(step=1.5), "step must be a whole number"),
                       (dict(step=2 ** 53 + 1), "step must be a whole number under 2\\^53"),
                       (dict(step=float("nan")), "step must be a whole number"),
-                      (dict(loss=float("inf")), "loss must be a finite number")]:
+                      (dict(loss=float("inf")), "loss must be a finite number"),
+                      # Slurm's megabytes as text ($SLURM_MEM_PER_NODE), as --max-memory 16384 is refused
+                      (dict(max_memory="16384"), "max_memory has no unit: 16384 bytes is no budget"),
+                      (dict(max_memory=" 16384"), "max_memory has no unit"),
+                      (dict(label=b"x"), "label must be text"), (dict(name=b"x"), "name must be text"),
+                      (dict(name=["x"]), "name must be text")]:
         with pytest.raises(basinvol.UsageError, match=words):
             basinvol.analyze(H, **kw)
+    assert basinvol.analyze(H, max_memory=16384).rank == 2  # an integer is bytes, as documented
+    assert basinvol.analyze(H, max_memory="16384B").rank == 2
+    assert basinvol.analyze(H, label=None).source == "memory:/"  # the default, as compare() takes it
     # True is not 1.0, nor text a number, 0-d numpy arrays of them included.
     for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False),
                dict(threshold=np.array("1e-3")), dict(rtol=np.array(b"1e-3")), dict(min_gap=np.array(True)),
@@ -1523,9 +1567,11 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
                dict(threshold=np.array([True], dtype=object))):
         with pytest.raises(TypeError, match="must be a number, got"):
             basinvol.analyze(H, **kw)
+        with pytest.raises(basinvol.UsageError, match="must be a number, got"):  # an option value, both
+            basinvol.analyze(H, **kw)
     row = basinvol.analyze(H)
     for tie_tol in (True, np.False_, np.array("1e-6")):  # a 1-nat grid is not what True meant
-        with pytest.raises(TypeError, match="tie_tol must be a number, got"):
+        with pytest.raises(basinvol.OptionTypeError, match="tie_tol must be a number, got"):
             basinvol.rank([row, row], tie_tol=tie_tol)
         with pytest.raises(TypeError, match="tie_tol must be a number, got"):
             basinvol.compare(row, row, tie_tol=tie_tol)

@@ -2,6 +2,7 @@
 // Validators of the command-line tools' numeric options: each names the rule
 // and the text that broke it, where CLI11 would say "Could not convert", read
 // "0x10" as 16, or read 1e-400 as 0.
+#include <basinvol/analyze.hpp>
 #include <basinvol/names.hpp>
 
 #include <CLI/CLI.hpp>
@@ -76,16 +77,7 @@ inline CLI::Validator memory_size() {
     return CLI::Validator(
         [](std::string& text) {
             if (text.empty()) return std::string("needs a size such as 8G, got ''");
-            // A number with nothing after it (" 16384", "+16384", "1e4" too, as the size reads them)
-            const char* s = text.c_str();
-            char* end = nullptr;
-            const double v = std::strtod(s, &end);
-            while (end != s && *end == ' ') ++end;
-            const bool bare = end != s && *end == '\0' && text.find_first_of("xX") == std::string::npos;
-            if (!bare || !(v >= 1) || v >= 1073741824.0) return std::string();  // the size's own rules say the rest
-            return "has no unit: " + text + " bytes is no budget for a Hessian; write " + text +
-                   "M for megabytes (the unit of Slurm's --mem and $SLURM_MEM_PER_NODE), " + text +
-                   "G for gigabytes, or " + text + "B for bytes";
+            return basinvol::unitless_size_problem(text);
         },
         "");
 }
