@@ -557,35 +557,41 @@ std::vector<BlockRow> block_rows(const StructuredSpectrum& ss, double tol, Negat
 }
 
 // A structure is measured as its dense twin stored in its coarsest type, so
-// a block stored finer (float64 beside float32 Kronecker factors) may have
-// values over its own noise floor, max(its ε·‖block‖_F, 8·√n·ε(float64)·
-// ‖block‖_F, its values' computed error, the whole's input error), that the
-// whole's cut counts flat. Where an automatic rule put that cut (the stored
-// type's), each block counts them and the row warns; an explicit cut is the
-// user's own.
-void note_finer_blocks(Row& r, const StructuredSpectrum& ss, const Cut& cut, double whole_eps, double input_error) {
+// a part stored finer (a float64 diagonal beside float32 Kronecker factors)
+// may hold values the whole counts as noise, under its floor, that the part
+// alone resolves: over the part's own floor, max(its ε·‖part‖_F,
+// 8·√n·ε(float64)·‖part‖_F, its values' computed error, its own asymmetry
+// and subnormal rounding, a stated error). Where an automatic rule put the
+// cut, each block counts those of its parts (nested ones too) and the row
+// warns; an explicit cut is the user's own level.
+void note_finer_parts(Row& r, const StructuredSpectrum& ss, const Cut& cut, double whole_eps, double stated) {
     if (cut.rule != "dtype" && cut.rule != "gap") return;
+    const double noise = std::min(cut.tol, cut.floor);  // the whole's noise: what is flat for want of precision
     for (std::size_t i = 0; i < ss.blocks.size(); ++i) {
         const BlockSpan& b = ss.blocks[i];
-        if (!(b.eps < whole_eps)) continue;
-        const PartValues values = ss.values(b);
-        double largest = 0, scaled = 0;  // ‖block‖_F = largest·√scaled, which neither overflows nor underflows
-        values.for_each_span([&](const double* v, std::size_t k) {
-            for (std::size_t j = 0; j < k; ++j) largest = std::max(largest, std::abs(v[j]));
-        });
-        if (largest > 0)
+        for (std::size_t p = b.begin; p < b.end; ++p) {
+            const SpectrumPart& part = ss.parts[p];
+            if (!(part.eps < whole_eps)) continue;
+            const PartValues values(&part, &part + 1);
+            double largest = 0, scaled = 0;  // ‖part‖_F = largest·√scaled, which neither overflows nor underflows
             values.for_each_span([&](const double* v, std::size_t k) {
-                for (std::size_t j = 0; j < k; ++j) scaled += (v[j] / largest) * (v[j] / largest);
+                for (std::size_t j = 0; j < k; ++j) largest = std::max(largest, std::abs(v[j]));
             });
-        const double frobenius = largest * std::sqrt(scaled);
-        const double solver = 8 * std::sqrt(static_cast<double>(b.n)) * std::numeric_limits<double>::epsilon();
-        const double own = std::max({b.eps * frobenius, solver * frobenius, b.value_error, input_error});
-        std::size_t resolved = 0;
-        values.for_each_span([&](const double* v, std::size_t k) {
-            for (std::size_t j = 0; j < k; ++j) resolved += std::abs(v[j]) > own && std::abs(v[j]) <= cut.tol;
-        });
-        r.blocks[i].resolved_flat = resolved;
-        if (resolved > 0) r.warnings.add(Warning::finer_part_flat);
+            if (largest > 0)
+                values.for_each_span([&](const double* v, std::size_t k) {
+                    for (std::size_t j = 0; j < k; ++j) scaled += (v[j] / largest) * (v[j] / largest);
+                });
+            const double frobenius = largest * std::sqrt(scaled);
+            const double solver = 8 * std::sqrt(static_cast<double>(part.n)) * std::numeric_limits<double>::epsilon();
+            const double own =
+                std::max({part.eps * frobenius, solver * frobenius, part.value_error, part.noise, stated});
+            std::size_t resolved = 0;
+            values.for_each_span([&](const double* v, std::size_t k) {
+                for (std::size_t j = 0; j < k; ++j) resolved += std::abs(v[j]) > own && std::abs(v[j]) <= noise;
+            });
+            r.blocks[i].resolved_flat += resolved;
+            if (resolved > 0) r.warnings.add(Warning::finer_part_flat);
+        }
     }
 }
 
@@ -606,7 +612,8 @@ void fill_structured(Row& r, const HessianInfo& info, const AnalyzeOptions& opt)
     report(r, ss.spectrum, ss.values(), cut, f, opt);  // exact knowledge: the cut is decided, the row certified
     if (opt.keep_eigenvalues) r.eigenvalues.resize(info.n, 0.0);  // the values a part does not list are exactly 0
     r.blocks = block_rows(ss, cut.tol, opt.negatives);
-    note_finer_blocks(r, ss, cut, measured.stored_eps, input_error(f, opt));
+    note_finer_parts(r, ss, cut, measured.stored_eps,
+                     opt.hessian_error ? *opt.hessian_error : stated_error(measured.attrs).value_or(0.0));
 }
 
 template <class Body>

@@ -22,9 +22,9 @@ struct BlockRow {
     std::size_t dim = 0;       // its flat directions
     std::size_t negative = 0;
     double log_volume_part = 0;  // −½ Σ log|λ| over its curved directions (log V = log ω_r + (r/2)·log 2T + Σ parts)
-    // Of its flat directions, those whose |λ| lies over the block's own noise
-    // floor: a block stored finer than the structure's coarsest type (the
-    // warning finer_part_flat).
+    // Of its flat directions, those whose |λ| lies under the whole's noise
+    // floor and over the own floor of a part of it stored finer than the
+    // structure's coarsest type (the warning finer_part_flat).
     std::size_t resolved_flat = 0;
 };
 

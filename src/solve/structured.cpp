@@ -53,9 +53,11 @@ struct Accumulator {
     // A Kronecker part's scale, max|λ(A)| and max|λ(B)| as stated, before
     // balance_kron rescales them, by part: what an overflow message shows.
     std::map<std::size_t, std::array<double, 3>> stated_kron;
-    SpectrumPart& add(const std::string& path) {
+    SpectrumPart& add(const std::string& path, std::size_t n) {
         paths.push_back(path);
-        return parts.emplace_back();
+        SpectrumPart& p = parts.emplace_back();
+        p.n = n;
+        return p;
     }
     std::vector<Square> squares;  // in the walk's order, A then B of each Kronecker part
     double asymmetry = 0;  // ‖H − Hᵀ‖_F = √Σ ‖H_part − H_partᵀ‖_F², kept by hypot (no overflow)
@@ -152,7 +154,7 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     for (int i = 0; i < k; ++i) bound += per_trace * K(i, i);
     bound *= 1 + detail::gamma(k + 3);
     acc.nonzero_products = acc.nonzero_products || (bound > 0 && p.scale != 0);
-    SpectrumPart& out = acc.add(p.path);
+    SpectrumPart& out = acc.add(p.path, p.n);
     out.eps = built.float32_values ? std::max(p.stored_eps, 0x1p-23) : p.stored_eps;
     detail::BlasSection section(detail::fork_gate());
     detail::BlasRoom room;
@@ -168,8 +170,8 @@ void factor_values(const HessianInfo& info, const StructurePart& p, const ReadOp
     const double dg = std::ldexp(std::sqrt(double(m) * double(n)) * subnormal_step(g_eps) / 2, -built.shift);
     double trace = 0;
     for (int i = 0; i < k; ++i) trace += K(i, i);
-    acc.stored_underflow = std::max(acc.stored_underflow,
-                                    scaled(2 * std::sqrt(trace) * dg + dg * dg, std::abs(p.scale), 2 * built.shift));
+    out.noise = scaled(2 * std::sqrt(trace) * dg + dg * dg, std::abs(p.scale), 2 * built.shift);
+    acc.stored_underflow = std::max(acc.stored_underflow, out.noise);
 }
 
 // A dense or diagonal part's stored entries are its dense twin's, each
@@ -183,7 +185,7 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
     switch (p.kind) {
         case PartKind::dense:  // read and solved after the walk (solve_squares)
             acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, p.stored_eps));
-            acc.add(p.path);
+            acc.add(p.path, p.n);
             acc.squares.push_back({acc.parts.size() - 1, Square::dense, p.path, p.n, 0, 0, 0, nullptr});
             return;
         case PartKind::diagonal: {
@@ -192,14 +194,15 @@ void part_values(const HessianInfo& info, const StructurePart& p, const ReadOpti
             acc.float32_values = acc.float32_values || float32_held;
             acc.stored_underflow =
                 std::max(acc.stored_underflow, twin_underflow(info, float32_held ? 0x1p-23 : p.stored_eps));
-            SpectrumPart& out = acc.add(p.path);
+            SpectrumPart& out = acc.add(p.path, p.n);
             out.values.assign(d.data(), d.data() + d.size());
             out.eps = float32_held ? std::max(p.stored_eps, 0x1p-23) : p.stored_eps;
+            out.noise = static_cast<double>(p.n) * subnormal_step(out.eps) / 2;
             return;
         }
         case PartKind::factor: factor_values(info, p, opt, gram, acc); return;
         case PartKind::kron: {  // its factors are read and solved after the walk (solve_squares)
-            SpectrumPart& out = acc.add(p.path);
+            SpectrumPart& out = acc.add(p.path, p.n);
             out.kron = true;
             out.scale = p.scale;
             acc.squares.push_back({acc.parts.size() - 1, Square::a, member_of(p.path, "A"), p.a, 0, 0, 0, nullptr});
@@ -283,10 +286,12 @@ void fold_squares(const HessianInfo& info, Accumulator& acc) {
             // Float32 data in a float64 part: float32's subnormal step (the
             // walk counted the stored type's).
             if (q.float32_values) acc.stored_underflow = std::max(acc.stored_underflow, twin_underflow(info, q.stored_eps));
-            acc.parts[q.part].eps = q.stored_eps;  // float32's for float32 data (read_square_part marks it)
+            SpectrumPart& part = acc.parts[q.part];
+            part.eps = q.stored_eps;  // float32's for float32 data (read_square_part marks it)
+            part.noise = std::max(q.skew, static_cast<double>(q.n) * subnormal_step(q.stored_eps) / 2);
             acc.asymmetry = std::hypot(acc.asymmetry, q.skew);
             note_skew(q.skew, q.path);
-            acc.parts[q.part].value_error = eps64 * q.frobenius;
+            part.value_error = eps64 * q.frobenius;
             acc.value_error = std::max(acc.value_error, eps64 * q.frobenius);
             continue;
         }
@@ -318,8 +323,9 @@ void fold_squares(const HessianInfo& info, Accumulator& acc) {
         // type: ‖ΔA‖_F ≤ a·step_A/2, and s·(A ⊗ ΔB + ΔA ⊗ B + ΔA ⊗ ΔB).
         const double da = static_cast<double>(q.n) * subnormal_step(q.stored_eps) / 2,
                      db = static_cast<double>(B.n) * subnormal_step(B.stored_eps) / 2;
-        acc.stored_underflow = std::max(acc.stored_underflow, scaled(s, fa, db, 0, 0) + scaled(s, da, fb, 0, 0) +
-                                                                  scaled(s, da, db, 0, 0));
+        const double underflow = scaled(s, fa, db, 0, 0) + scaled(s, da, fb, 0, 0) + scaled(s, da, db, 0, 0);
+        acc.stored_underflow = std::max(acc.stored_underflow, underflow);
+        part.noise = std::max(scaled(s, fa, B.skew, q.skew, fb), underflow);
         acc.nonzero_products = acc.nonzero_products || (fa > 0 && fb > 0 && s > 0);
         std::array<double, 3> stated{part.scale, 0, 0};
         for (double a : part.alpha) stated[1] = std::max(stated[1], std::abs(a));
@@ -749,12 +755,6 @@ StructuredSpectrum structured_spectrum(const HessianInfo& info, const ReadOption
     reject_overflowed_part(info, acc);
     out.parts = std::move(acc.parts);
     out.frobenius = frobenius_of(out.values(), info);
-    for (BlockSpan& b : out.blocks) {
-        for (std::size_t p = b.begin; p < b.end; ++p) {
-            b.eps = std::max(b.eps, out.parts[p].eps);
-            b.value_error = std::max(b.value_error, out.parts[p].value_error);
-        }
-    }
     // Every value 0 while the factors are not: the products fell under
     // float64's smallest subnormal (entries of 1e-200 in A and B), and the
     // Hessian would read as the zero matrix, flat for certain.

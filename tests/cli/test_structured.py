@@ -1203,7 +1203,7 @@ class Structured(unittest.TestCase):
         small = [2.0, 1.0, 1e-5, 1e-9, 1e-12, 1e-17, 0.0]
         q = np.linalg.qr(rng.standard_normal((12, 12)))[0]
         G = np.sqrt(np.array(small[:5]))[:, None] * q[:5]  # GᵀG: σ² = the first five
-        A, B = rotated([2.0, 1e-5], rng), rotated([1.0, 1e-4, 1e-13], rng)
+        A, B = rotated([2.0, 1e-5], rng), rotated([1.0, 1e-2, 1e-13], rng)
         fine = {"diagonal": (bx.Diagonal(np.array(small)), np.array(small)),
                 "dense": (rotated(small, rng), np.array(small)),
                 "factor": (bx.Factor(G), np.linalg.eigvalsh(G.T @ G)),
@@ -1214,15 +1214,26 @@ class Structured(unittest.TestCase):
             bx.write_structure(f, name + "_32", {"0_layer": layer, "1_part": part}, dtype="float32")
         widened = np.float32(np.r_[rng.random(40), small]).astype(float)  # 40 rounded values: float32 data
         bx.write_structure(f, "widened", {"0_layer": layer, "1_part": bx.Diagonal(widened)}, dtype=None)
+        # The part's own floor is its own: a skew layer beside it (the whole's
+        # floor its asymmetry) does not hide its values, and a part nested in
+        # a block of the coarse type is counted in that block.
+        skew = np.float32(1e-4) * rng.standard_normal(layer.shape).astype(np.float32)
+        bx.write_structure(f, "skew", {"0_layer": layer + skew, "1_part": bx.Diagonal(np.array(small))}, dtype=None)
+        bx.write_structure(f, "nested", {"0": {"0_layer": layer, "1_part": bx.Diagonal(np.array(small))}}, dtype=None)
         rows = {r["dataset"][1:]: r for r in rows_of(run("volume", f, "-f", "jsonl"))}
+        self.assertGreater(rows["skew"]["noise_floor"], 2 * rows["diagonal"]["noise_floor"])  # the skew sets it
+        for name in ("skew", "nested"):
+            self.assertEqual(rows[name]["blocks"][-1]["resolved_flat"], 3, name)  # 1e-5, 1e-9, 1e-12
+            self.assertIn("finer_part_flat", rows[name]["warnings"], name)
         for name, (_, values) in fine.items():
             row, part = rows[name], rows[name]["blocks"][1]
             own = 8 * math.sqrt(len(values)) * 2.0 ** -52 * float(np.linalg.norm(values))
             big = np.abs(values)[np.abs(values) > 10 * own]
             # The values lie far from both edges, so the count is not decided by rounding.
-            self.assertTrue(np.all((big < row["tol"] / 10) | (big > row["tol"] * 10)), (name, values, row["tol"]))
+            floor = row["noise_floor"]
+            self.assertTrue(np.all((big < floor / 10) | (big > floor * 10)), (name, values, floor))
             self.assertTrue(np.all((np.abs(values) < own / 10) | (np.abs(values) > own * 10)), (name, own))
-            expected = int(np.sum((np.abs(values) > own) & (np.abs(values) <= row["tol"])))
+            expected = int(np.sum((np.abs(values) > own) & (np.abs(values) <= floor)))
             self.assertGreater(expected, 0, name)
             self.assertEqual(part["resolved_flat"], expected, name)
             self.assertEqual(row["blocks"][0]["resolved_flat"], 0, name)
@@ -1239,6 +1250,15 @@ class Structured(unittest.TestCase):
         got = {r["dataset"]: r for r in rows_of(p)}
         whole_part = got["/diagonal"]["blocks"][1]
         self.assertEqual(got["/diagonal/1_part"]["rank"], whole_part["rank"] + whole_part["resolved_flat"])
+        # A value over the whole's floor that a gap cut drops is the rule's
+        # choice, as it would be for a float32 part: not counted.
+        wide = np.float32(rotated([1e3] * 10 + [1e-2] * 10 + [0] * 10, rng))
+        bx.write_structure(f, "gap", {"0_layer": wide, "1_part": bx.Diagonal(np.array([500.0, 0.05]))}, dtype=None)
+        row = rows_of(run("volume", f + ":/gap", "--cut", "gap", "-f", "jsonl"))[0]
+        self.assertLess(row["noise_floor"], 0.05 / 10)
+        self.assertLess(row["tol"], 500)
+        self.assertGreater(row["tol"], 0.05)  # the diagonal's 0.05 is flat, by the gap
+        self.assertNotIn("finer_part_flat", row["warnings"])
         # An explicit cut is the user's own: no warning, nothing counted.
         p = run("volume", f + ":/diagonal", "--atol", "1e-3", "-f", "jsonl")
         row = rows_of(p)[0]

@@ -33,10 +33,13 @@ struct SpectrumPart {
     std::vector<double> values;       // listed
     std::vector<double> alpha, beta;  // kron
     double scale = 1;                 // kron
+    // What its own noise floor is made of, as if it were a Hessian alone:
+    std::size_t n = 0;       // its parameters (its values and exact zeros)
     // The ε its values were stored to: its own type's (a Kronecker part's
     // coarser factor's), float32's for float32 data held in float64.
     double eps = 0;
     double value_error = 0;  // each value's computed error bound (StructuredSpectrum::value_error, this part's)
+    double noise = 0;        // its own asymmetry ‖·−·ᵀ‖_F and subnormal rounding (the larger)
     std::size_t size() const { return kron ? alpha.size() * beta.size() : values.size(); }
 };
 
@@ -64,8 +67,6 @@ struct BlockSpan {
     std::string name;                // the member's name (its last path component)
     std::size_t n = 0;               // its parameters
     std::size_t begin = 0, end = 0;  // parts[begin, end); its n − (their size) others are exactly 0
-    double eps = 0;                  // the coarsest ε of its parts (SpectrumPart::eps)
-    double value_error = 0;          // the largest of its parts' SpectrumPart::value_error
 };
 
 struct StructuredSpectrum {
