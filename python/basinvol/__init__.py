@@ -195,7 +195,12 @@ def _options(threshold=None, cut="auto", method="auto", negatives="abs", rtol=No
         whole = hasattr(max_memory, "__index__") and not isinstance(max_memory, bool) or (
             isinstance(max_memory, float) and max_memory.is_integer())
         if not whole:
-            raise UsageError(f"max_memory must be a size such as '8G' or a whole number of bytes, got {max_memory!r}")
+            raise OptionTypeError(f"max_memory must be a size such as '8G' or a whole number of bytes, "
+                                  f"got {max_memory!r}")
+        if int(max_memory) < 1:  # (said here: the text passed on would show a B not given)
+            raise UsageError(f"max_memory must be at least 1 byte, got {max_memory!r}")
+        if int(max_memory) >= 2 ** 63:
+            raise UsageError(f"max_memory must be under 8 EiB (2^63 bytes), got {max_memory!r}")
         max_memory = f"{int(max_memory)}B"  # bytes, said so: a bare text under 1 GiB is refused (megabytes meant)
     if isinstance(max_memory, str) and not max_memory.strip():  # the command line refuses --max-memory '' too
         raise UsageError(f"max_memory needs a size such as '8G' (None for the default), got {max_memory!r}")
@@ -431,7 +436,7 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
         if v is None:
             continue
         if conv is float and _not_a_number(v):  # as threshold and the others
-            raise UsageError(f"{k} must be a number, got {v!r}")
+            raise OptionTypeError(f"{k} must be a number, got {v!r}")
         if conv is str and not isinstance(v, str):  # str(["x"]) is "['x']", a run name nobody gave
             raise OptionTypeError(f"{k} must be text, got {v!r}")
         try:
@@ -479,7 +484,8 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
 def _source_list(sources):
     if isinstance(sources, (str, bytes, os.PathLike)):
         sources = [sources]
-    elif hasattr(sources, "shape") or isinstance(sources, (Factor, Kron, Diagonal, dict)):
+    elif getattr(getattr(sources, "dtype", None), "kind", "O") in "biufc" or isinstance(sources,
+                                                                                  (Factor, Kron, Diagonal, dict)):
         raise TypeError(f"volume() reads SOURCEs (FILE or FILE:PATH), got {type(sources).__name__}; "
                         "basinvol.analyze() takes a matrix or a structure")
     try:

@@ -39,6 +39,8 @@ def _real(x, what):
     if type(x).__module__.split(".")[0] == "torch" and (
             getattr(x, "is_sparse", False) or str(getattr(x, "layout", "torch.strided")) != "torch.strided"):
         raise TypeError(f"{what}: a sparse tensor ({x.layout}); give its values as a dense tensor (.to_dense())")
+    if getattr(getattr(x, "device", None), "type", None) == "meta":
+        raise TypeError(f"{what}: a tensor on the meta device holds no values")
     try:
         a = as_numpy(x)
     except TypeError as e:  # torch: "Got unsupported ScalarType BFloat16"

@@ -499,6 +499,13 @@ def test_volume_rank_compare_equal_the_cli(tmp):
     assert len(rows) == len(ref) == 6
     # A bytes path, as os.fsencode gives it, wherever a path is taken.
     assert [r.source for r in basinvol.volume(os.fsencode(a))] == [r.source for r in rows[:3]]
+    # Paths in a numpy array (a DataFrame's column), as in a list; a matrix,
+    # a structure or a number is not a SOURCE, and says where it goes.
+    assert [r.source for r in basinvol.volume(np.array([a, b]))] == [r.source for r in rows[:5]]
+    for wrong, words in ((np.eye(3), "analyze"), (basinvol.Diagonal(np.ones(2)), "analyze"), (3, "a list of them"),
+                         ([a, 3], "a SOURCE is a path")):
+        with pytest.raises(TypeError, match=words):
+            basinvol.volume(wrong)
     assert sorted(r.source for r in basinvol.rank(os.fsencode(a))) == sorted(r.source for r in rows[:3])
     step = os.fsencode(a + ":/checkpoints/step_00000")
     assert basinvol.compare(step, step).result == "tie"
@@ -1560,6 +1567,11 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
     assert basinvol.analyze(H, max_memory=16384).rank == 2  # an integer is bytes, as documented
     assert basinvol.analyze(H, max_memory="16384B").rank == 2
     assert basinvol.analyze(H, label=None).source == "memory:/"  # the default, as compare() takes it
+    for kw in (dict(step="5"), dict(loss="0.1"), dict(max_memory=True)):  # of the wrong kind: both
+        with pytest.raises(basinvol.OptionTypeError):
+            basinvol.analyze(H, **kw)
+    with pytest.raises(basinvol.UsageError, match="max_memory must be at least 1 byte, got -5$"):
+        basinvol.analyze(H, max_memory=-5)
     # True is not 1.0, nor text a number, 0-d numpy arrays of them included.
     for kw in (dict(atol=True), dict(threshold=np.True_), dict(hessian_error=False),
                dict(threshold=np.array("1e-3")), dict(rtol=np.array(b"1e-3")), dict(min_gap=np.array(True)),
