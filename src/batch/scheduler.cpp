@@ -309,8 +309,8 @@ Budget plan_jobs(const BatchOptions& opt, std::size_t solvable, BatchSummary& su
     return b;
 }
 
-// An item whose working set could never fit: an error row, not an
-// out-of-memory kill.
+}  // namespace
+
 Row over_budget_row(const HessianInfo& info, std::size_t need, const std::string& why) {
     // The part, unless it is the whole (a diagonal Hessian is its own part).
     const bool named = !info.working_part.empty() && info.working_part.rfind(info.dataset + ",", 0) != 0;
@@ -319,6 +319,8 @@ Row over_budget_row(const HessianInfo& info, std::size_t need, const std::string
                                (need == SIZE_MAX ? "more than " : "about ") + gigabytes(need) + " to analyze" + part +
                                ", " + why);
 }
+
+namespace {
 
 Row over_budget_row(const HessianInfo& info, std::size_t need, const Budget& b) {
     if (!b.address_limited)

@@ -1,6 +1,7 @@
 #include "../io/chunk_reader.hpp"
 #include "../io/hdf5_detail.hpp"
 #include "../solve/blas.hpp"
+#include "../solve/blas_room.hpp"
 #include "../solve/detail.hpp"
 #include "scalapack.hpp"
 
@@ -111,21 +112,33 @@ std::string agree(MPI_Comm comm, const std::string& mine) { return first_failure
 using detail::ErrorSilencer;
 using detail::Handle;
 
+std::string on_rank(MPI_Comm comm) {
+    int me = 0, size = 1;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &size);
+    return " on MPI rank " + std::to_string(me) + " of " + std::to_string(size);
+}
+
+}  // namespace
+
+std::string not_a_file_here(const HessianInfo& info, const std::string& path, const std::string& on) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return info.file + ": cannot open file" + on + ": " + std::strerror(errno);
+    struct stat st {};
+    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    ::close(fd);
+    return regular ? std::string() : info.file + ": is not a regular file" + on;
+}
+
+namespace {
+
 // Why this rank cannot open the dataset of `where` (its file at `path`, and
 // the target of an external link on the way, as HDF5 resolves it from this
 // rank's working directory) with serial HDF5 ("" when it can).
 std::string cannot_open_here(MPI_Comm comm, const HessianInfo& where, const std::string& path) {
-    int me = 0, size = 1;
-    MPI_Comm_rank(comm, &me);
-    MPI_Comm_size(comm, &size);
-    const std::string on = " on MPI rank " + std::to_string(me) + " of " + std::to_string(size);
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return where.file + ": cannot open file" + on + ": " + std::strerror(errno);
-    struct stat st {};
-    const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    ::close(fd);
+    const std::string on = on_rank(comm);
     // A FIFO or a device there would block HDF5's open (the listing refuses them on rank 0).
-    if (!regular) return where.file + ": is not a regular file" + on;
+    if (std::string why = not_a_file_here(where, path, on); !why.empty()) return why;
     ErrorSilencer quiet;
     // HDF5's own reason, as the serial reader gives it: the file may have
     // changed since it was listed (truncated, replaced) on every rank.
@@ -675,6 +688,14 @@ std::optional<Spectrum> distributed_sketch(MPI_Comm comm, const HessianInfo& inf
 
 }  // namespace
 
+std::optional<Row> structure_over_budget(const HessianInfo& info, std::size_t need, std::size_t budget) {
+    // Under an address-space limit `budget` already leaves OpenBLAS's
+    // buffer out: the serial rule would take a job's reserve from it again.
+    if (address_space_left() == SIZE_MAX) return over_budget_alone(info, need, budget);
+    if (need <= budget) return std::nullopt;
+    return over_budget_row(info, need, "over the budget of " + budget_words(budget));
+}
+
 std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     MPI_Comm node;
     MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
@@ -690,8 +711,12 @@ std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {
     // cannot be: a hang, not an error) and ScaLAPACK's workspace; BLAS then
     // runs on one thread (main.cpp), the main one, which needs one buffer
     // and no malloc arena of its own.
+    // The buffer is mapped at the first budget, where the limit leaves room
+    // for it: from then on it is part of what this process has mapped, and
+    // counting it again refused a rank's second Hessian what its first had.
+    if (address_space_left() != SIZE_MAX) detail::prepare_for_address_limit();
     if (const std::size_t left = address_space_left(); left != SIZE_MAX) {
-        const std::size_t reserve = blas_buffer_bytes + (std::size_t(16) << 20);
+        const std::size_t reserve = (detail::blas_buffer_mapped() ? 0 : blas_buffer_bytes) + (std::size_t(16) << 20);
         budget = std::min(budget, left > reserve ? left - reserve : 0);
     }
     // The smallest rank's, on every rank: nodes with more ranks or less

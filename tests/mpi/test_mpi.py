@@ -384,6 +384,51 @@ class SameRowsAsSerial(unittest.TestCase):
                 if got:
                     self.assertEqual([g["dataset"] for g in got], ["/a", "/b"], "P %d, ulimit -v %d" % (ranks, kb))
 
+    def test_under_an_address_space_limit_every_hessian_has_the_same_budget(self):
+        # OpenBLAS's buffer, mapped by the first Hessian's solve, was counted
+        # again for the next: a rank's budget fell by 0.134 GB after it, so
+        # a Hessian passed or failed by its place in the list. And a
+        # structure was held to basinvol's reserve on top of the rank's
+        # budget, which already leaves the buffer out: refused while the
+        # rank's budget held it many times over. Under one limit, a huge
+        # Hessian's refusal names the same budget before and after others,
+        # and small structures are analysed wherever they stand.
+        if os.environ.get("BASINVOL_SANITIZE"):
+            self.skipTest("AddressSanitizer reserves terabytes of address space: RLIMIT_AS cannot apply")
+        import h5py
+        f = os.path.join(self.tmp.name, "budget_kept.h5")
+        rng = np.random.default_rng(17)
+        with h5py.File(f, "w") as h:
+            h.create_dataset("huge", shape=(100000, 100000), dtype="f8")  # never read: refused by its size
+            h["dense"] = with_spectrum(np.linspace(1.0, 2.0, 600), 5)
+            d = h.create_dataset("diag", data=np.linspace(1.0, 2.0, 51))
+            d.attrs["structure"] = "diagonal"
+            g = h.create_group("factor")
+            g.attrs["structure"] = "factor"
+            g["G"] = rng.standard_normal((300, 2500))
+        srcs = [f + ":/huge", f + ":/dense", f + ":/diag", f + ":/factor", f + ":/huge"]
+        command = 'ulimit -v "$1" && exec timeout -k 5 100 mpirun -n "$3" "$0" volume "${@:4}" -f jsonl'
+
+        def run(kb, ranks):
+            p = subprocess.run(["bash", "-c", command, os.path.join(BUILD, "basinvol-mpi"), str(kb), "", str(ranks),
+                                *srcs], capture_output=True, text=True, env=ENV, timeout=150)
+            self.assertNotIn(p.returncode, (124, 137), "ulimit -v %d: a hang (%s)" % (kb, p.stderr[-300:]))
+            got = rows(p.stdout)
+            self.assertEqual(len(got), 5, p.stderr[-500:])
+            budgets = [float(re.search(r"over the budget of ([0-9.e+-]+) GB", r["error"]).group(1))
+                       for r in (got[0], got[4])]
+            return got, budgets
+
+        for ranks in (1, 2):
+            _, (first, _) = run(2000000, ranks)
+            # A limit that leaves each rank about 60 MB: the serial reserve
+            # (0.21 GB) alone is more, the structures' need (under 10 MB) far less.
+            kb = int(2000000 - (first - 0.06) * 1e9 / 1024)
+            got, (before, after) = run(kb, ranks)
+            self.assertLess(before, 0.12, (ranks, kb, before))
+            self.assertAlmostEqual(after, before, delta=0.01 * before + 0.002, msg=(ranks, kb))
+            self.assertEqual([r["status"] for r in got[1:4]], ["ok"] * 3, (ranks, kb, [r.get("error") for r in got]))
+
     def test_entries_whose_sum_overflows_are_symmetrized_without_it(self):
         # (a + b)/2 of 1.5e308 on the diagonal, or of a near-symmetric pair
         # of 9e307, overflows though ‖H‖_F is finite: a/2 + b/2, in both
@@ -473,6 +518,30 @@ class SameRowsAsSerial(unittest.TestCase):
             self.assertIn("MPI rank 1 of 2", got[0]["error"])
             if src.startswith("h.h5"):
                 self.assertIn("No such file or directory", got[0]["error"])
+        # A FIFO where rank 1's copy should be: HDF5's open of it waits for a
+        # writer forever, and rank 1 walks a structure itself (rank 0's
+        # listing alone is timed). A dense Hessian, a factor and a blocks
+        # model are each an error row naming rank 1; the next source is analysed.
+        with h5py.File(os.path.join(seen, "p.h5"), "w") as f:
+            a = rng.standard_normal((40, 40))
+            f["H"] = a @ a.T
+            g = f.create_group("F")
+            g.attrs["structure"] = "factor"
+            g["G"] = rng.standard_normal((5, 40))
+            b = f.create_group("B")
+            b.attrs["structure"] = "blocks"
+            b["d"] = np.eye(3)
+            b.create_dataset("v", data=np.arange(1.0, 4.0)).attrs["structure"] = "diagonal"
+        os.mkfifo(os.path.join(empty, "p.h5"))
+        for src in ("p.h5:/H", "p.h5:/F", "p.h5:/B"):
+            p = subprocess.run(["mpirun", "-n", "1", "--wdir", seen, exe, "volume", src, good, "-f", "jsonl", ":",
+                                "-n", "1", "--wdir", empty, exe, "volume", src, good, "-f", "jsonl"],
+                               capture_output=True, text=True, env=ENV, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            got = rows(p.stdout)
+            self.assertEqual([r["status"] for r in got], ["error", "ok"], p.stdout)
+            self.assertIn("is not a regular file", got[0]["error"])
+            self.assertIn("MPI rank 1 of 2", got[0]["error"])
         # External raw data that rank 1 finds short or as a FIFO (rank 0's
         # listing refuses both), and a copy chunked where rank 0's is
         # contiguous (one rank reading collectively, the other not): error

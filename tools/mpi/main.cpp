@@ -353,8 +353,11 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             // analyze's error row.
             unsigned long long need = 0;  // agreed across ranks, so that all of them go on or none
             std::string walk;             // why this rank cannot walk the structure
+            // A FIFO or device where another rank's copy should be would
+            // hold that rank's walk in HDF5's open forever: refused first.
+            walk = bv::mpi::not_a_file_here(it.info, it.info.file);
             try {
-                need = bv::spread_working_bytes(bv::describe_structure(it.info, a.read));
+                if (walk.empty()) need = bv::spread_working_bytes(bv::describe_structure(it.info, a.read));
             } catch (const bv::Error& e) {
                 walk = e.what();
             }
@@ -381,7 +384,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                 // Agreed: under ulimit -v each rank's room is its own (what
                 // its mappings leave), and a rank that went on alone would
                 // wait for the others in the factor's Gram.
-                const auto over = bv::over_budget_alone(spread_info, bv::analysis_bytes(spread_info, a), budget);
+                const auto over = bv::mpi::structure_over_budget(spread_info, bv::analysis_bytes(spread_info, a), budget);
                 const bv::mpi::Agreed refused = bv::mpi::first_failure(MPI_COMM_WORLD, over ? over->error : "");
                 if (refused.rank >= 0) {
                     if (me == 0)

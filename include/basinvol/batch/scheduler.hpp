@@ -52,6 +52,11 @@ std::size_t analysis_bytes(const HessianInfo& info, const AnalyzeOptions& option
 // stack and a malloc arena. nullopt when it fits.
 std::optional<Row> over_budget_alone(const HessianInfo& info, std::size_t need, std::size_t budget);
 
+// An item whose working set could never fit: an error row, not an
+// out-of-memory kill. "SOURCE: n = N needs about X GB to analyze (its
+// largest part: P), " and `why` (what it is over).
+Row over_budget_row(const HessianInfo& info, std::size_t need, const std::string& why);
+
 namespace detail {
 class ReserveClaim;  // scheduler.cpp
 }

@@ -64,12 +64,26 @@ struct Agreed {
 };
 Agreed first_failure(MPI_Comm comm, const std::string& mine);
 
+// Why this rank cannot open `path` (info's file, as this rank's working
+// directory resolves it) as a regular file, without blocking: missing,
+// unreadable, or a FIFO or device, whose open by HDF5 would wait forever
+// (rank 0's listing is stopped by its time limit; the other ranks' walks
+// and reads are not). "" when it can; `on` follows the reason's first words
+// (" on MPI rank 1 of 2"). Not collective: agree on it.
+std::string not_a_file_here(const HessianInfo& info, const std::string& path, const std::string& on = {});
+
 // The memory budget of each rank: options.max_bytes (--max-memory), else half
 // the memory this node gives (a cgroup's limit when lower than its physical
 // memory) shared by its ranks; under an address-space limit, at most what it
 // leaves beside OpenBLAS's buffer. The smallest rank's, on every rank.
 // Collective over comm.
 std::size_t rank_budget(MPI_Comm comm, const ReadOptions& options);
+
+// A structure's row when the working set it needs on each rank (the parts
+// every rank reads whole, a factor's Gram) is over that rank's `budget`
+// (rank_budget): basinvol's rule and message, or under an address-space
+// limit the budget as rank_budget leaves it. nullopt when it fits.
+std::optional<Row> structure_over_budget(const HessianInfo& info, std::size_t need, std::size_t budget);
 
 // Factors across ranks: G's longer dimension is split into contiguous slabs,
 // one per rank of `comm`, each read with parallel HDF5; each rank forms its
