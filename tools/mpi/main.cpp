@@ -338,6 +338,11 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
         if (ranking) rows.push_back(std::move(r));
         else writer->write(r);
     };
+    // A rank's failure, agreed on every rank, as the row rank 0 writes.
+    auto failed_on = [&](const bv::HessianInfo& info, const bv::mpi::Agreed& f) {
+        return bv::error_row(info, f.message + " (on MPI rank " + std::to_string(f.rank) + " of " +
+                                       std::to_string(ranks) + ")");
+    };
     const bv::mpi::DistributedGram gram(MPI_COMM_WORLD);
     bv::AnalyzeOptions spread = a;
     spread.gram = &gram;
@@ -353,11 +358,17 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             // analyze's error row.
             unsigned long long need = 0;  // agreed across ranks, so that all of them go on or none
             std::string walk;             // why this rank cannot walk the structure
-            // A FIFO or device where another rank's copy should be would
+            // A FIFO or device where a rank's copy should be (another
+            // rank's, or rank 0's own replaced since it was listed) would
             // hold that rank's walk in HDF5's open forever: refused first.
-            walk = bv::mpi::not_a_file_here(it.info, it.info.file);
+            const bv::mpi::Agreed not_a_file =
+                bv::mpi::first_failure(MPI_COMM_WORLD, bv::mpi::not_a_file_here(it.info, it.info.file));
+            if (not_a_file.rank >= 0) {
+                if (me == 0) emit(failed_on(it.info, not_a_file));
+                continue;
+            }
             try {
-                if (walk.empty()) need = bv::spread_working_bytes(bv::describe_structure(it.info, a.read));
+                need = bv::spread_working_bytes(bv::describe_structure(it.info, a.read));
             } catch (const bv::Error& e) {
                 walk = e.what();
             }
@@ -369,9 +380,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
             MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
             const bv::mpi::Agreed first = bv::mpi::first_failure(MPI_COMM_WORLD, walk);
             if (failed > 0 && failed < ranks) {
-                if (me == 0)
-                    emit(bv::error_row(it.info, first.message + " (on MPI rank " + std::to_string(first.rank) +
-                                                    " of " + std::to_string(ranks) + ")"));
+                if (me == 0) emit(failed_on(it.info, first));
                 continue;
             }
             MPI_Allreduce(MPI_IN_PLACE, &need, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
@@ -387,11 +396,7 @@ int run(const std::string& command, const std::vector<std::string>& args, const 
                 const auto over = bv::mpi::structure_over_budget(spread_info, bv::analysis_bytes(spread_info, a), budget);
                 const bv::mpi::Agreed refused = bv::mpi::first_failure(MPI_COMM_WORLD, over ? over->error : "");
                 if (refused.rank >= 0) {
-                    if (me == 0)
-                        emit(refused.rank == 0 ? *over
-                                               : bv::error_row(it.info, refused.message + " (on MPI rank " +
-                                                                            std::to_string(refused.rank) + " of " +
-                                                                            std::to_string(ranks) + ")"));
+                    if (me == 0) emit(refused.rank == 0 ? *over : failed_on(it.info, refused));
                     continue;
                 }
             }
