@@ -441,7 +441,9 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
             raise OptionTypeError(f"{k} must be text, got {v!r}")
         try:
             attrs[k] = conv(v)
-        except (TypeError, ValueError):
+        except TypeError:  # a list, a dict: of the wrong kind
+            raise OptionTypeError(f"{k} must be a number, got {v!r}") from None
+        except ValueError:
             raise UsageError(f"{k} must be a number, got {v!r}") from None
         if k == "step" and not (attrs[k] == attrs[k] and abs(attrs[k]) < 2 ** 53 and attrs[k] == int(attrs[k])):
             raise UsageError(f"step must be a whole number under 2^53, got {v!r}")
@@ -484,8 +486,8 @@ def analyze(H, *, threshold=None, cut="auto", method="auto", negatives="abs", rt
 def _source_list(sources):
     if isinstance(sources, (str, bytes, os.PathLike)):
         sources = [sources]
-    elif getattr(getattr(sources, "dtype", None), "kind", "O") in "biufc" or isinstance(sources,
-                                                                                  (Factor, Kron, Diagonal, dict)):
+    elif (_is_torch(sources) or getattr(getattr(sources, "dtype", None), "kind", "O") in "biufc"
+          or isinstance(sources, (Factor, Kron, Diagonal, dict))):
         raise TypeError(f"volume() reads SOURCEs (FILE or FILE:PATH), got {type(sources).__name__}; "
                         "basinvol.analyze() takes a matrix or a structure")
     try:

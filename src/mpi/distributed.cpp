@@ -399,15 +399,17 @@ std::string address_space_note() {
 
 // How a refusal names the per-rank budget: what bounds it, and what helps.
 // Under a tight address-space limit MPI's and OpenBLAS's own mappings can
-// take all of it: more ranks cannot help a matrix of n = 3 then.
-std::string budget_words(std::size_t budget) {
+// take all of it: more ranks cannot help a matrix of n = 3 then; nor a
+// structure's part every rank reads whole (`spread` false).
+std::string budget_words(std::size_t budget, bool spread = true) {
     std::ostringstream s;
     s.precision(3);
     s << double(budget) / 1e9 << " GB";
     if (address_space_left() != SIZE_MAX && budget < (std::size_t(1) << 20))
         return s.str() + ": the address-space limit (ulimit -v) leaves no memory beside MPI's and OpenBLAS's own "
                          "mappings; raise the limit";
-    return s.str() + " (option max_memory; more ranks spread it)" + address_space_note();
+    return s.str() + (spread ? " (option max_memory; more ranks spread it)" : " (option max_memory)") +
+           address_space_note();
 }
 
 // A message when `bytes` is over the rank's budget ("" otherwise).
@@ -693,7 +695,7 @@ std::optional<Row> structure_over_budget(const HessianInfo& info, std::size_t ne
     // buffer out: the serial rule would take a job's reserve from it again.
     if (address_space_left() == SIZE_MAX) return over_budget_alone(info, need, budget);
     if (need <= budget) return std::nullopt;
-    return over_budget_row(info, need, "over the budget of " + budget_words(budget));
+    return over_budget_row(info, need, "over the budget of " + budget_words(budget, false));
 }
 
 std::size_t rank_budget(MPI_Comm comm, const ReadOptions& opt) {

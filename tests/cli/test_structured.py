@@ -1259,6 +1259,17 @@ class Structured(unittest.TestCase):
         self.assertLess(row["tol"], 500)
         self.assertGreater(row["tol"], 0.05)  # the diagonal's 0.05 is flat, by the gap
         self.assertNotIn("finer_part_flat", row["warnings"])
+        # The part's own noise joins its floor: a stated error (here 1e-10),
+        # or the part's own asymmetry, leaves 1e-12 uncounted and 1e-9 counted.
+        row = rows_of(run("volume", f + ":/diagonal", "--hessian-error", "1e-10", "-f", "jsonl"))[0]
+        self.assertEqual(row["blocks"][1]["resolved_flat"], 2)  # 1e-5, 1e-9
+        r = rng.standard_normal((7, 7))
+        skewed = rotated(small, rng) + 5e-12 * (r - r.T)
+        asym = float(np.linalg.norm(skewed - skewed.T))
+        self.assertTrue(1e-11 < asym < 1e-10, asym)
+        bx.write_structure(f, "skewed_part", {"0_layer": layer, "1_part": skewed}, dtype=None)
+        row = rows_of(run("volume", f + ":/skewed_part", "-f", "jsonl"))[0]
+        self.assertEqual(row["blocks"][1]["resolved_flat"], 2)  # 1e-5, 1e-9; 1e-12 is under the part's asymmetry
         # An explicit cut is the user's own: no warning, nothing counted.
         p = run("volume", f + ":/diagonal", "--atol", "1e-3", "-f", "jsonl")
         row = rows_of(p)[0]

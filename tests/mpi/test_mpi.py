@@ -421,12 +421,14 @@ class SameRowsAsSerial(unittest.TestCase):
 
         for ranks in (1, 2):
             _, (first, _) = run(2000000, ranks)
-            # A limit that leaves each rank about 60 MB: the serial reserve
-            # (0.21 GB) alone is more, the structures' need (under 10 MB) far less.
-            kb = int(2000000 - (first - 0.06) * 1e9 / 1024)
+            # A limit that leaves each rank about 90 MB: the serial reserve
+            # (0.21 GB) alone is more, the structures' need (under 10 MB) far
+            # less. The first solve's own allocations may keep a few MB
+            # (measured: up to 2.2); the buffer counted twice took 134.
+            kb = int(2000000 - (first - 0.09) * 1e9 / 1024)
             got, (before, after) = run(kb, ranks)
-            self.assertLess(before, 0.12, (ranks, kb, before))
-            self.assertAlmostEqual(after, before, delta=0.01 * before + 0.002, msg=(ranks, kb))
+            self.assertLess(before, 0.15, (ranks, kb, before))
+            self.assertAlmostEqual(after, before, delta=0.02, msg=(ranks, kb))
             self.assertEqual([r["status"] for r in got[1:4]], ["ok"] * 3, (ranks, kb, [r.get("error") for r in got]))
 
     def test_entries_whose_sum_overflows_are_symmetrized_without_it(self):

@@ -1567,7 +1567,7 @@ def test_option_values_of_the_wrong_kind_are_refused_by_name():
     assert basinvol.analyze(H, max_memory=16384).rank == 2  # an integer is bytes, as documented
     assert basinvol.analyze(H, max_memory="16384B").rank == 2
     assert basinvol.analyze(H, label=None).source == "memory:/"  # the default, as compare() takes it
-    for kw in (dict(step="5"), dict(loss="0.1"), dict(max_memory=True)):  # of the wrong kind: both
+    for kw in (dict(step="5"), dict(step=[1]), dict(loss="0.1"), dict(max_memory=True)):  # of the wrong kind: both
         with pytest.raises(basinvol.OptionTypeError):
             basinvol.analyze(H, **kw)
     with pytest.raises(basinvol.UsageError, match="max_memory must be at least 1 byte, got -5$"):
