@@ -45,6 +45,31 @@ private:
     std::unique_lock<std::recursive_mutex> lock_;
 };
 
+// The file HDF5 1.10 opens for an external link's target (`prefix_variable`
+// "HDF5_EXT_PREFIX") or a virtual dataset's source ("HDF5_VDS_PREFIX") named
+// `name` in `file`, trying in HDF5's order (H5F_prefix_open_file): an
+// absolute name as it is, then its last part under each folder of the
+// variable (${ORIGIN}: `file`'s folder), beside `file`, and from the current
+// directory. HDF5 passes over a name that is missing, a folder or not an
+// HDF5 file; the first file with HDF5's signature is `hdf5`. A FIFO, device
+// or socket on the way is `blocking`: HDF5's open of it may never return.
+// `other`: only files without the signature were found (the first is named).
+struct TargetFile {
+    enum Kind { none, hdf5, other, blocking };
+    std::string path;
+    Kind kind = none;
+};
+TargetFile target_file(const std::string& name, const std::string& file, const char* prefix_variable);
+// Why a `blocking` target is not opened.
+inline constexpr const char* blocking_open = "a FIFO or a device: HDF5's open of it may never return";
+// Why the link `name` of `group` is not followed: an external link whose
+// target_file is `blocking` (a message naming it); "" for any other link.
+std::string blocked_link(hid_t group, const std::string& name);
+// Makes every link traversal on HDF5's default link access list fail on an
+// external link whose target_file is `blocking`, instead of waiting in its
+// open (once per process; the reader calls it before it opens a file).
+void guard_external_links();
+
 // list_hessians in this process (listing.cpp wraps it in a child process).
 std::vector<ListedHessian> list_hessians_here(const Source& source);
 

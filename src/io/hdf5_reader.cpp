@@ -46,6 +46,7 @@ using detail::fail_at;
 using detail::Handle;
 using detail::hdf5_message;
 using detail::hdf5_mutex;
+using detail::TargetFile;
 
 // HDF5 copies a file image into every property list and every file opened
 // from it: a structure of k parts held in memory was copied k times (13 s
@@ -93,6 +94,7 @@ Handle open_image(const std::string& label, const std::string& image) {
 }
 
 Handle open_file(const std::string& file, const std::shared_ptr<const std::string>& image = nullptr) {
+    detail::guard_external_links();
     if (image) return open_image(file, *image);
     struct stat st {};
     if (::stat(file.c_str(), &st) != 0) {
@@ -681,33 +683,6 @@ hsize_t stored_bytes(hid_t d) {
     return size && p > std::numeric_limits<hsize_t>::max() / size ? std::numeric_limits<hsize_t>::max() : p * size;
 }
 
-// Resolves a virtual dataset's source file name as HDF5 1.10 does
-// (H5F_prefix_open_file): an absolute name as it is, then its last part
-// under each folder of $HDF5_VDS_PREFIX (${ORIGIN}: the virtual dataset's
-// folder), beside the file holding the virtual dataset, and from the current
-// directory. Returns "" when none of those is a file.
-std::string resolve_virtual_source(const std::string& name, const std::string& file) {
-    auto is_file = [](const std::string& p) {
-        struct stat st {};
-        return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-    };
-    if (name.empty()) return "";
-    if (name[0] == '/' && is_file(name)) return name;
-    const std::string base = name[0] == '/' ? name.substr(name.rfind('/') + 1) : name;
-    const std::size_t slash = file.rfind('/');
-    const std::string origin = slash == std::string::npos ? std::string(".") : file.substr(0, slash);
-    std::vector<std::string> dirs;
-    if (const char* env = std::getenv("HDF5_VDS_PREFIX"); env && *env) {
-        std::stringstream list(env);
-        for (std::string dir; std::getline(list, dir, ':');)
-            if (!dir.empty()) dirs.push_back(dir.rfind("${ORIGIN}", 0) == 0 ? origin + dir.substr(9) : dir);
-    }
-    dirs.push_back(origin);
-    for (const auto& dir : dirs)
-        if (is_file(dir + "/" + base)) return dir + "/" + base;
-    return is_file(base) ? base : "";
-}
-
 // A number type's machine epsilon as basinvol counts it: a float's, at most
 // float64's (wider ones are computed in double); an integer's float64's.
 double type_eps(hid_t type) {
@@ -890,10 +865,14 @@ std::string virtual_problem(hid_t d, hid_t dcpl, const std::string& file, std::v
         const std::string name = text(H5Pget_virtual_filename, dcpl, i);
         const std::string dset = text(H5Pget_virtual_dsetname, dcpl, i);
         H5Eclear2(H5E_DEFAULT);
-        const std::string path = name == "." ? file : resolve_virtual_source(name, file);
+        const TargetFile target =
+            name == "." ? TargetFile{file, TargetFile::hdf5} : detail::target_file(name, file, "HDF5_VDS_PREFIX");
+        const std::string& path = target.path;
         const std::string what = "the virtual dataset's source " + name + ":" + dset;
-        if (path.empty())
+        if (target.kind == TargetFile::none)
             return what + " cannot be found (HDF5 would read its part as the fill value: a wrong Hessian)";
+        if (target.kind == TargetFile::blocking)
+            return what + " is " + path + ", which is not a regular file (" + detail::blocking_open + ")";
         if (reads && name != ".") reads->push_back(path);
         // "." is the virtual dataset's own file (perhaps an in-memory image).
         Handle f(name == "." ? H5Iget_file_id(d) : H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
@@ -1358,6 +1337,7 @@ std::string too_many_links(const std::string& hdf5) {
 // whose file or object cannot be opened.
 std::string broken_link(hid_t group, const std::string& name) {
     const std::string hdf5 = hdf5_message();
+    if (std::string why = detail::blocked_link(group, name); !why.empty()) return why;
     if (std::string why = too_many_links(hdf5); !why.empty()) return why;
     const std::string cause = hdf5.empty() ? std::string() : " (HDF5: " + hdf5 + ")";
     H5L_info_t li{};

@@ -159,7 +159,10 @@ std::pair<Handle, DatasetShape> member_dataset(hid_t g, const std::string& name,
                 false);
     }
     Handle d(H5Dopen2(g, name.c_str(), H5P_DEFAULT), H5Dclose);
-    if (!d.valid()) fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
+    if (!d.valid()) {
+        if (std::string why = detail::blocked_link(g, name); !why.empty()) fail_at(at, why, false);
+        fail_at(at, "cannot open dataset " + name + " (is it a dataset?)");
+    }
     // These hold for a Hessian; on G, A or B they would be read by no one and
     // the answer would silently go without them (a scale on G is not H's).
     // (in any letter case, and names meant as scale: Scale, scaling)
@@ -248,7 +251,10 @@ StructurePart blocks(Walk& w, hid_t g, const std::string& path, const std::strin
     for (const auto& name : names) {
         const std::string member = member_of(path, name);
         Handle o(H5Oopen(g, name.c_str(), H5P_DEFAULT), H5Oclose);
-        if (!o.valid()) fail_at(w.file + ":" + member, "cannot open blocks member (dangling link?)");
+        if (!o.valid()) {
+            if (std::string why = detail::blocked_link(g, name); !why.empty()) fail_at(w.file + ":" + member, why, false);
+            fail_at(w.file + ":" + member, "cannot open blocks member (dangling link?)");
+        }
         StructurePart child = walk(w, o.get(), member, depth + 1);
         if (child.n > max_n - p.n)
             fail_at(w.file + ":" + member, "the structure's n passes 2^53 with this member (n = " +
@@ -553,7 +559,11 @@ StructurePart describe_structure(const HessianInfo& info, const ReadOptions& opt
     const auto listed = detail::AttributeScope::skip(info.unread_attributes);
     Handle file = detail::open_hdf5(info.file, opt.image);
     Handle o(H5Oopen(file.get(), info.dataset.c_str(), H5P_DEFAULT), H5Oclose);
-    if (!o.valid()) fail_at(info.source(), "cannot open object");
+    if (!o.valid()) {
+        if (std::string why = detail::blocked_link(file.get(), info.dataset); !why.empty())
+            fail_at(info.source(), why, false);
+        fail_at(info.source(), "cannot open object");
+    }
     Walk w{info.file, {}, {}, std::nullopt, 0};
     StructurePart root = walk(w, o.get(), info.dataset, 0);
     // Its attributes (and its parts' stated errors) must be those listed: a

@@ -140,6 +140,7 @@ std::string cannot_open_here(MPI_Comm comm, const HessianInfo& where, const std:
     // A FIFO or a device there would block HDF5's open (the listing refuses them on rank 0).
     if (std::string why = not_a_file_here(where, path, on); !why.empty()) return why;
     ErrorSilencer quiet;
+    detail::guard_external_links();  // an external link's FIFO target here fails the open below, not waits
     // HDF5's own reason, as the serial reader gives it: the file may have
     // changed since it was listed (truncated, replaced) on every rank.
     const auto hdf5 = [] {
@@ -149,9 +150,12 @@ std::string cannot_open_here(MPI_Comm comm, const HessianInfo& where, const std:
     Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
     if (!file.valid()) return where.file + ": cannot open the file with HDF5" + on + hdf5() + " (changed since it was listed?)";
     Handle d(H5Dopen2(file.get(), where.dataset.c_str(), H5P_DEFAULT), H5Dclose);
-    if (!d.valid())
+    if (!d.valid()) {
+        if (std::string why = detail::blocked_link(file.get(), where.dataset); !why.empty())
+            return where.source() + ": " + why + on;
         return where.source() + ": cannot open dataset" + on + hdf5() +
                " (the file changed since it was listed, or an external link's target is missing there?)";
+    }
     // Its external raw-data files as this rank finds them (a FIFO would block a read).
     if (std::string why = detail::storage_problem_here(d.get(), where.file); !why.empty())
         return where.source() + ": " + why + on;

@@ -799,6 +799,77 @@ class ReadingFaults(FaultBase):
         self.assertEqual(rows[f + ":/h"]["error"], "%s:/h: external raw-data file '%s' is not a regular file (a FIFO "
                          "or a device would block the read or never end)" % (f, fifo))
 
+    def test_a_fifo_where_hdf5_follows_a_link_is_an_error_row_not_a_hang(self):
+        # HDF5 opens an external link's target and a virtual dataset's source
+        # itself, trying in turn the name under $HDF5_EXT_PREFIX (or
+        # $HDF5_VDS_PREFIX), beside the file and from the current directory,
+        # passing over what is missing or not HDF5. A FIFO nobody writes on
+        # that way would hold its open forever.
+        rng = np.random.default_rng(21)
+        H = gram(rng, 12, 4)
+        work, first, plain = self.path("links"), self.path("first"), self.path("plain")
+        for d in (work, first, plain):
+            os.makedirs(d)
+        os.mkfifo(os.path.join(work, "fifo.h5"))
+        with h5py.File(os.path.join(work, "real.h5"), "w") as h:
+            h["h"] = H
+        # Under the prefix: an HDF5 file of the FIFO's name (taken first, so
+        # the FIFO beside it is never opened), and a text file of another.
+        with h5py.File(os.path.join(first, "fifo.h5"), "w") as h:
+            h["h"] = H
+        with open(os.path.join(plain, "fifo.h5"), "w") as fh:
+            fh.write("not HDF5\n")
+        f = os.path.join(work, "top.h5")
+        with h5py.File(f, "w") as h:
+            h["ok"] = H
+            h["linked"] = h5py.ExternalLink("real.h5", "/h")
+            h["to_fifo"] = h5py.ExternalLink("fifo.h5", "/h")
+            g = h.create_group("run")
+            g["step_1"] = h5py.ExternalLink("fifo.h5", "/h")
+            s = h.create_group("model")
+            s.attrs["structure"] = "blocks"
+            s["a"] = H
+            s["b"] = h5py.ExternalLink("fifo.h5", "/h")
+            layout = h5py.VirtualLayout(shape=H.shape, dtype="f8")
+            layout[:] = h5py.VirtualSource("fifo.h5", "/h", shape=H.shape)
+            h.create_virtual_dataset("virtual", layout)
+        blocked = "external link to fifo.h5:/h leads to %s, which is not a regular file (a FIFO or a device: " \
+                  "HDF5's open of it may never return)"
+
+        def run(*args, prefix=None):
+            env = dict(os.environ)
+            for name in ("HDF5_EXT_PREFIX", "HDF5_VDS_PREFIX"):
+                env.pop(name, None)
+                if prefix:
+                    env[name] = prefix
+            p = subprocess.run([BIN, "volume", *args, "-f", "jsonl"], capture_output=True, text=True, timeout=60,
+                               env=env, cwd=self.dir)
+            return p.returncode, by_source(jsonl(p.stdout))
+
+        fifo = os.path.join(work, "fifo.h5")
+        for prefix in (None, plain):  # a text file first: HDF5 passes it over and reaches the FIFO
+            code, rows = run(f, prefix=prefix)
+            self.assertEqual(code, 1)
+            self.assertEqual(rows[f + ":/ok"]["rank"], 4)
+            self.assertEqual(rows[f + ":/linked"]["rank"], 4)
+            self.assertEqual(rows[f + ":/to_fifo"]["error"], f + ":/to_fifo: " + blocked % fifo)
+            self.assertEqual(rows[f + ":/run/step_1"]["error"], f + ":/run/step_1: " + blocked % fifo)
+            self.assertIn(blocked % fifo, rows[f + ":/model"]["error"])
+            self.assertEqual(rows[f + ":/virtual"]["error"], f + ":/virtual: the virtual dataset's source fifo.h5:/h "
+                             "is %s, which is not a regular file (a FIFO or a device: HDF5's open of it may never "
+                             "return)" % fifo)
+            code, rows = run(f + ":/to_fifo", prefix=prefix)
+            self.assertEqual((code, rows[f + ":/to_fifo"]["error"]), (1, f + ":/to_fifo: " + blocked % fifo))
+        # The prefix's HDF5 file is what HDF5 opens: every link is followed
+        # (/to_fifo and /run/step_1 lead to one dataset, listed once).
+        code, rows = run(f, prefix=first)
+        self.assertEqual(code, 0, rows)
+        self.assertEqual({k: r["rank"] for k, r in rows.items()},
+                         {f + p: 4 if p != ":/model" else 8 for p in
+                          (":/ok", ":/linked", ":/run/step_1", ":/model", ":/virtual")})
+        code, rows = run(f + ":/to_fifo", prefix=first)
+        self.assertEqual((code, rows[f + ":/to_fifo"]["rank"]), (0, 4))
+
     def test_values_in_a_truncated_external_file_are_an_error_row_not_zeros(self):
         # HDF5 reads the part of an external segment past the end of its file
         # as zeros: a Hessian of zeros would be an ok row of rank 0.

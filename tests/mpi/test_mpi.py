@@ -521,14 +521,23 @@ class SameRowsAsSerial(unittest.TestCase):
             b["d"] = np.eye(3)
             b.create_dataset("v", data=np.arange(1.0, 4.0)).attrs["structure"] = "diagonal"
         os.mkfifo(os.path.join(empty, "p.h5"))
+        # Rank 1's copy of main.h5 whose external links' target is a FIFO there.
+        piped = os.path.join(self.tmp.name, "piped")
+        os.makedirs(piped)
+        shutil.copy(os.path.join(empty, "main.h5"), piped)
+        os.mkfifo(os.path.join(piped, "target.h5"))
         good = os.path.abspath(self.files["small"])
         exe = os.path.abspath(os.path.join(BUILD, "basinvol-mpi"))
-        for src, words in (("h.h5:/H", "cannot open file"), ("h.h5:/F", "cannot open file"),
-                           ("main.h5:/H", "cannot open dataset"), ("main.h5:/F", "cannot open"),
-                           ("p.h5:/H", "is not a regular file"), ("p.h5:/F", "is not a regular file"),
-                           ("p.h5:/B", "is not a regular file")):
+        for src, words, other in (("h.h5:/H", "cannot open file", empty), ("h.h5:/F", "cannot open file", empty),
+                                  ("main.h5:/H", "cannot open dataset", empty), ("main.h5:/F", "cannot open", empty),
+                                  ("p.h5:/H", "is not a regular file", empty), ("p.h5:/F", "is not a regular file", empty),
+                                  ("p.h5:/B", "is not a regular file", empty),
+                                  ("main.h5:/H", "main.h5:/H: external link to target.h5:/H leads to target.h5, "
+                                   "which is not a regular file", piped),
+                                  ("main.h5:/F", "main.h5:/F: external link to target.h5:/F leads to target.h5, "
+                                   "which is not a regular file", piped)):
             p = subprocess.run(["mpirun", "-n", "1", "--wdir", seen, exe, "volume", src, good, "-f", "jsonl", ":",
-                                "-n", "1", "--wdir", empty, exe, "volume", src, good, "-f", "jsonl"],
+                                "-n", "1", "--wdir", other, exe, "volume", src, good, "-f", "jsonl"],
                                capture_output=True, text=True, env=ENV, timeout=120)
             self.assertEqual(p.returncode, 1, p.stderr)
             got = rows(p.stdout)
