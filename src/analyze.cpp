@@ -573,15 +573,7 @@ void note_finer_parts(Row& r, const StructuredSpectrum& ss, const Cut& cut, doub
             const SpectrumPart& part = ss.parts[p];
             if (!(part.eps < whole_eps)) continue;
             const PartValues values(&part, &part + 1);
-            double largest = 0, scaled = 0;  // ‖part‖_F = largest·√scaled, which neither overflows nor underflows
-            values.for_each_span([&](const double* v, std::size_t k) {
-                for (std::size_t j = 0; j < k; ++j) largest = std::max(largest, std::abs(v[j]));
-            });
-            if (largest > 0)
-                values.for_each_span([&](const double* v, std::size_t k) {
-                    for (std::size_t j = 0; j < k; ++j) scaled += (v[j] / largest) * (v[j] / largest);
-                });
-            const double frobenius = largest * std::sqrt(scaled);
+            const double frobenius = values.norm();
             const double solver = 8 * std::sqrt(static_cast<double>(part.n)) * std::numeric_limits<double>::epsilon();
             const double own =
                 std::max({part.eps * frobenius, solver * frobenius, part.value_error, part.noise, stated});

@@ -1,6 +1,7 @@
 #include <basinvol/error.hpp>
 #include <basinvol/measure/volume.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -15,6 +16,25 @@ double log_unit_ball(std::size_t k) {
     const double h = static_cast<double>(k) / 2;
     // log ω_k = (k/2)·log π − log Γ(k/2 + 1); lgamma, never tgamma (k can be 10^5).
     return h * std::log(M_PI) - std::lgamma(h + 1);
+}
+
+double Eigenvalues::norm() const {
+    double f2 = 0, largest = 0;
+    bool finite = true;
+    for_each_span([&](const double* v, std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) {
+            f2 += v[i] * v[i];
+            largest = std::max(largest, std::abs(v[i]));
+            finite = finite && std::isfinite(v[i]);
+        }
+    });
+    if (!finite) return INFINITY;
+    if (largest == 0 || (std::isfinite(f2) && largest >= 1e-150 && largest <= 1e150)) return std::sqrt(f2);
+    double scaled = 0;
+    for_each_span([&](const double* v, std::size_t k) {
+        for (std::size_t i = 0; i < k; ++i) scaled += (v[i] / largest) * (v[i] / largest);
+    });
+    return largest * std::sqrt(scaled);
 }
 
 KeptSums Eigenvalues::kept(double tol, double error) const {

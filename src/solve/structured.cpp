@@ -696,28 +696,12 @@ void reject_overflowed_part(const HessianInfo& info, const Accumulator& acc) {
     }
 }
 
-// ‖H‖_F = ‖values‖₂. The squares are summed in double; when the largest
-// magnitude lies outside [1e-150, 1e150], where squares overflow or lose
-// their digits to underflow, or the sum of many overflowed, it is taken
-// again scaled by the largest. A value
-// that is not finite is an error (the products of large factors).
+// ‖H‖_F = ‖values‖₂ (Eigenvalues::norm). A value that is not finite is an
+// error (the products of large factors).
 double frobenius_of(const Eigenvalues& values, const HessianInfo& info) {
-    double f2 = 0, largest = 0;
-    bool finite = true;
-    values.for_each_span([&](const double* v, std::size_t k) {
-        for (std::size_t i = 0; i < k; ++i) {
-            f2 += v[i] * v[i];
-            largest = std::max(largest, std::abs(v[i]));
-            finite = finite && std::isfinite(v[i]);
-        }
-    });
-    if (!finite) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
-    if (largest == 0 || (std::isfinite(f2) && largest >= 1e-150 && largest <= 1e150)) return std::sqrt(f2);
-    double scaled = 0;
-    values.for_each_span([&](const double* v, std::size_t k) {
-        for (std::size_t i = 0; i < k; ++i) scaled += (v[i] / largest) * (v[i] / largest);
-    });
-    return largest * std::sqrt(scaled);
+    const double f = values.norm();
+    if (!std::isfinite(f)) throw NumericError(info.source() + ": an eigenvalue overflowed float64; rescale the Hessian");
+    return f;
 }
 
 }  // namespace

@@ -35,6 +35,11 @@ public:
             for (std::size_t i = 0; i < k; ++i) visit(v[i]);
         });
     }
+    // ‖values‖₂ (a Hessian's ‖H‖_F from its eigenvalues): the squares summed
+    // in double, and taken again scaled by the largest magnitude where it
+    // lies outside [1e-150, 1e150] (squares overflow or lose their digits) or
+    // the sum overflowed; +inf when a value is not finite.
+    double norm() const;
     // The sums over the kept values; by default each value in turn, the error
     // sum exactly. A structure may sum in closed form (and bound the error sum).
     virtual KeptSums kept(double tol, double error) const;
