@@ -155,6 +155,16 @@ def plot_spectrum(row, out, title=None):
         ax.axvline(kept.sum() + 0.5, color="0.5", lw=0.8)
     ax.set_xlabel("eigenvalue index (sorted by |λ|, largest first)")
     ax.set_ylabel("|λ|")
+    if min(ax.get_ylim()) < np.finfo(float).tiny:
+        # Subnormal values: matplotlib's log labels print their decades as
+        # "0" or leave them out; label each decade from its exponent.
+        def decade(v, _pos):
+            if not v > 0:
+                return ""
+            e = math.log10(v)
+            return f"$10^{{{round(e)}}}$" if abs(e - round(e)) < 0.05 else ""
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(decade))
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     gap = row.get("gap")
     gap_txt = "unbounded" if gap is None else f"{gap:.2f} decades"
     sub = (f"n {row.get('n')}   rank {row.get('rank')}   dim {row.get('dim')}   "

@@ -1101,6 +1101,23 @@ def test_spectrum_plot_of_an_in_memory_result(tmp):
     assert "λ < 0: 0 kept, 1 dropped" in " ".join(svg_text(out))
 
 
+def test_spectrum_plot_labels_the_decades_of_subnormal_values(monkeypatch):
+    # matplotlib's log labels print subnormal decades as "0" or leave them out.
+    seen = {}
+
+    def save(fig, out):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        lo, hi = ax.get_ylim()
+        seen["labels"] = [t.get_text() for t, v in zip(ax.get_yticklabels(), ax.get_yticks()) if lo <= v <= hi]
+
+    monkeypatch.setattr(bp, "_save", save)
+    for values in ([1e-318, 1e-320, 1e-322, 0.0], [1e-300, 1e-305, 1e-310, 1e-316, 0.0]):
+        bp.plot_spectrum(basinvol.analyze(np.diag(values), eigenvalues=True), "unused.svg")
+        labels = seen["labels"]
+        assert len(labels) >= 3 and all(re.fullmatch(r"\$10\^\{-3\d\d\}\$", t) for t in labels), labels
+
+
 def test_results_copy_and_pickle():
     import copy
     import pickle
