@@ -1331,6 +1331,16 @@ class BatchTest(clitest.TempDirTest):
             self.assertEqual(c["warnings"], ["mixed_level"])
             self.assertIn("mixed_level", c["b"]["warnings"])
             self.assertNotIn("mixed_level", c["a"]["warnings"])
+            # A ranks above B by the dim its coarser cut counts: --strict does not take that as certain.
+            self.assertEqual((p.returncode, c["result"], c["noise_decides"]), (0, "above", False))
+            p = run("compare", self.path(f) + ":" + coarser, self.path(f) + ":" + finer, "--strict")
+            self.assertEqual(p.returncode, 3, p.stderr)
+            # At one level only noise is left for --strict to report.
+            p = run("compare", self.path(f) + ":" + coarser, self.path(f) + ":" + finer, "--strict", "--rtol", rtol,
+                    "-f", "json")
+            c = json.loads(p.stdout)
+            self.assertEqual(c["warnings"], [])
+            self.assertEqual(p.returncode, 3 if c["noise_decides"] else 0 if c["result"] == "above" else 1)
         # A row saved without spectral_norm (by an earlier version): its cut
         # cannot be placed against the others', and the note says so.
         saved = [r for r in jsonl(run("volume", self.path("c.h5"), "-f", "jsonl").stdout)]

@@ -29,8 +29,8 @@ bv::WorkItem one_item(const std::string& text, const BatchCli& b, const char* la
 
 // A and B are analyzed through the batch runner (both at once when -j and
 // the memory budget allow). Exit 0 when A ranks strictly above B, 1 when it
-// does not, 2 when either cannot be analyzed, 3 with --strict when noise may
-// decide the order.
+// does not, 2 when either cannot be analyzed, 3 with --strict when noise, or
+// the rows' different cut levels (mixed_level), may decide the order.
 int cmd_compare(const std::string& a_text, const std::string& b_text, const CommonOptions& o, const BatchCli& batch) {
     bv::BatchOptions bo;
     bo.analyze = to_analyze(o);
@@ -61,9 +61,14 @@ int cmd_compare(const std::string& a_text, const std::string& b_text, const Comm
     rows[1].warnings.add(cmp.warnings_b);
     bv::write_comparison(std::cout, rows[0], rows[1], cmp, spec);
     std::cerr << "basinvol: " << one_line(cmp.reason) << '\n';
+    // Rows cut at different levels against their largest values (a float32
+    // copy beside a float64 one): the order may be the precision's, which
+    // --strict does not take as certain.
+    const bool level_may_decide = cmp.warnings_a.has(bv::Warning::mixed_level) ||
+                                  cmp.warnings_b.has(bv::Warning::mixed_level);
     // A failed write is an error (2), never "A does not rank above B" (1).
-    const int status = finish_output(interrupted                      ? batch_status(true)
-                                     : o.strict && cmp.noise_decides ? exit_noise_decides
+    const int status = finish_output(interrupted ? batch_status(true)
+                                     : o.strict && (cmp.noise_decides || level_may_decide) ? exit_noise_decides
                                      : cmp.sign > 0                  ? exit_ok
                                                                      : exit_failed);
     return std::cout ? status : exit_usage;

@@ -93,7 +93,8 @@ void add_commands(CLI::App& app, Args& a) {
                         "at equal dims, a band, a flat value another draw of the input may keep, an ambiguous "
                         "rank, or log-volumes within their reach, log_volume_error + log_volume_noise; "
                         "with --negatives last, a saddle that may be a minimum or a minimum a saddle: "
-                        "docs/method.md)");
+                        "docs/method.md), or when A and B are cut at different levels against their largest "
+                        "eigenvalues (mixed_level: a float32 copy beside a float64 one)");
     a.compare->footer("Example: basinvol compare run.h5:/checkpoints/step_0100 run.h5:/checkpoints/step_0900");
 
     a.spectrum = app.add_subcommand("spectrum", "The eigenvalues, marked kept or dropped by the cut (a partial method computes those "
