@@ -470,7 +470,9 @@ def _write_part(g, name, part, dtype, check=True, shown=None, above=(), declare=
                                  f"got {type(k).__name__} {k!r}")
             if k in ("", ".", "..") or "/" in k or "\0" in k:
                 raise ValueError(f"blocks {shown!r}: member name {k!r} is not a name an HDF5 group can hold")
-            _write_part(sub, k, part[k], dtype, check, above=above, declare=declare)
+            # Named by its keys' path below the whole ("fc2/w"): a key used in two blocks tells which.
+            _write_part(sub, k, part[k], dtype, check, shown=f"{shown}/{k}" if len(above) > 1 else k, above=above,
+                        declare=declare)
         return sub
     if isinstance(part, (Factor, Kron)) and not (math.isfinite(part.scale) and part.scale != 0):
         raise ValueError(f"{'factor' if isinstance(part, Factor) else 'kron'} {shown!r}: scale must be a finite "

@@ -1158,6 +1158,12 @@ def test_input_rules_for_memory_and_shapes():
                         ({"a": np.ones((0, 0))}, r"dense block 'a' must be non-empty and square")):
         with pytest.raises(basinvol.InputError, match="^net: " + words):
             basinvol.analyze(part, label="net")
+    # A key used in two blocks: the part is named by its keys' path.
+    layers = {"fc1": {"w": basinvol.Kron(np.eye(2), np.eye(3))}, "fc2": {"w": basinvol.Kron(np.eye(2), np.ones((3, 2)))}}
+    with pytest.raises(basinvol.InputError, match=r"^net: kron 'fc2/w': B must be non-empty and square"):
+        basinvol.analyze(layers, label="net")
+    with pytest.raises(basinvol.InputError, match=r"^memory: blocks 'fc1' has no members"):
+        basinvol.analyze({"fc1": {}, "fc2": np.eye(2)})
     with pytest.raises(basinvol.InputError, match="member names must be strings"):
         basinvol.analyze({1: np.eye(2)})
     for bad in ("", ".", "a/b", "fc1\0weight"):
