@@ -450,6 +450,10 @@ Row fields_from_json(const Json& j) {
     // Without dim_lifted (saved before it existed), or without the band it
     // lies under, every flat value may be one another draw of the input keeps.
     if (r.ok && (absent("dim_lifted") || absent("dim_low"))) r.dim_lifted = 0;
+    // Without its warnings (a column cut from a table) the rank may have been
+    // ambiguous: read so, as a missing band is the widest, so that an order
+    // it decides is not told as certain. (An empty cell is no warnings.)
+    if (r.ok && !j.contains("warnings")) r.warnings.add(Warning::ambiguous_rank);
     if (r.ok) check_counts(r);
     return r;
 }

@@ -271,9 +271,46 @@ class BatchTest(clitest.TempDirTest):
             # Without its band a row may have any dim: noise may decide every order (the full rows' are clean).
             self.assertEqual((r["dim_low"], r["dim_high"]), (0, r["n"]))
             self.assertIn("place_uncertain", r["warnings"])
+            self.assertIn("ambiguous_rank", r["warnings"])  # without its warnings, as its rank may have been
         p = run("rank", "--from-results", trimmed(list(full[0].keys())), "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual([r["warnings"] for r in jsonl(p.stdout)], [[], [], []])
+
+    def test_saved_rows_without_their_warnings_do_not_rank_as_certain(self):
+        # Equal dims, one rank ambiguous (a value at 2e-14 under a spectrum
+        # down to 0.2, in float64): noise may decide the order. Its CSV
+        # without the warnings column must not tell the order as certain.
+        import csv as csvmod
+        rng = np.random.default_rng(4)
+
+        def rotated(values):
+            q = np.linalg.qr(rng.standard_normal((len(values), len(values))))[0]
+            m = q @ np.diag(values) @ q.T
+            return (m + m.T) / 2
+
+        base = [3.0, 2.0, 1.5, 1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2]
+        f = self.path("w.h5")
+        with h5py.File(f, "w") as h:
+            h["A"] = rotated([0.9 * x for x in base] + [0.0] * 10)
+            h["B"] = rotated(base + [2e-14] + [0.0] * 9)
+        direct = {r["dataset"]: r for r in jsonl(run("rank", f, "-f", "jsonl").stdout)}
+        self.assertIn("ambiguous_rank", direct["/B"]["warnings"])
+        self.assertIn("place_uncertain", direct["/A"]["warnings"])
+        full = list(csvmod.DictReader(io.StringIO(run("volume", f, "-f", "csv").stdout)))
+        for keep in ([k for k in full[0] if k != "warnings"], list(full[0])):
+            path = self.path("w.csv")
+            with open(path, "w", newline="") as fh:
+                w = csvmod.DictWriter(fh, fieldnames=keep, extrasaction="ignore")
+                w.writeheader()
+                w.writerows(full)
+            p = run("rank", "--from-results", path, "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = {r["dataset"]: r for r in jsonl(p.stdout)}
+            for d in ("/A", "/B"):
+                self.assertEqual(got[d]["place"], direct[d]["place"])
+                self.assertIn("place_uncertain", got[d]["warnings"], (keep, d))
+            # Read without the column, /A's rank counts as one that may be ambiguous; with it, as saved.
+            self.assertEqual("ambiguous_rank" in got["/A"]["warnings"], "warnings" not in keep)
 
     def test_a_table_cut_within_its_last_field_is_refused_not_read_short(self):
         # A shard streamed with > and killed mid-row: cut inside the last
@@ -1229,6 +1266,33 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(sorted(r["dim"] for r in jsonl(p.stdout)), [1, 2, 3])
         self.assertIn("is in " + twice + " twice; kept the first", p.stderr)
+
+    def test_from_results_of_one_run_saved_as_json_lines_and_tsv_ranks_each_hessian_once(self):
+        # TSV writes a tab in a dataset's name as a space: its row is the
+        # JSON Lines row of the name with the tab, not another Hessian.
+        f = self.path("tabs.h5")
+        with h5py.File(f, "w") as h:
+            h["a\tb"] = np.diag([3.0, 2.0, 1.0, 0.0])
+            h["c"] = np.diag([1.0, 1.0, 1.0, 0.0])
+            h["d"] = np.diag([5.0, 5.0, 5.0, 0.0])
+            h["e f"] = np.diag([4.0, 0.5, 0.0, 0.0])  # a space of its own: another Hessian than any tab's
+        saved = {fmt: self.path("tabs." + fmt) for fmt in ("jsonl", "tsv", "csv")}
+        for fmt, out in saved.items():
+            self.assertEqual(run("volume", f, "-f", fmt, "-o", out).returncode, 0)
+        direct = run("rank", f, "-f", "jsonl")
+        places = {r["source"]: r["place"] for r in jsonl(direct.stdout)}
+        self.assertEqual(len(places), 4)
+        for files in (("jsonl", "tsv"), ("tsv", "jsonl"), ("csv", "tsv"), ("tsv", "tsv")):
+            p = run("rank", "--from-results", *(saved[x] for x in files), "-f", "jsonl")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            got = {r["source"]: r["place"] for r in jsonl(p.stdout)}
+            if "jsonl" in files or "csv" in files:  # the name as a format kept it whole
+                self.assertEqual(got, places, files)
+            else:
+                self.assertEqual(sorted(got.values()), sorted(places.values()), files)
+            if files[0] != files[1]:
+                self.assertIn(f + ":/a\\tb is in both", p.stderr)  # a tab in a message is written as \\t
+                self.assertIn("(TSV writes its name %s:/a b, tabs and line breaks as spaces)" % f, p.stderr)
 
     def test_from_results_of_runs_at_different_thresholds_warns(self):
         # Shards run with different -T: log V moves by r/2 log T, so rows of

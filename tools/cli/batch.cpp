@@ -621,13 +621,21 @@ void drop_parts(std::vector<bv::Row>& rows, Progress& progress) {
                          "compare the parts)");
 }
 
+// A name as JSON writes it (bytes that are not UTF-8 become U+FFFD).
+std::string json_text(const std::string& name) {
+    using nlohmann::json;
+    return json::parse(json(name).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
 // Saved rows of every results file, each source once across files (an ok
 // row wins over an error row; otherwise the first is kept, and the duplicate
 // is reported), within one file too (JSON Lines runs joined by `cat`). But
 // two rows of one file with different answers (or one ok, one an error),
 // under a name the format may have written for two (TSV writes a tab or
 // line break as a space, every format bytes that are not UTF-8 as U+FFFD),
-// are two Hessians: both are kept, and reported.
+// are two Hessians: both are kept, and reported. A TSV row is the row of
+// another file's source that TSV writes as its name (a tab in a dataset's
+// name saved as a space), unless that name is a source of its own.
 // `options` gets the analysis options all of them record alike, or null when
 // one records none (JSON Lines, TSV, CSV) or two differ; `differing` the
 // options two files record with different values (each value as JSON
@@ -640,6 +648,8 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                                    SavedShards& shards) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
+    // Each source as TSV writes it -> (the source, whether its row came from TSV): the first of each.
+    std::map<std::string, std::pair<std::string, bool>> written;
     options = nullptr;
     bool first = true;
     for (const auto& f : files) {
@@ -689,8 +699,16 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         };
         for (auto& r : got) {
             auto it = where.find(r.source);
+            const std::string as_tsv = bv::tsv_cell(json_text(r.source));
+            // Another file's source that this TSV row's name stands for, or the reverse.
+            bool via_tsv = false;
+            if (auto w = written.find(as_tsv); it == where.end() && w != written.end() && (tsv || w->second.second)) {
+                it = where.find(w->second.first);
+                via_tsv = true;
+            }
             if (it == where.end()) {
                 where.emplace(r.source, std::make_pair(rows.size(), named));
+                written.emplace(as_tsv, std::make_pair(r.source, tsv));
                 rows.push_back(std::move(r));
                 continue;
             }
@@ -731,16 +749,28 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             // A SOURCE that cannot be listed is an error row in every shard of a split: expected.
             const bool every_shard_s = !old.ok && !r.ok && old.error == r.error && !r.split.empty() &&
                                        r.split == old.split && r.shard != old.shard;
+            // The source's name where a format kept it whole (a TSV row's stands for it).
+            const std::string exact = via_tsv && !tsv ? r.source : it->first;
             if (!every_shard_s)
-                progress.message("basinvol: warning: " + r.source + " is in " +
+                progress.message("basinvol: warning: " + exact + " is in " +
                              (same_file ? named + " twice" : "both " + it->second.second + " and " + named) +
+                             (via_tsv ? " (TSV writes its name " + as_tsv + ", tabs and line breaks as spaces)"
+                                      : same_file && written_alike(r.source)
+                                          ? " (with one answer: the row saved twice, or two Hessians whose names "
+                                            "the format writes alike)"
+                                          : "") +
                              "; kept the " +
                              (replace ? "ok row" + (same_file ? std::string() : " of " + named)
                                       : same_file ? std::string("first") : "row of " + it->second.second) +
                              differ);
+            const std::string dataset = via_tsv && !tsv ? r.dataset : old.dataset;
             if (replace) {
                 old = std::move(r);
                 it->second.second = named;
+            }
+            if (via_tsv) {  // the row kept goes by the name as the other format kept it
+                old.source = exact;
+                old.dataset = dataset;
             }
         }
     }
@@ -775,12 +805,6 @@ void refuse_run_inputs_as_output(const std::string& output, const std::vector<st
         inputs.insert(w.info.reads_also.begin(), w.info.reads_also.end());
     }
     refuse_input_as_output(output, inputs);
-}
-
-// A name as JSON writes it (bytes that are not UTF-8 become U+FFFD).
-std::string json_text(const std::string& name) {
-    using nlohmann::json;
-    return json::parse(json(name).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
 }
 
 // The key that names a Hessian's row in FILE or the journal: its source as
