@@ -127,6 +127,34 @@ class Structured(unittest.TestCase):
                       '"diagonal"',
                       errors[f + ":/d"])
 
+    def test_a_blocks_group_without_its_attribute_is_named_when_ranked(self):
+        # Layers of one checkpoint in a group that lacks structure = "blocks"
+        # are separate Hessians (a collection); ranked, their different n
+        # point at the group.
+        f = self.path("no_blocks.h5")
+        with h5py.File(f, "w") as h:
+            for step in (1, 2):
+                g = h.create_group("ck/step_%d" % step)
+                g.attrs["step"] = step
+                k = g.create_group("0_w")
+                k.attrs["structure"] = "kron"
+                k["A"], k["B"] = self.A, self.B
+                g["2_dense"] = self.dense
+        p = run("rank", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(rows_of(p)), 4)
+        self.assertIn('%s:/ck/step_1 holds Hessians of different n, ranked as separate basins (/ck/step_1/0_w, n 48; '
+                      '/ck/step_1/2_dense, n 20); if they are the blocks of one Hessian, give that group the '
+                      'attribute structure = "blocks"' % f, p.stderr)
+        # Given it: one Hessian per checkpoint, and no such note.
+        with h5py.File(f, "a") as h:
+            for step in (1, 2):
+                h["ck/step_%d" % step].attrs["structure"] = "blocks"
+        p = run("rank", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual([r["n"] for r in rows_of(p)], [68, 68])
+        self.assertNotIn("different n", p.stderr)
+
     def test_blocks_model_equals_its_dense_twin(self):
         p = run("volume", self.file + ":/model", self.file + ":/twin", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)

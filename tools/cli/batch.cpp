@@ -1117,10 +1117,33 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
                   << " cut lies at another row's level is not known, and mixed_level is not checked for "
                   << (one ? "it" : "them") << "\n";
     }
-    if (ranking_result.mixed_n)
+    if (ranking_result.mixed_n) {
         std::cerr << tool << ": note: the Hessians have different n: they are ranked by curved directions "
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
                      "log-volume among equal r\n";
+        // Rows of different n in one group (not a file's root) may be one
+        // Hessian's blocks whose group lacks its `structure` attribute.
+        std::map<std::pair<std::string, std::string>, std::vector<const bv::Row*>> groups;  // (file, group)
+        for (const auto& r : rows) {
+            const auto slash = r.dataset.rfind('/');
+            if (r.ok && slash != std::string::npos && slash > 0) groups[{r.file, r.dataset.substr(0, slash)}].push_back(&r);
+        }
+        for (auto& [where, members] : groups) {
+            std::sort(members.begin(), members.end(),
+                      [](const bv::Row* x, const bv::Row* y) { return x->dataset < y->dataset; });
+            if (auto other = std::find_if(members.begin(), members.end(),
+                                          [&](const bv::Row* r) { return r->n != members[0]->n; });
+                other != members.end()) {
+                std::cerr << tool << ": note: " << one_line(where.first + ":" + where.second) << " holds Hessians of "
+                          << "different n, ranked as separate basins (" << one_line(members[0]->dataset) << ", n "
+                          << members[0]->n << "; " << one_line((*other)->dataset) << ", n " << (*other)->n
+                          << (members.size() > 2 ? "; ..." : "")
+                          << "); if they are the blocks of one Hessian, give that group the attribute structure = "
+                             "\"blocks\" (docs/structured.md)\n";
+                break;
+            }
+        }
+    }
     return placed;
 }
 
