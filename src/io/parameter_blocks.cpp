@@ -141,8 +141,24 @@ std::string block_text(std::size_t i, const std::vector<std::string>& names) {
 }  // namespace
 
 std::vector<ListedHessian> list_parameter_blocks(const HessianInfo& whole, const ReadOptions& opt) {
-    if (!whole.structure.empty() || whole.window || whole.n == 0) return {};
     const std::string where = whole.source();
+    if (!whole.structure.empty()) {
+        // A structure's blocks are its members: the exporter's attributes
+        // on it would otherwise be left unread without a word.
+        detail::Hdf5Lock lock;
+        detail::ErrorSilencer quiet;
+        Handle file = detail::open_hdf5(whole.file, opt.image);
+        Handle o(H5Oopen(file.get(), whole.dataset.c_str(), H5P_DEFAULT), H5Oclose);
+        if (o.valid())
+            for (const auto& name : detail::attribute_names(o.get()))
+                for (const char* key : {"param_offsets", "param_sizes", "param_names"})
+                    if (detail::lower_case(name) == key)
+                        throw InputError(where + ": attribute " + name + " is not read on a structure (" +
+                                         whole.structure + "): its blocks are the members of a structure "
+                                         "\"blocks\", each a row of --per-block");
+        return {};
+    }
+    if (whole.window || whole.n == 0) return {};
     std::vector<long long> offsets, sizes;
     std::vector<std::string> names;
     {

@@ -155,6 +155,39 @@ class Structured(unittest.TestCase):
         self.assertEqual([r["n"] for r in rows_of(p)], [68, 68])
         self.assertNotIn("different n", p.stderr)
 
+    def test_parameter_block_attributes_on_a_structure_are_refused_under_per_block(self):
+        # The exporter's param_offsets/param_sizes name a dense Hessian's
+        # blocks; on a structure (whose blocks are its members) they were
+        # left unread without a word, however wrong.
+        f = self.path("param_attrs.h5")
+        with h5py.File(f, "w") as h:
+            g = h.create_group("factor")
+            g.attrs["structure"] = "factor"
+            g["G"] = self.G
+            g.attrs["param_offsets"] = [0, 100]
+            g.attrs["param_sizes"] = [100, 7]
+            m = h.create_group("model")
+            m.attrs["structure"] = "blocks"
+            m["a"] = self.dense
+            m["b"] = self.dense
+            m.attrs["Param_Names"] = ["a", "b"]
+            k = h.create_group("clean")
+            k.attrs["structure"] = "kron"
+            k["A"], k["B"] = self.A, self.B
+        p = run("volume", "--per-block", f, "-f", "jsonl")
+        self.assertEqual(p.returncode, 1, p.stderr)
+        rows = {r["source"]: r for r in rows_of(p)}
+        self.assertEqual(rows[f + ":/factor[param_offsets]"]["error"],
+                         f + ":/factor[param_offsets]: attribute param_offsets is not read on a structure (factor): "
+                         'its blocks are the members of a structure "blocks", each a row of --per-block')
+        self.assertIn("attribute Param_Names is not read on a structure (blocks)",
+                      rows[f + ":/model[param_offsets]"]["error"])
+        # The structures themselves, and the members' rows, are measured; the clean one has no extra row.
+        for src in ("/factor", "/model", "/model/a", "/model/b", "/clean"):
+            self.assertEqual(rows[f + ":" + src]["status"], "ok", src)
+        self.assertEqual(len(rows), 7)
+        self.assertEqual(run("volume", f, "-f", "jsonl").returncode, 0)  # without --per-block they change nothing
+
     def test_blocks_model_equals_its_dense_twin(self):
         p = run("volume", self.file + ":/model", self.file + ":/twin", "-f", "jsonl")
         self.assertEqual(p.returncode, 0, p.stderr)

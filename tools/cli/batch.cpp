@@ -176,7 +176,7 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
             const bool blocks = per_block && listed.problem.empty();
             items.push_back(item_of(listed));
             if (blocks && h.structure == "blocks") add_blocks(listed, items, listing);
-            if (blocks && h.structure.empty()) add_parameter_blocks(listed, items);
+            if (blocks) add_parameter_blocks(listed, items);  // (a structure's: a check that it has none)
         }
     }
     return items;
