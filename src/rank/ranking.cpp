@@ -522,6 +522,9 @@ Comparison compare_rows(const Row& a, const Row& b, const RankOptions& opt) {
               << " round to one multiple of option tie_tol " << opt.tie_tol;
             break;
     }
+    if (a.n != b.n && (c.by == Decider::volume || c.by == Decider::tie))
+        s << " (n differs: A " << a.n << ", B " << b.n << "; the dims, A " << a.dim << " and B " << b.dim
+          << ", are not compared)";
     if (a.threshold != b.threshold && !std::isnan(a.threshold) && !std::isnan(b.threshold) &&
         (c.by == Decider::volume || c.by == Decider::tie))
         s << "; measured at different thresholds (T: A " << a.threshold << ", B " << b.threshold

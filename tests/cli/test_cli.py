@@ -945,6 +945,11 @@ class TestRanking(Base):
         self.assertRc(c, 0)
         self.assertIn("curved directions", c.err)
         self.assertTrue(r.err.strip(), "a note on stderr")
+        # Equal curved directions at different n: the log-volume decides, and the reason says n differs.
+        w = Data.write("mx_w.h5", with_spectrum(np.r_[log_uniform(0.1, 10, 7, rng), np.zeros(5)], rng))  # n 12 r 7
+        c = run("compare", x, w)
+        self.assertIn("(n differs: A 10, B 12; the dims, A 3 and B 5, are not compared)", c.out)
+        self.assertIn("volume: equal curved directions 7", c.err)
         # Same n: no mixed_n warning.
         r, rows = rows_json("rank", self.files["mid"], self.files["big"])
         for row in rows:
