@@ -876,6 +876,43 @@ def _cmd_convert(a):
     return 0
 
 
+def _structure_shape(obj):
+    """(kind, n, the coarsest stored type's name, its members) of a structured
+    Hessian as docs/structured.md lays it out; n is None where the layout
+    breaks a rule (basinvol's own reading names which)."""
+    kind = obj.attrs["structure"]
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    types, members, n = [], [], None
+    try:
+        if kind == "factor" and isinstance(obj, h5py.Group) and isinstance(obj.get("G"), h5py.Dataset):
+            types, n = [obj["G"].dtype], obj["G"].shape[1] if obj["G"].ndim == 2 else None
+        elif kind == "kron" and isinstance(obj, h5py.Group) and all(isinstance(obj.get(k), h5py.Dataset) for k in "AB"):
+            types = [obj["A"].dtype, obj["B"].dtype]
+            if all(obj[k].ndim == 2 and obj[k].shape[0] == obj[k].shape[1] for k in "AB"):
+                n = obj["A"].shape[0] * obj["B"].shape[0]
+        elif kind == "diagonal" and isinstance(obj, h5py.Dataset):
+            types, n = [obj.dtype], obj.shape[0] if obj.ndim == 1 else None
+        elif kind == "blocks" and isinstance(obj, h5py.Group) and len(obj):
+            n = 0
+            for name in sorted(obj):
+                m = obj[name]
+                if "structure" in m.attrs:
+                    _, mn, mt, _ = _structure_shape(m)
+                    mt = [np.dtype(mt)] if mt else []
+                elif isinstance(m, h5py.Dataset) and m.ndim == 2 and m.shape[0] == m.shape[1]:
+                    mn, mt = m.shape[0], [m.dtype]
+                else:
+                    mn, mt = None, []
+                members.append((name, mn))
+                types += mt
+                n = None if n is None or mn is None else n + mn
+    except (KeyError, TypeError, ValueError):
+        n = None
+    floats = [t for t in types if t.kind == "f"]
+    coarsest = min(floats, key=lambda t: t.itemsize).name if floats else (types[0].name if types else "")
+    return kind, n, coarsest, members
+
+
 def _cmd_info(a):
     with h5py.File(a.file, "r") as f:
         structures = []
@@ -883,13 +920,22 @@ def _cmd_info(a):
         def visit(name, obj):
             if any(name.startswith(s + "/") for s in structures):
                 return  # a structure's parts are not Hessians of their own
+            meta = {k: obj.attrs[k] for k in ("step", "loss", "loss_threshold", "name") if k in obj.attrs}
             if "structure" in obj.attrs:
                 structures.append(name)
-                kind = obj.attrs["structure"]
-                print(f"/{name}  structure {kind.decode() if isinstance(kind, bytes) else kind}")
+                kind, n, dtype, members = _structure_shape(obj)
+                known = kind in ("blocks", "factor", "kron", "diagonal")
+                print(f"/{name}  structure {kind}"
+                      + (f"  n {n}  {dtype}" if n is not None and known else
+                         "  (not a kind basinvol reads: blocks, factor, kron, diagonal)" if not known else
+                         "  (its layout breaks a rule: `basinvol volume` names which)")
+                      + "".join(f"  {k} {v}" for k, v in meta.items())
+                      + (f"  members {len(members)}" if members else ""))
+                if members and a.blocks:
+                    for nm, mn in members:
+                        print(f"    {nm:<30} n {mn if mn is not None else '?'}")
                 return
             if isinstance(obj, h5py.Dataset) and obj.ndim == 2 and obj.shape[0] == obj.shape[1]:
-                meta = {k: obj.attrs[k] for k in ("step", "loss", "loss_threshold", "name") if k in obj.attrs}
                 blocks = read_blocks(obj)
                 extra = f"  blocks {len(blocks['names'])}" if blocks else ""
                 print(f"/{name}  n {obj.shape[0]}  {obj.dtype}  "
@@ -919,7 +965,8 @@ def main(argv=None):
     c.set_defaults(run=_cmd_convert)
     i = sub.add_parser("info", help="list the square datasets of a file with their attributes")
     i.add_argument("file")
-    i.add_argument("--blocks", action="store_true", help="also list the parameter blocks")
+    i.add_argument("--blocks", action="store_true",
+                   help="also list the parameter blocks (a blocks structure's: its members)")
     i.set_defaults(run=_cmd_info)
     a = p.parse_args(argv)
     try:

@@ -300,6 +300,27 @@ class WrittenFilesReadByBasinvol(unittest.TestCase):
         info = subprocess.run([sys.executable, *cli, "info", f], capture_output=True, text=True, check=True).stdout
         self.assertIn("/checkpoints/step_00042  n 4  float64", info)
 
+    def test_cli_info_of_structures_gives_their_n_type_and_attributes(self):
+        rng = np.random.default_rng(8)
+        f = os.path.join(self.dir, "s.h5")
+        model = {"0_w": bx.Kron(np.eye(4, dtype=np.float32), np.eye(3, dtype=np.float32)),
+                 "1_g": bx.Factor(rng.standard_normal((2, 6))), "2_d": bx.Diagonal(np.arange(1.0, 6.0)),
+                 "3_h": with_spectrum([2.0, 1.0, 0.0], 4)}
+        bx.write_structure(f, "ck/step_5", model, dtype=None, step=5, loss=0.25)
+        with h5py.File(f, "a") as h:
+            g = h.create_group("typo")
+            g.attrs["structure"] = "kronecker"
+        (row, bad) = sorted(json.loads(basinvol("volume", f, "--format", "json", expect_status=1))["rows"],
+                            key=lambda r: r["source"])
+        info = subprocess.run([sys.executable, "-m", "basinvol.export", "info", f, "--blocks"], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+        self.assertIn("/ck/step_5  structure blocks  n %d  float32  step 5  loss 0.25  members 4" % row["n"], info)
+        self.assertEqual(row["n"], 12 + 6 + 5 + 3)
+        for member, n in (("0_w", 12), ("1_g", 6), ("2_d", 5), ("3_h", 3)):
+            self.assertIn("    %-30s n %d" % (member, n), info)
+        self.assertIn("/typo  structure kronecker  (not a kind basinvol reads: blocks, factor, kron, diagonal)", info)
+        self.assertEqual(bad["status"], "error")
+
 
     def test_float32_and_half_precision_values_are_stored_as_float32(self):
         # A Hessian computed in float32 carries float32's rounding: stored as
