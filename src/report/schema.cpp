@@ -454,6 +454,10 @@ Row fields_from_json(const Json& j) {
     // ambiguous: read so, as a missing band is the widest, so that an order
     // it decides is not told as certain. (An empty cell is no warnings.)
     if (r.ok && !j.contains("warnings")) r.warnings.add(Warning::ambiguous_rank);
+    // A log_volume_noise saved as null is an unbounded one (a kept value
+    // within the noise of 0), not one saved before the field existed.
+    if (r.ok && j.contains("log_volume_noise") && j.at("log_volume_noise").is_null())
+        r.log_volume_noise = std::numeric_limits<double>::infinity();
     if (r.ok) check_counts(r);
     return r;
 }

@@ -372,6 +372,19 @@ class InputNoise(Base):
         for path in (a, far):
             self.assertIn("place_uncertain", back[path]["warnings"], path)
             self.assertEqual(back[path]["uncertain_by"], ["log_volume"], path)
+        # Saved as null (an unbounded reach, written by this version): ranked the same, without that note.
+        with open(saved, "w") as out:
+            for r in rows.values():
+                if r["file"] == a:
+                    r["log_volume_noise"] = None
+                out.write(json.dumps(r) + "\n")
+        p = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        again = {r["file"]: r for r in rows_of(p)}
+        self.assertIsNone(again[a]["log_volume_noise"])
+        self.assertNotIn("saved without log_volume_noise", p.stderr)
+        for path in (a, far):
+            self.assertEqual(again[path]["uncertain_by"], ["log_volume"], path)
 
 
 class Storage(Base):
