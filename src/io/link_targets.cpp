@@ -16,24 +16,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-namespace basinvol::detail {
-namespace {
+namespace basinvol {
 
-// Whether the regular file at `path` carries HDF5's signature where HDF5
-// looks for it (byte 0, 512, 1024, 2048, ...), as H5Fis_hdf5 tests.
-bool has_hdf5_signature(const std::string& path, off_t size) {
+bool has_hdf5_signature(const std::string& path) {
     static const char signature[8] = {'\211', 'H', 'D', 'F', '\r', '\n', '\032', '\n'};
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return false;
+    struct stat st {};
     bool found = false;
     char head[8];
-    for (off_t at = 0; !found && at + 8 <= size; at = at == 0 ? 512 : 2 * at)
-        found = ::pread(fd, head, 8, at) == 8 && std::memcmp(head, signature, 8) == 0;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+        for (off_t at = 0; !found && at + 8 <= st.st_size; at = at == 0 ? 512 : 2 * at)
+            found = ::pread(fd, head, 8, at) == 8 && std::memcmp(head, signature, 8) == 0;
     ::close(fd);
     return found;
 }
 
-}  // namespace
+namespace detail {
 
 TargetFile target_file(const std::string& name, const std::string& file, const char* prefix_variable) {
     TargetFile fallback;
@@ -55,7 +54,7 @@ TargetFile target_file(const std::string& name, const std::string& file, const c
         struct stat st {};
         if (::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) continue;  // HDF5 fails on it and goes on
         if (!S_ISREG(st.st_mode)) return {path, TargetFile::blocking};
-        if (has_hdf5_signature(path, st.st_size)) return {path, TargetFile::hdf5};
+        if (has_hdf5_signature(path)) return {path, TargetFile::hdf5};
         // Not an HDF5 file: HDF5 fails to open it and tries the next.
         if (fallback.kind == TargetFile::none) fallback = {path, TargetFile::other};
     }
@@ -100,4 +99,5 @@ void guard_external_links() {
     });
 }
 
-}  // namespace basinvol::detail
+}  // namespace detail
+}  // namespace basinvol

@@ -1269,30 +1269,39 @@ class BatchTest(clitest.TempDirTest):
 
     def test_from_results_of_one_run_saved_as_json_lines_and_tsv_ranks_each_hessian_once(self):
         # TSV writes a tab in a dataset's name as a space: its row is the
-        # JSON Lines row of the name with the tab, not another Hessian.
+        # JSON Lines row of the name with the tab, not another Hessian, and
+        # keeps that name. A Hessian named with a real space beside it (its
+        # TSV row written alike, its answer another) stays its own, whatever
+        # the order of the files and of the TSV's rows (a ranking's).
         f = self.path("tabs.h5")
         with h5py.File(f, "w") as h:
             h["a\tb"] = np.diag([3.0, 2.0, 1.0, 0.0])
+            h["a b"] = np.diag([5.0, 5.0, 0.0, 0.0])
             h["c"] = np.diag([1.0, 1.0, 1.0, 0.0])
             h["d"] = np.diag([5.0, 5.0, 5.0, 0.0])
-            h["e f"] = np.diag([4.0, 0.5, 0.0, 0.0])  # a space of its own: another Hessian than any tab's
         saved = {fmt: self.path("tabs." + fmt) for fmt in ("jsonl", "tsv", "csv")}
         for fmt, out in saved.items():
             self.assertEqual(run("volume", f, "-f", fmt, "-o", out).returncode, 0)
-        direct = run("rank", f, "-f", "jsonl")
-        places = {r["source"]: r["place"] for r in jsonl(direct.stdout)}
-        self.assertEqual(len(places), 4)
-        for files in (("jsonl", "tsv"), ("tsv", "jsonl"), ("csv", "tsv"), ("tsv", "tsv")):
+        saved["ranked.tsv"] = self.path("ranked.tsv")  # the rows in place order: "a b" before "a\tb"
+        self.assertEqual(run("rank", f, "-f", "tsv", "-o", saved["ranked.tsv"]).returncode, 0)
+        saved["tab.jsonl"], saved["space.tsv"] = self.path("tab.jsonl"), self.path("space.tsv")
+        self.assertEqual(run("volume", f + ":/a\tb", "-f", "jsonl", "-o", saved["tab.jsonl"]).returncode, 0)
+        self.assertEqual(run("volume", f + ":/a b", "-f", "tsv", "-o", saved["space.tsv"]).returncode, 0)
+        direct = {r["source"]: (r["place"], r["rank"]) for r in jsonl(run("rank", f, "-f", "jsonl").stdout)}
+        self.assertEqual(len(direct), 4)
+        for files in (("jsonl", "tsv"), ("tsv", "jsonl"), ("csv", "tsv"), ("ranked.tsv", "jsonl"),
+                      ("jsonl", "ranked.tsv"), ("tab.jsonl", "space.tsv"), ("space.tsv", "tab.jsonl")):
             p = run("rank", "--from-results", *(saved[x] for x in files), "-f", "jsonl")
             self.assertEqual(p.returncode, 0, p.stderr)
-            got = {r["source"]: r["place"] for r in jsonl(p.stdout)}
-            if "jsonl" in files or "csv" in files:  # the name as a format kept it whole
-                self.assertEqual(got, places, files)
-            else:
-                self.assertEqual(sorted(got.values()), sorted(places.values()), files)
-            if files[0] != files[1]:
-                self.assertIn(f + ":/a\\tb is in both", p.stderr)  # a tab in a message is written as \\t
-                self.assertIn("(TSV writes its name %s:/a b, tabs and line breaks as spaces)" % f, p.stderr)
+            got = {r["source"]: (r["place"], r["rank"]) for r in jsonl(p.stdout)}
+            if "tab.jsonl" in files:  # the two Hessians alone, each with its own answer
+                self.assertEqual({k: rank for k, (_, rank) in got.items()},
+                                 {k: rank for k, (_, rank) in direct.items() if ":/a" in k}, files)
+                self.assertEqual(sorted(place for place, _ in got.values()), [1, 2], files)
+                continue
+            self.assertEqual(got, direct, files)
+            self.assertIn(f + ":/a\\tb is in both", p.stderr)  # a tab in a message is written as \\t
+            self.assertIn("(TSV writes its name %s:/a b, tabs and line breaks as spaces)" % f, p.stderr)
 
     def test_from_results_of_runs_at_different_thresholds_warns(self):
         # Shards run with different -T: log V moves by r/2 log T, so rows of

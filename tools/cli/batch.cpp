@@ -633,9 +633,10 @@ std::string json_text(const std::string& name) {
 // two rows of one file with different answers (or one ok, one an error),
 // under a name the format may have written for two (TSV writes a tab or
 // line break as a space, every format bytes that are not UTF-8 as U+FFFD),
-// are two Hessians: both are kept, and reported. A TSV row is the row of
-// another file's source that TSV writes as its name (a tab in a dataset's
-// name saved as a space), unless that name is a source of its own.
+// are two Hessians: both are kept, and reported. A TSV row with the answer
+// of another file's row whose source TSV writes as the TSV row's name (a
+// tab in a dataset's name saved as a space) is that row's, under its whole
+// name; a row of its own name and another answer does not stop that.
 // `options` gets the analysis options all of them record alike, or null when
 // one records none (JSON Lines, TSV, CSV) or two differ; `differing` the
 // options two files record with different values (each value as JSON
@@ -648,8 +649,12 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                                    SavedShards& shards) {
     std::vector<bv::Row> rows;
     std::map<std::string, std::pair<std::size_t, std::string>> where;  // source -> (row, file named)
-    // Each source as TSV writes it -> (the source, whether its row came from TSV): the first of each.
-    std::map<std::string, std::pair<std::string, bool>> written;
+    // Each kept row's source as TSV writes it -> those rows; per row, whether
+    // it was read from TSV, whether a row of the other kind was found its
+    // twin, and the file it came from.
+    std::map<std::string, std::vector<std::size_t>> written;
+    std::vector<bool> read_as_tsv, paired;
+    std::vector<std::string> file_of;
     options = nullptr;
     bool first = true;
     for (const auto& f : files) {
@@ -697,19 +702,63 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
         const auto written_alike = [tsv](const std::string& name) {
             return (tsv && name.find(' ') != std::string::npos) || name.find("\xEF\xBF\xBD") != std::string::npos;
         };
+        // Rows of one name that answer differently come from runs under
+        // other options (-T, the cut, --negatives): say so. Log-volumes
+        // within their error bars are one answer (another -j, another
+        // BLAS thread count, moves the last digits).
+        const auto apart = [](const bv::Row& x, const bv::Row& y) {
+            const auto bar = [](double e) { return std::isfinite(e) ? e : 0.0; };  // not saved: none
+            const double bars = bar(x.log_volume_error) + bar(y.log_volume_error) +
+                                1e-12 * std::max({1.0, std::abs(x.log_volume), std::abs(y.log_volume)});
+            return x.rank != y.rank || x.dim != y.dim || x.negative != y.negative ||
+                   !(std::abs(x.log_volume - y.log_volume) <= bars);
+        };
+        const auto keep = [&](bv::Row&& r, const std::string& as_tsv) {
+            written[as_tsv].push_back(rows.size());
+            read_as_tsv.push_back(tsv);
+            paired.push_back(false);
+            file_of.push_back(named);
+            rows.push_back(std::move(r));
+        };
         for (auto& r : got) {
             auto it = where.find(r.source);
             const std::string as_tsv = bv::tsv_cell(json_text(r.source));
-            // Another file's source that this TSV row's name stands for, or the reverse.
-            bool via_tsv = false;
-            if (auto w = written.find(as_tsv); it == where.end() && w != written.end() && (tsv || w->second.second)) {
-                it = where.find(w->second.first);
-                via_tsv = true;
+            // A row of the other kind of file (TSV, or one that keeps names
+            // whole) whose source TSV writes alike, with the same answer: one
+            // Hessian, kept once, under its whole name. Looked for where no
+            // row has this name, or where the row that has it is of the other
+            // kind with another answer (a TSV row written for a tab's name).
+            const auto other_kind_apart = [&](std::size_t i) {
+                return read_as_tsv[i] != tsv && rows[i].ok && r.ok && apart(rows[i], r);
+            };
+            if (it == where.end() || other_kind_apart(it->second.first)) {
+                const auto& alike = written[as_tsv];
+                const auto twin = std::find_if(alike.begin(), alike.end(), [&](std::size_t i) {
+                    return read_as_tsv[i] != tsv && !paired[i] && rows[i].ok && r.ok && !apart(rows[i], r);
+                });
+                if (twin != alike.end()) {
+                    const std::size_t i = *twin;
+                    paired[i] = true;
+                    const std::string tsv_name = tsv ? r.source : rows[i].source;
+                    if (!tsv) {  // the saved row takes the name this file kept whole
+                        if (auto at = where.find(rows[i].source); at != where.end() && at->second.first == i)
+                            where.erase(at);
+                        where[r.source] = std::make_pair(i, file_of[i]);
+                        rows[i].source = r.source;
+                        rows[i].dataset = r.dataset;
+                    }
+                    progress.message("basinvol: warning: " + rows[i].source + " is in both " + file_of[i] + " and " +
+                                     named +
+                                     (tsv_name != rows[i].source ? " (TSV writes its name " + tsv_name +
+                                                                       ", tabs and line breaks as spaces)"
+                                                                 : std::string()) +
+                                     "; kept the row of " + file_of[i]);
+                    continue;
+                }
             }
             if (it == where.end()) {
                 where.emplace(r.source, std::make_pair(rows.size(), named));
-                written.emplace(as_tsv, std::make_pair(r.source, tsv));
-                rows.push_back(std::move(r));
+                keep(std::move(r), as_tsv);
                 continue;
             }
             bv::Row& old = rows[it->second.first];
@@ -723,22 +772,11 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
                                          "alike (a tab and a space, bytes that are not UTF-8), or runs joined "
                                          "with different options; both are ranked");
                     more.push_back(rows.size());
-                    rows.push_back(std::move(r));
+                    keep(std::move(r), as_tsv);
                     continue;
                 }
             }
             const bool replace = !old.ok && r.ok;
-            // Rows of one name that answer differently come from runs under
-            // other options (-T, the cut, --negatives): say so. Log-volumes
-            // within their error bars are one answer (another -j, another
-            // BLAS thread count, moves the last digits).
-            const auto apart = [](const bv::Row& x, const bv::Row& y) {
-                const auto bar = [](double e) { return std::isfinite(e) ? e : 0.0; };  // not saved: none
-                const double bars = bar(x.log_volume_error) + bar(y.log_volume_error) +
-                                    1e-12 * std::max({1.0, std::abs(x.log_volume), std::abs(y.log_volume)});
-                return x.rank != y.rank || x.dim != y.dim || x.negative != y.negative ||
-                       !(std::abs(x.log_volume - y.log_volume) <= bars);
-            };
             const std::string differ =
                 old.ok && r.ok && apart(old, r)
                     ? " (their answers differ: rank " + std::to_string(old.rank) + " and " + std::to_string(r.rank) +
@@ -749,28 +787,20 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
             // A SOURCE that cannot be listed is an error row in every shard of a split: expected.
             const bool every_shard_s = !old.ok && !r.ok && old.error == r.error && !r.split.empty() &&
                                        r.split == old.split && r.shard != old.shard;
-            // The source's name where a format kept it whole (a TSV row's stands for it).
-            const std::string exact = via_tsv && !tsv ? r.source : it->first;
             if (!every_shard_s)
-                progress.message("basinvol: warning: " + exact + " is in " +
+                progress.message("basinvol: warning: " + r.source + " is in " +
                              (same_file ? named + " twice" : "both " + it->second.second + " and " + named) +
-                             (via_tsv ? " (TSV writes its name " + as_tsv + ", tabs and line breaks as spaces)"
-                                      : same_file && written_alike(r.source)
-                                          ? " (with one answer: the row saved twice, or two Hessians whose names "
-                                            "the format writes alike)"
-                                          : "") +
+                             (same_file && written_alike(r.source) ? " (with one answer: the row saved twice, or two "
+                                                                     "Hessians whose names the format writes alike)"
+                                                                   : "") +
                              "; kept the " +
                              (replace ? "ok row" + (same_file ? std::string() : " of " + named)
                                       : same_file ? std::string("first") : "row of " + it->second.second) +
                              differ);
-            const std::string dataset = via_tsv && !tsv ? r.dataset : old.dataset;
             if (replace) {
                 old = std::move(r);
                 it->second.second = named;
-            }
-            if (via_tsv) {  // the row kept goes by the name as the other format kept it
-                old.source = exact;
-                old.dataset = dataset;
+                file_of[it->second.first] = named;
             }
         }
     }

@@ -2,6 +2,7 @@
 
 #include <basinvol/batch/results.hpp>
 #include <basinvol/error.hpp>
+#include <basinvol/io/reader.hpp>
 
 #include <cerrno>
 #include <cstdlib>
@@ -124,25 +125,6 @@ OutputTarget output_target(const std::string& output, const char* option) {
     }
 }
 
-namespace {
-
-// Whether the file starts an HDF5 superblock at 0, 512, 1024, 2048, ...
-// (where HDF5 looks for it, past a user block).
-bool is_hdf5(const std::string& path, off_t size) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return false;
-    static const char signature[8] = {'\x89', 'H', 'D', 'F', '\r', '\n', '\x1a', '\n'};
-    bool found = false;
-    for (off_t at = 0; !found && at + 8 <= size; at = at ? 2 * at : 512) {
-        char head[8];
-        found = ::pread(fd, head, 8, at) == 8 && std::memcmp(head, signature, 8) == 0;
-    }
-    ::close(fd);
-    return found;
-}
-
-}  // namespace
-
 void refuse_input_as_output(const std::string& output, const std::set<std::string>& inputs) {
     const std::string path = output_target(output).path;
     struct stat out;
@@ -155,7 +137,7 @@ void refuse_input_as_output(const std::string& output, const std::set<std::strin
     }
     // Results are text: an HDF5 file there is a checkpoint, not an earlier
     // run's output (a SOURCE named -odd.h5 reads as -o dd.h5).
-    if (is_hdf5(path, out.st_size))
+    if (bv::has_hdf5_signature(path))
         throw bv::UsageError("-o " + output + " is an HDF5 file: the results would replace it; give another -o "
                              "(a SOURCE whose name starts with '-' is read as options: write it ./-NAME)");
 }

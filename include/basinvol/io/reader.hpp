@@ -155,6 +155,11 @@ Hessian read_hessian(const HessianInfo& info, const ReadOptions& options = {});
 Hessian make_hessian(Eigen::MatrixXd m, const std::string& label = "memory", const ReadOptions& options = {});
 Hessian make_hessian(Eigen::MatrixXf m, const std::string& label = "memory", const ReadOptions& options = {});
 
+// Whether the regular file at `path` carries HDF5's signature where HDF5
+// looks for it (byte 0, 512, 1024, 2048, ..., past a user block), as
+// H5Fis_hdf5 tests, without asking HDF5 (a FIFO is never opened: false).
+bool has_hdf5_signature(const std::string& path);
+
 // The value rules every reader applies, with the same messages from each: an
 // entry that is not finite or, stored as a 64-bit integer, lies at or past
 // 2^53 (float64 may have rounded it: 2^53 + 1 reads as 2^53), at the file's
