@@ -48,12 +48,14 @@ private:
 // The file HDF5 1.10 opens for an external link's target (`prefix_variable`
 // "HDF5_EXT_PREFIX") or a virtual dataset's source ("HDF5_VDS_PREFIX") named
 // `name` in `file`, trying in HDF5's order (H5F_prefix_open_file): an
-// absolute name as it is, then its last part under each folder of the
-// variable (${ORIGIN}: `file`'s folder), beside `file`, and from the current
-// directory. HDF5 passes over a name that is missing, a folder or not an
-// HDF5 file; the first file with HDF5's signature is `hdf5`. A FIFO, device
-// or socket on the way is `blocking`: HDF5's open of it may never return.
-// `other`: only files without the signature were found (the first is named).
+// absolute name as it is, then its last part under each folder the variable
+// lists (as written), for a source under the whole variable (a leading
+// ${ORIGIN}: `file`'s folder), beside `file`, from the current directory,
+// and beside the file a symbolic link `file` names. HDF5 passes over a name
+// that is missing, a folder, not an HDF5 file or not to be opened (a
+// socket); the first file with HDF5's signature is `hdf5`. A FIFO or device
+// on the way is `blocking`: HDF5's open of it may never return. `other`:
+// only files without the signature were found (the first is named).
 struct TargetFile {
     enum Kind { none, hdf5, other, blocking };
     std::string path;

@@ -870,6 +870,61 @@ class ReadingFaults(FaultBase):
         code, rows = run(f + ":/to_fifo", prefix=first)
         self.assertEqual((code, rows[f + ":/to_fifo"]["rank"]), (0, 4))
 
+    def test_a_link_target_is_looked_for_in_hdf5s_own_order(self):
+        # Where HDF5 opens a target decides whether a FIFO there holds it:
+        # ${ORIGIN} is expanded only in a virtual dataset's whole
+        # $HDF5_VDS_PREFIX, never in $HDF5_EXT_PREFIX's folders, and the
+        # last place tried is beside the file a symbolic link names.
+        rng = np.random.default_rng(22)
+        H = gram(rng, 8, 3)
+        root = self.path("order")
+
+        def layout(name, fifo_at, real_at, link="ExternalLink"):
+            d = os.path.join(root, name)
+            os.makedirs(os.path.join(d, "sub"))
+            os.mkfifo(os.path.join(d, fifo_at, "t.h5"))
+            with h5py.File(os.path.join(d, real_at, "t.h5"), "w") as h:
+                h["h"] = H
+            with h5py.File(os.path.join(d, "top.h5"), "w") as h:
+                if link == "ExternalLink":
+                    h["x"] = h5py.ExternalLink("t.h5", "/h")
+                else:
+                    layout_ = h5py.VirtualLayout(shape=H.shape, dtype="f8")
+                    layout_[:] = h5py.VirtualSource("t.h5", "/h", shape=H.shape)
+                    h.create_virtual_dataset("x", layout_)
+            return os.path.join(d, "top.h5")
+
+        def status(source, **env):
+            e = {k: v for k, v in os.environ.items() if k not in ("HDF5_EXT_PREFIX", "HDF5_VDS_PREFIX")}
+            e.update(env)
+            p = subprocess.run([BIN, "volume", source, "-f", "jsonl"], capture_output=True, text=True, timeout=60,
+                               env=e)
+            (row,) = jsonl(p.stdout)
+            return row["status"] if row["status"] == "ok" else row["error"]
+
+        origin = "${ORIGIN}/sub"
+        # $HDF5_EXT_PREFIX's "${ORIGIN}/sub" is no folder: HDF5 opens the FIFO beside the file ...
+        beside = layout("ext_fifo_beside", ".", "sub")
+        self.assertIn("leads to %s/t.h5, which is not a regular file" % os.path.dirname(beside),
+                      status(beside + ":/x", HDF5_EXT_PREFIX=origin))
+        self.assertEqual(status(beside + ":/x", HDF5_EXT_PREFIX=os.path.join(os.path.dirname(beside), "sub")), "ok")
+        # ... and the HDF5 file beside it, never the FIFO under sub/.
+        under = layout("ext_fifo_under", "sub", ".")
+        self.assertEqual(status(under + ":/x", HDF5_EXT_PREFIX=origin), "ok")
+        # A virtual dataset's whole $HDF5_VDS_PREFIX expands a leading ${ORIGIN}; a list of folders does not.
+        vds = layout("vds", ".", "sub", link="virtual")
+        self.assertEqual(status(vds + ":/x", HDF5_VDS_PREFIX=origin), "ok")
+        self.assertIn("is %s/t.h5, which is not a regular file" % os.path.dirname(vds),
+                      status(vds + ":/x", HDF5_VDS_PREFIX="/nowhere:" + origin))
+        # Read through a symbolic link from another folder: the FIFO beside
+        # the file it names is reached last, and refused.
+        real = layout("linked", ".", "sub")
+        elsewhere = os.path.join(root, "elsewhere")
+        os.makedirs(elsewhere)
+        os.symlink(real, os.path.join(elsewhere, "top.h5"))
+        self.assertIn("leads to %s/t.h5, which is not a regular file" % os.path.dirname(real),
+                      status(os.path.join(elsewhere, "top.h5") + ":/x"))
+
     def test_values_in_a_truncated_external_file_are_an_error_row_not_zeros(self):
         # HDF5 reads the part of an external segment past the end of its file
         # as zeros: a Hessian of zeros would be an ok row of rank 0.
