@@ -144,8 +144,8 @@ class Structured(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(len(rows_of(p)), 4)
         self.assertIn('%s:/ck/step_1 holds Hessians of different n, ranked as separate basins (/ck/step_1/0_w, n 48; '
-                      '/ck/step_1/2_dense, n 20); if they are the blocks of one Hessian, give that group the '
-                      'attribute structure = "blocks"' % f, p.stderr)
+                      '/ck/step_1/2_dense, n 20); if they are the blocks of one Hessian, rank that Hessian: the '
+                      'group, given the attribute structure = "blocks" if it lacks it' % f, p.stderr)
         # Given it: one Hessian per checkpoint, and no such note.
         with h5py.File(f, "a") as h:
             for step in (1, 2):

@@ -1152,11 +1152,14 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
                      "(rank r = n - dim, fewer first; at equal n this is dimension first), then by "
                      "log-volume among equal r\n";
         // Rows of different n in one group (not a file's root) may be one
-        // Hessian's blocks whose group lacks its `structure` attribute.
+        // Hessian's blocks: a group that lacks its `structure` attribute, or
+        // a structure's members ranked without it. (A parameter block's row,
+        // `<whole>[name]`, is not a member of a group.)
         std::map<std::pair<std::string, std::string>, std::vector<const bv::Row*>> groups;  // (file, group)
         for (const auto& r : rows) {
             const auto slash = r.dataset.rfind('/');
-            if (r.ok && slash != std::string::npos && slash > 0) groups[{r.file, r.dataset.substr(0, slash)}].push_back(&r);
+            if (r.ok && slash != std::string::npos && slash > 0 && r.dataset.find('[', slash) == std::string::npos)
+                groups[{r.file, r.dataset.substr(0, slash)}].push_back(&r);
         }
         for (auto& [where, members] : groups) {
             std::sort(members.begin(), members.end(),
@@ -1168,8 +1171,8 @@ bool place_rows(std::vector<bv::Row>& rows, const CommonOptions& o, const bv::An
                           << "different n, ranked as separate basins (" << one_line(members[0]->dataset) << ", n "
                           << members[0]->n << "; " << one_line((*other)->dataset) << ", n " << (*other)->n
                           << (members.size() > 2 ? "; ..." : "")
-                          << "); if they are the blocks of one Hessian, give that group the attribute structure = "
-                             "\"blocks\" (docs/structured.md)\n";
+                          << "); if they are the blocks of one Hessian, rank that Hessian: the group, given the "
+                             "attribute structure = \"blocks\" if it lacks it (docs/structured.md)\n";
                 break;
             }
         }
