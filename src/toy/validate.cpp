@@ -338,6 +338,24 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
     const double moved = (2 * eps + std::max(2 * std::sqrt(static_cast<double>(info.n)), 8.0) *
                                         std::numeric_limits<double>::epsilon()) * norm +
                          static_cast<double>(info.n) * subnormal_step(eps);
+    // Every eigenvalue, in order, within that of the loss's (Weyl): counts
+    // and a log-determinant alone would pass a matrix of another spectrum
+    // with the same product (diag(1, 2, 4) for the loss's 2·I).
+    std::string wrong_spectrum;
+    if (row.eigenvalues.size() == info.n && m.curved_h.size() <= info.n) {
+        std::vector<double> loss_values(m.curved_h), stored(row.eigenvalues);
+        loss_values.resize(info.n, 0.0);
+        std::sort(loss_values.begin(), loss_values.end());
+        std::sort(stored.begin(), stored.end());
+        std::size_t worst = 0;
+        for (std::size_t i = 1; i < info.n; ++i)
+            if (std::abs(stored[i] - loss_values[i]) > std::abs(stored[worst] - loss_values[worst])) worst = i;
+        if (info.n > 0 && !(std::abs(stored[worst] - loss_values[worst]) <= moved))
+            wrong_spectrum = fmt("the stored matrix's eigenvalues are not the loss's second derivatives at 0: "
+                                 "eigenvalue %.0f (ascending) is %.17g where the loss's is %.17g, over the %.3g its "
+                                 "rounding may move it; ",
+                                 static_cast<double>(worst + 1), stored[worst], loss_values[worst], moved);
+    }
     // The loss's flat directions (zero curvature) lie at a cut drawn within that of 0.
     bool at_cut = m.curved_h.size() < info.n && row.tol <= moved;
     for (double v : m.curved_h) {
@@ -360,7 +378,7 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
     // Either side of the cut is the loss's, the row's own count is not
     // decided (its band), or no bound holds: nothing to compare.
     const bool undecided = row.dim_low != row.dim_high || row.warnings.has(Warning::cut_below_floor);
-    if (at_cut || undecided || !std::isfinite(tolerance)) {
+    if (wrong_spectrum.empty() && (at_cut || undecided || !std::isfinite(tolerance))) {
         c.note = "not compared: " +
                  std::string(at_cut      ? "a curvature of the loss lies at the cut, within the rounding"
                              : undecided ? "the row's cut is not decided (its dim band, or a cut under the noise floor)"
@@ -370,8 +388,10 @@ Check hessian_of_loss_check(const HessianInfo& info, const Row& row, const LossA
     }
     c.tolerance = tolerance;
     const bool same_counts = row.rank == want.rank && (drop || row.negative == want.negative);
-    c.verdict = same_counts && std::abs(row.log_volume - want.log_volume) <= tolerance ? Verdict::pass : Verdict::fail;
-    c.note = counts + fmt(", log-volume difference %.3g nats", row.log_volume - want.log_volume);
+    c.verdict = wrong_spectrum.empty() && same_counts && std::abs(row.log_volume - want.log_volume) <= tolerance
+                    ? Verdict::pass
+                    : Verdict::fail;
+    c.note = wrong_spectrum + counts + fmt(", log-volume difference %.3g nats", row.log_volume - want.log_volume);
     return c;
 }
 
@@ -405,6 +425,16 @@ void loss_checks(const HessianInfo& info, const Row& row, const ValidateOptions&
         Check c = make(src, "toy_loss");
         c.verdict = Verdict::error;
         c.note = e.what();
+        out.push_back(c);
+        return;
+    }
+    // The loss must be the matrix's: its coordinates (or toy_n) are n.
+    if (loss->n() != info.n) {
+        Check c = make(src, "toy_loss");
+        c.verdict = Verdict::error;
+        c.note = fmt("the loss has %.0f coordinates (toy_n or the highest it names) where the matrix is %.0f x %.0f: "
+                     "its checks would measure another space",
+                     static_cast<double>(loss->n()), static_cast<double>(info.n), static_cast<double>(info.n));
         out.push_back(c);
         return;
     }

@@ -408,6 +408,38 @@ class Toys(unittest.TestCase):
         self.assertLessEqual(abs(lc["measured"] - 0.75), 4 * lc["se"])
         self.assertEqual(check(checks(out), "/toy", "hessian_exponent")["measured"], 0.5)
 
+    def test_a_stored_spectrum_with_the_losss_counts_and_determinant_but_other_values_fails(self):
+        # diag(1, 2, 4) rotated, under the loss x² + y² + z² (Hessian 2·I):
+        # rank, negatives and the log-determinant agree, every check passed.
+        for values, rotate in (("1,2,4", 1), ("1,4,0", 0)):
+            rc, out, err = run(self.f, "--eigenvalues", values, "--rotate", rotate, "--set",
+                               "toy_loss=x^2 + y^2 + " + ("z^2" if values == "1,2,4" else "z^4"), binary=TOY)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run("validate", self.f, "-f", "json")
+            self.assertEqual(rc, 1, out)
+            c = check(checks(out), "/toy", "hessian_of_loss")
+            self.assertEqual(c["status"], "fail", values)
+            self.assertIn("the stored matrix's eigenvalues are not the loss's second derivatives at 0: eigenvalue 3 "
+                          "(ascending) is ", c["note"])
+            self.assertIn("where the loss's is 2,", c["note"])
+
+    def test_a_loss_of_another_dimension_than_the_matrix_is_an_error(self):
+        # toy_loss x² + y² (or toy_n 2) on a 3×3 matrix: its learning
+        # coefficient was measured in R², where the matrix's sublevel set is
+        # unbounded along z, and passed.
+        for extra in (("--set", "toy_loss=x^2 + y^2"), ("--set", "toy_loss=x^2 + y^2", "--set", "toy_n=2"),
+                      ("--set", "toy_loss=x^2 + y^2", "--set", "toy_n=7")):
+            rc, out, err = run(self.f, "--eigenvalues", "2,2,0", *extra, "--set",
+                               "expected_learning_coefficient=1", binary=TOY)
+            self.assertEqual(rc, 0, err)
+            rc, out, err = run("validate", self.f, "-f", "json")
+            self.assertEqual(rc, 1, out)
+            c = check(checks(out), "/toy", "toy_loss")
+            self.assertEqual(c["status"], "error", extra)
+            self.assertRegex(c["note"], r"the loss has [27] coordinates \(toy_n or the highest it names\) where the "
+                                        r"matrix is 3 x 3")
+            self.assertNotIn("learning_coefficient", [x["check"] for x in checks(out)])
+
     def test_a_stored_hessian_that_is_not_the_losss_fails(self):
         # Stored eigenvalues {200, 0} under the loss x0² + x1⁴ (whose Hessian
         # is diag(2, 0)): every other check passed, exit 0.
