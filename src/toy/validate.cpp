@@ -635,14 +635,15 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
         if (std::abs(v) > row.tol && !(drop && v < 0)) curved_abs.push_back(std::abs(v));
     }
     const auto expected_logv = attr(info.attrs, "expected_log_volume");
-    // Against the expectation the Monte Carlo estimate is allowed the
-    // log_volume check's tolerance (stored rounding); against the row's own
-    // log V, its solver error.
+    // Against the expectation the Monte Carlo estimate is allowed the stored
+    // rounding's bound (the log_volume check's own, not a --logv-tol that
+    // widens that check: the count would then accept volumes past its box);
+    // against the row's own log V, its solver error.
     double reference_tol = std::isfinite(row.log_volume_error) ? row.log_volume_error : 0;
     if (expected_logv) {
         out.push_back(
             log_volume_check(info, row, *expected_logv, curved_abs, std::sqrt(frob2), o, rounding));
-        reference_tol = out.back().tolerance.value_or(reference_tol);
+        reference_tol = rounding.tolerance(curved_abs, std::sqrt(frob2));
     }
     out.push_back(monte_carlo_check(info, row, expected_logv.value_or(row.log_volume), reference_tol,
                                     curved_abs.size(), o));

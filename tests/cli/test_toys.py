@@ -124,6 +124,16 @@ class Toys(unittest.TestCase):
         self.assertEqual(run("validate", g)[0], 1)
         # --logv-tol widens it.
         self.assertEqual(run("validate", g, "--logv-tol", "1e-3")[0], 0)
+        # But not the Monte Carlo count's: a volume 15 times its sampling box
+        # (log V off by 3 nats, under --logv-tol 5) is refuted by the count.
+        g = os.path.join(self.tmp.name, "far.h5")
+        write_toy(g, "/t", [2, 2, 0], seed=6, expected_log_volume=math.log(math.pi) + 3)
+        rc, out, err = run("validate", g, "--logv-tol", "5", "-f", "json")
+        self.assertEqual(rc, 1, out)
+        self.assertEqual(check(checks(out), "/t", "log_volume")["status"], "pass")
+        mc = check(checks(out), "/t", "mc_log_volume")
+        self.assertEqual(mc["status"], "fail")
+        self.assertIn("times the box the ellipsoid fills", mc["note"])
 
     def test_float32_toy_saved_as_float64_validates_and_trust_stored_type_counts_its_rounding(self):
         # A float32 toy widened to float64 (its answers unchanged) is float32
