@@ -531,24 +531,36 @@ class Toys(unittest.TestCase):
         self.assertEqual(self.learning_coefficient("/wrong", ["--loss", "1e130*x^2", "--set",
                                                               "expected_learning_coefficient=1.2"], 1)["status"], "fail")
         # Nine coordinates: past the default --scan-max-n the expectation is
-        # not checked (info, exit 0, saying what to raise); raised, it passes.
+        # checked against the exponent a loss of one power per coordinate has
+        # exactly (an impossible one fails); raised, it is sampled and passes.
         loss = " + ".join("x%d^%d" % (i, 4 if i % 4 == 3 else 2) for i in range(9))
         c = self.learning_coefficient("/nine", ["--loss", loss], 0)
-        self.assertEqual(c["status"], "info")
-        self.assertIn("not checked: n = 9 > --scan-max-n = 8", c["note"])
+        self.assertEqual((c["status"], c["measured"]), ("pass", 4.0))
+        self.assertIn("not sampled (n = 9 > --scan-max-n = 8): each coordinate has one power p", c["note"])
+        c = self.learning_coefficient("/nine_wrong", ["--loss", loss, "--set", "expected_learning_coefficient=-7"], 1)
+        self.assertEqual((c["status"], c["measured"]), ("fail", 4.0))
         c = self.learning_coefficient("/nine", None, 0, "--scan-max-n", 9)
         self.assertEqual(c["status"], "pass", c)
         self.assertLessEqual(abs(c["measured"] - 4.0), 4 * c["se"])
+        # Two powers on one coordinate (no exact exponent at every T): past the sampler, not checked.
+        c = self.learning_coefficient("/nine_mixed", ["--loss", loss + " + x0^4", "--set",
+                                                      "expected_learning_coefficient=4"], 0)
+        self.assertEqual(c["status"], "info")
+        self.assertIn("not checked: n = 9 > --scan-max-n = 8", c["note"])
         # An expectation on a loss whose set is not box-bounded is an error
         # whatever n, not "not checked".
         c = self.learning_coefficient("/odd", ["--loss", "x0^2 - x1^2", "--n", 9,
                                                "--set", "expected_learning_coefficient=1"], 1)
         self.assertEqual(c["status"], "error")
         self.assertIn("negative or odd term", c["note"])
-        # A box past double's range (|x| up to 1e310 at T = 1e300) is out of the sampler's reach: not checked.
+        # A box past double's range (|x| up to 1e310 at T = 1e300) is out of
+        # the sampler's reach: checked against the exact exponent.
         c = self.learning_coefficient("/far", ["--loss", "1e-320*x^2", "-T", "1e300"], 0)
-        self.assertEqual(c["status"], "info")
-        self.assertIn("not checked: {L <= T} reaches past 2^1022", c["note"])
+        self.assertEqual((c["status"], c["measured"]), ("pass", 0.5))
+        self.assertIn("not sampled ({L <= T} reaches past 2^1022", c["note"])
+        c = self.learning_coefficient("/far_wrong", ["--loss", "1e-320*x^2", "-T", "1e300", "--set",
+                                                     "expected_learning_coefficient=0.1"], 1)
+        self.assertEqual(c["status"], "fail")
 
     def learning_coefficient(self, name, toy_args, status, *validate_args):
         """Writes toy `name` (unless toy_args is None), validates it, expects
