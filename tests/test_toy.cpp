@@ -129,6 +129,12 @@ TEST_CASE("the loss format: parse, print, Hessian, learning coefficient") {
     CHECK(*PolyLoss::parse("x0^4 + 3*x1^2 + x0^4").learning_coefficient() == doctest::Approx(0.75));
     CHECK_FALSE(PolyLoss::parse("x^2 + x^4").learning_coefficient());
     CHECK_THROWS_AS(PolyLoss::parse("x0 + x1^2"), UsageError);             // not a critical point
+    // A product of coordinates is named as one, not as a linear term or a missing '+'.
+    for (const char* product : {"x*y", "x^2*y^2", "x^2 + 3*x*y"})
+        CHECK_THROWS_WITH_AS(PolyLoss::parse(product), doctest::Contains("a product of coordinates is not a term"),
+                             UsageError);
+    CHECK_THROWS_WITH_AS(PolyLoss::parse("x^0 + y^2"), doctest::Contains("x^0 is a constant"), UsageError);
+    CHECK_THROWS_WITH_AS(PolyLoss::parse("x^2 + y"), doctest::Contains("a linear term"), UsageError);
     CHECK_THROWS_AS(PolyLoss::parse("x0^2 + q"), UsageError);
     CHECK_THROWS_AS(PolyLoss::parse("x3^2", 2), UsageError);
     // A hexadecimal coefficient is named as such, not read as 0·x10.

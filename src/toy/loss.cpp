@@ -30,6 +30,8 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         }
     if (s.empty()) throw UsageError("loss: empty expression");
     auto at = [&](std::size_t i) { return i < where.size() ? where[i] : text.size(); };
+    const char* const product = "a product of coordinates is not a term: each term is c*xI^p of one coordinate (the "
+                                "toy's Hessian is diagonal; rotate it with --rotate)";
     PolyLoss loss;
     std::vector<double> lost;  // each term's rounding error so far (Neumaier's sum of like terms)
     std::size_t i = 0, used = 0;
@@ -38,6 +40,8 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         if (s[i] == '+' || s[i] == '-') {
             sign = s[i] == '-' ? -1 : 1;
             ++i;
+        } else if (i > 0 && s[i] == '*') {
+            bad(text, at(i), product);
         } else if (i > 0) {
             bad(text, at(i), "expected '+' or '-'");
         }
@@ -99,10 +103,14 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
             t.power = std::stoi(s.substr(i, j - i));
             i = j;
         }
+        // A product of coordinates (x*y) reads as x, then a '*': each term is one coordinate's.
+        if (t.power == 1 && i < s.size() && s[i] == '*') bad(text, at(i), product);
         if (t.power < 2 || t.power > 64)
             bad(text, at(i ? i - 1 : 0),
-                "power must be an integer 2..64 (a linear term would make the origin not a critical point), got " +
-                    std::to_string(t.power));
+                t.power == 0 ? std::string("power must be an integer 2..64 (x^0 is a constant, which changes no "
+                                           "curvature), got 0")
+                             : "power must be an integer 2..64 (a linear term would make the origin not a critical "
+                               "point), got " + std::to_string(t.power));
         // A zero term still names its coordinate (a flat direction of the
         // toy), wherever it stands: x^2 + 0*y^2 is a toy in R^2, as 0*x^2 + y^2 is.
         used = std::max(used, t.var + 1);
