@@ -282,6 +282,24 @@ class ProcessFaults(FaultBase):
         self.assertEqual(lines[1], "141")  # SIGPIPE, as for any Unix filter
         self.assertEqual(slurp(err), "")
 
+    def test_a_closed_stderr_reader_does_not_stop_a_run_into_an_output_file(self):
+        # `... -o rows.jsonl 2>&1 | head -n1`, or a log reader that a closed
+        # session took away: the first message after it was gone killed the
+        # run by SIGPIPE (141), and rows.jsonl was never renamed into place.
+        a = write_checkpoints(self.path("a.h5"), 60, 8, seed=7)
+        missing = [self.path("missing%d.h5" % i) for i in range(40)]  # an error line each
+        out = self.path("rows.jsonl")
+        p = subprocess.run(["bash", "-c", '"$0" volume "$@" -f jsonl -j 1 -o "$OUT" 2>&1 | head -n1; '
+                            'echo "${PIPESTATUS[0]}"', BIN, *missing, a], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, OUT=out))
+        lines = p.stdout.splitlines()
+        self.assertEqual(lines[-1], "1", p.stdout)  # the missing files' rows failed; the run ended
+        rows = jsonl(slurp(out))
+        self.assertEqual(len(rows), 100)
+        self.assertEqual(sum(r["status"] == "ok" for r in rows), 60)
+        self.assertEqual(glob.glob(out + ".*"), [])
+        # Results on standard output stay a filter's: 141 when their reader is gone (the test above).
+
     def test_full_stdout_is_one_line_and_exit_1(self):
         a = write_checkpoints(self.path("a.h5"), 3, 20, seed=8)
         with open("/dev/full", "w") as full:

@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -127,6 +128,22 @@ void refuse_analysis_options(const CLI::App& rank, bool negatives_last) {
                              "order) applies to them");
 }
 
+// SIGPIPE when standard output, which carries the results, has lost its
+// reader ends basinvol as it ends any Unix filter (exit 141, quietly).
+// Otherwise (standard error's reader gone: a log reader, a closed session's
+// tee; or the results go to -o FILE) the diagnostics are lost and the run
+// goes on: -o FILE is still finished and renamed into place.
+volatile std::sig_atomic_t g_results_on_stdout = 1;
+extern "C" void on_broken_pipe(int) {
+    struct pollfd out {STDOUT_FILENO, POLLOUT, 0};
+    if (g_results_on_stdout && ::poll(&out, 1, 0) == 1 && (out.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
+        struct sigaction fall {};
+        fall.sa_handler = SIG_DFL;
+        ::sigaction(SIGPIPE, &fall, nullptr);
+        ::raise(SIGPIPE);
+    }
+}
+
 // Runs the chosen command; its errors become a message and an exit status.
 int run(const Args& a) {
     try {
@@ -164,6 +181,13 @@ int main(int argc, char** argv) {
         struct sigaction now;
         if (::sigaction(sig, nullptr, &now) == 0 && now.sa_handler == SIG_IGN) std::signal(sig, SIG_DFL);
     }
+    // (SIGPIPE ignored by the caller stays ignored: every failed write is then an error.)
+    if (struct sigaction now; ::sigaction(SIGPIPE, nullptr, &now) == 0 && now.sa_handler == SIG_DFL) {
+        struct sigaction broken {};
+        broken.sa_handler = on_broken_pipe;
+        sigemptyset(&broken.sa_mask);
+        ::sigaction(SIGPIPE, &broken, nullptr);
+    }
     CLI::App app{"basinvol: basin dimension and log-volume from loss Hessians in HDF5.\n"
                  "Flat directions (|lambda| <= tol) are counted, not regularized; basins rank by\n"
                  "dimension first, then by log-volume.",
@@ -198,5 +222,6 @@ int main(int argc, char** argv) {
         args.batch.output.clear();
     for (const CLI::App* sub : {args.volume, args.rank})
         if (sub->parsed()) cli::format_from_output(*sub, args.batch.output, args.o.format);
+    g_results_on_stdout = args.batch.output.empty() ? 1 : 0;
     return run(args);
 }
