@@ -1303,6 +1303,32 @@ class BatchTest(clitest.TempDirTest):
             self.assertIn(f + ":/a\\tb is in both", p.stderr)  # a tab in a message is written as \\t
             self.assertIn("(TSV writes its name %s:/a b, tabs and line breaks as spaces)" % f, p.stderr)
 
+    def test_from_results_ranks_one_file_under_two_names_once(self):
+        # Shards whose lists name one file twice (a symbolic link, a relative
+        # and an absolute path): a direct rank lists it once; the merge did
+        # too few checks and ranked it twice, shifting every place below.
+        d = self.path("two_names")
+        os.makedirs(d)
+        real = os.path.join(d, "sp ace.h5")
+        with h5py.File(real, "w") as h:
+            h["a"] = np.diag([3.0, 2.0, 0.0])
+            h["b"] = np.diag([1.0, 0.0, 0.0])
+        link = os.path.join(d, "new\nline.h5")
+        os.symlink("sp ace.h5", link)
+        direct = run("rank", real, link, "-f", "jsonl")
+        self.assertEqual(direct.returncode, 0, direct.stderr)
+        places = {r["source"]: r["place"] for r in jsonl(direct.stdout)}
+        self.assertEqual(sorted(places), [real + ":/a", real + ":/b"])
+        self.assertEqual(len(direct.stderr.strip().splitlines()), 1, direct.stderr)  # its warning is one line
+        saved = self.path("two_names.jsonl")
+        self.assertEqual(run("volume", real, link, "-f", "jsonl", "-o", saved).returncode, 0)
+        p = run("rank", "--from-results", saved, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = jsonl(p.stdout)
+        self.assertEqual({r["source"]: r["place"] for r in got}, places)
+        self.assertIn("are one Hessian (one file under two names); kept the row of " + real + ":/a", p.stderr)
+        self.assertEqual(len(p.stderr.strip().splitlines()), 2, p.stderr)
+
     def test_from_results_of_runs_at_different_thresholds_warns(self):
         # Shards run with different -T: log V moves by r/2 log T, so rows of
         # one dimension were ordered across units without a word.

@@ -156,7 +156,7 @@ std::vector<bv::WorkItem> plan(const std::vector<std::string>& sources, const st
     std::vector<bv::SourceListing> listings = bv::list_each(parsed, listing);
     if (once)
         for (const auto& said : bv::drop_listed_twice(parsed, listings))
-            std::cerr << program << ": warning: " << said << '\n';
+            std::cerr << program << ": warning: " << one_line(said) << '\n';
     for (std::size_t i = 0; i < parsed.size(); ++i) {
         // A SOURCE that cannot be listed is an error row in every shard:
         // which of its Hessians a shard holds cannot be known, and a shard
@@ -627,6 +627,35 @@ std::string json_text(const std::string& name) {
     return json::parse(json(name).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
 }
 
+// One Hessian saved under two names of its file (a symbolic link; a
+// relative and an absolute path in two shards' lists) is one row, as a run
+// on the files lists it once: rows whose file is the same file here (device
+// and inode) and whose dataset is the same keep the first (an ok row over an
+// error row), with a warning. Rows whose file is not here are kept.
+std::vector<bv::Row> one_row_per_file_identity(std::vector<bv::Row>& rows, Progress& progress) {
+    std::map<std::string, std::size_t> first;  // "device:inode\ndataset" -> row
+    std::vector<bool> dropped(rows.size(), false);
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        struct stat st {};
+        if (rows[i].file.empty() || rows[i].dataset.empty() || ::stat(rows[i].file.c_str(), &st) != 0) continue;
+        const std::string key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + "\n" + rows[i].dataset;
+        const auto [at, fresh] = first.emplace(key, i);
+        if (fresh || rows[at->second].source == rows[i].source) continue;  // one name: merge_results's rule
+        std::size_t keep = at->second, drop = i;
+        if (!rows[keep].ok && rows[drop].ok) {
+            std::swap(keep, drop);
+            at->second = keep;
+        }
+        dropped[drop] = true;
+        progress.message("basinvol: warning: " + rows[drop].source + " and " + rows[keep].source +
+                         " are one Hessian (one file under two names); kept the row of " + rows[keep].source);
+    }
+    std::vector<bv::Row> kept;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+        if (!dropped[i]) kept.push_back(std::move(rows[i]));
+    return kept;
+}
+
 // Saved rows of every results file, each source once across files (an ok
 // row wins over an error row; otherwise the first is kept, and the duplicate
 // is reported), within one file too (JSON Lines runs joined by `cat`). But
@@ -806,7 +835,7 @@ std::vector<bv::Row> merge_results(const std::vector<std::string>& files, Progre
     }
     for (auto it = differing.begin(); it != differing.end();)
         it = it->second.size() > 1 ? std::next(it) : differing.erase(it);
-    return rows;
+    return one_row_per_file_identity(rows, progress);
 }
 
 void check_batch_usage(const BatchCli& b, const bv::ReportSpec& spec, const std::vector<std::string>& args) {
