@@ -469,6 +469,18 @@ class BatchTest(clitest.TempDirTest):
         os.symlink(a, self.path("alias.h5"))  # the same file under another name
         p = run("volume", a, "-f", "jsonl", "-o", self.path("alias.h5"))
         self.assertEqual(p.returncode, 2, p.stderr)
+        # Standard input redirected from the file (< FILE): results files and lists read as '-'.
+        saved = self.path("saved.jsonl")
+        self.assertEqual(run("volume", a, "-f", "jsonl", "-o", saved).returncode, 0)
+        for args in (("rank", "--from-results", "-"), ("volume", "--files-from", "-")):
+            victim = saved if args[0] == "rank" else lst
+            before = slurp(victim)
+            with open(victim) as fh:
+                p = subprocess.run([BIN, *args, "-f", "jsonl", "-o", victim], stdin=fh, capture_output=True,
+                                   text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("-o %s is an input of this run (standard input)" % victim, p.stderr)
+            self.assertEqual(slurp(victim), before)
 
     def test_output_that_is_an_hdf5_file_is_refused_before_any_work(self):
         # `volume -odd.h5 all.h5` reads as `-o dd.h5`: a checkpoint there,

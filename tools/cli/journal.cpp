@@ -131,8 +131,11 @@ void refuse_input_as_output(const std::string& output, const std::set<std::strin
     if (::stat(path.c_str(), &out) != 0 || !S_ISREG(out.st_mode)) return;
     for (const auto& file : inputs) {
         struct stat in;
-        if (file != "-" && ::stat(file.c_str(), &in) == 0 && in.st_dev == out.st_dev && in.st_ino == out.st_ino)
-            throw bv::UsageError("-o " + output + " is an input of this run (" + file +
+        // '-' is standard input: the file a shell redirect (< FILE) gives it.
+        if ((file == "-" ? ::fstat(STDIN_FILENO, &in) : ::stat(file.c_str(), &in)) == 0 && in.st_dev == out.st_dev &&
+            in.st_ino == out.st_ino)
+            throw bv::UsageError("-o " + output + " is an input of this run (" +
+                                 (file == "-" ? std::string("standard input") : file) +
                                  "): the results would replace it; give another -o");
     }
     // Results are text: an HDF5 file there is a checkpoint, not an earlier
