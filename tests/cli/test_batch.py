@@ -1819,7 +1819,7 @@ class BatchTest(clitest.TempDirTest):
         # which rank --from-results then refused.
         a = write_checkpoints(self.path("named.h5"), 3, 10, seed=16)
         want = jsonl(run("rank", a, "-f", "jsonl").stdout)
-        for ext in ("jsonl", "json", "tsv", "csv"):
+        for ext in ("jsonl", "json", "tsv", "csv", "JSONL", "Csv", "ndjson"):
             with self.subTest(ext=ext):
                 out = self.path("named." + ext)
                 p = run("rank", a, "-o", out)

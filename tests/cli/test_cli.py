@@ -1032,6 +1032,9 @@ class TestExitStatus(Base):
                             "--list-timeout: must be a positive number of seconds, got '0'"),
                            (("volume", Data.full_file, "--read-timeout", "-1"),
                             "--read-timeout: must be a positive number of seconds, got '-1'"),
+                           # Positive, under the floor: the floor is named.
+                           (("volume", Data.full_file, "--list-timeout", "1e-10"),
+                            "--list-timeout: must be at least a nanosecond (1e-9 seconds), got '1e-10'"),
                            (("rank", Data.full_file, "-T", "-2"), "--threshold must be a positive finite number"),
                            # The value as given, not std::to_string's -0.000000.
                            (("rank", Data.full_file, "-T", "-1e-9"), "positive finite number, got -1e-09"),

@@ -7,6 +7,7 @@
 
 #include <basinvol/io/source.hpp>
 
+#include <cctype>
 #include <sys/stat.h>
 
 #include <cstdint>
@@ -33,7 +34,10 @@ void format_from_output(const CLI::App& app, const std::string& output, bv::Form
     if (given == nullptr || given->count() > 0) return;
     const auto dot = output.rfind('.');
     if (dot == std::string::npos || output.find('/', dot) != std::string::npos) return;
-    const std::string extension = output.substr(dot + 1);
+    // In any letter case (RESULTS.JSONL); .ndjson is JSON Lines' other name.
+    std::string extension = output.substr(dot + 1);
+    for (char& c : extension) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (extension == "ndjson") extension = "jsonl";
     for (const auto& [name, value] : bv::format_names())
         if (value != bv::Format::table && extension == name) format = value;
 }

@@ -90,6 +90,8 @@ inline CLI::Validator positive_seconds() {
         [](std::string& text) {
             text = detail::trimmed(text);
             const auto v = basinvol::parse_finite(text);
+            if (v && *v > 0 && *v < 1e-9)
+                return "must be at least a nanosecond (1e-9 seconds), got '" + text + "'";
             return v && *v >= 1e-9 ? std::string() : "must be a positive number of seconds, got '" + text + "'";
         },
         "SECONDS > 0");
