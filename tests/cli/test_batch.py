@@ -723,6 +723,11 @@ class BatchTest(clitest.TempDirTest):
             p = run("rank", "--from-results", *twice, "-f", "jsonl", stdin=slurp(s1))
             self.assertEqual(p.returncode, 2, twice)
             self.assertIn("standard input ('-', /dev/stdin) is given more than once", p.stderr)
+        # So for lists of SOURCEs (the second read was an empty list, silently).
+        for twice in (["--files-from", "-", "--files-from", "/dev/stdin"], ["-", "--files-from", "/dev/fd/0"]):
+            p = run("volume", *twice, "-f", "jsonl", stdin=s1 + "\n")
+            self.assertEqual(p.returncode, 2, twice)
+            self.assertIn("standard input ('-', /dev/stdin) is given more than once", p.stderr)
 
     def test_a_shard_missing_from_the_merge_is_named(self):
         """Each row of a --shard run names its shard and its split (N and

@@ -78,13 +78,14 @@ std::vector<std::string> gather_sources(const std::vector<std::string>& args, co
             continue;
         }
         // '-' as a SOURCE reads SOURCEs from standard input, as --files-from - does.
-        if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
+        if (stdin_read) throw bv::UsageError("standard input ('-', /dev/stdin) is given more than once");
         stdin_read = true;
         read_list(list_text(open_stdin(), "'-' (standard input)"), all);
     }
     for (const auto& list : b.files_from) {
-        if (list == "-") {
-            if (stdin_read) throw bv::UsageError("'-' (standard input) is given more than once");
+        // /dev/stdin and /dev/fd/0 name standard input too (read once, the second read empty).
+        if (list == "-" || descriptor_named(list) == 0) {
+            if (stdin_read) throw bv::UsageError("standard input ('-', /dev/stdin) is given more than once");
             stdin_read = true;
             read_list(list_text(open_stdin(), "--files-from: standard input"), all);
         } else {
