@@ -135,6 +135,9 @@ TEST_CASE("the loss format: parse, print, Hessian, learning coefficient") {
                              UsageError);
     CHECK_THROWS_WITH_AS(PolyLoss::parse("x^0 + y^2"), doctest::Contains("x^0 is a constant"), UsageError);
     CHECK_THROWS_WITH_AS(PolyLoss::parse("x^2 + y"), doctest::Contains("a linear term"), UsageError);
+    CHECK_THROWS_WITH_AS(PolyLoss::parse("1e308*x^2"), doctest::Contains("second derivative 2c pass float64's range"),
+                         UsageError);
+    CHECK(PolyLoss::parse("1e308*x^4").str() == "1e+308*x0^4");  // a quartic's is 0 at the origin
     CHECK_THROWS_AS(PolyLoss::parse("x0^2 + q"), UsageError);
     CHECK_THROWS_AS(PolyLoss::parse("x3^2", 2), UsageError);
     // A hexadecimal coefficient is named as such, not read as 0·x10.

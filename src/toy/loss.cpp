@@ -141,6 +141,10 @@ PolyLoss PolyLoss::parse(const std::string& text, std::size_t n) {
         if (!std::isfinite(t.coef))
             throw UsageError("loss '" + text + "': the coefficients of x" + std::to_string(t.var) + "^" +
                              std::to_string(t.power) + " sum past float64's range");
+        // Its Hessian entry 2c must be a float64 too.
+        if (t.power == 2 && !std::isfinite(2 * t.coef))
+            throw UsageError("loss '" + text + "': the coefficient of x" + std::to_string(t.var) +
+                             "^2 makes its second derivative 2c pass float64's range (|c| must be under 8.98e307)");
     }
     loss.terms_.erase(std::remove_if(loss.terms_.begin(), loss.terms_.end(), [](const Term& u) { return u.coef == 0; }),
                       loss.terms_.end());

@@ -162,7 +162,7 @@ Check slice_check(const std::string& src, const LossAtMinimum& m, const Validate
     if (!m.loss.nonnegative()) {
         slice.note = "skipped: the loss has a negative or odd term, so {L <= T} is not box-bounded";
     } else if (m.curved.empty()) {
-        slice.note = "skipped: the Hessian has no curved direction";
+        slice.note = "skipped: the loss's Hessian at 0 has no curved direction";
     } else if (m.curved.size() > o.mc_max_rank) {
         slice.note = "skipped: curved rank " + std::to_string(m.curved.size()) + " > option mc_max_rank";
     } else if (m.T < std::numeric_limits<double>::min() / std::numeric_limits<double>::epsilon()) {
