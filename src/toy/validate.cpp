@@ -626,9 +626,14 @@ void spectrum_checks(const HessianInfo& info, const Row& row, const ValidateOpti
         else if (name != std::string("negative") && row.warnings.has(Warning::ambiguous_rank))
             c.note = fmt("ambiguous_rank: the row's band holds dim %.0f..%.0f; the count is the row's own cut's",
                          static_cast<double>(row.dim_low), static_cast<double>(row.dim_high));
-        else if (c.verdict == Verdict::fail)  // say what differs, as the volume checks do
+        else if (c.verdict == Verdict::fail) {  // say what differs, as the volume checks do
             c.note = name + fmt(" %.0f where %.17g is expected, at the cut tol = %.3g", static_cast<double>(got), *e,
                                 row.tol);
+            // The generator's expectations are the default cut's.
+            const CutOptions& cut = o.analyze.cut;
+            if (cut.rule != CutRule::automatic || cut.rtol || cut.atol || cut.min_gap != CutOptions{}.min_gap)
+                c.note += " (cut " + row.cut_rule + ", as given; the expected counts are the default cut's, --cut auto)";
+        }
         out.push_back(c);
     };
     count("expected_rank", "rank", row.rank);

@@ -118,6 +118,14 @@ class Toys(unittest.TestCase):
             if bad != "log_volume":  # the note says what differs (it was empty)
                 self.assertRegex(c["note"], r"^%s %d where %d is expected, at the cut tol = " % (
                     bad, c["measured"], list(override.values())[0]))
+                self.assertNotIn("as given", c["note"])
+        # Under a cut other than the generator's default, a failed count says so.
+        g = os.path.join(self.tmp.name, "gap.h5")
+        write_toy(g, "/t", [1, 1e-9, 0], seed=4)
+        rc, out, err = run("validate", g, "--cut", "gap", "-f", "json")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("(cut gap, as given; the expected counts are the default cut's, --cut auto)",
+                      check(checks(out), "/t", "rank")["note"])
         # Wrong by a little, stored float32: still outside the stored-type bound.
         g = os.path.join(self.tmp.name, "bad_small.h5")
         write_toy(g, "/t", [2, 2, 0], dtype=np.float32, seed=5, expected_log_volume=math.log(math.pi) + 1e-4)
