@@ -1345,6 +1345,34 @@ class BatchTest(clitest.TempDirTest):
         self.assertEqual({r["source"]: r["place"] for r in got}, places)
         self.assertIn("are one Hessian (one file under two names); kept the row of " + real + ":/a", p.stderr)
         self.assertEqual(len(p.stderr.strip().splitlines()), 2, p.stderr)
+        # Rows that answer otherwise are two Hessians, both kept: the file
+        # rewritten between the runs, or a relative name saved in another
+        # folder than the one the merge runs in.
+        first = self.path("before_rewrite.jsonl")
+        self.assertEqual(run("volume", link, "-f", "jsonl", "-o", first).returncode, 0)
+        with h5py.File(real, "w") as h:
+            h["a"] = np.diag([3.0, 2.0, 1.0])
+            h["b"] = np.diag([1.0, 0.0, 0.0])
+        second = self.path("after_rewrite.jsonl")
+        self.assertEqual(run("volume", real, "-f", "jsonl", "-o", second).returncode, 0)
+        p = run("rank", "--from-results", first, second, "-f", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        got = {r["source"]: r["rank"] for r in jsonl(p.stdout)}
+        self.assertEqual((got[link + ":/a"], got[real + ":/a"]), (2, 3))
+        self.assertEqual(len(got), 3)  # /b answers alike under both names: one row
+        elsewhere = self.path("elsewhere")
+        os.makedirs(elsewhere)
+        with h5py.File(os.path.join(elsewhere, "sp ace.h5"), "w") as h:
+            h["a"] = np.diag([5.0, 0.0, 0.0])
+        relative = self.path("relative.jsonl")
+        p = subprocess.run([BIN, "volume", "sp ace.h5:/a", "-f", "jsonl", "-o", relative], cwd=elsewhere,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([BIN, "rank", "--from-results", relative, second, "-f", "jsonl"], cwd=d,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted((r["source"], r["rank"]) for r in jsonl(p.stdout) if r["dataset"] == "/a"),
+                         [(real + ":/a", 3), ("sp ace.h5:/a", 1)])
 
     def test_from_results_of_runs_at_different_thresholds_warns(self):
         # Shards run with different -T: log V moves by r/2 log T, so rows of

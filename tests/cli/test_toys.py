@@ -547,6 +547,9 @@ class Toys(unittest.TestCase):
         self.assertIn("not sampled (n = 9 > --scan-max-n = 8): each coordinate has one power p", c["note"])
         c = self.learning_coefficient("/nine_wrong", ["--loss", loss, "--set", "expected_learning_coefficient=-7"], 1)
         self.assertEqual((c["status"], c["measured"]), ("fail", 4.0))
+        c = self.learning_coefficient("/nine_typed", ["--loss", loss, "--set", "expected_learning_coefficient=4.0000001"],
+                                      0)  # written to 8 digits: the exponent
+        self.assertEqual(c["status"], "pass")
         c = self.learning_coefficient("/nine", None, 0, "--scan-max-n", 9)
         self.assertEqual(c["status"], "pass", c)
         self.assertLessEqual(abs(c["measured"] - 4.0), 4 * c["se"])

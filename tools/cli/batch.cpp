@@ -631,8 +631,11 @@ std::string json_text(const std::string& name) {
 // One Hessian saved under two names of its file (a symbolic link; a
 // relative and an absolute path in two shards' lists) is one row, as a run
 // on the files lists it once: rows whose file is the same file here (device
-// and inode) and whose dataset is the same keep the first (an ok row over an
-// error row), with a warning. Rows whose file is not here are kept.
+// and inode), whose dataset is the same and whose answers agree keep the
+// first (an ok row over an error row), with a warning. Rows that answer
+// otherwise are both kept (a file rewritten between the runs, a relative
+// name saved from another folder than this one), and so are rows whose file
+// is not here.
 std::vector<bv::Row> one_row_per_file_identity(std::vector<bv::Row>& rows, Progress& progress) {
     std::map<std::string, std::size_t> first;  // "device:inode\ndataset" -> row
     std::vector<bool> dropped(rows.size(), false);
@@ -642,6 +645,16 @@ std::vector<bv::Row> one_row_per_file_identity(std::vector<bv::Row>& rows, Progr
         const std::string key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + "\n" + rows[i].dataset;
         const auto [at, fresh] = first.emplace(key, i);
         if (fresh || rows[at->second].source == rows[i].source) continue;  // one name: merge_results's rule
+        const bv::Row& a = rows[at->second];
+        const bv::Row& b = rows[i];
+        const auto bar = [](double e) { return std::isfinite(e) ? e : 0.0; };
+        const bool agree =
+            !a.ok || !b.ok ? a.ok != b.ok || a.error == b.error
+                           : a.n == b.n && a.rank == b.rank && a.dim == b.dim && a.negative == b.negative &&
+                                 std::abs(a.log_volume - b.log_volume) <=
+                                     bar(a.log_volume_error) + bar(b.log_volume_error) +
+                                         1e-12 * std::max({1.0, std::abs(a.log_volume), std::abs(b.log_volume)});
+        if (!agree) continue;
         std::size_t keep = at->second, drop = i;
         if (!rows[keep].ok && rows[drop].ok) {
             std::swap(keep, drop);
