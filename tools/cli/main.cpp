@@ -14,6 +14,7 @@
 
 #include <basinvol/batch/scheduler.hpp>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -135,6 +136,7 @@ void refuse_analysis_options(const CLI::App& rank, bool negatives_last) {
 // goes on: -o FILE is still finished and renamed into place.
 volatile std::sig_atomic_t g_results_on_stdout = 1;
 extern "C" void on_broken_pipe(int) {
+    const int saved = errno;  // the interrupted write's EPIPE is what its caller reads
     struct pollfd out {STDOUT_FILENO, POLLOUT, 0};
     if (g_results_on_stdout && ::poll(&out, 1, 0) == 1 && (out.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) {
         struct sigaction fall {};
@@ -142,6 +144,7 @@ extern "C" void on_broken_pipe(int) {
         ::sigaction(SIGPIPE, &fall, nullptr);
         ::raise(SIGPIPE);
     }
+    errno = saved;
 }
 
 // Runs the chosen command; its errors become a message and an exit status.
